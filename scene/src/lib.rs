@@ -1,1 +1,243 @@
-//! placeholder
+//! The deterministic scene that triptych renders.
+//!
+//! Everything here is a pure function of the frame number, the layer index and the frame size, so
+//! the GPU process can draw it, the renderer can place it, and a test can predict every pixel of
+//! the composited result without running any of them.
+//!
+//! A layer is drawn as a background fill followed by solid rectangles, each written with
+//! replace semantics (scissored clears in GL), so the rendered texels are exact: no filtering,
+//! no blending, no rasterisation rules to guess. Colours are premultiplied RGBA8.
+//!
+//! Coordinates are top-down: row 0 is the first row in memory of a layer buffer and of the
+//! composited frame. The GPU process keeps that orientation by using GL's window y directly as
+//! the scene's row index, so no flip is needed on read-back or export.
+//!
+//! The composite is premultiplied-alpha OVER ([Porter and Duff, 1984]) in ascending `z`, each
+//! layer scaled by its opacity, over an opaque backdrop. [`blend_over`] is the one definition
+//! of that arithmetic, in integers with round-to-nearest, used by the renderer and by the
+//! predictions alike.
+//!
+//! [Porter and Duff, 1984]: https://keithp.com/~keithp/porterduff/p253-porter.pdf
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// The colour of the backdrop the layers are composited over: opaque, premultiplied.
+pub const BACKDROP: [u8; 4] = [16, 16, 24, 255];
+
+/// The largest number of layers a scene has.
+pub const MAX_LAYERS: u32 = 8;
+
+/// A rectangle in top-down pixel coordinates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rect {
+    /// Left column.
+    pub x: u32,
+    /// Top row.
+    pub y: u32,
+    /// Width in pixels.
+    pub w: u32,
+    /// Height in pixels.
+    pub h: u32,
+}
+
+impl Rect {
+    /// Whether the pixel at (`x`, `y`) lies inside.
+    pub fn contains(&self, x: u32, y: u32) -> bool {
+        x >= self.x && y >= self.y && x - self.x < self.w && y - self.y < self.h
+    }
+}
+
+/// What one layer's texture holds: a fill, then rectangles written over it in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerContent {
+    /// Width of the layer texture in pixels.
+    pub width: u32,
+    /// Height of the layer texture in pixels.
+    pub height: u32,
+    /// The fill, premultiplied RGBA8.
+    pub background: [u8; 4],
+    /// Rectangles, each replacing the texels it covers, premultiplied RGBA8.
+    pub rects: Vec<(Rect, [u8; 4])>,
+}
+
+impl LayerContent {
+    /// The texel at (`x`, `y`) of this layer.
+    pub fn texel(&self, x: u32, y: u32) -> [u8; 4] {
+        self.rects
+            .iter()
+            .rev()
+            .find(|(r, _)| r.contains(x, y))
+            .map_or(self.background, |(_, c)| *c)
+    }
+
+    /// Fills `out` (tightly packed rows of `width * 4` bytes) with this layer on the CPU.
+    ///
+    /// Used by tests and benchmarks to produce reference buffers; the GPU process draws the
+    /// same content with GL.
+    pub fn fill(&self, out: &mut [u8]) {
+        let stride = self.width as usize * 4;
+        for (y, row) in out.chunks_exact_mut(stride).take(self.height as usize).enumerate() {
+            for (x, px) in row.chunks_exact_mut(4).enumerate() {
+                px.copy_from_slice(&self.texel(x as u32, y as u32));
+            }
+        }
+    }
+}
+
+/// Where and how a layer is composited into the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Left edge in frame pixels; may be negative or past the frame (the layer is clipped).
+    pub x: i32,
+    /// Top edge in frame pixels; may be negative or past the frame (the layer is clipped).
+    pub y: i32,
+    /// Stacking order: lower values are drawn first.
+    pub z: i32,
+    /// Opacity, 0 (invisible) to 255 (as drawn).
+    pub opacity: u8,
+}
+
+/// The size of layer `layer`'s texture in a frame of `frame_w` x `frame_h`.
+///
+/// Layer 0 covers the whole frame; the others are smaller panels.
+pub fn layer_size(layer: u32, frame_w: u32, frame_h: u32) -> (u32, u32) {
+    if layer == 0 {
+        (frame_w.max(1), frame_h.max(1))
+    } else {
+        ((frame_w / 2).max(1), (frame_h / 2).max(1))
+    }
+}
+
+/// A colour that depends on the frame and the layer, premultiplied with alpha `a`.
+fn colour(frame: u64, layer: u32, salt: u32, a: u8) -> [u8; 4] {
+    // A small integer hash keeps neighbouring frames visibly different and fully determined.
+    let mut v = (frame as u32)
+        .wrapping_mul(0x9E37_79B1)
+        .wrapping_add(layer.wrapping_mul(0x85EB_CA6B))
+        .wrapping_add(salt.wrapping_mul(0xC2B2_AE35));
+    v ^= v >> 15;
+    v = v.wrapping_mul(0x2C1B_3C6D);
+    v ^= v >> 12;
+    let [r, g, b, _] = v.to_le_bytes();
+    let premul = |c: u8| ((u32::from(c) * u32::from(a) + 127) / 255) as u8;
+    [premul(r), premul(g), premul(b), a]
+}
+
+/// The content of layer `layer` at frame `frame`.
+pub fn layer_content(frame: u64, layer: u32, frame_w: u32, frame_h: u32) -> LayerContent {
+    let (w, h) = layer_size(layer, frame_w, frame_h);
+    // Layer 0 is opaque; the panels above it are translucent so that blending is exercised.
+    let alpha = if layer == 0 { 255 } else { 160 + (layer * 23 % 90) as u8 };
+    let background = colour(frame, layer, 0, alpha);
+    // A bar that sweeps across the layer, one column per frame, and a fixed badge.
+    let bar_w = (w / 8).max(1);
+    let bar_x = (frame % u64::from(w)) as u32;
+    let bar = Rect { x: bar_x, y: 0, w: bar_w.min(w - bar_x), h };
+    let badge = Rect { x: w / 4, y: h / 4, w: (w / 4).max(1), h: (h / 4).max(1) };
+    LayerContent {
+        width: w,
+        height: h,
+        background,
+        rects: vec![(bar, colour(frame, layer, 1, 255)), (badge, colour(frame, layer, 2, alpha))],
+    }
+}
+
+/// Where layer `layer` of `layers` goes at frame `frame`.
+pub fn placement(frame: u64, layer: u32, layers: u32, frame_w: u32, frame_h: u32) -> Placement {
+    if layer == 0 {
+        return Placement { x: 0, y: 0, z: 0, opacity: 255 };
+    }
+    let (w, h) = layer_size(layer, frame_w, frame_h);
+    let span_x = u64::from(frame_w.saturating_sub(w).max(1));
+    let span_y = u64::from(frame_h.saturating_sub(h).max(1));
+    let step = frame * u64::from(layer * 3 + 1);
+    // The panels drift across the frame; their stacking order rotates every 16 frames.
+    let x = ((step + u64::from(layer) * 37) % span_x) as i32;
+    let y = ((step / 2 + u64::from(layer) * 53) % span_y) as i32;
+    let z = 1 + ((u64::from(layer) + frame / 16) % u64::from(layers.max(1))) as i32;
+    let opacity = 128 + ((layer * 41 + (frame as u32 % 64)) % 128) as u8;
+    Placement { x, y, z, opacity }
+}
+
+/// Premultiplied OVER of `src` scaled by `opacity` onto `dst`, in integers, rounding to nearest.
+#[inline]
+pub fn blend_over(dst: [u8; 4], src: [u8; 4], opacity: u8) -> [u8; 4] {
+    let op = u32::from(opacity);
+    let scale = |c: u8| (u32::from(c) * op + 127) / 255;
+    let sa = scale(src[3]);
+    let inv = 255 - sa;
+    let mut out = [0u8; 4];
+    for i in 0..4 {
+        let s = scale(src[i]);
+        out[i] = (s + (u32::from(dst[i]) * inv + 127) / 255).min(255) as u8;
+    }
+    out
+}
+
+/// The colour of pixel (`x`, `y`) of the composited frame `frame`, computed from the scene
+/// alone, one pixel at a time: the reference the pipeline's output is checked against.
+pub fn expected_pixel(frame: u64, layers: u32, frame_w: u32, frame_h: u32, x: u32, y: u32) -> [u8; 4] {
+    let mut order: Vec<(i32, u32)> =
+        (0..layers).map(|l| (placement(frame, l, layers, frame_w, frame_h).z, l)).collect();
+    order.sort();
+    let mut px = BACKDROP;
+    for (_, l) in order {
+        let p = placement(frame, l, layers, frame_w, frame_h);
+        let (w, h) = layer_size(l, frame_w, frame_h);
+        let lx = i64::from(x) - i64::from(p.x);
+        let ly = i64::from(y) - i64::from(p.y);
+        if lx < 0 || ly < 0 || lx >= i64::from(w) || ly >= i64::from(h) {
+            continue;
+        }
+        let content = layer_content(frame, l, frame_w, frame_h);
+        px = blend_over(px, content.texel(lx as u32, ly as u32), p.opacity);
+    }
+    px
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blend_identities() {
+        assert_eq!(blend_over([1, 2, 3, 4], [9, 9, 9, 255], 255), [9, 9, 9, 255]);
+        assert_eq!(blend_over([1, 2, 3, 4], [9, 9, 9, 255], 0), [1, 2, 3, 4]);
+        assert_eq!(blend_over([200, 100, 50, 255], [0, 0, 0, 0], 255), [200, 100, 50, 255]);
+        // Half-transparent white over black gives mid grey, opaque.
+        assert_eq!(blend_over([0, 0, 0, 255], [128, 128, 128, 128], 255), [128, 128, 128, 255]);
+    }
+
+    #[test]
+    fn content_is_deterministic_and_animated() {
+        let a = layer_content(7, 1, 320, 240);
+        assert_eq!(a, layer_content(7, 1, 320, 240));
+        assert_ne!(a, layer_content(8, 1, 320, 240));
+        assert_ne!(placement(3, 2, 3, 320, 240), placement(4, 2, 3, 320, 240));
+    }
+
+    #[test]
+    fn colours_are_premultiplied() {
+        for f in 0..50 {
+            for l in 0..MAX_LAYERS {
+                let c = layer_content(f, l, 64, 48);
+                for px in std::iter::once(c.background).chain(c.rects.iter().map(|r| r.1)) {
+                    assert!(px[0] <= px[3] && px[1] <= px[3] && px[2] <= px[3], "{px:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rects_stay_inside_layer() {
+        for f in 0..200 {
+            for l in 0..4 {
+                let c = layer_content(f, l, 33, 17);
+                for (r, _) in &c.rects {
+                    assert!(r.x + r.w <= c.width && r.y + r.h <= c.height, "{r:?} in {c:?}");
+                }
+            }
+        }
+    }
+}

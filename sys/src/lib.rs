@@ -1,1 +1,30 @@
-//! placeholder
+//! The Linux layer of triptych: every system call that needs `unsafe` lives in this crate.
+//!
+//! The other crates see only safe, typed wrappers: file descriptors are `OwnedFd` or
+//! `BorrowedFd`, mappings unmap themselves, ioctl numbers are computed from the uapi headers'
+//! formulas and pinned by tests. Keeping the unsafe code here means one place to audit and one
+//! place whose numbers the seccomp policies share.
+//!
+//! - [`pidfd`]: `pidfd_open`, `pidfd_getfd`, `pidfd_send_signal` and waiting on a process.
+//! - [`fd`]: file identity, the export window of fd numbers, close-on-exec duplication.
+//! - [`memfd`]: sealed shared-memory buffers.
+//! - [`eventfd`]: the CPU fence used with shm buffers.
+//! - [`mapping`]: `mmap`-backed views of buffers.
+//! - [`prctl`]: process names, parent-death signals, dumpability, Yama ptracer.
+//! - [`poll`]: waiting on fds with a deadline.
+//! - [`proc`]: reading `/proc` for counters and tests.
+//! - [`ioctl`]: the `_IOC` encoding from `include/uapi/asm-generic/ioctl.h`.
+//! - [`dma_buf`]: DMA-BUF CPU access and sync_file export.
+//! - [`drm`]: DRM dumb buffers, PRIME export and the vgem fence ioctls.
+
+pub mod dma_buf;
+pub mod drm;
+pub mod eventfd;
+pub mod fd;
+pub mod ioctl;
+pub mod mapping;
+pub mod memfd;
+pub mod pidfd;
+pub mod poll;
+pub mod prctl;
+pub mod proc;

@@ -1,0 +1,192 @@
+//! File identity, close-on-exec duplication and the export window.
+//!
+//! A file crossing from one process to another is described by its *identity*, the
+//! `(st_dev, st_ino)` pair of `fstat(2)`: the receiver fetches the fd by number and then proves it
+//! got the file that was meant. memfds and DMA-BUFs have one inode each, so the check is exact;
+//! eventfds and sync_files share one anonymous inode per kind, so for fences it proves the kind of
+//! file, not the instance.
+//!
+//! The *export window* is a range of fd numbers `[base, base + len)` in the GPU process into which
+//! every exported buffer and fence is moved with `fcntl(F_DUPFD_CLOEXEC)`. The renderer's seccomp
+//! filter allows `pidfd_getfd` only inside that range, so no other file of the GPU process (its DRM
+//! device, its IPC sockets) can be taken.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+
+/// Errors from fd-level operations.
+#[derive(Debug, thiserror::Error)]
+pub enum FdError {
+    /// `fstat` failed.
+    #[error("fstat of fd {fd} failed: {errno}")]
+    Fstat {
+        /// The fd number.
+        fd: i32,
+        /// The error.
+        errno: nix::Error,
+    },
+    /// Duplication into the export window failed.
+    #[error("could not move fd {fd} into the export window [{base}, {end}): {errno}")]
+    Dup {
+        /// The fd number.
+        fd: i32,
+        /// First number of the window.
+        base: i32,
+        /// One past the last number of the window.
+        end: i32,
+        /// The error.
+        errno: nix::Error,
+    },
+    /// The window has no free number left.
+    #[error("export window [{base}, {end}) is full: the kernel returned fd {got}")]
+    WindowFull {
+        /// First number of the window.
+        base: i32,
+        /// One past the last number of the window.
+        end: i32,
+        /// The number the kernel handed out.
+        got: i32,
+    },
+    /// `lseek` failed.
+    #[error("lseek(SEEK_END) of fd {fd} failed: {errno}")]
+    Seek {
+        /// The fd number.
+        fd: i32,
+        /// The error.
+        errno: nix::Error,
+    },
+    /// `fcntl` failed.
+    #[error("fcntl({op}) on fd {fd} failed: {errno}")]
+    Fcntl {
+        /// Which operation.
+        op: &'static str,
+        /// The fd number.
+        fd: i32,
+        /// The error.
+        errno: nix::Error,
+    },
+}
+
+/// The `(st_dev, st_ino)` of a file: what the receiver of a fd checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// `st_dev` of the file.
+    pub dev: u64,
+    /// `st_ino` of the file.
+    pub ino: u64,
+}
+
+/// Reads the identity of the file behind `fd`.
+pub fn identity(fd: BorrowedFd<'_>) -> Result<FileIdentity, FdError> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())
+        .map_err(|errno| FdError::Fstat { fd: fd.as_raw_fd(), errno })?;
+    Ok(FileIdentity { dev: st.st_dev, ino: st.st_ino })
+}
+
+/// The size of the file behind `fd` as `lseek(fd, 0, SEEK_END)` reports it.
+///
+/// For a memfd this is its length; for a DMA-BUF the kernel reports the buffer's size (see
+/// `dma_buf_llseek` in `drivers/dma-buf/dma-buf.c`). The file position is restored to 0.
+pub fn seek_size(fd: BorrowedFd<'_>) -> Result<u64, FdError> {
+    use nix::unistd::{lseek, Whence};
+    let raw = fd.as_raw_fd();
+    let end = lseek(raw, 0, Whence::SeekEnd).map_err(|errno| FdError::Seek { fd: raw, errno })?;
+    lseek(raw, 0, Whence::SeekSet).map_err(|errno| FdError::Seek { fd: raw, errno })?;
+    Ok(end as u64)
+}
+
+/// A range of fd numbers reserved for exported files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportWindow {
+    /// First fd number of the window.
+    pub base: i32,
+    /// Number of fd numbers in the window.
+    pub len: i32,
+}
+
+impl ExportWindow {
+    /// The window used by the GPU process. The base sits far above the numbers a process is
+    /// handed in the normal course of things and below the usual soft `RLIMIT_NOFILE` of 1024.
+    pub const GPU: ExportWindow = ExportWindow { base: 512, len: 256 };
+
+    /// One past the last number.
+    pub fn end(&self) -> i32 {
+        self.base + self.len
+    }
+
+    /// Whether `fd` is inside the window.
+    pub fn contains(&self, fd: i32) -> bool {
+        fd >= self.base && fd < self.end()
+    }
+
+    /// Duplicates `fd` to the lowest free number of the window, close-on-exec. The original
+    /// stays open; drop it to leave only the window's copy.
+    pub fn place(&self, fd: BorrowedFd<'_>) -> Result<OwnedFd, FdError> {
+        let raw = fd.as_raw_fd();
+        // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor or -1; `raw` is
+        // borrowed and so open for the duration of the call.
+        let got = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, self.base) };
+        if got < 0 {
+            return Err(FdError::Dup {
+                fd: raw,
+                base: self.base,
+                end: self.end(),
+                errno: nix::Error::last(),
+            });
+        }
+        // SAFETY: `got` was just returned by fcntl as a new descriptor that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(got) };
+        if !self.contains(got) {
+            return Err(FdError::WindowFull { base: self.base, end: self.end(), got });
+        }
+        Ok(owned)
+    }
+}
+
+/// Duplicates `fd` with close-on-exec set.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd, FdError> {
+    fd.try_clone_to_owned().map_err(|e| FdError::Fcntl {
+        op: "F_DUPFD_CLOEXEC",
+        fd: fd.as_raw_fd(),
+        errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })
+}
+
+/// Whether `FD_CLOEXEC` is set on `fd`.
+pub fn is_cloexec(fd: impl AsFd) -> Result<bool, FdError> {
+    let raw = fd.as_fd().as_raw_fd();
+    let flags = nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD)
+        .map_err(|errno| FdError::Fcntl { op: "F_GETFD", fd: raw, errno })?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
+}
+
+/// Clears `FD_CLOEXEC` so that a child process inherits `fd` across `execve`.
+///
+/// Used only between `fork` and `exec` for the one socket a child is meant to inherit.
+pub fn clear_cloexec(fd: BorrowedFd<'_>) -> Result<(), FdError> {
+    let raw = fd.as_raw_fd();
+    nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
+        .map(|_| ())
+        .map_err(|errno| FdError::Fcntl { op: "F_SETFD", fd: raw, errno })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_places_inside_and_cloexec() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let w = ExportWindow { base: 700, len: 4 };
+        let placed: Vec<OwnedFd> = (0..4).map(|_| w.place(a.as_fd()).expect("place")).collect();
+        for p in &placed {
+            assert!(w.contains(p.as_raw_fd()), "{} outside", p.as_raw_fd());
+            assert!(is_cloexec(p).expect("getfd"));
+            assert_eq!(identity(p.as_fd()).expect("id"), identity(a.as_fd()).expect("id"));
+        }
+        match w.place(a.as_fd()) {
+            Err(FdError::WindowFull { got: 704, .. }) => {}
+            other => panic!("expected a full window, got {other:?}"),
+        }
+    }
+}

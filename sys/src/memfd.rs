@@ -1,0 +1,92 @@
+//! Sealed shared-memory buffers (`memfd_create(2)`).
+//!
+//! The shm backend's buffers are memfds created close-on-exec with sealing allowed, sized once
+//! with `ftruncate`, then sealed against shrinking and growing (`F_SEAL_SHRINK | F_SEAL_GROW`) so
+//! that a receiver that maps them can never take a `SIGBUS` because the owner truncated the file
+//! under it. Writes stay allowed: the buffer is reused frame after frame. See
+//! <https://man7.org/linux/man-pages/man2/memfd_create.2.html> and "File seals" in `fcntl(2)`.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+
+/// Errors from memfd operations.
+#[derive(Debug, thiserror::Error)]
+pub enum MemfdError {
+    /// `memfd_create` failed.
+    #[error("memfd_create({name:?}) failed: {errno}")]
+    Create {
+        /// The debug name.
+        name: String,
+        /// The error.
+        errno: nix::Error,
+    },
+    /// `ftruncate` failed.
+    #[error("ftruncate of memfd to {size} bytes failed: {errno}")]
+    Truncate {
+        /// The requested size.
+        size: u64,
+        /// The error.
+        errno: nix::Error,
+    },
+    /// Sealing failed.
+    #[error("F_ADD_SEALS on memfd failed: {errno}")]
+    Seal {
+        /// The error.
+        errno: nix::Error,
+    },
+    /// The seals read back are not the ones expected.
+    #[error("memfd seals are {found:#x}, expected at least {wanted:#x}")]
+    Seals {
+        /// The seals the file has.
+        found: i32,
+        /// The seals required.
+        wanted: i32,
+    },
+}
+
+/// Creates a memfd of `size` bytes, sealed against shrinking and growing.
+pub fn create_sealed(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
+    let fd = memfd_create(name, MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
+        .map_err(|errno| MemfdError::Create { name: name.to_string_lossy().into_owned(), errno })?;
+    nix::unistd::ftruncate(&fd, size as i64).map_err(|errno| MemfdError::Truncate { size, errno })?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
+    )
+    .map_err(|errno| MemfdError::Seal { errno })?;
+    Ok(fd)
+}
+
+/// Checks that `fd` is sealed against shrinking, so that a mapping of it cannot fault.
+pub fn check_no_shrink(fd: BorrowedFd<'_>) -> Result<(), MemfdError> {
+    let found = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|errno| MemfdError::Seal { errno })?;
+    let wanted = libc::F_SEAL_SHRINK;
+    if found & wanted != wanted {
+        return Err(MemfdError::Seals { found, wanted });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn sealed_memfd_refuses_shrink() {
+        let fd = create_sealed(c"t", 4096).expect("memfd");
+        check_no_shrink(fd.as_fd()).expect("sealed");
+        assert_eq!(crate::fd::seek_size(fd.as_fd()).expect("size"), 4096);
+        assert!(nix::unistd::ftruncate(&fd, 10).is_err());
+        assert!(crate::fd::is_cloexec(&fd).expect("flags"));
+    }
+
+    #[test]
+    fn unsealed_file_is_rejected() {
+        let fd = memfd_create(c"u", MemFdCreateFlag::MFD_CLOEXEC).expect("memfd");
+        assert!(matches!(check_no_shrink(fd.as_fd()), Err(MemfdError::Seals { .. })));
+    }
+}
