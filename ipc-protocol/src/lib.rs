@@ -1,1 +1,26 @@
-//! placeholder
+//! The closed set of typed messages that triptych's three processes exchange, and the buffer
+//! description that crosses from the GPU process to the renderer.
+//!
+//! Channels are [`ipc_channel`] channels; each process learns its peers' channels during
+//! bootstrap ([`bootstrap`]) and never anything else. Every message type here is an enum or a
+//! struct of plain data, so a peer can only say what the protocol lets it say; what it says is
+//! still checked on arrival ([`frame::Frame::validate_shape`] and friends), because the renderer
+//! must assume the GPU process may be compromised and the launcher must assume both children may
+//! be.
+//!
+//! One frame's path, and the message that carries each step:
+//!
+//! 1. GPU process renders layer textures and exports them ([`frame::Frame`] with
+//!    [`frame::RemoteFd`]s in its export window) -> [`messages::GpuToRenderer::Frame`].
+//! 2. Renderer fetches the fds (`pidfd_getfd`), checks their identity and extent, waits on the
+//!    fences, composites into an output slot -> [`messages::RendererToLauncher::Presented`].
+//! 3. Launcher presents the slot and hands back the one it showed before ->
+//!    [`messages::LauncherToRenderer::SlotFree`].
+//! 4. Renderer releases each buffer it no longer shows -> [`messages::RendererToGpu::Release`].
+#![forbid(unsafe_code)]
+
+pub mod bootstrap;
+pub mod frame;
+pub mod messages;
+
+pub use frame::{BufferId, DescError, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};

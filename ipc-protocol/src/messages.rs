@@ -1,0 +1,261 @@
+//! Every message of the protocol, grouped by channel (sender to receiver).
+//!
+//! Channel topology, all set up by the launcher:
+//!
+//! ```text
+//!   launcher --LauncherToGpu------> gpu        launcher <--GpuToLauncher------- gpu
+//!   launcher --LauncherToRenderer-> renderer   launcher <--RendererToLauncher-- renderer
+//!   gpu ------GpuToRenderer-------> renderer   gpu <-------RendererToGpu------- renderer
+//! ```
+//!
+//! The GPU process and the renderer talk directly so a frame's handoff crosses one socket; the
+//! launcher creates that pair of channels and hands one end to each child, anew after every
+//! restart, so a restarted child never shares a channel with a dead one. Every message from the
+//! GPU process carries its *epoch* (the launcher's count of GPU process starts), and the renderer
+//! drops anything from an epoch other than the current one.
+
+use ipc_channel::ipc::{IpcReceiver, IpcSender};
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{BufferId, BufferKind, FenceKind, Frame, RemoteFd};
+
+/// How fds travel from the GPU process to the renderer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transport {
+    /// The renderer takes them with `pidfd_getfd` from the GPU process's export window.
+    Pidfd,
+}
+
+impl Transport {
+    /// The name used on the command line, in summaries and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Pidfd => "pidfd_getfd",
+        }
+    }
+}
+
+/// Where a layer goes in the composited frame. Mirrors the scene's placement on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerPlacement {
+    /// Left edge in frame pixels (may be off-frame).
+    pub x: i32,
+    /// Top edge in frame pixels (may be off-frame).
+    pub y: i32,
+    /// Stacking order, lowest first.
+    pub z: i32,
+    /// Opacity 0..=255.
+    pub opacity: u8,
+}
+
+/// One layer of a frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerMsg {
+    /// Layer index.
+    pub layer: u32,
+    /// Placement in the frame.
+    pub placement: LayerPlacement,
+    /// The buffer holding the layer's pixels.
+    pub buffer: Frame<RemoteFd>,
+}
+
+/// Launcher to GPU process.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum LauncherToGpu {
+    /// Start producing frames.
+    Start(GpuStart),
+    /// Stop, release everything, exit 0.
+    Shutdown,
+}
+
+/// What the GPU process is asked to do.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GpuStart {
+    /// This GPU process's epoch.
+    pub epoch: u64,
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Number of layers.
+    pub layers: u32,
+    /// Frames to render; the GPU process stops producing after the last.
+    pub frames: u64,
+    /// Buffers per layer in the pool (at least 3).
+    pub pool_per_layer: u32,
+    /// The buffer backend to use.
+    pub backend: BufferKind,
+    /// The renderer's pid, for `PR_SET_PTRACER` where Yama is active.
+    pub renderer_pid: u32,
+    /// Where frames go.
+    pub to_renderer: IpcSender<GpuToRenderer>,
+    /// Where releases come from.
+    pub releases: IpcReceiver<RendererToGpu>,
+}
+
+/// GPU process to launcher.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum GpuToLauncher {
+    /// Started; the backend and fence kind in use, and the EGL facts.
+    Started(GpuInfo),
+    /// Rendered the last frame asked for.
+    Finished {
+        /// Frames rendered.
+        frames: u64,
+    },
+    /// A fatal error, named.
+    Failed(String),
+}
+
+/// What the GPU process runs on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// The GPU process's pid.
+    pub pid: u32,
+    /// The buffer backend in use.
+    pub backend: BufferKind,
+    /// The fence kind in use.
+    pub fence: FenceKind,
+    /// EGL vendor, GL renderer, platform: one line for summaries.
+    pub gl: String,
+    /// The export window `[base, end)`.
+    pub window: (i32, i32),
+}
+
+/// GPU process to renderer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum GpuToRenderer {
+    /// A frame's layers, exported.
+    Frame(FrameMsg),
+}
+
+/// One frame: every layer's buffer and placement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameMsg {
+    /// The sender's epoch.
+    pub epoch: u64,
+    /// Frame number, from 0.
+    pub frame: u64,
+    /// CLOCK_MONOTONIC nanoseconds when the message was sent.
+    pub sent_ns: u64,
+    /// The layers.
+    pub layers: Vec<LayerMsg>,
+}
+
+/// Renderer to GPU process.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RendererToGpu {
+    /// The renderer no longer reads this buffer; the GPU process may reuse it.
+    Release {
+        /// The epoch of the buffer.
+        epoch: u64,
+        /// The buffer.
+        buffer: BufferId,
+    },
+}
+
+/// Launcher to renderer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum LauncherToRenderer {
+    /// Start compositing.
+    Start(RendererStart),
+    /// The launcher no longer shows this output slot.
+    SlotFree(u32),
+    /// Send final counters, then exit 0.
+    Shutdown,
+}
+
+/// What the renderer is asked to do.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RendererStart {
+    /// Epoch of the GPU process.
+    pub epoch: u64,
+    /// The GPU process's pid.
+    pub gpu_pid: u32,
+    /// The GPU process's export window `[base, end)`.
+    pub gpu_window: (i32, i32),
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// How fds travel.
+    pub transport: Transport,
+    /// How long to wait for a fence before reporting a timeout, in milliseconds.
+    pub fence_timeout_ms: u32,
+    /// Frames come from here.
+    pub frames: IpcReceiver<GpuToRenderer>,
+    /// Releases go here.
+    pub releases: IpcSender<RendererToGpu>,
+}
+
+/// Renderer to launcher.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RendererToLauncher {
+    /// The output the renderer composites into: `slots` frames of `slot_bytes` each, in one
+    /// memfd that the launcher takes with `pidfd_getfd`.
+    Output {
+        /// The memfd.
+        fd: RemoteFd,
+        /// Number of slots.
+        slots: u32,
+        /// Bytes per slot (width * height * 4, rows tightly packed, RGBA premultiplied).
+        slot_bytes: u64,
+    },
+    /// A frame is composited into `slot`; the launcher owns the slot until it frees it.
+    Presented(Presented),
+    /// Final counters.
+    Stats(RendererStats),
+    /// A description was rejected (the frame is dropped, the previous one stays).
+    Rejected {
+        /// The frame.
+        frame: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A fatal error, named.
+    Failed(String),
+}
+
+/// A composited frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presented {
+    /// Frame number.
+    pub frame: u64,
+    /// Epoch of the GPU process that rendered it.
+    pub epoch: u64,
+    /// Output slot holding it.
+    pub slot: u32,
+    /// When the GPU process sent the description.
+    pub sent_ns: u64,
+    /// When every layer was fetched, imported and its fence signalled.
+    pub ready_ns: u64,
+    /// When compositing finished.
+    pub composited_ns: u64,
+}
+
+/// The renderer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RendererStats {
+    /// Frames composited.
+    pub frames: u64,
+    /// Buffer fds taken with `pidfd_getfd`.
+    pub buffers_via_pidfd: u64,
+    /// Fence fds taken with `pidfd_getfd`.
+    pub fences_via_pidfd: u64,
+    /// Buffer or fence fds that arrived any other way.
+    pub fds_via_other: u64,
+    /// Buffers mapped (import cache misses).
+    pub imports: u64,
+    /// Layers served from the import cache.
+    pub import_hits: u64,
+    /// Fences still pending when first polled.
+    pub fences_pending: u64,
+    /// Fences that did not signal within the deadline.
+    pub fence_timeouts: u64,
+    /// Descriptions rejected.
+    pub rejected: u64,
+    /// Layers whose buffers were dmabufs.
+    pub dmabuf_layers: u64,
+    /// Layers whose buffers were shm.
+    pub shm_layers: u64,
+}
