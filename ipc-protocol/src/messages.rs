@@ -83,14 +83,25 @@ pub struct GpuStart {
     pub frames: u64,
     /// Buffers per layer in the pool (at least 3).
     pub pool_per_layer: u32,
-    /// The buffer backend to use.
-    pub backend: BufferKind,
+    /// The buffer backend asked for.
+    pub backend: BackendRequest,
     /// The renderer's pid, for `PR_SET_PTRACER` where Yama is active.
     pub renderer_pid: u32,
     /// Where frames go.
     pub to_renderer: IpcSender<GpuToRenderer>,
     /// Where releases come from.
     pub releases: IpcReceiver<RendererToGpu>,
+}
+
+/// Which buffer backend the launcher asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendRequest {
+    /// DMA-BUF where it works, else shm, saying why.
+    Auto,
+    /// shm only.
+    Shm,
+    /// DMA-BUF only: fail with the missing piece named rather than fall back.
+    DmaBuf,
 }
 
 /// GPU process to launcher.
@@ -114,6 +125,8 @@ pub struct GpuInfo {
     pub pid: u32,
     /// The buffer backend in use.
     pub backend: BufferKind,
+    /// Why the backend differs from the fast path, when it does (`auto` fell back to shm).
+    pub backend_reason: Option<String>,
     /// The fence kind in use.
     pub fence: FenceKind,
     /// EGL vendor, GL renderer, platform: one line for summaries.

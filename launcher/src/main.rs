@@ -1,1 +1,53 @@
-fn main() {}
+//! `triptych`: the launcher, the trusted parent of the GPU process and the renderer.
+//!
+//! It spawns both children, bootstraps their channels, supervises them through pidfds, presents
+//! the composited frames (headless: PNG), and prints a summary of what ran. `triptych doctor`
+//! reports what the machine supports.
+
+mod child;
+mod cli;
+mod doctor;
+mod present;
+mod session;
+mod signals;
+mod summary;
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Parser;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRIPTYCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Run(args) => run(&args),
+        cli::Command::Doctor(args) => doctor::run(&args),
+    };
+    if let Err(e) = result {
+        tracing::error!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
+    let signals = signals::install()?;
+    if let Err(e) = triptych_sys::prctl::set_name("launcher") {
+        tracing::warn!(error = %e, "could not name the launcher process");
+    }
+    let summary = session::run(args, &signals)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(summary.text().as_bytes()).context("printing the summary")?;
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_string_pretty(&summary).context("encoding the summary")?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,1 +1,55 @@
-fn main() {}
+//! triptych's renderer process.
+//!
+//! Sequence: join the launcher's channels (bootstrap), receive `Start`, open the one pidfd of the
+//! GPU process it will use, create the output, then loop: receive a frame description, validate
+//! it, import each layer's buffer (cached per buffer id), fetch and wait on each fence with a
+//! deadline, composite into a free output slot, tell the launcher, and release the buffers it no
+//! longer shows. The renderer needs no GL context and opens no file after bootstrap.
+#![forbid(unsafe_code)]
+
+mod composite;
+mod fetch;
+mod import;
+mod output;
+mod pipeline;
+
+use anyhow::Context;
+use ipc_protocol::bootstrap::{self, IPC_FLAG};
+use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
+
+/// The role name: process name, policy name, span prefix, crash records.
+pub const ROLE: &str = "renderer";
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRIPTYCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    if let Err(e) = run() {
+        tracing::error!(role = ROLE, error = format!("{e:#}"), "renderer failed");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
+    let args: Vec<String> = std::env::args().collect();
+    let name = args
+        .iter()
+        .position(|a| a == IPC_FLAG)
+        .and_then(|i| args.get(i + 1))
+        .with_context(|| format!("missing {IPC_FLAG} NAME: the renderer is started by the launcher"))?;
+    let (commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(name, ROLE)
+        .context("joining the launcher")?;
+    let start = match commands.recv().context("waiting for Start from the launcher")? {
+        LauncherToRenderer::Start(s) => s,
+        LauncherToRenderer::Shutdown => return Ok(()),
+        other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
+    };
+    let mut pipeline = pipeline::Pipeline::new(start, events).context("starting the pipeline")?;
+    pipeline.run(commands)
+}

@@ -1,0 +1,146 @@
+//! How a rendered layer leaves the GPU process: one interface, two backends.
+//!
+//! An [`Exporter`] allocates pool buffers ([`Buffer`]), renders a layer's content into one
+//! ([`Exporter::render`], which returns an unsignalled [`Submission`] whose fence is exported with
+//! the description), and finishes the work ([`Exporter::complete`], which makes the pixels
+//! visible to the renderer and signals the fence). The caller sends the description between the
+//! two calls, so the renderer fetches fds while this process is still finishing the frame, and the
+//! fence is what tells it when it may read.
+//!
+//! - [`shm::ShmExporter`]: sealed memfds filled by GL read-back; an eventfd fence written once
+//!   the read-back has completed. Works wherever GL does.
+//! - `dmabuf::DmabufExporter`: the texture itself, exported as a DMA-BUF; a sync_file fence.
+//!
+//! Every exported fd (buffer planes and fences) is moved into the export window
+//! ([`triptych_sys::fd::ExportWindow::GPU`]) before it is described, because the renderer's sandbox
+//! lets it take fds from nowhere else.
+
+pub mod dmabuf;
+pub mod shm;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use ipc_protocol::frame::{BufferKind, FenceKind};
+use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
+use triptych_scene::LayerContent;
+use triptych_sys::fd::ExportWindow;
+
+use crate::gl::{GlContext, GlError, LayerTarget};
+
+/// Errors while exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A GL or EGL operation failed.
+    #[error(transparent)]
+    Gl(#[from] GlError),
+    /// Placing an fd in the export window failed.
+    #[error(transparent)]
+    Window(#[from] triptych_sys::fd::FdError),
+    /// Creating a memfd failed.
+    #[error(transparent)]
+    Memfd(#[from] triptych_sys::memfd::MemfdError),
+    /// Mapping failed.
+    #[error(transparent)]
+    Map(#[from] triptych_sys::mapping::MapError),
+    /// An eventfd fence failed.
+    #[error(transparent)]
+    Fence(#[from] triptych_sys::eventfd::EventFenceError),
+    /// A DRM or DMA-BUF operation failed.
+    #[error("{0}")]
+    Kernel(String),
+    /// The backend cannot work here; names the missing piece.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// One pool buffer: a GL render target plus the exported planes that show its pixels.
+#[derive(Debug)]
+pub struct Buffer {
+    /// Its id.
+    pub id: BufferId,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Format and layout of the exported memory.
+    pub format: DrmFormat,
+    /// Exported planes; every fd lies in the export window.
+    pub planes: Vec<Plane<OwnedFd>>,
+    /// What GL draws into.
+    pub target: LayerTarget,
+    /// Backend-specific state.
+    pub backing: Backing,
+}
+
+/// What a backend keeps per buffer.
+#[derive(Debug)]
+pub enum Backing {
+    /// The memfd's mapping, written by read-back.
+    Shm(triptych_sys::mapping::Mapping),
+    /// The DMA-BUF backend's per-buffer state.
+    DmaBuf(dmabuf::DmabufBacking),
+}
+
+/// One submitted render: its fence, exported, and what signals it.
+#[derive(Debug)]
+#[must_use = "a submission must be completed, or its fence never signals"]
+pub struct Submission {
+    /// The fence fd in the export window; kept until the renderer releases the buffer.
+    pub fence: OwnedFd,
+    /// What signals the fence.
+    pub signal: Signaller,
+}
+
+/// What signals a submission's fence.
+#[derive(Debug)]
+pub enum Signaller {
+    /// The process writes this eventfd once the work is done.
+    Event(triptych_sys::eventfd::EventFence),
+    /// The process signals this vgem fence once GL has finished.
+    Vgem(dmabuf::VgemFence),
+    /// The driver signals the fence itself (a native sync_file).
+    Driver,
+}
+
+/// A buffer backend.
+pub trait Exporter {
+    /// The memory kind it exports.
+    fn kind(&self) -> BufferKind;
+    /// The fence kind it exports.
+    fn fence_kind(&self) -> FenceKind;
+    /// Creates pool buffer `id` of `width` x `height`.
+    fn allocate(&mut self, gl: &mut GlContext, id: BufferId, width: u32, height: u32) -> Result<Buffer, ExportError>;
+    /// Draws `content` into `buf` and returns the unsignalled submission.
+    fn render(&mut self, gl: &mut GlContext, buf: &mut Buffer, content: &LayerContent) -> Result<Submission, ExportError>;
+    /// Finishes the work of `sub` and signals its fence.
+    fn complete(&mut self, gl: &mut GlContext, buf: &mut Buffer, sub: &mut Submission) -> Result<(), ExportError>;
+}
+
+/// Moves `fd` into the export window, closing the original.
+pub fn place(fd: OwnedFd) -> Result<OwnedFd, ExportError> {
+    Ok(ExportWindow::GPU.place(fd.as_fd())?)
+}
+
+/// Describes `fd` as a [`RemoteFd`] of this process.
+pub fn remote(fd: &OwnedFd) -> Result<RemoteFd, ExportError> {
+    let id = triptych_sys::fd::identity(fd.as_fd())?;
+    Ok(RemoteFd { pid: std::process::id(), fd: fd.as_raw_fd(), identity: FileId { dev: id.dev, ino: id.ino } })
+}
+
+/// The wire description of `buf` with fence `fence` of kind `kind`.
+pub fn describe(buf: &Buffer, kind: BufferKind, fence_kind: FenceKind, fence: &OwnedFd) -> Result<Frame<RemoteFd>, ExportError> {
+    let planes = buf
+        .planes
+        .iter()
+        .map(|p| Ok(Plane { fd: remote(&p.fd)?, offset: p.offset, stride: p.stride }))
+        .collect::<Result<Vec<_>, ExportError>>()?;
+    Ok(Frame {
+        id: buf.id,
+        kind,
+        format: buf.format,
+        width: buf.width,
+        height: buf.height,
+        planes,
+        fence: Fence { kind: fence_kind, fd: remote(fence)? },
+    })
+}

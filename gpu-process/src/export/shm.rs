@@ -1,0 +1,71 @@
+//! The shm backend: sealed memfds filled from GL by read-back, with eventfd fences.
+//!
+//! Each pool buffer is a memfd of `width * height * 4` bytes (RGBA8, `DRM_FORMAT_ABGR8888`,
+//! linear, rows tightly packed), sealed against shrinking and growing, mapped writable here and
+//! read-only in the renderer. A frame is drawn into the buffer's GL texture; the description goes
+//! out with a fresh, unsignalled eventfd; then `glReadPixels` copies the texture into the memfd
+//! and, once it has returned (the pixels are in memory), the eventfd is written. This is one copy
+//! more than the DMA-BUF path and the reason that path exists.
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
+use ipc_protocol::{BufferId, DrmFormat, Plane};
+use triptych_scene::LayerContent;
+use triptych_sys::eventfd::EventFence;
+use triptych_sys::mapping::{Access, Mapping};
+
+use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
+use crate::gl::GlContext;
+
+/// The shm backend.
+#[derive(Debug, Default)]
+pub struct ShmExporter;
+
+impl Exporter for ShmExporter {
+    fn kind(&self) -> BufferKind {
+        BufferKind::Shm
+    }
+
+    fn fence_kind(&self) -> FenceKind {
+        FenceKind::EventFd
+    }
+
+    fn allocate(&mut self, gl: &mut GlContext, id: BufferId, width: u32, height: u32) -> Result<Buffer, ExportError> {
+        let stride = width * 4;
+        let size = u64::from(stride) * u64::from(height);
+        let name = CString::new(format!("triptych-shm-{}.{}", id.slot, id.generation)).unwrap_or_default();
+        let memfd = triptych_sys::memfd::create_sealed(&name, size)?;
+        let map = Mapping::new(memfd.as_fd(), size as usize, Access::ReadWrite)?;
+        let fd = place(memfd)?;
+        let target = gl.create_target(width, height)?;
+        Ok(Buffer {
+            id,
+            width,
+            height,
+            format: DrmFormat { fourcc: DRM_FORMAT_ABGR8888, modifier: DRM_FORMAT_MOD_LINEAR },
+            planes: vec![Plane { fd, offset: 0, stride }],
+            target,
+            backing: Backing::Shm(map),
+        })
+    }
+
+    fn render(&mut self, gl: &mut GlContext, buf: &mut Buffer, content: &LayerContent) -> Result<Submission, ExportError> {
+        gl.draw(&buf.target, content)?;
+        let fence = EventFence::new()?;
+        let exported = place(triptych_sys::fd::dup_cloexec(fence.as_fd())?)?;
+        Ok(Submission { fence: exported, signal: Signaller::Event(fence) })
+    }
+
+    fn complete(&mut self, gl: &mut GlContext, buf: &mut Buffer, sub: &mut Submission) -> Result<(), ExportError> {
+        let Backing::Shm(map) = &mut buf.backing else {
+            return Err(ExportError::Unavailable("shm exporter given a buffer of another backend".into()));
+        };
+        gl.read_pixels(&buf.target, map.as_mut_slice())?;
+        if let Signaller::Event(f) = &sub.signal {
+            f.signal()?;
+        }
+        Ok(())
+    }
+}

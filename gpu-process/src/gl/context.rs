@@ -1,0 +1,1256 @@
+//! The headless OpenGL ES 3 context, the layer targets drawn with it, and GL sync objects.
+//!
+//! # Ownership and lifetimes
+//!
+//! [`GlContext`] holds an `Rc` of the shared state: the EGL display and context (through glutin
+//! on the device and GBM platforms, through [`SurfacelessContext`] on the surfaceless one), the
+//! `glow` function table and the [`EglInfo`] gathered at creation. Every [`LayerTarget`] and
+//! [`GlFence`] holds the same `Rc`, so the context outlives them all, and each deletes its own GL
+//! objects in `Drop` after making the context current again. Because of the `Rc` (and because an
+//! EGL context is current on one thread), none of these types is `Send`: create the context on the
+//! thread that renders.
+//!
+//! Every public operation first makes this context current if another one is, so two
+//! [`GlContext`]s on one thread do not draw into each other's objects. GL state that an operation
+//! depends on (framebuffer bindings, scissor, pack parameters) is set by that operation; nothing
+//! is assumed from a previous call.
+//!
+//! # Drawing
+//!
+//! A layer is a background fill and rectangles, each written with replace semantics. They are
+//! drawn with scissored clears ([`glScissor`], [`glClear`]), which write the clear colour to every
+//! texel in the scissor box with no rasterisation rules, blending or filtering, so the result is
+//! exact. GL's window y is used as the scene's row index unchanged: the scene's row 0 is GL's
+//! row 0, which is also the first row [`glReadPixels`] returns and the first row in memory of an
+//! exported texture, so no flip happens anywhere.
+//!
+//! [`glScissor`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glScissor.xhtml
+//! [`glClear`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glClear.xhtml
+//! [`glReadPixels`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glReadPixels.xhtml
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use glow::HasContext;
+use glutin::api::egl::context::PossiblyCurrentContext;
+use glutin::api::egl::device::Device;
+use glutin::api::egl::display::Display as EglDisplay;
+use glutin::config::{Api, ConfigSurfaceTypes, ConfigTemplateBuilder};
+use glutin::context::{AsRawContext, ContextApi, ContextAttributesBuilder, RawContext, Version};
+use glutin::display::{AsRawDisplay, RawDisplay};
+use glutin::prelude::*;
+use serde::{Deserialize, Serialize};
+use triptych_scene::LayerContent;
+
+use super::egl_ffi::{self, EglHandles, EglImage, GbmDevice, SurfacelessContext};
+use super::GlError;
+
+/// Which EGL platform to create the display on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlatformRequest {
+    /// The device platform (DRM-backed devices first, then a software device), then the
+    /// surfaceless platform.
+    #[default]
+    Auto,
+    /// Only the device platform. With `render_node`, only the device whose DRM render node (or
+    /// primary node) is that path; without, DRM-backed devices first, then software ones.
+    Device {
+        /// The DRM node the device must be backed by, e.g. `/dev/dri/renderD128`.
+        render_node: Option<PathBuf>,
+    },
+    /// Only the surfaceless platform (`EGL_MESA_platform_surfaceless`).
+    Surfaceless,
+    /// Only the GBM platform, on a `gbm_device` created on this DRM node.
+    Gbm {
+        /// The DRM node to open, e.g. `/dev/dri/renderD128`.
+        render_node: PathBuf,
+    },
+}
+
+/// The EGL platform a display was created on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// `EGL_EXT_platform_device`.
+    Device,
+    /// `EGL_MESA_platform_surfaceless`.
+    Surfaceless,
+    /// `EGL_KHR_platform_gbm`.
+    Gbm,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Platform::Device => "device platform",
+            Platform::Surfaceless => "surfaceless platform",
+            Platform::Gbm => "GBM platform",
+        })
+    }
+}
+
+/// One platform (and device) tried while creating a context, and why it failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformAttempt {
+    /// The platform.
+    pub platform: Platform,
+    /// The device or node on that platform, if it has one (a node path, or `software`).
+    pub candidate: Option<String>,
+    /// Why it failed.
+    pub error: String,
+}
+
+impl fmt::Display for PlatformAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.candidate {
+            Some(c) => write!(f, "{} ({c}): {}", self.platform, self.error),
+            None => write!(f, "{}: {}", self.platform, self.error),
+        }
+    }
+}
+
+/// What the EGL display and GL context offer; gathered once at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EglInfo {
+    /// The platform the display is on.
+    pub platform: Platform,
+    /// The DRM node behind the display, where known (render node preferred).
+    pub drm_node: Option<PathBuf>,
+    /// `EGL_VENDOR`.
+    pub egl_vendor: String,
+    /// `EGL_VERSION`.
+    pub egl_version: String,
+    /// Client extensions (`eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS)`), sorted.
+    pub client_extensions: Vec<String>,
+    /// Display extensions, sorted.
+    pub display_extensions: Vec<String>,
+    /// Device extensions of the EGL device (device platform only), sorted.
+    pub device_extensions: Vec<String>,
+    /// `GL_VENDOR`.
+    pub gl_vendor: String,
+    /// `GL_RENDERER`.
+    pub gl_renderer: String,
+    /// `GL_VERSION`.
+    pub gl_version: String,
+    /// `GL_MAX_TEXTURE_SIZE`.
+    pub max_texture_size: u32,
+    /// Display offers `EGL_MESA_image_dma_buf_export`.
+    pub mesa_image_dma_buf_export: bool,
+    /// Display offers `EGL_EXT_image_dma_buf_import`.
+    pub ext_image_dma_buf_import: bool,
+    /// Display offers `EGL_EXT_image_dma_buf_import_modifiers`.
+    pub ext_image_dma_buf_import_modifiers: bool,
+    /// Display offers `EGL_ANDROID_native_fence_sync`.
+    pub android_native_fence_sync: bool,
+    /// Display offers `EGL_KHR_fence_sync`.
+    pub khr_fence_sync: bool,
+    /// Platforms tried and failed before this one.
+    pub failed_attempts: Vec<PlatformAttempt>,
+}
+
+impl EglInfo {
+    /// Whether the display's extension string lists `name`.
+    pub fn has_display_extension(&self, name: &str) -> bool {
+        self.display_extensions.iter().any(|e| e == name)
+    }
+}
+
+/// How a wait on a fence ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use]
+pub enum WaitOutcome {
+    /// Everything before the fence has completed.
+    Signaled,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// The glutin-owned display and context of the device and GBM platforms.
+struct GlutinBackend {
+    // Drop order is declaration order: the context goes before the display it was made on, and
+    // the display is terminated (GBM only) before the gbm_device it points at is destroyed.
+    context: PossiblyCurrentContext,
+    display: EglDisplay,
+    gbm: Option<GbmDevice>,
+}
+
+impl Drop for GlutinBackend {
+    fn drop(&mut self) {
+        if self.context.is_current() {
+            if let Err(error) = self.context.make_not_current_in_place() {
+                tracing::warn!(%error, "releasing the EGL context failed");
+            }
+        }
+        if self.gbm.is_some() {
+            // The display was made on a gbm_device that only this backend owns, so no other
+            // holder of this EGLDisplay exists (EGL keys displays by native display): terminating
+            // it cannot break another context, and must happen before the device is destroyed.
+            // SAFETY: see above; glutin's own Drop of `context` then only destroys the context
+            // handle, which eglTerminate has already released (EGL allows that call on a
+            // terminated display: it fails with EGL_NOT_INITIALIZED, with no effect).
+            unsafe { self.display.clone().terminate() };
+        }
+    }
+}
+
+enum Backend {
+    Glutin(GlutinBackend),
+    Surfaceless(SurfacelessContext),
+}
+
+/// State shared by a context and every object made with it.
+pub(super) struct Shared {
+    pub(super) gl: glow::Context,
+    pub(super) egl: EglHandles,
+    pub(super) info: EglInfo,
+    // Dropped last (declaration order): the GL objects' owners are gone by then, and `gl` and
+    // `egl` are plain tables.
+    backend: Backend,
+}
+
+impl Shared {
+    /// Makes this context current on the calling thread if it is not already.
+    pub(super) fn make_current(&self) -> Result<(), GlError> {
+        if self.egl.is_current() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Glutin(b) => b
+                .context
+                .make_current_surfaceless()
+                .map_err(|e| GlError::Egl {
+                    call: "eglMakeCurrent(surfaceless)",
+                    code: e.raw_code().unwrap_or(0) as i32,
+                }),
+            Backend::Surfaceless(s) => s.make_current(),
+        }
+    }
+
+    /// `glGetError`, as a `Result` naming `call`.
+    pub(super) fn check(&self, call: &'static str) -> Result<(), GlError> {
+        // SAFETY: glGetError has no arguments; callers made this context current.
+        let code = unsafe { self.gl.get_error() };
+        if code == glow::NO_ERROR {
+            Ok(())
+        } else {
+            // Drain the other pending flags so they are not blamed on a later call.
+            // SAFETY: as above.
+            while unsafe { self.gl.get_error() } != glow::NO_ERROR {}
+            Err(GlError::Gl { call, code })
+        }
+    }
+
+    /// `glFlush`: submits queued commands.
+    pub(super) fn flush(&self) -> Result<(), GlError> {
+        self.make_current()?;
+        // SAFETY: this context is current (line above); glFlush has no arguments.
+        unsafe { self.gl.flush() };
+        self.check("glFlush")
+    }
+}
+
+/// A headless OpenGL ES 3.0 context, current on the thread that created it.
+pub struct GlContext {
+    shared: Rc<Shared>,
+}
+
+impl fmt::Debug for GlContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlContext")
+            .field("platform", &self.shared.info.platform)
+            .field("renderer", &self.shared.info.gl_renderer)
+            .field("display", &self.shared.egl.display())
+            .finish()
+    }
+}
+
+/// A layer's RGBA8 texture and the framebuffer that draws into it.
+pub struct LayerTarget {
+    shared: Rc<Shared>,
+    pub(super) texture: glow::NativeTexture,
+    framebuffer: Option<glow::NativeFramebuffer>,
+    width: u32,
+    height: u32,
+    /// The `EGLImage` wrapping `texture`, made on the first dma-buf export and kept so the
+    /// texture is exported once.
+    pub(super) image: OnceCell<EglImage>,
+}
+
+impl fmt::Debug for LayerTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerTarget")
+            .field("texture", &self.texture.0)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("exported", &self.image.get().is_some())
+            .finish()
+    }
+}
+
+impl LayerTarget {
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Bytes of a tightly packed RGBA8 copy: `width * height * 4`.
+    pub fn byte_len(&self) -> usize {
+        self.width as usize * self.height as usize * 4
+    }
+
+    pub(super) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for LayerTarget {
+    fn drop(&mut self) {
+        if let Some(image) = self.image.take() {
+            self.shared.egl.destroy_image(image);
+        }
+        if let Err(error) = self.shared.make_current() {
+            tracing::warn!(%error, texture = self.texture.0, "layer target leaked: context not current");
+            return;
+        }
+        // SAFETY: this context is current; the texture and framebuffer were created by it in
+        // `create_target` and are deleted only here.
+        unsafe {
+            if let Some(fb) = self.framebuffer {
+                self.shared.gl.delete_framebuffer(fb);
+            }
+            self.shared.gl.delete_texture(self.texture);
+        }
+    }
+}
+
+/// A GL sync object (`glFenceSync`) that signals when every GL command issued before it has
+/// completed. Deleted when dropped.
+#[must_use = "a fence is only useful if waited on"]
+pub struct GlFence {
+    shared: Rc<Shared>,
+    sync: glow::NativeFence,
+}
+
+impl fmt::Debug for GlFence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlFence")
+            .field("sync", &self.sync.0)
+            .finish()
+    }
+}
+
+impl GlFence {
+    /// Waits until the fence signals or `deadline` passes (`glClientWaitSync`, flushing first).
+    pub fn wait(&self, deadline: Instant) -> Result<WaitOutcome, GlError> {
+        self.shared.make_current()?;
+        let mut flags = glow::SYNC_FLUSH_COMMANDS_BIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // glow takes the timeout as i32 nanoseconds (GLuint64 in GL); wait in slices of at
+            // most i32::MAX ns (~2.1 s) until the deadline.
+            let slice = i32::try_from(left.as_nanos()).unwrap_or(i32::MAX);
+            // SAFETY: this context is current (above); `sync` was created by it and is deleted
+            // only in Drop, so it is a valid sync name; flags is 0 or SYNC_FLUSH_COMMANDS_BIT.
+            let status = unsafe { self.shared.gl.client_wait_sync(self.sync, flags, slice) };
+            flags = 0;
+            match status {
+                glow::ALREADY_SIGNALED | glow::CONDITION_SATISFIED => {
+                    return Ok(WaitOutcome::Signaled)
+                }
+                glow::TIMEOUT_EXPIRED if Instant::now() >= deadline => {
+                    return Ok(WaitOutcome::TimedOut)
+                }
+                glow::TIMEOUT_EXPIRED => continue,
+                _ => {
+                    self.shared.check("glClientWaitSync")?;
+                    return Err(GlError::Gl {
+                        call: "glClientWaitSync (WAIT_FAILED)",
+                        code: status,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether the fence has signalled, without waiting.
+    pub fn is_signaled(&self) -> Result<bool, GlError> {
+        self.wait(Instant::now())
+            .map(|o| o == WaitOutcome::Signaled)
+    }
+}
+
+impl Drop for GlFence {
+    fn drop(&mut self) {
+        if let Err(error) = self.shared.make_current() {
+            tracing::warn!(%error, "GL sync object leaked: context not current");
+            return;
+        }
+        // SAFETY: this context is current; `sync` was created by it and is deleted only here.
+        unsafe { self.shared.gl.delete_sync(self.sync) };
+    }
+}
+
+/// What creating a context on one platform produced, before the GL side is set up.
+struct Made {
+    backend: Backend,
+    platform: Platform,
+    drm_node: Option<PathBuf>,
+    device_extensions: Vec<String>,
+}
+
+impl GlContext {
+    /// Creates a headless OpenGL ES 3.0 context on the requested platform and makes it current
+    /// on the calling thread, with no surface.
+    ///
+    /// Fails with [`GlError::NoContext`] listing every platform tried and why each failed
+    /// (including a missing libEGL, which every attempt reports).
+    pub fn new(request: PlatformRequest) -> Result<GlContext, GlError> {
+        let mut attempts = Vec::new();
+        let made = match &request {
+            PlatformRequest::Auto => {
+                try_devices(None, &mut attempts).or_else(|| try_surfaceless(&mut attempts))
+            }
+            PlatformRequest::Device { render_node } => {
+                try_devices(render_node.as_deref(), &mut attempts)
+            }
+            PlatformRequest::Surfaceless => try_surfaceless(&mut attempts),
+            PlatformRequest::Gbm { render_node } => try_gbm(render_node, &mut attempts),
+        };
+        let Some(made) = made else {
+            return Err(GlError::NoContext { attempts });
+        };
+        let egl = egl_ffi::egl().map_err(|error| GlError::NoContext {
+            attempts: vec![PlatformAttempt {
+                platform: made.platform,
+                candidate: None,
+                error,
+            }],
+        })?;
+        let handles = match &made.backend {
+            Backend::Glutin(b) => match (b.display.raw_display(), b.context.raw_context()) {
+                // SAFETY: the display is initialised and the context alive: both belong to
+                // `made.backend`, which moves into the same `Shared` as these handles and is
+                // dropped after them (field order of `Shared`).
+                (RawDisplay::Egl(d), RawContext::Egl(c)) => unsafe {
+                    EglHandles::new(egl, d.cast_mut(), c.cast_mut())
+                },
+            },
+            // SAFETY: as above: the handles live in the `Shared` that owns the backend.
+            Backend::Surfaceless(s) => unsafe { s.handles() },
+        };
+        // The backend made the context current (glutin: make_current_surfaceless; surfaceless:
+        // in `SurfacelessContext::new`).
+        debug_assert!(handles.is_current());
+        // SAFETY: this context is current on this thread (just made so), and the loader returns
+        // libEGL's eglGetProcAddress results, which for GL names are entry points of the GL ES
+        // library dispatching to the current context; libEGL stays loaded for the process.
+        let gl =
+            unsafe { glow::Context::from_loader_function_cstr(|name| egl.gl_proc_address(name)) };
+        let version = gl.version();
+        if !version.is_embedded || version.major < 3 {
+            return Err(GlError::NoContext {
+                attempts: vec![PlatformAttempt {
+                    platform: made.platform,
+                    candidate: made.drm_node.as_ref().map(|p| p.display().to_string()),
+                    error: format!("context is {version:?}, not OpenGL ES 3"),
+                }],
+            });
+        }
+        // SAFETY: the context is current; these are valid `glGetString`/`glGetIntegerv` names.
+        let (gl_vendor, gl_renderer, gl_version, max_texture_size) = unsafe {
+            (
+                gl.get_parameter_string(glow::VENDOR),
+                gl.get_parameter_string(glow::RENDERER),
+                gl.get_parameter_string(glow::VERSION),
+                gl.get_parameter_i32(glow::MAX_TEXTURE_SIZE),
+            )
+        };
+        let display_extensions = handles.extensions();
+        let has = |name: &str| display_extensions.iter().any(|e| e == name);
+        let info = EglInfo {
+            platform: made.platform,
+            drm_node: made.drm_node,
+            egl_vendor: handles
+                .query_string(egl_ffi::EGL_VENDOR)
+                .unwrap_or_default(),
+            egl_version: handles
+                .query_string(egl_ffi::EGL_VERSION)
+                .unwrap_or_default(),
+            client_extensions: egl.client_extensions(),
+            device_extensions: made.device_extensions,
+            gl_vendor,
+            gl_renderer,
+            gl_version,
+            max_texture_size: u32::try_from(max_texture_size).unwrap_or(0),
+            mesa_image_dma_buf_export: has("EGL_MESA_image_dma_buf_export"),
+            ext_image_dma_buf_import: has("EGL_EXT_image_dma_buf_import"),
+            ext_image_dma_buf_import_modifiers: has("EGL_EXT_image_dma_buf_import_modifiers"),
+            android_native_fence_sync: has("EGL_ANDROID_native_fence_sync"),
+            khr_fence_sync: has("EGL_KHR_fence_sync"),
+            display_extensions,
+            failed_attempts: attempts,
+        };
+        tracing::info!(
+            platform = %info.platform,
+            drm_node = ?info.drm_node,
+            renderer = %info.gl_renderer,
+            gl_version = %info.gl_version,
+            dma_buf_export = info.mesa_image_dma_buf_export,
+            native_fence = info.android_native_fence_sync,
+            "GL context created"
+        );
+        let shared = Shared {
+            gl,
+            egl: handles,
+            info,
+            backend: made.backend,
+        };
+        shared.check("context setup")?;
+        Ok(GlContext {
+            shared: Rc::new(shared),
+        })
+    }
+
+    /// What the display and context offer.
+    pub fn info(&self) -> &EglInfo {
+        &self.shared.info
+    }
+
+    pub(super) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+
+    fn owns(&self, shared: &Rc<Shared>, what: &'static str) -> Result<(), GlError> {
+        if Rc::ptr_eq(&self.shared, shared) {
+            Ok(())
+        } else {
+            Err(GlError::ForeignObject { what })
+        }
+    }
+
+    /// Creates a `width` x `height` RGBA8 texture (one level, immutable storage) and a
+    /// framebuffer with it as colour attachment 0.
+    pub fn create_target(&mut self, width: u32, height: u32) -> Result<LayerTarget, GlError> {
+        let max = self.shared.info.max_texture_size;
+        let (Ok(w), Ok(h)) = (i32::try_from(width), i32::try_from(height)) else {
+            return Err(GlError::BadSize { width, height, max });
+        };
+        if width == 0 || height == 0 || width > max || height > max {
+            return Err(GlError::BadSize { width, height, max });
+        }
+        self.shared.make_current()?;
+        let gl = &self.shared.gl;
+        // SAFETY: this context is current (above); glGenTextures has no other precondition.
+        let texture = unsafe { gl.create_texture() }.map_err(|message| GlError::CreateObject {
+            object: "texture",
+            message,
+        })?;
+        // From here on `target`'s Drop deletes whatever was created if a step fails.
+        let mut target = LayerTarget {
+            shared: Rc::clone(&self.shared),
+            texture,
+            framebuffer: None,
+            width,
+            height,
+            image: OnceCell::new(),
+        };
+        // SAFETY: context current; `texture` is a fresh name of this context; 1 level of RGBA8
+        // with 1 <= w, h <= GL_MAX_TEXTURE_SIZE (checked above) is a valid glTexStorage2D.
+        // Nearest filtering with one level makes the texture complete, which EGLImage creation
+        // from it requires. The binding is restored to 0.
+        unsafe {
+            gl.bind_texture(glow::TEXTURE_2D, Some(texture));
+            gl.tex_storage_2d(glow::TEXTURE_2D, 1, glow::RGBA8, w, h);
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_MIN_FILTER,
+                glow::NEAREST as i32,
+            );
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_MAG_FILTER,
+                glow::NEAREST as i32,
+            );
+            gl.bind_texture(glow::TEXTURE_2D, None);
+        }
+        self.shared.check("glTexStorage2D(RGBA8)")?;
+        // SAFETY: context current; glGenFramebuffers has no other precondition.
+        let framebuffer =
+            unsafe { gl.create_framebuffer() }.map_err(|message| GlError::CreateObject {
+                object: "framebuffer",
+                message,
+            })?;
+        target.framebuffer = Some(framebuffer);
+        // SAFETY: context current; `framebuffer` and `texture` are live names of this context;
+        // level 0 exists. The binding is restored to 0.
+        let status = unsafe {
+            gl.bind_framebuffer(glow::FRAMEBUFFER, Some(framebuffer));
+            gl.framebuffer_texture_2d(
+                glow::FRAMEBUFFER,
+                glow::COLOR_ATTACHMENT0,
+                glow::TEXTURE_2D,
+                Some(texture),
+                0,
+            );
+            let status = gl.check_framebuffer_status(glow::FRAMEBUFFER);
+            gl.bind_framebuffer(glow::FRAMEBUFFER, None);
+            status
+        };
+        self.shared.check("glFramebufferTexture2D")?;
+        if status != glow::FRAMEBUFFER_COMPLETE {
+            return Err(GlError::IncompleteFramebuffer {
+                width,
+                height,
+                status,
+            });
+        }
+        tracing::debug!(texture = texture.0, width, height, "layer target created");
+        Ok(target)
+    }
+
+    /// Draws `content` into `target`: the background over the whole texture, then each rectangle
+    /// in order, each as a scissored clear. Rectangles are clipped to the texture.
+    ///
+    /// The commands are queued; use [`GlContext::finish`], a [`GlFence`] or a
+    /// [`super::NativeFence`] to know when they completed.
+    pub fn draw(&mut self, target: &LayerTarget, content: &LayerContent) -> Result<(), GlError> {
+        self.owns(&target.shared, "layer target")?;
+        if (content.width, content.height) != (target.width, target.height) {
+            return Err(GlError::SizeMismatch {
+                content_width: content.width,
+                content_height: content.height,
+                width: target.width,
+                height: target.height,
+            });
+        }
+        self.shared.make_current()?;
+        let gl = &self.shared.gl;
+        let clear = |rect: [i32; 4], c: [u8; 4]| {
+            let f = |v: u8| f32::from(v) / 255.0;
+            // SAFETY: context current; a DRAW_FRAMEBUFFER is bound (below, before any call);
+            // the scissor box has non-negative size (clipped by `clip`); glClear of the colour
+            // bit is valid on a complete framebuffer.
+            unsafe {
+                gl.scissor(rect[0], rect[1], rect[2], rect[3]);
+                gl.clear_color(f(c[0]), f(c[1]), f(c[2]), f(c[3]));
+                gl.clear(glow::COLOR_BUFFER_BIT);
+            }
+        };
+        // SAFETY: context current; the framebuffer is a live name of this context and complete
+        // (checked in `create_target`). The state set here is exactly what glClear depends on:
+        // scissor test on, all channels writable, no dithering, no rasterizer discard.
+        unsafe {
+            gl.bind_framebuffer(glow::DRAW_FRAMEBUFFER, target.framebuffer);
+            gl.disable(glow::DITHER);
+            gl.disable(glow::RASTERIZER_DISCARD);
+            gl.color_mask(true, true, true, true);
+            gl.enable(glow::SCISSOR_TEST);
+        }
+        // The sizes fit in i32: `create_target` checked them against GL_MAX_TEXTURE_SIZE.
+        clear(
+            [0, 0, target.width as i32, target.height as i32],
+            content.background,
+        );
+        for (rect, colour) in &content.rects {
+            if let Some(r) = clip(rect, target.width, target.height) {
+                clear(r, *colour);
+            }
+        }
+        // SAFETY: context current; restores the default bindings and scissor state.
+        unsafe {
+            gl.disable(glow::SCISSOR_TEST);
+            gl.bind_framebuffer(glow::DRAW_FRAMEBUFFER, None);
+        }
+        self.shared.check("draw (glScissor/glClear)")
+    }
+
+    /// Copies `target` into `out` as tightly packed RGBA8 rows, row 0 first (the scene's row 0).
+    ///
+    /// `out.len()` must be exactly `width * height * 4`. Waits for drawing to finish (as
+    /// `glReadPixels` into client memory does).
+    pub fn read_pixels(&mut self, target: &LayerTarget, out: &mut [u8]) -> Result<(), GlError> {
+        self.owns(&target.shared, "layer target")?;
+        let needed = target.byte_len();
+        if out.len() != needed {
+            return Err(GlError::BufferSize {
+                got: out.len(),
+                needed,
+                width: target.width,
+                height: target.height,
+            });
+        }
+        self.shared.make_current()?;
+        let gl = &self.shared.gl;
+        // SAFETY: context current; the framebuffer is a live, complete name of this context.
+        // No buffer is bound to PIXEL_PACK_BUFFER, so the pointer is client memory; with
+        // alignment 4 (each row is `4 * width` bytes, already a multiple of 4) and no row
+        // length or skips, glReadPixels of RGBA/UNSIGNED_BYTE (the format every normalized
+        // colour buffer supports) writes exactly `width * height * 4` bytes from the pointer,
+        // which is `out.len()` (checked above); `out` is exclusively borrowed for the call.
+        unsafe {
+            gl.bind_framebuffer(glow::READ_FRAMEBUFFER, target.framebuffer);
+            gl.bind_buffer(glow::PIXEL_PACK_BUFFER, None);
+            gl.pixel_store_i32(glow::PACK_ALIGNMENT, 4);
+            gl.pixel_store_i32(glow::PACK_ROW_LENGTH, 0);
+            gl.pixel_store_i32(glow::PACK_SKIP_PIXELS, 0);
+            gl.pixel_store_i32(glow::PACK_SKIP_ROWS, 0);
+            gl.read_pixels(
+                0,
+                0,
+                target.width as i32,
+                target.height as i32,
+                glow::RGBA,
+                glow::UNSIGNED_BYTE,
+                glow::PixelPackData::Slice(Some(out)),
+            );
+            gl.bind_framebuffer(glow::READ_FRAMEBUFFER, None);
+        }
+        self.shared.check("glReadPixels(RGBA, UNSIGNED_BYTE)")
+    }
+
+    /// `glFlush`: submits the queued commands without waiting.
+    pub fn flush(&mut self) -> Result<(), GlError> {
+        self.shared.flush()
+    }
+
+    /// `glFinish`: returns when every queued command has completed.
+    pub fn finish(&mut self) -> Result<(), GlError> {
+        self.shared.make_current()?;
+        // SAFETY: context current; glFinish has no arguments.
+        unsafe { self.shared.gl.finish() };
+        self.shared.check("glFinish")
+    }
+
+    /// Inserts a GL sync object after the commands issued so far (`glFenceSync`).
+    pub fn fence(&mut self) -> Result<GlFence, GlError> {
+        self.shared.make_current()?;
+        // SAFETY: context current; SYNC_GPU_COMMANDS_COMPLETE with flags 0 is the only valid
+        // combination in ES 3.0.
+        let sync = unsafe {
+            self.shared
+                .gl
+                .fence_sync(glow::SYNC_GPU_COMMANDS_COMPLETE, 0)
+        }
+        .map_err(|message| GlError::CreateObject {
+            object: "sync object",
+            message,
+        })?;
+        Ok(GlFence {
+            shared: Rc::clone(&self.shared),
+            sync,
+        })
+    }
+}
+
+/// `rect` clipped to a `width` x `height` texture as a GL scissor box `[x, y, w, h]`, or `None`
+/// when nothing is left. Row `y` of the scene is GL window row `y` (no flip).
+fn clip(rect: &triptych_scene::Rect, width: u32, height: u32) -> Option<[i32; 4]> {
+    if rect.x >= width || rect.y >= height {
+        return None;
+    }
+    let w = rect.w.min(width - rect.x);
+    let h = rect.h.min(height - rect.y);
+    if w == 0 || h == 0 {
+        return None;
+    }
+    // All four are <= width/height, which fit in i32 (checked in `create_target`).
+    Some([rect.x as i32, rect.y as i32, w as i32, h as i32])
+}
+
+/// The glutin part: a display from `make_display`, then a GLES 3.0 context made current with no
+/// surface.
+fn glutin_context(display: EglDisplay, gbm: Option<GbmDevice>) -> Result<Backend, String> {
+    let template = ConfigTemplateBuilder::new()
+        .with_alpha_size(8)
+        .with_surface_type(ConfigSurfaceTypes::empty())
+        .with_api(Api::GLES3)
+        .build();
+    // SAFETY: the template names no native window, the only thing find_configs would
+    // dereference.
+    let config = unsafe { display.find_configs(template) }
+        .map_err(|e| format!("eglChooseConfig failed: {e}"))?
+        .next()
+        .ok_or("eglChooseConfig found no OpenGL ES 3 RGBA8 config")?;
+    let attributes = ContextAttributesBuilder::new()
+        .with_context_api(ContextApi::Gles(Some(Version::new(3, 0))))
+        .build(None);
+    // SAFETY: the attributes name no native window (built with `None`).
+    let not_current = unsafe { display.create_context(&config, &attributes) }
+        .map_err(|e| format!("eglCreateContext(OpenGL ES 3.0) failed: {e}"))?;
+    let context = not_current
+        .make_current_surfaceless()
+        .map_err(|e| format!("eglMakeCurrent without a surface failed: {e}"))?;
+    Ok(Backend::Glutin(GlutinBackend {
+        context,
+        display,
+        gbm,
+    }))
+}
+
+/// Tries the device platform: the device on `node` if given, else DRM-backed devices first.
+fn try_devices(node: Option<&Path>, attempts: &mut Vec<PlatformAttempt>) -> Option<Made> {
+    let devices = match Device::query_devices() {
+        Ok(d) => d.collect::<Vec<_>>(),
+        Err(e) => {
+            let error = match egl_ffi::egl() {
+                Err(missing) => missing,
+                Ok(_) => format!("EGL device enumeration is not available: {e}"),
+            };
+            attempts.push(PlatformAttempt {
+                platform: Platform::Device,
+                candidate: None,
+                error,
+            });
+            return None;
+        }
+    };
+    let node_of = |d: &Device| {
+        d.drm_render_device_node_path()
+            .or_else(|| d.drm_device_node_path())
+    };
+    let mut candidates: Vec<&Device> = devices
+        .iter()
+        .filter(|d| match node {
+            Some(want) => {
+                d.drm_render_device_node_path() == Some(want)
+                    || d.drm_device_node_path() == Some(want)
+            }
+            None => true,
+        })
+        .collect();
+    // DRM-backed devices first: only they can export dma-bufs. `sort_by_key` is stable, so
+    // EGL's order is kept within each group.
+    candidates.sort_by_key(|d| node_of(d).is_none());
+    if candidates.is_empty() {
+        let error = match node {
+            Some(want) => format!(
+                "no EGL device is backed by {} (devices: {})",
+                want.display(),
+                devices
+                    .iter()
+                    .map(describe_device)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "EGL lists no devices".to_owned(),
+        };
+        attempts.push(PlatformAttempt {
+            platform: Platform::Device,
+            candidate: None,
+            error,
+        });
+        return None;
+    }
+    for device in candidates {
+        // SAFETY: no raw display handle is passed, the only thing with_device would trust.
+        let made = unsafe { EglDisplay::with_device(device, None) }
+            .map_err(|e| format!("eglGetPlatformDisplay/eglInitialize failed: {e}"))
+            .and_then(|display| glutin_context(display, None));
+        match made {
+            Ok(backend) => {
+                let mut device_extensions: Vec<String> = device
+                    .extensions()
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                device_extensions.sort();
+                return Some(Made {
+                    backend,
+                    platform: Platform::Device,
+                    drm_node: node_of(device).map(Path::to_path_buf),
+                    device_extensions,
+                });
+            }
+            Err(error) => attempts.push(PlatformAttempt {
+                platform: Platform::Device,
+                candidate: Some(describe_device(device)),
+                error,
+            }),
+        }
+    }
+    None
+}
+
+fn describe_device(d: &Device) -> String {
+    match d
+        .drm_render_device_node_path()
+        .or_else(|| d.drm_device_node_path())
+    {
+        Some(p) => p.display().to_string(),
+        None if d.extensions().contains("EGL_MESA_device_software") => "software".to_owned(),
+        None => d.name().unwrap_or("unnamed device").to_owned(),
+    }
+}
+
+fn try_surfaceless(attempts: &mut Vec<PlatformAttempt>) -> Option<Made> {
+    match SurfacelessContext::new() {
+        Ok(ctx) => Some(Made {
+            backend: Backend::Surfaceless(ctx),
+            platform: Platform::Surfaceless,
+            drm_node: None,
+            device_extensions: Vec::new(),
+        }),
+        Err(error) => {
+            attempts.push(PlatformAttempt {
+                platform: Platform::Surfaceless,
+                candidate: None,
+                error,
+            });
+            None
+        }
+    }
+}
+
+fn try_gbm(node: &Path, attempts: &mut Vec<PlatformAttempt>) -> Option<Made> {
+    let made = GbmDevice::open(node).and_then(|gbm| {
+        let handle = raw_window_handle::GbmDisplayHandle::new(gbm.as_ptr());
+        // SAFETY: the handle points at a live gbm_device that moves into the backend together
+        // with the display and is destroyed only after the display is terminated
+        // (`GlutinBackend`'s Drop and field order).
+        let display = unsafe { EglDisplay::new(raw_window_handle::RawDisplayHandle::Gbm(handle)) }
+            .map_err(|e| format!("eglGetPlatformDisplay(GBM)/eglInitialize failed: {e}"))?;
+        glutin_context(display, Some(gbm))
+    });
+    match made {
+        Ok(backend) => Some(Made {
+            backend,
+            platform: Platform::Gbm,
+            drm_node: Some(node.to_path_buf()),
+            device_extensions: Vec::new(),
+        }),
+        Err(error) => {
+            attempts.push(PlatformAttempt {
+                platform: Platform::Gbm,
+                candidate: Some(node.display().to_string()),
+                error,
+            });
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The time a test gives GL to finish a frame.
+    const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+    use triptych_scene::{layer_content, Rect};
+
+    fn context() -> GlContext {
+        match GlContext::new(PlatformRequest::Auto) {
+            Ok(c) => c,
+            // Deliberately a failure, not a skip: the GPU process cannot run without EGL.
+            Err(e) => panic!("creating a GL context failed: {e}"),
+        }
+    }
+
+    fn cpu(content: &LayerContent) -> Vec<u8> {
+        let mut v = vec![0u8; content.width as usize * content.height as usize * 4];
+        content.fill(&mut v);
+        v
+    }
+
+    fn first_difference(got: &[u8], want: &[u8], width: u32) -> Option<String> {
+        got.chunks_exact(4)
+            .zip(want.chunks_exact(4))
+            .enumerate()
+            .find(|(_, (g, w))| g != w)
+            .map(|(i, (g, w))| {
+                format!(
+                    "pixel ({}, {}): got {g:?}, want {w:?}",
+                    i as u32 % width,
+                    i as u32 / width
+                )
+            })
+    }
+
+    #[test]
+    fn draws_scene_layers_exactly() {
+        let mut gl = context();
+        // Odd sizes, a 1x1, and layer sizes of a small frame; layer 0 is the frame size.
+        for &(fw, fh) in &[(33u32, 17u32), (1, 1), (64, 48), (101, 67)] {
+            for layer in 0..3 {
+                let (w, h) = triptych_scene::layer_size(layer, fw, fh);
+                let target = gl.create_target(w, h).expect("create target");
+                let mut got = vec![0u8; target.byte_len()];
+                for frame in [0u64, 1, 2, 5, 31, 32, 1000] {
+                    let content = layer_content(frame, layer, fw, fh);
+                    gl.draw(&target, &content).expect("draw");
+                    gl.read_pixels(&target, &mut got).expect("read back");
+                    let want = cpu(&content);
+                    assert!(
+                        got == want,
+                        "frame {frame} layer {layer} of {fw}x{fh} ({w}x{h}) differs: {}",
+                        first_difference(&got, &want, w).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rows are not flipped: a rect in the top rows of the scene is in the first bytes.
+    #[test]
+    fn row_zero_is_scene_row_zero() {
+        let mut gl = context();
+        let target = gl.create_target(4, 3).expect("create target");
+        let content = LayerContent {
+            width: 4,
+            height: 3,
+            background: [0, 0, 0, 255],
+            rects: vec![(
+                Rect {
+                    x: 1,
+                    y: 0,
+                    w: 2,
+                    h: 1,
+                },
+                [255, 0, 0, 255],
+            )],
+        };
+        gl.draw(&target, &content).expect("draw");
+        let mut got = vec![0u8; 48];
+        gl.read_pixels(&target, &mut got).expect("read back");
+        assert_eq!(
+            &got[4..8],
+            &[255, 0, 0, 255],
+            "row 0 must hold the rect: {got:?}"
+        );
+        assert_eq!(&got[16 + 4..16 + 8], &[0, 0, 0, 255]);
+    }
+
+    #[test]
+    fn rects_past_the_edge_are_clipped_like_the_cpu() {
+        let mut gl = context();
+        let target = gl.create_target(7, 5).expect("create target");
+        let content = LayerContent {
+            width: 7,
+            height: 5,
+            background: [1, 2, 3, 4],
+            rects: vec![
+                (
+                    Rect {
+                        x: 5,
+                        y: 3,
+                        w: 10,
+                        h: 10,
+                    },
+                    [9, 9, 9, 9],
+                ),
+                (
+                    Rect {
+                        x: 7,
+                        y: 0,
+                        w: 3,
+                        h: 3,
+                    },
+                    [200, 0, 0, 255],
+                ),
+                (
+                    Rect {
+                        x: 0,
+                        y: 0,
+                        w: 0,
+                        h: 5,
+                    },
+                    [0, 200, 0, 255],
+                ),
+            ],
+        };
+        gl.draw(&target, &content).expect("draw");
+        let mut got = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut got).expect("read back");
+        assert_eq!(got, cpu(&content));
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let mut gl = context();
+        let target = gl.create_target(8, 8).expect("create target");
+        let mut small = vec![0u8; 8 * 8 * 4 - 1];
+        match gl.read_pixels(&target, &mut small) {
+            Err(GlError::BufferSize {
+                got: 255,
+                needed: 256,
+                ..
+            }) => {}
+            other => panic!("expected BufferSize, got {other:?}"),
+        }
+        match gl.draw(&target, &layer_content(0, 0, 9, 8)) {
+            Err(GlError::SizeMismatch {
+                content_width: 9,
+                width: 8,
+                ..
+            }) => {}
+            other => panic!("expected SizeMismatch, got {other:?}"),
+        }
+        assert!(matches!(
+            gl.create_target(0, 4),
+            Err(GlError::BadSize { width: 0, .. })
+        ));
+        let too_big = gl.info().max_texture_size + 1;
+        assert!(matches!(
+            gl.create_target(too_big, 4),
+            Err(GlError::BadSize { .. })
+        ));
+    }
+
+    #[test]
+    fn targets_of_another_context_are_refused() {
+        let mut a = context();
+        let mut b = context();
+        let ta = a.create_target(4, 4).expect("target a");
+        let tb = b.create_target(4, 4).expect("target b");
+        assert!(matches!(
+            b.draw(&ta, &layer_content(0, 1, 8, 8)),
+            Err(GlError::ForeignObject { .. })
+        ));
+        // Interleaved use of two contexts on one thread keeps each drawing its own objects.
+        let ca = layer_content(3, 1, 8, 8);
+        let cb = layer_content(4, 1, 8, 8);
+        a.draw(&ta, &ca).expect("draw a");
+        b.draw(&tb, &cb).expect("draw b");
+        let mut got = vec![0u8; 64];
+        a.read_pixels(&ta, &mut got).expect("read a");
+        assert_eq!(got, cpu(&ca));
+        b.read_pixels(&tb, &mut got).expect("read b");
+        assert_eq!(got, cpu(&cb));
+    }
+
+    #[test]
+    fn info_reports_llvmpipe_and_consistent_extension_flags() {
+        let gl = context();
+        let info = gl.info();
+        let json = serde_json::to_string_pretty(info).expect("serialize");
+        tracing::info!(%json, "EGL info");
+        eprintln!("{json}");
+        assert!(
+            info.gl_renderer.contains("llvmpipe"),
+            "renderer {:?} is not llvmpipe",
+            info.gl_renderer
+        );
+        assert!(
+            info.gl_version.starts_with("OpenGL ES 3."),
+            "{}",
+            info.gl_version
+        );
+        assert!(!info.egl_vendor.is_empty() && !info.egl_version.is_empty());
+        assert!(!info.display_extensions.is_empty());
+        for (flag, name) in [
+            (
+                info.mesa_image_dma_buf_export,
+                "EGL_MESA_image_dma_buf_export",
+            ),
+            (
+                info.ext_image_dma_buf_import,
+                "EGL_EXT_image_dma_buf_import",
+            ),
+            (
+                info.ext_image_dma_buf_import_modifiers,
+                "EGL_EXT_image_dma_buf_import_modifiers",
+            ),
+            (
+                info.android_native_fence_sync,
+                "EGL_ANDROID_native_fence_sync",
+            ),
+            (info.khr_fence_sync, "EGL_KHR_fence_sync"),
+        ] {
+            assert_eq!(flag, info.has_display_extension(name), "{name}");
+        }
+        // Every context here needs surfaceless make-current.
+        assert!(info.has_display_extension("EGL_KHR_surfaceless_context"));
+        let back: EglInfo = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(&back, info);
+    }
+
+    #[test]
+    fn surfaceless_platform_also_draws_exactly() {
+        let mut gl = GlContext::new(PlatformRequest::Surfaceless)
+            .unwrap_or_else(|e| panic!("surfaceless context failed: {e}"));
+        assert_eq!(gl.info().platform, Platform::Surfaceless);
+        let content = layer_content(9, 2, 33, 17);
+        let target = gl
+            .create_target(content.width, content.height)
+            .expect("target");
+        gl.draw(&target, &content).expect("draw");
+        let mut got = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut got).expect("read");
+        assert_eq!(got, cpu(&content));
+    }
+
+    #[test]
+    fn missing_device_node_lists_what_was_tried() {
+        let err = GlContext::new(PlatformRequest::Device {
+            render_node: Some(PathBuf::from("/dev/dri/renderD199")),
+        })
+        .expect_err("no such device");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("device platform") && msg.contains("/dev/dri/renderD199"),
+            "{msg}"
+        );
+        let err = GlContext::new(PlatformRequest::Gbm {
+            render_node: PathBuf::from("/nonexistent/renderD1"),
+        })
+        .expect_err("no such node");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("GBM platform") && msg.contains("/nonexistent/renderD1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn gl_fence_signals_after_draw() {
+        let mut gl = context();
+        let content = layer_content(1, 0, 256, 256);
+        let target = gl.create_target(256, 256).expect("target");
+        gl.draw(&target, &content).expect("draw");
+        let fence = gl.fence().expect("fence");
+        assert_eq!(
+            fence.wait(Instant::now() + FRAME_TIMEOUT).expect("wait"),
+            WaitOutcome::Signaled
+        );
+        assert!(fence.is_signaled().expect("status"));
+    }
+
+    /// Draw + read-back time for a 1920x1080 layer, printed for the record (run with
+    /// `--ignored --nocapture`); asserts only correctness.
+    #[test]
+    #[ignore = "timing measurement"]
+    fn time_draw_and_readback_1080p() {
+        let mut gl = context();
+        let target = gl.create_target(1920, 1080).expect("target");
+        let mut got = vec![0u8; target.byte_len()];
+        let mut draw = Duration::ZERO;
+        let mut read = Duration::ZERO;
+        let frames = 60u64;
+        for frame in 0..frames {
+            let content = layer_content(frame, 0, 1920, 1080);
+            let t0 = Instant::now();
+            gl.draw(&target, &content).expect("draw");
+            gl.finish().expect("finish");
+            let t1 = Instant::now();
+            gl.read_pixels(&target, &mut got).expect("read");
+            read += t1.elapsed();
+            draw += t1 - t0;
+            if frame == frames - 1 {
+                assert_eq!(got, cpu(&content));
+            }
+        }
+        eprintln!(
+            "1920x1080 over {frames} frames: draw+finish {:?}/frame, glReadPixels {:?}/frame",
+            draw / frames as u32,
+            read / frames as u32
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! Exporting a layer texture as a DMA-BUF ([`EGL_MESA_image_dma_buf_export`]).
+//!
+//! # Sequence
+//!
+//! 1. `eglCreateImageKHR(display, context, EGL_GL_TEXTURE_2D_KHR, texture, {level 0})` wraps the
+//!    texture's storage in an `EGLImage` ([`EGL_KHR_gl_texture_2D_image`]). The image is cached
+//!    in the [`LayerTarget`] and destroyed with it, so a texture is wrapped once.
+//! 2. `eglExportDMABUFImageQueryMESA` reports the DRM fourcc, the plane count and the format
+//!    modifier ([`drm_fourcc.h`]).
+//! 3. `eglExportDMABUFImageMESA` returns one new dma-buf fd per plane with its stride and offset.
+//!    The fds belong to the caller; the dma-buf keeps the texture's memory alive even after the
+//!    texture and image are deleted, and every later draw into the texture is visible through it.
+//!
+//! Only single-plane `DRM_FORMAT_ABGR8888` (bytes R, G, B, A in memory: GL's RGBA8) with
+//! `DRM_FORMAT_MOD_LINEAR` is accepted: the renderer reads the buffer on the CPU as rows of
+//! `stride` bytes starting at `offset`. Any other layout is an error naming what EGL reported.
+//!
+//! # Ownership
+//!
+//! [`DmabufExport`] owns its plane fds (`OwnedFd`, close-on-exec). Exporting the same target
+//! again returns new fds for the same dma-buf (same inode), not a new buffer.
+//!
+//! [`EGL_MESA_image_dma_buf_export`]: https://registry.khronos.org/EGL/extensions/MESA/EGL_MESA_image_dma_buf_export.txt
+//! [`EGL_KHR_gl_texture_2D_image`]: https://registry.khronos.org/EGL/extensions/KHR/EGL_KHR_gl_image.txt
+//! [`drm_fourcc.h`]: https://github.com/torvalds/linux/blob/master/include/uapi/drm/drm_fourcc.h
+
+use std::os::fd::OwnedFd;
+
+use super::context::LayerTarget;
+use super::{GlContext, GlError};
+
+/// `fourcc_code(a, b, c, d)` from `include/uapi/drm/drm_fourcc.h`:
+/// `(a) | (b << 8) | (c << 16) | (d << 24)`.
+const fn fourcc_code(c: [u8; 4]) -> u32 {
+    (c[0] as u32) | ((c[1] as u32) << 8) | ((c[2] as u32) << 16) | ((c[3] as u32) << 24)
+}
+
+/// `DRM_FORMAT_ABGR8888` (`fourcc_code('A', 'B', '2', '4')`): 32-bit little-endian
+/// `[31:0] A:B:G:R`, i.e. bytes R, G, B, A in memory: what GL's RGBA8 is.
+pub const DRM_FORMAT_ABGR8888: u32 = fourcc_code(*b"AB24");
+
+/// `DRM_FORMAT_MOD_LINEAR` (`fourcc_mod_code(NONE, 0)`): plain rows, no tiling or compression.
+pub const DRM_FORMAT_MOD_LINEAR: u64 = 0;
+
+/// `DRM_FORMAT_MOD_INVALID` (`fourcc_mod_code(NONE, DRM_FORMAT_RESERVED)`, with
+/// `DRM_FORMAT_RESERVED = (1ULL << 56) - 1`): "no modifier known", which says nothing about the
+/// layout and is therefore refused.
+pub const DRM_FORMAT_MOD_INVALID: u64 = (1u64 << 56) - 1;
+
+/// One plane of an exported dma-buf.
+#[derive(Debug)]
+pub struct ExportedPlane {
+    /// The dma-buf fd (close-on-exec).
+    pub fd: OwnedFd,
+    /// Byte offset of the plane's first row in the dma-buf.
+    pub offset: u32,
+    /// Bytes from the start of one row to the start of the next.
+    pub stride: u32,
+}
+
+/// A layer texture exported as a dma-buf: linear single-plane `DRM_FORMAT_ABGR8888`.
+#[derive(Debug)]
+pub struct DmabufExport {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// DRM fourcc; always [`DRM_FORMAT_ABGR8888`].
+    pub fourcc: u32,
+    /// DRM format modifier; always [`DRM_FORMAT_MOD_LINEAR`].
+    pub modifier: u64,
+    /// The planes; exactly one.
+    pub planes: Vec<ExportedPlane>,
+}
+
+impl DmabufExport {
+    /// The smallest dma-buf size that holds every plane: `offset + stride * height` of the
+    /// largest plane.
+    pub fn min_size(&self) -> u64 {
+        self.planes
+            .iter()
+            .map(|p| u64::from(p.offset) + u64::from(p.stride) * u64::from(self.height))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Checks one plane's offset and stride against a `width`-pixel RGBA8 row and converts them.
+fn plane_layout(plane: usize, offset: i32, stride: i32, width: u32) -> Result<(u32, u32), GlError> {
+    let bad = || GlError::BadPlane {
+        plane,
+        offset,
+        stride,
+        width,
+    };
+    let offset = u32::try_from(offset).map_err(|_| bad())?;
+    let stride = u32::try_from(stride).map_err(|_| bad())?;
+    let row = u64::from(width) * 4;
+    if u64::from(stride) < row || stride % 4 != 0 {
+        return Err(bad());
+    }
+    Ok((offset, stride))
+}
+
+impl GlContext {
+    /// Exports `target`'s texture as a dma-buf (see the module docs for the sequence).
+    ///
+    /// Errors: [`GlError::ExtensionMissing`] naming `EGL_MESA_image_dma_buf_export` (or the
+    /// `EGLImage` extensions) when the display lacks it; [`GlError::NotLinear`] for any modifier
+    /// other than `DRM_FORMAT_MOD_LINEAR`, including `DRM_FORMAT_MOD_INVALID`;
+    /// [`GlError::UnexpectedLayout`] for another fourcc or plane count; [`GlError::Egl`] when an
+    /// EGL call fails.
+    pub fn export_dmabuf(&mut self, target: &LayerTarget) -> Result<DmabufExport, GlError> {
+        let shared = self.shared();
+        if !std::rc::Rc::ptr_eq(shared, target.shared()) {
+            return Err(GlError::ForeignObject {
+                what: "layer target",
+            });
+        }
+        for extension in [
+            "EGL_KHR_image_base",
+            "EGL_KHR_gl_texture_2D_image",
+            "EGL_MESA_image_dma_buf_export",
+        ] {
+            if !shared.info.has_display_extension(extension) {
+                return Err(GlError::ExtensionMissing {
+                    extension,
+                    needed_for: "exporting a layer texture as a dma-buf",
+                    platform: shared.info.platform,
+                });
+            }
+        }
+        shared.make_current()?;
+        if target.image.get().is_none() {
+            // Everything drawn so far reaches the texture before EGL looks at its storage.
+            shared.flush()?;
+            let image = shared
+                .egl
+                .create_image_from_texture(target.texture.0.get())?;
+            if let Err(image) = target.image.set(image) {
+                // Unreachable (checked `is_none` above on this thread), but never leak it.
+                shared.egl.destroy_image(image);
+            }
+        }
+        let Some(image) = target.image.get() else {
+            return Err(GlError::Egl {
+                call: "eglCreateImageKHR (image not cached)",
+                code: 0,
+            });
+        };
+        let query = shared.egl.export_query(image)?;
+        if query.fourcc != DRM_FORMAT_ABGR8888 || query.num_planes != 1 {
+            return Err(GlError::UnexpectedLayout {
+                fourcc: query.fourcc,
+                planes: query.num_planes,
+            });
+        }
+        if query.modifier != DRM_FORMAT_MOD_LINEAR {
+            return Err(GlError::NotLinear {
+                modifier: query.modifier,
+            });
+        }
+        let raw = shared.egl.export(image, 1)?;
+        let mut planes = Vec::with_capacity(raw.len());
+        for (i, p) in raw.into_iter().enumerate() {
+            let (offset, stride) = plane_layout(i, p.offset, p.stride, target.width())?;
+            planes.push(ExportedPlane {
+                fd: p.fd,
+                offset,
+                stride,
+            });
+        }
+        // Drawing completes before anyone reads: callers fence after each draw, but the first
+        // export also flushes so the texture's current content is submitted.
+        shared.flush()?;
+        let export = DmabufExport {
+            width: target.width(),
+            height: target.height(),
+            fourcc: query.fourcc,
+            modifier: query.modifier,
+            planes,
+        };
+        tracing::debug!(
+            width = export.width,
+            height = export.height,
+            fourcc = format_args!("{:#010x}", export.fourcc),
+            modifier = format_args!("{:#018x}", export.modifier),
+            stride = export.planes[0].stride,
+            offset = export.planes[0].offset,
+            "layer texture exported as dma-buf"
+        );
+        Ok(export)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gl::{PlatformRequest, WaitOutcome};
+    use std::os::fd::AsFd;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+    use triptych_scene::layer_content;
+
+    #[test]
+    fn drm_numbers_match_drm_fourcc_h() {
+        // drm_fourcc.h: #define DRM_FORMAT_ABGR8888 fourcc_code('A', 'B', '2', '4')
+        assert_eq!(DRM_FORMAT_ABGR8888, 0x3432_4241);
+        assert_eq!(DRM_FORMAT_MOD_INVALID, 0x00ff_ffff_ffff_ffff);
+        assert_eq!(DRM_FORMAT_MOD_LINEAR, 0);
+    }
+
+    #[test]
+    fn plane_layout_is_validated() {
+        assert_eq!(plane_layout(0, 0, 132, 33).expect("ok"), (0, 132));
+        assert_eq!(plane_layout(0, 64, 256, 33).expect("ok"), (64, 256));
+        for (offset, stride) in [(-1, 132), (0, 128), (0, -4), (0, 134)] {
+            assert!(
+                matches!(
+                    plane_layout(0, offset, stride, 33),
+                    Err(GlError::BadPlane { .. })
+                ),
+                "offset {offset} stride {stride}"
+            );
+        }
+    }
+
+    /// Without the export extension, exporting is a clear error naming it.
+    #[test]
+    fn missing_export_extension_is_named() {
+        let mut gl =
+            GlContext::new(PlatformRequest::Auto).unwrap_or_else(|e| panic!("GL context: {e}"));
+        let target = gl.create_target(16, 16).expect("target");
+        if gl.info().mesa_image_dma_buf_export {
+            eprintln!(
+                "this display offers EGL_MESA_image_dma_buf_export; the dma-buf test covers it"
+            );
+            return;
+        }
+        let err = gl.export_dmabuf(&target).expect_err("extension is absent");
+        assert!(
+            err.to_string().contains("EGL_MESA_image_dma_buf_export"),
+            "{err}"
+        );
+    }
+
+    /// The first DRM render node, if the machine has one.
+    fn render_node() -> Option<PathBuf> {
+        let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("renderD"))
+            })
+            .collect();
+        nodes.sort();
+        nodes.into_iter().next()
+    }
+
+    /// Skips (returns `None`) with a printed reason, or fails under `TRIPTYCH_REQUIRE_DMABUF=1`.
+    fn unavailable(reason: String) -> Option<GlContext> {
+        if std::env::var_os("TRIPTYCH_REQUIRE_DMABUF").is_some_and(|v| v == "1") {
+            panic!("dma-buf export required (TRIPTYCH_REQUIRE_DMABUF=1) but unavailable: {reason}");
+        }
+        eprintln!("SKIPPED: dma-buf export unavailable: {reason}");
+        None
+    }
+
+    /// A context whose display can export dma-bufs from a DRM node, trying the device platform
+    /// and then GBM on the first render node.
+    fn exporting_context() -> Option<GlContext> {
+        let Some(node) = render_node() else {
+            return unavailable("no DRM render node under /dev/dri".into());
+        };
+        let mut reasons = Vec::new();
+        for request in [
+            PlatformRequest::Device {
+                render_node: Some(node.clone()),
+            },
+            PlatformRequest::Gbm {
+                render_node: node.clone(),
+            },
+        ] {
+            match GlContext::new(request.clone()) {
+                Ok(gl) if gl.info().mesa_image_dma_buf_export => return Some(gl),
+                Ok(gl) => reasons.push(format!(
+                    "{request:?}: {} ({}) lacks EGL_MESA_image_dma_buf_export",
+                    gl.info().platform,
+                    gl.info().gl_renderer
+                )),
+                Err(e) => reasons.push(format!("{request:?}: {e}")),
+            }
+        }
+        unavailable(reasons.join("; "))
+    }
+
+    /// Reads `export`'s plane 0 through an mmap of its fd and returns tightly packed rows.
+    fn read_through_mmap(export: &DmabufExport) -> Vec<u8> {
+        let plane = &export.planes[0];
+        let size = triptych_sys::fd::seek_size(plane.fd.as_fd()).expect("dma-buf size");
+        assert!(
+            size >= export.min_size(),
+            "dma-buf of {size} bytes < {} needed",
+            export.min_size()
+        );
+        let len = usize::try_from(export.min_size()).expect("size fits");
+        let map = triptych_sys::mapping::Mapping::new(
+            plane.fd.as_fd(),
+            len,
+            triptych_sys::mapping::Access::Read,
+        )
+        .expect("mmap dma-buf");
+        let bytes = map.as_slice();
+        let row = export.width as usize * 4;
+        let mut out = Vec::with_capacity(row * export.height as usize);
+        for y in 0..export.height as usize {
+            let start = plane.offset as usize + y * plane.stride as usize;
+            out.extend_from_slice(&bytes[start..start + row]);
+        }
+        out
+    }
+
+    fn wait_for_gpu(gl: &mut GlContext) {
+        if gl.info().android_native_fence_sync {
+            let fence = gl.native_fence().expect("native fence");
+            let outcome = fence
+                .wait(Duration::from_secs(10))
+                .expect("wait on sync_file");
+            assert_eq!(
+                outcome,
+                WaitOutcome::Signaled,
+                "sync_file did not signal in 10 s"
+            );
+        } else {
+            gl.finish().expect("glFinish");
+        }
+    }
+
+    /// Renders into a texture, exports it as a real dma-buf, maps the fd and compares every pixel
+    /// with the scene; then re-renders into the same texture and checks the same fd shows the new
+    /// frame. Skips without a DRM node and export-capable EGL (fails instead under
+    /// `TRIPTYCH_REQUIRE_DMABUF=1`).
+    #[test]
+    fn exported_dmabuf_holds_the_rendered_pixels() {
+        let Some(mut gl) = exporting_context() else {
+            return;
+        };
+        let info = gl.info().clone();
+        eprintln!(
+            "dma-buf context: {} on {:?}, EGL {} {}, GL {} / {} / {}, native fence: {}, import: {}/{}",
+            info.platform,
+            info.drm_node.as_deref().map(Path::display),
+            info.egl_vendor,
+            info.egl_version,
+            info.gl_vendor,
+            info.gl_renderer,
+            info.gl_version,
+            info.android_native_fence_sync,
+            info.ext_image_dma_buf_import,
+            info.ext_image_dma_buf_import_modifiers,
+        );
+        eprintln!("display extensions: {}", info.display_extensions.join(" "));
+        for &(fw, fh, layer) in &[(33u32, 17u32, 0u32), (320, 240, 1), (1920, 1080, 0)] {
+            let first = layer_content(5, layer, fw, fh);
+            let target = gl.create_target(first.width, first.height).expect("target");
+            gl.draw(&target, &first).expect("draw");
+            let export = gl
+                .export_dmabuf(&target)
+                .unwrap_or_else(|e| panic!("export failed: {e}"));
+            eprintln!(
+                "{}x{}: fourcc {:#010x} modifier {:#018x} planes {} stride {} offset {} size {}",
+                export.width,
+                export.height,
+                export.fourcc,
+                export.modifier,
+                export.planes.len(),
+                export.planes[0].stride,
+                export.planes[0].offset,
+                triptych_sys::fd::seek_size(export.planes[0].fd.as_fd()).expect("size"),
+            );
+            assert_eq!(export.fourcc, DRM_FORMAT_ABGR8888);
+            assert_eq!(export.modifier, DRM_FORMAT_MOD_LINEAR);
+            assert!(triptych_sys::fd::is_cloexec(&export.planes[0].fd).expect("F_GETFD"));
+            wait_for_gpu(&mut gl);
+            let mut want = vec![0u8; target.byte_len()];
+            first.fill(&mut want);
+            assert!(
+                read_through_mmap(&export) == want,
+                "{fw}x{fh}: dma-buf differs from the scene"
+            );
+
+            // Later frames land in the same buffer; a second export is the same dma-buf.
+            for frame in [6u64, 77] {
+                let next = layer_content(frame, layer, fw, fh);
+                gl.draw(&target, &next).expect("draw");
+                wait_for_gpu(&mut gl);
+                next.fill(&mut want);
+                assert!(
+                    read_through_mmap(&export) == want,
+                    "frame {frame}: dma-buf not updated"
+                );
+            }
+            let again = gl.export_dmabuf(&target).expect("second export");
+            assert_eq!(
+                triptych_sys::fd::identity(again.planes[0].fd.as_fd()).expect("fstat"),
+                triptych_sys::fd::identity(export.planes[0].fd.as_fd()).expect("fstat"),
+                "re-export must name the same dma-buf"
+            );
+            // The buffer outlives the texture: drop the target, the fd still maps the last frame.
+            drop(target);
+            assert!(
+                read_through_mmap(&export) == want,
+                "dma-buf lost its content with the texture"
+            );
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The buffer pool: a fixed number of buffers per layer, reused only after the renderer releases
+//! them.
+//!
+//! Slots are numbered `layer * per_layer + i`. A slot is *free* (may be rendered into), or *in
+//! flight* (described to the renderer, and possibly on screen there) until a `Release` for its
+//! exact id arrives. Buffers are created lazily on first use and keep their generation; the
+//! submission of their last frame (the fence fd in the export window) is kept until the release,
+//! so the renderer can always fetch the fence of a frame it was sent.
+
+use ipc_protocol::BufferId;
+
+use crate::export::{Buffer, Submission};
+
+/// State of one slot.
+#[derive(Debug)]
+pub struct Slot {
+    /// The buffer, once allocated.
+    pub buffer: Option<Buffer>,
+    /// The submission in flight, if any.
+    pub in_flight: Option<Submission>,
+    /// Generation of the slot's buffer.
+    pub generation: u32,
+}
+
+/// The pool.
+#[derive(Debug)]
+pub struct Pool {
+    per_layer: u32,
+    slots: Vec<Slot>,
+}
+
+/// A release that did not match a buffer in flight.
+#[derive(Debug, thiserror::Error)]
+#[error("release of buffer {slot}.{generation}, which is not in flight")]
+pub struct BadRelease {
+    /// Slot named.
+    pub slot: u32,
+    /// Generation named.
+    pub generation: u32,
+}
+
+impl Pool {
+    /// A pool of `per_layer` buffers for each of `layers` layers.
+    pub fn new(layers: u32, per_layer: u32) -> Self {
+        let slots = (0..layers * per_layer).map(|_| Slot { buffer: None, in_flight: None, generation: 1 }).collect();
+        Self { per_layer, slots }
+    }
+
+    /// A free slot of `layer`, if any.
+    pub fn free_slot(&self, layer: u32) -> Option<u32> {
+        let first = layer * self.per_layer;
+        (first..first + self.per_layer).find(|&s| self.slots.get(s as usize).is_some_and(|sl| sl.in_flight.is_none()))
+    }
+
+    /// The id of slot `slot`'s buffer.
+    pub fn id(&self, slot: u32) -> BufferId {
+        BufferId { slot, generation: self.slots.get(slot as usize).map_or(0, |s| s.generation) }
+    }
+
+    /// Slot `slot`.
+    pub fn slot_mut(&mut self, slot: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// Marks `id` free again, dropping its submission (closing its fence fd).
+    pub fn release(&mut self, id: BufferId) -> Result<(), BadRelease> {
+        match self.slots.get_mut(id.slot as usize) {
+            Some(s) if s.generation == id.generation && s.in_flight.is_some() => {
+                s.in_flight = None;
+                Ok(())
+            }
+            _ => Err(BadRelease { slot: id.slot, generation: id.generation }),
+        }
+    }
+
+    /// Buffers in flight.
+    pub fn in_flight(&self) -> usize {
+        self.slots.iter().filter(|s| s.in_flight.is_some()).count()
+    }
+
+    /// Frees every slot (the renderer that held them is gone).
+    pub fn release_all(&mut self) {
+        for s in &mut self.slots {
+            s.in_flight = None;
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// triptych: a multi-process, sandboxed renderer.
+#[derive(Debug, Parser)]
+#[command(name = "triptych", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the GPU process and the renderer, composite frames, present them headless.
+    Run(RunArgs),
+    /// Print what this machine supports and what `--buffers auto` would choose, and why.
+    Doctor(DoctorArgs),
+}
+
+/// Which buffer backend to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Buffers {
+    /// DMA-BUF where the GPU process can export it and the renderer can map it, else shm.
+    Auto,
+    /// Sealed memfds filled by GL read-back, with eventfd fences.
+    Shm,
+    /// DMA-BUFs exported from GL with sync_file fences; fails rather than falling back.
+    Dmabuf,
+}
+
+/// A frame size, `WxH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("size {s:?} is not WxH, e.g. 640x480"))?;
+        let parse = |v: &str, what: &str| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=8192).contains(n))
+                .ok_or_else(|| format!("{what} {v:?} in size {s:?} is not a number from 1 to 8192"))
+        };
+        Ok(Size { width: parse(w, "width")?, height: parse(h, "height")? })
+    }
+}
+
+/// Arguments of `triptych run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Frames to render, composite and present.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub frames: u64,
+    /// Frame size.
+    #[arg(long, default_value = "640x480")]
+    pub size: Size,
+    /// Number of layers (1 to 8).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub layers: u32,
+    /// Write the last composited frame to this PNG file.
+    #[arg(long, default_value = "triptych-frame.png")]
+    pub out: PathBuf,
+    /// Buffer backend.
+    #[arg(long, value_enum, default_value_t = Buffers::Auto)]
+    pub buffers: Buffers,
+    /// Pool buffers per layer (at least 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=16))]
+    pub pool: u32,
+    /// How long the renderer waits for a fence, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub fence_timeout_ms: u32,
+    /// Also write the run summary as JSON to this file.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// Arguments of `triptych doctor`.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

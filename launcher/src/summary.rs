@@ -1,0 +1,143 @@
+//! The run summary: what ran, how fast, and through which paths.
+//!
+//! Printed at exit, and written as JSON with `--summary-json` for tests and tools. It names the
+//! buffer backend, the fence kind and the fd transport that actually ran, and any fallback taken
+//! and why, so a run on a slow path can never pass for the fast one.
+
+use serde::Serialize;
+
+use ipc_protocol::messages::RendererStats;
+
+/// Percentiles of a latency, in microseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Samples.
+    pub count: usize,
+}
+
+impl Latency {
+    /// Computes nearest-rank percentiles of `samples_ns`.
+    pub fn of(mut samples_ns: Vec<u64>) -> Self {
+        if samples_ns.is_empty() {
+            return Self::default();
+        }
+        samples_ns.sort_unstable();
+        let us = |v: u64| v as f64 / 1000.0;
+        Self {
+            p50_us: us(triptych_trace::percentile(&samples_ns, 50.0)),
+            p99_us: us(triptych_trace::percentile(&samples_ns, 99.0)),
+            max_us: us(*samples_ns.last().unwrap_or(&0)),
+            count: samples_ns.len(),
+        }
+    }
+}
+
+/// Process ids of the run.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Pids {
+    /// The launcher.
+    pub launcher: u32,
+    /// The GPU process.
+    pub gpu: u32,
+    /// The renderer.
+    pub renderer: u32,
+}
+
+/// Open fd counts, sampled after the 10th frame and after the last.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct FdCounts {
+    /// Launcher after frame 10.
+    pub launcher_at_10: Option<usize>,
+    /// Renderer after frame 10.
+    pub renderer_at_10: Option<usize>,
+    /// Launcher after the last frame.
+    pub launcher_at_end: Option<usize>,
+    /// Renderer after the last frame.
+    pub renderer_at_end: Option<usize>,
+}
+
+/// Everything the summary reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    /// Frames presented.
+    pub frames: u64,
+    /// Number of the last frame presented.
+    pub last_frame: Option<u64>,
+    /// Frame size.
+    pub width: u32,
+    /// Frame size.
+    pub height: u32,
+    /// Layers.
+    pub layers: u32,
+    /// Wall time from the first frame presented to the last, in seconds.
+    pub seconds: f64,
+    /// Frames per second over that time.
+    pub fps: f64,
+    /// From the GPU process sending a description to the renderer having every layer fetched,
+    /// mapped and its fence signalled.
+    pub handoff: Latency,
+    /// From the GPU process sending a description to the launcher presenting the composite.
+    pub end_to_end: Latency,
+    /// Buffer backend that ran.
+    pub backend: String,
+    /// Why the backend is not the one asked for, when it is not.
+    pub backend_reason: Option<String>,
+    /// Fence kind that ran.
+    pub fence: String,
+    /// fd transport that ran.
+    pub transport: String,
+    /// GL facts from the GPU process.
+    pub gl: String,
+    /// Process ids.
+    pub pids: Pids,
+    /// The renderer's counters.
+    pub renderer: RendererStats,
+    /// Descriptions the renderer rejected.
+    pub rejected: Vec<String>,
+    /// fd counts for the leak check.
+    pub fd_counts: FdCounts,
+    /// Where the last frame was written.
+    pub out: Option<String>,
+}
+
+impl RunSummary {
+    /// The human-readable summary.
+    pub fn text(&self) -> String {
+        let r = &self.renderer;
+        let mut s = String::new();
+        s += &format!(
+            "triptych: {} frames of {}x{} with {} layers in {:.2} s ({:.1} fps)\n",
+            self.frames, self.width, self.height, self.layers, self.seconds, self.fps
+        );
+        s += &format!(
+            "  buffers: {}{}\n  fences: {}\n  fd transport: {}\n  gl: {}\n",
+            self.backend,
+            self.backend_reason.as_ref().map(|r| format!(" (fallback: {r})")).unwrap_or_default(),
+            self.fence,
+            self.transport,
+            self.gl
+        );
+        s += &format!(
+            "  handoff latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us\n  send-to-present: p50 {:.1} us, p99 {:.1} us\n",
+            self.handoff.p50_us, self.handoff.p99_us, self.handoff.max_us, self.end_to_end.p50_us, self.end_to_end.p99_us
+        );
+        s += &format!(
+            "  renderer: {} buffers and {} fences via pidfd_getfd, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
+            r.buffers_via_pidfd, r.fences_via_pidfd, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
+        );
+        s += &format!(
+            "  pids: launcher {}, gpu {}, renderer {}\n",
+            self.pids.launcher, self.pids.gpu, self.pids.renderer
+        );
+        if let Some(out) = &self.out {
+            s += &format!("  last frame ({}) written to {out}\n", self.last_frame.unwrap_or(0));
+        }
+        s
+    }
+}

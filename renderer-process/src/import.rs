@@ -1,0 +1,179 @@
+//! The import cache: each buffer is fetched and mapped once per buffer id, not once per frame.
+//!
+//! The GPU process reuses a small pool of buffers; each description names its buffer by
+//! [`BufferId`] (pool slot and generation). On a miss the renderer fetches the buffer's fd, checks
+//! its identity, measures the file (`lseek(SEEK_END)`), checks every plane's extent against that
+//! size and maps it read-only. On a hit it checks that the description's shape is the one it
+//! imported (a peer cannot reuse an id to make the renderer read a mapping with another layout)
+//! and reuses the mapping. A new generation for a slot replaces the old entry; a new GPU process
+//! epoch empties the cache. Entries own their fd and mapping, so eviction frees both.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+
+use ipc_protocol::frame::{BufferKind, DescError};
+use ipc_protocol::{BufferId, DrmFormat, Frame, RemoteFd};
+use triptych_sys::mapping::{Access, MapError, Mapping};
+
+use crate::fetch::{fetch, FetchError};
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The description is malformed.
+    #[error("invalid buffer description: {0}")]
+    Desc(#[from] DescError),
+    /// Fetching the fd failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The file's size could not be read.
+    #[error("measuring planes[0] failed: {0}")]
+    Size(#[from] triptych_sys::fd::FdError),
+    /// Mapping failed.
+    #[error("mapping planes[0] failed: {0}")]
+    Map(#[from] MapError),
+    /// A shm buffer is not sealed against shrinking.
+    #[error("planes[0]: shm buffer is not sealed against shrinking: {0}")]
+    Seals(#[from] triptych_sys::memfd::MemfdError),
+    /// A cached id came back with another shape.
+    #[error("buffer {slot}.{generation}: description changed shape while its id stayed the same")]
+    ShapeChanged {
+        /// Pool slot.
+        slot: u32,
+        /// Generation.
+        generation: u32,
+    },
+}
+
+/// What a buffer looks like: everything a cached mapping depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Memory kind.
+    pub kind: BufferKind,
+    /// Format.
+    pub format: DrmFormat,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Offset of plane 0.
+    pub offset: u32,
+    /// Stride of plane 0.
+    pub stride: u32,
+}
+
+impl Shape {
+    fn of(f: &Frame<RemoteFd>) -> Option<Shape> {
+        let p = f.planes.first()?;
+        Some(Shape {
+            kind: f.kind,
+            format: f.format,
+            width: f.width,
+            height: f.height,
+            offset: p.offset,
+            stride: p.stride,
+        })
+    }
+}
+
+/// One imported buffer.
+#[derive(Debug)]
+pub struct Imported {
+    /// Its id.
+    pub id: BufferId,
+    /// Its layout.
+    pub shape: Shape,
+    /// The fetched fd (kept for DMA-BUF sync ioctls and so the file stays alive).
+    pub fd: OwnedFd,
+    /// The read-only mapping of the whole file.
+    pub map: Mapping,
+}
+
+impl Imported {
+    /// The bytes of plane 0, from its offset to the end of its last row.
+    pub fn plane_bytes(&self) -> &[u8] {
+        let start = self.shape.offset as usize;
+        let end = start + self.shape.stride as usize * self.shape.height as usize;
+        // Bounds were checked at import against the mapping's size.
+        self.map.as_slice().get(start..end).unwrap_or(&[])
+    }
+}
+
+/// Counters the cache keeps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportCounters {
+    /// Buffers fetched and mapped.
+    pub imports: u64,
+    /// Lookups served from the cache.
+    pub hits: u64,
+}
+
+/// Imported buffers of the current GPU process, by pool slot.
+#[derive(Debug, Default)]
+pub struct ImportCache {
+    epoch: u64,
+    entries: HashMap<u32, Imported>,
+    /// Counters.
+    pub counters: ImportCounters,
+}
+
+impl ImportCache {
+    /// Forgets every buffer if `epoch` is not the cache's epoch.
+    pub fn set_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.entries.clear();
+            self.epoch = epoch;
+        }
+    }
+
+    /// How many buffers are imported.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is imported.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Returns the imported buffer for `desc`, importing it through `pidfd` on a miss.
+    /// `desc` must already have passed `validate_shape` and `validate_remote`.
+    pub fn get_or_import(
+        &mut self,
+        pidfd: &OwnedFd,
+        desc: &Frame<RemoteFd>,
+        plane_end: u64,
+    ) -> Result<&Imported, ImportError> {
+        let shape = Shape::of(desc).ok_or(DescError::PlaneCount {
+            got: 0,
+            expected: 1,
+            fourcc: ipc_protocol::frame::fourcc_name(desc.format.fourcc),
+        })?;
+        let slot = desc.id.slot;
+        let hit = matches!(self.entries.get(&slot), Some(e) if e.id == desc.id);
+        if hit {
+            let e = &self.entries[&slot];
+            if e.shape != shape {
+                return Err(ImportError::ShapeChanged { slot, generation: desc.id.generation });
+            }
+            self.counters.hits += 1;
+            return Ok(&self.entries[&slot]);
+        }
+        let fd = fetch(pidfd, "planes[0]", &desc.planes[0].fd)?;
+        let size = triptych_sys::fd::seek_size(fd.as_fd())?;
+        Frame::<RemoteFd>::validate_extent(0, plane_end, size)?;
+        if desc.kind == BufferKind::Shm {
+            triptych_sys::memfd::check_no_shrink(fd.as_fd())?;
+        }
+        let map = Mapping::new(fd.as_fd(), size as usize, Access::Read)?;
+        self.counters.imports += 1;
+        let entry = Imported { id: desc.id, shape, fd, map };
+        self.entries.insert(slot, entry);
+        Ok(&self.entries[&slot])
+    }
+
+    /// The imported buffer with id `id`, if it is still cached.
+    pub fn get(&self, id: BufferId) -> Option<&Imported> {
+        self.entries.get(&id.slot).filter(|e| e.id == id)
+    }
+}

@@ -1,0 +1,71 @@
+//! No child outlives the launcher: not after a normal run, not after Ctrl-C, not after SIGKILL.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use triptych_tests::*;
+
+fn start_long_run(tag: &str) -> (std::process::Child, u32, u32) {
+    let dir = scratch(tag);
+    let mut child = triptych(&["run", "--frames", "100000000", "--size", "64x48", "--out"])
+        .arg(dir.join("f.png"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn triptych");
+    let pid = child.id();
+    let mut kids = (Vec::new(), Vec::new());
+    let up = wait_until(Duration::from_secs(20), || {
+        kids = (children_named(pid, "gpu"), children_named(pid, "renderer"));
+        kids.0.len() == 1 && kids.1.len() == 1
+    });
+    if !up {
+        let _ = child.kill();
+        panic!("children did not start: gpu {:?}, renderer {:?}", kids.0, kids.1);
+    }
+    // Let frames flow so the kill lands mid-run.
+    std::thread::sleep(Duration::from_millis(300));
+    (child, kids.0[0], kids.1[0])
+}
+
+#[test]
+fn sigkill_of_the_launcher_takes_the_children_down() {
+    let (mut launcher, gpu, renderer) = start_long_run("sigkill");
+    assert!(alive(gpu) && alive(renderer));
+    launcher.kill().expect("SIGKILL the launcher");
+    launcher.wait().expect("reap the launcher");
+    // PR_SET_PDEATHSIG delivers SIGKILL to both; they are reaped by init or the subreaper.
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(gpu) && !alive(renderer)),
+        "children outlived a SIGKILLed launcher: gpu alive {}, renderer alive {}",
+        alive(gpu),
+        alive(renderer)
+    );
+}
+
+#[test]
+fn ctrl_c_shuts_down_cleanly() {
+    let (mut launcher, gpu, renderer) = start_long_run("sigint");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(launcher.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .expect("SIGINT");
+    let status = loop {
+        if let Some(s) = launcher.try_wait().expect("try_wait") {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "launcher exited with {status:?} after Ctrl-C");
+    assert!(!alive(gpu) && !alive(renderer), "a child is still running after the launcher exited");
+}
+
+#[test]
+fn normal_run_leaves_no_child() {
+    let dir = scratch("normal");
+    let o = output(triptych(&["run", "--frames", "5", "--size", "64x48", "--out"]).arg(dir.join("f.png")).arg("--summary-json").arg(dir.join("s.json")));
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir.join("s.json"));
+    for role in ["gpu", "renderer"] {
+        let pid = s["pids"][role].as_u64().expect("pid") as u32;
+        assert!(!alive(pid), "{role} {pid} outlived the launcher");
+    }
+}
