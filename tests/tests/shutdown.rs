@@ -61,7 +61,9 @@ fn ctrl_c_shuts_down_cleanly() {
 #[test]
 fn normal_run_leaves_no_child() {
     let dir = scratch("normal");
-    let o = output(triptych(&["run", "--frames", "5", "--size", "64x48", "--out"]).arg(dir.join("f.png")).arg("--summary-json").arg(dir.join("s.json")));
+    let mut cmd = triptych(&["run", "--frames", "5", "--size", "64x48", "--out"]);
+    cmd.arg(dir.join("f.png")).arg("--summary-json").arg(dir.join("s.json"));
+    let o = output(cmd);
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&dir.join("s.json"));
     for role in ["gpu", "renderer"] {

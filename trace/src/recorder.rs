@@ -193,7 +193,7 @@ impl Recorder {
             return Vec::new();
         };
         let mut buffer = inner.lock();
-        let reserve = buffer.events.len().clamp(16, inner.capacity);
+        let reserve = buffer.events.len().max(16).min(inner.capacity);
         let mut batch = std::mem::replace(&mut buffer.events, Vec::with_capacity(reserve));
         let dropped = inner.dropped.load(Ordering::Relaxed);
         if dropped != buffer.dropped_reported {

@@ -219,7 +219,7 @@ impl Egl {
             // eglGetProcAddress only reads it and has no other precondition.
             unsafe { get_proc_address(name.as_ptr()) }
         };
-        // SAFETY (for every `transmute` below): each one turns a pointer returned by
+        // SAFETY: every `transmute` below turns a pointer returned by
         // eglGetProcAddress for the named function into `Option` of that function's prototype as
         // given in `EGL/eglext.h` (the type aliases above). `Option<extern fn>` has the layout of
         // a nullable pointer, so a null result becomes `None`. The functions belong to libEGL,

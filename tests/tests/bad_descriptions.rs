@@ -1,0 +1,193 @@
+//! The real renderer process, fed malformed descriptions by this test playing the GPU process.
+//!
+//! The test bootstraps a renderer exactly as the launcher does, names itself as the GPU process,
+//! exports a real sealed memfd and eventfd into its own export window, and then sends one
+//! description per class of defect. Each must come back as `Rejected` with a reason naming the
+//! field, the renderer must stay alive, and a good description sent afterwards must still be
+//! composited.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
+use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
+use ipc_protocol::frame::{BufferKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR};
+use ipc_protocol::messages::*;
+use ipc_protocol::{BufferId, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};
+use triptych_sys::fd::ExportWindow;
+use triptych_tests::bin;
+
+fn remote(fd: &OwnedFd) -> RemoteFd {
+    let id = triptych_sys::fd::identity(fd.as_fd()).expect("fstat");
+    RemoteFd { pid: std::process::id(), fd: fd.as_raw_fd(), identity: FileId { dev: id.dev, ino: id.ino } }
+}
+
+struct FakeGpu {
+    renderer: std::process::Child,
+    commands: IpcSender<LauncherToRenderer>,
+    events: IpcReceiver<RendererToLauncher>,
+    frames: IpcSender<GpuToRenderer>,
+    _releases: IpcReceiver<RendererToGpu>,
+}
+
+impl Drop for FakeGpu {
+    fn drop(&mut self) {
+        let _ = self.renderer.kill();
+        let _ = self.renderer.wait();
+    }
+}
+
+fn start(window: ExportWindow) -> FakeGpu {
+    let (server, name) = IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new().expect("server");
+    let renderer = Command::new(bin("triptych-renderer"))
+        .arg(IPC_FLAG)
+        .arg(&name)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn renderer");
+    let (_, hello) = server.accept().expect("renderer hello");
+    assert_eq!(hello.role, "renderer");
+    let (frames_tx, frames_rx) = ipc::channel().expect("channel");
+    let (rel_tx, rel_rx) = ipc::channel().expect("channel");
+    hello
+        .commands
+        .send(LauncherToRenderer::Start(RendererStart {
+            epoch: 1,
+            gpu_pid: std::process::id(),
+            gpu_window: (window.base, window.end()),
+            width: 64,
+            height: 32,
+            transport: Transport::Pidfd,
+            fence_timeout_ms: 2000,
+            frames: frames_rx,
+            releases: rel_tx,
+        }))
+        .expect("start");
+    FakeGpu { renderer, commands: hello.commands, events: hello.events, frames: frames_tx, _releases: rel_rx }
+}
+
+fn next_event(g: &FakeGpu) -> RendererToLauncher {
+    match g.events.try_recv_timeout(Duration::from_secs(10)) {
+        Ok(e) => e,
+        Err(e) => panic!("no event from the renderer: {e:?}"),
+    }
+}
+
+#[test]
+fn each_class_of_bad_description_is_rejected_by_name() {
+    // A window of our own, away from the numbers the test harness uses.
+    let window = ExportWindow { base: 900, len: 64 };
+    let g = start(window);
+    match next_event(&g) {
+        RendererToLauncher::Output { .. } => {}
+        other => panic!("expected Output first, got {other:?}"),
+    }
+    let size = 64 * 32 * 4;
+    let memfd = triptych_sys::memfd::create_sealed(c"fake-layer", size).expect("memfd");
+    let buf = window.place(memfd.as_fd()).expect("place");
+    let small = window.place(triptych_sys::memfd::create_sealed(c"small", 100).expect("memfd").as_fd()).expect("place");
+    let fence = triptych_sys::eventfd::EventFence::new().expect("eventfd");
+    fence.signal().expect("signal");
+    let fence_fd = window.place(fence.as_fd()).expect("place");
+    let outside = triptych_sys::fd::dup_cloexec(memfd.as_fd()).expect("dup");
+
+    let good = Frame {
+        id: BufferId { slot: 0, generation: 1 },
+        kind: BufferKind::Shm,
+        format: DrmFormat { fourcc: DRM_FORMAT_ABGR8888, modifier: DRM_FORMAT_MOD_LINEAR },
+        width: 64,
+        height: 32,
+        planes: vec![Plane { fd: remote(&buf), offset: 0, stride: 256 }],
+        fence: Fence { kind: FenceKind::EventFd, fd: remote(&fence_fd) },
+    };
+    let mut cases: Vec<(&str, Frame<RemoteFd>)> = Vec::new();
+    let mut f = good.clone();
+    f.planes.clear();
+    cases.push(("planes: 0 given", f));
+    let mut f = good.clone();
+    f.planes = vec![f.planes[0].clone(); 5];
+    cases.push(("planes: 5 given", f));
+    let mut f = good.clone();
+    f.planes[0].stride = 0;
+    cases.push(("planes[0].stride: zero", f));
+    let mut f = good.clone();
+    f.planes[0].stride = 200;
+    cases.push(("planes[0].stride: 200 is less than one row of 256", f));
+    let mut f = good.clone();
+    f.planes[0].stride = u32::MAX / 2;
+    cases.push(("overflows", f));
+    let mut f = good.clone();
+    f.planes[0].offset = 4;
+    cases.push(("beyond the buffer's 8192 bytes", f));
+    let mut f = good.clone();
+    f.planes[0].fd = remote(&small);
+    cases.push(("beyond the buffer's 100 bytes", f));
+    let mut f = good.clone();
+    f.format.fourcc = ipc_protocol::frame::fourcc(b"NV12");
+    cases.push(("format.fourcc: NV12", f));
+    let mut f = good.clone();
+    f.format.modifier = DRM_FORMAT_MOD_INVALID;
+    cases.push(("format.modifier", f));
+    let mut f = good.clone();
+    f.width = 0;
+    cases.push(("size: 0x32", f));
+    let mut f = good.clone();
+    f.planes[0].fd.fd = outside.as_raw_fd();
+    cases.push(("planes[0].fd", f));
+    let mut f = good.clone();
+    f.planes[0].fd.identity.ino ^= 1;
+    cases.push(("planes[0]: fetched file is", f));
+    let mut f = good.clone();
+    f.fence.fd.pid = 1;
+    cases.push(("fence.pid: 1 is not the exporting process", f));
+    let mut f = good.clone();
+    f.planes[0].fd.fd = window.end() - 1;
+    f.planes[0].fd.identity = FileId { dev: 0, ino: 0 };
+    cases.push(("has no fd", f));
+
+    for (i, (needle, desc)) in cases.into_iter().enumerate() {
+        // A fresh slot per case so the import cache never serves an earlier good import.
+        let mut desc = desc;
+        desc.id = BufferId { slot: 10 + i as u32, generation: 1 };
+        let msg = FrameMsg {
+            epoch: 1,
+            frame: i as u64,
+            sent_ns: 0,
+            layers: vec![LayerMsg {
+                layer: 0,
+                placement: LayerPlacement { x: 0, y: 0, z: 0, opacity: 255 },
+                buffer: desc,
+            }],
+        };
+        g.frames.send(GpuToRenderer::Frame(msg)).expect("send frame");
+        match next_event(&g) {
+            RendererToLauncher::Rejected { frame, reason } => {
+                assert_eq!(frame, i as u64);
+                assert!(reason.contains(needle), "case {i}: reason {reason:?} does not name {needle:?}");
+            }
+            other => panic!("case {i} ({needle}): expected a rejection, got {other:?}"),
+        }
+    }
+    // Still alive and still compositing.
+    let msg = FrameMsg {
+        epoch: 1,
+        frame: 100,
+        sent_ns: 0,
+        layers: vec![LayerMsg { layer: 0, placement: LayerPlacement { x: 0, y: 0, z: 0, opacity: 255 }, buffer: good }],
+    };
+    g.frames.send(GpuToRenderer::Frame(msg)).expect("send frame");
+    match next_event(&g) {
+        RendererToLauncher::Presented(p) => assert_eq!(p.frame, 100),
+        other => panic!("expected the good frame to be presented, got {other:?}"),
+    }
+    g.commands.send(LauncherToRenderer::Shutdown).expect("shutdown");
+    match next_event(&g) {
+        RendererToLauncher::Stats(s) => {
+            assert_eq!(s.rejected, 14, "{s:?}");
+            assert_eq!(s.frames, 1, "{s:?}");
+        }
+        other => panic!("expected Stats, got {other:?}"),
+    }
+}
