@@ -1,5 +1,6 @@
-//! triptych's GPU process as a library: the binary `triptych-gpu` (`src/main.rs`) drives it.
-//!
-//! - [`gl`]: the headless OpenGL ES context, layer drawing, read-back, DMA-BUF export and fences.
+//! The GPU process's library: the GL context, the exporters and the buffer pool. The binary
+//! (`main.rs`) wires them to the launcher and the renderer.
 
+pub mod export;
 pub mod gl;
+pub mod pool;

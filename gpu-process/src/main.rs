@@ -18,8 +18,8 @@ use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use ipc_protocol::bootstrap::{self, IPC_FLAG};
 use ipc_protocol::frame::BufferKind;
 use ipc_protocol::messages::{
-    BackendRequest, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu, LayerMsg,
-    LayerPlacement, RendererToGpu,
+    BackendRequest, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu,
+    LayerMsg, LayerPlacement, RendererToGpu,
 };
 use triptych_sys::fd::ExportWindow;
 
@@ -36,7 +36,11 @@ fn main() {
         .with_target(false)
         .init();
     let args: Vec<String> = std::env::args().collect();
-    let result = if args.iter().any(|a| a == "--probe") { probe() } else { run(&args) };
+    let result = if args.iter().any(|a| a == "--probe") {
+        probe()
+    } else {
+        run(&args)
+    };
     if let Err(e) = result {
         tracing::error!(role = ROLE, error = format!("{e:#}"), "GPU process failed");
         std::process::exit(1);
@@ -99,7 +103,10 @@ fn raise_fd_limit() -> anyhow::Result<()> {
 }
 
 /// Picks the exporter for `request`, with the reason when it is not the fast path.
-fn choose_exporter(request: BackendRequest, gl: &mut GlContext) -> anyhow::Result<(Box<dyn Exporter>, Option<String>)> {
+fn choose_exporter(
+    request: BackendRequest,
+    gl: &mut GlContext,
+) -> anyhow::Result<(Box<dyn Exporter>, Option<String>)> {
     match request {
         BackendRequest::Shm => Ok((Box::new(ShmExporter), None)),
         BackendRequest::DmaBuf => match export::dmabuf::DmabufExporter::new(gl) {
@@ -123,10 +130,15 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         .iter()
         .position(|a| a == IPC_FLAG)
         .and_then(|i| args.get(i + 1))
-        .with_context(|| format!("missing {IPC_FLAG} NAME: the GPU process is started by the launcher"))?;
-    let (commands, events) =
-        bootstrap::join::<LauncherToGpu, GpuToLauncher>(name, ROLE).context("joining the launcher")?;
-    let start = match commands.recv().context("waiting for Start from the launcher")? {
+        .with_context(|| {
+            format!("missing {IPC_FLAG} NAME: the GPU process is started by the launcher")
+        })?;
+    let (commands, events) = bootstrap::join::<LauncherToGpu, GpuToLauncher>(name, ROLE)
+        .context("joining the launcher")?;
+    let start = match commands
+        .recv()
+        .context("waiting for Start from the launcher")?
+    {
         LauncherToGpu::Start(s) => s,
         LauncherToGpu::Shutdown => return Ok(()),
     };
@@ -144,7 +156,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 gl: gl_line,
                 window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
             };
-            events.send(GpuToLauncher::Started(info)).context("reporting the start")?;
+            events
+                .send(GpuToLauncher::Started(info))
+                .context("reporting the start")?;
             let commands = forward("launcher-rx", commands)?;
             let mut producer = Producer::new(start, gl, exporter, events)?;
             producer.run(&commands)
@@ -159,8 +173,12 @@ fn run(args: &[String]) -> anyhow::Result<()> {
 fn setup(start: &GpuStart) -> anyhow::Result<(GlContext, Box<dyn Exporter>, Option<String>)> {
     raise_fd_limit()?;
     if triptych_sys::proc::yama_ptrace_scope().is_some_and(|s| s >= 1) {
-        triptych_sys::prctl::set_ptracer(start.renderer_pid)
-            .with_context(|| format!("naming the renderer {} as ptracer for Yama", start.renderer_pid))?;
+        triptych_sys::prctl::set_ptracer(start.renderer_pid).with_context(|| {
+            format!(
+                "naming the renderer {} as ptracer for Yama",
+                start.renderer_pid
+            )
+        })?;
     }
     let mut gl = GlContext::new(PlatformRequest::Auto).context("creating the GL context")?;
     let (exporter, reason) = choose_exporter(start.backend, &mut gl)?;
@@ -184,10 +202,21 @@ impl Producer {
         events: IpcSender<GpuToLauncher>,
     ) -> anyhow::Result<Self> {
         // The release receiver moves to its thread; leave a closed placeholder behind.
-        let (_, placeholder) = ipc_channel::ipc::channel::<RendererToGpu>().context("creating a channel")?;
-        let releases = forward("releases-rx", std::mem::replace(&mut start.releases, placeholder))?;
+        let (_, placeholder) =
+            ipc_channel::ipc::channel::<RendererToGpu>().context("creating a channel")?;
+        let releases = forward(
+            "releases-rx",
+            std::mem::replace(&mut start.releases, placeholder),
+        )?;
         let pool = Pool::new(start.layers, start.pool_per_layer);
-        Ok(Self { start, gl, exporter, events, releases, pool })
+        Ok(Self {
+            start,
+            gl,
+            exporter,
+            events,
+            releases,
+            pool,
+        })
     }
 
     fn release(&mut self, m: RendererToGpu) {
@@ -202,7 +231,11 @@ impl Producer {
     }
 
     /// Waits until `layer` has a free slot; false if the launcher asked to shut down.
-    fn wait_free(&mut self, layer: u32, commands: &Receiver<LauncherToGpu>) -> anyhow::Result<Option<u32>> {
+    fn wait_free(
+        &mut self,
+        layer: u32,
+        commands: &Receiver<LauncherToGpu>,
+    ) -> anyhow::Result<Option<u32>> {
         loop {
             if let Some(s) = self.pool.free_slot(layer) {
                 return Ok(Some(s));
@@ -234,37 +267,70 @@ impl Producer {
             let mut layers = Vec::with_capacity(n as usize);
             let mut used = Vec::with_capacity(n as usize);
             for layer in 0..n {
-                let Some(slot) = self.wait_free(layer, commands)? else { return Ok(()) };
+                let Some(slot) = self.wait_free(layer, commands)? else {
+                    return Ok(());
+                };
                 let id = self.pool.id(slot);
                 let (lw, lh) = triptych_scene::layer_size(layer, w, h);
                 let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
                 if s.buffer.is_none() {
-                    s.buffer = Some(self.exporter.allocate(&mut self.gl, id, lw, lh).context("allocating a buffer")?);
+                    s.buffer = Some(
+                        self.exporter
+                            .allocate(&mut self.gl, id, lw, lh)
+                            .context("allocating a buffer")?,
+                    );
                 }
                 let buf = s.buffer.as_mut().context("buffer just allocated")?;
                 let content = triptych_scene::layer_content(frame, layer, w, h);
-                let sub = self.exporter.render(&mut self.gl, buf, &content).context("rendering a layer")?;
-                let desc = export::describe(buf, self.exporter.kind(), self.exporter.fence_kind(), &sub.fence)?;
+                let sub = self
+                    .exporter
+                    .render(&mut self.gl, buf, &content)
+                    .context("rendering a layer")?;
+                let desc = export::describe(
+                    buf,
+                    self.exporter.kind(),
+                    self.exporter.fence_kind(),
+                    &sub.fence,
+                )?;
                 s.in_flight = Some(sub);
                 let p = triptych_scene::placement(frame, layer, n, w, h);
                 layers.push(LayerMsg {
                     layer,
-                    placement: LayerPlacement { x: p.x, y: p.y, z: p.z, opacity: p.opacity },
+                    placement: LayerPlacement {
+                        x: p.x,
+                        y: p.y,
+                        z: p.z,
+                        opacity: p.opacity,
+                    },
                     buffer: desc,
                 });
                 used.push(slot);
             }
-            let msg = FrameMsg { epoch: self.start.epoch, frame, sent_ns: triptych_trace::now_ns(), layers };
-            self.start.to_renderer.send(GpuToRenderer::Frame(msg)).context("sending a frame to the renderer")?;
+            let msg = FrameMsg {
+                epoch: self.start.epoch,
+                frame,
+                sent_ns: triptych_trace::now_ns(),
+                layers,
+            };
+            self.start
+                .to_renderer
+                .send(GpuToRenderer::Frame(msg))
+                .context("sending a frame to the renderer")?;
             for slot in used {
                 let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
                 if let (Some(buf), Some(sub)) = (s.buffer.as_mut(), s.in_flight.as_mut()) {
-                    self.exporter.complete(&mut self.gl, buf, sub).context("completing a layer")?;
+                    self.exporter
+                        .complete(&mut self.gl, buf, sub)
+                        .context("completing a layer")?;
                 }
             }
         }
-        let _ = self.events.send(GpuToLauncher::Finished { frames: self.start.frames });
-        debug_assert!(self.exporter.kind() == BufferKind::Shm || self.exporter.kind() == BufferKind::DmaBuf);
+        let _ = self.events.send(GpuToLauncher::Finished {
+            frames: self.start.frames,
+        });
+        debug_assert!(
+            self.exporter.kind() == BufferKind::Shm || self.exporter.kind() == BufferKind::DmaBuf
+        );
         // Keep the buffers alive for the renderer until the launcher ends the run.
         loop {
             select! {

@@ -42,19 +42,32 @@ pub struct BadRelease {
 impl Pool {
     /// A pool of `per_layer` buffers for each of `layers` layers.
     pub fn new(layers: u32, per_layer: u32) -> Self {
-        let slots = (0..layers * per_layer).map(|_| Slot { buffer: None, in_flight: None, generation: 1 }).collect();
+        let slots = (0..layers * per_layer)
+            .map(|_| Slot {
+                buffer: None,
+                in_flight: None,
+                generation: 1,
+            })
+            .collect();
         Self { per_layer, slots }
     }
 
     /// A free slot of `layer`, if any.
     pub fn free_slot(&self, layer: u32) -> Option<u32> {
         let first = layer * self.per_layer;
-        (first..first + self.per_layer).find(|&s| self.slots.get(s as usize).is_some_and(|sl| sl.in_flight.is_none()))
+        (first..first + self.per_layer).find(|&s| {
+            self.slots
+                .get(s as usize)
+                .is_some_and(|sl| sl.in_flight.is_none())
+        })
     }
 
     /// The id of slot `slot`'s buffer.
     pub fn id(&self, slot: u32) -> BufferId {
-        BufferId { slot, generation: self.slots.get(slot as usize).map_or(0, |s| s.generation) }
+        BufferId {
+            slot,
+            generation: self.slots.get(slot as usize).map_or(0, |s| s.generation),
+        }
     }
 
     /// Slot `slot`.
@@ -69,7 +82,10 @@ impl Pool {
                 s.in_flight = None;
                 Ok(())
             }
-            _ => Err(BadRelease { slot: id.slot, generation: id.generation }),
+            _ => Err(BadRelease {
+                slot: id.slot,
+                generation: id.generation,
+            }),
         }
     }
 

@@ -46,17 +46,28 @@ pub enum BootstrapError {
 }
 
 /// Joins the launcher: connects to `server_name` and returns the child's ends of the channels.
-pub fn join<C, E>(server_name: &str, role: &str) -> Result<(IpcReceiver<C>, IpcSender<E>), BootstrapError>
+pub fn join<C, E>(
+    server_name: &str,
+    role: &str,
+) -> Result<(IpcReceiver<C>, IpcSender<E>), BootstrapError>
 where
     C: Serialize + DeserializeOwned,
     E: Serialize + DeserializeOwned,
 {
     let (cmd_tx, cmd_rx) = ipc::channel::<C>()?;
     let (ev_tx, ev_rx) = ipc::channel::<E>()?;
-    let server: IpcSender<Hello<C, E>> = IpcSender::connect(server_name.to_owned())
-        .map_err(|source| BootstrapError::Connect { name: server_name.to_owned(), source })?;
+    let server: IpcSender<Hello<C, E>> =
+        IpcSender::connect(server_name.to_owned()).map_err(|source| BootstrapError::Connect {
+            name: server_name.to_owned(),
+            source,
+        })?;
     server
-        .send(Hello { pid: std::process::id(), role: role.to_owned(), commands: cmd_tx, events: ev_rx })
+        .send(Hello {
+            pid: std::process::id(),
+            role: role.to_owned(),
+            commands: cmd_tx,
+            events: ev_rx,
+        })
         .map_err(BootstrapError::Send)?;
     Ok((cmd_rx, ev_tx))
 }

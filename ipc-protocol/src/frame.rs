@@ -41,8 +41,12 @@ pub const MAX_DIMENSION: u32 = 16384;
 pub const MAX_PLANES: usize = 4;
 
 /// The formats the renderer can composite: all single-plane, 4 bytes per pixel.
-pub const SUPPORTED_FOURCCS: [u32; 4] =
-    [DRM_FORMAT_ABGR8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_ARGB8888, DRM_FORMAT_XRGB8888];
+pub const SUPPORTED_FOURCCS: [u32; 4] = [
+    DRM_FORMAT_ABGR8888,
+    DRM_FORMAT_XBGR8888,
+    DRM_FORMAT_ARGB8888,
+    DRM_FORMAT_XRGB8888,
+];
 
 /// Prints a fourcc as its four characters when they are printable.
 pub fn fourcc_name(code: u32) -> String {
@@ -280,14 +284,23 @@ impl<Fd> Frame<Fd> {
     /// Checks everything that can be checked without the files: plane count, size, format,
     /// modifier, stride, and that no plane's extent overflows. Returns each plane's end offset.
     pub fn validate_shape(&self) -> Result<Vec<u64>, DescError> {
-        if self.width == 0 || self.height == 0 || self.width > MAX_DIMENSION || self.height > MAX_DIMENSION {
-            return Err(DescError::Size { width: self.width, height: self.height, max: MAX_DIMENSION });
+        if self.width == 0
+            || self.height == 0
+            || self.width > MAX_DIMENSION
+            || self.height > MAX_DIMENSION
+        {
+            return Err(DescError::Size {
+                width: self.width,
+                height: self.height,
+                max: MAX_DIMENSION,
+            });
         }
         let bpp = bytes_per_pixel(self.format.fourcc)
             .ok_or_else(|| DescError::UnknownFourcc(fourcc_name(self.format.fourcc)))?;
         // Every supported format is single-plane.
         let expected = 1;
-        if self.planes.is_empty() || self.planes.len() > MAX_PLANES || self.planes.len() != expected {
+        if self.planes.is_empty() || self.planes.len() > MAX_PLANES || self.planes.len() != expected
+        {
             return Err(DescError::PlaneCount {
                 got: self.planes.len(),
                 expected,
@@ -295,7 +308,9 @@ impl<Fd> Frame<Fd> {
             });
         }
         if self.format.modifier != DRM_FORMAT_MOD_LINEAR {
-            return Err(DescError::NotLinear { modifier: self.format.modifier });
+            return Err(DescError::NotLinear {
+                modifier: self.format.modifier,
+            });
         }
         let row = u64::from(self.width) * u64::from(bpp);
         let mut ends = Vec::with_capacity(self.planes.len());
@@ -304,7 +319,11 @@ impl<Fd> Frame<Fd> {
                 return Err(DescError::ZeroStride { plane: i });
             }
             if u64::from(p.stride) < row {
-                return Err(DescError::StrideTooSmall { plane: i, stride: p.stride, min: row });
+                return Err(DescError::StrideTooSmall {
+                    plane: i,
+                    stride: p.stride,
+                    min: row,
+                });
             }
             // The last row needs only `row` bytes, but requiring whole strides keeps the check
             // simple and matches what every exporter allocates. Done in u32 on purpose: a
@@ -313,7 +332,12 @@ impl<Fd> Frame<Fd> {
                 .stride
                 .checked_mul(self.height)
                 .and_then(|v| v.checked_add(p.offset))
-                .ok_or(DescError::Overflow { plane: i, offset: p.offset, stride: p.stride, height: self.height })?;
+                .ok_or(DescError::Overflow {
+                    plane: i,
+                    offset: p.offset,
+                    stride: p.stride,
+                    height: self.height,
+                })?;
             ends.push(u64::from(end));
         }
         Ok(ends)
@@ -334,13 +358,26 @@ impl Frame<RemoteFd> {
     /// `[base, end)`.
     pub fn validate_remote(&self, exporter: u32, base: i32, end: i32) -> Result<(), DescError> {
         let fence = std::iter::once(("fence".to_owned(), &self.fence.fd));
-        let planes = self.planes.iter().enumerate().map(|(i, p)| (format!("planes[{i}]"), &p.fd));
+        let planes = self
+            .planes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("planes[{i}]"), &p.fd));
         for (field, fd) in planes.chain(fence) {
             if fd.pid != exporter {
-                return Err(DescError::WrongProcess { field, pid: fd.pid, expected: exporter });
+                return Err(DescError::WrongProcess {
+                    field,
+                    pid: fd.pid,
+                    expected: exporter,
+                });
             }
             if fd.fd < base || fd.fd >= end {
-                return Err(DescError::OutsideWindow { field, fd: fd.fd, base, end });
+                return Err(DescError::OutsideWindow {
+                    field,
+                    fd: fd.fd,
+                    base,
+                    end,
+                });
             }
         }
         Ok(())
@@ -366,18 +403,35 @@ mod tests {
     use super::*;
 
     fn rfd(fd: i32) -> RemoteFd {
-        RemoteFd { pid: 10, fd, identity: FileId { dev: 1, ino: 2 } }
+        RemoteFd {
+            pid: 10,
+            fd,
+            identity: FileId { dev: 1, ino: 2 },
+        }
     }
 
     fn good() -> Frame<RemoteFd> {
         Frame {
-            id: BufferId { slot: 0, generation: 1 },
+            id: BufferId {
+                slot: 0,
+                generation: 1,
+            },
             kind: BufferKind::Shm,
-            format: DrmFormat { fourcc: DRM_FORMAT_ABGR8888, modifier: DRM_FORMAT_MOD_LINEAR },
+            format: DrmFormat {
+                fourcc: DRM_FORMAT_ABGR8888,
+                modifier: DRM_FORMAT_MOD_LINEAR,
+            },
             width: 64,
             height: 32,
-            planes: vec![Plane { fd: rfd(512), offset: 0, stride: 256 }],
-            fence: Fence { kind: FenceKind::EventFd, fd: rfd(513) },
+            planes: vec![Plane {
+                fd: rfd(512),
+                offset: 0,
+                stride: 256,
+            }],
+            fence: Fence {
+                kind: FenceKind::EventFd,
+                fd: rfd(513),
+            },
         }
     }
 
@@ -403,13 +457,26 @@ mod tests {
     fn each_bad_field_is_named() {
         let mut f = good();
         f.planes.clear();
-        assert!(matches!(f.validate_shape(), Err(DescError::PlaneCount { got: 0, .. })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::PlaneCount { got: 0, .. })
+        ));
         let mut f = good();
         f.planes = vec![f.planes[0].clone(); 5];
-        assert!(matches!(f.validate_shape(), Err(DescError::PlaneCount { got: 5, .. })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::PlaneCount { got: 5, .. })
+        ));
         let mut f = good();
         f.planes.push(f.planes[0].clone());
-        assert!(matches!(f.validate_shape(), Err(DescError::PlaneCount { got: 2, expected: 1, .. })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::PlaneCount {
+                got: 2,
+                expected: 1,
+                ..
+            })
+        ));
         let mut f = good();
         f.width = 0;
         assert!(matches!(f.validate_shape(), Err(DescError::Size { .. })));
@@ -418,33 +485,67 @@ mod tests {
         assert!(matches!(f.validate_shape(), Err(DescError::Size { .. })));
         let mut f = good();
         f.format.fourcc = fourcc(b"NV12");
-        assert_eq!(f.validate_shape(), Err(DescError::UnknownFourcc("NV12".into())));
+        assert_eq!(
+            f.validate_shape(),
+            Err(DescError::UnknownFourcc("NV12".into()))
+        );
         let mut f = good();
         f.format.modifier = DRM_FORMAT_MOD_INVALID;
-        assert!(matches!(f.validate_shape(), Err(DescError::NotLinear { .. })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::NotLinear { .. })
+        ));
         let mut f = good();
         f.planes[0].stride = 0;
         assert_eq!(f.validate_shape(), Err(DescError::ZeroStride { plane: 0 }));
         let mut f = good();
         f.planes[0].stride = 255;
-        assert!(matches!(f.validate_shape(), Err(DescError::StrideTooSmall { plane: 0, stride: 255, min: 256 })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::StrideTooSmall {
+                plane: 0,
+                stride: 255,
+                min: 256
+            })
+        ));
         let mut f = good();
         f.planes[0].stride = u32::MAX;
-        assert!(matches!(f.validate_shape(), Err(DescError::Overflow { plane: 0, .. })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::Overflow { plane: 0, .. })
+        ));
         let mut f = good();
         f.planes[0].offset = u32::MAX - 100;
-        assert!(matches!(f.validate_shape(), Err(DescError::Overflow { plane: 0, .. })));
+        assert!(matches!(
+            f.validate_shape(),
+            Err(DescError::Overflow { plane: 0, .. })
+        ));
         assert!(matches!(
             Frame::<RemoteFd>::validate_extent(0, 8193, 8192),
-            Err(DescError::BeyondBuffer { end: 8193, size: 8192, .. })
+            Err(DescError::BeyondBuffer {
+                end: 8193,
+                size: 8192,
+                ..
+            })
         ));
         let mut f = good();
         f.fence.fd.fd = 3;
-        assert!(matches!(f.validate_remote(10, 512, 768), Err(DescError::OutsideWindow { fd: 3, .. })));
+        assert!(matches!(
+            f.validate_remote(10, 512, 768),
+            Err(DescError::OutsideWindow { fd: 3, .. })
+        ));
         let mut f = good();
         f.planes[0].fd.pid = 1;
-        assert!(matches!(f.validate_remote(10, 512, 768), Err(DescError::WrongProcess { pid: 1, .. })));
-        assert!(check_identity("planes[0]", FileId { dev: 1, ino: 2 }, FileId { dev: 1, ino: 3 }).is_err());
+        assert!(matches!(
+            f.validate_remote(10, 512, 768),
+            Err(DescError::WrongProcess { pid: 1, .. })
+        ));
+        assert!(check_identity(
+            "planes[0]",
+            FileId { dev: 1, ino: 2 },
+            FileId { dev: 1, ino: 3 }
+        )
+        .is_err());
         let e = DescError::ZeroStride { plane: 0 }.to_string();
         assert!(e.contains("planes[0].stride"), "{e}");
     }

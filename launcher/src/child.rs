@@ -26,10 +26,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The path of the sibling binary `name`.
 pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the launcher's own path")?;
-    let dir = exe.parent().context("the launcher's path has no directory")?;
+    let dir = exe
+        .parent()
+        .context("the launcher's path has no directory")?;
     let path = dir.join(name);
     if !path.is_file() {
-        bail!("{} not found next to {}: build the whole workspace (cargo build --workspace)", name, exe.display());
+        bail!(
+            "{} not found next to {}: build the whole workspace (cargo build --workspace)",
+            name,
+            exe.display()
+        );
     }
     Ok(path)
 }
@@ -50,7 +56,11 @@ pub struct Process {
 impl Process {
     /// Whether the child has exited (without reaping it).
     pub fn exited(&self) -> bool {
-        self.status.is_some() || matches!(wait_readable(self.pidfd.as_fd(), Duration::ZERO), Ok(WaitOutcome::Ready))
+        self.status.is_some()
+            || matches!(
+                wait_readable(self.pidfd.as_fd(), Duration::ZERO),
+                Ok(WaitOutcome::Ready)
+            )
     }
 
     /// Waits up to `timeout` for the child to exit and reaps it.
@@ -109,10 +119,14 @@ where
     /// Starts `binary` in role `role` and waits for it to connect.
     pub fn spawn(role: &'static str, binary: &str, extra_args: &[String]) -> anyhow::Result<Self> {
         let path = sibling(binary)?;
-        let (server, name) = IpcOneShotServer::<Hello<C, E>>::new().context("creating the bootstrap server")?;
+        let (server, name) =
+            IpcOneShotServer::<Hello<C, E>>::new().context("creating the bootstrap server")?;
         let launcher_pid = std::process::id();
         let mut cmd = Command::new(&path);
-        cmd.arg(IPC_FLAG).arg(&name).args(extra_args).stdin(Stdio::null());
+        cmd.arg(IPC_FLAG)
+            .arg(&name)
+            .args(extra_args)
+            .stdin(Stdio::null());
         // SAFETY: the closure runs between fork and exec in the child and only calls prctl and
         // getppid, both async-signal-safe, and allocates nothing.
         unsafe {
@@ -126,17 +140,26 @@ where
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().with_context(|| format!("starting the {role} process {}", path.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting the {role} process {}", path.display()))?;
         let pid = child.id();
         let pidfd = match triptych_sys::pidfd::pidfd_open(pid as i32) {
             Ok(fd) => fd,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(e).with_context(|| format!("opening a pidfd of the {role} process {pid}"));
+                return Err(e)
+                    .with_context(|| format!("opening a pidfd of the {role} process {pid}"));
             }
         };
-        let mut proc = Process { role, pid, pidfd, child, status: None };
+        let mut proc = Process {
+            role,
+            pid,
+            pidfd,
+            child,
+            status: None,
+        };
         // Accept on a thread so that a child that dies before connecting is noticed.
         let (tx, rx) = crossbeam_channel::bounded(1);
         std::thread::Builder::new()
@@ -154,16 +177,26 @@ where
             }
             if proc.exited() {
                 let st = proc.wait_exit(Duration::from_secs(1));
-                bail!("the {role} process {pid} exited before connecting ({})", describe(st));
+                bail!(
+                    "the {role} process {pid} exited before connecting ({})",
+                    describe(st)
+                );
             }
             if Instant::now() > deadline {
                 bail!("the {role} process {pid} did not connect within {CONNECT_TIMEOUT:?}");
             }
         };
         if hello.role != role {
-            bail!("the {role} process {pid} introduced itself as {:?}", hello.role);
+            bail!(
+                "the {role} process {pid} introduced itself as {:?}",
+                hello.role
+            );
         }
-        Ok(ChildProc { proc, commands: hello.commands, events: Some(hello.events) })
+        Ok(ChildProc {
+            proc,
+            commands: hello.commands,
+            events: Some(hello.events),
+        })
     }
 }
 
@@ -181,5 +214,7 @@ pub fn describe(status: Option<ExitStatus>) -> String {
 
 /// The name of a signal number.
 pub fn signal_name(sig: i32) -> &'static str {
-    nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("unknown")
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str())
+        .unwrap_or("unknown")
 }

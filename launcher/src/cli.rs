@@ -45,14 +45,19 @@ pub struct Size {
 impl std::str::FromStr for Size {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("size {s:?} is not WxH, e.g. 640x480"))?;
+        let (w, h) = s
+            .split_once(['x', 'X'])
+            .ok_or_else(|| format!("size {s:?} is not WxH, e.g. 640x480"))?;
         let parse = |v: &str, what: &str| {
             v.parse::<u32>()
                 .ok()
                 .filter(|n| (1..=8192).contains(n))
                 .ok_or_else(|| format!("{what} {v:?} in size {s:?} is not a number from 1 to 8192"))
         };
-        Ok(Size { width: parse(w, "width")?, height: parse(h, "height")? })
+        Ok(Size {
+            width: parse(w, "width")?,
+            height: parse(h, "height")?,
+        })
     }
 }
 

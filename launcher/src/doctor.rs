@@ -23,15 +23,29 @@ struct Check {
 }
 
 fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
-    Check { name, ok, detail: detail.into() }
+    Check {
+        name,
+        ok,
+        detail: detail.into(),
+    }
 }
 
 /// Takes fd 0 of a child through `pidfd_getfd`: the path the renderer uses.
 fn pidfd_self_test() -> Check {
-    let child = Command::new("/bin/sleep").arg("5").stdin(Stdio::piped()).stdout(Stdio::null()).spawn();
+    let child = Command::new("/bin/sleep")
+        .arg("5")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => return check("pidfd_getfd", false, format!("could not start a test child: {e}")),
+        Err(e) => {
+            return check(
+                "pidfd_getfd",
+                false,
+                format!("could not start a test child: {e}"),
+            )
+        }
     };
     let result = triptych_sys::pidfd::pidfd_open(child.id() as i32)
         .and_then(|pidfd| triptych_sys::pidfd::pidfd_getfd(std::os::fd::AsFd::as_fd(&pidfd), 0));
@@ -39,17 +53,41 @@ fn pidfd_self_test() -> Check {
     let _ = child.wait();
     match result {
         Ok(_) => check("pidfd_getfd", true, "took an fd from a child process"),
-        Err(e) => check("pidfd_getfd", false, format!("{e}; the SCM_RIGHTS transport would be needed")),
+        Err(e) => check(
+            "pidfd_getfd",
+            false,
+            format!("{e}; the SCM_RIGHTS transport would be needed"),
+        ),
     }
 }
 
 fn yama() -> Check {
     match triptych_sys::proc::yama_ptrace_scope() {
-        None => check("ptrace permission", true, "Yama not active: same-uid processes may pidfd_getfd"),
-        Some(0) => check("ptrace permission", true, "Yama ptrace_scope 0: same-uid processes may pidfd_getfd"),
-        Some(1) => check("ptrace permission", true, "Yama ptrace_scope 1: the GPU process names the renderer with PR_SET_PTRACER"),
-        Some(2) => check("ptrace permission", false, "Yama ptrace_scope 2: only CAP_SYS_PTRACE may pidfd_getfd"),
-        Some(s) => check("ptrace permission", false, format!("Yama ptrace_scope {s}: pidfd_getfd is refused to everyone")),
+        None => check(
+            "ptrace permission",
+            true,
+            "Yama not active: same-uid processes may pidfd_getfd",
+        ),
+        Some(0) => check(
+            "ptrace permission",
+            true,
+            "Yama ptrace_scope 0: same-uid processes may pidfd_getfd",
+        ),
+        Some(1) => check(
+            "ptrace permission",
+            true,
+            "Yama ptrace_scope 1: the GPU process names the renderer with PR_SET_PTRACER",
+        ),
+        Some(2) => check(
+            "ptrace permission",
+            false,
+            "Yama ptrace_scope 2: only CAP_SYS_PTRACE may pidfd_getfd",
+        ),
+        Some(s) => check(
+            "ptrace permission",
+            false,
+            format!("Yama ptrace_scope {s}: pidfd_getfd is refused to everyone"),
+        ),
     }
 }
 
@@ -59,32 +97,67 @@ fn userns() -> Check {
     // SAFETY: the closure runs between fork and exec and only calls unshare(2), which is
     // async-signal-safe, allocating nothing.
     unsafe {
-        cmd.pre_exec(|| nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from)
+        });
     }
     match cmd.status() {
-        Ok(s) if s.success() => check("user namespaces", true, format!("a child could unshare(CLONE_NEWUSER); max_user_namespaces = {max:?}")),
-        Ok(s) => check("user namespaces", false, format!("unshare(CLONE_NEWUSER) test exited {s}")),
-        Err(e) => check("user namespaces", false, format!("unshare(CLONE_NEWUSER) refused: {e}")),
+        Ok(s) if s.success() => check(
+            "user namespaces",
+            true,
+            format!("a child could unshare(CLONE_NEWUSER); max_user_namespaces = {max:?}"),
+        ),
+        Ok(s) => check(
+            "user namespaces",
+            false,
+            format!("unshare(CLONE_NEWUSER) test exited {s}"),
+        ),
+        Err(e) => check(
+            "user namespaces",
+            false,
+            format!("unshare(CLONE_NEWUSER) refused: {e}"),
+        ),
     }
 }
 
 /// Runs the report.
 pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
-    let mut checks = vec![check("kernel", true, triptych_sys::proc::kernel_release()), pidfd_self_test(), yama()];
+    let mut checks = vec![
+        check("kernel", true, triptych_sys::proc::kernel_release()),
+        pidfd_self_test(),
+        yama(),
+    ];
     match triptych_sys::proc::seccomp_actions() {
-        Some(a) => checks.push(check("seccomp", a.contains("trap") && a.contains("errno"), format!("actions: {a}"))),
-        None => checks.push(check("seccomp", false, "/proc/sys/kernel/seccomp/actions_avail is missing")),
+        Some(a) => checks.push(check(
+            "seccomp",
+            a.contains("trap") && a.contains("errno"),
+            format!("actions: {a}"),
+        )),
+        None => checks.push(check(
+            "seccomp",
+            false,
+            "/proc/sys/kernel/seccomp/actions_avail is missing",
+        )),
     }
     checks.push(userns());
     let dri = triptych_sys::proc::dri_nodes();
     checks.push(check(
         "/dev/dri",
         !dri.is_empty(),
-        if dri.is_empty() { "no DRM device nodes".to_owned() } else { dri.join(", ") },
+        if dri.is_empty() {
+            "no DRM device nodes".to_owned()
+        } else {
+            dri.join(", ")
+        },
     ));
     let probe = sibling("triptych-gpu").and_then(|gpu| {
-        let o = Command::new(gpu).arg("--probe").stderr(Stdio::inherit()).output().context("running triptych-gpu --probe")?;
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).context("reading the GPU probe's report")?;
+        let o = Command::new(gpu)
+            .arg("--probe")
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running triptych-gpu --probe")?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).context("reading the GPU probe's report")?;
         Ok(v)
     });
     let probe = match probe {
@@ -104,14 +177,24 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         for (name, key) in [
             ("EGL_MESA_image_dma_buf_export", "mesa_image_dma_buf_export"),
             ("EGL_EXT_image_dma_buf_import", "ext_image_dma_buf_import"),
-            ("EGL_EXT_image_dma_buf_import_modifiers", "ext_image_dma_buf_import_modifiers"),
+            (
+                "EGL_EXT_image_dma_buf_import_modifiers",
+                "ext_image_dma_buf_import_modifiers",
+            ),
             ("EGL_ANDROID_native_fence_sync", "android_native_fence_sync"),
         ] {
             let on = i[key] == true;
             checks.push(check(name, on, if on { "offered" } else { "not offered" }));
         }
     } else {
-        checks.push(check("EGL", false, probe["error"].as_str().unwrap_or("unknown error").to_owned()));
+        checks.push(check(
+            "EGL",
+            false,
+            probe["error"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_owned(),
+        ));
     }
     let auto = &probe["auto"];
     let auto_line = match (auto["backend"].as_str(), auto["reason"].as_str()) {
@@ -127,7 +210,12 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     } else {
         let mut s = String::from("triptych doctor\n");
         for c in &checks {
-            s += &format!("  [{}] {:<40} {}\n", if c.ok { " ok " } else { "FAIL" }, c.name, c.detail);
+            s += &format!(
+                "  [{}] {:<40} {}\n",
+                if c.ok { " ok " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         s += &format!("  --buffers auto will use: {auto_line}\n  fences: {fence_line}\n");
         write_out(&s)?;

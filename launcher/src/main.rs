@@ -44,7 +44,8 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     }
     let summary = session::run(args, &signals)?;
     let mut out = std::io::stdout().lock();
-    out.write_all(summary.text().as_bytes()).context("printing the summary")?;
+    out.write_all(summary.text().as_bytes())
+        .context("printing the summary")?;
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary).context("encoding the summary")?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;

@@ -40,7 +40,14 @@ impl Screen {
         let fd = triptych_sys::pidfd::pidfd_getfd(renderer_pidfd.as_fd(), remote.fd)
             .with_context(|| format!("taking the renderer's output fd {}", remote.fd))?;
         let id = triptych_sys::fd::identity(fd.as_fd())?;
-        ipc_protocol::frame::check_identity("output", remote.identity, FileId { dev: id.dev, ino: id.ino })?;
+        ipc_protocol::frame::check_identity(
+            "output",
+            remote.identity,
+            FileId {
+                dev: id.dev,
+                ino: id.ino,
+            },
+        )?;
         let total = slot_bytes * u64::from(slots);
         let size = triptych_sys::fd::seek_size(fd.as_fd())?;
         if size < total {
@@ -48,13 +55,24 @@ impl Screen {
         }
         triptych_sys::memfd::check_no_shrink(fd.as_fd()).context("renderer output")?;
         let map = Mapping::new(fd.as_fd(), total as usize, Access::Read)?;
-        Ok(Self { _fd: fd, map, slots, slot_bytes: slot_bytes as usize, width, height, shown: None })
+        Ok(Self {
+            _fd: fd,
+            map,
+            slots,
+            slot_bytes: slot_bytes as usize,
+            width,
+            height,
+            shown: None,
+        })
     }
 
     /// Shows `slot` holding `frame`; returns the slot it replaces, to hand back.
     pub fn show(&mut self, slot: u32, frame: u64) -> anyhow::Result<Option<u32>> {
         if slot >= self.slots {
-            bail!("renderer presented slot {slot}, but the output has {} slots", self.slots);
+            bail!(
+                "renderer presented slot {slot}, but the output has {} slots",
+                self.slots
+            );
         }
         if matches!(self.shown, Some((s, _)) if s == slot) {
             bail!("renderer presented slot {slot} again while it is on screen");
@@ -76,13 +94,18 @@ impl Screen {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut enc = png::Encoder::new(BufWriter::new(file), self.width, self.height);
         enc.set_color(png::ColorType::Rgba);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().with_context(|| format!("writing {}", path.display()))?;
-        w.write_image_data(pixels).with_context(|| format!("writing {}", path.display()))?;
-        w.finish().with_context(|| format!("finishing {}", path.display()))?;
+        let mut w = enc
+            .write_header()
+            .with_context(|| format!("writing {}", path.display()))?;
+        w.write_image_data(pixels)
+            .with_context(|| format!("writing {}", path.display()))?;
+        w.finish()
+            .with_context(|| format!("finishing {}", path.display()))?;
         Ok(())
     }
 }

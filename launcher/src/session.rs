@@ -20,8 +20,8 @@ use crossbeam_channel::{select, Receiver};
 use ipc_channel::ipc;
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::messages::{
-    BackendRequest, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu, LauncherToRenderer,
-    RendererStart, RendererToGpu, RendererToLauncher, Transport,
+    BackendRequest, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu,
+    LauncherToRenderer, RendererStart, RendererToGpu, RendererToLauncher, Transport,
 };
 use nix::sys::signal::Signal;
 use std::os::fd::AsFd;
@@ -65,9 +65,10 @@ fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
         .name(format!("{}-exit", p.role))
         .spawn(move || {
             // A pidfd polls readable once its process has exited.
-            if let Ok(triptych_sys::poll::WaitOutcome::Ready) =
-                triptych_sys::poll::wait_readable(fd.as_fd(), Duration::from_secs(u64::from(u32::MAX)))
-            {
+            if let Ok(triptych_sys::poll::WaitOutcome::Ready) = triptych_sys::poll::wait_readable(
+                fd.as_fd(),
+                Duration::from_secs(u64::from(u32::MAX)),
+            ) {
                 let _ = tx.send(());
             }
         })
@@ -82,16 +83,25 @@ fn fd_count_self() -> Option<usize> {
 /// Runs the pipeline as `args` says, returning the summary.
 pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSummary> {
     let (width, height) = (args.size.width, args.size.height);
-    let mut gpu: Gpu = ChildProc::spawn("gpu", "triptych-gpu", &[]).context("starting the GPU process")?;
+    let mut gpu: Gpu =
+        ChildProc::spawn("gpu", "triptych-gpu", &[]).context("starting the GPU process")?;
     let mut renderer: Renderer =
         ChildProc::spawn("renderer", "triptych-renderer", &[]).context("starting the renderer")?;
-    let gpu_events = forward("gpu-events".into(), gpu.events.take().context("gpu events taken")?)?;
-    let renderer_events = forward("renderer-events".into(), renderer.events.take().context("renderer events taken")?)?;
+    let gpu_events = forward(
+        "gpu-events".into(),
+        gpu.events.take().context("gpu events taken")?,
+    )?;
+    let renderer_events = forward(
+        "renderer-events".into(),
+        renderer.events.take().context("renderer events taken")?,
+    )?;
     let gpu_exit = watch_exit(&gpu.proc)?;
     let renderer_exit = watch_exit(&renderer.proc)?;
 
-    let (frames_tx, frames_rx) = ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
-    let (releases_tx, releases_rx) = ipc::channel::<RendererToGpu>().context("creating the release channel")?;
+    let (frames_tx, frames_rx) =
+        ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
+    let (releases_tx, releases_rx) =
+        ipc::channel::<RendererToGpu>().context("creating the release channel")?;
     let backend = match args.buffers {
         Buffers::Auto => BackendRequest::Auto,
         Buffers::Shm => BackendRequest::Shm,
@@ -159,7 +169,11 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         },
         transport: Transport::Pidfd.as_str().to_owned(),
         gl: info.gl.clone(),
-        pids: Pids { launcher: std::process::id(), gpu: gpu.proc.pid, renderer: renderer.proc.pid },
+        pids: Pids {
+            launcher: std::process::id(),
+            gpu: gpu.proc.pid,
+            renderer: renderer.proc.pid,
+        },
         ..RunSummary::default()
     };
     let mut screen: Option<Screen> = None;
@@ -256,13 +270,24 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
             tracing::warn!(role = p.role, pid = p.pid, "did not exit in time; killing");
             p.kill();
         } else if !st.is_some_and(|s| s.success()) {
-            tracing::warn!(role = p.role, pid = p.pid, status = describe(st), "exited abnormally at shutdown");
+            tracing::warn!(
+                role = p.role,
+                pid = p.pid,
+                status = describe(st),
+                "exited abnormally at shutdown"
+            );
         }
     }
 
-    let secs = first_present.map(|f| last_present.duration_since(f).as_secs_f64()).unwrap_or(0.0);
+    let secs = first_present
+        .map(|f| last_present.duration_since(f).as_secs_f64())
+        .unwrap_or(0.0);
     summary.seconds = secs;
-    summary.fps = if secs > 0.0 { (summary.frames.saturating_sub(1)) as f64 / secs } else { 0.0 };
+    summary.fps = if secs > 0.0 {
+        (summary.frames.saturating_sub(1)) as f64 / secs
+    } else {
+        0.0
+    };
     summary.handoff = Latency::of(handoff);
     summary.end_to_end = Latency::of(end_to_end);
     if let Some(screen) = &screen {

@@ -16,7 +16,8 @@ pub fn install() -> anyhow::Result<Receiver<Signal>> {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGHUP);
-    set.thread_block().context("blocking SIGINT/SIGTERM/SIGHUP")?;
+    set.thread_block()
+        .context("blocking SIGINT/SIGTERM/SIGHUP")?;
     let (tx, rx) = crossbeam_channel::bounded(4);
     std::thread::Builder::new()
         .name("signals".into())

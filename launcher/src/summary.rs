@@ -118,7 +118,10 @@ impl RunSummary {
         s += &format!(
             "  buffers: {}{}\n  fences: {}\n  fd transport: {}\n  gl: {}\n",
             self.backend,
-            self.backend_reason.as_ref().map(|r| format!(" (fallback: {r})")).unwrap_or_default(),
+            self.backend_reason
+                .as_ref()
+                .map(|r| format!(" (fallback: {r})"))
+                .unwrap_or_default(),
             self.fence,
             self.transport,
             self.gl
@@ -136,7 +139,10 @@ impl RunSummary {
             self.pids.launcher, self.pids.gpu, self.pids.renderer
         );
         if let Some(out) = &self.out {
-            s += &format!("  last frame ({}) written to {out}\n", self.last_frame.unwrap_or(0));
+            s += &format!(
+                "  last frame ({}) written to {out}\n",
+                self.last_frame.unwrap_or(0)
+            );
         }
         s
     }

@@ -6,7 +6,9 @@
 //! The arithmetic is `triptych_scene::blend_over`'s, written here row by row with fast paths for
 //! the cases that need no blending, and checked against it by the tests below.
 
-use ipc_protocol::frame::{DRM_FORMAT_ABGR8888, DRM_FORMAT_ARGB8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_XRGB8888};
+use ipc_protocol::frame::{
+    DRM_FORMAT_ABGR8888, DRM_FORMAT_ARGB8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_XRGB8888,
+};
 
 /// The backdrop the layers are drawn over.
 pub use triptych_scene::BACKDROP;
@@ -142,7 +144,9 @@ mod tests {
     fn matches_scene_reference() {
         let (w, h, n) = (97u32, 61u32, 4u32);
         for frame in [0u64, 1, 17, 40, 333] {
-            let contents: Vec<_> = (0..n).map(|l| triptych_scene::layer_content(frame, l, w, h)).collect();
+            let contents: Vec<_> = (0..n)
+                .map(|l| triptych_scene::layer_content(frame, l, w, h))
+                .collect();
             let bufs: Vec<Vec<u8>> = contents
                 .iter()
                 .map(|c| {

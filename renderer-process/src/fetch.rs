@@ -49,8 +49,17 @@ pub fn fetch(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd,
         pid: remote.pid,
         source,
     })?;
-    let id = triptych_sys::fd::identity(fd.as_fd())
-        .map_err(|source| FetchError::Identity { field: field.to_owned(), source })?;
-    check_identity(field, remote.identity, FileId { dev: id.dev, ino: id.ino })?;
+    let id = triptych_sys::fd::identity(fd.as_fd()).map_err(|source| FetchError::Identity {
+        field: field.to_owned(),
+        source,
+    })?;
+    check_identity(
+        field,
+        remote.identity,
+        FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    )?;
     Ok(fd)
 }

@@ -154,7 +154,10 @@ impl ImportCache {
         if hit {
             let e = &self.entries[&slot];
             if e.shape != shape {
-                return Err(ImportError::ShapeChanged { slot, generation: desc.id.generation });
+                return Err(ImportError::ShapeChanged {
+                    slot,
+                    generation: desc.id.generation,
+                });
             }
             self.counters.hits += 1;
             return Ok(&self.entries[&slot]);
@@ -167,7 +170,12 @@ impl ImportCache {
         }
         let map = Mapping::new(fd.as_fd(), size as usize, Access::Read)?;
         self.counters.imports += 1;
-        let entry = Imported { id: desc.id, shape, fd, map };
+        let entry = Imported {
+            id: desc.id,
+            shape,
+            fd,
+            map,
+        };
         self.entries.insert(slot, entry);
         Ok(&self.entries[&slot])
     }

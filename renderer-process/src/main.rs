@@ -42,10 +42,15 @@ fn run() -> anyhow::Result<()> {
         .iter()
         .position(|a| a == IPC_FLAG)
         .and_then(|i| args.get(i + 1))
-        .with_context(|| format!("missing {IPC_FLAG} NAME: the renderer is started by the launcher"))?;
+        .with_context(|| {
+            format!("missing {IPC_FLAG} NAME: the renderer is started by the launcher")
+        })?;
     let (commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(name, ROLE)
         .context("joining the launcher")?;
-    let start = match commands.recv().context("waiting for Start from the launcher")? {
+    let start = match commands
+        .recv()
+        .context("waiting for Start from the launcher")?
+    {
         LauncherToRenderer::Start(s) => s,
         LauncherToRenderer::Shutdown => return Ok(()),
         other => anyhow::bail!("expected Start from the launcher, got {other:?}"),

@@ -32,7 +32,12 @@ impl Output {
         let total = slot_bytes * SLOTS as usize;
         let fd = triptych_sys::memfd::create_sealed(c"triptych-output", total as u64)?;
         let map = Mapping::new(fd.as_fd(), total, Access::ReadWrite)?;
-        Ok(Self { fd, map, slot_bytes, free: [true; SLOTS as usize] })
+        Ok(Self {
+            fd,
+            map,
+            slot_bytes,
+            free: [true; SLOTS as usize],
+        })
     }
 
     /// Takes a free slot, if any.

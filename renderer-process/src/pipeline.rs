@@ -24,8 +24,8 @@ use crossbeam_channel::{select, Receiver};
 use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use ipc_protocol::frame::{BufferKind, FenceKind, MAX_PLANES};
 use ipc_protocol::messages::{
-    FrameMsg, GpuToRenderer, LauncherToRenderer, Presented, RendererStart, RendererStats, RendererToGpu,
-    RendererToLauncher,
+    FrameMsg, GpuToRenderer, LauncherToRenderer, Presented, RendererStart, RendererStats,
+    RendererToGpu, RendererToLauncher,
 };
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
@@ -65,7 +65,10 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("epoch", &self.epoch).field("gpu_pid", &self.gpu_pid).finish()
+        f.debug_struct("Pipeline")
+            .field("epoch", &self.epoch)
+            .field("gpu_pid", &self.gpu_pid)
+            .finish()
     }
 }
 
@@ -77,9 +80,15 @@ enum FrameError {
     #[error("layers: layer {0} appears twice")]
     DuplicateLayer(u32),
     #[error("layers[{layer}].buffer: {source}")]
-    Desc { layer: u32, source: ipc_protocol::DescError },
+    Desc {
+        layer: u32,
+        source: ipc_protocol::DescError,
+    },
     #[error("layers[{layer}]: {source}")]
-    Import { layer: u32, source: crate::import::ImportError },
+    Import {
+        layer: u32,
+        source: crate::import::ImportError,
+    },
     #[error("layers[{layer}].fence: {source}")]
     Fence { layer: u32, source: anyhow::Error },
 }
@@ -106,17 +115,24 @@ fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
 impl Pipeline {
     /// Sets the pipeline up: pidfd of the GPU process, output buffer, and tells the launcher
     /// where the output is.
-    pub fn new(start: RendererStart, events: IpcSender<RendererToLauncher>) -> anyhow::Result<Self> {
+    pub fn new(
+        start: RendererStart,
+        events: IpcSender<RendererToLauncher>,
+    ) -> anyhow::Result<Self> {
         let pidfd = triptych_sys::pidfd::pidfd_open(start.gpu_pid as i32)
             .with_context(|| format!("opening a pidfd of the GPU process {}", start.gpu_pid))?;
-        let output = Output::new(start.width, start.height).context("creating the output buffer")?;
+        let output =
+            Output::new(start.width, start.height).context("creating the output buffer")?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         events
             .send(RendererToLauncher::Output {
                 fd: RemoteFd {
                     pid: std::process::id(),
                     fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
-                    identity: FileId { dev: id.dev, ino: id.ino },
+                    identity: FileId {
+                        dev: id.dev,
+                        ino: id.ino,
+                    },
                 },
                 slots: SLOTS,
                 slot_bytes: output.slot_bytes as u64,
@@ -175,7 +191,9 @@ impl Pipeline {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
                 self.stats.buffers_via_pidfd = self.cache.counters.imports;
-                self.events.send(RendererToLauncher::Stats(self.stats)).context("sending final counters")?;
+                self.events
+                    .send(RendererToLauncher::Stats(self.stats))
+                    .context("sending final counters")?;
                 Ok(false)
             }
             LauncherToRenderer::Start(_) => {
@@ -185,9 +203,17 @@ impl Pipeline {
         }
     }
 
-    fn frame(&mut self, msg: FrameMsg, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
+    fn frame(
+        &mut self,
+        msg: FrameMsg,
+        commands: &Receiver<LauncherToRenderer>,
+    ) -> anyhow::Result<()> {
         if msg.epoch != self.epoch {
-            tracing::debug!(epoch = msg.epoch, current = self.epoch, "dropped a frame of another epoch");
+            tracing::debug!(
+                epoch = msg.epoch,
+                current = self.epoch,
+                "dropped a frame of another epoch"
+            );
             return Ok(());
         }
         self.cache.set_epoch(self.epoch);
@@ -204,7 +230,10 @@ impl Pipeline {
                     }
                 }
                 self.events
-                    .send(RendererToLauncher::Rejected { frame: msg.frame, reason: e.to_string() })
+                    .send(RendererToLauncher::Rejected {
+                        frame: msg.frame,
+                        reason: e.to_string(),
+                    })
                     .context("reporting a rejected frame")
             }
         }
@@ -221,7 +250,10 @@ impl Pipeline {
                 return Err(FrameError::DuplicateLayer(l.layer));
             }
             let layer = l.layer;
-            let e = l.buffer.validate_shape().map_err(|source| FrameError::Desc { layer, source })?;
+            let e = l
+                .buffer
+                .validate_shape()
+                .map_err(|source| FrameError::Desc { layer, source })?;
             debug_assert!(e.len() <= MAX_PLANES);
             l.buffer
                 .validate_remote(self.gpu_pid, self.window.0, self.window.1)
@@ -234,8 +266,11 @@ impl Pipeline {
             self.cache
                 .get_or_import(&self.pidfd, &l.buffer, *end)
                 .map_err(|source| FrameError::Import { layer, source })?;
-            let fence = fetch(&self.pidfd, "fence", &l.buffer.fence.fd)
-                .map_err(|e| FrameError::Fence { layer, source: e.into() })?;
+            let fence =
+                fetch(&self.pidfd, "fence", &l.buffer.fence.fd).map_err(|e| FrameError::Fence {
+                    layer,
+                    source: e.into(),
+                })?;
             self.stats.fences_via_pidfd += 1;
             match l.buffer.kind {
                 BufferKind::DmaBuf => self.stats.dmabuf_layers += 1,
@@ -246,24 +281,42 @@ impl Pipeline {
         let mut ready = Vec::with_capacity(fences.len());
         for (l, fence) in fences {
             let layer = l.layer;
-            let first = wait_readable(fence.as_fd(), Duration::ZERO)
-                .map_err(|e| FrameError::Fence { layer, source: e.into() })?;
+            let first =
+                wait_readable(fence.as_fd(), Duration::ZERO).map_err(|e| FrameError::Fence {
+                    layer,
+                    source: e.into(),
+                })?;
             let outcome = if first == WaitOutcome::Ready {
                 WaitOutcome::Ready
             } else {
                 self.stats.fences_pending += 1;
-                wait_readable(fence.as_fd(), self.fence_timeout)
-                    .map_err(|e| FrameError::Fence { layer, source: e.into() })?
+                wait_readable(fence.as_fd(), self.fence_timeout).map_err(|e| FrameError::Fence {
+                    layer,
+                    source: e.into(),
+                })?
             };
-            debug_assert!(matches!(l.buffer.fence.kind, FenceKind::EventFd | FenceKind::SyncFile));
+            debug_assert!(matches!(
+                l.buffer.fence.kind,
+                FenceKind::EventFd | FenceKind::SyncFile
+            ));
             match outcome {
                 WaitOutcome::Ready => {
-                    ready.push((layer, Shown { id: l.buffer.id, placement: l.placement }));
+                    ready.push((
+                        layer,
+                        Shown {
+                            id: l.buffer.id,
+                            placement: l.placement,
+                        },
+                    ));
                 }
                 WaitOutcome::TimedOut => {
                     self.stats.fence_timeouts += 1;
-                    tracing::warn!(frame = msg.frame, layer, timeout_ms = self.fence_timeout.as_millis() as u64,
-                        "fence did not signal in time; the layer keeps its previous buffer");
+                    tracing::warn!(
+                        frame = msg.frame,
+                        layer,
+                        timeout_ms = self.fence_timeout.as_millis() as u64,
+                        "fence did not signal in time; the layer keeps its previous buffer"
+                    );
                     self.release(l.buffer.id);
                 }
             }
@@ -305,7 +358,9 @@ impl Pipeline {
         {
             let mut layers: Vec<Layer<'_>> = Vec::with_capacity(self.shown.len());
             for s in self.shown.values() {
-                let Some(imp) = self.cache.get(s.id) else { continue };
+                let Some(imp) = self.cache.get(s.id) else {
+                    continue;
+                };
                 layers.push(Layer {
                     pixels: imp.plane_bytes(),
                     stride: imp.shape.stride as usize,
@@ -341,7 +396,10 @@ impl Pipeline {
     }
 
     fn release(&mut self, buffer: BufferId) {
-        if let Err(e) = self.releases.send(RendererToGpu::Release { epoch: self.epoch, buffer }) {
+        if let Err(e) = self.releases.send(RendererToGpu::Release {
+            epoch: self.epoch,
+            buffer,
+        }) {
             tracing::warn!(slot = buffer.slot, error = %e, "could not release a buffer to the GPU process");
         }
     }

@@ -77,7 +77,11 @@ impl LayerContent {
     /// same content with GL.
     pub fn fill(&self, out: &mut [u8]) {
         let stride = self.width as usize * 4;
-        for (y, row) in out.chunks_exact_mut(stride).take(self.height as usize).enumerate() {
+        for (y, row) in out
+            .chunks_exact_mut(stride)
+            .take(self.height as usize)
+            .enumerate()
+        {
             for (x, px) in row.chunks_exact_mut(4).enumerate() {
                 px.copy_from_slice(&self.texel(x as u32, y as u32));
             }
@@ -128,25 +132,47 @@ fn colour(frame: u64, layer: u32, salt: u32, a: u8) -> [u8; 4] {
 pub fn layer_content(frame: u64, layer: u32, frame_w: u32, frame_h: u32) -> LayerContent {
     let (w, h) = layer_size(layer, frame_w, frame_h);
     // Layer 0 is opaque; the panels above it are translucent so that blending is exercised.
-    let alpha = if layer == 0 { 255 } else { 160 + (layer * 23 % 90) as u8 };
+    let alpha = if layer == 0 {
+        255
+    } else {
+        160 + (layer * 23 % 90) as u8
+    };
     let background = colour(frame, layer, 0, alpha);
     // A bar that sweeps across the layer, one column per frame, and a fixed badge.
     let bar_w = (w / 8).max(1);
     let bar_x = (frame % u64::from(w)) as u32;
-    let bar = Rect { x: bar_x, y: 0, w: bar_w.min(w - bar_x), h };
-    let badge = Rect { x: w / 4, y: h / 4, w: (w / 4).max(1), h: (h / 4).max(1) };
+    let bar = Rect {
+        x: bar_x,
+        y: 0,
+        w: bar_w.min(w - bar_x),
+        h,
+    };
+    let badge = Rect {
+        x: w / 4,
+        y: h / 4,
+        w: (w / 4).max(1),
+        h: (h / 4).max(1),
+    };
     LayerContent {
         width: w,
         height: h,
         background,
-        rects: vec![(bar, colour(frame, layer, 1, 255)), (badge, colour(frame, layer, 2, alpha))],
+        rects: vec![
+            (bar, colour(frame, layer, 1, 255)),
+            (badge, colour(frame, layer, 2, alpha)),
+        ],
     }
 }
 
 /// Where layer `layer` of `layers` goes at frame `frame`.
 pub fn placement(frame: u64, layer: u32, layers: u32, frame_w: u32, frame_h: u32) -> Placement {
     if layer == 0 {
-        return Placement { x: 0, y: 0, z: 0, opacity: 255 };
+        return Placement {
+            x: 0,
+            y: 0,
+            z: 0,
+            opacity: 255,
+        };
     }
     let (w, h) = layer_size(layer, frame_w, frame_h);
     let span_x = u64::from(frame_w.saturating_sub(w).max(1));
@@ -177,9 +203,17 @@ pub fn blend_over(dst: [u8; 4], src: [u8; 4], opacity: u8) -> [u8; 4] {
 
 /// The colour of pixel (`x`, `y`) of the composited frame `frame`, computed from the scene
 /// alone, one pixel at a time: the reference the pipeline's output is checked against.
-pub fn expected_pixel(frame: u64, layers: u32, frame_w: u32, frame_h: u32, x: u32, y: u32) -> [u8; 4] {
-    let mut order: Vec<(i32, u32)> =
-        (0..layers).map(|l| (placement(frame, l, layers, frame_w, frame_h).z, l)).collect();
+pub fn expected_pixel(
+    frame: u64,
+    layers: u32,
+    frame_w: u32,
+    frame_h: u32,
+    x: u32,
+    y: u32,
+) -> [u8; 4] {
+    let mut order: Vec<(i32, u32)> = (0..layers)
+        .map(|l| (placement(frame, l, layers, frame_w, frame_h).z, l))
+        .collect();
     order.sort();
     let mut px = BACKDROP;
     for (_, l) in order {
@@ -202,11 +236,20 @@ mod tests {
 
     #[test]
     fn blend_identities() {
-        assert_eq!(blend_over([1, 2, 3, 4], [9, 9, 9, 255], 255), [9, 9, 9, 255]);
+        assert_eq!(
+            blend_over([1, 2, 3, 4], [9, 9, 9, 255], 255),
+            [9, 9, 9, 255]
+        );
         assert_eq!(blend_over([1, 2, 3, 4], [9, 9, 9, 255], 0), [1, 2, 3, 4]);
-        assert_eq!(blend_over([200, 100, 50, 255], [0, 0, 0, 0], 255), [200, 100, 50, 255]);
+        assert_eq!(
+            blend_over([200, 100, 50, 255], [0, 0, 0, 0], 255),
+            [200, 100, 50, 255]
+        );
         // Half-transparent white over black gives mid grey, opaque.
-        assert_eq!(blend_over([0, 0, 0, 255], [128, 128, 128, 128], 255), [128, 128, 128, 255]);
+        assert_eq!(
+            blend_over([0, 0, 0, 255], [128, 128, 128, 128], 255),
+            [128, 128, 128, 255]
+        );
     }
 
     #[test]
@@ -235,7 +278,10 @@ mod tests {
             for l in 0..4 {
                 let c = layer_content(f, l, 33, 17);
                 for (r, _) in &c.rects {
-                    assert!(r.x + r.w <= c.width && r.y + r.h <= c.height, "{r:?} in {c:?}");
+                    assert!(
+                        r.x + r.w <= c.width && r.y + r.h <= c.height,
+                        "{r:?} in {c:?}"
+                    );
                 }
             }
         }

@@ -173,19 +173,19 @@ impl SyncFlags {
 /// an exported `sync_file` with a deadline first (see the module docs). Prefer [`CpuAccess`],
 /// which cannot forget the matching `SYNC_END`.
 pub fn sync(buf: BorrowedFd<'_>, flags: SyncFlags) -> Result<(), DmaBufError> {
-    let mut arg = DmaBufSync { flags: flags.bits() };
+    let mut arg = DmaBufSync {
+        flags: flags.bits(),
+    };
     // SAFETY: `DmaBufSync` is the exact mirror of `struct dma_buf_sync` (one `__u64`, 8 bytes,
     // pinned by `struct_layouts_match_uapi`), which is what `DMA_BUF_IOCTL_SYNC` reads; it holds
     // no pointers. `buf` is borrowed, so it is open for the call. If `buf` is not a DMA-BUF, its
     // driver sees a request number it does not know and fails with ENOTTY or EINVAL, because
     // the type byte and size are part of the number.
-    unsafe { ioctl_retry(buf, DMA_BUF_IOCTL_SYNC, &mut arg) }.map_err(|errno| {
-        DmaBufError::Ioctl {
-            ioctl: "DMA_BUF_IOCTL_SYNC",
-            fd: buf.as_raw_fd(),
-            flags: flags.bits(),
-            errno,
-        }
+    unsafe { ioctl_retry(buf, DMA_BUF_IOCTL_SYNC, &mut arg) }.map_err(|errno| DmaBufError::Ioctl {
+        ioctl: "DMA_BUF_IOCTL_SYNC",
+        fd: buf.as_raw_fd(),
+        flags: flags.bits(),
+        errno,
     })
 }
 
@@ -200,7 +200,6 @@ pub fn sync(buf: BorrowedFd<'_>, flags: SyncFlags) -> Result<(), DmaBufError> {
 /// with `get_unused_fd_flags(O_CLOEXEC)` in `dma_buf_export_sync_file`). It holds a reference on
 /// the fence, not on the buffer; dropping it does not affect the fence or the buffer. It becomes
 /// readable (`POLLIN`) when the fence signals.
-#[must_use = "the sync_file is the only handle on the exported fence"]
 pub fn export_sync_file(buf: BorrowedFd<'_>, access: SyncAccess) -> Result<OwnedFd, DmaBufError> {
     let flags = access.bits();
     let mut arg = DmaBufExportSyncFile {
@@ -270,7 +269,11 @@ impl<'fd> CpuAccess<'fd> {
     /// Waits without a deadline for conflicting fences; see the module docs.
     pub fn begin(buf: BorrowedFd<'fd>, access: SyncAccess) -> Result<Self, DmaBufError> {
         sync(buf, SyncFlags::start(access))?;
-        Ok(Self { buf, access, open: true })
+        Ok(Self {
+            buf,
+            access,
+            open: true,
+        })
     }
 
     /// The direction this bracket was opened for.
@@ -341,9 +344,16 @@ mod tests {
         assert_eq!(SyncFlags::end(SyncAccess::ReadWrite).bits(), 7);
         for bits in 0..=16u64 {
             let valid = bits <= 7 && bits & 3 != 0;
-            assert_eq!(SyncFlags::from_bits(bits).is_some(), valid, "bits {bits:#x}");
+            assert_eq!(
+                SyncFlags::from_bits(bits).is_some(),
+                valid,
+                "bits {bits:#x}"
+            );
         }
-        assert_eq!(SyncFlags::from_bits(5), Some(SyncFlags::end(SyncAccess::Read)));
+        assert_eq!(
+            SyncFlags::from_bits(5),
+            Some(SyncFlags::end(SyncAccess::Read))
+        );
     }
 
     /// A regular file is not a DMA-BUF: the ioctls fail with the kernel's "not for this file"
@@ -363,7 +373,13 @@ mod tests {
         }
         let err = export_sync_file(file.as_fd(), SyncAccess::Read).expect_err("export on a file");
         assert!(
-            matches!(err, DmaBufError::Ioctl { errno: nix::Error::ENOTTY, .. }),
+            matches!(
+                err,
+                DmaBufError::Ioctl {
+                    errno: nix::Error::ENOTTY,
+                    ..
+                }
+            ),
             "unexpected error {err}"
         );
         assert!(CpuAccess::begin(file.as_fd(), SyncAccess::Read).is_err());

@@ -37,7 +37,10 @@ impl EventFence {
 
     /// Signals the fence: every poller sees `POLLIN` from now on.
     pub fn signal(&self) -> Result<(), EventFenceError> {
-        self.fd.write(1).map(|_| ()).map_err(EventFenceError::Signal)
+        self.fd
+            .write(1)
+            .map(|_| ())
+            .map_err(EventFenceError::Signal)
     }
 
     /// The fd to export.
@@ -60,10 +63,19 @@ mod tests {
     #[test]
     fn signal_makes_readable() {
         let f = EventFence::new().expect("eventfd");
-        assert_eq!(wait_readable(f.as_fd(), Duration::ZERO).expect("poll"), WaitOutcome::TimedOut);
+        assert_eq!(
+            wait_readable(f.as_fd(), Duration::ZERO).expect("poll"),
+            WaitOutcome::TimedOut
+        );
         f.signal().expect("signal");
-        assert_eq!(wait_readable(f.as_fd(), Duration::from_millis(10)).expect("poll"), WaitOutcome::Ready);
+        assert_eq!(
+            wait_readable(f.as_fd(), Duration::from_millis(10)).expect("poll"),
+            WaitOutcome::Ready
+        );
         // Level-triggered: still ready for a second look.
-        assert_eq!(wait_readable(f.as_fd(), Duration::ZERO).expect("poll"), WaitOutcome::Ready);
+        assert_eq!(
+            wait_readable(f.as_fd(), Duration::ZERO).expect("poll"),
+            WaitOutcome::Ready
+        );
     }
 }

@@ -13,7 +13,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-
 /// Errors from fd-level operations.
 #[derive(Debug, thiserror::Error)]
 pub enum FdError {
@@ -78,9 +77,14 @@ pub struct FileIdentity {
 
 /// Reads the identity of the file behind `fd`.
 pub fn identity(fd: BorrowedFd<'_>) -> Result<FileIdentity, FdError> {
-    let st = nix::sys::stat::fstat(fd.as_raw_fd())
-        .map_err(|errno| FdError::Fstat { fd: fd.as_raw_fd(), errno })?;
-    Ok(FileIdentity { dev: st.st_dev, ino: st.st_ino })
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|errno| FdError::Fstat {
+        fd: fd.as_raw_fd(),
+        errno,
+    })?;
+    Ok(FileIdentity {
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
 }
 
 /// The size of the file behind `fd` as `lseek(fd, 0, SEEK_END)` reports it.
@@ -107,7 +111,10 @@ pub struct ExportWindow {
 impl ExportWindow {
     /// The window used by the GPU process. The base sits far above the numbers a process is
     /// handed in the normal course of things and below the usual soft `RLIMIT_NOFILE` of 1024.
-    pub const GPU: ExportWindow = ExportWindow { base: 512, len: 256 };
+    pub const GPU: ExportWindow = ExportWindow {
+        base: 512,
+        len: 256,
+    };
 
     /// One past the last number.
     pub fn end(&self) -> i32 {
@@ -137,7 +144,11 @@ impl ExportWindow {
         // SAFETY: `got` was just returned by fcntl as a new descriptor that nothing else owns.
         let owned = unsafe { OwnedFd::from_raw_fd(got) };
         if !self.contains(got) {
-            return Err(FdError::WindowFull { base: self.base, end: self.end(), got });
+            return Err(FdError::WindowFull {
+                base: self.base,
+                end: self.end(),
+                got,
+            });
         }
         Ok(owned)
     }
@@ -155,8 +166,12 @@ pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd, FdError> {
 /// Whether `FD_CLOEXEC` is set on `fd`.
 pub fn is_cloexec(fd: impl AsFd) -> Result<bool, FdError> {
     let raw = fd.as_fd().as_raw_fd();
-    let flags = nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD)
-        .map_err(|errno| FdError::Fcntl { op: "F_GETFD", fd: raw, errno })?;
+    let flags =
+        nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD).map_err(|errno| FdError::Fcntl {
+            op: "F_GETFD",
+            fd: raw,
+            errno,
+        })?;
     Ok(flags & libc::FD_CLOEXEC != 0)
 }
 
@@ -165,9 +180,16 @@ pub fn is_cloexec(fd: impl AsFd) -> Result<bool, FdError> {
 /// Used only between `fork` and `exec` for the one socket a child is meant to inherit.
 pub fn clear_cloexec(fd: BorrowedFd<'_>) -> Result<(), FdError> {
     let raw = fd.as_raw_fd();
-    nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
-        .map(|_| ())
-        .map_err(|errno| FdError::Fcntl { op: "F_SETFD", fd: raw, errno })
+    nix::fcntl::fcntl(
+        raw,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .map(|_| ())
+    .map_err(|errno| FdError::Fcntl {
+        op: "F_SETFD",
+        fd: raw,
+        errno,
+    })
 }
 
 #[cfg(test)]
@@ -182,7 +204,10 @@ mod tests {
         for p in &placed {
             assert!(w.contains(p.as_raw_fd()), "{} outside", p.as_raw_fd());
             assert!(is_cloexec(p).expect("getfd"));
-            assert_eq!(identity(p.as_fd()).expect("id"), identity(a.as_fd()).expect("id"));
+            assert_eq!(
+                identity(p.as_fd()).expect("id"),
+                identity(a.as_fd()).expect("id")
+            );
         }
         match w.place(a.as_fd()) {
             Err(FdError::WindowFull { got: 704, .. }) => {}

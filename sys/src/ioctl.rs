@@ -72,8 +72,14 @@ pub const IOC_SIZE_MAX: usize = (1 << IOC_SIZEBITS) - 1;
 ///
 /// Panics (at compile time, when used in a `const`) if `dir` or `size` do not fit their fields.
 pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
-    assert!(dir < (1 << IOC_DIRBITS), "ioctl direction does not fit in _IOC_DIRBITS");
-    assert!(size <= IOC_SIZE_MAX, "ioctl argument does not fit in _IOC_SIZEBITS");
+    assert!(
+        dir < (1 << IOC_DIRBITS),
+        "ioctl direction does not fit in _IOC_DIRBITS"
+    );
+    assert!(
+        size <= IOC_SIZE_MAX,
+        "ioctl argument does not fit in _IOC_SIZEBITS"
+    );
     (dir << IOC_DIRSHIFT)
         | ((ty as u32) << IOC_TYPESHIFT)
         | ((nr as u32) << IOC_NRSHIFT)
@@ -166,7 +172,10 @@ mod tests {
 
     #[test]
     fn field_layout_matches_asm_generic_header() {
-        assert_eq!((IOC_NRSHIFT, IOC_TYPESHIFT, IOC_SIZESHIFT, IOC_DIRSHIFT), (0, 8, 16, 30));
+        assert_eq!(
+            (IOC_NRSHIFT, IOC_TYPESHIFT, IOC_SIZESHIFT, IOC_DIRSHIFT),
+            (0, 8, 16, 30)
+        );
         assert_eq!(IOC_DIRBITS + IOC_SIZEBITS + IOC_TYPEBITS + IOC_NRBITS, 32);
         assert_eq!(IOC_SIZE_MAX, 16383);
     }
@@ -190,9 +199,18 @@ mod tests {
     #[test]
     fn agrees_with_libc_literals() {
         assert_eq!(u64::from(io(0x12, 104)), libc::BLKSSZGET as u64);
-        assert_eq!(u64::from(ior::<std::ffi::c_uint>(b'T', 0x30)), libc::TIOCGPTN as u64);
-        assert_eq!(u64::from(iow::<std::ffi::c_int>(b'T', 0x31)), libc::TIOCSPTLCK as u64);
-        assert_eq!(u64::from(iow::<std::ffi::c_int>(b'T', 0x36)), libc::TIOCSIG as u64);
+        assert_eq!(
+            u64::from(ior::<std::ffi::c_uint>(b'T', 0x30)),
+            libc::TIOCGPTN as u64
+        );
+        assert_eq!(
+            u64::from(iow::<std::ffi::c_int>(b'T', 0x31)),
+            libc::TIOCSPTLCK as u64
+        );
+        assert_eq!(
+            u64::from(iow::<std::ffi::c_int>(b'T', 0x36)),
+            libc::TIOCSIG as u64
+        );
     }
 
     #[test]

@@ -62,17 +62,32 @@ impl Mapping {
         // SAFETY: a fresh mapping at an address of the kernel's choosing cannot overlap any Rust
         // object; `fd` is borrowed and open for the call; the kernel checks `len` against the file.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(MapError::Mmap { fd: fd.as_raw_fd(), len, errno: nix::Error::last() });
+            return Err(MapError::Mmap {
+                fd: fd.as_raw_fd(),
+                len,
+                errno: nix::Error::last(),
+            });
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(MapError::Mmap {
             fd: fd.as_raw_fd(),
             len,
             errno: nix::Error::EINVAL,
         })?;
-        Ok(Self { ptr, len, writable: access == Access::ReadWrite })
+        Ok(Self {
+            ptr,
+            len,
+            writable: access == Access::ReadWrite,
+        })
     }
 
     /// Length in bytes.
@@ -130,6 +145,9 @@ mod tests {
         let r = Mapping::new(fd.as_fd(), 8192, Access::Read).expect("map r");
         w.as_mut_slice()[4097] = 42;
         assert_eq!(r.as_slice()[4097], 42);
-        assert!(matches!(Mapping::new(fd.as_fd(), 0, Access::Read), Err(MapError::Empty)));
+        assert!(matches!(
+            Mapping::new(fd.as_fd(), 0, Access::Read),
+            Err(MapError::Empty)
+        ));
     }
 }

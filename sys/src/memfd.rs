@@ -49,12 +49,21 @@ pub enum MemfdError {
 
 /// Creates a memfd of `size` bytes, sealed against shrinking and growing.
 pub fn create_sealed(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
-    let fd = memfd_create(name, MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
-        .map_err(|errno| MemfdError::Create { name: name.to_string_lossy().into_owned(), errno })?;
-    nix::unistd::ftruncate(&fd, size as i64).map_err(|errno| MemfdError::Truncate { size, errno })?;
+    let fd = memfd_create(
+        name,
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .map_err(|errno| MemfdError::Create {
+        name: name.to_string_lossy().into_owned(),
+        errno,
+    })?;
+    nix::unistd::ftruncate(&fd, size as i64)
+        .map_err(|errno| MemfdError::Truncate { size, errno })?;
     fcntl(
         fd.as_raw_fd(),
-        FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
+        FcntlArg::F_ADD_SEALS(
+            SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
+        ),
     )
     .map_err(|errno| MemfdError::Seal { errno })?;
     Ok(fd)
@@ -62,7 +71,8 @@ pub fn create_sealed(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
 
 /// Checks that `fd` is sealed against shrinking, so that a mapping of it cannot fault.
 pub fn check_no_shrink(fd: BorrowedFd<'_>) -> Result<(), MemfdError> {
-    let found = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|errno| MemfdError::Seal { errno })?;
+    let found =
+        fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|errno| MemfdError::Seal { errno })?;
     let wanted = libc::F_SEAL_SHRINK;
     if found & wanted != wanted {
         return Err(MemfdError::Seals { found, wanted });
@@ -87,6 +97,9 @@ mod tests {
     #[test]
     fn unsealed_file_is_rejected() {
         let fd = memfd_create(c"u", MemFdCreateFlag::MFD_CLOEXEC).expect("memfd");
-        assert!(matches!(check_no_shrink(fd.as_fd()), Err(MemfdError::Seals { .. })));
+        assert!(matches!(
+            check_no_shrink(fd.as_fd()),
+            Err(MemfdError::Seals { .. })
+        ));
     }
 }

@@ -139,7 +139,13 @@ mod tests {
             crate::fd::identity(a.as_fd()).expect("id")
         );
         assert!(crate::fd::is_cloexec(&copy).expect("flags"));
-        assert!(matches!(pidfd_getfd(me.as_fd(), 65000), Err(PidfdError::NoSuchFd { target_fd: 65000 })));
-        assert!(matches!(pidfd_open(-5), Err(PidfdError::Other { .. }) | Err(PidfdError::NoProcess { .. })));
+        assert!(matches!(
+            pidfd_getfd(me.as_fd(), 65000),
+            Err(PidfdError::NoSuchFd { target_fd: 65000 })
+        ));
+        assert!(matches!(
+            pidfd_open(-5),
+            Err(PidfdError::Other { .. }) | Err(PidfdError::NoProcess { .. })
+        ));
     }
 }

@@ -45,7 +45,11 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
         let left = deadline.saturating_duration_since(Instant::now());
         // Round up so that a sub-millisecond remainder still waits rather than spinning.
         let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: `pfd` is one valid pollfd on our stack and nfds is 1; the fd is borrowed and so
         // open for the whole call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -54,13 +58,19 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
             if errno == nix::Error::EINTR {
                 continue;
             }
-            return Err(PollError::Poll { fd: fd.as_raw_fd(), errno });
+            return Err(PollError::Poll {
+                fd: fd.as_raw_fd(),
+                errno,
+            });
         }
         if n > 0 {
             if pfd.revents & libc::POLLIN != 0 {
                 return Ok(WaitOutcome::Ready);
             }
-            return Err(PollError::Broken { fd: fd.as_raw_fd(), revents: pfd.revents });
+            return Err(PollError::Broken {
+                fd: fd.as_raw_fd(),
+                revents: pfd.revents,
+            });
         }
         if Instant::now() >= deadline {
             return Ok(WaitOutcome::TimedOut);

@@ -29,9 +29,20 @@ pub struct PrctlError {
 fn prctl(op: &'static str, option: i32, arg2: libc::c_ulong) -> Result<i32, PrctlError> {
     // SAFETY: every option used in this module takes an integer (or a pointer handled in
     // `set_name`) as arg2 and zeroes for the rest; no memory is passed.
-    let rc = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let rc = unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     if rc < 0 {
-        return Err(PrctlError { op, errno: nix::Error::last() });
+        return Err(PrctlError {
+            op,
+            errno: nix::Error::last(),
+        });
     }
     Ok(rc)
 }
@@ -46,19 +57,32 @@ pub fn set_name(name: &str) -> Result<(), PrctlError> {
     // (byte 15 is always 0).
     let rc = unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr(), 0, 0, 0) };
     if rc < 0 {
-        return Err(PrctlError { op: "PR_SET_NAME", errno: nix::Error::last() });
+        return Err(PrctlError {
+            op: "PR_SET_NAME",
+            errno: nix::Error::last(),
+        });
     }
     Ok(())
 }
 
 /// Asks for `signal` when the parent thread exits. Async-signal-safe: usable between fork and exec.
 pub fn set_pdeathsig(signal: i32) -> Result<(), PrctlError> {
-    prctl("PR_SET_PDEATHSIG", libc::PR_SET_PDEATHSIG, signal as libc::c_ulong).map(|_| ())
+    prctl(
+        "PR_SET_PDEATHSIG",
+        libc::PR_SET_PDEATHSIG,
+        signal as libc::c_ulong,
+    )
+    .map(|_| ())
 }
 
 /// Sets or clears the dumpable flag.
 pub fn set_dumpable(dumpable: bool) -> Result<(), PrctlError> {
-    prctl("PR_SET_DUMPABLE", libc::PR_SET_DUMPABLE, libc::c_ulong::from(dumpable)).map(|_| ())
+    prctl(
+        "PR_SET_DUMPABLE",
+        libc::PR_SET_DUMPABLE,
+        libc::c_ulong::from(dumpable),
+    )
+    .map(|_| ())
 }
 
 /// Reads the dumpable flag.
@@ -91,7 +115,8 @@ mod tests {
         std::thread::spawn(|| {
             set_name("a-very-long-thread-name").expect("set");
             let tid = nix::unistd::gettid();
-            let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).expect("comm");
+            let comm =
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).expect("comm");
             assert_eq!(comm.trim_end(), "a-very-long-thr");
         })
         .join()

@@ -17,17 +17,25 @@ pub struct ProcError {
 }
 
 fn read(path: &str) -> Result<String, ProcError> {
-    std::fs::read_to_string(path).map_err(|source| ProcError { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| ProcError {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The open fds of process `pid` with what each points to (`/proc/<pid>/fd/<n>` link targets).
 pub fn fd_links(pid: u32) -> Result<Vec<(i32, String)>, ProcError> {
     let dir = format!("/proc/{pid}/fd");
-    let rd = std::fs::read_dir(&dir).map_err(|source| ProcError { path: dir.clone(), source })?;
+    let rd = std::fs::read_dir(&dir).map_err(|source| ProcError {
+        path: dir.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for e in rd.flatten() {
         let name = e.file_name();
-        let Some(n) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(n) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         let target = std::fs::read_link(e.path())
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -50,23 +58,32 @@ pub fn status_field(pid: u32, tid: Option<u32>, field: &str) -> Result<Option<St
     };
     let text = read(&path)?;
     Ok(text.lines().find_map(|l| {
-        l.strip_prefix(field).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned())
+        l.strip_prefix(field)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
     }))
 }
 
 /// The thread ids of process `pid`.
 pub fn threads(pid: u32) -> Result<Vec<u32>, ProcError> {
     let dir = format!("/proc/{pid}/task");
-    let rd = std::fs::read_dir(&dir).map_err(|source| ProcError { path: dir.clone(), source })?;
-    let mut v: Vec<u32> =
-        rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+    let rd = std::fs::read_dir(&dir).map_err(|source| ProcError {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut v: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
     v.sort_unstable();
     Ok(v)
 }
 
 /// Yama's `ptrace_scope` (0 to 3), or `None` where Yama is not active.
 pub fn yama_ptrace_scope() -> Option<u8> {
-    read("/proc/sys/kernel/yama/ptrace_scope").ok().and_then(|s| s.trim().parse().ok())
+    read("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// The running kernel's release string, from `uname(2)`.
@@ -78,13 +95,19 @@ pub fn kernel_release() -> String {
 
 /// The seccomp actions the kernel offers (`/proc/sys/kernel/seccomp/actions_avail`).
 pub fn seccomp_actions() -> Option<String> {
-    read("/proc/sys/kernel/seccomp/actions_avail").ok().map(|s| s.trim().to_owned())
+    read("/proc/sys/kernel/seccomp/actions_avail")
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// The DRM device nodes under `/dev/dri`.
 pub fn dri_nodes() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(Path::new("/dev/dri"))
-        .map(|rd| rd.flatten().map(|e| e.path().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -92,7 +115,9 @@ pub fn dri_nodes() -> Vec<String> {
 
 /// The maximum number of user namespaces (`/proc/sys/user/max_user_namespaces`).
 pub fn max_user_namespaces() -> Option<u64> {
-    read("/proc/sys/user/max_user_namespaces").ok().and_then(|s| s.trim().parse().ok())
+    read("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// The parent pid of `pid`.
@@ -102,7 +127,9 @@ pub fn parent_pid(pid: u32) -> Result<Option<u32>, ProcError> {
 
 /// The pids of every process whose parent is `pid`.
 pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut v: Vec<u32> = rd
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))

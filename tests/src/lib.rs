@@ -17,7 +17,11 @@ pub fn bin_dir() -> PathBuf {
 /// The path of workspace binary `name`; panics with a hint when it is not built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.is_file(), "{} is not built: run `cargo build --workspace` (or `cargo test --workspace`)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is not built: run `cargo build --workspace` (or `cargo test --workspace`)",
+        p.display()
+    );
     p
 }
 
@@ -53,14 +57,18 @@ pub fn show(o: &Output) -> String {
 
 /// Reads a summary written with `--summary-json`.
 pub fn summary(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// Decodes an RGBA PNG into (width, height, pixels).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().expect("png header");
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("png header");
     let mut buf = vec![0; dec.output_buffer_size()];
     let info = dec.next_frame(&mut buf).expect("png data");
     assert_eq!(info.color_type, png::ColorType::Rgba, "PNG is not RGBA");
@@ -80,7 +88,12 @@ pub fn check_pixels(frame: u64, layers: u32, w: u32, h: u32, pixels: &[u8]) -> V
     for l in 0..layers {
         let p = triptych_scene::placement(frame, l, layers, w, h);
         let (lw, lh) = triptych_scene::layer_size(l, w, h);
-        for (dx, dy) in [(0i64, 0i64), (i64::from(lw) - 1, 0), (0, i64::from(lh) - 1), (i64::from(lw) - 1, i64::from(lh) - 1)] {
+        for (dx, dy) in [
+            (0i64, 0i64),
+            (i64::from(lw) - 1, 0),
+            (0, i64::from(lh) - 1),
+            (i64::from(lw) - 1, i64::from(lh) - 1),
+        ] {
             let (x, y) = (i64::from(p.x) + dx, i64::from(p.y) + dy);
             if x >= 0 && y >= 0 && x < i64::from(w) && y < i64::from(h) {
                 points.push((x as u32, y as u32));
@@ -92,7 +105,10 @@ pub fn check_pixels(frame: u64, layers: u32, w: u32, h: u32, pixels: &[u8]) -> V
         let i = ((y * w + x) * 4) as usize;
         let want = triptych_scene::expected_pixel(frame, layers, w, h, x, y);
         if pixels[i..i + 4] != want {
-            bad.push(format!("({x}, {y}): got {:?}, expected {want:?}", &pixels[i..i + 4]));
+            bad.push(format!(
+                "({x}, {y}): got {:?}, expected {want:?}",
+                &pixels[i..i + 4]
+            ));
         }
     }
     bad
@@ -103,7 +119,9 @@ pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
             // The state follows the parenthesised command name.
-            let state = s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+            let state = s
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next());
             !matches!(state, Some(Some('Z')) | Some(Some('X')))
         }
         Err(_) => false,
@@ -126,6 +144,8 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn children_named(pid: u32, comm: &str) -> Vec<u32> {
     triptych_sys::proc::children(pid)
         .into_iter()
-        .filter(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim_end() == comm))
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim_end() == comm)
+        })
         .collect()
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
-use ipc_protocol::frame::{BufferKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR};
+use ipc_protocol::frame::{
+    BufferKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR,
+};
 use ipc_protocol::messages::*;
 use ipc_protocol::{BufferId, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::fd::ExportWindow;
@@ -20,7 +22,14 @@ use triptych_tests::bin;
 
 fn remote(fd: &OwnedFd) -> RemoteFd {
     let id = triptych_sys::fd::identity(fd.as_fd()).expect("fstat");
-    RemoteFd { pid: std::process::id(), fd: fd.as_raw_fd(), identity: FileId { dev: id.dev, ino: id.ino } }
+    RemoteFd {
+        pid: std::process::id(),
+        fd: fd.as_raw_fd(),
+        identity: FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    }
 }
 
 struct FakeGpu {
@@ -39,7 +48,8 @@ impl Drop for FakeGpu {
 }
 
 fn start(window: ExportWindow) -> FakeGpu {
-    let (server, name) = IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new().expect("server");
+    let (server, name) =
+        IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new().expect("server");
     let renderer = Command::new(bin("triptych-renderer"))
         .arg(IPC_FLAG)
         .arg(&name)
@@ -65,7 +75,13 @@ fn start(window: ExportWindow) -> FakeGpu {
             releases: rel_tx,
         }))
         .expect("start");
-    FakeGpu { renderer, commands: hello.commands, events: hello.events, frames: frames_tx, _releases: rel_rx }
+    FakeGpu {
+        renderer,
+        commands: hello.commands,
+        events: hello.events,
+        frames: frames_tx,
+        _releases: rel_rx,
+    }
 }
 
 fn next_event(g: &FakeGpu) -> RendererToLauncher {
@@ -87,20 +103,39 @@ fn each_class_of_bad_description_is_rejected_by_name() {
     let size = 64 * 32 * 4;
     let memfd = triptych_sys::memfd::create_sealed(c"fake-layer", size).expect("memfd");
     let buf = window.place(memfd.as_fd()).expect("place");
-    let small = window.place(triptych_sys::memfd::create_sealed(c"small", 100).expect("memfd").as_fd()).expect("place");
+    let small = window
+        .place(
+            triptych_sys::memfd::create_sealed(c"small", 100)
+                .expect("memfd")
+                .as_fd(),
+        )
+        .expect("place");
     let fence = triptych_sys::eventfd::EventFence::new().expect("eventfd");
     fence.signal().expect("signal");
     let fence_fd = window.place(fence.as_fd()).expect("place");
     let outside = triptych_sys::fd::dup_cloexec(memfd.as_fd()).expect("dup");
 
     let good = Frame {
-        id: BufferId { slot: 0, generation: 1 },
+        id: BufferId {
+            slot: 0,
+            generation: 1,
+        },
         kind: BufferKind::Shm,
-        format: DrmFormat { fourcc: DRM_FORMAT_ABGR8888, modifier: DRM_FORMAT_MOD_LINEAR },
+        format: DrmFormat {
+            fourcc: DRM_FORMAT_ABGR8888,
+            modifier: DRM_FORMAT_MOD_LINEAR,
+        },
         width: 64,
         height: 32,
-        planes: vec![Plane { fd: remote(&buf), offset: 0, stride: 256 }],
-        fence: Fence { kind: FenceKind::EventFd, fd: remote(&fence_fd) },
+        planes: vec![Plane {
+            fd: remote(&buf),
+            offset: 0,
+            stride: 256,
+        }],
+        fence: Fence {
+            kind: FenceKind::EventFd,
+            fd: remote(&fence_fd),
+        },
     };
     let mut cases: Vec<(&str, Frame<RemoteFd>)> = Vec::new();
     let mut f = good.clone();
@@ -150,22 +185,35 @@ fn each_class_of_bad_description_is_rejected_by_name() {
     for (i, (needle, desc)) in cases.into_iter().enumerate() {
         // A fresh slot per case so the import cache never serves an earlier good import.
         let mut desc = desc;
-        desc.id = BufferId { slot: 10 + i as u32, generation: 1 };
+        desc.id = BufferId {
+            slot: 10 + i as u32,
+            generation: 1,
+        };
         let msg = FrameMsg {
             epoch: 1,
             frame: i as u64,
             sent_ns: 0,
             layers: vec![LayerMsg {
                 layer: 0,
-                placement: LayerPlacement { x: 0, y: 0, z: 0, opacity: 255 },
+                placement: LayerPlacement {
+                    x: 0,
+                    y: 0,
+                    z: 0,
+                    opacity: 255,
+                },
                 buffer: desc,
             }],
         };
-        g.frames.send(GpuToRenderer::Frame(msg)).expect("send frame");
+        g.frames
+            .send(GpuToRenderer::Frame(msg))
+            .expect("send frame");
         match next_event(&g) {
             RendererToLauncher::Rejected { frame, reason } => {
                 assert_eq!(frame, i as u64);
-                assert!(reason.contains(needle), "case {i}: reason {reason:?} does not name {needle:?}");
+                assert!(
+                    reason.contains(needle),
+                    "case {i}: reason {reason:?} does not name {needle:?}"
+                );
             }
             other => panic!("case {i} ({needle}): expected a rejection, got {other:?}"),
         }
@@ -175,14 +223,27 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         epoch: 1,
         frame: 100,
         sent_ns: 0,
-        layers: vec![LayerMsg { layer: 0, placement: LayerPlacement { x: 0, y: 0, z: 0, opacity: 255 }, buffer: good }],
+        layers: vec![LayerMsg {
+            layer: 0,
+            placement: LayerPlacement {
+                x: 0,
+                y: 0,
+                z: 0,
+                opacity: 255,
+            },
+            buffer: good,
+        }],
     };
-    g.frames.send(GpuToRenderer::Frame(msg)).expect("send frame");
+    g.frames
+        .send(GpuToRenderer::Frame(msg))
+        .expect("send frame");
     match next_event(&g) {
         RendererToLauncher::Presented(p) => assert_eq!(p.frame, 100),
         other => panic!("expected the good frame to be presented, got {other:?}"),
     }
-    g.commands.send(LauncherToRenderer::Shutdown).expect("shutdown");
+    g.commands
+        .send(LauncherToRenderer::Shutdown)
+        .expect("shutdown");
     match next_event(&g) {
         RendererToLauncher::Stats(s) => {
             assert_eq!(s.rejected, 14, "{s:?}");

@@ -28,26 +28,52 @@ fn sixty_frames_match_the_scene_and_arrive_through_pidfd_getfd() {
     let (w, h, px) = read_png(&png);
     assert_eq!((w, h), (320, 240));
     let bad = check_pixels(last, 3, w, h, &px);
-    assert!(bad.is_empty(), "{} pixels differ from the scene, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    assert!(
+        bad.is_empty(),
+        "{} pixels differ from the scene, e.g. {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
 
     let pids = &s["pids"];
-    let (l, g, r) = (pids["launcher"].as_u64(), pids["gpu"].as_u64(), pids["renderer"].as_u64());
+    let (l, g, r) = (
+        pids["launcher"].as_u64(),
+        pids["gpu"].as_u64(),
+        pids["renderer"].as_u64(),
+    );
     assert!(l.is_some() && g.is_some() && r.is_some(), "{pids}");
     assert!(l != g && g != r && l != r, "pids not distinct: {pids}");
 
     let rs = &s["renderer"];
     let imports = rs["imports"].as_u64().expect("imports");
     assert!(imports >= 3, "{rs}");
-    assert_eq!(rs["buffers_via_pidfd"], imports, "every imported buffer must come through pidfd_getfd: {rs}");
-    assert_eq!(rs["fences_via_pidfd"], 60 * 3, "one fence per layer per frame: {rs}");
+    assert_eq!(
+        rs["buffers_via_pidfd"], imports,
+        "every imported buffer must come through pidfd_getfd: {rs}"
+    );
+    assert_eq!(
+        rs["fences_via_pidfd"],
+        60 * 3,
+        "one fence per layer per frame: {rs}"
+    );
     assert_eq!(rs["fds_via_other"], 0, "{rs}");
     assert_eq!(rs["frames"], 60, "{rs}");
     // The import cache works: 3 layers x 3 pool buffers at most, the rest are hits.
     assert!(imports <= 9, "more imports than pool buffers: {rs}");
-    assert_eq!(rs["import_hits"].as_u64().expect("hits") + imports, 180, "{rs}");
+    assert_eq!(
+        rs["import_hits"].as_u64().expect("hits") + imports,
+        180,
+        "{rs}"
+    );
     assert_eq!(s["transport"], "pidfd_getfd");
     let text = String::from_utf8_lossy(&o.stdout);
-    for needle in ["60 frames", "handoff latency: p50", "buffers: ", "fences: ", "fd transport: pidfd_getfd"] {
+    for needle in [
+        "60 frames",
+        "handoff latency: p50",
+        "buffers: ",
+        "fences: ",
+        "fd transport: pidfd_getfd",
+    ] {
         assert!(text.contains(needle), "summary lacks {needle:?}:\n{text}");
     }
 }
@@ -72,9 +98,18 @@ fn no_fd_leak_over_a_thousand_frames() {
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&json);
     let fc = &s["fd_counts"];
-    assert!(fc["launcher_at_10"].as_u64().is_some() && fc["renderer_at_10"].as_u64().is_some(), "{fc}");
-    assert_eq!(fc["launcher_at_10"], fc["launcher_at_end"], "launcher fds grew: {fc}");
-    assert_eq!(fc["renderer_at_10"], fc["renderer_at_end"], "renderer fds grew: {fc}");
+    assert!(
+        fc["launcher_at_10"].as_u64().is_some() && fc["renderer_at_10"].as_u64().is_some(),
+        "{fc}"
+    );
+    assert_eq!(
+        fc["launcher_at_10"], fc["launcher_at_end"],
+        "launcher fds grew: {fc}"
+    );
+    assert_eq!(
+        fc["renderer_at_10"], fc["renderer_at_end"],
+        "renderer fds grew: {fc}"
+    );
     assert_eq!(s["frames"], 1000);
     let (w, h, px) = read_png(&dir.join("f.png"));
     let bad = check_pixels(999, 4, w, h, &px);

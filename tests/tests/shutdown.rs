@@ -21,7 +21,10 @@ fn start_long_run(tag: &str) -> (std::process::Child, u32, u32) {
     });
     if !up {
         let _ = child.kill();
-        panic!("children did not start: gpu {:?}, renderer {:?}", kids.0, kids.1);
+        panic!(
+            "children did not start: gpu {:?}, renderer {:?}",
+            kids.0, kids.1
+        );
     }
     // Let frames flow so the kill lands mid-run.
     std::thread::sleep(Duration::from_millis(300));
@@ -46,23 +49,34 @@ fn sigkill_of_the_launcher_takes_the_children_down() {
 #[test]
 fn ctrl_c_shuts_down_cleanly() {
     let (mut launcher, gpu, renderer) = start_long_run("sigint");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(launcher.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .expect("SIGINT");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
     let status = loop {
         if let Some(s) = launcher.try_wait().expect("try_wait") {
             break s;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert!(status.success(), "launcher exited with {status:?} after Ctrl-C");
-    assert!(!alive(gpu) && !alive(renderer), "a child is still running after the launcher exited");
+    assert!(
+        status.success(),
+        "launcher exited with {status:?} after Ctrl-C"
+    );
+    assert!(
+        !alive(gpu) && !alive(renderer),
+        "a child is still running after the launcher exited"
+    );
 }
 
 #[test]
 fn normal_run_leaves_no_child() {
     let dir = scratch("normal");
     let mut cmd = triptych(&["run", "--frames", "5", "--size", "64x48", "--out"]);
-    cmd.arg(dir.join("f.png")).arg("--summary-json").arg(dir.join("s.json"));
+    cmd.arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(dir.join("s.json"));
     let o = output(cmd);
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&dir.join("s.json"));

@@ -371,7 +371,11 @@ mod tests {
         for marker in Marker::ALL {
             assert_eq!(Marker::from_name(marker.name()), Some(marker));
         }
-        for scope in [InstantScope::Thread, InstantScope::Process, InstantScope::Global] {
+        for scope in [
+            InstantScope::Thread,
+            InstantScope::Process,
+            InstantScope::Global,
+        ] {
             assert_eq!(InstantScope::from_code(scope.code()), Some(scope));
         }
         assert_eq!(Stage::from_name("GpuRender"), None);

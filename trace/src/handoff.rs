@@ -372,7 +372,10 @@ mod tests {
         ];
         let spans = spans_by_frame(&events);
         let timing = FrameTiming::of(5, &spans[&5]).expect("complete frame");
-        assert_eq!((timing.start_ns, timing.end_ns, timing.covered_ns), (0, 100, 50));
+        assert_eq!(
+            (timing.start_ns, timing.end_ns, timing.covered_ns),
+            (0, 100, 50)
+        );
         assert_eq!(timing.gap_fraction(), 0.5);
         assert_eq!(
             check_flows_with(&events, 0.25),

@@ -95,6 +95,7 @@ impl Recorder {
 
     /// Whether events are recorded; callers test it before building costly
     /// arguments.
+    #[inline]
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
     }
@@ -106,6 +107,7 @@ impl Recorder {
 
     /// Starts timing `stage` of `frame` now. The span is recorded when the
     /// guard drops or [`SpanGuard::finish`] is called.
+    #[inline]
     pub fn span(&self, stage: Stage, frame: Option<u64>) -> SpanGuard<'_> {
         match &self.inner {
             None => SpanGuard {
@@ -113,21 +115,22 @@ impl Recorder {
                 stage,
                 frame,
                 start_ns: 0,
-                args: Args::new(),
+                args: None,
             },
             Some(inner) => SpanGuard {
                 inner: Some(inner),
                 stage,
                 frame,
                 start_ns: now_ns(),
-                args: Args::new(),
+                args: None,
             },
         }
     }
 
     /// Records a span measured by hand, from `start_ns` to `end_ns` (both from
-    /// [`now_ns`](crate::now_ns)); an end before the start gives a zero-length
+    /// [`now_ns`]); an end before the start gives a zero-length
     /// span.
+    #[inline]
     pub fn record_span(
         &self,
         stage: Stage,
@@ -152,6 +155,7 @@ impl Recorder {
     }
 
     /// Records `marker` now, drawn at `scope`, optionally tied to `frame`.
+    #[inline]
     pub fn instant(&self, marker: Marker, scope: InstantScope, frame: Option<u64>, args: Args) {
         if let Some(inner) = &self.inner {
             inner.push(Event {
@@ -166,6 +170,7 @@ impl Recorder {
     }
 
     /// Records a sample of the quantity `name` now.
+    #[inline]
     pub fn counter(&self, name: &str, value: f64) {
         if let Some(inner) = &self.inner {
             inner.push(Event {
@@ -216,7 +221,9 @@ impl Recorder {
 
     /// Events waiting for the next drain.
     pub fn len(&self) -> usize {
-        self.inner.as_ref().map_or(0, |inner| inner.lock().events.len())
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| inner.lock().events.len())
     }
 
     /// Whether no event waits for the next drain.
@@ -280,15 +287,20 @@ pub struct SpanGuard<'a> {
     stage: Stage,
     frame: Option<u64>,
     start_ns: u64,
-    args: Args,
+    /// `None` until the first argument, so a guard without arguments never
+    /// builds (or drops) a map.
+    args: Option<Args>,
 }
 
 impl SpanGuard<'_> {
     /// Attaches an argument to the span. Does nothing (and allocates nothing)
     /// when the recorder is disabled.
+    #[inline]
     pub fn arg(&mut self, key: &str, value: impl Into<ArgValue>) -> &mut Self {
         if self.inner.is_some() {
-            self.args.insert(key.to_owned(), value.into());
+            self.args
+                .get_or_insert_with(Args::new)
+                .insert(key.to_owned(), value.into());
         }
         self
     }
@@ -300,12 +312,21 @@ impl SpanGuard<'_> {
 
     /// Ends the span now, records it, and returns its length in nanoseconds;
     /// `None` when the recorder is disabled (no clock is read then).
+    #[inline]
     pub fn finish(mut self) -> Option<u64> {
         self.record()
     }
 
+    /// Records the span unless that already happened or the recorder is
+    /// disabled; the test stays in the caller, the work does not.
+    #[inline]
     fn record(&mut self) -> Option<u64> {
         let inner = self.inner.take()?;
+        Some(self.record_into(inner))
+    }
+
+    #[inline(never)]
+    fn record_into(&mut self, inner: &Inner) -> u64 {
         let dur_ns = now_ns().saturating_sub(self.start_ns);
         inner.push(Event {
             kind: EventKind::Span {
@@ -316,13 +337,14 @@ impl SpanGuard<'_> {
             pid: inner.pid,
             tid: current_tid(),
             frame: self.frame,
-            args: std::mem::take(&mut self.args),
+            args: self.args.take().unwrap_or_default(),
         });
-        Some(dur_ns)
+        dur_ns
     }
 }
 
 impl Drop for SpanGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.record();
     }

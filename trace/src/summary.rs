@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(percentile(&four, 75.0), 30);
         assert_eq!(percentile(&four, 100.0), 40);
         assert_eq!(percentile(&[1, 2, 3, 4, 5], 50.0), 3); // rank ceil(2.5) = 3
-        // Out of range and NaN.
+                                                           // Out of range and NaN.
         assert_eq!(percentile(&four, -5.0), 10);
         assert_eq!(percentile(&four, 250.0), 40);
         assert_eq!(percentile(&four, f64::NAN), 10);
@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(percentile(&thousand, 99.0), 990);
         let hundred_one: Vec<u64> = (1..=101).collect();
         assert_eq!(percentile(&hundred_one, 99.0), 100); // rank ceil(99.99) = 100
-        // Duplicates.
+                                                         // Duplicates.
         assert_eq!(percentile(&[5, 5, 5, 9], 75.0), 5);
     }
 
@@ -260,7 +260,13 @@ mod tests {
                 let start = t0 + render + 1_000 * i as u64;
                 events.push(span(*stage, Some(frame), 2, start, 500));
             }
-            events.push(span(Stage::Present, Some(frame), 3, t0 + present_at, present));
+            events.push(span(
+                Stage::Present,
+                Some(frame),
+                3,
+                t0 + present_at,
+                present,
+            ));
         }
         // A GpuRender without a frame counts for the stage only.
         events.push(span(Stage::GpuRender, None, 1, 5_000_000, 8_000));
@@ -277,7 +283,11 @@ mod tests {
             frame: Some(4),
             args: Args::new(),
         });
-        for (pid, ts, value) in [(1, 7_000_000, 3.0), (1, 8_000_000, 5.0), (2, 7_500_000, 2.0)] {
+        for (pid, ts, value) in [
+            (1, 7_000_000, 3.0),
+            (1, 8_000_000, 5.0),
+            (2, 7_500_000, 2.0),
+        ] {
             events.push(Event {
                 kind: EventKind::Counter {
                     name: DROPPED_EVENTS_COUNTER.to_owned(),
@@ -382,7 +392,10 @@ mod tests {
             lines[9],
             "end_to_end         3       23.000       35.000       35.000"
         );
-        assert_eq!(lines[10], "frames: 3 complete, 1 incomplete; median gap 56.5%");
+        assert_eq!(
+            lines[10],
+            "frames: 3 complete, 1 incomplete; median gap 56.5%"
+        );
         assert_eq!(lines[11], "markers: fence_timeout 1");
         assert_eq!(lines[12], "dropped events: 7");
         assert_eq!(lines.len(), 13);

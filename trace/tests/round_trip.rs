@@ -102,12 +102,18 @@ fn record_three_processes() -> Recorded {
     });
 
     let launcher = Recorder::new(LAUNCHER_PID);
-    for frame in launcher_inbox.iter().take(usize::try_from(FRAMES).expect("small")) {
+    for frame in launcher_inbox
+        .iter()
+        .take(usize::try_from(FRAMES).expect("small"))
+    {
         let mut present = launcher.span(Stage::Present, Some(frame));
         present.arg("png", true);
         sleep_us(500);
         let measured = present.finish().expect("recording");
-        assert!(measured >= 500_000, "present slept 500 us, measured {measured} ns");
+        assert!(
+            measured >= 500_000,
+            "present slept 500 us, measured {measured} ns"
+        );
     }
     launcher.instant(
         Marker::Restart,
@@ -214,18 +220,27 @@ fn three_process_trace_round_trips_and_links_frames() {
             unreachable!("filtered to spans")
         };
         assert_eq!(row["name"], stage.name());
-        assert_eq!(row["ts"].as_f64(), Some((event.ts_ns - origin) as f64 / 1000.0));
+        assert_eq!(
+            row["ts"].as_f64(),
+            Some((event.ts_ns - origin) as f64 / 1000.0)
+        );
         assert_eq!(row["dur"].as_f64(), Some(dur_ns as f64 / 1000.0));
         assert_eq!(row["args"]["frame"], event.frame.expect("framed"));
-        assert_eq!((row["pid"].as_u64(), row["tid"].as_u64()),
-            (Some(u64::from(event.pid)), Some(u64::from(event.tid))));
+        assert_eq!(
+            (row["pid"].as_u64(), row["tid"].as_u64()),
+            (Some(u64::from(event.pid)), Some(u64::from(event.tid)))
+        );
     }
-    let fallback = of_phase("i").find(|r| r["name"] == "fallback").expect("fallback");
+    let fallback = of_phase("i")
+        .find(|r| r["name"] == "fallback")
+        .expect("fallback");
     assert_eq!(fallback["s"], "p");
     assert_eq!(fallback["args"]["from"], "dma_buf");
     assert_eq!(fallback["args"]["retry"], false);
     assert_eq!(fallback["args"]["frame"], 1);
-    let restart = of_phase("i").find(|r| r["name"] == "restart").expect("restart");
+    let restart = of_phase("i")
+        .find(|r| r["name"] == "restart")
+        .expect("restart");
     assert_eq!(restart["s"], "g");
     let counter = of_phase("C").next().expect("counter");
     assert_eq!(counter["name"], "buffers_in_flight");
@@ -243,8 +258,16 @@ fn three_process_trace_round_trips_and_links_frames() {
         let pids: Vec<u32> = chain.iter().map(|f| f.pid).collect();
         assert_eq!(
             pids,
-            [GPU_PID, GPU_PID, GPU_PID, RENDERER_PID, RENDERER_PID, RENDERER_PID, RENDERER_PID,
-             LAUNCHER_PID],
+            [
+                GPU_PID,
+                GPU_PID,
+                GPU_PID,
+                RENDERER_PID,
+                RENDERER_PID,
+                RENDERER_PID,
+                RENDERER_PID,
+                LAUNCHER_PID
+            ],
             "frame {frame}"
         );
         for (link, stage) in chain.iter().zip(Stage::HANDOFF) {
@@ -252,20 +275,30 @@ fn three_process_trace_round_trips_and_links_frames() {
                 .iter()
                 .find(|e| e.frame == Some(frame) && e.stage() == Some(stage))
                 .expect("span of the stage");
-            assert_eq!((link.pid, link.tid, link.ts_ns), (span.pid, span.tid, span.ts_ns));
+            assert_eq!(
+                (link.pid, link.tid, link.ts_ns),
+                (span.pid, span.tid, span.ts_ns)
+            );
         }
         // Causal order holds in time too.
-        assert!(chain.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "frame {frame}");
+        assert!(
+            chain.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns),
+            "frame {frame}"
+        );
     }
     let f_rows: Vec<&Value> = of_phase("f").collect();
     assert_eq!(f_rows.len(), 3);
-    assert!(f_rows.iter().all(|r| r["bp"] == "e" && r["cat"] == "frame" && r["name"] == "frame"));
+    assert!(f_rows
+        .iter()
+        .all(|r| r["bp"] == "e" && r["cat"] == "frame" && r["name"] == "frame"));
 
     // The handoff is complete and in order; gaps depend on the scheduler, so
     // they are checked for sanity, not against the default limit.
     let problems = check_flows(&trace);
     assert!(
-        problems.iter().all(|p| matches!(p, FlowProblem::Gap { .. })),
+        problems
+            .iter()
+            .all(|p| matches!(p, FlowProblem::Gap { .. })),
         "{problems:?}"
     );
     assert_eq!(check_flows_with(&trace.events, 1.0), []);
@@ -277,7 +310,10 @@ fn three_process_trace_round_trips_and_links_frames() {
     for (stage, stats) in &summary.stages {
         assert_eq!(stats.count, 3, "{stage}");
         assert!(stats.p50_us <= stats.p99_us && stats.p99_us <= stats.max_us);
-        assert!(stats.p50_us * 1000.0 >= recorded.min_sleep_ns[stage] as f64, "{stage}");
+        assert!(
+            stats.p50_us * 1000.0 >= recorded.min_sleep_ns[stage] as f64,
+            "{stage}"
+        );
     }
     let slept: u64 = recorded.min_sleep_ns.values().sum();
     for timing in &summary.frames {
@@ -285,7 +321,10 @@ fn three_process_trace_round_trips_and_links_frames() {
         assert!(timing.covered_ns >= slept && timing.covered_ns <= timing.end_to_end_ns());
     }
     // In Marker declaration order.
-    assert_eq!(summary.instants, [(Marker::Restart, 1), (Marker::Fallback, 1)]);
+    assert_eq!(
+        summary.instants,
+        [(Marker::Restart, 1), (Marker::Fallback, 1)]
+    );
     assert_eq!(summary.dropped_events, 0);
     let table = summary.table();
     assert!(table.starts_with("stage "), "{table}");
@@ -297,7 +336,13 @@ fn three_process_trace_round_trips_and_links_frames() {
 fn a_full_recorder_reports_its_drops_through_the_file() {
     let rec = Recorder::with_capacity(7, 2);
     for frame in 0..5 {
-        rec.record_span(Stage::GpuRender, Some(frame), 1_000 + frame, 2_000 + frame, Args::new());
+        rec.record_span(
+            Stage::GpuRender,
+            Some(frame),
+            1_000 + frame,
+            2_000 + frame,
+            Args::new(),
+        );
     }
     let batch = rec.drain();
     let mut file = Vec::new();
@@ -312,7 +357,12 @@ fn a_disabled_recorder_writes_an_empty_trace() {
     let rec = Recorder::disabled();
     for frame in 0..10 {
         let _span = rec.span(Stage::Composite, Some(frame));
-        rec.instant(Marker::Crash, InstantScope::Global, Some(frame), Args::new());
+        rec.instant(
+            Marker::Crash,
+            InstantScope::Global,
+            Some(frame),
+            Args::new(),
+        );
     }
     assert_eq!(rec.len(), 0);
     let batch = rec.drain();
@@ -339,7 +389,10 @@ fn writer_refuses_what_the_file_cannot_hold() {
     };
     let ok = span(Args::new());
     let reserved = span(Args::from([("frame".to_owned(), ArgValue::Int(1))]));
-    let nan = span(Args::from([("ratio".to_owned(), ArgValue::Float(f64::NAN))]));
+    let nan = span(Args::from([(
+        "ratio".to_owned(),
+        ArgValue::Float(f64::NAN),
+    )]));
     let framed_counter = Event {
         kind: EventKind::Counter {
             name: "n".into(),
@@ -356,10 +409,19 @@ fn writer_refuses_what_the_file_cannot_hold() {
         ..ok.clone()
     };
     for (events, needle) in [
-        (vec![ok.clone(), reserved], "event #1: argument key \"frame\" is reserved"),
+        (
+            vec![ok.clone(), reserved],
+            "event #1: argument key \"frame\" is reserved",
+        ),
         (vec![nan], "event #0: argument \"ratio\" is NaN"),
-        (vec![framed_counter], "event #0: counter \"n\" carries a frame"),
-        (vec![infinite_counter], "event #0: counter \"n\" has value inf"),
+        (
+            vec![framed_counter],
+            "event #0: counter \"n\" carries a frame",
+        ),
+        (
+            vec![infinite_counter],
+            "event #0: counter \"n\" has value inf",
+        ),
     ] {
         let error = write_chrome_json(&events, &[], Vec::new()).expect_err(needle);
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
@@ -371,7 +433,10 @@ fn writer_refuses_what_the_file_cannot_hold() {
         threads: vec![],
     });
     let error = write_chrome_json(&[ok], &twice, Vec::new()).expect_err("duplicate pid");
-    assert!(error.to_string().contains("pid 1 is listed twice"), "{error}");
+    assert!(
+        error.to_string().contains("pid 1 is listed twice"),
+        "{error}"
+    );
 }
 
 #[test]

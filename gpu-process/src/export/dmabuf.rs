@@ -1,30 +1,290 @@
-//! The DMA-BUF backend: GL textures exported as DMA-BUFs, with sync_file fences.
+//! The DMA-BUF backend: each pool buffer is a GL texture exported as a DMA-BUF, so the renderer
+//! reads the very memory GL drew into. Zero copies.
+//!
+//! Allocation exports the texture once (`EGL_MESA_image_dma_buf_export`, see
+//! [`GlContext::export_dmabuf`]); the fds stay valid while later frames are drawn into the same
+//! texture. Only linear layouts are accepted, because the renderer reads on the CPU.
+//!
+//! Each frame's fence is a sync_file, made the best way the machine offers:
+//!
+//! 1. **native**: `EGL_ANDROID_native_fence_sync`, the driver's own fence for the draw, flushed
+//!    and duplicated out with `eglDupNativeFenceFDANDROID`;
+//! 2. **vgem**: on the vgem test device there is no GPU to fence, so this process makes the
+//!    fence honest itself: it attaches a vgem write fence to the buffer
+//!    (`DRM_IOCTL_VGEM_FENCE_ATTACH`) *before* drawing, snapshots the buffer's fences as a
+//!    sync_file (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`), and signals the vgem fence
+//!    (`DRM_IOCTL_VGEM_FENCE_SIGNAL`) only after `glFinish` returned, so the sync_file really is
+//!    unsignalled while rendering runs;
+//! 3. **implicit**: after `glFlush`, the buffer's implicit fences snapshotted as a sync_file,
+//!    for drivers that attach their work to the buffer's reservation object.
+//!
+//! See <https://docs.kernel.org/driver-api/dma-buf.html> and `include/uapi/linux/dma-buf.h`.
 
-use super::ExportError;
+use std::os::fd::AsFd;
+
+use ipc_protocol::frame::{BufferKind, FenceKind};
+use ipc_protocol::{BufferId, DrmFormat, Plane};
+use triptych_scene::LayerContent;
+use triptych_sys::dma_buf::{export_sync_file, SyncAccess};
+use triptych_sys::drm::{DrmDevice, FenceId, GemHandle};
+use triptych_sys::mapping::{Access, Mapping};
+
+use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
 use crate::gl::GlContext;
+
+/// How the backend fences each frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceSource {
+    /// `EGL_ANDROID_native_fence_sync`.
+    Native,
+    /// A vgem fence attached before drawing, signalled after `glFinish`.
+    Vgem,
+    /// The buffer's implicit fences after `glFlush`.
+    Implicit,
+}
+
+impl FenceSource {
+    /// A name for logs, summaries and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceSource::Native => "sync_file (EGL_ANDROID_native_fence_sync)",
+            FenceSource::Vgem => "sync_file (vgem fence, signalled after glFinish)",
+            FenceSource::Implicit => {
+                "sync_file (implicit fences via DMA_BUF_IOCTL_EXPORT_SYNC_FILE)"
+            }
+        }
+    }
+}
 
 /// Per-buffer state of the DMA-BUF backend.
 #[derive(Debug)]
-pub struct DmabufBacking;
+pub struct DmabufBacking {
+    /// The GEM handle of the buffer on the vgem device, when fences come from vgem.
+    vgem_handle: Option<GemHandle>,
+}
 
-/// A vgem fence to signal.
+/// A vgem fence to signal once GL has finished.
 #[derive(Debug)]
-pub struct VgemFence;
+pub struct VgemFence {
+    id: FenceId,
+}
 
 /// The DMA-BUF backend.
 #[derive(Debug)]
-pub struct DmabufExporter;
+pub struct DmabufExporter {
+    fences: FenceSource,
+    vgem: Option<DrmDevice>,
+}
+
+/// Finds the vgem device's primary node, if any.
+fn open_vgem() -> Option<DrmDevice> {
+    triptych_sys::proc::dri_nodes()
+        .into_iter()
+        .filter(|p| p.contains("/card"))
+        .filter_map(|p| DrmDevice::open(std::path::Path::new(&p)).ok())
+        .find(|d| d.driver_name().is_ok_and(|n| n == "vgem"))
+}
 
 impl DmabufExporter {
-    /// Checks that DMA-BUF export can work on `gl`'s display.
+    /// Checks that DMA-BUF export works on `gl`'s display: the extension is offered, a test
+    /// texture exports linear, this process can map it, and some fence mechanism exists.
+    /// The error names the missing piece.
     pub fn new(gl: &mut GlContext) -> Result<Self, ExportError> {
         let info = gl.info();
         if !info.has_display_extension("EGL_MESA_image_dma_buf_export") {
             return Err(ExportError::Unavailable(format!(
-                "the EGL display ({}) does not offer EGL_MESA_image_dma_buf_export",
-                info.platform
+                "the EGL display ({}, {}) does not offer EGL_MESA_image_dma_buf_export{}",
+                info.platform,
+                info.gl_renderer,
+                if triptych_sys::proc::dri_nodes().is_empty() {
+                    "; there is no /dev/dri device"
+                } else {
+                    ""
+                }
             )));
         }
-        Err(ExportError::Unavailable("DMA-BUF export is not wired yet".into()))
+        let native = info.android_native_fence_sync;
+        let probe = gl.create_target(4, 4)?;
+        let export = gl.export_dmabuf(&probe)?;
+        let plane = export
+            .planes
+            .first()
+            .ok_or_else(|| ExportError::Unavailable("export gave no planes".into()))?;
+        let size = triptych_sys::fd::seek_size(plane.fd.as_fd())?;
+        Mapping::new(plane.fd.as_fd(), size as usize, Access::Read).map_err(|e| {
+            ExportError::Unavailable(format!(
+                "an exported DMA-BUF cannot be mapped for CPU reads: {e}"
+            ))
+        })?;
+        let vgem = open_vgem();
+        let fences = if native {
+            FenceSource::Native
+        } else if let Some(v) = &vgem {
+            v.prime_fd_to_handle(plane.fd.as_fd()).map_err(|e| {
+                ExportError::Unavailable(format!("importing the exported buffer on vgem: {e}"))
+            })?;
+            FenceSource::Vgem
+        } else {
+            export_sync_file(plane.fd.as_fd(), SyncAccess::Read).map_err(|e| {
+                ExportError::Unavailable(format!(
+                    "no fence mechanism: EGL_ANDROID_native_fence_sync is not offered, no vgem device, and {e}"
+                ))
+            })?;
+            FenceSource::Implicit
+        };
+        tracing::info!(fences = fences.as_str(), "DMA-BUF export available");
+        Ok(Self {
+            fences,
+            vgem: if fences == FenceSource::Vgem {
+                vgem
+            } else {
+                None
+            },
+        })
+    }
+
+    /// How frames are fenced.
+    pub fn fence_source(&self) -> FenceSource {
+        self.fences
+    }
+}
+
+impl Exporter for DmabufExporter {
+    fn kind(&self) -> BufferKind {
+        BufferKind::DmaBuf
+    }
+
+    fn fence_kind(&self) -> FenceKind {
+        FenceKind::SyncFile
+    }
+
+    fn fence_detail(&self) -> &'static str {
+        self.fences.as_str()
+    }
+
+    fn allocate(
+        &mut self,
+        gl: &mut GlContext,
+        id: BufferId,
+        width: u32,
+        height: u32,
+    ) -> Result<Buffer, ExportError> {
+        let target = gl.create_target(width, height)?;
+        let export = gl.export_dmabuf(&target)?;
+        let mut planes = Vec::with_capacity(export.planes.len());
+        for p in export.planes {
+            planes.push(Plane {
+                fd: place(p.fd)?,
+                offset: p.offset,
+                stride: p.stride,
+            });
+        }
+        let vgem_handle = match (&self.vgem, planes.first()) {
+            (Some(v), Some(p)) => Some(v.prime_fd_to_handle(p.fd.as_fd()).map_err(|e| {
+                ExportError::Kernel(format!("importing buffer {} on vgem: {e}", id.slot))
+            })?),
+            _ => None,
+        };
+        Ok(Buffer {
+            id,
+            width,
+            height,
+            format: DrmFormat {
+                fourcc: export.fourcc,
+                modifier: export.modifier,
+            },
+            planes,
+            target,
+            backing: Backing::DmaBuf(DmabufBacking { vgem_handle }),
+        })
+    }
+
+    fn render(
+        &mut self,
+        gl: &mut GlContext,
+        buf: &mut Buffer,
+        content: &LayerContent,
+    ) -> Result<Submission, ExportError> {
+        let plane_fd = buf
+            .planes
+            .first()
+            .map(|p| &p.fd)
+            .ok_or_else(|| ExportError::Kernel("buffer has no planes".into()))?;
+        match self.fences {
+            FenceSource::Native => {
+                gl.draw(&buf.target, content)?;
+                let fence = gl.native_fence()?;
+                Ok(Submission {
+                    fence: place(fence.into_fd())?,
+                    signal: Signaller::Driver,
+                })
+            }
+            FenceSource::Vgem => {
+                let (
+                    Some(dev),
+                    Backing::DmaBuf(DmabufBacking {
+                        vgem_handle: Some(handle),
+                    }),
+                ) = (&self.vgem, &buf.backing)
+                else {
+                    return Err(ExportError::Kernel(
+                        "vgem fencing without a vgem handle".into(),
+                    ));
+                };
+                let id = dev.vgem_fence_attach(*handle, true).map_err(|e| {
+                    ExportError::Kernel(format!(
+                        "attaching a vgem fence to buffer {}: {e}",
+                        buf.id.slot
+                    ))
+                })?;
+                let sync = export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
+                    ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
+                })?;
+                gl.draw(&buf.target, content)?;
+                gl.flush()?;
+                Ok(Submission {
+                    fence: place(sync)?,
+                    signal: Signaller::Vgem(VgemFence { id }),
+                })
+            }
+            FenceSource::Implicit => {
+                gl.draw(&buf.target, content)?;
+                gl.flush()?;
+                let sync = export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
+                    ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
+                })?;
+                Ok(Submission {
+                    fence: place(sync)?,
+                    signal: Signaller::Driver,
+                })
+            }
+        }
+    }
+
+    fn complete(
+        &mut self,
+        gl: &mut GlContext,
+        _buf: &mut Buffer,
+        sub: &mut Submission,
+    ) -> Result<(), ExportError> {
+        // Signalling consumes the vgem fence; what stays behind has nothing left to signal.
+        match std::mem::replace(&mut sub.signal, Signaller::Driver) {
+            Signaller::Vgem(f) => {
+                gl.finish()?;
+                let dev = self
+                    .vgem
+                    .as_ref()
+                    .ok_or_else(|| ExportError::Kernel("vgem device gone".into()))?;
+                let raw = f.id.raw();
+                dev.vgem_fence_signal(f.id).map_err(|e| {
+                    ExportError::Kernel(format!("signalling vgem fence {raw}: {e}"))
+                })?;
+                Ok(())
+            }
+            Signaller::Driver => Ok(gl.flush()?),
+            Signaller::Event(_) => Err(ExportError::Kernel(
+                "DMA-BUF backend given an eventfd fence".into(),
+            )),
+        }
     }
 }

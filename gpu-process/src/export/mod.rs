@@ -108,12 +108,30 @@ pub trait Exporter {
     fn kind(&self) -> BufferKind;
     /// The fence kind it exports.
     fn fence_kind(&self) -> FenceKind;
+    /// How the fence is made, for summaries and traces.
+    fn fence_detail(&self) -> &'static str;
     /// Creates pool buffer `id` of `width` x `height`.
-    fn allocate(&mut self, gl: &mut GlContext, id: BufferId, width: u32, height: u32) -> Result<Buffer, ExportError>;
+    fn allocate(
+        &mut self,
+        gl: &mut GlContext,
+        id: BufferId,
+        width: u32,
+        height: u32,
+    ) -> Result<Buffer, ExportError>;
     /// Draws `content` into `buf` and returns the unsignalled submission.
-    fn render(&mut self, gl: &mut GlContext, buf: &mut Buffer, content: &LayerContent) -> Result<Submission, ExportError>;
+    fn render(
+        &mut self,
+        gl: &mut GlContext,
+        buf: &mut Buffer,
+        content: &LayerContent,
+    ) -> Result<Submission, ExportError>;
     /// Finishes the work of `sub` and signals its fence.
-    fn complete(&mut self, gl: &mut GlContext, buf: &mut Buffer, sub: &mut Submission) -> Result<(), ExportError>;
+    fn complete(
+        &mut self,
+        gl: &mut GlContext,
+        buf: &mut Buffer,
+        sub: &mut Submission,
+    ) -> Result<(), ExportError>;
 }
 
 /// Moves `fd` into the export window, closing the original.
@@ -124,15 +142,33 @@ pub fn place(fd: OwnedFd) -> Result<OwnedFd, ExportError> {
 /// Describes `fd` as a [`RemoteFd`] of this process.
 pub fn remote(fd: &OwnedFd) -> Result<RemoteFd, ExportError> {
     let id = triptych_sys::fd::identity(fd.as_fd())?;
-    Ok(RemoteFd { pid: std::process::id(), fd: fd.as_raw_fd(), identity: FileId { dev: id.dev, ino: id.ino } })
+    Ok(RemoteFd {
+        pid: std::process::id(),
+        fd: fd.as_raw_fd(),
+        identity: FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    })
 }
 
 /// The wire description of `buf` with fence `fence` of kind `kind`.
-pub fn describe(buf: &Buffer, kind: BufferKind, fence_kind: FenceKind, fence: &OwnedFd) -> Result<Frame<RemoteFd>, ExportError> {
+pub fn describe(
+    buf: &Buffer,
+    kind: BufferKind,
+    fence_kind: FenceKind,
+    fence: &OwnedFd,
+) -> Result<Frame<RemoteFd>, ExportError> {
     let planes = buf
         .planes
         .iter()
-        .map(|p| Ok(Plane { fd: remote(&p.fd)?, offset: p.offset, stride: p.stride }))
+        .map(|p| {
+            Ok(Plane {
+                fd: remote(&p.fd)?,
+                offset: p.offset,
+                stride: p.stride,
+            })
+        })
         .collect::<Result<Vec<_>, ExportError>>()?;
     Ok(Frame {
         id: buf.id,
@@ -141,6 +177,9 @@ pub fn describe(buf: &Buffer, kind: BufferKind, fence_kind: FenceKind, fence: &O
         width: buf.width,
         height: buf.height,
         planes,
-        fence: Fence { kind: fence_kind, fd: remote(fence)? },
+        fence: Fence {
+            kind: fence_kind,
+            fd: remote(fence)?,
+        },
     })
 }

@@ -32,10 +32,21 @@ impl Exporter for ShmExporter {
         FenceKind::EventFd
     }
 
-    fn allocate(&mut self, gl: &mut GlContext, id: BufferId, width: u32, height: u32) -> Result<Buffer, ExportError> {
+    fn fence_detail(&self) -> &'static str {
+        "eventfd (written after glReadPixels returned)"
+    }
+
+    fn allocate(
+        &mut self,
+        gl: &mut GlContext,
+        id: BufferId,
+        width: u32,
+        height: u32,
+    ) -> Result<Buffer, ExportError> {
         let stride = width * 4;
         let size = u64::from(stride) * u64::from(height);
-        let name = CString::new(format!("triptych-shm-{}.{}", id.slot, id.generation)).unwrap_or_default();
+        let name =
+            CString::new(format!("triptych-shm-{}.{}", id.slot, id.generation)).unwrap_or_default();
         let memfd = triptych_sys::memfd::create_sealed(&name, size)?;
         let map = Mapping::new(memfd.as_fd(), size as usize, Access::ReadWrite)?;
         let fd = place(memfd)?;
@@ -44,23 +55,45 @@ impl Exporter for ShmExporter {
             id,
             width,
             height,
-            format: DrmFormat { fourcc: DRM_FORMAT_ABGR8888, modifier: DRM_FORMAT_MOD_LINEAR },
-            planes: vec![Plane { fd, offset: 0, stride }],
+            format: DrmFormat {
+                fourcc: DRM_FORMAT_ABGR8888,
+                modifier: DRM_FORMAT_MOD_LINEAR,
+            },
+            planes: vec![Plane {
+                fd,
+                offset: 0,
+                stride,
+            }],
             target,
             backing: Backing::Shm(map),
         })
     }
 
-    fn render(&mut self, gl: &mut GlContext, buf: &mut Buffer, content: &LayerContent) -> Result<Submission, ExportError> {
+    fn render(
+        &mut self,
+        gl: &mut GlContext,
+        buf: &mut Buffer,
+        content: &LayerContent,
+    ) -> Result<Submission, ExportError> {
         gl.draw(&buf.target, content)?;
         let fence = EventFence::new()?;
         let exported = place(triptych_sys::fd::dup_cloexec(fence.as_fd())?)?;
-        Ok(Submission { fence: exported, signal: Signaller::Event(fence) })
+        Ok(Submission {
+            fence: exported,
+            signal: Signaller::Event(fence),
+        })
     }
 
-    fn complete(&mut self, gl: &mut GlContext, buf: &mut Buffer, sub: &mut Submission) -> Result<(), ExportError> {
+    fn complete(
+        &mut self,
+        gl: &mut GlContext,
+        buf: &mut Buffer,
+        sub: &mut Submission,
+    ) -> Result<(), ExportError> {
         let Backing::Shm(map) = &mut buf.backing else {
-            return Err(ExportError::Unavailable("shm exporter given a buffer of another backend".into()));
+            return Err(ExportError::Unavailable(
+                "shm exporter given a buffer of another backend".into(),
+            ));
         };
         gl.read_pixels(&buf.target, map.as_mut_slice())?;
         if let Signaller::Event(f) = &sub.signal {

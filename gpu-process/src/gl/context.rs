@@ -119,6 +119,8 @@ pub struct EglInfo {
     pub platform: Platform,
     /// The DRM node behind the display, where known (render node preferred).
     pub drm_node: Option<PathBuf>,
+    /// The driver behind the display (`EGL_MESA_query_driver`), e.g. `kms_swrast` or `swrast`.
+    pub driver_name: Option<String>,
     /// `EGL_VENDOR`.
     pub egl_vendor: String,
     /// `EGL_VERSION`.
@@ -478,6 +480,11 @@ impl GlContext {
         let info = EglInfo {
             platform: made.platform,
             drm_node: made.drm_node,
+            driver_name: if has("EGL_MESA_query_driver") {
+                handles.driver_name()
+            } else {
+                None
+            },
             egl_vendor: handles
                 .query_string(egl_ffi::EGL_VENDOR)
                 .unwrap_or_default(),
@@ -501,6 +508,7 @@ impl GlContext {
         tracing::info!(
             platform = %info.platform,
             drm_node = ?info.drm_node,
+            driver = ?info.driver_name,
             renderer = %info.gl_renderer,
             gl_version = %info.gl_version,
             dma_buf_export = info.mesa_image_dma_buf_export,

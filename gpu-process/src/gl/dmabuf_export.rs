@@ -11,9 +11,12 @@
 //!    The fds belong to the caller; the dma-buf keeps the texture's memory alive even after the
 //!    texture and image are deleted, and every later draw into the texture is visible through it.
 //!
-//! Only single-plane `DRM_FORMAT_ABGR8888` (bytes R, G, B, A in memory: GL's RGBA8) with
-//! `DRM_FORMAT_MOD_LINEAR` is accepted: the renderer reads the buffer on the CPU as rows of
-//! `stride` bytes starting at `offset`. Any other layout is an error naming what EGL reported.
+//! Only single-plane `DRM_FORMAT_ABGR8888` (bytes R, G, B, A in memory: GL's RGBA8) with a
+//! linear layout is accepted: the renderer reads the buffer on the CPU as rows of `stride` bytes
+//! starting at `offset`. Linear means EGL reported `DRM_FORMAT_MOD_LINEAR`, or it reported
+//! `DRM_FORMAT_MOD_INVALID` ("unknown") for a driver known to allocate only linear buffers
+//! ([`LINEAR_WITHOUT_MODIFIER_DRIVERS`]: Mesa's `kms_swrast`, which is what a vgem node gives).
+//! Any other layout is an error naming what EGL reported.
 //!
 //! # Ownership
 //!
@@ -24,7 +27,7 @@
 //! [`EGL_KHR_gl_texture_2D_image`]: https://registry.khronos.org/EGL/extensions/KHR/EGL_KHR_gl_image.txt
 //! [`drm_fourcc.h`]: https://github.com/torvalds/linux/blob/master/include/uapi/drm/drm_fourcc.h
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::context::LayerTarget;
 use super::{GlContext, GlError};
@@ -44,8 +47,35 @@ pub const DRM_FORMAT_MOD_LINEAR: u64 = 0;
 
 /// `DRM_FORMAT_MOD_INVALID` (`fourcc_mod_code(NONE, DRM_FORMAT_RESERVED)`, with
 /// `DRM_FORMAT_RESERVED = (1ULL << 56) - 1`): "no modifier known", which says nothing about the
-/// layout and is therefore refused.
+/// layout and is refused unless the driver is one of [`LINEAR_WITHOUT_MODIFIER_DRIVERS`].
 pub const DRM_FORMAT_MOD_INVALID: u64 = (1u64 << 56) - 1;
+
+/// Drivers (as `eglGetDisplayDriverName` names them) whose exported buffers are linear although
+/// EGL reports `DRM_FORMAT_MOD_INVALID` for them.
+///
+/// - `kms_swrast`: Mesa's software rasteriser (llvmpipe) on a DRM node. Its winsys
+///   (`src/gallium/winsys/sw/kms-dri/kms_dri_sw_winsys.c`) allocates every shareable texture as
+///   a DRM dumb buffer (`DRM_IOCTL_MODE_CREATE_DUMB`, whose `pitch` is the exported stride),
+///   maps it with `DRM_IOCTL_MODE_MAP_DUMB`, and llvmpipe writes the texels into that mapping
+///   on the CPU as rows of `pitch` bytes: the layout is linear by construction. llvmpipe does
+///   not answer the modifier query, so Mesa's EGL reports `DRM_FORMAT_MOD_INVALID`. The
+///   dma-buf test reads an odd-sized export (33x17) through `mmap` with the reported stride and
+///   finds every pixel where a linear layout puts it.
+pub const LINEAR_WITHOUT_MODIFIER_DRIVERS: &[&str] = &["kms_swrast"];
+
+/// The layout modifier to report for an export: `DRM_FORMAT_MOD_LINEAR` when EGL says so, or
+/// when EGL knows no modifier and `driver` is known to export linear buffers; an error otherwise.
+pub(crate) fn resolve_modifier(reported: u64, driver: Option<&str>) -> Result<u64, GlError> {
+    match reported {
+        DRM_FORMAT_MOD_LINEAR => Ok(DRM_FORMAT_MOD_LINEAR),
+        DRM_FORMAT_MOD_INVALID
+            if driver.is_some_and(|d| LINEAR_WITHOUT_MODIFIER_DRIVERS.contains(&d)) =>
+        {
+            Ok(DRM_FORMAT_MOD_LINEAR)
+        }
+        modifier => Err(GlError::NotLinear { modifier }),
+    }
+}
 
 /// One plane of an exported dma-buf.
 #[derive(Debug)]
@@ -67,8 +97,11 @@ pub struct DmabufExport {
     pub height: u32,
     /// DRM fourcc; always [`DRM_FORMAT_ABGR8888`].
     pub fourcc: u32,
-    /// DRM format modifier; always [`DRM_FORMAT_MOD_LINEAR`].
+    /// DRM format modifier of the layout; always [`DRM_FORMAT_MOD_LINEAR`].
     pub modifier: u64,
+    /// The modifier `eglExportDMABUFImageQueryMESA` reported: [`DRM_FORMAT_MOD_LINEAR`], or
+    /// [`DRM_FORMAT_MOD_INVALID`] for a driver in [`LINEAR_WITHOUT_MODIFIER_DRIVERS`].
+    pub egl_modifier: u64,
     /// The planes; exactly one.
     pub planes: Vec<ExportedPlane>,
 }
@@ -107,7 +140,9 @@ impl GlContext {
     ///
     /// Errors: [`GlError::ExtensionMissing`] naming `EGL_MESA_image_dma_buf_export` (or the
     /// `EGLImage` extensions) when the display lacks it; [`GlError::NotLinear`] for any modifier
-    /// other than `DRM_FORMAT_MOD_LINEAR`, including `DRM_FORMAT_MOD_INVALID`;
+    /// other than `DRM_FORMAT_MOD_LINEAR`, including `DRM_FORMAT_MOD_INVALID` from a driver not
+    /// in [`LINEAR_WITHOUT_MODIFIER_DRIVERS`]; [`GlError::BufferTooSmall`] when the dma-buf is
+    /// smaller than its reported layout;
     /// [`GlError::UnexpectedLayout`] for another fourcc or plane count; [`GlError::Egl`] when an
     /// EGL call fails.
     pub fn export_dmabuf(&mut self, target: &LayerTarget) -> Result<DmabufExport, GlError> {
@@ -155,15 +190,22 @@ impl GlContext {
                 planes: query.num_planes,
             });
         }
-        if query.modifier != DRM_FORMAT_MOD_LINEAR {
-            return Err(GlError::NotLinear {
-                modifier: query.modifier,
-            });
-        }
+        let modifier = resolve_modifier(query.modifier, shared.info.driver_name.as_deref())?;
         let raw = shared.egl.export(image, 1)?;
         let mut planes = Vec::with_capacity(raw.len());
         for (i, p) in raw.into_iter().enumerate() {
             let (offset, stride) = plane_layout(i, p.offset, p.stride, target.width())?;
+            // The buffer must hold every row the layout describes; the renderer checks again
+            // on import, but a short buffer is EGL's fault and is reported here.
+            let needed = u64::from(offset) + u64::from(stride) * u64::from(target.height());
+            let size = triptych_sys::fd::seek_size(p.fd.as_fd())?;
+            if size < needed {
+                return Err(GlError::BufferTooSmall {
+                    plane: i,
+                    size,
+                    needed,
+                });
+            }
             planes.push(ExportedPlane {
                 fd: p.fd,
                 offset,
@@ -177,7 +219,8 @@ impl GlContext {
             width: target.width(),
             height: target.height(),
             fourcc: query.fourcc,
-            modifier: query.modifier,
+            modifier,
+            egl_modifier: query.modifier,
             planes,
         };
         tracing::debug!(
@@ -185,6 +228,7 @@ impl GlContext {
             height = export.height,
             fourcc = format_args!("{:#010x}", export.fourcc),
             modifier = format_args!("{:#018x}", export.modifier),
+            egl_modifier = format_args!("{:#018x}", export.egl_modifier),
             stride = export.planes[0].stride,
             offset = export.planes[0].offset,
             "layer texture exported as dma-buf"
@@ -197,7 +241,6 @@ impl GlContext {
 mod tests {
     use super::*;
     use crate::gl::{PlatformRequest, WaitOutcome};
-    use std::os::fd::AsFd;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
     use triptych_scene::layer_content;
@@ -208,6 +251,29 @@ mod tests {
         assert_eq!(DRM_FORMAT_ABGR8888, 0x3432_4241);
         assert_eq!(DRM_FORMAT_MOD_INVALID, 0x00ff_ffff_ffff_ffff);
         assert_eq!(DRM_FORMAT_MOD_LINEAR, 0);
+    }
+
+    #[test]
+    fn only_linear_layouts_are_accepted() {
+        assert_eq!(
+            resolve_modifier(0, None).expect("linear"),
+            DRM_FORMAT_MOD_LINEAR
+        );
+        assert_eq!(
+            resolve_modifier(DRM_FORMAT_MOD_INVALID, Some("kms_swrast")).expect("dumb buffers"),
+            DRM_FORMAT_MOD_LINEAR
+        );
+        for (modifier, driver) in [
+            (DRM_FORMAT_MOD_INVALID, None),
+            (DRM_FORMAT_MOD_INVALID, Some("iris")),
+            // I915_FORMAT_MOD_X_TILED = fourcc_mod_code(INTEL, 1) = (0x01 << 56) | 1.
+            (0x0100_0000_0000_0001, Some("kms_swrast")),
+        ] {
+            match resolve_modifier(modifier, driver) {
+                Err(GlError::NotLinear { modifier: m }) if m == modifier => {}
+                other => panic!("{modifier:#x} from {driver:?}: expected NotLinear, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -311,6 +377,12 @@ mod tests {
             triptych_sys::mapping::Access::Read,
         )
         .expect("mmap dma-buf");
+        // Bracket the CPU reads with DMA_BUF_IOCTL_SYNC, as the renderer does.
+        let access = triptych_sys::dma_buf::CpuAccess::begin(
+            plane.fd.as_fd(),
+            triptych_sys::dma_buf::SyncAccess::Read,
+        )
+        .expect("DMA_BUF_IOCTL_SYNC start");
         let bytes = map.as_slice();
         let row = export.width as usize * 4;
         let mut out = Vec::with_capacity(row * export.height as usize);
@@ -318,6 +390,7 @@ mod tests {
             let start = plane.offset as usize + y * plane.stride as usize;
             out.extend_from_slice(&bytes[start..start + row]);
         }
+        access.end().expect("DMA_BUF_IOCTL_SYNC end");
         out
     }
 

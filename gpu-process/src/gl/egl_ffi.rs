@@ -155,6 +155,8 @@ type FnExportDmabufImageMesa = unsafe extern "C" fn(
 type FnCreateSyncKhr = unsafe extern "C" fn(EGLDisplay, EGLenum, *const EGLint) -> EGLSyncKHR;
 type FnDestroySyncKhr = unsafe extern "C" fn(EGLDisplay, EGLSyncKHR) -> EGLBoolean;
 type FnDupNativeFenceFdAndroid = unsafe extern "C" fn(EGLDisplay, EGLSyncKHR) -> EGLint;
+// EGL_MESA_query_driver
+type FnGetDisplayDriverName = unsafe extern "C" fn(EGLDisplay) -> *const c_char;
 
 /// libEGL's entry points, loaded once.
 pub(crate) struct Egl {
@@ -177,6 +179,7 @@ pub(crate) struct Egl {
     create_sync_khr: Option<FnCreateSyncKhr>,
     destroy_sync_khr: Option<FnDestroySyncKhr>,
     dup_native_fence_fd_android: Option<FnDupNativeFenceFdAndroid>,
+    get_display_driver_name: Option<FnGetDisplayDriverName>,
 }
 
 impl std::fmt::Debug for Egl {
@@ -250,6 +253,9 @@ impl Egl {
                 std::mem::transmute::<*mut c_void, Option<FnDupNativeFenceFdAndroid>>(lookup(
                     c"eglDupNativeFenceFDANDROID",
                 )),
+                std::mem::transmute::<*mut c_void, Option<FnGetDisplayDriverName>>(lookup(
+                    c"eglGetDisplayDriverName",
+                )),
             )
         };
         Ok(Self {
@@ -271,6 +277,7 @@ impl Egl {
             create_sync_khr: ext.5,
             destroy_sync_khr: ext.6,
             dup_native_fence_fd_android: ext.7,
+            get_display_driver_name: ext.8,
             _lib: lib,
         })
     }
@@ -398,6 +405,21 @@ impl EglHandles {
             let _ = self.egl.last_error();
         }
         s
+    }
+
+    /// The name of the driver behind the display (`eglGetDisplayDriverName`), e.g. `kms_swrast`.
+    ///
+    /// The caller has checked `EGL_MESA_query_driver` in the display's extensions.
+    pub(crate) fn driver_name(&self) -> Option<String> {
+        let get = self.egl.get_display_driver_name?;
+        // SAFETY: the display is initialised (type invariant). EGL_MESA_query_driver: the
+        // returned string belongs to EGL and stays valid until the display is terminated,
+        // which the invariant excludes during this call; NULL on error is handled.
+        let name = unsafe { string_from(get(self.display)) };
+        if name.is_none() {
+            let _ = self.egl.last_error();
+        }
+        name
     }
 
     /// The display's extensions, sorted.

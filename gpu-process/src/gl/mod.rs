@@ -38,8 +38,8 @@
 //!    layout with `eglExportDMABUFImageQueryMESA` and for one dma-buf fd per plane with
 //!    `eglExportDMABUFImageMESA` ([`EGL_MESA_image_dma_buf_export`]). The image is kept with
 //!    the texture: the fds keep referring to the texture's memory while later frames are drawn
-//!    into it. Only linear RGBA8 (`DRM_FORMAT_ABGR8888`, `DRM_FORMAT_MOD_LINEAR`) is accepted,
-//!    because the renderer reads the buffer on the CPU.
+//!    into it. Only linear RGBA8 (`DRM_FORMAT_ABGR8888`, `DRM_FORMAT_MOD_LINEAR`, or no modifier
+//!    from a driver known to be linear) is accepted, because the renderer reads it on the CPU.
 //! 3. **Fence.** After each frame's draw, [`GlContext::native_fence`] inserts an
 //!    `EGL_SYNC_NATIVE_FENCE_ANDROID` sync ([`EGL_ANDROID_native_fence_sync`]), flushes, and
 //!    returns its sync_file fd, which signals when the GPU finished everything drawn before it.
@@ -82,7 +82,8 @@ pub use context::{
     WaitOutcome,
 };
 pub use dmabuf_export::{
-    DmabufExport, ExportedPlane, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR,
+    DmabufExport, ExportedPlane, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID,
+    DRM_FORMAT_MOD_LINEAR, LINEAR_WITHOUT_MODIFIER_DRIVERS,
 };
 pub use fence::NativeFence;
 
@@ -236,6 +237,16 @@ pub enum GlError {
     /// Waiting on a sync_file failed.
     #[error("waiting on a native fence failed: {0}")]
     Poll(#[from] triptych_sys::poll::PollError),
+    /// The exported dma-buf is smaller than the layout EGL reported for it.
+    #[error("exported plane {plane} is {size} bytes, but its offset and stride need {needed}")]
+    BufferTooSmall {
+        /// Plane index.
+        plane: usize,
+        /// `lseek(SEEK_END)` of the dma-buf.
+        size: u64,
+        /// `offset + stride * height`.
+        needed: u64,
+    },
     /// An fd-level operation on an exported fd failed.
     #[error("making an exported fd close-on-exec failed: {0}")]
     Fd(#[from] triptych_sys::fd::FdError),

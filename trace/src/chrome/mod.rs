@@ -91,8 +91,9 @@ fn ns_to_us(ns: u64) -> f64 {
 /// negative, non-finite or out-of-range values.
 fn us_to_ns(us: f64) -> Option<u64> {
     let ns = (us * 1000.0).round();
-    // 2^63 is exactly representable; anything at or past it is refused.
-    if ns.is_finite() && ns >= 0.0 && ns < 9_223_372_036_854_775_808.0 {
+    // 2^63 is exactly representable; anything at or past it is refused, and
+    // NaN is in no range.
+    if (0.0..9_223_372_036_854_775_808.0).contains(&ns) {
         // In range and integral after round(), so the cast is exact.
         Some(ns as u64)
     } else {

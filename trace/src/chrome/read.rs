@@ -12,9 +12,7 @@ use std::io::{BufReader, Read};
 
 use serde_json::{Map, Value};
 
-use super::{
-    us_to_ns, CLOCK_NAME, COUNTER_VALUE_ARG, FLOW_CAT, FLOW_NAME,
-};
+use super::{us_to_ns, CLOCK_NAME, COUNTER_VALUE_ARG, FLOW_CAT, FLOW_NAME};
 use crate::chrome::write::ProcessInfo;
 use crate::error::TraceError;
 use crate::event::{ArgValue, Args, Event, EventKind, InstantScope, Marker, Stage, FRAME_ARG};
@@ -69,7 +67,10 @@ pub struct FlowRecord {
 pub fn parse_chrome_json<R: Read>(reader: R) -> Result<ParsedTrace, TraceError> {
     let root: Value = serde_json::from_reader(BufReader::new(reader))?;
     let Value::Object(root) = root else {
-        return Err(top("(root)", format!("must be an object, found {}", kind_of(&root))));
+        return Err(top(
+            "(root)",
+            format!("must be an object, found {}", kind_of(&root)),
+        ));
     };
 
     match root.get("displayTimeUnit") {
@@ -84,7 +85,10 @@ pub fn parse_chrome_json<R: Read>(reader: R) -> Result<ParsedTrace, TraceError> 
     }
 
     let Some(other) = root.get("otherData") else {
-        return Err(top("otherData", "is missing; it holds the clock origin".to_owned()));
+        return Err(top(
+            "otherData",
+            "is missing; it holds the clock origin".to_owned(),
+        ));
     };
     let clock = other.get("clock");
     if clock.and_then(Value::as_str) != Some(CLOCK_NAME) {
@@ -97,7 +101,10 @@ pub fn parse_chrome_json<R: Read>(reader: R) -> Result<ParsedTrace, TraceError> 
     let Some(clock_origin_ns) = origin_value.and_then(Value::as_u64) else {
         return Err(top(
             "otherData.clock_origin_ns",
-            format!("must be a non-negative integer, found {}", show(origin_value)),
+            format!(
+                "must be a non-negative integer, found {}",
+                show(origin_value)
+            ),
         ));
     };
 
@@ -203,14 +210,22 @@ impl Entry<'_> {
         value
             .as_u64()
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| self.err(field, format!("must be an integer in 0..2^32, found {value}")))
+            .ok_or_else(|| {
+                self.err(
+                    field,
+                    format!("must be an integer in 0..2^32, found {value}"),
+                )
+            })
     }
 
     fn u64(&self, field: &str) -> Result<u64, TraceError> {
         let value = self.get(field)?;
-        value
-            .as_u64()
-            .ok_or_else(|| self.err(field, format!("must be a non-negative integer, found {value}")))
+        value.as_u64().ok_or_else(|| {
+            self.err(
+                field,
+                format!("must be a non-negative integer, found {value}"),
+            )
+        })
     }
 
     /// A `ts` or `dur` in microseconds, as nanoseconds.
@@ -459,10 +474,7 @@ impl Reader {
         match name {
             "process_name" => {
                 if let Some(previous) = &draft.name {
-                    return Err(e.err(
-                        "name",
-                        format!("pid {pid} is already named {previous:?}"),
-                    ));
+                    return Err(e.err("name", format!("pid {pid} is already named {previous:?}")));
                 }
                 draft.name = Some(text_arg("name")?);
             }
@@ -477,19 +489,14 @@ impl Reader {
             }
             "thread_name" => {
                 if draft.threads.iter().any(|(known, _)| *known == tid) {
-                    return Err(e.err(
-                        "tid",
-                        format!("thread {tid} of pid {pid} is already named"),
-                    ));
+                    return Err(e.err("tid", format!("thread {tid} of pid {pid} is already named")));
                 }
                 draft.threads.push((tid, text_arg("name")?));
             }
             other => {
                 return Err(e.err(
                     "name",
-                    format!(
-                        "{other:?} is not process_name, process_sort_index or thread_name"
-                    ),
+                    format!("{other:?} is not process_name, process_sort_index or thread_name"),
                 ))
             }
         }
