@@ -55,10 +55,12 @@ pub struct DmaBufExportSyncFile {
 /// CPU access is for reading (`DMA_BUF_SYNC_READ`, `1 << 0`).
 pub const DMA_BUF_SYNC_READ: u64 = 1 << 0;
 /// CPU access is for writing (`DMA_BUF_SYNC_WRITE`, `2 << 0`).
+#[allow(clippy::identity_op, reason = "spelled as in the uapi header")]
 pub const DMA_BUF_SYNC_WRITE: u64 = 2 << 0;
 /// CPU access is for reading and writing (`DMA_BUF_SYNC_RW`).
 pub const DMA_BUF_SYNC_RW: u64 = DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE;
 /// CPU access begins (`DMA_BUF_SYNC_START`, `0 << 2`).
+#[allow(clippy::erasing_op, reason = "spelled as in the uapi header")]
 pub const DMA_BUF_SYNC_START: u64 = 0 << 2;
 /// CPU access ends (`DMA_BUF_SYNC_END`, `1 << 2`).
 pub const DMA_BUF_SYNC_END: u64 = 1 << 2;

@@ -502,8 +502,11 @@ impl DrmDevice {
     ///
     /// Ownership: the caller owns the returned fd. It is close-on-exec (`DRM_CLOEXEC` is always
     /// passed) and holds its own reference on the buffer, so it stays valid after the handle is
-    /// destroyed and after this device is dropped. Exporting the same handle twice returns two
-    /// fds of the same DMA-BUF.
+    /// destroyed and after this device is dropped.
+    ///
+    /// DRM keeps one DMA-BUF per buffer object: exporting the same handle again returns a new fd
+    /// of the *same* DMA-BUF file, whose access was fixed by the first export; `access` then has
+    /// no effect. To hand out a read-only view, the first export must be `ReadOnly`.
     pub fn prime_export(
         &self,
         handle: GemHandle,

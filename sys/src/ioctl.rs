@@ -198,18 +198,19 @@ mod tests {
     #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
     #[test]
     fn agrees_with_libc_literals() {
-        assert_eq!(u64::from(io(0x12, 104)), libc::BLKSSZGET as u64);
+        // `as libc::Ioctl` is the C conversion to the request type (`c_ulong` on glibc).
+        assert_eq!(io(0x12, 104) as libc::Ioctl, libc::BLKSSZGET);
         assert_eq!(
-            u64::from(ior::<std::ffi::c_uint>(b'T', 0x30)),
-            libc::TIOCGPTN as u64
+            ior::<std::ffi::c_uint>(b'T', 0x30) as libc::Ioctl,
+            libc::TIOCGPTN
         );
         assert_eq!(
-            u64::from(iow::<std::ffi::c_int>(b'T', 0x31)),
-            libc::TIOCSPTLCK as u64
+            iow::<std::ffi::c_int>(b'T', 0x31) as libc::Ioctl,
+            libc::TIOCSPTLCK
         );
         assert_eq!(
-            u64::from(iow::<std::ffi::c_int>(b'T', 0x36)),
-            libc::TIOCSIG as u64
+            iow::<std::ffi::c_int>(b'T', 0x36) as libc::Ioctl,
+            libc::TIOCSIG
         );
     }
 

@@ -14,7 +14,7 @@
 //! The sequence mirrors a frame: the exporter creates and exports a buffer, writes it inside a
 //! CPU-access bracket, a "GPU" (vgem) attaches a write fence, the fence is exported as a
 //! `sync_file` that must not be readable until the fence signals, and the reader then maps and
-//! reads the bytes through a second, read-only export.
+//! reads the bytes through a second export.
 
 use std::io::Write as _;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use triptych_sys::dma_buf::{self, CpuAccess, SyncAccess};
 use triptych_sys::drm::{DrmDevice, PrimeAccess};
-use triptych_sys::fd::is_cloexec;
+use triptych_sys::fd::{identity, is_cloexec};
 use triptych_sys::mapping::{self, Mapping};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 
@@ -97,13 +97,21 @@ fn dumb_buffer_prime_export_cpu_access_and_fences() {
     assert!(buf.size >= u64::from(buf.pitch) * 32, "size {}", buf.size);
     let len = usize::try_from(buf.size).expect("buffer size fits usize");
 
-    // 2. PRIME export, read-write, and a second, read-only export of the same buffer.
+    // 2. PRIME export, read-write, and a second export of the same buffer for the reader. DRM
+    //    caches one DMA-BUF per buffer object: the second export is a new fd of the same file,
+    //    with the access of the first export.
     let exported = dev
         .prime_export(buf.handle, PrimeAccess::ReadWrite)
         .expect("PRIME export");
     let reader_fd = dev
         .prime_export(buf.handle, PrimeAccess::ReadOnly)
-        .expect("PRIME export ro");
+        .expect("PRIME export 2");
+    assert_ne!(exported.as_raw_fd(), reader_fd.as_raw_fd());
+    assert_eq!(
+        identity(exported.as_fd()).expect("fstat"),
+        identity(reader_fd.as_fd()).expect("fstat"),
+        "two exports of one buffer must be the same DMA-BUF"
+    );
     for fd in [exported.as_fd(), reader_fd.as_fd()] {
         assert!(
             is_cloexec(fd).expect("F_GETFD"),
@@ -136,11 +144,21 @@ fn dumb_buffer_prime_export_cpu_access_and_fences() {
         }
         access.end().expect("SYNC_END");
     }
-    // The read-only export refuses a writable shared mapping.
-    assert!(
-        Mapping::new(reader_fd.as_fd(), len, mapping::Access::ReadWrite).is_err(),
-        "a DMA-BUF exported without DRM_RDWR must not map writable"
-    );
+    // A buffer first exported without DRM_RDWR refuses writable shared mappings.
+    let ro_buf = dev
+        .create_dumb(16, 16, 32)
+        .expect("create second dumb buffer");
+    let ro_fd = dev
+        .prime_export(ro_buf.handle, PrimeAccess::ReadOnly)
+        .expect("read-only export");
+    let ro_len = usize::try_from(ro_buf.size).expect("size fits usize");
+    match Mapping::new(ro_fd.as_fd(), ro_len, mapping::Access::ReadWrite) {
+        Err(mapping::MapError::Mmap { errno, .. }) => assert_eq!(errno, nix::Error::EACCES),
+        other => panic!("a DMA-BUF exported without DRM_RDWR mapped writable: {other:?}"),
+    }
+    Mapping::new(ro_fd.as_fd(), ro_len, mapping::Access::Read).expect("read-only mapping");
+    dev.destroy_dumb(ro_buf)
+        .expect("destroy second dumb buffer");
     let reader =
         Mapping::new(reader_fd.as_fd(), len, mapping::Access::Read).expect("map read-only");
     {

@@ -394,6 +394,22 @@ mod tests {
         out
     }
 
+    fn check(got: &[u8], want: &[u8], width: u32, what: &str) {
+        if let Some(i) = got
+            .chunks_exact(4)
+            .zip(want.chunks_exact(4))
+            .position(|(g, w)| g != w)
+        {
+            let (x, y) = (i as u32 % width, i as u32 / width);
+            panic!(
+                "{what}: dma-buf pixel ({x}, {y}) is {:?}, the scene says {:?}",
+                &got[i * 4..i * 4 + 4],
+                &want[i * 4..i * 4 + 4]
+            );
+        }
+        assert_eq!(got.len(), want.len(), "{what}: length");
+    }
+
     fn wait_for_gpu(gl: &mut GlContext) {
         if gl.info().android_native_fence_sync {
             let fence = gl.native_fence().expect("native fence");
@@ -421,9 +437,10 @@ mod tests {
         };
         let info = gl.info().clone();
         eprintln!(
-            "dma-buf context: {} on {:?}, EGL {} {}, GL {} / {} / {}, native fence: {}, import: {}/{}",
+            "dma-buf context: {} on {:?} (driver {:?}), EGL {} {}, GL {} / {} / {}, native fence: {}, import: {}/{}",
             info.platform,
             info.drm_node.as_deref().map(Path::display),
+            info.driver_name,
             info.egl_vendor,
             info.egl_version,
             info.gl_vendor,
@@ -442,11 +459,12 @@ mod tests {
                 .export_dmabuf(&target)
                 .unwrap_or_else(|e| panic!("export failed: {e}"));
             eprintln!(
-                "{}x{}: fourcc {:#010x} modifier {:#018x} planes {} stride {} offset {} size {}",
+                "{}x{}: fourcc {:#010x} modifier {:#018x} (EGL reported {:#018x}) planes {} stride {} offset {} size {}",
                 export.width,
                 export.height,
                 export.fourcc,
                 export.modifier,
+                export.egl_modifier,
                 export.planes.len(),
                 export.planes[0].stride,
                 export.planes[0].offset,
@@ -455,23 +473,39 @@ mod tests {
             assert_eq!(export.fourcc, DRM_FORMAT_ABGR8888);
             assert_eq!(export.modifier, DRM_FORMAT_MOD_LINEAR);
             assert!(triptych_sys::fd::is_cloexec(&export.planes[0].fd).expect("F_GETFD"));
+            assert!(
+                triptych_sys::dma_buf::is_dma_buf(export.planes[0].fd.as_fd()).expect("fstatfs"),
+                "the exported fd is not on the dmabuf file system"
+            );
             wait_for_gpu(&mut gl);
             let mut want = vec![0u8; target.byte_len()];
             first.fill(&mut want);
-            assert!(
-                read_through_mmap(&export) == want,
-                "{fw}x{fh}: dma-buf differs from the scene"
+            check(
+                &read_through_mmap(&export),
+                &want,
+                export.width,
+                "first frame",
             );
 
             // Later frames land in the same buffer; a second export is the same dma-buf.
             for frame in [6u64, 77] {
                 let next = layer_content(frame, layer, fw, fh);
+                let t0 = std::time::Instant::now();
                 gl.draw(&target, &next).expect("draw");
                 wait_for_gpu(&mut gl);
+                let drawn = t0.elapsed();
                 next.fill(&mut want);
-                assert!(
-                    read_through_mmap(&export) == want,
-                    "frame {frame}: dma-buf not updated"
+                let t1 = std::time::Instant::now();
+                let got = read_through_mmap(&export);
+                eprintln!(
+                    "{fw}x{fh} frame {frame}: draw+wait {drawn:?}, mmap+copy out {:?}",
+                    t1.elapsed()
+                );
+                check(
+                    &got,
+                    &want,
+                    export.width,
+                    &format!("frame {frame} (re-render)"),
                 );
             }
             let again = gl.export_dmabuf(&target).expect("second export");
@@ -482,9 +516,11 @@ mod tests {
             );
             // The buffer outlives the texture: drop the target, the fd still maps the last frame.
             drop(target);
-            assert!(
-                read_through_mmap(&export) == want,
-                "dma-buf lost its content with the texture"
+            check(
+                &read_through_mmap(&export),
+                &want,
+                export.width,
+                "after the texture was deleted",
             );
         }
     }
