@@ -16,11 +16,11 @@ use gpu_process::gl::{GlContext, PlatformRequest};
 use gpu_process::pool::Pool;
 use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use ipc_protocol::bootstrap::{self, IPC_FLAG};
-use ipc_protocol::frame::BufferKind;
 use ipc_protocol::messages::{
-    BackendRequest, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu,
-    LayerMsg, LayerPlacement, RendererToGpu,
+    BackendRequest, Fault, FaultAction, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
+    LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
 };
+use triptych_trace::{Args, Recorder, Stage};
 use triptych_sys::fd::ExportWindow;
 
 /// The role name: process name, policy name, span prefix, crash records.
@@ -141,7 +141,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     {
         LauncherToGpu::Start(s) => s,
         LauncherToGpu::Shutdown => return Ok(()),
+        other => bail!("expected Start from the launcher, got {other:?}"),
     };
+    maybe_fire(&mut start.faults.clone(), FaultPoint::GpuStartup, start.first_frame, &events);
     match setup(&start) {
         Ok((gl, exporter, reason)) => {
             let gl_line = {
@@ -161,7 +163,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 .context("reporting the start")?;
             let commands = forward("launcher-rx", commands)?;
             let mut producer = Producer::new(start, gl, exporter, events)?;
-            producer.run(&commands)
+            let result = producer.run(&commands);
+            producer.ship_trace();
+            result
         }
         Err(e) => {
             let _ = events.send(GpuToLauncher::Failed(format!("{e:#}")));
@@ -172,56 +176,99 @@ fn run(args: &[String]) -> anyhow::Result<()> {
 
 fn setup(start: &GpuStart) -> anyhow::Result<(GlContext, Box<dyn Exporter>, Option<String>)> {
     raise_fd_limit()?;
-    if triptych_sys::proc::yama_ptrace_scope().is_some_and(|s| s >= 1) {
-        triptych_sys::prctl::set_ptracer(start.renderer_pid).with_context(|| {
-            format!(
-                "naming the renderer {} as ptracer for Yama",
-                start.renderer_pid
-            )
-        })?;
-    }
+    name_ptracer(start.renderer.renderer_pid)?;
     let mut gl = GlContext::new(PlatformRequest::Auto).context("creating the GL context")?;
     let (exporter, reason) = choose_exporter(start.backend, &mut gl)?;
     Ok((gl, exporter, reason))
 }
 
+/// Lets the renderer take fds from this process where Yama restricts ptrace to descendants.
+fn name_ptracer(renderer_pid: u32) -> anyhow::Result<()> {
+    if triptych_sys::proc::yama_ptrace_scope().is_some_and(|s| s >= 1) {
+        triptych_sys::prctl::set_ptracer(renderer_pid)
+            .with_context(|| format!("naming the renderer {renderer_pid} as ptracer for Yama"))?;
+    }
+    Ok(())
+}
+
+/// Fires `fault` if it is due at `point` for `frame`: tells the launcher, then acts. Returns
+/// true when the fault is to stop signalling fences.
+fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &IpcSender<GpuToLauncher>) -> bool {
+    let Some(i) = faults
+        .iter()
+        .position(|f| f.point == point && (f.frame <= frame || point == FaultPoint::GpuStartup))
+    else {
+        return false;
+    };
+    // A fault fires once.
+    let f = faults.remove(i);
+    let _ = events.send(GpuToLauncher::FaultFired { at_ns: triptych_trace::now_ns(), fault: f });
+    match f.action {
+        FaultAction::Kill => {
+            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
+        }
+        FaultAction::Segv => {
+            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGSEGV);
+        }
+        FaultAction::Abort => std::process::abort(),
+        FaultAction::StopFences => return true,
+    }
+    false
+}
+
+/// The frame loop's state.
 struct Producer {
-    start: GpuStart,
+    epoch: u64,
+    width: u32,
+    height: u32,
+    layers: u32,
+    frames: u64,
+    next_frame: u64,
+    faults: Vec<Fault>,
+    stop_fences: bool,
+    finished_sent: bool,
     gl: GlContext,
     exporter: Box<dyn Exporter>,
     events: IpcSender<GpuToLauncher>,
+    to_renderer: Option<IpcSender<GpuToRenderer>>,
     releases: Receiver<RendererToGpu>,
     pool: Pool,
+    rec: Recorder,
 }
 
 impl Producer {
     fn new(
-        mut start: GpuStart,
+        start: GpuStart,
         gl: GlContext,
         exporter: Box<dyn Exporter>,
         events: IpcSender<GpuToLauncher>,
     ) -> anyhow::Result<Self> {
-        // The release receiver moves to its thread; leave a closed placeholder behind.
-        let (_, placeholder) =
-            ipc_channel::ipc::channel::<RendererToGpu>().context("creating a channel")?;
-        let releases = forward(
-            "releases-rx",
-            std::mem::replace(&mut start.releases, placeholder),
-        )?;
         let pool = Pool::new(start.layers, start.pool_per_layer);
+        let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
+        let releases = forward("releases-rx", start.renderer.releases)?;
         Ok(Self {
-            start,
+            epoch: start.epoch,
+            width: start.width,
+            height: start.height,
+            layers: start.layers,
+            frames: start.frames,
+            next_frame: start.first_frame,
+            faults: start.faults,
+            stop_fences: false,
+            finished_sent: false,
             gl,
             exporter,
             events,
+            to_renderer: Some(start.renderer.to_renderer),
             releases,
             pool,
+            rec,
         })
     }
 
     fn release(&mut self, m: RendererToGpu) {
         let RendererToGpu::Release { epoch, buffer } = m;
-        if epoch != self.start.epoch {
+        if epoch != self.epoch {
             tracing::warn!(epoch, "release for another epoch ignored");
             return;
         }
@@ -230,120 +277,147 @@ impl Producer {
         }
     }
 
-    /// Waits until `layer` has a free slot; false if the launcher asked to shut down.
-    fn wait_free(
-        &mut self,
-        layer: u32,
-        commands: &Receiver<LauncherToGpu>,
-    ) -> anyhow::Result<Option<u32>> {
+    /// Handles a launcher command; false means stop.
+    fn command(&mut self, c: LauncherToGpu) -> anyhow::Result<bool> {
+        match c {
+            LauncherToGpu::Shutdown => return Ok(false),
+            LauncherToGpu::Ping(n) => self.events.send(GpuToLauncher::Pong(n)).context("answering a ping")?,
+            LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
+            LauncherToGpu::Start(_) => tracing::warn!("a second Start was ignored"),
+        }
+        Ok(true)
+    }
+
+    /// The renderer was replaced: whatever the old one held is free again.
+    fn new_renderer(&mut self, link: RendererLink) -> anyhow::Result<()> {
+        name_ptracer(link.renderer_pid)?;
+        self.pool.release_all();
+        self.releases = forward("releases-rx", link.releases)?;
+        self.to_renderer = Some(link.to_renderer);
+        self.next_frame = link.resume_from;
+        self.finished_sent = false;
+        tracing::info!(renderer = link.renderer_pid, resume_from = link.resume_from, "producing for a new renderer");
+        Ok(())
+    }
+
+    fn ship_trace(&mut self) {
+        if !self.rec.is_empty() {
+            let _ = self.events.send(GpuToLauncher::Trace(self.rec.drain()));
+        }
+    }
+
+    /// Runs until `Shutdown`: renders while there are frames to render and a renderer to send
+    /// them to; otherwise waits for commands and releases.
+    fn run(&mut self, commands: &Receiver<LauncherToGpu>) -> anyhow::Result<()> {
         loop {
-            if let Some(s) = self.pool.free_slot(layer) {
-                return Ok(Some(s));
+            while let Ok(m) = self.releases.try_recv() {
+                self.release(m);
+            }
+            // A GPU that stopped signalling is hung for good: it renders nothing more.
+            let can_render = !self.stop_fences
+                && self.to_renderer.is_some()
+                && self.next_frame < self.frames
+                && (0..self.layers).all(|l| self.pool.free_slot(l).is_some());
+            if can_render {
+                if let Ok(c) = commands.try_recv() {
+                    if !self.command(c)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                self.render_frame()?;
+                if self.rec.len() >= 512 {
+                    self.ship_trace();
+                }
+                continue;
+            }
+            if self.next_frame >= self.frames && !self.finished_sent {
+                self.finished_sent = true;
+                self.ship_trace();
+                let _ = self.events.send(GpuToLauncher::Finished { frames: self.next_frame });
             }
             select! {
                 recv(self.releases) -> m => match m {
                     Ok(m) => self.release(m),
-                    Err(_) => bail!("the renderer disconnected while every buffer of layer {layer} was in flight"),
+                    Err(_) => {
+                        // The renderer is gone; the launcher will send a new one.
+                        self.releases = crossbeam_channel::never();
+                        self.to_renderer = None;
+                    }
                 },
                 recv(commands) -> c => match c {
-                    Ok(LauncherToGpu::Shutdown) | Err(_) => return Ok(None),
-                    Ok(LauncherToGpu::Start(_)) => tracing::warn!("a second Start was ignored"),
+                    Ok(c) => if !self.command(c)? { return Ok(()) },
+                    Err(_) => return Ok(()),
                 },
+                default(Duration::from_millis(500)) => self.ship_trace(),
             }
         }
     }
 
-    fn run(&mut self, commands: &Receiver<LauncherToGpu>) -> anyhow::Result<()> {
-        let (w, h, n) = (self.start.width, self.start.height, self.start.layers);
-        for frame in 0..self.start.frames {
-            while let Ok(m) = self.releases.try_recv() {
-                self.release(m);
+    /// Renders, exports, sends and completes one frame.
+    fn render_frame(&mut self) -> anyhow::Result<()> {
+        let frame = self.next_frame;
+        let (w, h, n) = (self.width, self.height, self.layers);
+        let t0 = triptych_trace::now_ns();
+        let mut layers = Vec::with_capacity(n as usize);
+        let mut used = Vec::with_capacity(n as usize);
+        let mut export_ns = 0u64;
+        for layer in 0..n {
+            let slot = self.pool.free_slot(layer).context("no free buffer although one was checked")?;
+            let id = self.pool.id(slot);
+            let (lw, lh) = triptych_scene::layer_size(layer, w, h);
+            let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
+            if s.buffer.is_none() {
+                s.buffer = Some(self.exporter.allocate(&mut self.gl, id, lw, lh).context("allocating a buffer")?);
             }
-            if let Ok(c) = commands.try_recv() {
-                if matches!(c, LauncherToGpu::Shutdown) {
-                    return Ok(());
-                }
-            }
-            let mut layers = Vec::with_capacity(n as usize);
-            let mut used = Vec::with_capacity(n as usize);
-            for layer in 0..n {
-                let Some(slot) = self.wait_free(layer, commands)? else {
-                    return Ok(());
-                };
-                let id = self.pool.id(slot);
-                let (lw, lh) = triptych_scene::layer_size(layer, w, h);
-                let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
-                if s.buffer.is_none() {
-                    s.buffer = Some(
-                        self.exporter
-                            .allocate(&mut self.gl, id, lw, lh)
-                            .context("allocating a buffer")?,
-                    );
-                }
-                let buf = s.buffer.as_mut().context("buffer just allocated")?;
-                let content = triptych_scene::layer_content(frame, layer, w, h);
-                let sub = self
-                    .exporter
-                    .render(&mut self.gl, buf, &content)
-                    .context("rendering a layer")?;
-                let desc = export::describe(
-                    buf,
-                    self.exporter.kind(),
-                    self.exporter.fence_kind(),
-                    &sub.fence,
-                )?;
-                s.in_flight = Some(sub);
-                let p = triptych_scene::placement(frame, layer, n, w, h);
-                layers.push(LayerMsg {
-                    layer,
-                    placement: LayerPlacement {
-                        x: p.x,
-                        y: p.y,
-                        z: p.z,
-                        opacity: p.opacity,
-                    },
-                    buffer: desc,
-                });
-                used.push(slot);
-            }
-            let msg = FrameMsg {
-                epoch: self.start.epoch,
-                frame,
-                sent_ns: triptych_trace::now_ns(),
-                layers,
-            };
-            self.start
-                .to_renderer
-                .send(GpuToRenderer::Frame(msg))
-                .context("sending a frame to the renderer")?;
-            for slot in used {
-                let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
-                if let (Some(buf), Some(sub)) = (s.buffer.as_mut(), s.in_flight.as_mut()) {
-                    self.exporter
-                        .complete(&mut self.gl, buf, sub)
-                        .context("completing a layer")?;
-                }
+            let buf = s.buffer.as_mut().context("buffer just allocated")?;
+            let content = triptych_scene::layer_content(frame, layer, w, h);
+            let sub = self.exporter.render(&mut self.gl, buf, &content).context("rendering a layer")?;
+            let e0 = triptych_trace::now_ns();
+            let desc = export::describe(buf, self.exporter.kind(), self.exporter.fence_kind(), &sub.fence)?;
+            export_ns += triptych_trace::now_ns() - e0;
+            s.in_flight = Some(sub);
+            let p = triptych_scene::placement(frame, layer, n, w, h);
+            layers.push(LayerMsg {
+                layer,
+                placement: LayerPlacement { x: p.x, y: p.y, z: p.z, opacity: p.opacity },
+                buffer: desc,
+            });
+            used.push(slot);
+        }
+        maybe_fire(&mut self.faults, FaultPoint::GpuRender, frame, &self.events);
+        let t1 = triptych_trace::now_ns();
+        // Describing is interleaved with drawing; the trace shows the two as consecutive spans
+        // of their summed durations so the stages of a frame tile its time.
+        let render_end = t1 - export_ns.min(t1 - t0);
+        let mut args = Args::new();
+        args.insert("layers".into(), n.into());
+        self.rec.record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
+        self.rec.record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
+        let msg = FrameMsg { epoch: self.epoch, frame, sent_ns: triptych_trace::now_ns(), layers };
+        self.rec.record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
+        let sent = self.to_renderer.as_ref().map(|t| t.send(GpuToRenderer::Frame(msg)));
+        if !matches!(sent, Some(Ok(()))) {
+            // The renderer died: its replacement resumes from the launcher's last presented
+            // frame, and every buffer is freed then.
+            tracing::warn!(frame, "the renderer is gone; waiting for a new one");
+            self.to_renderer = None;
+            return Ok(());
+        }
+        self.next_frame += 1;
+        if maybe_fire(&mut self.faults, FaultPoint::GpuAfterExport, frame, &self.events) {
+            self.stop_fences = true;
+        }
+        if self.stop_fences {
+            tracing::warn!(frame, "injected fault: not completing frames (fences stay unsignalled)");
+            return Ok(());
+        }
+        for slot in used {
+            let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
+            if let (Some(buf), Some(sub)) = (s.buffer.as_mut(), s.in_flight.as_mut()) {
+                self.exporter.complete(&mut self.gl, buf, sub).context("completing a layer")?;
             }
         }
-        let _ = self.events.send(GpuToLauncher::Finished {
-            frames: self.start.frames,
-        });
-        debug_assert!(
-            self.exporter.kind() == BufferKind::Shm || self.exporter.kind() == BufferKind::DmaBuf
-        );
-        // Keep the buffers alive for the renderer until the launcher ends the run.
-        loop {
-            select! {
-                recv(self.releases) -> m => match m {
-                    Ok(m) => self.release(m),
-                    Err(_) => self.releases = crossbeam_channel::never(),
-                },
-                recv(commands) -> c => match c {
-                    Ok(LauncherToGpu::Shutdown) | Err(_) => return Ok(()),
-                    Ok(LauncherToGpu::Start(_)) => tracing::warn!("a second Start was ignored"),
-                },
-                default(Duration::from_secs(3600)) => {}
-            }
-        }
+        Ok(())
     }
 }

@@ -64,8 +64,26 @@ pub struct LayerMsg {
 pub enum LauncherToGpu {
     /// Start producing frames.
     Start(GpuStart),
+    /// The renderer was replaced: every buffer the old one held is free, frames go to the new
+    /// one, starting again at `resume_from`.
+    NewRenderer(RendererLink),
+    /// Liveness check; answer with `Pong` from the frame loop.
+    Ping(u64),
     /// Stop, release everything, exit 0.
     Shutdown,
+}
+
+/// The channels to a (new) renderer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RendererLink {
+    /// The renderer's pid, for `PR_SET_PTRACER` where Yama is active.
+    pub renderer_pid: u32,
+    /// Where frames go.
+    pub to_renderer: IpcSender<GpuToRenderer>,
+    /// Where releases come from.
+    pub releases: IpcReceiver<RendererToGpu>,
+    /// The first frame to render for this renderer.
+    pub resume_from: u64,
 }
 
 /// What the GPU process is asked to do.
@@ -79,18 +97,61 @@ pub struct GpuStart {
     pub height: u32,
     /// Number of layers.
     pub layers: u32,
-    /// Frames to render; the GPU process stops producing after the last.
+    /// Frames to render in all, numbered from 0; the GPU process stops after frame `frames - 1`.
     pub frames: u64,
+    /// The first frame this GPU process renders (a restarted one resumes where its
+    /// predecessor's last presented frame left off).
+    pub first_frame: u64,
     /// Buffers per layer in the pool (at least 3).
     pub pool_per_layer: u32,
     /// The buffer backend asked for.
     pub backend: BackendRequest,
-    /// The renderer's pid, for `PR_SET_PTRACER` where Yama is active.
-    pub renderer_pid: u32,
-    /// Where frames go.
-    pub to_renderer: IpcSender<GpuToRenderer>,
-    /// Where releases come from.
-    pub releases: IpcReceiver<RendererToGpu>,
+    /// The renderer to produce for.
+    pub renderer: RendererLink,
+    /// Faults to inject (chaos testing); empty in normal runs.
+    pub faults: Vec<Fault>,
+    /// Whether to record trace events and ship them to the launcher.
+    pub trace: bool,
+}
+
+/// Where in the frame path an injected fault fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultPoint {
+    /// GPU process, as soon as it has received `Start` (the frame number is ignored).
+    GpuStartup,
+    /// GPU process, while rendering a frame (before its descriptions are sent).
+    GpuRender,
+    /// GPU process, after sending a frame's descriptions and before completing it: between
+    /// export and fetch, while the renderer waits on the fences.
+    GpuAfterExport,
+    /// Renderer, with a frame's fds fetched, before waiting on its fences.
+    RendererFenceWait,
+    /// Renderer, in the middle of compositing a frame.
+    RendererComposite,
+}
+
+/// What an injected fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultAction {
+    /// `SIGKILL` to itself.
+    Kill,
+    /// `SIGSEGV` to itself.
+    Segv,
+    /// `abort()`.
+    Abort,
+    /// Stop signalling fences from this frame on (a hung GPU); GPU points only.
+    StopFences,
+}
+
+/// One fault to inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// The frame at which it fires.
+    pub frame: u64,
+    /// Where.
+    pub point: FaultPoint,
+    /// What.
+    pub action: FaultAction,
 }
 
 /// Which buffer backend the launcher asks for.
@@ -116,6 +177,17 @@ pub enum GpuToLauncher {
     },
     /// A fatal error, named.
     Failed(String),
+    /// Answer to `Ping`.
+    Pong(u64),
+    /// An injected fault is about to fire (sent just before it does).
+    FaultFired {
+        /// CLOCK_MONOTONIC nanoseconds.
+        at_ns: u64,
+        /// The fault.
+        fault: Fault,
+    },
+    /// A batch of trace events.
+    Trace(Vec<triptych_trace::Event>),
 }
 
 /// What the GPU process runs on.
@@ -172,21 +244,44 @@ pub enum RendererToGpu {
 pub enum LauncherToRenderer {
     /// Start compositing.
     Start(RendererStart),
+    /// The GPU process was replaced: drop everything of the old epoch and take frames from the
+    /// new one.
+    NewGpu(GpuLink),
+    /// Liveness check; answer with `Pong` from the frame loop.
+    Ping(u64),
     /// The launcher no longer shows this output slot.
     SlotFree(u32),
     /// Send final counters, then exit 0.
     Shutdown,
 }
 
-/// What the renderer is asked to do.
+/// The channels to a (new) GPU process.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct RendererStart {
+pub struct GpuLink {
     /// Epoch of the GPU process.
     pub epoch: u64,
     /// The GPU process's pid.
     pub gpu_pid: u32,
     /// The GPU process's export window `[base, end)`.
     pub gpu_window: (i32, i32),
+    /// Frames come from here.
+    pub frames: IpcReceiver<GpuToRenderer>,
+    /// Releases go here.
+    pub releases: IpcSender<RendererToGpu>,
+}
+
+/// What the renderer is asked to do.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RendererStart {
+    /// The GPU process to take frames from.
+    pub gpu: GpuLink,
+    /// Layers in every frame; a frame is presented only once every layer has a buffer of the
+    /// current epoch.
+    pub layers: u32,
+    /// Faults to inject (chaos testing); empty in normal runs.
+    pub faults: Vec<Fault>,
+    /// Whether to record trace events and ship them to the launcher.
+    pub trace: bool,
     /// Frame width.
     pub width: u32,
     /// Frame height.
@@ -195,10 +290,6 @@ pub struct RendererStart {
     pub transport: Transport,
     /// How long to wait for a fence before reporting a timeout, in milliseconds.
     pub fence_timeout_ms: u32,
-    /// Frames come from here.
-    pub frames: IpcReceiver<GpuToRenderer>,
-    /// Releases go here.
-    pub releases: IpcSender<RendererToGpu>,
 }
 
 /// Renderer to launcher.
@@ -227,6 +318,26 @@ pub enum RendererToLauncher {
     },
     /// A fatal error, named.
     Failed(String),
+    /// Answer to `Ping`.
+    Pong(u64),
+    /// A fence did not signal within the deadline: the GPU process is presumed hung.
+    FenceTimeout {
+        /// Epoch of the GPU process.
+        epoch: u64,
+        /// Frame.
+        frame: u64,
+        /// Layer.
+        layer: u32,
+    },
+    /// An injected fault is about to fire (sent just before it does).
+    FaultFired {
+        /// CLOCK_MONOTONIC nanoseconds.
+        at_ns: u64,
+        /// The fault.
+        fault: Fault,
+    },
+    /// A batch of trace events.
+    Trace(Vec<triptych_trace::Event>),
 }
 
 /// A composited frame.
@@ -271,4 +382,11 @@ pub struct RendererStats {
     pub dmabuf_layers: u64,
     /// Layers whose buffers were shm.
     pub shm_layers: u64,
+    /// Layers composited from a buffer whose fence had not been seen signalled, or of another
+    /// epoch than the current one. Checked on every composite; must stay 0.
+    pub stale_composited: u64,
+    /// Frames of an old epoch dropped on arrival.
+    pub stale_dropped: u64,
+    /// Times the GPU process was replaced under this renderer.
+    pub gpu_switches: u64,
 }

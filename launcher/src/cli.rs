@@ -88,6 +88,38 @@ pub struct RunArgs {
     /// Also write the run summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Record a trace of every frame across all processes and write it here (Chrome
+    /// trace-event JSON, opens in Perfetto and chrome://tracing).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Chaos mode: kill children at random points of the frame path, chosen by this seed.
+    #[arg(long)]
+    pub chaos: Option<u64>,
+    /// How many kills chaos mode makes (spread over the run).
+    #[arg(long, default_value_t = 20)]
+    pub chaos_kills: u32,
+    /// Crashes of one role within `--restart-window-s` before the GPU process steps down the
+    /// fallback ladder (dmabuf -> shm) or, for the renderer, the run gives up.
+    #[arg(long, default_value_t = 3)]
+    pub max_crashes: u32,
+    /// The window, in seconds, in which crashes are counted; older ones are forgiven.
+    #[arg(long, default_value_t = 60)]
+    pub restart_window_s: u64,
+    /// How often the launcher pings each child, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub heartbeat_ms: u64,
+    /// A child that has not answered a ping for this long is hung: it is killed and restarted.
+    #[arg(long, default_value_t = 3000)]
+    pub hang_timeout_ms: u64,
+    /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,
+    /// gpu-after-export, renderer-fence-wait, renderer-composite; ACTION one of kill, segv,
+    /// abort, stop-fences (GPU points only). E.g. `gpu-after-export:stop-fences@20`.
+    #[arg(long = "fault", value_parser = crate::chaos::parse_fault)]
+    pub faults: Vec<ipc_protocol::messages::Fault>,
+    /// Testing aid: make every GPU process started with this backend request crash at start-up
+    /// (exercises the fallback ladder).
+    #[arg(long, value_enum)]
+    pub crash_gpu_on_start_with: Option<Buffers>,
 }
 
 /// Arguments of `triptych doctor`.

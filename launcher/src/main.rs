@@ -4,7 +4,9 @@
 //! the composited frames (headless: PNG), and prints a summary of what ran. `triptych doctor`
 //! reports what the machine supports.
 
+mod chaos;
 mod child;
+mod crash;
 mod cli;
 mod doctor;
 mod present;

@@ -1,18 +1,28 @@
-//! One run: start the children, wire their channels, drive frames to the end, shut down.
+//! One run: start the children, wire their channels, drive frames to the end, recover from any
+//! child's crash or hang, shut down.
 //!
 //! Sequence:
-//! 1. spawn the GPU process and the renderer; each joins through its own bootstrap server;
+//! 1. spawn the renderer and the GPU process; each joins through its own bootstrap server;
 //! 2. create the frame and release channels between them and hand one end to each;
 //! 3. start the GPU process first: if the backend asked for cannot work it fails here, at once,
 //!    with the missing piece named;
 //! 4. start the renderer with the GPU process's pid and export window; map its output;
-//! 5. present every frame, handing back the slot it replaces;
-//! 6. after the last frame, ask the renderer for its counters, then shut both down, waiting on
-//!    their pidfds, and SIGKILL whatever does not exit in time.
+//! 5. present every frame, handing back the slot it replaces, until the last frame is on screen;
+//! 6. ask the renderer for its counters, shut both down, waiting on their pidfds, and SIGKILL
+//!    whatever does not exit in time.
 //!
-//! A child that exits early, a `Failed` message, or Ctrl-C ends the run with an error that says
-//! which process did what; dropping the child handles kills and reaps them on every path.
+//! Supervision runs alongside: a child's death is seen through its pidfd the moment it happens;
+//! a hang through a missed heartbeat or, for the GPU process, a fence the renderer waited on in
+//! vain. Either way the child is killed, reaped, recorded ([`crate::crash`]) and replaced:
+//!
+//! - a new GPU process gets the next epoch and resumes at the frame after the last one
+//!   presented; the renderer drops everything of the old epoch; the screen keeps the last good
+//!   frame meanwhile. Too many crashes step down the fallback ladder (dmabuf -> shm).
+//! - a new renderer gets fresh channels; the GPU process frees every buffer the old one held and
+//!   resumes at the frame after the last one presented; the launcher keeps showing the old
+//!   renderer's last frame from the old output mapping until the new renderer presents.
 
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -20,19 +30,21 @@ use crossbeam_channel::{select, Receiver};
 use ipc_channel::ipc;
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::messages::{
-    BackendRequest, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu,
-    LauncherToRenderer, RendererStart, RendererToGpu, RendererToLauncher, Transport,
+    BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher, GpuToRenderer,
+    LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToGpu, RendererToLauncher, Transport,
 };
 use nix::sys::signal::Signal;
-use std::os::fd::AsFd;
+use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder, Stage};
 
-use crate::child::{describe, ChildProc, Process};
+use crate::chaos::{self, Plan, Target};
+use crate::child::{describe, signal_name, ChildProc, Process};
 use crate::cli::{Buffers, RunArgs};
+use crate::crash::{Cause, CrashRecord, RestartPolicy};
 use crate::present::Screen;
 use crate::summary::{Latency, Pids, RunSummary};
 
-type Gpu = ChildProc<LauncherToGpu, GpuToLauncher>;
-type Renderer = ChildProc<LauncherToRenderer, RendererToLauncher>;
+type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
+type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
 
 /// How long children get to exit after `Shutdown`.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -57,7 +69,7 @@ fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
     Ok(out)
 }
 
-/// A message that becomes readable when a child exits.
+/// A message that arrives when a child exits.
 fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
     let fd = triptych_sys::fd::dup_cloexec(p.pidfd.as_fd())?;
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -65,236 +77,764 @@ fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
         .name(format!("{}-exit", p.role))
         .spawn(move || {
             // A pidfd polls readable once its process has exited.
-            if let Ok(triptych_sys::poll::WaitOutcome::Ready) = triptych_sys::poll::wait_readable(
-                fd.as_fd(),
-                Duration::from_secs(u64::from(u32::MAX)),
-            ) {
-                let _ = tx.send(());
+            loop {
+                match triptych_sys::poll::wait_readable(fd.as_fd(), Duration::from_secs(3600)) {
+                    Ok(triptych_sys::poll::WaitOutcome::Ready) => {
+                        let _ = tx.send(());
+                        return;
+                    }
+                    Ok(triptych_sys::poll::WaitOutcome::TimedOut) => continue,
+                    Err(_) => return,
+                }
             }
         })
         .context("spawning an exit watcher")?;
     Ok(rx)
 }
 
-fn fd_count_self() -> Option<usize> {
-    triptych_sys::proc::fd_count(std::process::id()).ok()
+fn fd_count(pid: u32) -> Option<usize> {
+    triptych_sys::proc::fd_count(pid).ok()
+}
+
+fn request_of(b: Buffers) -> BackendRequest {
+    match b {
+        Buffers::Auto => BackendRequest::Auto,
+        Buffers::Shm => BackendRequest::Shm,
+        Buffers::Dmabuf => BackendRequest::DmaBuf,
+    }
+}
+
+fn request_name(r: BackendRequest) -> &'static str {
+    match r {
+        BackendRequest::Auto => "auto",
+        BackendRequest::Shm => "shm",
+        BackendRequest::DmaBuf => "dmabuf",
+    }
+}
+
+/// A running GPU process and what the launcher knows of it.
+struct Gpu {
+    child: GpuChild,
+    events: Receiver<GpuToLauncher>,
+    exit: Receiver<()>,
+    info: GpuInfo,
+    epoch: u64,
+    last_pong: Instant,
+    fault: Option<(u64, Fault)>,
+    presented: u64,
+}
+
+/// A running renderer and what the launcher knows of it.
+struct Renderer {
+    child: RendererChild,
+    events: Receiver<RendererToLauncher>,
+    exit: Receiver<()>,
+    screen: Option<Screen>,
+    last_pong: Instant,
+    fault: Option<(u64, Fault)>,
+    presented: u64,
+}
+
+/// A recovery in progress: a replacement has been started, its first frame is awaited.
+struct Recovery {
+    role: &'static str,
+    detected: Instant,
+    record: usize,
+}
+
+/// The supervisor of one run.
+struct Supervisor<'a> {
+    args: &'a RunArgs,
+    started: Instant,
+    ladder: Vec<BackendRequest>,
+    rung: usize,
+    gpu_policy: RestartPolicy,
+    renderer_policy: RestartPolicy,
+    epoch: u64,
+    gpu: Option<Gpu>,
+    renderer: Option<Renderer>,
+    /// The previous renderer's output, shown until the new renderer presents.
+    old_screen: Option<Screen>,
+    plan: Plan,
+    fired: Vec<Fault>,
+    kill_times: Vec<(u32, u64)>,
+    crashes: Vec<CrashRecord>,
+    recovery: Option<Recovery>,
+    recoveries: Vec<u64>,
+    detections: Vec<u64>,
+    fallbacks: Vec<String>,
+    summary: RunSummary,
+    handoff: Vec<u64>,
+    end_to_end: Vec<u64>,
+    first_present: Option<Instant>,
+    last_present: Instant,
+    rec: Recorder,
+    events: Vec<Event>,
+    processes: Vec<ProcessInfo>,
+    ping_seq: u64,
+    last_ping: Instant,
+}
+
+impl Supervisor<'_> {
+    fn trace_instant(&self, marker: Marker, frame: Option<u64>, args: &[(&str, String)]) {
+        let mut a = Args::new();
+        for (k, v) in args {
+            a.insert((*k).to_owned(), v.clone().into());
+        }
+        self.rec.instant(marker, InstantScope::Global, frame, a);
+    }
+
+    fn faults_for(&self, faults: &[Fault]) -> Vec<Fault> {
+        faults.iter().filter(|f| !self.fired.contains(f)).copied().collect()
+    }
+
+    fn resume_from(&self) -> u64 {
+        self.summary.last_frame.map_or(0, |f| f + 1)
+    }
+
+    /// Spawns a GPU process for the current rung, producing for `link`, and waits for it to
+    /// start. Returns the error text when it failed to start.
+    fn start_gpu(&mut self, link: RendererLink) -> anyhow::Result<Result<Gpu, (u32, String)>> {
+        self.epoch += 1;
+        let request = self.ladder[self.rung];
+        let mut child: GpuChild =
+            ChildProc::spawn("gpu", "triptych-gpu", &[]).context("starting the GPU process")?;
+        let pid = child.proc.pid;
+        self.processes.push(ProcessInfo { pid, name: format!("gpu (epoch {})", self.epoch), threads: vec![] });
+        let events = forward(format!("gpu-{pid}-events"), child.events.take().context("gpu events taken")?)?;
+        let exit = watch_exit(&child.proc)?;
+        let mut faults = self.faults_for(&self.plan.gpu);
+        if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
+            faults.push(Fault { frame: 0, point: FaultPoint::GpuStartup, action: FaultAction::Abort });
+        }
+        child
+            .commands
+            .send(LauncherToGpu::Start(GpuStart {
+                epoch: self.epoch,
+                width: self.args.size.width,
+                height: self.args.size.height,
+                layers: self.args.layers,
+                frames: self.args.frames,
+                first_frame: self.resume_from(),
+                pool_per_layer: self.args.pool,
+                backend: request,
+                renderer: link,
+                faults,
+                trace: self.args.trace.is_some(),
+            }))
+            .context("starting the GPU process")?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            select! {
+                recv(events) -> m => match m {
+                    Ok(GpuToLauncher::Started(info)) => {
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, presented: 0 }));
+                    }
+                    Ok(GpuToLauncher::Failed(e)) => return Ok(Err((pid, e))),
+                    Ok(GpuToLauncher::FaultFired { fault, .. }) => self.fired.push(fault),
+                    Ok(GpuToLauncher::Trace(t)) => self.events.extend(t),
+                    Ok(other) => tracing::debug!(?other, "GPU message before start"),
+                    Err(_) => {
+                        let st = child.proc.wait_exit(Duration::from_secs(1));
+                        return Ok(Err((pid, format!("exited while starting ({})", describe(st)))));
+                    }
+                },
+                default(deadline.saturating_duration_since(Instant::now())) => {
+                    child.proc.kill();
+                    return Ok(Err((pid, format!("did not start within {START_TIMEOUT:?}"))));
+                }
+            }
+        }
+    }
+
+    /// Starts a GPU process, stepping down the ladder while it keeps failing to start.
+    fn start_gpu_with_ladder(&mut self, make_link: &mut dyn FnMut() -> anyhow::Result<(RendererLink, GpuLinkEnds)>) -> anyhow::Result<(Gpu, GpuLinkEnds)> {
+        loop {
+            let (link, ends) = make_link()?;
+            match self.start_gpu(link)? {
+                Ok(g) => return Ok((g, ends)),
+                Err((pid, why)) => {
+                    let now = Instant::now();
+                    if self.args.buffers == Buffers::Dmabuf && self.rung == 0 && self.crashes.is_empty() && !why.contains("exited") {
+                        // `--buffers dmabuf` that cannot work is a configuration error, not a crash.
+                        bail!("the GPU process could not start: {why}");
+                    }
+                    let record = CrashRecord {
+                        role: "gpu",
+                        pid,
+                        cause: Cause::Exited { code: None, signal: None },
+                        at_s: self.started.elapsed().as_secs_f64(),
+                        last_frame: self.summary.last_frame,
+                        detection_us: None,
+                        recovery_us: None,
+                        injected: None,
+                    };
+                    tracing::warn!(pid, %why, "the GPU process failed to start");
+                    self.trace_instant(Marker::Crash, self.summary.last_frame, &[("role", "gpu".into()), ("why", why.clone())]);
+                    self.crashes.push(record);
+                    if self.gpu_policy.crashed(now) {
+                        self.step_down(&why)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves to the next rung of the GPU fallback ladder, or fails with the crash history.
+    fn step_down(&mut self, why: &str) -> anyhow::Result<()> {
+        if self.rung + 1 >= self.ladder.len() {
+            let history: Vec<String> = self
+                .crashes
+                .iter()
+                .map(|c| format!("{:.3}s {} {} {} (last frame {:?})", c.at_s, c.role, c.pid, c.cause, c.last_frame))
+                .collect();
+            bail!(
+                "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
+                self.args.max_crashes,
+                self.args.restart_window_s,
+                self.ladder.iter().map(|r| request_name(*r)).collect::<Vec<_>>().join(" -> "),
+                history.join("\n  ")
+            );
+        }
+        let from = request_name(self.ladder[self.rung]);
+        self.rung += 1;
+        let to = request_name(self.ladder[self.rung]);
+        let msg = format!(
+            "GPU process crashed more than {} times within {} s with --buffers {from}; falling back to {to}",
+            self.args.max_crashes, self.args.restart_window_s
+        );
+        tracing::warn!("{msg}");
+        self.trace_instant(Marker::Fallback, self.summary.last_frame, &[("from", from.into()), ("to", to.into())]);
+        self.fallbacks.push(msg);
+        self.gpu_policy.reset();
+        Ok(())
+    }
+}
+
+/// The renderer's ends of a GPU link, kept until the GPU process has started.
+struct GpuLinkEnds {
+    frames: ipc::IpcReceiver<GpuToRenderer>,
+    releases: ipc::IpcSender<RendererToGpu>,
+}
+
+fn new_link(renderer_pid: u32, resume_from: u64) -> anyhow::Result<(RendererLink, GpuLinkEnds)> {
+    let (frames_tx, frames_rx) = ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
+    let (releases_tx, releases_rx) = ipc::channel::<RendererToGpu>().context("creating the release channel")?;
+    Ok((
+        RendererLink { renderer_pid, to_renderer: frames_tx, releases: releases_rx, resume_from },
+        GpuLinkEnds { frames: frames_rx, releases: releases_tx },
+    ))
+}
+
+impl Supervisor<'_> {
+    fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
+        let mut r: RendererChild =
+            ChildProc::spawn("renderer", "triptych-renderer", &[]).context("starting the renderer")?;
+        self.processes.push(ProcessInfo { pid: r.proc.pid, name: "renderer".into(), threads: vec![] });
+        // Events are forwarded by the caller.
+        let _ = &mut r;
+        Ok(r)
+    }
+
+    fn start_renderer(&mut self, mut child: RendererChild, gpu: (u64, u32, (i32, i32)), ends: GpuLinkEnds) -> anyhow::Result<Renderer> {
+        let (epoch, gpu_pid, gpu_window) = gpu;
+        let events =
+            forward(format!("renderer-{}-events", child.proc.pid), child.events.take().context("renderer events taken")?)?;
+        let exit = watch_exit(&child.proc)?;
+        child
+            .commands
+            .send(LauncherToRenderer::Start(RendererStart {
+                gpu: GpuLink { epoch, gpu_pid, gpu_window, frames: ends.frames, releases: ends.releases },
+                layers: self.args.layers,
+                faults: self.faults_for(&self.plan.renderer),
+                trace: self.args.trace.is_some(),
+                width: self.args.size.width,
+                height: self.args.size.height,
+                transport: Transport::Pidfd,
+                fence_timeout_ms: self.args.fence_timeout_ms,
+            }))
+            .context("starting the renderer")?;
+        Ok(Renderer { child, events, exit, screen: None, last_pong: Instant::now(), fault: None, presented: 0 })
+    }
+
+    /// Records a crash of `role`; the child is already reaped.
+    fn record_crash(&mut self, role: &'static str, pid: u32, cause: Cause, fault: Option<(u64, Fault)>, detected_ns: u64) -> usize {
+        let kill = self.kill_times.iter().position(|(p, _)| *p == pid).map(|i| self.kill_times.remove(i).1);
+        let since = fault.map(|(t, _)| t).or(kill);
+        let record = CrashRecord {
+            role,
+            pid,
+            cause: cause.clone(),
+            at_s: self.started.elapsed().as_secs_f64(),
+            last_frame: self.summary.last_frame,
+            detection_us: since.map(|t| detected_ns.saturating_sub(t) as f64 / 1000.0),
+            recovery_us: None,
+            injected: fault.map(|(_, f)| chaos::describe(&f)).or(kill.map(|_| "external SIGKILL".to_owned())),
+        };
+        if let Some(t) = since {
+            self.detections.push(detected_ns.saturating_sub(t));
+        }
+        tracing::warn!(role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
+        self.trace_instant(Marker::Crash, self.summary.last_frame, &[("role", role.into()), ("pid", pid.to_string()), ("cause", cause.to_string())]);
+        self.crashes.push(record);
+        self.crashes.len() - 1
+    }
+
+    /// The GPU process died or hung: reap it, record it, replace it.
+    fn gpu_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
+        let detected_ns = triptych_trace::now_ns();
+        let detected = Instant::now();
+        let Some(mut g) = self.gpu.take() else { return Ok(()) };
+        if hung.is_some() {
+            g.child.proc.kill();
+        }
+        let st = g.child.proc.wait_exit(Duration::from_secs(2)).or_else(|| g.child.proc.kill());
+        // Everything it sent before dying (trace batches, the fault notice) is still readable:
+        // the forwarding thread delivers it, then disconnects, once the socket reports the end.
+        while let Ok(m) = g.events.recv_timeout(Duration::from_millis(500)) {
+            match m {
+                GpuToLauncher::FaultFired { at_ns, fault } => {
+                    self.fired.push(fault);
+                    g.fault = Some((at_ns, fault));
+                }
+                GpuToLauncher::Trace(t) => self.events.extend(t),
+                _ => {}
+            }
+        }
+        let cause = hung.unwrap_or_else(|| exit_cause(st));
+        let idx = self.record_crash("gpu", g.child.proc.pid, cause, g.fault, detected_ns);
+        if self.gpu_policy.crashed(detected) {
+            let why = self.crashes[idx].cause.to_string();
+            self.step_down(&why)?;
+        }
+        drop(g);
+        let renderer_pid = self.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
+        let resume = self.resume_from();
+        let mut mk = || new_link(renderer_pid, resume);
+        let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
+        self.trace_instant(Marker::Restart, self.summary.last_frame, &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())]);
+        if let Some(r) = &self.renderer {
+            r.child
+                .commands
+                .send(LauncherToRenderer::NewGpu(GpuLink {
+                    epoch: gpu.epoch,
+                    gpu_pid: gpu.info.pid,
+                    gpu_window: gpu.info.window,
+                    frames: ends.frames,
+                    releases: ends.releases,
+                }))
+                .context("attaching the renderer to the new GPU process")?;
+        }
+        self.gpu = Some(gpu);
+        self.recovery = Some(Recovery { role: "gpu", detected, record: idx });
+        Ok(())
+    }
+
+    /// The renderer died or hung: reap it, record it, replace it.
+    fn renderer_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
+        let detected_ns = triptych_trace::now_ns();
+        let detected = Instant::now();
+        let Some(mut r) = self.renderer.take() else { return Ok(()) };
+        if hung.is_some() {
+            r.child.proc.kill();
+        }
+        let st = r.child.proc.wait_exit(Duration::from_secs(2)).or_else(|| r.child.proc.kill());
+        while let Ok(m) = r.events.recv_timeout(Duration::from_millis(500)) {
+            match m {
+                RendererToLauncher::FaultFired { at_ns, fault } => {
+                    self.fired.push(fault);
+                    r.fault = Some((at_ns, fault));
+                }
+                RendererToLauncher::Trace(t) => self.events.extend(t),
+                _ => {}
+            }
+        }
+        let cause = hung.unwrap_or_else(|| exit_cause(st));
+        let idx = self.record_crash("renderer", r.child.proc.pid, cause, r.fault, detected_ns);
+        if self.renderer_policy.crashed(detected) {
+            let history: Vec<String> = self.crashes.iter().map(|c| format!("{:.3}s {} {} {}", c.at_s, c.role, c.pid, c.cause)).collect();
+            bail!(
+                "the renderer crashed more than {} times within {} s; crash history:\n  {}",
+                self.args.max_crashes,
+                self.args.restart_window_s,
+                history.join("\n  ")
+            );
+        }
+        // Keep showing its last frame until the replacement presents.
+        if let Some(s) = r.screen.take() {
+            if s.shown.is_some() {
+                self.old_screen = Some(s);
+            }
+        }
+        drop(r);
+        let child = self.spawn_renderer()?;
+        let (link, ends) = new_link(child.proc.pid, self.resume_from())?;
+        let gpu = self.gpu.as_ref().context("no GPU process while replacing the renderer")?;
+        let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
+        let renderer = self.start_renderer(child, gpu, ends)?;
+        if let Some(g) = &self.gpu {
+            if g.child.commands.send(LauncherToGpu::NewRenderer(link)).is_err() {
+                tracing::warn!("the GPU process is gone too; it will be replaced");
+            }
+        }
+        self.trace_instant(Marker::Restart, self.summary.last_frame, &[("role", "renderer".into()), ("pid", renderer.child.proc.pid.to_string())]);
+        self.renderer = Some(renderer);
+        self.summary.fd_counts.renderer_at_10 = None;
+        self.recovery = Some(Recovery { role: "renderer", detected, record: idx });
+        Ok(())
+    }
+}
+
+fn exit_cause(st: Option<std::process::ExitStatus>) -> Cause {
+    use std::os::unix::process::ExitStatusExt;
+    match st {
+        Some(s) => Cause::Exited { code: s.code(), signal: s.signal().map(|n| signal_name(n).to_owned()) },
+        None => Cause::Exited { code: None, signal: None },
+    }
 }
 
 /// Runs the pipeline as `args` says, returning the summary.
 pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSummary> {
     let (width, height) = (args.size.width, args.size.height);
-    let mut gpu: Gpu =
-        ChildProc::spawn("gpu", "triptych-gpu", &[]).context("starting the GPU process")?;
-    let mut renderer: Renderer =
-        ChildProc::spawn("renderer", "triptych-renderer", &[]).context("starting the renderer")?;
-    let gpu_events = forward(
-        "gpu-events".into(),
-        gpu.events.take().context("gpu events taken")?,
-    )?;
-    let renderer_events = forward(
-        "renderer-events".into(),
-        renderer.events.take().context("renderer events taken")?,
-    )?;
-    let gpu_exit = watch_exit(&gpu.proc)?;
-    let renderer_exit = watch_exit(&renderer.proc)?;
-
-    let (frames_tx, frames_rx) =
-        ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
-    let (releases_tx, releases_rx) =
-        ipc::channel::<RendererToGpu>().context("creating the release channel")?;
-    let backend = match args.buffers {
-        Buffers::Auto => BackendRequest::Auto,
-        Buffers::Shm => BackendRequest::Shm,
-        Buffers::Dmabuf => BackendRequest::DmaBuf,
+    let ladder = match args.buffers {
+        Buffers::Auto => vec![BackendRequest::Auto, BackendRequest::Shm],
+        Buffers::Dmabuf => vec![BackendRequest::DmaBuf, BackendRequest::Shm],
+        Buffers::Shm => vec![BackendRequest::Shm],
     };
-    gpu.commands
-        .send(LauncherToGpu::Start(GpuStart {
-            epoch: 1,
-            width,
-            height,
-            layers: args.layers,
-            frames: args.frames,
-            pool_per_layer: args.pool,
-            backend,
-            renderer_pid: renderer.proc.pid,
-            to_renderer: frames_tx,
-            releases: releases_rx,
-        }))
-        .context("starting the GPU process")?;
-    let info: GpuInfo = {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+    let window = Duration::from_secs(args.restart_window_s);
+    let plan = args
+        .chaos
+        .map(|seed| Plan::new(seed, args.chaos_kills, args.frames))
+        .unwrap_or_default()
+        .with_faults(&args.faults);
+    if args.chaos.is_some() {
+        tracing::info!(kills = plan.len(), "chaos mode");
+    }
+    let rec = if args.trace.is_some() { Recorder::new(std::process::id()) } else { Recorder::disabled() };
+    let mut sv = Supervisor {
+        args,
+        started: Instant::now(),
+        ladder,
+        rung: 0,
+        gpu_policy: RestartPolicy::new(args.max_crashes, window),
+        renderer_policy: RestartPolicy::new(args.max_crashes, window),
+        epoch: 0,
+        gpu: None,
+        renderer: None,
+        old_screen: None,
+        plan,
+        fired: Vec::new(),
+        kill_times: Vec::new(),
+        crashes: Vec::new(),
+        recovery: None,
+        recoveries: Vec::new(),
+        detections: Vec::new(),
+        fallbacks: Vec::new(),
+        summary: RunSummary { width, height, layers: args.layers, ..RunSummary::default() },
+        handoff: Vec::with_capacity(args.frames as usize),
+        end_to_end: Vec::with_capacity(args.frames as usize),
+        first_present: None,
+        last_present: Instant::now(),
+        rec,
+        events: Vec::new(),
+        processes: vec![ProcessInfo { pid: std::process::id(), name: "launcher".into(), threads: vec![] }],
+        ping_seq: 0,
+        last_ping: Instant::now(),
+    };
+    let renderer_child = sv.spawn_renderer()?;
+    let renderer_pid = renderer_child.proc.pid;
+    let mut mk = || new_link(renderer_pid, 0);
+    let (gpu, ends) = sv.start_gpu_with_ladder(&mut mk)?;
+    tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
+    let renderer = sv.start_renderer(renderer_child, (gpu.epoch, gpu.info.pid, gpu.info.window), ends)?;
+    sv.gpu = Some(gpu);
+    sv.renderer = Some(renderer);
+    let result = sv.drive(signals);
+    let summary = sv.finish(result.is_ok());
+    result.and(summary)
+}
+
+impl Supervisor<'_> {
+    /// The main loop: until the last frame is on screen, or Ctrl-C.
+    fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
+        let heartbeat = Duration::from_millis(self.args.heartbeat_ms.max(10));
+        let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
+        while self.summary.last_frame != Some(self.args.frames - 1) {
+            let gpu_events = self.gpu.as_ref().map_or_else(crossbeam_channel::never, |g| g.events.clone());
+            let gpu_exit = self.gpu.as_ref().map_or_else(crossbeam_channel::never, |g| g.exit.clone());
+            let r_events = self.renderer.as_ref().map_or_else(crossbeam_channel::never, |r| r.events.clone());
+            let r_exit = self.renderer.as_ref().map_or_else(crossbeam_channel::never, |r| r.exit.clone());
             select! {
-                recv(gpu_events) -> m => match m {
-                    Ok(GpuToLauncher::Started(info)) => break info,
-                    Ok(GpuToLauncher::Failed(e)) => bail!("the GPU process could not start: {e}"),
-                    Ok(other) => bail!("the GPU process sent {other:?} before starting"),
-                    Err(_) => {
-                        let st = gpu.proc.wait_exit(Duration::from_secs(1));
-                        bail!("the GPU process {} exited while starting ({})", gpu.proc.pid, describe(st));
-                    }
+                recv(r_events) -> m => match m {
+                    Ok(m) => self.renderer_event(m)?,
+                    // Disconnection comes with the exit; the pidfd tells.
+                    Err(_) => { let _ = r_exit.recv_timeout(Duration::from_secs(2)); self.renderer_down(None)?; }
                 },
-                recv(signals) -> s => bail!("interrupted by {:?} while starting", s.ok()),
-                default(deadline.saturating_duration_since(Instant::now())) => {
-                    bail!("the GPU process did not start within {START_TIMEOUT:?}")
+                recv(gpu_events) -> m => match m {
+                    Ok(m) => self.gpu_event(m)?,
+                    Err(_) => { let _ = gpu_exit.recv_timeout(Duration::from_secs(2)); self.gpu_down(None)?; }
+                },
+                recv(gpu_exit) -> _ => self.gpu_down(None)?,
+                recv(r_exit) -> _ => self.renderer_down(None)?,
+                recv(signals) -> s => {
+                    tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
+                    return Ok(());
+                }
+                default(heartbeat) => {}
+            }
+            // Heartbeats.
+            if self.last_ping.elapsed() >= heartbeat {
+                self.ping_seq += 1;
+                self.last_ping = Instant::now();
+                if let Some(g) = &self.gpu {
+                    let _ = g.child.commands.send(LauncherToGpu::Ping(self.ping_seq));
+                }
+                if let Some(r) = &self.renderer {
+                    let _ = r.child.commands.send(LauncherToRenderer::Ping(self.ping_seq));
+                }
+            }
+            if let Some(silent) = self.gpu.as_ref().map(|g| g.last_pong.elapsed()).filter(|s| *s > hang) {
+                self.gpu_down(Some(Cause::Hang { silent_ms: silent.as_millis() as u64 }))?;
+            }
+            if let Some(silent) = self.renderer.as_ref().map(|r| r.last_pong.elapsed()).filter(|s| *s > hang) {
+                self.renderer_down(Some(Cause::Hang { silent_ms: silent.as_millis() as u64 }))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn gpu_event(&mut self, m: GpuToLauncher) -> anyhow::Result<()> {
+        match m {
+            GpuToLauncher::Pong(n) => {
+                if let Some(g) = &mut self.gpu {
+                    g.last_pong = Instant::now();
+                }
+                if n == self.ping_seq {
+                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
+                    self.summary.gpu_ping_max_us = self.summary.gpu_ping_max_us.max(us);
+                }
+            }
+            GpuToLauncher::Finished { frames } => tracing::debug!(frames, "GPU process rendered every frame"),
+            GpuToLauncher::Failed(e) => {
+                tracing::error!(error = %e, "the GPU process failed");
+            }
+            GpuToLauncher::Started(_) => tracing::warn!("the GPU process said Started twice"),
+            GpuToLauncher::FaultFired { at_ns, fault } => {
+                self.fired.push(fault);
+                if let Some(g) = &mut self.gpu {
+                    g.fault = Some((at_ns, fault));
+                }
+            }
+            GpuToLauncher::Trace(t) => self.events.extend(t),
+        }
+        Ok(())
+    }
+
+    fn renderer_event(&mut self, m: RendererToLauncher) -> anyhow::Result<()> {
+        let (width, height) = (self.args.size.width, self.args.size.height);
+        match m {
+            RendererToLauncher::Output { fd, slots, slot_bytes } => {
+                let r = self.renderer.as_mut().context("output from no renderer")?;
+                r.screen = Some(
+                    Screen::attach(&r.child.proc.pidfd, fd, slots, slot_bytes, width, height)
+                        .context("mapping the renderer's output")?,
+                );
+            }
+            RendererToLauncher::Presented(p) => self.present(p)?,
+            RendererToLauncher::Rejected { frame, reason } => {
+                tracing::warn!(frame, %reason, "the renderer rejected a frame");
+                self.summary.rejected.push(format!("frame {frame}: {reason}"));
+            }
+            RendererToLauncher::Failed(e) => tracing::error!(error = %e, "the renderer failed"),
+            RendererToLauncher::Stats(s) => self.summary.renderer = s,
+            RendererToLauncher::Pong(n) => {
+                if let Some(r) = &mut self.renderer {
+                    r.last_pong = Instant::now();
+                }
+                if n == self.ping_seq {
+                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
+                    self.summary.renderer_ping_max_us = self.summary.renderer_ping_max_us.max(us);
+                }
+            }
+            RendererToLauncher::FenceTimeout { epoch, frame, layer } => {
+                if self.gpu.as_ref().is_some_and(|g| g.epoch == epoch) {
+                    self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))?;
+                }
+            }
+            RendererToLauncher::FaultFired { at_ns, fault } => {
+                self.fired.push(fault);
+                if let Some(r) = &mut self.renderer {
+                    r.fault = Some((at_ns, fault));
+                }
+            }
+            RendererToLauncher::Trace(t) => self.events.extend(t),
+        }
+        Ok(())
+    }
+
+    fn present(&mut self, p: ipc_protocol::messages::Presented) -> anyhow::Result<()> {
+        let now = triptych_trace::now_ns();
+        let r = self.renderer.as_mut().context("a frame from no renderer")?;
+        let screen = r.screen.as_mut().context("renderer presented before sharing its output")?;
+        if let Some(back) = screen.show(p.slot, p.frame)? {
+            r.child.commands.send(LauncherToRenderer::SlotFree(back)).context("returning a slot")?;
+        }
+        r.presented += 1;
+        let renderer_pid = r.child.proc.pid;
+        let renderer_presented = r.presented;
+        self.old_screen = None;
+        self.rec.record_span(Stage::Present, Some(p.frame), p.composited_ns, triptych_trace::now_ns(), Args::new());
+        self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
+        self.end_to_end.push(now.saturating_sub(p.sent_ns));
+        self.summary.frames += 1;
+        self.summary.last_frame = Some(p.frame);
+        self.last_present = Instant::now();
+        self.first_present.get_or_insert(self.last_present);
+        if renderer_presented == 10 {
+            self.summary.fd_counts.renderer_at_10 = fd_count(renderer_pid);
+        }
+        if self.summary.frames == 10 {
+            self.summary.fd_counts.launcher_at_10 = fd_count(std::process::id());
+        }
+        if let Some(g) = &mut self.gpu {
+            if g.epoch == p.epoch {
+                g.presented += 1;
+            }
+        }
+        if let Some(rc) = self.recovery.take() {
+            let us = rc.detected.elapsed().as_micros() as u64;
+            self.recoveries.push(us * 1000);
+            self.crashes[rc.record].recovery_us = Some(us as f64);
+            tracing::info!(role = rc.role, recovery_us = us, frame = p.frame, "recovered: first frame from the replacement");
+        }
+        // Chaos: kills from outside, once their frame is on screen.
+        // One at a time, and only into a process that is running normally (not already hit by
+        // an injected fault or a kill), so that every kill is one crash.
+        if let Some(i) = self.plan.external.iter().position(|k| k.after_frame <= p.frame) {
+            let k = self.plan.external[i];
+            let target = match k.target {
+                Target::Gpu => self.gpu.as_ref().filter(|g| g.fault.is_none() && g.presented > 0).map(|g| &g.child.proc),
+                Target::Renderer => {
+                    self.renderer.as_ref().filter(|r| r.fault.is_none() && r.presented > 0).map(|r| &r.child.proc)
+                }
+            };
+            if let Some(proc) = target.filter(|pr| !self.kill_times.iter().any(|(pid, _)| *pid == pr.pid)) {
+                self.plan.external.remove(i);
+                self.kill_times.push((proc.pid, triptych_trace::now_ns()));
+                proc.signal(libc::SIGKILL);
+                self.summary.external_kills += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Shuts everything down and completes the summary.
+    fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
+        self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
+        if let Some(r) = &self.renderer {
+            self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
+            // Counters first, then exits.
+            let _ = r.child.commands.send(LauncherToRenderer::Shutdown);
+            let deadline = Instant::now() + EXIT_GRACE;
+            loop {
+                match r.events.recv_deadline(deadline) {
+                    Ok(RendererToLauncher::Stats(s)) => {
+                        self.summary.renderer = s;
+                        break;
+                    }
+                    Ok(RendererToLauncher::Presented(p)) => {
+                        // A frame composited after the last one asked for: hand it straight back.
+                        let _ = r.child.commands.send(LauncherToRenderer::SlotFree(p.slot));
+                    }
+                    Ok(RendererToLauncher::Trace(t)) => self.events.extend(t),
+                    Ok(_) => {}
+                    Err(_) => {
+                        tracing::warn!("the renderer sent no counters before exiting");
+                        break;
+                    }
                 }
             }
         }
-    };
-    tracing::info!(backend = info.backend.as_str(), fence = ?info.fence, gl = %info.gl, reason = ?info.backend_reason, "GPU process started");
-    renderer
-        .commands
-        .send(LauncherToRenderer::Start(RendererStart {
-            epoch: 1,
-            gpu_pid: info.pid,
-            gpu_window: info.window,
-            width,
-            height,
-            transport: Transport::Pidfd,
-            fence_timeout_ms: args.fence_timeout_ms,
-            frames: frames_rx,
-            releases: releases_tx,
-        }))
-        .context("starting the renderer")?;
-
-    let mut summary = RunSummary {
-        width,
-        height,
-        layers: args.layers,
-        backend: info.backend.as_str().to_owned(),
-        backend_reason: info.backend_reason.clone(),
-        fence: match info.fence {
-            FenceKind::EventFd => "eventfd".to_owned(),
-            FenceKind::SyncFile => "sync_file".to_owned(),
-        },
-        transport: Transport::Pidfd.as_str().to_owned(),
-        gl: info.gl.clone(),
-        pids: Pids {
+        if let Some(g) = &self.gpu {
+            let _ = g.child.commands.send(LauncherToGpu::Shutdown);
+        }
+        let gpu_info = self.gpu.as_ref().map(|g| g.info.clone());
+        let pids = Pids {
             launcher: std::process::id(),
-            gpu: gpu.proc.pid,
-            renderer: renderer.proc.pid,
-        },
-        ..RunSummary::default()
-    };
-    let mut screen: Option<Screen> = None;
-    let mut handoff = Vec::with_capacity(args.frames as usize);
-    let mut end_to_end = Vec::with_capacity(args.frames as usize);
-    let mut first_present: Option<Instant> = None;
-    let mut last_present = Instant::now();
-
-    while summary.frames < args.frames {
-        select! {
-            recv(renderer_events) -> m => match m {
-                Ok(RendererToLauncher::Output { fd, slots, slot_bytes }) => {
-                    screen = Some(Screen::attach(&renderer.proc.pidfd, fd, slots, slot_bytes, width, height)
-                        .context("mapping the renderer's output")?);
-                }
-                Ok(RendererToLauncher::Presented(p)) => {
-                    let now = triptych_trace::now_ns();
-                    let screen = screen.as_mut().context("renderer presented before sharing its output")?;
-                    if let Some(back) = screen.show(p.slot, p.frame)? {
-                        renderer.commands.send(LauncherToRenderer::SlotFree(back)).context("returning a slot")?;
-                    }
-                    handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
-                    end_to_end.push(now.saturating_sub(p.sent_ns));
-                    summary.frames += 1;
-                    summary.last_frame = Some(p.frame);
-                    last_present = Instant::now();
-                    first_present.get_or_insert(last_present);
-                    if summary.frames == 10 {
-                        summary.fd_counts.launcher_at_10 = fd_count_self();
-                        summary.fd_counts.renderer_at_10 = triptych_sys::proc::fd_count(renderer.proc.pid).ok();
-                    }
-                }
-                Ok(RendererToLauncher::Rejected { frame, reason }) => {
-                    tracing::warn!(frame, %reason, "the renderer rejected a frame");
-                    summary.rejected.push(format!("frame {frame}: {reason}"));
-                }
-                Ok(RendererToLauncher::Failed(e)) => bail!("the renderer failed: {e}"),
-                Ok(RendererToLauncher::Stats(s)) => summary.renderer = s,
-                Err(_) => {
-                    let st = renderer.proc.wait_exit(Duration::from_secs(1));
-                    bail!("the renderer {} disconnected ({})", renderer.proc.pid, describe(st));
-                }
-            },
-            recv(gpu_events) -> m => match m {
-                Ok(GpuToLauncher::Finished { frames }) => tracing::debug!(frames, "GPU process rendered every frame"),
-                Ok(GpuToLauncher::Failed(e)) => bail!("the GPU process failed: {e}"),
-                Ok(GpuToLauncher::Started(_)) => tracing::warn!("the GPU process said Started twice"),
-                Err(_) => {
-                    let st = gpu.proc.wait_exit(Duration::from_secs(1));
-                    bail!("the GPU process {} disconnected ({})", gpu.proc.pid, describe(st));
-                }
-            },
-            recv(gpu_exit) -> _ => {
-                let st = gpu.proc.wait_exit(Duration::from_secs(1));
-                bail!("the GPU process {} exited during the run ({})", gpu.proc.pid, describe(st));
+            gpu: self.gpu.as_ref().map_or(0, |g| g.info.pid),
+            renderer: self.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
+        };
+        if let Some(g) = &mut self.gpu {
+            if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(pid = g.child.proc.pid, "the GPU process did not exit in time; killing");
+                g.child.proc.kill();
             }
-            recv(renderer_exit) -> _ => {
-                let st = renderer.proc.wait_exit(Duration::from_secs(1));
-                bail!("the renderer {} exited during the run ({})", renderer.proc.pid, describe(st));
-            }
-            recv(signals) -> s => {
-                tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
-                break;
+            while let Ok(m) = g.events.try_recv() {
+                if let GpuToLauncher::Trace(t) = m {
+                    self.events.extend(t);
+                }
             }
         }
-    }
-    summary.fd_counts.launcher_at_end = fd_count_self();
-    summary.fd_counts.renderer_at_end = triptych_sys::proc::fd_count(renderer.proc.pid).ok();
-
-    // Counters first, then exits.
-    let _ = renderer.commands.send(LauncherToRenderer::Shutdown);
-    let deadline = Instant::now() + EXIT_GRACE;
-    loop {
-        match renderer_events.recv_deadline(deadline) {
-            Ok(RendererToLauncher::Stats(s)) => {
-                summary.renderer = s;
-                break;
-            }
-            Ok(RendererToLauncher::Presented(p)) => {
-                // A frame composited after the last one asked for: hand it straight back.
-                let _ = renderer.commands.send(LauncherToRenderer::SlotFree(p.slot));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!("the renderer sent no counters before exiting");
-                break;
+        if let Some(r) = &mut self.renderer {
+            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(pid = r.child.proc.pid, "the renderer did not exit in time; killing");
+                r.child.proc.kill();
             }
         }
-    }
-    let _ = gpu.commands.send(LauncherToGpu::Shutdown);
-    for p in [&mut renderer.proc, &mut gpu.proc] {
-        let st = p.wait_exit(EXIT_GRACE);
-        if st.is_none() {
-            tracing::warn!(role = p.role, pid = p.pid, "did not exit in time; killing");
-            p.kill();
-        } else if !st.is_some_and(|s| s.success()) {
-            tracing::warn!(
-                role = p.role,
-                pid = p.pid,
-                status = describe(st),
-                "exited abnormally at shutdown"
-            );
+        let s = &mut self.summary;
+        s.pids = pids;
+        if let Some(info) = &gpu_info {
+            s.backend = info.backend.as_str().to_owned();
+            s.backend_reason = info.backend_reason.clone();
+            s.fence = match info.fence {
+                FenceKind::EventFd => "eventfd".to_owned(),
+                FenceKind::SyncFile => "sync_file".to_owned(),
+            };
+            s.gl = info.gl.clone();
         }
+        s.transport = Transport::Pidfd.as_str().to_owned();
+        let secs = self.first_present.map(|f| self.last_present.duration_since(f).as_secs_f64()).unwrap_or(0.0);
+        s.seconds = secs;
+        s.fps = if secs > 0.0 { (s.frames.saturating_sub(1)) as f64 / secs } else { 0.0 };
+        s.handoff = Latency::of(std::mem::take(&mut self.handoff));
+        s.end_to_end = Latency::of(std::mem::take(&mut self.end_to_end));
+        s.crashes = std::mem::take(&mut self.crashes);
+        s.detection = Latency::of(std::mem::take(&mut self.detections));
+        s.restart_to_first_frame = Latency::of(std::mem::take(&mut self.recoveries));
+        s.fallbacks = std::mem::take(&mut self.fallbacks);
+        self.fired.sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
+        self.fired.dedup();
+        s.faults_fired = self.fired.iter().map(chaos::describe).collect();
+        s.chaos_kills_planned = self
+            .args
+            .chaos
+            .map(|seed| Plan::new(seed, self.args.chaos_kills, self.args.frames).with_faults(&self.args.faults).len());
+        let screen = self.renderer.as_ref().and_then(|r| r.screen.as_ref()).filter(|sc| sc.shown.is_some()).or(self.old_screen.as_ref());
+        if ok {
+            if let Some(screen) = screen {
+                screen.write_png(&self.args.out)?;
+                self.summary.out = Some(self.args.out.display().to_string());
+            }
+        }
+        if let Some(path) = &self.args.trace {
+            self.write_trace(path)?;
+        }
+        Ok(self.summary.clone())
     }
 
-    let secs = first_present
-        .map(|f| last_present.duration_since(f).as_secs_f64())
-        .unwrap_or(0.0);
-    summary.seconds = secs;
-    summary.fps = if secs > 0.0 {
-        (summary.frames.saturating_sub(1)) as f64 / secs
-    } else {
-        0.0
-    };
-    summary.handoff = Latency::of(handoff);
-    summary.end_to_end = Latency::of(end_to_end);
-    if let Some(screen) = &screen {
-        if screen.shown.is_some() {
-            screen.write_png(&args.out)?;
-            summary.out = Some(args.out.display().to_string());
-        }
+    fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        let mut events = std::mem::take(&mut self.events);
+        events.extend(self.rec.drain());
+        events.sort_by_key(|e| e.ts_ns);
+        let mut procs = std::mem::take(&mut self.processes);
+        // Only processes that recorded something, each pid once.
+        procs.sort_by_key(|p| p.pid);
+        procs.dedup_by_key(|p| p.pid);
+        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        triptych_trace::write_chrome_json(&events, &procs, std::io::BufWriter::new(file))
+            .with_context(|| format!("writing the trace to {}", path.display()))?;
+        self.summary.trace = Some(path.display().to_string());
+        self.summary.trace_events = events.len();
+        Ok(())
     }
-    Ok(summary)
 }

@@ -104,6 +104,29 @@ pub struct RunSummary {
     pub fd_counts: FdCounts,
     /// Where the last frame was written.
     pub out: Option<String>,
+    /// Every crash and hang, with detection and recovery times.
+    pub crashes: Vec<crate::crash::CrashRecord>,
+    /// From a fault (injected or external kill) to the launcher noticing.
+    pub detection: Latency,
+    /// From noticing a crash to the replacement's first frame on screen.
+    pub restart_to_first_frame: Latency,
+    /// Steps down the fallback ladder, with why.
+    pub fallbacks: Vec<String>,
+    /// Injected faults that fired.
+    pub faults_fired: Vec<String>,
+    /// Kills the launcher sent from outside.
+    pub external_kills: usize,
+    /// Kills chaos mode planned, when it ran.
+    pub chaos_kills_planned: Option<usize>,
+    /// Where the trace was written.
+    pub trace: Option<String>,
+    /// Events in the trace.
+    pub trace_events: usize,
+    /// Longest ping round trip to the renderer, in microseconds: how long its loop can be
+    /// kept from answering (it must never block on a fence).
+    pub renderer_ping_max_us: f64,
+    /// Longest ping round trip to the GPU process, in microseconds.
+    pub gpu_ping_max_us: f64,
 }
 
 impl RunSummary {
@@ -138,6 +161,37 @@ impl RunSummary {
             "  pids: launcher {}, gpu {}, renderer {}\n",
             self.pids.launcher, self.pids.gpu, self.pids.renderer
         );
+        if !self.crashes.is_empty() || self.chaos_kills_planned.is_some() {
+            s += &format!(
+                "  crashes: {} (chaos planned {}), detection p50 {:.1} us p99 {:.1} us, restart-to-first-frame p50 {:.1} ms p99 {:.1} ms, stale layers composited: {}\n",
+                self.crashes.len(),
+                self.chaos_kills_planned.map_or("none".to_owned(), |n| n.to_string()),
+                self.detection.p50_us,
+                self.detection.p99_us,
+                self.restart_to_first_frame.p50_us / 1000.0,
+                self.restart_to_first_frame.p99_us / 1000.0,
+                self.renderer.stale_composited
+            );
+            for c in self.crashes.iter().take(10) {
+                s += &format!(
+                    "    {:>8.3}s {:<8} pid {:<7} {}{}\n",
+                    c.at_s,
+                    c.role,
+                    c.pid,
+                    c.cause,
+                    c.injected.as_ref().map(|i| format!(" [{i}]")).unwrap_or_default()
+                );
+            }
+            if self.crashes.len() > 10 {
+                s += &format!("    ... {} more in the JSON summary\n", self.crashes.len() - 10);
+            }
+        }
+        for f in &self.fallbacks {
+            s += &format!("  fallback: {f}\n");
+        }
+        if let Some(t) = &self.trace {
+            s += &format!("  trace: {} events written to {t}\n", self.trace_events);
+        }
         if let Some(out) = &self.out {
             s += &format!(
                 "  last frame ({}) written to {out}\n",

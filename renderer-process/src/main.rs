@@ -7,7 +7,7 @@
 //! longer shows. The renderer needs no GL context and opens no file after bootstrap.
 #![forbid(unsafe_code)]
 
-mod composite;
+use renderer_process::composite;
 mod fetch;
 mod import;
 mod output;

@@ -1,34 +1,43 @@
 //! The renderer's frame loop: receive, validate, import, wait, composite, present, release.
 //!
-//! Two forwarding threads turn the ipc-channel receivers (commands from the launcher, frames from
-//! the GPU process) into crossbeam channels so the loop can wait on both at once. Everything else
-//! happens on the main thread, in this order for each frame:
+//! Forwarding threads turn the ipc-channel receivers (commands from the launcher, frames from
+//! the GPU process) into crossbeam channels, and a fence-waiter thread polls fences, so the loop
+//! waits on all of them at once and never blocks on a fence: while a frame's fences are pending
+//! it still answers the launcher (pings, slots, a new GPU process). For each frame:
 //!
 //! 1. drop it if it comes from another GPU epoch than the current one;
 //! 2. validate every layer's description (shape, then fds confined to the GPU's export window);
 //! 3. import each buffer (cached per id) and fetch its fence, checking identities;
-//! 4. wait on each fence with a deadline; a fence that times out leaves the layer's previous
-//!    buffer on screen and the new one is released unused;
-//! 5. composite the layers' current buffers into a free output slot and hand it to the launcher;
+//! 4. wait on the fences with a deadline (on the waiter thread unless all have signalled
+//!    already); a fence that times out leaves the layer's previous buffer on screen, the new one
+//!    is released unused, and the launcher is told, since a GPU that stops signalling is hung;
+//! 5. once every layer has a buffer of the current epoch whose fence was seen signalled,
+//!    composite them into a free output slot and hand it to the launcher;
 //! 6. release every buffer that is no longer on screen.
+//!
+//! When the launcher replaces the GPU process (`NewGpu`), everything of the old epoch is dropped
+//! at once: the pending frame, the import cache, the buffers on screen. The launcher keeps showing
+//! the last composited frame until the new epoch's first complete frame, so nothing of a dead
+//! process is ever composited and no frame is shown half-made.
 //!
 //! A rejected description drops the frame (the previous composite stays on screen), releases
 //! its buffers and tells the launcher why; it never stops the loop.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{select, Receiver, Sender};
 use ipc_channel::ipc::{IpcReceiver, IpcSender};
-use ipc_protocol::frame::{BufferKind, FenceKind, MAX_PLANES};
+use ipc_protocol::frame::{BufferKind, MAX_PLANES};
 use ipc_protocol::messages::{
-    FrameMsg, GpuToRenderer, LauncherToRenderer, Presented, RendererStart, RendererStats,
-    RendererToGpu, RendererToLauncher,
+    Fault, FaultAction, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, LayerPlacement, Presented,
+    RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
 };
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
+use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
 use crate::composite::{composite, Layer};
 use crate::fetch::fetch;
@@ -37,38 +46,75 @@ use crate::output::{Output, SLOTS};
 
 /// The most layers a frame may have.
 const MAX_LAYERS: usize = 16;
+/// Trace events are shipped to the launcher once this many are buffered.
+const TRACE_BATCH: usize = 512;
 
 /// What is on screen for one layer.
 #[derive(Clone, Copy, Debug)]
 struct Shown {
     id: BufferId,
-    placement: ipc_protocol::messages::LayerPlacement,
+    epoch: u64,
+    placement: LayerPlacement,
+    /// Whether this buffer's fence was seen signalled; composite refuses it otherwise.
+    signalled: bool,
+}
+
+/// A frame whose fences are being waited on.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    frame: u64,
+    sent_ns: u64,
+    fetched_ns: u64,
+    layers: Vec<(u32, Shown)>,
+}
+
+/// A fence wait handed to the waiter thread.
+struct WaitJob {
+    seq: u64,
+    fences: Vec<OwnedFd>,
+    timeout: Duration,
+}
+
+/// The waiter's answer: which fences signalled in time.
+struct WaitDone {
+    seq: u64,
+    ready: Result<Vec<bool>, String>,
+}
+
+/// The current GPU process.
+struct GpuSide {
+    epoch: u64,
+    pid: u32,
+    window: (i32, i32),
+    pidfd: OwnedFd,
+    releases: IpcSender<RendererToGpu>,
 }
 
 /// The renderer's state.
 pub struct Pipeline {
-    epoch: u64,
-    gpu_pid: u32,
-    window: (i32, i32),
-    pidfd: OwnedFd,
+    gpu: GpuSide,
     width: u32,
     height: u32,
+    layers: u32,
     fence_timeout: Duration,
-    frames: Option<IpcReceiver<GpuToRenderer>>,
-    releases: IpcSender<RendererToGpu>,
     events: IpcSender<RendererToLauncher>,
     cache: ImportCache,
     output: Output,
     shown: BTreeMap<u32, Shown>,
     stats: RendererStats,
+    faults: Vec<Fault>,
+    rec: Recorder,
+    pending: Option<Pending>,
+    seq: u64,
+    frames: Receiver<GpuToRenderer>,
+    waiter: Sender<WaitJob>,
+    waited: Receiver<WaitDone>,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("epoch", &self.epoch)
-            .field("gpu_pid", &self.gpu_pid)
-            .finish()
+        f.debug_struct("Pipeline").field("epoch", &self.gpu.epoch).field("gpu_pid", &self.gpu.pid).finish()
     }
 }
 
@@ -79,16 +125,12 @@ enum FrameError {
     TooManyLayers(usize),
     #[error("layers: layer {0} appears twice")]
     DuplicateLayer(u32),
+    #[error("layers: layer {0} is outside the {1} layers of this run")]
+    UnknownLayer(u32, u32),
     #[error("layers[{layer}].buffer: {source}")]
-    Desc {
-        layer: u32,
-        source: ipc_protocol::DescError,
-    },
+    Desc { layer: u32, source: ipc_protocol::DescError },
     #[error("layers[{layer}]: {source}")]
-    Import {
-        layer: u32,
-        source: crate::import::ImportError,
-    },
+    Import { layer: u32, source: crate::import::ImportError },
     #[error("layers[{layer}].fence: {source}")]
     Fence { layer: u32, source: anyhow::Error },
 }
@@ -112,56 +154,102 @@ fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
     Ok(out)
 }
 
+fn spawn_waiter() -> anyhow::Result<(Sender<WaitJob>, Receiver<WaitDone>)> {
+    let (job_tx, job_rx) = crossbeam_channel::unbounded::<WaitJob>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("fence-waiter".into())
+        .spawn(move || {
+            for job in job_rx {
+                let fds: Vec<_> = job.fences.iter().map(|f| f.as_fd()).collect();
+                let ready = triptych_sys::poll::wait_all_readable(&fds, job.timeout).map_err(|e| e.to_string());
+                // The fences close here, after the wait: a fence is per submission.
+                drop(fds);
+                drop(job.fences);
+                if done_tx.send(WaitDone { seq: job.seq, ready }).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("spawning the fence waiter")?;
+    Ok((job_tx, done_rx))
+}
+
+/// Fires `fault` if it is due at `point` for `frame`: tells the launcher, then dies.
+fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &IpcSender<RendererToLauncher>) {
+    let Some(i) = faults.iter().position(|f| f.point == point && f.frame <= frame) else { return };
+    let f = faults.remove(i);
+    let _ = events.send(RendererToLauncher::FaultFired { at_ns: triptych_trace::now_ns(), fault: f });
+    match f.action {
+        FaultAction::Kill => {
+            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
+        }
+        FaultAction::Segv => {
+            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGSEGV);
+        }
+        FaultAction::Abort => std::process::abort(),
+        FaultAction::StopFences => {}
+    }
+}
+
+fn link(gpu: GpuLink) -> anyhow::Result<(GpuSide, Receiver<GpuToRenderer>)> {
+    let pidfd = triptych_sys::pidfd::pidfd_open(gpu.gpu_pid as i32)
+        .with_context(|| format!("opening a pidfd of the GPU process {}", gpu.gpu_pid))?;
+    let frames = forward("gpu-rx", gpu.frames)?;
+    Ok((
+        GpuSide { epoch: gpu.epoch, pid: gpu.gpu_pid, window: gpu.gpu_window, pidfd, releases: gpu.releases },
+        frames,
+    ))
+}
+
 impl Pipeline {
     /// Sets the pipeline up: pidfd of the GPU process, output buffer, and tells the launcher
     /// where the output is.
-    pub fn new(
-        start: RendererStart,
-        events: IpcSender<RendererToLauncher>,
-    ) -> anyhow::Result<Self> {
-        let pidfd = triptych_sys::pidfd::pidfd_open(start.gpu_pid as i32)
-            .with_context(|| format!("opening a pidfd of the GPU process {}", start.gpu_pid))?;
-        let output =
-            Output::new(start.width, start.height).context("creating the output buffer")?;
+    pub fn new(start: RendererStart, events: IpcSender<RendererToLauncher>) -> anyhow::Result<Self> {
+        let (gpu, frames) = link(start.gpu)?;
+        let output = Output::new(start.width, start.height).context("creating the output buffer")?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         events
             .send(RendererToLauncher::Output {
                 fd: RemoteFd {
                     pid: std::process::id(),
                     fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
-                    identity: FileId {
-                        dev: id.dev,
-                        ino: id.ino,
-                    },
+                    identity: FileId { dev: id.dev, ino: id.ino },
                 },
                 slots: SLOTS,
                 slot_bytes: output.slot_bytes as u64,
             })
             .context("telling the launcher where the output is")?;
+        let (waiter, waited) = spawn_waiter()?;
+        let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
         Ok(Self {
-            epoch: start.epoch,
-            gpu_pid: start.gpu_pid,
-            window: start.gpu_window,
-            pidfd,
+            gpu,
             width: start.width,
             height: start.height,
+            layers: start.layers,
             fence_timeout: Duration::from_millis(u64::from(start.fence_timeout_ms)),
-            frames: Some(start.frames),
-            releases: start.releases,
             events,
             cache: ImportCache::default(),
             output,
             shown: BTreeMap::new(),
             stats: RendererStats::default(),
+            faults: start.faults,
+            rec,
+            pending: None,
+            seq: 0,
+            frames,
+            waiter,
+            waited,
         })
     }
 
     /// Runs until the launcher says `Shutdown` or disappears.
     pub fn run(&mut self, commands: IpcReceiver<LauncherToRenderer>) -> anyhow::Result<()> {
         let commands = forward("launcher-rx", commands)?;
-        let frames_rx = self.frames.take().context("frame channel already taken")?;
-        let mut frames = forward("gpu-rx", frames_rx)?;
         loop {
+            // While a frame waits on its fences, newer frames stay queued.
+            let frames = if self.pending.is_some() { crossbeam_channel::never() } else { self.frames.clone() };
+            let waited = self.waited.clone();
             select! {
                 recv(commands) -> cmd => match cmd {
                     Ok(c) => if !self.command(c)? { return Ok(()) },
@@ -170,11 +258,27 @@ impl Pipeline {
                 recv(frames) -> msg => match msg {
                     Ok(GpuToRenderer::Frame(f)) => self.frame(f, &commands)?,
                     Err(_) => {
-                        tracing::warn!(gpu_pid = self.gpu_pid, "the GPU process disconnected; keeping the last frame");
-                        frames = crossbeam_channel::never();
+                        tracing::warn!(gpu_pid = self.gpu.pid, "the GPU process disconnected; keeping the last frame");
+                        self.frames = crossbeam_channel::never();
                     }
                 },
+                recv(waited) -> done => match done {
+                    Ok(d) => self.fences_done(d, &commands)?,
+                    Err(_) => anyhow::bail!("the fence waiter stopped"),
+                },
             }
+            if self.rec.len() >= TRACE_BATCH {
+                self.ship_trace();
+            }
+        }
+    }
+
+    fn ship_trace(&mut self) {
+        if self.rec.is_empty() {
+            return;
+        }
+        if let Err(e) = self.events.send(RendererToLauncher::Trace(self.rec.drain())) {
+            tracing::warn!(error = %e, "could not ship trace events");
         }
     }
 
@@ -185,40 +289,52 @@ impl Pipeline {
                 if !self.output.release(s) {
                     tracing::warn!(slot = s, "launcher freed a slot it did not hold");
                 }
-                Ok(true)
             }
+            LauncherToRenderer::Ping(n) => {
+                self.events.send(RendererToLauncher::Pong(n)).context("answering a ping")?;
+            }
+            LauncherToRenderer::NewGpu(g) => self.switch_gpu(g)?,
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
                 self.stats.buffers_via_pidfd = self.cache.counters.imports;
-                self.events
-                    .send(RendererToLauncher::Stats(self.stats))
-                    .context("sending final counters")?;
-                Ok(false)
+                self.ship_trace();
+                self.events.send(RendererToLauncher::Stats(self.stats)).context("sending final counters")?;
+                return Ok(false);
             }
-            LauncherToRenderer::Start(_) => {
-                tracing::warn!("a second Start was ignored");
-                Ok(true)
-            }
+            LauncherToRenderer::Start(_) => tracing::warn!("a second Start was ignored"),
         }
+        Ok(true)
     }
 
-    fn frame(
-        &mut self,
-        msg: FrameMsg,
-        commands: &Receiver<LauncherToRenderer>,
-    ) -> anyhow::Result<()> {
-        if msg.epoch != self.epoch {
-            tracing::debug!(
-                epoch = msg.epoch,
-                current = self.epoch,
-                "dropped a frame of another epoch"
-            );
+    /// Drops everything of the old epoch and attaches to the new GPU process.
+    fn switch_gpu(&mut self, g: GpuLink) -> anyhow::Result<()> {
+        if g.epoch <= self.gpu.epoch {
+            anyhow::bail!("NewGpu with epoch {} after epoch {}", g.epoch, self.gpu.epoch);
+        }
+        let (gpu, frames) = link(g)?;
+        tracing::info!(old = self.gpu.epoch, new = gpu.epoch, pid = gpu.pid, "switching to a new GPU process");
+        // The pending frame's fences are closed by the waiter; its answer will not match.
+        self.pending = None;
+        self.shown.clear();
+        self.cache.set_epoch(gpu.epoch);
+        self.gpu = gpu;
+        self.frames = frames;
+        self.stats.gpu_switches += 1;
+        Ok(())
+    }
+
+    fn frame(&mut self, msg: FrameMsg, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
+        let received_ns = triptych_trace::now_ns();
+        if msg.epoch != self.gpu.epoch {
+            self.stats.stale_dropped += 1;
+            tracing::debug!(epoch = msg.epoch, current = self.gpu.epoch, "dropped a frame of another epoch");
             return Ok(());
         }
-        self.cache.set_epoch(self.epoch);
-        match self.prepare(&msg) {
-            Ok(ready) => self.present(&msg, ready, commands),
+        self.cache.set_epoch(self.gpu.epoch);
+        self.rec.record_span(Stage::Receive, Some(msg.frame), msg.sent_ns, received_ns, Args::new());
+        let fetched = match self.prepare(&msg) {
+            Ok(f) => f,
             Err(e) => {
                 self.stats.rejected += 1;
                 tracing::warn!(frame = msg.frame, error = %e, "rejected a frame description");
@@ -229,18 +345,56 @@ impl Pipeline {
                         self.release(l.buffer.id);
                     }
                 }
-                self.events
-                    .send(RendererToLauncher::Rejected {
-                        frame: msg.frame,
-                        reason: e.to_string(),
-                    })
-                    .context("reporting a rejected frame")
+                return self
+                    .events
+                    .send(RendererToLauncher::Rejected { frame: msg.frame, reason: e.to_string() })
+                    .context("reporting a rejected frame");
             }
+        };
+        let fetched_ns = triptych_trace::now_ns();
+        self.rec.record_span(Stage::FdFetch, Some(msg.frame), received_ns, fetched_ns, Args::new());
+        maybe_fire(&mut self.faults, FaultPoint::RendererFenceWait, msg.frame, &self.events);
+        self.seq += 1;
+        let mut layers = Vec::with_capacity(fetched.len());
+        let mut fences = Vec::with_capacity(fetched.len());
+        let mut all_ready = true;
+        for (layer, shown, fence) in fetched {
+            let first = wait_readable(fence.as_fd(), Duration::ZERO)
+                .map_err(|e| anyhow::anyhow!("polling the fence of layer {layer}: {e}"))?;
+            if first != WaitOutcome::Ready {
+                self.stats.fences_pending += 1;
+                all_ready = false;
+            }
+            layers.push((layer, shown));
+            fences.push(fence);
         }
+        let pending = Pending { seq: self.seq, frame: msg.frame, sent_ns: msg.sent_ns, fetched_ns, layers };
+        if all_ready {
+            drop(fences);
+            let n = pending.layers.len();
+            return self.finish(pending, vec![true; n], commands);
+        }
+        self.waiter
+            .send(WaitJob { seq: pending.seq, fences, timeout: self.fence_timeout })
+            .context("handing fences to the waiter")?;
+        self.pending = Some(pending);
+        Ok(())
     }
 
-    /// Steps 2 to 4: returns the layers whose new buffers are ready, with their placements.
-    fn prepare(&mut self, msg: &FrameMsg) -> Result<Vec<(u32, Shown)>, FrameError> {
+    fn fences_done(&mut self, done: WaitDone, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
+        let Some(p) = self.pending.take_if(|p| p.seq == done.seq) else {
+            // The answer for a frame dropped by a GPU switch.
+            return Ok(());
+        };
+        let ready = match done.ready {
+            Ok(r) => r,
+            Err(e) => anyhow::bail!("waiting on the fences of frame {}: {e}", p.frame),
+        };
+        self.finish(p, ready, commands)
+    }
+
+    /// Steps 2 and 3: returns each layer's new buffer with its fetched fence.
+    fn prepare(&mut self, msg: &FrameMsg) -> Result<Vec<(u32, Shown, OwnedFd)>, FrameError> {
         if msg.layers.len() > MAX_LAYERS {
             return Err(FrameError::TooManyLayers(msg.layers.len()));
         }
@@ -249,116 +403,103 @@ impl Pipeline {
             if msg.layers[..i].iter().any(|o| o.layer == l.layer) {
                 return Err(FrameError::DuplicateLayer(l.layer));
             }
+            if l.layer >= self.layers {
+                return Err(FrameError::UnknownLayer(l.layer, self.layers));
+            }
             let layer = l.layer;
-            let e = l
-                .buffer
-                .validate_shape()
-                .map_err(|source| FrameError::Desc { layer, source })?;
+            let e = l.buffer.validate_shape().map_err(|source| FrameError::Desc { layer, source })?;
             debug_assert!(e.len() <= MAX_PLANES);
             l.buffer
-                .validate_remote(self.gpu_pid, self.window.0, self.window.1)
+                .validate_remote(self.gpu.pid, self.gpu.window.0, self.gpu.window.1)
                 .map_err(|source| FrameError::Desc { layer, source })?;
             ends.push(e[0]);
         }
-        let mut fences = Vec::with_capacity(msg.layers.len());
+        let mut out = Vec::with_capacity(msg.layers.len());
         for (l, end) in msg.layers.iter().zip(&ends) {
             let layer = l.layer;
             self.cache
-                .get_or_import(&self.pidfd, &l.buffer, *end)
+                .get_or_import(&self.gpu.pidfd, &l.buffer, *end)
                 .map_err(|source| FrameError::Import { layer, source })?;
-            let fence =
-                fetch(&self.pidfd, "fence", &l.buffer.fence.fd).map_err(|e| FrameError::Fence {
-                    layer,
-                    source: e.into(),
-                })?;
+            let fence = fetch(&self.gpu.pidfd, "fence", &l.buffer.fence.fd)
+                .map_err(|e| FrameError::Fence { layer, source: e.into() })?;
             self.stats.fences_via_pidfd += 1;
             match l.buffer.kind {
                 BufferKind::DmaBuf => self.stats.dmabuf_layers += 1,
                 BufferKind::Shm => self.stats.shm_layers += 1,
             }
-            fences.push((l, fence));
+            let shown = Shown { id: l.buffer.id, epoch: msg.epoch, placement: l.placement, signalled: false };
+            out.push((layer, shown, fence));
         }
-        let mut ready = Vec::with_capacity(fences.len());
-        for (l, fence) in fences {
-            let layer = l.layer;
-            let first =
-                wait_readable(fence.as_fd(), Duration::ZERO).map_err(|e| FrameError::Fence {
-                    layer,
-                    source: e.into(),
-                })?;
-            let outcome = if first == WaitOutcome::Ready {
-                WaitOutcome::Ready
-            } else {
-                self.stats.fences_pending += 1;
-                wait_readable(fence.as_fd(), self.fence_timeout).map_err(|e| FrameError::Fence {
-                    layer,
-                    source: e.into(),
-                })?
-            };
-            debug_assert!(matches!(
-                l.buffer.fence.kind,
-                FenceKind::EventFd | FenceKind::SyncFile
-            ));
-            match outcome {
-                WaitOutcome::Ready => {
-                    ready.push((
-                        layer,
-                        Shown {
-                            id: l.buffer.id,
-                            placement: l.placement,
-                        },
-                    ));
-                }
-                WaitOutcome::TimedOut => {
-                    self.stats.fence_timeouts += 1;
-                    tracing::warn!(
-                        frame = msg.frame,
-                        layer,
-                        timeout_ms = self.fence_timeout.as_millis() as u64,
-                        "fence did not signal in time; the layer keeps its previous buffer"
-                    );
-                    self.release(l.buffer.id);
-                }
-            }
-            // The fence fd closes here: a fence is per submission.
-        }
-        Ok(ready)
+        Ok(out)
     }
 
-    /// Steps 5 and 6.
-    fn present(
-        &mut self,
-        msg: &FrameMsg,
-        ready: Vec<(u32, Shown)>,
-        commands: &Receiver<LauncherToRenderer>,
-    ) -> anyhow::Result<()> {
+    /// Steps 4 to 6 for a frame whose fence outcomes are known.
+    fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
         let ready_ns = triptych_trace::now_ns();
+        self.rec.record_span(Stage::FenceWait, Some(p.frame), p.fetched_ns, ready_ns, Args::new());
         let mut replaced = Vec::new();
-        for (layer, s) in ready {
+        for ((layer, mut s), ok) in p.layers.into_iter().zip(ready) {
+            if !ok {
+                self.stats.fence_timeouts += 1;
+                tracing::warn!(frame = p.frame, layer, timeout_ms = self.fence_timeout.as_millis() as u64,
+                    "fence did not signal in time; the layer keeps its previous buffer");
+                let mut args = Args::new();
+                args.insert("layer".into(), layer.into());
+                self.rec.instant(Marker::FenceTimeout, InstantScope::Process, Some(p.frame), args);
+                self.release(s.id);
+                let _ = self.events.send(RendererToLauncher::FenceTimeout { epoch: s.epoch, frame: p.frame, layer });
+                continue;
+            }
+            s.signalled = true;
             if let Some(old) = self.shown.insert(layer, s) {
                 if old.id != s.id {
                     replaced.push(old.id);
                 }
             }
         }
+        let complete = (0..self.layers).all(|l| self.shown.get(&l).is_some_and(|s| s.epoch == self.gpu.epoch));
+        if complete {
+            self.present(p.frame, p.sent_ns, ready_ns, commands)?;
+        }
+        for id in replaced {
+            self.release(id);
+        }
+        Ok(())
+    }
+
+    /// Composites what is on screen into a free slot and hands it to the launcher.
+    fn present(
+        &mut self,
+        frame: u64,
+        sent_ns: u64,
+        ready_ns: u64,
+        commands: &Receiver<LauncherToRenderer>,
+    ) -> anyhow::Result<()> {
         let slot = loop {
             if let Some(s) = self.output.take_free() {
                 break s;
             }
-            // Every slot is with the launcher: wait for one back (commands only).
-            match commands.recv() {
+            // Every slot is with the launcher: wait for one back (commands only; the launcher
+            // hands a slot back as soon as it shows the next frame).
+            match commands.recv_timeout(Duration::from_secs(5)) {
                 Ok(c) => {
                     if !self.command(c)? {
                         anyhow::bail!("shutdown while waiting for an output slot");
                     }
                 }
-                Err(_) => anyhow::bail!("the launcher disconnected"),
+                Err(_) => anyhow::bail!("no output slot came back from the launcher within 5 s"),
             }
         };
+        let epoch = self.gpu.epoch;
         {
             let mut layers: Vec<Layer<'_>> = Vec::with_capacity(self.shown.len());
             for s in self.shown.values() {
+                if !s.signalled || s.epoch != epoch {
+                    self.stats.stale_composited += 1;
+                    continue;
+                }
                 let Some(imp) = self.cache.get(s.id) else {
+                    self.stats.stale_composited += 1;
                     continue;
                 };
                 layers.push(Layer {
@@ -377,30 +518,32 @@ impl Pipeline {
             let out = self.output.slot_mut(slot);
             composite(out, w, h, &mut layers);
         }
+        maybe_fire(&mut self.faults, FaultPoint::RendererComposite, frame, &self.events);
         let composited_ns = triptych_trace::now_ns();
+        self.rec.record_span(Stage::Composite, Some(frame), ready_ns, composited_ns, Args::new());
         self.stats.frames += 1;
         self.events
             .send(RendererToLauncher::Presented(Presented {
-                frame: msg.frame,
-                epoch: msg.epoch,
+                frame,
+                epoch,
                 slot,
-                sent_ns: msg.sent_ns,
+                sent_ns,
                 ready_ns,
                 composited_ns,
             }))
             .context("handing a frame to the launcher")?;
-        for id in replaced {
-            self.release(id);
-        }
         Ok(())
     }
 
     fn release(&mut self, buffer: BufferId) {
-        if let Err(e) = self.releases.send(RendererToGpu::Release {
-            epoch: self.epoch,
-            buffer,
-        }) {
-            tracing::warn!(slot = buffer.slot, error = %e, "could not release a buffer to the GPU process");
+        let start = Instant::now();
+        if let Err(e) = self.gpu.releases.send(RendererToGpu::Release { epoch: self.gpu.epoch, buffer }) {
+            tracing::debug!(slot = buffer.slot, error = %e, "could not release a buffer to the GPU process");
+        }
+        if self.rec.is_enabled() {
+            let end = triptych_trace::now_ns();
+            let start_ns = end.saturating_sub(start.elapsed().as_nanos() as u64);
+            self.rec.record_span(Stage::Release, None, start_ns, end, Args::new());
         }
     }
 }

@@ -12,7 +12,10 @@
 //! - [`mapping`]: `mmap`-backed views of buffers.
 //! - [`prctl`]: process names, parent-death signals, dumpability, Yama ptracer.
 //! - [`poll`]: waiting on fds with a deadline.
+//! - [`fault`]: dying by a chosen signal, for fault injection.
 //! - [`proc`]: reading `/proc` for counters and tests.
+//! - [`scm`]: passing fds in unix-socket messages (`SCM_RIGHTS`), the classic alternative to
+//!   `pidfd_getfd`.
 //! - [`ioctl`]: the `_IOC` encoding from `include/uapi/asm-generic/ioctl.h`.
 //! - [`dma_buf`]: DMA-BUF CPU access and sync_file export.
 //! - [`drm`]: DRM dumb buffers, PRIME export and the vgem fence ioctls.
@@ -20,6 +23,7 @@
 pub mod dma_buf;
 pub mod drm;
 pub mod eventfd;
+pub mod fault;
 pub mod fd;
 pub mod ioctl;
 pub mod mapping;
@@ -28,3 +32,4 @@ pub mod pidfd;
 pub mod poll;
 pub mod prctl;
 pub mod proc;
+pub mod scm;

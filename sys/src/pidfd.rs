@@ -30,8 +30,8 @@ pub enum PidfdError {
         /// The call.
         call: &'static str,
     },
-    /// The process is gone.
-    #[error("{call}: process {pid} does not exist (ESRCH)")]
+    /// The process is gone (`pid` is -1 when it was named by a pidfd).
+    #[error("{call}: the process ({}) has exited (ESRCH)", if *.pid < 0 { "behind the pidfd".to_owned() } else { format!("pid {pid}") })]
     NoProcess {
         /// The call.
         call: &'static str,

@@ -30,12 +30,15 @@
 #   TRIPTYCH_VM_CPUS     guest CPUs (default: all host CPUs)
 #   TRIPTYCH_VM_RWDIRS   space-separated host directories to give the guest read-write
 #   TRIPTYCH_VM_ENV      space-separated extra environment variable names to pass through
+#   TRIPTYCH_VM_VERBOSE=1  show the guest kernel's console (boot messages, panics)
+#   TRIPTYCH_VM_TIMEOUT  seconds before the whole VM is killed (default 1800)
 #   TRIPTYCH_VM_KVM=1    use KVM instead of software emulation (default off: nested KVM fails
 #                        on the build machines with "failed to set MSR 0x10a")
 #   TRIPTYCH_VM_NO_INSTALL=1   never install anything; fail if a piece is missing
 #
 # Exit status: the command's own status. 125 means the harness itself failed (a missing piece,
-# or a guest that never ran the command); the message on stderr names the cause.
+# or a guest that never ran the command or died before it finished), 124 that the VM was killed
+# at TRIPTYCH_VM_TIMEOUT; the message on stderr names the cause.
 #
 # Needs root to install packages and to read /boot/vmlinuz-* (mode 0600 on Debian). Installs,
 # idempotently: qemu-system-x86, busybox-static and kmod (virtme-ng builds its initramfs for a
@@ -52,6 +55,10 @@ say() { printf '[run-in-vm] %s\n' "$*" >&2; }
 die() {
     printf '[run-in-vm] error: %s\n' "$*" >&2
     exit "$HARNESS_FAILED"
+}
+die_timeout() {
+    printf '[run-in-vm] error: %s\n' "$*" >&2
+    exit 124
 }
 
 if [[ $# -eq 0 ]]; then
@@ -159,11 +166,15 @@ if [[ -z $vng ]]; then
     may_install || die "missing: virtme-ng (install it: python3 -m pip install virtme-ng==$VIRTME_NG_VERSION)"
     command -v python3 >/dev/null 2>&1 || apt_install python3
     python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-    say "python3 -m pip install virtme-ng==$VIRTME_NG_VERSION"
-    # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told otherwise.
-    python3 -m pip install -q "virtme-ng==$VIRTME_NG_VERSION" >&2 ||
-        python3 -m pip install -q --break-system-packages "virtme-ng==$VIRTME_NG_VERSION" >&2 ||
-        die "could not install virtme-ng with pip"
+    pip_args=(install -q --root-user-action=ignore "virtme-ng==$VIRTME_NG_VERSION")
+    # Debian's own python3 refuses system-wide pip installs (PEP 668, marked by an
+    # EXTERNALLY-MANAGED file next to the standard library) unless told otherwise. virtme-ng
+    # is not packaged for Debian 12, and this machine is a disposable test host.
+    if python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))' 2>/dev/null; then
+        pip_args+=(--break-system-packages)
+    fi
+    say "python3 -m pip ${pip_args[*]}"
+    python3 -m pip "${pip_args[@]}" >&2 || die "could not install virtme-ng with: python3 -m pip ${pip_args[*]}"
     hash -r
     vng=$(find_vng)
     [[ -n $vng ]] || die "virtme-ng was installed but its 'vng' script is not on PATH nor in python3's scripts directory"
@@ -203,13 +214,21 @@ env_names+=("${extra_env[@]}")
 } >"$state/guest.sh"
 chmod +x "$state/guest.sh"
 
-vng_args=(-r "$kernel" --cpus "${TRIPTYCH_VM_CPUS:-$(nproc)}" --memory "${TRIPTYCH_VM_MEMORY:-3G}" --rwdir "$state")
+# --force-9p: without it virtme-ng first tries virtiofsd, and Debian 12's qemu ships the old C
+# virtiofsd (/usr/lib/qemu/virtiofsd), which does not take virtme-ng's options; each failed try
+# costs about 3 s of boot before virtme-ng falls back to 9p anyway.
+vng_args=(-r "$kernel" --cpus "${TRIPTYCH_VM_CPUS:-$(nproc)}" --memory "${TRIPTYCH_VM_MEMORY:-3G}"
+    --force-9p --rwdir "$state")
 [[ "${TRIPTYCH_VM_KVM:-0}" == 1 ]] || vng_args+=(--disable-kvm)
+[[ "${TRIPTYCH_VM_VERBOSE:-0}" != 1 ]] || vng_args+=(--verbose)
 read -r -a rwdirs <<<"${TRIPTYCH_VM_RWDIRS:-}"
 for d in "${rwdirs[@]}"; do
     [[ -d $d ]] || die "TRIPTYCH_VM_RWDIRS names $d, which is not a directory"
     vng_args+=(--rwdir "$d")
 done
+
+vm_timeout="${TRIPTYCH_VM_TIMEOUT:-1800}"
+[[ $vm_timeout =~ ^[0-9]+$ ]] || die "TRIPTYCH_VM_TIMEOUT must be a number of seconds, not '$vm_timeout'"
 
 say "kernel:  $kernel"
 say "vm:      $vng ${vng_args[*]}"
@@ -224,20 +243,28 @@ t0=$(date +%s.%N)
 exec {vm_err}> >(cat >&2)
 vm_err_pid=$!
 set +e
-"$vng" "${vng_args[@]}" --exec "$state/guest.sh" </dev/null 2>&"$vm_err" | cat
+# `timeout` signals its whole process group, so QEMU (a child of vng) goes down with vng.
+timeout --kill-after=15 "$vm_timeout" "$vng" "${vng_args[@]}" --exec "$state/guest.sh" \
+    </dev/null 2>&"$vm_err" | cat
 vng_status=${PIPESTATUS[0]}
 set -e
 exec {vm_err}>&-
 wait "$vm_err_pid" 2>/dev/null || true
 t1=$(date +%s.%N)
 
+timed_out=0
+if [[ ! -s $state/status ]] && { [[ $vng_status -eq 124 ]] || [[ $vng_status -eq 137 ]]; }; then
+    timed_out=1
+fi
 if [[ ! -e $state/started ]]; then
-    die "the guest never started the command (vng exited with $vng_status after $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s); see the messages above"
+    [[ $timed_out -eq 0 ]] || die_timeout "the guest did not start the command within TRIPTYCH_VM_TIMEOUT=${vm_timeout} s"
+    die "the guest never started the command (vng exited with $vng_status after $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s); rerun with TRIPTYCH_VM_VERBOSE=1 to see the kernel console"
 fi
 t_started=$(date -r "$state/started" +%s.%N)
 boot=$(awk -v a="$t0" -v b="$t_started" 'BEGIN{printf "%.1f", b-a}')
 run=$(awk -v a="$t_started" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
 if [[ ! -s $state/status ]]; then
+    [[ $timed_out -eq 0 ]] || die_timeout "the command started (boot ${boot} s) but did not finish within TRIPTYCH_VM_TIMEOUT=${vm_timeout} s; the VM was killed"
     die "the command started (boot ${boot} s) but the guest stopped before it finished (vng exited with $vng_status after a further ${run} s)"
 fi
 status=$(<"$state/status")

@@ -28,7 +28,7 @@
 //! [`glClear`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glClear.xhtml
 //! [`glReadPixels`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glReadPixels.xhtml
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -45,7 +45,9 @@ use glutin::prelude::*;
 use serde::{Deserialize, Serialize};
 use triptych_scene::LayerContent;
 
-use super::egl_ffi::{self, EglHandles, EglImage, GbmDevice, SurfacelessContext};
+use super::egl_ffi::{
+    self, DmabufPlane, EglHandles, EglImage, GbmBuffer, GbmDevice, SurfacelessContext,
+};
 use super::GlError;
 
 /// Which EGL platform to create the display on.
@@ -119,6 +121,8 @@ pub struct EglInfo {
     pub platform: Platform,
     /// The DRM node behind the display, where known (render node preferred).
     pub drm_node: Option<PathBuf>,
+    /// The DRM primary node (`/dev/dri/cardN`) of the same device, where known.
+    pub drm_primary_node: Option<PathBuf>,
     /// The driver behind the display (`EGL_MESA_query_driver`), e.g. `kms_swrast` or `swrast`.
     pub driver_name: Option<String>,
     /// `EGL_VENDOR`.
@@ -208,6 +212,8 @@ pub(super) struct Shared {
     pub(super) gl: glow::Context,
     pub(super) egl: EglHandles,
     pub(super) info: EglInfo,
+    /// The GBM device exportable targets are allocated on, opened on first use.
+    allocator: RefCell<Option<Rc<GbmDevice>>>,
     // Dropped last (declaration order): the GL objects' owners are gone by then, and `gl` and
     // `egl` are plain tables.
     backend: Backend,
@@ -245,6 +251,54 @@ impl Shared {
         }
     }
 
+    /// Allocates a linear ABGR8888 buffer on this context's DRM device with GBM.
+    ///
+    /// Nodes tried: for `kms_swrast` the primary node first (its buffers are DRM dumb buffers,
+    /// which the kernel allows only on primary nodes), else the render node first.
+    fn allocate_linear(&self, width: u32, height: u32) -> Result<GbmBuffer, GlError> {
+        let fourcc = super::DRM_FORMAT_ABGR8888;
+        if let Some(device) = self.allocator.borrow().as_ref() {
+            return device
+                .create_linear_buffer(width, height, fourcc)
+                .map_err(|e| GlError::Allocate {
+                    width,
+                    height,
+                    attempts: vec![e],
+                });
+        }
+        let info = &self.info;
+        let mut nodes = vec![info.drm_node.clone(), info.drm_primary_node.clone()];
+        if info.driver_name.as_deref() == Some("kms_swrast") {
+            nodes.reverse();
+        }
+        let mut attempts = Vec::new();
+        for node in nodes.into_iter().flatten() {
+            let made = GbmDevice::open(&node).map(Rc::new).and_then(|device| {
+                let buffer = device.create_linear_buffer(width, height, fourcc)?;
+                Ok((device, buffer))
+            });
+            match made {
+                Ok((device, buffer)) => {
+                    tracing::debug!(node = %node.display(), "GBM allocator opened");
+                    *self.allocator.borrow_mut() = Some(device);
+                    return Ok(buffer);
+                }
+                Err(e) => attempts.push(format!("{}: {e}", node.display())),
+            }
+        }
+        if attempts.is_empty() {
+            attempts.push(format!(
+                "the {} has no DRM node to allocate on",
+                info.platform
+            ));
+        }
+        Err(GlError::Allocate {
+            width,
+            height,
+            attempts,
+        })
+    }
+
     /// `glFlush`: submits queued commands.
     pub(super) fn flush(&self) -> Result<(), GlError> {
         self.make_current()?;
@@ -276,9 +330,13 @@ pub struct LayerTarget {
     framebuffer: Option<glow::NativeFramebuffer>,
     width: u32,
     height: u32,
-    /// The `EGLImage` wrapping `texture`, made on the first dma-buf export and kept so the
-    /// texture is exported once.
+    /// The `EGLImage` of `texture`: for an exportable target, the imported dma-buf that is the
+    /// texture's storage; otherwise made from the texture on the first export and kept so the
+    /// texture is wrapped once.
     pub(super) image: OnceCell<EglImage>,
+    /// The GBM buffer behind an exportable target; released after the texture (field order and
+    /// `Drop`).
+    backing: Option<GbmBuffer>,
 }
 
 impl fmt::Debug for LayerTarget {
@@ -288,6 +346,7 @@ impl fmt::Debug for LayerTarget {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("exported", &self.image.get().is_some())
+            .field("dmabuf_backed", &self.backing.is_some())
             .finish()
     }
 }
@@ -310,6 +369,12 @@ impl LayerTarget {
 
     pub(super) fn shared(&self) -> &Rc<Shared> {
         &self.shared
+    }
+
+    /// Whether the texture's storage is a dma-buf this module allocated
+    /// ([`GlContext::create_exportable_target`]).
+    pub fn is_dmabuf_backed(&self) -> bool {
+        self.backing.is_some()
     }
 }
 
@@ -405,6 +470,7 @@ struct Made {
     backend: Backend,
     platform: Platform,
     drm_node: Option<PathBuf>,
+    drm_primary_node: Option<PathBuf>,
     device_extensions: Vec<String>,
 }
 
@@ -480,6 +546,7 @@ impl GlContext {
         let info = EglInfo {
             platform: made.platform,
             drm_node: made.drm_node,
+            drm_primary_node: made.drm_primary_node,
             driver_name: if has("EGL_MESA_query_driver") {
                 handles.driver_name()
             } else {
@@ -516,6 +583,7 @@ impl GlContext {
             "GL context created"
         );
         let shared = Shared {
+            allocator: RefCell::new(None),
             gl,
             egl: handles,
             info,
@@ -546,36 +614,20 @@ impl GlContext {
 
     /// Creates a `width` x `height` RGBA8 texture (one level, immutable storage) and a
     /// framebuffer with it as colour attachment 0.
+    ///
+    /// Its storage belongs to the driver: read it back with [`GlContext::read_pixels`]. Whether
+    /// [`GlContext::export_dmabuf`] can share it depends on the driver; use
+    /// [`GlContext::create_exportable_target`] for a target that is meant to be exported.
     pub fn create_target(&mut self, width: u32, height: u32) -> Result<LayerTarget, GlError> {
-        let max = self.shared.info.max_texture_size;
-        let (Ok(w), Ok(h)) = (i32::try_from(width), i32::try_from(height)) else {
-            return Err(GlError::BadSize { width, height, max });
-        };
-        if width == 0 || height == 0 || width > max || height > max {
-            return Err(GlError::BadSize { width, height, max });
-        }
-        self.shared.make_current()?;
+        let (w, h) = self.check_size(width, height)?;
+        let mut target = self.new_target(width, height)?;
         let gl = &self.shared.gl;
-        // SAFETY: this context is current (above); glGenTextures has no other precondition.
-        let texture = unsafe { gl.create_texture() }.map_err(|message| GlError::CreateObject {
-            object: "texture",
-            message,
-        })?;
-        // From here on `target`'s Drop deletes whatever was created if a step fails.
-        let mut target = LayerTarget {
-            shared: Rc::clone(&self.shared),
-            texture,
-            framebuffer: None,
-            width,
-            height,
-            image: OnceCell::new(),
-        };
-        // SAFETY: context current; `texture` is a fresh name of this context; 1 level of RGBA8
-        // with 1 <= w, h <= GL_MAX_TEXTURE_SIZE (checked above) is a valid glTexStorage2D.
-        // Nearest filtering with one level makes the texture complete, which EGLImage creation
-        // from it requires. The binding is restored to 0.
+        // SAFETY: context current (`new_target` made it so); `target.texture` is a fresh name of
+        // this context; 1 level of RGBA8 with 1 <= w, h <= GL_MAX_TEXTURE_SIZE (`check_size`) is
+        // a valid glTexStorage2D. Nearest filtering with one level makes the texture complete,
+        // which EGLImage creation from it requires. The binding is restored to 0.
         unsafe {
-            gl.bind_texture(glow::TEXTURE_2D, Some(texture));
+            gl.bind_texture(glow::TEXTURE_2D, Some(target.texture));
             gl.tex_storage_2d(glow::TEXTURE_2D, 1, glow::RGBA8, w, h);
             gl.tex_parameter_i32(
                 glow::TEXTURE_2D,
@@ -590,6 +642,160 @@ impl GlContext {
             gl.bind_texture(glow::TEXTURE_2D, None);
         }
         self.shared.check("glTexStorage2D(RGBA8)")?;
+        self.attach_framebuffer(&mut target)?;
+        tracing::debug!(
+            texture = target.texture.0,
+            width,
+            height,
+            "layer target created"
+        );
+        Ok(target)
+    }
+
+    /// Creates a layer target whose texture's storage is a linear `DRM_FORMAT_ABGR8888` dma-buf,
+    /// so that [`GlContext::export_dmabuf`] can always share it.
+    ///
+    /// The buffer is allocated with GBM (`GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR`) on the
+    /// context's DRM device, imported as an `EGLImage` ([`EGL_EXT_image_dma_buf_import`]) and
+    /// bound to a new texture with `glEGLImageTargetTexture2DOES` ([`GL_OES_EGL_image`]). That
+    /// import is the one way Mesa's `kms_swrast` (llvmpipe on a DRM node, what vgem gives)
+    /// renders into memory it can share: llvmpipe before Mesa 24.0 cannot export the storage of
+    /// a texture it allocated itself.
+    ///
+    /// Needs a context on a DRM device ([`EglInfo::drm_node`]), `EGL_EXT_image_dma_buf_import`
+    /// and `GL_OES_EGL_image`; each missing piece is a named error.
+    ///
+    /// [`EGL_EXT_image_dma_buf_import`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import.txt
+    /// [`GL_OES_EGL_image`]: https://registry.khronos.org/OpenGL/extensions/OES/OES_EGL_image.txt
+    pub fn create_exportable_target(
+        &mut self,
+        width: u32,
+        height: u32,
+    ) -> Result<LayerTarget, GlError> {
+        self.check_size(width, height)?;
+        let info = &self.shared.info;
+        let needed_for = "an exportable (dma-buf backed) layer target";
+        if !info.ext_image_dma_buf_import {
+            return Err(GlError::ExtensionMissing {
+                extension: "EGL_EXT_image_dma_buf_import",
+                needed_for,
+                platform: info.platform,
+            });
+        }
+        if !self
+            .shared
+            .gl
+            .supported_extensions()
+            .contains("GL_OES_EGL_image")
+        {
+            return Err(GlError::ExtensionMissing {
+                extension: "GL_OES_EGL_image",
+                needed_for,
+                platform: info.platform,
+            });
+        }
+        let buffer = self.shared.allocate_linear(width, height)?;
+        let fd = buffer.fd().ok_or(GlError::Allocate {
+            width,
+            height,
+            attempts: vec!["the GBM buffer has no dma-buf fd".to_owned()],
+        })?;
+        // The modifier is passed only when GBM tracked one and EGL accepts modifiers; otherwise
+        // the import takes the layout GBM chose, which GBM_BO_USE_LINEAR made linear.
+        let modifier = (info.ext_image_dma_buf_import_modifiers
+            && buffer.modifier != super::DRM_FORMAT_MOD_INVALID)
+            .then_some(buffer.modifier);
+        let image = self.shared.egl.import_dmabuf(&DmabufPlane {
+            fd,
+            width,
+            height,
+            fourcc: super::DRM_FORMAT_ABGR8888,
+            offset: buffer.offset,
+            stride: buffer.stride,
+            modifier,
+        })?;
+        let (stride, offset, gbm_modifier) = (buffer.stride, buffer.offset, buffer.modifier);
+        let mut target = match self.new_target(width, height) {
+            Ok(t) => t,
+            Err(e) => {
+                self.shared.egl.destroy_image(image);
+                return Err(e);
+            }
+        };
+        target.backing = Some(buffer);
+        let image = target.image.get_or_init(|| image);
+        let gl = &self.shared.gl;
+        // SAFETY: context current (`new_target`); `target.texture` is a fresh name of this
+        // context, bound here and unbound below; glTexParameteri with NEAREST is always valid.
+        unsafe { gl.bind_texture(glow::TEXTURE_2D, Some(target.texture)) };
+        let bound = self.shared.egl.target_texture_2d(image);
+        // SAFETY: as above.
+        unsafe {
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_MIN_FILTER,
+                glow::NEAREST as i32,
+            );
+            gl.tex_parameter_i32(
+                glow::TEXTURE_2D,
+                glow::TEXTURE_MAG_FILTER,
+                glow::NEAREST as i32,
+            );
+            gl.bind_texture(glow::TEXTURE_2D, None);
+        }
+        bound?;
+        self.shared.check("glEGLImageTargetTexture2DOES")?;
+        self.attach_framebuffer(&mut target)?;
+        tracing::debug!(
+            texture = target.texture.0,
+            width,
+            height,
+            stride,
+            offset,
+            gbm_modifier = format_args!("{gbm_modifier:#018x}"),
+            "exportable layer target created"
+        );
+        Ok(target)
+    }
+
+    /// Checks a target size against GL's limits; returns it as GL's integer type.
+    fn check_size(&self, width: u32, height: u32) -> Result<(i32, i32), GlError> {
+        let max = self.shared.info.max_texture_size;
+        match (i32::try_from(width), i32::try_from(height)) {
+            (Ok(w), Ok(h)) if width > 0 && height > 0 && width <= max && height <= max => {
+                Ok((w, h))
+            }
+            _ => Err(GlError::BadSize { width, height, max }),
+        }
+    }
+
+    /// A target holding a fresh texture name and nothing else yet; its Drop deletes whatever
+    /// the caller adds if a later step fails. Leaves this context current.
+    fn new_target(&mut self, width: u32, height: u32) -> Result<LayerTarget, GlError> {
+        self.shared.make_current()?;
+        // SAFETY: this context is current (above); glGenTextures has no other precondition.
+        let texture = unsafe { self.shared.gl.create_texture() }.map_err(|message| {
+            GlError::CreateObject {
+                object: "texture",
+                message,
+            }
+        })?;
+        Ok(LayerTarget {
+            shared: Rc::clone(&self.shared),
+            texture,
+            framebuffer: None,
+            width,
+            height,
+            image: OnceCell::new(),
+            backing: None,
+        })
+    }
+
+    /// Creates `target`'s framebuffer with its texture as colour attachment 0 and checks it is
+    /// complete.
+    fn attach_framebuffer(&mut self, target: &mut LayerTarget) -> Result<(), GlError> {
+        self.shared.make_current()?;
+        let gl = &self.shared.gl;
         // SAFETY: context current; glGenFramebuffers has no other precondition.
         let framebuffer =
             unsafe { gl.create_framebuffer() }.map_err(|message| GlError::CreateObject {
@@ -597,15 +803,15 @@ impl GlContext {
                 message,
             })?;
         target.framebuffer = Some(framebuffer);
-        // SAFETY: context current; `framebuffer` and `texture` are live names of this context;
-        // level 0 exists. The binding is restored to 0.
+        // SAFETY: context current; `framebuffer` and `target.texture` are live names of this
+        // context and the texture has storage for level 0. The binding is restored to 0.
         let status = unsafe {
             gl.bind_framebuffer(glow::FRAMEBUFFER, Some(framebuffer));
             gl.framebuffer_texture_2d(
                 glow::FRAMEBUFFER,
                 glow::COLOR_ATTACHMENT0,
                 glow::TEXTURE_2D,
-                Some(texture),
+                Some(target.texture),
                 0,
             );
             let status = gl.check_framebuffer_status(glow::FRAMEBUFFER);
@@ -615,13 +821,12 @@ impl GlContext {
         self.shared.check("glFramebufferTexture2D")?;
         if status != glow::FRAMEBUFFER_COMPLETE {
             return Err(GlError::IncompleteFramebuffer {
-                width,
-                height,
+                width: target.width,
+                height: target.height,
                 status,
             });
         }
-        tracing::debug!(texture = texture.0, width, height, "layer target created");
-        Ok(target)
+        Ok(())
     }
 
     /// Draws `content` into `target`: the background over the whole texture, then each rectangle
@@ -874,6 +1079,7 @@ fn try_devices(node: Option<&Path>, attempts: &mut Vec<PlatformAttempt>) -> Opti
                     backend,
                     platform: Platform::Device,
                     drm_node: node_of(device).map(Path::to_path_buf),
+                    drm_primary_node: device.drm_device_node_path().map(Path::to_path_buf),
                     device_extensions,
                 });
             }
@@ -904,6 +1110,7 @@ fn try_surfaceless(attempts: &mut Vec<PlatformAttempt>) -> Option<Made> {
             backend: Backend::Surfaceless(ctx),
             platform: Platform::Surfaceless,
             drm_node: None,
+            drm_primary_node: None,
             device_extensions: Vec::new(),
         }),
         Err(error) => {
@@ -932,6 +1139,7 @@ fn try_gbm(node: &Path, attempts: &mut Vec<PlatformAttempt>) -> Option<Made> {
             backend,
             platform: Platform::Gbm,
             drm_node: Some(node.to_path_buf()),
+            drm_primary_node: None,
             device_extensions: Vec::new(),
         }),
         Err(error) => {

@@ -33,9 +33,10 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::ptr::{self, NonNull};
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use super::GlError;
@@ -78,6 +79,18 @@ const EGL_SYNC_NATIVE_FENCE_ANDROID: EGLenum = 0x3144;
 const EGL_NO_NATIVE_FENCE_FD_ANDROID: EGLint = -1;
 const EGL_PLATFORM_SURFACELESS_MESA: EGLenum = 0x31DD;
 const EGL_OPENGL_ES3_BIT: EGLint = 0x0040;
+// EGL_EXT_image_dma_buf_import / _modifiers (eglext.h).
+const EGL_LINUX_DMA_BUF_EXT: EGLenum = 0x3270;
+const EGL_LINUX_DRM_FOURCC_EXT: EGLint = 0x3271;
+const EGL_DMA_BUF_PLANE0_FD_EXT: EGLint = 0x3272;
+const EGL_DMA_BUF_PLANE0_OFFSET_EXT: EGLint = 0x3273;
+const EGL_DMA_BUF_PLANE0_PITCH_EXT: EGLint = 0x3274;
+const EGL_DMA_BUF_PLANE0_MODIFIER_LO_EXT: EGLint = 0x3443;
+const EGL_DMA_BUF_PLANE0_MODIFIER_HI_EXT: EGLint = 0x3444;
+const EGL_WIDTH: EGLint = 0x3057;
+const EGL_HEIGHT: EGLint = 0x3056;
+/// `GL_TEXTURE_2D` (GLES2/gl2.h), the target glEGLImageTargetTexture2DOES binds.
+const GL_TEXTURE_2D: u32 = 0x0DE1;
 
 /// The largest plane count a DRM format has (`drm_fourcc.h`: at most 4 planes per framebuffer).
 pub(crate) const MAX_PLANES: usize = 4;
@@ -157,6 +170,9 @@ type FnDestroySyncKhr = unsafe extern "C" fn(EGLDisplay, EGLSyncKHR) -> EGLBoole
 type FnDupNativeFenceFdAndroid = unsafe extern "C" fn(EGLDisplay, EGLSyncKHR) -> EGLint;
 // EGL_MESA_query_driver
 type FnGetDisplayDriverName = unsafe extern "C" fn(EGLDisplay) -> *const c_char;
+// GL_OES_EGL_image (GLES2/gl2ext.h): void glEGLImageTargetTexture2DOES(GLenum, GLeglImageOES);
+// GL_APIENTRY is empty on Linux.
+type FnEglImageTargetTexture2dOes = unsafe extern "C" fn(u32, *mut c_void);
 
 /// libEGL's entry points, loaded once.
 pub(crate) struct Egl {
@@ -180,6 +196,7 @@ pub(crate) struct Egl {
     destroy_sync_khr: Option<FnDestroySyncKhr>,
     dup_native_fence_fd_android: Option<FnDupNativeFenceFdAndroid>,
     get_display_driver_name: Option<FnGetDisplayDriverName>,
+    egl_image_target_texture_2d_oes: Option<FnEglImageTargetTexture2dOes>,
 }
 
 impl std::fmt::Debug for Egl {
@@ -256,6 +273,9 @@ impl Egl {
                 std::mem::transmute::<*mut c_void, Option<FnGetDisplayDriverName>>(lookup(
                     c"eglGetDisplayDriverName",
                 )),
+                std::mem::transmute::<*mut c_void, Option<FnEglImageTargetTexture2dOes>>(lookup(
+                    c"glEGLImageTargetTexture2DOES",
+                )),
             )
         };
         Ok(Self {
@@ -278,6 +298,7 @@ impl Egl {
             destroy_sync_khr: ext.6,
             dup_native_fence_fd_android: ext.7,
             get_display_driver_name: ext.8,
+            egl_image_target_texture_2d_oes: ext.9,
             _lib: lib,
         })
     }
@@ -359,6 +380,18 @@ pub(crate) struct EglImage(EGLImageKHR);
 /// An `EGLSyncKHR`; hand it back to [`EglHandles::destroy_sync`].
 #[derive(Debug)]
 pub(crate) struct EglSync(EGLSyncKHR);
+
+/// One plane of a dma-buf to import.
+#[derive(Debug)]
+pub(crate) struct DmabufPlane<'fd> {
+    pub(crate) fd: BorrowedFd<'fd>,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) fourcc: u32,
+    pub(crate) offset: u32,
+    pub(crate) stride: u32,
+    pub(crate) modifier: Option<u64>,
+}
 
 /// What `eglExportDMABUFImageQueryMESA` reports.
 #[derive(Clone, Copy, Debug)]
@@ -478,6 +511,94 @@ impl EglHandles {
             let code = self.egl.last_error();
             tracing::warn!(code, name = error_name(code), "eglDestroyImageKHR failed");
         }
+    }
+
+    /// `eglCreateImageKHR(display, EGL_NO_CONTEXT, EGL_LINUX_DMA_BUF_EXT, NULL, attribs)`: an
+    /// `EGLImage` over one plane of an existing dma-buf ([`EGL_EXT_image_dma_buf_import`]).
+    ///
+    /// `modifier` is passed only when given (it needs
+    /// `EGL_EXT_image_dma_buf_import_modifiers`); without it the driver assumes the layout the
+    /// buffer's allocator chose. The caller has checked the import extension(s). EGL takes its own
+    /// reference to the dma-buf: `fd` may be closed afterwards.
+    ///
+    /// [`EGL_EXT_image_dma_buf_import`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import.txt
+    pub(crate) fn import_dmabuf(&self, plane: &DmabufPlane<'_>) -> Result<EglImage, GlError> {
+        let create = self
+            .egl
+            .create_image_khr
+            .ok_or(GlError::MissingEntryPoint {
+                name: "eglCreateImageKHR",
+            })?;
+        let as_attr = |v: u32| EGLint::from_ne_bytes(v.to_ne_bytes());
+        let mut attribs = vec![
+            EGL_WIDTH,
+            as_attr(plane.width),
+            EGL_HEIGHT,
+            as_attr(plane.height),
+            EGL_LINUX_DRM_FOURCC_EXT,
+            as_attr(plane.fourcc),
+            EGL_DMA_BUF_PLANE0_FD_EXT,
+            plane.fd.as_raw_fd(),
+            EGL_DMA_BUF_PLANE0_OFFSET_EXT,
+            as_attr(plane.offset),
+            EGL_DMA_BUF_PLANE0_PITCH_EXT,
+            as_attr(plane.stride),
+        ];
+        if let Some(modifier) = plane.modifier {
+            // The extension splits the 64-bit modifier into two 32-bit attribute values.
+            attribs.extend([
+                EGL_DMA_BUF_PLANE0_MODIFIER_LO_EXT,
+                as_attr(modifier as u32),
+                EGL_DMA_BUF_PLANE0_MODIFIER_HI_EXT,
+                as_attr((modifier >> 32) as u32),
+            ]);
+        }
+        attribs.push(EGL_NONE);
+        // SAFETY: display live (type invariant); for EGL_LINUX_DMA_BUF_EXT the extension requires
+        // EGL_NO_CONTEXT (NULL) and a NULL client buffer; `attribs` is EGL_NONE terminated and
+        // outlives the call; the fd in it is borrowed, so open for the call, and EGL only
+        // imports it (takes its own reference), never closes it.
+        let image = unsafe {
+            create(
+                self.display,
+                ptr::null_mut(),
+                EGL_LINUX_DMA_BUF_EXT,
+                ptr::null_mut(),
+                attribs.as_ptr(),
+            )
+        };
+        if image.is_null() {
+            return Err(self.egl.error("eglCreateImageKHR(EGL_LINUX_DMA_BUF_EXT)"));
+        }
+        Ok(EglImage(image))
+    }
+
+    /// `glEGLImageTargetTexture2DOES(GL_TEXTURE_2D, image)`: makes the texture bound to
+    /// `GL_TEXTURE_2D` of the current context use `image` as its storage ([`GL_OES_EGL_image`]).
+    ///
+    /// Fails unless this context is current. The caller has checked `GL_OES_EGL_image` in the GL
+    /// extensions and bound the texture; GL reports any other misuse through `glGetError`.
+    ///
+    /// [`GL_OES_EGL_image`]: https://registry.khronos.org/OpenGL/extensions/OES/OES_EGL_image.txt
+    pub(crate) fn target_texture_2d(&self, image: &EglImage) -> Result<(), GlError> {
+        let target =
+            self.egl
+                .egl_image_target_texture_2d_oes
+                .ok_or(GlError::MissingEntryPoint {
+                    name: "glEGLImageTargetTexture2DOES",
+                })?;
+        if !self.is_current() {
+            return Err(GlError::Egl {
+                call: "glEGLImageTargetTexture2DOES (context not current)",
+                code: 0,
+            });
+        }
+        // SAFETY: this context is current on the calling thread (checked above), so the GL call
+        // reaches it; `image` is a live EGLImage of this display (borrowed, so not destroyed);
+        // GL_TEXTURE_2D is the target the extension defines. GL validates the rest and reports
+        // errors through glGetError.
+        unsafe { target(GL_TEXTURE_2D, image.0) };
+        Ok(())
     }
 
     /// `eglExportDMABUFImageQueryMESA(display, image, &fourcc, &num_planes, &modifier)`.
@@ -833,14 +954,33 @@ impl Drop for SurfacelessContext {
     }
 }
 
-// libgbm: gbm_create_device / gbm_device_destroy, prototypes from `gbm.h`.
+// libgbm, prototypes from Mesa's `gbm.h`.
 type FnGbmCreateDevice = unsafe extern "C" fn(c_int) -> *mut c_void;
 type FnGbmDeviceDestroy = unsafe extern "C" fn(*mut c_void);
+type FnGbmBoCreate = unsafe extern "C" fn(*mut c_void, u32, u32, u32, u32) -> *mut c_void;
+type FnGbmBoDestroy = unsafe extern "C" fn(*mut c_void);
+type FnGbmBoGetFd = unsafe extern "C" fn(*mut c_void) -> c_int;
+type FnGbmBoGetStride = unsafe extern "C" fn(*mut c_void) -> u32;
+type FnGbmBoGetOffset = unsafe extern "C" fn(*mut c_void, c_int) -> u32;
+type FnGbmBoGetModifier = unsafe extern "C" fn(*mut c_void) -> u64;
+type FnGbmBoGetPlaneCount = unsafe extern "C" fn(*mut c_void) -> c_int;
+
+/// `gbm.h`: `GBM_BO_USE_RENDERING = (1 << 2)`, the buffer is a render target.
+const GBM_BO_USE_RENDERING: u32 = 1 << 2;
+/// `gbm.h`: `GBM_BO_USE_LINEAR = (1 << 4)`, the buffer is laid out linearly.
+const GBM_BO_USE_LINEAR: u32 = 1 << 4;
 
 struct Gbm {
     _lib: libloading::Library,
     create_device: FnGbmCreateDevice,
     device_destroy: FnGbmDeviceDestroy,
+    bo_create: FnGbmBoCreate,
+    bo_destroy: FnGbmBoDestroy,
+    bo_get_fd: FnGbmBoGetFd,
+    bo_get_stride: FnGbmBoGetStride,
+    bo_get_offset: FnGbmBoGetOffset,
+    bo_get_modifier: FnGbmBoGetModifier,
+    bo_get_plane_count: FnGbmBoGetPlaneCount,
 }
 
 static GBM: OnceLock<Result<Gbm, String>> = OnceLock::new();
@@ -850,20 +990,27 @@ fn gbm() -> Result<&'static Gbm, String> {
         // SAFETY: loading libgbm runs Mesa's initialisers, which have no preconditions.
         let lib = unsafe { libloading::Library::new(LIBGBM) }
             .map_err(|e| format!("{LIBGBM} could not be loaded ({e}); install libgbm1"))?;
-        // SAFETY: both types are the prototypes in `gbm.h`; the pointers are copied out of their
-        // `Symbol`s, which is sound because the library is stored beside them in a `static`.
-        let (create_device, device_destroy) = unsafe {
-            (
-                *lib.get::<FnGbmCreateDevice>(b"gbm_create_device\0")
-                    .map_err(|e| format!("{LIBGBM} has no gbm_create_device ({e})"))?,
-                *lib.get::<FnGbmDeviceDestroy>(b"gbm_device_destroy\0")
-                    .map_err(|e| format!("{LIBGBM} has no gbm_device_destroy ({e})"))?,
-            )
-        };
+        macro_rules! sym {
+            ($name:literal, $ty:ty) => {{
+                // SAFETY: `$ty` is the prototype `gbm.h` gives for this function; the pointer is
+                // copied out of its `Symbol`, which is sound because the library is stored beside
+                // it in a `static` and never unloaded.
+                let sym = unsafe { lib.get::<$ty>(concat!($name, "\0").as_bytes()) }
+                    .map_err(|e| format!("{LIBGBM} has no {} ({e})", $name))?;
+                *sym
+            }};
+        }
         Ok(Gbm {
+            create_device: sym!("gbm_create_device", FnGbmCreateDevice),
+            device_destroy: sym!("gbm_device_destroy", FnGbmDeviceDestroy),
+            bo_create: sym!("gbm_bo_create", FnGbmBoCreate),
+            bo_destroy: sym!("gbm_bo_destroy", FnGbmBoDestroy),
+            bo_get_fd: sym!("gbm_bo_get_fd", FnGbmBoGetFd),
+            bo_get_stride: sym!("gbm_bo_get_stride", FnGbmBoGetStride),
+            bo_get_offset: sym!("gbm_bo_get_offset", FnGbmBoGetOffset),
+            bo_get_modifier: sym!("gbm_bo_get_modifier", FnGbmBoGetModifier),
+            bo_get_plane_count: sym!("gbm_bo_get_plane_count", FnGbmBoGetPlaneCount),
             _lib: lib,
-            create_device,
-            device_destroy,
         })
     })
     .as_ref()
@@ -910,6 +1057,110 @@ impl GbmDevice {
     /// The `struct gbm_device *`, for `EGL_PLATFORM_GBM_KHR`.
     pub(crate) fn as_ptr(&self) -> NonNull<c_void> {
         self.device
+    }
+
+    /// Allocates a `width` x `height` linear, renderable buffer of DRM `fourcc`
+    /// (`gbm_bo_create(.., GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR)`) and exports it as a
+    /// dma-buf. The buffer object keeps `self` alive.
+    pub(crate) fn create_linear_buffer(
+        self: &Rc<Self>,
+        width: u32,
+        height: u32,
+        fourcc: u32,
+    ) -> Result<GbmBuffer, String> {
+        let gbm = self.gbm;
+        // SAFETY: `self.device` is a live gbm_device (destroyed only when the last `Rc` drops,
+        // and the returned buffer holds one); the other arguments are plain integers that libgbm
+        // validates (NULL on failure).
+        let bo = unsafe {
+            (gbm.bo_create)(
+                self.device.as_ptr(),
+                width,
+                height,
+                fourcc,
+                GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR,
+            )
+        };
+        let Some(bo) = NonNull::new(bo) else {
+            return Err(format!(
+                "gbm_bo_create({width}x{height}, fourcc {fourcc:#010x}, RENDERING|LINEAR) failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        };
+        let mut buffer = GbmBuffer {
+            device: Rc::clone(self),
+            bo,
+            fd: None,
+            stride: 0,
+            offset: 0,
+            modifier: 0,
+        };
+        // SAFETY: (all five calls) `bo` is the live buffer object just created (destroyed only in
+        // `GbmBuffer::drop`); plane 0 exists for every format.
+        let (planes, stride, offset, modifier, fd) = unsafe {
+            (
+                (gbm.bo_get_plane_count)(bo.as_ptr()),
+                (gbm.bo_get_stride)(bo.as_ptr()),
+                (gbm.bo_get_offset)(bo.as_ptr(), 0),
+                (gbm.bo_get_modifier)(bo.as_ptr()),
+                (gbm.bo_get_fd)(bo.as_ptr()),
+            )
+        };
+        if fd < 0 {
+            return Err(format!(
+                "gbm_bo_get_fd failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: gbm_bo_get_fd returns a new dma-buf fd (a PRIME export) that the caller owns
+        // and must close; it is wrapped exactly once.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if planes != 1 {
+            return Err(format!("gbm buffer has {planes} planes, expected 1"));
+        }
+        buffer.fd = Some(ensure_cloexec(fd).map_err(|e| e.to_string())?);
+        buffer.stride = stride;
+        buffer.offset = offset;
+        buffer.modifier = modifier;
+        Ok(buffer)
+    }
+}
+
+/// A GBM buffer object and the dma-buf it was exported as. Keeps its device alive.
+pub(crate) struct GbmBuffer {
+    device: Rc<GbmDevice>,
+    bo: NonNull<c_void>,
+    fd: Option<OwnedFd>,
+    pub(crate) stride: u32,
+    pub(crate) offset: u32,
+    /// `gbm_bo_get_modifier`: `DRM_FORMAT_MOD_INVALID` when the driver tracks none.
+    pub(crate) modifier: u64,
+}
+
+impl std::fmt::Debug for GbmBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GbmBuffer")
+            .field("stride", &self.stride)
+            .field("offset", &self.offset)
+            .field("modifier", &format_args!("{:#018x}", self.modifier))
+            .finish_non_exhaustive()
+    }
+}
+
+impl GbmBuffer {
+    /// The dma-buf fd.
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.fd.as_ref().map(|f| f.as_fd())
+    }
+}
+
+impl Drop for GbmBuffer {
+    fn drop(&mut self) {
+        // SAFETY: `bo` came from gbm_bo_create on `device`, which this value keeps alive (the
+        // `Rc` field drops after this body), and is destroyed only here. The dma-buf fd and any
+        // EGLImage imported from it hold their own references to the memory.
+        unsafe { (self.device.gbm.bo_destroy)(self.bo.as_ptr()) };
     }
 }
 
@@ -959,8 +1210,22 @@ mod tests {
             k::NO_NATIVE_FENCE_FD_ANDROID
         );
         assert_eq!(EGL_OPENGL_ES3_BIT, k::OPENGL_ES3_BIT as EGLint);
-        // Not in glutin's bindings; eglext.h: #define EGL_PLATFORM_SURFACELESS_MESA 0x31DD.
+        assert_eq!(EGL_WIDTH, k::WIDTH as EGLint);
+        assert_eq!(EGL_HEIGHT, k::HEIGHT as EGLint);
+        // Not in glutin's bindings; values as eglext.h defines them.
         assert_eq!(EGL_PLATFORM_SURFACELESS_MESA, 0x31DD);
+        assert_eq!(EGL_LINUX_DMA_BUF_EXT, 0x3270);
+        assert_eq!(EGL_LINUX_DRM_FOURCC_EXT, 0x3271);
+        assert_eq!(EGL_DMA_BUF_PLANE0_FD_EXT, 0x3272);
+        assert_eq!(EGL_DMA_BUF_PLANE0_OFFSET_EXT, 0x3273);
+        assert_eq!(EGL_DMA_BUF_PLANE0_PITCH_EXT, 0x3274);
+        assert_eq!(EGL_DMA_BUF_PLANE0_MODIFIER_LO_EXT, 0x3443);
+        assert_eq!(EGL_DMA_BUF_PLANE0_MODIFIER_HI_EXT, 0x3444);
+        // GLES2/gl2.h and glow agree on GL_TEXTURE_2D.
+        assert_eq!(GL_TEXTURE_2D, glow::TEXTURE_2D);
+        // gbm.h.
+        assert_eq!(GBM_BO_USE_RENDERING, 4);
+        assert_eq!(GBM_BO_USE_LINEAR, 16);
     }
 
     #[test]

@@ -110,10 +110,10 @@ pub enum GlError {
         /// The function name.
         name: &'static str,
     },
-    /// The display does not offer an extension an operation needs.
+    /// The EGL display or GL context does not offer an extension an operation needs.
     #[error(
-        "the EGL display ({platform}) does not offer {extension}, which {needed_for} needs; \
-         use a platform that offers it (with Mesa: the device or GBM platform on a DRM render node)"
+        "the GL context ({platform}) does not offer {extension}, which {needed_for} needs; \
+         use a platform that offers it (with Mesa: the device platform on a DRM node)"
     )]
     ExtensionMissing {
         /// The extension string that is absent.
@@ -229,7 +229,11 @@ pub enum GlError {
         width: u32,
     },
     /// EGL reported success but returned no fd for a plane.
-    #[error("eglExportDMABUFImageMESA returned no fd for plane {plane}")]
+    #[error(
+        "eglExportDMABUFImageMESA returned no fd for plane {plane}: the driver cannot share this \
+         texture's storage (Mesa's llvmpipe before 24.0 shares only textures made from a \
+         dma-buf); create the target with GlContext::create_exportable_target"
+    )]
     MissingPlaneFd {
         /// Plane index.
         plane: usize,
@@ -246,6 +250,16 @@ pub enum GlError {
         size: u64,
         /// `offset + stride * height`.
         needed: u64,
+    },
+    /// No linear dma-buf could be allocated for an exportable target.
+    #[error("allocating a {width}x{height} linear dma-buf failed: {}", .attempts.join("; "))]
+    Allocate {
+        /// Width asked for.
+        width: u32,
+        /// Height asked for.
+        height: u32,
+        /// Each DRM node tried and why it failed.
+        attempts: Vec<String>,
     },
     /// An fd-level operation on an exported fd failed.
     #[error("making an exported fd close-on-exec failed: {0}")]

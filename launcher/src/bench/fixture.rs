@@ -1,0 +1,219 @@
+//! What the producer side exports for the cross-process measurements, made the way the GPU
+//! process makes it.
+//!
+//! - Three layer buffers of a 1920x1080 frame, sized as the scene sizes them (layer 0 the whole
+//!   frame, the panels a quarter each): sealed memfds (`DRM_FORMAT_ABGR8888`, linear, rows tightly
+//!   packed), exactly what the shm backend allocates.
+//! - One eventfd fence per layer, signalled once, so every poll finds it ready (level-triggered).
+//! - A batch of [`FD_BATCH`] more eventfds for the per-fd comparison of `pidfd_getfd` and
+//!   `SCM_RIGHTS`.
+//!
+//! Every fd is moved into the export window ([`ExportWindow::GPU`]) and described by number and
+//! identity, as the GPU process describes its exports, so the consumer's checks (window, pid,
+//! identity, extent, seals) all run for real. [`Fixture::message`] builds the
+//! `GpuToRenderer::Frame` of one frame; bumping the generation ([`Fixture::next_generation`])
+//! makes every layer a new buffer id, which the consumer must import afresh.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use anyhow::Context;
+use ipc_protocol::frame::{
+    BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR,
+};
+use ipc_protocol::messages::{FrameMsg, GpuToRenderer, LayerMsg, LayerPlacement, RendererToGpu};
+use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
+use triptych_sys::eventfd::EventFence;
+use triptych_sys::fd::ExportWindow;
+
+/// Frame width of every frame-sized measurement.
+pub const WIDTH: u32 = 1920;
+/// Frame height of every frame-sized measurement.
+pub const HEIGHT: u32 = 1080;
+/// Layers per handoff message.
+pub const LAYERS: u32 = 3;
+/// fds moved per round trip in the per-fd comparison.
+pub const FD_BATCH: usize = 32;
+/// The epoch every message carries.
+pub const EPOCH: u64 = 1;
+
+/// One layer's exported files.
+#[derive(Debug)]
+struct LayerFiles {
+    buffer: OwnedFd,
+    fence: OwnedFd,
+    width: u32,
+    height: u32,
+}
+
+/// The producer's exports.
+#[derive(Debug)]
+pub struct Fixture {
+    layers: Vec<LayerFiles>,
+    batch: Vec<OwnedFd>,
+    generation: u32,
+    pid: u32,
+}
+
+fn remote(pid: u32, fd: &OwnedFd) -> anyhow::Result<RemoteFd> {
+    let id = triptych_sys::fd::identity(fd.as_fd())?;
+    Ok(RemoteFd {
+        pid,
+        fd: fd.as_raw_fd(),
+        identity: FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    })
+}
+
+fn signalled_fence() -> anyhow::Result<OwnedFd> {
+    let fence = EventFence::new().context("creating an eventfd fence")?;
+    fence.signal().context("signalling an eventfd fence")?;
+    ExportWindow::GPU
+        .place(fence.as_fd())
+        .context("moving a fence into the export window")
+}
+
+impl Fixture {
+    /// Creates the buffers and fences, in the export window.
+    pub fn new() -> anyhow::Result<Fixture> {
+        let mut layers = Vec::new();
+        for l in 0..LAYERS {
+            let (width, height) = triptych_scene::layer_size(l, WIDTH, HEIGHT);
+            let size = u64::from(width) * u64::from(height) * 4;
+            let name = std::ffi::CString::new(format!("triptych-bench-{l}"))
+                .context("memfd name")?;
+            let memfd = triptych_sys::memfd::create_sealed(&name, size)
+                .with_context(|| format!("creating layer {l}'s {size}-byte buffer"))?;
+            let buffer = ExportWindow::GPU
+                .place(memfd.as_fd())
+                .context("moving a buffer into the export window")?;
+            layers.push(LayerFiles {
+                buffer,
+                fence: signalled_fence()?,
+                width,
+                height,
+            });
+        }
+        let batch = (0..FD_BATCH)
+            .map(|_| signalled_fence())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Fixture {
+            layers,
+            batch,
+            generation: 1,
+            pid: std::process::id(),
+        })
+    }
+
+    /// Makes every layer's buffer id new, so the next message must be imported afresh.
+    pub fn next_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1).max(1);
+    }
+
+    /// The description of frame `frame`, sent now, with the current generation.
+    pub fn message(&self, frame: u64) -> anyhow::Result<GpuToRenderer> {
+        let layers = self
+            .layers
+            .iter()
+            .zip(0u32..)
+            .map(|(files, l)| {
+                let p = triptych_scene::placement(frame, l, LAYERS, WIDTH, HEIGHT);
+                Ok(LayerMsg {
+                    layer: l,
+                    placement: LayerPlacement {
+                        x: p.x,
+                        y: p.y,
+                        z: p.z,
+                        opacity: p.opacity,
+                    },
+                    buffer: Frame {
+                        id: BufferId {
+                            slot: l,
+                            generation: self.generation,
+                        },
+                        kind: BufferKind::Shm,
+                        format: DrmFormat {
+                            fourcc: DRM_FORMAT_ABGR8888,
+                            modifier: DRM_FORMAT_MOD_LINEAR,
+                        },
+                        width: files.width,
+                        height: files.height,
+                        planes: vec![Plane {
+                            fd: remote(self.pid, &files.buffer)?,
+                            offset: 0,
+                            stride: files.width * 4,
+                        }],
+                        fence: Fence {
+                            kind: FenceKind::EventFd,
+                            fd: remote(self.pid, &files.fence)?,
+                        },
+                    },
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(GpuToRenderer::Frame(FrameMsg {
+            epoch: EPOCH,
+            frame,
+            sent_ns: triptych_trace::now_ns(),
+            layers,
+        }))
+    }
+
+    /// The batch's fd numbers, as the consumer names them to `pidfd_getfd`.
+    pub fn batch_numbers(&self) -> Vec<i32> {
+        self.batch.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The batch's fds, as `SCM_RIGHTS` attaches them.
+    pub fn batch_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.batch.iter().map(AsFd::as_fd).collect()
+    }
+}
+
+/// Bytes ipc-channel puts on the wire for `msg`: its header (two `usize`s, the fragment size and
+/// the total length, written by `send_first_fragment` in ipc-channel's unix platform) plus the
+/// postcard encoding of the message. This is the byte count the bare-socket baselines send.
+pub fn wire_bytes<T: serde::Serialize>(msg: &T) -> anyhow::Result<usize> {
+    let body = postcard::to_stdvec(msg).context("encoding a message to count its bytes")?;
+    Ok(2 * std::mem::size_of::<usize>() + body.len())
+}
+
+/// A representative release message, for its byte count.
+pub fn release_message() -> RendererToGpu {
+    RendererToGpu::Release {
+        epoch: EPOCH,
+        buffer: BufferId {
+            slot: 0,
+            generation: 1,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_passes_the_renderers_checks() {
+        let fx = Fixture::new().expect("fixture");
+        let GpuToRenderer::Frame(msg) = fx.message(5).expect("message");
+        assert_eq!(msg.layers.len(), LAYERS as usize);
+        let w = ExportWindow::GPU;
+        for l in &msg.layers {
+            let ends = l.buffer.validate_shape().expect("shape");
+            l.buffer
+                .validate_remote(std::process::id(), w.base, w.end())
+                .expect("remote");
+            assert_eq!(
+                ends[0],
+                u64::from(l.buffer.width) * u64::from(l.buffer.height) * 4
+            );
+        }
+        assert_eq!((msg.layers[0].buffer.width, msg.layers[0].buffer.height), (WIDTH, HEIGHT));
+        assert_eq!(fx.batch_numbers().len(), FD_BATCH);
+        assert!(fx.batch_numbers().iter().all(|&n| w.contains(n)));
+        let bytes = wire_bytes(&GpuToRenderer::Frame(msg)).expect("bytes");
+        assert!(bytes > 100, "{bytes}");
+    }
+}

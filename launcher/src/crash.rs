@@ -1,0 +1,129 @@
+//! Crash records and the restart policy.
+//!
+//! Every death or hang of a child becomes a [`CrashRecord`]: role, pid, how it ended (exit code,
+//! signal, hang, fence timeout, sandbox violation), when, the last frame on screen, and how long
+//! detection and recovery took. Records go to the log, the trace and the run summary.
+//!
+//! The policy follows Chromium's GPU process handling: a role may crash at most `max` times
+//! within a sliding window; older crashes are forgiven. Past that, the GPU process steps down a
+//! fallback ladder (`dmabuf` -> `shm`) and starts counting again; when the ladder is exhausted,
+//! or the renderer keeps crashing, the run stops with the whole crash history in the error.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Why a child was taken down.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// It exited on its own.
+    Exited {
+        /// Exit code, if it exited normally.
+        code: Option<i32>,
+        /// Signal that killed it, if any.
+        signal: Option<String>,
+    },
+    /// It stopped answering pings.
+    Hang {
+        /// Milliseconds since its last answer.
+        silent_ms: u64,
+    },
+    /// A fence it exported did not signal within the renderer's deadline.
+    FenceTimeout {
+        /// Frame.
+        frame: u64,
+        /// Layer.
+        layer: u32,
+    },
+    /// Its sandbox killed it.
+    SandboxViolation {
+        /// The syscall, as `name(args)`.
+        syscall: String,
+    },
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Exited { code: Some(c), .. } => write!(f, "exited with code {c}"),
+            Cause::Exited { signal: Some(s), .. } => write!(f, "killed by {s}"),
+            Cause::Exited { .. } => write!(f, "exited"),
+            Cause::Hang { silent_ms } => write!(f, "hung (no answer for {silent_ms} ms)"),
+            Cause::FenceTimeout { frame, layer } => {
+                write!(f, "hung (fence of frame {frame} layer {layer} never signalled)")
+            }
+            Cause::SandboxViolation { syscall } => write!(f, "sandbox violation: {syscall}"),
+        }
+    }
+}
+
+/// One crash.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrashRecord {
+    /// `"gpu"` or `"renderer"`.
+    pub role: &'static str,
+    /// Its pid.
+    pub pid: u32,
+    /// What happened.
+    pub cause: Cause,
+    /// Seconds since the run started.
+    pub at_s: f64,
+    /// The frame on screen when it happened.
+    pub last_frame: Option<u64>,
+    /// From the fault (when known) to the launcher noticing, in microseconds.
+    pub detection_us: Option<f64>,
+    /// From noticing to the first frame presented by the replacement, in microseconds.
+    pub recovery_us: Option<f64>,
+    /// The injected fault that caused it, when chaos mode injected one.
+    pub injected: Option<String>,
+}
+
+/// Crashes per role within a window, with forgiveness.
+#[derive(Debug)]
+pub struct RestartPolicy {
+    max: u32,
+    window: Duration,
+    recent: VecDeque<Instant>,
+}
+
+impl RestartPolicy {
+    /// At most `max` crashes within `window`.
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self { max, window, recent: VecDeque::new() }
+    }
+
+    /// Counts a crash at `now`; true if the limit is now exceeded.
+    pub fn crashed(&mut self, now: Instant) -> bool {
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        self.recent.len() as u32 > self.max
+    }
+
+    /// Starts counting afresh (after stepping down the ladder).
+    pub fn reset(&mut self) {
+        self.recent.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgives_old_crashes() {
+        let mut p = RestartPolicy::new(2, Duration::from_secs(10));
+        let t = Instant::now();
+        assert!(!p.crashed(t));
+        assert!(!p.crashed(t + Duration::from_secs(1)));
+        assert!(p.crashed(t + Duration::from_secs(2)));
+        let mut p = RestartPolicy::new(2, Duration::from_secs(10));
+        assert!(!p.crashed(t));
+        assert!(!p.crashed(t + Duration::from_secs(1)));
+        // The first is forgiven by now.
+        assert!(!p.crashed(t + Duration::from_secs(11)));
+    }
+}
