@@ -405,6 +405,11 @@ impl Producer {
             return Ok(());
         }
         self.next_frame += 1;
+        if self.rec.is_enabled() {
+            let in_flight = self.pool.in_flight() as f64;
+            self.rec.counter("buffers_in_flight", in_flight);
+            self.rec.counter("pool_occupancy", in_flight / f64::from(self.pool.len().max(1) as u32));
+        }
         if maybe_fire(&mut self.faults, FaultPoint::GpuAfterExport, frame, &self.events) {
             self.stop_fences = true;
         }

@@ -89,6 +89,16 @@ impl Pool {
         }
     }
 
+    /// Slots in the pool.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the pool has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Buffers in flight.
     pub fn in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.in_flight.is_some()).count()

@@ -228,6 +228,9 @@ impl Supervisor<'_> {
             select! {
                 recv(events) -> m => match m {
                     Ok(GpuToLauncher::Started(info)) => {
+                        if let Some(reason) = &info.backend_reason {
+                            self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
+                        }
                         return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, presented: 0 }));
                     }
                     Ok(GpuToLauncher::Failed(e)) => return Ok(Err((pid, e))),

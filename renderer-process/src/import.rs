@@ -35,6 +35,9 @@ pub enum ImportError {
     /// A shm buffer is not sealed against shrinking.
     #[error("planes[0]: shm buffer is not sealed against shrinking: {0}")]
     Seals(#[from] triptych_sys::memfd::MemfdError),
+    /// A buffer described as a DMA-BUF is not one.
+    #[error("planes[0]: described as a DMA-BUF, but {0}")]
+    NotDmaBuf(String),
     /// A cached id came back with another shape.
     #[error("buffer {slot}.{generation}: description changed shape while its id stayed the same")]
     ShapeChanged {
@@ -165,8 +168,15 @@ impl ImportCache {
         let fd = fetch(pidfd, "planes[0]", &desc.planes[0].fd)?;
         let size = triptych_sys::fd::seek_size(fd.as_fd())?;
         Frame::<RemoteFd>::validate_extent(0, plane_end, size)?;
-        if desc.kind == BufferKind::Shm {
-            triptych_sys::memfd::check_no_shrink(fd.as_fd())?;
+        match desc.kind {
+            // A memfd must be sealed so its owner cannot shrink it under our mapping.
+            BufferKind::Shm => triptych_sys::memfd::check_no_shrink(fd.as_fd())?,
+            // A DMA-BUF's size is fixed for its life; anything else claiming to be one is refused.
+            BufferKind::DmaBuf => {
+                if !triptych_sys::dma_buf::is_dma_buf(fd.as_fd()).map_err(|e| ImportError::NotDmaBuf(e.to_string()))? {
+                    return Err(ImportError::NotDmaBuf("the fetched file is not on the dmabuf file system".into()));
+                }
+            }
         }
         let map = Mapping::new(fd.as_fd(), size as usize, Access::Read)?;
         self.counters.imports += 1;

@@ -492,6 +492,9 @@ impl Pipeline {
         };
         let epoch = self.gpu.epoch;
         {
+            // CPU reads of a DMA-BUF are bracketed with DMA_BUF_IOCTL_SYNC so the exporter's
+            // caches and fences are honoured; the guards end the access when dropped.
+            let mut access = Vec::new();
             let mut layers: Vec<Layer<'_>> = Vec::with_capacity(self.shown.len());
             for s in self.shown.values() {
                 if !s.signalled || s.epoch != epoch {
@@ -502,6 +505,15 @@ impl Pipeline {
                     self.stats.stale_composited += 1;
                     continue;
                 };
+                if imp.shape.kind == BufferKind::DmaBuf {
+                    match triptych_sys::dma_buf::CpuAccess::begin(imp.fd.as_fd(), triptych_sys::dma_buf::SyncAccess::Read) {
+                        Ok(a) => access.push(a),
+                        Err(e) => {
+                            tracing::warn!(slot = s.id.slot, error = %e, "DMA_BUF_IOCTL_SYNC start failed; layer skipped");
+                            continue;
+                        }
+                    }
+                }
                 layers.push(Layer {
                     pixels: imp.plane_bytes(),
                     stride: imp.shape.stride as usize,
@@ -517,6 +529,12 @@ impl Pipeline {
             let (w, h) = (self.width, self.height);
             let out = self.output.slot_mut(slot);
             composite(out, w, h, &mut layers);
+            drop(layers);
+            for a in access {
+                if let Err(e) = a.end() {
+                    tracing::warn!(error = %e, "DMA_BUF_IOCTL_SYNC end failed");
+                }
+            }
         }
         maybe_fire(&mut self.faults, FaultPoint::RendererComposite, frame, &self.events);
         let composited_ns = triptych_trace::now_ns();

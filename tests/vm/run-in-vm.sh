@@ -206,7 +206,7 @@ env_names+=("${extra_env[@]}")
     printf 'if ! modprobe vgem; then echo "[run-in-vm] guest: modprobe vgem failed" >&2; exit %d; fi\n' "$HARNESS_FAILED"
     printf 'for _ in $(seq 50); do [ -e /dev/dri/card0 ] && break; sleep 0.1; done\n'
     printf '[ -e /dev/dri/card0 ] || { echo "[run-in-vm] guest: vgem loaded but /dev/dri/card0 did not appear" >&2; exit %d; }\n' "$HARNESS_FAILED"
-    printf ': > %q\n' "$state/started"
+    printf 'read -r uptime _ < /proc/uptime; echo "$uptime" > %q\n' "$state/started"
     printf '%q ' "$@"
     printf '\nstatus=$?\n'
     printf 'echo "$status" > %q\n' "$state/status"
@@ -272,5 +272,6 @@ status=$(<"$state/status")
 if [[ $status -ne $vng_status ]]; then
     say "note: vng exited with $vng_status, the command with $status; using the command's"
 fi
-say "boot: ${boot} s (script start to command start), command: ${run} s (including shutdown), exit status: $status"
+guest_uptime=$(<"$state/started")
+say "boot: ${boot} s from script start to command start (guest kernel up ${guest_uptime} s of it), command: ${run} s (including shutdown), exit status: $status"
 exit "$status"

@@ -600,7 +600,11 @@ mod probe {
     #[test]
     #[ignore = "probe"]
     fn probe_exportable_sizes() {
-        let mut gl = GlContext::new(PlatformRequest::Auto).expect("ctx");
+        let mut gl = GlContext::new(PlatformRequest::Gbm {
+            render_node: "/dev/dri/card0".into(),
+        })
+        .expect("ctx");
+        eprintln!("{:?} {:?}", gl.info().platform, gl.info().driver_name);
         for &(w, h) in &[(64u32, 64u32), (128, 64), (64, 17), (33, 64), (33, 17)] {
             let content = layer_content(1, 0, w, h);
             let target = gl.create_exportable_target(w, h).expect("target");
@@ -611,6 +615,11 @@ mod probe {
             gl.draw(&target, &content).expect("draw");
             gl.finish().expect("finish");
             eprintln!("{w}x{h}: draw+finish ok");
+            let export = gl.export_dmabuf(&target).expect("export");
+            eprintln!("{w}x{h}: {export:?}");
+            let plain = gl.create_target(w, h).expect("plain");
+            gl.draw(&plain, &content).expect("draw");
+            eprintln!("{w}x{h}: plain export: {:?}", gl.export_dmabuf(&plain).map(|e| e.planes[0].stride));
         }
     }
 }

@@ -1,0 +1,348 @@
+//! The producer side of the cross-process measurements (this process, in the GPU process's
+//! role): starting the peer, and the timed loops of each block.
+//!
+//! The peer is `triptych bench-peer`, this same binary re-executed, joined through the real
+//! bootstrap ([`ipc_protocol::bootstrap`]). Its stdin is one end of a `socketpair` (the bare
+//! socket the baselines use and the `SCM_RIGHTS` path needs); the frame and release channels are
+//! real ipc-channel channels handed over in [`PeerSetup`], as the launcher hands them to the
+//! renderer. A [`Peer`] that is dropped kills and reaps its process.
+//!
+//! Every timed iteration is a round trip measured here, with one clock: the request goes out,
+//! the peer does its part, the answer comes back. After each block the peer's [`Counts`] are
+//! compared with what the block must have done.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
+use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
+use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
+use triptych_sys::fd::ExportWindow;
+
+use super::control::{Counts, FenceMode, FromPeer, Phase, PeerSetup, ToPeer, PEER_ROLE};
+use super::fixture::{Fixture, EPOCH, LAYERS};
+use super::stats::time_each;
+
+/// How long the peer has to connect and set up.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The running peer and the channels to it.
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    commands: IpcSender<ToPeer>,
+    events: IpcReceiver<FromPeer>,
+    frames: IpcSender<GpuToRenderer>,
+    releases: IpcReceiver<RendererToGpu>,
+    stream: UnixStream,
+    /// The peer's pid.
+    pub pid: u32,
+    frame: u64,
+    buf: Vec<u8>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Peer {
+    /// Starts `triptych bench-peer`, pinned to `core`, and waits until it is ready.
+    pub fn spawn(core: Option<usize>) -> anyhow::Result<Peer> {
+        let exe = std::env::current_exe().context("finding this executable")?;
+        let (server, name) = IpcOneShotServer::<Hello<ToPeer, FromPeer>>::new()
+            .context("creating the peer's bootstrap server")?;
+        let (stream, theirs) = UnixStream::pair().context("creating the bare socket pair")?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("bench-peer")
+            .arg(IPC_FLAG)
+            .arg(&name)
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} bench-peer", exe.display()))?;
+        // The peer's end of the socket lives in the Command: close this process's copy.
+        drop(cmd);
+        let pid = child.id();
+        // Let the peer take fds from this process where Yama restricts ptrace to ancestors, as
+        // the GPU process lets the renderer. Without Yama the call fails harmlessly.
+        if let Err(e) = triptych_sys::prctl::set_ptracer(pid) {
+            tracing::debug!(error = %e, "PR_SET_PTRACER not applied");
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("bench-accept".into())
+            .spawn(move || {
+                let _ = tx.send(server.accept());
+            })
+            .context("spawning the accept thread")?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let hello = loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(Ok((_, hello))) => break hello,
+                Ok(Err(e)) => bail!("the bench peer {pid} sent a bad hello: {e}"),
+                Err(_) => {}
+            }
+            if let Some(st) = child.try_wait().context("checking on the bench peer")? {
+                bail!("the bench peer {pid} exited before connecting ({st})");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the bench peer {pid} did not connect within {START_TIMEOUT:?}");
+            }
+        };
+        ensure!(
+            hello.role == PEER_ROLE,
+            "the bench peer introduced itself as {:?}",
+            hello.role
+        );
+        let (frames, frames_rx) = ipc::channel().context("creating the frame channel")?;
+        let (releases_tx, releases) = ipc::channel().context("creating the release channel")?;
+        let window = ExportWindow::GPU;
+        let mut peer = Peer {
+            child,
+            commands: hello.commands,
+            events: hello.events,
+            frames,
+            releases,
+            stream,
+            pid,
+            frame: 0,
+            buf: Vec::new(),
+        };
+        peer.commands
+            .send(ToPeer::Setup(PeerSetup {
+                core,
+                producer_pid: std::process::id(),
+                window: (window.base, window.end()),
+                frames: frames_rx,
+                releases: releases_tx,
+            }))
+            .context("setting the peer up")?;
+        match peer.event()? {
+            FromPeer::Ready { pid: p, .. } if p == pid => {}
+            other => bail!("the bench peer answered {other:?} to Setup"),
+        }
+        peer.frame = 0;
+        Ok(peer)
+    }
+
+    /// The next event from the peer; a closed channel is explained by the peer's exit status.
+    fn event(&mut self) -> anyhow::Result<FromPeer> {
+        match self.events.recv() {
+            Ok(FromPeer::Failed(e)) => bail!("the bench peer failed: {e}"),
+            Ok(ev) => Ok(ev),
+            Err(e) => {
+                let st = self.child.wait().ok();
+                bail!("the bench peer's events closed ({e}); it exited with {st:?}")
+            }
+        }
+    }
+
+    /// Explains a failure in the middle of a block with the peer's own error, if it sent one.
+    fn explain(&mut self, e: anyhow::Error) -> anyhow::Error {
+        match self.events.try_recv_timeout(Duration::from_secs(2)) {
+            Ok(FromPeer::Failed(why)) => e.context(format!("the bench peer failed: {why}")),
+            _ => e,
+        }
+    }
+
+    /// Runs one block: tells the peer, runs `body`, checks the peer's counts with `check`.
+    fn block(
+        &mut self,
+        phase: Phase,
+        count: u64,
+        body: impl FnOnce(&mut Self) -> anyhow::Result<Vec<u64>>,
+        check: impl FnOnce(&Counts) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<u64>> {
+        self.commands
+            .send(ToPeer::Run {
+                phase: phase.clone(),
+                count,
+            })
+            .context("starting a block on the peer")?;
+        let samples = match body(self) {
+            Ok(s) => s,
+            Err(e) => return Err(self.explain(e)),
+        };
+        let counts = match self.event()? {
+            FromPeer::Done(c) => c,
+            other => bail!("the bench peer answered {other:?} at the end of a block"),
+        };
+        ensure!(
+            counts.iterations == count,
+            "the bench peer handled {} of {count} iterations of {phase:?}",
+            counts.iterations
+        );
+        check(&counts).with_context(|| format!("the bench peer's counts after {phase:?}: {counts:?}"))?;
+        Ok(samples)
+    }
+
+    /// `n` handoff round trips. With `first_import`, every message names new buffer ids, so the
+    /// peer imports every layer; otherwise the ids stay those it has cached. Warm-up blocks
+    /// (`warmup`) are not checked against the steady-state counts.
+    pub fn handoff(
+        &mut self,
+        fx: &mut Fixture,
+        n: u64,
+        fence: FenceMode,
+        first_import: bool,
+        warmup: bool,
+    ) -> anyhow::Result<Vec<u64>> {
+        let layers = u64::from(LAYERS);
+        self.block(
+            Phase::Handoff { fence },
+            n,
+            |p| {
+                let mut frame = p.frame;
+                let (frames, releases) = (&p.frames, &p.releases);
+                let samples = time_each_prepared(
+                    n,
+                    |_| {
+                        if first_import {
+                            fx.next_generation();
+                        }
+                        frame += 1;
+                        fx.message(frame)
+                    },
+                    |msg| {
+                        frames.send(msg).context("sending a frame description")?;
+                        match releases.recv() {
+                            Ok(RendererToGpu::Release { epoch, .. }) if epoch == EPOCH => Ok(()),
+                            Ok(other) => bail!("the bench peer answered {other:?}"),
+                            Err(e) => bail!("receiving a release: {e}"),
+                        }
+                    },
+                );
+                p.frame = frame;
+                samples
+            },
+            |c| {
+                if warmup {
+                    return Ok(());
+                }
+                let (imports, hits) = if first_import { (n * layers, 0) } else { (0, n * layers) };
+                let fetched = match (first_import, fence) {
+                    (true, _) | (false, FenceMode::FetchEach) => n * layers,
+                    (false, FenceMode::Held) => 0,
+                };
+                ensure!(c.imports == imports, "expected {imports} imports");
+                ensure!(c.hits == hits, "expected {hits} cache hits");
+                ensure!(c.fences_fetched == fetched, "expected {fetched} fence fetches");
+                ensure!(c.fences_ready == n * layers, "expected {} signalled fences", n * layers);
+                Ok(())
+            },
+        )
+    }
+
+    /// `n` bare round trips: `request` bytes out, `reply` bytes back.
+    pub fn echo(&mut self, n: u64, request: &[u8], reply: usize) -> anyhow::Result<Vec<u64>> {
+        let len = request.len();
+        self.block(
+            Phase::Echo { request: len, reply },
+            n,
+            |p| {
+                p.buf.resize(reply, 0);
+                time_each(n, |_| {
+                    p.stream.write_all(request).context("writing to the bare socket")?;
+                    p.stream
+                        .read_exact(&mut p.buf[..reply])
+                        .context("reading the bare socket's answer")
+                })
+            },
+            |c| {
+                ensure!(c.bytes == n * len as u64, "expected {} bytes", n * len as u64);
+                Ok(())
+            },
+        )
+    }
+
+    /// `n` round trips in each of which the peer takes `fds` with `pidfd_getfd`.
+    pub fn getfd(&mut self, n: u64, fds: &[i32]) -> anyhow::Result<Vec<u64>> {
+        let k = fds.len() as u64;
+        self.block(
+            Phase::Getfd { fds: fds.to_vec() },
+            n,
+            |p| {
+                let mut b = [0u8; 1];
+                time_each(n, |_| {
+                    p.stream.write_all(b"g").context("writing to the bare socket")?;
+                    p.stream
+                        .read_exact(&mut b)
+                        .context("reading the bare socket's answer")
+                })
+            },
+            |c| {
+                ensure!(c.fds == n * k, "expected {} fds taken", n * k);
+                Ok(())
+            },
+        )
+    }
+
+    /// `n` round trips in each of which `fds` travel to the peer with `SCM_RIGHTS`.
+    pub fn scm(&mut self, n: u64, fds: &[BorrowedFd<'_>]) -> anyhow::Result<Vec<u64>> {
+        let k = fds.len() as u64;
+        self.block(
+            Phase::ScmRights { fds: fds.len() },
+            n,
+            |p| {
+                let mut b = [0u8; 1];
+                time_each(n, |_| {
+                    triptych_sys::scm::send_with_fds(p.stream.as_fd(), b"s", fds)?;
+                    p.stream
+                        .read_exact(&mut b)
+                        .context("reading the bare socket's answer")
+                })
+            },
+            |c| {
+                ensure!(c.fds == n * k, "expected {} fds received", n * k);
+                Ok(())
+            },
+        )
+    }
+
+    /// Tells the peer to exit and reaps it.
+    pub fn exit(mut self) -> anyhow::Result<()> {
+        self.commands.send(ToPeer::Exit).context("telling the peer to exit")?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(st) = self.child.try_wait().context("waiting for the peer")? {
+                ensure!(st.success(), "the bench peer exited with {st}");
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the bench peer did not exit within 5 s of being told to");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Like [`time_each`], but each iteration's input is made by `prepare` before the clock starts:
+/// building a message is the producer's work, not the handoff's.
+fn time_each_prepared<T>(
+    n: u64,
+    mut prepare: impl FnMut(u64) -> anyhow::Result<T>,
+    mut step: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let input = prepare(i)?;
+        let t0 = Instant::now();
+        step(input)?;
+        out.push(t0.elapsed().as_nanos() as u64);
+    }
+    Ok(out)
+}

@@ -1,0 +1,190 @@
+//! Items 6 and 7: figures of the whole pipeline, read from real runs of `triptych run`.
+//!
+//! Each run is this executable started as a child with `run ... --summary-json FILE`: the three
+//! real processes, the real channels and fences, nothing stubbed. The child's own summary gives
+//! the figures: frames per second over the run and the handoff latency (GPU process sending a
+//! description to the renderer having every layer fetched, mapped and its fence signalled); with
+//! `--chaos SEED`, the crash records' detection latency and restart-to-first-frame. The runs are
+//! not pinned: their three processes go where the scheduler puts them, as in real use.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use super::fixture::{HEIGHT, WIDTH};
+
+/// What one clean run reports.
+#[derive(Clone, Debug)]
+pub struct RunFigures {
+    /// Layers per frame.
+    pub layers: u32,
+    /// Frames presented.
+    pub frames: u64,
+    /// Frames per second.
+    pub fps: f64,
+    /// Handoff latency p50, nanoseconds.
+    pub handoff_p50_ns: f64,
+    /// Handoff latency p99, nanoseconds.
+    pub handoff_p99_ns: f64,
+    /// Handoff samples.
+    pub handoff_count: u64,
+    /// The buffer backend that ran.
+    pub backend: String,
+}
+
+/// A latency of the chaos run.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    /// p50, nanoseconds.
+    pub p50_ns: f64,
+    /// p99, nanoseconds.
+    pub p99_ns: f64,
+    /// Samples.
+    pub count: u64,
+}
+
+/// What a chaos run reports, or why it reports nothing.
+#[derive(Clone, Debug)]
+pub enum Chaos {
+    /// The summary has the figures.
+    Measured {
+        /// Fault to detection.
+        detection: Latency,
+        /// Detection to the replacement's first frame.
+        restart: Latency,
+        /// Crashes recorded.
+        crashes: u64,
+    },
+    /// This launcher's summary does not report crash figures.
+    NotReported(String),
+}
+
+fn field<'a>(v: &'a Value, path: &[&str], file: &Path) -> anyhow::Result<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p).with_context(|| {
+            format!("{} has no `{}`", file.display(), path.join("."))
+        })?;
+    }
+    Ok(cur)
+}
+
+fn number(v: &Value, path: &[&str], file: &Path) -> anyhow::Result<f64> {
+    field(v, path, file)?
+        .as_f64()
+        .filter(|x| x.is_finite())
+        .with_context(|| format!("`{}` in {} is not a finite number", path.join("."), file.display()))
+}
+
+/// Runs `triptych run` with `args` plus a summary file in `dir`, returning the summary.
+fn run_child(dir: &Path, tag: &str, args: &[String]) -> anyhow::Result<(Value, PathBuf)> {
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let json = dir.join(format!("{tag}.json"));
+    let png = dir.join(format!("{tag}.png"));
+    let out = Command::new(&exe)
+        .arg("run")
+        .args(args)
+        .arg("--summary-json")
+        .arg(&json)
+        .arg("--out")
+        .arg(&png)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {} run", exe.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(8).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "`triptych run {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            tail.join(" | ")
+        );
+    }
+    let text = std::fs::read_to_string(&json)
+        .with_context(|| format!("reading the run summary {}", json.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("parsing the run summary {}", json.display()))?;
+    Ok((v, json))
+}
+
+/// The common arguments: 1080p, `layers` layers, `frames` frames.
+fn base_args(layers: u32, frames: u64) -> Vec<String> {
+    vec![
+        "--frames".into(),
+        frames.to_string(),
+        "--size".into(),
+        format!("{WIDTH}x{HEIGHT}"),
+        "--layers".into(),
+        layers.to_string(),
+    ]
+}
+
+/// Item 7: one clean run of `frames` frames of `layers` layers at 1080p.
+pub fn end_to_end(dir: &Path, layers: u32, frames: u64) -> anyhow::Result<RunFigures> {
+    let (v, file) = run_child(dir, &format!("e2e-{layers}"), &base_args(layers, frames))?;
+    let presented = number(&v, &["frames"], &file)? as u64;
+    if presented != frames {
+        bail!("the run presented {presented} of {frames} frames");
+    }
+    let fps = number(&v, &["fps"], &file)?;
+    if fps <= 0.0 {
+        bail!("the run reports {fps} frames per second");
+    }
+    Ok(RunFigures {
+        layers,
+        frames: presented,
+        fps,
+        handoff_p50_ns: number(&v, &["handoff", "p50_us"], &file)? * 1000.0,
+        handoff_p99_ns: number(&v, &["handoff", "p99_us"], &file)? * 1000.0,
+        handoff_count: number(&v, &["handoff", "count"], &file)? as u64,
+        backend: field(&v, &["backend"], &file)?
+            .as_str()
+            .unwrap_or("unknown")
+            .to_owned(),
+    })
+}
+
+/// Item 6: a run with `kills` chaos kills chosen by `seed`.
+pub fn chaos(dir: &Path, layers: u32, frames: u64, seed: u64, kills: u32) -> anyhow::Result<Chaos> {
+    let mut args = base_args(layers, frames);
+    args.extend([
+        "--chaos".into(),
+        seed.to_string(),
+        "--chaos-kills".into(),
+        kills.to_string(),
+    ]);
+    let (v, file) = run_child(dir, "chaos", &args)?;
+    let (Some(_), Some(_)) = (v.get("detection"), v.get("restart_to_first_frame")) else {
+        return Ok(Chaos::NotReported(
+            "the run summary has no `detection` / `restart_to_first_frame` figures".into(),
+        ));
+    };
+    let latency = |name: &str| -> anyhow::Result<Latency> {
+        Ok(Latency {
+            p50_ns: number(&v, &[name, "p50_us"], &file)? * 1000.0,
+            p99_ns: number(&v, &[name, "p99_us"], &file)? * 1000.0,
+            count: number(&v, &[name, "count"], &file)? as u64,
+        })
+    };
+    let detection = latency("detection")?;
+    let restart = latency("restart_to_first_frame")?;
+    let crashes = field(&v, &["crashes"], &file)?
+        .as_array()
+        .map_or(0, |a| a.len() as u64);
+    if detection.count == 0 || restart.count == 0 {
+        bail!(
+            "the chaos run recorded {crashes} crashes but {} detection and {} restart samples",
+            detection.count,
+            restart.count
+        );
+    }
+    Ok(Chaos::Measured {
+        detection,
+        restart,
+        crashes,
+    })
+}

@@ -1,0 +1,85 @@
+//! The DMA-BUF path against a real kernel: GL textures exported as real DMA-BUFs, real
+//! sync_file fences that are unsignalled while rendering runs, CPU reads bracketed with
+//! DMA_BUF_IOCTL_SYNC, pixels exactly as the shm path produces them.
+//!
+//! Needs a DRM device whose EGL can export DMA-BUFs: inside the vgem VM that
+//! `tests/vm/run-in-vm.sh` boots (`scripts/test.sh` does this). Elsewhere the test says it was
+//! skipped, unless `TRIPTYCH_REQUIRE_VGEM=1` demands the device, in which case it fails.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use triptych_tests::*;
+
+fn vgem_present() -> bool {
+    let present = triptych_sys::drm::DrmDevice::find_driver("vgem").ok().flatten().is_some();
+    if !present {
+        assert!(
+            std::env::var_os("TRIPTYCH_REQUIRE_VGEM").is_none(),
+            "TRIPTYCH_REQUIRE_VGEM is set but there is no vgem device (modprobe vgem)"
+        );
+        eprintln!("skipped: no vgem device here (run inside tests/vm/run-in-vm.sh)");
+    }
+    present
+}
+
+#[test]
+fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
+    if !vgem_present() {
+        return;
+    }
+    let dir = scratch("vm-dmabuf");
+    let png = dir.join("f.png");
+    let json = dir.join("s.json");
+    let frames = 300u64;
+    let mut child = triptych(&["run", "--buffers", "dmabuf", "--frames", "300", "--size", "128x96", "--layers", "3"])
+        .arg("--out")
+        .arg(&png)
+        .arg("--summary-json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn triptych");
+    let launcher = child.id();
+    // While it runs, look at the renderer's fd table: dma-bufs (fdinfo has exp_name:) and
+    // sync_files (anon_inode:sync_file) must both show up.
+    let mut seen_dmabuf = false;
+    let mut seen_sync_file = false;
+    let mut exporters = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while child.try_wait().expect("try_wait").is_none() && Instant::now() < deadline {
+        for r in children_named(launcher, "renderer") {
+            for (fd, link) in triptych_sys::proc::fd_links(r).unwrap_or_default() {
+                if link == "anon_inode:sync_file" {
+                    seen_sync_file = true;
+                }
+                if let Ok(info) = std::fs::read_to_string(format!("/proc/{r}/fdinfo/{fd}")) {
+                    if let Some(l) = info.lines().find(|l| l.starts_with("exp_name:")) {
+                        seen_dmabuf = true;
+                        exporters.insert(l.trim_start_matches("exp_name:").trim().to_owned());
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(seen_dmabuf, "no dma-buf fd (exp_name:) was ever seen in the renderer");
+    assert!(seen_sync_file, "no sync_file fd was ever seen in the renderer");
+    eprintln!("dma-buf exporters seen in the renderer: {exporters:?}");
+    let s = summary(&json);
+    assert_eq!(s["backend"], "dmabuf", "{s}");
+    assert_eq!(s["fence"], "sync_file");
+    let r = &s["renderer"];
+    assert!(r["dmabuf_layers"].as_u64().unwrap_or(0) >= frames * 3, "{r}");
+    assert_eq!(r["shm_layers"], 0);
+    assert!(r["fences_pending"].as_u64().unwrap_or(0) > 0, "no fence was ever unsignalled when first polled: {r}");
+    assert_eq!(r["fence_timeouts"], 0, "{r}");
+    let (w, h, px) = read_png(&png);
+    let bad = check_pixels(frames - 1, 3, w, h, &px);
+    assert!(bad.is_empty(), "{:?}", &bad[..bad.len().min(5)]);
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+}
