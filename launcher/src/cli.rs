@@ -20,6 +20,15 @@ pub enum Command {
     Run(RunArgs),
     /// Print what this machine supports and what `--buffers auto` would choose, and why.
     Doctor(DoctorArgs),
+    /// Measure the frame handoff against baselines taken in the same run, on the same cores
+    /// (build with --release for real figures).
+    Bench(BenchArgs),
+    /// Print per-stage latencies (p50, p99, max) and the end-to-end handoff latency of a trace
+    /// written by `run --trace`.
+    TraceSummary(TraceSummaryArgs),
+    /// The far side of `bench`'s cross-process measurements; started by `bench` only.
+    #[command(hide = true)]
+    BenchPeer(BenchPeerArgs),
 }
 
 /// Which buffer backend to use.
@@ -128,4 +137,33 @@ pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `triptych bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer iterations and shorter runs (for CI: checks that every figure is produced).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `triptych trace-summary`.
+#[derive(Debug, clap::Args)]
+pub struct TraceSummaryArgs {
+    /// The trace file (Chrome trace-event JSON written by `triptych run --trace`).
+    pub file: PathBuf,
+}
+
+/// Arguments of the hidden `triptych bench-peer`.
+#[derive(Debug, clap::Args)]
+pub struct BenchPeerArgs {
+    /// The bench's bootstrap server.
+    #[arg(long = "ipc")]
+    pub ipc: String,
+    /// The bench's pid: the peer refuses to run under any other parent.
+    #[arg(long)]
+    pub parent: u32,
 }

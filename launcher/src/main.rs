@@ -2,8 +2,10 @@
 //!
 //! It spawns both children, bootstraps their channels, supervises them through pidfds, presents
 //! the composited frames (headless: PNG), and prints a summary of what ran. `triptych doctor`
-//! reports what the machine supports.
+//! reports what the machine supports, `triptych bench` what the handoff costs against baselines
+//! measured in the same run, and `triptych trace-summary` the numbers of a recorded trace.
 
+mod bench;
 mod chaos;
 mod child;
 mod crash;
@@ -13,6 +15,7 @@ mod present;
 mod session;
 mod signals;
 mod summary;
+mod trace_summary;
 
 use std::io::Write;
 
@@ -32,6 +35,9 @@ fn main() {
     let result = match cli.command {
         cli::Command::Run(args) => run(&args),
         cli::Command::Doctor(args) => doctor::run(&args),
+        cli::Command::Bench(args) => bench::run(&args),
+        cli::Command::TraceSummary(args) => trace_summary::run(&args),
+        cli::Command::BenchPeer(args) => bench::peer::run(&args),
     };
     if let Err(e) = result {
         tracing::error!("{e:#}");

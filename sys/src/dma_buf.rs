@@ -5,7 +5,7 @@
 //! of each call and hands back new fds as `OwnedFd`. Whoever holds the DMA-BUF fd keeps the buffer
 //! alive; closing the last fd (and dropping the last mapping and importer reference) frees it.
 //!
-//! Where this sits in a frame's journey (see `docs/` and the `drm` module for the exporter side):
+//! Where this sits in a frame's journey ([`crate::drm`] is the exporter side):
 //!
 //! 1. The GPU process creates a buffer and exports it as a DMA-BUF fd (`DRM_IOCTL_PRIME_HANDLE_TO_FD`).
 //! 2. After queueing its rendering it calls [`export_sync_file`] to get a `sync_file` fd that

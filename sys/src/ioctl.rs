@@ -24,7 +24,7 @@
 //! reading the wrong bytes; the unit tests of [`crate::dma_buf`] and [`crate::drm`] pin both the
 //! sizes and the resulting numbers.
 //!
-//! [`ioctl_retry`] is the only caller of `libc::ioctl` in the DMA-BUF and DRM modules. It checks
+//! `ioctl_retry` (crate-private) is the only caller of `libc::ioctl` in the DMA-BUF and DRM modules. It checks
 //! the argument's size against the request's size field and retries `EINTR` and `EAGAIN` the way
 //! libdrm's `drmIoctl` does.
 

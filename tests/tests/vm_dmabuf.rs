@@ -33,7 +33,9 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
     let png = dir.join("f.png");
     let json = dir.join("s.json");
     let frames = 300u64;
+    // Software emulation in the VM is slow: generous deadlines, so only real hangs count.
     let mut child = triptych(&["run", "--buffers", "dmabuf", "--frames", "300", "--size", "128x96", "--layers", "3"])
+        .args(["--hang-timeout-ms", "60000", "--fence-timeout-ms", "30000"])
         .arg("--out")
         .arg(&png)
         .arg("--summary-json")

@@ -10,17 +10,21 @@
 //! 1. **native**: `EGL_ANDROID_native_fence_sync`, the driver's own fence for the draw, flushed
 //!    and duplicated out with `eglDupNativeFenceFDANDROID`;
 //! 2. **vgem**: on the vgem test device there is no GPU to fence, so this process makes the
-//!    fence honest itself: it attaches a vgem write fence to the buffer
-//!    (`DRM_IOCTL_VGEM_FENCE_ATTACH`) *before* drawing, snapshots the buffer's fences as a
-//!    sync_file (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`), and signals the vgem fence
-//!    (`DRM_IOCTL_VGEM_FENCE_SIGNAL`) only after `glFinish` returned, so the sync_file really is
-//!    unsignalled while rendering runs;
+//!    fence honest itself: before drawing it attaches a vgem write fence
+//!    (`DRM_IOCTL_VGEM_FENCE_ATTACH`) and snapshots it as a sync_file
+//!    (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`); only after `glFinish` returned does it signal the vgem
+//!    fence (`DRM_IOCTL_VGEM_FENCE_SIGNAL`), so the sync_file really is unsignalled while
+//!    rendering runs. The fence rides on a small *carrier* dumb buffer that belongs to the pool
+//!    buffer, not on the pool buffer itself: Mesa's `kms_swrast` brackets its own CPU writes to an
+//!    imported DMA-BUF with `DMA_BUF_IOCTL_SYNC`, which waits for every fence on that buffer, so a
+//!    fence on the rendered buffer that is signalled only after rendering would stall rendering
+//!    until vgem's 10-second fence timeout;
 //! 3. **implicit**: after `glFlush`, the buffer's implicit fences snapshotted as a sync_file,
 //!    for drivers that attach their work to the buffer's reservation object.
 //!
 //! See <https://docs.kernel.org/driver-api/dma-buf.html> and `include/uapi/linux/dma-buf.h`.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
@@ -59,8 +63,9 @@ impl FenceSource {
 /// Per-buffer state of the DMA-BUF backend.
 #[derive(Debug)]
 pub struct DmabufBacking {
-    /// The GEM handle of the buffer on the vgem device, when fences come from vgem.
-    vgem_handle: Option<GemHandle>,
+    /// The fence carrier on the vgem device (a 1x1 dumb buffer and its DMA-BUF), when fences
+    /// come from vgem.
+    carrier: Option<(GemHandle, OwnedFd)>,
 }
 
 /// A vgem fence to signal once GL has finished.
@@ -74,6 +79,13 @@ pub struct VgemFence {
 pub struct DmabufExporter {
     fences: FenceSource,
     vgem: Option<DrmDevice>,
+}
+
+/// A 1x1 dumb buffer on `dev` and its DMA-BUF, to carry vgem fences.
+fn carrier(dev: &DrmDevice) -> Result<(GemHandle, OwnedFd), triptych_sys::drm::DrmError> {
+    let dumb = dev.create_dumb(1, 1, 32)?;
+    let fd = dev.prime_export(dumb.handle, triptych_sys::drm::PrimeAccess::ReadWrite)?;
+    Ok((dumb.handle, fd))
 }
 
 /// Finds the vgem device's primary node, if any.
@@ -104,7 +116,7 @@ impl DmabufExporter {
             )));
         }
         let native = info.android_native_fence_sync;
-        let probe = gl.create_target(4, 4)?;
+        let probe = gl.create_exportable_target(4, 4)?;
         let export = gl.export_dmabuf(&probe)?;
         let plane = export
             .planes
@@ -120,9 +132,7 @@ impl DmabufExporter {
         let fences = if native {
             FenceSource::Native
         } else if let Some(v) = &vgem {
-            v.prime_fd_to_handle(plane.fd.as_fd()).map_err(|e| {
-                ExportError::Unavailable(format!("importing the exported buffer on vgem: {e}"))
-            })?;
+            carrier(v).map_err(|e| ExportError::Unavailable(format!("no vgem fence carrier: {e}")))?;
             FenceSource::Vgem
         } else {
             export_sync_file(plane.fd.as_fd(), SyncAccess::Read).map_err(|e| {
@@ -169,7 +179,8 @@ impl Exporter for DmabufExporter {
         width: u32,
         height: u32,
     ) -> Result<Buffer, ExportError> {
-        let target = gl.create_target(width, height)?;
+        // Storage allocated as a linear DMA-BUF and imported, so the export always shares it.
+        let target = gl.create_exportable_target(width, height)?;
         let export = gl.export_dmabuf(&target)?;
         let mut planes = Vec::with_capacity(export.planes.len());
         for p in export.planes {
@@ -179,11 +190,11 @@ impl Exporter for DmabufExporter {
                 stride: p.stride,
             });
         }
-        let vgem_handle = match (&self.vgem, planes.first()) {
-            (Some(v), Some(p)) => Some(v.prime_fd_to_handle(p.fd.as_fd()).map_err(|e| {
-                ExportError::Kernel(format!("importing buffer {} on vgem: {e}", id.slot))
+        let carrier = match &self.vgem {
+            Some(v) => Some(carrier(v).map_err(|e| {
+                ExportError::Kernel(format!("fence carrier for buffer {}: {e}", id.slot))
             })?),
-            _ => None,
+            None => None,
         };
         Ok(Buffer {
             id,
@@ -195,7 +206,7 @@ impl Exporter for DmabufExporter {
             },
             planes,
             target,
-            backing: Backing::DmaBuf(DmabufBacking { vgem_handle }),
+            backing: Backing::DmaBuf(DmabufBacking { carrier }),
         })
     }
 
@@ -220,16 +231,10 @@ impl Exporter for DmabufExporter {
                 })
             }
             FenceSource::Vgem => {
-                let (
-                    Some(dev),
-                    Backing::DmaBuf(DmabufBacking {
-                        vgem_handle: Some(handle),
-                    }),
-                ) = (&self.vgem, &buf.backing)
+                let (Some(dev), Backing::DmaBuf(DmabufBacking { carrier: Some((handle, carrier_fd)) })) =
+                    (&self.vgem, &buf.backing)
                 else {
-                    return Err(ExportError::Kernel(
-                        "vgem fencing without a vgem handle".into(),
-                    ));
+                    return Err(ExportError::Kernel("vgem fencing without a fence carrier".into()));
                 };
                 let id = dev.vgem_fence_attach(*handle, true).map_err(|e| {
                     ExportError::Kernel(format!(
@@ -237,7 +242,7 @@ impl Exporter for DmabufExporter {
                         buf.id.slot
                     ))
                 })?;
-                let sync = export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
+                let sync = export_sync_file(carrier_fd.as_fd(), SyncAccess::Read).map_err(|e| {
                     ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
                 })?;
                 gl.draw(&buf.target, content)?;

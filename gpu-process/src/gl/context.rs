@@ -54,7 +54,8 @@ use super::GlError;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlatformRequest {
     /// The device platform (DRM-backed devices first, then a software device), then the
-    /// surfaceless platform.
+    /// surfaceless platform. A DRM device served by Mesa's `kms_swrast` is used through the GBM
+    /// platform on its primary node instead, where that works, so that dma-bufs can be shared.
     #[default]
     Auto,
     /// Only the device platform. With `render_node`, only the device whose DRM render node (or
@@ -67,8 +68,9 @@ pub enum PlatformRequest {
     Surfaceless,
     /// Only the GBM platform, on a `gbm_device` created on this DRM node.
     Gbm {
-        /// The DRM node to open, e.g. `/dev/dri/renderD128`.
-        render_node: PathBuf,
+        /// The DRM node to open: a render node (`/dev/dri/renderD128`) for hardware drivers, the
+        /// primary node (`/dev/dri/card0`) for Mesa's `kms_swrast`, which needs dumb buffers.
+        node: PathBuf,
     },
 }
 
@@ -153,8 +155,8 @@ pub struct EglInfo {
     pub android_native_fence_sync: bool,
     /// Display offers `EGL_KHR_fence_sync`.
     pub khr_fence_sync: bool,
-    /// Platforms tried and failed before this one.
-    pub failed_attempts: Vec<PlatformAttempt>,
+    /// Platforms tried before this one and not used, each with why.
+    pub earlier_attempts: Vec<PlatformAttempt>,
 }
 
 impl EglInfo {
@@ -244,9 +246,14 @@ impl Shared {
         if code == glow::NO_ERROR {
             Ok(())
         } else {
-            // Drain the other pending flags so they are not blamed on a later call.
-            // SAFETY: as above.
-            while unsafe { self.gl.get_error() } != glow::NO_ERROR {}
+            // Drain the other pending flags (one per kind of error, so a handful at most) so
+            // they are not blamed on a later call.
+            for _ in 0..16 {
+                // SAFETY: as above.
+                if unsafe { self.gl.get_error() } == glow::NO_ERROR {
+                    break;
+                }
+            }
             Err(GlError::Gl { call, code })
         }
     }
@@ -490,11 +497,67 @@ impl GlContext {
                 try_devices(render_node.as_deref(), &mut attempts)
             }
             PlatformRequest::Surfaceless => try_surfaceless(&mut attempts),
-            PlatformRequest::Gbm { render_node } => try_gbm(render_node, &mut attempts),
+            PlatformRequest::Gbm { node } => try_gbm(node, &mut attempts),
         };
         let Some(made) = made else {
             return Err(GlError::NoContext { attempts });
         };
+        let context = Self::from_made(made, attempts)?;
+        if request != PlatformRequest::Auto {
+            return Ok(context);
+        }
+        Ok(context.prefer_primary_node_for_kms_swrast())
+    }
+
+    /// Mesa's `kms_swrast` (llvmpipe on a DRM node, what vgem gives) keeps shareable buffers in
+    /// DRM dumb buffers, whose ioctls the kernel allows only on primary nodes. On the device
+    /// platform Mesa opens the render node, where rendering works but no dma-buf can be
+    /// allocated, imported and drawn into. So for the automatic choice, a `kms_swrast` device
+    /// context is replaced by one on the GBM platform over the device's primary node when that
+    /// works (Mesa's `platform_device.c`: "kms_swrast only work with primary node").
+    fn prefer_primary_node_for_kms_swrast(self) -> GlContext {
+        let info = &self.shared.info;
+        let (Platform::Device, Some("kms_swrast"), Some(render), Some(primary)) = (
+            info.platform,
+            info.driver_name.as_deref(),
+            info.drm_node.clone(),
+            info.drm_primary_node.clone(),
+        ) else {
+            return self;
+        };
+        if render == primary {
+            return self;
+        }
+        let mut attempts = info.earlier_attempts.clone();
+        attempts.push(PlatformAttempt {
+            platform: Platform::Device,
+            candidate: Some(render.display().to_string()),
+            error: format!(
+                "works, but kms_swrast on a render node cannot share buffers; trying the GBM \
+                 platform on {}",
+                primary.display()
+            ),
+        });
+        let mut gbm_attempts = Vec::new();
+        let Some(made) = try_gbm(&primary, &mut gbm_attempts) else {
+            tracing::info!(
+                ?gbm_attempts,
+                "kms_swrast on the primary node failed; keeping the device platform"
+            );
+            return self;
+        };
+        attempts.extend(gbm_attempts);
+        match Self::from_made(made, attempts) {
+            Ok(gbm) => gbm,
+            Err(error) => {
+                tracing::info!(%error, "kms_swrast on the primary node failed; keeping the device platform");
+                self
+            }
+        }
+    }
+
+    /// Sets up the GL side of a context made on some platform.
+    fn from_made(made: Made, attempts: Vec<PlatformAttempt>) -> Result<GlContext, GlError> {
         let egl = egl_ffi::egl().map_err(|error| GlError::NoContext {
             attempts: vec![PlatformAttempt {
                 platform: made.platform,
@@ -570,7 +633,7 @@ impl GlContext {
             android_native_fence_sync: has("EGL_ANDROID_native_fence_sync"),
             khr_fence_sync: has("EGL_KHR_fence_sync"),
             display_extensions,
-            failed_attempts: attempts,
+            earlier_attempts: attempts,
         };
         tracing::info!(
             platform = %info.platform,
@@ -746,6 +809,7 @@ impl GlContext {
         bound?;
         self.shared.check("glEGLImageTargetTexture2DOES")?;
         self.attach_framebuffer(&mut target)?;
+        self.probe_mappable(&target)?;
         tracing::debug!(
             texture = target.texture.0,
             width,
@@ -756,6 +820,52 @@ impl GlContext {
             "exportable layer target created"
         );
         Ok(target)
+    }
+
+    /// Reads one texel of a freshly imported target to prove the driver can map its storage.
+    ///
+    /// A driver that imported the dma-buf but cannot map it fails here with a GL error
+    /// (`kms_swrast` on a render node reports GL_OUT_OF_MEMORY, because the kernel refuses
+    /// `DRM_IOCTL_MODE_MAP_DUMB` there); drawing into such a target would make llvmpipe's
+    /// rasteriser write through a null mapping, so it must never be handed out.
+    fn probe_mappable(&mut self, target: &LayerTarget) -> Result<(), GlError> {
+        let gl = &self.shared.gl;
+        let mut texel = [0u8; 4];
+        // SAFETY: context current (the caller just used it); the framebuffer is a live,
+        // complete name of this context; no PIXEL_PACK_BUFFER is bound, so the pointer is client
+        // memory, and a 1x1 RGBA/UNSIGNED_BYTE read with the pack state set here writes exactly
+        // the 4 bytes of `texel`.
+        unsafe {
+            gl.bind_framebuffer(glow::READ_FRAMEBUFFER, target.framebuffer);
+            gl.bind_buffer(glow::PIXEL_PACK_BUFFER, None);
+            gl.pixel_store_i32(glow::PACK_ALIGNMENT, 4);
+            gl.pixel_store_i32(glow::PACK_ROW_LENGTH, 0);
+            gl.pixel_store_i32(glow::PACK_SKIP_PIXELS, 0);
+            gl.pixel_store_i32(glow::PACK_SKIP_ROWS, 0);
+            gl.read_pixels(
+                0,
+                0,
+                1,
+                1,
+                glow::RGBA,
+                glow::UNSIGNED_BYTE,
+                glow::PixelPackData::Slice(Some(&mut texel)),
+            );
+            gl.bind_framebuffer(glow::READ_FRAMEBUFFER, None);
+        }
+        match self
+            .shared
+            .check("glReadPixels(1x1) of the imported dma-buf")
+        {
+            Ok(()) => Ok(()),
+            Err(GlError::Gl { code, .. }) => Err(GlError::ImportUnusable {
+                code,
+                driver: self.shared.info.driver_name.clone(),
+                platform: self.shared.info.platform,
+                node: self.shared.info.drm_node.clone(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks a target size against GL's limits; returns it as GL's integer type.
@@ -1139,7 +1249,11 @@ fn try_gbm(node: &Path, attempts: &mut Vec<PlatformAttempt>) -> Option<Made> {
             backend,
             platform: Platform::Gbm,
             drm_node: Some(node.to_path_buf()),
-            drm_primary_node: None,
+            // DRM names primary nodes `cardN` and render nodes `renderDN`.
+            drm_primary_node: node
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("card"))
+                .then(|| node.to_path_buf()),
             device_extensions: Vec::new(),
         }),
         Err(error) => {
@@ -1415,7 +1529,7 @@ mod tests {
             "{msg}"
         );
         let err = GlContext::new(PlatformRequest::Gbm {
-            render_node: PathBuf::from("/nonexistent/renderD1"),
+            node: PathBuf::from("/nonexistent/renderD1"),
         })
         .expect_err("no such node");
         let msg = err.to_string();

@@ -395,32 +395,70 @@ mod tests {
         None
     }
 
-    /// A context whose display can export dma-bufs from a DRM node, trying the device platform
-    /// and then GBM on the first render node.
+    /// The context the GPU process would get (`PlatformRequest::Auto`), if it can export
+    /// dma-bufs: on a DRM node, with `EGL_MESA_image_dma_buf_export` and dma-buf import.
     fn exporting_context() -> Option<GlContext> {
-        let Some(node) = render_node() else {
+        if render_node().is_none() {
             return unavailable("no DRM render node under /dev/dri".into());
+        }
+        match GlContext::new(PlatformRequest::Auto) {
+            Ok(gl) => {
+                let i = gl.info();
+                if i.drm_node.is_some() && i.mesa_image_dma_buf_export && i.ext_image_dma_buf_import
+                {
+                    Some(gl)
+                } else {
+                    unavailable(format!(
+                        "the automatic context ({} on {:?}, driver {:?}) lacks a DRM node, \
+                         EGL_MESA_image_dma_buf_export or EGL_EXT_image_dma_buf_import",
+                        i.platform, i.drm_node, i.driver_name
+                    ))
+                }
+            }
+            Err(e) => unavailable(format!("no GL context: {e}")),
+        }
+    }
+
+    /// Mesa's kms_swrast on the device platform opens the render node, where it cannot map
+    /// imported dma-bufs: creating an exportable target there must be a clear error, never a
+    /// target that crashes llvmpipe when drawn into.
+    #[test]
+    fn kms_swrast_on_a_render_node_refuses_exportable_targets() {
+        let Some(node) = render_node() else {
+            eprintln!("SKIPPED: no DRM render node under /dev/dri");
+            return;
         };
-        let mut reasons = Vec::new();
-        for request in [
-            PlatformRequest::Device {
-                render_node: Some(node.clone()),
-            },
-            PlatformRequest::Gbm {
-                render_node: node.clone(),
-            },
-        ] {
-            match GlContext::new(request.clone()) {
-                Ok(gl) if gl.info().mesa_image_dma_buf_export => return Some(gl),
-                Ok(gl) => reasons.push(format!(
-                    "{request:?}: {} ({}) lacks EGL_MESA_image_dma_buf_export",
-                    gl.info().platform,
-                    gl.info().gl_renderer
-                )),
-                Err(e) => reasons.push(format!("{request:?}: {e}")),
+        let mut gl = match GlContext::new(PlatformRequest::Device {
+            render_node: Some(node.clone()),
+        }) {
+            Ok(gl) => gl,
+            Err(e) => panic!("device platform on {}: {e}", node.display()),
+        };
+        if gl.info().driver_name.as_deref() != Some("kms_swrast") {
+            eprintln!(
+                "SKIPPED: {} is driven by {:?}",
+                node.display(),
+                gl.info().driver_name
+            );
+            return;
+        }
+        match gl.create_exportable_target(33, 17) {
+            Err(e @ GlError::ImportUnusable { .. }) => {
+                assert!(e.to_string().contains("primary node"), "{e}")
+            }
+            Err(e) => panic!("expected ImportUnusable, got {e}"),
+            Ok(target) => {
+                // Mesa opened the primary node after all (LIBGL_ALWAYS_SOFTWARE=1 does that):
+                // then the target must work.
+                let content = layer_content(4, 0, 33, 17);
+                gl.draw(&target, &content).expect("draw");
+                let mut got = vec![0u8; target.byte_len()];
+                gl.read_pixels(&target, &mut got).expect("read");
+                let mut want = vec![0u8; got.len()];
+                content.fill(&mut want);
+                assert!(got == want);
             }
         }
-        unavailable(reasons.join("; "))
     }
 
     /// Reads `export`'s plane 0 through an mmap of its fd and returns tightly packed rows.
@@ -587,39 +625,6 @@ mod tests {
                 export.width,
                 "after the texture was deleted",
             );
-        }
-    }
-}
-
-#[cfg(test)]
-mod probe {
-    use super::*;
-    use crate::gl::PlatformRequest;
-    use triptych_scene::layer_content;
-
-    #[test]
-    #[ignore = "probe"]
-    fn probe_exportable_sizes() {
-        let mut gl = GlContext::new(PlatformRequest::Gbm {
-            render_node: "/dev/dri/card0".into(),
-        })
-        .expect("ctx");
-        eprintln!("{:?} {:?}", gl.info().platform, gl.info().driver_name);
-        for &(w, h) in &[(64u32, 64u32), (128, 64), (64, 17), (33, 64), (33, 17)] {
-            let content = layer_content(1, 0, w, h);
-            let target = gl.create_exportable_target(w, h).expect("target");
-            eprintln!("{w}x{h}: created");
-            let mut got = vec![0u8; target.byte_len()];
-            gl.read_pixels(&target, &mut got).expect("read");
-            eprintln!("{w}x{h}: read back before draw ok");
-            gl.draw(&target, &content).expect("draw");
-            gl.finish().expect("finish");
-            eprintln!("{w}x{h}: draw+finish ok");
-            let export = gl.export_dmabuf(&target).expect("export");
-            eprintln!("{w}x{h}: {export:?}");
-            let plain = gl.create_target(w, h).expect("plain");
-            gl.draw(&plain, &content).expect("draw");
-            eprintln!("{w}x{h}: plain export: {:?}", gl.export_dmabuf(&plain).map(|e| e.planes[0].stride));
         }
     }
 }

@@ -4,8 +4,11 @@
 //! What it does not expose lives here: the surfaceless platform
 //! ([`EGL_MESA_platform_surfaceless`]), string queries on any display, `EGLImage` creation from a
 //! GL texture ([`EGL_KHR_image_base`], [`EGL_KHR_gl_texture_2D_image`]), dma-buf export
-//! ([`EGL_MESA_image_dma_buf_export`]), native fence syncs ([`EGL_ANDROID_native_fence_sync`]),
-//! and the `gbm_device` the GBM platform needs.
+//! ([`EGL_MESA_image_dma_buf_export`]), dma-buf import ([`EGL_EXT_image_dma_buf_import`]) and
+//! binding an `EGLImage` to a texture (`glEGLImageTargetTexture2DOES`), native fence syncs
+//! ([`EGL_ANDROID_native_fence_sync`]), the driver name (`EGL_MESA_query_driver`), and from
+//! libgbm the `gbm_device` the GBM platform needs and the linear buffers exportable layer
+//! targets are made of.
 //!
 //! # Lifetimes
 //!
@@ -18,6 +21,7 @@
 //! - [`EglImage`] and [`EglSync`] are owned values with no `Drop`: their owner hands them back to
 //!   [`EglHandles::destroy_image`] / [`EglHandles::destroy_sync`] while the display still lives.
 //! - [`SurfacelessContext`] and [`GbmDevice`] own what they create and release it in `Drop`.
+//!   A [`GbmBuffer`] holds an `Rc` of its device, so the device outlives every buffer made on it.
 //!
 //! # Which entry points are trusted
 //!
@@ -30,6 +34,7 @@
 //! [`EGL_KHR_gl_texture_2D_image`]: https://registry.khronos.org/EGL/extensions/KHR/EGL_KHR_gl_image.txt
 //! [`EGL_MESA_image_dma_buf_export`]: https://registry.khronos.org/EGL/extensions/MESA/EGL_MESA_image_dma_buf_export.txt
 //! [`EGL_ANDROID_native_fence_sync`]: https://registry.khronos.org/EGL/extensions/ANDROID/EGL_ANDROID_native_fence_sync.txt
+//! [`EGL_EXT_image_dma_buf_import`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import.txt
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fs::File;
@@ -241,7 +246,8 @@ impl Egl {
         };
         // SAFETY: every `transmute` below turns a pointer returned by
         // eglGetProcAddress for the named function into `Option` of that function's prototype as
-        // given in `EGL/eglext.h` (the type aliases above). `Option<extern fn>` has the layout of
+        // given in `EGL/eglext.h` (`GLES2/gl2ext.h` for glEGLImageTargetTexture2DOES; the type
+        // aliases above). `Option<extern fn>` has the layout of
         // a nullable pointer, so a null result becomes `None`. The functions belong to libEGL,
         // which stays loaded for the life of the process.
         let ext = unsafe {

@@ -19,23 +19,33 @@
 //! # Which EGL platform
 //!
 //! [`GlContext::new`] takes a [`PlatformRequest`]. The automatic choice tries, in order:
-//! 1. the EGL device platform ([`EGL_EXT_platform_device`]), DRM-backed devices first (on Mesa,
-//!    a render node such as `/dev/dri/renderD128`; with vgem that is the `kms_swrast` driver,
-//!    whose textures can be exported as dma-bufs), then Mesa's software device
-//!    (`EGL_MESA_device_software`, llvmpipe without any DRM node);
+//! 1. the EGL device platform ([`EGL_EXT_platform_device`]), DRM-backed devices first, then
+//!    Mesa's software device (`EGL_MESA_device_software`, llvmpipe without any DRM node, what a
+//!    machine without `/dev/dri` gets);
 //! 2. the surfaceless platform ([`EGL_MESA_platform_surfaceless`]).
 //!
-//! The GBM platform ([`EGL_KHR_platform_gbm`]) on an explicit render node can be asked for by
-//! name. When every candidate fails, the error lists each platform tried and why it failed.
+//! One exception: when the device platform lands on Mesa's `kms_swrast` (llvmpipe on a DRM
+//! node with no hardware driver, which is what vgem gives), Mesa opens the *render* node, where
+//! the kernel refuses the dumb-buffer ioctls `kms_swrast` shares memory through. The automatic
+//! choice then moves to the GBM platform ([`EGL_KHR_platform_gbm`]) on the device's *primary*
+//! node (`/dev/dri/card0`), and [`EglInfo::earlier_attempts`] records why. The GBM platform on
+//! any node can also be asked for by name. When every candidate fails, the error lists each
+//! platform tried and why it failed.
 //!
 //! # The export -> pass -> import sequence
 //!
 //! 1. **Draw.** [`GlContext::draw`] writes a [`triptych_scene::LayerContent`] into the layer's
 //!    RGBA8 texture with scissored clears, using GL's window y as the scene's row index, so
 //!    row 0 of every read-back or export is the scene's row 0.
-//! 2. **Export** (once per texture). [`GlContext::export_dmabuf`] wraps the texture in an
-//!    `EGLImage` ([`EGL_KHR_gl_texture_2D_image`], [`EGL_KHR_image_base`]), asks for its
-//!    layout with `eglExportDMABUFImageQueryMESA` and for one dma-buf fd per plane with
+//!    A layer meant for export is created with [`GlContext::create_exportable_target`]: its
+//!    texture's storage is a linear `DRM_FORMAT_ABGR8888` buffer allocated with GBM and
+//!    imported as an `EGLImage` ([`EGL_EXT_image_dma_buf_import`]) bound to the texture
+//!    ([`GL_OES_EGL_image`]). Mesa's llvmpipe before 24.0 can share no other texture storage;
+//!    drivers that can are served by a plain [`GlContext::create_target`] as well.
+//! 2. **Export** (once per texture). [`GlContext::export_dmabuf`] takes the texture's
+//!    `EGLImage` (the imported one, or one made from the texture with
+//!    [`EGL_KHR_gl_texture_2D_image`] and [`EGL_KHR_image_base`]), asks for its layout with
+//!    `eglExportDMABUFImageQueryMESA` and for one dma-buf fd per plane with
 //!    `eglExportDMABUFImageMESA` ([`EGL_MESA_image_dma_buf_export`]). The image is kept with
 //!    the texture: the fds keep referring to the texture's memory while later frames are drawn
 //!    into it. Only linear RGBA8 (`DRM_FORMAT_ABGR8888`, `DRM_FORMAT_MOD_LINEAR`, or no modifier
@@ -55,9 +65,9 @@
 //!
 //! # Unsafe code
 //!
-//! Foreign calls are in two places: [`egl_ffi`](self::egl_ffi) (every call into libEGL and
-//! libgbm through function pointers) and the GL calls in [`context`](self::context), which go
-//! through `glow`, whose every function is `unsafe` because GL cannot check the names and
+//! Foreign calls are in two places: `egl_ffi.rs` (every call into libEGL and libgbm through
+//! function pointers) and the GL calls in `context.rs`, which go through `glow`, whose every
+//! function is `unsafe` because GL cannot check the names and
 //! pointers it is given. Each block states why its arguments are valid.
 //!
 //! [`EGL_EXT_platform_device`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_platform_device.txt
@@ -70,6 +80,7 @@
 //! [`EGL_EXT_image_dma_buf_import`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import.txt
 //! [`EGL_EXT_image_dma_buf_import_modifiers`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import_modifiers.txt
 //! [`glFenceSync`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glFenceSync.xhtml
+//! [`GL_OES_EGL_image`]: https://registry.khronos.org/OpenGL/extensions/OES/OES_EGL_image.txt
 //! [kernel dma-buf docs]: https://docs.kernel.org/driver-api/dma-buf.html#cpu-access-to-dma-buffer-objects
 
 mod context;
@@ -260,6 +271,22 @@ pub enum GlError {
         height: u32,
         /// Each DRM node tried and why it failed.
         attempts: Vec<String>,
+    },
+    /// The driver imported a dma-buf as a texture but cannot access its memory.
+    #[error(
+        "the driver {driver:?} ({platform} on {node:?}) imported the dma-buf but cannot map it \
+         (GL error {code:#06x} reading it back); with Mesa's kms_swrast the display must be on \
+         the DRM primary node: use PlatformRequest::Auto or PlatformRequest::Gbm on /dev/dri/cardN"
+    )]
+    ImportUnusable {
+        /// The GL error of the probing read.
+        code: u32,
+        /// `eglGetDisplayDriverName`, if known.
+        driver: Option<String>,
+        /// The platform of the display.
+        platform: Platform,
+        /// The DRM node of the display.
+        node: Option<std::path::PathBuf>,
     },
     /// An fd-level operation on an exported fd failed.
     #[error("making an exported fd close-on-exec failed: {0}")]

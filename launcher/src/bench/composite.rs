@@ -93,7 +93,7 @@ pub fn measure(kind: Kind, plan: Plan) -> anyhow::Result<Measured> {
     let out_cell = std::cell::RefCell::new(&mut out);
     let (c, m) = interleave(
         plan,
-        |n| {
+        |n, _| {
             time_each(n, |_| {
                 let mut o = out_cell.borrow_mut();
                 composite(o.as_mut_slice(), WIDTH, HEIGHT, &mut layers);
@@ -101,7 +101,7 @@ pub fn measure(kind: Kind, plan: Plan) -> anyhow::Result<Measured> {
                 Ok(())
             })
         },
-        |n| {
+        |n, _| {
             time_each(n, |_| {
                 let mut o = out_cell.borrow_mut();
                 o.as_mut_slice().copy_from_slice(pixels);

@@ -66,6 +66,9 @@ pub enum Phase {
         /// How fences are obtained.
         fence: FenceMode,
     },
+    /// Receive a `GpuToRenderer::Frame` and answer one `RendererToGpu::Release`, nothing else:
+    /// what ipc-channel alone costs, to split a handoff's time between transport and checks.
+    Transport,
     /// On the bare socket: read exactly `request` bytes, write `reply` bytes.
     Echo {
         /// Bytes in.

@@ -17,9 +17,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::Context;
-use ipc_protocol::frame::{
-    BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR,
-};
+use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
 use ipc_protocol::messages::{FrameMsg, GpuToRenderer, LayerMsg, LayerPlacement, RendererToGpu};
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::eventfd::EventFence;
@@ -81,8 +79,8 @@ impl Fixture {
         for l in 0..LAYERS {
             let (width, height) = triptych_scene::layer_size(l, WIDTH, HEIGHT);
             let size = u64::from(width) * u64::from(height) * 4;
-            let name = std::ffi::CString::new(format!("triptych-bench-{l}"))
-                .context("memfd name")?;
+            let name =
+                std::ffi::CString::new(format!("triptych-bench-{l}")).context("memfd name")?;
             let memfd = triptych_sys::memfd::create_sealed(&name, size)
                 .with_context(|| format!("creating layer {l}'s {size}-byte buffer"))?;
             let buffer = ExportWindow::GPU
@@ -210,7 +208,10 @@ mod tests {
                 u64::from(l.buffer.width) * u64::from(l.buffer.height) * 4
             );
         }
-        assert_eq!((msg.layers[0].buffer.width, msg.layers[0].buffer.height), (WIDTH, HEIGHT));
+        assert_eq!(
+            (msg.layers[0].buffer.width, msg.layers[0].buffer.height),
+            (WIDTH, HEIGHT)
+        );
         assert_eq!(fx.batch_numbers().len(), FD_BATCH);
         assert!(fx.batch_numbers().iter().all(|&n| w.contains(n)));
         let bytes = wire_bytes(&GpuToRenderer::Frame(msg)).expect("bytes");

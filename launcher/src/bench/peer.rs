@@ -30,7 +30,7 @@ use ipc_protocol::{BufferId, DrmFormat, FileId, Frame, RemoteFd};
 use triptych_sys::mapping::{Access, Mapping};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 
-use super::control::{Counts, FenceMode, FromPeer, Phase, PeerSetup, ToPeer, PEER_ROLE};
+use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, PEER_ROLE};
 use super::fixture::EPOCH;
 use crate::cli::BenchPeerArgs;
 
@@ -89,7 +89,8 @@ impl Consumer {
         let mut c = Counts::default();
         for _ in 0..count {
             match phase {
-                Phase::Handoff { fence } => self.handoff(*fence, &mut c)?,
+                Phase::Handoff { fence } => self.handoff(Some(*fence), &mut c)?,
+                Phase::Transport => self.handoff(None, &mut c)?,
                 Phase::Echo { request, reply } => self.echo(*request, *reply, &mut c)?,
                 Phase::Getfd { fds } => self.getfd(fds, &mut c)?,
                 Phase::ScmRights { fds } => self.scm(*fds, &mut c)?,
@@ -99,7 +100,8 @@ impl Consumer {
         Ok(c)
     }
 
-    fn handoff(&mut self, mode: FenceMode, c: &mut Counts) -> anyhow::Result<()> {
+    /// One handoff; without a fence mode, only the transport (receive, decode, answer).
+    fn handoff(&mut self, mode: Option<FenceMode>, c: &mut Counts) -> anyhow::Result<()> {
         let GpuToRenderer::Frame(msg) = self
             .frames
             .recv()
@@ -110,7 +112,10 @@ impl Consumer {
             msg.frame,
             msg.epoch
         );
-        let answer = self.consume(&msg, mode, c)?;
+        let answer = match mode {
+            Some(mode) => self.consume(&msg, mode, c)?,
+            None => msg.layers.first().context("a frame without layers")?.buffer.id,
+        };
         self.releases
             .send(RendererToGpu::Release {
                 epoch: msg.epoch,
@@ -120,7 +125,12 @@ impl Consumer {
     }
 
     /// Validates, imports or looks up, gets and polls the fences; returns the id to release.
-    fn consume(&mut self, msg: &FrameMsg, mode: FenceMode, c: &mut Counts) -> anyhow::Result<BufferId> {
+    fn consume(
+        &mut self,
+        msg: &FrameMsg,
+        mode: FenceMode,
+        c: &mut Counts,
+    ) -> anyhow::Result<BufferId> {
         let first = msg.layers.first().context("a frame without layers")?;
         let mut ends = Vec::with_capacity(msg.layers.len());
         for (i, l) in msg.layers.iter().enumerate() {
@@ -267,7 +277,8 @@ fn stdin_socket() -> anyhow::Result<UnixStream> {
         .as_fd()
         .try_clone_to_owned()
         .context("duplicating stdin")?;
-    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).context("fstat of stdin")?;
+    let st =
+        nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).context("fstat of stdin")?;
     ensure!(
         st.st_mode & libc::S_IFMT == libc::S_IFSOCK,
         "stdin is not a socket: bench-peer is started by `triptych bench`, not by hand"
@@ -277,7 +288,8 @@ fn stdin_socket() -> anyhow::Result<UnixStream> {
 
 /// Runs the peer until the bench says `Exit` or goes away.
 pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
-    triptych_sys::prctl::set_pdeathsig(libc::SIGKILL).context("asking for a parent-death signal")?;
+    triptych_sys::prctl::set_pdeathsig(libc::SIGKILL)
+        .context("asking for a parent-death signal")?;
     let parent = nix::unistd::getppid().as_raw() as u32;
     ensure!(
         parent == args.parent,
@@ -288,8 +300,8 @@ pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not name the bench peer");
     }
     let stream = stdin_socket()?;
-    let (commands, events) = bootstrap::join::<ToPeer, FromPeer>(&args.ipc, PEER_ROLE)
-        .context("joining the bench")?;
+    let (commands, events) =
+        bootstrap::join::<ToPeer, FromPeer>(&args.ipc, PEER_ROLE).context("joining the bench")?;
     let setup: PeerSetup = match commands.recv().context("waiting for Setup")? {
         ToPeer::Setup(s) => s,
         ToPeer::Exit => return Ok(()),
@@ -323,7 +335,9 @@ pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
         };
         match cmd {
             ToPeer::Run { phase, count } => match consumer.run(&phase, count) {
-                Ok(c) => events.send(FromPeer::Done(c)).context("reporting a block")?,
+                Ok(c) => events
+                    .send(FromPeer::Done(c))
+                    .context("reporting a block")?,
                 Err(e) => {
                     let _ = events.send(FromPeer::Failed(format!("{e:#}")));
                     return Err(e);

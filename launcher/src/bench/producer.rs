@@ -23,7 +23,7 @@ use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
 use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
 use triptych_sys::fd::ExportWindow;
 
-use super::control::{Counts, FenceMode, FromPeer, Phase, PeerSetup, ToPeer, PEER_ROLE};
+use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, PEER_ROLE};
 use super::fixture::{Fixture, EPOCH, LAYERS};
 use super::stats::time_each;
 
@@ -39,8 +39,6 @@ pub struct Peer {
     frames: IpcSender<GpuToRenderer>,
     releases: IpcReceiver<RendererToGpu>,
     stream: UnixStream,
-    /// The peer's pid.
-    pub pid: u32,
     frame: u64,
     buf: Vec<u8>,
 }
@@ -118,7 +116,6 @@ impl Peer {
             frames,
             releases,
             stream,
-            pid,
             frame: 0,
             buf: Vec::new(),
         };
@@ -135,7 +132,7 @@ impl Peer {
             FromPeer::Ready { pid: p, .. } if p == pid => {}
             other => bail!("the bench peer answered {other:?} to Setup"),
         }
-        peer.frame = 0;
+        tracing::debug!(pid, ?core, "bench peer ready");
         Ok(peer)
     }
 
@@ -186,24 +183,30 @@ impl Peer {
             "the bench peer handled {} of {count} iterations of {phase:?}",
             counts.iterations
         );
-        check(&counts).with_context(|| format!("the bench peer's counts after {phase:?}: {counts:?}"))?;
+        check(&counts)
+            .with_context(|| format!("the bench peer's counts after {phase:?}: {counts:?}"))?;
         Ok(samples)
     }
 
     /// `n` handoff round trips. With `first_import`, every message names new buffer ids, so the
-    /// peer imports every layer; otherwise the ids stay those it has cached. Warm-up blocks
-    /// (`warmup`) are not checked against the steady-state counts.
+    /// peer imports every layer; otherwise the ids stay those it has cached. Without a fence mode
+    /// the peer only receives and answers (the transport alone). Warm-up blocks (`warmup`) are
+    /// not checked against the steady-state counts.
     pub fn handoff(
         &mut self,
         fx: &mut Fixture,
         n: u64,
-        fence: FenceMode,
+        fence: Option<FenceMode>,
         first_import: bool,
         warmup: bool,
     ) -> anyhow::Result<Vec<u64>> {
         let layers = u64::from(LAYERS);
+        let phase = match fence {
+            Some(fence) => Phase::Handoff { fence },
+            None => Phase::Transport,
+        };
         self.block(
-            Phase::Handoff { fence },
+            phase,
             n,
             |p| {
                 let mut frame = p.frame;
@@ -233,15 +236,30 @@ impl Peer {
                 if warmup {
                     return Ok(());
                 }
-                let (imports, hits) = if first_import { (n * layers, 0) } else { (0, n * layers) };
+                let Some(fence) = fence else {
+                    ensure!(*c == Counts { iterations: n, ..Counts::default() }, "expected no work but receiving");
+                    return Ok(());
+                };
+                let (imports, hits) = if first_import {
+                    (n * layers, 0)
+                } else {
+                    (0, n * layers)
+                };
                 let fetched = match (first_import, fence) {
                     (true, _) | (false, FenceMode::FetchEach) => n * layers,
                     (false, FenceMode::Held) => 0,
                 };
                 ensure!(c.imports == imports, "expected {imports} imports");
                 ensure!(c.hits == hits, "expected {hits} cache hits");
-                ensure!(c.fences_fetched == fetched, "expected {fetched} fence fetches");
-                ensure!(c.fences_ready == n * layers, "expected {} signalled fences", n * layers);
+                ensure!(
+                    c.fences_fetched == fetched,
+                    "expected {fetched} fence fetches"
+                );
+                ensure!(
+                    c.fences_ready == n * layers,
+                    "expected {} signalled fences",
+                    n * layers
+                );
                 Ok(())
             },
         )
@@ -251,19 +269,28 @@ impl Peer {
     pub fn echo(&mut self, n: u64, request: &[u8], reply: usize) -> anyhow::Result<Vec<u64>> {
         let len = request.len();
         self.block(
-            Phase::Echo { request: len, reply },
+            Phase::Echo {
+                request: len,
+                reply,
+            },
             n,
             |p| {
                 p.buf.resize(reply, 0);
                 time_each(n, |_| {
-                    p.stream.write_all(request).context("writing to the bare socket")?;
+                    p.stream
+                        .write_all(request)
+                        .context("writing to the bare socket")?;
                     p.stream
                         .read_exact(&mut p.buf[..reply])
                         .context("reading the bare socket's answer")
                 })
             },
             |c| {
-                ensure!(c.bytes == n * len as u64, "expected {} bytes", n * len as u64);
+                ensure!(
+                    c.bytes == n * len as u64,
+                    "expected {} bytes",
+                    n * len as u64
+                );
                 Ok(())
             },
         )
@@ -278,7 +305,9 @@ impl Peer {
             |p| {
                 let mut b = [0u8; 1];
                 time_each(n, |_| {
-                    p.stream.write_all(b"g").context("writing to the bare socket")?;
+                    p.stream
+                        .write_all(b"g")
+                        .context("writing to the bare socket")?;
                     p.stream
                         .read_exact(&mut b)
                         .context("reading the bare socket's answer")
@@ -315,7 +344,9 @@ impl Peer {
 
     /// Tells the peer to exit and reaps it.
     pub fn exit(mut self) -> anyhow::Result<()> {
-        self.commands.send(ToPeer::Exit).context("telling the peer to exit")?;
+        self.commands
+            .send(ToPeer::Exit)
+            .context("telling the peer to exit")?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(st) = self.child.try_wait().context("waiting for the peer")? {

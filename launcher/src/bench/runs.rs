@@ -64,9 +64,9 @@ pub enum Chaos {
 fn field<'a>(v: &'a Value, path: &[&str], file: &Path) -> anyhow::Result<&'a Value> {
     let mut cur = v;
     for p in path {
-        cur = cur.get(p).with_context(|| {
-            format!("{} has no `{}`", file.display(), path.join("."))
-        })?;
+        cur = cur
+            .get(p)
+            .with_context(|| format!("{} has no `{}`", file.display(), path.join(".")))?;
     }
     Ok(cur)
 }
@@ -75,7 +75,13 @@ fn number(v: &Value, path: &[&str], file: &Path) -> anyhow::Result<f64> {
     field(v, path, file)?
         .as_f64()
         .filter(|x| x.is_finite())
-        .with_context(|| format!("`{}` in {} is not a finite number", path.join("."), file.display()))
+        .with_context(|| {
+            format!(
+                "`{}` in {} is not a finite number",
+                path.join("."),
+                file.display()
+            )
+        })
 }
 
 /// Runs `triptych run` with `args` plus a summary file in `dir`, returning the summary.

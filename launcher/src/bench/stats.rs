@@ -68,15 +68,16 @@ pub fn time_each(
 
 /// Runs `plan.warmup` untimed iterations of each side, then `plan.iterations` timed ones of
 /// each, in `plan.rounds` alternating rounds (the side that goes first alternates too).
-/// Each closure runs the number of iterations it is given and returns one sample per iteration.
+/// Each closure runs the number of iterations it is given (and is told whether they are the
+/// warm-up) and returns one sample per iteration.
 pub fn interleave(
     plan: Plan,
-    mut value: impl FnMut(u64) -> anyhow::Result<Vec<u64>>,
-    mut baseline: impl FnMut(u64) -> anyhow::Result<Vec<u64>>,
+    mut value: impl FnMut(u64, bool) -> anyhow::Result<Vec<u64>>,
+    mut baseline: impl FnMut(u64, bool) -> anyhow::Result<Vec<u64>>,
 ) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
     if plan.warmup > 0 {
-        value(plan.warmup)?;
-        baseline(plan.warmup)?;
+        value(plan.warmup, true)?;
+        baseline(plan.warmup, true)?;
     }
     let rounds = plan.rounds.clamp(1, plan.iterations.max(1));
     let mut v = Vec::with_capacity(plan.iterations as usize);
@@ -85,11 +86,11 @@ pub fn interleave(
         // Spread the remainder over the first rounds so the totals are exact.
         let n = plan.iterations / rounds + u64::from(r < plan.iterations % rounds);
         if r % 2 == 0 {
-            v.extend(value(n)?);
-            b.extend(baseline(n)?);
+            v.extend(value(n, false)?);
+            b.extend(baseline(n, false)?);
         } else {
-            b.extend(baseline(n)?);
-            v.extend(value(n)?);
+            b.extend(baseline(n, false)?);
+            v.extend(value(n, false)?);
         }
     }
     anyhow::ensure!(
@@ -125,11 +126,11 @@ mod tests {
         };
         let (v, b) = interleave(
             plan,
-            |n| {
+            |n, _| {
                 order.borrow_mut().push(('v', n));
                 Ok(vec![1; n as usize])
             },
-            |n| {
+            |n, _| {
                 order.borrow_mut().push(('b', n));
                 Ok(vec![2; n as usize])
             },

@@ -1,0 +1,551 @@
+//! `triptych bench`: what the frame handoff costs, every figure next to a baseline measured in the
+//! same run, on the same cores.
+//!
+//! # Who plays what
+//!
+//! This process plays the GPU process (the *producer*): it exports buffers and fences into its
+//! export window, sends `GpuToRenderer::Frame` descriptions and times every round trip with one
+//! clock. `triptych bench-peer` ([`peer`]), this binary re-executed as a child, plays the renderer
+//! (the *consumer*): it validates, imports, fetches and polls with the renderer's own calls. The
+//! two are pinned to two named CPUs ([`cores`]). The compositor is timed in this process, on the
+//! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`]).
+//!
+//! # Sequence
+//!
+//! 1. choose the CPUs; create the exports ([`fixture`]); start and pin the peer ([`producer`]);
+//!    pin this thread;
+//! 2. items 1 to 4, each value interleaved with its baseline in rounds after a warm-up
+//!    ([`stats::interleave`]); after every block the peer's counts are checked against what the
+//!    block had to do;
+//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]);
+//! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
+//!    time of the clean 3-layer run;
+//! 5. print the table, or the JSON with `--json` ([`report`]); exit 1 if any measurement failed.
+//!
+//! Speed goals are reported (`met`), never enforced: a slow machine gives slow figures, not a
+//! failure. A build without optimisations says so in its report.
+
+mod composite;
+mod control;
+mod cores;
+mod fixture;
+pub mod peer;
+mod producer;
+mod report;
+mod runs;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::cli::BenchArgs;
+use control::FenceMode;
+use fixture::{Fixture, FD_BATCH, HEIGHT, LAYERS, WIDTH};
+use producer::Peer;
+use report::{Item, Label, MessageBytes, Report};
+use stats::{interleave, Figure, Plan};
+
+/// Iteration counts of one bench run.
+#[derive(Clone, Debug)]
+struct Plans {
+    /// Round trips of items 1, 1b, 2 and 4.
+    ipc: Plan,
+    /// Pixel pushes of item 3.
+    pixels: Plan,
+    /// Composites of item 5.
+    composite: Plan,
+    /// Frames of each clean pipeline run (item 7).
+    frames: u64,
+    /// Layer counts of the clean runs.
+    layers: Vec<u32>,
+    /// Layers, frames and kills of the chaos run (item 6); `chaos_layers` is one of `layers`,
+    /// whose clean run gives the baseline.
+    chaos_layers: u32,
+    chaos_frames: u64,
+    chaos_kills: u32,
+}
+
+impl Plans {
+    fn full() -> Plans {
+        Plans {
+            ipc: Plan {
+                warmup: 1000,
+                iterations: 10_000,
+                rounds: 10,
+            },
+            pixels: Plan {
+                warmup: 50,
+                iterations: 10_000,
+                rounds: 10,
+            },
+            composite: Plan {
+                warmup: 20,
+                iterations: 10_000,
+                rounds: 10,
+            },
+            frames: 300,
+            layers: vec![1, 3, 8],
+            chaos_layers: 3,
+            chaos_frames: 600,
+            chaos_kills: 10,
+        }
+    }
+
+    /// Short enough for CI in a debug build; the figures are only checked for shape.
+    fn quick() -> Plans {
+        Plans {
+            ipc: Plan {
+                warmup: 100,
+                iterations: 1000,
+                rounds: 4,
+            },
+            pixels: Plan {
+                warmup: 5,
+                iterations: 100,
+                rounds: 2,
+            },
+            composite: Plan {
+                warmup: 1,
+                iterations: 3,
+                rounds: 1,
+            },
+            // One opaque layer: the cheapest 1080p pipeline, which an unoptimised build still
+            // runs at a few frames per second.
+            frames: 6,
+            layers: vec![1],
+            chaos_layers: 1,
+            chaos_frames: 12,
+            chaos_kills: 1,
+        }
+    }
+}
+
+/// Seed of the chaos run, fixed so runs are comparable.
+const CHAOS_SEED: u64 = 1;
+
+/// Runs the benchmarks and prints the results.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let plans = if args.quick {
+        Plans::quick()
+    } else {
+        Plans::full()
+    };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    if build == "debug" && !args.quick {
+        tracing::warn!(
+            "this is a debug build: the figures will not be representative (cargo build --release)"
+        );
+    }
+    let mut machine = report::Machine::read();
+    let cores = cores::Cores::choose()?;
+    tracing::info!(cores = %cores.describe(), "bench starting");
+    let mut items = Vec::new();
+    let mut failures = Vec::new();
+
+    // 1. Exports, peer, pinning.
+    let mut fx = Fixture::new().context("creating the exported buffers and fences")?;
+    let bytes = MessageBytes {
+        frame: fixture::wire_bytes(&fx.message(5000)?)?,
+        release: fixture::wire_bytes(&fixture::release_message())?,
+        pixels: composite::FRAME_BYTES,
+    };
+    let mut peer = Peer::spawn(Some(cores.consumer)).context("starting the bench peer")?;
+    cores::pin(cores.producer)?;
+    let pair = [cores.producer, cores.consumer];
+    let pair_note = cores.describe();
+
+    // 2. Items 1 to 4.
+    cross_process(
+        &mut items, &mut peer, &mut fx, &plans, bytes, &pair, &pair_note,
+    )?;
+    peer.exit()?;
+
+    // 3. Item 5, on the producer's CPU.
+    let one = [cores.producer];
+    let one_note = format!("this process, pinned to cpu {}", cores.producer);
+    for (item, name, kind, what) in [
+        (
+            "5a",
+            "composite_opaque_1080p",
+            composite::Kind::Opaque,
+            "opaque 1080p layer (opacity 255)",
+        ),
+        (
+            "5b",
+            "composite_translucent_1080p",
+            composite::Kind::Translucent,
+            "translucent 1080p layer (opacity 200)",
+        ),
+    ] {
+        let m = composite::measure(kind, plans.composite)
+            .with_context(|| format!("measuring item {item}"))?;
+        items.push(Item::measured(
+            &Label {
+                item,
+                name,
+                value: format!("renderer composite, one {what}"),
+                baseline: format!("memcpy of the layer's {} bytes", composite::FRAME_BYTES),
+                unit: "ns per frame",
+            },
+            m.composite,
+            m.memcpy,
+            Some(3.5),
+            plans.composite,
+            &one,
+            &one_note,
+        ));
+    }
+
+    // 4. Items 7 and 6, unpinned.
+    cores.restore()?;
+    let dir = std::env::temp_dir().join(format!("triptych-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let unpinned = format!(
+        "not pinned: the pipeline's three processes run where the scheduler puts them, on CPUs {:?}",
+        cores.allowed
+    );
+    let mut baseline_frame: Option<(f64, u64)> = None;
+    for &k in &plans.layers {
+        let label = Label {
+            item: "7",
+            name: "",
+            value: format!("handoff in `triptych run`, 1080p, {k} layer(s)"),
+            baseline: String::new(),
+            unit: "ns per frame",
+        };
+        let name = format!("end_to_end_1080p_{k}_layers");
+        match runs::end_to_end(&dir, k, plans.frames) {
+            Ok(r) => {
+                let frame_ns = 1e9 / r.fps;
+                if k == plans.chaos_layers {
+                    baseline_frame = Some((frame_ns, r.frames));
+                }
+                let label = Label {
+                    name: &name,
+                    baseline: format!("frame time at {:.1} fps (1 / fps)", r.fps),
+                    ..label
+                };
+                let mut extra = BTreeMap::new();
+                extra.insert("fps".to_owned(), Value::from(r.fps));
+                extra.insert("layers".to_owned(), Value::from(r.layers));
+                extra.insert("frames".to_owned(), Value::from(r.frames));
+                extra.insert("size".to_owned(), Value::from(format!("{WIDTH}x{HEIGHT}")));
+                extra.insert("backend".to_owned(), Value::from(r.backend.clone()));
+                items.push(Item::reported(
+                    &label,
+                    r.handoff_p50_ns,
+                    r.handoff_p99_ns,
+                    r.handoff_count,
+                    frame_ns,
+                    r.frames,
+                    &unpinned,
+                    extra,
+                ));
+            }
+            Err(e) => {
+                let why = format!("item 7 with {k} layers: {e:#}");
+                failures.push(why.clone());
+                items.push(Item::missing(
+                    &Label {
+                        name: &name,
+                        baseline: "frame time (1 / fps)".into(),
+                        ..label
+                    },
+                    None,
+                    why,
+                ));
+            }
+        }
+    }
+    chaos_items(
+        &mut items,
+        &mut failures,
+        &dir,
+        &plans,
+        baseline_frame,
+        &unpinned,
+    );
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove the bench's scratch directory");
+    }
+
+    // 5. Report.
+    machine.loadavg_end = report::loadavg();
+    let report = Report {
+        version: 1,
+        build,
+        quick: args.quick,
+        seconds: started.elapsed().as_secs_f64(),
+        machine,
+        cores,
+        message_bytes: bytes,
+        items,
+        failures,
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).context("encoding the report")? + "\n"
+    } else {
+        report.table()
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("printing the report")?;
+    if !report.failures.is_empty() {
+        anyhow::bail!(
+            "{} measurement(s) failed: {}",
+            report.failures.len(),
+            report.failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Items 1, 1b, 2, 3 and 4.
+fn cross_process(
+    items: &mut Vec<Item>,
+    peer: &mut Peer,
+    fx: &mut Fixture,
+    plans: &Plans,
+    bytes: MessageBytes,
+    cores: &[usize],
+    note: &str,
+) -> anyhow::Result<()> {
+    let ipc = plans.ipc;
+    let request = vec![0x5au8; bytes.frame];
+    let bare = format!(
+        "bare UnixStream round trip, {} B out, {} B back",
+        bytes.frame, bytes.release
+    );
+
+    // Import the current generation once, untimed, so the steady blocks find it cached.
+    peer.handoff(fx, 1, Some(FenceMode::Held), true, true)?;
+    let steady = |peer: &mut Peer, fx: &mut Fixture, fence: Option<FenceMode>| {
+        let peer = std::cell::RefCell::new(peer);
+        interleave(
+            ipc,
+            |n, warm| peer.borrow_mut().handoff(fx, n, fence, false, warm),
+            |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
+        )
+    };
+    let (v1, b1) = steady(peer, fx, Some(FenceMode::Held)).context("measuring item 1")?;
+    let item1 = Figure::of(v1, 1);
+    items.push(Item::measured(
+        &Label {
+            item: "1",
+            name: "handoff_steady",
+            value: format!("handoff, imported buffers: {LAYERS}-layer FrameMsg + fence polls"),
+            baseline: bare.clone(),
+            unit: "ns per round trip",
+        },
+        item1,
+        Figure::of(b1, 1),
+        Some(1.10),
+        ipc,
+        cores,
+        note,
+    ));
+    let (v, b) = steady(peer, fx, Some(FenceMode::FetchEach)).context("measuring item 1b")?;
+    items.push(Item::measured(
+        &Label {
+            item: "1b",
+            name: "handoff_steady_fence_fetch",
+            value: "as 1, each fence also fetched (pidfd_getfd + fstat)".into(),
+            baseline: bare.clone(),
+            unit: "ns per round trip",
+        },
+        Figure::of(v, 1),
+        Figure::of(b, 1),
+        None,
+        ipc,
+        cores,
+        note,
+    ));
+
+    let (v, b) = {
+        let peer = std::cell::RefCell::new(&mut *peer);
+        interleave(
+            ipc,
+            |n, warm| {
+                peer.borrow_mut()
+                    .handoff(fx, n, FenceMode::Held, true, warm)
+            },
+            |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
+        )
+        .context("measuring item 2")?
+    };
+    items.push(Item::measured(
+        &Label {
+            item: "2",
+            name: "handoff_first_import",
+            value: format!("handoff, first import of all {LAYERS} layers (fetch, map)"),
+            baseline: bare,
+            unit: "ns per round trip",
+        },
+        Figure::of(v, 1),
+        Figure::of(b, 1),
+        Some(1.6),
+        ipc,
+        cores,
+        note,
+    ));
+
+    // Item 3: the pixels of one frame through the same kind of socket. The value is item 1's
+    // figure, from this run.
+    let pixels = vec![0xa5u8; bytes.pixels];
+    let px = plans.pixels;
+    peer.echo(px.warmup, &pixels, bytes.release)
+        .context("warming up item 3")?;
+    let mut samples = Vec::with_capacity(px.iterations as usize);
+    for r in 0..px.rounds.max(1) {
+        let n = px.iterations / px.rounds.max(1) + u64::from(r < px.iterations % px.rounds.max(1));
+        samples.extend(
+            peer.echo(n, &pixels, bytes.release)
+                .context("measuring item 3")?,
+        );
+    }
+    let mut it = Item::measured(
+        &Label {
+            item: "3",
+            name: "handoff_vs_pixel_push",
+            value: "handoff, imported buffers (item 1's figure)".into(),
+            baseline: format!(
+                "{WIDTH}x{HEIGHT} RGBA pixels ({} B) through a UnixStream",
+                bytes.pixels
+            ),
+            unit: "ns per round trip",
+        },
+        item1,
+        Figure::of(samples, 1),
+        Some(0.01),
+        px,
+        cores,
+        note,
+    );
+    it.warmup = ipc.warmup;
+    items.push(it.with("baseline_warmup", px.warmup));
+
+    // Item 4: per fd, a batch per round trip.
+    let numbers = fx.batch_numbers();
+    let fds = fx.batch_fds();
+    let (v, b) = {
+        let peer = std::cell::RefCell::new(&mut *peer);
+        interleave(
+            ipc,
+            |n, _| peer.borrow_mut().getfd(n, &numbers),
+            |n, _| peer.borrow_mut().scm(n, &fds),
+        )
+        .context("measuring item 4")?
+    };
+    items.push(
+        Item::measured(
+            &Label {
+                item: "4",
+                name: "fd_pidfd_getfd_vs_scm_rights",
+                value: format!("pidfd_getfd, per fd ({FD_BATCH} fds per round trip)"),
+                baseline: format!("SCM_RIGHTS, per fd ({FD_BATCH} fds per round trip)"),
+                unit: "ns per fd (one round trip / fds moved in it)",
+            },
+            Figure::of(v, FD_BATCH as u64),
+            Figure::of(b, FD_BATCH as u64),
+            Some(1.0),
+            ipc,
+            cores,
+            note,
+        )
+        .with("fds_per_round_trip", FD_BATCH),
+    );
+    Ok(())
+}
+
+/// Items 6a and 6b, from a chaos run, against the clean run's frame time.
+fn chaos_items(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    baseline: Option<(f64, u64)>,
+    note: &str,
+) {
+    let labels = [
+        Label {
+            item: "6a",
+            name: "crash_detection",
+            value: "crash detection: fault to the launcher noticing".into(),
+            baseline: format!(
+                "frame time of the clean {}-layer run (item 7)",
+                plans.chaos_layers
+            ),
+            unit: "ns per crash",
+        },
+        Label {
+            item: "6b",
+            name: "restart_to_first_frame",
+            value: "restart: noticing to the replacement's first frame".into(),
+            baseline: format!(
+                "frame time of the clean {}-layer run (item 7)",
+                plans.chaos_layers
+            ),
+            unit: "ns per crash",
+        },
+    ];
+    let Some((frame_ns, frames)) = baseline else {
+        for l in &labels {
+            items.push(Item::missing(
+                l,
+                None,
+                format!(
+                    "the clean {}-layer run, its baseline, did not run",
+                    plans.chaos_layers
+                ),
+            ));
+        }
+        return;
+    };
+    match runs::chaos(
+        dir,
+        plans.chaos_layers,
+        plans.chaos_frames,
+        CHAOS_SEED,
+        plans.chaos_kills,
+    ) {
+        Ok(runs::Chaos::Measured {
+            detection,
+            restart,
+            crashes,
+        }) => {
+            for (l, lat) in labels.iter().zip([detection, restart]) {
+                let mut extra = BTreeMap::new();
+                extra.insert("crashes".to_owned(), Value::from(crashes));
+                extra.insert("chaos_seed".to_owned(), Value::from(CHAOS_SEED));
+                extra.insert("chaos_kills".to_owned(), Value::from(plans.chaos_kills));
+                extra.insert("frames".to_owned(), Value::from(plans.chaos_frames));
+                extra.insert("layers".to_owned(), Value::from(plans.chaos_layers));
+                items.push(Item::reported(
+                    l, lat.p50_ns, lat.p99_ns, lat.count, frame_ns, frames, note, extra,
+                ));
+            }
+        }
+        Ok(runs::Chaos::NotReported(why)) => {
+            for l in &labels {
+                items.push(Item::missing(l, None, format!("not measured yet: {why}")));
+            }
+        }
+        Err(e) => {
+            let why = format!("item 6 (chaos run): {e:#}");
+            failures.push(why.clone());
+            for l in &labels {
+                items.push(Item::missing(l, None, why.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! `triptych bench --quick --json`: every figure is produced, every ratio is computed from
+//! figures of the same run, and every figure names where it ran.
+//!
+//! Speed goals are the bench's to report (`met`), never this test's to assert: a slow or busy
+//! machine gives slow figures, not a failed test. What is checked is shape and consistency.
+
+use serde_json::Value;
+use triptych_tests::*;
+
+/// Items that must be present, with the goal each carries (`None`: no goal).
+const ITEMS: [(&str, &str, Option<f64>); 9] = [
+    ("1", "handoff_steady", Some(1.10)),
+    ("1b", "handoff_steady_fence_fetch", None),
+    ("2", "handoff_first_import", Some(1.6)),
+    ("3", "handoff_vs_pixel_push", Some(0.01)),
+    ("4", "fd_pidfd_getfd_vs_scm_rights", Some(1.0)),
+    ("5a", "composite_opaque_1080p", Some(3.5)),
+    ("5b", "composite_translucent_1080p", Some(3.5)),
+    ("6a", "crash_detection", None),
+    ("6b", "restart_to_first_frame", None),
+];
+
+/// Every field an item carries, null or not.
+const FIELDS: [&str; 21] = [
+    "item",
+    "name",
+    "value_name",
+    "baseline_name",
+    "unit",
+    "value_p50_ns",
+    "value_p99_ns",
+    "value_max_ns",
+    "baseline_p50_ns",
+    "baseline_p99_ns",
+    "ratio_p50",
+    "ratio_p99",
+    "goal",
+    "met",
+    "warmup",
+    "iterations",
+    "baseline_iterations",
+    "cores",
+    "cores_note",
+    "extra",
+    "reason",
+];
+
+fn num(v: &Value, what: &str) -> f64 {
+    let x = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"));
+    assert!(
+        x.is_finite() && x > 0.0,
+        "{what} = {x} is not positive and finite"
+    );
+    x
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+fn find<'a>(items: &'a [Value], name: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no item {name:?} in the report"))
+}
+
+#[test]
+fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
+    let o = output(triptych(&["bench", "--quick", "--json"]));
+    assert!(o.status.success(), "{}", show(&o));
+    let r: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("the bench's stdout is not JSON ({e}):\n{}", show(&o)));
+
+    assert_eq!(r["version"], 1, "{r}");
+    assert_eq!(r["quick"], true);
+    assert!(
+        matches!(r["build"].as_str(), Some("debug" | "release")),
+        "{}",
+        r["build"]
+    );
+    assert_eq!(
+        r["failures"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r["failures"]
+    );
+    num(&r["seconds"], "seconds");
+    for f in ["frame", "release"] {
+        num(&r["message_bytes"][f], f);
+    }
+    assert_eq!(r["message_bytes"]["pixels"], 1920 * 1080 * 4);
+    let cores = &r["cores"];
+    let allowed: Vec<u64> = cores["allowed"]
+        .as_array()
+        .expect("cores.allowed")
+        .iter()
+        .map(|c| c.as_u64().expect("cpu number"))
+        .collect();
+    let producer = cores["producer"].as_u64().expect("cores.producer");
+    let consumer = cores["consumer"].as_u64().expect("cores.consumer");
+    assert!(
+        allowed.contains(&producer) && allowed.contains(&consumer),
+        "{cores}"
+    );
+    assert_eq!(cores["shared"], producer == consumer);
+    assert_eq!(producer == consumer, allowed.len() == 1, "{cores}");
+
+    let items = r["items"].as_array().expect("items");
+    for it in items {
+        for f in FIELDS {
+            assert!(it.get(f).is_some(), "item {} lacks `{f}`: {it}", it["name"]);
+        }
+        let name = it["name"].as_str().expect("name");
+        if !it["reason"].is_null() {
+            // Not measured: only allowed for item 6 before the crash figures exist, and then
+            // every figure is null.
+            assert!(
+                name == "crash_detection" || name == "restart_to_first_frame",
+                "{it}"
+            );
+            assert!(it["reason"].as_str().is_some_and(|s| !s.is_empty()), "{it}");
+            for f in ["value_p50_ns", "baseline_p50_ns", "ratio_p50", "met"] {
+                assert!(it[f].is_null(), "{name}: `{f}` set without figures: {it}");
+            }
+            continue;
+        }
+        let v50 = num(&it["value_p50_ns"], "value_p50_ns");
+        let v99 = num(&it["value_p99_ns"], "value_p99_ns");
+        let b50 = num(&it["baseline_p50_ns"], "baseline_p50_ns");
+        assert!(v99 >= v50, "{name}: p99 {v99} below p50 {v50}");
+        let ratio = num(&it["ratio_p50"], "ratio_p50");
+        assert!(
+            close(ratio, v50 / b50),
+            "{name}: ratio_p50 {ratio} is not value_p50 / baseline_p50 = {v50} / {b50}"
+        );
+        if !it["baseline_p99_ns"].is_null() {
+            let b99 = num(&it["baseline_p99_ns"], "baseline_p99_ns");
+            assert!(b99 >= b50, "{name}: baseline p99 {b99} below p50 {b50}");
+            let r99 = num(&it["ratio_p99"], "ratio_p99");
+            assert!(
+                close(r99, v99 / b99),
+                "{name}: ratio_p99 {r99} != {v99} / {b99}"
+            );
+        }
+        match it["goal"].as_f64() {
+            Some(goal) => assert_eq!(it["met"], ratio <= goal, "{name}: met disagrees: {it}"),
+            None => assert!(it["met"].is_null(), "{name}: met without a goal: {it}"),
+        }
+        assert!(it["iterations"].as_u64().is_some_and(|n| n > 0), "{it}");
+        assert!(
+            it["baseline_iterations"].as_u64().is_some_and(|n| n > 0),
+            "{it}"
+        );
+        assert!(
+            it["cores_note"].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: no cores note"
+        );
+    }
+
+    for (item, name, goal) in ITEMS {
+        let it = find(items, name);
+        assert_eq!(it["item"], item, "{it}");
+        assert_eq!(it["goal"].as_f64(), goal, "{name}: goal {}", it["goal"]);
+    }
+    // Cross-process figures ran on the two named CPUs; the compositor on the producer's.
+    for name in [
+        "handoff_steady",
+        "handoff_steady_fence_fetch",
+        "handoff_first_import",
+        "handoff_vs_pixel_push",
+        "fd_pidfd_getfd_vs_scm_rights",
+    ] {
+        let it = find(items, name);
+        assert_eq!(
+            it["cores"],
+            serde_json::json!([producer, consumer]),
+            "{name}"
+        );
+        // --quick still times 1000 round trips of each side, after a warm-up.
+        assert!(it["warmup"].as_u64().is_some_and(|w| w > 0), "{it}");
+        if name != "handoff_vs_pixel_push" {
+            assert_eq!(it["iterations"], 1000, "{it}");
+            assert_eq!(it["baseline_iterations"], 1000, "{it}");
+        }
+    }
+    for name in ["composite_opaque_1080p", "composite_translucent_1080p"] {
+        assert_eq!(
+            find(items, name)["cores"],
+            serde_json::json!([producer]),
+            "{name}"
+        );
+    }
+    // Item 3's value is item 1's figure from this same run.
+    let (one, three) = (
+        find(items, "handoff_steady"),
+        find(items, "handoff_vs_pixel_push"),
+    );
+    for f in ["value_p50_ns", "value_p99_ns", "iterations"] {
+        assert_eq!(one[f], three[f], "item 3's `{f}` is not item 1's");
+    }
+    assert_eq!(
+        find(items, "fd_pidfd_getfd_vs_scm_rights")["extra"]["fds_per_round_trip"],
+        32
+    );
+
+    // Item 7: at least one 1080p pipeline run; its baseline is 1/fps of that run, and the
+    // handoff share of a frame is the ratio.
+    let runs: Vec<&Value> = items.iter().filter(|i| i["item"] == "7").collect();
+    assert!(!runs.is_empty(), "no end-to-end item");
+    for it in &runs {
+        let fps = num(&it["extra"]["fps"], "fps");
+        assert!(
+            close(num(&it["baseline_p50_ns"], "frame time"), 1e9 / fps),
+            "{it}"
+        );
+        assert_eq!(it["extra"]["size"], "1920x1080", "{it}");
+        assert!(
+            it["extra"]["layers"].as_u64().is_some_and(|k| k >= 1),
+            "{it}"
+        );
+        assert!(
+            it["extra"]["frames"].as_u64().is_some_and(|n| n >= 2),
+            "{it}"
+        );
+        assert_eq!(
+            it["cores"],
+            serde_json::json!([]),
+            "pipeline runs are not pinned: {it}"
+        );
+    }
+    // Item 6, when measured, is against the frame time of a clean run of as many layers.
+    let detection = find(items, "crash_detection");
+    if detection["reason"].is_null() {
+        let k = &detection["extra"]["layers"];
+        let clean = runs
+            .iter()
+            .find(|i| &i["extra"]["layers"] == k)
+            .unwrap_or_else(|| panic!("no clean run with {k} layers for item 6's baseline"));
+        assert_eq!(detection["baseline_p50_ns"], clean["baseline_p50_ns"]);
+        assert!(
+            detection["extra"]["crashes"]
+                .as_u64()
+                .is_some_and(|c| c >= 1),
+            "{detection}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_bench_and_trace_summary_but_hides_the_peer() {
+    let o = output(triptych(&["--help"]));
+    assert!(o.status.success(), "{}", show(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("bench"), "{help}");
+    assert!(help.contains("trace-summary"), "{help}");
+    assert!(!help.contains("bench-peer"), "{help}");
+    // Started by hand, the peer refuses to run.
+    let o = output(triptych(&[
+        "bench-peer",
+        "--ipc",
+        "nowhere",
+        "--parent",
+        "1",
+    ]));
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not 1"),
+        "{}",
+        show(&o)
+    );
+}
