@@ -2,6 +2,8 @@
 //! launcher and read what it produced, and how to look at processes through `/proc`.
 #![forbid(unsafe_code)]
 
+pub mod fake_gpu;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

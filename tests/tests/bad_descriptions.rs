@@ -6,97 +6,22 @@
 //! field, the renderer must stay alive, and a good description sent afterwards must still be
 //! composited.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd};
 
-use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
-use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
 use ipc_protocol::frame::{
     BufferKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR,
 };
 use ipc_protocol::messages::*;
 use ipc_protocol::{BufferId, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::fd::ExportWindow;
-use triptych_tests::bin;
-
-fn remote(fd: &OwnedFd) -> RemoteFd {
-    let id = triptych_sys::fd::identity(fd.as_fd()).expect("fstat");
-    RemoteFd {
-        pid: std::process::id(),
-        fd: fd.as_raw_fd(),
-        identity: FileId {
-            dev: id.dev,
-            ino: id.ino,
-        },
-    }
-}
-
-struct FakeGpu {
-    renderer: std::process::Child,
-    commands: IpcSender<LauncherToRenderer>,
-    events: IpcReceiver<RendererToLauncher>,
-    frames: IpcSender<GpuToRenderer>,
-    _releases: IpcReceiver<RendererToGpu>,
-}
-
-impl Drop for FakeGpu {
-    fn drop(&mut self) {
-        let _ = self.renderer.kill();
-        let _ = self.renderer.wait();
-    }
-}
-
-fn start(window: ExportWindow) -> FakeGpu {
-    let (server, name) =
-        IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new().expect("server");
-    let renderer = Command::new(bin("triptych-renderer"))
-        .arg(IPC_FLAG)
-        .arg(&name)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn renderer");
-    let (_, hello) = server.accept().expect("renderer hello");
-    assert_eq!(hello.role, "renderer");
-    let (frames_tx, frames_rx) = ipc::channel().expect("channel");
-    let (rel_tx, rel_rx) = ipc::channel().expect("channel");
-    hello
-        .commands
-        .send(LauncherToRenderer::Start(RendererStart {
-            epoch: 1,
-            gpu_pid: std::process::id(),
-            gpu_window: (window.base, window.end()),
-            width: 64,
-            height: 32,
-            transport: Transport::Pidfd,
-            fence_timeout_ms: 2000,
-            frames: frames_rx,
-            releases: rel_tx,
-        }))
-        .expect("start");
-    FakeGpu {
-        renderer,
-        commands: hello.commands,
-        events: hello.events,
-        frames: frames_tx,
-        _releases: rel_rx,
-    }
-}
-
-fn next_event(g: &FakeGpu) -> RendererToLauncher {
-    match g.events.try_recv_timeout(Duration::from_secs(10)) {
-        Ok(e) => e,
-        Err(e) => panic!("no event from the renderer: {e:?}"),
-    }
-}
+use triptych_tests::fake_gpu::{remote, FakeGpu};
 
 #[test]
 fn each_class_of_bad_description_is_rejected_by_name() {
     // A window of our own, away from the numbers the test harness uses.
     let window = ExportWindow { base: 900, len: 64 };
-    let g = start(window);
-    match next_event(&g) {
+    let g = FakeGpu::start(window, 64, 32, 1, 2000);
+    match g.next_event() {
         RendererToLauncher::Output { .. } => {}
         other => panic!("expected Output first, got {other:?}"),
     }
@@ -207,7 +132,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         g.frames
             .send(GpuToRenderer::Frame(msg))
             .expect("send frame");
-        match next_event(&g) {
+        match g.next_event() {
             RendererToLauncher::Rejected { frame, reason } => {
                 assert_eq!(frame, i as u64);
                 assert!(
@@ -237,14 +162,14 @@ fn each_class_of_bad_description_is_rejected_by_name() {
     g.frames
         .send(GpuToRenderer::Frame(msg))
         .expect("send frame");
-    match next_event(&g) {
+    match g.next_event() {
         RendererToLauncher::Presented(p) => assert_eq!(p.frame, 100),
         other => panic!("expected the good frame to be presented, got {other:?}"),
     }
     g.commands
         .send(LauncherToRenderer::Shutdown)
         .expect("shutdown");
-    match next_event(&g) {
+    match g.next_event() {
         RendererToLauncher::Stats(s) => {
             assert_eq!(s.rejected, 14, "{s:?}");
             assert_eq!(s.frames, 1, "{s:?}");
