@@ -8,9 +8,10 @@ use serde_json::Value;
 use triptych_tests::*;
 
 /// Items that must be present, with the goal each carries (`None`: no goal).
-const ITEMS: [(&str, &str, Option<f64>); 9] = [
+const ITEMS: [(&str, &str, Option<f64>); 10] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
+    ("1c", "handoff_transport_only", None),
     ("2", "handoff_first_import", Some(1.6)),
     ("3", "handoff_vs_pixel_push", Some(0.01)),
     ("4", "fd_pidfd_getfd_vs_scm_rights", Some(1.0)),
@@ -169,6 +170,7 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
     for name in [
         "handoff_steady",
         "handoff_steady_fence_fetch",
+        "handoff_transport_only",
         "handoff_first_import",
         "handoff_vs_pixel_push",
         "fd_pidfd_getfd_vs_scm_rights",

@@ -39,8 +39,11 @@ trap 'rm -f "$guest"' EXIT
   echo 'set -e'
   echo 'export TRIPTYCH_REQUIRE_VGEM=1 TRIPTYCH_REQUIRE_DMABUF=1 RUST_BACKTRACE=1'
   for b in "${bins[@]}"; do
-    echo "echo '== in the VM: $(basename "$b")'"
-    echo "'$b' --test-threads 1"
+    filter=""
+    # Of the GL unit tests only the DMA-BUF ones need the device; the rest ran on the host.
+    case "$(basename "$b")" in gpu_process-*) filter="dmabuf_export" ;; esac
+    echo "echo '== in the VM: $(basename "$b") $filter'"
+    echo "'$b' --test-threads 1 $filter"
   done
 } >"$guest"
 chmod +x "$guest"
