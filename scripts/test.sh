@@ -7,3 +7,5 @@ scripts/setup-debian.sh
 echo "== cargo test (workspace)"
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads 2
+echo "== kernel-in-the-loop tests (VM with vgem: real DMA-BUFs and sync_files)"
+tests/vm/run-vm-tests.sh
