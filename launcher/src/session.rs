@@ -92,8 +92,22 @@ fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
     Ok(rx)
 }
 
+/// Open fds of `pid`, not counting fences: a renderer holds a frame's fences only while it
+/// waits on them, so they come and go between samples. Fences are checked on their own: none may
+/// be left once the last frame is on screen ([`fence_count`]).
 fn fd_count(pid: u32) -> Option<usize> {
-    triptych_sys::proc::fd_count(pid).ok()
+    let links = triptych_sys::proc::fd_links(pid).ok()?;
+    Some(links.iter().filter(|(_, l)| !is_fence(l)).count())
+}
+
+fn is_fence(link: &str) -> bool {
+    link == "anon_inode:[eventfd]" || link == "anon_inode:sync_file"
+}
+
+/// Fence fds `pid` holds.
+fn fence_count(pid: u32) -> Option<usize> {
+    let links = triptych_sys::proc::fd_links(pid).ok()?;
+    Some(links.iter().filter(|(_, l)| is_fence(l)).count())
 }
 
 fn request_of(b: Buffers) -> BackendRequest {
@@ -222,7 +236,10 @@ impl Supervisor<'_> {
                 faults,
                 trace: self.args.trace.is_some(),
             }))
-            .context("starting the GPU process")?;
+            .unwrap_or_else(|e| {
+                // It died already: the loop below sees it disconnect and reports that.
+                tracing::warn!(error = %e, "could not send Start to the GPU process");
+            });
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             select! {
@@ -356,7 +373,10 @@ impl Supervisor<'_> {
                 transport: Transport::Pidfd,
                 fence_timeout_ms: self.args.fence_timeout_ms,
             }))
-            .context("starting the renderer")?;
+            .unwrap_or_else(|e| {
+                // Its death, if that is why, is seen through its pidfd and handled there.
+                tracing::warn!(error = %e, "could not start the renderer");
+            });
         Ok(Renderer { child, events, exit, screen: None, last_pong: Instant::now(), fault: None, presented: 0 })
     }
 
@@ -426,7 +446,10 @@ impl Supervisor<'_> {
                     frames: ends.frames,
                     releases: ends.releases,
                 }))
-                .context("attaching the renderer to the new GPU process")?;
+                .unwrap_or_else(|e| {
+                    // A renderer that died meanwhile is replaced through its own pidfd.
+                    tracing::warn!(error = %e, "could not attach the renderer to the new GPU process");
+                });
         }
         self.gpu = Some(gpu);
         self.recovery = Some(Recovery { role: "gpu", detected, record: idx });
@@ -680,7 +703,8 @@ impl Supervisor<'_> {
         let r = self.renderer.as_mut().context("a frame from no renderer")?;
         let screen = r.screen.as_mut().context("renderer presented before sharing its output")?;
         if let Some(back) = screen.show(p.slot, p.frame)? {
-            r.child.commands.send(LauncherToRenderer::SlotFree(back)).context("returning a slot")?;
+            // A renderer that just died cannot take it back; its death is handled through its pidfd.
+            let _ = r.child.commands.send(LauncherToRenderer::SlotFree(back));
         }
         r.presented += 1;
         let renderer_pid = r.child.proc.pid;
@@ -736,6 +760,7 @@ impl Supervisor<'_> {
         self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
         if let Some(r) = &self.renderer {
             self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
+            self.summary.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
             // Counters first, then exits.
             let _ = r.child.commands.send(LauncherToRenderer::Shutdown);
             let deadline = Instant::now() + EXIT_GRACE;

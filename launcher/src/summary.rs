@@ -60,6 +60,9 @@ pub struct FdCounts {
     pub launcher_at_end: Option<usize>,
     /// Renderer after the last frame.
     pub renderer_at_end: Option<usize>,
+    /// Fence fds the renderer still held after the last frame (must be 0). The other counts
+    /// leave fences out: they live only while a frame waits on them.
+    pub renderer_fences_at_end: Option<usize>,
 }
 
 /// Everything the summary reports.

@@ -110,6 +110,7 @@ fn no_fd_leak_over_a_thousand_frames() {
         fc["renderer_at_10"], fc["renderer_at_end"],
         "renderer fds grew: {fc}"
     );
+    assert_eq!(fc["renderer_fences_at_end"], 0, "fence fds left in the renderer: {fc}");
     assert_eq!(s["frames"], 1000);
     let (w, h, px) = read_png(&dir.join("f.png"));
     let bad = check_pixels(999, 4, w, h, &px);
