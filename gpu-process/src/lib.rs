@@ -4,3 +4,5 @@
 pub mod export;
 pub mod gl;
 pub mod pool;
+pub mod sandbox;
+pub mod transport;

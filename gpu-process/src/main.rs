@@ -125,6 +125,8 @@ fn choose_exporter(
 }
 
 fn run(args: &[String]) -> anyhow::Result<()> {
+    // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
+    let claimed = gpu_process::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let name = args
         .iter()
@@ -158,11 +160,19 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 gl: gl_line,
                 window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
             };
+            // The driver is up: the sandbox goes on before anything is reported or rendered.
+            let fds = match gpu_process::sandbox::confine(claimed, &start) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = events.send(GpuToLauncher::Failed(format!("{e:#}")));
+                    return Err(e);
+                }
+            };
             events
                 .send(GpuToLauncher::Started(info))
                 .context("reporting the start")?;
             let commands = forward("launcher-rx", commands)?;
-            let mut producer = Producer::new(start, gl, exporter, events)?;
+            let mut producer = Producer::new(start, gl, exporter, events, fds)?;
             let result = producer.run(&commands);
             producer.ship_trace();
             result
@@ -234,6 +244,8 @@ struct Producer {
     releases: Receiver<RendererToGpu>,
     pool: Pool,
     rec: Recorder,
+    /// Sends each frame's fds to the renderer with the SCM_RIGHTS transport.
+    fds: gpu_process::transport::FdSender,
 }
 
 impl Producer {
@@ -242,6 +254,7 @@ impl Producer {
         gl: GlContext,
         exporter: Box<dyn Exporter>,
         events: IpcSender<GpuToLauncher>,
+        fds: gpu_process::transport::FdSender,
     ) -> anyhow::Result<Self> {
         let pool = Pool::new(start.layers, start.pool_per_layer);
         let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
@@ -263,6 +276,7 @@ impl Producer {
             releases,
             pool,
             rec,
+            fds,
         })
     }
 
@@ -291,6 +305,7 @@ impl Producer {
     /// The renderer was replaced: whatever the old one held is free again.
     fn new_renderer(&mut self, link: RendererLink) -> anyhow::Result<()> {
         name_ptracer(link.renderer_pid)?;
+        self.fds.attach(link.renderer_pid).context("taking the socket to the new renderer")?;
         self.pool.release_all();
         self.releases = forward("releases-rx", link.releases)?;
         self.to_renderer = Some(link.to_renderer);
@@ -396,6 +411,9 @@ impl Producer {
         self.rec.record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
         let msg = FrameMsg { epoch: self.epoch, frame, sent_ns: triptych_trace::now_ns(), layers };
         self.rec.record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
+        if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
+            tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
+        }
         let sent = self.to_renderer.as_ref().map(|t| t.send(GpuToRenderer::Frame(msg)));
         if !matches!(sent, Some(Ok(()))) {
             // The renderer died: its replacement resumes from the launcher's last presented

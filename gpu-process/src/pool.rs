@@ -52,6 +52,11 @@ impl Pool {
         Self { per_layer, slots }
     }
 
+    /// Slot `slot`, if it exists.
+    pub fn slot(&self, slot: u32) -> Option<&Slot> {
+        self.slots.get(slot as usize)
+    }
+
     /// A free slot of `layer`, if any.
     pub fn free_slot(&self, layer: u32) -> Option<u32> {
         let first = layer * self.per_layer;

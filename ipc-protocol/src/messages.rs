@@ -24,6 +24,9 @@ use crate::frame::{BufferId, BufferKind, FenceKind, Frame, RemoteFd};
 pub enum Transport {
     /// The renderer takes them with `pidfd_getfd` from the GPU process's export window.
     Pidfd,
+    /// The GPU process sends them with `SCM_RIGHTS` over a unix socket the launcher made, one
+    /// message per frame, for systems where ptrace (and so `pidfd_getfd`) is locked down.
+    ScmRights,
 }
 
 impl Transport {
@@ -31,6 +34,7 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Pidfd => "pidfd_getfd",
+            Transport::ScmRights => "scm_rights",
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct GpuStart {
     pub backend: BackendRequest,
     /// The renderer to produce for.
     pub renderer: RendererLink,
+    /// How fds travel to the renderer (with `ScmRights` the GPU process sends them).
+    pub transport: Transport,
     /// Faults to inject (chaos testing); empty in normal runs.
     pub faults: Vec<Fault>,
     /// Whether to record trace events and ship them to the launcher.

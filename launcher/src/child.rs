@@ -116,8 +116,15 @@ where
     C: Serialize + DeserializeOwned + Send + 'static,
     E: Serialize + DeserializeOwned + Send + 'static,
 {
-    /// Starts `binary` in role `role` and waits for it to connect.
-    pub fn spawn(role: &'static str, binary: &str, extra_args: &[String]) -> anyhow::Result<Self> {
+    /// Starts `binary` in role `role` and waits for it to connect, with `setup` applied to the
+    /// command first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before
+    /// the parent-death hook below.
+    pub fn spawn_with(
+        role: &'static str,
+        binary: &str,
+        extra_args: &[String],
+        setup: impl FnOnce(&mut Command),
+    ) -> anyhow::Result<Self> {
         let path = sibling(binary)?;
         let (server, name) =
             IpcOneShotServer::<Hello<C, E>>::new().context("creating the bootstrap server")?;
@@ -127,6 +134,7 @@ where
             .arg(&name)
             .args(extra_args)
             .stdin(Stdio::null());
+        setup(&mut cmd);
         // SAFETY: the closure runs between fork and exec in the child and only calls prctl and
         // getppid, both async-signal-safe, and allocates nothing.
         unsafe {

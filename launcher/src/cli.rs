@@ -31,6 +31,18 @@ pub enum Command {
     BenchPeer(BenchPeerArgs),
 }
 
+/// How buffer and fence fds travel from the GPU process to the renderer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// `pidfd_getfd` where the self-test of `triptych doctor` shows it works, else SCM_RIGHTS.
+    Auto,
+    /// The renderer takes them from the GPU process's export window with `pidfd_getfd`.
+    Pidfd,
+    /// The GPU process sends them over a unix socket (`SCM_RIGHTS`): for systems where ptrace
+    /// is locked down (Yama ptrace_scope 3, container policies).
+    ScmRights,
+}
+
 /// Which buffer backend to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Buffers {
@@ -88,6 +100,9 @@ pub struct RunArgs {
     /// Buffer backend.
     #[arg(long, value_enum, default_value_t = Buffers::Auto)]
     pub buffers: Buffers,
+    /// How fds travel from the GPU process to the renderer.
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto)]
+    pub transport: TransportArg,
     /// Pool buffers per layer (at least 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=16))]
     pub pool: u32,

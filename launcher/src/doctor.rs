@@ -1,8 +1,9 @@
 //! `triptych doctor`: what this machine supports, and what `--buffers auto` will choose and why.
 //!
 //! Every fact is measured, not assumed: the pidfd check really takes an fd from a child process,
-//! the user-namespace check really unshares in a child, and the EGL facts come from the GPU
-//! process binary itself (`triptych-gpu --probe`), which creates the same context and runs the
+//! the user-namespace check really unshares in a child, the sandbox lines really start confined
+//! children (and the transport line is the self-test `--transport auto` runs), and the EGL facts
+//! come from the GPU process binary itself (`triptych-gpu --probe`), which creates the same context and runs the
 //! same backend selection that a run does.
 
 use std::os::unix::process::CommandExt;
@@ -140,6 +141,11 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         )),
     }
     checks.push(userns());
+    // The sandbox layers a run would get, and the transport `--transport auto` would take: the
+    // same probes and self-test a run makes (crate::jail).
+    for (name, ok, detail) in crate::jail::doctor_lines() {
+        checks.push(check(name, ok, detail));
+    }
     let dri = triptych_sys::proc::dri_nodes();
     checks.push(check(
         "/dev/dri",

@@ -11,6 +11,7 @@ mod child;
 mod crash;
 mod cli;
 mod doctor;
+mod jail;
 mod present;
 mod session;
 mod signals;
@@ -50,6 +51,9 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     if let Err(e) = triptych_sys::prctl::set_name("launcher") {
         tracing::warn!(error = %e, "could not name the launcher process");
     }
+    // No process of this uid may ptrace the launcher or take its fds (pidfd_getfd needs ptrace
+    // access): with this off, only CAP_SYS_PTRACE in the initial user namespace could.
+    triptych_sys::prctl::set_dumpable(false).context("making the launcher non-dumpable")?;
     let summary = session::run(args, &signals)?;
     let mut out = std::io::stdout().lock();
     out.write_all(summary.text().as_bytes())

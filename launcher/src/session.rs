@@ -31,7 +31,7 @@ use ipc_channel::ipc;
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher, GpuToRenderer,
-    LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToGpu, RendererToLauncher, Transport,
+    LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToGpu, RendererToLauncher,
 };
 use nix::sys::signal::Signal;
 use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder, Stage};
@@ -187,6 +187,8 @@ struct Supervisor<'a> {
     processes: Vec<ProcessInfo>,
     ping_seq: u64,
     last_ping: Instant,
+    /// The children's sandbox: confinement at spawn, link handovers, violations.
+    jail: crate::jail::Jail,
 }
 
 impl Supervisor<'_> {
@@ -211,8 +213,7 @@ impl Supervisor<'_> {
     fn start_gpu(&mut self, link: RendererLink) -> anyhow::Result<Result<Gpu, (u32, String)>> {
         self.epoch += 1;
         let request = self.ladder[self.rung];
-        let mut child: GpuChild =
-            ChildProc::spawn("gpu", "triptych-gpu", &[]).context("starting the GPU process")?;
+        let mut child: GpuChild = self.jail.spawn("gpu", "triptych-gpu").context("starting the GPU process")?;
         let pid = child.proc.pid;
         self.processes.push(ProcessInfo { pid, name: format!("gpu (epoch {})", self.epoch), threads: vec![] });
         let events = forward(format!("gpu-{pid}-events"), child.events.take().context("gpu events taken")?)?;
@@ -221,6 +222,8 @@ impl Supervisor<'_> {
         if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
             faults.push(Fault { frame: 0, point: FaultPoint::GpuStartup, action: FaultAction::Abort });
         }
+        self.jail.link_gpu(pid, link.renderer_pid)?;
+        let transport = self.jail.transport();
         child
             .commands
             .send(LauncherToGpu::Start(GpuStart {
@@ -233,6 +236,7 @@ impl Supervisor<'_> {
                 pool_per_layer: self.args.pool,
                 backend: request,
                 renderer: link,
+                transport,
                 faults,
                 trace: self.args.trace.is_some(),
             }))
@@ -279,10 +283,14 @@ impl Supervisor<'_> {
                         // `--buffers dmabuf` that cannot work is a configuration error, not a crash.
                         bail!("the GPU process could not start: {why}");
                     }
+                    let cause = match self.jail.reaped(pid, &self.rec, self.summary.last_frame) {
+                        Some(syscall) => Cause::SandboxViolation { syscall },
+                        None => Cause::Exited { code: None, signal: None },
+                    };
                     let record = CrashRecord {
                         role: "gpu",
                         pid,
-                        cause: Cause::Exited { code: None, signal: None },
+                        cause,
                         at_s: self.started.elapsed().as_secs_f64(),
                         last_frame: self.summary.last_frame,
                         detection_us: None,
@@ -349,7 +357,7 @@ fn new_link(renderer_pid: u32, resume_from: u64) -> anyhow::Result<(RendererLink
 impl Supervisor<'_> {
     fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
         let mut r: RendererChild =
-            ChildProc::spawn("renderer", "triptych-renderer", &[]).context("starting the renderer")?;
+            self.jail.spawn("renderer", "triptych-renderer").context("starting the renderer")?;
         self.processes.push(ProcessInfo { pid: r.proc.pid, name: "renderer".into(), threads: vec![] });
         // Events are forwarded by the caller.
         let _ = &mut r;
@@ -358,6 +366,7 @@ impl Supervisor<'_> {
 
     fn start_renderer(&mut self, mut child: RendererChild, gpu: (u64, u32, (i32, i32)), ends: GpuLinkEnds) -> anyhow::Result<Renderer> {
         let (epoch, gpu_pid, gpu_window) = gpu;
+        self.jail.link_renderer(child.proc.pid, epoch, gpu_pid)?;
         let events =
             forward(format!("renderer-{}-events", child.proc.pid), child.events.take().context("renderer events taken")?)?;
         let exit = watch_exit(&child.proc)?;
@@ -370,7 +379,7 @@ impl Supervisor<'_> {
                 trace: self.args.trace.is_some(),
                 width: self.args.size.width,
                 height: self.args.size.height,
-                transport: Transport::Pidfd,
+                transport: self.jail.transport(),
                 fence_timeout_ms: self.args.fence_timeout_ms,
             }))
             .unwrap_or_else(|e| {
@@ -382,6 +391,10 @@ impl Supervisor<'_> {
 
     /// Records a crash of `role`; the child is already reaped.
     fn record_crash(&mut self, role: &'static str, pid: u32, cause: Cause, fault: Option<(u64, Fault)>, detected_ns: u64) -> usize {
+        let cause = match self.jail.reaped(pid, &self.rec, self.summary.last_frame) {
+            Some(syscall) => Cause::SandboxViolation { syscall },
+            None => cause,
+        };
         let kill = self.kill_times.iter().position(|(p, _)| *p == pid).map(|i| self.kill_times.remove(i).1);
         let since = fault.map(|(t, _)| t).or(kill);
         let record = CrashRecord {
@@ -437,6 +450,9 @@ impl Supervisor<'_> {
         let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
         self.trace_instant(Marker::Restart, self.summary.last_frame, &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())]);
         if let Some(r) = &self.renderer {
+            if let Err(e) = self.jail.link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid) {
+                tracing::warn!(error = %e, "could not hand the renderer its link to the new GPU process");
+            }
             r.child
                 .commands
                 .send(LauncherToRenderer::NewGpu(GpuLink {
@@ -499,6 +515,9 @@ impl Supervisor<'_> {
         let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
         let renderer = self.start_renderer(child, gpu, ends)?;
         if let Some(g) = &self.gpu {
+            if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
+                tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
+            }
             if g.child.commands.send(LauncherToGpu::NewRenderer(link)).is_err() {
                 tracing::warn!("the GPU process is gone too; it will be replaced");
             }
@@ -566,6 +585,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         processes: vec![ProcessInfo { pid: std::process::id(), name: "launcher".into(), threads: vec![] }],
         ping_seq: 0,
         last_ping: Instant::now(),
+        jail: crate::jail::Jail::new(args.transport),
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;
@@ -757,6 +777,13 @@ impl Supervisor<'_> {
 
     /// Shuts everything down and completes the summary.
     fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
+        // What each child's sandbox really is, read from /proc while both still run.
+        if let Some(g) = &self.gpu {
+            self.jail.observe("gpu", g.child.proc.pid);
+        }
+        if let Some(r) = &self.renderer {
+            self.jail.observe("renderer", r.child.proc.pid);
+        }
         self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
         if let Some(r) = &self.renderer {
             self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
@@ -820,7 +847,8 @@ impl Supervisor<'_> {
             };
             s.gl = info.gl.clone();
         }
-        s.transport = Transport::Pidfd.as_str().to_owned();
+        s.transport = self.jail.transport().as_str().to_owned();
+        s.sandbox = self.jail.summary();
         let secs = self.first_present.map(|f| self.last_present.duration_since(f).as_secs_f64()).unwrap_or(0.0);
         s.seconds = secs;
         s.fps = if secs > 0.0 { (s.frames.saturating_sub(1)) as f64 / secs } else { 0.0 };

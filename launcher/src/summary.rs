@@ -130,6 +130,87 @@ pub struct RunSummary {
     pub renderer_ping_max_us: f64,
     /// Longest ping round trip to the GPU process, in microseconds.
     pub gpu_ping_max_us: f64,
+    /// Which sandbox layers were on, as read from `/proc`, and every violation.
+    pub sandbox: SandboxSummary,
+}
+
+/// One child's sandbox, as read from `/proc/<pid>` while it ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RoleLayers {
+    /// Threads of the process.
+    pub threads: usize,
+    /// Threads in seccomp filter mode (`Seccomp: 2`).
+    pub seccomp_threads: usize,
+    /// Threads with `NoNewPrivs: 1`.
+    pub no_new_privs_threads: usize,
+    /// Filters installed (`Seccomp_filters`).
+    pub seccomp_filters: Option<u32>,
+    /// In a user namespace other than the launcher's.
+    pub user_namespace: bool,
+    /// In a network namespace other than the launcher's.
+    pub net_namespace: bool,
+    /// In an IPC namespace other than the launcher's.
+    pub ipc_namespace: bool,
+    /// `CapEff`, hex.
+    pub cap_effective: String,
+    /// `CapBnd`, hex.
+    pub cap_bounding: String,
+    /// Soft `RLIMIT_NOFILE`.
+    pub max_open_files: Option<String>,
+    /// Soft `RLIMIT_FSIZE`.
+    pub max_file_size: Option<String>,
+}
+
+impl RoleLayers {
+    /// One line: which layers are on.
+    pub fn line(&self) -> String {
+        let mut on = vec![format!(
+            "seccomp on {}/{} threads ({} filters), no_new_privs on {}/{}",
+            self.seccomp_threads,
+            self.threads,
+            self.seccomp_filters.map_or("?".to_owned(), |n| n.to_string()),
+            self.no_new_privs_threads,
+            self.threads
+        )];
+        let ns: Vec<&str> = [("user", self.user_namespace), ("net", self.net_namespace), ("ipc", self.ipc_namespace)]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
+        on.push(if ns.is_empty() { "no namespaces".to_owned() } else { format!("{} namespaces", ns.join("+")) });
+        let none = |c: &str| c.trim_start_matches('0').is_empty();
+        on.push(if none(&self.cap_effective) && none(&self.cap_bounding) {
+            "no capabilities".to_owned()
+        } else {
+            format!("capabilities {} (bounding {})", self.cap_effective, self.cap_bounding)
+        });
+        if let Some(n) = &self.max_open_files {
+            on.push(format!("nofile {n}"));
+        }
+        if let Some(n) = &self.max_file_size {
+            on.push(format!("fsize {n}"));
+        }
+        on.join(", ")
+    }
+}
+
+/// The sandbox of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SandboxSummary {
+    /// Why the fd transport is the one that ran.
+    pub transport_reason: String,
+    /// Whether the children ran in a user namespace of their own.
+    pub user_namespace: bool,
+    /// Why not, when they did not.
+    pub user_namespace_reason: Option<String>,
+    /// Why the children shared the launcher's network and IPC namespaces, when they did.
+    pub namespaces_reason: Option<String>,
+    /// The renderer's layers.
+    pub renderer: Option<RoleLayers>,
+    /// The GPU process's layers.
+    pub gpu: Option<RoleLayers>,
+    /// Every violation: `sandbox violation in <role>: <call>(<args>)`.
+    pub violations: Vec<String>,
 }
 
 impl RunSummary {
@@ -160,6 +241,19 @@ impl RunSummary {
             "  renderer: {} buffers and {} fences via pidfd_getfd, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
             r.buffers_via_pidfd, r.fences_via_pidfd, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
         );
+        s += &format!("  fd transport chosen: {}\n", self.sandbox.transport_reason);
+        for (role, l) in [("renderer", &self.sandbox.renderer), ("gpu", &self.sandbox.gpu)] {
+            match l {
+                Some(l) => s += &format!("  sandbox {role}: {}\n", l.line()),
+                None => s += &format!("  sandbox {role}: not observed\n"),
+            }
+        }
+        if self.sandbox.violations.is_empty() {
+            s += "  sandbox violations: none\n";
+        }
+        for v in &self.sandbox.violations {
+            s += &format!("  {v}\n");
+        }
         s += &format!(
             "  pids: launcher {}, gpu {}, renderer {}\n",
             self.pids.launcher, self.pids.gpu, self.pids.renderer

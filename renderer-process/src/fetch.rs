@@ -1,10 +1,11 @@
 //! Fetching a described fd from the GPU process and proving it is the file that was meant.
 //!
-//! The renderer holds one pidfd of the GPU process, opened during bootstrap (the sandbox forbids
-//! `pidfd_open` later) and replaced only when the launcher announces a new GPU process. For each
-//! [`RemoteFd`] it calls `pidfd_getfd` with the named number, which the description check has
-//! already confined to the export window, then compares the fetched file's `(st_dev, st_ino)`
-//! with the identity the description carries. A mismatch closes the fetched fd and rejects the
+//! The fd comes from the frame's [`FrameSource`] (see [`crate::link`]): with the pidfd transport,
+//! `pidfd_getfd` on the one pidfd of the GPU process at `GPU_LINK_FD` with the named number,
+//! which the description check has already confined to the export window (and the seccomp
+//! filter confines again); with `SCM_RIGHTS`, the fd that arrived with the frame's message under
+//! that number. Either way the fetched file's `(st_dev, st_ino)` is then compared with the
+//! identity the description carries. A mismatch closes the fetched fd and rejects the
 //! description: a compromised GPU process cannot make the renderer composite some other file.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,6 +13,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use ipc_protocol::frame::{check_identity, DescError};
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::pidfd::{pidfd_getfd, PidfdError};
+
+use crate::link::FrameSource;
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,16 @@ pub enum FetchError {
         /// The error.
         source: PidfdError,
     },
+    /// The frame's `SCM_RIGHTS` message did not carry this number.
+    #[error("{field}: fd {fd} of pid {pid} did not arrive with the frame's SCM_RIGHTS message")]
+    NotSent {
+        /// Which field.
+        field: String,
+        /// The remote fd number.
+        fd: i32,
+        /// The remote pid.
+        pid: u32,
+    },
     /// The fetched file's identity could not be read.
     #[error("fstat of fetched {field} failed: {source}")]
     Identity {
@@ -41,14 +54,29 @@ pub enum FetchError {
     Mismatch(#[from] DescError),
 }
 
-/// Takes `remote` from the process behind `pidfd` and checks its identity.
-pub fn fetch(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, FetchError> {
-    let fd = pidfd_getfd(pidfd.as_fd(), remote.fd).map_err(|source| FetchError::Getfd {
-        field: field.to_owned(),
-        fd: remote.fd,
-        pid: remote.pid,
-        source,
-    })?;
+/// Takes `remote` from `src` and checks its identity.
+pub fn fetch(
+    src: &mut FrameSource<'_>,
+    field: &str,
+    remote: &RemoteFd,
+) -> Result<OwnedFd, FetchError> {
+    let fd = match src {
+        FrameSource::Pidfd(pidfd, _) => {
+            pidfd_getfd(pidfd.as_fd(), remote.fd).map_err(|source| FetchError::Getfd {
+                field: field.to_owned(),
+                fd: remote.fd,
+                pid: remote.pid,
+                source,
+            })?
+        }
+        FrameSource::Received(fds, _) => {
+            fds.remove(&remote.fd).ok_or_else(|| FetchError::NotSent {
+                field: field.to_owned(),
+                fd: remote.fd,
+                pid: remote.pid,
+            })?
+        }
+    };
     let id = triptych_sys::fd::identity(fd.as_fd()).map_err(|source| FetchError::Identity {
         field: field.to_owned(),
         source,
@@ -61,5 +89,11 @@ pub fn fetch(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd,
             ino: id.ino,
         },
     )?;
+    src.count(field);
+    let link = match &*src {
+        FrameSource::Pidfd(p, _) => Some(*p),
+        FrameSource::Received(..) => None,
+    };
+    crate::probe::on_fetched(field, fd.as_fd(), link);
     Ok(fd)
 }

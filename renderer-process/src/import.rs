@@ -139,11 +139,11 @@ impl ImportCache {
         self.entries.is_empty()
     }
 
-    /// Returns the imported buffer for `desc`, importing it through `pidfd` on a miss.
+    /// Returns the imported buffer for `desc`, importing it from `src` on a miss.
     /// `desc` must already have passed `validate_shape` and `validate_remote`.
     pub fn get_or_import(
         &mut self,
-        pidfd: &OwnedFd,
+        src: &mut crate::link::FrameSource<'_>,
         desc: &Frame<RemoteFd>,
         plane_end: u64,
     ) -> Result<&Imported, ImportError> {
@@ -165,7 +165,7 @@ impl ImportCache {
             self.counters.hits += 1;
             return Ok(&self.entries[&slot]);
         }
-        let fd = fetch(pidfd, "planes[0]", &desc.planes[0].fd)?;
+        let fd = fetch(src, "planes[0]", &desc.planes[0].fd)?;
         let size = triptych_sys::fd::seek_size(fd.as_fd())?;
         Frame::<RemoteFd>::validate_extent(0, plane_end, size)?;
         match desc.kind {

@@ -1,7 +1,8 @@
 //! triptych's renderer process.
 //!
-//! Sequence: join the launcher's channels (bootstrap), receive `Start`, open the one pidfd of the
-//! GPU process it will use, create the output, then loop: receive a frame description, validate
+//! Sequence: claim the fixed fds the sandbox names ([`sandbox`]), join the launcher's channels
+//! (bootstrap), receive `Start`, take the one pidfd of the GPU process it will use from the
+//! launcher ([`link`]), create the output, put the sandbox on, then loop: receive a frame description, validate
 //! it, import each layer's buffer (cached per buffer id), fetch and wait on each fence with a
 //! deadline, composite into a free output slot, tell the launcher, and release the buffers it no
 //! longer shows. The renderer needs no GL context and opens no file after bootstrap.
@@ -10,8 +11,11 @@
 use renderer_process::composite;
 mod fetch;
 mod import;
+mod link;
 mod output;
 mod pipeline;
+mod probe;
+mod sandbox;
 
 use anyhow::Context;
 use ipc_protocol::bootstrap::{self, IPC_FLAG};
@@ -36,6 +40,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
+    // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
+    let claimed = sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let args: Vec<String> = std::env::args().collect();
     let name = args
@@ -55,6 +61,6 @@ fn run() -> anyhow::Result<()> {
         LauncherToRenderer::Shutdown => return Ok(()),
         other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
     };
-    let mut pipeline = pipeline::Pipeline::new(start, events).context("starting the pipeline")?;
+    let mut pipeline = pipeline::Pipeline::new(start, events, claimed).context("starting the pipeline")?;
     pipeline.run(commands)
 }

@@ -25,6 +25,8 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -82,18 +84,19 @@ struct WaitDone {
     ready: Result<Vec<bool>, String>,
 }
 
-/// The current GPU process.
+/// The current GPU process. Its fds are taken through `Pipeline::link`.
 struct GpuSide {
     epoch: u64,
     pid: u32,
     window: (i32, i32),
-    pidfd: OwnedFd,
     releases: IpcSender<RendererToGpu>,
 }
 
 /// The renderer's state.
 pub struct Pipeline {
     gpu: GpuSide,
+    /// The link to the GPU process (pidfd or SCM_RIGHTS socket at `GPU_LINK_FD`).
+    link: crate::link::Link,
     width: u32,
     height: u32,
     layers: u32,
@@ -110,6 +113,8 @@ pub struct Pipeline {
     frames: Receiver<GpuToRenderer>,
     waiter: Sender<WaitJob>,
     waited: Receiver<WaitDone>,
+    /// Fence waits of a sequence number below this are abandoned.
+    cancel: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -133,6 +138,8 @@ enum FrameError {
     Import { layer: u32, source: crate::import::ImportError },
     #[error("layers[{layer}].fence: {source}")]
     Fence { layer: u32, source: anyhow::Error },
+    #[error("fds: {0}")]
+    Transport(#[from] crate::link::LinkError),
 }
 
 fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
@@ -154,18 +161,55 @@ fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
     Ok(out)
 }
 
-fn spawn_waiter() -> anyhow::Result<(Sender<WaitJob>, Receiver<WaitDone>)> {
+/// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
+/// milliseconds (its frame belongs to a GPU process that was replaced), so the fences of a dead
+/// process never hold up the new one's frames.
+fn spawn_waiter(cancel: Arc<AtomicU64>) -> anyhow::Result<(Sender<WaitJob>, Receiver<WaitDone>)> {
+    /// How often a wait looks at `cancel`; a fence that signals wakes it at once regardless.
+    const SLICE: Duration = Duration::from_millis(5);
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<WaitJob>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("fence-waiter".into())
         .spawn(move || {
             for job in job_rx {
-                let fds: Vec<_> = job.fences.iter().map(|f| f.as_fd()).collect();
-                let ready = triptych_sys::poll::wait_all_readable(&fds, job.timeout).map_err(|e| e.to_string());
+                let deadline = Instant::now() + job.timeout;
+                let mut ready = Ok(Vec::with_capacity(job.fences.len()));
+                let mut abandoned = false;
+                'fences: for fence in &job.fences {
+                    loop {
+                        if cancel.load(Ordering::Acquire) > job.seq {
+                            abandoned = true;
+                            break 'fences;
+                        }
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let slice = left.min(SLICE);
+                        match wait_readable(fence.as_fd(), slice) {
+                            Ok(WaitOutcome::Ready) => {
+                                if let Ok(r) = &mut ready {
+                                    r.push(true);
+                                }
+                                break;
+                            }
+                            Ok(WaitOutcome::TimedOut) if left <= slice => {
+                                if let Ok(r) = &mut ready {
+                                    r.push(false);
+                                }
+                                break;
+                            }
+                            Ok(WaitOutcome::TimedOut) => {}
+                            Err(e) => {
+                                ready = Err(e.to_string());
+                                break 'fences;
+                            }
+                        }
+                    }
+                }
                 // The fences close here, after the wait: a fence is per submission.
-                drop(fds);
                 drop(job.fences);
+                if abandoned {
+                    continue;
+                }
                 if done_tx.send(WaitDone { seq: job.seq, ready }).is_err() {
                     break;
                 }
@@ -192,22 +236,24 @@ fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &I
     }
 }
 
+/// Starts receiving from the GPU process of `gpu`; its link must already be attached.
 fn link(gpu: GpuLink) -> anyhow::Result<(GpuSide, Receiver<GpuToRenderer>)> {
-    let pidfd = triptych_sys::pidfd::pidfd_open(gpu.gpu_pid as i32)
-        .with_context(|| format!("opening a pidfd of the GPU process {}", gpu.gpu_pid))?;
     let frames = forward("gpu-rx", gpu.frames)?;
-    Ok((
-        GpuSide { epoch: gpu.epoch, pid: gpu.gpu_pid, window: gpu.gpu_window, pidfd, releases: gpu.releases },
-        frames,
-    ))
+    Ok((GpuSide { epoch: gpu.epoch, pid: gpu.gpu_pid, window: gpu.gpu_window, releases: gpu.releases }, frames))
 }
 
 impl Pipeline {
-    /// Sets the pipeline up: pidfd of the GPU process, output buffer, and tells the launcher
-    /// where the output is.
-    pub fn new(start: RendererStart, events: IpcSender<RendererToLauncher>) -> anyhow::Result<Self> {
-        let (gpu, frames) = link(start.gpu)?;
+    /// Sets the pipeline up: output buffer, link to the GPU process, the sandbox
+    /// ([`crate::sandbox::confine`]), and tells the launcher where the output is. Nothing from the
+    /// GPU process is received before the sandbox is on.
+    pub fn new(
+        start: RendererStart,
+        events: IpcSender<RendererToLauncher>,
+        claimed: crate::sandbox::Claimed,
+    ) -> anyhow::Result<Self> {
         let output = Output::new(start.width, start.height).context("creating the output buffer")?;
+        let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd())?;
+        let (gpu, frames) = link(start.gpu)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         events
             .send(RendererToLauncher::Output {
@@ -220,10 +266,12 @@ impl Pipeline {
                 slot_bytes: output.slot_bytes as u64,
             })
             .context("telling the launcher where the output is")?;
-        let (waiter, waited) = spawn_waiter()?;
+        let cancel = Arc::new(AtomicU64::new(0));
+        let (waiter, waited) = spawn_waiter(cancel.clone())?;
         let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
         Ok(Self {
             gpu,
+            link: link_to_gpu,
             width: start.width,
             height: start.height,
             layers: start.layers,
@@ -240,6 +288,7 @@ impl Pipeline {
             frames,
             waiter,
             waited,
+            cancel,
         })
     }
 
@@ -297,7 +346,6 @@ impl Pipeline {
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
-                self.stats.buffers_via_pidfd = self.cache.counters.imports;
                 self.ship_trace();
                 self.events.send(RendererToLauncher::Stats(self.stats)).context("sending final counters")?;
                 return Ok(false);
@@ -312,9 +360,11 @@ impl Pipeline {
         if g.epoch <= self.gpu.epoch {
             anyhow::bail!("NewGpu with epoch {} after epoch {}", g.epoch, self.gpu.epoch);
         }
+        self.link.attach(g.epoch, g.gpu_pid).context("attaching to the new GPU process")?;
         let (gpu, frames) = link(g)?;
         tracing::info!(old = self.gpu.epoch, new = gpu.epoch, pid = gpu.pid, "switching to a new GPU process");
-        // The pending frame's fences are closed by the waiter; its answer will not match.
+        // The pending frame's wait is abandoned and its fences closed by the waiter.
+        self.cancel.store(self.seq + 1, Ordering::Release);
         self.pending = None;
         self.shown.clear();
         self.cache.set_epoch(gpu.epoch);
@@ -415,14 +465,14 @@ impl Pipeline {
             ends.push(e[0]);
         }
         let mut out = Vec::with_capacity(msg.layers.len());
+        let mut src = self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?;
         for (l, end) in msg.layers.iter().zip(&ends) {
             let layer = l.layer;
             self.cache
-                .get_or_import(&self.gpu.pidfd, &l.buffer, *end)
+                .get_or_import(&mut src, &l.buffer, *end)
                 .map_err(|source| FrameError::Import { layer, source })?;
-            let fence = fetch(&self.gpu.pidfd, "fence", &l.buffer.fence.fd)
+            let fence = fetch(&mut src, "fence", &l.buffer.fence.fd)
                 .map_err(|e| FrameError::Fence { layer, source: e.into() })?;
-            self.stats.fences_via_pidfd += 1;
             match l.buffer.kind {
                 BufferKind::DmaBuf => self.stats.dmabuf_layers += 1,
                 BufferKind::Shm => self.stats.shm_layers += 1,
@@ -430,6 +480,10 @@ impl Pipeline {
             let shown = Shown { id: l.buffer.id, epoch: msg.epoch, placement: l.placement, signalled: false };
             out.push((layer, shown, fence));
         }
+        let c = src.counters();
+        self.stats.buffers_via_pidfd += c.buffers_via_pidfd;
+        self.stats.fences_via_pidfd += c.fences_via_pidfd;
+        self.stats.fds_via_other += c.via_other;
         Ok(out)
     }
 

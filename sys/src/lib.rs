@@ -19,17 +19,27 @@
 //! - [`ioctl`]: the `_IOC` encoding from `include/uapi/asm-generic/ioctl.h`.
 //! - [`dma_buf`]: DMA-BUF CPU access and sync_file export.
 //! - [`drm`]: DRM dumb buffers, PRIME export and the vgem fence ioctls.
+//! - [`seccomp`]: the `SIGSYS` handler that reports a trapped system call to the launcher.
+//! - [`fixed`]: fds at fixed numbers (the ones seccomp rules name).
+//! - [`jail`]: confining a child between fork and exec (namespaces, fds, no capabilities).
+//! - [`userns`]: creating the user namespace the sandboxed children share.
+//! - [`probe`]: system calls made only to prove that a sandbox refuses them.
 
 pub mod dma_buf;
 pub mod drm;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
+pub mod fixed;
 pub mod ioctl;
+pub mod jail;
 pub mod mapping;
 pub mod memfd;
 pub mod pidfd;
 pub mod poll;
+pub mod probe;
 pub mod prctl;
 pub mod proc;
 pub mod scm;
+pub mod seccomp;
+pub mod userns;

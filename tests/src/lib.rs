@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake_gpu;
+pub mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

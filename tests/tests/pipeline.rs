@@ -4,7 +4,18 @@ use triptych_tests::*;
 
 #[test]
 fn sixty_frames_match_the_scene_and_arrive_through_pidfd_getfd() {
-    let dir = scratch("e2e60");
+    sixty_frames("pidfd");
+}
+
+/// The same run with the fds sent over a unix socket (`SCM_RIGHTS`) instead.
+#[test]
+fn sixty_frames_match_the_scene_and_arrive_through_scm_rights() {
+    sixty_frames("scm-rights");
+}
+
+fn sixty_frames(transport: &str) {
+    let pidfd = transport == "pidfd";
+    let dir = scratch(&format!("e2e60-{transport}"));
     let png = dir.join("frame.png");
     let json = dir.join("summary.json");
     let o = output(triptych(&[
@@ -19,10 +30,13 @@ fn sixty_frames_match_the_scene_and_arrive_through_pidfd_getfd() {
         png.to_str().expect("utf-8 path"),
         "--summary-json",
         json.to_str().expect("utf-8 path"),
+        "--transport",
+        transport,
     ]));
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&json);
     assert_eq!(s["frames"], 60, "{s}");
+    assert_eq!(s["sandbox"]["violations"], serde_json::json!([]), "{s}");
     let last = s["last_frame"].as_u64().expect("last_frame");
     assert_eq!(last, 59);
     let (w, h, px) = read_png(&png);
@@ -47,16 +61,17 @@ fn sixty_frames_match_the_scene_and_arrive_through_pidfd_getfd() {
     let rs = &s["renderer"];
     let imports = rs["imports"].as_u64().expect("imports");
     assert!(imports >= 3, "{rs}");
+    let (via_pidfd, via_other) = if pidfd { (imports, 0) } else { (0, imports + 60 * 3) };
     assert_eq!(
-        rs["buffers_via_pidfd"], imports,
-        "every imported buffer must come through pidfd_getfd: {rs}"
+        rs["buffers_via_pidfd"], via_pidfd,
+        "every imported buffer must come through the transport asked for: {rs}"
     );
     assert_eq!(
         rs["fences_via_pidfd"],
-        60 * 3,
+        if pidfd { 60 * 3 } else { 0 },
         "one fence per layer per frame: {rs}"
     );
-    assert_eq!(rs["fds_via_other"], 0, "{rs}");
+    assert_eq!(rs["fds_via_other"], via_other, "{rs}");
     assert_eq!(rs["frames"], 60, "{rs}");
     // The import cache works: 3 layers x 3 pool buffers at most, the rest are hits.
     assert!(imports <= 9, "more imports than pool buffers: {rs}");
@@ -65,14 +80,15 @@ fn sixty_frames_match_the_scene_and_arrive_through_pidfd_getfd() {
         180,
         "{rs}"
     );
-    assert_eq!(s["transport"], "pidfd_getfd");
+    let name = if pidfd { "pidfd_getfd" } else { "scm_rights" };
+    assert_eq!(s["transport"], name);
     let text = String::from_utf8_lossy(&o.stdout);
     for needle in [
         "60 frames",
         "handoff latency: p50",
         "buffers: ",
         "fences: ",
-        "fd transport: pidfd_getfd",
+        &format!("fd transport: {name}"),
     ] {
         assert!(text.contains(needle), "summary lacks {needle:?}:\n{text}");
     }

@@ -192,7 +192,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &Label {
                 item,
                 name,
-                value: format!("renderer composite, one {what}"),
+                value: format!("renderer composite, {what}"),
                 baseline: format!("memcpy of the layer's {} bytes", composite::FRAME_BYTES),
                 unit: "ns per frame",
             },
@@ -370,6 +370,22 @@ fn cross_process(
         cores,
         note,
     ));
+    let (v, b) = steady(peer, fx, None).context("measuring item 1c")?;
+    items.push(Item::measured(
+        &Label {
+            item: "1c",
+            name: "handoff_transport_only",
+            value: "ipc-channel alone: same FrameMsg and Release, no checks".into(),
+            baseline: bare.clone(),
+            unit: "ns per round trip",
+        },
+        Figure::of(v, 1),
+        Figure::of(b, 1),
+        None,
+        ipc,
+        cores,
+        note,
+    ));
 
     let (v, b) = {
         let peer = std::cell::RefCell::new(&mut *peer);
@@ -377,7 +393,7 @@ fn cross_process(
             ipc,
             |n, warm| {
                 peer.borrow_mut()
-                    .handoff(fx, n, FenceMode::Held, true, warm)
+                    .handoff(fx, n, Some(FenceMode::Held), true, warm)
             },
             |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
         )

@@ -114,7 +114,13 @@ impl Consumer {
         );
         let answer = match mode {
             Some(mode) => self.consume(&msg, mode, c)?,
-            None => msg.layers.first().context("a frame without layers")?.buffer.id,
+            None => {
+                msg.layers
+                    .first()
+                    .context("a frame without layers")?
+                    .buffer
+                    .id
+            }
         };
         self.releases
             .send(RendererToGpu::Release {

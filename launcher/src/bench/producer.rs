@@ -237,7 +237,13 @@ impl Peer {
                     return Ok(());
                 }
                 let Some(fence) = fence else {
-                    ensure!(*c == Counts { iterations: n, ..Counts::default() }, "expected no work but receiving");
+                    ensure!(
+                        *c == Counts {
+                            iterations: n,
+                            ..Counts::default()
+                        },
+                        "expected no work but receiving"
+                    );
                     return Ok(());
                 };
                 let (imports, hits) = if first_import {

@@ -321,7 +321,7 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<5} {:<60} {:>10} {:>10} {:>9}  {:<9} {:<4}",
+            "{:<5} {:<60} {:>10} {:>10} {:>9}  {:<10} {:<4}",
             "item", "figure (value, then baseline)", "p50", "p99", "ratio p50", "goal", "met"
         );
         for it in &self.items {
@@ -343,7 +343,7 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "{:<5} {:<60} {:>10} {:>10} {:>9}  {:<9} {:<4}",
+                "{:<5} {:<60} {:>10} {:>10} {:>9}  {:<10} {:<4}",
                 "",
                 format!("vs {}", it.baseline_name),
                 dur(it.baseline_p50_ns),
@@ -359,7 +359,8 @@ impl Report {
         for f in &self.failures {
             let _ = writeln!(s, "FAILED: {f}");
         }
-        s
+        // Padding of the last columns leaves trailing blanks; drop them.
+        s.lines().map(|l| l.trim_end().to_owned() + "\n").collect()
     }
 }
 

@@ -162,6 +162,9 @@ pub fn chaos(dir: &Path, layers: u32, frames: u64, seed: u64, kills: u32) -> any
         seed.to_string(),
         "--chaos-kills".into(),
         kills.to_string(),
+        // Every kill must be recovered from: the restart policy's limit is not what is measured.
+        "--max-crashes".into(),
+        (kills + 1).to_string(),
     ]);
     let (v, file) = run_child(dir, "chaos", &args)?;
     let (Some(_), Some(_)) = (v.get("detection"), v.get("restart_to_first_frame")) else {

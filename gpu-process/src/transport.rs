@@ -1,0 +1,112 @@
+//! Sending each frame's fds to the renderer with `SCM_RIGHTS` (`--transport scm-rights`).
+//!
+//! With the pidfd transport the renderer takes the fds itself and this does nothing. With
+//! `SCM_RIGHTS`, the GPU process holds one end of a unix socket to the current renderer, handed
+//! over by the launcher on the handover socket at `Start` and again at every `NewRenderer`
+//! ([`triptych_sandbox::wire`]); for every frame, right before the description goes out on the
+//! ipc channel, it sends one message with every fd the description names (each buffer's planes
+//! and its fence) and their export-window numbers. The kernel holds a reference to each file
+//! while the message is queued, so the renderer gets the same files the description names.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use ipc_protocol::messages::Transport;
+use triptych_sandbox::wire::{self, LinkKind, WireError};
+use triptych_sys::fixed::FixedFd;
+
+use crate::pool::Pool;
+
+/// How long a handover may take to arrive after the message that announces it.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors sending fds.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No handover socket although the transport needs one.
+    #[error("the SCM_RIGHTS transport needs the launcher's handover socket, and there is none")]
+    NoHandover,
+    /// The handover was not a socket for this renderer.
+    #[error(
+        "the launcher handed over {kind:?} tagged {tag}, expected a socket for renderer {renderer}"
+    )]
+    Unexpected {
+        /// What came.
+        kind: LinkKind,
+        /// Its tag.
+        tag: u64,
+        /// The renderer expected.
+        renderer: u32,
+    },
+    /// The socket failed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Sends frames' fds to the renderer, when the transport says so.
+#[derive(Debug)]
+pub struct FdSender {
+    transport: Transport,
+    handover: Option<FixedFd>,
+    socket: Option<OwnedFd>,
+}
+
+impl FdSender {
+    /// A sender for `transport`.
+    pub fn new(transport: Transport, handover: Option<FixedFd>) -> Self {
+        Self {
+            transport,
+            handover,
+            socket: None,
+        }
+    }
+
+    /// Takes the socket to renderer `renderer_pid` from the launcher (`SCM_RIGHTS` only).
+    pub fn attach(&mut self, renderer_pid: u32) -> Result<(), SendError> {
+        if self.transport != Transport::ScmRights {
+            return Ok(());
+        }
+        let h = self.handover.as_ref().ok_or(SendError::NoHandover)?;
+        loop {
+            let got = wire::recv_handover(h.get(), HANDOVER_TIMEOUT)?;
+            if got.kind != LinkKind::FdSocket {
+                return Err(SendError::Unexpected {
+                    kind: got.kind,
+                    tag: got.tag,
+                    renderer: renderer_pid,
+                });
+            }
+            if got.tag == u64::from(renderer_pid) {
+                self.socket = Some(got.fd);
+                return Ok(());
+            }
+            // A socket for a renderer that is already gone.
+        }
+    }
+
+    /// Sends the fds of frame `frame` of `epoch`: the planes and fences of the buffers in pool
+    /// slots `used` (`SCM_RIGHTS` only).
+    pub fn send_frame(
+        &self,
+        epoch: u64,
+        frame: u64,
+        pool: &Pool,
+        used: &[u32],
+    ) -> Result<(), SendError> {
+        let Some(sock) = &self.socket else {
+            return Ok(());
+        };
+        let mut fds: Vec<(i32, BorrowedFd<'_>)> = Vec::new();
+        for &slot in used {
+            let Some(s) = pool.slot(slot) else { continue };
+            if let Some(buf) = &s.buffer {
+                fds.extend(buf.planes.iter().map(|p| (p.fd.as_raw_fd(), p.fd.as_fd())));
+            }
+            if let Some(sub) = &s.in_flight {
+                fds.push((sub.fence.as_raw_fd(), sub.fence.as_fd()));
+            }
+        }
+        wire::send_frame_fds(sock.as_fd(), epoch, frame, &fds)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,605 @@
+//! The launcher's side of the sandbox: confining each child at spawn, handing over the links
+//! between the children, hearing about violations, and saying which layers are really on.
+//!
+//! # Layers
+//!
+//! 1. **Credentials and namespaces**, set up between fork and exec ([`triptych_sys::jail`]):
+//!    both children join one user namespace created for the run ([`triptych_sys::userns`]);
+//!    each gets its own new network and IPC namespaces; both start with no capabilities (locked
+//!    securebits, empty bounding set), even when the launcher runs as root. The launcher itself
+//!    is not dumpable (`PR_SET_DUMPABLE` 0, set in `main`), so no process of its uid without
+//!    `CAP_SYS_PTRACE` in the initial namespace can ptrace it or `pidfd_getfd` from it: the
+//!    renderer cannot take the launcher's fds whatever it does. A layer the kernel does not allow
+//!    here (user namespaces disabled, no privilege for network namespaces) is left out and the
+//!    summary and `triptych doctor` say so.
+//! 2. **Resource limits and seccomp**, which each child puts on itself once its bootstrap is
+//!    done (`renderer-process/src/sandbox.rs`, `gpu-process/src/sandbox.rs`).
+//!
+//! # Fds each child inherits (at the numbers of [`triptych_sandbox::fds`])
+//!
+//! - the write end of a *report* pipe: the child's `SIGSYS` handler writes a record of a trapped
+//!   call into it; a thread here reads it, logs `sandbox violation in <role>: <call>`, and keeps
+//!   it for the trace and the summary;
+//! - one end of a *handover* socket: whenever a child is attached to a (new) peer, the link to
+//!   that peer goes over it, before the ipc message that announces the peer
+//!   ([`triptych_sandbox::wire`]): to the renderer a pidfd of the GPU process (opened here, so
+//!   the renderer never needs `pidfd_open`) or its end of an `SCM_RIGHTS` socket; to the GPU
+//!   process its end of that socket.
+//!
+//! # Transport
+//!
+//! `--transport auto` takes `pidfd_getfd` when the same self-test that `triptych doctor` runs
+//! ([`pidfd_self_test`]) shows that a confined child can take an fd from a confined sibling,
+//! else `SCM_RIGHTS`, and says which and why.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use crossbeam_channel::Receiver;
+use ipc_protocol::messages::Transport;
+use serde::{de::DeserializeOwned, Serialize};
+use triptych_sandbox::attempts::PROBE_ENV;
+use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
+use triptych_sandbox::report::Violation;
+use triptych_sandbox::wire::{self, LinkKind};
+use triptych_sys::jail::{Confinement, Namespaces};
+use triptych_sys::seccomp::{TrapRecord, RECORD_LEN};
+use triptych_trace::{Args, InstantScope, Marker, Recorder};
+
+use crate::child::ChildProc;
+use crate::cli::TransportArg;
+use crate::summary::{RoleLayers, SandboxSummary};
+
+/// How long the report of a dead child may take to drain.
+const REPORT_DRAIN: Duration = Duration::from_secs(2);
+
+/// What the kernel lets this launcher set up for its children.
+#[derive(Debug)]
+pub struct Layers {
+    /// The shared user namespace, when one could be created.
+    pub userns: Option<OwnedFd>,
+    /// Why there is none.
+    pub userns_reason: Option<String>,
+    /// New network and IPC namespaces for each child.
+    pub namespaces: Namespaces,
+    /// Why they are missing, if they are.
+    pub namespaces_reason: Option<String>,
+    /// Whether children are started with no capabilities (needed, and possible, when the
+    /// launcher is root or the children join a user namespace).
+    pub drop_privileges: bool,
+}
+
+fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")
+}
+
+fn seqpacket_pair() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("creating a unix socket pair")
+}
+
+fn dup(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
+    triptych_sys::fd::dup_cloexec(fd.as_fd()).context("duplicating an fd")
+}
+
+impl Layers {
+    /// The confinement of a child, without its fds.
+    fn confinement(&self) -> anyhow::Result<Confinement> {
+        let mut c = Confinement::new().unshare(self.namespaces);
+        if let Some(ns) = &self.userns {
+            c = c.join_user_namespace(dup(ns)?);
+        }
+        if self.drop_privileges {
+            c = c.drop_privileges();
+        }
+        Ok(c)
+    }
+
+    /// Finds out what works here, by trying it on a short-lived child.
+    pub fn probe() -> Layers {
+        let root = nix::unistd::geteuid().is_root();
+        let (userns, userns_reason) = match triptych_sys::userns::create() {
+            Ok(ns) => (Some(ns), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut layers = Layers {
+            drop_privileges: root || userns.is_some(),
+            userns,
+            userns_reason,
+            namespaces: Namespaces {
+                net: true,
+                ipc: true,
+            },
+            namespaces_reason: None,
+        };
+        if let Err(e) = layers.try_spawn() {
+            layers.namespaces = Namespaces::default();
+            layers.namespaces_reason =
+                Some(format!("unshare(CLONE_NEWNET | CLONE_NEWIPC) refused: {e}"));
+            if let Err(e) = layers.try_spawn() {
+                // Not even the user namespace can be joined: run without it.
+                layers.userns_reason = Some(format!("joining the user namespace failed: {e}"));
+                layers.userns = None;
+                layers.drop_privileges = root;
+            }
+        }
+        layers
+    }
+
+    /// Starts the launcher's own binary (`--version`) under the confinement.
+    fn try_spawn(&self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("finding the launcher's own path")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.confinement()?.install(&mut cmd);
+        let st = cmd.status().context("starting a confined test child")?;
+        anyhow::ensure!(st.success(), "the confined test child exited with {st}");
+        Ok(())
+    }
+}
+
+/// Whether a confined child can take an fd from a confined sibling with `pidfd_getfd`, the way
+/// the renderer takes from the GPU process; `Err` says why not. Used by `--transport auto` and
+/// by `triptych doctor`.
+pub fn pidfd_self_test(layers: &Layers) -> Result<String, String> {
+    let yama = triptych_sys::proc::yama_ptrace_scope();
+    if let Some(s) = yama.filter(|s| *s >= 2) {
+        return Err(format!("Yama ptrace_scope is {s}: pidfd_getfd needs CAP_SYS_PTRACE, which the renderer does not hold"));
+    }
+    let target = (|| {
+        let mut cmd = Command::new("/bin/sleep");
+        cmd.arg("10")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        layers.confinement()?.install(&mut cmd);
+        // SAFETY: between fork and exec this only calls prctl with integer arguments.
+        unsafe {
+            cmd.pre_exec(|| {
+                // Where Yama restricts ptrace to descendants, allow the sibling (as the GPU
+                // process names the renderer). Fails harmlessly where Yama is absent.
+                libc::prctl(
+                    triptych_sys::prctl::PR_SET_PTRACER,
+                    libc::c_ulong::MAX,
+                    0,
+                    0,
+                    0,
+                );
+                Ok(())
+            });
+        }
+        cmd.spawn().context("starting the self-test target")
+    })()
+    .map_err(|e| format!("{e:#}"))?;
+    let mut target = KillOnDrop(target);
+    let pid = target.0.id() as i32;
+    let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    cmd.arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    layers
+        .confinement()
+        .map_err(|e| format!("{e:#}"))?
+        .install(&mut cmd);
+    // SAFETY: between fork and exec this only makes raw system calls on integers (pidfd_open,
+    // pidfd_getfd, close); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let pidfd = libc::syscall(triptych_sys::pidfd::SYS_PIDFD_OPEN, pid, 0);
+            if pidfd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = libc::syscall(triptych_sys::pidfd::SYS_PIDFD_GETFD, pidfd, 0, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd as i32);
+            libc::close(pidfd as i32);
+            Ok(())
+        });
+    }
+    let result = cmd.status();
+    let _ = target.0.kill();
+    let _ = target.0.wait();
+    match result {
+        Ok(st) if st.success() => Ok(format!(
+            "a confined child took an fd from a confined sibling with pidfd_getfd ({})",
+            match yama {
+                None => "Yama not active".to_owned(),
+                Some(s) => format!("Yama ptrace_scope {s}"),
+            }
+        )),
+        Ok(st) => Err(format!("the self-test child exited with {st}")),
+        Err(e) => Err(format!("pidfd_getfd from a confined sibling failed: {e}")),
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Chooses the transport for `arg`, with the reason.
+pub fn choose_transport(arg: TransportArg, layers: &Layers) -> (Transport, String) {
+    match arg {
+        TransportArg::Pidfd => (Transport::Pidfd, "--transport pidfd".to_owned()),
+        TransportArg::ScmRights => (Transport::ScmRights, "--transport scm-rights".to_owned()),
+        TransportArg::Auto => match pidfd_self_test(layers) {
+            Ok(why) => (Transport::Pidfd, format!("auto: {why}")),
+            Err(why) => (
+                Transport::ScmRights,
+                format!("auto: pidfd_getfd does not work here ({why})"),
+            ),
+        },
+    }
+}
+
+/// A child's sandbox, as the launcher holds it.
+#[derive(Debug)]
+struct Held {
+    role: &'static str,
+    /// The launcher's end of the handover socket.
+    handover: OwnedFd,
+    /// Violations reported, until the pipe closes.
+    reports: Receiver<Violation>,
+}
+
+/// The sandbox of one run.
+#[derive(Debug)]
+pub struct Jail {
+    layers: Layers,
+    transport: Transport,
+    transport_reason: String,
+    children: HashMap<u32, Held>,
+    spawned: HashMap<&'static str, u32>,
+    /// SCM_RIGHTS sockets made for a (GPU process, renderer) pairing, one end not yet handed
+    /// over, by renderer pid.
+    waiting_gpu_end: HashMap<u32, OwnedFd>,
+    waiting_renderer_end: HashMap<u32, OwnedFd>,
+    violations: Vec<Violation>,
+    observed: HashMap<&'static str, RoleLayers>,
+}
+
+impl Jail {
+    /// Finds out what the kernel allows and picks the transport.
+    pub fn new(arg: TransportArg) -> Jail {
+        let layers = Layers::probe();
+        if let Some(why) = &layers.userns_reason {
+            tracing::warn!(%why, "children run without a user namespace of their own");
+        }
+        if let Some(why) = &layers.namespaces_reason {
+            tracing::warn!(%why, "children share the launcher's network and IPC namespaces");
+        }
+        let (transport, transport_reason) = choose_transport(arg, &layers);
+        tracing::info!(transport = transport.as_str(), reason = %transport_reason, "fd transport");
+        Jail {
+            layers,
+            transport,
+            transport_reason,
+            children: HashMap::new(),
+            spawned: HashMap::new(),
+            waiting_gpu_end: HashMap::new(),
+            waiting_renderer_end: HashMap::new(),
+            violations: Vec::new(),
+            observed: HashMap::new(),
+        }
+    }
+
+    /// The transport of this run.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Spawns `binary` as `role`, confined, with its report pipe and handover socket.
+    pub fn spawn<C, E>(
+        &mut self,
+        role: &'static str,
+        binary: &str,
+    ) -> anyhow::Result<ChildProc<C, E>>
+    where
+        C: Serialize + DeserializeOwned + Send + 'static,
+        E: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (report_r, report_w) = pipe()?;
+        let (handover, child_end) = seqpacket_pair()?;
+        let confinement = self
+            .layers
+            .confinement()?
+            .inherit(report_w, REPORT_FD)?
+            .inherit(child_end, HANDOVER_FD)?;
+        let count = self.spawned.entry(role).or_insert(0);
+        let first = *count == 0;
+        *count += 1;
+        let child = ChildProc::spawn_with(role, binary, &[], move |cmd| {
+            confinement.install(cmd);
+            if !first {
+                // The test hook acts in the first process of a role only; a replacement runs
+                // clean.
+                cmd.env_remove(PROBE_ENV);
+            }
+        })?;
+        let reports = report_reader(role, child.proc.pid, report_r)?;
+        self.children.insert(
+            child.proc.pid,
+            Held {
+                role,
+                handover,
+                reports,
+            },
+        );
+        Ok(child)
+    }
+
+    fn handover(&self, pid: u32) -> anyhow::Result<&OwnedFd> {
+        self.children
+            .get(&pid)
+            .map(|h| &h.handover)
+            .with_context(|| format!("no handover socket for process {pid}"))
+    }
+
+    /// Before the GPU process `gpu_pid` is told about renderer `renderer_pid` (`Start`,
+    /// `NewRenderer`): hands it its end of their `SCM_RIGHTS` socket, if that transport runs.
+    pub fn link_gpu(&mut self, gpu_pid: u32, renderer_pid: u32) -> anyhow::Result<()> {
+        if self.transport != Transport::ScmRights {
+            return Ok(());
+        }
+        let end = match self.waiting_gpu_end.remove(&renderer_pid) {
+            Some(e) => e,
+            None => {
+                let (g, r) = seqpacket_pair()?;
+                self.waiting_renderer_end.insert(renderer_pid, r);
+                g
+            }
+        };
+        wire::send_handover(
+            self.handover(gpu_pid)?.as_fd(),
+            LinkKind::FdSocket,
+            u64::from(renderer_pid),
+            end.as_fd(),
+        )
+        .with_context(|| {
+            format!("handing the GPU process {gpu_pid} its socket to renderer {renderer_pid}")
+        })
+    }
+
+    /// Before renderer `renderer_pid` is told about GPU process `gpu_pid` of `epoch` (`Start`,
+    /// `NewGpu`): hands it a pidfd of the GPU process, or its end of their `SCM_RIGHTS` socket.
+    pub fn link_renderer(
+        &mut self,
+        renderer_pid: u32,
+        epoch: u64,
+        gpu_pid: u32,
+    ) -> anyhow::Result<()> {
+        let (kind, fd) = match self.transport {
+            Transport::Pidfd => {
+                // The GPU process is our unreaped child: its pid cannot have been reused.
+                let pidfd = triptych_sys::pidfd::pidfd_open(gpu_pid as i32)
+                    .with_context(|| format!("opening a pidfd of the GPU process {gpu_pid}"))?;
+                (LinkKind::GpuPidfd, pidfd)
+            }
+            Transport::ScmRights => {
+                let end = match self.waiting_renderer_end.remove(&renderer_pid) {
+                    Some(e) => e,
+                    None => {
+                        let (g, r) = seqpacket_pair()?;
+                        self.waiting_gpu_end.insert(renderer_pid, g);
+                        r
+                    }
+                };
+                (LinkKind::FdSocket, end)
+            }
+        };
+        wire::send_handover(
+            self.handover(renderer_pid)?.as_fd(),
+            kind,
+            epoch,
+            fd.as_fd(),
+        )
+        .with_context(|| {
+            format!("handing renderer {renderer_pid} its link to GPU process {gpu_pid}")
+        })
+    }
+
+    /// After process `pid` died and was reaped: its violations, logged already, are recorded as
+    /// trace instants and kept for the summary. Returns the first one's call, `name(args)`.
+    pub fn reaped(&mut self, pid: u32, rec: &Recorder, frame: Option<u64>) -> Option<String> {
+        let held = self.children.remove(&pid)?;
+        self.waiting_gpu_end.remove(&pid);
+        self.waiting_renderer_end.remove(&pid);
+        let deadline = std::time::Instant::now() + REPORT_DRAIN;
+        let mut first = None;
+        while let Ok(v) = held.reports.recv_deadline(deadline) {
+            let mut args = Args::new();
+            args.insert("role".into(), held.role.into());
+            args.insert("pid".into(), pid.to_string().into());
+            args.insert("call".into(), v.call().into());
+            rec.instant(Marker::SandboxViolation, InstantScope::Global, frame, args);
+            first.get_or_insert_with(|| v.call());
+            self.violations.push(v);
+        }
+        first
+    }
+
+    /// Reads what the sandbox of each running child really is, from `/proc`.
+    pub fn observe(&mut self, role: &'static str, pid: u32) {
+        match observe(pid) {
+            Ok(l) => {
+                self.observed.insert(role, l);
+            }
+            Err(e) => tracing::debug!(role, pid, error = %e, "could not read the sandbox state"),
+        }
+    }
+
+    /// The summary of the run's sandbox.
+    pub fn summary(&mut self) -> SandboxSummary {
+        // Violations of children still running (none in a clean run) are counted too.
+        for held in self.children.values() {
+            while let Ok(v) = held.reports.try_recv() {
+                self.violations.push(v);
+            }
+        }
+        SandboxSummary {
+            transport_reason: self.transport_reason.clone(),
+            user_namespace: self.layers.userns.is_some(),
+            user_namespace_reason: self.layers.userns_reason.clone(),
+            namespaces_reason: self.layers.namespaces_reason.clone(),
+            renderer: self.observed.get(triptych_sandbox::renderer::ROLE).cloned(),
+            gpu: self.observed.get(triptych_sandbox::gpu::ROLE).cloned(),
+            violations: self.violations.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
+
+/// Reads trap records from `pipe` until it closes (the child is gone), logging each.
+fn report_reader(
+    role: &'static str,
+    pid: u32,
+    pipe: OwnedFd,
+) -> anyhow::Result<Receiver<Violation>> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name(format!("{role}-{pid}-sandbox"))
+        .spawn(move || {
+            let mut f = std::fs::File::from(pipe);
+            let mut buf = [0u8; RECORD_LEN];
+            while f.read_exact(&mut buf).is_ok() {
+                match TrapRecord::decode(&buf) {
+                    Ok(r) => {
+                        let v = Violation::new(role, r);
+                        tracing::error!(pid, tid = r.tid, "{v}");
+                        let _ = tx.send(v);
+                    }
+                    Err(e) => tracing::error!(role, pid, error = %e, "garbled sandbox report"),
+                }
+            }
+        })
+        .context("spawning the sandbox report reader")?;
+    Ok(rx)
+}
+
+/// The sandbox state of `pid`, from `/proc/<pid>`.
+pub fn observe(pid: u32) -> anyhow::Result<RoleLayers> {
+    use triptych_sys::proc::{status_field, threads};
+    let field = |tid: Option<u32>, name: &str| -> anyhow::Result<String> {
+        status_field(pid, tid, name)?.with_context(|| format!("/proc/{pid}/status has no {name}"))
+    };
+    let tids = threads(pid)?;
+    let mut filtered = 0;
+    let mut nnp = 0;
+    for t in &tids {
+        if field(Some(*t), "Seccomp")? == "2" {
+            filtered += 1;
+        }
+        if field(Some(*t), "NoNewPrivs")? == "1" {
+            nnp += 1;
+        }
+    }
+    let ns_differs = |kind: &str| -> anyhow::Result<bool> {
+        let mine = std::fs::read_link(format!("/proc/self/ns/{kind}"))?;
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))?;
+        Ok(mine != theirs)
+    };
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let soft = |name: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l[name.len()..].split_whitespace().next().map(str::to_owned))
+    };
+    Ok(RoleLayers {
+        threads: tids.len(),
+        seccomp_threads: filtered,
+        no_new_privs_threads: nnp,
+        seccomp_filters: field(None, "Seccomp_filters")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        user_namespace: ns_differs("user")?,
+        net_namespace: ns_differs("net")?,
+        ipc_namespace: ns_differs("ipc")?,
+        cap_effective: field(None, "CapEff")?,
+        cap_bounding: field(None, "CapBnd")?,
+        max_open_files: soft("Max open files"),
+        max_file_size: soft("Max file size"),
+    })
+}
+
+/// `triptych doctor`'s lines about the sandbox: `(name, ok, detail)`.
+pub fn doctor_lines() -> Vec<(&'static str, bool, String)> {
+    let layers = Layers::probe();
+    let mut v = vec![
+        (
+            "sandbox: user namespace",
+            layers.userns.is_some(),
+            match &layers.userns_reason {
+                None => {
+                    "the children share a user namespace of their own (identity map of this uid)"
+                        .to_owned()
+                }
+                Some(r) => r.clone(),
+            },
+        ),
+        (
+            "sandbox: network and IPC namespaces",
+            layers.namespaces.net && layers.namespaces.ipc,
+            match &layers.namespaces_reason {
+                None => "each child gets new, empty ones".to_owned(),
+                Some(r) => r.clone(),
+            },
+        ),
+        (
+            "sandbox: capabilities",
+            true,
+            if layers.drop_privileges {
+                "children start with none (locked securebits, empty bounding set)".to_owned()
+            } else {
+                "children hold none (unprivileged launcher)".to_owned()
+            },
+        ),
+    ];
+    let renderer =
+        triptych_sandbox::renderer::policy(&triptych_sandbox::renderer::Params::example());
+    let gpu = triptych_sandbox::gpu::policy(&triptych_sandbox::gpu::Params::example());
+    let compiled = renderer
+        .compile()
+        .and_then(|r| gpu.compile().map(|g| (r, g)));
+    v.push((
+        "sandbox: seccomp policies",
+        compiled.is_ok() && triptych_sys::proc::seccomp_actions().is_some_and(|a| a.contains("trap") && a.contains("errno")),
+        match compiled {
+            Ok((r, g)) => format!(
+                "renderer {} rules in {} filters, gpu {} rules in {} filters; applied with TSYNC after bootstrap",
+                renderer.rules.len() + renderer.refusals.len(),
+                r.programs.len(),
+                gpu.rules.len() + gpu.refusals.len(),
+                g.programs.len()
+            ),
+            Err(e) => e.to_string(),
+        },
+    ));
+    let (t, why) = choose_transport(TransportArg::Auto, &layers);
+    v.push((
+        "transport",
+        true,
+        format!("--transport auto will use {}: {why}", t.as_str()),
+    ));
+    v
+}

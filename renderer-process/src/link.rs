@@ -1,0 +1,243 @@
+//! The renderer's link to the current GPU process, and where each frame's fds come from.
+//!
+//! The link is one fd at the fixed number [`GPU_LINK_FD`]: a pidfd of the GPU process (pidfd
+//! transport) or the renderer's end of an `SCM_RIGHTS` socket to it. It is set when the renderer
+//! attaches to a GPU process, at `Start` and again at every `NewGpu`, from the fd the launcher
+//! hands over on the handover socket just before it sends the ipc message
+//! ([`triptych_sandbox::wire`]). So the renderer never calls `pidfd_open`, which its sandbox
+//! refuses, and `pidfd_getfd` always names the same fd number, the only one its rule accepts. A
+//! renderer started without a handover socket (by a test harness playing the launcher) opens
+//! the pidfd itself, which works only before its sandbox is on: at `Start`, not after a restart.
+//!
+//! For each frame, [`Link::frame`] gives the [`FrameSource`] its fds are taken from:
+//!
+//! - pidfd: `pidfd_getfd(GPU_LINK_FD, n, 0)` for each number `n` the description names (already
+//!   confined to the export window by the description check, and again by the filter);
+//! - `SCM_RIGHTS`: the one message the GPU process sent for this frame, whose fds are matched to
+//!   the description by their export-window numbers. Messages for older frames (rejected or
+//!   dropped ones) are discarded; one for a later frame is kept for it.
+//!
+//! Either way [`crate::fetch::fetch`] then checks the identity of each fd against the
+//! description, so the two transports are held to the same standard.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use ipc_protocol::messages::Transport;
+use triptych_sandbox::fds::GPU_LINK_FD;
+use triptych_sandbox::wire::{self, FrameFds, LinkKind, WireError};
+use triptych_sys::fixed::{FixedError, FixedFd};
+
+/// How long a handover may take to arrive after the ipc message that announces it (the
+/// launcher sends it first, so it is normally already there).
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of the link.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The handover socket failed.
+    #[error(
+        "receiving the link to GPU process {gpu_pid} (epoch {epoch}) from the launcher: {source}"
+    )]
+    Handover {
+        /// The GPU process.
+        gpu_pid: u32,
+        /// Its epoch.
+        epoch: u64,
+        /// The error.
+        source: WireError,
+    },
+    /// The handover was not the one expected.
+    #[error("the launcher handed over {got:?} tagged {tag}, expected {want:?} for epoch {epoch}")]
+    Unexpected {
+        /// What came.
+        got: LinkKind,
+        /// Its tag.
+        tag: u64,
+        /// What was expected.
+        want: LinkKind,
+        /// The epoch expected.
+        epoch: u64,
+    },
+    /// No handover socket, and the pidfd cannot be opened here.
+    #[error("no handover socket from the launcher: {0}")]
+    NoHandover(String),
+    /// Placing the link at its number failed.
+    #[error("placing the link at fd {GPU_LINK_FD}: {0}")]
+    Place(#[from] FixedError),
+    /// The frame's fds did not arrive.
+    #[error("the fds of frame {frame} (epoch {epoch}): {source}")]
+    FrameFds {
+        /// The epoch.
+        epoch: u64,
+        /// The frame.
+        frame: u64,
+        /// The error.
+        source: WireError,
+    },
+}
+
+/// Fds fetched per path, for the run's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Buffers taken with `pidfd_getfd`.
+    pub buffers_via_pidfd: u64,
+    /// Fences taken with `pidfd_getfd`.
+    pub fences_via_pidfd: u64,
+    /// Buffers and fences that arrived with `SCM_RIGHTS` and were used.
+    pub via_other: u64,
+}
+
+/// The link to the current GPU process.
+#[derive(Debug)]
+pub struct Link {
+    transport: Transport,
+    handover: Option<FixedFd>,
+    slot: FixedFd,
+    /// A frame's fds that arrived ahead of their frame.
+    ahead: Option<FrameFds>,
+    attached: bool,
+}
+
+/// Where one frame's fds come from.
+#[derive(Debug)]
+pub enum FrameSource<'a> {
+    /// `pidfd_getfd` through this pidfd.
+    Pidfd(BorrowedFd<'a>, Counters),
+    /// The fds that came with the frame's message, by export-window number.
+    Received(BTreeMap<i32, OwnedFd>, Counters),
+}
+
+impl FrameSource<'_> {
+    /// What was fetched from this source so far.
+    pub fn counters(&self) -> Counters {
+        match self {
+            FrameSource::Pidfd(_, c) | FrameSource::Received(_, c) => *c,
+        }
+    }
+
+    pub(crate) fn count(&mut self, field: &str) {
+        let fence = field == "fence";
+        match self {
+            FrameSource::Pidfd(_, c) if fence => c.fences_via_pidfd += 1,
+            FrameSource::Pidfd(_, c) => c.buffers_via_pidfd += 1,
+            FrameSource::Received(_, c) => c.via_other += 1,
+        }
+    }
+}
+
+impl Link {
+    /// A link not yet attached. `handover` is the launcher's socket, when there is one; `slot`
+    /// holds [`GPU_LINK_FD`].
+    pub fn new(transport: Transport, handover: Option<FixedFd>, slot: FixedFd) -> Link {
+        Link {
+            transport,
+            handover,
+            slot,
+            ahead: None,
+            attached: false,
+        }
+    }
+
+    /// The link fd (at [`GPU_LINK_FD`]).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.slot.get()
+    }
+
+    /// The handover socket, if the launcher gave one.
+    pub fn handover(&self) -> Option<BorrowedFd<'_>> {
+        self.handover.as_ref().map(|h| h.get())
+    }
+
+    /// The slot, for a probe that swaps the link.
+    pub(crate) fn slot_mut(&mut self) -> &mut FixedFd {
+        &mut self.slot
+    }
+
+    /// Attaches to GPU process `gpu_pid` of `epoch`: takes the link the launcher hands over and
+    /// puts it at [`GPU_LINK_FD`].
+    pub fn attach(&mut self, epoch: u64, gpu_pid: u32) -> Result<(), LinkError> {
+        let want = match self.transport {
+            Transport::Pidfd => LinkKind::GpuPidfd,
+            Transport::ScmRights => LinkKind::FdSocket,
+        };
+        let fd = match &self.handover {
+            Some(h) => loop {
+                let got = wire::recv_handover(h.get(), HANDOVER_TIMEOUT)
+                    .map_err(|source| LinkError::Handover { gpu_pid, epoch, source })?;
+                if got.kind != want {
+                    return Err(LinkError::Unexpected { got: got.kind, tag: got.tag, want, epoch });
+                }
+                match got.tag.cmp(&epoch) {
+                    // A handover for a GPU process this renderer never attached to.
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => break got.fd,
+                    std::cmp::Ordering::Greater => {
+                        return Err(LinkError::Unexpected { got: got.kind, tag: got.tag, want, epoch })
+                    }
+                }
+            },
+            None if self.attached => {
+                return Err(LinkError::NoHandover(format!(
+                    "GPU process {gpu_pid} (epoch {epoch}) replaced one this renderer was attached to, and the sandbox forbids pidfd_open"
+                )))
+            }
+            None => match self.transport {
+                Transport::Pidfd => triptych_sys::pidfd::pidfd_open(gpu_pid as i32)
+                    .map_err(|e| LinkError::NoHandover(format!("pidfd_open({gpu_pid}): {e}")))?,
+                Transport::ScmRights => {
+                    return Err(LinkError::NoHandover("the SCM_RIGHTS transport needs the launcher's socket".into()))
+                }
+            },
+        };
+        self.slot.replace(fd)?;
+        self.ahead = None;
+        self.attached = true;
+        Ok(())
+    }
+
+    /// The source of frame `frame`'s fds; with `SCM_RIGHTS`, waits up to `timeout` for them.
+    pub fn frame(
+        &mut self,
+        epoch: u64,
+        frame: u64,
+        timeout: Duration,
+    ) -> Result<FrameSource<'_>, LinkError> {
+        if self.transport == Transport::Pidfd {
+            return Ok(FrameSource::Pidfd(self.slot.get(), Counters::default()));
+        }
+        loop {
+            let msg =
+                match self.ahead.take() {
+                    Some(m) => m,
+                    None => wire::recv_frame_fds(self.slot.get().as_fd(), timeout).map_err(
+                        |source| LinkError::FrameFds {
+                            epoch,
+                            frame,
+                            source,
+                        },
+                    )?,
+                };
+            if msg.epoch != epoch || msg.frame < frame {
+                // A frame that was dropped or rejected before its fds were read.
+                continue;
+            }
+            if msg.frame > frame {
+                self.ahead = Some(msg);
+                return Err(LinkError::FrameFds {
+                    epoch,
+                    frame,
+                    source: WireError::Malformed {
+                        what: "frame fds",
+                        problem: "the GPU process sent none for this frame".into(),
+                    },
+                });
+            }
+            return Ok(FrameSource::Received(
+                msg.fds.into_iter().collect(),
+                Counters::default(),
+            ));
+        }
+    }
+}

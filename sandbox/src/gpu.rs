@@ -1,0 +1,210 @@
+//! The GPU process's policy: looser than the renderer's, applied after EGL and the driver are
+//! initialised (driver loading opens files, probes devices and starts threads).
+//!
+//! The GPU process keeps talking to its driver for the whole run, so it keeps `ioctl` (any
+//! request: DRM and DMA-BUF ioctls are the driver's interface), executable memory (llvmpipe and
+//! other Mesa drivers compile shaders to machine code at draw time), and the calls that create
+//! and export buffers (`memfd_create`, `ftruncate`, `eventfd2`, `fcntl` sealing and moving fds
+//! into the export window). What it loses is everything that reaches *outside* the process:
+//!
+//! - **files**: `open`, `openat`, `openat2` and `creat` fail with `EACCES` instead of trapping,
+//!   because drivers probe optional files (shader caches, configuration) lazily and cope with a
+//!   refusal; a compromised GPU process still opens nothing;
+//! - **programs**: `execve`, `execveat`, and `clone` without `CLONE_THREAD` trap;
+//! - **the network**: `socket`, `connect`, `bind`, `listen`, `accept` trap (and the process has
+//!   its own empty network namespace besides);
+//! - **other processes**: `ptrace`, `process_vm_*`, `kill`, `pidfd_*`, `tgkill` of others trap.
+
+use triptych_sys::prctl::PR_SET_PTRACER;
+
+use crate::{common, Arg, Cmp, Policy, Refusal, Rule, Width};
+
+/// The role name.
+pub const ROLE: &str = "gpu";
+
+/// What the GPU process's policy depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// The GPU process's own pid.
+    pub pid: u32,
+}
+
+impl Params {
+    /// Parameters for reading the policy.
+    pub fn example() -> Params {
+        Params { pid: 1 }
+    }
+}
+
+/// The GPU process's policy.
+pub fn policy(p: &Params) -> Policy {
+    let mut rules = common::rules(p.pid);
+    rules.extend([
+        // Shader code is compiled and mapped executable at draw time.
+        Rule::any(libc::SYS_mmap, "mmap", "buffers, driver memory, JIT code"),
+        Rule::any(
+            libc::SYS_mprotect,
+            "mprotect",
+            "JIT code (write, then execute)",
+        ),
+        Rule::any(libc::SYS_mremap, "mremap", "realloc, driver memory"),
+        Rule::any(
+            libc::SYS_madvise,
+            "madvise",
+            "driver and allocator memory advice",
+        ),
+        // The driver's whole interface (DRM, DMA-BUF, sync_file ioctls), except the two
+        // terminal requests that would let it type into, or read, the launcher's terminal
+        // through an inherited stderr (include/uapi/asm-generic/ioctls.h: TIOCSTI 0x5412,
+        // TIOCLINUX 0x541C).
+        Rule::with(
+            "ioctl:not-terminal-injection",
+            libc::SYS_ioctl,
+            "ioctl",
+            vec![
+                Arg {
+                    index: 1,
+                    width: Width::Dword,
+                    cmp: Cmp::Ne(libc::TIOCSTI),
+                    what: "not TIOCSTI",
+                },
+                Arg {
+                    index: 1,
+                    width: Width::Dword,
+                    cmp: Cmp::Ne(libc::TIOCLINUX),
+                    what: "not TIOCLINUX",
+                },
+            ],
+            "the GPU driver",
+        ),
+        // Creating buffers and fences while running.
+        Rule::any(libc::SYS_memfd_create, "memfd_create", "shm buffers"),
+        Rule::any(libc::SYS_ftruncate, "ftruncate", "sizing shm buffers"),
+        Rule::any(libc::SYS_eventfd2, "eventfd2", "eventfd fences"),
+        Rule::with(
+            "fcntl:add-seals",
+            libc::SYS_fcntl,
+            "fcntl",
+            vec![Arg::eq32(1, libc::F_ADD_SEALS as u64, "F_ADD_SEALS")],
+            "sealing shm buffers against shrinking",
+        ),
+        Rule::with(
+            "fcntl:dupfd-cloexec",
+            libc::SYS_fcntl,
+            "fcntl",
+            vec![Arg::eq32(
+                1,
+                libc::F_DUPFD_CLOEXEC as u64,
+                "F_DUPFD_CLOEXEC",
+            )],
+            "moving exported fds into the export window",
+        ),
+        Rule::any(libc::SYS_dup, "dup", "driver fd handling"),
+        // Where Yama restricts ptrace, a new renderer is named as the one process that may take
+        // this process's exported fds.
+        Rule::with(
+            "prctl:set-ptracer",
+            libc::SYS_prctl,
+            "prctl",
+            vec![Arg::eq32(0, PR_SET_PTRACER as u32 as u64, "PR_SET_PTRACER")],
+            "naming a new renderer for Yama",
+        ),
+        Rule::any(
+            libc::SYS_sched_setaffinity,
+            "sched_setaffinity",
+            "driver worker threads",
+        ),
+        Rule::any(
+            libc::SYS_setpriority,
+            "setpriority",
+            "driver worker threads",
+        ),
+        // Mesa starts some worker threads lazily (the shader cache writer) and moves them to a
+        // background scheduling class; real-time classes stay refused.
+        Rule::with(
+            "sched_setscheduler:other",
+            libc::SYS_sched_setscheduler,
+            "sched_setscheduler",
+            vec![Arg::eq32(1, libc::SCHED_OTHER as u64, "SCHED_OTHER")],
+            "driver worker threads",
+        ),
+        Rule::with(
+            "sched_setscheduler:batch",
+            libc::SYS_sched_setscheduler,
+            "sched_setscheduler",
+            vec![Arg::eq32(1, libc::SCHED_BATCH as u64, "SCHED_BATCH")],
+            "driver worker threads",
+        ),
+        Rule::with(
+            "sched_setscheduler:idle",
+            libc::SYS_sched_setscheduler,
+            "sched_setscheduler",
+            vec![Arg::eq32(1, libc::SCHED_IDLE as u64, "SCHED_IDLE")],
+            "driver worker threads",
+        ),
+    ]);
+    let mut refusals = common::refusals();
+    let eacces = |nr: i64, name: &'static str| Refusal {
+        nr,
+        name,
+        errno: libc::EACCES,
+        why: "no file may be opened; drivers cope with the refusal",
+    };
+    refusals.push(eacces(libc::SYS_openat, "openat"));
+    refusals.push(eacces(libc::SYS_openat2, "openat2"));
+    #[cfg(target_arch = "x86_64")]
+    {
+        refusals.push(eacces(libc::SYS_open, "open"));
+        refusals.push(eacces(libc::SYS_creat, "creat"));
+    }
+    Policy {
+        role: ROLE,
+        rules,
+        refusals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Otherwise;
+
+    #[test]
+    fn no_files_no_exec_no_network() {
+        let p = policy(&Params::example());
+        let z = [0u64; 6];
+        assert_eq!(
+            p.decide(libc::SYS_openat, &z),
+            Err(Otherwise::Errno(libc::EACCES))
+        );
+        for nr in [
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_ptrace,
+            libc::SYS_kill,
+        ] {
+            assert_eq!(
+                p.decide(nr, &z),
+                Err(Otherwise::Trap),
+                "{}",
+                crate::names::name(nr)
+            );
+        }
+        assert_eq!(
+            p.decide(libc::SYS_clone, &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        // include/uapi/linux/sched.h: SCHED_FIFO 1 is real-time, SCHED_BATCH 3 is not.
+        assert_eq!(
+            p.decide(libc::SYS_sched_setscheduler, &[0, 1, 0, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(
+            p.decide(libc::SYS_sched_setscheduler, &[0, 3, 0, 0, 0, 0]),
+            Ok(())
+        );
+        p.compile().expect("compile");
+    }
+}

@@ -1,0 +1,258 @@
+//! The renderer's policy: the tightest of the roles.
+//!
+//! The renderer parses every description a (possibly compromised) GPU process sends, so it is
+//! the process an attacker would take over first. After its sandbox is on it may only:
+//!
+//! - take fds from the GPU process with `pidfd_getfd`, and only through the one pidfd at
+//!   [`GPU_LINK_FD`], only numbers inside the GPU process's export window, only with flags 0
+//!   (anything else fails with `EPERM`, see the crate docs for why not a trap); with the
+//!   `SCM_RIGHTS` transport not even that: fds only arrive on its sockets;
+//! - replace that pidfd in place (`dup3` onto [`GPU_LINK_FD`]) when the launcher hands over a
+//!   new one after a GPU process restart, since `pidfd_open` is refused;
+//! - map memory readable and writable, never executable (no `PROT_EXEC` in `mmap` or
+//!   `mprotect`);
+//! - issue one ioctl: `DMA_BUF_IOCTL_SYNC`, which brackets CPU reads of a DMA-BUF;
+//! - and what [`crate::common`] allows every role.
+//!
+//! Everything else traps. In particular `open`/`openat`, `execve`, `socket`/`connect`, `clone`
+//! without `CLONE_THREAD`, `unshare`, `setns`, `ptrace`, `process_vm_readv`/`writev`,
+//! `pidfd_open`, `kill` of anyone and `tgkill` of another process, `bpf`, `io_uring_setup`,
+//! `userfaultfd` and `perf_event_open`.
+
+use ipc_protocol::messages::Transport;
+use triptych_sys::dma_buf::DMA_BUF_IOCTL_SYNC;
+use triptych_sys::fd::ExportWindow;
+use triptych_sys::pidfd::SYS_PIDFD_GETFD;
+
+use crate::fds::GPU_LINK_FD;
+use crate::{common, Arg, Policy, Rule};
+
+/// The role name.
+pub const ROLE: &str = "renderer";
+
+/// What the renderer's policy depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// The renderer's own pid (`tgkill` to itself only).
+    pub pid: u32,
+    /// How fds travel.
+    pub transport: Transport,
+    /// The GPU process's export window `[base, end)`.
+    pub window: (i32, i32),
+}
+
+impl Params {
+    /// Parameters for reading the policy (`triptych doctor`, tests, names): pid 1, pidfd
+    /// transport, the GPU process's window.
+    pub fn example() -> Params {
+        Params {
+            pid: 1,
+            transport: Transport::Pidfd,
+            window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
+        }
+    }
+}
+
+/// The renderer's policy.
+pub fn policy(p: &Params) -> Policy {
+    let mut rules = common::rules(p.pid);
+    rules.extend([
+        // Anonymous memory, thread stacks, read-only mappings of fetched buffers, the writable
+        // output: never executable.
+        Rule::with(
+            "mmap:no-exec",
+            libc::SYS_mmap,
+            "mmap",
+            vec![Arg::masked64(2, libc::PROT_EXEC as u64, 0, "no PROT_EXEC")],
+            "memory and buffer mappings",
+        ),
+        Rule::with(
+            "mprotect:no-exec",
+            libc::SYS_mprotect,
+            "mprotect",
+            vec![Arg::masked64(2, libc::PROT_EXEC as u64, 0, "no PROT_EXEC")],
+            "thread stack guard pages, malloc",
+        ),
+        // realloc of a large block.
+        Rule::with(
+            "mremap:maymove",
+            libc::SYS_mremap,
+            "mremap",
+            vec![Arg::eq32(3, libc::MREMAP_MAYMOVE as u64, "MREMAP_MAYMOVE")],
+            "realloc",
+        ),
+        // Freeing a finished thread's stack, returning heap memory.
+        Rule::with(
+            "madvise:dontneed",
+            libc::SYS_madvise,
+            "madvise",
+            vec![Arg::eq32(2, libc::MADV_DONTNEED as u64, "MADV_DONTNEED")],
+            "thread exit, free",
+        ),
+        // The only ioctl: bracketing CPU reads of a DMA-BUF (`_IOW('b', 0, struct dma_buf_sync)`,
+        // include/uapi/linux/dma-buf.h; triptych_sys::dma_buf computes and pins it).
+        Rule::with(
+            "ioctl:dma-buf-sync",
+            libc::SYS_ioctl,
+            "ioctl",
+            vec![Arg::eq32(
+                1,
+                u64::from(DMA_BUF_IOCTL_SYNC),
+                "DMA_BUF_IOCTL_SYNC",
+            )],
+            "CPU access to DMA-BUFs",
+        ),
+        // Putting a handed-over link (a pidfd of a restarted GPU process, or a new SCM_RIGHTS
+        // socket) at the one number the rules name, close-on-exec.
+        Rule::with(
+            "dup3:gpu-link",
+            libc::SYS_dup3,
+            "dup3",
+            vec![
+                Arg::eq32(1, GPU_LINK_FD as u64, "GPU_LINK_FD"),
+                Arg::eq32(2, libc::O_CLOEXEC as u64, "O_CLOEXEC"),
+            ],
+            "replacing the GPU link after a restart",
+        ),
+    ]);
+    if p.transport == Transport::Pidfd {
+        let (base, end) = p.window;
+        rules.push(Rule::guarded(
+            "pidfd_getfd:window",
+            SYS_PIDFD_GETFD,
+            "pidfd_getfd",
+            [
+                vec![Arg::eq32(0, GPU_LINK_FD as u64, "GPU_LINK_FD")],
+                Arg::range32(1, base as u64, end as u64, "the GPU export window").to_vec(),
+                vec![Arg::eq32(2, 0, "flags 0")],
+            ]
+            .concat(),
+            libc::EPERM,
+            "taking exported buffers and fences from the GPU process",
+        ));
+    }
+    Policy {
+        role: ROLE,
+        rules,
+        refusals: common::refusals(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Otherwise;
+
+    fn args(a: [u64; 6]) -> [u64; 6] {
+        a
+    }
+
+    #[test]
+    fn pidfd_getfd_only_through_the_link_inside_the_window() {
+        let p = policy(&Params::example());
+        let (base, end) = (
+            ExportWindow::GPU.base as u64,
+            ExportWindow::GPU.end() as u64,
+        );
+        let link = GPU_LINK_FD as u64;
+        let nr = SYS_PIDFD_GETFD;
+        assert_eq!(p.decide(nr, &args([link, base, 0, 0, 0, 0])), Ok(()));
+        assert_eq!(p.decide(nr, &args([link, end - 1, 0, 0, 0, 0])), Ok(()));
+        for bad in [
+            [link, base - 1, 0, 0, 0, 0],
+            [link, end, 0, 0, 0, 0],
+            [link, u64::from(u32::MAX), 0, 0, 0, 0],
+            [link + 1, base, 0, 0, 0, 0],
+            [link, base, 1, 0, 0, 0],
+        ] {
+            assert_eq!(
+                p.decide(nr, &bad),
+                Err(Otherwise::Errno(libc::EPERM)),
+                "{bad:?}"
+            );
+        }
+        let scm = policy(&Params {
+            transport: Transport::ScmRights,
+            ..Params::example()
+        });
+        assert_eq!(
+            scm.decide(nr, &args([link, base, 0, 0, 0, 0])),
+            Err(Otherwise::Trap)
+        );
+    }
+
+    #[test]
+    fn the_named_escapes_trap() {
+        let p = policy(&Params::example());
+        let z = [0u64; 6];
+        for nr in [
+            libc::SYS_openat,
+            libc::SYS_execve,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_pidfd_open,
+            libc::SYS_kill,
+            libc::SYS_bpf,
+            libc::SYS_io_uring_setup,
+            libc::SYS_userfaultfd,
+            libc::SYS_perf_event_open,
+        ] {
+            assert_eq!(
+                p.decide(nr, &z),
+                Err(Otherwise::Trap),
+                "{}",
+                crate::names::name(nr)
+            );
+        }
+        let exec = libc::PROT_READ as u64 | libc::PROT_EXEC as u64;
+        assert_eq!(
+            p.decide(libc::SYS_mmap, &[0, 4096, exec, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(
+            p.decide(libc::SYS_mprotect, &[0, 4096, exec, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(
+            p.decide(libc::SYS_tgkill, &[2, 2, 0, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(p.decide(libc::SYS_tgkill, &[1, 1, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            p.decide(
+                libc::SYS_ioctl,
+                &[0, u64::from(DMA_BUF_IOCTL_SYNC), 0, 0, 0, 0]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            p.decide(libc::SYS_ioctl, &[0, libc::FIONREAD, 0, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(
+            p.decide(libc::SYS_clone3, &z),
+            Err(Otherwise::Errno(libc::ENOSYS))
+        );
+    }
+
+    #[test]
+    fn compiles_for_both_transports() {
+        for transport in [Transport::Pidfd, Transport::ScmRights] {
+            let c = policy(&Params {
+                transport,
+                ..Params::example()
+            })
+            .compile()
+            .expect("compile");
+            assert!(
+                c.programs.iter().all(|(_, p)| p.len() < 4096),
+                "a filter exceeds BPF_MAXINSNS"
+            );
+        }
+    }
+}

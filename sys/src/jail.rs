@@ -1,0 +1,270 @@
+//! Confining a child between `fork` and `exec`: the layer of the sandbox that the kernel's
+//! credentials and namespaces provide, set up by the launcher before the child runs any code.
+//!
+//! A [`Confinement`] is a list of steps installed on a `std::process::Command` as its
+//! `pre_exec` hook. In the forked child, in this order:
+//!
+//! 1. **fixed fds**: each fd the child must inherit is first lifted above every target number
+//!    (`F_DUPFD_CLOEXEC`), then `dup2`-ed to its number (which clears close-on-exec there), so no
+//!    source can be overwritten by another's target;
+//! 2. **user namespace**: `setns(fd, CLONE_NEWUSER)` into the namespace the launcher created
+//!    ([`crate::userns`]); the GPU process and the renderer share it, which is what lets the
+//!    renderer take fds from the GPU process and from nobody outside it;
+//! 3. **other namespaces**: `unshare(2)` of new network and IPC namespaces (no interface but an
+//!    unconfigured loopback, no System V IPC shared with anyone);
+//! 4. **privileges**: `PR_SET_SECUREBITS` with `SECBIT_NOROOT` and friends, all locked, then every
+//!    capability dropped from the bounding set and the ambient set, so that the `execve` that
+//!    follows grants no capability even to uid 0: the child starts with empty capability sets.
+//!    A root launcher's children therefore hold no `CAP_SYS_PTRACE` anywhere.
+//!
+//! Everything in the hook is a raw system call on values prepared before the fork: no
+//! allocation, no lock, as required between `fork` and `exec` in a threaded parent. A failing
+//! step makes the spawn fail with that step's errno; the launcher only asks for steps that its
+//! probes showed to work, so a failure is an error, never a silent weaker sandbox.
+//!
+//! See `setns(2)`, `unshare(2)`, `capabilities(7)` ("The securebits flags"),
+//! `include/uapi/linux/securebits.h` and `include/uapi/linux/prctl.h`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// `SECBIT_NOROOT` (bit 0) and its lock (bit 1): uid 0 gains no capabilities on `execve`.
+pub const SECBIT_NOROOT: i32 = 1 << 0;
+/// `SECBIT_NOROOT_LOCKED`.
+pub const SECBIT_NOROOT_LOCKED: i32 = 1 << 1;
+/// `SECBIT_NO_SETUID_FIXUP` (bit 2): changing uids does not adjust capabilities.
+pub const SECBIT_NO_SETUID_FIXUP: i32 = 1 << 2;
+/// `SECBIT_NO_SETUID_FIXUP_LOCKED`.
+pub const SECBIT_NO_SETUID_FIXUP_LOCKED: i32 = 1 << 3;
+/// `SECBIT_KEEP_CAPS_LOCKED` (bit 5): `SECBIT_KEEP_CAPS` (bit 4, off) cannot be turned on.
+pub const SECBIT_KEEP_CAPS_LOCKED: i32 = 1 << 5;
+/// `SECBIT_NO_CAP_AMBIENT_RAISE` (bit 6): the ambient set cannot be raised.
+pub const SECBIT_NO_CAP_AMBIENT_RAISE: i32 = 1 << 6;
+/// `SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED`.
+pub const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: i32 = 1 << 7;
+
+/// The securebits a confined child runs with.
+pub const CHILD_SECUREBITS: i32 = SECBIT_NOROOT
+    | SECBIT_NOROOT_LOCKED
+    | SECBIT_NO_SETUID_FIXUP
+    | SECBIT_NO_SETUID_FIXUP_LOCKED
+    | SECBIT_KEEP_CAPS_LOCKED
+    | SECBIT_NO_CAP_AMBIENT_RAISE
+    | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+
+/// The most capability numbers the bounding-set loop tries (`CAP_LAST_CAP` is 40 in Linux 6.x;
+/// `PR_CAPBSET_DROP` answers `EINVAL` past the last one, which ends the loop).
+const MAX_CAPS: libc::c_ulong = 64;
+
+/// The most fds one child inherits at fixed numbers.
+pub const MAX_INHERITED: usize = 8;
+
+/// Which new namespaces (besides the user namespace) a child gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    /// A new network namespace.
+    pub net: bool,
+    /// A new IPC namespace.
+    pub ipc: bool,
+}
+
+impl Namespaces {
+    fn flags(self) -> libc::c_int {
+        (if self.net { libc::CLONE_NEWNET } else { 0 })
+            | (if self.ipc { libc::CLONE_NEWIPC } else { 0 })
+    }
+}
+
+/// Errors preparing a confinement.
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    /// Too many fds to inherit.
+    #[error("{count} fds to inherit at fixed numbers; at most {MAX_INHERITED}")]
+    TooMany {
+        /// How many were asked for.
+        count: usize,
+    },
+    /// A target number is negative or used twice.
+    #[error("fixed fd number {number} is negative or given twice")]
+    BadNumber {
+        /// The number.
+        number: i32,
+    },
+}
+
+/// The spawn-time steps for one child.
+#[derive(Debug, Default)]
+pub struct Confinement {
+    inherit: Vec<(OwnedFd, i32)>,
+    user_ns: Option<OwnedFd>,
+    namespaces: Namespaces,
+    drop_privileges: bool,
+}
+
+impl Confinement {
+    /// No steps yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The child inherits `fd` at `number`.
+    pub fn inherit(mut self, fd: OwnedFd, number: i32) -> Result<Self, JailError> {
+        if number < 0 || self.inherit.iter().any(|(_, n)| *n == number) {
+            return Err(JailError::BadNumber { number });
+        }
+        if self.inherit.len() == MAX_INHERITED {
+            return Err(JailError::TooMany {
+                count: MAX_INHERITED + 1,
+            });
+        }
+        self.inherit.push((fd, number));
+        Ok(self)
+    }
+
+    /// The child joins the user namespace behind `ns` (an fd of `/proc/<pid>/ns/user`).
+    pub fn join_user_namespace(mut self, ns: OwnedFd) -> Self {
+        self.user_ns = Some(ns);
+        self
+    }
+
+    /// The child gets these new namespaces.
+    pub fn unshare(mut self, ns: Namespaces) -> Self {
+        self.namespaces = ns;
+        self
+    }
+
+    /// The child starts with no capabilities (locked securebits, empty bounding set).
+    pub fn drop_privileges(mut self) -> Self {
+        self.drop_privileges = true;
+        self
+    }
+
+    /// Installs the steps as `cmd`'s `pre_exec` hook; they run before hooks installed later.
+    /// The fds are closed in this process when `cmd` is dropped.
+    pub fn install(self, cmd: &mut Command) {
+        let lift_base = self.inherit.iter().map(|(_, n)| *n).max().unwrap_or(0) + 1;
+        let steps = self;
+        // SAFETY: the closure runs in the child between fork and exec. It makes only raw system
+        // calls (fcntl, dup2, close, setns, unshare, prctl) on integers and on fds owned by the
+        // closure, which stay open in the child; it allocates nothing and takes no lock, so it
+        // is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || steps.run_in_child(lift_base));
+        }
+    }
+
+    fn run_in_child(&self, lift_base: i32) -> std::io::Result<()> {
+        let mut lifted = [-1i32; MAX_INHERITED];
+        for (i, (fd, _)) in self.inherit.iter().enumerate() {
+            // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes an int; `fd` is open in the child.
+            let l = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, lift_base) };
+            if l < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lifted[i] = l;
+        }
+        for (i, (_, number)) in self.inherit.iter().enumerate() {
+            // SAFETY: dup2 on two ints; the target numbers are reserved for the child's
+            // inheritance and the lifted copies are above all of them.
+            if unsafe { libc::dup2(lifted[i], *number) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: closes the lifted copy, which nothing else refers to.
+            unsafe { libc::close(lifted[i]) };
+        }
+        if let Some(ns) = &self.user_ns {
+            // SAFETY: setns takes an fd and a flag; `ns` is open.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let flags = self.namespaces.flags();
+        // SAFETY: unshare takes a flag word.
+        if flags != 0 && unsafe { libc::unshare(flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if self.drop_privileges {
+            // SAFETY: prctl with integer arguments only.
+            if unsafe {
+                libc::prctl(
+                    libc::PR_SET_SECUREBITS,
+                    CHILD_SECUREBITS as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            } != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for cap in 0..MAX_CAPS {
+                // SAFETY: prctl with integer arguments only; EINVAL past the last capability.
+                if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 {
+                        break;
+                    }
+                    return Err(e);
+                }
+            }
+            // SAFETY: prctl with integer arguments only.
+            if unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            } != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn securebits_match_the_uapi_header() {
+        // include/uapi/linux/securebits.h: issecure_mask(SECURE_NOROOT) = 1 << 0, its lock
+        // 1 << 1, NO_SETUID_FIXUP 1 << 2 and 1 << 3, KEEP_CAPS_LOCKED 1 << 5,
+        // NO_CAP_AMBIENT_RAISE 1 << 6 and 1 << 7.
+        assert_eq!(CHILD_SECUREBITS, 0b1110_1111);
+    }
+
+    #[test]
+    fn inherited_fds_arrive_at_their_numbers() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let ino = crate::fd::identity(std::os::fd::AsFd::as_fd(&a))
+            .expect("id")
+            .ino;
+        let mut cmd = Command::new("/bin/sh");
+        // The same socket (by inode) is open at 250 in the child.
+        cmd.arg("-c").arg(format!(
+            "test \"$(stat -L -c %i /proc/self/fd/250)\" = {ino}"
+        ));
+        Confinement::new()
+            .inherit(OwnedFd::from(a), 250)
+            .expect("inherit")
+            .install(&mut cmd);
+        assert!(cmd.status().expect("spawn").success());
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let c = Confinement::new()
+            .inherit(OwnedFd::from(a), 5)
+            .expect("inherit");
+        assert!(matches!(
+            c.inherit(OwnedFd::from(b), 5),
+            Err(JailError::BadNumber { number: 5 })
+        ));
+    }
+}

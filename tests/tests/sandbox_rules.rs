@@ -1,0 +1,128 @@
+//! Every rule of the renderer's policy that looks at arguments, called once with allowed and
+//! once with altered arguments, in the real renderer under its real policy (as Firecracker's
+//! policy tests do).
+//!
+//! The rules are read from the policy itself, so a rule added later is covered (or the renderer
+//! answers `unknown rule` and this test fails). Allowed calls must pass the filter (any kernel
+//! answer but a trap or the filter's errno); altered calls must trap with the rule's system call,
+//! or fail with the rule's errno where the rule says so.
+
+use std::sync::Mutex;
+
+use ipc_protocol::messages::Transport;
+use triptych_sandbox::attempts::{ALLOWED, ALL_ALLOWED, ALTERED};
+use triptych_sandbox::renderer::{policy, Params};
+use triptych_sandbox::{Otherwise, Rule};
+use triptych_tests::sandbox::{errno_name, run};
+
+fn rules_with_arguments() -> Vec<Rule> {
+    policy(&Params::example())
+        .rules
+        .into_iter()
+        .filter(|r| !r.when.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_rule_with_arguments_allows_its_allowed_arguments() {
+    let rules = rules_with_arguments();
+    assert!(rules.len() >= 15, "{} rules", rules.len());
+    let r = run(
+        "all-allowed",
+        &format!("renderer:{ALL_ALLOWED}"),
+        &["--transport", "pidfd"],
+    );
+    assert_eq!(
+        r.outcome("renderer", ALL_ALLOWED).as_deref(),
+        Some("done"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.violations().is_empty(),
+        "an allowed call trapped: {:?}",
+        r.violations()
+    );
+    let mut bad = Vec::new();
+    for rule in &rules {
+        let o = r.outcome("renderer", &format!("{ALLOWED}{}", rule.id));
+        let refused = |o: &str| {
+            o.contains("unknown")
+                || matches!(rule.otherwise, Otherwise::Errno(e) if o.contains(&errno_name(e)))
+        };
+        match o {
+            Some(o) if !refused(&o) => {}
+            other => bad.push(format!("{}: {other:?}", rule.id)),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "allowed calls refused: {bad:?}\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_rule_with_arguments_refuses_altered_arguments() {
+    let rules = rules_with_arguments();
+    let bad = Mutex::new(Vec::new());
+    let next = Mutex::new(0usize);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().expect("lock");
+                    *n += 1;
+                    *n - 1
+                };
+                let Some(rule) = rules.get(i) else { break };
+                let name = format!("{ALTERED}{}", rule.id);
+                let r = run(
+                    &format!("altered-{i}"),
+                    &format!("renderer:{name}"),
+                    &["--transport", "pidfd"],
+                );
+                let outcome = r.outcome("renderer", &name);
+                let problem = match rule.otherwise {
+                    Otherwise::Trap => {
+                        match (&outcome, r.check_one_violation("renderer", rule.name)) {
+                            (None, Ok(())) => None,
+                            (Some(o), _) => Some(format!("altered call returned: {o}")),
+                            (None, Err(e)) => Some(e),
+                        }
+                    }
+                    Otherwise::Errno(e) => {
+                        // Every alteration must get the rule's errno, and nothing trap.
+                        let want = format!("failed {}", errno_name(e));
+                        match &outcome {
+                            Some(o)
+                                if o.split("; ").all(|x| x == want)
+                                    && r.violations().is_empty() =>
+                            {
+                                None
+                            }
+                            other => Some(format!(
+                                "expected only {want:?}, got {other:?}, violations {:?}",
+                                r.violations()
+                            )),
+                        }
+                    }
+                };
+                if let Some(p) = problem {
+                    bad.lock().expect("lock").push(format!("{}: {p}", rule.id));
+                }
+            });
+        }
+    });
+    let bad = bad.into_inner().expect("lock");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn the_scm_rights_policy_has_no_pidfd_getfd_rule() {
+    let scm = policy(&Params {
+        transport: Transport::ScmRights,
+        ..Params::example()
+    });
+    assert!(scm.rules.iter().all(|r| r.name != "pidfd_getfd"));
+}
