@@ -18,7 +18,7 @@
 
 use anyhow::Context;
 use ipc_protocol::messages::{GpuStart, Transport};
-use triptych_sandbox::attempts::{self, RuleCtx, PROBE_ENV, PROBE_LINE};
+use triptych_sandbox::attempts::{self, RuleCalls, RuleCtx, PROBE_ENV, PROBE_LINE};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::gpu::{Params, ROLE};
 use triptych_sys::fixed::FixedFd;
@@ -102,11 +102,7 @@ fn call_for<'a>(
 }
 
 /// The allowed and the altered calls of rule `id` of the GPU process's policy.
-fn rule_calls<'a>(
-    id: &str,
-    c: &RuleCtx<'a>,
-    renderer: i32,
-) -> Option<(Vec<Call<'a>>, Vec<Call<'a>>)> {
+fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<'a>> {
     let dupfd = |fd| Call::Fcntl {
         fd,
         cmd: libc::F_DUPFD,
@@ -132,7 +128,7 @@ fn rule_calls<'a>(
         ),
         "prctl:set-ptracer" => (
             vec![Call::Prctl(PrctlOption::SetPtracer(renderer as u32))],
-            vec![Call::Prctl(PrctlOption::SetDumpable)],
+            vec![Call::Prctl(PrctlOption::SetPtracerAny)],
         ),
         "sched_setscheduler:other" => (
             vec![sched(libc::SCHED_OTHER)],

@@ -35,7 +35,6 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -166,22 +165,7 @@ pub fn pidfd_self_test(layers: &Layers) -> Result<String, String> {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        layers.confinement()?.install(&mut cmd);
-        // SAFETY: between fork and exec this only calls prctl with integer arguments.
-        unsafe {
-            cmd.pre_exec(|| {
-                // Where Yama restricts ptrace to descendants, allow the sibling (as the GPU
-                // process names the renderer). Fails harmlessly where Yama is absent.
-                libc::prctl(
-                    triptych_sys::prctl::PR_SET_PTRACER,
-                    libc::c_ulong::MAX,
-                    0,
-                    0,
-                    0,
-                );
-                Ok(())
-            });
-        }
+        layers.confinement()?.any_ptracer().install(&mut cmd);
         cmd.spawn().context("starting the self-test target")
     })()
     .map_err(|e| format!("{e:#}"))?;
@@ -195,24 +179,8 @@ pub fn pidfd_self_test(layers: &Layers) -> Result<String, String> {
     layers
         .confinement()
         .map_err(|e| format!("{e:#}"))?
+        .then_fetch_fd_from(pid, 0)
         .install(&mut cmd);
-    // SAFETY: between fork and exec this only makes raw system calls on integers (pidfd_open,
-    // pidfd_getfd, close); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            let pidfd = libc::syscall(triptych_sys::pidfd::SYS_PIDFD_OPEN, pid, 0);
-            if pidfd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let fd = libc::syscall(triptych_sys::pidfd::SYS_PIDFD_GETFD, pidfd, 0, 0);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd as i32);
-            libc::close(pidfd as i32);
-            Ok(())
-        });
-    }
     let result = cmd.status();
     let _ = target.0.kill();
     let _ = target.0.wait();

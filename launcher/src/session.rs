@@ -222,7 +222,10 @@ impl Supervisor<'_> {
         if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
             faults.push(Fault { frame: 0, point: FaultPoint::GpuStartup, action: FaultAction::Abort });
         }
-        self.jail.link_gpu(pid, link.renderer_pid)?;
+        if let Err(e) = self.jail.link_gpu(pid, link.renderer_pid) {
+            // It died already: the loop below sees it disconnect and reports that.
+            tracing::warn!(error = %e, "could not hand the GPU process its link to the renderer");
+        }
         let transport = self.jail.transport();
         child
             .commands
@@ -366,7 +369,10 @@ impl Supervisor<'_> {
 
     fn start_renderer(&mut self, mut child: RendererChild, gpu: (u64, u32, (i32, i32)), ends: GpuLinkEnds) -> anyhow::Result<Renderer> {
         let (epoch, gpu_pid, gpu_window) = gpu;
-        self.jail.link_renderer(child.proc.pid, epoch, gpu_pid)?;
+        if let Err(e) = self.jail.link_renderer(child.proc.pid, epoch, gpu_pid) {
+            // Its death, if that is why, is seen through its pidfd and handled there.
+            tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
+        }
         let events =
             forward(format!("renderer-{}-events", child.proc.pid), child.events.take().context("renderer events taken")?)?;
         let exit = watch_exit(&child.proc)?;

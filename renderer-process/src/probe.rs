@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use ipc_protocol::messages::RendererStart;
-use triptych_sandbox::attempts::{self, describe, RuleCtx, PROBE_LINE, SCAN, SCAN_LAST};
+use triptych_sandbox::attempts::{self, describe, RuleCalls, RuleCtx, PROBE_LINE, SCAN, SCAN_LAST};
 use triptych_sandbox::renderer::ROLE;
 use triptych_sys::probe::{attempt, Call, IoctlRequest, Outcome, PrctlOption};
 
@@ -218,7 +218,7 @@ fn escape<'a>(name: &str, c: &Ctx<'a>) -> Option<Call<'a>> {
 }
 
 /// The allowed and the altered calls of rule `id` of the renderer's policy.
-fn rule_calls<'a>(id: &str, c: &Ctx<'a>) -> Option<(Vec<Call<'a>>, Vec<Call<'a>>)> {
+fn rule_calls<'a>(id: &str, c: &Ctx<'a>) -> Option<RuleCalls<'a>> {
     let (allowed, altered) = match id {
         "mmap:no-exec" => (
             vec![Call::Mmap {

@@ -263,6 +263,9 @@ pub fn gpu() -> Vec<Attempt> {
     ]
 }
 
+/// A rule's calls with allowed arguments, then with altered ones.
+pub type RuleCalls<'a> = (Vec<Call<'a>>, Vec<Call<'a>>);
+
 /// What the rule checks of [`common_rule_calls`] use.
 #[derive(Clone, Copy, Debug)]
 pub struct RuleCtx<'a> {
@@ -277,11 +280,7 @@ pub struct RuleCtx<'a> {
 /// The allowed and the altered calls of rule `id` of [`crate::common::rules`], for a check in a
 /// process whose pid is `pid`. `clone:thread` has no allowed call here: its allowed side is a
 /// real thread, which the caller starts.
-pub fn common_rule_calls<'a>(
-    id: &str,
-    pid: i32,
-    c: &RuleCtx<'a>,
-) -> Option<(Vec<Call<'a>>, Vec<Call<'a>>)> {
+pub fn common_rule_calls<'a>(id: &str, pid: i32, c: &RuleCtx<'a>) -> Option<RuleCalls<'a>> {
     let tid = nix::unistd::gettid().as_raw();
     let dupfd = |fd| Call::Fcntl {
         fd,
@@ -339,9 +338,10 @@ pub fn common_rule_calls<'a>(
             vec![Call::Prctl(PrctlOption::SetNameSame)],
             vec![Call::Prctl(PrctlOption::SetDumpable)],
         ),
+        // PR_SET_DUMPABLE: an option neither role allows (the GPU process may set a ptracer).
         "prctl:get-name" => (
             vec![Call::Prctl(PrctlOption::GetName)],
-            vec![Call::Prctl(PrctlOption::SetPtracerAny)],
+            vec![Call::Prctl(PrctlOption::SetDumpable)],
         ),
         _ => return None,
     })
@@ -377,7 +377,7 @@ pub fn describe(o: &triptych_sys::probe::Outcome) -> String {
 pub fn run_rule_probe<'a>(
     name: &str,
     policy: &crate::Policy,
-    calls: &dyn Fn(&str) -> Option<(Vec<Call<'a>>, Vec<Call<'a>>)>,
+    calls: &dyn Fn(&str) -> Option<RuleCalls<'a>>,
 ) -> Option<Vec<(String, String)>> {
     let run = |id: &str, altered: bool| -> String {
         if id == "clone:thread" && !altered {

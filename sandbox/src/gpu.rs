@@ -106,7 +106,16 @@ pub fn policy(p: &Params) -> Policy {
             "prctl:set-ptracer",
             libc::SYS_prctl,
             "prctl",
-            vec![Arg::eq32(0, PR_SET_PTRACER as u32 as u64, "PR_SET_PTRACER")],
+            vec![
+                Arg::eq32(0, PR_SET_PTRACER as u32 as u64, "PR_SET_PTRACER"),
+                // Naming one process, never PR_SET_PTRACER_ANY ((unsigned long)-1).
+                Arg {
+                    index: 1,
+                    width: Width::Qword,
+                    cmp: Cmp::Ne(u64::MAX),
+                    what: "not PR_SET_PTRACER_ANY",
+                },
+            ],
             "naming a new renderer for Yama",
         ),
         Rule::any(

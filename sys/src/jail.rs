@@ -100,6 +100,8 @@ pub struct Confinement {
     user_ns: Option<OwnedFd>,
     namespaces: Namespaces,
     drop_privileges: bool,
+    any_ptracer: bool,
+    fetch_from: Option<(i32, i32)>,
 }
 
 impl Confinement {
@@ -137,6 +139,23 @@ impl Confinement {
     /// The child starts with no capabilities (locked securebits, empty bounding set).
     pub fn drop_privileges(mut self) -> Self {
         self.drop_privileges = true;
+        self
+    }
+
+    /// Last step, for the transport self-test only: lets any process ptrace the child where Yama
+    /// restricts ptrace to descendants (`PR_SET_PTRACER_ANY`; ignored where Yama is absent), as
+    /// the GPU process names the renderer.
+    pub fn any_ptracer(mut self) -> Self {
+        self.any_ptracer = true;
+        self
+    }
+
+    /// Last step, for the transport self-test only: take fd `fd` of process `pid` with
+    /// `pidfd_open` + `pidfd_getfd` (and close it again); the spawn fails with the errno if that
+    /// is refused. Run on a confined child against a confined sibling, this is exactly what the
+    /// renderer does to the GPU process.
+    pub fn then_fetch_fd_from(mut self, pid: i32, fd: i32) -> Self {
+        self.fetch_from = Some((pid, fd));
         self
     }
 
@@ -220,6 +239,27 @@ impl Confinement {
             } != 0
             {
                 return Err(std::io::Error::last_os_error());
+            }
+        }
+        if self.any_ptracer {
+            // SAFETY: prctl with integer arguments only. EINVAL without Yama is expected.
+            unsafe { libc::prctl(crate::prctl::PR_SET_PTRACER, libc::c_ulong::MAX, 0, 0, 0) };
+        }
+        if let Some((pid, fd)) = self.fetch_from {
+            // SAFETY: pidfd_open, pidfd_getfd and close take integers only; the fds they return
+            // are closed at once.
+            unsafe {
+                let pidfd = libc::syscall(crate::pidfd::SYS_PIDFD_OPEN, pid, 0);
+                if pidfd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let got = libc::syscall(crate::pidfd::SYS_PIDFD_GETFD, pidfd, fd, 0);
+                let e = std::io::Error::last_os_error();
+                libc::close(pidfd as i32);
+                if got < 0 {
+                    return Err(e);
+                }
+                libc::close(got as i32);
             }
         }
         Ok(())

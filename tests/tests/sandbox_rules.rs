@@ -1,39 +1,39 @@
-//! Every rule of the renderer's policy that looks at arguments, called once with allowed and
-//! once with altered arguments, in the real renderer under its real policy (as Firecracker's
-//! policy tests do).
+//! Every rule that looks at arguments, in both policies, called once with allowed and once with
+//! altered arguments, in the real process under its real policy (as Firecracker's policy tests
+//! do).
 //!
-//! The rules are read from the policy itself, so a rule added later is covered (or the renderer
-//! answers `unknown rule` and this test fails). Allowed calls must pass the filter (any kernel
-//! answer but a trap or the filter's errno); altered calls must trap with the rule's system call,
-//! or fail with the rule's errno where the rule says so.
+//! The rules are read from the policies themselves, so a rule added later is covered (or the
+//! process answers `unknown rule` and this test fails). Allowed calls must pass the filter (any
+//! kernel answer but a trap or the rule's errno); altered calls must trap with the rule's system
+//! call, or fail with the rule's errno where the rule says so.
 
 use std::sync::Mutex;
 
 use ipc_protocol::messages::Transport;
 use triptych_sandbox::attempts::{ALLOWED, ALL_ALLOWED, ALTERED};
-use triptych_sandbox::renderer::{policy, Params};
-use triptych_sandbox::{Otherwise, Rule};
+use triptych_sandbox::{gpu, renderer, Otherwise, Policy, Rule};
 use triptych_tests::sandbox::{errno_name, run};
 
-fn rules_with_arguments() -> Vec<Rule> {
-    policy(&Params::example())
-        .rules
-        .into_iter()
-        .filter(|r| !r.when.is_empty())
-        .collect()
+fn with_arguments(p: Policy) -> Vec<Rule> {
+    p.rules.into_iter().filter(|r| !r.when.is_empty()).collect()
 }
 
-#[test]
-fn every_rule_with_arguments_allows_its_allowed_arguments() {
-    let rules = rules_with_arguments();
-    assert!(rules.len() >= 15, "{} rules", rules.len());
+fn renderer_rules() -> Vec<Rule> {
+    with_arguments(renderer::policy(&renderer::Params::example()))
+}
+
+fn gpu_rules() -> Vec<Rule> {
+    with_arguments(gpu::policy(&gpu::Params::example()))
+}
+
+fn check_allowed(role: &str, rules: &[Rule]) {
     let r = run(
-        "all-allowed",
-        &format!("renderer:{ALL_ALLOWED}"),
+        &format!("{role}-all-allowed"),
+        &format!("{role}:{ALL_ALLOWED}"),
         &["--transport", "pidfd"],
     );
     assert_eq!(
-        r.outcome("renderer", ALL_ALLOWED).as_deref(),
+        r.outcome(role, ALL_ALLOWED).as_deref(),
         Some("done"),
         "{}",
         r.stderr
@@ -44,8 +44,8 @@ fn every_rule_with_arguments_allows_its_allowed_arguments() {
         r.violations()
     );
     let mut bad = Vec::new();
-    for rule in &rules {
-        let o = r.outcome("renderer", &format!("{ALLOWED}{}", rule.id));
+    for rule in rules {
+        let o = r.outcome(role, &format!("{ALLOWED}{}", rule.id));
         let refused = |o: &str| {
             o.contains("unknown")
                 || matches!(rule.otherwise, Otherwise::Errno(e) if o.contains(&errno_name(e)))
@@ -62,9 +62,7 @@ fn every_rule_with_arguments_allows_its_allowed_arguments() {
     );
 }
 
-#[test]
-fn every_rule_with_arguments_refuses_altered_arguments() {
-    let rules = rules_with_arguments();
+fn check_altered(role: &str, rules: &[Rule]) {
     let bad = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     std::thread::scope(|s| {
@@ -78,19 +76,17 @@ fn every_rule_with_arguments_refuses_altered_arguments() {
                 let Some(rule) = rules.get(i) else { break };
                 let name = format!("{ALTERED}{}", rule.id);
                 let r = run(
-                    &format!("altered-{i}"),
-                    &format!("renderer:{name}"),
+                    &format!("{role}-altered-{i}"),
+                    &format!("{role}:{name}"),
                     &["--transport", "pidfd"],
                 );
-                let outcome = r.outcome("renderer", &name);
+                let outcome = r.outcome(role, &name);
                 let problem = match rule.otherwise {
-                    Otherwise::Trap => {
-                        match (&outcome, r.check_one_violation("renderer", rule.name)) {
-                            (None, Ok(())) => None,
-                            (Some(o), _) => Some(format!("altered call returned: {o}")),
-                            (None, Err(e)) => Some(e),
-                        }
-                    }
+                    Otherwise::Trap => match (&outcome, r.check_one_violation(role, rule.name)) {
+                        (None, Ok(())) => None,
+                        (Some(o), _) => Some(format!("altered call returned: {o}")),
+                        (None, Err(e)) => Some(e),
+                    },
                     Otherwise::Errno(e) => {
                         // Every alteration must get the rule's errno, and nothing trap.
                         let want = format!("failed {}", errno_name(e));
@@ -109,7 +105,9 @@ fn every_rule_with_arguments_refuses_altered_arguments() {
                     }
                 };
                 if let Some(p) = problem {
-                    bad.lock().expect("lock").push(format!("{}: {p}", rule.id));
+                    bad.lock()
+                        .expect("lock")
+                        .push(format!("{role} {}: {p}", rule.id));
                 }
             });
         }
@@ -119,10 +117,34 @@ fn every_rule_with_arguments_refuses_altered_arguments() {
 }
 
 #[test]
+fn every_renderer_rule_with_arguments_allows_its_allowed_arguments() {
+    let rules = renderer_rules();
+    assert!(rules.len() >= 15, "{} rules", rules.len());
+    check_allowed("renderer", &rules);
+}
+
+#[test]
+fn every_renderer_rule_with_arguments_refuses_altered_arguments() {
+    check_altered("renderer", &renderer_rules());
+}
+
+#[test]
+fn every_gpu_rule_with_arguments_allows_its_allowed_arguments() {
+    let rules = gpu_rules();
+    assert!(rules.len() >= 15, "{} rules", rules.len());
+    check_allowed("gpu", &rules);
+}
+
+#[test]
+fn every_gpu_rule_with_arguments_refuses_altered_arguments() {
+    check_altered("gpu", &gpu_rules());
+}
+
+#[test]
 fn the_scm_rights_policy_has_no_pidfd_getfd_rule() {
-    let scm = policy(&Params {
+    let scm = renderer::policy(&renderer::Params {
         transport: Transport::ScmRights,
-        ..Params::example()
+        ..renderer::Params::example()
     });
     assert!(scm.rules.iter().all(|r| r.name != "pidfd_getfd"));
 }

@@ -228,6 +228,7 @@ impl Exporter for DmabufExporter {
                 Ok(Submission {
                     fence: place(fence.into_fd())?,
                     signal: Signaller::Driver,
+                    deferred: None,
                 })
             }
             FenceSource::Vgem => {
@@ -245,11 +246,12 @@ impl Exporter for DmabufExporter {
                 let sync = export_sync_file(carrier_fd.as_fd(), SyncAccess::Read).map_err(|e| {
                     ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
                 })?;
-                gl.draw(&buf.target, content)?;
-                gl.flush()?;
+                // The drawing itself happens in `complete`, after the description went out:
+                // the sync_file is unsignalled for the whole of the rendering.
                 Ok(Submission {
                     fence: place(sync)?,
                     signal: Signaller::Vgem(VgemFence { id }),
+                    deferred: Some(content.clone()),
                 })
             }
             FenceSource::Implicit => {
@@ -261,6 +263,7 @@ impl Exporter for DmabufExporter {
                 Ok(Submission {
                     fence: place(sync)?,
                     signal: Signaller::Driver,
+                    deferred: None,
                 })
             }
         }
@@ -269,9 +272,12 @@ impl Exporter for DmabufExporter {
     fn complete(
         &mut self,
         gl: &mut GlContext,
-        _buf: &mut Buffer,
+        buf: &mut Buffer,
         sub: &mut Submission,
     ) -> Result<(), ExportError> {
+        if let Some(content) = sub.deferred.take() {
+            gl.draw(&buf.target, &content)?;
+        }
         // Signalling consumes the vgem fence; what stays behind has nothing left to signal.
         match std::mem::replace(&mut sub.signal, Signaller::Driver) {
             Signaller::Vgem(f) => {

@@ -89,6 +89,9 @@ pub struct Submission {
     pub fence: OwnedFd,
     /// What signals the fence.
     pub signal: Signaller,
+    /// Drawing left for [`Exporter::complete`], after the description went out, so that the
+    /// fence covers all of the rendering (the vgem path, where this process signals it).
+    pub deferred: Option<LayerContent>,
 }
 
 /// What signals a submission's fence.

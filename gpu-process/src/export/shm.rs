@@ -81,6 +81,7 @@ impl Exporter for ShmExporter {
         Ok(Submission {
             fence: exported,
             signal: Signaller::Event(fence),
+            deferred: None,
         })
     }
 
