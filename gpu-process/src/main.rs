@@ -417,10 +417,12 @@ impl Producer {
         let sent = self.to_renderer.as_ref().map(|t| t.send(GpuToRenderer::Frame(msg)));
         if !matches!(sent, Some(Ok(()))) {
             // The renderer died: its replacement resumes from the launcher's last presented
-            // frame, and every buffer is freed then.
+            // frame, and every buffer is freed then. The frame's work is still completed, so no
+            // fence of this process is left unsignalled (a vgem carrier with an unsignalled
+            // fence would refuse the next one).
             tracing::warn!(frame, "the renderer is gone; waiting for a new one");
             self.to_renderer = None;
-            return Ok(());
+            return self.complete_frame(&used);
         }
         self.next_frame += 1;
         if self.rec.is_enabled() {
@@ -435,7 +437,12 @@ impl Producer {
             tracing::warn!(frame, "injected fault: not completing frames (fences stay unsignalled)");
             return Ok(());
         }
-        for slot in used {
+        self.complete_frame(&used)
+    }
+
+    /// Completes the work of the frame whose layers are in `used`, signalling its fences.
+    fn complete_frame(&mut self, used: &[u32]) -> anyhow::Result<()> {
+        for &slot in used {
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if let (Some(buf), Some(sub)) = (s.buffer.as_mut(), s.in_flight.as_mut()) {
                 self.exporter.complete(&mut self.gl, buf, sub).context("completing a layer")?;

@@ -30,6 +30,12 @@ pub enum Cause {
         /// Milliseconds since its last answer.
         silent_ms: u64,
     },
+    /// It answered pings but no frame reached the screen for this long (a GPU process that
+    /// stopped producing).
+    Stalled {
+        /// Milliseconds without a frame.
+        ms: u64,
+    },
     /// A fence it exported did not signal within the renderer's deadline.
     FenceTimeout {
         /// Frame.
@@ -51,6 +57,7 @@ impl std::fmt::Display for Cause {
             Cause::Exited { signal: Some(s), .. } => write!(f, "killed by {s}"),
             Cause::Exited { .. } => write!(f, "exited"),
             Cause::Hang { silent_ms } => write!(f, "hung (no answer for {silent_ms} ms)"),
+            Cause::Stalled { ms } => write!(f, "stalled (no frame for {ms} ms)"),
             Cause::FenceTimeout { frame, layer } => {
                 write!(f, "hung (fence of frame {frame} layer {layer} never signalled)")
             }

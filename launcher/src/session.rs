@@ -187,6 +187,8 @@ struct Supervisor<'a> {
     processes: Vec<ProcessInfo>,
     ping_seq: u64,
     last_ping: Instant,
+    /// The last time a frame reached the screen or a child was (re)started.
+    last_progress: Instant,
     /// The children's sandbox: confinement at spawn, link handovers, violations.
     jail: crate::jail::Jail,
 }
@@ -475,6 +477,7 @@ impl Supervisor<'_> {
         }
         self.gpu = Some(gpu);
         self.recovery = Some(Recovery { role: "gpu", detected, record: idx });
+        self.last_progress = Instant::now();
         Ok(())
     }
 
@@ -532,6 +535,7 @@ impl Supervisor<'_> {
         self.renderer = Some(renderer);
         self.summary.fd_counts.renderer_at_10 = None;
         self.recovery = Some(Recovery { role: "renderer", detected, record: idx });
+        self.last_progress = Instant::now();
         Ok(())
     }
 }
@@ -591,6 +595,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         processes: vec![ProcessInfo { pid: std::process::id(), name: "launcher".into(), threads: vec![] }],
         ping_seq: 0,
         last_ping: Instant::now(),
+        last_progress: Instant::now(),
         jail: crate::jail::Jail::new(args.transport),
     };
     let renderer_child = sv.spawn_renderer()?;
@@ -611,6 +616,7 @@ impl Supervisor<'_> {
     fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
         let heartbeat = Duration::from_millis(self.args.heartbeat_ms.max(10));
         let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
+        self.last_progress = Instant::now();
         while self.summary.last_frame != Some(self.args.frames - 1) {
             let gpu_events = self.gpu.as_ref().map_or_else(crossbeam_channel::never, |g| g.events.clone());
             let gpu_exit = self.gpu.as_ref().map_or_else(crossbeam_channel::never, |g| g.exit.clone());
@@ -650,6 +656,11 @@ impl Supervisor<'_> {
             }
             if let Some(silent) = self.renderer.as_ref().map(|r| r.last_pong.elapsed()).filter(|s| *s > hang) {
                 self.renderer_down(Some(Cause::Hang { silent_ms: silent.as_millis() as u64 }))?;
+            }
+            // Both answer, yet nothing reaches the screen: the producer is stuck.
+            let stalled = self.last_progress.elapsed();
+            if stalled > hang && self.gpu.is_some() {
+                self.gpu_down(Some(Cause::Stalled { ms: stalled.as_millis() as u64 }))?;
             }
         }
         Ok(())
@@ -741,6 +752,7 @@ impl Supervisor<'_> {
         self.end_to_end.push(now.saturating_sub(p.sent_ns));
         self.summary.frames += 1;
         self.summary.last_frame = Some(p.frame);
+        self.last_progress = Instant::now();
         self.last_present = Instant::now();
         self.first_present.get_or_insert(self.last_present);
         if renderer_presented == 10 {

@@ -46,6 +46,7 @@ use std::ops::Range;
 use ipc_protocol::frame::{
     DRM_FORMAT_ABGR8888, DRM_FORMAT_ARGB8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_XRGB8888,
 };
+use triptych_sys::simd::{Avx2, Source};
 
 /// The backdrop the layers are drawn over.
 pub use triptych_scene::BACKDROP;
@@ -117,101 +118,137 @@ impl Format {
     }
 }
 
-/// Reads the pixel `px` (4 bytes of a format, as a little-endian `u32`) as premultiplied RGBA
-/// (little-endian: R in the low byte, A in the high one). `SWAP`: the format stores B first;
-/// `OPAQUE`: its fourth byte is X, read as 255.
+/// Reads a chunk of pixels of a format as premultiplied RGBA bytes. `SWAP`: the format stores
+/// B first; `OPAQUE`: its fourth byte is X, read as 255. Each pixel is handled as a
+/// little-endian `u32`, so the swap and the alpha are shifts and masks in 32-bit lanes.
 #[inline(always)]
-fn to_rgba<const SWAP: bool, const OPAQUE: bool>(px: u32) -> u32 {
-    let px = if SWAP {
-        (px & 0xff00_ff00) | ((px >> 16) & 0xff) | ((px & 0xff) << 16)
-    } else {
-        px
-    };
-    if OPAQUE {
-        px | 0xff00_0000
-    } else {
-        px
+fn to_rgba<const SWAP: bool, const OPAQUE: bool>(src: &[u8; CHUNK_BYTES]) -> [u8; CHUNK_BYTES] {
+    if !SWAP && !OPAQUE {
+        return *src;
     }
+    let mut out = [0u8; CHUNK_BYTES];
+    for (o, s) in out.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+        let mut px = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        if SWAP {
+            px = (px & 0xff00_ff00) | ((px >> 16) & 0xff) | ((px & 0xff) << 16);
+        }
+        if OPAQUE {
+            px |= 0xff00_0000;
+        }
+        o.copy_from_slice(&px.to_le_bytes());
+    }
+    out
 }
 
-/// Blends one chunk of source pixels (RGBA, as [`to_rgba`] returns them) over the RGBA bytes
-/// `dst`, at opacity `op`. `SCALE`: `op` is below 255 and scales the source; without it `op` is
-/// taken as 255, where scaling is the identity.
+/// Blends one chunk of RGBA source pixels over the RGBA bytes `dst`, at opacity `op`.
+/// `OPAQUE`: every source alpha is 255 (an X format), so `255 - sa` is `255 - op` throughout;
+/// `SCALE`: `op` is below 255 and scales the source; without it `op` is taken as 255, where
+/// scaling is the identity.
+///
+/// Written as fixed-length loops over 16-bit lanes, each with no dependency between lanes, so
+/// the compiler turns them into vector code of the baseline target (with SSE2: `pmullw`,
+/// `pmulhuw`, and `pshuflw`/`pshufhw` for the alpha copy).
 #[inline(always)]
-fn blend_chunk<const SCALE: bool>(dst: &mut [u8; CHUNK_BYTES], src: &[u32; CHUNK], op: u16) {
+fn blend_chunk<const OPAQUE: bool, const SCALE: bool>(
+    dst: &mut [u8; CHUNK_BYTES],
+    src: &[u8; CHUNK_BYTES],
+    op: u16,
+) {
     let mut sc = [0u16; CHUNK_BYTES];
-    for (p, px) in src.iter().enumerate() {
-        for (c, b) in px.to_le_bytes().into_iter().enumerate() {
-            let b = u16::from(b);
-            sc[p * 4 + c] = if SCALE { div255(b * op) } else { b };
+    for (sc, &b) in sc.iter_mut().zip(src) {
+        *sc = if SCALE {
+            div255(u16::from(b) * op)
+        } else {
+            u16::from(b)
+        };
+    }
+    // 255 - sa of each pixel, in all four of its lanes (sa <= 255, so the subtraction is an
+    // exclusive or). With alpha 255, sa = round(255 * op / 255) = op.
+    let mut inv = [op ^ 255; CHUNK_BYTES];
+    if !OPAQUE {
+        for (i, a) in inv.chunks_exact_mut(4).zip(sc.chunks_exact(4)) {
+            i.fill(a[3] ^ 255);
         }
     }
-    for (i, d) in dst.iter_mut().enumerate() {
-        // The pixel's scaled alpha: lane 3 of its group of four.
-        let inv = 255 - sc[i | 3];
-        *d = (sc[i] + div255(u16::from(*d) * inv)).min(255) as u8;
+    for ((d, s), i) in dst.iter_mut().zip(sc).zip(inv) {
+        *d = (s + div255(u16::from(*d) * i)).min(255) as u8;
     }
 }
 
-/// What a chunk of source needs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ChunkKind {
-    /// Every pixel is transparent black: the destination stays.
-    Clear,
-    /// Every alpha is 255 (only asked at opacity 255): the source replaces the destination.
-    Opaque,
-    /// Anything else.
-    Blend,
-}
-
-#[inline(always)]
-fn classify(src: &[u32; CHUNK], opaque_copies: bool) -> ChunkKind {
-    let (mut all, mut any) = (u32::MAX, 0u32);
-    for &px in src {
-        all &= px;
-        any |= px;
-    }
-    if any == 0 {
-        ChunkKind::Clear
-    } else if opaque_copies && all >= 0xff00_0000 {
-        ChunkKind::Opaque
-    } else {
-        ChunkKind::Blend
-    }
-}
-
-/// Draws one chunk: reads it, takes its fast path or blends it.
+/// Draws one chunk: leaves the destination (all transparent black), replaces it (all opaque at
+/// opacity 255) or blends.
 #[inline(always)]
 fn draw_chunk<const SWAP: bool, const OPAQUE: bool, const SCALE: bool>(
     dst: &mut [u8; CHUNK_BYTES],
     src: &[u8; CHUNK_BYTES],
     op: u16,
 ) {
-    let mut px = [0u32; CHUNK];
-    for (p, s) in px.iter_mut().zip(src.chunks_exact(4)) {
-        *p = to_rgba::<SWAP, OPAQUE>(u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let (mut any, mut alpha) = (0u8, 255u8);
+    for p in src.chunks_exact(4) {
+        any |= p[0] | p[1] | p[2] | p[3];
+        alpha &= p[3];
     }
-    match classify(&px, !SCALE) {
-        ChunkKind::Clear => {}
-        ChunkKind::Opaque => {
-            for (d, p) in dst.chunks_exact_mut(4).zip(px) {
-                d.copy_from_slice(&p.to_le_bytes());
-            }
-        }
-        ChunkKind::Blend => blend_chunk::<SCALE>(dst, &px, op),
+    if any == 0 && !OPAQUE {
+        return;
+    }
+    if !SCALE && (OPAQUE || alpha == 255) {
+        *dst = to_rgba::<SWAP, OPAQUE>(src);
+        return;
+    }
+    blend_chunk::<OPAQUE, SCALE>(dst, &to_rgba::<SWAP, OPAQUE>(src), op);
+}
+
+/// Fills `row` (RGBA bytes) with the backdrop.
+fn fill(row: &mut [u8]) {
+    for px in row.chunks_exact_mut(4) {
+        px.copy_from_slice(&BACKDROP);
     }
 }
 
 /// Draws one row of a layer: `src` (pixels of the layer's format) OVER `dst` (RGBA), equally
-/// long, at opacity `op` (1..=255).
-fn draw_row<const SWAP: bool, const OPAQUE: bool>(dst: &mut [u8], src: &[u8], op: u8) {
+/// long, at opacity `op` (1..=255), with the AVX2 kernel where there is one and the portable
+/// one for the rest. `over_backdrop`: nothing is drawn under this part of the row yet, so what
+/// `dst` holds is ignored and the backdrop taken in its place (the row was not filled).
+fn draw_row<const SWAP: bool, const OPAQUE: bool>(
+    dst: &mut [u8],
+    src: &[u8],
+    op: u8,
+    avx2: Option<Avx2>,
+    over_backdrop: bool,
+) {
+    let source = Source {
+        blue_first: SWAP,
+        alpha_ignored: OPAQUE,
+    };
+    let under = over_backdrop.then_some(BACKDROP);
+    let done = avx2.map_or(0, |v| v.over(dst, src, op, source, under) * 4);
+    let (dst, src) = (&mut dst[done..], &src[done..]);
     if OPAQUE && op == 255 {
         // Every pixel is opaque: a copy, converted where the format needs it.
-        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-            let px = to_rgba::<SWAP, true>(u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
-            d.copy_from_slice(&px.to_le_bytes());
+        let mut d_chunks = dst.chunks_exact_mut(CHUNK_BYTES);
+        let mut s_chunks = src.chunks_exact(CHUNK_BYTES);
+        for (d, s) in (&mut d_chunks).zip(&mut s_chunks) {
+            if let (Ok(d), Ok(s)) = (
+                <&mut [u8; CHUNK_BYTES]>::try_from(d),
+                <&[u8; CHUNK_BYTES]>::try_from(s),
+            ) {
+                *d = to_rgba::<SWAP, true>(s);
+            }
+        }
+        for (d, s) in d_chunks
+            .into_remainder()
+            .chunks_exact_mut(4)
+            .zip(s_chunks.remainder().chunks_exact(4))
+        {
+            d.copy_from_slice(&[s[0], s[1], s[2], 255]);
+            if SWAP {
+                d.swap(0, 2);
+            }
         }
         return;
+    }
+    if over_backdrop {
+        fill(dst);
     }
     if op == 255 {
         draw_chunks::<SWAP, OPAQUE, false>(dst, src, 255);
@@ -313,22 +350,34 @@ impl<'a> Span<'a> {
         })
     }
 
-    /// Draws the layer's part of frame row `y` into `row`, the whole output row.
-    fn draw(&self, row: &mut [u8], y: usize) {
+    /// Draws the layer's part of frame row `y` into `row`, the whole output row; see
+    /// [`draw_row`] for `over_backdrop`.
+    fn draw(&self, row: &mut [u8], y: usize, avx2: Option<Avx2>, over_backdrop: bool) {
         let start = (y as i64 - self.top) as usize * self.stride + self.src_x;
         let src = &self.pixels[start..start + self.dst.len()];
         let dst = &mut row[self.dst.clone()];
         match self.format {
-            Format::Rgba => draw_row::<false, false>(dst, src, self.opacity),
-            Format::Rgbx => draw_row::<false, true>(dst, src, self.opacity),
-            Format::Bgra => draw_row::<true, false>(dst, src, self.opacity),
-            Format::Bgrx => draw_row::<true, true>(dst, src, self.opacity),
+            Format::Rgba => draw_row::<false, false>(dst, src, self.opacity, avx2, over_backdrop),
+            Format::Rgbx => draw_row::<false, true>(dst, src, self.opacity, avx2, over_backdrop),
+            Format::Bgra => draw_row::<true, false>(dst, src, self.opacity, avx2, over_backdrop),
+            Format::Bgrx => draw_row::<true, true>(dst, src, self.opacity, avx2, over_backdrop),
         }
     }
 }
 
 /// Composites `layers` into `out` (`width * height * 4` bytes, RGBA).
 pub fn composite(out: &mut [u8], width: u32, height: u32, layers: &mut [Layer<'_>]) {
+    composite_with(out, width, height, layers, Avx2::detect());
+}
+
+/// [`composite`] with the AVX2 kernel or, given `None`, the portable one alone.
+pub(crate) fn composite_with(
+    out: &mut [u8],
+    width: u32,
+    height: u32,
+    layers: &mut [Layer<'_>],
+    avx2: Option<Avx2>,
+) {
     let row_bytes = width as usize * 4;
     let out = &mut out[..row_bytes * height as usize];
     if out.is_empty() {
@@ -339,13 +388,20 @@ pub fn composite(out: &mut [u8], width: u32, height: u32, layers: &mut [Layer<'_
         .iter()
         .filter_map(|l| Span::clip(l, width, height))
         .collect();
-    let backdrop = u32::from_le_bytes(BACKDROP);
     for (y, row) in out.chunks_exact_mut(row_bytes).enumerate() {
-        for px in row.chunks_exact_mut(4) {
-            px.copy_from_slice(&backdrop.to_le_bytes());
+        let mut covering = spans.iter().filter(|s| s.rows.contains(&y));
+        match covering.next() {
+            Some(bottom) => {
+                // The row's bottom layer is drawn straight over the backdrop, which is written
+                // only where that layer leaves it uncovered.
+                fill(&mut row[..bottom.dst.start]);
+                fill(&mut row[bottom.dst.end..]);
+                bottom.draw(row, y, avx2, true);
+            }
+            None => fill(row),
         }
-        for s in spans.iter().filter(|s| s.rows.contains(&y)) {
-            s.draw(row, y);
+        for s in covering {
+            s.draw(row, y, avx2, false);
         }
     }
 }
@@ -393,16 +449,19 @@ mod tests {
                     }
                 })
                 .collect();
-            let mut out = vec![0u8; (w * h * 4) as usize];
-            composite(&mut out, w, h, &mut layers);
-            for y in 0..h {
-                for x in 0..w {
-                    let i = ((y * w + x) * 4) as usize;
-                    assert_eq!(
-                        out[i..i + 4],
-                        triptych_scene::expected_pixel(frame, n, w, h, x, y),
-                        "frame {frame} pixel ({x}, {y})"
-                    );
+            for avx2 in kernels() {
+                let mut out = vec![0u8; (w * h * 4) as usize];
+                composite_with(&mut out, w, h, &mut layers, avx2);
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = ((y * w + x) * 4) as usize;
+                        assert_eq!(
+                            out[i..i + 4],
+                            triptych_scene::expected_pixel(frame, n, w, h, x, y),
+                            "frame {frame} pixel ({x}, {y}), AVX2 {}",
+                            avx2.is_some()
+                        );
+                    }
                 }
             }
         }
@@ -471,6 +530,10 @@ mod tests {
         /// Runs of transparent, opaque, premultiplied translucent, alpha 0 with colour and
         /// arbitrary bytes (colour above alpha, which the blend clamps), of random lengths.
         Mixed,
+        /// Every byte 0 or 1, mostly 0: next to transparent black, but not it.
+        Faint,
+        /// Alpha 254 or 255: next to opaque, but not all of it.
+        NearlyOpaque,
     }
 
     /// `len` bytes of pixels as `alpha` asks, written in memory order of `fourcc` (the alpha
@@ -486,6 +549,11 @@ mod tests {
             }
             run -= 1;
             let a = match (alpha, mode) {
+                (Alpha::Faint, _) => {
+                    px.iter_mut().for_each(|c| *c = u8::from(rng.below(4) == 0));
+                    continue;
+                }
+                (Alpha::NearlyOpaque, _) => 254 + rng.below(2) as u8,
                 (Alpha::Zero, _) | (Alpha::Mixed, 0) => {
                     px.fill(0);
                     continue;
@@ -545,20 +613,34 @@ mod tests {
         out
     }
 
-    /// Composites and compares with [`reference`], naming the first differing pixel.
+    /// The kernels to test: the portable one alone, and AVX2 where this CPU has it.
+    fn kernels() -> Vec<Option<Avx2>> {
+        let mut k = vec![None];
+        if let Some(a) = Avx2::detect() {
+            k.push(Some(a));
+        }
+        k
+    }
+
+    /// Composites with every kernel and compares with [`reference`], naming the first
+    /// differing pixel.
     fn check(width: u32, height: u32, layers: &mut [Layer<'_>], case: &str) {
         let want = reference(width, height, layers);
-        // Start from garbage: the compositor must overwrite every byte.
-        let mut out = vec![0xa5u8; want.len()];
-        composite(&mut out, width, height, layers);
-        if let Some(i) = (0..want.len() / 4).find(|&i| out[i * 4..i * 4 + 4] != want[i * 4..i * 4 + 4])
-        {
-            let (x, y) = (i as u32 % width, i as u32 / width);
-            panic!(
-                "{case}: pixel ({x}, {y}) is {:?}, expected {:?}",
-                &out[i * 4..i * 4 + 4],
-                &want[i * 4..i * 4 + 4]
-            );
+        for avx2 in kernels() {
+            // Start from garbage: the compositor must overwrite every byte.
+            let mut out = vec![0xa5u8; want.len()];
+            composite_with(&mut out, width, height, layers, avx2);
+            if let Some(i) =
+                (0..want.len() / 4).find(|&i| out[i * 4..i * 4 + 4] != want[i * 4..i * 4 + 4])
+            {
+                let (x, y) = (i as u32 % width, i as u32 / width);
+                panic!(
+                    "{case}, AVX2 {}: pixel ({x}, {y}) is {:?}, expected {:?}",
+                    avx2.is_some(),
+                    &out[i * 4..i * 4 + 4],
+                    &want[i * 4..i * 4 + 4]
+                );
+            }
         }
     }
 
@@ -567,13 +649,20 @@ mod tests {
         let mut rng = Rng(1);
         for fourcc in FORMATS {
             for opacity in OPACITIES {
-                for alpha in [Alpha::Zero, Alpha::Opaque, Alpha::Mixed] {
-                    // Odd widths, widths of whole chunks, and one chunk either side.
-                    for width in [1u32, 3, 7, 8, 9, 15, 16, 17, 33, 61] {
+                for alpha in [
+                    Alpha::Zero,
+                    Alpha::Opaque,
+                    Alpha::Mixed,
+                    Alpha::Faint,
+                    Alpha::NearlyOpaque,
+                ] {
+                    // Odd widths, and whole portable chunks (8) and AVX2 groups (16) with one
+                    // pixel either side.
+                    for width in [1u32, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 61, 64, 65] {
                         let height = 3;
                         let stride = width as usize * 4 + 4 * rng.below(3) as usize;
                         let buf = pixels(&mut rng, stride * height as usize, alpha);
-                        let mut layers = [Layer {
+                        let layer = Layer {
                             pixels: &buf,
                             stride,
                             width,
@@ -583,11 +672,27 @@ mod tests {
                             y: 0,
                             z: 0,
                             opacity,
-                        }];
+                        };
                         let case = format!(
                             "{fourcc:#x} opacity {opacity} {alpha:?} width {width} stride {stride}"
                         );
-                        check(width, height, &mut layers, &case);
+                        // Alone: drawn straight over the backdrop.
+                        check(width, height, &mut [Layer { ..layer }], &case);
+                        // Over a layer of anything: blended with what is already drawn.
+                        let under =
+                            pixels(&mut rng, width as usize * 4 * height as usize, Alpha::Mixed);
+                        let mut layers = [
+                            Layer { ..layer },
+                            Layer {
+                                pixels: &under,
+                                stride: width as usize * 4,
+                                fourcc: DRM_FORMAT_ABGR8888,
+                                z: -1,
+                                opacity: rng.byte(),
+                                ..layer
+                            },
+                        ];
+                        check(width, height, &mut layers, &format!("{case}, over a layer"));
                     }
                 }
             }
@@ -610,7 +715,13 @@ mod tests {
                         0 => OPACITIES[rng.below(5) as usize],
                         _ => rng.byte(),
                     };
-                    let alpha = [Alpha::Zero, Alpha::Opaque, Alpha::Mixed][rng.below(3) as usize];
+                    let alpha = [
+                        Alpha::Zero,
+                        Alpha::Opaque,
+                        Alpha::Mixed,
+                        Alpha::Faint,
+                        Alpha::NearlyOpaque,
+                    ][rng.below(5) as usize];
                     (lw, lh, stride, fourcc, opacity, alpha)
                 })
                 .collect();
@@ -634,7 +745,12 @@ mod tests {
                     opacity,
                 })
                 .collect();
-            check(width, height, &mut layers, &format!("case {case}: {specs:?}"));
+            check(
+                width,
+                height,
+                &mut layers,
+                &format!("case {case}: {specs:?}"),
+            );
         }
     }
 

@@ -129,16 +129,6 @@ impl ImportCache {
         }
     }
 
-    /// How many buffers are imported.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether nothing is imported.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Returns the imported buffer for `desc`, importing it from `src` on a miss.
     /// `desc` must already have passed `validate_shape` and `validate_remote`.
     pub fn get_or_import(

@@ -24,6 +24,8 @@
 //! - [`jail`]: confining a child between fork and exec (namespaces, fds, no capabilities).
 //! - [`userns`]: creating the user namespace the sandboxed children share.
 //! - [`probe`]: system calls made only to prove that a sandbox refuses them.
+//! - [`simd`]: AVX2 detection and the compositor's AVX2 kernel (CPU instructions Rust calls
+//!   `unsafe` to reach, kept here with the rest of the unsafe code).
 
 pub mod dma_buf;
 pub mod drm;
@@ -42,4 +44,5 @@ pub mod prctl;
 pub mod proc;
 pub mod scm;
 pub mod seccomp;
+pub mod simd;
 pub mod userns;

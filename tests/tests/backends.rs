@@ -12,7 +12,9 @@ fn dmabuf_capable() -> bool {
 fn auto_reports_its_choice_and_why() {
     let dir = scratch("auto");
     let json = dir.join("s.json");
-    let mut cmd = triptych(&["run", "--frames", "5", "--size", "64x48", "--buffers", "auto", "--out"]);
+    let mut cmd = triptych(&["run", "--frames", "5", "--size", "64x48", "--buffers", "auto"]);
+    // Generous deadlines: inside the emulated VM the first GL frame alone can take seconds.
+    cmd.args(["--fence-timeout-ms", "30000", "--hang-timeout-ms", "60000", "--out"]);
     cmd.arg(dir.join("f.png")).arg("--summary-json").arg(&json);
     let o = output(cmd);
     assert!(o.status.success(), "{}", show(&o));

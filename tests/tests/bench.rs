@@ -8,7 +8,7 @@ use serde_json::Value;
 use triptych_tests::*;
 
 /// Items that must be present, with the goal each carries (`None`: no goal).
-const ITEMS: [(&str, &str, Option<f64>); 10] = [
+const ITEMS: [(&str, &str, Option<f64>); 12] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
     ("1c", "handoff_transport_only", None),
@@ -19,6 +19,8 @@ const ITEMS: [(&str, &str, Option<f64>); 10] = [
     ("5b", "composite_translucent_1080p", Some(3.5)),
     ("6a", "crash_detection", None),
     ("6b", "restart_to_first_frame", None),
+    ("8a", "tracing_on_frame_time", Some(1.05)),
+    ("8b", "tracing_off_per_frame", Some(0.001)),
 ];
 
 /// Every field an item carries, null or not.
@@ -233,6 +235,40 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
             "pipeline runs are not pinned: {it}"
         );
     }
+    // Item 8a: runs with and without --trace of the same shape, unpinned; the traced runs
+    // recorded events. Item 8b's baseline is 8a's untraced frame time, and its value is the
+    // disabled recorder's cost per call times 8a's events per frame.
+    let on = find(items, "tracing_on_frame_time");
+    assert_eq!(on["extra"]["size"], "640x480", "{on}");
+    assert_eq!(on["extra"]["layers"], 3, "{on}");
+    assert!(
+        on["extra"]["frames"].as_u64().is_some_and(|n| n >= 2),
+        "{on}"
+    );
+    let events = num(&on["extra"]["events_per_frame"], "events_per_frame");
+    assert_eq!(on["cores"], serde_json::json!([]), "{on}");
+    assert_eq!(on["iterations"], on["baseline_iterations"], "{on}");
+    let off = find(items, "tracing_off_per_frame");
+    assert_eq!(off["baseline_p50_ns"], on["baseline_p50_ns"], "{off}");
+    assert_eq!(
+        off["extra"]["events_per_frame"],
+        on["extra"]["events_per_frame"]
+    );
+    let per_call = num(
+        &off["extra"]["ns_per_disabled_call_p50"],
+        "ns_per_disabled_call_p50",
+    );
+    assert!(
+        close(num(&off["value_p50_ns"], "value_p50_ns"), per_call * events),
+        "{off}"
+    );
+    assert!(
+        off["extra"]["calls_per_batch"]
+            .as_u64()
+            .is_some_and(|n| n > 1),
+        "{off}"
+    );
+
     // Item 6, when measured, is against the frame time of a clean run of as many layers.
     let detection = find(items, "crash_detection");
     if detection["reason"].is_null() {

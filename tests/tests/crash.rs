@@ -142,3 +142,22 @@ fn an_exhausted_ladder_fails_with_the_crash_history() {
     assert!(err.contains("every rung of the fallback ladder (shm)"), "{err}");
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn a_gpu_that_answers_pings_but_produces_nothing_is_replaced() {
+    // The fence deadline is far away, so only the stall watchdog can notice.
+    let (s, png, _) = run_json(
+        "stall",
+        &[
+            "--frames", "40", "--size", "96x64", "--fault", "gpu-after-export:stop-fences@15", "--fence-timeout-ms",
+            "60000", "--heartbeat-ms", "50", "--hang-timeout-ms", "1500",
+        ],
+    );
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "{crashes:?}");
+    assert_eq!(crashes[0]["role"], "gpu");
+    assert!(crashes[0]["cause"]["stalled"].is_object(), "cause: {}", crashes[0]["cause"]);
+    assert!(crashes[0]["recovery_us"].as_f64().is_some());
+    let (w, h, px) = read_png(&png);
+    assert!(check_pixels(39, 3, w, h, &px).is_empty());
+}

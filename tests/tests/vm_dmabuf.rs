@@ -99,7 +99,7 @@ fn an_unsignalled_sync_file_is_held_by_the_renderer_until_its_deadline() {
     // The GPU process stops signalling at frame 10: the renderer holds that frame's sync_files,
     // unsignalled, for the fence deadline, then the launcher replaces the GPU process.
     let mut child = triptych(&["run", "--buffers", "dmabuf", "--frames", "30", "--size", "64x48", "--layers", "2"])
-        .args(["--fault", "gpu-after-export:stop-fences@10", "--fence-timeout-ms", "8000"])
+        .args(["--fault", "gpu-after-export:stop-fences@10", "--fence-timeout-ms", "6000"])
         .args(["--hang-timeout-ms", "60000"])
         .arg("--out")
         .arg(&png)

@@ -19,7 +19,8 @@
 //!    block had to do;
 //! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]);
 //! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
-//!    time of the clean 3-layer run;
+//!    time of the clean 3-layer run; item 8, runs with and without `--trace`, alternating
+//!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
 //! 5. print the table, or the JSON with `--json` ([`report`]); exit 1 if any measurement failed.
 //!
 //! Speed goals are reported (`met`), never enforced: a slow machine gives slow figures, not a
@@ -31,6 +32,7 @@ mod cores;
 mod fixture;
 pub mod peer;
 mod producer;
+mod recorder;
 mod report;
 mod runs;
 mod stats;
@@ -67,6 +69,12 @@ struct Plans {
     chaos_layers: u32,
     chaos_frames: u64,
     chaos_kills: u32,
+    /// Runs of item 8a, with and without `--trace` (one iteration is one run of each).
+    trace_runs: Plan,
+    /// Frames of each of those runs.
+    trace_frames: u64,
+    /// Batches of disabled recorder calls of item 8b.
+    recorder: Plan,
 }
 
 impl Plans {
@@ -92,6 +100,17 @@ impl Plans {
             chaos_layers: 3,
             chaos_frames: 600,
             chaos_kills: 10,
+            trace_runs: Plan {
+                warmup: 1,
+                iterations: 8,
+                rounds: 8,
+            },
+            trace_frames: 2000,
+            recorder: Plan {
+                warmup: 10,
+                iterations: 1000,
+                rounds: 1,
+            },
         }
     }
 
@@ -120,12 +139,30 @@ impl Plans {
             chaos_layers: 1,
             chaos_frames: 12,
             chaos_kills: 1,
+            trace_runs: Plan {
+                warmup: 0,
+                iterations: 1,
+                rounds: 1,
+            },
+            trace_frames: 12,
+            recorder: Plan {
+                warmup: 1,
+                iterations: 20,
+                rounds: 1,
+            },
         }
     }
 }
 
 /// Seed of the chaos run, fixed so runs are comparable.
 const CHAOS_SEED: u64 = 1;
+
+/// Frame size of item 8's runs: the default of `triptych run`, where the per-frame work is
+/// smallest and a fixed cost per frame shows the most.
+const TRACE_SIZE: &str = "640x480";
+
+/// Layers of item 8's runs.
+const TRACE_LAYERS: u32 = 3;
 
 /// Runs the benchmarks and prints the results.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -274,6 +311,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         baseline_frame,
         &unpinned,
     );
+    trace_items(&mut items, &mut failures, &dir, &plans, &unpinned);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the bench's scratch directory");
     }
@@ -564,4 +602,89 @@ fn chaos_items(
             }
         }
     }
+}
+
+/// Items 8a and 8b: what tracing costs a frame, on and off.
+fn trace_items(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    note: &str,
+) {
+    let what = format!("`triptych run`, {TRACE_SIZE}, {TRACE_LAYERS} layers");
+    let on = Label {
+        item: "8a",
+        name: "tracing_on_frame_time",
+        value: format!("frame time with --trace, {what}"),
+        baseline: "frame time without --trace, runs alternating".into(),
+        unit: "ns per frame (1 / fps of one run)",
+    };
+    let off = Label {
+        item: "8b",
+        name: "tracing_off_per_frame",
+        value: "disabled recorder, one frame's calls (events x ns/call)".into(),
+        baseline: "frame time without --trace (item 8a)".into(),
+        unit: "ns per frame",
+    };
+    let measured = runs::trace_overhead(
+        dir,
+        TRACE_SIZE,
+        TRACE_LAYERS,
+        plans.trace_frames,
+        plans.trace_runs,
+    )
+    .context("item 8a")
+    .and_then(|runs| {
+        let call = recorder::disabled_span(plans.recorder).context("item 8b")?;
+        Ok((runs, call))
+    });
+    let (runs, call) = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            let why = format!("{e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&on, Some(1.05), why.clone()));
+            items.push(Item::missing(&off, Some(0.001), why));
+            return;
+        }
+    };
+    let untraced = Figure::of(runs.untraced_ns, 1);
+    let mut extra = BTreeMap::new();
+    extra.insert("layers".to_owned(), Value::from(TRACE_LAYERS));
+    extra.insert("size".to_owned(), Value::from(TRACE_SIZE));
+    extra.insert("frames".to_owned(), Value::from(plans.trace_frames));
+    extra.insert(
+        "events_per_frame".to_owned(),
+        Value::from(runs.events_per_frame),
+    );
+    let mut it = Item::measured(
+        &on,
+        Figure::of(runs.traced_ns, 1),
+        untraced,
+        Some(1.05),
+        plans.trace_runs,
+        &[],
+        note,
+    );
+    it.extra = extra.clone();
+    items.push(it);
+    extra.insert(
+        "ns_per_disabled_call_p50".to_owned(),
+        Value::from(call.p50_ns),
+    );
+    extra.insert("calls_per_batch".to_owned(), Value::from(recorder::BATCH));
+    let mut it = Item::reported(
+        &off,
+        call.p50_ns * runs.events_per_frame,
+        call.p99_ns * runs.events_per_frame,
+        call.iterations,
+        untraced.p50_ns,
+        untraced.iterations,
+        "this process, not pinned (the calls); the frame time from item 8a's runs",
+        extra,
+    )
+    .with_goal(0.001);
+    it.warmup = plans.recorder.warmup;
+    items.push(it);
 }

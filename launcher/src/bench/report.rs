@@ -161,6 +161,13 @@ impl Item {
         it
     }
 
+    /// Sets the goal `ratio_p50` is held to, and whether it is met.
+    pub fn with_goal(mut self, goal: f64) -> Item {
+        self.goal = Some(goal);
+        self.compute();
+        self
+    }
+
     /// Adds a fact to `extra`.
     pub fn with(mut self, key: &str, v: impl Into<Value>) -> Item {
         self.extra.insert(key.to_owned(), v.into());
@@ -277,7 +284,8 @@ fn ratio(r: Option<f64>) -> String {
     match r {
         None => "-".to_owned(),
         Some(r) if r >= 0.1 => format!("{r:.2}x"),
-        Some(r) => format!("{r:.4}x"),
+        Some(r) if r >= 1e-3 => format!("{r:.4}x"),
+        Some(r) => format!("{r:.1e}x"),
     }
 }
 

@@ -1,12 +1,19 @@
-//! Items 6 and 7: figures of the whole pipeline, read from real runs of `triptych run`.
+//! Items 6, 7 and 8: figures of the whole pipeline, read from real runs of `triptych run`.
 //!
 //! Each run is this executable started as a child with `run ... --summary-json FILE`: the three
 //! real processes, the real channels and fences, nothing stubbed. The child's own summary gives
 //! the figures: frames per second over the run and the handoff latency (GPU process sending a
 //! description to the renderer having every layer fetched, mapped and its fence signalled); with
-//! `--chaos SEED`, the crash records' detection latency and restart-to-first-frame. The runs are
-//! not pinned: their three processes go where the scheduler puts them, as in real use.
+//! `--chaos SEED`, the crash records' detection latency and restart-to-first-frame; with
+//! `--trace FILE`, how many trace events the run recorded. The runs are not pinned: their three
+//! processes go where the scheduler puts them, as in real use.
+//!
+//! Item 8 runs the same pipeline with and without `--trace`, alternating the two so that the
+//! machine's drift lands on both ([`stats::interleave`](super::stats::interleave)); each run's
+//! frame time is `1 / fps` over the frames it presented (start-up and the trace file's writing,
+//! which happen outside that span, are not counted).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -14,6 +21,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::fixture::{HEIGHT, WIDTH};
+use super::stats::{interleave, Plan};
 
 /// What one clean run reports.
 #[derive(Clone, Debug)]
@@ -195,5 +203,97 @@ pub fn chaos(dir: &Path, layers: u32, frames: u64, seed: u64, kills: u32) -> any
         detection,
         restart,
         crashes,
+    })
+}
+
+/// What the runs of item 8 measured.
+#[derive(Clone, Debug)]
+pub struct TraceOverhead {
+    /// Frame time of each traced run, nanoseconds.
+    pub traced_ns: Vec<u64>,
+    /// Frame time of each untraced run, nanoseconds.
+    pub untraced_ns: Vec<u64>,
+    /// Trace events recorded per presented frame, over the timed traced runs.
+    pub events_per_frame: f64,
+}
+
+/// Runs `triptych run` of `frames` frames of `layers` layers at `size` (`WxH`) with
+/// `--trace` and without, alternating, as `plan` says (one iteration is one run).
+pub fn trace_overhead(
+    dir: &Path,
+    size: &str,
+    layers: u32,
+    frames: u64,
+    plan: Plan,
+) -> anyhow::Result<TraceOverhead> {
+    let args = |tag: &str, trace: Option<&Path>| {
+        let mut a: Vec<String> = vec![
+            "--frames".into(),
+            frames.to_string(),
+            "--size".into(),
+            size.into(),
+            "--layers".into(),
+            layers.to_string(),
+        ];
+        if let Some(t) = trace {
+            a.extend(["--trace".into(), t.display().to_string()]);
+        }
+        (tag.to_owned(), a)
+    };
+    // One run: its frame time, and the events it recorded.
+    let one = |tag: &str, traced: bool| -> anyhow::Result<(u64, u64)> {
+        let trace = dir.join(format!("{tag}.trace.json"));
+        let (tag, a) = args(tag, traced.then_some(trace.as_path()));
+        let (v, file) = run_child(dir, &tag, &a)?;
+        let presented = number(&v, &["frames"], &file)? as u64;
+        if presented != frames {
+            bail!("the run presented {presented} of {frames} frames");
+        }
+        let fps = number(&v, &["fps"], &file)?;
+        if fps <= 0.0 {
+            bail!("the run reports {fps} frames per second");
+        }
+        let events = number(&v, &["trace_events"], &file)? as u64;
+        if traced {
+            if events == 0 || !trace.exists() {
+                bail!(
+                    "the traced run recorded {events} events and wrote {}: {}",
+                    trace.display(),
+                    if trace.exists() { "present" } else { "missing" }
+                );
+            }
+            // Traces of long runs are megabytes; only the count is kept.
+            std::fs::remove_file(&trace)
+                .with_context(|| format!("removing {}", trace.display()))?;
+        } else if events != 0 {
+            bail!("the run without --trace recorded {events} trace events");
+        }
+        Ok(((1e9 / fps).round() as u64, events))
+    };
+    let (events, traced_frames) = (Cell::new(0u64), Cell::new(0u64));
+    let (traced_ns, untraced_ns) = interleave(
+        plan,
+        |n, warm| {
+            let mut out = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                let (ns, e) = one(&format!("traced-{i}"), true)?;
+                if !warm {
+                    events.set(events.get() + e);
+                    traced_frames.set(traced_frames.get() + frames);
+                }
+                out.push(ns);
+            }
+            Ok(out)
+        },
+        |n, _| {
+            (0..n)
+                .map(|i| Ok(one(&format!("untraced-{i}"), false)?.0))
+                .collect()
+        },
+    )?;
+    Ok(TraceOverhead {
+        traced_ns,
+        untraced_ns,
+        events_per_frame: events.get() as f64 / traced_frames.get().max(1) as f64,
     })
 }

@@ -1,0 +1,402 @@
+//! The CPU's vector extensions, chosen at run time: AVX2 detection and the AVX2 kernel of the
+//! renderer's compositor.
+//!
+//! # What this module owns
+//!
+//! [`Avx2`], a token that can only be made on a CPU that executes AVX2, and the kernel it
+//! unlocks, [`Avx2::over`]: premultiplied-alpha OVER of a row of source pixels onto a row of
+//! RGBA pixels at an opacity. The token is `Copy` and holds nothing; it is a proof, not a
+//! resource.
+//!
+//! # Why here
+//!
+//! x86-64 programs are built for the baseline instruction set (SSE2), and code compiled for
+//! AVX2 must only run once the CPU has said it has AVX2 (CPUID leaf 7, EBX bit 5; the OS must
+//! also save the YMM registers, which `is_x86_feature_detected!` checks through XGETBV). Rust
+//! makes calling such code, and the unaligned vector loads and stores of the intrinsics, `unsafe`;
+//! this crate holds the project's unsafe code, so the kernel lives here and the compositor
+//! (`renderer_process::composite`) stays `#![forbid(unsafe_code)]`. The compositor has a portable
+//! kernel of its own, bit-for-bit the same, for CPUs without AVX2 and for the last few pixels of
+//! a row; its tests compare both against the scene's reference blend.
+//!
+//! # Sequence
+//!
+//! The compositor calls [`Avx2::detect`] once per frame (the standard library caches the CPUID
+//! answer, and CPUID is an instruction, not a system call, so the renderer's seccomp policy is
+//! not involved), then hands each row of each layer to [`Avx2::over`], which does the pixels
+//! that fill whole groups of [`GROUP_PIXELS`] and says how many it did.
+//!
+//! # Arithmetic
+//!
+//! Per channel `c` of source `s` (read as RGBA), destination `d` and opacity `op`, with
+//! `round(x / 255)` rounding halves up:
+//!
+//! ```text
+//! sc = round(s_c * op / 255)      sa = round(s_a * op / 255)
+//! d_c' = min(sc + round(d_c * (255 - sa) / 255), 255)
+//! ```
+//!
+//! Every product of two bytes is at most 65 025, so everything fits in 16-bit lanes, and
+//! `round(v / 255)` is `((v + 128) * 257) >> 16`, the high half of a 16-bit product
+//! (`vpmulhuw`); it equals the classic `(t + (t >> 8)) >> 8` with `t = v + 128`, because both are
+//! `floor((t + t / 256) / 256)`. A 32-byte vector of 8 pixels is split into its even bytes
+//! (R and B) and odd bytes (G and A) as 16-bit lanes, so no lane ever crosses a pixel; the
+//! pixel's `255 - sa` is copied from its A lane to its G lane with one in-lane shuffle and is
+//! the same for R and B. A group whose source is all zero is skipped (`d_c' = d_c`); at opacity
+//! 255 a group whose source alpha is all 255 is stored as it is (`d_c' = s_c`).
+//!
+//! The destination is either read (a layer over what is already drawn) or given as one pixel
+//! (the bottom layer over the frame's uniform backdrop): then the row is only written, which
+//! spares the caller filling it first and the memory traffic of reading it back.
+//!
+//! References: the Intel Intrinsics Guide
+//! (<https://www.intel.com/content/www/us/en/docs/intrinsics-guide/index.html>) for each
+//! intrinsic, and the AMD64 Architecture Programmer's Manual, volume 3, for CPUID.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m256i, _mm256_add_epi16, _mm256_and_si256, _mm256_loadu_si256, _mm256_min_epu16,
+    _mm256_mulhi_epu16, _mm256_mullo_epi16, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi32,
+    _mm256_setr_epi8, _mm256_shuffle_epi8, _mm256_slli_epi16, _mm256_srli_epi16,
+    _mm256_storeu_si256, _mm256_testc_si256, _mm256_testz_si256, _mm256_xor_si256,
+};
+
+/// Pixels [`Avx2::over`] handles per step: two 32-byte vectors.
+pub const GROUP_PIXELS: usize = 16;
+
+/// How the source pixels of [`Avx2::over`] are laid out in memory, four bytes each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// Bytes are B, G, R, A/X (DRM `AR24`/`XR24`) rather than R, G, B, A/X (`AB24`/`XB24`).
+    pub blue_first: bool,
+    /// The fourth byte is X, undefined, and read as 255 (DRM `XB24`/`XR24`).
+    pub alpha_ignored: bool,
+}
+
+/// Proof that this CPU executes AVX2; only [`Avx2::detect`] makes one.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx2 {
+    _proof: (),
+}
+
+impl Avx2 {
+    /// The token if the CPU (and the OS, for the YMM state) supports AVX2, else `None`; always
+    /// `None` off x86-64.
+    pub fn detect() -> Option<Avx2> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Some(Avx2 { _proof: () });
+        }
+        None
+    }
+
+    /// Blends `src` (pixels laid out as `source` says) OVER `dst` (RGBA, premultiplied) at
+    /// `opacity`, for as many whole groups of [`GROUP_PIXELS`] as both rows hold, and returns
+    /// the number of pixels done: a multiple of [`GROUP_PIXELS`], the rest is the caller's.
+    ///
+    /// With `under` set, what `dst` holds is ignored and taken to be that pixel everywhere (a
+    /// uniform backdrop): `dst` is only written, never read, so the caller need not fill it
+    /// first.
+    pub fn over(
+        self,
+        dst: &mut [u8],
+        src: &[u8],
+        opacity: u8,
+        source: Source,
+        under: Option<[u8; 4]>,
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let under_px = under.map(u32::from_le_bytes);
+            macro_rules! kernel {
+                ($bgr:literal, $x:literal, $scale:literal) => {
+                    match under_px {
+                        Some(px) => kernel!($bgr, $x, $scale, true, px),
+                        None => kernel!($bgr, $x, $scale, false, 0),
+                    }
+                };
+                ($bgr:literal, $x:literal, $scale:literal, $uniform:literal, $px:expr) => {
+                    // SAFETY: `over_avx2` is compiled with AVX2 enabled, and `self` exists only
+                    // if `is_x86_feature_detected!("avx2")` returned true on this machine
+                    // (`detect` is the only constructor), so every instruction it uses is
+                    // supported. Its other requirements are those of a safe function: it only
+                    // touches memory through the two slices it is given.
+                    unsafe { over_avx2::<$bgr, $x, $scale, $uniform>(dst, src, opacity, $px) }
+                };
+            }
+            let _ = self;
+            match (source.blue_first, source.alpha_ignored, opacity < 255) {
+                (false, false, false) => kernel!(false, false, false),
+                (false, false, true) => kernel!(false, false, true),
+                (false, true, false) => kernel!(false, true, false),
+                (false, true, true) => kernel!(false, true, true),
+                (true, false, false) => kernel!(true, false, false),
+                (true, false, true) => kernel!(true, false, true),
+                (true, true, false) => kernel!(true, true, false),
+                (true, true, true) => kernel!(true, true, true),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // No token exists off x86-64; nothing to do.
+            let _ = (self, dst, src, opacity, source, under);
+            0
+        }
+    }
+}
+
+/// Bytes of one vector: 8 pixels.
+#[cfg(target_arch = "x86_64")]
+const VECTOR_BYTES: usize = 32;
+
+/// Loads 32 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn load(bytes: &[u8; VECTOR_BYTES]) -> __m256i {
+    // SAFETY: `bytes` is a live reference to 32 readable bytes, exactly the 32 bytes
+    // `_mm256_loadu_si256` reads; the unaligned load has no alignment requirement; AVX is part
+    // of this function's enabled features.
+    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+}
+
+/// Stores 32 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn store(bytes: &mut [u8; VECTOR_BYTES], v: __m256i) {
+    // SAFETY: `bytes` is an exclusive reference to 32 writable bytes, exactly the 32 bytes
+    // `_mm256_storeu_si256` writes, so nothing else observes the write; the unaligned store has
+    // no alignment requirement; AVX is part of this function's enabled features.
+    unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), v) }
+}
+
+/// The kernel. `BGR`: swap bytes 0 and 2 of each pixel; `X`: force byte 3 to 255; `SCALE`:
+/// `opacity` is below 255 (at 255 scaling is the identity and is skipped); `UNIFORM`: the
+/// destination is `under` (an RGBA pixel as a little-endian `u32`) everywhere and is not read.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: bool>(
+    dst: &mut [u8],
+    src: &[u8],
+    opacity: u8,
+    under: u32,
+) -> usize {
+    // 0x00ff in each 16-bit lane: the even-byte mask, and 255 for the clamp and `255 - x`.
+    let low = _mm256_set1_epi16(0x00ff);
+    // Byte 3 of each pixel.
+    let alpha = _mm256_set1_epi32(0xff00_0000_u32 as i32);
+    let half = _mm256_set1_epi16(128);
+    let by257 = _mm256_set1_epi16(257);
+    let op = _mm256_set1_epi16(i16::from(opacity));
+    // Per 128-bit half (vpshufb does not cross halves): bytes 2,1,0,3 of each pixel.
+    let swap_rb = _mm256_setr_epi8(
+        2, 1, 0, 3, 6, 5, 4, 7, 10, 9, 8, 11, 14, 13, 12, 15, 2, 1, 0, 3, 6, 5, 4, 7, 10, 9, 8, 11,
+        14, 13, 12, 15,
+    );
+    // The odd-byte lanes of a pixel are G (bytes 0-1) and A (bytes 2-3): copy A over G.
+    let alpha_to_both = _mm256_setr_epi8(
+        2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10,
+        11, 14, 15, 14, 15,
+    );
+    let uniform = _mm256_set1_epi32(under as i32);
+    let div255 = |v: __m256i| _mm256_mulhi_epu16(_mm256_add_epi16(v, half), by257);
+    let read = |bytes: &[u8; VECTOR_BYTES]| {
+        let mut v = load(bytes);
+        if BGR {
+            v = _mm256_shuffle_epi8(v, swap_rb);
+        }
+        if X {
+            v = _mm256_or_si256(v, alpha);
+        }
+        v
+    };
+    let blend = |s: __m256i, d: &mut [u8; VECTOR_BYTES]| {
+        let (mut s_even, mut s_odd) = (_mm256_and_si256(s, low), _mm256_srli_epi16::<8>(s));
+        if SCALE {
+            s_even = div255(_mm256_mullo_epi16(s_even, op));
+            s_odd = div255(_mm256_mullo_epi16(s_odd, op));
+        }
+        // 255 - sa, with sa <= 255: an exclusive or with 255.
+        let inv = _mm256_xor_si256(_mm256_shuffle_epi8(s_odd, alpha_to_both), low);
+        let dv = if UNIFORM { uniform } else { load(d) };
+        let (d_even, d_odd) = (_mm256_and_si256(dv, low), _mm256_srli_epi16::<8>(dv));
+        let even = _mm256_add_epi16(s_even, div255(_mm256_mullo_epi16(d_even, inv)));
+        let odd = _mm256_add_epi16(s_odd, div255(_mm256_mullo_epi16(d_odd, inv)));
+        let (even, odd) = (_mm256_min_epu16(even, low), _mm256_min_epu16(odd, low));
+        store(d, _mm256_or_si256(even, _mm256_slli_epi16::<8>(odd)));
+    };
+    let mut done = 0;
+    let step = GROUP_PIXELS * 4;
+    for (d, s) in dst.chunks_exact_mut(step).zip(src.chunks_exact(step)) {
+        let (d0, d1) = d.split_at_mut(VECTOR_BYTES);
+        let (s0, s1) = s.split_at(VECTOR_BYTES);
+        let (Ok(d0), Ok(d1), Ok(s0), Ok(s1)) = (
+            <&mut [u8; VECTOR_BYTES]>::try_from(d0),
+            <&mut [u8; VECTOR_BYTES]>::try_from(d1),
+            <&[u8; VECTOR_BYTES]>::try_from(s0),
+            <&[u8; VECTOR_BYTES]>::try_from(s1),
+        ) else {
+            // `step` is two vectors, so the halves are always whole vectors.
+            break;
+        };
+        let (a, b) = (read(s0), read(s1));
+        done += GROUP_PIXELS;
+        let any = _mm256_or_si256(a, b);
+        if _mm256_testz_si256(any, any) == 1 {
+            // Transparent black: the destination stays.
+            if UNIFORM {
+                store(d0, uniform);
+                store(d1, uniform);
+            }
+            continue;
+        }
+        if !SCALE && _mm256_testc_si256(_mm256_and_si256(a, b), alpha) == 1 {
+            // Every alpha is 255 at opacity 255: the source replaces the destination.
+            store(d0, a);
+            store(d1, b);
+            continue;
+        }
+        blend(a, d0);
+        blend(b, d1);
+    }
+    done
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The formula of the module docs, one channel at a time, in plain integers.
+    fn reference(dst: &mut [u8], src: &[u8], opacity: u8, source: Source) {
+        let round = |v: u32| (v + 127) / 255;
+        let op = u32::from(opacity);
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+            let mut rgba = if source.blue_first {
+                [s[2], s[1], s[0], s[3]]
+            } else {
+                [s[0], s[1], s[2], s[3]]
+            };
+            if source.alpha_ignored {
+                rgba[3] = 255;
+            }
+            let sa = round(u32::from(rgba[3]) * op);
+            for c in 0..4 {
+                let v = round(u32::from(rgba[c]) * op) + round(u32::from(d[c]) * (255 - sa));
+                d[c] = v.min(255) as u8;
+            }
+        }
+    }
+
+    const SOURCES: [Source; 4] = [
+        Source {
+            blue_first: false,
+            alpha_ignored: false,
+        },
+        Source {
+            blue_first: false,
+            alpha_ignored: true,
+        },
+        Source {
+            blue_first: true,
+            alpha_ignored: false,
+        },
+        Source {
+            blue_first: true,
+            alpha_ignored: true,
+        },
+    ];
+
+    /// Every source alpha against every destination byte, for every opacity and layout, with
+    /// colours at the alpha (premultiplied white), at 0, at half, and above it (not
+    /// premultiplied: the sum must clamp).
+    #[test]
+    fn over_matches_the_formula_for_every_alpha_destination_and_opacity() {
+        let Some(avx2) = Avx2::detect() else {
+            assert!(
+                !std::arch::is_x86_feature_detected!("avx2"),
+                "detect() refused a CPU with AVX2"
+            );
+            return;
+        };
+        let mut src = Vec::with_capacity(256 * 256 * 4);
+        let mut dst0 = Vec::with_capacity(256 * 256 * 4);
+        for a in 0..=255u8 {
+            for d in 0..=255u8 {
+                let colour = [a, 0, a / 2, a.saturating_add(d)];
+                src.extend_from_slice(&[colour[usize::from(d % 4)], a / 3, colour[3], a]);
+                dst0.extend_from_slice(&[d, 255 - d, d / 2, d]);
+            }
+        }
+        let check = |opacity: u8, source: Source, under: Option<[u8; 4]>| {
+            let dst = match under {
+                Some(px) => px.repeat(dst0.len() / 4),
+                None => dst0.clone(),
+            };
+            // Garbage where the destination is not to be read.
+            let mut got = if under.is_some() {
+                vec![0xa5; dst.len()]
+            } else {
+                dst.clone()
+            };
+            let done = avx2.over(&mut got, &src, opacity, source, under);
+            assert_eq!(done, 256 * 256, "opacity {opacity} {source:?}");
+            let mut want = dst.clone();
+            reference(&mut want, &src, opacity, source);
+            if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
+                let p = i / 4 * 4;
+                panic!(
+                    "opacity {opacity} {source:?} under {under:?}: pixel {} src {:?} dst {:?}: \
+                     got {:?}, expected {:?}",
+                    i / 4,
+                    &src[p..p + 4],
+                    &dst[p..p + 4],
+                    &got[p..p + 4],
+                    &want[p..p + 4]
+                );
+            }
+        };
+        // Every opacity for one layout; the layouts differ only in how the source is read.
+        for opacity in 0..=255u8 {
+            check(opacity, SOURCES[0], None);
+        }
+        for opacity in [0, 1, 127, 128, 200, 254, 255] {
+            for source in SOURCES {
+                check(opacity, source, None);
+                for under in [[16, 16, 24, 255], [0; 4], [255; 4], [200, 3, 90, 120]] {
+                    check(opacity, source, Some(under));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn over_leaves_partial_groups_and_takes_the_fast_paths_exactly() {
+        let Some(avx2) = Avx2::detect() else {
+            return;
+        };
+        let rgba = SOURCES[0];
+        // 20 pixels: one group done, 4 left untouched for the caller.
+        let src = vec![255u8; 20 * 4];
+        let mut dst = vec![7u8; 20 * 4];
+        assert_eq!(avx2.over(&mut dst, &src, 255, rgba, None), GROUP_PIXELS);
+        assert!(dst[..64].iter().all(|&b| b == 255));
+        assert!(dst[64..].iter().all(|&b| b == 7));
+        // Transparent black leaves the destination; opaque at 255 replaces it, swizzled.
+        let mut dst = vec![9u8; 64];
+        assert_eq!(avx2.over(&mut dst, &[0u8; 64], 128, rgba, None), 16);
+        assert!(dst.iter().all(|&b| b == 9));
+        let src: Vec<u8> = (0..16).flat_map(|i| [i, 100, 200, 255]).collect();
+        let bgr = Source {
+            blue_first: true,
+            alpha_ignored: false,
+        };
+        avx2.over(&mut dst, &src, 255, bgr, None);
+        let want: Vec<u8> = (0..16).flat_map(|i| [200, 100, i, 255]).collect();
+        assert_eq!(dst, want);
+        // Over a uniform destination, transparent groups are that destination.
+        let mut dst = vec![9u8; 64];
+        avx2.over(&mut dst, &[0u8; 64], 255, rgba, Some([1, 2, 3, 4]));
+        assert_eq!(dst, [1, 2, 3, 4].repeat(16));
+        // Rows shorter than a group are left alone.
+        assert_eq!(avx2.over(&mut dst[..60], &src[..60], 255, bgr, None), 0);
+    }
+}
