@@ -14,7 +14,7 @@ use crossbeam_channel::{select, Receiver};
 use gpu_process::export::{self, shm::ShmExporter, Exporter};
 use gpu_process::gl::{GlContext, PlatformRequest};
 use gpu_process::pool::Pool;
-use ipc_channel::ipc::{IpcReceiver, IpcSender};
+use ipc_channel::ipc::IpcSender;
 use ipc_protocol::bootstrap::{self, IPC_FLAG};
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultAction, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
@@ -70,23 +70,6 @@ fn probe() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
-    name: &str,
-    rx: IpcReceiver<T>,
-) -> anyhow::Result<Receiver<T>> {
-    let (tx, out) = crossbeam_channel::unbounded();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            while let Ok(m) = rx.recv() {
-                if tx.send(m).is_err() {
-                    break;
-                }
-            }
-        })
-        .with_context(|| format!("spawning the {name} thread"))?;
-    Ok(out)
-}
 
 /// Raises the soft fd limit so the export window's numbers can be used.
 fn raise_fd_limit() -> anyhow::Result<()> {
@@ -171,7 +154,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             events
                 .send(GpuToLauncher::Started(info))
                 .context("reporting the start")?;
-            let commands = forward("launcher-rx", commands)?;
+            let commands = ipc_protocol::forward::forward("launcher-rx", commands)?;
             let mut producer = Producer::new(start, gl, exporter, events, fds)?;
             let result = producer.run(&commands);
             producer.ship_trace();
@@ -258,7 +241,7 @@ impl Producer {
     ) -> anyhow::Result<Self> {
         let pool = Pool::new(start.layers, start.pool_per_layer);
         let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
-        let releases = forward("releases-rx", start.renderer.releases)?;
+        let releases = ipc_protocol::forward::forward("releases-rx", start.renderer.releases)?;
         Ok(Self {
             epoch: start.epoch,
             width: start.width,
@@ -307,7 +290,7 @@ impl Producer {
         name_ptracer(link.renderer_pid)?;
         self.fds.attach(link.renderer_pid).context("taking the socket to the new renderer")?;
         self.pool.release_all();
-        self.releases = forward("releases-rx", link.releases)?;
+        self.releases = ipc_protocol::forward::forward("releases-rx", link.releases)?;
         self.to_renderer = Some(link.to_renderer);
         self.next_frame = link.resume_from;
         self.finished_sent = false;

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootstrap;
+pub mod forward;
 pub mod frame;
 pub mod messages;
 

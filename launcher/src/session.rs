@@ -51,23 +51,6 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// How long the GPU process gets to report that it started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
-    name: String,
-    rx: ipc::IpcReceiver<T>,
-) -> anyhow::Result<Receiver<T>> {
-    let (tx, out) = crossbeam_channel::unbounded();
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            while let Ok(m) = rx.recv() {
-                if tx.send(m).is_err() {
-                    break;
-                }
-            }
-        })
-        .with_context(|| format!("spawning {name}"))?;
-    Ok(out)
-}
 
 /// A message that arrives when a child exits.
 fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
@@ -218,7 +201,7 @@ impl Supervisor<'_> {
         let mut child: GpuChild = self.jail.spawn("gpu", "triptych-gpu").context("starting the GPU process")?;
         let pid = child.proc.pid;
         self.processes.push(ProcessInfo { pid, name: format!("gpu (epoch {})", self.epoch), threads: vec![] });
-        let events = forward(format!("gpu-{pid}-events"), child.events.take().context("gpu events taken")?)?;
+        let events = ipc_protocol::forward::forward(&format!("gpu-{pid}-events"), child.events.take().context("gpu events taken")?)?;
         let exit = watch_exit(&child.proc)?;
         let mut faults = self.faults_for(&self.plan.gpu);
         if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
@@ -376,7 +359,7 @@ impl Supervisor<'_> {
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
         let events =
-            forward(format!("renderer-{}-events", child.proc.pid), child.events.take().context("renderer events taken")?)?;
+            ipc_protocol::forward::forward(&format!("renderer-{}-events", child.proc.pid), child.events.take().context("renderer events taken")?)?;
         let exit = watch_exit(&child.proc)?;
         child
             .commands

@@ -6,11 +6,14 @@
 //!
 //! # Sequence
 //!
-//! [`composite`] sorts the layers by z, clips each to the frame once ([`Span`]), checks that
-//! every row it will read lies inside the layer's buffer, and then walks the output one row at a
-//! time: the row is filled with the backdrop and every layer that crosses it is drawn into it,
-//! bottom to top. Working row by row keeps the row in the first-level cache while all its layers
-//! land on it, so the output frame goes out to memory once, however many layers cover it.
+//! [`composite`] asks once per frame whether the CPU has AVX2 ([`Avx2::detect`]), sorts the
+//! layers by z, clips each to the frame once (`Span`), checks that every row it will read lies
+//! inside the layer's buffer, and then walks the output one row at a time. In each row the
+//! bottom layer that crosses it is blended straight over the backdrop, which is written only
+//! where that layer leaves the row uncovered, and every layer above it is blended over what is
+//! already there, bottom to top. Working row by row keeps the row in the first-level cache while
+//! all its layers land on it, so the output frame goes out to memory once and is never read
+//! back, however many layers cover it; the output's previous contents are never read.
 //!
 //! # Arithmetic
 //!
@@ -24,17 +27,23 @@
 //! ```
 //!
 //! Every product is at most 255 * 255 = 65 025, so the whole computation fits in 16-bit lanes,
-//! and [`div255`] divides by 255 with rounding using only an add and a high multiply. The blend
-//! runs over fixed chunks of [`CHUNK`] pixels with no branch inside a chunk, which the compiler
-//! turns into SIMD code (SSE2 on any x86-64, NEON on aarch64) without any `unsafe`. Pixels are
-//! read as little-endian `u32`s, so the swizzle of the BGRA formats and the alpha of the X
-//! formats are shifts and masks in 32-bit lanes.
+//! and `div255` divides by 255 with rounding using only an add and a high multiply.
+//!
+//! Two kernels compute it, with the same results:
+//!
+//! - on a CPU with AVX2, `triptych_sys::simd`'s kernel, 16 pixels a step; it lives in the sys
+//!   crate because reaching AVX2 code from a program built for the baseline x86-64 is `unsafe`,
+//!   and this crate has none;
+//! - everywhere, the portable kernel below, for whole rows without AVX2 and for the last pixels
+//!   of a row with it: fixed chunks of `CHUNK` (8) pixels with no branch inside a chunk, which the
+//!   compiler turns into vector code of the baseline target (SSE2 on x86-64, NEON on aarch64).
 //!
 //! Cases that need no arithmetic are taken per chunk: at opacity 255 a chunk whose source alpha
 //! is all 255 is a copy, and at any opacity a chunk that is all zero (transparent black) leaves
 //! the destination as it is. Both are exact: with `op = 255`, `sc = s_c`; with `s_a = 255`,
 //! `sa = 255` and the destination term is `round(d_c * 0 / 255) = 0`; with `s = 0`, `sc = sa = 0`
-//! and `d_c' = round(d_c * 255 / 255) = d_c`.
+//! and `d_c' = round(d_c * 255 / 255) = d_c`. An X format at opacity 255 is a copy of the row
+//! with the fourth byte set (and B and R swapped for XR24).
 //!
 //! Formats: `DRM_FORMAT_ABGR8888` (AB24) and `DRM_FORMAT_XBGR8888` (XB24) are bytes R, G, B, A/X
 //! in memory; `DRM_FORMAT_ARGB8888` (AR24) and `DRM_FORMAT_XRGB8888` (XR24) are B, G, R, A/X
@@ -74,8 +83,8 @@ pub struct Layer<'a> {
     pub opacity: u8,
 }
 
-/// Pixels blended together with no branch between them: two 16-byte vectors of source, four of
-/// 16-bit lanes while blending.
+/// Pixels the portable kernel blends together with no branch between them: two 16-byte vectors
+/// of source, four of 16-bit lanes while blending.
 const CHUNK: usize = 8;
 
 /// Bytes of one chunk.
@@ -412,7 +421,7 @@ mod tests {
 
     #[test]
     fn div255_is_exact() {
-        for v in 0..=255 * 255u16 {
+        for v in 0..=65407u16 {
             assert_eq!(u32::from(div255(v)), (u32::from(v) + 127) / 255, "v = {v}");
         }
     }

@@ -142,24 +142,6 @@ enum FrameError {
     Transport(#[from] crate::link::LinkError),
 }
 
-fn forward<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
-    name: &str,
-    rx: IpcReceiver<T>,
-) -> anyhow::Result<Receiver<T>> {
-    let (tx, out) = crossbeam_channel::bounded(64);
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            // Ends when the peer disconnects (or sends garbage), or when the loop is gone.
-            while let Ok(m) = rx.recv() {
-                if tx.send(m).is_err() {
-                    break;
-                }
-            }
-        })
-        .with_context(|| format!("spawning the {name} thread"))?;
-    Ok(out)
-}
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
 /// milliseconds (its frame belongs to a GPU process that was replaced), so the fences of a dead
@@ -238,7 +220,7 @@ fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &I
 
 /// Starts receiving from the GPU process of `gpu`; its link must already be attached.
 fn link(gpu: GpuLink) -> anyhow::Result<(GpuSide, Receiver<GpuToRenderer>)> {
-    let frames = forward("gpu-rx", gpu.frames)?;
+    let frames = ipc_protocol::forward::forward("gpu-rx", gpu.frames)?;
     Ok((GpuSide { epoch: gpu.epoch, pid: gpu.gpu_pid, window: gpu.gpu_window, releases: gpu.releases }, frames))
 }
 
@@ -294,7 +276,7 @@ impl Pipeline {
 
     /// Runs until the launcher says `Shutdown` or disappears.
     pub fn run(&mut self, commands: IpcReceiver<LauncherToRenderer>) -> anyhow::Result<()> {
-        let commands = forward("launcher-rx", commands)?;
+        let commands = ipc_protocol::forward::forward("launcher-rx", commands)?;
         loop {
             // While a frame waits on its fences, newer frames stay queued.
             let frames = if self.pending.is_some() { crossbeam_channel::never() } else { self.frames.clone() };

@@ -2,7 +2,8 @@
 //! bytes, on the producer's pinned CPU.
 //!
 //! The compositor is the renderer's own ([`renderer_process::composite`]), called as the frame
-//! loop calls it: the output frame is filled with the backdrop, then the layer is blended OVER it.
+//! loop calls it: the layer OVER the backdrop into the output frame (the compositor writes the
+//! backdrop only where no layer covers it, so here it blends straight over it).
 //! Source and output are shared-memory mappings of sealed memfds, as in the renderer (imported
 //! buffer in, output slot out). Two layers are timed, because the compositor has a fast path:
 //!
