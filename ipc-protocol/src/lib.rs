@@ -18,6 +18,7 @@
 //!    [`messages::LauncherToRenderer::SlotFree`].
 //! 4. Renderer releases each buffer it no longer shows -> [`messages::RendererToGpu::Release`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bootstrap;
 pub mod forward;

@@ -19,6 +19,7 @@
 //!
 //! [Porter and Duff, 1984]: https://keithp.com/~keithp/porterduff/p253-porter.pdf
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 

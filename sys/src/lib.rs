@@ -27,6 +27,8 @@
 //! - [`simd`]: AVX2 detection and the compositor's AVX2 kernel (CPU instructions Rust calls
 //!   `unsafe` to reach, kept here with the rest of the unsafe code).
 
+#![warn(missing_docs)]
+
 pub mod dma_buf;
 pub mod drm;
 pub mod eventfd;
