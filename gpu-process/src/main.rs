@@ -17,11 +17,11 @@ use gpu_process::pool::Pool;
 use ipc_channel::ipc::IpcSender;
 use ipc_protocol::bootstrap::{self, IPC_FLAG};
 use ipc_protocol::messages::{
-    BackendRequest, Fault, FaultAction, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
-    LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
+    BackendRequest, Fault, FaultAction, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher,
+    GpuToRenderer, LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
 };
-use triptych_trace::{Args, Recorder, Stage};
 use triptych_sys::fd::ExportWindow;
+use triptych_trace::{Args, Recorder, Stage};
 
 /// The role name: process name, policy name, span prefix, crash records.
 const ROLE: &str = "gpu";
@@ -69,7 +69,6 @@ fn probe() -> anyhow::Result<()> {
     writeln!(out, "{report}").context("writing the probe report")?;
     Ok(())
 }
-
 
 /// Raises the soft fd limit so the export window's numbers can be used.
 fn raise_fd_limit() -> anyhow::Result<()> {
@@ -128,7 +127,12 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         LauncherToGpu::Shutdown => return Ok(()),
         other => bail!("expected Start from the launcher, got {other:?}"),
     };
-    maybe_fire(&mut start.faults.clone(), FaultPoint::GpuStartup, start.first_frame, &events);
+    maybe_fire(
+        &mut start.faults.clone(),
+        FaultPoint::GpuStartup,
+        start.first_frame,
+        &events,
+    );
     match setup(&start) {
         Ok((gl, exporter, reason)) => {
             let gl_line = {
@@ -186,7 +190,12 @@ fn name_ptracer(renderer_pid: u32) -> anyhow::Result<()> {
 
 /// Fires `fault` if it is due at `point` for `frame`: tells the launcher, then acts. Returns
 /// true when the fault is to stop signalling fences.
-fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &IpcSender<GpuToLauncher>) -> bool {
+fn maybe_fire(
+    faults: &mut Vec<Fault>,
+    point: FaultPoint,
+    frame: u64,
+    events: &IpcSender<GpuToLauncher>,
+) -> bool {
     let Some(i) = faults
         .iter()
         .position(|f| f.point == point && (f.frame <= frame || point == FaultPoint::GpuStartup))
@@ -195,7 +204,10 @@ fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &I
     };
     // A fault fires once.
     let f = faults.remove(i);
-    let _ = events.send(GpuToLauncher::FaultFired { at_ns: triptych_trace::now_ns(), fault: f });
+    let _ = events.send(GpuToLauncher::FaultFired {
+        at_ns: triptych_trace::now_ns(),
+        fault: f,
+    });
     match f.action {
         FaultAction::Kill => {
             let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
@@ -240,7 +252,11 @@ impl Producer {
         fds: gpu_process::transport::FdSender,
     ) -> anyhow::Result<Self> {
         let pool = Pool::new(start.layers, start.pool_per_layer);
-        let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
+        let rec = if start.trace {
+            Recorder::new(std::process::id())
+        } else {
+            Recorder::disabled()
+        };
         let releases = ipc_protocol::forward::forward("releases-rx", start.renderer.releases)?;
         Ok(Self {
             epoch: start.epoch,
@@ -278,7 +294,10 @@ impl Producer {
     fn command(&mut self, c: LauncherToGpu) -> anyhow::Result<bool> {
         match c {
             LauncherToGpu::Shutdown => return Ok(false),
-            LauncherToGpu::Ping(n) => self.events.send(GpuToLauncher::Pong(n)).context("answering a ping")?,
+            LauncherToGpu::Ping(n) => self
+                .events
+                .send(GpuToLauncher::Pong(n))
+                .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
             LauncherToGpu::Start(_) => tracing::warn!("a second Start was ignored"),
         }
@@ -288,13 +307,19 @@ impl Producer {
     /// The renderer was replaced: whatever the old one held is free again.
     fn new_renderer(&mut self, link: RendererLink) -> anyhow::Result<()> {
         name_ptracer(link.renderer_pid)?;
-        self.fds.attach(link.renderer_pid).context("taking the socket to the new renderer")?;
+        self.fds
+            .attach(link.renderer_pid)
+            .context("taking the socket to the new renderer")?;
         self.pool.release_all();
         self.releases = ipc_protocol::forward::forward("releases-rx", link.releases)?;
         self.to_renderer = Some(link.to_renderer);
         self.next_frame = link.resume_from;
         self.finished_sent = false;
-        tracing::info!(renderer = link.renderer_pid, resume_from = link.resume_from, "producing for a new renderer");
+        tracing::info!(
+            renderer = link.renderer_pid,
+            resume_from = link.resume_from,
+            "producing for a new renderer"
+        );
         Ok(())
     }
 
@@ -332,7 +357,9 @@ impl Producer {
             if self.next_frame >= self.frames && !self.finished_sent {
                 self.finished_sent = true;
                 self.ship_trace();
-                let _ = self.events.send(GpuToLauncher::Finished { frames: self.next_frame });
+                let _ = self.events.send(GpuToLauncher::Finished {
+                    frames: self.next_frame,
+                });
             }
             select! {
                 recv(self.releases) -> m => match m {
@@ -361,24 +388,44 @@ impl Producer {
         let mut used = Vec::with_capacity(n as usize);
         let mut export_ns = 0u64;
         for layer in 0..n {
-            let slot = self.pool.free_slot(layer).context("no free buffer although one was checked")?;
+            let slot = self
+                .pool
+                .free_slot(layer)
+                .context("no free buffer although one was checked")?;
             let id = self.pool.id(slot);
             let (lw, lh) = triptych_scene::layer_size(layer, w, h);
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if s.buffer.is_none() {
-                s.buffer = Some(self.exporter.allocate(&mut self.gl, id, lw, lh).context("allocating a buffer")?);
+                s.buffer = Some(
+                    self.exporter
+                        .allocate(&mut self.gl, id, lw, lh)
+                        .context("allocating a buffer")?,
+                );
             }
             let buf = s.buffer.as_mut().context("buffer just allocated")?;
             let content = triptych_scene::layer_content(frame, layer, w, h);
-            let sub = self.exporter.render(&mut self.gl, buf, &content).context("rendering a layer")?;
+            let sub = self
+                .exporter
+                .render(&mut self.gl, buf, &content)
+                .context("rendering a layer")?;
             let e0 = triptych_trace::now_ns();
-            let desc = export::describe(buf, self.exporter.kind(), self.exporter.fence_kind(), &sub.fence)?;
+            let desc = export::describe(
+                buf,
+                self.exporter.kind(),
+                self.exporter.fence_kind(),
+                &sub.fence,
+            )?;
             export_ns += triptych_trace::now_ns() - e0;
             s.in_flight = Some(sub);
             let p = triptych_scene::placement(frame, layer, n, w, h);
             layers.push(LayerMsg {
                 layer,
-                placement: LayerPlacement { x: p.x, y: p.y, z: p.z, opacity: p.opacity },
+                placement: LayerPlacement {
+                    x: p.x,
+                    y: p.y,
+                    z: p.z,
+                    opacity: p.opacity,
+                },
                 buffer: desc,
             });
             used.push(slot);
@@ -390,14 +437,25 @@ impl Producer {
         let render_end = t1 - export_ns.min(t1 - t0);
         let mut args = Args::new();
         args.insert("layers".into(), n.into());
-        self.rec.record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
-        self.rec.record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
-        let msg = FrameMsg { epoch: self.epoch, frame, sent_ns: triptych_trace::now_ns(), layers };
-        self.rec.record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
+        self.rec
+            .record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
+        self.rec
+            .record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
+        let msg = FrameMsg {
+            epoch: self.epoch,
+            frame,
+            sent_ns: triptych_trace::now_ns(),
+            layers,
+        };
+        self.rec
+            .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }
-        let sent = self.to_renderer.as_ref().map(|t| t.send(GpuToRenderer::Frame(msg)));
+        let sent = self
+            .to_renderer
+            .as_ref()
+            .map(|t| t.send(GpuToRenderer::Frame(msg)));
         if !matches!(sent, Some(Ok(()))) {
             // The renderer died: its replacement resumes from the launcher's last presented
             // frame, and every buffer is freed then. The frame's work is still completed, so no
@@ -411,13 +469,24 @@ impl Producer {
         if self.rec.is_enabled() {
             let in_flight = self.pool.in_flight() as f64;
             self.rec.counter("buffers_in_flight", in_flight);
-            self.rec.counter("pool_occupancy", in_flight / f64::from(self.pool.len().max(1) as u32));
+            self.rec.counter(
+                "pool_occupancy",
+                in_flight / f64::from(self.pool.len().max(1) as u32),
+            );
         }
-        if maybe_fire(&mut self.faults, FaultPoint::GpuAfterExport, frame, &self.events) {
+        if maybe_fire(
+            &mut self.faults,
+            FaultPoint::GpuAfterExport,
+            frame,
+            &self.events,
+        ) {
             self.stop_fences = true;
         }
         if self.stop_fences {
-            tracing::warn!(frame, "injected fault: not completing frames (fences stay unsignalled)");
+            tracing::warn!(
+                frame,
+                "injected fault: not completing frames (fences stay unsignalled)"
+            );
             return Ok(());
         }
         self.complete_frame(&used)
@@ -428,7 +497,9 @@ impl Producer {
         for &slot in used {
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if let (Some(buf), Some(sub)) = (s.buffer.as_mut(), s.in_flight.as_mut()) {
-                self.exporter.complete(&mut self.gl, buf, sub).context("completing a layer")?;
+                self.exporter
+                    .complete(&mut self.gl, buf, sub)
+                    .context("completing a layer")?;
             }
         }
         Ok(())

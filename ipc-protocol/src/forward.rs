@@ -35,6 +35,9 @@ where
                 }
             }
         })
-        .map_err(|source| ForwardError { name: name.to_owned(), source })?;
+        .map_err(|source| ForwardError {
+            name: name.to_owned(),
+            source,
+        })?;
     Ok(out)
 }

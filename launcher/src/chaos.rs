@@ -82,17 +82,39 @@ impl Plan {
                 _ => FaultAction::Abort,
             };
             match rng.below(6) {
-                0 => plan.gpu.push(Fault { frame, point: FaultPoint::GpuRender, action }),
+                0 => plan.gpu.push(Fault {
+                    frame,
+                    point: FaultPoint::GpuRender,
+                    action,
+                }),
                 1 => plan.gpu.push(Fault {
                     frame,
                     point: FaultPoint::GpuAfterExport,
                     // One in three of these is a hang rather than a death.
-                    action: if rng.below(3) == 0 { FaultAction::StopFences } else { action },
+                    action: if rng.below(3) == 0 {
+                        FaultAction::StopFences
+                    } else {
+                        action
+                    },
                 }),
-                2 => plan.renderer.push(Fault { frame, point: FaultPoint::RendererFenceWait, action }),
-                3 => plan.renderer.push(Fault { frame, point: FaultPoint::RendererComposite, action }),
-                4 => plan.external.push(ExternalKill { after_frame: frame, target: Target::Gpu }),
-                _ => plan.external.push(ExternalKill { after_frame: frame, target: Target::Renderer }),
+                2 => plan.renderer.push(Fault {
+                    frame,
+                    point: FaultPoint::RendererFenceWait,
+                    action,
+                }),
+                3 => plan.renderer.push(Fault {
+                    frame,
+                    point: FaultPoint::RendererComposite,
+                    action,
+                }),
+                4 => plan.external.push(ExternalKill {
+                    after_frame: frame,
+                    target: Target::Gpu,
+                }),
+                _ => plan.external.push(ExternalKill {
+                    after_frame: frame,
+                    target: Target::Renderer,
+                }),
             }
         }
         plan
@@ -102,8 +124,12 @@ impl Plan {
     pub fn with_faults(mut self, faults: &[Fault]) -> Self {
         for f in faults {
             match f.point {
-                FaultPoint::GpuStartup | FaultPoint::GpuRender | FaultPoint::GpuAfterExport => self.gpu.push(*f),
-                FaultPoint::RendererFenceWait | FaultPoint::RendererComposite => self.renderer.push(*f),
+                FaultPoint::GpuStartup | FaultPoint::GpuRender | FaultPoint::GpuAfterExport => {
+                    self.gpu.push(*f)
+                }
+                FaultPoint::RendererFenceWait | FaultPoint::RendererComposite => {
+                    self.renderer.push(*f)
+                }
             }
         }
         self
@@ -117,9 +143,15 @@ impl Plan {
 
 /// Parses `POINT:ACTION@FRAME` (see `triptych run --help`).
 pub fn parse_fault(s: &str) -> Result<Fault, String> {
-    let (spec, frame) = s.split_once('@').ok_or_else(|| format!("fault {s:?} lacks @FRAME"))?;
-    let (point, action) = spec.split_once(':').ok_or_else(|| format!("fault {s:?} lacks :ACTION"))?;
-    let frame: u64 = frame.parse().map_err(|_| format!("frame {frame:?} in fault {s:?} is not a number"))?;
+    let (spec, frame) = s
+        .split_once('@')
+        .ok_or_else(|| format!("fault {s:?} lacks @FRAME"))?;
+    let (point, action) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("fault {s:?} lacks :ACTION"))?;
+    let frame: u64 = frame
+        .parse()
+        .map_err(|_| format!("frame {frame:?} in fault {s:?} is not a number"))?;
     let point = match point {
         "gpu-render" => FaultPoint::GpuRender,
         "gpu-after-export" => FaultPoint::GpuAfterExport,
@@ -131,10 +163,20 @@ pub fn parse_fault(s: &str) -> Result<Fault, String> {
         "kill" => FaultAction::Kill,
         "segv" => FaultAction::Segv,
         "abort" => FaultAction::Abort,
-        "stop-fences" if matches!(point, FaultPoint::GpuRender | FaultPoint::GpuAfterExport) => FaultAction::StopFences,
-        other => return Err(format!("unknown or misplaced fault action {other:?} in {s:?}")),
+        "stop-fences" if matches!(point, FaultPoint::GpuRender | FaultPoint::GpuAfterExport) => {
+            FaultAction::StopFences
+        }
+        other => {
+            return Err(format!(
+                "unknown or misplaced fault action {other:?} in {s:?}"
+            ))
+        }
     };
-    Ok(Fault { frame, point, action })
+    Ok(Fault {
+        frame,
+        point,
+        action,
+    })
 }
 
 /// A short description of a fault, for crash records.

@@ -54,12 +54,17 @@ impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Cause::Exited { code: Some(c), .. } => write!(f, "exited with code {c}"),
-            Cause::Exited { signal: Some(s), .. } => write!(f, "killed by {s}"),
+            Cause::Exited {
+                signal: Some(s), ..
+            } => write!(f, "killed by {s}"),
             Cause::Exited { .. } => write!(f, "exited"),
             Cause::Hang { silent_ms } => write!(f, "hung (no answer for {silent_ms} ms)"),
             Cause::Stalled { ms } => write!(f, "stalled (no frame for {ms} ms)"),
             Cause::FenceTimeout { frame, layer } => {
-                write!(f, "hung (fence of frame {frame} layer {layer} never signalled)")
+                write!(
+                    f,
+                    "hung (fence of frame {frame} layer {layer} never signalled)"
+                )
             }
             Cause::SandboxViolation { syscall } => write!(f, "sandbox violation: {syscall}"),
         }
@@ -98,12 +103,20 @@ pub struct RestartPolicy {
 impl RestartPolicy {
     /// At most `max` crashes within `window`.
     pub fn new(max: u32, window: Duration) -> Self {
-        Self { max, window, recent: VecDeque::new() }
+        Self {
+            max,
+            window,
+            recent: VecDeque::new(),
+        }
     }
 
     /// Counts a crash at `now`; true if the limit is now exceeded.
     pub fn crashed(&mut self, now: Instant) -> bool {
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             self.recent.pop_front();
         }
         self.recent.push_back(now);

@@ -8,8 +8,8 @@
 mod bench;
 mod chaos;
 mod child;
-mod crash;
 mod cli;
+mod crash;
 mod doctor;
 mod jail;
 mod present;

@@ -30,8 +30,9 @@ use crossbeam_channel::{select, Receiver};
 use ipc_channel::ipc;
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::messages::{
-    BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher, GpuToRenderer,
-    LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToGpu, RendererToLauncher,
+    BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher,
+    GpuToRenderer, LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToGpu,
+    RendererToLauncher,
 };
 use nix::sys::signal::Signal;
 use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder, Stage};
@@ -50,7 +51,6 @@ type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// How long the GPU process gets to report that it started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
 
 /// A message that arrives when a child exits.
 fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
@@ -186,7 +186,11 @@ impl Supervisor<'_> {
     }
 
     fn faults_for(&self, faults: &[Fault]) -> Vec<Fault> {
-        faults.iter().filter(|f| !self.fired.contains(f)).copied().collect()
+        faults
+            .iter()
+            .filter(|f| !self.fired.contains(f))
+            .copied()
+            .collect()
     }
 
     fn resume_from(&self) -> u64 {
@@ -198,14 +202,28 @@ impl Supervisor<'_> {
     fn start_gpu(&mut self, link: RendererLink) -> anyhow::Result<Result<Gpu, (u32, String)>> {
         self.epoch += 1;
         let request = self.ladder[self.rung];
-        let mut child: GpuChild = self.jail.spawn("gpu", "triptych-gpu").context("starting the GPU process")?;
+        let mut child: GpuChild = self
+            .jail
+            .spawn("gpu", "triptych-gpu")
+            .context("starting the GPU process")?;
         let pid = child.proc.pid;
-        self.processes.push(ProcessInfo { pid, name: format!("gpu (epoch {})", self.epoch), threads: vec![] });
-        let events = ipc_protocol::forward::forward(&format!("gpu-{pid}-events"), child.events.take().context("gpu events taken")?)?;
+        self.processes.push(ProcessInfo {
+            pid,
+            name: format!("gpu (epoch {})", self.epoch),
+            threads: vec![],
+        });
+        let events = ipc_protocol::forward::forward(
+            &format!("gpu-{pid}-events"),
+            child.events.take().context("gpu events taken")?,
+        )?;
         let exit = watch_exit(&child.proc)?;
         let mut faults = self.faults_for(&self.plan.gpu);
         if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
-            faults.push(Fault { frame: 0, point: FaultPoint::GpuStartup, action: FaultAction::Abort });
+            faults.push(Fault {
+                frame: 0,
+                point: FaultPoint::GpuStartup,
+                action: FaultAction::Abort,
+            });
         }
         if let Err(e) = self.jail.link_gpu(pid, link.renderer_pid) {
             // It died already: the loop below sees it disconnect and reports that.
@@ -260,20 +278,30 @@ impl Supervisor<'_> {
     }
 
     /// Starts a GPU process, stepping down the ladder while it keeps failing to start.
-    fn start_gpu_with_ladder(&mut self, make_link: &mut dyn FnMut() -> anyhow::Result<(RendererLink, GpuLinkEnds)>) -> anyhow::Result<(Gpu, GpuLinkEnds)> {
+    fn start_gpu_with_ladder(
+        &mut self,
+        make_link: &mut dyn FnMut() -> anyhow::Result<(RendererLink, GpuLinkEnds)>,
+    ) -> anyhow::Result<(Gpu, GpuLinkEnds)> {
         loop {
             let (link, ends) = make_link()?;
             match self.start_gpu(link)? {
                 Ok(g) => return Ok((g, ends)),
                 Err((pid, why)) => {
                     let now = Instant::now();
-                    if self.args.buffers == Buffers::Dmabuf && self.rung == 0 && self.crashes.is_empty() && !why.contains("exited") {
+                    if self.args.buffers == Buffers::Dmabuf
+                        && self.rung == 0
+                        && self.crashes.is_empty()
+                        && !why.contains("exited")
+                    {
                         // `--buffers dmabuf` that cannot work is a configuration error, not a crash.
                         bail!("the GPU process could not start: {why}");
                     }
                     let cause = match self.jail.reaped(pid, &self.rec, self.summary.last_frame) {
                         Some(syscall) => Cause::SandboxViolation { syscall },
-                        None => Cause::Exited { code: None, signal: None },
+                        None => Cause::Exited {
+                            code: None,
+                            signal: None,
+                        },
                     };
                     let record = CrashRecord {
                         role: "gpu",
@@ -286,7 +314,11 @@ impl Supervisor<'_> {
                         injected: None,
                     };
                     tracing::warn!(pid, %why, "the GPU process failed to start");
-                    self.trace_instant(Marker::Crash, self.summary.last_frame, &[("role", "gpu".into()), ("why", why.clone())]);
+                    self.trace_instant(
+                        Marker::Crash,
+                        self.summary.last_frame,
+                        &[("role", "gpu".into()), ("why", why.clone())],
+                    );
                     self.crashes.push(record);
                     if self.gpu_policy.crashed(now) {
                         self.step_down(&why)?;
@@ -302,7 +334,12 @@ impl Supervisor<'_> {
             let history: Vec<String> = self
                 .crashes
                 .iter()
-                .map(|c| format!("{:.3}s {} {} {} (last frame {:?})", c.at_s, c.role, c.pid, c.cause, c.last_frame))
+                .map(|c| {
+                    format!(
+                        "{:.3}s {} {} {} (last frame {:?})",
+                        c.at_s, c.role, c.pid, c.cause, c.last_frame
+                    )
+                })
                 .collect();
             bail!(
                 "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
@@ -320,7 +357,11 @@ impl Supervisor<'_> {
             self.args.max_crashes, self.args.restart_window_s
         );
         tracing::warn!("{msg}");
-        self.trace_instant(Marker::Fallback, self.summary.last_frame, &[("from", from.into()), ("to", to.into())]);
+        self.trace_instant(
+            Marker::Fallback,
+            self.summary.last_frame,
+            &[("from", from.into()), ("to", to.into())],
+        );
         self.fallbacks.push(msg);
         self.gpu_policy.reset();
         Ok(())
@@ -334,37 +375,66 @@ struct GpuLinkEnds {
 }
 
 fn new_link(renderer_pid: u32, resume_from: u64) -> anyhow::Result<(RendererLink, GpuLinkEnds)> {
-    let (frames_tx, frames_rx) = ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
-    let (releases_tx, releases_rx) = ipc::channel::<RendererToGpu>().context("creating the release channel")?;
+    let (frames_tx, frames_rx) =
+        ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
+    let (releases_tx, releases_rx) =
+        ipc::channel::<RendererToGpu>().context("creating the release channel")?;
     Ok((
-        RendererLink { renderer_pid, to_renderer: frames_tx, releases: releases_rx, resume_from },
-        GpuLinkEnds { frames: frames_rx, releases: releases_tx },
+        RendererLink {
+            renderer_pid,
+            to_renderer: frames_tx,
+            releases: releases_rx,
+            resume_from,
+        },
+        GpuLinkEnds {
+            frames: frames_rx,
+            releases: releases_tx,
+        },
     ))
 }
 
 impl Supervisor<'_> {
     fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
-        let mut r: RendererChild =
-            self.jail.spawn("renderer", "triptych-renderer").context("starting the renderer")?;
-        self.processes.push(ProcessInfo { pid: r.proc.pid, name: "renderer".into(), threads: vec![] });
+        let mut r: RendererChild = self
+            .jail
+            .spawn("renderer", "triptych-renderer")
+            .context("starting the renderer")?;
+        self.processes.push(ProcessInfo {
+            pid: r.proc.pid,
+            name: "renderer".into(),
+            threads: vec![],
+        });
         // Events are forwarded by the caller.
         let _ = &mut r;
         Ok(r)
     }
 
-    fn start_renderer(&mut self, mut child: RendererChild, gpu: (u64, u32, (i32, i32)), ends: GpuLinkEnds) -> anyhow::Result<Renderer> {
+    fn start_renderer(
+        &mut self,
+        mut child: RendererChild,
+        gpu: (u64, u32, (i32, i32)),
+        ends: GpuLinkEnds,
+    ) -> anyhow::Result<Renderer> {
         let (epoch, gpu_pid, gpu_window) = gpu;
         if let Err(e) = self.jail.link_renderer(child.proc.pid, epoch, gpu_pid) {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
-        let events =
-            ipc_protocol::forward::forward(&format!("renderer-{}-events", child.proc.pid), child.events.take().context("renderer events taken")?)?;
+        let events = ipc_protocol::forward::forward(
+            &format!("renderer-{}-events", child.proc.pid),
+            child.events.take().context("renderer events taken")?,
+        )?;
         let exit = watch_exit(&child.proc)?;
         child
             .commands
             .send(LauncherToRenderer::Start(RendererStart {
-                gpu: GpuLink { epoch, gpu_pid, gpu_window, frames: ends.frames, releases: ends.releases },
+                gpu: GpuLink {
+                    epoch,
+                    gpu_pid,
+                    gpu_window,
+                    frames: ends.frames,
+                    releases: ends.releases,
+                },
                 layers: self.args.layers,
                 faults: self.faults_for(&self.plan.renderer),
                 trace: self.args.trace.is_some(),
@@ -377,16 +447,35 @@ impl Supervisor<'_> {
                 // Its death, if that is why, is seen through its pidfd and handled there.
                 tracing::warn!(error = %e, "could not start the renderer");
             });
-        Ok(Renderer { child, events, exit, screen: None, last_pong: Instant::now(), fault: None, presented: 0 })
+        Ok(Renderer {
+            child,
+            events,
+            exit,
+            screen: None,
+            last_pong: Instant::now(),
+            fault: None,
+            presented: 0,
+        })
     }
 
     /// Records a crash of `role`; the child is already reaped.
-    fn record_crash(&mut self, role: &'static str, pid: u32, cause: Cause, fault: Option<(u64, Fault)>, detected_ns: u64) -> usize {
+    fn record_crash(
+        &mut self,
+        role: &'static str,
+        pid: u32,
+        cause: Cause,
+        fault: Option<(u64, Fault)>,
+        detected_ns: u64,
+    ) -> usize {
         let cause = match self.jail.reaped(pid, &self.rec, self.summary.last_frame) {
             Some(syscall) => Cause::SandboxViolation { syscall },
             None => cause,
         };
-        let kill = self.kill_times.iter().position(|(p, _)| *p == pid).map(|i| self.kill_times.remove(i).1);
+        let kill = self
+            .kill_times
+            .iter()
+            .position(|(p, _)| *p == pid)
+            .map(|i| self.kill_times.remove(i).1);
         let since = fault.map(|(t, _)| t).or(kill);
         let record = CrashRecord {
             role,
@@ -396,13 +485,23 @@ impl Supervisor<'_> {
             last_frame: self.summary.last_frame,
             detection_us: since.map(|t| detected_ns.saturating_sub(t) as f64 / 1000.0),
             recovery_us: None,
-            injected: fault.map(|(_, f)| chaos::describe(&f)).or(kill.map(|_| "external SIGKILL".to_owned())),
+            injected: fault
+                .map(|(_, f)| chaos::describe(&f))
+                .or(kill.map(|_| "external SIGKILL".to_owned())),
         };
         if let Some(t) = since {
             self.detections.push(detected_ns.saturating_sub(t));
         }
         tracing::warn!(role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
-        self.trace_instant(Marker::Crash, self.summary.last_frame, &[("role", role.into()), ("pid", pid.to_string()), ("cause", cause.to_string())]);
+        self.trace_instant(
+            Marker::Crash,
+            self.summary.last_frame,
+            &[
+                ("role", role.into()),
+                ("pid", pid.to_string()),
+                ("cause", cause.to_string()),
+            ],
+        );
         self.crashes.push(record);
         self.crashes.len() - 1
     }
@@ -411,11 +510,17 @@ impl Supervisor<'_> {
     fn gpu_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
-        let Some(mut g) = self.gpu.take() else { return Ok(()) };
+        let Some(mut g) = self.gpu.take() else {
+            return Ok(());
+        };
         if hung.is_some() {
             g.child.proc.kill();
         }
-        let st = g.child.proc.wait_exit(Duration::from_secs(2)).or_else(|| g.child.proc.kill());
+        let st = g
+            .child
+            .proc
+            .wait_exit(Duration::from_secs(2))
+            .or_else(|| g.child.proc.kill());
         // Everything it sent before dying (trace batches, the fault notice) is still readable:
         // the forwarding thread delivers it, then disconnects, once the socket reports the end.
         while let Ok(m) = g.events.recv_timeout(Duration::from_millis(500)) {
@@ -439,9 +544,16 @@ impl Supervisor<'_> {
         let resume = self.resume_from();
         let mut mk = || new_link(renderer_pid, resume);
         let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
-        self.trace_instant(Marker::Restart, self.summary.last_frame, &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())]);
+        self.trace_instant(
+            Marker::Restart,
+            self.summary.last_frame,
+            &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())],
+        );
         if let Some(r) = &self.renderer {
-            if let Err(e) = self.jail.link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid) {
+            if let Err(e) = self
+                .jail
+                .link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid)
+            {
                 tracing::warn!(error = %e, "could not hand the renderer its link to the new GPU process");
             }
             r.child
@@ -459,7 +571,11 @@ impl Supervisor<'_> {
                 });
         }
         self.gpu = Some(gpu);
-        self.recovery = Some(Recovery { role: "gpu", detected, record: idx });
+        self.recovery = Some(Recovery {
+            role: "gpu",
+            detected,
+            record: idx,
+        });
         self.last_progress = Instant::now();
         Ok(())
     }
@@ -468,11 +584,17 @@ impl Supervisor<'_> {
     fn renderer_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
-        let Some(mut r) = self.renderer.take() else { return Ok(()) };
+        let Some(mut r) = self.renderer.take() else {
+            return Ok(());
+        };
         if hung.is_some() {
             r.child.proc.kill();
         }
-        let st = r.child.proc.wait_exit(Duration::from_secs(2)).or_else(|| r.child.proc.kill());
+        let st = r
+            .child
+            .proc
+            .wait_exit(Duration::from_secs(2))
+            .or_else(|| r.child.proc.kill());
         while let Ok(m) = r.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 RendererToLauncher::FaultFired { at_ns, fault } => {
@@ -486,7 +608,11 @@ impl Supervisor<'_> {
         let cause = hung.unwrap_or_else(|| exit_cause(st));
         let idx = self.record_crash("renderer", r.child.proc.pid, cause, r.fault, detected_ns);
         if self.renderer_policy.crashed(detected) {
-            let history: Vec<String> = self.crashes.iter().map(|c| format!("{:.3}s {} {} {}", c.at_s, c.role, c.pid, c.cause)).collect();
+            let history: Vec<String> = self
+                .crashes
+                .iter()
+                .map(|c| format!("{:.3}s {} {} {}", c.at_s, c.role, c.pid, c.cause))
+                .collect();
             bail!(
                 "the renderer crashed more than {} times within {} s; crash history:\n  {}",
                 self.args.max_crashes,
@@ -503,21 +629,39 @@ impl Supervisor<'_> {
         drop(r);
         let child = self.spawn_renderer()?;
         let (link, ends) = new_link(child.proc.pid, self.resume_from())?;
-        let gpu = self.gpu.as_ref().context("no GPU process while replacing the renderer")?;
+        let gpu = self
+            .gpu
+            .as_ref()
+            .context("no GPU process while replacing the renderer")?;
         let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
         let renderer = self.start_renderer(child, gpu, ends)?;
         if let Some(g) = &self.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
                 tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
             }
-            if g.child.commands.send(LauncherToGpu::NewRenderer(link)).is_err() {
+            if g.child
+                .commands
+                .send(LauncherToGpu::NewRenderer(link))
+                .is_err()
+            {
                 tracing::warn!("the GPU process is gone too; it will be replaced");
             }
         }
-        self.trace_instant(Marker::Restart, self.summary.last_frame, &[("role", "renderer".into()), ("pid", renderer.child.proc.pid.to_string())]);
+        self.trace_instant(
+            Marker::Restart,
+            self.summary.last_frame,
+            &[
+                ("role", "renderer".into()),
+                ("pid", renderer.child.proc.pid.to_string()),
+            ],
+        );
         self.renderer = Some(renderer);
         self.summary.fd_counts.renderer_at_10 = None;
-        self.recovery = Some(Recovery { role: "renderer", detected, record: idx });
+        self.recovery = Some(Recovery {
+            role: "renderer",
+            detected,
+            record: idx,
+        });
         self.last_progress = Instant::now();
         Ok(())
     }
@@ -526,8 +670,14 @@ impl Supervisor<'_> {
 fn exit_cause(st: Option<std::process::ExitStatus>) -> Cause {
     use std::os::unix::process::ExitStatusExt;
     match st {
-        Some(s) => Cause::Exited { code: s.code(), signal: s.signal().map(|n| signal_name(n).to_owned()) },
-        None => Cause::Exited { code: None, signal: None },
+        Some(s) => Cause::Exited {
+            code: s.code(),
+            signal: s.signal().map(|n| signal_name(n).to_owned()),
+        },
+        None => Cause::Exited {
+            code: None,
+            signal: None,
+        },
     }
 }
 
@@ -548,7 +698,11 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
     if args.chaos.is_some() {
         tracing::info!(kills = plan.len(), "chaos mode");
     }
-    let rec = if args.trace.is_some() { Recorder::new(std::process::id()) } else { Recorder::disabled() };
+    let rec = if args.trace.is_some() {
+        Recorder::new(std::process::id())
+    } else {
+        Recorder::disabled()
+    };
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
@@ -568,14 +722,23 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         recoveries: Vec::new(),
         detections: Vec::new(),
         fallbacks: Vec::new(),
-        summary: RunSummary { width, height, layers: args.layers, ..RunSummary::default() },
+        summary: RunSummary {
+            width,
+            height,
+            layers: args.layers,
+            ..RunSummary::default()
+        },
         handoff: Vec::with_capacity(args.frames as usize),
         end_to_end: Vec::with_capacity(args.frames as usize),
         first_present: None,
         last_present: Instant::now(),
         rec,
         events: Vec::new(),
-        processes: vec![ProcessInfo { pid: std::process::id(), name: "launcher".into(), threads: vec![] }],
+        processes: vec![ProcessInfo {
+            pid: std::process::id(),
+            name: "launcher".into(),
+            threads: vec![],
+        }],
         ping_seq: 0,
         last_ping: Instant::now(),
         last_progress: Instant::now(),
@@ -586,7 +749,11 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
     let mut mk = || new_link(renderer_pid, 0);
     let (gpu, ends) = sv.start_gpu_with_ladder(&mut mk)?;
     tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
-    let renderer = sv.start_renderer(renderer_child, (gpu.epoch, gpu.info.pid, gpu.info.window), ends)?;
+    let renderer = sv.start_renderer(
+        renderer_child,
+        (gpu.epoch, gpu.info.pid, gpu.info.window),
+        ends,
+    )?;
     sv.gpu = Some(gpu);
     sv.renderer = Some(renderer);
     let result = sv.drive(signals);
@@ -601,10 +768,22 @@ impl Supervisor<'_> {
         let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
         self.last_progress = Instant::now();
         while self.summary.last_frame != Some(self.args.frames - 1) {
-            let gpu_events = self.gpu.as_ref().map_or_else(crossbeam_channel::never, |g| g.events.clone());
-            let gpu_exit = self.gpu.as_ref().map_or_else(crossbeam_channel::never, |g| g.exit.clone());
-            let r_events = self.renderer.as_ref().map_or_else(crossbeam_channel::never, |r| r.events.clone());
-            let r_exit = self.renderer.as_ref().map_or_else(crossbeam_channel::never, |r| r.exit.clone());
+            let gpu_events = self
+                .gpu
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |g| g.events.clone());
+            let gpu_exit = self
+                .gpu
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |g| g.exit.clone());
+            let r_events = self
+                .renderer
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |r| r.events.clone());
+            let r_exit = self
+                .renderer
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
             select! {
                 recv(r_events) -> m => match m {
                     Ok(m) => self.renderer_event(m)?,
@@ -631,19 +810,38 @@ impl Supervisor<'_> {
                     let _ = g.child.commands.send(LauncherToGpu::Ping(self.ping_seq));
                 }
                 if let Some(r) = &self.renderer {
-                    let _ = r.child.commands.send(LauncherToRenderer::Ping(self.ping_seq));
+                    let _ = r
+                        .child
+                        .commands
+                        .send(LauncherToRenderer::Ping(self.ping_seq));
                 }
             }
-            if let Some(silent) = self.gpu.as_ref().map(|g| g.last_pong.elapsed()).filter(|s| *s > hang) {
-                self.gpu_down(Some(Cause::Hang { silent_ms: silent.as_millis() as u64 }))?;
+            if let Some(silent) = self
+                .gpu
+                .as_ref()
+                .map(|g| g.last_pong.elapsed())
+                .filter(|s| *s > hang)
+            {
+                self.gpu_down(Some(Cause::Hang {
+                    silent_ms: silent.as_millis() as u64,
+                }))?;
             }
-            if let Some(silent) = self.renderer.as_ref().map(|r| r.last_pong.elapsed()).filter(|s| *s > hang) {
-                self.renderer_down(Some(Cause::Hang { silent_ms: silent.as_millis() as u64 }))?;
+            if let Some(silent) = self
+                .renderer
+                .as_ref()
+                .map(|r| r.last_pong.elapsed())
+                .filter(|s| *s > hang)
+            {
+                self.renderer_down(Some(Cause::Hang {
+                    silent_ms: silent.as_millis() as u64,
+                }))?;
             }
             // Both answer, yet nothing reaches the screen: the producer is stuck.
             let stalled = self.last_progress.elapsed();
             if stalled > hang && self.gpu.is_some() {
-                self.gpu_down(Some(Cause::Stalled { ms: stalled.as_millis() as u64 }))?;
+                self.gpu_down(Some(Cause::Stalled {
+                    ms: stalled.as_millis() as u64,
+                }))?;
             }
         }
         Ok(())
@@ -660,7 +858,9 @@ impl Supervisor<'_> {
                     self.summary.gpu_ping_max_us = self.summary.gpu_ping_max_us.max(us);
                 }
             }
-            GpuToLauncher::Finished { frames } => tracing::debug!(frames, "GPU process rendered every frame"),
+            GpuToLauncher::Finished { frames } => {
+                tracing::debug!(frames, "GPU process rendered every frame")
+            }
             GpuToLauncher::Failed(e) => {
                 tracing::error!(error = %e, "the GPU process failed");
             }
@@ -679,7 +879,11 @@ impl Supervisor<'_> {
     fn renderer_event(&mut self, m: RendererToLauncher) -> anyhow::Result<()> {
         let (width, height) = (self.args.size.width, self.args.size.height);
         match m {
-            RendererToLauncher::Output { fd, slots, slot_bytes } => {
+            RendererToLauncher::Output {
+                fd,
+                slots,
+                slot_bytes,
+            } => {
                 let r = self.renderer.as_mut().context("output from no renderer")?;
                 r.screen = Some(
                     Screen::attach(&r.child.proc.pidfd, fd, slots, slot_bytes, width, height)
@@ -689,7 +893,9 @@ impl Supervisor<'_> {
             RendererToLauncher::Presented(p) => self.present(p)?,
             RendererToLauncher::Rejected { frame, reason } => {
                 tracing::warn!(frame, %reason, "the renderer rejected a frame");
-                self.summary.rejected.push(format!("frame {frame}: {reason}"));
+                self.summary
+                    .rejected
+                    .push(format!("frame {frame}: {reason}"));
             }
             RendererToLauncher::Failed(e) => tracing::error!(error = %e, "the renderer failed"),
             RendererToLauncher::Stats(s) => self.summary.renderer = s,
@@ -702,7 +908,11 @@ impl Supervisor<'_> {
                     self.summary.renderer_ping_max_us = self.summary.renderer_ping_max_us.max(us);
                 }
             }
-            RendererToLauncher::FenceTimeout { epoch, frame, layer } => {
+            RendererToLauncher::FenceTimeout {
+                epoch,
+                frame,
+                layer,
+            } => {
                 if self.gpu.as_ref().is_some_and(|g| g.epoch == epoch) {
                     self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))?;
                 }
@@ -721,7 +931,10 @@ impl Supervisor<'_> {
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> anyhow::Result<()> {
         let now = triptych_trace::now_ns();
         let r = self.renderer.as_mut().context("a frame from no renderer")?;
-        let screen = r.screen.as_mut().context("renderer presented before sharing its output")?;
+        let screen = r
+            .screen
+            .as_mut()
+            .context("renderer presented before sharing its output")?;
         if let Some(back) = screen.show(p.slot, p.frame)? {
             // A renderer that just died cannot take it back; its death is handled through its pidfd.
             let _ = r.child.commands.send(LauncherToRenderer::SlotFree(back));
@@ -730,7 +943,13 @@ impl Supervisor<'_> {
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
         self.old_screen = None;
-        self.rec.record_span(Stage::Present, Some(p.frame), p.composited_ns, triptych_trace::now_ns(), Args::new());
+        self.rec.record_span(
+            Stage::Present,
+            Some(p.frame),
+            p.composited_ns,
+            triptych_trace::now_ns(),
+            Args::new(),
+        );
         self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
         self.end_to_end.push(now.saturating_sub(p.sent_ns));
         self.summary.frames += 1;
@@ -753,20 +972,38 @@ impl Supervisor<'_> {
             let us = rc.detected.elapsed().as_micros() as u64;
             self.recoveries.push(us * 1000);
             self.crashes[rc.record].recovery_us = Some(us as f64);
-            tracing::info!(role = rc.role, recovery_us = us, frame = p.frame, "recovered: first frame from the replacement");
+            tracing::info!(
+                role = rc.role,
+                recovery_us = us,
+                frame = p.frame,
+                "recovered: first frame from the replacement"
+            );
         }
         // Chaos: kills from outside, once their frame is on screen.
         // One at a time, and only into a process that is running normally (not already hit by
         // an injected fault or a kill), so that every kill is one crash.
-        if let Some(i) = self.plan.external.iter().position(|k| k.after_frame <= p.frame) {
+        if let Some(i) = self
+            .plan
+            .external
+            .iter()
+            .position(|k| k.after_frame <= p.frame)
+        {
             let k = self.plan.external[i];
             let target = match k.target {
-                Target::Gpu => self.gpu.as_ref().filter(|g| g.fault.is_none() && g.presented > 0).map(|g| &g.child.proc),
-                Target::Renderer => {
-                    self.renderer.as_ref().filter(|r| r.fault.is_none() && r.presented > 0).map(|r| &r.child.proc)
-                }
+                Target::Gpu => self
+                    .gpu
+                    .as_ref()
+                    .filter(|g| g.fault.is_none() && g.presented > 0)
+                    .map(|g| &g.child.proc),
+                Target::Renderer => self
+                    .renderer
+                    .as_ref()
+                    .filter(|r| r.fault.is_none() && r.presented > 0)
+                    .map(|r| &r.child.proc),
             };
-            if let Some(proc) = target.filter(|pr| !self.kill_times.iter().any(|(pid, _)| *pid == pr.pid)) {
+            if let Some(proc) =
+                target.filter(|pr| !self.kill_times.iter().any(|(pid, _)| *pid == pr.pid))
+            {
                 self.plan.external.remove(i);
                 self.kill_times.push((proc.pid, triptych_trace::now_ns()));
                 proc.signal(libc::SIGKILL);
@@ -822,7 +1059,10 @@ impl Supervisor<'_> {
         };
         if let Some(g) = &mut self.gpu {
             if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
-                tracing::warn!(pid = g.child.proc.pid, "the GPU process did not exit in time; killing");
+                tracing::warn!(
+                    pid = g.child.proc.pid,
+                    "the GPU process did not exit in time; killing"
+                );
                 g.child.proc.kill();
             }
             while let Ok(m) = g.events.try_recv() {
@@ -833,7 +1073,10 @@ impl Supervisor<'_> {
         }
         if let Some(r) = &mut self.renderer {
             if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
-                tracing::warn!(pid = r.child.proc.pid, "the renderer did not exit in time; killing");
+                tracing::warn!(
+                    pid = r.child.proc.pid,
+                    "the renderer did not exit in time; killing"
+                );
                 r.child.proc.kill();
             }
         }
@@ -850,23 +1093,37 @@ impl Supervisor<'_> {
         }
         s.transport = self.jail.transport().as_str().to_owned();
         s.sandbox = self.jail.summary();
-        let secs = self.first_present.map(|f| self.last_present.duration_since(f).as_secs_f64()).unwrap_or(0.0);
+        let secs = self
+            .first_present
+            .map(|f| self.last_present.duration_since(f).as_secs_f64())
+            .unwrap_or(0.0);
         s.seconds = secs;
-        s.fps = if secs > 0.0 { (s.frames.saturating_sub(1)) as f64 / secs } else { 0.0 };
+        s.fps = if secs > 0.0 {
+            (s.frames.saturating_sub(1)) as f64 / secs
+        } else {
+            0.0
+        };
         s.handoff = Latency::of(std::mem::take(&mut self.handoff));
         s.end_to_end = Latency::of(std::mem::take(&mut self.end_to_end));
         s.crashes = std::mem::take(&mut self.crashes);
         s.detection = Latency::of(std::mem::take(&mut self.detections));
         s.restart_to_first_frame = Latency::of(std::mem::take(&mut self.recoveries));
         s.fallbacks = std::mem::take(&mut self.fallbacks);
-        self.fired.sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
+        self.fired
+            .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
         self.fired.dedup();
         s.faults_fired = self.fired.iter().map(chaos::describe).collect();
-        s.chaos_kills_planned = self
-            .args
-            .chaos
-            .map(|seed| Plan::new(seed, self.args.chaos_kills, self.args.frames).with_faults(&self.args.faults).len());
-        let screen = self.renderer.as_ref().and_then(|r| r.screen.as_ref()).filter(|sc| sc.shown.is_some()).or(self.old_screen.as_ref());
+        s.chaos_kills_planned = self.args.chaos.map(|seed| {
+            Plan::new(seed, self.args.chaos_kills, self.args.frames)
+                .with_faults(&self.args.faults)
+                .len()
+        });
+        let screen = self
+            .renderer
+            .as_ref()
+            .and_then(|r| r.screen.as_ref())
+            .filter(|sc| sc.shown.is_some())
+            .or(self.old_screen.as_ref());
         if ok {
             if let Some(screen) = screen {
                 screen.write_png(&self.args.out)?;
@@ -887,7 +1144,8 @@ impl Supervisor<'_> {
         // Only processes that recorded something, each pid once.
         procs.sort_by_key(|p| p.pid);
         procs.dedup_by_key(|p| p.pid);
-        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         triptych_trace::write_chrome_json(&events, &procs, std::io::BufWriter::new(file))
             .with_context(|| format!("writing the trace to {}", path.display()))?;
         self.summary.trace = Some(path.display().to_string());

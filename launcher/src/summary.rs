@@ -168,21 +168,33 @@ impl RoleLayers {
             "seccomp on {}/{} threads ({} filters), no_new_privs on {}/{}",
             self.seccomp_threads,
             self.threads,
-            self.seccomp_filters.map_or("?".to_owned(), |n| n.to_string()),
+            self.seccomp_filters
+                .map_or("?".to_owned(), |n| n.to_string()),
             self.no_new_privs_threads,
             self.threads
         )];
-        let ns: Vec<&str> = [("user", self.user_namespace), ("net", self.net_namespace), ("ipc", self.ipc_namespace)]
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(n, _)| *n)
-            .collect();
-        on.push(if ns.is_empty() { "no namespaces".to_owned() } else { format!("{} namespaces", ns.join("+")) });
+        let ns: Vec<&str> = [
+            ("user", self.user_namespace),
+            ("net", self.net_namespace),
+            ("ipc", self.ipc_namespace),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect();
+        on.push(if ns.is_empty() {
+            "no namespaces".to_owned()
+        } else {
+            format!("{} namespaces", ns.join("+"))
+        });
         let none = |c: &str| c.trim_start_matches('0').is_empty();
         on.push(if none(&self.cap_effective) && none(&self.cap_bounding) {
             "no capabilities".to_owned()
         } else {
-            format!("capabilities {} (bounding {})", self.cap_effective, self.cap_bounding)
+            format!(
+                "capabilities {} (bounding {})",
+                self.cap_effective, self.cap_bounding
+            )
         });
         if let Some(n) = &self.max_open_files {
             on.push(format!("nofile {n}"));
@@ -242,7 +254,10 @@ impl RunSummary {
             r.buffers_via_pidfd, r.fences_via_pidfd, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
         );
         s += &format!("  fd transport chosen: {}\n", self.sandbox.transport_reason);
-        for (role, l) in [("renderer", &self.sandbox.renderer), ("gpu", &self.sandbox.gpu)] {
+        for (role, l) in [
+            ("renderer", &self.sandbox.renderer),
+            ("gpu", &self.sandbox.gpu),
+        ] {
             match l {
                 Some(l) => s += &format!("  sandbox {role}: {}\n", l.line()),
                 None => s += &format!("  sandbox {role}: not observed\n"),
@@ -276,11 +291,17 @@ impl RunSummary {
                     c.role,
                     c.pid,
                     c.cause,
-                    c.injected.as_ref().map(|i| format!(" [{i}]")).unwrap_or_default()
+                    c.injected
+                        .as_ref()
+                        .map(|i| format!(" [{i}]"))
+                        .unwrap_or_default()
                 );
             }
             if self.crashes.len() > 10 {
-                s += &format!("    ... {} more in the JSON summary\n", self.crashes.len() - 10);
+                s += &format!(
+                    "    ... {} more in the JSON summary\n",
+                    self.crashes.len() - 10
+                );
             }
         }
         for f in &self.fallbacks {

@@ -163,8 +163,12 @@ impl ImportCache {
             BufferKind::Shm => triptych_sys::memfd::check_no_shrink(fd.as_fd())?,
             // A DMA-BUF's size is fixed for its life; anything else claiming to be one is refused.
             BufferKind::DmaBuf => {
-                if !triptych_sys::dma_buf::is_dma_buf(fd.as_fd()).map_err(|e| ImportError::NotDmaBuf(e.to_string()))? {
-                    return Err(ImportError::NotDmaBuf("the fetched file is not on the dmabuf file system".into()));
+                if !triptych_sys::dma_buf::is_dma_buf(fd.as_fd())
+                    .map_err(|e| ImportError::NotDmaBuf(e.to_string()))?
+                {
+                    return Err(ImportError::NotDmaBuf(
+                        "the fetched file is not on the dmabuf file system".into(),
+                    ));
                 }
             }
         }

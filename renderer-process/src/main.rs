@@ -61,6 +61,7 @@ fn run() -> anyhow::Result<()> {
         LauncherToRenderer::Shutdown => return Ok(()),
         other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
     };
-    let mut pipeline = pipeline::Pipeline::new(start, events, claimed).context("starting the pipeline")?;
+    let mut pipeline =
+        pipeline::Pipeline::new(start, events, claimed).context("starting the pipeline")?;
     pipeline.run(commands)
 }

@@ -34,8 +34,8 @@ use crossbeam_channel::{select, Receiver, Sender};
 use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use ipc_protocol::frame::{BufferKind, MAX_PLANES};
 use ipc_protocol::messages::{
-    Fault, FaultAction, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, LayerPlacement, Presented,
-    RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
+    Fault, FaultAction, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer,
+    LayerPlacement, Presented, RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
 };
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
@@ -119,7 +119,10 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("epoch", &self.gpu.epoch).field("gpu_pid", &self.gpu.pid).finish()
+        f.debug_struct("Pipeline")
+            .field("epoch", &self.gpu.epoch)
+            .field("gpu_pid", &self.gpu.pid)
+            .finish()
     }
 }
 
@@ -133,15 +136,20 @@ enum FrameError {
     #[error("layers: layer {0} is outside the {1} layers of this run")]
     UnknownLayer(u32, u32),
     #[error("layers[{layer}].buffer: {source}")]
-    Desc { layer: u32, source: ipc_protocol::DescError },
+    Desc {
+        layer: u32,
+        source: ipc_protocol::DescError,
+    },
     #[error("layers[{layer}]: {source}")]
-    Import { layer: u32, source: crate::import::ImportError },
+    Import {
+        layer: u32,
+        source: crate::import::ImportError,
+    },
     #[error("layers[{layer}].fence: {source}")]
     Fence { layer: u32, source: anyhow::Error },
     #[error("fds: {0}")]
     Transport(#[from] crate::link::LinkError),
 }
-
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
 /// milliseconds (its frame belongs to a GPU process that was replaced), so the fences of a dead
@@ -192,7 +200,13 @@ fn spawn_waiter(cancel: Arc<AtomicU64>) -> anyhow::Result<(Sender<WaitJob>, Rece
                 if abandoned {
                     continue;
                 }
-                if done_tx.send(WaitDone { seq: job.seq, ready }).is_err() {
+                if done_tx
+                    .send(WaitDone {
+                        seq: job.seq,
+                        ready,
+                    })
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -202,10 +216,23 @@ fn spawn_waiter(cancel: Arc<AtomicU64>) -> anyhow::Result<(Sender<WaitJob>, Rece
 }
 
 /// Fires `fault` if it is due at `point` for `frame`: tells the launcher, then dies.
-fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &IpcSender<RendererToLauncher>) {
-    let Some(i) = faults.iter().position(|f| f.point == point && f.frame <= frame) else { return };
+fn maybe_fire(
+    faults: &mut Vec<Fault>,
+    point: FaultPoint,
+    frame: u64,
+    events: &IpcSender<RendererToLauncher>,
+) {
+    let Some(i) = faults
+        .iter()
+        .position(|f| f.point == point && f.frame <= frame)
+    else {
+        return;
+    };
     let f = faults.remove(i);
-    let _ = events.send(RendererToLauncher::FaultFired { at_ns: triptych_trace::now_ns(), fault: f });
+    let _ = events.send(RendererToLauncher::FaultFired {
+        at_ns: triptych_trace::now_ns(),
+        fault: f,
+    });
     match f.action {
         FaultAction::Kill => {
             let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
@@ -221,7 +248,15 @@ fn maybe_fire(faults: &mut Vec<Fault>, point: FaultPoint, frame: u64, events: &I
 /// Starts receiving from the GPU process of `gpu`; its link must already be attached.
 fn link(gpu: GpuLink) -> anyhow::Result<(GpuSide, Receiver<GpuToRenderer>)> {
     let frames = ipc_protocol::forward::forward("gpu-rx", gpu.frames)?;
-    Ok((GpuSide { epoch: gpu.epoch, pid: gpu.gpu_pid, window: gpu.gpu_window, releases: gpu.releases }, frames))
+    Ok((
+        GpuSide {
+            epoch: gpu.epoch,
+            pid: gpu.gpu_pid,
+            window: gpu.gpu_window,
+            releases: gpu.releases,
+        },
+        frames,
+    ))
 }
 
 impl Pipeline {
@@ -233,7 +268,8 @@ impl Pipeline {
         events: IpcSender<RendererToLauncher>,
         claimed: crate::sandbox::Claimed,
     ) -> anyhow::Result<Self> {
-        let output = Output::new(start.width, start.height).context("creating the output buffer")?;
+        let output =
+            Output::new(start.width, start.height).context("creating the output buffer")?;
         let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd())?;
         let (gpu, frames) = link(start.gpu)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
@@ -242,7 +278,10 @@ impl Pipeline {
                 fd: RemoteFd {
                     pid: std::process::id(),
                     fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
-                    identity: FileId { dev: id.dev, ino: id.ino },
+                    identity: FileId {
+                        dev: id.dev,
+                        ino: id.ino,
+                    },
                 },
                 slots: SLOTS,
                 slot_bytes: output.slot_bytes as u64,
@@ -250,7 +289,11 @@ impl Pipeline {
             .context("telling the launcher where the output is")?;
         let cancel = Arc::new(AtomicU64::new(0));
         let (waiter, waited) = spawn_waiter(cancel.clone())?;
-        let rec = if start.trace { Recorder::new(std::process::id()) } else { Recorder::disabled() };
+        let rec = if start.trace {
+            Recorder::new(std::process::id())
+        } else {
+            Recorder::disabled()
+        };
         Ok(Self {
             gpu,
             link: link_to_gpu,
@@ -279,7 +322,11 @@ impl Pipeline {
         let commands = ipc_protocol::forward::forward("launcher-rx", commands)?;
         loop {
             // While a frame waits on its fences, newer frames stay queued.
-            let frames = if self.pending.is_some() { crossbeam_channel::never() } else { self.frames.clone() };
+            let frames = if self.pending.is_some() {
+                crossbeam_channel::never()
+            } else {
+                self.frames.clone()
+            };
             let waited = self.waited.clone();
             select! {
                 recv(commands) -> cmd => match cmd {
@@ -308,7 +355,10 @@ impl Pipeline {
         if self.rec.is_empty() {
             return;
         }
-        if let Err(e) = self.events.send(RendererToLauncher::Trace(self.rec.drain())) {
+        if let Err(e) = self
+            .events
+            .send(RendererToLauncher::Trace(self.rec.drain()))
+        {
             tracing::warn!(error = %e, "could not ship trace events");
         }
     }
@@ -322,14 +372,18 @@ impl Pipeline {
                 }
             }
             LauncherToRenderer::Ping(n) => {
-                self.events.send(RendererToLauncher::Pong(n)).context("answering a ping")?;
+                self.events
+                    .send(RendererToLauncher::Pong(n))
+                    .context("answering a ping")?;
             }
             LauncherToRenderer::NewGpu(g) => self.switch_gpu(g)?,
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
                 self.ship_trace();
-                self.events.send(RendererToLauncher::Stats(self.stats)).context("sending final counters")?;
+                self.events
+                    .send(RendererToLauncher::Stats(self.stats))
+                    .context("sending final counters")?;
                 return Ok(false);
             }
             LauncherToRenderer::Start(_) => tracing::warn!("a second Start was ignored"),
@@ -340,11 +394,22 @@ impl Pipeline {
     /// Drops everything of the old epoch and attaches to the new GPU process.
     fn switch_gpu(&mut self, g: GpuLink) -> anyhow::Result<()> {
         if g.epoch <= self.gpu.epoch {
-            anyhow::bail!("NewGpu with epoch {} after epoch {}", g.epoch, self.gpu.epoch);
+            anyhow::bail!(
+                "NewGpu with epoch {} after epoch {}",
+                g.epoch,
+                self.gpu.epoch
+            );
         }
-        self.link.attach(g.epoch, g.gpu_pid).context("attaching to the new GPU process")?;
+        self.link
+            .attach(g.epoch, g.gpu_pid)
+            .context("attaching to the new GPU process")?;
         let (gpu, frames) = link(g)?;
-        tracing::info!(old = self.gpu.epoch, new = gpu.epoch, pid = gpu.pid, "switching to a new GPU process");
+        tracing::info!(
+            old = self.gpu.epoch,
+            new = gpu.epoch,
+            pid = gpu.pid,
+            "switching to a new GPU process"
+        );
         // The pending frame's wait is abandoned and its fences closed by the waiter.
         self.cancel.store(self.seq + 1, Ordering::Release);
         self.pending = None;
@@ -356,15 +421,29 @@ impl Pipeline {
         Ok(())
     }
 
-    fn frame(&mut self, msg: FrameMsg, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
+    fn frame(
+        &mut self,
+        msg: FrameMsg,
+        commands: &Receiver<LauncherToRenderer>,
+    ) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
             self.stats.stale_dropped += 1;
-            tracing::debug!(epoch = msg.epoch, current = self.gpu.epoch, "dropped a frame of another epoch");
+            tracing::debug!(
+                epoch = msg.epoch,
+                current = self.gpu.epoch,
+                "dropped a frame of another epoch"
+            );
             return Ok(());
         }
         self.cache.set_epoch(self.gpu.epoch);
-        self.rec.record_span(Stage::Receive, Some(msg.frame), msg.sent_ns, received_ns, Args::new());
+        self.rec.record_span(
+            Stage::Receive,
+            Some(msg.frame),
+            msg.sent_ns,
+            received_ns,
+            Args::new(),
+        );
         let fetched = match self.prepare(&msg) {
             Ok(f) => f,
             Err(e) => {
@@ -379,13 +458,27 @@ impl Pipeline {
                 }
                 return self
                     .events
-                    .send(RendererToLauncher::Rejected { frame: msg.frame, reason: e.to_string() })
+                    .send(RendererToLauncher::Rejected {
+                        frame: msg.frame,
+                        reason: e.to_string(),
+                    })
                     .context("reporting a rejected frame");
             }
         };
         let fetched_ns = triptych_trace::now_ns();
-        self.rec.record_span(Stage::FdFetch, Some(msg.frame), received_ns, fetched_ns, Args::new());
-        maybe_fire(&mut self.faults, FaultPoint::RendererFenceWait, msg.frame, &self.events);
+        self.rec.record_span(
+            Stage::FdFetch,
+            Some(msg.frame),
+            received_ns,
+            fetched_ns,
+            Args::new(),
+        );
+        maybe_fire(
+            &mut self.faults,
+            FaultPoint::RendererFenceWait,
+            msg.frame,
+            &self.events,
+        );
         self.seq += 1;
         let mut layers = Vec::with_capacity(fetched.len());
         let mut fences = Vec::with_capacity(fetched.len());
@@ -400,20 +493,34 @@ impl Pipeline {
             layers.push((layer, shown));
             fences.push(fence);
         }
-        let pending = Pending { seq: self.seq, frame: msg.frame, sent_ns: msg.sent_ns, fetched_ns, layers };
+        let pending = Pending {
+            seq: self.seq,
+            frame: msg.frame,
+            sent_ns: msg.sent_ns,
+            fetched_ns,
+            layers,
+        };
         if all_ready {
             drop(fences);
             let n = pending.layers.len();
             return self.finish(pending, vec![true; n], commands);
         }
         self.waiter
-            .send(WaitJob { seq: pending.seq, fences, timeout: self.fence_timeout })
+            .send(WaitJob {
+                seq: pending.seq,
+                fences,
+                timeout: self.fence_timeout,
+            })
             .context("handing fences to the waiter")?;
         self.pending = Some(pending);
         Ok(())
     }
 
-    fn fences_done(&mut self, done: WaitDone, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
+    fn fences_done(
+        &mut self,
+        done: WaitDone,
+        commands: &Receiver<LauncherToRenderer>,
+    ) -> anyhow::Result<()> {
         let Some(p) = self.pending.take_if(|p| p.seq == done.seq) else {
             // The answer for a frame dropped by a GPU switch.
             return Ok(());
@@ -439,7 +546,10 @@ impl Pipeline {
                 return Err(FrameError::UnknownLayer(l.layer, self.layers));
             }
             let layer = l.layer;
-            let e = l.buffer.validate_shape().map_err(|source| FrameError::Desc { layer, source })?;
+            let e = l
+                .buffer
+                .validate_shape()
+                .map_err(|source| FrameError::Desc { layer, source })?;
             debug_assert!(e.len() <= MAX_PLANES);
             l.buffer
                 .validate_remote(self.gpu.pid, self.gpu.window.0, self.gpu.window.1)
@@ -453,13 +563,21 @@ impl Pipeline {
             self.cache
                 .get_or_import(&mut src, &l.buffer, *end)
                 .map_err(|source| FrameError::Import { layer, source })?;
-            let fence = fetch(&mut src, "fence", &l.buffer.fence.fd)
-                .map_err(|e| FrameError::Fence { layer, source: e.into() })?;
+            let fence =
+                fetch(&mut src, "fence", &l.buffer.fence.fd).map_err(|e| FrameError::Fence {
+                    layer,
+                    source: e.into(),
+                })?;
             match l.buffer.kind {
                 BufferKind::DmaBuf => self.stats.dmabuf_layers += 1,
                 BufferKind::Shm => self.stats.shm_layers += 1,
             }
-            let shown = Shown { id: l.buffer.id, epoch: msg.epoch, placement: l.placement, signalled: false };
+            let shown = Shown {
+                id: l.buffer.id,
+                epoch: msg.epoch,
+                placement: l.placement,
+                signalled: false,
+            };
             out.push((layer, shown, fence));
         }
         let c = src.counters();
@@ -470,20 +588,44 @@ impl Pipeline {
     }
 
     /// Steps 4 to 6 for a frame whose fence outcomes are known.
-    fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Receiver<LauncherToRenderer>) -> anyhow::Result<()> {
+    fn finish(
+        &mut self,
+        p: Pending,
+        ready: Vec<bool>,
+        commands: &Receiver<LauncherToRenderer>,
+    ) -> anyhow::Result<()> {
         let ready_ns = triptych_trace::now_ns();
-        self.rec.record_span(Stage::FenceWait, Some(p.frame), p.fetched_ns, ready_ns, Args::new());
+        self.rec.record_span(
+            Stage::FenceWait,
+            Some(p.frame),
+            p.fetched_ns,
+            ready_ns,
+            Args::new(),
+        );
         let mut replaced = Vec::new();
         for ((layer, mut s), ok) in p.layers.into_iter().zip(ready) {
             if !ok {
                 self.stats.fence_timeouts += 1;
-                tracing::warn!(frame = p.frame, layer, timeout_ms = self.fence_timeout.as_millis() as u64,
-                    "fence did not signal in time; the layer keeps its previous buffer");
+                tracing::warn!(
+                    frame = p.frame,
+                    layer,
+                    timeout_ms = self.fence_timeout.as_millis() as u64,
+                    "fence did not signal in time; the layer keeps its previous buffer"
+                );
                 let mut args = Args::new();
                 args.insert("layer".into(), layer.into());
-                self.rec.instant(Marker::FenceTimeout, InstantScope::Process, Some(p.frame), args);
+                self.rec.instant(
+                    Marker::FenceTimeout,
+                    InstantScope::Process,
+                    Some(p.frame),
+                    args,
+                );
                 self.release(s.id);
-                let _ = self.events.send(RendererToLauncher::FenceTimeout { epoch: s.epoch, frame: p.frame, layer });
+                let _ = self.events.send(RendererToLauncher::FenceTimeout {
+                    epoch: s.epoch,
+                    frame: p.frame,
+                    layer,
+                });
                 continue;
             }
             s.signalled = true;
@@ -493,7 +635,11 @@ impl Pipeline {
                 }
             }
         }
-        let complete = (0..self.layers).all(|l| self.shown.get(&l).is_some_and(|s| s.epoch == self.gpu.epoch));
+        let complete = (0..self.layers).all(|l| {
+            self.shown
+                .get(&l)
+                .is_some_and(|s| s.epoch == self.gpu.epoch)
+        });
         if complete {
             self.present(p.frame, p.sent_ns, ready_ns, commands)?;
         }
@@ -542,7 +688,10 @@ impl Pipeline {
                     continue;
                 };
                 if imp.shape.kind == BufferKind::DmaBuf {
-                    match triptych_sys::dma_buf::CpuAccess::begin(imp.fd.as_fd(), triptych_sys::dma_buf::SyncAccess::Read) {
+                    match triptych_sys::dma_buf::CpuAccess::begin(
+                        imp.fd.as_fd(),
+                        triptych_sys::dma_buf::SyncAccess::Read,
+                    ) {
                         Ok(a) => access.push(a),
                         Err(e) => {
                             tracing::warn!(slot = s.id.slot, error = %e, "DMA_BUF_IOCTL_SYNC start failed; layer skipped");
@@ -572,9 +721,20 @@ impl Pipeline {
                 }
             }
         }
-        maybe_fire(&mut self.faults, FaultPoint::RendererComposite, frame, &self.events);
+        maybe_fire(
+            &mut self.faults,
+            FaultPoint::RendererComposite,
+            frame,
+            &self.events,
+        );
         let composited_ns = triptych_trace::now_ns();
-        self.rec.record_span(Stage::Composite, Some(frame), ready_ns, composited_ns, Args::new());
+        self.rec.record_span(
+            Stage::Composite,
+            Some(frame),
+            ready_ns,
+            composited_ns,
+            Args::new(),
+        );
         self.stats.frames += 1;
         self.events
             .send(RendererToLauncher::Presented(Presented {
@@ -591,13 +751,17 @@ impl Pipeline {
 
     fn release(&mut self, buffer: BufferId) {
         let start = Instant::now();
-        if let Err(e) = self.gpu.releases.send(RendererToGpu::Release { epoch: self.gpu.epoch, buffer }) {
+        if let Err(e) = self.gpu.releases.send(RendererToGpu::Release {
+            epoch: self.gpu.epoch,
+            buffer,
+        }) {
             tracing::debug!(slot = buffer.slot, error = %e, "could not release a buffer to the GPU process");
         }
         if self.rec.is_enabled() {
             let end = triptych_trace::now_ns();
             let start_ns = end.saturating_sub(start.elapsed().as_nanos() as u64);
-            self.rec.record_span(Stage::Release, None, start_ns, end, Args::new());
+            self.rec
+                .record_span(Stage::Release, None, start_ns, end, Args::new());
         }
     }
 }

@@ -80,7 +80,10 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
 
 /// Waits until every fd in `fds` is readable or `timeout` has passed; returns, per fd, whether
 /// it became readable. The total wait never exceeds `timeout`.
-pub fn wait_all_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>, PollError> {
+pub fn wait_all_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Duration,
+) -> Result<Vec<bool>, PollError> {
     let deadline = Instant::now() + timeout;
     let mut ready = Vec::with_capacity(fds.len());
     for fd in fds {

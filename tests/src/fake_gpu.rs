@@ -40,14 +40,28 @@ impl Drop for FakeGpu {
 /// Describes `fd` of this process.
 pub fn remote(fd: &OwnedFd) -> RemoteFd {
     let id = triptych_sys::fd::identity(fd.as_fd()).expect("fstat");
-    RemoteFd { pid: std::process::id(), fd: fd.as_raw_fd(), identity: FileId { dev: id.dev, ino: id.ino } }
+    RemoteFd {
+        pid: std::process::id(),
+        fd: fd.as_raw_fd(),
+        identity: FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    }
 }
 
 impl FakeGpu {
     /// Starts the real renderer for frames of `width` x `height` with `layers` layers.
-    pub fn start(window: ExportWindow, width: u32, height: u32, layers: u32, fence_timeout_ms: u32) -> FakeGpu {
+    pub fn start(
+        window: ExportWindow,
+        width: u32,
+        height: u32,
+        layers: u32,
+        fence_timeout_ms: u32,
+    ) -> FakeGpu {
         let (server, name) =
-            IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new().expect("server");
+            IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new()
+                .expect("server");
         let renderer = Command::new(crate::bin("triptych-renderer"))
             .arg(IPC_FLAG)
             .arg(&name)

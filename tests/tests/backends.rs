@@ -12,9 +12,23 @@ fn dmabuf_capable() -> bool {
 fn auto_reports_its_choice_and_why() {
     let dir = scratch("auto");
     let json = dir.join("s.json");
-    let mut cmd = triptych(&["run", "--frames", "5", "--size", "64x48", "--buffers", "auto"]);
+    let mut cmd = triptych(&[
+        "run",
+        "--frames",
+        "5",
+        "--size",
+        "64x48",
+        "--buffers",
+        "auto",
+    ]);
     // Generous deadlines: inside the emulated VM the first GL frame alone can take seconds.
-    cmd.args(["--fence-timeout-ms", "30000", "--hang-timeout-ms", "60000", "--out"]);
+    cmd.args([
+        "--fence-timeout-ms",
+        "30000",
+        "--hang-timeout-ms",
+        "60000",
+        "--out",
+    ]);
     cmd.arg(dir.join("f.png")).arg("--summary-json").arg(&json);
     let o = output(cmd);
     assert!(o.status.success(), "{}", show(&o));
@@ -26,18 +40,29 @@ fn auto_reports_its_choice_and_why() {
     } else {
         assert_eq!(s["backend"], "shm", "{s}");
         assert_eq!(s["fence"], "eventfd");
-        let reason = s["backend_reason"].as_str().expect("a reason for the fallback");
-        assert!(reason.contains("EGL_MESA_image_dma_buf_export") || reason.contains("DMA-BUF"), "{reason}");
+        let reason = s["backend_reason"]
+            .as_str()
+            .expect("a reason for the fallback");
+        assert!(
+            reason.contains("EGL_MESA_image_dma_buf_export") || reason.contains("DMA-BUF"),
+            "{reason}"
+        );
         assert!(stdout.contains("buffers: shm (fallback: "), "{stdout}");
         // The log says so too.
-        assert!(String::from_utf8_lossy(&o.stderr).contains("falling back to shm"), "{}", show(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("falling back to shm"),
+            "{}",
+            show(&o)
+        );
     }
 }
 
 #[test]
 fn dmabuf_without_support_fails_fast_naming_the_missing_piece() {
     if dmabuf_capable() {
-        eprintln!("skipped: this machine has /dev/dri; the vgem VM tests cover --buffers dmabuf there");
+        eprintln!(
+            "skipped: this machine has /dev/dri; the vgem VM tests cover --buffers dmabuf there"
+        );
         return;
     }
     let dir = scratch("dmabuf-fail");
@@ -45,11 +70,21 @@ fn dmabuf_without_support_fails_fast_naming_the_missing_piece() {
     let mut cmd = triptych(&["run", "--frames", "5", "--buffers", "dmabuf", "--out"]);
     cmd.arg(dir.join("f.png"));
     let o = output(cmd);
-    assert!(!o.status.success(), "--buffers dmabuf must not fall back: {}", show(&o));
+    assert!(
+        !o.status.success(),
+        "--buffers dmabuf must not fall back: {}",
+        show(&o)
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--buffers dmabuf cannot work here"), "{err}");
-    assert!(err.contains("EGL_MESA_image_dma_buf_export"), "the missing extension is not named: {err}");
-    assert!(err.contains("/dev/dri"), "the missing device is not named: {err}");
+    assert!(
+        err.contains("EGL_MESA_image_dma_buf_export"),
+        "the missing extension is not named: {err}"
+    );
+    assert!(
+        err.contains("/dev/dri"),
+        "the missing device is not named: {err}"
+    );
     assert!(!dir.join("f.png").exists());
     // "At once": no frame loop ran (generous bound, this is not a speed test).
     assert!(start.elapsed().as_secs() < 30);
@@ -60,7 +95,12 @@ fn doctor_reports_the_same_choice() {
     let o = output(triptych(&["doctor", "--json"]));
     assert!(o.status.success(), "{}", show(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor --json");
-    let names: Vec<&str> = v["checks"].as_array().expect("checks").iter().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     for n in [
         "kernel",
         "pidfd_getfd",
@@ -78,6 +118,8 @@ fn doctor_reports_the_same_choice() {
     let expected = if dmabuf_capable() { None } else { Some("shm") };
     if let Some(b) = expected {
         assert_eq!(v["auto"]["backend"], b, "{}", v["auto"]);
-        assert!(v["auto"]["reason"].as_str().is_some_and(|r| r.contains("EGL_MESA_image_dma_buf_export")));
+        assert!(v["auto"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("EGL_MESA_image_dma_buf_export")));
     }
 }

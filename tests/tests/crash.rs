@@ -4,14 +4,25 @@ use std::time::Duration;
 
 use triptych_tests::*;
 
-fn run_json(tag: &str, args: &[&str]) -> (serde_json::Value, std::path::PathBuf, std::process::Output) {
+fn run_json(
+    tag: &str,
+    args: &[&str],
+) -> (serde_json::Value, std::path::PathBuf, std::process::Output) {
     let dir = scratch(tag);
     let json = dir.join("summary.json");
     let png = dir.join("f.png");
     let mut cmd = triptych(&["run"]);
-    cmd.args(args).arg("--out").arg(&png).arg("--summary-json").arg(&json);
+    cmd.args(args)
+        .arg("--out")
+        .arg(&png)
+        .arg("--summary-json")
+        .arg(&json);
     let o = output(cmd);
-    assert!(o.status.success(), "the launcher must survive every kill: {}", show(&o));
+    assert!(
+        o.status.success(),
+        "the launcher must survive every kill: {}",
+        show(&o)
+    );
     (summary(&json), png, o)
 }
 
@@ -34,8 +45,24 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
     let (s, png, o) = run_json(
         "chaos",
         &[
-            "--frames", "900", "--size", "96x64", "--layers", "3", "--chaos", "20261122", "--chaos-kills", "110",
-            "--max-crashes", "1000", "--fence-timeout-ms", "250", "--heartbeat-ms", "100", "--hang-timeout-ms", "5000",
+            "--frames",
+            "900",
+            "--size",
+            "96x64",
+            "--layers",
+            "3",
+            "--chaos",
+            "20261122",
+            "--chaos-kills",
+            "110",
+            "--max-crashes",
+            "1000",
+            "--fence-timeout-ms",
+            "250",
+            "--heartbeat-ms",
+            "100",
+            "--hang-timeout-ms",
+            "5000",
         ],
     );
     let planned = s["chaos_kills_planned"].as_u64().expect("planned");
@@ -49,26 +76,52 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
     );
     // Every kill is one detected crash: each injected fault that fired and each SIGKILL sent
     // from outside appears in exactly one crash record.
-    let fired: Vec<&str> = s["faults_fired"].as_array().expect("fired").iter().filter_map(|f| f.as_str()).collect();
+    let fired: Vec<&str> = s["faults_fired"]
+        .as_array()
+        .expect("fired")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
     let external = s["external_kills"].as_u64().expect("external") as usize;
-    assert_eq!(crashes.len(), fired.len() + external, "crashes vs kills: {} fired, {external} external", fired.len());
+    assert_eq!(
+        crashes.len(),
+        fired.len() + external,
+        "crashes vs kills: {} fired, {external} external",
+        fired.len()
+    );
     for f in &fired {
-        let n = crashes.iter().filter(|c| c["injected"].as_str() == Some(f)).count();
+        let n = crashes
+            .iter()
+            .filter(|c| c["injected"].as_str() == Some(f))
+            .count();
         assert_eq!(n, 1, "fault {f} is in {n} crash records");
     }
-    let n_ext = crashes.iter().filter(|c| c["injected"] == "external SIGKILL").count();
+    let n_ext = crashes
+        .iter()
+        .filter(|c| c["injected"] == "external SIGKILL")
+        .count();
     assert_eq!(n_ext, external);
     // Both roles, several causes and points.
-    let roles: std::collections::BTreeSet<&str> = crashes.iter().filter_map(|c| c["role"].as_str()).collect();
+    let roles: std::collections::BTreeSet<&str> =
+        crashes.iter().filter_map(|c| c["role"].as_str()).collect();
     assert_eq!(roles.len(), 2, "{roles:?}");
-    let injected: std::collections::BTreeSet<String> =
-        crashes.iter().filter_map(|c| c["injected"].as_str()).map(|i| i.split(" at ").next().unwrap_or(i).to_owned()).collect();
+    let injected: std::collections::BTreeSet<String> = crashes
+        .iter()
+        .filter_map(|c| c["injected"].as_str())
+        .map(|i| i.split(" at ").next().unwrap_or(i).to_owned())
+        .collect();
     for kind in ["Kill", "Segv", "Abort", "StopFences", "external SIGKILL"] {
-        assert!(injected.iter().any(|i| i.starts_with(kind)), "no {kind} among {injected:?}");
+        assert!(
+            injected.iter().any(|i| i.starts_with(kind)),
+            "no {kind} among {injected:?}"
+        );
     }
     // Every crash was followed by a replacement's frame on screen.
     for c in crashes {
-        assert!(c["recovery_us"].as_f64().is_some(), "crash without recovery: {c}");
+        assert!(
+            c["recovery_us"].as_f64().is_some(),
+            "crash without recovery: {c}"
+        );
     }
     // No zombie or orphan: every child the run ever had is gone.
     for pid in all_child_pids(&s) {
@@ -76,9 +129,15 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
     }
     // The survivors' fds are back at their baseline.
     let fc = &s["fd_counts"];
-    assert_eq!(fc["launcher_at_10"], fc["launcher_at_end"], "launcher fds: {fc}");
+    assert_eq!(
+        fc["launcher_at_10"], fc["launcher_at_end"],
+        "launcher fds: {fc}"
+    );
     if fc["renderer_at_10"].is_u64() {
-        assert_eq!(fc["renderer_at_10"], fc["renderer_at_end"], "renderer fds: {fc}");
+        assert_eq!(
+            fc["renderer_at_10"], fc["renderer_at_end"],
+            "renderer fds: {fc}"
+        );
     }
     // Nothing stale was ever composited, and the last frame is exactly right.
     assert_eq!(s["renderer"]["stale_composited"], 0, "{}", s["renderer"]);
@@ -93,22 +152,40 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
     let (s, png, _) = run_json(
         "hang",
         &[
-            "--frames", "80", "--size", "96x64", "--fault", "gpu-after-export:stop-fences@20", "--fence-timeout-ms",
-            "300", "--heartbeat-ms", "20",
+            "--frames",
+            "80",
+            "--size",
+            "96x64",
+            "--fault",
+            "gpu-after-export:stop-fences@20",
+            "--fence-timeout-ms",
+            "300",
+            "--heartbeat-ms",
+            "20",
         ],
     );
     let crashes = s["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     let c = &crashes[0];
     assert_eq!(c["role"], "gpu");
-    assert!(c["cause"]["fence_timeout"].is_object(), "cause: {}", c["cause"]);
+    assert!(
+        c["cause"]["fence_timeout"].is_object(),
+        "cause: {}",
+        c["cause"]
+    );
     // Detected by the fence deadline (not by the much longer heartbeat timeout).
     let detection = c["detection_us"].as_f64().expect("detection");
-    assert!(detection < 3_000_000.0, "hang detected after {detection} us");
+    assert!(
+        detection < 3_000_000.0,
+        "hang detected after {detection} us"
+    );
     assert!(c["recovery_us"].as_f64().is_some());
     // The renderer kept answering while it waited on the dead fence.
     let ping = s["renderer_ping_max_us"].as_f64().expect("ping");
-    assert!(ping < 150_000.0, "the renderer's loop was blocked for {ping} us");
+    assert!(
+        ping < 150_000.0,
+        "the renderer's loop was blocked for {ping} us"
+    );
     assert_eq!(s["renderer"]["stale_composited"], 0);
     let (w, h, px) = read_png(&png);
     assert!(check_pixels(79, 3, w, h, &px).is_empty());
@@ -118,14 +195,35 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
 fn a_gpu_that_crashes_on_every_start_steps_down_to_shm() {
     let (s, png, o) = run_json(
         "ladder",
-        &["--frames", "30", "--size", "96x64", "--buffers", "auto", "--crash-gpu-on-start-with", "auto", "--max-crashes", "2"],
+        &[
+            "--frames",
+            "30",
+            "--size",
+            "96x64",
+            "--buffers",
+            "auto",
+            "--crash-gpu-on-start-with",
+            "auto",
+            "--max-crashes",
+            "2",
+        ],
     );
     let fallbacks = s["fallbacks"].as_array().expect("fallbacks");
     assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
-    assert!(fallbacks[0].as_str().is_some_and(|f| f.contains("falling back to shm")), "{fallbacks:?}");
-    assert_eq!(s["crashes"].as_array().expect("crashes").len(), 3, "2 forgiven + 1 over the limit");
+    assert!(
+        fallbacks[0]
+            .as_str()
+            .is_some_and(|f| f.contains("falling back to shm")),
+        "{fallbacks:?}"
+    );
+    assert_eq!(
+        s["crashes"].as_array().expect("crashes").len(),
+        3,
+        "2 forgiven + 1 over the limit"
+    );
     assert_eq!(s["backend"], "shm");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("fallback: GPU process crashed more than 2 times"));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("fallback: GPU process crashed more than 2 times"));
     let (w, h, px) = read_png(&png);
     assert!(check_pixels(29, 3, w, h, &px).is_empty());
 }
@@ -133,13 +231,31 @@ fn a_gpu_that_crashes_on_every_start_steps_down_to_shm() {
 #[test]
 fn an_exhausted_ladder_fails_with_the_crash_history() {
     let dir = scratch("exhausted");
-    let mut cmd = triptych(&["run", "--frames", "10", "--size", "64x48", "--buffers", "shm"]);
-    cmd.args(["--crash-gpu-on-start-with", "shm", "--max-crashes", "1", "--out"]).arg(dir.join("f.png"));
+    let mut cmd = triptych(&[
+        "run",
+        "--frames",
+        "10",
+        "--size",
+        "64x48",
+        "--buffers",
+        "shm",
+    ]);
+    cmd.args([
+        "--crash-gpu-on-start-with",
+        "shm",
+        "--max-crashes",
+        "1",
+        "--out",
+    ])
+    .arg(dir.join("f.png"));
     let o = output(cmd);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("crash history"), "{err}");
-    assert!(err.contains("every rung of the fallback ladder (shm)"), "{err}");
+    assert!(
+        err.contains("every rung of the fallback ladder (shm)"),
+        "{err}"
+    );
     let _ = Duration::ZERO;
 }
 
@@ -149,14 +265,28 @@ fn a_gpu_that_answers_pings_but_produces_nothing_is_replaced() {
     let (s, png, _) = run_json(
         "stall",
         &[
-            "--frames", "40", "--size", "96x64", "--fault", "gpu-after-export:stop-fences@15", "--fence-timeout-ms",
-            "60000", "--heartbeat-ms", "50", "--hang-timeout-ms", "1500",
+            "--frames",
+            "40",
+            "--size",
+            "96x64",
+            "--fault",
+            "gpu-after-export:stop-fences@15",
+            "--fence-timeout-ms",
+            "60000",
+            "--heartbeat-ms",
+            "50",
+            "--hang-timeout-ms",
+            "1500",
         ],
     );
     let crashes = s["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     assert_eq!(crashes[0]["role"], "gpu");
-    assert!(crashes[0]["cause"]["stalled"].is_object(), "cause: {}", crashes[0]["cause"]);
+    assert!(
+        crashes[0]["cause"]["stalled"].is_object(),
+        "cause: {}",
+        crashes[0]["cause"]
+    );
     assert!(crashes[0]["recovery_us"].as_f64().is_some());
     let (w, h, px) = read_png(&png);
     assert!(check_pixels(39, 3, w, h, &px).is_empty());

@@ -26,22 +26,45 @@ fn layer(window: ExportWindow, colour: [u8; 4]) -> std::os::fd::OwnedFd {
     window.place(fd.as_fd()).expect("place")
 }
 
-fn frame(n: u64, slot: u32, buf: &std::os::fd::OwnedFd, fence: &std::os::fd::OwnedFd) -> GpuToRenderer {
+fn frame(
+    n: u64,
+    slot: u32,
+    buf: &std::os::fd::OwnedFd,
+    fence: &std::os::fd::OwnedFd,
+) -> GpuToRenderer {
     GpuToRenderer::Frame(FrameMsg {
         epoch: 1,
         frame: n,
         sent_ns: triptych_trace::now_ns(),
         layers: vec![LayerMsg {
             layer: 0,
-            placement: LayerPlacement { x: 0, y: 0, z: 0, opacity: 255 },
+            placement: LayerPlacement {
+                x: 0,
+                y: 0,
+                z: 0,
+                opacity: 255,
+            },
             buffer: Frame {
-                id: BufferId { slot, generation: 1 },
+                id: BufferId {
+                    slot,
+                    generation: 1,
+                },
                 kind: BufferKind::Shm,
-                format: DrmFormat { fourcc: DRM_FORMAT_ABGR8888, modifier: DRM_FORMAT_MOD_LINEAR },
+                format: DrmFormat {
+                    fourcc: DRM_FORMAT_ABGR8888,
+                    modifier: DRM_FORMAT_MOD_LINEAR,
+                },
                 width: W,
                 height: H,
-                planes: vec![Plane { fd: remote(buf), offset: 0, stride: W * 4 }],
-                fence: Fence { kind: FenceKind::EventFd, fd: remote(fence) },
+                planes: vec![Plane {
+                    fd: remote(buf),
+                    offset: 0,
+                    stride: W * 4,
+                }],
+                fence: Fence {
+                    kind: FenceKind::EventFd,
+                    fd: remote(fence),
+                },
             },
         }],
     })
@@ -52,10 +75,23 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
     let window = ExportWindow { base: 900, len: 64 };
     let timeout = Duration::from_millis(300);
     let g = FakeGpu::start(window, W, H, 1, timeout.as_millis() as u32);
-    let RendererToLauncher::Output { fd, slots, slot_bytes } = g.next_event() else { panic!("expected Output") };
-    let pidfd = triptych_sys::pidfd::pidfd_open(g.renderer.id() as i32).expect("pidfd of the renderer");
+    let RendererToLauncher::Output {
+        fd,
+        slots,
+        slot_bytes,
+    } = g.next_event()
+    else {
+        panic!("expected Output")
+    };
+    let pidfd =
+        triptych_sys::pidfd::pidfd_open(g.renderer.id() as i32).expect("pidfd of the renderer");
     let out = triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), fd.fd).expect("take the output");
-    let out = Mapping::new(out.as_fd(), (slot_bytes * u64::from(slots)) as usize, Access::Read).expect("map output");
+    let out = Mapping::new(
+        out.as_fd(),
+        (slot_bytes * u64::from(slots)) as usize,
+        Access::Read,
+    )
+    .expect("map output");
     let pixel = |slot: u32| -> [u8; 4] {
         let i = slot as usize * slot_bytes as usize + ((H / 2 * W + W / 2) * 4) as usize;
         out.as_slice()[i..i + 4].try_into().expect("4 bytes")
@@ -67,7 +103,9 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
     fa.signal().expect("signal");
     let fa_fd = window.place(fa.as_fd()).expect("place");
     g.frames.send(frame(0, 0, &a, &fa_fd)).expect("send");
-    let RendererToLauncher::Presented(p0) = g.next_event() else { panic!("frame 0 not presented") };
+    let RendererToLauncher::Presented(p0) = g.next_event() else {
+        panic!("frame 0 not presented")
+    };
     assert_eq!(pixel(p0.slot), red);
     g.commands.send(LauncherToRenderer::SlotFree(p0.slot)).ok();
 
@@ -78,22 +116,43 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
     let sent = Instant::now();
     g.frames.send(frame(1, 1, &b, &fb_fd)).expect("send");
     match g.next_event() {
-        RendererToLauncher::FenceTimeout { epoch: 1, frame: 1, layer: 0 } => {}
+        RendererToLauncher::FenceTimeout {
+            epoch: 1,
+            frame: 1,
+            layer: 0,
+        } => {}
         other => panic!("expected a fence timeout, got {other:?}"),
     }
     let waited = sent.elapsed();
     assert!(waited >= timeout, "timed out early, after {waited:?}");
-    assert!(waited < timeout + Duration::from_secs(2), "timeout reported {waited:?} after the frame");
+    assert!(
+        waited < timeout + Duration::from_secs(2),
+        "timeout reported {waited:?} after the frame"
+    );
     // The frame is still composited, from the previous buffer.
-    let RendererToLauncher::Presented(p1) = g.next_event() else { panic!("frame 1 not presented") };
+    let RendererToLauncher::Presented(p1) = g.next_event() else {
+        panic!("frame 1 not presented")
+    };
     assert_eq!(p1.frame, 1);
-    assert_eq!(pixel(p1.slot), red, "the layer must keep its previous buffer");
+    assert_eq!(
+        pixel(p1.slot),
+        red,
+        "the layer must keep its previous buffer"
+    );
     // The unsignalled buffer is handed back unused.
     match g.releases.try_recv_timeout(Duration::from_secs(5)) {
-        Ok(RendererToGpu::Release { buffer, .. }) => assert_eq!(buffer, BufferId { slot: 1, generation: 1 }),
+        Ok(RendererToGpu::Release { buffer, .. }) => assert_eq!(
+            buffer,
+            BufferId {
+                slot: 1,
+                generation: 1
+            }
+        ),
         other => panic!("expected the release of buffer 1, got {other:?}"),
     }
-    g.commands.send(LauncherToRenderer::Shutdown).expect("shutdown");
+    g.commands
+        .send(LauncherToRenderer::Shutdown)
+        .expect("shutdown");
     loop {
         if let RendererToLauncher::Stats(s) = g.next_event() {
             assert_eq!(s.fence_timeouts, 1);

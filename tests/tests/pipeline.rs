@@ -61,7 +61,11 @@ fn sixty_frames(transport: &str) {
     let rs = &s["renderer"];
     let imports = rs["imports"].as_u64().expect("imports");
     assert!(imports >= 3, "{rs}");
-    let (via_pidfd, via_other) = if pidfd { (imports, 0) } else { (0, imports + 60 * 3) };
+    let (via_pidfd, via_other) = if pidfd {
+        (imports, 0)
+    } else {
+        (0, imports + 60 * 3)
+    };
     assert_eq!(
         rs["buffers_via_pidfd"], via_pidfd,
         "every imported buffer must come through the transport asked for: {rs}"
@@ -126,7 +130,10 @@ fn no_fd_leak_over_a_thousand_frames() {
         fc["renderer_at_10"], fc["renderer_at_end"],
         "renderer fds grew: {fc}"
     );
-    assert_eq!(fc["renderer_fences_at_end"], 0, "fence fds left in the renderer: {fc}");
+    assert_eq!(
+        fc["renderer_fences_at_end"], 0,
+        "fence fds left in the renderer: {fc}"
+    );
     assert_eq!(s["frames"], 1000);
     let (w, h, px) = read_png(&dir.join("f.png"));
     let bad = check_pixels(999, 4, w, h, &px);

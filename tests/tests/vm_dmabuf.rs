@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use triptych_tests::*;
 
 fn vgem_present() -> bool {
-    let present = triptych_sys::drm::DrmDevice::find_driver("vgem").ok().flatten().is_some();
+    let present = triptych_sys::drm::DrmDevice::find_driver("vgem")
+        .ok()
+        .flatten()
+        .is_some();
     if !present {
         assert!(
             std::env::var_os("TRIPTYCH_REQUIRE_VGEM").is_none(),
@@ -34,16 +37,26 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
     let json = dir.join("s.json");
     let frames = 300u64;
     // Software emulation in the VM is slow: generous deadlines, so only real hangs count.
-    let mut child = triptych(&["run", "--buffers", "dmabuf", "--frames", "300", "--size", "128x96", "--layers", "3"])
-        .args(["--hang-timeout-ms", "60000", "--fence-timeout-ms", "30000"])
-        .arg("--out")
-        .arg(&png)
-        .arg("--summary-json")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn triptych");
+    let mut child = triptych(&[
+        "run",
+        "--buffers",
+        "dmabuf",
+        "--frames",
+        "300",
+        "--size",
+        "128x96",
+        "--layers",
+        "3",
+    ])
+    .args(["--hang-timeout-ms", "60000", "--fence-timeout-ms", "30000"])
+    .arg("--out")
+    .arg(&png)
+    .arg("--summary-json")
+    .arg(&json)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn triptych");
     let launcher = child.id();
     // While it runs, look at the renderer's fd table: dma-bufs (fdinfo has exp_name:) and
     // sync_files (anon_inode:sync_file) must both show up.
@@ -69,7 +82,10 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
     }
     let o = child.wait_with_output().expect("wait");
     assert!(o.status.success(), "{}", show(&o));
-    assert!(seen_dmabuf, "no dma-buf fd (exp_name:) was ever seen in the renderer");
+    assert!(
+        seen_dmabuf,
+        "no dma-buf fd (exp_name:) was ever seen in the renderer"
+    );
     // sync_files live in the renderer only while a fence is pending, which may be too short to
     // catch here; the hang test below holds one for seconds.
     eprintln!("sync_file seen during the run: {seen_sync_file}");
@@ -78,9 +94,15 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
     assert_eq!(s["backend"], "dmabuf", "{s}");
     assert_eq!(s["fence"], "sync_file");
     let r = &s["renderer"];
-    assert!(r["dmabuf_layers"].as_u64().unwrap_or(0) >= frames * 3, "{r}");
+    assert!(
+        r["dmabuf_layers"].as_u64().unwrap_or(0) >= frames * 3,
+        "{r}"
+    );
     assert_eq!(r["shm_layers"], 0);
-    assert!(r["fences_pending"].as_u64().unwrap_or(0) > 0, "no fence was ever unsignalled when first polled: {r}");
+    assert!(
+        r["fences_pending"].as_u64().unwrap_or(0) > 0,
+        "no fence was ever unsignalled when first polled: {r}"
+    );
     assert_eq!(r["fence_timeouts"], 0, "{r}");
     let (w, h, px) = read_png(&png);
     let bad = check_pixels(frames - 1, 3, w, h, &px);
@@ -98,21 +120,39 @@ fn an_unsignalled_sync_file_is_held_by_the_renderer_until_its_deadline() {
     let json = dir.join("s.json");
     // The GPU process stops signalling at frame 10: the renderer holds that frame's sync_files,
     // unsignalled, for the fence deadline, then the launcher replaces the GPU process.
-    let mut child = triptych(&["run", "--buffers", "dmabuf", "--frames", "30", "--size", "64x48", "--layers", "2"])
-        .args(["--fault", "gpu-after-export:stop-fences@10", "--fence-timeout-ms", "6000"])
-        .args(["--hang-timeout-ms", "60000"])
-        .arg("--out")
-        .arg(&png)
-        .arg("--summary-json")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn triptych");
+    let mut child = triptych(&[
+        "run",
+        "--buffers",
+        "dmabuf",
+        "--frames",
+        "30",
+        "--size",
+        "64x48",
+        "--layers",
+        "2",
+    ])
+    .args([
+        "--fault",
+        "gpu-after-export:stop-fences@10",
+        "--fence-timeout-ms",
+        "6000",
+    ])
+    .args(["--hang-timeout-ms", "60000"])
+    .arg("--out")
+    .arg(&png)
+    .arg("--summary-json")
+    .arg(&json)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn triptych");
     let launcher = child.id();
     let mut held = None;
     let deadline = Instant::now() + Duration::from_secs(600);
-    while child.try_wait().expect("try_wait").is_none() && Instant::now() < deadline && held.is_none() {
+    while child.try_wait().expect("try_wait").is_none()
+        && Instant::now() < deadline
+        && held.is_none()
+    {
         for r in children_named(launcher, "renderer") {
             let links = triptych_sys::proc::fd_links(r).unwrap_or_default();
             if links.iter().any(|(_, l)| l == "anon_inode:sync_file") {
@@ -128,7 +168,11 @@ fn an_unsignalled_sync_file_is_held_by_the_renderer_until_its_deadline() {
     assert_eq!(s["backend"], "dmabuf", "{s}");
     let crashes = s["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{crashes:?}");
-    assert!(crashes[0]["cause"]["fence_timeout"].is_object(), "{}", crashes[0]);
+    assert!(
+        crashes[0]["cause"]["fence_timeout"].is_object(),
+        "{}",
+        crashes[0]
+    );
     assert_eq!(s["renderer"]["stale_composited"], 0);
     let (w, h, px) = read_png(&png);
     assert!(check_pixels(29, 2, w, h, &px).is_empty());

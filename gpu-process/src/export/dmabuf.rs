@@ -132,7 +132,8 @@ impl DmabufExporter {
         let fences = if native {
             FenceSource::Native
         } else if let Some(v) = &vgem {
-            carrier(v).map_err(|e| ExportError::Unavailable(format!("no vgem fence carrier: {e}")))?;
+            carrier(v)
+                .map_err(|e| ExportError::Unavailable(format!("no vgem fence carrier: {e}")))?;
             FenceSource::Vgem
         } else {
             export_sync_file(plane.fd.as_fd(), SyncAccess::Read).map_err(|e| {
@@ -232,10 +233,16 @@ impl Exporter for DmabufExporter {
                 })
             }
             FenceSource::Vgem => {
-                let (Some(dev), Backing::DmaBuf(DmabufBacking { carrier: Some((handle, carrier_fd)) })) =
-                    (&self.vgem, &buf.backing)
+                let (
+                    Some(dev),
+                    Backing::DmaBuf(DmabufBacking {
+                        carrier: Some((handle, carrier_fd)),
+                    }),
+                ) = (&self.vgem, &buf.backing)
                 else {
-                    return Err(ExportError::Kernel("vgem fencing without a fence carrier".into()));
+                    return Err(ExportError::Kernel(
+                        "vgem fencing without a fence carrier".into(),
+                    ));
                 };
                 let id = dev.vgem_fence_attach(*handle, true).map_err(|e| {
                     ExportError::Kernel(format!(
