@@ -15,7 +15,7 @@ use gpu_process::export::{self, shm::ShmExporter, Exporter};
 use gpu_process::gl::{GlContext, PlatformRequest};
 use gpu_process::pool::Pool;
 use ipc_channel::ipc::IpcSender;
-use ipc_protocol::bootstrap::{self, IPC_FLAG};
+use ipc_protocol::bootstrap;
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultAction, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher,
     GpuToRenderer, LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
@@ -39,7 +39,7 @@ fn main() {
     let result = if args.iter().any(|a| a == "--probe") {
         probe()
     } else {
-        run(&args)
+        run()
     };
     if let Err(e) = result {
         tracing::error!(role = ROLE, error = format!("{e:#}"), "GPU process failed");
@@ -106,18 +106,11 @@ fn choose_exporter(
     }
 }
 
-fn run(args: &[String]) -> anyhow::Result<()> {
+fn run() -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
     let claimed = gpu_process::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
-    let name = args
-        .iter()
-        .position(|a| a == IPC_FLAG)
-        .and_then(|i| args.get(i + 1))
-        .with_context(|| {
-            format!("missing {IPC_FLAG} NAME: the GPU process is started by the launcher")
-        })?;
-    let (commands, events) = bootstrap::join::<LauncherToGpu, GpuToLauncher>(name, ROLE)
+    let (commands, events) = bootstrap::join_from_args::<LauncherToGpu, GpuToLauncher>(ROLE)
         .context("joining the launcher")?;
     let start = match commands
         .recv()

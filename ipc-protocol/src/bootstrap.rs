@@ -29,6 +29,12 @@ pub struct Hello<C, E> {
 /// Errors joining the launcher.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
+    /// The command line has no `--ipc NAME`.
+    #[error("missing {IPC_FLAG} NAME on the command line: the {role} process is started by the launcher (triptych run)")]
+    NoServerName {
+        /// The role that was started.
+        role: String,
+    },
     /// Creating a channel failed.
     #[error("creating an ipc channel failed: {0}")]
     Channel(#[from] std::io::Error),
@@ -70,4 +76,21 @@ where
         })
         .map_err(BootstrapError::Send)?;
     Ok((cmd_rx, ev_tx))
+}
+
+/// Joins the launcher whose server is named by `--ipc NAME` in this process's arguments.
+pub fn join_from_args<C, E>(role: &str) -> Result<(IpcReceiver<C>, IpcSender<E>), BootstrapError>
+where
+    C: Serialize + DeserializeOwned,
+    E: Serialize + DeserializeOwned,
+{
+    let args: Vec<String> = std::env::args().collect();
+    let name = args
+        .iter()
+        .position(|a| a == IPC_FLAG)
+        .and_then(|i| args.get(i + 1))
+        .ok_or_else(|| BootstrapError::NoServerName {
+            role: role.to_owned(),
+        })?;
+    join(name, role)
 }

@@ -18,7 +18,7 @@ mod probe;
 mod sandbox;
 
 use anyhow::Context;
-use ipc_protocol::bootstrap::{self, IPC_FLAG};
+use ipc_protocol::bootstrap;
 use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
 
 /// The role name: process name, policy name, span prefix, crash records.
@@ -43,16 +43,9 @@ fn run() -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
     let claimed = sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
-    let args: Vec<String> = std::env::args().collect();
-    let name = args
-        .iter()
-        .position(|a| a == IPC_FLAG)
-        .and_then(|i| args.get(i + 1))
-        .with_context(|| {
-            format!("missing {IPC_FLAG} NAME: the renderer is started by the launcher")
-        })?;
-    let (commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(name, ROLE)
-        .context("joining the launcher")?;
+    let (commands, events) =
+        bootstrap::join_from_args::<LauncherToRenderer, RendererToLauncher>(ROLE)
+            .context("joining the launcher")?;
     let start = match commands
         .recv()
         .context("waiting for Start from the launcher")?
