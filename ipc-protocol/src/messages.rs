@@ -395,4 +395,7 @@ pub struct RendererStats {
     pub stale_dropped: u64,
     /// Times the GPU process was replaced under this renderer.
     pub gpu_switches: u64,
+    /// The longest the frame loop was busy between two waits, in microseconds: it never waits
+    /// on a fence, so this stays far below the fence deadline even while a GPU process hangs.
+    pub max_busy_us: u64,
 }

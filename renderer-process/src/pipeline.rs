@@ -71,6 +71,13 @@ struct Pending {
     layers: Vec<(u32, Shown)>,
 }
 
+/// What woke the loop.
+enum Wake {
+    Command(Option<LauncherToRenderer>),
+    Frame(Option<GpuToRenderer>),
+    Fences(Option<WaitDone>),
+}
+
 /// A fence wait handed to the waiter thread.
 struct WaitJob {
     seq: u64,
@@ -328,23 +335,34 @@ impl Pipeline {
                 self.frames.clone()
             };
             let waited = self.waited.clone();
-            select! {
-                recv(commands) -> cmd => match cmd {
-                    Ok(c) => if !self.command(c)? { return Ok(()) },
-                    Err(_) => anyhow::bail!("the launcher disconnected"),
-                },
-                recv(frames) -> msg => match msg {
-                    Ok(GpuToRenderer::Frame(f)) => self.frame(f, &commands)?,
-                    Err(_) => {
-                        tracing::warn!(gpu_pid = self.gpu.pid, "the GPU process disconnected; keeping the last frame");
-                        self.frames = crossbeam_channel::never();
+            let wake = select! {
+                recv(commands) -> c => Wake::Command(c.ok()),
+                recv(frames) -> m => Wake::Frame(m.ok()),
+                recv(waited) -> d => Wake::Fences(d.ok()),
+            };
+            // How long the loop is busy before it can listen again: it never waits on a fence,
+            // so this stays far below any fence deadline (checked by the crash tests).
+            let busy = Instant::now();
+            match wake {
+                Wake::Command(Some(c)) => {
+                    if !self.command(c)? {
+                        return Ok(());
                     }
-                },
-                recv(waited) -> done => match done {
-                    Ok(d) => self.fences_done(d, &commands)?,
-                    Err(_) => anyhow::bail!("the fence waiter stopped"),
-                },
+                }
+                Wake::Command(None) => anyhow::bail!("the launcher disconnected"),
+                Wake::Frame(Some(GpuToRenderer::Frame(f))) => self.frame(f, &commands)?,
+                Wake::Frame(None) => {
+                    tracing::warn!(
+                        gpu_pid = self.gpu.pid,
+                        "the GPU process disconnected; keeping the last frame"
+                    );
+                    self.frames = crossbeam_channel::never();
+                }
+                Wake::Fences(Some(d)) => self.fences_done(d, &commands)?,
+                Wake::Fences(None) => anyhow::bail!("the fence waiter stopped"),
             }
+            let us = busy.elapsed().as_micros() as u64;
+            self.stats.max_busy_us = self.stats.max_busy_us.max(us);
             if self.rec.len() >= TRACE_BATCH {
                 self.ship_trace();
             }

