@@ -41,7 +41,7 @@ pub struct Item {
     pub ratio_p50: Option<f64>,
     /// `value_p99_ns / baseline_p99_ns`, where both exist.
     pub ratio_p99: Option<f64>,
-    /// The goal: `ratio_p50` at most this; null where the issue sets none.
+    /// The goal: `ratio_p50` at most this; null where the project sets none.
     pub goal: Option<f64>,
     /// Whether `ratio_p50 <= goal`; null without a goal or without figures.
     pub met: Option<bool>,
