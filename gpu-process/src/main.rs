@@ -17,8 +17,8 @@ use gpu_process::pool::Pool;
 use ipc_channel::ipc::IpcSender;
 use ipc_protocol::bootstrap;
 use ipc_protocol::messages::{
-    BackendRequest, Fault, FaultAction, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher,
-    GpuToRenderer, LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
+    BackendRequest, Fault, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
+    LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
 };
 use triptych_sys::fd::ExportWindow;
 use triptych_trace::{Args, Recorder, Stage};
@@ -181,37 +181,17 @@ fn name_ptracer(renderer_pid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fires `fault` if it is due at `point` for `frame`: tells the launcher, then acts. Returns
-/// true when the fault is to stop signalling fences.
+/// Fires the fault due at `point` for `frame`, if any, telling the launcher first. Returns true
+/// when the fault is to stop signalling fences.
 fn maybe_fire(
     faults: &mut Vec<Fault>,
     point: FaultPoint,
     frame: u64,
     events: &IpcSender<GpuToLauncher>,
 ) -> bool {
-    let Some(i) = faults
-        .iter()
-        .position(|f| f.point == point && (f.frame <= frame || point == FaultPoint::GpuStartup))
-    else {
-        return false;
-    };
-    // A fault fires once.
-    let f = faults.remove(i);
-    let _ = events.send(GpuToLauncher::FaultFired {
-        at_ns: triptych_trace::now_ns(),
-        fault: f,
-    });
-    match f.action {
-        FaultAction::Kill => {
-            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
-        }
-        FaultAction::Segv => {
-            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGSEGV);
-        }
-        FaultAction::Abort => std::process::abort(),
-        FaultAction::StopFences => return true,
-    }
-    false
+    ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
+        let _ = events.send(GpuToLauncher::FaultFired { at_ns, fault });
+    })
 }
 
 /// The frame loop's state.

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod bootstrap;
+pub mod fault;
 pub mod forward;
 pub mod frame;
 pub mod messages;

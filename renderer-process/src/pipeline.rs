@@ -34,8 +34,8 @@ use crossbeam_channel::{select, Receiver, Sender};
 use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use ipc_protocol::frame::{BufferKind, MAX_PLANES};
 use ipc_protocol::messages::{
-    Fault, FaultAction, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer,
-    LayerPlacement, Presented, RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
+    Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, LayerPlacement,
+    Presented, RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
 };
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
@@ -222,34 +222,17 @@ fn spawn_waiter(cancel: Arc<AtomicU64>) -> anyhow::Result<(Sender<WaitJob>, Rece
     Ok((job_tx, done_rx))
 }
 
-/// Fires `fault` if it is due at `point` for `frame`: tells the launcher, then dies.
+/// Fires the fault due at `point` for `frame`, if any, telling the launcher first.
 fn maybe_fire(
     faults: &mut Vec<Fault>,
     point: FaultPoint,
     frame: u64,
     events: &IpcSender<RendererToLauncher>,
 ) {
-    let Some(i) = faults
-        .iter()
-        .position(|f| f.point == point && f.frame <= frame)
-    else {
-        return;
-    };
-    let f = faults.remove(i);
-    let _ = events.send(RendererToLauncher::FaultFired {
-        at_ns: triptych_trace::now_ns(),
-        fault: f,
+    // Renderer points have no fault that lets the process live on.
+    let _ = ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
+        let _ = events.send(RendererToLauncher::FaultFired { at_ns, fault });
     });
-    match f.action {
-        FaultAction::Kill => {
-            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
-        }
-        FaultAction::Segv => {
-            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGSEGV);
-        }
-        FaultAction::Abort => std::process::abort(),
-        FaultAction::StopFences => {}
-    }
 }
 
 /// Starts receiving from the GPU process of `gpu`; its link must already be attached.

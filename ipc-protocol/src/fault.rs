@@ -1,0 +1,38 @@
+//! Firing injected faults (chaos mode and crash tests) in a child process.
+//!
+//! A child holds the faults the launcher handed it in `Start`. At each point of the frame path it
+//! asks [`fire_due`] whether one is due there; a due fault is removed (it fires once), announced
+//! to the launcher through `notify` (so the launcher can time detection and never hands it to a
+//! replacement), and then carried out: the process dies by `SIGKILL`, `SIGSEGV` or `abort()`, or,
+//! for [`FaultAction::StopFences`], the caller is told to stop signalling.
+
+use crate::messages::{Fault, FaultAction, FaultPoint};
+
+/// Fires the first fault of `faults` due at `point` for `frame` (start-up faults are due at
+/// once). Returns true only for [`FaultAction::StopFences`]; the other actions do not return.
+pub fn fire_due(
+    faults: &mut Vec<Fault>,
+    point: FaultPoint,
+    frame: u64,
+    notify: impl FnOnce(u64, Fault),
+) -> bool {
+    let Some(i) = faults
+        .iter()
+        .position(|f| f.point == point && (f.frame <= frame || point == FaultPoint::GpuStartup))
+    else {
+        return false;
+    };
+    let f = faults.remove(i);
+    notify(triptych_trace::now_ns(), f);
+    match f.action {
+        FaultAction::Kill => {
+            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
+        }
+        FaultAction::Segv => {
+            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGSEGV);
+        }
+        FaultAction::Abort => std::process::abort(),
+        FaultAction::StopFences => return true,
+    }
+    false
+}
