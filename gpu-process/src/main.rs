@@ -14,8 +14,10 @@ use crossbeam_channel::{select, Receiver};
 use gpu_process::export::{self, shm::ShmExporter, Exporter};
 use gpu_process::gl::{GlContext, PlatformRequest};
 use gpu_process::pool::Pool;
-use ipc_channel::ipc::IpcSender;
+use std::os::fd::OwnedFd;
+
 use ipc_protocol::bootstrap;
+use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
     LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
@@ -110,12 +112,13 @@ fn run() -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
     let claimed = gpu_process::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
-    let (commands, events) = bootstrap::join_from_args::<LauncherToGpu, GpuToLauncher>(ROLE)
-        .context("joining the launcher")?;
-    let start = match commands
+    let (mut commands, events) =
+        bootstrap::join::<LauncherToGpu, GpuToLauncher>(ROLE).context("joining the launcher")?;
+    let (start, mut fds) = commands
         .recv()
-        .context("waiting for Start from the launcher")?
-    {
+        .context("waiting for Start from the launcher")?;
+    let peer = fds.pop();
+    let start = match start {
         LauncherToGpu::Start(s) => s,
         LauncherToGpu::Shutdown => return Ok(()),
         other => bail!("expected Start from the launcher, got {other:?}"),
@@ -144,21 +147,21 @@ fn run() -> anyhow::Result<()> {
             let fds = match gpu_process::sandbox::confine(claimed, &start) {
                 Ok(f) => f,
                 Err(e) => {
-                    let _ = events.send(GpuToLauncher::Failed(format!("{e:#}")));
+                    let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
                     return Err(e);
                 }
             };
             events
-                .send(GpuToLauncher::Started(info))
+                .send(&GpuToLauncher::Started(info))
                 .context("reporting the start")?;
-            let commands = ipc_protocol::forward::forward("launcher-rx", commands)?;
-            let mut producer = Producer::new(start, gl, exporter, events, fds)?;
+            let commands = channel::forward("launcher-rx", commands)?;
+            let mut producer = Producer::new(start, peer, gl, exporter, events, fds)?;
             let result = producer.run(&commands);
             producer.ship_trace();
             result
         }
         Err(e) => {
-            let _ = events.send(GpuToLauncher::Failed(format!("{e:#}")));
+            let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
             Err(e)
         }
     }
@@ -187,11 +190,20 @@ fn maybe_fire(
     faults: &mut Vec<Fault>,
     point: FaultPoint,
     frame: u64,
-    events: &IpcSender<GpuToLauncher>,
+    events: &Sender<GpuToLauncher>,
 ) -> bool {
     ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
-        let _ = events.send(GpuToLauncher::FaultFired { at_ns, fault });
+        let _ = events.send(&GpuToLauncher::FaultFired { at_ns, fault });
     })
+}
+
+/// This process's ends of a peer socket: frames out, releases in (forwarded).
+fn peer_link(
+    peer: Option<OwnedFd>,
+) -> anyhow::Result<(Sender<GpuToRenderer>, Receiver<Delivery<RendererToGpu>>)> {
+    let peer = peer.context("no peer socket came with the renderer link")?;
+    let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(peer, true);
+    Ok((frames, channel::forward("releases-rx", releases)?))
 }
 
 /// The frame loop's state.
@@ -207,9 +219,13 @@ struct Producer {
     finished_sent: bool,
     gl: GlContext,
     exporter: Box<dyn Exporter>,
-    events: IpcSender<GpuToLauncher>,
-    to_renderer: Option<IpcSender<GpuToRenderer>>,
-    releases: Receiver<RendererToGpu>,
+    events: Sender<GpuToLauncher>,
+    /// Frames go out on the peer socket, never waiting: a renderer that stops reading cannot
+    /// stall this process.
+    to_renderer: Option<Sender<GpuToRenderer>>,
+    releases: Receiver<Delivery<RendererToGpu>>,
+    /// Whether a starvation was reported since the last frame rendered.
+    starved_sent: bool,
     pool: Pool,
     rec: Recorder,
     /// Sends each frame's fds to the renderer with the SCM_RIGHTS transport.
@@ -219,9 +235,10 @@ struct Producer {
 impl Producer {
     fn new(
         start: GpuStart,
+        peer: Option<OwnedFd>,
         gl: GlContext,
         exporter: Box<dyn Exporter>,
-        events: IpcSender<GpuToLauncher>,
+        events: Sender<GpuToLauncher>,
         fds: gpu_process::transport::FdSender,
     ) -> anyhow::Result<Self> {
         let pool = Pool::new(start.layers, start.pool_per_layer);
@@ -230,7 +247,7 @@ impl Producer {
         } else {
             Recorder::disabled()
         };
-        let releases = ipc_protocol::forward::forward("releases-rx", start.renderer.releases)?;
+        let (to_renderer, releases) = peer_link(peer)?;
         Ok(Self {
             epoch: start.epoch,
             width: start.width,
@@ -244,48 +261,71 @@ impl Producer {
             gl,
             exporter,
             events,
-            to_renderer: Some(start.renderer.to_renderer),
+            to_renderer: Some(to_renderer),
             releases,
+            starved_sent: false,
             pool,
             rec,
             fds,
         })
     }
 
-    fn release(&mut self, m: RendererToGpu) {
-        let RendererToGpu::Release { epoch, buffer } = m;
-        if epoch != self.epoch {
-            tracing::warn!(epoch, "release for another epoch ignored");
-            return;
-        }
-        if let Err(e) = self.pool.release(buffer) {
-            tracing::warn!(error = %e, "the renderer released a buffer it did not hold");
+    /// One delivery from the release channel. A bad message, a release of another epoch or of
+    /// a buffer the renderer does not hold breaks the protocol: this process stops reading the
+    /// channel, tells the launcher (the renderer is at fault, not this process), and goes on
+    /// serving the renderer that replaces it.
+    fn release(&mut self, d: Delivery<RendererToGpu>) {
+        let fault = match d {
+            Err(v) => Some(v.to_string()),
+            Ok((RendererToGpu::Release { epoch, buffer }, _)) => {
+                if epoch != self.epoch {
+                    Some(format!(
+                        "Release of epoch {epoch}; this GPU process is epoch {}",
+                        self.epoch
+                    ))
+                } else {
+                    self.pool
+                        .release(buffer)
+                        .err()
+                        .map(|e| format!("Release of a buffer it does not hold: {e}"))
+                }
+            }
+        };
+        if let Some(what) = fault {
+            tracing::warn!(%what, "the renderer broke the release protocol; waiting for a new renderer");
+            self.releases = crossbeam_channel::never();
+            self.to_renderer = None;
+            let _ = self.events.send(&GpuToLauncher::RendererViolation(what));
         }
     }
 
     /// Handles a launcher command; false means stop.
-    fn command(&mut self, c: LauncherToGpu) -> anyhow::Result<bool> {
+    fn command(&mut self, c: Delivery<LauncherToGpu>) -> anyhow::Result<bool> {
+        let (c, mut fds) =
+            c.map_err(|v| anyhow::anyhow!("a bad command from the launcher: {v}"))?;
         match c {
             LauncherToGpu::Shutdown => return Ok(false),
             LauncherToGpu::Ping(n) => self
                 .events
-                .send(GpuToLauncher::Pong(n))
+                .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
-            LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
+            LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
             LauncherToGpu::Start(_) => tracing::warn!("a second Start was ignored"),
         }
         Ok(true)
     }
 
     /// The renderer was replaced: whatever the old one held is free again.
-    fn new_renderer(&mut self, link: RendererLink) -> anyhow::Result<()> {
+    fn new_renderer(&mut self, link: RendererLink, peer: Option<OwnedFd>) -> anyhow::Result<()> {
         name_ptracer(link.renderer_pid)?;
         self.fds
             .attach(link.renderer_pid)
             .context("taking the socket to the new renderer")?;
         self.pool.release_all();
-        self.releases = ipc_protocol::forward::forward("releases-rx", link.releases)?;
-        self.to_renderer = Some(link.to_renderer);
+        let (to_renderer, releases) = peer_link(peer)?;
+        self.releases = releases;
+        self.to_renderer = Some(to_renderer);
+        self.starved_sent = false;
         self.next_frame = link.resume_from;
         self.finished_sent = false;
         tracing::info!(
@@ -298,13 +338,19 @@ impl Producer {
 
     fn ship_trace(&mut self) {
         if !self.rec.is_empty() {
-            let _ = self.events.send(GpuToLauncher::Trace(self.rec.drain()));
+            let (batches, dropped) = channel::split_to_fit(self.rec.drain(), GpuToLauncher::Trace);
+            if dropped > 0 {
+                tracing::warn!(dropped, "trace events too large to ship were dropped");
+            }
+            for b in batches {
+                let _ = self.events.send(&b);
+            }
         }
     }
 
     /// Runs until `Shutdown`: renders while there are frames to render and a renderer to send
     /// them to; otherwise waits for commands and releases.
-    fn run(&mut self, commands: &Receiver<LauncherToGpu>) -> anyhow::Result<()> {
+    fn run(&mut self, commands: &Receiver<Delivery<LauncherToGpu>>) -> anyhow::Result<()> {
         loop {
             while let Ok(m) = self.releases.try_recv() {
                 self.release(m);
@@ -327,10 +373,23 @@ impl Producer {
                 }
                 continue;
             }
+            if !self.stop_fences
+                && !self.starved_sent
+                && self.to_renderer.is_some()
+                && self.next_frame < self.frames
+            {
+                if let Some(layer) = (0..self.layers).find(|l| self.pool.free_slot(*l).is_none()) {
+                    self.starved_sent = true;
+                    let _ = self.events.send(&GpuToLauncher::Starved {
+                        layer,
+                        frame: self.next_frame,
+                    });
+                }
+            }
             if self.next_frame >= self.frames && !self.finished_sent {
                 self.finished_sent = true;
                 self.ship_trace();
-                let _ = self.events.send(GpuToLauncher::Finished {
+                let _ = self.events.send(&GpuToLauncher::Finished {
                     frames: self.next_frame,
                 });
             }
@@ -428,7 +487,14 @@ impl Producer {
         let sent = self
             .to_renderer
             .as_ref()
-            .map(|t| t.send(GpuToRenderer::Frame(msg)));
+            .map(|t| t.send(&GpuToRenderer::Frame(msg)));
+        if let Some(Err(channel::SendError::Full)) = sent {
+            // Frames in flight are bounded by the pool, far below what the socket holds: a full
+            // queue means the renderer stopped reading.
+            let _ = self.events.send(&GpuToLauncher::RendererViolation(
+                "stopped reading frames (its queue is full)".into(),
+            ));
+        }
         if !matches!(sent, Some(Ok(()))) {
             // The renderer died: its replacement resumes from the launcher's last presented
             // frame, and every buffer is freed then. The frame's work is still completed, so no
@@ -439,6 +505,8 @@ impl Producer {
             return self.complete_frame(&used);
         }
         self.next_frame += 1;
+        self.starved_sent = false;
+        let _ = self.events.send(&GpuToLauncher::Produced { frame });
         if self.rec.is_enabled() {
             let in_flight = self.pool.in_flight() as f64;
             self.rec.counter("buffers_in_flight", in_flight);

@@ -1,96 +1,49 @@
-//! How a child process joins the launcher's channels.
+//! How a child process finds its channel to the launcher.
 //!
-//! The launcher creates an `IpcOneShotServer`, passes its name on the child's command line
-//! (`--ipc NAME`), and waits. The child connects, creates two channels, keeps the receiving end
-//! of the command channel and the sending end of the event channel, and sends the other two ends
-//! in a [`Hello`]. From then on the launcher speaks through `commands` and listens on `events`.
-//! The child must connect before it restricts itself (a sandboxed child cannot open sockets).
+//! The launcher creates a `SOCK_SEQPACKET` socket pair per child before spawning it and places
+//! the child's end at [`CONTROL_FD`] between fork and exec; every other fd the child could have
+//! inherited is closed by then (`triptych_sys::jail`). The child adopts that fd once, at start,
+//! and speaks through it for the rest of its life: commands in, events out, on one socket
+//! ([`crate::channel::duplex`]). Nothing is named in the file system and nothing connects, so a
+//! sandboxed child needs no socket calls beyond `sendmsg` and `recvmsg` on what it holds.
 
-use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use crate::channel::{duplex, Receiver, Sender, Wire};
 
-/// The command-line flag that carries the one-shot server's name.
-pub const IPC_FLAG: &str = "--ipc";
+/// The fd number at which a child finds its control socket.
+pub const CONTROL_FD: i32 = 203;
 
-/// The first and only message on the bootstrap channel.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(bound(deserialize = "C: Serialize + DeserializeOwned, E: Serialize + DeserializeOwned"))]
-pub struct Hello<C, E> {
-    /// The child's pid as it sees itself.
-    pub pid: u32,
-    /// The role it believes it has (`"gpu"` or `"renderer"`).
-    pub role: String,
-    /// Where the launcher sends commands.
-    pub commands: IpcSender<C>,
-    /// Where the launcher reads events.
-    pub events: IpcReceiver<E>,
-}
-
-/// Errors joining the launcher.
+/// Errors finding the control socket.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    /// The command line has no `--ipc NAME`.
-    #[error("missing {IPC_FLAG} NAME on the command line: the {role} process is started by the launcher (triptych run)")]
-    NoServerName {
+    /// Nothing, or not a socket, was inherited at [`CONTROL_FD`].
+    #[error("no control socket at fd {CONTROL_FD}: the {role} process is started by the launcher (triptych run), not by hand")]
+    NoControlSocket {
         /// The role that was started.
         role: String,
     },
-    /// Creating a channel failed.
-    #[error("creating an ipc channel failed: {0}")]
-    Channel(#[from] std::io::Error),
-    /// Connecting to the launcher's server failed.
-    #[error("connecting to the launcher's bootstrap server {name:?} failed: {source}")]
-    Connect {
-        /// The server name.
-        name: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Sending the hello failed.
-    #[error("sending hello to the launcher failed: {0}")]
-    Send(#[from] ipc_channel::IpcError),
+    /// Claiming the number failed.
+    #[error("claiming fd {CONTROL_FD}: {0}")]
+    Claim(#[from] triptych_sys::fixed::FixedError),
 }
 
-/// Joins the launcher: connects to `server_name` and returns the child's ends of the channels.
-pub fn join<C, E>(
-    server_name: &str,
-    role: &str,
-) -> Result<(IpcReceiver<C>, IpcSender<E>), BootstrapError>
-where
-    C: Serialize + DeserializeOwned,
-    E: Serialize + DeserializeOwned,
-{
-    let (cmd_tx, cmd_rx) = ipc::channel::<C>()?;
-    let (ev_tx, ev_rx) = ipc::channel::<E>()?;
-    let server: IpcSender<Hello<C, E>> =
-        IpcSender::connect(server_name.to_owned()).map_err(|source| BootstrapError::Connect {
-            name: server_name.to_owned(),
-            source,
-        })?;
-    server
-        .send(Hello {
-            pid: std::process::id(),
+/// Joins the launcher: adopts the control socket at [`CONTROL_FD`] and returns this child's
+/// ends: commands (`C`) come in, events (`E`) go out. Events wait while the launcher's queue is
+/// full (the launcher is trusted to read).
+pub fn join<C: Wire, E: Wire>(role: &str) -> Result<(Receiver<C>, Sender<E>), BootstrapError> {
+    let fixed = triptych_sys::fixed::FixedFd::claim(CONTROL_FD)?;
+    let Some(sock) = fixed.into_inherited() else {
+        return Err(BootstrapError::NoControlSocket {
             role: role.to_owned(),
-            commands: cmd_tx,
-            events: ev_rx,
-        })
-        .map_err(BootstrapError::Send)?;
-    Ok((cmd_rx, ev_tx))
-}
-
-/// Joins the launcher whose server is named by `--ipc NAME` in this process's arguments.
-pub fn join_from_args<C, E>(role: &str) -> Result<(IpcReceiver<C>, IpcSender<E>), BootstrapError>
-where
-    C: Serialize + DeserializeOwned,
-    E: Serialize + DeserializeOwned,
-{
-    let args: Vec<String> = std::env::args().collect();
-    let name = args
-        .iter()
-        .position(|a| a == IPC_FLAG)
-        .and_then(|i| args.get(i + 1))
-        .ok_or_else(|| BootstrapError::NoServerName {
+        });
+    };
+    use nix::sys::stat::SFlag;
+    let is_socket = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&sock))
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK);
+    if !is_socket {
+        return Err(BootstrapError::NoControlSocket {
             role: role.to_owned(),
-        })?;
-    join(name, role)
+        });
+    }
+    let (events, commands) = duplex::<E, C>(sock, false);
+    Ok((commands, events))
 }

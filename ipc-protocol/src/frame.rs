@@ -117,6 +117,11 @@ pub enum FenceKind {
     /// A `sync_file` (`anon_inode:sync_file`), from `EGL_ANDROID_native_fence_sync` or
     /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`.
     SyncFile,
+    /// The read end of a pipe whose write end the producer closes once it has finished (the
+    /// shm backend's CPU fence). Readable (end of file) from then on, for good: a reader can
+    /// neither signal it nor consume the signal, so a fence handed to a peer cannot be forged
+    /// or jammed by that peer.
+    Pipe,
 }
 
 /// A fence: readable (`POLLIN`) once the buffer's contents are complete.

@@ -1,8 +1,9 @@
 //! The closed set of typed messages that triptych's three processes exchange, and the buffer
 //! description that crosses from the GPU process to the renderer.
 //!
-//! Channels are [`ipc_channel`] channels; each process learns its peers' channels during
-//! bootstrap ([`bootstrap`]) and never anything else. Every message type here is an enum or a
+//! Channels are `SOCK_SEQPACKET` sockets with bounded, validating receive paths
+//! ([`channel`]); each child finds its control socket at a fixed fd number ([`bootstrap`]) and
+//! learns its peer's socket only from the launcher. Every message type here is an enum or a
 //! struct of plain data, so a peer can only say what the protocol lets it say; what it says is
 //! still checked on arrival ([`frame::Frame::validate_shape`] and friends), because the renderer
 //! must assume the GPU process may be compromised and the launcher must assume both children may
@@ -21,8 +22,8 @@
 #![warn(missing_docs)]
 
 pub mod bootstrap;
+pub mod channel;
 pub mod fault;
-pub mod forward;
 pub mod frame;
 pub mod messages;
 

@@ -8,14 +8,18 @@
 //!   gpu ------GpuToRenderer-------> renderer   gpu <-------RendererToGpu------- renderer
 //! ```
 //!
-//! The GPU process and the renderer talk directly so a frame's handoff crosses one socket; the
-//! launcher creates that pair of channels and hands one end to each child, anew after every
-//! restart, so a restarted child never shares a channel with a dead one. Every message from the
+//! Each arrow pair is one `SOCK_SEQPACKET` socket ([`crate::channel`]): a child's *control
+//! socket* carries both directions between it and the launcher, and the *peer socket* carries
+//! frames from the GPU process and releases from the renderer. The GPU process and the renderer
+//! talk directly so a frame's handoff crosses one socket; the launcher creates that socket pair
+//! and hands one end to each child (attached to `Start`, `NewRenderer` and `NewGpu`), anew after
+//! every restart, so a restarted child never shares a channel with a dead one. Every message from the
 //! GPU process carries its *epoch* (the launcher's count of GPU process starts), and the renderer
 //! drops anything from an epoch other than the current one.
 
-use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use serde::{Deserialize, Serialize};
+
+use crate::channel::Wire;
 
 use crate::frame::{BufferId, BufferKind, FenceKind, Frame, RemoteFd};
 
@@ -77,15 +81,12 @@ pub enum LauncherToGpu {
     Shutdown,
 }
 
-/// The channels to a (new) renderer.
+/// A (new) renderer to produce for. Its peer socket (frames out, releases in) travels as the
+/// one fd attached to the message that carries this.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RendererLink {
     /// The renderer's pid, for `PR_SET_PTRACER` where Yama is active.
     pub renderer_pid: u32,
-    /// Where frames go.
-    pub to_renderer: IpcSender<GpuToRenderer>,
-    /// Where releases come from.
-    pub releases: IpcReceiver<RendererToGpu>,
     /// The first frame to render for this renderer.
     pub resume_from: u64,
 }
@@ -192,8 +193,25 @@ pub enum GpuToLauncher {
         /// The fault.
         fault: Fault,
     },
-    /// A batch of trace events.
+    /// A batch of trace events (only when tracing was asked for).
     Trace(Vec<triptych_trace::Event>),
+    /// A frame's descriptions went to the renderer: the launcher's count of what was produced,
+    /// against which every `Presented` is checked.
+    Produced {
+        /// The frame.
+        frame: u64,
+    },
+    /// Every buffer of a layer has been with the renderer, unreleased, since the GPU process
+    /// last rendered: it cannot render the next frame. Sent once per such stretch.
+    Starved {
+        /// The layer.
+        layer: u32,
+        /// The frame it cannot render.
+        frame: u64,
+    },
+    /// The renderer broke the protocol on the release channel; the GPU process stopped reading
+    /// it and waits for a new renderer.
+    RendererViolation(String),
 }
 
 /// What the GPU process runs on.
@@ -261,7 +279,8 @@ pub enum LauncherToRenderer {
     Shutdown,
 }
 
-/// The channels to a (new) GPU process.
+/// A (new) GPU process to take frames from. Its peer socket (frames in, releases out) travels
+/// as the one fd attached to the message that carries this.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GpuLink {
     /// Epoch of the GPU process.
@@ -270,10 +289,6 @@ pub struct GpuLink {
     pub gpu_pid: u32,
     /// The GPU process's export window `[base, end)`.
     pub gpu_window: (i32, i32),
-    /// Frames come from here.
-    pub frames: IpcReceiver<GpuToRenderer>,
-    /// Releases go here.
-    pub releases: IpcSender<RendererToGpu>,
 }
 
 /// What the renderer is asked to do.
@@ -326,7 +341,8 @@ pub enum RendererToLauncher {
     Failed(String),
     /// Answer to `Ping`.
     Pong(u64),
-    /// A fence did not signal within the deadline: the GPU process is presumed hung.
+    /// A fence did not signal within the deadline. A claim against the GPU process: the
+    /// launcher takes the fence itself and blames the GPU process only if it stays unsignalled.
     FenceTimeout {
         /// Epoch of the GPU process.
         epoch: u64,
@@ -334,7 +350,12 @@ pub enum RendererToLauncher {
         frame: u64,
         /// Layer.
         layer: u32,
+        /// The fence, in the GPU process's export window, as its description named it.
+        fence: RemoteFd,
     },
+    /// The GPU process broke the protocol on the frame channel; the renderer stopped reading it
+    /// and keeps its last frame. A claim the launcher cannot check: logged and counted only.
+    GpuViolation(String),
     /// An injected fault is about to fire (sent just before it does).
     FaultFired {
         /// CLOCK_MONOTONIC nanoseconds.
@@ -398,4 +419,90 @@ pub struct RendererStats {
     /// The longest the frame loop was busy between two waits, in microseconds: it never waits
     /// on a fence, so this stays far below the fence deadline even while a GPU process hangs.
     pub max_busy_us: u64,
+}
+
+impl Wire for LauncherToGpu {
+    fn kind(&self) -> &'static str {
+        match self {
+            LauncherToGpu::Start(_) => "Start",
+            LauncherToGpu::NewRenderer(_) => "NewRenderer",
+            LauncherToGpu::Ping(_) => "Ping",
+            LauncherToGpu::Shutdown => "Shutdown",
+        }
+    }
+    /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket.
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(
+            self,
+            LauncherToGpu::Start(_) | LauncherToGpu::NewRenderer(_)
+        ))
+    }
+}
+
+impl Wire for LauncherToRenderer {
+    fn kind(&self) -> &'static str {
+        match self {
+            LauncherToRenderer::Start(_) => "Start",
+            LauncherToRenderer::NewGpu(_) => "NewGpu",
+            LauncherToRenderer::Ping(_) => "Ping",
+            LauncherToRenderer::SlotFree(_) => "SlotFree",
+            LauncherToRenderer::Shutdown => "Shutdown",
+        }
+    }
+    /// `Start` and `NewGpu` carry the renderer's end of the peer socket.
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(
+            self,
+            LauncherToRenderer::Start(_) | LauncherToRenderer::NewGpu(_)
+        ))
+    }
+}
+
+impl Wire for GpuToLauncher {
+    fn kind(&self) -> &'static str {
+        match self {
+            GpuToLauncher::Started(_) => "Started",
+            GpuToLauncher::Finished { .. } => "Finished",
+            GpuToLauncher::Failed(_) => "Failed",
+            GpuToLauncher::Pong(_) => "Pong",
+            GpuToLauncher::FaultFired { .. } => "FaultFired",
+            GpuToLauncher::Trace(_) => "Trace",
+            GpuToLauncher::Produced { .. } => "Produced",
+            GpuToLauncher::Starved { .. } => "Starved",
+            GpuToLauncher::RendererViolation(_) => "RendererViolation",
+        }
+    }
+}
+
+impl Wire for RendererToLauncher {
+    fn kind(&self) -> &'static str {
+        match self {
+            RendererToLauncher::Output { .. } => "Output",
+            RendererToLauncher::Presented(_) => "Presented",
+            RendererToLauncher::Stats(_) => "Stats",
+            RendererToLauncher::Rejected { .. } => "Rejected",
+            RendererToLauncher::Failed(_) => "Failed",
+            RendererToLauncher::Pong(_) => "Pong",
+            RendererToLauncher::FenceTimeout { .. } => "FenceTimeout",
+            RendererToLauncher::GpuViolation(_) => "GpuViolation",
+            RendererToLauncher::FaultFired { .. } => "FaultFired",
+            RendererToLauncher::Trace(_) => "Trace",
+        }
+    }
+}
+
+impl Wire for GpuToRenderer {
+    fn kind(&self) -> &'static str {
+        match self {
+            GpuToRenderer::Frame(_) => "Frame",
+        }
+    }
+}
+
+impl Wire for RendererToGpu {
+    fn kind(&self) -> &'static str {
+        match self {
+            RendererToGpu::Release { .. } => "Release",
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Spawning a child process and joining it to the launcher's channels.
 //!
 //! Each child is a sibling binary of `triptych` (`triptych-gpu`, `triptych-renderer`), started
-//! with the name of a fresh `IpcOneShotServer` on its command line. Between fork and exec it asks
+//! with its end of a fresh control socket at [`CONTROL_FD`] (placed by the caller's confinement,
+//! `crate::jail`) and an environment built from an allowlist ([`ENV_ALLOWED`]), not inherited.
+//! Between fork and exec it asks
 //! for `SIGKILL` when the launcher's spawning thread dies (`PR_SET_PDEATHSIG`), then checks that
 //! its parent is still the launcher, closing the race where the launcher died before the prctl.
 //! Once spawned the launcher holds a pidfd of the child: it becomes readable when the child
@@ -12,16 +14,46 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
-use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
-use serde::{de::DeserializeOwned, Serialize};
+use ipc_protocol::channel::{duplex, Receiver, Sender, Wire};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 
-/// How long a child has to connect after it was started.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Environment variables a child may inherit, by exact name or by prefix (ending in `_`):
+/// what the GL stack, the C library's locale and logging need. Everything else the launcher
+/// was started with stays behind.
+pub const ENV_ALLOWED: &[&str] = &[
+    "TRIPTYCH_",
+    "RUST_BACKTRACE",
+    "RUST_LOG",
+    "LANG",
+    "LC_",
+    "TZ",
+    "LD_LIBRARY_PATH",
+    "LIBGL_",
+    "MESA_",
+    "GALLIUM_",
+    "LP_",
+    "EGL_",
+    "__EGL_",
+    "__GLX_",
+    "__GL_",
+    "NVIDIA_",
+    "GBM_",
+    "VK_",
+];
+
+/// Whether `name` may pass to a child.
+pub fn env_allowed(name: &str) -> bool {
+    ENV_ALLOWED.iter().any(|a| {
+        if a.ends_with('_') {
+            name.starts_with(a)
+        } else {
+            name == *a
+        }
+    })
+}
 
 /// The path of the sibling binary `name`.
 pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
@@ -54,15 +86,6 @@ pub struct Process {
 }
 
 impl Process {
-    /// Whether the child has exited (without reaping it).
-    pub fn exited(&self) -> bool {
-        self.status.is_some()
-            || matches!(
-                wait_readable(self.pidfd.as_fd(), Duration::ZERO),
-                Ok(WaitOutcome::Ready)
-            )
-    }
-
     /// Waits up to `timeout` for the child to exit and reaps it.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if let Some(s) = self.status {
@@ -102,38 +125,38 @@ impl Drop for Process {
 
 /// A running child and its channels.
 #[derive(Debug)]
-pub struct ChildProc<C: Serialize, E: Serialize> {
+pub struct ChildProc<C, E> {
     /// The process.
     pub proc: Process,
-    /// Commands go here.
-    pub commands: IpcSender<C>,
+    /// Commands go here; a send never waits (a child that stops reading is seen at once).
+    pub commands: Sender<C>,
     /// Events come from here (taken by the event loop).
-    pub events: Option<IpcReceiver<E>>,
+    pub events: Option<Receiver<E>>,
 }
 
-impl<C, E> ChildProc<C, E>
-where
-    C: Serialize + DeserializeOwned + Send + 'static,
-    E: Serialize + DeserializeOwned + Send + 'static,
-{
-    /// Starts `binary` in role `role` and waits for it to connect, with `setup` applied to the
-    /// command first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before
-    /// the parent-death hook below.
+impl<C: Wire, E: Wire> ChildProc<C, E> {
+    /// Starts `binary` in role `role`, talking over `control` (the launcher's end of the pair
+    /// whose other end `setup` places at `CONTROL_FD`), with `setup` applied to the command
+    /// first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before the
+    /// parent-death hook below.
     pub fn spawn_with(
         role: &'static str,
         binary: &str,
+        control: OwnedFd,
         extra_args: &[String],
         setup: impl FnOnce(&mut Command),
     ) -> anyhow::Result<Self> {
         let path = sibling(binary)?;
-        let (server, name) =
-            IpcOneShotServer::<Hello<C, E>>::new().context("creating the bootstrap server")?;
         let launcher_pid = std::process::id();
         let mut cmd = Command::new(&path);
-        cmd.arg(IPC_FLAG)
-            .arg(&name)
-            .args(extra_args)
-            .stdin(Stdio::null());
+        cmd.args(extra_args).stdin(Stdio::null()).env_clear();
+        for (k, v) in std::env::vars_os() {
+            if k.to_str().is_some_and(env_allowed) {
+                cmd.env(k, v);
+            }
+        }
+        // Mesa's shader cache would write under $HOME; the children have none and open nothing.
+        cmd.env("MESA_SHADER_CACHE_DISABLE", "true");
         setup(&mut cmd);
         // SAFETY: the closure runs between fork and exec in the child and only calls prctl and
         // getppid, both async-signal-safe, and allocates nothing.
@@ -151,6 +174,8 @@ where
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting the {role} process {}", path.display()))?;
+        // The child's end went with the command's confinement; dropping `cmd` closes ours.
+        drop(cmd);
         let pid = child.id();
         let pidfd = match triptych_sys::pidfd::pidfd_open(pid as i32) {
             Ok(fd) => fd,
@@ -161,49 +186,18 @@ where
                     .with_context(|| format!("opening a pidfd of the {role} process {pid}"));
             }
         };
-        let mut proc = Process {
+        let proc = Process {
             role,
             pid,
             pidfd,
             child,
             status: None,
         };
-        // Accept on a thread so that a child that dies before connecting is noticed.
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
-            .name(format!("{role}-accept"))
-            .spawn(move || {
-                let _ = tx.send(server.accept());
-            })
-            .context("spawning the accept thread")?;
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let hello = loop {
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(Ok((_rx, hello))) => break hello,
-                Ok(Err(e)) => bail!("the {role} process {pid} sent a bad hello: {e}"),
-                Err(_) => {}
-            }
-            if proc.exited() {
-                let st = proc.wait_exit(Duration::from_secs(1));
-                bail!(
-                    "the {role} process {pid} exited before connecting ({})",
-                    describe(st)
-                );
-            }
-            if Instant::now() > deadline {
-                bail!("the {role} process {pid} did not connect within {CONNECT_TIMEOUT:?}");
-            }
-        };
-        if hello.role != role {
-            bail!(
-                "the {role} process {pid} introduced itself as {:?}",
-                hello.role
-            );
-        }
+        let (commands, events) = duplex::<C, E>(control, true);
         Ok(ChildProc {
             proc,
-            commands: hello.commands,
-            events: Some(hello.events),
+            commands,
+            events: Some(events),
         })
     }
 }

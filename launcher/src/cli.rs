@@ -175,9 +175,6 @@ pub struct TraceSummaryArgs {
 /// Arguments of the hidden `triptych bench-peer`.
 #[derive(Debug, clap::Args)]
 pub struct BenchPeerArgs {
-    /// The bench's bootstrap server.
-    #[arg(long = "ipc")]
-    pub ipc: String,
     /// The bench's pid: the peer refuses to run under any other parent.
     #[arg(long)]
     pub parent: u32,

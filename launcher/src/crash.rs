@@ -48,6 +48,14 @@ pub enum Cause {
         /// The syscall, as `name(args)`.
         syscall: String,
     },
+    /// It sent or did something the protocol does not allow, and was killed for it: the child
+    /// is taken to be compromised.
+    ProtocolViolation {
+        /// The message kind (or channel) involved.
+        kind: String,
+        /// What was wrong, with the value.
+        what: String,
+    },
 }
 
 impl std::fmt::Display for Cause {
@@ -67,6 +75,9 @@ impl std::fmt::Display for Cause {
                 )
             }
             Cause::SandboxViolation { syscall } => write!(f, "sandbox violation: {syscall}"),
+            Cause::ProtocolViolation { kind, what } => {
+                write!(f, "protocol violation: {kind}: {what}")
+            }
         }
     }
 }

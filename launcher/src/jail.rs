@@ -40,8 +40,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crossbeam_channel::Receiver;
+use ipc_protocol::bootstrap::CONTROL_FD;
+use ipc_protocol::channel::Wire;
 use ipc_protocol::messages::Transport;
-use serde::{de::DeserializeOwned, Serialize};
 use triptych_sandbox::attempts::PROBE_ENV;
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::report::Violation;
@@ -284,20 +285,22 @@ impl Jail {
         binary: &str,
     ) -> anyhow::Result<ChildProc<C, E>>
     where
-        C: Serialize + DeserializeOwned + Send + 'static,
-        E: Serialize + DeserializeOwned + Send + 'static,
+        C: Wire,
+        E: Wire,
     {
         let (report_r, report_w) = pipe()?;
         let (handover, child_end) = seqpacket_pair()?;
+        let (control, child_control) = seqpacket_pair()?;
         let confinement = self
             .layers
             .confinement()?
             .inherit(report_w, REPORT_FD)?
-            .inherit(child_end, HANDOVER_FD)?;
+            .inherit(child_end, HANDOVER_FD)?
+            .inherit(child_control, CONTROL_FD)?;
         let count = self.spawned.entry(role).or_insert(0);
         let first = *count == 0;
         *count += 1;
-        let child = ChildProc::spawn_with(role, binary, &[], move |cmd| {
+        let child = ChildProc::spawn_with(role, binary, control, &[], move |cmd| {
             confinement.install(cmd);
             if !first {
                 // The test hook acts in the first process of a role only; a replacement runs

@@ -66,6 +66,11 @@ impl Screen {
         })
     }
 
+    /// The number of slots.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
     /// Shows `slot` holding `frame`; returns the slot it replaces, to hand back.
     pub fn show(&mut self, slot: u32, frame: u64) -> anyhow::Result<Option<u32>> {
         if slot >= self.slots {

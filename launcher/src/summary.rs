@@ -101,8 +101,13 @@ pub struct RunSummary {
     pub pids: Pids,
     /// The renderer's counters.
     pub renderer: RendererStats,
-    /// Descriptions the renderer rejected.
+    /// Descriptions the renderer rejected (the first 32).
     pub rejected: Vec<String>,
+    /// Claims one child made against the other that the launcher could not check and did not
+    /// act on (the first 32).
+    pub uncorroborated: Vec<String>,
+    /// Fence timeouts the renderer reported that the launcher's own check of the fence refuted.
+    pub refuted_fence_timeouts: u64,
     /// fd counts for the leak check.
     pub fd_counts: FdCounts,
     /// Where the last frame was written.

@@ -43,18 +43,18 @@ fn run() -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
     let claimed = sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
-    let (commands, events) =
-        bootstrap::join_from_args::<LauncherToRenderer, RendererToLauncher>(ROLE)
-            .context("joining the launcher")?;
-    let start = match commands
+    let (mut commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(ROLE)
+        .context("joining the launcher")?;
+    let (start, mut fds) = commands
         .recv()
-        .context("waiting for Start from the launcher")?
-    {
+        .context("waiting for Start from the launcher")?;
+    let start = match start {
         LauncherToRenderer::Start(s) => s,
         LauncherToRenderer::Shutdown => return Ok(()),
         other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
     };
-    let mut pipeline =
-        pipeline::Pipeline::new(start, events, claimed).context("starting the pipeline")?;
+    let mut pipeline = pipeline::Pipeline::new(start, fds.pop(), events, claimed)
+        .context("starting the pipeline")?;
+    let commands = ipc_protocol::channel::forward("launcher-rx", commands)?;
     pipeline.run(commands)
 }

@@ -1,7 +1,7 @@
 //! The renderer's frame loop: receive, validate, import, wait, composite, present, release.
 //!
-//! Forwarding threads turn the ipc-channel receivers (commands from the launcher, frames from
-//! the GPU process) into crossbeam channels, and a fence-waiter thread polls fences, so the loop
+//! Forwarding threads turn the channel receivers (commands from the launcher, frames from the
+//! GPU process, [`ipc_protocol::channel`]) into crossbeam channels, and a fence-waiter thread polls fences, so the loop
 //! waits on all of them at once and never blocks on a fence: while a frame's fences are pending
 //! it still answers the launcher (pings, slots, a new GPU process). For each frame:
 //!
@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{select, Receiver, Sender};
-use ipc_channel::ipc::{IpcReceiver, IpcSender};
+use crossbeam_channel::{select, Receiver};
+use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::frame::{BufferKind, MAX_PLANES};
 use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, LayerPlacement,
@@ -68,13 +68,18 @@ struct Pending {
     frame: u64,
     sent_ns: u64,
     fetched_ns: u64,
-    layers: Vec<(u32, Shown)>,
+    /// Each layer, what it will show, and its fence as the description named it (for the
+    /// launcher's own check if it times out).
+    layers: Vec<(u32, Shown, RemoteFd)>,
 }
+
+/// Commands from the launcher, with the fds attached to them.
+type Commands = Receiver<Delivery<LauncherToRenderer>>;
 
 /// What woke the loop.
 enum Wake {
-    Command(Option<LauncherToRenderer>),
-    Frame(Option<GpuToRenderer>),
+    Command(Option<Delivery<LauncherToRenderer>>),
+    Frame(Option<Delivery<GpuToRenderer>>),
     Fences(Option<WaitDone>),
 }
 
@@ -96,7 +101,9 @@ struct GpuSide {
     epoch: u64,
     pid: u32,
     window: (i32, i32),
-    releases: IpcSender<RendererToGpu>,
+    /// Releases go back on the peer socket, never waiting: a GPU process that stops reading
+    /// them cannot stall the renderer.
+    releases: Sender<RendererToGpu>,
 }
 
 /// The renderer's state.
@@ -108,7 +115,7 @@ pub struct Pipeline {
     height: u32,
     layers: u32,
     fence_timeout: Duration,
-    events: IpcSender<RendererToLauncher>,
+    events: Sender<RendererToLauncher>,
     cache: ImportCache,
     output: Output,
     shown: BTreeMap<u32, Shown>,
@@ -117,8 +124,8 @@ pub struct Pipeline {
     rec: Recorder,
     pending: Option<Pending>,
     seq: u64,
-    frames: Receiver<GpuToRenderer>,
-    waiter: Sender<WaitJob>,
+    frames: Receiver<Delivery<GpuToRenderer>>,
+    waiter: crossbeam_channel::Sender<WaitJob>,
     waited: Receiver<WaitDone>,
     /// Fence waits of a sequence number below this are abandoned.
     cancel: Arc<AtomicU64>,
@@ -161,7 +168,9 @@ enum FrameError {
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
 /// milliseconds (its frame belongs to a GPU process that was replaced), so the fences of a dead
 /// process never hold up the new one's frames.
-fn spawn_waiter(cancel: Arc<AtomicU64>) -> anyhow::Result<(Sender<WaitJob>, Receiver<WaitDone>)> {
+fn spawn_waiter(
+    cancel: Arc<AtomicU64>,
+) -> anyhow::Result<(crossbeam_channel::Sender<WaitJob>, Receiver<WaitDone>)> {
     /// How often a wait looks at `cancel`; a fence that signals wakes it at once regardless.
     const SLICE: Duration = Duration::from_millis(5);
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<WaitJob>();
@@ -227,23 +236,29 @@ fn maybe_fire(
     faults: &mut Vec<Fault>,
     point: FaultPoint,
     frame: u64,
-    events: &IpcSender<RendererToLauncher>,
+    events: &Sender<RendererToLauncher>,
 ) {
     // Renderer points have no fault that lets the process live on.
     let _ = ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
-        let _ = events.send(RendererToLauncher::FaultFired { at_ns, fault });
+        let _ = events.send(&RendererToLauncher::FaultFired { at_ns, fault });
     });
 }
 
-/// Starts receiving from the GPU process of `gpu`; its link must already be attached.
-fn link(gpu: GpuLink) -> anyhow::Result<(GpuSide, Receiver<GpuToRenderer>)> {
-    let frames = ipc_protocol::forward::forward("gpu-rx", gpu.frames)?;
+/// Starts receiving from the GPU process of `gpu` over `peer`, the socket the launcher
+/// attached; its fd link must already be attached.
+fn link(
+    gpu: GpuLink,
+    peer: Option<OwnedFd>,
+) -> anyhow::Result<(GpuSide, Receiver<Delivery<GpuToRenderer>>)> {
+    let peer = peer.context("no peer socket came with the GPU link")?;
+    let (releases, frames) = channel::duplex::<RendererToGpu, GpuToRenderer>(peer, true);
+    let frames = channel::forward("gpu-rx", frames)?;
     Ok((
         GpuSide {
             epoch: gpu.epoch,
             pid: gpu.gpu_pid,
             window: gpu.gpu_window,
-            releases: gpu.releases,
+            releases,
         },
         frames,
     ))
@@ -255,16 +270,17 @@ impl Pipeline {
     /// GPU process is received before the sandbox is on.
     pub fn new(
         start: RendererStart,
-        events: IpcSender<RendererToLauncher>,
+        peer: Option<OwnedFd>,
+        events: Sender<RendererToLauncher>,
         claimed: crate::sandbox::Claimed,
     ) -> anyhow::Result<Self> {
         let output =
             Output::new(start.width, start.height).context("creating the output buffer")?;
         let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd())?;
-        let (gpu, frames) = link(start.gpu)?;
+        let (gpu, frames) = link(start.gpu, peer)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         events
-            .send(RendererToLauncher::Output {
+            .send(&RendererToLauncher::Output {
                 fd: RemoteFd {
                     pid: std::process::id(),
                     fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
@@ -308,8 +324,7 @@ impl Pipeline {
     }
 
     /// Runs until the launcher says `Shutdown` or disappears.
-    pub fn run(&mut self, commands: IpcReceiver<LauncherToRenderer>) -> anyhow::Result<()> {
-        let commands = ipc_protocol::forward::forward("launcher-rx", commands)?;
+    pub fn run(&mut self, commands: Commands) -> anyhow::Result<()> {
         loop {
             // While a frame waits on its fences, newer frames stay queued.
             let frames = if self.pending.is_some() {
@@ -327,13 +342,25 @@ impl Pipeline {
             // so this stays far below any fence deadline (checked by the crash tests).
             let busy = Instant::now();
             match wake {
-                Wake::Command(Some(c)) => {
-                    if !self.command(c)? {
+                Wake::Command(Some(Ok((c, fds)))) => {
+                    if !self.command(c, fds)? {
                         return Ok(());
                     }
                 }
+                Wake::Command(Some(Err(v))) => {
+                    anyhow::bail!("a bad command from the launcher: {v}")
+                }
                 Wake::Command(None) => anyhow::bail!("the launcher disconnected"),
-                Wake::Frame(Some(GpuToRenderer::Frame(f))) => self.frame(f, &commands)?,
+                Wake::Frame(Some(Ok((GpuToRenderer::Frame(f), _)))) => self.frame(f, &commands)?,
+                Wake::Frame(Some(Err(v))) => {
+                    // The GPU process broke the protocol: stop reading it and say so. The last
+                    // composited frame stays on screen; the launcher decides what happens next.
+                    tracing::warn!(gpu_pid = self.gpu.pid, violation = %v, "the GPU process sent a bad message; no longer reading it");
+                    self.frames = crossbeam_channel::never();
+                    let _ = self
+                        .events
+                        .send(&RendererToLauncher::GpuViolation(v.to_string()));
+                }
                 Wake::Frame(None) => {
                     tracing::warn!(
                         gpu_pid = self.gpu.pid,
@@ -356,16 +383,19 @@ impl Pipeline {
         if self.rec.is_empty() {
             return;
         }
-        if let Err(e) = self
-            .events
-            .send(RendererToLauncher::Trace(self.rec.drain()))
-        {
-            tracing::warn!(error = %e, "could not ship trace events");
+        let (batches, dropped) = channel::split_to_fit(self.rec.drain(), RendererToLauncher::Trace);
+        if dropped > 0 {
+            tracing::warn!(dropped, "trace events too large to ship were dropped");
+        }
+        for b in batches {
+            if let Err(e) = self.events.send(&b) {
+                tracing::warn!(error = %e, "could not ship trace events");
+            }
         }
     }
 
     /// Handles a command; false means stop.
-    fn command(&mut self, c: LauncherToRenderer) -> anyhow::Result<bool> {
+    fn command(&mut self, c: LauncherToRenderer, mut fds: Vec<OwnedFd>) -> anyhow::Result<bool> {
         match c {
             LauncherToRenderer::SlotFree(s) => {
                 if !self.output.release(s) {
@@ -374,16 +404,16 @@ impl Pipeline {
             }
             LauncherToRenderer::Ping(n) => {
                 self.events
-                    .send(RendererToLauncher::Pong(n))
+                    .send(&RendererToLauncher::Pong(n))
                     .context("answering a ping")?;
             }
-            LauncherToRenderer::NewGpu(g) => self.switch_gpu(g)?,
+            LauncherToRenderer::NewGpu(g) => self.switch_gpu(g, fds.pop())?,
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
                 self.ship_trace();
                 self.events
-                    .send(RendererToLauncher::Stats(self.stats))
+                    .send(&RendererToLauncher::Stats(self.stats))
                     .context("sending final counters")?;
                 return Ok(false);
             }
@@ -393,7 +423,7 @@ impl Pipeline {
     }
 
     /// Drops everything of the old epoch and attaches to the new GPU process.
-    fn switch_gpu(&mut self, g: GpuLink) -> anyhow::Result<()> {
+    fn switch_gpu(&mut self, g: GpuLink, peer: Option<OwnedFd>) -> anyhow::Result<()> {
         if g.epoch <= self.gpu.epoch {
             anyhow::bail!(
                 "NewGpu with epoch {} after epoch {}",
@@ -404,7 +434,7 @@ impl Pipeline {
         self.link
             .attach(g.epoch, g.gpu_pid)
             .context("attaching to the new GPU process")?;
-        let (gpu, frames) = link(g)?;
+        let (gpu, frames) = link(g, peer)?;
         tracing::info!(
             old = self.gpu.epoch,
             new = gpu.epoch,
@@ -422,11 +452,7 @@ impl Pipeline {
         Ok(())
     }
 
-    fn frame(
-        &mut self,
-        msg: FrameMsg,
-        commands: &Receiver<LauncherToRenderer>,
-    ) -> anyhow::Result<()> {
+    fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
             self.stats.stale_dropped += 1;
@@ -459,7 +485,7 @@ impl Pipeline {
                 }
                 return self
                     .events
-                    .send(RendererToLauncher::Rejected {
+                    .send(&RendererToLauncher::Rejected {
                         frame: msg.frame,
                         reason: e.to_string(),
                     })
@@ -491,7 +517,13 @@ impl Pipeline {
                 self.stats.fences_pending += 1;
                 all_ready = false;
             }
-            layers.push((layer, shown));
+            let named = msg
+                .layers
+                .iter()
+                .find(|l| l.layer == layer)
+                .map(|l| l.buffer.fence.fd)
+                .context("a fetched layer that the description does not name")?;
+            layers.push((layer, shown, named));
             fences.push(fence);
         }
         let pending = Pending {
@@ -517,11 +549,7 @@ impl Pipeline {
         Ok(())
     }
 
-    fn fences_done(
-        &mut self,
-        done: WaitDone,
-        commands: &Receiver<LauncherToRenderer>,
-    ) -> anyhow::Result<()> {
+    fn fences_done(&mut self, done: WaitDone, commands: &Commands) -> anyhow::Result<()> {
         let Some(p) = self.pending.take_if(|p| p.seq == done.seq) else {
             // The answer for a frame dropped by a GPU switch.
             return Ok(());
@@ -589,12 +617,7 @@ impl Pipeline {
     }
 
     /// Steps 4 to 6 for a frame whose fence outcomes are known.
-    fn finish(
-        &mut self,
-        p: Pending,
-        ready: Vec<bool>,
-        commands: &Receiver<LauncherToRenderer>,
-    ) -> anyhow::Result<()> {
+    fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Commands) -> anyhow::Result<()> {
         let ready_ns = triptych_trace::now_ns();
         self.rec.record_span(
             Stage::FenceWait,
@@ -604,7 +627,7 @@ impl Pipeline {
             Args::new(),
         );
         let mut replaced = Vec::new();
-        for ((layer, mut s), ok) in p.layers.into_iter().zip(ready) {
+        for ((layer, mut s, named), ok) in p.layers.into_iter().zip(ready) {
             if !ok {
                 self.stats.fence_timeouts += 1;
                 tracing::warn!(
@@ -622,10 +645,11 @@ impl Pipeline {
                     args,
                 );
                 self.release(s.id);
-                let _ = self.events.send(RendererToLauncher::FenceTimeout {
+                let _ = self.events.send(&RendererToLauncher::FenceTimeout {
                     epoch: s.epoch,
                     frame: p.frame,
                     layer,
+                    fence: named,
                 });
                 continue;
             }
@@ -656,7 +680,7 @@ impl Pipeline {
         frame: u64,
         sent_ns: u64,
         ready_ns: u64,
-        commands: &Receiver<LauncherToRenderer>,
+        commands: &Commands,
     ) -> anyhow::Result<()> {
         let slot = loop {
             if let Some(s) = self.output.take_free() {
@@ -665,8 +689,9 @@ impl Pipeline {
             // Every slot is with the launcher: wait for one back (commands only; the launcher
             // hands a slot back as soon as it shows the next frame).
             match commands.recv_timeout(Duration::from_secs(5)) {
-                Ok(c) => {
-                    if !self.command(c)? {
+                Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
+                Ok(Ok((c, fds))) => {
+                    if !self.command(c, fds)? {
                         anyhow::bail!("shutdown while waiting for an output slot");
                     }
                 }
@@ -738,7 +763,7 @@ impl Pipeline {
         );
         self.stats.frames += 1;
         self.events
-            .send(RendererToLauncher::Presented(Presented {
+            .send(&RendererToLauncher::Presented(Presented {
                 frame,
                 epoch,
                 slot,
@@ -752,7 +777,7 @@ impl Pipeline {
 
     fn release(&mut self, buffer: BufferId) {
         let start = Instant::now();
-        if let Err(e) = self.gpu.releases.send(RendererToGpu::Release {
+        if let Err(e) = self.gpu.releases.send(&RendererToGpu::Release {
             epoch: self.gpu.epoch,
             buffer,
         }) {

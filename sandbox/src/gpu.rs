@@ -80,13 +80,20 @@ pub fn policy(p: &Params) -> Policy {
         // Creating buffers and fences while running.
         Rule::any(libc::SYS_memfd_create, "memfd_create", "shm buffers"),
         Rule::any(libc::SYS_ftruncate, "ftruncate", "sizing shm buffers"),
-        Rule::any(libc::SYS_eventfd2, "eventfd2", "eventfd fences"),
+        Rule::any(libc::SYS_eventfd2, "eventfd2", "the driver's own eventfds"),
+        Rule::with(
+            "pipe2:cloexec",
+            libc::SYS_pipe2,
+            "pipe2",
+            vec![Arg::eq32(1, libc::O_CLOEXEC as u64, "O_CLOEXEC")],
+            "pipe fences of shm buffers (the renderer gets the read end)",
+        ),
         Rule::with(
             "fcntl:add-seals",
             libc::SYS_fcntl,
             "fcntl",
             vec![Arg::eq32(1, libc::F_ADD_SEALS as u64, "F_ADD_SEALS")],
-            "sealing shm buffers against shrinking",
+            "sealing shm buffers against shrinking, growing and (after mapping) new writes",
         ),
         Rule::with(
             "fcntl:dupfd-cloexec",

@@ -54,6 +54,12 @@ pub enum FdError {
         /// The error.
         errno: nix::Error,
     },
+    /// `pipe2` failed.
+    #[error("creating a pipe failed: {errno}")]
+    Pipe {
+        /// The error.
+        errno: nix::Error,
+    },
     /// `fcntl` failed.
     #[error("fcntl({op}) on fd {fd} failed: {errno}")]
     Fcntl {
@@ -64,6 +70,27 @@ pub enum FdError {
         /// The error.
         errno: nix::Error,
     },
+}
+
+/// A pipe, both ends close-on-exec: `(read, write)`. The shm backend's fence: the write end's
+/// close is the signal.
+pub fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), FdError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| FdError::Pipe { errno })
+}
+
+/// Whether `fd` is the read end of a pipe (a FIFO opened read-only): a wait-only fence.
+pub fn is_pipe_read_end(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
+    use nix::sys::stat::SFlag;
+    let raw = fd.as_raw_fd();
+    let st = nix::sys::stat::fstat(raw).map_err(|errno| FdError::Fstat { fd: raw, errno })?;
+    let fifo = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO;
+    let fl =
+        nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFL).map_err(|errno| FdError::Fcntl {
+            op: "F_GETFL",
+            fd: raw,
+            errno,
+        })?;
+    Ok(fifo && fl & libc::O_ACCMODE == libc::O_RDONLY)
 }
 
 /// The `(st_dev, st_ino)` of a file: what the receiver of a fd checks.

@@ -192,6 +192,28 @@ impl Confinement {
             // SAFETY: closes the lifted copy, which nothing else refers to.
             unsafe { libc::close(lifted[i]) };
         }
+        // Process hygiene: the child keeps stdio and the numbers placed above, nothing else.
+        // Every other fd, whatever its number and flags (an fd the launcher's own parent left
+        // open without O_CLOEXEC, say), is marked close-on-exec, so exec drops it. Marking
+        // rather than closing keeps the standard library's exec-error pipe working until exec.
+        // The user namespace fd and the lifted copies are closed by exec the same way.
+        let mut keep = [0i32; MAX_INHERITED];
+        for (i, (_, number)) in self.inherit.iter().enumerate() {
+            keep[i] = *number;
+        }
+        let keep = &mut keep[..self.inherit.len()];
+        keep.sort_unstable();
+        let mut from: u32 = 3;
+        for &k in keep.iter() {
+            let k = k as u32;
+            if k >= from {
+                if k > from {
+                    cloexec_range(from, k - 1)?;
+                }
+                from = k + 1;
+            }
+        }
+        cloexec_range(from, u32::MAX)?;
         if let Some(ns) = &self.user_ns {
             // SAFETY: setns takes an fd and a flag; `ns` is open.
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
@@ -266,9 +288,65 @@ impl Confinement {
     }
 }
 
+/// `close_range(2)`'s `CLOSE_RANGE_CLOEXEC` (`include/uapi/linux/close_range.h`): mark the fds
+/// in the range close-on-exec instead of closing them (Linux 5.11).
+pub const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+/// Marks every open fd in `[first, last]` close-on-exec. Async-signal-safe: one system call.
+fn cloexec_range(first: u32, last: u32) -> std::io::Result<()> {
+    // SAFETY: close_range takes two integers and a flag word and touches only this process's
+    // fd table; with CLOSE_RANGE_CLOEXEC it closes nothing, so no fd owned elsewhere goes away.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_range_flag_matches_the_uapi_header() {
+        assert_eq!(CLOSE_RANGE_CLOEXEC, 4);
+    }
+
+    #[test]
+    fn only_the_placed_fds_survive_exec() {
+        // Two fds without O_CLOEXEC, one low and one high: neither may reach the child.
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let low = crate::fd::dup_cloexec(std::os::fd::AsFd::as_fd(&b)).expect("dup");
+        crate::fd::clear_cloexec(std::os::fd::AsFd::as_fd(&low)).expect("clear");
+        // SAFETY: fcntl(F_DUPFD) on an fd we hold; the result is owned by `high` below.
+        let raw = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&b), libc::F_DUPFD, 900) };
+        assert!(raw >= 900);
+        // SAFETY: `raw` was just returned by fcntl and nothing else owns it.
+        let high = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("ls /proc/self/fd | sort -n | tr '\\n' ' '");
+        cmd.stdout(std::process::Stdio::piped());
+        Confinement::new()
+            .inherit(OwnedFd::from(a), 250)
+            .expect("inherit")
+            .install(&mut cmd);
+        let out = cmd.output().expect("spawn");
+        let listed = String::from_utf8_lossy(&out.stdout).to_string();
+        let fds: Vec<i32> = listed
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let low_n = std::os::fd::AsRawFd::as_raw_fd(&low);
+        assert!(fds.contains(&250), "placed fd missing: {listed}");
+        assert!(
+            !fds.contains(&low_n) && !fds.contains(&raw),
+            "inherited {listed}"
+        );
+        // stdio, 250, and the fd `ls` opens on /proc/self/fd; nothing else.
+        assert!(fds.len() <= 5, "child had {listed}");
+        drop(high);
+    }
 
     #[test]
     fn securebits_match_the_uapi_header() {

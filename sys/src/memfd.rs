@@ -69,6 +69,41 @@ pub fn create_sealed(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
     Ok(fd)
 }
 
+/// Creates a memfd of `size` bytes sealed against shrinking and growing but not yet against
+/// further seals, for [`seal_future_write`] once the creator holds its writable mapping.
+pub fn create_for_export(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
+    let fd = memfd_create(
+        name,
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .map_err(|errno| MemfdError::Create {
+        name: name.to_string_lossy().into_owned(),
+        errno,
+    })?;
+    nix::unistd::ftruncate(&fd, size as i64)
+        .map_err(|errno| MemfdError::Truncate { size, errno })?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW),
+    )
+    .map_err(|errno| MemfdError::Seal { errno })?;
+    Ok(fd)
+}
+
+/// Seals `fd` against new writes (`F_SEAL_FUTURE_WRITE`, Linux 5.1) and further seals: mappings
+/// that exist stay writable, but no process can map it writable again or `write(2)` to it.
+/// Whoever receives it can only read.
+pub fn seal_future_write(fd: BorrowedFd<'_>) -> Result<(), MemfdError> {
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_ADD_SEALS(
+            SealFlag::from_bits_retain(libc::F_SEAL_FUTURE_WRITE) | SealFlag::F_SEAL_SEAL,
+        ),
+    )
+    .map_err(|errno| MemfdError::Seal { errno })?;
+    Ok(())
+}
+
 /// Checks that `fd` is sealed against shrinking, so that a mapping of it cannot fault.
 pub fn check_no_shrink(fd: BorrowedFd<'_>) -> Result<(), MemfdError> {
     let found =
@@ -83,6 +118,20 @@ pub fn check_no_shrink(fd: BorrowedFd<'_>) -> Result<(), MemfdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn future_write_seal_keeps_the_creator_writable_and_refuses_others() {
+        use crate::mapping::{Access, Mapping};
+        use std::os::fd::AsFd;
+        let fd = create_for_export(c"fw", 4096).expect("memfd");
+        let mut mine = Mapping::new(fd.as_fd(), 4096, Access::ReadWrite).expect("map rw");
+        seal_future_write(fd.as_fd()).expect("seal");
+        mine.as_mut_slice()[0] = 7;
+        assert!(Mapping::new(fd.as_fd(), 4096, Access::ReadWrite).is_err());
+        let theirs = Mapping::new(fd.as_fd(), 4096, Access::Read).expect("map ro");
+        assert_eq!(theirs.as_slice()[0], 7);
+        assert!(nix::unistd::write(&fd, b"x").is_err());
+    }
     use std::os::fd::AsFd;
 
     #[test]

@@ -1,6 +1,8 @@
 //! Waiting on one fd with a deadline, with an explicit outcome.
 //!
-//! Fences (eventfds and sync_files) and pidfds all signal by becoming readable (`POLLIN`). The
+//! Fences and pidfds all signal by becoming readable: sync_files, eventfds and pidfds report
+//! `POLLIN`; a pipe fence's read end reports `POLLHUP` once its write end is closed (end of
+//! file, no data), which counts as ready too. The
 //! wait retries `EINTR` with the time that is left, so a signal never shortens or lengthens the
 //! deadline. See <https://man7.org/linux/man-pages/man2/poll.2.html>.
 
@@ -64,7 +66,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
             });
         }
         if n > 0 {
-            if pfd.revents & libc::POLLIN != 0 {
+            if pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0 {
                 return Ok(WaitOutcome::Ready);
             }
             return Err(PollError::Broken {

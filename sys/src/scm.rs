@@ -80,6 +80,22 @@ pub fn send_with_fds(
     bytes: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> Result<usize, ScmError> {
+    send_with_fds_flags(sock, bytes, fds, false)
+}
+
+/// [`send_with_fds`], failing with `EAGAIN` ([`ScmError::Send`]) instead of waiting when the
+/// peer's receive queue is full and `nonblocking` is set (`MSG_DONTWAIT`): a sender that must
+/// never wait on its peer sees a peer that stopped reading at once.
+pub fn send_with_fds_flags(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    nonblocking: bool,
+) -> Result<usize, ScmError> {
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
     if fds.len() > SCM_MAX_FD {
         return Err(ScmError::TooMany { count: fds.len() });
     }
@@ -88,7 +104,7 @@ pub fn send_with_fds(
     let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsgs };
     let iov = [IoSlice::new(bytes)];
     loop {
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
             Ok(n) => return Ok(n),
             Err(nix::Error::EINTR) => continue,
             Err(errno) => {
@@ -153,6 +169,120 @@ pub fn recv_with_fds(
     Ok((msg.bytes, fds))
 }
 
+/// Fds one [`recv_datagram`] accepts at most; the control buffer is sized for exactly this many,
+/// so the kernel itself closes any beyond it (`MSG_CTRUNC`) and none ever reach this process.
+pub const DATAGRAM_MAX_FDS: usize = 4;
+
+/// One datagram of a `SOCK_SEQPACKET` socket, as received.
+#[derive(Debug)]
+pub struct Datagram {
+    /// Payload bytes copied into the caller's buffer (0 with `eof` at the peer's close).
+    pub len: usize,
+    /// The datagram was longer than the buffer (`MSG_TRUNC`); the rest is gone.
+    pub truncated: bool,
+    /// More fds came than [`DATAGRAM_MAX_FDS`] (`MSG_CTRUNC`); the kernel closed the excess.
+    pub fds_truncated: bool,
+    /// The fds that arrived, each close-on-exec.
+    pub fds: Vec<OwnedFd>,
+    /// The peer closed its end and nothing is queued.
+    pub eof: bool,
+}
+
+/// Receives one datagram into `buf` (blocking), with at most [`DATAGRAM_MAX_FDS`] fds.
+///
+/// Nothing here is sized by the peer: the payload lands in the caller's fixed buffer, the
+/// control buffer has room for a fixed number of fds, and both kinds of truncation are reported
+/// rather than hidden, so a caller can treat an oversized or fd-stuffed message as the
+/// violation it is. Ancillary data other than `SCM_RIGHTS` is ignored.
+pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Datagram, ScmError> {
+    // Room for one SCM_RIGHTS header with DATAGRAM_MAX_FDS ints, u64-aligned as cmsghdr needs.
+    const SPACE_WORDS: usize = 8;
+    let mut space = [0u64; SPACE_WORDS];
+    // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
+    let need =
+        unsafe { libc::CMSG_SPACE((DATAGRAM_MAX_FDS * std::mem::size_of::<RawFd>()) as u32) };
+    debug_assert!(need as usize <= std::mem::size_of_val(&space));
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid "no name, no iov, no control" value.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = space.as_mut_ptr().cast();
+    hdr.msg_controllen = need as usize;
+    let len = loop {
+        // SAFETY: `hdr` points at one iovec covering `buf` (exclusively borrowed for the call)
+        // and at `space`, `need` bytes long and no larger than the array; the kernel writes at
+        // most those lengths. The fd is borrowed and so open.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let errno = nix::Error::last();
+        if errno != nix::Error::EINTR {
+            return Err(ScmError::Recv {
+                sock: sock.as_raw_fd(),
+                errno,
+            });
+        }
+    };
+    let mut fds = Vec::new();
+    // Walk the control data the kernel wrote, truncated or not: every fd it installed is
+    // adopted here, so each is closed once, whether the caller wants it or not.
+    // SAFETY: `hdr` was filled by a successful recvmsg; CMSG_FIRSTHDR/NXTHDR stay within
+    // msg_controllen, which the kernel set to what it wrote into `space`.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(&hdr) };
+    while !c.is_null() {
+        // SAFETY: `c` is non-null and points at a complete cmsghdr inside `space`.
+        let (level, kind, clen) = unsafe { ((*c).cmsg_level, (*c).cmsg_type, (*c).cmsg_len) };
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN is pure arithmetic.
+            let header = unsafe { libc::CMSG_LEN(0) } as usize;
+            let count = clen.saturating_sub(header) / std::mem::size_of::<RawFd>();
+            // SAFETY: CMSG_DATA points just past the header of `c`, inside `space`.
+            let data = unsafe { libc::CMSG_DATA(c) }.cast::<RawFd>();
+            for i in 0..count {
+                // SAFETY: the kernel wrote `count` ints after the header (clen says so), and
+                // the data may be unaligned, hence read_unaligned.
+                let fd = unsafe { data.add(i).read_unaligned() };
+                // SAFETY: recvmsg installed `fd` in this process's table for this message
+                // (scm_detach_fds); nothing else knows the number yet, so the OwnedFd is its
+                // only owner and closes it exactly once.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR; `c` is a header within the buffer.
+        c = unsafe { libc::CMSG_NXTHDR(&hdr, c) };
+    }
+    let flags = hdr.msg_flags;
+    let truncated = flags & libc::MSG_TRUNC != 0;
+    Ok(Datagram {
+        len,
+        truncated,
+        fds_truncated: flags & libc::MSG_CTRUNC != 0,
+        eof: len == 0 && fds.is_empty() && !truncated,
+        fds,
+    })
+}
+
+/// Bytes queued unread in `sock`'s receive queue (`SIOCINQ`, `FIONREAD`), so a third party
+/// holding a duplicate of a socket can see whether its owner keeps up.
+pub fn queued_bytes(sock: BorrowedFd<'_>) -> Result<usize, ScmError> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `n` on our stack;
+    // the fd is borrowed and so open for the call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        return Err(ScmError::Recv {
+            sock: sock.as_raw_fd(),
+            errno: nix::Error::last(),
+        });
+    }
+    Ok(n.max(0) as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +306,64 @@ mod tests {
             );
             assert!(crate::fd::is_cloexec(recvd).expect("flags"));
         }
+    }
+
+    fn seqpacket() -> (OwnedFd, OwnedFd) {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair")
+    }
+
+    #[test]
+    fn datagrams_report_both_truncations_and_lose_no_fd() {
+        let (a, b) = seqpacket();
+        let m = crate::memfd::create_sealed(c"scm-4", 4096).expect("memfd");
+        let many = vec![m.as_fd(); DATAGRAM_MAX_FDS + 3];
+        send_with_fds(a.as_fd(), &[7u8; 100], &many).expect("send");
+        let mut buf = [0u8; 10];
+        let d = recv_datagram(b.as_fd(), &mut buf).expect("recv");
+        assert!(d.truncated && d.fds_truncated, "{d:?}");
+        assert!(d.fds.len() <= DATAGRAM_MAX_FDS);
+        drop(d);
+        // Only `m` itself still refers to the memfd: the kernel closed what did not fit.
+        let open = std::fs::read_dir("/proc/self/fd")
+            .expect("fds")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().contains("memfd:scm-4"))
+            .count();
+        assert_eq!(open, 1);
+        assert_eq!(queued_bytes(b.as_fd()).expect("fionread"), 0);
+        send_with_fds(a.as_fd(), b"abc", &[]).expect("send");
+        assert_eq!(queued_bytes(b.as_fd()).expect("fionread"), 3);
+        drop(a);
+        let d = recv_datagram(b.as_fd(), &mut buf).expect("recv");
+        assert_eq!((d.len, d.eof), (3, false));
+        let d = recv_datagram(b.as_fd(), &mut buf).expect("recv");
+        assert!(d.eof);
+    }
+
+    #[test]
+    fn nonblocking_send_reports_a_full_peer() {
+        let (a, _b) = seqpacket();
+        let chunk = [0u8; 4096];
+        let err = (0..100_000)
+            .find_map(|_| send_with_fds_flags(a.as_fd(), &chunk, &[], true).err())
+            .expect("the queue fills");
+        assert!(
+            matches!(
+                err,
+                ScmError::Send {
+                    errno: nix::Error::EAGAIN,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

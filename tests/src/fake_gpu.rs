@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
-use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
+use ipc_protocol::bootstrap::CONTROL_FD;
+use ipc_protocol::channel::{self, Sender};
 use ipc_protocol::messages::*;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::fd::ExportWindow;
@@ -19,13 +19,13 @@ pub struct FakeGpu {
     /// The renderer process.
     pub renderer: std::process::Child,
     /// Commands to the renderer (as the launcher).
-    pub commands: IpcSender<LauncherToRenderer>,
+    pub commands: Sender<LauncherToRenderer>,
     /// Events from the renderer (as the launcher).
-    pub events: IpcReceiver<RendererToLauncher>,
+    pub events: crossbeam_channel::Receiver<channel::Delivery<RendererToLauncher>>,
     /// Frames to the renderer (as the GPU process).
-    pub frames: IpcSender<GpuToRenderer>,
+    pub frames: Sender<GpuToRenderer>,
     /// Releases from the renderer (as the GPU process).
-    pub releases: IpcReceiver<RendererToGpu>,
+    pub releases: crossbeam_channel::Receiver<channel::Delivery<RendererToGpu>>,
     /// The export window this process uses.
     pub window: ExportWindow,
 }
@@ -59,45 +59,46 @@ impl FakeGpu {
         layers: u32,
         fence_timeout_ms: u32,
     ) -> FakeGpu {
-        let (server, name) =
-            IpcOneShotServer::<Hello<LauncherToRenderer, RendererToLauncher>>::new()
-                .expect("server");
-        let renderer = Command::new(crate::bin("triptych-renderer"))
-            .arg(IPC_FLAG)
-            .arg(&name)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn renderer");
-        let (_, hello) = server.accept().expect("renderer hello");
-        assert_eq!(hello.role, "renderer");
-        let (frames_tx, frames_rx) = ipc::channel().expect("channel");
-        let (rel_tx, rel_rx) = ipc::channel().expect("channel");
-        hello
-            .commands
-            .send(LauncherToRenderer::Start(RendererStart {
-                gpu: GpuLink {
-                    epoch: 1,
-                    gpu_pid: std::process::id(),
-                    gpu_window: (window.base, window.end()),
-                    frames: frames_rx,
-                    releases: rel_tx,
-                },
-                layers,
-                faults: Vec::new(),
-                trace: false,
-                width,
-                height,
-                transport: Transport::Pidfd,
-                fence_timeout_ms,
-            }))
+        let (control, child_control) = channel::socket_pair().expect("control socket");
+        let mut cmd = Command::new(crate::bin("triptych-renderer"));
+        cmd.stdin(Stdio::null()).stderr(Stdio::null());
+        triptych_sys::jail::Confinement::new()
+            .inherit(child_control, CONTROL_FD)
+            .expect("inherit")
+            .install(&mut cmd);
+        let renderer = cmd.spawn().expect("spawn renderer");
+        drop(cmd);
+        let (commands, events) =
+            channel::duplex::<LauncherToRenderer, RendererToLauncher>(control, false);
+        let events = channel::forward("fake-gpu-events", events).expect("forward");
+        let (mine, theirs) = channel::socket_pair().expect("peer socket");
+        let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(mine, false);
+        let releases = channel::forward("fake-gpu-releases", releases).expect("forward");
+        commands
+            .send_with(
+                &LauncherToRenderer::Start(RendererStart {
+                    gpu: GpuLink {
+                        epoch: 1,
+                        gpu_pid: std::process::id(),
+                        gpu_window: (window.base, window.end()),
+                    },
+                    layers,
+                    faults: Vec::new(),
+                    trace: false,
+                    width,
+                    height,
+                    transport: Transport::Pidfd,
+                    fence_timeout_ms,
+                }),
+                &[theirs.as_fd()],
+            )
             .expect("start");
         FakeGpu {
             renderer,
-            commands: hello.commands,
-            events: hello.events,
-            frames: frames_tx,
-            releases: rel_rx,
+            commands,
+            events,
+            frames,
+            releases,
             window,
         }
     }
@@ -105,9 +106,11 @@ impl FakeGpu {
     /// The next event from the renderer, skipping pongs and trace batches.
     pub fn next_event(&self) -> RendererToLauncher {
         loop {
-            match self.events.try_recv_timeout(Duration::from_secs(10)) {
-                Ok(RendererToLauncher::Pong(_)) | Ok(RendererToLauncher::Trace(_)) => continue,
-                Ok(e) => return e,
+            match self.events.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok((RendererToLauncher::Pong(_), _)))
+                | Ok(Ok((RendererToLauncher::Trace(_), _))) => continue,
+                Ok(Ok((e, _))) => return e,
+                Ok(Err(v)) => panic!("the renderer broke the protocol: {v}"),
                 Err(e) => panic!("no event from the renderer: {e:?}"),
             }
         }

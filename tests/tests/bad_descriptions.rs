@@ -130,7 +130,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
             }],
         };
         g.frames
-            .send(GpuToRenderer::Frame(msg))
+            .send(&GpuToRenderer::Frame(msg))
             .expect("send frame");
         match g.next_event() {
             RendererToLauncher::Rejected { frame, reason } => {
@@ -160,14 +160,14 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         }],
     };
     g.frames
-        .send(GpuToRenderer::Frame(msg))
+        .send(&GpuToRenderer::Frame(msg))
         .expect("send frame");
     match g.next_event() {
         RendererToLauncher::Presented(p) => assert_eq!(p.frame, 100),
         other => panic!("expected the good frame to be presented, got {other:?}"),
     }
     g.commands
-        .send(LauncherToRenderer::Shutdown)
+        .send(&LauncherToRenderer::Shutdown)
         .expect("shutdown");
     match g.next_event() {
         RendererToLauncher::Stats(s) => {

@@ -102,24 +102,25 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
     let fa = EventFence::new().expect("eventfd");
     fa.signal().expect("signal");
     let fa_fd = window.place(fa.as_fd()).expect("place");
-    g.frames.send(frame(0, 0, &a, &fa_fd)).expect("send");
+    g.frames.send(&frame(0, 0, &a, &fa_fd)).expect("send");
     let RendererToLauncher::Presented(p0) = g.next_event() else {
         panic!("frame 0 not presented")
     };
     assert_eq!(pixel(p0.slot), red);
-    g.commands.send(LauncherToRenderer::SlotFree(p0.slot)).ok();
+    g.commands.send(&LauncherToRenderer::SlotFree(p0.slot)).ok();
 
     // Frame 1: a new buffer whose fence never signals.
     let b = layer(window, [10, 200, 10, 255]);
     let fb = EventFence::new().expect("eventfd");
     let fb_fd = window.place(fb.as_fd()).expect("place");
     let sent = Instant::now();
-    g.frames.send(frame(1, 1, &b, &fb_fd)).expect("send");
+    g.frames.send(&frame(1, 1, &b, &fb_fd)).expect("send");
     match g.next_event() {
         RendererToLauncher::FenceTimeout {
             epoch: 1,
             frame: 1,
             layer: 0,
+            ..
         } => {}
         other => panic!("expected a fence timeout, got {other:?}"),
     }
@@ -140,8 +141,8 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
         "the layer must keep its previous buffer"
     );
     // The unsignalled buffer is handed back unused.
-    match g.releases.try_recv_timeout(Duration::from_secs(5)) {
-        Ok(RendererToGpu::Release { buffer, .. }) => assert_eq!(
+    match g.releases.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok((RendererToGpu::Release { buffer, .. }, _))) => assert_eq!(
             buffer,
             BufferId {
                 slot: 1,
@@ -151,7 +152,7 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
         other => panic!("expected the release of buffer 1, got {other:?}"),
     }
     g.commands
-        .send(LauncherToRenderer::Shutdown)
+        .send(&LauncherToRenderer::Shutdown)
         .expect("shutdown");
     loop {
         if let RendererToLauncher::Stats(s) = g.next_event() {

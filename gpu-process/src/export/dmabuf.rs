@@ -300,8 +300,8 @@ impl Exporter for DmabufExporter {
                 Ok(())
             }
             Signaller::Driver => Ok(gl.flush()?),
-            Signaller::Event(_) => Err(ExportError::Kernel(
-                "DMA-BUF backend given an eventfd fence".into(),
+            Signaller::Pipe(_) => Err(ExportError::Kernel(
+                "DMA-BUF backend given a pipe fence".into(),
             )),
         }
     }

@@ -97,8 +97,9 @@ pub struct Submission {
 /// What signals a submission's fence.
 #[derive(Debug)]
 pub enum Signaller {
-    /// The process writes this eventfd once the work is done.
-    Event(triptych_sys::eventfd::EventFence),
+    /// The process closes this write end of the fence pipe once the work is done (taken out,
+    /// and so closed, by `complete`).
+    Pipe(Option<OwnedFd>),
     /// The process signals this vgem fence once GL has finished.
     Vgem(dmabuf::VgemFence),
     /// The driver signals the fence itself (a native sync_file).

@@ -1,11 +1,15 @@
-//! The shm backend: sealed memfds filled from GL by read-back, with eventfd fences.
+//! The shm backend: sealed memfds filled from GL by read-back, with pipe fences.
 //!
 //! Each pool buffer is a memfd of `width * height * 4` bytes (RGBA8, `DRM_FORMAT_ABGR8888`,
-//! linear, rows tightly packed), sealed against shrinking and growing, mapped writable here and
-//! read-only in the renderer. A frame is drawn into the buffer's GL texture; the description goes
-//! out with a fresh, unsignalled eventfd; then `glReadPixels` copies the texture into the memfd
-//! and, once it has returned (the pixels are in memory), the eventfd is written. This is one copy
-//! more than the DMA-BUF path and the reason that path exists.
+//! linear, rows tightly packed), sealed against shrinking and growing. This process maps it
+//! writable first and then adds `F_SEAL_FUTURE_WRITE`, so its own mapping stays writable while
+//! no new writable mapping (nor `write(2)`) is possible: the renderer can only map it read-only.
+//! A frame is drawn into the buffer's GL texture; the description goes out with the read end of a
+//! fresh pipe as its fence; then `glReadPixels` copies the texture into the memfd and, once it
+//! has returned (the pixels are in memory), the write end is closed, so the read end reports end
+//! of file from then on. A reader can neither signal such a fence (it holds no write end) nor
+//! consume its signal (end of file stays), so the renderer cannot forge or jam it. This is one
+//! copy more than the DMA-BUF path and the reason that path exists.
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
@@ -13,7 +17,6 @@ use std::os::fd::AsFd;
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
 use triptych_scene::LayerContent;
-use triptych_sys::eventfd::EventFence;
 use triptych_sys::mapping::{Access, Mapping};
 
 use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
@@ -29,11 +32,11 @@ impl Exporter for ShmExporter {
     }
 
     fn fence_kind(&self) -> FenceKind {
-        FenceKind::EventFd
+        FenceKind::Pipe
     }
 
     fn fence_detail(&self) -> &'static str {
-        "eventfd (written after glReadPixels returned)"
+        "pipe (write end closed after glReadPixels returned)"
     }
 
     fn allocate(
@@ -47,8 +50,9 @@ impl Exporter for ShmExporter {
         let size = u64::from(stride) * u64::from(height);
         let name =
             CString::new(format!("triptych-shm-{}.{}", id.slot, id.generation)).unwrap_or_default();
-        let memfd = triptych_sys::memfd::create_sealed(&name, size)?;
+        let memfd = triptych_sys::memfd::create_for_export(&name, size)?;
         let map = Mapping::new(memfd.as_fd(), size as usize, Access::ReadWrite)?;
+        triptych_sys::memfd::seal_future_write(memfd.as_fd())?;
         let fd = place(memfd)?;
         let target = gl.create_target(width, height)?;
         Ok(Buffer {
@@ -76,11 +80,11 @@ impl Exporter for ShmExporter {
         content: &LayerContent,
     ) -> Result<Submission, ExportError> {
         gl.draw(&buf.target, content)?;
-        let fence = EventFence::new()?;
-        let exported = place(triptych_sys::fd::dup_cloexec(fence.as_fd())?)?;
+        let (read, write) = triptych_sys::fd::pipe_cloexec()?;
+        let exported = place(read)?;
         Ok(Submission {
             fence: exported,
-            signal: Signaller::Event(fence),
+            signal: Signaller::Pipe(Some(write)),
             deferred: None,
         })
     }
@@ -97,8 +101,9 @@ impl Exporter for ShmExporter {
             ));
         };
         gl.read_pixels(&buf.target, map.as_mut_slice())?;
-        if let Signaller::Event(f) = &sub.signal {
-            f.signal()?;
+        if let Signaller::Pipe(write) = &mut sub.signal {
+            // Closing the only write end is the signal.
+            drop(write.take());
         }
         Ok(())
     }

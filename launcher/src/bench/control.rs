@@ -1,16 +1,15 @@
 //! The closed set of messages between `triptych bench` and its peer, `triptych bench-peer`.
 //!
 //! The peer joins through the same bootstrap as the real children
-//! ([`ipc_protocol::bootstrap`]); the control channel then carries one [`ToPeer::Setup`] and a
+//! ([`ipc_protocol::bootstrap`]: its control socket at the fixed fd); the control channel then carries one [`ToPeer::Setup`] and a
 //! [`ToPeer::Run`] per measured block. The measured traffic never goes over the control channel:
-//! handoff messages use the real frame and release channels that `Setup` hands over (typed
-//! `GpuToRenderer` / `RendererToGpu`, exactly as the launcher wires the GPU process to the
-//! renderer), and baselines use the bare socket the peer has as its stdin. After each block the
+//! handoff messages use the real peer socket that `Setup` hands over (typed `GpuToRenderer` /
+//! `RendererToGpu` on [`ipc_protocol::channel`], exactly as the launcher wires the GPU process to
+//! the renderer), and baselines use the bare socket the peer has as its stdin. After each block the
 //! peer reports what it did ([`Counts`]), and the bench checks that against what the block was
 //! meant to do, so a figure can never come from a peer that skipped the work.
 
-use ipc_channel::ipc::{IpcReceiver, IpcSender};
-use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
+use ipc_protocol::channel::Wire;
 use serde::{Deserialize, Serialize};
 
 /// The role name of the peer: process name and bootstrap role.
@@ -32,7 +31,7 @@ pub enum ToPeer {
     Exit,
 }
 
-/// The peer's set-up.
+/// The peer's set-up; the peer socket (frames in, releases out) is the one fd attached.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerSetup {
     /// The CPU to pin to, if any.
@@ -41,10 +40,6 @@ pub struct PeerSetup {
     pub producer_pid: u32,
     /// The producer's export window `[base, end)`.
     pub window: (i32, i32),
-    /// Frame descriptions come from here.
-    pub frames: IpcReceiver<GpuToRenderer>,
-    /// Releases go here.
-    pub releases: IpcSender<RendererToGpu>,
 }
 
 /// How the consumer gets a frame's fences.
@@ -67,7 +62,7 @@ pub enum Phase {
         fence: FenceMode,
     },
     /// Receive a `GpuToRenderer::Frame` and answer one `RendererToGpu::Release`, nothing else:
-    /// what ipc-channel alone costs, to split a handoff's time between transport and checks.
+    /// what the channel alone costs, to split a handoff's time between transport and checks.
     Transport,
     /// On the bare socket: read exactly `request` bytes, write `reply` bytes.
     Echo {
@@ -123,4 +118,27 @@ pub struct Counts {
     pub fds: u64,
     /// Payload bytes read from the bare socket.
     pub bytes: u64,
+}
+
+impl Wire for ToPeer {
+    fn kind(&self) -> &'static str {
+        match self {
+            ToPeer::Setup(_) => "Setup",
+            ToPeer::Run { .. } => "Run",
+            ToPeer::Exit => "Exit",
+        }
+    }
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(self, ToPeer::Setup(_)))
+    }
+}
+
+impl Wire for FromPeer {
+    fn kind(&self) -> &'static str {
+        match self {
+            FromPeer::Ready { .. } => "Ready",
+            FromPeer::Done(_) => "Done",
+            FromPeer::Failed(_) => "Failed",
+        }
+    }
 }

@@ -22,8 +22,8 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use ipc_protocol::bootstrap;
+use ipc_protocol::channel::{self, Receiver, Sender};
 use ipc_protocol::frame::{check_identity, BufferKind};
 use ipc_protocol::messages::{FrameMsg, GpuToRenderer, RendererToGpu};
 use ipc_protocol::{BufferId, DrmFormat, FileId, Frame, RemoteFd};
@@ -61,8 +61,8 @@ struct Consumer {
     producer_pid: u32,
     window: (i32, i32),
     pidfd: OwnedFd,
-    frames: IpcReceiver<GpuToRenderer>,
-    releases: IpcSender<RendererToGpu>,
+    frames: Receiver<GpuToRenderer>,
+    releases: Sender<RendererToGpu>,
     stream: UnixStream,
     cache: HashMap<u32, Imported>,
     buf: Vec<u8>,
@@ -102,7 +102,7 @@ impl Consumer {
 
     /// One handoff; without a fence mode, only the transport (receive, decode, answer).
     fn handoff(&mut self, mode: Option<FenceMode>, c: &mut Counts) -> anyhow::Result<()> {
-        let GpuToRenderer::Frame(msg) = self
+        let (GpuToRenderer::Frame(msg), _) = self
             .frames
             .recv()
             .context("receiving a frame description")?;
@@ -123,7 +123,7 @@ impl Consumer {
             }
         };
         self.releases
-            .send(RendererToGpu::Release {
+            .send(&RendererToGpu::Release {
                 epoch: msg.epoch,
                 buffer: answer,
             })
@@ -306,9 +306,11 @@ pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not name the bench peer");
     }
     let stream = stdin_socket()?;
-    let (commands, events) =
-        bootstrap::join::<ToPeer, FromPeer>(&args.ipc, PEER_ROLE).context("joining the bench")?;
-    let setup: PeerSetup = match commands.recv().context("waiting for Setup")? {
+    let (mut commands, events) =
+        bootstrap::join::<ToPeer, FromPeer>(PEER_ROLE).context("joining the bench")?;
+    let (first, mut fds) = commands.recv().context("waiting for Setup")?;
+    let peer_socket = fds.pop().context("Setup came without the peer socket")?;
+    let setup: PeerSetup = match first {
         ToPeer::Setup(s) => s,
         ToPeer::Exit => return Ok(()),
         other => bail!("expected Setup from the bench, got {other:?}"),
@@ -319,33 +321,34 @@ pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
     let pidfd = triptych_sys::pidfd::pidfd_open(setup.producer_pid as i32)
         .with_context(|| format!("opening a pidfd of the bench {}", setup.producer_pid))?;
     events
-        .send(FromPeer::Ready {
+        .send(&FromPeer::Ready {
             pid: std::process::id(),
             core: setup.core,
         })
         .context("telling the bench it is ready")?;
+    let (releases, frames) = channel::duplex::<RendererToGpu, GpuToRenderer>(peer_socket, false);
     let mut consumer = Consumer {
         producer_pid: setup.producer_pid,
         window: setup.window,
         pidfd,
-        frames: setup.frames,
-        releases: setup.releases,
+        frames,
+        releases,
         stream,
         cache: HashMap::new(),
         buf: Vec::new(),
     };
     loop {
-        let Ok(cmd) = commands.recv() else {
+        let Ok((cmd, _)) = commands.recv() else {
             // The bench is gone: nothing left to measure for.
             return Ok(());
         };
         match cmd {
             ToPeer::Run { phase, count } => match consumer.run(&phase, count) {
                 Ok(c) => events
-                    .send(FromPeer::Done(c))
+                    .send(&FromPeer::Done(c))
                     .context("reporting a block")?,
                 Err(e) => {
-                    let _ = events.send(FromPeer::Failed(format!("{e:#}")));
+                    let _ = events.send(&FromPeer::Failed(format!("{e:#}")));
                     return Err(e);
                 }
             },

@@ -18,26 +18,23 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
-use ipc_protocol::bootstrap::{Hello, IPC_FLAG};
+use ipc_protocol::bootstrap::CONTROL_FD;
+use ipc_protocol::channel::{self, Receiver, Sender};
 use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
 use triptych_sys::fd::ExportWindow;
 
-use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, PEER_ROLE};
+use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer};
 use super::fixture::{Fixture, EPOCH, LAYERS};
 use super::stats::time_each;
-
-/// How long the peer has to connect and set up.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The running peer and the channels to it.
 #[derive(Debug)]
 pub struct Peer {
     child: Child,
-    commands: IpcSender<ToPeer>,
-    events: IpcReceiver<FromPeer>,
-    frames: IpcSender<GpuToRenderer>,
-    releases: IpcReceiver<RendererToGpu>,
+    commands: Sender<ToPeer>,
+    events: Receiver<FromPeer>,
+    frames: Sender<GpuToRenderer>,
+    releases: Receiver<RendererToGpu>,
     stream: UnixStream,
     frame: u64,
     buf: Vec<u8>,
@@ -56,21 +53,23 @@ impl Peer {
     /// Starts `triptych bench-peer`, pinned to `core`, and waits until it is ready.
     pub fn spawn(core: Option<usize>) -> anyhow::Result<Peer> {
         let exe = std::env::current_exe().context("finding this executable")?;
-        let (server, name) = IpcOneShotServer::<Hello<ToPeer, FromPeer>>::new()
-            .context("creating the peer's bootstrap server")?;
         let (stream, theirs) = UnixStream::pair().context("creating the bare socket pair")?;
+        let (control, child_control) =
+            channel::socket_pair().context("creating the peer's control socket")?;
         let mut cmd = Command::new(&exe);
         cmd.arg("bench-peer")
-            .arg(IPC_FLAG)
-            .arg(&name)
             .arg("--parent")
             .arg(std::process::id().to_string())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null());
-        let mut child = cmd
+        triptych_sys::jail::Confinement::new()
+            .inherit(child_control, CONTROL_FD)
+            .context("placing the peer's control socket")?
+            .install(&mut cmd);
+        let child = cmd
             .spawn()
             .with_context(|| format!("starting {} bench-peer", exe.display()))?;
-        // The peer's end of the socket lives in the Command: close this process's copy.
+        // The peer's ends live in the Command: close this process's copies.
         drop(cmd);
         let pid = child.id();
         // Let the peer take fds from this process where Yama restricts ptrace to ancestors, as
@@ -78,41 +77,14 @@ impl Peer {
         if let Err(e) = triptych_sys::prctl::set_ptracer(pid) {
             tracing::debug!(error = %e, "PR_SET_PTRACER not applied");
         }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
-            .name("bench-accept".into())
-            .spawn(move || {
-                let _ = tx.send(server.accept());
-            })
-            .context("spawning the accept thread")?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        let hello = loop {
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(Ok((_, hello))) => break hello,
-                Ok(Err(e)) => bail!("the bench peer {pid} sent a bad hello: {e}"),
-                Err(_) => {}
-            }
-            if let Some(st) = child.try_wait().context("checking on the bench peer")? {
-                bail!("the bench peer {pid} exited before connecting ({st})");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the bench peer {pid} did not connect within {START_TIMEOUT:?}");
-            }
-        };
-        ensure!(
-            hello.role == PEER_ROLE,
-            "the bench peer introduced itself as {:?}",
-            hello.role
-        );
-        let (frames, frames_rx) = ipc::channel().context("creating the frame channel")?;
-        let (releases_tx, releases) = ipc::channel().context("creating the release channel")?;
+        let (commands, events) = channel::duplex::<ToPeer, FromPeer>(control, false);
+        let (mine, theirs) = channel::socket_pair().context("creating the peer socket")?;
+        let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(mine, false);
         let window = ExportWindow::GPU;
         let mut peer = Peer {
             child,
-            commands: hello.commands,
-            events: hello.events,
+            commands,
+            events,
             frames,
             releases,
             stream,
@@ -120,14 +92,16 @@ impl Peer {
             buf: Vec::new(),
         };
         peer.commands
-            .send(ToPeer::Setup(PeerSetup {
-                core,
-                producer_pid: std::process::id(),
-                window: (window.base, window.end()),
-                frames: frames_rx,
-                releases: releases_tx,
-            }))
+            .send_with(
+                &ToPeer::Setup(PeerSetup {
+                    core,
+                    producer_pid: std::process::id(),
+                    window: (window.base, window.end()),
+                }),
+                &[theirs.as_fd()],
+            )
             .context("setting the peer up")?;
+        drop(theirs);
         match peer.event()? {
             FromPeer::Ready { pid: p, .. } if p == pid => {}
             other => bail!("the bench peer answered {other:?} to Setup"),
@@ -139,8 +113,8 @@ impl Peer {
     /// The next event from the peer; a closed channel is explained by the peer's exit status.
     fn event(&mut self) -> anyhow::Result<FromPeer> {
         match self.events.recv() {
-            Ok(FromPeer::Failed(e)) => bail!("the bench peer failed: {e}"),
-            Ok(ev) => Ok(ev),
+            Ok((FromPeer::Failed(e), _)) => bail!("the bench peer failed: {e}"),
+            Ok((ev, _)) => Ok(ev),
             Err(e) => {
                 let st = self.child.wait().ok();
                 bail!("the bench peer's events closed ({e}); it exited with {st:?}")
@@ -150,10 +124,13 @@ impl Peer {
 
     /// Explains a failure in the middle of a block with the peer's own error, if it sent one.
     fn explain(&mut self, e: anyhow::Error) -> anyhow::Error {
-        match self.events.try_recv_timeout(Duration::from_secs(2)) {
-            Ok(FromPeer::Failed(why)) => e.context(format!("the bench peer failed: {why}")),
-            _ => e,
+        // The peer sends its error just before it exits; a dead peer's queue is still read.
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if let Ok((FromPeer::Failed(why), _)) = self.events.recv() {
+                return e.context(format!("the bench peer failed: {why}"));
+            }
         }
+        e
     }
 
     /// Runs one block: tells the peer, runs `body`, checks the peer's counts with `check`.
@@ -165,7 +142,7 @@ impl Peer {
         check: impl FnOnce(&Counts) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<u64>> {
         self.commands
-            .send(ToPeer::Run {
+            .send(&ToPeer::Run {
                 phase: phase.clone(),
                 count,
             })
@@ -210,7 +187,7 @@ impl Peer {
             n,
             |p| {
                 let mut frame = p.frame;
-                let (frames, releases) = (&p.frames, &p.releases);
+                let (frames, releases) = (&p.frames, &mut p.releases);
                 let samples = time_each_prepared(
                     n,
                     |_| {
@@ -221,10 +198,12 @@ impl Peer {
                         fx.message(frame)
                     },
                     |msg| {
-                        frames.send(msg).context("sending a frame description")?;
+                        frames.send(&msg).context("sending a frame description")?;
                         match releases.recv() {
-                            Ok(RendererToGpu::Release { epoch, .. }) if epoch == EPOCH => Ok(()),
-                            Ok(other) => bail!("the bench peer answered {other:?}"),
+                            Ok((RendererToGpu::Release { epoch, .. }, _)) if epoch == EPOCH => {
+                                Ok(())
+                            }
+                            Ok((other, _)) => bail!("the bench peer answered {other:?}"),
                             Err(e) => bail!("receiving a release: {e}"),
                         }
                     },
@@ -351,7 +330,7 @@ impl Peer {
     /// Tells the peer to exit and reaps it.
     pub fn exit(mut self) -> anyhow::Result<()> {
         self.commands
-            .send(ToPeer::Exit)
+            .send(&ToPeer::Exit)
             .context("telling the peer to exit")?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

@@ -22,27 +22,31 @@
 //!   resumes at the frame after the last one presented; the launcher keeps showing the old
 //!   renderer's last frame from the old output mapping until the new renderer presents.
 
-use std::os::fd::AsFd;
+mod corroborate;
+mod events;
+mod finish;
+mod quiet;
+pub mod rules;
+
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
-use ipc_channel::ipc;
-use ipc_protocol::frame::FenceKind;
+use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher,
-    GpuToRenderer, LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToGpu,
-    RendererToLauncher,
+    LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToLauncher,
 };
 use nix::sys::signal::Signal;
-use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder, Stage};
+use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder};
 
-use crate::chaos::{self, Plan, Target};
+use crate::chaos::Plan;
 use crate::child::{describe, signal_name, ChildProc, Process};
 use crate::cli::{Buffers, RunArgs};
 use crate::crash::{Cause, CrashRecord, RestartPolicy};
 use crate::present::Screen;
-use crate::summary::{Latency, Pids, RunSummary};
+use crate::summary::RunSummary;
 
 type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
 type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
@@ -112,24 +116,50 @@ fn request_name(r: BackendRequest) -> &'static str {
 /// A running GPU process and what the launcher knows of it.
 struct Gpu {
     child: GpuChild,
-    events: Receiver<GpuToLauncher>,
+    events: Receiver<Delivery<GpuToLauncher>>,
     exit: Receiver<()>,
     info: GpuInfo,
     epoch: u64,
     last_pong: Instant,
     fault: Option<(u64, Fault)>,
+    /// The faults it was asked to fire: any other it reports is a violation.
+    faults: Vec<Fault>,
     presented: u64,
+    /// Since when it says it waits for releases, if it does.
+    starved_since: Option<Instant>,
+    /// A send to it found its queue full: it stopped reading its commands.
+    unread: bool,
 }
 
 /// A running renderer and what the launcher knows of it.
 struct Renderer {
     child: RendererChild,
-    events: Receiver<RendererToLauncher>,
+    events: Receiver<Delivery<RendererToLauncher>>,
     exit: Receiver<()>,
     screen: Option<Screen>,
     last_pong: Instant,
     fault: Option<(u64, Fault)>,
+    faults: Vec<Fault>,
     presented: u64,
+    unread: bool,
+    /// A duplicate of its end of the peer socket: frames queued there unread are the kernel's
+    /// evidence that it stopped taking frames.
+    peer_end: Option<OwnedFd>,
+}
+
+impl Renderer {
+    fn send_failed(&mut self, e: SendError) {
+        if matches!(e, SendError::Full) {
+            self.unread = true;
+        }
+    }
+}
+
+/// The budgets of the current children.
+#[derive(Debug, Default)]
+struct Budgets {
+    gpu: rules::Budget,
+    renderer: rules::Budget,
 }
 
 /// A recovery in progress: a replacement has been started, its first frame is awaited.
@@ -174,6 +204,21 @@ struct Supervisor<'a> {
     last_progress: Instant,
     /// The children's sandbox: confinement at spawn, link handovers, violations.
     jail: crate::jail::Jail,
+    /// What was produced and presented, in order.
+    frames: rules::Frames,
+    budgets: Budgets,
+    quiet: quiet::Quiet,
+    /// Fence-timeout claims being checked.
+    checks: corroborate::Checks,
+    /// The GPU process reported a renderer violation; acted on in the main loop.
+    pending_renderer_breach: Option<rules::Breach>,
+}
+
+/// Keeps at most 32 notes of one kind.
+fn push_bounded(v: &mut Vec<String>, note: String) {
+    if v.len() < 32 {
+        v.push(note);
+    }
 }
 
 impl Supervisor<'_> {
@@ -199,7 +244,11 @@ impl Supervisor<'_> {
 
     /// Spawns a GPU process for the current rung, producing for `link`, and waits for it to
     /// start. Returns the error text when it failed to start.
-    fn start_gpu(&mut self, link: RendererLink) -> anyhow::Result<Result<Gpu, (u32, String)>> {
+    fn start_gpu(
+        &mut self,
+        link: RendererLink,
+        gpu_end: OwnedFd,
+    ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
         self.epoch += 1;
         let request = self.ladder[self.rung];
         let mut child: GpuChild = self
@@ -212,11 +261,13 @@ impl Supervisor<'_> {
             name: format!("gpu (epoch {})", self.epoch),
             threads: vec![],
         });
-        let events = ipc_protocol::forward::forward(
+        let events = ipc_protocol::channel::forward(
             &format!("gpu-{pid}-events"),
             child.events.take().context("gpu events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
+        self.budgets.gpu = rules::Budget::default();
+        self.frames.new_epoch(self.epoch, self.resume_from());
         let mut faults = self.faults_for(&self.plan.gpu);
         if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
             faults.push(Fault {
@@ -230,40 +281,55 @@ impl Supervisor<'_> {
             tracing::warn!(error = %e, "could not hand the GPU process its link to the renderer");
         }
         let transport = self.jail.transport();
-        child
-            .commands
-            .send(LauncherToGpu::Start(GpuStart {
-                epoch: self.epoch,
-                width: self.args.size.width,
-                height: self.args.size.height,
-                layers: self.args.layers,
-                frames: self.args.frames,
-                first_frame: self.resume_from(),
-                pool_per_layer: self.args.pool,
-                backend: request,
-                renderer: link,
-                transport,
-                faults,
-                trace: self.args.trace.is_some(),
-            }))
-            .unwrap_or_else(|e| {
-                // It died already: the loop below sees it disconnect and reports that.
-                tracing::warn!(error = %e, "could not send Start to the GPU process");
-            });
+        let sent_faults = faults.clone();
+        let start = LauncherToGpu::Start(GpuStart {
+            epoch: self.epoch,
+            width: self.args.size.width,
+            height: self.args.size.height,
+            layers: self.args.layers,
+            frames: self.args.frames,
+            first_frame: self.resume_from(),
+            pool_per_layer: self.args.pool,
+            backend: request,
+            renderer: link,
+            transport,
+            faults,
+            trace: self.args.trace.is_some(),
+        });
+        if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
+            // It died already: the loop below sees it disconnect and reports that.
+            tracing::warn!(error = %e, "could not send Start to the GPU process");
+        }
+        drop(gpu_end);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             select! {
                 recv(events) -> m => match m {
-                    Ok(GpuToLauncher::Started(info)) => {
+                    Ok(Ok((GpuToLauncher::Started(info), _))) => {
+                        if !(info.window.0 < info.window.1) || info.pid != pid {
+                            child.proc.kill();
+                            return Ok(Err((pid, format!("protocol violation: Started: pid {} window {:?}", info.pid, info.window))));
+                        }
                         if let Some(reason) = &info.backend_reason {
                             self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, presented: 0 }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false }));
                     }
-                    Ok(GpuToLauncher::Failed(e)) => return Ok(Err((pid, e))),
-                    Ok(GpuToLauncher::FaultFired { fault, .. }) => self.fired.push(fault),
-                    Ok(GpuToLauncher::Trace(t)) => self.events.extend(t),
-                    Ok(other) => tracing::debug!(?other, "GPU message before start"),
+                    Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, e))),
+                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.fired.push(fault),
+                    Ok(Ok((GpuToLauncher::Trace(t), _))) => {
+                        if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
+                            self.events.extend(t);
+                        }
+                    }
+                    Ok(Ok((other, _))) => {
+                        child.proc.kill();
+                        return Ok(Err((pid, format!("protocol violation: {} before Started", ipc_protocol::channel::Wire::kind(&other)))));
+                    }
+                    Ok(Err(v)) => {
+                        child.proc.kill();
+                        return Ok(Err((pid, format!("protocol violation: {v}"))));
+                    }
                     Err(_) => {
                         let st = child.proc.wait_exit(Duration::from_secs(1));
                         return Ok(Err((pid, format!("exited while starting ({})", describe(st)))));
@@ -283,8 +349,9 @@ impl Supervisor<'_> {
         make_link: &mut dyn FnMut() -> anyhow::Result<(RendererLink, GpuLinkEnds)>,
     ) -> anyhow::Result<(Gpu, GpuLinkEnds)> {
         loop {
-            let (link, ends) = make_link()?;
-            match self.start_gpu(link)? {
+            let (link, mut ends) = make_link()?;
+            let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
+            match self.start_gpu(link, gpu_end)? {
                 Ok(g) => return Ok((g, ends)),
                 Err((pid, why)) => {
                     let now = Instant::now();
@@ -368,27 +435,27 @@ impl Supervisor<'_> {
     }
 }
 
-/// The renderer's ends of a GPU link, kept until the GPU process has started.
+/// The two ends of a peer socket between a GPU process and a renderer, each kept until it is
+/// handed over, and a duplicate of the renderer's end the launcher keeps as evidence.
 struct GpuLinkEnds {
-    frames: ipc::IpcReceiver<GpuToRenderer>,
-    releases: ipc::IpcSender<RendererToGpu>,
+    gpu: Option<OwnedFd>,
+    renderer: OwnedFd,
+    renderer_dup: OwnedFd,
 }
 
 fn new_link(renderer_pid: u32, resume_from: u64) -> anyhow::Result<(RendererLink, GpuLinkEnds)> {
-    let (frames_tx, frames_rx) =
-        ipc::channel::<GpuToRenderer>().context("creating the frame channel")?;
-    let (releases_tx, releases_rx) =
-        ipc::channel::<RendererToGpu>().context("creating the release channel")?;
+    let (gpu, renderer) =
+        ipc_protocol::channel::socket_pair().context("creating the peer socket")?;
+    let renderer_dup = triptych_sys::fd::dup_cloexec(renderer.as_fd())?;
     Ok((
         RendererLink {
             renderer_pid,
-            to_renderer: frames_tx,
-            releases: releases_rx,
             resume_from,
         },
         GpuLinkEnds {
-            frames: frames_rx,
-            releases: releases_tx,
+            gpu: Some(gpu),
+            renderer,
+            renderer_dup,
         },
     ))
 }
@@ -420,33 +487,31 @@ impl Supervisor<'_> {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
-        let events = ipc_protocol::forward::forward(
+        let events = ipc_protocol::channel::forward(
             &format!("renderer-{}-events", child.proc.pid),
             child.events.take().context("renderer events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
-        child
-            .commands
-            .send(LauncherToRenderer::Start(RendererStart {
-                gpu: GpuLink {
-                    epoch,
-                    gpu_pid,
-                    gpu_window,
-                    frames: ends.frames,
-                    releases: ends.releases,
-                },
-                layers: self.args.layers,
-                faults: self.faults_for(&self.plan.renderer),
-                trace: self.args.trace.is_some(),
-                width: self.args.size.width,
-                height: self.args.size.height,
-                transport: self.jail.transport(),
-                fence_timeout_ms: self.args.fence_timeout_ms,
-            }))
-            .unwrap_or_else(|e| {
-                // Its death, if that is why, is seen through its pidfd and handled there.
-                tracing::warn!(error = %e, "could not start the renderer");
-            });
+        self.budgets.renderer = rules::Budget::default();
+        let faults = self.faults_for(&self.plan.renderer);
+        let start = LauncherToRenderer::Start(RendererStart {
+            gpu: GpuLink {
+                epoch,
+                gpu_pid,
+                gpu_window,
+            },
+            layers: self.args.layers,
+            faults: faults.clone(),
+            trace: self.args.trace.is_some(),
+            width: self.args.size.width,
+            height: self.args.size.height,
+            transport: self.jail.transport(),
+            fence_timeout_ms: self.args.fence_timeout_ms,
+        });
+        if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
+            // Its death, if that is why, is seen through its pidfd and handled there.
+            tracing::warn!(error = %e, "could not start the renderer");
+        }
         Ok(Renderer {
             child,
             events,
@@ -454,7 +519,10 @@ impl Supervisor<'_> {
             screen: None,
             last_pong: Instant::now(),
             fault: None,
+            faults,
             presented: 0,
+            unread: false,
+            peer_end: Some(ends.renderer_dup),
         })
     }
 
@@ -486,7 +554,7 @@ impl Supervisor<'_> {
             detection_us: since.map(|t| detected_ns.saturating_sub(t) as f64 / 1000.0),
             recovery_us: None,
             injected: fault
-                .map(|(_, f)| chaos::describe(&f))
+                .map(|(_, f)| crate::chaos::describe(&f))
                 .or(kill.map(|_| "external SIGKILL".to_owned())),
         };
         if let Some(t) = since {
@@ -523,13 +591,18 @@ impl Supervisor<'_> {
             .or_else(|| g.child.proc.kill());
         // Everything it sent before dying (trace batches, the fault notice) is still readable:
         // the forwarding thread delivers it, then disconnects, once the socket reports the end.
-        while let Ok(m) = g.events.recv_timeout(Duration::from_millis(500)) {
+        // It is dead, so this ends; at most FORWARD_QUEUE messages are waiting.
+        while let Ok(Ok((m, _))) = g.events.recv_timeout(Duration::from_millis(500)) {
             match m {
-                GpuToLauncher::FaultFired { at_ns, fault } => {
+                GpuToLauncher::FaultFired { at_ns, fault } if g.faults.contains(&fault) => {
                     self.fired.push(fault);
                     g.fault = Some((at_ns, fault));
                 }
-                GpuToLauncher::Trace(t) => self.events.extend(t),
+                GpuToLauncher::Trace(t) => {
+                    if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
+                        self.events.extend(t);
+                    }
+                }
                 _ => {}
             }
         }
@@ -549,26 +622,24 @@ impl Supervisor<'_> {
             self.summary.last_frame,
             &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())],
         );
-        if let Some(r) = &self.renderer {
+        if let Some(r) = &mut self.renderer {
             if let Err(e) = self
                 .jail
                 .link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid)
             {
                 tracing::warn!(error = %e, "could not hand the renderer its link to the new GPU process");
             }
-            r.child
-                .commands
-                .send(LauncherToRenderer::NewGpu(GpuLink {
-                    epoch: gpu.epoch,
-                    gpu_pid: gpu.info.pid,
-                    gpu_window: gpu.info.window,
-                    frames: ends.frames,
-                    releases: ends.releases,
-                }))
-                .unwrap_or_else(|e| {
-                    // A renderer that died meanwhile is replaced through its own pidfd.
-                    tracing::warn!(error = %e, "could not attach the renderer to the new GPU process");
-                });
+            let m = LauncherToRenderer::NewGpu(GpuLink {
+                epoch: gpu.epoch,
+                gpu_pid: gpu.info.pid,
+                gpu_window: gpu.info.window,
+            });
+            if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
+                // A renderer that died meanwhile is replaced through its own pidfd.
+                tracing::warn!(error = %e, "could not attach the renderer to the new GPU process");
+                r.send_failed(e);
+            }
+            r.peer_end = Some(ends.renderer_dup);
         }
         self.gpu = Some(gpu);
         self.recovery = Some(Recovery {
@@ -595,13 +666,17 @@ impl Supervisor<'_> {
             .proc
             .wait_exit(Duration::from_secs(2))
             .or_else(|| r.child.proc.kill());
-        while let Ok(m) = r.events.recv_timeout(Duration::from_millis(500)) {
+        while let Ok(Ok((m, _))) = r.events.recv_timeout(Duration::from_millis(500)) {
             match m {
-                RendererToLauncher::FaultFired { at_ns, fault } => {
+                RendererToLauncher::FaultFired { at_ns, fault } if r.faults.contains(&fault) => {
                     self.fired.push(fault);
                     r.fault = Some((at_ns, fault));
                 }
-                RendererToLauncher::Trace(t) => self.events.extend(t),
+                RendererToLauncher::Trace(t) => {
+                    if let Ok(true) = self.budgets.renderer.trace(&t, self.args.trace.is_some()) {
+                        self.events.extend(t);
+                    }
+                }
                 _ => {}
             }
         }
@@ -628,23 +703,27 @@ impl Supervisor<'_> {
         }
         drop(r);
         let child = self.spawn_renderer()?;
-        let (link, ends) = new_link(child.proc.pid, self.resume_from())?;
+        let (link, mut ends) = new_link(child.proc.pid, self.resume_from())?;
+        let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
         let gpu = self
             .gpu
             .as_ref()
             .context("no GPU process while replacing the renderer")?;
         let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
         let renderer = self.start_renderer(child, gpu, ends)?;
-        if let Some(g) = &self.gpu {
+        if let Some(g) = &mut self.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
                 tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
             }
-            if g.child
+            g.starved_since = None;
+            match g
+                .child
                 .commands
-                .send(LauncherToGpu::NewRenderer(link))
-                .is_err()
+                .send_with(&LauncherToGpu::NewRenderer(link), &[gpu_end.as_fd()])
             {
-                tracing::warn!("the GPU process is gone too; it will be replaced");
+                Ok(()) => {}
+                Err(SendError::Full) => g.unread = true,
+                Err(_) => tracing::warn!("the GPU process is gone too; it will be replaced"),
             }
         }
         self.trace_instant(
@@ -743,6 +822,11 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         last_ping: Instant::now(),
         last_progress: Instant::now(),
         jail: crate::jail::Jail::new(args.transport),
+        frames: rules::Frames::default(),
+        budgets: Budgets::default(),
+        quiet: quiet::Quiet::default(),
+        checks: corroborate::Checks::default(),
+        pending_renderer_breach: None,
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;
@@ -784,36 +868,62 @@ impl Supervisor<'_> {
                 .renderer
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
+            let checked = self.checks.done.clone();
             select! {
                 recv(r_events) -> m => match m {
-                    Ok(m) => self.renderer_event(m)?,
-                    // Disconnection comes with the exit; the pidfd tells.
-                    Err(_) => { let _ = r_exit.recv_timeout(Duration::from_secs(2)); self.renderer_down(None)?; }
+                    Ok(d) => self.renderer_delivery(d)?,
+                    Err(_) => self.channel_closed("renderer", &r_exit)?,
                 },
                 recv(gpu_events) -> m => match m {
-                    Ok(m) => self.gpu_event(m)?,
-                    Err(_) => { let _ = gpu_exit.recv_timeout(Duration::from_secs(2)); self.gpu_down(None)?; }
+                    Ok(d) => self.gpu_delivery(d)?,
+                    Err(_) => self.channel_closed("gpu", &gpu_exit)?,
                 },
                 recv(gpu_exit) -> _ => self.gpu_down(None)?,
                 recv(r_exit) -> _ => self.renderer_down(None)?,
+                recv(checked) -> v => if let Ok((claim, finding)) = v {
+                    self.checks.finished();
+                    self.fence_verdict(claim, finding)?;
+                },
                 recv(signals) -> s => {
                     tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
                     return Ok(());
                 }
                 default(heartbeat) => {}
             }
+            if let Some(b) = self.pending_renderer_breach.take() {
+                self.renderer_violation(b)?;
+            }
+            if self.renderer.as_ref().is_some_and(|r| r.unread) {
+                self.renderer_violation(rules::Breach::new(
+                    "control socket",
+                    "stopped reading the launcher's commands (its queue is full)",
+                ))?;
+            }
+            if self.gpu.as_ref().is_some_and(|g| g.unread) {
+                self.gpu_violation(rules::Breach::new(
+                    "control socket",
+                    "stopped reading the launcher's commands (its queue is full)",
+                ))?;
+            }
             // Heartbeats.
             if self.last_ping.elapsed() >= heartbeat {
                 self.ping_seq += 1;
                 self.last_ping = Instant::now();
-                if let Some(g) = &self.gpu {
-                    let _ = g.child.commands.send(LauncherToGpu::Ping(self.ping_seq));
+                if let Some(g) = &mut self.gpu {
+                    if let Err(SendError::Full) =
+                        g.child.commands.send(&LauncherToGpu::Ping(self.ping_seq))
+                    {
+                        g.unread = true;
+                    }
                 }
-                if let Some(r) = &self.renderer {
-                    let _ = r
+                if let Some(r) = &mut self.renderer {
+                    if let Err(e) = r
                         .child
                         .commands
-                        .send(LauncherToRenderer::Ping(self.ping_seq));
+                        .send(&LauncherToRenderer::Ping(self.ping_seq))
+                    {
+                        r.send_failed(e);
+                    }
                 }
             }
             if let Some(silent) = self
@@ -836,320 +946,89 @@ impl Supervisor<'_> {
                     silent_ms: silent.as_millis() as u64,
                 }))?;
             }
-            // Both answer, yet nothing reaches the screen: the producer is stuck.
+            // Both answer, yet nothing reaches the screen: blame whoever holds things up.
             let stalled = self.last_progress.elapsed();
             if stalled > hang && self.gpu.is_some() {
-                self.gpu_down(Some(Cause::Stalled {
-                    ms: stalled.as_millis() as u64,
-                }))?;
+                self.stalled(stalled, hang)?;
             }
         }
         Ok(())
     }
 
-    fn gpu_event(&mut self, m: GpuToLauncher) -> anyhow::Result<()> {
-        match m {
-            GpuToLauncher::Pong(n) => {
-                if let Some(g) = &mut self.gpu {
-                    g.last_pong = Instant::now();
-                }
-                if n == self.ping_seq {
-                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
-                    self.summary.gpu_ping_max_us = self.summary.gpu_ping_max_us.max(us);
-                }
-            }
-            GpuToLauncher::Finished { frames } => {
-                tracing::debug!(frames, "GPU process rendered every frame")
-            }
-            GpuToLauncher::Failed(e) => {
-                tracing::error!(error = %e, "the GPU process failed");
-            }
-            GpuToLauncher::Started(_) => tracing::warn!("the GPU process said Started twice"),
-            GpuToLauncher::FaultFired { at_ns, fault } => {
-                self.fired.push(fault);
-                if let Some(g) = &mut self.gpu {
-                    g.fault = Some((at_ns, fault));
-                }
-            }
-            GpuToLauncher::Trace(t) => self.events.extend(t),
-        }
-        Ok(())
-    }
-
-    fn renderer_event(&mut self, m: RendererToLauncher) -> anyhow::Result<()> {
-        let (width, height) = (self.args.size.width, self.args.size.height);
-        match m {
-            RendererToLauncher::Output {
-                fd,
-                slots,
-                slot_bytes,
-            } => {
-                let r = self.renderer.as_mut().context("output from no renderer")?;
-                r.screen = Some(
-                    Screen::attach(&r.child.proc.pidfd, fd, slots, slot_bytes, width, height)
-                        .context("mapping the renderer's output")?,
-                );
-            }
-            RendererToLauncher::Presented(p) => self.present(p)?,
-            RendererToLauncher::Rejected { frame, reason } => {
-                tracing::warn!(frame, %reason, "the renderer rejected a frame");
-                self.summary
-                    .rejected
-                    .push(format!("frame {frame}: {reason}"));
-            }
-            RendererToLauncher::Failed(e) => tracing::error!(error = %e, "the renderer failed"),
-            RendererToLauncher::Stats(s) => self.summary.renderer = s,
-            RendererToLauncher::Pong(n) => {
-                if let Some(r) = &mut self.renderer {
-                    r.last_pong = Instant::now();
-                }
-                if n == self.ping_seq {
-                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
-                    self.summary.renderer_ping_max_us = self.summary.renderer_ping_max_us.max(us);
-                }
-            }
-            RendererToLauncher::FenceTimeout {
-                epoch,
-                frame,
-                layer,
-            } => {
-                if self.gpu.as_ref().is_some_and(|g| g.epoch == epoch) {
-                    self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))?;
-                }
-            }
-            RendererToLauncher::FaultFired { at_ns, fault } => {
-                self.fired.push(fault);
-                if let Some(r) = &mut self.renderer {
-                    r.fault = Some((at_ns, fault));
-                }
-            }
-            RendererToLauncher::Trace(t) => self.events.extend(t),
-        }
-        Ok(())
-    }
-
-    fn present(&mut self, p: ipc_protocol::messages::Presented) -> anyhow::Result<()> {
-        let now = triptych_trace::now_ns();
-        let r = self.renderer.as_mut().context("a frame from no renderer")?;
-        let screen = r
-            .screen
-            .as_mut()
-            .context("renderer presented before sharing its output")?;
-        if let Some(back) = screen.show(p.slot, p.frame)? {
-            // A renderer that just died cannot take it back; its death is handled through its pidfd.
-            let _ = r.child.commands.send(LauncherToRenderer::SlotFree(back));
-        }
-        r.presented += 1;
-        let renderer_pid = r.child.proc.pid;
-        let renderer_presented = r.presented;
-        self.old_screen = None;
-        self.rec.record_span(
-            Stage::Present,
-            Some(p.frame),
-            p.composited_ns,
-            triptych_trace::now_ns(),
-            Args::new(),
-        );
-        self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
-        self.end_to_end.push(now.saturating_sub(p.sent_ns));
-        self.summary.frames += 1;
-        self.summary.last_frame = Some(p.frame);
-        self.last_progress = Instant::now();
-        self.last_present = Instant::now();
-        self.first_present.get_or_insert(self.last_present);
-        if renderer_presented == 10 {
-            self.summary.fd_counts.renderer_at_10 = fd_count(renderer_pid);
-        }
-        if self.summary.frames == 10 {
-            self.summary.fd_counts.launcher_at_10 = fd_count(std::process::id());
-        }
-        if let Some(g) = &mut self.gpu {
-            if g.epoch == p.epoch {
-                g.presented += 1;
-            }
-        }
-        if let Some(rc) = self.recovery.take() {
-            let us = rc.detected.elapsed().as_micros() as u64;
-            self.recoveries.push(us * 1000);
-            self.crashes[rc.record].recovery_us = Some(us as f64);
-            tracing::info!(
-                role = rc.role,
-                recovery_us = us,
-                frame = p.frame,
-                "recovered: first frame from the replacement"
-            );
-        }
-        // Chaos: kills from outside, once their frame is on screen.
-        // One at a time, and only into a process that is running normally (not already hit by
-        // an injected fault or a kill), so that every kill is one crash.
-        if let Some(i) = self
-            .plan
-            .external
-            .iter()
-            .position(|k| k.after_frame <= p.frame)
-        {
-            let k = self.plan.external[i];
-            let target = match k.target {
-                Target::Gpu => self
-                    .gpu
-                    .as_ref()
-                    .filter(|g| g.fault.is_none() && g.presented > 0)
-                    .map(|g| &g.child.proc),
-                Target::Renderer => self
-                    .renderer
-                    .as_ref()
-                    .filter(|r| r.fault.is_none() && r.presented > 0)
-                    .map(|r| &r.child.proc),
-            };
-            if let Some(proc) =
-                target.filter(|pr| !self.kill_times.iter().any(|(pid, _)| *pid == pr.pid))
-            {
-                self.plan.external.remove(i);
-                self.kill_times.push((proc.pid, triptych_trace::now_ns()));
-                proc.signal(libc::SIGKILL);
-                self.summary.external_kills += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Shuts everything down and completes the summary.
-    fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
-        // What each child's sandbox really is, read from /proc while both still run.
-        if let Some(g) = &self.gpu {
-            self.jail.observe("gpu", g.child.proc.pid);
-        }
-        if let Some(r) = &self.renderer {
-            self.jail.observe("renderer", r.child.proc.pid);
-        }
-        self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
-        if let Some(r) = &self.renderer {
-            self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
-            self.summary.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
-            // Counters first, then exits.
-            let _ = r.child.commands.send(LauncherToRenderer::Shutdown);
-            let deadline = Instant::now() + EXIT_GRACE;
-            loop {
-                match r.events.recv_deadline(deadline) {
-                    Ok(RendererToLauncher::Stats(s)) => {
-                        self.summary.renderer = s;
-                        break;
-                    }
-                    Ok(RendererToLauncher::Presented(p)) => {
-                        // A frame composited after the last one asked for: hand it straight back.
-                        let _ = r.child.commands.send(LauncherToRenderer::SlotFree(p.slot));
-                    }
-                    Ok(RendererToLauncher::Trace(t)) => self.events.extend(t),
-                    Ok(_) => {}
-                    Err(_) => {
-                        tracing::warn!("the renderer sent no counters before exiting");
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(g) = &self.gpu {
-            let _ = g.child.commands.send(LauncherToGpu::Shutdown);
-        }
-        let gpu_info = self.gpu.as_ref().map(|g| g.info.clone());
-        let pids = Pids {
-            launcher: std::process::id(),
-            gpu: self.gpu.as_ref().map_or(0, |g| g.info.pid),
-            renderer: self.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
-        };
-        if let Some(g) = &mut self.gpu {
-            if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
-                tracing::warn!(
-                    pid = g.child.proc.pid,
-                    "the GPU process did not exit in time; killing"
-                );
-                g.child.proc.kill();
-            }
-            while let Ok(m) = g.events.try_recv() {
-                if let GpuToLauncher::Trace(t) = m {
-                    self.events.extend(t);
-                }
-            }
-        }
-        if let Some(r) = &mut self.renderer {
-            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
-                tracing::warn!(
-                    pid = r.child.proc.pid,
-                    "the renderer did not exit in time; killing"
-                );
-                r.child.proc.kill();
-            }
-        }
-        let s = &mut self.summary;
-        s.pids = pids;
-        if let Some(info) = &gpu_info {
-            s.backend = info.backend.as_str().to_owned();
-            s.backend_reason = info.backend_reason.clone();
-            s.fence = match info.fence {
-                FenceKind::EventFd => "eventfd".to_owned(),
-                FenceKind::SyncFile => "sync_file".to_owned(),
-            };
-            s.gl = info.gl.clone();
-        }
-        s.transport = self.jail.transport().as_str().to_owned();
-        s.sandbox = self.jail.summary();
-        let secs = self
-            .first_present
-            .map(|f| self.last_present.duration_since(f).as_secs_f64())
-            .unwrap_or(0.0);
-        s.seconds = secs;
-        s.fps = if secs > 0.0 {
-            (s.frames.saturating_sub(1)) as f64 / secs
-        } else {
-            0.0
-        };
-        s.handoff = Latency::of(std::mem::take(&mut self.handoff));
-        s.end_to_end = Latency::of(std::mem::take(&mut self.end_to_end));
-        s.crashes = std::mem::take(&mut self.crashes);
-        s.detection = Latency::of(std::mem::take(&mut self.detections));
-        s.restart_to_first_frame = Latency::of(std::mem::take(&mut self.recoveries));
-        s.fallbacks = std::mem::take(&mut self.fallbacks);
-        self.fired
-            .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
-        self.fired.dedup();
-        s.faults_fired = self.fired.iter().map(chaos::describe).collect();
-        s.chaos_kills_planned = self.args.chaos.map(|seed| {
-            Plan::new(seed, self.args.chaos_kills, self.args.frames)
-                .with_faults(&self.args.faults)
-                .len()
+    /// A child's control socket closed. A dying child closes it a moment before its pidfd
+    /// reports the exit; a child that closes it and lives on has broken the protocol.
+    fn channel_closed(&mut self, role: &'static str, exit: &Receiver<()>) -> anyhow::Result<()> {
+        let died = exit.recv_timeout(Duration::from_millis(250)).is_ok();
+        let cause = (!died).then(|| Cause::ProtocolViolation {
+            kind: "control socket".to_owned(),
+            what: "closed while the process lives on".to_owned(),
         });
-        let screen = self
+        if role == "gpu" {
+            self.gpu_down(cause)
+        } else {
+            self.renderer_down(cause)
+        }
+    }
+
+    /// No frame reached the screen for `stalled` although both children answer. Blame goes by
+    /// what the kernel shows, then by what the GPU process says about its pool:
+    /// 1. frames queued unread at the renderer's end of the peer socket: the renderer stopped
+    ///    taking frames;
+    /// 2. the GPU process has waited for releases since before the stall began: the renderer is
+    ///    withholding its buffers;
+    /// 3. otherwise the GPU process stopped producing.
+    fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
+        let ms = stalled.as_millis() as u64;
+        let unread = self
             .renderer
             .as_ref()
-            .and_then(|r| r.screen.as_ref())
-            .filter(|sc| sc.shown.is_some())
-            .or(self.old_screen.as_ref());
-        if ok {
-            if let Some(screen) = screen {
-                screen.write_png(&self.args.out)?;
-                self.summary.out = Some(self.args.out.display().to_string());
-            }
+            .and_then(|r| r.peer_end.as_ref())
+            .and_then(|fd| triptych_sys::scm::queued_bytes(fd.as_fd()).ok())
+            .unwrap_or(0);
+        if unread > 0 {
+            return self.renderer_down(Some(Cause::ProtocolViolation {
+                kind: "peer socket".to_owned(),
+                what: format!("left {unread} bytes of frames unread for {ms} ms"),
+            }));
         }
-        if let Some(path) = &self.args.trace {
-            self.write_trace(path)?;
+        let starved = self
+            .gpu
+            .as_ref()
+            .and_then(|g| g.starved_since)
+            .is_some_and(|t| t.elapsed() + Duration::from_millis(10) >= hang.min(stalled));
+        if starved && self.renderer.is_some() {
+            return self.renderer_down(Some(Cause::ProtocolViolation {
+                kind: "Release".to_owned(),
+                what: format!("held every buffer of a layer for {ms} ms"),
+            }));
         }
-        Ok(self.summary.clone())
+        self.gpu_down(Some(Cause::Stalled { ms }))
     }
 
-    fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
-        let mut events = std::mem::take(&mut self.events);
-        events.extend(self.rec.drain());
-        events.sort_by_key(|e| e.ts_ns);
-        let mut procs = std::mem::take(&mut self.processes);
-        // Only processes that recorded something, each pid once.
-        procs.sort_by_key(|p| p.pid);
-        procs.dedup_by_key(|p| p.pid);
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        triptych_trace::write_chrome_json(&events, &procs, std::io::BufWriter::new(file))
-            .with_context(|| format!("writing the trace to {}", path.display()))?;
-        self.summary.trace = Some(path.display().to_string());
-        self.summary.trace_events = events.len();
+    /// The launcher's own check of a renderer's fence-timeout claim came back.
+    fn fence_verdict(
+        &mut self,
+        claim: corroborate::Claim,
+        finding: corroborate::Finding,
+    ) -> anyhow::Result<()> {
+        use corroborate::Finding;
+        match finding {
+            Finding::Hung => {
+                if self.gpu.as_ref().is_some_and(|g| g.epoch == claim.epoch) {
+                    self.gpu_down(Some(Cause::FenceTimeout {
+                        frame: claim.frame,
+                        layer: claim.layer,
+                    }))?;
+                }
+            }
+            Finding::Refuted(why) => {
+                tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed");
+                self.summary.refuted_fence_timeouts += 1;
+            }
+            Finding::Bogus(why) => {
+                self.renderer_violation(rules::Breach::new("FenceTimeout", why))?;
+            }
+        }
         Ok(())
     }
 }

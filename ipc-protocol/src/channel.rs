@@ -1,0 +1,541 @@
+//! Typed channels over `SOCK_SEQPACKET` unix sockets, with receive paths that never trust the
+//! sender.
+//!
+//! Every socket between two of triptych's processes is one of these: the control socket of each
+//! child (launcher <-> child, both directions on one socket), and the frame and release sockets
+//! between the GPU process and the renderer. The launcher creates every pair and hands the ends
+//! out; nothing here ever connects to a name.
+//!
+//! # Why not ipc-channel
+//!
+//! ipc-channel is built for peers that trust each other: its unix receiver reserves memory for a
+//! size the sender declares, panics on some malformed framing, and leaves fds that arrive on a
+//! message but are not used open in the receiver. Every direction here has a sender that may be
+//! compromised, so the receive path is this module's own, with these rules:
+//!
+//! - **One message is one datagram** of at most [`MAX_MESSAGE`] bytes, received into a buffer of
+//!   fixed size allocated once per receiver. A longer datagram arrives truncated (`MSG_TRUNC`) and
+//!   is a [`Violation`]; nothing is ever sized by what the peer declares.
+//! - **Exact fd counts.** Each message kind says how many fds it carries ([`Wire::fd_count`]):
+//!   zero for everything a child sends. The control buffer has room for
+//!   [`triptych_sys::scm::DATAGRAM_MAX_FDS`] fds, so the kernel closes any beyond that before
+//!   they reach this process; any that arrive on a message that should not have them are closed
+//!   at once, and the message is a violation.
+//! - **Decoding** is postcard from the fixed buffer: every length prefix is checked against the
+//!   bytes actually present, so a lying prefix fails instead of allocating; trailing bytes are a
+//!   violation; an empty datagram is a violation.
+//! - **No panic** is reachable from received bytes: every failure is a value ([`RecvError`]).
+//! - **Sends never wait on the peer** where the sender must not block ([`Sender::nonblocking`]):
+//!   a full queue means the peer stopped reading and is reported as [`SendError::Full`].
+//!
+//! A receiver that reports a violation has done its part: the caller decides what it costs the
+//! peer (for the launcher: the child is killed, recorded as compromised and restarted).
+
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The largest message, in bytes, on any channel. Trace batches are split to fit
+/// ([`split_to_fit`]); everything else is far smaller.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// A message that may travel on a channel.
+pub trait Wire: Serialize + DeserializeOwned {
+    /// The message's kind, for reports (`"Presented"`, `"Release"`).
+    fn kind(&self) -> &'static str;
+    /// How many fds travel with a message of this kind, in order. Zero unless said.
+    fn fd_count(&self) -> usize {
+        0
+    }
+}
+
+/// What a peer sent that the protocol does not allow. The text names what was wrong, with the
+/// value: it goes into crash records as `protocol violation: <this>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// The datagram was longer than [`MAX_MESSAGE`].
+    #[error("a message longer than {MAX_MESSAGE} bytes")]
+    TooLong,
+    /// An empty datagram.
+    #[error("an empty message")]
+    Empty,
+    /// More fds than any message may carry (the kernel closed those beyond the limit).
+    #[error("a message with more than {} fds", triptych_sys::scm::DATAGRAM_MAX_FDS)]
+    TooManyFds,
+    /// The bytes do not decode as a message of this channel.
+    #[error("an undecodable {len}-byte message: {error}")]
+    Undecodable {
+        /// The message's length.
+        len: usize,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// Bytes left over after a complete message.
+    #[error("{extra} stray bytes after a {kind} message")]
+    Trailing {
+        /// The message kind.
+        kind: &'static str,
+        /// How many bytes were left.
+        extra: usize,
+    },
+    /// The wrong number of fds for the message kind (all of them were closed).
+    #[error("{got} fds on a {kind} message, which carries {want}")]
+    FdCount {
+        /// The message kind.
+        kind: &'static str,
+        /// Fds that came.
+        got: usize,
+        /// Fds the kind carries.
+        want: usize,
+    },
+}
+
+/// Receiving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// The peer closed its end.
+    #[error("the peer closed the channel")]
+    Disconnected,
+    /// The peer sent something the protocol does not allow.
+    #[error("protocol violation: {0}")]
+    Violation(#[from] Violation),
+    /// The socket itself failed.
+    #[error("receiving failed: {0}")]
+    Io(triptych_sys::scm::ScmError),
+}
+
+/// Sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The peer closed its end.
+    #[error("the peer closed the channel")]
+    Disconnected,
+    /// The peer's queue is full: it stopped reading (only for non-blocking senders).
+    #[error("the peer's queue is full: it is not reading")]
+    Full,
+    /// The message does not fit in [`MAX_MESSAGE`] bytes.
+    #[error("a {kind} message does not fit in {MAX_MESSAGE} bytes")]
+    TooLong {
+        /// The message kind.
+        kind: &'static str,
+    },
+    /// The caller gave the wrong number of fds for the kind.
+    #[error("{got} fds given for a {kind} message, which carries {want}")]
+    FdCount {
+        /// The message kind.
+        kind: &'static str,
+        /// Fds given.
+        got: usize,
+        /// Fds the kind carries.
+        want: usize,
+    },
+    /// The socket itself failed.
+    #[error("sending failed: {0}")]
+    Io(triptych_sys::scm::ScmError),
+}
+
+/// A seqpacket socket pair, both ends close-on-exec.
+pub fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The sending side of a channel of `T`. Cheap to clone; all clones share the socket.
+#[derive(Debug)]
+pub struct Sender<T> {
+    sock: Arc<OwnedFd>,
+    nonblocking: bool,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            sock: self.sock.clone(),
+            nonblocking: self.nonblocking,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Wire> Sender<T> {
+    /// A sender on `sock` that waits while the peer's queue is full.
+    pub fn new(sock: OwnedFd) -> Self {
+        Self::shared(Arc::new(sock), false)
+    }
+
+    /// A sender on `sock` that never waits: a full queue is [`SendError::Full`].
+    pub fn nonblocking(sock: OwnedFd) -> Self {
+        Self::shared(Arc::new(sock), true)
+    }
+
+    fn shared(sock: Arc<OwnedFd>, nonblocking: bool) -> Self {
+        Self {
+            sock,
+            nonblocking,
+            _t: PhantomData,
+        }
+    }
+
+    /// Sends `msg` with no fds.
+    pub fn send(&self, msg: &T) -> Result<(), SendError> {
+        self.send_with(msg, &[])
+    }
+
+    /// Sends `msg` with exactly the fds its kind carries.
+    pub fn send_with(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        if fds.len() != msg.fd_count() {
+            return Err(SendError::FdCount {
+                kind: msg.kind(),
+                got: fds.len(),
+                want: msg.fd_count(),
+            });
+        }
+        let bytes =
+            postcard::to_stdvec(msg).map_err(|_| SendError::TooLong { kind: msg.kind() })?;
+        if bytes.len() > MAX_MESSAGE {
+            return Err(SendError::TooLong { kind: msg.kind() });
+        }
+        match triptych_sys::scm::send_with_fds_flags(
+            self.sock.as_fd(),
+            &bytes,
+            fds,
+            self.nonblocking,
+        ) {
+            Ok(_) => Ok(()),
+            Err(triptych_sys::scm::ScmError::Send { errno, .. })
+                if errno == nix::Error::EPIPE
+                    || errno == nix::Error::ECONNRESET
+                    || errno == nix::Error::ENOTCONN =>
+            {
+                Err(SendError::Disconnected)
+            }
+            Err(triptych_sys::scm::ScmError::Send { errno, .. }) if errno == nix::Error::EAGAIN => {
+                Err(SendError::Full)
+            }
+            Err(e) => Err(SendError::Io(e)),
+        }
+    }
+
+    /// The raw socket number, for logs.
+    pub fn raw(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// The receiving side of a channel of `T`.
+#[derive(Debug)]
+pub struct Receiver<T> {
+    sock: Arc<OwnedFd>,
+    buf: Box<[u8]>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Wire> Receiver<T> {
+    /// A receiver on `sock`.
+    pub fn new(sock: OwnedFd) -> Self {
+        Self::shared(Arc::new(sock))
+    }
+
+    fn shared(sock: Arc<OwnedFd>) -> Self {
+        Self {
+            sock,
+            // One byte more than the largest message, so that a message of exactly the limit is
+            // told apart from a longer one even where MSG_TRUNC is not reported.
+            buf: vec![0u8; MAX_MESSAGE + 1].into_boxed_slice(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Waits for the next message and the fds that came with it (exactly
+    /// [`Wire::fd_count`] of them).
+    pub fn recv(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        let d = triptych_sys::scm::recv_datagram(self.sock.as_fd(), &mut self.buf)
+            .map_err(RecvError::Io)?;
+        if d.eof {
+            if hung_up(self.sock.as_fd()) {
+                return Err(RecvError::Disconnected);
+            }
+            return Err(Violation::Empty.into());
+        }
+        if d.truncated || d.len > MAX_MESSAGE {
+            return Err(Violation::TooLong.into());
+        }
+        if d.fds_truncated {
+            return Err(Violation::TooManyFds.into());
+        }
+        let (msg, fds) = decode::<T>(&self.buf[..d.len], d.fds)?;
+        Ok((msg, fds))
+    }
+}
+
+/// Whether the peer of `sock` has closed its end (`POLLHUP`), without waiting.
+fn hung_up(sock: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(sock, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        Err(_) => true,
+    }
+}
+
+/// Decodes one message from `bytes`, checking that `fds` are exactly what its kind carries.
+/// On any failure every fd in `fds` is closed. This is the whole untrusted decoder: the fuzz
+/// targets call it directly.
+pub fn decode<T: Wire>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(T, Vec<OwnedFd>), Violation> {
+    if bytes.is_empty() {
+        return Err(Violation::Empty);
+    }
+    if bytes.len() > MAX_MESSAGE {
+        return Err(Violation::TooLong);
+    }
+    let (msg, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| Violation::Undecodable {
+            len: bytes.len(),
+            error: e.to_string(),
+        })?;
+    if !rest.is_empty() {
+        return Err(Violation::Trailing {
+            kind: msg.kind(),
+            extra: rest.len(),
+        });
+    }
+    if fds.len() != msg.fd_count() {
+        return Err(Violation::FdCount {
+            kind: msg.kind(),
+            got: fds.len(),
+            want: msg.fd_count(),
+        });
+    }
+    Ok((msg, fds))
+}
+
+/// Both directions on one socket: what this side sends (`S`) and receives (`R`).
+pub fn duplex<S: Wire, R: Wire>(sock: OwnedFd, nonblocking: bool) -> (Sender<S>, Receiver<R>) {
+    let sock = Arc::new(sock);
+    (
+        Sender::shared(sock.clone(), nonblocking),
+        Receiver::shared(sock),
+    )
+}
+
+/// What a forwarding thread delivers: a message with its fds, or the violation that ended it.
+pub type Delivery<T> = Result<(T, Vec<OwnedFd>), Violation>;
+
+/// How many received messages a forwarding thread queues before it stops reading (and the
+/// peer's sends start to wait or fail): the bound on what a peer can make its receiver hold.
+pub const FORWARD_QUEUE: usize = 256;
+
+/// The forwarding thread could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("spawning the {name} thread failed: {source}")]
+pub struct ForwardError {
+    /// The thread's name.
+    pub name: String,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Starts a thread named `name` that moves what `rx` receives into a bounded crossbeam channel,
+/// so the receiving process can `select!` on it with everything else it waits for.
+///
+/// The thread delivers each message, or one `Err` with the violation and then stops reading; it
+/// ends (disconnecting the crossbeam channel) when the peer closes its end, the socket fails, or
+/// the crossbeam receiver is dropped.
+pub fn forward<T>(
+    name: &str,
+    mut rx: Receiver<T>,
+) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    let (tx, out) = crossbeam_channel::bounded(FORWARD_QUEUE);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || loop {
+            match rx.recv() {
+                Ok(m) => {
+                    if tx.send(Ok(m)).is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Violation(v)) => {
+                    let _ = tx.send(Err(v));
+                    return;
+                }
+                Err(RecvError::Disconnected) => return,
+                Err(RecvError::Io(e)) => {
+                    tracing::debug!(error = %e, "channel receive failed");
+                    return;
+                }
+            }
+        })
+        .map_err(|source| ForwardError {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok(out)
+}
+
+/// Splits `items` into consecutive batches whose messages (made by `wrap`) each encode within
+/// [`MAX_MESSAGE`]; an item too large on its own is dropped and counted in the returned number.
+pub fn split_to_fit<I: Clone, T: Wire>(
+    items: Vec<I>,
+    wrap: impl Fn(Vec<I>) -> T,
+) -> (Vec<T>, usize) {
+    fn fits<T: Wire>(m: &T) -> bool {
+        postcard::experimental::serialized_size(m).is_ok_and(|n| n <= MAX_MESSAGE)
+    }
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    let mut stack = vec![items];
+    while let Some(batch) = stack.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        let msg = wrap(batch.clone());
+        if fits(&msg) {
+            out.push(msg);
+        } else if batch.len() == 1 {
+            dropped += 1;
+        } else {
+            let mut first = batch;
+            let second = first.split_off(first.len() / 2);
+            // Popped in order: first half first.
+            stack.push(second);
+            stack.push(first);
+        }
+    }
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Msg {
+        Ping(u64),
+        Blob(Vec<u8>),
+        WithFd(u32),
+    }
+
+    impl Wire for Msg {
+        fn kind(&self) -> &'static str {
+            match self {
+                Msg::Ping(_) => "Ping",
+                Msg::Blob(_) => "Blob",
+                Msg::WithFd(_) => "WithFd",
+            }
+        }
+        fn fd_count(&self) -> usize {
+            usize::from(matches!(self, Msg::WithFd(_)))
+        }
+    }
+
+    fn pair() -> (Sender<Msg>, Receiver<Msg>, OwnedFd) {
+        let (a, b) = socket_pair().expect("pair");
+        let raw = triptych_sys::fd::dup_cloexec(a.as_fd()).expect("dup");
+        (Sender::nonblocking(a), Receiver::new(b), raw)
+    }
+
+    #[test]
+    fn messages_and_fds_round_trip() {
+        let (tx, mut rx, _raw) = pair();
+        tx.send(&Msg::Ping(7)).expect("send");
+        let (a, _b) = socket_pair().expect("pair");
+        tx.send_with(&Msg::WithFd(1), &[a.as_fd()]).expect("send");
+        assert_eq!(rx.recv().expect("recv").0, Msg::Ping(7));
+        let (m, fds) = rx.recv().expect("recv");
+        assert_eq!((m, fds.len()), (Msg::WithFd(1), 1));
+        assert!(matches!(
+            tx.send_with(&Msg::Ping(1), &[a.as_fd()]),
+            Err(SendError::FdCount { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_garbage_and_stray_fds_are_violations() {
+        let (_tx, mut rx, raw) = pair();
+        let big = vec![1u8; MAX_MESSAGE + 100];
+        triptych_sys::scm::send_with_fds(raw.as_fd(), &big, &[]).expect("send");
+        assert!(matches!(
+            rx.recv(),
+            Err(RecvError::Violation(Violation::TooLong))
+        ));
+        // A declared length far beyond what is present: no allocation, a clear error.
+        triptych_sys::scm::send_with_fds(raw.as_fd(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f], &[])
+            .expect("send");
+        assert!(matches!(
+            rx.recv(),
+            Err(RecvError::Violation(Violation::Undecodable { .. }))
+        ));
+        let mut ping = postcard::to_stdvec(&Msg::Ping(3)).expect("enc");
+        ping.push(0);
+        triptych_sys::scm::send_with_fds(raw.as_fd(), &ping, &[]).expect("send");
+        assert!(matches!(
+            rx.recv(),
+            Err(RecvError::Violation(Violation::Trailing { extra: 1, .. }))
+        ));
+        let ping = postcard::to_stdvec(&Msg::Ping(3)).expect("enc");
+        triptych_sys::scm::send_with_fds(raw.as_fd(), &ping, &[raw.as_fd()]).expect("send");
+        assert!(matches!(
+            rx.recv(),
+            Err(RecvError::Violation(Violation::FdCount {
+                got: 1,
+                want: 0,
+                ..
+            }))
+        ));
+        triptych_sys::scm::send_with_fds(raw.as_fd(), &ping, &[raw.as_fd(); 9]).expect("send");
+        assert!(matches!(
+            rx.recv(),
+            Err(RecvError::Violation(Violation::TooManyFds))
+        ));
+        triptych_sys::scm::send_with_fds(raw.as_fd(), &[], &[]).expect("send");
+        assert!(matches!(
+            rx.recv(),
+            Err(RecvError::Violation(Violation::Empty))
+        ));
+        drop(raw);
+        drop(_tx);
+        assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    }
+
+    #[test]
+    fn a_peer_that_stops_reading_fills_a_nonblocking_sender() {
+        let (tx, _rx, _raw) = pair();
+        let r = (0..100_000).find_map(|i| tx.send(&Msg::Blob(vec![0; 2000 + i % 3])).err());
+        assert!(matches!(r, Some(SendError::Full)), "{r:?}");
+    }
+
+    #[test]
+    fn batches_are_split_to_fit() {
+        let items: Vec<Vec<u8>> = (0..100).map(|_| vec![9u8; 2000]).collect();
+        let (msgs, dropped) = split_to_fit(items, |b| Msg::Blob(b.concat()));
+        assert_eq!(dropped, 0);
+        assert!(msgs.len() >= 4);
+        let total: usize = msgs
+            .iter()
+            .map(|m| match m {
+                Msg::Blob(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(total, 200_000);
+        let (_, dropped) =
+            split_to_fit(vec![vec![0u8; MAX_MESSAGE * 2]], |b| Msg::Blob(b.concat()));
+        assert_eq!(dropped, 1);
+    }
+}

@@ -1,0 +1,141 @@
+//! Checking a renderer's claim that a GPU process's fence never signalled, before anyone is
+//! blamed.
+//!
+//! The renderer names the fence as its description did: a number in the GPU process's export
+//! window. The launcher takes that fd from the GPU process itself (`pidfd_getfd`), checks that it
+//! is a fence of the kind the GPU process exports, and waits on it for one more fence deadline on
+//! a thread of its own, so the supervisor never waits. Every fence kind the GPU process hands out
+//! is wait-only and cannot be consumed by a reader (a sync_file; the read end of a pipe whose
+//! write end is closed on completion), so the renderer cannot make a signalled fence look
+//! unsignalled. The verdict:
+//!
+//! - still unsignalled: the GPU process is hung, and blamed;
+//! - signalled, or no longer exported: the claim is refuted; nobody is blamed, the summary counts
+//!   it;
+//! - not a fence of that kind, or outside the window: the renderer named something it was never
+//!   given as a fence, a protocol violation.
+//!
+//! One claim is checked at a time; claims that arrive meanwhile are dropped.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use ipc_protocol::frame::FenceKind;
+use ipc_protocol::RemoteFd;
+use triptych_sys::poll::{wait_readable, WaitOutcome};
+
+/// A claim to check.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// GPU epoch.
+    pub epoch: u64,
+    /// Frame.
+    pub frame: u64,
+    /// Layer.
+    pub layer: u32,
+    /// The fence as the renderer named it.
+    pub fence: RemoteFd,
+    /// The GPU process's export window.
+    pub window: (i32, i32),
+    /// The fence kind the GPU process exports.
+    pub kind: FenceKind,
+}
+
+/// What the check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// Unsignalled after the grace period: the GPU process is hung.
+    Hung,
+    /// The claim does not hold, and why.
+    Refuted(String),
+    /// The renderer named something that is no fence it was given.
+    Bogus(String),
+}
+
+/// The claims in flight.
+#[derive(Debug)]
+pub struct Checks {
+    busy: bool,
+    tx: Sender<(Claim, Finding)>,
+    /// Verdicts arrive here.
+    pub done: Receiver<(Claim, Finding)>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        let (tx, done) = crossbeam_channel::bounded(4);
+        Self {
+            busy: false,
+            tx,
+            done,
+        }
+    }
+}
+
+/// The `/proc/self/fd` link prefix of a fence of `kind`.
+fn link_prefix(kind: FenceKind) -> &'static str {
+    match kind {
+        FenceKind::SyncFile => "anon_inode:sync_file",
+        FenceKind::EventFd => "anon_inode:[eventfd]",
+        FenceKind::Pipe => "pipe:[",
+    }
+}
+
+/// Checks `claim` against the fd itself; `grace` is how long it still may take to signal.
+pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
+    let n = claim.fence.fd;
+    if !(claim.window.0..claim.window.1).contains(&n) {
+        return Finding::Bogus(format!(
+            "fence fd {n} outside the export window [{}, {})",
+            claim.window.0, claim.window.1
+        ));
+    }
+    let fd = match triptych_sys::pidfd::pidfd_getfd(gpu.as_fd(), n) {
+        Ok(fd) => fd,
+        Err(e) => return Finding::Refuted(format!("fence fd {n} is no longer exported ({e})")),
+    };
+    let link = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .map(|l| l.to_string_lossy().into_owned())
+    .unwrap_or_default();
+    if !link.starts_with(link_prefix(claim.kind)) {
+        return Finding::Bogus(format!(
+            "fd {n} of the GPU process is {link:?}, not a {:?} fence",
+            claim.kind
+        ));
+    }
+    match wait_readable(fd.as_fd(), grace) {
+        Ok(WaitOutcome::Ready) => Finding::Refuted(format!("fence fd {n} is signalled")),
+        Ok(WaitOutcome::TimedOut) => Finding::Hung,
+        // POLLHUP without POLLIN cannot happen on these kinds; treat as signalled.
+        Err(e) => Finding::Refuted(format!("fence fd {n}: {e}")),
+    }
+}
+
+impl Checks {
+    /// Starts checking `claim` unless a check is already running.
+    pub fn fence_claim(&mut self, gpu_pidfd: &OwnedFd, claim: Claim, grace: Duration) {
+        if self.busy {
+            return;
+        }
+        let Ok(pidfd) = triptych_sys::fd::dup_cloexec(gpu_pidfd.as_fd()) else {
+            return;
+        };
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fence-check".into())
+            .spawn(move || {
+                let finding = check(&pidfd, &claim, grace);
+                let _ = tx.send((claim, finding));
+            });
+        self.busy = spawned.is_ok();
+    }
+
+    /// A verdict was taken from [`Checks::done`].
+    pub fn finished(&mut self) {
+        self.busy = false;
+    }
+}

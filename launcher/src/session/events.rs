@@ -1,0 +1,332 @@
+//! What the launcher does with each message a child sends: every one is checked
+//! ([`super::rules`]) before it changes anything, and a message that breaks the rules costs the
+//! sender its life (`protocol violation`), never the run.
+
+use std::time::{Duration, Instant};
+
+use ipc_protocol::channel::Delivery;
+use ipc_protocol::messages::{GpuToLauncher, LauncherToRenderer, RendererToLauncher};
+use triptych_trace::{Args, Stage};
+
+use super::rules::{self, Breach};
+use super::{fd_count, Supervisor};
+use crate::chaos::Target;
+use crate::crash::Cause;
+use crate::present::Screen;
+
+impl Supervisor<'_> {
+    /// One delivery from the GPU process's control socket.
+    pub(super) fn gpu_delivery(&mut self, d: Delivery<GpuToLauncher>) -> anyhow::Result<()> {
+        let verdict = match d {
+            Ok((m, _)) => self.gpu_event(m),
+            Err(v) => Err(Breach::new("message", v.to_string())),
+        };
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(b) => self.gpu_violation(b),
+        }
+    }
+
+    /// One delivery from the renderer's control socket.
+    pub(super) fn renderer_delivery(
+        &mut self,
+        d: Delivery<RendererToLauncher>,
+    ) -> anyhow::Result<()> {
+        let verdict = match d {
+            Ok((m, _)) => self.renderer_event(m),
+            Err(v) => Err(Breach::new("message", v.to_string())),
+        };
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(b) => self.renderer_violation(b),
+        }
+    }
+
+    /// The GPU process broke the protocol: it is taken to be compromised.
+    pub(super) fn gpu_violation(&mut self, b: Breach) -> anyhow::Result<()> {
+        tracing::warn!(kind = b.kind, what = %b.what, "protocol violation by the GPU process");
+        self.gpu_down(Some(Cause::ProtocolViolation {
+            kind: b.kind.to_owned(),
+            what: b.what,
+        }))
+    }
+
+    /// The renderer broke the protocol: it is taken to be compromised.
+    pub(super) fn renderer_violation(&mut self, b: Breach) -> anyhow::Result<()> {
+        tracing::warn!(kind = b.kind, what = %b.what, "protocol violation by the renderer");
+        self.renderer_down(Some(Cause::ProtocolViolation {
+            kind: b.kind.to_owned(),
+            what: b.what,
+        }))
+    }
+
+    fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
+        use ipc_protocol::channel::Wire;
+        self.budgets.gpu.message(m.kind(), Instant::now())?;
+        match m {
+            GpuToLauncher::Pong(n) => {
+                rules::pong(n, self.ping_seq)?;
+                if let Some(g) = &mut self.gpu {
+                    g.last_pong = Instant::now();
+                }
+                if n == self.ping_seq {
+                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
+                    self.summary.gpu_ping_max_us = self.summary.gpu_ping_max_us.max(us);
+                }
+            }
+            GpuToLauncher::Produced { frame } => {
+                self.frames.produced(frame, self.args.frames)?;
+                if let Some(g) = &mut self.gpu {
+                    g.starved_since = None;
+                }
+            }
+            GpuToLauncher::Starved { layer, frame } => {
+                tracing::debug!(layer, frame, "the GPU process waits for releases");
+                if let Some(g) = &mut self.gpu {
+                    g.starved_since.get_or_insert_with(Instant::now);
+                }
+            }
+            GpuToLauncher::RendererViolation(what) => {
+                // The GPU process is the only witness of what arrives on its release channel.
+                self.pending_renderer_breach = Some(Breach::new(
+                    "release channel",
+                    format!("{what} (reported by the GPU process)"),
+                ));
+            }
+            GpuToLauncher::Finished { frames } => {
+                tracing::debug!(frames, "GPU process rendered every frame")
+            }
+            GpuToLauncher::Failed(e) => {
+                self.quiet.note(
+                    "gpu-failed",
+                    || tracing::error!(error = %e, "the GPU process failed"),
+                );
+            }
+            GpuToLauncher::Started(_) => {
+                return Err(Breach::new("Started", "sent a second time"));
+            }
+            GpuToLauncher::FaultFired { at_ns, fault } => {
+                let planned = self.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
+                rules::fault(&fault, planned)?;
+                self.fired.push(fault);
+                if let Some(g) = &mut self.gpu {
+                    g.fault = Some((at_ns, fault));
+                }
+            }
+            GpuToLauncher::Trace(t) => {
+                if self.budgets.gpu.trace(&t, self.args.trace.is_some())? {
+                    self.events.extend(t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn renderer_event(&mut self, m: RendererToLauncher) -> Result<(), Breach> {
+        use ipc_protocol::channel::Wire;
+        self.budgets.renderer.message(m.kind(), Instant::now())?;
+        let (width, height) = (self.args.size.width, self.args.size.height);
+        match m {
+            RendererToLauncher::Output {
+                fd,
+                slots,
+                slot_bytes,
+            } => {
+                let Some(r) = self.renderer.as_mut() else {
+                    return Ok(());
+                };
+                if r.screen.is_some() {
+                    return Err(Breach::new("Output", "sent a second time"));
+                }
+                r.screen = Some(
+                    Screen::attach(&r.child.proc.pidfd, fd, slots, slot_bytes, width, height)
+                        .map_err(|e| Breach::new("Output", format!("{e:#}")))?,
+                );
+            }
+            RendererToLauncher::Presented(p) => self.present(p)?,
+            RendererToLauncher::Rejected { frame, reason } => {
+                // The renderer's word about the GPU process's description: logged, not acted on.
+                self.quiet.note(
+                    "rejected",
+                    || tracing::warn!(frame, %reason, "the renderer rejected a frame"),
+                );
+                if self.summary.rejected.len() < MAX_KEPT_NOTES {
+                    self.summary
+                        .rejected
+                        .push(format!("frame {frame}: {reason}"));
+                }
+            }
+            RendererToLauncher::GpuViolation(what) => {
+                // A claim the launcher cannot check: counted and logged, nobody is blamed.
+                super::push_bounded(
+                    &mut self.summary.uncorroborated,
+                    format!("renderer says the GPU process broke the frame channel: {what}"),
+                );
+                self.quiet.note("gpu-violation-claim", || {
+                    tracing::warn!(%what, "the renderer reports a bad frame channel (not corroborated)")
+                });
+            }
+            RendererToLauncher::Failed(e) => self.quiet.note(
+                "renderer-failed",
+                || tracing::error!(error = %e, "the renderer failed"),
+            ),
+            RendererToLauncher::Stats(s) => self.summary.renderer = s,
+            RendererToLauncher::Pong(n) => {
+                rules::pong(n, self.ping_seq)?;
+                if let Some(r) = &mut self.renderer {
+                    r.last_pong = Instant::now();
+                }
+                if n == self.ping_seq {
+                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
+                    self.summary.renderer_ping_max_us = self.summary.renderer_ping_max_us.max(us);
+                }
+            }
+            RendererToLauncher::FenceTimeout {
+                epoch,
+                frame,
+                layer,
+                fence,
+            } => {
+                // A claim against the GPU process: checked against the fence itself.
+                if let Some(g) = self.gpu.as_ref().filter(|g| g.epoch == epoch) {
+                    self.checks.fence_claim(
+                        &g.child.proc.pidfd,
+                        super::corroborate::Claim {
+                            epoch,
+                            frame,
+                            layer,
+                            fence,
+                            window: g.info.window,
+                            kind: g.info.fence,
+                        },
+                        Duration::from_millis(u64::from(self.args.fence_timeout_ms.max(50))),
+                    );
+                }
+            }
+            RendererToLauncher::FaultFired { at_ns, fault } => {
+                let planned = self.renderer.as_ref().map_or(&[][..], |r| &r.faults[..]);
+                rules::fault(&fault, planned)?;
+                self.fired.push(fault);
+                if let Some(r) = &mut self.renderer {
+                    r.fault = Some((at_ns, fault));
+                }
+            }
+            RendererToLauncher::Trace(t) => {
+                if self.budgets.renderer.trace(&t, self.args.trace.is_some())? {
+                    self.events.extend(t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A composited frame: checked against what was produced and what is on screen, then shown.
+    fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
+        let now = triptych_trace::now_ns();
+        let Some(r) = self.renderer.as_mut() else {
+            return Ok(());
+        };
+        let Some(screen) = r.screen.as_mut() else {
+            return Err(Breach::new(
+                "Presented",
+                "a frame before the output was shared",
+            ));
+        };
+        // The slot first (nothing changes if it is bad), then the frame's order.
+        if p.slot >= screen.slots() || screen.shown.is_some_and(|(s, _)| s == p.slot) {
+            return Err(Breach::new(
+                "Presented",
+                format!(
+                    "slot {} ({} slots, {:?} on screen)",
+                    p.slot,
+                    screen.slots(),
+                    screen.shown
+                ),
+            ));
+        }
+        self.frames.presented(p.frame, p.epoch)?;
+        let back = screen
+            .show(p.slot, p.frame)
+            .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
+        if let Some(back) = back {
+            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(back)) {
+                r.send_failed(e);
+            }
+        }
+        r.presented += 1;
+        let renderer_pid = r.child.proc.pid;
+        let renderer_presented = r.presented;
+        self.old_screen = None;
+        self.rec.record_span(
+            Stage::Present,
+            Some(p.frame),
+            p.composited_ns,
+            triptych_trace::now_ns(),
+            Args::new(),
+        );
+        self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
+        self.end_to_end.push(now.saturating_sub(p.sent_ns));
+        self.summary.frames += 1;
+        self.summary.last_frame = Some(p.frame);
+        self.last_progress = Instant::now();
+        self.last_present = Instant::now();
+        self.first_present.get_or_insert(self.last_present);
+        if renderer_presented == 10 {
+            self.summary.fd_counts.renderer_at_10 = fd_count(renderer_pid);
+        }
+        if self.summary.frames == 10 {
+            self.summary.fd_counts.launcher_at_10 = fd_count(std::process::id());
+        }
+        if let Some(g) = &mut self.gpu {
+            if g.epoch == p.epoch {
+                g.presented += 1;
+            }
+        }
+        if let Some(rc) = self.recovery.take() {
+            let us = rc.detected.elapsed().as_micros() as u64;
+            self.recoveries.push(us * 1000);
+            self.crashes[rc.record].recovery_us = Some(us as f64);
+            tracing::info!(
+                role = rc.role,
+                recovery_us = us,
+                frame = p.frame,
+                "recovered: first frame from the replacement"
+            );
+        }
+        // Chaos: kills from outside, once their frame is on screen.
+        // One at a time, and only into a process that is running normally (not already hit by
+        // an injected fault or a kill), so that every kill is one crash.
+        if let Some(i) = self
+            .plan
+            .external
+            .iter()
+            .position(|k| k.after_frame <= p.frame)
+        {
+            let k = self.plan.external[i];
+            let target = match k.target {
+                Target::Gpu => self
+                    .gpu
+                    .as_ref()
+                    .filter(|g| g.fault.is_none() && g.presented > 0)
+                    .map(|g| &g.child.proc),
+                Target::Renderer => self
+                    .renderer
+                    .as_ref()
+                    .filter(|r| r.fault.is_none() && r.presented > 0)
+                    .map(|r| &r.child.proc),
+            };
+            if let Some(proc) =
+                target.filter(|pr| !self.kill_times.iter().any(|(pid, _)| *pid == pr.pid))
+            {
+                self.plan.external.remove(i);
+                self.kill_times.push((proc.pid, triptych_trace::now_ns()));
+                proc.signal(libc::SIGKILL);
+                self.summary.external_kills += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Notes of one kind kept in the summary at most (the rest are counted in the log).
+const MAX_KEPT_NOTES: usize = 32;

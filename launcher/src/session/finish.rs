@@ -1,0 +1,173 @@
+//! The end of a run: ask the renderer for its counters, shut both children down (killing what
+//! does not exit in time), write the last frame and the trace, and complete the summary.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use ipc_protocol::frame::FenceKind;
+use ipc_protocol::messages::{
+    GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
+};
+
+use super::{fd_count, fence_count, Supervisor, EXIT_GRACE};
+use crate::chaos::{self, Plan};
+use crate::summary::{Latency, Pids, RunSummary};
+
+impl Supervisor<'_> {
+    /// Shuts everything down and completes the summary.
+    pub(super) fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
+        // What each child's sandbox really is, read from /proc while both still run.
+        if let Some(g) = &self.gpu {
+            self.jail.observe("gpu", g.child.proc.pid);
+        }
+        if let Some(r) = &self.renderer {
+            self.jail.observe("renderer", r.child.proc.pid);
+        }
+        self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
+        if let Some(r) = &self.renderer {
+            self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
+            self.summary.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
+            // Counters first, then exits.
+            let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
+            let deadline = Instant::now() + EXIT_GRACE;
+            loop {
+                match r.events.recv_deadline(deadline) {
+                    Ok(Ok((RendererToLauncher::Stats(s), _))) => {
+                        self.summary.renderer = s;
+                        break;
+                    }
+                    Ok(Ok((RendererToLauncher::Presented(p), _))) => {
+                        // A frame composited after the last one asked for: hand it straight back.
+                        let _ = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot));
+                    }
+                    Ok(Ok((RendererToLauncher::Trace(t), _))) => {
+                        if self
+                            .budgets
+                            .renderer
+                            .trace(&t, self.args.trace.is_some())
+                            .is_ok()
+                        {
+                            self.events.extend(t);
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => {
+                        tracing::warn!("the renderer sent no counters before exiting");
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(g) = &self.gpu {
+            let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
+        }
+        let gpu_info = self.gpu.as_ref().map(|g| g.info.clone());
+        let pids = Pids {
+            launcher: std::process::id(),
+            gpu: self.gpu.as_ref().map_or(0, |g| g.info.pid),
+            renderer: self.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
+        };
+        if let Some(g) = &mut self.gpu {
+            if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(
+                    pid = g.child.proc.pid,
+                    "the GPU process did not exit in time; killing"
+                );
+                g.child.proc.kill();
+            }
+            while let Ok(Ok((m, _))) = g.events.try_recv() {
+                if let GpuToLauncher::Trace(t) = m {
+                    if self
+                        .budgets
+                        .gpu
+                        .trace(&t, self.args.trace.is_some())
+                        .is_ok()
+                    {
+                        self.events.extend(t);
+                    }
+                }
+            }
+        }
+        if let Some(r) = &mut self.renderer {
+            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(
+                    pid = r.child.proc.pid,
+                    "the renderer did not exit in time; killing"
+                );
+                r.child.proc.kill();
+            }
+        }
+        let s = &mut self.summary;
+        s.pids = pids;
+        if let Some(info) = &gpu_info {
+            s.backend = info.backend.as_str().to_owned();
+            s.backend_reason = info.backend_reason.clone();
+            s.fence = match info.fence {
+                FenceKind::EventFd => "eventfd".to_owned(),
+                FenceKind::Pipe => "pipe".to_owned(),
+                FenceKind::SyncFile => "sync_file".to_owned(),
+            };
+            s.gl = info.gl.clone();
+        }
+        s.transport = self.jail.transport().as_str().to_owned();
+        s.sandbox = self.jail.summary();
+        let secs = self
+            .first_present
+            .map(|f| self.last_present.duration_since(f).as_secs_f64())
+            .unwrap_or(0.0);
+        s.seconds = secs;
+        s.fps = if secs > 0.0 {
+            (s.frames.saturating_sub(1)) as f64 / secs
+        } else {
+            0.0
+        };
+        s.handoff = Latency::of(std::mem::take(&mut self.handoff));
+        s.end_to_end = Latency::of(std::mem::take(&mut self.end_to_end));
+        s.crashes = std::mem::take(&mut self.crashes);
+        s.detection = Latency::of(std::mem::take(&mut self.detections));
+        s.restart_to_first_frame = Latency::of(std::mem::take(&mut self.recoveries));
+        s.fallbacks = std::mem::take(&mut self.fallbacks);
+        self.fired
+            .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
+        self.fired.dedup();
+        s.faults_fired = self.fired.iter().map(chaos::describe).collect();
+        s.chaos_kills_planned = self.args.chaos.map(|seed| {
+            Plan::new(seed, self.args.chaos_kills, self.args.frames)
+                .with_faults(&self.args.faults)
+                .len()
+        });
+        let screen = self
+            .renderer
+            .as_ref()
+            .and_then(|r| r.screen.as_ref())
+            .filter(|sc| sc.shown.is_some())
+            .or(self.old_screen.as_ref());
+        if ok {
+            if let Some(screen) = screen {
+                screen.write_png(&self.args.out)?;
+                self.summary.out = Some(self.args.out.display().to_string());
+            }
+        }
+        if let Some(path) = &self.args.trace {
+            self.write_trace(path)?;
+        }
+        Ok(self.summary.clone())
+    }
+
+    fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        let mut events = std::mem::take(&mut self.events);
+        events.extend(self.rec.drain());
+        events.sort_by_key(|e| e.ts_ns);
+        let mut procs = std::mem::take(&mut self.processes);
+        // Only processes that recorded something, each pid once.
+        procs.sort_by_key(|p| p.pid);
+        procs.dedup_by_key(|p| p.pid);
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        triptych_trace::write_chrome_json(&events, &procs, std::io::BufWriter::new(file))
+            .with_context(|| format!("writing the trace to {}", path.display()))?;
+        self.summary.trace = Some(path.display().to_string());
+        self.summary.trace_events = events.len();
+        Ok(())
+    }
+}
