@@ -481,6 +481,8 @@ impl Producer {
         };
         self.rec
             .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
+        // The launcher hears of the frame before the renderer can present it.
+        let _ = self.events.send(&GpuToLauncher::Produced { frame });
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }
@@ -506,7 +508,6 @@ impl Producer {
         }
         self.next_frame += 1;
         self.starved_sent = false;
-        let _ = self.events.send(&GpuToLauncher::Produced { frame });
         if self.rec.is_enabled() {
             let in_flight = self.pool.in_flight() as f64;
             self.rec.counter("buffers_in_flight", in_flight);

@@ -110,6 +110,14 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
     };
     let sched = |policy| Call::SchedSetscheduler { policy };
     Some(match id {
+        "pipe2:cloexec" => (
+            vec![Call::Pipe2 {
+                flags: libc::O_CLOEXEC,
+            }],
+            vec![Call::Pipe2 {
+                flags: libc::O_CLOEXEC | libc::O_DIRECT,
+            }],
+        ),
         "fcntl:add-seals" => (
             vec![Call::Fcntl {
                 fd: c.memfd,

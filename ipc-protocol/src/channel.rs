@@ -231,6 +231,12 @@ impl<T: Wire> Sender<T> {
     }
 }
 
+impl<T> AsFd for Sender<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
 /// The receiving side of a channel of `T`.
 #[derive(Debug)]
 pub struct Receiver<T> {

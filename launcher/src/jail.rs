@@ -306,6 +306,7 @@ impl Jail {
                 // The test hook acts in the first process of a role only; a replacement runs
                 // clean.
                 cmd.env_remove(PROBE_ENV);
+                cmd.env_remove("TRIPTYCH_HOSTILE");
             }
         })?;
         let reports = report_reader(role, child.proc.pid, report_r)?;

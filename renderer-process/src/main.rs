@@ -10,6 +10,8 @@
 
 use renderer_process::composite;
 mod fetch;
+#[cfg(feature = "hostile")]
+mod hostile;
 mod import;
 mod link;
 mod output;

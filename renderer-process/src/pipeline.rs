@@ -129,6 +129,9 @@ pub struct Pipeline {
     waited: Receiver<WaitDone>,
     /// Fence waits of a sequence number below this are abandoned.
     cancel: Arc<AtomicU64>,
+    /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
+    #[cfg(feature = "hostile")]
+    hostile: Option<crate::hostile::Attack>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -293,6 +296,12 @@ impl Pipeline {
                 slot_bytes: output.slot_bytes as u64,
             })
             .context("telling the launcher where the output is")?;
+        #[cfg(feature = "hostile")]
+        let hostile = crate::hostile::Attack::from_env();
+        #[cfg(feature = "hostile")]
+        if let Some(a) = hostile {
+            crate::hostile::attack(a, &events, &gpu.releases, gpu.epoch, gpu.window);
+        }
         let cancel = Arc::new(AtomicU64::new(0));
         let (waiter, waited) = spawn_waiter(cancel.clone())?;
         let rec = if start.trace {
@@ -320,6 +329,8 @@ impl Pipeline {
             waiter,
             waited,
             cancel,
+            #[cfg(feature = "hostile")]
+            hostile,
         })
     }
 
@@ -776,6 +787,10 @@ impl Pipeline {
     }
 
     fn release(&mut self, buffer: BufferId) {
+        #[cfg(feature = "hostile")]
+        if self.hostile == Some(crate::hostile::Attack::Withhold) {
+            return;
+        }
         let start = Instant::now();
         if let Err(e) = self.gpu.releases.send(&RendererToGpu::Release {
             epoch: self.gpu.epoch,

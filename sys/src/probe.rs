@@ -57,6 +57,11 @@ pub enum PrctlOption {
 /// One attempted system call. See the module docs for why each is harmless if allowed.
 #[derive(Clone, Copy, Debug)]
 pub enum Call<'a> {
+    /// `pipe2(fds, flags)`; both ends are closed again.
+    Pipe2 {
+        /// The flags.
+        flags: i32,
+    },
     /// `open("/etc/passwd", O_RDONLY | O_CLOEXEC)` through libc (which uses `openat`).
     OpenPath,
     /// The legacy `open` system call (x86-64 only; elsewhere `openat`).
@@ -367,6 +372,17 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                     size_of_val(&how),
                 );
                 ret_fd_closed(rc)
+            }
+            Call::Pipe2 { flags } => {
+                let mut fds = [-1i32; 2];
+                let rc = libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), flags);
+                if rc == 0 {
+                    for fd in fds {
+                        // SAFETY: pipe2 just returned both numbers as new fds nothing else owns.
+                        drop(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+                ret(rc)
             }
             Call::Creat => {
                 let p = c"/nonexistent-triptych/x";

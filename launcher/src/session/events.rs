@@ -60,6 +60,28 @@ impl Supervisor<'_> {
         }))
     }
 
+    /// The GPU process tells the launcher of a frame before it sends it to the renderer, but
+    /// the two arrive on different sockets: before a `Presented` of a frame not yet known to be
+    /// produced is judged, the GPU process's messages already on their way are read, for at
+    /// most [`PRODUCED_GRACE`].
+    fn catch_up_on_production(&mut self, frame: u64) {
+        let deadline = Instant::now() + PRODUCED_GRACE;
+        while self.frames.produced.is_none_or(|p| p < frame) {
+            let Some(rx) = self.gpu.as_ref().map(|g| g.events.clone()) else {
+                return;
+            };
+            match rx.recv_deadline(deadline) {
+                Ok(Ok((m, _))) => {
+                    if let Err(b) = self.gpu_event(m) {
+                        self.pending_gpu_breach.get_or_insert(b);
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
     fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
         self.budgets.gpu.message(m.kind(), Instant::now())?;
@@ -222,6 +244,7 @@ impl Supervisor<'_> {
 
     /// A composited frame: checked against what was produced and what is on screen, then shown.
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
+        self.catch_up_on_production(p.frame);
         let now = triptych_trace::now_ns();
         let Some(r) = self.renderer.as_mut() else {
             return Ok(());
@@ -327,6 +350,9 @@ impl Supervisor<'_> {
         Ok(())
     }
 }
+
+/// How long a `Presented` waits for the `Produced` of its frame.
+const PRODUCED_GRACE: Duration = Duration::from_millis(100);
 
 /// Notes of one kind kept in the summary at most (the rest are counted in the log).
 const MAX_KEPT_NOTES: usize = 32;

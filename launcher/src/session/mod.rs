@@ -212,6 +212,8 @@ struct Supervisor<'a> {
     checks: corroborate::Checks,
     /// The GPU process reported a renderer violation; acted on in the main loop.
     pending_renderer_breach: Option<rules::Breach>,
+    /// A GPU violation found while handling a renderer message; acted on in the main loop.
+    pending_gpu_breach: Option<rules::Breach>,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -827,6 +829,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         quiet: quiet::Quiet::default(),
         checks: corroborate::Checks::default(),
         pending_renderer_breach: None,
+        pending_gpu_breach: None,
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;
@@ -889,6 +892,9 @@ impl Supervisor<'_> {
                     return Ok(());
                 }
                 default(heartbeat) => {}
+            }
+            if let Some(b) = self.pending_gpu_breach.take() {
+                self.gpu_violation(b)?;
             }
             if let Some(b) = self.pending_renderer_breach.take() {
                 self.renderer_violation(b)?;

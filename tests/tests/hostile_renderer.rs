@@ -1,0 +1,109 @@
+//! The trust boundary, tried from inside: a real, sandboxed renderer built with its `hostile`
+//! mode breaks the protocol in one way per case, using only the sockets and fds it holds. For
+//! each, the launcher must finish the run with exit 0 and every frame presented, record the
+//! renderer as compromised with the cause named, and leave the GPU process alone.
+
+use triptych_tests::*;
+
+fn hostile_run(attack: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = scratch(&format!("hostile-{attack}"));
+    let json = dir.join("summary.json");
+    let mut cmd = triptych(&["run"]);
+    cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"])
+        .args(extra)
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("TRIPTYCH_HOSTILE", attack);
+    let o = output(cmd);
+    assert!(
+        o.status.success(),
+        "{attack}: the run must survive a hostile renderer: {}",
+        show(&o)
+    );
+    summary(&json)
+}
+
+fn check(attack: &str, want: &str, extra: &[&str]) {
+    let s = hostile_run(attack, extra);
+    assert_eq!(s["last_frame"], 39, "{attack}: every frame presented: {s}");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "{attack}: one crash, the renderer's: {s}");
+    let c = &crashes[0];
+    assert_eq!(c["role"], "renderer", "{attack}: {c}");
+    let cause = c["cause"].to_string();
+    assert!(
+        cause.contains("protocol_violation") && cause.contains(want),
+        "{attack}: cause {cause} does not name {want:?}"
+    );
+}
+
+#[test]
+fn oversized_message() {
+    check("huge", "longer than", &[]);
+}
+
+#[test]
+fn undecodable_message() {
+    check("garbage", "undecodable", &[]);
+}
+
+#[test]
+fn fds_on_a_message_that_carries_none() {
+    check("fds", "fds", &[]);
+}
+
+#[test]
+fn presented_slot_that_does_not_exist() {
+    check("bad-slot", "slot 99", &[]);
+}
+
+#[test]
+fn presented_last_frame_that_was_never_produced() {
+    check("last-frame", "never produced", &[]);
+}
+
+#[test]
+fn second_output() {
+    check("second-output", "second time", &[]);
+}
+
+#[test]
+fn forged_fence_timeout_blames_nobody() {
+    // The renderer claims a fence timed out, naming an fd the GPU process does not export: the
+    // launcher's own check refutes it, and nobody is killed for it.
+    let s = hostile_run("forged-timeout", &[]);
+    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(s["refuted_fence_timeouts"], 1, "{s}");
+}
+
+#[test]
+fn trace_batch_when_tracing_is_off() {
+    check("trace-off", "tracing is off", &[]);
+}
+
+#[test]
+fn message_flood() {
+    check("flood", "messages in one second", &[]);
+}
+
+#[test]
+fn garbage_on_the_release_channel() {
+    check("garbage-release", "reported by the GPU process", &[]);
+}
+
+#[test]
+fn release_of_a_buffer_never_held() {
+    check("bogus-release", "does not hold", &[]);
+}
+
+#[test]
+fn withheld_releases_blame_the_renderer_not_the_gpu_process() {
+    check(
+        "withhold",
+        "held every buffer",
+        &["--hang-timeout-ms", "800"],
+    );
+}
