@@ -39,7 +39,7 @@ fn auto_reports_its_choice_and_why() {
         assert!(s["backend_reason"].is_null());
     } else {
         assert_eq!(s["backend"], "shm", "{s}");
-        assert_eq!(s["fence"], "eventfd");
+        assert_eq!(s["fence"], "pipe");
         let reason = s["backend_reason"]
             .as_str()
             .expect("a reason for the fallback");

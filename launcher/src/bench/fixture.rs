@@ -169,12 +169,12 @@ impl Fixture {
     }
 }
 
-/// Bytes ipc-channel puts on the wire for `msg`: its header (two `usize`s, the fragment size and
-/// the total length, written by `send_first_fragment` in ipc-channel's unix platform) plus the
-/// postcard encoding of the message. This is the byte count the bare-socket baselines send.
+/// Bytes the channel puts on the wire for `msg`: one datagram holding its postcard encoding,
+/// nothing more ([`ipc_protocol::channel`]). This is the byte count the bare-socket baselines
+/// send.
 pub fn wire_bytes<T: serde::Serialize>(msg: &T) -> anyhow::Result<usize> {
     let body = postcard::to_stdvec(msg).context("encoding a message to count its bytes")?;
-    Ok(2 * std::mem::size_of::<usize>() + body.len())
+    Ok(body.len())
 }
 
 /// A representative release message, for its byte count.

@@ -413,7 +413,7 @@ fn cross_process(
         &Label {
             item: "1c",
             name: "handoff_transport_only",
-            value: "ipc-channel alone: same FrameMsg and Release, no checks".into(),
+            value: "the channel alone: same FrameMsg and Release, no checks".into(),
             baseline: bare.clone(),
             unit: "ns per round trip",
         },

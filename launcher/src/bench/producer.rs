@@ -4,7 +4,7 @@
 //! The peer is `triptych bench-peer`, this same binary re-executed, joined through the real
 //! bootstrap ([`ipc_protocol::bootstrap`]). Its stdin is one end of a `socketpair` (the bare
 //! socket the baselines use and the `SCM_RIGHTS` path needs); the frame and release channels are
-//! real ipc-channel channels handed over in [`PeerSetup`], as the launcher hands them to the
+//! real peer socket handed over in [`PeerSetup`], as the launcher hands them to the
 //! renderer. A [`Peer`] that is dropped kills and reaps its process.
 //!
 //! Every timed iteration is a round trip measured here, with one clock: the request goes out,

@@ -237,7 +237,7 @@ pub fn loadavg() -> Option<f64> {
 /// Byte counts of the messages the figures move.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MessageBytes {
-    /// A 3-layer `GpuToRenderer::Frame` on the wire (ipc-channel header + postcard).
+    /// A 3-layer `GpuToRenderer::Frame` on the wire (one postcard datagram).
     pub frame: usize,
     /// A `RendererToGpu::Release` on the wire.
     pub release: usize,
@@ -317,7 +317,7 @@ impl Report {
         let _ = writeln!(s, "cores: {}", self.cores.describe());
         let _ = writeln!(
             s,
-            "bytes: frame description {} B, release {} B (ipc-channel header + postcard), pixels {} B",
+            "bytes: frame description {} B, release {} B (one postcard datagram), pixels {} B",
             self.message_bytes.frame, self.message_bytes.release, self.message_bytes.pixels
         );
         if self.build == "debug" {

@@ -84,17 +84,21 @@ fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
 /// be left once the last frame is on screen ([`fence_count`]).
 fn fd_count(pid: u32) -> Option<usize> {
     let links = triptych_sys::proc::fd_links(pid).ok()?;
-    Some(links.iter().filter(|(_, l)| !is_fence(l)).count())
+    Some(links.iter().filter(|(n, l)| !is_fence(*n, l)).count())
 }
 
-fn is_fence(link: &str) -> bool {
-    link == "anon_inode:[eventfd]" || link == "anon_inode:sync_file"
+/// Whether fd `n` with `/proc` link `link` is a fence: a sync_file, an eventfd, or a pipe other
+/// than the sandbox's report pipe.
+fn is_fence(n: i32, link: &str) -> bool {
+    link == "anon_inode:[eventfd]"
+        || link == "anon_inode:sync_file"
+        || (link.starts_with("pipe:[") && n != triptych_sandbox::fds::REPORT_FD)
 }
 
 /// Fence fds `pid` holds.
 fn fence_count(pid: u32) -> Option<usize> {
     let links = triptych_sys::proc::fd_links(pid).ok()?;
-    Some(links.iter().filter(|(_, l)| is_fence(l)).count())
+    Some(links.iter().filter(|(n, l)| is_fence(*n, l)).count())
 }
 
 fn request_of(b: Buffers) -> BackendRequest {
