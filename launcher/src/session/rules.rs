@@ -165,8 +165,9 @@ pub struct Frames {
     floor: u64,
     /// The newest frame produced, over all epochs.
     pub produced: Option<u64>,
-    /// The newest frame presented.
+    /// The newest frame presented, and its epoch.
     pub presented: Option<u64>,
+    presented_epoch: u64,
 }
 
 impl Frames {
@@ -214,7 +215,10 @@ impl Frames {
                 ),
             ));
         }
-        if self.presented.is_some_and(|p| frame <= p) {
+        // A new epoch may show again the frame the old one showed last (it re-renders from
+        // where the screen was); never anything older.
+        let newer = epoch > self.presented_epoch;
+        if self.presented.is_some_and(|p| frame < p || (frame == p && !newer)) {
             return Err(Breach::new(
                 "Presented",
                 format!(
@@ -224,6 +228,7 @@ impl Frames {
             ));
         }
         self.presented = Some(frame);
+        self.presented_epoch = epoch;
         Ok(())
     }
 }
