@@ -448,7 +448,7 @@ impl Producer {
                 &sub.fence,
             )?;
             export_ns += triptych_trace::now_ns() - e0;
-            s.in_flight = Some(sub);
+            self.pool.submit(slot, sub);
             let p = triptych_scene::placement(frame, layer, n, w, h);
             layers.push(LayerMsg {
                 layer,
@@ -543,6 +543,7 @@ impl Producer {
                     .complete(&mut self.gl, buf, sub)
                     .context("completing a layer")?;
             }
+            self.pool.completed(slot);
         }
         Ok(())
     }

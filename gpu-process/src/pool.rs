@@ -5,7 +5,10 @@
 //! flight* (described to the renderer, and possibly on screen there) until a `Release` for its
 //! exact id arrives. Buffers are created lazily on first use and keep their generation; the
 //! submission of their last frame (the fence fd in the export window) is kept until the release,
-//! so the renderer can always fetch the fence of a frame it was sent.
+//! so the renderer can always fetch the fence of a frame it was sent. A buffer released before
+//! its work completed (a renderer that gave up waiting on a fence) stays in flight until the work
+//! completes: dropping the submission would close its fence fd, or for a pipe fence signal it,
+//! and the launcher, checking a fence-timeout claim, must find the fence as it really is.
 
 use ipc_protocol::BufferId;
 
@@ -18,6 +21,10 @@ pub struct Slot {
     pub buffer: Option<Buffer>,
     /// The submission in flight, if any.
     pub in_flight: Option<Submission>,
+    /// Whether the in-flight submission's work has completed.
+    pub completed: bool,
+    /// Whether the renderer released the in-flight submission before it completed.
+    pub released_early: bool,
     /// Generation of the slot's buffer.
     pub generation: u32,
 }
@@ -46,6 +53,8 @@ impl Pool {
             .map(|_| Slot {
                 buffer: None,
                 in_flight: None,
+                completed: false,
+                released_early: false,
                 generation: 1,
             })
             .collect();
@@ -80,11 +89,38 @@ impl Pool {
         self.slots.get_mut(slot as usize)
     }
 
-    /// Marks `id` free again, dropping its submission (closing its fence fd).
+    /// Puts `sub` in flight in `slot`, its work not yet completed.
+    pub fn submit(&mut self, slot: u32, sub: Submission) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.in_flight = Some(sub);
+            s.completed = false;
+            s.released_early = false;
+        }
+    }
+
+    /// The work of `slot`'s submission completed; a buffer already released is free now.
+    pub fn completed(&mut self, slot: u32) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.completed = true;
+            if s.released_early {
+                s.in_flight = None;
+                s.released_early = false;
+            }
+        }
+    }
+
+    /// Marks `id` free again, dropping its submission (closing its fence fd), or, when its work
+    /// has not completed, once it has.
     pub fn release(&mut self, id: BufferId) -> Result<(), BadRelease> {
         match self.slots.get_mut(id.slot as usize) {
-            Some(s) if s.generation == id.generation && s.in_flight.is_some() => {
-                s.in_flight = None;
+            Some(s)
+                if s.generation == id.generation && s.in_flight.is_some() && !s.released_early =>
+            {
+                if s.completed {
+                    s.in_flight = None;
+                } else {
+                    s.released_early = true;
+                }
                 Ok(())
             }
             _ => Err(BadRelease {
@@ -109,10 +145,15 @@ impl Pool {
         self.slots.iter().filter(|s| s.in_flight.is_some()).count()
     }
 
-    /// Frees every slot (the renderer that held them is gone).
+    /// Frees every slot (the renderer that held them is gone); slots whose work has not
+    /// completed become free when it does.
     pub fn release_all(&mut self) {
         for s in &mut self.slots {
-            s.in_flight = None;
+            if s.completed {
+                s.in_flight = None;
+            } else if s.in_flight.is_some() {
+                s.released_early = true;
+            }
         }
     }
 }

@@ -296,13 +296,7 @@ fn help_lists_bench_and_trace_summary_but_hides_the_peer() {
     assert!(help.contains("trace-summary"), "{help}");
     assert!(!help.contains("bench-peer"), "{help}");
     // Started by hand, the peer refuses to run.
-    let o = output(triptych(&[
-        "bench-peer",
-        "--ipc",
-        "nowhere",
-        "--parent",
-        "1",
-    ]));
+    let o = output(triptych(&["bench-peer", "--parent", "1"]));
     assert!(!o.status.success(), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("not 1"),

@@ -88,17 +88,22 @@ fn fd_count(pid: u32) -> Option<usize> {
 }
 
 /// Whether fd `n` with `/proc` link `link` is a fence: a sync_file, an eventfd, or a pipe other
-/// than the sandbox's report pipe.
+/// than stdio (which may be pipes to whoever started the launcher) and the sandbox's report
+/// pipe.
 fn is_fence(n: i32, link: &str) -> bool {
     link == "anon_inode:[eventfd]"
         || link == "anon_inode:sync_file"
-        || (link.starts_with("pipe:[") && n != triptych_sandbox::fds::REPORT_FD)
+        || (link.starts_with("pipe:[") && n > 2 && n != triptych_sandbox::fds::REPORT_FD)
 }
 
 /// Fence fds `pid` holds.
 fn fence_count(pid: u32) -> Option<usize> {
     let links = triptych_sys::proc::fd_links(pid).ok()?;
-    Some(links.iter().filter(|(n, l)| is_fence(*n, l)).count())
+    let fences: Vec<_> = links.iter().filter(|(n, l)| is_fence(*n, l)).collect();
+    if !fences.is_empty() {
+        tracing::debug!(pid, ?fences, "fence fds held");
+    }
+    Some(fences.len())
 }
 
 fn request_of(b: Buffers) -> BackendRequest {

@@ -218,7 +218,10 @@ impl Frames {
         // A new epoch may show again the frame the old one showed last (it re-renders from
         // where the screen was); never anything older.
         let newer = epoch > self.presented_epoch;
-        if self.presented.is_some_and(|p| frame < p || (frame == p && !newer)) {
+        if self
+            .presented
+            .is_some_and(|p| frame < p || (frame == p && !newer))
+        {
             return Err(Breach::new(
                 "Presented",
                 format!(
