@@ -83,10 +83,12 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
         .filter_map(|f| f.as_str())
         .collect();
     let external = s["external_kills"].as_u64().expect("external") as usize;
+    let uninjected: Vec<&serde_json::Value> =
+        crashes.iter().filter(|c| c["injected"].is_null()).collect();
     assert_eq!(
         crashes.len(),
         fired.len() + external,
-        "crashes vs kills: {} fired, {external} external",
+        "crashes vs kills: {} fired, {external} external; not injected: {uninjected:?}",
         fired.len()
     );
     for f in &fired {

@@ -352,7 +352,7 @@ impl Supervisor<'_> {
 }
 
 /// How long a `Presented` waits for the `Produced` of its frame.
-const PRODUCED_GRACE: Duration = Duration::from_millis(100);
+const PRODUCED_GRACE: Duration = Duration::from_millis(250);
 
 /// Notes of one kind kept in the summary at most (the rest are counted in the log).
 const MAX_KEPT_NOTES: usize = 32;

@@ -614,6 +614,10 @@ impl Supervisor<'_> {
                         self.events.extend(t);
                     }
                 }
+                // Frames it sent before dying may still be presented by the renderer.
+                GpuToLauncher::Produced { frame } => {
+                    let _ = self.frames.produced(frame, self.args.frames);
+                }
                 _ => {}
             }
         }
