@@ -4,5 +4,7 @@
 pub mod export;
 pub mod gl;
 pub mod pool;
+#[cfg(feature = "test-hooks")]
+pub mod probe;
 pub mod sandbox;
 pub mod transport;

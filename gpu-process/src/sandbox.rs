@@ -18,11 +18,9 @@
 
 use anyhow::Context;
 use ipc_protocol::messages::{GpuStart, Transport};
-use triptych_sandbox::attempts::{self, RuleCalls, RuleCtx, PROBE_ENV, PROBE_LINE};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
-use triptych_sandbox::gpu::{Params, ROLE};
+use triptych_sandbox::gpu::Params;
 use triptych_sys::fixed::FixedFd;
-use triptych_sys::probe::{attempt, Call, IoctlRequest, Outcome, PrctlOption};
 
 use crate::transport::FdSender;
 
@@ -30,6 +28,8 @@ use crate::transport::FdSender;
 #[derive(Debug)]
 pub struct Claimed {
     handover: Option<FixedFd>,
+    /// The escape test's probe, in test builds only.
+    #[cfg(feature = "test-hooks")]
     probe: Option<String>,
 }
 
@@ -40,17 +40,17 @@ pub fn startup() -> anyhow::Result<Claimed> {
         .context("installing the SIGSYS reporter")?;
     let handover = FixedFd::claim(HANDOVER_FD).context("claiming the handover fd")?;
     let handover = handover.inherited().then_some(handover);
-    let probe = std::env::var(PROBE_ENV).ok().and_then(|v| {
-        v.strip_prefix(ROLE)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(str::to_owned)
-    });
-    Ok(Claimed { handover, probe })
+    Ok(Claimed {
+        handover,
+        #[cfg(feature = "test-hooks")]
+        probe: crate::probe::from_env(),
+    })
 }
 
 /// Step 3: puts the sandbox on and returns the fd sender for `start.transport`.
 pub fn confine(claimed: Claimed, start: &GpuStart) -> anyhow::Result<FdSender> {
     // Read before the filter, which refuses getppid.
+    #[cfg(feature = "test-hooks")]
     let launcher = nix::unistd::getppid().as_raw();
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::gpu())
         .context("setting resource limits")?;
@@ -70,174 +70,9 @@ pub fn confine(claimed: Claimed, start: &GpuStart) -> anyhow::Result<FdSender> {
             .attach(start.renderer.renderer_pid)
             .context("taking the socket to the renderer")?;
     }
+    #[cfg(feature = "test-hooks")]
     if let Some(name) = claimed.probe {
-        run_probe(&name, start, launcher);
+        crate::probe::run_probe(&name, start, launcher);
     }
     Ok(sender)
-}
-
-/// The call of GPU escape attempt `name`.
-fn call_for<'a>(
-    name: &str,
-    launcher: i32,
-    renderer: i32,
-    stderr: std::os::fd::BorrowedFd<'a>,
-) -> Option<Call<'a>> {
-    Some(match name {
-        "open-file" => Call::OpenPath,
-        "openat2" => Call::Openat2,
-        "execve" => Call::Execve,
-        "fork" => Call::Fork,
-        "socket-inet" => Call::Socket {
-            domain: libc::AF_INET,
-            ty: libc::SOCK_STREAM,
-        },
-        "connect" => Call::Connect(stderr),
-        "ptrace-renderer" => Call::PtraceAttach(renderer),
-        "kill-launcher" => Call::Kill(launcher),
-        "pidfd-open-launcher" => Call::PidfdOpen(launcher),
-        "unshare-net" => Call::Unshare(libc::CLONE_NEWNET),
-        _ => return None,
-    })
-}
-
-/// The allowed and the altered calls of rule `id` of the GPU process's policy.
-fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<'a>> {
-    let dupfd = |fd| Call::Fcntl {
-        fd,
-        cmd: libc::F_DUPFD,
-        arg: 0,
-    };
-    let sched = |policy| Call::SchedSetscheduler { policy };
-    Some(match id {
-        "pipe2:cloexec" => (
-            vec![Call::Pipe2 {
-                flags: libc::O_CLOEXEC,
-            }],
-            vec![Call::Pipe2 {
-                flags: libc::O_CLOEXEC | libc::O_DIRECT,
-            }],
-        ),
-        "fcntl:add-seals" => (
-            vec![Call::Fcntl {
-                fd: c.memfd,
-                cmd: libc::F_ADD_SEALS,
-                arg: libc::F_SEAL_GROW,
-            }],
-            vec![dupfd(c.memfd)],
-        ),
-        "fcntl:dupfd-cloexec" => (
-            vec![Call::Fcntl {
-                fd: c.stderr,
-                cmd: libc::F_DUPFD_CLOEXEC,
-                arg: 0,
-            }],
-            vec![dupfd(c.stderr)],
-        ),
-        "prctl:set-ptracer" => (
-            vec![Call::Prctl(PrctlOption::SetPtracer(renderer as u32))],
-            vec![Call::Prctl(PrctlOption::SetPtracerAny)],
-        ),
-        "sched_setscheduler:other" => (
-            vec![sched(libc::SCHED_OTHER)],
-            vec![sched(libc::SCHED_FIFO)],
-        ),
-        "sched_setscheduler:batch" => (vec![sched(libc::SCHED_BATCH)], vec![sched(libc::SCHED_RR)]),
-        "sched_setscheduler:idle" => (vec![sched(libc::SCHED_IDLE)], vec![sched(libc::SCHED_FIFO)]),
-        "ioctl:not-terminal-injection" => (
-            vec![Call::Ioctl {
-                fd: c.stderr,
-                request: IoctlRequest::Fionread,
-            }],
-            vec![Call::Ioctl {
-                fd: c.stderr,
-                request: IoctlRequest::TioclinuxGetShiftState,
-            }],
-        ),
-        _ => return attempts::common_rule_calls(id, std::process::id() as i32, c),
-    })
-}
-
-/// Performs probe `name` (see `triptych_sandbox::attempts`) and writes its outcome; a trapped
-/// call does not return.
-fn run_probe(name: &str, start: &GpuStart, launcher: i32) {
-    let stderr = std::io::stderr();
-    let renderer = start.renderer.renderer_pid as i32;
-    match triptych_sys::memfd::create_sealed(c"probe", 4096) {
-        Ok(memfd) => {
-            let c = RuleCtx {
-                stderr: std::os::fd::AsFd::as_fd(&stderr),
-                memfd: std::os::fd::AsFd::as_fd(&memfd),
-                launcher,
-            };
-            let policy = triptych_sandbox::gpu::policy(&Params {
-                pid: std::process::id(),
-            });
-            if let Some(lines) =
-                attempts::run_rule_probe(name, &policy, &|id| rule_calls(id, &c, renderer))
-            {
-                for (n, o) in lines {
-                    tracing::warn!("{PROBE_LINE}{ROLE}:{n}: {o}");
-                }
-                return;
-            }
-        }
-        Err(e) => tracing::warn!("{PROBE_LINE}{ROLE}:{name}: failed memfd {e}"),
-    }
-    let call = call_for(
-        name,
-        launcher,
-        start.renderer.renderer_pid as i32,
-        std::os::fd::AsFd::as_fd(&stderr),
-    );
-    let outcome = match call {
-        Some(c) => match attempt(c) {
-            Outcome::Returned(v) => format!("returned {v}"),
-            Outcome::Fd(_) => "returned fd".to_owned(),
-            Outcome::Failed(e) => format!("failed {e:?}"),
-        },
-        None => "unknown probe".to_owned(),
-    };
-    tracing::warn!("{PROBE_LINE}{ROLE}:{name}: {outcome}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_gpu_rule_with_arguments_has_calls() {
-        let stderr = std::io::stderr();
-        let m = triptych_sys::memfd::create_sealed(c"t", 4096).expect("memfd");
-        let c = RuleCtx {
-            stderr: std::os::fd::AsFd::as_fd(&stderr),
-            memfd: std::os::fd::AsFd::as_fd(&m),
-            launcher: 1,
-        };
-        for r in triptych_sandbox::gpu::policy(&Params::example())
-            .rules
-            .iter()
-            .filter(|r| !r.when.is_empty())
-        {
-            let (allowed, altered) =
-                rule_calls(r.id, &c, 1).unwrap_or_else(|| panic!("no calls for {}", r.id));
-            assert!(
-                !altered.is_empty() && (!allowed.is_empty() || r.id == "clone:thread"),
-                "{}",
-                r.id
-            );
-        }
-    }
-
-    #[test]
-    fn every_gpu_attempt_has_a_call() {
-        let stderr = std::io::stderr();
-        for a in triptych_sandbox::attempts::gpu() {
-            assert!(
-                call_for(a.name, 1, 1, std::os::fd::AsFd::as_fd(&stderr)).is_some(),
-                "{}",
-                a.name
-            );
-        }
-    }
 }

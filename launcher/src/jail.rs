@@ -43,7 +43,6 @@ use crossbeam_channel::Receiver;
 use ipc_protocol::bootstrap::CONTROL_FD;
 use ipc_protocol::channel::Wire;
 use ipc_protocol::messages::Transport;
-use triptych_sandbox::attempts::PROBE_ENV;
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::report::Violation;
 use triptych_sandbox::wire::{self, LinkKind};
@@ -303,10 +302,15 @@ impl Jail {
         let child = ChildProc::spawn_with(role, binary, control, &[], move |cmd| {
             confinement.install(cmd);
             if !first {
-                // The test hook acts in the first process of a role only; a replacement runs
-                // clean.
-                cmd.env_remove(PROBE_ENV);
-                cmd.env_remove("TRIPTYCH_HOSTILE");
+                // Test hooks (in test builds only) act in the first process of a role; a
+                // replacement runs clean: it keeps no TRIPTYCH_ variable but the log filter.
+                for (k, _) in std::env::vars_os() {
+                    if k.to_str()
+                        .is_some_and(|k| k.starts_with("TRIPTYCH_") && k != "TRIPTYCH_LOG")
+                    {
+                        cmd.env_remove(k);
+                    }
+                }
             }
         })?;
         let reports = report_reader(role, child.proc.pid, report_r)?;

@@ -90,10 +90,13 @@ pub fn fetch(
         },
     )?;
     src.count(field);
-    let link = match &*src {
-        FrameSource::Pidfd(p, _) => Some(*p),
-        FrameSource::Received(..) => None,
-    };
-    crate::probe::on_fetched(field, fd.as_fd(), link);
+    #[cfg(feature = "test-hooks")]
+    {
+        let link = match &*src {
+            FrameSource::Pidfd(p, _) => Some(*p),
+            FrameSource::Received(..) => None,
+        };
+        crate::probe::on_fetched(field, fd.as_fd(), link);
+    }
     Ok(fd)
 }

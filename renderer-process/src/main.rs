@@ -10,12 +10,13 @@
 
 use renderer_process::composite;
 mod fetch;
-#[cfg(feature = "hostile")]
+#[cfg(feature = "test-hooks")]
 mod hostile;
 mod import;
 mod link;
 mod output;
 mod pipeline;
+#[cfg(feature = "test-hooks")]
 mod probe;
 mod sandbox;
 

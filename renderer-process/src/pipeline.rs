@@ -130,7 +130,7 @@ pub struct Pipeline {
     /// Fence waits of a sequence number below this are abandoned.
     cancel: Arc<AtomicU64>,
     /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
-    #[cfg(feature = "hostile")]
+    #[cfg(feature = "test-hooks")]
     hostile: Option<crate::hostile::Attack>,
 }
 
@@ -296,9 +296,9 @@ impl Pipeline {
                 slot_bytes: output.slot_bytes as u64,
             })
             .context("telling the launcher where the output is")?;
-        #[cfg(feature = "hostile")]
+        #[cfg(feature = "test-hooks")]
         let hostile = crate::hostile::Attack::from_env();
-        #[cfg(feature = "hostile")]
+        #[cfg(feature = "test-hooks")]
         if let Some(a) = hostile {
             crate::hostile::attack(a, &events, &gpu.releases, gpu.epoch, gpu.window);
         }
@@ -329,7 +329,7 @@ impl Pipeline {
             waiter,
             waited,
             cancel,
-            #[cfg(feature = "hostile")]
+            #[cfg(feature = "test-hooks")]
             hostile,
         })
     }
@@ -787,7 +787,7 @@ impl Pipeline {
     }
 
     fn release(&mut self, buffer: BufferId) {
-        #[cfg(feature = "hostile")]
+        #[cfg(feature = "test-hooks")]
         if self.hostile == Some(crate::hostile::Attack::Withhold) {
             return;
         }

@@ -23,12 +23,14 @@ use std::os::fd::BorrowedFd;
 
 use anyhow::Context;
 use ipc_protocol::messages::RendererStart;
-use triptych_sandbox::attempts::PROBE_ENV;
 use triptych_sandbox::fds::{GPU_LINK_FD, HANDOVER_FD, REPORT_FD};
-use triptych_sandbox::renderer::{Params, ROLE};
+use triptych_sandbox::renderer::Params;
+#[cfg(feature = "test-hooks")]
+use triptych_sandbox::renderer::ROLE;
 use triptych_sys::fixed::FixedFd;
 
 use crate::link::Link;
+#[cfg(feature = "test-hooks")]
 use crate::probe::Probe;
 
 /// What start-up claimed, waiting for `Start`.
@@ -36,6 +38,8 @@ use crate::probe::Probe;
 pub struct Claimed {
     handover: Option<FixedFd>,
     slot: FixedFd,
+    /// The escape test's probe, in test builds only.
+    #[cfg(feature = "test-hooks")]
     probe: Option<Probe>,
 }
 
@@ -47,13 +51,13 @@ pub fn startup() -> anyhow::Result<Claimed> {
     let handover = FixedFd::claim(HANDOVER_FD).context("claiming the handover fd")?;
     let handover = handover.inherited().then_some(handover);
     let slot = FixedFd::claim(GPU_LINK_FD).context("claiming the GPU link fd")?;
-    let probe = std::env::var(PROBE_ENV)
-        .ok()
-        .and_then(|v| Probe::parse(ROLE, &v));
     Ok(Claimed {
         handover,
         slot,
-        probe,
+        #[cfg(feature = "test-hooks")]
+        probe: std::env::var(triptych_sandbox::hook::PROBE_ENV)
+            .ok()
+            .and_then(|v| Probe::parse(ROLE, &v)),
     })
 }
 
@@ -68,6 +72,7 @@ pub fn confine(
     let mut link = Link::new(start.transport, claimed.handover, claimed.slot);
     link.attach(start.gpu.epoch, start.gpu.gpu_pid)
         .context("attaching to the GPU process")?;
+    #[cfg(feature = "test-hooks")]
     let prepared = claimed
         .probe
         .map(|p| p.prepare(&link))
@@ -90,8 +95,11 @@ pub fn confine(
         transport = start.transport.as_str(),
         "sandbox on"
     );
+    #[cfg(feature = "test-hooks")]
     if let Some(p) = prepared {
         p.run(&mut link, start, output);
     }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = output;
     Ok(link)
 }

@@ -31,11 +31,7 @@ use std::os::fd::BorrowedFd;
 use ipc_protocol::messages::Transport;
 use triptych_sys::probe::{Call, PrctlOption};
 
-/// The environment variable of the test hook: `<role>:<name>`.
-pub const PROBE_ENV: &str = "TRIPTYCH_SANDBOX_PROBE";
-
-/// The prefix of the line a probe writes to stderr: `sandbox probe <role>:<name>: <outcome>`.
-pub const PROBE_LINE: &str = "sandbox probe ";
+pub use crate::hook::{PROBE_ENV, PROBE_LINE};
 
 /// Probe name prefix: call rule `<id>` with allowed arguments.
 pub const ALLOWED: &str = "allowed:";

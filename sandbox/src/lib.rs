@@ -9,7 +9,9 @@
 //! - the fd numbers the rules name ([`fds`]) and the resource limits of each role ([`limits`]);
 //! - the wire formats of the two fd-passing sockets ([`wire`]);
 //! - naming a trapped call for the launcher's log line ([`names`], [`report`]);
-//! - the catalogue of escape attempts the tests make the real processes perform ([`attempts`]).
+//! - the catalogue of escape attempts the tests make the real processes perform (`attempts`,
+//!   compiled only with the `escape-tests` feature, which release builds do not enable), and the
+//!   names of its hook ([`hook`]).
 //!
 //! # How a policy becomes filters
 //!
@@ -48,10 +50,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "escape-tests"))]
 pub mod attempts;
 pub mod common;
 pub mod fds;
 pub mod gpu;
+pub mod hook;
 pub mod limits;
 pub mod names;
 pub mod renderer;

@@ -375,7 +375,7 @@ pub const TABLE: &[(i64, &str)] = &[
 pub const TABLE: &[(i64, &str)] = &[];
 
 /// `__X32_SYSCALL_BIT`.
-const X32: i64 = triptych_sys::probe::X32_SYSCALL_BIT;
+const X32: i64 = triptych_sys::seccomp::X32_SYSCALL_BIT;
 
 /// The name of system call `nr`: from the table, else from the policies' own rules, else
 /// `syscall_<nr>` (x32 calls as `x32:<name>`).

@@ -42,6 +42,7 @@ pub mod memfd;
 pub mod pidfd;
 pub mod poll;
 pub mod prctl;
+#[cfg(any(test, feature = "escape-tests"))]
 pub mod probe;
 pub mod proc;
 pub mod scm;

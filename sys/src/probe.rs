@@ -20,8 +20,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 /// A system call number no kernel assigns (the tables end below 600 on every architecture).
 pub const INVALID_SYSCALL: i64 = 999;
 
-/// `__X32_SYSCALL_BIT` from `arch/x86/include/uapi/asm/unistd.h`: the x32 ABI's marker.
-pub const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+pub use crate::seccomp::X32_SYSCALL_BIT;
 
 /// ioctl requests a probe may make: each with an argument of known size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

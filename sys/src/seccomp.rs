@@ -23,6 +23,9 @@
 //! See `Documentation/userspace-api/seccomp_filter.rst` (`SECCOMP_RET_TRAP`) and
 //! `include/uapi/asm-generic/siginfo.h` (`_sigsys`).
 
+/// `__X32_SYSCALL_BIT` from `arch/x86/include/uapi/asm/unistd.h`: the x32 ABI's marker.
+pub const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
