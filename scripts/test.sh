@@ -7,5 +7,16 @@ scripts/setup-debian.sh
 echo "== cargo test (workspace)"
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads 2
+echo "== release binaries carry no test hook"
+cargo build --release --workspace
+for b in triptych triptych-gpu triptych-renderer; do
+  for word in TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE "sandbox probe "; do
+    if grep -q -a -F "$word" "target/release/$b"; then
+      echo "FAIL: target/release/$b contains \"$word\": test-only code reached a release build" >&2
+      exit 1
+    fi
+  done
+done
+echo "ok: no probe or hostile hook in the release binaries"
 echo "== kernel-in-the-loop tests (VM with vgem: real DMA-BUFs and sync_files)"
 tests/vm/run-vm-tests.sh

@@ -1,0 +1,69 @@
+//! Process hygiene: a child starts with exactly the fds the launcher places for it and an
+//! environment built from an allowlist, whatever the launcher itself inherited.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Stdio;
+use std::time::Duration;
+
+use triptych_tests::*;
+
+/// Fds of `pid` whose `/proc` link contains `needle`.
+fn holding(pid: u32, needle: &str) -> Vec<(i32, String)> {
+    triptych_sys::proc::fd_links(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, l)| l.contains(needle))
+        .collect()
+}
+
+#[test]
+fn children_hold_none_of_what_the_launchers_parent_left_open() {
+    // One file, left open in the launcher at a low number, at a number inside the GPU process's
+    // export window, and far above it; every copy without close-on-exec (the confinement below
+    // places them as a careless parent would).
+    let leaked = triptych_sys::memfd::create_sealed(c"hygiene-leak", 4096).expect("memfd");
+    let dup = |fd: &OwnedFd| triptych_sys::fd::dup_cloexec(fd.as_fd()).expect("dup");
+    let window = triptych_sys::fd::ExportWindow::GPU;
+    let mut cmd = triptych(&["run", "--frames", "4000", "--size", "64x48", "--out"]);
+    let dir = scratch("hygiene");
+    cmd.arg(dir.join("f.png"))
+        .env("HYGIENE_SECRET", "must-not-reach-a-child")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    triptych_sys::jail::Confinement::new()
+        .inherit(dup(&leaked), 7)
+        .expect("inherit")
+        .inherit(dup(&leaked), window.base + 3)
+        .expect("inherit")
+        .inherit(dup(&leaked), 1500)
+        .expect("inherit")
+        .install(&mut cmd);
+    let mut launcher = cmd.spawn().expect("spawn launcher");
+    let pid = launcher.id();
+    assert!(
+        wait_until(Duration::from_secs(20), || holding(pid, "hygiene-leak").len() == 3),
+        "the launcher itself should hold the three copies: {:?}",
+        holding(pid, "hygiene-leak")
+    );
+    let mut seen = Vec::new();
+    let found = wait_until(Duration::from_secs(30), || {
+        seen = ["gpu", "renderer"]
+            .iter()
+            .flat_map(|r| children_named(pid, r))
+            .collect();
+        seen.len() == 2
+    });
+    assert!(found, "both children should be running: {seen:?}");
+    for child in &seen {
+        let held = holding(*child, "hygiene-leak");
+        assert!(held.is_empty(), "child {child} holds {held:?}");
+        let env = std::fs::read(format!("/proc/{child}/environ")).expect("environ");
+        let env = String::from_utf8_lossy(&env);
+        assert!(
+            !env.contains("HYGIENE_SECRET"),
+            "child {child} inherited the environment: {env}"
+        );
+    }
+    let st = launcher.wait().expect("wait");
+    assert!(st.success(), "{st}");
+}
