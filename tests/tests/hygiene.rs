@@ -45,15 +45,21 @@ fn children_hold_none_of_what_the_launchers_parent_left_open() {
         "the launcher itself should hold the three copies: {:?}",
         holding(pid, "hygiene-leak")
     );
+    // Both children running under their sandboxes: well past exec, so what they hold now is
+    // what they inherited or opened themselves.
+    let sandboxed = |p: &u32| {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])))
+    };
     let mut seen = Vec::new();
     let found = wait_until(Duration::from_secs(30), || {
         seen = ["gpu", "renderer"]
             .iter()
             .flat_map(|r| children_named(pid, r))
             .collect();
-        seen.len() == 2
+        seen.len() == 2 && seen.iter().all(sandboxed)
     });
-    assert!(found, "both children should be running: {seen:?}");
+    assert!(found, "both children should be running, sandboxed: {seen:?}");
     for child in &seen {
         let held = holding(*child, "hygiene-leak");
         assert!(held.is_empty(), "child {child} holds {held:?}");
