@@ -3,6 +3,8 @@
 
 pub mod export;
 pub mod gl;
+#[cfg(feature = "test-hooks")]
+pub mod hostile;
 pub mod pool;
 #[cfg(feature = "test-hooks")]
 pub mod probe;

@@ -152,10 +152,23 @@ fn run() -> anyhow::Result<()> {
                 }
             };
             events
-                .send(&GpuToLauncher::Started(info))
+                .send(&GpuToLauncher::Started(info.clone()))
                 .context("reporting the start")?;
             let commands = channel::forward("launcher-rx", commands)?;
             let mut producer = Producer::new(start, peer, gl, exporter, events, fds)?;
+            #[cfg(feature = "test-hooks")]
+            if let Some(a) = gpu_process::hostile::Attack::from_env() {
+                gpu_process::hostile::attack(
+                    a,
+                    &producer.events,
+                    producer.to_renderer.as_ref(),
+                    producer.epoch,
+                    producer.frames,
+                    &info,
+                );
+            }
+            #[cfg(not(feature = "test-hooks"))]
+            let _ = info;
             let result = producer.run(&commands);
             producer.ship_trace();
             result

@@ -295,6 +295,13 @@ fn hung_up(sock: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// The bytes of `msg` as one datagram carries them (for fuzz seeds and tests).
+pub fn encode<T: Wire>(msg: &T) -> Option<Vec<u8>> {
+    postcard::to_stdvec(msg)
+        .ok()
+        .filter(|b| b.len() <= MAX_MESSAGE)
+}
+
 /// Decodes one message from `bytes`, checking that `fds` are exactly what its kind carries.
 /// On any failure every fd in `fds` is closed. This is the whole untrusted decoder: the fuzz
 /// targets call it directly.
@@ -360,7 +367,31 @@ pub struct ForwardError {
 /// the crossbeam receiver is dropped.
 pub fn forward<T>(
     name: &str,
+    rx: Receiver<T>,
+) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    spawn_forward(name, rx, false)
+}
+
+/// Like [`forward`], but a violation does not end the thread: it is delivered and reading goes
+/// on, so one bad message costs only itself. For a receiver that must keep draining its socket
+/// (the renderer's frames: a queue left full would be taken as the renderer's fault).
+pub fn forward_skipping<T>(
+    name: &str,
+    rx: Receiver<T>,
+) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    spawn_forward(name, rx, true)
+}
+
+fn spawn_forward<T>(
+    name: &str,
     mut rx: Receiver<T>,
+    skip: bool,
 ) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
 where
     T: Wire + Send + 'static,
@@ -376,8 +407,9 @@ where
                     }
                 }
                 Err(RecvError::Violation(v)) => {
-                    let _ = tx.send(Err(v));
-                    return;
+                    if tx.send(Err(v)).is_err() || !skip {
+                        return;
+                    }
                 }
                 Err(RecvError::Disconnected) => return,
                 Err(RecvError::Io(e)) => {

@@ -416,6 +416,8 @@ pub struct RendererStats {
     pub stale_dropped: u64,
     /// Times the GPU process was replaced under this renderer.
     pub gpu_switches: u64,
+    /// Messages from the GPU process that broke the protocol (dropped).
+    pub gpu_violations: u64,
     /// The longest the frame loop was busy between two waits, in microseconds: it never waits
     /// on a fence, so this stays far below the fence deadline even while a GPU process hangs.
     pub max_busy_us: u64,

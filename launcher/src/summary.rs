@@ -63,6 +63,8 @@ pub struct FdCounts {
     /// Fence fds the renderer still held after the last frame (must be 0). The other counts
     /// leave fences out: they live only while a frame waits on them.
     pub renderer_fences_at_end: Option<usize>,
+    /// The launcher's peak resident memory over the run, KiB (`VmHWM`).
+    pub launcher_peak_rss_kib: Option<u64>,
 }
 
 /// Everything the summary reports.

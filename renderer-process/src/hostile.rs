@@ -97,7 +97,7 @@ pub fn attack(
         Attack::Huge => raw(events, &vec![0u8; 200_000], &[]),
         Attack::Garbage => raw(events, &[1, 0xff, 0xff, 0xff, 0xff, 0x0f, 9, 9], &[]),
         Attack::Fds => {
-            let m = postcard_bytes(&RendererToLauncher::Pong(0));
+            let m = ipc_protocol::channel::encode(&RendererToLauncher::Pong(0)).unwrap_or_default();
             raw(
                 events,
                 &m,
@@ -156,8 +156,4 @@ pub fn attack(
         }
         Attack::Withhold => {}
     }
-}
-
-fn postcard_bytes<T: serde::Serialize>(m: &T) -> Vec<u8> {
-    postcard::to_stdvec(m).unwrap_or_default()
 }

@@ -104,6 +104,8 @@ struct GpuSide {
     /// Releases go back on the peer socket, never waiting: a GPU process that stops reading
     /// them cannot stall the renderer.
     releases: Sender<RendererToGpu>,
+    /// Whether a violation of this GPU process was reported to the launcher already.
+    violation_reported: bool,
 }
 
 /// The renderer's state.
@@ -255,13 +257,14 @@ fn link(
 ) -> anyhow::Result<(GpuSide, Receiver<Delivery<GpuToRenderer>>)> {
     let peer = peer.context("no peer socket came with the GPU link")?;
     let (releases, frames) = channel::duplex::<RendererToGpu, GpuToRenderer>(peer, true);
-    let frames = channel::forward("gpu-rx", frames)?;
+    let frames = channel::forward_skipping("gpu-rx", frames)?;
     Ok((
         GpuSide {
             epoch: gpu.epoch,
             pid: gpu.gpu_pid,
             window: gpu.gpu_window,
             releases,
+            violation_reported: false,
         },
         frames,
     ))
@@ -364,13 +367,17 @@ impl Pipeline {
                 Wake::Command(None) => anyhow::bail!("the launcher disconnected"),
                 Wake::Frame(Some(Ok((GpuToRenderer::Frame(f), _)))) => self.frame(f, &commands)?,
                 Wake::Frame(Some(Err(v))) => {
-                    // The GPU process broke the protocol: stop reading it and say so. The last
-                    // composited frame stays on screen; the launcher decides what happens next.
-                    tracing::warn!(gpu_pid = self.gpu.pid, violation = %v, "the GPU process sent a bad message; no longer reading it");
-                    self.frames = crossbeam_channel::never();
-                    let _ = self
-                        .events
-                        .send(&RendererToLauncher::GpuViolation(v.to_string()));
+                    // The GPU process broke the protocol: the message is dropped (the previous
+                    // composite stays on screen), the launcher is told once per GPU process, and
+                    // reading goes on.
+                    self.stats.gpu_violations += 1;
+                    if !self.gpu.violation_reported {
+                        self.gpu.violation_reported = true;
+                        tracing::warn!(gpu_pid = self.gpu.pid, violation = %v, "the GPU process sent a bad message; dropped");
+                        let _ = self
+                            .events
+                            .send(&RendererToLauncher::GpuViolation(v.to_string()));
+                    }
                 }
                 Wake::Frame(None) => {
                     tracing::warn!(

@@ -41,15 +41,19 @@ fn children_hold_none_of_what_the_launchers_parent_left_open() {
     let mut launcher = cmd.spawn().expect("spawn launcher");
     let pid = launcher.id();
     assert!(
-        wait_until(Duration::from_secs(20), || holding(pid, "hygiene-leak").len() == 3),
+        wait_until(Duration::from_secs(20), || holding(pid, "hygiene-leak")
+            .len()
+            == 3),
         "the launcher itself should hold the three copies: {:?}",
         holding(pid, "hygiene-leak")
     );
     // Both children running under their sandboxes: well past exec, so what they hold now is
     // what they inherited or opened themselves.
     let sandboxed = |p: &u32| {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
-            .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])))
+        std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().eq(["Seccomp:", "2"]))
+        })
     };
     let mut seen = Vec::new();
     let found = wait_until(Duration::from_secs(30), || {
@@ -59,7 +63,10 @@ fn children_hold_none_of_what_the_launchers_parent_left_open() {
             .collect();
         seen.len() == 2 && seen.iter().all(sandboxed)
     });
-    assert!(found, "both children should be running, sandboxed: {seen:?}");
+    assert!(
+        found,
+        "both children should be running, sandboxed: {seen:?}"
+    );
     for child in &seen {
         let held = holding(*child, "hygiene-leak");
         assert!(held.is_empty(), "child {child} holds {held:?}");

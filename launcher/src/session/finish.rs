@@ -24,6 +24,7 @@ impl Supervisor<'_> {
             self.jail.observe("renderer", r.child.proc.pid);
         }
         self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
+        self.summary.fd_counts.launcher_peak_rss_kib = peak_rss_kib();
         if let Some(r) = &self.renderer {
             self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
             self.summary.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
@@ -170,4 +171,13 @@ impl Supervisor<'_> {
         self.summary.trace_events = events.len();
         Ok(())
     }
+}
+
+/// This process's peak resident memory in KiB (`VmHWM` in `/proc/self/status`).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

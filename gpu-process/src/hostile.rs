@@ -1,0 +1,149 @@
+//! A compromised GPU process, for the trust-boundary tests only (feature `test-hooks`, which
+//! only the test crate turns on).
+//!
+//! The GPU process reads [`HOSTILE_ENV`] once; once it is sandboxed and has reported `Started`,
+//! [`attack`] breaks the protocol with what the process legitimately holds: its control socket
+//! to the launcher and its peer socket to the renderer. Neither the launcher nor the renderer
+//! may die or be blamed for it; attacks on the launcher cost this process its life.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use ipc_protocol::channel::{Sender, Wire};
+use ipc_protocol::frame::{BufferKind, FenceKind};
+use ipc_protocol::messages::{FrameMsg, GpuToLauncher, GpuToRenderer, LayerMsg, LayerPlacement};
+use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, RemoteFd};
+
+/// The environment variable naming the attack.
+pub const HOSTILE_ENV: &str = "TRIPTYCH_HOSTILE_GPU";
+
+/// What the hostile GPU process does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attack {
+    /// A datagram larger than any message, to the launcher.
+    Huge,
+    /// Undecodable bytes with a lying length prefix, to the launcher.
+    Garbage,
+    /// A valid message with fds attached, to the launcher.
+    Fds,
+    /// `Produced` of the last frame at once.
+    SkipAhead,
+    /// A second `Started`.
+    SecondStarted,
+    /// A trace batch although tracing is off.
+    TraceOff,
+    /// Tens of thousands of messages.
+    Flood,
+    /// Garbage on the frame channel to the renderer (then it behaves).
+    FrameGarbage,
+    /// A frame description that fails validation, to the renderer (then it behaves).
+    BadFrame,
+}
+
+impl Attack {
+    /// The attack named by [`HOSTILE_ENV`], if any.
+    pub fn from_env() -> Option<Attack> {
+        let v = std::env::var(HOSTILE_ENV).ok()?;
+        Some(match v.as_str() {
+            "huge" => Attack::Huge,
+            "garbage" => Attack::Garbage,
+            "fds" => Attack::Fds,
+            "skip-ahead" => Attack::SkipAhead,
+            "second-started" => Attack::SecondStarted,
+            "trace-off" => Attack::TraceOff,
+            "flood" => Attack::Flood,
+            "frame-garbage" => Attack::FrameGarbage,
+            "bad-frame" => Attack::BadFrame,
+            _ => return None,
+        })
+    }
+}
+
+fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
+    let _ = triptych_sys::scm::send_with_fds(to.as_fd(), bytes, fds);
+}
+
+/// Carries out `attack` on the launcher (`events`) or the renderer (`frames`).
+pub fn attack(
+    attack: Attack,
+    events: &Sender<GpuToLauncher>,
+    frames: Option<&Sender<GpuToRenderer>>,
+    epoch: u64,
+    total: u64,
+    info: &ipc_protocol::messages::GpuInfo,
+) {
+    tracing::warn!(?attack, "hostile GPU process attacking");
+    match attack {
+        Attack::Huge => raw(events, &vec![7u8; 200_000], &[]),
+        Attack::Garbage => raw(events, &[4, 0xff, 0xff, 0xff, 0xff, 0x0f, 1], &[]),
+        Attack::Fds => {
+            let m = ipc_protocol::channel::encode(&GpuToLauncher::Pong(0)).unwrap_or_default();
+            raw(events, &m, &[events.as_fd(), events.as_fd()]);
+        }
+        Attack::SkipAhead => {
+            let _ = events.send(&GpuToLauncher::Produced {
+                frame: total.saturating_sub(1),
+            });
+        }
+        Attack::SecondStarted => {
+            let _ = events.send(&GpuToLauncher::Started(info.clone()));
+        }
+        Attack::TraceOff => {
+            let _ = events.send(&GpuToLauncher::Trace(Vec::new()));
+        }
+        Attack::Flood => {
+            for _ in 0..60_000 {
+                if events.send(&GpuToLauncher::Pong(0)).is_err() {
+                    break;
+                }
+            }
+        }
+        Attack::FrameGarbage => {
+            if let Some(f) = frames {
+                raw(f, &[0xff; 48], &[]);
+                raw(f, &vec![0u8; 100_000], &[]);
+            }
+        }
+        Attack::BadFrame => {
+            if let Some(f) = frames {
+                // A layer with no planes and a fence outside the export window.
+                let nowhere = RemoteFd {
+                    pid: std::process::id(),
+                    fd: 3,
+                    identity: FileId { dev: 0, ino: 0 },
+                };
+                let _ = f.send(&GpuToRenderer::Frame(FrameMsg {
+                    epoch,
+                    frame: 0,
+                    sent_ns: 0,
+                    layers: vec![LayerMsg {
+                        layer: 0,
+                        placement: LayerPlacement {
+                            x: 0,
+                            y: 0,
+                            z: 0,
+                            opacity: 255,
+                        },
+                        buffer: Frame {
+                            id: BufferId {
+                                slot: 0,
+                                generation: 1,
+                            },
+                            kind: BufferKind::Shm,
+                            format: DrmFormat {
+                                fourcc: ipc_protocol::frame::DRM_FORMAT_ABGR8888,
+                                modifier: 0,
+                            },
+                            width: 1,
+                            height: 1,
+                            planes: Vec::new(),
+                            fence: Fence {
+                                kind: FenceKind::Pipe,
+                                fd: nowhere,
+                            },
+                        },
+                    }],
+                }));
+            }
+        }
+    }
+}
