@@ -18,5 +18,7 @@ for b in triptych triptych-gpu triptych-renderer; do
   done
 done
 echo "ok: no probe or hostile hook in the release binaries"
+echo "== fuzzing every untrusted decoder and validator (about a minute each)"
+scripts/fuzz.sh "${TRIPTYCH_FUZZ_SECONDS:-60}"
 echo "== kernel-in-the-loop tests (VM with vgem: real DMA-BUFs and sync_files)"
 tests/vm/run-vm-tests.sh

@@ -26,5 +26,6 @@ pub mod channel;
 pub mod fault;
 pub mod frame;
 pub mod messages;
+pub mod rules;
 
 pub use frame::{BufferId, DescError, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};

@@ -3,8 +3,9 @@
 //!
 //! The renderer names the fence as its description did: a number in the GPU process's export
 //! window. The launcher takes that fd from the GPU process itself (`pidfd_getfd`), checks that it
-//! is a fence of the kind the GPU process exports, and waits on it for one more fence deadline on
-//! a thread of its own, so the supervisor never waits. Every fence kind the GPU process hands out
+//! is a fence of the kind the GPU process exports, and waits on it for a short grace period (a
+//! quarter of the renderer's deadline, 50 ms to 1 s) on a thread of its own, so the supervisor
+//! never waits. Every fence kind the GPU process hands out
 //! is wait-only and cannot be consumed by a reader (a sync_file; the read end of a pipe whose
 //! write end is closed on completion), so the renderer cannot make a signalled fence look
 //! unsignalled. The verdict:

@@ -8,11 +8,11 @@ use ipc_protocol::channel::Delivery;
 use ipc_protocol::messages::{GpuToLauncher, LauncherToRenderer, RendererToLauncher};
 use triptych_trace::{Args, Stage};
 
-use super::rules::{self, Breach};
 use super::{fd_count, Supervisor};
 use crate::chaos::Target;
 use crate::crash::Cause;
 use crate::present::Screen;
+use ipc_protocol::rules::{self, Breach};
 
 impl Supervisor<'_> {
     /// One delivery from the GPU process's control socket.
@@ -221,7 +221,7 @@ impl Supervisor<'_> {
                             window: g.info.window,
                             kind: g.info.fence,
                         },
-                        Duration::from_millis(u64::from(self.args.fence_timeout_ms.max(50))),
+                        claim_grace(self.args.fence_timeout_ms),
                     );
                 }
             }
@@ -349,6 +349,14 @@ impl Supervisor<'_> {
         }
         Ok(())
     }
+}
+
+/// How long the launcher itself still waits on a fence the renderer says timed out: a quarter
+/// of the renderer's deadline, between 50 ms and 1 s. Short, so that the two waits together stay
+/// below vgem's own 10 s fence timeout for deadlines up to 8 s; long enough for a fence that was
+/// about to signal when the renderer gave up.
+fn claim_grace(fence_timeout_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(fence_timeout_ms / 4).clamp(50, 1000))
 }
 
 /// How long a `Presented` waits for the `Produced` of its frame.

@@ -26,7 +26,8 @@ mod corroborate;
 mod events;
 mod finish;
 mod quiet;
-pub mod rules;
+
+use ipc_protocol::rules;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};

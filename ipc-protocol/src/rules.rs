@@ -1,8 +1,9 @@
-//! What a child may send the launcher, as checks the supervisor applies to every message.
+//! What a child may send the launcher, as checks the launcher's supervisor applies to every
+//! message (`launcher/src/session/events.rs`).
 //!
 //! The launcher believes no claim it can check. Each check here is pure (state in, verdict out)
-//! so it can be tested without processes; a failed check is a [`Breach`], which the supervisor
-//! turns into `protocol violation: <kind>: <what>`: the child is killed, recorded as
+//! so it can be tested, and fuzzed, without processes; a failed check is a [`Breach`], which the
+//! supervisor turns into `protocol violation: <kind>: <what>`: the child is killed, recorded as
 //! compromised and restarted under the normal restart policy.
 //!
 //! - **Budgets** ([`Budget`]): per child, at most [`MAX_MESSAGES_PER_S`] messages a second, and
@@ -249,8 +250,8 @@ pub fn pong(n: u64, last_ping: u64) -> Result<(), Breach> {
 
 /// A fired fault must be one planned for the role.
 pub fn fault(
-    fired: &ipc_protocol::messages::Fault,
-    planned: &[ipc_protocol::messages::Fault],
+    fired: &crate::messages::Fault,
+    planned: &[crate::messages::Fault],
 ) -> Result<(), Breach> {
     if !planned.contains(fired) {
         return Err(Breach::new(
@@ -314,7 +315,7 @@ mod tests {
     fn pongs_and_faults_are_checked() {
         assert!(pong(3, 3).is_ok());
         assert!(pong(4, 3).is_err());
-        use ipc_protocol::messages::{Fault, FaultAction, FaultPoint};
+        use crate::messages::{Fault, FaultAction, FaultPoint};
         let f = Fault {
             frame: 3,
             point: FaultPoint::GpuRender,
