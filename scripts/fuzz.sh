@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
   cargo +nightly fuzz run "$t" "$work/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
     >"$work/$t.log" 2>&1 || status=$?
-  grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +(DONE|INITED).*cov)" "$work/$t.log" || true
+  grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+DONE)" "$work/$t.log" || true
   if [ "$status" -ne 0 ]; then
     tail -40 "$work/$t.log" >&2
     echo "FAIL: fuzz target $t found a crash (exit $status); reproducer under fuzz/artifacts/$t/" >&2
