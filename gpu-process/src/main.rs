@@ -14,7 +14,7 @@ use crossbeam_channel::{select, Receiver};
 use gpu_process::export::{self, shm::ShmExporter, Exporter};
 use gpu_process::gl::{GlContext, PlatformRequest};
 use gpu_process::pool::Pool;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use ipc_protocol::bootstrap;
 use ipc_protocol::channel::{self, Delivery, Sender};
@@ -144,7 +144,12 @@ fn run() -> anyhow::Result<()> {
                 window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
             };
             // The driver is up: the sandbox goes on before anything is reported or rendered.
-            let fds = match gpu_process::sandbox::confine(claimed, &start) {
+            let hand_over = |listener: OwnedFd| {
+                events
+                    .send_with(&GpuToLauncher::SandboxListener, &[listener.as_fd()])
+                    .context("sending the listener")
+            };
+            let fds = match gpu_process::sandbox::confine(claimed, &start, hand_over) {
                 Ok(f) => f,
                 Err(e) => {
                     let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));

@@ -17,7 +17,7 @@
 //! out of reach.
 
 use anyhow::Context;
-use ipc_protocol::messages::{GpuStart, Transport};
+use ipc_protocol::messages::{GpuStart, Transport, ViolationReports};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::gpu::Params;
 use triptych_sys::fixed::FixedFd;
@@ -47,18 +47,30 @@ pub fn startup() -> anyhow::Result<Claimed> {
     })
 }
 
-/// Step 3: puts the sandbox on and returns the fd sender for `start.transport`.
-pub fn confine(claimed: Claimed, start: &GpuStart) -> anyhow::Result<FdSender> {
+/// Step 3: puts the sandbox on and returns the fd sender for `start.transport`. With
+/// user-notification reports the allowlist is installed with a listener, which goes to
+/// `hand_over` (to the launcher) before anything else runs under the filter.
+pub fn confine(
+    claimed: Claimed,
+    start: &GpuStart,
+    hand_over: impl FnOnce(std::os::fd::OwnedFd) -> anyhow::Result<()>,
+) -> anyhow::Result<FdSender> {
     // Read before the filter, which refuses getppid.
     #[cfg(feature = "test-hooks")]
     let launcher = nix::unistd::getppid().as_raw();
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::gpu())
         .context("setting resource limits")?;
-    let installed = triptych_sandbox::gpu::policy(&Params {
+    let policy = triptych_sandbox::gpu::policy(&Params {
         pid: std::process::id(),
-    })
-    .install()
+    });
+    let mut installed = match start.reports {
+        ViolationReports::Notify => policy.install_notifying(),
+        ViolationReports::Signal => policy.install(),
+    }
     .context("installing the GPU process's seccomp policy")?;
+    if let Some(listener) = installed.listener.take() {
+        hand_over(listener).context("handing the sandbox listener to the launcher")?;
+    }
     tracing::debug!(
         filters = installed.filters,
         rules = installed.rules,

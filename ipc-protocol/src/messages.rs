@@ -43,6 +43,28 @@ impl Transport {
     }
 }
 
+/// How a child's sandbox violations reach the launcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ViolationReports {
+    /// Seccomp user notification: the child installs its allowlist with a listener and hands
+    /// the listener to the launcher (`SandboxListener`) before anything else; the kernel reports
+    /// each refused call there. The child cannot forge, garble or suppress a report.
+    Notify,
+    /// The older way, where user notification is not offered: a `SIGSYS` handler in the child
+    /// writes a record of the trapped call to a pipe. A compromised child can write that pipe.
+    Signal,
+}
+
+impl ViolationReports {
+    /// The name used in summaries and `doctor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationReports::Notify => "seccomp user notification (listener held by the launcher)",
+            ViolationReports::Signal => "SIGSYS handler writing to a pipe",
+        }
+    }
+}
+
 /// Where a layer goes in the composited frame. Mirrors the scene's placement on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerPlacement {
@@ -119,6 +141,8 @@ pub struct GpuStart {
     pub faults: Vec<Fault>,
     /// Whether to record trace events and ship them to the launcher.
     pub trace: bool,
+    /// How sandbox violations are reported.
+    pub reports: ViolationReports,
 }
 
 /// Where in the frame path an injected fault fires.
@@ -195,6 +219,9 @@ pub enum GpuToLauncher {
     },
     /// A batch of trace events (only when tracing was asked for).
     Trace(Vec<triptych_trace::Event>),
+    /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
+    /// right after the sandbox goes on, before `Started` (with [`ViolationReports::Notify`]).
+    SandboxListener,
     /// A frame's descriptions went to the renderer: the launcher's count of what was produced,
     /// against which every `Presented` is checked.
     Produced {
@@ -311,6 +338,8 @@ pub struct RendererStart {
     pub transport: Transport,
     /// How long to wait for a fence before reporting a timeout, in milliseconds.
     pub fence_timeout_ms: u32,
+    /// How sandbox violations are reported.
+    pub reports: ViolationReports,
 }
 
 /// Renderer to launcher.
@@ -365,6 +394,9 @@ pub enum RendererToLauncher {
     },
     /// A batch of trace events.
     Trace(Vec<triptych_trace::Event>),
+    /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
+    /// right after the sandbox goes on, before `Output` (with [`ViolationReports::Notify`]).
+    SandboxListener,
 }
 
 /// A composited frame.
@@ -472,7 +504,12 @@ impl Wire for GpuToLauncher {
             GpuToLauncher::Produced { .. } => "Produced",
             GpuToLauncher::Starved { .. } => "Starved",
             GpuToLauncher::RendererViolation(_) => "RendererViolation",
+            GpuToLauncher::SandboxListener => "SandboxListener",
         }
+    }
+    /// `SandboxListener` carries the listener.
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(self, GpuToLauncher::SandboxListener))
     }
 }
 
@@ -489,7 +526,12 @@ impl Wire for RendererToLauncher {
             RendererToLauncher::GpuViolation(_) => "GpuViolation",
             RendererToLauncher::FaultFired { .. } => "FaultFired",
             RendererToLauncher::Trace(_) => "Trace",
+            RendererToLauncher::SandboxListener => "SandboxListener",
         }
+    }
+    /// `SandboxListener` carries the listener.
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(self, RendererToLauncher::SandboxListener))
     }
 }
 

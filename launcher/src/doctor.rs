@@ -140,6 +140,21 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             "/proc/sys/kernel/seccomp/actions_avail is missing",
         )),
     }
+    checks.push(match triptych_sys::notify::available() {
+        Ok(()) => check(
+            "violation reports",
+            true,
+            ipc_protocol::messages::ViolationReports::Notify.as_str(),
+        ),
+        Err(why) => check(
+            "violation reports",
+            false,
+            format!(
+                "{}, because {why}: a compromised child can forge or suppress its reports",
+                ipc_protocol::messages::ViolationReports::Signal.as_str()
+            ),
+        ),
+    });
     checks.push(userns());
     // The sandbox layers a run would get, and the transport `--transport auto` would take: the
     // same probes and self-test a run makes (crate::jail).

@@ -17,9 +17,14 @@
 //!
 //! # Fds each child inherits (at the numbers of [`triptych_sandbox::fds`])
 //!
-//! - the write end of a *report* pipe: the child's `SIGSYS` handler writes a record of a trapped
-//!   call into it; a thread here reads it, logs `sandbox violation in <role>: <call>`, and keeps
-//!   it for the trace and the summary;
+//! - the write end of a *report* pipe, used only where the kernel lacks seccomp user
+//!   notification: the child's `SIGSYS` handler writes a record of a trapped call into it; a
+//!   thread here reads it, logs `sandbox violation in <role>: <call>`, and keeps it for the trace
+//!   and the summary. Where user notification works (every kernel from 5.7), violations come from
+//!   the kernel instead: the child installs its allowlist with a listener and hands the listener
+//!   over (`SandboxListener`) before anything else; a thread here reads each refused call from
+//!   it, records it and kills the child. Anything written to the pipe then is a forgery, and
+//!   costs the child its life as a protocol violation;
 //! - one end of a *handover* socket: whenever a child is attached to a (new) peer, the link to
 //!   that peer goes over it, before the ipc message that announces the peer
 //!   ([`triptych_sandbox::wire`]): to the renderer a pidfd of the GPU process (opened here, so
@@ -42,7 +47,7 @@ use anyhow::Context;
 use crossbeam_channel::Receiver;
 use ipc_protocol::bootstrap::CONTROL_FD;
 use ipc_protocol::channel::Wire;
-use ipc_protocol::messages::Transport;
+use ipc_protocol::messages::{Transport, ViolationReports};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::report::Violation;
 use triptych_sandbox::wire::{self, LinkKind};
@@ -52,6 +57,7 @@ use triptych_trace::{Args, InstantScope, Marker, Recorder};
 
 use crate::child::ChildProc;
 use crate::cli::TransportArg;
+use crate::crash::Cause;
 use crate::summary::{RoleLayers, SandboxSummary};
 
 /// How long the report of a dead child may take to drain.
@@ -221,14 +227,27 @@ pub fn choose_transport(arg: TransportArg, layers: &Layers) -> (Transport, Strin
     }
 }
 
+/// What the launcher heard about a child's sandbox.
+#[derive(Debug)]
+enum Report {
+    /// A refused call, as the kernel (or, without user notification, the child) reported it.
+    Violation(Violation),
+    /// Something the child did to the reporting channel that the protocol does not allow.
+    Forged(String),
+}
+
 /// A child's sandbox, as the launcher holds it.
 #[derive(Debug)]
 struct Held {
     role: &'static str,
     /// The launcher's end of the handover socket.
     handover: OwnedFd,
-    /// Violations reported, until the pipe closes.
-    reports: Receiver<Violation>,
+    /// Reports, until every reporting thread has ended.
+    reports: Receiver<Report>,
+    /// Where a listener thread sends its reports (dropped once one is started).
+    report_tx: Option<crossbeam_channel::Sender<Report>>,
+    /// A pidfd of the child, for the reporting threads to kill it with.
+    pidfd: OwnedFd,
 }
 
 /// The sandbox of one run.
@@ -245,6 +264,9 @@ pub struct Jail {
     waiting_renderer_end: HashMap<u32, OwnedFd>,
     violations: Vec<Violation>,
     observed: HashMap<&'static str, RoleLayers>,
+    /// How violations reach the launcher, and why when not by the kernel.
+    reports: ViolationReports,
+    reports_reason: Option<String>,
 }
 
 impl Jail {
@@ -259,7 +281,16 @@ impl Jail {
         }
         let (transport, transport_reason) = choose_transport(arg, &layers);
         tracing::info!(transport = transport.as_str(), reason = %transport_reason, "fd transport");
+        let (reports, reports_reason) = match triptych_sys::notify::available() {
+            Ok(()) => (ViolationReports::Notify, None),
+            Err(why) => {
+                tracing::warn!(%why, "sandbox violations are reported by the children themselves");
+                (ViolationReports::Signal, Some(why))
+            }
+        };
         Jail {
+            reports,
+            reports_reason,
             layers,
             transport,
             transport_reason,
@@ -275,6 +306,63 @@ impl Jail {
     /// The transport of this run.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// How the children report violations.
+    pub fn reports(&self) -> ViolationReports {
+        self.reports
+    }
+
+    /// Whether child `pid` still has to hand over its listener (with user notification).
+    pub fn awaits_listener(&self, pid: u32) -> bool {
+        self.reports == ViolationReports::Notify
+            && self
+                .children
+                .get(&pid)
+                .is_some_and(|h| h.report_tx.is_some())
+    }
+
+    /// Takes child `pid`'s user-notification listener and starts reading it. `Err` names what
+    /// makes the handover a protocol violation (a second one, a file that is no listener).
+    pub fn adopt_listener(&mut self, pid: u32, fd: OwnedFd) -> Result<(), String> {
+        if self.reports != ViolationReports::Notify {
+            return Err("a listener although violations are reported by signal".into());
+        }
+        let held = self
+            .children
+            .get_mut(&pid)
+            .ok_or_else(|| format!("a listener from process {pid}, which is not a child"))?;
+        let link = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+        if link != "anon_inode:seccomp notify" {
+            return Err(format!(
+                "a listener that is {link:?}, not a seccomp listener"
+            ));
+        }
+        let tx = held
+            .report_tx
+            .take()
+            .ok_or_else(|| "a second listener".to_owned())?;
+        let role = held.role;
+        let pidfd = dup(&held.pidfd).map_err(|e| format!("{e:#}"))?;
+        std::thread::Builder::new()
+            .name(format!("{role}-{pid}-notify"))
+            .spawn(move || {
+                // One report per child: the first refused call ends it.
+                if let Ok(mut r) = triptych_sys::notify::recv(fd.as_fd()) {
+                    r.pid = pid;
+                    let v = Violation::new(role, r);
+                    tracing::error!(pid, tid = r.tid, "{v}");
+                    let _ = tx.send(Report::Violation(v));
+                    let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                }
+            })
+            .map_err(|e| format!("spawning the listener thread: {e}"))?;
+        Ok(())
     }
 
     /// Spawns `binary` as `role`, confined, with its report pipe and handover socket.
@@ -313,13 +401,24 @@ impl Jail {
                 }
             }
         })?;
-        let reports = report_reader(role, child.proc.pid, report_r)?;
+        let (tx, reports) = crossbeam_channel::unbounded();
+        let pidfd = dup(&child.proc.pidfd)?;
+        report_reader(
+            role,
+            child.proc.pid,
+            report_r,
+            self.reports,
+            tx.clone(),
+            dup(&pidfd)?,
+        )?;
         self.children.insert(
             child.proc.pid,
             Held {
                 role,
                 handover,
                 reports,
+                report_tx: Some(tx),
+                pidfd,
             },
         );
         Ok(child)
@@ -396,21 +495,33 @@ impl Jail {
     }
 
     /// After process `pid` died and was reaped: its violations, logged already, are recorded as
-    /// trace instants and kept for the summary. Returns the first one's call, `name(args)`.
-    pub fn reaped(&mut self, pid: u32, rec: &Recorder, frame: Option<u64>) -> Option<String> {
-        let held = self.children.remove(&pid)?;
+    /// trace instants and kept for the summary. Returns the cause of death they show: the first
+    /// violation's call, or a forged report.
+    pub fn reaped(&mut self, pid: u32, rec: &Recorder, frame: Option<u64>) -> Option<Cause> {
+        let mut held = self.children.remove(&pid)?;
+        held.report_tx = None;
         self.waiting_gpu_end.remove(&pid);
         self.waiting_renderer_end.remove(&pid);
         let deadline = std::time::Instant::now() + REPORT_DRAIN;
         let mut first = None;
-        while let Ok(v) = held.reports.recv_deadline(deadline) {
-            let mut args = Args::new();
-            args.insert("role".into(), held.role.into());
-            args.insert("pid".into(), pid.to_string().into());
-            args.insert("call".into(), v.call().into());
-            rec.instant(Marker::SandboxViolation, InstantScope::Global, frame, args);
-            first.get_or_insert_with(|| v.call());
-            self.violations.push(v);
+        while let Ok(r) = held.reports.recv_deadline(deadline) {
+            match r {
+                Report::Violation(v) => {
+                    let mut args = Args::new();
+                    args.insert("role".into(), held.role.into());
+                    args.insert("pid".into(), pid.to_string().into());
+                    args.insert("call".into(), v.call().into());
+                    rec.instant(Marker::SandboxViolation, InstantScope::Global, frame, args);
+                    first.get_or_insert_with(|| Cause::SandboxViolation { syscall: v.call() });
+                    self.violations.push(v);
+                }
+                Report::Forged(what) => {
+                    first.get_or_insert(Cause::ProtocolViolation {
+                        kind: "sandbox report".to_owned(),
+                        what,
+                    });
+                }
+            }
         }
         first
     }
@@ -429,8 +540,10 @@ impl Jail {
     pub fn summary(&mut self) -> SandboxSummary {
         // Violations of children still running (none in a clean run) are counted too.
         for held in self.children.values() {
-            while let Ok(v) = held.reports.try_recv() {
-                self.violations.push(v);
+            while let Ok(r) = held.reports.try_recv() {
+                if let Report::Violation(v) = r {
+                    self.violations.push(v);
+                }
             }
         }
         SandboxSummary {
@@ -441,35 +554,53 @@ impl Jail {
             renderer: self.observed.get(triptych_sandbox::renderer::ROLE).cloned(),
             gpu: self.observed.get(triptych_sandbox::gpu::ROLE).cloned(),
             violations: self.violations.iter().map(|v| v.to_string()).collect(),
+            violation_reports: self.reports.as_str().to_owned(),
+            violation_reports_reason: self.reports_reason.clone(),
         }
     }
 }
 
-/// Reads trap records from `pipe` until it closes (the child is gone), logging each.
+/// Reads trap records from `pipe` until it closes (the child is gone). With signal reports each
+/// is a violation, logged; with user notification the child has no business writing there, and
+/// the first byte is a forgery that kills it. A garbled record is a forgery too.
 fn report_reader(
     role: &'static str,
     pid: u32,
     pipe: OwnedFd,
-) -> anyhow::Result<Receiver<Violation>> {
-    let (tx, rx) = crossbeam_channel::unbounded();
+    mode: ViolationReports,
+    tx: crossbeam_channel::Sender<Report>,
+    pidfd: OwnedFd,
+) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name(format!("{role}-{pid}-sandbox"))
         .spawn(move || {
             let mut f = std::fs::File::from(pipe);
+            let forged = |what: String| {
+                tracing::error!(role, pid, %what, "forged sandbox report");
+                let _ = tx.send(Report::Forged(what));
+                let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            };
+            if mode == ViolationReports::Notify {
+                let mut one = [0u8; 1];
+                if matches!(f.read(&mut one), Ok(1)) {
+                    forged("wrote to the report pipe, which the kernel's reports replace".into());
+                }
+                return;
+            }
             let mut buf = [0u8; RECORD_LEN];
             while f.read_exact(&mut buf).is_ok() {
                 match TrapRecord::decode(&buf) {
                     Ok(r) => {
                         let v = Violation::new(role, r);
                         tracing::error!(pid, tid = r.tid, "{v}");
-                        let _ = tx.send(v);
+                        let _ = tx.send(Report::Violation(v));
                     }
-                    Err(e) => tracing::error!(role, pid, error = %e, "garbled sandbox report"),
+                    Err(e) => return forged(format!("a garbled sandbox report: {e}")),
                 }
             }
         })
         .context("spawning the sandbox report reader")?;
-    Ok(rx)
+    Ok(())
 }
 
 /// The sandbox state of `pid`, from `/proc/<pid>`.

@@ -230,6 +230,10 @@ pub struct SandboxSummary {
     pub gpu: Option<RoleLayers>,
     /// Every violation: `sandbox violation in <role>: <call>(<args>)`.
     pub violations: Vec<String>,
+    /// How violations reached the launcher.
+    pub violation_reports: String,
+    /// Why not by the kernel, when not.
+    pub violation_reports_reason: Option<String>,
 }
 
 impl RunSummary {
@@ -261,6 +265,15 @@ impl RunSummary {
             r.buffers_via_pidfd, r.fences_via_pidfd, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
         );
         s += &format!("  fd transport chosen: {}\n", self.sandbox.transport_reason);
+        s += &format!(
+            "  violation reports: {}{}\n",
+            self.sandbox.violation_reports,
+            self.sandbox
+                .violation_reports_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
         for (role, l) in [
             ("renderer", &self.sandbox.renderer),
             ("gpu", &self.sandbox.gpu),

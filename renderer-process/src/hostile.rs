@@ -45,6 +45,10 @@ pub enum Attack {
     BogusRelease,
     /// Never release anything (keeps compositing).
     Withhold,
+    /// Writes a well-formed, forged violation record to the report pipe.
+    ForgeReport,
+    /// Ignores `SIGSYS`, then makes a call the sandbox refuses.
+    SilenceTrap,
 }
 
 impl Attack {
@@ -64,6 +68,8 @@ impl Attack {
             "garbage-release" => Attack::GarbageRelease,
             "bogus-release" => Attack::BogusRelease,
             "withhold" => Attack::Withhold,
+            "forge-report" => Attack::ForgeReport,
+            "silence-trap" => Attack::SilenceTrap,
             _ => return None,
         })
     }
@@ -155,5 +161,22 @@ pub fn attack(
             });
         }
         Attack::Withhold => {}
+        Attack::ForgeReport => {
+            let forged = triptych_sys::seccomp::TrapRecord {
+                arch: 0xc000_003e,
+                nr: 59,
+                pid: 1,
+                tid: 1,
+                args: [0; 6],
+            };
+            let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::WriteFd {
+                fd: triptych_sandbox::fds::REPORT_FD,
+                bytes: &forged.encode(),
+            });
+        }
+        Attack::SilenceTrap => {
+            let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::IgnoreSigsys);
+            let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::OpenPath);
+        }
     }
 }

@@ -282,7 +282,12 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let output =
             Output::new(start.width, start.height).context("creating the output buffer")?;
-        let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd())?;
+        let hand_over = |listener: OwnedFd| {
+            events
+                .send_with(&RendererToLauncher::SandboxListener, &[listener.as_fd()])
+                .context("sending the listener")
+        };
+        let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd(), hand_over)?;
         let (gpu, frames) = link(start.gpu, peer)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         events

@@ -22,7 +22,7 @@
 use std::os::fd::BorrowedFd;
 
 use anyhow::Context;
-use ipc_protocol::messages::RendererStart;
+use ipc_protocol::messages::{RendererStart, ViolationReports};
 use triptych_sandbox::fds::{GPU_LINK_FD, HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::renderer::Params;
 #[cfg(feature = "test-hooks")]
@@ -63,11 +63,13 @@ pub fn startup() -> anyhow::Result<Claimed> {
 
 /// Step 3: attaches the link, puts the sandbox on, runs the test hook; returns the link.
 /// `output` is the renderer's output memfd (created before, since `memfd_create` is refused
-/// after).
+/// after). With user-notification reports the allowlist is installed with a listener, which
+/// goes to `hand_over` (to the launcher) before anything else runs under the filter.
 pub fn confine(
     claimed: Claimed,
     start: &RendererStart,
     output: BorrowedFd<'_>,
+    hand_over: impl FnOnce(std::os::fd::OwnedFd) -> anyhow::Result<()>,
 ) -> anyhow::Result<Link> {
     let mut link = Link::new(start.transport, claimed.handover, claimed.slot);
     link.attach(start.gpu.epoch, start.gpu.gpu_pid)
@@ -85,9 +87,15 @@ pub fn confine(
     };
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::renderer())
         .context("setting resource limits")?;
-    let installed = triptych_sandbox::renderer::policy(&params)
-        .install()
-        .context("installing the renderer's seccomp policy")?;
+    let policy = triptych_sandbox::renderer::policy(&params);
+    let mut installed = match start.reports {
+        ViolationReports::Notify => policy.install_notifying(),
+        ViolationReports::Signal => policy.install(),
+    }
+    .context("installing the renderer's seccomp policy")?;
+    if let Some(listener) = installed.listener.take() {
+        hand_over(listener).context("handing the sandbox listener to the launcher")?;
+    }
     tracing::debug!(
         filters = installed.filters,
         rules = installed.rules,

@@ -346,8 +346,11 @@ pub struct Compiled {
 }
 
 /// What was installed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Installed {
+    /// The user-notification listener of the allowlist, when it was installed with one
+    /// ([`Policy::install_notifying`]); whoever holds it hears of every refused call.
+    pub listener: Option<std::os::fd::OwnedFd>,
     /// Filters installed.
     pub filters: usize,
     /// Rules in the policy.
@@ -518,6 +521,47 @@ impl Policy {
             })?;
         }
         Ok(Installed {
+            listener: None,
+            filters,
+            rules: self.rules.len() + self.refusals.len(),
+            instructions,
+        })
+    }
+
+    /// Like [`Policy::install`], but a call the allowlist refuses is reported to whoever holds
+    /// the returned listener (`SECCOMP_RET_USER_NOTIF`, see `triptych_sys::notify`) instead of
+    /// trapping: the kernel suspends the calling thread and queues the call, with its arguments,
+    /// on the listener. The caller hands the listener over and closes its copy at once.
+    ///
+    /// seccompiler has no user-notification action, so the allowlist is compiled with `TRAP`
+    /// as its mismatch action and every `RET TRAP` instruction is then rewritten to
+    /// `RET USER_NOTIF`; the program has no other return of that value.
+    pub fn install_notifying(&self) -> Result<Installed, PolicyError> {
+        let compiled = self.compile()?;
+        let instructions = compiled.programs.iter().map(|(_, p)| p.len()).sum();
+        let filters = compiled.programs.len();
+        let mut listener = None;
+        let last = compiled.programs.len().saturating_sub(1);
+        for (i, (which, prog)) in compiled.programs.iter().enumerate() {
+            if i < last {
+                seccompiler::apply_filter_all_threads(prog).map_err(|e| PolicyError::Install {
+                    which: which.clone(),
+                    error: e.to_string(),
+                })?;
+                continue;
+            }
+            let program = notifying(prog);
+            listener = Some(
+                triptych_sys::notify::install_with_listener(&program).map_err(|e| {
+                    PolicyError::Install {
+                        which: which.clone(),
+                        error: e.to_string(),
+                    }
+                })?,
+            );
+        }
+        Ok(Installed {
+            listener,
             filters,
             rules: self.rules.len() + self.refusals.len(),
             instructions,
@@ -525,9 +569,50 @@ impl Policy {
     }
 }
 
+/// `BPF_RET | BPF_K`: return the constant `k`.
+const BPF_RET_K: u16 = 0x06;
+
+/// `prog` with every `RET TRAP` turned into `RET USER_NOTIF`.
+fn notifying(prog: &BpfProgram) -> Vec<libc::sock_filter> {
+    use triptych_sys::notify::{SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF};
+    prog.iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: if i.code == BPF_RET_K && i.k == SECCOMP_RET_TRAP {
+                SECCOMP_RET_USER_NOTIF
+            } else {
+                i.k
+            },
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_notifying_allowlist_returns_user_notif_where_it_trapped() {
+        let compiled = toy().compile().expect("compile");
+        let (_, allow) = compiled.programs.last().expect("allowlist");
+        let traps = allow
+            .iter()
+            .filter(|i| i.code == BPF_RET_K && i.k == triptych_sys::notify::SECCOMP_RET_TRAP)
+            .count();
+        assert!(traps > 0);
+        let n = notifying(allow);
+        assert_eq!(n.len(), allow.len());
+        let notifs = n
+            .iter()
+            .filter(|i| i.code == BPF_RET_K && i.k == triptych_sys::notify::SECCOMP_RET_USER_NOTIF)
+            .count();
+        assert_eq!(notifs, traps);
+        assert!(!n
+            .iter()
+            .any(|i| i.code == BPF_RET_K && i.k == triptych_sys::notify::SECCOMP_RET_TRAP));
+    }
 
     fn toy() -> Policy {
         Policy {

@@ -39,6 +39,7 @@ pub mod ioctl;
 pub mod jail;
 pub mod mapping;
 pub mod memfd;
+pub mod notify;
 pub mod pidfd;
 pub mod poll;
 pub mod prctl;

@@ -56,6 +56,15 @@ pub enum PrctlOption {
 /// One attempted system call. See the module docs for why each is harmless if allowed.
 #[derive(Clone, Copy, Debug)]
 pub enum Call<'a> {
+    /// `write(fd, bytes)` on a bare fd number, as code that knows the fixed numbers would.
+    WriteFd {
+        /// The fd number.
+        fd: i32,
+        /// What to write.
+        bytes: &'a [u8],
+    },
+    /// `rt_sigaction(SIGSYS, SIG_IGN)`: a process silencing the trap signal.
+    IgnoreSigsys,
     /// `pipe2(fds, flags)`; both ends are closed again.
     Pipe2 {
         /// The flags.
@@ -654,6 +663,10 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                 0,
             )),
             Call::Invalid => ret(libc::syscall(INVALID_SYSCALL)),
+            Call::WriteFd { fd, bytes } => {
+                ret(libc::write(fd, bytes.as_ptr().cast(), bytes.len()) as libc::c_long)
+            }
+            Call::IgnoreSigsys => ret(libc::signal(libc::SIGSYS, libc::SIG_IGN) as libc::c_long),
             Call::X32Open => ret_fd_closed(libc::syscall(
                 X32_SYSCALL_BIT | 2,
                 std::ptr::null::<u8>(),

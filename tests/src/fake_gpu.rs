@@ -89,6 +89,7 @@ impl FakeGpu {
                     height,
                     transport: Transport::Pidfd,
                     fence_timeout_ms,
+                    reports: ViolationReports::Signal,
                 }),
                 &[theirs.as_fd()],
             )

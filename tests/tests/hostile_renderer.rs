@@ -149,3 +149,38 @@ fn withheld_releases_blame_the_renderer_not_the_gpu_process() {
         &["--hang-timeout-ms", "800"],
     );
 }
+
+#[test]
+fn a_forged_violation_report_is_itself_a_violation_and_lists_no_call() {
+    let s = hostile_run("forge-report", &[]);
+    assert_eq!(s["last_frame"], 39, "{s}");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "{s}");
+    assert_eq!(crashes[0]["role"], "renderer");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(cause.contains("report pipe"), "{cause}");
+    assert_eq!(
+        s["sandbox"]["violations"].as_array().map(Vec::len),
+        Some(0),
+        "the forged call must not be listed: {s}"
+    );
+}
+
+#[test]
+fn a_silenced_trap_signal_does_not_silence_the_report() {
+    let s = hostile_run("silence-trap", &[]);
+    assert_eq!(s["last_frame"], 39, "{s}");
+    let v = s["sandbox"]["violations"].as_array().expect("violations");
+    assert_eq!(v.len(), 1, "{s}");
+    assert!(
+        v[0].as_str()
+            .is_some_and(|v| v.starts_with("sandbox violation in renderer: openat(")),
+        "{v:?}"
+    );
+    assert!(
+        s["sandbox"]["violation_reports"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("seccomp user notification")),
+        "{s}"
+    );
+}

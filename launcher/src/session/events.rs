@@ -33,7 +33,7 @@ impl Supervisor<'_> {
         d: Delivery<RendererToLauncher>,
     ) -> anyhow::Result<()> {
         let verdict = match d {
-            Ok((m, _)) => self.renderer_event(m),
+            Ok((m, fds)) => self.renderer_event(m, fds),
             Err(v) => Err(Breach::new("message", v.to_string())),
         };
         match verdict {
@@ -127,6 +127,9 @@ impl Supervisor<'_> {
             GpuToLauncher::Started(_) => {
                 return Err(Breach::new("Started", "sent a second time"));
             }
+            GpuToLauncher::SandboxListener => {
+                return Err(Breach::new("SandboxListener", "after Started"));
+            }
             GpuToLauncher::FaultFired { at_ns, fault } => {
                 let planned = self.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
                 rules::fault(&fault, planned)?;
@@ -144,7 +147,11 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    fn renderer_event(&mut self, m: RendererToLauncher) -> Result<(), Breach> {
+    fn renderer_event(
+        &mut self,
+        m: RendererToLauncher,
+        mut fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
         self.budgets.renderer.message(m.kind(), Instant::now())?;
         let (width, height) = (self.args.size.width, self.args.size.height);
@@ -160,12 +167,26 @@ impl Supervisor<'_> {
                 if r.screen.is_some() {
                     return Err(Breach::new("Output", "sent a second time"));
                 }
+                if self.jail.awaits_listener(r.child.proc.pid) {
+                    return Err(Breach::new("Output", "before the sandbox listener"));
+                }
                 r.screen = Some(
                     Screen::attach(&r.child.proc.pidfd, fd, slots, slot_bytes, width, height)
                         .map_err(|e| Breach::new("Output", format!("{e:#}")))?,
                 );
             }
             RendererToLauncher::Presented(p) => self.present(p)?,
+            RendererToLauncher::SandboxListener => {
+                let Some(pid) = self.renderer.as_ref().map(|r| r.child.proc.pid) else {
+                    return Ok(());
+                };
+                let fd = fds
+                    .pop()
+                    .ok_or_else(|| Breach::new("SandboxListener", "no fd"))?;
+                self.jail
+                    .adopt_listener(pid, fd)
+                    .map_err(|what| Breach::new("SandboxListener", what))?;
+            }
             RendererToLauncher::Rejected { frame, reason } => {
                 // The renderer's word about the GPU process's description: logged, not acted on.
                 self.quiet.note(

@@ -307,6 +307,7 @@ impl Supervisor<'_> {
             transport,
             faults,
             trace: self.args.trace.is_some(),
+            reports: self.jail.reports(),
         });
         if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
             // It died already: the loop below sees it disconnect and reports that.
@@ -317,10 +318,21 @@ impl Supervisor<'_> {
         loop {
             select! {
                 recv(events) -> m => match m {
+                    Ok(Ok((GpuToLauncher::SandboxListener, mut fds))) => {
+                        let adopted = fds.pop().ok_or_else(|| "no fd".to_owned()).and_then(|fd| self.jail.adopt_listener(pid, fd));
+                        if let Err(what) = adopted {
+                            child.proc.kill();
+                            return Ok(Err((pid, format!("protocol violation: SandboxListener: {what}"))));
+                        }
+                    }
                     Ok(Ok((GpuToLauncher::Started(info), _))) => {
                         if !(info.window.0 < info.window.1) || info.pid != pid {
                             child.proc.kill();
                             return Ok(Err((pid, format!("protocol violation: Started: pid {} window {:?}", info.pid, info.window))));
+                        }
+                        if self.jail.awaits_listener(pid) {
+                            child.proc.kill();
+                            return Ok(Err((pid, "protocol violation: Started: before its sandbox listener".to_owned())));
                         }
                         if let Some(reason) = &info.backend_reason {
                             self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
@@ -375,13 +387,20 @@ impl Supervisor<'_> {
                         // `--buffers dmabuf` that cannot work is a configuration error, not a crash.
                         bail!("the GPU process could not start: {why}");
                     }
-                    let cause = match self.jail.reaped(pid, &self.rec, self.summary.last_frame) {
-                        Some(syscall) => Cause::SandboxViolation { syscall },
+                    let fallback = match why.strip_prefix("protocol violation: ") {
+                        Some(what) => Cause::ProtocolViolation {
+                            kind: "start".to_owned(),
+                            what: what.to_owned(),
+                        },
                         None => Cause::Exited {
                             code: None,
                             signal: None,
                         },
                     };
+                    let cause = self
+                        .jail
+                        .reaped(pid, &self.rec, self.summary.last_frame)
+                        .unwrap_or(fallback);
                     let record = CrashRecord {
                         role: "gpu",
                         pid,
@@ -519,6 +538,7 @@ impl Supervisor<'_> {
             height: self.args.size.height,
             transport: self.jail.transport(),
             fence_timeout_ms: self.args.fence_timeout_ms,
+            reports: self.jail.reports(),
         });
         if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
             // Its death, if that is why, is seen through its pidfd and handled there.
@@ -547,10 +567,10 @@ impl Supervisor<'_> {
         fault: Option<(u64, Fault)>,
         detected_ns: u64,
     ) -> usize {
-        let cause = match self.jail.reaped(pid, &self.rec, self.summary.last_frame) {
-            Some(syscall) => Cause::SandboxViolation { syscall },
-            None => cause,
-        };
+        let cause = self
+            .jail
+            .reaped(pid, &self.rec, self.summary.last_frame)
+            .unwrap_or(cause);
         let kill = self
             .kill_times
             .iter()
