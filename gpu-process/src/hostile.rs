@@ -1,5 +1,5 @@
-//! A compromised GPU process, for the trust-boundary tests only (feature `test-hooks`, which
-//! only the test crate turns on).
+//! A compromised GPU process, for the trust-boundary tests only: compiled into debug builds
+//! (what `cargo test` runs) and never into a release build, which the test command checks.
 //!
 //! The GPU process reads [`HOSTILE_ENV`] once; once it is sandboxed and has reported `Started`,
 //! [`attack`] breaks the protocol with what the process legitimately holds: its control socket

@@ -3,10 +3,10 @@
 
 pub mod export;
 pub mod gl;
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 pub mod hostile;
 pub mod pool;
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 pub mod probe;
 pub mod sandbox;
 pub mod transport;

@@ -161,7 +161,7 @@ fn run() -> anyhow::Result<()> {
                 .context("reporting the start")?;
             let commands = channel::forward("launcher-rx", commands)?;
             let mut producer = Producer::new(start, peer, gl, exporter, events, fds)?;
-            #[cfg(feature = "test-hooks")]
+            #[cfg(debug_assertions)]
             if let Some(a) = gpu_process::hostile::Attack::from_env() {
                 gpu_process::hostile::attack(
                     a,
@@ -172,7 +172,7 @@ fn run() -> anyhow::Result<()> {
                     &info,
                 );
             }
-            #[cfg(not(feature = "test-hooks"))]
+            #[cfg(not(debug_assertions))]
             let _ = info;
             let result = producer.run(&commands);
             producer.ship_trace();

@@ -1,4 +1,4 @@
-//! The escape tests' hook in the GPU process (test builds only, feature `test-hooks`): the
+//! The escape tests' hook in the GPU process (debug builds only): the
 //! calls of each escape attempt and of each argument-checked rule, made for real once the
 //! sandbox is on (see `triptych_sandbox::attempts`).
 

@@ -29,7 +29,7 @@ use crate::transport::FdSender;
 pub struct Claimed {
     handover: Option<FixedFd>,
     /// The escape test's probe, in test builds only.
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     probe: Option<String>,
 }
 
@@ -42,7 +42,7 @@ pub fn startup() -> anyhow::Result<Claimed> {
     let handover = handover.inherited().then_some(handover);
     Ok(Claimed {
         handover,
-        #[cfg(feature = "test-hooks")]
+        #[cfg(debug_assertions)]
         probe: crate::probe::from_env(),
     })
 }
@@ -56,7 +56,7 @@ pub fn confine(
     hand_over: impl FnOnce(std::os::fd::OwnedFd) -> anyhow::Result<()>,
 ) -> anyhow::Result<FdSender> {
     // Read before the filter, which refuses getppid.
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     let launcher = nix::unistd::getppid().as_raw();
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::gpu())
         .context("setting resource limits")?;
@@ -82,7 +82,7 @@ pub fn confine(
             .attach(start.renderer.renderer_pid)
             .context("taking the socket to the renderer")?;
     }
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     if let Some(name) = claimed.probe {
         crate::probe::run_probe(&name, start, launcher);
     }

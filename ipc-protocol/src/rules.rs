@@ -216,18 +216,21 @@ impl Frames {
                 ),
             ));
         }
-        // A new epoch may show again the frame the old one showed last (it re-renders from
-        // where the screen was); never anything older.
-        let newer = epoch > self.presented_epoch;
-        if self
-            .presented
-            .is_some_and(|p| frame < p || (frame == p && !newer))
-        {
+        // Frames of one epoch come in order. A new GPU process renders again from where the
+        // screen was when its predecessor died, so its first frames may repeat frames the old
+        // epoch had presented meanwhile, but never go below where the new epoch started.
+        // Epochs never go back.
+        let ordered = match epoch.cmp(&self.presented_epoch) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => self.presented.is_none_or(|p| frame > p),
+            std::cmp::Ordering::Greater => epoch != self.epoch || frame >= self.floor,
+        };
+        if !ordered {
             return Err(Breach::new(
                 "Presented",
                 format!(
-                    "frame {frame} after frame {:?} was presented",
-                    self.presented
+                    "frame {frame} of epoch {epoch} after frame {:?} of epoch {}",
+                    self.presented, self.presented_epoch
                 ),
             ));
         }
@@ -280,11 +283,17 @@ mod tests {
         assert!(f.presented(0, 1).is_err(), "backwards");
         assert!(f.presented(5, 1).is_err(), "never produced");
         assert!(f.presented(2, 2).is_err(), "future epoch");
-        // A new GPU process resumes after the last presented frame.
+        // A new GPU process resumes where the screen was when the old one died; the old epoch's
+        // frames presented meanwhile may be shown again, but nothing below the new start.
+        f.produced(2, 10).expect("old epoch");
+        f.produced(3, 10).expect("old epoch");
+        f.presented(3, 1).expect("old epoch, presented late");
         f.new_epoch(2, 2);
+        assert!(f.presented(1, 2).is_err(), "below the new epoch's start");
         assert!(f.produced(1, 10).is_err());
         f.produced(2, 10).expect("resumed");
-        f.presented(2, 2).expect("new epoch");
+        f.presented(2, 2).expect("new epoch repeats frame 2");
+        assert!(f.presented(3, 1).is_err(), "epochs never go back");
         assert!(f.produced(10, 10).is_err(), "past the end");
     }
 

@@ -90,7 +90,7 @@ pub fn fetch(
         },
     )?;
     src.count(field);
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     {
         let link = match &*src {
             FrameSource::Pidfd(p, _) => Some(*p),

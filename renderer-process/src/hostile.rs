@@ -1,5 +1,5 @@
-//! A compromised renderer, for the trust-boundary tests only: compiled with the `hostile`
-//! feature, which only the test crate turns on, so no release binary contains any of it.
+//! A compromised renderer, for the trust-boundary tests only: compiled into debug builds (what
+//! `cargo test` runs) and never into a release build, which the test command checks.
 //!
 //! The renderer reads [`HOSTILE_ENV`] once at start-up, before its sandbox goes on (reading the
 //! environment later would be no different: code running inside the process could do anything

@@ -141,19 +141,19 @@ impl Link {
     }
 
     /// The link fd (at [`GPU_LINK_FD`]).
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.slot.get()
     }
 
     /// The handover socket, if the launcher gave one.
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     pub fn handover(&self) -> Option<BorrowedFd<'_>> {
         self.handover.as_ref().map(|h| h.get())
     }
 
     /// The slot, for a probe that swaps the link.
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     pub(crate) fn slot_mut(&mut self) -> &mut FixedFd {
         &mut self.slot
     }

@@ -10,13 +10,13 @@
 
 use renderer_process::composite;
 mod fetch;
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 mod hostile;
 mod import;
 mod link;
 mod output;
 mod pipeline;
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 mod probe;
 mod sandbox;
 

@@ -132,7 +132,7 @@ pub struct Pipeline {
     /// Fence waits of a sequence number below this are abandoned.
     cancel: Arc<AtomicU64>,
     /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     hostile: Option<crate::hostile::Attack>,
 }
 
@@ -304,9 +304,9 @@ impl Pipeline {
                 slot_bytes: output.slot_bytes as u64,
             })
             .context("telling the launcher where the output is")?;
-        #[cfg(feature = "test-hooks")]
+        #[cfg(debug_assertions)]
         let hostile = crate::hostile::Attack::from_env();
-        #[cfg(feature = "test-hooks")]
+        #[cfg(debug_assertions)]
         if let Some(a) = hostile {
             crate::hostile::attack(a, &events, &gpu.releases, gpu.epoch, gpu.window);
         }
@@ -337,7 +337,7 @@ impl Pipeline {
             waiter,
             waited,
             cancel,
-            #[cfg(feature = "test-hooks")]
+            #[cfg(debug_assertions)]
             hostile,
         })
     }
@@ -799,7 +799,7 @@ impl Pipeline {
     }
 
     fn release(&mut self, buffer: BufferId) {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(debug_assertions)]
         if self.hostile == Some(crate::hostile::Attack::Withhold) {
             return;
         }

@@ -25,12 +25,12 @@ use anyhow::Context;
 use ipc_protocol::messages::{RendererStart, ViolationReports};
 use triptych_sandbox::fds::{GPU_LINK_FD, HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::renderer::Params;
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 use triptych_sandbox::renderer::ROLE;
 use triptych_sys::fixed::FixedFd;
 
 use crate::link::Link;
-#[cfg(feature = "test-hooks")]
+#[cfg(debug_assertions)]
 use crate::probe::Probe;
 
 /// What start-up claimed, waiting for `Start`.
@@ -39,7 +39,7 @@ pub struct Claimed {
     handover: Option<FixedFd>,
     slot: FixedFd,
     /// The escape test's probe, in test builds only.
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     probe: Option<Probe>,
 }
 
@@ -54,7 +54,7 @@ pub fn startup() -> anyhow::Result<Claimed> {
     Ok(Claimed {
         handover,
         slot,
-        #[cfg(feature = "test-hooks")]
+        #[cfg(debug_assertions)]
         probe: std::env::var(triptych_sandbox::hook::PROBE_ENV)
             .ok()
             .and_then(|v| Probe::parse(ROLE, &v)),
@@ -74,7 +74,7 @@ pub fn confine(
     let mut link = Link::new(start.transport, claimed.handover, claimed.slot);
     link.attach(start.gpu.epoch, start.gpu.gpu_pid)
         .context("attaching to the GPU process")?;
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     let prepared = claimed
         .probe
         .map(|p| p.prepare(&link))
@@ -103,11 +103,11 @@ pub fn confine(
         transport = start.transport.as_str(),
         "sandbox on"
     );
-    #[cfg(feature = "test-hooks")]
+    #[cfg(debug_assertions)]
     if let Some(p) = prepared {
         p.run(&mut link, start, output);
     }
-    #[cfg(not(feature = "test-hooks"))]
+    #[cfg(not(debug_assertions))]
     let _ = output;
     Ok(link)
 }

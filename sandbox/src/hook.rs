@@ -1,7 +1,8 @@
 //! The names the test hook of the escape tests uses. Only the names live here, in every build:
 //! the code that reads the hook and makes the attempts (`attempts`, and the children's probe
-//! modules) exists only with the `escape-tests` feature, so a release binary neither reads
-//! [`PROBE_ENV`] nor contains the string.
+//! modules) is compiled only into debug builds (`cfg(debug_assertions)`: what `cargo test`
+//! runs), so a release binary neither reads [`PROBE_ENV`] nor contains the string; the test
+//! command checks that on the release binaries.
 
 /// The environment variable of the test hook: `<role>:<name>`.
 pub const PROBE_ENV: &str = "TRIPTYCH_SANDBOX_PROBE";

@@ -10,7 +10,7 @@
 //! - the wire formats of the two fd-passing sockets ([`wire`]);
 //! - naming a trapped call for the launcher's log line ([`names`], [`report`]);
 //! - the catalogue of escape attempts the tests make the real processes perform (`attempts`,
-//!   compiled only with the `escape-tests` feature, which release builds do not enable), and the
+//!   compiled only into debug builds, never into a release build), and the
 //!   names of its hook ([`hook`]).
 //!
 //! # How a policy becomes filters
@@ -50,7 +50,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(any(test, feature = "escape-tests"))]
+#[cfg(debug_assertions)]
 pub mod attempts;
 pub mod common;
 pub mod fds;

@@ -43,7 +43,7 @@ pub mod notify;
 pub mod pidfd;
 pub mod poll;
 pub mod prctl;
-#[cfg(any(test, feature = "escape-tests"))]
+#[cfg(debug_assertions)]
 pub mod probe;
 pub mod proc;
 pub mod scm;

@@ -3,7 +3,7 @@
 //!
 //! Every sandbox test runs the real `triptych run` (launcher, GPU process, renderer, each under
 //! its real policy) with `TRIPTYCH_SANDBOX_PROBE=<role>:<name>` (see
-//! `triptych_sandbox::attempts`, built with the `escape-tests` feature). A trapped attempt kills the process by `SIGSYS`; the launcher
+//! `triptych_sandbox::attempts`, in debug builds only). A trapped attempt kills the process by `SIGSYS`; the launcher
 //! names the call in its log and in the summary, replaces the process (without the hook) and
 //! finishes the run, so every probe run ends with a summary to check.
 

@@ -1,5 +1,5 @@
 //! The trust boundary from the other side: a real, sandboxed GPU process built with its
-//! `hostile` mode breaks the protocol once per case. Against the launcher it costs the GPU
+//! hostile mode (debug builds only) breaks the protocol once per case. Against the launcher it costs the GPU
 //! process its life (recorded, replaced); against the renderer it costs a dropped message. In
 //! every case the run finishes with exit 0 and every frame presented, and the renderer is never
 //! killed or blamed.

@@ -1,5 +1,5 @@
-//! The trust boundary, tried from inside: a real, sandboxed renderer built with its `hostile`
-//! mode breaks the protocol in one way per case, using only the sockets and fds it holds. For
+//! The trust boundary, tried from inside: a real, sandboxed renderer in its hostile mode (debug
+//! builds only) breaks the protocol in one way per case, using only the sockets and fds it holds. For
 //! each, the launcher must finish the run with exit 0 and every frame presented, record the
 //! renderer as compromised with the cause named, and leave the GPU process alone.
 
