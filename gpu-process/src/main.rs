@@ -244,6 +244,8 @@ struct Producer {
     releases: Receiver<Delivery<RendererToGpu>>,
     /// Whether a starvation was reported since the last frame rendered.
     starved_sent: bool,
+    /// Releases of buffers that were not in flight (ignored).
+    stray_releases: u64,
     pool: Pool,
     rec: Recorder,
     /// Sends each frame's fds to the renderer with the SCM_RIGHTS transport.
@@ -282,16 +284,19 @@ impl Producer {
             to_renderer: Some(to_renderer),
             releases,
             starved_sent: false,
+            stray_releases: 0,
             pool,
             rec,
             fds,
         })
     }
 
-    /// One delivery from the release channel. A bad message, a release of another epoch or of
-    /// a buffer the renderer does not hold breaks the protocol: this process stops reading the
-    /// channel, tells the launcher (the renderer is at fault, not this process), and goes on
-    /// serving the renderer that replaces it.
+    /// One delivery from the release channel. A message that does not decode, or a release of
+    /// another epoch than the one the launcher gave both children, breaks the protocol: this
+    /// process stops reading the channel, tells the launcher (the renderer is at fault, not this
+    /// process), and goes on serving the renderer that replaces it. A release of a buffer that is
+    /// not in flight frees nothing and is only counted: the renderer releases the ids this
+    /// process's own descriptions named, so such a release proves nothing against it.
     fn release(&mut self, d: Delivery<RendererToGpu>) {
         let fault = match d {
             Err(v) => Some(v.to_string()),
@@ -302,10 +307,13 @@ impl Producer {
                         self.epoch
                     ))
                 } else {
-                    self.pool
-                        .release(buffer)
-                        .err()
-                        .map(|e| format!("Release of a buffer it does not hold: {e}"))
+                    if let Err(e) = self.pool.release(buffer) {
+                        self.stray_releases += 1;
+                        if self.stray_releases == 1 {
+                            tracing::warn!(error = %e, "a release of a buffer not in flight (ignored; more are counted)");
+                        }
+                    }
+                    None
                 }
             }
         };

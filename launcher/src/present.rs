@@ -85,11 +85,15 @@ impl Screen {
         Ok(self.shown.replace((slot, frame)).map(|(s, _)| s))
     }
 
-    /// The pixels on screen (RGBA, premultiplied, rows tightly packed).
-    pub fn pixels(&self) -> Option<&[u8]> {
+    /// A copy of the pixels on screen (RGBA, premultiplied, rows tightly packed). The output is
+    /// memory the renderer can write, so it is copied out, never borrowed.
+    pub fn pixels(&self) -> Option<Vec<u8>> {
         let (slot, _) = self.shown?;
         let start = slot as usize * self.slot_bytes;
-        self.map.as_slice().get(start..start + self.slot_bytes)
+        self.map
+            .peer_bytes()
+            .sub(start, self.slot_bytes)
+            .map(|p| p.to_vec())
     }
 
     /// Writes what is on screen to `path` as an RGBA PNG. Every composited pixel is opaque
@@ -107,7 +111,7 @@ impl Screen {
         let mut w = enc
             .write_header()
             .with_context(|| format!("writing {}", path.display()))?;
-        w.write_image_data(pixels)
+        w.write_image_data(&pixels)
             .with_context(|| format!("writing {}", path.display()))?;
         w.finish()
             .with_context(|| format!("finishing {}", path.display()))?;

@@ -55,6 +55,7 @@ use std::ops::Range;
 use ipc_protocol::frame::{
     DRM_FORMAT_ABGR8888, DRM_FORMAT_ARGB8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_XRGB8888,
 };
+use triptych_sys::mapping::PeerBytes;
 use triptych_sys::simd::{Avx2, Source};
 
 /// The backdrop the layers are drawn over.
@@ -63,8 +64,9 @@ pub use triptych_scene::BACKDROP;
 /// One layer ready to composite.
 #[derive(Debug)]
 pub struct Layer<'a> {
-    /// The buffer's bytes, starting at the plane's offset.
-    pub pixels: &'a [u8],
+    /// The buffer's bytes, starting at the plane's offset: memory the GPU process may write, so
+    /// it is only ever copied out of, a row at a time, never borrowed.
+    pub pixels: PeerBytes<'a>,
     /// Bytes per row.
     pub stride: usize,
     /// Width in pixels.
@@ -296,7 +298,7 @@ fn draw_chunks<const SWAP: bool, const OPAQUE: bool, const SCALE: bool>(
 
 /// A layer clipped to the frame, with every row it reads checked to lie inside its buffer.
 struct Span<'a> {
-    pixels: &'a [u8],
+    pixels: PeerBytes<'a>,
     stride: usize,
     format: Format,
     opacity: u8,
@@ -360,10 +362,28 @@ impl<'a> Span<'a> {
     }
 
     /// Draws the layer's part of frame row `y` into `row`, the whole output row; see
-    /// [`draw_row`] for `over_backdrop`.
-    fn draw(&self, row: &mut [u8], y: usize, avx2: Option<Avx2>, over_backdrop: bool) {
+    /// [`draw_row`] for `over_backdrop`. The source row is first copied out of the peer's
+    /// memory into `scratch` (one `memcpy` of the covered part of the row), so every byte the
+    /// blend reads is read once and cannot change under it.
+    fn draw(
+        &self,
+        row: &mut [u8],
+        y: usize,
+        avx2: Option<Avx2>,
+        over_backdrop: bool,
+        scratch: &mut Vec<u8>,
+    ) {
         let start = (y as i64 - self.top) as usize * self.stride + self.src_x;
-        let src = &self.pixels[start..start + self.dst.len()];
+        scratch.resize(self.dst.len(), 0);
+        // In range: clip() checked the last row's end against the buffer.
+        let copied = self
+            .pixels
+            .sub(start, self.dst.len())
+            .is_some_and(|p| p.copy_to(scratch));
+        if !copied {
+            return;
+        }
+        let src = &scratch[..];
         let dst = &mut row[self.dst.clone()];
         match self.format {
             Format::Rgba => draw_row::<false, false>(dst, src, self.opacity, avx2, over_backdrop),
@@ -397,6 +417,7 @@ pub(crate) fn composite_with(
         .iter()
         .filter_map(|l| Span::clip(l, width, height))
         .collect();
+    let mut scratch = Vec::with_capacity(row_bytes);
     for (y, row) in out.chunks_exact_mut(row_bytes).enumerate() {
         let mut covering = spans.iter().filter(|s| s.rows.contains(&y));
         match covering.next() {
@@ -405,12 +426,12 @@ pub(crate) fn composite_with(
                 // only where that layer leaves it uncovered.
                 fill(&mut row[..bottom.dst.start]);
                 fill(&mut row[bottom.dst.end..]);
-                bottom.draw(row, y, avx2, true);
+                bottom.draw(row, y, avx2, true, &mut scratch);
             }
             None => fill(row),
         }
         for s in covering {
-            s.draw(row, y, avx2, false);
+            s.draw(row, y, avx2, false, &mut scratch);
         }
     }
 }
@@ -446,7 +467,7 @@ mod tests {
                     let p = triptych_scene::placement(frame, l, n, w, h);
                     let c = &contents[l as usize];
                     Layer {
-                        pixels: &bufs[l as usize],
+                        pixels: PeerBytes::from_local(&bufs[l as usize]),
                         stride: c.width as usize * 4,
                         width: c.width,
                         height: c.height,
@@ -480,7 +501,7 @@ mod tests {
     fn bgra_is_swizzled_and_offscreen_is_clipped() {
         let src = [10u8, 20, 30, 255, 10, 20, 30, 255];
         let mut layers = [Layer {
-            pixels: &src,
+            pixels: PeerBytes::from_local(&src),
             stride: 8,
             width: 2,
             height: 1,
@@ -588,8 +609,9 @@ mod tests {
     }
 
     /// The texel at byte `i` of `pixels` as premultiplied RGBA, read one byte at a time.
-    fn texel(pixels: &[u8], i: usize, fourcc: u32) -> [u8; 4] {
-        let p = &pixels[i..i + 4];
+    fn texel(pixels: PeerBytes<'_>, i: usize, fourcc: u32) -> [u8; 4] {
+        let mut p = [0u8; 4];
+        assert!(pixels.sub(i, 4).is_some_and(|v| v.copy_to(&mut p)));
         match fourcc {
             DRM_FORMAT_ABGR8888 => [p[0], p[1], p[2], p[3]],
             DRM_FORMAT_XBGR8888 => [p[0], p[1], p[2], 255],
@@ -672,7 +694,7 @@ mod tests {
                         let stride = width as usize * 4 + 4 * rng.below(3) as usize;
                         let buf = pixels(&mut rng, stride * height as usize, alpha);
                         let layer = Layer {
-                            pixels: &buf,
+                            pixels: PeerBytes::from_local(&buf),
                             stride,
                             width,
                             height,
@@ -693,7 +715,7 @@ mod tests {
                         let mut layers = [
                             Layer { ..layer },
                             Layer {
-                                pixels: &under,
+                                pixels: PeerBytes::from_local(&under),
                                 stride: width as usize * 4,
                                 fourcc: DRM_FORMAT_ABGR8888,
                                 z: -1,
@@ -742,7 +764,7 @@ mod tests {
                 .iter()
                 .zip(&bufs)
                 .map(|(&(lw, lh, stride, fourcc, opacity, _), buf)| Layer {
-                    pixels: buf,
+                    pixels: PeerBytes::from_local(buf),
                     stride,
                     width: lw,
                     height: lh,
@@ -767,7 +789,7 @@ mod tests {
     fn a_layer_reaching_past_its_buffer_is_not_drawn() {
         let buf = vec![255u8; 4 * 4 * 3 - 1];
         let mut layers = [Layer {
-            pixels: &buf,
+            pixels: PeerBytes::from_local(&buf),
             stride: 16,
             width: 4,
             height: 3,
@@ -793,7 +815,7 @@ mod tests {
     fn unknown_formats_and_empty_frames_draw_nothing() {
         let buf = vec![200u8; 16];
         let mut layers = [Layer {
-            pixels: &buf,
+            pixels: PeerBytes::from_local(&buf),
             stride: 8,
             width: 2,
             height: 2,

@@ -43,6 +43,8 @@ pub enum Attack {
     GarbageRelease,
     /// A release of a buffer it never held.
     BogusRelease,
+    /// A release of another epoch than the current one.
+    EpochRelease,
     /// Never release anything (keeps compositing).
     Withhold,
     /// Writes a well-formed, forged violation record to the report pipe.
@@ -67,6 +69,7 @@ impl Attack {
             "flood" => Attack::Flood,
             "garbage-release" => Attack::GarbageRelease,
             "bogus-release" => Attack::BogusRelease,
+            "epoch-release" => Attack::EpochRelease,
             "withhold" => Attack::Withhold,
             "forge-report" => Attack::ForgeReport,
             "silence-trap" => Attack::SilenceTrap,
@@ -157,6 +160,15 @@ pub fn attack(
                 buffer: BufferId {
                     slot: 9999,
                     generation: 7,
+                },
+            });
+        }
+        Attack::EpochRelease => {
+            let _ = releases.send(&RendererToGpu::Release {
+                epoch: epoch + 5,
+                buffer: BufferId {
+                    slot: 0,
+                    generation: 1,
                 },
             });
         }

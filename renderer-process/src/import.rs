@@ -94,11 +94,13 @@ pub struct Imported {
 
 impl Imported {
     /// The bytes of plane 0, from its offset to the end of its last row.
-    pub fn plane_bytes(&self) -> &[u8] {
+    pub fn plane_bytes(&self) -> triptych_sys::mapping::PeerBytes<'_> {
         let start = self.shape.offset as usize;
-        let end = start + self.shape.stride as usize * self.shape.height as usize;
-        // Bounds were checked at import against the mapping's size.
-        self.map.as_slice().get(start..end).unwrap_or(&[])
+        let len = self.shape.stride as usize * self.shape.height as usize;
+        // Bounds were checked at import against the mapping's size; an empty view draws nothing.
+        let all = self.map.peer_bytes();
+        all.sub(start, len)
+            .unwrap_or(triptych_sys::mapping::PeerBytes::from_local(&[]))
     }
 }
 

@@ -6,9 +6,91 @@
 //! only through methods that take `&self`/`&mut self`, so the borrow checker ties every view to
 //! the mapping's lifetime. Another process may write the memory at any time: readers must only
 //! read what a fence or a message has told them is complete.
+//!
+//! # Memory a peer can write
+//!
+//! A mapping another process can write (a GPU process's buffer in the renderer, the renderer's
+//! output in the launcher) is never read through a `&[u8]`: the compiler may assume a shared
+//! reference's target does not change, and a compromised peer can change it at any moment.
+//! Such memory is read only through [`PeerBytes`], which forms no Rust reference into it and
+//! hands out nothing but copies ([`PeerBytes::copy_to`]): each value a reader decides on is
+//! read once, into its own memory, and the copy cannot change under it (no double fetch).
+//! [`Mapping::as_slice`] is for memory no other process can write.
 
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
+
+/// A view of bytes another process may write at any time: it can only be copied out of.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerBytes<'a> {
+    ptr: *const u8,
+    len: usize,
+    _borrow: PhantomData<&'a [u8]>,
+}
+
+// SAFETY: a PeerBytes is a read-only view used only to copy out of; the memory it points at
+// outlives `'a` (it borrows a Mapping or a slice), and copying from another thread is as sound
+// as copying from this one.
+unsafe impl Send for PeerBytes<'_> {}
+// SAFETY: as above; it hands out no references, only copies.
+unsafe impl Sync for PeerBytes<'_> {}
+
+impl<'a> PeerBytes<'a> {
+    /// A view of memory of this process (tests, benchmarks, a local copy).
+    pub fn from_local(bytes: &'a [u8]) -> Self {
+        Self {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes `[start, start + len)`, if they lie inside.
+    pub fn sub(&self, start: usize, len: usize) -> Option<PeerBytes<'a>> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        Some(Self {
+            // SAFETY: `start <= end <= self.len`, so the offset stays inside the view.
+            ptr: unsafe { self.ptr.add(start) },
+            len,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// Copies the first `dst.len()` bytes into `dst`; false (and nothing copied) if there are
+    /// fewer.
+    pub fn copy_to(&self, dst: &mut [u8]) -> bool {
+        if dst.len() > self.len {
+            return false;
+        }
+        // SAFETY: `ptr` is valid for `self.len >= dst.len()` bytes for `'a` (see the type), `dst`
+        // is our own exclusive buffer, and the two cannot overlap (a peer's mapping is not part
+        // of `dst`, and a local view is borrowed shared while `dst` is borrowed mutably). The copy
+        // goes through raw pointers: no reference into the peer's memory is ever formed.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+
+    /// A copy of all the bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len];
+        self.copy_to(&mut v);
+        v
+    }
+}
 
 /// Errors from mapping.
 #[derive(Debug, thiserror::Error)]
@@ -100,16 +182,22 @@ impl Mapping {
         self.len == 0
     }
 
-    /// The mapped bytes.
-    ///
-    /// Another process may be writing them; the caller's protocol (fences, messages) says when
-    /// a range is stable. Reading a byte that changes underneath yields some value of that byte,
-    /// never undefined behaviour in this process, because the memory is plain shared memory that
-    /// the compiler cannot assume unchanged across the calls that synchronise with the writer.
+    /// The mapped bytes, of a mapping no other process can write (this process's own buffer,
+    /// or a file sealed against writes it alone created). For memory a peer can write, use
+    /// [`Mapping::peer_bytes`].
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives (unmapped only in
         // drop), and the returned borrow cannot outlive `self`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The mapped bytes as memory a peer may write: readable only by copying.
+    pub fn peer_bytes(&self) -> PeerBytes<'_> {
+        PeerBytes {
+            ptr: self.ptr.as_ptr(),
+            len: self.len,
+            _borrow: PhantomData,
+        }
     }
 
     /// The mapped bytes, writable. Panics if the mapping was made read-only (a programming
@@ -137,6 +225,23 @@ impl Drop for Mapping {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn peer_bytes_copy_what_the_writer_wrote_and_refuse_out_of_range() {
+        let fd = crate::memfd::create_sealed(c"p", 4096).expect("memfd");
+        let mut w = Mapping::new(fd.as_fd(), 4096, Access::ReadWrite).expect("map rw");
+        let r = Mapping::new(fd.as_fd(), 4096, Access::Read).expect("map r");
+        w.as_mut_slice()[100..104].copy_from_slice(&[1, 2, 3, 4]);
+        let view = r.peer_bytes().sub(100, 4).expect("in range");
+        let mut got = [0u8; 4];
+        assert!(view.copy_to(&mut got));
+        assert_eq!(got, [1, 2, 3, 4]);
+        // The copy is ours: the writer changing the memory afterwards does not change it.
+        w.as_mut_slice()[100] = 9;
+        assert_eq!(got[0], 1);
+        assert!(r.peer_bytes().sub(4090, 7).is_none());
+        assert!(!view.copy_to(&mut [0u8; 5]));
+    }
 
     #[test]
     fn two_mappings_share_memory() {

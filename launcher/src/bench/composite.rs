@@ -79,7 +79,8 @@ pub fn measure(kind: Kind, plan: Plan) -> anyhow::Result<Measured> {
     layer.fill(src.as_mut_slice());
     let src = src;
     let mut out = shared("triptych-bench-output")?;
-    let pixels = src.as_slice();
+    // Read as the renderer reads a buffer: as memory another process may write.
+    let pixels = src.peer_bytes();
     let mut layers = [Layer {
         pixels,
         stride: WIDTH as usize * 4,
@@ -105,7 +106,7 @@ pub fn measure(kind: Kind, plan: Plan) -> anyhow::Result<Measured> {
         |n, _| {
             time_each(n, |_| {
                 let mut o = out_cell.borrow_mut();
-                o.as_mut_slice().copy_from_slice(pixels);
+                pixels.copy_to(o.as_mut_slice());
                 std::hint::black_box(o.as_slice().as_ptr());
                 Ok(())
             })
