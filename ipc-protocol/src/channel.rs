@@ -218,9 +218,10 @@ impl<T: Wire> Sender<T> {
             {
                 Err(SendError::Disconnected)
             }
-            Err(triptych_sys::scm::ScmError::Send { errno, .. }) if errno == nix::Error::EAGAIN => {
-                Err(SendError::Full)
-            }
+            Err(triptych_sys::scm::ScmError::Send {
+                errno: nix::Error::EAGAIN,
+                ..
+            }) => Err(SendError::Full),
             Err(e) => Err(SendError::Io(e)),
         }
     }

@@ -326,7 +326,7 @@ impl Supervisor<'_> {
                         }
                     }
                     Ok(Ok((GpuToLauncher::Started(info), _))) => {
-                        if !(info.window.0 < info.window.1) || info.pid != pid {
+                        if info.window.0 >= info.window.1 || info.pid != pid {
                             child.proc.kill();
                             return Ok(Err((pid, format!("protocol violation: Started: pid {} window {:?}", info.pid, info.window))));
                         }
