@@ -7,14 +7,16 @@
 #                               it is. Any crash, leak or timeout fails the run and leaves its
 #                               reproducer under fuzz/artifacts/<target>/.
 #
-# Needs the nightly toolchain (sanitizers) and cargo-fuzz, which it installs from crates.io when
-# missing.
+# Needs the nightly toolchain (sanitizers) and cargo-fuzz; installs either when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  echo "fuzz: the nightly toolchain is missing (rustup toolchain install nightly): fuzzing needs its sanitizer support" >&2
-  exit 1
+  echo "fuzz: installing the nightly toolchain (fuzzing needs its sanitizer support)"
+  rustup toolchain install nightly --profile minimal || {
+    echo "fuzz: the nightly toolchain is missing and could not be installed" >&2
+    exit 1
+  }
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz"
