@@ -1,0 +1,48 @@
+//! The report pipe's reader: where the kernel cannot report violations itself, the child's
+//! `SIGSYS` handler writes records to the pipe; where it can, anything written there is a
+//! forgery.
+
+use super::*;
+
+/// Reads trap records from `pipe` until it closes (the child is gone). With signal reports each
+/// is a violation, logged; with user notification the child has no business writing there, and
+/// the first byte is a forgery that kills it. A garbled record is a forgery too.
+pub(super) fn report_reader(
+    role: &'static str,
+    pid: u32,
+    pipe: OwnedFd,
+    mode: ViolationReports,
+    tx: crossbeam_channel::Sender<Report>,
+    pidfd: OwnedFd,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("{role}-{pid}-sandbox"))
+        .spawn(move || {
+            let mut f = std::fs::File::from(pipe);
+            let forged = |what: String| {
+                tracing::error!(role, pid, %what, "forged sandbox report");
+                let _ = tx.send(Report::Forged(what));
+                let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            };
+            if mode == ViolationReports::Notify {
+                let mut one = [0u8; 1];
+                if matches!(f.read(&mut one), Ok(1)) {
+                    forged("wrote to the report pipe, which the kernel's reports replace".into());
+                }
+                return;
+            }
+            let mut buf = [0u8; RECORD_LEN];
+            while f.read_exact(&mut buf).is_ok() {
+                match TrapRecord::decode(&buf) {
+                    Ok(r) => {
+                        let v = Violation::new(role, r);
+                        tracing::error!(pid, tid = r.tid, "{v}");
+                        let _ = tx.send(Report::Violation(v));
+                    }
+                    Err(e) => return forged(format!("a garbled sandbox report: {e}")),
+                }
+            }
+        })
+        .context("spawning the sandbox report reader")?;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The main loop: every child message, exit, corroboration verdict and heartbeat, until the last
+//! frame is on screen; and who is to blame when nothing reaches the screen.
+
+use super::*;
+
+impl Supervisor<'_> {
+    /// The main loop: until the last frame is on screen, or Ctrl-C.
+    pub(super) fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
+        let heartbeat = Duration::from_millis(self.args.heartbeat_ms.max(10));
+        let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
+        self.last_progress = Instant::now();
+        while self.summary.last_frame != Some(self.args.frames - 1) {
+            let gpu_events = self
+                .gpu
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |g| g.events.clone());
+            let gpu_exit = self
+                .gpu
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |g| g.exit.clone());
+            let r_events = self
+                .renderer
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |r| r.events.clone());
+            let r_exit = self
+                .renderer
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
+            let checked = self.checks.done.clone();
+            select! {
+                recv(r_events) -> m => match m {
+                    Ok(d) => self.renderer_delivery(d)?,
+                    Err(_) => self.channel_closed("renderer", &r_exit)?,
+                },
+                recv(gpu_events) -> m => match m {
+                    Ok(d) => self.gpu_delivery(d)?,
+                    Err(_) => self.channel_closed("gpu", &gpu_exit)?,
+                },
+                recv(gpu_exit) -> _ => self.gpu_down(None)?,
+                recv(r_exit) -> _ => self.renderer_down(None)?,
+                recv(checked) -> v => if let Ok((claim, finding)) = v {
+                    self.checks.finished();
+                    self.fence_verdict(claim, finding)?;
+                },
+                recv(signals) -> s => {
+                    tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
+                    return Ok(());
+                }
+                default(heartbeat) => {}
+            }
+            if let Some(b) = self.pending_gpu_breach.take() {
+                self.gpu_violation(b)?;
+            }
+            if let Some(b) = self.pending_renderer_breach.take() {
+                self.renderer_violation(b)?;
+            }
+            if self.renderer.as_ref().is_some_and(|r| r.unread) {
+                self.renderer_violation(rules::Breach::new(
+                    "control socket",
+                    "stopped reading the launcher's commands (its queue is full)",
+                ))?;
+            }
+            if self.gpu.as_ref().is_some_and(|g| g.unread) {
+                self.gpu_violation(rules::Breach::new(
+                    "control socket",
+                    "stopped reading the launcher's commands (its queue is full)",
+                ))?;
+            }
+            // Heartbeats.
+            if self.last_ping.elapsed() >= heartbeat {
+                self.ping_seq += 1;
+                self.last_ping = Instant::now();
+                if let Some(g) = &mut self.gpu {
+                    if let Err(SendError::Full) =
+                        g.child.commands.send(&LauncherToGpu::Ping(self.ping_seq))
+                    {
+                        g.unread = true;
+                    }
+                }
+                if let Some(r) = &mut self.renderer {
+                    if let Err(e) = r
+                        .child
+                        .commands
+                        .send(&LauncherToRenderer::Ping(self.ping_seq))
+                    {
+                        r.send_failed(e);
+                    }
+                }
+            }
+            if let Some(silent) = self
+                .gpu
+                .as_ref()
+                .map(|g| g.last_pong.elapsed())
+                .filter(|s| *s > hang)
+            {
+                self.gpu_down(Some(Cause::Hang {
+                    silent_ms: silent.as_millis() as u64,
+                }))?;
+            }
+            if let Some(silent) = self
+                .renderer
+                .as_ref()
+                .map(|r| r.last_pong.elapsed())
+                .filter(|s| *s > hang)
+            {
+                self.renderer_down(Some(Cause::Hang {
+                    silent_ms: silent.as_millis() as u64,
+                }))?;
+            }
+            // Both answer, yet nothing reaches the screen: blame whoever holds things up.
+            let stalled = self.last_progress.elapsed();
+            if stalled > hang && self.gpu.is_some() {
+                self.stalled(stalled, hang)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A child's control socket closed. A dying child closes it a moment before its pidfd
+    /// reports the exit; a child that closes it and lives on has broken the protocol.
+    pub(super) fn channel_closed(
+        &mut self,
+        role: &'static str,
+        exit: &Receiver<()>,
+    ) -> anyhow::Result<()> {
+        let died = exit.recv_timeout(Duration::from_millis(250)).is_ok();
+        let cause = (!died).then(|| Cause::ProtocolViolation {
+            kind: "control socket".to_owned(),
+            what: "closed while the process lives on".to_owned(),
+        });
+        if role == "gpu" {
+            self.gpu_down(cause)
+        } else {
+            self.renderer_down(cause)
+        }
+    }
+
+    /// No frame reached the screen for `stalled` although both children answer. Blame goes by
+    /// what the kernel shows, then by what the GPU process says about its pool:
+    /// 1. frames queued unread at the renderer's end of the peer socket: the renderer stopped
+    ///    taking frames;
+    /// 2. the GPU process has waited for releases since before the stall began: the renderer is
+    ///    withholding its buffers;
+    /// 3. otherwise the GPU process stopped producing.
+    pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
+        let ms = stalled.as_millis() as u64;
+        let unread = self
+            .renderer
+            .as_ref()
+            .and_then(|r| r.peer_end.as_ref())
+            .and_then(|fd| triptych_sys::scm::queued_bytes(fd.as_fd()).ok())
+            .unwrap_or(0);
+        if unread > 0 {
+            return self.renderer_down(Some(Cause::ProtocolViolation {
+                kind: "peer socket".to_owned(),
+                what: format!("left {unread} bytes of frames unread for {ms} ms"),
+            }));
+        }
+        let starved = self
+            .gpu
+            .as_ref()
+            .and_then(|g| g.starved_since)
+            .is_some_and(|t| t.elapsed() + Duration::from_millis(10) >= hang.min(stalled));
+        if starved && self.renderer.is_some() {
+            return self.renderer_down(Some(Cause::ProtocolViolation {
+                kind: "Release".to_owned(),
+                what: format!("held every buffer of a layer for {ms} ms"),
+            }));
+        }
+        self.gpu_down(Some(Cause::Stalled { ms }))
+    }
+
+    /// The launcher's own check of a renderer's fence-timeout claim came back.
+    pub(super) fn fence_verdict(
+        &mut self,
+        claim: corroborate::Claim,
+        finding: corroborate::Finding,
+    ) -> anyhow::Result<()> {
+        use corroborate::Finding;
+        match finding {
+            Finding::Hung => {
+                if self.gpu.as_ref().is_some_and(|g| g.epoch == claim.epoch) {
+                    self.gpu_down(Some(Cause::FenceTimeout {
+                        frame: claim.frame,
+                        layer: claim.layer,
+                    }))?;
+                }
+            }
+            Finding::Refuted(why) => {
+                tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed");
+                self.summary.refuted_fence_timeouts += 1;
+            }
+            Finding::Bogus(why) => {
+                self.renderer_violation(rules::Breach::new("FenceTimeout", why))?;
+            }
+        }
+        Ok(())
+    }
+}

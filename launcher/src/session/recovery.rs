@@ -1,0 +1,243 @@
+//! A child died, hung or broke the protocol: reap it, drain what it sent before dying, record
+//! the crash with its cause, apply the restart policy, and start its replacement.
+
+use super::*;
+
+impl Supervisor<'_> {
+    /// Records a crash of `role`; the child is already reaped.
+    pub(super) fn record_crash(
+        &mut self,
+        role: &'static str,
+        pid: u32,
+        cause: Cause,
+        fault: Option<(u64, Fault)>,
+        detected_ns: u64,
+    ) -> usize {
+        let cause = self
+            .jail
+            .reaped(pid, &self.rec, self.summary.last_frame)
+            .unwrap_or(cause);
+        let kill = self
+            .kill_times
+            .iter()
+            .position(|(p, _)| *p == pid)
+            .map(|i| self.kill_times.remove(i).1);
+        let since = fault.map(|(t, _)| t).or(kill);
+        let record = CrashRecord {
+            role,
+            pid,
+            cause: cause.clone(),
+            at_s: self.started.elapsed().as_secs_f64(),
+            last_frame: self.summary.last_frame,
+            detection_us: since.map(|t| detected_ns.saturating_sub(t) as f64 / 1000.0),
+            recovery_us: None,
+            injected: fault
+                .map(|(_, f)| crate::chaos::describe(&f))
+                .or(kill.map(|_| "external SIGKILL".to_owned())),
+        };
+        if let Some(t) = since {
+            self.detections.push(detected_ns.saturating_sub(t));
+        }
+        tracing::warn!(role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
+        self.trace_instant(
+            Marker::Crash,
+            self.summary.last_frame,
+            &[
+                ("role", role.into()),
+                ("pid", pid.to_string()),
+                ("cause", cause.to_string()),
+            ],
+        );
+        self.crashes.push(record);
+        self.crashes.len() - 1
+    }
+
+    /// The GPU process died or hung: reap it, record it, replace it.
+    pub(super) fn gpu_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
+        let detected_ns = triptych_trace::now_ns();
+        let detected = Instant::now();
+        let Some(mut g) = self.gpu.take() else {
+            return Ok(());
+        };
+        if hung.is_some() {
+            g.child.proc.kill();
+        }
+        let st = g
+            .child
+            .proc
+            .wait_exit(Duration::from_secs(2))
+            .or_else(|| g.child.proc.kill());
+        // Everything it sent before dying (trace batches, the fault notice) is still readable:
+        // the forwarding thread delivers it, then disconnects, once the socket reports the end.
+        // It is dead, so this ends; at most FORWARD_QUEUE messages are waiting.
+        while let Ok(Ok((m, _))) = g.events.recv_timeout(Duration::from_millis(500)) {
+            match m {
+                GpuToLauncher::FaultFired { at_ns, fault } if g.faults.contains(&fault) => {
+                    self.fired.push(fault);
+                    g.fault = Some((at_ns, fault));
+                }
+                GpuToLauncher::Trace(t) => {
+                    if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
+                        self.events.extend(t);
+                    }
+                }
+                // Frames it sent before dying may still be presented by the renderer.
+                GpuToLauncher::Produced { frame } => {
+                    let _ = self.frames.produced(frame, self.args.frames);
+                }
+                _ => {}
+            }
+        }
+        let cause = hung.unwrap_or_else(|| exit_cause(st));
+        let idx = self.record_crash("gpu", g.child.proc.pid, cause, g.fault, detected_ns);
+        if self.gpu_policy.crashed(detected) {
+            let why = self.crashes[idx].cause.to_string();
+            self.step_down(&why)?;
+        }
+        drop(g);
+        let renderer_pid = self.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
+        let resume = self.resume_from();
+        let mut mk = || new_link(renderer_pid, resume);
+        let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
+        self.trace_instant(
+            Marker::Restart,
+            self.summary.last_frame,
+            &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())],
+        );
+        if let Some(r) = &mut self.renderer {
+            if let Err(e) = self
+                .jail
+                .link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid)
+            {
+                tracing::warn!(error = %e, "could not hand the renderer its link to the new GPU process");
+            }
+            let m = LauncherToRenderer::NewGpu(GpuLink {
+                epoch: gpu.epoch,
+                gpu_pid: gpu.info.pid,
+                gpu_window: gpu.info.window,
+            });
+            if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
+                // A renderer that died meanwhile is replaced through its own pidfd.
+                tracing::warn!(error = %e, "could not attach the renderer to the new GPU process");
+                r.send_failed(e);
+            }
+            r.peer_end = Some(ends.renderer_dup);
+        }
+        self.gpu = Some(gpu);
+        self.recovery = Some(Recovery {
+            role: "gpu",
+            detected,
+            record: idx,
+        });
+        self.last_progress = Instant::now();
+        Ok(())
+    }
+
+    /// The renderer died or hung: reap it, record it, replace it.
+    pub(super) fn renderer_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
+        let detected_ns = triptych_trace::now_ns();
+        let detected = Instant::now();
+        let Some(mut r) = self.renderer.take() else {
+            return Ok(());
+        };
+        if hung.is_some() {
+            r.child.proc.kill();
+        }
+        let st = r
+            .child
+            .proc
+            .wait_exit(Duration::from_secs(2))
+            .or_else(|| r.child.proc.kill());
+        while let Ok(Ok((m, _))) = r.events.recv_timeout(Duration::from_millis(500)) {
+            match m {
+                RendererToLauncher::FaultFired { at_ns, fault } if r.faults.contains(&fault) => {
+                    self.fired.push(fault);
+                    r.fault = Some((at_ns, fault));
+                }
+                RendererToLauncher::Trace(t) => {
+                    if let Ok(true) = self.budgets.renderer.trace(&t, self.args.trace.is_some()) {
+                        self.events.extend(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let cause = hung.unwrap_or_else(|| exit_cause(st));
+        let idx = self.record_crash("renderer", r.child.proc.pid, cause, r.fault, detected_ns);
+        if self.renderer_policy.crashed(detected) {
+            let history: Vec<String> = self
+                .crashes
+                .iter()
+                .map(|c| format!("{:.3}s {} {} {}", c.at_s, c.role, c.pid, c.cause))
+                .collect();
+            bail!(
+                "the renderer crashed more than {} times within {} s; crash history:\n  {}",
+                self.args.max_crashes,
+                self.args.restart_window_s,
+                history.join("\n  ")
+            );
+        }
+        // Keep showing its last frame until the replacement presents.
+        if let Some(s) = r.screen.take() {
+            if s.shown.is_some() {
+                self.old_screen = Some(s);
+            }
+        }
+        drop(r);
+        let child = self.spawn_renderer()?;
+        let (link, mut ends) = new_link(child.proc.pid, self.resume_from())?;
+        let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
+        let gpu = self
+            .gpu
+            .as_ref()
+            .context("no GPU process while replacing the renderer")?;
+        let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
+        let renderer = self.start_renderer(child, gpu, ends)?;
+        if let Some(g) = &mut self.gpu {
+            if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
+                tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
+            }
+            g.starved_since = None;
+            match g
+                .child
+                .commands
+                .send_with(&LauncherToGpu::NewRenderer(link), &[gpu_end.as_fd()])
+            {
+                Ok(()) => {}
+                Err(SendError::Full) => g.unread = true,
+                Err(_) => tracing::warn!("the GPU process is gone too; it will be replaced"),
+            }
+        }
+        self.trace_instant(
+            Marker::Restart,
+            self.summary.last_frame,
+            &[
+                ("role", "renderer".into()),
+                ("pid", renderer.child.proc.pid.to_string()),
+            ],
+        );
+        self.renderer = Some(renderer);
+        self.summary.fd_counts.renderer_at_10 = None;
+        self.recovery = Some(Recovery {
+            role: "renderer",
+            detected,
+            record: idx,
+        });
+        self.last_progress = Instant::now();
+        Ok(())
+    }
+}
+
+pub(super) fn exit_cause(st: Option<std::process::ExitStatus>) -> Cause {
+    use std::os::unix::process::ExitStatusExt;
+    match st {
+        Some(s) => Cause::Exited {
+            code: s.code(),
+            signal: s.signal().map(|n| signal_name(n).to_owned()),
+        },
+        None => Cause::Exited {
+            code: None,
+            signal: None,
+        },
+    }
+}

@@ -1,0 +1,313 @@
+//! Starting children: a GPU process for the current rung of the fallback ladder (stepping down
+//! while it keeps failing to start), a renderer, and the peer socket between them. A child is
+//! started, handed its end of the peer socket attached to its `Start`, and, with user
+//! notification, must hand over its sandbox listener before it reports anything else.
+
+use super::*;
+
+impl Supervisor<'_> {
+    /// Spawns a GPU process for the current rung, producing for `link`, and waits for it to
+    /// start. Returns the error text when it failed to start.
+    pub(super) fn start_gpu(
+        &mut self,
+        link: RendererLink,
+        gpu_end: OwnedFd,
+    ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
+        self.epoch += 1;
+        let request = self.ladder[self.rung];
+        let mut child: GpuChild = self
+            .jail
+            .spawn("gpu", "triptych-gpu")
+            .context("starting the GPU process")?;
+        let pid = child.proc.pid;
+        self.processes.push(ProcessInfo {
+            pid,
+            name: format!("gpu (epoch {})", self.epoch),
+            threads: vec![],
+        });
+        let events = ipc_protocol::channel::forward(
+            &format!("gpu-{pid}-events"),
+            child.events.take().context("gpu events taken")?,
+        )?;
+        let exit = watch_exit(&child.proc)?;
+        self.budgets.gpu = rules::Budget::default();
+        self.frames.new_epoch(self.epoch, self.resume_from());
+        let mut faults = self.faults_for(&self.plan.gpu);
+        if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
+            faults.push(Fault {
+                frame: 0,
+                point: FaultPoint::GpuStartup,
+                action: FaultAction::Abort,
+            });
+        }
+        if let Err(e) = self.jail.link_gpu(pid, link.renderer_pid) {
+            // It died already: the loop below sees it disconnect and reports that.
+            tracing::warn!(error = %e, "could not hand the GPU process its link to the renderer");
+        }
+        let transport = self.jail.transport();
+        let sent_faults = faults.clone();
+        let start = LauncherToGpu::Start(GpuStart {
+            epoch: self.epoch,
+            width: self.args.size.width,
+            height: self.args.size.height,
+            layers: self.args.layers,
+            frames: self.args.frames,
+            first_frame: self.resume_from(),
+            pool_per_layer: self.args.pool,
+            backend: request,
+            renderer: link,
+            transport,
+            faults,
+            trace: self.args.trace.is_some(),
+            reports: self.jail.reports(),
+        });
+        if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
+            // It died already: the loop below sees it disconnect and reports that.
+            tracing::warn!(error = %e, "could not send Start to the GPU process");
+        }
+        drop(gpu_end);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            select! {
+                recv(events) -> m => match m {
+                    Ok(Ok((GpuToLauncher::SandboxListener, mut fds))) => {
+                        let adopted = fds.pop().ok_or_else(|| "no fd".to_owned()).and_then(|fd| self.jail.adopt_listener(pid, fd));
+                        if let Err(what) = adopted {
+                            child.proc.kill();
+                            return Ok(Err((pid, format!("protocol violation: SandboxListener: {what}"))));
+                        }
+                    }
+                    Ok(Ok((GpuToLauncher::Started(info), _))) => {
+                        if info.window.0 >= info.window.1 || info.pid != pid {
+                            child.proc.kill();
+                            return Ok(Err((pid, format!("protocol violation: Started: pid {} window {:?}", info.pid, info.window))));
+                        }
+                        if self.jail.awaits_listener(pid) {
+                            child.proc.kill();
+                            return Ok(Err((pid, "protocol violation: Started: before its sandbox listener".to_owned())));
+                        }
+                        if let Some(reason) = &info.backend_reason {
+                            self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
+                        }
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false }));
+                    }
+                    Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, e))),
+                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.fired.push(fault),
+                    Ok(Ok((GpuToLauncher::Trace(t), _))) => {
+                        if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
+                            self.events.extend(t);
+                        }
+                    }
+                    Ok(Ok((other, _))) => {
+                        child.proc.kill();
+                        return Ok(Err((pid, format!("protocol violation: {} before Started", ipc_protocol::channel::Wire::kind(&other)))));
+                    }
+                    Ok(Err(v)) => {
+                        child.proc.kill();
+                        return Ok(Err((pid, format!("protocol violation: {v}"))));
+                    }
+                    Err(_) => {
+                        let st = child.proc.wait_exit(Duration::from_secs(1));
+                        return Ok(Err((pid, format!("exited while starting ({})", describe(st)))));
+                    }
+                },
+                default(deadline.saturating_duration_since(Instant::now())) => {
+                    child.proc.kill();
+                    return Ok(Err((pid, format!("did not start within {START_TIMEOUT:?}"))));
+                }
+            }
+        }
+    }
+
+    /// Starts a GPU process, stepping down the ladder while it keeps failing to start.
+    pub(super) fn start_gpu_with_ladder(
+        &mut self,
+        make_link: &mut dyn FnMut() -> anyhow::Result<(RendererLink, GpuLinkEnds)>,
+    ) -> anyhow::Result<(Gpu, GpuLinkEnds)> {
+        loop {
+            let (link, mut ends) = make_link()?;
+            let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
+            match self.start_gpu(link, gpu_end)? {
+                Ok(g) => return Ok((g, ends)),
+                Err((pid, why)) => {
+                    let now = Instant::now();
+                    if self.args.buffers == Buffers::Dmabuf
+                        && self.rung == 0
+                        && self.crashes.is_empty()
+                        && !why.contains("exited")
+                    {
+                        // `--buffers dmabuf` that cannot work is a configuration error, not a crash.
+                        bail!("the GPU process could not start: {why}");
+                    }
+                    let fallback = match why.strip_prefix("protocol violation: ") {
+                        Some(what) => Cause::ProtocolViolation {
+                            kind: "start".to_owned(),
+                            what: what.to_owned(),
+                        },
+                        None => Cause::Exited {
+                            code: None,
+                            signal: None,
+                        },
+                    };
+                    let cause = self
+                        .jail
+                        .reaped(pid, &self.rec, self.summary.last_frame)
+                        .unwrap_or(fallback);
+                    let record = CrashRecord {
+                        role: "gpu",
+                        pid,
+                        cause,
+                        at_s: self.started.elapsed().as_secs_f64(),
+                        last_frame: self.summary.last_frame,
+                        detection_us: None,
+                        recovery_us: None,
+                        injected: None,
+                    };
+                    tracing::warn!(pid, %why, "the GPU process failed to start");
+                    self.trace_instant(
+                        Marker::Crash,
+                        self.summary.last_frame,
+                        &[("role", "gpu".into()), ("why", why.clone())],
+                    );
+                    self.crashes.push(record);
+                    if self.gpu_policy.crashed(now) {
+                        self.step_down(&why)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves to the next rung of the GPU fallback ladder, or fails with the crash history.
+    pub(super) fn step_down(&mut self, why: &str) -> anyhow::Result<()> {
+        if self.rung + 1 >= self.ladder.len() {
+            let history: Vec<String> = self
+                .crashes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:.3}s {} {} {} (last frame {:?})",
+                        c.at_s, c.role, c.pid, c.cause, c.last_frame
+                    )
+                })
+                .collect();
+            bail!(
+                "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
+                self.args.max_crashes,
+                self.args.restart_window_s,
+                self.ladder.iter().map(|r| request_name(*r)).collect::<Vec<_>>().join(" -> "),
+                history.join("\n  ")
+            );
+        }
+        let from = request_name(self.ladder[self.rung]);
+        self.rung += 1;
+        let to = request_name(self.ladder[self.rung]);
+        let msg = format!(
+            "GPU process crashed more than {} times within {} s with --buffers {from}; falling back to {to}",
+            self.args.max_crashes, self.args.restart_window_s
+        );
+        tracing::warn!("{msg}");
+        self.trace_instant(
+            Marker::Fallback,
+            self.summary.last_frame,
+            &[("from", from.into()), ("to", to.into())],
+        );
+        self.fallbacks.push(msg);
+        self.gpu_policy.reset();
+        Ok(())
+    }
+
+    pub(super) fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
+        let mut r: RendererChild = self
+            .jail
+            .spawn("renderer", "triptych-renderer")
+            .context("starting the renderer")?;
+        self.processes.push(ProcessInfo {
+            pid: r.proc.pid,
+            name: "renderer".into(),
+            threads: vec![],
+        });
+        // Events are forwarded by the caller.
+        let _ = &mut r;
+        Ok(r)
+    }
+
+    pub(super) fn start_renderer(
+        &mut self,
+        mut child: RendererChild,
+        gpu: (u64, u32, (i32, i32)),
+        ends: GpuLinkEnds,
+    ) -> anyhow::Result<Renderer> {
+        let (epoch, gpu_pid, gpu_window) = gpu;
+        if let Err(e) = self.jail.link_renderer(child.proc.pid, epoch, gpu_pid) {
+            // Its death, if that is why, is seen through its pidfd and handled there.
+            tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
+        }
+        let events = ipc_protocol::channel::forward(
+            &format!("renderer-{}-events", child.proc.pid),
+            child.events.take().context("renderer events taken")?,
+        )?;
+        let exit = watch_exit(&child.proc)?;
+        self.budgets.renderer = rules::Budget::default();
+        let faults = self.faults_for(&self.plan.renderer);
+        let start = LauncherToRenderer::Start(RendererStart {
+            gpu: GpuLink {
+                epoch,
+                gpu_pid,
+                gpu_window,
+            },
+            layers: self.args.layers,
+            faults: faults.clone(),
+            trace: self.args.trace.is_some(),
+            width: self.args.size.width,
+            height: self.args.size.height,
+            transport: self.jail.transport(),
+            fence_timeout_ms: self.args.fence_timeout_ms,
+            reports: self.jail.reports(),
+        });
+        if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
+            // Its death, if that is why, is seen through its pidfd and handled there.
+            tracing::warn!(error = %e, "could not start the renderer");
+        }
+        Ok(Renderer {
+            child,
+            events,
+            exit,
+            screen: None,
+            last_pong: Instant::now(),
+            fault: None,
+            faults,
+            presented: 0,
+            unread: false,
+            peer_end: Some(ends.renderer_dup),
+        })
+    }
+}
+
+/// The two ends of a peer socket between a GPU process and a renderer, each kept until it is
+/// handed over, and a duplicate of the renderer's end the launcher keeps as evidence.
+pub(super) struct GpuLinkEnds {
+    pub(super) gpu: Option<OwnedFd>,
+    pub(super) renderer: OwnedFd,
+    pub(super) renderer_dup: OwnedFd,
+}
+
+pub(super) fn new_link(
+    renderer_pid: u32,
+    resume_from: u64,
+) -> anyhow::Result<(RendererLink, GpuLinkEnds)> {
+    let (gpu, renderer) =
+        ipc_protocol::channel::socket_pair().context("creating the peer socket")?;
+    let renderer_dup = triptych_sys::fd::dup_cloexec(renderer.as_fd())?;
+    Ok((
+        RendererLink {
+            renderer_pid,
+            resume_from,
+        },
+        GpuLinkEnds {
+            gpu: Some(gpu),
+            renderer,
+            renderer_dup,
+        },
+    ))
+}
