@@ -21,6 +21,55 @@ pub struct Latency {
     pub count: usize,
 }
 
+/// Samples kept at most by [`Samples`]: 512 KiB a series, whatever the run's length.
+pub const RESERVOIR: usize = 65_536;
+
+/// A series of latency samples in bounded memory. Every sample is kept up to [`RESERVOIR`];
+/// past that a uniform random sample of all of them is (Vitter's Algorithm R), so a run of any
+/// length costs the same memory. The count and the maximum stay exact; percentiles are exact up
+/// to [`RESERVOIR`] samples and estimates beyond.
+#[derive(Debug, Default)]
+pub struct Samples {
+    kept: Vec<u64>,
+    seen: u64,
+    max: u64,
+    rng: u64,
+}
+
+impl Samples {
+    /// Adds one sample.
+    pub fn push(&mut self, v: u64) {
+        self.seen += 1;
+        self.max = self.max.max(v);
+        if self.kept.len() < RESERVOIR {
+            self.kept.push(v);
+            return;
+        }
+        // xorshift64*, seeded on first use: reproducibility does not matter here, spread does.
+        if self.rng == 0 {
+            self.rng = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % self.seen;
+        if let Some(slot) = self.kept.get_mut(r as usize) {
+            *slot = v;
+        }
+    }
+
+    /// The series' percentiles.
+    pub fn latency(self) -> Latency {
+        let (seen, max) = (self.seen, self.max);
+        let mut l = Latency::of(self.kept);
+        if seen > 0 {
+            l.count = seen as usize;
+            l.max_us = max as f64 / 1000.0;
+        }
+        l
+    }
+}
+
 impl Latency {
     /// Computes nearest-rank percentiles of `samples_ns`.
     pub fn of(mut samples_ns: Vec<u64>) -> Self {
@@ -337,5 +386,25 @@ impl RunSummary {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_stay_bounded_and_keep_count_and_max_exact() {
+        let mut s = Samples::default();
+        for i in 0..(3 * RESERVOIR as u64) {
+            s.push(i % 1000 * 1000);
+        }
+        s.push(5_000_000);
+        assert_eq!(s.kept.len(), RESERVOIR);
+        let l = s.latency();
+        assert_eq!(l.count, 3 * RESERVOIR + 1);
+        assert_eq!(l.max_us, 5000.0);
+        // Uniform values 0..1000 us: the median estimate lands near 500 us.
+        assert!((400.0..600.0).contains(&l.p50_us), "{l:?}");
     }
 }

@@ -11,7 +11,7 @@ use ipc_protocol::messages::{
 
 use super::{fd_count, fence_count, Supervisor, EXIT_GRACE};
 use crate::chaos::{self, Plan};
-use crate::summary::{Latency, Pids, RunSummary};
+use crate::summary::{Pids, RunSummary};
 
 impl Supervisor<'_> {
     /// Shuts everything down and completes the summary.
@@ -122,11 +122,11 @@ impl Supervisor<'_> {
         } else {
             0.0
         };
-        s.handoff = Latency::of(std::mem::take(&mut self.handoff));
-        s.end_to_end = Latency::of(std::mem::take(&mut self.end_to_end));
+        s.handoff = std::mem::take(&mut self.handoff).latency();
+        s.end_to_end = std::mem::take(&mut self.end_to_end).latency();
         s.crashes = std::mem::take(&mut self.crashes);
-        s.detection = Latency::of(std::mem::take(&mut self.detections));
-        s.restart_to_first_frame = Latency::of(std::mem::take(&mut self.recoveries));
+        s.detection = std::mem::take(&mut self.detections).latency();
+        s.restart_to_first_frame = std::mem::take(&mut self.recoveries).latency();
         s.fallbacks = std::mem::take(&mut self.fallbacks);
         self.fired
             .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));

@@ -52,7 +52,7 @@ use crate::child::{describe, signal_name, ChildProc, Process};
 use crate::cli::{Buffers, RunArgs};
 use crate::crash::{Cause, CrashRecord, RestartPolicy};
 use crate::present::Screen;
-use crate::summary::RunSummary;
+use crate::summary::{RunSummary, Samples};
 
 type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
 type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
@@ -202,12 +202,12 @@ struct Supervisor<'a> {
     kill_times: Vec<(u32, u64)>,
     crashes: Vec<CrashRecord>,
     recovery: Option<Recovery>,
-    recoveries: Vec<u64>,
-    detections: Vec<u64>,
+    recoveries: Samples,
+    detections: Samples,
     fallbacks: Vec<String>,
     summary: RunSummary,
-    handoff: Vec<u64>,
-    end_to_end: Vec<u64>,
+    handoff: Samples,
+    end_to_end: Samples,
     first_present: Option<Instant>,
     last_present: Instant,
     rec: Recorder,
@@ -298,8 +298,8 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         kill_times: Vec::new(),
         crashes: Vec::new(),
         recovery: None,
-        recoveries: Vec::new(),
-        detections: Vec::new(),
+        recoveries: Samples::default(),
+        detections: Samples::default(),
         fallbacks: Vec::new(),
         summary: RunSummary {
             width,
@@ -307,8 +307,8 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
             layers: args.layers,
             ..RunSummary::default()
         },
-        handoff: Vec::with_capacity(args.frames as usize),
-        end_to_end: Vec::with_capacity(args.frames as usize),
+        handoff: Samples::default(),
+        end_to_end: Samples::default(),
         first_present: None,
         last_present: Instant::now(),
         rec,
