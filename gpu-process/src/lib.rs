@@ -1,7 +1,12 @@
 //! The GPU process's library: the GL context, the exporters and the buffer pool. The binary
 //! (`main.rs`) wires them to the launcher and the renderer.
 
+#![deny(unsafe_code)]
+
 pub mod export;
+// The GL and EGL calls: the one module of this crate allowed unsafe code (every block with its
+// proof); kernel fds are adopted only through triptych-sys.
+#[allow(unsafe_code)]
 pub mod gl;
 #[cfg(debug_assertions)]
 pub mod hostile;

@@ -11,7 +11,7 @@
 //! kills and reaps its process, so no path out of the launcher leaves a child or a zombie.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -157,20 +157,11 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
         }
         // Mesa's shader cache would write under $HOME; the children have none and open nothing.
         cmd.env("MESA_SHADER_CACHE_DISABLE", "true");
+        // The parent-death guard runs after the caller's confinement (its own pre_exec steps).
         setup(&mut cmd);
-        // SAFETY: the closure runs between fork and exec in the child and only calls prctl and
-        // getppid, both async-signal-safe, and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                triptych_sys::prctl::set_pdeathsig(libc::SIGKILL)
-                    .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))?;
-                if nix::unistd::getppid().as_raw() as u32 != launcher_pid {
-                    // The launcher is already gone: do not run orphaned.
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        triptych_sys::jail::Confinement::new()
+            .die_with_parent(launcher_pid)
+            .install(&mut cmd);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting the {role} process {}", path.display()))?;

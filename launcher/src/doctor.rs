@@ -6,7 +6,6 @@
 //! come from the GPU process binary itself (`triptych-gpu --probe`), which creates the same context and runs the
 //! same backend selection that a run does.
 
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
@@ -95,13 +94,9 @@ fn yama() -> Check {
 fn userns() -> Check {
     let max = triptych_sys::proc::max_user_namespaces();
     let mut cmd = Command::new("/bin/true");
-    // SAFETY: the closure runs between fork and exec and only calls unshare(2), which is
-    // async-signal-safe, allocating nothing.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from)
-        });
-    }
+    triptych_sys::jail::Confinement::new()
+        .new_user_namespace()
+        .install(&mut cmd);
     match cmd.status() {
         Ok(s) if s.success() => check(
             "user namespaces",

@@ -5,6 +5,8 @@
 //! reports what the machine supports, `triptych bench` what the handoff costs against baselines
 //! measured in the same run, and `triptych trace-summary` the numbers of a recorded trace.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod chaos;
 mod child;

@@ -102,6 +102,9 @@ pub struct Confinement {
     drop_privileges: bool,
     any_ptracer: bool,
     fetch_from: Option<(i32, i32)>,
+    parent: Option<u32>,
+    new_user_namespace: bool,
+    close_others: bool,
 }
 
 impl Confinement {
@@ -139,6 +142,28 @@ impl Confinement {
     /// The child starts with no capabilities (locked securebits, empty bounding set).
     pub fn drop_privileges(mut self) -> Self {
         self.drop_privileges = true;
+        self
+    }
+
+    /// The child keeps stdio and the fds placed with [`Confinement::inherit`], nothing else:
+    /// every other fd, whatever its number and flags, is marked close-on-exec, so exec drops it.
+    pub fn close_others(mut self) -> Self {
+        self.close_others = true;
+        self
+    }
+
+    /// The child gets `SIGKILL` when the thread that spawned it dies (`PR_SET_PDEATHSIG`), and
+    /// refuses to run (`ESRCH`) if its parent is no longer `parent`: the parent died before the
+    /// prctl, and the child would otherwise run orphaned.
+    pub fn die_with_parent(mut self, parent: u32) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// The child unshares a new user namespace of its own (for `doctor`'s check that this is
+    /// allowed).
+    pub fn new_user_namespace(mut self) -> Self {
+        self.new_user_namespace = true;
         self
     }
 
@@ -192,28 +217,30 @@ impl Confinement {
             // SAFETY: closes the lifted copy, which nothing else refers to.
             unsafe { libc::close(lifted[i]) };
         }
-        // Process hygiene: the child keeps stdio and the numbers placed above, nothing else.
-        // Every other fd, whatever its number and flags (an fd the launcher's own parent left
-        // open without O_CLOEXEC, say), is marked close-on-exec, so exec drops it. Marking
-        // rather than closing keeps the standard library's exec-error pipe working until exec.
-        // The user namespace fd and the lifted copies are closed by exec the same way.
-        let mut keep = [0i32; MAX_INHERITED];
-        for (i, (_, number)) in self.inherit.iter().enumerate() {
-            keep[i] = *number;
-        }
-        let keep = &mut keep[..self.inherit.len()];
-        keep.sort_unstable();
-        let mut from: u32 = 3;
-        for &k in keep.iter() {
-            let k = k as u32;
-            if k >= from {
-                if k > from {
-                    cloexec_range(from, k - 1)?;
-                }
-                from = k + 1;
+        if self.close_others {
+            // Process hygiene: the child keeps stdio and the numbers placed above, nothing else.
+            // Every other fd, whatever its number and flags (an fd the launcher's own parent left
+            // open without O_CLOEXEC, say), is marked close-on-exec, so exec drops it. Marking
+            // rather than closing keeps the standard library's exec-error pipe working until exec.
+            // The user namespace fd and the lifted copies are closed by exec the same way.
+            let mut keep = [0i32; MAX_INHERITED];
+            for (i, (_, number)) in self.inherit.iter().enumerate() {
+                keep[i] = *number;
             }
+            let keep = &mut keep[..self.inherit.len()];
+            keep.sort_unstable();
+            let mut from: u32 = 3;
+            for &k in keep.iter() {
+                let k = k as u32;
+                if k >= from {
+                    if k > from {
+                        cloexec_range(from, k - 1)?;
+                    }
+                    from = k + 1;
+                }
+            }
+            cloexec_range(from, u32::MAX)?;
         }
-        cloexec_range(from, u32::MAX)?;
         if let Some(ns) = &self.user_ns {
             // SAFETY: setns takes an fd and a flag; `ns` is open.
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
@@ -261,6 +288,22 @@ impl Confinement {
             } != 0
             {
                 return Err(std::io::Error::last_os_error());
+            }
+        }
+        if self.new_user_namespace {
+            // SAFETY: unshare takes a flag word.
+            if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        if let Some(parent) = self.parent {
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: getppid takes no arguments and cannot fail.
+            if unsafe { libc::getppid() } as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
         }
         if self.any_ptracer {
@@ -330,6 +373,7 @@ mod tests {
         Confinement::new()
             .inherit(OwnedFd::from(a), 250)
             .expect("inherit")
+            .close_others()
             .install(&mut cmd);
         let out = cmd.output().expect("spawn");
         let listed = String::from_utf8_lossy(&out.stdout).to_string();

@@ -24,7 +24,7 @@ pub struct Layers {
 impl Layers {
     /// The confinement of a child, without its fds.
     pub(super) fn confinement(&self) -> anyhow::Result<Confinement> {
-        let mut c = Confinement::new().unshare(self.namespaces);
+        let mut c = Confinement::new().close_others().unshare(self.namespaces);
         if let Some(ns) = &self.userns {
             c = c.join_user_namespace(dup(ns)?);
         }
