@@ -265,8 +265,20 @@ impl<T: Wire> Receiver<T> {
     /// Waits for the next message and the fds that came with it (exactly
     /// [`Wire::fd_count`] of them).
     pub fn recv(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
-        let d = triptych_sys::scm::recv_datagram(self.sock.as_fd(), &mut self.buf)
-            .map_err(RecvError::Io)?;
+        let d = loop {
+            match triptych_sys::scm::recv_datagram(self.sock.as_fd(), &mut self.buf) {
+                Ok(d) => break d,
+                // A peer that closed its end with messages of ours unread makes the kernel
+                // report ECONNRESET once (`unix_release_sock`), ahead of what the peer sent
+                // before closing. The error is consumed by reporting it: read on, so nothing the
+                // peer sent last (a fault notice, a trace batch) is lost; then comes the end.
+                Err(triptych_sys::scm::ScmError::Recv {
+                    errno: nix::Error::ECONNRESET,
+                    ..
+                }) => continue,
+                Err(e) => return Err(RecvError::Io(e)),
+            }
+        };
         if d.eof {
             if hung_up(self.sock.as_fd()) {
                 return Err(RecvError::Disconnected);
@@ -550,6 +562,20 @@ mod tests {
         drop(raw);
         drop(_tx);
         assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    }
+
+    #[test]
+    fn the_last_words_of_a_peer_that_left_messages_unread_arrive() {
+        let (a, b) = socket_pair().expect("pair");
+        let (to_b, mut from_b) = duplex::<Msg, Msg>(a, false);
+        let (to_a, unread) = duplex::<Msg, Msg>(b, false);
+        // a sends b something b never reads; b sends its last words and goes away.
+        to_b.send(&Msg::Ping(1)).expect("send");
+        to_a.send(&Msg::Ping(2)).expect("send");
+        drop(to_a);
+        drop(unread);
+        assert_eq!(from_b.recv().expect("the last words").0, Msg::Ping(2));
+        assert!(matches!(from_b.recv(), Err(RecvError::Disconnected)));
     }
 
     #[test]

@@ -86,6 +86,15 @@ pub struct Process {
 }
 
 impl Process {
+    /// Whether the child has exited (without reaping it).
+    pub fn exited(&self) -> bool {
+        self.status.is_some()
+            || matches!(
+                wait_readable(self.pidfd.as_fd(), Duration::ZERO),
+                Ok(WaitOutcome::Ready)
+            )
+    }
+
     /// Waits up to `timeout` for the child to exit and reaps it.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if let Some(s) = self.status {

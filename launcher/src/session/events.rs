@@ -42,8 +42,14 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The GPU process broke the protocol: it is taken to be compromised.
+    /// The GPU process broke the protocol: it is taken to be compromised. A breach found while
+    /// the process is already dead (its output fd could not be taken, say) is its death's
+    /// consequence, not a violation: it is recorded by how it died.
     pub(super) fn gpu_violation(&mut self, b: Breach) -> anyhow::Result<()> {
+        if self.gpu.as_ref().is_some_and(|g| g.child.proc.exited()) {
+            tracing::debug!(kind = b.kind, what = %b.what, "breach by a GPU process that is already dead");
+            return self.gpu_down(None);
+        }
         tracing::warn!(kind = b.kind, what = %b.what, "protocol violation by the GPU process");
         self.gpu_down(Some(Cause::ProtocolViolation {
             kind: b.kind.to_owned(),
@@ -51,8 +57,17 @@ impl Supervisor<'_> {
         }))
     }
 
-    /// The renderer broke the protocol: it is taken to be compromised.
+    /// The renderer broke the protocol: it is taken to be compromised (but see
+    /// [`Supervisor::gpu_violation`] for a renderer already dead).
     pub(super) fn renderer_violation(&mut self, b: Breach) -> anyhow::Result<()> {
+        if self
+            .renderer
+            .as_ref()
+            .is_some_and(|r| r.child.proc.exited())
+        {
+            tracing::debug!(kind = b.kind, what = %b.what, "breach by a renderer that is already dead");
+            return self.renderer_down(None);
+        }
         tracing::warn!(kind = b.kind, what = %b.what, "protocol violation by the renderer");
         self.renderer_down(Some(Cause::ProtocolViolation {
             kind: b.kind.to_owned(),
