@@ -26,7 +26,7 @@ use triptych_sys::fd::ExportWindow;
 use triptych_trace::{Args, Recorder, Stage};
 
 /// The role name: process name, policy name, span prefix, crash records.
-const ROLE: &str = "gpu";
+const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
 
 fn main() {
     tracing_subscriber::fmt()

@@ -26,6 +26,8 @@ pub mod channel;
 pub mod fault;
 pub mod frame;
 pub mod messages;
+pub mod role;
 pub mod rules;
 
 pub use frame::{BufferId, DescError, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};
+pub use role::Role;

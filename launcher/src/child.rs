@@ -76,7 +76,7 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
 #[derive(Debug)]
 pub struct Process {
     /// The role name.
-    pub role: &'static str,
+    pub role: ipc_protocol::Role,
     /// Its pid.
     pub pid: u32,
     /// A pidfd of it.
@@ -112,7 +112,7 @@ impl Process {
     pub fn signal(&self, signal: i32) {
         if self.status.is_none() {
             if let Err(e) = triptych_sys::pidfd::pidfd_send_signal(self.pidfd.as_fd(), signal) {
-                tracing::debug!(role = self.role, pid = self.pid, error = %e, "signal not delivered");
+                tracing::debug!(role = %self.role, pid = self.pid, error = %e, "signal not delivered");
             }
         }
     }
@@ -149,13 +149,12 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
     /// first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before the
     /// parent-death hook below.
     pub fn spawn_with(
-        role: &'static str,
-        binary: &str,
+        role: ipc_protocol::Role,
         control: OwnedFd,
         extra_args: &[String],
         setup: impl FnOnce(&mut Command),
     ) -> anyhow::Result<Self> {
-        let path = sibling(binary)?;
+        let path = sibling(role.binary())?;
         let launcher_pid = std::process::id();
         let mut cmd = Command::new(&path);
         cmd.args(extra_args).stdin(Stdio::null()).env_clear();

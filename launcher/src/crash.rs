@@ -86,7 +86,7 @@ impl std::fmt::Display for Cause {
 #[derive(Clone, Debug, Serialize)]
 pub struct CrashRecord {
     /// `"gpu"` or `"renderer"`.
-    pub role: &'static str,
+    pub role: ipc_protocol::Role,
     /// Its pid.
     pub pid: u32,
     /// What happened.

@@ -324,8 +324,11 @@ impl RunSummary {
                 .unwrap_or_default()
         );
         for (role, l) in [
-            ("renderer", &self.sandbox.renderer),
-            ("gpu", &self.sandbox.gpu),
+            (
+                ipc_protocol::Role::Renderer.as_str(),
+                &self.sandbox.renderer,
+            ),
+            (ipc_protocol::Role::Gpu.as_str(), &self.sandbox.gpu),
         ] {
             match l {
                 Some(l) => s += &format!("  sandbox {role}: {}\n", l.line()),

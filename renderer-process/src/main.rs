@@ -25,7 +25,7 @@ use ipc_protocol::bootstrap;
 use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
 
 /// The role name: process name, policy name, span prefix, crash records.
-pub const ROLE: &str = "renderer";
+pub const ROLE: &str = ipc_protocol::Role::Renderer.as_str();
 
 fn main() {
     tracing_subscriber::fmt()

@@ -20,7 +20,7 @@ use triptych_sys::prctl::PR_SET_PTRACER;
 use crate::{common, Arg, Cmp, Policy, Refusal, Rule, Width};
 
 /// The role name.
-pub const ROLE: &str = "gpu";
+pub const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
 
 /// What the GPU process's policy depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

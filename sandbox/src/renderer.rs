@@ -28,7 +28,7 @@ use crate::fds::GPU_LINK_FD;
 use crate::{common, Arg, Policy, Rule};
 
 /// The role name.
-pub const ROLE: &str = "renderer";
+pub const ROLE: &str = ipc_protocol::Role::Renderer.as_str();
 
 /// What the renderer's policy depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

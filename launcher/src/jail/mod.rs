@@ -59,6 +59,7 @@ use crate::child::ChildProc;
 use crate::cli::TransportArg;
 use crate::crash::Cause;
 use crate::summary::{RoleLayers, SandboxSummary};
+use ipc_protocol::Role;
 
 mod layers;
 mod observe;
@@ -102,7 +103,7 @@ enum Report {
 /// A child's sandbox, as the launcher holds it.
 #[derive(Debug)]
 struct Held {
-    role: &'static str,
+    role: Role,
     /// The launcher's end of the handover socket.
     handover: OwnedFd,
     /// Reports, until every reporting thread has ended.
@@ -120,7 +121,7 @@ pub struct Jail {
     transport: Transport,
     transport_reason: String,
     children: HashMap<u32, Held>,
-    spawned: HashMap<&'static str, u32>,
+    spawned: HashMap<Role, u32>,
     /// SCM_RIGHTS sockets made for a (GPU process, renderer) pairing, one end not yet handed
     /// over, by renderer pid.
     waiting_gpu_end: HashMap<u32, OwnedFd>,
@@ -218,7 +219,7 @@ impl Jail {
                 // One report per child: the first refused call ends it.
                 if let Ok(mut r) = triptych_sys::notify::recv(fd.as_fd()) {
                     r.pid = pid;
-                    let v = Violation::new(role, r);
+                    let v = Violation::new(role.as_str(), r);
                     tracing::error!(pid, tid = r.tid, "{v}");
                     let _ = tx.send(Report::Violation(v));
                     let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -229,11 +230,7 @@ impl Jail {
     }
 
     /// Spawns `binary` as `role`, confined, with its report pipe and handover socket.
-    pub fn spawn<C, E>(
-        &mut self,
-        role: &'static str,
-        binary: &str,
-    ) -> anyhow::Result<ChildProc<C, E>>
+    pub fn spawn<C, E>(&mut self, role: Role) -> anyhow::Result<ChildProc<C, E>>
     where
         C: Wire,
         E: Wire,
@@ -250,7 +247,7 @@ impl Jail {
         let count = self.spawned.entry(role).or_insert(0);
         let first = *count == 0;
         *count += 1;
-        let child = ChildProc::spawn_with(role, binary, control, &[], move |cmd| {
+        let child = ChildProc::spawn_with(role, control, &[], move |cmd| {
             confinement.install(cmd);
             if !first {
                 // Test hooks (in test builds only) act in the first process of a role; a
@@ -371,7 +368,7 @@ impl Jail {
             match r {
                 Report::Violation(v) => {
                     let mut args = Args::new();
-                    args.insert("role".into(), held.role.into());
+                    args.insert("role".into(), held.role.as_str().into());
                     args.insert("pid".into(), pid.to_string().into());
                     args.insert("call".into(), v.call().into());
                     rec.instant(Marker::SandboxViolation, InstantScope::Global, frame, args);
@@ -390,12 +387,14 @@ impl Jail {
     }
 
     /// Reads what the sandbox of each running child really is, from `/proc`.
-    pub fn observe(&mut self, role: &'static str, pid: u32) {
+    pub fn observe(&mut self, role: Role, pid: u32) {
         match observe(pid) {
             Ok(l) => {
-                self.observed.insert(role, l);
+                self.observed.insert(role.as_str(), l);
             }
-            Err(e) => tracing::debug!(role, pid, error = %e, "could not read the sandbox state"),
+            Err(e) => {
+                tracing::debug!(role = %role, pid, error = %e, "could not read the sandbox state")
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use super::*;
 /// is a violation, logged; with user notification the child has no business writing there, and
 /// the first byte is a forgery that kills it. A garbled record is a forgery too.
 pub(super) fn report_reader(
-    role: &'static str,
+    role: Role,
     pid: u32,
     pipe: OwnedFd,
     mode: ViolationReports,
@@ -20,7 +20,7 @@ pub(super) fn report_reader(
         .spawn(move || {
             let mut f = std::fs::File::from(pipe);
             let forged = |what: String| {
-                tracing::error!(role, pid, %what, "forged sandbox report");
+                tracing::error!(role = %role, pid, %what, "forged sandbox report");
                 let _ = tx.send(Report::Forged(what));
                 let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             };
@@ -35,7 +35,7 @@ pub(super) fn report_reader(
             while f.read_exact(&mut buf).is_ok() {
                 match TrapRecord::decode(&buf) {
                     Ok(r) => {
-                        let v = Violation::new(role, r);
+                        let v = Violation::new(role.as_str(), r);
                         tracing::error!(pid, tid = r.tid, "{v}");
                         let _ = tx.send(Report::Violation(v));
                     }

@@ -30,11 +30,11 @@ impl Supervisor<'_> {
             select! {
                 recv(r_events) -> m => match m {
                     Ok(d) => self.renderer_delivery(d)?,
-                    Err(_) => self.channel_closed("renderer", &r_exit)?,
+                    Err(_) => self.channel_closed(Role::Renderer, &r_exit)?,
                 },
                 recv(gpu_events) -> m => match m {
                     Ok(d) => self.gpu_delivery(d)?,
-                    Err(_) => self.channel_closed("gpu", &gpu_exit)?,
+                    Err(_) => self.channel_closed(Role::Gpu, &gpu_exit)?,
                 },
                 recv(gpu_exit) -> _ => self.gpu_down(None)?,
                 recv(r_exit) -> _ => self.renderer_down(None)?,
@@ -118,17 +118,13 @@ impl Supervisor<'_> {
 
     /// A child's control socket closed. A dying child closes it a moment before its pidfd
     /// reports the exit; a child that closes it and lives on has broken the protocol.
-    pub(super) fn channel_closed(
-        &mut self,
-        role: &'static str,
-        exit: &Receiver<()>,
-    ) -> anyhow::Result<()> {
+    pub(super) fn channel_closed(&mut self, role: Role, exit: &Receiver<()>) -> anyhow::Result<()> {
         let died = exit.recv_timeout(Duration::from_millis(250)).is_ok();
         let cause = (!died).then(|| Cause::ProtocolViolation {
             kind: "control socket".to_owned(),
             what: "closed while the process lives on".to_owned(),
         });
-        if role == "gpu" {
+        if role == Role::Gpu {
             self.gpu_down(cause)
         } else {
             self.renderer_down(cause)

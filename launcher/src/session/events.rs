@@ -346,7 +346,7 @@ impl Supervisor<'_> {
             self.recoveries.push(us * 1000);
             self.crashes[rc.record].recovery_us = Some(us as f64);
             tracing::info!(
-                role = rc.role,
+                role = %rc.role,
                 recovery_us = us,
                 frame = p.frame,
                 "recovered: first frame from the replacement"

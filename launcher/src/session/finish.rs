@@ -12,16 +12,17 @@ use ipc_protocol::messages::{
 use super::{fd_count, fence_count, Supervisor, EXIT_GRACE};
 use crate::chaos::{self, Plan};
 use crate::summary::{Pids, RunSummary};
+use ipc_protocol::Role;
 
 impl Supervisor<'_> {
     /// Shuts everything down and completes the summary.
     pub(super) fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
         // What each child's sandbox really is, read from /proc while both still run.
         if let Some(g) = &self.gpu {
-            self.jail.observe("gpu", g.child.proc.pid);
+            self.jail.observe(Role::Gpu, g.child.proc.pid);
         }
         if let Some(r) = &self.renderer {
-            self.jail.observe("renderer", r.child.proc.pid);
+            self.jail.observe(Role::Renderer, r.child.proc.pid);
         }
         self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
         self.summary.fd_counts.launcher_peak_rss_kib = peak_rss_kib();

@@ -32,7 +32,7 @@ mod spawn;
 
 use spawn::new_link;
 
-use ipc_protocol::rules;
+use ipc_protocol::{rules, Role};
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -179,7 +179,7 @@ struct Budgets {
 
 /// A recovery in progress: a replacement has been started, its first frame is awaited.
 struct Recovery {
-    role: &'static str,
+    role: Role,
     detected: Instant,
     record: usize,
 }

@@ -7,7 +7,7 @@ impl Supervisor<'_> {
     /// Records a crash of `role`; the child is already reaped.
     pub(super) fn record_crash(
         &mut self,
-        role: &'static str,
+        role: Role,
         pid: u32,
         cause: Cause,
         fault: Option<(u64, Fault)>,
@@ -38,12 +38,12 @@ impl Supervisor<'_> {
         if let Some(t) = since {
             self.detections.push(detected_ns.saturating_sub(t));
         }
-        tracing::warn!(role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
+        tracing::warn!(role = %role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
         self.trace_instant(
             Marker::Crash,
             self.summary.last_frame,
             &[
-                ("role", role.into()),
+                ("role", role.as_str().into()),
                 ("pid", pid.to_string()),
                 ("cause", cause.to_string()),
             ],
@@ -89,7 +89,7 @@ impl Supervisor<'_> {
             }
         }
         let cause = hung.unwrap_or_else(|| exit_cause(st));
-        let idx = self.record_crash("gpu", g.child.proc.pid, cause, g.fault, detected_ns);
+        let idx = self.record_crash(Role::Gpu, g.child.proc.pid, cause, g.fault, detected_ns);
         if self.gpu_policy.crashed(detected) {
             let why = self.crashes[idx].cause.to_string();
             self.step_down(&why)?;
@@ -102,7 +102,10 @@ impl Supervisor<'_> {
         self.trace_instant(
             Marker::Restart,
             self.summary.last_frame,
-            &[("role", "gpu".into()), ("pid", gpu.info.pid.to_string())],
+            &[
+                ("role", Role::Gpu.as_str().into()),
+                ("pid", gpu.info.pid.to_string()),
+            ],
         );
         if let Some(r) = &mut self.renderer {
             if let Err(e) = self
@@ -125,7 +128,7 @@ impl Supervisor<'_> {
         }
         self.gpu = Some(gpu);
         self.recovery = Some(Recovery {
-            role: "gpu",
+            role: Role::Gpu,
             detected,
             record: idx,
         });
@@ -163,7 +166,13 @@ impl Supervisor<'_> {
             }
         }
         let cause = hung.unwrap_or_else(|| exit_cause(st));
-        let idx = self.record_crash("renderer", r.child.proc.pid, cause, r.fault, detected_ns);
+        let idx = self.record_crash(
+            Role::Renderer,
+            r.child.proc.pid,
+            cause,
+            r.fault,
+            detected_ns,
+        );
         if self.renderer_policy.crashed(detected) {
             let history: Vec<String> = self
                 .crashes
@@ -212,14 +221,14 @@ impl Supervisor<'_> {
             Marker::Restart,
             self.summary.last_frame,
             &[
-                ("role", "renderer".into()),
+                ("role", Role::Renderer.as_str().into()),
                 ("pid", renderer.child.proc.pid.to_string()),
             ],
         );
         self.renderer = Some(renderer);
         self.summary.fd_counts.renderer_at_10 = None;
         self.recovery = Some(Recovery {
-            role: "renderer",
+            role: Role::Renderer,
             detected,
             record: idx,
         });

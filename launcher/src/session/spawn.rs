@@ -17,12 +17,12 @@ impl Supervisor<'_> {
         let request = self.ladder[self.rung];
         let mut child: GpuChild = self
             .jail
-            .spawn("gpu", "triptych-gpu")
+            .spawn(Role::Gpu)
             .context("starting the GPU process")?;
         let pid = child.proc.pid;
         self.processes.push(ProcessInfo {
             pid,
-            name: format!("gpu (epoch {})", self.epoch),
+            name: format!("{} (epoch {})", Role::Gpu, self.epoch),
             threads: vec![],
         });
         let events = ipc_protocol::channel::forward(
@@ -154,7 +154,7 @@ impl Supervisor<'_> {
                         .reaped(pid, &self.rec, self.summary.last_frame)
                         .unwrap_or(fallback);
                     let record = CrashRecord {
-                        role: "gpu",
+                        role: Role::Gpu,
                         pid,
                         cause,
                         at_s: self.started.elapsed().as_secs_f64(),
@@ -167,7 +167,7 @@ impl Supervisor<'_> {
                     self.trace_instant(
                         Marker::Crash,
                         self.summary.last_frame,
-                        &[("role", "gpu".into()), ("why", why.clone())],
+                        &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
                     self.crashes.push(record);
                     if self.gpu_policy.crashed(now) {
@@ -220,11 +220,11 @@ impl Supervisor<'_> {
     pub(super) fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
         let mut r: RendererChild = self
             .jail
-            .spawn("renderer", "triptych-renderer")
+            .spawn(Role::Renderer)
             .context("starting the renderer")?;
         self.processes.push(ProcessInfo {
             pid: r.proc.pid,
-            name: "renderer".into(),
+            name: Role::Renderer.to_string(),
             threads: vec![],
         });
         // Events are forwarded by the caller.
