@@ -29,14 +29,7 @@ use triptych_trace::{Args, Recorder, Stage};
 const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRIPTYCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    ipc_protocol::logging::init("warn");
     let args: Vec<String> = std::env::args().collect();
     let result = if args.iter().any(|a| a == "--probe") {
         probe()

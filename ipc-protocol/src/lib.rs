@@ -25,6 +25,7 @@ pub mod bootstrap;
 pub mod channel;
 pub mod fault;
 pub mod frame;
+pub mod logging;
 pub mod messages;
 pub mod role;
 pub mod rules;

@@ -26,14 +26,7 @@ use anyhow::Context;
 use clap::Parser;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRIPTYCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    ipc_protocol::logging::init("info");
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Run(args) => run(&args),

@@ -28,14 +28,7 @@ use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
 pub const ROLE: &str = ipc_protocol::Role::Renderer.as_str();
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRIPTYCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    ipc_protocol::logging::init("warn");
     if let Err(e) = run() {
         tracing::error!(role = ROLE, error = format!("{e:#}"), "renderer failed");
         std::process::exit(1);

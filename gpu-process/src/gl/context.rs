@@ -166,15 +166,9 @@ impl EglInfo {
     }
 }
 
-/// How a wait on a fence ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[must_use]
-pub enum WaitOutcome {
-    /// Everything before the fence has completed.
-    Signaled,
-    /// The deadline passed first.
-    TimedOut,
-}
+/// How a wait on a fence ended (`Ready`: everything before the fence has completed): the one
+/// wait outcome of the project, from the OS layer.
+pub use triptych_sys::poll::WaitOutcome;
 
 /// The glutin-owned display and context of the device and GBM platforms.
 struct GlutinBackend {
@@ -437,7 +431,7 @@ impl GlFence {
             flags = 0;
             match status {
                 glow::ALREADY_SIGNALED | glow::CONDITION_SATISFIED => {
-                    return Ok(WaitOutcome::Signaled)
+                    return Ok(WaitOutcome::Ready)
                 }
                 glow::TIMEOUT_EXPIRED if Instant::now() >= deadline => {
                     return Ok(WaitOutcome::TimedOut)
@@ -456,8 +450,7 @@ impl GlFence {
 
     /// Whether the fence has signalled, without waiting.
     pub fn is_signaled(&self) -> Result<bool, GlError> {
-        self.wait(Instant::now())
-            .map(|o| o == WaitOutcome::Signaled)
+        self.wait(Instant::now()).map(|o| o == WaitOutcome::Ready)
     }
 }
 
@@ -1548,7 +1541,7 @@ mod tests {
         let fence = gl.fence().expect("fence");
         assert_eq!(
             fence.wait(Instant::now() + FRAME_TIMEOUT).expect("wait"),
-            WaitOutcome::Signaled
+            WaitOutcome::Ready
         );
         assert!(fence.is_signaled().expect("status"));
     }

@@ -32,23 +32,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use super::context::LayerTarget;
 use super::{GlContext, GlError};
 
-/// `fourcc_code(a, b, c, d)` from `include/uapi/drm/drm_fourcc.h`:
-/// `(a) | (b << 8) | (c << 16) | (d << 24)`.
-const fn fourcc_code(c: [u8; 4]) -> u32 {
-    (c[0] as u32) | ((c[1] as u32) << 8) | ((c[2] as u32) << 16) | ((c[3] as u32) << 24)
-}
-
-/// `DRM_FORMAT_ABGR8888` (`fourcc_code('A', 'B', '2', '4')`): 32-bit little-endian
-/// `[31:0] A:B:G:R`, i.e. bytes R, G, B, A in memory: what GL's RGBA8 is.
-pub const DRM_FORMAT_ABGR8888: u32 = fourcc_code(*b"AB24");
-
-/// `DRM_FORMAT_MOD_LINEAR` (`fourcc_mod_code(NONE, 0)`): plain rows, no tiling or compression.
-pub const DRM_FORMAT_MOD_LINEAR: u64 = 0;
-
-/// `DRM_FORMAT_MOD_INVALID` (`fourcc_mod_code(NONE, DRM_FORMAT_RESERVED)`, with
-/// `DRM_FORMAT_RESERVED = (1ULL << 56) - 1`): "no modifier known", which says nothing about the
-/// layout and is refused unless the driver is one of [`LINEAR_WITHOUT_MODIFIER_DRIVERS`].
-pub const DRM_FORMAT_MOD_INVALID: u64 = (1u64 << 56) - 1;
+// The DRM format constants are defined once, in the protocol crate (pinned there by a test
+// against `drm_fourcc.h`).
+pub use ipc_protocol::frame::{DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID, DRM_FORMAT_MOD_LINEAR};
 
 /// Drivers (as `eglGetDisplayDriverName` names them) whose exported buffers are linear although
 /// EGL reports `DRM_FORMAT_MOD_INVALID` for them.
@@ -518,7 +504,7 @@ mod tests {
                 .expect("wait on sync_file");
             assert_eq!(
                 outcome,
-                WaitOutcome::Signaled,
+                WaitOutcome::Ready,
                 "sync_file did not signal in 10 s"
             );
         } else {

@@ -97,8 +97,7 @@ const EGL_HEIGHT: EGLint = 0x3056;
 /// `GL_TEXTURE_2D` (GLES2/gl2.h), the target glEGLImageTargetTexture2DOES binds.
 const GL_TEXTURE_2D: u32 = 0x0DE1;
 
-/// The largest plane count a DRM format has (`drm_fourcc.h`: at most 4 planes per framebuffer).
-pub(crate) const MAX_PLANES: usize = 4;
+pub(crate) use ipc_protocol::frame::MAX_PLANES;
 
 /// The name of an EGL error code, for messages.
 pub(crate) fn error_name(code: i32) -> &'static str {

@@ -45,10 +45,7 @@ impl NativeFence {
 
     /// Waits until the fence signals (the fd is readable) or `timeout` passes.
     pub fn wait(&self, timeout: Duration) -> Result<WaitOutcome, GlError> {
-        match triptych_sys::poll::wait_readable(self.fd.as_fd(), timeout)? {
-            triptych_sys::poll::WaitOutcome::Ready => Ok(WaitOutcome::Signaled),
-            triptych_sys::poll::WaitOutcome::TimedOut => Ok(WaitOutcome::TimedOut),
-        }
+        Ok(triptych_sys::poll::wait_readable(self.fd.as_fd(), timeout)?)
     }
 }
 
@@ -103,7 +100,7 @@ mod tests {
         assert!(triptych_sys::fd::is_cloexec(fence.as_fd()).expect("F_GETFD"));
         assert_eq!(
             fence.wait(Duration::from_secs(10)).expect("poll"),
-            WaitOutcome::Signaled
+            WaitOutcome::Ready
         );
         let mut got = vec![0u8; target.byte_len()];
         gl.read_pixels(&target, &mut got).expect("read");
