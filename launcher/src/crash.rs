@@ -140,9 +140,110 @@ impl RestartPolicy {
     }
 }
 
+/// What to do after a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision<R> {
+    /// Start a replacement on the same rung.
+    Restart,
+    /// Too many crashes on this rung: start the replacement on the next one.
+    StepDown {
+        /// The rung given up.
+        from: R,
+        /// The rung now in force.
+        to: R,
+    },
+    /// Too many crashes on the last rung (or, without a ladder, at all): stop the run.
+    GiveUp,
+}
+
+/// The restart policy of one role as a pure state machine: crashes (and their times) in,
+/// decisions out. A role with one rung (the renderer) restarts or gives up; the GPU process
+/// steps down its fallback ladder (`dmabuf -> shm`), counting afresh on each rung.
+#[derive(Debug)]
+pub struct Ladder<R> {
+    rungs: Vec<R>,
+    rung: usize,
+    policy: RestartPolicy,
+}
+
+impl<R: Copy> Ladder<R> {
+    /// A ladder over `rungs` (at least one), each allowing `max` crashes within `window`.
+    pub fn new(rungs: Vec<R>, max: u32, window: Duration) -> Self {
+        assert!(!rungs.is_empty(), "a ladder needs a rung");
+        Self {
+            rungs,
+            rung: 0,
+            policy: RestartPolicy::new(max, window),
+        }
+    }
+
+    /// The rung in force.
+    pub fn current(&self) -> R {
+        self.rungs[self.rung]
+    }
+
+    /// Whether the first rung is still in force.
+    pub fn on_first_rung(&self) -> bool {
+        self.rung == 0
+    }
+
+    /// Every rung, in order.
+    pub fn rungs(&self) -> &[R] {
+        &self.rungs
+    }
+
+    /// A crash at `now`: what to do next.
+    pub fn crashed(&mut self, now: Instant) -> Decision<R> {
+        if !self.policy.crashed(now) {
+            return Decision::Restart;
+        }
+        if self.rung + 1 >= self.rungs.len() {
+            return Decision::GiveUp;
+        }
+        let from = self.rungs[self.rung];
+        self.rung += 1;
+        self.policy.reset();
+        Decision::StepDown {
+            from,
+            to: self.rungs[self.rung],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ladder_steps_down_then_gives_up() {
+        let t = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut l = Ladder::new(vec!["dmabuf", "shm"], 2, Duration::from_secs(10));
+        assert_eq!(l.crashed(t), Decision::Restart);
+        assert_eq!(l.crashed(t + s), Decision::Restart);
+        assert_eq!(
+            l.crashed(t + 2 * s),
+            Decision::StepDown {
+                from: "dmabuf",
+                to: "shm"
+            }
+        );
+        assert_eq!(l.current(), "shm");
+        assert!(!l.on_first_rung());
+        // Counting starts afresh on the new rung.
+        assert_eq!(l.crashed(t + 3 * s), Decision::Restart);
+        assert_eq!(l.crashed(t + 4 * s), Decision::Restart);
+        assert_eq!(l.crashed(t + 5 * s), Decision::GiveUp);
+    }
+
+    #[test]
+    fn crashes_outside_the_window_are_forgiven_on_every_rung() {
+        let t = Instant::now();
+        let mut l = Ladder::new(vec!["renderer"], 1, Duration::from_secs(5));
+        assert_eq!(l.crashed(t), Decision::Restart);
+        assert_eq!(l.crashed(t + Duration::from_secs(6)), Decision::Restart);
+        assert_eq!(l.crashed(t + Duration::from_secs(7)), Decision::GiveUp);
+    }
 
     #[test]
     fn forgives_old_crashes() {

@@ -50,7 +50,7 @@ use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder};
 use crate::chaos::Plan;
 use crate::child::{describe, signal_name, ChildProc, Process};
 use crate::cli::{Buffers, RunArgs};
-use crate::crash::{Cause, CrashRecord, RestartPolicy};
+use crate::crash::{Cause, CrashRecord, Decision, Ladder};
 use crate::present::Screen;
 use crate::summary::{RunSummary, Samples};
 
@@ -188,10 +188,10 @@ struct Recovery {
 struct Supervisor<'a> {
     args: &'a RunArgs,
     started: Instant,
-    ladder: Vec<BackendRequest>,
-    rung: usize,
-    gpu_policy: RestartPolicy,
-    renderer_policy: RestartPolicy,
+    /// The GPU process's fallback ladder and restart policy.
+    gpu_ladder: Ladder<BackendRequest>,
+    /// The renderer's restart policy (one rung).
+    renderer_ladder: Ladder<()>,
     epoch: u64,
     gpu: Option<Gpu>,
     renderer: Option<Renderer>,
@@ -285,10 +285,8 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
-        ladder,
-        rung: 0,
-        gpu_policy: RestartPolicy::new(args.max_crashes, window),
-        renderer_policy: RestartPolicy::new(args.max_crashes, window),
+        gpu_ladder: Ladder::new(ladder, args.max_crashes, window),
+        renderer_ladder: Ladder::new(vec![()], args.max_crashes, window),
         epoch: 0,
         gpu: None,
         renderer: None,

@@ -90,10 +90,8 @@ impl Supervisor<'_> {
         }
         let cause = hung.unwrap_or_else(|| exit_cause(st));
         let idx = self.record_crash(Role::Gpu, g.child.proc.pid, cause, g.fault, detected_ns);
-        if self.gpu_policy.crashed(detected) {
-            let why = self.crashes[idx].cause.to_string();
-            self.step_down(&why)?;
-        }
+        let why = self.crashes[idx].cause.to_string();
+        self.gpu_decision(detected, &why)?;
         drop(g);
         let renderer_pid = self.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
         let resume = self.resume_from();
@@ -173,7 +171,7 @@ impl Supervisor<'_> {
             r.fault,
             detected_ns,
         );
-        if self.renderer_policy.crashed(detected) {
+        if self.renderer_ladder.crashed(detected) == Decision::GiveUp {
             let history: Vec<String> = self
                 .crashes
                 .iter()

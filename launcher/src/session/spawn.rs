@@ -14,7 +14,7 @@ impl Supervisor<'_> {
         gpu_end: OwnedFd,
     ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
         self.epoch += 1;
-        let request = self.ladder[self.rung];
+        let request = self.gpu_ladder.current();
         let mut child: GpuChild = self
             .jail
             .spawn(Role::Gpu)
@@ -132,7 +132,7 @@ impl Supervisor<'_> {
                 Err((pid, why)) => {
                     let now = Instant::now();
                     if self.args.buffers == Buffers::Dmabuf
-                        && self.rung == 0
+                        && self.gpu_ladder.on_first_rung()
                         && self.crashes.is_empty()
                         && !why.contains("exited")
                     {
@@ -170,51 +170,57 @@ impl Supervisor<'_> {
                         &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
                     self.crashes.push(record);
-                    if self.gpu_policy.crashed(now) {
-                        self.step_down(&why)?;
-                    }
+                    self.gpu_decision(now, &why)?;
                 }
             }
         }
     }
 
-    /// Moves to the next rung of the GPU fallback ladder, or fails with the crash history.
-    pub(super) fn step_down(&mut self, why: &str) -> anyhow::Result<()> {
-        if self.rung + 1 >= self.ladder.len() {
-            let history: Vec<String> = self
-                .crashes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{:.3}s {} {} {} (last frame {:?})",
-                        c.at_s, c.role, c.pid, c.cause, c.last_frame
-                    )
-                })
-                .collect();
-            bail!(
-                "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
-                self.args.max_crashes,
-                self.args.restart_window_s,
-                self.ladder.iter().map(|r| request_name(*r)).collect::<Vec<_>>().join(" -> "),
-                history.join("\n  ")
-            );
+    /// A GPU process crashed at `now` (`why`): restart it on the same rung, step down the
+    /// fallback ladder, or, with the ladder exhausted, fail with the crash history.
+    pub(super) fn gpu_decision(&mut self, now: Instant, why: &str) -> anyhow::Result<()> {
+        match self.gpu_ladder.crashed(now) {
+            Decision::Restart => Ok(()),
+            Decision::StepDown { from, to } => {
+                let (from, to) = (request_name(from), request_name(to));
+                let msg = format!(
+                    "GPU process crashed more than {} times within {} s with --buffers {from}; falling back to {to}",
+                    self.args.max_crashes, self.args.restart_window_s
+                );
+                tracing::warn!("{msg}");
+                self.trace_instant(
+                    Marker::Fallback,
+                    self.summary.last_frame,
+                    &[("from", from.into()), ("to", to.into())],
+                );
+                self.fallbacks.push(msg);
+                Ok(())
+            }
+            Decision::GiveUp => {
+                let history: Vec<String> = self
+                    .crashes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{:.3}s {} {} {} (last frame {:?})",
+                            c.at_s, c.role, c.pid, c.cause, c.last_frame
+                        )
+                    })
+                    .collect();
+                bail!(
+                    "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
+                    self.args.max_crashes,
+                    self.args.restart_window_s,
+                    self.gpu_ladder
+                        .rungs()
+                        .iter()
+                        .map(|r| request_name(*r))
+                        .collect::<Vec<_>>()
+                        .join(" -> "),
+                    history.join("\n  ")
+                );
+            }
         }
-        let from = request_name(self.ladder[self.rung]);
-        self.rung += 1;
-        let to = request_name(self.ladder[self.rung]);
-        let msg = format!(
-            "GPU process crashed more than {} times within {} s with --buffers {from}; falling back to {to}",
-            self.args.max_crashes, self.args.restart_window_s
-        );
-        tracing::warn!("{msg}");
-        self.trace_instant(
-            Marker::Fallback,
-            self.summary.last_frame,
-            &[("from", from.into()), ("to", to.into())],
-        );
-        self.fallbacks.push(msg);
-        self.gpu_policy.reset();
-        Ok(())
     }
 
     pub(super) fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
