@@ -66,7 +66,6 @@ fn dmabuf_without_support_fails_fast_naming_the_missing_piece() {
         return;
     }
     let dir = scratch("dmabuf-fail");
-    let start = std::time::Instant::now();
     let mut cmd = triptych(&["run", "--frames", "5", "--buffers", "dmabuf", "--out"]);
     cmd.arg(dir.join("f.png"));
     let o = output(cmd);
@@ -86,8 +85,8 @@ fn dmabuf_without_support_fails_fast_naming_the_missing_piece() {
         "the missing device is not named: {err}"
     );
     assert!(!dir.join("f.png").exists());
-    // "At once": no frame loop ran (generous bound, this is not a speed test).
-    assert!(start.elapsed().as_secs() < 30);
+    // "At once": the GPU process never started, so no frame was rendered.
+    assert!(!err.contains("GPU process started"), "{err}");
 }
 
 #[test]

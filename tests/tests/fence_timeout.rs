@@ -124,12 +124,9 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
         } => {}
         other => panic!("expected a fence timeout, got {other:?}"),
     }
+    // Not before its deadline (an upper bound would measure the machine's load, not this).
     let waited = sent.elapsed();
     assert!(waited >= timeout, "timed out early, after {waited:?}");
-    assert!(
-        waited < timeout + Duration::from_secs(2),
-        "timeout reported {waited:?} after the frame"
-    );
     // The frame is still composited, from the previous buffer.
     let RendererToLauncher::Presented(p1) = g.next_event() else {
         panic!("frame 1 not presented")

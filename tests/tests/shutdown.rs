@@ -54,12 +54,13 @@ fn ctrl_c_shuts_down_cleanly() {
         nix::sys::signal::Signal::SIGINT,
     )
     .expect("SIGINT");
-    let status = loop {
-        if let Some(s) = launcher.try_wait().expect("try_wait") {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut status = None;
+    let exited = wait_until(Duration::from_secs(20), || {
+        status = launcher.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    assert!(exited, "the launcher did not exit within 20 s of Ctrl-C");
+    let status = status.expect("exited");
     assert!(
         status.success(),
         "launcher exited with {status:?} after Ctrl-C"
