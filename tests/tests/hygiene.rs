@@ -80,3 +80,90 @@ fn children_hold_none_of_what_the_launchers_parent_left_open() {
     let st = launcher.wait().expect("wait");
     assert!(st.success(), "{st}");
 }
+
+#[test]
+fn pool_buffers_reach_the_renderer_read_only_and_fences_wait_only() {
+    // Take, as the renderer does, the files the GPU process exports, and try what a
+    // compromised renderer would: map a pool buffer writable, write to it, signal a fence.
+    let dir = scratch("hygiene-exports");
+    let mut cmd = triptych(&[
+        "run",
+        "--frames",
+        "4000",
+        "--size",
+        "64x48",
+        "--buffers",
+        "shm",
+    ]);
+    cmd.arg("--out")
+        .arg(dir.join("f.png"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut launcher = cmd.spawn().expect("spawn launcher");
+    let pid = launcher.id();
+    let mut gpu = None;
+    let window = triptych_sys::fd::ExportWindow::GPU;
+    let exported = |g: u32| -> Vec<(i32, String)> {
+        triptych_sys::proc::fd_links(g)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(n, _)| window.contains(*n))
+            .collect()
+    };
+    let found = wait_until(Duration::from_secs(30), || {
+        gpu = children_named(pid, "gpu").first().copied();
+        gpu.is_some_and(|g| {
+            let e = exported(g);
+            e.iter().any(|(_, l)| l.contains("triptych-shm"))
+                && e.iter().any(|(_, l)| l.starts_with("pipe:"))
+        })
+    });
+    assert!(
+        found,
+        "the GPU process exported no shm buffer and pipe fence"
+    );
+    let g = gpu.expect("gpu");
+    let pidfd = triptych_sys::pidfd::pidfd_open(g as i32).expect("pidfd");
+    let mut buffers = 0;
+    let mut fences = 0;
+    for (n, link) in exported(g) {
+        let Ok(fd) = triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), n) else {
+            continue; // recycled meanwhile
+        };
+        if link.contains("triptych-shm") {
+            buffers += 1;
+            let writable = triptych_sys::mapping::Mapping::new(
+                fd.as_fd(),
+                4096,
+                triptych_sys::mapping::Access::ReadWrite,
+            );
+            assert!(writable.is_err(), "pool buffer {link} mapped writable");
+            assert!(
+                nix::unistd::write(&fd, b"x").is_err(),
+                "pool buffer {link} written"
+            );
+            triptych_sys::mapping::Mapping::new(
+                fd.as_fd(),
+                4096,
+                triptych_sys::mapping::Access::Read,
+            )
+            .expect("read-only mapping");
+        } else if link.starts_with("pipe:") {
+            fences += 1;
+            assert!(
+                triptych_sys::fd::is_pipe_read_end(fd.as_fd()).expect("fcntl"),
+                "fence {link} is not a pipe's read end"
+            );
+            assert!(
+                nix::unistd::write(&fd, b"x").is_err(),
+                "fence {link} written"
+            );
+        }
+    }
+    assert!(
+        buffers > 0 && fences > 0,
+        "{buffers} buffers, {fences} fences"
+    );
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+}
