@@ -7,12 +7,13 @@
 //! (`PTRACE_MODE_ATTACH_REALCREDS`) to the target. The launcher polls the pidfds of its children:
 //! a pidfd becomes readable when its process exits.
 //!
-//! The syscalls have no libc wrappers in older glibc versions, so they are made with `syscall(2)`
-//! using the numbers of the generic syscall table (`include/uapi/asm-generic/unistd.h`), which
-//! x86-64 and aarch64 share for these calls; the numbers are pinned by a test because the seccomp
-//! policies name them too. See <https://man7.org/linux/man-pages/man2/pidfd_getfd.2.html>.
+//! The calls themselves are [rustix](https://docs.rs/rustix)'s (`rustix::process`), which makes
+//! them without libc wrappers (older glibc has none) and hands back `OwnedFd`s; this module adds
+//! what callers need on top: errors classified by what to do about them. The syscall numbers are
+//! kept here, pinned by a test against libc, because the seccomp policies name them. See
+//! <https://man7.org/linux/man-pages/man2/pidfd_getfd.2.html>.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 /// `__NR_pidfd_send_signal`.
 pub const SYS_PIDFD_SEND_SIGNAL: i64 = 424;
@@ -72,55 +73,40 @@ fn classify(call: &'static str, pid: i32, target_fd: i32, errno: nix::Error) -> 
     }
 }
 
-/// Opens a pidfd for `pid` (close-on-exec: pidfds always are).
+fn errno(e: rustix::io::Errno) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error())
+}
+
+/// Opens a pidfd of process `pid`, close-on-exec.
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, PidfdError> {
-    // SAFETY: pidfd_open takes (pid_t, unsigned int) and returns a new fd or -1; no memory is
-    // passed.
-    let rc = unsafe { libc::syscall(SYS_PIDFD_OPEN, pid, 0u32) };
-    if rc < 0 {
-        return Err(classify("pidfd_open", pid, -1, nix::Error::last()));
-    }
-    // SAFETY: on success the kernel returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+    // rustix's Pid is positive by construction; anything else is no process at all.
+    let p = (pid > 0)
+        .then(|| rustix::process::Pid::from_raw(pid))
+        .flatten()
+        .ok_or_else(|| classify("pidfd_open", pid, -1, nix::Error::EINVAL))?;
+    rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .map_err(|e| classify("pidfd_open", pid, -1, errno(e)))
 }
 
-/// Takes a duplicate of fd `target_fd` of the process behind `pidfd`.
-///
-/// The new fd is close-on-exec (the kernel sets `O_CLOEXEC` on it unconditionally).
+/// Takes a duplicate of fd `target_fd` of the process behind `pidfd`, close-on-exec (the kernel
+/// sets `O_CLOEXEC` on every fd `pidfd_getfd` installs).
 pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> Result<OwnedFd, PidfdError> {
-    // SAFETY: pidfd_getfd takes (int pidfd, int targetfd, unsigned int flags) and returns a new
-    // fd or -1; `pidfd` is borrowed and open for the call; flags must be 0.
-    let rc = unsafe { libc::syscall(SYS_PIDFD_GETFD, pidfd.as_raw_fd(), target_fd, 0u32) };
-    if rc < 0 {
-        return Err(classify("pidfd_getfd", -1, target_fd, nix::Error::last()));
-    }
-    // SAFETY: on success the kernel installed a new fd in our table that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+    rustix::process::pidfd_getfd(pidfd, target_fd, rustix::process::PidfdGetfdFlags::empty())
+        .map_err(|e| classify("pidfd_getfd", -1, target_fd, errno(e)))
 }
 
-/// Sends `signal` to the process behind `pidfd`. Immune to pid reuse, unlike `kill(2)`.
+/// Sends `signal` to the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), PidfdError> {
-    // SAFETY: (int pidfd, int sig, siginfo_t *info, unsigned int flags); a null info asks the
-    // kernel to fill in the default, flags must be 0; the pidfd is borrowed and open.
-    let rc = unsafe {
-        libc::syscall(
-            SYS_PIDFD_SEND_SIGNAL,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0u32,
-        )
-    };
-    if rc < 0 {
-        return Err(classify("pidfd_send_signal", -1, -1, nix::Error::last()));
-    }
-    Ok(())
+    let sig = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| classify("pidfd_send_signal", -1, -1, nix::Error::EINVAL))?;
+    rustix::process::pidfd_send_signal(pidfd, sig)
+        .map_err(|e| classify("pidfd_send_signal", -1, -1, errno(e)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
 
     #[test]
     fn syscall_numbers_match_libc() {
