@@ -11,7 +11,7 @@
 //! filter allows `pidfd_getfd` only inside that range, so no other file of the GPU process (its DRM
 //! device, its IPC sockets) can be taken.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Errors from fd-level operations.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,20 @@ pub enum FdError {
         /// The error.
         errno: nix::Error,
     },
+}
+
+/// Takes ownership of `raw`, an fd a foreign library just returned to the caller (EGL's
+/// `eglExportDMABUFImageMESA` or `eglDupNativeFenceFDANDROID`, GBM's `gbm_bo_get_fd`): the one
+/// place outside system calls of this crate where a raw fd becomes an `OwnedFd`. `None` for a
+/// negative number (the library's failure).
+///
+/// # Safety
+///
+/// `raw`, if not negative, must be an open fd that the caller owns and that nothing else will
+/// close or adopt: the returned `OwnedFd` closes it exactly once.
+pub unsafe fn adopt(raw: RawFd) -> Option<OwnedFd> {
+    // SAFETY: the caller guarantees `raw` is an open fd it owns and hands over here, once.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// A pipe, both ends close-on-exec: `(read, write)`. The shm backend's fence: the write end's

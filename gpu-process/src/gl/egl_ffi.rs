@@ -38,7 +38,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::rc::Rc;
@@ -700,7 +700,7 @@ impl EglHandles {
                 // SAFETY: a non-negative entry in `fds` is a new file descriptor that
                 // eglExportDMABUFImageMESA opened for this call and hands to the caller; nothing
                 // else owns or closes it, so wrapping it once in an OwnedFd is sound.
-                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+                unsafe { triptych_sys::fd::adopt(fd) }
             })
             .collect();
         if ok == EGL_FALSE {
@@ -764,8 +764,9 @@ impl EglHandles {
             return Err(self.egl.error("eglDupNativeFenceFDANDROID"));
         }
         // SAFETY: the extension: "returns a new file descriptor ... the caller owns it"; it is
-        // a fresh fd nothing else holds, wrapped exactly once.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // a fresh fd nothing else holds, adopted exactly once (and not negative: checked above).
+        let fd = unsafe { triptych_sys::fd::adopt(fd) }
+            .ok_or_else(|| self.egl.error("eglDupNativeFenceFDANDROID"))?;
         ensure_cloexec(fd)
     }
 
@@ -1118,8 +1119,8 @@ impl GbmDevice {
             ));
         }
         // SAFETY: gbm_bo_get_fd returns a new dma-buf fd (a PRIME export) that the caller owns
-        // and must close; it is wrapped exactly once.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // and must close; it is adopted exactly once (and not negative: checked above).
+        let fd = unsafe { triptych_sys::fd::adopt(fd) }.ok_or("gbm_bo_get_fd returned no fd")?;
         if planes != 1 {
             return Err(format!("gbm buffer has {planes} planes, expected 1"));
         }
