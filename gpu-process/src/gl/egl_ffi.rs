@@ -976,6 +976,10 @@ const GBM_BO_USE_RENDERING: u32 = 1 << 2;
 /// `gbm.h`: `GBM_BO_USE_LINEAR = (1 << 4)`, the buffer is laid out linearly.
 const GBM_BO_USE_LINEAR: u32 = 1 << 4;
 
+/// libgbm, loaded at run time rather than through the `gbm` crate: that crate links libgbm at
+/// build time, so a machine without it (no GPU stack, only llvmpipe on the device platform) could
+/// not even start the GPU process to fall back to shm; loaded here, a missing libgbm is one
+/// named reason in `doctor` and the fallback, and the shm backend works without it.
 struct Gbm {
     _lib: libloading::Library,
     create_device: FnGbmCreateDevice,
