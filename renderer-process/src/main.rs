@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 use renderer_process::composite;
+mod decide;
 mod fetch;
 #[cfg(debug_assertions)]
 mod hostile;

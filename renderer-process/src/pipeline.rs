@@ -34,8 +34,8 @@ use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::frame::{BufferKind, MAX_PLANES};
 use ipc_protocol::messages::{
-    Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, LayerPlacement,
-    Presented, RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
+    Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, Presented,
+    RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
 };
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
@@ -51,15 +51,7 @@ const MAX_LAYERS: usize = 16;
 /// Trace events are shipped to the launcher once this many are buffered.
 const TRACE_BATCH: usize = 512;
 
-/// What is on screen for one layer.
-#[derive(Clone, Copy, Debug)]
-struct Shown {
-    id: BufferId,
-    epoch: u64,
-    placement: LayerPlacement,
-    /// Whether this buffer's fence was seen signalled; composite refuses it otherwise.
-    signalled: bool,
-}
+use crate::decide::Shown;
 
 /// A frame whose fences are being waited on.
 #[derive(Debug)]
@@ -649,49 +641,40 @@ impl Pipeline {
             ready_ns,
             Args::new(),
         );
-        let mut replaced = Vec::new();
-        for ((layer, mut s, named), ok) in p.layers.into_iter().zip(ready) {
-            if !ok {
-                self.stats.fence_timeouts += 1;
-                tracing::warn!(
-                    frame = p.frame,
-                    layer,
-                    timeout_ms = self.fence_timeout.as_millis() as u64,
-                    "fence did not signal in time; the layer keeps its previous buffer"
-                );
-                let mut args = Args::new();
-                args.insert("layer".into(), layer.into());
-                self.rec.instant(
-                    Marker::FenceTimeout,
-                    InstantScope::Process,
-                    Some(p.frame),
-                    args,
-                );
-                self.release(s.id);
-                let _ = self.events.send(&RendererToLauncher::FenceTimeout {
-                    epoch: s.epoch,
-                    frame: p.frame,
-                    layer,
-                    fence: named,
-                });
-                continue;
-            }
-            s.signalled = true;
-            if let Some(old) = self.shown.insert(layer, s) {
-                if old.id != s.id {
-                    replaced.push(old.id);
-                }
-            }
+        let frame_layers = p
+            .layers
+            .into_iter()
+            .zip(ready)
+            .map(|((layer, s, named), ok)| (layer, s, named, ok));
+        let settled =
+            crate::decide::settle(&mut self.shown, frame_layers, self.layers, self.gpu.epoch);
+        for (layer, s, named) in settled.timed_out {
+            self.stats.fence_timeouts += 1;
+            tracing::warn!(
+                frame = p.frame,
+                layer,
+                timeout_ms = self.fence_timeout.as_millis() as u64,
+                "fence did not signal in time; the layer keeps its previous buffer"
+            );
+            let mut args = Args::new();
+            args.insert("layer".into(), layer.into());
+            self.rec.instant(
+                Marker::FenceTimeout,
+                InstantScope::Process,
+                Some(p.frame),
+                args,
+            );
+            let _ = self.events.send(&RendererToLauncher::FenceTimeout {
+                epoch: s.epoch,
+                frame: p.frame,
+                layer,
+                fence: named,
+            });
         }
-        let complete = (0..self.layers).all(|l| {
-            self.shown
-                .get(&l)
-                .is_some_and(|s| s.epoch == self.gpu.epoch)
-        });
-        if complete {
+        if settled.present {
             self.present(p.frame, p.sent_ns, ready_ns, commands)?;
         }
-        for id in replaced {
+        for id in settled.release {
             self.release(id);
         }
         Ok(())
