@@ -47,25 +47,12 @@ pub enum MemfdError {
     },
 }
 
-/// Creates a memfd of `size` bytes, sealed against shrinking and growing.
+/// Creates a memfd of `size` bytes, sealed against shrinking and growing, and against further
+/// seals.
 pub fn create_sealed(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
-    let fd = memfd_create(
-        name,
-        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
-    )
-    .map_err(|errno| MemfdError::Create {
-        name: name.to_string_lossy().into_owned(),
-        errno,
-    })?;
-    nix::unistd::ftruncate(&fd, size as i64)
-        .map_err(|errno| MemfdError::Truncate { size, errno })?;
-    fcntl(
-        fd.as_raw_fd(),
-        FcntlArg::F_ADD_SEALS(
-            SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
-        ),
-    )
-    .map_err(|errno| MemfdError::Seal { errno })?;
+    let fd = create_for_export(name, size)?;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SEAL))
+        .map_err(|errno| MemfdError::Seal { errno })?;
     Ok(fd)
 }
 

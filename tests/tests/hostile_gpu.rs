@@ -6,46 +6,6 @@
 
 use triptych_tests::*;
 
-/// The launcher's fd count at the end and peak memory of a clean run of the same shape.
-fn clean_baseline() -> (u64, u64) {
-    static BASE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| {
-        let dir = scratch("hostile-baseline");
-        let json = dir.join("summary.json");
-        let mut cmd = triptych(&["run"]);
-        cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"])
-            .arg("--out")
-            .arg(dir.join("f.png"))
-            .arg("--summary-json")
-            .arg(&json);
-        let o = output(cmd);
-        assert!(o.status.success(), "{}", show(&o));
-        let s = summary(&json);
-        let fc = &s["fd_counts"];
-        (
-            fc["launcher_at_end"].as_u64().expect("fds"),
-            fc["launcher_peak_rss_kib"].as_u64().expect("rss"),
-        )
-    })
-}
-
-/// The launcher ends the attacked run with the fds of a clean one and no more than 32 MiB
-/// more memory at its peak.
-fn at_baseline(attack: &str, s: &serde_json::Value) {
-    let (fds, rss) = clean_baseline();
-    let fc = &s["fd_counts"];
-    assert_eq!(
-        fc["launcher_at_end"].as_u64(),
-        Some(fds),
-        "{attack}: launcher fds: {fc}"
-    );
-    let peak = fc["launcher_peak_rss_kib"].as_u64().expect("rss");
-    assert!(
-        peak <= rss + 32 * 1024,
-        "{attack}: launcher peak memory {peak} KiB against {rss} KiB in a clean run"
-    );
-}
-
 fn hostile_run(attack: &str) -> serde_json::Value {
     let dir = scratch(&format!("hostile-gpu-{attack}"));
     let json = dir.join("summary.json");
