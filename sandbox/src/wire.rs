@@ -24,7 +24,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use triptych_sys::poll::{wait_readable, WaitOutcome};
-use triptych_sys::scm::{recv_with_fds, send_with_fds, ScmError};
+use triptych_sys::scm::{recv_with_fds, send_with_fds, send_with_fds_flags, ScmError};
 
 /// "TPHO": the first bytes of a handover.
 pub const HANDOVER_MAGIC: u32 = u32::from_le_bytes(*b"TPHO");
@@ -203,7 +203,9 @@ pub fn send_frame_fds(
         b.extend_from_slice(&n.to_le_bytes());
     }
     let attached: Vec<BorrowedFd<'_>> = fds.iter().map(|(_, f)| *f).collect();
-    send_with_fds(sock, &b, &attached)?;
+    // Never waits: a renderer that stops reading its fds must not stall the GPU process (the
+    // send fails with EAGAIN, the frame's fds are missing, and the renderer rejects the frame).
+    send_with_fds_flags(sock, &b, &attached, true)?;
     Ok(())
 }
 
