@@ -1,19 +1,19 @@
-//! A three-process handoff recorded for real, shipped over ipc-channel,
+//! A three-process handoff recorded for real, shipped in its wire encoding,
 //! written, read back and judged.
 //!
 //! Three threads stand in for the three processes, each with its own
 //! `Recorder` and pid, handing frames along as the real processes do: the
 //! "gpu" thread renders, exports and sends; the "renderer" receives, fetches,
 //! waits and composites; the "launcher" presents. Every timestamp is a real
-//! `CLOCK_MONOTONIC` reading around real sleeps, and every batch crosses a
-//! real ipc-channel (postcard over a Unix socket) before it is merged.
+//! `CLOCK_MONOTONIC` reading around real sleeps, and every batch is encoded
+//! as the processes' channels carry it (postcard) and decoded before it is
+//! merged.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use ipc_channel::ipc;
 use serde_json::Value;
 use triptych_trace::{
     check_flows, check_flows_with, current_tid, now_ns, parse_chrome_json, summarize,
@@ -41,7 +41,8 @@ struct Recorded {
 }
 
 fn record_three_processes() -> Recorded {
-    let (batch_tx, batch_rx) = ipc::channel::<Batch>().expect("ipc channel");
+    // Batches travel as the bytes a channel datagram carries.
+    let (batch_tx, batch_rx) = mpsc::channel::<Vec<u8>>();
     let (to_renderer, renderer_inbox) = mpsc::channel::<u64>();
     let (to_launcher, launcher_inbox) = mpsc::channel::<u64>();
 
@@ -68,8 +69,9 @@ fn record_three_processes() -> Recorded {
             rec.record_span(Stage::Send, Some(frame), start, now_ns(), args);
         }
         rec.counter("buffers_in_flight", 0.0);
+        let b: Batch = (GPU_PID, current_tid(), rec.drain());
         gpu_batches
-            .send((GPU_PID, current_tid(), rec.drain()))
+            .send(postcard::to_stdvec(&b).expect("encode"))
             .expect("launcher alive");
     });
 
@@ -96,8 +98,9 @@ fn record_three_processes() -> Recorded {
             }
             to_launcher.send(frame).expect("launcher alive");
         }
+        let b: Batch = (RENDERER_PID, current_tid(), rec.drain());
         renderer_batches
-            .send((RENDERER_PID, current_tid(), rec.drain()))
+            .send(postcard::to_stdvec(&b).expect("encode"))
             .expect("launcher alive");
     });
 
@@ -131,7 +134,8 @@ fn record_three_processes() -> Recorded {
         threads: vec![(current_tid(), "main".into())],
     }];
     for _ in 0..2 {
-        let (pid, tid, batch) = batch_rx.recv().expect("batch over ipc");
+        let bytes = batch_rx.recv().expect("a batch");
+        let (pid, tid, batch): Batch = postcard::from_bytes(&bytes).expect("decode");
         assert!(batch.iter().all(|e| e.pid == pid && e.tid == tid));
         let name = if pid == GPU_PID { "gpu" } else { "renderer" };
         processes.push(ProcessInfo {
@@ -440,7 +444,7 @@ fn writer_refuses_what_the_file_cannot_hold() {
 }
 
 #[test]
-fn events_survive_an_ipc_channel_unchanged() {
+fn events_survive_the_wire_encoding_unchanged() {
     let event = Event {
         kind: EventKind::Span {
             stage: Stage::FenceWait,
@@ -477,7 +481,8 @@ fn events_survive_an_ipc_channel_unchanged() {
             ..event
         },
     ];
-    let (tx, rx) = ipc::channel::<Vec<Event>>().expect("ipc channel");
-    tx.send(batch.clone()).expect("send");
-    assert_eq!(rx.recv().expect("recv"), batch);
+    // Trace batches cross the process boundary as postcard, in one channel datagram.
+    let bytes = postcard::to_stdvec(&batch).expect("encode");
+    let back: Vec<Event> = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, batch);
 }
