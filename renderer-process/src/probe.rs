@@ -119,6 +119,9 @@ fn escape<'a>(name: &str, c: &Ctx<'a>) -> Option<Call<'a>> {
         "socketpair-inet" => Call::Socketpair {
             domain: libc::AF_INET,
         },
+        "socketpair-unix" => Call::Socketpair {
+            domain: libc::AF_UNIX,
+        },
         "connect" => Call::Connect(c.socket),
         "bind" => Call::Bind(c.socket),
         "listen" => Call::Listen(c.socket),

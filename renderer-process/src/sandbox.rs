@@ -16,8 +16,8 @@
 //! 4. only now start the threads that receive and parse the GPU process's frames.
 //!
 //! So nothing the GPU process sends is parsed before the filter is on, and every lazy
-//! initialisation the renderer needs (ipc-channel's socket buffer size, the first `socketpair`,
-//! the heap, the clock) happened during bootstrap.
+//! initialisation the renderer needs (the heap, the clock) happened during bootstrap. The
+//! renderer never creates a socket: the launcher made every one it holds.
 
 use std::os::fd::BorrowedFd;
 

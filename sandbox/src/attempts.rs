@@ -95,6 +95,11 @@ pub fn renderer(transport: Transport) -> Vec<Attempt> {
         trap("socket-unix", "socket", "open a unix socket"),
         trap("socket-netlink", "socket", "open a netlink socket"),
         trap("socketpair-inet", "socketpair", "an AF_INET socket pair"),
+        trap(
+            "socketpair-unix",
+            "socketpair",
+            "an AF_UNIX socket pair (a child makes no sockets: the launcher made all it holds)",
+        ),
         trap("connect", "connect", "connect a held socket elsewhere"),
         trap("bind", "bind", "bind a held socket"),
         trap("listen", "listen", "listen on a held socket"),
@@ -316,14 +321,6 @@ pub fn common_rule_calls<'a>(id: &str, pid: i32, c: &RuleCtx<'a>) -> Option<Rule
                 arg: 0,
             }],
             vec![dupfd(c.memfd)],
-        ),
-        "socketpair:unix" => (
-            vec![Call::Socketpair {
-                domain: libc::AF_UNIX,
-            }],
-            vec![Call::Socketpair {
-                domain: libc::AF_INET,
-            }],
         ),
         "clone:thread" => (vec![], vec![Call::CloneProcess]),
         "tgkill:self" => (

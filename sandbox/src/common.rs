@@ -95,27 +95,18 @@ pub fn rules(pid: u32) -> Vec<Rule> {
         Rule::any(
             libc::SYS_poll,
             "poll",
-            "fence waits with deadlines, ipc receives",
+            "fence waits with deadlines, channel hang-up checks",
         ),
         Rule::any(libc::SYS_ppoll, "ppoll", "fence waits with deadlines"),
         Rule::any(
             libc::SYS_sendmsg,
             "sendmsg",
-            "ipc-channel messages, SCM_RIGHTS",
+            "channel messages (sends that never wait), SCM_RIGHTS",
         ),
         Rule::any(
             libc::SYS_recvmsg,
             "recvmsg",
-            "ipc-channel messages, handovers, SCM_RIGHTS",
-        ),
-        // ipc-channel makes a socketpair for each message too large for one packet and for each
-        // new channel. Only AF_UNIX: a pair of unconnected local sockets reaches nobody.
-        Rule::with(
-            "socketpair:unix",
-            libc::SYS_socketpair,
-            "socketpair",
-            vec![Arg::eq32(0, libc::AF_UNIX as u64, "AF_UNIX")],
-            "ipc-channel's fragmented messages",
+            "channel messages, handovers, SCM_RIGHTS",
         ),
         Rule::any(libc::SYS_futex, "futex", "locks and channels"),
         Rule::any(libc::SYS_brk, "brk", "the heap"),

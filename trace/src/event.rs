@@ -13,7 +13,7 @@
 //! its bounded buffer until [`Recorder::drain`](crate::Recorder::drain) takes a
 //! batch, crosses to the launcher as part of an IPC message (the derived serde
 //! form; it uses no serde attributes, so non-self-describing formats such as
-//! the postcard encoding ipc-channel uses can carry it), and ends up in the
+//! the postcard encoding the channels use can carry it), and ends up in the
 //! merged Chrome trace file written by
 //! [`write_chrome_json`](crate::write_chrome_json).
 //!
