@@ -10,6 +10,7 @@ pub mod export;
 pub mod gl;
 #[cfg(debug_assertions)]
 pub mod hostile;
+pub mod landlock;
 pub mod pool;
 #[cfg(debug_assertions)]
 pub mod probe;

@@ -135,6 +135,7 @@ fn run() -> anyhow::Result<()> {
                 fence: exporter.fence_kind(),
                 gl: gl_line,
                 window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
+                landlock: claimed.landlock.clone(),
             };
             // The driver is up: the sandbox goes on before anything is reported or rendered.
             let hand_over = |listener: OwnedFd| {

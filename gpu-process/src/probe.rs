@@ -16,6 +16,10 @@ pub fn from_env() -> Option<String> {
     })
 }
 
+/// A file Landlock leaves readable to the GPU process on every Linux system: the dynamic
+/// loader's cache.
+pub const LANDLOCK_READABLE: &std::ffi::CStr = c"/etc/ld.so.cache";
+
 /// The call of GPU escape attempt `name`.
 fn call_for<'a>(
     name: &str,
@@ -25,6 +29,14 @@ fn call_for<'a>(
 ) -> Option<Call<'a>> {
     Some(match name {
         "open-file" => Call::OpenPath,
+        "open-driver-file" => Call::OpenAt {
+            path: LANDLOCK_READABLE,
+            flags: libc::O_RDONLY | libc::O_CLOEXEC,
+        },
+        "create-file" => Call::OpenAt {
+            path: c"/tmp/triptych-gpu-landlock-probe",
+            flags: libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL | libc::O_CLOEXEC,
+        },
         "openat2" => Call::Openat2,
         "execve" => Call::Execve,
         "fork" => Call::Fork,
@@ -84,6 +96,16 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
         ),
         "sched_setscheduler:batch" => (vec![sched(libc::SCHED_BATCH)], vec![sched(libc::SCHED_RR)]),
         "sched_setscheduler:idle" => (vec![sched(libc::SCHED_IDLE)], vec![sched(libc::SCHED_FIFO)]),
+        "openat:landlocked" => (
+            vec![Call::OpenAt {
+                path: LANDLOCK_READABLE,
+                flags: libc::O_RDONLY | libc::O_CLOEXEC,
+            }],
+            vec![Call::OpenAt {
+                path: LANDLOCK_READABLE,
+                flags: libc::O_PATH | libc::O_CLOEXEC,
+            }],
+        ),
         "ioctl:not-terminal-injection" => (
             vec![Call::Ioctl {
                 fd: c.stderr,
@@ -100,7 +122,7 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
 
 /// Performs probe `name` (see `triptych_sandbox::attempts`) and writes its outcome; a trapped
 /// call does not return.
-pub fn run_probe(name: &str, start: &GpuStart, launcher: i32) {
+pub fn run_probe(name: &str, start: &GpuStart, launcher: i32, params: &Params) {
     let stderr = std::io::stderr();
     let renderer = start.renderer.renderer_pid as i32;
     match triptych_sys::memfd::create_sealed(c"probe", 4096) {
@@ -110,9 +132,7 @@ pub fn run_probe(name: &str, start: &GpuStart, launcher: i32) {
                 memfd: std::os::fd::AsFd::as_fd(&memfd),
                 launcher,
             };
-            let policy = triptych_sandbox::gpu::policy(&Params {
-                pid: std::process::id(),
-            });
+            let policy = triptych_sandbox::gpu::policy(params);
             if let Some(lines) =
                 attempts::run_rule_probe(name, &policy, &|id| rule_calls(id, &c, renderer))
             {
@@ -154,10 +174,13 @@ mod tests {
             memfd: std::os::fd::AsFd::as_fd(&m),
             launcher: 1,
         };
-        for r in triptych_sandbox::gpu::policy(&Params::example())
-            .rules
-            .iter()
-            .filter(|r| !r.when.is_empty())
+        for r in triptych_sandbox::gpu::policy(&Params {
+            pid: 1,
+            landlocked: true,
+        })
+        .rules
+        .iter()
+        .filter(|r| !r.when.is_empty())
         {
             let (allowed, altered) =
                 rule_calls(r.id, &c, 1).unwrap_or_else(|| panic!("no calls for {}", r.id));

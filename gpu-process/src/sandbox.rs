@@ -2,8 +2,9 @@
 //!
 //! Sequence:
 //!
-//! 1. **start-up** ([`startup`], first thing in `run`): adopt the report pipe and install the
-//!    `SIGSYS` reporter on it, adopt the handover socket, read the test hook. The launcher has
+//! 1. **start-up** ([`startup`], first thing in `run`): confine the files the process can reach
+//!    with Landlock while it has one thread ([`crate::landlock`]), adopt the report pipe and
+//!    install the `SIGSYS` reporter on it, adopt the handover socket, read the test hook. The launcher has
 //!    already put the process in the shared user namespace and new network and IPC namespaces,
 //!    with no capabilities (`triptych_sys::jail`).
 //! 2. bootstrap, `Start`, then EGL and driver initialisation, which opens files (the driver, its
@@ -28,6 +29,8 @@ use crate::transport::FdSender;
 #[derive(Debug)]
 pub struct Claimed {
     handover: Option<FixedFd>,
+    /// What Landlock enforces, for `GpuInfo` and the seccomp policy.
+    pub landlock: ipc_protocol::messages::LandlockReport,
     /// The escape test's probe, in test builds only.
     #[cfg(debug_assertions)]
     probe: Option<String>,
@@ -35,6 +38,7 @@ pub struct Claimed {
 
 /// Step 1: adopts the fixed fds, installs the `SIGSYS` reporter, reads the test hook.
 pub fn startup() -> anyhow::Result<Claimed> {
+    let landlock = crate::landlock::confine();
     let report = FixedFd::claim(REPORT_FD).context("claiming the report fd")?;
     triptych_sys::seccomp::install_trap_reporter(report.into_inherited())
         .context("installing the SIGSYS reporter")?;
@@ -42,6 +46,7 @@ pub fn startup() -> anyhow::Result<Claimed> {
     let handover = handover.inherited().then_some(handover);
     Ok(Claimed {
         handover,
+        landlock,
         #[cfg(debug_assertions)]
         probe: crate::probe::from_env(),
     })
@@ -60,9 +65,11 @@ pub fn confine(
     let launcher = nix::unistd::getppid().as_raw();
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::gpu())
         .context("setting resource limits")?;
-    let policy = triptych_sandbox::gpu::policy(&Params {
+    let params = Params {
         pid: std::process::id(),
-    });
+        landlocked: claimed.landlock.enforced != "none",
+    };
+    let policy = triptych_sandbox::gpu::policy(&params);
     let mut installed = match start.reports {
         ViolationReports::Notify => policy.install_notifying(),
         ViolationReports::Signal => policy.install(),
@@ -84,7 +91,7 @@ pub fn confine(
     }
     #[cfg(debug_assertions)]
     if let Some(name) = claimed.probe {
-        crate::probe::run_probe(&name, start, launcher);
+        crate::probe::run_probe(&name, start, launcher, &params);
     }
     Ok(sender)
 }

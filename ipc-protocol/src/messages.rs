@@ -256,6 +256,26 @@ pub struct GpuInfo {
     pub gl: String,
     /// The export window `[base, end)`.
     pub window: (i32, i32),
+    /// What the GPU process says its Landlock confinement is. The launcher cannot read another
+    /// process's Landlock domain, so this is a claim, and is shown as one.
+    pub landlock: LandlockReport,
+}
+
+/// How far Landlock confines a process's files, as `landlock_restrict_self` answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockReport {
+    /// The kernel's Landlock ABI version (0: none).
+    pub kernel_abi: u32,
+    /// `full`, `partial` (an older ABI: some requested rights are not handled), or `none`.
+    pub enforced: String,
+    /// Whether signals and abstract unix sockets are scoped to the process (ABI 6, Linux 6.12).
+    pub scoped: bool,
+    /// Why not fully enforced, when not.
+    pub reason: Option<String>,
+    /// Paths readable beneath (driver libraries and data).
+    pub read: Vec<String>,
+    /// Device paths usable read-write (the DRM nodes).
+    pub devices: Vec<String>,
 }
 
 /// GPU process to renderer.

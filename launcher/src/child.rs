@@ -165,6 +165,8 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
         }
         // Mesa's shader cache would write under $HOME; the children have none and open nothing.
         cmd.env("MESA_SHADER_CACHE_DISABLE", "true");
+        // Likewise NVIDIA's driver, which would write under $HOME/.nv.
+        cmd.env("__GL_SHADER_DISK_CACHE", "0");
         // The parent-death guard runs after the caller's confinement (its own pre_exec steps).
         setup(&mut cmd);
         triptych_sys::jail::Confinement::new()

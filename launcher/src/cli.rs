@@ -43,6 +43,18 @@ pub enum TransportArg {
     ScmRights,
 }
 
+/// Whether the seccomp policies are enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// A call outside its role's policy kills the child and is reported as a violation.
+    Enforce,
+    /// For testing the policies against a new C library, driver or kernel: a call outside the
+    /// policy is recorded (role, call, arguments) and then allowed to run, and the summary lists
+    /// every such call. The children are NOT confined by seccomp in this mode; the other
+    /// layers (namespaces, capabilities, resource limits) stay on.
+    Learn,
+}
+
 /// Which buffer backend to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Buffers {
@@ -103,6 +115,9 @@ pub struct RunArgs {
     /// How fds travel from the GPU process to the renderer.
     #[arg(long, value_enum, default_value_t = TransportArg::Auto)]
     pub transport: TransportArg,
+    /// Enforce the seccomp policies, or learn what each role calls beyond them.
+    #[arg(long, value_enum, default_value_t = SandboxMode::Enforce)]
+    pub sandbox: SandboxMode,
     /// Pool buffers per layer (at least 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=16))]
     pub pool: u32,

@@ -265,6 +265,15 @@ impl RoleLayers {
 /// The sandbox of a run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SandboxSummary {
+    /// `enforce`, or `learn` (`--sandbox learn`: seccomp recorded calls but stopped none).
+    pub mode: String,
+    /// In learning mode: every call a child made that its policy does not name.
+    pub learned: Vec<crate::jail::LearnedCall>,
+    /// In learning mode: calls not listed because the list was full.
+    pub learned_overflow: u64,
+    /// The GPU process's Landlock confinement, as it reported it (the launcher cannot read
+    /// another process's Landlock domain).
+    pub gpu_landlock: Option<ipc_protocol::messages::LandlockReport>,
     /// Why the fd transport is the one that ran.
     pub transport_reason: String,
     /// Whether the children ran in a user namespace of their own.
@@ -333,6 +342,48 @@ impl RunSummary {
             match l {
                 Some(l) => s += &format!("  sandbox {role}: {}\n", l.line()),
                 None => s += &format!("  sandbox {role}: not observed\n"),
+            }
+        }
+        if let Some(l) = &self.sandbox.gpu_landlock {
+            s += &format!(
+                "  landlock gpu (as reported by it): {}, kernel ABI {}{}; read-only: {} paths; devices: {}{}\n",
+                l.enforced,
+                l.kernel_abi,
+                if l.scoped {
+                    ", signals and abstract sockets scoped"
+                } else {
+                    ""
+                },
+                l.read.len(),
+                if l.devices.is_empty() {
+                    "none".to_owned()
+                } else {
+                    l.devices.join(" ")
+                },
+                l.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        if self.sandbox.mode == "learn" {
+            s += &format!(
+                "  sandbox: LEARNING MODE, seccomp enforced nothing; {} call(s) outside the policies{}\n",
+                self.sandbox.learned.len(),
+                if self.sandbox.learned_overflow > 0 {
+                    format!(" (and {} not listed)", self.sandbox.learned_overflow)
+                } else {
+                    String::new()
+                }
+            );
+            for c in &self.sandbox.learned {
+                s += &format!(
+                    "    {}: {} x{} e.g. {}\n",
+                    c.role,
+                    c.call,
+                    c.count,
+                    c.examples.first().map(String::as_str).unwrap_or("")
+                );
             }
         }
         if self.sandbox.violations.is_empty() {

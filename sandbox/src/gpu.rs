@@ -7,9 +7,13 @@
 //! and export buffers (`memfd_create`, `ftruncate`, `eventfd2`, `fcntl` sealing and moving fds
 //! into the export window). What it loses is everything that reaches *outside* the process:
 //!
-//! - **files**: `open`, `openat`, `openat2` and `creat` fail with `EACCES` instead of trapping,
-//!   because drivers probe optional files (shader caches, configuration) lazily and cope with a
-//!   refusal; a compromised GPU process still opens nothing;
+//! - **files**: where Landlock confines the process (`gpu-process/src/landlock.rs`: driver
+//!   libraries and data read-only, the GPU's device nodes), `openat` is let through to it, since
+//!   a driver may open its own files lazily, after initialisation; Landlock refuses everything
+//!   else with `EACCES`. `O_PATH` opens, which Landlock does not check, trap. Without Landlock,
+//!   `openat` fails with `EACCES`, and so do `open`, `openat2` and `creat` always, instead of
+//!   trapping, because drivers probe optional files (shader caches, configuration) lazily and
+//!   cope with a refusal;
 //! - **programs**: `execve`, `execveat`, and `clone` without `CLONE_THREAD` trap;
 //! - **the network**: `socket`, `connect`, `bind`, `listen`, `accept` trap (and the process has
 //!   its own empty network namespace besides);
@@ -27,12 +31,18 @@ pub const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
 pub struct Params {
     /// The GPU process's own pid.
     pub pid: u32,
+    /// Whether Landlock confines the files the process can reach (then `openat` is let
+    /// through to Landlock).
+    pub landlocked: bool,
 }
 
 impl Params {
-    /// Parameters for reading the policy.
+    /// Parameters for reading the policy (without Landlock: the stricter seccomp side).
     pub fn example() -> Params {
-        Params { pid: 1 }
+        Params {
+            pid: 1,
+            landlocked: false,
+        }
     }
 }
 
@@ -166,7 +176,25 @@ pub fn policy(p: &Params) -> Policy {
         errno: libc::EACCES,
         why: "no file may be opened; drivers cope with the refusal",
     };
-    refusals.push(eacces(libc::SYS_openat, "openat"));
+    if p.landlocked {
+        rules.push(Rule::with(
+            "openat:landlocked",
+            libc::SYS_openat,
+            "openat",
+            vec![Arg {
+                index: 2,
+                width: Width::Dword,
+                cmp: Cmp::Masked {
+                    mask: libc::O_PATH as u64,
+                    value: 0,
+                },
+                what: "not O_PATH",
+            }],
+            "the driver's own files, lazily; Landlock decides which (O_PATH is beyond it)",
+        ));
+    } else {
+        refusals.push(eacces(libc::SYS_openat, "openat"));
+    }
     refusals.push(eacces(libc::SYS_openat2, "openat2"));
     #[cfg(target_arch = "x86_64")]
     {
@@ -220,6 +248,28 @@ mod tests {
         assert_eq!(
             p.decide(libc::SYS_sched_setscheduler, &[0, 3, 0, 0, 0, 0]),
             Ok(())
+        );
+        p.compile().expect("compile");
+    }
+
+    #[test]
+    fn with_landlock_openat_goes_through_except_o_path() {
+        let p = policy(&Params {
+            pid: 1,
+            landlocked: true,
+        });
+        let flags = |f: i32| [0, 0, f as u64, 0, 0, 0];
+        assert_eq!(
+            p.decide(libc::SYS_openat, &flags(libc::O_RDONLY | libc::O_CLOEXEC)),
+            Ok(())
+        );
+        assert_eq!(
+            p.decide(libc::SYS_openat, &flags(libc::O_PATH | libc::O_CLOEXEC)),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(
+            p.decide(libc::SYS_openat2, &[0; 6]),
+            Err(Otherwise::Errno(libc::EACCES))
         );
         p.compile().expect("compile");
     }

@@ -22,6 +22,7 @@
 //! - [`seccomp`]: the `SIGSYS` handler that reports a trapped system call to the launcher.
 //! - [`fixed`]: fds at fixed numbers (the ones seccomp rules name).
 //! - [`jail`]: confining a child between fork and exec (namespaces, fds, no capabilities).
+//! - [`landlock`]: the kernel's Landlock ABI version.
 //! - [`userns`]: creating the user namespace the sandboxed children share.
 //! - [`probe`]: system calls made only to prove that a sandbox refuses them.
 //! - [`simd`]: AVX2 detection and the compositor's AVX2 kernel (CPU instructions Rust calls
@@ -37,6 +38,7 @@ pub mod fd;
 pub mod fixed;
 pub mod ioctl;
 pub mod jail;
+pub mod landlock;
 pub mod mapping;
 pub mod memfd;
 pub mod notify;

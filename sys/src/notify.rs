@@ -71,6 +71,36 @@ pub struct SeccompNotif {
 /// `'!'`.
 pub const SECCOMP_IOCTL_NOTIF_RECV: u32 = crate::ioctl::iowr::<SeccompNotif>(b'!', 0);
 
+/// `struct seccomp_notif_resp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeccompNotifResp {
+    /// The cookie of the notification answered.
+    pub id: u64,
+    /// The call's return value, when it is not run.
+    pub val: i64,
+    /// A negated errno, when it is not run.
+    pub error: i32,
+    /// `SECCOMP_USER_NOTIF_FLAG_*`.
+    pub flags: u32,
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: `SECCOMP_IOWR(1, struct seccomp_notif_resp)`.
+pub const SECCOMP_IOCTL_NOTIF_SEND: u32 = crate::ioctl::iowr::<SeccompNotifResp>(b'!', 1);
+
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE` (Linux 5.5): let the kernel run the call as if the
+/// filter had allowed it.
+pub const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+
+/// One call the filter refused, as the kernel queued it.
+#[derive(Clone, Copy, Debug)]
+pub struct Notification {
+    /// The kernel's cookie, for [`let_run`].
+    pub id: u64,
+    /// The call (`pid` left 0, `tid` the calling thread).
+    pub record: TrapRecord,
+}
+
 /// Errors of user notification.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -83,6 +113,9 @@ pub enum NotifyError {
     /// Receiving a notification failed.
     #[error("receiving a seccomp notification failed: {0}")]
     Recv(nix::Error),
+    /// Answering a notification failed.
+    #[error("answering a seccomp notification failed: {0}")]
+    Answer(nix::Error),
     /// The filtered process is gone.
     #[error("the filtered process is gone")]
     Gone,
@@ -157,6 +190,12 @@ pub fn install_with_listener(program: &[libc::sock_filter]) -> Result<OwnedFd, N
 /// (`pid` is left 0 for the caller, which knows the process; `tid` is the calling thread).
 /// [`NotifyError::Gone`] once the process has died.
 pub fn recv(listener: BorrowedFd<'_>) -> Result<TrapRecord, NotifyError> {
+    recv_notification(listener).map(|n| n.record)
+}
+
+/// Like [`recv`], with the kernel's cookie, so that the call can be answered ([`let_run`]).
+/// Until it is answered (or the process dies) the calling thread stays suspended.
+pub fn recv_notification(listener: BorrowedFd<'_>) -> Result<Notification, NotifyError> {
     loop {
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -187,12 +226,15 @@ pub fn recv(listener: BorrowedFd<'_>) -> Result<TrapRecord, NotifyError> {
             )
         };
         if r == 0 {
-            return Ok(TrapRecord {
-                arch: n.data.arch,
-                nr: n.data.nr,
-                pid: 0,
-                tid: n.pid,
-                args: n.data.args,
+            return Ok(Notification {
+                id: n.id,
+                record: TrapRecord {
+                    arch: n.data.arch,
+                    nr: n.data.nr,
+                    pid: 0,
+                    tid: n.pid,
+                    args: n.data.args,
+                },
             });
         }
         match nix::Error::last() {
@@ -200,6 +242,38 @@ pub fn recv(listener: BorrowedFd<'_>) -> Result<TrapRecord, NotifyError> {
             // which reports the hang-up once no filtered task is left.
             nix::Error::EINTR | nix::Error::ENOENT => continue,
             e => return Err(NotifyError::Recv(e)),
+        }
+    }
+}
+
+/// Answers notification `id`: the kernel runs the suspended call as if the filter had allowed
+/// it (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Only the sandbox's learning mode does this: it
+/// records what a process calls beyond its policy without stopping it. [`NotifyError::Gone`]
+/// when the calling thread died in the meantime (`ENOENT`).
+pub fn let_run(listener: BorrowedFd<'_>, id: u64) -> Result<(), NotifyError> {
+    let mut resp = SeccompNotifResp {
+        id,
+        val: 0,
+        error: 0,
+        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+    };
+    loop {
+        // SAFETY: NOTIF_SEND reads one `struct seccomp_notif_resp` (the size is in the request
+        // number, pinned by a test) from `resp`, on this stack; the fd is borrowed and so open.
+        let r = unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                SECCOMP_IOCTL_NOTIF_SEND as _,
+                &mut resp as *mut SeccompNotifResp,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        match nix::Error::last() {
+            nix::Error::EINTR => continue,
+            nix::Error::ENOENT => return Err(NotifyError::Gone),
+            e => return Err(NotifyError::Answer(e)),
         }
     }
 }
@@ -213,6 +287,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<SeccompData>(), 64);
         assert_eq!(std::mem::size_of::<SeccompNotif>(), 80);
         assert_eq!(SECCOMP_IOCTL_NOTIF_RECV, 0xc050_2100);
+        assert_eq!(std::mem::size_of::<SeccompNotifResp>(), 24);
+        assert_eq!(SECCOMP_IOCTL_NOTIF_SEND, 0xc018_2101);
         assert_eq!(SECCOMP_RET_USER_NOTIF, 0x7fc0_0000);
         assert_eq!(SECCOMP_FILTER_FLAG_NEW_LISTENER, 8);
         assert_eq!(SECCOMP_FILTER_FLAG_TSYNC_ESRCH, 16);

@@ -74,6 +74,13 @@ pub enum Call<'a> {
     OpenPath,
     /// The legacy `open` system call (x86-64 only; elsewhere `openat`).
     OpenLegacy,
+    /// `openat(AT_FDCWD, path, flags)`; a returned fd is closed again.
+    OpenAt {
+        /// The path.
+        path: &'static std::ffi::CStr,
+        /// The flags.
+        flags: i32,
+    },
     /// `openat2` of `/etc/passwd`, read-only.
     Openat2,
     /// `creat("/nonexistent-triptych/x")` (x86-64 only; elsewhere `openat` with `O_CREAT`).
@@ -353,6 +360,13 @@ pub fn attempt(call: Call<'_>) -> Outcome {
             Call::OpenPath => {
                 ret_fd_closed(libc::open(PATH.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC).into())
             }
+            Call::OpenAt { path, flags } => ret_fd_closed(libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                flags,
+                0o600,
+            )),
             Call::OpenLegacy => {
                 #[cfg(target_arch = "x86_64")]
                 let rc = libc::syscall(

@@ -23,7 +23,11 @@ fn renderer_rules() -> Vec<Rule> {
 }
 
 fn gpu_rules() -> Vec<Rule> {
-    with_arguments(gpu::policy(&gpu::Params::example()))
+    // The policy the real process installs: with Landlock on, `openat` is a rule with arguments.
+    with_arguments(gpu::policy(&gpu::Params {
+        pid: 1,
+        landlocked: triptych_sys::landlock::abi().is_ok(),
+    }))
 }
 
 fn check_allowed(role: &str, rules: &[Rule]) {

@@ -56,14 +56,17 @@ use triptych_sys::seccomp::{TrapRecord, RECORD_LEN};
 use triptych_trace::{Args, InstantScope, Marker, Recorder};
 
 use crate::child::ChildProc;
-use crate::cli::TransportArg;
+use crate::cli::{SandboxMode, TransportArg};
 use crate::crash::Cause;
 use crate::summary::{RoleLayers, SandboxSummary};
 use ipc_protocol::Role;
 
 mod layers;
+mod learn;
 mod observe;
 mod reports;
+
+pub use learn::LearnedCall;
 
 pub use layers::{choose_transport, doctor_lines, Layers};
 pub use observe::observe;
@@ -131,11 +134,16 @@ pub struct Jail {
     /// How violations reach the launcher, and why when not by the kernel.
     reports: ViolationReports,
     reports_reason: Option<String>,
+    /// Enforcing, or learning (see [`learn`]).
+    mode: SandboxMode,
+    /// What the listeners learned, in learning mode.
+    learned: learn::SharedLearned,
 }
 
 impl Jail {
-    /// Finds out what the kernel allows and picks the transport.
-    pub fn new(arg: TransportArg) -> Jail {
+    /// Finds out what the kernel allows and picks the transport. Learning mode needs seccomp
+    /// user notification; without it, `Err` says so.
+    pub fn new(arg: TransportArg, mode: SandboxMode) -> anyhow::Result<Jail> {
         let layers = Layers::probe();
         if let Some(why) = &layers.userns_reason {
             tracing::warn!(%why, "children run without a user namespace of their own");
@@ -152,7 +160,18 @@ impl Jail {
                 (ViolationReports::Signal, Some(why))
             }
         };
-        Jail {
+        if mode == SandboxMode::Learn {
+            if let Some(why) = &reports_reason {
+                anyhow::bail!("--sandbox learn needs seccomp user notification: {why}");
+            }
+            tracing::warn!(
+                "sandbox in learning mode: calls outside the policies are recorded and let run, \
+                 so seccomp confines nothing in this run"
+            );
+        }
+        Ok(Jail {
+            mode,
+            learned: Default::default(),
             reports,
             reports_reason,
             layers,
@@ -164,7 +183,7 @@ impl Jail {
             waiting_renderer_end: HashMap::new(),
             violations: Vec::new(),
             observed: HashMap::new(),
-        }
+        })
     }
 
     /// The transport of this run.
@@ -212,6 +231,14 @@ impl Jail {
             .take()
             .ok_or_else(|| "a second listener".to_owned())?;
         let role = held.role;
+        if self.mode == SandboxMode::Learn {
+            let learned = self.learned.clone();
+            std::thread::Builder::new()
+                .name(format!("{role}-{pid}-learn"))
+                .spawn(move || learn::listen(role, pid, fd, learned))
+                .map_err(|e| format!("spawning the listener thread: {e}"))?;
+            return Ok(());
+        }
         let pidfd = dup(&held.pidfd).map_err(|e| format!("{e:#}"))?;
         std::thread::Builder::new()
             .name(format!("{role}-{pid}-notify"))
@@ -408,7 +435,19 @@ impl Jail {
                 }
             }
         }
+        let (learned, learned_overflow) = match self.learned.lock() {
+            Ok(l) => (l.calls(), l.overflow),
+            Err(p) => (p.get_ref().calls(), p.get_ref().overflow),
+        };
         SandboxSummary {
+            mode: match self.mode {
+                SandboxMode::Enforce => "enforce",
+                SandboxMode::Learn => "learn",
+            }
+            .to_owned(),
+            learned,
+            learned_overflow,
+            gpu_landlock: None,
             transport_reason: self.transport_reason.clone(),
             user_namespace: self.layers.userns.is_some(),
             user_namespace_reason: self.layers.userns_reason.clone(),

@@ -113,6 +113,7 @@ impl Supervisor<'_> {
         }
         s.transport = self.jail.transport().as_str().to_owned();
         s.sandbox = self.jail.summary();
+        s.sandbox.gpu_landlock = gpu_info.as_ref().map(|i| i.landlock.clone());
         let secs = self
             .first_present
             .map(|f| self.last_present.duration_since(f).as_secs_f64())

@@ -319,7 +319,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         ping_seq: 0,
         last_ping: Instant::now(),
         last_progress: Instant::now(),
-        jail: crate::jail::Jail::new(args.transport),
+        jail: crate::jail::Jail::new(args.transport, args.sandbox)?,
         frames: rules::Frames::default(),
         budgets: Budgets::default(),
         quiet: quiet::Quiet::default(),
