@@ -116,6 +116,46 @@ fn userns() -> Check {
     }
 }
 
+/// The Landlock confinement the GPU process will put on itself (`gpu-process/src/landlock.rs`).
+fn landlock() -> Check {
+    match triptych_sys::landlock::abi() {
+        Ok(abi) => {
+            let mut missing = Vec::new();
+            for (since, what) in [
+                (3, "truncation (ABI 3, Linux 6.2)"),
+                (4, "TCP bind and connect (ABI 4, Linux 6.7)"),
+                (5, "ioctls on device files (ABI 5, Linux 6.10)"),
+                (
+                    6,
+                    "signal and abstract unix socket scoping (ABI 6, Linux 6.12)",
+                ),
+            ] {
+                if abi < since {
+                    missing.push(what);
+                }
+            }
+            let base = format!(
+                "ABI {abi}: the GPU process's files are its driver's libraries and data \
+                 (read-only) and its device nodes, on every thread"
+            );
+            if missing.is_empty() {
+                check("landlock", true, format!("{base}; fully enforced"))
+            } else {
+                check(
+                    "landlock",
+                    true,
+                    format!("{base}; partly: this kernel lacks {}", missing.join(", ")),
+                )
+            }
+        }
+        Err(why) => check(
+            "landlock",
+            false,
+            format!("{why}: the GPU process's seccomp policy refuses every open instead"),
+        ),
+    }
+}
+
 /// Runs the report.
 pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let mut checks = vec![
@@ -151,6 +191,20 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         ),
     });
     checks.push(userns());
+    checks.push(landlock());
+    checks.push(if triptych_sys::memfd::noexec_seal() {
+        check(
+            "memfd MFD_NOEXEC_SEAL",
+            true,
+            "buffers are memfds sealed non-executable (F_SEAL_EXEC, Linux 6.3)",
+        )
+    } else {
+        check(
+            "memfd MFD_NOEXEC_SEAL",
+            false,
+            "not offered (Linux 6.3 or later): buffers are memfds without F_SEAL_EXEC",
+        )
+    });
     // The sandbox layers a run would get, and the transport `--transport auto` would take: the
     // same probes and self-test a run makes (crate::jail).
     for (name, ok, detail) in crate::jail::doctor_lines() {

@@ -5,6 +5,11 @@
 //! that a receiver that maps them can never take a `SIGBUS` because the owner truncated the file
 //! under it. Writes stay allowed: the buffer is reused frame after frame. See
 //! <https://man7.org/linux/man-pages/man2/memfd_create.2.html> and "File seals" in `fcntl(2)`.
+//!
+//! Where the kernel offers it (Linux 6.3), every memfd is also created `MFD_NOEXEC_SEAL`: not
+//! executable, with `F_SEAL_EXEC` so that no holder can `fchmod` it executable, since a pixel
+//! buffer is never a program. An older kernel refuses the flag with `EINVAL`; then the memfd is
+//! created without it, and [`noexec_seal`] says so (`triptych doctor` shows it).
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -56,17 +61,49 @@ pub fn create_sealed(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
     Ok(fd)
 }
 
+/// `MFD_NOEXEC_SEAL` from `include/uapi/linux/memfd.h` (Linux 6.3).
+pub const MFD_NOEXEC_SEAL: u32 = 0x0008;
+/// `F_SEAL_EXEC` from `include/uapi/linux/fcntl.h` (Linux 6.3).
+pub const F_SEAL_EXEC: i32 = 0x0020;
+
+/// 0: not yet known, 1: the kernel takes `MFD_NOEXEC_SEAL`, 2: it refused it.
+static NOEXEC_SEAL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether this kernel creates memfds `MFD_NOEXEC_SEAL` (asks it once, with a throw-away
+/// memfd, if no memfd was created yet).
+pub fn noexec_seal() -> bool {
+    if NOEXEC_SEAL.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        let _ = memfd(c"triptych-noexec-probe");
+    }
+    NOEXEC_SEAL.load(std::sync::atomic::Ordering::Relaxed) == 1
+}
+
+/// A close-on-exec memfd that allows sealing, `MFD_NOEXEC_SEAL` where the kernel takes it.
+fn memfd(name: &CStr) -> Result<OwnedFd, MemfdError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let base = MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING;
+    let err = |errno| MemfdError::Create {
+        name: name.to_string_lossy().into_owned(),
+        errno,
+    };
+    if NOEXEC_SEAL.load(Relaxed) != 2 {
+        let noexec = MemFdCreateFlag::from_bits_retain(MFD_NOEXEC_SEAL);
+        match memfd_create(name, base | noexec) {
+            Ok(fd) => {
+                NOEXEC_SEAL.store(1, Relaxed);
+                return Ok(fd);
+            }
+            Err(nix::Error::EINVAL) => NOEXEC_SEAL.store(2, Relaxed),
+            Err(e) => return Err(err(e)),
+        }
+    }
+    memfd_create(name, base).map_err(err)
+}
+
 /// Creates a memfd of `size` bytes sealed against shrinking and growing but not yet against
 /// further seals, for [`seal_future_write`] once the creator holds its writable mapping.
 pub fn create_for_export(name: &CStr, size: u64) -> Result<OwnedFd, MemfdError> {
-    let fd = memfd_create(
-        name,
-        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
-    )
-    .map_err(|errno| MemfdError::Create {
-        name: name.to_string_lossy().into_owned(),
-        errno,
-    })?;
+    let fd = memfd(name)?;
     nix::unistd::ftruncate(&fd, size as i64)
         .map_err(|errno| MemfdError::Truncate { size, errno })?;
     fcntl(
@@ -105,6 +142,30 @@ pub fn check_no_shrink(fd: BorrowedFd<'_>) -> Result<(), MemfdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memfds_are_sealed_non_executable_where_the_kernel_offers_it() {
+        let fd = create_sealed(c"noexec", 4096).expect("memfd");
+        let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).expect("seals");
+        let release = crate::proc::kernel_release();
+        let mut v = release.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = v.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor: u32 = v.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if (major, minor) >= (6, 3) {
+            assert!(noexec_seal(), "kernel {release} takes MFD_NOEXEC_SEAL");
+            assert_ne!(
+                seals & F_SEAL_EXEC,
+                0,
+                "seals {seals:#x} on kernel {release}"
+            );
+            let mode = nix::sys::stat::fstat(fd.as_raw_fd())
+                .expect("fstat")
+                .st_mode;
+            assert_eq!(mode & 0o111, 0, "mode {mode:o}");
+        } else {
+            assert!(!noexec_seal(), "kernel {release} predates MFD_NOEXEC_SEAL");
+        }
+    }
 
     #[test]
     fn future_write_seal_keeps_the_creator_writable_and_refuses_others() {
