@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use triptych_scene::LayerContent;
 
 use super::egl_ffi::{
-    self, DmabufPlane, EglHandles, EglImage, GbmBuffer, GbmDevice, SurfacelessContext,
+    self, DmabufPlane, EglHandles, EglImage, GbmBuffer, GbmDevice, SurfacelessContext, Tables,
 };
 use super::GlError;
 
@@ -551,21 +551,22 @@ impl GlContext {
 
     /// Sets up the GL side of a context made on some platform.
     fn from_made(made: Made, attempts: Vec<PlatformAttempt>) -> Result<GlContext, GlError> {
-        let egl = egl_ffi::egl().map_err(|error| GlError::NoContext {
-            attempts: vec![PlatformAttempt {
-                platform: made.platform,
-                candidate: None,
-                error,
-            }],
-        })?;
         let handles = match &made.backend {
             Backend::Glutin(b) => match (b.display.raw_display(), b.context.raw_context()) {
-                // SAFETY: the display is initialised and the context alive: both belong to
-                // `made.backend`, which moves into the same `Shared` as these handles and is
-                // dropped after them (field order of `Shared`).
-                (RawDisplay::Egl(d), RawContext::Egl(c)) => unsafe {
-                    EglHandles::new(egl, d.cast_mut(), c.cast_mut())
-                },
+                (RawDisplay::Egl(d), RawContext::Egl(c)) => {
+                    let tables = Tables::of(&b.display).map_err(|error| GlError::NoContext {
+                        attempts: vec![PlatformAttempt {
+                            platform: made.platform,
+                            candidate: None,
+                            error,
+                        }],
+                    })?;
+                    // SAFETY: the display was initialised by glutin through the table `tables`
+                    // wraps, and display and context stay alive: both belong to `made.backend`,
+                    // which moves into the same `Shared` as these handles and is dropped after
+                    // them (field order of `Shared`).
+                    unsafe { EglHandles::new(tables, d, c) }
+                }
             },
             // SAFETY: as above: the handles live in the `Shared` that owns the backend.
             Backend::Surfaceless(s) => unsafe { s.handles() },
@@ -573,11 +574,13 @@ impl GlContext {
         // The backend made the context current (glutin: make_current_surfaceless; surfaceless:
         // in `SurfacelessContext::new`).
         debug_assert!(handles.is_current());
+        let tables = handles.tables();
         // SAFETY: this context is current on this thread (just made so), and the loader returns
         // libEGL's eglGetProcAddress results, which for GL names are entry points of the GL ES
         // library dispatching to the current context; libEGL stays loaded for the process.
-        let gl =
-            unsafe { glow::Context::from_loader_function_cstr(|name| egl.gl_proc_address(name)) };
+        let gl = unsafe {
+            glow::Context::from_loader_function_cstr(|name| tables.gl_proc_address(name))
+        };
         let version = gl.version();
         if !version.is_embedded || version.major < 3 {
             return Err(GlError::NoContext {
@@ -608,13 +611,9 @@ impl GlContext {
             } else {
                 None
             },
-            egl_vendor: handles
-                .query_string(egl_ffi::EGL_VENDOR)
-                .unwrap_or_default(),
-            egl_version: handles
-                .query_string(egl_ffi::EGL_VERSION)
-                .unwrap_or_default(),
-            client_extensions: egl.client_extensions(),
+            egl_vendor: handles.query_string(egl_ffi::VENDOR).unwrap_or_default(),
+            egl_version: handles.query_string(egl_ffi::VERSION).unwrap_or_default(),
+            client_extensions: tables.client_extensions(),
             device_extensions: made.device_extensions,
             gl_vendor,
             gl_renderer,
@@ -1116,7 +1115,7 @@ fn try_devices(node: Option<&Path>, attempts: &mut Vec<PlatformAttempt>) -> Opti
     let devices = match Device::query_devices() {
         Ok(d) => d.collect::<Vec<_>>(),
         Err(e) => {
-            let error = match egl_ffi::egl() {
+            let error = match Tables::load() {
                 Err(missing) => missing,
                 Ok(_) => format!("EGL device enumeration is not available: {e}"),
             };

@@ -1,4 +1,4 @@
-//! Every call this module makes into libEGL and libgbm by function pointer.
+//! Every call this module makes into libEGL and libgbm.
 //!
 //! glutin covers display creation on the device and GBM platforms and context creation there.
 //! What it does not expose lives here: the surfaceless platform
@@ -10,10 +10,39 @@
 //! libgbm the `gbm_device` the GBM platform needs and the linear buffers exportable layer
 //! targets are made of.
 //!
+//! # Where the entry points come from
+//!
+//! - **The generated table.** Core EGL 1.5 and the extensions `EGL_EXT_platform_base`,
+//!   `EGL_KHR_image_base`, `EGL_KHR_fence_sync` and `EGL_ANDROID_native_fence_sync` are called
+//!   through [`glutin_egl_sys::egl::Egl`], the struct `gl_generator` writes from Khronos'
+//!   `egl.xml`, and every EGL token it defines is taken from that crate. On the device and GBM
+//!   platforms the table is glutin's own ([`Tables::of`], `Display::egl()`). The surfaceless
+//!   display is made without glutin, which has no public table without a display, so for it
+//!   [`Tables::load`] fills the same struct once from libEGL (exported symbols first, then
+//!   `eglGetProcAddress`, which before EGL 1.5 resolves extension functions only).
+//! - **By hand**, from `eglGetProcAddress`, only the functions that table lacks ([`Extra`]):
+//!   `eglExportDMABUFImageQueryMESA` and `eglExportDMABUFImageMESA`
+//!   ([`EGL_MESA_image_dma_buf_export`]), `eglGetDisplayDriverName` (`EGL_MESA_query_driver`)
+//!   and the GL function `glEGLImageTargetTexture2DOES` ([`GL_OES_EGL_image`], which glow does
+//!   not bind either). Their prototypes are written out below from `EGL/eglext.h` and
+//!   `GLES2/gl2ext.h`. So are the tokens the generated bindings lack:
+//!   `EGL_PLATFORM_SURFACELESS_MESA` and the `EGL_EXT_image_dma_buf_import(_modifiers)`
+//!   attribute names, whose `eglext.h` values a test pins.
+//! - **libgbm** is opened with `dlopen` ([`GbmDevice`]), not through the `gbm` crate, although
+//!   that crate covers what is used here (a device on a DRM fd, a linear buffer, its dma-buf fd,
+//!   stride, offset and modifier): its `gbm-sys` links libgbm (`#[link(name = "gbm")]`). The
+//!   build would then need the development library (`libgbm.so`, from libgbm-dev), and the
+//!   binary would carry a `DT_NEEDED` on `libgbm.so.1`, so on a machine without libgbm1 the
+//!   dynamic loader would refuse to start the GPU process at all, before it could say what is
+//!   missing. Loaded here, a missing libgbm is one named reason in the platform attempts and the
+//!   dma-buf fallback, and every path that needs no GBM (device and surfaceless platforms, the
+//!   shm export) still works.
+//!
 //! # Lifetimes
 //!
 //! - The libraries are opened once, on first use, and stay loaded for the life of the process
-//!   (they sit in `static`s), so the function pointers taken from them never dangle.
+//!   (glutin's table and the ones here sit in `static`s), so the function pointers taken from
+//!   them never dangle.
 //! - [`EglHandles`] names an initialised display and a live context on it. It is made only by
 //!   the context module, whose shared state owns both and keeps them alive (never terminated or
 //!   destroyed) for as long as any copy of the handles can be used; that invariant is what the
@@ -25,9 +54,12 @@
 //!
 //! # Which entry points are trusted
 //!
-//! Mesa and libglvnd return a function pointer from `eglGetProcAddress` for any `egl*` name, even
-//! for extensions the display does not offer. Callers therefore check the display's extension
-//! string before calling an extension function; a pointer being present proves nothing.
+//! A function the generated table could not resolve is a stub that panics across the FFI
+//! boundary, so every call here first checks `FnPtr::is_loaded` (the core functions once, in
+//! [`Tables::new`]; each extension function where it is called). Mesa and libglvnd return a
+//! function pointer from `eglGetProcAddress` for any `egl*` name, even for extensions the
+//! display does not offer. Callers therefore check the display's extension string before calling
+//! an extension function; a pointer being present proves nothing.
 //!
 //! [`EGL_MESA_platform_surfaceless`]: https://registry.khronos.org/EGL/extensions/MESA/EGL_MESA_platform_surfaceless.txt
 //! [`EGL_KHR_image_base`]: https://registry.khronos.org/EGL/extensions/KHR/EGL_KHR_image_base.txt
@@ -35,8 +67,9 @@
 //! [`EGL_MESA_image_dma_buf_export`]: https://registry.khronos.org/EGL/extensions/MESA/EGL_MESA_image_dma_buf_export.txt
 //! [`EGL_ANDROID_native_fence_sync`]: https://registry.khronos.org/EGL/extensions/ANDROID/EGL_ANDROID_native_fence_sync.txt
 //! [`EGL_EXT_image_dma_buf_import`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import.txt
+//! [`GL_OES_EGL_image`]: https://registry.khronos.org/OpenGL/extensions/OES/OES_EGL_image.txt
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -44,115 +77,64 @@ use std::ptr::{self, NonNull};
 use std::rc::Rc;
 use std::sync::OnceLock;
 
+use glutin_egl_sys::egl;
+use glutin_egl_sys::egl::types::{
+    EGLBoolean, EGLClientBuffer, EGLConfig, EGLContext, EGLDisplay, EGLImageKHR, EGLSyncKHR,
+    EGLenum, EGLint, EGLuint64KHR,
+};
+
 use super::GlError;
 
-pub(crate) type EGLDisplay = *mut c_void;
-pub(crate) type EGLContext = *mut c_void;
-type EGLConfig = *mut c_void;
-type EGLSurface = *mut c_void;
-type EGLImageKHR = *mut c_void;
-type EGLSyncKHR = *mut c_void;
-type EGLClientBuffer = *mut c_void;
-type EGLint = i32;
-type EGLBoolean = u32;
-type EGLenum = u32;
-type EGLuint64KHR = u64;
+/// `eglQueryString` names, for the context module.
+pub(crate) use egl::{VENDOR, VERSION};
 
-// Values from the Khronos registry headers `EGL/egl.h` and `EGL/eglext.h` (egl.xml); the ones
-// that glutin's generated bindings also carry are pinned against them by a test below.
-const EGL_FALSE: EGLBoolean = 0;
-const EGL_SUCCESS: EGLint = 0x3000;
-const EGL_ALPHA_SIZE: EGLint = 0x3021;
-const EGL_BLUE_SIZE: EGLint = 0x3022;
-const EGL_GREEN_SIZE: EGLint = 0x3023;
-const EGL_RED_SIZE: EGLint = 0x3024;
-const EGL_SURFACE_TYPE: EGLint = 0x3033;
-const EGL_NONE: EGLint = 0x3038;
-const EGL_RENDERABLE_TYPE: EGLint = 0x3040;
-/// `eglQueryString` name: the implementation's vendor.
-pub(crate) const EGL_VENDOR: EGLint = 0x3053;
-/// `eglQueryString` name: `"major.minor vendor-info"`.
-pub(crate) const EGL_VERSION: EGLint = 0x3054;
-/// `eglQueryString` name: the extension list.
-pub(crate) const EGL_EXTENSIONS: EGLint = 0x3055;
-const EGL_CONTEXT_MAJOR_VERSION: EGLint = 0x3098;
-const EGL_OPENGL_ES_API: EGLenum = 0x30A0;
-const EGL_GL_TEXTURE_2D_KHR: EGLenum = 0x30B1;
-const EGL_GL_TEXTURE_LEVEL_KHR: EGLint = 0x30BC;
-const EGL_CONTEXT_MINOR_VERSION: EGLint = 0x30FB;
-const EGL_SYNC_NATIVE_FENCE_ANDROID: EGLenum = 0x3144;
-const EGL_NO_NATIVE_FENCE_FD_ANDROID: EGLint = -1;
-const EGL_PLATFORM_SURFACELESS_MESA: EGLenum = 0x31DD;
-const EGL_OPENGL_ES3_BIT: EGLint = 0x0040;
-// EGL_EXT_image_dma_buf_import / _modifiers (eglext.h).
-const EGL_LINUX_DMA_BUF_EXT: EGLenum = 0x3270;
-const EGL_LINUX_DRM_FOURCC_EXT: EGLint = 0x3271;
-const EGL_DMA_BUF_PLANE0_FD_EXT: EGLint = 0x3272;
-const EGL_DMA_BUF_PLANE0_OFFSET_EXT: EGLint = 0x3273;
-const EGL_DMA_BUF_PLANE0_PITCH_EXT: EGLint = 0x3274;
-const EGL_DMA_BUF_PLANE0_MODIFIER_LO_EXT: EGLint = 0x3443;
-const EGL_DMA_BUF_PLANE0_MODIFIER_HI_EXT: EGLint = 0x3444;
-const EGL_WIDTH: EGLint = 0x3057;
-const EGL_HEIGHT: EGLint = 0x3056;
-/// `GL_TEXTURE_2D` (GLES2/gl2.h), the target glEGLImageTargetTexture2DOES binds.
-const GL_TEXTURE_2D: u32 = 0x0DE1;
+// Tokens glutin_egl_sys does not generate, with the values `EGL/eglext.h` gives them (pinned by
+// a test below).
+/// EGL_MESA_platform_surfaceless.
+const PLATFORM_SURFACELESS_MESA: EGLenum = 0x31DD;
+// EGL_EXT_image_dma_buf_import / EGL_EXT_image_dma_buf_import_modifiers.
+const LINUX_DMA_BUF_EXT: EGLenum = 0x3270;
+const LINUX_DRM_FOURCC_EXT: EGLenum = 0x3271;
+const DMA_BUF_PLANE0_FD_EXT: EGLenum = 0x3272;
+const DMA_BUF_PLANE0_OFFSET_EXT: EGLenum = 0x3273;
+const DMA_BUF_PLANE0_PITCH_EXT: EGLenum = 0x3274;
+const DMA_BUF_PLANE0_MODIFIER_LO_EXT: EGLenum = 0x3443;
+const DMA_BUF_PLANE0_MODIFIER_HI_EXT: EGLenum = 0x3444;
 
 pub(crate) use ipc_protocol::frame::MAX_PLANES;
 
+/// An EGL token as an attribute-list entry or query name: the generated bindings type every
+/// token `EGLenum`, while attribute lists and `eglQueryString` take `EGLint`. Every EGL token is
+/// below `0x8000_0000` (egl.xml allocates them from `0x3000` up), so the value is unchanged.
+const fn attr(token: EGLenum) -> EGLint {
+    token as EGLint
+}
+
 /// The name of an EGL error code, for messages.
 pub(crate) fn error_name(code: i32) -> &'static str {
-    match code {
-        EGL_SUCCESS => "EGL_SUCCESS",
-        0x3001 => "EGL_NOT_INITIALIZED",
-        0x3002 => "EGL_BAD_ACCESS",
-        0x3003 => "EGL_BAD_ALLOC",
-        0x3004 => "EGL_BAD_ATTRIBUTE",
-        0x3005 => "EGL_BAD_CONFIG",
-        0x3006 => "EGL_BAD_CONTEXT",
-        0x3007 => "EGL_BAD_CURRENT_SURFACE",
-        0x3008 => "EGL_BAD_DISPLAY",
-        0x3009 => "EGL_BAD_MATCH",
-        0x300A => "EGL_BAD_NATIVE_PIXMAP",
-        0x300B => "EGL_BAD_NATIVE_WINDOW",
-        0x300C => "EGL_BAD_PARAMETER",
-        0x300D => "EGL_BAD_SURFACE",
-        0x300E => "EGL_CONTEXT_LOST",
+    // A negative code is no EGL error; it wraps to a value no arm matches.
+    match code as EGLenum {
+        egl::SUCCESS => "EGL_SUCCESS",
+        egl::NOT_INITIALIZED => "EGL_NOT_INITIALIZED",
+        egl::BAD_ACCESS => "EGL_BAD_ACCESS",
+        egl::BAD_ALLOC => "EGL_BAD_ALLOC",
+        egl::BAD_ATTRIBUTE => "EGL_BAD_ATTRIBUTE",
+        egl::BAD_CONFIG => "EGL_BAD_CONFIG",
+        egl::BAD_CONTEXT => "EGL_BAD_CONTEXT",
+        egl::BAD_CURRENT_SURFACE => "EGL_BAD_CURRENT_SURFACE",
+        egl::BAD_DISPLAY => "EGL_BAD_DISPLAY",
+        egl::BAD_MATCH => "EGL_BAD_MATCH",
+        egl::BAD_NATIVE_PIXMAP => "EGL_BAD_NATIVE_PIXMAP",
+        egl::BAD_NATIVE_WINDOW => "EGL_BAD_NATIVE_WINDOW",
+        egl::BAD_PARAMETER => "EGL_BAD_PARAMETER",
+        egl::BAD_SURFACE => "EGL_BAD_SURFACE",
+        egl::CONTEXT_LOST => "EGL_CONTEXT_LOST",
         _ => "unknown EGL error",
     }
 }
 
-// Prototypes, each exactly as in `EGL/egl.h` / `EGL/eglext.h` (EGLAPIENTRY is empty on Linux, so
-// the calling convention is C).
-type FnGetProcAddress = unsafe extern "C" fn(*const c_char) -> *mut c_void;
-type FnGetError = unsafe extern "C" fn() -> EGLint;
-type FnQueryString = unsafe extern "C" fn(EGLDisplay, EGLint) -> *const c_char;
-type FnInitialize = unsafe extern "C" fn(EGLDisplay, *mut EGLint, *mut EGLint) -> EGLBoolean;
-type FnBindApi = unsafe extern "C" fn(EGLenum) -> EGLBoolean;
-type FnChooseConfig = unsafe extern "C" fn(
-    EGLDisplay,
-    *const EGLint,
-    *mut EGLConfig,
-    EGLint,
-    *mut EGLint,
-) -> EGLBoolean;
-type FnCreateContext =
-    unsafe extern "C" fn(EGLDisplay, EGLConfig, EGLContext, *const EGLint) -> EGLContext;
-type FnDestroyContext = unsafe extern "C" fn(EGLDisplay, EGLContext) -> EGLBoolean;
-type FnMakeCurrent =
-    unsafe extern "C" fn(EGLDisplay, EGLSurface, EGLSurface, EGLContext) -> EGLBoolean;
-type FnGetCurrentContext = unsafe extern "C" fn() -> EGLContext;
-// EGL_EXT_platform_base
-type FnGetPlatformDisplayExt =
-    unsafe extern "C" fn(EGLenum, *mut c_void, *const EGLint) -> EGLDisplay;
-// EGL_KHR_image_base
-type FnCreateImageKhr = unsafe extern "C" fn(
-    EGLDisplay,
-    EGLContext,
-    EGLenum,
-    EGLClientBuffer,
-    *const EGLint,
-) -> EGLImageKHR;
-type FnDestroyImageKhr = unsafe extern "C" fn(EGLDisplay, EGLImageKHR) -> EGLBoolean;
+// The hand-loaded prototypes, each exactly as in `EGL/eglext.h` / `GLES2/gl2ext.h` (EGLAPIENTRY
+// and GL_APIENTRY are empty on Linux, so the calling convention is C).
 // EGL_MESA_image_dma_buf_export
 type FnExportDmabufImageQueryMesa = unsafe extern "C" fn(
     EGLDisplay,
@@ -168,44 +150,67 @@ type FnExportDmabufImageMesa = unsafe extern "C" fn(
     *mut EGLint,
     *mut EGLint,
 ) -> EGLBoolean;
-// EGL_KHR_fence_sync / EGL_ANDROID_native_fence_sync
-type FnCreateSyncKhr = unsafe extern "C" fn(EGLDisplay, EGLenum, *const EGLint) -> EGLSyncKHR;
-type FnDestroySyncKhr = unsafe extern "C" fn(EGLDisplay, EGLSyncKHR) -> EGLBoolean;
-type FnDupNativeFenceFdAndroid = unsafe extern "C" fn(EGLDisplay, EGLSyncKHR) -> EGLint;
 // EGL_MESA_query_driver
 type FnGetDisplayDriverName = unsafe extern "C" fn(EGLDisplay) -> *const c_char;
-// GL_OES_EGL_image (GLES2/gl2ext.h): void glEGLImageTargetTexture2DOES(GLenum, GLeglImageOES);
-// GL_APIENTRY is empty on Linux.
-type FnEglImageTargetTexture2dOes = unsafe extern "C" fn(u32, *mut c_void);
+// GL_OES_EGL_image: void glEGLImageTargetTexture2DOES(GLenum target, GLeglImageOES image).
+type FnEglImageTargetTexture2dOes = unsafe extern "C" fn(u32, EGLImageKHR);
 
-/// libEGL's entry points, loaded once.
-pub(crate) struct Egl {
-    _lib: libloading::Library,
-    get_proc_address: FnGetProcAddress,
-    get_error: FnGetError,
-    query_string: FnQueryString,
-    initialize: FnInitialize,
-    bind_api: FnBindApi,
-    choose_config: FnChooseConfig,
-    create_context: FnCreateContext,
-    destroy_context: FnDestroyContext,
-    make_current: FnMakeCurrent,
-    get_current_context: FnGetCurrentContext,
-    get_platform_display_ext: Option<FnGetPlatformDisplayExt>,
-    create_image_khr: Option<FnCreateImageKhr>,
-    destroy_image_khr: Option<FnDestroyImageKhr>,
+/// The entry points the generated table lacks, from `eglGetProcAddress`; `None` where it
+/// returned NULL.
+#[derive(Debug)]
+struct Extra {
     export_dmabuf_image_query_mesa: Option<FnExportDmabufImageQueryMesa>,
     export_dmabuf_image_mesa: Option<FnExportDmabufImageMesa>,
-    create_sync_khr: Option<FnCreateSyncKhr>,
-    destroy_sync_khr: Option<FnDestroySyncKhr>,
-    dup_native_fence_fd_android: Option<FnDupNativeFenceFdAndroid>,
     get_display_driver_name: Option<FnGetDisplayDriverName>,
     egl_image_target_texture_2d_oes: Option<FnEglImageTargetTexture2dOes>,
 }
 
-impl std::fmt::Debug for Egl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Egl").finish_non_exhaustive()
+static EXTRA: OnceLock<Extra> = OnceLock::new();
+
+impl Extra {
+    /// Resolves the functions once, with `egl`'s `eglGetProcAddress` (loaded: checked by the
+    /// caller). Its answers name functions of libEGL and do not depend on which table asks.
+    fn get(egl: &egl::Egl) -> &'static Self {
+        EXTRA.get_or_init(|| {
+            let lookup = |name: &CStr| -> *const c_void {
+                // SAFETY: GetProcAddress is loaded (the caller checked); `name` is a
+                // NUL-terminated string that outlives the call and eglGetProcAddress only reads
+                // it.
+                unsafe { egl.GetProcAddress(name.as_ptr()) }
+                    .cast_const()
+                    .cast()
+            };
+            macro_rules! resolve {
+                ($name:literal, $ty:ty) => {{
+                    let f = lookup($name);
+                    // SAFETY: `f` is what eglGetProcAddress returned for the function `$name`,
+                    // and `$ty` is that function's prototype as `EGL/eglext.h` gives it
+                    // (`GLES2/gl2ext.h` for glEGLImageTargetTexture2DOES; the type aliases
+                    // above). `Option<extern fn>` has the layout of a nullable pointer, so NULL
+                    // becomes `None`. The function belongs to libEGL (or the GL library it
+                    // dispatches to), which stays loaded for the life of the process.
+                    unsafe { std::mem::transmute::<*const c_void, Option<$ty>>(f) }
+                }};
+            }
+            Self {
+                export_dmabuf_image_query_mesa: resolve!(
+                    c"eglExportDMABUFImageQueryMESA",
+                    FnExportDmabufImageQueryMesa
+                ),
+                export_dmabuf_image_mesa: resolve!(
+                    c"eglExportDMABUFImageMESA",
+                    FnExportDmabufImageMesa
+                ),
+                get_display_driver_name: resolve!(
+                    c"eglGetDisplayDriverName",
+                    FnGetDisplayDriverName
+                ),
+                egl_image_target_texture_2d_oes: resolve!(
+                    c"glEGLImageTargetTexture2DOES",
+                    FnEglImageTargetTexture2dOes
+                ),
+            }
+        })
     }
 }
 
@@ -213,105 +218,116 @@ impl std::fmt::Debug for Egl {
 const LIBEGL: &str = "libEGL.so.1";
 const LIBGBM: &str = "libgbm.so.1";
 
-static EGL: OnceLock<Result<Egl, String>> = OnceLock::new();
-
-/// libEGL, loaded on first use; the error says which library or symbol was missing.
-pub(crate) fn egl() -> Result<&'static Egl, String> {
-    EGL.get_or_init(Egl::load).as_ref().map_err(Clone::clone)
+/// The generated table filled from libEGL by this module, for displays glutin did not make.
+struct OwnEgl {
+    table: egl::Egl,
+    _lib: libloading::Library,
 }
 
-impl Egl {
+// SAFETY: the table is written once, in `OwnEgl::load`, and only read afterwards; it holds plain
+// addresses of functions in `_lib`, which is never unloaded while the value lives (it sits in a
+// `static`). The functions themselves may be called from any thread: the EGL specification
+// requires EGL and its client APIs to be thread safe. glutin makes the same claim for its copy
+// of this table.
+unsafe impl Send for OwnEgl {}
+// SAFETY: as for `Send`: shared references only read the immutable table.
+unsafe impl Sync for OwnEgl {}
+
+static OWN_EGL: OnceLock<Result<OwnEgl, String>> = OnceLock::new();
+
+impl OwnEgl {
     fn load() -> Result<Self, String> {
         // SAFETY: loading libEGL runs its initialisers; libglvnd's and Mesa's have no
         // preconditions on the caller and are safe to run on any thread at any time.
-        let lib = unsafe { libloading::Library::new(LIBEGL) }
-            .map_err(|e| format!("{LIBEGL} could not be loaded ({e}); install libegl1 and a vendor library such as libegl-mesa0"))?;
-        macro_rules! core {
-            ($name:literal, $ty:ty) => {{
-                // SAFETY: `$ty` is the prototype `EGL/egl.h` gives for this core EGL 1.4
-                // function, so calling through the returned pointer matches its definition.
-                // The pointer is copied out of the `Symbol`, which is sound because the library
-                // is stored beside it in `Egl`, which lives in a `static` and is never dropped.
-                let sym = unsafe { lib.get::<$ty>(concat!($name, "\0").as_bytes()) }
-                    .map_err(|e| format!("{LIBEGL} has no {} ({e})", $name))?;
-                *sym
-            }};
-        }
-        let get_proc_address: FnGetProcAddress = core!("eglGetProcAddress", FnGetProcAddress);
-        let lookup = |name: &CStr| -> *mut c_void {
-            // SAFETY: `name` is a NUL-terminated string that outlives the call;
-            // eglGetProcAddress only reads it and has no other precondition.
-            unsafe { get_proc_address(name.as_ptr()) }
-        };
-        // SAFETY: every `transmute` below turns a pointer returned by
-        // eglGetProcAddress for the named function into `Option` of that function's prototype as
-        // given in `EGL/eglext.h` (`GLES2/gl2ext.h` for glEGLImageTargetTexture2DOES; the type
-        // aliases above). `Option<extern fn>` has the layout of
-        // a nullable pointer, so a null result becomes `None`. The functions belong to libEGL,
-        // which stays loaded for the life of the process.
-        let ext = unsafe {
-            (
-                std::mem::transmute::<*mut c_void, Option<FnGetPlatformDisplayExt>>(lookup(
-                    c"eglGetPlatformDisplayEXT",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnCreateImageKhr>>(lookup(
-                    c"eglCreateImageKHR",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnDestroyImageKhr>>(lookup(
-                    c"eglDestroyImageKHR",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnExportDmabufImageQueryMesa>>(lookup(
-                    c"eglExportDMABUFImageQueryMESA",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnExportDmabufImageMesa>>(lookup(
-                    c"eglExportDMABUFImageMESA",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnCreateSyncKhr>>(lookup(
-                    c"eglCreateSyncKHR",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnDestroySyncKhr>>(lookup(
-                    c"eglDestroySyncKHR",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnDupNativeFenceFdAndroid>>(lookup(
-                    c"eglDupNativeFenceFDANDROID",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnGetDisplayDriverName>>(lookup(
-                    c"eglGetDisplayDriverName",
-                )),
-                std::mem::transmute::<*mut c_void, Option<FnEglImageTargetTexture2dOes>>(lookup(
-                    c"glEGLImageTargetTexture2DOES",
-                )),
+        let lib = unsafe { libloading::Library::new(LIBEGL) }.map_err(|e| {
+            format!(
+                "{LIBEGL} could not be loaded ({e}); install libegl1 and a vendor library such \
+                 as libegl-mesa0"
             )
-        };
+        })?;
+        // SAFETY: `eglGetProcAddress` has the prototype `EGL/egl.h` gives it here; the pointer is
+        // copied out of its `Symbol`, which is sound because `lib` is stored beside the table
+        // and never unloaded.
+        let get_proc_address = *unsafe {
+            lib.get::<unsafe extern "C" fn(*const c_char) -> *const c_void>(b"eglGetProcAddress\0")
+        }
+        .map_err(|e| format!("{LIBEGL} has no eglGetProcAddress ({e})"))?;
+        let table = egl::Egl::load_with(|name| {
+            let Ok(name) = CString::new(name) else {
+                return ptr::null();
+            };
+            // SAFETY: the exported symbol, if any, is the function the table expects under that
+            // name (its type is the table's business, from egl.xml); only its address is taken.
+            if let Ok(sym) = unsafe { lib.get::<*const c_void>(name.as_bytes_with_nul()) } {
+                return *sym;
+            }
+            // SAFETY: `name` is NUL-terminated and outlives the call; eglGetProcAddress only
+            // reads it. Before EGL 1.5 it resolves extension functions only, hence the symbol
+            // lookup first.
+            unsafe { get_proc_address(name.as_ptr()) }
+        });
+        Ok(Self { table, _lib: lib })
+    }
+}
+
+/// The generated EGL table a display is used through, checked for the core functions, and the
+/// hand-loaded [`Extra`] entry points.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    egl: &'static egl::Egl,
+    extra: &'static Extra,
+}
+
+impl std::fmt::Debug for Tables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables").finish_non_exhaustive()
+    }
+}
+
+impl Tables {
+    /// The table this module loads itself (once), for displays glutin did not make; the error
+    /// says which library or function is missing.
+    pub(crate) fn load() -> Result<Self, String> {
+        let own = OWN_EGL
+            .get_or_init(OwnEgl::load)
+            .as_ref()
+            .map_err(Clone::clone)?;
+        Self::new(&own.table)
+    }
+
+    /// glutin's table, the one `display` was made through.
+    pub(crate) fn of(display: &glutin::api::egl::display::Display) -> Result<Self, String> {
+        Self::new(display.egl())
+    }
+
+    /// Checks that the core EGL functions this module calls unconditionally are loaded.
+    fn new(egl: &'static egl::Egl) -> Result<Self, String> {
+        let core = [
+            ("eglGetProcAddress", egl.GetProcAddress.is_loaded()),
+            ("eglGetError", egl.GetError.is_loaded()),
+            ("eglQueryString", egl.QueryString.is_loaded()),
+            ("eglInitialize", egl.Initialize.is_loaded()),
+            ("eglBindAPI", egl.BindAPI.is_loaded()),
+            ("eglChooseConfig", egl.ChooseConfig.is_loaded()),
+            ("eglCreateContext", egl.CreateContext.is_loaded()),
+            ("eglDestroyContext", egl.DestroyContext.is_loaded()),
+            ("eglMakeCurrent", egl.MakeCurrent.is_loaded()),
+            ("eglGetCurrentContext", egl.GetCurrentContext.is_loaded()),
+        ];
+        if let Some((name, _)) = core.iter().find(|(_, loaded)| !loaded) {
+            return Err(format!("{LIBEGL} has no {name}"));
+        }
         Ok(Self {
-            get_proc_address,
-            get_error: core!("eglGetError", FnGetError),
-            query_string: core!("eglQueryString", FnQueryString),
-            initialize: core!("eglInitialize", FnInitialize),
-            bind_api: core!("eglBindAPI", FnBindApi),
-            choose_config: core!("eglChooseConfig", FnChooseConfig),
-            create_context: core!("eglCreateContext", FnCreateContext),
-            destroy_context: core!("eglDestroyContext", FnDestroyContext),
-            make_current: core!("eglMakeCurrent", FnMakeCurrent),
-            get_current_context: core!("eglGetCurrentContext", FnGetCurrentContext),
-            get_platform_display_ext: ext.0,
-            create_image_khr: ext.1,
-            destroy_image_khr: ext.2,
-            export_dmabuf_image_query_mesa: ext.3,
-            export_dmabuf_image_mesa: ext.4,
-            create_sync_khr: ext.5,
-            destroy_sync_khr: ext.6,
-            dup_native_fence_fd_android: ext.7,
-            get_display_driver_name: ext.8,
-            egl_image_target_texture_2d_oes: ext.9,
-            _lib: lib,
+            egl,
+            extra: Extra::get(egl),
         })
     }
 
     /// `eglGetError()`: the calling thread's last EGL error, which the call also resets.
     fn last_error(&self) -> EGLint {
-        // SAFETY: eglGetError takes no arguments and only reads thread-local state.
-        unsafe { (self.get_error)() }
+        // SAFETY: loaded (checked in `new`); eglGetError takes no arguments and only reads
+        // thread-local state.
+        unsafe { self.egl.GetError() }
     }
 
     /// An `Egl` error for `call`, with the thread's pending EGL error code.
@@ -325,10 +341,11 @@ impl Egl {
     /// The client extensions (`eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS)`), sorted; empty
     /// when the implementation has none (EGL_EXT_client_extensions absent).
     pub(crate) fn client_extensions(&self) -> Vec<String> {
-        // SAFETY: EGL_NO_DISPLAY with EGL_EXTENSIONS is the query EGL_EXT_client_extensions
-        // defines; without that extension it fails with EGL_BAD_DISPLAY and returns NULL, which
-        // `string_from` handles.
-        let s = unsafe { string_from((self.query_string)(ptr::null_mut(), EGL_EXTENSIONS)) };
+        // SAFETY: loaded (checked in `new`). EGL_NO_DISPLAY with EGL_EXTENSIONS is the query
+        // EGL_EXT_client_extensions defines; without that extension it fails with
+        // EGL_BAD_DISPLAY and returns NULL, which `string_from` handles.
+        let s =
+            unsafe { string_from(self.egl.QueryString(egl::NO_DISPLAY, attr(egl::EXTENSIONS))) };
         // A failed query leaves EGL_BAD_DISPLAY pending; clear it so it is not blamed on a later
         // call.
         let _ = self.last_error();
@@ -337,8 +354,20 @@ impl Egl {
 
     /// The GL entry point `name` (`eglGetProcAddress`), for glow's loader.
     pub(crate) fn gl_proc_address(&self, name: &CStr) -> *const c_void {
-        // SAFETY: `name` is NUL-terminated and outlives the call; eglGetProcAddress only reads it.
-        unsafe { (self.get_proc_address)(name.as_ptr()) }.cast_const()
+        // SAFETY: loaded (checked in `new`); `name` is NUL-terminated and outlives the call;
+        // eglGetProcAddress only reads it.
+        unsafe { self.egl.GetProcAddress(name.as_ptr()) }
+            .cast_const()
+            .cast()
+    }
+
+    /// `Err(MissingEntryPoint)` unless the table resolved `f`.
+    fn require(f: &egl::FnPtr, name: &'static str) -> Result<(), GlError> {
+        if f.is_loaded() {
+            Ok(())
+        } else {
+            Err(GlError::MissingEntryPoint { name })
+        }
     }
 }
 
@@ -372,7 +401,7 @@ pub(crate) fn split_extensions(s: Option<&str>) -> Vec<String> {
 /// and the context not destroyed, for as long as this value or any copy of it can be used.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EglHandles {
-    egl: &'static Egl,
+    tables: Tables,
     display: EGLDisplay,
     context: EGLContext,
 }
@@ -416,15 +445,20 @@ pub(crate) struct RawPlane {
 
 impl EglHandles {
     /// # Safety
-    /// `display` is an EGL display initialised through libEGL, `context` a context created on
-    /// it, and the caller keeps both alive (not terminated / destroyed) for as long as the
-    /// returned value or any copy of it can be used.
-    pub(crate) unsafe fn new(egl: &'static Egl, display: EGLDisplay, context: EGLContext) -> Self {
+    /// `display` is an EGL display initialised through the library `tables` was loaded from,
+    /// `context` a context created on it, and the caller keeps both alive (not terminated /
+    /// destroyed) for as long as the returned value or any copy of it can be used.
+    pub(crate) unsafe fn new(tables: Tables, display: EGLDisplay, context: EGLContext) -> Self {
         Self {
-            egl,
+            tables,
             display,
             context,
         }
+    }
+
+    /// The tables the display is used through.
+    pub(crate) fn tables(&self) -> Tables {
+        self.tables
     }
 
     /// The raw display, for comparisons and logs.
@@ -432,15 +466,19 @@ impl EglHandles {
         self.display
     }
 
+    fn egl(&self) -> &'static egl::Egl {
+        self.tables.egl
+    }
+
     /// `eglQueryString(display, name)`.
-    pub(crate) fn query_string(&self, name: EGLint) -> Option<String> {
-        // SAFETY: the display is initialised (type invariant); `name` is one of the EGL_* string
-        // names, and an unknown one only makes EGL return NULL with EGL_BAD_PARAMETER. The
-        // returned string is owned by EGL and valid until the display is terminated, which the
-        // invariant excludes during this call.
-        let s = unsafe { string_from((self.egl.query_string)(self.display, name)) };
+    pub(crate) fn query_string(&self, name: EGLenum) -> Option<String> {
+        // SAFETY: loaded (checked in `Tables::new`); the display is initialised (type
+        // invariant); `name` is one of the EGL_* string names, and an unknown one only makes EGL
+        // return NULL with EGL_BAD_PARAMETER. The returned string is owned by EGL and valid
+        // until the display is terminated, which the invariant excludes during this call.
+        let s = unsafe { string_from(self.egl().QueryString(self.display, attr(name))) };
         if s.is_none() {
-            let _ = self.egl.last_error();
+            let _ = self.tables.last_error();
         }
         s
     }
@@ -449,26 +487,27 @@ impl EglHandles {
     ///
     /// The caller has checked `EGL_MESA_query_driver` in the display's extensions.
     pub(crate) fn driver_name(&self) -> Option<String> {
-        let get = self.egl.get_display_driver_name?;
+        let get = self.tables.extra.get_display_driver_name?;
         // SAFETY: the display is initialised (type invariant). EGL_MESA_query_driver: the
         // returned string belongs to EGL and stays valid until the display is terminated,
         // which the invariant excludes during this call; NULL on error is handled.
         let name = unsafe { string_from(get(self.display)) };
         if name.is_none() {
-            let _ = self.egl.last_error();
+            let _ = self.tables.last_error();
         }
         name
     }
 
     /// The display's extensions, sorted.
     pub(crate) fn extensions(&self) -> Vec<String> {
-        split_extensions(self.query_string(EGL_EXTENSIONS).as_deref())
+        split_extensions(self.query_string(egl::EXTENSIONS).as_deref())
     }
 
     /// Whether this context is current on the calling thread.
     pub(crate) fn is_current(&self) -> bool {
-        // SAFETY: eglGetCurrentContext takes no arguments and reads thread-local state.
-        unsafe { (self.egl.get_current_context)() == self.context }
+        // SAFETY: loaded (checked in `Tables::new`); eglGetCurrentContext takes no arguments and
+        // reads thread-local state.
+        unsafe { self.egl().GetCurrentContext() == self.context }
     }
 
     /// `eglCreateImageKHR(display, context, EGL_GL_TEXTURE_2D_KHR, texture, {level 0})`.
@@ -476,44 +515,43 @@ impl EglHandles {
     /// The caller has checked `EGL_KHR_image_base` and `EGL_KHR_gl_texture_2D_image` in the
     /// display's extensions and that `texture` names a complete 2D texture of this context.
     pub(crate) fn create_image_from_texture(&self, texture: u32) -> Result<EglImage, GlError> {
-        let create = self
-            .egl
-            .create_image_khr
-            .ok_or(GlError::MissingEntryPoint {
-                name: "eglCreateImageKHR",
-            })?;
-        let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_NONE];
+        Tables::require(&self.egl().CreateImageKHR, "eglCreateImageKHR")?;
+        let attribs = [attr(egl::GL_TEXTURE_LEVEL), 0, attr(egl::NONE)];
         // EGL_KHR_gl_image: "<buffer> ... the name of a texture object, cast into the type
         // EGLClientBuffer".
         let buffer = texture as usize as EGLClientBuffer;
-        // SAFETY: display and context are live (type invariant); `attribs` is an EGL_NONE
-        // terminated list that outlives the call; EGL validates the texture name itself
-        // (EGL_BAD_PARAMETER/EGL_BAD_MATCH for names that are not complete 2D textures).
+        // SAFETY: loaded (checked above); display and context are live (type invariant);
+        // `attribs` is an EGL_NONE terminated list that outlives the call; EGL validates the
+        // texture name itself (EGL_BAD_PARAMETER/EGL_BAD_MATCH for names that are not complete
+        // 2D textures).
         let image = unsafe {
-            create(
+            self.egl().CreateImageKHR(
                 self.display,
                 self.context,
-                EGL_GL_TEXTURE_2D_KHR,
+                egl::GL_TEXTURE_2D,
                 buffer,
                 attribs.as_ptr(),
             )
         };
         if image.is_null() {
-            return Err(self.egl.error("eglCreateImageKHR(EGL_GL_TEXTURE_2D_KHR)"));
+            return Err(self
+                .tables
+                .error("eglCreateImageKHR(EGL_GL_TEXTURE_2D_KHR)"));
         }
         Ok(EglImage(image))
     }
 
     /// `eglDestroyImageKHR`. Logs, rather than returns, a failure: it runs in `Drop`.
     pub(crate) fn destroy_image(&self, image: EglImage) {
-        let Some(destroy) = self.egl.destroy_image_khr else {
+        if !self.egl().DestroyImageKHR.is_loaded() {
             tracing::warn!("eglDestroyImageKHR missing; EGLImage leaked");
             return;
-        };
-        // SAFETY: the display is live (type invariant) and `image` was created on it by
-        // `create_image_from_texture`; taking it by value means it is destroyed once.
-        if unsafe { destroy(self.display, image.0) } == EGL_FALSE {
-            let code = self.egl.last_error();
+        }
+        // SAFETY: loaded (checked above); the display is live (type invariant) and `image` was
+        // created on it by `create_image_from_texture`; taking it by value means it is destroyed
+        // once.
+        if unsafe { self.egl().DestroyImageKHR(self.display, image.0) } == egl::FALSE {
+            let code = self.tables.last_error();
             tracing::warn!(code, name = error_name(code), "eglDestroyImageKHR failed");
         }
     }
@@ -528,52 +566,49 @@ impl EglHandles {
     ///
     /// [`EGL_EXT_image_dma_buf_import`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_image_dma_buf_import.txt
     pub(crate) fn import_dmabuf(&self, plane: &DmabufPlane<'_>) -> Result<EglImage, GlError> {
-        let create = self
-            .egl
-            .create_image_khr
-            .ok_or(GlError::MissingEntryPoint {
-                name: "eglCreateImageKHR",
-            })?;
+        Tables::require(&self.egl().CreateImageKHR, "eglCreateImageKHR")?;
         let as_attr = |v: u32| EGLint::from_ne_bytes(v.to_ne_bytes());
         let mut attribs = vec![
-            EGL_WIDTH,
+            attr(egl::WIDTH),
             as_attr(plane.width),
-            EGL_HEIGHT,
+            attr(egl::HEIGHT),
             as_attr(plane.height),
-            EGL_LINUX_DRM_FOURCC_EXT,
+            attr(LINUX_DRM_FOURCC_EXT),
             as_attr(plane.fourcc),
-            EGL_DMA_BUF_PLANE0_FD_EXT,
+            attr(DMA_BUF_PLANE0_FD_EXT),
             plane.fd.as_raw_fd(),
-            EGL_DMA_BUF_PLANE0_OFFSET_EXT,
+            attr(DMA_BUF_PLANE0_OFFSET_EXT),
             as_attr(plane.offset),
-            EGL_DMA_BUF_PLANE0_PITCH_EXT,
+            attr(DMA_BUF_PLANE0_PITCH_EXT),
             as_attr(plane.stride),
         ];
         if let Some(modifier) = plane.modifier {
             // The extension splits the 64-bit modifier into two 32-bit attribute values.
             attribs.extend([
-                EGL_DMA_BUF_PLANE0_MODIFIER_LO_EXT,
+                attr(DMA_BUF_PLANE0_MODIFIER_LO_EXT),
                 as_attr(modifier as u32),
-                EGL_DMA_BUF_PLANE0_MODIFIER_HI_EXT,
+                attr(DMA_BUF_PLANE0_MODIFIER_HI_EXT),
                 as_attr((modifier >> 32) as u32),
             ]);
         }
-        attribs.push(EGL_NONE);
-        // SAFETY: display live (type invariant); for EGL_LINUX_DMA_BUF_EXT the extension requires
-        // EGL_NO_CONTEXT (NULL) and a NULL client buffer; `attribs` is EGL_NONE terminated and
-        // outlives the call; the fd in it is borrowed, so open for the call, and EGL only
-        // imports it (takes its own reference), never closes it.
+        attribs.push(attr(egl::NONE));
+        // SAFETY: loaded (checked above); display live (type invariant); for
+        // EGL_LINUX_DMA_BUF_EXT the extension requires EGL_NO_CONTEXT and a NULL client buffer;
+        // `attribs` is EGL_NONE terminated and outlives the call; the fd in it is borrowed, so
+        // open for the call, and EGL only imports it (takes its own reference), never closes it.
         let image = unsafe {
-            create(
+            self.egl().CreateImageKHR(
                 self.display,
-                ptr::null_mut(),
-                EGL_LINUX_DMA_BUF_EXT,
-                ptr::null_mut(),
+                egl::NO_CONTEXT,
+                LINUX_DMA_BUF_EXT,
+                ptr::null(),
                 attribs.as_ptr(),
             )
         };
         if image.is_null() {
-            return Err(self.egl.error("eglCreateImageKHR(EGL_LINUX_DMA_BUF_EXT)"));
+            return Err(self
+                .tables
+                .error("eglCreateImageKHR(EGL_LINUX_DMA_BUF_EXT)"));
         }
         Ok(EglImage(image))
     }
@@ -586,12 +621,11 @@ impl EglHandles {
     ///
     /// [`GL_OES_EGL_image`]: https://registry.khronos.org/OpenGL/extensions/OES/OES_EGL_image.txt
     pub(crate) fn target_texture_2d(&self, image: &EglImage) -> Result<(), GlError> {
-        let target =
-            self.egl
-                .egl_image_target_texture_2d_oes
-                .ok_or(GlError::MissingEntryPoint {
-                    name: "glEGLImageTargetTexture2DOES",
-                })?;
+        let target = self.tables.extra.egl_image_target_texture_2d_oes.ok_or(
+            GlError::MissingEntryPoint {
+                name: "glEGLImageTargetTexture2DOES",
+            },
+        )?;
         if !self.is_current() {
             return Err(GlError::Egl {
                 call: "glEGLImageTargetTexture2DOES (context not current)",
@@ -602,18 +636,19 @@ impl EglHandles {
         // reaches it; `image` is a live EGLImage of this display (borrowed, so not destroyed);
         // GL_TEXTURE_2D is the target the extension defines. GL validates the rest and reports
         // errors through glGetError.
-        unsafe { target(GL_TEXTURE_2D, image.0) };
+        unsafe { target(glow::TEXTURE_2D, image.0) };
         Ok(())
     }
 
     /// `eglExportDMABUFImageQueryMESA(display, image, &fourcc, &num_planes, &modifier)`.
     pub(crate) fn export_query(&self, image: &EglImage) -> Result<ExportQuery, GlError> {
-        let query = self
-            .egl
-            .export_dmabuf_image_query_mesa
-            .ok_or(GlError::MissingEntryPoint {
-                name: "eglExportDMABUFImageQueryMESA",
-            })?;
+        let query =
+            self.tables
+                .extra
+                .export_dmabuf_image_query_mesa
+                .ok_or(GlError::MissingEntryPoint {
+                    name: "eglExportDMABUFImageQueryMESA",
+                })?;
         let (mut fourcc, mut num_planes): (c_int, c_int) = (0, 0);
         // SAFETY: display live (invariant), `image` created on it and not yet destroyed (it is
         // borrowed); the out pointers are to locals that outlive the call. `modifiers` is NULL,
@@ -627,8 +662,8 @@ impl EglHandles {
                 ptr::null_mut(),
             )
         };
-        if ok == EGL_FALSE {
-            return Err(self.egl.error("eglExportDMABUFImageQueryMESA"));
+        if ok == egl::FALSE {
+            return Err(self.tables.error("eglExportDMABUFImageQueryMESA"));
         }
         let planes = usize::try_from(num_planes).unwrap_or(0);
         if planes == 0 || planes > MAX_PLANES {
@@ -651,8 +686,10 @@ impl EglHandles {
                 modifiers.as_mut_ptr(),
             )
         };
-        if ok == EGL_FALSE {
-            return Err(self.egl.error("eglExportDMABUFImageQueryMESA(modifiers)"));
+        if ok == egl::FALSE {
+            return Err(self
+                .tables
+                .error("eglExportDMABUFImageQueryMESA(modifiers)"));
         }
         Ok(ExportQuery {
             fourcc: fourcc as u32,
@@ -666,12 +703,13 @@ impl EglHandles {
     /// Each returned fd is owned by the caller (the extension: "the fds are owned by the
     /// caller"). They are made close-on-exec if EGL did not already.
     pub(crate) fn export(&self, image: &EglImage, planes: usize) -> Result<Vec<RawPlane>, GlError> {
-        let export = self
-            .egl
-            .export_dmabuf_image_mesa
-            .ok_or(GlError::MissingEntryPoint {
-                name: "eglExportDMABUFImageMESA",
-            })?;
+        let export =
+            self.tables
+                .extra
+                .export_dmabuf_image_mesa
+                .ok_or(GlError::MissingEntryPoint {
+                    name: "eglExportDMABUFImageMESA",
+                })?;
         if planes == 0 || planes > MAX_PLANES {
             return Err(GlError::UnexpectedLayout {
                 fourcc: 0,
@@ -703,8 +741,8 @@ impl EglHandles {
                 unsafe { triptych_sys::fd::adopt(fd) }
             })
             .collect();
-        if ok == EGL_FALSE {
-            return Err(self.egl.error("eglExportDMABUFImageMESA"));
+        if ok == egl::FALSE {
+            return Err(self.tables.error("eglExportDMABUFImageMESA"));
         }
         let mut out = Vec::with_capacity(planes);
         for (i, fd) in owned.into_iter().enumerate() {
@@ -725,22 +763,21 @@ impl EglHandles {
     /// The caller has checked `EGL_ANDROID_native_fence_sync` and made this context current:
     /// the fence command goes into the current context's command stream.
     pub(crate) fn create_native_fence_sync(&self) -> Result<EglSync, GlError> {
-        let create = self.egl.create_sync_khr.ok_or(GlError::MissingEntryPoint {
-            name: "eglCreateSyncKHR",
-        })?;
-        let attribs = [EGL_NONE];
-        // SAFETY: display live (invariant); `attribs` is an EGL_NONE terminated list that
-        // outlives the call (no EGL_SYNC_NATIVE_FENCE_FD_ANDROID: a new fence is wanted).
+        Tables::require(&self.egl().CreateSyncKHR, "eglCreateSyncKHR")?;
+        let attribs = [attr(egl::NONE)];
+        // SAFETY: loaded (checked above); display live (invariant); `attribs` is an EGL_NONE
+        // terminated list that outlives the call (no EGL_SYNC_NATIVE_FENCE_FD_ANDROID: a new
+        // fence is wanted).
         let sync = unsafe {
-            create(
+            self.egl().CreateSyncKHR(
                 self.display,
-                EGL_SYNC_NATIVE_FENCE_ANDROID,
+                egl::SYNC_NATIVE_FENCE_ANDROID,
                 attribs.as_ptr(),
             )
         };
         if sync.is_null() {
             return Err(self
-                .egl
+                .tables
                 .error("eglCreateSyncKHR(EGL_SYNC_NATIVE_FENCE_ANDROID)"));
         }
         Ok(EglSync(sync))
@@ -751,36 +788,34 @@ impl EglHandles {
     /// Valid only after the fence command was flushed (the extension: until then the call fails
     /// with EGL_BAD_PARAMETER... and returns EGL_NO_NATIVE_FENCE_FD_ANDROID).
     pub(crate) fn dup_native_fence_fd(&self, sync: &EglSync) -> Result<OwnedFd, GlError> {
-        let dup = self
-            .egl
-            .dup_native_fence_fd_android
-            .ok_or(GlError::MissingEntryPoint {
-                name: "eglDupNativeFenceFDANDROID",
-            })?;
-        // SAFETY: display live (invariant); `sync` was created on it and is borrowed, so not yet
-        // destroyed.
-        let fd = unsafe { dup(self.display, sync.0) };
-        if fd == EGL_NO_NATIVE_FENCE_FD_ANDROID || fd < 0 {
-            return Err(self.egl.error("eglDupNativeFenceFDANDROID"));
+        Tables::require(
+            &self.egl().DupNativeFenceFDANDROID,
+            "eglDupNativeFenceFDANDROID",
+        )?;
+        // SAFETY: loaded (checked above); display live (invariant); `sync` was created on it and
+        // is borrowed, so not yet destroyed.
+        let fd = unsafe { self.egl().DupNativeFenceFDANDROID(self.display, sync.0) };
+        if fd == egl::NO_NATIVE_FENCE_FD_ANDROID || fd < 0 {
+            return Err(self.tables.error("eglDupNativeFenceFDANDROID"));
         }
         // SAFETY: the extension: "returns a new file descriptor ... the caller owns it"; it is
         // a fresh fd nothing else holds, adopted exactly once (and not negative: checked above).
         let fd = unsafe { triptych_sys::fd::adopt(fd) }
-            .ok_or_else(|| self.egl.error("eglDupNativeFenceFDANDROID"))?;
+            .ok_or_else(|| self.tables.error("eglDupNativeFenceFDANDROID"))?;
         ensure_cloexec(fd)
     }
 
     /// `eglDestroySyncKHR`. Logs a failure: it also runs on error paths.
     pub(crate) fn destroy_sync(&self, sync: EglSync) {
-        let Some(destroy) = self.egl.destroy_sync_khr else {
+        if !self.egl().DestroySyncKHR.is_loaded() {
             tracing::warn!("eglDestroySyncKHR missing; EGLSync leaked");
             return;
-        };
-        // SAFETY: display live (invariant); `sync` was created on it and is consumed here, so it
-        // is destroyed exactly once. A destroyed native fence sync keeps already duplicated fds
-        // valid (they are independent sync_files).
-        if unsafe { destroy(self.display, sync.0) } == EGL_FALSE {
-            let code = self.egl.last_error();
+        }
+        // SAFETY: loaded (checked above); display live (invariant); `sync` was created on it and
+        // is consumed here, so it is destroyed exactly once. A destroyed native fence sync keeps
+        // already duplicated fds valid (they are independent sync_files).
+        if unsafe { self.egl().DestroySyncKHR(self.display, sync.0) } == egl::FALSE {
+            let code = self.tables.last_error();
             tracing::warn!(code, name = error_name(code), "eglDestroySyncKHR failed");
         }
     }
@@ -804,7 +839,7 @@ fn ensure_cloexec(fd: OwnedFd) -> Result<OwnedFd, GlError> {
 /// way to name that platform). Made current with no surface.
 #[derive(Debug)]
 pub(crate) struct SurfacelessContext {
-    egl: &'static Egl,
+    tables: Tables,
     display: EGLDisplay,
     context: EGLContext,
 }
@@ -814,95 +849,101 @@ impl SurfacelessContext {
     ///
     /// The error is a sentence naming the failing step, for [`super::PlatformAttempt`].
     pub(crate) fn new() -> Result<Self, String> {
-        let egl = egl()?;
-        let client = egl.client_extensions();
+        let tables = Tables::load()?;
+        let egl = tables.egl;
+        let client = tables.client_extensions();
         if !client.iter().any(|e| e == "EGL_MESA_platform_surfaceless") {
             return Err("EGL_MESA_platform_surfaceless is not among the client extensions".into());
         }
-        let get_platform_display = egl
-            .get_platform_display_ext
-            .filter(|_| client.iter().any(|e| e == "EGL_EXT_platform_base"))
-            .ok_or("EGL_EXT_platform_base (eglGetPlatformDisplayEXT) is not offered")?;
-        let attribs = [EGL_NONE];
-        // SAFETY: EGL_MESA_platform_surfaceless requires <native_display> to be
-        // EGL_DEFAULT_DISPLAY (NULL); the attribute list is EGL_NONE terminated and outlives the
-        // call.
+        if !(egl.GetPlatformDisplayEXT.is_loaded()
+            && client.iter().any(|e| e == "EGL_EXT_platform_base"))
+        {
+            return Err("EGL_EXT_platform_base (eglGetPlatformDisplayEXT) is not offered".into());
+        }
+        let attribs = [attr(egl::NONE)];
+        // SAFETY: loaded (checked above); EGL_MESA_platform_surfaceless requires
+        // <native_display> to be EGL_DEFAULT_DISPLAY; the attribute list is EGL_NONE terminated
+        // and outlives the call.
         let display = unsafe {
-            get_platform_display(
-                EGL_PLATFORM_SURFACELESS_MESA,
-                ptr::null_mut(),
+            egl.GetPlatformDisplayEXT(
+                PLATFORM_SURFACELESS_MESA,
+                egl::DEFAULT_DISPLAY.cast_mut(),
                 attribs.as_ptr(),
             )
         };
         if display.is_null() {
-            return Err(egl
+            return Err(tables
                 .error("eglGetPlatformDisplayEXT(EGL_PLATFORM_SURFACELESS_MESA)")
                 .to_string());
         }
         let (mut major, mut minor) = (0, 0);
-        // SAFETY: `display` was just returned by eglGetPlatformDisplayEXT; the out pointers are
-        // locals that outlive the call.
-        if unsafe { (egl.initialize)(display, &mut major, &mut minor) } == EGL_FALSE {
-            return Err(egl.error("eglInitialize(surfaceless display)").to_string());
+        // SAFETY: loaded (checked in `Tables::new`); `display` was just returned by
+        // eglGetPlatformDisplayEXT; the out pointers are locals that outlive the call.
+        if unsafe { egl.Initialize(display, &mut major, &mut minor) } == egl::FALSE {
+            return Err(tables
+                .error("eglInitialize(surfaceless display)")
+                .to_string());
         }
-        // SAFETY: the display is initialised; the returned string is EGL's and valid until the
-        // display is terminated, which never happens here.
+        // SAFETY: loaded (checked in `Tables::new`); the display is initialised; the returned
+        // string is EGL's and valid until the display is terminated, which never happens here.
         let exts = split_extensions(
-            unsafe { string_from((egl.query_string)(display, EGL_EXTENSIONS)) }.as_deref(),
+            unsafe { string_from(egl.QueryString(display, attr(egl::EXTENSIONS))) }.as_deref(),
         );
         if !exts.iter().any(|e| e == "EGL_KHR_surfaceless_context") {
             return Err("the surfaceless display lacks EGL_KHR_surfaceless_context".into());
         }
-        // SAFETY: EGL_OPENGL_ES_API is a valid API enum; eglBindAPI only sets thread state.
-        if unsafe { (egl.bind_api)(EGL_OPENGL_ES_API) } == EGL_FALSE {
-            return Err(egl.error("eglBindAPI(EGL_OPENGL_ES_API)").to_string());
+        // SAFETY: loaded (checked in `Tables::new`); EGL_OPENGL_ES_API is a valid API enum;
+        // eglBindAPI only sets thread state.
+        if unsafe { egl.BindAPI(egl::OPENGL_ES_API) } == egl::FALSE {
+            return Err(tables.error("eglBindAPI(EGL_OPENGL_ES_API)").to_string());
         }
         let config_attribs = [
-            EGL_RENDERABLE_TYPE,
-            EGL_OPENGL_ES3_BIT,
+            attr(egl::RENDERABLE_TYPE),
+            attr(egl::OPENGL_ES3_BIT),
             // Any surface type: the context is only ever used without a surface.
-            EGL_SURFACE_TYPE,
+            attr(egl::SURFACE_TYPE),
             0,
-            EGL_RED_SIZE,
+            attr(egl::RED_SIZE),
             8,
-            EGL_GREEN_SIZE,
+            attr(egl::GREEN_SIZE),
             8,
-            EGL_BLUE_SIZE,
+            attr(egl::BLUE_SIZE),
             8,
-            EGL_ALPHA_SIZE,
+            attr(egl::ALPHA_SIZE),
             8,
-            EGL_NONE,
+            attr(egl::NONE),
         ];
-        let mut config: EGLConfig = ptr::null_mut();
+        let mut config: EGLConfig = ptr::null();
         let mut count: EGLint = 0;
-        // SAFETY: initialised display; EGL_NONE terminated attribute list; `config` has room
-        // for exactly the one config asked for (config_size 1); `count` is a local.
+        // SAFETY: loaded (checked in `Tables::new`); initialised display; EGL_NONE terminated
+        // attribute list; `config` has room for exactly the one config asked for (config_size
+        // 1); `count` is a local.
         let ok = unsafe {
-            (egl.choose_config)(display, config_attribs.as_ptr(), &mut config, 1, &mut count)
+            egl.ChooseConfig(display, config_attribs.as_ptr(), &mut config, 1, &mut count)
         };
-        if ok == EGL_FALSE {
-            return Err(egl.error("eglChooseConfig(GLES3, RGBA8)").to_string());
+        if ok == egl::FALSE {
+            return Err(tables.error("eglChooseConfig(GLES3, RGBA8)").to_string());
         }
         if count < 1 {
             return Err("eglChooseConfig found no OpenGL ES 3 RGBA8 config".into());
         }
         let context_attribs = [
-            EGL_CONTEXT_MAJOR_VERSION,
+            attr(egl::CONTEXT_MAJOR_VERSION),
             3,
-            EGL_CONTEXT_MINOR_VERSION,
+            attr(egl::CONTEXT_MINOR_VERSION),
             0,
-            EGL_NONE,
+            attr(egl::NONE),
         ];
-        // SAFETY: initialised display, a config it returned, no share context (NULL is
-        // EGL_NO_CONTEXT), EGL_NONE terminated attributes.
+        // SAFETY: loaded (checked in `Tables::new`); initialised display, a config it returned,
+        // no share context, EGL_NONE terminated attributes.
         let context = unsafe {
-            (egl.create_context)(display, config, ptr::null_mut(), context_attribs.as_ptr())
+            egl.CreateContext(display, config, egl::NO_CONTEXT, context_attribs.as_ptr())
         };
         if context.is_null() {
-            return Err(egl.error("eglCreateContext(OpenGL ES 3.0)").to_string());
+            return Err(tables.error("eglCreateContext(OpenGL ES 3.0)").to_string());
         }
         let this = Self {
-            egl,
+            tables,
             display,
             context,
         };
@@ -912,14 +953,19 @@ impl SurfacelessContext {
 
     /// `eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, context)`.
     pub(crate) fn make_current(&self) -> Result<(), GlError> {
-        // SAFETY: display initialised and context alive (owned by `self`); EGL_NO_SURFACE for
-        // draw and read is allowed because the display offers EGL_KHR_surfaceless_context
-        // (checked in `new`).
+        // SAFETY: loaded (checked in `Tables::new`); display initialised and context alive
+        // (owned by `self`); EGL_NO_SURFACE for draw and read is allowed because the display
+        // offers EGL_KHR_surfaceless_context (checked in `new`).
         let ok = unsafe {
-            (self.egl.make_current)(self.display, ptr::null_mut(), ptr::null_mut(), self.context)
+            self.tables.egl.MakeCurrent(
+                self.display,
+                egl::NO_SURFACE,
+                egl::NO_SURFACE,
+                self.context,
+            )
         };
-        if ok == EGL_FALSE {
-            return Err(self.egl.error("eglMakeCurrent(surfaceless)"));
+        if ok == egl::FALSE {
+            return Err(self.tables.error("eglMakeCurrent(surfaceless)"));
         }
         Ok(())
     }
@@ -929,32 +975,35 @@ impl SurfacelessContext {
     /// # Safety
     /// The caller keeps `self` alive for as long as the returned handles can be used.
     pub(crate) unsafe fn handles(&self) -> EglHandles {
-        // SAFETY: the display is initialised and the context alive while `self` lives, which the
-        // caller guarantees for the handles' lifetime.
-        unsafe { EglHandles::new(self.egl, self.display, self.context) }
+        // SAFETY: the display was initialised through `self.tables` and the context is alive
+        // while `self` lives, which the caller guarantees for the handles' lifetime.
+        unsafe { EglHandles::new(self.tables, self.display, self.context) }
     }
 }
 
 impl Drop for SurfacelessContext {
     fn drop(&mut self) {
-        // SAFETY: eglGetCurrentContext reads thread-local state only.
-        if unsafe { (self.egl.get_current_context)() } == self.context {
-            // SAFETY: releasing the current context: NO_SURFACE/NO_CONTEXT on an initialised
-            // display is always valid.
+        let egl = self.tables.egl;
+        // SAFETY: loaded (checked in `Tables::new`); eglGetCurrentContext reads thread-local
+        // state only.
+        if unsafe { egl.GetCurrentContext() } == self.context {
+            // SAFETY: loaded (as above); releasing the current context: NO_SURFACE/NO_CONTEXT on
+            // an initialised display is always valid.
             unsafe {
-                (self.egl.make_current)(
+                egl.MakeCurrent(
                     self.display,
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
+                    egl::NO_SURFACE,
+                    egl::NO_SURFACE,
+                    egl::NO_CONTEXT,
                 )
             };
         }
-        // SAFETY: the context was created on this display by `new` and is destroyed only here.
-        // The display is not terminated: eglGetPlatformDisplay returns the same EGLDisplay to
-        // every caller for the same platform, so another context may still use it.
-        if unsafe { (self.egl.destroy_context)(self.display, self.context) } == EGL_FALSE {
-            let code = self.egl.last_error();
+        // SAFETY: loaded (as above); the context was created on this display by `new` and is
+        // destroyed only here. The display is not terminated: eglGetPlatformDisplay returns the
+        // same EGLDisplay to every caller for the same platform, so another context may still
+        // use it.
+        if unsafe { egl.DestroyContext(self.display, self.context) } == egl::FALSE {
+            let code = self.tables.last_error();
             tracing::warn!(code, name = error_name(code), "eglDestroyContext failed");
         }
     }
@@ -976,10 +1025,8 @@ const GBM_BO_USE_RENDERING: u32 = 1 << 2;
 /// `gbm.h`: `GBM_BO_USE_LINEAR = (1 << 4)`, the buffer is laid out linearly.
 const GBM_BO_USE_LINEAR: u32 = 1 << 4;
 
-/// libgbm, loaded at run time rather than through the `gbm` crate: that crate links libgbm at
-/// build time, so a machine without it (no GPU stack, only llvmpipe on the device platform) could
-/// not even start the GPU process to fall back to shm; loaded here, a missing libgbm is one
-/// named reason in `doctor` and the fallback, and the shm backend works without it.
+/// libgbm's entry points, loaded at run time (the module docs say why not through the `gbm`
+/// crate).
 struct Gbm {
     _lib: libloading::Library,
     create_device: FnGbmCreateDevice,
@@ -1186,56 +1233,29 @@ impl Drop for GbmDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glutin_egl_sys::egl as k;
 
-    /// The constants used here equal the ones generated from Khronos' egl.xml by glutin's
-    /// bindings (those the bindings carry); the others are checked against eglext.h by value.
+    /// The tokens glutin_egl_sys does not generate have the values `EGL/eglext.h` gives them.
     #[test]
-    fn constants_match_khronos_registry() {
-        assert_eq!(EGL_SUCCESS, k::SUCCESS as EGLint);
-        assert_eq!(EGL_ALPHA_SIZE, k::ALPHA_SIZE as EGLint);
-        assert_eq!(EGL_BLUE_SIZE, k::BLUE_SIZE as EGLint);
-        assert_eq!(EGL_GREEN_SIZE, k::GREEN_SIZE as EGLint);
-        assert_eq!(EGL_RED_SIZE, k::RED_SIZE as EGLint);
-        assert_eq!(EGL_SURFACE_TYPE, k::SURFACE_TYPE as EGLint);
-        assert_eq!(EGL_NONE, k::NONE as EGLint);
-        assert_eq!(EGL_RENDERABLE_TYPE, k::RENDERABLE_TYPE as EGLint);
-        assert_eq!(EGL_VENDOR, k::VENDOR as EGLint);
-        assert_eq!(EGL_VERSION, k::VERSION as EGLint);
-        assert_eq!(EGL_EXTENSIONS, k::EXTENSIONS as EGLint);
-        assert_eq!(
-            EGL_CONTEXT_MAJOR_VERSION,
-            k::CONTEXT_MAJOR_VERSION as EGLint
-        );
-        assert_eq!(
-            EGL_CONTEXT_MINOR_VERSION,
-            k::CONTEXT_MINOR_VERSION as EGLint
-        );
-        assert_eq!(EGL_OPENGL_ES_API, k::OPENGL_ES_API);
-        assert_eq!(EGL_GL_TEXTURE_2D_KHR, k::GL_TEXTURE_2D);
-        assert_eq!(EGL_GL_TEXTURE_LEVEL_KHR, k::GL_TEXTURE_LEVEL as EGLint);
-        assert_eq!(EGL_SYNC_NATIVE_FENCE_ANDROID, k::SYNC_NATIVE_FENCE_ANDROID);
-        assert_eq!(
-            EGL_NO_NATIVE_FENCE_FD_ANDROID,
-            k::NO_NATIVE_FENCE_FD_ANDROID
-        );
-        assert_eq!(EGL_OPENGL_ES3_BIT, k::OPENGL_ES3_BIT as EGLint);
-        assert_eq!(EGL_WIDTH, k::WIDTH as EGLint);
-        assert_eq!(EGL_HEIGHT, k::HEIGHT as EGLint);
-        // Not in glutin's bindings; values as eglext.h defines them.
-        assert_eq!(EGL_PLATFORM_SURFACELESS_MESA, 0x31DD);
-        assert_eq!(EGL_LINUX_DMA_BUF_EXT, 0x3270);
-        assert_eq!(EGL_LINUX_DRM_FOURCC_EXT, 0x3271);
-        assert_eq!(EGL_DMA_BUF_PLANE0_FD_EXT, 0x3272);
-        assert_eq!(EGL_DMA_BUF_PLANE0_OFFSET_EXT, 0x3273);
-        assert_eq!(EGL_DMA_BUF_PLANE0_PITCH_EXT, 0x3274);
-        assert_eq!(EGL_DMA_BUF_PLANE0_MODIFIER_LO_EXT, 0x3443);
-        assert_eq!(EGL_DMA_BUF_PLANE0_MODIFIER_HI_EXT, 0x3444);
-        // GLES2/gl2.h and glow agree on GL_TEXTURE_2D.
-        assert_eq!(GL_TEXTURE_2D, glow::TEXTURE_2D);
+    fn hand_written_tokens_match_eglext_h() {
+        assert_eq!(PLATFORM_SURFACELESS_MESA, 0x31DD);
+        assert_eq!(LINUX_DMA_BUF_EXT, 0x3270);
+        assert_eq!(LINUX_DRM_FOURCC_EXT, 0x3271);
+        assert_eq!(DMA_BUF_PLANE0_FD_EXT, 0x3272);
+        assert_eq!(DMA_BUF_PLANE0_OFFSET_EXT, 0x3273);
+        assert_eq!(DMA_BUF_PLANE0_PITCH_EXT, 0x3274);
+        assert_eq!(DMA_BUF_PLANE0_MODIFIER_LO_EXT, 0x3443);
+        assert_eq!(DMA_BUF_PLANE0_MODIFIER_HI_EXT, 0x3444);
         // gbm.h.
         assert_eq!(GBM_BO_USE_RENDERING, 4);
         assert_eq!(GBM_BO_USE_LINEAR, 16);
+    }
+
+    /// Attribute values keep the token's value (no token reaches the sign bit).
+    #[test]
+    fn tokens_convert_to_attributes_unchanged() {
+        assert_eq!(attr(egl::NONE), 0x3038);
+        assert_eq!(attr(egl::OPENGL_ES3_BIT), 0x40);
+        assert_eq!(attr(DMA_BUF_PLANE0_MODIFIER_HI_EXT), 0x3444);
     }
 
     #[test]
@@ -1252,5 +1272,6 @@ mod tests {
         assert_eq!(error_name(0x3009), "EGL_BAD_MATCH");
         assert_eq!(error_name(0x300C), "EGL_BAD_PARAMETER");
         assert_eq!(error_name(0x1234), "unknown EGL error");
+        assert_eq!(error_name(-1), "unknown EGL error");
     }
 }

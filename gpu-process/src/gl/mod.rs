@@ -65,8 +65,9 @@
 //!
 //! # Unsafe code
 //!
-//! Foreign calls are in two places: `egl_ffi.rs` (every call into libEGL and libgbm through
-//! function pointers) and the GL calls in `context.rs`, which go through `glow`, whose every
+//! Foreign calls are in two places: `egl_ffi.rs` (every call into libEGL, through the table
+//! generated from Khronos' `egl.xml` plus the few entry points it lacks, and into libgbm) and
+//! the GL calls in `context.rs`, which go through `glow`, whose every
 //! function is `unsafe` because GL cannot check the names and
 //! pointers it is given. Each block states why its arguments are valid.
 //!
