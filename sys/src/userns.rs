@@ -75,7 +75,8 @@ pub fn create() -> Result<OwnedFd, UserNsError> {
             libc::close(release_w.as_raw_fd());
             // The launcher may already be non-dumpable, which would make our /proc files
             // root-owned and the maps unwritable for an unprivileged launcher.
-            libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0);
+            let _ =
+                rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable);
             let status: i32 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
                 0
             } else {
