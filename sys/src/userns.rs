@@ -141,7 +141,10 @@ mod tests {
         let ns = match create() {
             Ok(ns) => ns,
             Err(UserNsError::Unshare(e)) => {
-                eprintln!("user namespaces unavailable here ({e}); nothing to test");
+                crate::machine::missing(
+                    "TRIPTYCH_REQUIRE_USERNS",
+                    &format!("unprivileged user namespaces are unavailable here ({e})"),
+                );
                 return;
             }
             Err(e) => panic!("{e}"),
