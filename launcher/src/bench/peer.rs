@@ -8,7 +8,7 @@
 //!
 //! A handoff iteration makes the renderer's own calls up to compositing, from the
 //! `renderer_process` library, `triptych_sys` and `ipc_protocol`: receive and decode the
-//! `GpuToRenderer::Frame`, drop it if its epoch is not the current one, check the frame's layers
+//! `GpuToRenderer::Frame`, fail the block if its epoch is not the bench's, check the frame's layers
 //! and every description ([`validate::layers`]: shape, then pid and export window), look each
 //! buffer up in the renderer's import cache ([`ImportCache::get_or_import`], fetching through a
 //! [`FrameSource`] on this peer's pidfd of the producer: on a miss `pidfd_getfd`, `fstat`
