@@ -195,8 +195,8 @@ impl Confinement {
         let steps = self;
         // SAFETY: the closure runs in the child between fork and exec. It makes only raw system
         // calls (fcntl, dup2, close, unshare, close_range; setns and prctl through rustix) on
-        // integers and on fds owned by the closure, which stay open in the child; it allocates nothing and takes no lock, so it
-        // is async-signal-safe.
+        // integers and on fds owned by the closure, which stay open in the child; it allocates
+        // nothing and takes no lock, so it is async-signal-safe.
         unsafe {
             cmd.pre_exec(move || steps.run_in_child(lift_base));
         }
