@@ -1,20 +1,81 @@
 //! Fetching a described fd from the GPU process and proving it is the file that was meant.
 //!
-//! The fd comes from the frame's [`FrameSource`] (see [`crate::link`]): with the pidfd transport,
+//! The fd comes from the frame's [`FrameSource`], which the binary's link to the GPU process
+//! hands out once per frame (the benchmark's consumer makes its own from a pidfd it opened):
+//! with the pidfd transport,
 //! `pidfd_getfd` on the one pidfd of the GPU process at `GPU_LINK_FD` with the named number,
 //! which the description check has already confined to the export window (and the seccomp
 //! filter confines again); with `SCM_RIGHTS`, the fd that arrived with the frame's message under
 //! that number. Either way the fetched file's `(st_dev, st_ino)` is then compared with the
 //! identity the description carries. A mismatch closes the fetched fd and rejects the
 //! description: a compromised GPU process cannot make the renderer composite some other file.
+//!
+//! A [`FrameSource`] lives for one frame and counts what was taken from it ([`Counters`]), which
+//! the frame loop adds to the run's statistics. Every fetched fd is the caller's to own.
+//!
+//! In debug builds a binary may install one [`FetchHook`] ([`set_hook`]), which sees every fd
+//! this module fetched: the renderer's escape tests use it to run a probe on the first buffer or
+//! fence a frame brings. The hook lives in the binary because those probes are not part of what
+//! the library offers the benchmarks.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ipc_protocol::frame::{check_identity, DescError};
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::pidfd::{pidfd_getfd, PidfdError};
 
-use crate::link::FrameSource;
+/// Fds fetched per path, for the run's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Buffers taken with `pidfd_getfd`.
+    pub buffers_via_pidfd: u64,
+    /// Fences taken with `pidfd_getfd`.
+    pub fences_via_pidfd: u64,
+    /// Buffers and fences that arrived with `SCM_RIGHTS` and were used.
+    pub via_other: u64,
+}
+
+/// Where one frame's fds come from.
+#[derive(Debug)]
+pub enum FrameSource<'a> {
+    /// `pidfd_getfd` through this pidfd of the GPU process.
+    Pidfd(BorrowedFd<'a>, Counters),
+    /// The fds that came with the frame's message, by export-window number.
+    Received(BTreeMap<i32, OwnedFd>, Counters),
+}
+
+impl FrameSource<'_> {
+    /// What was fetched from this source so far.
+    pub fn counters(&self) -> Counters {
+        match self {
+            FrameSource::Pidfd(_, c) | FrameSource::Received(_, c) => *c,
+        }
+    }
+
+    fn count(&mut self, field: &str) {
+        let fence = field == "fence";
+        match self {
+            FrameSource::Pidfd(_, c) if fence => c.fences_via_pidfd += 1,
+            FrameSource::Pidfd(_, c) => c.buffers_via_pidfd += 1,
+            FrameSource::Received(_, c) => c.via_other += 1,
+        }
+    }
+}
+
+/// Debug builds only: called with every fd [`fetch`] took and checked: the description field
+/// it was named by, the fd, and the pidfd it came through (`None` with `SCM_RIGHTS`).
+#[cfg(debug_assertions)]
+pub type FetchHook = fn(field: &str, fd: BorrowedFd<'_>, link: Option<BorrowedFd<'_>>);
+
+#[cfg(debug_assertions)]
+static HOOK: std::sync::OnceLock<FetchHook> = std::sync::OnceLock::new();
+
+/// Debug builds only: installs the process's one [`FetchHook`]; false if one was already set.
+#[cfg(debug_assertions)]
+pub fn set_hook(hook: FetchHook) -> bool {
+    HOOK.set(hook).is_ok()
+}
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +152,12 @@ pub fn fetch(
     )?;
     src.count(field);
     #[cfg(debug_assertions)]
-    {
+    if let Some(hook) = HOOK.get() {
         let link = match &*src {
             FrameSource::Pidfd(p, _) => Some(*p),
             FrameSource::Received(..) => None,
         };
-        crate::probe::on_fetched(field, fd.as_fd(), link);
+        hook(field, fd.as_fd(), link);
     }
     Ok(fd)
 }

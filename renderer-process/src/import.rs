@@ -7,6 +7,11 @@
 //! imported (a peer cannot reuse an id to make the renderer read a mapping with another layout)
 //! and reuses the mapping. A new generation for a slot replaces the old entry; a new GPU process
 //! epoch empties the cache. Entries own their fd and mapping, so eviction frees both.
+//!
+//! The cache holds buffers only: fences are per submission, so the frame loop fetches each
+//! frame's fences itself ([`crate::fetch::fetch`]). [`ImportCounters`] count misses and hits for
+//! the run's statistics and for the benchmark, which checks from them that every block did the
+//! imports it was meant to time.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,7 +20,7 @@ use ipc_protocol::frame::{BufferKind, DescError};
 use ipc_protocol::{BufferId, DrmFormat, Frame, RemoteFd};
 use triptych_sys::mapping::{Access, MapError, Mapping};
 
-use crate::fetch::{fetch, FetchError};
+use crate::fetch::{fetch, FetchError, FrameSource};
 
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +140,7 @@ impl ImportCache {
     /// `desc` must already have passed `validate_shape` and `validate_remote`.
     pub fn get_or_import(
         &mut self,
-        src: &mut crate::link::FrameSource<'_>,
+        src: &mut FrameSource<'_>,
         desc: &Frame<RemoteFd>,
         plane_end: u64,
     ) -> Result<&Imported, ImportError> {

@@ -17,14 +17,15 @@
 //!   the description by their export-window numbers. Messages for older frames (rejected or
 //!   dropped ones) are discarded; one for a later frame is kept for it.
 //!
-//! Either way [`crate::fetch::fetch`] then checks the identity of each fd against the
-//! description, so the two transports are held to the same standard.
+//! Either way [`renderer_process::fetch::fetch`] then checks the identity of each fd against the
+//! description, so the two transports are held to the same standard. [`FrameSource`] lives in
+//! the library, next to the fetch, so that the benchmark's consumer fetches through the same call.
 
-use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use ipc_protocol::messages::Transport;
+use renderer_process::fetch::{Counters, FrameSource};
 use triptych_sandbox::fds::GPU_LINK_FD;
 use triptych_sandbox::wire::{self, FrameFds, LinkKind, WireError};
 use triptych_sys::fixed::{FixedError, FixedFd};
@@ -78,17 +79,6 @@ pub enum LinkError {
     },
 }
 
-/// Fds fetched per path, for the run's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Buffers taken with `pidfd_getfd`.
-    pub buffers_via_pidfd: u64,
-    /// Fences taken with `pidfd_getfd`.
-    pub fences_via_pidfd: u64,
-    /// Buffers and fences that arrived with `SCM_RIGHTS` and were used.
-    pub via_other: u64,
-}
-
 /// The link to the current GPU process.
 #[derive(Debug)]
 pub struct Link {
@@ -98,33 +88,6 @@ pub struct Link {
     /// A frame's fds that arrived ahead of their frame.
     ahead: Option<FrameFds>,
     attached: bool,
-}
-
-/// Where one frame's fds come from.
-#[derive(Debug)]
-pub enum FrameSource<'a> {
-    /// `pidfd_getfd` through this pidfd.
-    Pidfd(BorrowedFd<'a>, Counters),
-    /// The fds that came with the frame's message, by export-window number.
-    Received(BTreeMap<i32, OwnedFd>, Counters),
-}
-
-impl FrameSource<'_> {
-    /// What was fetched from this source so far.
-    pub fn counters(&self) -> Counters {
-        match self {
-            FrameSource::Pidfd(_, c) | FrameSource::Received(_, c) => *c,
-        }
-    }
-
-    pub(crate) fn count(&mut self, field: &str) {
-        let fence = field == "fence";
-        match self {
-            FrameSource::Pidfd(_, c) if fence => c.fences_via_pidfd += 1,
-            FrameSource::Pidfd(_, c) => c.buffers_via_pidfd += 1,
-            FrameSource::Received(_, c) => c.via_other += 1,
-        }
-    }
 }
 
 impl Link {

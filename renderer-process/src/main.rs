@@ -6,14 +6,15 @@
 //! it, import each layer's buffer (cached per buffer id), fetch and wait on each fence with a
 //! deadline, composite into a free output slot, tell the launcher, and release the buffers it no
 //! longer shows. The renderer needs no GL context and opens no file after bootstrap.
+//!
+//! The checks, the fetch, the import cache and the compositor live in the crate's library
+//! (`renderer_process`), which the launcher's benchmarks call too; this binary holds what only a
+//! running renderer needs.
 #![forbid(unsafe_code)]
 
-use renderer_process::composite;
 mod decide;
-mod fetch;
 #[cfg(debug_assertions)]
 mod hostile;
-mod import;
 mod link;
 mod output;
 mod pipeline;
@@ -39,6 +40,8 @@ fn main() {
 fn run() -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
     let claimed = sandbox::startup().context("sandbox start-up")?;
+    #[cfg(debug_assertions)]
+    renderer_process::fetch::set_hook(probe::on_fetched);
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let (mut commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(ROLE)
         .context("joining the launcher")?;

@@ -6,7 +6,8 @@
 //! it still answers the launcher (pings, slots, a new GPU process). For each frame:
 //!
 //! 1. drop it if it comes from another GPU epoch than the current one;
-//! 2. validate every layer's description (shape, then fds confined to the GPU's export window);
+//! 2. validate every layer's description (shape, then fds confined to the GPU's export window;
+//!    [`renderer_process::validate`]);
 //! 3. import each buffer (cached per id) and fetch its fence, checking identities;
 //! 4. wait on the fences with a deadline (on the waiter thread unless all have signalled
 //!    already); a fence that times out leaves the layer's previous buffer on screen, the new one
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
-use ipc_protocol::frame::{BufferKind, MAX_PLANES};
+use ipc_protocol::frame::BufferKind;
 use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, Presented,
     RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
@@ -41,13 +42,13 @@ use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
-use crate::composite::{composite, Layer};
-use crate::fetch::fetch;
-use crate::import::ImportCache;
+use renderer_process::composite::{composite, Layer};
+use renderer_process::fetch::fetch;
+use renderer_process::import::{ImportCache, ImportError};
+use renderer_process::validate::{self, LayersError};
+
 use crate::output::{Output, SLOTS};
 
-/// The most layers a frame may have.
-const MAX_LAYERS: usize = 16;
 /// Trace events are shipped to the launcher once this many are buffered.
 const TRACE_BATCH: usize = 512;
 
@@ -140,22 +141,10 @@ impl std::fmt::Debug for Pipeline {
 /// Why a frame was not composited.
 #[derive(Debug, thiserror::Error)]
 enum FrameError {
-    #[error("frame has {0} layers, more than {MAX_LAYERS}")]
-    TooManyLayers(usize),
-    #[error("layers: layer {0} appears twice")]
-    DuplicateLayer(u32),
-    #[error("layers: layer {0} is outside the {1} layers of this run")]
-    UnknownLayer(u32, u32),
-    #[error("layers[{layer}].buffer: {source}")]
-    Desc {
-        layer: u32,
-        source: ipc_protocol::DescError,
-    },
+    #[error(transparent)]
+    Layers(#[from] LayersError),
     #[error("layers[{layer}]: {source}")]
-    Import {
-        layer: u32,
-        source: crate::import::ImportError,
-    },
+    Import { layer: u32, source: ImportError },
     #[error("layers[{layer}].fence: {source}")]
     Fence { layer: u32, source: anyhow::Error },
     #[error("fds: {0}")]
@@ -578,28 +567,7 @@ impl Pipeline {
 
     /// Steps 2 and 3: returns each layer's new buffer with its fetched fence.
     fn prepare(&mut self, msg: &FrameMsg) -> Result<Vec<(u32, Shown, OwnedFd)>, FrameError> {
-        if msg.layers.len() > MAX_LAYERS {
-            return Err(FrameError::TooManyLayers(msg.layers.len()));
-        }
-        let mut ends = Vec::with_capacity(msg.layers.len());
-        for (i, l) in msg.layers.iter().enumerate() {
-            if msg.layers[..i].iter().any(|o| o.layer == l.layer) {
-                return Err(FrameError::DuplicateLayer(l.layer));
-            }
-            if l.layer >= self.layers {
-                return Err(FrameError::UnknownLayer(l.layer, self.layers));
-            }
-            let layer = l.layer;
-            let e = l
-                .buffer
-                .validate_shape()
-                .map_err(|source| FrameError::Desc { layer, source })?;
-            debug_assert!(e.len() <= MAX_PLANES);
-            l.buffer
-                .validate_remote(self.gpu.pid, self.gpu.window.0, self.gpu.window.1)
-                .map_err(|source| FrameError::Desc { layer, source })?;
-            ends.push(e[0]);
-        }
+        let ends = validate::layers(msg, self.layers, self.gpu.pid, self.gpu.window)?;
         let mut out = Vec::with_capacity(msg.layers.len());
         let mut src = self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?;
         for (l, end) in msg.layers.iter().zip(&ends) {

@@ -18,14 +18,18 @@
 //!    A root launcher's children therefore hold no `CAP_SYS_PTRACE` anywhere.
 //!
 //! Everything in the hook is a raw system call on values prepared before the fork: no
-//! allocation, no lock, as required between `fork` and `exec` in a threaded parent. A failing
-//! step makes the spawn fail with that step's errno; the launcher only asks for steps that its
-//! probes showed to work, so a failure is an error, never a silent weaker sandbox.
+//! allocation, no lock, as required between `fork` and `exec` in a threaded parent. The prctl
+//! steps (securebits, capabilities, parent-death signal, Yama ptracer) go through rustix's
+//! safe wrappers, and so does joining the user namespace (`setns`), each one system call that
+//! allocates nothing. The fd steps and `unshare` stay `libc` calls: the fd steps work on numbers
+//! the child does not own yet (the `dup2` targets, the lifted copies), which the owned-fd
+//! wrappers cannot express, and rustix's `unshare` is `unsafe` as well (it can unshare the fd
+//! table under owned fds), so a wrapper would only move the proof, not remove it.
 //!
 //! See `setns(2)`, `unshare(2)`, `capabilities(7)` ("The securebits flags"),
 //! `include/uapi/linux/securebits.h` and `include/uapi/linux/prctl.h`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -55,7 +59,7 @@ pub const CHILD_SECUREBITS: i32 = SECBIT_NOROOT
 
 /// The most capability numbers the bounding-set loop tries (`CAP_LAST_CAP` is 40 in Linux 6.x;
 /// `PR_CAPBSET_DROP` answers `EINVAL` past the last one, which ends the loop).
-const MAX_CAPS: libc::c_ulong = 64;
+const MAX_CAPS: u32 = 64;
 
 /// The most fds one child inherits at fixed numbers.
 pub const MAX_INHERITED: usize = 8;
@@ -190,9 +194,9 @@ impl Confinement {
         let lift_base = self.inherit.iter().map(|(_, n)| *n).max().unwrap_or(0) + 1;
         let steps = self;
         // SAFETY: the closure runs in the child between fork and exec. It makes only raw system
-        // calls (fcntl, dup2, close, setns, unshare, prctl) on integers and on fds owned by the
-        // closure, which stay open in the child; it allocates nothing and takes no lock, so it
-        // is async-signal-safe.
+        // calls (fcntl, dup2, close, unshare, close_range; setns and prctl through rustix) on
+        // integers and on fds owned by the closure, which stay open in the child; it allocates
+        // nothing and takes no lock, so it is async-signal-safe.
         unsafe {
             cmd.pre_exec(move || steps.run_in_child(lift_base));
         }
@@ -242,10 +246,10 @@ impl Confinement {
             cloexec_range(from, u32::MAX)?;
         }
         if let Some(ns) = &self.user_ns {
-            // SAFETY: setns takes an fd and a flag; `ns` is open.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::User),
+            )?;
         }
         let flags = self.namespaces.flags();
         // SAFETY: unshare takes a flag word.
@@ -253,42 +257,21 @@ impl Confinement {
             return Err(std::io::Error::last_os_error());
         }
         if self.drop_privileges {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe {
-                libc::prctl(
-                    libc::PR_SET_SECUREBITS,
-                    CHILD_SECUREBITS as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                )
-            } != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
+            use rustix::thread::{CapabilitiesSecureBits, CapabilitySet};
+            rustix::thread::set_capabilities_secure_bits(
+                CapabilitiesSecureBits::from_bits_retain(CHILD_SECUREBITS as u32),
+            )?;
             for cap in 0..MAX_CAPS {
-                // SAFETY: prctl with integer arguments only; EINVAL past the last capability.
-                if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 {
+                // One capability by number, named or not: EINVAL past the kernel's last one.
+                let one = CapabilitySet::from_bits_retain(1 << cap);
+                if let Err(e) = rustix::thread::remove_capability_from_bounding_set(one) {
+                    if e == rustix::io::Errno::INVAL && cap > 0 {
                         break;
                     }
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
-            // SAFETY: prctl with integer arguments only.
-            if unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                )
-            } != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::thread::clear_ambient_capability_set()?;
         }
         if self.new_user_namespace {
             // SAFETY: unshare takes a flag word.
@@ -297,18 +280,15 @@ impl Confinement {
             }
         }
         if let Some(parent) = self.parent {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: getppid takes no arguments and cannot fail.
-            if unsafe { libc::getppid() } as u32 != parent {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+            if ppid as u32 != parent {
                 return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
         }
         if self.any_ptracer {
-            // SAFETY: prctl with integer arguments only. EINVAL without Yama is expected.
-            unsafe { libc::prctl(crate::prctl::PR_SET_PTRACER, libc::c_ulong::MAX, 0, 0, 0) };
+            // EINVAL without Yama is expected.
+            let _ = rustix::process::set_ptracer(rustix::process::PTracer::Any);
         }
         if let Some((pid, fd)) = self.fetch_from {
             // SAFETY: pidfd_open, pidfd_getfd and close take integers only; the fds they return
@@ -398,6 +378,16 @@ mod tests {
         // 1 << 1, NO_SETUID_FIXUP 1 << 2 and 1 << 3, KEEP_CAPS_LOCKED 1 << 5,
         // NO_CAP_AMBIENT_RAISE 1 << 6 and 1 << 7.
         assert_eq!(CHILD_SECUREBITS, 0b1110_1111);
+        // The same bits by rustix's names, which the jail hands to PR_SET_SECUREBITS.
+        use rustix::thread::CapabilitiesSecureBits as B;
+        let named = B::NO_ROOT
+            | B::NO_ROOT_LOCKED
+            | B::NO_SETUID_FIXUP
+            | B::NO_SETUID_FIXUP_LOCKED
+            | B::KEEP_CAPS_LOCKED
+            | B::NO_CAP_AMBIENT_RAISE
+            | B::NO_CAP_AMBIENT_RAISE_LOCKED;
+        assert_eq!(named.bits(), CHILD_SECUREBITS as u32);
     }
 
     #[test]

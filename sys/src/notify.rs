@@ -22,6 +22,9 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+
 use crate::seccomp::TrapRecord;
 
 /// `SECCOMP_SET_MODE_FILTER`.
@@ -158,10 +161,8 @@ pub fn available() -> Result<(), String> {
 /// Installs `program` on every thread of this process with a listener and returns the
 /// listener. Sets `no_new_privs` first (required without `CAP_SYS_ADMIN`). Irreversible.
 pub fn install_with_listener(program: &[libc::sock_filter]) -> Result<OwnedFd, NotifyError> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(NotifyError::NoNewPrivs(nix::Error::last()));
-    }
+    crate::prctl::set_no_new_privs()
+        .map_err(|e| NotifyError::NoNewPrivs(nix::Error::from_raw(e.errno.raw_os_error())))?;
     let prog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr().cast_mut(),
@@ -197,20 +198,15 @@ pub fn recv(listener: BorrowedFd<'_>) -> Result<TrapRecord, NotifyError> {
 /// Until it is answered (or the process dies) the calling thread stays suspended.
 pub fn recv_notification(listener: BorrowedFd<'_>) -> Result<Notification, NotifyError> {
     loop {
-        let mut pfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd on this stack, nfds 1; the fd is borrowed and so open.
-        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if n < 0 {
-            match nix::Error::last() {
-                nix::Error::EINTR => continue,
-                e => return Err(NotifyError::Recv(e)),
-            }
+        // No deadline: this is the listener thread's wait for the child's next trapped call,
+        // and it ends when the child dies (POLLHUP).
+        let mut pfd = [PollFd::new(&listener, PollFlags::IN)];
+        match poll(&mut pfd, None) {
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(NotifyError::Recv(nix::Error::from_raw(e.raw_os_error()))),
         }
-        if pfd.revents & libc::POLLIN == 0 {
+        if !pfd[0].revents().contains(PollFlags::IN) {
             // POLLHUP (or an error) without a notification: no filtered task is left.
             return Err(NotifyError::Gone);
         }

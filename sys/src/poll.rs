@@ -5,9 +5,20 @@
 //! file, no data), which counts as ready too. The
 //! wait retries `EINTR` with the time that is left, so a signal never shortens or lengthens the
 //! deadline. See <https://man7.org/linux/man-pages/man2/poll.2.html>.
+//!
+//! The system call is rustix's `poll`, which on 64-bit Linux is `ppoll` with a nanosecond
+//! timeout (the seccomp policies allow it for these waits), so a deadline is kept to the
+//! nanosecond instead of being rounded to milliseconds. What this module adds is the deadline
+//! across `EINTR`, the explicit [`WaitOutcome`], and treating a hang-up as the pipe fence's
+//! signal.
+
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +39,7 @@ pub enum PollError {
         /// The fd.
         fd: i32,
         /// The error.
-        errno: nix::Error,
+        errno: Errno,
     },
     /// The fd reported an error or hang-up instead of becoming readable.
     #[error("fd {fd} reported poll events {revents:#x} (error or hang-up)")]
@@ -45,33 +56,27 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        // Round up so that a sub-millisecond remainder still waits rather than spinning.
-        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd on our stack and nfds is 1; the fd is borrowed and so
-        // open for the whole call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let errno = nix::Error::last();
-            if errno == nix::Error::EINTR {
-                continue;
+        // A deadline past what a timespec holds (some 292 billion years) waits for ever.
+        let ts = Timespec::try_from(left).ok();
+        let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
+        let n = match poll(&mut pfd, ts.as_ref()) {
+            Ok(n) => n,
+            Err(Errno::INTR) => continue,
+            Err(errno) => {
+                return Err(PollError::Poll {
+                    fd: fd.as_raw_fd(),
+                    errno,
+                })
             }
-            return Err(PollError::Poll {
-                fd: fd.as_raw_fd(),
-                errno,
-            });
-        }
+        };
         if n > 0 {
-            if pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            let revents = pfd[0].revents();
+            if revents.intersects(PollFlags::IN | PollFlags::HUP) {
                 return Ok(WaitOutcome::Ready);
             }
             return Err(PollError::Broken {
                 fd: fd.as_raw_fd(),
-                revents: pfd.revents,
+                revents: revents.bits() as i16,
             });
         }
         if Instant::now() >= deadline {

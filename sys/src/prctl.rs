@@ -10,8 +10,21 @@
 //!   take its exported fds where Yama's `ptrace_scope` is 1;
 //! - `PR_SET_NO_NEW_PRIVS`, required before installing a seccomp filter without privileges.
 //!
+//! The calls are rustix's (`rustix::thread` for the per-thread attributes, `rustix::process` for
+//! the rest): direct system calls with no allocation, so they are usable between fork and exec
+//! too. This module adds the error type that names the option, the 15-byte cut of names made
+//! without allocating, and [`PR_SET_PTRACER`], which the seccomp policies and the escape probes
+//! need as a number and rustix keeps private. The fork-to-exec code in [`crate::jail`] and
+//! [`crate::userns`] calls the same rustix functions.
+//!
 //! See <https://man7.org/linux/man-pages/man2/prctl.2.html> and
 //! <https://www.kernel.org/doc/html/latest/admin-guide/LSM/Yama.html>.
+
+#![forbid(unsafe_code)]
+
+use std::ffi::CStr;
+
+use rustix::process::{DumpableBehavior, PTracer, Pid, Signal};
 
 /// `PR_SET_PTRACER` from `include/uapi/linux/prctl.h`: `0x59616d61` ("Yama").
 pub const PR_SET_PTRACER: i32 = 0x5961_6d61;
@@ -23,81 +36,81 @@ pub struct PrctlError {
     /// Which option.
     pub op: &'static str,
     /// The error.
-    pub errno: nix::Error,
+    pub errno: rustix::io::Errno,
 }
 
-fn prctl(op: &'static str, option: i32, arg2: libc::c_ulong) -> Result<i32, PrctlError> {
-    // SAFETY: every option used in this module takes an integer (or a pointer handled in
-    // `set_name`) as arg2 and zeroes for the rest; no memory is passed.
-    let rc = unsafe {
-        libc::prctl(
-            option,
-            arg2,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if rc < 0 {
-        return Err(PrctlError {
-            op,
-            errno: nix::Error::last(),
-        });
-    }
-    Ok(rc)
+fn named<T>(op: &'static str, r: rustix::io::Result<T>) -> Result<T, PrctlError> {
+    r.map_err(|errno| PrctlError { op, errno })
 }
 
 /// Sets the calling thread's name (the process name when called on the main thread). Names are
-/// cut to 15 bytes by the kernel.
+/// cut to 15 bytes, as the kernel would cut them; a name with a NUL byte ends there.
 pub fn set_name(name: &str) -> Result<(), PrctlError> {
     let mut buf = [0u8; 16];
     let n = name.len().min(15);
     buf[..n].copy_from_slice(&name.as_bytes()[..n]);
-    // SAFETY: PR_SET_NAME reads at most 16 bytes from arg2; `buf` is 16 bytes and NUL-terminated
-    // (byte 15 is always 0).
-    let rc = unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr(), 0, 0, 0) };
-    if rc < 0 {
-        return Err(PrctlError {
-            op: "PR_SET_NAME",
-            errno: nix::Error::last(),
-        });
-    }
-    Ok(())
+    // Byte 15 is always 0, so there is a NUL to stop at.
+    let name = CStr::from_bytes_until_nul(&buf).map_err(|_| PrctlError {
+        op: "PR_SET_NAME",
+        errno: rustix::io::Errno::INVAL,
+    })?;
+    named("PR_SET_NAME", rustix::thread::set_name(name))
 }
 
-/// Asks for `signal` when the parent thread exits. Async-signal-safe: usable between fork and exec.
+/// Asks for `signal` when the parent thread exits. Async-signal-safe: usable between fork and
+/// exec. A number that is not a named signal is refused with `EINVAL`, as the kernel would.
 pub fn set_pdeathsig(signal: i32) -> Result<(), PrctlError> {
-    prctl(
+    let signal = Signal::from_named_raw(signal).ok_or(PrctlError {
+        op: "PR_SET_PDEATHSIG",
+        errno: rustix::io::Errno::INVAL,
+    })?;
+    named(
         "PR_SET_PDEATHSIG",
-        libc::PR_SET_PDEATHSIG,
-        signal as libc::c_ulong,
+        rustix::process::set_parent_process_death_signal(Some(signal)),
     )
-    .map(|_| ())
 }
 
 /// Sets or clears the dumpable flag.
 pub fn set_dumpable(dumpable: bool) -> Result<(), PrctlError> {
-    prctl(
+    let behavior = if dumpable {
+        DumpableBehavior::Dumpable
+    } else {
+        DumpableBehavior::NotDumpable
+    };
+    named(
         "PR_SET_DUMPABLE",
-        libc::PR_SET_DUMPABLE,
-        libc::c_ulong::from(dumpable),
+        rustix::process::set_dumpable_behavior(behavior),
     )
-    .map(|_| ())
 }
 
 /// Reads the dumpable flag.
 pub fn is_dumpable() -> Result<bool, PrctlError> {
-    prctl("PR_GET_DUMPABLE", libc::PR_GET_DUMPABLE, 0).map(|v| v != 0)
+    named("PR_GET_DUMPABLE", rustix::process::dumpable_behavior())
+        .map(|b| b != DumpableBehavior::NotDumpable)
 }
 
 /// Lets process `pid` ptrace this one under Yama `ptrace_scope` 1.
 pub fn set_ptracer(pid: u32) -> Result<(), PrctlError> {
-    prctl("PR_SET_PTRACER", PR_SET_PTRACER, libc::c_ulong::from(pid)).map(|_| ())
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or(PrctlError {
+            op: "PR_SET_PTRACER",
+            errno: rustix::io::Errno::INVAL,
+        })?;
+    named(
+        "PR_SET_PTRACER",
+        rustix::process::set_ptracer(PTracer::ProcessID(pid)),
+    )
 }
 
-/// Sets `no_new_privs`, irreversibly.
+/// Sets `no_new_privs` for the calling thread (and the threads and children it starts later),
+/// irreversibly.
 pub fn set_no_new_privs() -> Result<(), PrctlError> {
-    prctl("PR_SET_NO_NEW_PRIVS", libc::PR_SET_NO_NEW_PRIVS, 1).map(|_| ())
+    named(
+        "PR_SET_NO_NEW_PRIVS",
+        rustix::thread::set_no_new_privs(true),
+    )
 }
 
 #[cfg(test)]
@@ -108,6 +121,7 @@ mod tests {
     fn ptracer_constant_matches_header() {
         // "Yama" in ASCII: 0x59 'Y', 0x61 'a', 0x6d 'm', 0x61 'a'.
         assert_eq!(PR_SET_PTRACER.to_be_bytes(), *b"Yama");
+        assert_eq!(PR_SET_PTRACER, libc::PR_SET_PTRACER);
     }
 
     #[test]
@@ -121,5 +135,19 @@ mod tests {
         })
         .join()
         .expect("thread");
+    }
+
+    #[test]
+    fn dumpable_flag_round_trips() {
+        // The flag is per process: set it to what it already is, so other tests see no change.
+        let before = is_dumpable().expect("read");
+        set_dumpable(before).expect("set");
+        assert_eq!(is_dumpable().expect("read again"), before);
+    }
+
+    #[test]
+    fn unnamed_signals_are_refused() {
+        let e = set_pdeathsig(0).expect_err("signal 0");
+        assert_eq!(e.errno, rustix::io::Errno::INVAL);
     }
 }

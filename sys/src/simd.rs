@@ -265,6 +265,9 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
 mod tests {
     use super::*;
 
+    /// Set to 1 where the CPU has AVX2, so that there the kernel's tests cannot be skipped.
+    const REQUIRE_AVX2: &str = "TRIPTYCH_REQUIRE_AVX2";
+
     /// The formula of the module docs, one channel at a time, in plain integers.
     fn reference(dst: &mut [u8], src: &[u8], opacity: u8, source: Source) {
         let round = |v: u32| (v + 127) / 255;
@@ -315,6 +318,7 @@ mod tests {
                 !std::arch::is_x86_feature_detected!("avx2"),
                 "detect() refused a CPU with AVX2"
             );
+            crate::machine::missing(REQUIRE_AVX2, "this CPU has no AVX2");
             return;
         };
         let mut src = Vec::with_capacity(256 * 256 * 4);
@@ -371,6 +375,7 @@ mod tests {
     #[test]
     fn over_leaves_partial_groups_and_takes_the_fast_paths_exactly() {
         let Some(avx2) = Avx2::detect() else {
+            crate::machine::missing(REQUIRE_AVX2, "this CPU has no AVX2");
             return;
         };
         let rgba = SOURCES[0];

@@ -75,7 +75,8 @@ pub fn create() -> Result<OwnedFd, UserNsError> {
             libc::close(release_w.as_raw_fd());
             // The launcher may already be non-dumpable, which would make our /proc files
             // root-owned and the maps unwritable for an unprivileged launcher.
-            libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0);
+            let _ =
+                rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable);
             let status: i32 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
                 0
             } else {
@@ -140,7 +141,10 @@ mod tests {
         let ns = match create() {
             Ok(ns) => ns,
             Err(UserNsError::Unshare(e)) => {
-                eprintln!("user namespaces unavailable here ({e}); nothing to test");
+                crate::machine::missing(
+                    "TRIPTYCH_REQUIRE_USERNS",
+                    &format!("unprivileged user namespaces are unavailable here ({e})"),
+                );
                 return;
             }
             Err(e) => panic!("{e}"),

@@ -5,13 +5,17 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipc_protocol::bootstrap::CONTROL_FD;
 use ipc_protocol::channel::{self, Sender};
 use ipc_protocol::messages::*;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::fd::ExportWindow;
+
+/// How long a test waits for the renderer's next event: generous, so only a renderer that
+/// stopped talking reaches it.
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The renderer under test, and this process's ends of its channels.
 #[derive(Debug)]
@@ -104,15 +108,33 @@ impl FakeGpu {
         }
     }
 
-    /// The next event from the renderer, skipping pongs and trace batches.
+    /// The next event from the renderer, skipping pongs and trace batches; panics when none
+    /// comes within [`EVENT_DEADLINE`].
     pub fn next_event(&self) -> RendererToLauncher {
+        let deadline = Instant::now() + EVENT_DEADLINE;
         loop {
-            match self.events.recv_timeout(Duration::from_secs(10)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
                 Ok(Ok((RendererToLauncher::Pong(_), _)))
                 | Ok(Ok((RendererToLauncher::Trace(_), _))) => continue,
                 Ok(Ok((e, _))) => return e,
                 Ok(Err(v)) => panic!("the renderer broke the protocol: {v}"),
-                Err(e) => panic!("no event from the renderer: {e:?}"),
+                Err(e) => panic!("no event from the renderer within {EVENT_DEADLINE:?}: {e:?}"),
+            }
+        }
+    }
+
+    /// The first event `pick` accepts, skipping any other; panics when none comes within
+    /// [`EVENT_DEADLINE`].
+    pub fn event_matching<T>(&self, mut pick: impl FnMut(RendererToLauncher) -> Option<T>) -> T {
+        let deadline = Instant::now() + EVENT_DEADLINE;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the awaited event did not come within {EVENT_DEADLINE:?}"
+            );
+            if let Some(t) = pick(self.next_event()) {
+                return t;
             }
         }
     }

@@ -1,17 +1,43 @@
 //! Helpers for triptych's process-level tests: where the built binaries are, how to run the
 //! launcher and read what it produced, and how to look at processes through `/proc`.
+//!
+//! Every wait here has a deadline, generous enough that a loaded machine never reaches it
+//! ([`PROCESS_DEADLINE`] for a whole child process): it is there so that a hung child fails its
+//! test, naming what it waited for, instead of hanging the suite. No test asserts how long
+//! something took; speed is what `triptych bench` measures.
 #![forbid(unsafe_code)]
 
 pub mod fake_gpu;
 pub mod sandbox;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The directory holding the workspace's binaries (`target/<profile>`), found from the running
-/// test executable (`target/<profile>/deps/<test>`).
+/// The environment variable that names the directory holding the binaries under test, instead
+/// of the one [`bin_dir`] derives from the test executable.
+pub const BIN_DIR_VAR: &str = "TRIPTYCH_BIN_DIR";
+
+/// The longest any one child process may run in a test before it is killed and the test fails.
+pub const PROCESS_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The directory holding the workspace's binaries: `$TRIPTYCH_BIN_DIR` when set, otherwise
+/// `target/<profile>`, found from the running test executable (`target/<profile>/deps/<test>`).
+///
+/// Why not `CARGO_BIN_EXE_<name>`: cargo sets it only for the binaries of the package the
+/// integration test belongs to, and these tests live in their own package (`triptych-tests`)
+/// while the three binaries belong to three others (`launcher`, `gpu-process`,
+/// `renderer-process`). Moving the tests into one of them would still leave the other two
+/// binaries out, and artifact dependencies, which would name them all, are not in stable cargo.
+/// The launcher finds its children next to its own executable, so the three must be in one
+/// directory anyway; that directory is what this returns. The cost of the lookup: `cargo test
+/// -p triptych-tests` does not build the binaries, so run `cargo build --workspace
+/// --all-targets` first (as `scripts/test.sh` does); [`bin`] says so when one is missing.
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(BIN_DIR_VAR) {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("deps dir");
     deps.parent().expect("profile dir").to_path_buf()
@@ -22,7 +48,8 @@ pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(
         p.is_file(),
-        "{} is not built: run `cargo build --workspace` (or `cargo test --workspace`)",
+        "{} is not built: run `cargo build --workspace --all-targets` first, or set \
+         {BIN_DIR_VAR} to the directory that holds triptych, triptych-gpu and triptych-renderer",
         p.display()
     );
     p
@@ -43,9 +70,73 @@ pub fn triptych(args: &[&str]) -> Command {
     c
 }
 
-/// Runs `cmd`, returning its output; panics on a spawn error.
+/// Runs `cmd` with its output captured, returning that output; panics on a spawn error, and
+/// kills the process and panics if it runs past [`PROCESS_DEADLINE`].
 pub fn output(mut cmd: Command) -> Output {
-    cmd.output().expect("spawning triptych")
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning triptych");
+    finish_within(child, PROCESS_DEADLINE, &format!("{cmd:?}"))
+}
+
+/// Collects the output of `child` (its piped stdout and stderr, drained on their own threads so
+/// a full pipe never stalls it) until it exits; kills it and panics naming `what`, with what it
+/// printed, if it runs past `timeout` from now.
+pub fn finish_within(mut child: Child, timeout: Duration, what: &str) -> Output {
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
+    let (status, finished) = wait_or_kill(&mut child, timeout);
+    let o = Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
+    assert!(
+        finished,
+        "{what} ran past {timeout:?} and was killed\n{}",
+        show(&o)
+    );
+    o
+}
+
+/// Waits for `child` to exit within `timeout`; kills it (and so, through their parent-death
+/// signal, any children of a launcher) and panics naming `what` when it does not.
+pub fn wait_within(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    let (status, finished) = wait_or_kill(child, timeout);
+    assert!(
+        finished,
+        "{what} did not exit within {timeout:?} and was killed"
+    );
+    status
+}
+
+/// Waits up to `timeout` for `child`; past it, kills and reaps it. Returns its status and
+/// whether it exited by itself.
+fn wait_or_kill(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
+    let mut status = None;
+    let exited = wait_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    match status {
+        Some(s) => (s, exited),
+        None => {
+            let _ = child.kill();
+            (child.wait().expect("reaping a killed child"), false)
+        }
+    }
 }
 
 /// Stdout and stderr, for assertion messages.

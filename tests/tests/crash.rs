@@ -1,7 +1,5 @@
 //! Crash isolation with real kills: chaos runs, a hung GPU process, the fallback ladder.
 
-use std::time::Duration;
-
 use triptych_tests::*;
 
 fn run_json(
@@ -258,7 +256,6 @@ fn an_exhausted_ladder_fails_with_the_crash_history() {
         err.contains("every rung of the fallback ladder (shm)"),
         "{err}"
     );
-    let _ = Duration::ZERO;
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn children_hold_none_of_what_the_launchers_parent_left_open() {
             "child {child} inherited the environment: {env}"
         );
     }
-    let st = launcher.wait().expect("wait");
+    let st = wait_within(&mut launcher, PROCESS_DEADLINE, "the launcher");
     assert!(st.success(), "{st}");
 }
 

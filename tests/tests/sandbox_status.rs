@@ -81,7 +81,11 @@ fn every_thread_of_both_children_is_filtered_and_unprivileged() {
         nix::sys::signal::Signal::SIGINT,
     )
     .expect("SIGINT");
-    let _ = launcher.wait();
+    wait_within(
+        &mut launcher,
+        PROCESS_DEADLINE,
+        "the launcher, after SIGINT",
+    );
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }

@@ -80,7 +80,7 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let o = child.wait_with_output().expect("wait");
+    let o = finish_within(child, PROCESS_DEADLINE, "triptych run");
     assert!(o.status.success(), "{}", show(&o));
     assert!(
         seen_dmabuf,
@@ -161,7 +161,7 @@ fn an_unsignalled_sync_file_is_held_by_the_renderer_until_its_deadline() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let o = child.wait_with_output().expect("wait");
+    let o = finish_within(child, PROCESS_DEADLINE, "triptych run");
     assert!(o.status.success(), "{}", show(&o));
     assert!(held.is_some(), "the renderer never held a sync_file");
     let s = summary(&json);

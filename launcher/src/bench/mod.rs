@@ -6,7 +6,9 @@
 //! This process plays the GPU process (the *producer*): it exports buffers and fences into its
 //! export window, sends `GpuToRenderer::Frame` descriptions and times every round trip with one
 //! clock. `triptych bench-peer` ([`peer`]), this binary re-executed as a child, plays the renderer
-//! (the *consumer*): it validates, imports, fetches and polls with the renderer's own calls. The
+//! (the *consumer*): it validates, imports, fetches and polls with the renderer's own calls (the
+//! `renderer_process` library's `validate`, `import` and `fetch`, the ones the renderer's frame
+//! loop makes). The
 //! two are pinned to two named CPUs ([`cores`]). The compositor is timed in this process, on the
 //! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`]).
 //!

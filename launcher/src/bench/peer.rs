@@ -6,14 +6,21 @@
 //! receive [`ToPeer::Setup`], pin itself to the named CPU and open one pidfd of the producer (as
 //! the renderer opens one of the GPU process); then run blocks of iterations until told to exit.
 //!
-//! A handoff iteration does what the renderer's frame loop does up to compositing, with the same
-//! calls from `triptych_sys` and `ipc_protocol`: receive and decode the `GpuToRenderer::Frame`,
-//! drop it if its epoch is not the current one, validate every layer's description (shape, then
-//! pid and export window), look the buffer up in an import cache keyed by pool slot and id (on a
-//! miss: `pidfd_getfd`, `fstat` identity check, `lseek(SEEK_END)` size, extent check, seal check,
-//! read-only `mmap`, replacing and so unmapping the slot's previous buffer), get the fence
-//! (held from import, or fetched per message), poll it with a zero timeout, and answer with a
-//! `RendererToGpu::Release` on the release channel.
+//! A handoff iteration makes the renderer's own calls up to compositing, from the
+//! `renderer_process` library, `triptych_sys` and `ipc_protocol`: receive and decode the
+//! `GpuToRenderer::Frame`, fail the block if its epoch is not the bench's, check the frame's layers
+//! and every description ([`validate::layers`]: shape, then pid and export window), look each
+//! buffer up in the renderer's import cache ([`ImportCache::get_or_import`], fetching through a
+//! [`FrameSource`] on this peer's pidfd of the producer: on a miss `pidfd_getfd`, `fstat`
+//! identity check, `lseek(SEEK_END)` size, extent check, seal check, read-only `mmap`, replacing
+//! and so unmapping the slot's previous buffer), get the fence, poll it with a zero timeout, and
+//! answer with a `RendererToGpu::Release` on the release channel.
+//!
+//! Fences are where the peer differs from the frame loop on purpose. The renderer fetches every
+//! frame's fences ([`fetch`], item 1b: [`FenceMode::FetchEach`]); item 1 times the handoff with
+//! the fences a buffer was imported with ([`FenceMode::Held`]), so the peer keeps the fence it
+//! fetched at each import next to the cache, by pool slot, replaced when the slot's buffer is.
+//! The counts it reports come from the cache's own counters and the frame source's.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -24,36 +31,16 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context};
 use ipc_protocol::bootstrap;
 use ipc_protocol::channel::{self, Receiver, Sender};
-use ipc_protocol::frame::{check_identity, BufferKind};
 use ipc_protocol::messages::{FrameMsg, GpuToRenderer, RendererToGpu};
-use ipc_protocol::{BufferId, DrmFormat, FileId, Frame, RemoteFd};
-use triptych_sys::mapping::{Access, Mapping};
+use ipc_protocol::BufferId;
+use renderer_process::fetch::{fetch, Counters as FetchCounters, FrameSource};
+use renderer_process::import::ImportCache;
+use renderer_process::validate;
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 
 use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, PEER_ROLE};
-use super::fixture::EPOCH;
+use super::fixture::{EPOCH, LAYERS};
 use crate::cli::BenchPeerArgs;
-
-/// The layout a cached mapping depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Shape {
-    kind: BufferKind,
-    format: DrmFormat,
-    width: u32,
-    height: u32,
-    offset: u32,
-    stride: u32,
-}
-
-/// One imported buffer: its fd and mapping live as long as the entry.
-#[derive(Debug)]
-struct Imported {
-    id: BufferId,
-    shape: Shape,
-    _fd: OwnedFd,
-    _map: Mapping,
-    fence: OwnedFd,
-}
 
 /// The consumer's state.
 #[derive(Debug)]
@@ -64,29 +51,17 @@ struct Consumer {
     frames: Receiver<GpuToRenderer>,
     releases: Sender<RendererToGpu>,
     stream: UnixStream,
-    cache: HashMap<u32, Imported>,
+    /// The renderer's import cache, set to the bench's epoch.
+    cache: ImportCache,
+    /// The fence fetched with each slot's imported buffer, for [`FenceMode::Held`].
+    held: HashMap<u32, (BufferId, OwnedFd)>,
     buf: Vec<u8>,
-}
-
-/// `pidfd_getfd` of `remote`, then the identity check the renderer makes.
-fn fetch(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> anyhow::Result<OwnedFd> {
-    let fd = triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), remote.fd)
-        .with_context(|| format!("fetching {field} (fd {})", remote.fd))?;
-    let id = triptych_sys::fd::identity(fd.as_fd())?;
-    check_identity(
-        field,
-        remote.identity,
-        FileId {
-            dev: id.dev,
-            ino: id.ino,
-        },
-    )?;
-    Ok(fd)
 }
 
 impl Consumer {
     fn run(&mut self, phase: &Phase, count: u64) -> anyhow::Result<Counts> {
         let mut c = Counts::default();
+        let start = self.cache.counters;
         for _ in 0..count {
             match phase {
                 Phase::Handoff { fence } => self.handoff(Some(*fence), &mut c)?,
@@ -97,6 +72,8 @@ impl Consumer {
             }
             c.iterations += 1;
         }
+        c.imports = self.cache.counters.imports - start.imports;
+        c.hits = self.cache.counters.hits - start.hits;
         Ok(c)
     }
 
@@ -138,93 +115,46 @@ impl Consumer {
         c: &mut Counts,
     ) -> anyhow::Result<BufferId> {
         let first = msg.layers.first().context("a frame without layers")?;
-        let mut ends = Vec::with_capacity(msg.layers.len());
-        for (i, l) in msg.layers.iter().enumerate() {
-            ensure!(
-                !msg.layers[..i].iter().any(|o| o.layer == l.layer),
-                "layers: layer {} appears twice",
-                l.layer
-            );
-            let e = l
-                .buffer
-                .validate_shape()
-                .with_context(|| format!("layers[{}].buffer", l.layer))?;
-            l.buffer
-                .validate_remote(self.producer_pid, self.window.0, self.window.1)
-                .with_context(|| format!("layers[{}].buffer", l.layer))?;
-            ends.push(e[0]);
-        }
+        let ends = validate::layers(msg, LAYERS, self.producer_pid, self.window)?;
+        let mut src = FrameSource::Pidfd(self.pidfd.as_fd(), FetchCounters::default());
         for (l, end) in msg.layers.iter().zip(ends) {
-            let fresh_fence = self.import(&l.buffer, end, c)?;
-            let entry = self
-                .cache
-                .get(&l.buffer.id.slot)
-                .context("imported buffer missing from the cache")?;
+            let (layer, id) = (l.layer, l.buffer.id);
+            let imports = self.cache.counters.imports;
+            self.cache
+                .get_or_import(&mut src, &l.buffer, end)
+                .with_context(|| format!("layers[{layer}]"))?;
+            let fence_of = |src: &mut FrameSource<'_>| {
+                fetch(src, "fence", &l.buffer.fence.fd)
+                    .with_context(|| format!("layers[{layer}].fence"))
+            };
+            let imported = self.cache.counters.imports != imports;
+            if imported {
+                // Replacing the slot's held fence closes the one of the buffer it replaces.
+                self.held.insert(id.slot, (id, fence_of(&mut src)?));
+            }
             let fetched;
-            let fence = if mode == FenceMode::FetchEach && !fresh_fence {
-                fetched = fetch(&self.pidfd, "fence", &l.buffer.fence.fd)?;
-                c.fences_fetched += 1;
+            let fence = if mode == FenceMode::FetchEach && !imported {
+                fetched = fence_of(&mut src)?;
                 fetched.as_fd()
             } else {
-                entry.fence.as_fd()
+                match self.held.get(&id.slot) {
+                    Some((held, f)) if *held == id => f.as_fd(),
+                    _ => bail!(
+                        "layer {layer}: no fence held since buffer {}.{} was imported",
+                        id.slot,
+                        id.generation
+                    ),
+                }
             };
             match wait_readable(fence, Duration::ZERO)
-                .with_context(|| format!("polling layer {}'s fence", l.layer))?
+                .with_context(|| format!("polling layer {layer}'s fence"))?
             {
                 WaitOutcome::Ready => c.fences_ready += 1,
-                WaitOutcome::TimedOut => bail!("layer {}'s fence is not signalled", l.layer),
+                WaitOutcome::TimedOut => bail!("layer {layer}'s fence is not signalled"),
             }
         }
+        c.fences_fetched += src.counters().fences_via_pidfd;
         Ok(first.buffer.id)
-    }
-
-    /// Imports `desc` unless its id is cached; returns whether it imported (and so fetched a
-    /// fresh fence).
-    fn import(&mut self, desc: &Frame<RemoteFd>, end: u64, c: &mut Counts) -> anyhow::Result<bool> {
-        let p = desc.planes.first().context("planes: none")?;
-        let shape = Shape {
-            kind: desc.kind,
-            format: desc.format,
-            width: desc.width,
-            height: desc.height,
-            offset: p.offset,
-            stride: p.stride,
-        };
-        if let Some(e) = self.cache.get(&desc.id.slot) {
-            if e.id == desc.id {
-                ensure!(
-                    e.shape == shape,
-                    "buffer {}.{} changed shape while its id stayed the same",
-                    desc.id.slot,
-                    desc.id.generation
-                );
-                c.hits += 1;
-                return Ok(false);
-            }
-        }
-        let fd = fetch(&self.pidfd, "planes[0]", &p.fd)?;
-        let size = triptych_sys::fd::seek_size(fd.as_fd())?;
-        Frame::<RemoteFd>::validate_extent(0, end, size)?;
-        if desc.kind == BufferKind::Shm {
-            triptych_sys::memfd::check_no_shrink(fd.as_fd())?;
-        }
-        let size = usize::try_from(size).context("buffer size does not fit in usize")?;
-        let map = Mapping::new(fd.as_fd(), size, Access::Read)?;
-        let fence = fetch(&self.pidfd, "fence", &desc.fence.fd)?;
-        c.imports += 1;
-        c.fences_fetched += 1;
-        // Replacing the slot's entry unmaps and closes the previous buffer, as eviction does.
-        self.cache.insert(
-            desc.id.slot,
-            Imported {
-                id: desc.id,
-                shape,
-                _fd: fd,
-                _map: map,
-                fence,
-            },
-        );
-        Ok(true)
     }
 
     fn echo(&mut self, request: usize, reply: usize, c: &mut Counts) -> anyhow::Result<()> {
@@ -327,6 +257,8 @@ pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
         })
         .context("telling the bench it is ready")?;
     let (releases, frames) = channel::duplex::<RendererToGpu, GpuToRenderer>(peer_socket, false);
+    let mut cache = ImportCache::default();
+    cache.set_epoch(EPOCH);
     let mut consumer = Consumer {
         producer_pid: setup.producer_pid,
         window: setup.window,
@@ -334,7 +266,8 @@ pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
         frames,
         releases,
         stream,
-        cache: HashMap::new(),
+        cache,
+        held: HashMap::new(),
         buf: Vec::new(),
     };
     loop {

@@ -1,0 +1,77 @@
+//! The first check of a frame description, before any fd is fetched: the frame's layer list and
+//! every layer's buffer description.
+//!
+//! [`layers`] is step 2 of the frame loop (see the binary's pipeline): a frame has at most
+//! [`MAX_LAYERS`] layers, each named once and within the run's layer count; every buffer
+//! description passes [`Frame::validate_shape`] (plane count, offsets, strides, sizes, with
+//! checked arithmetic) and then [`Frame::validate_remote`] (the fds belong to the current GPU
+//! process and lie in its export window). Only a frame that passes is fetched from, so a
+//! compromised GPU process cannot steer `pidfd_getfd` outside the window or make the import
+//! cache map a layout it did not check. Nothing here owns a resource; it is a pure function of
+//! the message, which the benchmark's consumer calls too.
+//!
+//! [`Frame::validate_shape`]: ipc_protocol::Frame::validate_shape
+//! [`Frame::validate_remote`]: ipc_protocol::Frame::validate_remote
+
+use ipc_protocol::frame::MAX_PLANES;
+use ipc_protocol::messages::FrameMsg;
+use ipc_protocol::DescError;
+
+/// The most layers a frame may have.
+pub const MAX_LAYERS: usize = 16;
+
+/// Why a frame's layers were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LayersError {
+    /// More layers than any frame may have.
+    #[error("frame has {0} layers, more than {MAX_LAYERS}")]
+    TooMany(usize),
+    /// One layer number appears twice.
+    #[error("layers: layer {0} appears twice")]
+    Duplicate(u32),
+    /// A layer number outside the run's layers.
+    #[error("layers: layer {0} is outside the {1} layers of this run")]
+    Unknown(u32, u32),
+    /// A layer's buffer description is malformed or names fds it may not.
+    #[error("layers[{layer}].buffer: {source}")]
+    Desc {
+        /// The layer.
+        layer: u32,
+        /// What is wrong with its description.
+        source: DescError,
+    },
+}
+
+/// Checks every layer of `msg` for a run of `layers` layers whose GPU process is `gpu_pid` with
+/// export window `[window.0, window.1)`. Returns, in the message's order, the end of each
+/// layer's plane 0 (what the import checks against the fetched file's size).
+pub fn layers(
+    msg: &FrameMsg,
+    layers: u32,
+    gpu_pid: u32,
+    window: (i32, i32),
+) -> Result<Vec<u64>, LayersError> {
+    if msg.layers.len() > MAX_LAYERS {
+        return Err(LayersError::TooMany(msg.layers.len()));
+    }
+    let mut ends = Vec::with_capacity(msg.layers.len());
+    for (i, l) in msg.layers.iter().enumerate() {
+        if msg.layers[..i].iter().any(|o| o.layer == l.layer) {
+            return Err(LayersError::Duplicate(l.layer));
+        }
+        if l.layer >= layers {
+            return Err(LayersError::Unknown(l.layer, layers));
+        }
+        let layer = l.layer;
+        let e = l
+            .buffer
+            .validate_shape()
+            .map_err(|source| LayersError::Desc { layer, source })?;
+        debug_assert!(e.len() <= MAX_PLANES);
+        l.buffer
+            .validate_remote(gpu_pid, window.0, window.1)
+            .map_err(|source| LayersError::Desc { layer, source })?;
+        ends.push(e[0]);
+    }
+    Ok(ends)
+}
