@@ -124,6 +124,10 @@ pub struct RunArgs {
     /// How long the renderer waits for a fence, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub fence_timeout_ms: u32,
+    /// Compare the last presented frame, pixel for pixel, with the reference composite the scene
+    /// computes on the CPU; a difference fails the run (exit status 1) and is listed.
+    #[arg(long)]
+    pub verify: bool,
     /// Also write the run summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,

@@ -19,6 +19,7 @@ mod session;
 mod signals;
 mod summary;
 mod trace_summary;
+mod verify;
 
 use std::io::Write;
 
@@ -56,6 +57,17 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary).context("encoding the summary")?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.verify {
+        match &summary.verified {
+            Some(v) if v.mismatches == 0 => {}
+            Some(v) => anyhow::bail!(
+                "--verify: frame {} differs from the reference composite in {} pixels",
+                v.frame,
+                v.mismatches
+            ),
+            None => anyhow::bail!("--verify: no frame was presented to check"),
+        }
     }
     Ok(())
 }

@@ -163,6 +163,8 @@ pub struct RunSummary {
     pub fd_counts: FdCounts,
     /// Where the last frame was written.
     pub out: Option<String>,
+    /// With `--verify`: the last frame compared with the reference composite.
+    pub verified: Option<crate::verify::Verification>,
     /// Every crash and hang, with detection and recovery times.
     pub crashes: Vec<crate::crash::CrashRecord>,
     /// From a fault (injected or external kill) to the launcher noticing.
@@ -438,6 +440,22 @@ impl RunSummary {
                 "  last frame ({}) written to {out}\n",
                 self.last_frame.unwrap_or(0)
             );
+        }
+        if let Some(v) = &self.verified {
+            if v.mismatches == 0 {
+                s += &format!(
+                    "  verified: frame {} equals the reference composite in all {} pixels\n",
+                    v.frame, v.pixels
+                );
+            } else {
+                s += &format!(
+                    "  VERIFY FAILED: frame {} differs from the reference composite in {} of {} pixels: {}\n",
+                    v.frame,
+                    v.mismatches,
+                    v.pixels,
+                    v.first.join("; ")
+                );
+            }
         }
         s
     }

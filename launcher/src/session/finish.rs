@@ -145,6 +145,14 @@ impl Supervisor<'_> {
             .and_then(|r| r.screen.as_ref())
             .filter(|sc| sc.shown.is_some())
             .or(self.old_screen.as_ref());
+        if ok && self.args.verify {
+            if let (Some(screen), Some(frame)) = (screen, self.summary.last_frame) {
+                let pixels = screen.pixels().unwrap_or_default();
+                let (w, h) = (self.summary.width, self.summary.height);
+                self.summary.verified =
+                    Some(crate::verify::check(frame, self.args.layers, w, h, &pixels));
+            }
+        }
         if ok {
             if let Some(screen) = screen {
                 screen.write_png(&self.args.out)?;
