@@ -39,7 +39,7 @@ die() {
 
 prepare() {
     command -v strip >/dev/null || die "strip (binutils) is needed"
-    cargo build --release --workspace --bins
+    cargo build --release --workspace
     rm -rf "$DIR"
     mkdir -p "$DIR/bin" "$DIR/lib" "$DIR/egl_vendor.d"
     for b in triptych triptych-gpu triptych-renderer; do
@@ -149,7 +149,7 @@ run() {
         --out "$out/dmabuf.png" --summary-json "$out/dmabuf.json"
     step crash 90 "$t" run --buffers auto --verify --frames 400 --size 640x480 \
         --fault gpu-after-export:kill@50 --fault renderer-composite:segv@120 \
-        --fault gpu-render:abort@200 --chaos 7 --chaos-kills 10 \
+        --fault gpu-render:abort@200 --chaos 7 --chaos-kills 10 --max-crashes 100 \
         --out "$out/crash.png" --summary-json "$out/crash.json"
     step bench 120 "$t" bench --quick
     local verdict=ok

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs triptych's whole test suite: unit tests, process-level tests on this machine, and the
-# kernel-in-the-loop tests (real DMA-BUFs and sync_files) inside a VM.
+# Runs triptych's whole test suite: unit tests, process-level tests on this machine, the same
+# process-level tests in a Debian 13 userspace, the real-GPU check's self-test, fuzzing, and the
+# kernel-in-the-loop tests (real DMA-BUFs and sync_files) inside a VM under two kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
@@ -22,7 +23,17 @@ for b in triptych triptych-gpu triptych-renderer; do
   done
 done
 echo "ok: no probe or hostile hook in the release binaries"
+echo "== the same binaries in a newer userspace (Debian 13: glibc 2.41, Mesa 25)"
+tests/userspace/run-tests.sh
+echo "== the real-GPU check's own steps, on this machine's GL (llvmpipe)"
+scripts/gpu-check.sh prepare
+gpu_check_out=$(mktemp -d /tmp/triptych-gpu-check.XXXXXX)
+TRIPTYCH_GPU_CHECK_ANY=1 scripts/gpu-check.sh run "$gpu_check_out" || {
+  cat "$gpu_check_out/report.md" >&2
+  exit 1
+}
+rm -rf "$gpu_check_out"
 echo "== fuzzing every untrusted decoder and validator (about a minute each)"
 scripts/fuzz.sh "${TRIPTYCH_FUZZ_SECONDS:-60}"
-echo "== kernel-in-the-loop tests (VM with vgem: real DMA-BUFs and sync_files)"
+echo "== kernel-in-the-loop tests (VM with vgem: real DMA-BUFs and sync_files; Linux 6.1 and 6.12)"
 tests/vm/run-vm-tests.sh

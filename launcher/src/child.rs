@@ -30,6 +30,7 @@ pub const ENV_ALLOWED: &[&str] = &[
     "LANG",
     "LC_",
     "TZ",
+    "NO_COLOR",
     "LD_LIBRARY_PATH",
     "LIBGL_",
     "MESA_",

@@ -21,7 +21,9 @@
 //! description, so the two transports are held to the same standard. [`FrameSource`] lives in
 //! the library, next to the fetch, so that the benchmark's consumer fetches through the same call.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
+#[cfg(debug_assertions)]
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use ipc_protocol::messages::Transport;
