@@ -232,6 +232,8 @@ struct Producer {
     layers: u32,
     frames: u64,
     next_frame: u64,
+    /// The last frame the launcher allows (paced runs: the display's requests; else the last).
+    allowed: Option<u64>,
     faults: Vec<Fault>,
     stop_fences: bool,
     finished_sent: bool,
@@ -275,6 +277,11 @@ impl Producer {
             layers: start.layers,
             frames: start.frames,
             next_frame: start.first_frame,
+            allowed: if start.paced {
+                None
+            } else {
+                start.frames.checked_sub(1)
+            },
             faults: start.faults,
             stop_fences: false,
             finished_sent: false,
@@ -336,6 +343,9 @@ impl Producer {
                 .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
+            LauncherToGpu::Render { up_to } => {
+                self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
+            }
             LauncherToGpu::Start(_) => tracing::warn!("a second Start was ignored"),
         }
         Ok(true)
@@ -385,6 +395,7 @@ impl Producer {
             let can_render = !self.stop_fences
                 && self.to_renderer.is_some()
                 && self.next_frame < self.frames
+                && self.allowed.is_some_and(|a| self.next_frame <= a)
                 && (0..self.layers).all(|l| self.pool.free_slot(l).is_some());
             if can_render {
                 if let Ok(c) = commands.try_recv() {

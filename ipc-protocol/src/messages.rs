@@ -99,6 +99,12 @@ pub enum LauncherToGpu {
     NewRenderer(RendererLink),
     /// Liveness check; answer with `Pong` from the frame loop.
     Ping(u64),
+    /// With [`GpuStart::paced`]: frames up to and including this one may be rendered (the
+    /// display asked for them). Never lowers what an earlier request allowed.
+    Render {
+        /// The last frame that may be rendered.
+        up_to: u64,
+    },
     /// Stop, release everything, exit 0.
     Shutdown,
 }
@@ -129,6 +135,9 @@ pub struct GpuStart {
     /// The first frame this GPU process renders (a restarted one resumes where its
     /// predecessor's last presented frame left off).
     pub first_frame: u64,
+    /// Whether frames are rendered only as the launcher asks for them
+    /// ([`LauncherToGpu::Render`]: a window's display pace) instead of as fast as buffers free.
+    pub paced: bool,
     /// Buffers per layer in the pool (at least 3).
     pub pool_per_layer: u32,
     /// The buffer backend asked for.
@@ -360,6 +369,20 @@ pub struct RendererStart {
     pub fence_timeout_ms: u32,
     /// How sandbox violations are reported.
     pub reports: ViolationReports,
+    /// The byte order of the output slots.
+    pub output_order: OutputOrder,
+}
+
+/// The byte order of the renderer's output pixels (premultiplied, rows tightly packed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputOrder {
+    /// R, G, B, A: what PNG files hold (headless runs).
+    #[default]
+    Rgba,
+    /// B, G, R, A: a little-endian `0xAARRGGBB` word, what X11's 24-bit TrueColor visuals
+    /// (`ZPixmap`, 32 bits per pixel) and Wayland's `wl_shm` `XRGB8888` take, so a window is
+    /// handed the slots as they are.
+    Bgra,
 }
 
 /// Renderer to launcher.
@@ -481,6 +504,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Start(_) => "Start",
             LauncherToGpu::NewRenderer(_) => "NewRenderer",
             LauncherToGpu::Ping(_) => "Ping",
+            LauncherToGpu::Render { .. } => "Render",
             LauncherToGpu::Shutdown => "Shutdown",
         }
     }

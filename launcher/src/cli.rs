@@ -95,9 +95,17 @@ impl std::str::FromStr for Size {
 }
 
 /// Arguments of `triptych run`.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
-    /// Frames to render, composite and present.
+    /// Show the frames in a window (X11; on Wayland through XWayland). The default when
+    /// `DISPLAY` is set.
+    #[arg(long, conflicts_with = "headless")]
+    pub window: bool,
+    /// Never open a window, even where a display is available: frames end up in `--out`.
+    #[arg(long)]
+    pub headless: bool,
+    /// Frames to render, composite and present. In a window, the last one stays on screen
+    /// until the window is closed, `q` is pressed or the launcher is interrupted.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub frames: u64,
     /// Frame size.

@@ -20,6 +20,7 @@ mod signals;
 mod summary;
 mod trace_summary;
 mod verify;
+mod window;
 
 use std::io::Write;
 
@@ -50,7 +51,12 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     // No process of this uid may ptrace the launcher or take its fds (pidfd_getfd needs ptrace
     // access): with this off, only CAP_SYS_PTRACE in the initial user namespace could.
     triptych_sys::prctl::set_dumpable(false).context("making the launcher non-dumpable")?;
-    let summary = session::run(args, &signals)?;
+    let windowed = window::wanted(args).map_err(|e| anyhow::anyhow!(e))?;
+    let summary = if windowed {
+        window::run(args, &signals)?
+    } else {
+        session::run(args, &signals, None)?
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(summary.text().as_bytes())
         .context("printing the summary")?;

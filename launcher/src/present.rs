@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use ipc_protocol::messages::OutputOrder;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::mapping::{Access, Mapping};
 
@@ -19,6 +20,8 @@ pub struct Screen {
     slot_bytes: usize,
     width: u32,
     height: u32,
+    /// The byte order the renderer composites in.
+    order: OutputOrder,
     /// The slot on screen and its frame number.
     pub shown: Option<(u32, u64)>,
 }
@@ -32,6 +35,7 @@ impl Screen {
         slot_bytes: u64,
         width: u32,
         height: u32,
+        order: OutputOrder,
     ) -> anyhow::Result<Self> {
         let expected = u64::from(width) * u64::from(height) * 4;
         if slot_bytes != expected || !(1..=8).contains(&slots) {
@@ -62,6 +66,7 @@ impl Screen {
             slot_bytes: slot_bytes as usize,
             width,
             height,
+            order,
             shown: None,
         })
     }
@@ -85,10 +90,16 @@ impl Screen {
         Ok(self.shown.replace((slot, frame)).map(|(s, _)| s))
     }
 
-    /// A copy of the pixels on screen (RGBA, premultiplied, rows tightly packed). The output is
-    /// memory the renderer can write, so it is copied out, never borrowed.
-    pub fn pixels(&self) -> Option<Vec<u8>> {
-        let (slot, _) = self.shown?;
+    /// A duplicate of the output memfd, for a display server to map.
+    pub fn dup_fd(&self) -> std::io::Result<OwnedFd> {
+        self._fd.try_clone()
+    }
+
+    /// A copy of `slot` as the renderer wrote it (in the output's byte order).
+    pub fn raw_slot(&self, slot: u32) -> Option<Vec<u8>> {
+        if slot >= self.slots {
+            return None;
+        }
         let start = slot as usize * self.slot_bytes;
         self.map
             .peer_bytes()
@@ -96,10 +107,22 @@ impl Screen {
             .map(|p| p.to_vec())
     }
 
-    /// Writes what is on screen to `path` as an RGBA PNG. Every composited pixel is opaque
-    /// (the backdrop is), so premultiplied and straight alpha agree.
-    pub fn write_png(&self, path: &Path) -> anyhow::Result<()> {
-        let pixels = self.pixels().context("no frame was presented")?;
+    /// A copy of the pixels on screen (RGBA, premultiplied, rows tightly packed). The output is
+    /// memory the renderer can write, so it is copied out, never borrowed.
+    pub fn pixels(&self) -> Option<Vec<u8>> {
+        let (slot, _) = self.shown?;
+        let mut px = self.raw_slot(slot)?;
+        if self.order == OutputOrder::Bgra {
+            for p in px.chunks_exact_mut(4) {
+                p.swap(0, 2);
+            }
+        }
+        Some(px)
+    }
+
+    /// Writes `pixels` (a copy taken with [`Screen::pixels`]) to `path` as an RGBA PNG. Every
+    /// composited pixel is opaque (the backdrop is), so premultiplied and straight alpha agree.
+    pub fn write_png_of(&self, pixels: &[u8], path: &Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -111,7 +134,7 @@ impl Screen {
         let mut w = enc
             .write_header()
             .with_context(|| format!("writing {}", path.display()))?;
-        w.write_image_data(&pixels)
+        w.write_image_data(pixels)
             .with_context(|| format!("writing {}", path.display()))?;
         w.finish()
             .with_context(|| format!("finishing {}", path.display()))?;

@@ -163,6 +163,10 @@ pub struct RunSummary {
     pub fd_counts: FdCounts,
     /// Where the last frame was written.
     pub out: Option<String>,
+    /// How frames reached the screen: `headless` (a PNG at exit) or the window's present path.
+    pub present: String,
+    /// Why presenting copies, where it does.
+    pub present_reason: Option<String>,
     /// With `--verify`: the last frame compared with the reference composite.
     pub verified: Option<crate::verify::Verification>,
     /// Every crash and hang, with detection and recovery times.
@@ -435,6 +439,14 @@ impl RunSummary {
         if let Some(t) = &self.trace {
             s += &format!("  trace: {} events written to {t}\n", self.trace_events);
         }
+        s += &format!(
+            "  present: {}{}\n",
+            self.present,
+            self.present_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
         if let Some(out) = &self.out {
             s += &format!(
                 "  last frame ({}) written to {out}\n",

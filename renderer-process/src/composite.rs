@@ -59,6 +59,7 @@ use triptych_sys::mapping::PeerBytes;
 use triptych_sys::simd::{Avx2, Source};
 
 /// The backdrop the layers are drawn over.
+pub use ipc_protocol::messages::OutputOrder;
 pub use triptych_scene::BACKDROP;
 
 /// One layer ready to composite.
@@ -118,6 +119,16 @@ enum Format {
 }
 
 impl Format {
+    /// The same bytes read for an output in B, G, R, A order: red and blue trade places.
+    fn swapped(self) -> Format {
+        match self {
+            Format::Rgba => Format::Bgra,
+            Format::Rgbx => Format::Bgrx,
+            Format::Bgra => Format::Rgba,
+            Format::Bgrx => Format::Rgbx,
+        }
+    }
+
     fn of(fourcc: u32) -> Option<Format> {
         match fourcc {
             DRM_FORMAT_ABGR8888 => Some(Format::Rgba),
@@ -209,10 +220,10 @@ fn draw_chunk<const SWAP: bool, const OPAQUE: bool, const SCALE: bool>(
     blend_chunk::<OPAQUE, SCALE>(dst, &to_rgba::<SWAP, OPAQUE>(src), op);
 }
 
-/// Fills `row` (RGBA bytes) with the backdrop.
-fn fill(row: &mut [u8]) {
+/// Fills `row` with `backdrop`.
+fn fill(row: &mut [u8], backdrop: [u8; 4]) {
     for px in row.chunks_exact_mut(4) {
-        px.copy_from_slice(&BACKDROP);
+        px.copy_from_slice(&backdrop);
     }
 }
 
@@ -225,13 +236,13 @@ fn draw_row<const SWAP: bool, const OPAQUE: bool>(
     src: &[u8],
     op: u8,
     avx2: Option<Avx2>,
-    over_backdrop: bool,
+    over_backdrop: Option<[u8; 4]>,
 ) {
     let source = Source {
         blue_first: SWAP,
         alpha_ignored: OPAQUE,
     };
-    let under = over_backdrop.then_some(BACKDROP);
+    let under = over_backdrop;
     let done = avx2.map_or(0, |v| v.over(dst, src, op, source, under) * 4);
     let (dst, src) = (&mut dst[done..], &src[done..]);
     if OPAQUE && op == 255 {
@@ -258,8 +269,8 @@ fn draw_row<const SWAP: bool, const OPAQUE: bool>(
         }
         return;
     }
-    if over_backdrop {
-        fill(dst);
+    if let Some(backdrop) = over_backdrop {
+        fill(dst, backdrop);
     }
     if op == 255 {
         draw_chunks::<SWAP, OPAQUE, false>(dst, src, 255);
@@ -370,7 +381,7 @@ impl<'a> Span<'a> {
         row: &mut [u8],
         y: usize,
         avx2: Option<Avx2>,
-        over_backdrop: bool,
+        over_backdrop: Option<[u8; 4]>,
         scratch: &mut Vec<u8>,
     ) {
         let start = (y as i64 - self.top) as usize * self.stride + self.src_x;
@@ -396,17 +407,47 @@ impl<'a> Span<'a> {
 
 /// Composites `layers` into `out` (`width * height * 4` bytes, RGBA).
 pub fn composite(out: &mut [u8], width: u32, height: u32, layers: &mut [Layer<'_>]) {
-    composite_with(out, width, height, layers, Avx2::detect());
+    composite_with(
+        out,
+        width,
+        height,
+        layers,
+        Avx2::detect(),
+        OutputOrder::Rgba,
+    );
 }
 
-/// [`composite`] with the AVX2 kernel or, given `None`, the portable one alone.
+/// [`composite`] into an output of byte order `order`: for B, G, R, A every layer is read with
+/// red and blue exchanged (OVER treats the colour channels alike), so a window gets its pixels
+/// at no extra cost.
+pub fn composite_in(
+    out: &mut [u8],
+    width: u32,
+    height: u32,
+    layers: &mut [Layer<'_>],
+    order: OutputOrder,
+) {
+    composite_with(out, width, height, layers, Avx2::detect(), order);
+}
+
+/// The backdrop in `order`.
+pub fn backdrop(order: OutputOrder) -> [u8; 4] {
+    match order {
+        OutputOrder::Rgba => BACKDROP,
+        OutputOrder::Bgra => [BACKDROP[2], BACKDROP[1], BACKDROP[0], BACKDROP[3]],
+    }
+}
+
+/// [`composite_in`] with the AVX2 kernel or, given `None`, the portable one alone.
 pub(crate) fn composite_with(
     out: &mut [u8],
     width: u32,
     height: u32,
     layers: &mut [Layer<'_>],
     avx2: Option<Avx2>,
+    order: OutputOrder,
 ) {
+    let back = backdrop(order);
     let row_bytes = width as usize * 4;
     let out = &mut out[..row_bytes * height as usize];
     if out.is_empty() {
@@ -416,6 +457,12 @@ pub(crate) fn composite_with(
     let spans: Vec<Span<'_>> = layers
         .iter()
         .filter_map(|l| Span::clip(l, width, height))
+        .map(|mut s| {
+            if order == OutputOrder::Bgra {
+                s.format = s.format.swapped();
+            }
+            s
+        })
         .collect();
     let mut scratch = Vec::with_capacity(row_bytes);
     for (y, row) in out.chunks_exact_mut(row_bytes).enumerate() {
@@ -424,14 +471,14 @@ pub(crate) fn composite_with(
             Some(bottom) => {
                 // The row's bottom layer is drawn straight over the backdrop, which is written
                 // only where that layer leaves it uncovered.
-                fill(&mut row[..bottom.dst.start]);
-                fill(&mut row[bottom.dst.end..]);
-                bottom.draw(row, y, avx2, true, &mut scratch);
+                fill(&mut row[..bottom.dst.start], back);
+                fill(&mut row[bottom.dst.end..], back);
+                bottom.draw(row, y, avx2, Some(back), &mut scratch);
             }
-            None => fill(row),
+            None => fill(row, back),
         }
         for s in covering {
-            s.draw(row, y, avx2, false, &mut scratch);
+            s.draw(row, y, avx2, None, &mut scratch);
         }
     }
 }
@@ -481,7 +528,7 @@ mod tests {
                 .collect();
             for avx2 in kernels() {
                 let mut out = vec![0u8; (w * h * 4) as usize];
-                composite_with(&mut out, w, h, &mut layers, avx2);
+                composite_with(&mut out, w, h, &mut layers, avx2, OutputOrder::Rgba);
                 for y in 0..h {
                     for x in 0..w {
                         let i = ((y * w + x) * 4) as usize;
@@ -663,21 +710,28 @@ mod tests {
     /// Composites with every kernel and compares with [`reference`], naming the first
     /// differing pixel.
     fn check(width: u32, height: u32, layers: &mut [Layer<'_>], case: &str) {
-        let want = reference(width, height, layers);
-        for avx2 in kernels() {
-            // Start from garbage: the compositor must overwrite every byte.
-            let mut out = vec![0xa5u8; want.len()];
-            composite_with(&mut out, width, height, layers, avx2);
-            if let Some(i) =
-                (0..want.len() / 4).find(|&i| out[i * 4..i * 4 + 4] != want[i * 4..i * 4 + 4])
-            {
-                let (x, y) = (i as u32 % width, i as u32 / width);
-                panic!(
-                    "{case}, AVX2 {}: pixel ({x}, {y}) is {:?}, expected {:?}",
-                    avx2.is_some(),
-                    &out[i * 4..i * 4 + 4],
-                    &want[i * 4..i * 4 + 4]
-                );
+        let rgba = reference(width, height, layers);
+        // The same frame in B, G, R, A order is the reference with red and blue exchanged.
+        let mut bgra = rgba.clone();
+        for p in bgra.chunks_exact_mut(4) {
+            p.swap(0, 2);
+        }
+        for (order, want) in [(OutputOrder::Rgba, &rgba), (OutputOrder::Bgra, &bgra)] {
+            for avx2 in kernels() {
+                // Start from garbage: the compositor must overwrite every byte.
+                let mut out = vec![0xa5u8; want.len()];
+                composite_with(&mut out, width, height, layers, avx2, order);
+                if let Some(i) =
+                    (0..want.len() / 4).find(|&i| out[i * 4..i * 4 + 4] != want[i * 4..i * 4 + 4])
+                {
+                    let (x, y) = (i as u32 % width, i as u32 / width);
+                    panic!(
+                        "{case}, {order:?}, AVX2 {}: pixel ({x}, {y}) is {:?}, expected {:?}",
+                        avx2.is_some(),
+                        &out[i * 4..i * 4 + 4],
+                        &want[i * 4..i * 4 + 4]
+                    );
+                }
             }
         }
     }

@@ -42,7 +42,7 @@ use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
-use renderer_process::composite::{composite, Layer};
+use renderer_process::composite::{composite_in, Layer};
 use renderer_process::fetch::fetch;
 use renderer_process::import::{ImportCache, ImportError};
 use renderer_process::validate::{self, LayersError};
@@ -108,6 +108,8 @@ pub struct Pipeline {
     link: crate::link::Link,
     width: u32,
     height: u32,
+    /// The byte order the launcher asked the output in.
+    order: renderer_process::composite::OutputOrder,
     layers: u32,
     fence_timeout: Duration,
     events: Sender<RendererToLauncher>,
@@ -303,6 +305,7 @@ impl Pipeline {
             link: link_to_gpu,
             width: start.width,
             height: start.height,
+            order: start.output_order,
             layers: start.layers,
             fence_timeout: Duration::from_millis(u64::from(start.fence_timeout_ms)),
             events,
@@ -713,7 +716,7 @@ impl Pipeline {
             }
             let (w, h) = (self.width, self.height);
             let out = self.output.slot_mut(slot);
-            composite(out, w, h, &mut layers);
+            composite_in(out, w, h, &mut layers, self.order);
             drop(layers);
             for a in access {
                 if let Err(e) = a.end() {

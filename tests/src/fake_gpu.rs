@@ -94,6 +94,7 @@ impl FakeGpu {
                     transport: Transport::Pidfd,
                     fence_timeout_ms,
                     reports: ViolationReports::Signal,
+                    output_order: Default::default(),
                 }),
                 &[theirs.as_fd()],
             )

@@ -9,7 +9,14 @@ impl Supervisor<'_> {
         let heartbeat = Duration::from_millis(self.args.heartbeat_ms.max(10));
         let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
         self.last_progress = Instant::now();
-        while self.summary.last_frame != Some(self.args.frames - 1) {
+        while !self.run_over() {
+            let wait = self
+                .display_tick()
+                .map_or(heartbeat, |tick| tick.min(heartbeat));
+            let display_events = self
+                .display
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |s| s.d.events.clone());
             let gpu_events = self
                 .gpu
                 .as_ref()
@@ -46,7 +53,10 @@ impl Supervisor<'_> {
                     tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
                     return Ok(());
                 }
-                default(heartbeat) => {}
+                recv(display_events) -> e => if let Ok(e) = e {
+                    self.display_event(e)?;
+                },
+                default(wait) => {}
             }
             if let Some(b) = self.pending_gpu_breach.take() {
                 self.gpu_violation(b)?;
@@ -114,6 +124,15 @@ impl Supervisor<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the run is over: headless, once the last frame is on screen; in a window, once
+    /// the window is closed or `q` pressed (the last frame stays on screen until then).
+    fn run_over(&self) -> bool {
+        match &self.display {
+            Some(s) => s.quit,
+            None => self.summary.last_frame == Some(self.args.frames - 1),
+        }
     }
 
     /// A child's control socket closed. A dying child closes it a moment before its pidfd

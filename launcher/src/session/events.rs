@@ -185,10 +185,35 @@ impl Supervisor<'_> {
                 if self.jail.awaits_listener(r.child.proc.pid) {
                     return Err(Breach::new("Output", "before the sandbox listener"));
                 }
-                r.screen = Some(
-                    Screen::attach(&r.child.proc.pidfd, fd, slots, slot_bytes, width, height)
-                        .map_err(|e| Breach::new("Output", format!("{e:#}")))?,
-                );
+                let order = if self.display.is_some() {
+                    ipc_protocol::messages::OutputOrder::Bgra
+                } else {
+                    ipc_protocol::messages::OutputOrder::Rgba
+                };
+                let screen = Screen::attach(
+                    &r.child.proc.pidfd,
+                    fd,
+                    slots,
+                    slot_bytes,
+                    width,
+                    height,
+                    order,
+                )
+                .map_err(|e| Breach::new("Output", format!("{e:#}")))?;
+                let dup = screen.dup_fd();
+                let pid = r.child.proc.pid;
+                r.screen = Some(screen);
+                if self.display.is_some() {
+                    let attached = dup
+                        .map_err(anyhow::Error::from)
+                        .and_then(|fd| self.display_attach(pid, fd));
+                    if let Err(e) = attached {
+                        tracing::error!(error = %format!("{e:#}"), "the X server could not attach the output");
+                        if let Some(s) = self.display.as_mut() {
+                            s.quit = true;
+                        }
+                    }
+                }
             }
             RendererToLauncher::Presented(p) => self.present(p)?,
             RendererToLauncher::SandboxListener => {
@@ -307,15 +332,25 @@ impl Supervisor<'_> {
         let back = screen
             .show(p.slot, p.frame)
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
-        if let Some(back) = back {
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(back)) {
-                r.send_failed(e);
+        if self.display.is_none() {
+            if let Some(back) = back {
+                if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(back)) {
+                    r.send_failed(e);
+                }
             }
         }
         r.presented += 1;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
         self.old_screen = None;
+        if self.display.is_some() {
+            if let Err(e) = self.display_put(p.slot, p.frame, back) {
+                tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
+                if let Some(s) = self.display.as_mut() {
+                    s.quit = true;
+                }
+            }
+        }
         self.rec.record_span(
             Stage::Present,
             Some(p.frame),

@@ -112,6 +112,13 @@ impl Supervisor<'_> {
             s.gl = info.gl.clone();
         }
         s.transport = self.jail.transport().as_str().to_owned();
+        match &self.display {
+            Some(d) => {
+                s.present = d.d.presenter.path.describe().to_owned();
+                s.present_reason = d.d.presenter.reason.clone();
+            }
+            None => s.present = "headless: the last frame is written as a PNG".to_owned(),
+        }
         s.sandbox = self.jail.summary();
         s.sandbox.gpu_landlock = gpu_info.as_ref().map(|i| i.landlock.clone());
         let secs = self
@@ -145,17 +152,19 @@ impl Supervisor<'_> {
             .and_then(|r| r.screen.as_ref())
             .filter(|sc| sc.shown.is_some())
             .or(self.old_screen.as_ref());
+        // One copy of the slot on screen (memory the renderer can still write) is both checked
+        // and written, so the file is the frame that was verified.
+        let pixels = screen.and_then(|sc| sc.pixels());
         if ok && self.args.verify {
-            if let (Some(screen), Some(frame)) = (screen, self.summary.last_frame) {
-                let pixels = screen.pixels().unwrap_or_default();
+            if let (Some(pixels), Some(frame)) = (&pixels, self.summary.last_frame) {
                 let (w, h) = (self.summary.width, self.summary.height);
                 self.summary.verified =
-                    Some(crate::verify::check(frame, self.args.layers, w, h, &pixels));
+                    Some(crate::verify::check(frame, self.args.layers, w, h, pixels));
             }
         }
         if ok {
-            if let Some(screen) = screen {
-                screen.write_png(&self.args.out)?;
+            if let (Some(screen), Some(pixels)) = (screen, &pixels) {
+                screen.write_png_of(pixels, &self.args.out)?;
                 self.summary.out = Some(self.args.out.display().to_string());
             }
         }

@@ -23,6 +23,7 @@
 //!   renderer's last frame from the old output mapping until the new renderer presents.
 
 mod corroborate;
+mod display;
 mod drive;
 mod events;
 mod finish;
@@ -42,7 +43,8 @@ use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher,
-    LauncherToGpu, LauncherToRenderer, RendererLink, RendererStart, RendererToLauncher,
+    LauncherToGpu, LauncherToRenderer, OutputOrder, RendererLink, RendererStart,
+    RendererToLauncher,
 };
 use nix::sys::signal::Signal;
 use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder};
@@ -229,6 +231,8 @@ struct Supervisor<'a> {
     pending_renderer_breach: Option<rules::Breach>,
     /// A GPU violation found while handling a renderer message; acted on in the main loop.
     pending_gpu_breach: Option<rules::Breach>,
+    /// The window, when the run has one.
+    display: Option<display::Shown>,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -261,7 +265,11 @@ impl Supervisor<'_> {
 }
 
 /// Runs the pipeline as `args` says, returning the summary.
-pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSummary> {
+pub fn run(
+    args: &RunArgs,
+    signals: &Receiver<Signal>,
+    display: Option<crate::window::Display>,
+) -> anyhow::Result<RunSummary> {
     let (width, height) = (args.size.width, args.size.height);
     let ladder = match args.buffers {
         Buffers::Auto => vec![BackendRequest::Auto, BackendRequest::Shm],
@@ -326,6 +334,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         checks: corroborate::Checks::default(),
         pending_renderer_breach: None,
         pending_gpu_breach: None,
+        display: display.map(display::Shown::new),
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;
@@ -337,6 +346,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         (gpu.epoch, gpu.info.pid, gpu.info.window),
         ends,
     )?;
+    sv.display_gpu_started(gpu.epoch, 0);
     sv.gpu = Some(gpu);
     sv.renderer = Some(renderer);
     let result = sv.drive(signals);

@@ -124,6 +124,8 @@ impl Supervisor<'_> {
             }
             r.peer_end = Some(ends.renderer_dup);
         }
+        let first = self.resume_from();
+        self.display_gpu_started(gpu.epoch, first);
         self.gpu = Some(gpu);
         self.recovery = Some(Recovery {
             role: Role::Gpu,

@@ -53,6 +53,7 @@ impl Supervisor<'_> {
             layers: self.args.layers,
             frames: self.args.frames,
             first_frame: self.resume_from(),
+            paced: self.display.is_some(),
             pool_per_layer: self.args.pool,
             backend: request,
             renderer: link,
@@ -270,6 +271,11 @@ impl Supervisor<'_> {
             transport: self.jail.transport(),
             fence_timeout_ms: self.args.fence_timeout_ms,
             reports: self.jail.reports(),
+            output_order: if self.display.is_some() {
+                OutputOrder::Bgra
+            } else {
+                OutputOrder::Rgba
+            },
         });
         if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
             // Its death, if that is why, is seen through its pidfd and handled there.

@@ -1,0 +1,217 @@
+//! Presenting into an X11 window without a copy: the renderer's output memfd is attached to the
+//! X server once (`MIT-SHM` 1.2, `ShmAttachFd`, read-only), and each frame is one `ShmPutImage`
+//! naming the slot's offset in it. The server reads the pixels straight from the memory the
+//! renderer composited into and, because the request asks for it, sends a `ShmCompletion` event
+//! once it has; only then does the slot shown before go back to the renderer.
+//!
+//! Where the server has no `ShmAttachFd` (a remote display, a server without MIT-SHM 1.2), each
+//! frame is sent with `PutImage` instead: a copy of the slot through the socket, logged, shown by
+//! `doctor` and named in the summary as the copying path.
+//!
+//! The launcher opens a connection of its own to the display the window lives on and draws into
+//! the window by its XID (winit creates and owns the window). The pixels are B, G, R, X words
+//! (`ZPixmap`, 32 bits per pixel, depth 24), which is what the renderer composites when a window
+//! is open.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::shm::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+
+/// How frames reach the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// `ShmPutImage` from the renderer's output memfd: no copy in the launcher.
+    Shm,
+    /// `PutImage`: the launcher copies each frame into the socket.
+    Copy,
+}
+
+impl Path {
+    /// The summary's name of the path.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Path::Shm => "X11 MIT-SHM: ShmPutImage from the renderer's output memfd (zero-copy)",
+            Path::Copy => "X11 PutImage: a copy of every frame (the server has no ShmAttachFd)",
+        }
+    }
+}
+
+/// A finished `ShmPutImage`: the server no longer reads that slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The segment (one per renderer output).
+    pub seg: u32,
+    /// The slot's byte offset in it.
+    pub offset: u32,
+}
+
+/// The launcher's connection to the window's X server.
+#[derive(Debug)]
+pub struct Presenter {
+    conn: Arc<RustConnection>,
+    window: u32,
+    gc: u32,
+    depth: u8,
+    /// The path frames take.
+    pub path: Path,
+    /// Why the copying path, when it is taken.
+    pub reason: Option<String>,
+}
+
+impl Presenter {
+    /// Connects to `display` (or `$DISPLAY`) and prepares to draw into `window`; starts a thread
+    /// that turns the server's `ShmCompletion` events into `completed` calls.
+    pub fn connect(
+        window: u32,
+        completed: impl Fn(Completion) + Send + 'static,
+    ) -> anyhow::Result<Presenter> {
+        let (conn, _) = x11rb::connect(None).context("connecting to the X server ($DISPLAY)")?;
+        let conn = Arc::new(conn);
+        let geometry = conn
+            .get_geometry(window)
+            .context("asking for the window's geometry")?
+            .reply()
+            .context("the window's geometry")?;
+        if geometry.depth != 24 && geometry.depth != 32 {
+            bail!(
+                "the window has depth {}; frames are 32-bit B, G, R, X pixels (depth 24 or 32)",
+                geometry.depth
+            );
+        }
+        let gc = conn
+            .generate_id()
+            .context("allocating a graphics context id")?;
+        conn.create_gc(gc, window, &CreateGCAux::new().graphics_exposures(0))
+            .context("creating a graphics context")?;
+        let (path, reason) = match shm_fd_support(&conn) {
+            Ok(()) => (Path::Shm, None),
+            Err(why) => {
+                tracing::warn!(%why, "presenting with a copy of every frame (X11 PutImage)");
+                (Path::Copy, Some(why))
+            }
+        };
+        conn.flush().context("talking to the X server")?;
+        let events = conn.clone();
+        std::thread::Builder::new()
+            .name("x11-events".into())
+            .spawn(move || {
+                while let Ok(e) = events.wait_for_event() {
+                    if let Event::ShmCompletion(c) = e {
+                        completed(Completion {
+                            seg: c.shmseg,
+                            offset: c.offset,
+                        });
+                    }
+                }
+            })
+            .context("starting the X11 event thread")?;
+        Ok(Presenter {
+            conn,
+            window,
+            gc,
+            depth: geometry.depth,
+            path,
+            reason,
+        })
+    }
+
+    /// Attaches a renderer's output memfd (read-only) and returns its segment id.
+    pub fn attach(&self, fd: OwnedFd) -> anyhow::Result<u32> {
+        let seg = self.conn.generate_id().context("allocating a segment id")?;
+        self.conn
+            .shm_attach_fd(seg, fd, true)
+            .context("ShmAttachFd of the output memfd")?
+            .check()
+            .context("the X server refused the output memfd")?;
+        Ok(seg)
+    }
+
+    /// Detaches segment `seg` (a renderer's output that is no longer shown).
+    pub fn detach(&self, seg: u32) {
+        if let Ok(c) = self.conn.shm_detach(seg) {
+            let _ = c.check();
+        }
+    }
+
+    /// Shows a `width` x `height` frame at `offset` of segment `seg`; a `ShmCompletion` for it
+    /// follows. With the copying path, `pixels` supplies the frame instead.
+    pub fn put(
+        &self,
+        seg: u32,
+        offset: u32,
+        (width, height): (u16, u16),
+        pixels: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> anyhow::Result<()> {
+        match self.path {
+            Path::Shm => {
+                self.conn
+                    .shm_put_image(
+                        self.window,
+                        self.gc,
+                        width,
+                        height,
+                        0,
+                        0,
+                        width,
+                        height,
+                        0,
+                        0,
+                        self.depth,
+                        ImageFormat::Z_PIXMAP.into(),
+                        true,
+                        seg,
+                        offset,
+                    )
+                    .context("ShmPutImage")?;
+            }
+            Path::Copy => {
+                let data = pixels().context("no pixels to copy")?;
+                self.conn
+                    .put_image(
+                        ImageFormat::Z_PIXMAP,
+                        self.window,
+                        self.gc,
+                        width,
+                        height,
+                        0,
+                        0,
+                        0,
+                        self.depth,
+                        &data,
+                    )
+                    .context("PutImage")?;
+            }
+        }
+        self.conn.flush().context("flushing to the X server")?;
+        Ok(())
+    }
+}
+
+/// Whether the server takes memfds (`MIT-SHM` 1.2, `ShmAttachFd`), or why not.
+fn shm_fd_support(conn: &RustConnection) -> Result<(), String> {
+    if conn
+        .extension_information(shm::X11_EXTENSION_NAME)
+        .map_err(|e| format!("asking for MIT-SHM: {e}"))?
+        .is_none()
+    {
+        return Err("the X server has no MIT-SHM extension".into());
+    }
+    let v = conn
+        .shm_query_version()
+        .map_err(|e| format!("MIT-SHM QueryVersion: {e}"))?
+        .reply()
+        .map_err(|e| format!("MIT-SHM QueryVersion: {e}"))?;
+    if (v.major_version, v.minor_version) < (1, 2) {
+        return Err(format!(
+            "the X server's MIT-SHM is {}.{}; ShmAttachFd needs 1.2",
+            v.major_version, v.minor_version
+        ));
+    }
+    Ok(())
+}
