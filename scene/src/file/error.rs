@@ -153,7 +153,7 @@ impl Source<'_> {
         // A document that does not parse as TOML has no tree to find a field in.
         let Ok(doc) = DeTable::parse(self.text) else {
             return Problem::new(ErrorKind::Syntax, "", span, message)
-                .hint("see the TOML syntax at https://toml.io/en/v1.0.0");
+                .hint("see the TOML syntax at https://toml.io");
         };
         let mut path = Vec::new();
         find_path(doc.get_ref(), span.start, &mut path);
@@ -178,17 +178,33 @@ impl Source<'_> {
             .hint(hint);
         }
         if message.starts_with("invalid type") {
+            let message = plain_types(&message);
+            // The innermost named field: for `colors[1]`, what `colors` holds.
             let hint = path
-                .last()
-                .and_then(|seg| match seg {
-                    Segment::Key(key) => super::parse::field_hint(key),
+                .iter()
+                .rev()
+                .find_map(|seg| match seg {
+                    Segment::Key(key) => Some(key.as_str()),
                     Segment::Index(_) => None,
                 })
+                .and_then(super::parse::field_hint)
                 .unwrap_or("see the format in the triptych_scene::file docs");
             return Problem::new(ErrorKind::WrongType, field, span, message).hint(hint);
         }
         Problem::new(ErrorKind::Syntax, field, span, message)
     }
+}
+
+/// Serde's names for the expected types (`f64`, `struct RawLayer`), in the file's terms.
+fn plain_types(message: &str) -> String {
+    let mut out = message
+        .replace("expected f64", "expected a number")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected a sequence", "expected an array");
+    if let Some(at) = out.find("expected struct Raw") {
+        out.replace_range(at.., "expected a table");
+    }
+    out
 }
 
 /// 1-based line and character column of byte `offset` in `text` (clamped to the text).
@@ -395,6 +411,18 @@ mod tests {
         ];
         assert_eq!(render_path(&path), "layers[2].rect.w");
         assert_eq!(render_path(&[]), "");
+    }
+
+    #[test]
+    fn serde_types_read_as_toml_types() {
+        assert_eq!(
+            plain_types("invalid type: string \"high\", expected f64"),
+            "invalid type: string \"high\", expected a number"
+        );
+        assert_eq!(
+            plain_types("invalid type: integer `3`, expected struct RawLayer"),
+            "invalid type: integer `3`, expected a table"
+        );
     }
 
     #[test]

@@ -149,8 +149,16 @@ pub fn decode_png<R: Read>(reader: R, limits: &ImageLimits) -> Result<Image, Ima
             max_height: limits.max_height,
         });
     }
-    // Both the decoder's output and the RGBA copy exist at once at the end; count both.
+    // Both the decoder's output and the RGBA copy exist at once at the end; count both. The
+    // RGBA size is checked first, so the decoder is only asked for its output size (at most
+    // 4 bytes a pixel after STRIP_16, computed in usize) once the dimensions are known small.
     let rgba = u64::from(width) * u64::from(height) * 4;
+    if rgba > limits.max_bytes as u64 {
+        return Err(ImageError::TooManyBytes {
+            needed: rgba,
+            max: limits.max_bytes,
+        });
+    }
     let raw = reader.output_buffer_size() as u64;
     let needed = rgba + raw;
     if needed > limits.max_bytes as u64 {

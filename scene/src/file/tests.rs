@@ -441,6 +441,10 @@ fn wrong_types_get_the_fields_hint() {
         11,
     );
     assert_eq!(hint(&err), "opacity is a number from 0 to 1");
+    assert_eq!(
+        err.message,
+        "invalid type: string \"high\", expected a number"
+    );
     let err = fails(
         &format!("{GOOD}z = 1.5\n"),
         ErrorKind::WrongType,
@@ -449,6 +453,16 @@ fn wrong_types_get_the_fields_hint() {
         5,
     );
     assert!(hint(&err).starts_with("z is a whole number"), "{err}");
+    let err = fails(
+        &GOOD
+            .replace("kind = \"solid\"", "kind = \"checker\"")
+            .replace("color = \"#ff0000\"", "colors = [\"#000\", 3]"),
+        ErrorKind::WrongType,
+        "layers[0].colors[1]",
+        5,
+        19,
+    );
+    assert!(hint(&err).starts_with("colors is two colours"), "{err}");
     fails("layers = 3\n", ErrorKind::WrongType, "layers", 1, 10);
 }
 
