@@ -17,9 +17,14 @@
 //! of that arithmetic, in integers with round-to-nearest, used by the renderer and by the
 //! predictions alike.
 //!
+//! Scenes can also be described in a TOML file instead of this built-in one: [`file`](mod@file)
+//! holds that format's model, parser, per-frame evaluation and CPU reference.
+//!
 //! [Porter and Duff, 1984]: https://keithp.com/~keithp/porterduff/p253-porter.pdf
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod file;
 
 use serde::{Deserialize, Serialize};
 
