@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
+# The window tests run a real X server.
+if ! command -v Xvfb >/dev/null; then
+  echo "setup: installing xvfb"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb
+fi
 echo "== cargo test (workspace)"
 # Tests whose subject depends on the machine skip, saying so, where it is missing; where this
 # machine has it, they must run, so a broken detection fails instead of skipping.

@@ -9,6 +9,7 @@
 
 pub mod fake_gpu;
 pub mod sandbox;
+pub mod x11;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,193 @@
+//! A real X server for the window tests: Xvfb started per test, screenshots of a window read
+//! back from the server (`GetImage`), and key presses sent as real input through XTEST, so the
+//! launcher sees them exactly as it sees a keyboard.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, InputFocus};
+use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::rust_connection::RustConnection;
+
+/// An Xvfb server, killed on drop.
+#[derive(Debug)]
+pub struct Xvfb {
+    child: Child,
+    /// `:N`.
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts Xvfb on a free display (`-displayfd`) with one `width` x `height` x 24 screen.
+    /// Panics, naming what is missing, when Xvfb is not installed.
+    pub fn start(width: u32, height: u32) -> Xvfb {
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting Xvfb failed ({e}): install it with `apt-get install xvfb` (scripts/test.sh does)")
+            });
+        let mut out = child.stdout.take().expect("Xvfb's stdout");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let mut b = [0u8; 1];
+            while out.read(&mut b).ok() == Some(1) && b[0] != b'\n' {
+                s.push(b[0] as char);
+            }
+            let _ = tx.send(s);
+        });
+        let n = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("Xvfb did not print its display number within 20 s");
+        assert!(!n.is_empty(), "Xvfb exited without a display number");
+        Xvfb {
+            child,
+            display: format!(":{}", n.trim()),
+        }
+    }
+
+    /// A connection to the server.
+    pub fn connect(&self) -> RustConnection {
+        x11rb::connect(Some(&self.display))
+            .expect("connecting to Xvfb")
+            .0
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pixels of `window` as the server holds them, as RGBA (alpha 255).
+pub fn screenshot(conn: &RustConnection, window: u32) -> (u32, u32, Vec<u8>) {
+    let g = conn
+        .get_geometry(window)
+        .expect("geometry")
+        .reply()
+        .expect("the window's geometry");
+    let img = conn
+        .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, g.width, g.height, !0)
+        .expect("GetImage")
+        .reply()
+        .expect("the window's pixels");
+    let (w, h) = (u32::from(g.width), u32::from(g.height));
+    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
+    for px in img.data.chunks_exact(4).take((w * h) as usize) {
+        rgba.extend_from_slice(&[px[2], px[1], px[0], 255]);
+    }
+    (w, h, rgba)
+}
+
+/// Presses and releases the key that types `keysym` (an X keysym: `b'g' as u32`, `0x20` for
+/// space), as real input, with `window` focused.
+pub fn press(conn: &RustConnection, window: u32, keysym: u32) {
+    let setup = conn.setup();
+    let (min, max) = (setup.min_keycode, setup.max_keycode);
+    let map = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .expect("keyboard mapping")
+        .reply()
+        .expect("keyboard mapping");
+    let per = usize::from(map.keysyms_per_keycode);
+    let code = map
+        .keysyms
+        .chunks(per)
+        .position(|syms| syms.contains(&keysym))
+        .map(|i| min + i as u8)
+        .unwrap_or_else(|| panic!("no keycode types keysym {keysym:#x}"));
+    let root = setup.roots[0].root;
+    // XTEST: 6 MotionNotify, 2 KeyPress, 3 KeyRelease (xproto event codes).
+    conn.xtest_fake_input(6, 0, 0, root, 10, 10, 0)
+        .expect("motion");
+    // No window manager runs on the test server: give the window the focus as one would.
+    conn.set_input_focus(InputFocus::PARENT, window, x11rb::CURRENT_TIME)
+        .expect("focus");
+    x11rb::wrapper::ConnectionExt::sync(conn).expect("sync");
+    conn.xtest_fake_input(2, code, 0, root, 0, 0, 0)
+        .expect("key press");
+    conn.xtest_fake_input(3, code, 0, root, 0, 0, 0)
+        .expect("key release");
+    conn.flush().expect("flush");
+}
+
+/// Lines a child writes to stderr, read on a thread of their own.
+#[derive(Debug)]
+pub struct Lines {
+    rx: Receiver<String>,
+    /// Every line seen so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Reads `stderr` line by line.
+    pub fn new(stderr: ChildStderr) -> Lines {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(crate::sandbox::strip_ansi(&line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `timeout` for a line containing `needle`; returns it, or panics with what
+    /// was seen.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            match self.rx.recv_deadline(deadline) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}; the launcher said:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// How many lines seen so far contain `needle`, after reading what is there now.
+    pub fn count(&mut self, needle: &str) -> usize {
+        while let Ok(l) = self.rx.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// The XID in the launcher's `window open window=0x...` line.
+pub fn window_id(line: &str) -> u32 {
+    let at = line.find("window=\"0x").or_else(|| line.find("window=0x"));
+    let rest = &line[at.expect("a window= field")..];
+    let hex: String = rest
+        .trim_start_matches("window=")
+        .trim_start_matches('"')
+        .trim_start_matches("0x")
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    u32::from_str_radix(&hex, 16).expect("a hex XID")
+}

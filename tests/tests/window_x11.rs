@@ -1,0 +1,159 @@
+//! `triptych run` in a real window on a real X server (Xvfb): the window has the frame's size,
+//! what the server shows is the predicted composite, the present path is MIT-SHM from the
+//! renderer's output memfd, and the keys reach the launcher as a keyboard's would.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use triptych_tests::x11::{press, screenshot, window_id, Lines, Xvfb};
+use triptych_tests::{scratch, summary, triptych, wait_within};
+
+const W: u32 = 320;
+const H: u32 = 240;
+const LAYERS: u32 = 3;
+
+/// Differences between a screenshot and the scene's composite of `frame`, at every pixel.
+fn mismatches(frame: u64, pixels: &[u8]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for y in 0..H {
+        for x in 0..W {
+            let i = ((y * W + x) * 4) as usize;
+            let want = triptych_scene::expected_pixel(frame, LAYERS, W, H, x, y);
+            if pixels[i..i + 3] != want[..3] {
+                bad.push(format!(
+                    "({x}, {y}): {:?} instead of {want:?}",
+                    &pixels[i..i + 4]
+                ));
+            }
+        }
+    }
+    bad
+}
+
+struct Run {
+    child: std::process::Child,
+    lines: Lines,
+    json: std::path::PathBuf,
+    xid: u32,
+}
+
+fn start(x: &Xvfb, tag: &str, frames: u64) -> Run {
+    let dir = scratch(tag);
+    let json = dir.join("s.json");
+    let mut cmd = triptych(&["run", "--window", "--size", "320x240", "--layers", "3"]);
+    cmd.arg("--frames")
+        .arg(frames.to_string())
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("DISPLAY", &x.display)
+        .env("TRIPTYCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting triptych");
+    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+    let open = lines.wait_for("window open", Duration::from_secs(30));
+    Run {
+        child,
+        lines,
+        json,
+        xid: window_id(&open),
+    }
+}
+
+fn stop(mut r: Run) -> serde_json::Value {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(r.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = wait_within(
+        &mut r.child,
+        Duration::from_secs(30),
+        "the windowed launcher",
+    );
+    assert!(status.success(), "{status:?}\n{}", r.lines.seen.join("\n"));
+    summary(&r.json)
+}
+
+#[test]
+fn the_window_shows_the_composite_through_mit_shm() {
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let mut r = start(&x, "window-composite", 30);
+    r.lines
+        .wait_for("the last frame is on screen", Duration::from_secs(60));
+    // The last put may still be in the server's queue: a round trip orders it before ours.
+    let (w, h, px) = screenshot(&conn, r.xid);
+    assert_eq!((w, h), (W, H), "the window has the frame's size");
+    let bad = mismatches(29, &px);
+    assert!(
+        bad.is_empty(),
+        "{} of {} pixels differ from frame 29's composite, first: {:?}",
+        bad.len(),
+        W * H,
+        &bad[..bad.len().min(5)]
+    );
+    let s = stop(r);
+    assert!(
+        s["present"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("X11 MIT-SHM")),
+        "the summary names the zero-copy path: {}",
+        s["present"]
+    );
+    assert_eq!(s["last_frame"], 29);
+}
+
+#[test]
+fn the_kill_gpu_key_keeps_the_last_frame_and_new_frames_follow() {
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let mut r = start(&x, "window-kill", 100_000);
+    r.lines
+        .wait_for("GPU process started", Duration::from_secs(60));
+    // Pause, and let the frames already asked for arrive.
+    press(&conn, r.xid, 0x20);
+    r.lines.wait_for("paused=true", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, _, before) = screenshot(&conn, r.xid);
+    press(&conn, r.xid, u32::from(b'g'));
+    r.lines.wait_for(
+        "kill key: SIGKILL to the GPU process",
+        Duration::from_secs(20),
+    );
+    r.lines.wait_for(
+        "child crashed; restarting it role=gpu",
+        Duration::from_secs(20),
+    );
+    r.lines
+        .wait_for("switching to a new GPU process", Duration::from_secs(60));
+    let (_, _, during) = screenshot(&conn, r.xid);
+    assert!(
+        before == during,
+        "the last frame stays on screen while the GPU process is replaced"
+    );
+    // Resume: the new GPU process's frames reach the window.
+    press(&conn, r.xid, 0x20);
+    r.lines.wait_for(
+        "recovered: first frame from the replacement role=gpu",
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, _, after) = screenshot(&conn, r.xid);
+    assert!(before != after, "new frames follow the restart");
+    let s = stop(r);
+    let crashes = s["crashes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        crashes.iter().any(|c| c["role"] == "gpu"),
+        "the kill is a crash record: {crashes:?}"
+    );
+    let recovered = crashes
+        .iter()
+        .any(|c| c["role"] == "gpu" && c["recovery_us"].as_f64().is_some());
+    assert!(
+        recovered,
+        "the GPU process's replacement presented: {crashes:?}"
+    );
+}
