@@ -17,8 +17,8 @@ pub(super) struct Shown {
     seg: Option<(u32, u32)>,
     /// A previous renderer's segment, detached once the new one's first frame is on screen.
     retire: Option<u32>,
-    /// Puts the server has not finished: (segment, offset, the slot to hand back then).
-    pending: VecDeque<(u32, u32, Option<u32>)>,
+    /// Puts the server has not finished: (segment, offset, frame, the slot to hand back then).
+    pending: VecDeque<(u32, u32, u64, Option<u32>)>,
     /// What is on screen: (segment, offset), for a redraw.
     on_screen: Option<(u32, u32)>,
     paused: bool,
@@ -73,12 +73,6 @@ impl Supervisor<'_> {
         frame: u64,
         back: Option<u32>,
     ) -> anyhow::Result<()> {
-        if frame + 1 == self.args.frames {
-            tracing::info!(
-                frame,
-                "the last frame is on screen; it stays until the window is closed"
-            );
-        }
         let slot_bytes = u64::from(self.args.size.width) * u64::from(self.args.size.height) * 4;
         let size = (self.args.size.width as u16, self.args.size.height as u16);
         let pixels = self
@@ -96,11 +90,24 @@ impl Supervisor<'_> {
         s.d.presenter.put(seg, offset, size, || pixels)?;
         s.on_screen = Some((seg, offset));
         if s.d.presenter.path == crate::window::x11::Path::Shm {
-            s.pending.push_back((seg, offset, back));
-        } else if let Some(back) = back {
-            self.free_slot(back);
+            s.pending.push_back((seg, offset, frame, back));
+        } else {
+            self.on_screen(frame);
+            if let Some(back) = back {
+                self.free_slot(back);
+            }
         }
         Ok(())
+    }
+
+    /// The server has `frame`'s pixels.
+    fn on_screen(&self, frame: u64) {
+        if frame + 1 == self.args.frames {
+            tracing::info!(
+                frame,
+                "the last frame is on screen; it stays until the window is closed"
+            );
+        }
     }
 
     fn free_slot(&mut self, slot: u32) {
@@ -121,11 +128,15 @@ impl Supervisor<'_> {
                 let Some(i) = s
                     .pending
                     .iter()
-                    .position(|(seg, off, _)| *seg == c.seg && *off == c.offset)
+                    .position(|(seg, off, _, _)| *seg == c.seg && *off == c.offset)
                 else {
                     return Ok(());
                 };
-                let (seg, _, back) = s.pending.remove(i).unwrap_or((0, 0, None));
+                let (seg, _, frame, back) = s.pending.remove(i).unwrap_or((0, 0, 0, None));
+                self.on_screen(frame);
+                let Some(s) = self.display.as_mut() else {
+                    return Ok(());
+                };
                 let current = s.seg.is_some_and(|(_, cur)| cur == seg);
                 if current {
                     if let Some(old) = s.retire.take() {
