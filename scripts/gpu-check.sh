@@ -2,7 +2,7 @@
 # The real-GPU check: triptych on a machine with an NVIDIA GPU and its driver, in one short run.
 #
 #   scripts/gpu-check.sh prepare        # here, on the build machine
-#   scripts/gpu-check.sh run OUTDIR     # there, on the GPU machine (about five minutes at most)
+#   scripts/gpu-check.sh run OUTDIR     # there, on the GPU machine
 #
 # `prepare` builds the release binaries and puts, under .gpu-check/ (git-ignored, a few tens of
 # MiB, the one directory to copy to the GPU machine next to this checkout):
@@ -14,7 +14,8 @@
 # The GPU machine needs no network and nothing installed but NVIDIA's kernel driver and its
 # user-space libraries (libEGL_nvidia.so.0, and nvidia-drm_gbm.so for GBM).
 #
-# `run` writes OUTDIR/report.md (and one log per step) from these steps, each with a deadline:
+# `run` writes OUTDIR/report.md (and one log per step) from these steps, each with a deadline
+# (nine minutes at worst in all; on llvmpipe here the whole check takes about ten seconds):
 #   1. what the machine is (nvidia-smi, /dev/dri, /dev/nvidia*, kernel);
 #   2. triptych doctor, text and JSON;
 #   3. triptych run --buffers auto --verify (pixels compared with the reference composite);
@@ -142,7 +143,7 @@ run() {
     } >"$report"
     step machine 30 sh -c 'nvidia-smi 2>&1 || echo "nvidia-smi: not available"; uname -a; cat /proc/cpuinfo | grep -m1 "model name"'
     step doctor 60 "$t" doctor
-    step doctor-json 60 sh -c "'$t' doctor --json > '$out/doctor.json'; cat '$out/doctor.json'"
+    step doctor-json 60 sh -c "'$t' doctor --json > '$out/doctor.json' && cat '$out/doctor.json'"
     step run-auto 90 "$t" run --buffers auto --verify --frames 300 --size 1280x720 \
         --out "$out/auto.png" --summary-json "$out/auto.json" --trace "$out/auto-trace.json"
     step run-dmabuf 90 "$t" run --buffers dmabuf --verify --frames 300 --size 1280x720 \

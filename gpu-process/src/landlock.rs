@@ -39,7 +39,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ipc_protocol::messages::LandlockReport;
+use ipc_protocol::messages::{LandlockEnforced, LandlockReport};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
@@ -79,13 +79,30 @@ const READ_ENV: &[&str] = &[
     "__EGL_VENDOR_LIBRARY_FILENAMES",
 ];
 
-/// The paths readable beneath: the fixed ones that exist, those named by [`READ_ENV`], and this
-/// process's `/proc/<pid>`.
+/// Whether a directory named by [`READ_ENV`] is narrow enough to be read beneath: absolute,
+/// at least two levels below `/`, and not inside a tree that holds other processes' or users'
+/// data. `LD_LIBRARY_PATH=/` must not make the whole filesystem readable.
+pub fn narrow(p: &Path) -> bool {
+    const BROAD: &[&str] = &["/proc", "/sys", "/dev", "/run", "/var", "/etc"];
+    p.is_absolute()
+        && p.components().count() >= 3
+        && !p.components().any(|c| c.as_os_str() == "..")
+        && !BROAD.iter().any(|b| p.starts_with(b))
+}
+
+/// The paths readable beneath: the fixed ones that exist, the narrow ones named by
+/// [`READ_ENV`] (others are left out, with a warning), and this process's `/proc/<pid>`.
 pub fn readable() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = READ.iter().map(PathBuf::from).collect();
     for name in READ_ENV {
         if let Some(val) = std::env::var_os(name) {
-            v.extend(std::env::split_paths(&val).filter(|p| p.is_absolute()));
+            for p in std::env::split_paths(&val) {
+                if narrow(&p) {
+                    v.push(p);
+                } else if !p.as_os_str().is_empty() {
+                    tracing::warn!(variable = name, path = %p.display(), "not readable under Landlock: too broad a directory");
+                }
+            }
         }
     }
     v.push(PathBuf::from(format!("/proc/{}", std::process::id())));
@@ -123,7 +140,7 @@ pub fn confine() -> LandlockReport {
     let devices = devices();
     let mut report = LandlockReport {
         kernel_abi,
-        enforced: "none".into(),
+        enforced: LandlockEnforced::None,
         scoped: false,
         reason: None,
         read: shown(&read),
@@ -133,11 +150,10 @@ pub fn confine() -> LandlockReport {
         Ok((status, scoped)) => {
             report.scoped = scoped;
             report.enforced = match status {
-                RulesetStatus::FullyEnforced => "full",
-                RulesetStatus::PartiallyEnforced => "partial",
-                RulesetStatus::NotEnforced => "none",
-            }
-            .into();
+                RulesetStatus::FullyEnforced => LandlockEnforced::Full,
+                RulesetStatus::PartiallyEnforced => LandlockEnforced::Partial,
+                RulesetStatus::NotEnforced => LandlockEnforced::None,
+            };
             report.reason = match status {
                 RulesetStatus::FullyEnforced => None,
                 RulesetStatus::PartiallyEnforced => Some(format!(
@@ -208,6 +224,29 @@ mod tests {
                     .any(|w| p.starts_with(w)),
                 "{p}"
             );
+        }
+    }
+
+    #[test]
+    fn broad_directories_from_the_environment_are_refused() {
+        for p in [
+            "/",
+            "/home",
+            "/tmp",
+            "/usr",
+            "relative/lib",
+            "/etc/x",
+            "/usr/../etc",
+        ] {
+            assert!(!narrow(Path::new(p)), "{p}");
+        }
+        for p in [
+            "/opt/nvidia/lib",
+            "/home/user/.gpu-check/lib",
+            "/tmp/checkout/.gpu-check/lib",
+            "/usr/lib/x86_64-linux-gnu",
+        ] {
+            assert!(narrow(Path::new(p)), "{p}");
         }
     }
 

@@ -101,10 +101,17 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
                 path: LANDLOCK_READABLE,
                 flags: libc::O_RDONLY | libc::O_CLOEXEC,
             }],
-            vec![Call::OpenAt {
-                path: LANDLOCK_READABLE,
-                flags: libc::O_PATH | libc::O_CLOEXEC,
-            }],
+            vec![
+                Call::OpenAt {
+                    path: LANDLOCK_READABLE,
+                    flags: libc::O_PATH | libc::O_CLOEXEC,
+                },
+                // A path that does not exist: were the flags let through, nothing is truncated.
+                Call::OpenAt {
+                    path: c"/usr/lib/triptych-probe-nonexistent",
+                    flags: libc::O_RDONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+                },
+            ],
         ),
         "ioctl:not-terminal-injection" => (
             vec![Call::Ioctl {

@@ -67,7 +67,7 @@ pub fn confine(
         .context("setting resource limits")?;
     let params = Params {
         pid: std::process::id(),
-        landlocked: claimed.landlock.enforced != "none",
+        landlocked: claimed.landlock.enforced != ipc_protocol::messages::LandlockEnforced::None,
     };
     let policy = triptych_sandbox::gpu::policy(&params);
     let mut installed = match start.reports {

@@ -270,13 +270,80 @@ pub struct GpuInfo {
     pub landlock: LandlockReport,
 }
 
+/// How much of a Landlock rule set the kernel enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LandlockEnforced {
+    /// Every right asked for.
+    Full,
+    /// An older ABI: some rights asked for are not handled.
+    Partial,
+    /// Nothing (no Landlock in this kernel).
+    #[default]
+    None,
+}
+
+impl LandlockEnforced {
+    /// `full`, `partial`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LandlockEnforced::Full => "full",
+            LandlockEnforced::Partial => "partial",
+            LandlockEnforced::None => "none",
+        }
+    }
+}
+
+impl GpuInfo {
+    /// The most paths a [`LandlockReport`] may list.
+    pub const MAX_PATHS: usize = 64;
+    /// The longest text a GPU process may report in one field.
+    pub const MAX_TEXT: usize = 4096;
+
+    /// Checks what the launcher shows of this report: bounded lists, and text without control
+    /// characters (a line of the summary cannot be forged from inside the GPU process).
+    pub fn check(&self) -> Result<(), String> {
+        let text = |what: &str, s: &str| {
+            if s.len() > Self::MAX_TEXT {
+                return Err(format!("{what} is {} bytes long", s.len()));
+            }
+            if s.chars().any(char::is_control) {
+                return Err(format!("{what} holds control characters: {s:?}"));
+            }
+            Ok(())
+        };
+        if self.window.0 >= self.window.1 {
+            return Err(format!("window {:?}", self.window));
+        }
+        text("gl", &self.gl)?;
+        if let Some(r) = &self.backend_reason {
+            text("backend_reason", r)?;
+        }
+        let l = &self.landlock;
+        if l.read.len() > Self::MAX_PATHS || l.devices.len() > Self::MAX_PATHS {
+            return Err(format!(
+                "landlock lists {} readable paths and {} devices",
+                l.read.len(),
+                l.devices.len()
+            ));
+        }
+        for p in l.read.iter().chain(&l.devices) {
+            text("a landlock path", p)?;
+        }
+        if let Some(r) = &l.reason {
+            text("landlock.reason", r)?;
+        }
+        Ok(())
+    }
+}
+
 /// How far Landlock confines a process's files, as `landlock_restrict_self` answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockReport {
     /// The kernel's Landlock ABI version (0: none).
     pub kernel_abi: u32,
-    /// `full`, `partial` (an older ABI: some requested rights are not handled), or `none`.
-    pub enforced: String,
+    /// How much of the requested confinement the kernel enforces.
+    pub enforced: LandlockEnforced,
     /// Whether signals and abstract unix sockets are scoped to the process (ABI 6, Linux 6.12).
     pub scoped: bool,
     /// Why not fully enforced, when not.

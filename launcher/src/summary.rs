@@ -353,7 +353,7 @@ impl RunSummary {
         if let Some(l) = &self.sandbox.gpu_landlock {
             s += &format!(
                 "  landlock gpu (as reported by it): {}, kernel ABI {}{}; read-only: {} paths; devices: {}{}\n",
-                l.enforced,
+                l.enforced.as_str(),
                 l.kernel_abi,
                 if l.scoped {
                     ", signals and abstract sockets scoped"
@@ -374,7 +374,7 @@ impl RunSummary {
         }
         if self.sandbox.mode == "learn" {
             s += &format!(
-                "  sandbox: LEARNING MODE, seccomp enforced nothing; {} call(s) outside the policies{}\n",
+                "  sandbox: LEARNING MODE, seccomp let calls outside the policies run; {} call(s) outside them{}\n",
                 self.sandbox.learned.len(),
                 if self.sandbox.learned_overflow > 0 {
                     format!(" (and {} not listed)", self.sandbox.learned_overflow)

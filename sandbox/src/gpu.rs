@@ -10,7 +10,8 @@
 //! - **files**: where Landlock confines the process (`gpu-process/src/landlock.rs`: driver
 //!   libraries and data read-only, the GPU's device nodes), `openat` is let through to it, since
 //!   a driver may open its own files lazily, after initialisation; Landlock refuses everything
-//!   else with `EACCES`. `O_PATH` opens, which Landlock does not check, trap. Without Landlock,
+//!   else with `EACCES`. `O_PATH` opens, which Landlock does not check, trap, and so do opens
+//!   with `O_TRUNC`, which Landlock checks only from ABI 3 (Linux 6.2). Without Landlock,
 //!   `openat` fails with `EACCES`, and so do `open`, `openat2` and `creat` always, instead of
 //!   trapping, because drivers probe optional files (shader caches, configuration) lazily and
 //!   cope with a refusal;
@@ -185,12 +186,13 @@ pub fn policy(p: &Params) -> Policy {
                 index: 2,
                 width: Width::Dword,
                 cmp: Cmp::Masked {
-                    mask: libc::O_PATH as u64,
+                    mask: (libc::O_PATH | libc::O_TRUNC) as u64,
                     value: 0,
                 },
-                what: "not O_PATH",
+                what: "neither O_PATH nor O_TRUNC",
             }],
-            "the driver's own files, lazily; Landlock decides which (O_PATH is beyond it)",
+            "the driver's own files, lazily; Landlock decides which (O_PATH is beyond it, and \
+             before ABI 3 (Linux 6.2) so is truncation by O_TRUNC)",
         ));
     } else {
         refusals.push(eacces(libc::SYS_openat, "openat"));
@@ -265,6 +267,10 @@ mod tests {
         );
         assert_eq!(
             p.decide(libc::SYS_openat, &flags(libc::O_PATH | libc::O_CLOEXEC)),
+            Err(Otherwise::Trap)
+        );
+        assert_eq!(
+            p.decide(libc::SYS_openat, &flags(libc::O_RDONLY | libc::O_TRUNC)),
             Err(Otherwise::Trap)
         );
         assert_eq!(

@@ -247,12 +247,31 @@ pub fn recv_notification(listener: BorrowedFd<'_>) -> Result<Notification, Notif
 /// records what a process calls beyond its policy without stopping it. [`NotifyError::Gone`]
 /// when the calling thread died in the meantime (`ENOENT`).
 pub fn let_run(listener: BorrowedFd<'_>, id: u64) -> Result<(), NotifyError> {
-    let mut resp = SeccompNotifResp {
-        id,
-        val: 0,
-        error: 0,
-        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-    };
+    answer(
+        listener,
+        SeccompNotifResp {
+            id,
+            val: 0,
+            error: 0,
+            flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+        },
+    )
+}
+
+/// Answers notification `id`: the suspended call is not run and fails with `errno`.
+pub fn refuse(listener: BorrowedFd<'_>, id: u64, errno: i32) -> Result<(), NotifyError> {
+    answer(
+        listener,
+        SeccompNotifResp {
+            id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        },
+    )
+}
+
+fn answer(listener: BorrowedFd<'_>, mut resp: SeccompNotifResp) -> Result<(), NotifyError> {
     loop {
         // SAFETY: NOTIF_SEND reads one `struct seccomp_notif_resp` (the size is in the request
         // number, pinned by a test) from `resp`, on this stack; the fd is borrowed and so open.
@@ -285,6 +304,10 @@ mod tests {
         assert_eq!(SECCOMP_IOCTL_NOTIF_RECV, 0xc050_2100);
         assert_eq!(std::mem::size_of::<SeccompNotifResp>(), 24);
         assert_eq!(SECCOMP_IOCTL_NOTIF_SEND, 0xc018_2101);
+        assert_eq!(
+            SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        );
         assert_eq!(SECCOMP_RET_USER_NOTIF, 0x7fc0_0000);
         assert_eq!(SECCOMP_FILTER_FLAG_NEW_LISTENER, 8);
         assert_eq!(SECCOMP_FILTER_FLAG_TSYNC_ESRCH, 16);

@@ -56,6 +56,8 @@ fn a_file_outside_the_set_gets_eacces_and_the_run_goes_on() {
 
 #[test]
 fn nothing_can_be_created_even_where_the_user_may_write() {
+    // A file left by an earlier run would answer EEXIST before Landlock is asked.
+    let _ = std::fs::remove_file("/tmp/triptych-gpu-landlock-probe");
     let r = probe("create-file");
     assert_eq!(
         r.outcome("gpu", "create-file").as_deref(),

@@ -14,6 +14,15 @@
 //!
 //! The record is bounded whatever a child does: one entry per (role, call number), at most
 //! [`MAX_DISTINCT`] of them, each keeping a count and at most [`MAX_EXAMPLES`] argument sets.
+//!
+//! Some calls are never let run, even here: what would create a process or reach another one
+//! ([`never_let_run`]: `clone` without `CLONE_THREAD`, `fork`, `vfork`, `execve`, `ptrace`,
+//! `process_vm_*`, signals and pidfds of other processes). They are recorded like the others and
+//! fail with `EPERM`, so a child in this mode still cannot start a process outside the
+//! launcher's supervision or signal the launcher. As the kernel's documentation warns,
+//! `SECCOMP_USER_NOTIF_FLAG_CONTINUE` is no security decision: this mode is for finding what a
+//! policy lacks, never for running untrusted content. See
+//! `Documentation/userspace-api/seccomp_filter.rst`, "Userspace Notification".
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -79,8 +88,30 @@ impl Learned {
     }
 }
 
+/// Whether call `nr` with `args` is refused even in learning mode (see the module docs).
+pub fn never_let_run(nr: i64, args: &[u64; 6]) -> bool {
+    match nr {
+        libc::SYS_clone => args[0] & libc::CLONE_THREAD as u64 == 0,
+        libc::SYS_execve
+        | libc::SYS_execveat
+        | libc::SYS_ptrace
+        | libc::SYS_process_vm_readv
+        | libc::SYS_process_vm_writev
+        | libc::SYS_kill
+        | libc::SYS_tkill
+        | libc::SYS_tgkill
+        | libc::SYS_pidfd_open
+        | libc::SYS_pidfd_getfd
+        | libc::SYS_pidfd_send_signal => true,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_fork | libc::SYS_vfork => true,
+        _ => false,
+    }
+}
+
 /// Reads notifications from a child's listener until the child is gone: each is recorded in
-/// `learned` (the first of its kind logged) and let run.
+/// `learned` (the first of its kind logged) and let run, or refused where
+/// [`never_let_run`] says so.
 pub(super) fn listen(
     role: ipc_protocol::Role,
     pid: u32,
@@ -114,7 +145,12 @@ pub(super) fn listen(
                 v.call()
             );
         }
-        match notify::let_run(listener.as_fd(), n.id) {
+        let answered = if never_let_run(i64::from(record.nr), &record.args) {
+            notify::refuse(listener.as_fd(), n.id, libc::EPERM)
+        } else {
+            notify::let_run(listener.as_fd(), n.id)
+        };
+        match answered {
             Ok(()) | Err(NotifyError::Gone) => {}
             Err(e) => {
                 tracing::error!(role = %role, pid, error = %e, "learning mode: answering the listener failed");
@@ -157,6 +193,23 @@ mod tests {
         assert_eq!(calls[0].count, 11);
         assert_eq!(calls[0].examples.len(), MAX_EXAMPLES);
         assert_eq!(calls[1].count, 1);
+    }
+
+    #[test]
+    fn process_creation_and_other_processes_are_never_let_run() {
+        let z = [0u64; 6];
+        assert!(never_let_run(libc::SYS_execve, &z));
+        assert!(never_let_run(
+            libc::SYS_clone,
+            &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]
+        ));
+        assert!(!never_let_run(
+            libc::SYS_clone,
+            &[(libc::CLONE_THREAD | libc::CLONE_VM) as u64, 0, 0, 0, 0, 0]
+        ));
+        assert!(never_let_run(libc::SYS_kill, &z));
+        assert!(!never_let_run(libc::SYS_uname, &z));
+        assert!(!never_let_run(libc::SYS_socket, &z));
     }
 
     #[test]

@@ -165,8 +165,9 @@ impl Jail {
                 anyhow::bail!("--sandbox learn needs seccomp user notification: {why}");
             }
             tracing::warn!(
-                "sandbox in learning mode: calls outside the policies are recorded and let run, \
-                 so seccomp confines nothing in this run"
+                "sandbox in learning mode: calls outside the policies are recorded and let run \
+                 (all but process creation and signals to others), so seccomp confines next to \
+                 nothing in this run"
             );
         }
         Ok(Jail {

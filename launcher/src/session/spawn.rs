@@ -79,9 +79,13 @@ impl Supervisor<'_> {
                         }
                     }
                     Ok(Ok((GpuToLauncher::Started(info), _))) => {
-                        if info.window.0 >= info.window.1 || info.pid != pid {
+                        if let Err(what) = info.check() {
                             child.proc.kill();
-                            return Ok(Err((pid, format!("protocol violation: Started: pid {} window {:?}", info.pid, info.window))));
+                            return Ok(Err((pid, format!("protocol violation: Started: {what}"))));
+                        }
+                        if info.pid != pid {
+                            child.proc.kill();
+                            return Ok(Err((pid, format!("protocol violation: Started: pid {}", info.pid))));
                         }
                         if self.jail.awaits_listener(pid) {
                             child.proc.kill();
