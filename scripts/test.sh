@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
-# The window tests run a real X server.
-if ! command -v Xvfb >/dev/null; then
-  echo "setup: installing xvfb"
+# The window tests run a real X server and a real Wayland compositor.
+if ! command -v Xvfb >/dev/null || ! command -v weston-screenshooter >/dev/null; then
+  echo "setup: installing xvfb and weston"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb weston
 fi
 echo "== cargo test (workspace)"
 # Tests whose subject depends on the machine skip, saying so, where it is missing; where this

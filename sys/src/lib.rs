@@ -25,6 +25,7 @@
 //! - [`landlock`]: the kernel's Landlock ABI version.
 //! - [`userns`]: creating the user namespace the sandboxed children share.
 //! - [`probe`]: system calls made only to prove that a sandbox refuses them.
+//! - [`wayland`]: adopting a winit window's Wayland display and surface, to present into it.
 //! - [`simd`]: AVX2 detection and the compositor's AVX2 kernel (CPU instructions Rust calls
 //!   `unsafe` to reach, kept here with the rest of the unsafe code).
 
@@ -52,6 +53,7 @@ pub mod scm;
 pub mod seccomp;
 pub mod simd;
 pub mod userns;
+pub mod wayland;
 
 /// Unit-test support: what a test does on a machine that lacks what it tests.
 #[cfg(test)]

@@ -157,7 +157,7 @@ pub fn summary(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
-/// Decodes an RGBA PNG into (width, height, pixels).
+/// Decodes an RGBA or RGB PNG into (width, height, RGBA pixels).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
     let file =
         std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
@@ -166,9 +166,19 @@ pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
         .expect("png header");
     let mut buf = vec![0; dec.output_buffer_size()];
     let info = dec.next_frame(&mut buf).expect("png data");
-    assert_eq!(info.color_type, png::ColorType::Rgba, "PNG is not RGBA");
     buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
+    match info.color_type {
+        png::ColorType::Rgba => (info.width, info.height, buf),
+        // Screenshots come as RGB: opaque.
+        png::ColorType::Rgb => {
+            let rgba = buf
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect();
+            (info.width, info.height, rgba)
+        }
+        other => panic!("{}: a PNG of colour type {other:?}", path.display()),
+    }
 }
 
 /// Checks a composited frame against the scene's prediction at a grid of points plus every

@@ -191,3 +191,123 @@ pub fn window_id(line: &str) -> u32 {
         .collect();
     u32::from_str_radix(&hex, 16).expect("a hex XID")
 }
+
+/// A headless weston (pixman renderer, desktop shell, the screenshooter enabled by `--debug`),
+/// on a socket in a runtime directory of its own, killed on drop.
+#[derive(Debug)]
+pub struct Weston {
+    child: Child,
+    /// `XDG_RUNTIME_DIR` of the server.
+    pub runtime_dir: std::path::PathBuf,
+    /// `WAYLAND_DISPLAY`.
+    pub socket: String,
+}
+
+impl Weston {
+    /// Starts weston's headless backend with one `width` x `height` output. Panics, naming what
+    /// is missing, when weston is not installed.
+    pub fn start(width: u32, height: u32) -> Weston {
+        let runtime_dir = crate::scratch("weston-runtime");
+        std::fs::set_permissions(
+            &runtime_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("runtime dir mode");
+        let socket = format!("triptych-test-{}", std::process::id());
+        // The desktop shell fades and zooms windows in; screenshots must see the pixels as sent.
+        let config = runtime_dir.join("weston.ini");
+        std::fs::write(
+            &config,
+            "[shell]\nanimation=none\nstartup-animation=none\nclose-animation=none\n",
+        )
+        .expect("writing weston.ini");
+        let child = Command::new("weston")
+            .args(["--backend=headless-backend.so", "--use-pixman", "--debug", "--idle-time=0"])
+            .arg(format!("--config={}", config.display()))
+            .arg(format!("--socket={socket}"))
+            .arg(format!("--width={width}"))
+            .arg(format!("--height={height}"))
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting weston failed ({e}): install it with `apt-get install weston` (scripts/test.sh does)")
+            });
+        let sock = runtime_dir.join(&socket);
+        assert!(
+            crate::wait_until(Duration::from_secs(20), || sock.exists()),
+            "weston did not open {} within 20 s",
+            sock.display()
+        );
+        Weston {
+            child,
+            runtime_dir,
+            socket,
+        }
+    }
+
+    /// A screenshot of the whole output, taken by `weston-screenshooter` into `dir`, as RGBA.
+    pub fn screenshot(&self, dir: &std::path::Path) -> (u32, u32, Vec<u8>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("wayland-screenshot")
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let mut c = Command::new("weston-screenshooter")
+            .current_dir(dir)
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env("WAYLAND_DISPLAY", &self.socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting weston-screenshooter (package weston)");
+        let status = crate::wait_within(&mut c, Duration::from_secs(30), "weston-screenshooter");
+        assert!(status.success(), "weston-screenshooter: {status:?}");
+        let shot = std::fs::read_dir(dir)
+            .expect("the screenshot directory")
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("wayland-screenshot")
+            })
+            .expect("weston-screenshooter wrote no file");
+        crate::read_png(&shot.path())
+    }
+}
+
+impl Drop for Weston {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.runtime_dir);
+    }
+}
+
+/// Where the `w` x `h` image `want` (RGBA) appears in `shot` (`sw` wide), comparing colour
+/// only; `None` if nowhere.
+pub fn find(shot: &[u8], sw: u32, sh: u32, want: &[u8], w: u32, h: u32) -> Option<(u32, u32)> {
+    let at = |img: &[u8], iw: u32, x: u32, y: u32| {
+        let i = ((y * iw + x) * 4) as usize;
+        [img[i], img[i + 1], img[i + 2]]
+    };
+    for oy in 0..=sh.checked_sub(h)? {
+        for ox in 0..=sw.checked_sub(w)? {
+            if at(shot, sw, ox, oy) != at(want, w, 0, 0) {
+                continue;
+            }
+            let all =
+                (0..h).all(|y| (0..w).all(|x| at(shot, sw, ox + x, oy + y) == at(want, w, x, y)));
+            if all {
+                return Some((ox, oy));
+            }
+        }
+    }
+    None
+}

@@ -48,6 +48,7 @@ fn start(x: &Xvfb, tag: &str, frames: u64) -> Run {
         .arg("--summary-json")
         .arg(&json)
         .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
         .env("TRIPTYCH_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -1,7 +1,12 @@
-//! The supervisor's side of a window: which slots the X server still reads, which frames the
-//! display has asked for, and what the keys do (see `crate::window`).
+//! The supervisor's side of a window: which slots the display server still reads, which frames
+//! the display has asked for, and what the keys do (see `crate::window`).
+//!
+//! A slot goes back to the renderer only once the launcher holds it no more: on X11 (MIT-SHM),
+//! when the put of the slot that replaced it is complete; on Wayland, when the compositor has
+//! released its buffer and another slot is on screen, in whichever order the two happen. The
+//! slot on screen is always kept (a redraw and the PNG at exit read it).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use super::*;
 use crate::window::{Action, Display, DisplayEvent};
@@ -21,6 +26,15 @@ pub(super) struct Shown {
     pending: VecDeque<(u32, u32, u64, Option<u32>)>,
     /// What is on screen: (segment, offset), for a redraw.
     on_screen: Option<(u32, u32)>,
+    /// The slot on screen (Wayland).
+    shown_slot: Option<u32>,
+    /// Slots of the current output the compositor has not released (Wayland).
+    reading: HashSet<u32>,
+    /// Slots replaced on screen, to hand back once released (Wayland).
+    to_free: HashSet<u32>,
+    /// A frame callback is outstanding (Wayland): the next frame is asked for at its `done`.
+    awaiting_frame: bool,
+
     paused: bool,
     step: bool,
     /// The next frame to ask for.
@@ -40,6 +54,10 @@ impl Shown {
             retire: None,
             pending: VecDeque::new(),
             on_screen: None,
+            shown_slot: None,
+            reading: HashSet::new(),
+            to_free: HashSet::new(),
+            awaiting_frame: false,
             paused: false,
             step: false,
             next_request: 0,
@@ -52,11 +70,24 @@ impl Shown {
 
 impl Supervisor<'_> {
     /// A renderer's output was mapped: the X server attaches it too.
-    pub(super) fn display_attach(&mut self, renderer_pid: u32, fd: OwnedFd) -> anyhow::Result<()> {
+    pub(super) fn display_attach(
+        &mut self,
+        renderer_pid: u32,
+        fd: OwnedFd,
+        slots: u32,
+    ) -> anyhow::Result<()> {
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let seg = s.d.presenter.attach(fd)?;
+        let (w, h) = (self.args.size.width, self.args.size.height);
+        let slot_bytes =
+            u32::try_from(u64::from(w) * u64::from(h) * 4).context("a frame beyond 4 GiB")?;
+        let seg =
+            s.d.presenter
+                .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
+        s.reading.clear();
+        s.to_free.clear();
+        s.shown_slot = None;
         if let Some((_, old)) = s.seg.replace((renderer_pid, seg)) {
             if let Some(earlier) = s.retire.replace(old) {
                 s.d.presenter.detach(earlier);
@@ -87,9 +118,25 @@ impl Supervisor<'_> {
             return Ok(());
         };
         let offset = u32::try_from(u64::from(slot) * slot_bytes).context("a slot beyond 4 GiB")?;
-        s.d.presenter.put(seg, offset, size, || pixels)?;
+        s.d.presenter.put(seg, offset, frame, size, || pixels)?;
         s.on_screen = Some((seg, offset));
-        if s.d.presenter.path == crate::window::x11::Path::Shm {
+        if s.d.presenter.releases() {
+            s.awaiting_frame = true;
+            s.reading.insert(slot);
+            let prev = s.shown_slot.replace(slot);
+
+            // The slot replaced goes back now if its buffer was released already, else once it
+            // is; `back` is that same slot.
+            if let Some(prev) = prev.filter(|p| *p != slot) {
+                let s = self.display.as_mut().context("the window")?;
+                if s.reading.contains(&prev) {
+                    s.to_free.insert(prev);
+                } else {
+                    self.free_slot(prev);
+                }
+            }
+            let _ = back;
+        } else if s.d.presenter.completes() {
             s.pending.push_back((seg, offset, frame, back));
         } else {
             self.on_screen(frame);
@@ -147,11 +194,35 @@ impl Supervisor<'_> {
                     }
                 }
             }
+            DisplayEvent::Released(c) => {
+                let slot_bytes =
+                    u64::from(self.args.size.width) * u64::from(self.args.size.height) * 4;
+                let Some(s) = self.display.as_mut() else {
+                    return Ok(());
+                };
+                if s.seg.is_some_and(|(_, cur)| cur == c.seg) && slot_bytes > 0 {
+                    let slot = (u64::from(c.offset) / slot_bytes) as u32;
+                    s.reading.remove(&slot);
+                    if s.to_free.remove(&slot) {
+                        self.free_slot(slot);
+                    }
+                }
+            }
+            DisplayEvent::FrameDone(frame) => {
+                let Some(s) = self.display.as_mut() else {
+                    return Ok(());
+                };
+                s.awaiting_frame = false;
+                if let Some(old) = s.retire.take() {
+                    s.d.presenter.detach(old);
+                }
+                self.on_screen(frame);
+            }
             DisplayEvent::Exposed => {
                 if let Some(s) = self.display.as_ref() {
                     if let Some((seg, off)) = s.on_screen {
                         let size = (self.args.size.width as u16, self.args.size.height as u16);
-                        let _ = s.d.presenter.put(seg, off, size, || None);
+                        let _ = s.d.presenter.put(seg, off, u64::MAX, size, || None);
                     }
                 }
             }
@@ -229,7 +300,9 @@ impl Supervisor<'_> {
             return Some(s.next_tick - now);
         }
         s.next_tick = (s.next_tick + s.d.refresh).max(now);
-        let room = s.next_request < presented + IN_FLIGHT;
+        // On Wayland the compositor's frame callback paces; the timer only bounds the rate.
+        let asked = !s.awaiting_frame;
+        let room = asked && s.next_request < presented + IN_FLIGHT;
         let more = s.next_request < frames;
         if room && more && (!s.paused || std::mem::take(&mut s.step)) {
             let up_to = s.next_request;

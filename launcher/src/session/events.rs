@@ -201,12 +201,13 @@ impl Supervisor<'_> {
                 )
                 .map_err(|e| Breach::new("Output", format!("{e:#}")))?;
                 let dup = screen.dup_fd();
+                let n_slots = screen.slots();
                 let pid = r.child.proc.pid;
                 r.screen = Some(screen);
                 if self.display.is_some() {
                     let attached = dup
                         .map_err(anyhow::Error::from)
-                        .and_then(|fd| self.display_attach(pid, fd));
+                        .and_then(|fd| self.display_attach(pid, fd, n_slots));
                     if let Err(e) = attached {
                         tracing::error!(error = %format!("{e:#}"), "the X server could not attach the output");
                         if let Some(s) = self.display.as_mut() {

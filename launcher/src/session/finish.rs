@@ -114,8 +114,8 @@ impl Supervisor<'_> {
         s.transport = self.jail.transport().as_str().to_owned();
         match &self.display {
             Some(d) => {
-                s.present = d.d.presenter.path.describe().to_owned();
-                s.present_reason = d.d.presenter.reason.clone();
+                s.present = d.d.presenter.describe().to_owned();
+                s.present_reason = d.d.presenter.reason();
             }
             None => s.present = "headless: the last frame is written as a PNG".to_owned(),
         }

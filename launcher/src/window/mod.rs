@@ -23,9 +23,10 @@
 //! `r` the renderer (with `SIGKILL`, recovered like any crash; the last frame stays on screen
 //! meanwhile), `q` or Escape quits.
 //!
-//! Wayland compositors are reached through XWayland (`DISPLAY`); a native `wl_shm` present is
-//! not built yet, and `doctor` says so.
+//! On Wayland (`WAYLAND_DISPLAY`, preferred where both are set) the output memfd is a `wl_shm`
+//! pool with a buffer per slot ([`wayland`]); on X11 it is attached with MIT-SHM ([`x11`]).
 
+pub mod wayland;
 pub mod x11;
 
 use std::time::Duration;
@@ -46,8 +47,12 @@ use nix::sys::signal::Signal;
 /// What the window side tells the supervisor.
 #[derive(Debug)]
 pub enum DisplayEvent {
-    /// The X server finished reading a slot.
+    /// The X server finished a put (it read that slot).
     Completed(x11::Completion),
+    /// The Wayland compositor no longer reads a slot.
+    Released(x11::Completion),
+    /// The Wayland compositor showed this frame and asks for the next one.
+    FrameDone(u64),
     /// A key that means something.
     Key(Action),
     /// The window was closed.
@@ -73,13 +78,90 @@ pub enum Action {
     Quit,
 }
 
+/// Drawing into the window, on either kind of display server.
+#[derive(Debug)]
+pub enum Presenter {
+    /// MIT-SHM (or a copying `PutImage`).
+    X11(x11::Presenter),
+    /// `wl_shm` from the output memfd.
+    Wayland(Box<wayland::Presenter>),
+}
+
+impl Presenter {
+    /// The summary's name of the present path.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Presenter::X11(p) => p.path.describe(),
+            Presenter::Wayland(_) => {
+                "Wayland wl_shm: a buffer per slot of the renderer's output memfd (zero-copy)"
+            }
+        }
+    }
+
+    /// Why the path copies, where it does.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Presenter::X11(p) => p.reason.clone(),
+            Presenter::Wayland(_) => None,
+        }
+    }
+
+    /// Whether every put is followed by a completion naming it (X11 MIT-SHM).
+    pub fn completes(&self) -> bool {
+        matches!(self, Presenter::X11(p) if p.path == x11::Path::Shm)
+    }
+
+    /// Whether slots come back by release events, and frames are asked for by frame callbacks
+    /// (Wayland).
+    pub fn releases(&self) -> bool {
+        matches!(self, Presenter::Wayland(_))
+    }
+
+    /// Makes the renderer's output memfd known to the server; returns its id.
+    pub fn attach(
+        &self,
+        fd: std::os::fd::OwnedFd,
+        slots: u32,
+        slot_bytes: u32,
+        size: (u16, u16),
+    ) -> anyhow::Result<u32> {
+        match self {
+            Presenter::X11(p) => p.attach(fd),
+            Presenter::Wayland(p) => p.attach(fd, slots, slot_bytes, size),
+        }
+    }
+
+    /// Forgets output `seg`.
+    pub fn detach(&self, seg: u32) {
+        match self {
+            Presenter::X11(p) => p.detach(seg),
+            Presenter::Wayland(p) => p.detach(seg),
+        }
+    }
+
+    /// Shows the slot at `offset` of `seg`, holding `frame`.
+    pub fn put(
+        &self,
+        seg: u32,
+        offset: u32,
+        frame: u64,
+        size: (u16, u16),
+        pixels: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Presenter::X11(p) => p.put(seg, offset, size, pixels),
+            Presenter::Wayland(p) => p.put(seg, offset, frame, size),
+        }
+    }
+}
+
 /// The supervisor's side of the window.
 #[derive(Debug)]
 pub struct Display {
     /// Events from the window.
     pub events: Receiver<DisplayEvent>,
     /// Drawing into the window.
-    pub presenter: x11::Presenter,
+    pub presenter: Presenter,
     /// The display's refresh period.
     pub refresh: Duration,
 }
@@ -89,15 +171,13 @@ pub fn wanted(args: &RunArgs) -> Result<bool, String> {
     if args.headless {
         return Ok(false);
     }
-    let display = std::env::var_os("DISPLAY").filter(|d| !d.is_empty());
-    match (args.window, display) {
-        (_, Some(_)) => Ok(true),
-        (true, None) if std::env::var_os("WAYLAND_DISPLAY").is_some() => Err(
-            "--window: only X11 presenting is built; this Wayland session has no DISPLAY (XWayland)"
-                .into(),
-        ),
-        (true, None) => Err("--window: no display (DISPLAY is not set)".into()),
-        (false, None) => Ok(false),
+    let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());
+    match (args.window, set("WAYLAND_DISPLAY") || set("DISPLAY")) {
+        (_, true) => Ok(true),
+        (true, false) => {
+            Err("--window: no display (neither WAYLAND_DISPLAY nor DISPLAY is set)".into())
+        }
+        (false, false) => Ok(false),
     }
 }
 
@@ -114,7 +194,7 @@ struct App {
     proxy: EventLoopProxy<UserEvent>,
     tx: Sender<DisplayEvent>,
     rx: Option<Receiver<DisplayEvent>>,
-    window: Option<Window>,
+    window: Option<std::sync::Arc<Window>>,
     run: Option<std::thread::JoinHandle<anyhow::Result<RunSummary>>>,
     failed: Option<anyhow::Error>,
 }
@@ -130,14 +210,18 @@ impl App {
                     .with_resizable(false),
             )
             .context("creating the window")?;
+        let window = std::sync::Arc::new(window);
         let xid = match window
             .window_handle()
             .context("the window's handle")?
             .as_raw()
         {
-            RawWindowHandle::Xlib(h) => u32::try_from(h.window).context("an XID beyond 32 bits")?,
-            RawWindowHandle::Xcb(h) => h.window.get(),
-            other => anyhow::bail!("a window that is not an X11 window: {other:?}"),
+            RawWindowHandle::Xlib(h) => {
+                Some(u32::try_from(h.window).context("an XID beyond 32 bits")?)
+            }
+            RawWindowHandle::Xcb(h) => Some(h.window.get()),
+            RawWindowHandle::Wayland(_) => None,
+            other => anyhow::bail!("a window that is neither X11 nor Wayland: {other:?}"),
         };
         let refresh = window
             .current_monitor()
@@ -147,14 +231,25 @@ impl App {
                 Duration::from_nanos(1_000_000_000_000 / u64::from(mhz))
             });
         let tx = self.tx.clone();
-        let presenter = x11::Presenter::connect(xid, move |c| {
-            let _ = tx.send(DisplayEvent::Completed(c));
-        })?;
+        let presenter = match xid {
+            Some(xid) => Presenter::X11(x11::Presenter::connect(xid, move |c| {
+                let _ = tx.send(DisplayEvent::Completed(c));
+            })?),
+            None => Presenter::Wayland(Box::new(wayland::Presenter::connect(
+                window.clone(),
+                move |n| {
+                    let _ = tx.send(match n {
+                        wayland::Note::Released(c) => DisplayEvent::Released(c),
+                        wayland::Note::FrameDone(f) => DisplayEvent::FrameDone(f),
+                    });
+                },
+            )?)),
+        };
         tracing::info!(
-            window = format!("{xid:#x}"),
+            window = format!("{:#x}", xid.unwrap_or(0)),
             width = w,
             height = h,
-            path = presenter.path.describe(),
+            path = presenter.describe(),
             refresh_us = refresh.as_micros() as u64,
             "window open"
         );

@@ -1,0 +1,241 @@
+//! Presenting into a Wayland window without a copy: the renderer's output memfd becomes one
+//! `wl_shm` pool, with one `wl_buffer` per slot (`XRGB8888`: the B, G, R, X words the renderer
+//! composites when a window is open), and each frame is `attach` + `damage_buffer` + `commit` of
+//! its slot's buffer on the window's surface. The compositor reads the memory the renderer
+//! wrote; when it sends `wl_buffer.release` for a slot, that slot goes back to the renderer.
+//! Each commit asks for a `wl_surface.frame` callback, and its `done` is the display asking for
+//! the next frame.
+//!
+//! winit owns the connection and the surface; the launcher adopts both through
+//! `triptych_sys::wayland` and dispatches its own event queue on a thread of its own.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use wayland_client::globals::{registry_queue_init, GlobalListContents};
+use wayland_client::protocol::wl_buffer::{self, WlBuffer};
+use wayland_client::protocol::wl_callback::{self, WlCallback};
+use wayland_client::protocol::wl_registry::WlRegistry;
+use wayland_client::protocol::wl_shm::{self, WlShm};
+use wayland_client::protocol::wl_shm_pool::WlShmPool;
+use wayland_client::protocol::wl_surface::WlSurface;
+use wayland_client::{Connection, Dispatch, QueueHandle};
+
+use super::x11::Completion;
+
+/// What the event thread reports.
+pub enum Note {
+    /// The compositor no longer reads a slot.
+    Released(Completion),
+    /// The compositor showed this frame and asks for the next one.
+    FrameDone(u64),
+}
+
+struct State {
+    notify: Box<dyn Fn(Note) + Send>,
+}
+
+impl Dispatch<WlRegistry, GlobalListContents> for State {
+    fn event(
+        _: &mut Self,
+        _: &WlRegistry,
+        _: wayland_client::protocol::wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+impl Dispatch<WlShm, ()> for State {
+    fn event(
+        _: &mut Self,
+        _: &WlShm,
+        _: wl_shm::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+impl Dispatch<WlShmPool, ()> for State {
+    fn event(
+        _: &mut Self,
+        _: &WlShmPool,
+        _: wayland_client::protocol::wl_shm_pool::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+impl Dispatch<WlBuffer, Completion> for State {
+    fn event(
+        state: &mut Self,
+        _: &WlBuffer,
+        event: wl_buffer::Event,
+        slot: &Completion,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_buffer::Event::Release = event {
+            (state.notify)(Note::Released(*slot));
+        }
+    }
+}
+
+impl Dispatch<WlCallback, u64> for State {
+    fn event(
+        state: &mut Self,
+        _: &WlCallback,
+        event: wl_callback::Event,
+        frame: &u64,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_callback::Event::Done { .. } = event {
+            (state.notify)(Note::FrameDone(*frame));
+        }
+    }
+}
+
+/// One renderer output as a pool and its buffers, by slot offset.
+struct Pool {
+    pool: WlShmPool,
+    buffers: HashMap<u32, WlBuffer>,
+}
+
+/// The launcher's side of the window's Wayland surface.
+pub struct Presenter {
+    /// The window and the adopted objects: kept for as long as the buffers are used.
+    _adopted: triptych_sys::wayland::Adopted,
+    conn: Connection,
+    qh: QueueHandle<State>,
+    shm: WlShm,
+    surface: WlSurface,
+    pools: Mutex<HashMap<u32, Pool>>,
+    next_seg: Mutex<u32>,
+}
+
+impl std::fmt::Debug for Presenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("wayland::Presenter").finish_non_exhaustive()
+    }
+}
+
+impl Presenter {
+    /// Adopts the window's display and surface (the presenter holds the window, so both stay
+    /// valid) and starts the event thread.
+    pub fn connect(
+        window: std::sync::Arc<winit::window::Window>,
+        notify: impl Fn(Note) + Send + 'static,
+    ) -> anyhow::Result<Presenter> {
+        let adopted = triptych_sys::wayland::adopt(window)?;
+        let conn = adopted.conn.clone();
+        let surface = adopted.surface.clone();
+        let (globals, mut queue) =
+            registry_queue_init::<State>(&conn).context("listing the compositor's globals")?;
+        let qh = queue.handle();
+        let shm: WlShm = globals
+            .bind(&qh, 1..=1, ())
+            .context("the compositor offers no wl_shm")?;
+        let mut state = State {
+            notify: Box::new(notify),
+        };
+        queue
+            .roundtrip(&mut state)
+            .context("talking to the compositor")?;
+        std::thread::Builder::new()
+            .name("wayland-events".into())
+            .spawn(move || while queue.blocking_dispatch(&mut state).is_ok() {})
+            .context("starting the Wayland event thread")?;
+        Ok(Presenter {
+            _adopted: adopted,
+            conn,
+            qh,
+            shm,
+            surface,
+            pools: Mutex::new(HashMap::new()),
+            next_seg: Mutex::new(1),
+        })
+    }
+
+    /// Makes a pool of the output memfd, with a buffer per slot; returns its id.
+    pub fn attach(
+        &self,
+        fd: OwnedFd,
+        slots: u32,
+        slot_bytes: u32,
+        (width, height): (u16, u16),
+    ) -> anyhow::Result<u32> {
+        let total = slots
+            .checked_mul(slot_bytes)
+            .and_then(|t| i32::try_from(t).ok())
+            .context("an output too large for wl_shm")?;
+        let pool = self.shm.create_pool(fd.as_fd(), total, &self.qh, ());
+        let mut seg = self
+            .next_seg
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let id = *seg;
+        *seg += 1;
+        let mut buffers = HashMap::new();
+        for s in 0..slots {
+            let offset = s * slot_bytes;
+            let b = pool.create_buffer(
+                offset as i32,
+                i32::from(width),
+                i32::from(height),
+                i32::from(width) * 4,
+                wl_shm::Format::Xrgb8888,
+                &self.qh,
+                Completion { seg: id, offset },
+            );
+            buffers.insert(offset, b);
+        }
+        self.conn.flush().context("flushing to the compositor")?;
+        self.pools
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(id, Pool { pool, buffers });
+        Ok(id)
+    }
+
+    /// Destroys pool `seg` and its buffers.
+    pub fn detach(&self, seg: u32) {
+        if let Ok(mut pools) = self.pools.lock() {
+            if let Some(p) = pools.remove(&seg) {
+                for b in p.buffers.values() {
+                    b.destroy();
+                }
+                p.pool.destroy();
+                let _ = self.conn.flush();
+            }
+        }
+    }
+
+    /// Shows the slot at `offset` of pool `seg`, holding `frame`, and asks for a frame callback.
+    pub fn put(
+        &self,
+        seg: u32,
+        offset: u32,
+        frame: u64,
+        (width, height): (u16, u16),
+    ) -> anyhow::Result<()> {
+        let pools = self.pools.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let Some(b) = pools.get(&seg).and_then(|p| p.buffers.get(&offset)) else {
+            bail!("no buffer for offset {offset} of pool {seg}");
+        };
+        self.surface.attach(Some(b), 0, 0);
+        self.surface
+            .damage_buffer(0, 0, i32::from(width), i32::from(height));
+        self.surface.frame(&self.qh, frame);
+        self.surface.commit();
+        self.conn.flush().context("flushing to the compositor")?;
+        Ok(())
+    }
+}
