@@ -15,4 +15,5 @@ pub mod pool;
 #[cfg(debug_assertions)]
 pub mod probe;
 pub mod sandbox;
+pub mod scene;
 pub mod transport;

@@ -4,15 +4,16 @@
 //! exporter the launcher asked for (failing at once, with the missing piece named, when it
 //! cannot work), report what runs, then for each frame: take a free pool buffer per layer
 //! (waiting for releases when there is none), draw the layer, send the frame's descriptions to
-//! the renderer, and complete each layer's work, which signals its fence. After the last frame it
-//! keeps serving releases until the launcher says `Shutdown`.
+//! the renderer, and complete each layer's work, which signals its fence. With a scene file,
+//! its images follow `Start` and are read before the sandbox and decoded after it (`scene.rs`).
+//! After the last frame it keeps serving releases until the launcher says `Shutdown`.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
 use gpu_process::export::{self, shm::ShmExporter, Exporter};
-use gpu_process::gl::{GlContext, PlatformRequest};
+use gpu_process::gl::{GlContext, Paint, PlatformRequest};
 use gpu_process::pool::Pool;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -122,8 +123,22 @@ fn run() -> anyhow::Result<()> {
         start.first_frame,
         &events,
     );
+    // A scene file's images follow `Start`; their bytes are read now, decoded once sandboxed.
+    let received = match &start.scene {
+        None => None,
+        Some(s) => {
+            let next = || commands.recv().context("receiving a scene image");
+            match gpu_process::scene::receive(s, next) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
+                    return Err(e);
+                }
+            }
+        }
+    };
     match setup(&start) {
-        Ok((gl, exporter, reason)) => {
+        Ok((mut gl, exporter, reason)) => {
             let gl_line = {
                 let i = gl.info();
                 format!("{} on {} ({})", i.gl_renderer, i.platform, i.egl_vendor)
@@ -150,11 +165,20 @@ fn run() -> anyhow::Result<()> {
                     return Err(e);
                 }
             };
+            let (w, h) = (start.width, start.height);
+            let scene = received.map(|r| gpu_process::scene::prepare(r, &mut gl, w, h));
+            let scene = match scene.transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
+                    return Err(e);
+                }
+            };
             events
                 .send(&GpuToLauncher::Started(info.clone()))
                 .context("reporting the start")?;
             let commands = channel::forward("launcher-rx", commands)?;
-            let mut producer = Producer::new(start, peer, gl, exporter, events, fds)?;
+            let mut producer = Producer::new(start, peer, gl, exporter, events, fds, scene)?;
             #[cfg(debug_assertions)]
             if let Some(a) = gpu_process::hostile::Attack::from_env() {
                 gpu_process::hostile::attack(
@@ -252,6 +276,8 @@ struct Producer {
     rec: Recorder,
     /// Sends each frame's fds to the renderer with the SCM_RIGHTS transport.
     fds: gpu_process::transport::FdSender,
+    /// The scene file drawn instead of the built-in scene, if any.
+    scene: Option<gpu_process::scene::ScenePlan>,
 }
 
 impl Producer {
@@ -262,7 +288,17 @@ impl Producer {
         exporter: Box<dyn Exporter>,
         events: Sender<GpuToLauncher>,
         fds: gpu_process::transport::FdSender,
+        scene: Option<gpu_process::scene::ScenePlan>,
     ) -> anyhow::Result<Self> {
+        if let Some(s) = &scene {
+            if s.len() != start.layers as usize {
+                bail!(
+                    "Start says {} layers, the scene has {}",
+                    start.layers,
+                    s.len()
+                );
+            }
+        }
         let pool = Pool::new(start.layers, start.pool_per_layer);
         let rec = if start.trace {
             Recorder::new(std::process::id())
@@ -295,6 +331,7 @@ impl Producer {
             pool,
             rec,
             fds,
+            scene,
         })
     }
 
@@ -347,6 +384,9 @@ impl Producer {
                 self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
             }
             LauncherToGpu::Start(_) => tracing::warn!("a second Start was ignored"),
+            LauncherToGpu::SceneImage { layer } => {
+                tracing::warn!(layer, "a scene image after the start was ignored");
+            }
         }
         Ok(true)
     }
@@ -456,13 +496,32 @@ impl Producer {
         let mut layers = Vec::with_capacity(n as usize);
         let mut used = Vec::with_capacity(n as usize);
         let mut export_ns = 0u64;
+        let mut scene_layers = self
+            .scene
+            .as_ref()
+            .map(|s| s.layers(frame, w, h).into_iter());
         for layer in 0..n {
+            let drawn = match scene_layers.as_mut().and_then(Iterator::next) {
+                Some(l) => (l.width, l.height, l.paint, l.placement),
+                None => {
+                    let (lw, lh) = triptych_scene::layer_size(layer, w, h);
+                    let p = triptych_scene::placement(frame, layer, n, w, h);
+                    let content = triptych_scene::layer_content(frame, layer, w, h);
+                    let placement = LayerPlacement {
+                        x: p.x,
+                        y: p.y,
+                        z: p.z,
+                        opacity: p.opacity,
+                    };
+                    (lw, lh, Paint::Rects(content), placement)
+                }
+            };
+            let (lw, lh, paint, placement) = drawn;
             let slot = self
                 .pool
                 .free_slot(layer)
                 .context("no free buffer although one was checked")?;
             let id = self.pool.id(slot);
-            let (lw, lh) = triptych_scene::layer_size(layer, w, h);
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if s.buffer.is_none() {
                 s.buffer = Some(
@@ -472,10 +531,9 @@ impl Producer {
                 );
             }
             let buf = s.buffer.as_mut().context("buffer just allocated")?;
-            let content = triptych_scene::layer_content(frame, layer, w, h);
             let sub = self
                 .exporter
-                .render(&mut self.gl, buf, &content)
+                .render(&mut self.gl, buf, &paint)
                 .context("rendering a layer")?;
             let e0 = triptych_trace::now_ns();
             let desc = export::describe(
@@ -486,15 +544,9 @@ impl Producer {
             )?;
             export_ns += triptych_trace::now_ns() - e0;
             self.pool.submit(slot, sub);
-            let p = triptych_scene::placement(frame, layer, n, w, h);
             layers.push(LayerMsg {
                 layer,
-                placement: LayerPlacement {
-                    x: p.x,
-                    y: p.y,
-                    z: p.z,
-                    opacity: p.opacity,
-                },
+                placement,
                 buffer: desc,
             });
             used.push(slot);

@@ -107,6 +107,14 @@ pub enum LauncherToGpu {
     },
     /// Stop, release everything, exit 0.
     Shutdown,
+    /// The PNG bytes of image layer `layer`, as the one attached fd: a read-only file the
+    /// launcher opened, or a sealed memfd for an embedded image. Read with positional reads
+    /// (`pread`), so the file offset, shared with the launcher's copy, never moves. Sent only
+    /// right after a `Start` whose scene has images, in ascending layer order.
+    SceneImage {
+        /// The layer's index in the scene.
+        layer: u32,
+    },
 }
 
 /// A (new) renderer to produce for. Its peer socket (frames out, releases in) travels as the
@@ -152,6 +160,40 @@ pub struct GpuStart {
     pub trace: bool,
     /// How sandbox violations are reported.
     pub reports: ViolationReports,
+    /// The scene file to draw instead of the built-in deterministic scene; `None` draws the
+    /// built-in one. Its images follow `Start` as [`LauncherToGpu::SceneImage`] messages.
+    pub scene: Option<SceneStart>,
+}
+
+/// The most bytes of scene text a [`SceneStart`] carries, so that `Start` stays well inside
+/// one datagram ([`crate::channel`]'s 64 KiB); the launcher refuses a larger file.
+pub const MAX_SCENE_TEXT: usize = 32 * 1024;
+
+/// A scene file as the GPU process receives it: the launcher parsed it already (a bad file
+/// never starts a child); the GPU process parses the same text again, with the same parser, so
+/// both hold the same `triptych_scene::file::Scene` without a second wire format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SceneStart {
+    /// Where the text comes from.
+    pub source: SceneSource,
+    /// How many image layers the scene has: exactly this many [`LauncherToGpu::SceneImage`]
+    /// messages follow `Start`, one per image layer in ascending layer order.
+    pub images: u32,
+}
+
+/// The text of a scene.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SceneSource {
+    /// The built-in scene (`triptych_scene::file::default_scene`).
+    Builtin,
+    /// A scene file's text (at most [`MAX_SCENE_TEXT`] bytes) and the name it is reported
+    /// under: its path as the launcher was given it. Nothing is opened by that name.
+    File {
+        /// The path, for error messages.
+        name: String,
+        /// The file's text.
+        text: String,
+    },
 }
 
 /// Where in the frame path an injected fault fires.
@@ -438,6 +480,8 @@ pub struct RendererStart {
     pub reports: ViolationReports,
     /// The byte order of the output slots.
     pub output_order: OutputOrder,
+    /// The opaque colour under every layer, premultiplied R, G, B, A (the scene's backdrop).
+    pub backdrop: [u8; 4],
 }
 
 /// The byte order of the renderer's output pixels (premultiplied, rows tightly packed).
@@ -573,13 +617,17 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Ping(_) => "Ping",
             LauncherToGpu::Render { .. } => "Render",
             LauncherToGpu::Shutdown => "Shutdown",
+            LauncherToGpu::SceneImage { .. } => "SceneImage",
         }
     }
-    /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket.
+    /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
+    /// its image.
     fn fd_count(&self) -> usize {
         usize::from(matches!(
             self,
-            LauncherToGpu::Start(_) | LauncherToGpu::NewRenderer(_)
+            LauncherToGpu::Start(_)
+                | LauncherToGpu::NewRenderer(_)
+                | LauncherToGpu::SceneImage { .. }
         ))
     }
 }

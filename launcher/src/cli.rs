@@ -111,9 +111,17 @@ pub struct RunArgs {
     /// Frame size.
     #[arg(long, default_value = "640x480")]
     pub size: Size,
-    /// Number of layers (1 to 8).
+    /// Number of layers (1 to 8) of the built-in deterministic scene.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub layers: u32,
+    /// Draw this scene file (TOML; see the scene crate's `file` module for the format) instead
+    /// of the built-in deterministic scene; `default` is the built-in example scene file.
+    /// Images it names are read relative to the file.
+    #[arg(long, conflicts_with = "layers")]
+    pub scene: Option<PathBuf>,
+    /// The loaded `--scene`, filled in before the run starts (not an option).
+    #[arg(skip)]
+    pub loaded_scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
     /// Write the last composited frame to this PNG file.
     #[arg(long, default_value = "triptych-frame.png")]
     pub out: PathBuf,

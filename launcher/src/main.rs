@@ -15,6 +15,7 @@ mod crash;
 mod doctor;
 mod jail;
 mod present;
+mod scene;
 mod session;
 mod signals;
 mod summary;
@@ -44,6 +45,22 @@ fn main() {
 }
 
 fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
+    // A scene file is read, parsed and its images opened before any child starts: a bad one
+    // ends the run here with its located error.
+    let mut args = args.clone();
+    if let Some(path) = &args.scene {
+        let loaded = scene::load(path)?;
+        args.layers = u32::try_from(loaded.scene.layers.len()).context("layer count")?;
+        if args.verify {
+            // The frame verified is the last one; refuse at once when it has no reference.
+            let (w, h) = (args.size.width, args.size.height);
+            if let Err(e) = verify::scene_reference(&loaded, args.frames - 1, w, h) {
+                anyhow::bail!("--verify cannot check this scene: {e}");
+            }
+        }
+        args.loaded_scene = Some(std::sync::Arc::new(loaded));
+    }
+    let args = &args;
     let signals = signals::install()?;
     if let Err(e) = triptych_sys::prctl::set_name("launcher") {
         tracing::warn!(error = %e, "could not name the launcher process");

@@ -1,6 +1,8 @@
 //! `triptych run --verify`: the presented frame, compared pixel for pixel with the reference
 //! composite the scene computes on its own (`triptych_scene::expected_pixel`), so that a run on
-//! an unfamiliar driver proves its output, not only that it produced some.
+//! an unfamiliar driver proves its output, not only that it produced some. With `--scene`, the
+//! reference is the scene file's CPU reference (`triptych_scene::file::reference_frame`), which
+//! exists only for the exactly predictable layer kinds.
 
 use serde::Serialize;
 
@@ -20,8 +22,61 @@ pub struct Verification {
 /// How many differences are listed.
 const LISTED: usize = 8;
 
+/// The reference of `frame` of the loaded `--scene`, `width * height * 4` RGBA bytes, or why
+/// it has none.
+pub fn scene_reference(
+    loaded: &crate::scene::LoadedScene,
+    frame: u64,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, triptych_scene::file::Unpredictable> {
+    let images: Vec<_> = loaded.decoded.iter().map(Option::as_ref).collect();
+    triptych_scene::file::reference_frame(&loaded.scene, frame, width, height, &images)
+}
+
+/// Compares `pixels` with the reference of `frame` of the run's scene: the loaded `--scene`,
+/// or the built-in deterministic one with `layers` layers.
+pub fn check_run(
+    scene: Option<&crate::scene::LoadedScene>,
+    frame: u64,
+    layers: u32,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Verification {
+    let Some(loaded) = scene else {
+        return check(frame, layers, width, height, pixels);
+    };
+    match scene_reference(loaded, frame, width, height) {
+        Ok(want) => check_with(frame, width, height, pixels, |x, y| {
+            let i = ((u64::from(y) * u64::from(width) + u64::from(x)) * 4) as usize;
+            [want[i], want[i + 1], want[i + 2], want[i + 3]]
+        }),
+        // Refused before the run starts (`main.rs`); a frame that still has no reference counts
+        // as wholly different.
+        Err(e) => Verification {
+            frame,
+            pixels: u64::from(width) * u64::from(height),
+            mismatches: u64::from(width) * u64::from(height),
+            first: vec![e.to_string()],
+        },
+    }
+}
+
 /// Compares `pixels` (RGBA rows of `width`, tightly packed) with the reference of `frame`.
 pub fn check(frame: u64, layers: u32, width: u32, height: u32, pixels: &[u8]) -> Verification {
+    check_with(frame, width, height, pixels, |x, y| {
+        triptych_scene::expected_pixel(frame, layers, width, height, x, y)
+    })
+}
+
+fn check_with(
+    frame: u64,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    reference: impl Fn(u32, u32) -> [u8; 4],
+) -> Verification {
     let mut v = Verification {
         frame,
         ..Verification::default()
@@ -29,7 +84,7 @@ pub fn check(frame: u64, layers: u32, width: u32, height: u32, pixels: &[u8]) ->
     for y in 0..height {
         for x in 0..width {
             let i = ((u64::from(y) * u64::from(width) + u64::from(x)) * 4) as usize;
-            let want = triptych_scene::expected_pixel(frame, layers, width, height, x, y);
+            let want = reference(x, y);
             let got = pixels.get(i..i + 4);
             v.pixels += 1;
             if got != Some(&want[..]) {

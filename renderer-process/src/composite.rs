@@ -414,10 +414,12 @@ pub fn composite(out: &mut [u8], width: u32, height: u32, layers: &mut [Layer<'_
         layers,
         Avx2::detect(),
         OutputOrder::Rgba,
+        BACKDROP,
     );
 }
 
-/// [`composite`] into an output of byte order `order`: for B, G, R, A every layer is read with
+/// [`composite`] into an output of byte order `order`, over the opaque `backdrop` (R, G, B, A,
+/// premultiplied; a scene file's own, or [`BACKDROP`]): for B, G, R, A every layer is read with
 /// red and blue exchanged (OVER treats the colour channels alike), so a window gets its pixels
 /// at no extra cost.
 pub fn composite_in(
@@ -426,15 +428,16 @@ pub fn composite_in(
     height: u32,
     layers: &mut [Layer<'_>],
     order: OutputOrder,
+    backdrop: [u8; 4],
 ) {
-    composite_with(out, width, height, layers, Avx2::detect(), order);
+    composite_with(out, width, height, layers, Avx2::detect(), order, backdrop);
 }
 
-/// The backdrop in `order`.
-pub fn backdrop(order: OutputOrder) -> [u8; 4] {
+/// `rgba`, a backdrop colour, in `order`.
+pub fn backdrop_in(rgba: [u8; 4], order: OutputOrder) -> [u8; 4] {
     match order {
-        OutputOrder::Rgba => BACKDROP,
-        OutputOrder::Bgra => [BACKDROP[2], BACKDROP[1], BACKDROP[0], BACKDROP[3]],
+        OutputOrder::Rgba => rgba,
+        OutputOrder::Bgra => [rgba[2], rgba[1], rgba[0], rgba[3]],
     }
 }
 
@@ -446,8 +449,9 @@ pub(crate) fn composite_with(
     layers: &mut [Layer<'_>],
     avx2: Option<Avx2>,
     order: OutputOrder,
+    backdrop: [u8; 4],
 ) {
-    let back = backdrop(order);
+    let back = backdrop_in(backdrop, order);
     let row_bytes = width as usize * 4;
     let out = &mut out[..row_bytes * height as usize];
     if out.is_empty() {
@@ -528,7 +532,15 @@ mod tests {
                 .collect();
             for avx2 in kernels() {
                 let mut out = vec![0u8; (w * h * 4) as usize];
-                composite_with(&mut out, w, h, &mut layers, avx2, OutputOrder::Rgba);
+                composite_with(
+                    &mut out,
+                    w,
+                    h,
+                    &mut layers,
+                    avx2,
+                    OutputOrder::Rgba,
+                    BACKDROP,
+                );
                 for y in 0..h {
                     for x in 0..w {
                         let i = ((y * w + x) * 4) as usize;
@@ -720,7 +732,7 @@ mod tests {
             for avx2 in kernels() {
                 // Start from garbage: the compositor must overwrite every byte.
                 let mut out = vec![0xa5u8; want.len()];
-                composite_with(&mut out, width, height, layers, avx2, order);
+                composite_with(&mut out, width, height, layers, avx2, order, BACKDROP);
                 if let Some(i) =
                     (0..want.len() / 4).find(|&i| out[i * 4..i * 4 + 4] != want[i * 4..i * 4 + 4])
                 {

@@ -110,6 +110,8 @@ pub struct Pipeline {
     height: u32,
     /// The byte order the launcher asked the output in.
     order: renderer_process::composite::OutputOrder,
+    /// The opaque colour under every layer, R, G, B, A.
+    backdrop: [u8; 4],
     layers: u32,
     fence_timeout: Duration,
     events: Sender<RendererToLauncher>,
@@ -306,6 +308,7 @@ impl Pipeline {
             width: start.width,
             height: start.height,
             order: start.output_order,
+            backdrop: start.backdrop,
             layers: start.layers,
             fence_timeout: Duration::from_millis(u64::from(start.fence_timeout_ms)),
             events,
@@ -716,7 +719,7 @@ impl Pipeline {
             }
             let (w, h) = (self.width, self.height);
             let out = self.output.slot_mut(slot);
-            composite_in(out, w, h, &mut layers, self.order);
+            composite_in(out, w, h, &mut layers, self.order, self.backdrop);
             drop(layers);
             for a in access {
                 if let Err(e) = a.end() {

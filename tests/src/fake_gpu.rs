@@ -95,6 +95,7 @@ impl FakeGpu {
                     fence_timeout_ms,
                     reports: ViolationReports::Signal,
                     output_order: Default::default(),
+                    backdrop: triptych_scene::BACKDROP,
                 }),
                 &[theirs.as_fd()],
             )

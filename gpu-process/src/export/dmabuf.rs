@@ -28,13 +28,12 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
-use triptych_scene::LayerContent;
 use triptych_sys::dma_buf::{export_sync_file, SyncAccess};
 use triptych_sys::drm::{DrmDevice, FenceId, GemHandle};
 use triptych_sys::mapping::{Access, Mapping};
 
 use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
-use crate::gl::GlContext;
+use crate::gl::{GlContext, Paint};
 
 /// How the backend fences each frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,7 +214,7 @@ impl Exporter for DmabufExporter {
         &mut self,
         gl: &mut GlContext,
         buf: &mut Buffer,
-        content: &LayerContent,
+        content: &Paint,
     ) -> Result<Submission, ExportError> {
         let plane_fd = buf
             .planes
@@ -224,7 +223,7 @@ impl Exporter for DmabufExporter {
             .ok_or_else(|| ExportError::Kernel("buffer has no planes".into()))?;
         match self.fences {
             FenceSource::Native => {
-                gl.draw(&buf.target, content)?;
+                gl.paint(&buf.target, content)?;
                 let fence = gl.native_fence()?;
                 Ok(Submission {
                     fence: place(fence.into_fd())?,
@@ -262,7 +261,7 @@ impl Exporter for DmabufExporter {
                 })
             }
             FenceSource::Implicit => {
-                gl.draw(&buf.target, content)?;
+                gl.paint(&buf.target, content)?;
                 gl.flush()?;
                 let sync = export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
                     ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
@@ -283,7 +282,7 @@ impl Exporter for DmabufExporter {
         sub: &mut Submission,
     ) -> Result<(), ExportError> {
         if let Some(content) = sub.deferred.take() {
-            gl.draw(&buf.target, &content)?;
+            gl.paint(&buf.target, &content)?;
         }
         // Signalling consumes the vgem fence; what stays behind has nothing left to signal.
         match std::mem::replace(&mut sub.signal, Signaller::Driver) {

@@ -22,10 +22,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
-use triptych_scene::LayerContent;
 use triptych_sys::fd::ExportWindow;
 
-use crate::gl::{GlContext, GlError, LayerTarget};
+use crate::gl::{GlContext, GlError, LayerTarget, Paint};
 
 /// Errors while exporting.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +90,7 @@ pub struct Submission {
     pub signal: Signaller,
     /// Drawing left for [`Exporter::complete`], after the description went out, so that the
     /// fence covers all of the rendering (the vgem path, where this process signals it).
-    pub deferred: Option<LayerContent>,
+    pub deferred: Option<Paint>,
 }
 
 /// What signals a submission's fence.
@@ -127,7 +126,7 @@ pub trait Exporter {
         &mut self,
         gl: &mut GlContext,
         buf: &mut Buffer,
-        content: &LayerContent,
+        content: &Paint,
     ) -> Result<Submission, ExportError>;
     /// Finishes the work of `sub` and signals its fence.
     fn complete(

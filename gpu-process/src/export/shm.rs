@@ -16,11 +16,10 @@ use std::os::fd::AsFd;
 
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
-use triptych_scene::LayerContent;
 use triptych_sys::mapping::{Access, Mapping};
 
 use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
-use crate::gl::GlContext;
+use crate::gl::{GlContext, Paint};
 
 /// The shm backend.
 #[derive(Debug, Default)]
@@ -77,9 +76,9 @@ impl Exporter for ShmExporter {
         &mut self,
         gl: &mut GlContext,
         buf: &mut Buffer,
-        content: &LayerContent,
+        content: &Paint,
     ) -> Result<Submission, ExportError> {
-        gl.draw(&buf.target, content)?;
+        gl.paint(&buf.target, content)?;
         let (read, write) = triptych_sys::fd::pipe_cloexec()?;
         let exported = place(read)?;
         Ok(Submission {

@@ -372,6 +372,11 @@ impl LayerTarget {
         &self.shared
     }
 
+    /// The framebuffer that draws into the texture.
+    pub(super) fn framebuffer(&self) -> Option<glow::NativeFramebuffer> {
+        self.framebuffer
+    }
+
     /// Whether the texture's storage is a dma-buf this module allocated
     /// ([`GlContext::create_exportable_target`]).
     pub fn is_dmabuf_backed(&self) -> bool {

@@ -88,6 +88,7 @@ mod context;
 mod dmabuf_export;
 mod egl_ffi;
 mod fence;
+mod scene;
 
 pub use context::{
     EglInfo, GlContext, GlFence, LayerTarget, Platform, PlatformAttempt, PlatformRequest,
@@ -98,6 +99,7 @@ pub use dmabuf_export::{
     DRM_FORMAT_MOD_LINEAR, LINEAR_WITHOUT_MODIFIER_DRIVERS,
 };
 pub use fence::NativeFence;
+pub use scene::{rasterize_text, Paint, SceneDrawer};
 
 /// Errors of the GL module. Each names the call or extension that failed and the values involved.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +137,9 @@ pub enum GlError {
         /// The platform the display was created on.
         platform: Platform,
     },
+    /// A scene's shaders or textures could not be made or used.
+    #[error("scene drawing: {0}")]
+    Scene(String),
     /// A GL call raised an error.
     #[error("GL error {code:#06x} after {call}")]
     Gl {

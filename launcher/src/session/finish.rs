@@ -158,8 +158,14 @@ impl Supervisor<'_> {
         if ok && self.args.verify {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.last_frame) {
                 let (w, h) = (self.summary.width, self.summary.height);
-                self.summary.verified =
-                    Some(crate::verify::check(frame, self.args.layers, w, h, pixels));
+                self.summary.verified = Some(crate::verify::check_run(
+                    self.args.loaded_scene.as_deref(),
+                    frame,
+                    self.args.layers,
+                    w,
+                    h,
+                    pixels,
+                ));
             }
         }
         if ok {

@@ -61,10 +61,18 @@ impl Supervisor<'_> {
             faults,
             trace: self.args.trace.is_some(),
             reports: self.jail.reports(),
+            scene: self.args.loaded_scene.as_ref().map(|s| s.start.clone()),
         });
         if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not send Start to the GPU process");
+        }
+        // The scene's images follow, one fd each, on every start (restarts too).
+        for (layer, fd) in self.args.loaded_scene.iter().flat_map(|s| &s.images) {
+            let msg = LauncherToGpu::SceneImage { layer: *layer };
+            if let Err(e) = child.commands.send_with(&msg, &[fd.as_fd()]) {
+                tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
+            }
         }
         drop(gpu_end);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -280,6 +288,11 @@ impl Supervisor<'_> {
             } else {
                 OutputOrder::Rgba
             },
+            backdrop: self
+                .args
+                .loaded_scene
+                .as_ref()
+                .map_or(triptych_scene::BACKDROP, |s| s.scene.backdrop),
         });
         if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
             // Its death, if that is why, is seen through its pidfd and handled there.

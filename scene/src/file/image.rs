@@ -27,6 +27,30 @@ pub fn resolve_image_path(scene_file: &Path, written: &Path) -> PathBuf {
     }
 }
 
+/// A reader over a file by positional reads (`pread`), for [`decode_png`] on an fd handed over
+/// by another process: the file's offset, shared with every duplicate of the fd, never moves,
+/// so each reader (and each GPU process start) reads the same bytes from the start.
+#[derive(Debug)]
+pub struct PositionalReader<'a> {
+    file: &'a std::fs::File,
+    at: u64,
+}
+
+impl<'a> PositionalReader<'a> {
+    /// Reads `file` from its first byte.
+    pub fn new(file: &'a std::fs::File) -> Self {
+        PositionalReader { file, at: 0 }
+    }
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 /// Caps on what [`decode_png`] accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageLimits {

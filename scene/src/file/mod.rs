@@ -78,7 +78,10 @@ use std::path::Path;
 pub use damage::{damage, Damage};
 pub use error::{ErrorKind, SceneError};
 pub use eval::{Angle, LayerState, OutputRect};
-pub use image::{decode_png, decode_png_bytes, resolve_image_path, Image, ImageError, ImageLimits};
+pub use image::{
+    decode_png, decode_png_bytes, resolve_image_path, Image, ImageError, ImageLimits,
+    PositionalReader,
+};
 pub use model::{
     Animation, Content, Direction, Fade, ImageSource, Layer, Length, RectSpec, Rotate, Sampling,
     Scene, Scroll, Translate,

@@ -1,0 +1,546 @@
+//! Scene-file layers drawn with GLSL ES 3.00 shaders: solid, gradient, checker, image and text,
+//! scrolled and rotated inside the layer's texture.
+//!
+//! # Ownership and lifetimes
+//!
+//! A [`SceneDrawer`] is made once per GPU process start, after the sandbox is on, from the
+//! scene and its decoded images ([`SceneDrawer::new`]). It owns one program (a vertex shader
+//! that covers the viewport with one triangle, and one fragment shader with a branch per kind),
+//! an empty vertex array, and one texture per image or text layer: the decoded PNG, or the text
+//! rasterized on the CPU with an 8x8 bitmap font. Like every GL object of this module it holds
+//! the context's shared state, so the context outlives it, and it deletes its objects in `Drop`.
+//! Each frame, [`GlContext::paint`] draws a [`Paint::Scene`] (the drawer and the layer's
+//! [`LayerState`] at that frame) into the layer's target, replacing every texel.
+//!
+//! # Exactness
+//!
+//! The CPU reference ([`triptych_scene::file::rasterize`]) predicts solid, checker and nearest,
+//! unrotated image layers exactly, and this shader matches it bit for bit: every position is an
+//! integer texel index (`gl_FragCoord` is at texel centres, `x + 0.5`, so `floor` gives `x`;
+//! GL's window y is the scene's row, as in [`super::context`]), the scroll wrap, the checker
+//! cell and the nearest image texel (`(2x + 1) * iw / 2w`) are computed in 32-bit integers
+//! (at most `(2 * 8191 + 1) * 8192`, far below 2^31), texels are read with `texelFetch`, and
+//! colours are written as `c / 255`, which the conversion to UNORM8 (round to nearest, ES 3.0
+//! spec section 2.1.6) turns back into `c`. Gradients, linear sampling, text and rotation are
+//! drawn in floating point and are not predicted.
+//!
+//! [GLSL ES 3.00]: https://registry.khronos.org/OpenGL/specs/es/3.0/GLSL_ES_Specification_3.00.pdf
+
+use std::fmt;
+use std::rc::Rc;
+
+use glow::HasContext;
+use triptych_scene::file::{Content, Direction, Image, LayerState, Sampling, Scene};
+use triptych_scene::LayerContent;
+
+use super::context::Shared;
+use super::{GlContext, GlError, LayerTarget};
+
+/// What to draw into a layer target.
+#[derive(Clone, Debug)]
+pub enum Paint {
+    /// The built-in deterministic scene's layer: a fill and rectangles, as scissored clears.
+    Rects(LayerContent),
+    /// A scene file's layer at one frame, drawn by `drawer`'s shaders.
+    Scene {
+        /// The scene's GL resources.
+        drawer: Rc<SceneDrawer>,
+        /// The layer at the frame drawn.
+        state: LayerState,
+    },
+}
+
+impl Paint {
+    /// The size of the texture this paints, in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Paint::Rects(c) => (c.width, c.height),
+            Paint::Scene { state, .. } => (state.rect.w, state.rect.h),
+        }
+    }
+}
+
+const VERTEX: &str = r"#version 300 es
+// One triangle over the whole viewport: (-1,-1), (3,-1), (-1,3).
+void main() {
+    vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+    gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
+}
+";
+
+const FRAGMENT: &str = r"#version 300 es
+precision highp float;
+precision highp int;
+uniform int u_kind;        // 0 solid, 1 gradient, 2 checker, 3 image, 4 text
+uniform ivec2 u_size;      // the layer's size in texels
+uniform vec4 u_c0;         // premultiplied colours, c / 255
+uniform vec4 u_c1;
+uniform int u_cell;        // checker cell side
+uniform ivec2 u_scroll;    // in 0..w, 0..h
+uniform int u_vertical;    // gradient direction
+uniform int u_linear;      // image sampling
+uniform int u_rotated;
+uniform vec2 u_cos_sin;    // of the clockwise rotation
+uniform highp sampler2D u_tex;
+out vec4 o;
+
+// The content at integer texel p of the layer (0 <= p < u_size), exactly.
+vec4 at_texel(ivec2 p) {
+    ivec2 q = (p + u_scroll) % u_size;
+    if (u_kind == 0) return u_c0;
+    if (u_kind == 2) return ((q.x / u_cell + q.y / u_cell) % 2 == 0) ? u_c0 : u_c1;
+    if (u_kind == 3) {
+        ivec2 isz = textureSize(u_tex, 0);
+        return texelFetch(u_tex, ((2 * q + 1) * isz) / (2 * u_size), 0);
+    }
+    return texelFetch(u_tex, p, 0);
+}
+
+// The content at point f of the layer (texel centres at x + 0.5); transparent outside it.
+vec4 at_point(vec2 f) {
+    vec2 size = vec2(u_size);
+    if (f.x < 0.0 || f.y < 0.0 || f.x >= size.x || f.y >= size.y) return vec4(0.0);
+    if (u_kind == 1) {
+        float t = u_vertical == 1 ? f.y / size.y : f.x / size.x;
+        return mix(u_c0, u_c1, t);
+    }
+    if (u_kind == 3 && u_linear == 1) {
+        return texture(u_tex, (f + vec2(u_scroll)) / size);
+    }
+    return at_texel(min(ivec2(floor(f)), u_size - 1));
+}
+
+void main() {
+    vec2 f = gl_FragCoord.xy;
+    if (u_rotated == 1) {
+        // The layer turns clockwise (y down) about its centre: sample where this texel was.
+        vec2 c = vec2(u_size) * 0.5;
+        vec2 d = f - c;
+        f = c + vec2(u_cos_sin.x * d.x + u_cos_sin.y * d.y, -u_cos_sin.y * d.x + u_cos_sin.x * d.y);
+    }
+    o = at_point(f);
+}
+";
+
+/// Uniform locations of the program.
+struct Uniforms {
+    kind: Option<glow::NativeUniformLocation>,
+    size: Option<glow::NativeUniformLocation>,
+    c0: Option<glow::NativeUniformLocation>,
+    c1: Option<glow::NativeUniformLocation>,
+    cell: Option<glow::NativeUniformLocation>,
+    scroll: Option<glow::NativeUniformLocation>,
+    vertical: Option<glow::NativeUniformLocation>,
+    linear: Option<glow::NativeUniformLocation>,
+    rotated: Option<glow::NativeUniformLocation>,
+    cos_sin: Option<glow::NativeUniformLocation>,
+    tex: Option<glow::NativeUniformLocation>,
+}
+
+/// The GL resources of one scene: the program and the image and text textures.
+pub struct SceneDrawer {
+    shared: Rc<Shared>,
+    program: glow::NativeProgram,
+    vao: glow::NativeVertexArray,
+    uniforms: Uniforms,
+    /// Per layer: the texture an image or text layer samples.
+    textures: Vec<Option<glow::NativeTexture>>,
+}
+
+impl fmt::Debug for SceneDrawer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SceneDrawer")
+            .field("program", &self.program.0)
+            .field("textures", &self.textures.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SceneDrawer {
+    fn drop(&mut self) {
+        if let Err(error) = self.shared.make_current() {
+            tracing::warn!(%error, "scene GL objects leaked: context not current");
+            return;
+        }
+        let gl = &self.shared.gl;
+        // SAFETY: this context is current; every name was created by it in `new` and is
+        // deleted only here.
+        unsafe {
+            for t in self.textures.iter().flatten() {
+                gl.delete_texture(*t);
+            }
+            gl.delete_vertex_array(self.vao);
+            gl.delete_program(self.program);
+        }
+    }
+}
+
+/// `c`, premultiplied RGBA8, as the shader's `c / 255`.
+fn unorm(c: [u8; 4]) -> [f32; 4] {
+    c.map(|v| f32::from(v) / 255.0)
+}
+
+/// The text of a text layer, rasterized: premultiplied RGBA8 of `w` x `h`, rows top-down.
+///
+/// Glyphs are the 8x8 bitmap font of the `font8x8` crate (ASCII; anything else is drawn as
+/// `?`) scaled to `size` x `size` texels by nearest neighbour, laid out left to right from the
+/// left edge, vertically centred; what does not fit is clipped. A texel is the colour where a
+/// glyph's bit is set and transparent elsewhere.
+pub fn rasterize_text(text: &str, size: u32, color: [u8; 4], w: u32, h: u32) -> Vec<u8> {
+    let mut px = vec![0u8; w as usize * h as usize * 4];
+    let size = size.max(1);
+    let top = (i64::from(h) - i64::from(size)) / 2;
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY
+            .get(ch as usize)
+            .copied()
+            .unwrap_or(font8x8::legacy::BASIC_LEGACY[b'?' as usize]);
+        let left = i as u64 * u64::from(size);
+        if left >= u64::from(w) {
+            break;
+        }
+        for gy in 0..size {
+            let y = top + i64::from(gy);
+            if y < 0 || y >= i64::from(h) {
+                continue;
+            }
+            let row = glyph[(gy * 8 / size) as usize];
+            for gx in 0..size {
+                let x = left + u64::from(gx);
+                if x >= u64::from(w) {
+                    break;
+                }
+                // Bit 0 is the glyph's leftmost column.
+                if row >> (gx * 8 / size) & 1 == 1 {
+                    let at = (y as usize * w as usize + x as usize) * 4;
+                    px[at..at + 4].copy_from_slice(&color);
+                }
+            }
+        }
+    }
+    px
+}
+
+impl SceneDrawer {
+    /// Compiles the program and uploads the textures of `scene` on `gl`; `images[i]` is layer
+    /// `i`'s decoded image when it is an image layer.
+    pub fn new(
+        gl: &mut GlContext,
+        scene: &Scene,
+        images: &[Option<Image>],
+        out_w: u32,
+        out_h: u32,
+    ) -> Result<SceneDrawer, GlError> {
+        let shared = Rc::clone(gl.shared());
+        shared.make_current()?;
+        let program = compile(&shared)?;
+        let g = &shared.gl;
+        // SAFETY: context current; glGenVertexArrays has no other precondition.
+        let vao = unsafe { g.create_vertex_array() }.map_err(|message| GlError::CreateObject {
+            object: "vertex array",
+            message,
+        });
+        let vao = match vao {
+            Ok(v) => v,
+            Err(e) => {
+                // SAFETY: context current; `program` is a live name of it, not used again.
+                unsafe { g.delete_program(program) };
+                return Err(e);
+            }
+        };
+        // SAFETY: context current; `program` is a live, linked program of this context; the
+        // names are NUL-free string literals.
+        let uniforms = unsafe {
+            let at = |n: &str| g.get_uniform_location(program, n);
+            Uniforms {
+                kind: at("u_kind"),
+                size: at("u_size"),
+                c0: at("u_c0"),
+                c1: at("u_c1"),
+                cell: at("u_cell"),
+                scroll: at("u_scroll"),
+                vertical: at("u_vertical"),
+                linear: at("u_linear"),
+                rotated: at("u_rotated"),
+                cos_sin: at("u_cos_sin"),
+                tex: at("u_tex"),
+            }
+        };
+        let mut drawer = SceneDrawer {
+            shared: Rc::clone(&shared),
+            program,
+            vao,
+            uniforms,
+            textures: Vec::with_capacity(scene.layers.len()),
+        };
+        for (i, layer) in scene.layers.iter().enumerate() {
+            let tex = match &layer.content {
+                Content::Image { sampling, .. } => {
+                    let Some(Some(img)) = images.get(i) else {
+                        return Err(GlError::Scene(format!(
+                            "layer {i} ({}) is an image layer without its image",
+                            layer.name
+                        )));
+                    };
+                    let linear = *sampling == Sampling::Linear;
+                    Some(drawer.upload(img.width, img.height, &img.pixels, linear)?)
+                }
+                Content::Text { text, size, color } => {
+                    let s = layer.state_at(i, 0, out_w, out_h);
+                    let (w, h) = (s.rect.w, s.rect.h);
+                    let px = rasterize_text(text, *size, *color, w, h);
+                    Some(drawer.upload(w, h, &px, false)?)
+                }
+                _ => None,
+            };
+            drawer.textures.push(tex);
+        }
+        Ok(drawer)
+    }
+
+    /// A texture of `w` x `h` RGBA8 texels from `pixels` (rows top-down, tightly packed), with
+    /// nearest or linear filtering and repeat wrapping (the scroll wraps the same way).
+    fn upload(
+        &self,
+        w: u32,
+        h: u32,
+        pixels: &[u8],
+        linear: bool,
+    ) -> Result<glow::NativeTexture, GlError> {
+        let max = self.shared.info.max_texture_size;
+        let (Ok(wi), Ok(hi)) = (i32::try_from(w), i32::try_from(h)) else {
+            return Err(GlError::BadSize {
+                width: w,
+                height: h,
+                max,
+            });
+        };
+        if w == 0 || h == 0 || w > max || h > max {
+            return Err(GlError::BadSize {
+                width: w,
+                height: h,
+                max,
+            });
+        }
+        if pixels.len() != w as usize * h as usize * 4 {
+            return Err(GlError::BufferSize {
+                got: pixels.len(),
+                needed: w as usize * h as usize * 4,
+                width: w,
+                height: h,
+            });
+        }
+        self.shared.make_current()?;
+        let g = &self.shared.gl;
+        // SAFETY: context current; glGenTextures has no other precondition.
+        let tex = unsafe { g.create_texture() }.map_err(|message| GlError::CreateObject {
+            object: "texture",
+            message,
+        })?;
+        let filter = if linear { glow::LINEAR } else { glow::NEAREST } as i32;
+        // SAFETY: context current; `tex` is a fresh name of it. 1 level of RGBA8 with
+        // 1 <= w, h <= GL_MAX_TEXTURE_SIZE (checked above) is a valid glTexStorage2D. No buffer
+        // is bound to PIXEL_UNPACK_BUFFER, so the pointer is client memory: with alignment 4
+        // (rows are 4 * w bytes), no row length or skips, glTexSubImage2D of RGBA/UNSIGNED_BYTE
+        // reads exactly w * h * 4 bytes, which is `pixels.len()` (checked above). Bindings are
+        // restored to 0.
+        unsafe {
+            g.bind_texture(glow::TEXTURE_2D, Some(tex));
+            g.tex_storage_2d(glow::TEXTURE_2D, 1, glow::RGBA8, wi, hi);
+            g.bind_buffer(glow::PIXEL_UNPACK_BUFFER, None);
+            g.pixel_store_i32(glow::UNPACK_ALIGNMENT, 4);
+            g.pixel_store_i32(glow::UNPACK_ROW_LENGTH, 0);
+            g.pixel_store_i32(glow::UNPACK_SKIP_PIXELS, 0);
+            g.pixel_store_i32(glow::UNPACK_SKIP_ROWS, 0);
+            g.tex_sub_image_2d(
+                glow::TEXTURE_2D,
+                0,
+                0,
+                0,
+                wi,
+                hi,
+                glow::RGBA,
+                glow::UNSIGNED_BYTE,
+                glow::PixelUnpackData::Slice(Some(pixels)),
+            );
+            g.tex_parameter_i32(glow::TEXTURE_2D, glow::TEXTURE_MIN_FILTER, filter);
+            g.tex_parameter_i32(glow::TEXTURE_2D, glow::TEXTURE_MAG_FILTER, filter);
+            g.tex_parameter_i32(glow::TEXTURE_2D, glow::TEXTURE_WRAP_S, glow::REPEAT as i32);
+            g.tex_parameter_i32(glow::TEXTURE_2D, glow::TEXTURE_WRAP_T, glow::REPEAT as i32);
+            g.bind_texture(glow::TEXTURE_2D, None);
+        }
+        if let Err(e) = self.shared.check("glTexSubImage2D(scene texture)") {
+            // SAFETY: context current; `tex` is a live name of it, not used again.
+            unsafe { g.delete_texture(tex) };
+            return Err(e);
+        }
+        Ok(tex)
+    }
+}
+
+/// Compiles and links the scene program.
+fn compile(shared: &Shared) -> Result<glow::NativeProgram, GlError> {
+    let g = &shared.gl;
+    // SAFETY: context current (the caller made it so); every name used is created here and
+    // deleted here on every path except the returned, linked program; the sources are valid
+    // UTF-8 without NUL bytes.
+    unsafe {
+        let program = g
+            .create_program()
+            .map_err(|message| GlError::CreateObject {
+                object: "program",
+                message,
+            })?;
+        let mut shaders = Vec::new();
+        let mut failure = None;
+        for (kind, src, name) in [
+            (glow::VERTEX_SHADER, VERTEX, "vertex"),
+            (glow::FRAGMENT_SHADER, FRAGMENT, "fragment"),
+        ] {
+            let shader = match g.create_shader(kind) {
+                Ok(s) => s,
+                Err(message) => {
+                    failure = Some(GlError::CreateObject {
+                        object: "shader",
+                        message,
+                    });
+                    break;
+                }
+            };
+            g.shader_source(shader, src);
+            g.compile_shader(shader);
+            if !g.get_shader_compile_status(shader) {
+                failure = Some(GlError::Scene(format!(
+                    "compiling the {name} shader: {}",
+                    g.get_shader_info_log(shader)
+                )));
+                g.delete_shader(shader);
+                break;
+            }
+            g.attach_shader(program, shader);
+            shaders.push(shader);
+        }
+        if failure.is_none() {
+            g.link_program(program);
+            if !g.get_program_link_status(program) {
+                failure = Some(GlError::Scene(format!(
+                    "linking the scene program: {}",
+                    g.get_program_info_log(program)
+                )));
+            }
+        }
+        for s in shaders {
+            g.detach_shader(program, s);
+            g.delete_shader(s);
+        }
+        if let Some(e) = failure {
+            g.delete_program(program);
+            return Err(e);
+        }
+        Ok(program)
+    }
+}
+
+impl GlContext {
+    /// Draws `paint` into `target`, replacing every texel.
+    pub fn paint(&mut self, target: &LayerTarget, paint: &Paint) -> Result<(), GlError> {
+        match paint {
+            Paint::Rects(content) => self.draw(target, content),
+            Paint::Scene { drawer, state } => self.draw_scene_layer(target, drawer, state),
+        }
+    }
+
+    /// Draws scene layer `state` into `target` with `drawer`'s program.
+    fn draw_scene_layer(
+        &mut self,
+        target: &LayerTarget,
+        drawer: &SceneDrawer,
+        state: &LayerState,
+    ) -> Result<(), GlError> {
+        if !Rc::ptr_eq(self.shared(), target.shared()) || !Rc::ptr_eq(self.shared(), &drawer.shared)
+        {
+            return Err(GlError::ForeignObject {
+                what: "scene layer target",
+            });
+        }
+        let (w, h) = (target.width(), target.height());
+        if (state.rect.w, state.rect.h) != (w, h) {
+            return Err(GlError::SizeMismatch {
+                content_width: state.rect.w,
+                content_height: state.rect.h,
+                width: w,
+                height: h,
+            });
+        }
+        let shared = Rc::clone(self.shared());
+        shared.make_current()?;
+        let g = &shared.gl;
+        let u = &drawer.uniforms;
+        let (kind, c0, c1, cell, vertical, linear) = match &state.content {
+            Content::Solid { color } => (0, *color, *color, 1, false, false),
+            Content::Gradient {
+                from,
+                to,
+                direction,
+            } => (1, *from, *to, 1, *direction == Direction::Vertical, false),
+            Content::Checker { cell, colors } => (2, colors[0], colors[1], *cell, false, false),
+            Content::Image { sampling, .. } => {
+                (3, [0; 4], [0; 4], 1, false, *sampling == Sampling::Linear)
+            }
+            Content::Text { .. } => (4, [0; 4], [0; 4], 1, false, false),
+        };
+        let texture = drawer.textures.get(state.index).copied().flatten();
+        if matches!(kind, 3 | 4) && texture.is_none() {
+            return Err(GlError::Scene(format!(
+                "layer {} has no texture",
+                state.index
+            )));
+        }
+        let (c0, c1) = (unorm(c0), unorm(c1));
+        let radians = state.rotation.radians();
+        let (sin, cos) = (radians.sin() as f32, radians.cos() as f32);
+        // The sizes fit in i32 (the target was made with them, checked against
+        // GL_MAX_TEXTURE_SIZE); the cell is at most a layer side; the scroll is below the size.
+        let (wi, hi) = (w as i32, h as i32);
+        let cell = i32::try_from(cell.max(1)).unwrap_or(i32::MAX);
+        let (sx, sy) = (state.scroll.0 as i32, state.scroll.1 as i32);
+        // SAFETY: context current; the framebuffer, program, vertex array and texture are live
+        // names of this context (same `Shared`, checked above); the framebuffer is complete
+        // (checked when it was made). The state set here is everything the draw depends on: no
+        // blending, scissor, depth, stencil, culling, dithering or rasterizer discard, all
+        // channels writable, the viewport the whole target. Bindings are restored to 0.
+        unsafe {
+            g.bind_framebuffer(glow::DRAW_FRAMEBUFFER, target.framebuffer());
+            g.viewport(0, 0, wi, hi);
+            g.disable(glow::BLEND);
+            g.disable(glow::SCISSOR_TEST);
+            g.disable(glow::DEPTH_TEST);
+            g.disable(glow::STENCIL_TEST);
+            g.disable(glow::CULL_FACE);
+            g.disable(glow::DITHER);
+            g.disable(glow::RASTERIZER_DISCARD);
+            g.color_mask(true, true, true, true);
+            g.use_program(Some(drawer.program));
+            g.bind_vertex_array(Some(drawer.vao));
+            g.active_texture(glow::TEXTURE0);
+            g.bind_texture(glow::TEXTURE_2D, texture);
+            g.uniform_1_i32(u.tex.as_ref(), 0);
+            g.uniform_1_i32(u.kind.as_ref(), kind);
+            g.uniform_2_i32(u.size.as_ref(), wi, hi);
+            g.uniform_4_f32(u.c0.as_ref(), c0[0], c0[1], c0[2], c0[3]);
+            g.uniform_4_f32(u.c1.as_ref(), c1[0], c1[1], c1[2], c1[3]);
+            g.uniform_1_i32(u.cell.as_ref(), cell);
+            g.uniform_2_i32(u.scroll.as_ref(), sx, sy);
+            g.uniform_1_i32(u.vertical.as_ref(), i32::from(vertical));
+            g.uniform_1_i32(u.linear.as_ref(), i32::from(linear));
+            g.uniform_1_i32(u.rotated.as_ref(), i32::from(!state.rotation.is_zero()));
+            g.uniform_2_f32(u.cos_sin.as_ref(), cos, sin);
+            g.draw_arrays(glow::TRIANGLES, 0, 3);
+            g.bind_texture(glow::TEXTURE_2D, None);
+            g.bind_vertex_array(None);
+            g.use_program(None);
+            g.bind_framebuffer(glow::DRAW_FRAMEBUFFER, None);
+        }
+        shared.check("draw (scene layer)")
+    }
+}

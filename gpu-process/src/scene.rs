@@ -1,0 +1,179 @@
+//! A scene file in the GPU process: received with `Start`, its images taken from fds, drawn
+//! with shaders every frame.
+//!
+//! The sequence, at every start of a GPU process (restarts included):
+//! 1. **Receive** ([`receive`]), right after `Start`, before the sandbox: the scene text is
+//!    parsed again with the scene crate's parser (the launcher parsed it already, so a failure
+//!    here means the launcher and this binary disagree), then exactly one `SceneImage` message
+//!    per image layer, in ascending layer order, each with one fd. Each fd's bytes are copied
+//!    out with positional reads (`pread`; the file offset is shared with the launcher's copy and
+//!    never moves), at most [`ImageLimits::max_bytes`] of them, and the fd is closed. Nothing is
+//!    parsed yet: this process opens no file, it only reads the fds it was handed.
+//! 2. **Prepare** ([`prepare`]), once the seccomp policy is on: the PNG bytes are decoded with
+//!    the scene crate's limits (untrusted input, so decoded inside the sandbox; an undecodable
+//!    image fails this process's start, naming the layer), and the [`SceneDrawer`] compiles its
+//!    program and uploads the image and text textures.
+//! 3. **Draw**: each frame, [`ScenePlan::layers`] evaluates the scene at the frame number
+//!    ([`Scene::state_at`]), giving each layer's texture size (its rectangle's, constant over
+//!    the run), its placement and what to paint.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::rc::Rc;
+
+use anyhow::{bail, Context};
+use ipc_protocol::messages::{LauncherToGpu, LayerPlacement, SceneSource, SceneStart};
+use triptych_scene::file::{
+    self as scene_file, Content, Image, ImageLimits, LayerState, PositionalReader, Scene,
+};
+
+use crate::gl::{GlContext, Paint, SceneDrawer};
+
+/// A scene as received, before the sandbox: the model and each image layer's PNG bytes.
+#[derive(Debug)]
+pub struct Received {
+    scene: Scene,
+    /// `(layer, bytes)` for each image layer.
+    pngs: Vec<(usize, Vec<u8>)>,
+}
+
+/// Parses the scene of `start` and takes its images from the messages `next` returns.
+pub fn receive(
+    start: &SceneStart,
+    mut next: impl FnMut() -> anyhow::Result<(LauncherToGpu, Vec<OwnedFd>)>,
+) -> anyhow::Result<Received> {
+    let scene = match &start.source {
+        SceneSource::Builtin => scene_file::default_scene(),
+        SceneSource::File { name, text } => Scene::parse(text, Path::new(name))
+            .map_err(|e| anyhow::anyhow!("the scene from the launcher does not parse: {e}"))?,
+    };
+    let image_layers: Vec<usize> = scene
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.content, Content::Image { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if image_layers.len() != start.images as usize {
+        bail!(
+            "Start announces {} scene images, the scene has {} image layers",
+            start.images,
+            image_layers.len()
+        );
+    }
+    let limits = ImageLimits::default();
+    let mut pngs = Vec::with_capacity(image_layers.len());
+    for &want in &image_layers {
+        let (msg, mut fds) = next().context("waiting for a scene image")?;
+        let LauncherToGpu::SceneImage { layer } = msg else {
+            bail!("expected the image of layer {want} from the launcher, got {msg:?}");
+        };
+        if layer as usize != want {
+            bail!("expected the image of layer {want} from the launcher, got layer {layer}");
+        }
+        let fd = fds.pop().context("a scene image without its fd")?;
+        let file = File::from(fd);
+        let mut bytes = Vec::new();
+        PositionalReader::new(&file)
+            .take(limits.max_bytes as u64 + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading the image of layer {want}"))?;
+        if bytes.len() > limits.max_bytes {
+            bail!(
+                "the image of layer {want} is over {} bytes",
+                limits.max_bytes
+            );
+        }
+        pngs.push((want, bytes));
+    }
+    Ok(Received { scene, pngs })
+}
+
+/// A scene ready to draw.
+#[derive(Debug)]
+pub struct ScenePlan {
+    scene: Scene,
+    drawer: Rc<SceneDrawer>,
+}
+
+/// Decodes the images of `received` and makes the scene's GL resources on `gl`, for an output
+/// of `out_w` x `out_h`.
+pub fn prepare(
+    received: Received,
+    gl: &mut GlContext,
+    out_w: u32,
+    out_h: u32,
+) -> anyhow::Result<ScenePlan> {
+    let Received { scene, pngs } = received;
+    let limits = ImageLimits::default();
+    let mut images: Vec<Option<Image>> = vec![None; scene.layers.len()];
+    for (layer, bytes) in pngs {
+        let name = scene.layers.get(layer).map_or("?", |l| l.name.as_str());
+        let image = scene_file::decode_png_bytes(&bytes, &limits).map_err(|e| {
+            anyhow::anyhow!("layers[{layer}] ({name}): the image cannot be decoded: {e}")
+        })?;
+        if let Some(slot) = images.get_mut(layer) {
+            *slot = Some(image);
+        }
+    }
+    let drawer = SceneDrawer::new(gl, &scene, &images, out_w, out_h)
+        .context("preparing the scene's shaders and textures")?;
+    Ok(ScenePlan {
+        scene,
+        drawer: Rc::new(drawer),
+    })
+}
+
+/// One layer of one frame: its texture size, placement and what to paint.
+#[derive(Debug)]
+pub struct FrameLayer {
+    /// Texture width (the layer rectangle's).
+    pub width: u32,
+    /// Texture height.
+    pub height: u32,
+    /// Where it goes in the frame.
+    pub placement: LayerPlacement,
+    /// What to draw.
+    pub paint: Paint,
+}
+
+impl ScenePlan {
+    /// How many layers the scene has.
+    pub fn len(&self) -> usize {
+        self.scene.layers.len()
+    }
+
+    /// Whether the scene has no layers (never: the parser needs at least one).
+    pub fn is_empty(&self) -> bool {
+        self.scene.layers.is_empty()
+    }
+
+    /// Every layer at `frame` of an output of `out_w` x `out_h`, in layer order.
+    pub fn layers(&self, frame: u64, out_w: u32, out_h: u32) -> Vec<FrameLayer> {
+        self.scene
+            .state_at(frame, out_w, out_h)
+            .into_iter()
+            .map(|state| self.layer(state))
+            .collect()
+    }
+
+    fn layer(&self, state: LayerState) -> FrameLayer {
+        let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        FrameLayer {
+            width: state.rect.w,
+            height: state.rect.h,
+            placement: LayerPlacement {
+                x: clamp(state.rect.x),
+                y: clamp(state.rect.y),
+                z: state.z,
+                opacity: state.opacity,
+            },
+            paint: Paint::Scene {
+                drawer: Rc::clone(&self.drawer),
+                state,
+            },
+        }
+    }
+}
