@@ -171,6 +171,9 @@ fn every_call_each_role_makes_is_named_by_its_policy() {
     let mut delta = Vec::new();
     delta.extend(drift("pidfd", &["--transport", "pidfd"]));
     delta.extend(drift("scm-rights", &["--transport", "scm-rights"]));
+    // A scene file: PNG decoding (after the sandbox is on), shader compilation and drawing,
+    // on every start of the GPU process.
+    delta.extend(drift("scene", &["--scene", "default"]));
     // Where a DRM device exists (the VM), the DMA-BUF path runs as well.
     if std::env::var_os("TRIPTYCH_REQUIRE_DMABUF").is_some_and(|v| v == "1") {
         delta.extend(drift("dmabuf", &["--buffers", "dmabuf"]));

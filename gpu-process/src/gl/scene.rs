@@ -544,3 +544,220 @@ impl GlContext {
         shared.check("draw (scene layer)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gl::PlatformRequest;
+    use triptych_scene::file::{rasterize, Angle, OutputRect};
+
+    fn context() -> GlContext {
+        match GlContext::new(PlatformRequest::Auto) {
+            Ok(c) => c,
+            // A failure, not a skip: the GPU process cannot run without EGL.
+            Err(e) => panic!("creating a GL context failed: {e}"),
+        }
+    }
+
+    /// A scene of one layer of `content` (of `w` x `h`), its drawer and the layer's state.
+    fn one_layer(
+        gl: &mut GlContext,
+        content: &str,
+        w: u32,
+        h: u32,
+        image: Option<Image>,
+    ) -> (Rc<SceneDrawer>, LayerState) {
+        let text = format!(
+            "[[layers]]\nname = \"l\"\nrect = {{ x = 0, y = 0, w = {w}, h = {h} }}\n{content}\n"
+        );
+        let scene = Scene::parse(&text, std::path::Path::new("t.toml")).expect("scene parses");
+        let drawer = SceneDrawer::new(gl, &scene, &[image], 64, 64).expect("drawer");
+        let state = scene.state_at(0, 64, 64).remove(0);
+        (Rc::new(drawer), state)
+    }
+
+    fn draw_and_read(gl: &mut GlContext, drawer: &Rc<SceneDrawer>, state: &LayerState) -> Vec<u8> {
+        let target = gl
+            .create_target(state.rect.w, state.rect.h)
+            .expect("target");
+        let paint = Paint::Scene {
+            drawer: Rc::clone(drawer),
+            state: state.clone(),
+        };
+        gl.paint(&target, &paint).expect("paint");
+        let mut got = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut got).expect("read back");
+        got
+    }
+
+    fn first_difference(got: &[u8], want: &[u8], w: u32) -> Option<String> {
+        got.chunks_exact(4)
+            .zip(want.chunks_exact(4))
+            .enumerate()
+            .find(|(_, (g, w))| g != w)
+            .map(|(i, (g, wa))| {
+                format!(
+                    "({}, {}): got {g:?}, want {wa:?}",
+                    i as u32 % w,
+                    i as u32 / w
+                )
+            })
+    }
+
+    /// A small image with every channel varying and some translucent texels.
+    fn test_image(w: u32, h: u32) -> Image {
+        let mut pixels = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let a = if (x + y) % 3 == 0 { 128 } else { 255 };
+                let r = ((x * 37 + y * 11) % 256) as u8;
+                pixels.extend([r.min(a), ((y * 53) % 256) as u8 & a, 7u8.min(a), a]);
+            }
+        }
+        Image {
+            width: w,
+            height: h,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn exact_kinds_equal_the_cpu_reference() {
+        let mut gl = context();
+        let contents = [
+            "kind = \"solid\"\ncolor = \"#ff408080\"",
+            "kind = \"checker\"\ncell = 3\ncolors = [\"#ff000080\", \"#00ff00\"]",
+            "kind = \"checker\"\ncell = 1\ncolors = [\"#123456\", \"#fedcba7f\"]",
+            "kind = \"image\"\npath = \"i.png\"",
+        ];
+        for content in contents {
+            for &(w, h) in &[(1u32, 1u32), (17, 9), (40, 33), (5, 61)] {
+                for &(iw, ih) in &[(7u32, 5u32), (40, 33), (1, 1), (64, 3)] {
+                    let image = test_image(iw, ih);
+                    let (drawer, mut state) =
+                        one_layer(&mut gl, content, w, h, Some(image.clone()));
+                    for scroll in [(0, 0), (w / 2, h / 3), (w - 1, h - 1)] {
+                        state.scroll = scroll;
+                        let got = draw_and_read(&mut gl, &drawer, &state);
+                        let want = rasterize(&state, Some(&image)).expect("predictable").pixels;
+                        assert!(
+                            got == want,
+                            "{content} {w}x{h} (image {iw}x{ih}) scrolled {scroll:?}: {}",
+                            first_difference(&got, &want, w).unwrap_or_default()
+                        );
+                    }
+                    if !content.contains("image") {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_run_from_edge_to_edge() {
+        let mut gl = context();
+        let (drawer, state) = one_layer(
+            &mut gl,
+            "kind = \"gradient\"\nfrom = \"#000000\"\nto = \"#ff0000\"\ndirection = \"vertical\"",
+            8,
+            64,
+            None,
+        );
+        let got = draw_and_read(&mut gl, &drawer, &state);
+        let red = |y: usize| got[y * 8 * 4];
+        assert!(red(0) < 8 && red(63) > 247, "{} .. {}", red(0), red(63));
+        assert!((1..64).all(|y| red(y) >= red(y - 1)), "not monotonic");
+        assert!(got.chunks_exact(4).all(|p| p[3] == 255));
+    }
+
+    #[test]
+    fn a_quarter_turn_moves_the_top_row_to_the_right_column() {
+        let mut gl = context();
+        // Row 0 of a 16x16 checker of cell 1 alternates; a solid top half is easier: an image
+        // whose top half is red and bottom half blue.
+        let mut pixels = Vec::new();
+        for y in 0..16 {
+            for _ in 0..16 {
+                pixels.extend(if y < 8 {
+                    [255, 0, 0, 255]
+                } else {
+                    [0, 0, 255, 255]
+                });
+            }
+        }
+        let image = Image {
+            width: 16,
+            height: 16,
+            pixels,
+        };
+        let (drawer, mut state) = one_layer(
+            &mut gl,
+            "kind = \"image\"\npath = \"i.png\"",
+            16,
+            16,
+            Some(image),
+        );
+        state.rotation = Angle::from_millidegrees(90_000);
+        let got = draw_and_read(&mut gl, &drawer, &state);
+        let at = |x: usize, y: usize| &got[(y * 16 + x) * 4..(y * 16 + x) * 4 + 4];
+        // Clockwise: the red top half is now the right half.
+        assert_eq!(at(15, 8), [255, 0, 0, 255]);
+        assert_eq!(at(0, 8), [0, 0, 255, 255]);
+        state.rotation = Angle::default();
+        state.rect = OutputRect {
+            x: 0,
+            y: 0,
+            w: 16,
+            h: 16,
+        };
+        let upright = draw_and_read(&mut gl, &drawer, &state);
+        assert_eq!(&upright[..4], [255, 0, 0, 255]);
+    }
+
+    #[test]
+    fn text_is_drawn_in_its_colour_and_nothing_else() {
+        let px = rasterize_text("Hi", 16, [10, 20, 30, 40], 40, 20);
+        assert_eq!(px.len(), 40 * 20 * 4);
+        let lit = px
+            .chunks_exact(4)
+            .filter(|p| *p == [10, 20, 30, 40])
+            .count();
+        assert!(lit > 30, "{lit} texels lit");
+        assert!(px
+            .chunks_exact(4)
+            .all(|p| p == [0; 4] || p == [10, 20, 30, 40]));
+        // Past the second glyph (x >= 32) nothing is drawn; above the centred line neither.
+        for y in 0..20 {
+            for x in 32..40 {
+                assert_eq!(px[(y * 40 + x) * 4 + 3], 0, "({x}, {y})");
+            }
+        }
+        assert!(
+            px[..40 * 4 * 2].iter().all(|&b| b == 0),
+            "rows 0-1 are above the text"
+        );
+        let mut gl = context();
+        let (drawer, state) = one_layer(
+            &mut gl,
+            "kind = \"text\"\ntext = \"Hi\"\nsize = 16\ncolor = \"#0a141e28\"",
+            40,
+            20,
+            None,
+        );
+        let got = draw_and_read(&mut gl, &drawer, &state);
+        let want = rasterize_text("Hi", 16, state_color(&state), 40, 20);
+        assert!(
+            got == want,
+            "{}",
+            first_difference(&got, &want, 40).unwrap_or_default()
+        );
+    }
+
+    fn state_color(state: &LayerState) -> [u8; 4] {
+        match state.content {
+            Content::Text { color, .. } => color,
+            _ => panic!("not a text layer"),
+        }
+    }
+}
