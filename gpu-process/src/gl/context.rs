@@ -22,7 +22,8 @@
 //! texel in the scissor box with no rasterisation rules, blending or filtering, so the result is
 //! exact. GL's window y is used as the scene's row index unchanged: the scene's row 0 is GL's
 //! row 0, which is also the first row [`glReadPixels`] returns and the first row in memory of an
-//! exported texture, so no flip happens anywhere.
+//! exported texture, so no flip happens anywhere. Layers of a scene file are drawn with shaders
+//! instead, by the same orientation rule ([`super::scene`], through [`GlContext::paint`]).
 //!
 //! [`glScissor`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glScissor.xhtml
 //! [`glClear`]: https://registry.khronos.org/OpenGL-Refpages/es3.0/html/glClear.xhtml

@@ -36,7 +36,8 @@
 //!
 //! 1. **Draw.** [`GlContext::draw`] writes a [`triptych_scene::LayerContent`] into the layer's
 //!    RGBA8 texture with scissored clears, using GL's window y as the scene's row index, so
-//!    row 0 of every read-back or export is the scene's row 0.
+//!    row 0 of every read-back or export is the scene's row 0. A scene file's layers are drawn
+//!    by [`GlContext::paint`] with GLSL shaders instead (`scene.rs`), with the same orientation.
 //!    A layer meant for export is created with [`GlContext::create_exportable_target`]: its
 //!    texture's storage is a linear `DRM_FORMAT_ABGR8888` buffer allocated with GBM and
 //!    imported as an `EGLImage` ([`EGL_EXT_image_dma_buf_import`]) bound to the texture

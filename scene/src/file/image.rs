@@ -1,6 +1,6 @@
 //! Image layers: where the PNG file is, and how its bytes become premultiplied RGBA8.
 //!
-//! The sequence, once wired into the processes: the parser resolves the path the scene file
+//! The sequence through the processes: the parser resolves the path the scene file
 //! writes against the scene file's directory ([`resolve_image_path`]); the launcher, which may
 //! read files, opens it and hands the GPU process the fd; the GPU process, which may not open
 //! files, reads the fd through [`decode_png`]. The bytes are therefore untrusted where they are

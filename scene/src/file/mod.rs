@@ -1,7 +1,7 @@
 //! Scene files: a TOML description of the layers, the parser that validates it, the evaluation
 //! of a scene at any frame, and the CPU reference the tests compare rendered frames with.
 //!
-//! The sequence, once `triptych run --scene FILE` is wired up: the launcher reads the file and
+//! The sequence with `triptych run --scene FILE`: the launcher reads the file and
 //! [parses](Scene::parse) it (a bad file stops the run with a [`SceneError`] naming the line,
 //! column and field); every process evaluates the same [`Scene`] at frame N with
 //! [`Scene::state_at`], a pure function of N, the output size and the file; image layers'

@@ -65,7 +65,8 @@ pub enum Content {
         /// How the image is sampled when scaled.
         sampling: Sampling,
     },
-    /// A line of text. Only the model exists so far; nothing rasterizes it yet.
+    /// A line of text, drawn by the GPU process with an 8x8 bitmap font scaled to `size`
+    /// (ASCII; other characters show as `?`); not predicted by the CPU reference.
     Text {
         /// The text, one line.
         text: String,
