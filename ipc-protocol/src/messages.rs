@@ -709,3 +709,74 @@ impl Wire for RendererToGpu {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::MAX_MESSAGE;
+
+    fn start(scene: Option<SceneStart>) -> GpuStart {
+        GpuStart {
+            epoch: 1,
+            width: 640,
+            height: 480,
+            layers: 8,
+            frames: 120,
+            first_frame: 0,
+            paced: false,
+            pool_per_layer: 3,
+            backend: BackendRequest::Auto,
+            renderer: RendererLink {
+                renderer_pid: 2,
+                resume_from: 0,
+            },
+            transport: Transport::Pidfd,
+            faults: Vec::new(),
+            trace: false,
+            reports: ViolationReports::Notify,
+            scene,
+        }
+    }
+
+    #[test]
+    fn each_launcher_to_gpu_kind_has_its_exact_fd_count() {
+        let link = || RendererLink {
+            renderer_pid: 2,
+            resume_from: 0,
+        };
+        for (msg, fds) in [
+            (LauncherToGpu::Start(start(None)), 1),
+            (LauncherToGpu::NewRenderer(link()), 1),
+            (LauncherToGpu::SceneImage { layer: 3 }, 1),
+            (LauncherToGpu::Ping(1), 0),
+            (LauncherToGpu::Render { up_to: 5 }, 0),
+            (LauncherToGpu::Shutdown, 0),
+        ] {
+            assert_eq!(msg.fd_count(), fds, "{}", msg.kind());
+        }
+    }
+
+    #[test]
+    fn the_largest_scene_text_fits_one_message_with_room_to_spare() {
+        // The longest text the launcher sends, under a path as long as Linux allows, with a
+        // generous fault list: still well inside one datagram.
+        let scene = SceneStart {
+            source: SceneSource::File {
+                name: "n".repeat(4096),
+                text: "x".repeat(MAX_SCENE_TEXT),
+            },
+            images: 8,
+        };
+        let mut s = start(Some(scene));
+        s.faults = vec![
+            Fault {
+                frame: u64::MAX,
+                point: FaultPoint::GpuAfterExport,
+                action: FaultAction::Kill,
+            };
+            1000
+        ];
+        let bytes = postcard::to_stdvec(&LauncherToGpu::Start(s)).expect("encode");
+        assert!(bytes.len() < MAX_MESSAGE, "{} bytes", bytes.len());
+    }
+}

@@ -447,3 +447,26 @@ fn a_scene_without_a_reference_is_refused_by_verify_before_the_run() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_scene_file_over_the_message_budget_is_refused() {
+    let dir = scratch("scene-too-large");
+    let mut text = String::from(
+        "[[layers]]\nname = \"a\"\nkind = \"solid\"\ncolor = \"#fff\"\nrect = { x = 0, y = 0, w = 8, h = 8 }\n",
+    );
+    while text.len() <= 32 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    let path = dir.join("big.toml");
+    std::fs::write(&path, &text).expect("write");
+    let mut cmd = triptych(&["run", "--headless", "--frames", "3"]);
+    cmd.arg("--scene").arg(&path);
+    let o = output(cmd);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("big.toml") && stderr.contains("scene files are at most 32768 bytes"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
