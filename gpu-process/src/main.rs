@@ -227,6 +227,8 @@ fn peer_link(
 /// The frame loop's state.
 struct Producer {
     epoch: u64,
+    /// The frame size's generation (see `LauncherToGpu::Resize`).
+    generation: u32,
     width: u32,
     height: u32,
     layers: u32,
@@ -272,6 +274,7 @@ impl Producer {
         let (to_renderer, releases) = peer_link(peer)?;
         Ok(Self {
             epoch: start.epoch,
+            generation: start.generation,
             width: start.width,
             height: start.height,
             layers: start.layers,
@@ -343,6 +346,17 @@ impl Producer {
                 .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
+            LauncherToGpu::Resize(r) => {
+                tracing::info!(
+                    width = r.width,
+                    height = r.height,
+                    generation = r.generation,
+                    "resized"
+                );
+                self.width = r.width;
+                self.height = r.height;
+                self.generation = r.generation;
+            }
             LauncherToGpu::Render { up_to } => {
                 self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
             }
@@ -461,8 +475,18 @@ impl Producer {
                 .pool
                 .free_slot(layer)
                 .context("no free buffer although one was checked")?;
-            let id = self.pool.id(slot);
             let (lw, lh) = triptych_scene::layer_size(layer, w, h);
+            // A buffer of another size (from before a resize) is retired: its slot gets a new
+            // generation, so the renderer sees a new buffer, not a changed one.
+            if self
+                .pool
+                .slot(slot)
+                .and_then(|s| s.buffer.as_ref())
+                .is_some_and(|b| (b.width, b.height) != (lw, lh))
+            {
+                self.pool.retire(slot);
+            }
+            let id = self.pool.id(slot);
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if s.buffer.is_none() {
                 s.buffer = Some(
@@ -512,6 +536,7 @@ impl Producer {
             .record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
         let msg = FrameMsg {
             epoch: self.epoch,
+            generation: self.generation,
             frame,
             sent_ns: triptych_trace::now_ns(),
             layers,

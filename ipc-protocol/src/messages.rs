@@ -99,6 +99,9 @@ pub enum LauncherToGpu {
     NewRenderer(RendererLink),
     /// Liveness check; answer with `Pong` from the frame loop.
     Ping(u64),
+    /// The window was resized: frames from now on are `width` x `height`, of `generation`;
+    /// every buffer of another size is retired as it comes back, as a swapchain's are.
+    Resize(Resize),
     /// With [`GpuStart::paced`]: frames up to and including this one may be rendered (the
     /// display asked for them). Never lowers what an earlier request allowed.
     Render {
@@ -107,6 +110,17 @@ pub enum LauncherToGpu {
     },
     /// Stop, release everything, exit 0.
     Shutdown,
+}
+
+/// A new frame size, and the generation it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resize {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// The size's generation: 0 at start, one more at every resize.
+    pub generation: u32,
 }
 
 /// A (new) renderer to produce for. Its peer socket (frames out, releases in) travels as the
@@ -135,6 +149,8 @@ pub struct GpuStart {
     /// The first frame this GPU process renders (a restarted one resumes where its
     /// predecessor's last presented frame left off).
     pub first_frame: u64,
+    /// The frame size's generation (see [`Resize`]).
+    pub generation: u32,
     /// Whether frames are rendered only as the launcher asks for them
     /// ([`LauncherToGpu::Render`]: a window's display pace) instead of as fast as buffers free.
     pub paced: bool,
@@ -366,6 +382,9 @@ pub enum GpuToRenderer {
 pub struct FrameMsg {
     /// The sender's epoch.
     pub epoch: u64,
+    /// The frame size's generation ([`Resize`]); the renderer composites only frames of its
+    /// output's generation.
+    pub generation: u32,
     /// Frame number, from 0.
     pub frame: u64,
     /// CLOCK_MONOTONIC nanoseconds when the message was sent.
@@ -398,6 +417,9 @@ pub enum LauncherToRenderer {
     Ping(u64),
     /// The launcher no longer shows this output slot.
     SlotFree(u32),
+    /// The window was resized: make a new output of this size and generation (sent as another
+    /// `Output`), forget the old one, and composite only frames of the new generation.
+    Resize(Resize),
     /// Send final counters, then exit 0.
     Shutdown,
 }
@@ -438,6 +460,13 @@ pub struct RendererStart {
     pub reports: ViolationReports,
     /// The byte order of the output slots.
     pub output_order: OutputOrder,
+    /// The frame size's generation (see [`Resize`]).
+    pub generation: u32,
+    /// The largest frame the output must hold: its slots are this large, so a resize up to it
+    /// needs no new memory (the renderer's policy creates none once it is on).
+    pub max_width: u32,
+    /// See `max_width`.
+    pub max_height: u32,
 }
 
 /// The byte order of the renderer's output pixels (premultiplied, rows tightly packed).
@@ -458,6 +487,8 @@ pub enum RendererToLauncher {
     /// The output the renderer composites into: `slots` frames of `slot_bytes` each, in one
     /// memfd that the launcher takes with `pidfd_getfd`.
     Output {
+        /// The size's generation it was made for (0 at start, then each `Resize`'s).
+        generation: u32,
         /// The memfd.
         fd: RemoteFd,
         /// Number of slots.
@@ -514,6 +545,8 @@ pub enum RendererToLauncher {
 pub struct Presented {
     /// Frame number.
     pub frame: u64,
+    /// The generation of the output the slot belongs to.
+    pub generation: u32,
     /// Epoch of the GPU process that rendered it.
     pub epoch: u64,
     /// Output slot holding it.
@@ -572,6 +605,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::NewRenderer(_) => "NewRenderer",
             LauncherToGpu::Ping(_) => "Ping",
             LauncherToGpu::Render { .. } => "Render",
+            LauncherToGpu::Resize(_) => "Resize",
             LauncherToGpu::Shutdown => "Shutdown",
         }
     }
@@ -591,6 +625,7 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::NewGpu(_) => "NewGpu",
             LauncherToRenderer::Ping(_) => "Ping",
             LauncherToRenderer::SlotFree(_) => "SlotFree",
+            LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
         }
     }

@@ -95,6 +95,9 @@ impl FakeGpu {
                     fence_timeout_ms,
                     reports: ViolationReports::Signal,
                     output_order: Default::default(),
+                    generation: 0,
+                    max_width: width,
+                    max_height: height,
                 }),
                 &[theirs.as_fd()],
             )

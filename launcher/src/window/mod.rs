@@ -131,6 +131,20 @@ impl Presenter {
         }
     }
 
+    /// The window's frames are now `size`: the slots of `seg` are shown at that size.
+    pub fn resize(&self, seg: u32, size: (u16, u16)) {
+        if let Presenter::Wayland(p) = self {
+            p.resize(seg, size);
+        }
+    }
+
+    /// Destroys what a resize left behind once it is no longer shown.
+    pub fn collect(&self) {
+        if let Presenter::Wayland(p) = self {
+            p.collect();
+        }
+    }
+
     /// Forgets output `seg`.
     pub fn detach(&self, seg: u32) {
         match self {
@@ -164,6 +178,8 @@ pub struct Display {
     pub presenter: Presenter,
     /// The display's refresh period.
     pub refresh: Duration,
+    /// The largest frame a resize may ask for (the monitor's size, at most 4096x4096).
+    pub max: (u32, u32),
 }
 
 /// Whether `run` opens a window, and why (or why not).
@@ -207,7 +223,7 @@ impl App {
                 Window::default_attributes()
                     .with_title("triptych")
                     .with_inner_size(winit::dpi::PhysicalSize::new(w, h))
-                    .with_resizable(false),
+                    .with_resizable(true),
             )
             .context("creating the window")?;
         let window = std::sync::Arc::new(window);
@@ -253,7 +269,13 @@ impl App {
             refresh_us = refresh.as_micros() as u64,
             "window open"
         );
+        let max = window
+            .current_monitor()
+            .map(|m| m.size())
+            .map_or((w, h), |s| (s.width.max(w), s.height.max(h)));
+        let max = (max.0.min(4096), max.1.min(4096));
         let display = Display {
+            max,
             events: self.rx.take().context("the window started twice")?,
             presenter,
             refresh,
