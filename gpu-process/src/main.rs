@@ -229,6 +229,8 @@ struct Producer {
     epoch: u64,
     /// The frame size's generation (see `LauncherToGpu::Resize`).
     generation: u32,
+    /// Layers the user moved.
+    moves: triptych_scene::Moves,
     width: u32,
     height: u32,
     layers: u32,
@@ -275,6 +277,9 @@ impl Producer {
         Ok(Self {
             epoch: start.epoch,
             generation: start.generation,
+            moves: triptych_scene::Moves {
+                offsets: start.moves,
+            },
             width: start.width,
             height: start.height,
             layers: start.layers,
@@ -346,6 +351,7 @@ impl Producer {
                 .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
+            LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
             LauncherToGpu::Resize(r) => {
                 tracing::info!(
                     width = r.width,
@@ -510,7 +516,7 @@ impl Producer {
             )?;
             export_ns += triptych_trace::now_ns() - e0;
             self.pool.submit(slot, sub);
-            let p = triptych_scene::placement(frame, layer, n, w, h);
+            let p = triptych_scene::placement_moved(frame, layer, n, w, h, &self.moves);
             layers.push(LayerMsg {
                 layer,
                 placement: LayerPlacement {

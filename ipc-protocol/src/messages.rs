@@ -99,6 +99,9 @@ pub enum LauncherToGpu {
     NewRenderer(RendererLink),
     /// Liveness check; answer with `Pong` from the frame loop.
     Ping(u64),
+    /// The user moved layers (dragging them in the window): `(dx, dy)` per layer, added to the
+    /// scene's placement of every frame rendered from now on.
+    Moves([(i32, i32); 8]),
     /// The window was resized: frames from now on are `width` x `height`, of `generation`;
     /// every buffer of another size is retired as it comes back, as a swapchain's are.
     Resize(Resize),
@@ -151,6 +154,8 @@ pub struct GpuStart {
     pub first_frame: u64,
     /// The frame size's generation (see [`Resize`]).
     pub generation: u32,
+    /// Layers the user moved so far (see [`LauncherToGpu::Moves`]).
+    pub moves: [(i32, i32); 8],
     /// Whether frames are rendered only as the launcher asks for them
     /// ([`LauncherToGpu::Render`]: a window's display pace) instead of as fast as buffers free.
     pub paced: bool,
@@ -606,6 +611,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Ping(_) => "Ping",
             LauncherToGpu::Render { .. } => "Render",
             LauncherToGpu::Resize(_) => "Resize",
+            LauncherToGpu::Moves(_) => "Moves",
             LauncherToGpu::Shutdown => "Shutdown",
         }
     }

@@ -56,6 +56,10 @@ pub(super) struct Shown {
     next_tick: Instant,
     /// The window was closed or `q` pressed.
     pub(super) quit: bool,
+    /// A layer being dragged: the layer and where the pointer was.
+    drag: Option<(u32, i32, i32)>,
+    /// The frame a step asked for, announced once it is on screen.
+    stepped: Option<u64>,
 }
 
 impl Shown {
@@ -81,6 +85,8 @@ impl Shown {
             epoch: 0,
             next_tick: Instant::now(),
             quit: false,
+            drag: None,
+            stepped: None,
         }
     }
 }
@@ -172,6 +178,10 @@ impl Supervisor<'_> {
     /// The server has `frame`'s pixels.
     fn on_screen(&mut self, frame: u64) {
         if let Some(s) = self.display.as_mut() {
+            if s.stepped == Some(frame) {
+                s.stepped = None;
+                tracing::info!(frame, "the stepped frame is on screen");
+            }
             if let Some(&(_, size)) = s.put_sizes.iter().find(|(f, _)| *f == frame) {
                 if size != s.announced {
                     s.announced = size;
@@ -267,10 +277,52 @@ impl Supervisor<'_> {
                     s.resize = Some(((w, h), Instant::now()));
                 }
             }
+            DisplayEvent::Pointer { x, y, pressed } => self.pointer(x, y, pressed),
             DisplayEvent::Closed => self.quit("the window was closed"),
             DisplayEvent::Key(a) => self.key(a)?,
         }
         Ok(())
+    }
+
+    /// A press picks up the topmost layer under the pointer in the frame on screen; moving
+    /// with the button down moves it; letting go puts it down.
+    fn pointer(&mut self, x: i32, y: i32, pressed: bool) {
+        let (w, h) = self.size;
+        let (layers, on_screen) = (self.args.layers, self.summary.last_frame);
+        let Some(s) = self.display.as_mut() else {
+            return;
+        };
+        match (s.drag, pressed) {
+            (None, true) => {
+                let frame = on_screen.unwrap_or(0);
+                if let Some(l) = triptych_scene::layer_at(frame, layers, w, h, &self.moves, (x, y))
+                {
+                    tracing::info!(layer = l, x, y, frame, "dragging a layer");
+                    s.drag = Some((l, x, y));
+                }
+            }
+            (Some((l, lx, ly)), true) => {
+                if (x, y) != (lx, ly) {
+                    self.moves.add(l, x - lx, y - ly);
+                    s.drag = Some((l, x, y));
+                    if let Some(g) = self.gpu.as_mut() {
+                        if let Err(SendError::Full) = g
+                            .child
+                            .commands
+                            .send(&LauncherToGpu::Moves(self.moves.offsets))
+                        {
+                            g.unread = true;
+                        }
+                    }
+                }
+            }
+            (Some((l, _, _)), false) => {
+                let (dx, dy) = self.moves.offsets[l as usize];
+                tracing::info!(layer = l, dx, dy, "put a layer down");
+                s.drag = None;
+            }
+            (None, false) => {}
+        }
     }
 
     fn quit(&mut self, why: &str) {
@@ -392,8 +444,11 @@ impl Supervisor<'_> {
         let asked = !s.awaiting_frame;
         let room = asked && s.next_request < presented + IN_FLIGHT;
         let more = s.next_request < frames;
-        if room && more && (!s.paused || std::mem::take(&mut s.step)) {
+        if room && more && (!s.paused || s.step) {
             let up_to = s.next_request;
+            if std::mem::take(&mut s.step) {
+                s.stepped = Some(up_to);
+            }
             s.next_request += 1;
             if let Some(g) = self.gpu.as_mut().filter(|g| g.epoch == s.epoch) {
                 if let Err(SendError::Full) =

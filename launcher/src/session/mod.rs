@@ -239,6 +239,8 @@ struct Supervisor<'a> {
     generation: u32,
     /// The largest frame size the output slots hold.
     max_size: (u32, u32),
+    /// Layers the user moved by dragging them.
+    moves: triptych_scene::Moves,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -346,6 +348,7 @@ pub fn run(
         display: display.map(|d| display::Shown::new(d, (width, height))),
         size: (width, height),
         generation: 0,
+        moves: triptych_scene::Moves::default(),
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;

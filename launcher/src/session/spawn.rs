@@ -55,6 +55,7 @@ impl Supervisor<'_> {
             first_frame: self.resume_from(),
             paced: self.display.is_some(),
             generation: self.generation,
+            moves: self.moves.offsets,
             pool_per_layer: self.args.pool,
             backend: request,
             renderer: link,
