@@ -113,6 +113,7 @@ pub fn attack(
                 };
                 let _ = f.send(&GpuToRenderer::Frame(FrameMsg {
                     epoch,
+                    generation: 0,
                     frame: 0,
                     sent_ns: 0,
                     layers: vec![LayerMsg {

@@ -251,6 +251,10 @@ fn peer_link(
 /// The frame loop's state.
 struct Producer {
     epoch: u64,
+    /// The frame size's generation (see `LauncherToGpu::Resize`).
+    generation: u32,
+    /// Layers the user moved.
+    moves: triptych_scene::Moves,
     width: u32,
     height: u32,
     layers: u32,
@@ -308,6 +312,10 @@ impl Producer {
         let (to_renderer, releases) = peer_link(peer)?;
         Ok(Self {
             epoch: start.epoch,
+            generation: start.generation,
+            moves: triptych_scene::Moves {
+                offsets: start.moves,
+            },
             width: start.width,
             height: start.height,
             layers: start.layers,
@@ -380,6 +388,23 @@ impl Producer {
                 .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
+            LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
+            LauncherToGpu::Resize(r) => {
+                tracing::info!(
+                    width = r.width,
+                    height = r.height,
+                    generation = r.generation,
+                    "resized"
+                );
+                self.width = r.width;
+                self.height = r.height;
+                self.generation = r.generation;
+                if let Some(s) = &mut self.scene {
+                    // Sizes relative to the output change: text is rasterized anew.
+                    s.resize(&mut self.gl, r.width, r.height)
+                        .context("preparing the scene for the new size")?;
+                }
+            }
             LauncherToGpu::Render { up_to } => {
                 self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
             }
@@ -502,10 +527,17 @@ impl Producer {
             .map(|s| s.layers(frame, w, h).into_iter());
         for layer in 0..n {
             let drawn = match scene_layers.as_mut().and_then(Iterator::next) {
-                Some(l) => (l.width, l.height, l.paint, l.placement),
+                Some(mut l) => {
+                    // Layers dragged in the window move scene layers the same way.
+                    if let Some((dx, dy)) = self.moves.offsets.get(layer as usize) {
+                        l.placement.x = l.placement.x.saturating_add(*dx);
+                        l.placement.y = l.placement.y.saturating_add(*dy);
+                    }
+                    (l.width, l.height, l.paint, l.placement)
+                }
                 None => {
                     let (lw, lh) = triptych_scene::layer_size(layer, w, h);
-                    let p = triptych_scene::placement(frame, layer, n, w, h);
+                    let p = triptych_scene::placement_moved(frame, layer, n, w, h, &self.moves);
                     let content = triptych_scene::layer_content(frame, layer, w, h);
                     let placement = LayerPlacement {
                         x: p.x,
@@ -521,6 +553,16 @@ impl Producer {
                 .pool
                 .free_slot(layer)
                 .context("no free buffer although one was checked")?;
+            // A buffer of another size (from before a resize) is retired: its slot gets a new
+            // generation, so the renderer sees a new buffer, not a changed one.
+            if self
+                .pool
+                .slot(slot)
+                .and_then(|s| s.buffer.as_ref())
+                .is_some_and(|b| (b.width, b.height) != (lw, lh))
+            {
+                self.pool.retire(slot);
+            }
             let id = self.pool.id(slot);
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if s.buffer.is_none() {
@@ -564,6 +606,7 @@ impl Producer {
             .record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
         let msg = FrameMsg {
             epoch: self.epoch,
+            generation: self.generation,
             frame,
             sent_ns: triptych_trace::now_ns(),
             layers,

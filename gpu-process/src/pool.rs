@@ -84,6 +84,17 @@ impl Pool {
         }
     }
 
+    /// Drops slot `slot`'s buffer (not in flight) and bumps its generation: the next buffer
+    /// made for it has a new id.
+    pub fn retire(&mut self, slot: u32) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            if s.in_flight.is_none() {
+                s.buffer = None;
+                s.generation = s.generation.wrapping_add(1).max(1);
+            }
+        }
+    }
+
     /// Slot `slot`.
     pub fn slot_mut(&mut self, slot: u32) -> Option<&mut Slot> {
         self.slots.get_mut(slot as usize)

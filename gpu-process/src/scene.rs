@@ -13,7 +13,8 @@
 //!    the scene crate's limits (untrusted input, so decoded inside the sandbox; an undecodable
 //!    image fails this process's start, naming the layer), and the [`SceneDrawer`] compiles its
 //!    program and uploads the image and text textures.
-//! 3. **Draw**: each frame, [`ScenePlan::layers`] evaluates the scene at the frame number
+//! 3. **Draw**: after a resize the textures are made anew for the new size
+//!    ([`ScenePlan::resize`]); each frame, [`ScenePlan::layers`] evaluates the scene at the frame number
 //!    ([`Scene::state_at`]), giving each layer's texture size (its rectangle's, constant over
 //!    the run), its placement and what to paint.
 
@@ -95,6 +96,10 @@ pub fn receive(
 #[derive(Debug)]
 pub struct ScenePlan {
     scene: Scene,
+    /// The decoded images, kept for a new drawer after a resize.
+    images: Vec<Option<Image>>,
+    /// The output size the drawer's textures were made for.
+    size: (u32, u32),
     drawer: Rc<SceneDrawer>,
 }
 
@@ -122,6 +127,8 @@ pub fn prepare(
         .context("preparing the scene's shaders and textures")?;
     Ok(ScenePlan {
         scene,
+        images,
+        size: (out_w, out_h),
         drawer: Rc::new(drawer),
     })
 }
@@ -140,6 +147,19 @@ pub struct FrameLayer {
 }
 
 impl ScenePlan {
+    /// Makes the textures anew for an output of `out_w` x `out_h` (a text layer's size may be
+    /// relative to the output); nothing happens when the size is the same. Work in flight
+    /// keeps the old textures alive until it is done.
+    pub fn resize(&mut self, gl: &mut GlContext, out_w: u32, out_h: u32) -> anyhow::Result<()> {
+        if self.size != (out_w, out_h) {
+            let drawer = SceneDrawer::new(gl, &self.scene, &self.images, out_w, out_h)
+                .context("preparing the scene's shaders and textures")?;
+            self.drawer = Rc::new(drawer);
+            self.size = (out_w, out_h);
+        }
+        Ok(())
+    }
+
     /// How many layers the scene has.
     pub fn len(&self) -> usize {
         self.scene.layers.len()

@@ -99,6 +99,12 @@ pub enum LauncherToGpu {
     NewRenderer(RendererLink),
     /// Liveness check; answer with `Pong` from the frame loop.
     Ping(u64),
+    /// The user moved layers (dragging them in the window): `(dx, dy)` per layer, added to the
+    /// scene's placement of every frame rendered from now on.
+    Moves([(i32, i32); 8]),
+    /// The window was resized: frames from now on are `width` x `height`, of `generation`;
+    /// every buffer of another size is retired as it comes back, as a swapchain's are.
+    Resize(Resize),
     /// With [`GpuStart::paced`]: frames up to and including this one may be rendered (the
     /// display asked for them). Never lowers what an earlier request allowed.
     Render {
@@ -115,6 +121,17 @@ pub enum LauncherToGpu {
         /// The layer's index in the scene.
         layer: u32,
     },
+}
+
+/// A new frame size, and the generation it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resize {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// The size's generation: 0 at start, one more at every resize.
+    pub generation: u32,
 }
 
 /// A (new) renderer to produce for. Its peer socket (frames out, releases in) travels as the
@@ -143,6 +160,10 @@ pub struct GpuStart {
     /// The first frame this GPU process renders (a restarted one resumes where its
     /// predecessor's last presented frame left off).
     pub first_frame: u64,
+    /// The frame size's generation (see [`Resize`]).
+    pub generation: u32,
+    /// Layers the user moved so far (see [`LauncherToGpu::Moves`]).
+    pub moves: [(i32, i32); 8],
     /// Whether frames are rendered only as the launcher asks for them
     /// ([`LauncherToGpu::Render`]: a window's display pace) instead of as fast as buffers free.
     pub paced: bool,
@@ -408,6 +429,9 @@ pub enum GpuToRenderer {
 pub struct FrameMsg {
     /// The sender's epoch.
     pub epoch: u64,
+    /// The frame size's generation ([`Resize`]); the renderer composites only frames of its
+    /// output's generation.
+    pub generation: u32,
     /// Frame number, from 0.
     pub frame: u64,
     /// CLOCK_MONOTONIC nanoseconds when the message was sent.
@@ -440,6 +464,9 @@ pub enum LauncherToRenderer {
     Ping(u64),
     /// The launcher no longer shows this output slot.
     SlotFree(u32),
+    /// The window was resized: make a new output of this size and generation (sent as another
+    /// `Output`), forget the old one, and composite only frames of the new generation.
+    Resize(Resize),
     /// Send final counters, then exit 0.
     Shutdown,
 }
@@ -482,6 +509,13 @@ pub struct RendererStart {
     pub output_order: OutputOrder,
     /// The opaque colour under every layer, premultiplied R, G, B, A (the scene's backdrop).
     pub backdrop: [u8; 4],
+    /// The frame size's generation (see [`Resize`]).
+    pub generation: u32,
+    /// The largest frame the output must hold: its slots are this large, so a resize up to it
+    /// needs no new memory (the renderer's policy creates none once it is on).
+    pub max_width: u32,
+    /// See `max_width`.
+    pub max_height: u32,
 }
 
 /// The byte order of the renderer's output pixels (premultiplied, rows tightly packed).
@@ -502,6 +536,8 @@ pub enum RendererToLauncher {
     /// The output the renderer composites into: `slots` frames of `slot_bytes` each, in one
     /// memfd that the launcher takes with `pidfd_getfd`.
     Output {
+        /// The size's generation it was made for (0 at start, then each `Resize`'s).
+        generation: u32,
         /// The memfd.
         fd: RemoteFd,
         /// Number of slots.
@@ -558,6 +594,8 @@ pub enum RendererToLauncher {
 pub struct Presented {
     /// Frame number.
     pub frame: u64,
+    /// The generation of the output the slot belongs to.
+    pub generation: u32,
     /// Epoch of the GPU process that rendered it.
     pub epoch: u64,
     /// Output slot holding it.
@@ -616,6 +654,8 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::NewRenderer(_) => "NewRenderer",
             LauncherToGpu::Ping(_) => "Ping",
             LauncherToGpu::Render { .. } => "Render",
+            LauncherToGpu::Resize(_) => "Resize",
+            LauncherToGpu::Moves(_) => "Moves",
             LauncherToGpu::Shutdown => "Shutdown",
             LauncherToGpu::SceneImage { .. } => "SceneImage",
         }
@@ -639,6 +679,7 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::NewGpu(_) => "NewGpu",
             LauncherToRenderer::Ping(_) => "Ping",
             LauncherToRenderer::SlotFree(_) => "SlotFree",
+            LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
         }
     }
@@ -723,6 +764,8 @@ mod tests {
             layers: 8,
             frames: 120,
             first_frame: 0,
+            generation: 0,
+            moves: [(0, 0); 8],
             paced: false,
             pool_per_layer: 3,
             backend: BackendRequest::Auto,
@@ -750,6 +793,15 @@ mod tests {
             (LauncherToGpu::SceneImage { layer: 3 }, 1),
             (LauncherToGpu::Ping(1), 0),
             (LauncherToGpu::Render { up_to: 5 }, 0),
+            (LauncherToGpu::Moves([(1, 2); 8]), 0),
+            (
+                LauncherToGpu::Resize(Resize {
+                    width: 4,
+                    height: 4,
+                    generation: 1,
+                }),
+                0,
+            ),
             (LauncherToGpu::Shutdown, 0),
         ] {
             assert_eq!(msg.fd_count(), fds, "{}", msg.kind());

@@ -18,12 +18,12 @@ pub struct Screen {
     map: Mapping,
     slots: u32,
     slot_bytes: usize,
-    width: u32,
-    height: u32,
     /// The byte order the renderer composites in.
     order: OutputOrder,
     /// The slot on screen and its frame number.
     pub shown: Option<(u32, u64)>,
+    /// The size of the frame on screen (at most the slots' size).
+    shown_size: (u32, u32),
 }
 
 impl Screen {
@@ -64,10 +64,9 @@ impl Screen {
             map,
             slots,
             slot_bytes: slot_bytes as usize,
-            width,
-            height,
             order,
             shown: None,
+            shown_size: (width, height),
         })
     }
 
@@ -77,7 +76,14 @@ impl Screen {
     }
 
     /// Shows `slot` holding `frame`; returns the slot it replaces, to hand back.
-    pub fn show(&mut self, slot: u32, frame: u64) -> anyhow::Result<Option<u32>> {
+    pub fn show(&mut self, slot: u32, frame: u64, size: (u32, u32)) -> anyhow::Result<Option<u32>> {
+        if u64::from(size.0) * u64::from(size.1) * 4 > self.slot_bytes as u64 {
+            bail!(
+                "a {}x{} frame does not fit the output's slots",
+                size.0,
+                size.1
+            );
+        }
         if slot >= self.slots {
             bail!(
                 "renderer presented slot {slot}, but the output has {} slots",
@@ -87,6 +93,7 @@ impl Screen {
         if matches!(self.shown, Some((s, _)) if s == slot) {
             bail!("renderer presented slot {slot} again while it is on screen");
         }
+        self.shown_size = size;
         Ok(self.shown.replace((slot, frame)).map(|(s, _)| s))
     }
 
@@ -95,23 +102,27 @@ impl Screen {
         self._fd.try_clone()
     }
 
-    /// A copy of `slot` as the renderer wrote it (in the output's byte order).
-    pub fn raw_slot(&self, slot: u32) -> Option<Vec<u8>> {
-        if slot >= self.slots {
+    /// A copy of the frame of `size` in `slot` as the renderer wrote it (in the output's byte
+    /// order).
+    pub fn raw_slot(&self, slot: u32, size: (u32, u32)) -> Option<Vec<u8>> {
+        let len = size.0 as usize * size.1 as usize * 4;
+        if slot >= self.slots || len > self.slot_bytes {
             return None;
         }
         let start = slot as usize * self.slot_bytes;
-        self.map
-            .peer_bytes()
-            .sub(start, self.slot_bytes)
-            .map(|p| p.to_vec())
+        self.map.peer_bytes().sub(start, len).map(|p| p.to_vec())
+    }
+
+    /// The size of the frame on screen.
+    pub fn shown_size(&self) -> (u32, u32) {
+        self.shown_size
     }
 
     /// A copy of the pixels on screen (RGBA, premultiplied, rows tightly packed). The output is
     /// memory the renderer can write, so it is copied out, never borrowed.
     pub fn pixels(&self) -> Option<Vec<u8>> {
         let (slot, _) = self.shown?;
-        let mut px = self.raw_slot(slot)?;
+        let mut px = self.raw_slot(slot, self.shown_size)?;
         if self.order == OutputOrder::Bgra {
             for p in px.chunks_exact_mut(4) {
                 p.swap(0, 2);
@@ -128,7 +139,8 @@ impl Screen {
         }
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut enc = png::Encoder::new(BufWriter::new(file), self.width, self.height);
+        let (width, height) = self.shown_size;
+        let mut enc = png::Encoder::new(BufWriter::new(file), width, height);
         enc.set_color(png::ColorType::Rgba);
         enc.set_depth(png::BitDepth::Eight);
         let mut w = enc

@@ -163,6 +163,10 @@ pub struct RunSummary {
     pub fd_counts: FdCounts,
     /// Where the last frame was written.
     pub out: Option<String>,
+    /// Frames composited at a size the window no longer had, handed back unshown.
+    pub dropped_for_resize: u64,
+    /// Resizes of the window.
+    pub resizes: u64,
     /// How frames reached the screen: `headless` (a PNG at exit) or the window's present path.
     pub present: String,
     /// Why presenting copies, where it does.

@@ -95,6 +95,7 @@ pub fn attack(
     let presented = |frame, slot| {
         RendererToLauncher::Presented(Presented {
             frame,
+            generation: 0,
             epoch,
             slot,
             sent_ns: 0,
@@ -121,6 +122,7 @@ pub fn attack(
         }
         Attack::SecondOutput => {
             let _ = events.send(&RendererToLauncher::Output {
+                generation: 0,
                 fd: RemoteFd {
                     pid: std::process::id(),
                     fd: 0,

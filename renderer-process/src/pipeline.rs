@@ -112,6 +112,10 @@ pub struct Pipeline {
     order: renderer_process::composite::OutputOrder,
     /// The opaque colour under every layer, R, G, B, A.
     backdrop: [u8; 4],
+    /// The frame size's generation: frames of another are dropped, their buffers released.
+    generation: u32,
+    /// The largest frame the output slots hold.
+    max: (u32, u32),
     layers: u32,
     fence_timeout: Duration,
     events: Sender<RendererToLauncher>,
@@ -265,8 +269,11 @@ impl Pipeline {
         events: Sender<RendererToLauncher>,
         claimed: crate::sandbox::Claimed,
     ) -> anyhow::Result<Self> {
-        let output =
-            Output::new(start.width, start.height).context("creating the output buffer")?;
+        let (max_w, max_h) = (
+            start.max_width.max(start.width),
+            start.max_height.max(start.height),
+        );
+        let output = Output::new(max_w, max_h).context("creating the output buffer")?;
         let hand_over = |listener: OwnedFd| {
             events
                 .send_with(&RendererToLauncher::SandboxListener, &[listener.as_fd()])
@@ -277,6 +284,7 @@ impl Pipeline {
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         events
             .send(&RendererToLauncher::Output {
+                generation: start.generation,
                 fd: RemoteFd {
                     pid: std::process::id(),
                     fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
@@ -309,6 +317,8 @@ impl Pipeline {
             height: start.height,
             order: start.output_order,
             backdrop: start.backdrop,
+            generation: start.generation,
+            max: (max_w, max_h),
             layers: start.layers,
             fence_timeout: Duration::from_millis(u64::from(start.fence_timeout_ms)),
             events,
@@ -428,6 +438,30 @@ impl Pipeline {
                 return Ok(false);
             }
             LauncherToRenderer::Start(_) => tracing::warn!("a second Start was ignored"),
+            LauncherToRenderer::Resize(r) => {
+                if r.width == 0 || r.height == 0 || r.width > self.max.0 || r.height > self.max.1 {
+                    anyhow::bail!(
+                        "a resize to {}x{}, beyond the output's {}x{}",
+                        r.width,
+                        r.height,
+                        self.max.0,
+                        self.max.1
+                    );
+                }
+                tracing::info!(
+                    width = r.width,
+                    height = r.height,
+                    generation = r.generation,
+                    "resized"
+                );
+                self.width = r.width;
+                self.height = r.height;
+                self.generation = r.generation;
+                // A frame of the old size waiting for its fences is dropped with its buffers.
+                if let Some(p) = self.pending.take() {
+                    self.drop_pending(p);
+                }
+            }
         }
         Ok(true)
     }
@@ -462,6 +496,16 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Drops the frame waiting for its fences: the wait is abandoned (the waiter closes the
+    /// fences) and its new buffers go back to the GPU process unshown.
+    fn drop_pending(&mut self, p: Pending) {
+        self.cancel.store(self.seq + 1, Ordering::Release);
+        self.stats.stale_dropped += 1;
+        for (_, shown, _) in p.layers {
+            self.release(shown.id);
+        }
+    }
+
     fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
@@ -471,6 +515,20 @@ impl Pipeline {
                 current = self.gpu.epoch,
                 "dropped a frame of another epoch"
             );
+            return Ok(());
+        }
+        if msg.generation != self.generation {
+            // Rendered for another size: never composited, its buffers go straight back.
+            self.stats.stale_dropped += 1;
+            tracing::debug!(
+                generation = msg.generation,
+                current = self.generation,
+                frame = msg.frame,
+                "dropped a frame of another size"
+            );
+            for l in &msg.layers {
+                self.release(l.buffer.id);
+            }
             return Ok(());
         }
         self.cache.set_epoch(self.gpu.epoch);
@@ -745,6 +803,7 @@ impl Pipeline {
         self.events
             .send(&RendererToLauncher::Presented(Presented {
                 frame,
+                generation: self.generation,
                 epoch,
                 slot,
                 sent_ns,

@@ -108,6 +108,72 @@ pub struct Placement {
     pub opacity: u8,
 }
 
+/// Offsets the user gave layers by dragging them, added to their animated placement. Layer 0,
+/// the background, does not move.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moves {
+    /// `(dx, dy)` of each layer.
+    pub offsets: [(i32, i32); MAX_LAYERS as usize],
+}
+
+impl Moves {
+    /// Moves `layer` by (`dx`, `dy`) more, saturating; layer 0 and unknown layers stay put.
+    pub fn add(&mut self, layer: u32, dx: i32, dy: i32) {
+        if layer == 0 {
+            return;
+        }
+        if let Some(o) = self.offsets.get_mut(layer as usize) {
+            o.0 = o.0.saturating_add(dx).clamp(-16384, 16384);
+            o.1 = o.1.saturating_add(dy).clamp(-16384, 16384);
+        }
+    }
+}
+
+/// [`placement`], moved by `moves`.
+pub fn placement_moved(
+    frame: u64,
+    layer: u32,
+    layers: u32,
+    frame_w: u32,
+    frame_h: u32,
+    moves: &Moves,
+) -> Placement {
+    let mut p = placement(frame, layer, layers, frame_w, frame_h);
+    if let Some((dx, dy)) = moves.offsets.get(layer as usize) {
+        p.x = p.x.saturating_add(*dx);
+        p.y = p.y.saturating_add(*dy);
+    }
+    p
+}
+
+/// The topmost layer (but the background) whose rectangle holds (`x`, `y`) in frame `frame`,
+/// with `moves` applied: the one a press at that point picks up.
+pub fn layer_at(
+    frame: u64,
+    layers: u32,
+    frame_w: u32,
+    frame_h: u32,
+    moves: &Moves,
+    (x, y): (i32, i32),
+) -> Option<u32> {
+    (1..layers.min(MAX_LAYERS))
+        .map(|l| {
+            (
+                placement_moved(frame, l, layers, frame_w, frame_h, moves),
+                l,
+            )
+        })
+        .filter(|(p, l)| {
+            let (w, h) = layer_size(*l, frame_w, frame_h);
+            x >= p.x
+                && y >= p.y
+                && i64::from(x - p.x) < i64::from(w)
+                && i64::from(y - p.y) < i64::from(h)
+        })
+        .max_by_key(|(p, l)| (p.z, *l))
+        .map(|(_, l)| l)
+}
+
 /// The size of layer `layer`'s texture in a frame of `frame_w` x `frame_h`.
 ///
 /// Layer 0 covers the whole frame; the others are smaller panels.
@@ -217,13 +283,26 @@ pub fn expected_pixel(
     x: u32,
     y: u32,
 ) -> [u8; 4] {
+    expected_pixel_moved(frame, layers, frame_w, frame_h, x, y, &Moves::default())
+}
+
+/// [`expected_pixel`] with the layers moved by `moves`.
+pub fn expected_pixel_moved(
+    frame: u64,
+    layers: u32,
+    frame_w: u32,
+    frame_h: u32,
+    x: u32,
+    y: u32,
+    moves: &Moves,
+) -> [u8; 4] {
     let mut order: Vec<(i32, u32)> = (0..layers)
         .map(|l| (placement(frame, l, layers, frame_w, frame_h).z, l))
         .collect();
     order.sort();
     let mut px = BACKDROP;
     for (_, l) in order {
-        let p = placement(frame, l, layers, frame_w, frame_h);
+        let p = placement_moved(frame, l, layers, frame_w, frame_h, moves);
         let (w, h) = layer_size(l, frame_w, frame_h);
         let lx = i64::from(x) - i64::from(p.x);
         let ly = i64::from(y) - i64::from(p.y);

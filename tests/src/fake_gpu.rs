@@ -96,6 +96,9 @@ impl FakeGpu {
                     reports: ViolationReports::Signal,
                     output_order: Default::default(),
                     backdrop: triptych_scene::BACKDROP,
+                    generation: 0,
+                    max_width: width,
+                    max_height: height,
                 }),
                 &[theirs.as_fd()],
             )

@@ -169,6 +169,34 @@ impl Lines {
         }
     }
 
+    /// Like [`Lines::wait_for`], for a line containing `needle` that comes after the line
+    /// `after` (already seen).
+    pub fn wait_for_after(&mut self, needle: &str, after: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let start = self
+            .seen
+            .iter()
+            .position(|l| l == after)
+            .map_or(0, |i| i + 1);
+        if let Some(l) = self.seen[start..].iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            match self.rx.recv_deadline(deadline) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} after {after:?} within {timeout:?}; the launcher said:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
     /// How many lines seen so far contain `needle`, after reading what is there now.
     pub fn count(&mut self, needle: &str) -> usize {
         while let Ok(l) = self.rx.try_recv() {
@@ -310,4 +338,25 @@ pub fn find(shot: &[u8], sw: u32, sh: u32, want: &[u8], w: u32, h: u32) -> Optio
         }
     }
     None
+}
+
+/// Drags with the first button from (`x0`, `y0`) to (`x1`, `y1`) in root coordinates (the
+/// window sits at the origin: no window manager runs on the test server), as real input.
+pub fn drag(conn: &RustConnection, (x0, y0): (i16, i16), (x1, y1): (i16, i16)) {
+    let root = conn.setup().roots[0].root;
+    // XTEST: 6 MotionNotify, 4 ButtonPress, 5 ButtonRelease (xproto event codes).
+    conn.xtest_fake_input(6, 0, 0, root, x0, y0, 0)
+        .expect("motion");
+    conn.xtest_fake_input(4, 1, 0, root, 0, 0, 0)
+        .expect("press");
+    let steps = 4;
+    for i in 1..=steps {
+        let x = x0 + (x1 - x0) * i / steps;
+        let y = y0 + (y1 - y0) * i / steps;
+        conn.xtest_fake_input(6, 0, 0, root, x, y, 0)
+            .expect("motion");
+    }
+    conn.xtest_fake_input(5, 1, 0, root, 0, 0, 0)
+        .expect("release");
+    x11rb::wrapper::ConnectionExt::sync(conn).expect("sync");
 }

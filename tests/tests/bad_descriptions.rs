@@ -116,6 +116,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         };
         let msg = FrameMsg {
             epoch: 1,
+            generation: 0,
             frame: i as u64,
             sent_ns: 0,
             layers: vec![LayerMsg {
@@ -146,6 +147,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
     // Still alive and still compositing.
     let msg = FrameMsg {
         epoch: 1,
+        generation: 0,
         frame: 100,
         sent_ns: 0,
         layers: vec![LayerMsg {

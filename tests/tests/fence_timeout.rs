@@ -34,6 +34,7 @@ fn frame(
 ) -> GpuToRenderer {
     GpuToRenderer::Frame(FrameMsg {
         epoch: 1,
+        generation: 0,
         frame: n,
         sent_ns: triptych_trace::now_ns(),
         layers: vec![LayerMsg {
@@ -77,6 +78,7 @@ fn an_unsignalled_fence_times_out_and_the_previous_buffer_stays() {
     let g = FakeGpu::start(window, W, H, 1, timeout.as_millis() as u32);
     let RendererToLauncher::Output {
         fd,
+        generation: _,
         slots,
         slot_bytes,
     } = g.next_event()

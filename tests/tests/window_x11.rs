@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use triptych_tests::x11::{press, screenshot, window_id, Lines, Xvfb};
+use triptych_tests::x11::{drag, press, screenshot, window_id, Lines, Xvfb};
 use triptych_tests::{scratch, summary, triptych, wait_within};
 
 const W: u32 = 320;
@@ -49,7 +49,10 @@ fn start(x: &Xvfb, tag: &str, frames: u64) -> Run {
         .arg(&json)
         .env("DISPLAY", &x.display)
         .env_remove("WAYLAND_DISPLAY")
-        .env("TRIPTYCH_LOG", "info")
+        .env(
+            "TRIPTYCH_LOG",
+            std::env::var("TRIPTYCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("starting triptych");
@@ -157,4 +160,142 @@ fn the_kill_gpu_key_keeps_the_last_frame_and_new_frames_follow() {
         recovered,
         "the GPU process's replacement presented: {crashes:?}"
     );
+}
+
+#[test]
+fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let mut r = start(&x, "window-resize", 100_000);
+    r.lines
+        .wait_for("GPU process started", Duration::from_secs(60));
+    press(&conn, r.xid, 0x20);
+    r.lines.wait_for("paused=true", Duration::from_secs(20));
+    // No window manager: the server applies the size at once, as a user's drag would end.
+    conn.configure_window(r.xid, &ConfigureWindowAux::new().width(400).height(300))
+        .expect("resize");
+    conn.flush().expect("flush");
+    r.lines.wait_for("window resized", Duration::from_secs(20));
+    // One frame, asked for after the resize.
+    press(&conn, r.xid, u32::from(b'.'));
+    let line = r.lines.wait_for(
+        "a frame of the new size is on screen",
+        Duration::from_secs(30),
+    );
+    assert!(
+        line.contains("width=400") && line.contains("height=300"),
+        "{line}"
+    );
+    let frame: u64 = line
+        .split("frame=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .expect("a frame number");
+    let (w, h, px) = screenshot(&conn, r.xid);
+    assert_eq!((w, h), (400, 300));
+    let mut bad = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let want = triptych_scene::expected_pixel(frame, LAYERS, 400, 300, x, y);
+            if px[i..i + 3] != want[..3] {
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!(
+        bad, 0,
+        "{bad} pixels of the 400x300 window differ from frame {frame} at 400x300"
+    );
+    let s = stop(r);
+    assert_eq!(s["resizes"], 1, "{s}");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(400), Some(300))
+    );
+    assert_eq!(
+        s["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "a resize is no crash"
+    );
+}
+
+/// The number after `key=` in `line`.
+fn field<T: std::str::FromStr>(line: &str, key: &str) -> T {
+    line.split(&format!("{key}="))
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+#[test]
+fn dragging_a_layer_moves_it_in_the_frames_that_follow() {
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let mut r = start(&x, "window-drag", 100_000);
+    r.lines
+        .wait_for("GPU process started", Duration::from_secs(60));
+    press(&conn, r.xid, 0x20);
+    r.lines.wait_for("paused=true", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    // Find a point covered by a panel in the frame on screen: the launcher picks the topmost.
+    let frame_on_screen = {
+        press(&conn, r.xid, u32::from(b'.'));
+        let l = r
+            .lines
+            .wait_for("the stepped frame is on screen", Duration::from_secs(20));
+        field::<u64>(&l, "frame")
+    };
+    let moves = triptych_scene::Moves::default();
+    let (px, py) = (0..H as i32)
+        .step_by(4)
+        .flat_map(|y| (0..W as i32).step_by(4).map(move |x| (x, y)))
+        .find(|p| triptych_scene::layer_at(frame_on_screen, LAYERS, W, H, &moves, *p).is_some())
+        .expect("a panel somewhere on screen");
+    drag(
+        &conn,
+        (px as i16, py as i16),
+        (px as i16 + 40, py as i16 + 24),
+    );
+    let picked = r
+        .lines
+        .wait_for("dragging a layer", Duration::from_secs(20));
+    let layer: u32 = field(&picked, "layer");
+    let put = r
+        .lines
+        .wait_for("put a layer down", Duration::from_secs(20));
+    assert_eq!(
+        (field::<i32>(&put, "dx"), field::<i32>(&put, "dy")),
+        (40, 24),
+        "{put}"
+    );
+    press(&conn, r.xid, u32::from(b'.'));
+    let shown = r.lines.wait_for_after(
+        "the stepped frame is on screen",
+        &put,
+        Duration::from_secs(20),
+    );
+    let frame: u64 = field(&shown, "frame");
+    let mut moved = triptych_scene::Moves::default();
+    moved.add(layer, 40, 24);
+    let (w, h, shot) = screenshot(&conn, r.xid);
+    let mut bad = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let want = triptych_scene::expected_pixel_moved(frame, LAYERS, W, H, x, y, &moved);
+            if shot[i..i + 3] != want[..3] {
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!(
+        bad, 0,
+        "{bad} pixels differ from frame {frame} with layer {layer} moved by (40, 24)"
+    );
+    let _ = stop(r);
 }

@@ -53,6 +53,7 @@ fn main() {
         &[1],
         &RendererToLauncher::Presented(Presented {
             frame: 0,
+            generation: 0,
             epoch: 1,
             slot: 1,
             sent_ns: 1,
@@ -65,6 +66,7 @@ fn main() {
         "renderer-output",
         &[1],
         &RendererToLauncher::Output {
+            generation: 0,
             fd: remote(4),
             slots: 3,
             slot_bytes: 1228800,
@@ -132,6 +134,7 @@ fn main() {
         &[],
         &GpuToRenderer::Frame(FrameMsg {
             epoch: 1,
+            generation: 0,
             frame: 0,
             sent_ns: 99,
             layers: (0..3).map(layer).collect(),

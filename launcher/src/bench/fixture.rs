@@ -152,6 +152,7 @@ impl Fixture {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(GpuToRenderer::Frame(FrameMsg {
             epoch: EPOCH,
+            generation: 0,
             frame,
             sent_ns: triptych_trace::now_ns(),
             layers,

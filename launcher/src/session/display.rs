@@ -14,6 +14,10 @@ use crate::window::{Action, Display, DisplayEvent};
 /// Frames asked of the GPU process and not yet presented, at most.
 const IN_FLIGHT: u64 = 2;
 
+/// How long a window size must hold before frames are made at it (an interactive resize
+/// reports many sizes).
+const RESIZE_SETTLE: Duration = Duration::from_millis(60);
+
 /// A window's state in the supervisor.
 #[derive(Debug)]
 pub(super) struct Shown {
@@ -24,8 +28,16 @@ pub(super) struct Shown {
     retire: Option<u32>,
     /// Puts the server has not finished: (segment, offset, frame, the slot to hand back then).
     pending: VecDeque<(u32, u32, u64, Option<u32>)>,
-    /// What is on screen: (segment, offset), for a redraw.
-    on_screen: Option<(u32, u32)>,
+    /// What is on screen: (segment, offset, size), for a redraw.
+    on_screen: Option<(u32, u32, (u16, u16))>,
+    /// Frames below this one were asked for before the last resize and will not be shown.
+    floor: u64,
+    /// The size of each recent put, by frame.
+    put_sizes: VecDeque<(u64, (u16, u16))>,
+    /// The size of the last frame known to be on screen.
+    announced: (u16, u16),
+    /// A resize waiting to be applied (the last size the window reported), and when.
+    resize: Option<((u32, u32), Instant)>,
     /// The slot on screen (Wayland).
     shown_slot: Option<u32>,
     /// Slots of the current output the compositor has not released (Wayland).
@@ -44,16 +56,25 @@ pub(super) struct Shown {
     next_tick: Instant,
     /// The window was closed or `q` pressed.
     pub(super) quit: bool,
+    /// A layer being dragged: the layer and where the pointer was.
+    drag: Option<(u32, i32, i32)>,
+    /// The frame a step asked for, announced once it is on screen.
+    stepped: Option<u64>,
 }
 
 impl Shown {
-    pub(super) fn new(d: Display) -> Shown {
+    /// The window's state for frames of `size` at first.
+    pub(super) fn new(d: Display, size: (u32, u32)) -> Shown {
         Shown {
             d,
             seg: None,
             retire: None,
             pending: VecDeque::new(),
             on_screen: None,
+            floor: 0,
+            put_sizes: VecDeque::new(),
+            announced: (size.0 as u16, size.1 as u16),
+            resize: None,
             shown_slot: None,
             reading: HashSet::new(),
             to_free: HashSet::new(),
@@ -64,6 +85,8 @@ impl Shown {
             epoch: 0,
             next_tick: Instant::now(),
             quit: false,
+            drag: None,
+            stepped: None,
         }
     }
 }
@@ -79,9 +102,10 @@ impl Supervisor<'_> {
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let (w, h) = (self.args.size.width, self.args.size.height);
+        let (mw, mh) = self.max_size;
         let slot_bytes =
-            u32::try_from(u64::from(w) * u64::from(h) * 4).context("a frame beyond 4 GiB")?;
+            u32::try_from(u64::from(mw) * u64::from(mh) * 4).context("a frame beyond 4 GiB")?;
+        let (w, h) = self.size;
         let seg =
             s.d.presenter
                 .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
@@ -104,13 +128,13 @@ impl Supervisor<'_> {
         frame: u64,
         back: Option<u32>,
     ) -> anyhow::Result<()> {
-        let slot_bytes = u64::from(self.args.size.width) * u64::from(self.args.size.height) * 4;
-        let size = (self.args.size.width as u16, self.args.size.height as u16);
+        let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
+        let size = (self.size.0 as u16, self.size.1 as u16);
         let pixels = self
             .renderer
             .as_ref()
             .and_then(|r| r.screen.as_ref())
-            .and_then(|sc| sc.raw_slot(slot));
+            .and_then(|sc| sc.raw_slot(slot, self.size));
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
@@ -119,7 +143,11 @@ impl Supervisor<'_> {
         };
         let offset = u32::try_from(u64::from(slot) * slot_bytes).context("a slot beyond 4 GiB")?;
         s.d.presenter.put(seg, offset, frame, size, || pixels)?;
-        s.on_screen = Some((seg, offset));
+        s.on_screen = Some((seg, offset, size));
+        if s.put_sizes.len() >= 8 {
+            s.put_sizes.pop_front();
+        }
+        s.put_sizes.push_back((frame, size));
         if s.d.presenter.releases() {
             s.awaiting_frame = true;
             s.reading.insert(slot);
@@ -148,7 +176,24 @@ impl Supervisor<'_> {
     }
 
     /// The server has `frame`'s pixels.
-    fn on_screen(&self, frame: u64) {
+    fn on_screen(&mut self, frame: u64) {
+        if let Some(s) = self.display.as_mut() {
+            if s.stepped == Some(frame) {
+                s.stepped = None;
+                tracing::info!(frame, "the stepped frame is on screen");
+            }
+            if let Some(&(_, size)) = s.put_sizes.iter().find(|(f, _)| *f == frame) {
+                if size != s.announced {
+                    s.announced = size;
+                    tracing::info!(
+                        frame,
+                        width = size.0,
+                        height = size.1,
+                        "a frame of the new size is on screen"
+                    );
+                }
+            }
+        }
         if frame + 1 == self.args.frames {
             tracing::info!(
                 frame,
@@ -195,8 +240,7 @@ impl Supervisor<'_> {
                 }
             }
             DisplayEvent::Released(c) => {
-                let slot_bytes =
-                    u64::from(self.args.size.width) * u64::from(self.args.size.height) * 4;
+                let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
                 };
@@ -213,6 +257,9 @@ impl Supervisor<'_> {
                     return Ok(());
                 };
                 s.awaiting_frame = false;
+                if frame != u64::MAX {
+                    s.d.presenter.collect();
+                }
                 if let Some(old) = s.retire.take() {
                     s.d.presenter.detach(old);
                 }
@@ -220,23 +267,62 @@ impl Supervisor<'_> {
             }
             DisplayEvent::Exposed => {
                 if let Some(s) = self.display.as_ref() {
-                    if let Some((seg, off)) = s.on_screen {
-                        let size = (self.args.size.width as u16, self.args.size.height as u16);
+                    if let Some((seg, off, size)) = s.on_screen {
                         let _ = s.d.presenter.put(seg, off, u64::MAX, size, || None);
                     }
                 }
             }
             DisplayEvent::Resized(w, h) => {
-                tracing::info!(
-                    width = w,
-                    height = h,
-                    "window resized; frames keep their size"
-                );
+                if let Some(s) = self.display.as_mut() {
+                    s.resize = Some(((w, h), Instant::now()));
+                }
             }
+            DisplayEvent::Pointer { x, y, pressed } => self.pointer(x, y, pressed),
             DisplayEvent::Closed => self.quit("the window was closed"),
             DisplayEvent::Key(a) => self.key(a)?,
         }
         Ok(())
+    }
+
+    /// A press picks up the topmost layer under the pointer in the frame on screen; moving
+    /// with the button down moves it; letting go puts it down.
+    fn pointer(&mut self, x: i32, y: i32, pressed: bool) {
+        let (w, h) = self.size;
+        let (layers, on_screen) = (self.args.layers, self.summary.last_frame);
+        let Some(s) = self.display.as_mut() else {
+            return;
+        };
+        match (s.drag, pressed) {
+            (None, true) => {
+                let frame = on_screen.unwrap_or(0);
+                if let Some(l) = triptych_scene::layer_at(frame, layers, w, h, &self.moves, (x, y))
+                {
+                    tracing::info!(layer = l, x, y, frame, "dragging a layer");
+                    s.drag = Some((l, x, y));
+                }
+            }
+            (Some((l, lx, ly)), true) => {
+                if (x, y) != (lx, ly) {
+                    self.moves.add(l, x - lx, y - ly);
+                    s.drag = Some((l, x, y));
+                    if let Some(g) = self.gpu.as_mut() {
+                        if let Err(SendError::Full) = g
+                            .child
+                            .commands
+                            .send(&LauncherToGpu::Moves(self.moves.offsets))
+                        {
+                            g.unread = true;
+                        }
+                    }
+                }
+            }
+            (Some((l, _, _)), false) => {
+                let (dx, dy) = self.moves.offsets[l as usize];
+                tracing::info!(layer = l, dx, dy, "put a layer down");
+                s.drag = None;
+            }
+            (None, false) => {}
+        }
     }
 
     fn quit(&mut self, why: &str) {
@@ -288,12 +374,66 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Applies the window's last reported size once it has held for [`RESIZE_SETTLE`]: a new
+    /// generation, told to the renderer first and then to the GPU process, so that every frame
+    /// the renderer composites from then on is of the new size. Frames asked for before it are
+    /// dropped where they are (their slots and buffers handed back), never shown.
+    fn apply_resize(&mut self) {
+        let max = self.max_size;
+        let Some(s) = self.display.as_mut() else {
+            return;
+        };
+        let Some(((w, h), at)) = s.resize else {
+            return;
+        };
+        if at.elapsed() < RESIZE_SETTLE {
+            return;
+        }
+        s.resize = None;
+        let (w, h) = (w.clamp(1, max.0), h.clamp(1, max.1));
+        if (w, h) == self.size {
+            return;
+        }
+        self.generation += 1;
+        self.size = (w, h);
+        self.summary.width = w;
+        self.summary.height = h;
+        self.summary.resizes += 1;
+        s.floor = s.next_request;
+        let r = ipc_protocol::messages::Resize {
+            width: w,
+            height: h,
+            generation: self.generation,
+        };
+        tracing::info!(
+            width = w,
+            height = h,
+            generation = r.generation,
+            "window resized"
+        );
+        if let Some((_, seg)) = s.seg {
+            s.d.presenter.resize(seg, (w as u16, h as u16));
+        }
+        if let Some(rd) = self.renderer.as_mut() {
+            if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
+                rd.send_failed(e);
+            }
+        }
+        if let Some(g) = self.gpu.as_mut() {
+            if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Resize(r)) {
+                g.unread = true;
+            }
+        }
+    }
+
     /// At a refresh tick, asks the GPU process for the next frame, unless paused, at the last
     /// frame, or [`IN_FLIGHT`] frames are asked for already. Returns how long until the next
     /// tick.
     pub(super) fn display_tick(&mut self) -> Option<Duration> {
+        self.apply_resize();
         let frames = self.args.frames;
-        let presented = self.resume_from();
+        let floor = self.display.as_ref().map_or(0, |s| s.floor);
+        let presented = self.resume_from().max(floor);
         let s = self.display.as_mut()?;
         let now = Instant::now();
         if now < s.next_tick {
@@ -304,8 +444,11 @@ impl Supervisor<'_> {
         let asked = !s.awaiting_frame;
         let room = asked && s.next_request < presented + IN_FLIGHT;
         let more = s.next_request < frames;
-        if room && more && (!s.paused || std::mem::take(&mut s.step)) {
+        if room && more && (!s.paused || s.step) {
             let up_to = s.next_request;
+            if std::mem::take(&mut s.step) {
+                s.stepped = Some(up_to);
+            }
             s.next_request += 1;
             if let Some(g) = self.gpu.as_mut().filter(|g| g.epoch == s.epoch) {
                 if let Err(SendError::Full) =

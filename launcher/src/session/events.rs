@@ -169,9 +169,10 @@ impl Supervisor<'_> {
     ) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
         self.budgets.renderer.message(m.kind(), Instant::now())?;
-        let (width, height) = (self.args.size.width, self.args.size.height);
+        let (width, height) = self.max_size;
         match m {
             RendererToLauncher::Output {
+                generation,
                 fd,
                 slots,
                 slot_bytes,
@@ -181,6 +182,12 @@ impl Supervisor<'_> {
                 };
                 if r.screen.is_some() {
                     return Err(Breach::new("Output", "sent a second time"));
+                }
+                if generation != self.generation {
+                    return Err(Breach::new(
+                        "Output",
+                        format!("of generation {generation}, not {}", self.generation),
+                    ));
                 }
                 if self.jail.awaits_listener(r.child.proc.pid) {
                     return Err(Breach::new("Output", "before the sandbox listener"));
@@ -329,9 +336,23 @@ impl Supervisor<'_> {
                 ),
             ));
         }
+        if p.generation > self.generation {
+            return Err(Breach::new(
+                "Presented",
+                format!("a frame of generation {}, not yet asked for", p.generation),
+            ));
+        }
+        if p.generation < self.generation {
+            // Composited before the renderer heard of the resize: of the old size, never shown.
+            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
+                r.send_failed(e);
+            }
+            self.summary.dropped_for_resize += 1;
+            return Ok(());
+        }
         self.frames.presented(p.frame, p.epoch)?;
         let back = screen
-            .show(p.slot, p.frame)
+            .show(p.slot, p.frame, self.size)
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
         if self.display.is_none() {
             if let Some(back) = back {

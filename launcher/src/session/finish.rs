@@ -157,7 +157,7 @@ impl Supervisor<'_> {
         let pixels = screen.and_then(|sc| sc.pixels());
         if ok && self.args.verify {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.last_frame) {
-                let (w, h) = (self.summary.width, self.summary.height);
+                let (w, h) = screen.map_or(self.size, |sc| sc.shown_size());
                 self.summary.verified = Some(crate::verify::check_run(
                     self.args.loaded_scene.as_deref(),
                     frame,

@@ -233,6 +233,14 @@ struct Supervisor<'a> {
     pending_gpu_breach: Option<rules::Breach>,
     /// The window, when the run has one.
     display: Option<display::Shown>,
+    /// The frame size now (the window's, once resized).
+    size: (u32, u32),
+    /// The frame size's generation: one more at every resize.
+    generation: u32,
+    /// The largest frame size the output slots hold.
+    max_size: (u32, u32),
+    /// Layers the user moved by dragging them.
+    moves: triptych_scene::Moves,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -334,7 +342,13 @@ pub fn run(
         checks: corroborate::Checks::default(),
         pending_renderer_breach: None,
         pending_gpu_breach: None,
-        display: display.map(display::Shown::new),
+        max_size: display.as_ref().map_or((width, height), |d| {
+            (d.max.0.max(width), d.max.1.max(height))
+        }),
+        display: display.map(|d| display::Shown::new(d, (width, height))),
+        size: (width, height),
+        generation: 0,
+        moves: triptych_scene::Moves::default(),
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;

@@ -19,6 +19,10 @@
 //!
 //! # Keys
 //!
+//! Dragging a layer with the first button moves it (the launcher picks the topmost layer under
+//! the pointer in the frame on screen and sends the offsets to the GPU process, which adds them
+//! to the scene's placement; they survive a restart of the GPU process).
+//!
 //! Space pauses and resumes, `.` steps one frame while paused, `g` kills the GPU process and
 //! `r` the renderer (with `SIGKILL`, recovered like any crash; the last frame stays on screen
 //! meanwhile), `q` or Escape quits.
@@ -61,6 +65,15 @@ pub enum DisplayEvent {
     Resized(u32, u32),
     /// The window needs its content again.
     Exposed,
+    /// The pointer moved to (x, y) in the window, or its first button changed.
+    Pointer {
+        /// Window pixels from the left.
+        x: i32,
+        /// Window pixels from the top.
+        y: i32,
+        /// The first button is down.
+        pressed: bool,
+    },
 }
 
 /// What a key does.
@@ -131,6 +144,20 @@ impl Presenter {
         }
     }
 
+    /// The window's frames are now `size`: the slots of `seg` are shown at that size.
+    pub fn resize(&self, seg: u32, size: (u16, u16)) {
+        if let Presenter::Wayland(p) = self {
+            p.resize(seg, size);
+        }
+    }
+
+    /// Destroys what a resize left behind once it is no longer shown.
+    pub fn collect(&self) {
+        if let Presenter::Wayland(p) = self {
+            p.collect();
+        }
+    }
+
     /// Forgets output `seg`.
     pub fn detach(&self, seg: u32) {
         match self {
@@ -164,6 +191,8 @@ pub struct Display {
     pub presenter: Presenter,
     /// The display's refresh period.
     pub refresh: Duration,
+    /// The largest frame a resize may ask for (the monitor's size, at most 4096x4096).
+    pub max: (u32, u32),
 }
 
 /// Whether `run` opens a window, and why (or why not).
@@ -197,6 +226,9 @@ struct App {
     window: Option<std::sync::Arc<Window>>,
     run: Option<std::thread::JoinHandle<anyhow::Result<RunSummary>>>,
     failed: Option<anyhow::Error>,
+    /// Where the pointer is, and whether its first button is down.
+    pointer: (i32, i32),
+    pressed: bool,
 }
 
 impl App {
@@ -207,7 +239,7 @@ impl App {
                 Window::default_attributes()
                     .with_title("triptych")
                     .with_inner_size(winit::dpi::PhysicalSize::new(w, h))
-                    .with_resizable(false),
+                    .with_resizable(true),
             )
             .context("creating the window")?;
         let window = std::sync::Arc::new(window);
@@ -253,7 +285,13 @@ impl App {
             refresh_us = refresh.as_micros() as u64,
             "window open"
         );
+        let max = window
+            .current_monitor()
+            .map(|m| m.size())
+            .map_or((w, h), |s| (s.width.max(w), s.height.max(h)));
+        let max = (max.0.min(4096), max.1.min(4096));
         let display = Display {
+            max,
             events: self.rx.take().context("the window started twice")?,
             presenter,
             refresh,
@@ -296,6 +334,26 @@ impl ApplicationHandler<UserEvent> for App {
             WindowEvent::CloseRequested => Some(DisplayEvent::Closed),
             WindowEvent::Resized(s) => Some(DisplayEvent::Resized(s.width, s.height)),
             WindowEvent::RedrawRequested => Some(DisplayEvent::Exposed),
+            WindowEvent::CursorMoved { position, .. } => {
+                self.pointer = (position.x as i32, position.y as i32);
+                Some(DisplayEvent::Pointer {
+                    x: self.pointer.0,
+                    y: self.pointer.1,
+                    pressed: self.pressed,
+                })
+            }
+            WindowEvent::MouseInput {
+                state,
+                button: winit::event::MouseButton::Left,
+                ..
+            } => {
+                self.pressed = state == ElementState::Pressed;
+                Some(DisplayEvent::Pointer {
+                    x: self.pointer.0,
+                    y: self.pointer.1,
+                    pressed: self.pressed,
+                })
+            }
             WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
                 let action = match event.logical_key.as_ref() {
                     Key::Named(NamedKey::Space) => Some(Action::TogglePause),
@@ -331,6 +389,8 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         window: None,
         run: None,
         failed: None,
+        pointer: (0, 0),
+        pressed: false,
     };
     event_loop
         .run_app(&mut app)

@@ -107,6 +107,11 @@ impl Dispatch<WlCallback, u64> for State {
 struct Pool {
     pool: WlShmPool,
     buffers: HashMap<u32, WlBuffer>,
+    /// The number of slots and their size, to make buffers again at another frame size.
+    slots: u32,
+    slot_bytes: u32,
+    /// Buffers of a size no longer shown, destroyed once a frame of the new size is up.
+    retired: Vec<WlBuffer>,
 }
 
 /// The launcher's side of the window's Wayland surface.
@@ -183,33 +188,78 @@ impl Presenter {
             .map_err(|_| anyhow::anyhow!("poisoned"))?;
         let id = *seg;
         *seg += 1;
-        let mut buffers = HashMap::new();
-        for s in 0..slots {
-            let offset = s * slot_bytes;
-            let b = pool.create_buffer(
-                offset as i32,
-                i32::from(width),
-                i32::from(height),
-                i32::from(width) * 4,
-                wl_shm::Format::Xrgb8888,
-                &self.qh,
-                Completion { seg: id, offset },
-            );
-            buffers.insert(offset, b);
-        }
+        let buffers = self.buffers(&pool, id, slots, slot_bytes, (width, height));
         self.conn.flush().context("flushing to the compositor")?;
         self.pools
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .insert(id, Pool { pool, buffers });
+            .insert(
+                id,
+                Pool {
+                    pool,
+                    buffers,
+                    slots,
+                    slot_bytes,
+                    retired: Vec::new(),
+                },
+            );
         Ok(id)
+    }
+
+    /// A buffer of `width` x `height` at the start of every slot of `pool`.
+    fn buffers(
+        &self,
+        pool: &WlShmPool,
+        seg: u32,
+        slots: u32,
+        slot_bytes: u32,
+        (width, height): (u16, u16),
+    ) -> HashMap<u32, WlBuffer> {
+        (0..slots)
+            .map(|s| {
+                let offset = s * slot_bytes;
+                let b = pool.create_buffer(
+                    offset as i32,
+                    i32::from(width),
+                    i32::from(height),
+                    i32::from(width) * 4,
+                    wl_shm::Format::Xrgb8888,
+                    &self.qh,
+                    Completion { seg, offset },
+                );
+                (offset, b)
+            })
+            .collect()
+    }
+
+    /// Makes the buffers of pool `seg` again at `size`; the old ones are kept until
+    /// [`Presenter::collect`].
+    pub fn resize(&self, seg: u32, size: (u16, u16)) {
+        if let Ok(mut pools) = self.pools.lock() {
+            if let Some(p) = pools.get_mut(&seg) {
+                let fresh = self.buffers(&p.pool, seg, p.slots, p.slot_bytes, size);
+                let old = std::mem::replace(&mut p.buffers, fresh);
+                p.retired.extend(old.into_values());
+            }
+        }
+    }
+
+    /// Destroys buffers retired by a resize.
+    pub fn collect(&self) {
+        if let Ok(mut pools) = self.pools.lock() {
+            for p in pools.values_mut() {
+                for b in p.retired.drain(..) {
+                    b.destroy();
+                }
+            }
+        }
     }
 
     /// Destroys pool `seg` and its buffers.
     pub fn detach(&self, seg: u32) {
         if let Ok(mut pools) = self.pools.lock() {
             if let Some(p) = pools.remove(&seg) {
-                for b in p.buffers.values() {
+                for b in p.buffers.values().chain(&p.retired) {
                     b.destroy();
                 }
                 p.pool.destroy();
