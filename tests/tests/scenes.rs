@@ -470,3 +470,74 @@ fn a_scene_file_over_the_message_budget_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_scene_in_a_resized_window_shows_its_reference_at_the_new_size() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    use triptych_tests::x11::{press, screenshot, window_id, Lines, Xvfb};
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let dir = scratch("scene-window-resize");
+    let scene = write_scene(&dir, EXACT_SCENE);
+    let mut cmd = triptych(&["run", "--window", "--size", "160x120", "--frames", "100000"]);
+    cmd.arg("--scene")
+        .arg(&scene)
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("TRIPTYCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting triptych");
+    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+    let xid = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
+    lines.wait_for("GPU process started", Duration::from_secs(60));
+    press(&conn, xid, 0x20);
+    lines.wait_for("paused=true", Duration::from_secs(20));
+    conn.configure_window(xid, &ConfigureWindowAux::new().width(200).height(150))
+        .expect("resize");
+    conn.flush().expect("flush");
+    lines.wait_for("window resized", Duration::from_secs(20));
+    press(&conn, xid, u32::from(b'.'));
+    let line = lines.wait_for(
+        "a frame of the new size is on screen",
+        Duration::from_secs(30),
+    );
+    let frame: u64 = line
+        .split("frame=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .expect("a frame number");
+    let (w, h, px) = screenshot(&conn, xid);
+    assert_eq!((w, h), (200, 150));
+    // The window has no alpha: compare colour channels (the frame is opaque anyway).
+    let want = reference(&scene, frame, w, h);
+    let bad: Vec<String> = px
+        .chunks_exact(4)
+        .zip(want.chunks_exact(4))
+        .enumerate()
+        .filter(|(_, (g, wa))| g[..3] != wa[..3])
+        .take(5)
+        .map(|(i, (g, wa))| {
+            format!(
+                "({}, {}): {g:?} instead of {wa:?}",
+                i as u32 % w,
+                i as u32 / w
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "frame {frame} at 200x150 differs: {bad:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = triptych_tests::wait_within(&mut child, Duration::from_secs(30), "the launcher");
+    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
