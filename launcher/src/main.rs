@@ -1,26 +1,8 @@
-//! `triptych`: the launcher, the trusted parent of the GPU process and the renderer.
-//!
-//! It spawns both children, bootstraps their channels, supervises them through pidfds, presents
-//! the composited frames (headless: PNG), and prints a summary of what ran. `triptych doctor`
-//! reports what the machine supports, `triptych bench` what the handoff costs against baselines
-//! measured in the same run, and `triptych trace-summary` the numbers of a recorded trace.
+//! `triptych`: the command line of the launcher (the library `triptych` does the work).
 
 #![forbid(unsafe_code)]
 
-mod bench;
-mod chaos;
-mod child;
-mod cli;
-mod crash;
-mod doctor;
-mod jail;
-mod present;
-mod session;
-mod signals;
-mod summary;
-mod trace_summary;
-mod verify;
-mod window;
+use triptych::{bench, cli, doctor, session, signals, trace_summary, window};
 
 use std::io::Write;
 
