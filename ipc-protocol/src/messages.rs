@@ -638,6 +638,8 @@ pub struct RendererStats {
     pub stale_composited: u64,
     /// Frames of an old epoch dropped on arrival.
     pub stale_dropped: u64,
+    /// Frames dropped because a fence was abandoned (its GPU process died before signalling).
+    pub abandoned_frames: u64,
     /// Times the GPU process was replaced under this renderer.
     pub gpu_switches: u64,
     /// Messages from the GPU process that broke the protocol (dropped).

@@ -59,9 +59,13 @@ pub fn env_allowed(name: &str) -> bool {
 /// The path of the sibling binary `name`.
 pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the launcher's own path")?;
-    let dir = exe
-        .parent()
-        .context("the launcher's path has no directory")?;
+    let dir = match CHILDREN_DIR.get() {
+        Some(d) => d.clone(),
+        None => exe
+            .parent()
+            .context("the launcher's path has no directory")?
+            .to_path_buf(),
+    };
     let path = dir.join(name);
     if !path.is_file() {
         bail!(
@@ -71,6 +75,53 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// Where an embedding application said the children's binaries are (`crate::shell`).
+static CHILDREN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets where the children's binaries are, once per process.
+pub fn set_children_dir(dir: PathBuf) -> anyhow::Result<()> {
+    for b in [
+        ipc_protocol::Role::Gpu.binary(),
+        ipc_protocol::Role::Renderer.binary(),
+    ] {
+        if !dir.join(b).is_file() {
+            bail!("{b} is not in {}", dir.display());
+        }
+    }
+    if let Some(set) = CHILDREN_DIR.get() {
+        if *set != dir {
+            bail!("the children's directory is {} already", set.display());
+        }
+        return Ok(());
+    }
+    let _ = CHILDREN_DIR.set(dir);
+    Ok(())
+}
+
+/// Where the children's binaries are for an application: `TRIPTYCH_BIN_DIR`, else next to its
+/// executable, else in that directory's parent (an example of this workspace sits in
+/// `target/<profile>/examples`, the binaries in `target/<profile>`).
+pub fn find_children_dir() -> anyhow::Result<PathBuf> {
+    let has = |d: &std::path::Path| d.join(ipc_protocol::Role::Gpu.binary()).is_file();
+    if let Some(d) = std::env::var_os("TRIPTYCH_BIN_DIR").map(PathBuf::from) {
+        return Ok(d);
+    }
+    let exe = std::env::current_exe().context("finding this executable's path")?;
+    let here = exe
+        .parent()
+        .context("this executable's path has no directory")?;
+    for d in [Some(here), here.parent()].into_iter().flatten() {
+        if has(d) {
+            return Ok(d.to_path_buf());
+        }
+    }
+    bail!(
+        "{} is neither next to {} nor in its parent directory: build the workspace, or say where with ShellBuilder::binaries",
+        ipc_protocol::Role::Gpu.binary(),
+        exe.display()
+    )
 }
 
 /// A child process: killed and reaped when dropped.

@@ -1,27 +1,8 @@
-//! `triptych`: the launcher, the trusted parent of the GPU process and the renderer.
-//!
-//! It spawns both children, bootstraps their channels, supervises them through pidfds, presents
-//! the composited frames (headless: PNG), and prints a summary of what ran. `triptych doctor`
-//! reports what the machine supports, `triptych bench` what the handoff costs against baselines
-//! measured in the same run, and `triptych trace-summary` the numbers of a recorded trace.
+//! `triptych`: the command line of the launcher (the library `triptych` does the work).
 
 #![forbid(unsafe_code)]
 
-mod bench;
-mod chaos;
-mod child;
-mod cli;
-mod crash;
-mod doctor;
-mod jail;
-mod present;
-mod scene;
-mod session;
-mod signals;
-mod summary;
-mod trace_summary;
-mod verify;
-mod window;
+use triptych::{bench, cli, doctor, scene, session, signals, trace_summary, window};
 
 use std::io::Write;
 
@@ -48,18 +29,7 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     // A scene file is read, parsed and its images opened before any child starts: a bad one
     // ends the run here with its located error.
     let mut args = args.clone();
-    if let Some(path) = &args.scene {
-        let loaded = scene::load(path)?;
-        args.layers = u32::try_from(loaded.scene.layers.len()).context("layer count")?;
-        if args.verify {
-            // The frame verified is the last one; refuse at once when it has no reference.
-            let (w, h) = (args.size.width, args.size.height);
-            if let Err(e) = verify::scene_reference(&loaded, args.frames - 1, w, h) {
-                anyhow::bail!("--verify cannot check this scene: {e}");
-            }
-        }
-        args.loaded_scene = Some(std::sync::Arc::new(loaded));
-    }
+    scene::prepare_run(&mut args)?;
     let args = &args;
     let signals = signals::install()?;
     if let Err(e) = triptych_sys::prctl::set_name("launcher") {

@@ -39,7 +39,7 @@ use ipc_protocol::messages::{
     RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
 };
 use ipc_protocol::{BufferId, FileId, RemoteFd};
-use triptych_sys::poll::{wait_readable, WaitOutcome};
+use triptych_sys::poll::{wait_signalled, FenceWait};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
 use renderer_process::composite::{composite_in, Layer};
@@ -87,6 +87,8 @@ struct WaitJob {
 struct WaitDone {
     seq: u64,
     ready: Result<Vec<bool>, String>,
+    /// A fence was abandoned: its producer died without signalling it. The frame is dropped.
+    dead: bool,
 }
 
 /// The current GPU process. Its fds are taken through `Pipeline::link`.
@@ -176,6 +178,7 @@ fn spawn_waiter(
                 let deadline = Instant::now() + job.timeout;
                 let mut ready = Ok(Vec::with_capacity(job.fences.len()));
                 let mut abandoned = false;
+                let mut dead = false;
                 'fences: for fence in &job.fences {
                     loop {
                         if cancel.load(Ordering::Acquire) > job.seq {
@@ -184,20 +187,25 @@ fn spawn_waiter(
                         }
                         let left = deadline.saturating_duration_since(Instant::now());
                         let slice = left.min(SLICE);
-                        match wait_readable(fence.as_fd(), slice) {
-                            Ok(WaitOutcome::Ready) => {
+                        match wait_signalled(fence.as_fd(), slice) {
+                            Ok(FenceWait::Signalled) => {
                                 if let Ok(r) = &mut ready {
                                     r.push(true);
                                 }
                                 break;
                             }
-                            Ok(WaitOutcome::TimedOut) if left <= slice => {
+                            Ok(FenceWait::Abandoned) => {
+                                // Its process died mid-render: the buffer holds whatever it held.
+                                dead = true;
+                                break 'fences;
+                            }
+                            Ok(FenceWait::TimedOut) if left <= slice => {
                                 if let Ok(r) = &mut ready {
                                     r.push(false);
                                 }
                                 break;
                             }
-                            Ok(WaitOutcome::TimedOut) => {}
+                            Ok(FenceWait::TimedOut) => {}
                             Err(e) => {
                                 ready = Err(e.to_string());
                                 break 'fences;
@@ -214,6 +222,7 @@ fn spawn_waiter(
                     .send(WaitDone {
                         seq: job.seq,
                         ready,
+                        dead,
                     })
                     .is_err()
                 {
@@ -579,9 +588,10 @@ impl Pipeline {
         let mut fences = Vec::with_capacity(fetched.len());
         let mut all_ready = true;
         for (layer, shown, fence) in fetched {
-            let first = wait_readable(fence.as_fd(), Duration::ZERO)
+            let first = wait_signalled(fence.as_fd(), Duration::ZERO)
                 .map_err(|e| anyhow::anyhow!("polling the fence of layer {layer}: {e}"))?;
-            if first != WaitOutcome::Ready {
+            // Abandoned ones too go to the waiter, which drops the frame.
+            if first != FenceWait::Signalled {
                 self.stats.fences_pending += 1;
                 all_ready = false;
             }
@@ -622,6 +632,16 @@ impl Pipeline {
             // The answer for a frame dropped by a GPU switch.
             return Ok(());
         };
+        if done.dead {
+            // Never composited: its layers may hold an older frame's pixels (a torn frame).
+            tracing::warn!(
+                frame = p.frame,
+                "a fence of the frame was abandoned (its GPU process died); the frame is dropped"
+            );
+            self.stats.abandoned_frames += 1;
+            self.drop_pending(p);
+            return Ok(());
+        }
         let ready = match done.ready {
             Ok(r) => r,
             Err(e) => anyhow::bail!("waiting on the fences of frame {}: {e}", p.frame),
@@ -720,6 +740,7 @@ impl Pipeline {
         ready_ns: u64,
         commands: &Commands,
     ) -> anyhow::Result<()> {
+        let (epoch_before, generation_before) = (self.gpu.epoch, self.generation);
         let slot = loop {
             if let Some(s) = self.output.take_free() {
                 break s;
@@ -737,6 +758,14 @@ impl Pipeline {
             }
         };
         let epoch = self.gpu.epoch;
+        // A command handled while waiting for the slot (a new GPU process, a resize) has
+        // dropped what this frame was made of: presenting now would show a frame that is not
+        // the one named (the backdrop alone, or layers of another size).
+        if (epoch, self.generation) != (epoch_before, generation_before) {
+            self.output.release(slot);
+            self.stats.stale_dropped += 1;
+            return Ok(());
+        }
         {
             // CPU reads of a DMA-BUF are bracketed with DMA_BUF_IOCTL_SYNC so the exporter's
             // caches and fences are honoured; the guards end the access when dropped.

@@ -85,6 +85,61 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
     }
 }
 
+/// How a wait on a fence ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum FenceWait {
+    /// Signalled: readable with something to read (`POLLIN`).
+    Signalled,
+    /// The deadline passed first.
+    TimedOut,
+    /// Hung up with nothing to read: the writer of a pipe fence went away (its process died)
+    /// without signalling. Never signalled, and never will be.
+    Abandoned,
+}
+
+/// Waits until the fence `fd` is signalled, abandoned, or `timeout` has passed.
+///
+/// A pipe fence is signalled by a byte written before its write end is closed: a pipe whose
+/// writer is gone reports `POLLHUP`, with `POLLIN` only while there is data (`pipe_poll` in
+/// `fs/pipe.c`), so a producer that dies mid-render (which closes its write end too) is told
+/// apart from one that finished, and nothing is consumed: the byte stays readable for every
+/// holder of the read end.
+pub fn wait_signalled(fd: BorrowedFd<'_>, timeout: Duration) -> Result<FenceWait, PollError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ts = Timespec::try_from(left).ok();
+        let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
+        let n = match poll(&mut pfd, ts.as_ref()) {
+            Ok(n) => n,
+            Err(Errno::INTR) => continue,
+            Err(errno) => {
+                return Err(PollError::Poll {
+                    fd: fd.as_raw_fd(),
+                    errno,
+                })
+            }
+        };
+        if n > 0 {
+            let revents = pfd[0].revents();
+            if revents.contains(PollFlags::IN) {
+                return Ok(FenceWait::Signalled);
+            }
+            if revents.contains(PollFlags::HUP) {
+                return Ok(FenceWait::Abandoned);
+            }
+            return Err(PollError::Broken {
+                fd: fd.as_raw_fd(),
+                revents: revents.bits() as i16,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Ok(FenceWait::TimedOut);
+        }
+    }
+}
+
 /// Waits until every fd in `fds` is readable or `timeout` has passed; returns, per fd, whether
 /// it became readable. The total wait never exceeds `timeout`.
 pub fn wait_all_readable(
@@ -98,4 +153,36 @@ pub fn wait_all_readable(
         ready.push(wait_readable(*fd, left)? == WaitOutcome::Ready);
     }
     Ok(ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_pipe_fence_is_signalled_by_a_byte_and_abandoned_by_a_bare_close() {
+        let (r, w) = crate::fd::pipe_cloexec().expect("pipe");
+        assert_eq!(
+            wait_signalled(r.as_fd(), Duration::from_millis(10)).expect("wait"),
+            FenceWait::TimedOut
+        );
+        let mut w = std::fs::File::from(w);
+        w.write_all(&[1]).expect("write");
+        drop(w);
+        for _ in 0..2 {
+            // Nothing is consumed: every holder of the read end sees the same.
+            assert_eq!(
+                wait_signalled(r.as_fd(), Duration::ZERO).expect("wait"),
+                FenceWait::Signalled
+            );
+        }
+        let (r, w) = crate::fd::pipe_cloexec().expect("pipe");
+        drop(w);
+        assert_eq!(
+            wait_signalled(r.as_fd(), Duration::ZERO).expect("wait"),
+            FenceWait::Abandoned
+        );
+    }
 }

@@ -541,3 +541,50 @@ fn a_scene_in_a_resized_window_shows_its_reference_at_the_new_size() {
     assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_embedding_shell_draws_a_scene_file_and_every_frame_equals_its_reference() {
+    use triptych::shell::{Event, ShellBuilder};
+    let dir = scratch("scene-shell");
+    let scene = write_scene(&dir, EXACT_SCENE);
+    let (w, h) = (96, 64);
+    let shell = ShellBuilder::new()
+        .size(w, h)
+        .frames(40)
+        .scene(&scene)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut presented = 0;
+    loop {
+        match shell
+            .receiver()
+            .recv_deadline(deadline)
+            .expect("the shell's events within 120 s")
+        {
+            Event::Presented(f) => {
+                let px = f.pixels().expect("pixels were asked for");
+                let want = reference(&scene, f.frame, w, h);
+                assert!(
+                    px == &want[..],
+                    "frame {}: {:?}",
+                    f.frame,
+                    differences(px, &want, w)
+                );
+                presented += 1;
+            }
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    assert!(presented > 0);
+    assert_eq!(shell.wait().expect("summary").last_frame, Some(39));
+    // A bad file fails the spawn itself, with its located error.
+    std::fs::write(&scene, "[[layers]]\nname = 3\n").expect("write");
+    let Err(e) = ShellBuilder::new().scene(&scene).spawn() else {
+        panic!("a bad scene file does not spawn");
+    };
+    assert!(format!("{e:#}").contains(":2:8: layers[0].name:"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

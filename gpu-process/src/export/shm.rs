@@ -6,9 +6,12 @@
 //! no new writable mapping (nor `write(2)`) is possible: the renderer can only map it read-only.
 //! A frame is drawn into the buffer's GL texture; the description goes out with the read end of a
 //! fresh pipe as its fence; then `glReadPixels` copies the texture into the memfd and, once it
-//! has returned (the pixels are in memory), the write end is closed, so the read end reports end
-//! of file from then on. A reader can neither signal such a fence (it holds no write end) nor
-//! consume its signal (end of file stays), so the renderer cannot forge or jam it. This is one
+//! has returned (the pixels are in memory), one byte is written and the write end closed, so the
+//! read end reports data and end of file from then on. A process that dies mid-render closes its
+//! write end too, but writes no byte: the reader sees end of file alone, an abandoned fence, and
+//! never mistakes it for a signal (`triptych_sys::poll::wait_signalled`). A reader can neither
+//! signal such a fence (it holds no write end) nor consume its signal (it only polls), so the
+//! renderer cannot forge or jam it. This is one
 //! copy more than the DMA-BUF path and the reason that path exists.
 
 use std::ffi::CString;
@@ -101,8 +104,14 @@ impl Exporter for ShmExporter {
         };
         gl.read_pixels(&buf.target, map.as_mut_slice())?;
         if let Signaller::Pipe(write) = &mut sub.signal {
-            // Closing the only write end is the signal.
-            drop(write.take());
+            // The signal is a byte, then the only write end closed: a reader tells a finished
+            // read-back (data, then end of file) from a process that died mid-render (end of
+            // file alone), and can consume neither.
+            if let Some(w) = write.take() {
+                let mut f = std::fs::File::from(w);
+                std::io::Write::write_all(&mut f, &[1])
+                    .map_err(|e| ExportError::Kernel(format!("signalling a pipe fence: {e}")))?;
+            }
         }
         Ok(())
     }

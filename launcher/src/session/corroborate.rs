@@ -24,7 +24,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::RemoteFd;
-use triptych_sys::poll::{wait_readable, WaitOutcome};
+use triptych_sys::poll::{wait_signalled, FenceWait};
 
 /// A claim to check.
 #[derive(Clone, Debug)]
@@ -108,10 +108,10 @@ pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
             claim.kind
         ));
     }
-    match wait_readable(fd.as_fd(), grace) {
-        Ok(WaitOutcome::Ready) => Finding::Refuted(format!("fence fd {n} is signalled")),
-        Ok(WaitOutcome::TimedOut) => Finding::Hung,
-        // POLLHUP without POLLIN cannot happen on these kinds; treat as signalled.
+    match wait_signalled(fd.as_fd(), grace) {
+        Ok(FenceWait::Signalled) => Finding::Refuted(format!("fence fd {n} is signalled")),
+        // Unsignalled, or its writer gone without signalling: the GPU process never finished.
+        Ok(FenceWait::TimedOut | FenceWait::Abandoned) => Finding::Hung,
         Err(e) => Finding::Refuted(format!("fence fd {n}: {e}")),
     }
 }

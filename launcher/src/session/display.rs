@@ -365,6 +365,25 @@ impl Supervisor<'_> {
         Ok(())
     }
 
+    /// Kills `role` with `SIGKILL` (a key, or an embedding application); its death is seen
+    /// through its pidfd and recovered like any crash.
+    pub(super) fn kill_role(&mut self, role: Role) {
+        match role {
+            Role::Gpu => {
+                if let Some(g) = self.gpu.as_mut() {
+                    tracing::warn!(pid = g.child.proc.pid, "SIGKILL to the GPU process");
+                    g.child.proc.kill();
+                }
+            }
+            Role::Renderer => {
+                if let Some(r) = self.renderer.as_mut() {
+                    tracing::warn!(pid = r.child.proc.pid, "SIGKILL to the renderer");
+                    r.child.proc.kill();
+                }
+            }
+        }
+    }
+
     /// A (new) GPU process of `epoch` starts at `first`: requests start again from there.
     pub(super) fn display_gpu_started(&mut self, epoch: u64, first: u64) {
         if let Some(s) = self.display.as_mut() {

@@ -17,6 +17,10 @@ impl Supervisor<'_> {
                 .display
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |s| s.d.events.clone());
+            let embed_control = self
+                .embed
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |e| e.control.clone());
             let gpu_events = self
                 .gpu
                 .as_ref()
@@ -55,6 +59,10 @@ impl Supervisor<'_> {
                 }
                 recv(display_events) -> e => if let Ok(e) = e {
                     self.display_event(e)?;
+                },
+                recv(embed_control) -> c => match c {
+                    Ok(crate::shell::Control::Kill(role)) => self.kill_role(role),
+                    Ok(crate::shell::Control::Shutdown) | Err(_) => self.embed_quit = true,
                 },
                 default(wait) => {}
             }
@@ -129,6 +137,9 @@ impl Supervisor<'_> {
     /// Whether the run is over: headless, once the last frame is on screen; in a window, once
     /// the window is closed or `q` pressed (the last frame stays on screen until then).
     fn run_over(&self) -> bool {
+        if self.embed_quit {
+            return true;
+        }
         match &self.display {
             Some(s) => s.quit,
             None => self.summary.last_frame == Some(self.args.frames - 1),

@@ -364,6 +364,19 @@ impl Supervisor<'_> {
         r.presented += 1;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
+        if let Some(e) = &self.embed {
+            let pixels = if e.pixels {
+                self.renderer
+                    .as_ref()
+                    .and_then(|r| r.screen.as_ref())
+                    .and_then(|sc| sc.pixels())
+            } else {
+                None
+            };
+            e.send(crate::shell::Event::Presented(
+                crate::shell::PresentedFrame::new(p.frame, self.size, pixels),
+            ));
+        }
         self.old_screen = None;
         if self.display.is_some() {
             if let Err(e) = self.display_put(p.slot, p.frame, back) {

@@ -241,6 +241,10 @@ struct Supervisor<'a> {
     max_size: (u32, u32),
     /// Layers the user moved by dragging them.
     moves: triptych_scene::Moves,
+    /// The application embedding this run, if one does (`crate::shell`).
+    embed: Option<crate::shell::Link>,
+    /// The application asked the run to end.
+    embed_quit: bool,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -277,6 +281,28 @@ pub fn run(
     args: &RunArgs,
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
+) -> anyhow::Result<RunSummary> {
+    run_with(args, signals, display, None)
+}
+
+/// Runs the pipeline for an application that embeds it (`crate::shell`): its events go to
+/// `link`, its commands come from it.
+pub(crate) fn run_embedded(
+    args: &RunArgs,
+    signals: &Receiver<Signal>,
+    link: crate::shell::Link,
+) -> anyhow::Result<RunSummary> {
+    let events = link.events.clone();
+    let r = run_with(args, signals, None, Some(link));
+    let _ = events.try_send(crate::shell::Event::Finished);
+    r
+}
+
+fn run_with(
+    args: &RunArgs,
+    signals: &Receiver<Signal>,
+    display: Option<crate::window::Display>,
+    embed: Option<crate::shell::Link>,
 ) -> anyhow::Result<RunSummary> {
     let (width, height) = (args.size.width, args.size.height);
     let ladder = match args.buffers {
@@ -349,6 +375,8 @@ pub fn run(
         size: (width, height),
         generation: 0,
         moves: triptych_scene::Moves::default(),
+        embed,
+        embed_quit: false,
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;

@@ -48,6 +48,12 @@ impl Supervisor<'_> {
                 ("cause", cause.to_string()),
             ],
         );
+        if let Some(e) = &self.embed {
+            e.send(crate::shell::Event::Crashed {
+                role,
+                cause: cause.to_string(),
+            });
+        }
         self.crashes.push(record);
         self.crashes.len() - 1
     }

@@ -184,6 +184,12 @@ impl Supervisor<'_> {
                         self.summary.last_frame,
                         &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
+                    if let Some(e) = &self.embed {
+                        e.send(crate::shell::Event::Crashed {
+                            role: Role::Gpu,
+                            cause: why.clone(),
+                        });
+                    }
                     self.crashes.push(record);
                     self.gpu_decision(now, &why)?;
                 }
@@ -208,6 +214,9 @@ impl Supervisor<'_> {
                     self.summary.last_frame,
                     &[("from", from.into()), ("to", to.into())],
                 );
+                if let Some(e) = &self.embed {
+                    e.send(crate::shell::Event::Fallback(msg.clone()));
+                }
                 self.fallbacks.push(msg);
                 Ok(())
             }

@@ -26,6 +26,7 @@ use wayland_client::{Connection, Dispatch, QueueHandle};
 use super::x11::Completion;
 
 /// What the event thread reports.
+#[derive(Debug)]
 pub enum Note {
     /// The compositor no longer reads a slot.
     Released(Completion),
