@@ -233,6 +233,8 @@ struct Supervisor<'a> {
     pending_gpu_breach: Option<rules::Breach>,
     /// The window, when the run has one.
     display: Option<display::Shown>,
+    /// The progress line of a headless run on a terminal.
+    progress: crate::progress::Progress,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -290,6 +292,7 @@ pub fn run(
     } else {
         Recorder::disabled()
     };
+    let progress = crate::progress::Progress::new(args.frames, display.is_none());
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
@@ -335,6 +338,7 @@ pub fn run(
         pending_renderer_breach: None,
         pending_gpu_breach: None,
         display: display.map(display::Shown::new),
+        progress,
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;
@@ -350,6 +354,7 @@ pub fn run(
     sv.gpu = Some(gpu);
     sv.renderer = Some(renderer);
     let result = sv.drive(signals);
+    sv.progress.clear();
     let summary = sv.finish(result.is_ok());
     result.and(summary)
 }
