@@ -398,6 +398,7 @@ fn present_item(
                 failures.push(format!("item 9: {why}"));
             }
             let mut it = Item::missing(&label, Some(GOAL), why);
+            it.cores = cores.to_vec();
             it.cores_note = note.to_owned();
             items.push(it);
         }

@@ -76,17 +76,16 @@ fn start_xvfb() -> anyhow::Result<(Xvfb, String)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(NoServer(
+    let mut child =
+        match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(NoServer(
                 "no X server: DISPLAY is not set and Xvfb is not installed (apt-get install xvfb)"
                     .into(),
             )
-            .into())
-        }
-        Err(e) => return Err(NoServer(format!("starting Xvfb: {e}")).into()),
-    };
+            .into()),
+            Err(e) => return Err(NoServer(format!("starting Xvfb: {e}")).into()),
+        };
     let mut out = child.stdout.take().context("Xvfb's stdout")?;
     let server = Xvfb { child };
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -118,7 +117,11 @@ pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
         Some(d) => (None, d.clone(), format!("DISPLAY={d}")),
         None => {
             let (x, d) = start_xvfb()?;
-            (Some(x), d.clone(), format!("Xvfb {d}, started by the bench"))
+            (
+                Some(x),
+                d.clone(),
+                format!("Xvfb {d}, started by the bench"),
+            )
         }
     };
     let (conn, screen) = x11rb::connect(Some(&name))
@@ -229,7 +232,10 @@ pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
 fn completion(conn: &RustConnection, seg: u32) -> anyhow::Result<()> {
     let deadline = Instant::now() + COMPLETION_DEADLINE;
     loop {
-        match conn.poll_for_event().context("reading the X server's events")? {
+        match conn
+            .poll_for_event()
+            .context("reading the X server's events")?
+        {
             Some(Event::ShmCompletion(c)) if c.shmseg == seg => return Ok(()),
             Some(Event::Error(e)) => bail!("the X server: {e:?}"),
             Some(_) => {}

@@ -115,13 +115,7 @@ fn wayland(env: String) -> DisplayReport {
     };
     let globals = match registry_queue_init::<Registry>(&conn) {
         Ok((g, _queue)) => g,
-        Err(e) => {
-            return fails(
-                env,
-                "wayland",
-                format!("the compositor's registry: {e}"),
-            )
-        }
+        Err(e) => return fails(env, "wayland", format!("the compositor's registry: {e}")),
     };
     let shm = globals.contents().with_list(|list| {
         list.iter()
