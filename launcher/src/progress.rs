@@ -23,8 +23,9 @@ const PERIOD: Duration = Duration::from_millis(100);
 /// How long a run lasts before the line appears.
 const DELAY: Duration = Duration::from_secs(1);
 
-/// The line: frames presented of the total, fps, restarts, elapsed time and what is left.
-const TEMPLATE: &str = "{bar:30} {pos}/{len} frames, {msg} ({elapsed}, about {eta} left)";
+/// The line: frames presented of the total, fps, restarts, elapsed time, and a bar as wide as
+/// the terminal leaves room for (a line that wrapped could not be cleared as one).
+const TEMPLATE: &str = "{pos}/{len} frames, {msg}, {elapsed} {wide_bar}";
 
 /// The line being shown, for [`log_writer`].
 static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
