@@ -4,9 +4,37 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Invocations shown under `triptych --help`.
+const EXAMPLES: &str = "\
+Examples:
+  triptych run                        a window where WAYLAND_DISPLAY or DISPLAY is set, else a PNG
+  triptych run --headless --frames 600 --size 1920x1080 --out last.png --verify
+  triptych run --window --layers 5    in a window; space pauses, g and r kill a child, q quits
+  triptych run --headless --chaos 7 --chaos-kills 10 --summary-json summary.json
+  triptych run --headless --trace run.json && triptych trace-summary run.json
+  triptych doctor                     what this machine supports, and what run will choose
+  triptych bench --quick              every figure against its baseline (build with --release)";
+
+/// Invocations shown under `triptych run --help`.
+const RUN_EXAMPLES: &str = "\
+Examples:
+  triptych run --headless --frames 600 --out last.png
+  triptych run --headless --size 1920x1080 --layers 8 --verify
+  triptych run --window --size 1280x720
+  triptych run --headless --buffers shm --transport scm-rights
+  triptych run --headless --chaos 7 --chaos-kills 10 --summary-json summary.json
+  triptych run --headless --fault gpu-after-export:stop-fences@20
+  triptych run --headless --trace run.json && triptych trace-summary run.json";
+
 /// triptych: a multi-process, sandboxed renderer.
 #[derive(Debug, Parser)]
-#[command(name = "triptych", version, about)]
+#[command(
+    name = "triptych",
+    version,
+    about,
+    after_help = EXAMPLES,
+    after_long_help = format!("{EXAMPLES}\n\n{}", crate::exit::HELP),
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -16,9 +44,15 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the GPU process and the renderer, composite frames, present them headless.
+    /// Start the GPU process and the renderer, composite frames, present them in a window or
+    /// headless (the last frame as a PNG).
+    #[command(
+        after_help = RUN_EXAMPLES,
+        after_long_help = format!("{RUN_EXAMPLES}\n\n{}", crate::exit::HELP),
+    )]
     Run(RunArgs),
-    /// Print what this machine supports and what `--buffers auto` would choose, and why.
+    /// Print what this machine supports, how `run` will present (a window or a PNG) and what
+    /// `--buffers auto` would choose, and why.
     Doctor(DoctorArgs),
     /// Measure the frame handoff against baselines taken in the same run, on the same cores
     /// (build with --release for real figures).
@@ -97,8 +131,8 @@ impl std::str::FromStr for Size {
 /// Arguments of `triptych run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
-    /// Show the frames in a window (X11; on Wayland through XWayland). The default when
-    /// `DISPLAY` is set.
+    /// Show the frames in a window (Wayland where `WAYLAND_DISPLAY` is set, else X11). The
+    /// default when `WAYLAND_DISPLAY` or `DISPLAY` is set.
     #[arg(long, conflicts_with = "headless")]
     pub window: bool,
     /// Never open a window, even where a display is available: frames end up in `--out`.
@@ -141,7 +175,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000)]
     pub fence_timeout_ms: u32,
     /// Compare the last presented frame, pixel for pixel, with the reference composite the scene
-    /// computes on the CPU; a difference fails the run (exit status 1) and is listed.
+    /// computes on the CPU; a difference fails the run (exit status 3) and is listed.
     #[arg(long)]
     pub verify: bool,
     /// Also write the run summary as JSON to this file.

@@ -38,8 +38,12 @@ pub mod cli;
 mod crash;
 #[doc(hidden)]
 pub mod doctor;
+#[doc(hidden)]
+pub mod exit;
 mod jail;
 mod present;
+#[doc(hidden)]
+pub mod progress;
 pub mod scene;
 #[doc(hidden)]
 pub mod session;

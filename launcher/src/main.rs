@@ -2,7 +2,9 @@
 
 #![forbid(unsafe_code)]
 
-use triptych::{bench, cli, doctor, scene, session, signals, trace_summary, window};
+use triptych::{
+    bench, cli, doctor, exit, progress, scene, session, signals, trace_summary, window,
+};
 
 use std::io::Write;
 
@@ -10,8 +12,20 @@ use anyhow::Context;
 use clap::Parser;
 
 fn main() {
-    ipc_protocol::logging::init("info");
-    let cli = cli::Cli::parse();
+    // Log lines make way for the progress line of a headless run (crate::progress).
+    ipc_protocol::logging::init_with_writer("info", progress::log_writer);
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` are "errors" printed to stdout; a bad command line goes to
+        // stderr.
+        Err(e) => {
+            let _ = e.print();
+            if e.use_stderr() {
+                exit::Exit::Usage.exit()
+            }
+            exit::Exit::Success.exit()
+        }
+    };
     let result = match cli.command {
         cli::Command::Run(args) => run(&args),
         cli::Command::Doctor(args) => doctor::run(&args),
@@ -19,9 +33,12 @@ fn main() {
         cli::Command::TraceSummary(args) => trace_summary::run(&args),
         cli::Command::BenchPeer(args) => bench::peer::run(&args),
     };
-    if let Err(e) = result {
-        tracing::error!("{e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => exit::Exit::Success.exit(),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            exit::Exit::of(&e).exit()
+        }
     }
 }
 
@@ -54,12 +71,14 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     if args.verify {
         match &summary.verified {
             Some(v) if v.mismatches == 0 => {}
-            Some(v) => anyhow::bail!(
-                "--verify: frame {} differs from the reference composite in {} pixels",
-                v.frame,
-                v.mismatches
-            ),
-            None => anyhow::bail!("--verify: no frame was presented to check"),
+            Some(v) => {
+                return Err(exit::VerifyFailed(format!(
+                    "frame {} differs from the reference composite in {} pixels",
+                    v.frame, v.mismatches
+                ))
+                .into())
+            }
+            None => return Err(exit::VerifyFailed("no frame was presented to check".into()).into()),
         }
     }
     Ok(())

@@ -19,7 +19,8 @@
 //! 2. items 1 to 4, each value interleaved with its baseline in rounds after a warm-up
 //!    ([`stats::interleave`]); after every block the peer's counts are checked against what the
 //!    block had to do;
-//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]);
+//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]); item 9, handing a
+//!    1080p slot to the X server (MIT-SHM) against `memcpy` ([`present`]);
 //! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
 //!    time of the clean 3-layer run; item 8, runs with and without `--trace`, alternating
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
@@ -35,6 +36,7 @@ mod cross_process;
 use cross_process::cross_process;
 mod fixture;
 pub mod peer;
+mod present;
 mod producer;
 mod recorder;
 mod report;
@@ -66,6 +68,8 @@ struct Plans {
     pixels: Plan,
     /// Composites of item 5.
     composite: Plan,
+    /// Presents of item 9.
+    present: Plan,
     /// Frames of each clean pipeline run (item 7).
     frames: u64,
     /// Layer counts of the clean runs.
@@ -99,6 +103,11 @@ impl Plans {
             composite: Plan {
                 warmup: 20,
                 iterations: 10_000,
+                rounds: 10,
+            },
+            present: Plan {
+                warmup: 20,
+                iterations: 2000,
                 rounds: 10,
             },
             frames: 300,
@@ -137,6 +146,11 @@ impl Plans {
                 warmup: 1,
                 iterations: 3,
                 rounds: 1,
+            },
+            present: Plan {
+                warmup: 1,
+                iterations: 10,
+                rounds: 2,
             },
             // One opaque layer: the cheapest 1080p pipeline, which an unoptimised build still
             // runs at a few frames per second.
@@ -248,6 +262,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ));
     }
 
+    present_item(&mut items, &mut failures, plans.present, &one, &one_note);
+
     // 4. Items 7 and 6, unpinned.
     cores.restore()?;
     let dir = std::env::temp_dir().join(format!("triptych-bench-{}", std::process::id()));
@@ -352,4 +368,39 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Item 9: MIT-SHM `ShmPutImage` of a 1080p slot against `memcpy`; not measured, with the
+/// reason, where no X server with `ShmAttachFd` can be had.
+fn present_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    plan: Plan,
+    cores: &[usize],
+    note: &str,
+) {
+    let label = Label {
+        item: "9",
+        name: "present_shm_1080p",
+        value: "present cost per frame: X11 ShmPutImage of a 1080p slot + flush".into(),
+        baseline: format!("memcpy of the frame's {} bytes", composite::FRAME_BYTES),
+        unit: "ns per frame",
+    };
+    const GOAL: f64 = 0.05;
+    match present::measure(plan) {
+        Ok(m) => items.push(
+            Item::measured(&label, m.put, m.memcpy, Some(GOAL), plan, cores, note)
+                .with("server", m.server),
+        ),
+        Err(e) => {
+            let why = format!("{e:#}");
+            if e.downcast_ref::<present::NoServer>().is_none() {
+                failures.push(format!("item 9: {why}"));
+            }
+            let mut it = Item::missing(&label, Some(GOAL), why);
+            it.cores = cores.to_vec();
+            it.cores_note = note.to_owned();
+            items.push(it);
+        }
+    }
 }

@@ -130,6 +130,8 @@ impl Supervisor<'_> {
             if stalled > hang && self.gpu.is_some() {
                 self.stalled(stalled, hang)?;
             }
+            self.progress
+                .update(self.summary.frames, self.crashes.len());
         }
         Ok(())
     }

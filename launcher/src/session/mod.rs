@@ -245,6 +245,8 @@ struct Supervisor<'a> {
     embed: Option<crate::shell::Link>,
     /// The application asked the run to end.
     embed_quit: bool,
+    /// The progress line of a headless run on a terminal.
+    progress: crate::progress::Progress,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -324,6 +326,7 @@ fn run_with(
     } else {
         Recorder::disabled()
     };
+    let progress = crate::progress::Progress::new(args.frames, display.is_none());
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
@@ -377,6 +380,7 @@ fn run_with(
         moves: triptych_scene::Moves::default(),
         embed,
         embed_quit: false,
+        progress,
     };
     let renderer_child = sv.spawn_renderer()?;
     let renderer_pid = renderer_child.proc.pid;
@@ -392,6 +396,7 @@ fn run_with(
     sv.gpu = Some(gpu);
     sv.renderer = Some(renderer);
     let result = sv.drive(signals);
+    sv.progress.clear();
     let summary = sv.finish(result.is_ok());
     result.and(summary)
 }

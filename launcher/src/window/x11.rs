@@ -194,7 +194,7 @@ impl Presenter {
 }
 
 /// Whether the server takes memfds (`MIT-SHM` 1.2, `ShmAttachFd`), or why not.
-fn shm_fd_support(conn: &RustConnection) -> Result<(), String> {
+pub fn shm_fd_support(conn: &RustConnection) -> Result<(), String> {
     if conn
         .extension_information(shm::X11_EXTENSION_NAME)
         .map_err(|e| format!("asking for MIT-SHM: {e}"))?

@@ -4,7 +4,10 @@
 //! the user-namespace check really unshares in a child, the sandbox lines really start confined
 //! children (and the transport line is the self-test `--transport auto` runs), and the EGL facts
 //! come from the GPU process binary itself (`triptych-gpu --probe`), which creates the same context and runs the
-//! same backend selection that a run does.
+//! same backend selection that a run does. The display line ([`display`]) connects to the display
+//! server a run would open its window on and asks it what the window's present path needs.
+
+mod display;
 
 use std::process::{Command, Stdio};
 
@@ -273,8 +276,15 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         _ => "nothing: the GPU process could not create a GL context".to_owned(),
     };
     let fence_line = auto["fence"].as_str().unwrap_or("none").to_owned();
+    let shown = display::probe();
+    checks.push(check("display", shown.ok(), shown.line()));
     if args.json {
-        let v = serde_json::json!({ "checks": checks, "auto": auto, "probe": probe });
+        let v = serde_json::json!({
+            "checks": checks,
+            "auto": auto,
+            "probe": probe,
+            "display": shown,
+        });
         let text = serde_json::to_string_pretty(&v).context("encoding the report")?;
         write_out(&text)?;
     } else {
