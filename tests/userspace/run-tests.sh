@@ -52,8 +52,9 @@ fi
 cargo build --workspace --bins
 
 in_root() {
-    bwrap --bind "$root" / --bind "$repo" "$repo" --ro-bind /sys /sys --proc /proc --dev /dev \
-        --tmpfs /tmp --chdir "$repo" --die-with-parent --clearenv \
+    # /tmp first: the checkout may live under it, and a later tmpfs would hide its bind.
+    bwrap --bind "$root" / --tmpfs /tmp --bind "$repo" "$repo" --ro-bind /sys /sys --proc /proc \
+        --dev /dev --chdir "$repo" --die-with-parent --clearenv \
         --setenv PATH /usr/bin:/bin --setenv HOME /tmp --setenv RUST_BACKTRACE 1 -- "$@"
 }
 
