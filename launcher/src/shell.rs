@@ -9,9 +9,10 @@
 //! workspace's binaries when the application is an example), or in [`ShellBuilder::binaries`].
 //!
 //! Events arrive on a bounded channel ([`Shell::events`]); the shell never waits for the
-//! application: a frame event that finds the channel full is dropped (and counted), so an
-//! application that stops reading slows nothing down. Crash, fallback and the final events are
-//! never dropped while the channel has room, and there are few of them.
+//! application: a frame event that finds the channel nearly full is dropped (and counted), so
+//! an application that stops reading slows nothing down and costs no memory. Frames leave a few
+//! places free, so crash, fallback and the final events find room unless the application has
+//! left that many of them unread.
 //!
 //! ```no_run
 //! use triptych::shell::{Event, ShellBuilder};
@@ -110,12 +111,25 @@ pub(crate) struct Link {
     pub(crate) dropped: Arc<AtomicU64>,
 }
 
+/// Room kept in the channel for the events that are not frames.
+const HEADROOM: usize = 8;
+
 impl Link {
     /// Hands `e` to the application without waiting; a full channel drops it.
     pub(crate) fn send(&self, e: Event) {
         if self.events.try_send(e).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether a frame event would be kept: frames leave [`HEADROOM`] places free for crash,
+    /// fallback and the final event. Checked before a frame's pixels are copied.
+    pub(crate) fn frame_fits(&self) -> bool {
+        let fits = self.events.len() + HEADROOM < EVENT_QUEUE;
+        if !fits {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        fits
     }
 }
 

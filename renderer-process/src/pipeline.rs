@@ -526,6 +526,23 @@ impl Pipeline {
             );
             return Ok(());
         }
+        if msg.generation > self.generation {
+            // The GPU process heard of a resize first: the launcher's word is on its way (it
+            // tells this process before the GPU process). Take it before judging the frame.
+            let until = Instant::now() + Duration::from_millis(250);
+            while msg.generation > self.generation {
+                let left = until.saturating_duration_since(Instant::now());
+                match commands.recv_timeout(left) {
+                    Ok(Ok((c, fds))) => {
+                        if !self.command(c, fds)? {
+                            anyhow::bail!("shutdown while waiting for a resize");
+                        }
+                    }
+                    Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
+                    Err(_) => break,
+                }
+            }
+        }
         if msg.generation != self.generation {
             // Rendered for another size: never composited, its buffers go straight back.
             self.stats.stale_dropped += 1;

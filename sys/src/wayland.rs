@@ -46,9 +46,10 @@ impl std::fmt::Debug for Adopted {
     }
 }
 
-/// Adopts `window`'s Wayland display and surface. The returned value holds `window`, so the
-/// pointers behind both stay valid for as long as it is used: a window keeps its surface, and
-/// the connection it was made on, until it is dropped.
+/// Adopts `window`'s Wayland display and surface. The returned value holds `window`, which keeps
+/// its surface alive; the display belongs to the window's event loop, which the caller must keep
+/// alive (never drop) for as long as the returned connection, or any clone of it, is used. The
+/// launcher never drops its event loop (`launcher/src/window/mod.rs`).
 pub fn adopt<W>(window: Arc<W>) -> Result<Adopted, WaylandError>
 where
     W: HasWindowHandle + HasDisplayHandle + Send + Sync + 'static,
@@ -69,8 +70,8 @@ where
         RawWindowHandle::Wayland(h) => h.surface,
         other => return Err(WaylandError::Handles(format!("{other:?}"))),
     };
-    // SAFETY: `display` is the live wl_display of the window's connection, which the window
-    // (held in the result) keeps alive.
+    // SAFETY: `display` is the live wl_display of the window's event loop, which the caller
+    // keeps alive for as long as this connection is used (see the function's docs).
     let backend = unsafe { Backend::from_foreign_display(display.as_ptr().cast()) };
     let conn = Connection::from_backend(backend);
     // SAFETY: `surface` is the window's live wl_surface proxy on that display, kept alive by the

@@ -58,10 +58,26 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A fresh scratch directory for one test.
 pub fn scratch(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("triptych-test-{}-{test}", std::process::id()));
+    // Unique per call: two tests of one binary running at once may use the same name (the same
+    // escape attempt under two transports), and must not remove each other's files.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("triptych-test-{}-{n}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
+}
+
+/// Deadlines for a run inside the test VM, which is emulated in software (no KVM) and so many
+/// times slower than this machine: the first frame's shader compilation alone can take longer
+/// than the default fence deadline there. Outside the VM (`TRIPTYCH_REQUIRE_VGEM` unset) none.
+/// The fence deadline stays below vgem's own 10 s signal.
+pub fn emulated_vm_args() -> &'static [&'static str] {
+    if std::env::var_os("TRIPTYCH_REQUIRE_VGEM").is_some_and(|v| v == "1") {
+        &["--hang-timeout-ms", "60000", "--fence-timeout-ms", "8000"]
+    } else {
+        &[]
+    }
 }
 
 /// `triptych` with `args`.

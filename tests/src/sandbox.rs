@@ -51,6 +51,7 @@ pub fn run(tag: &str, probe: &str, extra: &[&str]) -> ProbeRun {
         .arg("--summary-json")
         .arg(&json)
         .args(extra)
+        .args(crate::emulated_vm_args())
         .env(PROBE_ENV, probe)
         .env("TRIPTYCH_LOG", "info");
     let output = crate::output(cmd);

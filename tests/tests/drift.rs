@@ -137,6 +137,7 @@ fn drift(tag: &str, extra: &[&str]) -> Vec<String> {
         "renderer-composite:kill@55",
     ]);
     cmd.args(extra)
+        .args(triptych_tests::emulated_vm_args())
         .arg("--out")
         .arg(dir.join("f.png"))
         .arg("--summary-json")

@@ -20,10 +20,11 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
     let mut crashes = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let e = shell
-            .receiver()
-            .recv_deadline(deadline)
-            .expect("the shell's events within 120 s");
+        let e = match shell.receiver().recv_deadline(deadline) {
+            Ok(e) => e,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event within 120 s"),
+        };
         match e {
             Event::Presented(f) => {
                 let px = f.pixels().expect("pixels were asked for");
@@ -41,6 +42,11 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
             Event::Finished => break,
         }
     }
+    assert_eq!(
+        shell.dropped_events(),
+        0,
+        "every frame's event was read in time"
+    );
     let summary = shell.wait().expect("the run's summary");
     assert_eq!(last, Some(59));
     assert_eq!(summary.last_frame, Some(59));

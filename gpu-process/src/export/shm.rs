@@ -9,9 +9,10 @@
 //! has returned (the pixels are in memory), one byte is written and the write end closed, so the
 //! read end reports data and end of file from then on. A process that dies mid-render closes its
 //! write end too, but writes no byte: the reader sees end of file alone, an abandoned fence, and
-//! never mistakes it for a signal (`triptych_sys::poll::wait_signalled`). A reader can neither
-//! signal such a fence (it holds no write end) nor consume its signal (it only polls), so the
-//! renderer cannot forge or jam it. This is one
+//! never mistakes it for a signal (`triptych_sys::poll::wait_signalled`). A reader cannot signal
+//! such a fence (it holds no write end); a reader that reads the byte away only makes its own
+//! signalled fence look abandoned, which costs it that frame and blames nobody (the launcher
+//! counts an abandoned fence as signalled when it checks a timeout claim). This is one
 //! copy more than the DMA-BUF path and the reason that path exists.
 
 use std::ffi::CString;
@@ -109,8 +110,13 @@ impl Exporter for ShmExporter {
             // file alone), and can consume neither.
             if let Some(w) = write.take() {
                 let mut f = std::fs::File::from(w);
-                std::io::Write::write_all(&mut f, &[1])
-                    .map_err(|e| ExportError::Kernel(format!("signalling a pipe fence: {e}")))?;
+                match std::io::Write::write_all(&mut f, &[1]) {
+                    // No read end left (the renderer is gone): nobody to signal.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    r => {
+                        r.map_err(|e| ExportError::Kernel(format!("signalling a pipe fence: {e}")))?
+                    }
+                }
             }
         }
         Ok(())

@@ -6,9 +6,11 @@
 //! is a fence of the kind the GPU process exports, and waits on it for a short grace period (a
 //! quarter of the renderer's deadline, 50 ms to 1 s) on a thread of its own, so the supervisor
 //! never waits. Every fence kind the GPU process hands out
-//! is wait-only and cannot be consumed by a reader (a sync_file; the read end of a pipe whose
-//! write end is closed on completion), so the renderer cannot make a signalled fence look
-//! unsignalled. The verdict:
+//! is wait-only (a sync_file; the read end of a pipe that gets one byte and then its write end
+//! closed on completion). A renderer can read a pipe fence's byte away, which makes a signalled
+//! fence look abandoned (closed without data), never unsignalled: so an abandoned fence refutes
+//! the claim as a signalled one does (only a GPU process that died abandons a fence, and its
+//! death is handled as a crash anyway). The verdict:
 //!
 //! - still unsignalled: the GPU process is hung, and blamed;
 //! - signalled, or no longer exported: the claim is refuted; nobody is blamed, the summary counts
@@ -110,8 +112,12 @@ pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
     }
     match wait_signalled(fd.as_fd(), grace) {
         Ok(FenceWait::Signalled) => Finding::Refuted(format!("fence fd {n} is signalled")),
-        // Unsignalled, or its writer gone without signalling: the GPU process never finished.
-        Ok(FenceWait::TimedOut | FenceWait::Abandoned) => Finding::Hung,
+        Ok(FenceWait::TimedOut) => Finding::Hung,
+        // Its write end is closed: a live GPU process signalled it (and a reader took the
+        // byte), or a dead one left it, whose death is a crash of its own.
+        Ok(FenceWait::Abandoned) => {
+            Finding::Refuted(format!("fence fd {n} was closed by its writer"))
+        }
         Err(e) => Finding::Refuted(format!("fence fd {n}: {e}")),
     }
 }

@@ -46,6 +46,10 @@ pub(super) struct Shown {
     to_free: HashSet<u32>,
     /// A frame callback is outstanding (Wayland): the next frame is asked for at its `done`.
     awaiting_frame: bool,
+    /// A frame of the current output has been put since it was attached.
+    new_seg_shown: bool,
+    /// Layer moves not yet sent to the GPU process (sent once per tick).
+    moves_dirty: bool,
 
     paused: bool,
     step: bool,
@@ -63,6 +67,11 @@ pub(super) struct Shown {
 }
 
 impl Shown {
+    /// Frames below this one were asked for before the last resize.
+    pub(super) fn floor(&self) -> u64 {
+        self.floor
+    }
+
     /// The window's state for frames of `size` at first.
     pub(super) fn new(d: Display, size: (u32, u32)) -> Shown {
         Shown {
@@ -79,6 +88,8 @@ impl Shown {
             reading: HashSet::new(),
             to_free: HashSet::new(),
             awaiting_frame: false,
+            new_seg_shown: false,
+            moves_dirty: false,
             paused: false,
             step: false,
             next_request: 0,
@@ -112,6 +123,7 @@ impl Supervisor<'_> {
         s.reading.clear();
         s.to_free.clear();
         s.shown_slot = None;
+        s.new_seg_shown = false;
         if let Some((_, old)) = s.seg.replace((renderer_pid, seg)) {
             if let Some(earlier) = s.retire.replace(old) {
                 s.d.presenter.detach(earlier);
@@ -130,11 +142,19 @@ impl Supervisor<'_> {
     ) -> anyhow::Result<()> {
         let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
         let size = (self.size.0 as u16, self.size.1 as u16);
-        let pixels = self
-            .renderer
+        // A copy only for the copying path (an X server without MIT-SHM 1.2).
+        let copies = self
+            .display
             .as_ref()
-            .and_then(|r| r.screen.as_ref())
-            .and_then(|sc| sc.raw_slot(slot, self.size));
+            .is_some_and(|s| !s.d.presenter.completes() && !s.d.presenter.releases());
+        let pixels = copies
+            .then(|| {
+                self.renderer
+                    .as_ref()
+                    .and_then(|r| r.screen.as_ref())
+                    .and_then(|sc| sc.raw_slot(slot, self.size))
+            })
+            .flatten();
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
@@ -144,6 +164,7 @@ impl Supervisor<'_> {
         let offset = u32::try_from(u64::from(slot) * slot_bytes).context("a slot beyond 4 GiB")?;
         s.d.presenter.put(seg, offset, frame, size, || pixels)?;
         s.on_screen = Some((seg, offset, size));
+        s.new_seg_shown = true;
         if s.put_sizes.len() >= 8 {
             s.put_sizes.pop_front();
         }
@@ -177,6 +198,10 @@ impl Supervisor<'_> {
 
     /// The server has `frame`'s pixels.
     fn on_screen(&mut self, frame: u64) {
+        // The redraw's callback names no frame.
+        if frame == u64::MAX {
+            return;
+        }
         if let Some(s) = self.display.as_mut() {
             if s.stepped == Some(frame) {
                 s.stepped = None;
@@ -194,7 +219,7 @@ impl Supervisor<'_> {
                 }
             }
         }
-        if frame + 1 == self.args.frames {
+        if frame.checked_add(1) == Some(self.args.frames) {
             tracing::info!(
                 frame,
                 "the last frame is on screen; it stays until the window is closed"
@@ -257,16 +282,18 @@ impl Supervisor<'_> {
                     return Ok(());
                 };
                 s.awaiting_frame = false;
-                if frame != u64::MAX {
-                    s.d.presenter.collect();
-                }
-                if let Some(old) = s.retire.take() {
-                    s.d.presenter.detach(old);
+                // A previous renderer's pool goes once a frame of the current one is up.
+                if s.new_seg_shown {
+                    if let Some(old) = s.retire.take() {
+                        s.d.presenter.detach(old);
+                    }
                 }
                 self.on_screen(frame);
             }
             DisplayEvent::Exposed => {
-                if let Some(s) = self.display.as_ref() {
+                // A Wayland compositor keeps the surface's content (and after a resize the
+                // slot buffers are of the new size): only X11 needs the frame again.
+                if let Some(s) = self.display.as_ref().filter(|s| !s.d.presenter.releases()) {
                     if let Some((seg, off, size)) = s.on_screen {
                         let _ = s.d.presenter.put(seg, off, u64::MAX, size, || None);
                     }
@@ -305,15 +332,7 @@ impl Supervisor<'_> {
                 if (x, y) != (lx, ly) {
                     self.moves.add(l, x - lx, y - ly);
                     s.drag = Some((l, x, y));
-                    if let Some(g) = self.gpu.as_mut() {
-                        if let Err(SendError::Full) = g
-                            .child
-                            .commands
-                            .send(&LauncherToGpu::Moves(self.moves.offsets))
-                        {
-                            g.unread = true;
-                        }
-                    }
+                    s.moves_dirty = true;
                 }
             }
             (Some((l, _, _)), false) => {
@@ -450,6 +469,18 @@ impl Supervisor<'_> {
     /// tick.
     pub(super) fn display_tick(&mut self) -> Option<Duration> {
         self.apply_resize();
+        if self.display.as_ref().is_some_and(|s| s.moves_dirty) {
+            let offsets = self.moves.offsets;
+            if let Some(g) = self.gpu.as_mut() {
+                if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Moves(offsets))
+                {
+                    g.unread = true;
+                }
+            }
+            if let Some(s) = self.display.as_mut() {
+                s.moves_dirty = false;
+            }
+        }
         let frames = self.args.frames;
         let floor = self.display.as_ref().map_or(0, |s| s.floor);
         let presented = self.resume_from().max(floor);

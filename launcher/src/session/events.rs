@@ -183,10 +183,12 @@ impl Supervisor<'_> {
                 if r.screen.is_some() {
                     return Err(Breach::new("Output", "sent a second time"));
                 }
-                if generation != self.generation {
+                // The generation the renderer was started with: a resize may have come since,
+                // and reaches it as a command after this.
+                if generation > self.generation {
                     return Err(Breach::new(
                         "Output",
-                        format!("of generation {generation}, not {}", self.generation),
+                        format!("of generation {generation}, beyond {}", self.generation),
                     ));
                 }
                 if self.jail.awaits_listener(r.child.proc.pid) {
@@ -313,6 +315,42 @@ impl Supervisor<'_> {
 
     /// A composited frame: checked against what was produced and what is on screen, then shown.
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
+        if p.generation > self.generation {
+            return Err(Breach::new(
+                "Presented",
+                format!("a frame of generation {}, not yet asked for", p.generation),
+            ));
+        }
+        if p.generation < self.generation {
+            // Composited before the renderer heard of the resize: of the old size, never shown,
+            // and only for frames asked for before the resize.
+            let floor = self.display.as_ref().map_or(0, |s| s.floor());
+            if p.frame >= floor {
+                return Err(Breach::new(
+                    "Presented",
+                    format!(
+                        "frame {} of generation {}, asked for after the resize to {}",
+                        p.frame, p.generation, self.generation
+                    ),
+                ));
+            }
+            let Some(r) = self.renderer.as_mut() else {
+                return Ok(());
+            };
+            if p.slot >= r.screen.as_ref().map_or(0, |sc| sc.slots())
+                || r.screen
+                    .as_ref()
+                    .and_then(|sc| sc.shown)
+                    .is_some_and(|(s, _)| s == p.slot)
+            {
+                return Err(Breach::new("Presented", format!("slot {}", p.slot)));
+            }
+            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
+                r.send_failed(e);
+            }
+            self.summary.dropped_for_resize += 1;
+            return Ok(());
+        }
         self.catch_up_on_production(p.frame);
         let now = triptych_trace::now_ns();
         let Some(r) = self.renderer.as_mut() else {
@@ -336,20 +374,6 @@ impl Supervisor<'_> {
                 ),
             ));
         }
-        if p.generation > self.generation {
-            return Err(Breach::new(
-                "Presented",
-                format!("a frame of generation {}, not yet asked for", p.generation),
-            ));
-        }
-        if p.generation < self.generation {
-            // Composited before the renderer heard of the resize: of the old size, never shown.
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
-                r.send_failed(e);
-            }
-            self.summary.dropped_for_resize += 1;
-            return Ok(());
-        }
         self.frames.presented(p.frame, p.epoch)?;
         let back = screen
             .show(p.slot, p.frame, self.size)
@@ -364,7 +388,7 @@ impl Supervisor<'_> {
         r.presented += 1;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
-        if let Some(e) = &self.embed {
+        if let Some(e) = self.embed.as_ref().filter(|e| e.frame_fits()) {
             let pixels = if e.pixels {
                 self.renderer
                     .as_ref()

@@ -326,7 +326,8 @@ fn run_with(
     } else {
         Recorder::disabled()
     };
-    let progress = crate::progress::Progress::new(args.frames, display.is_none());
+    let progress =
+        crate::progress::Progress::new(args.frames, display.is_none() && embed.is_none());
     let mut sv = Supervisor {
         args,
         started: Instant::now(),

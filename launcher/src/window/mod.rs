@@ -41,6 +41,7 @@ use winit::application::ApplicationHandler;
 use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
 use winit::keyboard::{Key, NamedKey};
+use winit::platform::run_on_demand::EventLoopExtRunOnDemand;
 use winit::raw_window_handle::{HasWindowHandle, RawWindowHandle};
 use winit::window::{Window, WindowId};
 
@@ -148,13 +149,6 @@ impl Presenter {
     pub fn resize(&self, seg: u32, size: (u16, u16)) {
         if let Presenter::Wayland(p) = self {
             p.resize(seg, size);
-        }
-    }
-
-    /// Destroys what a resize left behind once it is no longer shown.
-    pub fn collect(&self) {
-        if let Presenter::Wayland(p) = self {
-            p.collect();
         }
     }
 
@@ -376,7 +370,7 @@ impl ApplicationHandler<UserEvent> for App {
 
 /// Runs `triptych run` in a window; returns when the run ends.
 pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSummary> {
-    let event_loop = EventLoop::<UserEvent>::with_user_event()
+    let mut event_loop = EventLoop::<UserEvent>::with_user_event()
         .build()
         .context("connecting to the display")?;
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -392,16 +386,21 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         pointer: (0, 0),
         pressed: false,
     };
-    event_loop
-        .run_app(&mut app)
-        .context("running the window's event loop")?;
+    // `run_app_on_demand` leaves the event loop (which owns the display connection) to us: it
+    // is never dropped, so the connection outlives every object adopted from it, the Wayland
+    // presenter's event thread included, for the rest of this process.
+    let ran = event_loop
+        .run_app_on_demand(&mut app)
+        .context("running the window's event loop");
+    // The supervisor may still be presenting (an error ended the loop): it finishes first.
+    let joined = app.run.take().map(|run| {
+        run.join()
+            .map_err(|_| anyhow::anyhow!("the supervisor thread panicked"))
+    });
+    std::mem::forget(event_loop);
+    ran?;
     if let Some(e) = app.failed {
         return Err(e);
     }
-    let run = app
-        .run
-        .context("the window closed before the run started")?;
-    drop(app.window.take());
-    run.join()
-        .map_err(|_| anyhow::anyhow!("the supervisor thread panicked"))?
+    joined.context("the window closed before the run started")??
 }

@@ -111,20 +111,21 @@ struct Pool {
     /// The number of slots and their size, to make buffers again at another frame size.
     slots: u32,
     slot_bytes: u32,
-    /// Buffers of a size no longer shown, destroyed once a frame of the new size is up.
+    /// Buffers of a size no longer shown, destroyed a few resizes later.
     retired: Vec<WlBuffer>,
 }
 
 /// The launcher's side of the window's Wayland surface.
 pub struct Presenter {
-    /// The window and the adopted objects: kept for as long as the buffers are used.
-    _adopted: triptych_sys::wayland::Adopted,
     conn: Connection,
     qh: QueueHandle<State>,
     shm: WlShm,
     surface: WlSurface,
     pools: Mutex<HashMap<u32, Pool>>,
     next_seg: Mutex<u32>,
+    /// The window and the adopted objects: kept for as long as the buffers are used, and
+    /// dropped last.
+    _adopted: triptych_sys::wayland::Adopted,
 }
 
 impl std::fmt::Debug for Presenter {
@@ -233,24 +234,22 @@ impl Presenter {
             .collect()
     }
 
-    /// Makes the buffers of pool `seg` again at `size`; the old ones are kept until
-    /// [`Presenter::collect`].
+    /// Makes the buffers of pool `seg` again at `size`; the old ones are destroyed a few
+    /// resizes later.
     pub fn resize(&self, seg: u32, size: (u16, u16)) {
         if let Ok(mut pools) = self.pools.lock() {
             if let Some(p) = pools.get_mut(&seg) {
                 let fresh = self.buffers(&p.pool, seg, p.slots, p.slot_bytes, size);
                 let old = std::mem::replace(&mut p.buffers, fresh);
+                // A retired buffer is destroyed only long after it was replaced: destroying one
+                // the compositor still holds would lose its release, and with it the slot. Four
+                // resizes back, it has been replaced on screen and released many frames ago.
                 p.retired.extend(old.into_values());
-            }
-        }
-    }
-
-    /// Destroys buffers retired by a resize.
-    pub fn collect(&self) {
-        if let Ok(mut pools) = self.pools.lock() {
-            for p in pools.values_mut() {
-                for b in p.retired.drain(..) {
-                    b.destroy();
+                let keep = 4 * p.slots as usize;
+                if p.retired.len() > keep {
+                    for b in p.retired.drain(..p.retired.len() - keep) {
+                        b.destroy();
+                    }
                 }
             }
         }
