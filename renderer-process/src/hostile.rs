@@ -137,10 +137,12 @@ pub fn attack(
                 epoch,
                 frame: 0,
                 layer: 0,
-                // The window's first number holds a buffer, not a fence.
+                // The window's last number, which so few buffers never reach: nothing is
+                // exported there. (Its first number may hold a buffer by now, which would make
+                // the claim a false one the launcher punishes, not an unfounded one.)
                 fence: RemoteFd {
                     pid: 0,
-                    fd: gpu_window.0,
+                    fd: gpu_window.1 - 1,
                     identity: FileId { dev: 0, ino: 0 },
                 },
             });
