@@ -53,14 +53,25 @@ pub enum PollError {
 
 /// Waits until `fd` is readable or `timeout` has passed.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcome, PollError> {
+    match poll_in(fd, timeout)? {
+        None => Ok(WaitOutcome::TimedOut),
+        Some(r) if r.intersects(PollFlags::IN | PollFlags::HUP) => Ok(WaitOutcome::Ready),
+        Some(r) => Err(broken(fd, r)),
+    }
+}
+
+/// Polls `fd` for `POLLIN` until something is reported or `timeout` has passed (`EINTR` retried
+/// with the time left); returns the events, or `None` at the deadline.
+fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> Result<Option<PollFlags>, PollError> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         // A deadline past what a timespec holds (some 292 billion years) waits for ever.
         let ts = Timespec::try_from(left).ok();
         let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
-        let n = match poll(&mut pfd, ts.as_ref()) {
-            Ok(n) => n,
+        match poll(&mut pfd, ts.as_ref()) {
+            Ok(n) if n > 0 => return Ok(Some(pfd[0].revents())),
+            Ok(_) => {}
             Err(Errno::INTR) => continue,
             Err(errno) => {
                 return Err(PollError::Poll {
@@ -68,20 +79,17 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
                     errno,
                 })
             }
-        };
-        if n > 0 {
-            let revents = pfd[0].revents();
-            if revents.intersects(PollFlags::IN | PollFlags::HUP) {
-                return Ok(WaitOutcome::Ready);
-            }
-            return Err(PollError::Broken {
-                fd: fd.as_raw_fd(),
-                revents: revents.bits() as i16,
-            });
         }
         if Instant::now() >= deadline {
-            return Ok(WaitOutcome::TimedOut);
+            return Ok(None);
         }
+    }
+}
+
+fn broken(fd: BorrowedFd<'_>, revents: PollFlags) -> PollError {
+    PollError::Broken {
+        fd: fd.as_raw_fd(),
+        revents: revents.bits() as i16,
     }
 }
 
@@ -106,37 +114,11 @@ pub enum FenceWait {
 /// apart from one that finished, and nothing is consumed: the byte stays readable for every
 /// holder of the read end.
 pub fn wait_signalled(fd: BorrowedFd<'_>, timeout: Duration) -> Result<FenceWait, PollError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ts = Timespec::try_from(left).ok();
-        let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
-        let n = match poll(&mut pfd, ts.as_ref()) {
-            Ok(n) => n,
-            Err(Errno::INTR) => continue,
-            Err(errno) => {
-                return Err(PollError::Poll {
-                    fd: fd.as_raw_fd(),
-                    errno,
-                })
-            }
-        };
-        if n > 0 {
-            let revents = pfd[0].revents();
-            if revents.contains(PollFlags::IN) {
-                return Ok(FenceWait::Signalled);
-            }
-            if revents.contains(PollFlags::HUP) {
-                return Ok(FenceWait::Abandoned);
-            }
-            return Err(PollError::Broken {
-                fd: fd.as_raw_fd(),
-                revents: revents.bits() as i16,
-            });
-        }
-        if Instant::now() >= deadline {
-            return Ok(FenceWait::TimedOut);
-        }
+    match poll_in(fd, timeout)? {
+        None => Ok(FenceWait::TimedOut),
+        Some(r) if r.contains(PollFlags::IN) => Ok(FenceWait::Signalled),
+        Some(r) if r.contains(PollFlags::HUP) => Ok(FenceWait::Abandoned),
+        Some(r) => Err(broken(fd, r)),
     }
 }
 

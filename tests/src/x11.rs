@@ -149,36 +149,26 @@ impl Lines {
     /// Waits up to `timeout` for a line containing `needle`; returns it, or panics with what
     /// was seen.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        loop {
-            match self.rx.recv_deadline(deadline) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(needle) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {timeout:?}; the launcher said:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
+        self.wait_from(0, needle, timeout, "")
     }
 
     /// Like [`Lines::wait_for`], for a line containing `needle` that comes after the line
     /// `after` (already seen).
     pub fn wait_for_after(&mut self, needle: &str, after: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
         let start = self
             .seen
             .iter()
             .position(|l| l == after)
             .map_or(0, |i| i + 1);
-        if let Some(l) = self.seen[start..].iter().find(|l| l.contains(needle)) {
+        self.wait_from(start, needle, timeout, &format!(" after {after:?}"))
+    }
+
+    fn wait_from(&mut self, start: usize, needle: &str, timeout: Duration, what: &str) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = self.seen[start.min(self.seen.len())..]
+            .iter()
+            .find(|l| l.contains(needle))
+        {
             return l.clone();
         }
         loop {
@@ -190,7 +180,7 @@ impl Lines {
                     }
                 }
                 Err(_) => panic!(
-                    "no line with {needle:?} after {after:?} within {timeout:?}; the launcher said:\n{}",
+                    "no line with {needle:?}{what} within {timeout:?}; the launcher said:\n{}",
                     self.seen.join("\n")
                 ),
             }
