@@ -142,6 +142,8 @@ pub fn attack(
                                 fd: nowhere,
                             },
                         },
+                        damage: Vec::new(),
+                        damage_since: None,
                     }],
                 }));
             }

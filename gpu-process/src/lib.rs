@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod damage;
 pub mod export;
 // The GL and EGL calls: the one module of this crate allowed unsafe code (every block with its
 // proof); kernel fds are adopted only through triptych-sys.

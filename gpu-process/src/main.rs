@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
+use gpu_process::damage::{content_damage, History};
 use gpu_process::export::{self, shm::ShmExporter, Exporter};
 use gpu_process::gl::{GlContext, Paint, PlatformRequest};
 use gpu_process::pool::Pool;
+use ipc_protocol::damage::{Rect, Region};
 use std::os::fd::{AsFd, OwnedFd};
 
 use ipc_protocol::bootstrap;
@@ -282,6 +284,15 @@ struct Producer {
     fds: gpu_process::transport::FdSender,
     /// The scene file drawn instead of the built-in scene, if any.
     scene: Option<gpu_process::scene::ScenePlan>,
+    /// Whether to draw only what changed (`GpuStart::damage`).
+    damage: bool,
+    /// Each layer's last paint (its previous submission), for its content damage.
+    last_paint: Vec<Option<Paint>>,
+    /// Each layer's recent submissions, for buffer age.
+    history: Vec<History>,
+    /// Each layer's previous submission to the current renderer (its frame), which the next
+    /// one's damage is relative to.
+    sent: Vec<Option<u64>>,
 }
 
 impl Producer {
@@ -340,7 +351,17 @@ impl Producer {
             rec,
             fds,
             scene,
+            damage: start.damage,
+            last_paint: vec![None; start.layers as usize],
+            history: (0..start.layers).map(|_| History::default()).collect(),
+            sent: vec![None; start.layers as usize],
         })
+    }
+
+    /// Forgets every layer's content: the next frame draws and describes every layer whole.
+    fn forget_contents(&mut self) {
+        self.last_paint.iter_mut().for_each(|p| *p = None);
+        self.pool.forget_contents();
     }
 
     /// One delivery from the release channel. A message that does not decode, or a release of
@@ -399,6 +420,8 @@ impl Producer {
                 self.width = r.width;
                 self.height = r.height;
                 self.generation = r.generation;
+                // Layer sizes and text rasterization may change with the output: start over.
+                self.forget_contents();
                 if let Some(s) = &mut self.scene {
                     // Sizes relative to the output change: text is rasterized anew.
                     s.resize(&mut self.gl, r.width, r.height)
@@ -423,6 +446,9 @@ impl Producer {
             .attach(link.renderer_pid)
             .context("taking the socket to the new renderer")?;
         self.pool.release_all();
+        // The new renderer holds nothing: every layer's next description is whole. What the
+        // buffers hold is still known, so they are not redrawn for it.
+        self.sent.iter_mut().for_each(|s| *s = None);
         let (to_renderer, releases) = peer_link(peer)?;
         self.releases = releases;
         self.to_renderer = Some(to_renderer);
@@ -521,6 +547,7 @@ impl Producer {
         let mut layers = Vec::with_capacity(n as usize);
         let mut used = Vec::with_capacity(n as usize);
         let mut export_ns = 0u64;
+        let (mut redrawn_px, mut layer_px) = (0u64, 0u64);
         let mut scene_layers = self
             .scene
             .as_ref()
@@ -549,6 +576,16 @@ impl Producer {
                 }
             };
             let (lw, lh, paint, placement) = drawn;
+            let l = layer as usize;
+            // What changed since the layer's previous submission, whatever buffer took it.
+            let changed = match (self.damage, self.last_paint.get(l).and_then(Option::as_ref)) {
+                (true, Some(before)) => content_damage(before, &paint),
+                _ => Region::full(lw, lh),
+            };
+            let seq = match self.history.get_mut(l) {
+                Some(h) => h.push(changed.clone()),
+                None => bail!("layer {layer} has no history"),
+            };
             let slot = self
                 .pool
                 .free_slot(layer)
@@ -566,17 +603,27 @@ impl Producer {
             let id = self.pool.id(slot);
             let s = self.pool.slot_mut(slot).context("pool slot vanished")?;
             if s.buffer.is_none() {
+                s.held = None;
                 s.buffer = Some(
                     self.exporter
                         .allocate(&mut self.gl, id, lw, lh)
                         .context("allocating a buffer")?,
                 );
             }
+            // Buffer age: all this buffer misses of the submission, and nothing more.
+            let redraw = match (self.damage, self.history.get(l)) {
+                (true, Some(h)) => h.redraw(s.held, seq, lw, lh),
+                _ => Region::full(lw, lh),
+            };
+            redrawn_px += redraw.area();
+            layer_px += u64::from(lw) * u64::from(lh);
+            s.held = None;
             let buf = s.buffer.as_mut().context("buffer just allocated")?;
             let sub = self
                 .exporter
-                .render(&mut self.gl, buf, &paint)
+                .render(&mut self.gl, buf, &paint, &redraw)
                 .context("rendering a layer")?;
+            s.held = Some(seq);
             let e0 = triptych_trace::now_ns();
             let desc = export::describe(
                 buf,
@@ -586,10 +633,23 @@ impl Producer {
             )?;
             export_ns += triptych_trace::now_ns() - e0;
             self.pool.submit(slot, sub);
+            let since = self.sent.get(l).copied().flatten();
+            let damage: Vec<Rect> = match since {
+                Some(_) if self.damage => changed.rects().to_vec(),
+                _ => vec![Rect::full(lw, lh)],
+            };
+            if let Some(s) = self.sent.get_mut(l) {
+                *s = Some(frame);
+            }
+            if let Some(p) = self.last_paint.get_mut(l) {
+                *p = Some(paint);
+            }
             layers.push(LayerMsg {
                 layer,
                 placement,
                 buffer: desc,
+                damage,
+                damage_since: since,
             });
             used.push(slot);
         }
@@ -600,6 +660,8 @@ impl Producer {
         let render_end = t1 - export_ns.min(t1 - t0);
         let mut args = Args::new();
         args.insert("layers".into(), n.into());
+        args.insert("redrawn_px".into(), redrawn_px.into());
+        args.insert("layer_px".into(), layer_px.into());
         self.rec
             .record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
         self.rec

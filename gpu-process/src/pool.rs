@@ -27,6 +27,9 @@ pub struct Slot {
     pub released_early: bool,
     /// Generation of the slot's buffer.
     pub generation: u32,
+    /// The submission of its layer whose content the buffer holds ([`crate::damage`]'s buffer
+    /// age); `None` for a buffer not drawn yet or whose content is not known.
+    pub held: Option<u64>,
 }
 
 /// The pool.
@@ -56,6 +59,7 @@ impl Pool {
                 completed: false,
                 released_early: false,
                 generation: 1,
+                held: None,
             })
             .collect();
         Self { per_layer, slots }
@@ -90,6 +94,7 @@ impl Pool {
         if let Some(s) = self.slots.get_mut(slot as usize) {
             if s.in_flight.is_none() {
                 s.buffer = None;
+                s.held = None;
                 s.generation = s.generation.wrapping_add(1).max(1);
             }
         }
@@ -154,6 +159,13 @@ impl Pool {
     /// Buffers in flight.
     pub fn in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.in_flight.is_some()).count()
+    }
+
+    /// Forgets what every buffer holds: each is drawn whole when next used.
+    pub fn forget_contents(&mut self) {
+        for s in &mut self.slots {
+            s.held = None;
+        }
     }
 
     /// Frees every slot (the renderer that held them is gone); slots whose work has not

@@ -23,6 +23,7 @@
 
 pub mod bootstrap;
 pub mod channel;
+pub mod damage;
 pub mod fault;
 pub mod frame;
 pub mod logging;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::Wire;
 
+use crate::damage::Rect;
 use crate::frame::{BufferId, BufferKind, FenceKind, Frame, RemoteFd};
 
 /// How fds travel from the GPU process to the renderer.
@@ -87,6 +88,14 @@ pub struct LayerMsg {
     pub placement: LayerPlacement,
     /// The buffer holding the layer's pixels.
     pub buffer: Frame<RemoteFd>,
+    /// The parts of the layer's content (layer coordinates, inside the buffer) that differ
+    /// from its content at frame `damage_since`; at most [`crate::damage::MAX_RECTS`]. Empty:
+    /// the content is unchanged. Where and how the layer is composited (its placement) is not
+    /// content: a move or a fade damages no texel.
+    pub damage: Vec<Rect>,
+    /// The frame of this layer's previous submission to this renderer, which `damage` is
+    /// relative to; `None` for a first submission, whose every texel counts as damaged.
+    pub damage_since: Option<u64>,
 }
 
 /// Launcher to GPU process.
@@ -179,6 +188,9 @@ pub struct GpuStart {
     pub faults: Vec<Fault>,
     /// Whether to record trace events and ship them to the launcher.
     pub trace: bool,
+    /// Whether to redraw only what changed (damage tracking); off, every layer is redrawn and
+    /// read back whole every frame (`--no-damage`, for comparison).
+    pub damage: bool,
     /// How sandbox violations are reported.
     pub reports: ViolationReports,
     /// The scene file to draw instead of the built-in deterministic scene; `None` draws the
@@ -516,6 +528,9 @@ pub struct RendererStart {
     pub max_width: u32,
     /// See `max_width`.
     pub max_height: u32,
+    /// Whether to composite only what changed (damage tracking); off, every frame is
+    /// composited whole (`--no-damage`).
+    pub damage: bool,
 }
 
 /// The byte order of the renderer's output pixels (premultiplied, rows tightly packed).
@@ -590,7 +605,7 @@ pub enum RendererToLauncher {
 }
 
 /// A composited frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presented {
     /// Frame number.
     pub frame: u64,
@@ -606,6 +621,13 @@ pub struct Presented {
     pub ready_ns: u64,
     /// When compositing finished.
     pub composited_ns: u64,
+    /// The output rectangles that differ from the frame presented before this one in the same
+    /// generation (all of the output for the first): what a display server must take again.
+    /// At most [`crate::damage::MAX_RECTS`], each inside the frame.
+    pub damage: Vec<Rect>,
+    /// Pixels composited into the slot for this frame: the damage since the slot's own
+    /// previous frame, which is at least `damage`'s area.
+    pub composited_px: u64,
 }
 
 /// The renderer's counters.
@@ -644,6 +666,11 @@ pub struct RendererStats {
     pub gpu_switches: u64,
     /// Messages from the GPU process that broke the protocol (dropped).
     pub gpu_violations: u64,
+    /// Pixels composited, over all frames (damage tracking composites only what changed).
+    pub composited_px: u64,
+    /// Pixels of the frames composited, over all frames: `composited_px` over this is the mean
+    /// damaged fraction.
+    pub output_px: u64,
     /// The longest the frame loop was busy between two waits, in microseconds: it never waits
     /// on a fence, so this stays far below the fence deadline even while a GPU process hangs.
     pub max_busy_us: u64,
@@ -778,6 +805,7 @@ mod tests {
             transport: Transport::Pidfd,
             faults: Vec::new(),
             trace: false,
+            damage: true,
             reports: ViolationReports::Notify,
             scene,
         }

@@ -181,6 +181,10 @@ pub struct RunArgs {
     /// Also write the run summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Redraw, read back, composite and present every frame whole, instead of only what
+    /// changed (damage tracking), for comparison.
+    #[arg(long)]
+    pub no_damage: bool,
     /// Record a trace of every frame across all processes and write it here (Chrome
     /// trace-event JSON, opens in Perfetto and chrome://tracing).
     #[arg(long)]

@@ -116,6 +116,48 @@ pub struct FdCounts {
     pub launcher_peak_rss_kib: Option<u64>,
 }
 
+/// What damage tracking saved: the frames' changed and composited pixels against their size,
+/// as each `Presented` said.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct DamageSummary {
+    /// Whether it was on (`--no-damage` turns it off).
+    pub on: bool,
+    /// Output pixels that changed from the frame before, over all frames.
+    pub damaged_px: u64,
+    /// Pixels the renderer composited, over all frames.
+    pub composited_px: u64,
+    /// Pixels of the frames, over all frames.
+    pub output_px: u64,
+    /// `damaged_px / output_px`: the mean damaged fraction of a frame.
+    pub mean_damaged_fraction: f64,
+    /// `composited_px / output_px`.
+    pub mean_composited_fraction: f64,
+}
+
+impl DamageSummary {
+    /// Counts one frame.
+    pub fn add(&mut self, damaged: u64, composited: u64, output: u64) {
+        self.damaged_px += damaged;
+        self.composited_px += composited;
+        self.output_px += output;
+        let total = self.output_px.max(1) as f64;
+        self.mean_damaged_fraction = self.damaged_px as f64 / total;
+        self.mean_composited_fraction = self.composited_px as f64 / total;
+    }
+
+    /// The summary's line.
+    pub fn line(&self) -> String {
+        if !self.on {
+            return "off (--no-damage): every frame redrawn, read back and composited whole".into();
+        }
+        format!(
+            "on; mean damaged fraction {:.2}% of each frame, {:.2}% composited",
+            self.mean_damaged_fraction * 100.0,
+            self.mean_composited_fraction * 100.0
+        )
+    }
+}
+
 /// Everything the summary reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunSummary {
@@ -167,6 +209,8 @@ pub struct RunSummary {
     pub dropped_for_resize: u64,
     /// Resizes of the window.
     pub resizes: u64,
+    /// Damage tracking.
+    pub damage: DamageSummary,
     /// How frames reached the screen: `headless` (a PNG at exit) or the window's present path.
     pub present: String,
     /// Why presenting copies, where it does.
@@ -332,6 +376,7 @@ impl RunSummary {
             "  renderer: {} buffers and {} fences via pidfd_getfd, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
             r.buffers_via_pidfd, r.fences_via_pidfd, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
         );
+        s += &format!("  damage: {}\n", self.damage.line());
         s += &format!("  fd transport chosen: {}\n", self.sandbox.transport_reason);
         s += &format!(
             "  violation reports: {}{}\n",

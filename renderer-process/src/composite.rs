@@ -52,6 +52,7 @@
 
 use std::ops::Range;
 
+use ipc_protocol::damage::{Rect, Region};
 use ipc_protocol::frame::{
     DRM_FORMAT_ABGR8888, DRM_FORMAT_ARGB8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_XRGB8888,
 };
@@ -324,9 +325,9 @@ struct Span<'a> {
 }
 
 impl<'a> Span<'a> {
-    /// Clips `l` to a `width` x `height` frame; `None` if nothing of it is visible or it would
-    /// read outside its buffer.
-    fn clip(l: &Layer<'a>, width: u32, height: u32) -> Option<Span<'a>> {
+    /// Clips `l` to `area` of the frame (a rectangle inside it); `None` if nothing of it is
+    /// visible there or it would read outside its buffer.
+    fn clip(l: &Layer<'a>, area: Rect) -> Option<Span<'a>> {
         if l.opacity == 0 {
             return None;
         }
@@ -334,10 +335,10 @@ impl<'a> Span<'a> {
         // that did would be drawn as transparent, which is drawing nothing.
         let format = Format::of(l.fourcc)?;
         // Clip in i64 so no placement can overflow.
-        let x0 = i64::from(l.x).max(0);
-        let y0 = i64::from(l.y).max(0);
-        let x1 = (i64::from(l.x) + i64::from(l.width)).min(i64::from(width));
-        let y1 = (i64::from(l.y) + i64::from(l.height)).min(i64::from(height));
+        let x0 = i64::from(l.x).max(i64::from(area.x));
+        let y0 = i64::from(l.y).max(i64::from(area.y));
+        let x1 = (i64::from(l.x) + i64::from(l.width)).min(area.right() as i64);
+        let y1 = (i64::from(l.y) + i64::from(l.height)).min(area.bottom() as i64);
         if x0 >= x1 || y0 >= y1 {
             return None;
         }
@@ -441,6 +442,28 @@ pub fn backdrop_in(rgba: [u8; 4], order: OutputOrder) -> [u8; 4] {
     }
 }
 
+/// [`composite_in`] inside `region` only: every output pixel there is composited anew, and
+/// every other one is left as it was (damage tracking: the slot holds an earlier frame that
+/// equals this one outside `region`). Rectangles reaching outside the frame are cut to it.
+pub fn composite_region(
+    out: &mut [u8],
+    width: u32,
+    height: u32,
+    layers: &mut [Layer<'_>],
+    region: &Region,
+    order: OutputOrder,
+    backdrop: [u8; 4],
+) {
+    let avx2 = Avx2::detect();
+    for r in region.rects() {
+        let Some(area) = Rect::clipped(i64::from(r.x), i64::from(r.y), r.w, r.h, width, height)
+        else {
+            continue;
+        };
+        composite_area(out, width, height, layers, avx2, order, backdrop, area);
+    }
+}
+
 /// [`composite_in`] with the AVX2 kernel or, given `None`, the portable one alone.
 pub(crate) fn composite_with(
     out: &mut [u8],
@@ -451,16 +474,32 @@ pub(crate) fn composite_with(
     order: OutputOrder,
     backdrop: [u8; 4],
 ) {
+    let all = Rect::full(width, height);
+    composite_area(out, width, height, layers, avx2, order, backdrop, all);
+}
+
+/// Composites `area`, a rectangle inside the `width` x `height` frame, of `out`.
+#[allow(clippy::too_many_arguments)]
+fn composite_area(
+    out: &mut [u8],
+    width: u32,
+    height: u32,
+    layers: &mut [Layer<'_>],
+    avx2: Option<Avx2>,
+    order: OutputOrder,
+    backdrop: [u8; 4],
+    area: Rect,
+) {
     let back = backdrop_in(backdrop, order);
     let row_bytes = width as usize * 4;
     let out = &mut out[..row_bytes * height as usize];
-    if out.is_empty() {
+    if out.is_empty() || area.is_empty() || !area.fits(width, height) {
         return;
     }
     layers.sort_by_key(|l| l.z);
     let spans: Vec<Span<'_>> = layers
         .iter()
-        .filter_map(|l| Span::clip(l, width, height))
+        .filter_map(|l| Span::clip(l, area))
         .map(|mut s| {
             if order == OutputOrder::Bgra {
                 s.format = s.format.swapped();
@@ -468,18 +507,26 @@ pub(crate) fn composite_with(
             s
         })
         .collect();
-    let mut scratch = Vec::with_capacity(row_bytes);
-    for (y, row) in out.chunks_exact_mut(row_bytes).enumerate() {
+    // Inside the frame (checked above), so in range of usize.
+    let (cx0, cx1) = (area.x as usize * 4, area.right() as usize * 4);
+    let rows = area.y as usize..area.bottom() as usize;
+    let mut scratch = Vec::with_capacity(cx1 - cx0);
+    for (y, row) in out
+        .chunks_exact_mut(row_bytes)
+        .enumerate()
+        .skip(rows.start)
+        .take(rows.len())
+    {
         let mut covering = spans.iter().filter(|s| s.rows.contains(&y));
         match covering.next() {
             Some(bottom) => {
                 // The row's bottom layer is drawn straight over the backdrop, which is written
                 // only where that layer leaves it uncovered.
-                fill(&mut row[..bottom.dst.start], back);
-                fill(&mut row[bottom.dst.end..], back);
+                fill(&mut row[cx0..bottom.dst.start], back);
+                fill(&mut row[bottom.dst.end..cx1], back);
                 bottom.draw(row, y, avx2, Some(back), &mut scratch);
             }
-            None => fill(row, back),
+            None => fill(&mut row[cx0..cx1], back),
         }
         for s in covering {
             s.draw(row, y, avx2, None, &mut scratch);

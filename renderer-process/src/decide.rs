@@ -27,6 +27,8 @@ pub struct Shown {
     pub placement: LayerPlacement,
     /// Whether this buffer's fence was seen signalled; composite refuses it otherwise.
     pub signalled: bool,
+    /// The frame its content was rendered for.
+    pub frame: u64,
 }
 
 /// What settling a frame decided.
@@ -90,6 +92,7 @@ mod tests {
                 opacity: 255,
             },
             signalled: false,
+            frame: 0,
         }
     }
 

@@ -101,6 +101,8 @@ pub fn attack(
             sent_ns: 0,
             ready_ns: 0,
             composited_ns: 0,
+            damage: Vec::new(),
+            composited_px: 0,
         })
     };
     match attack {

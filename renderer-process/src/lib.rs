@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod composite;
+pub mod damage;
 pub mod fetch;
 pub mod import;
 pub mod validate;

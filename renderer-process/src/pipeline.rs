@@ -42,7 +42,9 @@ use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
-use renderer_process::composite::{composite_in, Layer};
+use ipc_protocol::damage::Region;
+use renderer_process::composite::{composite_region, Layer};
+use renderer_process::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
 use renderer_process::fetch::fetch;
 use renderer_process::import::{ImportCache, ImportError};
 use renderer_process::validate::{self, LayersError};
@@ -64,6 +66,8 @@ struct Pending {
     /// Each layer, what it will show, and its fence as the description named it (for the
     /// launcher's own check if it times out).
     layers: Vec<(u32, Shown, RemoteFd)>,
+    /// Each layer's content damage, as its description gave it (checked).
+    damage: Vec<(u32, ContentDamage)>,
 }
 
 /// Commands from the launcher, with the fds attached to them.
@@ -134,6 +138,14 @@ pub struct Pipeline {
     waited: Receiver<WaitDone>,
     /// Fence waits of a sequence number below this are abandoned.
     cancel: Arc<AtomicU64>,
+    /// Whether to composite only what changed (`RendererStart::damage`).
+    damage: bool,
+    /// The content damage of the buffers on screen, by layer, since the last present.
+    content_damage: BTreeMap<u32, ContentDamage>,
+    /// What the last presented frame showed; `None` before the first of this size and epoch.
+    presented: Option<Snapshot>,
+    /// The output slots' buffer age.
+    slots: Slots,
     /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
     #[cfg(debug_assertions)]
     hostile: Option<crate::hostile::Attack>,
@@ -159,6 +171,11 @@ enum FrameError {
     Fence { layer: u32, source: anyhow::Error },
     #[error("fds: {0}")]
     Transport(#[from] crate::link::LinkError),
+    #[error("layers[{layer}].damage: {source}")]
+    Damage {
+        layer: u32,
+        source: ipc_protocol::damage::DamageError,
+    },
 }
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
@@ -343,6 +360,10 @@ impl Pipeline {
             waiter,
             waited,
             cancel,
+            damage: start.damage,
+            content_damage: BTreeMap::new(),
+            presented: None,
+            slots: Slots::new(SLOTS as usize),
             #[cfg(debug_assertions)]
             hostile,
         })
@@ -466,6 +487,9 @@ impl Pipeline {
                 self.width = r.width;
                 self.height = r.height;
                 self.generation = r.generation;
+                // Every slot's rows are laid out for the old width: composite them whole.
+                self.slots.forget();
+                self.presented = None;
                 // A frame of the old size waiting for its fences is dropped with its buffers.
                 if let Some(p) = self.pending.take() {
                     self.drop_pending(p);
@@ -498,6 +522,8 @@ impl Pipeline {
         self.cancel.store(self.seq + 1, Ordering::Release);
         self.pending = None;
         self.shown.clear();
+        self.content_damage.clear();
+        self.presented = None;
         self.cache.set_epoch(gpu.epoch);
         self.gpu = gpu;
         self.frames = frames;
@@ -565,7 +591,7 @@ impl Pipeline {
             received_ns,
             Args::new(),
         );
-        let fetched = match self.prepare(&msg) {
+        let (fetched, damage) = match self.prepare(&msg) {
             Ok(f) => f,
             Err(e) => {
                 self.stats.rejected += 1;
@@ -627,6 +653,7 @@ impl Pipeline {
             sent_ns: msg.sent_ns,
             fetched_ns,
             layers,
+            damage,
         };
         if all_ready {
             drop(fences);
@@ -666,9 +693,25 @@ impl Pipeline {
         self.finish(p, ready, commands)
     }
 
-    /// Steps 2 and 3: returns each layer's new buffer with its fetched fence.
-    fn prepare(&mut self, msg: &FrameMsg) -> Result<Vec<(u32, Shown, OwnedFd)>, FrameError> {
+    /// Steps 2 and 3: returns each layer's new buffer with its fetched fence, and its content
+    /// damage.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &mut self,
+        msg: &FrameMsg,
+    ) -> Result<(Vec<(u32, Shown, OwnedFd)>, Vec<(u32, ContentDamage)>), FrameError> {
         let ends = validate::layers(msg, self.layers, self.gpu.pid, self.gpu.window)?;
+        // The damage lies inside each layer's buffer (its shape was checked just now).
+        let mut damage = Vec::with_capacity(msg.layers.len());
+        for l in &msg.layers {
+            let region = ipc_protocol::damage::check(&l.damage, l.buffer.width, l.buffer.height)
+                .map_err(|source| FrameError::Damage {
+                    layer: l.layer,
+                    source,
+                })?;
+            let since = l.damage_since.filter(|s| *s < msg.frame);
+            damage.push((l.layer, ContentDamage { since, region }));
+        }
         let mut out = Vec::with_capacity(msg.layers.len());
         let mut src = self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?;
         for (l, end) in msg.layers.iter().zip(&ends) {
@@ -690,6 +733,7 @@ impl Pipeline {
                 epoch: msg.epoch,
                 placement: l.placement,
                 signalled: false,
+                frame: msg.frame,
             };
             out.push((layer, shown, fence));
         }
@@ -697,7 +741,7 @@ impl Pipeline {
         self.stats.buffers_via_pidfd += c.buffers_via_pidfd;
         self.stats.fences_via_pidfd += c.fences_via_pidfd;
         self.stats.fds_via_other += c.via_other;
-        Ok(out)
+        Ok((out, damage))
     }
 
     /// Steps 4 to 6 for a frame whose fence outcomes are known.
@@ -710,6 +754,14 @@ impl Pipeline {
             ready_ns,
             Args::new(),
         );
+        // The layers that take their new buffer bring its content damage along.
+        for ((layer, _, _), ok) in p.layers.iter().zip(&ready) {
+            if *ok {
+                if let Some((_, d)) = p.damage.iter().find(|(l, _)| l == layer) {
+                    self.content_damage.insert(*layer, d.clone());
+                }
+            }
+        }
         let frame_layers = p
             .layers
             .into_iter()
@@ -783,12 +835,14 @@ impl Pipeline {
             self.stats.stale_dropped += 1;
             return Ok(());
         }
+        let (damage, region);
         {
             // CPU reads of a DMA-BUF are bracketed with DMA_BUF_IOCTL_SYNC so the exporter's
             // caches and fences are honoured; the guards end the access when dropped.
             let mut access = Vec::new();
             let mut layers: Vec<Layer<'_>> = Vec::with_capacity(self.shown.len());
-            for s in self.shown.values() {
+            let mut views = BTreeMap::new();
+            for (index, s) in &self.shown {
                 if !s.signalled || s.epoch != epoch {
                     self.stats.stale_composited += 1;
                     continue;
@@ -809,6 +863,18 @@ impl Pipeline {
                         }
                     }
                 }
+                views.insert(
+                    *index,
+                    View {
+                        x: s.placement.x,
+                        y: s.placement.y,
+                        w: imp.shape.width,
+                        h: imp.shape.height,
+                        z: s.placement.z,
+                        opacity: s.placement.opacity,
+                        content: (s.epoch, s.frame),
+                    },
+                );
                 layers.push(Layer {
                     pixels: imp.plane_bytes(),
                     stride: imp.shape.stride as usize,
@@ -822,8 +888,25 @@ impl Pipeline {
                 });
             }
             let (w, h) = (self.width, self.height);
+            let now = Snapshot {
+                width: w,
+                height: h,
+                layers: views,
+            };
+            damage = if self.damage {
+                output_damage(self.presented.as_ref(), &now, &self.content_damage)
+            } else {
+                Region::full(w, h)
+            };
+            self.content_damage.clear();
+            self.presented = Some(now);
+            region = if self.damage {
+                self.slots.present(slot, damage.clone(), w, h)
+            } else {
+                Region::full(w, h)
+            };
             let out = self.output.slot_mut(slot);
-            composite_in(out, w, h, &mut layers, self.order, self.backdrop);
+            composite_region(out, w, h, &mut layers, &region, self.order, self.backdrop);
             drop(layers);
             for a in access {
                 if let Err(e) = a.end() {
@@ -838,14 +921,16 @@ impl Pipeline {
             &self.events,
         );
         let composited_ns = triptych_trace::now_ns();
-        self.rec.record_span(
-            Stage::Composite,
-            Some(frame),
-            ready_ns,
-            composited_ns,
-            Args::new(),
-        );
+        let output_px = u64::from(self.width) * u64::from(self.height);
+        let mut args = Args::new();
+        args.insert("damaged_px".into(), damage.area().into());
+        args.insert("composited_px".into(), region.area().into());
+        args.insert("output_px".into(), output_px.into());
+        self.rec
+            .record_span(Stage::Composite, Some(frame), ready_ns, composited_ns, args);
         self.stats.frames += 1;
+        self.stats.composited_px += region.area();
+        self.stats.output_px += output_px;
         self.events
             .send(&RendererToLauncher::Presented(Presented {
                 frame,
@@ -855,6 +940,8 @@ impl Pipeline {
                 sent_ns,
                 ready_ns,
                 composited_ns,
+                damage: damage.rects().to_vec(),
+                composited_px: region.area(),
             }))
             .context("handing a frame to the launcher")?;
         Ok(())

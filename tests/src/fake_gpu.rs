@@ -99,6 +99,7 @@ impl FakeGpu {
                     generation: 0,
                     max_width: width,
                     max_height: height,
+                    damage: true,
                 }),
                 &[theirs.as_fd()],
             )

@@ -128,6 +128,8 @@ fn each_class_of_bad_description_is_rejected_by_name() {
                     opacity: 255,
                 },
                 buffer: desc,
+                damage: Vec::new(),
+                damage_since: None,
             }],
         };
         g.frames
@@ -159,6 +161,8 @@ fn each_class_of_bad_description_is_rejected_by_name() {
                 opacity: 255,
             },
             buffer: good,
+            damage: Vec::new(),
+            damage_since: None,
         }],
     };
     g.frames

@@ -67,6 +67,8 @@ fn frame(
                     fd: remote(fence),
                 },
             },
+            damage: Vec::new(),
+            damage_since: None,
         }],
     })
 }

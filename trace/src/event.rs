@@ -253,6 +253,13 @@ impl From<u32> for ArgValue {
     }
 }
 
+/// Counts past `i64::MAX` (no pixel count reaches it) saturate.
+impl From<u64> for ArgValue {
+    fn from(v: u64) -> Self {
+        ArgValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
 impl From<f64> for ArgValue {
     fn from(value: f64) -> Self {
         ArgValue::Float(value)

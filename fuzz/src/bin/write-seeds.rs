@@ -127,6 +127,8 @@ fn main() {
                 fd: remote(600 + l as i32),
             },
         },
+        damage: Vec::new(),
+        damage_since: None,
     };
     write(
         &root.join("gpu_to_renderer"),

@@ -26,6 +26,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
+use ipc_protocol::damage::Region;
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
 use triptych_sys::dma_buf::{export_sync_file, SyncAccess};
@@ -215,6 +216,7 @@ impl Exporter for DmabufExporter {
         gl: &mut GlContext,
         buf: &mut Buffer,
         content: &Paint,
+        region: &Region,
     ) -> Result<Submission, ExportError> {
         let plane_fd = buf
             .planes
@@ -223,12 +225,13 @@ impl Exporter for DmabufExporter {
             .ok_or_else(|| ExportError::Kernel("buffer has no planes".into()))?;
         match self.fences {
             FenceSource::Native => {
-                gl.paint(&buf.target, content)?;
+                gl.paint_in(&buf.target, content, region)?;
                 let fence = gl.native_fence()?;
                 Ok(Submission {
                     fence: place(fence.into_fd())?,
                     signal: Signaller::Driver,
                     deferred: None,
+                    region: region.clone(),
                 })
             }
             FenceSource::Vgem => {
@@ -258,10 +261,11 @@ impl Exporter for DmabufExporter {
                     fence: place(sync)?,
                     signal: Signaller::Vgem(VgemFence { id }),
                     deferred: Some(content.clone()),
+                    region: region.clone(),
                 })
             }
             FenceSource::Implicit => {
-                gl.paint(&buf.target, content)?;
+                gl.paint_in(&buf.target, content, region)?;
                 gl.flush()?;
                 let sync = export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
                     ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
@@ -270,6 +274,7 @@ impl Exporter for DmabufExporter {
                     fence: place(sync)?,
                     signal: Signaller::Driver,
                     deferred: None,
+                    region: region.clone(),
                 })
             }
         }
@@ -282,7 +287,7 @@ impl Exporter for DmabufExporter {
         sub: &mut Submission,
     ) -> Result<(), ExportError> {
         if let Some(content) = sub.deferred.take() {
-            gl.paint(&buf.target, &content)?;
+            gl.paint_in(&buf.target, &content, &sub.region)?;
         }
         // Signalling consumes the vgem fence; what stays behind has nothing left to signal.
         match std::mem::replace(&mut sub.signal, Signaller::Driver) {

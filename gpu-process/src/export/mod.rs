@@ -20,6 +20,7 @@ pub mod shm;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use ipc_protocol::damage::Region;
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::fd::ExportWindow;
@@ -91,6 +92,8 @@ pub struct Submission {
     /// Drawing left for [`Exporter::complete`], after the description went out, so that the
     /// fence covers all of the rendering (the vgem path, where this process signals it).
     pub deferred: Option<Paint>,
+    /// The texels drawn (all the buffer missed): all the shm backend reads back.
+    pub region: Region,
 }
 
 /// What signals a submission's fence.
@@ -121,12 +124,14 @@ pub trait Exporter {
         width: u32,
         height: u32,
     ) -> Result<Buffer, ExportError>;
-    /// Draws `content` into `buf` and returns the unsignalled submission.
+    /// Draws `content` into `buf` inside `region` (what the buffer misses; the rest of it
+    /// holds the content already) and returns the unsignalled submission.
     fn render(
         &mut self,
         gl: &mut GlContext,
         buf: &mut Buffer,
         content: &Paint,
+        region: &Region,
     ) -> Result<Submission, ExportError>;
     /// Finishes the work of `sub` and signals its fence.
     fn complete(

@@ -18,6 +18,7 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
+use ipc_protocol::damage::Region;
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
 use triptych_sys::mapping::{Access, Mapping};
@@ -81,14 +82,16 @@ impl Exporter for ShmExporter {
         gl: &mut GlContext,
         buf: &mut Buffer,
         content: &Paint,
+        region: &Region,
     ) -> Result<Submission, ExportError> {
-        gl.paint(&buf.target, content)?;
+        gl.paint_in(&buf.target, content, region)?;
         let (read, write) = triptych_sys::fd::pipe_cloexec()?;
         let exported = place(read)?;
         Ok(Submission {
             fence: exported,
             signal: Signaller::Pipe(Some(write)),
             deferred: None,
+            region: region.clone(),
         })
     }
 
@@ -103,7 +106,8 @@ impl Exporter for ShmExporter {
                 "shm exporter given a buffer of another backend".into(),
             ));
         };
-        gl.read_pixels(&buf.target, map.as_mut_slice())?;
+        // Only what was drawn: the rest of the memfd holds the same texels already.
+        gl.read_pixels_in(&buf.target, map.as_mut_slice(), &sub.region)?;
         if let Signaller::Pipe(write) = &mut sub.signal {
             // The signal is a byte, then the only write end closed: a reader tells a finished
             // read-back (data, then end of file) from a process that died mid-render (end of

@@ -43,6 +43,7 @@ use glutin::config::{Api, ConfigSurfaceTypes, ConfigTemplateBuilder};
 use glutin::context::{AsRawContext, ContextApi, ContextAttributesBuilder, RawContext, Version};
 use glutin::display::{AsRawDisplay, RawDisplay};
 use glutin::prelude::*;
+use ipc_protocol::damage::Region;
 use serde::{Deserialize, Serialize};
 use triptych_scene::LayerContent;
 
@@ -943,6 +944,18 @@ impl GlContext {
     /// The commands are queued; use [`GlContext::finish`], a [`GlFence`] or a
     /// [`super::NativeFence`] to know when they completed.
     pub fn draw(&mut self, target: &LayerTarget, content: &LayerContent) -> Result<(), GlError> {
+        let all = Region::full(target.width, target.height);
+        self.draw_in(target, content, &all)
+    }
+
+    /// [`GlContext::draw`], writing only the texels inside `region` (damage): every clear is
+    /// cut to each of the region's rectangles, so what lies outside keeps what it held.
+    pub fn draw_in(
+        &mut self,
+        target: &LayerTarget,
+        content: &LayerContent,
+        region: &Region,
+    ) -> Result<(), GlError> {
         self.owns(&target.shared, "layer target")?;
         if (content.width, content.height) != (target.width, target.height) {
             return Err(GlError::SizeMismatch {
@@ -952,13 +965,16 @@ impl GlContext {
                 height: target.height,
             });
         }
+        if region.is_empty() {
+            return Ok(());
+        }
         self.shared.make_current()?;
         let gl = &self.shared.gl;
         let clear = |rect: [i32; 4], c: [u8; 4]| {
             let f = |v: u8| f32::from(v) / 255.0;
             // SAFETY: context current; a DRAW_FRAMEBUFFER is bound (below, before any call);
-            // the scissor box has non-negative size (clipped by `clip`); glClear of the colour
-            // bit is valid on a complete framebuffer.
+            // the scissor box has non-negative size (clipped by `clip` and `cut`); glClear of
+            // the colour bit is valid on a complete framebuffer.
             unsafe {
                 gl.scissor(rect[0], rect[1], rect[2], rect[3]);
                 gl.clear_color(f(c[0]), f(c[1]), f(c[2]), f(c[3]));
@@ -975,14 +991,21 @@ impl GlContext {
             gl.color_mask(true, true, true, true);
             gl.enable(glow::SCISSOR_TEST);
         }
-        // The sizes fit in i32: `create_target` checked them against GL_MAX_TEXTURE_SIZE.
-        clear(
-            [0, 0, target.width as i32, target.height as i32],
-            content.background,
-        );
-        for (rect, colour) in &content.rects {
-            if let Some(r) = clip(rect, target.width, target.height) {
-                clear(r, *colour);
+        let whole = triptych_scene::Rect {
+            x: 0,
+            y: 0,
+            w: target.width,
+            h: target.height,
+        };
+        for area in region.rects() {
+            let area = [area.x, area.y, area.w, area.h];
+            for (rect, colour) in std::iter::once((&whole, &content.background))
+                .chain(content.rects.iter().map(|(r, c)| (r, c)))
+            {
+                if let Some(r) = clip(rect, target.width, target.height).and_then(|r| cut(r, area))
+                {
+                    clear(r, *colour);
+                }
             }
         }
         // SAFETY: context current; restores the default bindings and scissor state.
@@ -998,6 +1021,18 @@ impl GlContext {
     /// `out.len()` must be exactly `width * height * 4`. Waits for drawing to finish (as
     /// `glReadPixels` into client memory does).
     pub fn read_pixels(&mut self, target: &LayerTarget, out: &mut [u8]) -> Result<(), GlError> {
+        let all = Region::full(target.width, target.height);
+        self.read_pixels_in(target, out, &all)
+    }
+
+    /// [`GlContext::read_pixels`] of the texels inside `region` only: each rectangle lands at
+    /// its own place in `out`, whose other bytes are left as they are.
+    pub fn read_pixels_in(
+        &mut self,
+        target: &LayerTarget,
+        out: &mut [u8],
+        region: &Region,
+    ) -> Result<(), GlError> {
         self.owns(&target.shared, "layer target")?;
         let needed = target.byte_len();
         if out.len() != needed {
@@ -1008,30 +1043,43 @@ impl GlContext {
                 height: target.height,
             });
         }
+        if region.is_empty() {
+            return Ok(());
+        }
         self.shared.make_current()?;
         let gl = &self.shared.gl;
         // SAFETY: context current; the framebuffer is a live, complete name of this context.
-        // No buffer is bound to PIXEL_PACK_BUFFER, so the pointer is client memory; with
-        // alignment 4 (each row is `4 * width` bytes, already a multiple of 4) and no row
-        // length or skips, glReadPixels of RGBA/UNSIGNED_BYTE (the format every normalized
-        // colour buffer supports) writes exactly `width * height * 4` bytes from the pointer,
-        // which is `out.len()` (checked above); `out` is exclusively borrowed for the call.
+        // No buffer is bound to PIXEL_PACK_BUFFER, so the pointer is client memory. With
+        // alignment 4, a row length of the target's width, and rows and pixels skipped to the
+        // rectangle's corner, glReadPixels of a w x h rectangle at (x, y) writes, for each of
+        // its rows r, 4 * w bytes at byte (((y + r) * width + x) * 4) from the pointer, all
+        // inside `out` because the rectangle lies inside the target (checked below, before
+        // each call) and `out.len()` is `width * height * 4`; `out` is exclusively borrowed.
         unsafe {
             gl.bind_framebuffer(glow::READ_FRAMEBUFFER, target.framebuffer);
             gl.bind_buffer(glow::PIXEL_PACK_BUFFER, None);
             gl.pixel_store_i32(glow::PACK_ALIGNMENT, 4);
+            gl.pixel_store_i32(glow::PACK_ROW_LENGTH, target.width as i32);
+            for r in region.rects() {
+                if !r.fits(target.width, target.height) {
+                    continue;
+                }
+                // Inside the target, whose sides fit in i32 (checked in `create_target`).
+                gl.pixel_store_i32(glow::PACK_SKIP_PIXELS, r.x as i32);
+                gl.pixel_store_i32(glow::PACK_SKIP_ROWS, r.y as i32);
+                gl.read_pixels(
+                    r.x as i32,
+                    r.y as i32,
+                    r.w as i32,
+                    r.h as i32,
+                    glow::RGBA,
+                    glow::UNSIGNED_BYTE,
+                    glow::PixelPackData::Slice(Some(&mut *out)),
+                );
+            }
             gl.pixel_store_i32(glow::PACK_ROW_LENGTH, 0);
             gl.pixel_store_i32(glow::PACK_SKIP_PIXELS, 0);
             gl.pixel_store_i32(glow::PACK_SKIP_ROWS, 0);
-            gl.read_pixels(
-                0,
-                0,
-                target.width as i32,
-                target.height as i32,
-                glow::RGBA,
-                glow::UNSIGNED_BYTE,
-                glow::PixelPackData::Slice(Some(out)),
-            );
             gl.bind_framebuffer(glow::READ_FRAMEBUFFER, None);
         }
         self.shared.check("glReadPixels(RGBA, UNSIGNED_BYTE)")
@@ -1073,6 +1121,22 @@ impl GlContext {
 
 /// `rect` clipped to a `width` x `height` texture as a GL scissor box `[x, y, w, h]`, or `None`
 /// when nothing is left. Row `y` of the scene is GL window row `y` (no flip).
+/// The part of scissor box `r` (x, y, w, h) inside `area` (x, y, w, h of a damage rectangle
+/// inside the target), if any.
+fn cut(r: [i32; 4], area: [u32; 4]) -> Option<[i32; 4]> {
+    // `area` lies inside the target, whose sides fit in i32.
+    let a = area.map(|v| v as i64);
+    let r = r.map(i64::from);
+    let x0 = r[0].max(a[0]);
+    let y0 = r[1].max(a[1]);
+    let x1 = (r[0] + r[2]).min(a[0] + a[2]);
+    let y1 = (r[1] + r[3]).min(a[1] + a[3]);
+    if x0 >= x1 || y0 >= y1 {
+        return None;
+    }
+    Some([x0 as i32, y0 as i32, (x1 - x0) as i32, (y1 - y0) as i32])
+}
+
 fn clip(rect: &triptych_scene::Rect, width: u32, height: u32) -> Option<[i32; 4]> {
     if rect.x >= width || rect.y >= height {
         return None;

@@ -30,6 +30,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use glow::HasContext;
+use ipc_protocol::damage::Region;
 use triptych_scene::file::{Content, Direction, Image, LayerState, Sampling, Scene};
 use triptych_scene::LayerContent;
 
@@ -444,9 +445,21 @@ fn compile(shared: &Shared) -> Result<glow::NativeProgram, GlError> {
 impl GlContext {
     /// Draws `paint` into `target`, replacing every texel.
     pub fn paint(&mut self, target: &LayerTarget, paint: &Paint) -> Result<(), GlError> {
+        let all = Region::full(target.width(), target.height());
+        self.paint_in(target, paint, &all)
+    }
+
+    /// Draws `paint` into `target`, replacing the texels inside `region` (the damage a reused
+    /// buffer misses) and leaving every other texel as it was.
+    pub fn paint_in(
+        &mut self,
+        target: &LayerTarget,
+        paint: &Paint,
+        region: &Region,
+    ) -> Result<(), GlError> {
         match paint {
-            Paint::Rects(content) => self.draw(target, content),
-            Paint::Scene { drawer, state } => self.draw_scene_layer(target, drawer, state),
+            Paint::Rects(content) => self.draw_in(target, content, region),
+            Paint::Scene { drawer, state } => self.draw_scene_layer(target, drawer, state, region),
         }
     }
 
@@ -456,6 +469,7 @@ impl GlContext {
         target: &LayerTarget,
         drawer: &SceneDrawer,
         state: &LayerState,
+        region: &Region,
     ) -> Result<(), GlError> {
         if !Rc::ptr_eq(self.shared(), target.shared()) || !Rc::ptr_eq(self.shared(), &drawer.shared)
         {
@@ -471,6 +485,9 @@ impl GlContext {
                 width: w,
                 height: h,
             });
+        }
+        if region.is_empty() {
+            return Ok(());
         }
         let shared = Rc::clone(self.shared());
         shared.make_current()?;
@@ -508,12 +525,14 @@ impl GlContext {
         // names of this context (same `Shared`, checked above); the framebuffer is complete
         // (checked when it was made). The state set here is everything the draw depends on: no
         // blending, scissor, depth, stencil, culling, dithering or rasterizer discard, all
-        // channels writable, the viewport the whole target. Bindings are restored to 0.
+        // channels writable, the viewport the whole target, the scissor box each rectangle of
+        // `region` in turn (inside the target, whose sides fit in i32). Bindings are restored
+        // to 0 and the scissor test turned off again.
         unsafe {
             g.bind_framebuffer(glow::DRAW_FRAMEBUFFER, target.framebuffer());
             g.viewport(0, 0, wi, hi);
             g.disable(glow::BLEND);
-            g.disable(glow::SCISSOR_TEST);
+            g.enable(glow::SCISSOR_TEST);
             g.disable(glow::DEPTH_TEST);
             g.disable(glow::STENCIL_TEST);
             g.disable(glow::CULL_FACE);
@@ -535,7 +554,11 @@ impl GlContext {
             g.uniform_1_i32(u.linear.as_ref(), i32::from(linear));
             g.uniform_1_i32(u.rotated.as_ref(), i32::from(!state.rotation.is_zero()));
             g.uniform_2_f32(u.cos_sin.as_ref(), cos, sin);
-            g.draw_arrays(glow::TRIANGLES, 0, 3);
+            for r in region.rects().iter().filter(|r| r.fits(w, h)) {
+                g.scissor(r.x as i32, r.y as i32, r.w as i32, r.h as i32);
+                g.draw_arrays(glow::TRIANGLES, 0, 3);
+            }
+            g.disable(glow::SCISSOR_TEST);
             g.bind_texture(glow::TEXTURE_2D, None);
             g.bind_vertex_array(None);
             g.use_program(None);

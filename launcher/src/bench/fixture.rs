@@ -147,6 +147,8 @@ impl Fixture {
                             fd: remote(self.pid, &files.fence)?,
                         },
                     },
+                    damage: Vec::new(),
+                    damage_since: None,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

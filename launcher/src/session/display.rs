@@ -6,6 +6,7 @@
 //! released its buffer and another slot is on screen, in whichever order the two happen. The
 //! slot on screen is always kept (a redraw and the PNG at exit read it).
 
+use ipc_protocol::damage::Region;
 use std::collections::{HashSet, VecDeque};
 
 use super::*;
@@ -139,6 +140,7 @@ impl Supervisor<'_> {
         slot: u32,
         frame: u64,
         back: Option<u32>,
+        damage: &Region,
     ) -> anyhow::Result<()> {
         let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
         let size = (self.size.0 as u16, self.size.1 as u16);
@@ -162,7 +164,13 @@ impl Supervisor<'_> {
             return Ok(());
         };
         let offset = u32::try_from(u64::from(slot) * slot_bytes).context("a slot beyond 4 GiB")?;
-        s.d.presenter.put(seg, offset, frame, size, || pixels)?;
+        // The window shows the frame put before this one, of this segment and size: only what
+        // changed since is put again. A new segment or size is put whole.
+        let whole = Region::full(u32::from(size.0), u32::from(size.1));
+        let fresh = !s.new_seg_shown || s.put_sizes.back().is_none_or(|(_, sz)| *sz != size);
+        let damage = if fresh { &whole } else { damage };
+        s.d.presenter
+            .put(seg, offset, frame, size, damage, || pixels)?;
         s.on_screen = Some((seg, offset, size));
         s.new_seg_shown = true;
         if s.put_sizes.len() >= 8 {
@@ -295,7 +303,8 @@ impl Supervisor<'_> {
                 // slot buffers are of the new size): only X11 needs the frame again.
                 if let Some(s) = self.display.as_ref().filter(|s| !s.d.presenter.releases()) {
                     if let Some((seg, off, size)) = s.on_screen {
-                        let _ = s.d.presenter.put(seg, off, u64::MAX, size, || None);
+                        let whole = Region::full(u32::from(size.0), u32::from(size.1));
+                        let _ = s.d.presenter.put(seg, off, u64::MAX, size, &whole, || None);
                     }
                 }
             }

@@ -374,7 +374,24 @@ impl Supervisor<'_> {
                 ),
             ));
         }
+        // The damage lies inside the frame; a display server is shown only what it names, so
+        // a lying renderer garbles only its own output.
+        let damage = ipc_protocol::damage::check(&p.damage, self.size.0, self.size.1)
+            .map_err(|e| Breach::new("Presented", e.to_string()))?;
+        let output_px = u64::from(self.size.0) * u64::from(self.size.1);
+        if p.composited_px > output_px {
+            return Err(Breach::new(
+                "Presented",
+                format!(
+                    "{} pixels composited into a frame of {output_px}",
+                    p.composited_px
+                ),
+            ));
+        }
         self.frames.presented(p.frame, p.epoch)?;
+        self.summary
+            .damage
+            .add(damage.area(), p.composited_px, output_px);
         let back = screen
             .show(p.slot, p.frame, self.size)
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
@@ -403,19 +420,22 @@ impl Supervisor<'_> {
         }
         self.old_screen = None;
         if self.display.is_some() {
-            if let Err(e) = self.display_put(p.slot, p.frame, back) {
+            if let Err(e) = self.display_put(p.slot, p.frame, back, &damage) {
                 tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
                 if let Some(s) = self.display.as_mut() {
                     s.quit = true;
                 }
             }
         }
+        let mut args = Args::new();
+        args.insert("damaged_px".into(), damage.area().into());
+        args.insert("output_px".into(), output_px.into());
         self.rec.record_span(
             Stage::Present,
             Some(p.frame),
             p.composited_ns,
             triptych_trace::now_ns(),
-            Args::new(),
+            args,
         );
         self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
         self.end_to_end.push(now.saturating_sub(p.sent_ns));

@@ -349,6 +349,10 @@ fn run_with(
             width,
             height,
             layers: args.layers,
+            damage: crate::summary::DamageSummary {
+                on: !args.no_damage,
+                ..Default::default()
+            },
             ..RunSummary::default()
         },
         handoff: Samples::default(),

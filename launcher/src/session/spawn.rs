@@ -62,6 +62,7 @@ impl Supervisor<'_> {
             transport,
             faults,
             trace: self.args.trace.is_some(),
+            damage: !self.args.no_damage,
             reports: self.jail.reports(),
             scene: self.args.loaded_scene.as_ref().map(|s| s.start.clone()),
         });
@@ -293,6 +294,7 @@ impl Supervisor<'_> {
             height: self.size.1,
             max_width: self.max_size.0,
             max_height: self.max_size.1,
+            damage: !self.args.no_damage,
             generation: self.generation,
             transport: self.jail.transport(),
             fence_timeout_ms: self.args.fence_timeout_ms,

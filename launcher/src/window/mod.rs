@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
+use ipc_protocol::damage::Region;
 use winit::application::ApplicationHandler;
 use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
@@ -160,18 +161,20 @@ impl Presenter {
         }
     }
 
-    /// Shows the slot at `offset` of `seg`, holding `frame`.
+    /// Shows the slot at `offset` of `seg`, holding `frame`, which differs from the frame on
+    /// screen only inside `damage`.
     pub fn put(
         &self,
         seg: u32,
         offset: u32,
         frame: u64,
         size: (u16, u16),
+        damage: &Region,
         pixels: impl FnOnce() -> Option<Vec<u8>>,
     ) -> anyhow::Result<()> {
         match self {
-            Presenter::X11(p) => p.put(seg, offset, size, pixels),
-            Presenter::Wayland(p) => p.put(seg, offset, frame, size),
+            Presenter::X11(p) => p.put(seg, offset, size, damage, pixels),
+            Presenter::Wayland(p) => p.put(seg, offset, frame, size, damage),
         }
     }
 }

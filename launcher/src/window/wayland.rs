@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
+use ipc_protocol::damage::Region;
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::wl_buffer::{self, WlBuffer};
 use wayland_client::protocol::wl_callback::{self, WlCallback};
@@ -275,14 +276,22 @@ impl Presenter {
         offset: u32,
         frame: u64,
         (width, height): (u16, u16),
+        damage: &Region,
     ) -> anyhow::Result<()> {
         let pools = self.pools.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         let Some(b) = pools.get(&seg).and_then(|p| p.buffers.get(&offset)) else {
             bail!("no buffer for offset {offset} of pool {seg}");
         };
         self.surface.attach(Some(b), 0, 0);
-        self.surface
-            .damage_buffer(0, 0, i32::from(width), i32::from(height));
+        // Only what changed since the buffer attached before (none: the same picture; the
+        // commit still swaps buffers, so the one before is released).
+        for r in damage.rects() {
+            if r.fits(u32::from(width), u32::from(height)) {
+                // Inside a frame of u16 sides.
+                self.surface
+                    .damage_buffer(r.x as i32, r.y as i32, r.w as i32, r.h as i32);
+            }
+        }
         self.surface.frame(&self.qh, frame);
         self.surface.commit();
         self.conn.flush().context("flushing to the compositor")?;

@@ -17,6 +17,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use ipc_protocol::damage::Region;
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::shm::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
@@ -146,29 +147,44 @@ impl Presenter {
         seg: u32,
         offset: u32,
         (width, height): (u16, u16),
+        damage: &Region,
         pixels: impl FnOnce() -> Option<Vec<u8>>,
     ) -> anyhow::Result<()> {
         match self.path {
             Path::Shm => {
-                self.conn
-                    .shm_put_image(
-                        self.window,
-                        self.gc,
-                        width,
-                        height,
-                        0,
-                        0,
-                        width,
-                        height,
-                        0,
-                        0,
-                        self.depth,
-                        ImageFormat::Z_PIXMAP.into(),
-                        true,
-                        seg,
-                        offset,
-                    )
-                    .context("ShmPutImage")?;
+                // One ShmPutImage per changed rectangle, the last one asking for the completion
+                // event that frees the slot put before. Nothing changed: one pixel, for that
+                // event (the window holds the same picture).
+                let one = Region::full(1, 1);
+                let rects = if damage.is_empty() { &one } else { damage };
+                let rects: Vec<_> = rects
+                    .rects()
+                    .iter()
+                    .filter(|r| r.fits(u32::from(width), u32::from(height)))
+                    .collect();
+                for (i, r) in rects.iter().enumerate() {
+                    // Inside a frame of u16 sides.
+                    let (x, y, w, h) = (r.x as u16, r.y as u16, r.w as u16, r.h as u16);
+                    self.conn
+                        .shm_put_image(
+                            self.window,
+                            self.gc,
+                            width,
+                            height,
+                            x,
+                            y,
+                            w,
+                            h,
+                            x as i16,
+                            y as i16,
+                            self.depth,
+                            ImageFormat::Z_PIXMAP.into(),
+                            i + 1 == rects.len(),
+                            seg,
+                            offset,
+                        )
+                        .context("ShmPutImage")?;
+                }
             }
             Path::Copy => {
                 let data = pixels().context("no pixels to copy")?;
