@@ -15,6 +15,9 @@ use crate::window::{Action, Display, DisplayEvent};
 /// Frames asked of the GPU process and not yet presented, at most.
 const IN_FLIGHT: u64 = 2;
 
+/// How often an idle window's supervisor looks at its clock.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+
 /// How long a window size must hold before frames are made at it (an interactive resize
 /// reports many sizes).
 const RESIZE_SETTLE: Duration = Duration::from_millis(60);
@@ -65,6 +68,10 @@ pub(super) struct Shown {
     drag: Option<(u32, i32, i32)>,
     /// The frame a step asked for, announced once it is on screen.
     stepped: Option<u64>,
+    /// Whether the scene animates; a still scene gets frames only on change.
+    animates: bool,
+    /// With a still scene, frames below this one are wanted (a change asks for one more).
+    wanted: u64,
 }
 
 impl Shown {
@@ -73,8 +80,8 @@ impl Shown {
         self.floor
     }
 
-    /// The window's state for frames of `size` at first.
-    pub(super) fn new(d: Display, size: (u32, u32)) -> Shown {
+    /// The window's state for frames of `size` at first, of a scene that animates or not.
+    pub(super) fn new(d: Display, size: (u32, u32), animates: bool) -> Shown {
         Shown {
             d,
             seg: None,
@@ -99,7 +106,15 @@ impl Shown {
             quit: false,
             drag: None,
             stepped: None,
+            animates,
+            wanted: 1,
         }
+    }
+
+    /// Something changed (a move, a resize, a new process, a step): a still scene needs one
+    /// more frame.
+    fn changed(&mut self) {
+        self.wanted = self.wanted.max(self.next_request + 1);
     }
 }
 
@@ -125,6 +140,8 @@ impl Supervisor<'_> {
         s.to_free.clear();
         s.shown_slot = None;
         s.new_seg_shown = false;
+        // A new renderer's output shows nothing yet.
+        s.changed();
         if let Some((_, old)) = s.seg.replace((renderer_pid, seg)) {
             if let Some(earlier) = s.retire.replace(old) {
                 s.d.presenter.detach(earlier);
@@ -418,6 +435,7 @@ impl Supervisor<'_> {
             s.epoch = epoch;
             s.next_request = first;
             s.next_tick = Instant::now();
+            s.wanted = first + 1;
         }
     }
 
@@ -447,6 +465,7 @@ impl Supervisor<'_> {
         self.summary.height = h;
         self.summary.resizes += 1;
         s.floor = s.next_request;
+        s.changed();
         let r = ipc_protocol::messages::Resize {
             width: w,
             height: h,
@@ -488,6 +507,7 @@ impl Supervisor<'_> {
             }
             if let Some(s) = self.display.as_mut() {
                 s.moves_dirty = false;
+                s.changed();
             }
         }
         let frames = self.args.frames;
@@ -502,7 +522,9 @@ impl Supervisor<'_> {
         // On Wayland the compositor's frame callback paces; the timer only bounds the rate.
         let asked = !s.awaiting_frame;
         let room = asked && s.next_request < presented + IN_FLIGHT;
-        let more = s.next_request < frames;
+        // A still scene looks the same at every frame: only a change asks for one, so an idle
+        // window renders, composites and presents nothing.
+        let more = s.next_request < frames && (s.animates || s.next_request < s.wanted || s.step);
         if room && more && (!s.paused || s.step) {
             let up_to = s.next_request;
             if std::mem::take(&mut s.step) {
@@ -520,6 +542,16 @@ impl Supervisor<'_> {
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if s.next_request <= presented {
             self.last_progress = now;
+        }
+        if !s.animates
+            && s.next_request >= s.wanted
+            && !s.step
+            && s.resize.is_none()
+            && !s.moves_dirty
+        {
+            // Idle: nothing to ask for until an event changes something, and events wake the
+            // loop themselves; the tick only keeps the progress clock honest.
+            return Some(IDLE_TICK);
         }
         Some(s.d.refresh)
     }

@@ -379,7 +379,14 @@ fn run_with(
         max_size: display.as_ref().map_or((width, height), |d| {
             (d.max.0.max(width), d.max.1.max(height))
         }),
-        display: display.map(|d| display::Shown::new(d, (width, height))),
+        display: display.map(|d| {
+            // The built-in scene changes at every frame.
+            let animates = args
+                .loaded_scene
+                .as_ref()
+                .is_none_or(|s| s.scene.animates());
+            display::Shown::new(d, (width, height), animates)
+        }),
         size: (width, height),
         generation: 0,
         moves: triptych_scene::Moves::default(),

@@ -17,6 +17,14 @@ pub struct Scene {
     pub layers: Vec<Layer>,
 }
 
+impl Scene {
+    /// Whether any layer animates: a scene that does not looks the same at every frame, so a
+    /// window needs a new frame only when something else changes.
+    pub fn animates(&self) -> bool {
+        self.layers.iter().any(|l| l.animation.any())
+    }
+}
+
 /// One layer as the file describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layer {
@@ -173,6 +181,16 @@ pub struct Animation {
     pub rotate: Option<Rotate>,
     /// Scrolls the layer's content inside its rectangle (checker and image only).
     pub scroll: Option<Scroll>,
+}
+
+impl Animation {
+    /// Whether any animation is set.
+    pub fn any(&self) -> bool {
+        self.translate.is_some()
+            || self.fade.is_some()
+            || self.rotate.is_some()
+            || self.scroll.is_some()
+    }
 }
 
 /// Out by `dx, dy` over the first half of the period and back over the second.
