@@ -255,6 +255,8 @@ struct Producer {
     generation: u32,
     /// Layers the user moved.
     moves: triptych_scene::Moves,
+    /// The layer under the pointer, drawn outlined.
+    hover: Option<u32>,
     width: u32,
     height: u32,
     layers: u32,
@@ -316,6 +318,7 @@ impl Producer {
             moves: triptych_scene::Moves {
                 offsets: start.moves,
             },
+            hover: None,
             width: start.width,
             height: start.height,
             layers: start.layers,
@@ -389,6 +392,7 @@ impl Producer {
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
             LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
+            LauncherToGpu::Hover(h) => self.hover = h,
             LauncherToGpu::Resize(r) => {
                 tracing::info!(
                     width = r.width,
@@ -549,6 +553,13 @@ impl Producer {
                 }
             };
             let (lw, lh, paint, placement) = drawn;
+            let paint = match paint {
+                Paint::Rects(c) if self.hover == Some(layer) => {
+                    Paint::Rects(triptych_scene::highlighted(c))
+                }
+                p if self.hover == Some(layer) => Paint::Outlined(Box::new(p)),
+                p => p,
+            };
             let slot = self
                 .pool
                 .free_slot(layer)

@@ -943,7 +943,6 @@ impl GlContext {
     /// The commands are queued; use [`GlContext::finish`], a [`GlFence`] or a
     /// [`super::NativeFence`] to know when they completed.
     pub fn draw(&mut self, target: &LayerTarget, content: &LayerContent) -> Result<(), GlError> {
-        self.owns(&target.shared, "layer target")?;
         if (content.width, content.height) != (target.width, target.height) {
             return Err(GlError::SizeMismatch {
                 content_width: content.width,
@@ -952,6 +951,26 @@ impl GlContext {
                 height: target.height,
             });
         }
+        self.clears(target, Some(content.background), &content.rects)
+    }
+
+    /// Draws the hover outline ([`triptych_scene::highlight_rects`] in
+    /// [`triptych_scene::HIGHLIGHT`]) over what `target` holds, as scissored clears.
+    pub fn outline(&mut self, target: &LayerTarget) -> Result<(), GlError> {
+        let rects = triptych_scene::highlight_rects(target.width, target.height)
+            .map(|r| (r, triptych_scene::HIGHLIGHT));
+        self.clears(target, None, &rects)
+    }
+
+    /// `background` over the whole of `target`, if given, then each of `rects` (clipped to it),
+    /// as scissored clears.
+    fn clears(
+        &mut self,
+        target: &LayerTarget,
+        background: Option<[u8; 4]>,
+        rects: &[(triptych_scene::Rect, [u8; 4])],
+    ) -> Result<(), GlError> {
+        self.owns(&target.shared, "layer target")?;
         self.shared.make_current()?;
         let gl = &self.shared.gl;
         let clear = |rect: [i32; 4], c: [u8; 4]| {
@@ -976,11 +995,13 @@ impl GlContext {
             gl.enable(glow::SCISSOR_TEST);
         }
         // The sizes fit in i32: `create_target` checked them against GL_MAX_TEXTURE_SIZE.
-        clear(
-            [0, 0, target.width as i32, target.height as i32],
-            content.background,
-        );
-        for (rect, colour) in &content.rects {
+        if let Some(background) = background {
+            clear(
+                [0, 0, target.width as i32, target.height as i32],
+                background,
+            );
+        }
+        for (rect, colour) in rects {
             if let Some(r) = clip(rect, target.width, target.height) {
                 clear(r, *colour);
             }

@@ -61,8 +61,8 @@ impl Supervisor<'_> {
                     self.display_event(e)?;
                 },
                 recv(embed_control) -> c => match c {
-                    Ok(crate::shell::Control::Kill(role)) => self.kill_role(role),
-                    Ok(crate::shell::Control::Shutdown) | Err(_) => self.embed_quit = true,
+                    Ok(c) => self.embed_control(c)?,
+                    Err(_) => self.embed_quit = true,
                 },
                 default(wait) => {}
             }
@@ -144,7 +144,7 @@ impl Supervisor<'_> {
         }
         match &self.display {
             Some(s) => s.quit,
-            None => self.summary.last_frame == Some(self.args.frames - 1),
+            None => self.summary.last_frame == Some(self.args.frames - 1) || self.last_dropped,
         }
     }
 
