@@ -30,6 +30,53 @@
 //! shell.wait()?;
 //! # Ok::<(), anyhow::Error>(())
 //! ```
+//!
+//! # Steering a running shell
+//!
+//! [`Shell::set_scene`] switches to another scene file and [`Shell::resize`] to another frame
+//! size; each presented frame says which scene and which size generation it belongs to
+//! ([`PresentedFrame::scene`], [`PresentedFrame::generation`]), and no frame mixes two of
+//! either. A scene file is read and checked before anything changes, on the caller's thread,
+//! and a bad one is refused with the parser's located error, as it is at spawn time, where it
+//! stops the shell before any child starts:
+//!
+//! ```
+//! use triptych::shell::ShellBuilder;
+//!
+//! let dir = std::env::temp_dir().join(format!("triptych-shell-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let bad = dir.join("bad.toml");
+//! std::fs::write(
+//!     &bad,
+//!     "[[layers]]\nname = \"a\"\nkind = \"solid\"\ncolor = \"#f00\"\nopacity = 1.7\n\
+//!      rect = { x = 0, y = 0, w = 4, h = 4 }\n",
+//! )?;
+//! let err = ShellBuilder::new().scene(&bad).spawn().expect_err("a bad scene file");
+//! let msg = format!("{err:#}");
+//! assert!(msg.contains("bad.toml:5:") && msg.contains("layers[0].opacity"), "{msg}");
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! # In the application's own window
+//!
+//! [`ShellBuilder::present_into`] hands the shell a winit window the application created; the
+//! application keeps its event loop and forwards the window's events with
+//! [`Shell::window_event`] (`launcher/examples/embed_window.rs` is a whole application):
+//!
+//! ```no_run
+//! # fn app(window: std::sync::Arc<winit::window::Window>, event: winit::event::WindowEvent)
+//! # -> anyhow::Result<()> {
+//! use triptych::shell::ShellBuilder;
+//!
+//! let shell = ShellBuilder::new().frames(600).present_into(window).spawn()?;
+//! // In the application's `ApplicationHandler::window_event`:
+//! shell.window_event(&event);
+//! // Whenever it likes:
+//! shell.set_scene("my-scene.toml")?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -131,7 +131,10 @@ impl Supervisor<'_> {
                 ));
             }
             GpuToLauncher::Finished { frames } => {
-                tracing::debug!(frames, "GPU process rendered every frame")
+                tracing::debug!(frames, "GPU process rendered every frame");
+                if let Some(g) = &mut self.gpu {
+                    g.finished = true;
+                }
             }
             GpuToLauncher::Failed(e) => {
                 self.quiet.note(

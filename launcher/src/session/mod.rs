@@ -147,6 +147,8 @@ struct Gpu {
     starved_since: Option<Instant>,
     /// A send to it found its queue full: it stopped reading its commands.
     unread: bool,
+    /// It said it rendered every frame.
+    finished: bool,
 }
 
 /// A running renderer and what the launcher knows of it.
