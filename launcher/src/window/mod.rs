@@ -21,7 +21,14 @@
 //!
 //! Dragging a layer with the first button moves it (the launcher picks the topmost layer under
 //! the pointer in the frame on screen and sends the offsets to the GPU process, which adds them
-//! to the scene's placement; they survive a restart of the GPU process).
+//! to the scene's placement; they survive a restart of the GPU process). The layer under the
+//! pointer is outlined in the frames that follow (`LauncherToGpu::Hover`). Layers are picked by
+//! the layout of the scene drawn: the built-in scene's, or a scene file's.
+//!
+//! An application that embeds triptych can hand it a window of its own instead
+//! (`crate::shell::ShellBuilder::present_into`): [`adopt`] makes the same [`Display`] of it, and
+//! [`translate`] turns the events the application forwards into [`DisplayEvent`]s, as it does
+//! for this module's own window.
 //!
 //! Space pauses and resumes, `.` steps one frame while paused, `g` kills the GPU process and
 //! `r` the renderer (with `SIGKILL`, recovered like any crash; the last frame stays on screen
