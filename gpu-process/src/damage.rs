@@ -28,6 +28,9 @@ pub fn content_damage(before: &Paint, after: &Paint) -> Region {
     }
     match (before, after) {
         (Paint::Rects(a), Paint::Rects(b)) => rects_damage(a, b),
+        // The hover outline is drawn over the layer: the same outline over changed content
+        // damages what the content damages.
+        (Paint::Outlined(a), Paint::Outlined(b)) => content_damage(a, b),
         (Paint::Scene { state: a, .. }, Paint::Scene { state: b, .. }) => {
             // What the layer's texture holds: the kind and its parameters, the scroll, and the
             // rotation (drawn into the texture). Position, opacity and z are placement.

@@ -257,6 +257,8 @@ struct Producer {
     generation: u32,
     /// Layers the user moved.
     moves: triptych_scene::Moves,
+    /// The layer under the pointer, drawn outlined.
+    hover: Option<u32>,
     width: u32,
     height: u32,
     layers: u32,
@@ -327,6 +329,7 @@ impl Producer {
             moves: triptych_scene::Moves {
                 offsets: start.moves,
             },
+            hover: None,
             width: start.width,
             height: start.height,
             layers: start.layers,
@@ -410,6 +413,7 @@ impl Producer {
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
             LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
+            LauncherToGpu::Hover(h) => self.hover = h,
             LauncherToGpu::Resize(r) => {
                 tracing::info!(
                     width = r.width,
@@ -576,6 +580,13 @@ impl Producer {
                 }
             };
             let (lw, lh, paint, placement) = drawn;
+            let paint = match paint {
+                Paint::Rects(c) if self.hover == Some(layer) => {
+                    Paint::Rects(triptych_scene::highlighted(c))
+                }
+                p if self.hover == Some(layer) => Paint::Outlined(Box::new(p)),
+                p => p,
+            };
             let l = layer as usize;
             // What changed since the layer's previous submission, whatever buffer took it.
             let changed = match (self.damage, self.last_paint.get(l).and_then(Option::as_ref)) {

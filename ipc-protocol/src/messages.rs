@@ -130,6 +130,10 @@ pub enum LauncherToGpu {
         /// The layer's index in the scene.
         layer: u32,
     },
+    /// The pointer is over this layer (`None`: over none): every frame rendered from now on
+    /// draws it with the hover outline (`triptych_scene::highlight_rects`). A layer the scene
+    /// does not have outlines nothing.
+    Hover(Option<u32>),
 }
 
 /// A new frame size, and the generation it starts.
@@ -687,6 +691,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Moves(_) => "Moves",
             LauncherToGpu::Shutdown => "Shutdown",
             LauncherToGpu::SceneImage { .. } => "SceneImage",
+            LauncherToGpu::Hover(_) => "Hover",
         }
     }
     /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
@@ -824,6 +829,7 @@ mod tests {
             (LauncherToGpu::Ping(1), 0),
             (LauncherToGpu::Render { up_to: 5 }, 0),
             (LauncherToGpu::Moves([(1, 2); 8]), 0),
+            (LauncherToGpu::Hover(Some(2)), 0),
             (
                 LauncherToGpu::Resize(Resize {
                     width: 4,

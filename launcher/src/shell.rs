@@ -30,18 +30,74 @@
 //! shell.wait()?;
 //! # Ok::<(), anyhow::Error>(())
 //! ```
+//!
+//! # Steering a running shell
+//!
+//! [`Shell::set_scene`] switches to another scene file and [`Shell::resize`] to another frame
+//! size; each presented frame says which scene and which size generation it belongs to
+//! ([`PresentedFrame::scene`], [`PresentedFrame::generation`]), and no frame mixes two of
+//! either. A scene file is read and checked before anything changes, on the caller's thread,
+//! and a bad one is refused with the parser's located error, as it is at spawn time, where it
+//! stops the shell before any child starts:
+//!
+//! ```
+//! use triptych::shell::ShellBuilder;
+//!
+//! let dir = std::env::temp_dir().join(format!("triptych-shell-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let bad = dir.join("bad.toml");
+//! std::fs::write(
+//!     &bad,
+//!     "[[layers]]\nname = \"a\"\nkind = \"solid\"\ncolor = \"#f00\"\nopacity = 1.7\n\
+//!      rect = { x = 0, y = 0, w = 4, h = 4 }\n",
+//! )?;
+//! let err = ShellBuilder::new().scene(&bad).spawn().expect_err("a bad scene file");
+//! let msg = format!("{err:#}");
+//! assert!(msg.contains("bad.toml:5:") && msg.contains("layers[0].opacity"), "{msg}");
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! # In the application's own window
+//!
+//! [`ShellBuilder::present_into`] hands the shell a winit window the application created; the
+//! application keeps its event loop and forwards the window's events with
+//! [`Shell::window_event`] (`launcher/examples/embed_window.rs` is a whole application):
+//!
+//! ```no_run
+//! # fn app(window: std::sync::Arc<winit::window::Window>, event: winit::event::WindowEvent)
+//! # -> anyhow::Result<()> {
+//! use triptych::shell::ShellBuilder;
+//!
+//! let shell = ShellBuilder::new().frames(600).present_into(window).spawn()?;
+//! // In the application's `ApplicationHandler::window_event`:
+//! shell.window_event(&event);
+//! // Whenever it likes:
+//! shell.set_scene("my-scene.toml")?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
+use winit::event::WindowEvent;
+use winit::window::Window;
 
 pub use crate::cli::{Buffers, SandboxMode, TransportArg as Transport};
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
+
+/// Logs the shell's `tracing` events to stderr as `triptych run` does, filtered by
+/// `TRIPTYCH_LOG` or else by `default` (such as `"info"`), for an application that installs no
+/// subscriber of its own. Call it once, before anything logs.
+pub fn log_to_stderr(default: &str) {
+    ipc_protocol::logging::init(default);
+}
 
 /// Events a frame channel of this size holds before frame events are dropped.
 pub const EVENT_QUEUE: usize = 64;
@@ -55,15 +111,29 @@ pub struct PresentedFrame {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// The scene it shows: 0 for the one the shell was built with, one more for each
+    /// [`Shell::set_scene`] that took effect. Every frame is all of one scene.
+    pub scene: u32,
+    /// The size's generation: 0 at first, one more at every resize that changed the size
+    /// ([`Shell::resize`], or the window's). The first frame of a generation is the first of
+    /// its size on screen.
+    pub generation: u32,
     pixels: Option<Arc<Vec<u8>>>,
 }
 
 impl PresentedFrame {
-    pub(crate) fn new(frame: u64, (width, height): (u32, u32), pixels: Option<Vec<u8>>) -> Self {
+    pub(crate) fn new(
+        frame: u64,
+        (width, height): (u32, u32),
+        (scene, generation): (u32, u32),
+        pixels: Option<Vec<u8>>,
+    ) -> Self {
         Self {
             frame,
             width,
             height,
+            scene,
+            generation,
             pixels: pixels.map(Arc::new),
         }
     }
@@ -100,6 +170,9 @@ pub enum Event {
 pub(crate) enum Control {
     Kill(Role),
     Shutdown,
+    /// A scene the application's thread loaded already (parsed, images opened and decoded).
+    SetScene(Arc<crate::scene::LoadedScene>),
+    Resize(u32, u32),
 }
 
 /// The supervisor's side of an embedding.
@@ -109,6 +182,8 @@ pub(crate) struct Link {
     pub(crate) control: Receiver<Control>,
     pub(crate) pixels: bool,
     pub(crate) dropped: Arc<AtomicU64>,
+    /// The largest frame a headless resize may ask for.
+    pub(crate) max_size: (u32, u32),
 }
 
 /// Room kept in the channel for the events that are not frames.
@@ -139,6 +214,8 @@ pub struct ShellBuilder {
     args: crate::cli::RunArgs,
     pixels: bool,
     binaries: Option<PathBuf>,
+    max_size: Option<(u32, u32)>,
+    window: Option<Arc<Window>>,
 }
 
 impl Default for ShellBuilder {
@@ -160,6 +237,8 @@ impl ShellBuilder {
             args,
             pixels: false,
             binaries: None,
+            max_size: None,
+            window: None,
         }
     }
 
@@ -169,6 +248,31 @@ impl ShellBuilder {
             width: width.clamp(1, 8192),
             height: height.clamp(1, 8192),
         };
+        self
+    }
+
+    /// The largest frame [`Shell::resize`] may ask for, headless (1 to 8192 each way; by
+    /// default the size the shell starts at). The renderer's output slots are made this large
+    /// before its sandbox goes on (it creates no memory after that); memory never written costs
+    /// nothing. A window's largest size is its monitor's, at most 4096x4096.
+    pub fn max_size(mut self, width: u32, height: u32) -> Self {
+        self.max_size = Some((width.clamp(1, 8192), height.clamp(1, 8192)));
+        self
+    }
+
+    /// Present into `window`, the application's own winit window, instead of headless: the
+    /// same zero-copy paths as `triptych run`'s window (X11 MIT-SHM `ShmPutImage`, Wayland
+    /// `wl_shm` buffers over the renderer's output memfd), paced by the display. Frames start
+    /// at the window's inner size and follow it as the application forwards its events
+    /// ([`Shell::window_event`]). The last frame stays on screen until [`Shell::shutdown`] or a
+    /// forwarded `CloseRequested`.
+    ///
+    /// The shell draws into the window from its own connection (X11) or by adopting the
+    /// window's surface on the event loop's own connection (Wayland). On Wayland the event loop
+    /// must therefore outlive the shell's use of it, for the rest of the process: run it with
+    /// `run_app_on_demand` and never drop it (`std::mem::forget`), as `triptych run` does.
+    pub fn present_into(mut self, window: Arc<Window>) -> Self {
+        self.window = Some(window);
         self
     }
 
@@ -234,6 +338,23 @@ impl ShellBuilder {
         // A bad scene file fails here, before anything is started.
         let mut args = self.args;
         crate::scene::prepare_run(&mut args)?;
+        let (display, display_tx) = match &self.window {
+            Some(window) => {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let d = crate::window::adopt(window.clone(), rx, tx.clone())?;
+                let size = window.inner_size();
+                args.size = crate::cli::Size {
+                    width: size.width.clamp(1, d.max.0),
+                    height: size.height.clamp(1, d.max.1),
+                };
+                (Some(d), Some(tx))
+            }
+            None => (None, None),
+        };
+        let (w, h) = (args.size.width, args.size.height);
+        let max_size = self
+            .max_size
+            .map_or((w, h), |(mw, mh)| (mw.max(w), mh.max(h)));
         let dir = match self.binaries {
             Some(d) => d,
             None => crate::child::find_children_dir()?,
@@ -249,12 +370,13 @@ impl ShellBuilder {
             control: control_rx,
             pixels: self.pixels,
             dropped: dropped.clone(),
+            max_size,
         };
         let thread = std::thread::Builder::new()
             .name("triptych-shell".into())
             .spawn(move || {
                 let never = crossbeam_channel::never();
-                crate::session::run_embedded(&args, &never, link)
+                crate::session::run_embedded(&args, &never, display, link)
             })
             .context("starting the shell's supervisor thread")?;
         Ok(Shell {
@@ -262,6 +384,8 @@ impl ShellBuilder {
             control,
             thread,
             dropped,
+            display: display_tx,
+            pointer: Mutex::new(crate::window::Pointer::default()),
         })
     }
 }
@@ -273,6 +397,10 @@ pub struct Shell {
     control: Sender<Control>,
     thread: JoinHandle<anyhow::Result<RunSummary>>,
     dropped: Arc<AtomicU64>,
+    /// The window's events, when the shell presents into one.
+    display: Option<Sender<crate::window::DisplayEvent>>,
+    /// Where the window's pointer is, as its forwarded events said.
+    pointer: Mutex<crate::window::Pointer>,
 }
 
 impl Shell {
@@ -289,6 +417,55 @@ impl Shell {
     /// Kills `role` with `SIGKILL`; it is recovered like any crash.
     pub fn kill(&self, role: Role) {
         let _ = self.control.send(Control::Kill(role));
+    }
+
+    /// Draws the scene file at `path` (`"default"`: the built-in example scene file) from the
+    /// next frame on, in place of the one drawn now.
+    ///
+    /// The file is read here, on the caller's thread, exactly as [`ShellBuilder::scene`] reads
+    /// one: a bad file, or an image that cannot be opened or decoded, is an error with the same
+    /// located message (`FILE:LINE:COLUMN: FIELD: MESSAGE; hint: HINT`), and the running scene
+    /// is left alone. A good one replaces the GPU process and the renderer with a fresh pair
+    /// started on it (its layer count and backdrop may differ; the images' fds go to the new
+    /// GPU process as at any start), resuming at the frame after the last one presented; the
+    /// frame on screen stays until the new pair presents. No frame mixes two scenes: the new
+    /// scene's frames come with a higher [`PresentedFrame::scene`]. Layers dragged or hovered
+    /// in the old scene are forgotten. The replacement is no crash: no [`Event::Crashed`].
+    pub fn set_scene(&self, path: impl AsRef<std::path::Path>) -> anyhow::Result<()> {
+        let loaded = crate::scene::load(path.as_ref())?;
+        self.control
+            .send(Control::SetScene(Arc::new(loaded)))
+            .map_err(|_| anyhow::anyhow!("the shell has ended"))
+    }
+
+    /// Makes frames `width` x `height` from now on, the way a window's resize does: a new
+    /// size generation, told to the renderer and then to the GPU process, so that no frame of
+    /// the old size is presented after the first of the new one ([`PresentedFrame::generation`]
+    /// goes up with it); frames already on their way at the old size are dropped unshown.
+    /// Headless, the size is clamped to [`ShellBuilder::max_size`]; presenting into a window,
+    /// it is what the window's `Resized` event does (forward that instead where the window
+    /// itself changes size).
+    pub fn resize(&self, width: u32, height: u32) {
+        let _ = self
+            .control
+            .send(Control::Resize(width.max(1), height.max(1)));
+    }
+
+    /// Hands the shell one of its window's events ([`ShellBuilder::present_into`]): a resize,
+    /// a close request, a redraw, the pointer (hovering a layer outlines it, dragging it with
+    /// the first button moves it) and the keys of `triptych run`'s window (space pauses, `.`
+    /// steps, `g` and `r` kill the GPU process and the renderer, `q` and Escape end the run).
+    /// Events the shell has no use for, and every event of a headless shell, are ignored.
+    pub fn window_event(&self, event: &WindowEvent) {
+        let Some(tx) = &self.display else {
+            return;
+        };
+        let Ok(mut pointer) = self.pointer.lock() else {
+            return;
+        };
+        if let Some(e) = crate::window::translate(&mut pointer, event) {
+            let _ = tx.send(e);
+        }
     }
 
     /// Asks the shell to stop after the frame on screen.

@@ -207,10 +207,12 @@ pub struct RunSummary {
     pub out: Option<String>,
     /// Frames composited at a size the window no longer had, handed back unshown.
     pub dropped_for_resize: u64,
-    /// Resizes of the window.
+    /// Resizes of the window (or of an embedding shell's frames).
     pub resizes: u64,
     /// Damage tracking.
     pub damage: DamageSummary,
+    /// Scenes an embedding application switched to while the run went on.
+    pub scene_changes: u64,
     /// How frames reached the screen: `headless` (a PNG at exit) or the window's present path.
     pub present: String,
     /// Why presenting copies, where it does.

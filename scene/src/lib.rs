@@ -174,6 +174,58 @@ pub fn layer_at(
         .map(|(_, l)| l)
 }
 
+/// The colour of the outline a hovered layer gets (premultiplied RGBA8: opaque white). It is
+/// drawn into the layer's texture, so it is composited with the layer's opacity like the rest.
+pub const HIGHLIGHT: [u8; 4] = [255, 255, 255, 255];
+
+/// How wide the outline of a hovered layer is, in layer pixels.
+pub const HIGHLIGHT_WIDTH: u32 = 3;
+
+/// The outline a hovered `w` x `h` layer texture gets: four rectangles along its edges, inside
+/// it (top, bottom, left, right; they overlap at the corners, and cover all of a layer at most
+/// twice [`HIGHLIGHT_WIDTH`] wide or high).
+pub fn highlight_rects(w: u32, h: u32) -> [Rect; 4] {
+    let t = HIGHLIGHT_WIDTH.min(w).min(h);
+    [
+        Rect {
+            x: 0,
+            y: 0,
+            w,
+            h: t,
+        },
+        Rect {
+            x: 0,
+            y: h - t,
+            w,
+            h: t,
+        },
+        Rect {
+            x: 0,
+            y: 0,
+            w: t,
+            h,
+        },
+        Rect {
+            x: w - t,
+            y: 0,
+            w: t,
+            h,
+        },
+    ]
+}
+
+/// Whether texel (`x`, `y`) of a `w` x `h` layer lies on its hover outline.
+pub fn on_highlight(w: u32, h: u32, x: u32, y: u32) -> bool {
+    highlight_rects(w, h).iter().any(|r| r.contains(x, y))
+}
+
+/// `content` with the hover outline drawn over it (the rectangles are written last).
+pub fn highlighted(mut content: LayerContent) -> LayerContent {
+    let rects = highlight_rects(content.width, content.height);
+    content.rects.extend(rects.iter().map(|r| (*r, HIGHLIGHT)));
+    content
+}
+
 /// The size of layer `layer`'s texture in a frame of `frame_w` x `frame_h`.
 ///
 /// Layer 0 covers the whole frame; the others are smaller panels.
@@ -296,6 +348,20 @@ pub fn expected_pixel_moved(
     y: u32,
     moves: &Moves,
 ) -> [u8; 4] {
+    expected_pixel_shown(frame, layers, frame_w, frame_h, (x, y), moves, None)
+}
+
+/// [`expected_pixel`] with the layers moved by `moves` and layer `hover`, if any, outlined as
+/// a hovered layer is ([`highlighted`]).
+pub fn expected_pixel_shown(
+    frame: u64,
+    layers: u32,
+    frame_w: u32,
+    frame_h: u32,
+    (x, y): (u32, u32),
+    moves: &Moves,
+    hover: Option<u32>,
+) -> [u8; 4] {
     let mut order: Vec<(i32, u32)> = (0..layers)
         .map(|l| (placement(frame, l, layers, frame_w, frame_h).z, l))
         .collect();
@@ -309,8 +375,12 @@ pub fn expected_pixel_moved(
         if lx < 0 || ly < 0 || lx >= i64::from(w) || ly >= i64::from(h) {
             continue;
         }
-        let content = layer_content(frame, l, frame_w, frame_h);
-        px = blend_over(px, content.texel(lx as u32, ly as u32), p.opacity);
+        let texel = if hover == Some(l) && on_highlight(w, h, lx as u32, ly as u32) {
+            HIGHLIGHT
+        } else {
+            layer_content(frame, l, frame_w, frame_h).texel(lx as u32, ly as u32)
+        };
+        px = blend_over(px, texel, p.opacity);
     }
     px
 }
@@ -352,6 +422,46 @@ mod tests {
                 let c = layer_content(f, l, 64, 48);
                 for px in std::iter::once(c.background).chain(c.rects.iter().map(|r| r.1)) {
                     assert!(px[0] <= px[3] && px[1] <= px[3] && px[2] <= px[3], "{px:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_highlight_is_the_layer_edge_and_nothing_else() {
+        let (w, h) = (20, 10);
+        let c = highlighted(layer_content(5, 1, 40, 20));
+        assert_eq!((c.width, c.height), (w, h));
+        let plain = layer_content(5, 1, 40, 20);
+        for y in 0..h {
+            for x in 0..w {
+                let edge = x < 3 || y < 3 || x >= w - 3 || y >= h - 3;
+                assert_eq!(on_highlight(w, h, x, y), edge, "({x}, {y})");
+                let want = if edge { HIGHLIGHT } else { plain.texel(x, y) };
+                assert_eq!(c.texel(x, y), want, "({x}, {y})");
+            }
+        }
+        // A layer thinner than the outline is all outline, and no rectangle leaves it.
+        for r in highlight_rects(2, 1) {
+            assert!(r.x + r.w <= 2 && r.y + r.h <= 1, "{r:?}");
+        }
+        assert!(on_highlight(2, 1, 1, 0));
+    }
+
+    #[test]
+    fn a_hovered_layer_changes_only_its_outline() {
+        let (fw, fh, layers, frame) = (64, 48, 3, 9);
+        let moves = Moves::default();
+        let (w, h) = layer_size(2, fw, fh);
+        let p = placement_moved(frame, 2, layers, fw, fh, &moves);
+        for y in 0..fh {
+            for x in 0..fw {
+                let plain = expected_pixel_shown(frame, layers, fw, fh, (x, y), &moves, None);
+                let lit = expected_pixel_shown(frame, layers, fw, fh, (x, y), &moves, Some(2));
+                let (lx, ly) = (i64::from(x) - i64::from(p.x), i64::from(y) - i64::from(p.y));
+                let inside = lx >= 0 && ly >= 0 && lx < i64::from(w) && ly < i64::from(h);
+                if !(inside && on_highlight(w, h, lx as u32, ly as u32)) {
+                    assert_eq!(plain, lit, "({x}, {y}) is off the outline");
                 }
             }
         }

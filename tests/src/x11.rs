@@ -91,6 +91,21 @@ pub fn screenshot(conn: &RustConnection, window: u32) -> (u32, u32, Vec<u8>) {
 /// Presses and releases the key that types `keysym` (an X keysym: `b'g' as u32`, `0x20` for
 /// space), as real input, with `window` focused.
 pub fn press(conn: &RustConnection, window: u32, keysym: u32) {
+    let screen = &conn.setup().roots[0];
+    let root = screen.root;
+    // XTEST: 6 MotionNotify (xproto event code). The pointer goes to the screen's last pixel,
+    // outside the tests' windows, so that it hovers no layer.
+    let (cx, cy) = (
+        screen.width_in_pixels as i16 - 1,
+        screen.height_in_pixels as i16 - 1,
+    );
+    conn.xtest_fake_input(6, 0, 0, root, cx, cy, 0)
+        .expect("motion");
+    type_key(conn, window, keysym);
+}
+
+/// Like [`press`], leaving the pointer where it is.
+pub fn type_key(conn: &RustConnection, window: u32, keysym: u32) {
     let setup = conn.setup();
     let (min, max) = (setup.min_keycode, setup.max_keycode);
     let map = conn
@@ -106,10 +121,8 @@ pub fn press(conn: &RustConnection, window: u32, keysym: u32) {
         .map(|i| min + i as u8)
         .unwrap_or_else(|| panic!("no keycode types keysym {keysym:#x}"));
     let root = setup.roots[0].root;
-    // XTEST: 6 MotionNotify, 2 KeyPress, 3 KeyRelease (xproto event codes).
-    conn.xtest_fake_input(6, 0, 0, root, 10, 10, 0)
-        .expect("motion");
     // No window manager runs on the test server: give the window the focus as one would.
+    // XTEST: 2 KeyPress, 3 KeyRelease (xproto event codes).
     conn.set_input_focus(InputFocus::PARENT, window, x11rb::CURRENT_TIME)
         .expect("focus");
     x11rb::wrapper::ConnectionExt::sync(conn).expect("sync");
@@ -328,6 +341,15 @@ pub fn find(shot: &[u8], sw: u32, sh: u32, want: &[u8], w: u32, h: u32) -> Optio
         }
     }
     None
+}
+
+/// Moves the pointer to (`x`, `y`) in root coordinates, as real input, without a button.
+pub fn hover(conn: &RustConnection, (x, y): (i16, i16)) {
+    let root = conn.setup().roots[0].root;
+    // XTEST: 6 MotionNotify (xproto event code).
+    conn.xtest_fake_input(6, 0, 0, root, x, y, 0)
+        .expect("motion");
+    x11rb::wrapper::ConnectionExt::sync(conn).expect("sync");
 }
 
 /// Drags with the first button from (`x0`, `y0`) to (`x1`, `y1`) in root coordinates (the

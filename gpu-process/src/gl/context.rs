@@ -956,7 +956,6 @@ impl GlContext {
         content: &LayerContent,
         region: &Region,
     ) -> Result<(), GlError> {
-        self.owns(&target.shared, "layer target")?;
         if (content.width, content.height) != (target.width, target.height) {
             return Err(GlError::SizeMismatch {
                 content_width: content.width,
@@ -965,6 +964,28 @@ impl GlContext {
                 height: target.height,
             });
         }
+        self.clears(target, Some(content.background), &content.rects, region)
+    }
+
+    /// Draws the hover outline ([`triptych_scene::highlight_rects`] in
+    /// [`triptych_scene::HIGHLIGHT`]) over what `target` holds inside `region`, as scissored
+    /// clears.
+    pub fn outline(&mut self, target: &LayerTarget, region: &Region) -> Result<(), GlError> {
+        let rects = triptych_scene::highlight_rects(target.width, target.height)
+            .map(|r| (r, triptych_scene::HIGHLIGHT));
+        self.clears(target, None, &rects, region)
+    }
+
+    /// `background` over the whole of `target`, if given, then each of `rects` (clipped to it),
+    /// as scissored clears, each cut to every rectangle of `region`.
+    fn clears(
+        &mut self,
+        target: &LayerTarget,
+        background: Option<[u8; 4]>,
+        rects: &[(triptych_scene::Rect, [u8; 4])],
+        region: &Region,
+    ) -> Result<(), GlError> {
+        self.owns(&target.shared, "layer target")?;
         if region.is_empty() {
             return Ok(());
         }
@@ -997,11 +1018,10 @@ impl GlContext {
             w: target.width,
             h: target.height,
         };
+        let background = background.map(|b| (whole, b));
         for area in region.rects() {
             let area = [area.x, area.y, area.w, area.h];
-            for (rect, colour) in std::iter::once((&whole, &content.background))
-                .chain(content.rects.iter().map(|(r, c)| (r, c)))
-            {
+            for (rect, colour) in background.iter().chain(rects) {
                 if let Some(r) = clip(rect, target.width, target.height).and_then(|r| cut(r, area))
                 {
                     clear(r, *colour);

@@ -49,6 +49,9 @@ pub enum Paint {
         /// The layer at the frame drawn.
         state: LayerState,
     },
+    /// What the inner paint draws, with the hover outline over it (the layer under the
+    /// pointer; [`triptych_scene::highlight_rects`]).
+    Outlined(Box<Paint>),
 }
 
 impl Paint {
@@ -57,6 +60,7 @@ impl Paint {
         match self {
             Paint::Rects(c) => (c.width, c.height),
             Paint::Scene { state, .. } => (state.rect.w, state.rect.h),
+            Paint::Outlined(inner) => inner.size(),
         }
     }
 }
@@ -460,6 +464,10 @@ impl GlContext {
         match paint {
             Paint::Rects(content) => self.draw_in(target, content, region),
             Paint::Scene { drawer, state } => self.draw_scene_layer(target, drawer, state, region),
+            Paint::Outlined(inner) => {
+                self.paint_in(target, inner, region)?;
+                self.outline(target, region)
+            }
         }
     }
 
@@ -642,6 +650,33 @@ mod tests {
             height: h,
             pixels,
         }
+    }
+
+    #[test]
+    fn an_outlined_layer_equals_the_reference_with_its_outline() {
+        let mut gl = context();
+        let (drawer, state) = one_layer(
+            &mut gl,
+            "kind = \"checker\"\ncell = 3\ncolors = [\"#ff000080\", \"#00ff00\"]",
+            17,
+            9,
+            None,
+        );
+        let target = gl.create_target(17, 9).expect("target");
+        let paint = Paint::Outlined(Box::new(Paint::Scene {
+            drawer: Rc::clone(&drawer),
+            state: state.clone(),
+        }));
+        assert_eq!(paint.size(), (17, 9));
+        gl.paint(&target, &paint).expect("paint");
+        let mut got = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut got).expect("read back");
+        let mut want = rasterize(&state, None).expect("checker is exact");
+        triptych_scene::file::outline(&mut want);
+        assert_eq!(first_difference(&got, &want.pixels, 17), None);
+        // The outline is there, and the inside is the checker's.
+        assert_eq!(got[..4], triptych_scene::HIGHLIGHT);
+        assert_ne!(got[(4 * 17 + 4) * 4..][..4], triptych_scene::HIGHLIGHT);
     }
 
     #[test]

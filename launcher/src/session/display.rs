@@ -69,12 +69,24 @@ pub(super) struct Shown {
     /// The frame a step asked for, announced once it is on screen.
     stepped: Option<u64>,
     /// Whether the scene animates; a still scene gets frames only on change.
-    animates: bool,
+    pub(super) animates: bool,
     /// With a still scene, frames below this one are wanted (a change asks for one more).
     wanted: u64,
 }
 
 impl Shown {
+    /// Frames of `size` from the next tick on, without waiting for the size to settle.
+    pub(super) fn resize_now(&mut self, size: (u32, u32)) {
+        let settled = Instant::now().checked_sub(RESIZE_SETTLE);
+        self.resize = Some((size, settled.unwrap_or_else(Instant::now)));
+    }
+
+    /// A new scene: no layer is being dragged, and no move is left to send.
+    pub(super) fn forget_layers(&mut self) {
+        self.drag = None;
+        self.moves_dirty = false;
+    }
+
     /// Frames below this one were asked for before the last resize.
     pub(super) fn floor(&self) -> u64 {
         self.floor
@@ -113,7 +125,7 @@ impl Shown {
 
     /// Something changed (a move, a resize, a new process, a step): a still scene needs one
     /// more frame.
-    fn changed(&mut self) {
+    pub(super) fn changed(&mut self) {
         self.wanted = self.wanted.max(self.next_request + 1);
     }
 }
@@ -331,6 +343,7 @@ impl Supervisor<'_> {
                 }
             }
             DisplayEvent::Pointer { x, y, pressed } => self.pointer(x, y, pressed),
+            DisplayEvent::PointerLeft => self.set_hover(None),
             DisplayEvent::Closed => self.quit("the window was closed"),
             DisplayEvent::Key(a) => self.key(a)?,
         }
@@ -340,16 +353,14 @@ impl Supervisor<'_> {
     /// A press picks up the topmost layer under the pointer in the frame on screen; moving
     /// with the button down moves it; letting go puts it down.
     fn pointer(&mut self, x: i32, y: i32, pressed: bool) {
-        let (w, h) = self.size;
-        let (layers, on_screen) = (self.args.layers, self.summary.last_frame);
+        let under = self.layer_under((x, y));
+        let frame = self.summary.last_frame.unwrap_or(0);
         let Some(s) = self.display.as_mut() else {
             return;
         };
         match (s.drag, pressed) {
             (None, true) => {
-                let frame = on_screen.unwrap_or(0);
-                if let Some(l) = triptych_scene::layer_at(frame, layers, w, h, &self.moves, (x, y))
-                {
+                if let Some(l) = under {
                     tracing::info!(layer = l, x, y, frame, "dragging a layer");
                     s.drag = Some((l, x, y));
                 }
@@ -368,6 +379,12 @@ impl Supervisor<'_> {
             }
             (None, false) => {}
         }
+        // The layer carried is the one hovered; else the one under the pointer now.
+        let hover = match self.display.as_ref().and_then(|s| s.drag) {
+            Some((l, _, _)) => Some(l),
+            None => self.layer_under((x, y)),
+        };
+        self.set_hover(hover);
     }
 
     fn quit(&mut self, why: &str) {
@@ -437,6 +454,8 @@ impl Supervisor<'_> {
             s.next_tick = Instant::now();
             s.wanted = first + 1;
         }
+        // A new GPU process starts with nothing outlined.
+        self.hover_dirty |= self.hover.is_some();
     }
 
     /// Applies the window's last reported size once it has held for [`RESIZE_SETTLE`]: a new
@@ -444,7 +463,6 @@ impl Supervisor<'_> {
     /// the renderer composites from then on is of the new size. Frames asked for before it are
     /// dropped where they are (their slots and buffers handed back), never shown.
     fn apply_resize(&mut self) {
-        let max = self.max_size;
         let Some(s) = self.display.as_mut() else {
             return;
         };
@@ -455,6 +473,13 @@ impl Supervisor<'_> {
             return;
         }
         s.resize = None;
+        self.new_generation((w, h));
+    }
+
+    /// Frames of `size` (clamped to the output slots' size) from now on, if that is another
+    /// size: a new generation, told to the renderer first and then to the GPU process.
+    pub(super) fn new_generation(&mut self, (w, h): (u32, u32)) {
+        let max = self.max_size;
         let (w, h) = (w.clamp(1, max.0), h.clamp(1, max.1));
         if (w, h) == self.size {
             return;
@@ -464,21 +489,25 @@ impl Supervisor<'_> {
         self.summary.width = w;
         self.summary.height = h;
         self.summary.resizes += 1;
-        s.floor = s.next_request;
-        s.changed();
         let r = ipc_protocol::messages::Resize {
             width: w,
             height: h,
             generation: self.generation,
         };
-        tracing::info!(
-            width = w,
-            height = h,
-            generation = r.generation,
-            "window resized"
-        );
-        if let Some((_, seg)) = s.seg {
-            s.d.presenter.resize(seg, (w as u16, h as u16));
+        if let Some(s) = self.display.as_mut() {
+            s.floor = s.next_request;
+            s.changed();
+            tracing::info!(
+                width = w,
+                height = h,
+                generation = r.generation,
+                "window resized"
+            );
+            if let Some((_, seg)) = s.seg {
+                s.d.presenter.resize(seg, (w as u16, h as u16));
+            }
+        } else {
+            tracing::info!(width = w, height = h, generation = r.generation, "resized");
         }
         if let Some(rd) = self.renderer.as_mut() {
             if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
@@ -510,6 +539,7 @@ impl Supervisor<'_> {
                 s.changed();
             }
         }
+        self.send_hover();
         let frames = self.args.frames;
         let floor = self.display.as_ref().map_or(0, |s| s.floor);
         let presented = self.resume_from().max(floor);

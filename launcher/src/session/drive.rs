@@ -61,8 +61,8 @@ impl Supervisor<'_> {
                     self.display_event(e)?;
                 },
                 recv(embed_control) -> c => match c {
-                    Ok(crate::shell::Control::Kill(role)) => self.kill_role(role),
-                    Ok(crate::shell::Control::Shutdown) | Err(_) => self.embed_quit = true,
+                    Ok(c) => self.embed_control(c)?,
+                    Err(_) => self.embed_quit = true,
                 },
                 default(wait) => {}
             }
@@ -144,7 +144,7 @@ impl Supervisor<'_> {
         }
         match &self.display {
             Some(s) => s.quit,
-            None => self.summary.last_frame == Some(self.args.frames - 1),
+            None => self.summary.last_frame == Some(self.args.frames - 1) || self.last_dropped,
         }
     }
 
@@ -172,6 +172,20 @@ impl Supervisor<'_> {
     /// 3. otherwise the GPU process stopped producing.
     pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
         let ms = stalled.as_millis() as u64;
+        // Headless, nothing paces the GPU process: after a resize, the renderer drops the frames
+        // made at the old size (unseen by the launcher). Once every frame is made and none
+        // comes, the last ones were of those: the run is over, and nobody is to blame.
+        if self.display.is_none()
+            && self.summary.resizes > 0
+            && self.gpu.as_ref().is_some_and(|g| g.finished)
+        {
+            tracing::info!(
+                last_frame = ?self.summary.last_frame,
+                "the last frames were made at a size no longer current and dropped; the run is over"
+            );
+            self.last_dropped = true;
+            return Ok(());
+        }
         let unread = self
             .renderer
             .as_ref()

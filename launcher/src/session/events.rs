@@ -131,7 +131,10 @@ impl Supervisor<'_> {
                 ));
             }
             GpuToLauncher::Finished { frames } => {
-                tracing::debug!(frames, "GPU process rendered every frame")
+                tracing::debug!(frames, "GPU process rendered every frame");
+                if let Some(g) = &mut self.gpu {
+                    g.finished = true;
+                }
             }
             GpuToLauncher::Failed(e) => {
                 self.quiet.note(
@@ -324,7 +327,9 @@ impl Supervisor<'_> {
         if p.generation < self.generation {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
-            let floor = self.display.as_ref().map_or(0, |s| s.floor());
+            // Headless, nothing paces the GPU process: any frame it made before it heard of
+            // the resize may come, and is dropped like these.
+            let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
             if p.frame >= floor {
                 return Err(Breach::new(
                     "Presented",
@@ -349,6 +354,9 @@ impl Supervisor<'_> {
                 r.send_failed(e);
             }
             self.summary.dropped_for_resize += 1;
+            if self.display.is_none() && p.frame.checked_add(1) == Some(self.args.frames) {
+                self.last_dropped = true;
+            }
             return Ok(());
         }
         self.catch_up_on_production(p.frame);
@@ -415,7 +423,12 @@ impl Supervisor<'_> {
                 None
             };
             e.send(crate::shell::Event::Presented(
-                crate::shell::PresentedFrame::new(p.frame, self.size, pixels),
+                crate::shell::PresentedFrame::new(
+                    p.frame,
+                    self.size,
+                    (self.scene_id, self.generation),
+                    pixels,
+                ),
             ));
         }
         self.old_screen = None;

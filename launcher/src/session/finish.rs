@@ -159,9 +159,9 @@ impl Supervisor<'_> {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.last_frame) {
                 let (w, h) = screen.map_or(self.size, |sc| sc.shown_size());
                 self.summary.verified = Some(crate::verify::check_run(
-                    self.args.loaded_scene.as_deref(),
+                    self.scene.as_deref(),
                     frame,
-                    self.args.layers,
+                    self.layers,
                     w,
                     h,
                     pixels,

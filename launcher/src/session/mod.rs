@@ -25,6 +25,7 @@
 mod corroborate;
 mod display;
 mod drive;
+mod embed;
 mod events;
 mod finish;
 mod quiet;
@@ -146,6 +147,8 @@ struct Gpu {
     starved_since: Option<Instant>,
     /// A send to it found its queue full: it stopped reading its commands.
     unread: bool,
+    /// It said it rendered every frame.
+    finished: bool,
 }
 
 /// A running renderer and what the launcher knows of it.
@@ -241,6 +244,18 @@ struct Supervisor<'a> {
     max_size: (u32, u32),
     /// Layers the user moved by dragging them.
     moves: triptych_scene::Moves,
+    /// The layer under the pointer, drawn outlined, and whether the GPU process has yet to hear
+    /// of it.
+    hover: Option<u32>,
+    hover_dirty: bool,
+    /// The scene file drawn (`args.loaded_scene` at first, then what `Shell::set_scene` gave).
+    scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
+    /// The layers of the scene drawn.
+    layers: u32,
+    /// Which scene: 0 at first, one more at every change.
+    scene_id: u32,
+    /// Headless: the last frame was composited at a size no longer current, and dropped.
+    last_dropped: bool,
     /// The application embedding this run, if one does (`crate::shell`).
     embed: Option<crate::shell::Link>,
     /// The application asked the run to end.
@@ -276,6 +291,26 @@ impl Supervisor<'_> {
     fn resume_from(&self) -> u64 {
         self.summary.last_frame.map_or(0, |f| f + 1)
     }
+
+    /// Starts a renderer and a GPU process producing for it, from the frame after the last one
+    /// presented: at the start of the run, and for a new scene.
+    fn start_pair(&mut self) -> anyhow::Result<()> {
+        let renderer_child = self.spawn_renderer()?;
+        let renderer_pid = renderer_child.proc.pid;
+        let first = self.resume_from();
+        let mut mk = || new_link(renderer_pid, first);
+        let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
+        tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
+        let renderer = self.start_renderer(
+            renderer_child,
+            (gpu.epoch, gpu.info.pid, gpu.info.window),
+            ends,
+        )?;
+        self.display_gpu_started(gpu.epoch, first);
+        self.gpu = Some(gpu);
+        self.renderer = Some(renderer);
+        Ok(())
+    }
 }
 
 /// Runs the pipeline as `args` says, returning the summary.
@@ -288,14 +323,15 @@ pub fn run(
 }
 
 /// Runs the pipeline for an application that embeds it (`crate::shell`): its events go to
-/// `link`, its commands come from it.
+/// `link`, its commands come from it; with `display`, frames go into the application's window.
 pub(crate) fn run_embedded(
     args: &RunArgs,
     signals: &Receiver<Signal>,
+    display: Option<crate::window::Display>,
     link: crate::shell::Link,
 ) -> anyhow::Result<RunSummary> {
     let events = link.events.clone();
-    let r = run_with(args, signals, None, Some(link));
+    let r = run_with(args, signals, display, Some(link));
     let _ = events.try_send(crate::shell::Event::Finished);
     r
 }
@@ -376,9 +412,11 @@ fn run_with(
         checks: corroborate::Checks::default(),
         pending_renderer_breach: None,
         pending_gpu_breach: None,
-        max_size: display.as_ref().map_or((width, height), |d| {
-            (d.max.0.max(width), d.max.1.max(height))
-        }),
+        max_size: match (&display, &embed) {
+            (Some(d), _) => (d.max.0.max(width), d.max.1.max(height)),
+            (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
+            (None, None) => (width, height),
+        },
         display: display.map(|d| {
             // The built-in scene changes at every frame.
             let animates = args
@@ -390,23 +428,17 @@ fn run_with(
         size: (width, height),
         generation: 0,
         moves: triptych_scene::Moves::default(),
+        hover: None,
+        hover_dirty: false,
+        scene: args.loaded_scene.clone(),
+        layers: args.layers,
+        scene_id: 0,
+        last_dropped: false,
         embed,
         embed_quit: false,
         progress,
     };
-    let renderer_child = sv.spawn_renderer()?;
-    let renderer_pid = renderer_child.proc.pid;
-    let mut mk = || new_link(renderer_pid, 0);
-    let (gpu, ends) = sv.start_gpu_with_ladder(&mut mk)?;
-    tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
-    let renderer = sv.start_renderer(
-        renderer_child,
-        (gpu.epoch, gpu.info.pid, gpu.info.window),
-        ends,
-    )?;
-    sv.display_gpu_started(gpu.epoch, 0);
-    sv.gpu = Some(gpu);
-    sv.renderer = Some(renderer);
+    sv.start_pair()?;
     let result = sv.drive(signals);
     sv.progress.clear();
     let summary = sv.finish(result.is_ok());

@@ -50,7 +50,7 @@ impl Supervisor<'_> {
             epoch: self.epoch,
             width: self.size.0,
             height: self.size.1,
-            layers: self.args.layers,
+            layers: self.layers,
             frames: self.args.frames,
             first_frame: self.resume_from(),
             paced: self.display.is_some(),
@@ -64,14 +64,15 @@ impl Supervisor<'_> {
             trace: self.args.trace.is_some(),
             damage: !self.args.no_damage,
             reports: self.jail.reports(),
-            scene: self.args.loaded_scene.as_ref().map(|s| s.start.clone()),
+            scene: self.scene.as_ref().map(|s| s.start.clone()),
         });
         if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
         // The scene's images follow, one fd each, on every start (restarts too).
-        for (layer, fd) in self.args.loaded_scene.iter().flat_map(|s| &s.images) {
+        let scene = self.scene.clone();
+        for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
             let msg = LauncherToGpu::SceneImage { layer: *layer };
             if let Err(e) = child.commands.send_with(&msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
@@ -105,7 +106,7 @@ impl Supervisor<'_> {
                         if let Some(reason) = &info.backend_reason {
                             self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
                     }
                     Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, e))),
                     Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.fired.push(fault),
@@ -287,7 +288,7 @@ impl Supervisor<'_> {
                 gpu_pid,
                 gpu_window,
             },
-            layers: self.args.layers,
+            layers: self.layers,
             faults: faults.clone(),
             trace: self.args.trace.is_some(),
             width: self.size.0,
@@ -305,8 +306,7 @@ impl Supervisor<'_> {
                 OutputOrder::Rgba
             },
             backdrop: self
-                .args
-                .loaded_scene
+                .scene
                 .as_ref()
                 .map_or(triptych_scene::BACKDROP, |s| s.scene.backdrop),
         });

@@ -21,7 +21,14 @@
 //!
 //! Dragging a layer with the first button moves it (the launcher picks the topmost layer under
 //! the pointer in the frame on screen and sends the offsets to the GPU process, which adds them
-//! to the scene's placement; they survive a restart of the GPU process).
+//! to the scene's placement; they survive a restart of the GPU process). The layer under the
+//! pointer is outlined in the frames that follow (`LauncherToGpu::Hover`). Layers are picked by
+//! the layout of the scene drawn: the built-in scene's, or a scene file's.
+//!
+//! An application that embeds triptych can hand it a window of its own instead
+//! (`crate::shell::ShellBuilder::present_into`): [`adopt`] makes the same [`Display`] of it, and
+//! [`translate`] turns the events the application forwards into [`DisplayEvent`]s, as it does
+//! for this module's own window.
 //!
 //! Space pauses and resumes, `.` steps one frame while paused, `g` kills the GPU process and
 //! `r` the renderer (with `SIGKILL`, recovered like any crash; the last frame stays on screen
@@ -67,6 +74,8 @@ pub enum DisplayEvent {
     Resized(u32, u32),
     /// The window needs its content again.
     Exposed,
+    /// The pointer left the window.
+    PointerLeft,
     /// The pointer moved to (x, y) in the window, or its first button changed.
     Pointer {
         /// Window pixels from the left.
@@ -223,9 +232,120 @@ struct App {
     window: Option<std::sync::Arc<Window>>,
     run: Option<std::thread::JoinHandle<anyhow::Result<RunSummary>>>,
     failed: Option<anyhow::Error>,
-    /// Where the pointer is, and whether its first button is down.
-    pointer: (i32, i32),
+    pointer: Pointer,
+}
+
+/// Where a window's pointer is, and whether its first button is down: what [`translate`]
+/// needs to remember between events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pointer {
+    at: (i32, i32),
     pressed: bool,
+}
+
+/// What a window event means to the supervisor, if anything; `pointer` follows the pointer.
+pub fn translate(pointer: &mut Pointer, event: &WindowEvent) -> Option<DisplayEvent> {
+    match event {
+        WindowEvent::CloseRequested => Some(DisplayEvent::Closed),
+        WindowEvent::Resized(s) => Some(DisplayEvent::Resized(s.width, s.height)),
+        WindowEvent::RedrawRequested => Some(DisplayEvent::Exposed),
+        WindowEvent::CursorMoved { position, .. } => {
+            pointer.at = (position.x as i32, position.y as i32);
+            Some(DisplayEvent::Pointer {
+                x: pointer.at.0,
+                y: pointer.at.1,
+                pressed: pointer.pressed,
+            })
+        }
+        // A drag goes on outside the window (the server keeps sending the pointer's motion).
+        WindowEvent::CursorLeft { .. } if !pointer.pressed => Some(DisplayEvent::PointerLeft),
+        WindowEvent::MouseInput {
+            state,
+            button: winit::event::MouseButton::Left,
+            ..
+        } => {
+            pointer.pressed = *state == ElementState::Pressed;
+            Some(DisplayEvent::Pointer {
+                x: pointer.at.0,
+                y: pointer.at.1,
+                pressed: pointer.pressed,
+            })
+        }
+        WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
+            let action = match event.logical_key.as_ref() {
+                Key::Named(NamedKey::Space) => Some(Action::TogglePause),
+                Key::Named(NamedKey::Escape) => Some(Action::Quit),
+                Key::Character(".") => Some(Action::Step),
+                Key::Character("g") => Some(Action::KillGpu),
+                Key::Character("r") => Some(Action::KillRenderer),
+                Key::Character("q") => Some(Action::Quit),
+                _ => None,
+            };
+            action.map(DisplayEvent::Key)
+        }
+        _ => None,
+    }
+}
+
+/// The supervisor's side of `window`, a window someone else created: a presenter drawing into
+/// it, its refresh period and largest size. `events` is what the window side will send on
+/// `tx`, which the presenter's completions and releases are sent on too.
+pub fn adopt(
+    window: std::sync::Arc<Window>,
+    events: Receiver<DisplayEvent>,
+    tx: Sender<DisplayEvent>,
+) -> anyhow::Result<Display> {
+    let size = window.inner_size();
+    let (w, h) = (size.width.max(1), size.height.max(1));
+    let xid = match window
+        .window_handle()
+        .context("the window's handle")?
+        .as_raw()
+    {
+        RawWindowHandle::Xlib(h) => Some(u32::try_from(h.window).context("an XID beyond 32 bits")?),
+        RawWindowHandle::Xcb(h) => Some(h.window.get()),
+        RawWindowHandle::Wayland(_) => None,
+        other => anyhow::bail!("a window that is neither X11 nor Wayland: {other:?}"),
+    };
+    let refresh = window
+        .current_monitor()
+        .and_then(|m| m.refresh_rate_millihertz())
+        .filter(|mhz| *mhz >= 1000)
+        .map_or(Duration::from_micros(16_667), |mhz| {
+            Duration::from_nanos(1_000_000_000_000 / u64::from(mhz))
+        });
+    let presenter = match xid {
+        Some(xid) => Presenter::X11(x11::Presenter::connect(xid, move |c| {
+            let _ = tx.send(DisplayEvent::Completed(c));
+        })?),
+        None => Presenter::Wayland(Box::new(wayland::Presenter::connect(
+            window.clone(),
+            move |n| {
+                let _ = tx.send(match n {
+                    wayland::Note::Released(c) => DisplayEvent::Released(c),
+                    wayland::Note::FrameDone(f) => DisplayEvent::FrameDone(f),
+                });
+            },
+        )?)),
+    };
+    tracing::info!(
+        window = format!("{:#x}", xid.unwrap_or(0)),
+        width = w,
+        height = h,
+        path = presenter.describe(),
+        refresh_us = refresh.as_micros() as u64,
+        "window open"
+    );
+    let max = window
+        .current_monitor()
+        .map(|m| m.size())
+        .map_or((w, h), |s| (s.width.max(w), s.height.max(h)));
+    Ok(Display {
+        max: (max.0.min(4096), max.1.min(4096)),
+        events,
+        presenter,
+        refresh,
+    })
 }
 
 impl App {
@@ -240,59 +360,11 @@ impl App {
             )
             .context("creating the window")?;
         let window = std::sync::Arc::new(window);
-        let xid = match window
-            .window_handle()
-            .context("the window's handle")?
-            .as_raw()
-        {
-            RawWindowHandle::Xlib(h) => {
-                Some(u32::try_from(h.window).context("an XID beyond 32 bits")?)
-            }
-            RawWindowHandle::Xcb(h) => Some(h.window.get()),
-            RawWindowHandle::Wayland(_) => None,
-            other => anyhow::bail!("a window that is neither X11 nor Wayland: {other:?}"),
-        };
-        let refresh = window
-            .current_monitor()
-            .and_then(|m| m.refresh_rate_millihertz())
-            .filter(|mhz| *mhz >= 1000)
-            .map_or(Duration::from_micros(16_667), |mhz| {
-                Duration::from_nanos(1_000_000_000_000 / u64::from(mhz))
-            });
-        let tx = self.tx.clone();
-        let presenter = match xid {
-            Some(xid) => Presenter::X11(x11::Presenter::connect(xid, move |c| {
-                let _ = tx.send(DisplayEvent::Completed(c));
-            })?),
-            None => Presenter::Wayland(Box::new(wayland::Presenter::connect(
-                window.clone(),
-                move |n| {
-                    let _ = tx.send(match n {
-                        wayland::Note::Released(c) => DisplayEvent::Released(c),
-                        wayland::Note::FrameDone(f) => DisplayEvent::FrameDone(f),
-                    });
-                },
-            )?)),
-        };
-        tracing::info!(
-            window = format!("{:#x}", xid.unwrap_or(0)),
-            width = w,
-            height = h,
-            path = presenter.describe(),
-            refresh_us = refresh.as_micros() as u64,
-            "window open"
-        );
-        let max = window
-            .current_monitor()
-            .map(|m| m.size())
-            .map_or((w, h), |s| (s.width.max(w), s.height.max(h)));
-        let max = (max.0.min(4096), max.1.min(4096));
-        let display = Display {
-            max,
-            events: self.rx.take().context("the window started twice")?,
-            presenter,
-            refresh,
-        };
+        let display = adopt(
+            window.clone(),
+            self.rx.take().context("the window started twice")?,
+            self.tx.clone(),
+        )?;
         let (args, signals, proxy) = (self.args.clone(), self.signals.clone(), self.proxy.clone());
         self.run = Some(
             std::thread::Builder::new()
@@ -327,45 +399,7 @@ impl ApplicationHandler<UserEvent> for App {
     }
 
     fn window_event(&mut self, _: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
-        let e = match event {
-            WindowEvent::CloseRequested => Some(DisplayEvent::Closed),
-            WindowEvent::Resized(s) => Some(DisplayEvent::Resized(s.width, s.height)),
-            WindowEvent::RedrawRequested => Some(DisplayEvent::Exposed),
-            WindowEvent::CursorMoved { position, .. } => {
-                self.pointer = (position.x as i32, position.y as i32);
-                Some(DisplayEvent::Pointer {
-                    x: self.pointer.0,
-                    y: self.pointer.1,
-                    pressed: self.pressed,
-                })
-            }
-            WindowEvent::MouseInput {
-                state,
-                button: winit::event::MouseButton::Left,
-                ..
-            } => {
-                self.pressed = state == ElementState::Pressed;
-                Some(DisplayEvent::Pointer {
-                    x: self.pointer.0,
-                    y: self.pointer.1,
-                    pressed: self.pressed,
-                })
-            }
-            WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
-                let action = match event.logical_key.as_ref() {
-                    Key::Named(NamedKey::Space) => Some(Action::TogglePause),
-                    Key::Named(NamedKey::Escape) => Some(Action::Quit),
-                    Key::Character(".") => Some(Action::Step),
-                    Key::Character("g") => Some(Action::KillGpu),
-                    Key::Character("r") => Some(Action::KillRenderer),
-                    Key::Character("q") => Some(Action::Quit),
-                    _ => None,
-                };
-                action.map(DisplayEvent::Key)
-            }
-            _ => None,
-        };
-        if let Some(e) = e {
+        if let Some(e) = translate(&mut self.pointer, &event) {
             let _ = self.tx.send(e);
         }
     }
@@ -386,8 +420,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         window: None,
         run: None,
         failed: None,
-        pointer: (0, 0),
-        pressed: false,
+        pointer: Pointer::default(),
     };
     // `run_app_on_demand` leaves the event loop (which owns the display connection) to us: it
     // is never dropped, so the connection outlives every object adopted from it, the Wayland

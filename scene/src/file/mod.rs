@@ -71,6 +71,7 @@ pub mod eval;
 pub mod image;
 pub mod model;
 mod parse;
+pub mod pick;
 pub mod reference;
 
 use std::path::Path;
@@ -87,7 +88,10 @@ pub use model::{
     Scene, Scroll, Translate,
 };
 pub use parse::{MAX_LAYER_SIDE, MAX_NAME_LEN, MAX_OFFSET, MAX_PERIOD_SECONDS, MAX_TEXT_LEN};
-pub use reference::{composite, rasterize, reference_frame, LayerPixels, Unpredictable};
+pub use reference::{
+    composite, outline, rasterize, reference_frame, reference_frame_shown, LayerPixels,
+    Unpredictable,
+};
 
 /// The nominal frame rate animations are evaluated at: frame N is at N / 60 seconds.
 pub const FPS: u32 = 60;

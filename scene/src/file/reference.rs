@@ -208,6 +208,49 @@ pub fn reference_frame(
     composite(scene.backdrop, &states, &textures, out_w, out_h)
 }
 
+/// Draws the hover outline ([`crate::highlight_rects`], in [`crate::HIGHLIGHT`]) over `px`,
+/// as the GPU process draws it over a hovered layer.
+pub fn outline(px: &mut LayerPixels) {
+    let (w, h) = (px.width, px.height);
+    for y in 0..h {
+        for x in 0..w {
+            if crate::on_highlight(w, h, x, y) {
+                let i = (y as usize * w as usize + x as usize) * 4;
+                if let Some(p) = px.pixels.get_mut(i..i + 4) {
+                    p.copy_from_slice(&crate::HIGHLIGHT);
+                }
+            }
+        }
+    }
+}
+
+/// [`reference_frame`] as a window shows it: the layers moved by `moves` (layers dragged) and
+/// layer `hover`, if any, outlined ([`outline`]).
+pub fn reference_frame_shown(
+    scene: &super::Scene,
+    frame: u64,
+    (out_w, out_h): (u32, u32),
+    images: &[Option<&Image>],
+    moves: &crate::Moves,
+    hover: Option<u32>,
+) -> Result<Vec<u8>, Unpredictable> {
+    let mut states = scene.state_at(frame, out_w, out_h);
+    for s in &mut states {
+        if let Some((dx, dy)) = moves.offsets.get(s.index) {
+            s.rect.x += i64::from(*dx);
+            s.rect.y += i64::from(*dy);
+        }
+    }
+    let mut textures = states
+        .iter()
+        .map(|s| rasterize(s, images.get(s.index).copied().flatten()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = hover.and_then(|h| textures.get_mut(h as usize)) {
+        outline(t);
+    }
+    composite(scene.backdrop, &states, &textures, out_w, out_h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +462,45 @@ mod tests {
             composite(crate::BACKDROP, &[s], &[tex], 1, 1),
             Err(Unpredictable::Rotated { index: 0 })
         );
+    }
+
+    #[test]
+    fn a_shown_frame_moves_and_outlines_its_layers() {
+        let text = r##"
+backdrop = "#000000"
+
+[[layers]]
+name = "back"
+kind = "solid"
+color = "#102030"
+rect = { x = 0, y = 0, w = "100%", h = "100%" }
+
+[[layers]]
+name = "panel"
+kind = "solid"
+color = "#ff0000"
+rect = { x = 4, y = 4, w = 10, h = 8 }
+"##;
+        let scene = Scene::parse(text, Path::new("shown.toml")).expect("parses");
+        let (w, h) = (32u32, 24u32);
+        let mut moves = crate::Moves::default();
+        moves.add(1, 5, 3);
+        let px = reference_frame_shown(&scene, 0, (w, h), &[None, None], &moves, Some(1))
+            .expect("predictable");
+        let at = |x: u32, y: u32| {
+            let i = ((y * w + x) * 4) as usize;
+            [px[i], px[i + 1], px[i + 2], px[i + 3]]
+        };
+        // The panel now spans (9, 7) to (18, 14); its outer 3 pixels are the outline.
+        assert_eq!(at(9, 7), crate::HIGHLIGHT);
+        assert_eq!(at(18, 14), crate::HIGHLIGHT);
+        assert_eq!(at(11, 10), crate::HIGHLIGHT);
+        assert_eq!(at(12, 10), [255, 0, 0, 255]);
+        assert_eq!(at(4, 4), [0x10, 0x20, 0x30, 255]);
+        assert_eq!(at(19, 10), [0x10, 0x20, 0x30, 255]);
+        let plain = reference_frame_shown(&scene, 0, (w, h), &[None, None], &moves, None)
+            .expect("predictable");
+        assert_eq!(plain[((10 * w + 12) * 4) as usize..][..4], [255, 0, 0, 255]);
+        assert_eq!(plain[((7 * w + 9) * 4) as usize..][..4], [255, 0, 0, 255]);
     }
 }

@@ -1,0 +1,138 @@
+//! What an embedding application (`crate::shell`) asks of a running shell beyond the keys of a
+//! window: a new scene, a new size; and the layer under the pointer, outlined in the frames.
+//!
+//! A new scene replaces both children: the renderer is started with the scene's layer count and
+//! backdrop, and the GPU process with its text and images, so a fresh pair is the one way that
+//! no frame can mix the two scenes. The old pair is shut down first (a clean exit, no crash
+//! record); its last frame stays on screen (headless: the old output mapping; in a window: the
+//! old segment, retired once the new renderer's first frame is up, as after a renderer crash)
+//! until the new pair presents.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::scene::LoadedScene;
+use crate::shell::Control;
+
+impl Supervisor<'_> {
+    /// One command from the embedding application.
+    pub(super) fn embed_control(&mut self, c: Control) -> anyhow::Result<()> {
+        match c {
+            Control::Kill(role) => self.kill_role(role),
+            Control::Shutdown => self.embed_quit = true,
+            Control::SetScene(scene) => self.switch_scene(scene)?,
+            Control::Resize(w, h) => match self.display.as_mut() {
+                // The path a window's own resize takes, without waiting for it to settle.
+                Some(s) => s.resize_now((w, h)),
+                None => self.new_generation((w, h)),
+            },
+        }
+        Ok(())
+    }
+
+    /// Shuts the running pair down and starts a new one on `scene`, from the frame after the
+    /// last one presented.
+    fn switch_scene(&mut self, scene: Arc<LoadedScene>) -> anyhow::Result<()> {
+        let layers = u32::try_from(scene.scene.layers.len()).context("layer count")?;
+        tracing::info!(
+            layers,
+            scene = self.scene_id + 1,
+            resume_from = self.resume_from(),
+            "switching to a new scene"
+        );
+        self.stop_pair();
+        if let Some(s) = self.display.as_mut() {
+            s.animates = scene.scene.animates();
+        }
+        self.scene = Some(scene);
+        self.layers = layers;
+        self.scene_id += 1;
+        self.summary.layers = layers;
+        self.summary.scene_changes += 1;
+        self.moves = triptych_scene::Moves::default();
+        self.hover = None;
+        self.hover_dirty = false;
+        self.last_dropped = false;
+        if let Some(s) = self.display.as_mut() {
+            s.forget_layers();
+        }
+        self.start_pair()?;
+        self.last_progress = Instant::now();
+        Ok(())
+    }
+
+    /// Shuts both children down, killing what does not exit in time; the renderer's last frame
+    /// is kept to show until the next renderer presents.
+    fn stop_pair(&mut self) {
+        if let Some(mut r) = self.renderer.take() {
+            let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
+            if let Some(s) = r.screen.take().filter(|s| s.shown.is_some()) {
+                self.old_screen = Some(s);
+            }
+            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(
+                    pid = r.child.proc.pid,
+                    "the renderer did not exit in time; killing"
+                );
+                r.child.proc.kill();
+            }
+            let _ = self
+                .jail
+                .reaped(r.child.proc.pid, &self.rec, self.summary.last_frame);
+        }
+        if let Some(mut g) = self.gpu.take() {
+            let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
+            if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(
+                    pid = g.child.proc.pid,
+                    "the GPU process did not exit in time; killing"
+                );
+                g.child.proc.kill();
+            }
+            let _ = self
+                .jail
+                .reaped(g.child.proc.pid, &self.rec, self.summary.last_frame);
+        }
+    }
+
+    /// The topmost layer the pixel at `p` shows in the frame on screen, as the scene drawn lays
+    /// its layers out (a scene file's, or the built-in scene's), with the user's moves.
+    pub(super) fn layer_under(&self, p: (i32, i32)) -> Option<u32> {
+        let frame = self.summary.last_frame.unwrap_or(0);
+        let (w, h) = self.size;
+        match &self.scene {
+            Some(s) => s.scene.layer_at(frame, w, h, &self.moves, p),
+            None => triptych_scene::layer_at(frame, self.layers, w, h, &self.moves, p),
+        }
+    }
+
+    /// The pointer is over `layer` now (or over none).
+    pub(super) fn set_hover(&mut self, layer: Option<u32>) {
+        if layer == self.hover {
+            return;
+        }
+        match layer {
+            Some(l) => tracing::info!(layer = l, "hovering a layer"),
+            None => tracing::info!("hovering no layer"),
+        }
+        self.hover = layer;
+        self.hover_dirty = true;
+    }
+
+    /// Tells the GPU process which layer to outline, once per change.
+    pub(super) fn send_hover(&mut self) {
+        if !self.hover_dirty {
+            return;
+        }
+        if let Some(g) = self.gpu.as_mut() {
+            match g.child.commands.send(&LauncherToGpu::Hover(self.hover)) {
+                Err(SendError::Full) => g.unread = true,
+                Ok(()) | Err(_) => self.hover_dirty = false,
+            }
+        }
+        // A still scene needs a frame to show the outline.
+        if let Some(s) = self.display.as_mut() {
+            s.changed();
+        }
+    }
+}
