@@ -171,11 +171,6 @@ enum FrameError {
     Fence { layer: u32, source: anyhow::Error },
     #[error("fds: {0}")]
     Transport(#[from] crate::link::LinkError),
-    #[error("layers[{layer}].damage: {source}")]
-    Damage {
-        layer: u32,
-        source: ipc_protocol::damage::DamageError,
-    },
 }
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
@@ -701,17 +696,16 @@ impl Pipeline {
         msg: &FrameMsg,
     ) -> Result<(Vec<(u32, Shown, OwnedFd)>, Vec<(u32, ContentDamage)>), FrameError> {
         let ends = validate::layers(msg, self.layers, self.gpu.pid, self.gpu.window)?;
-        // The damage lies inside each layer's buffer (its shape was checked just now).
-        let mut damage = Vec::with_capacity(msg.layers.len());
-        for l in &msg.layers {
-            let region = ipc_protocol::damage::check(&l.damage, l.buffer.width, l.buffer.height)
-                .map_err(|source| FrameError::Damage {
-                    layer: l.layer,
-                    source,
-                })?;
-            let since = l.damage_since.filter(|s| *s < msg.frame);
-            damage.push((l.layer, ContentDamage { since, region }));
-        }
+        // Checked by `validate::layers`: inside each buffer, relative to an earlier frame.
+        let damage = msg
+            .layers
+            .iter()
+            .map(|l| {
+                let region = ipc_protocol::damage::Region::of(l.damage.iter().copied());
+                let since = l.damage_since;
+                (l.layer, ContentDamage { since, region })
+            })
+            .collect();
         let mut out = Vec::with_capacity(msg.layers.len());
         let mut src = self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?;
         for (l, end) in msg.layers.iter().zip(&ends) {

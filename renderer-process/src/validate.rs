@@ -40,6 +40,24 @@ pub enum LayersError {
         /// What is wrong with its description.
         source: DescError,
     },
+    /// A layer's damage does not fit its buffer, or has too many rectangles.
+    #[error("layers[{layer}].damage: {source}")]
+    Damage {
+        /// The layer.
+        layer: u32,
+        /// What is wrong with it.
+        source: ipc_protocol::damage::DamageError,
+    },
+    /// A layer's damage claims to be relative to a frame not before this one.
+    #[error("layers[{layer}].damage_since: frame {since} is not before frame {frame}")]
+    DamageSince {
+        /// The layer.
+        layer: u32,
+        /// The frame it named.
+        since: u64,
+        /// This frame.
+        frame: u64,
+    },
 }
 
 /// Checks every layer of `msg` for a run of `layers` layers whose GPU process is `gpu_pid` with
@@ -71,6 +89,16 @@ pub fn layers(
         l.buffer
             .validate_remote(gpu_pid, window.0, window.1)
             .map_err(|source| LayersError::Desc { layer, source })?;
+        // The damage lies inside the buffer whose shape was just checked.
+        ipc_protocol::damage::check(&l.damage, l.buffer.width, l.buffer.height)
+            .map_err(|source| LayersError::Damage { layer, source })?;
+        if let Some(since) = l.damage_since.filter(|s| *s >= msg.frame) {
+            return Err(LayersError::DamageSince {
+                layer,
+                since,
+                frame: msg.frame,
+            });
+        }
         ends.push(e[0]);
     }
     Ok(ends)

@@ -146,6 +146,59 @@ fn each_class_of_bad_description_is_rejected_by_name() {
             other => panic!("case {i} ({needle}): expected a rejection, got {other:?}"),
         }
     }
+    // Damage that does not fit the buffer, or names a frame not before its own.
+    let rect = |x, y, w, h| ipc_protocol::damage::Rect { x, y, w, h };
+    let damage_cases: Vec<(&str, Vec<ipc_protocol::damage::Rect>, Option<u64>)> = vec![
+        ("reaches outside the 64x32", vec![rect(60, 0, 8, 8)], None),
+        ("reaches outside", vec![rect(u32::MAX, 0, 2, 1)], None),
+        ("is empty", vec![rect(1, 1, 0, 4)], None),
+        ("17 damage rectangles", vec![rect(0, 0, 1, 1); 17], None),
+        (
+            "damage_since: frame 57 is not before frame 57",
+            Vec::new(),
+            Some(57),
+        ),
+    ];
+    let damage_count = damage_cases.len() as u64;
+    for (i, (needle, damage, since)) in damage_cases.into_iter().enumerate() {
+        let mut desc = good.clone();
+        desc.id = BufferId {
+            slot: 40 + i as u32,
+            generation: 1,
+        };
+        let frame = 50 + i as u64 + 3;
+        let msg = FrameMsg {
+            epoch: 1,
+            generation: 0,
+            frame,
+            sent_ns: 0,
+            layers: vec![LayerMsg {
+                layer: 0,
+                placement: LayerPlacement {
+                    x: 0,
+                    y: 0,
+                    z: 0,
+                    opacity: 255,
+                },
+                buffer: desc,
+                damage,
+                damage_since: since,
+            }],
+        };
+        g.frames
+            .send(&GpuToRenderer::Frame(msg))
+            .expect("send frame");
+        match g.next_event() {
+            RendererToLauncher::Rejected { frame: f, reason } => {
+                assert_eq!(f, frame);
+                assert!(
+                    reason.contains("damage") && reason.contains(needle),
+                    "damage case {i}: reason {reason:?} does not name {needle:?}"
+                );
+            }
+            other => panic!("damage case {i} ({needle}): expected a rejection, got {other:?}"),
+        }
+    }
     // Still alive and still compositing.
     let msg = FrameMsg {
         epoch: 1,
@@ -177,7 +230,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         .expect("shutdown");
     match g.next_event() {
         RendererToLauncher::Stats(s) => {
-            assert_eq!(s.rejected, 14, "{s:?}");
+            assert_eq!(s.rejected, 14 + damage_count, "{s:?}");
             assert_eq!(s.frames, 1, "{s:?}");
         }
         other => panic!("expected Stats, got {other:?}"),

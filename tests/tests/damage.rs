@@ -70,7 +70,12 @@ fn run(dir: &Path, scene: &Path, frames: u64, tag: &str, extra: &[&str]) -> (Val
     let mut cmd = triptych(&["run", "--headless", "--verify"]);
     cmd.arg("--scene")
         .arg(scene)
-        .args(["--frames", &frames.to_string(), "--size", &format!("{W}x{H}")])
+        .args([
+            "--frames",
+            &frames.to_string(),
+            "--size",
+            &format!("{W}x{H}"),
+        ])
         .args(extra)
         .arg("--out")
         .arg(&png)
@@ -107,7 +112,12 @@ fn spans(trace: &Value, name: &str) -> Vec<(u64, Value)> {
         .expect("traceEvents")
         .iter()
         .filter(|e| e["name"] == name && e["ph"] == "X")
-        .map(|e| (e["args"]["frame"].as_u64().expect("frame"), e["args"].clone()))
+        .map(|e| {
+            (
+                e["args"]["frame"].as_u64().expect("frame"),
+                e["args"].clone(),
+            )
+        })
         .collect();
     out.sort_by_key(|(f, _)| *f);
     out
@@ -177,7 +187,10 @@ fn one_small_changing_layer_costs_its_area_in_every_stage_and_the_pixels_stay_ex
     let (off, full_px) = run(&dir, &scene, frames, "off", &["--no-damage"]);
     assert_eq!(off["damage"]["on"], false);
     assert_eq!(u(&off, &["damage", "composited_px"]), frames * frame_px);
-    assert!(px == full_px, "the damage-driven frame differs from the whole one");
+    assert!(
+        px == full_px,
+        "the damage-driven frame differs from the whole one"
+    );
     assert!(px == reference(&scene, frames - 1));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -235,7 +248,12 @@ fn a_window_shows_the_reference_after_only_damaged_rectangles_were_put() {
         .zip(want.chunks_exact(4))
         .filter(|(g, wa)| g[..3] != wa[..3])
         .count();
-    assert_eq!(bad, 0, "{bad} pixels of the window differ from frame {}", frames - 1);
+    assert_eq!(
+        bad,
+        0,
+        "{bad} pixels of the window differ from frame {}",
+        frames - 1
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -292,10 +310,9 @@ fn an_idle_window_asks_for_no_frames() {
         "an idle window presented {presented} frames"
     );
     // Nothing was rendered that was not presented.
-    let t: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("trace.json")).expect("trace"),
-    )
-    .expect("json");
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trace.json")).expect("trace"))
+            .expect("json");
     assert_eq!(spans(&t, "gpu_render").len() as u64, presented);
     let _ = std::fs::remove_dir_all(&dir);
 }

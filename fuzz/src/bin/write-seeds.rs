@@ -59,6 +59,13 @@ fn main() {
             sent_ns: 1,
             ready_ns: 2,
             composited_ns: 3,
+            damage: vec![ipc_protocol::damage::Rect {
+                x: 0,
+                y: 0,
+                w: 64,
+                h: 48,
+            }],
+            composited_px: 64 * 48,
         }),
     );
     write(
@@ -127,7 +134,12 @@ fn main() {
                 fd: remote(600 + l as i32),
             },
         },
-        damage: Vec::new(),
+        damage: vec![ipc_protocol::damage::Rect {
+            x: 4,
+            y: 4,
+            w: 16,
+            h: 8,
+        }],
         damage_since: None,
     };
     write(
