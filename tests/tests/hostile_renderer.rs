@@ -153,3 +153,46 @@ fn a_silenced_trap_signal_does_not_silence_the_report() {
         "{s}"
     );
 }
+
+#[test]
+fn presented_of_a_generation_never_asked_for() {
+    check("future-generation", "generation 5, not yet asked for", &[]);
+}
+
+#[test]
+fn presented_of_a_slot_it_handed_over_already() {
+    // Right after its first frame, the renderer hands the same slot over again: the launcher
+    // holds it (it is on screen) and never gave it back.
+    check("handed-over-slot", "handed over already", &[]);
+}
+
+#[test]
+fn an_output_of_a_generation_never_asked_for() {
+    check("output-generation", "of generation 5, beyond 0", &[]);
+}
+
+#[test]
+fn an_output_with_huge_slots() {
+    check("huge-slot-bytes", "slots of 1099511627776 bytes", &[]);
+}
+
+#[test]
+fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
+    // The renderer reads its first frame's pipe fence byte away, so the fence looks abandoned
+    // to every holder, keeps that buffer (its fence stays exported: one more pool buffer per
+    // layer leaves the GPU process room) and claims the fence timed out. The launcher's own
+    // check finds the fence closed by its writer: signalled, the claim refuted, nobody killed.
+    let s = hostile_run("drain-fence", &["--pool", "4"]);
+    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(
+        s["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "an abandoned fence is no hung GPU process: {s}"
+    );
+    assert_eq!(s["refuted_fence_timeouts"], 1, "{s}");
+    assert_eq!(
+        s["renderer"]["abandoned_frames"], 1,
+        "the frame whose fence byte was read away is the renderer's loss alone: {s}"
+    );
+    assert_eq!(s["frames"], 39, "every other frame is presented: {s}");
+}

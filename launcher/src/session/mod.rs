@@ -29,6 +29,7 @@ mod events;
 mod finish;
 mod quiet;
 mod recovery;
+mod slots;
 mod spawn;
 
 use spawn::new_link;
@@ -154,6 +155,8 @@ struct Renderer {
     events: Receiver<Delivery<RendererToLauncher>>,
     exit: Receiver<()>,
     screen: Option<Screen>,
+    /// Which of its output's slots the launcher holds (made with `screen`).
+    slots: Option<slots::Slots>,
     last_pong: Instant,
     fault: Option<(u64, Fault)>,
     faults: Vec<Fault>,

@@ -317,6 +317,7 @@ impl Supervisor<'_> {
             events,
             exit,
             screen: None,
+            slots: None,
             last_pong: Instant::now(),
             fault: None,
             faults,
