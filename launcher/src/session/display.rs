@@ -33,10 +33,10 @@ pub(super) struct Shown {
     on_screen: Option<(u32, u32, (u16, u16))>,
     /// Frames below this one were asked for before the last resize and will not be shown.
     floor: u64,
-    /// The size of each recent put, by frame.
-    put_sizes: VecDeque<(u64, (u16, u16))>,
-    /// The size of the last frame known to be on screen.
-    announced: (u16, u16),
+    /// The size and generation of each recent put, by frame.
+    put_sizes: VecDeque<(u64, (u16, u16), u32)>,
+    /// The generation of the last frame known to be on screen.
+    announced: u32,
     /// A resize waiting to be applied (the last size the window reported), and when.
     resize: Option<((u32, u32), Instant)>,
     /// A frame callback is outstanding (Wayland): the next frame is asked for at its `done`.
@@ -67,8 +67,8 @@ impl Shown {
         self.floor
     }
 
-    /// The window's state for frames of `size` at first.
-    pub(super) fn new(d: Display, size: (u32, u32)) -> Shown {
+    /// The window's state, before any frame.
+    pub(super) fn new(d: Display) -> Shown {
         Shown {
             d,
             seg: None,
@@ -77,7 +77,7 @@ impl Shown {
             on_screen: None,
             floor: 0,
             put_sizes: VecDeque::new(),
-            announced: (size.0 as u16, size.1 as u16),
+            announced: 0,
             resize: None,
             awaiting_frame: false,
             new_seg_shown: false,
@@ -121,9 +121,14 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Puts `slot` of the current renderer on screen; the slot it replaces goes back to the
-    /// renderer once the server has read the new one.
-    pub(super) fn display_put(&mut self, slot: u32, frame: u64) -> anyhow::Result<()> {
+    /// Puts `slot` of the current renderer, holding `frame` of `generation`, on screen; the slot
+    /// it replaces goes back to the renderer once the server has read the new one.
+    pub(super) fn display_put(
+        &mut self,
+        slot: u32,
+        frame: u64,
+        generation: u32,
+    ) -> anyhow::Result<()> {
         let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
         let size = (self.size.0 as u16, self.size.1 as u16);
         // A copy only for the copying path (an X server without MIT-SHM 1.2).
@@ -152,7 +157,7 @@ impl Supervisor<'_> {
         if s.put_sizes.len() >= 8 {
             s.put_sizes.pop_front();
         }
-        s.put_sizes.push_back((frame, size));
+        s.put_sizes.push_back((frame, size, generation));
         let (releases, completes) = (s.d.presenter.releases(), s.d.presenter.completes());
         if releases {
             s.awaiting_frame = true;
@@ -187,13 +192,14 @@ impl Supervisor<'_> {
                 s.stepped = None;
                 tracing::info!(frame, "the stepped frame is on screen");
             }
-            if let Some(&(_, size)) = s.put_sizes.iter().find(|(f, _)| *f == frame) {
-                if size != s.announced {
-                    s.announced = size;
+            if let Some(&(_, size, generation)) = s.put_sizes.iter().find(|(f, ..)| *f == frame) {
+                if generation != s.announced {
+                    s.announced = generation;
                     tracing::info!(
                         frame,
                         width = size.0,
                         height = size.1,
+                        generation,
                         "a frame of the new size is on screen"
                     );
                 }
@@ -439,6 +445,7 @@ impl Supervisor<'_> {
             width = w,
             height = h,
             generation = r.generation,
+            first_frame = s.floor,
             "window resized"
         );
         if let Some((_, seg)) = s.seg {

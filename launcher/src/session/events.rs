@@ -394,7 +394,7 @@ impl Supervisor<'_> {
         }
         self.old_screen = None;
         if self.display.is_some() {
-            if let Err(e) = self.display_put(p.slot, p.frame) {
+            if let Err(e) = self.display_put(p.slot, p.frame, p.generation) {
                 tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
                 if let Some(s) = self.display.as_mut() {
                     s.quit = true;
