@@ -401,8 +401,14 @@ fn many_resizes_while_frames_flow_never_show_a_frame_of_another_size() {
             .iter()
             .find(|(rg, ..)| *rg == g)
             .unwrap_or_else(|| panic!("{l}: a generation never started"));
-        assert_eq!(size, *want, "{l}: a frame of another size than its generation's");
-        assert!(g > last_generation, "{l}: after generation {last_generation}");
+        assert_eq!(
+            size, *want,
+            "{l}: a frame of another size than its generation's"
+        );
+        assert!(
+            g > last_generation,
+            "{l}: after generation {last_generation}"
+        );
         last_generation = g;
     }
     assert_eq!(
