@@ -378,7 +378,7 @@ fn run_with(
         max_size: display.as_ref().map_or((width, height), |d| {
             (d.max.0.max(width), d.max.1.max(height))
         }),
-        display: display.map(|d| display::Shown::new(d)),
+        display: display.map(display::Shown::new),
         size: (width, height),
         generation: 0,
         moves: triptych_scene::Moves::default(),
