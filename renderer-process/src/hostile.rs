@@ -9,7 +9,9 @@
 //! way of breaking the protocol; the launcher must kill this process for it, record why, restart
 //! a clean renderer and finish the run.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use ipc_protocol::channel::{Sender, Wire};
 use ipc_protocol::messages::{Presented, RendererToGpu, RendererToLauncher};
@@ -29,6 +31,10 @@ pub enum Attack {
     Fds,
     /// `Presented` naming a slot that does not exist.
     BadSlot,
+    /// `Presented` whose damage reaches outside the frame.
+    BadDamage,
+    /// `Presented` claiming more pixels composited than the frame has.
+    OverComposited,
     /// `Presented` claiming the last frame at once.
     LastFrame,
     /// A second `Output`.
@@ -51,6 +57,39 @@ pub enum Attack {
     ForgeReport,
     /// Ignores `SIGSYS`, then makes a call the sandbox refuses.
     SilenceTrap,
+    /// `Presented` of a generation the launcher never asked for.
+    FutureGeneration,
+    /// After its first frame, `Presented` naming the slot it just handed over (on screen).
+    HandedOverSlot,
+    /// Its one `Output` names a generation the launcher never asked for.
+    OutputGeneration,
+    /// Its one `Output` claims slots of a terabyte each.
+    HugeSlotBytes,
+    /// At a resize, `Presented` of the old generation for a frame asked for after it.
+    OldGeneration,
+    /// At a resize, `Presented` of the old generation (a frame from before it) naming a slot
+    /// that does not exist.
+    OldGenerationBadSlot,
+    /// Reads the byte of its first frame's first pipe fence away (the fence then looks
+    /// abandoned), keeps that buffer, and claims the fence timed out.
+    DrainFence,
+}
+
+/// Bytes per slot the [`Attack::HugeSlotBytes`] output claims: 1 TiB.
+pub const HUGE_SLOT_BYTES: u64 = 1 << 40;
+
+/// Generations beyond the current one the forged `Presented` and `Output` name.
+pub const FUTURE: u32 = 5;
+
+/// A one-shot attack (after a frame, at a resize) has been carried out.
+static DONE: AtomicBool = AtomicBool::new(false);
+
+/// The buffer [`Attack::DrainFence`] keeps (never released), as `slot << 32 | generation`, plus
+/// one; 0 while none is kept.
+static KEPT: AtomicU64 = AtomicU64::new(0);
+
+fn once() -> bool {
+    !DONE.swap(true, Ordering::AcqRel)
 }
 
 impl Attack {
@@ -62,6 +101,8 @@ impl Attack {
             "garbage" => Attack::Garbage,
             "fds" => Attack::Fds,
             "bad-slot" => Attack::BadSlot,
+            "bad-damage" => Attack::BadDamage,
+            "over-composited" => Attack::OverComposited,
             "last-frame" => Attack::LastFrame,
             "second-output" => Attack::SecondOutput,
             "forged-timeout" => Attack::ForgedTimeout,
@@ -73,6 +114,13 @@ impl Attack {
             "withhold" => Attack::Withhold,
             "forge-report" => Attack::ForgeReport,
             "silence-trap" => Attack::SilenceTrap,
+            "future-generation" => Attack::FutureGeneration,
+            "handed-over-slot" => Attack::HandedOverSlot,
+            "output-generation" => Attack::OutputGeneration,
+            "huge-slot-bytes" => Attack::HugeSlotBytes,
+            "old-generation" => Attack::OldGeneration,
+            "old-generation-bad-slot" => Attack::OldGenerationBadSlot,
+            "drain-fence" => Attack::DrainFence,
             _ => return None,
         })
     }
@@ -82,20 +130,22 @@ fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>
     let _ = triptych_sys::scm::send_with_fds(to.as_fd(), bytes, fds);
 }
 
-/// Carries out `attack` with the renderer's own channels. `Withhold` is carried out by the
-/// pipeline itself (it skips every release).
+/// Carries out `attack` with the renderer's own channels, once its output is shared.
+/// `Withhold` is carried out by the pipeline itself (it skips every release), and so are the
+/// attacks that wait for a frame or a resize (the hooks below).
 pub fn attack(
     attack: Attack,
     events: &Sender<RendererToLauncher>,
     releases: &Sender<RendererToGpu>,
     epoch: u64,
+    generation: u32,
     gpu_window: (i32, i32),
 ) {
     tracing::warn!(?attack, "hostile renderer attacking");
     let presented = |frame, slot| {
         RendererToLauncher::Presented(Presented {
             frame,
-            generation: 0,
+            generation,
             epoch,
             slot,
             sent_ns: 0,
@@ -118,6 +168,23 @@ pub fn attack(
         }
         Attack::BadSlot => {
             let _ = events.send(&presented(0, 99));
+        }
+        Attack::BadDamage => {
+            if let RendererToLauncher::Presented(mut p) = presented(0, 0) {
+                p.damage = vec![ipc_protocol::damage::Rect {
+                    x: 1,
+                    y: 0,
+                    w: u32::MAX,
+                    h: 1,
+                }];
+                let _ = events.send(&RendererToLauncher::Presented(p));
+            }
+        }
+        Attack::OverComposited => {
+            if let RendererToLauncher::Presented(mut p) = presented(0, 0) {
+                p.composited_px = u64::MAX;
+                let _ = events.send(&RendererToLauncher::Presented(p));
+            }
         }
         Attack::LastFrame => {
             let _ = events.send(&presented(u64::MAX / 2, 0));
@@ -196,5 +263,184 @@ pub fn attack(
             let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::IgnoreSigsys);
             let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::OpenPath);
         }
+        Attack::FutureGeneration => {
+            let _ = events.send(&RendererToLauncher::Presented(Presented {
+                frame: 0,
+                generation: generation + FUTURE,
+                epoch,
+                slot: 0,
+                sent_ns: 0,
+                ready_ns: 0,
+                composited_ns: 0,
+                damage: Vec::new(),
+                composited_px: 0,
+            }));
+        }
+        Attack::HandedOverSlot
+        | Attack::OutputGeneration
+        | Attack::HugeSlotBytes
+        | Attack::OldGeneration
+        | Attack::OldGenerationBadSlot
+        | Attack::DrainFence => {}
+    }
+}
+
+/// The renderer's one `Output`, as the attack would send it.
+pub fn forge_output(attack: Option<Attack>, m: RendererToLauncher) -> RendererToLauncher {
+    match (attack, m) {
+        (
+            Some(Attack::OutputGeneration),
+            RendererToLauncher::Output {
+                generation,
+                fd,
+                slots,
+                slot_bytes,
+            },
+        ) => RendererToLauncher::Output {
+            generation: generation + FUTURE,
+            fd,
+            slots,
+            slot_bytes,
+        },
+        (
+            Some(Attack::HugeSlotBytes),
+            RendererToLauncher::Output {
+                generation,
+                fd,
+                slots,
+                ..
+            },
+        ) => RendererToLauncher::Output {
+            generation,
+            fd,
+            slots,
+            slot_bytes: HUGE_SLOT_BYTES,
+        },
+        (_, m) => m,
+    }
+}
+
+/// After the renderer handed a frame over: [`Attack::HandedOverSlot`] hands the same slot over
+/// again, for the next frame, before the launcher could have given it back.
+pub fn after_present(
+    attack: Option<Attack>,
+    events: &Sender<RendererToLauncher>,
+    epoch: u64,
+    generation: u32,
+    slot: u32,
+    frame: u64,
+) {
+    if attack == Some(Attack::HandedOverSlot) && once() {
+        tracing::warn!(slot, "hostile renderer: handing the same slot over again");
+        let _ = events.send(&RendererToLauncher::Presented(Presented {
+            frame: frame + 1,
+            generation,
+            epoch,
+            slot,
+            sent_ns: 0,
+            ready_ns: 0,
+            composited_ns: 0,
+            damage: Vec::new(),
+            composited_px: 0,
+        }));
+    }
+}
+
+/// At a resize from `old` to a newer generation: [`Attack::OldGeneration`] and
+/// [`Attack::OldGenerationBadSlot`] hand over a frame of the old size.
+pub fn at_resize(
+    attack: Option<Attack>,
+    events: &Sender<RendererToLauncher>,
+    epoch: u64,
+    old: u32,
+) {
+    let (frame, slot) = match attack {
+        // Far beyond anything asked for before the resize.
+        Some(Attack::OldGeneration) => (u64::MAX / 2, 0),
+        // Frame 0, asked for before any resize that follows a frame on screen.
+        Some(Attack::OldGenerationBadSlot) => (0, 99),
+        _ => return,
+    };
+    if !once() {
+        return;
+    }
+    tracing::warn!(
+        frame,
+        slot,
+        generation = old,
+        "hostile renderer: a frame of the old size"
+    );
+    let _ = events.send(&RendererToLauncher::Presented(Presented {
+        frame,
+        generation: old,
+        epoch,
+        slot,
+        sent_ns: 0,
+        ready_ns: 0,
+        composited_ns: 0,
+        damage: Vec::new(),
+        composited_px: 0,
+    }));
+}
+
+/// Once a frame's fences are fetched: [`Attack::DrainFence`] waits for the first layer's pipe
+/// fence of its first frame to signal, reads the byte away (for this process and every holder
+/// of the fence, the launcher's check included, the fence now looks abandoned), keeps that
+/// buffer for good (so its fence stays exported, as the GPU process keeps a fence until the
+/// release) and claims the fence timed out.
+pub fn on_fetched(
+    attack: Option<Attack>,
+    events: &Sender<RendererToLauncher>,
+    msg: &ipc_protocol::messages::FrameMsg,
+    fetched: &[(u32, crate::decide::Shown, OwnedFd)],
+) {
+    if attack != Some(Attack::DrainFence) {
+        return;
+    }
+    let Some((layer, shown, fence)) = fetched.first() else {
+        return;
+    };
+    let (layer, buffer, epoch, frame) = (*layer, shown.id, msg.epoch, msg.frame);
+    let Some(named) = msg
+        .layers
+        .iter()
+        .find(|l| l.layer == layer)
+        .map(|l| l.buffer.fence.fd)
+    else {
+        return;
+    };
+    if !once() {
+        return;
+    }
+    let signalled = triptych_sys::poll::wait_signalled(fence.as_fd(), Duration::from_secs(10));
+    let read = triptych_sys::probe::attempt(triptych_sys::probe::Call::ReadFd(fence.as_fd()));
+    tracing::warn!(
+        frame,
+        layer,
+        ?signalled,
+        ?read,
+        "hostile renderer: read a fence's byte away"
+    );
+    KEPT.store(
+        ((u64::from(buffer.slot) << 32) | u64::from(buffer.generation)) + 1,
+        Ordering::Release,
+    );
+    let _ = events.send(&RendererToLauncher::FenceTimeout {
+        epoch,
+        frame,
+        layer,
+        fence: named,
+    });
+}
+
+/// Whether the attack keeps `buffer` instead of releasing it.
+pub fn withholds(attack: Option<Attack>, buffer: BufferId) -> bool {
+    match attack {
+        Some(Attack::Withhold) => true,
+        Some(Attack::DrainFence) => {
+            KEPT.load(Ordering::Acquire)
+                == ((u64::from(buffer.slot) << 32) | u64::from(buffer.generation)) + 1
+        }
+        _ => false,
     }
 }

@@ -303,26 +303,30 @@ impl Pipeline {
         let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd(), hand_over)?;
         let (gpu, frames) = link(start.gpu, peer)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
-        events
-            .send(&RendererToLauncher::Output {
-                generation: start.generation,
-                fd: RemoteFd {
-                    pid: std::process::id(),
-                    fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
-                    identity: FileId {
-                        dev: id.dev,
-                        ino: id.ino,
-                    },
+        let shared = RendererToLauncher::Output {
+            generation: start.generation,
+            fd: RemoteFd {
+                pid: std::process::id(),
+                fd: std::os::fd::AsRawFd::as_raw_fd(&output.fd),
+                identity: FileId {
+                    dev: id.dev,
+                    ino: id.ino,
                 },
-                slots: SLOTS,
-                slot_bytes: output.slot_bytes as u64,
-            })
-            .context("telling the launcher where the output is")?;
+            },
+            slots: SLOTS,
+            slot_bytes: output.slot_bytes as u64,
+        };
         #[cfg(debug_assertions)]
         let hostile = crate::hostile::Attack::from_env();
         #[cfg(debug_assertions)]
+        let shared = crate::hostile::forge_output(hostile, shared);
+        events
+            .send(&shared)
+            .context("telling the launcher where the output is")?;
+        #[cfg(debug_assertions)]
         if let Some(a) = hostile {
-            crate::hostile::attack(a, &events, &gpu.releases, gpu.epoch, gpu.window);
+            let (epoch, generation) = (gpu.epoch, start.generation);
+            crate::hostile::attack(a, &events, &gpu.releases, epoch, generation, gpu.window);
         }
         let cancel = Arc::new(AtomicU64::new(0));
         let (waiter, waited) = spawn_waiter(cancel.clone())?;
@@ -479,6 +483,13 @@ impl Pipeline {
                     generation = r.generation,
                     "resized"
                 );
+                #[cfg(debug_assertions)]
+                crate::hostile::at_resize(
+                    self.hostile,
+                    &self.events,
+                    self.gpu.epoch,
+                    self.generation,
+                );
                 self.width = r.width;
                 self.height = r.height;
                 self.generation = r.generation;
@@ -607,6 +618,8 @@ impl Pipeline {
                     .context("reporting a rejected frame");
             }
         };
+        #[cfg(debug_assertions)]
+        crate::hostile::on_fetched(self.hostile, &self.events, &msg, &fetched);
         let fetched_ns = triptych_trace::now_ns();
         self.rec.record_span(
             Stage::FdFetch,
@@ -938,12 +951,21 @@ impl Pipeline {
                 composited_px: region.area(),
             }))
             .context("handing a frame to the launcher")?;
+        #[cfg(debug_assertions)]
+        crate::hostile::after_present(
+            self.hostile,
+            &self.events,
+            epoch,
+            self.generation,
+            slot,
+            frame,
+        );
         Ok(())
     }
 
     fn release(&mut self, buffer: BufferId) {
         #[cfg(debug_assertions)]
-        if self.hostile == Some(crate::hostile::Attack::Withhold) {
+        if crate::hostile::withholds(self.hostile, buffer) {
             return;
         }
         let start = Instant::now();

@@ -63,6 +63,9 @@ pub enum Call<'a> {
         /// What to write.
         bytes: &'a [u8],
     },
+    /// `read(fd, buf, 16)` into a buffer of this function's stack, thrown away: what consumes
+    /// a pipe fence's byte.
+    ReadFd(BorrowedFd<'a>),
     /// `rt_sigaction(SIGSYS, SIG_IGN)`: a process silencing the trap signal.
     IgnoreSigsys,
     /// `pipe2(fds, flags)`; both ends are closed again.
@@ -679,6 +682,10 @@ pub fn attempt(call: Call<'_>) -> Outcome {
             Call::Invalid => ret(libc::syscall(INVALID_SYSCALL)),
             Call::WriteFd { fd, bytes } => {
                 ret(libc::write(fd, bytes.as_ptr().cast(), bytes.len()) as libc::c_long)
+            }
+            Call::ReadFd(fd) => {
+                let mut buf = [0u8; 16];
+                ret(libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) as libc::c_long)
             }
             Call::IgnoreSigsys => ret(libc::signal(libc::SIGSYS, libc::SIG_IGN) as libc::c_long),
             Call::X32Open => ret_fd_closed(libc::syscall(

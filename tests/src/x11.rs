@@ -372,3 +372,46 @@ pub fn drag(conn: &RustConnection, (x0, y0): (i16, i16), (x1, y1): (i16, i16)) {
         .expect("release");
     x11rb::wrapper::ConnectionExt::sync(conn).expect("sync");
 }
+
+/// Keys and resizes for a launcher's window through its test input FIFO (debug builds only:
+/// `launcher/src/window/test_input.rs`), for display servers that take no input from outside.
+#[derive(Debug)]
+pub struct TestInput {
+    /// The FIFO; pass it in `TRIPTYCH_TEST_WINDOW_INPUT`.
+    pub path: std::path::PathBuf,
+    writer: Option<std::fs::File>,
+}
+
+impl TestInput {
+    /// Makes the FIFO in `dir`.
+    pub fn new(dir: &std::path::Path) -> TestInput {
+        let path = dir.join("window-input");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        TestInput { path, writer: None }
+    }
+
+    /// Sends one command line (`key g`, `key space`, `resize 400x300`). The first waits, up
+    /// to 30 s, for the launcher to open its end.
+    pub fn send(&mut self, command: &str) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if self.writer.is_none() {
+            let mut opened = None;
+            // Non-blocking, so that a launcher that never opens it fails the test (ENXIO
+            // until a reader is there) instead of hanging it.
+            let there = crate::wait_until(Duration::from_secs(30), || {
+                opened = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+                    .open(&self.path)
+                    .ok();
+                opened.is_some()
+            });
+            assert!(there, "the launcher never opened {}", self.path.display());
+            self.writer = opened;
+        }
+        let w = self.writer.as_mut().expect("the FIFO's writer");
+        writeln!(w, "{command}").expect("writing to the test input FIFO");
+    }
+}

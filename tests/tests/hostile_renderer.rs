@@ -62,6 +62,16 @@ fn presented_slot_that_does_not_exist() {
 }
 
 #[test]
+fn presented_damage_outside_the_frame() {
+    check("bad-damage", "reaches outside", &[]);
+}
+
+#[test]
+fn presented_more_pixels_composited_than_the_frame_has() {
+    check("over-composited", "pixels composited into a frame of", &[]);
+}
+
+#[test]
 fn presented_last_frame_that_was_never_produced() {
     check("last-frame", "never produced", &[]);
 }
@@ -151,5 +161,169 @@ fn a_silenced_trap_signal_does_not_silence_the_report() {
             .as_str()
             .is_some_and(|r| r.starts_with("seccomp user notification")),
         "{s}"
+    );
+}
+
+#[test]
+fn presented_of_a_generation_never_asked_for() {
+    check("future-generation", "generation 5, not yet asked for", &[]);
+}
+
+#[test]
+fn presented_of_a_slot_it_handed_over_already() {
+    // Right after its first frame, the renderer hands the same slot over again: the launcher
+    // holds it (it is on screen) and never gave it back.
+    check("handed-over-slot", "handed over already", &[]);
+}
+
+#[test]
+fn an_output_of_a_generation_never_asked_for() {
+    check("output-generation", "of generation 5, beyond 0", &[]);
+}
+
+#[test]
+fn an_output_with_huge_slots() {
+    check("huge-slot-bytes", "slots of 1099511627776 bytes", &[]);
+}
+
+#[test]
+fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
+    // The renderer reads its first frame's pipe fence byte away, so the fence looks abandoned
+    // to every holder, keeps that buffer (its fence stays exported: one more pool buffer per
+    // layer leaves the GPU process room) and claims the fence timed out. The launcher's own
+    // check finds the fence closed by its writer: signalled, the claim refuted, nobody killed.
+    let s = hostile_run("drain-fence", &["--pool", "4"]);
+    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(
+        s["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "an abandoned fence is no hung GPU process: {s}"
+    );
+    assert_eq!(s["refuted_fence_timeouts"], 1, "{s}");
+    assert_eq!(
+        s["renderer"]["abandoned_frames"], 1,
+        "the frame whose fence byte was read away is the renderer's loss alone: {s}"
+    );
+    assert_eq!(s["frames"], 39, "every other frame is presented: {s}");
+}
+
+/// A hostile renderer in a window on Xvfb whose attack waits for a resize: after one frame is on
+/// screen, the window is resized, the renderer hands over a frame of the old size (the attack),
+/// and then one more frame is stepped. Returns the summary, after checking that the stepped
+/// frame is the predicted composite at the new size, every pixel.
+fn hostile_resize(attack: &str) -> serde_json::Value {
+    use std::process::Stdio;
+    use std::time::Duration;
+    use triptych_tests::x11::{press, screenshot, window_id, Lines, Xvfb};
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+    let field = |line: &str, key: &str| -> u64 {
+        line.split(&format!("{key}="))
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in {line}"))
+    };
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let dir = scratch(&format!("hostile-window-{attack}"));
+    let json = dir.join("s.json");
+    let mut cmd = triptych(&["run", "--window", "--size", "320x240", "--layers", "3"]);
+    cmd.args(["--frames", "100000", "--buffers", "shm"])
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("TRIPTYCH_HOSTILE", attack)
+        .env("TRIPTYCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting triptych");
+    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+    let xid = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
+    lines.wait_for("GPU process started", Duration::from_secs(60));
+    press(&conn, xid, 0x20);
+    let paused = lines.wait_for("paused=true", Duration::from_secs(20));
+    // A frame on screen first: the resize then comes after frame 0 was asked for.
+    press(&conn, xid, u32::from(b'.'));
+    lines.wait_for_after(
+        "the stepped frame is on screen",
+        &paused,
+        Duration::from_secs(30),
+    );
+    conn.configure_window(xid, &ConfigureWindowAux::new().width(400).height(300))
+        .expect("resize");
+    conn.flush().expect("flush");
+    let resized = lines.wait_for("window resized", Duration::from_secs(20));
+    assert!(field(&resized, "first_frame") >= 1, "{resized}");
+    lines.wait_for(
+        "protocol violation by the renderer",
+        Duration::from_secs(30),
+    );
+    let restarted = lines.wait_for(
+        "child crashed; restarting it role=renderer",
+        Duration::from_secs(30),
+    );
+    press(&conn, xid, u32::from(b'.'));
+    let stepped = lines.wait_for_after(
+        "the stepped frame is on screen",
+        &restarted,
+        Duration::from_secs(30),
+    );
+    let frame = field(&stepped, "frame");
+    let (w, h, px) = screenshot(&conn, xid);
+    assert_eq!((w, h), (400, 300));
+    let mut bad = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let want = triptych_scene::expected_pixel(frame, 3, 400, 300, x, y);
+            if px[i..i + 3] != want[..3] {
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!(
+        bad, 0,
+        "{attack}: {bad} pixels differ from frame {frame} at 400x300"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = wait_within(&mut child, Duration::from_secs(30), "the windowed launcher");
+    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    let s = summary(&json);
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "{attack}: one crash, the renderer's: {s}");
+    assert_eq!(crashes[0]["role"], "renderer", "{attack}: {s}");
+    assert_eq!(s["resizes"], 1, "{s}");
+    s
+}
+
+#[test]
+fn presented_of_the_old_generation_for_a_frame_asked_for_after_the_resize() {
+    let s = hostile_resize("old-generation");
+    let cause = s["crashes"][0]["cause"].to_string();
+    assert!(
+        cause.contains("protocol_violation") && cause.contains("asked for after the resize to 1"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn presented_of_the_old_generation_naming_a_slot_that_does_not_exist() {
+    let s = hostile_resize("old-generation-bad-slot");
+    let cause = s["crashes"][0]["cause"].to_string();
+    assert!(
+        cause.contains("protocol_violation") && cause.contains("slot 99 does not exist"),
+        "{cause}"
+    );
+    assert_eq!(
+        s["dropped_for_resize"], 0,
+        "a refused frame is not counted as dropped: {s}"
     );
 }

@@ -299,3 +299,126 @@ fn dragging_a_layer_moves_it_in_the_frames_that_follow() {
     );
     let _ = stop(r);
 }
+
+#[test]
+fn many_resizes_while_frames_flow_never_show_a_frame_of_another_size() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let mut r = start(&x, "window-resizes", 100_000);
+    let mut after = r
+        .lines
+        .wait_for("GPU process started", Duration::from_secs(60));
+    // Bursts of sizes, as an interactive drag reports them: each burst settles on its last,
+    // which the launcher applies while frames of the one before are still in flight.
+    let targets = [
+        (400, 300),
+        (256, 192),
+        (480, 360),
+        (300, 220),
+        (352, 288),
+        (200, 150),
+        (500, 400),
+        (288, 216),
+    ];
+    for (i, &(w, h)) in targets.iter().enumerate() {
+        for k in 1..=3u32 {
+            let (iw, ih) = (w + 8 * k + i as u32, h + 4 * k);
+            conn.configure_window(r.xid, &ConfigureWindowAux::new().width(iw).height(ih))
+                .expect("resize");
+        }
+        conn.configure_window(r.xid, &ConfigureWindowAux::new().width(w).height(h))
+            .expect("resize");
+        conn.flush().expect("flush");
+        after = r.lines.wait_for_after(
+            &format!("window resized width={w} height={h}"),
+            &after,
+            Duration::from_secs(30),
+        );
+    }
+    let (fw, fh) = targets[targets.len() - 1];
+    // The last size: pause, step one frame asked for after it, and read it back.
+    press(&conn, r.xid, 0x20);
+    let paused = r
+        .lines
+        .wait_for_after("paused=true", &after, Duration::from_secs(20));
+    press(&conn, r.xid, u32::from(b'.'));
+    let stepped = r.lines.wait_for_after(
+        "the stepped frame is on screen",
+        &paused,
+        Duration::from_secs(30),
+    );
+    let frame: u64 = field(&stepped, "frame");
+    let (w, h, px) = screenshot(&conn, r.xid);
+    assert_eq!((w, h), (fw, fh));
+    let mut bad = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let want = triptych_scene::expected_pixel(frame, LAYERS, fw, fh, x, y);
+            if px[i..i + 3] != want[..3] {
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!(
+        bad, 0,
+        "{bad} pixels of the {fw}x{fh} window differ from frame {frame} at {fw}x{fh}"
+    );
+    r.lines.count("");
+    let seen = r.lines.seen.clone();
+    let s = stop(r);
+
+    // Every generation the launcher started, with its size and the first frame asked for at it.
+    let resized: Vec<(u32, (u32, u32), u64)> = seen
+        .iter()
+        .filter(|l| l.contains("window resized"))
+        .map(|l| {
+            (
+                field(l, "generation"),
+                (field(l, "width"), field(l, "height")),
+                field(l, "first_frame"),
+            )
+        })
+        .collect();
+    assert!(resized.len() >= targets.len(), "{resized:?}");
+    assert_eq!(s["resizes"], resized.len(), "{s}");
+    // Every size that reached the screen: the size of its frame's generation, in the order the
+    // generations were made, never an older one again. (A frame asked for before a resize may
+    // well be of the new generation: the GPU process rendered it after it heard of the resize.
+    // One of the old generation is refused unless asked for before it, and then never shown.)
+    let mut last_generation = 0;
+    let shown: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("a frame of the new size is on screen"))
+        .collect();
+    assert!(!shown.is_empty());
+    for l in &shown {
+        let g: u32 = field(l, "generation");
+        let size = (field::<u32>(l, "width"), field::<u32>(l, "height"));
+        let (_, want, _) = resized
+            .iter()
+            .find(|(rg, ..)| *rg == g)
+            .unwrap_or_else(|| panic!("{l}: a generation never started"));
+        assert_eq!(
+            size, *want,
+            "{l}: a frame of another size than its generation's"
+        );
+        assert!(
+            g > last_generation,
+            "{l}: after generation {last_generation}"
+        );
+        last_generation = g;
+    }
+    assert_eq!(
+        last_generation,
+        resized.last().map_or(0, |r| r.0),
+        "the last generation reached the screen: {shown:?}"
+    );
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(u64::from(fw)), Some(u64::from(fh)))
+    );
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+}

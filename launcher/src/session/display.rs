@@ -4,10 +4,11 @@
 //! A slot goes back to the renderer only once the launcher holds it no more: on X11 (MIT-SHM),
 //! when the put of the slot that replaced it is complete; on Wayland, when the compositor has
 //! released its buffer and another slot is on screen, in whichever order the two happen. The
-//! slot on screen is always kept (a redraw and the PNG at exit read it).
+//! slot on screen is always kept (a redraw and the PNG at exit read it). That bookkeeping is the
+//! renderer's [`super::slots::Slots`]; this module feeds it the display server's events.
 
 use ipc_protocol::damage::Region;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::*;
 use crate::window::{Action, Display, DisplayEvent};
@@ -30,24 +31,18 @@ pub(super) struct Shown {
     seg: Option<(u32, u32)>,
     /// A previous renderer's segment, detached once the new one's first frame is on screen.
     retire: Option<u32>,
-    /// Puts the server has not finished: (segment, offset, frame, the slot to hand back then).
-    pending: VecDeque<(u32, u32, u64, Option<u32>)>,
+    /// Puts the server has not finished: (segment, offset, frame).
+    pending: VecDeque<(u32, u32, u64)>,
     /// What is on screen: (segment, offset, size), for a redraw.
     on_screen: Option<(u32, u32, (u16, u16))>,
     /// Frames below this one were asked for before the last resize and will not be shown.
     floor: u64,
-    /// The size of each recent put, by frame.
-    put_sizes: VecDeque<(u64, (u16, u16))>,
-    /// The size of the last frame known to be on screen.
-    announced: (u16, u16),
+    /// The size and generation of each recent put, by frame.
+    put_sizes: VecDeque<(u64, (u16, u16), u32)>,
+    /// The generation of the last frame known to be on screen.
+    announced: u32,
     /// A resize waiting to be applied (the last size the window reported), and when.
     resize: Option<((u32, u32), Instant)>,
-    /// The slot on screen (Wayland).
-    shown_slot: Option<u32>,
-    /// Slots of the current output the compositor has not released (Wayland).
-    reading: HashSet<u32>,
-    /// Slots replaced on screen, to hand back once released (Wayland).
-    to_free: HashSet<u32>,
     /// A frame callback is outstanding (Wayland): the next frame is asked for at its `done`.
     awaiting_frame: bool,
     /// A frame of the current output has been put since it was attached.
@@ -92,8 +87,8 @@ impl Shown {
         self.floor
     }
 
-    /// The window's state for frames of `size` at first, of a scene that animates or not.
-    pub(super) fn new(d: Display, size: (u32, u32), animates: bool) -> Shown {
+    /// The window's state before any frame, for a scene that animates or not.
+    pub(super) fn new(d: Display, animates: bool) -> Shown {
         Shown {
             d,
             seg: None,
@@ -102,11 +97,8 @@ impl Shown {
             on_screen: None,
             floor: 0,
             put_sizes: VecDeque::new(),
-            announced: (size.0 as u16, size.1 as u16),
+            announced: 0,
             resize: None,
-            shown_slot: None,
-            reading: HashSet::new(),
-            to_free: HashSet::new(),
             awaiting_frame: false,
             new_seg_shown: false,
             moves_dirty: false,
@@ -148,9 +140,6 @@ impl Supervisor<'_> {
         let seg =
             s.d.presenter
                 .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
-        s.reading.clear();
-        s.to_free.clear();
-        s.shown_slot = None;
         s.new_seg_shown = false;
         // A new renderer's output shows nothing yet.
         s.changed();
@@ -162,13 +151,13 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Puts `slot` of the current renderer on screen; `back` (the slot it replaces) goes back
-    /// to the renderer once the server has read the new one.
+    /// Puts `slot` of the current renderer, holding `frame` of `generation`, on screen; the slot
+    /// it replaces goes back to the renderer once the server has read the new one.
     pub(super) fn display_put(
         &mut self,
         slot: u32,
         frame: u64,
-        back: Option<u32>,
+        generation: u32,
         damage: &Region,
     ) -> anyhow::Result<()> {
         let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
@@ -196,7 +185,7 @@ impl Supervisor<'_> {
         // The window shows the frame put before this one, of this segment and size: only what
         // changed since is put again. A new segment or size is put whole.
         let whole = Region::full(u32::from(size.0), u32::from(size.1));
-        let fresh = !s.new_seg_shown || s.put_sizes.back().is_none_or(|(_, sz)| *sz != size);
+        let fresh = !s.new_seg_shown || s.put_sizes.back().is_none_or(|(_, sz, _)| *sz != size);
         let damage = if fresh { &whole } else { damage };
         s.d.presenter
             .put(seg, offset, frame, size, damage, || pixels)?;
@@ -205,30 +194,26 @@ impl Supervisor<'_> {
         if s.put_sizes.len() >= 8 {
             s.put_sizes.pop_front();
         }
-        s.put_sizes.push_back((frame, size));
-        if s.d.presenter.releases() {
+        s.put_sizes.push_back((frame, size, generation));
+        let (releases, completes) = (s.d.presenter.releases(), s.d.presenter.completes());
+        if releases {
             s.awaiting_frame = true;
-            s.reading.insert(slot);
-            let prev = s.shown_slot.replace(slot);
-
-            // The slot replaced goes back now if its buffer was released already, else once it
-            // is; `back` is that same slot.
-            if let Some(prev) = prev.filter(|p| *p != slot) {
-                let s = self.display.as_mut().context("the window")?;
-                if s.reading.contains(&prev) {
-                    s.to_free.insert(prev);
-                } else {
-                    self.free_slot(prev);
-                }
-            }
-            let _ = back;
-        } else if s.d.presenter.completes() {
-            s.pending.push_back((seg, offset, frame, back));
-        } else {
+        } else if completes {
+            s.pending.push_back((seg, offset, frame));
+        }
+        // The slot replaced goes back now (copying X11; Wayland when its buffer was released
+        // already) or at the completion or release that frees it.
+        let freed = self
+            .renderer
+            .as_mut()
+            .and_then(|r| r.slots.as_mut())
+            .context("a put without an output")?
+            .put(slot, frame)?;
+        if !releases && !completes {
             self.on_screen(frame);
-            if let Some(back) = back {
-                self.free_slot(back);
-            }
+        }
+        for back in freed {
+            self.free_slot(back);
         }
         Ok(())
     }
@@ -244,13 +229,14 @@ impl Supervisor<'_> {
                 s.stepped = None;
                 tracing::info!(frame, "the stepped frame is on screen");
             }
-            if let Some(&(_, size)) = s.put_sizes.iter().find(|(f, _)| *f == frame) {
-                if size != s.announced {
-                    s.announced = size;
+            if let Some(&(_, size, generation)) = s.put_sizes.iter().find(|(f, ..)| *f == frame) {
+                if generation != s.announced {
+                    s.announced = generation;
                     tracing::info!(
                         frame,
                         width = size.0,
                         height = size.1,
+                        generation,
                         "a frame of the new size is on screen"
                     );
                 }
@@ -262,6 +248,14 @@ impl Supervisor<'_> {
                 "the last frame is on screen; it stays until the window is closed"
             );
         }
+    }
+
+    /// The slot of the current output at byte `offset`.
+    fn slot_of(&self, offset: u32) -> Option<u32> {
+        let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
+        u64::from(offset)
+            .checked_div(slot_bytes)
+            .and_then(|s| u32::try_from(s).ok())
     }
 
     fn free_slot(&mut self, slot: u32) {
@@ -282,11 +276,11 @@ impl Supervisor<'_> {
                 let Some(i) = s
                     .pending
                     .iter()
-                    .position(|(seg, off, _, _)| *seg == c.seg && *off == c.offset)
+                    .position(|(seg, off, _)| *seg == c.seg && *off == c.offset)
                 else {
                     return Ok(());
                 };
-                let (seg, _, frame, back) = s.pending.remove(i).unwrap_or((0, 0, 0, None));
+                let (seg, _, frame) = s.pending.remove(i).unwrap_or((0, 0, 0));
                 self.on_screen(frame);
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
@@ -296,22 +290,26 @@ impl Supervisor<'_> {
                     if let Some(old) = s.retire.take() {
                         s.d.presenter.detach(old);
                     }
-                    if let Some(back) = back {
+                    let freed = self
+                        .slot_of(c.offset)
+                        .and_then(|slot| self.renderer.as_mut()?.slots.as_mut()?.completed(slot))
+                        .and_then(|(_, back)| back);
+                    if let Some(back) = freed {
                         self.free_slot(back);
                     }
                 }
             }
             DisplayEvent::Released(c) => {
-                let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
-                let Some(s) = self.display.as_mut() else {
-                    return Ok(());
-                };
-                if s.seg.is_some_and(|(_, cur)| cur == c.seg) && slot_bytes > 0 {
-                    let slot = (u64::from(c.offset) / slot_bytes) as u32;
-                    s.reading.remove(&slot);
-                    if s.to_free.remove(&slot) {
-                        self.free_slot(slot);
-                    }
+                let current = self
+                    .display
+                    .as_ref()
+                    .is_some_and(|s| s.seg.is_some_and(|(_, cur)| cur == c.seg));
+                let freed = self
+                    .slot_of(c.offset)
+                    .filter(|_| current)
+                    .and_then(|slot| self.renderer.as_mut()?.slots.as_mut()?.released(slot));
+                if let Some(slot) = freed {
+                    self.free_slot(slot);
                 }
             }
             DisplayEvent::FrameDone(frame) => {
@@ -501,6 +499,7 @@ impl Supervisor<'_> {
                 width = w,
                 height = h,
                 generation = r.generation,
+                first_frame = s.floor,
                 "window resized"
             );
             if let Some((_, seg)) = s.seg {

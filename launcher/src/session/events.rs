@@ -216,6 +216,12 @@ impl Supervisor<'_> {
                 let n_slots = screen.slots();
                 let pid = r.child.proc.pid;
                 r.screen = Some(screen);
+                let mode = match self.display.as_ref().map(|s| &s.d.presenter) {
+                    Some(p) if p.completes() => super::slots::Mode::Completes,
+                    Some(p) if p.releases() => super::slots::Mode::Releases,
+                    _ => super::slots::Mode::Immediate,
+                };
+                r.slots = Some(super::slots::Slots::new(n_slots, mode));
                 if self.display.is_some() {
                     let attached = dup
                         .map_err(anyhow::Error::from)
@@ -318,38 +324,22 @@ impl Supervisor<'_> {
 
     /// A composited frame: checked against what was produced and what is on screen, then shown.
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
-        if p.generation > self.generation {
-            return Err(Breach::new(
-                "Presented",
-                format!("a frame of generation {}, not yet asked for", p.generation),
-            ));
-        }
-        if p.generation < self.generation {
+        // Headless, nothing paces the GPU process: any frame it made before it heard of a
+        // resize may come, and is dropped.
+        let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
+        let judged = super::slots::judge(p.generation, self.generation, p.frame, floor)
+            .map_err(|what| Breach::new("Presented", what))?;
+        if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
-            // Headless, nothing paces the GPU process: any frame it made before it heard of
-            // the resize may come, and is dropped like these.
-            let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
-            if p.frame >= floor {
-                return Err(Breach::new(
-                    "Presented",
-                    format!(
-                        "frame {} of generation {}, asked for after the resize to {}",
-                        p.frame, p.generation, self.generation
-                    ),
-                ));
-            }
             let Some(r) = self.renderer.as_mut() else {
                 return Ok(());
             };
-            if p.slot >= r.screen.as_ref().map_or(0, |sc| sc.slots())
-                || r.screen
-                    .as_ref()
-                    .and_then(|sc| sc.shown)
-                    .is_some_and(|(s, _)| s == p.slot)
-            {
-                return Err(Breach::new("Presented", format!("slot {}", p.slot)));
-            }
+            r.slots
+                .as_ref()
+                .ok_or_else(|| Breach::new("Presented", "a frame before the output was shared"))?
+                .check(p.slot)
+                .map_err(|e| Breach::new("Presented", e.to_string()))?;
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
                 r.send_failed(e);
             }
@@ -370,18 +360,17 @@ impl Supervisor<'_> {
                 "a frame before the output was shared",
             ));
         };
-        // The slot first (nothing changes if it is bad), then the frame's order.
-        if p.slot >= screen.slots() || screen.shown.is_some_and(|(s, _)| s == p.slot) {
+        let Some(slots) = r.slots.as_mut() else {
             return Err(Breach::new(
                 "Presented",
-                format!(
-                    "slot {} ({} slots, {:?} on screen)",
-                    p.slot,
-                    screen.slots(),
-                    screen.shown
-                ),
+                "a frame before the output was shared",
             ));
-        }
+        };
+        // The slot first (nothing changes if it is bad), then the damage, then the frame's
+        // order.
+        slots
+            .check(p.slot)
+            .map_err(|e| Breach::new("Presented", e.to_string()))?;
         // The damage lies inside the frame; a display server is shown only what it names, so
         // a lying renderer garbles only its own output.
         let damage = ipc_protocol::damage::check(&p.damage, self.size.0, self.size.1)
@@ -400,11 +389,14 @@ impl Supervisor<'_> {
         self.summary
             .damage
             .add(damage.area(), p.composited_px, output_px);
-        let back = screen
+        screen
             .show(p.slot, p.frame, self.size)
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
         if self.display.is_none() {
-            if let Some(back) = back {
+            let freed = slots
+                .put(p.slot, p.frame)
+                .map_err(|e| Breach::new("Presented", e.to_string()))?;
+            for back in freed {
                 if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(back)) {
                     r.send_failed(e);
                 }
@@ -433,7 +425,7 @@ impl Supervisor<'_> {
         }
         self.old_screen = None;
         if self.display.is_some() {
-            if let Err(e) = self.display_put(p.slot, p.frame, back, &damage) {
+            if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
                 tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
                 if let Some(s) = self.display.as_mut() {
                     s.quit = true;

@@ -30,6 +30,7 @@ mod events;
 mod finish;
 mod quiet;
 mod recovery;
+mod slots;
 mod spawn;
 
 use spawn::new_link;
@@ -157,6 +158,8 @@ struct Renderer {
     events: Receiver<Delivery<RendererToLauncher>>,
     exit: Receiver<()>,
     screen: Option<Screen>,
+    /// Which of its output's slots the launcher holds (made with `screen`).
+    slots: Option<slots::Slots>,
     last_pong: Instant,
     fault: Option<(u64, Fault)>,
     faults: Vec<Fault>,
@@ -423,7 +426,7 @@ fn run_with(
                 .loaded_scene
                 .as_ref()
                 .is_none_or(|s| s.scene.animates());
-            display::Shown::new(d, (width, height), animates)
+            display::Shown::new(d, animates)
         }),
         size: (width, height),
         generation: 0,

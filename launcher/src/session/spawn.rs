@@ -319,6 +319,7 @@ impl Supervisor<'_> {
             events,
             exit,
             screen: None,
+            slots: None,
             last_pong: Instant::now(),
             fault: None,
             faults,

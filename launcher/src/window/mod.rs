@@ -37,6 +37,8 @@
 //! On Wayland (`WAYLAND_DISPLAY`, preferred where both are set) the output memfd is a `wl_shm`
 //! pool with a buffer per slot ([`wayland`]); on X11 it is attached with MIT-SHM ([`x11`]).
 
+#[cfg(debug_assertions)]
+pub mod test_input;
 pub mod wayland;
 pub mod x11;
 
@@ -272,16 +274,7 @@ pub fn translate(pointer: &mut Pointer, event: &WindowEvent) -> Option<DisplayEv
             })
         }
         WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
-            let action = match event.logical_key.as_ref() {
-                Key::Named(NamedKey::Space) => Some(Action::TogglePause),
-                Key::Named(NamedKey::Escape) => Some(Action::Quit),
-                Key::Character(".") => Some(Action::Step),
-                Key::Character("g") => Some(Action::KillGpu),
-                Key::Character("r") => Some(Action::KillRenderer),
-                Key::Character("q") => Some(Action::Quit),
-                _ => None,
-            };
-            action.map(DisplayEvent::Key)
+            action_for(event.logical_key.as_ref()).map(DisplayEvent::Key)
         }
         _ => None,
     }
@@ -336,12 +329,25 @@ pub fn adopt(
         refresh_us = refresh.as_micros() as u64,
         "window open"
     );
+    // A Wayland surface is on no output before its first commit, so winit knows no current
+    // monitor yet: the largest output stands in (else a window there could never grow).
     let max = window
         .current_monitor()
+        .or_else(|| {
+            window
+                .available_monitors()
+                .max_by_key(|m| u64::from(m.size().width) * u64::from(m.size().height))
+        })
         .map(|m| m.size())
         .map_or((w, h), |s| (s.width.max(w), s.height.max(h)));
+    let max = (max.0.min(4096), max.1.min(4096));
+    tracing::debug!(
+        width = max.0,
+        height = max.1,
+        "largest frame a resize may ask for"
+    );
     Ok(Display {
-        max: (max.0.min(4096), max.1.min(4096)),
+        max,
         events,
         presenter,
         refresh,
@@ -376,6 +382,8 @@ impl App {
                 })
                 .context("starting the supervisor thread")?,
         );
+        #[cfg(debug_assertions)]
+        test_input::spawn(window.clone(), self.tx.clone());
         self.window = Some(window);
         Ok(())
     }
@@ -402,6 +410,19 @@ impl ApplicationHandler<UserEvent> for App {
         if let Some(e) = translate(&mut self.pointer, &event) {
             let _ = self.tx.send(e);
         }
+    }
+}
+
+/// What a key does, if anything.
+fn action_for(key: Key<&str>) -> Option<Action> {
+    match key {
+        Key::Named(NamedKey::Space) => Some(Action::TogglePause),
+        Key::Named(NamedKey::Escape) => Some(Action::Quit),
+        Key::Character(".") => Some(Action::Step),
+        Key::Character("g") => Some(Action::KillGpu),
+        Key::Character("r") => Some(Action::KillRenderer),
+        Key::Character("q") => Some(Action::Quit),
+        _ => None,
     }
 }
 
