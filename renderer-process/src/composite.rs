@@ -14,6 +14,8 @@
 //! already there, bottom to top. Working row by row keeps the row in the first-level cache while
 //! all its layers land on it, so the output frame goes out to memory once and is never read
 //! back, however many layers cover it; the output's previous contents are never read.
+//! [`composite_region`] does the same inside each rectangle of a damaged region only, clipping
+//! the layers and the backdrop to it and leaving every other output pixel as it was.
 //!
 //! # Arithmetic
 //!

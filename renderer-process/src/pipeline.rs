@@ -13,7 +13,8 @@
 //!    already); a fence that times out leaves the layer's previous buffer on screen, the new one
 //!    is released unused, and the launcher is told, since a GPU that stops signalling is hung;
 //! 5. once every layer has a buffer of the current epoch whose fence was seen signalled,
-//!    composite them into a free output slot and hand it to the launcher;
+//!    composite them into a free output slot, only where the frame differs from what the slot
+//!    holds ([`renderer_process::damage`]), and hand it to the launcher with the frame's damage;
 //! 6. release every buffer that is no longer on screen.
 //!
 //! When the launcher replaces the GPU process (`NewGpu`), everything of the old epoch is dropped
