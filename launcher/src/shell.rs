@@ -118,6 +118,10 @@ pub struct PresentedFrame {
     /// ([`Shell::resize`], or the window's). The first frame of a generation is the first of
     /// its size on screen.
     pub generation: u32,
+    /// The rectangles in which it differs from the frame presented before it (all of it for
+    /// the first of its generation, or after a child was replaced): an application that keeps
+    /// a copy of the frames needs to copy only these.
+    pub damage: Vec<ipc_protocol::damage::Rect>,
     pixels: Option<Arc<Vec<u8>>>,
 }
 
@@ -126,6 +130,7 @@ impl PresentedFrame {
         frame: u64,
         (width, height): (u32, u32),
         (scene, generation): (u32, u32),
+        damage: Vec<ipc_protocol::damage::Rect>,
         pixels: Option<Vec<u8>>,
     ) -> Self {
         Self {
@@ -134,6 +139,7 @@ impl PresentedFrame {
             height,
             scene,
             generation,
+            damage,
             pixels: pixels.map(Arc::new),
         }
     }

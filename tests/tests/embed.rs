@@ -31,6 +31,9 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
                 assert_eq!((f.width, f.height), (96, 64));
                 let bad = triptych_tests::check_pixels(f.frame, 3, 96, 64, px);
                 assert!(bad.is_empty(), "frame {}: {bad:?}", f.frame);
+                // The built-in scene changes everywhere at every frame.
+                let area: u64 = f.damage.iter().map(|r| r.area()).sum();
+                assert_eq!(area, 96 * 64, "frame {}: damage {:?}", f.frame, f.damage);
                 if f.frame >= 20 && !killed {
                     shell.kill(Role::Gpu);
                     killed = true;

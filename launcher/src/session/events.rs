@@ -419,6 +419,7 @@ impl Supervisor<'_> {
                     p.frame,
                     self.size,
                     (self.scene_id, self.generation),
+                    damage.rects().to_vec(),
                     pixels,
                 ),
             ));
