@@ -59,6 +59,30 @@ impl Xvfb {
             .expect("connecting to Xvfb")
             .0
     }
+
+    /// Starts `cmd` (a `triptych run --window ...`) on this server and no other, logging at
+    /// `info`, with its stderr read line by line.
+    pub fn spawn(&self, mut cmd: Command) -> (Child, Lines) {
+        cmd.env("DISPLAY", &self.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("TRIPTYCH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting triptych");
+        let lines = Lines::new(child.stderr.take().expect("stderr"));
+        (child, lines)
+    }
+}
+
+/// Ends a window's run as Ctrl-C does (`SIGINT`), and checks that it exits 0 within 30 s.
+pub fn interrupt(child: &mut Child, lines: &Lines) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = crate::wait_within(child, Duration::from_secs(30), "the launcher");
+    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
 }
 
 impl Drop for Xvfb {

@@ -217,9 +217,8 @@ fn a_moving_layer_damages_where_it_was_and_where_it_is() {
 
 #[test]
 fn a_window_shows_the_reference_after_only_damaged_rectangles_were_put() {
-    use std::process::Stdio;
     use std::time::Duration;
-    use triptych_tests::x11::{screenshot, window_id, Lines, Xvfb};
+    use triptych_tests::x11::{interrupt, screenshot, window_id, Xvfb};
     let x = Xvfb::start(800, 600);
     let conn = x.connect();
     let dir = scratch("damage-window");
@@ -230,14 +229,8 @@ fn a_window_shows_the_reference_after_only_damaged_rectangles_were_put() {
         .arg("--scene")
         .arg(&scene)
         .arg("--out")
-        .arg(dir.join("f.png"))
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("TRIPTYCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("starting triptych");
-    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+        .arg(dir.join("f.png"));
+    let (mut child, mut lines) = x.spawn(cmd);
     let xid = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
     lines.wait_for("the last frame is on screen", Duration::from_secs(120));
     let (w, h, px) = screenshot(&conn, xid);
@@ -254,21 +247,14 @@ fn a_window_shows_the_reference_after_only_damaged_rectangles_were_put() {
         "{bad} pixels of the window differ from frame {}",
         frames - 1
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    let status = triptych_tests::wait_within(&mut child, Duration::from_secs(30), "the launcher");
-    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    interrupt(&mut child, &lines);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_idle_window_asks_for_no_frames() {
-    use std::process::Stdio;
     use std::time::Duration;
-    use triptych_tests::x11::{window_id, Lines, Xvfb};
+    use triptych_tests::x11::{interrupt, window_id, Xvfb};
     let x = Xvfb::start(800, 600);
     let dir = scratch("damage-idle");
     // Nothing animates: after its first frames the window is idle.
@@ -283,25 +269,13 @@ fn an_idle_window_asks_for_no_frames() {
         .arg("--trace")
         .arg(dir.join("trace.json"))
         .arg("--out")
-        .arg(dir.join("f.png"))
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("TRIPTYCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("starting triptych");
-    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+        .arg(dir.join("f.png"));
+    let (mut child, mut lines) = x.spawn(cmd);
     let _ = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
     lines.wait_for("GPU process started", Duration::from_secs(60));
     // Two seconds is 120 refreshes at 60 Hz: an animating window presents about that many.
     std::thread::sleep(Duration::from_secs(2));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    let status = triptych_tests::wait_within(&mut child, Duration::from_secs(30), "the launcher");
-    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    interrupt(&mut child, &lines);
     let s = summary(&json);
     // The first frame, and one more for the renderer's output once it is attached.
     let presented = u(&s, &["frames"]);

@@ -473,9 +473,8 @@ fn a_scene_file_over_the_message_budget_is_refused() {
 
 #[test]
 fn a_scene_in_a_resized_window_shows_its_reference_at_the_new_size() {
-    use std::process::Stdio;
     use std::time::Duration;
-    use triptych_tests::x11::{press, screenshot, window_id, Lines, Xvfb};
+    use triptych_tests::x11::{interrupt, press, screenshot, window_id, Xvfb};
     use x11rb::connection::Connection as _;
     use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
     let x = Xvfb::start(640, 480);
@@ -486,14 +485,8 @@ fn a_scene_in_a_resized_window_shows_its_reference_at_the_new_size() {
     cmd.arg("--scene")
         .arg(&scene)
         .arg("--out")
-        .arg(dir.join("f.png"))
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("TRIPTYCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("starting triptych");
-    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+        .arg(dir.join("f.png"));
+    let (mut child, mut lines) = x.spawn(cmd);
     let xid = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
     lines.wait_for("GPU process started", Duration::from_secs(60));
     press(&conn, xid, 0x20);
@@ -532,13 +525,7 @@ fn a_scene_in_a_resized_window_shows_its_reference_at_the_new_size() {
         })
         .collect();
     assert!(bad.is_empty(), "frame {frame} at 200x150 differs: {bad:?}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    let status = triptych_tests::wait_within(&mut child, Duration::from_secs(30), "the launcher");
-    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    interrupt(&mut child, &lines);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
