@@ -680,6 +680,108 @@ mod tests {
     }
 
     #[test]
+    fn a_region_is_drawn_and_read_back_and_nothing_else() {
+        // A checker scrolled anew inside two rectangles only: inside them the texels are the
+        // new state's, outside they are the old one's, in the texture and in the read-back.
+        let mut gl = context();
+        let (w, h) = (40u32, 30u32);
+        let (drawer, before) = one_layer(
+            &mut gl,
+            "kind = \"checker\"\ncell = 3\ncolors = [\"#ff000080\", \"#00ff00\"]",
+            w,
+            h,
+            None,
+        );
+        let mut after = before.clone();
+        after.scroll = (5, 2);
+        let target = gl.create_target(w, h).expect("target");
+        let paint = |state: &LayerState| Paint::Scene {
+            drawer: Rc::clone(&drawer),
+            state: state.clone(),
+        };
+        gl.paint(&target, &paint(&before)).expect("paint");
+        let mut mem = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut mem).expect("read back");
+        let region = Region::of([
+            ipc_protocol::damage::Rect {
+                x: 3,
+                y: 4,
+                w: 10,
+                h: 7,
+            },
+            ipc_protocol::damage::Rect {
+                x: 30,
+                y: 20,
+                w: 10,
+                h: 10,
+            },
+        ]);
+        gl.paint_in(&target, &paint(&after), &region)
+            .expect("paint a region");
+        gl.read_pixels_in(&target, &mut mem, &region)
+            .expect("read a region back");
+        let old = rasterize(&before, None).expect("predictable").pixels;
+        let new = rasterize(&after, None).expect("predictable").pixels;
+        let want: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let src = if region.contains(i % w, i / w) {
+                    &new
+                } else {
+                    &old
+                };
+                src[i as usize * 4..i as usize * 4 + 4].to_vec()
+            })
+            .collect();
+        assert!(
+            mem == want,
+            "{}",
+            first_difference(&mem, &want, w).unwrap_or_default()
+        );
+        // The texture itself holds the same: a whole read-back agrees.
+        let mut whole = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut whole).expect("read back");
+        assert!(
+            whole == want,
+            "{}",
+            first_difference(&whole, &want, w).unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn scissored_clears_inside_a_region_leave_the_rest() {
+        let mut gl = context();
+        let a = triptych_scene::layer_content(3, 1, 128, 96);
+        let b = triptych_scene::layer_content(9, 1, 128, 96);
+        let (w, h) = (a.width, a.height);
+        let target = gl.create_target(w, h).expect("target");
+        gl.draw(&target, &a).expect("draw");
+        let region = Region::of([ipc_protocol::damage::Rect {
+            x: 7,
+            y: 5,
+            w: 21,
+            h: 30,
+        }]);
+        gl.draw_in(&target, &b, &region).expect("draw a region");
+        let mut got = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut got).expect("read back");
+        let want: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                if region.contains(x, y) {
+                    b.texel(x, y)
+                } else {
+                    a.texel(x, y)
+                }
+            })
+            .collect();
+        assert!(
+            got == want,
+            "{}",
+            first_difference(&got, &want, w).unwrap_or_default()
+        );
+    }
+
+    #[test]
     fn exact_kinds_equal_the_cpu_reference() {
         let mut gl = context();
         let contents = [
