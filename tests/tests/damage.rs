@@ -183,6 +183,17 @@ fn one_small_changing_layer_costs_its_area_in_every_stage_and_the_pixels_stay_ex
         assert_eq!(a["redrawn_px"].as_u64(), Some(ticker_px), "frame {f}: {a}");
     }
 
+    // trace-summary reports the same fraction.
+    let o = output(triptych(&["trace-summary", trace_arg]));
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let want = format!(
+        "damage: composite damaged_px {:.2}% of {} pixels",
+        fraction * 100.0,
+        frames * frame_px
+    );
+    assert!(text.contains(&want), "no {want:?} in:\n{text}");
+
     // Whole frames give the same picture.
     let (off, full_px) = run(&dir, &scene, frames, "off", &["--no-damage"]);
     assert_eq!(off["damage"]["on"], false);

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::chrome::ParsedTrace;
-use crate::event::{Event, EventKind, Marker, Stage};
+use crate::event::{ArgValue, Args, Event, EventKind, Marker, Stage};
 use crate::handoff::{spans_by_frame, FrameTiming};
 use crate::recorder::DROPPED_EVENTS_COUNTER;
 
@@ -93,7 +93,19 @@ pub struct Summary {
     /// Events the processes' recorders dropped: the last
     /// [`DROPPED_EVENTS_COUNTER`] sample of each process, summed.
     pub dropped_events: u64,
+    /// Damage per stage whose spans carry it: the stage, the argument counted, pixels changed
+    /// in all, and pixels of the whole (`gpu_render`: `redrawn_px` of `layer_px`; `composite`:
+    /// `damaged_px` and `composited_px` of `output_px`; `present`: `damaged_px` of `output_px`).
+    pub damage: Vec<(Stage, &'static str, u64, u64)>,
 }
+
+/// The span arguments that count damage: (stage, the changed pixels, the whole).
+const DAMAGE_ARGS: [(Stage, &str, &str); 4] = [
+    (Stage::GpuRender, "redrawn_px", "layer_px"),
+    (Stage::Composite, "damaged_px", "output_px"),
+    (Stage::Composite, "composited_px", "output_px"),
+    (Stage::Present, "damaged_px", "output_px"),
+];
 
 /// [`Summary::from_events`] of a parsed trace.
 pub fn summarize(trace: &ParsedTrace) -> Summary {
@@ -123,6 +135,27 @@ impl Summary {
             }
         }
 
+        let count = |a: &Args, key: &str| match a.get(key) {
+            Some(ArgValue::Int(v)) => u64::try_from(*v).ok(),
+            _ => None,
+        };
+        let mut damage = Vec::new();
+        for (stage, part, whole) in DAMAGE_ARGS {
+            let (mut p, mut w, mut seen) = (0u64, 0u64, false);
+            for e in events {
+                if matches!(e.kind, EventKind::Span { stage: s, .. } if s == stage) {
+                    if let (Some(a), Some(b)) = (count(&e.args, part), count(&e.args, whole)) {
+                        p = p.saturating_add(a);
+                        w = w.saturating_add(b);
+                        seen = true;
+                    }
+                }
+            }
+            if seen {
+                damage.push((stage, part, p, w));
+            }
+        }
+
         let mut frames = Vec::new();
         let mut incomplete_frames = 0;
         for (frame, spans) in spans_by_frame(events) {
@@ -143,6 +176,7 @@ impl Summary {
             instants: instants.into_iter().collect(),
             // Counter values are whole counts; `as` saturates anything odd.
             dropped_events: dropped.values().map(|(_, v)| *v as u64).sum(),
+            damage,
         }
     }
 
@@ -193,6 +227,15 @@ impl Summary {
             out.push('\n');
         }
         let _ = writeln!(out, "dropped events: {}", self.dropped_events);
+        for (stage, part, p, w) in &self.damage {
+            let _ = writeln!(
+                out,
+                "damage: {} {part} {:.2}% of {} pixels",
+                stage.name(),
+                *p as f64 * 100.0 / (*w).max(1) as f64,
+                w
+            );
+        }
         out
     }
 }
