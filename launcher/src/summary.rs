@@ -180,6 +180,9 @@ pub struct RunSummary {
     pub handoff: Latency,
     /// From the GPU process sending a description to the launcher presenting the composite.
     pub end_to_end: Latency,
+    /// From the GPU done (every layer's fence signalled) to the frame handed to the display
+    /// server (headless: to the output).
+    pub present_latency: Latency,
     /// Buffer backend that ran.
     pub backend: String,
     /// Why the backend is not the one asked for, when it is not.
@@ -377,6 +380,10 @@ impl RunSummary {
         s += &format!(
             "  renderer: {} buffers and {} fences via pidfd_getfd, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
             r.buffers_via_pidfd, r.fences_via_pidfd, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
+        );
+        s += &format!(
+            "  present latency (GPU done to the display server): p50 {:.1} us, p99 {:.1} us\n",
+            self.present_latency.p50_us, self.present_latency.p99_us
         );
         s += &format!("  damage: {}\n", self.damage.line());
         s += &format!("  fd transport chosen: {}\n", self.sandbox.transport_reason);

@@ -299,5 +299,19 @@ fn an_idle_window_asks_for_no_frames() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("trace.json")).expect("trace"))
             .expect("json");
     assert_eq!(spans(&t, "gpu_render").len() as u64, presented);
+    // Each frame starts with the display's request, in the trace.
+    let requests = t["traceEvents"]
+        .as_array()
+        .expect("traceEvents")
+        .iter()
+        .filter(|e| e["name"] == "frame_request")
+        .count() as u64;
+    assert_eq!(requests, presented, "frame requests in the trace");
+    assert_eq!(
+        u(&s, &["present_latency", "count"]),
+        presented,
+        "{}",
+        s["present_latency"]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

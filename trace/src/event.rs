@@ -154,16 +154,19 @@ pub enum Marker {
     SandboxViolation,
     /// A fence did not signal before its deadline.
     FenceTimeout,
+    /// The display asked for a frame (a window's pacing): the frame's first moment.
+    FrameRequest,
 }
 
 impl Marker {
     /// Every marker.
-    pub const ALL: [Marker; 5] = [
+    pub const ALL: [Marker; 6] = [
         Marker::Crash,
         Marker::Restart,
         Marker::Fallback,
         Marker::SandboxViolation,
         Marker::FenceTimeout,
+        Marker::FrameRequest,
     ];
 
     /// The name written into trace files (`"crash"`, `"fence_timeout"`, ...).
@@ -174,6 +177,7 @@ impl Marker {
             Marker::Fallback => "fallback",
             Marker::SandboxViolation => "sandbox_violation",
             Marker::FenceTimeout => "fence_timeout",
+            Marker::FrameRequest => "frame_request",
         }
     }
 

@@ -567,6 +567,13 @@ impl Supervisor<'_> {
                     g.unread = true;
                 }
             }
+            // The frame's first moment in the trace: the display asked for it.
+            self.rec.instant(
+                triptych_trace::Marker::FrameRequest,
+                triptych_trace::InstantScope::Process,
+                Some(up_to),
+                Args::new(),
+            );
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if s.next_request <= presented {

@@ -445,6 +445,10 @@ impl Supervisor<'_> {
         );
         self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
         self.end_to_end.push(now.saturating_sub(p.sent_ns));
+        // From every layer's fence signalled (the GPU done) to the frame handed over: to the
+        // display server in a window, to the output (the PNG's slot) headless.
+        self.present_latency
+            .push(triptych_trace::now_ns().saturating_sub(p.ready_ns));
         self.summary.frames += 1;
         self.summary.last_frame = Some(p.frame);
         self.last_progress = Instant::now();

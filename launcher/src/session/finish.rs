@@ -133,6 +133,7 @@ impl Supervisor<'_> {
         };
         s.handoff = std::mem::take(&mut self.handoff).latency();
         s.end_to_end = std::mem::take(&mut self.end_to_end).latency();
+        s.present_latency = std::mem::take(&mut self.present_latency).latency();
         s.crashes = std::mem::take(&mut self.crashes);
         s.detection = std::mem::take(&mut self.detections).latency();
         s.restart_to_first_frame = std::mem::take(&mut self.recoveries).latency();

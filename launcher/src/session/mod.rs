@@ -216,6 +216,8 @@ struct Supervisor<'a> {
     summary: RunSummary,
     handoff: Samples,
     end_to_end: Samples,
+    /// From a frame's fences signalled to its hand-over to the display server.
+    present_latency: Samples,
     first_present: Option<Instant>,
     last_present: Instant,
     rec: Recorder,
@@ -396,6 +398,7 @@ fn run_with(
         },
         handoff: Samples::default(),
         end_to_end: Samples::default(),
+        present_latency: Samples::default(),
         first_present: None,
         last_present: Instant::now(),
         rec,
