@@ -143,6 +143,8 @@ mod tests {
                 let (held, pixels, size) = &mut buffers[pick];
                 let known = if *size == (w, h) { *held } else { None };
                 let redraw = history.redraw(known, seq, w, h);
+                // What the GL calls are given lies inside the buffer, as they need.
+                prop_assert!(redraw.rects().iter().all(|r| r.fits(w, h)), "{:?}", redraw);
                 draw(pixels, &c, &redraw);
                 *held = Some(seq);
                 *size = (w, h);

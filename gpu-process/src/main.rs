@@ -450,9 +450,11 @@ impl Producer {
             .attach(link.renderer_pid)
             .context("taking the socket to the new renderer")?;
         self.pool.release_all();
-        // The new renderer holds nothing: every layer's next description is whole. What the
-        // buffers hold is still known, so they are not redrawn for it.
+        // The new renderer holds nothing: every layer's next description is whole. The buffers
+        // are redrawn whole too: a DMA-BUF can be mapped writable by whoever holds its fd, and
+        // what the old renderer may have written into them must not outlive it.
         self.sent.iter_mut().for_each(|s| *s = None);
+        self.pool.forget_contents();
         let (to_renderer, releases) = peer_link(peer)?;
         self.releases = releases;
         self.to_renderer = Some(to_renderer);
@@ -628,13 +630,14 @@ impl Producer {
             };
             redrawn_px += redraw.area();
             layer_px += u64::from(lw) * u64::from(lh);
+            // Known again only once the work is complete (`Pool::completed`).
             s.held = None;
+            s.drawing = Some(seq);
             let buf = s.buffer.as_mut().context("buffer just allocated")?;
             let sub = self
                 .exporter
                 .render(&mut self.gl, buf, &paint, &redraw)
                 .context("rendering a layer")?;
-            s.held = Some(seq);
             let e0 = triptych_trace::now_ns();
             let desc = export::describe(
                 buf,

@@ -30,6 +30,8 @@ pub struct Slot {
     /// The submission of its layer whose content the buffer holds ([`crate::damage`]'s buffer
     /// age); `None` for a buffer not drawn yet or whose content is not known.
     pub held: Option<u64>,
+    /// The submission being drawn into the buffer, held once its work completes.
+    pub drawing: Option<u64>,
 }
 
 /// The pool.
@@ -60,6 +62,7 @@ impl Pool {
                 released_early: false,
                 generation: 1,
                 held: None,
+                drawing: None,
             })
             .collect();
         Self { per_layer, slots }
@@ -95,6 +98,7 @@ impl Pool {
             if s.in_flight.is_none() {
                 s.buffer = None;
                 s.held = None;
+                s.drawing = None;
                 s.generation = s.generation.wrapping_add(1).max(1);
             }
         }
@@ -118,6 +122,9 @@ impl Pool {
     pub fn completed(&mut self, slot: u32) {
         if let Some(s) = self.slots.get_mut(slot as usize) {
             s.completed = true;
+            if let Some(seq) = s.drawing.take() {
+                s.held = Some(seq);
+            }
             if s.released_early {
                 s.in_flight = None;
                 s.released_early = false;
@@ -165,6 +172,7 @@ impl Pool {
     pub fn forget_contents(&mut self) {
         for s in &mut self.slots {
             s.held = None;
+            s.drawing = None;
         }
     }
 

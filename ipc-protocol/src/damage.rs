@@ -248,7 +248,8 @@ impl History {
         for (_, d) in self.recent.iter().filter(|(s, _)| *s > held && *s <= now) {
             out.union(d);
         }
-        out
+        // Damage recorded at another size may reach past this one.
+        out.placed(0, 0, w, h)
     }
 }
 

@@ -151,7 +151,7 @@ impl DamageSummary {
             return "off (--no-damage): every frame redrawn, read back and composited whole".into();
         }
         format!(
-            "on; mean damaged fraction {:.2}% of each frame, {:.2}% composited",
+            "on; mean damaged fraction {:.2}% of each frame, {:.2}% composited (as the renderer reported)",
             self.mean_damaged_fraction * 100.0,
             self.mean_composited_fraction * 100.0
         )

@@ -315,3 +315,41 @@ fn an_idle_window_asks_for_no_frames() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_replaced_renderer_gets_every_buffer_redrawn_whole() {
+    // A compromised renderer could have written into the DMA-BUFs it was shown: whatever it
+    // held is drawn anew for its replacement, and the frames stay exact.
+    let dir = scratch("damage-restart");
+    let scene = write(&dir, TICKER);
+    let frames = 60u64;
+    let trace = dir.join("trace.json");
+    let trace_arg = trace.to_str().expect("utf-8 path");
+    let (s, px) = run(
+        &dir,
+        &scene,
+        frames,
+        "restart",
+        &[
+            "--trace",
+            trace_arg,
+            "--fault",
+            "renderer-composite:kill@30",
+        ],
+    );
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "{}", s["crashes"]);
+    assert_eq!(crashes[0]["role"], "renderer");
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).expect("trace")).expect("json");
+    let whole_after_restart = spans(&t, "gpu_render")
+        .into_iter()
+        .filter(|(f, a)| *f >= 20 && a["redrawn_px"] == a["layer_px"])
+        .count();
+    assert!(
+        whole_after_restart >= 3,
+        "{whole_after_restart} frames redrawn whole after the renderer was replaced"
+    );
+    assert!(px == reference(&scene, frames - 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1080,10 +1080,8 @@ impl GlContext {
             gl.bind_buffer(glow::PIXEL_PACK_BUFFER, None);
             gl.pixel_store_i32(glow::PACK_ALIGNMENT, 4);
             gl.pixel_store_i32(glow::PACK_ROW_LENGTH, target.width as i32);
-            for r in region.rects() {
-                if !r.fits(target.width, target.height) {
-                    continue;
-                }
+            let inside = region.placed(0, 0, target.width, target.height);
+            for r in inside.rects() {
                 // Inside the target, whose sides fit in i32 (checked in `create_target`).
                 gl.pixel_store_i32(glow::PACK_SKIP_PIXELS, r.x as i32);
                 gl.pixel_store_i32(glow::PACK_SKIP_ROWS, r.y as i32);

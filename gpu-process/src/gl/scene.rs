@@ -562,7 +562,7 @@ impl GlContext {
             g.uniform_1_i32(u.linear.as_ref(), i32::from(linear));
             g.uniform_1_i32(u.rotated.as_ref(), i32::from(!state.rotation.is_zero()));
             g.uniform_2_f32(u.cos_sin.as_ref(), cos, sin);
-            for r in region.rects().iter().filter(|r| r.fits(w, h)) {
+            for r in region.placed(0, 0, w, h).rects() {
                 g.scissor(r.x as i32, r.y as i32, r.w as i32, r.h as i32);
                 g.draw_arrays(glow::TRIANGLES, 0, 3);
             }

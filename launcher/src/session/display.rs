@@ -542,6 +542,8 @@ impl Supervisor<'_> {
         let frames = self.args.frames;
         let floor = self.display.as_ref().map_or(0, |s| s.floor);
         let presented = self.resume_from().max(floor);
+        // A hover not yet sent (its queue was full) is a change still to show.
+        let hover_dirty = self.hover_dirty;
         let s = self.display.as_mut()?;
         let now = Instant::now();
         if now < s.next_tick {
@@ -584,6 +586,7 @@ impl Supervisor<'_> {
             && !s.step
             && s.resize.is_none()
             && !s.moves_dirty
+            && !hover_dirty
         {
             // Idle: nothing to ask for until an event changes something, and events wake the
             // loop themselves; the tick only keeps the progress clock honest.

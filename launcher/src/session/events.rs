@@ -405,7 +405,19 @@ impl Supervisor<'_> {
         r.presented += 1;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
-        if let Some(e) = self.embed.as_ref().filter(|e| e.frame_fits()) {
+        // A frame event dropped (the application fell behind) leaves the next one's damage
+        // relative to a frame the application never saw: that one is damaged whole.
+        let fits = self.embed.as_ref().map(|e| e.frame_fits());
+        if fits == Some(false) {
+            self.embed_owed = true;
+        }
+        let owed = fits == Some(true) && std::mem::take(&mut self.embed_owed);
+        if let Some(e) = self.embed.as_ref().filter(|_| fits == Some(true)) {
+            let frame_damage = if owed {
+                vec![ipc_protocol::damage::Rect::full(self.size.0, self.size.1)]
+            } else {
+                damage.rects().to_vec()
+            };
             let pixels = if e.pixels {
                 self.renderer
                     .as_ref()
@@ -419,7 +431,7 @@ impl Supervisor<'_> {
                     p.frame,
                     self.size,
                     (self.scene_id, self.generation),
-                    damage.rects().to_vec(),
+                    frame_damage,
                     pixels,
                 ),
             ));

@@ -218,6 +218,8 @@ struct Supervisor<'a> {
     end_to_end: Samples,
     /// From a frame's fences signalled to its hand-over to the display server.
     present_latency: Samples,
+    /// A frame event was dropped for the embedding application since the last one it got.
+    embed_owed: bool,
     first_present: Option<Instant>,
     last_present: Instant,
     rec: Recorder,
@@ -399,6 +401,7 @@ fn run_with(
         handoff: Samples::default(),
         end_to_end: Samples::default(),
         present_latency: Samples::default(),
+        embed_owed: false,
         first_present: None,
         last_present: Instant::now(),
         rec,

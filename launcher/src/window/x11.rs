@@ -155,13 +155,10 @@ impl Presenter {
                 // One ShmPutImage per changed rectangle, the last one asking for the completion
                 // event that frees the slot put before. Nothing changed: one pixel, for that
                 // event (the window holds the same picture).
+                let inside = damage.placed(0, 0, u32::from(width), u32::from(height));
                 let one = Region::full(1, 1);
-                let rects = if damage.is_empty() { &one } else { damage };
-                let rects: Vec<_> = rects
-                    .rects()
-                    .iter()
-                    .filter(|r| r.fits(u32::from(width), u32::from(height)))
-                    .collect();
+                let rects = if inside.is_empty() { &one } else { &inside };
+                let rects: Vec<_> = rects.rects().iter().collect();
                 for (i, r) in rects.iter().enumerate() {
                     // Inside a frame of u16 sides.
                     let (x, y, w, h) = (r.x as u16, r.y as u16, r.w as u16, r.h as u16);
