@@ -10,7 +10,8 @@
 //! `renderer_process` library's `validate`, `import` and `fetch`, the ones the renderer's frame
 //! loop makes). The
 //! two are pinned to two named CPUs ([`cores`]). The compositor is timed in this process, on the
-//! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`]).
+//! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`],
+//! [`cpu_runs`], [`idle`]).
 //!
 //! # Sequence
 //!
@@ -19,11 +20,16 @@
 //! 2. items 1 to 4, each value interleaved with its baseline in rounds after a warm-up
 //!    ([`stats::interleave`]); after every block the peer's counts are checked against what the
 //!    block had to do;
-//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]); item 9, handing a
-//!    1080p slot to the X server (MIT-SHM) against `memcpy` ([`present`]);
+//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]); item 10, the
+//!    renderer's frame when a 64x64 layer changed (output damage, slot age, the region's
+//!    composite) against a full composite ([`damage`]); item 9, handing a 1080p slot to the X
+//!    server (MIT-SHM) against `memcpy` ([`present`]);
 //! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
 //!    time of the clean 3-layer run; item 8, runs with and without `--trace`, alternating
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
+//!    item 11, the CPU time of a frame across the three processes with damage tracking against
+//!    `--no-damage`, from the children's `getrusage` ([`cpu_runs`]); item 12, an idle window's
+//!    CPU use on `$DISPLAY` against its wall time ([`idle`]);
 //! 5. print the table, or the JSON with `--json` ([`report`]); exit 1 if any measurement failed.
 //!
 //! Speed goals are reported (`met`), never enforced: a slow machine gives slow figures, not a
@@ -204,7 +210,9 @@ impl Plans {
                 iterations: 20,
                 rounds: 1,
             },
-            cpu_frames: cpu_runs::Frames { short: 2, long: 10 },
+            // Past the first frames, which fill the layers' pool buffers and the output slots
+            // whole (3 of each), in both runs.
+            cpu_frames: cpu_runs::Frames { short: 4, long: 24 },
             cpu_runs: Plan {
                 warmup: 0,
                 iterations: 1,
