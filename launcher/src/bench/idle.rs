@@ -85,6 +85,9 @@ pub struct Measured {
     pub processes: usize,
     /// Whether the tree was the same at both reads.
     pub same_tree: bool,
+    /// CPU nanoseconds over the span per process, by its name (`comm`: `triptych`,
+    /// `triptych-gpu`, `triptych-rend`...), from the same source as `cpu_ns`.
+    pub by_process: BTreeMap<String, u64>,
     /// Frames the run presented (from its summary).
     pub frames: u64,
     /// `$DISPLAY`.
@@ -98,6 +101,8 @@ struct Sample {
     ticks: BTreeMap<u32, u64>,
     /// `schedstat` run time per thread (pid, tid), nanoseconds; empty without schedstat.
     run_ns: BTreeMap<(u32, u32), u64>,
+    /// Each process's name.
+    names: BTreeMap<u32, String>,
 }
 
 /// Fields after the command name of a `/proc/PID/stat` line (the name may hold spaces and
@@ -155,6 +160,9 @@ fn sample(root: u32) -> anyhow::Result<Sample> {
                 .with_context(|| format!("/proc/{pid}/stat: field {} is not a number", i + 3))
         };
         s.ticks.insert(pid, tick(11)? + tick(12)?);
+        if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            s.names.insert(pid, name.trim().to_owned());
+        }
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
         };
@@ -348,6 +356,20 @@ pub fn measure(dir: &Path, span: Duration, start_deadline: Duration) -> anyhow::
         .map(|(k, t)| t.saturating_sub(a.run_ns.get(k).copied().unwrap_or(0)))
         .sum();
     let same_tree = a.ticks.keys().eq(b.ticks.keys());
+    let mut by_process: BTreeMap<String, u64> = BTreeMap::new();
+    for (pid, t) in &b.ticks {
+        let name = b.names.get(pid).cloned().unwrap_or_else(|| pid.to_string());
+        let ns = if schedstat {
+            b.run_ns
+                .range((*pid, 0)..=(*pid, u32::MAX))
+                .map(|(k, t)| t.saturating_sub(a.run_ns.get(k).copied().unwrap_or(0)))
+                .sum()
+        } else {
+            let t = t.saturating_sub(a.ticks.get(pid).copied().unwrap_or(0));
+            (t as f64 * tick_ns).round() as u64
+        };
+        *by_process.entry(name).or_default() += ns;
+    }
     Ok(Measured {
         cpu_ns: if schedstat { run_ns } else { stat_cpu_ns },
         stat_cpu_ns,
@@ -355,6 +377,7 @@ pub fn measure(dir: &Path, span: Duration, start_deadline: Duration) -> anyhow::
         wall_ns,
         processes: b.ticks.len(),
         same_tree,
+        by_process,
         frames,
         display,
     })

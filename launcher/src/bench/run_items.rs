@@ -261,6 +261,12 @@ pub(super) fn idle_item(
             extra.insert("frames_presented".into(), Value::from(m.frames));
             extra.insert("cpu_ns_stat_ticks".into(), Value::from(m.stat_cpu_ns));
             extra.insert(
+                "cpu_ns_by_process".into(),
+                Value::from(serde_json::Map::from_iter(
+                    m.by_process.into_iter().map(|(k, v)| (k, Value::from(v))),
+                )),
+            );
+            extra.insert(
                 "cpu_source".into(),
                 Value::from(if m.schedstat {
                     "/proc/PID/task/*/schedstat"
