@@ -1,14 +1,16 @@
 //! `triptych bench --quick --json`: every figure is produced, every ratio is computed from
-//! figures of the same run, and every figure names where it ran.
+//! figures of the same run, and every figure names where it ran. The bench runs with `DISPLAY`
+//! naming an Xvfb of its own, so the window items (9 and 12) are measured too.
 //!
 //! Speed goals are the bench's to report (`met`), never this test's to assert: a slow or busy
 //! machine gives slow figures, not a failed test. What is checked is shape and consistency.
 
 use serde_json::Value;
+use triptych_tests::x11::Xvfb;
 use triptych_tests::*;
 
 /// Items that must be present, with the goal each carries (`None`: no goal).
-const ITEMS: [(&str, &str, Option<f64>); 13] = [
+const ITEMS: [(&str, &str, Option<f64>); 16] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
     ("1c", "handoff_transport_only", None),
@@ -22,6 +24,9 @@ const ITEMS: [(&str, &str, Option<f64>); 13] = [
     ("8a", "tracing_on_frame_time", Some(1.05)),
     ("8b", "tracing_off_per_frame", Some(0.001)),
     ("9", "present_shm_1080p", Some(0.05)),
+    ("10", "composite_damage_64_1080p", Some(0.02)),
+    ("11", "end_to_end_cpu_damage_64_1080p", Some(0.05)),
+    ("12", "idle_window_cpu", Some(0.01)),
 ];
 
 /// Every field an item carries, null or not.
@@ -73,7 +78,10 @@ fn find<'a>(items: &'a [Value], name: &str) -> &'a Value {
 
 #[test]
 fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
-    let o = output(triptych(&["bench", "--quick", "--json"]));
+    let x = Xvfb::start(1920, 1080);
+    let mut cmd = triptych(&["bench", "--quick", "--json"]);
+    cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY");
+    let o = output(cmd);
     assert!(o.status.success(), "{}", show(&o));
     let r: Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("the bench's stdout is not JSON ({e}):\n{}", show(&o)));
@@ -120,7 +128,8 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
         let name = it["name"].as_str().expect("name");
         if !it["reason"].is_null() {
             // Not measured: only allowed for item 6 before the crash figures exist, and for
-            // item 9 where no X server can be had, and then every figure is null.
+            // item 9 where the server lacks MIT-SHM, and then every figure is null. Item 12,
+            // which is missing only without a display, must be measured on this Xvfb.
             assert!(
                 name == "crash_detection"
                     || name == "restart_to_first_frame"
@@ -196,6 +205,7 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
     for name in [
         "composite_opaque_1080p",
         "composite_translucent_1080p",
+        "composite_damage_64_1080p",
         "present_shm_1080p",
     ] {
         assert_eq!(
@@ -274,6 +284,53 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
             .as_u64()
             .is_some_and(|n| n > 1),
         "{off}"
+    );
+
+    // Item 10 composited the 64x64 square of a 3-layer 1080p frame.
+    let damaged = find(items, "composite_damage_64_1080p");
+    assert_eq!(damaged["extra"]["region_px"], 64 * 64, "{damaged}");
+    assert_eq!(damaged["extra"]["output_px"], 1920 * 1080, "{damaged}");
+    // Item 11: unpinned runs of both modes; with --no-damage every frame is damaged whole, with
+    // damage tracking a fraction of it (the first frame of each run is whole).
+    let cpu = find(items, "end_to_end_cpu_damage_64_1080p");
+    assert_eq!(cpu["cores"], serde_json::json!([]), "{cpu}");
+    assert_eq!(cpu["extra"]["size"], "1920x1080", "{cpu}");
+    assert_eq!(cpu["iterations"], cpu["baseline_iterations"], "{cpu}");
+    assert_eq!(
+        cpu["extra"]["mean_damaged_fraction_no_damage"], 1.0,
+        "{cpu}"
+    );
+    let fraction = num(
+        &cpu["extra"]["mean_damaged_fraction_damage"],
+        "mean_damaged_fraction_damage",
+    );
+    assert!(fraction < 1.0, "{cpu}");
+    for mode in ["damage", "no_damage"] {
+        let runs = cpu["extra"][format!("damaged_fraction_per_run_{mode}")]
+            .as_array()
+            .unwrap_or_else(|| panic!("no per-run fractions of {mode}: {cpu}"));
+        // Two runs (short and long) per timed pair.
+        assert_eq!(
+            runs.len() as u64,
+            2 * cpu["iterations"].as_u64().expect("iterations"),
+            "{cpu}"
+        );
+    }
+    // Item 12: the idle window's tree is the launcher and its two children, unchanged over the
+    // span, and it presented its still frame.
+    let idle = find(items, "idle_window_cpu");
+    assert!(idle["reason"].is_null(), "{idle}");
+    assert_eq!(idle["extra"]["display"], x.display.as_str(), "{idle}");
+    assert_eq!(idle["extra"]["same_process_tree"], true, "{idle}");
+    assert!(
+        idle["extra"]["processes"].as_u64().is_some_and(|n| n >= 3),
+        "{idle}"
+    );
+    assert!(
+        idle["extra"]["frames_presented"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{idle}"
     );
 
     // Item 6, when measured, is against the frame time of a clean run of as many layers.

@@ -10,7 +10,8 @@
 //! `renderer_process` library's `validate`, `import` and `fetch`, the ones the renderer's frame
 //! loop makes). The
 //! two are pinned to two named CPUs ([`cores`]). The compositor is timed in this process, on the
-//! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`]).
+//! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`],
+//! [`cpu_runs`], [`idle`]).
 //!
 //! # Sequence
 //!
@@ -19,11 +20,16 @@
 //! 2. items 1 to 4, each value interleaved with its baseline in rounds after a warm-up
 //!    ([`stats::interleave`]); after every block the peer's counts are checked against what the
 //!    block had to do;
-//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]); item 9, handing a
-//!    1080p slot to the X server (MIT-SHM) against `memcpy` ([`present`]);
+//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]); item 10, the
+//!    renderer's frame when a 64x64 layer changed (output damage, slot age, the region's
+//!    composite) against a full composite ([`damage`]); item 9, handing a 1080p slot to the X
+//!    server (MIT-SHM) against `memcpy` ([`present`]);
 //! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
 //!    time of the clean 3-layer run; item 8, runs with and without `--trace`, alternating
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
+//!    item 11, the CPU time of a frame across the three processes with damage tracking against
+//!    `--no-damage`, from the children's `getrusage` ([`cpu_runs`]); item 12, an idle window's
+//!    CPU use on `$DISPLAY` against its wall time ([`idle`]);
 //! 5. print the table, or the JSON with `--json` ([`report`]); exit 1 if any measurement failed.
 //!
 //! Speed goals are reported (`met`), never enforced: a slow machine gives slow figures, not a
@@ -32,22 +38,25 @@
 mod composite;
 mod control;
 mod cores;
+mod cpu_runs;
 mod cross_process;
 use cross_process::cross_process;
+mod damage;
 mod fixture;
+mod idle;
 pub mod peer;
 mod present;
 mod producer;
 mod recorder;
 mod report;
 mod run_items;
-use run_items::{chaos_items, trace_items};
+use run_items::{chaos_items, cpu_item, idle_item, trace_items};
 mod runs;
 mod stats;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -68,6 +77,8 @@ struct Plans {
     pixels: Plan,
     /// Composites of item 5.
     composite: Plan,
+    /// Frames of item 10, damaged and full.
+    damage: Plan,
     /// Presents of item 9.
     present: Plan,
     /// Frames of each clean pipeline run (item 7).
@@ -85,6 +96,14 @@ struct Plans {
     trace_frames: u64,
     /// Batches of disabled recorder calls of item 8b.
     recorder: Plan,
+    /// Frames of item 11's short and long runs.
+    cpu_frames: cpu_runs::Frames,
+    /// Pairs of item 11's runs, with damage tracking and without (one iteration is one pair).
+    cpu_runs: Plan,
+    /// How long item 12 watches the idle window.
+    idle: Duration,
+    /// How long item 12's window may take to open.
+    idle_start: Duration,
 }
 
 impl Plans {
@@ -103,6 +122,11 @@ impl Plans {
             composite: Plan {
                 warmup: 20,
                 iterations: 10_000,
+                rounds: 10,
+            },
+            damage: Plan {
+                warmup: 20,
+                iterations: 2000,
                 rounds: 10,
             },
             present: Plan {
@@ -126,6 +150,20 @@ impl Plans {
                 iterations: 1000,
                 rounds: 1,
             },
+            // A --no-damage frame at 1080p costs tens of milliseconds of CPU with llvmpipe:
+            // 180 frames between the two runs resolve it, and the damaged ones, to well under 1%.
+            cpu_frames: cpu_runs::Frames {
+                short: 60,
+                long: 240,
+            },
+            // Items 7 and 8 have run the pipeline already: no warm-up.
+            cpu_runs: Plan {
+                warmup: 0,
+                iterations: 3,
+                rounds: 3,
+            },
+            idle: Duration::from_secs(5),
+            idle_start: Duration::from_secs(30),
         }
     }
 
@@ -146,6 +184,11 @@ impl Plans {
                 warmup: 1,
                 iterations: 3,
                 rounds: 1,
+            },
+            damage: Plan {
+                warmup: 1,
+                iterations: 4,
+                rounds: 2,
             },
             present: Plan {
                 warmup: 1,
@@ -170,6 +213,17 @@ impl Plans {
                 iterations: 20,
                 rounds: 1,
             },
+            // Past the first frames, which fill the layers' pool buffers and the output slots
+            // whole (3 of each), in both runs.
+            cpu_frames: cpu_runs::Frames { short: 4, long: 24 },
+            cpu_runs: Plan {
+                warmup: 0,
+                iterations: 1,
+                rounds: 1,
+            },
+            idle: Duration::from_secs(2),
+            // An unoptimised build starts slowly.
+            idle_start: Duration::from_secs(60),
         }
     }
 }
@@ -262,6 +316,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ));
     }
 
+    damage_item(&mut items, &mut failures, plans.damage, &one, &one_note);
     present_item(&mut items, &mut failures, plans.present, &one, &one_note);
 
     // 4. Items 7 and 6, unpinned.
@@ -334,6 +389,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         &unpinned,
     );
     trace_items(&mut items, &mut failures, &dir, &plans, &unpinned);
+    cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
+    idle_item(&mut items, &mut failures, &dir, &plans);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the bench's scratch directory");
     }
@@ -401,6 +458,38 @@ fn present_item(
             it.cores = cores.to_vec();
             it.cores_note = note.to_owned();
             items.push(it);
+        }
+    }
+}
+
+/// Item 10: the renderer's frame when only a 64x64 layer changed, against a full composite.
+fn damage_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    plan: Plan,
+    cores: &[usize],
+    note: &str,
+) {
+    let label = Label {
+        item: "10",
+        name: "composite_damage_64_1080p",
+        value: "renderer frame, 64x64 of 3 layers changed: damage + region".into(),
+        baseline: "full composite of the same 3 layers at 1080p".into(),
+        unit: "ns per frame",
+    };
+    const GOAL: f64 = 0.02;
+    match damage::measure(plan) {
+        Ok(m) => items.push(
+            Item::measured(&label, m.damaged, m.full, Some(GOAL), plan, cores, note)
+                .with("region_px", m.region_px)
+                .with("output_px", u64::from(WIDTH) * u64::from(HEIGHT))
+                .with("layers", 3)
+                .with("slots", 3),
+        ),
+        Err(e) => {
+            let why = format!("item 10: {e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&label, Some(GOAL), why));
         }
     }
 }

@@ -170,3 +170,130 @@ pub(super) fn trace_items(
     it.warmup = plans.recorder.warmup;
     items.push(it);
 }
+
+/// Item 11: the CPU time of a frame across the three processes, with damage tracking against
+/// `--no-damage`, when only a 64x64 layer changes.
+pub(super) fn cpu_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    note: &str,
+) {
+    let f = plans.cpu_frames;
+    let label = Label {
+        item: "11",
+        name: "end_to_end_cpu_damage_64_1080p",
+        value: "CPU per frame, 3 processes, 1080p, 64x64 changes: damage".into(),
+        baseline: "the same runs with --no-damage, alternating".into(),
+        unit: "ns of CPU per frame (runs of long minus short frames)",
+    };
+    const GOAL: f64 = 0.05;
+    match cpu_runs::measure(dir, f, plans.cpu_runs) {
+        Ok(m) => {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let mut it = Item::measured(
+                &label,
+                Figure::of(m.damage_ns, 1),
+                Figure::of(m.no_damage_ns, 1),
+                Some(GOAL),
+                plans.cpu_runs,
+                &[],
+                note,
+            );
+            it.extra
+                .insert("size".into(), Value::from(format!("{WIDTH}x{HEIGHT}")));
+            it.extra.insert("frames_short".into(), Value::from(f.short));
+            it.extra.insert("frames_long".into(), Value::from(f.long));
+            it.extra.insert(
+                "mean_damaged_fraction_damage".into(),
+                Value::from(mean(&m.damage_fractions)),
+            );
+            it.extra.insert(
+                "mean_damaged_fraction_no_damage".into(),
+                Value::from(mean(&m.no_damage_fractions)),
+            );
+            it.extra.insert(
+                "damaged_fraction_per_run_damage".into(),
+                Value::from(m.damage_fractions),
+            );
+            it.extra.insert(
+                "damaged_fraction_per_run_no_damage".into(),
+                Value::from(m.no_damage_fractions),
+            );
+            items.push(it);
+        }
+        Err(e) => {
+            let why = format!("item 11: {e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&label, Some(GOAL), why));
+        }
+    }
+}
+
+/// Item 12: an idle window's CPU use against its wall time; not measured, with the reason,
+/// where `$DISPLAY` names no reachable X server.
+pub(super) fn idle_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+) {
+    let label = Label {
+        item: "12",
+        name: "idle_window_cpu",
+        value: format!(
+            "idle window CPU, launcher + children ({}, still scene)",
+            idle::SIZE
+        ),
+        baseline: "wall time of the same span (one core)".into(),
+        unit: "ns of CPU over the span",
+    };
+    const GOAL: f64 = 0.01;
+    let note = "not pinned: the windowed run's processes, wherever the scheduler puts them";
+    match idle::measure(dir, plans.idle, plans.idle_start) {
+        Ok(m) => {
+            let mut extra = BTreeMap::new();
+            extra.insert("display".into(), Value::from(m.display));
+            extra.insert("size".into(), Value::from(idle::SIZE));
+            extra.insert("processes".into(), Value::from(m.processes));
+            extra.insert("same_process_tree".into(), Value::from(m.same_tree));
+            extra.insert("frames_presented".into(), Value::from(m.frames));
+            extra.insert("cpu_ns_stat_ticks".into(), Value::from(m.stat_cpu_ns));
+            extra.insert(
+                "cpu_ns_by_process".into(),
+                Value::from(serde_json::Map::from_iter(
+                    m.by_process.into_iter().map(|(k, v)| (k, Value::from(v))),
+                )),
+            );
+            extra.insert(
+                "cpu_source".into(),
+                Value::from(if m.schedstat {
+                    "/proc/PID/task/*/schedstat"
+                } else {
+                    "/proc/PID/stat utime+stime"
+                }),
+            );
+            items.push(
+                Item::reported(
+                    &label,
+                    m.cpu_ns as f64,
+                    m.cpu_ns as f64,
+                    1,
+                    m.wall_ns as f64,
+                    1,
+                    note,
+                    extra,
+                )
+                .with_goal(GOAL),
+            );
+        }
+        Err(e) => {
+            let why = format!("{e:#}");
+            if e.downcast_ref::<idle::NoDisplay>().is_none() {
+                failures.push(format!("item 12: {why}"));
+            }
+            items.push(Item::missing(&label, Some(GOAL), why));
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Items 6, 7 and 8: figures of the whole pipeline, read from real runs of `triptych run`.
 //!
-//! Each run is this executable started as a child with `run ... --summary-json FILE`: the three
+//! Each run is this executable started as a child with `run --headless ... --summary-json FILE`: the three
 //! real processes, the real channels and fences, nothing stubbed. The child's own summary gives
 //! the figures: frames per second over the run and the handoff latency (GPU process sending a
 //! description to the renderer having every layer fetched, mapped and its fence signalled); with
@@ -69,7 +69,7 @@ pub enum Chaos {
     NotReported(String),
 }
 
-fn field<'a>(v: &'a Value, path: &[&str], file: &Path) -> anyhow::Result<&'a Value> {
+pub(super) fn field<'a>(v: &'a Value, path: &[&str], file: &Path) -> anyhow::Result<&'a Value> {
     let mut cur = v;
     for p in path {
         cur = cur
@@ -79,7 +79,7 @@ fn field<'a>(v: &'a Value, path: &[&str], file: &Path) -> anyhow::Result<&'a Val
     Ok(cur)
 }
 
-fn number(v: &Value, path: &[&str], file: &Path) -> anyhow::Result<f64> {
+pub(super) fn number(v: &Value, path: &[&str], file: &Path) -> anyhow::Result<f64> {
     field(v, path, file)?
         .as_f64()
         .filter(|x| x.is_finite())
@@ -93,12 +93,19 @@ fn number(v: &Value, path: &[&str], file: &Path) -> anyhow::Result<f64> {
 }
 
 /// Runs `triptych run` with `args` plus a summary file in `dir`, returning the summary.
-fn run_child(dir: &Path, tag: &str, args: &[String]) -> anyhow::Result<(Value, PathBuf)> {
+pub(super) fn run_child(
+    dir: &Path,
+    tag: &str,
+    args: &[String],
+) -> anyhow::Result<(Value, PathBuf)> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let json = dir.join(format!("{tag}.json"));
     let png = dir.join(format!("{tag}.png"));
     let out = Command::new(&exe)
         .arg("run")
+        // Never a window, even where the bench runs with DISPLAY set (item 12 needs it): a
+        // window would keep its last frame on screen until closed, and the run would not end.
+        .arg("--headless")
         .args(args)
         .arg("--summary-json")
         .arg(&json)
