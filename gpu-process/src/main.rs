@@ -6,6 +6,10 @@
 //! (waiting for releases when there is none), draw the layer, send the frame's descriptions to
 //! the renderer, and complete each layer's work, which signals its fence. With a scene file,
 //! its images follow `Start` and are read before the sandbox and decoded after it (`scene.rs`).
+//! In a window (`GpuStart::overlay`) every frame has one more layer after the scene's, the
+//! overlay: its text comes in `Overlay` messages, is checked and rasterized here, inside the
+//! sandbox (`triptych_scene::overlay`), uploaded once per new text and copied into the layer's
+//! buffer, so an unchanged overlay damages nothing.
 //! After the last frame it keeps serving releases until the launcher says `Shutdown`.
 
 use std::time::Duration;

@@ -444,6 +444,9 @@ impl Supervisor<'_> {
         );
         self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
         self.end_to_end.push(now.saturating_sub(p.sent_ns));
+        if let Some(s) = self.display.as_mut() {
+            s.overlay.presented(now.saturating_sub(p.sent_ns));
+        }
         self.summary.frames += 1;
         self.summary.last_frame = Some(p.frame);
         self.last_progress = Instant::now();
