@@ -176,8 +176,8 @@ mod tests {
     fn an_overlay_with_the_same_text_is_undamaged_and_new_text_damages_all_of_it() {
         // The GPU process uploads new texels only for new text: the same upload is the same
         // content, another is damaged whole; a hidden overlay (one transparent texel) likewise.
-        let mut gl = crate::gl::GlContext::new(crate::gl::PlatformRequest::Auto)
-            .expect("a GL context");
+        let mut gl =
+            crate::gl::GlContext::new(crate::gl::PlatformRequest::Auto).expect("a GL context");
         let up = |gl: &mut crate::gl::GlContext| {
             std::rc::Rc::new(gl.upload_target(4, 3, &[9; 48]).expect("upload"))
         };

@@ -692,9 +692,7 @@ impl Producer {
             // The overlay is never outlined: the pointer picks scene layers only.
             let hovered = self.hover == Some(layer) && !is_overlay;
             let paint = match paint {
-                Paint::Rects(c) if hovered => {
-                    Paint::Rects(triptych_scene::highlighted(c))
-                }
+                Paint::Rects(c) if hovered => Paint::Rects(triptych_scene::highlighted(c)),
                 p if hovered => Paint::Outlined(Box::new(p)),
                 p => p,
             };

@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn the_bounds_are_checked_and_named() {
         assert_eq!(check(&[]), Ok(()));
-        assert_eq!(check(&lines(&["fps 60.0", "sandbox seccomp+landlock"])), Ok(()));
+        assert_eq!(
+            check(&lines(&["fps 60.0", "sandbox seccomp+landlock"])),
+            Ok(())
+        );
         let full: Vec<String> = (0..MAX_LINES).map(|_| "~".repeat(MAX_CHARS)).collect();
         assert_eq!(check(&full), Ok(()));
         let mut nine = full.clone();
@@ -220,7 +223,11 @@ mod tests {
                 chars: MAX_CHARS + 1
             })
         );
-        for (bad, ch) in [("a\nb", '\n'), ("a\u{1b}[2J", '\u{1b}'), ("caf\u{e9}", '\u{e9}')] {
+        for (bad, ch) in [
+            ("a\nb", '\n'),
+            ("a\u{1b}[2J", '\u{1b}'),
+            ("caf\u{e9}", '\u{e9}'),
+        ] {
             let err = check(&lines(&["fine", bad])).expect_err(bad);
             assert!(
                 matches!(err, TextError::BadChar { line: 1, ch: c, .. } if c == ch),
@@ -234,7 +241,10 @@ mod tests {
     fn the_panel_is_sized_by_its_text_and_holds_ink_only_where_glyphs_are() {
         let one = rasterize(&lines(&["fps"])).expect("the embedded font loads");
         let two = rasterize(&lines(&["fps 60.0", "x"])).expect("font");
-        assert_eq!((one.width, one.height), size(&lines(&["fps"])).expect("font"));
+        assert_eq!(
+            (one.width, one.height),
+            size(&lines(&["fps"])).expect("font")
+        );
         assert_eq!(one.pixels.len(), (one.width * one.height * 4) as usize);
         // Monospaced: 8 characters are 8 / 3 as wide as 3 (less the padding); two lines are
         // twice as tall.

@@ -775,8 +775,7 @@ impl GlContext {
         source: &LayerTarget,
         region: &Region,
     ) -> Result<(), GlError> {
-        if !Rc::ptr_eq(&self.shared, &target.shared) || !Rc::ptr_eq(&self.shared, &source.shared)
-        {
+        if !Rc::ptr_eq(&self.shared, &target.shared) || !Rc::ptr_eq(&self.shared, &source.shared) {
             return Err(GlError::ForeignObject {
                 what: "copied target",
             });

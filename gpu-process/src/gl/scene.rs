@@ -725,7 +725,10 @@ mod tests {
         let px = triptych_scene::overlay::rasterize(&lines).expect("the font loads");
         let (w, h) = (px.width, px.height);
         let source = gl.upload_target(w, h, &px.pixels).expect("upload");
-        assert!(gl.upload_target(w, h, &px.pixels[4..]).is_err(), "short pixels");
+        assert!(
+            gl.upload_target(w, h, &px.pixels[4..]).is_err(),
+            "short pixels"
+        );
         let target = gl.create_target(w, h).expect("target");
         let fill = [1, 2, 3, 4];
         let content = LayerContent {

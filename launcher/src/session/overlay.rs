@@ -167,7 +167,11 @@ impl Supervisor<'_> {
         if let Some(s) = self.display.as_mut().filter(|s| s.overlay.shown) {
             s.overlay.next = now + EVERY;
         }
-        if self.display.as_ref().is_some_and(|s| s.overlay.sent == lines) {
+        if self
+            .display
+            .as_ref()
+            .is_some_and(|s| s.overlay.sent == lines)
+        {
             return;
         }
         if let Some(Err(e)) = lines.as_deref().map(triptych_scene::overlay::check) {
