@@ -31,6 +31,15 @@ pub fn content_damage(before: &Paint, after: &Paint) -> Region {
         // The hover outline is drawn over the layer: the same outline over changed content
         // damages what the content damages.
         (Paint::Outlined(a), Paint::Outlined(b)) => content_damage(a, b),
+        // The same upload (the overlay with unchanged text) is the same texels; another upload
+        // is new text, drawn whole.
+        (Paint::Copied(a), Paint::Copied(b)) => {
+            if std::rc::Rc::ptr_eq(a, b) {
+                Region::new()
+            } else {
+                Region::full(w, h)
+            }
+        }
         (Paint::Scene { state: a, .. }, Paint::Scene { state: b, .. }) => {
             // What the layer's texture holds: the kind and its parameters, the scroll, and the
             // rotation (drawn into the texture). Position, opacity and z are placement.
@@ -163,6 +172,25 @@ mod tests {
         assert_eq!(d.area(), 9 * 64);
         let c = Paint::Rects(content(64, 64, 3, &[(1, 0, 8, 64, 2)]));
         assert_eq!(content_damage(&b, &c).area(), 64 * 64);
+    }
+
+    #[test]
+    fn an_overlay_with_the_same_text_is_undamaged_and_new_text_damages_all_of_it() {
+        // The GPU process uploads new texels only for new text: the same upload is the same
+        // content, another is damaged whole; a hidden overlay (one transparent texel) likewise.
+        let mut gl =
+            crate::gl::GlContext::new(crate::gl::PlatformRequest::Auto).expect("a GL context");
+        let up = |gl: &mut crate::gl::GlContext| {
+            std::rc::Rc::new(gl.upload_target(4, 3, &[9; 48]).expect("upload"))
+        };
+        let (a, b) = (up(&mut gl), up(&mut gl));
+        let pa = Paint::Copied(std::rc::Rc::clone(&a));
+        assert!(content_damage(&pa, &Paint::Copied(std::rc::Rc::clone(&a))).is_empty());
+        assert_eq!(content_damage(&pa, &Paint::Copied(b)).area(), 12);
+        let hidden = Paint::Rects(content(1, 1, 0, &[]));
+        assert!(content_damage(&hidden, &hidden.clone()).is_empty());
+        assert_eq!(content_damage(&hidden, &pa).area(), 12);
+        assert_eq!(content_damage(&pa, &hidden).area(), 1);
     }
 
     #[test]

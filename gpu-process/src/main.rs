@@ -6,6 +6,10 @@
 //! (waiting for releases when there is none), draw the layer, send the frame's descriptions to
 //! the renderer, and complete each layer's work, which signals its fence. With a scene file,
 //! its images follow `Start` and are read before the sandbox and decoded after it (`scene.rs`).
+//! In a window (`GpuStart::overlay`) every frame has one more layer after the scene's, the
+//! overlay: its text comes in `Overlay` messages, is checked and rasterized here, inside the
+//! sandbox (`triptych_scene::overlay`), uploaded once per new text and copied into the layer's
+//! buffer, so an unchanged overlay damages nothing.
 //! After the last frame it keeps serving releases until the launcher says `Shutdown`.
 
 use std::time::Duration;
@@ -23,8 +27,9 @@ use ipc_protocol::bootstrap;
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
-    LauncherToGpu, LayerMsg, LayerPlacement, RendererLink, RendererToGpu,
+    LauncherToGpu, LayerMsg, LayerPlacement, OverlayText, RendererLink, RendererToGpu,
 };
+use std::rc::Rc;
 use triptych_sys::fd::ExportWindow;
 use triptych_trace::{Args, Recorder, Stage};
 
@@ -295,6 +300,47 @@ struct Producer {
     /// Each layer's previous submission to the current renderer (its frame), which the next
     /// one's damage is relative to.
     sent: Vec<Option<u64>>,
+    /// The window's overlay, when the run has one (`GpuStart::overlay`).
+    overlay: Option<Overlay>,
+}
+
+/// The window's overlay: the last layer of every frame, above the scene's.
+struct Overlay {
+    /// Its layer index (the scene's layer count).
+    layer: u32,
+    /// The text shown and its uploaded texels; `None`: hidden.
+    shown: Option<(Vec<String>, Rc<gpu_process::gl::LayerTarget>)>,
+}
+
+impl Overlay {
+    /// What the overlay layer is this frame: its size, paint and placement. Hidden, it is one
+    /// transparent texel at opacity 0, so the frame's layer set never changes.
+    fn layer(&self) -> (u32, u32, Paint, LayerPlacement) {
+        use triptych_scene::overlay::{POSITION, Z};
+        let place = |opacity| LayerPlacement {
+            x: POSITION.0,
+            y: POSITION.1,
+            z: Z,
+            opacity,
+        };
+        match &self.shown {
+            Some((_, texels)) => (
+                texels.width(),
+                texels.height(),
+                Paint::Copied(Rc::clone(texels)),
+                place(255),
+            ),
+            None => {
+                let clear = triptych_scene::LayerContent {
+                    width: 1,
+                    height: 1,
+                    background: [0; 4],
+                    rects: Vec::new(),
+                };
+                (1, 1, Paint::Rects(clear), place(0))
+            }
+        }
+    }
 }
 
 impl Producer {
@@ -316,7 +362,16 @@ impl Producer {
                 );
             }
         }
-        let pool = Pool::new(start.layers, start.pool_per_layer);
+        // The overlay is one more layer, after the scene's.
+        let layers = start
+            .layers
+            .checked_add(u32::from(start.overlay))
+            .context("too many layers")?;
+        let overlay = start.overlay.then_some(Overlay {
+            layer: start.layers,
+            shown: None,
+        });
+        let pool = Pool::new(layers, start.pool_per_layer);
         let rec = if start.trace {
             Recorder::new(std::process::id())
         } else {
@@ -332,7 +387,7 @@ impl Producer {
             hover: None,
             width: start.width,
             height: start.height,
-            layers: start.layers,
+            layers,
             frames: start.frames,
             next_frame: start.first_frame,
             allowed: if start.paced {
@@ -355,9 +410,10 @@ impl Producer {
             fds,
             scene,
             damage: start.damage,
-            last_paint: vec![None; start.layers as usize],
-            history: (0..start.layers).map(|_| History::default()).collect(),
-            sent: vec![None; start.layers as usize],
+            last_paint: vec![None; layers as usize],
+            history: (0..layers).map(|_| History::default()).collect(),
+            sent: vec![None; layers as usize],
+            overlay,
         })
     }
 
@@ -414,6 +470,7 @@ impl Producer {
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
             LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
             LauncherToGpu::Hover(h) => self.hover = h,
+            LauncherToGpu::Overlay(text) => self.set_overlay(text)?,
             LauncherToGpu::Resize(r) => {
                 tracing::info!(
                     width = r.width,
@@ -441,6 +498,44 @@ impl Producer {
             }
         }
         Ok(true)
+    }
+
+    /// The overlay's text from now on. Text out of bounds is refused (the overlay keeps what it
+    /// showed); the same text again changes nothing, so its layer's content stays undamaged.
+    fn set_overlay(&mut self, text: Option<OverlayText>) -> anyhow::Result<()> {
+        let Some(overlay) = self.overlay.as_ref() else {
+            tracing::warn!("overlay text for a run without an overlay was ignored");
+            return Ok(());
+        };
+        let Some(OverlayText { lines }) = text else {
+            if let Some(o) = self.overlay.as_mut() {
+                o.shown = None;
+            }
+            return Ok(());
+        };
+        if let Err(e) = triptych_scene::overlay::check(&lines) {
+            tracing::warn!(error = %e, "overlay text refused; the overlay is unchanged");
+            return Ok(());
+        }
+        if overlay.shown.as_ref().is_some_and(|(l, _)| *l == lines) {
+            return Ok(());
+        }
+        // Rasterized here, inside the sandbox: the text came over a socket.
+        let texels = match triptych_scene::overlay::rasterize(&lines) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "the overlay cannot be drawn; it stays hidden");
+                return Ok(());
+            }
+        };
+        let uploaded = self
+            .gl
+            .upload_target(texels.width, texels.height, &texels.pixels)
+            .context("uploading the overlay")?;
+        if let Some(o) = self.overlay.as_mut() {
+            o.shown = Some((lines, Rc::new(uploaded)));
+        }
+        Ok(())
     }
 
     /// The renderer was replaced: whatever the old one held is free again.
@@ -549,6 +644,8 @@ impl Producer {
     fn render_frame(&mut self) -> anyhow::Result<()> {
         let frame = self.next_frame;
         let (w, h, n) = (self.width, self.height, self.layers);
+        // The layers of the scene, without the overlay.
+        let scene_n = n - u32::from(self.overlay.is_some());
         let t0 = triptych_trace::now_ns();
         let mut layers = Vec::with_capacity(n as usize);
         let mut used = Vec::with_capacity(n as usize);
@@ -559,8 +656,19 @@ impl Producer {
             .as_ref()
             .map(|s| s.layers(frame, w, h).into_iter());
         for layer in 0..n {
-            let drawn = match scene_layers.as_mut().and_then(Iterator::next) {
-                Some(mut l) => {
+            let overlay = self
+                .overlay
+                .as_ref()
+                .filter(|o| o.layer == layer)
+                .map(Overlay::layer);
+            let is_overlay = overlay.is_some();
+            let scene_layer = match overlay {
+                Some(_) => None,
+                None => scene_layers.as_mut().and_then(Iterator::next),
+            };
+            let drawn = match (overlay, scene_layer) {
+                (Some(o), _) => o,
+                (None, Some(mut l)) => {
                     // Layers dragged in the window move scene layers the same way.
                     if let Some((dx, dy)) = self.moves.offsets.get(layer as usize) {
                         l.placement.x = l.placement.x.saturating_add(*dx);
@@ -568,9 +676,10 @@ impl Producer {
                     }
                     (l.width, l.height, l.paint, l.placement)
                 }
-                None => {
+                (None, None) => {
                     let (lw, lh) = triptych_scene::layer_size(layer, w, h);
-                    let p = triptych_scene::placement_moved(frame, layer, n, w, h, &self.moves);
+                    let p =
+                        triptych_scene::placement_moved(frame, layer, scene_n, w, h, &self.moves);
                     let content = triptych_scene::layer_content(frame, layer, w, h);
                     let placement = LayerPlacement {
                         x: p.x,
@@ -582,11 +691,11 @@ impl Producer {
                 }
             };
             let (lw, lh, paint, placement) = drawn;
+            // The overlay is never outlined: the pointer picks scene layers only.
+            let hovered = self.hover == Some(layer) && !is_overlay;
             let paint = match paint {
-                Paint::Rects(c) if self.hover == Some(layer) => {
-                    Paint::Rects(triptych_scene::highlighted(c))
-                }
-                p if self.hover == Some(layer) => Paint::Outlined(Box::new(p)),
+                Paint::Rects(c) if hovered => Paint::Rects(triptych_scene::highlighted(c)),
+                p if hovered => Paint::Outlined(Box::new(p)),
                 p => p,
             };
             let l = layer as usize;

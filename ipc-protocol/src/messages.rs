@@ -134,6 +134,17 @@ pub enum LauncherToGpu {
     /// draws it with the hover outline (`triptych_scene::highlight_rects`). A layer the scene
     /// does not have outlines nothing.
     Hover(Option<u32>),
+    /// With [`GpuStart::overlay`]: the overlay's text from now on (`None`: hidden). The GPU
+    /// process checks it (`triptych_scene::overlay::check`: at most 8 lines of at most 80
+    /// printable ASCII characters) and refuses anything else, keeping what it showed.
+    Overlay(Option<OverlayText>),
+}
+
+/// The lines of the window's overlay, as the launcher wrote them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayText {
+    /// One string per line, top to bottom.
+    pub lines: Vec<String>,
 }
 
 /// A new frame size, and the generation it starts.
@@ -200,6 +211,9 @@ pub struct GpuStart {
     /// The scene file to draw instead of the built-in deterministic scene; `None` draws the
     /// built-in one. Its images follow `Start` as [`LauncherToGpu::SceneImage`] messages.
     pub scene: Option<SceneStart>,
+    /// Whether every frame has one more layer, the window's overlay, after the scene's: layer
+    /// `layers`, above every other, hidden until [`LauncherToGpu::Overlay`] gives it text.
+    pub overlay: bool,
 }
 
 /// The most bytes of scene text a [`SceneStart`] carries, so that `Start` stays well inside
@@ -504,8 +518,8 @@ pub struct GpuLink {
 pub struct RendererStart {
     /// The GPU process to take frames from.
     pub gpu: GpuLink,
-    /// Layers in every frame; a frame is presented only once every layer has a buffer of the
-    /// current epoch.
+    /// Layers in every frame (a window's overlay included); a frame is presented only once every
+    /// layer has a buffer of the current epoch.
     pub layers: u32,
     /// Faults to inject (chaos testing); empty in normal runs.
     pub faults: Vec<Fault>,
@@ -692,6 +706,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Shutdown => "Shutdown",
             LauncherToGpu::SceneImage { .. } => "SceneImage",
             LauncherToGpu::Hover(_) => "Hover",
+            LauncherToGpu::Overlay(_) => "Overlay",
         }
     }
     /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
@@ -813,6 +828,7 @@ mod tests {
             damage: true,
             reports: ViolationReports::Notify,
             scene,
+            overlay: true,
         }
     }
 
@@ -831,6 +847,12 @@ mod tests {
             (LauncherToGpu::Moves([(1, 2); 8]), 0),
             (LauncherToGpu::Hover(Some(2)), 0),
             (
+                LauncherToGpu::Overlay(Some(OverlayText {
+                    lines: vec!["fps 60".into()],
+                })),
+                0,
+            ),
+            (
                 LauncherToGpu::Resize(Resize {
                     width: 4,
                     height: 4,
@@ -842,6 +864,15 @@ mod tests {
         ] {
             assert_eq!(msg.fd_count(), fds, "{}", msg.kind());
         }
+    }
+
+    #[test]
+    fn the_largest_overlay_fits_one_message() {
+        let text = OverlayText {
+            lines: vec!["~".repeat(80); 8],
+        };
+        let bytes = postcard::to_stdvec(&LauncherToGpu::Overlay(Some(text))).expect("encode");
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
     }
 
     #[test]

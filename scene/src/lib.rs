@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod file;
+pub mod overlay;
 
 use serde::{Deserialize, Serialize};
 

@@ -714,6 +714,117 @@ impl GlContext {
         Ok(target)
     }
 
+    /// A [`GlContext::create_target`] holding `pixels` (premultiplied RGBA8, rows top-down,
+    /// tightly packed, `width * height * 4` bytes): the source of [`GlContext::copy_in`]. Row 0
+    /// of `pixels` is GL's window y 0, the scene's row 0, as for every target.
+    pub fn upload_target(
+        &mut self,
+        width: u32,
+        height: u32,
+        pixels: &[u8],
+    ) -> Result<LayerTarget, GlError> {
+        let (w, h) = self.check_size(width, height)?;
+        let needed = width as usize * height as usize * 4;
+        if pixels.len() != needed {
+            return Err(GlError::BufferSize {
+                got: pixels.len(),
+                needed,
+                width,
+                height,
+            });
+        }
+        let target = self.create_target(width, height)?;
+        self.shared.make_current()?;
+        let gl = &self.shared.gl;
+        // SAFETY: context current; `target.texture` is a live name of this context with
+        // immutable storage of one level of `w` x `h` RGBA8 (`create_target`). No buffer is
+        // bound to PIXEL_UNPACK_BUFFER, so the data is client memory: with alignment 4 (rows
+        // are `4 * w` bytes), no row length or skips, glTexSubImage2D of RGBA/UNSIGNED_BYTE
+        // over the whole level reads exactly `w * h * 4` bytes, which is `pixels.len()`
+        // (checked above). The binding is restored to 0.
+        unsafe {
+            gl.bind_texture(glow::TEXTURE_2D, Some(target.texture));
+            gl.bind_buffer(glow::PIXEL_UNPACK_BUFFER, None);
+            gl.pixel_store_i32(glow::UNPACK_ALIGNMENT, 4);
+            gl.pixel_store_i32(glow::UNPACK_ROW_LENGTH, 0);
+            gl.pixel_store_i32(glow::UNPACK_SKIP_PIXELS, 0);
+            gl.pixel_store_i32(glow::UNPACK_SKIP_ROWS, 0);
+            gl.tex_sub_image_2d(
+                glow::TEXTURE_2D,
+                0,
+                0,
+                0,
+                w,
+                h,
+                glow::RGBA,
+                glow::UNSIGNED_BYTE,
+                glow::PixelUnpackData::Slice(Some(pixels)),
+            );
+            gl.bind_texture(glow::TEXTURE_2D, None);
+        }
+        self.shared.check("glTexSubImage2D(uploaded target)")?;
+        Ok(target)
+    }
+
+    /// Copies the texels of `source` inside `region` into `target`, unchanged (a blit of equal
+    /// rectangles between two RGBA8 framebuffers, no scaling, so no filtering applies: ES 3.0
+    /// section 4.3.3); every other texel of `target` keeps what it held.
+    pub fn copy_in(
+        &mut self,
+        target: &LayerTarget,
+        source: &LayerTarget,
+        region: &Region,
+    ) -> Result<(), GlError> {
+        if !Rc::ptr_eq(&self.shared, &target.shared) || !Rc::ptr_eq(&self.shared, &source.shared) {
+            return Err(GlError::ForeignObject {
+                what: "copied target",
+            });
+        }
+        if (source.width, source.height) != (target.width, target.height) {
+            return Err(GlError::SizeMismatch {
+                content_width: source.width,
+                content_height: source.height,
+                width: target.width,
+                height: target.height,
+            });
+        }
+        if region.is_empty() {
+            return Ok(());
+        }
+        self.shared.make_current()?;
+        let gl = &self.shared.gl;
+        let (w, h) = (target.width, target.height);
+        // SAFETY: context current; both framebuffers are live, complete names of this context
+        // (same `Shared`, checked above) with RGBA8 colour attachments of the same size. Every
+        // rectangle is inside both (`fits`), and their sides fit in i32 (the targets were made
+        // with them, checked against GL_MAX_TEXTURE_SIZE). The scissor test, which applies to
+        // blits, is off. Bindings are restored to 0.
+        unsafe {
+            gl.bind_framebuffer(glow::READ_FRAMEBUFFER, source.framebuffer);
+            gl.bind_framebuffer(glow::DRAW_FRAMEBUFFER, target.framebuffer);
+            gl.disable(glow::SCISSOR_TEST);
+            for r in region.rects().iter().filter(|r| r.fits(w, h)) {
+                let (x0, y0) = (r.x as i32, r.y as i32);
+                let (x1, y1) = (x0 + r.w as i32, y0 + r.h as i32);
+                gl.blit_framebuffer(
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                    glow::COLOR_BUFFER_BIT,
+                    glow::NEAREST,
+                );
+            }
+            gl.bind_framebuffer(glow::READ_FRAMEBUFFER, None);
+            gl.bind_framebuffer(glow::DRAW_FRAMEBUFFER, None);
+        }
+        self.shared.check("glBlitFramebuffer(copy)")
+    }
+
     /// Creates a layer target whose texture's storage is a linear `DRM_FORMAT_ABGR8888` dma-buf,
     /// so that [`GlContext::export_dmabuf`] can always share it.
     ///

@@ -52,6 +52,10 @@ pub enum Paint {
     /// What the inner paint draws, with the hover outline over it (the layer under the
     /// pointer; [`triptych_scene::highlight_rects`]).
     Outlined(Box<Paint>),
+    /// Texels uploaded once ([`GlContext::upload_target`]: the window's overlay, rasterized on
+    /// the CPU), copied into the layer as they are. A new upload is new content; the same one
+    /// is the same content.
+    Copied(Rc<LayerTarget>),
 }
 
 impl Paint {
@@ -61,6 +65,7 @@ impl Paint {
             Paint::Rects(c) => (c.width, c.height),
             Paint::Scene { state, .. } => (state.rect.w, state.rect.h),
             Paint::Outlined(inner) => inner.size(),
+            Paint::Copied(source) => (source.width(), source.height()),
         }
     }
 }
@@ -468,6 +473,7 @@ impl GlContext {
                 self.paint_in(target, inner, region)?;
                 self.outline(target, region)
             }
+            Paint::Copied(source) => self.copy_in(target, source, region),
         }
     }
 
@@ -812,6 +818,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_upload_is_copied_texel_for_texel_and_only_inside_the_region() {
+        let mut gl = context();
+        let lines = ["fps 60.0".to_owned(), "sandbox off".to_owned()];
+        let px = triptych_scene::overlay::rasterize(&lines).expect("the font loads");
+        let (w, h) = (px.width, px.height);
+        let source = gl.upload_target(w, h, &px.pixels).expect("upload");
+        assert!(
+            gl.upload_target(w, h, &px.pixels[4..]).is_err(),
+            "short pixels"
+        );
+        let target = gl.create_target(w, h).expect("target");
+        let fill = [1, 2, 3, 4];
+        let content = LayerContent {
+            width: w,
+            height: h,
+            background: fill,
+            rects: Vec::new(),
+        };
+        gl.draw(&target, &content).expect("fill");
+        let paint = Paint::Copied(Rc::new(source));
+        assert_eq!(paint.size(), (w, h));
+        let mut region = Region::new();
+        region.add(ipc_protocol::damage::Rect {
+            x: 3,
+            y: 2,
+            w: w / 2,
+            h: h / 2,
+        });
+        gl.paint_in(&target, &paint, &region).expect("copy a part");
+        let mut got = vec![0u8; target.byte_len()];
+        gl.read_pixels(&target, &mut got).expect("read back");
+        for y in 0..h {
+            for x in 0..w {
+                let i = ((y * w + x) * 4) as usize;
+                let want = if region.contains(x, y) {
+                    &px.pixels[i..i + 4]
+                } else {
+                    &fill[..]
+                };
+                assert_eq!(&got[i..i + 4], want, "({x}, {y})");
+            }
+        }
+        gl.paint(&target, &paint).expect("copy all");
+        gl.read_pixels(&target, &mut got).expect("read back");
+        assert!(
+            got == px.pixels,
+            "{}",
+            first_difference(&got, &px.pixels, w).unwrap_or_default()
+        );
+        let other = gl.create_target(w + 1, h).expect("target");
+        assert!(gl.paint(&other, &paint).is_err(), "another size");
     }
 
     #[test]

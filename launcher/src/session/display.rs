@@ -67,6 +67,8 @@ pub(super) struct Shown {
     pub(super) animates: bool,
     /// With a still scene, frames below this one are wanted (a change asks for one more).
     wanted: u64,
+    /// The overlay (the `o` key).
+    pub(super) overlay: super::overlay::Overlay,
 }
 
 impl Shown {
@@ -112,11 +114,12 @@ impl Shown {
             stepped: None,
             animates,
             wanted: 1,
+            overlay: super::overlay::Overlay::default(),
         }
     }
 
-    /// Something changed (a move, a resize, a new process, a step): a still scene needs one
-    /// more frame.
+    /// Something changed (a move, a resize, a new process, a step, the overlay): a still scene
+    /// needs one more frame.
     pub(super) fn changed(&mut self) {
         self.wanted = self.wanted.max(self.next_request + 1);
     }
@@ -406,6 +409,7 @@ impl Supervisor<'_> {
                     s.step = true;
                 }
             }
+            Action::ToggleOverlay => self.toggle_overlay(),
             Action::KillGpu => {
                 if let Some(g) = self.gpu.as_mut() {
                     tracing::warn!(
@@ -451,6 +455,7 @@ impl Supervisor<'_> {
             s.next_request = first;
             s.next_tick = Instant::now();
             s.wanted = first + 1;
+            s.overlay.new_gpu();
         }
         // A new GPU process starts with nothing outlined.
         self.hover_dirty |= self.hover.is_some();
@@ -539,6 +544,7 @@ impl Supervisor<'_> {
             }
         }
         self.send_hover();
+        self.update_overlay();
         let frames = self.args.frames;
         let floor = self.display.as_ref().map_or(0, |s| s.floor);
         let presented = self.resume_from().max(floor);

@@ -459,8 +459,11 @@ impl Supervisor<'_> {
         self.end_to_end.push(now.saturating_sub(p.sent_ns));
         // From every layer's fence signalled (the GPU done) to the frame handed over: to the
         // display server in a window, to the output (the PNG's slot) headless.
-        self.present_latency
-            .push(triptych_trace::now_ns().saturating_sub(p.ready_ns));
+        let present_ns = triptych_trace::now_ns().saturating_sub(p.ready_ns);
+        self.present_latency.push(present_ns);
+        if let Some(s) = self.display.as_mut() {
+            s.overlay.presented(present_ns);
+        }
         self.summary.frames += 1;
         self.summary.last_frame = Some(p.frame);
         self.last_progress = Instant::now();

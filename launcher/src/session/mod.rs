@@ -28,6 +28,7 @@ mod drive;
 mod embed;
 mod events;
 mod finish;
+mod overlay;
 mod quiet;
 mod recovery;
 mod slots;

@@ -65,6 +65,8 @@ impl Supervisor<'_> {
             damage: !self.args.no_damage,
             reports: self.jail.reports(),
             scene: self.scene.as_ref().map(|s| s.start.clone()),
+            // A window's frames have the overlay above the scene's layers.
+            overlay: self.display.is_some(),
         });
         if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
             // It died already: the loop below sees it disconnect and reports that.
@@ -288,7 +290,8 @@ impl Supervisor<'_> {
                 gpu_pid,
                 gpu_window,
             },
-            layers: self.layers,
+            // The overlay's layer too, in a window.
+            layers: self.layers + u32::from(self.display.is_some()),
             faults: faults.clone(),
             trace: self.args.trace.is_some(),
             width: self.size.0,

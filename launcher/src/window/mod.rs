@@ -30,9 +30,11 @@
 //! [`translate`] turns the events the application forwards into [`DisplayEvent`]s, as it does
 //! for this module's own window.
 //!
-//! Space pauses and resumes, `.` steps one frame while paused, `g` kills the GPU process and
-//! `r` the renderer (with `SIGKILL`, recovered like any crash; the last frame stays on screen
-//! meanwhile), `q` or Escape quits.
+//! Space pauses and resumes, `.` steps one frame while paused, `o` shows or hides the overlay
+//! (frames per second, present latency, buffer backend, fence, fd transport, restarts,
+//! sandbox: drawn by the GPU process as the frame's top layer, `crate::session`'s
+//! `overlay.rs`), `g` kills the GPU process and `r` the renderer (with `SIGKILL`, recovered
+//! like any crash; the last frame stays on screen meanwhile), `q` or Escape quits.
 //!
 //! On Wayland (`WAYLAND_DISPLAY`, preferred where both are set) the output memfd is a `wl_shm`
 //! pool with a buffer per slot ([`wayland`]); on X11 it is attached with MIT-SHM ([`x11`]).
@@ -100,6 +102,8 @@ pub enum Action {
     KillGpu,
     /// `r`.
     KillRenderer,
+    /// `o`: show or hide the overlay.
+    ToggleOverlay,
     /// `q`, Escape.
     Quit,
 }
@@ -421,6 +425,7 @@ fn action_for(key: Key<&str>) -> Option<Action> {
         Key::Character(".") => Some(Action::Step),
         Key::Character("g") => Some(Action::KillGpu),
         Key::Character("r") => Some(Action::KillRenderer),
+        Key::Character("o") => Some(Action::ToggleOverlay),
         Key::Character("q") => Some(Action::Quit),
         _ => None,
     }
