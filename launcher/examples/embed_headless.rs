@@ -54,6 +54,7 @@ fn main() -> anyhow::Result<()> {
             }
             Event::Presented(_) => {}
             Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
+            Event::Violation { role, call } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
             Event::Finished => break,
         }

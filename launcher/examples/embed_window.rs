@@ -90,6 +90,7 @@ impl ApplicationHandler<Event> for App {
             ),
             Event::Presented(_) => {}
             Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
+            Event::Violation { role, call } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
             Event::Finished => el.exit(),
         }

@@ -165,6 +165,15 @@ pub enum Event {
         /// system call, a protocol violation naming the message).
         cause: String,
     },
+    /// A child's sandbox refused a system call: the kernel's report, which the launcher holds
+    /// and the child cannot forge or suppress. The child is killed for it and replaced; a
+    /// [`Event::Crashed`] follows.
+    Violation {
+        /// Which child.
+        role: Role,
+        /// The call, as `name(args)`.
+        call: String,
+    },
     /// A fallback was taken (a slower buffer backend, a copying present path).
     Fallback(String),
     /// The run is over; [`Shell::wait`] returns its summary.

@@ -41,7 +41,7 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
                 last = Some(f.frame);
             }
             Event::Crashed { role, cause } => crashes.push((role, cause)),
-            Event::Fallback(_) => {}
+            Event::Fallback(_) | Event::Violation { .. } => {}
             Event::Finished => break,
         }
     }
@@ -59,6 +59,38 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
             .any(|(r, c)| *r == Role::Gpu && c.contains("SIGKILL")),
         "the kill is an event: {crashes:?}"
     );
+}
+
+#[test]
+fn a_sandbox_violation_reaches_the_application_as_an_event_and_the_run_recovers() {
+    let exe = bin_dir().join("examples").join("embed_headless");
+    let out = scratch("embed-violation");
+    // The test hook (debug builds) makes the first renderer try to open a file.
+    let child = std::process::Command::new(&exe)
+        .arg(&out)
+        .arg("20")
+        .env(triptych_sandbox::hook::PROBE_ENV, "renderer:open-file")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the example");
+    let o = finish_within(child, Duration::from_secs(120), "the embedding example");
+    assert!(o.status.success(), "{}", triptych_tests::show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let violation = stdout
+        .lines()
+        .position(|l| l.starts_with("violation: renderer: openat("));
+    let crash = stdout
+        .lines()
+        .position(|l| l.starts_with("renderer crashed (sandbox violation: openat("));
+    assert!(
+        violation.is_some() && crash.is_some() && violation < crash,
+        "no violation event before the renderer's crash:\n{stdout}"
+    );
+    let (w, h, px) = read_png(&out.join("frame-00019.png"));
+    let bad = triptych_tests::check_pixels(19, 3, w, h, &px);
+    assert!(bad.is_empty(), "frame 19: {bad:?}");
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
@@ -203,7 +235,7 @@ opacity = 0.75
                 last = Some(f.frame);
             }
             Event::Crashed { role, cause } => crashes.push(format!("{role}: {cause}")),
-            Event::Fallback(_) => {}
+            Event::Fallback(_) | Event::Violation { .. } => {}
             Event::Finished => break,
         }
     }
@@ -265,7 +297,7 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
                 last = Some(f.frame);
             }
             Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
-            Event::Fallback(_) => {}
+            Event::Fallback(_) | Event::Violation { .. } => {}
             Event::Finished => break,
         }
     }

@@ -49,6 +49,12 @@ impl Supervisor<'_> {
             ],
         );
         if let Some(e) = &self.embed {
+            if let Cause::SandboxViolation { syscall } = &cause {
+                e.send(crate::shell::Event::Violation {
+                    role,
+                    call: syscall.clone(),
+                });
+            }
             e.send(crate::shell::Event::Crashed {
                 role,
                 cause: cause.to_string(),
