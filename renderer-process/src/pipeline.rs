@@ -147,6 +147,8 @@ pub struct Pipeline {
     presented: Option<Snapshot>,
     /// The output slots' buffer age.
     slots: Slots,
+    /// The launcher said `Shutdown` while the loop was waiting inside a frame.
+    stopped: bool,
     /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
     #[cfg(debug_assertions)]
     hostile: Option<crate::hostile::Attack>,
@@ -364,6 +366,7 @@ impl Pipeline {
             content_damage: BTreeMap::new(),
             presented: None,
             slots: Slots::new(SLOTS as usize),
+            stopped: false,
             #[cfg(debug_assertions)]
             hostile,
         })
@@ -420,6 +423,9 @@ impl Pipeline {
                 }
                 Wake::Fences(Some(d)) => self.fences_done(d, &commands)?,
                 Wake::Fences(None) => anyhow::bail!("the fence waiter stopped"),
+            }
+            if self.stopped {
+                return Ok(());
             }
             let us = busy.elapsed().as_micros() as u64;
             self.stats.max_busy_us = self.stats.max_busy_us.max(us);
@@ -568,7 +574,9 @@ impl Pipeline {
                 match commands.recv_timeout(left) {
                     Ok(Ok((c, fds))) => {
                         if !self.command(c, fds)? {
-                            anyhow::bail!("shutdown while waiting for a resize");
+                            // Told to stop (counters sent already): a clean end.
+                            self.stopped = true;
+                            return Ok(());
                         }
                     }
                     Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
@@ -828,7 +836,9 @@ impl Pipeline {
                 Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
                 Ok(Ok((c, fds))) => {
                     if !self.command(c, fds)? {
-                        anyhow::bail!("shutdown while waiting for an output slot");
+                        // Told to stop (counters sent already): a clean end, the frame unshown.
+                        self.stopped = true;
+                        return Ok(());
                     }
                 }
                 Err(_) => anyhow::bail!("no output slot came back from the launcher within 5 s"),
