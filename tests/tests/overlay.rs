@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use triptych_scene::file::{reference_frame, Scene};
 use triptych_scene::overlay::{rasterize, POSITION};
-use triptych_tests::x11::{press, screenshot, window_id, Lines, Xvfb};
+use triptych_tests::x11::{
+    find, interrupt, press, screenshot, window_id, Lines, TestInput, Weston, Xvfb,
+};
 use triptych_tests::{scratch, triptych};
 
 /// Nothing animates: the window gets frames only on change (a toggle, a new overlay text).
@@ -125,14 +127,8 @@ fn the_overlay_key_shows_the_run_drawn_as_the_top_layer_and_hides_it_again() {
         .arg("--scene")
         .arg(&scene)
         .arg("--out")
-        .arg(dir.join("f.png"))
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("TRIPTYCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("starting triptych");
-    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+        .arg(dir.join("f.png"));
+    let (mut child, mut lines) = x.spawn(cmd);
     let xid = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
     lines.wait_for("GPU process started", Duration::from_secs(60));
     let plain = reference(&scene);
@@ -205,12 +201,85 @@ fn the_overlay_key_shows_the_run_drawn_as_the_top_layer_and_hides_it_again() {
         "overlay text sent while hidden"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    let status = triptych_tests::wait_within(&mut child, Duration::from_secs(30), "the launcher");
-    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    interrupt(&mut child, &lines);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same on a Wayland compositor (weston's headless backend): its output shows the window
+/// with the predicted overlay, somewhere, every pixel of it, and then without it. The key
+/// reaches the window through its test input (weston's headless seat takes no input).
+#[test]
+fn the_overlay_is_shown_and_hidden_on_wayland() {
+    let weston = Weston::start(800, 600);
+    let dir = scratch("overlay-wayland");
+    let scene = dir.join("scene.toml");
+    std::fs::write(&scene, STILL).expect("write scene");
+    let mut input = TestInput::new(&dir);
+    let mut cmd = triptych(&["run", "--window", "--frames", "1000000"]);
+    cmd.args(["--size", &format!("{W}x{H}")])
+        .arg("--scene")
+        .arg(&scene)
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .env_remove("DISPLAY")
+        .env("XDG_RUNTIME_DIR", &weston.runtime_dir)
+        .env("WAYLAND_DISPLAY", &weston.socket)
+        .env("TRIPTYCH_TEST_WINDOW_INPUT", &input.path)
+        .env("TRIPTYCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting triptych");
+    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+    lines.wait_for("window open", Duration::from_secs(30));
+    lines.wait_for("GPU process started", Duration::from_secs(60));
+    let plain = reference(&scene);
+    // Screenshots until `want` is somewhere on the output, for at most 30 s.
+    let on_output = |want: &[u8]| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (sw, sh, shot) = weston.screenshot(&dir);
+            if find(&shot, sw, sh, want, W, H).is_some() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert!(on_output(&plain), "the scene never reached the output");
+    input.send("key o");
+    lines.wait_for("overlay shown", Duration::from_secs(10));
+    lines.wait_for("overlay text", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let (sw, sh, shot) = weston.screenshot(&dir);
+        let all = texts(&mut lines);
+        let hit = all.iter().rev().take(4).find(|t| {
+            let (want, _) = with_overlay(&plain, t);
+            find(&shot, sw, sh, &want, W, H).is_some()
+        });
+        if let Some(t) = hit {
+            break Some(t.clone());
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = found.unwrap_or_else(|| {
+        panic!(
+            "the output never showed a predicted overlay; the launcher said:\n{}",
+            lines.seen.join("\n")
+        )
+    });
+    assert_eq!(text.len(), 7, "{text:?}");
+    input.send("key o");
+    lines.wait_for("overlay hidden", Duration::from_secs(10));
+    assert!(
+        on_output(&plain),
+        "the overlay stayed on the output after hiding it"
+    );
+    interrupt(&mut child, &lines);
     let _ = std::fs::remove_dir_all(&dir);
 }
