@@ -347,12 +347,14 @@ impl<'a> Span<'a> {
         // In range of the frame, hence of usize, from here on.
         let (x0, x1, y0, y1) = (x0 as usize, x1 as usize, y0 as usize, y1 as usize);
         let src_x = (x0 as i64 - i64::from(l.x)) as usize * 4;
-        let last_row = (y1 as i64 - 1 - i64::from(l.y)) as usize;
-        // Rows start `stride` bytes apart, so the last row read ends furthest in.
+        // The whole buffer, whatever part of it this area shows: rows start `stride` bytes
+        // apart, so the last row ends furthest in. Checking all of it, not the part in view,
+        // makes a layer drawn in one damaged rectangle drawn in every other one too.
+        let last_row = (l.height as usize).saturating_sub(1);
         let end = last_row
             .checked_mul(l.stride)
-            .and_then(|o| o.checked_add(src_x + (x1 - x0) * 4));
-        if end.is_none_or(|e| e > l.pixels.len()) {
+            .and_then(|o| o.checked_add(l.width as usize * 4));
+        if l.stride < l.width as usize * 4 || end.is_none_or(|e| e > l.pixels.len()) {
             // The extent was validated against the buffer's size; a short buffer means a bug.
             // Draw nothing of the layer rather than read out of bounds or draw part of it.
             tracing::error!(
@@ -924,9 +926,33 @@ mod tests {
         let mut out = vec![0u8; 4 * 3 * 4];
         composite(&mut out, 4, 3, &mut layers);
         assert!(out.chunks_exact(4).all(|p| p == BACKDROP), "{out:?}");
-        // Clipped so that the short last row is not read, it is drawn.
+        // Not even where the short row is out of view (a smaller frame, or a damaged region
+        // that misses it): a layer is drawn everywhere or nowhere.
         composite(&mut out, 4, 2, &mut layers);
-        assert!(out[..4 * 2 * 4].iter().all(|&b| b == 255), "{out:?}");
+        assert!(
+            out[..4 * 2 * 4].chunks_exact(4).all(|p| p == BACKDROP),
+            "{out:?}"
+        );
+        let mut full = vec![0u8; 4 * 3 * 4];
+        let top = Region::of([Rect {
+            x: 0,
+            y: 0,
+            w: 4,
+            h: 1,
+        }]);
+        composite_region(
+            &mut full,
+            4,
+            3,
+            &mut layers,
+            &top,
+            OutputOrder::Rgba,
+            BACKDROP,
+        );
+        assert!(
+            full[..16].chunks_exact(4).all(|p| p == BACKDROP),
+            "{full:?}"
+        );
         // A stride whose rows overflow usize is refused too.
         layers[0].stride = usize::MAX;
         composite(&mut out, 4, 3, &mut layers);
