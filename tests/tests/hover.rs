@@ -189,3 +189,85 @@ fn hovering_outlines_the_scene_files_topmost_layer_and_dragging_moves_it() {
     assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same on a Wayland compositor (weston's headless backend), whose seat takes no input
+/// from outside: the pointer reaches the window through its test input, and weston's output
+/// shows the outlined panel, then the panel moved, every pixel of the window as predicted.
+#[test]
+fn hovering_and_dragging_on_wayland() {
+    use triptych_tests::x11::{find, TestInput, Weston};
+    let dir = scratch("hover-wayland");
+    let path = dir.join("scene.toml");
+    std::fs::write(&path, SCENE).expect("writing the scene");
+    let scene = Scene::parse(SCENE, &path).expect("the scene parses");
+    let weston = Weston::start(640, 480);
+    let mut input = TestInput::new(&dir);
+    let mut child = triptych(&["run", "--window", "--size", "320x240", "--frames", "100000"])
+        .arg("--scene")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .env_remove("DISPLAY")
+        .env("XDG_RUNTIME_DIR", &weston.runtime_dir)
+        .env("WAYLAND_DISPLAY", &weston.socket)
+        .env("TRIPTYCH_TEST_WINDOW_INPUT", &input.path)
+        .env("TRIPTYCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting triptych");
+    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+    lines.wait_for("window open", Duration::from_secs(30));
+    lines.wait_for("GPU process started", Duration::from_secs(60));
+    // A still scene: the frame on screen is the same at every frame number.
+    let shows = |moves: &Moves, hovered: Option<u32>| {
+        let want = reference_frame_shown(&scene, 0, (W, H), &[None, None, None], moves, hovered)
+            .expect("predictable");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (sw, sh, shot) = weston.screenshot(&dir);
+            if find(&shot, sw, sh, &want, W, H).is_some() {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let none = Moves::default();
+    assert!(
+        shows(&none, None),
+        "the plain frame never reached the output"
+    );
+    input.send("pointer 120 100 up");
+    let hovered = lines.wait_for("hovering a layer", Duration::from_secs(20));
+    assert_eq!(field::<u32>(&hovered, "layer"), 1, "{hovered}");
+    assert!(
+        shows(&none, Some(1)),
+        "the outlined panel never reached the output"
+    );
+    input.send("pointer 120 100 down");
+    input.send("pointer 150 120 down");
+    input.send("pointer 150 120 up");
+    let put = lines.wait_for("put a layer down", Duration::from_secs(20));
+    assert_eq!(
+        (field::<i32>(&put, "dx"), field::<i32>(&put, "dy")),
+        (30, 20),
+        "{put}"
+    );
+    let mut moved = Moves::default();
+    moved.add(1, 30, 20);
+    assert!(
+        shows(&moved, Some(1)),
+        "the moved panel never reached the output"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = wait_within(&mut child, Duration::from_secs(30), "the windowed launcher");
+    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,9 @@
 //! - `key NAME`: the key `NAME` (`space`, `escape`, or one character such as `.` or `g`), taken
 //!   through the same mapping as a keyboard's ([`super::action_for`]) and handed to the
 //!   supervisor as the window's key events are;
+//! - `pointer X Y up|down`: the pointer at (`X`, `Y`) in the window with the first button up
+//!   or down, handed to the supervisor as the window's pointer events are (hover; a drag is
+//!   `down` at one point, then `down` at another, then `up`);
 //! - `resize WxH`: asks winit for that inner size, as an application would. Where winit applies
 //!   it at once (Wayland: the client picks a floating window's size) no `Resized` event follows,
 //!   so the size it returns is handed to the supervisor as one; on X11 the server's
@@ -80,6 +83,20 @@ fn command(window: &Window, line: &str) -> Result<Option<DisplayEvent>, String> 
             super::action_for(key)
                 .map(|a| Some(DisplayEvent::Key(a)))
                 .ok_or_else(|| format!("no key action for {arg:?}"))
+        }
+        "pointer" => {
+            let mut parts = arg.split_whitespace();
+            let (x, y, button) = (parts.next(), parts.next(), parts.next());
+            let coord = |v: Option<&str>| v.and_then(|v| v.parse::<i32>().ok());
+            let pressed = match button {
+                Some("down") => true,
+                Some("up") => false,
+                _ => return Err(format!("not `X Y up|down`: {arg:?}")),
+            };
+            match (coord(x), coord(y)) {
+                (Some(x), Some(y)) => Ok(Some(DisplayEvent::Pointer { x, y, pressed })),
+                _ => Err(format!("not `X Y up|down`: {arg:?}")),
+            }
         }
         "resize" => {
             let (w, h) = arg
