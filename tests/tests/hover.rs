@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use triptych_scene::file::{reference_frame_shown, Scene};
 use triptych_scene::Moves;
-use triptych_tests::x11::{drag, hover, press, screenshot, type_key, window_id, Lines, Xvfb};
-use triptych_tests::{scratch, triptych, wait_within};
+use triptych_tests::x11::{
+    drag, hover, interrupt, press, screenshot, type_key, window_id, Lines, Xvfb,
+};
+use triptych_tests::{scratch, triptych};
 
 const W: u32 = 320;
 const H: u32 = 240;
@@ -59,6 +61,17 @@ fn differences(a: &[u8], b: &[u8]) -> Vec<(u32, u32)> {
         .filter(|(_, (p, q))| p[..3] != q[..3])
         .map(|(i, _)| (i as u32 % W, i as u32 / W))
         .collect()
+}
+
+/// Asserts the window's pixels are `want`'s, naming `what` otherwise.
+fn assert_shows(shot: &[u8], want: &[u8], what: &str) {
+    let bad = differences(shot, want);
+    assert!(
+        bad.is_empty(),
+        "{} pixels differ from {what}: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
 }
 
 /// Steps one frame (the pointer staying where it is) and returns its number once it is on
@@ -116,13 +129,7 @@ fn hovering_outlines_the_scene_files_topmost_layer_and_dragging_moves_it() {
     let plain = reference_frame_shown(&scene, frame, (W, H), &[None, None, None], &none, None)
         .expect("the scene is exactly predictable");
     let (_, _, before) = screenshot(&conn, xid);
-    let bad = differences(&before, &plain);
-    assert!(
-        bad.is_empty(),
-        "{} pixels differ from the plain frame: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(5)]
-    );
+    assert_shows(&before, &plain, "the plain frame");
 
     // Hover the overlap: the panel is outlined, and nothing else changes.
     hover(&conn, (point.0 as i16, point.1 as i16));
@@ -132,13 +139,7 @@ fn hovering_outlines_the_scene_files_topmost_layer_and_dragging_moves_it() {
     let lit = reference_frame_shown(&scene, frame, (W, H), &[None, None, None], &none, Some(1))
         .expect("predictable");
     let (_, _, after) = screenshot(&conn, xid);
-    let bad = differences(&after, &lit);
-    assert!(
-        bad.is_empty(),
-        "{} pixels differ from the hovered frame: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(5)]
-    );
+    assert_shows(&after, &lit, "the hovered frame");
     let changed = differences(&before, &after);
     let predicted = differences(&plain, &lit);
     assert!(!predicted.is_empty(), "the outline shows");
@@ -172,21 +173,9 @@ fn hovering_outlines_the_scene_files_topmost_layer_and_dragging_moves_it() {
     let want = reference_frame_shown(&scene, frame, (W, H), &[None, None, None], &moved, Some(1))
         .expect("predictable");
     let (_, _, shot) = screenshot(&conn, xid);
-    let bad = differences(&shot, &want);
-    assert!(
-        bad.is_empty(),
-        "{} pixels differ from the frame with the panel moved: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(5)]
-    );
+    assert_shows(&shot, &want, "the frame with the panel moved");
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    let status = wait_within(&mut child, Duration::from_secs(30), "the windowed launcher");
-    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    interrupt(&mut child, &lines);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -262,12 +251,6 @@ fn hovering_and_dragging_on_wayland() {
         shows(&moved, Some(1)),
         "the moved panel never reached the output"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    let status = wait_within(&mut child, Duration::from_secs(30), "the windowed launcher");
-    assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
+    interrupt(&mut child, &lines);
     let _ = std::fs::remove_dir_all(&dir);
 }
