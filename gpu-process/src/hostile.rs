@@ -37,6 +37,9 @@ pub enum Attack {
     FrameGarbage,
     /// A frame description that fails validation, to the renderer (then it behaves).
     BadFrame,
+    /// Keeps a copy of its seccomp listener when it hands it over, answers its own refused calls
+    /// from a thread of its own, then makes a call outside its policy (`getppid`).
+    KeepListener,
 }
 
 impl Attack {
@@ -53,9 +56,26 @@ impl Attack {
             "flood" => Attack::Flood,
             "frame-garbage" => Attack::FrameGarbage,
             "bad-frame" => Attack::BadFrame,
+            "keep-listener" => Attack::KeepListener,
             _ => return None,
         })
     }
+}
+
+/// Keeps a copy of `listener` (before it is handed over) and lets every call it is notified of
+/// run, from a thread of this process: what a process that held on to its listener could do.
+pub fn keep_listener(listener: &std::os::fd::OwnedFd) {
+    let Ok(copy) = listener.try_clone() else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("kept-listener".into())
+        .spawn(move || {
+            while let Ok(n) = triptych_sys::notify::recv_notification(copy.as_fd()) {
+                tracing::warn!(nr = n.record.nr, "answered its own refused call");
+                let _ = triptych_sys::notify::let_run(copy.as_fd(), n.id);
+            }
+        });
 }
 
 fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
@@ -102,6 +122,10 @@ pub fn attack(
                 raw(f, &[0xff; 48], &[]);
                 raw(f, &vec![0u8; 100_000], &[]);
             }
+        }
+        Attack::KeepListener => {
+            let parent = std::os::unix::process::parent_id();
+            tracing::warn!(parent, "getppid ran outside the policy");
         }
         Attack::BadFrame => {
             if let Some(f) = frames {

@@ -160,7 +160,14 @@ fn run() -> anyhow::Result<()> {
                 landlock: claimed.landlock.clone(),
             };
             // The driver is up: the sandbox goes on before anything is reported or rendered.
+            #[cfg(debug_assertions)]
+            let keeps_listener = gpu_process::hostile::Attack::from_env()
+                == Some(gpu_process::hostile::Attack::KeepListener);
             let hand_over = |listener: OwnedFd| {
+                #[cfg(debug_assertions)]
+                if keeps_listener {
+                    gpu_process::hostile::keep_listener(&listener);
+                }
                 events
                     .send_with(&GpuToLauncher::SandboxListener, &[listener.as_fd()])
                     .context("sending the listener")

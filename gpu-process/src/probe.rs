@@ -113,7 +113,7 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
                 },
             ],
         ),
-        "ioctl:not-terminal-injection" => (
+        "ioctl:not-terminal-not-seccomp" => (
             vec![Call::Ioctl {
                 fd: c.stderr,
                 request: IoctlRequest::Fionread,

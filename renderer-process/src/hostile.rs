@@ -73,6 +73,8 @@ pub enum Attack {
     /// Reads the byte of its first frame's first pipe fence away (the fence then looks
     /// abandoned), keeps that buffer, and claims the fence timed out.
     DrainFence,
+    /// Hands its seccomp listener over and keeps its own copy open.
+    KeepListener,
 }
 
 /// Bytes per slot the [`Attack::HugeSlotBytes`] output claims: 1 TiB.
@@ -108,6 +110,7 @@ impl Attack {
             "forged-timeout" => Attack::ForgedTimeout,
             "trace-off" => Attack::TraceOff,
             "flood" => Attack::Flood,
+            "keep-listener" => Attack::KeepListener,
             "garbage-release" => Attack::GarbageRelease,
             "bogus-release" => Attack::BogusRelease,
             "epoch-release" => Attack::EpochRelease,
@@ -281,7 +284,8 @@ pub fn attack(
         | Attack::HugeSlotBytes
         | Attack::OldGeneration
         | Attack::OldGenerationBadSlot
-        | Attack::DrainFence => {}
+        | Attack::DrainFence
+        | Attack::KeepListener => {}
     }
 }
 

@@ -298,10 +298,19 @@ impl Pipeline {
             start.max_height.max(start.height),
         );
         let output = Output::new(max_w, max_h).context("creating the output buffer")?;
+        #[cfg(debug_assertions)]
+        let keeps_listener =
+            crate::hostile::Attack::from_env() == Some(crate::hostile::Attack::KeepListener);
         let hand_over = |listener: OwnedFd| {
-            events
+            let sent = events
                 .send_with(&RendererToLauncher::SandboxListener, &[listener.as_fd()])
-                .context("sending the listener")
+                .context("sending the listener");
+            #[cfg(debug_assertions)]
+            if keeps_listener {
+                // Never closed: the copy stays in this process's fd table.
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(listener);
+            }
+            sent
         };
         let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd(), hand_over)?;
         let (gpu, frames) = link(start.gpu, peer)?;

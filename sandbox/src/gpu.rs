@@ -22,7 +22,19 @@
 
 use triptych_sys::prctl::PR_SET_PTRACER;
 
+use triptych_sys::notify;
+
 use crate::{common, Arg, Cmp, Policy, Refusal, Rule, Width};
+
+/// `arg[1] != request` on the low 32 bits: an ioctl request the GPU process may not make.
+fn ne_request(request: u64, what: &'static str) -> Arg {
+    Arg {
+        index: 1,
+        width: Width::Dword,
+        cmp: Cmp::Ne(request),
+        what,
+    }
+}
 
 /// The role name.
 pub const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
@@ -66,25 +78,34 @@ pub fn policy(p: &Params) -> Policy {
         ),
         // The driver's whole interface (DRM, DMA-BUF, sync_file ioctls), except the two
         // terminal requests that would let it type into, or read, the launcher's terminal
-        // through an inherited stderr (include/uapi/asm-generic/ioctls.h: TIOCSTI 0x5412,
-        // TIOCLINUX 0x541C).
+        // (include/uapi/asm-generic/ioctls.h: TIOCSTI 0x5412, TIOCLINUX 0x541C), and the
+        // requests that read or answer seccomp notifications: a copy of the listener kept past
+        // the handover could otherwise let the process's own threads answer its refused calls
+        // and run them (include/uapi/linux/seccomp.h; `SECCOMP_IOCTL_NOTIF_ADDFD` needs a
+        // notification the launcher has already received, which ends the process).
         Rule::with(
-            "ioctl:not-terminal-injection",
+            "ioctl:not-terminal-not-seccomp",
             libc::SYS_ioctl,
             "ioctl",
             vec![
-                Arg {
-                    index: 1,
-                    width: Width::Dword,
-                    cmp: Cmp::Ne(libc::TIOCSTI),
-                    what: "not TIOCSTI",
-                },
-                Arg {
-                    index: 1,
-                    width: Width::Dword,
-                    cmp: Cmp::Ne(libc::TIOCLINUX),
-                    what: "not TIOCLINUX",
-                },
+                ne_request(libc::TIOCSTI, "not TIOCSTI"),
+                ne_request(libc::TIOCLINUX, "not TIOCLINUX"),
+                ne_request(
+                    notify::SECCOMP_IOCTL_NOTIF_RECV.into(),
+                    "not SECCOMP_IOCTL_NOTIF_RECV",
+                ),
+                ne_request(
+                    notify::SECCOMP_IOCTL_NOTIF_SEND.into(),
+                    "not SECCOMP_IOCTL_NOTIF_SEND",
+                ),
+                ne_request(
+                    notify::SECCOMP_IOCTL_NOTIF_ID_VALID.into(),
+                    "not SECCOMP_IOCTL_NOTIF_ID_VALID",
+                ),
+                ne_request(
+                    notify::SECCOMP_IOCTL_NOTIF_SET_FLAGS.into(),
+                    "not SECCOMP_IOCTL_NOTIF_SET_FLAGS",
+                ),
             ],
             "the GPU driver",
         ),
@@ -252,6 +273,30 @@ mod tests {
             Ok(())
         );
         p.compile().expect("compile");
+    }
+
+    #[test]
+    fn a_kept_listener_cannot_be_read_or_answered() {
+        let p = policy(&Params::example());
+        let ioctl = |request: u32| [2, u64::from(request), 0, 0, 0, 0];
+        for request in [
+            notify::SECCOMP_IOCTL_NOTIF_RECV,
+            notify::SECCOMP_IOCTL_NOTIF_SEND,
+            notify::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            notify::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            libc::TIOCSTI as u32,
+            libc::TIOCLINUX as u32,
+        ] {
+            assert_eq!(
+                p.decide(libc::SYS_ioctl, &ioctl(request)),
+                Err(Otherwise::Trap),
+                "ioctl {request:#x}"
+            );
+        }
+        // The driver's requests still pass (DRM_IOCTL_VERSION, SYNC_IOC_MERGE).
+        for request in [0xc040_6400u32, 0xc030_3e03] {
+            assert_eq!(p.decide(libc::SYS_ioctl, &ioctl(request)), Ok(()));
+        }
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub struct SeccompNotifResp {
 /// `SECCOMP_IOCTL_NOTIF_SEND`: `SECCOMP_IOWR(1, struct seccomp_notif_resp)`.
 pub const SECCOMP_IOCTL_NOTIF_SEND: u32 = crate::ioctl::iowr::<SeccompNotifResp>(b'!', 1);
 
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: `SECCOMP_IOW(2, __u64)`.
+pub const SECCOMP_IOCTL_NOTIF_ID_VALID: u32 = crate::ioctl::iow::<u64>(b'!', 2);
+
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS`: `SECCOMP_IOW(4, __u64)` (Linux 6.6).
+pub const SECCOMP_IOCTL_NOTIF_SET_FLAGS: u32 = crate::ioctl::iow::<u64>(b'!', 4);
+
 /// `SECCOMP_USER_NOTIF_FLAG_CONTINUE` (Linux 5.5): let the kernel run the call as if the
 /// filter had allowed it.
 pub const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;

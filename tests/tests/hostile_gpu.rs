@@ -103,3 +103,10 @@ fn an_invalid_description_is_rejected() {
     assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
     assert!(s["renderer"]["rejected"].as_u64() >= Some(1), "{s}");
 }
+
+#[test]
+fn a_kept_copy_of_the_seccomp_listener() {
+    // The GPU process keeps a copy of its listener and a thread that lets every refused call
+    // run: the launcher finds the copy before it believes the process started.
+    killed_for("keep-listener", "kept a copy of its seccomp listener");
+}

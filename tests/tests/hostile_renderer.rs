@@ -327,3 +327,10 @@ fn presented_of_the_old_generation_naming_a_slot_that_does_not_exist() {
         "a refused frame is not counted as dropped: {s}"
     );
 }
+
+#[test]
+fn a_kept_copy_of_the_seccomp_listener() {
+    // The renderer hands its listener over and keeps its own copy open: the launcher finds the
+    // copy in its fd table before taking anything else from it.
+    check("keep-listener", "kept a copy of its seccomp listener", &[]);
+}

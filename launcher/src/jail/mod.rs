@@ -61,6 +61,9 @@ use crate::crash::Cause;
 use crate::summary::{RoleLayers, SandboxSummary};
 use ipc_protocol::Role;
 
+/// What `/proc/PID/fd/N` reads for a seccomp user-notification listener.
+const LISTENER_LINK: &str = "anon_inode:seccomp notify";
+
 mod layers;
 mod learn;
 mod observe;
@@ -222,7 +225,7 @@ impl Jail {
         ))
         .map(|l| l.to_string_lossy().into_owned())
         .unwrap_or_default();
-        if link != "anon_inode:seccomp notify" {
+        if link != LISTENER_LINK {
             return Err(format!(
                 "a listener that is {link:?}, not a seccomp listener"
             ));
@@ -255,6 +258,29 @@ impl Jail {
             })
             .map_err(|e| format!("spawning the listener thread: {e}"))?;
         Ok(())
+    }
+
+    /// Checks that child `pid`, which handed its listener over before this call's message, kept
+    /// no seccomp notification fd of its own: a kept copy would let its threads read and answer
+    /// the notifications of its own refused calls. `Err` names the fd found; a table that cannot
+    /// be read proves nothing either way and is logged, not held against the child.
+    pub fn check_no_kept_listener(&self, pid: u32) -> Result<(), String> {
+        if self.reports != ViolationReports::Notify {
+            return Ok(());
+        }
+        let links = match triptych_sys::proc::fd_links(pid) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(pid, error = %e, "could not read the child's fd table to check it kept no seccomp listener");
+                return Ok(());
+            }
+        };
+        match links.iter().find(|(_, link)| link == LISTENER_LINK) {
+            Some((n, _)) => Err(format!(
+                "kept a copy of its seccomp listener (fd {n}) after handing it over"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Spawns `binary` as `role`, confined, with its report pipe and handover socket.

@@ -197,6 +197,9 @@ impl Supervisor<'_> {
                 if self.jail.awaits_listener(r.child.proc.pid) {
                     return Err(Breach::new("Output", "before the sandbox listener"));
                 }
+                self.jail
+                    .check_no_kept_listener(r.child.proc.pid)
+                    .map_err(|what| Breach::new("SandboxListener", what))?;
                 let order = if self.display.is_some() {
                     ipc_protocol::messages::OutputOrder::Bgra
                 } else {

@@ -105,6 +105,10 @@ impl Supervisor<'_> {
                             child.proc.kill();
                             return Ok(Err((pid, "protocol violation: Started: before its sandbox listener".to_owned())));
                         }
+                        if let Err(what) = self.jail.check_no_kept_listener(pid) {
+                            child.proc.kill();
+                            return Ok(Err((pid, format!("protocol violation: SandboxListener: {what}"))));
+                        }
                         if let Some(reason) = &info.backend_reason {
                             self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
