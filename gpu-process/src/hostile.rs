@@ -40,7 +40,25 @@ pub enum Attack {
     /// Keeps a copy of its seccomp listener when it hands it over, answers its own refused calls
     /// from a thread of its own, then makes a call outside its policy (`getppid`).
     KeepListener,
+    /// Writes a line forged to read as the launcher's, escape sequences, a line of
+    /// [`LONG_LINE`] bytes and [`FLOOD_LINES`] more lines to its stderr (then it behaves).
+    StderrFlood,
+    /// Sends trace batches, just under the launcher's byte rate, for [`TRACE_FLOOD`] (then it
+    /// behaves); the launcher must be told `--trace`.
+    TraceFlood,
 }
+
+/// The line [`Attack::StderrFlood`] forges: the launcher's own violation line, word for word.
+pub const FORGED_LINE: &str =
+    "2026-12-05T00:00:00.000000Z ERROR sandbox violation in gpu: ptrace(0x0, 0x0, 0x0, 0x0, 0x0, 0x0)";
+/// Bytes of the one long line [`Attack::StderrFlood`] writes.
+pub const LONG_LINE: usize = 100_000;
+/// Lines [`Attack::StderrFlood`] floods with.
+pub const FLOOD_LINES: usize = 200_000;
+/// How long [`Attack::TraceFlood`] sends.
+pub const TRACE_FLOOD: std::time::Duration = std::time::Duration::from_secs(5);
+/// Trace bytes a second [`Attack::TraceFlood`] sends (the launcher allows 16 MiB).
+const TRACE_FLOOD_RATE: f64 = 10.0 * 1024.0 * 1024.0;
 
 impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
@@ -57,6 +75,8 @@ impl Attack {
             "frame-garbage" => Attack::FrameGarbage,
             "bad-frame" => Attack::BadFrame,
             "keep-listener" => Attack::KeepListener,
+            "stderr-flood" => Attack::StderrFlood,
+            "trace-flood" => Attack::TraceFlood,
             _ => return None,
         })
     }
@@ -127,6 +147,8 @@ pub fn attack(
             let parent = std::os::unix::process::parent_id();
             tracing::warn!(parent, "getppid ran outside the policy");
         }
+        Attack::StderrFlood => stderr_flood(),
+        Attack::TraceFlood => trace_flood(events, info.pid),
         Attack::BadFrame => {
             if let Some(f) = frames {
                 // A layer with no planes and a fence outside the export window.
@@ -173,4 +195,63 @@ pub fn attack(
             }
         }
     }
+}
+
+fn stderr_flood() {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let mut head = format!("{FORGED_LINE}\n\x1b[2J\x1b[Hthe screen was cleared\r{FORGED_LINE}\n");
+    head.push_str(&"L".repeat(LONG_LINE));
+    head.push('\n');
+    let _ = err.write_all(head.as_bytes());
+    let mut written = 0;
+    let mut chunk = String::new();
+    while written < FLOOD_LINES {
+        chunk.clear();
+        for i in written..(written + 1000).min(FLOOD_LINES) {
+            chunk.push_str(&format!("flood line {i}: {FORGED_LINE}\n"));
+        }
+        written = (written + 1000).min(FLOOD_LINES);
+        if err.write_all(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    drop(err);
+    tracing::warn!(written, "stderr flood over");
+}
+
+fn trace_flood(events: &Sender<GpuToLauncher>, pid: u32) {
+    use triptych_trace::{ArgValue, Args, Event, EventKind, Stage};
+    let pad = ArgValue::Str("t".repeat(1024));
+    let batch: Vec<Event> = (0..48)
+        .map(|_| {
+            let mut args = Args::new();
+            args.insert("pad".into(), pad.clone());
+            Event {
+                kind: EventKind::Span {
+                    stage: Stage::GpuRender,
+                    dur_ns: 1,
+                },
+                ts_ns: triptych_trace::now_ns(),
+                pid,
+                tid: 0,
+                frame: None,
+                args,
+            }
+        })
+        .collect();
+    let bytes = batch.len() as f64 * 1100.0;
+    let start = std::time::Instant::now();
+    let (mut sent, mut batches) = (0u64, 0u32);
+    while start.elapsed() < TRACE_FLOOD {
+        let due = start
+            + std::time::Duration::from_secs_f64(f64::from(batches) * bytes / TRACE_FLOOD_RATE);
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        batches += 1;
+        match events.send(&GpuToLauncher::Trace(batch.clone())) {
+            Ok(()) => sent += batch.len() as u64,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+    tracing::warn!(sent, "trace flood over");
 }

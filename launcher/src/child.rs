@@ -199,17 +199,22 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
     /// Starts `binary` in role `role`, talking over `control` (the launcher's end of the pair
     /// whose other end `setup` places at `CONTROL_FD`), with `setup` applied to the command
     /// first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before the
-    /// parent-death hook below.
+    /// parent-death hook below. What it writes to stderr is counted in `stderr_tally`.
     pub fn spawn_with(
         role: ipc_protocol::Role,
         control: OwnedFd,
         extra_args: &[String],
+        stderr_tally: std::sync::Arc<crate::child_log::Tally>,
         setup: impl FnOnce(&mut Command),
     ) -> anyhow::Result<Self> {
         let path = sibling(role.binary())?;
         let launcher_pid = std::process::id();
         let mut cmd = Command::new(&path);
-        cmd.args(extra_args).stdin(Stdio::null()).env_clear();
+        // Its stderr is read by the launcher and quarantined (`crate::child_log`).
+        cmd.args(extra_args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_clear();
         for (k, v) in std::env::vars_os() {
             if k.to_str().is_some_and(env_allowed) {
                 cmd.env(k, v);
@@ -230,6 +235,14 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
         // The child's end went with the command's confinement; dropping `cmd` closes ours.
         drop(cmd);
         let pid = child.id();
+        if let Some(stderr) = child.stderr.take() {
+            if let Err(e) = crate::child_log::spawn_reader(role, pid, stderr, stderr_tally) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e)
+                    .with_context(|| format!("reading the stderr of the {role} process {pid}"));
+            }
+        }
         let pidfd = match triptych_sys::pidfd::pidfd_open(pid as i32) {
             Ok(fd) => fd,
             Err(e) => {

@@ -34,6 +34,7 @@
 pub mod bench;
 mod chaos;
 mod child;
+pub mod child_log;
 pub mod cli;
 mod crash;
 #[doc(hidden)]

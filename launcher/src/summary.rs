@@ -247,6 +247,29 @@ pub struct RunSummary {
     pub gpu_ping_max_us: f64,
     /// Which sandbox layers were on, as read from `/proc`, and every violation.
     pub sandbox: SandboxSummary,
+    /// What the children wrote to stderr: logged (quarantined), dropped over the rate, cut.
+    pub child_stderr: ChildStderr,
+    /// Trace events the launcher dropped to keep within its memory budget.
+    pub trace_dropped: TraceDropped,
+}
+
+/// What each role's processes wrote to stderr, all of them over the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChildStderr {
+    /// The GPU processes.
+    pub gpu: crate::child_log::StderrCounts,
+    /// The renderers.
+    pub renderer: crate::child_log::StderrCounts,
+}
+
+/// Trace events each role sent that the launcher did not keep: the oldest, once the role's
+/// events held more than their budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TraceDropped {
+    /// Of the GPU processes.
+    pub gpu: u64,
+    /// Of the renderers.
+    pub renderer: u64,
 }
 
 /// One child's sandbox, as read from `/proc/<pid>` while it ran.
@@ -494,8 +517,26 @@ impl RunSummary {
         for f in &self.fallbacks {
             s += &format!("  fallback: {f}\n");
         }
+        for (role, c) in [
+            ("gpu", &self.child_stderr.gpu),
+            ("renderer", &self.child_stderr.renderer),
+        ] {
+            if c.dropped_lines > 0 || c.cut_bytes > 0 {
+                s += &format!(
+                    "  {role} stderr: {} lines logged, {} dropped over the rate limit, {} bytes cut from long lines\n",
+                    c.lines, c.dropped_lines, c.cut_bytes
+                );
+            }
+        }
         if let Some(t) = &self.trace {
             s += &format!("  trace: {} events written to {t}\n", self.trace_events);
+            let d = &self.trace_dropped;
+            if d.gpu > 0 || d.renderer > 0 {
+                s += &format!(
+                    "  trace: over the memory budget, dropped the oldest {} GPU and {} renderer events\n",
+                    d.gpu, d.renderer
+                );
+            }
         }
         s += &format!(
             "  present: {}{}\n",

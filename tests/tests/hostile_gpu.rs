@@ -7,10 +7,15 @@
 use triptych_tests::*;
 
 fn hostile_run(attack: &str) -> serde_json::Value {
+    hostile_run_with(attack, &[]).1
+}
+
+fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
     let dir = scratch(&format!("hostile-gpu-{attack}"));
     let json = dir.join("summary.json");
     let mut cmd = triptych(&["run"]);
     cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"])
+        .args(extra)
         .arg("--out")
         .arg(dir.join("f.png"))
         .arg("--summary-json")
@@ -35,7 +40,7 @@ fn hostile_run(attack: &str) -> serde_json::Value {
         renderer_crashes, 0,
         "{attack}: the renderer was blamed: {s}"
     );
-    s
+    (o, s)
 }
 
 fn killed_for(attack: &str, want: &str) {
@@ -109,4 +114,64 @@ fn a_kept_copy_of_the_seccomp_listener() {
     // The GPU process keeps a copy of its listener and a thread that lets every refused call
     // run: the launcher finds the copy before it believes the process started.
     killed_for("keep-listener", "kept a copy of its seccomp listener");
+}
+
+#[test]
+fn a_flood_of_stderr_reaches_the_log_quarantined_and_bounded() {
+    let (o, s) = hostile_run_with("stderr-flood", &["--hang-timeout-ms", "30000"]);
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    let c = &s["child_stderr"]["gpu"];
+    // The attack happened: most of its lines were dropped, its long line cut.
+    assert!(c["dropped_lines"].as_u64() > Some(150_000), "{c}");
+    assert!(c["cut_bytes"].as_u64() >= Some(99_000), "{c}");
+    // 200,000 lines of 130 bytes were written; the log holds a bounded part of them.
+    assert!(
+        o.stderr.len() < 512 * 1024,
+        "the launcher's log is {} bytes",
+        o.stderr.len()
+    );
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(!log.contains('\u{1b}'), "a raw escape reached the log");
+    let forged = "sandbox violation in gpu: ptrace(";
+    let mut seen = 0;
+    for line in log.lines().filter(|l| l.contains(forged)) {
+        let gpu = format!("gpu[{}] | ", s["pids"]["gpu"]);
+        let at = line.find(forged).expect("found");
+        assert!(
+            line[..at].contains(&gpu),
+            "a forged line is not marked as the GPU process's: {line:?}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2, "the forged line never reached the log:\n{log}");
+    assert!(
+        s["sandbox"]["violations"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{s}"
+    );
+    assert!(
+        log.contains("lines to stderr over the rate"),
+        "no note of the drops:\n{log}"
+    );
+}
+
+#[test]
+fn a_flood_of_trace_events_is_kept_within_the_launchers_budget() {
+    let dir = scratch("hostile-gpu-trace-flood-trace");
+    let trace = dir.join("t.json");
+    let trace = trace.to_str().expect("utf-8 path");
+    let (_, s) = hostile_run_with(
+        "trace-flood",
+        &["--hang-timeout-ms", "30000", "--trace", trace],
+    );
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    // The attack happened: the launcher dropped the oldest of what it sent.
+    assert!(s["trace_dropped"]["gpu"].as_u64() > Some(10_000), "{s}");
+    assert_eq!(s["trace_dropped"]["renderer"], 0, "{s}");
+    let t = std::fs::read_to_string(trace).expect("the trace");
+    assert!(
+        t.contains("trace.gpu_events_dropped_by_launcher"),
+        "the trace does not say so"
+    );
 }

@@ -80,6 +80,7 @@ pub mod error;
 pub mod event;
 pub mod handoff;
 pub mod recorder;
+pub mod ring;
 pub mod summary;
 
 pub use chrome::{
@@ -90,4 +91,5 @@ pub use error::TraceError;
 pub use event::{ArgValue, Args, Event, EventKind, InstantScope, Marker, Stage, FRAME_ARG};
 pub use handoff::{check_flows, check_flows_with, FlowProblem, FrameTiming, MAX_GAP_FRACTION};
 pub use recorder::{Recorder, SpanGuard, DEFAULT_CAPACITY, DROPPED_EVENTS_COUNTER};
+pub use ring::Ring;
 pub use summary::{percentile, summarize, Stats, Summary};

@@ -141,6 +141,8 @@ pub struct Jail {
     mode: SandboxMode,
     /// What the listeners learned, in learning mode.
     learned: learn::SharedLearned,
+    /// What each role's processes wrote to stderr.
+    stderr: HashMap<Role, std::sync::Arc<crate::child_log::Tally>>,
 }
 
 impl Jail {
@@ -176,6 +178,7 @@ impl Jail {
         Ok(Jail {
             mode,
             learned: Default::default(),
+            stderr: HashMap::new(),
             reports,
             reports_reason,
             layers,
@@ -301,7 +304,8 @@ impl Jail {
         let count = self.spawned.entry(role).or_insert(0);
         let first = *count == 0;
         *count += 1;
-        let child = ChildProc::spawn_with(role, control, &[], move |cmd| {
+        let tally = self.stderr.entry(role).or_default().clone();
+        let child = ChildProc::spawn_with(role, control, &[], tally, move |cmd| {
             confinement.install(cmd);
             if !first {
                 // Test hooks (in test builds only) act in the first process of a role; a
@@ -450,6 +454,14 @@ impl Jail {
                 tracing::debug!(role = %role, pid, error = %e, "could not read the sandbox state")
             }
         }
+    }
+
+    /// What `role`'s processes wrote to stderr so far.
+    pub fn stderr_counts(&self, role: Role) -> crate::child_log::StderrCounts {
+        self.stderr
+            .get(&role)
+            .map(|t| t.counts())
+            .unwrap_or_default()
     }
 
     /// The summary of the run's sandbox.

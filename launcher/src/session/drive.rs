@@ -229,7 +229,9 @@ impl Supervisor<'_> {
                 }
             }
             Finding::Refuted(why) => {
-                tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed");
+                self.quiet.note("refuted-fence-timeout", || {
+                    tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed")
+                });
                 self.summary.refuted_fence_timeouts += 1;
             }
             Finding::Bogus(why) => {

@@ -158,7 +158,7 @@ impl Supervisor<'_> {
             }
             GpuToLauncher::Trace(t) => {
                 if self.budgets.gpu.trace(&t, self.args.trace.is_some())? {
-                    self.events.extend(t);
+                    self.traces.gpu.extend(t);
                 }
             }
         }
@@ -318,7 +318,7 @@ impl Supervisor<'_> {
             }
             RendererToLauncher::Trace(t) => {
                 if self.budgets.renderer.trace(&t, self.args.trace.is_some())? {
-                    self.events.extend(t);
+                    self.traces.renderer.extend(t);
                 }
             }
         }

@@ -49,7 +49,7 @@ impl Supervisor<'_> {
                             .trace(&t, self.args.trace.is_some())
                             .is_ok()
                         {
-                            self.events.extend(t);
+                            self.traces.renderer.extend(t);
                         }
                     }
                     Ok(Ok(_)) => {}
@@ -85,7 +85,7 @@ impl Supervisor<'_> {
                         .trace(&t, self.args.trace.is_some())
                         .is_ok()
                     {
-                        self.events.extend(t);
+                        self.traces.gpu.extend(t);
                     }
                 }
             }
@@ -120,6 +120,10 @@ impl Supervisor<'_> {
             None => s.present = "headless: the last frame is written as a PNG".to_owned(),
         }
         s.sandbox = self.jail.summary();
+        s.child_stderr = crate::summary::ChildStderr {
+            gpu: self.jail.stderr_counts(Role::Gpu),
+            renderer: self.jail.stderr_counts(Role::Renderer),
+        };
         s.sandbox.gpu_landlock = gpu_info.as_ref().map(|i| i.landlock.clone());
         let secs = self
             .first_present
@@ -182,7 +186,21 @@ impl Supervisor<'_> {
     }
 
     fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
-        let mut events = std::mem::take(&mut self.events);
+        self.summary.trace_dropped = crate::summary::TraceDropped {
+            gpu: self.traces.gpu.dropped(),
+            renderer: self.traces.renderer.dropped(),
+        };
+        // The drops are in the trace too, as counters on the launcher's track.
+        self.rec.counter(
+            "trace.gpu_events_dropped_by_launcher",
+            self.traces.gpu.dropped() as f64,
+        );
+        self.rec.counter(
+            "trace.renderer_events_dropped_by_launcher",
+            self.traces.renderer.dropped() as f64,
+        );
+        let mut events = self.traces.gpu.take();
+        events.extend(self.traces.renderer.take());
         events.extend(self.rec.drain());
         events.sort_by_key(|e| e.ts_ns);
         let mut procs = std::mem::take(&mut self.processes);

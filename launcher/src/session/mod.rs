@@ -50,7 +50,7 @@ use ipc_protocol::messages::{
     RendererToLauncher,
 };
 use nix::sys::signal::Signal;
-use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder};
+use triptych_trace::{Args, InstantScope, Marker, ProcessInfo, Recorder};
 
 use crate::chaos::Plan;
 use crate::child::{describe, signal_name, ChildProc, Process};
@@ -179,6 +179,24 @@ impl Renderer {
     }
 }
 
+/// The trace events the children sent, the latest of each role within
+/// [`triptych_trace::ring::DEFAULT_BUDGET`] bytes: what a child sends grows the launcher by no
+/// more than that however long the run.
+#[derive(Debug)]
+struct Traces {
+    gpu: triptych_trace::Ring,
+    renderer: triptych_trace::Ring,
+}
+
+impl Default for Traces {
+    fn default() -> Self {
+        Self {
+            gpu: triptych_trace::Ring::new(triptych_trace::ring::DEFAULT_BUDGET),
+            renderer: triptych_trace::Ring::new(triptych_trace::ring::DEFAULT_BUDGET),
+        }
+    }
+}
+
 /// The budgets of the current children.
 #[derive(Debug, Default)]
 struct Budgets {
@@ -224,7 +242,8 @@ struct Supervisor<'a> {
     first_present: Option<Instant>,
     last_present: Instant,
     rec: Recorder,
-    events: Vec<Event>,
+    /// The children's trace events, within a memory budget per role.
+    traces: Traces,
     processes: Vec<ProcessInfo>,
     ping_seq: u64,
     last_ping: Instant,
@@ -406,7 +425,7 @@ fn run_with(
         first_present: None,
         last_present: Instant::now(),
         rec,
-        events: Vec::new(),
+        traces: Traces::default(),
         processes: vec![ProcessInfo {
             pid: std::process::id(),
             name: "launcher".into(),

@@ -90,7 +90,7 @@ impl Supervisor<'_> {
                 }
                 GpuToLauncher::Trace(t) => {
                     if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
-                        self.events.extend(t);
+                        self.traces.gpu.extend(t);
                     }
                 }
                 // Frames it sent before dying may still be presented by the renderer.
@@ -171,7 +171,7 @@ impl Supervisor<'_> {
                 }
                 RendererToLauncher::Trace(t) => {
                     if let Ok(true) = self.budgets.renderer.trace(&t, self.args.trace.is_some()) {
-                        self.events.extend(t);
+                        self.traces.renderer.extend(t);
                     }
                 }
                 _ => {}

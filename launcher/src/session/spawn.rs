@@ -118,7 +118,7 @@ impl Supervisor<'_> {
                     Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.fired.push(fault),
                     Ok(Ok((GpuToLauncher::Trace(t), _))) => {
                         if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
-                            self.events.extend(t);
+                            self.traces.gpu.extend(t);
                         }
                     }
                     Ok(Ok((other, _))) => {
