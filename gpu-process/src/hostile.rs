@@ -37,9 +37,12 @@ pub enum Attack {
     FrameGarbage,
     /// A frame description that fails validation, to the renderer (then it behaves).
     BadFrame,
-    /// Keeps a copy of its seccomp listener when it hands it over, answers its own refused calls
-    /// from a thread of its own, then makes a call outside its policy (`getppid`).
+    /// Keeps a copy of its seccomp listener when it hands it over, with a thread of its own that
+    /// waits on the copy to answer its refused calls.
     KeepListener,
+    /// Asks for a seccomp notification (`SECCOMP_IOCTL_NOTIF_RECV`) on its stderr: the request a
+    /// thread holding a listener would make.
+    NotifIoctl,
     /// Writes a line forged to read as the launcher's, escape sequences, a line of
     /// [`LONG_LINE`] bytes and [`FLOOD_LINES`] more lines to its stderr (then it behaves).
     StderrFlood,
@@ -75,6 +78,7 @@ impl Attack {
             "frame-garbage" => Attack::FrameGarbage,
             "bad-frame" => Attack::BadFrame,
             "keep-listener" => Attack::KeepListener,
+            "notif-ioctl" => Attack::NotifIoctl,
             "stderr-flood" => Attack::StderrFlood,
             "trace-flood" => Attack::TraceFlood,
             _ => return None,
@@ -143,9 +147,15 @@ pub fn attack(
                 raw(f, &vec![0u8; 100_000], &[]);
             }
         }
-        Attack::KeepListener => {
-            let parent = std::os::unix::process::parent_id();
-            tracing::warn!(parent, "getppid ran outside the policy");
+        // The copy and its thread were made at the handover.
+        Attack::KeepListener => {}
+        Attack::NotifIoctl => {
+            let stderr = std::io::stderr();
+            let outcome = triptych_sys::probe::attempt(triptych_sys::probe::Call::Ioctl {
+                fd: stderr.as_fd(),
+                request: triptych_sys::probe::IoctlRequest::SeccompNotifRecv,
+            });
+            tracing::warn!(?outcome, "SECCOMP_IOCTL_NOTIF_RECV returned");
         }
         Attack::StderrFlood => stderr_flood(),
         Attack::TraceFlood => trace_flood(events, info.pid),

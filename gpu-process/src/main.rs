@@ -27,7 +27,8 @@ use ipc_protocol::bootstrap;
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::messages::{
     BackendRequest, Fault, FaultPoint, FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer,
-    LauncherToGpu, LayerMsg, LayerPlacement, OverlayText, RendererLink, RendererToGpu,
+    LauncherToGpu, LayerMsg, LayerPlacement, OverlayText, RendererClaim, RendererLink,
+    RendererToGpu,
 };
 use std::rc::Rc;
 use triptych_sys::fd::ExportWindow;
@@ -254,17 +255,27 @@ fn maybe_fire(
 }
 
 /// This process's ends of a peer socket: frames out, releases in (forwarded).
+/// The two directions of the peer socket to a renderer. A release is taken off the socket only
+/// once it decodes and is of this process's `epoch`: the first that is not stays at the head of
+/// the queue, as the evidence the launcher reads when told of it.
 fn peer_link(
     peer: Option<OwnedFd>,
+    epoch: u64,
 ) -> anyhow::Result<(Sender<GpuToRenderer>, Receiver<Delivery<RendererToGpu>>)> {
     let peer = peer.context("no peer socket came with the renderer link")?;
     let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(peer, true);
-    Ok((frames, channel::forward("releases-rx", releases)?))
+    let check = move |m: &RendererToGpu| ipc_protocol::rules::release(m, epoch);
+    Ok((
+        frames,
+        channel::forward_checked("releases-rx", releases, check)?,
+    ))
 }
 
 /// The frame loop's state.
 struct Producer {
     epoch: u64,
+    /// The renderer served (the pid of its link).
+    renderer_pid: u32,
     /// The frame size's generation (see `LauncherToGpu::Resize`).
     generation: u32,
     /// Layers the user moved.
@@ -384,8 +395,9 @@ impl Producer {
         } else {
             Recorder::disabled()
         };
-        let (to_renderer, releases) = peer_link(peer)?;
+        let (to_renderer, releases) = peer_link(peer, start.epoch)?;
         Ok(Self {
+            renderer_pid: start.renderer.renderer_pid,
             epoch: start.epoch,
             generation: start.generation,
             moves: triptych_scene::Moves {
@@ -431,36 +443,32 @@ impl Producer {
     }
 
     /// One delivery from the release channel. A message that does not decode, or a release of
-    /// another epoch than the one the launcher gave both children, breaks the protocol: this
-    /// process stops reading the channel, tells the launcher (the renderer is at fault, not this
-    /// process), and goes on serving the renderer that replaces it. A release of a buffer that is
-    /// not in flight frees nothing and is only counted: the renderer releases the ids this
-    /// process's own descriptions named, so such a release proves nothing against it.
+    /// another epoch than the one the launcher gave both children, breaks the protocol (the
+    /// reader left it on the socket, `peer_link`): this process stops reading the channel, tells
+    /// the launcher which renderer did it, and goes on serving the renderer that replaces it. A
+    /// release of a buffer that is not in flight frees nothing and is only counted: the renderer
+    /// releases the ids this process's own descriptions named, so such a release proves nothing
+    /// against it.
     fn release(&mut self, d: Delivery<RendererToGpu>) {
-        let fault = match d {
-            Err(v) => Some(v.to_string()),
-            Ok((RendererToGpu::Release { epoch, buffer }, _)) => {
-                if epoch != self.epoch {
-                    Some(format!(
-                        "Release of epoch {epoch}; this GPU process is epoch {}",
-                        self.epoch
-                    ))
-                } else {
-                    if let Err(e) = self.pool.release(buffer) {
-                        self.stray_releases += 1;
-                        if self.stray_releases == 1 {
-                            tracing::warn!(error = %e, "a release of a buffer not in flight (ignored; more are counted)");
-                        }
+        match d {
+            Ok((RendererToGpu::Release { buffer, .. }, _)) => {
+                if let Err(e) = self.pool.release(buffer) {
+                    self.stray_releases += 1;
+                    if self.stray_releases == 1 {
+                        tracing::warn!(error = %e, "a release of a buffer not in flight (ignored; more are counted)");
                     }
-                    None
                 }
             }
-        };
-        if let Some(what) = fault {
-            tracing::warn!(%what, "the renderer broke the release protocol; waiting for a new renderer");
-            self.releases = crossbeam_channel::never();
-            self.to_renderer = None;
-            let _ = self.events.send(&GpuToLauncher::RendererViolation(what));
+            Err(v) => {
+                let what = v.to_string();
+                tracing::warn!(%what, "the renderer broke the release protocol; waiting for a new renderer");
+                self.releases = crossbeam_channel::never();
+                self.to_renderer = None;
+                let _ = self.events.send(&GpuToLauncher::RendererViolation {
+                    renderer: self.renderer_pid,
+                    claim: RendererClaim::BadRelease(what),
+                });
+            }
         }
     }
 
@@ -557,7 +565,8 @@ impl Producer {
         // what the old renderer may have written into them must not outlive it.
         self.sent.iter_mut().for_each(|s| *s = None);
         self.pool.forget_contents();
-        let (to_renderer, releases) = peer_link(peer)?;
+        let (to_renderer, releases) = peer_link(peer, self.epoch)?;
+        self.renderer_pid = link.renderer_pid;
         self.releases = releases;
         self.to_renderer = Some(to_renderer);
         self.starved_sent = false;
@@ -817,9 +826,10 @@ impl Producer {
         if let Some(Err(channel::SendError::Full)) = sent {
             // Frames in flight are bounded by the pool, far below what the socket holds: a full
             // queue means the renderer stopped reading.
-            let _ = self.events.send(&GpuToLauncher::RendererViolation(
-                "stopped reading frames (its queue is full)".into(),
-            ));
+            let _ = self.events.send(&GpuToLauncher::RendererViolation {
+                renderer: self.renderer_pid,
+                claim: RendererClaim::FramesUnread,
+            });
         }
         if !matches!(sent, Some(Ok(()))) {
             // The renderer died: its replacement resumes from the launcher's last presented

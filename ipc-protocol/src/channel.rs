@@ -90,6 +90,9 @@ pub enum Violation {
         /// Fds the kind carries.
         want: usize,
     },
+    /// A well-formed message the channel's own rule refuses (see [`Receiver::recv_checked`]).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Receiving failed.
@@ -285,14 +288,81 @@ impl<T: Wire> Receiver<T> {
             }
             return Err(Violation::Empty.into());
         }
-        if d.truncated || d.len > MAX_MESSAGE {
-            return Err(Violation::TooLong.into());
+        Ok(judge::<T>(&self.buf, d)?)
+    }
+}
+
+impl<T: Wire> Receiver<T> {
+    /// Like [`Receiver::recv`], but a message is taken off the socket only once it has decoded
+    /// and `check` has accepted it: a message that breaks the protocol is returned as the
+    /// violation and left at the head of the queue, where anyone holding a duplicate of this
+    /// socket can read it for themselves ([`peek_waiting`]) instead of taking this side's word.
+    pub fn recv_checked(
+        &mut self,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        let d = loop {
+            match triptych_sys::scm::recv_datagram_flags(
+                self.sock.as_fd(),
+                &mut self.buf,
+                libc::MSG_PEEK,
+            ) {
+                Ok(d) => break d,
+                Err(triptych_sys::scm::ScmError::Recv {
+                    errno: nix::Error::ECONNRESET,
+                    ..
+                }) => continue,
+                Err(e) => return Err(RecvError::Io(e)),
+            }
+        };
+        if d.eof {
+            if hung_up(self.sock.as_fd()) {
+                return Err(RecvError::Disconnected);
+            }
+            return Err(Violation::Empty.into());
         }
-        if d.fds_truncated {
-            return Err(Violation::TooManyFds.into());
-        }
-        let (msg, fds) = decode::<T>(&self.buf[..d.len], d.fds)?;
-        Ok((msg, fds))
+        let (msg, _) = judge::<T>(&self.buf, d)?;
+        check(&msg).map_err(Violation::Refused)?;
+        // The same datagram, now taken: this receiver is the socket's only reader.
+        self.recv()
+    }
+}
+
+/// What the datagram `d`, received into `buf`, is: a message of this channel with its fds, or
+/// the violation it is.
+fn judge<T: Wire>(
+    buf: &[u8],
+    d: triptych_sys::scm::Datagram,
+) -> Result<(T, Vec<OwnedFd>), Violation> {
+    if d.truncated || d.len > MAX_MESSAGE {
+        return Err(Violation::TooLong);
+    }
+    if d.fds_truncated {
+        return Err(Violation::TooManyFds);
+    }
+    decode::<T>(&buf[..d.len], d.fds)
+}
+
+/// The message waiting at the head of `sock`'s receive queue, left there, without waiting:
+/// `None` when nothing is queued, else the message or the violation it is (its rule applied by
+/// the caller). For a party that holds a duplicate of another's socket and checks a claim about
+/// what waits there.
+pub fn peek_waiting<T: Wire>(
+    sock: BorrowedFd<'_>,
+) -> Result<Option<Result<T, Violation>>, triptych_sys::scm::ScmError> {
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    match triptych_sys::scm::recv_datagram_flags(
+        sock,
+        &mut buf,
+        libc::MSG_PEEK | libc::MSG_DONTWAIT,
+    ) {
+        Ok(d) if d.eof => Ok(None),
+        Ok(d) => Ok(Some(judge::<T>(&buf, d).map(|(m, _)| m))),
+        Err(triptych_sys::scm::ScmError::Recv {
+            errno: nix::Error::EAGAIN,
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -401,10 +471,36 @@ where
     spawn_forward(name, rx, true)
 }
 
+/// Like [`forward`], but each message is checked by `check` before it is taken off the socket
+/// ([`Receiver::recv_checked`]): the first one that breaks the protocol is delivered as the
+/// violation and left on the socket as evidence, and the thread stops reading.
+pub fn forward_checked<T>(
+    name: &str,
+    rx: Receiver<T>,
+    check: impl Fn(&T) -> Result<(), String> + Send + 'static,
+) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    spawn_forward_with(name, rx, false, move |rx| rx.recv_checked(&check))
+}
+
 fn spawn_forward<T>(
+    name: &str,
+    rx: Receiver<T>,
+    skip: bool,
+) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    spawn_forward_with(name, rx, skip, Receiver::recv)
+}
+
+fn spawn_forward_with<T>(
     name: &str,
     mut rx: Receiver<T>,
     skip: bool,
+    mut recv: impl FnMut(&mut Receiver<T>) -> Result<(T, Vec<OwnedFd>), RecvError> + Send + 'static,
 ) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
 where
     T: Wire + Send + 'static,
@@ -413,7 +509,7 @@ where
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || loop {
-            match rx.recv() {
+            match recv(&mut rx) {
                 Ok(m) => {
                     if tx.send(Ok(m)).is_err() {
                         return;

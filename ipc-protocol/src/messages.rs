@@ -338,9 +338,25 @@ pub enum GpuToLauncher {
         /// The frame it cannot render.
         frame: u64,
     },
-    /// The renderer broke the protocol on the release channel; the GPU process stopped reading
-    /// it and waits for a new renderer.
-    RendererViolation(String),
+    /// A claim that the renderer the GPU process serves broke the protocol. The launcher acts
+    /// on it only as far as it can check it for itself (`launcher/src/session/witness.rs`).
+    RendererViolation {
+        /// The renderer meant: the pid of the link the GPU process was serving.
+        renderer: u32,
+        /// What it did.
+        claim: RendererClaim,
+    },
+}
+
+/// What a GPU process may claim a renderer did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RendererClaim {
+    /// It sent a message on the release channel that breaks the protocol, named here. The GPU
+    /// process stopped reading the channel and left the message at the head of its queue
+    /// (`channel::Receiver::recv_checked`), where the launcher reads it itself.
+    BadRelease(String),
+    /// A frame could not be sent: its queue of frames was full (it stopped reading them).
+    FramesUnread,
 }
 
 /// What the GPU process runs on.
@@ -752,7 +768,7 @@ impl Wire for GpuToLauncher {
             GpuToLauncher::Trace(_) => "Trace",
             GpuToLauncher::Produced { .. } => "Produced",
             GpuToLauncher::Starved { .. } => "Starved",
-            GpuToLauncher::RendererViolation(_) => "RendererViolation",
+            GpuToLauncher::RendererViolation { .. } => "RendererViolation",
             GpuToLauncher::SandboxListener => "SandboxListener",
         }
     }

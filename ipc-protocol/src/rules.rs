@@ -158,6 +158,18 @@ fn arg_len(v: &triptych_trace::ArgValue) -> usize {
     }
 }
 
+/// Whether a GPU process of `epoch` may take `m` off its release channel: a release of its own
+/// epoch. The GPU process applies it before it takes a message; the launcher applies it to the
+/// message the GPU process left waiting when it claims the renderer broke the channel.
+pub fn release(m: &crate::messages::RendererToGpu, epoch: u64) -> Result<(), String> {
+    match m {
+        crate::messages::RendererToGpu::Release { epoch: e, .. } if *e != epoch => Err(format!(
+            "Release of epoch {e}; this GPU process is epoch {epoch}"
+        )),
+        crate::messages::RendererToGpu::Release { .. } => Ok(()),
+    }
+}
+
 /// What the launcher has seen produced and presented.
 #[derive(Debug, Default)]
 pub struct Frames {

@@ -36,6 +36,9 @@ pub enum IoctlRequest {
     /// `TIOCLINUX` with subcode `TIOCL_GETSHIFTSTATE` (6): reads one byte, on a virtual console
     /// only (include/uapi/linux/tiocl.h).
     TioclinuxGetShiftState,
+    /// `SECCOMP_IOCTL_NOTIF_RECV` (`struct seccomp_notif` out): on anything but a seccomp
+    /// listener it fails (`ENOTTY`).
+    SeccompNotifRecv,
 }
 
 /// `prctl` options a probe may set.
@@ -632,6 +635,9 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                     IoctlRequest::TioclinuxGetShiftState => {
                         buf[0] = 6;
                         libc::TIOCLINUX
+                    }
+                    IoctlRequest::SeccompNotifRecv => {
+                        libc::c_ulong::from(crate::notify::SECCOMP_IOCTL_NOTIF_RECV)
                     }
                 };
                 let rc = libc::ioctl(fd.as_raw_fd(), req as _, buf.as_mut_ptr());

@@ -195,6 +195,17 @@ pub struct Datagram {
 /// rather than hidden, so a caller can treat an oversized or fd-stuffed message as the
 /// violation it is. Ancillary data other than `SCM_RIGHTS` is ignored.
 pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Datagram, ScmError> {
+    recv_datagram_flags(sock, buf, 0)
+}
+
+/// As [`recv_datagram`], with `recvmsg` flags added: `MSG_PEEK` copies the datagram at the head
+/// of the queue and leaves it there (its fds, if any, are duplicated into this process, and
+/// closed when dropped); `MSG_DONTWAIT` makes an empty queue an `EAGAIN` error.
+pub fn recv_datagram_flags(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> Result<Datagram, ScmError> {
     // Room for one SCM_RIGHTS header with DATAGRAM_MAX_FDS ints, u64-aligned as cmsghdr needs.
     const SPACE_WORDS: usize = 8;
     let mut space = [0u64; SPACE_WORDS];
@@ -216,7 +227,8 @@ pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Datagram, S
         // SAFETY: `hdr` points at one iovec covering `buf` (exclusively borrowed for the call)
         // and at `space`, `need` bytes long and no larger than the array; the kernel writes at
         // most those lengths. The fd is borrowed and so open.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
+        let n =
+            unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC | flags) };
         if n >= 0 {
             break n as usize;
         }

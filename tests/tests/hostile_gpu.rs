@@ -111,9 +111,25 @@ fn an_invalid_description_is_rejected() {
 
 #[test]
 fn a_kept_copy_of_the_seccomp_listener() {
-    // The GPU process keeps a copy of its listener and a thread that lets every refused call
-    // run: the launcher finds the copy before it believes the process started.
+    // The GPU process keeps a copy of its listener and a thread waiting on it to let every
+    // refused call run: the launcher finds the copy before it believes the process started.
     killed_for("keep-listener", "kept a copy of its seccomp listener");
+}
+
+#[test]
+fn a_request_for_a_seccomp_notification_is_refused() {
+    // What a thread holding a kept listener would ask: refused by the policy itself, so even a
+    // copy the launcher could not see would answer nothing.
+    let s = hostile_run("notif-ioctl");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu");
+    let call = crashes[0]["cause"]["sandbox_violation"]["syscall"].to_string();
+    let recv = format!("{:#x}", triptych_sys::notify::SECCOMP_IOCTL_NOTIF_RECV);
+    assert!(
+        call.contains("ioctl(") && call.contains(&recv),
+        "cause {call} is not the SECCOMP_IOCTL_NOTIF_RECV ioctl ({recv})"
+    );
 }
 
 #[test]

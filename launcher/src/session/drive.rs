@@ -69,8 +69,14 @@ impl Supervisor<'_> {
             if let Some(b) = self.pending_gpu_breach.take() {
                 self.gpu_violation(b)?;
             }
-            if let Some(b) = self.pending_renderer_breach.take() {
-                self.renderer_violation(b)?;
+            if let Some((pid, b)) = self.pending_renderer_breach.take() {
+                if self
+                    .renderer
+                    .as_ref()
+                    .is_some_and(|r| r.child.proc.pid == pid)
+                {
+                    self.renderer_violation(b)?;
+                }
             }
             if self.renderer.as_ref().is_some_and(|r| r.unread) {
                 self.renderer_violation(rules::Breach::new(
@@ -189,8 +195,8 @@ impl Supervisor<'_> {
         let unread = self
             .renderer
             .as_ref()
-            .and_then(|r| r.peer_end.as_ref())
-            .and_then(|fd| triptych_sys::scm::queued_bytes(fd.as_fd()).ok())
+            .and_then(|r| r.link.as_ref())
+            .and_then(|l| triptych_sys::scm::queued_bytes(l.renderer_end.as_fd()).ok())
             .unwrap_or(0);
         if unread > 0 {
             return self.renderer_down(Some(Cause::ProtocolViolation {

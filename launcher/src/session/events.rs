@@ -123,12 +123,8 @@ impl Supervisor<'_> {
                     g.starved_since.get_or_insert_with(Instant::now);
                 }
             }
-            GpuToLauncher::RendererViolation(what) => {
-                // The GPU process is the only witness of what arrives on its release channel.
-                self.pending_renderer_breach = Some(Breach::new(
-                    "release channel",
-                    format!("{what} (reported by the GPU process)"),
-                ));
+            GpuToLauncher::RendererViolation { renderer, claim } => {
+                self.gpu_claim(renderer, claim)?;
             }
             GpuToLauncher::Finished { frames } => {
                 tracing::debug!(frames, "GPU process rendered every frame");

@@ -33,6 +33,7 @@ mod quiet;
 mod recovery;
 mod slots;
 mod spawn;
+mod witness;
 
 use spawn::new_link;
 
@@ -166,9 +167,10 @@ struct Renderer {
     faults: Vec<Fault>,
     presented: u64,
     unread: bool,
-    /// A duplicate of its end of the peer socket: frames queued there unread are the kernel's
-    /// evidence that it stopped taking frames.
-    peer_end: Option<OwnedFd>,
+    /// Duplicates of both ends of its peer socket: frames queued unread at its end are the
+    /// kernel's evidence that it stopped taking frames; a message left at the GPU process's end,
+    /// the evidence of what it sent there.
+    link: Option<witness::LinkEvidence>,
 }
 
 impl Renderer {
@@ -257,8 +259,9 @@ struct Supervisor<'a> {
     quiet: quiet::Quiet,
     /// Fence-timeout claims being checked.
     checks: corroborate::Checks,
-    /// The GPU process reported a renderer violation; acted on in the main loop.
-    pending_renderer_breach: Option<rules::Breach>,
+    /// A renderer violation the GPU process reported and the launcher saw; acted on in the main
+    /// loop, against the renderer of that pid only (never a replacement).
+    pending_renderer_breach: Option<(u32, rules::Breach)>,
     /// A GPU violation found while handling a renderer message; acted on in the main loop.
     pending_gpu_breach: Option<rules::Breach>,
     /// The window, when the run has one.

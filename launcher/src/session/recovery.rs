@@ -134,7 +134,7 @@ impl Supervisor<'_> {
                 tracing::warn!(error = %e, "could not attach the renderer to the new GPU process");
                 r.send_failed(e);
             }
-            r.peer_end = Some(ends.renderer_dup);
+            r.link = Some(ends.evidence);
         }
         let first = self.resume_from();
         self.display_gpu_started(gpu.epoch, first);

@@ -332,17 +332,18 @@ impl Supervisor<'_> {
             faults,
             presented: 0,
             unread: false,
-            peer_end: Some(ends.renderer_dup),
+            link: Some(ends.evidence),
         })
     }
 }
 
 /// The two ends of a peer socket between a GPU process and a renderer, each kept until it is
-/// handed over, and a duplicate of the renderer's end the launcher keeps as evidence.
+/// handed over, and a duplicate of each end the launcher keeps as evidence (what waits unread
+/// at either end, `super::witness`).
 pub(super) struct GpuLinkEnds {
     pub(super) gpu: Option<OwnedFd>,
     pub(super) renderer: OwnedFd,
-    pub(super) renderer_dup: OwnedFd,
+    pub(super) evidence: super::witness::LinkEvidence,
 }
 
 pub(super) fn new_link(
@@ -351,7 +352,10 @@ pub(super) fn new_link(
 ) -> anyhow::Result<(RendererLink, GpuLinkEnds)> {
     let (gpu, renderer) =
         ipc_protocol::channel::socket_pair().context("creating the peer socket")?;
-    let renderer_dup = triptych_sys::fd::dup_cloexec(renderer.as_fd())?;
+    let evidence = super::witness::LinkEvidence {
+        renderer_end: triptych_sys::fd::dup_cloexec(renderer.as_fd())?,
+        gpu_end: triptych_sys::fd::dup_cloexec(gpu.as_fd())?,
+    };
     Ok((
         RendererLink {
             renderer_pid,
@@ -360,7 +364,7 @@ pub(super) fn new_link(
         GpuLinkEnds {
             gpu: Some(gpu),
             renderer,
-            renderer_dup,
+            evidence,
         },
     ))
 }

@@ -1,0 +1,196 @@
+//! The launcher as the witness between its children: a claim one child makes against the other
+//! is acted on only as far as the launcher can see for itself that it holds.
+//!
+//! Every peer socket between a GPU process and a renderer is made by the launcher, which keeps a
+//! duplicate of each end ([`LinkEvidence`]). What waits unread at an end is the kernel's record,
+//! which neither child can forge for the other:
+//!
+//! - **A bad release** ([`RendererClaim::BadRelease`]): the GPU process takes a release off its
+//!   end only once it decodes and is of its epoch, so the message it objects to is still at the
+//!   head of its queue. The launcher reads it there ([`channel::peek_waiting`]) and applies the
+//!   same rule ([`rules::release`]). It breaks the protocol: the renderer is killed for it. It
+//!   is a good release, or nothing waits: the GPU process lied, and is killed for it.
+//! - **Frames unread** ([`RendererClaim::FramesUnread`]): holds when frames wait at the
+//!   renderer's end and the GPU process's end cannot send (the queue is full); the renderer is
+//!   killed. Otherwise the renderer may only have been slow a moment: nobody is killed, the claim
+//!   is counted.
+//! - A claim against a renderer that is no longer the one running (a dying renderer's last
+//!   bytes, read after its replacement started) concerns nobody alive: counted, never held
+//!   against the replacement.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use ipc_protocol::channel;
+use ipc_protocol::messages::{RendererClaim, RendererToGpu};
+use ipc_protocol::rules::{self, Breach};
+
+use super::Supervisor;
+
+/// Duplicates of the two ends of one peer socket, kept by the launcher as evidence.
+#[derive(Debug)]
+pub(super) struct LinkEvidence {
+    /// The renderer's end: frames queued there are frames it has not taken.
+    pub(super) renderer_end: OwnedFd,
+    /// The GPU process's end: releases queued there are releases it has not taken.
+    pub(super) gpu_end: OwnedFd,
+}
+
+/// What the launcher found of a claim.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// It holds: the accused broke the protocol, as the launcher saw.
+    Holds(String),
+    /// The launcher's own look refutes it: the accuser lied.
+    Refuted(String),
+    /// The launcher cannot tell: nobody is killed.
+    Unknown(String),
+}
+
+/// Judges `claim` by what waits at the two ends of `link`, for a GPU process of `epoch`.
+pub(super) fn judge(link: &LinkEvidence, claim: &RendererClaim, epoch: u64) -> Verdict {
+    match claim {
+        RendererClaim::BadRelease(what) => {
+            match channel::peek_waiting::<RendererToGpu>(link.gpu_end.as_fd()) {
+                Ok(Some(Err(v))) => Verdict::Holds(format!("{v}")),
+                Ok(Some(Ok(m))) => match rules::release(&m, epoch) {
+                    Err(why) => Verdict::Holds(why),
+                    Ok(()) => Verdict::Refuted(format!(
+                        "claimed the renderer sent {what}, but the message waiting on its release channel is a valid {m:?}"
+                    )),
+                },
+                Ok(None) => Verdict::Refuted(format!(
+                    "claimed the renderer sent {what}, but nothing waits on its release channel"
+                )),
+                Err(e) => Verdict::Unknown(format!("its release channel could not be read: {e}")),
+            }
+        }
+        RendererClaim::FramesUnread => {
+            let queued = triptych_sys::scm::queued_bytes(link.renderer_end.as_fd()).unwrap_or(0);
+            let full = triptych_sys::poll::writable_now(link.gpu_end.as_fd()).is_ok_and(|w| !w);
+            if queued > 0 && full {
+                Verdict::Holds(format!(
+                    "stopped reading frames: {queued} bytes of them wait unread and its queue is full"
+                ))
+            } else {
+                Verdict::Unknown(format!(
+                    "frames unread, but {queued} bytes wait at its end and its queue is {}",
+                    if full { "full" } else { "not full" }
+                ))
+            }
+        }
+    }
+}
+
+impl Supervisor<'_> {
+    /// The GPU process claims renderer `renderer` broke the protocol. `Err` is the GPU process's
+    /// own breach: a claim the launcher's look refutes.
+    pub(super) fn gpu_claim(&mut self, renderer: u32, claim: RendererClaim) -> Result<(), Breach> {
+        let epoch = self.gpu.as_ref().map_or(0, |g| g.epoch);
+        let current = self
+            .renderer
+            .as_ref()
+            .filter(|r| r.child.proc.pid == renderer);
+        let verdict = match current.and_then(|r| r.link.as_ref()) {
+            Some(link) => judge(link, &claim, epoch),
+            None => Verdict::Unknown(format!(
+                "it concerns renderer {renderer}, which is not the one running"
+            )),
+        };
+        match verdict {
+            Verdict::Holds(what) => {
+                self.pending_renderer_breach = Some((
+                    renderer,
+                    Breach::new(
+                        "peer socket",
+                        format!("{what} (reported by the GPU process, seen by the launcher)"),
+                    ),
+                ));
+                Ok(())
+            }
+            Verdict::Refuted(what) => Err(Breach::new("RendererViolation", what)),
+            Verdict::Unknown(why) => {
+                super::push_bounded(
+                    &mut self.summary.uncorroborated,
+                    format!("GPU process says renderer {renderer} broke the protocol ({claim:?}); not acted on: {why}"),
+                );
+                self.quiet.note("renderer-violation-claim", || {
+                    tracing::warn!(renderer, ?claim, %why, "the GPU process's claim against a renderer is not acted on")
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc_protocol::channel::{duplex, Sender};
+    use ipc_protocol::messages::GpuToRenderer;
+    use ipc_protocol::BufferId;
+
+    /// A peer socket as the launcher makes one: the two children's senders and its evidence.
+    fn link() -> (Sender<RendererToGpu>, Sender<GpuToRenderer>, LinkEvidence) {
+        let (gpu, renderer) = channel::socket_pair().expect("pair");
+        let evidence = LinkEvidence {
+            renderer_end: triptych_sys::fd::dup_cloexec(renderer.as_fd()).expect("dup"),
+            gpu_end: triptych_sys::fd::dup_cloexec(gpu.as_fd()).expect("dup"),
+        };
+        let (to_renderer, _) = duplex::<GpuToRenderer, RendererToGpu>(gpu, true);
+        let (to_gpu, _) = duplex::<RendererToGpu, GpuToRenderer>(renderer, true);
+        (to_gpu, to_renderer, evidence)
+    }
+
+    fn release(epoch: u64) -> RendererToGpu {
+        RendererToGpu::Release {
+            epoch,
+            buffer: BufferId {
+                slot: 0,
+                generation: 1,
+            },
+        }
+    }
+
+    fn bad() -> RendererClaim {
+        RendererClaim::BadRelease("garbage".into())
+    }
+
+    #[test]
+    fn a_bad_release_claim_holds_only_with_the_message_waiting() {
+        let (to_gpu, _, ev) = link();
+        // Nothing waits: the claim is a lie.
+        assert!(matches!(judge(&ev, &bad(), 3), Verdict::Refuted(_)));
+        // A good release waits: a lie too.
+        to_gpu.send(&release(3)).expect("send");
+        assert!(matches!(judge(&ev, &bad(), 3), Verdict::Refuted(w) if w.contains("valid")));
+        // Looking took nothing off the queue.
+        assert!(triptych_sys::scm::queued_bytes(ev.gpu_end.as_fd()).expect("queued") > 0);
+        // A release of another epoch at the head: it holds.
+        let (to_gpu, _, ev) = link();
+        to_gpu.send(&release(9)).expect("send");
+        assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(w) if w.contains("epoch 9")));
+        // Garbage at the head: it holds.
+        let (to_gpu, _, ev) = link();
+        triptych_sys::scm::send_with_fds(to_gpu.as_fd(), &[0xff; 40], &[]).expect("send");
+        assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(w) if w.contains("undecodable")));
+    }
+
+    #[test]
+    fn frames_unread_holds_only_when_the_queue_is_full() {
+        let (_, to_renderer, ev) = link();
+        let claim = RendererClaim::FramesUnread;
+        assert!(matches!(judge(&ev, &claim, 1), Verdict::Unknown(_)));
+        let frame = GpuToRenderer::Frame(ipc_protocol::messages::FrameMsg {
+            epoch: 1,
+            generation: 0,
+            frame: 0,
+            sent_ns: 0,
+            layers: Vec::new(),
+        });
+        // One frame waits, but there is room: a renderer a moment behind is not blamed.
+        to_renderer.send(&frame).expect("send");
+        assert!(matches!(judge(&ev, &claim, 1), Verdict::Unknown(_)));
+        while to_renderer.send(&frame).is_ok() {}
+        assert!(matches!(judge(&ev, &claim, 1), Verdict::Holds(_)));
+    }
+}
