@@ -49,7 +49,25 @@ pub enum Attack {
     /// Sends trace batches, just under the launcher's byte rate, for [`TRACE_FLOOD`] (then it
     /// behaves); the launcher must be told `--trace`.
     TraceFlood,
+    /// From frame [`FRAMING_FROM`] on, sends every frame's description to the renderer twice.
+    FrameTwice,
+    /// From frame [`FRAMING_FROM`] on, also sends each frame's description numbered three
+    /// frames ahead (never reported as produced).
+    FrameAhead,
+    /// Sends frame [`FRAMING_FROM`]'s description under a generation the launcher never
+    /// started, instead of its own.
+    FrameFutureGeneration,
+    /// From frame [`FRAMING_FROM`] on, names an eventfd of its own where the first layer's pipe
+    /// fence should be (in every description after it: the run can only finish in a
+    /// replacement).
+    EventfdFence,
+    /// At frame [`FRAMING_FROM`], tells the launcher the renderer broke the release channel
+    /// and stopped reading frames, neither of which it did.
+    ForgedClaim,
 }
+
+/// The first frame the framing attacks act at.
+pub const FRAMING_FROM: u64 = 3;
 
 /// The line [`Attack::StderrFlood`] forges: the launcher's own violation line, word for word.
 pub const FORGED_LINE: &str =
@@ -81,6 +99,11 @@ impl Attack {
             "notif-ioctl" => Attack::NotifIoctl,
             "stderr-flood" => Attack::StderrFlood,
             "trace-flood" => Attack::TraceFlood,
+            "frame-twice" => Attack::FrameTwice,
+            "frame-ahead" => Attack::FrameAhead,
+            "frame-future-generation" => Attack::FrameFutureGeneration,
+            "eventfd-fence" => Attack::EventfdFence,
+            "forged-claim" => Attack::ForgedClaim,
             _ => return None,
         })
     }
@@ -147,8 +170,14 @@ pub fn attack(
                 raw(f, &vec![0u8; 100_000], &[]);
             }
         }
-        // The copy and its thread were made at the handover.
-        Attack::KeepListener => {}
+        // The copy and its thread were made at the handover; the framing attacks act on the
+        // frames as they are sent (`after_send`).
+        Attack::KeepListener
+        | Attack::FrameTwice
+        | Attack::FrameAhead
+        | Attack::FrameFutureGeneration
+        | Attack::EventfdFence
+        | Attack::ForgedClaim => {}
         Attack::NotifIoctl => {
             let stderr = std::io::stderr();
             let outcome = triptych_sys::probe::attempt(triptych_sys::probe::Call::Ioctl {
@@ -264,4 +293,111 @@ fn trace_flood(events: &Sender<GpuToLauncher>, pid: u32) {
         }
     }
     tracing::warn!(sent, "trace flood over");
+}
+
+/// The eventfd [`Attack::EventfdFence`] names as a fence: its number and identity.
+static EVENTFD: std::sync::OnceLock<Option<(i32, FileId)>> = std::sync::OnceLock::new();
+
+/// An eventfd at the export window's last free number (where the renderer takes fences from),
+/// open for the rest of the process's life.
+fn eventfd_in(window: (i32, i32)) -> Option<(i32, FileId)> {
+    use std::os::fd::AsRawFd;
+    let efd = nix::sys::eventfd::EventFd::from_value_and_flags(
+        1,
+        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC,
+    )
+    .ok()?;
+    let efd = std::os::fd::OwnedFd::from(efd);
+    let id = triptych_sys::fd::identity(efd.as_fd()).ok()?;
+    // Never closed: the number stays the eventfd's.
+    let at = nix::fcntl::fcntl(
+        efd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(window.1 - 1),
+    )
+    .ok()?;
+    (at < window.1).then_some((
+        at,
+        FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    ))
+}
+
+/// Frames of the framing attacks carried out, for the test to see that they happened.
+static FRAMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Before frame `msg` goes to the renderer: the attacks that send a lie instead of it.
+pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
+    use std::sync::atomic::Ordering;
+    match attack {
+        Attack::FrameFutureGeneration if msg.frame == FRAMING_FROM => msg.generation += 3,
+        Attack::EventfdFence if msg.frame >= FRAMING_FROM => {
+            let Some((fd, identity)) = *EVENTFD.get_or_init(|| eventfd_in(window)) else {
+                return;
+            };
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            first.buffer.fence.fd = RemoteFd {
+                pid: first.buffer.fence.fd.pid,
+                fd,
+                identity,
+            };
+        }
+        _ => return,
+    }
+    let n = FRAMED.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::warn!(
+        ?attack,
+        frame = msg.frame,
+        framed = n,
+        "sending the renderer a lie"
+    );
+}
+
+/// After frame `msg` went to the renderer: the framing attacks, which lie to the renderer about
+/// frames, or to the launcher about the renderer, using only what this process holds.
+pub fn after_send(
+    attack: Attack,
+    msg: &FrameMsg,
+    to_renderer: &Sender<GpuToRenderer>,
+    events: &Sender<GpuToLauncher>,
+    renderer: u32,
+) {
+    use std::sync::atomic::Ordering;
+    if msg.frame < FRAMING_FROM {
+        return;
+    }
+    let mut lie = msg.clone();
+    match attack {
+        Attack::FrameTwice => {}
+        Attack::FrameAhead => lie.frame += 3,
+        Attack::ForgedClaim => {
+            if msg.frame == FRAMING_FROM {
+                let _ = events.send(&GpuToLauncher::RendererViolation {
+                    renderer,
+                    claim: ipc_protocol::messages::RendererClaim::FramesUnread,
+                });
+                let _ = events.send(&GpuToLauncher::RendererViolation {
+                    renderer,
+                    claim: ipc_protocol::messages::RendererClaim::BadRelease(
+                        "an undecodable 40-byte message".into(),
+                    ),
+                });
+                FRAMED.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        _ => return,
+    }
+    if to_renderer.send(&GpuToRenderer::Frame(lie)).is_ok() {
+        let n = FRAMED.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            ?attack,
+            frame = msg.frame,
+            framed = n,
+            "sent the renderer a lie"
+        );
+    }
 }

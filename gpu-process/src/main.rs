@@ -274,6 +274,9 @@ fn peer_link(
 /// The frame loop's state.
 struct Producer {
     epoch: u64,
+    /// The hostile mode, in the trust-boundary tests (debug builds only).
+    #[cfg(debug_assertions)]
+    hostile: Option<gpu_process::hostile::Attack>,
     /// The renderer served (the pid of its link).
     renderer_pid: u32,
     /// The frame size's generation (see `LauncherToGpu::Resize`).
@@ -397,6 +400,8 @@ impl Producer {
         };
         let (to_renderer, releases) = peer_link(peer, start.epoch)?;
         Ok(Self {
+            #[cfg(debug_assertions)]
+            hostile: gpu_process::hostile::Attack::from_env(),
             renderer_pid: start.renderer.renderer_pid,
             epoch: start.epoch,
             generation: start.generation,
@@ -805,13 +810,19 @@ impl Producer {
             .record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
         self.rec
             .record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
-        let msg = FrameMsg {
+        #[allow(unused_mut)]
+        let mut msg = FrameMsg {
             epoch: self.epoch,
             generation: self.generation,
             frame,
             sent_ns: triptych_trace::now_ns(),
             layers,
         };
+        #[cfg(debug_assertions)]
+        if let Some(a) = self.hostile {
+            let window = (ExportWindow::GPU.base, ExportWindow::GPU.end());
+            gpu_process::hostile::before_send(a, &mut msg, window);
+        }
         self.rec
             .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
         // The launcher hears of the frame before the renderer can present it.
@@ -819,10 +830,16 @@ impl Producer {
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }
+        #[cfg(debug_assertions)]
+        let copy = self.hostile.map(|a| (a, msg.clone()));
         let sent = self
             .to_renderer
             .as_ref()
             .map(|t| t.send(&GpuToRenderer::Frame(msg)));
+        #[cfg(debug_assertions)]
+        if let (Some((a, msg)), Some(t)) = (copy, self.to_renderer.as_ref()) {
+            gpu_process::hostile::after_send(a, &msg, t, &self.events, self.renderer_pid);
+        }
         if let Some(Err(channel::SendError::Full)) = sent {
             // Frames in flight are bounded by the pool, far below what the socket holds: a full
             // queue means the renderer stopped reading.

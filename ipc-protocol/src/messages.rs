@@ -527,6 +527,8 @@ pub struct GpuLink {
     pub gpu_pid: u32,
     /// The GPU process's export window `[base, end)`.
     pub gpu_window: (i32, i32),
+    /// The first frame it sends on this link; each after it is numbered one more.
+    pub first_frame: u64,
 }
 
 /// What the renderer is asked to do.
@@ -621,8 +623,10 @@ pub enum RendererToLauncher {
         /// The fence, in the GPU process's export window, as its description named it.
         fence: RemoteFd,
     },
-    /// The GPU process broke the protocol on the frame channel; the renderer stopped reading it
-    /// and keeps its last frame. A claim the launcher cannot check: logged and counted only.
+    /// The GPU process broke the protocol on the frame channel (a message that does not decode,
+    /// a frame out of order or of a generation never started, a fence that is no fence); the
+    /// renderer dropped what it sent and keeps its last frame. A claim the launcher cannot check
+    /// (it does not see the frame channel): logged and counted only. Sent once per GPU process.
     GpuViolation(String),
     /// An injected fault is about to fire (sent just before it does).
     FaultFired {

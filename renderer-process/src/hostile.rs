@@ -47,6 +47,9 @@ pub enum Attack {
     Flood,
     /// Garbage on the release channel to the GPU process.
     GarbageRelease,
+    /// Garbage on the release channel, then an exit at once: what it left there must not be
+    /// held against its replacement.
+    GarbageReleaseExit,
     /// A release of a buffer it never held.
     BogusRelease,
     /// A release of another epoch than the current one.
@@ -112,6 +115,7 @@ impl Attack {
             "flood" => Attack::Flood,
             "keep-listener" => Attack::KeepListener,
             "garbage-release" => Attack::GarbageRelease,
+            "garbage-release-exit" => Attack::GarbageReleaseExit,
             "bogus-release" => Attack::BogusRelease,
             "epoch-release" => Attack::EpochRelease,
             "withhold" => Attack::Withhold,
@@ -230,6 +234,10 @@ pub fn attack(
             }
         }
         Attack::GarbageRelease => raw(releases, &[0xff; 64], &[]),
+        Attack::GarbageReleaseExit => {
+            raw(releases, &[0xff; 64], &[]);
+            std::process::exit(3);
+        }
         Attack::BogusRelease => {
             let _ = releases.send(&RendererToGpu::Release {
                 epoch,

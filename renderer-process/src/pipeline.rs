@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
-use ipc_protocol::frame::BufferKind;
+use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, Presented,
     RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
@@ -106,6 +106,10 @@ struct GpuSide {
     releases: Sender<RendererToGpu>,
     /// Whether a violation of this GPU process was reported to the launcher already.
     violation_reported: bool,
+    /// The frame it must send next: each frame of a link is numbered one more than the one
+    /// before, from the link's first. A description out of that order (a repeat, a number
+    /// skipped ahead) is a lie of the GPU process, never composited.
+    next_frame: u64,
 }
 
 /// The renderer's state.
@@ -174,6 +178,25 @@ enum FrameError {
     Fence { layer: u32, source: anyhow::Error },
     #[error("fds: {0}")]
     Transport(#[from] crate::link::LinkError),
+    /// The fence taken is not a fence of the kind named: a lie of the GPU process, not a bad
+    /// description.
+    #[error("layers[{layer}].fence: {what}")]
+    NotAFence { layer: u32, what: String },
+}
+
+/// Whether `fence`, as taken from the GPU process, is a file of the fence `kind` its description
+/// names. A pipe fence is the read end of a FIFO; a sync_file and an eventfd are both anonymous
+/// inodes, which `fstat` cannot tell apart (and this process may not `ioctl` them): those are
+/// polled as they are, and one that cannot be is refused when it is.
+fn fence_of_kind(fence: std::os::fd::BorrowedFd<'_>, kind: FenceKind) -> Result<(), String> {
+    match kind {
+        FenceKind::Pipe => match triptych_sys::fd::is_fifo(fence) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("a pipe fence that is no pipe".to_owned()),
+            Err(e) => Err(format!("a pipe fence that cannot be examined: {e}")),
+        },
+        FenceKind::SyncFile | FenceKind::EventFd => Ok(()),
+    }
 }
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
@@ -278,6 +301,7 @@ fn link(
             window: gpu.gpu_window,
             releases,
             violation_reported: false,
+            next_frame: gpu.first_frame,
         },
         frames,
     ))
@@ -411,17 +435,8 @@ impl Pipeline {
                 Wake::Command(None) => anyhow::bail!("the launcher disconnected"),
                 Wake::Frame(Some(Ok((GpuToRenderer::Frame(f), _)))) => self.frame(f, &commands)?,
                 Wake::Frame(Some(Err(v))) => {
-                    // The GPU process broke the protocol: the message is dropped (the previous
-                    // composite stays on screen), the launcher is told once per GPU process, and
-                    // reading goes on.
-                    self.stats.gpu_violations += 1;
-                    if !self.gpu.violation_reported {
-                        self.gpu.violation_reported = true;
-                        tracing::warn!(gpu_pid = self.gpu.pid, violation = %v, "the GPU process sent a bad message; dropped");
-                        let _ = self
-                            .events
-                            .send(&RendererToLauncher::GpuViolation(v.to_string()));
-                    }
+                    // The previous composite stays on screen and reading goes on.
+                    self.gpu_violation(v.to_string());
                 }
                 Wake::Frame(None) => {
                     tracing::warn!(
@@ -563,6 +578,40 @@ impl Pipeline {
         }
     }
 
+    /// Releases the buffers `msg` names that this process does not use: neither on screen nor in
+    /// the frame waiting for its fences. A description that is dropped (rejected, or a lie)
+    /// never costs the GPU process its buffers, and never hands back one in use on its word.
+    fn give_back(&mut self, msg: &FrameMsg) {
+        let in_use: Vec<BufferId> = self
+            .shown
+            .values()
+            .map(|s| s.id)
+            .chain(
+                self.pending
+                    .iter()
+                    .flat_map(|p| p.layers.iter().map(|(_, s, _)| s.id)),
+            )
+            .collect();
+        for l in &msg.layers {
+            if !in_use.contains(&l.buffer.id) {
+                self.release(l.buffer.id);
+            }
+        }
+    }
+
+    /// The GPU process broke the protocol: what it sent is dropped (the buffers it named that
+    /// are not in use are given back, [`Pipeline::give_back`]), counted, and reported to the
+    /// launcher once per GPU process.
+    fn gpu_violation(&mut self, what: String) {
+        self.stats.gpu_violations += 1;
+        if self.gpu.violation_reported {
+            return;
+        }
+        self.gpu.violation_reported = true;
+        tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped");
+        let _ = self.events.send(&RendererToLauncher::GpuViolation(what));
+    }
+
     fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
@@ -574,6 +623,15 @@ impl Pipeline {
             );
             return Ok(());
         }
+        if msg.frame != self.gpu.next_frame {
+            self.give_back(&msg);
+            self.gpu_violation(format!(
+                "frame {} where frame {} was next",
+                msg.frame, self.gpu.next_frame
+            ));
+            return Ok(());
+        }
+        self.gpu.next_frame += 1;
         if msg.generation > self.generation {
             // The GPU process heard of a resize first: the launcher's word is on its way (it
             // tells this process before the GPU process). Take it before judging the frame.
@@ -592,6 +650,16 @@ impl Pipeline {
                     Err(_) => break,
                 }
             }
+        }
+        if msg.generation > self.generation {
+            // The launcher starts every generation, and tells this process before the GPU
+            // process: one it never told of is a lie.
+            self.give_back(&msg);
+            self.gpu_violation(format!(
+                "frame {} of generation {}, which the launcher never started (it is at {})",
+                msg.frame, msg.generation, self.generation
+            ));
+            return Ok(());
         }
         if msg.generation != self.generation {
             // Rendered for another size: never composited, its buffers go straight back.
@@ -617,16 +685,20 @@ impl Pipeline {
         );
         let (fetched, damage) = match self.prepare(&msg) {
             Ok(f) => f,
+            Err(FrameError::NotAFence { layer, what }) => {
+                self.stats.rejected += 1;
+                self.give_back(&msg);
+                self.gpu_violation(format!(
+                    "frame {}: layers[{layer}].fence: {what}",
+                    msg.frame
+                ));
+                return Ok(());
+            }
             Err(e) => {
                 self.stats.rejected += 1;
                 tracing::warn!(frame = msg.frame, error = %e, "rejected a frame description");
-                // None of this frame's buffers will be shown: give them all back.
-                let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
-                for l in &msg.layers {
-                    if !shown.contains(&l.buffer.id) {
-                        self.release(l.buffer.id);
-                    }
-                }
+                // None of this frame's buffers will be shown: give them back.
+                self.give_back(&msg);
                 return self
                     .events
                     .send(&RendererToLauncher::Rejected {
@@ -657,8 +729,20 @@ impl Pipeline {
         let mut fences = Vec::with_capacity(fetched.len());
         let mut all_ready = true;
         for (layer, shown, fence) in fetched {
-            let first = wait_signalled(fence.as_fd(), Duration::ZERO)
-                .map_err(|e| anyhow::anyhow!("polling the fence of layer {layer}: {e}"))?;
+            let first = match wait_signalled(fence.as_fd(), Duration::ZERO) {
+                Ok(w) => w,
+                Err(e) => {
+                    // A fence that cannot be polled: of the GPU process's making (it is the
+                    // file it exported), so its lie; nothing of the frame is composited.
+                    self.stats.rejected += 1;
+                    self.give_back(&msg);
+                    self.gpu_violation(format!(
+                        "frame {}: layers[{layer}].fence cannot be polled: {e}",
+                        msg.frame
+                    ));
+                    return Ok(());
+                }
+            };
             // Abandoned ones too go to the waiter, which drops the frame.
             if first != FenceWait::Signalled {
                 self.stats.fences_pending += 1;
@@ -749,6 +833,8 @@ impl Pipeline {
                     layer,
                     source: e.into(),
                 })?;
+            fence_of_kind(fence.as_fd(), l.buffer.fence.kind)
+                .map_err(|what| FrameError::NotAFence { layer, what })?;
             match l.buffer.kind {
                 BufferKind::DmaBuf => self.stats.dmabuf_layers += 1,
                 BufferKind::Shm => self.stats.shm_layers += 1,

@@ -92,6 +92,14 @@ pub fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), FdError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| FdError::Pipe { errno })
 }
 
+/// Whether `fd` is a FIFO (either end of a pipe), by `fstat` alone.
+pub fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
+    use nix::sys::stat::SFlag;
+    let raw = fd.as_raw_fd();
+    let st = nix::sys::stat::fstat(raw).map_err(|errno| FdError::Fstat { fd: raw, errno })?;
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO)
+}
+
 /// Whether `fd` is the read end of a pipe (a FIFO opened read-only): a wait-only fence.
 pub fn is_pipe_read_end(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
     use nix::sys::stat::SFlag;

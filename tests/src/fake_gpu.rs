@@ -85,6 +85,7 @@ impl FakeGpu {
                         epoch: 1,
                         gpu_pid: std::process::id(),
                         gpu_window: (window.base, window.end()),
+                        first_frame: 0,
                     },
                     layers,
                     faults: Vec::new(),

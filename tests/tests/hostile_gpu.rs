@@ -191,3 +191,68 @@ fn a_flood_of_trace_events_is_kept_within_the_launchers_budget() {
         "the trace does not say so"
     );
 }
+
+/// The GPU process lies to the renderer about frames: the renderer drops each lie, never
+/// composites it, keeps its pid, and tells the launcher, which counts the claim (it cannot see
+/// the frame channel to check it).
+fn lied_to(attack: &str, want: &str, at_least: u64) -> serde_json::Value {
+    let s = hostile_run(attack);
+    // The attack happened, as often as it was meant to.
+    let dropped = s["renderer"]["gpu_violations"].as_u64().unwrap_or(0);
+    assert!(dropped >= at_least, "{attack}: {dropped} lies dropped: {s}");
+    let claims = s["uncorroborated"].to_string();
+    assert!(
+        claims.contains(want),
+        "{attack}: no claim naming {want:?}: {s}"
+    );
+    s
+}
+
+#[test]
+fn every_frame_sent_twice_is_dropped_the_second_time() {
+    let s = lied_to("frame-twice", "was next", 30);
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+}
+
+#[test]
+fn frames_numbered_ahead_of_what_was_produced_are_dropped() {
+    let s = lied_to("frame-ahead", "was next", 30);
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+}
+
+#[test]
+fn a_frame_of_a_generation_never_started_is_dropped() {
+    let s = lied_to("frame-future-generation", "never started", 1);
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+}
+
+#[test]
+fn an_eventfd_where_a_fence_should_be_costs_the_gpu_process() {
+    // Every description from frame 3 on names an eventfd as its pipe fence: the renderer drops
+    // them all, and the GPU process, which then holds all the work, is the one that stalled.
+    let s = lied_to("eventfd-fence", "no pipe", 10);
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    assert!(crashes[0]["cause"].to_string().contains("stalled"), "{s}");
+}
+
+#[test]
+fn a_claim_against_the_renderer_that_the_launcher_refutes_costs_the_gpu_process() {
+    // It says the renderer broke the release channel (nothing waits there) and stopped reading
+    // frames (its queue is not full): the first is refuted and costs it its life, the second
+    // cannot be checked and is counted.
+    let s = hostile_run("forged-claim");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(
+        cause.contains("RendererViolation") && cause.contains("release channel"),
+        "{cause}"
+    );
+    assert!(
+        s["uncorroborated"].to_string().contains("FramesUnread"),
+        "{s}"
+    );
+}

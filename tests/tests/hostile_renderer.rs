@@ -334,3 +334,18 @@ fn a_kept_copy_of_the_seccomp_listener() {
     // copy in its fd table before taking anything else from it.
     check("keep-listener", "kept a copy of its seccomp listener", &[]);
 }
+
+#[test]
+fn what_a_dead_renderer_left_on_the_release_channel_is_not_held_against_its_replacement() {
+    // The renderer writes garbage on the release channel and exits at once: the GPU process
+    // reads it and reports it, but only the renderer that sent it may answer for it.
+    let s = hostile_run("garbage-release-exit", &[]);
+    assert_eq!(s["last_frame"], 39, "every frame presented: {s}");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the dying renderer's: {s}");
+    assert_eq!(crashes[0]["role"], "renderer", "{s}");
+    assert_ne!(
+        crashes[0]["pid"], s["pids"]["renderer"],
+        "the replacement is the renderer at the end: {s}"
+    );
+}

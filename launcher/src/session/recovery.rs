@@ -128,6 +128,7 @@ impl Supervisor<'_> {
                 epoch: gpu.epoch,
                 gpu_pid: gpu.info.pid,
                 gpu_window: gpu.info.window,
+                first_frame: ends.first_frame,
             });
             if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
                 // A renderer that died meanwhile is replaced through its own pidfd.

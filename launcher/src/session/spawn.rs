@@ -293,6 +293,7 @@ impl Supervisor<'_> {
                 epoch,
                 gpu_pid,
                 gpu_window,
+                first_frame: ends.first_frame,
             },
             // The overlay's layer too, in a window.
             layers: self.layers + u32::from(self.display.is_some()),
@@ -341,6 +342,8 @@ impl Supervisor<'_> {
 /// handed over, and a duplicate of each end the launcher keeps as evidence (what waits unread
 /// at either end, `super::witness`).
 pub(super) struct GpuLinkEnds {
+    /// The first frame the GPU process sends on it.
+    pub(super) first_frame: u64,
     pub(super) gpu: Option<OwnedFd>,
     pub(super) renderer: OwnedFd,
     pub(super) evidence: super::witness::LinkEvidence,
@@ -363,6 +366,7 @@ pub(super) fn new_link(
         },
         GpuLinkEnds {
             gpu: Some(gpu),
+            first_frame: resume_from,
             renderer,
             evidence,
         },
