@@ -54,15 +54,15 @@ pub enum Attack {
     /// From frame [`FRAMING_FROM`] on, also sends each frame's description numbered three
     /// frames ahead (never reported as produced).
     FrameAhead,
-    /// Sends frame [`FRAMING_FROM`]'s description under a generation the launcher never
-    /// started, instead of its own.
+    /// Sends its first description from frame [`FRAMING_FROM`] on under a generation the
+    /// launcher never started, instead of its own.
     FrameFutureGeneration,
     /// From frame [`FRAMING_FROM`] on, names an eventfd of its own where the first layer's pipe
     /// fence should be (in every description after it: the run can only finish in a
     /// replacement).
     EventfdFence,
-    /// At frame [`FRAMING_FROM`], tells the launcher the renderer broke the release channel
-    /// and stopped reading frames, neither of which it did.
+    /// At its first frame from [`FRAMING_FROM`] on, tells the launcher the renderer broke the
+    /// release channel and stopped reading frames, neither of which it did.
     ForgedClaim,
 }
 
@@ -327,11 +327,18 @@ fn eventfd_in(window: (i32, i32)) -> Option<(i32, FileId)> {
 /// Frames of the framing attacks carried out, for the test to see that they happened.
 static FRAMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Whether [`Attack::FrameFutureGeneration`] sent its one lie.
+static FUTURE_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Before frame `msg` goes to the renderer: the attacks that send a lie instead of it.
 pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
     use std::sync::atomic::Ordering;
     match attack {
-        Attack::FrameFutureGeneration if msg.frame == FRAMING_FROM => msg.generation += 3,
+        Attack::FrameFutureGeneration
+            if msg.frame >= FRAMING_FROM && !FUTURE_SENT.swap(true, Ordering::Relaxed) =>
+        {
+            msg.generation += 3
+        }
         Attack::EventfdFence if msg.frame >= FRAMING_FROM => {
             let Some((fd, identity)) = *EVENTFD.get_or_init(|| eventfd_in(window)) else {
                 return;
@@ -374,7 +381,10 @@ pub fn after_send(
         Attack::FrameTwice => {}
         Attack::FrameAhead => lie.frame += 3,
         Attack::ForgedClaim => {
-            if msg.frame == FRAMING_FROM {
+            // Once, at the first frame from FRAMING_FROM on (a replacement resumes later).
+            static CLAIMED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !CLAIMED.swap(true, Ordering::Relaxed) {
                 let _ = events.send(&GpuToLauncher::RendererViolation {
                     renderer,
                     claim: ipc_protocol::messages::RendererClaim::FramesUnread,

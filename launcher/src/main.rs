@@ -56,17 +56,30 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
     // access): with this off, only CAP_SYS_PTRACE in the initial user namespace could.
     triptych_sys::prctl::set_dumpable(false).context("making the launcher non-dumpable")?;
     let windowed = window::wanted(args).map_err(|e| anyhow::anyhow!(e))?;
-    let summary = if windowed {
-        window::run(args, &signals)?
+    let result = if windowed {
+        window::run(args, &signals)
     } else {
-        session::run(args, &signals, None)?
+        session::run(args, &signals, None)
+    };
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            // A failed run's summary is written too, so whoever reads it sees what ended it.
+            if let (Some(failed), Some(path)) =
+                (e.downcast_ref::<session::RunFailed>(), &args.summary_json)
+            {
+                if let Err(w) = write_summary_json(&failed.summary, path) {
+                    tracing::error!("{w:#}");
+                }
+            }
+            return Err(e);
+        }
     };
     let mut out = std::io::stdout().lock();
     out.write_all(summary.text().as_bytes())
         .context("printing the summary")?;
     if let Some(path) = &args.summary_json {
-        let json = serde_json::to_string_pretty(&summary).context("encoding the summary")?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        write_summary_json(&summary, path)?;
     }
     if args.verify {
         match &summary.verified {
@@ -82,4 +95,12 @@ fn run(args: &cli::RunArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn write_summary_json(
+    summary: &triptych::summary::RunSummary,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(summary).context("encoding the summary")?;
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
 }

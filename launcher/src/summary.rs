@@ -247,6 +247,9 @@ pub struct RunSummary {
     pub gpu_ping_max_us: f64,
     /// Which sandbox layers were on, as read from `/proc`, and every violation.
     pub sandbox: SandboxSummary,
+    /// What ended the run before its last frame, when something did (a child that could not
+    /// be kept running names its role and its ladder here).
+    pub failure: Option<String>,
     /// What the children wrote to stderr: logged (quarantined), dropped over the rate, cut.
     pub child_stderr: ChildStderr,
     /// Trace events the launcher dropped to keep within its memory budget.

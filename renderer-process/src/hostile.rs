@@ -239,6 +239,7 @@ pub fn attack(
             std::process::exit(3);
         }
         Attack::BogusRelease => {
+            tracing::warn!("releasing buffer 9999.7, never held");
             let _ = releases.send(&RendererToGpu::Release {
                 epoch,
                 buffer: BufferId {
@@ -271,7 +272,8 @@ pub fn attack(
             });
         }
         Attack::SilenceTrap => {
-            let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::IgnoreSigsys);
+            let ignored = triptych_sys::probe::attempt(triptych_sys::probe::Call::IgnoreSigsys);
+            tracing::warn!(?ignored, "SIGSYS set to be ignored");
             let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::OpenPath);
         }
         Attack::FutureGeneration => {

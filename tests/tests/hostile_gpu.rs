@@ -256,3 +256,59 @@ fn a_claim_against_the_renderer_that_the_launcher_refutes_costs_the_gpu_process(
         "{s}"
     );
 }
+
+/// Every GPU process started, replacements too, frames the renderer with `attack`: the renderer
+/// keeps its pid throughout, every GPU process is killed and named, and the run ends through the
+/// GPU process's own restart ladder, which the summary names.
+fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
+    let dir = scratch(&format!("hostile-gpu-every-{attack}"));
+    let json = dir.join("summary.json");
+    let mut cmd = triptych(&["run"]);
+    // Frames enough that no GPU process finishes them before its attack is dealt with.
+    cmd.args(["--frames", "2000", "--size", "96x64", "--buffers", "shm"])
+        .args(extra)
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("TRIPTYCH_HOSTILE_GPU", attack)
+        .env("TRIPTYCH_TEST_KEEP_ENV", "TRIPTYCH_HOSTILE_GPU");
+    let o = output(cmd);
+    assert_eq!(o.status.code(), Some(1), "{attack}: {}", show(&o));
+    let s = summary(&json);
+    let failure = s["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.starts_with("the GPU process crashed more than"),
+        "{attack}: the run did not end through the GPU process's ladder: {failure:?}"
+    );
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes.len() >= 4,
+        "{attack}: every GPU process attacked: {s}"
+    );
+    for c in crashes {
+        assert_eq!(c["role"], "gpu", "{attack}: {c}");
+        assert!(c["cause"].to_string().contains(cause), "{attack}: {c}");
+    }
+    // One renderer all along: the first one started is the one at the end.
+    let renderer = s["pids"]["renderer"].as_u64().expect("renderer pid");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !log.contains("role=renderer"),
+        "{attack}: the renderer was restarted:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("renderer[{renderer}] | ")),
+        "{attack}: no line of renderer {renderer}:\n{log}"
+    );
+}
+
+#[test]
+fn a_gpu_process_that_forges_claims_in_every_process_costs_only_the_gpu_processes() {
+    every_gpu_process("forged-claim", &[], "RendererViolation");
+}
+
+#[test]
+fn a_gpu_process_that_lies_about_fences_in_every_process_costs_only_the_gpu_processes() {
+    every_gpu_process("eventfd-fence", &["--hang-timeout-ms", "600"], "stalled");
+}

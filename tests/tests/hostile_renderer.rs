@@ -6,6 +6,11 @@
 use triptych_tests::*;
 
 fn hostile_run(attack: &str, extra: &[&str]) -> serde_json::Value {
+    hostile_run_logged(attack, extra).1
+}
+
+/// The launcher's log (children's lines quarantined in it) and the summary of a hostile run.
+fn hostile_run_logged(attack: &str, extra: &[&str]) -> (String, serde_json::Value) {
     let dir = scratch(&format!("hostile-{attack}"));
     let json = dir.join("summary.json");
     let mut cmd = triptych(&["run"]);
@@ -24,7 +29,7 @@ fn hostile_run(attack: &str, extra: &[&str]) -> serde_json::Value {
     );
     let s = summary(&json);
     at_baseline(attack, &s);
-    s
+    (String::from_utf8_lossy(&o.stderr).into_owned(), s)
 }
 
 fn check(attack: &str, want: &str, extra: &[&str]) {
@@ -110,9 +115,22 @@ fn garbage_on_the_release_channel() {
 fn release_of_a_buffer_never_held_frees_nothing_and_costs_nobody() {
     // The renderer releases what the GPU process's descriptions named, so a release of an
     // unknown buffer proves nothing against it: the GPU process frees nothing and goes on.
-    let s = hostile_run("bogus-release", &[]);
+    let (log, s) = hostile_run_logged("bogus-release", &[]);
     assert_eq!(s["last_frame"], 39, "{s}");
     assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    // The release was sent, and the GPU process received it and ignored it.
+    let (renderer, gpu) = (s["pids"]["renderer"].clone(), s["pids"]["gpu"].clone());
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("renderer[{renderer}] | "))
+                && l.contains("releasing buffer 9999.7, never held")),
+        "the release was never sent:\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains(&format!("gpu[{gpu}] | "))
+            && l.contains("release of buffer 9999.7, which is not in flight")),
+        "the GPU process never received it:\n{log}"
+    );
 }
 
 #[test]
@@ -147,8 +165,15 @@ fn a_forged_violation_report_is_itself_a_violation_and_lists_no_call() {
 
 #[test]
 fn a_silenced_trap_signal_does_not_silence_the_report() {
-    let s = hostile_run("silence-trap", &[]);
+    let (log, s) = hostile_run_logged("silence-trap", &[]);
     assert_eq!(s["last_frame"], 39, "{s}");
+    // The signal was silenced before the refused call: the report comes from the kernel.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("renderer[")
+                && l.contains("SIGSYS set to be ignored ignored=Returned(")),
+        "the renderer never silenced SIGSYS:\n{log}"
+    );
     let v = s["sandbox"]["violations"].as_array().expect("violations");
     assert_eq!(v.len(), 1, "{s}");
     assert!(

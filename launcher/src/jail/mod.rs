@@ -309,11 +309,18 @@ impl Jail {
             confinement.install(cmd);
             if !first {
                 // Test hooks (in test builds only) act in the first process of a role; a
-                // replacement runs clean: it keeps no TRIPTYCH_ variable but the log filter.
+                // replacement runs clean: it keeps no TRIPTYCH_ variable but the log filter
+                // (and, in a test build, those a test names to reach every process).
+                #[cfg(debug_assertions)]
+                let kept = std::env::var("TRIPTYCH_TEST_KEEP_ENV").unwrap_or_default();
+                #[cfg(not(debug_assertions))]
+                let kept = String::new();
                 for (k, _) in std::env::vars_os() {
-                    if k.to_str()
-                        .is_some_and(|k| k.starts_with("TRIPTYCH_") && k != "TRIPTYCH_LOG")
-                    {
+                    if k.to_str().is_some_and(|k| {
+                        k.starts_with("TRIPTYCH_")
+                            && k != "TRIPTYCH_LOG"
+                            && !kept.split(',').any(|n| n == k)
+                    }) {
                         cmd.env_remove(k);
                     }
                 }

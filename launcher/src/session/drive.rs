@@ -2,6 +2,8 @@
 //! frame is on screen; and who is to blame when nothing reaches the screen.
 
 use super::*;
+use ipc_protocol::channel;
+use ipc_protocol::messages::GpuToRenderer;
 
 impl Supervisor<'_> {
     /// The main loop: until the last frame is on screen, or Ctrl-C.
@@ -171,7 +173,8 @@ impl Supervisor<'_> {
 
     /// No frame reached the screen for `stalled` although both children answer. Blame goes by
     /// what the kernel shows, then by what the GPU process says about its pool:
-    /// 1. frames queued unread at the renderer's end of the peer socket: the renderer stopped
+    /// 1. the same frame queued unread at the head of the renderer's end of the peer socket for
+    ///    [`witness::UNREAD_FOR`] (or half the hang timeout, if longer): the renderer stopped
     ///    taking frames;
     /// 2. the GPU process has waited for releases since before the stall began: the renderer is
     ///    withholding its buffers;
@@ -192,17 +195,46 @@ impl Supervisor<'_> {
             self.last_dropped = true;
             return Ok(());
         }
-        let unread = self
-            .renderer
-            .as_ref()
-            .and_then(|r| r.link.as_ref())
-            .and_then(|l| triptych_sys::scm::queued_bytes(l.renderer_end.as_fd()).ok())
-            .unwrap_or(0);
-        if unread > 0 {
-            return self.renderer_down(Some(Cause::ProtocolViolation {
-                kind: "peer socket".to_owned(),
-                what: format!("left {unread} bytes of frames unread for {ms} ms"),
-            }));
+        // 1. The same frame at the head of the renderer's queue for a while: it stopped reading.
+        // Frames flowing through (the GPU process sends, the renderer takes and drops) show a
+        // head that changes, which blames nobody by itself.
+        let head = self.renderer.as_ref().and_then(|r| {
+            let l = r.link.as_ref()?;
+            let bytes = triptych_sys::scm::queued_bytes(l.renderer_end.as_fd()).ok()?;
+            let frame = match channel::peek_waiting::<GpuToRenderer>(l.renderer_end.as_fd()) {
+                Ok(Some(Ok(GpuToRenderer::Frame(f)))) => Some((f.epoch, f.frame)),
+                _ => None,
+            };
+            (bytes > 0).then_some(witness::UnreadHead {
+                renderer: r.child.proc.pid,
+                bytes,
+                frame,
+                since: Instant::now(),
+            })
+        });
+        match (head, self.unread_head.take()) {
+            (Some(now), Some(before)) if now.same_as(&before) => {
+                let unread_ms = before.since.elapsed().as_millis() as u64;
+                if before.since.elapsed() >= witness::UNREAD_FOR.max(hang / 2) {
+                    return self.renderer_down(Some(Cause::ProtocolViolation {
+                        kind: "peer socket".to_owned(),
+                        what: format!(
+                            "left {} bytes of frames unread, the same frame first, for {unread_ms} ms",
+                            now.bytes
+                        ),
+                    }));
+                }
+                self.unread_head = Some(before);
+                return Ok(());
+            }
+            (Some(now), None) => {
+                // Looked at again on a later tick.
+                self.unread_head = Some(now);
+                return Ok(());
+            }
+            // It took the frame seen before: it reads.
+            (Some(now), Some(_)) => self.unread_head = Some(now),
+            (None, _) => {}
         }
         let starved = self
             .gpu

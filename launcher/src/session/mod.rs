@@ -264,6 +264,8 @@ struct Supervisor<'a> {
     pending_renderer_breach: Option<(u32, rules::Breach)>,
     /// A GPU violation found while handling a renderer message; acted on in the main loop.
     pending_gpu_breach: Option<rules::Breach>,
+    /// During a stall: what was seen waiting at the head of the renderer's queue, and since when.
+    unread_head: Option<witness::UnreadHead>,
     /// The window, when the run has one.
     display: Option<display::Shown>,
     /// The frame size now (the window's, once resized).
@@ -444,6 +446,7 @@ fn run_with(
         checks: corroborate::Checks::default(),
         pending_renderer_breach: None,
         pending_gpu_breach: None,
+        unread_head: None,
         max_size: match (&display, &embed) {
             (Some(d), _) => (d.max.0.max(width), d.max.1.max(height)),
             (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
@@ -474,5 +477,29 @@ fn run_with(
     let result = sv.drive(signals);
     sv.progress.clear();
     let summary = sv.finish(result.is_ok());
-    result.and(summary)
+    match (result, summary) {
+        (Ok(()), summary) => summary,
+        // A run that could not go on still says how far it got and what ended it.
+        (Err(e), Ok(mut summary)) => {
+            let message = format!("{e:#}");
+            summary.failure = Some(message.clone());
+            Err(RunFailed {
+                message,
+                summary: Box::new(summary),
+            }
+            .into())
+        }
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+/// A run that ended before its last frame: what ended it, and the summary of how far it got
+/// (its `failure` says the same).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RunFailed {
+    /// What ended the run, with its causes.
+    pub message: String,
+    /// The summary, up to the failure.
+    pub summary: Box<RunSummary>,
 }

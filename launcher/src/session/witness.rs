@@ -26,6 +26,34 @@ use ipc_protocol::rules::{self, Breach};
 
 use super::Supervisor;
 
+/// How long the same frame must wait unread at the head of a renderer's queue before the
+/// renderer is taken to have stopped reading (its reader takes frames as they come; the longest
+/// it may pause on purpose is a quarter second, for a resize it has yet to hear of).
+pub(super) const UNREAD_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What waited at the head of a renderer's queue of frames, and since when it was seen there.
+#[derive(Debug)]
+pub(super) struct UnreadHead {
+    /// The renderer.
+    pub(super) renderer: u32,
+    /// Bytes queued.
+    pub(super) bytes: usize,
+    /// The epoch and number of the frame at the head, where it decodes as one.
+    pub(super) frame: Option<(u64, u64)>,
+    /// When it was first seen.
+    pub(super) since: std::time::Instant,
+}
+
+impl UnreadHead {
+    /// Whether `self` shows the same message at the head as `before` did: the same renderer,
+    /// the same frame, and (for a head that is no frame) the same bytes queued.
+    pub(super) fn same_as(&self, before: &UnreadHead) -> bool {
+        self.renderer == before.renderer
+            && self.frame == before.frame
+            && (self.frame.is_some() || self.bytes == before.bytes)
+    }
+}
+
 /// Duplicates of the two ends of one peer socket, kept by the launcher as evidence.
 #[derive(Debug)]
 pub(super) struct LinkEvidence {
