@@ -16,11 +16,15 @@ fuzz_target!(|data: &[u8]| {
         let n = usize::from(len).min(tail.len());
         let (msg, next) = tail.split_at(n);
         rest = next;
-        if let Ok((RendererToGpu::Release { epoch, buffer }, _)) =
-            decode::<RendererToGpu>(msg, Vec::new())
-        {
-            if epoch == 1 && !in_flight.remove(&(buffer.slot, buffer.generation)) {
-                // A release of a buffer not held: the GPU process reports the renderer.
+        if let Ok((m, _)) = decode::<RendererToGpu>(msg, Vec::new()) {
+            // The rule the GPU process's reader applies before it takes a release off the
+            // socket, and the launcher to the one left there.
+            if ipc_protocol::rules::release(&m, 1).is_err() {
+                continue;
+            }
+            let RendererToGpu::Release { buffer, .. } = m;
+            if !in_flight.remove(&(buffer.slot, buffer.generation)) {
+                // A release of a buffer not in flight frees nothing.
                 continue;
             }
         }

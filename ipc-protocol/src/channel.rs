@@ -345,8 +345,8 @@ fn judge<T: Wire>(
 
 /// The message waiting at the head of `sock`'s receive queue, left there, without waiting:
 /// `None` when nothing is queued, else the message or the violation it is (its rule applied by
-/// the caller). For a party that holds a duplicate of another's socket and checks a claim about
-/// what waits there.
+/// the caller). For a party that holds a duplicate of both ends of another's socket and checks a
+/// claim about what waits there (with both ends held, the socket never reads as closed).
 pub fn peek_waiting<T: Wire>(
     sock: BorrowedFd<'_>,
 ) -> Result<Option<Result<T, Violation>>, triptych_sys::scm::ScmError> {
@@ -356,7 +356,10 @@ pub fn peek_waiting<T: Wire>(
         &mut buf,
         libc::MSG_PEEK | libc::MSG_DONTWAIT,
     ) {
-        Ok(d) if d.eof => Ok(None),
+        // Nothing queued is EAGAIN. A read of nothing is an empty datagram, or the end of a
+        // peer that shut its side down: whoever holds a duplicate of the other end keeps the
+        // socket from closing, so either is the peer's doing.
+        Ok(d) if d.eof => Ok(Some(Err(Violation::Empty))),
         Ok(d) => Ok(Some(judge::<T>(&buf, d).map(|(m, _)| m))),
         Err(triptych_sys::scm::ScmError::Recv {
             errno: nix::Error::EAGAIN,

@@ -123,16 +123,31 @@ impl Splitter {
     }
 }
 
-/// `bytes` as text with every control character (C0, DEL, C1, and the bidirectional and
-/// zero-width format characters) escaped, and `\` doubled so an escape cannot be forged.
+/// `bytes` as text, escaped as [`escape_str`] does.
 fn escape(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    escape_str(&String::from_utf8_lossy(bytes))
+}
+
+/// Whether `c` is a format or separator character that changes how a line reads without being
+/// seen: soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width and
+/// bidirectional marks, line and paragraph separators, invisible operators, byte order mark,
+/// interlinear annotation marks, tag characters.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// `text` with every control character (C0, DEL, C1) and every invisible format or separator
+/// character ([`invisible`]) written as `\u{..}`, and `\` doubled so an escape cannot be
+/// forged: what a child wrote, made safe to put in the launcher's log on one line. Used for its
+/// stderr and for every string in its messages that the launcher logs.
+pub fn escape_str(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let format = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
         if c == '\\' {
             out.push_str("\\\\");
-        } else if c.is_control() || format {
+        } else if c.is_control() || invisible(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -350,6 +365,10 @@ mod tests {
         assert_eq!(escape("x\u{202e}y\u{85}".as_bytes()), "x\\u{202e}y\\u{85}");
         assert_eq!(escape(b"\\u{1b}"), "\\\\u{1b}");
         assert_eq!(escape(b"\xff ok"), "\u{fffd} ok");
+        assert_eq!(
+            escape_str("a\u{2028}b\u{61c}c\u{2060}d\u{fff9}e\u{e0041}"),
+            "a\\u{2028}b\\u{61c}c\\u{2060}d\\u{fff9}e\\u{e0041}"
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 use crate::{Arg, Refusal, Rule};
 
 /// `CLONE_VM | CLONE_THREAD` (`include/uapi/linux/sched.h`: 0x100, 0x10000): a new thread.
-pub const CLONE_THREAD_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_THREAD) as u64;
+pub const CLONE_THREAD_FLAGS: u64 =
+    (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_FILES) as u64;
 
 /// Every namespace flag of `clone` (`include/uapi/linux/sched.h`): none may come with a thread.
 pub const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
@@ -116,7 +117,9 @@ pub fn rules(pid: u32) -> Vec<Rule> {
             "freeing memory, unmapping buffers",
         ),
         // pthread_create: clone(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
-        // | ...). A process (no CLONE_THREAD) or any new namespace traps.
+        // | ...). A process (no CLONE_THREAD), a thread with an fd table of its own (no
+        // CLONE_FILES: it could hold fds the launcher's look at the process's table misses) or
+        // any new namespace traps.
         Rule::with(
             "clone:thread",
             libc::SYS_clone,
@@ -125,7 +128,7 @@ pub fn rules(pid: u32) -> Vec<Rule> {
                 0,
                 CLONE_CHECKED_FLAGS,
                 CLONE_THREAD_FLAGS,
-                "CLONE_VM | CLONE_THREAD, no CLONE_NEW*",
+                "CLONE_VM | CLONE_THREAD | CLONE_FILES, no CLONE_NEW*",
             )],
             "threads",
         ),
@@ -235,7 +238,8 @@ mod tests {
     #[test]
     fn flag_values_match_the_headers() {
         // include/uapi/linux/sched.h
-        assert_eq!(CLONE_THREAD_FLAGS, 0x0001_0100);
+        // CLONE_VM 0x100, CLONE_FILES 0x400, CLONE_THREAD 0x10000.
+        assert_eq!(CLONE_THREAD_FLAGS, 0x0001_0500);
         assert_eq!(CLONE_NAMESPACE_FLAGS, 0x7e02_0000);
         // include/uapi/asm-generic/mman-common.h
         assert_eq!(libc::PROT_EXEC, 0x4);
@@ -273,6 +277,10 @@ mod tests {
         assert!(
             !rule.allows(&[(libc::CLONE_THREAD) as u64, 0, 0, 0, 0, 0]),
             "a thread without CLONE_VM"
+        );
+        assert!(
+            !rule.allows(&[pthread & !(libc::CLONE_FILES as u64), 0, 0, 0, 0, 0]),
+            "a thread with an fd table of its own"
         );
     }
 }

@@ -25,7 +25,16 @@ fn read(path: &str) -> Result<String, ProcError> {
 
 /// The open fds of process `pid` with what each points to (`/proc/<pid>/fd/<n>` link targets).
 pub fn fd_links(pid: u32) -> Result<Vec<(i32, String)>, ProcError> {
-    let dir = format!("/proc/{pid}/fd");
+    links_in(format!("/proc/{pid}/fd"))
+}
+
+/// The fds of thread `tid` of process `pid`, as [`fd_links`]: a thread made without
+/// `CLONE_FILES` has a table of its own, which `/proc/<pid>/fd` does not show.
+pub fn task_fd_links(pid: u32, tid: u32) -> Result<Vec<(i32, String)>, ProcError> {
+    links_in(format!("/proc/{pid}/task/{tid}/fd"))
+}
+
+fn links_in(dir: String) -> Result<Vec<(i32, String)>, ProcError> {
     let rd = std::fs::read_dir(&dir).map_err(|source| ProcError {
         path: dir.clone(),
         source,

@@ -249,7 +249,10 @@ opacity = 0.75
         first_new > 20,
         "the new scene starts after the frame it was asked at"
     );
-    assert_eq!(last, Some(89));
+    // Frame events are dropped while the application falls behind (this test checks every
+    // pixel, on a loaded machine too): the run's own count says every frame was presented.
+    assert!(last.is_some_and(|l| l <= 89), "{last:?}");
+    assert_eq!(summary.last_frame, Some(89));
     assert_eq!(summary.scene_changes, 1);
     assert_eq!(summary.layers, 2);
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,38 +7,55 @@
 //! go, and are counted. A trace of a long run shows its latest stretch whole, as a flight
 //! recorder does, and says how much came before it.
 //!
-//! Sizes are estimated from what each event owns ([`footprint`]): the event itself, its map's
-//! nodes and its strings' bytes. The estimate errs high for small maps, so the real heap use stays
-//! under the budget.
+//! Sizes are estimated from what each event owns ([`footprint`]): its slot, its map's nodes and
+//! its strings, each heap block with the allocator's rounding and overhead, so the heap the kept
+//! events use stays near the budget (the ring's own buffer may hold up to twice the slots it
+//! uses, as a growing `VecDeque` does).
 
 use std::collections::VecDeque;
 
 use crate::event::{ArgValue, Event, EventKind};
 
-/// Bytes of events kept per source unless told otherwise: some 40,000 events of a frame's usual
-/// size, a minute and more of 60 Hz frames from one child.
+/// Bytes of events kept per source unless told otherwise: some 40,000 events of the usual kind
+/// (a few small arguments each; about six a frame from each child), a minute and more of 60 Hz
+/// frames. Events with long strings take more of it.
 pub const DEFAULT_BUDGET: usize = 8 << 20;
 
-/// Bytes one event holds in memory, its strings and argument map included.
+/// Bytes one event holds in memory, its strings and argument map included, counted high: its
+/// slot in the ring, and for every heap block (a string's bytes, a node of the argument map) the
+/// size rounded up to 16 plus 16 of allocator overhead. An argument map of any size holds at
+/// least one node with room for 11 entries, so a small argument costs far more than its bytes.
 pub fn footprint(e: &Event) -> usize {
-    // A BTreeMap entry costs its key and value plus its share of a node (11 entries a node).
-    const ENTRY: usize = 16;
+    fn block(bytes: usize) -> usize {
+        if bytes == 0 {
+            0
+        } else {
+            bytes.div_ceil(16) * 16 + 16
+        }
+    }
+    // A B-tree node: its header, 11 keys and values, and (internal nodes) 12 edges.
+    const NODE: usize = 16
+        + 11 * (std::mem::size_of::<String>() + std::mem::size_of::<ArgValue>())
+        + 12 * std::mem::size_of::<usize>();
     let counter = match &e.kind {
-        EventKind::Counter { name, .. } => name.len(),
+        EventKind::Counter { name, .. } => block(name.len()),
         EventKind::Span { .. } | EventKind::Instant { .. } => 0,
     };
-    let args: usize = e
+    let n = e.args.len();
+    let leaves = n.div_ceil(11);
+    let nodes = leaves + leaves.div_ceil(6).saturating_sub(usize::from(leaves <= 1));
+    let strings: usize = e
         .args
         .iter()
         .map(|(k, v)| {
-            let text = match v {
-                ArgValue::Str(s) => s.len(),
-                ArgValue::Int(_) | ArgValue::Float(_) | ArgValue::Bool(_) => 0,
-            };
-            ENTRY + std::mem::size_of::<String>() + std::mem::size_of::<ArgValue>() + k.len() + text
+            block(k.len())
+                + match v {
+                    ArgValue::Str(s) => block(s.len()),
+                    ArgValue::Int(_) | ArgValue::Float(_) | ArgValue::Bool(_) => 0,
+                }
         })
         .sum();
-    std::mem::size_of::<Event>() + counter + args
+    std::mem::size_of::<(Event, usize)>() + counter + nodes * block(NODE) + strings
 }
 
 /// The latest events of one source, at most `budget` bytes of them ([`footprint`]).

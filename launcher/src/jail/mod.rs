@@ -271,19 +271,24 @@ impl Jail {
         if self.reports != ViolationReports::Notify {
             return Ok(());
         }
-        let links = match triptych_sys::proc::fd_links(pid) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(pid, error = %e, "could not read the child's fd table to check it kept no seccomp listener");
-                return Ok(());
+        // Every thread's table: one made without CLONE_FILES (before the filter, which refuses
+        // that) would hold fds of its own.
+        let tids = triptych_sys::proc::threads(pid).unwrap_or_else(|_| vec![pid]);
+        for tid in tids {
+            let links = match triptych_sys::proc::task_fd_links(pid, tid) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(pid, tid, error = %e, "could not read a thread's fd table to check it kept no seccomp listener");
+                    continue;
+                }
+            };
+            if let Some((n, _)) = links.iter().find(|(_, link)| link == LISTENER_LINK) {
+                return Err(format!(
+                    "kept a copy of its seccomp listener (fd {n} of thread {tid}) after handing it over"
+                ));
             }
-        };
-        match links.iter().find(|(_, link)| link == LISTENER_LINK) {
-            Some((n, _)) => Err(format!(
-                "kept a copy of its seccomp listener (fd {n}) after handing it over"
-            )),
-            None => Ok(()),
         }
+        Ok(())
     }
 
     /// Spawns `binary` as `role`, confined, with its report pipe and handover socket.

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use ipc_protocol::channel::Delivery;
-use ipc_protocol::messages::{GpuToLauncher, LauncherToRenderer, RendererToLauncher};
+use ipc_protocol::messages::{
+    GpuToLauncher, LauncherToRenderer, RendererClaim, RendererToLauncher,
+};
 use triptych_trace::{Args, Stage};
 
 use super::{fd_count, Supervisor};
@@ -124,6 +126,12 @@ impl Supervisor<'_> {
                 }
             }
             GpuToLauncher::RendererViolation { renderer, claim } => {
+                let claim = match claim {
+                    RendererClaim::BadRelease(what) => {
+                        RendererClaim::BadRelease(crate::child_log::escape_str(&what))
+                    }
+                    c => c,
+                };
                 self.gpu_claim(renderer, claim)?;
             }
             GpuToLauncher::Finished { frames } => {
@@ -133,6 +141,7 @@ impl Supervisor<'_> {
                 }
             }
             GpuToLauncher::Failed(e) => {
+                let e = crate::child_log::escape_str(&e);
                 self.quiet.note(
                     "gpu-failed",
                     || tracing::error!(error = %e, "the GPU process failed"),
@@ -246,6 +255,7 @@ impl Supervisor<'_> {
                     .map_err(|what| Breach::new("SandboxListener", what))?;
             }
             RendererToLauncher::Rejected { frame, reason } => {
+                let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, not acted on.
                 self.quiet.note(
                     "rejected",
@@ -258,6 +268,7 @@ impl Supervisor<'_> {
                 }
             }
             RendererToLauncher::GpuViolation(what) => {
+                let what = crate::child_log::escape_str(&what);
                 // A claim the launcher cannot check: counted and logged, nobody is blamed.
                 super::push_bounded(
                     &mut self.summary.uncorroborated,
@@ -267,10 +278,13 @@ impl Supervisor<'_> {
                     tracing::warn!(%what, "the renderer reports a bad frame channel (not corroborated)")
                 });
             }
-            RendererToLauncher::Failed(e) => self.quiet.note(
-                "renderer-failed",
-                || tracing::error!(error = %e, "the renderer failed"),
-            ),
+            RendererToLauncher::Failed(e) => {
+                let e = crate::child_log::escape_str(&e);
+                self.quiet.note(
+                    "renderer-failed",
+                    || tracing::error!(error = %e, "the renderer failed"),
+                )
+            }
             RendererToLauncher::Stats(s) => self.summary.renderer = s,
             RendererToLauncher::Pong(n) => {
                 rules::pong(n, self.ping_seq)?;

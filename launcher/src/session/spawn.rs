@@ -114,7 +114,7 @@ impl Supervisor<'_> {
                         }
                         return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
                     }
-                    Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, e))),
+                    Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, crate::child_log::escape_str(&e)))),
                     Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.fired.push(fault),
                     Ok(Ok((GpuToLauncher::Trace(t), _))) => {
                         if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {

@@ -10,10 +10,9 @@
 //!   head of its queue. The launcher reads it there ([`channel::peek_waiting`]) and applies the
 //!   same rule ([`rules::release`]). It breaks the protocol: the renderer is killed for it. It
 //!   is a good release, or nothing waits: the GPU process lied, and is killed for it.
-//! - **Frames unread** ([`RendererClaim::FramesUnread`]): holds when frames wait at the
-//!   renderer's end and the GPU process's end cannot send (the queue is full); the renderer is
-//!   killed. Otherwise the renderer may only have been slow a moment: nobody is killed, the claim
-//!   is counted.
+//! - **Frames unread** ([`RendererClaim::FramesUnread`]): a full queue of frames is a state the
+//!   GPU process can make itself, so the claim is only counted; a renderer that really stopped
+//!   reading is found by the stall check (the same frame at the head of its queue for a while).
 //! - A claim against a renderer that is no longer the one running (a dying renderer's last
 //!   bytes, read after its replacement started) concerns nobody alive: counted, never held
 //!   against the replacement.
@@ -92,19 +91,15 @@ pub(super) fn judge(link: &LinkEvidence, claim: &RendererClaim, epoch: u64) -> V
                 Err(e) => Verdict::Unknown(format!("its release channel could not be read: {e}")),
             }
         }
+        // A full queue of frames is a state the GPU process can make itself (frames sent faster
+        // than a renderer waiting on an unsignalled fence takes them): never evidence. A
+        // renderer that stopped reading is found by the stall check, which needs the same frame
+        // at the head for a while.
         RendererClaim::FramesUnread => {
             let queued = triptych_sys::scm::queued_bytes(link.renderer_end.as_fd()).unwrap_or(0);
-            let full = triptych_sys::poll::writable_now(link.gpu_end.as_fd()).is_ok_and(|w| !w);
-            if queued > 0 && full {
-                Verdict::Holds(format!(
-                    "stopped reading frames: {queued} bytes of them wait unread and its queue is full"
-                ))
-            } else {
-                Verdict::Unknown(format!(
-                    "frames unread, but {queued} bytes wait at its end and its queue is {}",
-                    if full { "full" } else { "not full" }
-                ))
-            }
+            Verdict::Unknown(format!(
+                "{queued} bytes of frames wait at its end, a state the GPU process can make itself"
+            ))
         }
     }
 }
@@ -204,7 +199,18 @@ mod tests {
     }
 
     #[test]
-    fn frames_unread_holds_only_when_the_queue_is_full() {
+    fn an_empty_release_or_a_shut_end_holds() {
+        let (to_gpu, _, ev) = link();
+        triptych_sys::scm::send_with_fds(to_gpu.as_fd(), &[], &[]).expect("send");
+        assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(w) if w.contains("empty")));
+        let (to_gpu, _, ev) = link();
+        nix::sys::socket::shutdown(to_gpu.raw(), nix::sys::socket::Shutdown::Write)
+            .expect("shutdown");
+        assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(_)));
+    }
+
+    #[test]
+    fn frames_unread_is_only_counted() {
         let (_, to_renderer, ev) = link();
         let claim = RendererClaim::FramesUnread;
         assert!(matches!(judge(&ev, &claim, 1), Verdict::Unknown(_)));
@@ -218,7 +224,8 @@ mod tests {
         // One frame waits, but there is room: a renderer a moment behind is not blamed.
         to_renderer.send(&frame).expect("send");
         assert!(matches!(judge(&ev, &claim, 1), Verdict::Unknown(_)));
+        // A full queue too: the GPU process can fill it.
         while to_renderer.send(&frame).is_ok() {}
-        assert!(matches!(judge(&ev, &claim, 1), Verdict::Holds(_)));
+        assert!(matches!(judge(&ev, &claim, 1), Verdict::Unknown(_)));
     }
 }
