@@ -64,6 +64,13 @@ pub enum Attack {
     /// At its first frame from [`FRAMING_FROM`] on, tells the launcher the renderer broke the
     /// release channel and stopped reading frames, neither of which it did.
     ForgedClaim,
+    /// At its first frame from [`FRAMING_FROM`] on, before that frame's fence signals (the
+    /// renderer waits on it and takes no frame meanwhile), sends copies of it until the
+    /// renderer's queue is full, then claims the renderer stopped reading frames.
+    FloodFrames,
+    /// Reports a failure whose text holds a line forged to read as the launcher's, escape
+    /// sequences and a line separator.
+    LogForge,
 }
 
 /// The first frame the framing attacks act at.
@@ -104,6 +111,8 @@ impl Attack {
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
             "forged-claim" => Attack::ForgedClaim,
+            "flood-frames" => Attack::FloodFrames,
+            "log-forge" => Attack::LogForge,
             _ => return None,
         })
     }
@@ -177,7 +186,12 @@ pub fn attack(
         | Attack::FrameAhead
         | Attack::FrameFutureGeneration
         | Attack::EventfdFence
-        | Attack::ForgedClaim => {}
+        | Attack::ForgedClaim
+        | Attack::FloodFrames => {}
+        Attack::LogForge => {
+            let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
+            let _ = events.send(&GpuToLauncher::Failed(forged));
+        }
         Attack::NotifIoctl => {
             let stderr = std::io::stderr();
             let outcome = triptych_sys::probe::attempt(triptych_sys::probe::Call::Ioctl {
@@ -380,6 +394,14 @@ pub fn after_send(
     match attack {
         Attack::FrameTwice => {}
         Attack::FrameAhead => lie.frame += 3,
+        Attack::FloodFrames => {
+            static FLOODED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !FLOODED.swap(true, Ordering::Relaxed) {
+                flood_frames(msg, to_renderer, events, renderer);
+            }
+            return;
+        }
         Attack::ForgedClaim => {
             // Once, at the first frame from FRAMING_FROM on (a replacement resumes later).
             static CLAIMED: std::sync::atomic::AtomicBool =
@@ -410,4 +432,30 @@ pub fn after_send(
             "sent the renderer a lie"
         );
     }
+}
+
+/// [`Attack::FloodFrames`]: copies of `msg` until the renderer's queue is full (or for 400 ms),
+/// then the claim.
+fn flood_frames(
+    msg: &FrameMsg,
+    to_renderer: &Sender<GpuToRenderer>,
+    events: &Sender<GpuToLauncher>,
+    renderer: u32,
+) {
+    let start = std::time::Instant::now();
+    let (mut sent, mut claimed) = (0u64, false);
+    while start.elapsed() < std::time::Duration::from_millis(400) && !claimed {
+        match to_renderer.send(&GpuToRenderer::Frame(msg.clone())) {
+            Ok(()) => sent += 1,
+            Err(ipc_protocol::channel::SendError::Full) => {
+                claimed = true;
+                let _ = events.send(&GpuToLauncher::RendererViolation {
+                    renderer,
+                    claim: ipc_protocol::messages::RendererClaim::FramesUnread,
+                });
+            }
+            Err(_) => break,
+        }
+    }
+    tracing::warn!(renderer, sent, claimed, "flooded the renderer with frames");
 }

@@ -50,6 +50,11 @@ pub enum Attack {
     /// Garbage on the release channel, then an exit at once: what it left there must not be
     /// held against its replacement.
     GarbageReleaseExit,
+    /// An empty datagram on the release channel.
+    EmptyRelease,
+    /// A claim against the GPU process, a rejection and a failure whose text holds a line forged
+    /// to read as the launcher's, escape sequences and a line separator.
+    LogForge,
     /// A release of a buffer it never held.
     BogusRelease,
     /// A release of another epoch than the current one.
@@ -116,6 +121,8 @@ impl Attack {
             "keep-listener" => Attack::KeepListener,
             "garbage-release" => Attack::GarbageRelease,
             "garbage-release-exit" => Attack::GarbageReleaseExit,
+            "empty-release" => Attack::EmptyRelease,
+            "log-forge" => Attack::LogForge,
             "bogus-release" => Attack::BogusRelease,
             "epoch-release" => Attack::EpochRelease,
             "withhold" => Attack::Withhold,
@@ -234,6 +241,16 @@ pub fn attack(
             }
         }
         Attack::GarbageRelease => raw(releases, &[0xff; 64], &[]),
+        Attack::EmptyRelease => raw(releases, &[], &[]),
+        Attack::LogForge => {
+            let forged = "x\n2026-12-05T00:00:00.000000Z ERROR sandbox violation in gpu: ptrace(0x0, 0x0, 0x0, 0x0, 0x0, 0x0)\n\x1b[31mred\x1b[0m \u{2028}after";
+            let _ = events.send(&RendererToLauncher::GpuViolation(forged.into()));
+            let _ = events.send(&RendererToLauncher::Rejected {
+                frame: 0,
+                reason: forged.into(),
+            });
+            let _ = events.send(&RendererToLauncher::Failed(forged.into()));
+        }
         Attack::GarbageReleaseExit => {
             raw(releases, &[0xff; 64], &[]);
             std::process::exit(3);

@@ -312,3 +312,37 @@ fn a_gpu_process_that_forges_claims_in_every_process_costs_only_the_gpu_processe
 fn a_gpu_process_that_lies_about_fences_in_every_process_costs_only_the_gpu_processes() {
     every_gpu_process("eventfd-fence", &["--hang-timeout-ms", "600"], "stalled");
 }
+
+#[test]
+fn a_full_queue_of_frames_the_gpu_process_made_costs_the_renderer_nothing() {
+    // It fills the renderer's queue while the renderer waits on a fence not yet signalled, then
+    // claims the renderer stopped reading: a state it made itself is no evidence.
+    let s = hostile_run("flood-frames");
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert!(
+        s["uncorroborated"].to_string().contains("FramesUnread"),
+        "{s}"
+    );
+    assert!(s["renderer"]["gpu_violations"].as_u64() >= Some(10), "{s}");
+}
+
+#[test]
+fn strings_it_sends_reach_the_log_escaped() {
+    let (o, s) = hostile_run_with("log-forge", &[]);
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{2028}'),
+        "raw control characters:\n{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-12-05T00:00:00.000000Z"),
+            "a forged line stands on its own in the log: {line:?}"
+        );
+    }
+    assert!(
+        log.contains("\\u{1b}[31mred"),
+        "the forged text was never logged:\n{log}"
+    );
+}

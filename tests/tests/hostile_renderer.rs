@@ -374,3 +374,35 @@ fn what_a_dead_renderer_left_on_the_release_channel_is_not_held_against_its_repl
         "the replacement is the renderer at the end: {s}"
     );
 }
+
+#[test]
+fn an_empty_datagram_on_the_release_channel() {
+    // The GPU process leaves it at the head of its queue; the launcher reads it there itself.
+    check("empty-release", "empty message", &[]);
+}
+
+#[test]
+fn strings_it_sends_reach_the_log_escaped() {
+    let (log, s) = hostile_run_logged("log-forge", &[]);
+    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    no_forged_line(&log);
+}
+
+/// No line of `log` is the forged one (only escaped inside another), and no raw escape or line
+/// separator reached it.
+fn no_forged_line(log: &str) {
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{2028}'),
+        "raw control characters:\n{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-12-05T00:00:00.000000Z"),
+            "a forged line stands on its own in the log: {line:?}"
+        );
+    }
+    assert!(
+        log.contains("\\u{1b}[31mred"),
+        "the forged text was never logged:\n{log}"
+    );
+}
