@@ -6,6 +6,10 @@
 
 use triptych_tests::*;
 
+/// Frames of each hostile run: enough for an attack repeated at every frame to be repeated
+/// often.
+const FRAMES: u64 = 200;
+
 fn hostile_run(attack: &str) -> serde_json::Value {
     hostile_run_with(attack, &[]).1
 }
@@ -14,13 +18,25 @@ fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serd
     let dir = scratch(&format!("hostile-gpu-{attack}"));
     let json = dir.join("summary.json");
     let mut cmd = triptych(&["run"]);
-    cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"])
-        .args(extra)
-        .arg("--out")
-        .arg(dir.join("f.png"))
-        .arg("--summary-json")
-        .arg(&json)
-        .env("TRIPTYCH_HOSTILE_GPU", attack);
+    cmd.args([
+        "--frames",
+        &FRAMES.to_string(),
+        "--size",
+        "96x64",
+        "--buffers",
+        "shm",
+    ])
+    .args(extra)
+    .arg("--out")
+    .arg(dir.join("f.png"))
+    .arg("--summary-json")
+    .arg(&json)
+    .env("TRIPTYCH_HOSTILE_GPU", attack);
+    // Traced, so the attacks meet the trace path too (an attack on tracing itself is run
+    // without it: a batch with tracing off is one).
+    if attack != "trace-off" && !extra.contains(&"--trace") {
+        cmd.arg("--trace").arg(dir.join("trace.json"));
+    }
     let o = output(cmd);
     assert!(
         o.status.success(),
@@ -29,7 +45,11 @@ fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serd
     );
     let s = summary(&json);
     at_baseline(attack, &s);
-    assert_eq!(s["last_frame"], 39, "{attack}: every frame presented: {s}");
+    assert_eq!(
+        s["last_frame"],
+        FRAMES - 1,
+        "{attack}: every frame presented: {s}"
+    );
     let renderer_crashes = s["crashes"]
         .as_array()
         .expect("crashes")
@@ -317,8 +337,14 @@ fn a_gpu_process_that_lies_about_fences_in_every_process_costs_only_the_gpu_proc
 fn a_full_queue_of_frames_the_gpu_process_made_costs_the_renderer_nothing() {
     // It fills the renderer's queue while the renderer waits on a fence not yet signalled, then
     // claims the renderer stopped reading: a state it made itself is no evidence.
+    // (Its own sends may then find the queue full, and it stops serving this renderer: then it
+    // is the one that stalled, and is replaced.)
     let s = hostile_run("flood-frames");
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes.len() <= 1 && crashes.iter().all(|c| c["role"] == "gpu"),
+        "{s}"
+    );
     assert!(
         s["uncorroborated"].to_string().contains("FramesUnread"),
         "{s}"

@@ -5,6 +5,10 @@
 
 use triptych_tests::*;
 
+/// Frames of each hostile run: enough for an attack repeated at every frame to be repeated
+/// often.
+const FRAMES: u64 = 200;
+
 fn hostile_run(attack: &str, extra: &[&str]) -> serde_json::Value {
     hostile_run_logged(attack, extra).1
 }
@@ -14,13 +18,25 @@ fn hostile_run_logged(attack: &str, extra: &[&str]) -> (String, serde_json::Valu
     let dir = scratch(&format!("hostile-{attack}"));
     let json = dir.join("summary.json");
     let mut cmd = triptych(&["run"]);
-    cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"])
-        .args(extra)
-        .arg("--out")
-        .arg(dir.join("f.png"))
-        .arg("--summary-json")
-        .arg(&json)
-        .env("TRIPTYCH_HOSTILE", attack);
+    cmd.args([
+        "--frames",
+        &FRAMES.to_string(),
+        "--size",
+        "96x64",
+        "--buffers",
+        "shm",
+    ])
+    .args(extra)
+    .arg("--out")
+    .arg(dir.join("f.png"))
+    .arg("--summary-json")
+    .arg(&json)
+    .env("TRIPTYCH_HOSTILE", attack);
+    // Traced, so the attacks meet the trace path too (an attack on tracing itself is run
+    // without it: a batch with tracing off is one).
+    if attack != "trace-off" && !extra.contains(&"--trace") {
+        cmd.arg("--trace").arg(dir.join("trace.json"));
+    }
     let o = output(cmd);
     assert!(
         o.status.success(),
@@ -34,7 +50,11 @@ fn hostile_run_logged(attack: &str, extra: &[&str]) -> (String, serde_json::Valu
 
 fn check(attack: &str, want: &str, extra: &[&str]) {
     let s = hostile_run(attack, extra);
-    assert_eq!(s["last_frame"], 39, "{attack}: every frame presented: {s}");
+    assert_eq!(
+        s["last_frame"],
+        FRAMES - 1,
+        "{attack}: every frame presented: {s}"
+    );
     let crashes = s["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{attack}: one crash, the renderer's: {s}");
     let c = &crashes[0];
@@ -91,7 +111,7 @@ fn forged_fence_timeout_blames_nobody() {
     // The renderer claims a fence timed out, naming an fd the GPU process does not export: the
     // launcher's own check refutes it, and nobody is killed for it.
     let s = hostile_run("forged-timeout", &[]);
-    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
     assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
     assert_eq!(s["refuted_fence_timeouts"], 1, "{s}");
 }
@@ -116,7 +136,7 @@ fn release_of_a_buffer_never_held_frees_nothing_and_costs_nobody() {
     // The renderer releases what the GPU process's descriptions named, so a release of an
     // unknown buffer proves nothing against it: the GPU process frees nothing and goes on.
     let (log, s) = hostile_run_logged("bogus-release", &[]);
-    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
     assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
     // The release was sent, and the GPU process received it and ignored it.
     let (renderer, gpu) = (s["pids"]["renderer"].clone(), s["pids"]["gpu"].clone());
@@ -150,7 +170,7 @@ fn withheld_releases_blame_the_renderer_not_the_gpu_process() {
 #[test]
 fn a_forged_violation_report_is_itself_a_violation_and_lists_no_call() {
     let s = hostile_run("forge-report", &[]);
-    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
     let crashes = s["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{s}");
     assert_eq!(crashes[0]["role"], "renderer");
@@ -166,7 +186,7 @@ fn a_forged_violation_report_is_itself_a_violation_and_lists_no_call() {
 #[test]
 fn a_silenced_trap_signal_does_not_silence_the_report() {
     let (log, s) = hostile_run_logged("silence-trap", &[]);
-    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
     // The signal was silenced before the refused call: the report comes from the kernel.
     assert!(
         log.lines()
@@ -218,7 +238,7 @@ fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
     // layer leaves the GPU process room) and claims the fence timed out. The launcher's own
     // check finds the fence closed by its writer: signalled, the claim refuted, nobody killed.
     let s = hostile_run("drain-fence", &["--pool", "4"]);
-    assert_eq!(s["last_frame"], 39, "{s}");
+    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
     assert_eq!(
         s["crashes"].as_array().map(Vec::len),
         Some(0),
@@ -229,7 +249,11 @@ fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
         s["renderer"]["abandoned_frames"], 1,
         "the frame whose fence byte was read away is the renderer's loss alone: {s}"
     );
-    assert_eq!(s["frames"], 39, "every other frame is presented: {s}");
+    assert_eq!(
+        s["frames"],
+        FRAMES - 1,
+        "every other frame is presented: {s}"
+    );
 }
 
 /// A hostile renderer in a window on Xvfb whose attack waits for a resize: after one frame is on
@@ -365,7 +389,7 @@ fn what_a_dead_renderer_left_on_the_release_channel_is_not_held_against_its_repl
     // The renderer writes garbage on the release channel and exits at once: the GPU process
     // reads it and reports it, but only the renderer that sent it may answer for it.
     let s = hostile_run("garbage-release-exit", &[]);
-    assert_eq!(s["last_frame"], 39, "every frame presented: {s}");
+    assert_eq!(s["last_frame"], FRAMES - 1, "every frame presented: {s}");
     let crashes = s["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the dying renderer's: {s}");
     assert_eq!(crashes[0]["role"], "renderer", "{s}");
