@@ -210,6 +210,9 @@ pub struct RunSummary {
     pub out: Option<String>,
     /// Frames composited at a size the window no longer had, handed back unshown.
     pub dropped_for_resize: u64,
+    /// Frames a GPU process that broke the protocol sent without reporting them, composited
+    /// and handed back unshown (never held against the renderer).
+    pub unreported_dropped: u64,
     /// Resizes of the window (or of an embedding shell's frames).
     pub resizes: u64,
     /// Damage tracking.

@@ -89,9 +89,10 @@ impl Supervisor<'_> {
             };
             match rx.recv_deadline(deadline) {
                 Ok(Ok((m, _))) => {
+                    // A breach is acted on in the main loop; what the GPU process sent after it
+                    // is read on, for the frames it reported.
                     if let Err(b) = self.gpu_event(m) {
                         self.pending_gpu_breach.get_or_insert(b);
-                        return;
                     }
                 }
                 _ => return,
@@ -363,6 +364,24 @@ impl Supervisor<'_> {
             return Ok(());
         }
         self.catch_up_on_production(p.frame);
+        // A GPU process found breaking the protocol may have sent frames it never reported: such
+        // a frame is not held against the renderer, but handed back unshown and counted.
+        let unreported = self.frames.produced.is_none_or(|f| p.frame > f);
+        if unreported && self.pending_gpu_breach.is_some() {
+            let Some(r) = self.renderer.as_mut() else {
+                return Ok(());
+            };
+            r.slots
+                .as_ref()
+                .ok_or_else(|| Breach::new("Presented", "a frame before the output was shared"))?
+                .check(p.slot)
+                .map_err(|e| Breach::new("Presented", e.to_string()))?;
+            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
+                r.send_failed(e);
+            }
+            self.summary.unreported_dropped += 1;
+            return Ok(());
+        }
         let now = triptych_trace::now_ns();
         let Some(r) = self.renderer.as_mut() else {
             return Ok(());
