@@ -17,6 +17,11 @@ echo "== cargo test (workspace)"
 if grep -qw avx2 /proc/cpuinfo; then export TRIPTYCH_REQUIRE_AVX2=1; fi
 if unshare --user true 2>/dev/null; then export TRIPTYCH_REQUIRE_USERNS=1; fi
 cargo build --workspace --all-targets
+echo "== formatting, lints (undocumented unsafe blocks among them) and docs, warnings denied"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 cargo test --workspace -- --test-threads 2
 echo "== release binaries carry no test hook"
 cargo build --release --workspace

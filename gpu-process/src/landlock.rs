@@ -79,9 +79,9 @@ const READ_ENV: &[&str] = &[
     "__EGL_VENDOR_LIBRARY_FILENAMES",
 ];
 
-/// Whether a directory named by [`READ_ENV`] is narrow enough to be read beneath: absolute,
-/// at least two levels below `/`, and not inside a tree that holds other processes' or users'
-/// data. `LD_LIBRARY_PATH=/` must not make the whole filesystem readable.
+/// Whether a directory named by one of the variables in `READ_ENV` is narrow enough to be read
+/// beneath: absolute, at least two levels below `/`, and not inside a tree that holds other
+/// processes' or users' data. `LD_LIBRARY_PATH=/` must not make the whole filesystem readable.
 pub fn narrow(p: &Path) -> bool {
     const BROAD: &[&str] = &["/proc", "/sys", "/dev", "/run", "/var", "/etc"];
     p.is_absolute()
@@ -91,7 +91,7 @@ pub fn narrow(p: &Path) -> bool {
 }
 
 /// The paths readable beneath: the fixed ones that exist, the narrow ones named by
-/// [`READ_ENV`] (others are left out, with a warning), and this process's `/proc/<pid>`.
+/// `READ_ENV` (others are left out, with a warning), and this process's `/proc/<pid>`.
 pub fn readable() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = READ.iter().map(PathBuf::from).collect();
     for name in READ_ENV {

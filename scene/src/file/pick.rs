@@ -2,7 +2,7 @@
 //! pointer highlights.
 //!
 //! The answer is for the frame on screen, with the layers the user dragged moved
-//! ([`Moves`](crate::Moves)): the topmost layer by `(z, index)`, as the compositor stacks them,
+//! ([`Moves`]): the topmost layer by `(z, index)`, as the compositor stacks them,
 //! whose drawn pixels hold the point. An upright layer draws its whole rectangle; a rotated one
 //! only the part of its rectangle that its turned content covers (its texture is the
 //! rectangle, so the corners the turn leaves are empty). A layer of opacity 0 shows nothing and
