@@ -71,6 +71,14 @@ pub enum Attack {
     /// Reports a failure whose text holds a line forged to read as the launcher's, escape
     /// sequences and a line separator.
     LogForge,
+    /// From frame [`FRAMING_FROM`] on, stops taking releases off its socket: it runs out of
+    /// buffers and reports being starved, as if the renderer withheld them.
+    IgnoreReleases,
+}
+
+/// Whether, after frame `frame`, the hostile GPU process stops taking releases.
+pub fn ignores_releases(attack: Option<Attack>, frame: u64) -> bool {
+    attack == Some(Attack::IgnoreReleases) && frame == FRAMING_FROM
 }
 
 /// The first frame the framing attacks act at.
@@ -113,6 +121,7 @@ impl Attack {
             "forged-claim" => Attack::ForgedClaim,
             "flood-frames" => Attack::FloodFrames,
             "log-forge" => Attack::LogForge,
+            "ignore-releases" => Attack::IgnoreReleases,
             _ => return None,
         })
     }
@@ -187,7 +196,8 @@ pub fn attack(
         | Attack::FrameFutureGeneration
         | Attack::EventfdFence
         | Attack::ForgedClaim
-        | Attack::FloodFrames => {}
+        | Attack::FloodFrames
+        | Attack::IgnoreReleases => {}
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
             let _ = events.send(&GpuToLauncher::Failed(forged));

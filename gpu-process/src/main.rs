@@ -837,6 +837,11 @@ impl Producer {
             .as_ref()
             .map(|t| t.send(&GpuToRenderer::Frame(msg)));
         #[cfg(debug_assertions)]
+        if gpu_process::hostile::ignores_releases(self.hostile, frame) {
+            tracing::warn!(frame, "no longer taking releases");
+            self.releases = crossbeam_channel::never();
+        }
+        #[cfg(debug_assertions)]
         if let (Some((a, msg)), Some(t)) = (copy, self.to_renderer.as_ref()) {
             gpu_process::hostile::after_send(a, &msg, t, &self.events, self.renderer_pid);
         }

@@ -372,3 +372,15 @@ fn strings_it_sends_reach_the_log_escaped() {
         "the forged text was never logged:\n{log}"
     );
 }
+
+#[test]
+fn a_gpu_process_that_stops_taking_releases_starves_itself() {
+    // It runs out of buffers and reports being starved, as a renderer that withholds them would
+    // make it; but the releases wait unread at its own end of the socket.
+    let s = hostile_run_with("ignore-releases", &["--hang-timeout-ms", "800"]).1;
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(cause.contains("releases unread"), "{cause}");
+}

@@ -2,8 +2,7 @@
 //! frame is on screen; and who is to blame when nothing reaches the screen.
 
 use super::*;
-use ipc_protocol::channel;
-use ipc_protocol::messages::GpuToRenderer;
+use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
 
 impl Supervisor<'_> {
     /// The main loop: until the last frame is on screen, or Ctrl-C.
@@ -176,9 +175,11 @@ impl Supervisor<'_> {
     /// 1. the same frame queued unread at the head of the renderer's end of the peer socket for
     ///    [`witness::UNREAD_FOR`] (or half the hang timeout, if longer): the renderer stopped
     ///    taking frames;
-    /// 2. the GPU process has waited for releases since before the stall began: the renderer is
+    /// 2. the same release queued unread at the head of the GPU process's end as long: the GPU
+    ///    process stopped taking releases (so it starves itself);
+    /// 3. the GPU process has waited for releases since before the stall began: the renderer is
     ///    withholding its buffers;
-    /// 3. otherwise the GPU process stopped producing.
+    /// 4. otherwise the GPU process stopped producing.
     pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
         let ms = stalled.as_millis() as u64;
         // Headless, nothing paces the GPU process: after a resize, the renderer drops the frames
@@ -198,43 +199,49 @@ impl Supervisor<'_> {
         // 1. The same frame at the head of the renderer's queue for a while: it stopped reading.
         // Frames flowing through (the GPU process sends, the renderer takes and drops) show a
         // head that changes, which blames nobody by itself.
-        let head = self.renderer.as_ref().and_then(|r| {
+        let frames = self.renderer.as_ref().and_then(|r| {
             let l = r.link.as_ref()?;
-            let bytes = triptych_sys::scm::queued_bytes(l.renderer_end.as_fd()).ok()?;
-            let frame = match channel::peek_waiting::<GpuToRenderer>(l.renderer_end.as_fd()) {
-                Ok(Some(Ok(GpuToRenderer::Frame(f)))) => Some((f.epoch, f.frame)),
-                _ => None,
-            };
-            (bytes > 0).then_some(witness::UnreadHead {
-                renderer: r.child.proc.pid,
-                bytes,
-                frame,
-                since: Instant::now(),
+            witness::UnreadHead::at::<GpuToRenderer>(&l.renderer_end, r.child.proc.pid, |m| {
+                let GpuToRenderer::Frame(f) = m;
+                (f.epoch, f.frame)
             })
         });
-        match (head, self.unread_head.take()) {
-            (Some(now), Some(before)) if now.same_as(&before) => {
-                let unread_ms = before.since.elapsed().as_millis() as u64;
-                if before.since.elapsed() >= witness::UNREAD_FOR.max(hang / 2) {
-                    return self.renderer_down(Some(Cause::ProtocolViolation {
-                        kind: "peer socket".to_owned(),
-                        what: format!(
-                            "left {} bytes of frames unread, the same frame first, for {unread_ms} ms",
-                            now.bytes
-                        ),
-                    }));
-                }
-                self.unread_head = Some(before);
-                return Ok(());
-            }
-            (Some(now), None) => {
-                // Looked at again on a later tick.
-                self.unread_head = Some(now);
-                return Ok(());
-            }
-            // It took the frame seen before: it reads.
-            (Some(now), Some(_)) => self.unread_head = Some(now),
-            (None, _) => {}
+        let releases = self
+            .renderer
+            .as_ref()
+            .zip(self.gpu.as_ref())
+            .and_then(|(r, g)| {
+                let l = r.link.as_ref()?;
+                witness::UnreadHead::at::<RendererToGpu>(&l.gpu_end, g.child.proc.pid, |m| {
+                    let RendererToGpu::Release { epoch, buffer } = m;
+                    (
+                        *epoch,
+                        u64::from(buffer.slot) << 32 | u64::from(buffer.generation),
+                    )
+                })
+            });
+        let frames = witness::unread(frames, &mut self.unread_frames, hang / 2);
+        let releases = witness::unread(releases, &mut self.unread_releases, hang / 2);
+        if let witness::Unread::Stopped { bytes, ms } = frames {
+            return self.renderer_down(Some(Cause::ProtocolViolation {
+                kind: "peer socket".to_owned(),
+                what: format!(
+                    "left {bytes} bytes of frames unread, the same frame first, for {ms} ms"
+                ),
+            }));
+        }
+        // 2. The same release at the head of the GPU process's queue for a while: it stopped
+        // taking releases, and a starvation it reports is its own doing.
+        if let witness::Unread::Stopped { bytes, ms } = releases {
+            return self.gpu_down(Some(Cause::ProtocolViolation {
+                kind: "peer socket".to_owned(),
+                what: format!(
+                    "left {bytes} bytes of releases unread, the same release first, for {ms} ms"
+                ),
+            }));
+        }
+        if frames == witness::Unread::Watch || releases == witness::Unread::Watch {
+            return Ok(());
         }
         let starved = self
             .gpu

@@ -264,8 +264,10 @@ struct Supervisor<'a> {
     pending_renderer_breach: Option<(u32, rules::Breach)>,
     /// A GPU violation found while handling a renderer message; acted on in the main loop.
     pending_gpu_breach: Option<rules::Breach>,
-    /// During a stall: what was seen waiting at the head of the renderer's queue, and since when.
-    unread_head: Option<witness::UnreadHead>,
+    /// During a stall: what was seen waiting at the head of the renderer's queue of frames and
+    /// of the GPU process's queue of releases, and since when.
+    unread_frames: Option<witness::UnreadHead>,
+    unread_releases: Option<witness::UnreadHead>,
     /// The window, when the run has one.
     display: Option<display::Shown>,
     /// The frame size now (the window's, once resized).
@@ -446,7 +448,8 @@ fn run_with(
         checks: corroborate::Checks::default(),
         pending_renderer_breach: None,
         pending_gpu_breach: None,
-        unread_head: None,
+        unread_frames: None,
+        unread_releases: None,
         max_size: match (&display, &embed) {
             (Some(d), _) => (d.max.0.max(width), d.max.1.max(height)),
             (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),

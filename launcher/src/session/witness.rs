@@ -30,26 +30,92 @@ use super::Supervisor;
 /// it may pause on purpose is a quarter second, for a resize it has yet to hear of).
 pub(super) const UNREAD_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// What waited at the head of a renderer's queue of frames, and since when it was seen there.
+/// What waited at the head of one end of a peer socket (a renderer's frames, a GPU process's
+/// releases), and since when it was seen there.
 #[derive(Debug)]
 pub(super) struct UnreadHead {
-    /// The renderer.
-    pub(super) renderer: u32,
+    /// The process whose end it is.
+    pub(super) pid: u32,
     /// Bytes queued.
     pub(super) bytes: usize,
-    /// The epoch and number of the frame at the head, where it decodes as one.
-    pub(super) frame: Option<(u64, u64)>,
+    /// What identifies the message at the head, where it decodes (a frame's epoch and number,
+    /// a release's epoch and buffer).
+    pub(super) message: Option<(u64, u64)>,
     /// When it was first seen.
     pub(super) since: std::time::Instant,
 }
 
 impl UnreadHead {
-    /// Whether `self` shows the same message at the head as `before` did: the same renderer,
-    /// the same frame, and (for a head that is no frame) the same bytes queued.
+    /// What waits at `end`, of process `pid`, now; `None` when nothing does.
+    pub(super) fn at<T: ipc_protocol::channel::Wire>(
+        end: &OwnedFd,
+        pid: u32,
+        key: impl Fn(&T) -> (u64, u64),
+    ) -> Option<UnreadHead> {
+        let bytes = triptych_sys::scm::queued_bytes(end.as_fd()).ok()?;
+        let message = match channel::peek_waiting::<T>(end.as_fd()) {
+            Ok(Some(Ok(m))) => Some(key(&m)),
+            _ => None,
+        };
+        (bytes > 0).then(|| UnreadHead {
+            pid,
+            bytes,
+            message,
+            since: std::time::Instant::now(),
+        })
+    }
+
+    /// Whether `self` shows the same message at the head as `before` did: the same process,
+    /// the same message, and (for a head that does not decode) the same bytes queued.
     pub(super) fn same_as(&self, before: &UnreadHead) -> bool {
-        self.renderer == before.renderer
-            && self.frame == before.frame
-            && (self.frame.is_some() || self.bytes == before.bytes)
+        self.pid == before.pid
+            && self.message == before.message
+            && (self.message.is_some() || self.bytes == before.bytes)
+    }
+}
+
+/// What the same message waiting at one end through a stall says.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Unread {
+    /// It has waited [`UNREAD_FOR`] (or `at_least`, if longer): its reader stopped; `bytes`
+    /// wait, for `ms`.
+    Stopped { bytes: usize, ms: u64 },
+    /// Seen for the first time, or not for long enough: look again on a later tick.
+    Watch,
+    /// Nothing waits, or what waited was taken: its reader reads.
+    Reads,
+}
+
+/// Compares what waits at an end now with what waited `before`, keeping what to compare with
+/// next time in `before`.
+pub(super) fn unread(
+    now: Option<UnreadHead>,
+    before: &mut Option<UnreadHead>,
+    at_least: std::time::Duration,
+) -> Unread {
+    match (now, before.take()) {
+        (Some(now), Some(b)) if now.same_as(&b) => {
+            let waited = b.since.elapsed();
+            let bytes = now.bytes;
+            *before = Some(b);
+            if waited >= UNREAD_FOR.max(at_least) {
+                Unread::Stopped {
+                    bytes,
+                    ms: waited.as_millis() as u64,
+                }
+            } else {
+                Unread::Watch
+            }
+        }
+        (Some(now), None) => {
+            *before = Some(now);
+            Unread::Watch
+        }
+        (Some(now), Some(_)) => {
+            *before = Some(now);
+            Unread::Reads
+        }
+        (None, _) => Unread::Reads,
     }
 }
 
@@ -196,6 +262,41 @@ mod tests {
         let (to_gpu, _, ev) = link();
         triptych_sys::scm::send_with_fds(to_gpu.as_fd(), &[0xff; 40], &[]).expect("send");
         assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(w) if w.contains("undecodable")));
+    }
+
+    fn head(message: u64, ago_ms: u64) -> UnreadHead {
+        UnreadHead {
+            pid: 7,
+            bytes: 40,
+            message: Some((1, message)),
+            since: std::time::Instant::now()
+                .checked_sub(std::time::Duration::from_millis(ago_ms))
+                .expect("an instant in the past"),
+        }
+    }
+
+    #[test]
+    fn only_the_same_message_waiting_long_enough_says_the_reader_stopped() {
+        let zero = std::time::Duration::ZERO;
+        let mut before = None;
+        // Seen first: watched.
+        assert_eq!(unread(Some(head(3, 0)), &mut before, zero), Unread::Watch);
+        // Another message at the head: the reader took the first.
+        assert_eq!(unread(Some(head(4, 0)), &mut before, zero), Unread::Reads);
+        // The same one, not yet for long.
+        assert_eq!(unread(Some(head(4, 0)), &mut before, zero), Unread::Watch);
+        // The same one since long enough (what was kept is when it was first seen).
+        let mut before = Some(head(4, 600));
+        assert!(matches!(
+            unread(Some(head(4, 0)), &mut before, zero),
+            Unread::Stopped { bytes: 40, .. }
+        ));
+        // Unless a longer wait is asked for.
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(unread(Some(head(4, 0)), &mut before, second), Unread::Watch);
+        // Nothing waits.
+        assert_eq!(unread(None, &mut before, zero), Unread::Reads);
+        assert!(before.is_none());
     }
 
     #[test]
