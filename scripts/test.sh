@@ -26,7 +26,7 @@ cargo test --workspace -- --test-threads 2
 echo "== release binaries carry no test hook"
 cargo build --release --workspace
 for b in triptych triptych-gpu triptych-renderer; do
-  for word in TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE TRIPTYCH_TEST_WINDOW_INPUT "sandbox probe "; do
+  for word in TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE TRIPTYCH_TEST_WINDOW_INPUT TRIPTYCH_TEST_KEEP_ENV "sandbox probe "; do
     if grep -q -a -F "$word" "target/release/$b"; then
       echo "FAIL: target/release/$b contains \"$word\": test-only code reached a release build" >&2
       exit 1
