@@ -134,6 +134,11 @@ impl Supervisor<'_> {
             }
             // Both answer, yet nothing reaches the screen: blame whoever holds things up.
             let stalled = self.last_progress.elapsed();
+            if stalled <= hang {
+                // What a stall's check saw waiting is not carried into the next stall.
+                self.unread_frames = None;
+                self.unread_releases = None;
+            }
             if stalled > hang && self.gpu.is_some() {
                 self.stalled(stalled, hang)?;
             }
