@@ -74,6 +74,10 @@ pub enum Attack {
     /// From frame [`FRAMING_FROM`] on, stops taking releases off its socket: it runs out of
     /// buffers and reports being starved, as if the renderer withheld them.
     IgnoreReleases,
+    /// At frame [`FRAMING_FROM`], starts a thread that floods the renderer for a second with
+    /// well-formed descriptions of about 30 KiB of an epoch long gone (which the renderer drops
+    /// unread), while it goes on producing.
+    StaleFlood,
 }
 
 /// Whether, after frame `frame`, the hostile GPU process stops taking releases.
@@ -122,6 +126,7 @@ impl Attack {
             "flood-frames" => Attack::FloodFrames,
             "log-forge" => Attack::LogForge,
             "ignore-releases" => Attack::IgnoreReleases,
+            "stale-flood" => Attack::StaleFlood,
             _ => return None,
         })
     }
@@ -197,7 +202,8 @@ pub fn attack(
         | Attack::EventfdFence
         | Attack::ForgedClaim
         | Attack::FloodFrames
-        | Attack::IgnoreReleases => {}
+        | Attack::IgnoreReleases
+        | Attack::StaleFlood => {}
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
             let _ = events.send(&GpuToLauncher::Failed(forged));
@@ -404,6 +410,14 @@ pub fn after_send(
     match attack {
         Attack::FrameTwice => {}
         Attack::FrameAhead => lie.frame += 3,
+        Attack::StaleFlood => {
+            static STARTED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !STARTED.swap(true, Ordering::Relaxed) {
+                stale_flood(msg, to_renderer.clone());
+            }
+            return;
+        }
         Attack::FloodFrames => {
             static FLOODED: std::sync::atomic::AtomicBool =
                 std::sync::atomic::AtomicBool::new(false);
@@ -468,4 +482,28 @@ fn flood_frames(
         }
     }
     tracing::warn!(renderer, sent, claimed, "flooded the renderer with frames");
+}
+
+/// [`Attack::StaleFlood`]: copies of `msg` under an epoch long gone, padded with copies of its
+/// layers to about 30 KiB, sent from a thread for a second.
+fn stale_flood(msg: &FrameMsg, to_renderer: Sender<GpuToRenderer>) {
+    let mut stale = msg.clone();
+    stale.epoch += 1000;
+    while stale.layers.len() < 300 {
+        stale.layers.extend(msg.layers.iter().cloned());
+    }
+    let _ = std::thread::Builder::new()
+        .name("stale-flood".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            let mut sent = 0u64;
+            let m = GpuToRenderer::Frame(stale);
+            while start.elapsed() < std::time::Duration::from_secs(1) {
+                match to_renderer.send(&m) {
+                    Ok(()) => sent += 1,
+                    Err(_) => std::thread::yield_now(),
+                }
+            }
+            tracing::warn!(sent, "stale flood over");
+        });
 }

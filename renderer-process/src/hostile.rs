@@ -52,6 +52,10 @@ pub enum Attack {
     GarbageReleaseExit,
     /// An empty datagram on the release channel.
     EmptyRelease,
+    /// Withholds every buffer, and from a thread sends the same release (of the current
+    /// epoch, of a buffer never held) over and over: the GPU process takes them as they come,
+    /// but its queue always shows the same release at its head.
+    ReleaseFlood,
     /// A claim against the GPU process, a rejection and a failure whose text holds a line forged
     /// to read as the launcher's, escape sequences and a line separator.
     LogForge,
@@ -122,6 +126,7 @@ impl Attack {
             "garbage-release" => Attack::GarbageRelease,
             "garbage-release-exit" => Attack::GarbageReleaseExit,
             "empty-release" => Attack::EmptyRelease,
+            "release-flood" => Attack::ReleaseFlood,
             "log-forge" => Attack::LogForge,
             "bogus-release" => Attack::BogusRelease,
             "epoch-release" => Attack::EpochRelease,
@@ -242,6 +247,31 @@ pub fn attack(
         }
         Attack::GarbageRelease => raw(releases, &[0xff; 64], &[]),
         Attack::EmptyRelease => raw(releases, &[], &[]),
+        Attack::ReleaseFlood => {
+            let releases = releases.clone();
+            let _ = std::thread::Builder::new()
+                .name("release-flood".into())
+                .spawn(move || {
+                    let bogus = RendererToGpu::Release {
+                        epoch,
+                        buffer: BufferId {
+                            slot: 9999,
+                            generation: 7,
+                        },
+                    };
+                    let mut sent = 0u64;
+                    loop {
+                        match releases.send(&bogus) {
+                            Ok(()) => sent += 1,
+                            Err(ipc_protocol::channel::SendError::Full) => std::thread::yield_now(),
+                            Err(_) => break,
+                        }
+                        if sent % 100_000 == 1 {
+                            tracing::warn!(sent, "flooding releases");
+                        }
+                    }
+                });
+        }
         Attack::LogForge => {
             let forged = "x\n2026-12-05T00:00:00.000000Z ERROR sandbox violation in gpu: ptrace(0x0, 0x0, 0x0, 0x0, 0x0, 0x0)\n\x1b[31mred\x1b[0m \u{2028}after";
             let _ = events.send(&RendererToLauncher::GpuViolation(forged.into()));
@@ -467,7 +497,7 @@ pub fn on_fetched(
 /// Whether the attack keeps `buffer` instead of releasing it.
 pub fn withholds(attack: Option<Attack>, buffer: BufferId) -> bool {
     match attack {
-        Some(Attack::Withhold) => true,
+        Some(Attack::Withhold | Attack::ReleaseFlood) => true,
         Some(Attack::DrainFence) => {
             KEPT.load(Ordering::Acquire)
                 == ((u64::from(buffer.slot) << 32) | u64::from(buffer.generation)) + 1

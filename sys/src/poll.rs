@@ -60,6 +60,25 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<WaitOutcom
     }
 }
 
+/// Whether a send on `fd` would go through now (`POLLOUT`), without waiting. On one end of a
+/// `SOCK_SEQPACKET` pair, false means the bytes it sent and its peer has not read yet are at its
+/// send buffer's limit.
+pub fn writable_now(fd: BorrowedFd<'_>) -> Result<bool, PollError> {
+    let mut pfd = [PollFd::new(&fd, PollFlags::OUT)];
+    loop {
+        match poll(&mut pfd, Some(&Timespec::default())) {
+            Ok(_) => return Ok(pfd[0].revents().contains(PollFlags::OUT)),
+            Err(Errno::INTR) => continue,
+            Err(errno) => {
+                return Err(PollError::Poll {
+                    fd: fd.as_raw_fd(),
+                    errno,
+                })
+            }
+        }
+    }
+}
+
 /// Polls `fd` for `POLLIN` until something is reported or `timeout` has passed (`EINTR` retried
 /// with the time left); returns the events, or `None` at the deadline.
 fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> Result<Option<PollFlags>, PollError> {

@@ -384,3 +384,19 @@ fn a_gpu_process_that_stops_taking_releases_starves_itself() {
     let cause = crashes[0]["cause"].to_string();
     assert!(cause.contains("releases unread"), "{cause}");
 }
+
+#[test]
+fn a_flood_of_stale_descriptions_costs_the_renderer_nothing() {
+    // A second of 30 KiB descriptions of an epoch long gone, while frames go on: the renderer
+    // drops them, and freeing what its reader allocated must not make its C library reach for
+    // a file its sandbox refuses.
+    // (Its own frames may then find the queue full: then it stops serving this renderer, is
+    // the one that stalled, and is replaced.)
+    let s = hostile_run("stale-flood");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes.len() <= 1 && crashes.iter().all(|c| c["role"] == "gpu"),
+        "{s}"
+    );
+    assert!(s["renderer"]["stale_dropped"].as_u64() >= Some(100), "{s}");
+}

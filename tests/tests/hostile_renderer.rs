@@ -430,3 +430,25 @@ fn no_forged_line(log: &str) {
         "the forged text was never logged:\n{log}"
     );
 }
+
+#[test]
+fn a_flood_of_one_release_does_not_make_the_gpu_process_look_stuck() {
+    // The renderer withholds its buffers and floods one bogus release: the same release is
+    // always at the head of the GPU process's queue, but the queue streams, and the stall is
+    // the renderer's.
+    let (log, s) = hostile_run_logged("release-flood", &["--hang-timeout-ms", "1000"]);
+    assert!(
+        log.contains("flooding releases"),
+        "the flood never started:\n{log}"
+    );
+    assert_eq!(s["last_frame"], FRAMES - 1, "every frame presented: {s}");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
+    assert_eq!(crashes[0]["role"], "renderer", "{s}");
+    assert!(
+        crashes[0]["cause"]
+            .to_string()
+            .contains("held every buffer"),
+        "{s}"
+    );
+}

@@ -312,6 +312,13 @@ impl Jail {
         let tally = self.stderr.entry(role).or_default().clone();
         let child = ChildProc::spawn_with(role, control, &[], tally, move |cmd| {
             confinement.install(cmd);
+            if role == Role::Renderer {
+                // One malloc arena: glibc shrinks a thread's own arena through a check that
+                // opens /proc/sys/vm/overcommit_memory the first time, a call the renderer's
+                // policy refuses. Messages its reader threads allocate and its loop frees (a
+                // flood of them from a hostile GPU process) would make it shrink one.
+                cmd.env("MALLOC_ARENA_MAX", "1");
+            }
             if !first {
                 // Test hooks (in test builds only) act in the first process of a role; a
                 // replacement runs clean: it keeps no TRIPTYCH_ variable but the log filter

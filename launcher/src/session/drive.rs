@@ -206,10 +206,15 @@ impl Supervisor<'_> {
         // head that changes, which blames nobody by itself.
         let frames = self.renderer.as_ref().and_then(|r| {
             let l = r.link.as_ref()?;
-            witness::UnreadHead::at::<GpuToRenderer>(&l.renderer_end, r.child.proc.pid, |m| {
-                let GpuToRenderer::Frame(f) = m;
-                (f.epoch, f.frame)
-            })
+            witness::UnreadHead::at::<GpuToRenderer>(
+                &l.renderer_end,
+                &l.gpu_end,
+                r.child.proc.pid,
+                |m| {
+                    let GpuToRenderer::Frame(f) = m;
+                    (f.epoch, f.frame)
+                },
+            )
         });
         let releases = self
             .renderer
@@ -217,13 +222,18 @@ impl Supervisor<'_> {
             .zip(self.gpu.as_ref())
             .and_then(|(r, g)| {
                 let l = r.link.as_ref()?;
-                witness::UnreadHead::at::<RendererToGpu>(&l.gpu_end, g.child.proc.pid, |m| {
-                    let RendererToGpu::Release { epoch, buffer } = m;
-                    (
-                        *epoch,
-                        u64::from(buffer.slot) << 32 | u64::from(buffer.generation),
-                    )
-                })
+                witness::UnreadHead::at::<RendererToGpu>(
+                    &l.gpu_end,
+                    &l.renderer_end,
+                    g.child.proc.pid,
+                    |m| {
+                        let RendererToGpu::Release { epoch, buffer } = m;
+                        (
+                            *epoch,
+                            u64::from(buffer.slot) << 32 | u64::from(buffer.generation),
+                        )
+                    },
+                )
             });
         let frames = witness::unread(frames, &mut self.unread_frames, hang / 2);
         let releases = witness::unread(releases, &mut self.unread_releases, hang / 2);

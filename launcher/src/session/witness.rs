@@ -43,12 +43,17 @@ pub(super) struct UnreadHead {
     pub(super) message: Option<(u64, u64)>,
     /// When it was first seen.
     pub(super) since: std::time::Instant,
+    /// Whether the sender's end could not send more (its bytes in flight at the limit): a
+    /// sender that floods keeps the queue there while the reader takes from it.
+    pub(super) full: bool,
 }
 
 impl UnreadHead {
-    /// What waits at `end`, of process `pid`, now; `None` when nothing does.
+    /// What waits at `end`, of process `pid`, now, as sent from `sender` (the other end);
+    /// `None` when nothing does.
     pub(super) fn at<T: ipc_protocol::channel::Wire>(
         end: &OwnedFd,
+        sender: &OwnedFd,
         pid: u32,
         key: impl Fn(&T) -> (u64, u64),
     ) -> Option<UnreadHead> {
@@ -57,20 +62,26 @@ impl UnreadHead {
             Ok(Some(Ok(m))) => Some(key(&m)),
             _ => None,
         };
+        let full = !triptych_sys::poll::writable_now(sender.as_fd()).unwrap_or(true);
         (bytes > 0).then(|| UnreadHead {
             pid,
             bytes,
             message,
             since: std::time::Instant::now(),
+            full,
         })
     }
 
-    /// Whether `self` shows the same message at the head as `before` did: the same process,
-    /// the same message, and (for a head that does not decode) the same bytes queued.
+    /// Whether `self` shows the queue as `before` did, untouched: the same process, the same
+    /// message at the head, the same bytes queued, and the sender below its limit both times.
+    /// Identical messages streaming through a full queue (a sender flooding while the reader
+    /// reads) do not count.
     pub(super) fn same_as(&self, before: &UnreadHead) -> bool {
         self.pid == before.pid
             && self.message == before.message
-            && (self.message.is_some() || self.bytes == before.bytes)
+            && self.bytes == before.bytes
+            && !self.full
+            && !before.full
     }
 }
 
@@ -272,6 +283,7 @@ mod tests {
             since: std::time::Instant::now()
                 .checked_sub(std::time::Duration::from_millis(ago_ms))
                 .expect("an instant in the past"),
+            full: false,
         }
     }
 
@@ -297,6 +309,19 @@ mod tests {
         // Nothing waits.
         assert_eq!(unread(None, &mut before, zero), Unread::Reads);
         assert!(before.is_none());
+        // A full queue of the same message is a flood streaming through, not a stuck reader.
+        let mut before = Some(UnreadHead {
+            full: true,
+            ..head(4, 600)
+        });
+        assert_eq!(unread(Some(head(4, 0)), &mut before, zero), Unread::Reads);
+        // Nor is the same message at the head with other bytes behind it.
+        let mut before = Some(head(4, 600));
+        let more = UnreadHead {
+            bytes: 80,
+            ..head(4, 0)
+        };
+        assert_eq!(unread(Some(more), &mut before, zero), Unread::Reads);
     }
 
     #[test]
