@@ -98,7 +98,7 @@ pub const FLOOD_LINES: usize = 200_000;
 /// How long [`Attack::TraceFlood`] sends.
 pub const TRACE_FLOOD: std::time::Duration = std::time::Duration::from_secs(5);
 /// Trace bytes a second [`Attack::TraceFlood`] sends (the launcher allows 16 MiB).
-const TRACE_FLOOD_RATE: f64 = 10.0 * 1024.0 * 1024.0;
+const TRACE_FLOOD_RATE: f64 = 6.0 * 1024.0 * 1024.0;
 
 impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
