@@ -46,8 +46,8 @@ pub enum Attack {
     /// Writes a line forged to read as the launcher's, escape sequences, a line of
     /// [`LONG_LINE`] bytes and [`FLOOD_LINES`] more lines to its stderr (then it behaves).
     StderrFlood,
-    /// Sends trace batches, just under the launcher's byte rate, for [`TRACE_FLOOD`] (then it
-    /// behaves); the launcher must be told `--trace`.
+    /// Sends trace batches at [`TRACE_FLOOD_RATE`] for [`TRACE_FLOOD`] (then it behaves); the
+    /// launcher must be told `--trace`.
     TraceFlood,
     /// From frame [`FRAMING_FROM`] on, sends every frame's description to the renderer twice.
     FrameTwice,
@@ -98,7 +98,7 @@ pub const FLOOD_LINES: usize = 200_000;
 /// How long [`Attack::TraceFlood`] sends.
 pub const TRACE_FLOOD: std::time::Duration = std::time::Duration::from_secs(5);
 /// Trace bytes a second [`Attack::TraceFlood`] sends (the launcher allows 16 MiB).
-const TRACE_FLOOD_RATE: f64 = 6.0 * 1024.0 * 1024.0;
+pub const TRACE_FLOOD_RATE: f64 = 6.0 * 1024.0 * 1024.0;
 
 impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
