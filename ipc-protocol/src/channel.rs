@@ -268,8 +268,15 @@ impl<T: Wire> Receiver<T> {
     /// Waits for the next message and the fds that came with it (exactly
     /// [`Wire::fd_count`] of them).
     pub fn recv(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        let d = self.datagram(0)?;
+        Ok(judge::<T>(&self.buf, d)?)
+    }
+
+    /// Waits for the next datagram, received with `flags` added (`MSG_PEEK` leaves it queued),
+    /// and tells the end of the peer from an empty datagram.
+    fn datagram(&mut self, flags: libc::c_int) -> Result<triptych_sys::scm::Datagram, RecvError> {
         let d = loop {
-            match triptych_sys::scm::recv_datagram(self.sock.as_fd(), &mut self.buf) {
+            match triptych_sys::scm::recv_datagram_flags(self.sock.as_fd(), &mut self.buf, flags) {
                 Ok(d) => break d,
                 // A peer that closed its end with messages of ours unread makes the kernel
                 // report ECONNRESET once (`unix_release_sock`), ahead of what the peer sent
@@ -288,7 +295,7 @@ impl<T: Wire> Receiver<T> {
             }
             return Err(Violation::Empty.into());
         }
-        Ok(judge::<T>(&self.buf, d)?)
+        Ok(d)
     }
 }
 
@@ -301,26 +308,7 @@ impl<T: Wire> Receiver<T> {
         &mut self,
         check: impl Fn(&T) -> Result<(), String>,
     ) -> Result<(T, Vec<OwnedFd>), RecvError> {
-        let d = loop {
-            match triptych_sys::scm::recv_datagram_flags(
-                self.sock.as_fd(),
-                &mut self.buf,
-                libc::MSG_PEEK,
-            ) {
-                Ok(d) => break d,
-                Err(triptych_sys::scm::ScmError::Recv {
-                    errno: nix::Error::ECONNRESET,
-                    ..
-                }) => continue,
-                Err(e) => return Err(RecvError::Io(e)),
-            }
-        };
-        if d.eof {
-            if hung_up(self.sock.as_fd()) {
-                return Err(RecvError::Disconnected);
-            }
-            return Err(Violation::Empty.into());
-        }
+        let d = self.datagram(libc::MSG_PEEK)?;
         let (msg, _) = judge::<T>(&self.buf, d)?;
         check(&msg).map_err(Violation::Refused)?;
         // The same datagram, now taken: this receiver is the socket's only reader.

@@ -312,3 +312,56 @@ pub fn at_baseline(attack: &str, s: &serde_json::Value) {
         "{attack}: launcher peak memory {peak} KiB against {rss} KiB in a clean run"
     );
 }
+
+/// `triptych run` of `frames` small shm frames with a hostile child: `variable` names the mode
+/// (`TRIPTYCH_HOSTILE` for the renderer, `TRIPTYCH_HOSTILE_GPU`), `attack` the attack, `extra`
+/// further arguments; the summary goes to `dir/summary.json`. Traced, so the attacks meet the
+/// trace path too, unless the attack is on tracing itself (a batch with tracing off) or `extra`
+/// names its own trace.
+pub fn hostile_command(
+    variable: &str,
+    attack: &str,
+    frames: u64,
+    extra: &[&str],
+    dir: &std::path::Path,
+) -> Command {
+    let mut cmd = triptych(&["run"]);
+    cmd.args([
+        "--frames",
+        &frames.to_string(),
+        "--size",
+        "96x64",
+        "--buffers",
+        "shm",
+    ])
+    .args(extra)
+    .arg("--out")
+    .arg(dir.join("f.png"))
+    .arg("--summary-json")
+    .arg(dir.join("summary.json"))
+    .env(variable, attack);
+    if attack != "trace-off" && !extra.contains(&"--trace") {
+        cmd.arg("--trace").arg(dir.join("trace.json"));
+    }
+    cmd
+}
+
+/// Checks that a child's forged text reached the launcher's `log` only escaped inside a line of
+/// its own: no line starts with the forged line's timestamp `forged_start`, no raw escape or
+/// line separator is there, and the escaped text is.
+pub fn assert_no_forged_line(log: &str, forged_start: &str) {
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{2028}'),
+        "raw control characters:\n{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            !line.starts_with(forged_start),
+            "a forged line stands on its own in the log: {line:?}"
+        );
+    }
+    assert!(
+        log.contains("\\u{1b}[31mred"),
+        "the forged text was never logged:\n{log}"
+    );
+}

@@ -17,26 +17,7 @@ fn hostile_run(attack: &str) -> serde_json::Value {
 fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
     let dir = scratch(&format!("hostile-gpu-{attack}"));
     let json = dir.join("summary.json");
-    let mut cmd = triptych(&["run"]);
-    cmd.args([
-        "--frames",
-        &FRAMES.to_string(),
-        "--size",
-        "96x64",
-        "--buffers",
-        "shm",
-    ])
-    .args(extra)
-    .arg("--out")
-    .arg(dir.join("f.png"))
-    .arg("--summary-json")
-    .arg(&json)
-    .env("TRIPTYCH_HOSTILE_GPU", attack);
-    // Traced, so the attacks meet the trace path too (an attack on tracing itself is run
-    // without it: a batch with tracing off is one).
-    if attack != "trace-off" && !extra.contains(&"--trace") {
-        cmd.arg("--trace").arg(dir.join("trace.json"));
-    }
+    let cmd = hostile_command("TRIPTYCH_HOSTILE_GPU", attack, FRAMES, extra, &dir);
     let o = output(cmd);
     assert!(
         o.status.success(),
@@ -283,16 +264,9 @@ fn a_claim_against_the_renderer_that_the_launcher_refutes_costs_the_gpu_process(
 fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
     let dir = scratch(&format!("hostile-gpu-every-{attack}"));
     let json = dir.join("summary.json");
-    let mut cmd = triptych(&["run"]);
     // Frames enough that no GPU process finishes them before its attack is dealt with.
-    cmd.args(["--frames", "2000", "--size", "96x64", "--buffers", "shm"])
-        .args(extra)
-        .arg("--out")
-        .arg(dir.join("f.png"))
-        .arg("--summary-json")
-        .arg(&json)
-        .env("TRIPTYCH_HOSTILE_GPU", attack)
-        .env("TRIPTYCH_TEST_KEEP_ENV", "TRIPTYCH_HOSTILE_GPU");
+    let mut cmd = hostile_command("TRIPTYCH_HOSTILE_GPU", attack, 2000, extra, &dir);
+    cmd.env("TRIPTYCH_TEST_KEEP_ENV", "TRIPTYCH_HOSTILE_GPU");
     let o = output(cmd);
     assert_eq!(o.status.code(), Some(1), "{attack}: {}", show(&o));
     let s = summary(&json);
@@ -357,20 +331,7 @@ fn strings_it_sends_reach_the_log_escaped() {
     let (o, s) = hostile_run_with("log-forge", &[]);
     assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
     let log = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !log.contains('\u{1b}') && !log.contains('\u{2028}'),
-        "raw control characters:\n{log}"
-    );
-    for line in log.lines() {
-        assert!(
-            !line.starts_with("2026-12-05T00:00:00.000000Z"),
-            "a forged line stands on its own in the log: {line:?}"
-        );
-    }
-    assert!(
-        log.contains("\\u{1b}[31mred"),
-        "the forged text was never logged:\n{log}"
-    );
+    assert_no_forged_line(&log, "2026-12-05T00:00:00.000000Z");
 }
 
 #[test]

@@ -337,6 +337,23 @@ impl Supervisor<'_> {
     }
 
     /// A composited frame: checked against what was produced and what is on screen, then shown.
+    /// Hands output slot `slot` straight back to the renderer, its frame never shown (the slot
+    /// must be one that exists).
+    fn hand_back_unshown(&mut self, slot: u32) -> Result<(), Breach> {
+        let Some(r) = self.renderer.as_mut() else {
+            return Ok(());
+        };
+        r.slots
+            .as_ref()
+            .ok_or_else(|| Breach::new("Presented", "a frame before the output was shared"))?
+            .check(slot)
+            .map_err(|e| Breach::new("Presented", e.to_string()))?;
+        if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
+            r.send_failed(e);
+        }
+        Ok(())
+    }
+
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
@@ -346,17 +363,7 @@ impl Supervisor<'_> {
         if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
-            let Some(r) = self.renderer.as_mut() else {
-                return Ok(());
-            };
-            r.slots
-                .as_ref()
-                .ok_or_else(|| Breach::new("Presented", "a frame before the output was shared"))?
-                .check(p.slot)
-                .map_err(|e| Breach::new("Presented", e.to_string()))?;
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
-                r.send_failed(e);
-            }
+            self.hand_back_unshown(p.slot)?;
             self.summary.dropped_for_resize += 1;
             if self.display.is_none() && p.frame.checked_add(1) == Some(self.args.frames) {
                 self.last_dropped = true;
@@ -368,17 +375,7 @@ impl Supervisor<'_> {
         // a frame is not held against the renderer, but handed back unshown and counted.
         let unreported = self.frames.produced.is_none_or(|f| p.frame > f);
         if unreported && self.pending_gpu_breach.is_some() {
-            let Some(r) = self.renderer.as_mut() else {
-                return Ok(());
-            };
-            r.slots
-                .as_ref()
-                .ok_or_else(|| Breach::new("Presented", "a frame before the output was shared"))?
-                .check(p.slot)
-                .map_err(|e| Breach::new("Presented", e.to_string()))?;
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot)) {
-                r.send_failed(e);
-            }
+            self.hand_back_unshown(p.slot)?;
             self.summary.unreported_dropped += 1;
             return Ok(());
         }
