@@ -74,10 +74,17 @@ pub enum Attack {
     /// From frame [`FRAMING_FROM`] on, stops taking releases off its socket: it runs out of
     /// buffers and reports being starved, as if the renderer withheld them.
     IgnoreReleases,
+    /// Sends frame [`FRAMING_FROM`] to the renderer without reporting it produced.
+    Unreported,
     /// At frame [`FRAMING_FROM`], starts a thread that floods the renderer for a second with
     /// well-formed descriptions of about 30 KiB of an epoch long gone (which the renderer drops
     /// unread), while it goes on producing.
     StaleFlood,
+}
+
+/// Whether the hostile GPU process leaves frame `frame` unreported to the launcher.
+pub fn omits_produced(attack: Option<Attack>, frame: u64) -> bool {
+    attack == Some(Attack::Unreported) && frame == FRAMING_FROM
 }
 
 /// Whether, after frame `frame`, the hostile GPU process stops taking releases.
@@ -127,6 +134,7 @@ impl Attack {
             "log-forge" => Attack::LogForge,
             "ignore-releases" => Attack::IgnoreReleases,
             "stale-flood" => Attack::StaleFlood,
+            "unreported" => Attack::Unreported,
             _ => return None,
         })
     }
@@ -203,7 +211,8 @@ pub fn attack(
         | Attack::ForgedClaim
         | Attack::FloodFrames
         | Attack::IgnoreReleases
-        | Attack::StaleFlood => {}
+        | Attack::StaleFlood
+        | Attack::Unreported => {}
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
             let _ = events.send(&GpuToLauncher::Failed(forged));

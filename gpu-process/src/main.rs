@@ -826,7 +826,13 @@ impl Producer {
         self.rec
             .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
         // The launcher hears of the frame before the renderer can present it.
-        let _ = self.events.send(&GpuToLauncher::Produced { frame });
+        #[cfg(debug_assertions)]
+        let report = !gpu_process::hostile::omits_produced(self.hostile, frame);
+        #[cfg(not(debug_assertions))]
+        let report = true;
+        if report {
+            let _ = self.events.send(&GpuToLauncher::Produced { frame });
+        }
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }

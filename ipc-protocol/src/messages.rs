@@ -515,6 +515,10 @@ pub enum LauncherToRenderer {
     Resize(Resize),
     /// Send final counters, then exit 0.
     Shutdown,
+    /// The newest frame any GPU process has reported produced: the renderer presents no frame
+    /// numbered above it (a frame it was sent but the launcher never heard of is the GPU
+    /// process's lie, and would be the renderer's if presented).
+    Produced(u64),
 }
 
 /// A (new) GPU process to take frames from. Its peer socket (frames in, releases out) travels
@@ -529,6 +533,9 @@ pub struct GpuLink {
     pub gpu_window: (i32, i32),
     /// The first frame it sends on this link; each after it is numbered one more.
     pub first_frame: u64,
+    /// The newest frame any GPU process has reported produced so far (see
+    /// [`LauncherToRenderer::Produced`]).
+    pub produced: Option<u64>,
 }
 
 /// What the renderer is asked to do.
@@ -750,6 +757,7 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::SlotFree(_) => "SlotFree",
             LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
+            LauncherToRenderer::Produced(_) => "Produced",
         }
     }
     /// `Start` and `NewGpu` carry the renderer's end of the peer socket.

@@ -110,6 +110,8 @@ struct GpuSide {
     /// before, from the link's first. A description out of that order (a repeat, a number
     /// skipped ahead) is a lie of the GPU process, never composited.
     next_frame: u64,
+    /// It sent a frame the launcher never heard reported produced.
+    sent_unreported: bool,
 }
 
 /// The renderer's state.
@@ -153,6 +155,8 @@ pub struct Pipeline {
     slots: Slots,
     /// The launcher said `Shutdown` while the loop was waiting inside a frame.
     stopped: bool,
+    /// The newest frame the launcher heard reported produced: no frame above it is presented.
+    produced: Option<u64>,
     /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
     #[cfg(debug_assertions)]
     hostile: Option<crate::hostile::Attack>,
@@ -198,6 +202,10 @@ fn fence_of_kind(fence: std::os::fd::BorrowedFd<'_>, kind: FenceKind) -> Result<
         FenceKind::SyncFile | FenceKind::EventFd => Ok(()),
     }
 }
+
+/// How long a frame whose production the launcher has not confirmed waits for its word before
+/// it is taken as the GPU process's lie: far longer than the launcher takes to pass it on.
+const PRODUCED_WAIT: Duration = Duration::from_secs(1);
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
 /// milliseconds (its frame belongs to a GPU process that was replaced), so the fences of a dead
@@ -302,6 +310,7 @@ fn link(
             releases,
             violation_reported: false,
             next_frame: gpu.first_frame,
+            sent_unreported: false,
         },
         frames,
     ))
@@ -337,6 +346,7 @@ impl Pipeline {
             sent
         };
         let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd(), hand_over)?;
+        let produced = start.gpu.produced;
         let (gpu, frames) = link(start.gpu, peer)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         let shared = RendererToLauncher::Output {
@@ -400,6 +410,7 @@ impl Pipeline {
             presented: None,
             slots: Slots::new(SLOTS as usize),
             stopped: false,
+            produced,
             #[cfg(debug_assertions)]
             hostile,
         })
@@ -487,7 +498,11 @@ impl Pipeline {
                     .send(&RendererToLauncher::Pong(n))
                     .context("answering a ping")?;
             }
-            LauncherToRenderer::NewGpu(g) => self.switch_gpu(g, fds.pop())?,
+            LauncherToRenderer::NewGpu(g) => {
+                self.produced = self.produced.max(g.produced);
+                self.switch_gpu(g, fds.pop())?
+            }
+            LauncherToRenderer::Produced(p) => self.produced = self.produced.max(Some(p)),
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
@@ -857,6 +872,29 @@ impl Pipeline {
 
     /// Steps 4 to 6 for a frame whose fence outcomes are known.
     fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Commands) -> anyhow::Result<()> {
+        if !self.reported_produced(p.frame, commands)? {
+            if self.stopped
+                || p.layers
+                    .first()
+                    .is_some_and(|(_, s, _)| s.epoch != self.gpu.epoch)
+            {
+                // Told to stop, or its GPU process was replaced meanwhile: nothing to present.
+                return Ok(());
+            }
+            // Sent, but never reported: its buffers go back, and it is never composited.
+            self.gpu.sent_unreported = true;
+            let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
+            for (_, s, _) in &p.layers {
+                if !shown.contains(&s.id) {
+                    self.release(s.id);
+                }
+            }
+            self.gpu_violation(format!(
+                "frame {}, which it never reported as produced",
+                p.frame
+            ));
+            return Ok(());
+        }
         let ready_ns = triptych_trace::now_ns();
         self.rec.record_span(
             Stage::FenceWait,
@@ -910,6 +948,38 @@ impl Pipeline {
             self.release(id);
         }
         Ok(())
+    }
+
+    /// Whether the launcher has heard `frame` reported produced, waiting for its word (and
+    /// handling the commands that come meanwhile) for at most [`PRODUCED_WAIT`]: the GPU process
+    /// reports a frame before it sends it, so the word is normally here first. A GPU process
+    /// caught sending a frame it never reported is not waited for again: its frames would hold
+    /// its buffers here a second each. False when the word does not come, or the wait ended for
+    /// a `Shutdown` or a new GPU process.
+    fn reported_produced(&mut self, frame: u64, commands: &Commands) -> anyhow::Result<bool> {
+        let epoch = self.gpu.epoch;
+        let wait = if self.gpu.sent_unreported {
+            Duration::ZERO
+        } else {
+            PRODUCED_WAIT
+        };
+        let until = Instant::now() + wait;
+        while self.produced.is_none_or(|w| frame > w) {
+            match commands.recv_deadline(until) {
+                Ok(Ok((c, fds))) => {
+                    if !self.command(c, fds)? {
+                        self.stopped = true;
+                        return Ok(false);
+                    }
+                    if self.gpu.epoch != epoch {
+                        return Ok(false);
+                    }
+                }
+                Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Composites what is on screen into a free slot and hands it to the launcher.

@@ -63,6 +63,27 @@ impl FakeGpu {
         layers: u32,
         fence_timeout_ms: u32,
     ) -> FakeGpu {
+        // This stand-in reports nothing: everything counts as produced.
+        Self::start_produced(
+            window,
+            width,
+            height,
+            layers,
+            fence_timeout_ms,
+            Some(u64::MAX),
+        )
+    }
+
+    /// As [`FakeGpu::start`], with the renderer told that frames up to `produced` were
+    /// reported produced (more with `LauncherToRenderer::Produced`).
+    pub fn start_produced(
+        window: ExportWindow,
+        width: u32,
+        height: u32,
+        layers: u32,
+        fence_timeout_ms: u32,
+        produced: Option<u64>,
+    ) -> FakeGpu {
         let (control, child_control) = channel::socket_pair().expect("control socket");
         let mut cmd = Command::new(crate::bin("triptych-renderer"));
         cmd.stdin(Stdio::null()).stderr(Stdio::null());
@@ -86,6 +107,7 @@ impl FakeGpu {
                         gpu_pid: std::process::id(),
                         gpu_window: (window.base, window.end()),
                         first_frame: 0,
+                        produced,
                     },
                     layers,
                     faults: Vec::new(),

@@ -237,3 +237,85 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         other => panic!("expected Stats, got {other:?}"),
     }
 }
+
+#[test]
+fn a_frame_above_what_was_reported_produced_is_not_presented() {
+    // The renderer presents no frame numbered above what the launcher says was reported
+    // produced: such a frame is the GPU process's lie, dropped after a wait for the word, and
+    // reported; the frames after it, once reported, are presented.
+    let window = ExportWindow { base: 900, len: 64 };
+    let g = FakeGpu::start_produced(window, 64, 32, 1, 2000, Some(0));
+    match g.next_event() {
+        RendererToLauncher::Output { .. } => {}
+        other => panic!("expected Output first, got {other:?}"),
+    }
+    let memfd = triptych_sys::memfd::create_sealed(c"fake-layer", 64 * 32 * 4).expect("memfd");
+    let buf = window.place(memfd.as_fd()).expect("place");
+    let fence = triptych_sys::eventfd::EventFence::new().expect("eventfd");
+    fence.signal().expect("signal");
+    let fence_fd = window.place(fence.as_fd()).expect("place");
+    let frame = |n: u64| {
+        GpuToRenderer::Frame(FrameMsg {
+            epoch: 1,
+            generation: 0,
+            frame: n,
+            sent_ns: 0,
+            layers: vec![LayerMsg {
+                layer: 0,
+                placement: LayerPlacement {
+                    x: 0,
+                    y: 0,
+                    z: 0,
+                    opacity: 255,
+                },
+                buffer: Frame {
+                    id: BufferId {
+                        slot: n as u32,
+                        generation: 1,
+                    },
+                    kind: BufferKind::Shm,
+                    format: DrmFormat {
+                        fourcc: DRM_FORMAT_ABGR8888,
+                        modifier: DRM_FORMAT_MOD_LINEAR,
+                    },
+                    width: 64,
+                    height: 32,
+                    planes: vec![Plane {
+                        fd: remote(&buf),
+                        offset: 0,
+                        stride: 256,
+                    }],
+                    fence: Fence {
+                        kind: FenceKind::EventFd,
+                        fd: remote(&fence_fd),
+                    },
+                },
+                damage: Vec::new(),
+                damage_since: None,
+            }],
+        })
+    };
+    let presented = |g: &FakeGpu| {
+        g.event_matching(|e| match e {
+            RendererToLauncher::Presented(p) => {
+                let _ = g.commands.send(&LauncherToRenderer::SlotFree(p.slot));
+                Some(Ok(p.frame))
+            }
+            RendererToLauncher::GpuViolation(what) => Some(Err(what)),
+            _ => None,
+        })
+    };
+    g.frames.send(&frame(0)).expect("frame 0");
+    assert_eq!(presented(&g), Ok(0));
+    // Frame 1 was never reported produced.
+    g.frames.send(&frame(1)).expect("frame 1");
+    match presented(&g) {
+        Err(what) => assert!(what.contains("never reported as produced"), "{what}"),
+        Ok(f) => panic!("frame {f} was presented though never reported produced"),
+    }
+    g.commands
+        .send(&LauncherToRenderer::Produced(2))
+        .expect("produced");
+    g.frames.send(&frame(2)).expect("frame 2");
+    assert_eq!(presented(&g), Ok(2));
+}

@@ -361,3 +361,15 @@ fn a_flood_of_stale_descriptions_costs_the_renderer_nothing() {
     );
     assert!(s["renderer"]["stale_dropped"].as_u64() >= Some(100), "{s}");
 }
+
+#[test]
+fn a_frame_sent_but_never_reported_is_not_the_renderers() {
+    // The renderer presents no frame above what the launcher heard reported produced: it waits
+    // for the word and drops the frame as the GPU process's lie. The GPU process's next report
+    // skips a frame, which the launcher sees for itself.
+    let s = hostile_run("unreported");
+    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    assert!(crashes[0]["cause"].to_string().contains("Produced"), "{s}");
+}

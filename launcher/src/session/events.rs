@@ -116,6 +116,7 @@ impl Supervisor<'_> {
             }
             GpuToLauncher::Produced { frame } => {
                 self.frames.produced(frame, self.args.frames)?;
+                self.tell_renderer_produced();
                 if let Some(g) = &mut self.gpu {
                     g.starved_since = None;
                 }
@@ -337,6 +338,18 @@ impl Supervisor<'_> {
     }
 
     /// A composited frame: checked against what was produced and what is on screen, then shown.
+    /// Tells the renderer the newest frame produced, which it may present up to.
+    pub(super) fn tell_renderer_produced(&mut self) {
+        let Some(p) = self.frames.produced else {
+            return;
+        };
+        if let Some(r) = self.renderer.as_mut() {
+            if let Err(e) = r.child.commands.send(&LauncherToRenderer::Produced(p)) {
+                r.send_failed(e);
+            }
+        }
+    }
+
     /// Hands output slot `slot` straight back to the renderer, its frame never shown (the slot
     /// must be one that exists).
     fn hand_back_unshown(&mut self, slot: u32) -> Result<(), Breach> {

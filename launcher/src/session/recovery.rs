@@ -94,8 +94,10 @@ impl Supervisor<'_> {
                     }
                 }
                 // Frames it sent before dying may still be presented by the renderer.
-                GpuToLauncher::Produced { frame } => {
-                    let _ = self.frames.produced(frame, self.args.frames);
+                GpuToLauncher::Produced { frame }
+                    if self.frames.produced(frame, self.args.frames).is_ok() =>
+                {
+                    self.tell_renderer_produced();
                 }
                 _ => {}
             }
@@ -129,6 +131,7 @@ impl Supervisor<'_> {
                 gpu_pid: gpu.info.pid,
                 gpu_window: gpu.info.window,
                 first_frame: ends.first_frame,
+                produced: self.frames.produced,
             });
             if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
                 // A renderer that died meanwhile is replaced through its own pidfd.

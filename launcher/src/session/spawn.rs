@@ -294,6 +294,7 @@ impl Supervisor<'_> {
                 gpu_pid,
                 gpu_window,
                 first_frame: ends.first_frame,
+                produced: self.frames.produced,
             },
             // The overlay's layer too, in a window.
             layers: self.layers + u32::from(self.display.is_some()),
