@@ -50,7 +50,8 @@ prepare() {
     for lib in libEGL.so.1 libGLESv2.so.2 libGLdispatch.so.0 libgbm.so.1 libdrm.so.2 \
         libwayland-server.so.0 libexpat.so.1 libffi.so.8; do
         local path
-        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+        # awk reads to the end: an early exit would cut ldconfig off (SIGPIPE, fatal here).
+        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && !p {print $NF; p = 1}')
         [ -n "$path" ] || die "$lib is not installed here (scripts/setup-debian.sh installs it)"
         cp -L "$path" "$DIR/lib/$lib"
     done
@@ -116,7 +117,7 @@ run() {
     fi
     # NVIDIA's EGL library, wherever the driver put it: its directory joins the library path.
     local egl_nvidia="" vendor_dirs=""
-    egl_nvidia=$(ldconfig -p 2>/dev/null | awk '$1 == "libEGL_nvidia.so.0" {print $NF; exit}')
+    egl_nvidia=$(ldconfig -p 2>/dev/null | awk '$1 == "libEGL_nvidia.so.0" && !p {print $NF; p = 1}')
     if [ -z "$egl_nvidia" ]; then
         egl_nvidia=$(find /usr/lib /usr/lib64 /usr/local /lib -name 'libEGL_nvidia.so.0' 2>/dev/null | head -n1 || true)
     fi
