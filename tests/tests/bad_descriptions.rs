@@ -40,28 +40,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
     let fence_fd = window.place(fence.as_fd()).expect("place");
     let outside = triptych_sys::fd::dup_cloexec(memfd.as_fd()).expect("dup");
 
-    let good = Frame {
-        id: BufferId {
-            slot: 0,
-            generation: 1,
-        },
-        kind: BufferKind::Shm,
-        format: DrmFormat {
-            fourcc: DRM_FORMAT_ABGR8888,
-            modifier: DRM_FORMAT_MOD_LINEAR,
-        },
-        width: 64,
-        height: 32,
-        planes: vec![Plane {
-            fd: remote(&buf),
-            offset: 0,
-            stride: 256,
-        }],
-        fence: Fence {
-            kind: FenceKind::EventFd,
-            fd: remote(&fence_fd),
-        },
-    };
+    let good = good_frame(0, &buf, &fence_fd);
     let mut cases: Vec<(&str, Frame<RemoteFd>)> = Vec::new();
     let mut f = good.clone();
     f.planes.clear();
@@ -114,24 +93,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
             slot: 10 + i as u32,
             generation: 1,
         };
-        let msg = FrameMsg {
-            epoch: 1,
-            generation: 0,
-            frame: i as u64,
-            sent_ns: 0,
-            layers: vec![LayerMsg {
-                layer: 0,
-                placement: LayerPlacement {
-                    x: 0,
-                    y: 0,
-                    z: 0,
-                    opacity: 255,
-                },
-                buffer: desc,
-                damage: Vec::new(),
-                damage_since: None,
-            }],
-        };
+        let msg = one_layer(i as u64, desc, Vec::new(), None);
         g.frames
             .send(&GpuToRenderer::Frame(msg))
             .expect("send frame");
@@ -168,24 +130,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         };
         // The frames of a link are numbered one by one: these follow the 14 cases above.
         let frame = 14 + i as u64;
-        let msg = FrameMsg {
-            epoch: 1,
-            generation: 0,
-            frame,
-            sent_ns: 0,
-            layers: vec![LayerMsg {
-                layer: 0,
-                placement: LayerPlacement {
-                    x: 0,
-                    y: 0,
-                    z: 0,
-                    opacity: 255,
-                },
-                buffer: desc,
-                damage,
-                damage_since: since,
-            }],
-        };
+        let msg = one_layer(frame, desc, damage, since);
         g.frames
             .send(&GpuToRenderer::Frame(msg))
             .expect("send frame");
@@ -201,24 +146,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         }
     }
     // Still alive and still compositing.
-    let msg = FrameMsg {
-        epoch: 1,
-        generation: 0,
-        frame: 14 + damage_count,
-        sent_ns: 0,
-        layers: vec![LayerMsg {
-            layer: 0,
-            placement: LayerPlacement {
-                x: 0,
-                y: 0,
-                z: 0,
-                opacity: 255,
-            },
-            buffer: good,
-            damage: Vec::new(),
-            damage_since: None,
-        }],
-    };
+    let msg = one_layer(14 + damage_count, good, Vec::new(), None);
     g.frames
         .send(&GpuToRenderer::Frame(msg))
         .expect("send frame");
@@ -243,7 +171,9 @@ fn a_frame_above_what_was_reported_produced_is_not_presented() {
     // The renderer presents no frame numbered above what the launcher says was reported
     // produced: such a frame is the GPU process's lie, dropped after a wait for the word, and
     // reported; the frames after it, once reported, are presented.
-    let window = ExportWindow { base: 900, len: 64 };
+    // A window of its own: the other test of this file places fds in 900..964 of this
+    // same process, at the same time.
+    let window = ExportWindow { base: 964, len: 32 };
     let g = FakeGpu::start_produced(window, 64, 32, 1, 2000, Some(0));
     match g.next_event() {
         RendererToLauncher::Output { .. } => {}
@@ -255,45 +185,12 @@ fn a_frame_above_what_was_reported_produced_is_not_presented() {
     fence.signal().expect("signal");
     let fence_fd = window.place(fence.as_fd()).expect("place");
     let frame = |n: u64| {
-        GpuToRenderer::Frame(FrameMsg {
-            epoch: 1,
-            generation: 0,
-            frame: n,
-            sent_ns: 0,
-            layers: vec![LayerMsg {
-                layer: 0,
-                placement: LayerPlacement {
-                    x: 0,
-                    y: 0,
-                    z: 0,
-                    opacity: 255,
-                },
-                buffer: Frame {
-                    id: BufferId {
-                        slot: n as u32,
-                        generation: 1,
-                    },
-                    kind: BufferKind::Shm,
-                    format: DrmFormat {
-                        fourcc: DRM_FORMAT_ABGR8888,
-                        modifier: DRM_FORMAT_MOD_LINEAR,
-                    },
-                    width: 64,
-                    height: 32,
-                    planes: vec![Plane {
-                        fd: remote(&buf),
-                        offset: 0,
-                        stride: 256,
-                    }],
-                    fence: Fence {
-                        kind: FenceKind::EventFd,
-                        fd: remote(&fence_fd),
-                    },
-                },
-                damage: Vec::new(),
-                damage_since: None,
-            }],
-        })
+        GpuToRenderer::Frame(one_layer(
+            n,
+            good_frame(n as u32, &buf, &fence_fd),
+            Vec::new(),
+            None,
+        ))
     };
     let presented = |g: &FakeGpu| {
         g.event_matching(|e| match e {
@@ -318,4 +215,61 @@ fn a_frame_above_what_was_reported_produced_is_not_presented() {
         .expect("produced");
     g.frames.send(&frame(2)).expect("frame 2");
     assert_eq!(presented(&g), Ok(2));
+}
+
+/// A shm buffer description of the 64x32 layer at `buf`, slot `slot`, fenced by `fence`.
+fn good_frame(
+    slot: u32,
+    buf: &std::os::fd::OwnedFd,
+    fence: &std::os::fd::OwnedFd,
+) -> Frame<RemoteFd> {
+    Frame {
+        id: BufferId {
+            slot,
+            generation: 1,
+        },
+        kind: BufferKind::Shm,
+        format: DrmFormat {
+            fourcc: DRM_FORMAT_ABGR8888,
+            modifier: DRM_FORMAT_MOD_LINEAR,
+        },
+        width: 64,
+        height: 32,
+        planes: vec![Plane {
+            fd: remote(buf),
+            offset: 0,
+            stride: 256,
+        }],
+        fence: Fence {
+            kind: FenceKind::EventFd,
+            fd: remote(fence),
+        },
+    }
+}
+
+/// Frame `frame` of epoch 1 and generation 0, with one layer at the origin showing `buffer`.
+fn one_layer(
+    frame: u64,
+    buffer: Frame<RemoteFd>,
+    damage: Vec<ipc_protocol::damage::Rect>,
+    damage_since: Option<u64>,
+) -> FrameMsg {
+    FrameMsg {
+        epoch: 1,
+        generation: 0,
+        frame,
+        sent_ns: 0,
+        layers: vec![LayerMsg {
+            layer: 0,
+            placement: LayerPlacement {
+                x: 0,
+                y: 0,
+                z: 0,
+                opacity: 255,
+            },
+            buffer,
+            damage,
+            damage_since,
+        }],
+    }
 }
