@@ -872,7 +872,26 @@ impl Pipeline {
 
     /// Steps 4 to 6 for a frame whose fence outcomes are known.
     fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Commands) -> anyhow::Result<()> {
-        if !self.reported_produced(p.frame, commands)? {
+        let generation = self.generation;
+        let reported = self.reported_produced(p.frame, commands)?;
+        if !self.stopped
+            && self.generation != generation
+            && p.layers
+                .first()
+                .is_none_or(|(_, s, _)| s.epoch == self.gpu.epoch)
+        {
+            // A resize came while waiting for the word: the frame was drawn for the old size
+            // and is never composited into one of the new size. Its buffers go back.
+            self.stats.stale_dropped += 1;
+            let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
+            for (_, s, _) in &p.layers {
+                if !shown.contains(&s.id) {
+                    self.release(s.id);
+                }
+            }
+            return Ok(());
+        }
+        if !reported {
             if self.stopped
                 || p.layers
                     .first()
