@@ -21,7 +21,7 @@
 #   3. triptych run --buffers auto --verify (pixels compared with the reference composite);
 #   4. triptych run --buffers dmabuf --verify (fails, naming why, where DMA-BUF export is missing);
 #   5. crash recovery: injected kills of both roles and a chaos run, --verify at the end;
-#   6. triptych bench --quick.
+#   6. triptych-bench --quick.
 # A step that fails is recorded with its exit status and output; the run goes on to the next.
 # The exit status is 0 only when steps 2, 3 and 5 passed (DMA-BUF and the bench may not work on
 # every driver; the report says what happened).
@@ -43,7 +43,7 @@ prepare() {
     cargo build --release --workspace
     rm -rf "$DIR"
     mkdir -p "$DIR/bin" "$DIR/lib" "$DIR/egl_vendor.d"
-    for b in triptych triptych-gpu triptych-renderer; do
+    for b in triptych triptych-gpu triptych-renderer triptych-bench; do
         strip -o "$DIR/bin/$b" "target/release/$b"
     done
     local lib
@@ -153,7 +153,7 @@ run() {
         --fault gpu-after-export:kill@50 --fault renderer-composite:segv@120 \
         --fault gpu-render:abort@200 --chaos 7 --chaos-kills 10 --max-crashes 100 \
         --out "$out/crash.png" --summary-json "$out/crash.json"
-    step bench 120 "$t" bench --quick
+    step bench 120 "$DIR/bin/triptych-bench" --quick
     local verdict=ok
     for must in doctor run-auto crash; do
         passed "$must" || verdict=failed

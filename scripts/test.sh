@@ -17,6 +17,13 @@ echo "== cargo test (workspace)"
 if grep -qw avx2 /proc/cpuinfo; then export TRIPTYCH_REQUIRE_AVX2=1; fi
 if unshare --user true 2>/dev/null; then export TRIPTYCH_REQUIRE_USERNS=1; fi
 cargo build --workspace --all-targets
+echo "== the engine links neither the benchmarks nor the renderer's code"
+for crate in triptych-bench renderer-process; do
+  if cargo tree -p launcher -e normal,build --prefix none | grep -q "^$crate "; then
+    echo "FAIL: the launcher crate depends on $crate" >&2
+    exit 1
+  fi
+done
 echo "== formatting, lints (undocumented unsafe blocks among them) and docs, warnings denied"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
@@ -26,7 +33,7 @@ cargo test --workspace -- --test-threads 2
 echo "== release binaries carry no test hook"
 cargo build --release --workspace
 for b in triptych triptych-gpu triptych-renderer; do
-  for word in TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE TRIPTYCH_TEST_WINDOW_INPUT TRIPTYCH_TEST_KEEP_ENV "sandbox probe "; do
+  for word in bench-peer TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE TRIPTYCH_TEST_WINDOW_INPUT TRIPTYCH_TEST_KEEP_ENV "sandbox probe "; do
     if grep -q -a -F "$word" "target/release/$b"; then
       echo "FAIL: target/release/$b contains \"$word\": test-only code reached a release build" >&2
       exit 1

@@ -12,8 +12,7 @@ Examples:
   triptych run --window --layers 5    in a window; space pauses, g and r kill a child, q quits
   triptych run --headless --chaos 7 --chaos-kills 10 --summary-json summary.json
   triptych run --headless --trace run.json && triptych trace-summary run.json
-  triptych doctor                     what this machine supports, and what run will choose
-  triptych bench --quick              every figure against its baseline (build with --release)";
+  triptych doctor                     what this machine supports, and what run will choose";
 
 /// Invocations shown under `triptych run --help`.
 const RUN_EXAMPLES: &str = "\
@@ -54,15 +53,9 @@ pub enum Command {
     /// Print what this machine supports, how `run` will present (a window or a PNG) and what
     /// `--buffers auto` would choose, and why.
     Doctor(DoctorArgs),
-    /// Measure the frame handoff against baselines taken in the same run, on the same cores
-    /// (build with --release for real figures).
-    Bench(BenchArgs),
     /// Print per-stage latencies (p50, p99, max) and the end-to-end handoff latency of a trace
     /// written by `run --trace`.
     TraceSummary(TraceSummaryArgs),
-    /// The far side of `bench`'s cross-process measurements; started by `bench` only.
-    #[command(hide = true)]
-    BenchPeer(BenchPeerArgs),
 }
 
 /// How buffer and fence fds travel from the GPU process to the renderer.
@@ -227,28 +220,9 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// Arguments of `triptych bench`.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Fewer iterations and shorter runs (for CI: checks that every figure is produced).
-    #[arg(long)]
-    pub quick: bool,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Arguments of `triptych trace-summary`.
 #[derive(Debug, clap::Args)]
 pub struct TraceSummaryArgs {
     /// The trace file (Chrome trace-event JSON written by `triptych run --trace`).
     pub file: PathBuf,
-}
-
-/// Arguments of the hidden `triptych bench-peer`.
-#[derive(Debug, clap::Args)]
-pub struct BenchPeerArgs {
-    /// The bench's pid: the peer refuses to run under any other parent.
-    #[arg(long)]
-    pub parent: u32,
 }

@@ -24,14 +24,12 @@
 //!
 //! Modules: the command line ([`cli`]), the run loop (`session`), the children and their
 //! sandbox (`child`, `jail`), presentation (`present`, [`window`]), the summary ([`summary`]),
-//! `doctor`, `bench` and `trace_summary`.
+//! `doctor` and `trace_summary`. The benchmarks are a crate of their own (`triptych-bench`).
 
 #![forbid(unsafe_code)]
 // The internal modules' docs name their private parts; the public API's docs do not.
 #![allow(rustdoc::private_intra_doc_links)]
 
-#[doc(hidden)]
-pub mod bench;
 mod chaos;
 mod child;
 pub mod child_log;

@@ -2,9 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use triptych::{
-    bench, cli, doctor, exit, progress, scene, session, signals, trace_summary, window,
-};
+use triptych::{cli, doctor, exit, progress, scene, session, signals, trace_summary, window};
 
 use std::io::Write;
 
@@ -29,9 +27,7 @@ fn main() {
     let result = match cli.command {
         cli::Command::Run(args) => run(&args),
         cli::Command::Doctor(args) => doctor::run(&args),
-        cli::Command::Bench(args) => bench::run(&args),
         cli::Command::TraceSummary(args) => trace_summary::run(&args),
-        cli::Command::BenchPeer(args) => bench::peer::run(&args),
     };
     match result {
         Ok(()) => exit::Exit::Success.exit(),

@@ -4,7 +4,7 @@
 //! Every wait here has a deadline, generous enough that a loaded machine never reaches it
 //! ([`PROCESS_DEADLINE`] for a whole child process): it is there so that a hung child fails its
 //! test, naming what it waited for, instead of hanging the suite. No test asserts how long
-//! something took; speed is what `triptych bench` measures.
+//! something took; speed is what `triptych-bench` measures.
 #![forbid(unsafe_code)]
 
 pub mod fake_gpu;

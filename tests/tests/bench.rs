@@ -1,4 +1,4 @@
-//! `triptych bench --quick --json`: every figure is produced, every ratio is computed from
+//! `triptych-bench --quick --json`: every figure is produced, every ratio is computed from
 //! figures of the same run, and every figure names where it ran. The bench runs with `DISPLAY`
 //! naming an Xvfb of its own, so the window items (9 and 12) are measured too.
 //!
@@ -79,7 +79,7 @@ fn find<'a>(items: &'a [Value], name: &str) -> &'a Value {
 #[test]
 fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
     let x = Xvfb::start(1920, 1080);
-    let mut cmd = triptych(&["bench", "--quick", "--json"]);
+    let mut cmd = bench(&["--quick", "--json"]);
     cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY");
     let o = output(cmd);
     assert!(o.status.success(), "{}", show(&o));
@@ -351,16 +351,30 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
     }
 }
 
+/// `triptych-bench` with `args`.
+fn bench(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(bin("triptych-bench"));
+    c.args(args);
+    c
+}
+
 #[test]
-fn help_lists_bench_and_trace_summary_but_hides_the_peer() {
+fn the_benchmarks_are_their_own_binary_and_hide_the_peer() {
+    // The product binary carries neither the benchmarks nor their peer.
     let o = output(triptych(&["--help"]));
     assert!(o.status.success(), "{}", show(&o));
     let help = String::from_utf8_lossy(&o.stdout);
-    assert!(help.contains("bench"), "{help}");
     assert!(help.contains("trace-summary"), "{help}");
-    assert!(!help.contains("bench-peer"), "{help}");
-    // Started by hand, the peer refuses to run.
+    assert!(!help.contains("bench"), "{help}");
     let o = output(triptych(&["bench-peer", "--parent", "1"]));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let o = output(bench(&["--help"]));
+    assert!(o.status.success(), "{}", show(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("--quick"), "{help}");
+    assert!(!help.contains("peer"), "{help}");
+    // Started by hand, the peer refuses to run.
+    let o = output(bench(&["peer", "--parent", "1"]));
     assert!(!o.status.success(), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("not 1"),

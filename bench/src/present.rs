@@ -2,7 +2,7 @@
 //! frame's bytes, on the producer's pinned CPU.
 //!
 //! The value is what a window's present costs the launcher per frame
-//! ([`crate::window::x11::Presenter::put`]): one `ShmPutImage` naming a 1920x1080 slot of a
+//! (`triptych::window::x11::Presenter::put`): one `ShmPutImage` naming a 1920x1080 slot of a
 //! memfd attached with `ShmAttachFd` (read-only, as the renderer's output is), plus the flush
 //! that writes it to the socket. The server's own reading of the slot is not the launcher's time
 //! and is not in the figure; the `ShmCompletion` that ends it is awaited after the clock stops,
@@ -126,7 +126,7 @@ pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
     };
     let (conn, screen) = x11rb::connect(Some(&name))
         .map_err(|e| NoServer(format!("connecting to the X server {name}: {e}")))?;
-    crate::window::x11::shm_fd_support(&conn)
+    triptych::window::x11::shm_fd_support(&conn)
         .map_err(|why| NoServer(format!("{server}: {why}")))?;
     let screen = &conn.setup().roots[screen];
     if screen.root_depth != 24 && screen.root_depth != 32 {

@@ -1,16 +1,17 @@
-//! `triptych bench`: what the frame handoff costs, every figure next to a baseline measured in the
+//! `triptych-bench`: what the frame handoff costs, every figure next to a baseline measured in the
 //! same run, on the same cores.
 //!
 //! # Who plays what
 //!
 //! This process plays the GPU process (the *producer*): it exports buffers and fences into its
 //! export window, sends `GpuToRenderer::Frame` descriptions and times every round trip with one
-//! clock. `triptych bench-peer` ([`peer`]), this binary re-executed as a child, plays the renderer
+//! clock. `triptych-bench peer` ([`peer`]), this binary re-executed as a child, plays the renderer
 //! (the *consumer*): it validates, imports, fetches and polls with the renderer's own calls (the
 //! `renderer_process` library's `validate`, `import` and `fetch`, the ones the renderer's frame
 //! loop makes). The
 //! two are pinned to two named CPUs ([`cores`]). The compositor is timed in this process, on the
-//! producer's CPU; the pipeline figures come from real `triptych run` children ([`runs`],
+//! producer's CPU; the pipeline figures come from real `triptych run` children (the `triptych`
+//! binary next to this one, [`triptych_exe`]) ([`runs`],
 //! [`cpu_runs`], [`idle`]).
 //!
 //! # Sequence
@@ -34,6 +35,9 @@
 //!
 //! Speed goals are reported (`met`), never enforced: a slow machine gives slow figures, not a
 //! failure. A build without optimisations says so in its report.
+
+#![forbid(unsafe_code)]
+#![allow(rustdoc::private_intra_doc_links)]
 
 mod composite;
 mod control;
@@ -61,7 +65,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::cli::BenchArgs;
 use control::FenceMode;
 use fixture::{Fixture, FD_BATCH, HEIGHT, LAYERS, WIDTH};
 use producer::Peer;
@@ -226,6 +229,68 @@ impl Plans {
             idle_start: Duration::from_secs(60),
         }
     }
+}
+
+/// The command line of `triptych-bench`.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "triptych-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// The measurements' options.
+    #[command(flatten)]
+    pub args: BenchArgs,
+    /// The peer, started by the bench only.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands of `triptych-bench`: none a person runs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The far side of the cross-process measurements; started by the bench only.
+    #[command(hide = true)]
+    Peer(PeerArgs),
+}
+
+/// Options of a bench run.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer iterations and shorter runs (for CI: checks that every figure is produced).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of the hidden `triptych-bench peer`.
+#[derive(Debug, clap::Args)]
+pub struct PeerArgs {
+    /// The bench's pid: the peer refuses to run under any other parent.
+    #[arg(long)]
+    pub parent: u32,
+}
+
+/// The `triptych` binary whose runs the pipeline items measure: the one built next to this
+/// executable (`cargo build --release --workspace` builds both into one directory).
+pub fn triptych_exe() -> anyhow::Result<std::path::PathBuf> {
+    let me = std::env::current_exe().context("finding this executable")?;
+    let exe = me
+        .parent()
+        .context("this executable has no directory")?
+        .join("triptych");
+    anyhow::ensure!(
+        exe.is_file(),
+        "{} is missing: the pipeline items run the triptych binary built next to {} \
+         (cargo build --release --workspace)",
+        exe.display(),
+        me.display()
+    );
+    Ok(exe)
 }
 
 /// Seed of the chaos run, fixed so runs are comparable.

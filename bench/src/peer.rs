@@ -1,5 +1,5 @@
-//! `triptych bench-peer`: the consumer side of the cross-process measurements, in the renderer's
-//! role. Started only by `triptych bench` (hidden from `--help`).
+//! `triptych-bench peer`: the consumer side of the cross-process measurements, in the renderer's
+//! role. Started only by `triptych-bench` (hidden from `--help`).
 //!
 //! Sequence: ask for `SIGKILL` when the bench dies and check the bench is still its parent; name
 //! the process; join the bench's bootstrap server; take the bare socket it was given as stdin;
@@ -40,7 +40,7 @@ use triptych_sys::poll::{wait_readable, WaitOutcome};
 
 use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, PEER_ROLE};
 use super::fixture::{EPOCH, LAYERS};
-use crate::cli::BenchPeerArgs;
+use crate::PeerArgs;
 
 /// The consumer's state.
 #[derive(Debug)]
@@ -207,7 +207,7 @@ impl Consumer {
     }
 }
 
-/// The bare socket: the peer's stdin, as `triptych bench` started it.
+/// The bare socket: the peer's stdin, as `triptych-bench` started it.
 fn stdin_socket() -> anyhow::Result<UnixStream> {
     let fd = std::io::stdin()
         .as_fd()
@@ -217,19 +217,19 @@ fn stdin_socket() -> anyhow::Result<UnixStream> {
         nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).context("fstat of stdin")?;
     ensure!(
         st.st_mode & libc::S_IFMT == libc::S_IFSOCK,
-        "stdin is not a socket: bench-peer is started by `triptych bench`, not by hand"
+        "stdin is not a socket: the peer is started by `triptych-bench`, not by hand"
     );
     Ok(UnixStream::from(fd))
 }
 
 /// Runs the peer until the bench says `Exit` or goes away.
-pub fn run(args: &BenchPeerArgs) -> anyhow::Result<()> {
+pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     triptych_sys::prctl::set_pdeathsig(libc::SIGKILL)
         .context("asking for a parent-death signal")?;
     let parent = nix::unistd::getppid().as_raw() as u32;
     ensure!(
         parent == args.parent,
-        "bench-peer's parent is {parent}, not {}: the bench is gone or this was started by hand",
+        "the peer's parent is {parent}, not {}: the bench is gone or this was started by hand",
         args.parent
     );
     if let Err(e) = triptych_sys::prctl::set_name(PEER_ROLE) {

@@ -1,7 +1,7 @@
 //! Which CPUs the measurements run on, and pinning to them with `sched_setaffinity(2)`.
 //!
 //! A cross-process figure has two sides: the producer (this process, in the GPU process's role)
-//! and the consumer (`triptych bench-peer`, in the renderer's role). With two or more CPUs
+//! and the consumer (`triptych-bench peer`, in the renderer's role). With two or more CPUs
 //! allowed, each side is pinned to its own named CPU, the first two of this process's affinity
 //! mask, so a value and its baseline always cross the same pair of cores. With one CPU both sides
 //! share it and every round trip includes a context switch; the report says so. Pinning applies

@@ -245,7 +245,7 @@ pub struct MessageBytes {
     pub pixels: usize,
 }
 
-/// Everything `triptych bench` reports.
+/// Everything `triptych-bench` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// Schema version of this JSON.
@@ -296,7 +296,7 @@ impl Report {
         let n = self.items.iter().map(|i| i.iterations).max().unwrap_or(0);
         let _ = writeln!(
             s,
-            "triptych bench: {} build{}, up to {n} timed iterations per figure after warm-up, {:.0} s",
+            "triptych-bench: {} build{}, up to {n} timed iterations per figure after warm-up, {:.0} s",
             self.build,
             if self.quick { ", --quick" } else { "" },
             self.seconds

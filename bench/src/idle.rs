@@ -12,7 +12,7 @@
 //! 3. After its log says "window open", one more second for the first frame to reach the
 //!    screen; then the CPU time of the launcher and every descendant is read twice, the measured
 //!    span apart.
-//! 4. `SIGINT` (a clean shutdown, `crate::signals`); the run must exit 0, and its summary must
+//! 4. `SIGINT` (a clean shutdown, the launcher's `signals`); the run must exit 0, and its summary must
 //!    have presented a frame.
 //!
 //! # What is read
@@ -38,7 +38,7 @@ use anyhow::{bail, Context};
 use super::runs::number;
 
 /// The scene of item 12: item 11's layers, still.
-pub const STILL: &str = r##"# triptych bench, item 12: nothing moves.
+pub const STILL: &str = r##"# triptych-bench, item 12: nothing moves.
 backdrop = "#101018"
 
 [[layers]]
@@ -279,7 +279,7 @@ pub fn measure(dir: &Path, span: Duration, start_deadline: Duration) -> anyhow::
     let scene = dir.join("still.toml");
     std::fs::write(&scene, STILL).with_context(|| format!("writing {}", scene.display()))?;
     let json = dir.join("idle.json");
-    let exe = std::env::current_exe().context("finding this executable")?;
+    let exe = crate::triptych_exe()?;
     let mut child = Command::new(&exe)
         .args(["run", "--window", "--size", SIZE, "--frames", "1000000"])
         .arg("--scene")

@@ -13,9 +13,9 @@
 //! `getrusage(RUSAGE_CHILDREN)` of this process, read before and after each child run: user
 //! plus system time of every child that has terminated and been waited for, and of their own
 //! waited-for descendants. The GPU process and the renderer are the launcher's own children
-//! (forked and executed in `crate::child`, confined between fork and exec, with no intermediate
-//! process; the user namespace's holder is a child of the launcher too), and the launcher waits
-//! for each before it exits (`session/finish.rs`, and a dropped `child::Process` kills and
+//! (forked and executed in the launcher's `child` module, confined between fork and exec, with
+//! no intermediate process; the user namespace's holder is a child of the launcher too), and the
+//! launcher waits for each before it exits (`session/finish.rs`, and a dropped `child::Process` kills and
 //! reaps), so the launcher's figure includes theirs, and ours, once the launcher is reaped,
 //! includes all three processes and all their threads.
 //!
@@ -40,7 +40,7 @@ use super::runs::{field, number, run_child};
 use super::stats::{interleave, Plan};
 
 /// The scene of item 11.
-pub const SCENE: &str = r##"# triptych bench, item 11: one 64x64 widget changes, the rest is still.
+pub const SCENE: &str = r##"# triptych-bench, item 11: one 64x64 widget changes, the rest is still.
 backdrop = "#101018"
 
 [[layers]]

@@ -98,7 +98,7 @@ pub(super) fn run_child(
     tag: &str,
     args: &[String],
 ) -> anyhow::Result<(Value, PathBuf)> {
-    let exe = std::env::current_exe().context("finding this executable")?;
+    let exe = crate::triptych_exe()?;
     let json = dir.join(format!("{tag}.json"));
     let png = dir.join(format!("{tag}.png"));
     let out = Command::new(&exe)

@@ -1,4 +1,4 @@
-//! The closed set of messages between `triptych bench` and its peer, `triptych bench-peer`.
+//! The closed set of messages between `triptych-bench` and its peer, `triptych-bench peer`.
 //!
 //! The peer joins through the same bootstrap as the real children
 //! ([`ipc_protocol::bootstrap`]: its control socket at the fixed fd); the control channel then carries one [`ToPeer::Setup`] and a

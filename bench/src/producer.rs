@@ -1,7 +1,7 @@
 //! The producer side of the cross-process measurements (this process, in the GPU process's
 //! role): starting the peer, and the timed loops of each block.
 //!
-//! The peer is `triptych bench-peer`, this same binary re-executed, joined through the real
+//! The peer is `triptych-bench peer`, this same binary re-executed, joined through the real
 //! bootstrap ([`ipc_protocol::bootstrap`]). Its stdin is one end of a `socketpair` (the bare
 //! socket the baselines use and the `SCM_RIGHTS` path needs); the frame and release channels are
 //! real peer socket handed over in [`PeerSetup`], as the launcher hands them to the
@@ -50,14 +50,14 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    /// Starts `triptych bench-peer`, pinned to `core`, and waits until it is ready.
+    /// Starts `triptych-bench peer`, pinned to `core`, and waits until it is ready.
     pub fn spawn(core: Option<usize>) -> anyhow::Result<Peer> {
         let exe = std::env::current_exe().context("finding this executable")?;
         let (stream, theirs) = UnixStream::pair().context("creating the bare socket pair")?;
         let (control, child_control) =
             channel::socket_pair().context("creating the peer's control socket")?;
         let mut cmd = Command::new(&exe);
-        cmd.arg("bench-peer")
+        cmd.arg("peer")
             .arg("--parent")
             .arg(std::process::id().to_string())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -68,7 +68,7 @@ impl Peer {
             .install(&mut cmd);
         let child = cmd
             .spawn()
-            .with_context(|| format!("starting {} bench-peer", exe.display()))?;
+            .with_context(|| format!("starting {} peer", exe.display()))?;
         // The peer's ends live in the Command: close this process's copies.
         drop(cmd);
         let pid = child.id();
