@@ -5,6 +5,7 @@
 
 pub mod damage;
 pub mod export;
+pub mod frame_loop;
 // The GL and EGL calls: the one module of this crate allowed unsafe code (every block with its
 // proof); kernel fds are adopted only through triptych-sys.
 #[allow(unsafe_code)]
@@ -17,4 +18,5 @@ pub mod pool;
 pub mod probe;
 pub mod sandbox;
 pub mod scene;
+pub mod start;
 pub mod transport;
