@@ -87,7 +87,7 @@ pub enum SandboxMode {
 pub enum Buffers {
     /// DMA-BUF where the GPU process can export it and the renderer can map it, else shm.
     Auto,
-    /// Sealed memfds filled by GL read-back, with eventfd fences.
+    /// Sealed memfds filled by GL read-back, with pipe fences.
     Shm,
     /// DMA-BUFs exported from GL with sync_file fences; fails rather than falling back.
     Dmabuf,

@@ -8,8 +8,8 @@
 //! longer shows. The renderer needs no GL context and opens no file after bootstrap.
 //!
 //! The checks, the fetch, the import cache and the compositor live in the crate's library
-//! (`renderer_process`), which the launcher's benchmarks call too; this binary holds what only a
-//! running renderer needs.
+//! (`renderer_process`), which the benchmarks (`triptych-bench`) call too; this binary holds
+//! what only a running renderer needs.
 #![forbid(unsafe_code)]
 
 mod decide;

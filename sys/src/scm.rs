@@ -4,7 +4,7 @@
 //! only names fd numbers and the renderer takes them. `SCM_RIGHTS` is the classic alternative: the
 //! sender attaches fds to a message with `sendmsg(2)`, the kernel holds a reference to each file
 //! while the message is queued, and `recvmsg(2)` installs new fds for them in the receiver. This
-//! module is that path, kept so the two can be compared in the same processes (`triptych bench`)
+//! module is that path, kept so the two can be compared in the same processes (`triptych-bench`)
 //! and so a transport for kernels without `pidfd_getfd` has its OS layer ready.
 //!
 //! Lifetime rules: the sender's fds stay the sender's (the kernel takes its own references); every
