@@ -17,12 +17,12 @@ use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu, LayerMsg,
     LayerPlacement, OverlayText, RendererClaim, RendererLink, RendererToGpu,
 };
-use triptych_sys::fd::ExportWindow;
 use triptych_trace::{Args, Recorder, Stage};
 
 use crate::damage::{content_damage, History};
 use crate::export::{self, Exporter};
 use crate::gl::{GlContext, Paint};
+use crate::hooks::{Hooks, Running, Sent};
 use crate::pool::Pool;
 use crate::start::name_ptracer;
 
@@ -60,8 +60,8 @@ fn peer_link(
 pub(crate) struct Producer {
     pub(crate) epoch: u64,
     /// The hostile mode, in the trust-boundary tests (debug builds only).
-    #[cfg(debug_assertions)]
-    hostile: Option<crate::hostile::Attack>,
+    /// Where a program built on the library acts (`crate::hooks`); nothing in the product.
+    hooks: Box<dyn Hooks>,
     /// The renderer served (the pid of its link).
     renderer_pid: u32,
     /// The frame size's generation (see `LauncherToGpu::Resize`).
@@ -149,16 +149,28 @@ impl Overlay {
     }
 }
 
+/// What draws the frames: the GL context, the exporter it draws into, and the scene, if a
+/// scene file was given.
+pub(crate) struct Drawing {
+    pub(crate) gl: GlContext,
+    pub(crate) exporter: Box<dyn Exporter>,
+    pub(crate) scene: Option<crate::scene::ScenePlan>,
+}
+
 impl Producer {
     pub(crate) fn new(
         start: GpuStart,
         peer: Option<OwnedFd>,
-        gl: GlContext,
-        exporter: Box<dyn Exporter>,
+        drawing: Drawing,
         events: Sender<GpuToLauncher>,
         fds: crate::transport::FdSender,
-        scene: Option<crate::scene::ScenePlan>,
+        hooks: Box<dyn Hooks>,
     ) -> anyhow::Result<Self> {
+        let Drawing {
+            gl,
+            exporter,
+            scene,
+        } = drawing;
         if let Some(s) = &scene {
             if s.len() != start.layers as usize {
                 bail!(
@@ -185,8 +197,7 @@ impl Producer {
         };
         let (to_renderer, releases) = peer_link(peer, start.epoch)?;
         Ok(Self {
-            #[cfg(debug_assertions)]
-            hostile: crate::hostile::Attack::from_env(),
+            hooks,
             renderer_pid: start.renderer.renderer_pid,
             epoch: start.epoch,
             generation: start.generation,
@@ -368,6 +379,17 @@ impl Producer {
             "producing for a new renderer"
         );
         Ok(())
+    }
+
+    /// Tells the hooks the frame loop starts (`Started` was reported).
+    pub(crate) fn running(&mut self, info: &ipc_protocol::messages::GpuInfo) {
+        self.hooks.running(Running {
+            events: &self.events,
+            to_renderer: self.to_renderer.as_ref(),
+            epoch: self.epoch,
+            frames: self.frames,
+            info,
+        });
     }
 
     pub(crate) fn ship_trace(&mut self) {
@@ -598,7 +620,6 @@ impl Producer {
             .record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
         self.rec
             .record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
-        #[allow(unused_mut)]
         let mut msg = FrameMsg {
             epoch: self.epoch,
             generation: self.generation,
@@ -606,38 +627,29 @@ impl Producer {
             sent_ns: triptych_trace::now_ns(),
             layers,
         };
-        #[cfg(debug_assertions)]
-        if let Some(a) = self.hostile {
-            let window = (ExportWindow::GPU.base, ExportWindow::GPU.end());
-            crate::hostile::before_send(a, &mut msg, window);
-        }
+        self.hooks.sending(&mut msg);
         self.rec
             .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
         // The launcher hears of the frame before the renderer can present it.
-        #[cfg(debug_assertions)]
-        let report = !crate::hostile::omits_produced(self.hostile, frame);
-        #[cfg(not(debug_assertions))]
-        let report = true;
-        if report {
+        if self.hooks.reports_produced(frame) {
             let _ = self.events.send(&GpuToLauncher::Produced { frame });
         }
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }
-        #[cfg(debug_assertions)]
-        let copy = self.hostile.map(|a| (a, msg.clone()));
-        let sent = self
-            .to_renderer
-            .as_ref()
-            .map(|t| t.send(&GpuToRenderer::Frame(msg)));
-        #[cfg(debug_assertions)]
-        if crate::hostile::ignores_releases(self.hostile, frame) {
+        let out = GpuToRenderer::Frame(msg);
+        let sent = self.to_renderer.as_ref().map(|t| t.send(&out));
+        if !self.hooks.takes_releases(frame) {
             tracing::warn!(frame, "no longer taking releases");
             self.releases = crossbeam_channel::never();
         }
-        #[cfg(debug_assertions)]
-        if let (Some((a, msg)), Some(t)) = (copy, self.to_renderer.as_ref()) {
-            crate::hostile::after_send(a, &msg, t, &self.events, self.renderer_pid);
+        if let (GpuToRenderer::Frame(msg), Some(t)) = (&out, self.to_renderer.as_ref()) {
+            self.hooks.sent(Sent {
+                msg,
+                to_renderer: t,
+                events: &self.events,
+                renderer_pid: self.renderer_pid,
+            });
         }
         if let Some(Err(channel::SendError::Full)) = sent {
             // Frames in flight are bounded by the pool, far below what the socket holds: a full

@@ -10,12 +10,9 @@ pub mod frame_loop;
 // proof); kernel fds are adopted only through triptych-sys.
 #[allow(unsafe_code)]
 pub mod gl;
-#[cfg(debug_assertions)]
-pub mod hostile;
+pub mod hooks;
 pub mod landlock;
 pub mod pool;
-#[cfg(debug_assertions)]
-pub mod probe;
 pub mod sandbox;
 pub mod scene;
 pub mod start;

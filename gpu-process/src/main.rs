@@ -9,7 +9,7 @@ fn main() {
     let result = if args.iter().any(|a| a == "--probe") {
         start::egl_facts()
     } else {
-        start::run()
+        start::run(Box::new(gpu_process::hooks::NoHooks))
     };
     if let Err(e) = result {
         tracing::error!(role = ROLE, error = format!("{e:#}"), "GPU process failed");

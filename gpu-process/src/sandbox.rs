@@ -4,14 +4,14 @@
 //!
 //! 1. **start-up** ([`startup`], first thing in `run`): confine the files the process can reach
 //!    with Landlock while it has one thread ([`crate::landlock`]), adopt the report pipe and
-//!    install the `SIGSYS` reporter on it, adopt the handover socket, read the test hook. The launcher has
-//!    already put the process in the shared user namespace and new network and IPC namespaces,
+//!    install the `SIGSYS` reporter on it, adopt the handover socket. The launcher has already put the process in the shared user namespace and new network and IPC namespaces,
 //!    with no capabilities (`triptych_sys::jail`).
 //! 2. bootstrap, `Start`, then EGL and driver initialisation, which opens files (the driver, its
 //!    configuration, the shader cache index) and starts the driver's threads.
 //! 3. **confine** ([`confine`]), before `Started` is reported: resource limits,
 //!    `PR_SET_NO_NEW_PRIVS`, the GPU policy on every thread (the driver's included, TSYNC); then
-//!    take the `SCM_RIGHTS` socket to the renderer if that transport runs; then the test hook.
+//!    take the `SCM_RIGHTS` socket to the renderer if that transport runs; then
+//!    [`Hooks::confined`].
 //!
 //! The policy ([`triptych_sandbox::gpu`]) is looser than the renderer's: the driver keeps its
 //! ioctls and its executable (JIT) memory; files, programs, the network and other processes are
@@ -23,6 +23,7 @@ use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::gpu::Params;
 use triptych_sys::fixed::FixedFd;
 
+use crate::hooks::Hooks;
 use crate::transport::FdSender;
 
 /// What start-up claimed.
@@ -31,12 +32,9 @@ pub struct Claimed {
     handover: Option<FixedFd>,
     /// What Landlock enforces, for `GpuInfo` and the seccomp policy.
     pub landlock: ipc_protocol::messages::LandlockReport,
-    /// The escape test's probe, in test builds only.
-    #[cfg(debug_assertions)]
-    probe: Option<String>,
 }
 
-/// Step 1: adopts the fixed fds, installs the `SIGSYS` reporter, reads the test hook.
+/// Step 1: adopts the fixed fds, installs the `SIGSYS` reporter.
 pub fn startup() -> anyhow::Result<Claimed> {
     let landlock = crate::landlock::confine();
     let report = FixedFd::claim(REPORT_FD).context("claiming the report fd")?;
@@ -44,12 +42,7 @@ pub fn startup() -> anyhow::Result<Claimed> {
         .context("installing the SIGSYS reporter")?;
     let handover = FixedFd::claim(HANDOVER_FD).context("claiming the handover fd")?;
     let handover = handover.inherited().then_some(handover);
-    Ok(Claimed {
-        handover,
-        landlock,
-        #[cfg(debug_assertions)]
-        probe: crate::probe::from_env(),
-    })
+    Ok(Claimed { handover, landlock })
 }
 
 /// Step 3: puts the sandbox on and returns the fd sender for `start.transport`. With
@@ -58,11 +51,10 @@ pub fn startup() -> anyhow::Result<Claimed> {
 pub fn confine(
     claimed: Claimed,
     start: &GpuStart,
-    hand_over: impl FnOnce(std::os::fd::OwnedFd) -> anyhow::Result<()>,
+    hooks: &mut dyn Hooks,
+    hand_over: impl FnOnce(&std::os::fd::OwnedFd) -> anyhow::Result<()>,
 ) -> anyhow::Result<FdSender> {
-    // Read before the filter, which refuses getppid.
-    #[cfg(debug_assertions)]
-    let launcher = nix::unistd::getppid().as_raw();
+    hooks.before_confine();
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::gpu())
         .context("setting resource limits")?;
     let params = Params {
@@ -76,7 +68,8 @@ pub fn confine(
     }
     .context("installing the GPU process's seccomp policy")?;
     if let Some(listener) = installed.listener.take() {
-        hand_over(listener).context("handing the sandbox listener to the launcher")?;
+        hand_over(&listener).context("handing the sandbox listener to the launcher")?;
+        hooks.handed_over_listener(listener);
     }
     tracing::debug!(
         filters = installed.filters,
@@ -89,9 +82,6 @@ pub fn confine(
             .attach(start.renderer.renderer_pid)
             .context("taking the socket to the renderer")?;
     }
-    #[cfg(debug_assertions)]
-    if let Some(name) = claimed.probe {
-        crate::probe::run_probe(&name, start, launcher, &params);
-    }
+    hooks.confined(start, &params);
     Ok(sender)
 }

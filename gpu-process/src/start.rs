@@ -28,8 +28,9 @@ use ipc_protocol::messages::{
 use triptych_sys::fd::ExportWindow;
 
 use crate::export::{self, shm::ShmExporter, Exporter};
-use crate::frame_loop::{maybe_fire, Producer};
+use crate::frame_loop::{maybe_fire, Drawing, Producer};
 use crate::gl::{GlContext, PlatformRequest};
+use crate::hooks::Hooks;
 
 /// The role name: process name, policy name, span prefix, crash records.
 pub const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
@@ -93,8 +94,9 @@ fn choose_exporter(
     }
 }
 
-/// Runs the GPU process: start-up, then the frame loop until the launcher says `Shutdown`.
-pub fn run() -> anyhow::Result<()> {
+/// Runs the GPU process: start-up, then the frame loop until the launcher says `Shutdown`. The
+/// product passes [`crate::hooks::NoHooks`].
+pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
     let claimed = crate::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
@@ -145,19 +147,12 @@ pub fn run() -> anyhow::Result<()> {
                 landlock: claimed.landlock.clone(),
             };
             // The driver is up: the sandbox goes on before anything is reported or rendered.
-            #[cfg(debug_assertions)]
-            let keeps_listener =
-                crate::hostile::Attack::from_env() == Some(crate::hostile::Attack::KeepListener);
-            let hand_over = |listener: OwnedFd| {
-                #[cfg(debug_assertions)]
-                if keeps_listener {
-                    crate::hostile::keep_listener(&listener);
-                }
+            let hand_over = |listener: &OwnedFd| {
                 events
                     .send_with(&GpuToLauncher::SandboxListener, &[listener.as_fd()])
                     .context("sending the listener")
             };
-            let fds = match crate::sandbox::confine(claimed, &start, hand_over) {
+            let fds = match crate::sandbox::confine(claimed, &start, hooks.as_mut(), hand_over) {
                 Ok(f) => f,
                 Err(e) => {
                     let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
@@ -177,20 +172,13 @@ pub fn run() -> anyhow::Result<()> {
                 .send(&GpuToLauncher::Started(info.clone()))
                 .context("reporting the start")?;
             let commands = channel::forward("launcher-rx", commands)?;
-            let mut producer = Producer::new(start, peer, gl, exporter, events, fds, scene)?;
-            #[cfg(debug_assertions)]
-            if let Some(a) = crate::hostile::Attack::from_env() {
-                crate::hostile::attack(
-                    a,
-                    &producer.events,
-                    producer.to_renderer.as_ref(),
-                    producer.epoch,
-                    producer.frames,
-                    &info,
-                );
-            }
-            #[cfg(not(debug_assertions))]
-            let _ = info;
+            let drawing = Drawing {
+                gl,
+                exporter,
+                scene,
+            };
+            let mut producer = Producer::new(start, peer, drawing, events, fds, hooks)?;
+            producer.running(&info);
             let result = producer.run(&commands);
             producer.ship_trace();
             result

@@ -56,12 +56,15 @@ pub fn env_allowed(name: &str) -> bool {
     })
 }
 
-/// The path of the sibling binary `name`.
+/// The path of the child binary `name`: in the directory an embedding application named, else
+/// in `TRIPTYCH_BIN_DIR` when it is set (where a package installs the children apart from the
+/// launcher), else next to this executable.
 pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the launcher's own path")?;
-    let dir = match CHILDREN_DIR.get() {
-        Some(d) => d.clone(),
-        None => exe
+    let dir = match (CHILDREN_DIR.get(), std::env::var_os("TRIPTYCH_BIN_DIR")) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => PathBuf::from(d),
+        (None, None) => exe
             .parent()
             .context("the launcher's path has no directory")?
             .to_path_buf(),
@@ -69,8 +72,9 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     if !path.is_file() {
         bail!(
-            "{} not found next to {}: build the whole workspace (cargo build --workspace)",
+            "{} not found in {} (the launcher is {}): build the whole workspace (cargo build --workspace), or name the children's directory with TRIPTYCH_BIN_DIR",
             name,
+            dir.display(),
             exe.display()
         );
     }

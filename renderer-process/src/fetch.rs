@@ -12,11 +12,6 @@
 //!
 //! A [`FrameSource`] lives for one frame and counts what was taken from it ([`Counters`]), which
 //! the frame loop adds to the run's statistics. Every fetched fd is the caller's to own.
-//!
-//! In debug builds a binary may install one [`FetchHook`] ([`set_hook`]), which sees every fd
-//! this module fetched: the renderer's escape tests use it to run a probe on the first buffer or
-//! fence a frame brings. The hook lives in the binary because those probes are not part of what
-//! the library offers the benchmarks.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -61,20 +56,6 @@ impl FrameSource<'_> {
             FrameSource::Received(_, c) => c.via_other += 1,
         }
     }
-}
-
-/// Debug builds only: called with every fd [`fetch`] took and checked: the description field
-/// it was named by, the fd, and the pidfd it came through (`None` with `SCM_RIGHTS`).
-#[cfg(debug_assertions)]
-pub type FetchHook = fn(field: &str, fd: BorrowedFd<'_>, link: Option<BorrowedFd<'_>>);
-
-#[cfg(debug_assertions)]
-static HOOK: std::sync::OnceLock<FetchHook> = std::sync::OnceLock::new();
-
-/// Debug builds only: installs the process's one [`FetchHook`]; false if one was already set.
-#[cfg(debug_assertions)]
-pub fn set_hook(hook: FetchHook) -> bool {
-    HOOK.set(hook).is_ok()
 }
 
 /// Why a fetch failed.
@@ -151,13 +132,5 @@ pub fn fetch(
         },
     )?;
     src.count(field);
-    #[cfg(debug_assertions)]
-    if let Some(hook) = HOOK.get() {
-        let link = match &*src {
-            FrameSource::Pidfd(p, _) => Some(*p),
-            FrameSource::Received(..) => None,
-        };
-        hook(field, fd.as_fd(), link);
-    }
     Ok(fd)
 }

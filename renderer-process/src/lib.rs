@@ -18,6 +18,13 @@
 
 pub mod composite;
 pub mod damage;
+pub mod decide;
 pub mod fetch;
+pub mod hooks;
 pub mod import;
+pub mod link;
+pub mod output;
+pub mod pipeline;
+pub mod sandbox;
+pub mod start;
 pub mod validate;

@@ -17,17 +17,15 @@
 //!   the description by their export-window numbers. Messages for older frames (rejected or
 //!   dropped ones) are discarded; one for a later frame is kept for it.
 //!
-//! Either way [`renderer_process::fetch::fetch`] then checks the identity of each fd against the
+//! Either way [`crate::fetch::fetch`] then checks the identity of each fd against the
 //! description, so the two transports are held to the same standard. [`FrameSource`] lives in
 //! the library, next to the fetch, so that the benchmark's consumer fetches through the same call.
 
-use std::os::fd::AsFd;
-#[cfg(debug_assertions)]
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
+use crate::fetch::{Counters, FrameSource};
 use ipc_protocol::messages::Transport;
-use renderer_process::fetch::{Counters, FrameSource};
 use triptych_sandbox::fds::GPU_LINK_FD;
 use triptych_sandbox::wire::{self, FrameFds, LinkKind, WireError};
 use triptych_sys::fixed::{FixedError, FixedFd};
@@ -105,21 +103,24 @@ impl Link {
         }
     }
 
+    /// How the GPU process's fds come: the link is a pidfd, or a socket.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// The link fd (at [`GPU_LINK_FD`]).
-    #[cfg(debug_assertions)]
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.slot.get()
     }
 
     /// The handover socket, if the launcher gave one.
-    #[cfg(debug_assertions)]
     pub fn handover(&self) -> Option<BorrowedFd<'_>> {
         self.handover.as_ref().map(|h| h.get())
     }
 
-    /// The slot, for a probe that swaps the link.
-    #[cfg(debug_assertions)]
-    pub(crate) fn slot_mut(&mut self) -> &mut FixedFd {
+    /// The fixed slot of the link fd: the sandbox's escape probes put another fd there, as a
+    /// compromised renderer could.
+    pub fn slot_mut(&mut self) -> &mut FixedFd {
         &mut self.slot
     }
 

@@ -7,14 +7,14 @@
 //!
 //! 1. drop it if it comes from another GPU epoch than the current one;
 //! 2. validate every layer's description (shape, then fds confined to the GPU's export window;
-//!    [`renderer_process::validate`]);
+//!    [`crate::validate`]);
 //! 3. import each buffer (cached per id) and fetch its fence, checking identities;
 //! 4. wait on the fences with a deadline (on the waiter thread unless all have signalled
 //!    already); a fence that times out leaves the layer's previous buffer on screen, the new one
 //!    is released unused, and the launcher is told, since a GPU that stops signalling is hung;
 //! 5. once every layer has a buffer of the current epoch whose fence was seen signalled,
 //!    composite them into a free output slot, only where the frame differs from what the slot
-//!    holds ([`renderer_process::damage`]), and hand it to the launcher with the frame's damage;
+//!    holds ([`crate::damage`]), and hand it to the launcher with the frame's damage;
 //! 6. release every buffer that is no longer on screen.
 //!
 //! When the launcher replaces the GPU process (`NewGpu`), everything of the old epoch is dropped
@@ -43,12 +43,12 @@ use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
+use crate::composite::{composite_region, Layer};
+use crate::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
+use crate::fetch::fetch;
+use crate::import::{ImportCache, ImportError};
+use crate::validate::{self, LayersError};
 use ipc_protocol::damage::Region;
-use renderer_process::composite::{composite_region, Layer};
-use renderer_process::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
-use renderer_process::fetch::fetch;
-use renderer_process::import::{ImportCache, ImportError};
-use renderer_process::validate::{self, LayersError};
 
 use crate::output::{Output, SLOTS};
 
@@ -56,6 +56,7 @@ use crate::output::{Output, SLOTS};
 const TRACE_BATCH: usize = 512;
 
 use crate::decide::Shown;
+use crate::hooks::{Fetched, Hooks, Presented as HookPresented, Running};
 
 /// A frame whose fences are being waited on.
 #[derive(Debug)]
@@ -122,7 +123,7 @@ pub struct Pipeline {
     width: u32,
     height: u32,
     /// The byte order the launcher asked the output in.
-    order: renderer_process::composite::OutputOrder,
+    order: crate::composite::OutputOrder,
     /// The opaque colour under every layer, R, G, B, A.
     backdrop: [u8; 4],
     /// The frame size's generation: frames of another are dropped, their buffers released.
@@ -157,9 +158,8 @@ pub struct Pipeline {
     stopped: bool,
     /// The newest frame the launcher heard reported produced: no frame above it is presented.
     produced: Option<u64>,
-    /// The trust-boundary tests' compromised renderer (see `hostile.rs`).
-    #[cfg(debug_assertions)]
-    hostile: Option<crate::hostile::Attack>,
+    /// Where a program built on the library acts (`crate::hooks`); nothing in the product.
+    hooks: Box<dyn Hooks>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -325,27 +325,25 @@ impl Pipeline {
         peer: Option<OwnedFd>,
         events: Sender<RendererToLauncher>,
         claimed: crate::sandbox::Claimed,
+        mut hooks: Box<dyn Hooks>,
     ) -> anyhow::Result<Self> {
         let (max_w, max_h) = (
             start.max_width.max(start.width),
             start.max_height.max(start.height),
         );
         let output = Output::new(max_w, max_h).context("creating the output buffer")?;
-        #[cfg(debug_assertions)]
-        let keeps_listener =
-            crate::hostile::Attack::from_env() == Some(crate::hostile::Attack::KeepListener);
-        let hand_over = |listener: OwnedFd| {
-            let sent = events
+        let hand_over = |listener: &OwnedFd| {
+            events
                 .send_with(&RendererToLauncher::SandboxListener, &[listener.as_fd()])
-                .context("sending the listener");
-            #[cfg(debug_assertions)]
-            if keeps_listener {
-                // Never closed: the copy stays in this process's fd table.
-                let _ = std::os::fd::IntoRawFd::into_raw_fd(listener);
-            }
-            sent
+                .context("sending the listener")
         };
-        let link_to_gpu = crate::sandbox::confine(claimed, &start, output.fd.as_fd(), hand_over)?;
+        let link_to_gpu = crate::sandbox::confine(
+            claimed,
+            &start,
+            output.fd.as_fd(),
+            hooks.as_mut(),
+            hand_over,
+        )?;
         let produced = start.gpu.produced;
         let (gpu, frames) = link(start.gpu, peer)?;
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
@@ -362,18 +360,17 @@ impl Pipeline {
             slots: SLOTS,
             slot_bytes: output.slot_bytes as u64,
         };
-        #[cfg(debug_assertions)]
-        let hostile = crate::hostile::Attack::from_env();
-        #[cfg(debug_assertions)]
-        let shared = crate::hostile::forge_output(hostile, shared);
+        let shared = hooks.sharing_output(shared);
         events
             .send(&shared)
             .context("telling the launcher where the output is")?;
-        #[cfg(debug_assertions)]
-        if let Some(a) = hostile {
-            let (epoch, generation) = (gpu.epoch, start.generation);
-            crate::hostile::attack(a, &events, &gpu.releases, epoch, generation, gpu.window);
-        }
+        hooks.running(Running {
+            events: &events,
+            releases: &gpu.releases,
+            epoch: gpu.epoch,
+            generation: start.generation,
+            gpu_window: gpu.window,
+        });
         let cancel = Arc::new(AtomicU64::new(0));
         let (waiter, waited) = spawn_waiter(cancel.clone())?;
         let rec = if start.trace {
@@ -411,8 +408,7 @@ impl Pipeline {
             slots: Slots::new(SLOTS as usize),
             stopped: false,
             produced,
-            #[cfg(debug_assertions)]
-            hostile,
+            hooks,
         })
     }
 
@@ -529,13 +525,8 @@ impl Pipeline {
                     generation = r.generation,
                     "resized"
                 );
-                #[cfg(debug_assertions)]
-                crate::hostile::at_resize(
-                    self.hostile,
-                    &self.events,
-                    self.gpu.epoch,
-                    self.generation,
-                );
+                self.hooks
+                    .resizing(&self.events, self.gpu.epoch, self.generation);
                 self.width = r.width;
                 self.height = r.height;
                 self.generation = r.generation;
@@ -723,8 +714,14 @@ impl Pipeline {
                     .context("reporting a rejected frame");
             }
         };
-        #[cfg(debug_assertions)]
-        crate::hostile::on_fetched(self.hostile, &self.events, &msg, &fetched);
+        let cache = &self.cache;
+        self.hooks.fetched(Fetched {
+            events: &self.events,
+            msg: &msg,
+            layers: &fetched,
+            buffer: &|id| cache.get(id).map(|i| i.fd.as_fd()),
+            link: &self.link,
+        });
         let fetched_ns = triptych_trace::now_ns();
         self.rec.record_span(
             Stage::FdFetch,
@@ -1146,21 +1143,18 @@ impl Pipeline {
                 composited_px: region.area(),
             }))
             .context("handing a frame to the launcher")?;
-        #[cfg(debug_assertions)]
-        crate::hostile::after_present(
-            self.hostile,
-            &self.events,
+        self.hooks.presented(HookPresented {
+            events: &self.events,
             epoch,
-            self.generation,
+            generation: self.generation,
             slot,
             frame,
-        );
+        });
         Ok(())
     }
 
     fn release(&mut self, buffer: BufferId) {
-        #[cfg(debug_assertions)]
-        if crate::hostile::withholds(self.hostile, buffer) {
+        if !self.hooks.releases(buffer) {
             return;
         }
         let start = Instant::now();

@@ -2,17 +2,16 @@
 //!
 //! Sequence, in the order the renderer runs it:
 //!
-//! 1. **start-up** ([`startup`], first thing in `main`): claim the fixed fd numbers
+//! 1. **start-up** ([`startup`], first thing in `run`): claim the fixed fd numbers
 //!    ([`triptych_sandbox::fds`]): adopt the report pipe and install the `SIGSYS` reporter on
-//!    it, adopt the handover socket, hold [`GPU_LINK_FD`]; read the test hook
-//!    ([`triptych_sandbox::attempts::PROBE_ENV`]). The launcher has already put the process in
+//!    it, adopt the handover socket, hold [`GPU_LINK_FD`]. The launcher has already put the process in
 //!    the shared user namespace, new network and IPC namespaces, and dropped every capability
 //!    (`triptych_sys::jail`), before `exec`.
 //! 2. **bootstrap**: join the launcher's channels, receive `Start` (from the trusted launcher).
 //! 3. **confine** ([`confine`], inside `Pipeline::new`): attach the link to the GPU process
 //!    (the handed-over pidfd at [`GPU_LINK_FD`]), create the output memfd, then set the
 //!    resource limits, `PR_SET_NO_NEW_PRIVS` and the seccomp filters on every thread (TSYNC);
-//!    then, if the test hook asks, perform its attempt.
+//!    then [`Hooks::confined`].
 //! 4. only now start the threads that receive and parse the GPU process's frames.
 //!
 //! So nothing the GPU process sends is parsed before the filter is on, and every lazy
@@ -25,25 +24,19 @@ use anyhow::Context;
 use ipc_protocol::messages::{RendererStart, ViolationReports};
 use triptych_sandbox::fds::{GPU_LINK_FD, HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::renderer::Params;
-#[cfg(debug_assertions)]
-use triptych_sandbox::renderer::ROLE;
 use triptych_sys::fixed::FixedFd;
 
+use crate::hooks::Hooks;
 use crate::link::Link;
-#[cfg(debug_assertions)]
-use crate::probe::Probe;
 
 /// What start-up claimed, waiting for `Start`.
 #[derive(Debug)]
 pub struct Claimed {
     handover: Option<FixedFd>,
     slot: FixedFd,
-    /// The escape test's probe, in test builds only.
-    #[cfg(debug_assertions)]
-    probe: Option<Probe>,
 }
 
-/// Step 1: claims the fixed fds, installs the `SIGSYS` reporter, reads the test hook.
+/// Step 1: claims the fixed fds, installs the `SIGSYS` reporter.
 pub fn startup() -> anyhow::Result<Claimed> {
     let report = FixedFd::claim(REPORT_FD).context("claiming the report fd")?;
     triptych_sys::seccomp::install_trap_reporter(report.into_inherited())
@@ -51,17 +44,10 @@ pub fn startup() -> anyhow::Result<Claimed> {
     let handover = FixedFd::claim(HANDOVER_FD).context("claiming the handover fd")?;
     let handover = handover.inherited().then_some(handover);
     let slot = FixedFd::claim(GPU_LINK_FD).context("claiming the GPU link fd")?;
-    Ok(Claimed {
-        handover,
-        slot,
-        #[cfg(debug_assertions)]
-        probe: std::env::var(triptych_sandbox::hook::PROBE_ENV)
-            .ok()
-            .and_then(|v| Probe::parse(ROLE, &v)),
-    })
+    Ok(Claimed { handover, slot })
 }
 
-/// Step 3: attaches the link, puts the sandbox on, runs the test hook; returns the link.
+/// Step 3: attaches the link, puts the sandbox on, tells the hooks; returns the link.
 /// `output` is the renderer's output memfd (created before, since `memfd_create` is refused
 /// after). With user-notification reports the allowlist is installed with a listener, which
 /// goes to `hand_over` (to the launcher) before anything else runs under the filter.
@@ -69,17 +55,13 @@ pub fn confine(
     claimed: Claimed,
     start: &RendererStart,
     output: BorrowedFd<'_>,
-    hand_over: impl FnOnce(std::os::fd::OwnedFd) -> anyhow::Result<()>,
+    hooks: &mut dyn Hooks,
+    hand_over: impl FnOnce(&std::os::fd::OwnedFd) -> anyhow::Result<()>,
 ) -> anyhow::Result<Link> {
     let mut link = Link::new(start.transport, claimed.handover, claimed.slot);
     link.attach(start.gpu.epoch, start.gpu.gpu_pid)
         .context("attaching to the GPU process")?;
-    #[cfg(debug_assertions)]
-    let prepared = claimed
-        .probe
-        .map(|p| p.prepare(&link))
-        .transpose()
-        .context("preparing the sandbox probe")?;
+    hooks.before_confine(&link)?;
     let params = Params {
         pid: std::process::id(),
         transport: start.transport,
@@ -94,7 +76,8 @@ pub fn confine(
     }
     .context("installing the renderer's seccomp policy")?;
     if let Some(listener) = installed.listener.take() {
-        hand_over(listener).context("handing the sandbox listener to the launcher")?;
+        hand_over(&listener).context("handing the sandbox listener to the launcher")?;
+        hooks.handed_over_listener(listener);
     }
     tracing::debug!(
         filters = installed.filters,
@@ -103,11 +86,6 @@ pub fn confine(
         transport = start.transport.as_str(),
         "sandbox on"
     );
-    #[cfg(debug_assertions)]
-    if let Some(p) = prepared {
-        p.run(&mut link, start, output);
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = output;
+    hooks.confined(&mut link, start, output);
     Ok(link)
 }

@@ -8,10 +8,10 @@
 //! - the policies: [`renderer::policy`] and [`gpu::policy`], both built on [`common::rules`];
 //! - the fd numbers the rules name ([`fds`]) and the resource limits of each role ([`limits`]);
 //! - the wire formats of the two fd-passing sockets ([`wire`]);
-//! - naming a trapped call for the launcher's log line ([`names`], [`report`]);
-//! - the catalogue of escape attempts the tests make the real processes perform (`attempts`,
-//!   compiled only into debug builds, never into a release build), and the
-//!   names of its hook ([`hook`]).
+//! - naming a trapped call for the launcher's log line ([`names`], [`report`]).
+//!
+//! The catalogue of escape attempts the tests make sandboxed processes perform is not here: it
+//! is the adversary crate's (`triptych-adversary`), which no product crate depends on.
 //!
 //! # How a policy becomes filters
 //!
@@ -50,12 +50,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(debug_assertions)]
-pub mod attempts;
 pub mod common;
 pub mod fds;
 pub mod gpu;
-pub mod hook;
 pub mod limits;
 pub mod names;
 pub mod renderer;

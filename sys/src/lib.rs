@@ -24,7 +24,6 @@
 //! - [`jail`]: confining a child between fork and exec (namespaces, fds, no capabilities).
 //! - [`landlock`]: the kernel's Landlock ABI version.
 //! - [`userns`]: creating the user namespace the sandboxed children share.
-//! - [`probe`]: system calls made only to prove that a sandbox refuses them.
 //! - [`wayland`]: adopting a winit window's Wayland display and surface, to present into it.
 //! - [`simd`]: AVX2 detection and the compositor's AVX2 kernel (CPU instructions Rust calls
 //!   `unsafe` to reach, kept here with the rest of the unsafe code).
@@ -46,8 +45,6 @@ pub mod notify;
 pub mod pidfd;
 pub mod poll;
 pub mod prctl;
-#[cfg(debug_assertions)]
-pub mod probe;
 pub mod proc;
 pub mod scm;
 pub mod seccomp;

@@ -313,9 +313,35 @@ pub fn at_baseline(attack: &str, s: &serde_json::Value) {
     );
 }
 
+/// Makes `dir/bin`, a directory of children for the launcher (`TRIPTYCH_BIN_DIR`) in which
+/// `triptych-gpu` and `triptych-renderer` are the adversary binaries (`triptych-adversary`):
+/// the children's own runs, started, confined and sandboxed by the real launcher as the product
+/// binaries are, doing what their environment names (nothing, when it names nothing). Returns
+/// the directory.
+pub fn adversary_bin(dir: &std::path::Path) -> PathBuf {
+    let bin_dir = dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).expect("the adversaries' directory");
+    for (child, adversary) in [
+        ("triptych-gpu", "triptych-adversary-gpu"),
+        ("triptych-renderer", "triptych-adversary-renderer"),
+    ] {
+        std::os::unix::fs::symlink(bin(adversary), bin_dir.join(child))
+            .expect("linking an adversary");
+    }
+    bin_dir
+}
+
+/// Names `attack` for every process of `child` (`triptych-gpu` or `triptych-renderer`) whose
+/// binary is in `bin_dir` (made by [`adversary_bin`]), replacements included: the launcher
+/// passes the attack's variable to the first process of a role only.
+pub fn attack_every(bin_dir: &std::path::Path, child: &str, attack: &str) {
+    std::fs::write(bin_dir.join(format!("{child}.attack")), attack).expect("naming the attack");
+}
+
 /// `triptych run` of `frames` small shm frames with a hostile child: `variable` names the mode
 /// (`TRIPTYCH_HOSTILE` for the renderer, `TRIPTYCH_HOSTILE_GPU`), `attack` the attack, `extra`
-/// further arguments; the summary goes to `dir/summary.json`. Traced, so the attacks meet the
+/// further arguments; the children are the adversaries of [`adversary_bin`]`(dir)`; the summary
+/// goes to `dir/summary.json`. Traced, so the attacks meet the
 /// trace path too, unless the attack is on tracing itself (a batch with tracing off) or `extra`
 /// names its own trace.
 pub fn hostile_command(
@@ -339,6 +365,7 @@ pub fn hostile_command(
     .arg(dir.join("f.png"))
     .arg("--summary-json")
     .arg(dir.join("summary.json"))
+    .env("TRIPTYCH_BIN_DIR", adversary_bin(dir))
     .env(variable, attack);
     if attack != "trace-off" && !extra.contains(&"--trace") {
         cmd.arg("--trace").arg(dir.join("trace.json"));

@@ -9,7 +9,7 @@
 
 use std::process::Output;
 
-use triptych_sandbox::hook::{PROBE_ENV, PROBE_LINE};
+use triptych_adversary::hook::{PROBE_ENV, PROBE_LINE};
 
 /// What one probe run left behind.
 #[derive(Debug)]
@@ -52,6 +52,7 @@ pub fn run(tag: &str, probe: &str, extra: &[&str]) -> ProbeRun {
         .arg(&json)
         .args(extra)
         .args(crate::emulated_vm_args())
+        .env("TRIPTYCH_BIN_DIR", crate::adversary_bin(&dir))
         .env(PROBE_ENV, probe)
         .env("TRIPTYCH_LOG", "info");
     let output = crate::output(cmd);

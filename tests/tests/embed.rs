@@ -65,11 +65,12 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
 fn a_sandbox_violation_reaches_the_application_as_an_event_and_the_run_recovers() {
     let exe = bin_dir().join("examples").join("embed_headless");
     let out = scratch("embed-violation");
-    // The test hook (debug builds) makes the first renderer try to open a file.
+    // The probe makes the first renderer (the adversary binary) try to open a file.
     let child = std::process::Command::new(&exe)
         .arg(&out)
         .arg("20")
-        .env(triptych_sandbox::hook::PROBE_ENV, "renderer:open-file")
+        .env("TRIPTYCH_BIN_DIR", triptych_tests::adversary_bin(&out))
+        .env(triptych_adversary::hook::PROBE_ENV, "renderer:open-file")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -265,8 +265,8 @@ fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
     let dir = scratch(&format!("hostile-gpu-every-{attack}"));
     let json = dir.join("summary.json");
     // Frames enough that no GPU process finishes them before its attack is dealt with.
-    let mut cmd = hostile_command("TRIPTYCH_HOSTILE_GPU", attack, 2000, extra, &dir);
-    cmd.env("TRIPTYCH_TEST_KEEP_ENV", "TRIPTYCH_HOSTILE_GPU");
+    let cmd = hostile_command("TRIPTYCH_HOSTILE_GPU", attack, 2000, extra, &dir);
+    attack_every(&dir.join("bin"), "triptych-gpu", attack);
     let o = output(cmd);
     assert_eq!(o.status.code(), Some(1), "{attack}: {}", show(&o));
     let s = summary(&json);

@@ -266,6 +266,7 @@ fn hostile_resize(attack: &str) -> serde_json::Value {
         .arg(&json)
         .env("DISPLAY", &x.display)
         .env_remove("WAYLAND_DISPLAY")
+        .env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
         .env("TRIPTYCH_HOSTILE", attack)
         .env("TRIPTYCH_LOG", "info")
         .stdout(Stdio::null())

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 use ipc_protocol::messages::Transport;
-use triptych_sandbox::attempts::{self, Attempt, Expect};
+use triptych_adversary::attempts::{self, Attempt, Expect};
 use triptych_tests::sandbox::{errno_name, run};
 
 /// Runs `attempts` for `role` two at a time; returns the failures.

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 use ipc_protocol::messages::Transport;
-use triptych_sandbox::attempts::{ALLOWED, ALL_ALLOWED, ALTERED};
+use triptych_adversary::attempts::{ALLOWED, ALL_ALLOWED, ALTERED};
 use triptych_sandbox::{gpu, renderer, Otherwise, Policy, Rule};
 use triptych_tests::sandbox::{errno_name, run};
 

@@ -3,7 +3,7 @@
 //! inside the export window may yield an fd; every other number is refused by the filter with
 //! `EPERM`, whatever is open there (the GPU process's DRM device, its ipc sockets, its stdio).
 
-use triptych_sandbox::attempts::{SCAN, SCAN_LAST};
+use triptych_adversary::attempts::{SCAN, SCAN_LAST};
 use triptych_sys::fd::ExportWindow;
 use triptych_tests::sandbox::run;
 

@@ -320,19 +320,13 @@ impl Jail {
                 cmd.env("MALLOC_ARENA_MAX", "1");
             }
             if !first {
-                // Test hooks (in test builds only) act in the first process of a role; a
-                // replacement runs clean: it keeps no TRIPTYCH_ variable but the log filter
-                // (and, in a test build, those a test names to reach every process).
-                #[cfg(debug_assertions)]
-                let kept = std::env::var("TRIPTYCH_TEST_KEEP_ENV").unwrap_or_default();
-                #[cfg(not(debug_assertions))]
-                let kept = String::new();
+                // A replacement runs clean: it keeps no TRIPTYCH_ variable but the log filter,
+                // so whatever such a variable asked of the first process of its role (the
+                // tests' adversaries read theirs there) is not asked again.
                 for (k, _) in std::env::vars_os() {
-                    if k.to_str().is_some_and(|k| {
-                        k.starts_with("TRIPTYCH_")
-                            && k != "TRIPTYCH_LOG"
-                            && !kept.split(',').any(|n| n == k)
-                    }) {
+                    if k.to_str()
+                        .is_some_and(|k| k.starts_with("TRIPTYCH_") && k != "TRIPTYCH_LOG")
+                    {
                         cmd.env_remove(k);
                     }
                 }

@@ -1,7 +1,8 @@
-//! A compromised GPU process, for the trust-boundary tests only: compiled into debug builds
-//! (what `cargo test` runs) and never into a release build, which the test command checks.
+//! A compromised GPU process, for the trust-boundary tests: the GPU process's own run, with
+//! [`super::GpuAdversary`]'s hooks calling into this module.
 //!
-//! The GPU process reads [`HOSTILE_ENV`] once; once it is sandboxed and has reported `Started`,
+//! The attack is named by [`HOSTILE_ENV`] (or, for every GPU process of a run, by the file
+//! [`crate::every`] reads), read once at start-up; once it is sandboxed and has reported `Started`,
 //! [`attack`] breaks the protocol with what the process legitimately holds: its control socket
 //! to the launcher and its peer socket to the renderer. Neither the launcher nor the renderer
 //! may die or be blamed for it; attacks on the launcher cost this process its life.
@@ -110,7 +111,7 @@ pub const TRACE_FLOOD_RATE: f64 = 6.0 * 1024.0 * 1024.0;
 impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
     pub fn from_env() -> Option<Attack> {
-        let v = std::env::var(HOSTILE_ENV).ok()?;
+        let v = std::env::var(HOSTILE_ENV).ok().or_else(crate::every)?;
         Some(match v.as_str() {
             "huge" => Attack::Huge,
             "garbage" => Attack::Garbage,
@@ -140,12 +141,9 @@ impl Attack {
     }
 }
 
-/// Keeps a copy of `listener` (before it is handed over) and lets every call it is notified of
-/// run, from a thread of this process: what a process that held on to its listener could do.
-pub fn keep_listener(listener: &std::os::fd::OwnedFd) {
-    let Ok(copy) = listener.try_clone() else {
-        return;
-    };
+/// Keeps the listener (a copy of which went to the launcher) and lets every call it is notified
+/// of run, from a thread of this process: what a process that held on to its listener could do.
+pub fn keep_listener(copy: std::os::fd::OwnedFd) {
     let _ = std::thread::Builder::new()
         .name("kept-listener".into())
         .spawn(move || {
@@ -219,9 +217,9 @@ pub fn attack(
         }
         Attack::NotifIoctl => {
             let stderr = std::io::stderr();
-            let outcome = triptych_sys::probe::attempt(triptych_sys::probe::Call::Ioctl {
+            let outcome = crate::calls::attempt(crate::calls::Call::Ioctl {
                 fd: stderr.as_fd(),
-                request: triptych_sys::probe::IoctlRequest::SeccompNotifRecv,
+                request: crate::calls::IoctlRequest::SeccompNotifRecv,
             });
             tracing::warn!(?outcome, "SECCOMP_IOCTL_NOTIF_RECV returned");
         }

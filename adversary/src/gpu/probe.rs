@@ -1,11 +1,11 @@
-//! The escape tests' hook in the GPU process (debug builds only): the
+//! The escape tests' probe in the GPU process's adversary: the
 //! calls of each escape attempt and of each argument-checked rule, made for real once the
-//! sandbox is on (see `triptych_sandbox::attempts`).
+//! sandbox is on (see [`crate::attempts`]).
 
+use crate::attempts::{self, RuleCalls, RuleCtx, PROBE_ENV, PROBE_LINE};
+use crate::calls::{attempt, Call, IoctlRequest, Outcome, PrctlOption};
 use ipc_protocol::messages::GpuStart;
-use triptych_sandbox::attempts::{self, RuleCalls, RuleCtx, PROBE_ENV, PROBE_LINE};
 use triptych_sandbox::gpu::{Params, ROLE};
-use triptych_sys::probe::{attempt, Call, IoctlRequest, Outcome, PrctlOption};
 
 /// The probe named for this role by the hook, if any.
 pub fn from_env() -> Option<String> {
@@ -127,7 +127,7 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
     })
 }
 
-/// Performs probe `name` (see `triptych_sandbox::attempts`) and writes its outcome; a trapped
+/// Performs probe `name` (see [`crate::attempts`]) and writes its outcome; a trapped
 /// call does not return.
 pub fn run_probe(name: &str, start: &GpuStart, launcher: i32, params: &Params) {
     let stderr = std::io::stderr();
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn every_gpu_attempt_has_a_call() {
         let stderr = std::io::stderr();
-        for a in triptych_sandbox::attempts::gpu() {
+        for a in crate::attempts::gpu() {
             assert!(
                 call_for(a.name, 1, 1, std::os::fd::AsFd::as_fd(&stderr)).is_some(),
                 "{}",

@@ -13,14 +13,14 @@
 //!
 //! The outcome is reported as it happened: the value returned, a new fd (for `pidfd_getfd`, so
 //! a scan can check what it got), or the errno. A call the filter traps never returns: the
-//! `SIGSYS` reporter of [`crate::seccomp`] ends the process.
+//! `SIGSYS` reporter of `triptych_sys::seccomp` ends the process.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A system call number no kernel assigns (the tables end below 600 on every architecture).
 pub const INVALID_SYSCALL: i64 = 999;
 
-pub use crate::seccomp::X32_SYSCALL_BIT;
+pub use triptych_sys::seccomp::X32_SYSCALL_BIT;
 
 /// ioctl requests a probe may make: each with an argument of known size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -624,20 +624,20 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                     IoctlRequest::Fionread => libc::FIONREAD,
                     IoctlRequest::Tiocgwinsz => libc::TIOCGWINSZ,
                     IoctlRequest::DmaBufSyncStartRead => {
-                        buf[0] =
-                            crate::dma_buf::DMA_BUF_SYNC_START | crate::dma_buf::DMA_BUF_SYNC_READ;
-                        libc::c_ulong::from(crate::dma_buf::DMA_BUF_IOCTL_SYNC)
+                        buf[0] = triptych_sys::dma_buf::DMA_BUF_SYNC_START
+                            | triptych_sys::dma_buf::DMA_BUF_SYNC_READ;
+                        libc::c_ulong::from(triptych_sys::dma_buf::DMA_BUF_IOCTL_SYNC)
                     }
                     IoctlRequest::DmaBufExportSyncFile => {
-                        buf[0] = crate::dma_buf::DMA_BUF_SYNC_READ;
-                        libc::c_ulong::from(crate::dma_buf::DMA_BUF_IOCTL_EXPORT_SYNC_FILE)
+                        buf[0] = triptych_sys::dma_buf::DMA_BUF_SYNC_READ;
+                        libc::c_ulong::from(triptych_sys::dma_buf::DMA_BUF_IOCTL_EXPORT_SYNC_FILE)
                     }
                     IoctlRequest::TioclinuxGetShiftState => {
                         buf[0] = 6;
                         libc::TIOCLINUX
                     }
                     IoctlRequest::SeccompNotifRecv => {
-                        libc::c_ulong::from(crate::notify::SECCOMP_IOCTL_NOTIF_RECV)
+                        libc::c_ulong::from(triptych_sys::notify::SECCOMP_IOCTL_NOTIF_RECV)
                     }
                 };
                 let rc = libc::ioctl(fd.as_raw_fd(), req as _, buf.as_mut_ptr());
@@ -715,11 +715,12 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                     PrctlOption::SetDumpable => {
                         libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong)
                     }
-                    PrctlOption::SetPtracer(pid) => {
-                        libc::prctl(crate::prctl::PR_SET_PTRACER, libc::c_ulong::from(pid))
-                    }
+                    PrctlOption::SetPtracer(pid) => libc::prctl(
+                        triptych_sys::prctl::PR_SET_PTRACER,
+                        libc::c_ulong::from(pid),
+                    ),
                     PrctlOption::SetPtracerAny => {
-                        libc::prctl(crate::prctl::PR_SET_PTRACER, libc::c_ulong::MAX)
+                        libc::prctl(triptych_sys::prctl::PR_SET_PTRACER, libc::c_ulong::MAX)
                     }
                 };
                 ret(rc.into())
@@ -922,16 +923,16 @@ mod tests {
             }),
             Outcome::Returned(0)
         ));
-        let me = crate::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
-        let m = crate::memfd::create_sealed(c"probe", 4096).expect("memfd");
+        let me = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
+        let m = triptych_sys::memfd::create_sealed(c"probe", 4096).expect("memfd");
         match attempt(Call::PidfdGetfd {
             pidfd: me.as_fd(),
             target: m.as_raw_fd(),
             flags: 0,
         }) {
             Outcome::Fd(fd) => assert_eq!(
-                crate::fd::identity(fd.as_fd()).expect("id"),
-                crate::fd::identity(m.as_fd()).expect("id")
+                triptych_sys::fd::identity(fd.as_fd()).expect("id"),
+                triptych_sys::fd::identity(m.as_fd()).expect("id")
             ),
             other => panic!("pidfd_getfd of our own memfd: {other:?}"),
         }

@@ -1,8 +1,8 @@
 //! The renderer's side of the sandbox test hook: performing one escape attempt, rule check or
 //! fd scan under the real policy, and writing what happened to stderr.
 //!
-//! See [`triptych_sandbox::attempts`] for the hook, the catalogue of attempts and why the hook
-//! is harmless. Each attempt is one `triptych_sys::probe::Call` with the renderer's real fds and
+//! See [`crate::attempts`] for the hook, the catalogue of attempts and why the hook
+//! is harmless. Each attempt is one `crate::calls::Call` with the renderer's real fds and
 //! peers (the link to the GPU process, the handover socket, the launcher's and the GPU process's
 //! pids); a call the filter traps ends the process right there, reported to the launcher by the
 //! `SIGSYS` handler. Otherwise the outcome goes to stderr as
@@ -11,12 +11,14 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
+use crate::attempts::{self, describe, RuleCalls, RuleCtx, PROBE_ENV, PROBE_LINE, SCAN, SCAN_LAST};
+use crate::calls::{attempt, Call, IoctlRequest, Outcome, PrctlOption};
 use ipc_protocol::messages::RendererStart;
-use triptych_sandbox::attempts::{self, describe, RuleCalls, RuleCtx, PROBE_LINE, SCAN, SCAN_LAST};
 use triptych_sandbox::renderer::ROLE;
-use triptych_sys::probe::{attempt, Call, IoctlRequest, Outcome, PrctlOption};
 
-use crate::link::Link;
+use ipc_protocol::messages::Transport;
+use renderer_process::hooks::Fetched;
+use renderer_process::link::Link;
 
 /// A probe waiting for the first fetched buffer (`*-on-buffer`) or fence (the scan).
 static DEFERRED: Mutex<Option<Deferred>> = Mutex::new(None);
@@ -43,6 +45,13 @@ pub struct Prepared {
     launcher: Option<OwnedFd>,
     /// A copy of the link, to put back after `pidfd-getfd-launcher-at-link`.
     saved_link: Option<OwnedFd>,
+}
+
+/// The probe the hook's variable names for the renderer, if any.
+pub fn from_env() -> Option<Probe> {
+    std::env::var(PROBE_ENV)
+        .ok()
+        .and_then(|v| Probe::parse(ROLE, &v))
 }
 
 fn say(name: &str, outcome: &str) {
@@ -423,27 +432,20 @@ fn scan(link: BorrowedFd<'_>) -> String {
     )
 }
 
-/// Called for every fetched fd (`link` is the pidfd it came through, if any): runs a pending
-/// `*-on-buffer` attempt on the first buffer, or the scan at the first fence (when the first
-/// frame's buffers and fences all sit in the export window).
-pub fn on_fetched(field: &str, fd: BorrowedFd<'_>, link: Option<BorrowedFd<'_>>) {
-    let mut pending = DEFERRED.lock().unwrap_or_else(|p| p.into_inner());
-    let due = match pending.as_ref() {
-        Some(d) if d.name == SCAN => field == "fence",
-        Some(_) => field != "fence",
-        None => false,
-    };
-    if !due {
-        return;
-    }
-    let Some(Deferred { name, window }) = pending.take() else {
+/// Called once a frame's fds are fetched: runs a pending `*-on-buffer` attempt on the first
+/// layer's buffer, or the scan (while the first frame's buffers and fences all sit in the
+/// export window).
+pub fn on_fetched(f: &Fetched<'_>) {
+    let Some(Deferred { name, window }) = DEFERRED.lock().unwrap_or_else(|p| p.into_inner()).take()
+    else {
         return;
     };
-    drop(pending);
     if name == SCAN {
-        let outcome = match link {
-            Some(l) => format!("{} window=[{}, {})", scan(l), window.0, window.1),
-            None => "failed no pidfd (the SCM_RIGHTS transport runs)".to_owned(),
+        let outcome = match f.link.transport() {
+            Transport::Pidfd => {
+                format!("{} window=[{}, {})", scan(f.link.fd()), window.0, window.1)
+            }
+            Transport::ScmRights => "failed no pidfd (the SCM_RIGHTS transport runs)".to_owned(),
         };
         say(&name, &outcome);
         return;
@@ -456,13 +458,16 @@ pub fn on_fetched(field: &str, fd: BorrowedFd<'_>, link: Option<BorrowedFd<'_>>)
             return;
         }
     };
+    let Some(fd) = f.layers.first().and_then(|(_, s, _)| (f.buffer)(s.id)) else {
+        say(&name, "failed no buffer was imported");
+        return;
+    };
     say(&name, &describe(&attempt(Call::Ioctl { fd, request })));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_protocol::messages::Transport;
     use std::os::unix::net::UnixStream;
 
     /// Every attempt of the catalogue and every rule with arguments has its call here, so the

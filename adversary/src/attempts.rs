@@ -3,8 +3,8 @@
 //!
 //! # The test hook
 //!
-//! A sandboxed process reads the environment variable [`PROBE_ENV`] once at start-up, before
-//! its sandbox exists. If it names an attempt for the process's role (`renderer:open-file`),
+//! An adversary binary (the child's own run with this crate's hooks) reads the environment
+//! variable [`PROBE_ENV`] once at start-up, before its sandbox exists. If it names an attempt for the process's role (`renderer:open-file`),
 //! the process performs that one attempt right after its sandbox is installed (for the
 //! `*-on-buffer` attempts, as soon as it holds a fetched buffer) and writes the outcome to stderr
 //! as a line `sandbox probe <role>:<name>: <outcome>`; a trapped call never gets that far: the
@@ -15,7 +15,7 @@
 //! The hook is harmless by construction: it runs only after the sandbox is installed, and every
 //! attempt is a call that any code running in the process (which is what a compromised process
 //! is) could make anyway; the calls are chosen so that even an allowed one would change nothing
-//! outside the process (see `triptych_sys::probe`). Two attempts prepare something before the
+//! outside the process (see [`crate::calls`]). Two attempts prepare something before the
 //! sandbox goes on, and both only *strengthen* the attacker: `pidfd-getfd-launcher` opens a
 //! pidfd of the launcher beforehand (a sandboxed process could not), and
 //! `pidfd-getfd-launcher-at-link` even puts it at the one number the `pidfd_getfd` rule accepts,
@@ -28,8 +28,8 @@
 
 use std::os::fd::BorrowedFd;
 
+use crate::calls::{Call, PrctlOption};
 use ipc_protocol::messages::Transport;
-use triptych_sys::probe::{Call, PrctlOption};
 
 pub use crate::hook::{PROBE_ENV, PROBE_LINE};
 
@@ -278,7 +278,7 @@ pub struct RuleCtx<'a> {
     pub launcher: i32,
 }
 
-/// The allowed and the altered calls of rule `id` of [`crate::common::rules`], for a check in a
+/// The allowed and the altered calls of rule `id` of [`triptych_sandbox::common::rules`], for a check in a
 /// process whose pid is `pid`. `clone:thread` has no allowed call here: its allowed side is a
 /// real thread, which the caller starts.
 pub fn common_rule_calls<'a>(id: &str, pid: i32, c: &RuleCtx<'a>) -> Option<RuleCalls<'a>> {
@@ -354,9 +354,9 @@ pub fn allowed_thread() -> String {
 }
 
 /// How a probe prints a call's outcome: `returned <v>`, `fd <n>`, `failed <ERRNO>`.
-pub fn describe(o: &triptych_sys::probe::Outcome) -> String {
+pub fn describe(o: &crate::calls::Outcome) -> String {
+    use crate::calls::Outcome;
     use std::os::fd::AsRawFd;
-    use triptych_sys::probe::Outcome;
     match o {
         Outcome::Returned(v) => format!("returned {v}"),
         Outcome::Fd(fd) => format!("fd {}", fd.as_raw_fd()),
@@ -369,7 +369,7 @@ pub fn describe(o: &triptych_sys::probe::Outcome) -> String {
 /// `None` if `name` is no rule probe.
 pub fn run_rule_probe<'a>(
     name: &str,
-    policy: &crate::Policy,
+    policy: &triptych_sandbox::Policy,
     calls: &dyn Fn(&str) -> Option<RuleCalls<'a>>,
 ) -> Option<Vec<(String, String)>> {
     let run = |id: &str, altered: bool| -> String {
@@ -380,7 +380,7 @@ pub fn run_rule_probe<'a>(
             Some((allowed, changed)) => {
                 let list = if altered { changed } else { allowed };
                 list.into_iter()
-                    .map(|k| describe(&triptych_sys::probe::attempt(k)))
+                    .map(|k| describe(&crate::calls::attempt(k)))
                     .collect::<Vec<_>>()
                     .join("; ")
             }
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn every_trap_expectation_agrees_with_the_policy() {
-        let p = crate::renderer::policy(&crate::renderer::Params::example());
+        let p = triptych_sandbox::renderer::policy(&triptych_sandbox::renderer::Params::example());
         for a in renderer(Transport::Pidfd) {
             if let Expect::Trap(call) = a.expect {
                 if let Some(r) = p.rules.iter().find(|r| r.name == call) {

@@ -1,9 +1,9 @@
-//! A compromised renderer, for the trust-boundary tests only: compiled into debug builds (what
-//! `cargo test` runs) and never into a release build, which the test command checks.
+//! A compromised renderer, for the trust-boundary tests: the renderer's own run, with
+//! [`super::RendererAdversary`]'s hooks calling into this module.
 //!
-//! The renderer reads [`HOSTILE_ENV`] once at start-up, before its sandbox goes on (reading the
-//! environment later would be no different: code running inside the process could do anything
-//! this module does). Once the sandbox is on and the output is shared, [`attack`] does what an
+//! The attack is named by [`HOSTILE_ENV`] (or, for every renderer of a run, by the file
+//! [`crate::every`] reads), read once at start-up, before the sandbox goes on (reading it later
+//! would be no different: code running inside the process could do anything this module does). Once the sandbox is on and the output is shared, [`attack`] does what an
 //! attacker in control of the renderer could do with what the renderer legitimately holds: its
 //! control socket to the launcher, its peer socket to the GPU process, its fds. Each class is one
 //! way of breaking the protocol; the launcher must kill this process for it, record why, restart
@@ -109,7 +109,7 @@ fn once() -> bool {
 impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
     pub fn from_env() -> Option<Attack> {
-        let v = std::env::var(HOSTILE_ENV).ok()?;
+        let v = std::env::var(HOSTILE_ENV).ok().or_else(crate::every)?;
         Some(match v.as_str() {
             "huge" => Attack::Huge,
             "garbage" => Attack::Garbage,
@@ -313,15 +313,15 @@ pub fn attack(
                 tid: 1,
                 args: [0; 6],
             };
-            let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::WriteFd {
+            let _ = crate::calls::attempt(crate::calls::Call::WriteFd {
                 fd: triptych_sandbox::fds::REPORT_FD,
                 bytes: &forged.encode(),
             });
         }
         Attack::SilenceTrap => {
-            let ignored = triptych_sys::probe::attempt(triptych_sys::probe::Call::IgnoreSigsys);
+            let ignored = crate::calls::attempt(crate::calls::Call::IgnoreSigsys);
             tracing::warn!(?ignored, "SIGSYS set to be ignored");
-            let _ = triptych_sys::probe::attempt(triptych_sys::probe::Call::OpenPath);
+            let _ = crate::calls::attempt(crate::calls::Call::OpenPath);
         }
         Attack::FutureGeneration => {
             let _ = events.send(&RendererToLauncher::Presented(Presented {
@@ -453,7 +453,7 @@ pub fn on_fetched(
     attack: Option<Attack>,
     events: &Sender<RendererToLauncher>,
     msg: &ipc_protocol::messages::FrameMsg,
-    fetched: &[(u32, crate::decide::Shown, OwnedFd)],
+    fetched: &[(u32, renderer_process::decide::Shown, OwnedFd)],
 ) {
     if attack != Some(Attack::DrainFence) {
         return;
@@ -474,7 +474,7 @@ pub fn on_fetched(
         return;
     }
     let signalled = triptych_sys::poll::wait_signalled(fence.as_fd(), Duration::from_secs(10));
-    let read = triptych_sys::probe::attempt(triptych_sys::probe::Call::ReadFd(fence.as_fd()));
+    let read = crate::calls::attempt(crate::calls::Call::ReadFd(fence.as_fd()));
     tracing::warn!(
         frame,
         layer,

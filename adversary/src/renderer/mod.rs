@@ -1,0 +1,97 @@
+//! The renderer's adversary: its hooks carry out the attack or the probe its environment names.
+
+pub mod hostile;
+pub mod probe;
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use ipc_protocol::channel::Sender;
+use ipc_protocol::messages::{RendererStart, RendererToLauncher};
+use ipc_protocol::BufferId;
+use renderer_process::hooks::{Fetched, Hooks, Presented, Running};
+use renderer_process::link::Link;
+
+use hostile::Attack;
+use probe::{Prepared, Probe};
+
+/// The hooks of the hostile renderer and of the escape probes.
+#[derive(Debug, Default)]
+pub struct RendererAdversary {
+    attack: Option<Attack>,
+    probe: Option<Probe>,
+    prepared: Option<Prepared>,
+}
+
+impl RendererAdversary {
+    /// What the environment (or the file for every process, [`crate::every`]) names.
+    pub fn from_env() -> RendererAdversary {
+        RendererAdversary {
+            attack: Attack::from_env(),
+            probe: probe::from_env(),
+            prepared: None,
+        }
+    }
+}
+
+impl Hooks for RendererAdversary {
+    fn before_confine(&mut self, link: &Link) -> anyhow::Result<()> {
+        if let Some(p) = self.probe.take() {
+            self.prepared = Some(p.prepare(link)?);
+        }
+        Ok(())
+    }
+
+    fn handed_over_listener(&mut self, listener: OwnedFd) {
+        if self.attack == Some(Attack::KeepListener) {
+            // Never closed: the listener stays in this process's fd table.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(listener);
+        }
+    }
+
+    fn confined(&mut self, link: &mut Link, start: &RendererStart, output: BorrowedFd<'_>) {
+        if let Some(p) = self.prepared.take() {
+            p.run(link, start, output);
+        }
+    }
+
+    fn sharing_output(&mut self, output: RendererToLauncher) -> RendererToLauncher {
+        hostile::forge_output(self.attack, output)
+    }
+
+    fn running(&mut self, run: Running<'_>) {
+        if let Some(a) = self.attack {
+            hostile::attack(
+                a,
+                run.events,
+                run.releases,
+                run.epoch,
+                run.generation,
+                run.gpu_window,
+            );
+        }
+    }
+
+    fn resizing(&mut self, events: &Sender<RendererToLauncher>, epoch: u64, generation: u32) {
+        hostile::at_resize(self.attack, events, epoch, generation);
+    }
+
+    fn fetched(&mut self, fetched: Fetched<'_>) {
+        hostile::on_fetched(self.attack, fetched.events, fetched.msg, fetched.layers);
+        probe::on_fetched(&fetched);
+    }
+
+    fn presented(&mut self, p: Presented<'_>) {
+        hostile::after_present(
+            self.attack,
+            p.events,
+            p.epoch,
+            p.generation,
+            p.slot,
+            p.frame,
+        );
+    }
+
+    fn releases(&mut self, buffer: BufferId) -> bool {
+        !hostile::withholds(self.attack, buffer)
+    }
+}

@@ -1,0 +1,81 @@
+//! The points of the GPU process's run where a program built on this library may act: the
+//! product binary passes [`NoHooks`], which does nothing at any of them; the project's adversary
+//! binaries (the `triptych-adversary` crate) attack from them, inside a process set up, confined
+//! and sandboxed exactly as the product's, so what they show holds for the shipped binary.
+//!
+//! A handful of calls, each at a place the run passes anyway: no hook can change what the run
+//! does except through the values it is handed, and the defaults hand everything back as it was.
+
+use std::os::fd::OwnedFd;
+
+use ipc_protocol::channel::Sender;
+use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer};
+use triptych_sandbox::gpu::Params;
+
+/// What the run hands a hook once `Started` is reported, just before the frame loop.
+#[derive(Debug)]
+pub struct Running<'a> {
+    /// The channel to the launcher.
+    pub events: &'a Sender<GpuToLauncher>,
+    /// The channel to the renderer, if one is linked.
+    pub to_renderer: Option<&'a Sender<GpuToRenderer>>,
+    /// This process's epoch.
+    pub epoch: u64,
+    /// The frames of the run.
+    pub frames: u64,
+    /// What was reported in `Started`.
+    pub info: &'a GpuInfo,
+}
+
+/// What the run hands a hook after a frame went to the renderer.
+#[derive(Debug)]
+pub struct Sent<'a> {
+    /// The frame's description, as sent.
+    pub msg: &'a FrameMsg,
+    /// The channel it went through.
+    pub to_renderer: &'a Sender<GpuToRenderer>,
+    /// The channel to the launcher.
+    pub events: &'a Sender<GpuToLauncher>,
+    /// The pid of the renderer served.
+    pub renderer_pid: u32,
+}
+
+/// The points of the run (see the module documentation). Every method has a default that does
+/// nothing.
+pub trait Hooks {
+    /// The seccomp listener, once a copy of it went to the launcher: dropped (closed) by
+    /// default, as the launcher requires.
+    fn handed_over_listener(&mut self, _listener: OwnedFd) {}
+
+    /// The driver is up and the sandbox is about to go on.
+    fn before_confine(&mut self) {}
+
+    /// The sandbox is on (resource limits, the seccomp policy `params` names on every thread);
+    /// `Started` is not reported yet.
+    fn confined(&mut self, _start: &GpuStart, _params: &Params) {}
+
+    /// `Started` was reported; the frame loop runs next.
+    fn running(&mut self, _run: Running<'_>) {}
+
+    /// Frame `msg` is described and about to be reported and sent.
+    fn sending(&mut self, _msg: &mut FrameMsg) {}
+
+    /// Whether frame `frame` is reported produced to the launcher before it is sent.
+    fn reports_produced(&mut self, _frame: u64) -> bool {
+        true
+    }
+
+    /// Frame `sent.msg` went to the renderer.
+    fn sent(&mut self, _sent: Sent<'_>) {}
+
+    /// Whether the renderer's releases are still taken after frame `frame` was sent.
+    fn takes_releases(&mut self, _frame: u64) -> bool {
+        true
+    }
+}
+
+/// The product's hooks: none.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
