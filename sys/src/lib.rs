@@ -58,11 +58,16 @@ pub(crate) mod machine {
     /// Reports that this machine lacks what the calling test needs: panics, naming `reason`,
     /// when `var` is `1` (`scripts/test.sh` sets it wherever the machine has the feature, so
     /// there a missing feature is a failure), otherwise says on stderr that the test did not
-    /// run its subject and why. The caller returns after it.
+    /// run its subject and why: straight to stderr, where libtest, which captures the
+    /// `eprintln!` of passing tests, does not hide it. The caller returns after it.
     pub fn missing(var: &str, reason: &str) {
+        use std::io::Write as _;
         if std::env::var_os(var).is_some_and(|v| v == "1") {
             panic!("{var}=1 but this machine cannot run the test: {reason}");
         }
-        eprintln!("skipped: {reason} (set {var}=1 to make this a failure)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {reason} (set {var}=1 to make this a failure)"
+        );
     }
 }

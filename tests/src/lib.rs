@@ -4,7 +4,30 @@
 //! Every wait here has a deadline, generous enough that a loaded machine never reaches it
 //! ([`PROCESS_DEADLINE`] for a whole child process): it is there so that a hung child fails its
 //! test, naming what it waited for, instead of hanging the suite. No test asserts how long
-//! something took; speed is what `triptych-bench` measures.
+//! something took; speed is what `triptych-bench` measures. A test waits for the event it needs
+//! (a log line, a process in `/proc`, a fd in a child's table, pixels on the screen), never for a
+//! fixed time that stands in for it.
+//!
+//! # Tests that depend on the machine
+//!
+//! A test whose subject this machine lacks says `skipped: <what is missing>` on stderr and passes
+//! ([`skip_or_fail`]), unless the variable below that names its subject is `1`: then it fails.
+//! Where a machine has the subject, its variable is set, so that there a broken detection fails
+//! instead of skipping. `scripts/test.sh` sets the host's (detected on their own, the way the
+//! tests detect them), and the VM run (`tests/vm/run-vm-tests.sh`) sets the VM's.
+//!
+//! | variable | `1` says that this machine has | set by | tests that need it |
+//! | --- | --- | --- | --- |
+//! | `TRIPTYCH_REQUIRE_AVX2` | a CPU with AVX2 | `scripts/test.sh` (`/proc/cpuinfo`) | the AVX2 compositing kernel (`sys/src/simd.rs`, `renderer-process/src/composite.rs`) |
+//! | `TRIPTYCH_REQUIRE_USERNS` | unprivileged user namespaces | `scripts/test.sh` (`unshare --user`) | `sys/src/userns.rs` |
+//! | `TRIPTYCH_REQUIRE_VGEM` | the vgem DRM device | the VM | `sys/tests/vgem.rs`, `vm_dmabuf.rs` |
+//! | `TRIPTYCH_REQUIRE_DMABUF` | an EGL display that exports DMA-BUFs from a DRM render node, so that `--buffers auto` picks `dmabuf` | the VM | the GL export tests (`gpu-process/src/gl/dmabuf_export.rs`), `backends.rs`, `drift.rs` |
+//! | `TRIPTYCH_REQUIRE_KMS_SWRAST` | a first DRM render node that Mesa drives with `kms_swrast` (as it drives vgem's) | the VM | `gpu-process/src/gl/dmabuf_export.rs` |
+//! | `TRIPTYCH_REQUIRE_NO_DRI` | no DRM device at all (`/dev/dri` empty or absent), so that DMA-BUF export cannot work | `scripts/test.sh` (`/dev/dri`) | `backends.rs`, `gpu-process/src/gl/dmabuf_export.rs` |
+//!
+//! `TRIPTYCH_REQUIRE_NO_DRI` is the one that asks for an absence: the tests that check how
+//! triptych fails without a DRM device (`--buffers dmabuf` failing at once and naming what is
+//! missing) cannot run where one exists, and on every build machine, which has none, they must.
 #![forbid(unsafe_code)]
 
 pub mod fake_gpu;
@@ -56,6 +79,42 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// `TRIPTYCH_REQUIRE_VGEM`: see [the table](crate#tests-that-depend-on-the-machine).
+pub const REQUIRE_VGEM: &str = "TRIPTYCH_REQUIRE_VGEM";
+/// `TRIPTYCH_REQUIRE_DMABUF`: see [the table](crate#tests-that-depend-on-the-machine).
+pub const REQUIRE_DMABUF: &str = "TRIPTYCH_REQUIRE_DMABUF";
+/// `TRIPTYCH_REQUIRE_NO_DRI`: see [the table](crate#tests-that-depend-on-the-machine).
+pub const REQUIRE_NO_DRI: &str = "TRIPTYCH_REQUIRE_NO_DRI";
+
+/// Whether variable `var` (one of the `REQUIRE_*` variables) is `1`: this machine has what it
+/// names, and a test that needs it must run.
+pub fn required(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| v == "1")
+}
+
+/// Reports that this machine lacks what the calling test needs, `reason` saying what is
+/// missing; the caller returns after it. Panics when `var` is `1` (see [`required`]): the
+/// machine was said to have it, so its absence is a failure. Otherwise writes `skipped:
+/// <reason>` straight to stderr, where libtest, which captures the `eprintln!` of passing
+/// tests, does not hide it.
+///
+/// `var` names what the test needs, whatever that is: mostly a capability
+/// (`TRIPTYCH_REQUIRE_VGEM`: a vgem device), but for a test of how triptych fails without a DRM
+/// device it is the absence of one (`TRIPTYCH_REQUIRE_NO_DRI`: a machine with no `/dev/dri`,
+/// where `reason` then names the device that is there).
+#[track_caller]
+pub fn skip_or_fail(var: &str, reason: &str) {
+    use std::io::Write as _;
+    assert!(
+        !required(var),
+        "{var}=1 says this machine can run the test, but: {reason}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {reason} (set {var}=1 to make this a failure)"
+    );
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(test: &str) -> PathBuf {
     // Unique per call: two tests of one binary running at once may use the same name (the same
@@ -73,7 +132,7 @@ pub fn scratch(test: &str) -> PathBuf {
 /// than the default fence deadline there. Outside the VM (`TRIPTYCH_REQUIRE_VGEM` unset) none.
 /// The fence deadline stays below vgem's own 10 s signal.
 pub fn emulated_vm_args() -> &'static [&'static str] {
-    if std::env::var_os("TRIPTYCH_REQUIRE_VGEM").is_some_and(|v| v == "1") {
+    if required(REQUIRE_VGEM) {
         &["--hang-timeout-ms", "60000", "--fence-timeout-ms", "8000"]
     } else {
         &[]
@@ -249,14 +308,20 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Waits until `cond` holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+/// Waits until `cond` holds or `timeout` passes, asking every 10 ms; returns whether it held.
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    poll_until(timeout, Duration::from_millis(10), cond)
+}
+
+/// Like [`wait_until`], asking every `every`: for a condition that is costly to ask (a
+/// screenshot taken by another program).
+pub fn poll_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if cond() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
     cond()
 }

@@ -1,9 +1,10 @@
 //! Backend selection on this machine: `auto` says what it chose and why, `dmabuf` never falls
 //! back silently. (Where a DMA-BUF-capable device exists, e.g. inside the vgem VM, the first test
-//! checks that `auto` picked it instead.)
+//! checks that `auto` picked it instead; under `TRIPTYCH_REQUIRE_DMABUF=1` it must have.)
 
 use triptych_tests::*;
 
+/// Whether this machine has a DRM device node, without which DMA-BUF export cannot work.
 fn dmabuf_capable() -> bool {
     !triptych_sys::proc::dri_nodes().is_empty()
 }
@@ -34,6 +35,10 @@ fn auto_reports_its_choice_and_why() {
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&json);
     let stdout = String::from_utf8_lossy(&o.stdout);
+    if required(REQUIRE_DMABUF) {
+        // A DMA-BUF-capable machine: a fallback here is a broken detection, not a choice.
+        assert_eq!(s["backend"], "dmabuf", "{s}");
+    }
     if dmabuf_capable() && s["backend"] == "dmabuf" {
         assert_eq!(s["fence"], "sync_file");
         assert!(s["backend_reason"].is_null());
@@ -60,8 +65,13 @@ fn auto_reports_its_choice_and_why() {
 #[test]
 fn dmabuf_without_support_fails_fast_naming_the_missing_piece() {
     if dmabuf_capable() {
-        eprintln!(
-            "skipped: this machine has /dev/dri; the vgem VM tests cover --buffers dmabuf there"
+        skip_or_fail(
+            REQUIRE_NO_DRI,
+            &format!(
+                "this machine has a DRM device ({:?}), and the test needs one without (the vgem \
+                 VM tests cover --buffers dmabuf there)",
+                triptych_sys::proc::dri_nodes()
+            ),
         );
         return;
     }
@@ -114,9 +124,10 @@ fn doctor_reports_the_same_choice() {
     ] {
         assert!(names.contains(&n), "doctor lacks {n}: {names:?}");
     }
-    let expected = if dmabuf_capable() { None } else { Some("shm") };
-    if let Some(b) = expected {
-        assert_eq!(v["auto"]["backend"], b, "{}", v["auto"]);
+    if required(REQUIRE_DMABUF) {
+        assert_eq!(v["auto"]["backend"], "dmabuf", "{}", v["auto"]);
+    } else if !dmabuf_capable() {
+        assert_eq!(v["auto"]["backend"], "shm", "{}", v["auto"]);
         assert!(v["auto"]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("EGL_MESA_image_dma_buf_export")));

@@ -265,8 +265,10 @@ fn a_window_shows_the_reference_after_only_damaged_rectangles_were_put() {
 #[test]
 fn an_idle_window_asks_for_no_frames() {
     use std::time::Duration;
-    use triptych_tests::x11::{interrupt, window_id, Xvfb};
+    use triptych_tests::poll_until;
+    use triptych_tests::x11::{interrupt, screenshot, window_id, Xvfb};
     let x = Xvfb::start(800, 600);
+    let conn = x.connect();
     let dir = scratch("damage-idle");
     // Nothing animates: after its first frames the window is idle.
     let still = TICKER.replace("animation.scroll = { dx = 60, dy = 0, period = 1.0 }", "");
@@ -282,9 +284,22 @@ fn an_idle_window_asks_for_no_frames() {
         .arg("--out")
         .arg(dir.join("f.png"));
     let (mut child, mut lines) = x.spawn(cmd);
-    let _ = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
+    let xid = window_id(&lines.wait_for("window open", Duration::from_secs(30)));
     lines.wait_for("GPU process started", Duration::from_secs(60));
-    // Two seconds is 120 refreshes at 60 Hz: an animating window presents about that many.
+    // The idle span starts once the window shows the scene (the same at every frame number).
+    let still_frame = reference(&scene, 0);
+    let shown = poll_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        let (w, h, px) = screenshot(&conn, xid);
+        (w, h) == (W, H)
+            && px
+                .chunks_exact(4)
+                .zip(still_frame.chunks_exact(4))
+                .all(|(g, want)| g[..3] == want[..3])
+    });
+    assert!(shown, "the window never showed the scene");
+    // Then a span of time in which nothing may happen; what is tested is an absence, so the
+    // fixed span is the point, not a stand-in for an event. Two seconds is 120 refreshes at
+    // 60 Hz: an animating window presents about that many.
     std::thread::sleep(Duration::from_secs(2));
     interrupt(&mut child, &lines);
     let s = summary(&json);

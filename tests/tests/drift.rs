@@ -10,7 +10,7 @@
 //! the VM under both kernels (`tests/vm/`).
 
 use triptych_tests::sandbox::{run, ProbeRun};
-use triptych_tests::{output, scratch, show, summary, triptych};
+use triptych_tests::{output, scratch, show, skip_or_fail, summary, triptych, REQUIRE_DMABUF};
 
 /// The calls the summary lists as outside the policies: `(role, call, count, first example)`.
 fn learned(s: &serde_json::Value) -> Vec<(String, String, u64, String)> {
@@ -167,6 +167,23 @@ fn drift(tag: &str, extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Why `--buffers dmabuf` cannot work here, as `triptych doctor` says (`None`: it can, as
+/// `--buffers auto` would pick it).
+fn dmabuf_unavailable() -> Option<String> {
+    let o = output(triptych(&["doctor", "--json"]));
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor --json");
+    let auto = &v["auto"];
+    if auto["backend"] == "dmabuf" {
+        return None;
+    }
+    Some(format!(
+        "doctor's --buffers auto would use {} because {}",
+        auto["backend"],
+        auto["reason"].as_str().unwrap_or("(no reason given)")
+    ))
+}
+
 #[test]
 fn every_call_each_role_makes_is_named_by_its_policy() {
     let mut delta = Vec::new();
@@ -175,9 +192,13 @@ fn every_call_each_role_makes_is_named_by_its_policy() {
     // A scene file: PNG decoding (after the sandbox is on), shader compilation and drawing,
     // on every start of the GPU process.
     delta.extend(drift("scene", &["--scene", "default"]));
-    // Where a DRM device exists (the VM), the DMA-BUF path runs as well.
-    if std::env::var_os("TRIPTYCH_REQUIRE_DMABUF").is_some_and(|v| v == "1") {
-        delta.extend(drift("dmabuf", &["--buffers", "dmabuf"]));
+    // Where DMA-BUF export works (the VM), the DMA-BUF path runs as well.
+    match dmabuf_unavailable() {
+        None => delta.extend(drift("dmabuf", &["--buffers", "dmabuf"])),
+        Some(why) => skip_or_fail(
+            REQUIRE_DMABUF,
+            &format!("the run with --buffers dmabuf: {why}"),
+        ),
     }
     assert!(
         delta.is_empty(),

@@ -11,7 +11,7 @@ use triptych_scene::Moves;
 use triptych_tests::x11::{
     drag, hover, interrupt, press, screenshot, type_key, window_id, Lines, Xvfb,
 };
-use triptych_tests::{scratch, triptych};
+use triptych_tests::{poll_until, scratch, triptych};
 
 const W: u32 = 320;
 const H: u32 = 240;
@@ -122,9 +122,9 @@ fn hovering_outlines_the_scene_files_topmost_layer_and_dragging_moves_it() {
     lines.wait_for("GPU process started", Duration::from_secs(60));
     press(&conn, xid, 0x20);
     let paused = lines.wait_for("paused=true", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
 
-    // Nothing hovered: the plain frame.
+    // Nothing hovered: the plain frame. The step is asked for after every frame asked for
+    // before the pause, so once it is on screen no other is on its way.
     let frame = step(&conn, xid, &mut lines, &paused);
     let plain = reference_frame_shown(&scene, frame, (W, H), &[None, None, None], &none, None)
         .expect("the scene is exactly predictable");
@@ -208,21 +208,16 @@ fn hovering_and_dragging_on_wayland() {
     let mut lines = Lines::new(child.stderr.take().expect("stderr"));
     lines.wait_for("window open", Duration::from_secs(30));
     lines.wait_for("GPU process started", Duration::from_secs(60));
-    // A still scene: the frame on screen is the same at every frame number.
+    // A still scene: the frame on screen is the same at every frame number. Weston says
+    // nothing when it has drawn a frame, so its output is looked at until it shows `want`; each
+    // look runs weston-screenshooter, hence not more often than every 200 ms.
     let shows = |moves: &Moves, hovered: Option<u32>| {
         let want = reference_frame_shown(&scene, 0, (W, H), &[None, None, None], moves, hovered)
             .expect("predictable");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
             let (sw, sh, shot) = weston.screenshot(&dir);
-            if find(&shot, sw, sh, &want, W, H).is_some() {
-                return true;
-            }
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            find(&shot, sw, sh, &want, W, H).is_some()
+        })
     };
     let none = Moves::default();
     assert!(

@@ -4,14 +4,14 @@
 //! same function the GPU process calls); `o` again hides it and the window is the reference.
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use triptych_scene::file::{reference_frame, Scene};
 use triptych_scene::overlay::{rasterize, POSITION};
 use triptych_tests::x11::{
     find, interrupt, press, screenshot, window_id, Lines, TestInput, Weston, Xvfb,
 };
-use triptych_tests::{scratch, triptych};
+use triptych_tests::{poll_until, scratch, triptych};
 
 /// Nothing animates: the window gets frames only on change (a toggle, a new overlay text).
 const STILL: &str = r##"
@@ -93,26 +93,26 @@ fn texts(lines: &mut Lines) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Takes screenshots until `ok` accepts one, for at most `timeout`; the last one otherwise.
+/// Takes screenshots until `ok` accepts one, for at most `timeout`; the verdict on the last one
+/// otherwise. (The server says nothing when a frame of another client is drawn: the window's
+/// pixels are the event. Every 100 ms: each look copies the whole window.)
 fn until(
     conn: &x11rb::rust_connection::RustConnection,
     xid: u32,
     timeout: Duration,
     mut ok: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let mut verdict = Err("no screenshot taken".to_owned());
+    poll_until(timeout, Duration::from_millis(100), || {
         let (w, h, px) = screenshot(conn, xid);
-        let verdict = if (w, h) == (W, H) {
+        verdict = if (w, h) == (W, H) {
             ok(&px)
         } else {
             Err(format!("the window is {w}x{h}"))
         };
-        if verdict.is_ok() || Instant::now() > deadline {
-            return verdict;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        verdict.is_ok()
+    });
+    verdict
 }
 
 #[test]
@@ -193,7 +193,9 @@ fn the_overlay_key_shows_the_run_drawn_as_the_top_layer_and_hides_it_again() {
     lines.wait_for("overlay hidden", Duration::from_secs(10));
     until(&conn, xid, Duration::from_secs(30), is_plain).expect("the scene after hiding it");
     let sent = texts(&mut lines).len();
-    // Hidden, it is not written anew.
+    // Hidden, it is not written anew. An absence takes a span of time to see, so here a fixed
+    // span is the point, not a stand-in for an event: more than two of the 500 ms periods at
+    // which a shown overlay's text is written anew (`EVERY`, launcher/src/session/overlay.rs).
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         texts(&mut lines).len(),
@@ -233,40 +235,34 @@ fn the_overlay_is_shown_and_hidden_on_wayland() {
     lines.wait_for("window open", Duration::from_secs(30));
     lines.wait_for("GPU process started", Duration::from_secs(60));
     let plain = reference(&scene);
-    // Screenshots until `want` is somewhere on the output, for at most 30 s.
+    // Screenshots until `want` is somewhere on the output, for at most 30 s. Weston says
+    // nothing when it has drawn a frame, so its output is the event; each look runs
+    // weston-screenshooter, hence not more often than every 200 ms.
     let on_output = |want: &[u8]| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
             let (sw, sh, shot) = weston.screenshot(&dir);
-            if find(&shot, sw, sh, want, W, H).is_some() {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            find(&shot, sw, sh, want, W, H).is_some()
+        })
     };
     assert!(on_output(&plain), "the scene never reached the output");
     input.send("key o");
     lines.wait_for("overlay shown", Duration::from_secs(10));
     lines.wait_for("overlay text", Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let found = loop {
+    let mut found = None;
+    poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
         let (sw, sh, shot) = weston.screenshot(&dir);
         let all = texts(&mut lines);
-        let hit = all.iter().rev().take(4).find(|t| {
-            let (want, _) = with_overlay(&plain, t);
-            find(&shot, sw, sh, &want, W, H).is_some()
-        });
-        if let Some(t) = hit {
-            break Some(t.clone());
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        found = all
+            .iter()
+            .rev()
+            .take(4)
+            .find(|t| {
+                let (want, _) = with_overlay(&plain, t);
+                find(&shot, sw, sh, &want, W, H).is_some()
+            })
+            .cloned();
+        found.is_some()
+    });
     let text = found.unwrap_or_else(|| {
         panic!(
             "the output never showed a predicted overlay; the launcher said:\n{}",

@@ -26,9 +26,25 @@ fn start_long_run(tag: &str) -> (std::process::Child, u32, u32) {
             kids.0, kids.1
         );
     }
-    // Let frames flow so the kill lands mid-run.
-    std::thread::sleep(Duration::from_millis(300));
-    (child, kids.0[0], kids.1[0])
+    // The kill must land mid-run, with frames flowing: wait until one has reached the renderer.
+    let renderer = kids.1[0];
+    if !wait_until(Duration::from_secs(60), || holds_a_frame_buffer(renderer)) {
+        let _ = child.kill();
+        panic!(
+            "no frame reached the renderer; it holds {:?}",
+            triptych_sys::proc::fd_links(renderer)
+        );
+    }
+    (child, kids.0[0], renderer)
+}
+
+/// Whether `renderer` holds a buffer that the GPU process exported (a memfd of the shm backend
+/// or a DMA-BUF): it imports one when the first frame drawn in it arrives.
+fn holds_a_frame_buffer(renderer: u32) -> bool {
+    triptych_sys::proc::fd_links(renderer)
+        .unwrap_or_default()
+        .iter()
+        .any(|(_, link)| link.contains("triptych-shm") || link.contains("dmabuf"))
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use triptych_tests::x11::{drag, press, screenshot, window_id, Lines, Xvfb};
-use triptych_tests::{scratch, summary, triptych, wait_within};
+use triptych_tests::{scratch, summary, triptych, wait_until, wait_within};
 
 const W: u32 = 320;
 const H: u32 = 240;
@@ -117,10 +117,16 @@ fn the_kill_gpu_key_keeps_the_last_frame_and_new_frames_follow() {
     let mut r = start(&x, "window-kill", 100_000);
     r.lines
         .wait_for("GPU process started", Duration::from_secs(60));
-    // Pause, and let the frames already asked for arrive.
+    // Pause, and let the frames already asked for arrive: a step asks for one more after them,
+    // and once it is on screen no other is on its way.
     press(&conn, r.xid, 0x20);
-    r.lines.wait_for("paused=true", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(500));
+    let paused = r.lines.wait_for("paused=true", Duration::from_secs(20));
+    press(&conn, r.xid, u32::from(b'.'));
+    r.lines.wait_for_after(
+        "the stepped frame is on screen",
+        &paused,
+        Duration::from_secs(20),
+    );
     let (_, _, before) = screenshot(&conn, r.xid);
     press(&conn, r.xid, u32::from(b'g'));
     r.lines.wait_for(
@@ -144,9 +150,12 @@ fn the_kill_gpu_key_keeps_the_last_frame_and_new_frames_follow() {
         "recovered: first frame from the replacement role=gpu",
         Duration::from_secs(60),
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let (_, _, after) = screenshot(&conn, r.xid);
-    assert!(before != after, "new frames follow the restart");
+    // That frame was handed to the server, which may not have drawn it yet: wait until the
+    // window shows something else than before.
+    let changed = wait_until(Duration::from_secs(30), || {
+        screenshot(&conn, r.xid).2 != before
+    });
+    assert!(changed, "new frames follow the restart");
     let s = stop(r);
     let crashes = s["crashes"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -240,14 +249,17 @@ fn dragging_a_layer_moves_it_in_the_frames_that_follow() {
     r.lines
         .wait_for("GPU process started", Duration::from_secs(60));
     press(&conn, r.xid, 0x20);
-    r.lines.wait_for("paused=true", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    let paused = r.lines.wait_for("paused=true", Duration::from_secs(20));
     // Find a point covered by a panel in the frame on screen: the launcher picks the topmost.
+    // The step is asked for after every frame asked for before the pause, so once it is on
+    // screen it stays there.
     let frame_on_screen = {
         press(&conn, r.xid, u32::from(b'.'));
-        let l = r
-            .lines
-            .wait_for("the stepped frame is on screen", Duration::from_secs(20));
+        let l = r.lines.wait_for_after(
+            "the stepped frame is on screen",
+            &paused,
+            Duration::from_secs(20),
+        );
         field::<u64>(&l, "frame")
     };
     let moves = triptych_scene::Moves::default();

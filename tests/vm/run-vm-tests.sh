@@ -44,7 +44,10 @@ trap 'rm -f "$guest"' EXIT
 {
   echo '#!/bin/sh'
   echo 'set -e'
-  echo 'export TRIPTYCH_REQUIRE_VGEM=1 TRIPTYCH_REQUIRE_DMABUF=1 RUST_BACKTRACE=1'
+  # What the VM has: vgem, whose nodes Mesa drives with kms_swrast, and DMA-BUF export there.
+  # The host's TRIPTYCH_* variables reach the guest: it has a DRM device, whatever the host has.
+  echo 'export TRIPTYCH_REQUIRE_VGEM=1 TRIPTYCH_REQUIRE_DMABUF=1 TRIPTYCH_REQUIRE_KMS_SWRAST=1 RUST_BACKTRACE=1'
+  echo 'unset TRIPTYCH_REQUIRE_NO_DRI'
   echo 'echo "== in the VM: kernel $(uname -r)"'
   for b in "${bins[@]}"; do
     filter=""

@@ -231,6 +231,38 @@ mod tests {
     use std::time::Duration;
     use triptych_scene::layer_content;
 
+    // Tests that depend on the machine skip where it lacks what they need, saying so, and fail
+    // instead where a variable says it has it (the table in `tests/src/lib.rs` lists them all).
+
+    /// `1`: an EGL display that exports DMA-BUFs from a DRM render node (the VM sets it).
+    const REQUIRE_DMABUF: &str = "TRIPTYCH_REQUIRE_DMABUF";
+    /// `1`: the first DRM render node is driven by Mesa's `kms_swrast`, as vgem's is (the VM
+    /// sets it).
+    const REQUIRE_KMS_SWRAST: &str = "TRIPTYCH_REQUIRE_KMS_SWRAST";
+    /// `1`: no DRM device at all, so that no display can export DMA-BUFs (`scripts/test.sh`
+    /// sets it where `/dev/dri` is empty or absent).
+    const REQUIRE_NO_DRI: &str = "TRIPTYCH_REQUIRE_NO_DRI";
+
+    /// Reports that this machine lacks what the calling test needs (`reason`); the caller
+    /// returns after it. Panics when any of `vars` is `1`: the machine was said to have it.
+    /// Otherwise writes `skipped: <reason>` straight to stderr, where libtest, which captures
+    /// the `eprintln!` of passing tests, does not hide it.
+    #[track_caller]
+    fn skip_or_fail(vars: &[&str], reason: &str) {
+        use std::io::Write as _;
+        for var in vars {
+            assert!(
+                std::env::var_os(var).is_none_or(|v| v != "1"),
+                "{var}=1 says this machine can run the test, but: {reason}"
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {reason} (set {}=1 to make this a failure)",
+            vars.join("=1 or ")
+        );
+    }
+
     #[test]
     fn drm_numbers_match_drm_fourcc_h() {
         // drm_fourcc.h: #define DRM_FORMAT_ABGR8888 fourcc_code('A', 'B', '2', '4')
@@ -284,8 +316,14 @@ mod tests {
             GlContext::new(PlatformRequest::Auto).unwrap_or_else(|e| panic!("GL context: {e}"));
         let target = gl.create_target(16, 16).expect("target");
         if gl.info().mesa_image_dma_buf_export {
-            eprintln!(
-                "this display offers EGL_MESA_image_dma_buf_export; the dma-buf test covers it"
+            skip_or_fail(
+                &[REQUIRE_NO_DRI],
+                &format!(
+                    "this display ({} on {:?}) offers EGL_MESA_image_dma_buf_export; the dma-buf \
+                     tests cover it",
+                    gl.info().platform,
+                    gl.info().drm_node
+                ),
             );
             return;
         }
@@ -373,16 +411,18 @@ mod tests {
     }
 
     /// Skips (returns `None`) with a printed reason, or fails under `TRIPTYCH_REQUIRE_DMABUF=1`.
+    #[track_caller]
     fn unavailable(reason: String) -> Option<GlContext> {
-        if std::env::var_os("TRIPTYCH_REQUIRE_DMABUF").is_some_and(|v| v == "1") {
-            panic!("dma-buf export required (TRIPTYCH_REQUIRE_DMABUF=1) but unavailable: {reason}");
-        }
-        eprintln!("SKIPPED: dma-buf export unavailable: {reason}");
+        skip_or_fail(
+            &[REQUIRE_DMABUF],
+            &format!("dma-buf export unavailable: {reason}"),
+        );
         None
     }
 
     /// The context the GPU process would get (`PlatformRequest::Auto`), if it can export
     /// dma-bufs: on a DRM node, with `EGL_MESA_image_dma_buf_export` and dma-buf import.
+    #[track_caller]
     fn exporting_context() -> Option<GlContext> {
         if render_node().is_none() {
             return unavailable("no DRM render node under /dev/dri".into());
@@ -407,11 +447,16 @@ mod tests {
 
     /// Mesa's kms_swrast on the device platform opens the render node, where it cannot map
     /// imported dma-bufs: creating an exportable target there must be a clear error, never a
-    /// target that crashes llvmpipe when drawn into.
+    /// target that crashes llvmpipe when drawn into. Needs a render node that kms_swrast drives
+    /// (vgem's); skips elsewhere, and fails instead under `TRIPTYCH_REQUIRE_KMS_SWRAST=1` (and,
+    /// for want of any render node, under `TRIPTYCH_REQUIRE_DMABUF=1`).
     #[test]
     fn kms_swrast_on_a_render_node_refuses_exportable_targets() {
         let Some(node) = render_node() else {
-            eprintln!("SKIPPED: no DRM render node under /dev/dri");
+            skip_or_fail(
+                &[REQUIRE_KMS_SWRAST, REQUIRE_DMABUF],
+                "no DRM render node under /dev/dri",
+            );
             return;
         };
         let mut gl = match GlContext::new(PlatformRequest::Device {
@@ -421,10 +466,13 @@ mod tests {
             Err(e) => panic!("device platform on {}: {e}", node.display()),
         };
         if gl.info().driver_name.as_deref() != Some("kms_swrast") {
-            eprintln!(
-                "SKIPPED: {} is driven by {:?}",
-                node.display(),
-                gl.info().driver_name
+            skip_or_fail(
+                &[REQUIRE_KMS_SWRAST],
+                &format!(
+                    "{} is driven by {:?}, not kms_swrast",
+                    node.display(),
+                    gl.info().driver_name
+                ),
             );
             return;
         }
