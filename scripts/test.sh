@@ -20,13 +20,23 @@ if unshare --user true 2>/dev/null; then export TRIPTYCH_REQUIRE_USERNS=1; fi
 # No DRM device (nothing under /dev/dri): the tests of how --buffers dmabuf fails without one.
 if [ -z "$(ls -A /dev/dri 2>/dev/null)" ]; then export TRIPTYCH_REQUIRE_NO_DRI=1; fi
 cargo build --workspace --all-targets
-echo "== the engine links neither the benchmarks nor the renderer's code"
-for crate in triptych-bench renderer-process; do
+echo "== the product crates: no test code, and the engine links neither the benchmarks, the adversaries nor the renderer's code"
+for crate in triptych-bench triptych-adversary renderer-process; do
   if cargo tree -p launcher -e normal,build --prefix none | grep -q "^$crate "; then
     echo "FAIL: the launcher crate depends on $crate" >&2
     exit 1
   fi
 done
+for crate in gpu-process renderer-process; do
+  if cargo tree -p "$crate" -e normal,build --prefix none | grep -q "^triptych-adversary "; then
+    echo "FAIL: $crate depends on the adversary crate" >&2
+    exit 1
+  fi
+done
+if grep -rn --include='*.rs' -E 'cfg\((not\()?debug_assertions' launcher gpu-process renderer-process ipc-protocol sys scene trace sandbox; then
+  echo "FAIL: a product crate compiles code by build profile (cfg(debug_assertions)); test code belongs in the adversary or test crates" >&2
+  exit 1
+fi
 echo "== formatting, lints (undocumented unsafe blocks among them) and docs, warnings denied"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
@@ -36,7 +46,7 @@ cargo test --workspace -- --test-threads 2
 echo "== release binaries carry no test hook"
 cargo build --release --workspace
 for b in triptych triptych-gpu triptych-renderer; do
-  for word in bench-peer TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE TRIPTYCH_TEST_WINDOW_INPUT TRIPTYCH_TEST_KEEP_ENV "sandbox probe "; do
+  for word in bench-peer TRIPTYCH_SANDBOX_PROBE TRIPTYCH_HOSTILE TRIPTYCH_TEST_WINDOW_INPUT "sandbox probe "; do
     if grep -q -a -F "$word" "target/release/$b"; then
       echo "FAIL: target/release/$b contains \"$word\": test-only code reached a release build" >&2
       exit 1

@@ -34,6 +34,8 @@ mod chaos;
 mod child;
 pub mod child_log;
 pub mod cli;
+#[doc(hidden)]
+pub mod command;
 mod crash;
 #[doc(hidden)]
 pub mod doctor;

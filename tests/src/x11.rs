@@ -397,11 +397,12 @@ pub fn drag(conn: &RustConnection, (x0, y0): (i16, i16), (x1, y1): (i16, i16)) {
     x11rb::wrapper::ConnectionExt::sync(conn).expect("sync");
 }
 
-/// Keys and resizes for a launcher's window through its test input FIFO (debug builds only:
-/// `launcher/src/window/test_input.rs`), for display servers that take no input from outside.
+/// Keys and resizes for a launcher's window through a FIFO, for display servers that take no
+/// input from outside: the run is `triptych-input-shim` (this crate's binary: the `triptych`
+/// command line with its window's input read from the FIFO, `tests/src/bin/input-shim.rs`).
 #[derive(Debug)]
 pub struct TestInput {
-    /// The FIFO; pass it in `TRIPTYCH_TEST_WINDOW_INPUT`.
+    /// The FIFO, named to the shim in `TRIPTYCH_TEST_WINDOW_INPUT`.
     pub path: std::path::PathBuf,
     writer: Option<std::fs::File>,
 }
@@ -413,6 +414,14 @@ impl TestInput {
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .expect("mkfifo");
         TestInput { path, writer: None }
+    }
+
+    /// The `triptych` command line `args`, run by the shim with its window's input read from
+    /// this FIFO.
+    pub fn triptych(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(crate::bin("triptych-input-shim"));
+        c.args(args).env("TRIPTYCH_TEST_WINDOW_INPUT", &self.path);
+        c
     }
 
     /// Sends one command line (`key g`, `key space`, `resize 400x300`). The first waits, up

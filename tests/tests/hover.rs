@@ -191,7 +191,8 @@ fn hovering_and_dragging_on_wayland() {
     let scene = Scene::parse(SCENE, &path).expect("the scene parses");
     let weston = Weston::start(640, 480);
     let mut input = TestInput::new(&dir);
-    let mut child = triptych(&["run", "--window", "--size", "320x240", "--frames", "100000"])
+    let mut child = input
+        .triptych(&["run", "--window", "--size", "320x240", "--frames", "100000"])
         .arg("--scene")
         .arg(&path)
         .arg("--out")
@@ -199,7 +200,6 @@ fn hovering_and_dragging_on_wayland() {
         .env_remove("DISPLAY")
         .env("XDG_RUNTIME_DIR", &weston.runtime_dir)
         .env("WAYLAND_DISPLAY", &weston.socket)
-        .env("TRIPTYCH_TEST_WINDOW_INPUT", &input.path)
         .env("TRIPTYCH_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

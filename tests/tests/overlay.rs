@@ -217,7 +217,7 @@ fn the_overlay_is_shown_and_hidden_on_wayland() {
     let scene = dir.join("scene.toml");
     std::fs::write(&scene, STILL).expect("write scene");
     let mut input = TestInput::new(&dir);
-    let mut cmd = triptych(&["run", "--window", "--frames", "1000000"]);
+    let mut cmd = input.triptych(&["run", "--window", "--frames", "1000000"]);
     cmd.args(["--size", &format!("{W}x{H}")])
         .arg("--scene")
         .arg(&scene)
@@ -226,7 +226,6 @@ fn the_overlay_is_shown_and_hidden_on_wayland() {
         .env_remove("DISPLAY")
         .env("XDG_RUNTIME_DIR", &weston.runtime_dir)
         .env("WAYLAND_DISPLAY", &weston.socket)
-        .env("TRIPTYCH_TEST_WINDOW_INPUT", &input.path)
         .env("TRIPTYCH_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -3,8 +3,9 @@
 //! renderer's output memfd, and frames are paced by the compositor's frame callbacks.
 //!
 //! weston's headless backend has a seat that nothing drives, and Debian's weston ships no test
-//! protocol to inject input with, so keys and resizes reach the window through its test input
-//! (debug builds only, `launcher/src/window/test_input.rs`): a key goes through the same
+//! protocol to inject input with, so keys and resizes reach the window through a FIFO the run
+//! reads (the test-only `triptych-input-shim`, `tests/src/bin/input-shim.rs`, which is the
+//! `triptych` command line with that input source): a key goes through the same
 //! mapping as a keyboard's, and a resize is asked of winit as an application would ask it; from
 //! there on everything (the new generation, the new `wl_buffer`s, the frame callbacks) is what
 //! a user's resize or key press sets off.
@@ -13,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use triptych_tests::x11::{find, Lines, TestInput, Weston};
-use triptych_tests::{scratch, summary, triptych, wait_within};
+use triptych_tests::{scratch, summary, wait_within};
 
 const W: u32 = 320;
 const H: u32 = 240;
@@ -31,7 +32,7 @@ fn start(weston: &Weston, tag: &str, frames: u64) -> Run {
     let dir = scratch(tag);
     let json = dir.join("s.json");
     let input = TestInput::new(&dir);
-    let mut cmd = triptych(&["run", "--window", "--size", "320x240", "--layers", "3"]);
+    let mut cmd = input.triptych(&["run", "--window", "--size", "320x240", "--layers", "3"]);
     cmd.arg("--frames")
         .arg(frames.to_string())
         .arg("--out")
@@ -41,7 +42,6 @@ fn start(weston: &Weston, tag: &str, frames: u64) -> Run {
         .env_remove("DISPLAY")
         .env("XDG_RUNTIME_DIR", &weston.runtime_dir)
         .env("WAYLAND_DISPLAY", &weston.socket)
-        .env("TRIPTYCH_TEST_WINDOW_INPUT", &input.path)
         .env(
             "TRIPTYCH_LOG",
             std::env::var("TRIPTYCH_TEST_LOG").unwrap_or_else(|_| "info".into()),

@@ -39,8 +39,6 @@
 //! On Wayland (`WAYLAND_DISPLAY`, preferred where both are set) the output memfd is a `wl_shm`
 //! pool with a buffer per slot ([`wayland`]); on X11 it is attached with MIT-SHM ([`x11`]).
 
-#[cfg(debug_assertions)]
-pub mod test_input;
 pub mod wayland;
 pub mod x11;
 
@@ -222,6 +220,71 @@ pub fn wanted(args: &RunArgs) -> Result<bool, String> {
     }
 }
 
+/// Input that does not come from the display server: a program driving the window (a test, an
+/// automation) hands one to [`run`], which starts it once the window exists.
+pub trait InputSource: Send {
+    /// Starts delivering input through `feed` (on a thread of its own, if it waits for input).
+    fn start(self: Box<Self>, feed: InputFeed);
+}
+
+/// Where an [`InputSource`] delivers: the window's own paths, so that a key, a pointer event or
+/// a resize from it is taken exactly as the display server's would be.
+#[derive(Debug, Clone)]
+pub struct InputFeed {
+    window: std::sync::Arc<Window>,
+    tx: Sender<DisplayEvent>,
+}
+
+/// Why an [`InputFeed`] did not take an input.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The key means nothing to the window.
+    #[error("no key action for {0:?}")]
+    NoAction(String),
+    /// A size of zero.
+    #[error("a resize to {0}x{1}: sizes start at 1x1")]
+    EmptySize(u32, u32),
+    /// The run is over: nobody takes input any more.
+    #[error("the run is over")]
+    Finished,
+}
+
+impl InputFeed {
+    /// Key `key` pressed, through the keyboard's mapping ([`action_for`]).
+    pub fn key(&self, key: Key<&str>) -> Result<(), InputError> {
+        let action =
+            action_for(key.clone()).ok_or_else(|| InputError::NoAction(format!("{key:?}")))?;
+        self.send(DisplayEvent::Key(action))
+    }
+
+    /// The pointer at (`x`, `y`) in the window, its first button down or not (a drag is down at
+    /// one point, down at another, then up).
+    pub fn pointer(&self, x: i32, y: i32, pressed: bool) -> Result<(), InputError> {
+        self.send(DisplayEvent::Pointer { x, y, pressed })
+    }
+
+    /// Asks for the window's inner size to become `width`x`height`, as an application would.
+    /// Where winit applies it at once (Wayland: the client picks a floating window's size) no
+    /// `Resized` event follows, so the size it returns is taken as one; on X11 the server's
+    /// `ConfigureNotify` brings the event as for any resize.
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), InputError> {
+        if width == 0 || height == 0 {
+            return Err(InputError::EmptySize(width, height));
+        }
+        let applied = self
+            .window
+            .request_inner_size(winit::dpi::PhysicalSize::new(width, height));
+        match applied {
+            Some(s) => self.send(DisplayEvent::Resized(s.width, s.height)),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, e: DisplayEvent) -> Result<(), InputError> {
+        self.tx.send(e).map_err(|_| InputError::Finished)
+    }
+}
+
 /// What the event loop is woken for.
 #[derive(Debug)]
 enum UserEvent {
@@ -239,6 +302,7 @@ struct App {
     run: Option<std::thread::JoinHandle<anyhow::Result<RunSummary>>>,
     failed: Option<anyhow::Error>,
     pointer: Pointer,
+    input: Option<Box<dyn InputSource>>,
 }
 
 /// Where a window's pointer is, and whether its first button is down: what [`translate`]
@@ -386,8 +450,12 @@ impl App {
                 })
                 .context("starting the supervisor thread")?,
         );
-        #[cfg(debug_assertions)]
-        test_input::spawn(window.clone(), self.tx.clone());
+        if let Some(input) = self.input.take() {
+            input.start(InputFeed {
+                window: window.clone(),
+                tx: self.tx.clone(),
+            });
+        }
         self.window = Some(window);
         Ok(())
     }
@@ -432,7 +500,11 @@ fn action_for(key: Key<&str>) -> Option<Action> {
 }
 
 /// Runs `triptych run` in a window; returns when the run ends.
-pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSummary> {
+pub fn run(
+    args: &RunArgs,
+    signals: &Receiver<Signal>,
+    input: Option<Box<dyn InputSource>>,
+) -> anyhow::Result<RunSummary> {
     let mut event_loop = EventLoop::<UserEvent>::with_user_event()
         .build()
         .context("connecting to the display")?;
@@ -447,6 +519,7 @@ pub fn run(args: &RunArgs, signals: &Receiver<Signal>) -> anyhow::Result<RunSumm
         run: None,
         failed: None,
         pointer: Pointer::default(),
+        input,
     };
     // `run_app_on_demand` leaves the event loop (which owns the display connection) to us: it
     // is never dropped, so the connection outlives every object adopted from it, the Wayland
