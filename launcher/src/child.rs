@@ -56,76 +56,42 @@ pub fn env_allowed(name: &str) -> bool {
     })
 }
 
-/// The path of the child binary `name`: in the directory an embedding application named, else
-/// in `TRIPTYCH_BIN_DIR` when it is set (where a package installs the children apart from the
-/// launcher), else next to this executable.
-pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("finding the launcher's own path")?;
-    let dir = match (CHILDREN_DIR.get(), std::env::var_os("TRIPTYCH_BIN_DIR")) {
-        (Some(d), _) => d.clone(),
-        (None, Some(d)) => PathBuf::from(d),
-        (None, None) => exe
-            .parent()
-            .context("the launcher's path has no directory")?
-            .to_path_buf(),
-    };
-    let path = dir.join(name);
-    if !path.is_file() {
-        bail!(
-            "{} not found in {} (the launcher is {}): build the whole workspace (cargo build --workspace), or name the children's directory with TRIPTYCH_BIN_DIR",
-            name,
-            dir.display(),
-            exe.display()
-        );
-    }
-    Ok(path)
-}
-
-/// Where an embedding application said the children's binaries are (`crate::shell`).
-static CHILDREN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Sets where the children's binaries are, once per process.
-pub fn set_children_dir(dir: PathBuf) -> anyhow::Result<()> {
+/// The children's directory, checked: `dir` holds both children's binaries, or the error says
+/// which one it lacks and how to say where they are.
+pub fn check_children_dir(dir: PathBuf) -> anyhow::Result<PathBuf> {
     for b in [
         ipc_protocol::Role::Gpu.binary(),
         ipc_protocol::Role::Renderer.binary(),
     ] {
         if !dir.join(b).is_file() {
-            bail!("{b} is not in {}", dir.display());
+            bail!(
+                "{b} is not in {}: build the whole workspace (cargo build --workspace), or name the children's directory (TRIPTYCH_BIN_DIR, ShellBuilder::binaries)",
+                dir.display()
+            );
         }
     }
-    if let Some(set) = CHILDREN_DIR.get() {
-        if *set != dir {
-            bail!("the children's directory is {} already", set.display());
-        }
-        return Ok(());
-    }
-    let _ = CHILDREN_DIR.set(dir);
-    Ok(())
+    Ok(dir)
 }
 
-/// Where the children's binaries are for an application: `TRIPTYCH_BIN_DIR`, else next to its
-/// executable, else in that directory's parent (an example of this workspace sits in
-/// `target/<profile>/examples`, the binaries in `target/<profile>`).
+/// Where the children's binaries are when nobody said: `TRIPTYCH_BIN_DIR` (where a package
+/// installs them apart from the launcher), else next to this executable, else in that
+/// directory's parent (an example of this workspace sits in `target/<profile>/examples`, the
+/// binaries in `target/<profile>`). Checked ([`check_children_dir`]).
 pub fn find_children_dir() -> anyhow::Result<PathBuf> {
-    let has = |d: &std::path::Path| d.join(ipc_protocol::Role::Gpu.binary()).is_file();
     if let Some(d) = std::env::var_os("TRIPTYCH_BIN_DIR").map(PathBuf::from) {
-        return Ok(d);
+        return check_children_dir(d);
     }
+    let has = |d: &std::path::Path| d.join(ipc_protocol::Role::Gpu.binary()).is_file();
     let exe = std::env::current_exe().context("finding this executable's path")?;
     let here = exe
         .parent()
         .context("this executable's path has no directory")?;
-    for d in [Some(here), here.parent()].into_iter().flatten() {
-        if has(d) {
-            return Ok(d.to_path_buf());
-        }
-    }
-    bail!(
-        "{} is neither next to {} nor in its parent directory: build the workspace, or say where with ShellBuilder::binaries",
-        ipc_protocol::Role::Gpu.binary(),
-        exe.display()
-    )
+    let found = [Some(here), here.parent()]
+        .into_iter()
+        .flatten()
+        .find(|d| has(d))
+        .unwrap_or(here);
+    check_children_dir(found.to_path_buf())
 }
 
 /// A child process: killed and reaped when dropped.
@@ -205,13 +171,14 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
     /// first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before the
     /// parent-death hook below. What it writes to stderr is counted in `stderr_tally`.
     pub fn spawn_with(
+        dir: &std::path::Path,
         role: ipc_protocol::Role,
         control: OwnedFd,
         extra_args: &[String],
         stderr_tally: std::sync::Arc<crate::child_log::Tally>,
         setup: impl FnOnce(&mut Command),
     ) -> anyhow::Result<Self> {
-        let path = sibling(role.binary())?;
+        let path = dir.join(role.binary());
         let launcher_pid = std::process::id();
         let mut cmd = Command::new(&path);
         // Its stderr is read by the launcher and quarantined (`crate::child_log`).

@@ -52,7 +52,9 @@
 //!      rect = { x = 0, y = 0, w = 4, h = 4 }\n",
 //! )?;
 //! let err = ShellBuilder::new().scene(&bad).spawn().expect_err("a bad scene file");
-//! let msg = format!("{err:#}");
+//! let triptych::shell::Error::Scene(msg) = err else {
+//!     panic!("not a scene error: {err}");
+//! };
 //! assert!(msg.contains("bad.toml:5:") && msg.contains("layers[0].opacity"), "{msg}");
 //! std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), anyhow::Error>(())
@@ -83,7 +85,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 use winit::event::WindowEvent;
 use winit::window::Window;
@@ -91,6 +92,40 @@ use winit::window::Window;
 pub use crate::cli::{Buffers, SandboxMode, TransportArg as Transport};
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
+
+/// Why a shell could not be started or steered, or why its run failed. Match on the variant;
+/// the text is for people.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A scene file (or an image it names) was refused: the parser's located message,
+    /// `FILE:LINE:COLUMN: FIELD: MESSAGE; hint: HINT`. Nothing was started or changed.
+    #[error("{0}")]
+    Scene(String),
+    /// The children's binaries are not where they were looked for.
+    #[error("{0}")]
+    Binaries(String),
+    /// The window handed to [`ShellBuilder::present_into`] cannot be presented into.
+    #[error("the window cannot be presented into: {0}")]
+    Window(String),
+    /// This process could not become a launcher (non-dumpable) or start the supervisor.
+    #[error("starting the shell: {0}")]
+    Start(String),
+    /// The shell has ended: nothing takes the request any more.
+    #[error("the shell has ended")]
+    Ended,
+    /// The run failed: what ended it, and its summary up to then when there is one.
+    #[error("{message}")]
+    Run {
+        /// What ended the run, with its causes.
+        message: String,
+        /// The summary up to the failure.
+        summary: Option<Box<RunSummary>>,
+    },
+    /// The supervisor thread panicked.
+    #[error("the shell's supervisor thread panicked")]
+    Panicked,
+}
 
 /// Logs the shell's `tracing` events to stderr as `triptych run` does, filtered by
 /// `TRIPTYCH_LOG` or else by `default` (such as `"info"`), for an application that installs no
@@ -199,6 +234,8 @@ pub(crate) struct Link {
     pub(crate) dropped: Arc<AtomicU64>,
     /// The largest frame a headless resize may ask for.
     pub(crate) max_size: (u32, u32),
+    /// Where the children's binaries are (checked).
+    pub(crate) bin_dir: PathBuf,
 }
 
 /// Room kept in the channel for the events that are not frames.
@@ -349,14 +386,15 @@ impl ShellBuilder {
     }
 
     /// Starts the shell: the children and their supervisor, on a thread of this process.
-    pub fn spawn(self) -> anyhow::Result<Shell> {
+    pub fn spawn(self) -> Result<Shell, Error> {
         // A bad scene file fails here, before anything is started.
         let mut args = self.args;
-        crate::scene::prepare_run(&mut args)?;
+        crate::scene::prepare_run(&mut args).map_err(|e| Error::Scene(format!("{e:#}")))?;
         let (display, display_tx) = match &self.window {
             Some(window) => {
                 let (tx, rx) = crossbeam_channel::unbounded();
-                let d = crate::window::adopt(window.clone(), rx, tx.clone())?;
+                let d = crate::window::adopt(window.clone(), rx, tx.clone())
+                    .map_err(|e| Error::Window(format!("{e:#}")))?;
                 let size = window.inner_size();
                 args.size = crate::cli::Size {
                     width: size.width.clamp(1, d.max.0),
@@ -370,13 +408,16 @@ impl ShellBuilder {
         let max_size = self
             .max_size
             .map_or((w, h), |(mw, mh)| (mw.max(w), mh.max(h)));
-        let dir = match self.binaries {
-            Some(d) => d,
-            None => crate::child::find_children_dir()?,
-        };
-        crate::child::set_children_dir(dir)?;
-        triptych_sys::prctl::set_dumpable(false)
-            .context("making this process non-dumpable, as a launcher must be")?;
+        let bin_dir = match self.binaries {
+            Some(d) => crate::child::check_children_dir(d),
+            None => crate::child::find_children_dir(),
+        }
+        .map_err(|e| Error::Binaries(format!("{e:#}")))?;
+        triptych_sys::prctl::set_dumpable(false).map_err(|e| {
+            Error::Start(format!(
+                "making this process non-dumpable, as a launcher must be: {e}"
+            ))
+        })?;
         let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (control, control_rx) = crossbeam_channel::unbounded();
         let dropped = Arc::new(AtomicU64::new(0));
@@ -386,6 +427,7 @@ impl ShellBuilder {
             pixels: self.pixels,
             dropped: dropped.clone(),
             max_size,
+            bin_dir,
         };
         let thread = std::thread::Builder::new()
             .name("triptych-shell".into())
@@ -393,7 +435,7 @@ impl ShellBuilder {
                 let never = crossbeam_channel::never();
                 crate::session::run_embedded(&args, &never, display, link)
             })
-            .context("starting the shell's supervisor thread")?;
+            .map_err(|e| Error::Start(format!("starting the supervisor thread: {e}")))?;
         Ok(Shell {
             events,
             control,
@@ -446,11 +488,12 @@ impl Shell {
     /// frame on screen stays until the new pair presents. No frame mixes two scenes: the new
     /// scene's frames come with a higher [`PresentedFrame::scene`]. Layers dragged or hovered
     /// in the old scene are forgotten. The replacement is no crash: no [`Event::Crashed`].
-    pub fn set_scene(&self, path: impl AsRef<std::path::Path>) -> anyhow::Result<()> {
-        let loaded = crate::scene::load(path.as_ref())?;
+    pub fn set_scene(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        let loaded =
+            crate::scene::load(path.as_ref()).map_err(|e| Error::Scene(format!("{e:#}")))?;
         self.control
             .send(Control::SetScene(Arc::new(loaded)))
-            .map_err(|_| anyhow::anyhow!("the shell has ended"))
+            .map_err(|_| Error::Ended)
     }
 
     /// Makes frames `width` x `height` from now on, the way a window's resize does: a new
@@ -494,9 +537,17 @@ impl Shell {
     }
 
     /// Waits for the run to end and returns its summary.
-    pub fn wait(self) -> anyhow::Result<RunSummary> {
-        self.thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the shell's supervisor thread panicked"))?
+    pub fn wait(self) -> Result<RunSummary, Error> {
+        let result = self.thread.join().map_err(|_| Error::Panicked)?;
+        result.map_err(|e| match e.downcast::<crate::session::RunFailed>() {
+            Ok(f) => Error::Run {
+                message: f.message,
+                summary: Some(f.summary),
+            },
+            Err(e) => Error::Run {
+                message: format!("{e:#}"),
+                summary: None,
+            },
+        })
     }
 }

@@ -382,3 +382,20 @@ fn the_window_example_presents_into_its_own_window_and_ends_on_its_quit_key() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_shell_without_its_children_is_refused_with_an_error_the_application_can_match() {
+    let empty = scratch("embed-no-children");
+    let err = ShellBuilder::new()
+        .binaries(&empty)
+        .spawn()
+        .expect_err("no children there");
+    match &err {
+        triptych::shell::Error::Binaries(msg) => assert!(
+            msg.contains("triptych-gpu") && msg.contains(&empty.display().to_string()),
+            "{msg}"
+        ),
+        other => panic!("not a Binaries error: {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&empty);
+}

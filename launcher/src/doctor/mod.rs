@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::child::sibling;
 use crate::cli::DoctorArgs;
 
 /// One line of the report.
@@ -223,7 +222,8 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             dri.join(", ")
         },
     ));
-    let probe = sibling("triptych-gpu").and_then(|gpu| {
+    let probe = crate::child::find_children_dir().and_then(|dir| {
+        let gpu = dir.join(ipc_protocol::Role::Gpu.binary());
         let o = Command::new(gpu)
             .arg("--probe")
             .stderr(Stdio::inherit())

@@ -143,12 +143,18 @@ pub struct Jail {
     learned: learn::SharedLearned,
     /// What each role's processes wrote to stderr.
     stderr: HashMap<Role, std::sync::Arc<crate::child_log::Tally>>,
+    /// Where the children's binaries are (checked when the run started).
+    bin_dir: std::path::PathBuf,
 }
 
 impl Jail {
     /// Finds out what the kernel allows and picks the transport. Learning mode needs seccomp
     /// user notification; without it, `Err` says so.
-    pub fn new(arg: TransportArg, mode: SandboxMode) -> anyhow::Result<Jail> {
+    pub fn new(
+        arg: TransportArg,
+        mode: SandboxMode,
+        bin_dir: std::path::PathBuf,
+    ) -> anyhow::Result<Jail> {
         let layers = Layers::probe();
         if let Some(why) = &layers.userns_reason {
             tracing::warn!(%why, "children run without a user namespace of their own");
@@ -177,6 +183,7 @@ impl Jail {
         }
         Ok(Jail {
             mode,
+            bin_dir,
             learned: Default::default(),
             stderr: HashMap::new(),
             reports,
@@ -310,7 +317,7 @@ impl Jail {
         let first = *count == 0;
         *count += 1;
         let tally = self.stderr.entry(role).or_default().clone();
-        let child = ChildProc::spawn_with(role, control, &[], tally, move |cmd| {
+        let child = ChildProc::spawn_with(&self.bin_dir, role, control, &[], tally, move |cmd| {
             confinement.install(cmd);
             if role == Role::Renderer {
                 // One malloc arena: glibc shrinks a thread's own arena through a check that

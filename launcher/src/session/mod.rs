@@ -376,6 +376,12 @@ fn run_with(
     display: Option<crate::window::Display>,
     embed: Option<crate::shell::Link>,
 ) -> anyhow::Result<RunSummary> {
+    // The application named where the children are, or they are found as the command line
+    // finds them; either way both binaries are there before anything starts.
+    let bin_dir = match &embed {
+        Some(e) => e.bin_dir.clone(),
+        None => crate::child::find_children_dir()?,
+    };
     let (width, height) = (args.size.width, args.size.height);
     let ladder = match args.buffers {
         Buffers::Auto => vec![BackendRequest::Auto, BackendRequest::Shm],
@@ -441,7 +447,7 @@ fn run_with(
         ping_seq: 0,
         last_ping: Instant::now(),
         last_progress: Instant::now(),
-        jail: crate::jail::Jail::new(args.transport, args.sandbox)?,
+        jail: crate::jail::Jail::new(args.transport, args.sandbox, bin_dir)?,
         frames: rules::Frames::default(),
         budgets: Budgets::default(),
         quiet: quiet::Quiet::default(),
