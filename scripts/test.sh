@@ -20,8 +20,8 @@ if unshare --user true 2>/dev/null; then export TRIPTYCH_REQUIRE_USERNS=1; fi
 # No DRM device (nothing under /dev/dri): the tests of how --buffers dmabuf fails without one.
 if [ -z "$(ls -A /dev/dri 2>/dev/null)" ]; then export TRIPTYCH_REQUIRE_NO_DRI=1; fi
 cargo build --workspace --all-targets
-echo "== the product crates: no test code, and the engine links neither the benchmarks, the adversaries nor the renderer's code"
-for crate in triptych-bench triptych-adversary renderer-process; do
+echo "== the product crates: no test code; the engine links no command line (clap), benchmarks, adversaries or renderer code"
+for crate in clap triptych-cli triptych-bench triptych-adversary renderer-process; do
   if cargo tree -p launcher -e normal,build --prefix none | grep -q "^$crate "; then
     echo "FAIL: the launcher crate depends on $crate" >&2
     exit 1

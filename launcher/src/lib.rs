@@ -2,8 +2,9 @@
 //!
 //! The launcher is the trusted parent: it spawns the GPU process (`triptych-gpu`) and the
 //! renderer (`triptych-renderer`), bootstraps their channels, supervises them through pidfds,
-//! restarts them when they crash, and presents the composited frames. The `triptych` binary is
-//! this library's command line; an application embeds the same thing through [`shell`]:
+//! restarts them when they crash, and presents the composited frames. The `triptych` binary
+//! (crate `triptych-cli`) is a command line on this library; an application embeds the same
+//! thing through [`shell`], configured by a plain [`config::RunConfig`]:
 //!
 //! ```no_run
 //! use triptych::shell::{Event, ShellBuilder};
@@ -22,9 +23,10 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
-//! Modules: the command line ([`cli`]), the run loop (`session`), the children and their
+//! Modules: the configuration ([`config`]), the run loop (`session`), the children and their
 //! sandbox (`child`, `jail`), presentation (`present`, [`window`]), the summary ([`summary`]),
-//! `doctor` and `trace_summary`. The benchmarks are a crate of their own (`triptych-bench`).
+//! `doctor` and `trace_summary`. The command line and the benchmarks are crates of their own
+//! (`triptych-cli`, `triptych-bench`).
 
 #![forbid(unsafe_code)]
 // The internal modules' docs name their private parts; the public API's docs do not.
@@ -33,14 +35,10 @@
 mod chaos;
 mod child;
 pub mod child_log;
-pub mod cli;
-#[doc(hidden)]
-pub mod command;
+pub mod config;
 mod crash;
 #[doc(hidden)]
 pub mod doctor;
-#[doc(hidden)]
-pub mod exit;
 mod jail;
 mod present;
 #[doc(hidden)]

@@ -44,7 +44,7 @@ pub struct LoadedScene {
 
 /// Loads `args.scene`, if set, into `args.loaded_scene` and sets `args.layers` to the scene's
 /// layer count; with `args.verify`, refuses a scene whose last frame has no CPU reference.
-pub fn prepare_run(args: &mut crate::cli::RunArgs) -> anyhow::Result<()> {
+pub fn prepare_run(args: &mut crate::config::RunConfig) -> anyhow::Result<()> {
     let Some(path) = &args.scene else {
         return Ok(());
     };

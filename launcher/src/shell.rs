@@ -89,7 +89,7 @@ use crossbeam_channel::{Receiver, Sender};
 use winit::event::WindowEvent;
 use winit::window::Window;
 
-pub use crate::cli::{Buffers, SandboxMode, TransportArg as Transport};
+pub use crate::config::{Buffers, RunConfig, SandboxMode, Size, Transport};
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
 
@@ -263,7 +263,7 @@ impl Link {
 /// How to build a shell; every setting has the command line's default.
 #[derive(Debug)]
 pub struct ShellBuilder {
-    args: crate::cli::RunArgs,
+    args: RunConfig,
     pixels: bool,
     binaries: Option<PathBuf>,
     max_size: Option<(u32, u32)>,
@@ -277,16 +277,17 @@ impl Default for ShellBuilder {
 }
 
 impl ShellBuilder {
-    /// The defaults of `triptych run`: 640x480, 3 layers, 120 frames, `--buffers auto`, the
-    /// sandbox enforced, three crashes a minute forgiven.
+    /// The defaults of `triptych run` ([`RunConfig::default`]): 640x480, 3 layers, 120 frames,
+    /// `--buffers auto`, the sandbox enforced, three crashes a minute forgiven.
     pub fn new() -> Self {
-        use clap::Parser;
-        let cli = crate::cli::Cli::parse_from(["triptych", "run", "--headless"]);
-        let crate::cli::Command::Run(args) = cli.command else {
-            unreachable!("`run` parses as a run")
-        };
+        Self::with_config(RunConfig::default())
+    }
+
+    /// Starts from `config` (a whole [`RunConfig`], built or deserialized by the application);
+    /// the other methods change it field by field.
+    pub fn with_config(config: RunConfig) -> Self {
         Self {
-            args,
+            args: config,
             pixels: false,
             binaries: None,
             max_size: None,
@@ -296,7 +297,7 @@ impl ShellBuilder {
 
     /// The frame size (1 to 8192 each way).
     pub fn size(mut self, width: u32, height: u32) -> Self {
-        self.args.size = crate::cli::Size {
+        self.args.size = Size {
             width: width.clamp(1, 8192),
             height: height.clamp(1, 8192),
         };
@@ -396,7 +397,7 @@ impl ShellBuilder {
                 let d = crate::window::adopt(window.clone(), rx, tx.clone())
                     .map_err(|e| Error::Window(format!("{e:#}")))?;
                 let size = window.inner_size();
-                args.size = crate::cli::Size {
+                args.size = Size {
                     width: size.width.clamp(1, d.max.0),
                     height: size.height.clamp(1, d.max.1),
                 };

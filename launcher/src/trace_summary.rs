@@ -10,14 +10,11 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::cli::TraceSummaryArgs;
-
 /// How many flow problems are listed before the rest are only counted.
 const SHOWN_PROBLEMS: usize = 5;
 
 /// Reads, summarizes and prints the trace named in `args`.
-pub fn run(args: &TraceSummaryArgs) -> anyhow::Result<()> {
-    let path = &args.file;
+pub fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("opening the trace file {}", path.display()))?;
     let trace = triptych_trace::parse_chrome_json(std::io::BufReader::new(file))

@@ -14,8 +14,6 @@ use std::process::{Command, Stdio};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::DoctorArgs;
-
 /// One line of the report.
 #[derive(Debug, Serialize)]
 struct Check {
@@ -159,7 +157,7 @@ fn landlock() -> Check {
 }
 
 /// Runs the report.
-pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
+pub fn run(json: bool) -> anyhow::Result<()> {
     let mut checks = vec![
         check("kernel", true, triptych_sys::proc::kernel_release()),
         pidfd_self_test(),
@@ -278,7 +276,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let fence_line = auto["fence"].as_str().unwrap_or("none").to_owned();
     let shown = display::probe();
     checks.push(check("display", shown.ok(), shown.line()));
-    if args.json {
+    if json {
         let v = serde_json::json!({
             "checks": checks,
             "auto": auto,

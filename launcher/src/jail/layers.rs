@@ -136,11 +136,11 @@ impl Drop for KillOnDrop {
 }
 
 /// Chooses the transport for `arg`, with the reason.
-pub fn choose_transport(arg: TransportArg, layers: &Layers) -> (Transport, String) {
+pub fn choose_transport(arg: TransportChoice, layers: &Layers) -> (Transport, String) {
     match arg {
-        TransportArg::Pidfd => (Transport::Pidfd, "--transport pidfd".to_owned()),
-        TransportArg::ScmRights => (Transport::ScmRights, "--transport scm-rights".to_owned()),
-        TransportArg::Auto => match pidfd_self_test(layers) {
+        TransportChoice::Pidfd => (Transport::Pidfd, "--transport pidfd".to_owned()),
+        TransportChoice::ScmRights => (Transport::ScmRights, "--transport scm-rights".to_owned()),
+        TransportChoice::Auto => match pidfd_self_test(layers) {
             Ok(why) => (Transport::Pidfd, format!("auto: {why}")),
             Err(why) => (
                 Transport::ScmRights,
@@ -203,7 +203,7 @@ pub fn doctor_lines() -> Vec<(&'static str, bool, String)> {
             Err(e) => e.to_string(),
         },
     ));
-    let (t, why) = choose_transport(TransportArg::Auto, &layers);
+    let (t, why) = choose_transport(TransportChoice::Auto, &layers);
     v.push((
         "transport",
         true,

@@ -56,7 +56,7 @@ use triptych_sys::seccomp::{TrapRecord, RECORD_LEN};
 use triptych_trace::{Args, InstantScope, Marker, Recorder};
 
 use crate::child::ChildProc;
-use crate::cli::{SandboxMode, TransportArg};
+use crate::config::{SandboxMode, Transport as TransportChoice};
 use crate::crash::Cause;
 use crate::summary::{RoleLayers, SandboxSummary};
 use ipc_protocol::Role;
@@ -151,7 +151,7 @@ impl Jail {
     /// Finds out what the kernel allows and picks the transport. Learning mode needs seccomp
     /// user notification; without it, `Err` says so.
     pub fn new(
-        arg: TransportArg,
+        arg: TransportChoice,
         mode: SandboxMode,
         bin_dir: std::path::PathBuf,
     ) -> anyhow::Result<Jail> {

@@ -55,7 +55,7 @@ use triptych_trace::{Args, InstantScope, Marker, ProcessInfo, Recorder};
 
 use crate::chaos::Plan;
 use crate::child::{describe, signal_name, ChildProc, Process};
-use crate::cli::{Buffers, RunArgs};
+use crate::config::{Buffers, RunConfig};
 use crate::crash::{Cause, CrashRecord, Decision, Ladder};
 use crate::present::Screen;
 use crate::summary::{RunSummary, Samples};
@@ -215,7 +215,7 @@ struct Recovery {
 
 /// The supervisor of one run.
 struct Supervisor<'a> {
-    args: &'a RunArgs,
+    args: &'a RunConfig,
     started: Instant,
     /// The GPU process's fallback ladder and restart policy.
     gpu_ladder: Ladder<BackendRequest>,
@@ -349,7 +349,7 @@ impl Supervisor<'_> {
 
 /// Runs the pipeline as `args` says, returning the summary.
 pub fn run(
-    args: &RunArgs,
+    args: &RunConfig,
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
 ) -> anyhow::Result<RunSummary> {
@@ -359,7 +359,7 @@ pub fn run(
 /// Runs the pipeline for an application that embeds it (`crate::shell`): its events go to
 /// `link`, its commands come from it; with `display`, frames go into the application's window.
 pub(crate) fn run_embedded(
-    args: &RunArgs,
+    args: &RunConfig,
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
     link: crate::shell::Link,
@@ -371,7 +371,7 @@ pub(crate) fn run_embedded(
 }
 
 fn run_with(
-    args: &RunArgs,
+    args: &RunConfig,
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
     embed: Option<crate::shell::Link>,

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use ipc_protocol::messages::{LandlockEnforced, OverlayText};
 
 use super::*;
-use crate::cli::SandboxMode;
+use crate::config::SandboxMode;
 
 /// How often a shown overlay's text is written anew.
 pub(super) const EVERY: Duration = Duration::from_millis(500);

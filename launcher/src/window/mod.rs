@@ -55,7 +55,7 @@ use winit::platform::run_on_demand::EventLoopExtRunOnDemand;
 use winit::raw_window_handle::{HasWindowHandle, RawWindowHandle};
 use winit::window::{Window, WindowId};
 
-use crate::cli::RunArgs;
+use crate::config::RunConfig;
 use crate::summary::RunSummary;
 use nix::sys::signal::Signal;
 
@@ -205,21 +205,6 @@ pub struct Display {
     pub max: (u32, u32),
 }
 
-/// Whether `run` opens a window, and why (or why not).
-pub fn wanted(args: &RunArgs) -> Result<bool, String> {
-    if args.headless {
-        return Ok(false);
-    }
-    let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());
-    match (args.window, set("WAYLAND_DISPLAY") || set("DISPLAY")) {
-        (_, true) => Ok(true),
-        (true, false) => {
-            Err("--window: no display (neither WAYLAND_DISPLAY nor DISPLAY is set)".into())
-        }
-        (false, false) => Ok(false),
-    }
-}
-
 /// Input that does not come from the display server: a program driving the window (a test, an
 /// automation) hands one to [`run`], which starts it once the window exists.
 pub trait InputSource: Send {
@@ -293,7 +278,7 @@ enum UserEvent {
 }
 
 struct App {
-    args: RunArgs,
+    args: RunConfig,
     signals: Receiver<Signal>,
     proxy: EventLoopProxy<UserEvent>,
     tx: Sender<DisplayEvent>,
@@ -501,7 +486,7 @@ fn action_for(key: Key<&str>) -> Option<Action> {
 
 /// Runs `triptych run` in a window; returns when the run ends.
 pub fn run(
-    args: &RunArgs,
+    args: &RunConfig,
     signals: &Receiver<Signal>,
     input: Option<Box<dyn InputSource>>,
 ) -> anyhow::Result<RunSummary> {

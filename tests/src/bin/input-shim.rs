@@ -93,5 +93,5 @@ fn command(feed: &InputFeed, line: &str) -> Result<(), String> {
 fn main() {
     let input =
         std::env::var_os(INPUT_ENV).map(|p| Box::new(Fifo(p.into())) as Box<dyn InputSource>);
-    triptych::command::main_with(input)
+    triptych_cli::command::main_with(input)
 }

@@ -1,8 +1,9 @@
-//! The command line.
+//! The command line: what `triptych` accepts, and the [`RunConfig`] a `run` becomes.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use triptych::config::{self, RunConfig, Size};
 
 /// Invocations shown under `triptych --help`.
 const EXAMPLES: &str = "\
@@ -93,34 +94,6 @@ pub enum Buffers {
     Dmabuf,
 }
 
-/// A frame size, `WxH`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Size {
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-}
-
-impl std::str::FromStr for Size {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (w, h) = s
-            .split_once(['x', 'X'])
-            .ok_or_else(|| format!("size {s:?} is not WxH, e.g. 640x480"))?;
-        let parse = |v: &str, what: &str| {
-            v.parse::<u32>()
-                .ok()
-                .filter(|n| (1..=8192).contains(n))
-                .ok_or_else(|| format!("{what} {v:?} in size {s:?} is not a number from 1 to 8192"))
-        };
-        Ok(Size {
-            width: parse(w, "width")?,
-            height: parse(h, "height")?,
-        })
-    }
-}
-
 /// Arguments of `triptych run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
@@ -146,9 +119,6 @@ pub struct RunArgs {
     /// Images it names are read relative to the file.
     #[arg(long, conflicts_with = "layers")]
     pub scene: Option<PathBuf>,
-    /// The loaded `--scene`, filled in before the run starts (not an option).
-    #[arg(skip)]
-    pub loaded_scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
     /// Write the last composited frame to this PNG file.
     #[arg(long, default_value = "triptych-frame.png")]
     pub out: PathBuf,
@@ -204,7 +174,7 @@ pub struct RunArgs {
     /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,
     /// gpu-after-export, renderer-fence-wait, renderer-composite; ACTION one of kill, segv,
     /// abort, stop-fences (GPU points only). E.g. `gpu-after-export:stop-fences@20`.
-    #[arg(long = "fault", value_parser = crate::chaos::parse_fault)]
+    #[arg(long = "fault", value_parser = triptych::config::parse_fault)]
     pub faults: Vec<ipc_protocol::messages::Fault>,
     /// Testing aid: make every GPU process started with this backend request crash at start-up
     /// (exercises the fallback ladder).
@@ -225,4 +195,98 @@ pub struct DoctorArgs {
 pub struct TraceSummaryArgs {
     /// The trace file (Chrome trace-event JSON written by `triptych run --trace`).
     pub file: PathBuf,
+}
+
+impl RunArgs {
+    /// The engine's configuration of this run.
+    pub fn config(&self) -> RunConfig {
+        RunConfig {
+            frames: self.frames,
+            size: self.size,
+            layers: self.layers,
+            scene: self.scene.clone(),
+            loaded_scene: None,
+            out: self.out.clone(),
+            buffers: self.buffers.into(),
+            transport: self.transport.into(),
+            sandbox: self.sandbox.into(),
+            pool: self.pool,
+            fence_timeout_ms: self.fence_timeout_ms,
+            verify: self.verify,
+            no_damage: self.no_damage,
+            trace: self.trace.clone(),
+            chaos: self.chaos,
+            chaos_kills: self.chaos_kills,
+            max_crashes: self.max_crashes,
+            restart_window_s: self.restart_window_s,
+            heartbeat_ms: self.heartbeat_ms,
+            hang_timeout_ms: self.hang_timeout_ms,
+            faults: self.faults.clone(),
+            crash_gpu_on_start_with: self.crash_gpu_on_start_with.map(Into::into),
+        }
+    }
+
+    /// Whether the run opens a window, and why (or why not): `--headless` never, `--window`
+    /// always (an error without a display), else where `WAYLAND_DISPLAY` or `DISPLAY` is set.
+    pub fn windowed(&self) -> Result<bool, String> {
+        if self.headless {
+            return Ok(false);
+        }
+        let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());
+        match (self.window, set("WAYLAND_DISPLAY") || set("DISPLAY")) {
+            (_, true) => Ok(true),
+            (true, false) => {
+                Err("--window: no display (neither WAYLAND_DISPLAY nor DISPLAY is set)".into())
+            }
+            (false, false) => Ok(false),
+        }
+    }
+}
+
+impl From<Buffers> for config::Buffers {
+    fn from(b: Buffers) -> Self {
+        match b {
+            Buffers::Auto => config::Buffers::Auto,
+            Buffers::Shm => config::Buffers::Shm,
+            Buffers::Dmabuf => config::Buffers::Dmabuf,
+        }
+    }
+}
+
+impl From<TransportArg> for config::Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Auto => config::Transport::Auto,
+            TransportArg::Pidfd => config::Transport::Pidfd,
+            TransportArg::ScmRights => config::Transport::ScmRights,
+        }
+    }
+}
+
+impl From<SandboxMode> for config::SandboxMode {
+    fn from(m: SandboxMode) -> Self {
+        match m {
+            SandboxMode::Enforce => config::SandboxMode::Enforce,
+            SandboxMode::Learn => config::SandboxMode::Learn,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `triptych run` with no options is the engine's default configuration: the defaults are
+    /// written twice (here for `--help`, in `RunConfig::default` for applications) and must
+    /// agree.
+    #[test]
+    fn the_command_lines_defaults_are_the_engines() {
+        let cli = Cli::parse_from(["triptych", "run"]);
+        let Command::Run(args) = cli.command else {
+            panic!("not a run");
+        };
+        let from_cli = serde_json::to_value(args.config()).expect("encoding");
+        let engine = serde_json::to_value(RunConfig::default()).expect("encoding");
+        assert_eq!(from_cli, engine);
+    }
 }

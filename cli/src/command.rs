@@ -1,20 +1,23 @@
 //! What the `triptych` binary does with its command line: parse it, run the subcommand, print
 //! and write what a run ends with, and exit with the documented status ([`crate::exit`]). The
 //! binary's `main` is [`main_with`] with no input source; a program that drives the window
-//! with input of its own (a test's, an automation's) passes one ([`crate::window::InputSource`]).
+//! with input of its own (a test's, an automation's) passes one
+//! ([`triptych::window::InputSource`]).
 
 use std::io::Write;
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::window::InputSource;
-use crate::{cli, doctor, exit, progress, scene, session, signals, trace_summary, window};
+use triptych::window::InputSource;
+use triptych::{doctor, progress, scene, session, signals, trace_summary, window};
+
+use crate::{args as cli, exit};
 
 /// Parses the process's command line, runs it and exits; `input` feeds the window of a
 /// windowed run, if there is one.
 pub fn main_with(input: Option<Box<dyn InputSource>>) -> ! {
-    // Log lines make way for the progress line of a headless run (crate::progress).
+    // Log lines make way for the progress line of a headless run (triptych::progress).
     ipc_protocol::logging::init_with_writer("info", progress::log_writer);
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -30,8 +33,8 @@ pub fn main_with(input: Option<Box<dyn InputSource>>) -> ! {
     };
     let result = match cli.command {
         cli::Command::Run(args) => run(&args, input),
-        cli::Command::Doctor(args) => doctor::run(&args),
-        cli::Command::TraceSummary(args) => trace_summary::run(&args),
+        cli::Command::Doctor(args) => doctor::run(args.json),
+        cli::Command::TraceSummary(args) => trace_summary::run(&args.file),
     };
     match result {
         Ok(()) => exit::Exit::Success.exit(),
@@ -44,11 +47,11 @@ pub fn main_with(input: Option<Box<dyn InputSource>>) -> ! {
 
 /// `triptych run`: the run, then its summary on stdout (and in `--summary-json`).
 pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::Result<()> {
+    let windowed = args.windowed().map_err(|e| anyhow::anyhow!(e))?;
     // A scene file is read, parsed and its images opened before any child starts: a bad one
     // ends the run here with its located error.
-    let mut args = args.clone();
-    scene::prepare_run(&mut args)?;
-    let args = &args;
+    let mut config = args.config();
+    scene::prepare_run(&mut config)?;
     let signals = signals::install()?;
     if let Err(e) = triptych_sys::prctl::set_name("launcher") {
         tracing::warn!(error = %e, "could not name the launcher process");
@@ -56,11 +59,10 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
     // No process of this uid may ptrace the launcher or take its fds (pidfd_getfd needs ptrace
     // access): with this off, only CAP_SYS_PTRACE in the initial user namespace could.
     triptych_sys::prctl::set_dumpable(false).context("making the launcher non-dumpable")?;
-    let windowed = window::wanted(args).map_err(|e| anyhow::anyhow!(e))?;
     let result = if windowed {
-        window::run(args, &signals, input)
+        window::run(&config, &signals, input)
     } else {
-        session::run(args, &signals, None)
+        session::run(&config, &signals, None)
     };
     let summary = match result {
         Ok(s) => s,
@@ -99,7 +101,7 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
 }
 
 fn write_summary_json(
-    summary: &crate::summary::RunSummary,
+    summary: &triptych::summary::RunSummary,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(summary).context("encoding the summary")?;

@@ -1,0 +1,176 @@
+//! How a run is configured: [`RunConfig`], plain data with the defaults of `triptych run`, built
+//! by the command line (`triptych-cli`), by [`crate::shell::ShellBuilder`], or deserialized by
+//! an application (every field is `serde`'s, with the documented defaults for those left out).
+//! The engine reads nothing else: no command-line type reaches it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A frame size, `WxH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (w, h) = s
+            .split_once(['x', 'X'])
+            .ok_or_else(|| format!("size {s:?} is not WxH, e.g. 640x480"))?;
+        let parse = |v: &str, what: &str| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=8192).contains(n))
+                .ok_or_else(|| format!("{what} {v:?} in size {s:?} is not a number from 1 to 8192"))
+        };
+        Ok(Size {
+            width: parse(w, "width")?,
+            height: parse(h, "height")?,
+        })
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// How buffer and fence fds travel from the GPU process to the renderer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// `pidfd_getfd` where the kernel allows it, else `SCM_RIGHTS`.
+    #[default]
+    Auto,
+    /// The renderer takes them from the GPU process's export window with `pidfd_getfd`.
+    Pidfd,
+    /// The GPU process sends them over a unix socket (`SCM_RIGHTS`): for systems where ptrace
+    /// is locked down (Yama ptrace_scope 3, container policies).
+    ScmRights,
+}
+
+/// Whether the seccomp policies are enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// A call outside its role's policy kills the child and is reported as a violation.
+    #[default]
+    Enforce,
+    /// For testing the policies against a new C library, driver or kernel: a call outside the
+    /// policy is recorded (role, call, arguments) and then allowed to run, and the summary lists
+    /// every such call. The children are NOT confined by seccomp in this mode; the other
+    /// layers (namespaces, capabilities, resource limits) stay on.
+    Learn,
+}
+
+/// Which buffer backend to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Buffers {
+    /// DMA-BUF where the GPU process can export it and the renderer can map it, else shm.
+    #[default]
+    Auto,
+    /// Sealed memfds filled by GL read-back, with pipe fences.
+    Shm,
+    /// DMA-BUFs exported from GL with sync_file fences; fails rather than falling back.
+    Dmabuf,
+}
+
+/// A run's configuration. [`RunConfig::default`] is what `triptych run` does with no options
+/// (headless details aside: whether a window opens is the caller's choice, by handing the run
+/// a display or not).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Frames to render, composite and present (at least 1).
+    pub frames: u64,
+    /// Frame size.
+    pub size: Size,
+    /// Number of layers (1 to 8) of the built-in deterministic scene.
+    pub layers: u32,
+    /// A scene file to draw instead of the built-in scene (`default`: the built-in example
+    /// scene file); read and checked before any child starts.
+    pub scene: Option<PathBuf>,
+    /// The loaded scene, filled in from `scene` before the run starts (`crate::scene`).
+    #[serde(skip)]
+    pub loaded_scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
+    /// Where a run without a window writes its last composited frame (PNG).
+    pub out: PathBuf,
+    /// Buffer backend.
+    pub buffers: Buffers,
+    /// How fds travel from the GPU process to the renderer.
+    pub transport: Transport,
+    /// Enforce the seccomp policies, or learn what each role calls beyond them.
+    pub sandbox: SandboxMode,
+    /// Pool buffers per layer (3 to 16).
+    pub pool: u32,
+    /// How long the renderer waits for a fence, in milliseconds.
+    pub fence_timeout_ms: u32,
+    /// Compare the last presented frame with the reference composite (the summary's `verified`).
+    pub verify: bool,
+    /// Redraw and composite every frame whole instead of only what changed.
+    pub no_damage: bool,
+    /// Record a trace of every frame across all processes and write it here.
+    pub trace: Option<PathBuf>,
+    /// Chaos mode: kill children at random points of the frame path, chosen by this seed.
+    pub chaos: Option<u64>,
+    /// How many kills chaos mode makes.
+    pub chaos_kills: u32,
+    /// Crashes of one role within `restart_window_s` before the GPU process steps down the
+    /// fallback ladder or, for the renderer, the run gives up.
+    pub max_crashes: u32,
+    /// The window, in seconds, in which crashes are counted.
+    pub restart_window_s: u64,
+    /// How often the launcher pings each child, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// A child that has not answered a ping for this long is hung, in milliseconds.
+    pub hang_timeout_ms: u64,
+    /// Faults to inject ([`parse_fault`] reads the command line's form).
+    pub faults: Vec<ipc_protocol::messages::Fault>,
+    /// Make every GPU process started with this backend request crash at start-up (exercises
+    /// the fallback ladder).
+    pub crash_gpu_on_start_with: Option<Buffers>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            frames: 120,
+            size: Size {
+                width: 640,
+                height: 480,
+            },
+            layers: 3,
+            scene: None,
+            loaded_scene: None,
+            out: PathBuf::from("triptych-frame.png"),
+            buffers: Buffers::Auto,
+            transport: Transport::Auto,
+            sandbox: SandboxMode::Enforce,
+            pool: 3,
+            fence_timeout_ms: 1000,
+            verify: false,
+            no_damage: false,
+            trace: None,
+            chaos: None,
+            chaos_kills: 20,
+            max_crashes: 3,
+            restart_window_s: 60,
+            heartbeat_ms: 250,
+            hang_timeout_ms: 3000,
+            faults: Vec::new(),
+            crash_gpu_on_start_with: None,
+        }
+    }
+}
+
+/// Reads a fault, `POINT:ACTION@FRAME` (`gpu-after-export:stop-fences@20`).
+pub fn parse_fault(s: &str) -> Result<ipc_protocol::messages::Fault, String> {
+    crate::chaos::parse_fault(s)
+}
