@@ -29,6 +29,7 @@
 //! (`triptych-cli`, `triptych-bench`).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 // The internal modules' docs name their private parts; the public API's docs do not.
 #![allow(rustdoc::private_intra_doc_links)]
 
