@@ -10,14 +10,14 @@ use anyhow::Context;
 use clap::Parser;
 
 use triptych::window::InputSource;
-use triptych::{doctor, progress, scene, session, signals, trace_summary, window};
+use triptych::{doctor, scene, session, signals, trace_summary, window};
 
-use crate::{args as cli, exit};
+use crate::{args as cli, exit, progress};
 
 /// Parses the process's command line, runs it and exits; `input` feeds the window of a
 /// windowed run, if there is one.
 pub fn main_with(input: Option<Box<dyn InputSource>>) -> ! {
-    // Log lines make way for the progress line of a headless run (triptych::progress).
+    // Log lines make way for the progress line of a headless run (crate::progress).
     ipc_protocol::logging::init_with_writer("info", progress::log_writer);
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -62,7 +62,8 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
     let result = if windowed {
         window::run(&config, &signals, input)
     } else {
-        session::run(&config, &signals, None)
+        let line = progress::Progress::new(config.frames);
+        session::run_observed(&config, &signals, None, Box::new(line))
     };
     let summary = match result {
         Ok(s) => s,

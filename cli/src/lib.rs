@@ -1,10 +1,14 @@
 //! `triptych-cli`: the `triptych` command line on the engine library (`triptych`): the
 //! arguments and the [`triptych::config::RunConfig`] a run becomes ([`args`]), what the binary
-//! does with them ([`command`]) and its exit statuses ([`exit`]). The engine knows nothing of
+//! does with them ([`command`]), its exit statuses ([`exit`]) and the progress line of a headless
+//! run on a terminal ([`progress`]). The engine knows nothing of
 //! this crate, of `clap` or of terminals' command lines.
 
 #![forbid(unsafe_code)]
+// The internal items' docs name private parts too.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod args;
 pub mod command;
 pub mod exit;
+pub mod progress;

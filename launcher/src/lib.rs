@@ -42,8 +42,6 @@ mod crash;
 pub mod doctor;
 mod jail;
 mod present;
-#[doc(hidden)]
-pub mod progress;
 pub mod scene;
 #[doc(hidden)]
 pub mod session;

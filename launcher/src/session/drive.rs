@@ -142,8 +142,9 @@ impl Supervisor<'_> {
             if stalled > hang && self.gpu.is_some() {
                 self.stalled(stalled, hang)?;
             }
-            self.progress
-                .update(self.summary.frames, self.crashes.len());
+            if let Some(o) = &mut self.observer {
+                o.progress(self.summary.frames, self.crashes.len());
+            }
         }
         Ok(())
     }

@@ -294,8 +294,8 @@ struct Supervisor<'a> {
     embed: Option<crate::shell::Link>,
     /// The application asked the run to end.
     embed_quit: bool,
-    /// The progress line of a headless run on a terminal.
-    progress: crate::progress::Progress,
+    /// Whoever follows the run from outside the engine (a command line's progress line).
+    observer: Option<Box<dyn RunObserver>>,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -353,7 +353,28 @@ pub fn run(
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
 ) -> anyhow::Result<RunSummary> {
-    run_with(args, signals, display, None)
+    run_with(args, signals, display, None, None)
+}
+
+/// Follows a run from outside the engine, on the supervisor's thread: a command line's progress
+/// line, for one. Every method has a default that does nothing; each must return at once.
+pub trait RunObserver: Send {
+    /// Called after every event the supervisor handles, with the frames presented and the
+    /// restarts so far (a cheap call: an observer that draws rate-limits itself).
+    fn progress(&mut self, _frames: u64, _restarts: usize) {}
+
+    /// The run's loop has ended; the summary is being made.
+    fn ended(&mut self) {}
+}
+
+/// [`run`], followed by `observer`.
+pub fn run_observed(
+    args: &RunConfig,
+    signals: &Receiver<Signal>,
+    display: Option<crate::window::Display>,
+    observer: Box<dyn RunObserver>,
+) -> anyhow::Result<RunSummary> {
+    run_with(args, signals, display, None, Some(observer))
 }
 
 /// Runs the pipeline for an application that embeds it (`crate::shell`): its events go to
@@ -365,7 +386,7 @@ pub(crate) fn run_embedded(
     link: crate::shell::Link,
 ) -> anyhow::Result<RunSummary> {
     let events = link.events.clone();
-    let r = run_with(args, signals, display, Some(link));
+    let r = run_with(args, signals, display, Some(link), None);
     let _ = events.try_send(crate::shell::Event::Finished);
     r
 }
@@ -375,6 +396,7 @@ fn run_with(
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
     embed: Option<crate::shell::Link>,
+    observer: Option<Box<dyn RunObserver>>,
 ) -> anyhow::Result<RunSummary> {
     // The application named where the children are, or they are found as the command line
     // finds them; either way both binaries are there before anything starts.
@@ -402,8 +424,6 @@ fn run_with(
     } else {
         Recorder::disabled()
     };
-    let progress =
-        crate::progress::Progress::new(args.frames, display.is_none() && embed.is_none());
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
@@ -480,11 +500,13 @@ fn run_with(
         last_dropped: false,
         embed,
         embed_quit: false,
-        progress,
+        observer,
     };
     sv.start_pair()?;
     let result = sv.drive(signals);
-    sv.progress.clear();
+    if let Some(o) = &mut sv.observer {
+        o.ended();
+    }
     let summary = sv.finish(result.is_ok());
     match (result, summary) {
         (Ok(()), summary) => summary,

@@ -1,9 +1,10 @@
 //! The progress line of a headless run: frames presented of the total, frames per second and
 //! restarts so far, on stderr, only when stderr is a terminal.
 //!
-//! The supervisor's loop calls [`Progress::update`] after every event it handles; the call reads
-//! the clock and returns unless a tenth of a second has passed since the line was last drawn, so
-//! the frame path pays one clock read per event. The line appears once a run has lasted a
+//! The line observes the engine's run ([`triptych::session::RunObserver`]): the supervisor's
+//! loop calls [`Progress::update`] after every event it handles; the call reads the clock and
+//! returns unless a tenth of a second has passed since the line was last drawn, so the frame
+//! path pays one clock read per event. The line appears once a run has lasted a
 //! second (a short run never shows one) and is cleared when the loop ends, before the summary
 //! is printed.
 //!
@@ -46,12 +47,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A line for a run of `total` frames; shown only where `headless` and stderr is a
-    /// terminal.
-    pub fn new(total: u64, headless: bool) -> Progress {
+    /// A line for a headless run of `total` frames; shown only where stderr is a terminal.
+    pub fn new(total: u64) -> Progress {
         let now = Instant::now();
         Progress {
-            enabled: headless && std::io::stderr().is_terminal(),
+            enabled: std::io::stderr().is_terminal(),
             total,
             started: now,
             last: now,
@@ -103,6 +103,16 @@ impl Progress {
     }
 }
 
+impl triptych::session::RunObserver for Progress {
+    fn progress(&mut self, frames: u64, restarts: usize) {
+        self.update(frames, restarts);
+    }
+
+    fn ended(&mut self) {
+        self.clear();
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.clear();
@@ -144,15 +154,17 @@ mod tests {
     }
 
     #[test]
-    fn never_shown_off_a_terminal_or_in_a_window() {
-        let mut p = Progress::new(10, false);
+    fn never_shown_off_a_terminal() {
+        let mut p = Progress::new(10);
+        // As off a terminal, whatever the test runner's stderr is.
+        p.enabled = false;
         p.started -= Duration::from_secs(5);
         p.last -= Duration::from_secs(5);
         p.update(3, 0);
         assert!(p.bar.is_none());
         // The test runner's stderr is a pipe under cargo test in CI; where it is a terminal
         // the line may be shown, and is cleared here.
-        let mut p = Progress::new(10, true);
+        let mut p = Progress::new(10);
         assert_eq!(p.enabled, std::io::stderr().is_terminal());
         p.clear();
         assert!(shown().is_none());
