@@ -27,13 +27,15 @@ for crate in clap triptych-cli triptych-bench triptych-adversary renderer-proces
     exit 1
   fi
 done
-for crate in gpu-process renderer-process; do
-  if cargo tree -p "$crate" -e normal,build --prefix none | grep -q "^triptych-adversary "; then
-    echo "FAIL: $crate depends on the adversary crate" >&2
-    exit 1
-  fi
+for crate in triptych-cli gpu-process renderer-process; do
+  for dep in triptych-adversary triptych-bench; do
+    if cargo tree -p "$crate" -e normal,build --prefix none | grep -q "^$dep "; then
+      echo "FAIL: $crate depends on $dep" >&2
+      exit 1
+    fi
+  done
 done
-if grep -rn --include='*.rs' -E 'cfg\((not\()?debug_assertions' launcher gpu-process renderer-process ipc-protocol sys scene trace sandbox; then
+if grep -rn --include='*.rs' -E 'cfg\((not\()?debug_assertions' launcher cli gpu-process renderer-process ipc-protocol sys scene trace sandbox; then
   echo "FAIL: a product crate compiles code by build profile (cfg(debug_assertions)); test code belongs in the adversary or test crates" >&2
   exit 1
 fi

@@ -200,30 +200,29 @@ pub struct TraceSummaryArgs {
 impl RunArgs {
     /// The engine's configuration of this run.
     pub fn config(&self) -> RunConfig {
-        RunConfig {
-            frames: self.frames,
-            size: self.size,
-            layers: self.layers,
-            scene: self.scene.clone(),
-            loaded_scene: None,
-            out: self.out.clone(),
-            buffers: self.buffers.into(),
-            transport: self.transport.into(),
-            sandbox: self.sandbox.into(),
-            pool: self.pool,
-            fence_timeout_ms: self.fence_timeout_ms,
-            verify: self.verify,
-            no_damage: self.no_damage,
-            trace: self.trace.clone(),
-            chaos: self.chaos,
-            chaos_kills: self.chaos_kills,
-            max_crashes: self.max_crashes,
-            restart_window_s: self.restart_window_s,
-            heartbeat_ms: self.heartbeat_ms,
-            hang_timeout_ms: self.hang_timeout_ms,
-            faults: self.faults.clone(),
-            crash_gpu_on_start_with: self.crash_gpu_on_start_with.map(Into::into),
-        }
+        let mut c = RunConfig::default();
+        c.frames = self.frames;
+        c.size = self.size;
+        c.layers = self.layers;
+        c.scene = self.scene.clone();
+        c.out = self.out.clone();
+        c.buffers = self.buffers.into();
+        c.transport = self.transport.into();
+        c.sandbox = self.sandbox.into();
+        c.pool = self.pool;
+        c.fence_timeout_ms = self.fence_timeout_ms;
+        c.verify = self.verify;
+        c.no_damage = self.no_damage;
+        c.trace = self.trace.clone();
+        c.chaos = self.chaos;
+        c.chaos_kills = self.chaos_kills;
+        c.max_crashes = self.max_crashes;
+        c.restart_window_s = self.restart_window_s;
+        c.heartbeat_ms = self.heartbeat_ms;
+        c.hang_timeout_ms = self.hang_timeout_ms;
+        c.faults = self.faults.clone();
+        c.crash_gpu_on_start_with = self.crash_gpu_on_start_with.map(Into::into);
+        c
     }
 
     /// Whether the run opens a window, and why (or why not): `--headless` never, `--window`

@@ -59,7 +59,6 @@ fn peer_link(
 /// The frame loop's state.
 pub(crate) struct Producer {
     pub(crate) epoch: u64,
-    /// The hostile mode, in the trust-boundary tests (debug builds only).
     /// Where a program built on the library acts (`crate::hooks`); nothing in the product.
     hooks: Box<dyn Hooks>,
     /// The renderer served (the pid of its link).

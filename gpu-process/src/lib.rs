@@ -1,5 +1,7 @@
-//! The GPU process's library: the GL context, the exporters and the buffer pool. The binary
-//! (`main.rs`) wires them to the launcher and the renderer.
+//! The GPU process: the `triptych-gpu` binary's whole run ([`start::run`]: the start-up, then
+//! the frame loop in [`frame_loop`]), the GL context, the exporters and the buffer pool, and
+//! the points where a program built on this library may act ([`hooks`]; the binary passes
+//! none).
 
 #![deny(unsafe_code)]
 

@@ -97,7 +97,7 @@ fn choose_exporter(
 /// Runs the GPU process: start-up, then the frame loop until the launcher says `Shutdown`. The
 /// product passes [`crate::hooks::NoHooks`].
 pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
-    // Before anything else: the fixed fds, the SIGSYS reporter, the test hook.
+    // Before anything else: the fixed fds, the SIGSYS reporter.
     let claimed = crate::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let (mut commands, events) =

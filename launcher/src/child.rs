@@ -56,9 +56,12 @@ pub fn env_allowed(name: &str) -> bool {
     })
 }
 
-/// The children's directory, checked: `dir` holds both children's binaries, or the error says
-/// which one it lacks and how to say where they are.
+/// The children's directory, checked and made absolute (so a later restart does not resolve it
+/// again against another working directory): `dir` holds both children's binaries, or the
+/// error says which one it lacks and how to say where they are.
 pub fn check_children_dir(dir: PathBuf) -> anyhow::Result<PathBuf> {
+    let dir = std::path::absolute(&dir)
+        .with_context(|| format!("the children's directory {}", dir.display()))?;
     for b in [
         ipc_protocol::Role::Gpu.binary(),
         ipc_protocol::Role::Renderer.binary(),
@@ -73,25 +76,47 @@ pub fn check_children_dir(dir: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Where the children's binaries are when nobody said: `TRIPTYCH_BIN_DIR` (where a package
-/// installs them apart from the launcher), else next to this executable, else in that
-/// directory's parent (an example of this workspace sits in `target/<profile>/examples`, the
-/// binaries in `target/<profile>`). Checked ([`check_children_dir`]).
+/// Where the children were put, if `TRIPTYCH_BIN_DIR` says (an empty value says nothing).
+fn named_children_dir() -> Option<PathBuf> {
+    std::env::var_os("TRIPTYCH_BIN_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// This executable's directory.
+fn own_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding this executable's path")?;
+    Ok(exe
+        .parent()
+        .context("this executable's path has no directory")?
+        .to_path_buf())
+}
+
+/// Where the command line's children are: `TRIPTYCH_BIN_DIR` (where a package installs them
+/// apart from the launcher), else next to this executable, and nowhere else. Checked
+/// ([`check_children_dir`]).
+pub fn command_line_children_dir() -> anyhow::Result<PathBuf> {
+    check_children_dir(match named_children_dir() {
+        Some(d) => d,
+        None => own_dir()?,
+    })
+}
+
+/// Where an application's children are when it did not say: `TRIPTYCH_BIN_DIR`, else next to
+/// its executable, else in that directory's parent (an example of this workspace sits in
+/// `target/<profile>/examples`, the binaries in `target/<profile>`). Checked
+/// ([`check_children_dir`]).
 pub fn find_children_dir() -> anyhow::Result<PathBuf> {
-    if let Some(d) = std::env::var_os("TRIPTYCH_BIN_DIR").map(PathBuf::from) {
+    if let Some(d) = named_children_dir() {
         return check_children_dir(d);
     }
+    let here = own_dir()?;
     let has = |d: &std::path::Path| d.join(ipc_protocol::Role::Gpu.binary()).is_file();
-    let exe = std::env::current_exe().context("finding this executable's path")?;
-    let here = exe
-        .parent()
-        .context("this executable's path has no directory")?;
-    let found = [Some(here), here.parent()]
-        .into_iter()
-        .flatten()
-        .find(|d| has(d))
-        .unwrap_or(here);
-    check_children_dir(found.to_path_buf())
+    let found = match here.parent() {
+        Some(parent) if !has(&here) && has(parent) => parent.to_path_buf(),
+        _ => here,
+    };
+    check_children_dir(found)
 }
 
 /// A child process: killed and reaped when dropped.

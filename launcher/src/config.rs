@@ -97,9 +97,10 @@ pub struct RunConfig {
     /// A scene file to draw instead of the built-in scene (`default`: the built-in example
     /// scene file); read and checked before any child starts.
     pub scene: Option<PathBuf>,
-    /// The loaded scene, filled in from `scene` before the run starts (`crate::scene`).
+    /// The loaded scene, filled in from `scene` before the run starts (`crate::scene`): the
+    /// engine's, never the caller's to set.
     #[serde(skip)]
-    pub loaded_scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
+    pub(crate) loaded_scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
     /// Where a run without a window writes its last composited frame (PNG).
     pub out: PathBuf,
     /// Buffer backend.
@@ -170,7 +171,102 @@ impl Default for RunConfig {
     }
 }
 
+/// A value of a [`RunConfig`] outside what a run can take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} = {value}: {allowed}")]
+pub struct ConfigError {
+    /// The field.
+    pub field: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it may be.
+    pub allowed: &'static str,
+}
+
+impl RunConfig {
+    /// Checks every value against what a run can take (the command line's ranges: the same
+    /// limits hold for a configuration an application built or deserialized).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        fn within<T: PartialOrd + std::fmt::Display>(
+            field: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+            allowed: &'static str,
+        ) -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                return Err(ConfigError {
+                    field,
+                    value: v.to_string(),
+                    allowed,
+                });
+            }
+            Ok(())
+        }
+        within("frames", self.frames, 1, u64::MAX, "at least 1")?;
+        within("size.width", self.size.width, 1, 8192, "1 to 8192")?;
+        within("size.height", self.size.height, 1, 8192, "1 to 8192")?;
+        if self.scene.is_none() {
+            within("layers", self.layers, 1, 8, "1 to 8 (the built-in scene's)")?;
+        }
+        within("pool", self.pool, 3, 16, "3 to 16")?;
+        within(
+            "fence_timeout_ms",
+            self.fence_timeout_ms,
+            1,
+            u32::MAX,
+            "at least 1",
+        )?;
+        within("heartbeat_ms", self.heartbeat_ms, 1, u64::MAX, "at least 1")?;
+        within(
+            "hang_timeout_ms",
+            self.hang_timeout_ms,
+            1,
+            u64::MAX,
+            "at least 1",
+        )?;
+        Ok(())
+    }
+}
+
 /// Reads a fault, `POINT:ACTION@FRAME` (`gpu-after-export:stop-fences@20`).
 pub fn parse_fault(s: &str) -> Result<ipc_protocol::messages::Fault, String> {
     crate::chaos::parse_fault(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_a_run_and_every_range_is_held() {
+        assert_eq!(RunConfig::default().check(), Ok(()));
+        let bad = |f: fn(&mut RunConfig)| {
+            let mut c = RunConfig::default();
+            f(&mut c);
+            c.check().expect_err("out of range")
+        };
+        assert_eq!(bad(|c| c.frames = 0).field, "frames");
+        assert_eq!(bad(|c| c.size.width = 0).field, "size.width");
+        assert_eq!(bad(|c| c.size.height = 9000).field, "size.height");
+        assert_eq!(bad(|c| c.layers = 9).field, "layers");
+        assert_eq!(bad(|c| c.pool = 2).field, "pool");
+        assert_eq!(bad(|c| c.hang_timeout_ms = 0).field, "hang_timeout_ms");
+        // A scene file brings its own layer count.
+        let c = RunConfig {
+            scene: Some("default".into()),
+            layers: 0,
+            ..RunConfig::default()
+        };
+        assert_eq!(c.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_deserialized_configuration_takes_the_defaults_it_leaves_out_and_refuses_unknown_fields() {
+        let c: RunConfig =
+            serde_json::from_str(r#"{"frames": 7, "size": {"width": 64, "height": 48}}"#)
+                .expect("a partial configuration");
+        assert_eq!((c.frames, c.size.width, c.pool), (7, 64, 3));
+        assert!(serde_json::from_str::<RunConfig>(r#"{"frame": 7}"#).is_err());
+    }
 }

@@ -42,9 +42,11 @@ pub struct LoadedScene {
     pub decoded: Vec<Option<Image>>,
 }
 
-/// Loads `args.scene`, if set, into `args.loaded_scene` and sets `args.layers` to the scene's
-/// layer count; with `args.verify`, refuses a scene whose last frame has no CPU reference.
+/// Checks `args` ([`crate::config::RunConfig::check`]), then loads `args.scene`, if set, into
+/// `args.loaded_scene` and sets `args.layers` to the scene's layer count; with `args.verify`,
+/// refuses a scene whose last frame has no CPU reference.
 pub fn prepare_run(args: &mut crate::config::RunConfig) -> anyhow::Result<()> {
+    args.check()?;
     let Some(path) = &args.scene else {
         return Ok(());
     };

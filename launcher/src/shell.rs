@@ -102,6 +102,9 @@ pub enum Error {
     /// `FILE:LINE:COLUMN: FIELD: MESSAGE; hint: HINT`. Nothing was started or changed.
     #[error("{0}")]
     Scene(String),
+    /// A value of the configuration is outside what a run can take. Nothing was started.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The children's binaries are not where they were looked for.
     #[error("{0}")]
     Binaries(String),
@@ -390,6 +393,7 @@ impl ShellBuilder {
     pub fn spawn(self) -> Result<Shell, Error> {
         // A bad scene file fails here, before anything is started.
         let mut args = self.args;
+        args.check()?;
         crate::scene::prepare_run(&mut args).map_err(|e| Error::Scene(format!("{e:#}")))?;
         let (display, display_tx) = match &self.window {
             Some(window) => {

@@ -1,5 +1,6 @@
-//! The renderer's reusable parts, shared by the `triptych-renderer` binary and by the launcher's
-//! benchmarks, which must time the very calls the renderer makes rather than copies of them.
+//! The renderer: the `triptych-renderer` binary's whole run ([`start::run`]), and its reusable
+//! parts, which the benchmarks (`triptych-bench`) call too, since they must time the very calls
+//! the renderer makes rather than copies of them.
 //!
 //! In the order a frame meets them:
 //!
@@ -11,9 +12,10 @@
 //!   buffer id;
 //! - [`composite`]: the CPU compositor (premultiplied OVER of the layers into an output frame).
 //!
-//! What only a running renderer needs stays private to the binary: the link to the GPU process
-//! and its handover, the frame loop with its fence waiter, the output slots, the sandbox and, in
-//! debug builds, the escape tests' probes and the hostile renderer.
+//! The run itself: the start-up ([`start`]), the link to the GPU process and its handover
+//! ([`link`]), the sandbox's sequence ([`sandbox`]), the frame loop with its fence waiter
+//! ([`pipeline`], its decisions in [`decide`]), the output slots ([`output`]), and the points
+//! where a program built on this library may act ([`hooks`]; the binary passes none).
 #![forbid(unsafe_code)]
 
 pub mod composite;

@@ -871,14 +871,15 @@ impl Pipeline {
     fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Commands) -> anyhow::Result<()> {
         let generation = self.generation;
         let reported = self.reported_produced(p.frame, commands)?;
-        if !self.stopped
+        if reported
             && self.generation != generation
             && p.layers
                 .first()
                 .is_none_or(|(_, s, _)| s.epoch == self.gpu.epoch)
         {
             // A resize came while waiting for the word: the frame was drawn for the old size
-            // and is never composited into one of the new size. Its buffers go back.
+            // and is never composited into one of the new size. Its buffers go back. (A frame
+            // whose word never came is the GPU process's lie whatever the size: below.)
             self.stats.stale_dropped += 1;
             let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
             for (_, s, _) in &p.layers {

@@ -220,7 +220,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             dri.join(", ")
         },
     ));
-    let probe = crate::child::find_children_dir().and_then(|dir| {
+    let probe = crate::child::command_line_children_dir().and_then(|dir| {
         let gpu = dir.join(ipc_protocol::Role::Gpu.binary());
         let o = Command::new(gpu)
             .arg("--probe")

@@ -398,11 +398,22 @@ fn run_with(
     embed: Option<crate::shell::Link>,
     observer: Option<Box<dyn RunObserver>>,
 ) -> anyhow::Result<RunSummary> {
+    // Whoever called, the configuration is checked and its scene file loaded before anything
+    // starts (a caller that did so already has it loaded).
+    let mut prepared;
+    let args = if args.scene.is_some() && args.loaded_scene.is_none() {
+        prepared = args.clone();
+        crate::scene::prepare_run(&mut prepared)?;
+        &prepared
+    } else {
+        args.check()?;
+        args
+    };
     // The application named where the children are, or they are found as the command line
     // finds them; either way both binaries are there before anything starts.
     let bin_dir = match &embed {
         Some(e) => e.bin_dir.clone(),
-        None => crate::child::find_children_dir()?,
+        None => crate::child::command_line_children_dir()?,
     };
     let (width, height) = (args.size.width, args.size.height);
     let ladder = match args.buffers {
