@@ -10,9 +10,9 @@ use anyhow::Context;
 use clap::Parser;
 
 use triptych::window::InputSource;
-use triptych::{doctor, scene, session, signals, trace_summary, window};
+use triptych::{scene, session, signals, window};
 
-use crate::{args as cli, exit, progress};
+use crate::{args as cli, doctor, exit, progress, trace_summary};
 
 /// Parses the process's command line, runs it and exits; `input` feeds the window of a
 /// windowed run, if there is one.

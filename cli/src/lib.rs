@@ -1,7 +1,8 @@
 //! `triptych-cli`: the `triptych` command line on the engine library (`triptych`): the
 //! arguments and the [`triptych::config::RunConfig`] a run becomes ([`args`]), what the binary
-//! does with them ([`command`]), its exit statuses ([`exit`]) and the progress line of a headless
-//! run on a terminal ([`progress`]). The engine knows nothing of
+//! does with them ([`command`]), its exit statuses ([`exit`]), the progress line of a headless
+//! run on a terminal ([`progress`]), `triptych doctor` ([`doctor`]) and `triptych
+//! trace-summary` ([`trace_summary`]). The engine knows nothing of
 //! this crate, of `clap` or of terminals' command lines.
 
 #![forbid(unsafe_code)]
@@ -10,5 +11,7 @@
 
 pub mod args;
 pub mod command;
+pub mod doctor;
 pub mod exit;
 pub mod progress;
+pub mod trace_summary;

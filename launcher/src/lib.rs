@@ -24,9 +24,10 @@
 //! ```
 //!
 //! Modules: the configuration ([`config`]), the run loop (`session`), the children and their
-//! sandbox (`child`, `jail`), presentation (`present`, [`window`]), the summary ([`summary`]),
-//! `doctor` and `trace_summary`. The command line and the benchmarks are crates of their own
-//! (`triptych-cli`, `triptych-bench`).
+//! sandbox (`child`, `jail`), what this machine offers them ([`machine`]), presentation
+//! (`present`, [`window`]), the summary ([`summary`]). The command line (with `doctor` and
+//! `trace-summary`) and the benchmarks are crates of their own (`triptych-cli`,
+//! `triptych-bench`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,9 +39,8 @@ mod child;
 pub mod child_log;
 pub mod config;
 mod crash;
-#[doc(hidden)]
-pub mod doctor;
 mod jail;
+pub mod machine;
 mod present;
 pub mod scene;
 #[doc(hidden)]
@@ -49,7 +49,5 @@ pub mod shell;
 #[doc(hidden)]
 pub mod signals;
 pub mod summary;
-#[doc(hidden)]
-pub mod trace_summary;
 mod verify;
 pub mod window;

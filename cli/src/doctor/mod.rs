@@ -207,7 +207,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     });
     // The sandbox layers a run would get, and the transport `--transport auto` would take: the
     // same probes and self-test a run makes (crate::jail).
-    for (name, ok, detail) in crate::jail::doctor_lines() {
+    for triptych::machine::Finding { name, ok, detail } in triptych::machine::sandbox() {
         checks.push(check(name, ok, detail));
     }
     let dri = triptych_sys::proc::dri_nodes();
@@ -220,7 +220,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             dri.join(", ")
         },
     ));
-    let probe = crate::child::command_line_children_dir().and_then(|dir| {
+    let probe = triptych::machine::command_line_children_dir().and_then(|dir| {
         let gpu = dir.join(ipc_protocol::Role::Gpu.binary());
         let o = Command::new(gpu)
             .arg("--probe")

@@ -146,7 +146,7 @@ fn x11(env: String) -> DisplayReport {
         Ok((c, _)) => c,
         Err(e) => return fails(env, "x11", format!("the X server cannot be reached: {e}")),
     };
-    match crate::window::x11::shm_fd_support(&conn) {
+    match triptych::window::x11::shm_fd_support(&conn) {
         Ok(()) => DisplayReport {
             env: Some(env),
             server: "x11",
