@@ -35,6 +35,12 @@ for crate in triptych-cli gpu-process renderer-process; do
     fi
   done
 done
+# A headless embedder builds the engine without its window support, and without winit.
+cargo build -p launcher --no-default-features
+if cargo tree -p launcher --no-default-features -e normal --prefix none | grep -q "^winit "; then
+  echo "FAIL: the engine without its window feature still depends on winit" >&2
+  exit 1
+fi
 if grep -rn --include='*.rs' -E 'cfg\((not\()?debug_assertions' launcher cli gpu-process renderer-process ipc-protocol sys scene trace sandbox; then
   echo "FAIL: a product crate compiles code by build profile (cfg(debug_assertions)); test code belongs in the adversary or test crates" >&2
   exit 1

@@ -82,11 +82,15 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(feature = "window")]
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
+#[cfg(feature = "window")]
 use winit::event::WindowEvent;
+#[cfg(feature = "window")]
 use winit::window::Window;
 
 pub use crate::config::{Buffers, RunConfig, SandboxMode, Size, Transport};
@@ -270,6 +274,7 @@ pub struct ShellBuilder {
     pixels: bool,
     binaries: Option<PathBuf>,
     max_size: Option<(u32, u32)>,
+    #[cfg(feature = "window")]
     window: Option<Arc<Window>>,
 }
 
@@ -294,6 +299,7 @@ impl ShellBuilder {
             pixels: false,
             binaries: None,
             max_size: None,
+            #[cfg(feature = "window")]
             window: None,
         }
     }
@@ -316,6 +322,7 @@ impl ShellBuilder {
         self
     }
 
+    #[cfg(feature = "window")]
     /// Present into `window`, the application's own winit window, instead of headless: the
     /// same zero-copy paths as `triptych run`'s window (X11 MIT-SHM `ShmPutImage`, Wayland
     /// `wl_shm` buffers over the renderer's output memfd), paced by the display. Frames start
@@ -395,6 +402,7 @@ impl ShellBuilder {
         let mut args = self.args;
         args.check()?;
         crate::scene::prepare_run(&mut args).map_err(|e| Error::Scene(format!("{e:#}")))?;
+        #[cfg(feature = "window")]
         let (display, display_tx) = match &self.window {
             Some(window) => {
                 let (tx, rx) = crossbeam_channel::unbounded();
@@ -409,6 +417,8 @@ impl ShellBuilder {
             }
             None => (None, None),
         };
+        #[cfg(not(feature = "window"))]
+        let display: Option<crate::window::Display> = None;
         let (w, h) = (args.size.width, args.size.height);
         let max_size = self
             .max_size
@@ -446,7 +456,9 @@ impl ShellBuilder {
             control,
             thread,
             dropped,
+            #[cfg(feature = "window")]
             display: display_tx,
+            #[cfg(feature = "window")]
             pointer: Mutex::new(crate::window::Pointer::default()),
         })
     }
@@ -460,8 +472,10 @@ pub struct Shell {
     thread: JoinHandle<anyhow::Result<RunSummary>>,
     dropped: Arc<AtomicU64>,
     /// The window's events, when the shell presents into one.
+    #[cfg(feature = "window")]
     display: Option<Sender<crate::window::DisplayEvent>>,
     /// Where the window's pointer is, as its forwarded events said.
+    #[cfg(feature = "window")]
     pointer: Mutex<crate::window::Pointer>,
 }
 
@@ -514,6 +528,7 @@ impl Shell {
             .send(Control::Resize(width.max(1), height.max(1)));
     }
 
+    #[cfg(feature = "window")]
     /// Hands the shell one of its window's events ([`ShellBuilder::present_into`]): a resize,
     /// a close request, a redraw, the pointer (hovering a layer outlines it, dragging it with
     /// the first button moves it) and the keys of `triptych run`'s window (space pauses, `.`

@@ -138,10 +138,17 @@ impl std::fmt::Debug for Presenter {
 impl Presenter {
     /// Adopts the window's display and surface (the presenter holds the window, so both stay
     /// valid) and starts the event thread.
-    pub fn connect(
-        window: std::sync::Arc<winit::window::Window>,
+    pub fn connect<W>(
+        window: std::sync::Arc<W>,
         notify: impl Fn(Note) + Send + 'static,
-    ) -> anyhow::Result<Presenter> {
+    ) -> anyhow::Result<Presenter>
+    where
+        W: raw_window_handle::HasWindowHandle
+            + raw_window_handle::HasDisplayHandle
+            + Send
+            + Sync
+            + 'static,
+    {
         let adopted = triptych_sys::wayland::adopt(window)?;
         let conn = adopted.conn.clone();
         let surface = adopted.surface.clone();
