@@ -136,10 +136,10 @@ impl Supervisor<'_> {
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let (mw, mh) = self.max_size;
+        let (mw, mh) = self.geometry.max_size;
         let slot_bytes =
             u32::try_from(u64::from(mw) * u64::from(mh) * 4).context("a frame beyond 4 GiB")?;
-        let (w, h) = self.size;
+        let (w, h) = self.geometry.size;
         let seg =
             s.d.presenter
                 .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
@@ -163,8 +163,9 @@ impl Supervisor<'_> {
         generation: u32,
         damage: &Region,
     ) -> anyhow::Result<()> {
-        let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
-        let size = (self.size.0 as u16, self.size.1 as u16);
+        let slot_bytes =
+            u64::from(self.geometry.max_size.0) * u64::from(self.geometry.max_size.1) * 4;
+        let size = (self.geometry.size.0 as u16, self.geometry.size.1 as u16);
         // A copy only for the copying path (an X server without MIT-SHM 1.2).
         let copies = self
             .display
@@ -172,10 +173,11 @@ impl Supervisor<'_> {
             .is_some_and(|s| !s.d.presenter.completes() && !s.d.presenter.releases());
         let pixels = copies
             .then(|| {
-                self.renderer
+                self.pair
+                    .renderer
                     .as_ref()
                     .and_then(|r| r.screen.as_ref())
-                    .and_then(|sc| sc.raw_slot(slot, self.size))
+                    .and_then(|sc| sc.raw_slot(slot, self.geometry.size))
             })
             .flatten();
         let Some(s) = self.display.as_mut() else {
@@ -207,6 +209,7 @@ impl Supervisor<'_> {
         // The slot replaced goes back now (copying X11; Wayland when its buffer was released
         // already) or at the completion or release that frees it.
         let freed = self
+            .pair
             .renderer
             .as_mut()
             .and_then(|r| r.slots.as_mut())
@@ -255,14 +258,15 @@ impl Supervisor<'_> {
 
     /// The slot of the current output at byte `offset`.
     fn slot_of(&self, offset: u32) -> Option<u32> {
-        let slot_bytes = u64::from(self.max_size.0) * u64::from(self.max_size.1) * 4;
+        let slot_bytes =
+            u64::from(self.geometry.max_size.0) * u64::from(self.geometry.max_size.1) * 4;
         u64::from(offset)
             .checked_div(slot_bytes)
             .and_then(|s| u32::try_from(s).ok())
     }
 
     fn free_slot(&mut self, slot: u32) {
-        if let Some(r) = self.renderer.as_mut() {
+        if let Some(r) = self.pair.renderer.as_mut() {
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
                 r.send_failed(e);
             }
@@ -295,7 +299,9 @@ impl Supervisor<'_> {
                     }
                     let freed = self
                         .slot_of(c.offset)
-                        .and_then(|slot| self.renderer.as_mut()?.slots.as_mut()?.completed(slot))
+                        .and_then(|slot| {
+                            self.pair.renderer.as_mut()?.slots.as_mut()?.completed(slot)
+                        })
                         .and_then(|(_, back)| back);
                     if let Some(back) = freed {
                         self.free_slot(back);
@@ -310,7 +316,7 @@ impl Supervisor<'_> {
                 let freed = self
                     .slot_of(c.offset)
                     .filter(|_| current)
-                    .and_then(|slot| self.renderer.as_mut()?.slots.as_mut()?.released(slot));
+                    .and_then(|slot| self.pair.renderer.as_mut()?.slots.as_mut()?.released(slot));
                 if let Some(slot) = freed {
                     self.free_slot(slot);
                 }
@@ -368,13 +374,13 @@ impl Supervisor<'_> {
             }
             (Some((l, lx, ly)), true) => {
                 if (x, y) != (lx, ly) {
-                    self.moves.add(l, x - lx, y - ly);
+                    self.input.moves.add(l, x - lx, y - ly);
                     s.drag = Some((l, x, y));
                     s.moves_dirty = true;
                 }
             }
             (Some((l, _, _)), false) => {
-                let (dx, dy) = self.moves.offsets[l as usize];
+                let (dx, dy) = self.input.moves.offsets[l as usize];
                 tracing::info!(layer = l, dx, dy, "put a layer down");
                 s.drag = None;
             }
@@ -411,7 +417,7 @@ impl Supervisor<'_> {
             }
             Action::ToggleOverlay => self.toggle_overlay(),
             Action::KillGpu => {
-                if let Some(g) = self.gpu.as_mut() {
+                if let Some(g) = self.pair.gpu.as_mut() {
                     tracing::warn!(
                         pid = g.child.proc.pid,
                         "kill key: SIGKILL to the GPU process"
@@ -420,7 +426,7 @@ impl Supervisor<'_> {
                 }
             }
             Action::KillRenderer => {
-                if let Some(r) = self.renderer.as_mut() {
+                if let Some(r) = self.pair.renderer.as_mut() {
                     tracing::warn!(pid = r.child.proc.pid, "kill key: SIGKILL to the renderer");
                     r.child.proc.kill();
                 }
@@ -434,13 +440,13 @@ impl Supervisor<'_> {
     pub(super) fn kill_role(&mut self, role: Role) {
         match role {
             Role::Gpu => {
-                if let Some(g) = self.gpu.as_mut() {
+                if let Some(g) = self.pair.gpu.as_mut() {
                     tracing::warn!(pid = g.child.proc.pid, "SIGKILL to the GPU process");
                     g.child.proc.kill();
                 }
             }
             Role::Renderer => {
-                if let Some(r) = self.renderer.as_mut() {
+                if let Some(r) = self.pair.renderer.as_mut() {
                     tracing::warn!(pid = r.child.proc.pid, "SIGKILL to the renderer");
                     r.child.proc.kill();
                 }
@@ -458,7 +464,7 @@ impl Supervisor<'_> {
             s.overlay.new_gpu();
         }
         // A new GPU process starts with nothing outlined.
-        self.hover_dirty |= self.hover.is_some();
+        self.input.hover_dirty |= self.input.hover.is_some();
     }
 
     /// Applies the window's last reported size once it has held for [`RESIZE_SETTLE`]: a new
@@ -482,20 +488,20 @@ impl Supervisor<'_> {
     /// Frames of `size` (clamped to the output slots' size) from now on, if that is another
     /// size: a new generation, told to the renderer first and then to the GPU process.
     pub(super) fn new_generation(&mut self, (w, h): (u32, u32)) {
-        let max = self.max_size;
+        let max = self.geometry.max_size;
         let (w, h) = (w.clamp(1, max.0), h.clamp(1, max.1));
-        if (w, h) == self.size {
+        if (w, h) == self.geometry.size {
             return;
         }
-        self.generation += 1;
-        self.size = (w, h);
+        self.geometry.generation += 1;
+        self.geometry.size = (w, h);
         self.summary.width = w;
         self.summary.height = h;
         self.summary.resizes += 1;
         let r = ipc_protocol::messages::Resize {
             width: w,
             height: h,
-            generation: self.generation,
+            generation: self.geometry.generation,
         };
         if let Some(s) = self.display.as_mut() {
             s.floor = s.next_request;
@@ -513,12 +519,12 @@ impl Supervisor<'_> {
         } else {
             tracing::info!(width = w, height = h, generation = r.generation, "resized");
         }
-        if let Some(rd) = self.renderer.as_mut() {
+        if let Some(rd) = self.pair.renderer.as_mut() {
             if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
                 rd.send_failed(e);
             }
         }
-        if let Some(g) = self.gpu.as_mut() {
+        if let Some(g) = self.pair.gpu.as_mut() {
             if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Resize(r)) {
                 g.unread = true;
             }
@@ -531,8 +537,8 @@ impl Supervisor<'_> {
     pub(super) fn display_tick(&mut self) -> Option<Duration> {
         self.apply_resize();
         if self.display.as_ref().is_some_and(|s| s.moves_dirty) {
-            let offsets = self.moves.offsets;
-            if let Some(g) = self.gpu.as_mut() {
+            let offsets = self.input.moves.offsets;
+            if let Some(g) = self.pair.gpu.as_mut() {
                 if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Moves(offsets))
                 {
                     g.unread = true;
@@ -549,7 +555,7 @@ impl Supervisor<'_> {
         let floor = self.display.as_ref().map_or(0, |s| s.floor);
         let presented = self.resume_from().max(floor);
         // A hover not yet sent (its queue was full) is a change still to show.
-        let hover_dirty = self.hover_dirty;
+        let hover_dirty = self.input.hover_dirty;
         let s = self.display.as_mut()?;
         let now = Instant::now();
         if now < s.next_tick {
@@ -568,7 +574,7 @@ impl Supervisor<'_> {
                 s.stepped = Some(up_to);
             }
             s.next_request += 1;
-            if let Some(g) = self.gpu.as_mut().filter(|g| g.epoch == s.epoch) {
+            if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == s.epoch) {
                 if let Err(SendError::Full) =
                     g.child.commands.send(&LauncherToGpu::Render { up_to })
                 {
@@ -576,7 +582,7 @@ impl Supervisor<'_> {
                 }
             }
             // The frame's first moment in the trace: the display asked for it.
-            self.rec.instant(
+            self.tracing.rec.instant(
                 triptych_trace::Marker::FrameRequest,
                 triptych_trace::InstantScope::Process,
                 Some(up_to),
@@ -585,7 +591,7 @@ impl Supervisor<'_> {
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if s.next_request <= presented {
-            self.last_progress = now;
+            self.liveness.last_progress = now;
         }
         if !s.animates
             && s.next_request >= s.wanted

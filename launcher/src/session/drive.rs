@@ -9,7 +9,7 @@ impl Supervisor<'_> {
     pub(super) fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
         let heartbeat = Duration::from_millis(self.args.heartbeat_ms.max(10));
         let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
-        self.last_progress = Instant::now();
+        self.liveness.last_progress = Instant::now();
         while !self.run_over() {
             let wait = self
                 .display_tick()
@@ -19,26 +19,31 @@ impl Supervisor<'_> {
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |s| s.d.events.clone());
             let embed_control = self
+                .embedding
                 .embed
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |e| e.control.clone());
             let gpu_events = self
+                .pair
                 .gpu
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |g| g.events.clone());
             let gpu_exit = self
+                .pair
                 .gpu
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |g| g.exit.clone());
             let r_events = self
+                .pair
                 .renderer
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |r| r.events.clone());
             let r_exit = self
+                .pair
                 .renderer
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
-            let checked = self.checks.done.clone();
+            let checked = self.policing.checks.done.clone();
             select! {
                 recv(r_events) -> m => match m {
                     Ok(d) => self.renderer_delivery(d)?,
@@ -51,7 +56,7 @@ impl Supervisor<'_> {
                 recv(gpu_exit) -> _ => self.gpu_down(None)?,
                 recv(r_exit) -> _ => self.renderer_down(None)?,
                 recv(checked) -> v => if let Ok((claim, finding)) = v {
-                    self.checks.finished();
+                    self.policing.checks.finished();
                     self.fence_verdict(claim, finding)?;
                 },
                 recv(signals) -> s => {
@@ -63,15 +68,16 @@ impl Supervisor<'_> {
                 },
                 recv(embed_control) -> c => match c {
                     Ok(c) => self.embed_control(c)?,
-                    Err(_) => self.embed_quit = true,
+                    Err(_) => self.embedding.embed_quit = true,
                 },
                 default(wait) => {}
             }
-            if let Some(b) = self.pending_gpu_breach.take() {
+            if let Some(b) = self.evidence.pending_gpu_breach.take() {
                 self.gpu_violation(b)?;
             }
-            if let Some((pid, b)) = self.pending_renderer_breach.take() {
+            if let Some((pid, b)) = self.evidence.pending_renderer_breach.take() {
                 if self
+                    .pair
                     .renderer
                     .as_ref()
                     .is_some_and(|r| r.child.proc.pid == pid)
@@ -79,40 +85,43 @@ impl Supervisor<'_> {
                     self.renderer_violation(b)?;
                 }
             }
-            if self.renderer.as_ref().is_some_and(|r| r.unread) {
+            if self.pair.renderer.as_ref().is_some_and(|r| r.unread) {
                 self.renderer_violation(rules::Breach::new(
                     "control socket",
                     "stopped reading the launcher's commands (its queue is full)",
                 ))?;
             }
-            if self.gpu.as_ref().is_some_and(|g| g.unread) {
+            if self.pair.gpu.as_ref().is_some_and(|g| g.unread) {
                 self.gpu_violation(rules::Breach::new(
                     "control socket",
                     "stopped reading the launcher's commands (its queue is full)",
                 ))?;
             }
             // Heartbeats.
-            if self.last_ping.elapsed() >= heartbeat {
-                self.ping_seq += 1;
-                self.last_ping = Instant::now();
-                if let Some(g) = &mut self.gpu {
-                    if let Err(SendError::Full) =
-                        g.child.commands.send(&LauncherToGpu::Ping(self.ping_seq))
+            if self.liveness.last_ping.elapsed() >= heartbeat {
+                self.liveness.ping_seq += 1;
+                self.liveness.last_ping = Instant::now();
+                if let Some(g) = &mut self.pair.gpu {
+                    if let Err(SendError::Full) = g
+                        .child
+                        .commands
+                        .send(&LauncherToGpu::Ping(self.liveness.ping_seq))
                     {
                         g.unread = true;
                     }
                 }
-                if let Some(r) = &mut self.renderer {
+                if let Some(r) = &mut self.pair.renderer {
                     if let Err(e) = r
                         .child
                         .commands
-                        .send(&LauncherToRenderer::Ping(self.ping_seq))
+                        .send(&LauncherToRenderer::Ping(self.liveness.ping_seq))
                     {
                         r.send_failed(e);
                     }
                 }
             }
             if let Some(silent) = self
+                .pair
                 .gpu
                 .as_ref()
                 .map(|g| g.last_pong.elapsed())
@@ -123,6 +132,7 @@ impl Supervisor<'_> {
                 }))?;
             }
             if let Some(silent) = self
+                .pair
                 .renderer
                 .as_ref()
                 .map(|r| r.last_pong.elapsed())
@@ -133,13 +143,13 @@ impl Supervisor<'_> {
                 }))?;
             }
             // Both answer, yet nothing reaches the screen: blame whoever holds things up.
-            let stalled = self.last_progress.elapsed();
+            let stalled = self.liveness.last_progress.elapsed();
             if stalled <= hang {
                 // What a stall's check saw waiting is not carried into the next stall.
-                self.unread_frames = None;
-                self.unread_releases = None;
+                self.evidence.unread_frames = None;
+                self.evidence.unread_releases = None;
             }
-            if stalled > hang && self.gpu.is_some() {
+            if stalled > hang && self.pair.gpu.is_some() {
                 self.stalled(stalled, hang)?;
             }
             if let Some(o) = &mut self.observer {
@@ -152,7 +162,7 @@ impl Supervisor<'_> {
     /// Whether the run is over: headless, once the last frame is on screen; in a window, once
     /// the window is closed or `q` pressed (the last frame stays on screen until then).
     fn run_over(&self) -> bool {
-        if self.embed_quit {
+        if self.embedding.embed_quit {
             return true;
         }
         match &self.display {
@@ -193,7 +203,7 @@ impl Supervisor<'_> {
         // comes, the last ones were of those: the run is over, and nobody is to blame.
         if self.display.is_none()
             && self.summary.resizes > 0
-            && self.gpu.as_ref().is_some_and(|g| g.finished)
+            && self.pair.gpu.as_ref().is_some_and(|g| g.finished)
         {
             tracing::info!(
                 last_frame = ?self.summary.last_frame,
@@ -205,7 +215,7 @@ impl Supervisor<'_> {
         // 1. The same frame at the head of the renderer's queue for a while: it stopped reading.
         // Frames flowing through (the GPU process sends, the renderer takes and drops) show a
         // head that changes, which blames nobody by itself.
-        let frames = self.renderer.as_ref().and_then(|r| {
+        let frames = self.pair.renderer.as_ref().and_then(|r| {
             let l = r.link.as_ref()?;
             witness::UnreadHead::at::<GpuToRenderer>(
                 &l.renderer_end,
@@ -218,9 +228,10 @@ impl Supervisor<'_> {
             )
         });
         let releases = self
+            .pair
             .renderer
             .as_ref()
-            .zip(self.gpu.as_ref())
+            .zip(self.pair.gpu.as_ref())
             .and_then(|(r, g)| {
                 let l = r.link.as_ref()?;
                 witness::UnreadHead::at::<RendererToGpu>(
@@ -236,8 +247,8 @@ impl Supervisor<'_> {
                     },
                 )
             });
-        let frames = witness::unread(frames, &mut self.unread_frames, hang / 2);
-        let releases = witness::unread(releases, &mut self.unread_releases, hang / 2);
+        let frames = witness::unread(frames, &mut self.evidence.unread_frames, hang / 2);
+        let releases = witness::unread(releases, &mut self.evidence.unread_releases, hang / 2);
         if let witness::Unread::Stopped { bytes, ms } = frames {
             return self.renderer_down(Some(Cause::ProtocolViolation {
                 kind: "peer socket".to_owned(),
@@ -260,11 +271,12 @@ impl Supervisor<'_> {
             return Ok(());
         }
         let starved = self
+            .pair
             .gpu
             .as_ref()
             .and_then(|g| g.starved_since)
             .is_some_and(|t| t.elapsed() + Duration::from_millis(10) >= hang.min(stalled));
-        if starved && self.renderer.is_some() {
+        if starved && self.pair.renderer.is_some() {
             return self.renderer_down(Some(Cause::ProtocolViolation {
                 kind: "Release".to_owned(),
                 what: format!("held every buffer of a layer for {ms} ms"),
@@ -282,7 +294,12 @@ impl Supervisor<'_> {
         use corroborate::Finding;
         match finding {
             Finding::Hung => {
-                if self.gpu.as_ref().is_some_and(|g| g.epoch == claim.epoch) {
+                if self
+                    .pair
+                    .gpu
+                    .as_ref()
+                    .is_some_and(|g| g.epoch == claim.epoch)
+                {
                     self.gpu_down(Some(Cause::FenceTimeout {
                         frame: claim.frame,
                         layer: claim.layer,
@@ -290,7 +307,7 @@ impl Supervisor<'_> {
                 }
             }
             Finding::Refuted(why) => {
-                self.quiet.note("refuted-fence-timeout", || {
+                self.policing.quiet.note("refuted-fence-timeout", || {
                     tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed")
                 });
                 self.summary.refuted_fence_timeouts += 1;

@@ -48,7 +48,12 @@ impl Supervisor<'_> {
     /// the process is already dead (its output fd could not be taken, say) is its death's
     /// consequence, not a violation: it is recorded by how it died.
     pub(super) fn gpu_violation(&mut self, b: Breach) -> anyhow::Result<()> {
-        if self.gpu.as_ref().is_some_and(|g| g.child.proc.exited()) {
+        if self
+            .pair
+            .gpu
+            .as_ref()
+            .is_some_and(|g| g.child.proc.exited())
+        {
             tracing::debug!(kind = b.kind, what = %b.what, "breach by a GPU process that is already dead");
             return self.gpu_down(None);
         }
@@ -63,6 +68,7 @@ impl Supervisor<'_> {
     /// [`Supervisor::gpu_violation`] for a renderer already dead).
     pub(super) fn renderer_violation(&mut self, b: Breach) -> anyhow::Result<()> {
         if self
+            .pair
             .renderer
             .as_ref()
             .is_some_and(|r| r.child.proc.exited())
@@ -83,8 +89,8 @@ impl Supervisor<'_> {
     /// most [`PRODUCED_GRACE`].
     fn catch_up_on_production(&mut self, frame: u64) {
         let deadline = Instant::now() + PRODUCED_GRACE;
-        while self.frames.produced.is_none_or(|p| p < frame) {
-            let Some(rx) = self.gpu.as_ref().map(|g| g.events.clone()) else {
+        while self.policing.frames.produced.is_none_or(|p| p < frame) {
+            let Some(rx) = self.pair.gpu.as_ref().map(|g| g.events.clone()) else {
                 return;
             };
             match rx.recv_deadline(deadline) {
@@ -92,7 +98,7 @@ impl Supervisor<'_> {
                     // A breach is acted on in the main loop; what the GPU process sent after it
                     // is read on, for the frames it reported.
                     if let Err(b) = self.gpu_event(m) {
-                        self.pending_gpu_breach.get_or_insert(b);
+                        self.evidence.pending_gpu_breach.get_or_insert(b);
                     }
                 }
                 _ => return,
@@ -102,28 +108,31 @@ impl Supervisor<'_> {
 
     fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
-        self.budgets.gpu.message(m.kind(), Instant::now())?;
+        self.policing
+            .budgets
+            .gpu
+            .message(m.kind(), Instant::now())?;
         match m {
             GpuToLauncher::Pong(n) => {
-                rules::pong(n, self.ping_seq)?;
-                if let Some(g) = &mut self.gpu {
+                rules::pong(n, self.liveness.ping_seq)?;
+                if let Some(g) = &mut self.pair.gpu {
                     g.last_pong = Instant::now();
                 }
-                if n == self.ping_seq {
-                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
+                if n == self.liveness.ping_seq {
+                    let us = self.liveness.last_ping.elapsed().as_secs_f64() * 1e6;
                     self.summary.gpu_ping_max_us = self.summary.gpu_ping_max_us.max(us);
                 }
             }
             GpuToLauncher::Produced { frame } => {
-                self.frames.produced(frame, self.args.frames)?;
+                self.policing.frames.produced(frame, self.args.frames)?;
                 self.tell_renderer_produced();
-                if let Some(g) = &mut self.gpu {
+                if let Some(g) = &mut self.pair.gpu {
                     g.starved_since = None;
                 }
             }
             GpuToLauncher::Starved { layer, frame } => {
                 tracing::debug!(layer, frame, "the GPU process waits for releases");
-                if let Some(g) = &mut self.gpu {
+                if let Some(g) = &mut self.pair.gpu {
                     g.starved_since.get_or_insert_with(Instant::now);
                 }
             }
@@ -138,13 +147,13 @@ impl Supervisor<'_> {
             }
             GpuToLauncher::Finished { frames } => {
                 tracing::debug!(frames, "GPU process rendered every frame");
-                if let Some(g) = &mut self.gpu {
+                if let Some(g) = &mut self.pair.gpu {
                     g.finished = true;
                 }
             }
             GpuToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
-                self.quiet.note(
+                self.policing.quiet.note(
                     "gpu-failed",
                     || tracing::error!(error = %e, "the GPU process failed"),
                 );
@@ -156,16 +165,21 @@ impl Supervisor<'_> {
                 return Err(Breach::new("SandboxListener", "after Started"));
             }
             GpuToLauncher::FaultFired { at_ns, fault } => {
-                let planned = self.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
+                let planned = self.pair.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
                 rules::fault(&fault, planned)?;
-                self.fired.push(fault);
-                if let Some(g) = &mut self.gpu {
+                self.chaos.fired.push(fault);
+                if let Some(g) = &mut self.pair.gpu {
                     g.fault = Some((at_ns, fault));
                 }
             }
             GpuToLauncher::Trace(t) => {
-                if self.budgets.gpu.trace(&t, self.args.trace.is_some())? {
-                    self.traces.gpu.extend(t);
+                if self
+                    .policing
+                    .budgets
+                    .gpu
+                    .trace(&t, self.args.trace.is_some())?
+                {
+                    self.tracing.traces.gpu.extend(t);
                 }
             }
         }
@@ -178,8 +192,11 @@ impl Supervisor<'_> {
         mut fds: Vec<std::os::fd::OwnedFd>,
     ) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
-        self.budgets.renderer.message(m.kind(), Instant::now())?;
-        let (width, height) = self.max_size;
+        self.policing
+            .budgets
+            .renderer
+            .message(m.kind(), Instant::now())?;
+        let (width, height) = self.geometry.max_size;
         match m {
             RendererToLauncher::Output {
                 generation,
@@ -187,7 +204,7 @@ impl Supervisor<'_> {
                 slots,
                 slot_bytes,
             } => {
-                let Some(r) = self.renderer.as_mut() else {
+                let Some(r) = self.pair.renderer.as_mut() else {
                     return Ok(());
                 };
                 if r.screen.is_some() {
@@ -195,10 +212,13 @@ impl Supervisor<'_> {
                 }
                 // The generation the renderer was started with: a resize may have come since,
                 // and reaches it as a command after this.
-                if generation > self.generation {
+                if generation > self.geometry.generation {
                     return Err(Breach::new(
                         "Output",
-                        format!("of generation {generation}, beyond {}", self.generation),
+                        format!(
+                            "of generation {generation}, beyond {}",
+                            self.geometry.generation
+                        ),
                     ));
                 }
                 if self.jail.awaits_listener(r.child.proc.pid) {
@@ -246,7 +266,7 @@ impl Supervisor<'_> {
             }
             RendererToLauncher::Presented(p) => self.present(p)?,
             RendererToLauncher::SandboxListener => {
-                let Some(pid) = self.renderer.as_ref().map(|r| r.child.proc.pid) else {
+                let Some(pid) = self.pair.renderer.as_ref().map(|r| r.child.proc.pid) else {
                     return Ok(());
                 };
                 let fd = fds
@@ -259,7 +279,7 @@ impl Supervisor<'_> {
             RendererToLauncher::Rejected { frame, reason } => {
                 let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, not acted on.
-                self.quiet.note(
+                self.policing.quiet.note(
                     "rejected",
                     || tracing::warn!(frame, %reason, "the renderer rejected a frame"),
                 );
@@ -276,25 +296,25 @@ impl Supervisor<'_> {
                     &mut self.summary.uncorroborated,
                     format!("renderer says the GPU process broke the frame channel: {what}"),
                 );
-                self.quiet.note("gpu-violation-claim", || {
+                self.policing.quiet.note("gpu-violation-claim", || {
                     tracing::warn!(%what, "the renderer reports a bad frame channel (not corroborated)")
                 });
             }
             RendererToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
-                self.quiet.note(
+                self.policing.quiet.note(
                     "renderer-failed",
                     || tracing::error!(error = %e, "the renderer failed"),
                 )
             }
             RendererToLauncher::Stats(s) => self.summary.renderer = s,
             RendererToLauncher::Pong(n) => {
-                rules::pong(n, self.ping_seq)?;
-                if let Some(r) = &mut self.renderer {
+                rules::pong(n, self.liveness.ping_seq)?;
+                if let Some(r) = &mut self.pair.renderer {
                     r.last_pong = Instant::now();
                 }
-                if n == self.ping_seq {
-                    let us = self.last_ping.elapsed().as_secs_f64() * 1e6;
+                if n == self.liveness.ping_seq {
+                    let us = self.liveness.last_ping.elapsed().as_secs_f64() * 1e6;
                     self.summary.renderer_ping_max_us = self.summary.renderer_ping_max_us.max(us);
                 }
             }
@@ -305,8 +325,8 @@ impl Supervisor<'_> {
                 fence,
             } => {
                 // A claim against the GPU process: checked against the fence itself.
-                if let Some(g) = self.gpu.as_ref().filter(|g| g.epoch == epoch) {
-                    self.checks.fence_claim(
+                if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
+                    self.policing.checks.fence_claim(
                         &g.child.proc.pidfd,
                         super::corroborate::Claim {
                             epoch,
@@ -321,16 +341,25 @@ impl Supervisor<'_> {
                 }
             }
             RendererToLauncher::FaultFired { at_ns, fault } => {
-                let planned = self.renderer.as_ref().map_or(&[][..], |r| &r.faults[..]);
+                let planned = self
+                    .pair
+                    .renderer
+                    .as_ref()
+                    .map_or(&[][..], |r| &r.faults[..]);
                 rules::fault(&fault, planned)?;
-                self.fired.push(fault);
-                if let Some(r) = &mut self.renderer {
+                self.chaos.fired.push(fault);
+                if let Some(r) = &mut self.pair.renderer {
                     r.fault = Some((at_ns, fault));
                 }
             }
             RendererToLauncher::Trace(t) => {
-                if self.budgets.renderer.trace(&t, self.args.trace.is_some())? {
-                    self.traces.renderer.extend(t);
+                if self
+                    .policing
+                    .budgets
+                    .renderer
+                    .trace(&t, self.args.trace.is_some())?
+                {
+                    self.tracing.traces.renderer.extend(t);
                 }
             }
         }
@@ -340,10 +369,10 @@ impl Supervisor<'_> {
     /// A composited frame: checked against what was produced and what is on screen, then shown.
     /// Tells the renderer the newest frame produced, which it may present up to.
     pub(super) fn tell_renderer_produced(&mut self) {
-        let Some(p) = self.frames.produced else {
+        let Some(p) = self.policing.frames.produced else {
             return;
         };
-        if let Some(r) = self.renderer.as_mut() {
+        if let Some(r) = self.pair.renderer.as_mut() {
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::Produced(p)) {
                 r.send_failed(e);
             }
@@ -353,7 +382,7 @@ impl Supervisor<'_> {
     /// Hands output slot `slot` straight back to the renderer, its frame never shown (the slot
     /// must be one that exists).
     fn hand_back_unshown(&mut self, slot: u32) -> Result<(), Breach> {
-        let Some(r) = self.renderer.as_mut() else {
+        let Some(r) = self.pair.renderer.as_mut() else {
             return Ok(());
         };
         r.slots
@@ -371,7 +400,7 @@ impl Supervisor<'_> {
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
         let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
-        let judged = super::slots::judge(p.generation, self.generation, p.frame, floor)
+        let judged = super::slots::judge(p.generation, self.geometry.generation, p.frame, floor)
             .map_err(|what| Breach::new("Presented", what))?;
         if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
@@ -386,14 +415,14 @@ impl Supervisor<'_> {
         self.catch_up_on_production(p.frame);
         // A GPU process found breaking the protocol may have sent frames it never reported: such
         // a frame is not held against the renderer, but handed back unshown and counted.
-        let unreported = self.frames.produced.is_none_or(|f| p.frame > f);
-        if unreported && self.pending_gpu_breach.is_some() {
+        let unreported = self.policing.frames.produced.is_none_or(|f| p.frame > f);
+        if unreported && self.evidence.pending_gpu_breach.is_some() {
             self.hand_back_unshown(p.slot)?;
             self.summary.unreported_dropped += 1;
             return Ok(());
         }
         let now = triptych_trace::now_ns();
-        let Some(r) = self.renderer.as_mut() else {
+        let Some(r) = self.pair.renderer.as_mut() else {
             return Ok(());
         };
         let Some(screen) = r.screen.as_mut() else {
@@ -415,9 +444,10 @@ impl Supervisor<'_> {
             .map_err(|e| Breach::new("Presented", e.to_string()))?;
         // The damage lies inside the frame; a display server is shown only what it names, so
         // a lying renderer garbles only its own output.
-        let damage = ipc_protocol::damage::check(&p.damage, self.size.0, self.size.1)
-            .map_err(|e| Breach::new("Presented", e.to_string()))?;
-        let output_px = u64::from(self.size.0) * u64::from(self.size.1);
+        let damage =
+            ipc_protocol::damage::check(&p.damage, self.geometry.size.0, self.geometry.size.1)
+                .map_err(|e| Breach::new("Presented", e.to_string()))?;
+        let output_px = u64::from(self.geometry.size.0) * u64::from(self.geometry.size.1);
         if p.composited_px > output_px {
             return Err(Breach::new(
                 "Presented",
@@ -427,12 +457,12 @@ impl Supervisor<'_> {
                 ),
             ));
         }
-        self.frames.presented(p.frame, p.epoch)?;
+        self.policing.frames.presented(p.frame, p.epoch)?;
         self.summary
             .damage
             .add(damage.area(), p.composited_px, output_px);
         screen
-            .show(p.slot, p.frame, self.size)
+            .show(p.slot, p.frame, self.geometry.size)
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
         if self.display.is_none() {
             let freed = slots
@@ -449,19 +479,23 @@ impl Supervisor<'_> {
         let renderer_presented = r.presented;
         // A frame event dropped (the application fell behind) leaves the next one's damage
         // relative to a frame the application never saw: that one is damaged whole.
-        let fits = self.embed.as_ref().map(|e| e.frame_fits());
+        let fits = self.embedding.embed.as_ref().map(|e| e.frame_fits());
         if fits == Some(false) {
-            self.embed_owed = true;
+            self.embedding.embed_owed = true;
         }
-        let owed = fits == Some(true) && std::mem::take(&mut self.embed_owed);
-        if let Some(e) = self.embed.as_ref().filter(|_| fits == Some(true)) {
+        let owed = fits == Some(true) && std::mem::take(&mut self.embedding.embed_owed);
+        if let Some(e) = self.embedding.embed.as_ref().filter(|_| fits == Some(true)) {
             let frame_damage = if owed {
-                vec![ipc_protocol::damage::Rect::full(self.size.0, self.size.1)]
+                vec![ipc_protocol::damage::Rect::full(
+                    self.geometry.size.0,
+                    self.geometry.size.1,
+                )]
             } else {
                 damage.rects().to_vec()
             };
             let pixels = if e.pixels {
-                self.renderer
+                self.pair
+                    .renderer
                     .as_ref()
                     .and_then(|r| r.screen.as_ref())
                     .and_then(|sc| sc.pixels())
@@ -471,14 +505,14 @@ impl Supervisor<'_> {
             e.send(crate::shell::Event::Presented(
                 crate::shell::PresentedFrame::new(
                     p.frame,
-                    self.size,
-                    (self.scene_id, self.generation),
+                    self.geometry.size,
+                    (self.drawn.scene_id, self.geometry.generation),
                     frame_damage,
                     pixels,
                 ),
             ));
         }
-        self.old_screen = None;
+        self.pair.old_screen = None;
         if self.display.is_some() {
             if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
                 tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
@@ -490,41 +524,45 @@ impl Supervisor<'_> {
         let mut args = Args::new();
         args.insert("damaged_px".into(), damage.area().into());
         args.insert("output_px".into(), output_px.into());
-        self.rec.record_span(
+        self.tracing.rec.record_span(
             Stage::Present,
             Some(p.frame),
             p.composited_ns,
             triptych_trace::now_ns(),
             args,
         );
-        self.handoff.push(p.ready_ns.saturating_sub(p.sent_ns));
-        self.end_to_end.push(now.saturating_sub(p.sent_ns));
+        self.metrics
+            .handoff
+            .push(p.ready_ns.saturating_sub(p.sent_ns));
+        self.metrics.end_to_end.push(now.saturating_sub(p.sent_ns));
         // From every layer's fence signalled (the GPU done) to the frame handed over: to the
         // display server in a window, to the output (the PNG's slot) headless.
         let present_ns = triptych_trace::now_ns().saturating_sub(p.ready_ns);
-        self.present_latency.push(present_ns);
+        self.metrics.present_latency.push(present_ns);
         if let Some(s) = self.display.as_mut() {
             s.overlay.presented(present_ns);
         }
         self.summary.frames += 1;
         self.summary.last_frame = Some(p.frame);
-        self.last_progress = Instant::now();
-        self.last_present = Instant::now();
-        self.first_present.get_or_insert(self.last_present);
+        self.liveness.last_progress = Instant::now();
+        self.metrics.last_present = Instant::now();
+        self.metrics
+            .first_present
+            .get_or_insert(self.metrics.last_present);
         if renderer_presented == 10 {
             self.summary.fd_counts.renderer_at_10 = fd_count(renderer_pid);
         }
         if self.summary.frames == 10 {
             self.summary.fd_counts.launcher_at_10 = fd_count(std::process::id());
         }
-        if let Some(g) = &mut self.gpu {
+        if let Some(g) = &mut self.pair.gpu {
             if g.epoch == p.epoch {
                 g.presented += 1;
             }
         }
-        if let Some(rc) = self.recovery.take() {
+        if let Some(rc) = self.pair.recovery.take() {
             let us = rc.detected.elapsed().as_micros() as u64;
-            self.recoveries.push(us * 1000);
+            self.metrics.recoveries.push(us * 1000);
             self.crashes[rc.record].recovery_us = Some(us as f64);
             tracing::info!(
                 role = %rc.role,
@@ -537,29 +575,34 @@ impl Supervisor<'_> {
         // One at a time, and only into a process that is running normally (not already hit by
         // an injected fault or a kill), so that every kill is one crash.
         if let Some(i) = self
+            .chaos
             .plan
             .external
             .iter()
             .position(|k| k.after_frame <= p.frame)
         {
-            let k = self.plan.external[i];
+            let k = self.chaos.plan.external[i];
             let target = match k.target {
                 Target::Gpu => self
+                    .pair
                     .gpu
                     .as_ref()
                     .filter(|g| g.fault.is_none() && g.presented > 0)
                     .map(|g| &g.child.proc),
                 Target::Renderer => self
+                    .pair
                     .renderer
                     .as_ref()
                     .filter(|r| r.fault.is_none() && r.presented > 0)
                     .map(|r| &r.child.proc),
             };
             if let Some(proc) =
-                target.filter(|pr| !self.kill_times.iter().any(|(pid, _)| *pid == pr.pid))
+                target.filter(|pr| !self.chaos.kill_times.iter().any(|(pid, _)| *pid == pr.pid))
             {
-                self.plan.external.remove(i);
-                self.kill_times.push((proc.pid, triptych_trace::now_ns()));
+                self.chaos.plan.external.remove(i);
+                self.chaos
+                    .kill_times
+                    .push((proc.pid, triptych_trace::now_ns()));
                 proc.signal(libc::SIGKILL);
                 self.summary.external_kills += 1;
             }

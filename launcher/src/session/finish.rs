@@ -18,15 +18,15 @@ impl Supervisor<'_> {
     /// Shuts everything down and completes the summary.
     pub(super) fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
         // What each child's sandbox really is, read from /proc while both still run.
-        if let Some(g) = &self.gpu {
+        if let Some(g) = &self.pair.gpu {
             self.jail.observe(Role::Gpu, g.child.proc.pid);
         }
-        if let Some(r) = &self.renderer {
+        if let Some(r) = &self.pair.renderer {
             self.jail.observe(Role::Renderer, r.child.proc.pid);
         }
         self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
         self.summary.fd_counts.launcher_peak_rss_kib = peak_rss_kib();
-        if let Some(r) = &self.renderer {
+        if let Some(r) = &self.pair.renderer {
             self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
             self.summary.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
             // Counters first, then exits.
@@ -44,12 +44,13 @@ impl Supervisor<'_> {
                     }
                     Ok(Ok((RendererToLauncher::Trace(t), _))) => {
                         if self
+                            .policing
                             .budgets
                             .renderer
                             .trace(&t, self.args.trace.is_some())
                             .is_ok()
                         {
-                            self.traces.renderer.extend(t);
+                            self.tracing.traces.renderer.extend(t);
                         }
                     }
                     Ok(Ok(_)) => {}
@@ -60,16 +61,16 @@ impl Supervisor<'_> {
                 }
             }
         }
-        if let Some(g) = &self.gpu {
+        if let Some(g) = &self.pair.gpu {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
         }
-        let gpu_info = self.gpu.as_ref().map(|g| g.info.clone());
+        let gpu_info = self.pair.gpu.as_ref().map(|g| g.info.clone());
         let pids = Pids {
             launcher: std::process::id(),
-            gpu: self.gpu.as_ref().map_or(0, |g| g.info.pid),
-            renderer: self.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
+            gpu: self.pair.gpu.as_ref().map_or(0, |g| g.info.pid),
+            renderer: self.pair.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
         };
-        if let Some(g) = &mut self.gpu {
+        if let Some(g) = &mut self.pair.gpu {
             if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
                 tracing::warn!(
                     pid = g.child.proc.pid,
@@ -80,17 +81,18 @@ impl Supervisor<'_> {
             while let Ok(Ok((m, _))) = g.events.try_recv() {
                 if let GpuToLauncher::Trace(t) = m {
                     if self
+                        .policing
                         .budgets
                         .gpu
                         .trace(&t, self.args.trace.is_some())
                         .is_ok()
                     {
-                        self.traces.gpu.extend(t);
+                        self.tracing.traces.gpu.extend(t);
                     }
                 }
             }
         }
-        if let Some(r) = &mut self.renderer {
+        if let Some(r) = &mut self.pair.renderer {
             if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
@@ -126,8 +128,9 @@ impl Supervisor<'_> {
         };
         s.sandbox.gpu_landlock = gpu_info.as_ref().map(|i| i.landlock.clone());
         let secs = self
+            .metrics
             .first_present
-            .map(|f| self.last_present.duration_since(f).as_secs_f64())
+            .map(|f| self.metrics.last_present.duration_since(f).as_secs_f64())
             .unwrap_or(0.0);
         s.seconds = secs;
         s.fps = if secs > 0.0 {
@@ -135,38 +138,40 @@ impl Supervisor<'_> {
         } else {
             0.0
         };
-        s.handoff = std::mem::take(&mut self.handoff).latency();
-        s.end_to_end = std::mem::take(&mut self.end_to_end).latency();
-        s.present_latency = std::mem::take(&mut self.present_latency).latency();
+        s.handoff = std::mem::take(&mut self.metrics.handoff).latency();
+        s.end_to_end = std::mem::take(&mut self.metrics.end_to_end).latency();
+        s.present_latency = std::mem::take(&mut self.metrics.present_latency).latency();
         s.crashes = std::mem::take(&mut self.crashes);
-        s.detection = std::mem::take(&mut self.detections).latency();
-        s.restart_to_first_frame = std::mem::take(&mut self.recoveries).latency();
+        s.detection = std::mem::take(&mut self.metrics.detections).latency();
+        s.restart_to_first_frame = std::mem::take(&mut self.metrics.recoveries).latency();
         s.fallbacks = std::mem::take(&mut self.fallbacks);
-        self.fired
+        self.chaos
+            .fired
             .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
-        self.fired.dedup();
-        s.faults_fired = self.fired.iter().map(chaos::describe).collect();
+        self.chaos.fired.dedup();
+        s.faults_fired = self.chaos.fired.iter().map(chaos::describe).collect();
         s.chaos_kills_planned = self.args.chaos.map(|seed| {
             Plan::new(seed, self.args.chaos_kills, self.args.frames)
                 .with_faults(&self.args.faults)
                 .len()
         });
         let screen = self
+            .pair
             .renderer
             .as_ref()
             .and_then(|r| r.screen.as_ref())
             .filter(|sc| sc.shown.is_some())
-            .or(self.old_screen.as_ref());
+            .or(self.pair.old_screen.as_ref());
         // One copy of the slot on screen (memory the renderer can still write) is both checked
         // and written, so the file is the frame that was verified.
         let pixels = screen.and_then(|sc| sc.pixels());
         if ok && self.args.verify {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.last_frame) {
-                let (w, h) = screen.map_or(self.size, |sc| sc.shown_size());
+                let (w, h) = screen.map_or(self.geometry.size, |sc| sc.shown_size());
                 self.summary.verified = Some(crate::verify::check_run(
-                    self.scene.as_deref(),
+                    self.drawn.scene.as_deref(),
                     frame,
-                    self.layers,
+                    self.drawn.layers,
                     w,
                     h,
                     pixels,
@@ -187,23 +192,23 @@ impl Supervisor<'_> {
 
     fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
         self.summary.trace_dropped = crate::summary::TraceDropped {
-            gpu: self.traces.gpu.dropped(),
-            renderer: self.traces.renderer.dropped(),
+            gpu: self.tracing.traces.gpu.dropped(),
+            renderer: self.tracing.traces.renderer.dropped(),
         };
         // The drops are in the trace too, as counters on the launcher's track.
-        self.rec.counter(
+        self.tracing.rec.counter(
             "trace.gpu_events_dropped_by_launcher",
-            self.traces.gpu.dropped() as f64,
+            self.tracing.traces.gpu.dropped() as f64,
         );
-        self.rec.counter(
+        self.tracing.rec.counter(
             "trace.renderer_events_dropped_by_launcher",
-            self.traces.renderer.dropped() as f64,
+            self.tracing.traces.renderer.dropped() as f64,
         );
-        let mut events = self.traces.gpu.take();
-        events.extend(self.traces.renderer.take());
-        events.extend(self.rec.drain());
+        let mut events = self.tracing.traces.gpu.take();
+        events.extend(self.tracing.traces.renderer.take());
+        events.extend(self.tracing.rec.drain());
         events.sort_by_key(|e| e.ts_ns);
-        let mut procs = std::mem::take(&mut self.processes);
+        let mut procs = std::mem::take(&mut self.tracing.processes);
         // Only processes that recorded something, each pid once.
         procs.sort_by_key(|p| p.pid);
         procs.dedup_by_key(|p| p.pid);

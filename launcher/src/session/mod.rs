@@ -29,6 +29,7 @@ mod embed;
 mod events;
 mod finish;
 mod overlay;
+mod parts;
 mod quiet;
 mod recovery;
 mod slots;
@@ -58,7 +59,7 @@ use crate::child::{describe, signal_name, ChildProc, Process};
 use crate::config::{Buffers, RunConfig};
 use crate::crash::{Cause, CrashRecord, Decision, Ladder};
 use crate::present::Screen;
-use crate::summary::{RunSummary, Samples};
+use crate::summary::RunSummary;
 
 type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
 type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
@@ -217,83 +218,37 @@ struct Recovery {
 struct Supervisor<'a> {
     args: &'a RunConfig,
     started: Instant,
-    /// The GPU process's fallback ladder and restart policy.
-    gpu_ladder: Ladder<BackendRequest>,
-    /// The renderer's restart policy (one rung).
-    renderer_ladder: Ladder<()>,
-    epoch: u64,
-    gpu: Option<Gpu>,
-    renderer: Option<Renderer>,
-    /// The previous renderer's output, shown until the new renderer presents.
-    old_screen: Option<Screen>,
-    plan: Plan,
-    fired: Vec<Fault>,
-    kill_times: Vec<(u32, u64)>,
+    /// The GPU process and the renderer, their restart ladders and the epoch.
+    pair: parts::Pair,
     crashes: Vec<CrashRecord>,
-    recovery: Option<Recovery>,
-    recoveries: Samples,
-    detections: Samples,
     fallbacks: Vec<String>,
     summary: RunSummary,
-    handoff: Samples,
-    end_to_end: Samples,
-    /// From a frame's fences signalled to its hand-over to the display server.
-    present_latency: Samples,
-    /// A frame event was dropped for the embedding application since the last one it got.
-    embed_owed: bool,
-    first_present: Option<Instant>,
-    last_present: Instant,
-    rec: Recorder,
-    /// The children's trace events, within a memory budget per role.
-    traces: Traces,
-    processes: Vec<ProcessInfo>,
-    ping_seq: u64,
-    last_ping: Instant,
-    /// The last time a frame reached the screen or a child was (re)started.
-    last_progress: Instant,
+    /// The timings the summary reports.
+    metrics: parts::Metrics,
+    /// The children's traces and the launcher's own.
+    tracing: parts::Tracing,
+    /// Pings, and when the run last got anywhere.
+    liveness: parts::Liveness,
     /// The children's sandbox: confinement at spawn, link handovers, violations.
     jail: crate::jail::Jail,
-    /// What was produced and presented, in order.
-    frames: rules::Frames,
-    budgets: Budgets,
-    quiet: quiet::Quiet,
-    /// Fence-timeout claims being checked.
-    checks: corroborate::Checks,
-    /// A renderer violation the GPU process reported and the launcher saw; acted on in the main
-    /// loop, against the renderer of that pid only (never a replacement).
-    pending_renderer_breach: Option<(u32, rules::Breach)>,
-    /// A GPU violation found while handling a renderer message; acted on in the main loop.
-    pending_gpu_breach: Option<rules::Breach>,
-    /// During a stall: what was seen waiting at the head of the renderer's queue of frames and
-    /// of the GPU process's queue of releases, and since when.
-    unread_frames: Option<witness::UnreadHead>,
-    unread_releases: Option<witness::UnreadHead>,
+    /// What children may send and claim, and what they have.
+    policing: parts::Policing,
+    /// Breaches and stalls seen, waiting for the main loop.
+    evidence: parts::Evidence,
+    /// Chaos mode's plan and what it did.
+    chaos: parts::Chaos,
     /// The window, when the run has one.
     display: Option<display::Shown>,
-    /// The frame size now (the window's, once resized).
-    size: (u32, u32),
-    /// The frame size's generation: one more at every resize.
-    generation: u32,
-    /// The largest frame size the output slots hold.
-    max_size: (u32, u32),
-    /// Layers the user moved by dragging them.
-    moves: triptych_scene::Moves,
-    /// The layer under the pointer, drawn outlined, and whether the GPU process has yet to hear
-    /// of it.
-    hover: Option<u32>,
-    hover_dirty: bool,
-    /// The scene file drawn (`args.loaded_scene` at first, then what `Shell::set_scene` gave).
-    scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
-    /// The layers of the scene drawn.
-    layers: u32,
-    /// Which scene: 0 at first, one more at every change.
-    scene_id: u32,
+    /// The frame size, its generation, and the largest the output slots hold.
+    geometry: parts::Geometry,
+    /// What the user did to the layers with the pointer.
+    input: parts::Input,
+    /// The scene drawn.
+    drawn: parts::Drawn,
     /// Headless: the last frame was composited at a size no longer current, and dropped.
     last_dropped: bool,
     /// The application embedding this run, if one does (`crate::shell`).
-    embed: Option<crate::shell::Link>,
-    /// The application asked the run to end.
-    embed_quit: bool,
+    embedding: parts::Embedding,
     /// Whoever follows the run from outside the engine (a command line's progress line).
     observer: Option<Box<dyn RunObserver>>,
 }
@@ -311,13 +266,15 @@ impl Supervisor<'_> {
         for (k, v) in args {
             a.insert((*k).to_owned(), v.clone().into());
         }
-        self.rec.instant(marker, InstantScope::Global, frame, a);
+        self.tracing
+            .rec
+            .instant(marker, InstantScope::Global, frame, a);
     }
 
     fn faults_for(&self, faults: &[Fault]) -> Vec<Fault> {
         faults
             .iter()
-            .filter(|f| !self.fired.contains(f))
+            .filter(|f| !self.chaos.fired.contains(f))
             .copied()
             .collect()
     }
@@ -341,8 +298,8 @@ impl Supervisor<'_> {
             ends,
         )?;
         self.display_gpu_started(gpu.epoch, first);
-        self.gpu = Some(gpu);
-        self.renderer = Some(renderer);
+        self.pair.gpu = Some(gpu);
+        self.pair.renderer = Some(renderer);
         Ok(())
     }
 }
@@ -435,22 +392,24 @@ fn run_with(
     } else {
         Recorder::disabled()
     };
+    let max_size = match (&display, &embed) {
+        (Some(d), _) => (d.max.0.max(width), d.max.1.max(height)),
+        (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
+        (None, None) => (width, height),
+    };
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
-        gpu_ladder: Ladder::new(ladder, args.max_crashes, window),
-        renderer_ladder: Ladder::new(vec![()], args.max_crashes, window),
-        epoch: 0,
-        gpu: None,
-        renderer: None,
-        old_screen: None,
-        plan,
-        fired: Vec::new(),
-        kill_times: Vec::new(),
+        pair: parts::Pair {
+            gpu_ladder: Ladder::new(ladder, args.max_crashes, window),
+            renderer_ladder: Ladder::new(vec![()], args.max_crashes, window),
+            epoch: 0,
+            gpu: None,
+            renderer: None,
+            old_screen: None,
+            recovery: None,
+        },
         crashes: Vec::new(),
-        recovery: None,
-        recoveries: Samples::default(),
-        detections: Samples::default(),
         fallbacks: Vec::new(),
         summary: RunSummary {
             width,
@@ -462,36 +421,21 @@ fn run_with(
             },
             ..RunSummary::default()
         },
-        handoff: Samples::default(),
-        end_to_end: Samples::default(),
-        present_latency: Samples::default(),
-        embed_owed: false,
-        first_present: None,
-        last_present: Instant::now(),
-        rec,
-        traces: Traces::default(),
-        processes: vec![ProcessInfo {
-            pid: std::process::id(),
-            name: "launcher".into(),
-            threads: vec![],
-        }],
-        ping_seq: 0,
-        last_ping: Instant::now(),
-        last_progress: Instant::now(),
-        jail: crate::jail::Jail::new(args.transport, args.sandbox, bin_dir)?,
-        frames: rules::Frames::default(),
-        budgets: Budgets::default(),
-        quiet: quiet::Quiet::default(),
-        checks: corroborate::Checks::default(),
-        pending_renderer_breach: None,
-        pending_gpu_breach: None,
-        unread_frames: None,
-        unread_releases: None,
-        max_size: match (&display, &embed) {
-            (Some(d), _) => (d.max.0.max(width), d.max.1.max(height)),
-            (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
-            (None, None) => (width, height),
+        metrics: parts::Metrics::default(),
+        tracing: parts::Tracing {
+            rec,
+            traces: Traces::default(),
+            processes: vec![ProcessInfo {
+                pid: std::process::id(),
+                name: "launcher".into(),
+                threads: vec![],
+            }],
         },
+        liveness: parts::Liveness::default(),
+        jail: crate::jail::Jail::new(args.transport, args.sandbox, bin_dir)?,
+        policing: parts::Policing::default(),
+        evidence: parts::Evidence::default(),
+        chaos: parts::Chaos::new(plan),
         display: display.map(|d| {
             // The built-in scene changes at every frame.
             let animates = args
@@ -500,19 +444,26 @@ fn run_with(
                 .is_none_or(|s| s.scene.animates());
             display::Shown::new(d, animates)
         }),
-        size: (width, height),
-        generation: 0,
-        moves: triptych_scene::Moves::default(),
-        hover: None,
-        hover_dirty: false,
-        scene: args.loaded_scene.clone(),
-        layers: args.layers,
-        scene_id: 0,
+        geometry: parts::Geometry {
+            size: (width, height),
+            generation: 0,
+            max_size,
+        },
+        input: parts::Input::default(),
+        drawn: parts::Drawn {
+            scene: args.loaded_scene.clone(),
+            layers: args.layers,
+            scene_id: 0,
+        },
         last_dropped: false,
-        embed,
-        embed_quit: false,
+        embedding: parts::Embedding {
+            embed,
+            embed_quit: false,
+            embed_owed: false,
+        },
         observer,
     };
+
     sv.start_pair()?;
     let result = sv.drive(signals);
     if let Some(o) = &mut sv.observer {

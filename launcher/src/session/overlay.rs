@@ -130,7 +130,7 @@ impl Supervisor<'_> {
         let p50 = o
             .and_then(|o| o.p50_ms(now))
             .map_or("-".to_owned(), |ms| format!("{ms:.1} ms"));
-        let info = self.gpu.as_ref().map(|g| &g.info);
+        let info = self.pair.gpu.as_ref().map(|g| &g.info);
         let backend = info.map_or("-", |i| i.backend.as_str());
         let fence = info.map_or("-", |i| fence_name(i.fence));
         let landlock = info.is_some_and(|i| i.landlock.enforced != LandlockEnforced::None);
@@ -178,7 +178,7 @@ impl Supervisor<'_> {
             tracing::warn!(error = %e, "the overlay's text is out of bounds; not sent");
             return;
         }
-        let Some(g) = self.gpu.as_mut() else {
+        let Some(g) = self.pair.gpu.as_mut() else {
             return;
         };
         let msg = LauncherToGpu::Overlay(lines.clone().map(|lines| OverlayText { lines }));

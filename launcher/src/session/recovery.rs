@@ -15,13 +15,14 @@ impl Supervisor<'_> {
     ) -> usize {
         let cause = self
             .jail
-            .reaped(pid, &self.rec, self.summary.last_frame)
+            .reaped(pid, &self.tracing.rec, self.summary.last_frame)
             .unwrap_or(cause);
         let kill = self
+            .chaos
             .kill_times
             .iter()
             .position(|(p, _)| *p == pid)
-            .map(|i| self.kill_times.remove(i).1);
+            .map(|i| self.chaos.kill_times.remove(i).1);
         let since = fault.map(|(t, _)| t).or(kill);
         let record = CrashRecord {
             role,
@@ -36,7 +37,7 @@ impl Supervisor<'_> {
                 .or(kill.map(|_| "external SIGKILL".to_owned())),
         };
         if let Some(t) = since {
-            self.detections.push(detected_ns.saturating_sub(t));
+            self.metrics.detections.push(detected_ns.saturating_sub(t));
         }
         tracing::warn!(role = %role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
         self.trace_instant(
@@ -48,7 +49,7 @@ impl Supervisor<'_> {
                 ("cause", cause.to_string()),
             ],
         );
-        if let Some(e) = &self.embed {
+        if let Some(e) = &self.embedding.embed {
             if let Cause::SandboxViolation { syscall } = &cause {
                 e.send(crate::shell::Event::Violation {
                     role,
@@ -68,7 +69,7 @@ impl Supervisor<'_> {
     pub(super) fn gpu_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
-        let Some(mut g) = self.gpu.take() else {
+        let Some(mut g) = self.pair.gpu.take() else {
             return Ok(());
         };
         if hung.is_some() {
@@ -85,17 +86,26 @@ impl Supervisor<'_> {
         while let Ok(Ok((m, _))) = g.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 GpuToLauncher::FaultFired { at_ns, fault } if g.faults.contains(&fault) => {
-                    self.fired.push(fault);
+                    self.chaos.fired.push(fault);
                     g.fault = Some((at_ns, fault));
                 }
                 GpuToLauncher::Trace(t) => {
-                    if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
-                        self.traces.gpu.extend(t);
+                    if let Ok(true) = self
+                        .policing
+                        .budgets
+                        .gpu
+                        .trace(&t, self.args.trace.is_some())
+                    {
+                        self.tracing.traces.gpu.extend(t);
                     }
                 }
                 // Frames it sent before dying may still be presented by the renderer.
                 GpuToLauncher::Produced { frame }
-                    if self.frames.produced(frame, self.args.frames).is_ok() =>
+                    if self
+                        .policing
+                        .frames
+                        .produced(frame, self.args.frames)
+                        .is_ok() =>
                 {
                     self.tell_renderer_produced();
                 }
@@ -107,7 +117,7 @@ impl Supervisor<'_> {
         let why = self.crashes[idx].cause.to_string();
         self.gpu_decision(detected, &why)?;
         drop(g);
-        let renderer_pid = self.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
+        let renderer_pid = self.pair.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
         let resume = self.resume_from();
         let mut mk = || new_link(renderer_pid, resume);
         let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
@@ -119,7 +129,7 @@ impl Supervisor<'_> {
                 ("pid", gpu.info.pid.to_string()),
             ],
         );
-        if let Some(r) = &mut self.renderer {
+        if let Some(r) = &mut self.pair.renderer {
             if let Err(e) = self
                 .jail
                 .link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid)
@@ -131,7 +141,7 @@ impl Supervisor<'_> {
                 gpu_pid: gpu.info.pid,
                 gpu_window: gpu.info.window,
                 first_frame: ends.first_frame,
-                produced: self.frames.produced,
+                produced: self.policing.frames.produced,
             });
             if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
                 // A renderer that died meanwhile is replaced through its own pidfd.
@@ -142,13 +152,13 @@ impl Supervisor<'_> {
         }
         let first = self.resume_from();
         self.display_gpu_started(gpu.epoch, first);
-        self.gpu = Some(gpu);
-        self.recovery = Some(Recovery {
+        self.pair.gpu = Some(gpu);
+        self.pair.recovery = Some(Recovery {
             role: Role::Gpu,
             detected,
             record: idx,
         });
-        self.last_progress = Instant::now();
+        self.liveness.last_progress = Instant::now();
         Ok(())
     }
 
@@ -156,7 +166,7 @@ impl Supervisor<'_> {
     pub(super) fn renderer_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
-        let Some(mut r) = self.renderer.take() else {
+        let Some(mut r) = self.pair.renderer.take() else {
             return Ok(());
         };
         if hung.is_some() {
@@ -170,12 +180,17 @@ impl Supervisor<'_> {
         while let Ok(Ok((m, _))) = r.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 RendererToLauncher::FaultFired { at_ns, fault } if r.faults.contains(&fault) => {
-                    self.fired.push(fault);
+                    self.chaos.fired.push(fault);
                     r.fault = Some((at_ns, fault));
                 }
                 RendererToLauncher::Trace(t) => {
-                    if let Ok(true) = self.budgets.renderer.trace(&t, self.args.trace.is_some()) {
-                        self.traces.renderer.extend(t);
+                    if let Ok(true) = self
+                        .policing
+                        .budgets
+                        .renderer
+                        .trace(&t, self.args.trace.is_some())
+                    {
+                        self.tracing.traces.renderer.extend(t);
                     }
                 }
                 _ => {}
@@ -189,7 +204,7 @@ impl Supervisor<'_> {
             r.fault,
             detected_ns,
         );
-        if self.renderer_ladder.crashed(detected) == Decision::GiveUp {
+        if self.pair.renderer_ladder.crashed(detected) == Decision::GiveUp {
             let history: Vec<String> = self
                 .crashes
                 .iter()
@@ -205,7 +220,7 @@ impl Supervisor<'_> {
         // Keep showing its last frame until the replacement presents.
         if let Some(s) = r.screen.take() {
             if s.shown.is_some() {
-                self.old_screen = Some(s);
+                self.pair.old_screen = Some(s);
             }
         }
         drop(r);
@@ -213,12 +228,13 @@ impl Supervisor<'_> {
         let (link, mut ends) = new_link(child.proc.pid, self.resume_from())?;
         let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
         let gpu = self
+            .pair
             .gpu
             .as_ref()
             .context("no GPU process while replacing the renderer")?;
         let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
         let renderer = self.start_renderer(child, gpu, ends)?;
-        if let Some(g) = &mut self.gpu {
+        if let Some(g) = &mut self.pair.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
                 tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
             }
@@ -241,14 +257,14 @@ impl Supervisor<'_> {
                 ("pid", renderer.child.proc.pid.to_string()),
             ],
         );
-        self.renderer = Some(renderer);
+        self.pair.renderer = Some(renderer);
         self.summary.fd_counts.renderer_at_10 = None;
-        self.recovery = Some(Recovery {
+        self.pair.recovery = Some(Recovery {
             role: Role::Renderer,
             detected,
             record: idx,
         });
-        self.last_progress = Instant::now();
+        self.liveness.last_progress = Instant::now();
         Ok(())
     }
 }

@@ -13,16 +13,16 @@ impl Supervisor<'_> {
         link: RendererLink,
         gpu_end: OwnedFd,
     ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
-        self.epoch += 1;
-        let request = self.gpu_ladder.current();
+        self.pair.epoch += 1;
+        let request = self.pair.gpu_ladder.current();
         let mut child: GpuChild = self
             .jail
             .spawn(Role::Gpu)
             .context("starting the GPU process")?;
         let pid = child.proc.pid;
-        self.processes.push(ProcessInfo {
+        self.tracing.processes.push(ProcessInfo {
             pid,
-            name: format!("{} (epoch {})", Role::Gpu, self.epoch),
+            name: format!("{} (epoch {})", Role::Gpu, self.pair.epoch),
             threads: vec![],
         });
         let events = ipc_protocol::channel::forward(
@@ -30,9 +30,11 @@ impl Supervisor<'_> {
             child.events.take().context("gpu events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
-        self.budgets.gpu = rules::Budget::default();
-        self.frames.new_epoch(self.epoch, self.resume_from());
-        let mut faults = self.faults_for(&self.plan.gpu);
+        self.policing.budgets.gpu = rules::Budget::default();
+        self.policing
+            .frames
+            .new_epoch(self.pair.epoch, self.resume_from());
+        let mut faults = self.faults_for(&self.chaos.plan.gpu);
         if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
             faults.push(Fault {
                 frame: 0,
@@ -47,15 +49,15 @@ impl Supervisor<'_> {
         let transport = self.jail.transport();
         let sent_faults = faults.clone();
         let start = LauncherToGpu::Start(GpuStart {
-            epoch: self.epoch,
-            width: self.size.0,
-            height: self.size.1,
-            layers: self.layers,
+            epoch: self.pair.epoch,
+            width: self.geometry.size.0,
+            height: self.geometry.size.1,
+            layers: self.drawn.layers,
             frames: self.args.frames,
             first_frame: self.resume_from(),
             paced: self.display.is_some(),
-            generation: self.generation,
-            moves: self.moves.offsets,
+            generation: self.geometry.generation,
+            moves: self.input.moves.offsets,
             pool_per_layer: self.args.pool,
             backend: request,
             renderer: link,
@@ -64,7 +66,7 @@ impl Supervisor<'_> {
             trace: self.args.trace.is_some(),
             damage: !self.args.no_damage,
             reports: self.jail.reports(),
-            scene: self.scene.as_ref().map(|s| s.start.clone()),
+            scene: self.drawn.scene.as_ref().map(|s| s.start.clone()),
             // A window's frames have the overlay above the scene's layers.
             overlay: self.display.is_some(),
         });
@@ -73,7 +75,7 @@ impl Supervisor<'_> {
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
         // The scene's images follow, one fd each, on every start (restarts too).
-        let scene = self.scene.clone();
+        let scene = self.drawn.scene.clone();
         for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
             let msg = LauncherToGpu::SceneImage { layer: *layer };
             if let Err(e) = child.commands.send_with(&msg, &[fd.as_fd()]) {
@@ -112,13 +114,13 @@ impl Supervisor<'_> {
                         if let Some(reason) = &info.backend_reason {
                             self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.pair.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
                     }
                     Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, crate::child_log::escape_str(&e)))),
-                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.fired.push(fault),
+                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.chaos.fired.push(fault),
                     Ok(Ok((GpuToLauncher::Trace(t), _))) => {
-                        if let Ok(true) = self.budgets.gpu.trace(&t, self.args.trace.is_some()) {
-                            self.traces.gpu.extend(t);
+                        if let Ok(true) = self.policing.budgets.gpu.trace(&t, self.args.trace.is_some()) {
+                            self.tracing.traces.gpu.extend(t);
                         }
                     }
                     Ok(Ok((other, _))) => {
@@ -155,7 +157,7 @@ impl Supervisor<'_> {
                 Err((pid, why)) => {
                     let now = Instant::now();
                     if self.args.buffers == Buffers::Dmabuf
-                        && self.gpu_ladder.on_first_rung()
+                        && self.pair.gpu_ladder.on_first_rung()
                         && self.crashes.is_empty()
                         && !why.contains("exited")
                     {
@@ -174,7 +176,7 @@ impl Supervisor<'_> {
                     };
                     let cause = self
                         .jail
-                        .reaped(pid, &self.rec, self.summary.last_frame)
+                        .reaped(pid, &self.tracing.rec, self.summary.last_frame)
                         .unwrap_or(fallback);
                     let record = CrashRecord {
                         role: Role::Gpu,
@@ -192,7 +194,7 @@ impl Supervisor<'_> {
                         self.summary.last_frame,
                         &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
-                    if let Some(e) = &self.embed {
+                    if let Some(e) = &self.embedding.embed {
                         e.send(crate::shell::Event::Crashed {
                             role: Role::Gpu,
                             cause: why.clone(),
@@ -208,7 +210,7 @@ impl Supervisor<'_> {
     /// A GPU process crashed at `now` (`why`): restart it on the same rung, step down the
     /// fallback ladder, or, with the ladder exhausted, fail with the crash history.
     pub(super) fn gpu_decision(&mut self, now: Instant, why: &str) -> anyhow::Result<()> {
-        match self.gpu_ladder.crashed(now) {
+        match self.pair.gpu_ladder.crashed(now) {
             Decision::Restart => Ok(()),
             Decision::StepDown { from, to } => {
                 let (from, to) = (request_name(from), request_name(to));
@@ -222,7 +224,7 @@ impl Supervisor<'_> {
                     self.summary.last_frame,
                     &[("from", from.into()), ("to", to.into())],
                 );
-                if let Some(e) = &self.embed {
+                if let Some(e) = &self.embedding.embed {
                     e.send(crate::shell::Event::Fallback(msg.clone()));
                 }
                 self.fallbacks.push(msg);
@@ -243,7 +245,7 @@ impl Supervisor<'_> {
                     "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
                     self.args.max_crashes,
                     self.args.restart_window_s,
-                    self.gpu_ladder
+                    self.pair.gpu_ladder
                         .rungs()
                         .iter()
                         .map(|r| request_name(*r))
@@ -260,7 +262,7 @@ impl Supervisor<'_> {
             .jail
             .spawn(Role::Renderer)
             .context("starting the renderer")?;
-        self.processes.push(ProcessInfo {
+        self.tracing.processes.push(ProcessInfo {
             pid: r.proc.pid,
             name: Role::Renderer.to_string(),
             threads: vec![],
@@ -286,26 +288,26 @@ impl Supervisor<'_> {
             child.events.take().context("renderer events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
-        self.budgets.renderer = rules::Budget::default();
-        let faults = self.faults_for(&self.plan.renderer);
+        self.policing.budgets.renderer = rules::Budget::default();
+        let faults = self.faults_for(&self.chaos.plan.renderer);
         let start = LauncherToRenderer::Start(RendererStart {
             gpu: GpuLink {
                 epoch,
                 gpu_pid,
                 gpu_window,
                 first_frame: ends.first_frame,
-                produced: self.frames.produced,
+                produced: self.policing.frames.produced,
             },
             // The overlay's layer too, in a window.
-            layers: self.layers + u32::from(self.display.is_some()),
+            layers: self.drawn.layers + u32::from(self.display.is_some()),
             faults: faults.clone(),
             trace: self.args.trace.is_some(),
-            width: self.size.0,
-            height: self.size.1,
-            max_width: self.max_size.0,
-            max_height: self.max_size.1,
+            width: self.geometry.size.0,
+            height: self.geometry.size.1,
+            max_width: self.geometry.max_size.0,
+            max_height: self.geometry.max_size.1,
             damage: !self.args.no_damage,
-            generation: self.generation,
+            generation: self.geometry.generation,
             transport: self.jail.transport(),
             fence_timeout_ms: self.args.fence_timeout_ms,
             reports: self.jail.reports(),
@@ -315,6 +317,7 @@ impl Supervisor<'_> {
                 OutputOrder::Rgba
             },
             backdrop: self
+                .drawn
                 .scene
                 .as_ref()
                 .map_or(triptych_scene::BACKDROP, |s| s.scene.backdrop),

@@ -185,8 +185,9 @@ impl Supervisor<'_> {
     /// The GPU process claims renderer `renderer` broke the protocol. `Err` is the GPU process's
     /// own breach: a claim the launcher's look refutes.
     pub(super) fn gpu_claim(&mut self, renderer: u32, claim: RendererClaim) -> Result<(), Breach> {
-        let epoch = self.gpu.as_ref().map_or(0, |g| g.epoch);
+        let epoch = self.pair.gpu.as_ref().map_or(0, |g| g.epoch);
         let current = self
+            .pair
             .renderer
             .as_ref()
             .filter(|r| r.child.proc.pid == renderer);
@@ -198,7 +199,7 @@ impl Supervisor<'_> {
         };
         match verdict {
             Verdict::Holds(what) => {
-                self.pending_renderer_breach = Some((
+                self.evidence.pending_renderer_breach = Some((
                     renderer,
                     Breach::new(
                         "peer socket",
@@ -213,7 +214,7 @@ impl Supervisor<'_> {
                     &mut self.summary.uncorroborated,
                     format!("GPU process says renderer {renderer} broke the protocol ({claim:?}); not acted on: {why}"),
                 );
-                self.quiet.note("renderer-violation-claim", || {
+                self.policing.quiet.note("renderer-violation-claim", || {
                     tracing::warn!(renderer, ?claim, %why, "the GPU process's claim against a renderer is not acted on")
                 });
                 Ok(())
