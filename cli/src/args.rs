@@ -214,14 +214,18 @@ impl RunArgs {
         c.verify = self.verify;
         c.no_damage = self.no_damage;
         c.trace = self.trace.clone();
-        c.chaos = self.chaos;
-        c.chaos_kills = self.chaos_kills;
-        c.max_crashes = self.max_crashes;
-        c.restart_window_s = self.restart_window_s;
-        c.heartbeat_ms = self.heartbeat_ms;
-        c.hang_timeout_ms = self.hang_timeout_ms;
-        c.faults = self.faults.clone();
-        c.crash_gpu_on_start_with = self.crash_gpu_on_start_with.map(Into::into);
+        c.supervision = config::Supervision {
+            max_crashes: self.max_crashes,
+            restart_window_s: self.restart_window_s,
+            heartbeat_ms: self.heartbeat_ms,
+            hang_timeout_ms: self.hang_timeout_ms,
+        };
+        c.chaos = config::Chaos {
+            seed: self.chaos,
+            kills: self.chaos_kills,
+            faults: self.faults.clone(),
+            crash_gpu_on_start_with: self.crash_gpu_on_start_with.map(Into::into),
+        };
         c
     }
 

@@ -82,6 +82,58 @@ pub enum Buffers {
     Dmabuf,
 }
 
+/// How the children are watched, and how many crashes are forgiven.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Supervision {
+    /// Crashes of one role within `restart_window_s` before the GPU process steps down the
+    /// fallback ladder or, for the renderer, the run gives up.
+    pub max_crashes: u32,
+    /// The window, in seconds, in which crashes are counted.
+    pub restart_window_s: u64,
+    /// How often the launcher pings each child, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// A child that has not answered a ping for this long is hung, in milliseconds.
+    pub hang_timeout_ms: u64,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            max_crashes: 3,
+            restart_window_s: 60,
+            heartbeat_ms: 250,
+            hang_timeout_ms: 3000,
+        }
+    }
+}
+
+/// Chaos mode and injected faults: crashes on purpose, to test recovery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Chaos {
+    /// Kill children at random points of the frame path, chosen by this seed.
+    pub seed: Option<u64>,
+    /// How many kills chaos mode makes.
+    pub kills: u32,
+    /// Faults to inject ([`parse_fault`] reads the command line's form).
+    pub faults: Vec<ipc_protocol::messages::Fault>,
+    /// Make every GPU process started with this backend request crash at start-up (exercises
+    /// the fallback ladder).
+    pub crash_gpu_on_start_with: Option<Buffers>,
+}
+
+impl Default for Chaos {
+    fn default() -> Self {
+        Chaos {
+            seed: None,
+            kills: 20,
+            faults: Vec::new(),
+            crash_gpu_on_start_with: None,
+        }
+    }
+}
+
 /// A run's configuration. [`RunConfig::default`] is what `triptych run` does with no options
 /// (headless details aside: whether a window opens is the caller's choice, by handing the run
 /// a display or not).
@@ -119,24 +171,10 @@ pub struct RunConfig {
     pub no_damage: bool,
     /// Record a trace of every frame across all processes and write it here.
     pub trace: Option<PathBuf>,
-    /// Chaos mode: kill children at random points of the frame path, chosen by this seed.
-    pub chaos: Option<u64>,
-    /// How many kills chaos mode makes.
-    pub chaos_kills: u32,
-    /// Crashes of one role within `restart_window_s` before the GPU process steps down the
-    /// fallback ladder or, for the renderer, the run gives up.
-    pub max_crashes: u32,
-    /// The window, in seconds, in which crashes are counted.
-    pub restart_window_s: u64,
-    /// How often the launcher pings each child, in milliseconds.
-    pub heartbeat_ms: u64,
-    /// A child that has not answered a ping for this long is hung, in milliseconds.
-    pub hang_timeout_ms: u64,
-    /// Faults to inject ([`parse_fault`] reads the command line's form).
-    pub faults: Vec<ipc_protocol::messages::Fault>,
-    /// Make every GPU process started with this backend request crash at start-up (exercises
-    /// the fallback ladder).
-    pub crash_gpu_on_start_with: Option<Buffers>,
+    /// How children are watched and how many crashes are forgiven.
+    pub supervision: Supervision,
+    /// Chaos mode and injected faults, for testing recovery.
+    pub chaos: Chaos,
 }
 
 impl Default for RunConfig {
@@ -159,14 +197,8 @@ impl Default for RunConfig {
             verify: false,
             no_damage: false,
             trace: None,
-            chaos: None,
-            chaos_kills: 20,
-            max_crashes: 3,
-            restart_window_s: 60,
-            heartbeat_ms: 250,
-            hang_timeout_ms: 3000,
-            faults: Vec::new(),
-            crash_gpu_on_start_with: None,
+            supervision: Supervision::default(),
+            chaos: Chaos::default(),
         }
     }
 }
@@ -217,10 +249,16 @@ impl RunConfig {
             u32::MAX,
             "at least 1",
         )?;
-        within("heartbeat_ms", self.heartbeat_ms, 1, u64::MAX, "at least 1")?;
         within(
-            "hang_timeout_ms",
-            self.hang_timeout_ms,
+            "supervision.heartbeat_ms",
+            self.supervision.heartbeat_ms,
+            1,
+            u64::MAX,
+            "at least 1",
+        )?;
+        within(
+            "supervision.hang_timeout_ms",
+            self.supervision.hang_timeout_ms,
             1,
             u64::MAX,
             "at least 1",
@@ -251,7 +289,10 @@ mod tests {
         assert_eq!(bad(|c| c.size.height = 9000).field, "size.height");
         assert_eq!(bad(|c| c.layers = 9).field, "layers");
         assert_eq!(bad(|c| c.pool = 2).field, "pool");
-        assert_eq!(bad(|c| c.hang_timeout_ms = 0).field, "hang_timeout_ms");
+        assert_eq!(
+            bad(|c| c.supervision.hang_timeout_ms = 0).field,
+            "supervision.hang_timeout_ms"
+        );
         // A scene file brings its own layer count.
         let c = RunConfig {
             scene: Some("default".into()),

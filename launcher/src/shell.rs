@@ -379,8 +379,8 @@ impl ShellBuilder {
     /// Crashes of one role forgiven within `window_s` seconds before the GPU process steps down
     /// its fallback ladder or, for the renderer, the run gives up.
     pub fn restarts(mut self, max_crashes: u32, window_s: u64) -> Self {
-        self.args.max_crashes = max_crashes;
-        self.args.restart_window_s = window_s;
+        self.args.supervision.max_crashes = max_crashes;
+        self.args.supervision.restart_window_s = window_s;
         self
     }
 

@@ -27,6 +27,32 @@ const RESIZE_SETTLE: Duration = Duration::from_millis(60);
 #[derive(Debug)]
 pub(super) struct Shown {
     pub(super) d: Display,
+    /// What was put into the window and what the server still reads.
+    puts: Puts,
+    /// Which frames are asked for, and when.
+    pacing: Pacing,
+    /// Frames below this one were asked for before the last resize and will not be shown.
+    floor: u64,
+    /// The generation of the last frame known to be on screen.
+    announced: u32,
+    /// A resize waiting to be applied (the last size the window reported), and when.
+    resize: Option<((u32, u32), Instant)>,
+    /// Layer moves not yet sent to the GPU process (sent once per tick).
+    moves_dirty: bool,
+    /// The window was closed or `q` pressed.
+    pub(super) quit: bool,
+    /// A layer being dragged: the layer and where the pointer was.
+    drag: Option<(u32, i32, i32)>,
+    /// Whether the scene animates; a still scene gets frames only on change.
+    pub(super) animates: bool,
+    /// The overlay (the `o` key).
+    pub(super) overlay: super::overlay::Overlay,
+}
+
+/// What was put into the window: the outputs attached, the puts the server has not finished,
+/// and what is on screen.
+#[derive(Debug)]
+struct Puts {
     /// The segment of the current renderer's output, with that renderer's pid.
     seg: Option<(u32, u32)>,
     /// A previous renderer's segment, detached once the new one's first frame is on screen.
@@ -35,21 +61,18 @@ pub(super) struct Shown {
     pending: VecDeque<(u32, u32, u64)>,
     /// What is on screen: (segment, offset, size), for a redraw.
     on_screen: Option<(u32, u32, (u16, u16))>,
-    /// Frames below this one were asked for before the last resize and will not be shown.
-    floor: u64,
     /// The size and generation of each recent put, by frame.
     put_sizes: VecDeque<(u64, (u16, u16), u32)>,
-    /// The generation of the last frame known to be on screen.
-    announced: u32,
-    /// A resize waiting to be applied (the last size the window reported), and when.
-    resize: Option<((u32, u32), Instant)>,
-    /// A frame callback is outstanding (Wayland): the next frame is asked for at its `done`.
-    awaiting_frame: bool,
     /// A frame of the current output has been put since it was attached.
     new_seg_shown: bool,
-    /// Layer moves not yet sent to the GPU process (sent once per tick).
-    moves_dirty: bool,
+    /// A frame callback is outstanding (Wayland): the next frame is asked for at its `done`.
+    awaiting_frame: bool,
+}
 
+/// Which frames are asked for of the GPU process, and when: at the display's rate, paused,
+/// stepped, or only on change for a still scene.
+#[derive(Debug)]
+struct Pacing {
     paused: bool,
     step: bool,
     /// The next frame to ask for.
@@ -57,18 +80,10 @@ pub(super) struct Shown {
     /// The GPU process's epoch the requests went to.
     epoch: u64,
     next_tick: Instant,
-    /// The window was closed or `q` pressed.
-    pub(super) quit: bool,
-    /// A layer being dragged: the layer and where the pointer was.
-    drag: Option<(u32, i32, i32)>,
     /// The frame a step asked for, announced once it is on screen.
     stepped: Option<u64>,
-    /// Whether the scene animates; a still scene gets frames only on change.
-    pub(super) animates: bool,
     /// With a still scene, frames below this one are wanted (a change asks for one more).
     wanted: u64,
-    /// The overlay (the `o` key).
-    pub(super) overlay: super::overlay::Overlay,
 }
 
 impl Shown {
@@ -93,27 +108,31 @@ impl Shown {
     pub(super) fn new(d: Display, animates: bool) -> Shown {
         Shown {
             d,
-            seg: None,
-            retire: None,
-            pending: VecDeque::new(),
-            on_screen: None,
+            puts: Puts {
+                seg: None,
+                retire: None,
+                pending: VecDeque::new(),
+                on_screen: None,
+                put_sizes: VecDeque::new(),
+                new_seg_shown: false,
+                awaiting_frame: false,
+            },
+            pacing: Pacing {
+                paused: false,
+                step: false,
+                next_request: 0,
+                epoch: 0,
+                next_tick: Instant::now(),
+                stepped: None,
+                wanted: 1,
+            },
             floor: 0,
-            put_sizes: VecDeque::new(),
             announced: 0,
             resize: None,
-            awaiting_frame: false,
-            new_seg_shown: false,
             moves_dirty: false,
-            paused: false,
-            step: false,
-            next_request: 0,
-            epoch: 0,
-            next_tick: Instant::now(),
             quit: false,
             drag: None,
-            stepped: None,
             animates,
-            wanted: 1,
             overlay: super::overlay::Overlay::default(),
         }
     }
@@ -121,7 +140,7 @@ impl Shown {
     /// Something changed (a move, a resize, a new process, a step, the overlay): a still scene
     /// needs one more frame.
     pub(super) fn changed(&mut self) {
-        self.wanted = self.wanted.max(self.next_request + 1);
+        self.pacing.wanted = self.pacing.wanted.max(self.pacing.next_request + 1);
     }
 }
 
@@ -143,11 +162,11 @@ impl Supervisor<'_> {
         let seg =
             s.d.presenter
                 .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
-        s.new_seg_shown = false;
+        s.puts.new_seg_shown = false;
         // A new renderer's output shows nothing yet.
         s.changed();
-        if let Some((_, old)) = s.seg.replace((renderer_pid, seg)) {
-            if let Some(earlier) = s.retire.replace(old) {
+        if let Some((_, old)) = s.puts.seg.replace((renderer_pid, seg)) {
+            if let Some(earlier) = s.puts.retire.replace(old) {
                 s.d.presenter.detach(earlier);
             }
         }
@@ -183,28 +202,29 @@ impl Supervisor<'_> {
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let Some((_, seg)) = s.seg else {
+        let Some((_, seg)) = s.puts.seg else {
             return Ok(());
         };
         let offset = u32::try_from(u64::from(slot) * slot_bytes).context("a slot beyond 4 GiB")?;
         // The window shows the frame put before this one, of this segment and size: only what
         // changed since is put again. A new segment or size is put whole.
         let whole = Region::full(u32::from(size.0), u32::from(size.1));
-        let fresh = !s.new_seg_shown || s.put_sizes.back().is_none_or(|(_, sz, _)| *sz != size);
+        let fresh =
+            !s.puts.new_seg_shown || s.puts.put_sizes.back().is_none_or(|(_, sz, _)| *sz != size);
         let damage = if fresh { &whole } else { damage };
         s.d.presenter
             .put(seg, offset, frame, size, damage, || pixels)?;
-        s.on_screen = Some((seg, offset, size));
-        s.new_seg_shown = true;
-        if s.put_sizes.len() >= 8 {
-            s.put_sizes.pop_front();
+        s.puts.on_screen = Some((seg, offset, size));
+        s.puts.new_seg_shown = true;
+        if s.puts.put_sizes.len() >= 8 {
+            s.puts.put_sizes.pop_front();
         }
-        s.put_sizes.push_back((frame, size, generation));
+        s.puts.put_sizes.push_back((frame, size, generation));
         let (releases, completes) = (s.d.presenter.releases(), s.d.presenter.completes());
         if releases {
-            s.awaiting_frame = true;
+            s.puts.awaiting_frame = true;
         } else if completes {
-            s.pending.push_back((seg, offset, frame));
+            s.puts.pending.push_back((seg, offset, frame));
         }
         // The slot replaced goes back now (copying X11; Wayland when its buffer was released
         // already) or at the completion or release that frees it.
@@ -231,11 +251,13 @@ impl Supervisor<'_> {
             return;
         }
         if let Some(s) = self.display.as_mut() {
-            if s.stepped == Some(frame) {
-                s.stepped = None;
+            if s.pacing.stepped == Some(frame) {
+                s.pacing.stepped = None;
                 tracing::info!(frame, "the stepped frame is on screen");
             }
-            if let Some(&(_, size, generation)) = s.put_sizes.iter().find(|(f, ..)| *f == frame) {
+            if let Some(&(_, size, generation)) =
+                s.puts.put_sizes.iter().find(|(f, ..)| *f == frame)
+            {
                 if generation != s.announced {
                     s.announced = generation;
                     tracing::info!(
@@ -281,20 +303,21 @@ impl Supervisor<'_> {
                     return Ok(());
                 };
                 let Some(i) = s
+                    .puts
                     .pending
                     .iter()
                     .position(|(seg, off, _)| *seg == c.seg && *off == c.offset)
                 else {
                     return Ok(());
                 };
-                let (seg, _, frame) = s.pending.remove(i).unwrap_or((0, 0, 0));
+                let (seg, _, frame) = s.puts.pending.remove(i).unwrap_or((0, 0, 0));
                 self.on_screen(frame);
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
                 };
-                let current = s.seg.is_some_and(|(_, cur)| cur == seg);
+                let current = s.puts.seg.is_some_and(|(_, cur)| cur == seg);
                 if current {
-                    if let Some(old) = s.retire.take() {
+                    if let Some(old) = s.puts.retire.take() {
                         s.d.presenter.detach(old);
                     }
                     let freed = self
@@ -312,7 +335,7 @@ impl Supervisor<'_> {
                 let current = self
                     .display
                     .as_ref()
-                    .is_some_and(|s| s.seg.is_some_and(|(_, cur)| cur == c.seg));
+                    .is_some_and(|s| s.puts.seg.is_some_and(|(_, cur)| cur == c.seg));
                 let freed = self
                     .slot_of(c.offset)
                     .filter(|_| current)
@@ -325,10 +348,10 @@ impl Supervisor<'_> {
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
                 };
-                s.awaiting_frame = false;
+                s.puts.awaiting_frame = false;
                 // A previous renderer's pool goes once a frame of the current one is up.
-                if s.new_seg_shown {
-                    if let Some(old) = s.retire.take() {
+                if s.puts.new_seg_shown {
+                    if let Some(old) = s.puts.retire.take() {
                         s.d.presenter.detach(old);
                     }
                 }
@@ -338,7 +361,7 @@ impl Supervisor<'_> {
                 // A Wayland compositor keeps the surface's content (and after a resize the
                 // slot buffers are of the new size): only X11 needs the frame again.
                 if let Some(s) = self.display.as_ref().filter(|s| !s.d.presenter.releases()) {
-                    if let Some((seg, off, size)) = s.on_screen {
+                    if let Some((seg, off, size)) = s.puts.on_screen {
                         let whole = Region::full(u32::from(size.0), u32::from(size.1));
                         let _ = s.d.presenter.put(seg, off, u64::MAX, size, &whole, || None);
                     }
@@ -406,13 +429,13 @@ impl Supervisor<'_> {
             Action::Quit => self.quit("quit key"),
             Action::TogglePause => {
                 if let Some(s) = self.display.as_mut() {
-                    s.paused = !s.paused;
-                    tracing::info!(paused = s.paused, "pause key");
+                    s.pacing.paused = !s.pacing.paused;
+                    tracing::info!(paused = s.pacing.paused, "pause key");
                 }
             }
             Action::Step => {
                 if let Some(s) = self.display.as_mut() {
-                    s.step = true;
+                    s.pacing.step = true;
                 }
             }
             Action::ToggleOverlay => self.toggle_overlay(),
@@ -457,10 +480,10 @@ impl Supervisor<'_> {
     /// A (new) GPU process of `epoch` starts at `first`: requests start again from there.
     pub(super) fn display_gpu_started(&mut self, epoch: u64, first: u64) {
         if let Some(s) = self.display.as_mut() {
-            s.epoch = epoch;
-            s.next_request = first;
-            s.next_tick = Instant::now();
-            s.wanted = first + 1;
+            s.pacing.epoch = epoch;
+            s.pacing.next_request = first;
+            s.pacing.next_tick = Instant::now();
+            s.pacing.wanted = first + 1;
             s.overlay.new_gpu();
         }
         // A new GPU process starts with nothing outlined.
@@ -504,7 +527,7 @@ impl Supervisor<'_> {
             generation: self.geometry.generation,
         };
         if let Some(s) = self.display.as_mut() {
-            s.floor = s.next_request;
+            s.floor = s.pacing.next_request;
             s.changed();
             tracing::info!(
                 width = w,
@@ -513,7 +536,7 @@ impl Supervisor<'_> {
                 first_frame = s.floor,
                 "window resized"
             );
-            if let Some((_, seg)) = s.seg {
+            if let Some((_, seg)) = s.puts.seg {
                 s.d.presenter.resize(seg, (w as u16, h as u16));
             }
         } else {
@@ -558,23 +581,24 @@ impl Supervisor<'_> {
         let hover_dirty = self.input.hover_dirty;
         let s = self.display.as_mut()?;
         let now = Instant::now();
-        if now < s.next_tick {
-            return Some(s.next_tick - now);
+        if now < s.pacing.next_tick {
+            return Some(s.pacing.next_tick - now);
         }
-        s.next_tick = (s.next_tick + s.d.refresh).max(now);
+        s.pacing.next_tick = (s.pacing.next_tick + s.d.refresh).max(now);
         // On Wayland the compositor's frame callback paces; the timer only bounds the rate.
-        let asked = !s.awaiting_frame;
-        let room = asked && s.next_request < presented + IN_FLIGHT;
+        let asked = !s.puts.awaiting_frame;
+        let room = asked && s.pacing.next_request < presented + IN_FLIGHT;
         // A still scene looks the same at every frame: only a change asks for one, so an idle
         // window renders, composites and presents nothing.
-        let more = s.next_request < frames && (s.animates || s.next_request < s.wanted || s.step);
-        if room && more && (!s.paused || s.step) {
-            let up_to = s.next_request;
-            if std::mem::take(&mut s.step) {
-                s.stepped = Some(up_to);
+        let more = s.pacing.next_request < frames
+            && (s.animates || s.pacing.next_request < s.pacing.wanted || s.pacing.step);
+        if room && more && (!s.pacing.paused || s.pacing.step) {
+            let up_to = s.pacing.next_request;
+            if std::mem::take(&mut s.pacing.step) {
+                s.pacing.stepped = Some(up_to);
             }
-            s.next_request += 1;
-            if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == s.epoch) {
+            s.pacing.next_request += 1;
+            if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == s.pacing.epoch) {
                 if let Err(SendError::Full) =
                     g.child.commands.send(&LauncherToGpu::Render { up_to })
                 {
@@ -590,12 +614,12 @@ impl Supervisor<'_> {
             );
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
-        if s.next_request <= presented {
+        if s.pacing.next_request <= presented {
             self.liveness.last_progress = now;
         }
         if !s.animates
-            && s.next_request >= s.wanted
-            && !s.step
+            && s.pacing.next_request >= s.pacing.wanted
+            && !s.pacing.step
             && s.resize.is_none()
             && !s.moves_dirty
             && !hover_dirty

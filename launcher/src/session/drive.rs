@@ -7,8 +7,8 @@ use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
 impl Supervisor<'_> {
     /// The main loop: until the last frame is on screen, or Ctrl-C.
     pub(super) fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
-        let heartbeat = Duration::from_millis(self.args.heartbeat_ms.max(10));
-        let hang = Duration::from_millis(self.args.hang_timeout_ms.max(50));
+        let heartbeat = Duration::from_millis(self.args.supervision.heartbeat_ms.max(10));
+        let hang = Duration::from_millis(self.args.supervision.hang_timeout_ms.max(50));
         self.liveness.last_progress = Instant::now();
         while !self.run_over() {
             let wait = self

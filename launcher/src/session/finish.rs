@@ -150,9 +150,9 @@ impl Supervisor<'_> {
             .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
         self.chaos.fired.dedup();
         s.faults_fired = self.chaos.fired.iter().map(chaos::describe).collect();
-        s.chaos_kills_planned = self.args.chaos.map(|seed| {
-            Plan::new(seed, self.args.chaos_kills, self.args.frames)
-                .with_faults(&self.args.faults)
+        s.chaos_kills_planned = self.args.chaos.seed.map(|seed| {
+            Plan::new(seed, self.args.chaos.kills, self.args.frames)
+                .with_faults(&self.args.chaos.faults)
                 .len()
         });
         let screen = self

@@ -378,13 +378,14 @@ fn run_with(
         Buffers::Dmabuf => vec![BackendRequest::DmaBuf, BackendRequest::Shm],
         Buffers::Shm => vec![BackendRequest::Shm],
     };
-    let window = Duration::from_secs(args.restart_window_s);
+    let window = Duration::from_secs(args.supervision.restart_window_s);
     let plan = args
         .chaos
-        .map(|seed| Plan::new(seed, args.chaos_kills, args.frames))
+        .seed
+        .map(|seed| Plan::new(seed, args.chaos.kills, args.frames))
         .unwrap_or_default()
-        .with_faults(&args.faults);
-    if args.chaos.is_some() {
+        .with_faults(&args.chaos.faults);
+    if args.chaos.seed.is_some() {
         tracing::info!(kills = plan.len(), "chaos mode");
     }
     let rec = if args.trace.is_some() {
@@ -401,8 +402,8 @@ fn run_with(
         args,
         started: Instant::now(),
         pair: parts::Pair {
-            gpu_ladder: Ladder::new(ladder, args.max_crashes, window),
-            renderer_ladder: Ladder::new(vec![()], args.max_crashes, window),
+            gpu_ladder: Ladder::new(ladder, args.supervision.max_crashes, window),
+            renderer_ladder: Ladder::new(vec![()], args.supervision.max_crashes, window),
             epoch: 0,
             gpu: None,
             renderer: None,

@@ -212,8 +212,8 @@ impl Supervisor<'_> {
                 .collect();
             bail!(
                 "the renderer crashed more than {} times within {} s; crash history:\n  {}",
-                self.args.max_crashes,
-                self.args.restart_window_s,
+                self.args.supervision.max_crashes,
+                self.args.supervision.restart_window_s,
                 history.join("\n  ")
             );
         }

@@ -35,7 +35,7 @@ impl Supervisor<'_> {
             .frames
             .new_epoch(self.pair.epoch, self.resume_from());
         let mut faults = self.faults_for(&self.chaos.plan.gpu);
-        if self.args.crash_gpu_on_start_with.map(request_of) == Some(request) {
+        if self.args.chaos.crash_gpu_on_start_with.map(request_of) == Some(request) {
             faults.push(Fault {
                 frame: 0,
                 point: FaultPoint::GpuStartup,
@@ -216,7 +216,7 @@ impl Supervisor<'_> {
                 let (from, to) = (request_name(from), request_name(to));
                 let msg = format!(
                     "GPU process crashed more than {} times within {} s with --buffers {from}; falling back to {to}",
-                    self.args.max_crashes, self.args.restart_window_s
+                    self.args.supervision.max_crashes, self.args.supervision.restart_window_s
                 );
                 tracing::warn!("{msg}");
                 self.trace_instant(
@@ -243,8 +243,8 @@ impl Supervisor<'_> {
                     .collect();
                 bail!(
                     "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
-                    self.args.max_crashes,
-                    self.args.restart_window_s,
+                    self.args.supervision.max_crashes,
+                    self.args.supervision.restart_window_s,
                     self.pair.gpu_ladder
                         .rungs()
                         .iter()
