@@ -13,7 +13,6 @@ pub mod frame_loop;
 #[allow(unsafe_code)]
 pub mod gl;
 pub mod hooks;
-pub mod landlock;
 pub mod pool;
 pub mod sandbox;
 pub mod scene;

@@ -3,9 +3,10 @@
 //! Sequence:
 //!
 //! 1. **start-up** ([`startup`], first thing in `run`): confine the files the process can reach
-//!    with Landlock while it has one thread ([`crate::landlock`]), adopt the report pipe and
-//!    install the `SIGSYS` reporter on it, adopt the handover socket. The launcher has already put the process in the shared user namespace and new network and IPC namespaces,
-//!    with no capabilities (`triptych_sys::jail`).
+//!    with Landlock while it has one thread ([`triptych_sandbox::gpu::landlock`]), adopt the
+//!    report pipe and install the `SIGSYS` reporter on it, adopt the handover socket. The
+//!    launcher has already put the process in the shared user namespace and new network and
+//!    IPC namespaces, with no capabilities (`triptych_sys::jail`).
 //! 2. bootstrap, `Start`, then EGL and driver initialisation, which opens files (the driver, its
 //!    configuration, the shader cache index) and starts the driver's threads.
 //! 3. **confine** ([`confine`]), before `Started` is reported: resource limits,
@@ -36,7 +37,7 @@ pub struct Claimed {
 
 /// Step 1: adopts the fixed fds, installs the `SIGSYS` reporter.
 pub fn startup() -> anyhow::Result<Claimed> {
-    let landlock = crate::landlock::confine();
+    let landlock = triptych_sandbox::gpu::landlock::confine();
     let report = FixedFd::claim(REPORT_FD).context("claiming the report fd")?;
     triptych_sys::seccomp::install_trap_reporter(report.into_inherited())
         .context("installing the SIGSYS reporter")?;

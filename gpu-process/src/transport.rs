@@ -3,7 +3,7 @@
 //! With the pidfd transport the renderer takes the fds itself and this does nothing. With
 //! `SCM_RIGHTS`, the GPU process holds one end of a unix socket to the current renderer, handed
 //! over by the launcher on the handover socket at `Start` and again at every `NewRenderer`
-//! ([`triptych_sandbox::wire`]); for every frame, right before the description goes out on the
+//! ([`ipc_protocol::wire`]); for every frame, right before the description goes out on the
 //! ipc channel, it sends one message with every fd the description names (each buffer's planes
 //! and its fence) and their export-window numbers. The kernel holds a reference to each file
 //! while the message is queued, so the renderer gets the same files the description names.
@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use ipc_protocol::messages::Transport;
-use triptych_sandbox::wire::{self, LinkKind, WireError};
+use ipc_protocol::wire::{self, LinkKind, WireError};
 use triptych_sys::fixed::FixedFd;
 
 use crate::pool::Pool;

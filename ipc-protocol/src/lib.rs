@@ -3,7 +3,9 @@
 //!
 //! Channels are `SOCK_SEQPACKET` sockets with bounded, validating receive paths
 //! ([`channel`]); each child finds its control socket at a fixed fd number ([`bootstrap`]) and
-//! learns its peer's socket only from the launcher. Every message type here is an enum or a
+//! learns its peer's socket only from the launcher; the two fd-passing sockets (the launcher's
+//! handovers, and frame fds under `SCM_RIGHTS`) have their formats here too ([`wire`]). Every
+//! message type here is an enum or a
 //! struct of plain data, so a peer can only say what the protocol lets it say; what it says is
 //! still checked on arrival ([`frame::Frame::validate_shape`] and friends), because the renderer
 //! must assume the GPU process may be compromised and the launcher must assume both children may
@@ -30,6 +32,7 @@ pub mod logging;
 pub mod messages;
 pub mod role;
 pub mod rules;
+pub mod wire;
 
 pub use frame::{BufferId, DescError, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};
 pub use role::Role;

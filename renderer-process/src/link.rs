@@ -4,7 +4,7 @@
 //! transport) or the renderer's end of an `SCM_RIGHTS` socket to it. It is set when the renderer
 //! attaches to a GPU process, at `Start` and again at every `NewGpu`, from the fd the launcher
 //! hands over on the handover socket just before it sends the ipc message
-//! ([`triptych_sandbox::wire`]). So the renderer never calls `pidfd_open`, which its sandbox
+//! ([`ipc_protocol::wire`]). So the renderer never calls `pidfd_open`, which its sandbox
 //! refuses, and `pidfd_getfd` always names the same fd number, the only one its rule accepts. A
 //! renderer started without a handover socket (by a test harness playing the launcher) opens
 //! the pidfd itself, which works only before its sandbox is on: at `Start`, not after a restart.
@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use crate::fetch::{Counters, FrameSource};
 use ipc_protocol::messages::Transport;
+use ipc_protocol::wire::{self, FrameFds, LinkKind, WireError};
 use triptych_sandbox::fds::GPU_LINK_FD;
-use triptych_sandbox::wire::{self, FrameFds, LinkKind, WireError};
 use triptych_sys::fixed::{FixedError, FixedFd};
 
 /// How long a handover may take to arrive after the ipc message that announces it (the

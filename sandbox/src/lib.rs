@@ -7,7 +7,6 @@
 //!   programs with [seccompiler](https://docs.rs/seccompiler);
 //! - the policies: [`renderer::policy`] and [`gpu::policy`], both built on [`common::rules`];
 //! - the fd numbers the rules name ([`fds`]) and the resource limits of each role ([`limits`]);
-//! - the wire formats of the two fd-passing sockets ([`wire`]);
 //! - naming a trapped call for the launcher's log line ([`names`], [`report`]).
 //!
 //! The catalogue of escape attempts the tests make sandboxed processes perform is not here: it
@@ -57,7 +56,6 @@ pub mod limits;
 pub mod names;
 pub mod renderer;
 pub mod report;
-pub mod wire;
 
 use std::collections::BTreeMap;
 

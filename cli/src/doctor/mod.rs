@@ -3,9 +3,10 @@
 //! Every fact is measured, not assumed: the pidfd check really takes an fd from a child process,
 //! the user-namespace check really unshares in a child, the sandbox lines really start confined
 //! children (and the transport line is the self-test `--transport auto` runs), and the EGL facts
-//! come from the GPU process binary itself (`triptych-gpu --probe`), which creates the same context and runs the
-//! same backend selection that a run does. The display line ([`display`]) connects to the display
-//! server a run would open its window on and asks it what the window's present path needs.
+//! come from the GPU process binary itself (`triptych-gpu --probe`), which creates the same context
+//! and runs the same backend selection that a run does. The display line ([`display`]) connects to
+//! the display server a run would open its window on and asks it what the window's present path
+//! needs.
 
 mod display;
 
@@ -116,7 +117,7 @@ fn userns() -> Check {
     }
 }
 
-/// The Landlock confinement the GPU process will put on itself (`gpu-process/src/landlock.rs`).
+/// The Landlock confinement the GPU process will put on itself (`sandbox/src/gpu/landlock.rs`).
 fn landlock() -> Check {
     match triptych_sys::landlock::abi() {
         Ok(abi) => {

@@ -27,7 +27,7 @@
 //!   costs the child its life as a protocol violation;
 //! - one end of a *handover* socket: whenever a child is attached to a (new) peer, the link to
 //!   that peer goes over it, before the ipc message that announces the peer
-//!   ([`triptych_sandbox::wire`]): to the renderer a pidfd of the GPU process (opened here, so
+//!   ([`ipc_protocol::wire`]): to the renderer a pidfd of the GPU process (opened here, so
 //!   the renderer never needs `pidfd_open`) or its end of an `SCM_RIGHTS` socket; to the GPU
 //!   process its end of that socket.
 //!
@@ -48,9 +48,9 @@ use crossbeam_channel::Receiver;
 use ipc_protocol::bootstrap::CONTROL_FD;
 use ipc_protocol::channel::Wire;
 use ipc_protocol::messages::{Transport, ViolationReports};
+use ipc_protocol::wire::{self, LinkKind};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::report::Violation;
-use triptych_sandbox::wire::{self, LinkKind};
 use triptych_sys::jail::{Confinement, Namespaces};
 use triptych_sys::seccomp::{TrapRecord, RECORD_LEN};
 use triptych_trace::{Args, InstantScope, Marker, Recorder};

@@ -1,15 +1,18 @@
 //! Landlock for the GPU process: the files it can reach are its driver's libraries and data
-//! (read-only) and its GPU's device nodes, nothing else.
+//! (read-only) and its GPU's device nodes, nothing else. The role's other layer, its seccomp
+//! policy, is [`super::policy`]: the two sit side by side, and the policy lets `openat` through
+//! to Landlock only where Landlock is in force.
 //!
 //! # When
 //!
-//! First thing at start-up ([`crate::sandbox::startup`]), before any thread exists and before
-//! the driver is loaded. A Landlock domain binds the thread that calls `landlock_restrict_self`
-//! and the threads it creates later; threads that already exist stay outside it until Linux 7.0
-//! (ABI 8, `LANDLOCK_RESTRICT_SELF_TSYNC`). Confining after EGL initialisation would leave the
-//! driver's worker threads (llvmpipe starts one per core) and the channel threads unconfined,
-//! and any code running in the process can reach those. Confining first puts every thread of
-//! the process inside, so the rule set has to cover what driver initialisation reads too.
+//! First thing at start-up (the GPU process's `sandbox::startup`), before any thread exists and
+//! before the driver is loaded. A Landlock domain binds the thread that calls
+//! `landlock_restrict_self` and the threads it creates later; threads that already exist stay
+//! outside it until Linux 7.0 (ABI 8, `LANDLOCK_RESTRICT_SELF_TSYNC`). Confining after EGL
+//! initialisation would leave the driver's worker threads (llvmpipe starts one per core) and the
+//! channel threads unconfined, and any code running in the process can reach those. Confining first
+//! puts every thread of the process inside, so the rule set has to cover what driver initialisation
+//! reads too.
 //!
 //! # What stays reachable
 //!

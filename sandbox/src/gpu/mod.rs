@@ -7,7 +7,7 @@
 //! and export buffers (`memfd_create`, `ftruncate`, `eventfd2`, `fcntl` sealing and moving fds
 //! into the export window). What it loses is everything that reaches *outside* the process:
 //!
-//! - **files**: where Landlock confines the process (`gpu-process/src/landlock.rs`: driver
+//! - **files**: where Landlock confines the process ([`landlock`]: driver
 //!   libraries and data read-only, the GPU's device nodes), `openat` is let through to it, since
 //!   a driver may open its own files lazily, after initialisation; Landlock refuses everything
 //!   else with `EACCES`. `O_PATH` opens, which Landlock does not check, trap, and so do opens
@@ -19,6 +19,8 @@
 //! - **the network**: `socket`, `connect`, `bind`, `listen`, `accept` trap (and the process has
 //!   its own empty network namespace besides);
 //! - **other processes**: `ptrace`, `process_vm_*`, `kill`, `pidfd_*`, `tgkill` of others trap.
+
+pub mod landlock;
 
 use triptych_sys::prctl::PR_SET_PTRACER;
 

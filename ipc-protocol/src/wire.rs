@@ -1,15 +1,16 @@
-//! The two fd-passing sockets of a sandboxed run and their message formats.
+//! The two fd-passing sockets of a sandboxed run and their message formats, beside the
+//! messages of the channels ([`crate::messages`]).
 //!
-//! 1. **Handover** (launcher -> child, [`crate::fds::HANDOVER_FD`] in the child): whenever a
-//!    child is attached to a (new) peer, the launcher sends it, *before* the ipc message that
+//! 1. **Handover** (launcher -> child, `triptych_sandbox::fds::HANDOVER_FD` in the child): whenever
+//!    a child is attached to a (new) peer, the launcher sends it, *before* the ipc message that
 //!    announces the peer, one [`Handover`] with one fd: for the renderer, a pidfd of the GPU
 //!    process ([`LinkKind::GpuPidfd`]) or its end of an `SCM_RIGHTS` socket to it
-//!    ([`LinkKind::FdSocket`]); for the GPU process, its end of that socket. This is how a
-//!    renderer whose sandbox forbids `pidfd_open` reaches a restarted GPU process: the launcher,
-//!    which may open pidfds, opens one and hands it over; the renderer puts it at
-//!    [`crate::fds::GPU_LINK_FD`], the one number its `pidfd_getfd` rule accepts. The `tag`
-//!    pairs the handover with the ipc message (the GPU epoch for the renderer, the renderer's pid
-//!    for the GPU process), so a stale one is recognised and dropped.
+//!    ([`LinkKind::FdSocket`]); for the GPU process, its end of that socket. This is how a renderer
+//!    whose sandbox forbids `pidfd_open` reaches a restarted GPU process: the launcher, which may
+//!    open pidfds, opens one and hands it over; the renderer puts it at
+//!    `triptych_sandbox::fds::GPU_LINK_FD`, the one number its `pidfd_getfd` rule accepts. The
+//!    `tag` pairs the handover with the ipc message (the GPU epoch for the renderer, the renderer's
+//!    pid for the GPU process), so a stale one is recognised and dropped.
 //! 2. **Frame fds** (GPU process -> renderer, `--transport scm-rights` only): for each frame,
 //!    before its description goes out on the ipc channel, the GPU process sends one
 //!    [`FrameFds`] message carrying every fd the description names (planes, then fence, layer by
