@@ -14,7 +14,7 @@
 //!
 //! This module is the start-up half ([`run`]): the channels, `Start`, the scene's images, the GL
 //! context and the exporter, the sandbox, `Started`. The frame loop is
-//! [`crate::frame_loop`]. `triptych-gpu --probe` ([`egl_facts`]) prints the same choice of
+//! [`crate::frame_loop`]. `triptych-gpu --egl-facts` ([`egl_facts`]) prints the same choice of
 //! exporter as JSON for `triptych doctor`.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -35,7 +35,7 @@ use crate::hooks::Hooks;
 /// The role name: process name, policy name, span prefix, crash records.
 pub const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
 
-/// `--probe`: print the EGL facts as JSON on stdout (used by `triptych doctor`).
+/// `--egl-facts`: print the EGL facts as JSON on stdout (used by `triptych doctor`).
 pub fn egl_facts() -> anyhow::Result<()> {
     let report = match GlContext::new(PlatformRequest::Auto) {
         Ok(mut gl) => {

@@ -60,7 +60,7 @@ fn var(name: &str) -> Option<String> {
 }
 
 /// Finds out what `run` will do here.
-pub fn probe() -> DisplayReport {
+pub fn ask() -> DisplayReport {
     if let Some(w) = var("WAYLAND_DISPLAY") {
         return wayland(format!("WAYLAND_DISPLAY={w}"));
     }

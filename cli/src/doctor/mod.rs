@@ -3,7 +3,7 @@
 //! Every fact is measured, not assumed: the pidfd check really takes an fd from a child process,
 //! the user-namespace check really unshares in a child, the sandbox lines really start confined
 //! children (and the transport line is the self-test `--transport auto` runs), and the EGL facts
-//! come from the GPU process binary itself (`triptych-gpu --probe`), which creates the same context
+//! come from the GPU process binary itself (`triptych-gpu --egl-facts`), which creates the same context
 //! and runs the same backend selection that a run does. The display line ([`display`]) connects to
 //! the display server a run would open its window on and asks it what the window's present path
 //! needs.
@@ -207,7 +207,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
         )
     });
     // The sandbox layers a run would get, and the transport `--transport auto` would take: the
-    // same probes and self-test a run makes (crate::jail).
+    // same checks and self-test a run makes (triptych::machine).
     for triptych::machine::Finding { name, ok, detail } in triptych::machine::sandbox() {
         checks.push(check(name, ok, detail));
     }
@@ -221,23 +221,23 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             dri.join(", ")
         },
     ));
-    let probe = triptych::machine::command_line_children_dir().and_then(|dir| {
+    let egl = triptych::machine::command_line_children_dir().and_then(|dir| {
         let gpu = dir.join(ipc_protocol::Role::Gpu.binary());
         let o = Command::new(gpu)
-            .arg("--probe")
+            .arg("--egl-facts")
             .stderr(Stdio::inherit())
             .output()
-            .context("running triptych-gpu --probe")?;
+            .context("running triptych-gpu --egl-facts")?;
         let v: serde_json::Value =
-            serde_json::from_slice(&o.stdout).context("reading the GPU probe's report")?;
+            serde_json::from_slice(&o.stdout).context("reading the GPU process's EGL facts")?;
         Ok(v)
     });
-    let probe = match probe {
+    let egl = match egl {
         Ok(v) => v,
         Err(e) => serde_json::json!({ "ok": false, "error": format!("{e:#}") }),
     };
-    if probe["ok"] == true {
-        let i = &probe["info"];
+    if egl["ok"] == true {
+        let i = &egl["info"];
         checks.push(check(
             "EGL",
             true,
@@ -262,26 +262,23 @@ pub fn run(json: bool) -> anyhow::Result<()> {
         checks.push(check(
             "EGL",
             false,
-            probe["error"]
-                .as_str()
-                .unwrap_or("unknown error")
-                .to_owned(),
+            egl["error"].as_str().unwrap_or("unknown error").to_owned(),
         ));
     }
-    let auto = &probe["auto"];
+    let auto = &egl["auto"];
     let auto_line = match (auto["backend"].as_str(), auto["reason"].as_str()) {
         (Some(b), Some(r)) => format!("{b}, because {r}"),
         (Some(b), None) => format!("{b}: DMA-BUF export works here"),
         _ => "nothing: the GPU process could not create a GL context".to_owned(),
     };
     let fence_line = auto["fence"].as_str().unwrap_or("none").to_owned();
-    let shown = display::probe();
+    let shown = display::ask();
     checks.push(check("display", shown.ok(), shown.line()));
     if json {
         let v = serde_json::json!({
             "checks": checks,
             "auto": auto,
-            "probe": probe,
+            "egl": egl,
             "display": shown,
         });
         let text = serde_json::to_string_pretty(&v).context("encoding the report")?;

@@ -35,7 +35,7 @@ impl Layers {
     }
 
     /// Finds out what works here, by trying it on a short-lived child.
-    pub fn probe() -> Layers {
+    pub fn find() -> Layers {
         let root = nix::unistd::geteuid().is_root();
         let (userns, userns_reason) = match triptych_sys::userns::create() {
             Ok(ns) => (Some(ns), None),
@@ -152,7 +152,7 @@ pub fn choose_transport(arg: TransportChoice, layers: &Layers) -> (Transport, St
 
 /// `triptych doctor`'s lines about the sandbox: `(name, ok, detail)`.
 pub fn doctor_lines() -> Vec<(&'static str, bool, String)> {
-    let layers = Layers::probe();
+    let layers = Layers::find();
     let mut v = vec![
         (
             "sandbox: user namespace",

@@ -155,7 +155,7 @@ impl Jail {
         mode: SandboxMode,
         bin_dir: std::path::PathBuf,
     ) -> anyhow::Result<Jail> {
-        let layers = Layers::probe();
+        let layers = Layers::find();
         if let Some(why) = &layers.userns_reason {
             tracing::warn!(%why, "children run without a user namespace of their own");
         }
