@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use triptych::window::InputSource;
-use triptych::{scene, session, signals, window};
+use triptych::{session, signals, window};
 
 use crate::{args as cli, doctor, exit, progress, trace_summary};
 
@@ -51,7 +51,7 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
     // A scene file is read, parsed and its images opened before any child starts: a bad one
     // ends the run here with its located error.
     let mut config = args.config();
-    scene::prepare_run(&mut config)?;
+    config.prepare()?;
     let signals = signals::install()?;
     if let Err(e) = triptych_sys::prctl::set_name("launcher") {
         tracing::warn!(error = %e, "could not name the launcher process");

@@ -24,7 +24,7 @@ use crate::export::{self, Exporter};
 use crate::gl::{GlContext, Paint};
 use crate::hooks::{Hooks, Running, Sent};
 use crate::pool::Pool;
-use crate::start::name_ptracer;
+use crate::sandbox::name_ptracer;
 
 /// Fires the fault due at `point` for `frame`, if any, telling the launcher first. Returns true
 /// when the fault is to stop signalling fences.

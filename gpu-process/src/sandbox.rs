@@ -86,3 +86,18 @@ pub fn confine(
     hooks.confined(start, &params);
     Ok(sender)
 }
+
+/// Yama's `ptrace_scope`, read once, at the first start-up call, before the seccomp policy is
+/// on: reading a file takes `openat` and `statx` (Rust's `fs::read` sizes its buffer with it),
+/// and the policy names neither for this purpose, so a new renderer later is named from this.
+static YAMA_SCOPE: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
+
+/// Lets the renderer take fds from this process where Yama restricts ptrace to descendants.
+pub(crate) fn name_ptracer(renderer_pid: u32) -> anyhow::Result<()> {
+    let scope = *YAMA_SCOPE.get_or_init(triptych_sys::proc::yama_ptrace_scope);
+    if scope.is_some_and(|s| s >= 1) {
+        triptych_sys::prctl::set_ptracer(renderer_pid)
+            .with_context(|| format!("naming the renderer {renderer_pid} as ptracer for Yama"))?;
+    }
+    Ok(())
+}

@@ -192,23 +192,8 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
 
 fn setup(start: &GpuStart) -> anyhow::Result<(GlContext, Box<dyn Exporter>, Option<String>)> {
     raise_fd_limit()?;
-    name_ptracer(start.renderer.renderer_pid)?;
+    crate::sandbox::name_ptracer(start.renderer.renderer_pid)?;
     let mut gl = GlContext::new(PlatformRequest::Auto).context("creating the GL context")?;
     let (exporter, reason) = choose_exporter(start.backend, &mut gl)?;
     Ok((gl, exporter, reason))
-}
-
-/// Yama's `ptrace_scope`, read once, at the first start-up call, before the seccomp policy is
-/// on: reading a file takes `openat` and `statx` (Rust's `fs::read` sizes its buffer with it),
-/// and the policy names neither for this purpose, so a new renderer later is named from this.
-static YAMA_SCOPE: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
-
-/// Lets the renderer take fds from this process where Yama restricts ptrace to descendants.
-pub(crate) fn name_ptracer(renderer_pid: u32) -> anyhow::Result<()> {
-    let scope = *YAMA_SCOPE.get_or_init(triptych_sys::proc::yama_ptrace_scope);
-    if scope.is_some_and(|s| s >= 1) {
-        triptych_sys::prctl::set_ptracer(renderer_pid)
-            .with_context(|| format!("naming the renderer {renderer_pid} as ptracer for Yama"))?;
-    }
-    Ok(())
 }

@@ -216,6 +216,29 @@ pub struct ConfigError {
 }
 
 impl RunConfig {
+    /// Makes this configuration ready to run: checks it ([`RunConfig::check`]), then loads the
+    /// scene file, if one is named, and sets `layers` to the scene's layer count; with
+    /// `verify`, refuses a scene whose last frame has no CPU reference. A bad scene file is an
+    /// error with the parser's located message, before any child starts.
+    pub fn prepare(&mut self) -> anyhow::Result<()> {
+        self.check()?;
+        let Some(path) = &self.scene else {
+            return Ok(());
+        };
+        let loaded = crate::scene::load(path)?;
+        self.layers = u32::try_from(loaded.scene.layers.len())
+            .map_err(|_| anyhow::anyhow!("the scene has too many layers"))?;
+        if self.verify {
+            // The frame verified is the last one; refuse at once when it has no reference.
+            let (w, h) = (self.size.width, self.size.height);
+            if let Err(e) = crate::verify::scene_reference(&loaded, self.frames - 1, w, h) {
+                anyhow::bail!("--verify cannot check this scene: {e}");
+            }
+        }
+        self.loaded_scene = Some(std::sync::Arc::new(loaded));
+        Ok(())
+    }
+
     /// Checks every value against what a run can take (the command line's ranges: the same
     /// limits hold for a configuration an application built or deserialized).
     pub fn check(&self) -> Result<(), ConfigError> {

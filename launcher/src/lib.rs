@@ -39,6 +39,8 @@ mod child;
 pub mod child_log;
 pub mod config;
 mod crash;
+#[doc(hidden)]
+pub mod embedding;
 mod jail;
 pub mod machine;
 mod present;

@@ -42,27 +42,6 @@ pub struct LoadedScene {
     pub decoded: Vec<Option<Image>>,
 }
 
-/// Checks `args` ([`crate::config::RunConfig::check`]), then loads `args.scene`, if set, into
-/// `args.loaded_scene` and sets `args.layers` to the scene's layer count; with `args.verify`,
-/// refuses a scene whose last frame has no CPU reference.
-pub fn prepare_run(args: &mut crate::config::RunConfig) -> anyhow::Result<()> {
-    args.check()?;
-    let Some(path) = &args.scene else {
-        return Ok(());
-    };
-    let loaded = load(path)?;
-    args.layers = u32::try_from(loaded.scene.layers.len()).context("layer count")?;
-    if args.verify {
-        // The frame verified is the last one; refuse at once when it has no reference.
-        let (w, h) = (args.size.width, args.size.height);
-        if let Err(e) = crate::verify::scene_reference(&loaded, args.frames - 1, w, h) {
-            bail!("--verify cannot check this scene: {e}");
-        }
-    }
-    args.loaded_scene = Some(std::sync::Arc::new(loaded));
-    Ok(())
-}
-
 /// Loads `--scene ARG`: [`BUILTIN_NAME`] or a path.
 pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
     let (scene, source) = if arg == Path::new(BUILTIN_NAME) {

@@ -356,7 +356,7 @@ pub struct SandboxSummary {
     /// `enforce`, or `learn` (`--sandbox learn`: seccomp recorded calls but stopped none).
     pub mode: String,
     /// In learning mode: every call a child made that its policy does not name.
-    pub learned: Vec<crate::jail::LearnedCall>,
+    pub learned: Vec<LearnedCall>,
     /// In learning mode: calls not listed because the list was full.
     pub learned_overflow: u64,
     /// The GPU process's Landlock confinement, as it reported it (the launcher cannot read
@@ -576,6 +576,21 @@ impl RunSummary {
         }
         s
     }
+}
+
+/// A call outside its role's policy, as the summary lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LearnedCall {
+    /// The role that made it.
+    pub role: String,
+    /// The call's name.
+    pub call: String,
+    /// Its number.
+    pub nr: i32,
+    /// How often it was made.
+    pub count: u64,
+    /// Up to `MAX_EXAMPLES` (the learning mode's, `jail/learn.rs`) distinct calls with their arguments, `name(arg0, ...)`.
+    pub examples: Vec<String>,
 }
 
 #[cfg(test)]

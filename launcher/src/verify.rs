@@ -52,7 +52,7 @@ pub fn check_run(
             let i = ((u64::from(y) * u64::from(width) + u64::from(x)) * 4) as usize;
             [want[i], want[i + 1], want[i + 2], want[i + 3]]
         }),
-        // Refused before the run starts (`scene::prepare_run`); a frame that still has no
+        // Refused before the run starts (`RunConfig::prepare`); a frame that still has no
         // reference counts as wholly different.
         Err(e) => Verification {
             frame,

@@ -29,25 +29,12 @@ use std::sync::{Arc, Mutex};
 
 use triptych_sandbox::report::Violation;
 
+use crate::summary::LearnedCall;
+
 /// Distinct (role, call) entries kept; beyond that, calls are only counted.
 pub const MAX_DISTINCT: usize = 1024;
 /// Argument sets kept per entry.
 pub const MAX_EXAMPLES: usize = 4;
-
-/// A call outside its role's policy, as the summary lists it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LearnedCall {
-    /// The role that made it.
-    pub role: String,
-    /// The call's name.
-    pub call: String,
-    /// Its number.
-    pub nr: i32,
-    /// How often it was made.
-    pub count: u64,
-    /// Up to [`MAX_EXAMPLES`] distinct calls with their arguments, `name(arg0, ...)`.
-    pub examples: Vec<String>,
-}
 
 /// Every call outside the policies, shared by the listener threads of one run.
 #[derive(Debug, Default)]

@@ -69,8 +69,6 @@ mod learn;
 mod observe;
 mod reports;
 
-pub use learn::LearnedCall;
-
 pub use layers::{choose_transport, doctor_lines, Layers};
 pub use observe::observe;
 use reports::report_reader;

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::embedding::Control;
 use crate::scene::LoadedScene;
-use crate::shell::Control;
 
 impl Supervisor<'_> {
     /// One command from the embedding application.

@@ -502,8 +502,8 @@ impl Supervisor<'_> {
             } else {
                 None
             };
-            e.send(crate::shell::Event::Presented(
-                crate::shell::PresentedFrame::new(
+            e.send(crate::embedding::Event::Presented(
+                crate::embedding::PresentedFrame::new(
                     p.frame,
                     self.geometry.size,
                     (self.drawn.scene_id, self.geometry.generation),

@@ -340,11 +340,11 @@ pub(crate) fn run_embedded(
     args: &RunConfig,
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
-    link: crate::shell::Link,
+    link: crate::embedding::Link,
 ) -> anyhow::Result<RunSummary> {
     let events = link.events.clone();
     let r = run_with(args, signals, display, Some(link), None);
-    let _ = events.try_send(crate::shell::Event::Finished);
+    let _ = events.try_send(crate::embedding::Event::Finished);
     r
 }
 
@@ -352,7 +352,7 @@ fn run_with(
     args: &RunConfig,
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
-    embed: Option<crate::shell::Link>,
+    embed: Option<crate::embedding::Link>,
     observer: Option<Box<dyn RunObserver>>,
 ) -> anyhow::Result<RunSummary> {
     // Whoever called, the configuration is checked and its scene file loaded before anything
@@ -360,7 +360,7 @@ fn run_with(
     let mut prepared;
     let args = if args.scene.is_some() && args.loaded_scene.is_none() {
         prepared = args.clone();
-        crate::scene::prepare_run(&mut prepared)?;
+        prepared.prepare()?;
         &prepared
     } else {
         args.check()?;

@@ -176,7 +176,7 @@ pub(super) struct Drawn {
 /// The application embedding this run, if one does (`crate::shell`).
 #[derive(Debug)]
 pub(super) struct Embedding {
-    pub(super) embed: Option<crate::shell::Link>,
+    pub(super) embed: Option<crate::embedding::Link>,
     /// The application asked the run to end.
     pub(super) embed_quit: bool,
     /// A frame event was dropped for the application since the last one it got.

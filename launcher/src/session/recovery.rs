@@ -51,12 +51,12 @@ impl Supervisor<'_> {
         );
         if let Some(e) = &self.embedding.embed {
             if let Cause::SandboxViolation { syscall } = &cause {
-                e.send(crate::shell::Event::Violation {
+                e.send(crate::embedding::Event::Violation {
                     role,
                     call: syscall.clone(),
                 });
             }
-            e.send(crate::shell::Event::Crashed {
+            e.send(crate::embedding::Event::Crashed {
                 role,
                 cause: cause.to_string(),
             });

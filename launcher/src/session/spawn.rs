@@ -195,7 +195,7 @@ impl Supervisor<'_> {
                         &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
                     if let Some(e) = &self.embedding.embed {
-                        e.send(crate::shell::Event::Crashed {
+                        e.send(crate::embedding::Event::Crashed {
                             role: Role::Gpu,
                             cause: why.clone(),
                         });
@@ -225,7 +225,7 @@ impl Supervisor<'_> {
                     &[("from", from.into()), ("to", to.into())],
                 );
                 if let Some(e) = &self.embedding.embed {
-                    e.send(crate::shell::Event::Fallback(msg.clone()));
+                    e.send(crate::embedding::Event::Fallback(msg.clone()));
                 }
                 self.fallbacks.push(msg);
                 Ok(())

@@ -1,0 +1,138 @@
+//! What passes between the engine's run and the application that embeds it: the events it
+//! receives ([`Event`], [`PresentedFrame`]), the requests it makes (`Control`), and the link
+//! that carries both (`Link`). The facade the application uses is [`crate::shell`]; the run
+//! (`crate::session`) speaks to this module only, so the two never import each other.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+pub use ipc_protocol::Role;
+
+/// Events a frame channel of this size holds before frame events are dropped.
+pub const EVENT_QUEUE: usize = 64;
+
+/// A frame on screen.
+#[derive(Clone, Debug)]
+pub struct PresentedFrame {
+    /// Its number.
+    pub frame: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The scene it shows: 0 for the one the shell was built with, one more for each
+    /// [`crate::shell::Shell::set_scene`] that took effect. Every frame is all of one scene.
+    pub scene: u32,
+    /// The size's generation: 0 at first, one more at every resize that changed the size
+    /// ([`crate::shell::Shell::resize`], or the window's). The first frame of a generation is the
+    /// first of its size on screen.
+    pub generation: u32,
+    /// The rectangles in which it differs from the frame presented before it (all of it for
+    /// the first of its generation, or after a child was replaced): an application that keeps
+    /// a copy of the frames needs to copy only these.
+    pub damage: Vec<ipc_protocol::damage::Rect>,
+    pixels: Option<Arc<Vec<u8>>>,
+}
+
+impl PresentedFrame {
+    pub(crate) fn new(
+        frame: u64,
+        (width, height): (u32, u32),
+        (scene, generation): (u32, u32),
+        damage: Vec<ipc_protocol::damage::Rect>,
+        pixels: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            frame,
+            width,
+            height,
+            scene,
+            generation,
+            damage,
+            pixels: pixels.map(Arc::new),
+        }
+    }
+
+    /// The frame's pixels, premultiplied RGBA, rows tightly packed, when the shell was built
+    /// with [`crate::shell::ShellBuilder::pixels`]: a copy taken when the frame was presented (the
+    /// memory the renderer composites into is never lent out, since the renderer can write it).
+    pub fn pixels(&self) -> Option<&[u8]> {
+        self.pixels.as_deref().map(Vec::as_slice)
+    }
+}
+
+/// What a shell tells the application.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A frame reached the screen (or, headless, the output).
+    Presented(PresentedFrame),
+    /// A child died or hung and is being replaced.
+    Crashed {
+        /// Which.
+        role: Role,
+        /// Why, as the crash record says it (a signal, a hang, a sandbox violation naming the
+        /// system call, a protocol violation naming the message).
+        cause: String,
+    },
+    /// A child's sandbox refused a system call: the kernel's report, which the launcher holds
+    /// and the child cannot forge or suppress. The child is killed for it and replaced; a
+    /// [`Event::Crashed`] follows.
+    Violation {
+        /// Which child.
+        role: Role,
+        /// The call, as `name(args)`.
+        call: String,
+    },
+    /// A fallback was taken (a slower buffer backend, a copying present path).
+    Fallback(String),
+    /// The run is over; [`crate::shell::Shell::wait`] returns its summary.
+    Finished,
+}
+
+/// What the application tells its shell.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Kill(Role),
+    Shutdown,
+    /// A scene the application's thread loaded already (parsed, images opened and decoded).
+    SetScene(Arc<crate::scene::LoadedScene>),
+    Resize(u32, u32),
+}
+
+/// The supervisor's side of an embedding.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) events: Sender<Event>,
+    pub(crate) control: Receiver<Control>,
+    pub(crate) pixels: bool,
+    pub(crate) dropped: Arc<AtomicU64>,
+    /// The largest frame a headless resize may ask for.
+    pub(crate) max_size: (u32, u32),
+    /// Where the children's binaries are (checked).
+    pub(crate) bin_dir: PathBuf,
+}
+
+/// Room kept in the channel for the events that are not frames.
+const HEADROOM: usize = 8;
+
+impl Link {
+    /// Hands `e` to the application without waiting; a full channel drops it.
+    pub(crate) fn send(&self, e: Event) {
+        if self.events.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a frame event would be kept: frames leave [`HEADROOM`] places free for crash,
+    /// fallback and the final event. Checked before a frame's pixels are copied.
+    pub(crate) fn frame_fits(&self) -> bool {
+        let fits = self.events.len() + HEADROOM < EVENT_QUEUE;
+        if !fits {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        fits
+    }
+}
