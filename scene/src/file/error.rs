@@ -163,7 +163,14 @@ impl Source<'_> {
             .and_then(|rest| rest.split('`').next())
         {
             let parent = &path[..path.len().saturating_sub(1)];
-            let known = super::parse::known_fields(parent);
+            let keys: Vec<&str> = parent
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Key(k) => Some(k.as_str()),
+                    Segment::Index(_) => None,
+                })
+                .collect();
+            let known = super::schema::known_fields(&keys);
             let hint = match suggest_field(unknown, known) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None if known.is_empty() => "this table takes no fields".to_string(),
@@ -187,7 +194,7 @@ impl Source<'_> {
                     Segment::Key(key) => Some(key.as_str()),
                     Segment::Index(_) => None,
                 })
-                .and_then(super::parse::field_hint)
+                .and_then(super::schema::field_hint)
                 .unwrap_or("see the format in the triptych_scene::file docs");
             return Problem::new(ErrorKind::WrongType, field, span, message).hint(hint);
         }

@@ -10,8 +10,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::parse::premul;
-
 /// The path of the image a scene file at `scene_file` names as `written`: `written` itself if
 /// it is absolute, otherwise `written` relative to the scene file's directory.
 ///
@@ -238,6 +236,11 @@ pub fn decode_png<R: Read>(reader: R, limits: &ImageLimits) -> Result<Image, Ima
         height,
         pixels,
     })
+}
+
+/// `c * a / 255` rounded to nearest, the same premultiplication the built-in scene uses.
+pub(crate) fn premul(c: u8, a: u8) -> u8 {
+    ((u32::from(c) * u32::from(a) + 127) / 255) as u8
 }
 
 #[cfg(test)]

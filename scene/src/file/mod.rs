@@ -73,6 +73,7 @@ pub mod model;
 mod parse;
 pub mod pick;
 pub mod reference;
+mod schema;
 
 use std::path::Path;
 

@@ -13,12 +13,13 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{list, suggest, ErrorKind, Problem, Segment, Source};
-use super::image::resolve_image_path;
+use super::error::{list, suggest, ErrorKind, Problem, Source};
+use super::image::{premul, resolve_image_path};
 use super::model::{
     Animation, Content, Direction, Fade, ImageSource, Layer, Length, RectSpec, Rotate, Sampling,
     Scene, Scroll, Translate,
 };
+use super::schema::{KINDS, KIND_FIELDS};
 use super::FPS;
 use crate::{BACKDROP, MAX_LAYERS};
 
@@ -33,97 +34,8 @@ pub const MAX_NAME_LEN: usize = 32;
 /// The longest text of a text layer, in characters.
 pub const MAX_TEXT_LEN: usize = 256;
 
-/// The layer kinds, as the file spells them.
-const KINDS: &[&str] = &["solid", "gradient", "checker", "image", "text"];
-
-/// The fields of the top-level table.
-const TOP_FIELDS: &[&str] = &["backdrop", "layers"];
-/// The fields each kind takes, on top of those every layer takes.
-const KIND_FIELDS: &[(&str, &[&str])] = &[
-    ("solid", &["color"]),
-    ("gradient", &["from", "to", "direction"]),
-    ("checker", &["cell", "colors"]),
-    ("image", &["path", "sampling"]),
-    ("text", &["text", "size", "color"]),
-];
-/// Every field of a layer table.
-const LAYER_FIELDS: &[&str] = &[
-    "name",
-    "kind",
-    "rect",
-    "opacity",
-    "z",
-    "animation",
-    "color",
-    "from",
-    "to",
-    "direction",
-    "cell",
-    "colors",
-    "path",
-    "sampling",
-    "text",
-    "size",
-];
-const RECT_FIELDS: &[&str] = &["x", "y", "w", "h"];
-const ANIMATION_FIELDS: &[&str] = &["translate", "fade", "rotate", "scroll"];
-const TRANSLATE_FIELDS: &[&str] = &["dx", "dy", "period"];
-const FADE_FIELDS: &[&str] = &["to", "period"];
-const ROTATE_FIELDS: &[&str] = &["degrees", "period"];
-const SCROLL_FIELDS: &[&str] = &["dx", "dy", "period"];
-
 /// The images the built-in scene may name, embedded in the crate.
 const BUILTIN_IMAGES: &[(&str, &[u8])] = &[("tile.png", include_bytes!("default/tile.png"))];
-
-/// The keys a table at `parent` takes, for "did you mean" hints on unknown keys.
-pub(crate) fn known_fields(parent: &[Segment]) -> &'static [&'static str] {
-    let keys: Vec<&str> = parent
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Key(k) => Some(k.as_str()),
-            Segment::Index(_) => None,
-        })
-        .collect();
-    match keys.as_slice() {
-        [] => TOP_FIELDS,
-        ["layers"] => LAYER_FIELDS,
-        ["layers", "rect"] => RECT_FIELDS,
-        ["layers", "animation"] => ANIMATION_FIELDS,
-        ["layers", "animation", "translate"] => TRANSLATE_FIELDS,
-        ["layers", "animation", "fade"] => FADE_FIELDS,
-        ["layers", "animation", "rotate"] => ROTATE_FIELDS,
-        ["layers", "animation", "scroll"] => SCROLL_FIELDS,
-        _ => &[],
-    }
-}
-
-/// What a field holds, for hints on values of the wrong type.
-pub(crate) fn field_hint(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "layers" => "layers is an array of tables, each written [[layers]]",
-        "name" => "name is a string of letters, digits, `_` and `-`",
-        "kind" => "kind is one of \"solid\", \"gradient\", \"checker\", \"image\", \"text\"",
-        "rect" => "rect is a table like { x = 0, y = 0, w = \"50%\", h = 120 }",
-        "x" | "y" | "w" | "h" | "dx" | "dy" => {
-            "a length is whole pixels (120) or a percentage of the output (\"50%\")"
-        }
-        "opacity" => "opacity is a number from 0 to 1",
-        "z" => "z is a whole number; lower values are drawn first",
-        "animation" => "animation is a table of translate, fade, rotate and scroll tables",
-        "translate" | "fade" | "rotate" | "scroll" => "an animation is a table with a period",
-        "period" => "period is a number of seconds, more than 0",
-        "degrees" => "degrees is a number of degrees turned per period",
-        "color" | "from" | "to" | "backdrop" => "a colour is a string like \"#ff8800\"",
-        "colors" => "colors is two colours, like [\"#ffffff\", \"#000000\"]",
-        "direction" => "direction is \"horizontal\" or \"vertical\"",
-        "cell" => "cell is the side of a checker cell in whole pixels",
-        "path" => "path is the PNG file, relative to the scene file",
-        "sampling" => "sampling is \"nearest\" or \"linear\"",
-        "text" => "text is a string",
-        "size" => "size is the font size in whole pixels",
-        _ => return None,
-    })
-}
 
 /// Where the text came from, which decides how image paths resolve.
 #[derive(Clone, Copy, Debug)]
@@ -829,11 +741,6 @@ fn color(path: &str, v: &Spanned<String>) -> Result<[u8; 4], Problem> {
     Ok([premul(r, a), premul(g, a), premul(b, a), a])
 }
 
-/// `c * a / 255` rounded to nearest, the same premultiplication the built-in scene uses.
-pub(crate) fn premul(c: u8, a: u8) -> u8 {
-    ((u32::from(c) * u32::from(a) + 127) / 255) as u8
-}
-
 /// A length: whole pixels in `min_px..=max_px`, or a percentage whose magnitude is at most
 /// `max_percent` (and, when `min_px` is positive, more than zero).
 fn length(
@@ -960,6 +867,7 @@ fn image_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file::schema::LAYER_FIELDS;
 
     #[test]
     fn percentages_parse_to_hundredths() {
