@@ -176,10 +176,6 @@ pub struct RunArgs {
     /// abort, stop-fences (GPU points only). E.g. `gpu-after-export:stop-fences@20`.
     #[arg(long = "fault", value_parser = triptych::config::parse_fault)]
     pub faults: Vec<ipc_protocol::messages::Fault>,
-    /// Testing aid: make every GPU process started with this backend request crash at start-up
-    /// (exercises the fallback ladder).
-    #[arg(long, value_enum)]
-    pub crash_gpu_on_start_with: Option<Buffers>,
 }
 
 /// Arguments of `triptych doctor`.
@@ -224,7 +220,6 @@ impl RunArgs {
             seed: self.chaos,
             kills: self.chaos_kills,
             faults: self.faults.clone(),
-            crash_gpu_on_start_with: self.crash_gpu_on_start_with.map(Into::into),
         };
         c
     }

@@ -118,9 +118,6 @@ pub struct Chaos {
     pub kills: u32,
     /// Faults to inject ([`parse_fault`] reads the command line's form).
     pub faults: Vec<ipc_protocol::messages::Fault>,
-    /// Make every GPU process started with this backend request crash at start-up (exercises
-    /// the fallback ladder).
-    pub crash_gpu_on_start_with: Option<Buffers>,
 }
 
 impl Default for Chaos {
@@ -129,7 +126,6 @@ impl Default for Chaos {
             seed: None,
             kills: 20,
             faults: Vec::new(),
-            crash_gpu_on_start_with: None,
         }
     }
 }

@@ -6,6 +6,15 @@ fn run_json(
     tag: &str,
     args: &[&str],
 ) -> (serde_json::Value, std::path::PathBuf, std::process::Output) {
+    run_json_with(tag, args, |_, _| {})
+}
+
+/// [`run_json`], with `prepare` given the command and the run's scratch directory first.
+fn run_json_with(
+    tag: &str,
+    args: &[&str],
+    prepare: impl FnOnce(&mut std::process::Command, &std::path::Path),
+) -> (serde_json::Value, std::path::PathBuf, std::process::Output) {
     let dir = scratch(tag);
     let json = dir.join("summary.json");
     let png = dir.join("f.png");
@@ -15,6 +24,7 @@ fn run_json(
         .arg(&png)
         .arg("--summary-json")
         .arg(&json);
+    prepare(&mut cmd, &dir);
     let o = output(cmd);
     assert!(
         o.status.success(),
@@ -22,6 +32,19 @@ fn run_json(
         show(&o)
     );
     (summary(&json), png, o)
+}
+
+/// Makes every GPU process of `cmd`'s run the adversary, aborting as soon as it is confined
+/// whenever it is asked for `backend` (`auto`, `shm` or `dmabuf`): a GPU process that never
+/// comes up on that rung of the ladder.
+fn crash_gpu_on_start_with(cmd: &mut std::process::Command, dir: &std::path::Path, backend: &str) {
+    let bin_dir = adversary_bin(dir);
+    attack_every(
+        &bin_dir,
+        "triptych-gpu",
+        &format!("crash-on-start-with:{backend}"),
+    );
+    cmd.env("TRIPTYCH_BIN_DIR", bin_dir);
 }
 
 /// Pids of every child the run ever had, dead or alive.
@@ -193,7 +216,7 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
 
 #[test]
 fn a_gpu_that_crashes_on_every_start_steps_down_to_shm() {
-    let (s, png, o) = run_json(
+    let (s, png, o) = run_json_with(
         "ladder",
         &[
             "--frames",
@@ -202,11 +225,10 @@ fn a_gpu_that_crashes_on_every_start_steps_down_to_shm() {
             "96x64",
             "--buffers",
             "auto",
-            "--crash-gpu-on-start-with",
-            "auto",
             "--max-crashes",
             "2",
         ],
+        |cmd, dir| crash_gpu_on_start_with(cmd, dir, "auto"),
     );
     let fallbacks = s["fallbacks"].as_array().expect("fallbacks");
     assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
@@ -240,14 +262,9 @@ fn an_exhausted_ladder_fails_with_the_crash_history() {
         "--buffers",
         "shm",
     ]);
-    cmd.args([
-        "--crash-gpu-on-start-with",
-        "shm",
-        "--max-crashes",
-        "1",
-        "--out",
-    ])
-    .arg(dir.join("f.png"));
+    cmd.args(["--max-crashes", "1", "--out"])
+        .arg(dir.join("f.png"));
+    crash_gpu_on_start_with(&mut cmd, &dir, "shm");
     let o = output(cmd);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);

@@ -11,7 +11,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_protocol::channel::{Sender, Wire};
 use ipc_protocol::frame::{BufferKind, FenceKind};
-use ipc_protocol::messages::{FrameMsg, GpuToLauncher, GpuToRenderer, LayerMsg, LayerPlacement};
+use ipc_protocol::messages::{
+    BackendRequest, FrameMsg, GpuToLauncher, GpuToRenderer, LayerMsg, LayerPlacement,
+};
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, RemoteFd};
 
 /// The environment variable naming the attack.
@@ -77,10 +79,19 @@ pub enum Attack {
     IgnoreReleases,
     /// Sends frame [`FRAMING_FROM`] to the renderer without reporting it produced.
     Unreported,
+    /// Aborts as soon as it is confined, before it reports `Started`, when the launcher asked it
+    /// for this buffer backend (`crash-on-start-with:auto|shm|dmabuf`): a process that never
+    /// comes up on one rung of the fallback ladder.
+    CrashOnStartWith(BackendRequest),
     /// At frame [`FRAMING_FROM`], starts a thread that floods the renderer for a second with
     /// well-formed descriptions of about 30 KiB of an epoch long gone (which the renderer drops
     /// unread), while it goes on producing.
     StaleFlood,
+}
+
+/// Whether the hostile GPU process dies at start-up when asked for `backend`.
+pub fn crashes_on_start(attack: Option<Attack>, backend: BackendRequest) -> bool {
+    attack == Some(Attack::CrashOnStartWith(backend))
 }
 
 /// Whether the hostile GPU process leaves frame `frame` unreported to the launcher.
@@ -112,6 +123,14 @@ impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
     pub fn from_env() -> Option<Attack> {
         let v = std::env::var(HOSTILE_ENV).ok().or_else(crate::every)?;
+        if let Some(backend) = v.strip_prefix("crash-on-start-with:") {
+            return Some(Attack::CrashOnStartWith(match backend {
+                "auto" => BackendRequest::Auto,
+                "shm" => BackendRequest::Shm,
+                "dmabuf" => BackendRequest::DmaBuf,
+                _ => return None,
+            }));
+        }
         Some(match v.as_str() {
             "huge" => Attack::Huge,
             "garbage" => Attack::Garbage,
@@ -210,7 +229,8 @@ pub fn attack(
         | Attack::FloodFrames
         | Attack::IgnoreReleases
         | Attack::StaleFlood
-        | Attack::Unreported => {}
+        | Attack::Unreported
+        | Attack::CrashOnStartWith(_) => {}
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
             let _ = events.send(&GpuToLauncher::Failed(forged));

@@ -45,6 +45,9 @@ impl Hooks for GpuAdversary {
     }
 
     fn confined(&mut self, start: &GpuStart, params: &Params) {
+        if hostile::crashes_on_start(self.attack, start.backend) {
+            std::process::abort();
+        }
         if let Some(name) = &self.probe {
             probe::run_probe(name, start, self.launcher, params);
         }

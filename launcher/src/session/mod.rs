@@ -47,9 +47,8 @@ use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
-    BackendRequest, Fault, FaultAction, FaultPoint, GpuInfo, GpuLink, GpuStart, GpuToLauncher,
-    LauncherToGpu, LauncherToRenderer, OutputOrder, RendererLink, RendererStart,
-    RendererToLauncher,
+    BackendRequest, Fault, GpuInfo, GpuLink, GpuStart, GpuToLauncher, LauncherToGpu,
+    LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher,
 };
 use nix::sys::signal::Signal;
 use triptych_trace::{Args, InstantScope, Marker, ProcessInfo, Recorder};
@@ -117,14 +116,6 @@ fn fence_count(pid: u32) -> Option<usize> {
         tracing::debug!(pid, ?fences, "fence fds held");
     }
     Some(fences.len())
-}
-
-fn request_of(b: Buffers) -> BackendRequest {
-    match b {
-        Buffers::Auto => BackendRequest::Auto,
-        Buffers::Shm => BackendRequest::Shm,
-        Buffers::Dmabuf => BackendRequest::DmaBuf,
-    }
 }
 
 fn request_name(r: BackendRequest) -> &'static str {

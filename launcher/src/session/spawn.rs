@@ -34,14 +34,7 @@ impl Supervisor<'_> {
         self.policing
             .frames
             .new_epoch(self.pair.epoch, self.resume_from());
-        let mut faults = self.faults_for(&self.chaos.plan.gpu);
-        if self.args.chaos.crash_gpu_on_start_with.map(request_of) == Some(request) {
-            faults.push(Fault {
-                frame: 0,
-                point: FaultPoint::GpuStartup,
-                action: FaultAction::Abort,
-            });
-        }
+        let faults = self.faults_for(&self.chaos.plan.gpu);
         if let Err(e) = self.jail.link_gpu(pid, link.renderer_pid) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not hand the GPU process its link to the renderer");
