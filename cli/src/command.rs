@@ -2,16 +2,16 @@
 //! and write what a run ends with, and exit with the documented status ([`crate::exit`]). The
 //! binary's `main` is [`main_with`] with no input source; a program that drives the window
 //! with input of its own (a test's, an automation's) passes one
-//! ([`triptych::window::InputSource`]).
+//! ([`crate::window::InputSource`]).
 
 use std::io::Write;
 
 use anyhow::Context;
 use clap::Parser;
 
-use triptych::window::InputSource;
-use triptych::{session, signals, window};
+use triptych::{session, signals};
 
+use crate::window::{self, InputSource};
 use crate::{args as cli, doctor, exit, progress, trace_summary};
 
 /// Parses the process's command line, runs it and exits; `input` feeds the window of a

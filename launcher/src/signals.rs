@@ -7,7 +7,9 @@
 
 use anyhow::Context;
 use crossbeam_channel::Receiver;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
+/// A termination request, as [`install`]'s channel delivers it.
+pub use nix::sys::signal::Signal;
 
 /// Blocks the termination signals and starts the thread that turns them into messages.
 /// Must run before any other thread is spawned.

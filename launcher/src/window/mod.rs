@@ -1,13 +1,14 @@
-//! The window: `triptych run` in a real window (winit), presented without a copy.
+//! The window: a run presented into a real window (winit), without a copy.
 //!
 //! # Threads
 //!
-//! winit's event loop must own the main thread, so in window mode the supervisor (the whole
-//! run: children, crash recovery, frames) runs on a thread of its own and talks to the window
-//! through channels: the window side sends [`DisplayEvent`]s (keys, close, a finished present);
-//! the supervisor draws through the [`x11::Presenter`], which has its own connection to the X
-//! server. When the run ends the supervisor wakes the event loop, which exits, and `main` prints
-//! the summary as in a headless run.
+//! winit's event loop must own the main thread, so the application that owns the window (the
+//! `triptych` command line's `window` module, or an embedding application) runs the supervisor
+//! (the whole run: children, crash recovery, frames) on a thread of its own, which talks to the
+//! window through channels: the window side sends [`DisplayEvent`]s (keys, close, a finished
+//! present), [`translate`]d from winit's events; the supervisor draws through the
+//! [`x11::Presenter`] or [`wayland::Presenter`], which have their own connections to the display
+//! server. [`adopt`] makes the supervisor's side of a window.
 //!
 //! # Pacing
 //!
@@ -45,7 +46,7 @@ pub mod wayland;
 pub mod x11;
 
 #[cfg(feature = "window")]
-pub use app::{adopt, run, translate, InputError, InputFeed, InputSource, Pointer};
+pub use app::{action_for, adopt, translate, Pointer};
 
 use std::time::Duration;
 

@@ -11,13 +11,13 @@
 //!   down (a drag is `down` at one point, then `down` at another, then `up`);
 //! - `resize WxH`: asks for that inner size, as an application would.
 //!
-//! Each goes through the window's own paths (`triptych::window::InputFeed`) and is logged
+//! Each goes through the window's own paths (`triptych_cli::window::InputFeed`) and is logged
 //! (`test input`) once taken; a line that means nothing is logged as refused.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use triptych::window::{InputFeed, InputSource};
+use triptych_cli::window::{InputFeed, InputSource};
 use winit::keyboard::{Key, NamedKey};
 
 /// The variable naming the FIFO.
