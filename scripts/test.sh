@@ -51,6 +51,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 cargo test --workspace -- --test-threads 2
+echo "== the in-process benches, once each in criterion's test mode (their checks run, nothing is timed)"
+cargo test -p renderer-process -p triptych-trace --bench compositor --bench recorder
 echo "== release binaries carry no test hook"
 cargo build --release --workspace
 for b in triptych triptych-gpu triptych-renderer; do

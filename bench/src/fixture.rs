@@ -27,6 +27,8 @@ use triptych_sys::fd::ExportWindow;
 pub const WIDTH: u32 = 1920;
 /// Frame height of every frame-sized measurement.
 pub const HEIGHT: u32 = 1080;
+/// Bytes of one 1080p RGBA frame.
+pub const FRAME_BYTES: usize = WIDTH as usize * HEIGHT as usize * 4;
 /// Layers per handoff message.
 pub const LAYERS: u32 = 3;
 /// fds moved per round trip in the per-fd comparison.

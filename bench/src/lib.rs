@@ -9,7 +9,7 @@
 //! (the *consumer*): it validates, imports, fetches and polls with the renderer's own calls (the
 //! `renderer_process` library's `validate`, `import` and `fetch`, the ones the renderer's frame
 //! loop makes). The
-//! two are pinned to two named CPUs ([`cores`]). The compositor is timed in this process, on the
+//! two are pinned to two named CPUs ([`cores`]). The present is timed in this process, on the
 //! producer's CPU; the pipeline figures come from real `triptych run` children (the `triptych`
 //! binary next to this one, [`triptych_exe`]) ([`runs`],
 //! [`cpu_runs`], [`idle`]).
@@ -21,10 +21,8 @@
 //! 2. items 1 to 4, each value interleaved with its baseline in rounds after a warm-up
 //!    ([`stats::interleave`]); after every block the peer's counts are checked against what the
 //!    block had to do;
-//! 3. stop the peer; item 5, the compositor against `memcpy` ([`composite`]); item 10, the
-//!    renderer's frame when a 64x64 layer changed (output damage, slot age, the region's
-//!    composite) against a full composite ([`damage`]); item 9, handing a 1080p slot to the X
-//!    server (MIT-SHM) against `memcpy` ([`present`]);
+//! 3. stop the peer; item 9, handing a 1080p slot to the X server (MIT-SHM) against `memcpy`
+//!    ([`present`]), on the producer's CPU;
 //! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
 //!    time of the clean 3-layer run; item 8, runs with and without `--trace`, alternating
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
@@ -35,17 +33,20 @@
 //!
 //! Speed goals are reported (`met`), never enforced: a slow machine gives slow figures, not a
 //! failure. A build without optimisations says so in its report.
+//!
+//! Items that time one function in one process (5a and 5b, the compositor against `memcpy`; 10,
+//! the damaged frame against a full composite) are criterion benches next to the code they time:
+//! `cargo bench -p renderer-process`. The recorder's own profile is `cargo bench -p
+//! triptych-trace`.
 
 #![forbid(unsafe_code)]
 #![allow(rustdoc::private_intra_doc_links)]
 
-mod composite;
 mod control;
 mod cores;
 mod cpu_runs;
 mod cross_process;
 use cross_process::cross_process;
-mod damage;
 mod fixture;
 mod idle;
 pub mod peer;
@@ -78,10 +79,6 @@ struct Plans {
     ipc: Plan,
     /// Pixel pushes of item 3.
     pixels: Plan,
-    /// Composites of item 5.
-    composite: Plan,
-    /// Frames of item 10, damaged and full.
-    damage: Plan,
     /// Presents of item 9.
     present: Plan,
     /// Frames of each clean pipeline run (item 7).
@@ -120,16 +117,6 @@ impl Plans {
             pixels: Plan {
                 warmup: 50,
                 iterations: 10_000,
-                rounds: 10,
-            },
-            composite: Plan {
-                warmup: 20,
-                iterations: 10_000,
-                rounds: 10,
-            },
-            damage: Plan {
-                warmup: 20,
-                iterations: 2000,
                 rounds: 10,
             },
             present: Plan {
@@ -181,16 +168,6 @@ impl Plans {
             pixels: Plan {
                 warmup: 5,
                 iterations: 100,
-                rounds: 2,
-            },
-            composite: Plan {
-                warmup: 1,
-                iterations: 3,
-                rounds: 1,
-            },
-            damage: Plan {
-                warmup: 1,
-                iterations: 4,
                 rounds: 2,
             },
             present: Plan {
@@ -332,7 +309,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let bytes = MessageBytes {
         frame: fixture::wire_bytes(&fx.message(5000)?)?,
         release: fixture::wire_bytes(&fixture::release_message())?,
-        pixels: composite::FRAME_BYTES,
+        pixels: fixture::FRAME_BYTES,
     };
     let mut peer = Peer::spawn(Some(cores.consumer)).context("starting the bench peer")?;
     cores::pin(cores.producer)?;
@@ -345,43 +322,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     )?;
     peer.exit()?;
 
-    // 3. Item 5, on the producer's CPU.
+    // 3. Item 9, on the producer's CPU.
     let one = [cores.producer];
     let one_note = format!("this process, pinned to cpu {}", cores.producer);
-    for (item, name, kind, what) in [
-        (
-            "5a",
-            "composite_opaque_1080p",
-            composite::Kind::Opaque,
-            "opaque 1080p layer (opacity 255)",
-        ),
-        (
-            "5b",
-            "composite_translucent_1080p",
-            composite::Kind::Translucent,
-            "translucent 1080p layer (opacity 200)",
-        ),
-    ] {
-        let m = composite::measure(kind, plans.composite)
-            .with_context(|| format!("measuring item {item}"))?;
-        items.push(Item::measured(
-            &Label {
-                item,
-                name,
-                value: format!("renderer composite, {what}"),
-                baseline: format!("memcpy of the layer's {} bytes", composite::FRAME_BYTES),
-                unit: "ns per frame",
-            },
-            m.composite,
-            m.memcpy,
-            Some(3.5),
-            plans.composite,
-            &one,
-            &one_note,
-        ));
-    }
-
-    damage_item(&mut items, &mut failures, plans.damage, &one, &one_note);
     present_item(&mut items, &mut failures, plans.present, &one, &one_note);
 
     // 4. Items 7 and 6, unpinned.
@@ -505,7 +448,7 @@ fn present_item(
         item: "9",
         name: "present_shm_1080p",
         value: "present cost per frame: X11 ShmPutImage of a 1080p slot + flush".into(),
-        baseline: format!("memcpy of the frame's {} bytes", composite::FRAME_BYTES),
+        baseline: format!("memcpy of the frame's {} bytes", fixture::FRAME_BYTES),
         unit: "ns per frame",
     };
     const GOAL: f64 = 0.05;
@@ -523,38 +466,6 @@ fn present_item(
             it.cores = cores.to_vec();
             it.cores_note = note.to_owned();
             items.push(it);
-        }
-    }
-}
-
-/// Item 10: the renderer's frame when only a 64x64 layer changed, against a full composite.
-fn damage_item(
-    items: &mut Vec<Item>,
-    failures: &mut Vec<String>,
-    plan: Plan,
-    cores: &[usize],
-    note: &str,
-) {
-    let label = Label {
-        item: "10",
-        name: "composite_damage_64_1080p",
-        value: "renderer frame, 64x64 of 3 layers changed: damage + region".into(),
-        baseline: "full composite of the same 3 layers at 1080p".into(),
-        unit: "ns per frame",
-    };
-    const GOAL: f64 = 0.02;
-    match damage::measure(plan) {
-        Ok(m) => items.push(
-            Item::measured(&label, m.damaged, m.full, Some(GOAL), plan, cores, note)
-                .with("region_px", m.region_px)
-                .with("output_px", u64::from(WIDTH) * u64::from(HEIGHT))
-                .with("layers", 3)
-                .with("slots", 3),
-        ),
-        Err(e) => {
-            let why = format!("item 10: {e:#}");
-            failures.push(why.clone());
-            items.push(Item::missing(&label, Some(GOAL), why));
         }
     }
 }

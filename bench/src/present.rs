@@ -32,7 +32,7 @@ use x11rb::protocol::xproto::{
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
-use super::composite::FRAME_BYTES;
+use super::fixture::FRAME_BYTES;
 use super::fixture::{HEIGHT, WIDTH};
 use super::stats::{interleave, time_each, Figure, Plan};
 

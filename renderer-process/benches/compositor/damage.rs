@@ -1,5 +1,5 @@
 //! Item 10: what the renderer's frame costs when only a 64x64 layer changed, against a full
-//! composite of the same layers, on the producer's pinned CPU.
+//! composite of the same layers.
 //!
 //! The frame has three layers at 1920x1080, as a desktop with one small animated widget:
 //!
@@ -24,19 +24,17 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::os::fd::AsFd;
 
-use anyhow::Context;
+use criterion::Criterion;
 use ipc_protocol::damage::Region;
 use ipc_protocol::frame::DRM_FORMAT_ABGR8888;
 use renderer_process::composite::{composite_in, composite_region, Layer, OutputOrder};
 use renderer_process::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
 use triptych_scene::LayerContent;
-use triptych_sys::mapping::{Access, Mapping};
+use triptych_sys::mapping::Mapping;
 
-use super::composite::FRAME_BYTES;
-use super::fixture::{HEIGHT, WIDTH};
-use super::stats::{interleave, time_each, Figure, Plan};
+use crate::paired::Item;
+use crate::{shared, FRAME_BYTES, HEIGHT, WIDTH};
 
 /// Side of the changing layer.
 pub const SMALL: u32 = 64;
@@ -53,28 +51,11 @@ const PANEL_AT: (i32, i32) = ((WIDTH / 4) as i32, (HEIGHT / 4) as i32);
 /// Opacity of the panel.
 const PANEL_OPACITY: u8 = 200;
 
-/// The damaged composite and its full-frame baseline.
-#[derive(Debug)]
-pub struct Measured {
-    /// Output damage, slot age and the composite of the region.
-    pub damaged: Figure,
-    /// A full composite of the same layers.
-    pub full: Figure,
-    /// Pixels composited per damaged frame.
-    pub region_px: u64,
-}
-
-fn shared(name: &str, bytes: usize) -> anyhow::Result<Mapping> {
-    let cname = std::ffi::CString::new(name).context("memfd name")?;
-    let fd = triptych_sys::memfd::create_sealed(&cname, bytes as u64)?;
-    Ok(Mapping::new(fd.as_fd(), bytes, Access::ReadWrite)?)
-}
-
 /// A mapped layer buffer filled with `content`.
-fn buffer(name: &str, content: &LayerContent) -> anyhow::Result<Mapping> {
-    let mut m = shared(name, content.width as usize * content.height as usize * 4)?;
+fn buffer(name: &str, content: &LayerContent) -> Mapping {
+    let mut m = shared(name, content.width as usize * content.height as usize * 4);
     content.fill(m.as_mut_slice());
-    Ok(m)
+    m
 }
 
 /// The small layer's two contents: opaque, every texel different from the other's.
@@ -192,17 +173,17 @@ impl Renderer {
     }
 }
 
-/// Measures the damaged frame against a full composite, on the calling thread.
-pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
+/// Measures the damaged frame against a full composite.
+pub fn measure(c: &mut Criterion) -> Item {
     let base = buffer(
-        "triptych-bench-base",
+        "bench-base",
         &triptych_scene::layer_content(7, 0, WIDTH, HEIGHT),
-    )?;
+    );
     let panel_content = triptych_scene::layer_content(7, 1, WIDTH, HEIGHT);
-    let panel = buffer("triptych-bench-panel", &panel_content)?;
+    let panel = buffer("bench-panel", &panel_content);
     let small = [
-        buffer("triptych-bench-small-a", &small_content(0))?,
-        buffer("triptych-bench-small-b", &small_content(1))?,
+        buffer("bench-small-a", &small_content(0)),
+        buffer("bench-small-b", &small_content(1)),
     ];
     let placed = |frame: u64| {
         [
@@ -235,53 +216,56 @@ pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
     let mut r = Renderer {
         slots: Slots::new(SLOTS as usize),
         outputs: (0..SLOTS)
-            .map(|i| shared(&format!("triptych-bench-slot-{i}"), FRAME_BYTES))
-            .collect::<anyhow::Result<_>>()?,
+            .map(|i| shared(&format!("bench-slot-{i}"), FRAME_BYTES))
+            .collect(),
         presented: None,
         frame: 0,
     };
     // Every slot gets its full composite once (its first frame is damaged whole), untimed.
     for _ in 0..SLOTS {
         let px = r.frame(&placed(r.frame + 1));
-        anyhow::ensure!(
-            px == u64::from(WIDTH) * u64::from(HEIGHT),
-            "a slot's first frame composited {px} pixels, not the whole frame"
+        assert_eq!(
+            px,
+            u64::from(WIDTH) * u64::from(HEIGHT),
+            "a slot's first frame composites the whole frame"
         );
     }
-    let full_out = RefCell::new(shared("triptych-bench-full", FRAME_BYTES)?);
+    let full_out = RefCell::new(shared("bench-full", FRAME_BYTES));
     let renderer = RefCell::new(r);
     let want = u64::from(SMALL) * u64::from(SMALL);
-    let (d, f) = interleave(
-        plan,
-        |n, _| {
+    let mut it = Item::new(
+        "10",
+        format!("renderer frame, {SMALL}x{SMALL} of 3 layers changed: damage + region"),
+        "full composite of the same 3 layers at 1080p".into(),
+        0.02,
+    );
+    it.measure(
+        c,
+        "damaged_frame_1080p",
+        "64x64_changed",
+        || {
             let mut r = renderer.borrow_mut();
-            time_each(n, |_| {
-                let frame = r.frame + 1;
-                let px = r.frame(&placed(frame));
-                anyhow::ensure!(
-                    px == want,
-                    "frame {frame} composited {px} pixels, not the {SMALL}x{SMALL} that changed"
-                );
-                Ok(())
-            })
+            let frame = r.frame + 1;
+            let px = r.frame(&placed(frame));
+            assert_eq!(
+                px, want,
+                "frame {frame} composites the {SMALL}x{SMALL} that changed"
+            );
         },
-        |n, _| {
+        || {
             let mut out = full_out.borrow_mut();
             let frame = renderer.borrow().frame;
-            time_each(n, |_| {
-                composite_in(
-                    out.as_mut_slice(),
-                    WIDTH,
-                    HEIGHT,
-                    &mut layers(&placed(frame)),
-                    OutputOrder::Rgba,
-                    triptych_scene::BACKDROP,
-                );
-                std::hint::black_box(out.as_slice().as_ptr());
-                Ok(())
-            })
+            composite_in(
+                out.as_mut_slice(),
+                WIDTH,
+                HEIGHT,
+                &mut layers(&placed(frame)),
+                OutputOrder::Rgba,
+                triptych_scene::BACKDROP,
+            );
+            std::hint::black_box(out.as_slice().as_ptr());
         },
-    )?;
+    );
     // The slot written last holds the frame it was given: equal to a full composite of it.
     let r = renderer.into_inner();
     let mut out = full_out.into_inner();
@@ -301,7 +285,7 @@ pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
         .position(|(a, b)| a != b)
     {
         let px = i / 4;
-        anyhow::bail!(
+        panic!(
             "the damaged composite of frame {} differs from a full composite at ({}, {})",
             r.frame,
             px % WIDTH as usize,
@@ -312,32 +296,10 @@ pub fn measure(plan: Plan) -> anyhow::Result<Measured> {
     let (x, y) = (SMALL_AT.0 as u32 + 1, SMALL_AT.1 as u32 + 1);
     let i = ((y * WIDTH + x) * 4) as usize;
     let shown = small_content(r.frame % 2).texel(1, 1);
-    anyhow::ensure!(
-        slot.as_slice()[i..i + 4] == shown,
-        "the output pixel ({x}, {y}) is {:?}, not the small layer's {shown:?}",
-        &slot.as_slice()[i..i + 4]
+    assert_eq!(
+        slot.as_slice()[i..i + 4],
+        shown,
+        "the output pixel ({x}, {y}) is the small layer's"
     );
-    Ok(Measured {
-        damaged: Figure::of(d, 1),
-        full: Figure::of(f, 1),
-        region_px: want,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_damaged_frame_composites_the_small_square_and_matches_a_full_composite() {
-        let plan = Plan {
-            warmup: 1,
-            iterations: 4,
-            rounds: 2,
-        };
-        let m = measure(plan).expect("measure");
-        assert_eq!(m.damaged.iterations, 4);
-        assert_eq!(m.region_px, 64 * 64);
-        assert!(m.full.p50_ns > 0.0);
-    }
+    it
 }
