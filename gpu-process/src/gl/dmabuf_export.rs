@@ -29,8 +29,9 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::context::LayerTarget;
-use super::{GlContext, GlError};
+use super::context::GlContext;
+use super::error::GlError;
+use super::targets::LayerTarget;
 
 // The DRM format constants are defined once, in the protocol crate (pinned there by a test
 // against `drm_fourcc.h`).

@@ -66,11 +66,28 @@
 //!
 //! # Unsafe code
 //!
-//! Foreign calls are in two places: `egl_ffi.rs` (every call into libEGL, through the table
-//! generated from Khronos' `egl.xml` plus the few entry points it lacks, and into libgbm) and
-//! the GL calls in `context.rs`, which go through `glow`, whose every
-//! function is `unsafe` because GL cannot check the names and
-//! pointers it is given. Each block states why its arguments are valid.
+//! Foreign calls are in two places: `ffi/` (every call into libEGL, through the table generated
+//! from Khronos' `egl.xml` plus the few entry points it lacks, and into libgbm) and the GL calls
+//! of the other modules, which go through `glow`, whose every function is `unsafe` because GL
+//! cannot check the names and pointers it is given. Each block states why its arguments are
+//! valid.
+//!
+//! # Where each part lives
+//!
+//! - `info.rs`: what a context is asked for and what it found ([`PlatformRequest`],
+//!   [`Platform`], [`PlatformAttempt`], [`EglInfo`]); plain values, no GL objects.
+//! - `platform.rs`: making an EGL display and an OpenGL ES 3 context on one platform (device,
+//!   GBM, surfaceless).
+//! - `context.rs`: [`GlContext`]: the order platforms are tried in, the state every GL object
+//!   of the context shares, flush and finish.
+//! - `targets.rs`: [`LayerTarget`]s: plain, uploaded and dma-buf backed (exportable) textures
+//!   with their framebuffers, and the GBM allocation behind the exportable ones.
+//! - `draw.rs`: a layer's scissored clears, copies between targets, and the read-back.
+//! - `scene.rs`: a scene file's layers, drawn with GLSL shaders.
+//! - `fence.rs`: [`GlFence`], [`NativeFence`] and their [`WaitOutcome`].
+//! - `dmabuf_export.rs`: [`DmabufExport`], a target's texture exported as a DMA-BUF.
+//! - `error.rs`: [`GlError`].
+//! - `ffi/`: the hand-written calls into libEGL and libgbm that glutin and glow do not make.
 //!
 //! [`EGL_EXT_platform_device`]: https://registry.khronos.org/EGL/extensions/EXT/EGL_EXT_platform_device.txt
 //! [`EGL_MESA_platform_surfaceless`]: https://registry.khronos.org/EGL/extensions/MESA/EGL_MESA_platform_surfaceless.txt
@@ -87,226 +104,22 @@
 
 mod context;
 mod dmabuf_export;
-mod egl_ffi;
+mod draw;
+mod error;
 mod fence;
+mod ffi;
+mod info;
+mod platform;
 mod scene;
+mod targets;
 
-pub use context::{
-    EglInfo, GlContext, GlFence, LayerTarget, Platform, PlatformAttempt, PlatformRequest,
-    WaitOutcome,
-};
+pub use context::GlContext;
 pub use dmabuf_export::{
     DmabufExport, ExportedPlane, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_INVALID,
     DRM_FORMAT_MOD_LINEAR, LINEAR_WITHOUT_MODIFIER_DRIVERS,
 };
-pub use fence::NativeFence;
+pub use error::GlError;
+pub use fence::{GlFence, NativeFence, WaitOutcome};
+pub use info::{EglInfo, Platform, PlatformAttempt, PlatformRequest};
 pub use scene::{rasterize_text, Paint, SceneDrawer};
-
-/// Errors of the GL module. Each names the call or extension that failed and the values involved.
-#[derive(Debug, thiserror::Error)]
-pub enum GlError {
-    /// No platform produced a current OpenGL ES 3 context.
-    #[error("no EGL platform gave an OpenGL ES 3 context; tried: {}", list_attempts(.attempts))]
-    NoContext {
-        /// Each platform tried, in order, with why it failed.
-        attempts: Vec<PlatformAttempt>,
-    },
-    /// An EGL call failed.
-    #[error("{call} failed: EGL error {code:#06x} ({})", egl_ffi::error_name(*.code))]
-    Egl {
-        /// The EGL function.
-        call: &'static str,
-        /// `eglGetError()` after the call.
-        code: i32,
-    },
-    /// libEGL did not provide a function although the extension that defines it is offered.
-    #[error("libEGL has no entry point {name} although the display offers its extension")]
-    MissingEntryPoint {
-        /// The function name.
-        name: &'static str,
-    },
-    /// The EGL display or GL context does not offer an extension an operation needs.
-    #[error(
-        "the GL context ({platform}) does not offer {extension}, which {needed_for} needs; \
-         use a platform that offers it (with Mesa: the device platform on a DRM node)"
-    )]
-    ExtensionMissing {
-        /// The extension string that is absent.
-        extension: &'static str,
-        /// The operation that needs it.
-        needed_for: &'static str,
-        /// The platform the display was created on.
-        platform: Platform,
-    },
-    /// A scene's shaders or textures could not be made or used.
-    #[error("scene drawing: {0}")]
-    Scene(String),
-    /// A GL call raised an error.
-    #[error("GL error {code:#06x} after {call}")]
-    Gl {
-        /// The GL function (or sequence) after which `glGetError` reported.
-        call: &'static str,
-        /// The GL error code.
-        code: u32,
-    },
-    /// A GL object could not be created.
-    #[error("could not create a GL {object}: {message}")]
-    CreateObject {
-        /// The kind of object.
-        object: &'static str,
-        /// glow's message.
-        message: String,
-    },
-    /// A layer target size that GL cannot hold.
-    #[error("layer target size {width}x{height} is outside 1..={max} in each dimension")]
-    BadSize {
-        /// Requested width.
-        width: u32,
-        /// Requested height.
-        height: u32,
-        /// `GL_MAX_TEXTURE_SIZE` of this context.
-        max: u32,
-    },
-    /// The framebuffer around a layer texture is incomplete.
-    #[error(
-        "framebuffer for a {width}x{height} RGBA8 texture is incomplete: status {status:#06x}"
-    )]
-    IncompleteFramebuffer {
-        /// Width of the texture.
-        width: u32,
-        /// Height of the texture.
-        height: u32,
-        /// `glCheckFramebufferStatus` result.
-        status: u32,
-    },
-    /// Content of one size drawn into a target of another.
-    #[error(
-        "layer content is {content_width}x{content_height} but the target is {width}x{height}"
-    )]
-    SizeMismatch {
-        /// Width of the content.
-        content_width: u32,
-        /// Height of the content.
-        content_height: u32,
-        /// Width of the target.
-        width: u32,
-        /// Height of the target.
-        height: u32,
-    },
-    /// A read-back buffer of the wrong length.
-    #[error("read-back buffer holds {got} bytes; a {width}x{height} RGBA8 target needs exactly {needed}")]
-    BufferSize {
-        /// `out.len()`.
-        got: usize,
-        /// Bytes needed.
-        needed: usize,
-        /// Width of the target.
-        width: u32,
-        /// Height of the target.
-        height: u32,
-    },
-    /// A target or fence used with a context other than the one that created it.
-    #[error("this {what} was created by another GL context")]
-    ForeignObject {
-        /// What was passed.
-        what: &'static str,
-    },
-    /// The exported dma-buf is not laid out linearly, so the CPU cannot read it as rows.
-    #[error(
-        "exported dma-buf has modifier {modifier:#018x}, not DRM_FORMAT_MOD_LINEAR (0); the renderer \
-         reads buffers on the CPU and needs a linear layout"
-    )]
-    NotLinear {
-        /// The modifier EGL reported.
-        modifier: u64,
-    },
-    /// The exported dma-buf has a format or plane count other than single-plane ABGR8888.
-    #[error(
-        "exported dma-buf has fourcc {fourcc:#010x} with {planes} plane(s); expected \
-         DRM_FORMAT_ABGR8888 ({:#010x}) with 1 plane",
-        DRM_FORMAT_ABGR8888
-    )]
-    UnexpectedLayout {
-        /// The fourcc EGL reported.
-        fourcc: u32,
-        /// The plane count EGL reported.
-        planes: i32,
-    },
-    /// A plane's offset or stride cannot describe the texture.
-    #[error(
-        "exported plane {plane} has offset {offset} and stride {stride}, invalid for width {width}"
-    )]
-    BadPlane {
-        /// Plane index.
-        plane: usize,
-        /// Offset EGL reported.
-        offset: i32,
-        /// Stride EGL reported.
-        stride: i32,
-        /// Texture width in pixels.
-        width: u32,
-    },
-    /// EGL reported success but returned no fd for a plane.
-    #[error(
-        "eglExportDMABUFImageMESA returned no fd for plane {plane}: the driver cannot share this \
-         texture's storage (Mesa's llvmpipe before 24.0 shares only textures made from a \
-         dma-buf); create the target with GlContext::create_exportable_target"
-    )]
-    MissingPlaneFd {
-        /// Plane index.
-        plane: usize,
-    },
-    /// Waiting on a sync_file failed.
-    #[error("waiting on a native fence failed: {0}")]
-    Poll(#[from] triptych_sys::poll::PollError),
-    /// The exported dma-buf is smaller than the layout EGL reported for it.
-    #[error("exported plane {plane} is {size} bytes, but its offset and stride need {needed}")]
-    BufferTooSmall {
-        /// Plane index.
-        plane: usize,
-        /// `lseek(SEEK_END)` of the dma-buf.
-        size: u64,
-        /// `offset + stride * height`.
-        needed: u64,
-    },
-    /// No linear dma-buf could be allocated for an exportable target.
-    #[error("allocating a {width}x{height} linear dma-buf failed: {}", .attempts.join("; "))]
-    Allocate {
-        /// Width asked for.
-        width: u32,
-        /// Height asked for.
-        height: u32,
-        /// Each DRM node tried and why it failed.
-        attempts: Vec<String>,
-    },
-    /// The driver imported a dma-buf as a texture but cannot access its memory.
-    #[error(
-        "the driver {driver:?} ({platform} on {node:?}) imported the dma-buf but cannot map it \
-         (GL error {code:#06x} reading it back); with Mesa's kms_swrast the display must be on \
-         the DRM primary node: use PlatformRequest::Auto or PlatformRequest::Gbm on /dev/dri/cardN"
-    )]
-    ImportUnusable {
-        /// The GL error of the probing read.
-        code: u32,
-        /// `eglGetDisplayDriverName`, if known.
-        driver: Option<String>,
-        /// The platform of the display.
-        platform: Platform,
-        /// The DRM node of the display.
-        node: Option<std::path::PathBuf>,
-    },
-    /// An fd-level operation on an exported fd failed.
-    #[error("making an exported fd close-on-exec failed: {0}")]
-    Fd(#[from] triptych_sys::fd::FdError),
-}
-
-fn list_attempts(attempts: &[PlatformAttempt]) -> String {
-    if attempts.is_empty() {
-        return "nothing".to_owned();
-    }
-    attempts
-        .iter()
-        .map(|a| format!("[{a}]"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+pub use targets::LayerTarget;

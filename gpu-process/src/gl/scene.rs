@@ -17,7 +17,7 @@
 //! The CPU reference ([`triptych_scene::file::rasterize`]) predicts solid, checker and nearest,
 //! unrotated image layers exactly, and this shader matches it bit for bit: every position is an
 //! integer texel index (`gl_FragCoord` is at texel centres, `x + 0.5`, so `floor` gives `x`;
-//! GL's window y is the scene's row, as in [`super::context`]), the scroll wrap, the checker
+//! GL's window y is the scene's row, as in [`super::draw`]), the scroll wrap, the checker
 //! cell and the nearest image texel (`(2x + 1) * iw / 2w`) are computed in 32-bit integers
 //! (at most `(2 * 8191 + 1) * 8192`, far below 2^31), texels are read with `texelFetch`, and
 //! colours are written as `c / 255`, which the conversion to UNORM8 (round to nearest, ES 3.0
@@ -34,8 +34,9 @@ use ipc_protocol::damage::Region;
 use triptych_scene::file::{Content, Direction, Image, LayerState, Sampling, Scene};
 use triptych_scene::LayerContent;
 
-use super::context::Shared;
-use super::{GlContext, GlError, LayerTarget};
+use super::context::{GlContext, Shared};
+use super::error::GlError;
+use super::targets::LayerTarget;
 
 /// What to draw into a layer target.
 #[derive(Clone, Debug)]
