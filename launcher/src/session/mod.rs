@@ -51,7 +51,7 @@ use ipc_protocol::messages::{
     LauncherToGpu, LauncherToRenderer, OutputOrder, RendererLink, RendererStart,
     RendererToLauncher,
 };
-use nix::sys::signal::Signal;
+use triptych_sys::signal::Signal;
 use triptych_trace::{Args, InstantScope, Marker, ProcessInfo, Recorder};
 
 use crate::chaos::Plan;
