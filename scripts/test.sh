@@ -45,6 +45,20 @@ if grep -rn --include='*.rs' -E 'cfg\((not\()?debug_assertions' launcher cli gpu
   echo "FAIL: a product crate compiles code by build profile (cfg(debug_assertions)); test code belongs in the adversary or test crates" >&2
   exit 1
 fi
+echo "== the kernel layer: of the product crates, only triptych-sys depends on libc or nix"
+# Every other product crate (each workspace member but the adversaries, benchmarks and tests,
+# which issue raw system calls on purpose) makes its system calls through a safe wrapper in sys/
+# or through rustix, and names kernel numbers through triptych_sys::abi. A direct dependency,
+# normal, build or dev, renamed or not, is what is refused: without one, no libc:: or nix:: path
+# compiles.
+kernel_deps=$(cargo tree --workspace -e normal,build,dev --depth 1 --prefix none --no-dedupe |
+  awk 'NF == 0 { root = ""; next } root == "" { root = $1; next } $1 == "libc" || $1 == "nix" { print root " -> " $1 }' |
+  grep -vE '^(triptych-sys|triptych-adversary|triptych-bench|triptych-tests) ' || true)
+if [ -n "$kernel_deps" ]; then
+  echo "$kernel_deps" >&2
+  echo "FAIL: a product crate depends on libc or nix itself; make the call through a wrapper in sys/ (or rustix) and take kernel numbers from triptych_sys::abi" >&2
+  exit 1
+fi
 echo "== formatting, lints (undocumented unsafe blocks among them) and docs, warnings denied"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check

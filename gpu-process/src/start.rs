@@ -60,14 +60,14 @@ pub fn egl_facts() -> anyhow::Result<()> {
 
 /// Raises the soft fd limit so the export window's numbers can be used.
 fn raise_fd_limit() -> anyhow::Result<()> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    use triptych_sys::rlimit::{self, Resource};
     let need = ExportWindow::GPU.end() as u64 + 64;
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
+    let (soft, hard) = rlimit::get(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
     if soft < need {
         if hard < need {
             bail!("RLIMIT_NOFILE hard limit {hard} is below the {need} the export window needs");
         }
-        setrlimit(Resource::RLIMIT_NOFILE, need, hard).context("raising RLIMIT_NOFILE")?;
+        rlimit::set(Resource::RLIMIT_NOFILE, need, hard).context("raising RLIMIT_NOFILE")?;
     }
     Ok(())
 }

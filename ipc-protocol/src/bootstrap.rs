@@ -36,9 +36,10 @@ pub fn join<C: Wire, E: Wire>(role: &str) -> Result<(Receiver<C>, Sender<E>), Bo
             role: role.to_owned(),
         });
     };
-    use nix::sys::stat::SFlag;
-    let is_socket = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&sock))
-        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK);
+    let is_socket = matches!(
+        triptych_sys::fd::is_socket(std::os::fd::AsFd::as_fd(&sock)),
+        Ok(true)
+    );
     if !is_socket {
         return Err(BootstrapError::NoControlSocket {
             role: role.to_owned(),

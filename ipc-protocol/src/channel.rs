@@ -36,6 +36,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
+use triptych_sys::scm::MsgFlags;
+use triptych_sys::Errno;
 
 /// The largest message, in bytes, on any channel. Trace batches are split to fit
 /// ([`split_to_fit`]); everything else is far smaller.
@@ -141,14 +143,7 @@ pub enum SendError {
 
 /// A seqpacket socket pair, both ends close-on-exec.
 pub fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(std::io::Error::from)
+    triptych_sys::socket::seqpacket_pair().map_err(std::io::Error::from)
 }
 
 /// The sending side of a channel of `T`. Cheap to clone; all clones share the socket.
@@ -215,14 +210,14 @@ impl<T: Wire> Sender<T> {
         ) {
             Ok(_) => Ok(()),
             Err(triptych_sys::scm::ScmError::Send { errno, .. })
-                if errno == nix::Error::EPIPE
-                    || errno == nix::Error::ECONNRESET
-                    || errno == nix::Error::ENOTCONN =>
+                if errno == Errno::EPIPE
+                    || errno == Errno::ECONNRESET
+                    || errno == Errno::ENOTCONN =>
             {
                 Err(SendError::Disconnected)
             }
             Err(triptych_sys::scm::ScmError::Send {
-                errno: nix::Error::EAGAIN,
+                errno: Errno::EAGAIN,
                 ..
             }) => Err(SendError::Full),
             Err(e) => Err(SendError::Io(e)),
@@ -268,13 +263,13 @@ impl<T: Wire> Receiver<T> {
     /// Waits for the next message and the fds that came with it (exactly
     /// [`Wire::fd_count`] of them).
     pub fn recv(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
-        let d = self.datagram(0)?;
+        let d = self.datagram(MsgFlags::empty())?;
         Ok(judge::<T>(&self.buf, d)?)
     }
 
     /// Waits for the next datagram, received with `flags` added (`MSG_PEEK` leaves it queued),
     /// and tells the end of the peer from an empty datagram.
-    fn datagram(&mut self, flags: libc::c_int) -> Result<triptych_sys::scm::Datagram, RecvError> {
+    fn datagram(&mut self, flags: MsgFlags) -> Result<triptych_sys::scm::Datagram, RecvError> {
         let d = loop {
             match triptych_sys::scm::recv_datagram_flags(self.sock.as_fd(), &mut self.buf, flags) {
                 Ok(d) => break d,
@@ -283,7 +278,7 @@ impl<T: Wire> Receiver<T> {
                 // before closing. The error is consumed by reporting it: read on, so nothing the
                 // peer sent last (a fault notice, a trace batch) is lost; then comes the end.
                 Err(triptych_sys::scm::ScmError::Recv {
-                    errno: nix::Error::ECONNRESET,
+                    errno: Errno::ECONNRESET,
                     ..
                 }) => continue,
                 Err(e) => return Err(RecvError::Io(e)),
@@ -308,7 +303,7 @@ impl<T: Wire> Receiver<T> {
         &mut self,
         check: impl Fn(&T) -> Result<(), String>,
     ) -> Result<(T, Vec<OwnedFd>), RecvError> {
-        let d = self.datagram(libc::MSG_PEEK)?;
+        let d = self.datagram(MsgFlags::MSG_PEEK)?;
         let (msg, _) = judge::<T>(&self.buf, d)?;
         check(&msg).map_err(Violation::Refused)?;
         // The same datagram, now taken: this receiver is the socket's only reader.
@@ -342,7 +337,7 @@ pub fn peek_waiting<T: Wire>(
     match triptych_sys::scm::recv_datagram_flags(
         sock,
         &mut buf,
-        libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
     ) {
         // Nothing queued is EAGAIN. A read of nothing is an empty datagram, or the end of a
         // peer that shut its side down: whoever holds a duplicate of the other end keeps the
@@ -350,7 +345,7 @@ pub fn peek_waiting<T: Wire>(
         Ok(d) if d.eof => Ok(Some(Err(Violation::Empty))),
         Ok(d) => Ok(Some(judge::<T>(&buf, d).map(|(m, _)| m))),
         Err(triptych_sys::scm::ScmError::Recv {
-            errno: nix::Error::EAGAIN,
+            errno: Errno::EAGAIN,
             ..
         }) => Ok(None),
         Err(e) => Err(e),
@@ -359,14 +354,7 @@ pub fn peek_waiting<T: Wire>(
 
 /// Whether the peer of `sock` has closed its end (`POLLHUP`), without waiting.
 fn hung_up(sock: BorrowedFd<'_>) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(sock, PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
-        Err(_) => true,
-    }
+    triptych_sys::poll::hung_up_now(sock)
 }
 
 /// The bytes of `msg` as one datagram carries them (for fuzz seeds and tests).

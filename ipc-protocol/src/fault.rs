@@ -6,6 +6,8 @@
 //! replacement), and then carried out: the process dies by `SIGKILL`, `SIGSEGV` or `abort()`, or,
 //! for [`FaultAction::StopFences`], the caller is told to stop signalling.
 
+use triptych_sys::signal::Signal;
+
 use crate::messages::{Fault, FaultAction, FaultPoint};
 
 /// Fires the first fault of `faults` due at `point` for `frame` (start-up faults are due at
@@ -26,10 +28,10 @@ pub fn fire_due(
     notify(triptych_trace::now_ns(), f);
     match f.action {
         FaultAction::Kill => {
-            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGKILL);
+            let _ = triptych_sys::fault::die_by(Signal::SIGKILL);
         }
         FaultAction::Segv => {
-            let _ = triptych_sys::fault::die_by(nix::sys::signal::Signal::SIGSEGV);
+            let _ = triptych_sys::fault::die_by(Signal::SIGSEGV);
         }
         FaultAction::Abort => std::process::abort(),
         FaultAction::StopFences => return true,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ipc_protocol::channel::{duplex, Receiver, Sender, Wire};
 use triptych_sys::poll::{wait_readable, WaitOutcome};
+use triptych_sys::signal::Signal;
 
 /// Environment variables a child may inherit, by exact name or by prefix (ending in `_`):
 /// what the GL stack, the C library's locale and logging need. Everything else the launcher
@@ -156,7 +157,7 @@ impl Process {
     }
 
     /// Sends `signal` through the pidfd (no effect once the child is reaped).
-    pub fn signal(&self, signal: i32) {
+    pub fn signal(&self, signal: Signal) {
         if self.status.is_none() {
             if let Err(e) = triptych_sys::pidfd::pidfd_send_signal(self.pidfd.as_fd(), signal) {
                 tracing::debug!(role = %self.role, pid = self.pid, error = %e, "signal not delivered");
@@ -166,7 +167,7 @@ impl Process {
 
     /// Kills the child with SIGKILL through its pidfd and reaps it.
     pub fn kill(&mut self) -> Option<ExitStatus> {
-        self.signal(libc::SIGKILL);
+        self.signal(Signal::SIGKILL);
         self.wait_exit(Duration::from_secs(5))
     }
 }
@@ -278,7 +279,5 @@ pub fn describe(status: Option<ExitStatus>) -> String {
 
 /// The name of a signal number.
 pub fn signal_name(sig: i32) -> &'static str {
-    nix::sys::signal::Signal::try_from(sig)
-        .map(|s| s.as_str())
-        .unwrap_or("unknown")
+    triptych_sys::signal::name(sig)
 }

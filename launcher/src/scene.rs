@@ -128,7 +128,7 @@ fn open_image(path: &PathBuf) -> anyhow::Result<OwnedFd> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         // A FIFO would block the open; the type is checked right after.
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(triptych_sys::abi::O_NONBLOCK)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let meta = file

@@ -7,18 +7,14 @@
 
 use anyhow::Context;
 use crossbeam_channel::Receiver;
-use nix::sys::signal::SigSet;
+use triptych_sys::signal::Blocked;
 /// A termination request, as [`install`]'s channel delivers it.
-pub use nix::sys::signal::Signal;
+pub use triptych_sys::signal::Signal;
 
 /// Blocks the termination signals and starts the thread that turns them into messages.
 /// Must run before any other thread is spawned.
 pub fn install() -> anyhow::Result<Receiver<Signal>> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGHUP);
-    set.thread_block()
+    let set = Blocked::block(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP])
         .context("blocking SIGINT/SIGTERM/SIGHUP")?;
     let (tx, rx) = crossbeam_channel::bounded(4);
     std::thread::Builder::new()

@@ -8,24 +8,26 @@
 //! `mount`, module or reboot calls. Memory, `ioctl` and fd duplication differ between the roles
 //! and are in their own files.
 //!
-//! Numbers: system call numbers are `libc::SYS_*` (the kernel's table for the build's
-//! architecture); flag values are the uapi constants the C library exports, pinned by the tests
-//! below against the values in the headers cited next to them.
+//! Numbers: system call numbers are `abi::SYS_*` (`triptych_sys::abi`: the kernel's table for
+//! the build's architecture); flag values are the uapi constants the C library exports,
+//! re-exported there too, pinned by the tests below against the values in the headers cited
+//! next to them.
+
+use triptych_sys::abi;
 
 use crate::{Arg, Refusal, Rule};
 
 /// `CLONE_VM | CLONE_THREAD` (`include/uapi/linux/sched.h`: 0x100, 0x10000): a new thread.
-pub const CLONE_THREAD_FLAGS: u64 =
-    (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_FILES) as u64;
+pub const CLONE_THREAD_FLAGS: u64 = (abi::CLONE_VM | abi::CLONE_THREAD | abi::CLONE_FILES) as u64;
 
 /// Every namespace flag of `clone` (`include/uapi/linux/sched.h`): none may come with a thread.
-pub const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET) as u64;
+pub const CLONE_NAMESPACE_FLAGS: u64 = (abi::CLONE_NEWNS
+    | abi::CLONE_NEWCGROUP
+    | abi::CLONE_NEWUTS
+    | abi::CLONE_NEWIPC
+    | abi::CLONE_NEWUSER
+    | abi::CLONE_NEWPID
+    | abi::CLONE_NEWNET) as u64;
 
 /// The bits of `clone`'s flags a rule looks at: thread-ness and namespaces.
 pub const CLONE_CHECKED_FLAGS: u64 = CLONE_THREAD_FLAGS | CLONE_NAMESPACE_FLAGS;
@@ -36,22 +38,22 @@ pub fn rules(pid: u32) -> Vec<Rule> {
     let mut r = vec![
         // I/O on fds the process already holds: ipc sockets, stderr (logging), the report pipe,
         // eventfds. Opening new files is what is refused, not using held ones.
-        Rule::any(libc::SYS_read, "read", "reading held fds"),
+        Rule::any(abi::SYS_read, "read", "reading held fds"),
         Rule::any(
-            libc::SYS_write,
+            abi::SYS_write,
             "write",
             "logging to stderr, the trap report, eventfd fences",
         ),
-        Rule::any(libc::SYS_readv, "readv", "reading held fds"),
-        Rule::any(libc::SYS_writev, "writev", "logging"),
-        Rule::any(libc::SYS_close, "close", "closing fetched fds and fences"),
+        Rule::any(abi::SYS_readv, "readv", "reading held fds"),
+        Rule::any(abi::SYS_writev, "writev", "logging"),
+        Rule::any(abi::SYS_close, "close", "closing fetched fds and fences"),
         Rule::any(
-            libc::SYS_lseek,
+            abi::SYS_lseek,
             "lseek",
             "measuring a buffer (lseek SEEK_END)",
         ),
         Rule::any(
-            libc::SYS_fstatfs,
+            abi::SYS_fstatfs,
             "fstatfs",
             "recognising a DMA-BUF by its file system",
         ),
@@ -60,59 +62,59 @@ pub fn rules(pid: u32) -> Vec<Rule> {
         // only for stat: no file is opened and nothing is read.
         Rule::with(
             "newfstatat:empty-path",
-            libc::SYS_newfstatat,
+            abi::SYS_newfstatat,
             "newfstatat",
-            vec![Arg::eq32(3, libc::AT_EMPTY_PATH as u64, "AT_EMPTY_PATH")],
+            vec![Arg::eq32(3, abi::AT_EMPTY_PATH as u64, "AT_EMPTY_PATH")],
             "fstat of fetched files (identity checks)",
         ),
         Rule::with(
             "fcntl:getfd",
-            libc::SYS_fcntl,
+            abi::SYS_fcntl,
             "fcntl",
-            vec![Arg::eq32(1, libc::F_GETFD as u64, "F_GETFD")],
+            vec![Arg::eq32(1, abi::F_GETFD as u64, "F_GETFD")],
             "close-on-exec checks",
         ),
         Rule::with(
             "fcntl:setfd",
-            libc::SYS_fcntl,
+            abi::SYS_fcntl,
             "fcntl",
-            vec![Arg::eq32(1, libc::F_SETFD as u64, "F_SETFD")],
+            vec![Arg::eq32(1, abi::F_SETFD as u64, "F_SETFD")],
             "setting close-on-exec",
         ),
         Rule::with(
             "fcntl:getfl",
-            libc::SYS_fcntl,
+            abi::SYS_fcntl,
             "fcntl",
-            vec![Arg::eq32(1, libc::F_GETFL as u64, "F_GETFL")],
+            vec![Arg::eq32(1, abi::F_GETFL as u64, "F_GETFL")],
             "reading status flags",
         ),
         Rule::with(
             "fcntl:get-seals",
-            libc::SYS_fcntl,
+            abi::SYS_fcntl,
             "fcntl",
-            vec![Arg::eq32(1, libc::F_GET_SEALS as u64, "F_GET_SEALS")],
+            vec![Arg::eq32(1, abi::F_GET_SEALS as u64, "F_GET_SEALS")],
             "checking that a shm buffer cannot shrink",
         ),
         Rule::any(
-            libc::SYS_poll,
+            abi::SYS_poll,
             "poll",
             "fence waits with deadlines, channel hang-up checks",
         ),
-        Rule::any(libc::SYS_ppoll, "ppoll", "fence waits with deadlines"),
+        Rule::any(abi::SYS_ppoll, "ppoll", "fence waits with deadlines"),
         Rule::any(
-            libc::SYS_sendmsg,
+            abi::SYS_sendmsg,
             "sendmsg",
             "channel messages (sends that never wait), SCM_RIGHTS",
         ),
         Rule::any(
-            libc::SYS_recvmsg,
+            abi::SYS_recvmsg,
             "recvmsg",
             "channel messages, handovers, SCM_RIGHTS",
         ),
-        Rule::any(libc::SYS_futex, "futex", "locks and channels"),
-        Rule::any(libc::SYS_brk, "brk", "the heap"),
+        Rule::any(abi::SYS_futex, "futex", "locks and channels"),
+        Rule::any(abi::SYS_brk, "brk", "the heap"),
         Rule::any(
-            libc::SYS_munmap,
+            abi::SYS_munmap,
             "munmap",
             "freeing memory, unmapping buffers",
         ),
@@ -122,7 +124,7 @@ pub fn rules(pid: u32) -> Vec<Rule> {
         // any new namespace traps.
         Rule::with(
             "clone:thread",
-            libc::SYS_clone,
+            abi::SYS_clone,
             "clone",
             vec![Arg::masked64(
                 0,
@@ -132,88 +134,88 @@ pub fn rules(pid: u32) -> Vec<Rule> {
             )],
             "threads",
         ),
-        Rule::any(libc::SYS_set_robust_list, "set_robust_list", "thread start"),
-        Rule::any(libc::SYS_rseq, "rseq", "thread start"),
-        Rule::any(libc::SYS_gettid, "gettid", "thread ids in traces"),
-        Rule::any(libc::SYS_getpid, "getpid", "own pid"),
-        Rule::any(libc::SYS_sched_yield, "sched_yield", "spinning locks"),
+        Rule::any(abi::SYS_set_robust_list, "set_robust_list", "thread start"),
+        Rule::any(abi::SYS_rseq, "rseq", "thread start"),
+        Rule::any(abi::SYS_gettid, "gettid", "thread ids in traces"),
+        Rule::any(abi::SYS_getpid, "getpid", "own pid"),
+        Rule::any(abi::SYS_sched_yield, "sched_yield", "spinning locks"),
         Rule::any(
-            libc::SYS_sched_getaffinity,
+            abi::SYS_sched_getaffinity,
             "sched_getaffinity",
             "glibc's malloc arena count",
         ),
-        Rule::any(libc::SYS_exit, "exit", "thread exit"),
-        Rule::any(libc::SYS_exit_group, "exit_group", "process exit"),
+        Rule::any(abi::SYS_exit, "exit", "thread exit"),
+        Rule::any(abi::SYS_exit_group, "exit_group", "process exit"),
         Rule::any(
-            libc::SYS_restart_syscall,
+            abi::SYS_restart_syscall,
             "restart_syscall",
             "interrupted sleeps",
         ),
         Rule::any(
-            libc::SYS_rt_sigaction,
+            abi::SYS_rt_sigaction,
             "rt_sigaction",
             "signal dispositions (fault injection, the trap reporter)",
         ),
         Rule::any(
-            libc::SYS_rt_sigprocmask,
+            abi::SYS_rt_sigprocmask,
             "rt_sigprocmask",
             "signal masks (threads, abort)",
         ),
         Rule::any(
-            libc::SYS_rt_sigreturn,
+            abi::SYS_rt_sigreturn,
             "rt_sigreturn",
             "returning from a signal handler",
         ),
         Rule::any(
-            libc::SYS_sigaltstack,
+            abi::SYS_sigaltstack,
             "sigaltstack",
             "Rust's stack-overflow handler per thread",
         ),
         // abort(), raise() and the trap reporter signal the calling thread; no other process.
         Rule::with(
             "tgkill:self",
-            libc::SYS_tgkill,
+            abi::SYS_tgkill,
             "tgkill",
             vec![Arg::eq32(0, pid, "own pid")],
             "abort, raise, dying by SIGSYS",
         ),
         Rule::with(
             "prctl:set-name",
-            libc::SYS_prctl,
+            abi::SYS_prctl,
             "prctl",
-            vec![Arg::eq32(0, libc::PR_SET_NAME as u64, "PR_SET_NAME")],
+            vec![Arg::eq32(0, abi::PR_SET_NAME as u64, "PR_SET_NAME")],
             "naming threads",
         ),
         Rule::with(
             "prctl:get-name",
-            libc::SYS_prctl,
+            abi::SYS_prctl,
             "prctl",
-            vec![Arg::eq32(0, libc::PR_GET_NAME as u64, "PR_GET_NAME")],
+            vec![Arg::eq32(0, abi::PR_GET_NAME as u64, "PR_GET_NAME")],
             "reading thread names",
         ),
         Rule::any(
-            libc::SYS_clock_gettime,
+            abi::SYS_clock_gettime,
             "clock_gettime",
             "CLOCK_MONOTONIC where the vDSO cannot serve it",
         ),
-        Rule::any(libc::SYS_clock_getres, "clock_getres", "clock resolution"),
+        Rule::any(abi::SYS_clock_getres, "clock_getres", "clock resolution"),
         Rule::any(
-            libc::SYS_gettimeofday,
+            abi::SYS_gettimeofday,
             "gettimeofday",
             "log timestamps where the vDSO cannot serve them",
         ),
-        Rule::any(libc::SYS_clock_nanosleep, "clock_nanosleep", "sleeping"),
-        Rule::any(libc::SYS_nanosleep, "nanosleep", "sleeping"),
+        Rule::any(abi::SYS_clock_nanosleep, "clock_nanosleep", "sleeping"),
+        Rule::any(abi::SYS_nanosleep, "nanosleep", "sleeping"),
         Rule::any(
-            libc::SYS_getrandom,
+            abi::SYS_getrandom,
             "getrandom",
             "hash map keys of new threads",
         ),
         // glibc's qsort asks for the amount of memory before a large sort (phys_pages).
-        Rule::any(libc::SYS_sysinfo, "sysinfo", "glibc qsort's memory check"),
+        Rule::any(abi::SYS_sysinfo, "sysinfo", "glibc qsort's memory check"),
     ];
     #[cfg(target_arch = "x86_64")]
-    r.push(Rule::any(libc::SYS_fstat, "fstat", "fstat of held fds"));
+    r.push(Rule::any(abi::SYS_fstat, "fstat", "fstat of held fds"));
     r
 }
 
@@ -223,9 +225,9 @@ pub fn refusals() -> Vec<Refusal> {
         // clone3 passes its flags in memory, which a filter cannot read; answering ENOSYS makes
         // glibc's pthread_create fall back to clone, whose flags the rule above checks.
         Refusal {
-            nr: libc::SYS_clone3,
+            nr: abi::SYS_clone3,
             name: "clone3",
-            errno: libc::ENOSYS,
+            errno: abi::ENOSYS,
             why: "fall back to clone",
         },
     ]
@@ -242,17 +244,17 @@ mod tests {
         assert_eq!(CLONE_THREAD_FLAGS, 0x0001_0500);
         assert_eq!(CLONE_NAMESPACE_FLAGS, 0x7e02_0000);
         // include/uapi/asm-generic/mman-common.h
-        assert_eq!(libc::PROT_EXEC, 0x4);
-        assert_eq!(libc::MADV_DONTNEED, 4);
+        assert_eq!(abi::PROT_EXEC, 0x4);
+        assert_eq!(abi::MADV_DONTNEED, 4);
         // include/uapi/linux/mman.h
-        assert_eq!(libc::MREMAP_MAYMOVE, 1);
+        assert_eq!(abi::MREMAP_MAYMOVE, 1);
         // include/uapi/linux/fcntl.h: F_LINUX_SPECIFIC_BASE (1024) + 10
-        assert_eq!(libc::F_GET_SEALS, 1034);
-        assert_eq!(libc::AT_EMPTY_PATH, 0x1000);
+        assert_eq!(abi::F_GET_SEALS, 1034);
+        assert_eq!(abi::AT_EMPTY_PATH, 0x1000);
         // include/uapi/linux/prctl.h
-        assert_eq!((libc::PR_SET_NAME, libc::PR_GET_NAME), (15, 16));
+        assert_eq!((abi::PR_SET_NAME, abi::PR_GET_NAME), (15, 16));
         // include/linux/socket.h
-        assert_eq!(libc::AF_UNIX, 1);
+        assert_eq!(abi::AF_UNIX, 1);
     }
 
     #[test]
@@ -262,24 +264,24 @@ mod tests {
             .find(|r| r.id == "clone:thread")
             .expect("rule");
         // glibc 2.36 pthread_create's flags.
-        let pthread = (libc::CLONE_VM
-            | libc::CLONE_FS
-            | libc::CLONE_FILES
-            | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD
-            | libc::CLONE_SYSVSEM
-            | libc::CLONE_SETTLS
-            | libc::CLONE_PARENT_SETTID
-            | libc::CLONE_CHILD_CLEARTID) as u64;
+        let pthread = (abi::CLONE_VM
+            | abi::CLONE_FS
+            | abi::CLONE_FILES
+            | abi::CLONE_SIGHAND
+            | abi::CLONE_THREAD
+            | abi::CLONE_SYSVSEM
+            | abi::CLONE_SETTLS
+            | abi::CLONE_PARENT_SETTID
+            | abi::CLONE_CHILD_CLEARTID) as u64;
         assert!(rule.allows(&[pthread, 0, 0, 0, 0, 0]));
-        assert!(!rule.allows(&[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]));
-        assert!(!rule.allows(&[pthread | libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]));
+        assert!(!rule.allows(&[abi::SIGCHLD as u64, 0, 0, 0, 0, 0]));
+        assert!(!rule.allows(&[pthread | abi::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]));
         assert!(
-            !rule.allows(&[(libc::CLONE_THREAD) as u64, 0, 0, 0, 0, 0]),
+            !rule.allows(&[(abi::CLONE_THREAD) as u64, 0, 0, 0, 0, 0]),
             "a thread without CLONE_VM"
         );
         assert!(
-            !rule.allows(&[pthread & !(libc::CLONE_FILES as u64), 0, 0, 0, 0, 0]),
+            !rule.allows(&[pthread & !(abi::CLONE_FILES as u64), 0, 0, 0, 0, 0]),
             "a thread with an fd table of its own"
         );
     }

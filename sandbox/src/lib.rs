@@ -45,6 +45,17 @@
 //! export window, the transport); once installed a filter cannot be removed or relaxed, only
 //! tightened, and it is inherited by every thread created later.
 //!
+//! # Numbers, and the calls this crate makes
+//!
+//! A policy is data: its rules name system calls, flags and errnos, and make none of the calls.
+//! Those numbers are the C library's constants, taken from `triptych_sys::abi`, the kernel
+//! layer's list of the constants other crates may name; like every product crate but
+//! `triptych-sys`, this one does not depend on `libc` or `nix` itself (`scripts/test.sh`
+//! checks it), so each number a policy uses is one that list names. The calls this crate does
+//! make go through libraries: installing the filters (seccompiler, and `triptych_sys::notify`
+//! for the one with a listener), Landlock (the `landlock` crate) and the resource limits
+//! (`triptych_sys::rlimit`).
+//!
 //! See `Documentation/userspace-api/seccomp_filter.rst` and `seccomp(2)`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -58,6 +69,8 @@ pub mod renderer;
 pub mod report;
 
 use std::collections::BTreeMap;
+
+use triptych_sys::abi;
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -215,7 +228,7 @@ pub enum Otherwise {
 pub struct Rule {
     /// A short name for the rule, unique in its policy (`"ioctl:dma-buf-sync"`).
     pub id: &'static str,
-    /// The system call number (`libc::SYS_*` or this workspace's own constants).
+    /// The system call number (`triptych_sys::abi::SYS_*` or this workspace's own constants).
     pub nr: i64,
     /// Its name.
     pub name: &'static str,
@@ -568,10 +581,10 @@ impl Policy {
 const BPF_RET_K: u16 = 0x06;
 
 /// `prog` with every `RET TRAP` turned into `RET USER_NOTIF`.
-fn notifying(prog: &BpfProgram) -> Vec<libc::sock_filter> {
+fn notifying(prog: &BpfProgram) -> Vec<abi::sock_filter> {
     use triptych_sys::notify::{SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF};
     prog.iter()
-        .map(|i| libc::sock_filter {
+        .map(|i| abi::sock_filter {
             code: i.code,
             jt: i.jt,
             jf: i.jf,
@@ -613,31 +626,31 @@ mod tests {
         Policy {
             role: "toy",
             rules: vec![
-                Rule::any(libc::SYS_read, "read", "reading"),
+                Rule::any(abi::SYS_read, "read", "reading"),
                 Rule::with(
                     "ioctl:one",
-                    libc::SYS_ioctl,
+                    abi::SYS_ioctl,
                     "ioctl",
                     vec![Arg::eq32(1, 7, "SEVEN")],
                     "one request",
                 ),
                 Rule::guarded(
                     "pidfd_getfd:window",
-                    libc::SYS_pidfd_getfd,
+                    abi::SYS_pidfd_getfd,
                     "pidfd_getfd",
                     [
                         vec![Arg::eq32(0, 3, "LINK")],
                         Arg::range32(1, 10, 20, "WINDOW").to_vec(),
                     ]
                     .concat(),
-                    libc::EPERM,
+                    abi::EPERM,
                     "window",
                 ),
             ],
             refusals: vec![Refusal {
-                nr: libc::SYS_clone3,
+                nr: abi::SYS_clone3,
                 name: "clone3",
-                errno: libc::ENOSYS,
+                errno: abi::ENOSYS,
                 why: "fallback",
             }],
         }
@@ -647,33 +660,30 @@ mod tests {
     fn decide_follows_the_rules() {
         let p = toy();
         let z = [0u64; 6];
-        assert_eq!(p.decide(libc::SYS_read, &z), Ok(()));
-        assert_eq!(p.decide(libc::SYS_write, &z), Err(Otherwise::Trap));
-        assert_eq!(p.decide(libc::SYS_ioctl, &[0, 7, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(p.decide(abi::SYS_read, &z), Ok(()));
+        assert_eq!(p.decide(abi::SYS_write, &z), Err(Otherwise::Trap));
+        assert_eq!(p.decide(abi::SYS_ioctl, &[0, 7, 0, 0, 0, 0]), Ok(()));
         assert_eq!(
-            p.decide(libc::SYS_ioctl, &[0, 8, 0, 0, 0, 0]),
+            p.decide(abi::SYS_ioctl, &[0, 8, 0, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_ioctl, &[0, 7 | 1 << 32, 0, 0, 0, 0]),
+            p.decide(abi::SYS_ioctl, &[0, 7 | 1 << 32, 0, 0, 0, 0]),
             Ok(()),
             "Dword ignores high bits"
         );
+        assert_eq!(p.decide(abi::SYS_pidfd_getfd, &[3, 10, 0, 0, 0, 0]), Ok(()));
         assert_eq!(
-            p.decide(libc::SYS_pidfd_getfd, &[3, 10, 0, 0, 0, 0]),
-            Ok(())
+            p.decide(abi::SYS_pidfd_getfd, &[3, 20, 0, 0, 0, 0]),
+            Err(Otherwise::Errno(abi::EPERM))
         );
         assert_eq!(
-            p.decide(libc::SYS_pidfd_getfd, &[3, 20, 0, 0, 0, 0]),
-            Err(Otherwise::Errno(libc::EPERM))
+            p.decide(abi::SYS_pidfd_getfd, &[4, 15, 0, 0, 0, 0]),
+            Err(Otherwise::Errno(abi::EPERM))
         );
         assert_eq!(
-            p.decide(libc::SYS_pidfd_getfd, &[4, 15, 0, 0, 0, 0]),
-            Err(Otherwise::Errno(libc::EPERM))
-        );
-        assert_eq!(
-            p.decide(libc::SYS_clone3, &z),
-            Err(Otherwise::Errno(libc::ENOSYS))
+            p.decide(abi::SYS_clone3, &z),
+            Err(Otherwise::Errno(abi::ENOSYS))
         );
     }
 
@@ -687,19 +697,19 @@ mod tests {
     #[test]
     fn contradictions_are_refused() {
         let mut p = toy();
-        p.rules.push(Rule::any(libc::SYS_clone3, "clone3", "both"));
+        p.rules.push(Rule::any(abi::SYS_clone3, "clone3", "both"));
         assert!(matches!(p.validate(), Err(PolicyError::Invalid { .. })));
         let mut p = toy();
         p.rules
-            .push(Rule::any(libc::SYS_ioctl, "ioctl", "any and some"));
+            .push(Rule::any(abi::SYS_ioctl, "ioctl", "any and some"));
         assert!(p.validate().is_err());
         let mut p = toy();
         p.rules.push(Rule::guarded(
             "pidfd_getfd:other",
-            libc::SYS_pidfd_getfd,
+            abi::SYS_pidfd_getfd,
             "pidfd_getfd",
             vec![Arg::eq32(0, 4, "X")],
-            libc::EPERM,
+            abi::EPERM,
             "two guarded",
         ));
         assert!(p.validate().is_err());

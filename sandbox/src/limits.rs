@@ -8,7 +8,7 @@
 //! regular file (a redirected log), and a file-size limit would kill the process with `SIGXFSZ`
 //! at its first log line. The filter already keeps the process from opening any file.
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use triptych_sys::rlimit::{self, Resource};
 
 /// The renderer's `RLIMIT_NOFILE`: above every fixed number ([`crate::fds`]) and far above what
 /// it holds at most (its channels, the output, and per layer a pool of buffers plus a fence:
@@ -93,7 +93,7 @@ pub struct LimitError {
     /// The value.
     pub value: u64,
     /// The error.
-    pub errno: nix::Error,
+    pub errno: triptych_sys::Errno,
 }
 
 /// Applies `limits` (soft = hard = the value, or the current hard limit where that is lower:
@@ -105,9 +105,9 @@ pub fn apply(limits: &[Limit]) -> Result<(), LimitError> {
             value: l.value,
             errno,
         };
-        let (_, hard) = getrlimit(l.resource).map_err(err)?;
+        let (_, hard) = rlimit::get(l.resource).map_err(err)?;
         let v = l.value.min(hard);
-        setrlimit(l.resource, v, v).map_err(err)?;
+        rlimit::set(l.resource, v, v).map_err(err)?;
     }
     Ok(())
 }

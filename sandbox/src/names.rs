@@ -35,17 +35,19 @@ pub fn name(nr: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use triptych_sys::abi;
 
     #[test]
     fn names_known_numbers() {
-        assert_eq!(name(libc::SYS_openat), "openat");
-        assert_eq!(name(libc::SYS_pidfd_getfd), "pidfd_getfd");
+        assert_eq!(name(abi::SYS_openat), "openat");
+        assert_eq!(name(abi::SYS_pidfd_getfd), "pidfd_getfd");
         assert_eq!(name(999), "syscall_999");
     }
 
     #[test]
     fn every_number_a_policy_uses_has_the_libc_name() {
-        // The policies name calls by libc's constants; the table must agree with each of them.
+        // The policies name calls by the C library's constants (`triptych_sys::abi`); the table
+        // must agree with each of them.
         for p in [
             crate::renderer::policy(&crate::renderer::Params::example()),
             crate::gpu::policy(&crate::gpu::Params::example()),

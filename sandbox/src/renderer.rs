@@ -20,6 +20,7 @@
 //! `userfaultfd` and `perf_event_open`.
 
 use ipc_protocol::messages::Transport;
+use triptych_sys::abi;
 use triptych_sys::dma_buf::DMA_BUF_IOCTL_SYNC;
 use triptych_sys::fd::ExportWindow;
 use triptych_sys::pidfd::SYS_PIDFD_GETFD;
@@ -61,39 +62,39 @@ pub fn policy(p: &Params) -> Policy {
         // output: never executable.
         Rule::with(
             "mmap:no-exec",
-            libc::SYS_mmap,
+            abi::SYS_mmap,
             "mmap",
-            vec![Arg::masked64(2, libc::PROT_EXEC as u64, 0, "no PROT_EXEC")],
+            vec![Arg::masked64(2, abi::PROT_EXEC as u64, 0, "no PROT_EXEC")],
             "memory and buffer mappings",
         ),
         Rule::with(
             "mprotect:no-exec",
-            libc::SYS_mprotect,
+            abi::SYS_mprotect,
             "mprotect",
-            vec![Arg::masked64(2, libc::PROT_EXEC as u64, 0, "no PROT_EXEC")],
+            vec![Arg::masked64(2, abi::PROT_EXEC as u64, 0, "no PROT_EXEC")],
             "thread stack guard pages, malloc",
         ),
         // realloc of a large block.
         Rule::with(
             "mremap:maymove",
-            libc::SYS_mremap,
+            abi::SYS_mremap,
             "mremap",
-            vec![Arg::eq32(3, libc::MREMAP_MAYMOVE as u64, "MREMAP_MAYMOVE")],
+            vec![Arg::eq32(3, abi::MREMAP_MAYMOVE as u64, "MREMAP_MAYMOVE")],
             "realloc",
         ),
         // Freeing a finished thread's stack, returning heap memory.
         Rule::with(
             "madvise:dontneed",
-            libc::SYS_madvise,
+            abi::SYS_madvise,
             "madvise",
-            vec![Arg::eq32(2, libc::MADV_DONTNEED as u64, "MADV_DONTNEED")],
+            vec![Arg::eq32(2, abi::MADV_DONTNEED as u64, "MADV_DONTNEED")],
             "thread exit, free",
         ),
         // The only ioctl: bracketing CPU reads of a DMA-BUF (`_IOW('b', 0, struct dma_buf_sync)`,
         // include/uapi/linux/dma-buf.h; triptych_sys::dma_buf computes and pins it).
         Rule::with(
             "ioctl:dma-buf-sync",
-            libc::SYS_ioctl,
+            abi::SYS_ioctl,
             "ioctl",
             vec![Arg::eq32(
                 1,
@@ -106,11 +107,11 @@ pub fn policy(p: &Params) -> Policy {
         // socket) at the one number the rules name, close-on-exec.
         Rule::with(
             "dup3:gpu-link",
-            libc::SYS_dup3,
+            abi::SYS_dup3,
             "dup3",
             vec![
                 Arg::eq32(1, GPU_LINK_FD as u64, "GPU_LINK_FD"),
-                Arg::eq32(2, libc::O_CLOEXEC as u64, "O_CLOEXEC"),
+                Arg::eq32(2, abi::O_CLOEXEC as u64, "O_CLOEXEC"),
             ],
             "replacing the GPU link after a restart",
         ),
@@ -127,7 +128,7 @@ pub fn policy(p: &Params) -> Policy {
                 vec![Arg::eq32(2, 0, "flags 0")],
             ]
             .concat(),
-            libc::EPERM,
+            abi::EPERM,
             "taking exported buffers and fences from the GPU process",
         ));
     }
@@ -167,7 +168,7 @@ mod tests {
         ] {
             assert_eq!(
                 p.decide(nr, &bad),
-                Err(Otherwise::Errno(libc::EPERM)),
+                Err(Otherwise::Errno(abi::EPERM)),
                 "{bad:?}"
             );
         }
@@ -186,21 +187,21 @@ mod tests {
         let p = policy(&Params::example());
         let z = [0u64; 6];
         for nr in [
-            libc::SYS_openat,
-            libc::SYS_execve,
-            libc::SYS_socket,
-            libc::SYS_connect,
-            libc::SYS_unshare,
-            libc::SYS_setns,
-            libc::SYS_ptrace,
-            libc::SYS_process_vm_readv,
-            libc::SYS_process_vm_writev,
-            libc::SYS_pidfd_open,
-            libc::SYS_kill,
-            libc::SYS_bpf,
-            libc::SYS_io_uring_setup,
-            libc::SYS_userfaultfd,
-            libc::SYS_perf_event_open,
+            abi::SYS_openat,
+            abi::SYS_execve,
+            abi::SYS_socket,
+            abi::SYS_connect,
+            abi::SYS_unshare,
+            abi::SYS_setns,
+            abi::SYS_ptrace,
+            abi::SYS_process_vm_readv,
+            abi::SYS_process_vm_writev,
+            abi::SYS_pidfd_open,
+            abi::SYS_kill,
+            abi::SYS_bpf,
+            abi::SYS_io_uring_setup,
+            abi::SYS_userfaultfd,
+            abi::SYS_perf_event_open,
         ] {
             assert_eq!(
                 p.decide(nr, &z),
@@ -209,34 +210,34 @@ mod tests {
                 crate::names::name(nr)
             );
         }
-        let exec = libc::PROT_READ as u64 | libc::PROT_EXEC as u64;
+        let exec = abi::PROT_READ as u64 | abi::PROT_EXEC as u64;
         assert_eq!(
-            p.decide(libc::SYS_mmap, &[0, 4096, exec, 0, 0, 0]),
+            p.decide(abi::SYS_mmap, &[0, 4096, exec, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_mprotect, &[0, 4096, exec, 0, 0, 0]),
+            p.decide(abi::SYS_mprotect, &[0, 4096, exec, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_tgkill, &[2, 2, 0, 0, 0, 0]),
+            p.decide(abi::SYS_tgkill, &[2, 2, 0, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
-        assert_eq!(p.decide(libc::SYS_tgkill, &[1, 1, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(p.decide(abi::SYS_tgkill, &[1, 1, 0, 0, 0, 0]), Ok(()));
         assert_eq!(
             p.decide(
-                libc::SYS_ioctl,
+                abi::SYS_ioctl,
                 &[0, u64::from(DMA_BUF_IOCTL_SYNC), 0, 0, 0, 0]
             ),
             Ok(())
         );
         assert_eq!(
-            p.decide(libc::SYS_ioctl, &[0, libc::FIONREAD, 0, 0, 0, 0]),
+            p.decide(abi::SYS_ioctl, &[0, abi::FIONREAD, 0, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_clone3, &z),
-            Err(Otherwise::Errno(libc::ENOSYS))
+            p.decide(abi::SYS_clone3, &z),
+            Err(Otherwise::Errno(abi::ENOSYS))
         );
     }
 

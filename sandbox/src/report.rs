@@ -44,6 +44,7 @@ impl std::fmt::Display for Violation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use triptych_sys::abi;
 
     #[test]
     fn formats_the_line() {
@@ -51,7 +52,7 @@ mod tests {
             "renderer",
             TrapRecord {
                 arch: 0,
-                nr: libc::SYS_ptrace as i32,
+                nr: abi::SYS_ptrace as i32,
                 pid: 7,
                 tid: 8,
                 args: [16, 42, 0, 0, 0, 0],

@@ -100,6 +100,15 @@ pub fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
     Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO)
 }
 
+/// Whether `fd` is a socket, by `fstat` alone: what a child checks of the control socket it was
+/// handed before it trusts it to be one.
+pub fn is_socket(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
+    use nix::sys::stat::SFlag;
+    let raw = fd.as_raw_fd();
+    let st = nix::sys::stat::fstat(raw).map_err(|errno| FdError::Fstat { fd: raw, errno })?;
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK)
+}
+
 /// Whether `fd` is the read end of a pipe (a FIFO opened read-only): a wait-only fence.
 pub fn is_pipe_read_end(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
     use nix::sys::stat::SFlag;
@@ -244,6 +253,18 @@ pub fn clear_cloexec(fd: BorrowedFd<'_>) -> Result<(), FdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_kinds_by_fstat() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let (r, w) = pipe_cloexec().expect("pipe");
+        assert!(is_socket(a.as_fd()).expect("fstat") && !is_fifo(a.as_fd()).expect("fstat"));
+        assert!(!is_socket(r.as_fd()).expect("fstat") && is_fifo(r.as_fd()).expect("fstat"));
+        assert!(
+            is_pipe_read_end(r.as_fd()).expect("fstat")
+                && !is_pipe_read_end(w.as_fd()).expect("fstat")
+        );
+    }
 
     #[test]
     fn window_places_inside_and_cloexec() {

@@ -5,15 +5,28 @@
 //! formulas and pinned by tests. Keeping the unsafe code here means one place to audit and one
 //! place whose numbers the seccomp policies share.
 //!
+//! It is also the only product crate that depends on `libc` or `nix` (`scripts/test.sh` checks
+//! it): another crate makes a system call through a wrapper here, or through rustix where rustix
+//! has the safe call; it names a kernel number (a system call, a flag, an errno) through
+//! [`abi`], and the few nix types that appear in signatures ([`Errno`],
+//! [`signal::Signal`], [`rlimit::Resource`], [`scm::MsgFlags`]) through the re-exports here.
+//!
+//! - [`abi`]: the kernel's numbers (system calls, flags, ioctl requests, errnos) the seccomp
+//!   policies describe calls with; constants only.
 //! - [`pidfd`]: `pidfd_open`, `pidfd_getfd`, `pidfd_send_signal` and waiting on a process.
 //! - [`fd`]: file identity, the export window of fd numbers, close-on-exec duplication.
 //! - [`memfd`]: sealed shared-memory buffers.
 //! - [`eventfd`]: the CPU fence used with shm buffers.
 //! - [`mapping`]: `mmap`-backed views of buffers.
 //! - [`prctl`]: process names, parent-death signals, dumpability, Yama ptracer.
-//! - [`poll`]: waiting on fds with a deadline.
+//! - [`poll`]: waiting on fds with a deadline, and seeing a hung-up peer.
+//! - [`signal`]: signals by name, and termination signals taken by one thread (`sigwait`).
 //! - [`fault`]: dying by a chosen signal, for fault injection.
+//! - [`clock`]: `CLOCK_MONOTONIC`, the clock every trace event is stamped with.
+//! - [`ids`]: the calling thread's id and whether the process runs as root.
+//! - [`rlimit`]: the process's resource limits.
 //! - [`proc`]: reading `/proc` for counters and tests.
+//! - [`socket`]: the unix socket pairs every channel is made of.
 //! - [`scm`]: passing fds in unix-socket messages (`SCM_RIGHTS`), the classic alternative to
 //!   `pidfd_getfd`.
 //! - [`ioctl`]: the `_IOC` encoding from `include/uapi/asm-generic/ioctl.h`.
@@ -30,12 +43,15 @@
 
 #![warn(missing_docs)]
 
+pub mod abi;
+pub mod clock;
 pub mod dma_buf;
 pub mod drm;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
 pub mod fixed;
+pub mod ids;
 pub mod ioctl;
 pub mod jail;
 pub mod landlock;
@@ -46,11 +62,19 @@ pub mod pidfd;
 pub mod poll;
 pub mod prctl;
 pub mod proc;
+pub mod rlimit;
 pub mod scm;
 pub mod seccomp;
+pub mod signal;
 pub mod simd;
+pub mod socket;
 pub mod userns;
 pub mod wayland;
+
+/// An error number (`errno`) returned by a system call, as the errors of the nix-based modules
+/// carry it and as callers match on it (`Errno::EAGAIN`): nix's type, re-exported. (The
+/// rustix-based modules, [`prctl`] and [`poll`], carry `rustix::io::Errno`.)
+pub use nix::errno::Errno;
 
 /// Unit-test support: what a test does on a machine that lacks what it tests.
 #[cfg(test)]

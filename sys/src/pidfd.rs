@@ -15,6 +15,8 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+use crate::signal::Signal;
+
 /// `__NR_pidfd_send_signal`.
 pub const SYS_PIDFD_SEND_SIGNAL: i64 = 424;
 /// `__NR_pidfd_open`.
@@ -96,8 +98,8 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> Result<OwnedFd, Pid
 }
 
 /// Sends `signal` to the process behind `pidfd`.
-pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), PidfdError> {
-    let sig = rustix::process::Signal::from_named_raw(signal)
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> Result<(), PidfdError> {
+    let sig = rustix::process::Signal::from_named_raw(signal as i32)
         .ok_or_else(|| classify("pidfd_send_signal", -1, -1, nix::Error::EINVAL))?;
     rustix::process::pidfd_send_signal(pidfd, sig)
         .map_err(|e| classify("pidfd_send_signal", -1, -1, errno(e)))

@@ -10,7 +10,7 @@
 //! timeout (the seccomp policies allow it for these waits), so a deadline is kept to the
 //! nanosecond instead of being rounded to milliseconds. What this module adds is the deadline
 //! across `EINTR`, the explicit [`WaitOutcome`], and treating a hang-up as the pipe fence's
-//! signal.
+//! signal. [`hung_up_now`], a check that does not wait, is the one `poll(2)` proper.
 
 #![forbid(unsafe_code)]
 
@@ -76,6 +76,23 @@ pub fn writable_now(fd: BorrowedFd<'_>) -> Result<bool, PollError> {
                 })
             }
         }
+    }
+}
+
+/// Whether the peer of the socket `sock` has closed its end (`POLLHUP`, or `POLLERR`), without
+/// waiting; a failed poll counts as hung up.
+///
+/// This one check is made with `poll(2)` itself (nix's, the C library's call), not with the
+/// `ppoll` the waits above make: it is the call the seccomp policies' `poll` rule names for
+/// channel hang-up checks.
+pub fn hung_up_now(sock: BorrowedFd<'_>) -> bool {
+    use nix::poll::{PollFd as NixPollFd, PollFlags as NixPollFlags, PollTimeout};
+    let mut fds = [NixPollFd::new(sock, NixPollFlags::POLLIN)];
+    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(NixPollFlags::POLLHUP | NixPollFlags::POLLERR)),
+        Err(_) => true,
     }
 }
 
@@ -161,6 +178,14 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn a_closed_peer_is_seen_as_hung_up() {
+        let (a, b) = crate::socket::seqpacket_pair().expect("pair");
+        assert!(!hung_up_now(a.as_fd()));
+        drop(b);
+        assert!(hung_up_now(a.as_fd()));
+    }
 
     #[test]
     fn a_pipe_fence_is_signalled_by_a_byte_and_abandoned_by_a_bare_close() {

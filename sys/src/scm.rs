@@ -19,7 +19,11 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned};
+
+/// Flags of `sendmsg(2)` and `recvmsg(2)` (`MSG_PEEK`, `MSG_DONTWAIT`, ...): nix's type,
+/// re-exported for [`recv_datagram_flags`]'s callers.
+pub use nix::sys::socket::MsgFlags;
 
 /// The most fds one `SCM_RIGHTS` message may carry: `SCM_MAX_FD` in `include/net/scm.h`
 /// (kernel-internal, not uapi). `sendmsg` fails with `EINVAL` beyond it; pinned by a test
@@ -195,7 +199,7 @@ pub struct Datagram {
 /// rather than hidden, so a caller can treat an oversized or fd-stuffed message as the
 /// violation it is. Ancillary data other than `SCM_RIGHTS` is ignored.
 pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Datagram, ScmError> {
-    recv_datagram_flags(sock, buf, 0)
+    recv_datagram_flags(sock, buf, MsgFlags::empty())
 }
 
 /// As [`recv_datagram`], with `recvmsg` flags added: `MSG_PEEK` copies the datagram at the head
@@ -204,7 +208,7 @@ pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Datagram, S
 pub fn recv_datagram_flags(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
-    flags: libc::c_int,
+    flags: MsgFlags,
 ) -> Result<Datagram, ScmError> {
     // Room for one SCM_RIGHTS header with DATAGRAM_MAX_FDS ints, u64-aligned as cmsghdr needs.
     const SPACE_WORDS: usize = 8;
@@ -227,8 +231,13 @@ pub fn recv_datagram_flags(
         // SAFETY: `hdr` points at one iovec covering `buf` (exclusively borrowed for the call)
         // and at `space`, `need` bytes long and no larger than the array; the kernel writes at
         // most those lengths. The fd is borrowed and so open.
-        let n =
-            unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC | flags) };
+        let n = unsafe {
+            libc::recvmsg(
+                sock.as_raw_fd(),
+                &mut hdr,
+                libc::MSG_CMSG_CLOEXEC | flags.bits(),
+            )
+        };
         if n >= 0 {
             break n as usize;
         }
@@ -321,14 +330,7 @@ mod tests {
     }
 
     fn seqpacket() -> (OwnedFd, OwnedFd) {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .expect("socketpair")
+        crate::socket::seqpacket_pair().expect("socketpair")
     }
 
     #[test]

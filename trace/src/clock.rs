@@ -35,10 +35,8 @@
 
 use std::cell::Cell;
 
-use nix::time::{clock_gettime, ClockId};
-
 /// Nanoseconds of `CLOCK_MONOTONIC`, comparable across the processes of one
-/// machine.
+/// machine (read by `triptych_sys::clock`).
 ///
 /// # Panics
 ///
@@ -46,13 +44,7 @@ use nix::time::{clock_gettime, ClockId};
 /// for an unknown clock id or a bad pointer, neither of which can happen here;
 /// the clock exists on every Linux since 2.6.
 pub fn now_ns() -> u64 {
-    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC)
-        .expect("clock_gettime(CLOCK_MONOTONIC) cannot fail on Linux");
-    // CLOCK_MONOTONIC counts up from boot, so both parts are non-negative and
-    // tv_nsec < 1e9; u64 nanoseconds cover 584 years of uptime.
-    let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
-    let nanos = u64::try_from(ts.tv_nsec()).unwrap_or(0);
-    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+    triptych_sys::clock::monotonic_ns()
 }
 
 thread_local! {
@@ -67,8 +59,7 @@ pub fn current_tid() -> u32 {
         if known != 0 {
             return known;
         }
-        // Thread ids are positive pid_t values, so the conversion holds.
-        let tid = u32::try_from(nix::unistd::gettid().as_raw()).unwrap_or(0);
+        let tid = triptych_sys::ids::gettid();
         cached.set(tid);
         tid
     })

@@ -36,7 +36,7 @@ impl Layers {
 
     /// Finds out what works here, by trying it on a short-lived child.
     pub fn find() -> Layers {
-        let root = nix::unistd::geteuid().is_root();
+        let root = triptych_sys::ids::running_as_root();
         let (userns, userns_reason) = match triptych_sys::userns::create() {
             Ok(ns) => (Some(ns), None),
             Err(e) => (None, Some(e.to_string())),

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use triptych_sandbox::report::Violation;
+use triptych_sys::abi;
 
 use crate::summary::LearnedCall;
 
@@ -78,20 +79,20 @@ impl Learned {
 /// Whether call `nr` with `args` is refused even in learning mode (see the module docs).
 pub fn never_let_run(nr: i64, args: &[u64; 6]) -> bool {
     match nr {
-        libc::SYS_clone => args[0] & libc::CLONE_THREAD as u64 == 0,
-        libc::SYS_execve
-        | libc::SYS_execveat
-        | libc::SYS_ptrace
-        | libc::SYS_process_vm_readv
-        | libc::SYS_process_vm_writev
-        | libc::SYS_kill
-        | libc::SYS_tkill
-        | libc::SYS_tgkill
-        | libc::SYS_pidfd_open
-        | libc::SYS_pidfd_getfd
-        | libc::SYS_pidfd_send_signal => true,
+        abi::SYS_clone => args[0] & abi::CLONE_THREAD as u64 == 0,
+        abi::SYS_execve
+        | abi::SYS_execveat
+        | abi::SYS_ptrace
+        | abi::SYS_process_vm_readv
+        | abi::SYS_process_vm_writev
+        | abi::SYS_kill
+        | abi::SYS_tkill
+        | abi::SYS_tgkill
+        | abi::SYS_pidfd_open
+        | abi::SYS_pidfd_getfd
+        | abi::SYS_pidfd_send_signal => true,
         #[cfg(target_arch = "x86_64")]
-        libc::SYS_fork | libc::SYS_vfork => true,
+        abi::SYS_fork | abi::SYS_vfork => true,
         _ => false,
     }
 }
@@ -133,7 +134,7 @@ pub(super) fn listen(
             );
         }
         let answered = if never_let_run(i64::from(record.nr), &record.args) {
-            notify::refuse(listener.as_fd(), n.id, libc::EPERM)
+            notify::refuse(listener.as_fd(), n.id, abi::EPERM)
         } else {
             notify::let_run(listener.as_fd(), n.id)
         };
@@ -168,11 +169,11 @@ mod tests {
     #[test]
     fn one_entry_per_role_and_call_with_counts_and_bounded_examples() {
         let mut l = Learned::default();
-        assert!(l.record(&call("gpu", libc::SYS_uname, 1)));
+        assert!(l.record(&call("gpu", abi::SYS_uname, 1)));
         for a in 0..10 {
-            assert!(!l.record(&call("gpu", libc::SYS_uname, a)));
+            assert!(!l.record(&call("gpu", abi::SYS_uname, a)));
         }
-        assert!(l.record(&call("renderer", libc::SYS_uname, 1)));
+        assert!(l.record(&call("renderer", abi::SYS_uname, 1)));
         let calls = l.calls();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].role, "gpu");
@@ -185,18 +186,18 @@ mod tests {
     #[test]
     fn process_creation_and_other_processes_are_never_let_run() {
         let z = [0u64; 6];
-        assert!(never_let_run(libc::SYS_execve, &z));
+        assert!(never_let_run(abi::SYS_execve, &z));
         assert!(never_let_run(
-            libc::SYS_clone,
-            &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]
+            abi::SYS_clone,
+            &[abi::SIGCHLD as u64, 0, 0, 0, 0, 0]
         ));
         assert!(!never_let_run(
-            libc::SYS_clone,
-            &[(libc::CLONE_THREAD | libc::CLONE_VM) as u64, 0, 0, 0, 0, 0]
+            abi::SYS_clone,
+            &[(abi::CLONE_THREAD | abi::CLONE_VM) as u64, 0, 0, 0, 0, 0]
         ));
-        assert!(never_let_run(libc::SYS_kill, &z));
-        assert!(!never_let_run(libc::SYS_uname, &z));
-        assert!(!never_let_run(libc::SYS_socket, &z));
+        assert!(never_let_run(abi::SYS_kill, &z));
+        assert!(!never_let_run(abi::SYS_uname, &z));
+        assert!(!never_let_run(abi::SYS_socket, &z));
     }
 
     #[test]

@@ -53,6 +53,7 @@ use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::report::Violation;
 use triptych_sys::jail::{Confinement, Namespaces};
 use triptych_sys::seccomp::{TrapRecord, RECORD_LEN};
+use triptych_sys::signal::Signal;
 use triptych_trace::{Args, InstantScope, Marker, Recorder};
 
 use crate::child::ChildProc;
@@ -77,18 +78,11 @@ use reports::report_reader;
 const REPORT_DRAIN: Duration = Duration::from_secs(2);
 
 fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")
+    triptych_sys::fd::pipe_cloexec().context("creating a pipe")
 }
 
 fn seqpacket_pair() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .context("creating a unix socket pair")
+    triptych_sys::socket::seqpacket_pair().context("creating a unix socket pair")
 }
 
 fn dup(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
@@ -261,7 +255,7 @@ impl Jail {
                     let v = Violation::new(role.as_str(), r);
                     tracing::error!(pid, tid = r.tid, "{v}");
                     let _ = tx.send(Report::Violation(v));
-                    let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                    let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL);
                 }
             })
             .map_err(|e| format!("spawning the listener thread: {e}"))?;

@@ -22,7 +22,7 @@ pub(super) fn report_reader(
             let forged = |what: String| {
                 tracing::error!(role = %role, pid, %what, "forged sandbox report");
                 let _ = tx.send(Report::Forged(what));
-                let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL);
             };
             if mode == ViolationReports::Notify {
                 let mut one = [0u8; 1];

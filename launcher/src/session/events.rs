@@ -603,7 +603,7 @@ impl Supervisor<'_> {
                 self.chaos
                     .kill_times
                     .push((proc.pid, triptych_trace::now_ns()));
-                proc.signal(libc::SIGKILL);
+                proc.signal(triptych_sys::signal::Signal::SIGKILL);
                 self.summary.external_kills += 1;
             }
         }

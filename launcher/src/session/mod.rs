@@ -50,7 +50,7 @@ use ipc_protocol::messages::{
     BackendRequest, Fault, GpuInfo, GpuLink, GpuStart, GpuToLauncher, LauncherToGpu,
     LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher,
 };
-use nix::sys::signal::Signal;
+use triptych_sys::signal::Signal;
 use triptych_trace::{Args, InstantScope, Marker, ProcessInfo, Recorder};
 
 use crate::chaos::Plan;

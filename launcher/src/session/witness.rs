@@ -331,8 +331,7 @@ mod tests {
         triptych_sys::scm::send_with_fds(to_gpu.as_fd(), &[], &[]).expect("send");
         assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(w) if w.contains("empty")));
         let (to_gpu, _, ev) = link();
-        nix::sys::socket::shutdown(to_gpu.raw(), nix::sys::socket::Shutdown::Write)
-            .expect("shutdown");
+        triptych_sys::socket::shutdown_write(to_gpu.as_fd()).expect("shutdown");
         assert!(matches!(judge(&ev, &bad(), 3), Verdict::Holds(_)));
     }
 

@@ -24,7 +24,7 @@ pub mod landlock;
 
 use triptych_sys::prctl::PR_SET_PTRACER;
 
-use triptych_sys::notify;
+use triptych_sys::{abi, notify};
 
 use crate::{common, Arg, Cmp, Policy, Refusal, Rule, Width};
 
@@ -66,15 +66,15 @@ pub fn policy(p: &Params) -> Policy {
     let mut rules = common::rules(p.pid);
     rules.extend([
         // Shader code is compiled and mapped executable at draw time.
-        Rule::any(libc::SYS_mmap, "mmap", "buffers, driver memory, JIT code"),
+        Rule::any(abi::SYS_mmap, "mmap", "buffers, driver memory, JIT code"),
         Rule::any(
-            libc::SYS_mprotect,
+            abi::SYS_mprotect,
             "mprotect",
             "JIT code (write, then execute)",
         ),
-        Rule::any(libc::SYS_mremap, "mremap", "realloc, driver memory"),
+        Rule::any(abi::SYS_mremap, "mremap", "realloc, driver memory"),
         Rule::any(
-            libc::SYS_madvise,
+            abi::SYS_madvise,
             "madvise",
             "driver and allocator memory advice",
         ),
@@ -87,11 +87,11 @@ pub fn policy(p: &Params) -> Policy {
         // notification the launcher has already received, which ends the process).
         Rule::with(
             "ioctl:not-terminal-not-seccomp",
-            libc::SYS_ioctl,
+            abi::SYS_ioctl,
             "ioctl",
             vec![
-                ne_request(libc::TIOCSTI, "not TIOCSTI"),
-                ne_request(libc::TIOCLINUX, "not TIOCLINUX"),
+                ne_request(abi::TIOCSTI, "not TIOCSTI"),
+                ne_request(abi::TIOCLINUX, "not TIOCLINUX"),
                 ne_request(
                     notify::SECCOMP_IOCTL_NOTIF_RECV.into(),
                     "not SECCOMP_IOCTL_NOTIF_RECV",
@@ -112,40 +112,36 @@ pub fn policy(p: &Params) -> Policy {
             "the GPU driver",
         ),
         // Creating buffers and fences while running.
-        Rule::any(libc::SYS_memfd_create, "memfd_create", "shm buffers"),
-        Rule::any(libc::SYS_ftruncate, "ftruncate", "sizing shm buffers"),
-        Rule::any(libc::SYS_eventfd2, "eventfd2", "the driver's own eventfds"),
+        Rule::any(abi::SYS_memfd_create, "memfd_create", "shm buffers"),
+        Rule::any(abi::SYS_ftruncate, "ftruncate", "sizing shm buffers"),
+        Rule::any(abi::SYS_eventfd2, "eventfd2", "the driver's own eventfds"),
         Rule::with(
             "pipe2:cloexec",
-            libc::SYS_pipe2,
+            abi::SYS_pipe2,
             "pipe2",
-            vec![Arg::eq32(1, libc::O_CLOEXEC as u64, "O_CLOEXEC")],
+            vec![Arg::eq32(1, abi::O_CLOEXEC as u64, "O_CLOEXEC")],
             "pipe fences of shm buffers (the renderer gets the read end)",
         ),
         Rule::with(
             "fcntl:add-seals",
-            libc::SYS_fcntl,
+            abi::SYS_fcntl,
             "fcntl",
-            vec![Arg::eq32(1, libc::F_ADD_SEALS as u64, "F_ADD_SEALS")],
+            vec![Arg::eq32(1, abi::F_ADD_SEALS as u64, "F_ADD_SEALS")],
             "sealing shm buffers against shrinking, growing and (after mapping) new writes",
         ),
         Rule::with(
             "fcntl:dupfd-cloexec",
-            libc::SYS_fcntl,
+            abi::SYS_fcntl,
             "fcntl",
-            vec![Arg::eq32(
-                1,
-                libc::F_DUPFD_CLOEXEC as u64,
-                "F_DUPFD_CLOEXEC",
-            )],
+            vec![Arg::eq32(1, abi::F_DUPFD_CLOEXEC as u64, "F_DUPFD_CLOEXEC")],
             "moving exported fds into the export window",
         ),
-        Rule::any(libc::SYS_dup, "dup", "driver fd handling"),
+        Rule::any(abi::SYS_dup, "dup", "driver fd handling"),
         // Where Yama restricts ptrace, a new renderer is named as the one process that may take
         // this process's exported fds.
         Rule::with(
             "prctl:set-ptracer",
-            libc::SYS_prctl,
+            abi::SYS_prctl,
             "prctl",
             vec![
                 Arg::eq32(0, PR_SET_PTRACER as u32 as u64, "PR_SET_PTRACER"),
@@ -160,36 +156,32 @@ pub fn policy(p: &Params) -> Policy {
             "naming a new renderer for Yama",
         ),
         Rule::any(
-            libc::SYS_sched_setaffinity,
+            abi::SYS_sched_setaffinity,
             "sched_setaffinity",
             "driver worker threads",
         ),
-        Rule::any(
-            libc::SYS_setpriority,
-            "setpriority",
-            "driver worker threads",
-        ),
+        Rule::any(abi::SYS_setpriority, "setpriority", "driver worker threads"),
         // Mesa starts some worker threads lazily (the shader cache writer) and moves them to a
         // background scheduling class; real-time classes stay refused.
         Rule::with(
             "sched_setscheduler:other",
-            libc::SYS_sched_setscheduler,
+            abi::SYS_sched_setscheduler,
             "sched_setscheduler",
-            vec![Arg::eq32(1, libc::SCHED_OTHER as u64, "SCHED_OTHER")],
+            vec![Arg::eq32(1, abi::SCHED_OTHER as u64, "SCHED_OTHER")],
             "driver worker threads",
         ),
         Rule::with(
             "sched_setscheduler:batch",
-            libc::SYS_sched_setscheduler,
+            abi::SYS_sched_setscheduler,
             "sched_setscheduler",
-            vec![Arg::eq32(1, libc::SCHED_BATCH as u64, "SCHED_BATCH")],
+            vec![Arg::eq32(1, abi::SCHED_BATCH as u64, "SCHED_BATCH")],
             "driver worker threads",
         ),
         Rule::with(
             "sched_setscheduler:idle",
-            libc::SYS_sched_setscheduler,
+            abi::SYS_sched_setscheduler,
             "sched_setscheduler",
-            vec![Arg::eq32(1, libc::SCHED_IDLE as u64, "SCHED_IDLE")],
+            vec![Arg::eq32(1, abi::SCHED_IDLE as u64, "SCHED_IDLE")],
             "driver worker threads",
         ),
     ]);
@@ -197,19 +189,19 @@ pub fn policy(p: &Params) -> Policy {
     let eacces = |nr: i64, name: &'static str| Refusal {
         nr,
         name,
-        errno: libc::EACCES,
+        errno: abi::EACCES,
         why: "no file may be opened; drivers cope with the refusal",
     };
     if p.landlocked {
         rules.push(Rule::with(
             "openat:landlocked",
-            libc::SYS_openat,
+            abi::SYS_openat,
             "openat",
             vec![Arg {
                 index: 2,
                 width: Width::Dword,
                 cmp: Cmp::Masked {
-                    mask: (libc::O_PATH | libc::O_TRUNC) as u64,
+                    mask: (abi::O_PATH | abi::O_TRUNC) as u64,
                     value: 0,
                 },
                 what: "neither O_PATH nor O_TRUNC",
@@ -218,13 +210,13 @@ pub fn policy(p: &Params) -> Policy {
              before ABI 3 (Linux 6.2) so is truncation by O_TRUNC)",
         ));
     } else {
-        refusals.push(eacces(libc::SYS_openat, "openat"));
+        refusals.push(eacces(abi::SYS_openat, "openat"));
     }
-    refusals.push(eacces(libc::SYS_openat2, "openat2"));
+    refusals.push(eacces(abi::SYS_openat2, "openat2"));
     #[cfg(target_arch = "x86_64")]
     {
-        refusals.push(eacces(libc::SYS_open, "open"));
-        refusals.push(eacces(libc::SYS_creat, "creat"));
+        refusals.push(eacces(abi::SYS_open, "open"));
+        refusals.push(eacces(abi::SYS_creat, "creat"));
     }
     Policy {
         role: ROLE,
@@ -243,16 +235,16 @@ mod tests {
         let p = policy(&Params::example());
         let z = [0u64; 6];
         assert_eq!(
-            p.decide(libc::SYS_openat, &z),
-            Err(Otherwise::Errno(libc::EACCES))
+            p.decide(abi::SYS_openat, &z),
+            Err(Otherwise::Errno(abi::EACCES))
         );
         for nr in [
-            libc::SYS_execve,
-            libc::SYS_execveat,
-            libc::SYS_socket,
-            libc::SYS_connect,
-            libc::SYS_ptrace,
-            libc::SYS_kill,
+            abi::SYS_execve,
+            abi::SYS_execveat,
+            abi::SYS_socket,
+            abi::SYS_connect,
+            abi::SYS_ptrace,
+            abi::SYS_kill,
         ] {
             assert_eq!(
                 p.decide(nr, &z),
@@ -262,16 +254,16 @@ mod tests {
             );
         }
         assert_eq!(
-            p.decide(libc::SYS_clone, &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+            p.decide(abi::SYS_clone, &[abi::SIGCHLD as u64, 0, 0, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
         // include/uapi/linux/sched.h: SCHED_FIFO 1 is real-time, SCHED_BATCH 3 is not.
         assert_eq!(
-            p.decide(libc::SYS_sched_setscheduler, &[0, 1, 0, 0, 0, 0]),
+            p.decide(abi::SYS_sched_setscheduler, &[0, 1, 0, 0, 0, 0]),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_sched_setscheduler, &[0, 3, 0, 0, 0, 0]),
+            p.decide(abi::SYS_sched_setscheduler, &[0, 3, 0, 0, 0, 0]),
             Ok(())
         );
         p.compile().expect("compile");
@@ -286,18 +278,18 @@ mod tests {
             notify::SECCOMP_IOCTL_NOTIF_SEND,
             notify::SECCOMP_IOCTL_NOTIF_ID_VALID,
             notify::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-            libc::TIOCSTI as u32,
-            libc::TIOCLINUX as u32,
+            abi::TIOCSTI as u32,
+            abi::TIOCLINUX as u32,
         ] {
             assert_eq!(
-                p.decide(libc::SYS_ioctl, &ioctl(request)),
+                p.decide(abi::SYS_ioctl, &ioctl(request)),
                 Err(Otherwise::Trap),
                 "ioctl {request:#x}"
             );
         }
         // The driver's requests still pass (DRM_IOCTL_VERSION, SYNC_IOC_MERGE).
         for request in [0xc040_6400u32, 0xc030_3e03] {
-            assert_eq!(p.decide(libc::SYS_ioctl, &ioctl(request)), Ok(()));
+            assert_eq!(p.decide(abi::SYS_ioctl, &ioctl(request)), Ok(()));
         }
     }
 
@@ -309,20 +301,20 @@ mod tests {
         });
         let flags = |f: i32| [0, 0, f as u64, 0, 0, 0];
         assert_eq!(
-            p.decide(libc::SYS_openat, &flags(libc::O_RDONLY | libc::O_CLOEXEC)),
+            p.decide(abi::SYS_openat, &flags(abi::O_RDONLY | abi::O_CLOEXEC)),
             Ok(())
         );
         assert_eq!(
-            p.decide(libc::SYS_openat, &flags(libc::O_PATH | libc::O_CLOEXEC)),
+            p.decide(abi::SYS_openat, &flags(abi::O_PATH | abi::O_CLOEXEC)),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_openat, &flags(libc::O_RDONLY | libc::O_TRUNC)),
+            p.decide(abi::SYS_openat, &flags(abi::O_RDONLY | abi::O_TRUNC)),
             Err(Otherwise::Trap)
         );
         assert_eq!(
-            p.decide(libc::SYS_openat2, &[0; 6]),
-            Err(Otherwise::Errno(libc::EACCES))
+            p.decide(abi::SYS_openat2, &[0; 6]),
+            Err(Otherwise::Errno(abi::EACCES))
         );
         p.compile().expect("compile");
     }
