@@ -128,7 +128,7 @@ fn one(
     let before = children_cpu_ns()?;
     let (v, file) = run_child(dir, tag, &args)?;
     let cpu = children_cpu_ns()? - before;
-    let presented = number(&v, &["frames"], &file)? as u64;
+    let presented = number(&v, &["frames", "count"], &file)? as u64;
     if presented != frames {
         bail!("the run presented {presented} of {frames} frames");
     }

@@ -335,7 +335,7 @@ pub fn measure(dir: &Path, span: Duration, start_deadline: Duration) -> anyhow::
         .with_context(|| format!("reading the run summary {}", json.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("parsing the run summary {}", json.display()))?;
-    let frames = number(&v, &["frames"], &json)? as u64;
+    let frames = number(&v, &["frames", "count"], &json)? as u64;
     if frames == 0 {
         bail!("the idle window presented no frame");
     }

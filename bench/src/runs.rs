@@ -147,11 +147,11 @@ fn base_args(layers: u32, frames: u64) -> Vec<String> {
 /// Item 7: one clean run of `frames` frames of `layers` layers at 1080p.
 pub fn end_to_end(dir: &Path, layers: u32, frames: u64) -> anyhow::Result<RunFigures> {
     let (v, file) = run_child(dir, &format!("e2e-{layers}"), &base_args(layers, frames))?;
-    let presented = number(&v, &["frames"], &file)? as u64;
+    let presented = number(&v, &["frames", "count"], &file)? as u64;
     if presented != frames {
         bail!("the run presented {presented} of {frames} frames");
     }
-    let fps = number(&v, &["fps"], &file)?;
+    let fps = number(&v, &["frames", "fps"], &file)?;
     if fps <= 0.0 {
         bail!("the run reports {fps} frames per second");
     }
@@ -159,10 +159,10 @@ pub fn end_to_end(dir: &Path, layers: u32, frames: u64) -> anyhow::Result<RunFig
         layers,
         frames: presented,
         fps,
-        handoff_p50_ns: number(&v, &["handoff", "p50_us"], &file)? * 1000.0,
-        handoff_p99_ns: number(&v, &["handoff", "p99_us"], &file)? * 1000.0,
-        handoff_count: number(&v, &["handoff", "count"], &file)? as u64,
-        backend: field(&v, &["backend"], &file)?
+        handoff_p50_ns: number(&v, &["latency", "handoff", "p50_us"], &file)? * 1000.0,
+        handoff_p99_ns: number(&v, &["latency", "handoff", "p99_us"], &file)? * 1000.0,
+        handoff_count: number(&v, &["latency", "handoff", "count"], &file)? as u64,
+        backend: field(&v, &["paths", "backend"], &file)?
             .as_str()
             .unwrap_or("unknown")
             .to_owned(),
@@ -182,21 +182,26 @@ pub fn chaos(dir: &Path, layers: u32, frames: u64, seed: u64, kills: u32) -> any
         (kills + 1).to_string(),
     ]);
     let (v, file) = run_child(dir, "chaos", &args)?;
-    let (Some(_), Some(_)) = (v.get("detection"), v.get("restart_to_first_frame")) else {
+    let recovery = v.get("recovery");
+    let (Some(_), Some(_)) = (
+        recovery.and_then(|r| r.get("detection")),
+        recovery.and_then(|r| r.get("restart_to_first_frame")),
+    ) else {
         return Ok(Chaos::NotReported(
-            "the run summary has no `detection` / `restart_to_first_frame` figures".into(),
+            "the run summary has no `recovery.detection` / `recovery.restart_to_first_frame` figures"
+                .into(),
         ));
     };
     let latency = |name: &str| -> anyhow::Result<Latency> {
         Ok(Latency {
-            p50_ns: number(&v, &[name, "p50_us"], &file)? * 1000.0,
-            p99_ns: number(&v, &[name, "p99_us"], &file)? * 1000.0,
-            count: number(&v, &[name, "count"], &file)? as u64,
+            p50_ns: number(&v, &["recovery", name, "p50_us"], &file)? * 1000.0,
+            p99_ns: number(&v, &["recovery", name, "p99_us"], &file)? * 1000.0,
+            count: number(&v, &["recovery", name, "count"], &file)? as u64,
         })
     };
     let detection = latency("detection")?;
     let restart = latency("restart_to_first_frame")?;
-    let crashes = field(&v, &["crashes"], &file)?
+    let crashes = field(&v, &["recovery", "crashes"], &file)?
         .as_array()
         .map_or(0, |a| a.len() as u64);
     if detection.count == 0 || restart.count == 0 {
@@ -252,15 +257,15 @@ pub fn trace_overhead(
         let trace = dir.join(format!("{tag}.trace.json"));
         let (tag, a) = args(tag, traced.then_some(trace.as_path()));
         let (v, file) = run_child(dir, &tag, &a)?;
-        let presented = number(&v, &["frames"], &file)? as u64;
+        let presented = number(&v, &["frames", "count"], &file)? as u64;
         if presented != frames {
             bail!("the run presented {presented} of {frames} frames");
         }
-        let fps = number(&v, &["fps"], &file)?;
+        let fps = number(&v, &["frames", "fps"], &file)?;
         if fps <= 0.0 {
             bail!("the run reports {fps} frames per second");
         }
-        let events = number(&v, &["trace_events"], &file)? as u64;
+        let events = number(&v, &["trace", "events"], &file)? as u64;
         if traced {
             if events == 0 || !trace.exists() {
                 bail!(

@@ -62,9 +62,9 @@ fn main() -> anyhow::Result<()> {
     let summary = shell.wait()?;
     println!(
         "{} frames presented, last {:?}, {} crashes",
-        summary.frames,
-        summary.last_frame,
-        summary.crashes.len()
+        summary.frames.count,
+        summary.frames.last,
+        summary.recovery.crashes.len()
     );
     Ok(())
 }

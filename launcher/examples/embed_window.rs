@@ -134,10 +134,10 @@ fn main() -> anyhow::Result<()> {
     let summary = shell.wait()?;
     println!(
         "{} frames presented, last {:?}, {} crashes, {}",
-        summary.frames,
-        summary.last_frame,
-        summary.crashes.len(),
-        summary.present
+        summary.frames.count,
+        summary.frames.last,
+        summary.recovery.crashes.len(),
+        summary.paths.present
     );
     Ok(())
 }

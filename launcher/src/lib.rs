@@ -19,7 +19,7 @@
 //!     }
 //! }
 //! let summary = shell.wait()?;
-//! println!("{} frames", summary.frames);
+//! println!("{} frames", summary.frames.count);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!

@@ -2,7 +2,9 @@
 //!
 //! Printed at exit, and written as JSON with `--summary-json` for tests and tools. It names the
 //! buffer backend, the fence kind and the fd transport that actually ran, and any fallback taken
-//! and why, so a run on a slow path can never pass for the fast one.
+//! and why, so a run on a slow path can never pass for the fast one. It is made of one part per
+//! subsystem ([`RunSummary`]: frames, latency, paths, trust, recovery, ...), each a struct of its
+//! own, and the JSON has the same shape.
 
 use serde::Serialize;
 
@@ -158,16 +160,52 @@ impl DamageSummary {
     }
 }
 
-/// Everything the summary reports.
+/// Everything the summary reports, one part per subsystem.
+///
+/// The JSON (`--summary-json`) has the same shape: one object per part (`frames`, `latency`,
+/// `paths`, `renderer`, `damage`, `trust`, `recovery`, `trace`, `processes`, `sandbox`), beside
+/// the run's two verdicts, `verified` and `failure`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunSummary {
+    /// Frames presented, their size and pace, and those handed back unshown.
+    pub frames: Frames,
+    /// How long a frame took between the processes, and the longest pings.
+    pub latency: Latencies,
+    /// Which paths ran (buffers, fences, fd transport, presenting), and why not the fast one
+    /// where they are not.
+    pub paths: Paths,
+    /// The renderer's counters.
+    pub renderer: RendererStats,
+    /// Damage tracking.
+    pub damage: DamageSummary,
+    /// What the children claimed that the launcher refused, or could not check.
+    pub trust: Trust,
+    /// With `--verify`: the last frame compared with the reference composite.
+    pub verified: Option<crate::verify::Verification>,
+    /// Crashes, hangs and faults, and how the run recovered from them.
+    pub recovery: Recovery,
+    /// The trace, when `--trace` wrote one.
+    pub trace: TraceFile,
+    /// The run's processes: their ids, open fds and stderr.
+    pub processes: Processes,
+    /// Which sandbox layers were on, as read from `/proc`, and every violation.
+    pub sandbox: SandboxSummary,
+    /// What ended the run before its last frame, when something did (a child that could not
+    /// be kept running names its role and its ladder here).
+    pub failure: Option<String>,
+}
+
+/// The frames of a run: how many were presented, at which size and pace, where the last one
+/// went, and those composited but never shown.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Frames {
     /// Frames presented.
-    pub frames: u64,
+    pub count: u64,
     /// Number of the last frame presented.
-    pub last_frame: Option<u64>,
-    /// Frame size.
+    pub last: Option<u64>,
+    /// Frame width, in pixels (the window's last, after any resize).
     pub width: u32,
-    /// Frame size.
+    /// Frame height, in pixels (the window's last, after any resize).
     pub height: u32,
     /// Layers.
     pub layers: u32,
@@ -175,37 +213,6 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Frames per second over that time.
     pub fps: f64,
-    /// From the GPU process sending a description to the renderer having every layer fetched,
-    /// mapped and its fence signalled.
-    pub handoff: Latency,
-    /// From the GPU process sending a description to the launcher presenting the composite.
-    pub end_to_end: Latency,
-    /// From the GPU done (every layer's fence signalled) to the frame handed to the display
-    /// server (headless: to the output).
-    pub present_latency: Latency,
-    /// Buffer backend that ran.
-    pub backend: String,
-    /// Why the backend is not the one asked for, when it is not.
-    pub backend_reason: Option<String>,
-    /// Fence kind that ran.
-    pub fence: String,
-    /// fd transport that ran.
-    pub transport: String,
-    /// GL facts from the GPU process.
-    pub gl: String,
-    /// Process ids.
-    pub pids: Pids,
-    /// The renderer's counters.
-    pub renderer: RendererStats,
-    /// Descriptions the renderer rejected (the first 32).
-    pub rejected: Vec<String>,
-    /// Claims one child made against the other that the launcher could not check and did not
-    /// act on (the first 32).
-    pub uncorroborated: Vec<String>,
-    /// Fence timeouts the renderer reported that the launcher's own check of the fence refuted.
-    pub refuted_fence_timeouts: u64,
-    /// fd counts for the leak check.
-    pub fd_counts: FdCounts,
     /// Where the last frame was written.
     pub out: Option<String>,
     /// Frames composited at a size the window no longer had, handed back unshown.
@@ -215,16 +222,67 @@ pub struct RunSummary {
     pub unreported_dropped: u64,
     /// Resizes of the window (or of an embedding shell's frames).
     pub resizes: u64,
-    /// Damage tracking.
-    pub damage: DamageSummary,
     /// Scenes an embedding application switched to while the run went on.
     pub scene_changes: u64,
+}
+
+/// How long a frame took from one process to the next, and how long each child's loop could
+/// be kept from answering.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latencies {
+    /// From the GPU process sending a description to the renderer having every layer fetched,
+    /// mapped and its fence signalled.
+    pub handoff: Latency,
+    /// From the GPU process sending a description to the launcher presenting the composite.
+    pub end_to_end: Latency,
+    /// From the GPU done (every layer's fence signalled) to the frame handed to the display
+    /// server (headless: to the output).
+    pub present: Latency,
+    /// Longest ping round trip to the renderer, in microseconds: how long its loop can be
+    /// kept from answering (it must never block on a fence).
+    pub renderer_ping_max_us: f64,
+    /// Longest ping round trip to the GPU process, in microseconds.
+    pub gpu_ping_max_us: f64,
+}
+
+/// The paths a frame took, as they actually ran, and why each is not the fast one where it is
+/// not: a run on a slow path can never pass for the fast one.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Paths {
+    /// Buffer backend that ran.
+    pub backend: String,
+    /// Why the backend is not the one asked for, when it is not.
+    pub backend_reason: Option<String>,
+    /// Fence kind that ran.
+    pub fence: String,
+    /// fd transport that ran (why: [`SandboxSummary::transport_reason`]).
+    pub transport: String,
+    /// GL facts from the GPU process.
+    pub gl: String,
     /// How frames reached the screen: `headless` (a PNG at exit) or the window's present path.
     pub present: String,
     /// Why presenting copies, where it does.
     pub present_reason: Option<String>,
-    /// With `--verify`: the last frame compared with the reference composite.
-    pub verified: Option<crate::verify::Verification>,
+}
+
+/// What one child said that the launcher did not take on trust: descriptions the renderer
+/// refused, claims against the other child that could not be checked, and claims the
+/// launcher's own check refuted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Trust {
+    /// Descriptions the renderer rejected (the first 32).
+    pub rejected: Vec<String>,
+    /// Claims one child made against the other that the launcher could not check and did not
+    /// act on (the first 32).
+    pub uncorroborated: Vec<String>,
+    /// Fence timeouts the renderer reported that the launcher's own check of the fence refuted.
+    pub refuted_fence_timeouts: u64,
+}
+
+/// Every crash and hang of the run, how fast each was noticed and repaired, and the faults and
+/// kills that caused them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovery {
     /// Every crash and hang, with detection and recovery times.
     pub crashes: Vec<crate::crash::CrashRecord>,
     /// From a fault (injected or external kill) to the launcher noticing.
@@ -239,24 +297,28 @@ pub struct RunSummary {
     pub external_kills: usize,
     /// Kills chaos mode planned, when it ran.
     pub chaos_kills_planned: Option<usize>,
+}
+
+/// The trace `--trace` wrote; empty (no path, no events) when it wrote none.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TraceFile {
     /// Where the trace was written.
-    pub trace: Option<String>,
+    pub path: Option<String>,
     /// Events in the trace.
-    pub trace_events: usize,
-    /// Longest ping round trip to the renderer, in microseconds: how long its loop can be
-    /// kept from answering (it must never block on a fence).
-    pub renderer_ping_max_us: f64,
-    /// Longest ping round trip to the GPU process, in microseconds.
-    pub gpu_ping_max_us: f64,
-    /// Which sandbox layers were on, as read from `/proc`, and every violation.
-    pub sandbox: SandboxSummary,
-    /// What ended the run before its last frame, when something did (a child that could not
-    /// be kept running names its role and its ladder here).
-    pub failure: Option<String>,
+    pub events: usize,
+    /// Trace events the launcher dropped to keep within its memory budget.
+    pub dropped: TraceDropped,
+}
+
+/// The run's processes, as the launcher saw them from outside.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Processes {
+    /// Process ids.
+    pub pids: Pids,
+    /// fd counts for the leak check.
+    pub fd_counts: FdCounts,
     /// What the children wrote to stderr: logged (quarantined), dropped over the rate, cut.
     pub child_stderr: ChildStderr,
-    /// Trace events the launcher dropped to keep within its memory budget.
-    pub trace_dropped: TraceDropped,
 }
 
 /// What each role's processes wrote to stderr, all of them over the run.
@@ -386,25 +448,26 @@ impl RunSummary {
     /// The human-readable summary.
     pub fn text(&self) -> String {
         let r = &self.renderer;
+        let (f, lat, p, rec) = (&self.frames, &self.latency, &self.paths, &self.recovery);
         let mut s = String::new();
         s += &format!(
             "triptych: {} frames of {}x{} with {} layers in {:.2} s ({:.1} fps)\n",
-            self.frames, self.width, self.height, self.layers, self.seconds, self.fps
+            f.count, f.width, f.height, f.layers, f.seconds, f.fps
         );
         s += &format!(
             "  buffers: {}{}\n  fences: {}\n  fd transport: {}\n  gl: {}\n",
-            self.backend,
-            self.backend_reason
+            p.backend,
+            p.backend_reason
                 .as_ref()
                 .map(|r| format!(" (fallback: {r})"))
                 .unwrap_or_default(),
-            self.fence,
-            self.transport,
-            self.gl
+            p.fence,
+            p.transport,
+            p.gl
         );
         s += &format!(
             "  handoff latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us\n  send-to-present: p50 {:.1} us, p99 {:.1} us\n",
-            self.handoff.p50_us, self.handoff.p99_us, self.handoff.max_us, self.end_to_end.p50_us, self.end_to_end.p99_us
+            lat.handoff.p50_us, lat.handoff.p99_us, lat.handoff.max_us, lat.end_to_end.p50_us, lat.end_to_end.p99_us
         );
         s += &format!(
             "  renderer: {} buffers and {} fences via pidfd_getfd, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
@@ -412,7 +475,7 @@ impl RunSummary {
         );
         s += &format!(
             "  present latency (GPU done to the display server): p50 {:.1} us, p99 {:.1} us\n",
-            self.present_latency.p50_us, self.present_latency.p99_us
+            lat.present.p50_us, lat.present.p99_us
         );
         s += &format!("  damage: {}\n", self.damage.line());
         s += &format!("  fd transport chosen: {}\n", self.sandbox.transport_reason);
@@ -487,20 +550,20 @@ impl RunSummary {
         }
         s += &format!(
             "  pids: launcher {}, gpu {}, renderer {}\n",
-            self.pids.launcher, self.pids.gpu, self.pids.renderer
+            self.processes.pids.launcher, self.processes.pids.gpu, self.processes.pids.renderer
         );
-        if !self.crashes.is_empty() || self.chaos_kills_planned.is_some() {
+        if !rec.crashes.is_empty() || rec.chaos_kills_planned.is_some() {
             s += &format!(
                 "  crashes: {} (chaos planned {}), detection p50 {:.1} us p99 {:.1} us, restart-to-first-frame p50 {:.1} ms p99 {:.1} ms, stale layers composited: {}\n",
-                self.crashes.len(),
-                self.chaos_kills_planned.map_or("none".to_owned(), |n| n.to_string()),
-                self.detection.p50_us,
-                self.detection.p99_us,
-                self.restart_to_first_frame.p50_us / 1000.0,
-                self.restart_to_first_frame.p99_us / 1000.0,
+                rec.crashes.len(),
+                rec.chaos_kills_planned.map_or("none".to_owned(), |n| n.to_string()),
+                rec.detection.p50_us,
+                rec.detection.p99_us,
+                rec.restart_to_first_frame.p50_us / 1000.0,
+                rec.restart_to_first_frame.p99_us / 1000.0,
                 self.renderer.stale_composited
             );
-            for c in self.crashes.iter().take(10) {
+            for c in rec.crashes.iter().take(10) {
                 s += &format!(
                     "    {:>8.3}s {:<8} pid {:<7} {}{}\n",
                     c.at_s,
@@ -513,19 +576,19 @@ impl RunSummary {
                         .unwrap_or_default()
                 );
             }
-            if self.crashes.len() > 10 {
+            if rec.crashes.len() > 10 {
                 s += &format!(
                     "    ... {} more in the JSON summary\n",
-                    self.crashes.len() - 10
+                    rec.crashes.len() - 10
                 );
             }
         }
-        for f in &self.fallbacks {
-            s += &format!("  fallback: {f}\n");
+        for fallback in &rec.fallbacks {
+            s += &format!("  fallback: {fallback}\n");
         }
         for (role, c) in [
-            ("gpu", &self.child_stderr.gpu),
-            ("renderer", &self.child_stderr.renderer),
+            ("gpu", &self.processes.child_stderr.gpu),
+            ("renderer", &self.processes.child_stderr.renderer),
         ] {
             if c.dropped_lines > 0 || c.cut_bytes > 0 {
                 s += &format!(
@@ -534,9 +597,9 @@ impl RunSummary {
                 );
             }
         }
-        if let Some(t) = &self.trace {
-            s += &format!("  trace: {} events written to {t}\n", self.trace_events);
-            let d = &self.trace_dropped;
+        if let Some(t) = &self.trace.path {
+            s += &format!("  trace: {} events written to {t}\n", self.trace.events);
+            let d = &self.trace.dropped;
             if d.gpu > 0 || d.renderer > 0 {
                 s += &format!(
                     "  trace: over the memory budget, dropped the oldest {} GPU and {} renderer events\n",
@@ -546,17 +609,14 @@ impl RunSummary {
         }
         s += &format!(
             "  present: {}{}\n",
-            self.present,
-            self.present_reason
+            p.present,
+            p.present_reason
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         );
-        if let Some(out) = &self.out {
-            s += &format!(
-                "  last frame ({}) written to {out}\n",
-                self.last_frame.unwrap_or(0)
-            );
+        if let Some(out) = &f.out {
+            s += &format!("  last frame ({}) written to {out}\n", f.last.unwrap_or(0));
         }
         if let Some(v) = &self.verified {
             if v.mismatches == 0 {
@@ -610,5 +670,212 @@ mod tests {
         assert_eq!(l.max_us, 5000.0);
         // Uniform values 0..1000 us: the median estimate lands near 500 us.
         assert!((400.0..600.0).contains(&l.p50_us), "{l:?}");
+    }
+
+    /// The keys of the JSON object at `path` in `v`, sorted (as `serde_json::Value` keeps them).
+    fn keys(v: &serde_json::Value, path: &[&str]) -> Vec<String> {
+        let mut cur = v;
+        for p in path {
+            cur = &cur[*p];
+        }
+        let obj = cur
+            .as_object()
+            .unwrap_or_else(|| panic!("{} is not an object: {cur}", path.join(".")));
+        obj.keys().cloned().collect()
+    }
+
+    /// `want`, sorted, for comparing with [`keys`].
+    fn sorted(want: &[&str]) -> Vec<String> {
+        let mut w: Vec<String> = want.iter().map(|k| (*k).to_owned()).collect();
+        w.sort();
+        w
+    }
+
+    /// Every object in `v` (nested ones included) with more than `max` keys, by path.
+    fn over(v: &serde_json::Value, path: &str, max: usize, found: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.len() > max {
+                    found.push(format!("{path}: {} keys", o.len()));
+                }
+                for (k, v) in o {
+                    over(v, &format!("{path}.{k}"), max, found);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for v in a {
+                    over(v, path, max, found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A summary with every part filled in, so that no object is left out of the JSON.
+    fn full() -> RunSummary {
+        RunSummary {
+            frames: Frames {
+                count: 7,
+                last: Some(6),
+                width: 64,
+                height: 48,
+                layers: 2,
+                seconds: 0.5,
+                fps: 12.0,
+                out: Some("f.png".into()),
+                ..Frames::default()
+            },
+            paths: Paths {
+                backend: "shm".into(),
+                backend_reason: Some("no DRM render node".into()),
+                fence: "pipe".into(),
+                transport: "pidfd_getfd".into(),
+                gl: "llvmpipe".into(),
+                present: "headless".into(),
+                present_reason: None,
+            },
+            verified: Some(crate::verify::Verification::default()),
+            recovery: Recovery {
+                chaos_kills_planned: Some(1),
+                fallbacks: vec!["dmabuf -> shm: it crashed".into()],
+                ..Recovery::default()
+            },
+            trace: TraceFile {
+                path: Some("t.json".into()),
+                events: 5,
+                dropped: TraceDropped {
+                    gpu: 4,
+                    renderer: 0,
+                },
+            },
+            processes: Processes {
+                pids: Pids {
+                    launcher: 1,
+                    gpu: 2,
+                    renderer: 3,
+                },
+                ..Processes::default()
+            },
+            sandbox: SandboxSummary {
+                renderer: Some(RoleLayers::default()),
+                gpu: Some(RoleLayers::default()),
+                ..SandboxSummary::default()
+            },
+            ..RunSummary::default()
+        }
+    }
+
+    #[test]
+    fn the_json_is_grouped_by_subsystem() {
+        let v = serde_json::to_value(full()).expect("the summary encodes");
+        assert_eq!(
+            keys(&v, &[]),
+            sorted(&[
+                "frames",
+                "latency",
+                "paths",
+                "renderer",
+                "damage",
+                "trust",
+                "verified",
+                "recovery",
+                "trace",
+                "processes",
+                "sandbox",
+                "failure"
+            ])
+        );
+        for (part, want) in [
+            (
+                "frames",
+                &[
+                    "count",
+                    "last",
+                    "width",
+                    "height",
+                    "layers",
+                    "seconds",
+                    "fps",
+                    "out",
+                    "dropped_for_resize",
+                    "unreported_dropped",
+                    "resizes",
+                    "scene_changes",
+                ][..],
+            ),
+            (
+                "latency",
+                &[
+                    "handoff",
+                    "end_to_end",
+                    "present",
+                    "renderer_ping_max_us",
+                    "gpu_ping_max_us",
+                ],
+            ),
+            (
+                "paths",
+                &[
+                    "backend",
+                    "backend_reason",
+                    "fence",
+                    "transport",
+                    "gl",
+                    "present",
+                    "present_reason",
+                ],
+            ),
+            (
+                "trust",
+                &["rejected", "uncorroborated", "refuted_fence_timeouts"],
+            ),
+            (
+                "recovery",
+                &[
+                    "crashes",
+                    "detection",
+                    "restart_to_first_frame",
+                    "fallbacks",
+                    "faults_fired",
+                    "external_kills",
+                    "chaos_kills_planned",
+                ],
+            ),
+            ("trace", &["path", "events", "dropped"]),
+            ("processes", &["pids", "fd_counts", "child_stderr"]),
+        ] {
+            assert_eq!(keys(&v, &[part]), sorted(want), "{part}");
+        }
+        assert_eq!(v["frames"]["count"], 7);
+        assert_eq!(v["latency"]["present"]["p99_us"], 0.0);
+        assert_eq!(v["trace"]["dropped"]["gpu"], 4);
+        assert_eq!(v["processes"]["pids"]["renderer"], 3);
+    }
+
+    #[test]
+    fn no_part_of_the_summary_has_over_twenty_fields() {
+        let v = serde_json::to_value(full()).expect("the summary encodes");
+        let mut found = Vec::new();
+        over(&v, "summary", 20, &mut found);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn the_text_reads_every_part() {
+        let text = full().text();
+        for line in [
+            "triptych: 7 frames of 64x48 with 2 layers in 0.50 s (12.0 fps)\n",
+            "  buffers: shm (fallback: no DRM render node)\n  fences: pipe\n  fd transport: pidfd_getfd\n  gl: llvmpipe\n",
+            "  pids: launcher 1, gpu 2, renderer 3\n",
+            "  crashes: 0 (chaos planned 1),",
+            "  fallback: dmabuf -> shm: it crashed\n",
+            "  trace: 5 events written to t.json\n",
+            "dropped the oldest 4 GPU and 0 renderer events\n",
+            "  present: headless\n",
+            "  last frame (6) written to f.png\n",
+            "  verified: frame 0 equals the reference composite in all 0 pixels\n",
+        ] {
+            assert!(text.contains(line), "{line:?} is not in:\n{text}");
+        }
     }
 }

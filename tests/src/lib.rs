@@ -353,7 +353,7 @@ pub fn clean_baseline() -> (u64, u64) {
         let o = output(cmd);
         assert!(o.status.success(), "{}", show(&o));
         let s = summary(&json);
-        let fc = &s["fd_counts"];
+        let fc = &s["processes"]["fd_counts"];
         (
             fc["launcher_at_end"].as_u64().expect("fds"),
             fc["launcher_peak_rss_kib"].as_u64().expect("rss"),
@@ -365,7 +365,7 @@ pub fn clean_baseline() -> (u64, u64) {
 /// more memory at its peak.
 pub fn at_baseline(attack: &str, s: &serde_json::Value) {
     let (fds, rss) = clean_baseline();
-    let fc = &s["fd_counts"];
+    let fc = &s["processes"]["fd_counts"];
     assert_eq!(
         fc["launcher_at_end"].as_u64(),
         Some(fds),

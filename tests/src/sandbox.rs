@@ -107,7 +107,7 @@ impl ProbeRun {
         if !self.stderr.contains(&v[0]) {
             return Err(format!("the launcher's log lacks {:?}", v[0]));
         }
-        let crashes = self.summary["crashes"]
+        let crashes = self.summary["recovery"]["crashes"]
             .as_array()
             .cloned()
             .unwrap_or_default();

@@ -37,15 +37,15 @@ fn auto_reports_its_choice_and_why() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     if required(REQUIRE_DMABUF) {
         // A DMA-BUF-capable machine: a fallback here is a broken detection, not a choice.
-        assert_eq!(s["backend"], "dmabuf", "{s}");
+        assert_eq!(s["paths"]["backend"], "dmabuf", "{s}");
     }
-    if dmabuf_capable() && s["backend"] == "dmabuf" {
-        assert_eq!(s["fence"], "sync_file");
-        assert!(s["backend_reason"].is_null());
+    if dmabuf_capable() && s["paths"]["backend"] == "dmabuf" {
+        assert_eq!(s["paths"]["fence"], "sync_file");
+        assert!(s["paths"]["backend_reason"].is_null());
     } else {
-        assert_eq!(s["backend"], "shm", "{s}");
-        assert_eq!(s["fence"], "pipe");
-        let reason = s["backend_reason"]
+        assert_eq!(s["paths"]["backend"], "shm", "{s}");
+        assert_eq!(s["paths"]["fence"], "pipe");
+        let reason = s["paths"]["backend_reason"]
             .as_str()
             .expect("a reason for the fallback");
         assert!(

@@ -49,14 +49,18 @@ fn crash_gpu_on_start_with(cmd: &mut std::process::Command, dir: &std::path::Pat
 
 /// Pids of every child the run ever had, dead or alive.
 fn all_child_pids(s: &serde_json::Value) -> Vec<u32> {
-    let mut v: Vec<u32> = s["crashes"]
+    let mut v: Vec<u32> = s["recovery"]["crashes"]
         .as_array()
         .expect("crashes")
         .iter()
         .map(|c| c["pid"].as_u64().expect("pid") as u32)
         .collect();
-    v.push(s["pids"]["gpu"].as_u64().expect("gpu pid") as u32);
-    v.push(s["pids"]["renderer"].as_u64().expect("renderer pid") as u32);
+    v.push(s["processes"]["pids"]["gpu"].as_u64().expect("gpu pid") as u32);
+    v.push(
+        s["processes"]["pids"]["renderer"]
+            .as_u64()
+            .expect("renderer pid") as u32,
+    );
     v
 }
 
@@ -86,9 +90,11 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
             "5000",
         ],
     );
-    let planned = s["chaos_kills_planned"].as_u64().expect("planned");
+    let planned = s["recovery"]["chaos_kills_planned"]
+        .as_u64()
+        .expect("planned");
     assert!(planned >= 100, "only {planned} kills planned");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert!(
         crashes.len() as u64 >= 100,
         "{} kills were detected out of {planned} planned:\n{}",
@@ -97,13 +103,13 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
     );
     // Every kill is one detected crash: each injected fault that fired and each SIGKILL sent
     // from outside appears in exactly one crash record.
-    let fired: Vec<&str> = s["faults_fired"]
+    let fired: Vec<&str> = s["recovery"]["faults_fired"]
         .as_array()
         .expect("fired")
         .iter()
         .filter_map(|f| f.as_str())
         .collect();
-    let external = s["external_kills"].as_u64().expect("external") as usize;
+    let external = s["recovery"]["external_kills"].as_u64().expect("external") as usize;
     let uninjected: Vec<&serde_json::Value> =
         crashes.iter().filter(|c| c["injected"].is_null()).collect();
     assert_eq!(
@@ -151,7 +157,7 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
         assert!(!alive(pid), "child {pid} outlived the run");
     }
     // The survivors' fds are back at their baseline.
-    let fc = &s["fd_counts"];
+    let fc = &s["processes"]["fd_counts"];
     assert_eq!(
         fc["launcher_at_10"], fc["launcher_at_end"],
         "launcher fds: {fc}"
@@ -164,7 +170,7 @@ fn a_hundred_random_kills_are_all_detected_and_recovered() {
     }
     // Nothing stale was ever composited, and the last frame is exactly right.
     assert_eq!(s["renderer"]["stale_composited"], 0, "{}", s["renderer"]);
-    assert_eq!(s["last_frame"], frames - 1);
+    assert_eq!(s["frames"]["last"], frames - 1);
     let (w, h, px) = read_png(&png);
     let bad = check_pixels(frames - 1, 3, w, h, &px);
     assert!(bad.is_empty(), "{:?}", &bad[..bad.len().min(5)]);
@@ -187,7 +193,7 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
             "20",
         ],
     );
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     let c = &crashes[0];
     assert_eq!(c["role"], "gpu");
@@ -200,7 +206,7 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
     // (the cause says so), not by the heartbeat or stall timeouts.
     assert!(c["detection_us"].as_f64().is_some());
     assert!(c["recovery_us"].as_f64().is_some());
-    assert_eq!(s["refuted_fence_timeouts"], 0);
+    assert_eq!(s["trust"]["refuted_fence_timeouts"], 0);
     // The renderer's loop never blocked on the dead fence: no iteration lasted the 1 s fence
     // deadline (a blocking wait would take all of it).
     let busy = s["renderer"]["max_busy_us"].as_u64().expect("max_busy_us");
@@ -208,7 +214,7 @@ fn a_gpu_that_stops_signalling_is_replaced_within_the_deadline() {
         busy < 1_000_000,
         "the renderer's loop was busy for {busy} us at a stretch, as long as a fence wait"
     );
-    assert!(s["renderer_ping_max_us"].as_f64().is_some());
+    assert!(s["latency"]["renderer_ping_max_us"].as_f64().is_some());
     assert_eq!(s["renderer"]["stale_composited"], 0);
     let (w, h, px) = read_png(&png);
     assert!(check_pixels(79, 3, w, h, &px).is_empty());
@@ -230,7 +236,7 @@ fn a_gpu_that_crashes_on_every_start_steps_down_to_shm() {
         ],
         |cmd, dir| crash_gpu_on_start_with(cmd, dir, "auto"),
     );
-    let fallbacks = s["fallbacks"].as_array().expect("fallbacks");
+    let fallbacks = s["recovery"]["fallbacks"].as_array().expect("fallbacks");
     assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
     assert!(
         fallbacks[0]
@@ -239,11 +245,11 @@ fn a_gpu_that_crashes_on_every_start_steps_down_to_shm() {
         "{fallbacks:?}"
     );
     assert_eq!(
-        s["crashes"].as_array().expect("crashes").len(),
+        s["recovery"]["crashes"].as_array().expect("crashes").len(),
         3,
         "2 forgiven + 1 over the limit"
     );
-    assert_eq!(s["backend"], "shm");
+    assert_eq!(s["paths"]["backend"], "shm");
     assert!(String::from_utf8_lossy(&o.stdout)
         .contains("fallback: GPU process crashed more than 2 times"));
     let (w, h, px) = read_png(&png);
@@ -295,7 +301,7 @@ fn a_gpu_that_answers_pings_but_produces_nothing_is_replaced() {
             "2500",
         ],
     );
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     assert_eq!(crashes[0]["role"], "gpu");
     assert!(

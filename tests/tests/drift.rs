@@ -87,7 +87,7 @@ fn learning_mode_records_a_call_outside_the_policy_and_lets_it_run() {
             r.violations()
         );
         assert_eq!(
-            r.summary["crashes"].as_array().map(Vec::len),
+            r.summary["recovery"]["crashes"].as_array().map(Vec::len),
             Some(0),
             "{probe}: no child died"
         );
@@ -153,7 +153,10 @@ fn drift(tag: &str, extra: &[&str]) -> Vec<String> {
         Some(0),
         "{tag}: {s}"
     );
-    let crashes = s["crashes"].as_array().map(Vec::len).unwrap_or(0);
+    let crashes = s["recovery"]["crashes"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
     assert!(
         crashes >= 2,
         "{tag}: both injected faults ran: {crashes} crashes"

@@ -52,7 +52,7 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
     );
     let summary = shell.wait().expect("the run's summary");
     assert_eq!(last, Some(59));
-    assert_eq!(summary.last_frame, Some(59));
+    assert_eq!(summary.frames.last, Some(59));
     assert!(
         crashes
             .iter()
@@ -253,9 +253,9 @@ opacity = 0.75
     // Frame events are dropped while the application falls behind (this test checks every
     // pixel, on a loaded machine too): the run's own count says every frame was presented.
     assert!(last.is_some_and(|l| l <= 89), "{last:?}");
-    assert_eq!(summary.last_frame, Some(89));
-    assert_eq!(summary.scene_changes, 1);
-    assert_eq!(summary.layers, 2);
+    assert_eq!(summary.frames.last, Some(89));
+    assert_eq!(summary.frames.scene_changes, 1);
+    assert_eq!(summary.frames.layers, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -310,10 +310,10 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
         seen.iter().all(|n| *n > 0),
         "frames of every size: {seen:?}"
     );
-    assert_eq!(summary.resizes, 2);
-    assert_eq!((summary.width, summary.height), (160, 120));
+    assert_eq!(summary.frames.resizes, 2);
+    assert_eq!((summary.frames.width, summary.frames.height), (160, 120));
     assert_eq!(last, Some(89));
-    assert_eq!(summary.last_frame, Some(89));
+    assert_eq!(summary.frames.last, Some(89));
 }
 
 #[test]

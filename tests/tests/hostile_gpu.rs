@@ -27,11 +27,11 @@ fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serd
     let s = summary(&json);
     at_baseline(attack, &s);
     assert_eq!(
-        s["last_frame"],
+        s["frames"]["last"],
         FRAMES - 1,
         "{attack}: every frame presented: {s}"
     );
-    let renderer_crashes = s["crashes"]
+    let renderer_crashes = s["recovery"]["crashes"]
         .as_array()
         .expect("crashes")
         .iter()
@@ -46,7 +46,7 @@ fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serd
 
 fn killed_for(attack: &str, want: &str) {
     let s = hostile_run(attack);
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(
         crashes.len(),
         1,
@@ -98,15 +98,27 @@ fn message_flood() {
 #[test]
 fn garbage_on_the_frame_channel_costs_only_the_message() {
     let s = hostile_run("frame-garbage");
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     assert!(s["renderer"]["gpu_violations"].as_u64() >= Some(2), "{s}");
-    assert_eq!(s["uncorroborated"].as_array().map(Vec::len), Some(1), "{s}");
+    assert_eq!(
+        s["trust"]["uncorroborated"].as_array().map(Vec::len),
+        Some(1),
+        "{s}"
+    );
 }
 
 #[test]
 fn an_invalid_description_is_rejected() {
     let s = hostile_run("bad-frame");
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     assert!(s["renderer"]["rejected"].as_u64() >= Some(1), "{s}");
 }
 
@@ -122,7 +134,7 @@ fn a_request_for_a_seccomp_notification_is_refused() {
     // What a thread holding a kept listener would ask: refused by the policy itself, so even a
     // copy the launcher could not see would answer nothing.
     let s = hostile_run("notif-ioctl");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
     assert_eq!(crashes[0]["role"], "gpu");
     let call = crashes[0]["cause"]["sandbox_violation"]["syscall"].to_string();
@@ -136,8 +148,12 @@ fn a_request_for_a_seccomp_notification_is_refused() {
 #[test]
 fn a_flood_of_stderr_reaches_the_log_quarantined_and_bounded() {
     let (o, s) = hostile_run_with("stderr-flood", &["--hang-timeout-ms", "30000"]);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
-    let c = &s["child_stderr"]["gpu"];
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+    let c = &s["processes"]["child_stderr"]["gpu"];
     // The attack happened: most of its lines were dropped, its long line cut.
     assert!(c["dropped_lines"].as_u64() > Some(150_000), "{c}");
     assert!(c["cut_bytes"].as_u64() >= Some(99_000), "{c}");
@@ -152,7 +168,7 @@ fn a_flood_of_stderr_reaches_the_log_quarantined_and_bounded() {
     let forged = "sandbox violation in gpu: ptrace(";
     let mut seen = 0;
     for line in log.lines().filter(|l| l.contains(forged)) {
-        let gpu = format!("gpu[{}] | ", s["pids"]["gpu"]);
+        let gpu = format!("gpu[{}] | ", s["processes"]["pids"]["gpu"]);
         let at = line.find(forged).expect("found");
         assert!(
             line[..at].contains(&gpu),
@@ -182,10 +198,14 @@ fn a_flood_of_trace_events_is_kept_within_the_launchers_budget() {
         "trace-flood",
         &["--hang-timeout-ms", "30000", "--trace", trace],
     );
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     // The attack happened: the launcher dropped the oldest of what it sent.
-    assert!(s["trace_dropped"]["gpu"].as_u64() > Some(10_000), "{s}");
-    assert_eq!(s["trace_dropped"]["renderer"], 0, "{s}");
+    assert!(s["trace"]["dropped"]["gpu"].as_u64() > Some(10_000), "{s}");
+    assert_eq!(s["trace"]["dropped"]["renderer"], 0, "{s}");
     let t = std::fs::read_to_string(trace).expect("the trace");
     assert!(
         t.contains("trace.gpu_events_dropped_by_launcher"),
@@ -201,7 +221,7 @@ fn lied_to(attack: &str, want: &str, at_least: u64) -> serde_json::Value {
     // The attack happened, as often as it was meant to.
     let dropped = s["renderer"]["gpu_violations"].as_u64().unwrap_or(0);
     assert!(dropped >= at_least, "{attack}: {dropped} lies dropped: {s}");
-    let claims = s["uncorroborated"].to_string();
+    let claims = s["trust"]["uncorroborated"].to_string();
     assert!(
         claims.contains(want),
         "{attack}: no claim naming {want:?}: {s}"
@@ -212,19 +232,31 @@ fn lied_to(attack: &str, want: &str, at_least: u64) -> serde_json::Value {
 #[test]
 fn every_frame_sent_twice_is_dropped_the_second_time() {
     let s = lied_to("frame-twice", "was next", 30);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
 }
 
 #[test]
 fn frames_numbered_ahead_of_what_was_produced_are_dropped() {
     let s = lied_to("frame-ahead", "was next", 30);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
 }
 
 #[test]
 fn a_frame_of_a_generation_never_started_is_dropped() {
     let s = lied_to("frame-future-generation", "never started", 1);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
 }
 
 #[test]
@@ -232,7 +264,7 @@ fn an_eventfd_where_a_fence_should_be_costs_the_gpu_process() {
     // Every description from frame 3 on names an eventfd as its pipe fence: the renderer drops
     // them all, and the GPU process, which then holds all the work, is the one that stalled.
     let s = lied_to("eventfd-fence", "no pipe", 10);
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
     assert_eq!(crashes[0]["role"], "gpu", "{s}");
     assert!(crashes[0]["cause"].to_string().contains("stalled"), "{s}");
@@ -244,7 +276,7 @@ fn a_claim_against_the_renderer_that_the_launcher_refutes_costs_the_gpu_process(
     // frames (its queue is not full): the first is refuted and costs it its life, the second
     // cannot be checked and is counted.
     let s = hostile_run("forged-claim");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
     assert_eq!(crashes[0]["role"], "gpu", "{s}");
     let cause = crashes[0]["cause"].to_string();
@@ -253,7 +285,9 @@ fn a_claim_against_the_renderer_that_the_launcher_refutes_costs_the_gpu_process(
         "{cause}"
     );
     assert!(
-        s["uncorroborated"].to_string().contains("FramesUnread"),
+        s["trust"]["uncorroborated"]
+            .to_string()
+            .contains("FramesUnread"),
         "{s}"
     );
 }
@@ -275,7 +309,7 @@ fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
         failure.starts_with("the GPU process crashed more than"),
         "{attack}: the run did not end through the GPU process's ladder: {failure:?}"
     );
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert!(
         crashes.len() >= 4,
         "{attack}: every GPU process attacked: {s}"
@@ -285,7 +319,9 @@ fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
         assert!(c["cause"].to_string().contains(cause), "{attack}: {c}");
     }
     // One renderer all along: the first one started is the one at the end.
-    let renderer = s["pids"]["renderer"].as_u64().expect("renderer pid");
+    let renderer = s["processes"]["pids"]["renderer"]
+        .as_u64()
+        .expect("renderer pid");
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(
         !log.contains("role=renderer"),
@@ -314,13 +350,15 @@ fn a_full_queue_of_frames_the_gpu_process_made_costs_the_renderer_nothing() {
     // (Its own sends may then find the queue full, and it stops serving this renderer: then it
     // is the one that stalled, and is replaced.)
     let s = hostile_run("flood-frames");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert!(
         crashes.len() <= 1 && crashes.iter().all(|c| c["role"] == "gpu"),
         "{s}"
     );
     assert!(
-        s["uncorroborated"].to_string().contains("FramesUnread"),
+        s["trust"]["uncorroborated"]
+            .to_string()
+            .contains("FramesUnread"),
         "{s}"
     );
     assert!(s["renderer"]["gpu_violations"].as_u64() >= Some(10), "{s}");
@@ -329,7 +367,11 @@ fn a_full_queue_of_frames_the_gpu_process_made_costs_the_renderer_nothing() {
 #[test]
 fn strings_it_sends_reach_the_log_escaped() {
     let (o, s) = hostile_run_with("log-forge", &[]);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     let log = String::from_utf8_lossy(&o.stderr);
     assert_no_forged_line(&log, "2026-12-05T00:00:00.000000Z");
 }
@@ -339,7 +381,7 @@ fn a_gpu_process_that_stops_taking_releases_starves_itself() {
     // It runs out of buffers and reports being starved, as a renderer that withholds them would
     // make it; but the releases wait unread at its own end of the socket.
     let s = hostile_run_with("ignore-releases", &["--hang-timeout-ms", "800"]).1;
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
     assert_eq!(crashes[0]["role"], "gpu", "{s}");
     let cause = crashes[0]["cause"].to_string();
@@ -354,7 +396,7 @@ fn a_flood_of_stale_descriptions_costs_the_renderer_nothing() {
     // (Its own frames may then find the queue full: then it stops serving this renderer, is
     // the one that stalled, and is replaced.)
     let s = hostile_run("stale-flood");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert!(
         crashes.len() <= 1 && crashes.iter().all(|c| c["role"] == "gpu"),
         "{s}"
@@ -368,7 +410,7 @@ fn a_frame_sent_but_never_reported_is_not_the_renderers() {
     // for the word and drops the frame as the GPU process's lie. The GPU process's next report
     // skips a frame, which the launcher sees for itself.
     let s = hostile_run("unreported");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
     assert_eq!(crashes[0]["role"], "gpu", "{s}");
     assert!(crashes[0]["cause"].to_string().contains("Produced"), "{s}");

@@ -32,11 +32,11 @@ fn hostile_run_logged(attack: &str, extra: &[&str]) -> (String, serde_json::Valu
 fn check(attack: &str, want: &str, extra: &[&str]) {
     let s = hostile_run(attack, extra);
     assert_eq!(
-        s["last_frame"],
+        s["frames"]["last"],
         FRAMES - 1,
         "{attack}: every frame presented: {s}"
     );
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{attack}: one crash, the renderer's: {s}");
     let c = &crashes[0];
     assert_eq!(c["role"], "renderer", "{attack}: {c}");
@@ -92,9 +92,13 @@ fn forged_fence_timeout_blames_nobody() {
     // The renderer claims a fence timed out, naming an fd the GPU process does not export: the
     // launcher's own check refutes it, and nobody is killed for it.
     let s = hostile_run("forged-timeout", &[]);
-    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
-    assert_eq!(s["refuted_fence_timeouts"], 1, "{s}");
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+    assert_eq!(s["trust"]["refuted_fence_timeouts"], 1, "{s}");
 }
 
 #[test]
@@ -117,10 +121,17 @@ fn release_of_a_buffer_never_held_frees_nothing_and_costs_nobody() {
     // The renderer releases what the GPU process's descriptions named, so a release of an
     // unknown buffer proves nothing against it: the GPU process frees nothing and goes on.
     let (log, s) = hostile_run_logged("bogus-release", &[]);
-    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     // The release was sent, and the GPU process received it and ignored it.
-    let (renderer, gpu) = (s["pids"]["renderer"].clone(), s["pids"]["gpu"].clone());
+    let (renderer, gpu) = (
+        s["processes"]["pids"]["renderer"].clone(),
+        s["processes"]["pids"]["gpu"].clone(),
+    );
     assert!(
         log.lines()
             .any(|l| l.contains(&format!("renderer[{renderer}] | "))
@@ -151,8 +162,8 @@ fn withheld_releases_blame_the_renderer_not_the_gpu_process() {
 #[test]
 fn a_forged_violation_report_is_itself_a_violation_and_lists_no_call() {
     let s = hostile_run("forge-report", &[]);
-    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{s}");
     assert_eq!(crashes[0]["role"], "renderer");
     let cause = crashes[0]["cause"].to_string();
@@ -167,7 +178,7 @@ fn a_forged_violation_report_is_itself_a_violation_and_lists_no_call() {
 #[test]
 fn a_silenced_trap_signal_does_not_silence_the_report() {
     let (log, s) = hostile_run_logged("silence-trap", &[]);
-    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
     // The signal was silenced before the refused call: the report comes from the kernel.
     assert!(
         log.lines()
@@ -219,19 +230,19 @@ fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
     // layer leaves the GPU process room) and claims the fence timed out. The launcher's own
     // check finds the fence closed by its writer: signalled, the claim refuted, nobody killed.
     let s = hostile_run("drain-fence", &["--pool", "4"]);
-    assert_eq!(s["last_frame"], FRAMES - 1, "{s}");
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
     assert_eq!(
-        s["crashes"].as_array().map(Vec::len),
+        s["recovery"]["crashes"].as_array().map(Vec::len),
         Some(0),
         "an abandoned fence is no hung GPU process: {s}"
     );
-    assert_eq!(s["refuted_fence_timeouts"], 1, "{s}");
+    assert_eq!(s["trust"]["refuted_fence_timeouts"], 1, "{s}");
     assert_eq!(
         s["renderer"]["abandoned_frames"], 1,
         "the frame whose fence byte was read away is the renderer's loss alone: {s}"
     );
     assert_eq!(
-        s["frames"],
+        s["frames"]["count"],
         FRAMES - 1,
         "every other frame is presented: {s}"
     );
@@ -328,17 +339,17 @@ fn hostile_resize(attack: &str) -> serde_json::Value {
     let status = wait_within(&mut child, Duration::from_secs(30), "the windowed launcher");
     assert!(status.success(), "{status:?}\n{}", lines.seen.join("\n"));
     let s = summary(&json);
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{attack}: one crash, the renderer's: {s}");
     assert_eq!(crashes[0]["role"], "renderer", "{attack}: {s}");
-    assert_eq!(s["resizes"], 1, "{s}");
+    assert_eq!(s["frames"]["resizes"], 1, "{s}");
     s
 }
 
 #[test]
 fn presented_of_the_old_generation_for_a_frame_asked_for_after_the_resize() {
     let s = hostile_resize("old-generation");
-    let cause = s["crashes"][0]["cause"].to_string();
+    let cause = s["recovery"]["crashes"][0]["cause"].to_string();
     assert!(
         cause.contains("protocol_violation") && cause.contains("asked for after the resize to 1"),
         "{cause}"
@@ -348,13 +359,13 @@ fn presented_of_the_old_generation_for_a_frame_asked_for_after_the_resize() {
 #[test]
 fn presented_of_the_old_generation_naming_a_slot_that_does_not_exist() {
     let s = hostile_resize("old-generation-bad-slot");
-    let cause = s["crashes"][0]["cause"].to_string();
+    let cause = s["recovery"]["crashes"][0]["cause"].to_string();
     assert!(
         cause.contains("protocol_violation") && cause.contains("slot 99 does not exist"),
         "{cause}"
     );
     assert_eq!(
-        s["dropped_for_resize"], 0,
+        s["frames"]["dropped_for_resize"], 0,
         "a refused frame is not counted as dropped: {s}"
     );
 }
@@ -371,12 +382,16 @@ fn what_a_dead_renderer_left_on_the_release_channel_is_not_held_against_its_repl
     // The renderer writes garbage on the release channel and exits at once: the GPU process
     // reads it and reports it, but only the renderer that sent it may answer for it.
     let s = hostile_run("garbage-release-exit", &[]);
-    assert_eq!(s["last_frame"], FRAMES - 1, "every frame presented: {s}");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(
+        s["frames"]["last"],
+        FRAMES - 1,
+        "every frame presented: {s}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the dying renderer's: {s}");
     assert_eq!(crashes[0]["role"], "renderer", "{s}");
     assert_ne!(
-        crashes[0]["pid"], s["pids"]["renderer"],
+        crashes[0]["pid"], s["processes"]["pids"]["renderer"],
         "the replacement is the renderer at the end: {s}"
     );
 }
@@ -390,7 +405,11 @@ fn an_empty_datagram_on_the_release_channel() {
 #[test]
 fn strings_it_sends_reach_the_log_escaped() {
     let (log, s) = hostile_run_logged("log-forge", &[]);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     assert_no_forged_line(&log, "2026-12-05T00:00:00.000000Z");
 }
 
@@ -404,8 +423,12 @@ fn a_flood_of_one_release_does_not_make_the_gpu_process_look_stuck() {
         log.contains("flooding releases"),
         "the flood never started:\n{log}"
     );
-    assert_eq!(s["last_frame"], FRAMES - 1, "every frame presented: {s}");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(
+        s["frames"]["last"],
+        FRAMES - 1,
+        "every frame presented: {s}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
     assert_eq!(crashes[0]["role"], "renderer", "{s}");
     assert!(

@@ -27,15 +27,15 @@ fn probe(name: &str) -> ProbeRun {
         r.violations()
     );
     assert_eq!(
-        r.summary["crashes"].as_array().map(Vec::len),
+        r.summary["recovery"]["crashes"].as_array().map(Vec::len),
         Some(0),
         "gpu:{name}: the GPU process lives on\n{}",
         r.stderr
     );
-    // The run goes on to its last frame (frame ids count from 0; `frames` counts presentations,
+    // The run goes on to its last frame (frame ids count from 0; `frames.count` counts presentations,
     // and the renderer may skip a frame that a newer one overtook while the probe ran).
     assert_eq!(
-        r.summary["last_frame"].as_u64(),
+        r.summary["frames"]["last"].as_u64(),
         Some(5),
         "gpu:{name}: the run goes on to its last frame\n{}",
         r.stderr

@@ -35,9 +35,9 @@ fn sixty_frames(transport: &str) {
     ]));
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&json);
-    assert_eq!(s["frames"], 60, "{s}");
+    assert_eq!(s["frames"]["count"], 60, "{s}");
     assert_eq!(s["sandbox"]["violations"], serde_json::json!([]), "{s}");
-    let last = s["last_frame"].as_u64().expect("last_frame");
+    let last = s["frames"]["last"].as_u64().expect("frames.last");
     assert_eq!(last, 59);
     let (w, h, px) = read_png(&png);
     assert_eq!((w, h), (320, 240));
@@ -49,7 +49,7 @@ fn sixty_frames(transport: &str) {
         &bad[..bad.len().min(5)]
     );
 
-    let pids = &s["pids"];
+    let pids = &s["processes"]["pids"];
     let (l, g, r) = (
         pids["launcher"].as_u64(),
         pids["gpu"].as_u64(),
@@ -85,7 +85,7 @@ fn sixty_frames(transport: &str) {
         "{rs}"
     );
     let name = if pidfd { "pidfd_getfd" } else { "scm_rights" };
-    assert_eq!(s["transport"], name);
+    assert_eq!(s["paths"]["transport"], name);
     let text = String::from_utf8_lossy(&o.stdout);
     for needle in [
         "60 frames",
@@ -117,7 +117,7 @@ fn no_fd_leak_over_a_thousand_frames() {
     ]));
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&json);
-    let fc = &s["fd_counts"];
+    let fc = &s["processes"]["fd_counts"];
     assert!(
         fc["launcher_at_10"].as_u64().is_some() && fc["renderer_at_10"].as_u64().is_some(),
         "{fc}"
@@ -134,7 +134,7 @@ fn no_fd_leak_over_a_thousand_frames() {
         fc["renderer_fences_at_end"], 0,
         "fence fds left in the renderer: {fc}"
     );
-    assert_eq!(s["frames"], 1000);
+    assert_eq!(s["frames"]["count"], 1000);
     let (w, h, px) = read_png(&dir.join("f.png"));
     let bad = check_pixels(999, 4, w, h, &px);
     assert!(bad.is_empty(), "{:?}", &bad[..bad.len().min(5)]);

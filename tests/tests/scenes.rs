@@ -157,7 +157,11 @@ fn exact_kinds_equal_the_cpu_reference() {
         "the last frame differs from the reference: {:?}",
         differences(&got, &want, w)
     );
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -173,7 +177,7 @@ fn a_restarted_gpu_process_gets_the_scene_and_its_images_again() {
         (w, h),
         &["--fault", "gpu-after-export:kill@20", "--verify"],
     );
-    let crashes = s["crashes"].as_array().expect("crashes");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{s}");
     assert_eq!(crashes[0]["role"], "gpu", "{s}");
     let want = reference(&scene, 49, w, h);
@@ -191,7 +195,11 @@ fn the_built_in_scene_file_runs() {
     let dir = scratch("scene-default");
     let (w, h) = (320, 240);
     let (s, got) = run_scene(&dir, Path::new("default"), 30, (w, h), &[]);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     // The title is white text over the gradient.
     assert!(
         got.chunks_exact(4).any(|p| p == [255, 255, 255, 255]),
@@ -243,7 +251,11 @@ animation.rotate = { degrees = 360, period = 1.0 }
     let (w, h) = (160, 120);
     // The last frame is 37: the spinner has turned 222 degrees, the photo 55.5.
     let (s, got) = run_scene(&dir, &scene, 38, (w, h), &[]);
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
     let at = |x: u32, y: u32| {
         let i = ((y * w + x) * 4) as usize;
         [got[i], got[i + 1], got[i + 2], got[i + 3]]
@@ -566,7 +578,7 @@ fn an_embedding_shell_draws_a_scene_file_and_every_frame_equals_its_reference() 
         }
     }
     assert!(presented > 0);
-    assert_eq!(shell.wait().expect("summary").last_frame, Some(39));
+    assert_eq!(shell.wait().expect("summary").frames.last, Some(39));
     // A bad file fails the spawn itself, with its located error.
     std::fs::write(&scene, "[[layers]]\nname = 3\n").expect("write");
     let Err(e) = ShellBuilder::new().scene(&scene).spawn() else {

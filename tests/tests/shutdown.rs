@@ -98,7 +98,7 @@ fn normal_run_leaves_no_child() {
     assert!(o.status.success(), "{}", show(&o));
     let s = summary(&dir.join("s.json"));
     for role in ["gpu", "renderer"] {
-        let pid = s["pids"][role].as_u64().expect("pid") as u32;
+        let pid = s["processes"]["pids"][role].as_u64().expect("pid") as u32;
         assert!(!alive(pid), "{role} {pid} outlived the launcher");
     }
 }

@@ -31,7 +31,7 @@ fn a_real_run_traces_every_frame_across_all_processes() {
         .expect("the trace parses as trace-event JSON");
 
     // Spans come from the three real processes of the run, with their real pids.
-    let pids = &s["pids"];
+    let pids = &s["processes"]["pids"];
     for (role, stage) in [
         ("gpu", "gpu_render"),
         ("renderer", "composite"),

@@ -96,8 +96,8 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
     eprintln!("sync_file seen during the run: {seen_sync_file}");
     eprintln!("dma-buf exporters seen in the renderer: {exporters:?}");
     let s = summary(&json);
-    assert_eq!(s["backend"], "dmabuf", "{s}");
-    assert_eq!(s["fence"], "sync_file");
+    assert_eq!(s["paths"]["backend"], "dmabuf", "{s}");
+    assert_eq!(s["paths"]["fence"], "sync_file");
     let r = &s["renderer"];
     assert!(
         r["dmabuf_layers"].as_u64().unwrap_or(0) >= frames * 3,
@@ -170,8 +170,8 @@ fn an_unsignalled_sync_file_is_held_by_the_renderer_until_its_deadline() {
     assert!(o.status.success(), "{}", show(&o));
     assert!(held.is_some(), "the renderer never held a sync_file");
     let s = summary(&json);
-    assert_eq!(s["backend"], "dmabuf", "{s}");
-    let crashes = s["crashes"].as_array().expect("crashes");
+    assert_eq!(s["paths"]["backend"], "dmabuf", "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     assert!(
         crashes[0]["cause"]["fence_timeout"].is_object(),
@@ -230,7 +230,7 @@ animation.scroll = { dx = 60, dy = 0, period = 1.0 }
         let o = output(cmd);
         assert!(o.status.success(), "{tag}: {}", show(&o));
         let s = summary(&json);
-        assert_eq!(s["backend"], "dmabuf", "{s}");
+        assert_eq!(s["paths"]["backend"], "dmabuf", "{s}");
         (s, read_png(&png).2)
     };
     let (on, px_on) = run("on", &[]);

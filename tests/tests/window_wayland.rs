@@ -128,13 +128,13 @@ fn the_compositor_shows_the_composite_from_wl_shm_buffers() {
     assert_on_output(&weston, &r.dir, 29, W, H);
     let s = stop(r);
     assert!(
-        s["present"]
+        s["paths"]["present"]
             .as_str()
             .is_some_and(|p| p.starts_with("Wayland wl_shm")),
         "the summary names the zero-copy path: {}",
-        s["present"]
+        s["paths"]["present"]
     );
-    assert_eq!(s["last_frame"], 29);
+    assert_eq!(s["frames"]["last"], 29);
 }
 
 #[test]
@@ -173,12 +173,19 @@ fn a_resize_brings_frames_of_the_new_size_on_wayland() {
     );
     assert_on_output(&weston, &r.dir, field(&stepped, "frame"), 400, 300);
     let s = stop(r);
-    assert_eq!(s["resizes"], 1, "{s}");
+    assert_eq!(s["frames"]["resizes"], 1, "{s}");
     assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
+        (
+            s["frames"]["width"].as_u64(),
+            s["frames"]["height"].as_u64()
+        ),
         (Some(400), Some(300))
     );
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
 }
 
 #[test]
@@ -222,7 +229,10 @@ fn the_kill_gpu_key_keeps_the_last_frame_and_steps_bring_new_ones_on_wayland() {
     r.input.send("key space");
     r.lines.wait_for("paused=false", Duration::from_secs(20));
     let s = stop(r);
-    let crashes = s["crashes"].as_array().cloned().unwrap_or_default();
+    let crashes = s["recovery"]["crashes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(crashes.len(), 1, "the kill is the one crash: {crashes:?}");
     assert_eq!(crashes[0]["role"], "gpu", "{crashes:?}");
     assert!(

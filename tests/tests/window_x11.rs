@@ -101,13 +101,13 @@ fn the_window_shows_the_composite_through_mit_shm() {
     );
     let s = stop(r);
     assert!(
-        s["present"]
+        s["paths"]["present"]
             .as_str()
             .is_some_and(|p| p.starts_with("X11 MIT-SHM")),
         "the summary names the zero-copy path: {}",
-        s["present"]
+        s["paths"]["present"]
     );
-    assert_eq!(s["last_frame"], 29);
+    assert_eq!(s["frames"]["last"], 29);
 }
 
 #[test]
@@ -157,7 +157,10 @@ fn the_kill_gpu_key_keeps_the_last_frame_and_new_frames_follow() {
     });
     assert!(changed, "new frames follow the restart");
     let s = stop(r);
-    let crashes = s["crashes"].as_array().cloned().unwrap_or_default();
+    let crashes = s["recovery"]["crashes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         crashes.iter().any(|c| c["role"] == "gpu"),
         "the kill is a crash record: {crashes:?}"
@@ -220,13 +223,16 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old() {
         "{bad} pixels of the 400x300 window differ from frame {frame} at 400x300"
     );
     let s = stop(r);
-    assert_eq!(s["resizes"], 1, "{s}");
+    assert_eq!(s["frames"]["resizes"], 1, "{s}");
     assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
+        (
+            s["frames"]["width"].as_u64(),
+            s["frames"]["height"].as_u64()
+        ),
         (Some(400), Some(300))
     );
     assert_eq!(
-        s["crashes"].as_array().map(Vec::len),
+        s["recovery"]["crashes"].as_array().map(Vec::len),
         Some(0),
         "a resize is no crash"
     );
@@ -395,7 +401,7 @@ fn many_resizes_while_frames_flow_never_show_a_frame_of_another_size() {
         })
         .collect();
     assert!(resized.len() >= targets.len(), "{resized:?}");
-    assert_eq!(s["resizes"], resized.len(), "{s}");
+    assert_eq!(s["frames"]["resizes"], resized.len(), "{s}");
     // Every size that reached the screen: the size of its frame's generation, in the order the
     // generations were made, never an older one again. (A frame asked for before a resize may
     // well be of the new generation: the GPU process rendered it after it heard of the resize.
@@ -429,8 +435,15 @@ fn many_resizes_while_frames_flow_never_show_a_frame_of_another_size() {
         "the last generation reached the screen: {shown:?}"
     );
     assert_eq!(
-        (s["width"].as_u64(), s["height"].as_u64()),
+        (
+            s["frames"]["width"].as_u64(),
+            s["frames"]["height"].as_u64()
+        ),
         (Some(u64::from(fw)), Some(u64::from(fh)))
     );
-    assert_eq!(s["crashes"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
 }

@@ -384,7 +384,7 @@ impl Supervisor<'_> {
     /// with the button down moves it; letting go puts it down.
     fn pointer(&mut self, x: i32, y: i32, pressed: bool) {
         let under = self.layer_under((x, y));
-        let frame = self.summary.last_frame.unwrap_or(0);
+        let frame = self.summary.frames.last.unwrap_or(0);
         let Some(s) = self.display.as_mut() else {
             return;
         };
@@ -518,9 +518,9 @@ impl Supervisor<'_> {
         }
         self.geometry.generation += 1;
         self.geometry.size = (w, h);
-        self.summary.width = w;
-        self.summary.height = h;
-        self.summary.resizes += 1;
+        self.summary.frames.width = w;
+        self.summary.frames.height = h;
+        self.summary.frames.resizes += 1;
         let r = ipc_protocol::messages::Resize {
             width: w,
             height: h,

@@ -153,7 +153,7 @@ impl Supervisor<'_> {
                 self.stalled(stalled, hang)?;
             }
             if let Some(o) = &mut self.observer {
-                o.progress(self.summary.frames, self.crashes.len());
+                o.progress(self.summary.frames.count, self.crashes.len());
             }
         }
         Ok(())
@@ -167,7 +167,7 @@ impl Supervisor<'_> {
         }
         match &self.display {
             Some(s) => s.quit,
-            None => self.summary.last_frame == Some(self.args.frames - 1) || self.last_dropped,
+            None => self.summary.frames.last == Some(self.args.frames - 1) || self.last_dropped,
         }
     }
 
@@ -202,11 +202,11 @@ impl Supervisor<'_> {
         // made at the old size (unseen by the launcher). Once every frame is made and none
         // comes, the last ones were of those: the run is over, and nobody is to blame.
         if self.display.is_none()
-            && self.summary.resizes > 0
+            && self.summary.frames.resizes > 0
             && self.pair.gpu.as_ref().is_some_and(|g| g.finished)
         {
             tracing::info!(
-                last_frame = ?self.summary.last_frame,
+                last_frame = ?self.summary.frames.last,
                 "the last frames were made at a size no longer current and dropped; the run is over"
             );
             self.last_dropped = true;
@@ -310,7 +310,7 @@ impl Supervisor<'_> {
                 self.policing.quiet.note("refuted-fence-timeout", || {
                     tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed")
                 });
-                self.summary.refuted_fence_timeouts += 1;
+                self.summary.trust.refuted_fence_timeouts += 1;
             }
             Finding::Bogus(why) => {
                 self.renderer_violation(rules::Breach::new("FenceTimeout", why))?;

@@ -47,8 +47,8 @@ impl Supervisor<'_> {
         self.drawn.scene = Some(scene);
         self.drawn.layers = layers;
         self.drawn.scene_id += 1;
-        self.summary.layers = layers;
-        self.summary.scene_changes += 1;
+        self.summary.frames.layers = layers;
+        self.summary.frames.scene_changes += 1;
         self.input.moves = triptych_scene::Moves::default();
         self.input.hover = None;
         self.input.hover_dirty = false;
@@ -76,9 +76,11 @@ impl Supervisor<'_> {
                 );
                 r.child.proc.kill();
             }
-            let _ = self
-                .jail
-                .reaped(r.child.proc.pid, &self.tracing.rec, self.summary.last_frame);
+            let _ = self.jail.reaped(
+                r.child.proc.pid,
+                &self.tracing.rec,
+                self.summary.frames.last,
+            );
         }
         if let Some(mut g) = self.pair.gpu.take() {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
@@ -89,16 +91,18 @@ impl Supervisor<'_> {
                 );
                 g.child.proc.kill();
             }
-            let _ = self
-                .jail
-                .reaped(g.child.proc.pid, &self.tracing.rec, self.summary.last_frame);
+            let _ = self.jail.reaped(
+                g.child.proc.pid,
+                &self.tracing.rec,
+                self.summary.frames.last,
+            );
         }
     }
 
     /// The topmost layer the pixel at `p` shows in the frame on screen, as the scene drawn lays
     /// its layers out (a scene file's, or the built-in scene's), with the user's moves.
     pub(super) fn layer_under(&self, p: (i32, i32)) -> Option<u32> {
-        let frame = self.summary.last_frame.unwrap_or(0);
+        let frame = self.summary.frames.last.unwrap_or(0);
         let (w, h) = self.geometry.size;
         match &self.drawn.scene {
             Some(s) => s.scene.layer_at(frame, w, h, &self.input.moves, p),

@@ -120,7 +120,8 @@ impl Supervisor<'_> {
                 }
                 if n == self.liveness.ping_seq {
                     let us = self.liveness.last_ping.elapsed().as_secs_f64() * 1e6;
-                    self.summary.gpu_ping_max_us = self.summary.gpu_ping_max_us.max(us);
+                    self.summary.latency.gpu_ping_max_us =
+                        self.summary.latency.gpu_ping_max_us.max(us);
                 }
             }
             GpuToLauncher::Produced { frame } => {
@@ -283,8 +284,9 @@ impl Supervisor<'_> {
                     "rejected",
                     || tracing::warn!(frame, %reason, "the renderer rejected a frame"),
                 );
-                if self.summary.rejected.len() < MAX_KEPT_NOTES {
+                if self.summary.trust.rejected.len() < MAX_KEPT_NOTES {
                     self.summary
+                        .trust
                         .rejected
                         .push(format!("frame {frame}: {reason}"));
                 }
@@ -293,7 +295,7 @@ impl Supervisor<'_> {
                 let what = crate::child_log::escape_str(&what);
                 // A claim the launcher cannot check: counted and logged, nobody is blamed.
                 super::push_bounded(
-                    &mut self.summary.uncorroborated,
+                    &mut self.summary.trust.uncorroborated,
                     format!("renderer says the GPU process broke the frame channel: {what}"),
                 );
                 self.policing.quiet.note("gpu-violation-claim", || {
@@ -315,7 +317,8 @@ impl Supervisor<'_> {
                 }
                 if n == self.liveness.ping_seq {
                     let us = self.liveness.last_ping.elapsed().as_secs_f64() * 1e6;
-                    self.summary.renderer_ping_max_us = self.summary.renderer_ping_max_us.max(us);
+                    self.summary.latency.renderer_ping_max_us =
+                        self.summary.latency.renderer_ping_max_us.max(us);
                 }
             }
             RendererToLauncher::FenceTimeout {
@@ -406,7 +409,7 @@ impl Supervisor<'_> {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
             self.hand_back_unshown(p.slot)?;
-            self.summary.dropped_for_resize += 1;
+            self.summary.frames.dropped_for_resize += 1;
             if self.display.is_none() && p.frame.checked_add(1) == Some(self.args.frames) {
                 self.last_dropped = true;
             }
@@ -418,7 +421,7 @@ impl Supervisor<'_> {
         let unreported = self.policing.frames.produced.is_none_or(|f| p.frame > f);
         if unreported && self.evidence.pending_gpu_breach.is_some() {
             self.hand_back_unshown(p.slot)?;
-            self.summary.unreported_dropped += 1;
+            self.summary.frames.unreported_dropped += 1;
             return Ok(());
         }
         let now = triptych_trace::now_ns();
@@ -542,18 +545,18 @@ impl Supervisor<'_> {
         if let Some(s) = self.display.as_mut() {
             s.overlay.presented(present_ns);
         }
-        self.summary.frames += 1;
-        self.summary.last_frame = Some(p.frame);
+        self.summary.frames.count += 1;
+        self.summary.frames.last = Some(p.frame);
         self.liveness.last_progress = Instant::now();
         self.metrics.last_present = Instant::now();
         self.metrics
             .first_present
             .get_or_insert(self.metrics.last_present);
         if renderer_presented == 10 {
-            self.summary.fd_counts.renderer_at_10 = fd_count(renderer_pid);
+            self.summary.processes.fd_counts.renderer_at_10 = fd_count(renderer_pid);
         }
-        if self.summary.frames == 10 {
-            self.summary.fd_counts.launcher_at_10 = fd_count(std::process::id());
+        if self.summary.frames.count == 10 {
+            self.summary.processes.fd_counts.launcher_at_10 = fd_count(std::process::id());
         }
         if let Some(g) = &mut self.pair.gpu {
             if g.epoch == p.epoch {
@@ -604,7 +607,7 @@ impl Supervisor<'_> {
                     .kill_times
                     .push((proc.pid, triptych_trace::now_ns()));
                 proc.signal(triptych_sys::signal::Signal::SIGKILL);
-                self.summary.external_kills += 1;
+                self.summary.recovery.external_kills += 1;
             }
         }
         Ok(())

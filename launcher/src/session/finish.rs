@@ -24,11 +24,11 @@ impl Supervisor<'_> {
         if let Some(r) = &self.pair.renderer {
             self.jail.observe(Role::Renderer, r.child.proc.pid);
         }
-        self.summary.fd_counts.launcher_at_end = fd_count(std::process::id());
-        self.summary.fd_counts.launcher_peak_rss_kib = peak_rss_kib();
+        self.summary.processes.fd_counts.launcher_at_end = fd_count(std::process::id());
+        self.summary.processes.fd_counts.launcher_peak_rss_kib = peak_rss_kib();
         if let Some(r) = &self.pair.renderer {
-            self.summary.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
-            self.summary.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
+            self.summary.processes.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
+            self.summary.processes.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
             // Counters first, then exits.
             let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
             let deadline = Instant::now() + EXIT_GRACE;
@@ -102,27 +102,27 @@ impl Supervisor<'_> {
             }
         }
         let s = &mut self.summary;
-        s.pids = pids;
+        s.processes.pids = pids;
         if let Some(info) = &gpu_info {
-            s.backend = info.backend.as_str().to_owned();
-            s.backend_reason = info.backend_reason.clone();
-            s.fence = match info.fence {
+            s.paths.backend = info.backend.as_str().to_owned();
+            s.paths.backend_reason = info.backend_reason.clone();
+            s.paths.fence = match info.fence {
                 FenceKind::EventFd => "eventfd".to_owned(),
                 FenceKind::Pipe => "pipe".to_owned(),
                 FenceKind::SyncFile => "sync_file".to_owned(),
             };
-            s.gl = info.gl.clone();
+            s.paths.gl = info.gl.clone();
         }
-        s.transport = self.jail.transport().as_str().to_owned();
+        s.paths.transport = self.jail.transport().as_str().to_owned();
         match &self.display {
             Some(d) => {
-                s.present = d.d.presenter.describe().to_owned();
-                s.present_reason = d.d.presenter.reason();
+                s.paths.present = d.d.presenter.describe().to_owned();
+                s.paths.present_reason = d.d.presenter.reason();
             }
-            None => s.present = "headless: the last frame is written as a PNG".to_owned(),
+            None => s.paths.present = "headless: the last frame is written as a PNG".to_owned(),
         }
         s.sandbox = self.jail.summary();
-        s.child_stderr = crate::summary::ChildStderr {
+        s.processes.child_stderr = crate::summary::ChildStderr {
             gpu: self.jail.stderr_counts(Role::Gpu),
             renderer: self.jail.stderr_counts(Role::Renderer),
         };
@@ -132,25 +132,25 @@ impl Supervisor<'_> {
             .first_present
             .map(|f| self.metrics.last_present.duration_since(f).as_secs_f64())
             .unwrap_or(0.0);
-        s.seconds = secs;
-        s.fps = if secs > 0.0 {
-            (s.frames.saturating_sub(1)) as f64 / secs
+        s.frames.seconds = secs;
+        s.frames.fps = if secs > 0.0 {
+            (s.frames.count.saturating_sub(1)) as f64 / secs
         } else {
             0.0
         };
-        s.handoff = std::mem::take(&mut self.metrics.handoff).latency();
-        s.end_to_end = std::mem::take(&mut self.metrics.end_to_end).latency();
-        s.present_latency = std::mem::take(&mut self.metrics.present_latency).latency();
-        s.crashes = std::mem::take(&mut self.crashes);
-        s.detection = std::mem::take(&mut self.metrics.detections).latency();
-        s.restart_to_first_frame = std::mem::take(&mut self.metrics.recoveries).latency();
-        s.fallbacks = std::mem::take(&mut self.fallbacks);
+        s.latency.handoff = std::mem::take(&mut self.metrics.handoff).latency();
+        s.latency.end_to_end = std::mem::take(&mut self.metrics.end_to_end).latency();
+        s.latency.present = std::mem::take(&mut self.metrics.present_latency).latency();
+        s.recovery.crashes = std::mem::take(&mut self.crashes);
+        s.recovery.detection = std::mem::take(&mut self.metrics.detections).latency();
+        s.recovery.restart_to_first_frame = std::mem::take(&mut self.metrics.recoveries).latency();
+        s.recovery.fallbacks = std::mem::take(&mut self.fallbacks);
         self.chaos
             .fired
             .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
         self.chaos.fired.dedup();
-        s.faults_fired = self.chaos.fired.iter().map(chaos::describe).collect();
-        s.chaos_kills_planned = self.args.chaos.seed.map(|seed| {
+        s.recovery.faults_fired = self.chaos.fired.iter().map(chaos::describe).collect();
+        s.recovery.chaos_kills_planned = self.args.chaos.seed.map(|seed| {
             Plan::new(seed, self.args.chaos.kills, self.args.frames)
                 .with_faults(&self.args.chaos.faults)
                 .len()
@@ -166,7 +166,7 @@ impl Supervisor<'_> {
         // and written, so the file is the frame that was verified.
         let pixels = screen.and_then(|sc| sc.pixels());
         if ok && self.args.verify {
-            if let (Some(pixels), Some(frame)) = (&pixels, self.summary.last_frame) {
+            if let (Some(pixels), Some(frame)) = (&pixels, self.summary.frames.last) {
                 let (w, h) = screen.map_or(self.geometry.size, |sc| sc.shown_size());
                 self.summary.verified = Some(crate::verify::check_run(
                     self.drawn.scene.as_deref(),
@@ -181,7 +181,7 @@ impl Supervisor<'_> {
         if ok {
             if let (Some(screen), Some(pixels)) = (screen, &pixels) {
                 screen.write_png_of(pixels, &self.args.out)?;
-                self.summary.out = Some(self.args.out.display().to_string());
+                self.summary.frames.out = Some(self.args.out.display().to_string());
             }
         }
         if let Some(path) = &self.args.trace {
@@ -191,7 +191,7 @@ impl Supervisor<'_> {
     }
 
     fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
-        self.summary.trace_dropped = crate::summary::TraceDropped {
+        self.summary.trace.dropped = crate::summary::TraceDropped {
             gpu: self.tracing.traces.gpu.dropped(),
             renderer: self.tracing.traces.renderer.dropped(),
         };
@@ -216,8 +216,8 @@ impl Supervisor<'_> {
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         triptych_trace::write_chrome_json(&events, &procs, std::io::BufWriter::new(file))
             .with_context(|| format!("writing the trace to {}", path.display()))?;
-        self.summary.trace = Some(path.display().to_string());
-        self.summary.trace_events = events.len();
+        self.summary.trace.path = Some(path.display().to_string());
+        self.summary.trace.events = events.len();
         Ok(())
     }
 }

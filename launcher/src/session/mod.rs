@@ -271,7 +271,7 @@ impl Supervisor<'_> {
     }
 
     fn resume_from(&self) -> u64 {
-        self.summary.last_frame.map_or(0, |f| f + 1)
+        self.summary.frames.last.map_or(0, |f| f + 1)
     }
 
     /// Starts a renderer and a GPU process producing for it, from the frame after the last one
@@ -404,9 +404,12 @@ fn run_with(
         crashes: Vec::new(),
         fallbacks: Vec::new(),
         summary: RunSummary {
-            width,
-            height,
-            layers: args.layers,
+            frames: crate::summary::Frames {
+                width,
+                height,
+                layers: args.layers,
+                ..Default::default()
+            },
             damage: crate::summary::DamageSummary {
                 on: !args.no_damage,
                 ..Default::default()

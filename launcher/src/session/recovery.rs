@@ -15,7 +15,7 @@ impl Supervisor<'_> {
     ) -> usize {
         let cause = self
             .jail
-            .reaped(pid, &self.tracing.rec, self.summary.last_frame)
+            .reaped(pid, &self.tracing.rec, self.summary.frames.last)
             .unwrap_or(cause);
         let kill = self
             .chaos
@@ -29,7 +29,7 @@ impl Supervisor<'_> {
             pid,
             cause: cause.clone(),
             at_s: self.started.elapsed().as_secs_f64(),
-            last_frame: self.summary.last_frame,
+            last_frame: self.summary.frames.last,
             detection_us: since.map(|t| detected_ns.saturating_sub(t) as f64 / 1000.0),
             recovery_us: None,
             injected: fault
@@ -42,7 +42,7 @@ impl Supervisor<'_> {
         tracing::warn!(role = %role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
         self.trace_instant(
             Marker::Crash,
-            self.summary.last_frame,
+            self.summary.frames.last,
             &[
                 ("role", role.as_str().into()),
                 ("pid", pid.to_string()),
@@ -123,7 +123,7 @@ impl Supervisor<'_> {
         let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
         self.trace_instant(
             Marker::Restart,
-            self.summary.last_frame,
+            self.summary.frames.last,
             &[
                 ("role", Role::Gpu.as_str().into()),
                 ("pid", gpu.info.pid.to_string()),
@@ -251,14 +251,14 @@ impl Supervisor<'_> {
         }
         self.trace_instant(
             Marker::Restart,
-            self.summary.last_frame,
+            self.summary.frames.last,
             &[
                 ("role", Role::Renderer.as_str().into()),
                 ("pid", renderer.child.proc.pid.to_string()),
             ],
         );
         self.pair.renderer = Some(renderer);
-        self.summary.fd_counts.renderer_at_10 = None;
+        self.summary.processes.fd_counts.renderer_at_10 = None;
         self.pair.recovery = Some(Recovery {
             role: Role::Renderer,
             detected,

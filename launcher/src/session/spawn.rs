@@ -169,14 +169,14 @@ impl Supervisor<'_> {
                     };
                     let cause = self
                         .jail
-                        .reaped(pid, &self.tracing.rec, self.summary.last_frame)
+                        .reaped(pid, &self.tracing.rec, self.summary.frames.last)
                         .unwrap_or(fallback);
                     let record = CrashRecord {
                         role: Role::Gpu,
                         pid,
                         cause,
                         at_s: self.started.elapsed().as_secs_f64(),
-                        last_frame: self.summary.last_frame,
+                        last_frame: self.summary.frames.last,
                         detection_us: None,
                         recovery_us: None,
                         injected: None,
@@ -184,7 +184,7 @@ impl Supervisor<'_> {
                     tracing::warn!(pid, %why, "the GPU process failed to start");
                     self.trace_instant(
                         Marker::Crash,
-                        self.summary.last_frame,
+                        self.summary.frames.last,
                         &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
                     if let Some(e) = &self.embedding.embed {
@@ -214,7 +214,7 @@ impl Supervisor<'_> {
                 tracing::warn!("{msg}");
                 self.trace_instant(
                     Marker::Fallback,
-                    self.summary.last_frame,
+                    self.summary.frames.last,
                     &[("from", from.into()), ("to", to.into())],
                 );
                 if let Some(e) = &self.embedding.embed {

@@ -211,7 +211,7 @@ impl Supervisor<'_> {
             Verdict::Refuted(what) => Err(Breach::new("RendererViolation", what)),
             Verdict::Unknown(why) => {
                 super::push_bounded(
-                    &mut self.summary.uncorroborated,
+                    &mut self.summary.trust.uncorroborated,
                     format!("GPU process says renderer {renderer} broke the protocol ({claim:?}); not acted on: {why}"),
                 );
                 self.policing.quiet.note("renderer-violation-claim", || {
