@@ -37,12 +37,8 @@ pub(super) struct Shown {
     announced: u32,
     /// A resize waiting to be applied (the last size the window reported), and when.
     resize: Option<((u32, u32), Instant)>,
-    /// Layer moves not yet sent to the GPU process (sent once per tick).
-    moves_dirty: bool,
     /// The window was closed or `q` pressed.
     pub(super) quit: bool,
-    /// A layer being dragged: the layer and where the pointer was.
-    drag: Option<(u32, i32, i32)>,
     /// Whether the scene animates; a still scene gets frames only on change.
     pub(super) animates: bool,
     /// The overlay (the `o` key).
@@ -93,12 +89,6 @@ impl Shown {
         self.resize = Some((size, settled.unwrap_or_else(Instant::now)));
     }
 
-    /// A new scene: no layer is being dragged, and no move is left to send.
-    pub(super) fn forget_layers(&mut self) {
-        self.drag = None;
-        self.moves_dirty = false;
-    }
-
     /// Frames below this one were asked for before the last resize.
     pub(super) fn floor(&self) -> u64 {
         self.floor
@@ -129,9 +119,7 @@ impl Shown {
             floor: 0,
             announced: 0,
             resize: None,
-            moves_dirty: false,
             quit: false,
-            drag: None,
             animates,
             overlay: super::overlay::Overlay::default(),
         }
@@ -155,10 +143,9 @@ impl Supervisor<'_> {
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let (mw, mh) = self.geometry.max_size;
         let slot_bytes =
-            u32::try_from(u64::from(mw) * u64::from(mh) * 4).context("a frame beyond 4 GiB")?;
-        let (w, h) = self.geometry.size;
+            u32::try_from(self.geometry.slot_bytes()).context("a frame beyond 4 GiB")?;
+        let (w, h) = self.geometry.size();
         let seg =
             s.d.presenter
                 .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
@@ -182,9 +169,9 @@ impl Supervisor<'_> {
         generation: u32,
         damage: &Region,
     ) -> anyhow::Result<()> {
-        let slot_bytes =
-            u64::from(self.geometry.max_size.0) * u64::from(self.geometry.max_size.1) * 4;
-        let size = (self.geometry.size.0 as u16, self.geometry.size.1 as u16);
+        let slot_bytes = self.geometry.slot_bytes();
+        let (w, h) = self.geometry.size();
+        let size = (w as u16, h as u16);
         // A copy only for the copying path (an X server without MIT-SHM 1.2).
         let copies = self
             .display
@@ -196,7 +183,7 @@ impl Supervisor<'_> {
                     .renderer
                     .as_ref()
                     .and_then(|r| r.screen.as_ref())
-                    .and_then(|sc| sc.raw_slot(slot, self.geometry.size))
+                    .and_then(|sc| sc.raw_slot(slot, self.geometry.size()))
             })
             .flatten();
         let Some(s) = self.display.as_mut() else {
@@ -278,15 +265,6 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The slot of the current output at byte `offset`.
-    fn slot_of(&self, offset: u32) -> Option<u32> {
-        let slot_bytes =
-            u64::from(self.geometry.max_size.0) * u64::from(self.geometry.max_size.1) * 4;
-        u64::from(offset)
-            .checked_div(slot_bytes)
-            .and_then(|s| u32::try_from(s).ok())
-    }
-
     fn free_slot(&mut self, slot: u32) {
         if let Some(r) = self.pair.renderer.as_mut() {
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
@@ -321,6 +299,7 @@ impl Supervisor<'_> {
                         s.d.presenter.detach(old);
                     }
                     let freed = self
+                        .geometry
                         .slot_of(c.offset)
                         .and_then(|slot| {
                             self.pair.renderer.as_mut()?.slots.as_mut()?.completed(slot)
@@ -337,6 +316,7 @@ impl Supervisor<'_> {
                     .as_ref()
                     .is_some_and(|s| s.puts.seg.is_some_and(|(_, cur)| cur == c.seg));
                 let freed = self
+                    .geometry
                     .slot_of(c.offset)
                     .filter(|_| current)
                     .and_then(|slot| self.pair.renderer.as_mut()?.slots.as_mut()?.released(slot));
@@ -373,7 +353,9 @@ impl Supervisor<'_> {
                 }
             }
             DisplayEvent::Pointer { x, y, pressed } => self.pointer(x, y, pressed),
-            DisplayEvent::PointerLeft => self.set_hover(None),
+            DisplayEvent::PointerLeft => {
+                self.input.hover(None);
+            }
             DisplayEvent::Closed => self.quit("the window was closed"),
             DisplayEvent::Key(a) => self.key(a)?,
         }
@@ -383,38 +365,15 @@ impl Supervisor<'_> {
     /// A press picks up the topmost layer under the pointer in the frame on screen; moving
     /// with the button down moves it; letting go puts it down.
     fn pointer(&mut self, x: i32, y: i32, pressed: bool) {
+        if self.display.is_none() {
+            return;
+        }
         let under = self.layer_under((x, y));
         let frame = self.summary.frames.last.unwrap_or(0);
-        let Some(s) = self.display.as_mut() else {
-            return;
-        };
-        match (s.drag, pressed) {
-            (None, true) => {
-                if let Some(l) = under {
-                    tracing::info!(layer = l, x, y, frame, "dragging a layer");
-                    s.drag = Some((l, x, y));
-                }
-            }
-            (Some((l, lx, ly)), true) => {
-                if (x, y) != (lx, ly) {
-                    self.input.moves.add(l, x - lx, y - ly);
-                    s.drag = Some((l, x, y));
-                    s.moves_dirty = true;
-                }
-            }
-            (Some((l, _, _)), false) => {
-                let (dx, dy) = self.input.moves.offsets[l as usize];
-                tracing::info!(layer = l, dx, dy, "put a layer down");
-                s.drag = None;
-            }
-            (None, false) => {}
-        }
+        let carried = self.input.pointer((x, y), pressed, under, frame);
         // The layer carried is the one hovered; else the one under the pointer now.
-        let hover = match self.display.as_ref().and_then(|s| s.drag) {
-            Some((l, _, _)) => Some(l),
-            None => self.layer_under((x, y)),
-        };
-        self.set_hover(hover);
+        let hover = carried.or_else(|| self.layer_under((x, y)));
+        self.input.hover(hover);
     }
 
     fn quit(&mut self, why: &str) {
@@ -487,7 +446,7 @@ impl Supervisor<'_> {
             s.overlay.new_gpu();
         }
         // A new GPU process starts with nothing outlined.
-        self.input.hover_dirty |= self.input.hover.is_some();
+        self.input.new_gpu();
     }
 
     /// Applies the window's last reported size once it has held for [`RESIZE_SETTLE`]: a new
@@ -511,21 +470,13 @@ impl Supervisor<'_> {
     /// Frames of `size` (clamped to the output slots' size) from now on, if that is another
     /// size: a new generation, told to the renderer first and then to the GPU process.
     pub(super) fn new_generation(&mut self, (w, h): (u32, u32)) {
-        let max = self.geometry.max_size;
-        let (w, h) = (w.clamp(1, max.0), h.clamp(1, max.1));
-        if (w, h) == self.geometry.size {
+        let Some(r) = self.geometry.resize((w, h)) else {
             return;
-        }
-        self.geometry.generation += 1;
-        self.geometry.size = (w, h);
+        };
+        let (w, h) = (r.width, r.height);
         self.summary.frames.width = w;
         self.summary.frames.height = h;
         self.summary.frames.resizes += 1;
-        let r = ipc_protocol::messages::Resize {
-            width: w,
-            height: h,
-            generation: self.geometry.generation,
-        };
         if let Some(s) = self.display.as_mut() {
             s.floor = s.pacing.next_request;
             s.changed();
@@ -559,8 +510,7 @@ impl Supervisor<'_> {
     /// tick.
     pub(super) fn display_tick(&mut self) -> Option<Duration> {
         self.apply_resize();
-        if self.display.as_ref().is_some_and(|s| s.moves_dirty) {
-            let offsets = self.input.moves.offsets;
+        if let Some(offsets) = self.input.take_moves() {
             if let Some(g) = self.pair.gpu.as_mut() {
                 if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Moves(offsets))
                 {
@@ -568,7 +518,6 @@ impl Supervisor<'_> {
                 }
             }
             if let Some(s) = self.display.as_mut() {
-                s.moves_dirty = false;
                 s.changed();
             }
         }
@@ -578,7 +527,8 @@ impl Supervisor<'_> {
         let floor = self.display.as_ref().map_or(0, |s| s.floor);
         let presented = self.resume_from().max(floor);
         // A hover not yet sent (its queue was full) is a change still to show.
-        let hover_dirty = self.input.hover_dirty;
+        let hover_dirty = self.input.hover_dirty();
+        let moves_dirty = self.input.moves_dirty();
         let s = self.display.as_mut()?;
         let now = Instant::now();
         if now < s.pacing.next_tick {
@@ -606,22 +556,22 @@ impl Supervisor<'_> {
                 }
             }
             // The frame's first moment in the trace: the display asked for it.
-            self.tracing.rec.instant(
+            self.tracing.rec().instant(
                 triptych_trace::Marker::FrameRequest,
                 triptych_trace::InstantScope::Process,
                 Some(up_to),
-                Args::new(),
+                triptych_trace::Args::new(),
             );
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if s.pacing.next_request <= presented {
-            self.liveness.last_progress = now;
+            self.liveness.progress(now);
         }
         if !s.animates
             && s.pacing.next_request >= s.pacing.wanted
             && !s.pacing.step
             && s.resize.is_none()
-            && !s.moves_dirty
+            && !moves_dirty
             && !hover_dirty
         {
             // Idle: nothing to ask for until an event changes something, and events wake the

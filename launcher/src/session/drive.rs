@@ -9,7 +9,7 @@ impl Supervisor<'_> {
     pub(super) fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
         let heartbeat = Duration::from_millis(self.args.supervision.heartbeat_ms.max(10));
         let hang = Duration::from_millis(self.args.supervision.hang_timeout_ms.max(50));
-        self.liveness.last_progress = Instant::now();
+        self.liveness.progress(Instant::now());
         while !self.run_over() {
             let wait = self
                 .display_tick()
@@ -18,11 +18,7 @@ impl Supervisor<'_> {
                 .display
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |s| s.d.events.clone());
-            let embed_control = self
-                .embedding
-                .embed
-                .as_ref()
-                .map_or_else(crossbeam_channel::never, |e| e.control.clone());
+            let embed_control = self.embedding.control();
             let gpu_events = self
                 .pair
                 .gpu
@@ -43,7 +39,7 @@ impl Supervisor<'_> {
                 .renderer
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
-            let checked = self.policing.checks.done.clone();
+            let checked = self.policing.verdicts();
             select! {
                 recv(r_events) -> m => match m {
                     Ok(d) => self.renderer_delivery(d)?,
@@ -56,7 +52,7 @@ impl Supervisor<'_> {
                 recv(gpu_exit) -> _ => self.gpu_down(None)?,
                 recv(r_exit) -> _ => self.renderer_down(None)?,
                 recv(checked) -> v => if let Ok((claim, finding)) = v {
-                    self.policing.checks.finished();
+                    self.policing.verdict_taken();
                     self.fence_verdict(claim, finding)?;
                 },
                 recv(signals) -> s => {
@@ -68,22 +64,16 @@ impl Supervisor<'_> {
                 },
                 recv(embed_control) -> c => match c {
                     Ok(c) => self.embed_control(c)?,
-                    Err(_) => self.embedding.embed_quit = true,
+                    Err(_) => self.embedding.quit(),
                 },
                 default(wait) => {}
             }
-            if let Some(b) = self.evidence.pending_gpu_breach.take() {
+            if let Some(b) = self.evidence.take_gpu_breach() {
                 self.gpu_violation(b)?;
             }
-            if let Some((pid, b)) = self.evidence.pending_renderer_breach.take() {
-                if self
-                    .pair
-                    .renderer
-                    .as_ref()
-                    .is_some_and(|r| r.child.proc.pid == pid)
-                {
-                    self.renderer_violation(b)?;
-                }
+            let renderer_pid = self.pair.renderer.as_ref().map(|r| r.child.proc.pid);
+            if let Some(b) = self.evidence.take_renderer_breach(renderer_pid) {
+                self.renderer_violation(b)?;
             }
             if self.pair.renderer.as_ref().is_some_and(|r| r.unread) {
                 self.renderer_violation(rules::Breach::new(
@@ -98,56 +88,41 @@ impl Supervisor<'_> {
                 ))?;
             }
             // Heartbeats.
-            if self.liveness.last_ping.elapsed() >= heartbeat {
-                self.liveness.ping_seq += 1;
-                self.liveness.last_ping = Instant::now();
+            if let Some(seq) = self.liveness.ping_due(Instant::now(), heartbeat) {
                 if let Some(g) = &mut self.pair.gpu {
-                    if let Err(SendError::Full) = g
-                        .child
-                        .commands
-                        .send(&LauncherToGpu::Ping(self.liveness.ping_seq))
-                    {
+                    if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Ping(seq)) {
                         g.unread = true;
                     }
                 }
                 if let Some(r) = &mut self.pair.renderer {
-                    if let Err(e) = r
-                        .child
-                        .commands
-                        .send(&LauncherToRenderer::Ping(self.liveness.ping_seq))
-                    {
+                    if let Err(e) = r.child.commands.send(&LauncherToRenderer::Ping(seq)) {
                         r.send_failed(e);
                     }
                 }
             }
-            if let Some(silent) = self
-                .pair
-                .gpu
-                .as_ref()
-                .map(|g| g.last_pong.elapsed())
-                .filter(|s| *s > hang)
-            {
+            let silent = self
+                .liveness
+                .silent(Role::Gpu, Instant::now(), hang)
+                .filter(|_| self.pair.gpu.is_some());
+            if let Some(silent) = silent {
                 self.gpu_down(Some(Cause::Hang {
                     silent_ms: silent.as_millis() as u64,
                 }))?;
             }
-            if let Some(silent) = self
-                .pair
-                .renderer
-                .as_ref()
-                .map(|r| r.last_pong.elapsed())
-                .filter(|s| *s > hang)
-            {
+            let silent = self
+                .liveness
+                .silent(Role::Renderer, Instant::now(), hang)
+                .filter(|_| self.pair.renderer.is_some());
+            if let Some(silent) = silent {
                 self.renderer_down(Some(Cause::Hang {
                     silent_ms: silent.as_millis() as u64,
                 }))?;
             }
             // Both answer, yet nothing reaches the screen: blame whoever holds things up.
-            let stalled = self.liveness.last_progress.elapsed();
+            let stalled = self.liveness.stalled(Instant::now());
             if stalled <= hang {
                 // What a stall's check saw waiting is not carried into the next stall.
-                self.evidence.unread_frames = None;
-                self.evidence.unread_releases = None;
+                self.evidence.forget_unread();
             }
             if stalled > hang && self.pair.gpu.is_some() {
                 self.stalled(stalled, hang)?;
@@ -162,7 +137,7 @@ impl Supervisor<'_> {
     /// Whether the run is over: headless, once the last frame is on screen; in a window, once
     /// the window is closed or `q` pressed (the last frame stays on screen until then).
     fn run_over(&self) -> bool {
-        if self.embedding.embed_quit {
+        if self.embedding.quitting() {
             return true;
         }
         match &self.display {
@@ -247,8 +222,7 @@ impl Supervisor<'_> {
                     },
                 )
             });
-        let frames = witness::unread(frames, &mut self.evidence.unread_frames, hang / 2);
-        let releases = witness::unread(releases, &mut self.evidence.unread_releases, hang / 2);
+        let (frames, releases) = self.evidence.unread(frames, releases, hang / 2);
         if let witness::Unread::Stopped { bytes, ms } = frames {
             return self.renderer_down(Some(Cause::ProtocolViolation {
                 kind: "peer socket".to_owned(),
@@ -307,7 +281,7 @@ impl Supervisor<'_> {
                 }
             }
             Finding::Refuted(why) => {
-                self.policing.quiet.note("refuted-fence-timeout", || {
+                self.policing.note("refuted-fence-timeout", || {
                     tracing::warn!(frame = claim.frame, layer = claim.layer, %why, "the renderer's fence timeout is refuted; nobody is blamed")
                 });
                 self.summary.trust.refuted_fence_timeouts += 1;

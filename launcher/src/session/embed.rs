@@ -19,7 +19,7 @@ impl Supervisor<'_> {
     pub(super) fn embed_control(&mut self, c: Control) -> anyhow::Result<()> {
         match c {
             Control::Kill(role) => self.kill_role(role),
-            Control::Shutdown => self.embedding.embed_quit = true,
+            Control::Shutdown => self.embedding.quit(),
             Control::SetScene(scene) => self.switch_scene(scene)?,
             Control::Resize(w, h) => match self.display.as_mut() {
                 // The path a window's own resize takes, without waiting for it to settle.
@@ -36,28 +36,21 @@ impl Supervisor<'_> {
         let layers = u32::try_from(scene.scene.layers.len()).context("layer count")?;
         tracing::info!(
             layers,
-            scene = self.drawn.scene_id + 1,
+            scene = self.drawn.scene_id() + 1,
             resume_from = self.resume_from(),
             "switching to a new scene"
         );
         self.stop_pair();
+        self.drawn.switch(scene, layers);
         if let Some(s) = self.display.as_mut() {
-            s.animates = scene.scene.animates();
+            s.animates = self.drawn.animates();
         }
-        self.drawn.scene = Some(scene);
-        self.drawn.layers = layers;
-        self.drawn.scene_id += 1;
         self.summary.frames.layers = layers;
         self.summary.frames.scene_changes += 1;
-        self.input.moves = triptych_scene::Moves::default();
-        self.input.hover = None;
-        self.input.hover_dirty = false;
+        self.input.new_scene();
         self.last_dropped = false;
-        if let Some(s) = self.display.as_mut() {
-            s.forget_layers();
-        }
         self.start_pair()?;
-        self.liveness.last_progress = Instant::now();
+        self.liveness.progress(Instant::now());
         Ok(())
     }
 
@@ -66,9 +59,7 @@ impl Supervisor<'_> {
     fn stop_pair(&mut self) {
         if let Some(mut r) = self.pair.renderer.take() {
             let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
-            if let Some(s) = r.screen.take().filter(|s| s.shown.is_some()) {
-                self.pair.old_screen = Some(s);
-            }
+            self.pair.keep_showing(r.screen.take());
             if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
@@ -78,7 +69,7 @@ impl Supervisor<'_> {
             }
             let _ = self.jail.reaped(
                 r.child.proc.pid,
-                &self.tracing.rec,
+                self.tracing.rec(),
                 self.summary.frames.last,
             );
         }
@@ -93,7 +84,7 @@ impl Supervisor<'_> {
             }
             let _ = self.jail.reaped(
                 g.child.proc.pid,
-                &self.tracing.rec,
+                self.tracing.rec(),
                 self.summary.frames.last,
             );
         }
@@ -103,39 +94,19 @@ impl Supervisor<'_> {
     /// its layers out (a scene file's, or the built-in scene's), with the user's moves.
     pub(super) fn layer_under(&self, p: (i32, i32)) -> Option<u32> {
         let frame = self.summary.frames.last.unwrap_or(0);
-        let (w, h) = self.geometry.size;
-        match &self.drawn.scene {
-            Some(s) => s.scene.layer_at(frame, w, h, &self.input.moves, p),
-            None => triptych_scene::layer_at(frame, self.drawn.layers, w, h, &self.input.moves, p),
-        }
-    }
-
-    /// The pointer is over `layer` now (or over none).
-    pub(super) fn set_hover(&mut self, layer: Option<u32>) {
-        if layer == self.input.hover {
-            return;
-        }
-        match layer {
-            Some(l) => tracing::info!(layer = l, "hovering a layer"),
-            None => tracing::info!("hovering no layer"),
-        }
-        self.input.hover = layer;
-        self.input.hover_dirty = true;
+        self.drawn
+            .layer_at(frame, self.geometry.size(), self.input.moves(), p)
     }
 
     /// Tells the GPU process which layer to outline, once per change.
     pub(super) fn send_hover(&mut self) {
-        if !self.input.hover_dirty {
+        let Some(hover) = self.input.hover_to_send() else {
             return;
-        }
+        };
         if let Some(g) = self.pair.gpu.as_mut() {
-            match g
-                .child
-                .commands
-                .send(&LauncherToGpu::Hover(self.input.hover))
-            {
+            match g.child.commands.send(&LauncherToGpu::Hover(hover)) {
                 Err(SendError::Full) => g.unread = true,
-                Ok(()) | Err(_) => self.input.hover_dirty = false,
+                Ok(()) | Err(_) => self.input.hover_sent(),
             }
         }
         // A still scene needs a frame to show the outline.

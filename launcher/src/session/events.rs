@@ -15,6 +15,7 @@ use crate::chaos::Target;
 use crate::crash::Cause;
 use crate::present::Screen;
 use ipc_protocol::rules::{self, Breach};
+use ipc_protocol::Role;
 
 impl Supervisor<'_> {
     /// One delivery from the GPU process's control socket.
@@ -89,7 +90,7 @@ impl Supervisor<'_> {
     /// most [`PRODUCED_GRACE`].
     fn catch_up_on_production(&mut self, frame: u64) {
         let deadline = Instant::now() + PRODUCED_GRACE;
-        while self.policing.frames.produced.is_none_or(|p| p < frame) {
+        while self.policing.newest_produced().is_none_or(|p| p < frame) {
             let Some(rx) = self.pair.gpu.as_ref().map(|g| g.events.clone()) else {
                 return;
             };
@@ -98,7 +99,7 @@ impl Supervisor<'_> {
                     // A breach is acted on in the main loop; what the GPU process sent after it
                     // is read on, for the frames it reported.
                     if let Err(b) = self.gpu_event(m) {
-                        self.evidence.pending_gpu_breach.get_or_insert(b);
+                        self.evidence.gpu_breach(b);
                     }
                 }
                 _ => return,
@@ -108,24 +109,16 @@ impl Supervisor<'_> {
 
     fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
-        self.policing
-            .budgets
-            .gpu
-            .message(m.kind(), Instant::now())?;
+        self.policing.message(Role::Gpu, m.kind(), Instant::now())?;
         match m {
             GpuToLauncher::Pong(n) => {
-                rules::pong(n, self.liveness.ping_seq)?;
-                if let Some(g) = &mut self.pair.gpu {
-                    g.last_pong = Instant::now();
-                }
-                if n == self.liveness.ping_seq {
-                    let us = self.liveness.last_ping.elapsed().as_secs_f64() * 1e6;
+                if let Some(us) = self.liveness.pong(Role::Gpu, n, Instant::now())? {
                     self.summary.latency.gpu_ping_max_us =
                         self.summary.latency.gpu_ping_max_us.max(us);
                 }
             }
             GpuToLauncher::Produced { frame } => {
-                self.policing.frames.produced(frame, self.args.frames)?;
+                self.policing.produced(frame, self.args.frames)?;
                 self.tell_renderer_produced();
                 if let Some(g) = &mut self.pair.gpu {
                     g.starved_since = None;
@@ -154,7 +147,7 @@ impl Supervisor<'_> {
             }
             GpuToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
-                self.policing.quiet.note(
+                self.policing.note(
                     "gpu-failed",
                     || tracing::error!(error = %e, "the GPU process failed"),
                 );
@@ -168,21 +161,12 @@ impl Supervisor<'_> {
             GpuToLauncher::FaultFired { at_ns, fault } => {
                 let planned = self.pair.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
                 rules::fault(&fault, planned)?;
-                self.chaos.fired.push(fault);
+                self.chaos.fired(fault);
                 if let Some(g) = &mut self.pair.gpu {
                     g.fault = Some((at_ns, fault));
                 }
             }
-            GpuToLauncher::Trace(t) => {
-                if self
-                    .policing
-                    .budgets
-                    .gpu
-                    .trace(&t, self.args.trace.is_some())?
-                {
-                    self.tracing.traces.gpu.extend(t);
-                }
-            }
+            GpuToLauncher::Trace(t) => self.child_trace(Role::Gpu, t)?,
         }
         Ok(())
     }
@@ -194,10 +178,8 @@ impl Supervisor<'_> {
     ) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
         self.policing
-            .budgets
-            .renderer
-            .message(m.kind(), Instant::now())?;
-        let (width, height) = self.geometry.max_size;
+            .message(Role::Renderer, m.kind(), Instant::now())?;
+        let (width, height) = self.geometry.max_size();
         match m {
             RendererToLauncher::Output {
                 generation,
@@ -213,15 +195,7 @@ impl Supervisor<'_> {
                 }
                 // The generation the renderer was started with: a resize may have come since,
                 // and reaches it as a command after this.
-                if generation > self.geometry.generation {
-                    return Err(Breach::new(
-                        "Output",
-                        format!(
-                            "of generation {generation}, beyond {}",
-                            self.geometry.generation
-                        ),
-                    ));
-                }
+                self.geometry.check_output(generation)?;
                 if self.jail.awaits_listener(r.child.proc.pid) {
                     return Err(Breach::new("Output", "before the sandbox listener"));
                 }
@@ -280,7 +254,7 @@ impl Supervisor<'_> {
             RendererToLauncher::Rejected { frame, reason } => {
                 let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, not acted on.
-                self.policing.quiet.note(
+                self.policing.note(
                     "rejected",
                     || tracing::warn!(frame, %reason, "the renderer rejected a frame"),
                 );
@@ -298,25 +272,20 @@ impl Supervisor<'_> {
                     &mut self.summary.trust.uncorroborated,
                     format!("renderer says the GPU process broke the frame channel: {what}"),
                 );
-                self.policing.quiet.note("gpu-violation-claim", || {
+                self.policing.note("gpu-violation-claim", || {
                     tracing::warn!(%what, "the renderer reports a bad frame channel (not corroborated)")
                 });
             }
             RendererToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
-                self.policing.quiet.note(
+                self.policing.note(
                     "renderer-failed",
                     || tracing::error!(error = %e, "the renderer failed"),
                 )
             }
             RendererToLauncher::Stats(s) => self.summary.renderer = s,
             RendererToLauncher::Pong(n) => {
-                rules::pong(n, self.liveness.ping_seq)?;
-                if let Some(r) = &mut self.pair.renderer {
-                    r.last_pong = Instant::now();
-                }
-                if n == self.liveness.ping_seq {
-                    let us = self.liveness.last_ping.elapsed().as_secs_f64() * 1e6;
+                if let Some(us) = self.liveness.pong(Role::Renderer, n, Instant::now())? {
                     self.summary.latency.renderer_ping_max_us =
                         self.summary.latency.renderer_ping_max_us.max(us);
                 }
@@ -329,7 +298,7 @@ impl Supervisor<'_> {
             } => {
                 // A claim against the GPU process: checked against the fence itself.
                 if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
-                    self.policing.checks.fence_claim(
+                    self.policing.check_fence(
                         &g.child.proc.pidfd,
                         super::corroborate::Claim {
                             epoch,
@@ -350,21 +319,12 @@ impl Supervisor<'_> {
                     .as_ref()
                     .map_or(&[][..], |r| &r.faults[..]);
                 rules::fault(&fault, planned)?;
-                self.chaos.fired.push(fault);
+                self.chaos.fired(fault);
                 if let Some(r) = &mut self.pair.renderer {
                     r.fault = Some((at_ns, fault));
                 }
             }
-            RendererToLauncher::Trace(t) => {
-                if self
-                    .policing
-                    .budgets
-                    .renderer
-                    .trace(&t, self.args.trace.is_some())?
-                {
-                    self.tracing.traces.renderer.extend(t);
-                }
-            }
+            RendererToLauncher::Trace(t) => self.child_trace(Role::Renderer, t)?,
         }
         Ok(())
     }
@@ -372,7 +332,7 @@ impl Supervisor<'_> {
     /// A composited frame: checked against what was produced and what is on screen, then shown.
     /// Tells the renderer the newest frame produced, which it may present up to.
     pub(super) fn tell_renderer_produced(&mut self) {
-        let Some(p) = self.policing.frames.produced else {
+        let Some(p) = self.policing.newest_produced() else {
             return;
         };
         if let Some(r) = self.pair.renderer.as_mut() {
@@ -403,8 +363,7 @@ impl Supervisor<'_> {
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
         let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
-        let judged = super::slots::judge(p.generation, self.geometry.generation, p.frame, floor)
-            .map_err(|what| Breach::new("Presented", what))?;
+        let judged = self.geometry.judge(p.generation, p.frame, floor)?;
         if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
@@ -418,8 +377,8 @@ impl Supervisor<'_> {
         self.catch_up_on_production(p.frame);
         // A GPU process found breaking the protocol may have sent frames it never reported: such
         // a frame is not held against the renderer, but handed back unshown and counted.
-        let unreported = self.policing.frames.produced.is_none_or(|f| p.frame > f);
-        if unreported && self.evidence.pending_gpu_breach.is_some() {
+        let unreported = self.policing.newest_produced().is_none_or(|f| p.frame > f);
+        if unreported && self.evidence.gpu_breached() {
             self.hand_back_unshown(p.slot)?;
             self.summary.frames.unreported_dropped += 1;
             return Ok(());
@@ -447,25 +406,13 @@ impl Supervisor<'_> {
             .map_err(|e| Breach::new("Presented", e.to_string()))?;
         // The damage lies inside the frame; a display server is shown only what it names, so
         // a lying renderer garbles only its own output.
-        let damage =
-            ipc_protocol::damage::check(&p.damage, self.geometry.size.0, self.geometry.size.1)
-                .map_err(|e| Breach::new("Presented", e.to_string()))?;
-        let output_px = u64::from(self.geometry.size.0) * u64::from(self.geometry.size.1);
-        if p.composited_px > output_px {
-            return Err(Breach::new(
-                "Presented",
-                format!(
-                    "{} pixels composited into a frame of {output_px}",
-                    p.composited_px
-                ),
-            ));
-        }
-        self.policing.frames.presented(p.frame, p.epoch)?;
+        let (damage, output_px) = self.geometry.check_presented(&p.damage, p.composited_px)?;
+        self.policing.presented(p.frame, p.epoch)?;
         self.summary
             .damage
             .add(damage.area(), p.composited_px, output_px);
         screen
-            .show(p.slot, p.frame, self.geometry.size)
+            .show(p.slot, p.frame, self.geometry.size())
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
         if self.display.is_none() {
             let freed = slots
@@ -482,21 +429,14 @@ impl Supervisor<'_> {
         let renderer_presented = r.presented;
         // A frame event dropped (the application fell behind) leaves the next one's damage
         // relative to a frame the application never saw: that one is damaged whole.
-        let fits = self.embedding.embed.as_ref().map(|e| e.frame_fits());
-        if fits == Some(false) {
-            self.embedding.embed_owed = true;
-        }
-        let owed = fits == Some(true) && std::mem::take(&mut self.embedding.embed_owed);
-        if let Some(e) = self.embedding.embed.as_ref().filter(|_| fits == Some(true)) {
-            let frame_damage = if owed {
-                vec![ipc_protocol::damage::Rect::full(
-                    self.geometry.size.0,
-                    self.geometry.size.1,
-                )]
+        if let Some(event) = self.embedding.frame_event() {
+            let (width, height) = self.geometry.size();
+            let frame_damage = if event.whole {
+                vec![ipc_protocol::damage::Rect::full(width, height)]
             } else {
                 damage.rects().to_vec()
             };
-            let pixels = if e.pixels {
+            let pixels = if event.pixels {
                 self.pair
                     .renderer
                     .as_ref()
@@ -505,17 +445,17 @@ impl Supervisor<'_> {
             } else {
                 None
             };
-            e.send(crate::embedding::Event::Presented(
+            self.embedding.send(crate::embedding::Event::Presented(
                 crate::embedding::PresentedFrame::new(
                     p.frame,
-                    self.geometry.size,
-                    (self.drawn.scene_id, self.geometry.generation),
+                    self.geometry.size(),
+                    (self.drawn.scene_id(), self.geometry.generation()),
                     frame_damage,
                     pixels,
                 ),
             ));
         }
-        self.pair.old_screen = None;
+        self.pair.forget_old_screen();
         if self.display.is_some() {
             if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
                 tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
@@ -527,31 +467,25 @@ impl Supervisor<'_> {
         let mut args = Args::new();
         args.insert("damaged_px".into(), damage.area().into());
         args.insert("output_px".into(), output_px.into());
-        self.tracing.rec.record_span(
+        self.tracing.rec().record_span(
             Stage::Present,
             Some(p.frame),
             p.composited_ns,
             triptych_trace::now_ns(),
             args,
         );
-        self.metrics
-            .handoff
-            .push(p.ready_ns.saturating_sub(p.sent_ns));
-        self.metrics.end_to_end.push(now.saturating_sub(p.sent_ns));
         // From every layer's fence signalled (the GPU done) to the frame handed over: to the
         // display server in a window, to the output (the PNG's slot) headless.
-        let present_ns = triptych_trace::now_ns().saturating_sub(p.ready_ns);
-        self.metrics.present_latency.push(present_ns);
+        let at = Instant::now();
+        let present_ns =
+            self.metrics
+                .presented((p.sent_ns, p.ready_ns), now, triptych_trace::now_ns(), at);
         if let Some(s) = self.display.as_mut() {
             s.overlay.presented(present_ns);
         }
         self.summary.frames.count += 1;
         self.summary.frames.last = Some(p.frame);
-        self.liveness.last_progress = Instant::now();
-        self.metrics.last_present = Instant::now();
-        self.metrics
-            .first_present
-            .get_or_insert(self.metrics.last_present);
+        self.liveness.progress(at);
         if renderer_presented == 10 {
             self.summary.processes.fd_counts.renderer_at_10 = fd_count(renderer_pid);
         }
@@ -563,10 +497,11 @@ impl Supervisor<'_> {
                 g.presented += 1;
             }
         }
-        if let Some(rc) = self.pair.recovery.take() {
-            let us = rc.detected.elapsed().as_micros() as u64;
-            self.metrics.recoveries.push(us * 1000);
-            self.crashes[rc.record].recovery_us = Some(us as f64);
+        if let Some(rc) = self.pair.recovered() {
+            let us = self.metrics.recovered(rc.detected, Instant::now());
+            if let Some(c) = self.crashes.get_mut(rc.record) {
+                c.recovery_us = Some(us as f64);
+            }
             tracing::info!(
                 role = %rc.role,
                 recovery_us = us,
@@ -577,35 +512,30 @@ impl Supervisor<'_> {
         // Chaos: kills from outside, once their frame is on screen.
         // One at a time, and only into a process that is running normally (not already hit by
         // an injected fault or a kill), so that every kill is one crash.
-        if let Some(i) = self
+        let gpu = self
+            .pair
+            .gpu
+            .as_ref()
+            .filter(|g| g.fault.is_none() && g.presented > 0)
+            .map(|g| &g.child.proc);
+        let renderer = self
+            .pair
+            .renderer
+            .as_ref()
+            .filter(|r| r.fault.is_none() && r.presented > 0)
+            .map(|r| &r.child.proc);
+        let running = |t: Target| {
+            match t {
+                Target::Gpu => gpu,
+                Target::Renderer => renderer,
+            }
+            .map(|pr| pr.pid)
+        };
+        if let Some(pid) = self
             .chaos
-            .plan
-            .external
-            .iter()
-            .position(|k| k.after_frame <= p.frame)
+            .kill_due(p.frame, triptych_trace::now_ns(), running)
         {
-            let k = self.chaos.plan.external[i];
-            let target = match k.target {
-                Target::Gpu => self
-                    .pair
-                    .gpu
-                    .as_ref()
-                    .filter(|g| g.fault.is_none() && g.presented > 0)
-                    .map(|g| &g.child.proc),
-                Target::Renderer => self
-                    .pair
-                    .renderer
-                    .as_ref()
-                    .filter(|r| r.fault.is_none() && r.presented > 0)
-                    .map(|r| &r.child.proc),
-            };
-            if let Some(proc) =
-                target.filter(|pr| !self.chaos.kill_times.iter().any(|(pid, _)| *pid == pr.pid))
-            {
-                self.chaos.plan.external.remove(i);
-                self.chaos
-                    .kill_times
-                    .push((proc.pid, triptych_trace::now_ns()));
+            if let Some(proc) = gpu.into_iter().chain(renderer).find(|pr| pr.pid == pid) {
                 proc.signal(triptych_sys::signal::Signal::SIGKILL);
                 self.summary.recovery.external_kills += 1;
             }

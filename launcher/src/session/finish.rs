@@ -10,7 +10,7 @@ use ipc_protocol::messages::{
 };
 
 use super::{fd_count, fence_count, Supervisor, EXIT_GRACE};
-use crate::chaos::{self, Plan};
+use crate::chaos::Plan;
 use crate::summary::{Pids, RunSummary};
 use ipc_protocol::Role;
 
@@ -45,12 +45,10 @@ impl Supervisor<'_> {
                     Ok(Ok((RendererToLauncher::Trace(t), _))) => {
                         if self
                             .policing
-                            .budgets
-                            .renderer
-                            .trace(&t, self.args.trace.is_some())
+                            .trace(Role::Renderer, &t, self.args.trace.is_some())
                             .is_ok()
                         {
-                            self.tracing.traces.renderer.extend(t);
+                            self.tracing.keep(Role::Renderer, t);
                         }
                     }
                     Ok(Ok(_)) => {}
@@ -82,12 +80,10 @@ impl Supervisor<'_> {
                 if let GpuToLauncher::Trace(t) = m {
                     if self
                         .policing
-                        .budgets
-                        .gpu
-                        .trace(&t, self.args.trace.is_some())
+                        .trace(Role::Gpu, &t, self.args.trace.is_some())
                         .is_ok()
                     {
-                        self.tracing.traces.gpu.extend(t);
+                        self.tracing.keep(Role::Gpu, t);
                     }
                 }
             }
@@ -127,29 +123,22 @@ impl Supervisor<'_> {
             renderer: self.jail.stderr_counts(Role::Renderer),
         };
         s.sandbox.gpu_landlock = gpu_info.as_ref().map(|i| i.landlock.clone());
-        let secs = self
-            .metrics
-            .first_present
-            .map(|f| self.metrics.last_present.duration_since(f).as_secs_f64())
-            .unwrap_or(0.0);
+        let timings = std::mem::take(&mut self.metrics).timings();
+        let secs = timings.seconds;
         s.frames.seconds = secs;
         s.frames.fps = if secs > 0.0 {
             (s.frames.count.saturating_sub(1)) as f64 / secs
         } else {
             0.0
         };
-        s.latency.handoff = std::mem::take(&mut self.metrics.handoff).latency();
-        s.latency.end_to_end = std::mem::take(&mut self.metrics.end_to_end).latency();
-        s.latency.present = std::mem::take(&mut self.metrics.present_latency).latency();
+        s.latency.handoff = timings.handoff;
+        s.latency.end_to_end = timings.end_to_end;
+        s.latency.present = timings.present_latency;
         s.recovery.crashes = std::mem::take(&mut self.crashes);
-        s.recovery.detection = std::mem::take(&mut self.metrics.detections).latency();
-        s.recovery.restart_to_first_frame = std::mem::take(&mut self.metrics.recoveries).latency();
+        s.recovery.detection = timings.detection;
+        s.recovery.restart_to_first_frame = timings.restart_to_first_frame;
         s.recovery.fallbacks = std::mem::take(&mut self.fallbacks);
-        self.chaos
-            .fired
-            .sort_by_key(|f| (f.frame, format!("{:?}{:?}", f.point, f.action)));
-        self.chaos.fired.dedup();
-        s.recovery.faults_fired = self.chaos.fired.iter().map(chaos::describe).collect();
+        s.recovery.faults_fired = self.chaos.fired_described();
         s.recovery.chaos_kills_planned = self.args.chaos.seed.map(|seed| {
             Plan::new(seed, self.args.chaos.kills, self.args.frames)
                 .with_faults(&self.args.chaos.faults)
@@ -161,17 +150,17 @@ impl Supervisor<'_> {
             .as_ref()
             .and_then(|r| r.screen.as_ref())
             .filter(|sc| sc.shown.is_some())
-            .or(self.pair.old_screen.as_ref());
+            .or(self.pair.old_screen());
         // One copy of the slot on screen (memory the renderer can still write) is both checked
         // and written, so the file is the frame that was verified.
         let pixels = screen.and_then(|sc| sc.pixels());
         if ok && self.args.verify {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.frames.last) {
-                let (w, h) = screen.map_or(self.geometry.size, |sc| sc.shown_size());
+                let (w, h) = screen.map_or(self.geometry.size(), |sc| sc.shown_size());
                 self.summary.verified = Some(crate::verify::check_run(
-                    self.drawn.scene.as_deref(),
+                    self.drawn.scene().map(|s| &**s),
                     frame,
-                    self.drawn.layers,
+                    self.drawn.layers(),
                     w,
                     h,
                     pixels,
@@ -192,26 +181,11 @@ impl Supervisor<'_> {
 
     fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
         self.summary.trace.dropped = crate::summary::TraceDropped {
-            gpu: self.tracing.traces.gpu.dropped(),
-            renderer: self.tracing.traces.renderer.dropped(),
+            gpu: self.tracing.dropped(Role::Gpu),
+            renderer: self.tracing.dropped(Role::Renderer),
         };
         // The drops are in the trace too, as counters on the launcher's track.
-        self.tracing.rec.counter(
-            "trace.gpu_events_dropped_by_launcher",
-            self.tracing.traces.gpu.dropped() as f64,
-        );
-        self.tracing.rec.counter(
-            "trace.renderer_events_dropped_by_launcher",
-            self.tracing.traces.renderer.dropped() as f64,
-        );
-        let mut events = self.tracing.traces.gpu.take();
-        events.extend(self.tracing.traces.renderer.take());
-        events.extend(self.tracing.rec.drain());
-        events.sort_by_key(|e| e.ts_ns);
-        let mut procs = std::mem::take(&mut self.tracing.processes);
-        // Only processes that recorded something, each pid once.
-        procs.sort_by_key(|p| p.pid);
-        procs.dedup_by_key(|p| p.pid);
+        let (events, procs) = self.tracing.take();
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         triptych_trace::write_chrome_json(&events, &procs, std::io::BufWriter::new(file))

@@ -51,12 +51,12 @@ use ipc_protocol::messages::{
     LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher,
 };
 use triptych_sys::signal::Signal;
-use triptych_trace::{Args, InstantScope, Marker, ProcessInfo, Recorder};
+use triptych_trace::{Marker, Recorder};
 
 use crate::chaos::Plan;
 use crate::child::{describe, signal_name, ChildProc, Process};
 use crate::config::{Buffers, RunConfig};
-use crate::crash::{Cause, CrashRecord, Decision, Ladder};
+use crate::crash::{Cause, CrashRecord, Decision};
 use crate::present::Screen;
 use crate::summary::RunSummary;
 
@@ -133,7 +133,6 @@ struct Gpu {
     exit: Receiver<()>,
     info: GpuInfo,
     epoch: u64,
-    last_pong: Instant,
     fault: Option<(u64, Fault)>,
     /// The faults it was asked to fire: any other it reports is a violation.
     faults: Vec<Fault>,
@@ -154,7 +153,6 @@ struct Renderer {
     screen: Option<Screen>,
     /// Which of its output's slots the launcher holds (made with `screen`).
     slots: Option<slots::Slots>,
-    last_pong: Instant,
     fault: Option<(u64, Fault)>,
     faults: Vec<Fault>,
     presented: u64,
@@ -171,38 +169,6 @@ impl Renderer {
             self.unread = true;
         }
     }
-}
-
-/// The trace events the children sent, the latest of each role within
-/// [`triptych_trace::ring::DEFAULT_BUDGET`] bytes: what a child sends grows the launcher by no
-/// more than that however long the run.
-#[derive(Debug)]
-struct Traces {
-    gpu: triptych_trace::Ring,
-    renderer: triptych_trace::Ring,
-}
-
-impl Default for Traces {
-    fn default() -> Self {
-        Self {
-            gpu: triptych_trace::Ring::new(triptych_trace::ring::DEFAULT_BUDGET),
-            renderer: triptych_trace::Ring::new(triptych_trace::ring::DEFAULT_BUDGET),
-        }
-    }
-}
-
-/// The budgets of the current children.
-#[derive(Debug, Default)]
-struct Budgets {
-    gpu: rules::Budget,
-    renderer: rules::Budget,
-}
-
-/// A recovery in progress: a replacement has been started, its first frame is awaited.
-struct Recovery {
-    role: Role,
-    detected: Instant,
-    record: usize,
 }
 
 /// The supervisor of one run.
@@ -252,26 +218,25 @@ fn push_bounded(v: &mut Vec<String>, note: String) {
 }
 
 impl Supervisor<'_> {
-    fn trace_instant(&self, marker: Marker, frame: Option<u64>, args: &[(&str, String)]) {
-        let mut a = Args::new();
-        for (k, v) in args {
-            a.insert((*k).to_owned(), v.clone().into());
-        }
-        self.tracing
-            .rec
-            .instant(marker, InstantScope::Global, frame, a);
-    }
-
-    fn faults_for(&self, faults: &[Fault]) -> Vec<Fault> {
-        faults
-            .iter()
-            .filter(|f| !self.chaos.fired.contains(f))
-            .copied()
-            .collect()
-    }
-
     fn resume_from(&self) -> u64 {
         self.summary.frames.last.map_or(0, |f| f + 1)
+    }
+
+    /// A trace batch from `role`: kept as far as the child's budget allows
+    /// ([`parts::Policing::trace`]); a batch over the budget's rate, or sent while no trace was
+    /// asked for, is the child's breach.
+    fn child_trace(
+        &mut self,
+        role: Role,
+        events: Vec<triptych_trace::Event>,
+    ) -> Result<(), rules::Breach> {
+        if self
+            .policing
+            .trace(role, &events, self.args.trace.is_some())?
+        {
+            self.tracing.keep(role, events);
+        }
+        Ok(())
     }
 
     /// Starts a renderer and a GPU process producing for it, from the frame after the last one
@@ -389,18 +354,11 @@ fn run_with(
         (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
         (None, None) => (width, height),
     };
+    let drawn = parts::Drawn::new(args.loaded_scene.clone(), args.layers);
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
-        pair: parts::Pair {
-            gpu_ladder: Ladder::new(ladder, args.supervision.max_crashes, window),
-            renderer_ladder: Ladder::new(vec![()], args.supervision.max_crashes, window),
-            epoch: 0,
-            gpu: None,
-            renderer: None,
-            old_screen: None,
-            recovery: None,
-        },
+        pair: parts::Pair::new(ladder, args.supervision.max_crashes, window),
         crashes: Vec::new(),
         fallbacks: Vec::new(),
         summary: RunSummary {
@@ -417,45 +375,18 @@ fn run_with(
             ..RunSummary::default()
         },
         metrics: parts::Metrics::default(),
-        tracing: parts::Tracing {
-            rec,
-            traces: Traces::default(),
-            processes: vec![ProcessInfo {
-                pid: std::process::id(),
-                name: "launcher".into(),
-                threads: vec![],
-            }],
-        },
+        tracing: parts::Tracing::new(rec),
         liveness: parts::Liveness::default(),
         jail: crate::jail::Jail::new(args.transport, args.sandbox, bin_dir)?,
         policing: parts::Policing::default(),
         evidence: parts::Evidence::default(),
         chaos: parts::Chaos::new(plan),
-        display: display.map(|d| {
-            // The built-in scene changes at every frame.
-            let animates = args
-                .loaded_scene
-                .as_ref()
-                .is_none_or(|s| s.scene.animates());
-            display::Shown::new(d, animates)
-        }),
-        geometry: parts::Geometry {
-            size: (width, height),
-            generation: 0,
-            max_size,
-        },
+        display: display.map(|d| display::Shown::new(d, drawn.animates())),
+        geometry: parts::Geometry::new((width, height), max_size),
         input: parts::Input::default(),
-        drawn: parts::Drawn {
-            scene: args.loaded_scene.clone(),
-            layers: args.layers,
-            scene_id: 0,
-        },
+        drawn,
         last_dropped: false,
-        embedding: parts::Embedding {
-            embed,
-            embed_quit: false,
-            embed_owed: false,
-        },
+        embedding: parts::Embedding::new(embed),
         observer,
     };
 

@@ -15,14 +15,9 @@ impl Supervisor<'_> {
     ) -> usize {
         let cause = self
             .jail
-            .reaped(pid, &self.tracing.rec, self.summary.frames.last)
+            .reaped(pid, self.tracing.rec(), self.summary.frames.last)
             .unwrap_or(cause);
-        let kill = self
-            .chaos
-            .kill_times
-            .iter()
-            .position(|(p, _)| *p == pid)
-            .map(|i| self.chaos.kill_times.remove(i).1);
+        let kill = self.chaos.kill_time(pid);
         let since = fault.map(|(t, _)| t).or(kill);
         let record = CrashRecord {
             role,
@@ -30,17 +25,14 @@ impl Supervisor<'_> {
             cause: cause.clone(),
             at_s: self.started.elapsed().as_secs_f64(),
             last_frame: self.summary.frames.last,
-            detection_us: since.map(|t| detected_ns.saturating_sub(t) as f64 / 1000.0),
+            detection_us: self.metrics.detected(since, detected_ns),
             recovery_us: None,
             injected: fault
                 .map(|(_, f)| crate::chaos::describe(&f))
                 .or(kill.map(|_| "external SIGKILL".to_owned())),
         };
-        if let Some(t) = since {
-            self.metrics.detections.push(detected_ns.saturating_sub(t));
-        }
         tracing::warn!(role = %role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
-        self.trace_instant(
+        self.tracing.instant(
             Marker::Crash,
             self.summary.frames.last,
             &[
@@ -49,18 +41,16 @@ impl Supervisor<'_> {
                 ("cause", cause.to_string()),
             ],
         );
-        if let Some(e) = &self.embedding.embed {
-            if let Cause::SandboxViolation { syscall } = &cause {
-                e.send(crate::embedding::Event::Violation {
-                    role,
-                    call: syscall.clone(),
-                });
-            }
-            e.send(crate::embedding::Event::Crashed {
+        if let Cause::SandboxViolation { syscall } = &cause {
+            self.embedding.send(crate::embedding::Event::Violation {
                 role,
-                cause: cause.to_string(),
+                call: syscall.clone(),
             });
         }
+        self.embedding.send(crate::embedding::Event::Crashed {
+            role,
+            cause: cause.to_string(),
+        });
         self.crashes.push(record);
         self.crashes.len() - 1
     }
@@ -86,26 +76,16 @@ impl Supervisor<'_> {
         while let Ok(Ok((m, _))) = g.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 GpuToLauncher::FaultFired { at_ns, fault } if g.faults.contains(&fault) => {
-                    self.chaos.fired.push(fault);
+                    self.chaos.fired(fault);
                     g.fault = Some((at_ns, fault));
                 }
+                // A breach by a process already dead changes nothing.
                 GpuToLauncher::Trace(t) => {
-                    if let Ok(true) = self
-                        .policing
-                        .budgets
-                        .gpu
-                        .trace(&t, self.args.trace.is_some())
-                    {
-                        self.tracing.traces.gpu.extend(t);
-                    }
+                    let _ = self.child_trace(Role::Gpu, t);
                 }
                 // Frames it sent before dying may still be presented by the renderer.
                 GpuToLauncher::Produced { frame }
-                    if self
-                        .policing
-                        .frames
-                        .produced(frame, self.args.frames)
-                        .is_ok() =>
+                    if self.policing.produced(frame, self.args.frames).is_ok() =>
                 {
                     self.tell_renderer_produced();
                 }
@@ -121,7 +101,7 @@ impl Supervisor<'_> {
         let resume = self.resume_from();
         let mut mk = || new_link(renderer_pid, resume);
         let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
-        self.trace_instant(
+        self.tracing.instant(
             Marker::Restart,
             self.summary.frames.last,
             &[
@@ -141,7 +121,7 @@ impl Supervisor<'_> {
                 gpu_pid: gpu.info.pid,
                 gpu_window: gpu.info.window,
                 first_frame: ends.first_frame,
-                produced: self.policing.frames.produced,
+                produced: self.policing.newest_produced(),
             });
             if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
                 // A renderer that died meanwhile is replaced through its own pidfd.
@@ -153,12 +133,8 @@ impl Supervisor<'_> {
         let first = self.resume_from();
         self.display_gpu_started(gpu.epoch, first);
         self.pair.gpu = Some(gpu);
-        self.pair.recovery = Some(Recovery {
-            role: Role::Gpu,
-            detected,
-            record: idx,
-        });
-        self.liveness.last_progress = Instant::now();
+        self.pair.recovering(Role::Gpu, detected, idx);
+        self.liveness.progress(Instant::now());
         Ok(())
     }
 
@@ -180,18 +156,11 @@ impl Supervisor<'_> {
         while let Ok(Ok((m, _))) = r.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 RendererToLauncher::FaultFired { at_ns, fault } if r.faults.contains(&fault) => {
-                    self.chaos.fired.push(fault);
+                    self.chaos.fired(fault);
                     r.fault = Some((at_ns, fault));
                 }
                 RendererToLauncher::Trace(t) => {
-                    if let Ok(true) = self
-                        .policing
-                        .budgets
-                        .renderer
-                        .trace(&t, self.args.trace.is_some())
-                    {
-                        self.tracing.traces.renderer.extend(t);
-                    }
+                    let _ = self.child_trace(Role::Renderer, t);
                 }
                 _ => {}
             }
@@ -204,7 +173,7 @@ impl Supervisor<'_> {
             r.fault,
             detected_ns,
         );
-        if self.pair.renderer_ladder.crashed(detected) == Decision::GiveUp {
+        if self.pair.renderer_gives_up(detected) {
             let history: Vec<String> = self
                 .crashes
                 .iter()
@@ -218,11 +187,7 @@ impl Supervisor<'_> {
             );
         }
         // Keep showing its last frame until the replacement presents.
-        if let Some(s) = r.screen.take() {
-            if s.shown.is_some() {
-                self.pair.old_screen = Some(s);
-            }
-        }
+        self.pair.keep_showing(r.screen.take());
         drop(r);
         let child = self.spawn_renderer()?;
         let (link, mut ends) = new_link(child.proc.pid, self.resume_from())?;
@@ -249,7 +214,7 @@ impl Supervisor<'_> {
                 Err(_) => tracing::warn!("the GPU process is gone too; it will be replaced"),
             }
         }
-        self.trace_instant(
+        self.tracing.instant(
             Marker::Restart,
             self.summary.frames.last,
             &[
@@ -259,12 +224,8 @@ impl Supervisor<'_> {
         );
         self.pair.renderer = Some(renderer);
         self.summary.processes.fd_counts.renderer_at_10 = None;
-        self.pair.recovery = Some(Recovery {
-            role: Role::Renderer,
-            detected,
-            record: idx,
-        });
-        self.liveness.last_progress = Instant::now();
+        self.pair.recovering(Role::Renderer, detected, idx);
+        self.liveness.progress(Instant::now());
         Ok(())
     }
 }

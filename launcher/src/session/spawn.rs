@@ -13,44 +13,40 @@ impl Supervisor<'_> {
         link: RendererLink,
         gpu_end: OwnedFd,
     ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
-        self.pair.epoch += 1;
-        let request = self.pair.gpu_ladder.current();
+        let epoch = self.pair.next_epoch();
+        let request = self.pair.backend();
         let mut child: GpuChild = self
             .jail
             .spawn(Role::Gpu)
             .context("starting the GPU process")?;
         let pid = child.proc.pid;
-        self.tracing.processes.push(ProcessInfo {
-            pid,
-            name: format!("{} (epoch {})", Role::Gpu, self.pair.epoch),
-            threads: vec![],
-        });
+        self.tracing
+            .started(pid, format!("{} (epoch {epoch})", Role::Gpu));
         let events = ipc_protocol::channel::forward(
             &format!("gpu-{pid}-events"),
             child.events.take().context("gpu events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
-        self.policing.budgets.gpu = rules::Budget::default();
         self.policing
-            .frames
-            .new_epoch(self.pair.epoch, self.resume_from());
-        let faults = self.faults_for(&self.chaos.plan.gpu);
+            .gpu_started(epoch, self.resume_from(), Instant::now());
+        let faults = self.chaos.gpu_faults();
         if let Err(e) = self.jail.link_gpu(pid, link.renderer_pid) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not hand the GPU process its link to the renderer");
         }
         let transport = self.jail.transport();
         let sent_faults = faults.clone();
+        let (width, height) = self.geometry.size();
         let start = LauncherToGpu::Start(GpuStart {
-            epoch: self.pair.epoch,
-            width: self.geometry.size.0,
-            height: self.geometry.size.1,
-            layers: self.drawn.layers,
+            epoch,
+            width,
+            height,
+            layers: self.drawn.layers(),
             frames: self.args.frames,
             first_frame: self.resume_from(),
             paced: self.display.is_some(),
-            generation: self.geometry.generation,
-            moves: self.input.moves.offsets,
+            generation: self.geometry.generation(),
+            moves: self.input.moves().offsets,
             pool_per_layer: self.args.pool,
             backend: request,
             renderer: link,
@@ -59,7 +55,7 @@ impl Supervisor<'_> {
             trace: self.args.trace.is_some(),
             damage: !self.args.no_damage,
             reports: self.jail.reports(),
-            scene: self.drawn.scene.as_ref().map(|s| s.start.clone()),
+            scene: self.drawn.start(),
             // A window's frames have the overlay above the scene's layers.
             overlay: self.display.is_some(),
         });
@@ -68,7 +64,7 @@ impl Supervisor<'_> {
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
         // The scene's images follow, one fd each, on every start (restarts too).
-        let scene = self.drawn.scene.clone();
+        let scene = self.drawn.scene().cloned();
         for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
             let msg = LauncherToGpu::SceneImage { layer: *layer };
             if let Err(e) = child.commands.send_with(&msg, &[fd.as_fd()]) {
@@ -105,16 +101,15 @@ impl Supervisor<'_> {
                             return Ok(Err((pid, format!("protocol violation: SandboxListener: {what}"))));
                         }
                         if let Some(reason) = &info.backend_reason {
-                            self.trace_instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
+                            self.tracing.instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch: self.pair.epoch, last_pong: Instant::now(), fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
+                        self.liveness.started(Role::Gpu, Instant::now());
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
                     }
                     Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, crate::child_log::escape_str(&e)))),
-                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.chaos.fired.push(fault),
+                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.chaos.fired(fault),
                     Ok(Ok((GpuToLauncher::Trace(t), _))) => {
-                        if let Ok(true) = self.policing.budgets.gpu.trace(&t, self.args.trace.is_some()) {
-                            self.tracing.traces.gpu.extend(t);
-                        }
+                        let _ = self.child_trace(Role::Gpu, t);
                     }
                     Ok(Ok((other, _))) => {
                         child.proc.kill();
@@ -150,7 +145,7 @@ impl Supervisor<'_> {
                 Err((pid, why)) => {
                     let now = Instant::now();
                     if self.args.buffers == Buffers::Dmabuf
-                        && self.pair.gpu_ladder.on_first_rung()
+                        && self.pair.on_first_rung()
                         && self.crashes.is_empty()
                         && !why.contains("exited")
                     {
@@ -169,7 +164,7 @@ impl Supervisor<'_> {
                     };
                     let cause = self
                         .jail
-                        .reaped(pid, &self.tracing.rec, self.summary.frames.last)
+                        .reaped(pid, self.tracing.rec(), self.summary.frames.last)
                         .unwrap_or(fallback);
                     let record = CrashRecord {
                         role: Role::Gpu,
@@ -182,17 +177,15 @@ impl Supervisor<'_> {
                         injected: None,
                     };
                     tracing::warn!(pid, %why, "the GPU process failed to start");
-                    self.trace_instant(
+                    self.tracing.instant(
                         Marker::Crash,
                         self.summary.frames.last,
                         &[("role", Role::Gpu.as_str().into()), ("why", why.clone())],
                     );
-                    if let Some(e) = &self.embedding.embed {
-                        e.send(crate::embedding::Event::Crashed {
-                            role: Role::Gpu,
-                            cause: why.clone(),
-                        });
-                    }
+                    self.embedding.send(crate::embedding::Event::Crashed {
+                        role: Role::Gpu,
+                        cause: why.clone(),
+                    });
                     self.crashes.push(record);
                     self.gpu_decision(now, &why)?;
                 }
@@ -203,7 +196,7 @@ impl Supervisor<'_> {
     /// A GPU process crashed at `now` (`why`): restart it on the same rung, step down the
     /// fallback ladder, or, with the ladder exhausted, fail with the crash history.
     pub(super) fn gpu_decision(&mut self, now: Instant, why: &str) -> anyhow::Result<()> {
-        match self.pair.gpu_ladder.crashed(now) {
+        match self.pair.gpu_crashed(now) {
             Decision::Restart => Ok(()),
             Decision::StepDown { from, to } => {
                 let (from, to) = (request_name(from), request_name(to));
@@ -212,14 +205,13 @@ impl Supervisor<'_> {
                     self.args.supervision.max_crashes, self.args.supervision.restart_window_s
                 );
                 tracing::warn!("{msg}");
-                self.trace_instant(
+                self.tracing.instant(
                     Marker::Fallback,
                     self.summary.frames.last,
                     &[("from", from.into()), ("to", to.into())],
                 );
-                if let Some(e) = &self.embedding.embed {
-                    e.send(crate::embedding::Event::Fallback(msg.clone()));
-                }
+                self.embedding
+                    .send(crate::embedding::Event::Fallback(msg.clone()));
                 self.fallbacks.push(msg);
                 Ok(())
             }
@@ -238,12 +230,7 @@ impl Supervisor<'_> {
                     "the GPU process crashed more than {} times within {} s on every rung of the fallback ladder ({}); last: {why}; crash history:\n  {}",
                     self.args.supervision.max_crashes,
                     self.args.supervision.restart_window_s,
-                    self.pair.gpu_ladder
-                        .rungs()
-                        .iter()
-                        .map(|r| request_name(*r))
-                        .collect::<Vec<_>>()
-                        .join(" -> "),
+                    self.pair.ladder(),
                     history.join("\n  ")
                 );
             }
@@ -255,11 +242,7 @@ impl Supervisor<'_> {
             .jail
             .spawn(Role::Renderer)
             .context("starting the renderer")?;
-        self.tracing.processes.push(ProcessInfo {
-            pid: r.proc.pid,
-            name: Role::Renderer.to_string(),
-            threads: vec![],
-        });
+        self.tracing.started(r.proc.pid, Role::Renderer.to_string());
         // Events are forwarded by the caller.
         let _ = &mut r;
         Ok(r)
@@ -281,26 +264,28 @@ impl Supervisor<'_> {
             child.events.take().context("renderer events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
-        self.policing.budgets.renderer = rules::Budget::default();
-        let faults = self.faults_for(&self.chaos.plan.renderer);
+        let now = Instant::now();
+        self.policing.renderer_started(now);
+        self.liveness.started(Role::Renderer, now);
+        let faults = self.chaos.renderer_faults();
         let start = LauncherToRenderer::Start(RendererStart {
             gpu: GpuLink {
                 epoch,
                 gpu_pid,
                 gpu_window,
                 first_frame: ends.first_frame,
-                produced: self.policing.frames.produced,
+                produced: self.policing.newest_produced(),
             },
             // The overlay's layer too, in a window.
-            layers: self.drawn.layers + u32::from(self.display.is_some()),
+            layers: self.drawn.layers() + u32::from(self.display.is_some()),
             faults: faults.clone(),
             trace: self.args.trace.is_some(),
-            width: self.geometry.size.0,
-            height: self.geometry.size.1,
-            max_width: self.geometry.max_size.0,
-            max_height: self.geometry.max_size.1,
+            width: self.geometry.size().0,
+            height: self.geometry.size().1,
+            max_width: self.geometry.max_size().0,
+            max_height: self.geometry.max_size().1,
             damage: !self.args.no_damage,
-            generation: self.geometry.generation,
+            generation: self.geometry.generation(),
             transport: self.jail.transport(),
             fence_timeout_ms: self.args.fence_timeout_ms,
             reports: self.jail.reports(),
@@ -309,11 +294,7 @@ impl Supervisor<'_> {
             } else {
                 OutputOrder::Rgba
             },
-            backdrop: self
-                .drawn
-                .scene
-                .as_ref()
-                .map_or(triptych_scene::BACKDROP, |s| s.scene.backdrop),
+            backdrop: self.drawn.backdrop(),
         });
         if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
             // Its death, if that is why, is seen through its pidfd and handled there.
@@ -325,7 +306,6 @@ impl Supervisor<'_> {
             exit,
             screen: None,
             slots: None,
-            last_pong: Instant::now(),
             fault: None,
             faults,
             presented: 0,

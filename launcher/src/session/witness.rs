@@ -199,13 +199,13 @@ impl Supervisor<'_> {
         };
         match verdict {
             Verdict::Holds(what) => {
-                self.evidence.pending_renderer_breach = Some((
+                self.evidence.renderer_breach(
                     renderer,
                     Breach::new(
                         "peer socket",
                         format!("{what} (reported by the GPU process, seen by the launcher)"),
                     ),
-                ));
+                );
                 Ok(())
             }
             Verdict::Refuted(what) => Err(Breach::new("RendererViolation", what)),
@@ -214,7 +214,7 @@ impl Supervisor<'_> {
                     &mut self.summary.trust.uncorroborated,
                     format!("GPU process says renderer {renderer} broke the protocol ({claim:?}); not acted on: {why}"),
                 );
-                self.policing.quiet.note("renderer-violation-claim", || {
+                self.policing.note("renderer-violation-claim", || {
                     tracing::warn!(renderer, ?claim, %why, "the GPU process's claim against a renderer is not acted on")
                 });
                 Ok(())

@@ -1,0 +1,198 @@
+//! What the children may send and claim: the frames produced and presented
+//! ([`rules::Frames`]), each child's message and trace budget ([`rules::Budget`]), the
+//! rate-limited logging of their noise ([`super::super::quiet`]), and the renderer's
+//! fence-timeout claims being checked ([`super::super::corroborate`]).
+//!
+//! Budgets belong to a process, not a role: a replacement starts with a fresh one, so a child
+//! that flooded and was killed for it costs its replacement nothing, and one role's flood never
+//! spends the other's budget. The frames' order is the run's, across processes: a new GPU
+//! process starts a new epoch at the frame after the last one presented, and what was produced
+//! before it still counts (the renderer may present it).
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use ipc_protocol::rules::{self, Breach};
+use ipc_protocol::Role;
+
+use super::super::{corroborate, quiet};
+
+/// The budgets of the current children.
+#[derive(Debug, Default)]
+struct Budgets {
+    gpu: rules::Budget,
+    renderer: rules::Budget,
+}
+
+/// The rules the children are held to, and what they have spent.
+#[derive(Debug, Default)]
+pub struct Policing {
+    /// What was produced and presented, in order.
+    frames: rules::Frames,
+    budgets: Budgets,
+    quiet: quiet::Quiet,
+    /// Fence-timeout claims being checked.
+    checks: corroborate::Checks,
+}
+
+impl Policing {
+    /// A GPU process of `epoch` started at `now`, producing from frame `first`: a fresh budget,
+    /// and its frames checked from `first` on.
+    pub fn gpu_started(&mut self, epoch: u64, first: u64, now: Instant) {
+        self.budgets.gpu = rules::Budget::new(now);
+        self.frames.new_epoch(epoch, first);
+    }
+
+    /// A renderer started at `now`: a fresh budget.
+    pub fn renderer_started(&mut self, now: Instant) {
+        self.budgets.renderer = rules::Budget::new(now);
+    }
+
+    fn budget(&mut self, role: Role) -> &mut rules::Budget {
+        match role {
+            Role::Gpu => &mut self.budgets.gpu,
+            Role::Renderer => &mut self.budgets.renderer,
+        }
+    }
+
+    /// Counts one message of `kind` from `role` at `now`, against its rate.
+    pub fn message(&mut self, role: Role, kind: &'static str, now: Instant) -> Result<(), Breach> {
+        self.budget(role).message(kind, now)
+    }
+
+    /// Checks a trace batch from `role` (`tracing`: whether a trace was asked for). `Ok(false)`:
+    /// keep the message, drop the events (the run-long cap is reached).
+    pub fn trace(
+        &mut self,
+        role: Role,
+        events: &[triptych_trace::Event],
+        tracing: bool,
+    ) -> Result<bool, Breach> {
+        self.budget(role).trace(events, tracing)
+    }
+
+    /// The GPU process says it sent `frame` of a run of `total`.
+    pub fn produced(&mut self, frame: u64, total: u64) -> Result<(), Breach> {
+        self.frames.produced(frame, total)
+    }
+
+    /// The newest frame produced, by any GPU process of the run.
+    pub fn newest_produced(&self) -> Option<u64> {
+        self.frames.produced
+    }
+
+    /// The renderer says it composited `frame` of `epoch`.
+    pub fn presented(&mut self, frame: u64, epoch: u64) -> Result<(), Breach> {
+        self.frames.presented(frame, epoch)
+    }
+
+    /// Logs with `log` a note of `kind` a child caused, at most once a second.
+    pub fn note(&mut self, kind: &'static str, log: impl FnOnce()) {
+        self.quiet.note(kind, log);
+    }
+
+    /// Starts checking a renderer's fence-timeout claim against the GPU process `gpu_pidfd`,
+    /// giving the fence `grace` more, unless a check is under way.
+    pub fn check_fence(&mut self, gpu_pidfd: &OwnedFd, claim: corroborate::Claim, grace: Duration) {
+        self.checks.fence_claim(gpu_pidfd, claim, grace);
+    }
+
+    /// Where the checks' verdicts arrive.
+    pub fn verdicts(&self) -> Receiver<(corroborate::Claim, corroborate::Finding)> {
+        self.checks.done.clone()
+    }
+
+    /// A verdict was taken from [`Policing::verdicts`]: the next claim may be checked.
+    pub fn verdict_taken(&mut self) {
+        self.checks.finished();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floods `role` until its budget refuses; returns how many messages it took.
+    fn flood(p: &mut Policing, role: Role, now: Instant) -> u32 {
+        let mut n = 0;
+        while p.message(role, "Pong", now).is_ok() {
+            n += 1;
+            assert!(n <= rules::MAX_MESSAGES_PER_S, "never refused");
+        }
+        n
+    }
+
+    #[test]
+    fn one_roles_flood_never_spends_the_others_budget() {
+        let t = Instant::now();
+        let mut p = Policing::default();
+        p.gpu_started(1, 0, t);
+        p.renderer_started(t);
+        assert_eq!(flood(&mut p, Role::Gpu, t), rules::MAX_MESSAGES_PER_S);
+        let e = p.message(Role::Gpu, "Produced", t).expect_err("spent");
+        assert_eq!(
+            e.kind, "Produced",
+            "the breach names the message that broke it"
+        );
+        p.message(Role::Renderer, "Presented", t)
+            .expect("the renderer's budget is its own");
+    }
+
+    #[test]
+    fn a_replacement_starts_with_a_fresh_budget() {
+        let t = Instant::now();
+        let mut p = Policing::default();
+        p.gpu_started(1, 0, t);
+        p.renderer_started(t);
+        flood(&mut p, Role::Gpu, t);
+        flood(&mut p, Role::Renderer, t);
+        // A new renderer: its budget is whole, the GPU process's (the same process) is not.
+        p.renderer_started(t);
+        p.message(Role::Renderer, "Pong", t).expect("fresh");
+        assert!(p.message(Role::Gpu, "Pong", t).is_err());
+        // A new GPU process: whole again.
+        p.gpu_started(2, 0, t);
+        p.message(Role::Gpu, "Pong", t).expect("fresh");
+    }
+
+    #[test]
+    fn traces_are_refused_from_either_role_when_none_was_asked_for() {
+        let mut p = Policing::default();
+        for role in [Role::Gpu, Role::Renderer] {
+            let e = p.trace(role, &[], false).expect_err("tracing is off");
+            assert_eq!(e.kind, "Trace");
+            assert_eq!(p.trace(role, &[], true), Ok(true));
+        }
+    }
+
+    #[test]
+    fn a_new_gpu_process_is_held_to_its_own_start_and_keeps_what_was_produced() {
+        let t = Instant::now();
+        let mut p = Policing::default();
+        assert_eq!(p.newest_produced(), None);
+        p.gpu_started(1, 0, t);
+        for f in 0..5 {
+            p.produced(f, 100).expect("in order");
+        }
+        p.presented(3, 1).expect("produced");
+        // The GPU process dies; its replacement resumes after the last frame presented.
+        p.gpu_started(2, 4, t);
+        assert_eq!(
+            p.newest_produced(),
+            Some(4),
+            "frame 4 may still be presented"
+        );
+        assert!(p.produced(3, 100).is_err(), "below where epoch 2 starts");
+        p.produced(4, 100).expect("where it starts");
+        p.presented(4, 1).expect("the old epoch's frame 4, late");
+        p.presented(4, 2)
+            .expect("the new epoch may show frame 4 again");
+        assert!(p.presented(4, 2).is_err(), "but only once");
+        p.produced(5, 100).expect("next");
+        assert!(p.presented(5, 1).is_err(), "epochs never go back");
+        p.presented(5, 2).expect("the new epoch's");
+        assert!(p.presented(6, 2).is_err(), "never produced");
+        assert!(p.presented(5, 3).is_err(), "an epoch never started");
+    }
+}
