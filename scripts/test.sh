@@ -20,8 +20,8 @@ if unshare --user true 2>/dev/null; then export TRIPTYCH_REQUIRE_USERNS=1; fi
 # No DRM device (nothing under /dev/dri): the tests of how --buffers dmabuf fails without one.
 if [ -z "$(ls -A /dev/dri 2>/dev/null)" ]; then export TRIPTYCH_REQUIRE_NO_DRI=1; fi
 cargo build --workspace --all-targets
-echo "== the product crates: no test code; the engine links no command line (clap), benchmarks, adversaries or renderer code"
-for crate in clap triptych-cli triptych-bench triptych-adversary renderer-process; do
+echo "== the product crates: no test code; the engine links no command line (clap), benchmarks or adversaries, and the children's code only for one executable"
+for crate in clap triptych-cli triptych-bench triptych-adversary; do
   if cargo tree -p launcher -e normal,build --prefix none | grep -q "^$crate "; then
     echo "FAIL: the launcher crate depends on $crate" >&2
     exit 1
@@ -35,12 +35,15 @@ for crate in triptych-cli gpu-process renderer-process; do
     fi
   done
 done
-# A headless embedder builds the engine without its window support, and without winit.
+# A headless embedder builds the engine without its window support, and without winit; without
+# the children feature (one executable) it links neither child's code.
 cargo build -p launcher --no-default-features
-if cargo tree -p launcher --no-default-features -e normal --prefix none | grep -q "^winit "; then
-  echo "FAIL: the engine without its window feature still depends on winit" >&2
-  exit 1
-fi
+for crate in winit gpu-process renderer-process; do
+  if cargo tree -p launcher --no-default-features -e normal --prefix none | grep -q "^$crate "; then
+    echo "FAIL: the engine without its default features still depends on $crate" >&2
+    exit 1
+  fi
+done
 if grep -rn --include='*.rs' -E 'cfg\((not\()?debug_assertions' launcher cli gpu-process renderer-process ipc-protocol sys scene trace sandbox; then
   echo "FAIL: a product crate compiles code by build profile (cfg(debug_assertions)); test code belongs in the adversary or test crates" >&2
   exit 1

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! It prints one line per written file and the run's summary line at the end; a crash of a
-//! child (try killing `triptych-gpu` while it runs) is printed and recovered from.
+//! child (try killing its `triptych-gpu` process while it runs) is printed and recovered from.
+//! Its children are this executable itself, started in each role (`triptych::run_child_if_asked`),
+//! unless `TRIPTYCH_BIN_DIR` names a directory of separate child binaries.
 
 // An example program reports to its user on stdout.
 #![allow(clippy::print_stdout)]
@@ -28,6 +30,9 @@ fn write_png(path: &Path, width: u32, height: u32, rgba: &[u8]) -> anyhow::Resul
 }
 
 fn main() -> anyhow::Result<()> {
+    // One executable: started by the shell as its GPU process or renderer, this runs that role
+    // and exits; it comes before anything else the program does.
+    triptych::run_child_if_asked();
     let mut args = std::env::args().skip(1);
     let out = PathBuf::from(
         args.next()

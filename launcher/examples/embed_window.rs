@@ -105,6 +105,9 @@ impl ApplicationHandler<Event> for App {
 }
 
 fn main() -> anyhow::Result<()> {
+    // One executable: started by the shell as its GPU process or renderer, this runs that role
+    // and exits; it comes before anything else the program does.
+    triptych::run_child_if_asked();
     triptych::shell::log_to_stderr("info");
     let mut args = std::env::args().skip(1);
     let frames: u64 = match args.next() {

@@ -11,7 +11,7 @@
 //! kills and reaps its process, so no path out of the launcher leaves a child or a zombie.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -77,6 +77,48 @@ pub fn check_children_dir(dir: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// How a run starts its children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Children {
+    /// From this process's own executable (`/proc/self/exe`), in the role its first argument
+    /// names ([`crate::role`]): an application that ships one executable.
+    ThisExecutable,
+    /// The separate `triptych-gpu` and `triptych-renderer` binaries in this directory (checked,
+    /// absolute).
+    Binaries(PathBuf),
+}
+
+impl Children {
+    /// Which way, in words (the summary's `processes.children`).
+    pub fn describe(&self) -> String {
+        match self {
+            Children::ThisExecutable => {
+                "one executable: this process's own (/proc/self/exe), started in each role".into()
+            }
+            Children::Binaries(dir) => format!(
+                "separate binaries: {} and {} in {}",
+                ipc_protocol::Role::Gpu.binary(),
+                ipc_protocol::Role::Renderer.binary(),
+                dir.display()
+            ),
+        }
+    }
+
+    /// The command that starts `role`, before its arguments, environment and confinement.
+    fn command(&self, role: ipc_protocol::Role) -> Command {
+        match self {
+            Children::Binaries(dir) => Command::new(dir.join(role.binary())),
+            Children::ThisExecutable => {
+                // The running executable itself, whatever its name on disk now says; argv[0]
+                // names the role, as the separate binary's name would.
+                let mut cmd = Command::new("/proc/self/exe");
+                cmd.arg0(role.binary()).arg(crate::role::flag(role));
+                cmd
+            }
+        }
+    }
+}
+
 /// Where the children were put, if `TRIPTYCH_BIN_DIR` says (an empty value says nothing).
 fn named_children_dir() -> Option<PathBuf> {
     std::env::var_os("TRIPTYCH_BIN_DIR")
@@ -101,6 +143,21 @@ pub fn command_line_children_dir() -> anyhow::Result<PathBuf> {
         Some(d) => d,
         None => own_dir()?,
     })
+}
+
+/// How an application's shell starts its children: from the directory it named
+/// (`ShellBuilder::binaries`) or `TRIPTYCH_BIN_DIR` names, checked; else, with the `children`
+/// feature, from its own executable ([`crate::role`]); else from the binaries found by
+/// [`find_children_dir`].
+pub fn application_children(named: Option<PathBuf>) -> anyhow::Result<Children> {
+    if let Some(d) = named.or_else(named_children_dir) {
+        return check_children_dir(d).map(Children::Binaries);
+    }
+    if cfg!(feature = "children") {
+        Ok(Children::ThisExecutable)
+    } else {
+        find_children_dir().map(Children::Binaries)
+    }
 }
 
 /// Where an application's children are when it did not say: `TRIPTYCH_BIN_DIR`, else next to
@@ -192,21 +249,20 @@ pub struct ChildProc<C, E> {
 }
 
 impl<C: Wire, E: Wire> ChildProc<C, E> {
-    /// Starts `binary` in role `role`, talking over `control` (the launcher's end of the pair
+    /// Starts `role` as `children` says, talking over `control` (the launcher's end of the pair
     /// whose other end `setup` places at `CONTROL_FD`), with `setup` applied to the command
     /// first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before the
     /// parent-death hook below. What it writes to stderr is counted in `stderr_tally`.
     pub fn spawn_with(
-        dir: &std::path::Path,
+        children: &Children,
         role: ipc_protocol::Role,
         control: OwnedFd,
         extra_args: &[String],
         stderr_tally: std::sync::Arc<crate::child_log::Tally>,
         setup: impl FnOnce(&mut Command),
     ) -> anyhow::Result<Self> {
-        let path = dir.join(role.binary());
         let launcher_pid = std::process::id();
-        let mut cmd = Command::new(&path);
+        let mut cmd = children.command(role);
         // Its stderr is read by the launcher and quarantined (`crate::child_log`).
         cmd.args(extra_args)
             .stdin(Stdio::null())
@@ -228,7 +284,7 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
             .install(&mut cmd);
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("starting the {role} process {}", path.display()))?;
+            .with_context(|| format!("starting the {role} process ({})", children.describe()))?;
         // The child's end went with the command's confinement; dropping `cmd` closes ours.
         drop(cmd);
         let pid = child.id();

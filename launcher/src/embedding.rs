@@ -3,7 +3,6 @@
 //! that carries both (`Link`). The facade the application uses is [`crate::shell`]; the run
 //! (`crate::session`) speaks to this module only, so the two never import each other.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -111,8 +110,8 @@ pub(crate) struct Link {
     pub(crate) dropped: Arc<AtomicU64>,
     /// The largest frame a headless resize may ask for.
     pub(crate) max_size: (u32, u32),
-    /// Where the children's binaries are (checked).
-    pub(crate) bin_dir: PathBuf,
+    /// How the children are started (their binaries checked).
+    pub(crate) children: crate::child::Children,
 }
 
 /// Room kept in the channel for the events that are not frames.

@@ -44,6 +44,7 @@ pub mod embedding;
 mod jail;
 pub mod machine;
 mod present;
+pub mod role;
 pub mod scene;
 #[doc(hidden)]
 pub mod session;
@@ -53,3 +54,6 @@ pub mod signals;
 pub mod summary;
 mod verify;
 pub mod window;
+
+#[cfg(feature = "children")]
+pub use role::run_child_if_asked;

@@ -299,11 +299,16 @@ impl ShellBuilder {
         let max_size = self
             .max_size
             .map_or((w, h), |(mw, mh)| (mw.max(w), mh.max(h)));
-        let bin_dir = match self.binaries {
-            Some(d) => crate::child::check_children_dir(d),
-            None => crate::child::find_children_dir(),
+        if let Some(role) = crate::role::started_as() {
+            // The launcher started this executable as a child, and it went on to its own
+            // `main`: without this it would start children of its own, each of them too.
+            return Err(Error::Start(format!(
+                "this process was started as triptych's {role} process: call \
+                 triptych::run_child_if_asked() first thing in main"
+            )));
         }
-        .map_err(|e| Error::Binaries(format!("{e:#}")))?;
+        let children = crate::child::application_children(self.binaries)
+            .map_err(|e| Error::Binaries(format!("{e:#}")))?;
         triptych_sys::prctl::set_dumpable(false).map_err(|e| {
             Error::Start(format!(
                 "making this process non-dumpable, as a launcher must be: {e}"
@@ -318,7 +323,7 @@ impl ShellBuilder {
             pixels: self.pixels,
             dropped: dropped.clone(),
             max_size,
-            bin_dir,
+            children,
         };
         let thread = std::thread::Builder::new()
             .name("triptych-shell".into())

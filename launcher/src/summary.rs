@@ -311,8 +311,10 @@ pub struct TraceFile {
 }
 
 /// The run's processes, as the launcher saw them from outside.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Processes {
+    /// How the children were started: from this executable, or the separate binaries (where).
+    pub children: String,
     /// Process ids.
     pub pids: Pids,
     /// fd counts for the leak check.
@@ -549,8 +551,11 @@ impl RunSummary {
             s += &format!("  {v}\n");
         }
         s += &format!(
-            "  pids: launcher {}, gpu {}, renderer {}\n",
-            self.processes.pids.launcher, self.processes.pids.gpu, self.processes.pids.renderer
+            "  pids: launcher {}, gpu {}, renderer {}\n  children: {}\n",
+            self.processes.pids.launcher,
+            self.processes.pids.gpu,
+            self.processes.pids.renderer,
+            self.processes.children
         );
         if !rec.crashes.is_empty() || rec.chaos_kills_planned.is_some() {
             s += &format!(
@@ -749,6 +754,9 @@ mod tests {
                 },
             },
             processes: Processes {
+                children:
+                    "one executable: this process's own (/proc/self/exe), started in each role"
+                        .into(),
                 pids: Pids {
                     launcher: 1,
                     gpu: 2,
@@ -842,7 +850,10 @@ mod tests {
                 ],
             ),
             ("trace", &["path", "events", "dropped"]),
-            ("processes", &["pids", "fd_counts", "child_stderr"]),
+            (
+                "processes",
+                &["children", "pids", "fd_counts", "child_stderr"],
+            ),
         ] {
             assert_eq!(keys(&v, &[part]), sorted(want), "{part}");
         }
@@ -866,7 +877,7 @@ mod tests {
         for line in [
             "triptych: 7 frames of 64x48 with 2 layers in 0.50 s (12.0 fps)\n",
             "  buffers: shm (fallback: no DRM render node)\n  fences: pipe\n  fd transport: pidfd_getfd\n  gl: llvmpipe\n",
-            "  pids: launcher 1, gpu 2, renderer 3\n",
+            "  pids: launcher 1, gpu 2, renderer 3\n  children: one executable: this process's own (/proc/self/exe), started in each role\n",
             "  crashes: 0 (chaos planned 1),",
             "  fallback: dmabuf -> shm: it crashed\n",
             "  trace: 5 events written to t.json\n",

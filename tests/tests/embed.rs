@@ -9,6 +9,7 @@ use triptych_tests::{bin_dir, finish_within, read_png, scratch};
 #[test]
 fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() {
     let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
         .size(96, 64)
         .layers(3)
         .frames(60)
@@ -181,6 +182,7 @@ opacity = 0.75
     let images: Vec<_> = loaded.decoded.iter().map(Option::as_ref).collect();
     let (w, h) = (96, 64);
     let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
         .size(w, h)
         .layers(3)
         .frames(90)
@@ -263,6 +265,7 @@ opacity = 0.75
 fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
     let (w, h) = (96u32, 64u32);
     let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
         .size(w, h)
         .max_size(160, 120)
         .layers(3)

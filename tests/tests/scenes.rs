@@ -548,6 +548,7 @@ fn an_embedding_shell_draws_a_scene_file_and_every_frame_equals_its_reference() 
     let scene = write_scene(&dir, EXACT_SCENE);
     let (w, h) = (96, 64);
     let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
         .size(w, h)
         .frames(40)
         .scene(&scene)

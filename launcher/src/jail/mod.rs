@@ -56,7 +56,7 @@ use triptych_sys::seccomp::{TrapRecord, RECORD_LEN};
 use triptych_sys::signal::Signal;
 use triptych_trace::{Args, InstantScope, Marker, Recorder};
 
-use crate::child::ChildProc;
+use crate::child::{ChildProc, Children};
 use crate::config::{SandboxMode, Transport as TransportChoice};
 use crate::crash::Cause;
 use crate::summary::{RoleLayers, SandboxSummary};
@@ -135,8 +135,8 @@ pub struct Jail {
     learned: learn::SharedLearned,
     /// What each role's processes wrote to stderr.
     stderr: HashMap<Role, std::sync::Arc<crate::child_log::Tally>>,
-    /// Where the children's binaries are (checked when the run started).
-    bin_dir: std::path::PathBuf,
+    /// How the children are started (their binaries checked when the run started).
+    starts: Children,
 }
 
 impl Jail {
@@ -145,7 +145,7 @@ impl Jail {
     pub fn new(
         arg: TransportChoice,
         mode: SandboxMode,
-        bin_dir: std::path::PathBuf,
+        children: Children,
     ) -> anyhow::Result<Jail> {
         let layers = Layers::find();
         if let Some(why) = &layers.userns_reason {
@@ -175,7 +175,7 @@ impl Jail {
         }
         Ok(Jail {
             mode,
-            bin_dir,
+            starts: children,
             learned: Default::default(),
             stderr: HashMap::new(),
             reports,
@@ -190,6 +190,11 @@ impl Jail {
             violations: Vec::new(),
             observed: HashMap::new(),
         })
+    }
+
+    /// How this run starts its children.
+    pub fn children(&self) -> &Children {
+        &self.starts
     }
 
     /// The transport of this run.
@@ -309,7 +314,7 @@ impl Jail {
         let first = *count == 0;
         *count += 1;
         let tally = self.stderr.entry(role).or_default().clone();
-        let child = ChildProc::spawn_with(&self.bin_dir, role, control, &[], tally, move |cmd| {
+        let child = ChildProc::spawn_with(&self.starts, role, control, &[], tally, move |cmd| {
             confinement.install(cmd);
             if role == Role::Renderer {
                 // One malloc arena: glibc shrinks a thread's own arena through a check that

@@ -118,6 +118,7 @@ impl Supervisor<'_> {
             None => s.paths.present = "headless: the last frame is written as a PNG".to_owned(),
         }
         s.sandbox = self.jail.summary();
+        s.processes.children = self.jail.children().describe();
         s.processes.child_stderr = crate::summary::ChildStderr {
             gpu: self.jail.stderr_counts(Role::Gpu),
             renderer: self.jail.stderr_counts(Role::Renderer),

@@ -322,11 +322,11 @@ fn run_with(
         args.check()?;
         args
     };
-    // The application named where the children are, or they are found as the command line
-    // finds them; either way both binaries are there before anything starts.
-    let bin_dir = match &embed {
-        Some(e) => e.bin_dir.clone(),
-        None => crate::child::command_line_children_dir()?,
+    // The application said how its children start, or they are the binaries the command line
+    // finds; either way both are there before anything starts.
+    let children = match &embed {
+        Some(e) => e.children.clone(),
+        None => crate::child::Children::Binaries(crate::child::command_line_children_dir()?),
     };
     let (width, height) = (args.size.width, args.size.height);
     let ladder = match args.buffers {
@@ -377,7 +377,7 @@ fn run_with(
         metrics: parts::Metrics::default(),
         tracing: parts::Tracing::new(rec),
         liveness: parts::Liveness::default(),
-        jail: crate::jail::Jail::new(args.transport, args.sandbox, bin_dir)?,
+        jail: crate::jail::Jail::new(args.transport, args.sandbox, children)?,
         policing: parts::Policing::default(),
         evidence: parts::Evidence::default(),
         chaos: parts::Chaos::new(plan),

@@ -94,7 +94,7 @@ mod tests {
             pixels,
             dropped: Arc::new(AtomicU64::new(0)),
             max_size: (64, 64),
-            bin_dir: std::path::PathBuf::new(),
+            children: crate::child::Children::ThisExecutable,
         };
         (l, app_events, app_control)
     }
