@@ -12,8 +12,9 @@ pub enum Exit {
     /// The command did what it was asked.
     Success = 0,
     /// It failed: a bad `--scene` file (its located error is logged; no child was started),
-    /// a child could not be kept running (its restart budget was spent), a file could not be
-    /// read or written, or any other error, which is logged.
+    /// a child could not be kept running (its restart budget was spent), `doctor` found what
+    /// stops a run on this machine (a `[FAIL]` line; warnings alone exit 0), a file could not
+    /// be read or written, or any other error, which is logged.
     Failed = 1,
     /// The command line was not understood (clap prints what and exits with this itself).
     Usage = 2,
@@ -47,7 +48,8 @@ pub struct VerifyFailed(pub String);
 pub const HELP: &str = "\
 Exit status:
   0  success; also after Ctrl-C, SIGTERM or closing the window (a clean shutdown)
-  1  failure: a bad --scene file, a child could not be kept running, or another error
+  1  failure: a bad --scene file, a child could not be kept running, doctor found
+     what stops a run here (a [FAIL] line), or another error
   2  usage: the command line was not understood
   3  run --verify: the frame checked differs from the reference composite";
 

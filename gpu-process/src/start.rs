@@ -43,7 +43,8 @@ pub fn egl_facts() -> anyhow::Result<()> {
             let auto = match choose_exporter(BackendRequest::Auto, &mut gl) {
                 Ok((e, reason)) => serde_json::json!({
                     "backend": e.kind().as_str(),
-                    "fence": format!("{:?}", e.fence_kind()),
+                    "fence": e.fence_kind().as_str(),
+                    "fence_detail": e.fence_detail(),
                     "reason": reason,
                 }),
                 Err(e) => serde_json::json!({ "backend": null, "reason": format!("{e:#}") }),

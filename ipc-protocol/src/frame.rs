@@ -124,6 +124,23 @@ pub enum FenceKind {
     Pipe,
 }
 
+impl FenceKind {
+    /// The name used in summaries, traces and `doctor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceKind::EventFd => "eventfd",
+            FenceKind::SyncFile => "sync_file",
+            FenceKind::Pipe => "pipe",
+        }
+    }
+}
+
+impl std::fmt::Display for FenceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A fence: readable (`POLLIN`) once the buffer's contents are complete.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[must_use = "a buffer must not be read before its fence has signalled"]
@@ -150,6 +167,12 @@ impl BufferKind {
             BufferKind::Shm => "shm",
             BufferKind::DmaBuf => "dmabuf",
         }
+    }
+}
+
+impl std::fmt::Display for BufferKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -406,6 +429,20 @@ pub fn check_identity(field: &str, want: FileId, got: FileId) -> Result<(), Desc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_print_their_documented_names() {
+        // The names the run summary and `--buffers` use, never the Rust variant names.
+        for (kind, name) in [
+            (FenceKind::EventFd, "eventfd"),
+            (FenceKind::SyncFile, "sync_file"),
+            (FenceKind::Pipe, "pipe"),
+        ] {
+            assert_eq!(kind.to_string(), name);
+        }
+        assert_eq!(BufferKind::Shm.to_string(), "shm");
+        assert_eq!(BufferKind::DmaBuf.to_string(), "dmabuf");
+    }
 
     fn rfd(fd: i32) -> RemoteFd {
         RemoteFd {

@@ -44,6 +44,12 @@ impl Transport {
     }
 }
 
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a child's sandbox violations reach the launcher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ViolationReports {
@@ -832,6 +838,12 @@ impl Wire for RendererToGpu {
 mod tests {
     use super::*;
     use crate::channel::MAX_MESSAGE;
+
+    #[test]
+    fn transports_print_their_summary_names() {
+        assert_eq!(Transport::Pidfd.to_string(), "pidfd_getfd");
+        assert_eq!(Transport::ScmRights.to_string(), "scm_rights");
+    }
 
     fn start(scene: Option<SceneStart>) -> GpuStart {
         GpuStart {

@@ -23,7 +23,7 @@
 //! | `TRIPTYCH_REQUIRE_VGEM` | the vgem DRM device | the VM | `sys/tests/vgem.rs`, `vm_dmabuf.rs` |
 //! | `TRIPTYCH_REQUIRE_DMABUF` | an EGL display that exports DMA-BUFs from a DRM render node, so that `--buffers auto` picks `dmabuf` | the VM | the GL export tests (`gpu-process/src/gl/dmabuf_export.rs`), `backends.rs`, `drift.rs` |
 //! | `TRIPTYCH_REQUIRE_KMS_SWRAST` | a first DRM render node that Mesa drives with `kms_swrast` (as it drives vgem's) | the VM | `gpu-process/src/gl/dmabuf_export.rs` |
-//! | `TRIPTYCH_REQUIRE_NO_DRI` | no DRM device at all (`/dev/dri` empty or absent), so that DMA-BUF export cannot work | `scripts/test.sh` (`/dev/dri`) | `backends.rs`, `gpu-process/src/gl/dmabuf_export.rs` |
+//! | `TRIPTYCH_REQUIRE_NO_DRI` | no DRM device at all (`/dev/dri` empty or absent), so that DMA-BUF export cannot work | `scripts/test.sh` (`/dev/dri`) | `backends.rs`, `doctor.rs`, `gpu-process/src/gl/dmabuf_export.rs` |
 //!
 //! `TRIPTYCH_REQUIRE_NO_DRI` is the one that asks for an absence: the tests that check how
 //! triptych fails without a DRM device (`--buffers dmabuf` failing at once and naming what is

@@ -14,6 +14,8 @@ use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::wl_registry::{self, WlRegistry};
 use wayland_client::{Connection, Dispatch, QueueHandle};
 
+use super::report::Level;
+
 /// What `run` will do with its frames here.
 #[derive(Clone, Debug, Serialize)]
 pub struct DisplayReport {
@@ -32,9 +34,15 @@ pub struct DisplayReport {
 }
 
 impl DisplayReport {
-    /// Whether `run` will work as it stands.
-    pub fn ok(&self) -> bool {
-        self.mode != "fails"
+    /// What it means for `run`: a display that is named but cannot be used fails the run; a
+    /// window whose frames are copied through the socket is a fallback from the zero-copy
+    /// paths; a window presented zero-copy, or a headless run, is what it should be.
+    pub fn level(&self) -> Level {
+        match self.mode {
+            "fails" => Level::Fail,
+            "window" if !self.zero_copy => Level::Warn,
+            _ => Level::Ok,
+        }
     }
 
     /// The report's line.
@@ -182,17 +190,27 @@ mod tests {
             zero_copy: false,
             reason: None,
         };
-        assert!(r.ok());
+        assert_eq!(r.level(), Level::Ok);
         assert_eq!(
             r.line(),
             "no display (neither WAYLAND_DISPLAY nor DISPLAY is set) -> headless: the last \
              frame is written to --out (PNG)"
         );
         let r = fails("DISPLAY=:9".into(), "x11", "gone".into());
-        assert!(!r.ok());
+        assert_eq!(r.level(), Level::Fail);
         assert_eq!(
             r.line(),
             "DISPLAY=:9 -> no window: gone; run fails at start (pass --headless for a PNG)"
         );
+        let r = DisplayReport {
+            env: Some("DISPLAY=:0".into()),
+            server: "x11",
+            mode: "window",
+            present: "copying X11 PutImage (every frame through the socket)".into(),
+            zero_copy: false,
+            reason: Some("the X server's MIT-SHM is 1.1".into()),
+        };
+        assert_eq!(r.level(), Level::Warn);
+        assert!(r.line().contains("copying X11 PutImage"), "{}", r.line());
     }
 }
