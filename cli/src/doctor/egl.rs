@@ -97,7 +97,8 @@ pub fn children() -> (Check, Option<PathBuf>) {
             Check::ok(
                 "child binaries",
                 format!(
-                    "{} and {} in {}",
+                    "`triptych run` starts the separate binaries {} and {} in {} (an application \
+                     built on the library starts its own executable in each role instead)",
                     ipc_protocol::Role::Gpu.binary(),
                     ipc_protocol::Role::Renderer.binary(),
                     dir.display()
