@@ -255,6 +255,26 @@ mod tests {
         assert_eq!((abi::PR_SET_NAME, abi::PR_GET_NAME), (15, 16));
         // include/linux/socket.h
         assert_eq!(abi::AF_UNIX, 1);
+        // include/uapi/asm-generic/fcntl.h (octal there)
+        assert_eq!(abi::O_RDONLY, 0);
+        assert_eq!(abi::O_TRUNC, 0o1000);
+        assert_eq!(abi::O_NONBLOCK, 0o4000);
+        assert_eq!(abi::O_CLOEXEC, 0o2000000);
+        assert_eq!(abi::O_PATH, 0o10000000);
+        assert_eq!((abi::F_GETFD, abi::F_SETFD, abi::F_GETFL), (1, 2, 3));
+        // include/uapi/linux/fcntl.h: F_LINUX_SPECIFIC_BASE (1024) + 6 and + 9
+        assert_eq!(abi::F_DUPFD_CLOEXEC, 1030);
+        assert_eq!(abi::F_ADD_SEALS, 1033);
+        assert_eq!(abi::PROT_READ, 0x1);
+        // include/uapi/linux/sched.h
+        assert_eq!(
+            (abi::SCHED_OTHER, abi::SCHED_BATCH, abi::SCHED_IDLE),
+            (0, 3, 5)
+        );
+        // include/uapi/asm-generic/ioctls.h
+        assert_eq!(abi::TIOCSTI, 0x5412);
+        assert_eq!(abi::FIONREAD, 0x541B);
+        assert_eq!(abi::TIOCLINUX, 0x541C);
     }
 
     #[test]

@@ -26,10 +26,10 @@
 //! pointer is outlined in the frames that follow (`LauncherToGpu::Hover`). Layers are picked by
 //! the layout of the scene drawn: the built-in scene's, or a scene file's.
 //!
-//! An application that embeds triptych can hand it a window of its own instead
-//! (`crate::shell::ShellBuilder::present_into`): [`adopt`] makes the same [`Display`] of it, and
-//! [`translate`] turns the events the application forwards into [`DisplayEvent`]s, as it does
-//! for this module's own window.
+//! An application that embeds triptych hands it a window of its own
+//! (`crate::shell::ShellBuilder::present_into`): [`adopt`] makes the [`Display`] of it, and
+//! [`translate`] turns the events the application forwards into [`DisplayEvent`]s, as the
+//! command line's window (`triptych_cli::window`) does with its own.
 //!
 //! Space pauses and resumes, `.` steps one frame while paused, `o` shows or hides the overlay
 //! (frames per second, present latency, buffer backend, fence, fd transport, restarts,

@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
+/// Samples criterion takes of each value; the ratio is the median over the pairs of these
+/// samples (criterion's warm-up calls the routine too, and those pairs are left out).
+const SAMPLES: usize = 50;
+
+/// Whether this run times anything: `cargo bench` passes `--bench`; without it (`cargo test
+/// --bench`) criterion runs each routine once, untimed.
+pub fn timed() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 /// One item: a value, its baseline, the goal its ratio is held to, and the samples' ratios.
 pub struct Item {
     /// The item's number in the benchmarks' table (`docs/benchmarks.md`).
@@ -51,6 +61,7 @@ impl Item {
         let samples = RefCell::new(Vec::new());
         let mut first = false;
         let mut g = c.benchmark_group(group);
+        g.sample_size(SAMPLES);
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 first = !first;
@@ -74,7 +85,10 @@ impl Item {
             })
         });
         g.finish();
-        self.samples = samples.into_inner();
+        // The measured samples are criterion's last calls; the warm-up's come before them.
+        let mut all = samples.into_inner();
+        let warm_up = all.len().saturating_sub(SAMPLES);
+        self.samples = all.split_off(warm_up);
     }
 
     /// The median of the samples' ratios, and the medians of value and baseline (ns).
@@ -95,6 +109,16 @@ impl Item {
 pub fn report(items: &[Item]) {
     use std::fmt::Write as _;
     let mut t = String::new();
+    if !timed() {
+        let _ = writeln!(
+            t,
+            "\ncriterion's test mode: each routine ran once and its checks passed; nothing was \
+             timed (cargo bench times them)"
+        );
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(t.as_bytes());
+        return;
+    }
     let _ = writeln!(
         t,
         "\n{:<5} {:<58} {:>12} {:>9}  {:<9} met",

@@ -50,9 +50,13 @@ impl Chaos {
             .collect()
     }
 
-    /// A child reported `fault` fired.
+    /// A child reported `fault` fired. A fault fires once: a report repeated (a compromised
+    /// child may repeat it at its whole message budget) is kept once, so what is kept is bounded
+    /// by the plan.
     pub fn fired(&mut self, fault: Fault) {
-        self.fired.push(fault);
+        if !self.fired.contains(&fault) {
+            self.fired.push(fault);
+        }
     }
 
     /// Frame `frame` is on screen, at `now_ns`: the process to kill now, if the first kill due
@@ -132,6 +136,17 @@ mod tests {
         assert_eq!(c.renderer_faults(), [r], "the other role's are untouched");
         c.fired(r);
         assert!(c.renderer_faults().is_empty());
+    }
+
+    #[test]
+    fn a_fault_reported_over_and_over_is_kept_once() {
+        let a = fault(5, FaultPoint::GpuRender);
+        let mut c = Chaos::new(Plan::default().with_faults(&[a]));
+        for _ in 0..10_000 {
+            c.fired(a);
+        }
+        assert_eq!(c.fired.len(), 1, "bounded by the plan");
+        assert_eq!(c.fired_described().len(), 1);
     }
 
     #[test]
