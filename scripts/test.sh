@@ -22,12 +22,12 @@ if [ -z "$(ls -A /dev/dri 2>/dev/null)" ]; then export TRIPTYCH_REQUIRE_NO_DRI=1
 cargo build --workspace --all-targets
 echo "== the product crates: no test code; the engine links no command line (clap), benchmarks or adversaries, and the children's code only for one executable"
 for crate in clap triptych-cli triptych-bench triptych-adversary; do
-  if cargo tree -p launcher -e normal,build --prefix none | grep -q "^$crate "; then
-    echo "FAIL: the launcher crate depends on $crate" >&2
+  if cargo tree -p triptych -e normal,build --prefix none | grep -q "^$crate "; then
+    echo "FAIL: the engine (triptych) depends on $crate" >&2
     exit 1
   fi
 done
-for crate in triptych-cli gpu-process renderer-process; do
+for crate in triptych-cli triptych-gpu-process triptych-renderer-process; do
   for dep in triptych-adversary triptych-bench; do
     if cargo tree -p "$crate" -e normal,build --prefix none | grep -q "^$dep "; then
       echo "FAIL: $crate depends on $dep" >&2
@@ -37,9 +37,9 @@ for crate in triptych-cli gpu-process renderer-process; do
 done
 # A headless embedder builds the engine without its window support, and without winit; without
 # the children feature (one executable) it links neither child's code.
-cargo build -p launcher --no-default-features
-for crate in winit gpu-process renderer-process; do
-  if cargo tree -p launcher --no-default-features -e normal --prefix none | grep -q "^$crate "; then
+cargo build -p triptych --no-default-features
+for crate in winit triptych-gpu-process triptych-renderer-process; do
+  if cargo tree -p triptych --no-default-features -e normal --prefix none | grep -q "^$crate "; then
     echo "FAIL: the engine without its default features still depends on $crate" >&2
     exit 1
   fi
@@ -62,6 +62,42 @@ if [ -n "$kernel_deps" ]; then
   echo "FAIL: a product crate depends on libc or nix itself; make the call through a wrapper in sys/ (or rustix) and take kernel numbers from triptych_sys::abi" >&2
   exit 1
 fi
+echo "== the packages an application builds on: each packs, and builds from its package alone"
+# Every member that may be published (all but those with publish = false) is packed, with the
+# workspace dependencies it names packed beside it (cargo resolves them through a local overlay of
+# the registry), and each package is built from its unpacked files: a file the build reads but the
+# package leaves out, a path outside the crate's directory or a path dependency without a version
+# fails here. A check, not a release: uncommitted changes are packed as they are, and the
+# manifests name no homepage or repository yet (--no-metadata). The members are named one by one
+# ("NAME VERSION" from cargo metadata): `cargo package --workspace` packs the publish = false ones
+# too, and fails on their path dependencies, which have no version.
+mapfile -t packaged < <(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["publish"] != []:
+        print(p["name"], p["version"])
+')
+package_args=()
+for p in "${packaged[@]}"; do package_args+=(-p "${p% *}"); done
+rm -rf target/package
+cargo package --allow-dirty --no-metadata "${package_args[@]}"
+# The verification builds a package's library and binaries, not its examples: the engine's
+# examples are checked here, in a workspace of the unpacked packages that patches each of them in
+# for the registry's. Unpacked with fresh times (tar -m): packed files all carry one fixed time,
+# which would make the last run's results look up to date.
+unpacked=$(mktemp -d /tmp/triptych-packages.XXXXXX)
+members=() patches=()
+for p in "${packaged[@]}"; do
+  dir="${p% *}-${p#* }"
+  tar -xzmf "target/package/$dir.crate" -C "$unpacked"
+  members+=("\"$dir\",")
+  patches+=("${p% *} = { path = \"$dir\" }")
+done
+printf '%s\n' '[workspace]' 'resolver = "2"' "members = [${members[*]}]" '[patch.crates-io]' "${patches[@]}" \
+  >"$unpacked/Cargo.toml"
+cp Cargo.lock "$unpacked/"
+cargo check --manifest-path "$unpacked/Cargo.toml" --target-dir target --examples
+rm -rf "$unpacked"
 echo "== formatting, lints (undocumented unsafe blocks among them) and docs, warnings denied"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
@@ -69,7 +105,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 cargo test --workspace -- --test-threads 2
 echo "== the in-process benches, once each in criterion's test mode (their checks run, nothing is timed)"
-cargo test -p renderer-process -p triptych-trace --bench compositor --bench recorder
+cargo test -p triptych-renderer-process -p triptych-trace --bench compositor --bench recorder
 echo "== release binaries carry no test hook"
 cargo build --release --workspace
 for b in triptych triptych-gpu triptych-renderer; do

@@ -36,7 +36,7 @@
 //!
 //! Items that time one function in one process (5a and 5b, the compositor against `memcpy`; 10,
 //! the damaged frame against a full composite) are criterion benches next to the code they time:
-//! `cargo bench -p renderer-process`. The recorder's own profile is `cargo bench -p
+//! `cargo bench -p triptych-renderer-process`. The recorder's own profile is `cargo bench -p
 //! triptych-trace`.
 
 #![forbid(unsafe_code)]

@@ -51,8 +51,8 @@ pub const PROCESS_DEADLINE: Duration = Duration::from_secs(600);
 ///
 /// Why not `CARGO_BIN_EXE_<name>`: cargo sets it only for the binaries of the package the
 /// integration test belongs to, and these tests live in their own package (`triptych-tests`)
-/// while the three binaries belong to three others (`launcher`, `gpu-process`,
-/// `renderer-process`). Moving the tests into one of them would still leave the other two
+/// while the three binaries belong to three others (`triptych-cli`, `triptych-gpu-process`,
+/// `triptych-renderer-process`). Moving the tests into one of them would still leave the other two
 /// binaries out, and artifact dependencies, which would name them all, are not in stable cargo.
 /// The launcher finds its children next to its own executable, so the three must be in one
 /// directory anyway; that directory is what this returns. The cost of the lookup: `cargo test

@@ -325,7 +325,7 @@ fn the_window_example_presents_into_its_own_window_and_ends_on_its_quit_key() {
     let exe = bin_dir().join("examples").join("embed_window");
     assert!(
         exe.is_file(),
-        "{} is not built: cargo build --examples -p launcher",
+        "{} is not built: cargo build --examples -p triptych",
         exe.display()
     );
     let x = Xvfb::start(640, 480);

@@ -63,7 +63,7 @@ edition = "2021"
 publish = false
 
 [dependencies]
-triptych = {{ path = "{}", package = "launcher", default-features = false, features = ["children"] }}
+triptych = {{ path = "{}", default-features = false, features = ["children"] }}
 anyhow = "1"
 serde_json = "1"
 

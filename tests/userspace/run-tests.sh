@@ -34,7 +34,7 @@ mapfile -t bins < <(
     python3 -c '
 import json, sys
 want = {("triptych-tests", t) for t in ("pipeline", "sandbox_status", "sandbox_rules",
-        "sandbox_scan", "sandbox_escapes", "crash", "drift")} | {("gpu-process", "gpu_process")}
+        "sandbox_scan", "sandbox_escapes", "crash", "drift")} | {("triptych-gpu-process", "gpu_process")}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") != "compiler-artifact" or not m.get("executable") or not m["profile"]["test"]:

@@ -20,7 +20,7 @@ mapfile -t bins < <(
   cargo test --workspace --no-run --message-format=json 2>/dev/null |
     python3 -c '
 import json, sys
-want = {("triptych-sys", "vgem"), ("gpu-process", "gpu_process"), ("triptych-tests", "vm_dmabuf"), ("triptych-tests", "backends"),
+want = {("triptych-sys", "vgem"), ("triptych-gpu-process", "gpu_process"), ("triptych-tests", "vm_dmabuf"), ("triptych-tests", "backends"),
         ("triptych-tests", "drift"), ("triptych-tests", "landlock")}
 for line in sys.stdin:
     m = json.loads(line)

@@ -1,7 +1,7 @@
 //! The renderer's compositor, timed in-process on criterion, each value against a baseline timed
 //! beside it in every sample ([`paired`]): items 5a, 5b ([`composite`]) and 10 ([`damage`]) of
-//! the benchmarks' table (`docs/benchmarks.md`). `cargo bench -p renderer-process` runs them;
-//! after criterion's own report a table prints each median ratio with its goal. The
+//! the benchmarks' table (`docs/benchmarks.md`). `cargo bench -p triptych-renderer-process` runs
+//! them; after criterion's own report a table prints each median ratio with its goal. The
 //! cross-process items are `triptych-bench`'s.
 
 mod composite;
