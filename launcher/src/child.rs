@@ -46,6 +46,19 @@ pub const ENV_ALLOWED: &[&str] = &[
     "VK_",
 ];
 
+/// A child's whole environment: the variables of this process that [`env_allowed`] lets
+/// through, and the drivers' disk caches turned off.
+pub fn environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let mut env: Vec<_> = std::env::vars_os()
+        .filter(|(k, _)| k.to_str().is_some_and(env_allowed))
+        .collect();
+    // Mesa's shader cache would write under $HOME; the children have none and open nothing.
+    env.push(("MESA_SHADER_CACHE_DISABLE".into(), "true".into()));
+    // Likewise NVIDIA's driver, which would write under $HOME/.nv.
+    env.push(("__GL_SHADER_DISK_CACHE".into(), "0".into()));
+    env
+}
+
 /// Whether `name` may pass to a child.
 pub fn env_allowed(name: &str) -> bool {
     ENV_ALLOWED.iter().any(|a| {
@@ -267,16 +280,8 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
         cmd.args(extra_args)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
-            .env_clear();
-        for (k, v) in std::env::vars_os() {
-            if k.to_str().is_some_and(env_allowed) {
-                cmd.env(k, v);
-            }
-        }
-        // Mesa's shader cache would write under $HOME; the children have none and open nothing.
-        cmd.env("MESA_SHADER_CACHE_DISABLE", "true");
-        // Likewise NVIDIA's driver, which would write under $HOME/.nv.
-        cmd.env("__GL_SHADER_DISK_CACHE", "0");
+            .env_clear()
+            .envs(environment());
         // The parent-death guard runs after the caller's confinement (its own pre_exec steps).
         setup(&mut cmd);
         triptych_sys::jail::Confinement::new()

@@ -25,6 +25,14 @@ pub fn sandbox() -> Vec<Finding> {
         .collect()
 }
 
+/// The environment a run's children get: this process's variables that the allowlist lets
+/// through (the C library's, the GL drivers', the log filter), with the drivers' disk caches
+/// off. `doctor` starts the GPU process for its EGL facts with exactly this, so its verdict is
+/// the one a run's GPU process would reach.
+pub fn child_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    crate::child::environment()
+}
+
 /// Where `triptych run` takes its children from: `TRIPTYCH_BIN_DIR`, else next to the running
 /// executable; checked to hold both binaries.
 pub fn command_line_children_dir() -> anyhow::Result<PathBuf> {

@@ -128,6 +128,8 @@ pub fn ask(dir: Option<&Path>) -> serde_json::Value {
         let gpu = dir.join(ipc_protocol::Role::Gpu.binary());
         let o = Command::new(&gpu)
             .arg("--egl-facts")
+            .env_clear()
+            .envs(triptych::machine::child_environment())
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()

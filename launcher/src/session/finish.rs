@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use ipc_protocol::frame::FenceKind;
 use ipc_protocol::messages::{
     GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
 };
@@ -102,11 +101,7 @@ impl Supervisor<'_> {
         if let Some(info) = &gpu_info {
             s.paths.backend = info.backend.as_str().to_owned();
             s.paths.backend_reason = info.backend_reason.clone();
-            s.paths.fence = match info.fence {
-                FenceKind::EventFd => "eventfd".to_owned(),
-                FenceKind::Pipe => "pipe".to_owned(),
-                FenceKind::SyncFile => "sync_file".to_owned(),
-            };
+            s.paths.fence = info.fence.as_str().to_owned();
             s.paths.gl = info.gl.clone();
         }
         s.paths.transport = self.jail.transport().as_str().to_owned();

@@ -97,16 +97,6 @@ impl Overlay {
     }
 }
 
-/// The name of a fence kind, as the overlay shows it.
-fn fence_name(kind: ipc_protocol::frame::FenceKind) -> &'static str {
-    use ipc_protocol::frame::FenceKind;
-    match kind {
-        FenceKind::EventFd => "eventfd",
-        FenceKind::SyncFile => "sync_file",
-        FenceKind::Pipe => "pipe",
-    }
-}
-
 impl Supervisor<'_> {
     /// The `o` key: shows or hides the overlay, at once.
     pub(super) fn toggle_overlay(&mut self) {
@@ -132,7 +122,7 @@ impl Supervisor<'_> {
             .map_or("-".to_owned(), |ms| format!("{ms:.1} ms"));
         let info = self.pair.gpu.as_ref().map(|g| &g.info);
         let backend = info.map_or("-", |i| i.backend.as_str());
-        let fence = info.map_or("-", |i| fence_name(i.fence));
+        let fence = info.map_or("-", |i| i.fence.as_str());
         let landlock = info.is_some_and(|i| i.landlock.enforced != LandlockEnforced::None);
         let sandbox = match (self.args.sandbox, landlock) {
             (SandboxMode::Enforce, true) => "seccomp+landlock",
