@@ -79,8 +79,17 @@ for p in json.load(sys.stdin)["packages"]:
 ')
 package_args=()
 for p in "${packaged[@]}"; do package_args+=(-p "${p% *}"); done
-rm -rf target/package
-cargo package --allow-dirty --no-metadata "${package_args[@]}"
+# Cargo takes a registry's package to be the same forever under one version: what it unpacked of
+# one (under registry/src/-HASH for the overlay) and what it built of it are kept and reused
+# unread. The overlay's packages change from one run to the next under the same version, so what
+# an earlier run unpacked of them goes first, and they are built in a target directory of their
+# own whose artifacts of this workspace's packages go too (the other dependencies' stay).
+packaging=target/packaging
+rm -rf target/package "$packaging"/package "$packaging"/debug/.fingerprint/triptych-*
+for p in "${packaged[@]}"; do
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"${p% *}-${p#* }"
+done
+CARGO_TARGET_DIR=$packaging cargo package --allow-dirty --no-metadata "${package_args[@]}"
 # The verification builds a package's library and binaries, not its examples: the engine's
 # examples are checked here, in a workspace of the unpacked packages that patches each of them in
 # for the registry's. Unpacked with fresh times (tar -m): packed files all carry one fixed time,
@@ -89,14 +98,14 @@ unpacked=$(mktemp -d /tmp/triptych-packages.XXXXXX)
 members=() patches=()
 for p in "${packaged[@]}"; do
   dir="${p% *}-${p#* }"
-  tar -xzmf "target/package/$dir.crate" -C "$unpacked"
+  tar -xzmf "$packaging/package/$dir.crate" -C "$unpacked"
   members+=("\"$dir\",")
   patches+=("${p% *} = { path = \"$dir\" }")
 done
 printf '%s\n' '[workspace]' 'resolver = "2"' "members = [${members[*]}]" '[patch.crates-io]' "${patches[@]}" \
   >"$unpacked/Cargo.toml"
 cp Cargo.lock "$unpacked/"
-cargo check --manifest-path "$unpacked/Cargo.toml" --target-dir target --examples
+cargo check --manifest-path "$unpacked/Cargo.toml" --target-dir "$packaging" --examples
 rm -rf "$unpacked"
 echo "== formatting, lints (undocumented unsafe blocks among them) and docs, warnings denied"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
