@@ -59,6 +59,15 @@ pub enum Command {
     TraceSummary(TraceSummaryArgs),
 }
 
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// How buffer and fence fds travel from the GPU process to the renderer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TransportArg {
@@ -171,6 +180,10 @@ pub struct RunArgs {
     /// A child that has not answered a ping for this long is hung: it is killed and restarted.
     #[arg(long, default_value_t = 3000)]
     pub hang_timeout_ms: u64,
+    /// Keep a standby GPU process warm (spawned, sandboxed, its GL context made) and promote it
+    /// when the GPU process dies, instead of starting one cold.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub standby: Switch,
     /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,
     /// gpu-after-export, renderer-fence-wait, renderer-composite; ACTION one of kill, segv,
     /// abort, stop-fences (GPU points only). E.g. `gpu-after-export:stop-fences@20`.
@@ -215,6 +228,7 @@ impl RunArgs {
             restart_window_s: self.restart_window_s,
             heartbeat_ms: self.heartbeat_ms,
             hang_timeout_ms: self.hang_timeout_ms,
+            standby: self.standby == Switch::On,
         };
         c.chaos = config::Chaos {
             seed: self.chaos,

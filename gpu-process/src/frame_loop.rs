@@ -307,7 +307,9 @@ impl Producer {
             LauncherToGpu::Render { up_to } => {
                 self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
             }
-            LauncherToGpu::Start(_) => tracing::warn!("a second Start was ignored"),
+            LauncherToGpu::Start(_) | LauncherToGpu::Prepare(_) => {
+                tracing::warn!("a second Start or Prepare was ignored")
+            }
             LauncherToGpu::SceneImage { layer } => {
                 tracing::warn!(layer, "a scene image after the start was ignored");
             }

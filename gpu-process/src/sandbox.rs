@@ -7,19 +7,20 @@
 //!    report pipe and install the `SIGSYS` reporter on it, adopt the handover socket. The
 //!    launcher has already put the process in the shared user namespace and new network and
 //!    IPC namespaces, with no capabilities (`triptych_sys::jail`).
-//! 2. bootstrap, `Start`, then EGL and driver initialisation, which opens files (the driver, its
-//!    configuration, the shader cache index) and starts the driver's threads.
-//! 3. **confine** ([`confine`]), before `Started` is reported: resource limits,
-//!    `PR_SET_NO_NEW_PRIVS`, the GPU policy on every thread (the driver's included, TSYNC); then
-//!    take the `SCM_RIGHTS` socket to the renderer if that transport runs; then
-//!    [`Hooks::confined`].
+//! 2. bootstrap, `Prepare`, then EGL and driver initialisation, which opens files (the driver,
+//!    its configuration, the shader cache index) and starts the driver's threads.
+//! 3. **confine** ([`confine`]), before `Ready` is reported and before `Start` is read: resource
+//!    limits, `PR_SET_NO_NEW_PRIVS`, the GPU policy on every thread (the driver's included,
+//!    TSYNC). A standby GPU process waits here, confined, until it is promoted.
+//! 4. **attach** ([`attach`]), at `Start`: name the renderer for Yama, take the `SCM_RIGHTS`
+//!    socket to the renderer if that transport runs; then [`Hooks::confined`].
 //!
 //! The policy ([`triptych_sandbox::gpu`]) is looser than the renderer's: the driver keeps its
 //! ioctls and its executable (JIT) memory; files, programs, the network and other processes are
 //! out of reach.
 
 use anyhow::Context;
-use ipc_protocol::messages::{GpuStart, Transport, ViolationReports};
+use ipc_protocol::messages::{GpuPrepare, GpuStart, Transport, ViolationReports};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::gpu::Params;
 use triptych_sys::fixed::FixedFd;
@@ -46,15 +47,22 @@ pub fn startup() -> anyhow::Result<Claimed> {
     Ok(Claimed { handover, landlock })
 }
 
-/// Step 3: puts the sandbox on and returns the fd sender for `start.transport`. With
-/// user-notification reports the allowlist is installed with a listener, which goes to
-/// `hand_over` (to the launcher) before anything else runs under the filter.
+/// The sandbox on, before `Start`: what [`attach`] needs once `Start` names the renderer.
+#[derive(Debug)]
+pub struct Confined {
+    handover: Option<FixedFd>,
+    params: Params,
+}
+
+/// Step 3, at `Prepare`: puts the sandbox on. With user-notification reports the allowlist is
+/// installed with a listener, which goes to `hand_over` (to the launcher) before anything else
+/// runs under the filter.
 pub fn confine(
     claimed: Claimed,
-    start: &GpuStart,
+    prepare: GpuPrepare,
     hooks: &mut dyn Hooks,
     hand_over: impl FnOnce(&std::os::fd::OwnedFd) -> anyhow::Result<()>,
-) -> anyhow::Result<FdSender> {
+) -> anyhow::Result<Confined> {
     hooks.before_confine();
     triptych_sandbox::limits::apply(&triptych_sandbox::limits::gpu())
         .context("setting resource limits")?;
@@ -63,7 +71,7 @@ pub fn confine(
         landlocked: claimed.landlock.enforced != ipc_protocol::messages::LandlockEnforced::None,
     };
     let policy = triptych_sandbox::gpu::policy(&params);
-    let mut installed = match start.reports {
+    let mut installed = match prepare.reports {
         ViolationReports::Notify => policy.install_notifying(),
         ViolationReports::Signal => policy.install(),
     }
@@ -77,13 +85,27 @@ pub fn confine(
         rules = installed.rules,
         "sandbox on"
     );
-    let mut sender = FdSender::new(start.transport, claimed.handover);
+    Ok(Confined {
+        handover: claimed.handover,
+        params,
+    })
+}
+
+/// Step 4, at `Start` (confined): names the renderer for Yama, returns the fd sender for
+/// `start.transport`, then [`Hooks::confined`].
+pub fn attach(
+    confined: Confined,
+    start: &GpuStart,
+    hooks: &mut dyn Hooks,
+) -> anyhow::Result<FdSender> {
+    name_ptracer(start.renderer.renderer_pid)?;
+    let mut sender = FdSender::new(start.transport, confined.handover);
     if start.transport == Transport::ScmRights {
         sender
             .attach(start.renderer.renderer_pid)
             .context("taking the socket to the renderer")?;
     }
-    hooks.confined(start, &params);
+    hooks.confined(start, &confined.params);
     Ok(sender)
 }
 
@@ -91,6 +113,11 @@ pub fn confine(
 /// on: reading a file takes `openat` and `statx` (Rust's `fs::read` sizes its buffer with it),
 /// and the policy names neither for this purpose, so a new renderer later is named from this.
 static YAMA_SCOPE: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
+
+/// Reads Yama's scope now, while files can be opened (before [`confine`]).
+pub(crate) fn read_yama_scope() {
+    YAMA_SCOPE.get_or_init(triptych_sys::proc::yama_ptrace_scope);
+}
 
 /// Lets the renderer take fds from this process where Yama restricts ptrace to descendants.
 pub(crate) fn name_ptracer(renderer_pid: u32) -> anyhow::Result<()> {

@@ -1,8 +1,9 @@
 //! The GPU process's start: from joining the launcher to the frame loop.
 //!
-//! Sequence: join the launcher's channels, receive `Start`, create the GL context and the
+//! Sequence: join the launcher's channels, receive `Prepare`, create the GL context and the
 //! exporter the launcher asked for (failing at once, with the missing piece named, when it
-//! cannot work), report what runs, then for each frame: take a free pool buffer per layer
+//! cannot work), put the sandbox on and report `Ready`; a standby waits there. Then receive
+//! `Start` (the renderer, the size, the scene), report `Started`, then for each frame: take a free pool buffer per layer
 //! (waiting for releases when there is none), draw the layer, send the frame's descriptions to
 //! the renderer, and complete each layer's work, which signals its fence. With a scene file,
 //! its images follow `Start` and are read before the sandbox and decoded after it (`scene.rs`).
@@ -12,8 +13,8 @@
 //! buffer, so an unchanged overlay damages nothing.
 //! After the last frame it keeps serving releases until the launcher says `Shutdown`.
 //!
-//! This module is the start-up half ([`run`]): the channels, `Start`, the scene's images, the GL
-//! context and the exporter, the sandbox, `Started`. The frame loop is
+//! This module is the start-up half ([`run`]): the channels, `Prepare`, the GL context and the
+//! exporter, the sandbox, `Ready`, then `Start`, the scene's images, `Started`. The frame loop is
 //! [`crate::frame_loop`]. `triptych-gpu --egl-facts` ([`egl_facts`]) prints the same choice of
 //! exporter as JSON for `triptych doctor`.
 
@@ -23,7 +24,7 @@ use anyhow::{bail, Context};
 use ipc_protocol::bootstrap;
 use ipc_protocol::channel;
 use ipc_protocol::messages::{
-    BackendRequest, FaultPoint, GpuInfo, GpuStart, GpuToLauncher, LauncherToGpu,
+    BackendRequest, FaultPoint, GpuInfo, GpuPrepare, GpuToLauncher, LauncherToGpu,
 };
 use triptych_sys::fd::ExportWindow;
 
@@ -97,12 +98,54 @@ fn choose_exporter(
 
 /// Runs the GPU process: start-up, then the frame loop until the launcher says `Shutdown`. The
 /// product passes [`crate::hooks::NoHooks`].
+///
+/// Two halves, so that the launcher can keep a standby warm: `Prepare` (the GL context, the
+/// exporter, the sandbox, then `Ready`) needs nothing of the run; `Start` (the renderer, the
+/// size, the scene) may come much later, and everything it brings is handled confined.
 pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter.
     let claimed = crate::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let (mut commands, events) =
         bootstrap::join::<LauncherToGpu, GpuToLauncher>(ROLE).context("joining the launcher")?;
+    let (first, _) = commands
+        .recv()
+        .context("waiting for Prepare from the launcher")?;
+    let prepare = match first {
+        LauncherToGpu::Prepare(p) => p,
+        LauncherToGpu::Shutdown => return Ok(()),
+        other => bail!("expected Prepare from the launcher, got {other:?}"),
+    };
+    let failed = |e: anyhow::Error| {
+        let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
+        e
+    };
+    let (mut gl, exporter, reason) = setup(prepare).map_err(failed)?;
+    let gl_line = {
+        let i = gl.info();
+        format!("{} on {} ({})", i.gl_renderer, i.platform, i.egl_vendor)
+    };
+    let info = GpuInfo {
+        pid: std::process::id(),
+        backend: exporter.kind(),
+        backend_reason: reason,
+        fence: exporter.fence_kind(),
+        gl: gl_line,
+        window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
+        landlock: claimed.landlock.clone(),
+    };
+    // The driver is up: the sandbox goes on before anything is reported, received or rendered.
+    let hand_over = |listener: &OwnedFd| {
+        events
+            .send_with(&GpuToLauncher::SandboxListener, &[listener.as_fd()])
+            .context("sending the listener")
+    };
+    let confined =
+        crate::sandbox::confine(claimed, prepare, hooks.as_mut(), hand_over).map_err(failed)?;
+    events
+        .send(&GpuToLauncher::Ready(info.clone()))
+        .context("reporting the sandbox on")?;
+    // Warm and confined: a standby waits here until it is promoted (or told to shut down).
     let (start, mut fds) = commands
         .recv()
         .context("waiting for Start from the launcher")?;
@@ -112,89 +155,54 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         LauncherToGpu::Shutdown => return Ok(()),
         other => bail!("expected Start from the launcher, got {other:?}"),
     };
+    if start.backend != prepare.backend || start.reports != prepare.reports {
+        return Err(failed(anyhow::anyhow!(
+            "Start asks for backend {:?} with {:?} reports, but this process was prepared for {:?} with {:?}",
+            start.backend,
+            start.reports,
+            prepare.backend,
+            prepare.reports
+        )));
+    }
     maybe_fire(
         &mut start.faults.clone(),
         FaultPoint::GpuStartup,
         start.first_frame,
         &events,
     );
-    // A scene file's images follow `Start`; their bytes are read now, decoded once sandboxed.
+    // A scene file's images follow `Start`: their bytes are read, then decoded (confined).
     let received = match &start.scene {
         None => None,
         Some(s) => {
             let next = || commands.recv().context("receiving a scene image");
-            match crate::scene::receive(s, next) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
-                    return Err(e);
-                }
-            }
+            Some(crate::scene::receive(s, next).map_err(failed)?)
         }
     };
-    match setup(&start) {
-        Ok((mut gl, exporter, reason)) => {
-            let gl_line = {
-                let i = gl.info();
-                format!("{} on {} ({})", i.gl_renderer, i.platform, i.egl_vendor)
-            };
-            let info = GpuInfo {
-                pid: std::process::id(),
-                backend: exporter.kind(),
-                backend_reason: reason,
-                fence: exporter.fence_kind(),
-                gl: gl_line,
-                window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
-                landlock: claimed.landlock.clone(),
-            };
-            // The driver is up: the sandbox goes on before anything is reported or rendered.
-            let hand_over = |listener: &OwnedFd| {
-                events
-                    .send_with(&GpuToLauncher::SandboxListener, &[listener.as_fd()])
-                    .context("sending the listener")
-            };
-            let fds = match crate::sandbox::confine(claimed, &start, hooks.as_mut(), hand_over) {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
-                    return Err(e);
-                }
-            };
-            let (w, h) = (start.width, start.height);
-            let scene = received.map(|r| crate::scene::prepare(r, &mut gl, w, h));
-            let scene = match scene.transpose() {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
-                    return Err(e);
-                }
-            };
-            events
-                .send(&GpuToLauncher::Started(info.clone()))
-                .context("reporting the start")?;
-            let commands = channel::forward("launcher-rx", commands)?;
-            let drawing = Drawing {
-                gl,
-                exporter,
-                scene,
-            };
-            let mut producer = Producer::new(start, peer, drawing, events, fds, hooks)?;
-            producer.running(&info);
-            let result = producer.run(&commands);
-            producer.ship_trace();
-            result
-        }
-        Err(e) => {
-            let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
-            Err(e)
-        }
-    }
+    let fds = crate::sandbox::attach(confined, &start, hooks.as_mut()).map_err(failed)?;
+    let (w, h) = (start.width, start.height);
+    let scene = received.map(|r| crate::scene::prepare(r, &mut gl, w, h));
+    let scene = scene.transpose().map_err(failed)?;
+    events
+        .send(&GpuToLauncher::Started(info.clone()))
+        .context("reporting the start")?;
+    let commands = channel::forward("launcher-rx", commands)?;
+    let drawing = Drawing {
+        gl,
+        exporter,
+        scene,
+    };
+    let mut producer = Producer::new(start, peer, drawing, events, fds, hooks)?;
+    producer.running(&info);
+    let result = producer.run(&commands);
+    producer.ship_trace();
+    result
 }
 
-fn setup(start: &GpuStart) -> anyhow::Result<(GlContext, Box<dyn Exporter>, Option<String>)> {
+fn setup(prepare: GpuPrepare) -> anyhow::Result<(GlContext, Box<dyn Exporter>, Option<String>)> {
     raise_fd_limit()?;
-    crate::sandbox::name_ptracer(start.renderer.renderer_pid)?;
+    // Yama's scope is read while files can still be opened; the renderer is named at `Start`.
+    crate::sandbox::read_yama_scope();
     let mut gl = GlContext::new(PlatformRequest::Auto).context("creating the GL context")?;
-    let (exporter, reason) = choose_exporter(start.backend, &mut gl)?;
+    let (exporter, reason) = choose_exporter(prepare.backend, &mut gl)?;
     Ok((gl, exporter, reason))
 }

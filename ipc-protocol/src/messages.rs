@@ -107,7 +107,12 @@ pub struct LayerMsg {
 /// Launcher to GPU process.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LauncherToGpu {
-    /// Start producing frames.
+    /// The first message to every GPU process: make the GL context and the exporter for this
+    /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
+    /// A standby GPU process waits there, warm, until the launcher promotes it.
+    Prepare(GpuPrepare),
+    /// Start producing frames. Sent once, after `Prepare`; its `backend` and `reports` are those
+    /// of `Prepare`.
     Start(GpuStart),
     /// The renderer was replaced: every buffer the old one held is free, frames go to the new
     /// one, starting again at `resume_from`.
@@ -172,6 +177,16 @@ pub struct RendererLink {
     pub renderer_pid: u32,
     /// The first frame to render for this renderer.
     pub resume_from: u64,
+}
+
+/// What a GPU process prepares before it knows its renderer, its size or its scene: all a
+/// standby needs to be ready for a promotion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuPrepare {
+    /// The buffer backend asked for (the fallback ladder's rung in force).
+    pub backend: BackendRequest,
+    /// How sandbox violations are reported.
+    pub reports: ViolationReports,
 }
 
 /// What the GPU process is asked to do.
@@ -307,6 +322,10 @@ pub enum BackendRequest {
 /// GPU process to launcher.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum GpuToLauncher {
+    /// Prepared: the GL context and the exporter are made and the sandbox is on (after
+    /// `SandboxListener`, with user notification); waiting for `Start`. The same report as
+    /// `Started`, which repeats it.
+    Ready(GpuInfo),
     /// Started; the backend and fence kind in use, and the EGL facts.
     Started(GpuInfo),
     /// Rendered the last frame asked for.
@@ -730,6 +749,7 @@ pub struct RendererStats {
 impl Wire for LauncherToGpu {
     fn kind(&self) -> &'static str {
         match self {
+            LauncherToGpu::Prepare(_) => "Prepare",
             LauncherToGpu::Start(_) => "Start",
             LauncherToGpu::NewRenderer(_) => "NewRenderer",
             LauncherToGpu::Ping(_) => "Ping",
@@ -778,6 +798,7 @@ impl Wire for LauncherToRenderer {
 impl Wire for GpuToLauncher {
     fn kind(&self) -> &'static str {
         match self {
+            GpuToLauncher::Ready(_) => "Ready",
             GpuToLauncher::Started(_) => "Started",
             GpuToLauncher::Finished { .. } => "Finished",
             GpuToLauncher::Failed(_) => "Failed",
@@ -880,6 +901,13 @@ mod tests {
         };
         for (msg, fds) in [
             (LauncherToGpu::Start(start(None)), 1),
+            (
+                LauncherToGpu::Prepare(GpuPrepare {
+                    backend: BackendRequest::Auto,
+                    reports: ViolationReports::Notify,
+                }),
+                0,
+            ),
             (LauncherToGpu::NewRenderer(link()), 1),
             (LauncherToGpu::SceneImage { layer: 3 }, 1),
             (LauncherToGpu::Ping(1), 0),

@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
             Event::Violation { role, call } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
+            Event::StandbyReady { pid } => println!("standby GPU process {pid} ready"),
             Event::Finished => break,
         }
     }

@@ -92,6 +92,7 @@ impl ApplicationHandler<Event> for App {
             Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
             Event::Violation { role, call } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
+            Event::StandbyReady { pid } => println!("standby GPU process {pid} ready"),
             Event::Finished => el.exit(),
         }
     }

@@ -95,6 +95,9 @@ pub struct Supervision {
     pub heartbeat_ms: u64,
     /// A child that has not answered a ping for this long is hung, in milliseconds.
     pub hang_timeout_ms: u64,
+    /// Keep a standby GPU process warm (started, sandboxed, its GL context made) and promote it
+    /// when the GPU process dies, instead of starting one cold.
+    pub standby: bool,
 }
 
 impl Default for Supervision {
@@ -104,6 +107,7 @@ impl Default for Supervision {
             restart_window_s: 60,
             heartbeat_ms: 250,
             hang_timeout_ms: 3000,
+            standby: true,
         }
     }
 }

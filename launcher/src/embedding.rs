@@ -87,6 +87,12 @@ pub enum Event {
     },
     /// A fallback was taken (a slower buffer backend, a copying present path).
     Fallback(String),
+    /// A standby GPU process is ready (spawned, sandboxed, its GL context made): the next GPU
+    /// process crash is recovered by promoting it.
+    StandbyReady {
+        /// Its pid.
+        pid: u32,
+    },
     /// The run is over; [`crate::shell::Shell::wait`] returns its summary.
     Finished,
 }

@@ -98,6 +98,8 @@ pub struct Pids {
     pub gpu: u32,
     /// The renderer.
     pub renderer: u32,
+    /// The standby GPU process at the end of the run (shut down with the others), 0 if none.
+    pub standby: u32,
 }
 
 /// Open fd counts, sampled after the 10th frame and after the last.
@@ -297,6 +299,31 @@ pub struct Recovery {
     pub external_kills: usize,
     /// Kills chaos mode planned, when it ran.
     pub chaos_kills_planned: Option<usize>,
+    /// The standby GPU process: how GPU processes started, and what the standby cost.
+    pub standby: StandbySummary,
+}
+
+/// How GPU processes started (the standby promoted, or cold), and what keeping a standby cost.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StandbySummary {
+    /// Whether a standby was kept (`RunConfig::supervision.standby`, `--standby`).
+    pub enabled: bool,
+    /// GPU process starts that promoted the standby.
+    pub promotions: u64,
+    /// GPU process starts with no standby ready to promote (the run's first included).
+    pub cold_starts: u64,
+    /// Standbys that died, broke the protocol or failed to get ready before a promotion; each
+    /// counts on the GPU process's crash ladder and has a crash record (`standby: true`).
+    pub deaths: u64,
+    /// Standbys shut down unused: the ladder stepped down, or the run ended.
+    pub retired: u64,
+    /// From spawning the latest standby to its `Ready`, in milliseconds.
+    pub ready_ms: Option<f64>,
+    /// What the latest standby held once ready: its resident memory (`VmRSS`), KiB.
+    pub rss_kib: Option<u64>,
+    /// Its proportional share of that (`Pss`, shared pages split among their users), KiB: the
+    /// memory keeping a standby costs.
+    pub pss_kib: Option<u64>,
 }
 
 /// The trace `--trace` wrote; empty (no path, no events) when it wrote none.
@@ -761,6 +788,7 @@ mod tests {
                     launcher: 1,
                     gpu: 2,
                     renderer: 3,
+                    standby: 4,
                 },
                 ..Processes::default()
             },

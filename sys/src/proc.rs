@@ -73,6 +73,18 @@ pub fn status_field(pid: u32, tid: Option<u32>, field: &str) -> Result<Option<St
     }))
 }
 
+/// Process `pid`'s memory in KiB: its resident set (`VmRSS` of `status`) and its proportional
+/// share of it (`Pss` of `smaps_rollup`, shared pages divided among the processes mapping them;
+/// `None` where the kernel or the process's dumpability keeps it from the caller).
+pub fn memory_kib(pid: u32) -> Result<(Option<u64>, Option<u64>), ProcError> {
+    let kib = |v: &str| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok();
+    let rss = status_field(pid, None, "VmRSS")?.as_deref().and_then(kib);
+    let pss = read(&format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Pss:")).and_then(kib));
+    Ok((rss, pss))
+}
+
 /// The thread ids of process `pid`.
 pub fn threads(pid: u32) -> Result<Vec<u32>, ProcError> {
     let dir = format!("/proc/{pid}/task");

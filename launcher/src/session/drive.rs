@@ -39,6 +39,16 @@ impl Supervisor<'_> {
                 .renderer
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
+            let standby_events = self
+                .pair
+                .standby
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |w| w.events.clone());
+            let standby_exit = self
+                .pair
+                .standby
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |w| w.exit.clone());
             let checked = self.policing.verdicts();
             select! {
                 recv(r_events) -> m => match m {
@@ -50,6 +60,15 @@ impl Supervisor<'_> {
                     Err(_) => self.channel_closed(Role::Gpu, &gpu_exit)?,
                 },
                 recv(gpu_exit) -> _ => self.gpu_down(None)?,
+                recv(standby_events) -> m => match m {
+                    Ok(d) => self.standby_message(d)?,
+                    // Its control socket closed: it is dying; its pidfd says how.
+                    Err(_) => {
+                        let _ = standby_exit.recv_timeout(Duration::from_millis(250));
+                        self.standby_down(None)?;
+                    }
+                },
+                recv(standby_exit) -> _ => self.standby_down(None)?,
                 recv(r_exit) -> _ => self.renderer_down(None)?,
                 recv(checked) -> v => if let Ok((claim, finding)) = v {
                     self.policing.verdict_taken();
@@ -127,6 +146,7 @@ impl Supervisor<'_> {
             if stalled > hang && self.pair.gpu.is_some() {
                 self.stalled(stalled, hang)?;
             }
+            self.standby_due()?;
             if let Some(o) = &mut self.observer {
                 o.progress(self.summary.frames.count, self.crashes.len());
             }

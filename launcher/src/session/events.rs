@@ -155,6 +155,9 @@ impl Supervisor<'_> {
             GpuToLauncher::Started(_) => {
                 return Err(Breach::new("Started", "sent a second time"));
             }
+            GpuToLauncher::Ready(_) => {
+                return Err(Breach::new("Ready", "after Started"));
+            }
             GpuToLauncher::SandboxListener => {
                 return Err(Breach::new("SandboxListener", "after Started"));
             }
@@ -508,6 +511,9 @@ impl Supervisor<'_> {
                 frame = p.frame,
                 "recovered: first frame from the replacement"
             );
+            if rc.role == Role::Gpu && self.pair.gpu.as_ref().is_some_and(|g| g.promoted) {
+                self.standby_promotion_landed();
+            }
         }
         // Chaos: kills from outside, once their frame is on screen.
         // One at a time, and only into a process that is running normally (not already hit by

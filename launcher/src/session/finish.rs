@@ -61,11 +61,16 @@ impl Supervisor<'_> {
         if let Some(g) = &self.pair.gpu {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
         }
+        let standby_pid = self.pair.standby.as_ref().map_or(0, |w| w.child.proc.pid);
+        if let Some(w) = self.pair.standby.take() {
+            self.retire_standby(w, "the run is over");
+        }
         let gpu_info = self.pair.gpu.as_ref().map(|g| g.info.clone());
         let pids = Pids {
             launcher: std::process::id(),
             gpu: self.pair.gpu.as_ref().map_or(0, |g| g.info.pid),
             renderer: self.pair.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
+            standby: standby_pid,
         };
         if let Some(g) = &mut self.pair.gpu {
             if g.child.proc.wait_exit(EXIT_GRACE).is_none() {
@@ -131,6 +136,8 @@ impl Supervisor<'_> {
         s.latency.end_to_end = timings.end_to_end;
         s.latency.present = timings.present_latency;
         s.recovery.crashes = std::mem::take(&mut self.crashes);
+        s.recovery.standby = self.pair.standby_stats.clone();
+        s.recovery.standby.enabled = self.args.supervision.standby;
         s.recovery.detection = timings.detection;
         s.recovery.restart_to_first_frame = timings.restart_to_first_frame;
         s.recovery.fallbacks = std::mem::take(&mut self.fallbacks);

@@ -34,6 +34,7 @@ mod quiet;
 mod recovery;
 mod slots;
 mod spawn;
+mod standby;
 mod witness;
 
 use spawn::new_link;
@@ -47,7 +48,7 @@ use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
-    BackendRequest, Fault, GpuInfo, GpuLink, GpuStart, GpuToLauncher, LauncherToGpu,
+    BackendRequest, Fault, GpuInfo, GpuLink, GpuPrepare, GpuStart, GpuToLauncher, LauncherToGpu,
     LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher,
 };
 use triptych_sys::signal::Signal;
@@ -143,6 +144,33 @@ struct Gpu {
     unread: bool,
     /// It said it rendered every frame.
     finished: bool,
+    /// It was the standby, promoted (not a cold start).
+    promoted: bool,
+}
+
+impl Gpu {
+    /// How it started, as the trace and the crash records name it.
+    fn start_kind(&self) -> &'static str {
+        if self.promoted {
+            "standby promoted"
+        } else {
+            "cold"
+        }
+    }
+}
+
+/// A GPU process spawned and sent `Prepare`, not yet started: the standby, warm and confined,
+/// waiting for its promotion, or a cold start about to be sent `Start`.
+pub(crate) struct WarmGpu {
+    child: GpuChild,
+    events: Receiver<Delivery<GpuToLauncher>>,
+    exit: Receiver<()>,
+    /// The rung it was prepared for.
+    backend: BackendRequest,
+    /// Its `Ready` report, once it came (listener adopted, fd table checked).
+    ready: Option<GpuInfo>,
+    /// When it was spawned.
+    spawned: Instant,
 }
 
 /// A running renderer and what the launcher knows of it.

@@ -30,6 +30,8 @@ impl Supervisor<'_> {
             injected: fault
                 .map(|(_, f)| crate::chaos::describe(&f))
                 .or(kill.map(|_| "external SIGKILL".to_owned())),
+            standby: false,
+            replacement: None,
         };
         tracing::warn!(role = %role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
         self.tracing.instant(
@@ -107,8 +109,10 @@ impl Supervisor<'_> {
             &[
                 ("role", Role::Gpu.as_str().into()),
                 ("pid", gpu.info.pid.to_string()),
+                ("start", gpu.start_kind().into()),
             ],
         );
+        self.crashes[idx].replacement = Some(gpu.start_kind().to_owned());
         if let Some(r) = &mut self.pair.renderer {
             if let Err(e) = self
                 .jail

@@ -6,27 +6,138 @@
 use super::*;
 
 impl Supervisor<'_> {
-    /// Spawns a GPU process for the current rung, producing for `link`, and waits for it to
-    /// start. Returns the error text when it failed to start.
-    pub(super) fn start_gpu(
-        &mut self,
-        link: RendererLink,
-        gpu_end: OwnedFd,
-    ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
-        let epoch = self.pair.next_epoch();
-        let request = self.pair.backend();
+    /// Spawns a GPU process for the current rung and sends it `Prepare`: it makes its GL context
+    /// and exporter, puts its sandbox on and reports `Ready`, then waits for `Start`. Used for a
+    /// cold start (followed at once by `Start`) and for the standby (kept warm until promoted).
+    pub(super) fn prepare_gpu(&mut self, standby: bool) -> anyhow::Result<WarmGpu> {
+        let backend = self.pair.backend();
         let mut child: GpuChild = self
             .jail
             .spawn(Role::Gpu)
             .context("starting the GPU process")?;
         let pid = child.proc.pid;
-        self.tracing
-            .started(pid, format!("{} (epoch {epoch})", Role::Gpu));
+        let what = if standby { " (standby)" } else { "" };
+        self.tracing.started(pid, format!("{}{what}", Role::Gpu));
         let events = ipc_protocol::channel::forward(
             &format!("gpu-{pid}-events"),
             child.events.take().context("gpu events taken")?,
         )?;
         let exit = watch_exit(&child.proc)?;
+        let prepare = LauncherToGpu::Prepare(GpuPrepare {
+            backend,
+            reports: self.jail.reports(),
+        });
+        if let Err(e) = child.commands.send(&prepare) {
+            // It died already: whoever waits on it sees it disconnect and reports that.
+            tracing::warn!(error = %e, "could not send Prepare to the GPU process");
+        }
+        Ok(WarmGpu {
+            child,
+            events,
+            exit,
+            backend,
+            ready: None,
+            spawned: Instant::now(),
+        })
+    }
+
+    /// What a GPU process sent before `Started`: its listener, `Ready`, trace batches and fault
+    /// notices. `Err` is why it must die: anything else, or a `Ready` that fails the checks.
+    pub(super) fn warm_message(
+        &mut self,
+        w: &mut WarmGpu,
+        d: Delivery<GpuToLauncher>,
+        faults: &[Fault],
+    ) -> Result<(), String> {
+        let pid = w.child.proc.pid;
+        match d {
+            Ok((GpuToLauncher::SandboxListener, mut fds)) => fds
+                .pop()
+                .ok_or_else(|| "no fd".to_owned())
+                .and_then(|fd| self.jail.adopt_listener(pid, fd))
+                .map_err(|what| format!("protocol violation: SandboxListener: {what}")),
+            Ok((GpuToLauncher::Ready(info), _)) => {
+                if w.ready.is_some() {
+                    return Err("protocol violation: Ready: sent a second time".to_owned());
+                }
+                self.check_gpu_info(pid, &info, "Ready")?;
+                w.ready = Some(info);
+                Ok(())
+            }
+            Ok((GpuToLauncher::Failed(e), _)) => Err(crate::child_log::escape_str(&e)),
+            Ok((GpuToLauncher::FaultFired { fault, .. }, _)) if faults.contains(&fault) => {
+                self.chaos.fired(fault);
+                Ok(())
+            }
+            Ok((GpuToLauncher::Trace(t), _)) => {
+                let _ = self.child_trace(Role::Gpu, t);
+                Ok(())
+            }
+            Ok((other, _)) => Err(format!(
+                "protocol violation: {} before Started",
+                ipc_protocol::channel::Wire::kind(&other)
+            )),
+            Err(v) => Err(format!("protocol violation: {v}")),
+        }
+    }
+
+    /// The checks of a GPU process's `Ready` or `Started` report: bounded, its own pid, sent
+    /// after its listener, and no copy of the listener kept.
+    fn check_gpu_info(&mut self, pid: u32, info: &GpuInfo, kind: &str) -> Result<(), String> {
+        if let Err(what) = info.check() {
+            return Err(format!("protocol violation: {kind}: {what}"));
+        }
+        if info.pid != pid {
+            return Err(format!("protocol violation: {kind}: pid {}", info.pid));
+        }
+        if self.jail.awaits_listener(pid) {
+            return Err(format!(
+                "protocol violation: {kind}: before its sandbox listener"
+            ));
+        }
+        if let Err(what) = self.jail.check_no_kept_listener(pid) {
+            return Err(format!("protocol violation: SandboxListener: {what}"));
+        }
+        Ok(())
+    }
+
+    /// The GPU process to start now: the standby, promoted, when one of the current rung is
+    /// warm and alive; otherwise a new one (a cold start). A standby of another rung is shut
+    /// down: the ladder stepped down since it was made.
+    fn gpu_to_start(&mut self) -> anyhow::Result<(WarmGpu, bool)> {
+        if let Some(w) = self.pair.standby.take() {
+            if !w.exit.is_empty() {
+                // It died just now: its death is recorded like any standby's.
+                self.pair.standby = Some(w);
+                self.standby_down(None)?;
+            } else if w.backend == self.pair.backend() {
+                return Ok((w, true));
+            } else {
+                self.retire_standby(w, "the fallback ladder stepped down since it was made");
+            }
+        }
+        Ok((self.prepare_gpu(false)?, false))
+    }
+
+    /// Spawns a GPU process for the current rung (or promotes the standby), producing for
+    /// `link`, and waits for it to start. Returns the error text when it failed to start.
+    pub(super) fn start_gpu(
+        &mut self,
+        link: RendererLink,
+        gpu_end: OwnedFd,
+    ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
+        let (mut warm, promoted) = self.gpu_to_start()?;
+        let epoch = self.pair.next_epoch();
+        let request = warm.backend;
+        let pid = warm.child.proc.pid;
+        self.pair.started(promoted);
+        tracing::info!(
+            pid,
+            epoch,
+            promoted,
+            ready = warm.ready.is_some(),
+            "starting a GPU process"
+        );
         self.policing
             .gpu_started(epoch, self.resume_from(), Instant::now());
         let faults = self.chaos.gpu_faults();
@@ -59,7 +170,7 @@ impl Supervisor<'_> {
             // A window's frames have the overlay above the scene's layers.
             overlay: self.display.is_some(),
         });
-        if let Err(e) = child.commands.send_with(&start, &[gpu_end.as_fd()]) {
+        if let Err(e) = warm.child.commands.send_with(&start, &[gpu_end.as_fd()]) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
@@ -67,65 +178,46 @@ impl Supervisor<'_> {
         let scene = self.drawn.scene().cloned();
         for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
             let msg = LauncherToGpu::SceneImage { layer: *layer };
-            if let Err(e) = child.commands.send_with(&msg, &[fd.as_fd()]) {
+            if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
             }
         }
         drop(gpu_end);
         let deadline = Instant::now() + START_TIMEOUT;
+        let events = warm.events.clone();
         loop {
             select! {
                 recv(events) -> m => match m {
-                    Ok(Ok((GpuToLauncher::SandboxListener, mut fds))) => {
-                        let adopted = fds.pop().ok_or_else(|| "no fd".to_owned()).and_then(|fd| self.jail.adopt_listener(pid, fd));
-                        if let Err(what) = adopted {
-                            child.proc.kill();
-                            return Ok(Err((pid, format!("protocol violation: SandboxListener: {what}"))));
-                        }
-                    }
                     Ok(Ok((GpuToLauncher::Started(info), _))) => {
-                        if let Err(what) = info.check() {
-                            child.proc.kill();
-                            return Ok(Err((pid, format!("protocol violation: Started: {what}"))));
-                        }
-                        if info.pid != pid {
-                            child.proc.kill();
-                            return Ok(Err((pid, format!("protocol violation: Started: pid {}", info.pid))));
-                        }
-                        if self.jail.awaits_listener(pid) {
-                            child.proc.kill();
-                            return Ok(Err((pid, "protocol violation: Started: before its sandbox listener".to_owned())));
-                        }
-                        if let Err(what) = self.jail.check_no_kept_listener(pid) {
-                            child.proc.kill();
-                            return Ok(Err((pid, format!("protocol violation: SandboxListener: {what}"))));
+                        let checked = match &warm.ready {
+                            None => Err("protocol violation: Started: before Ready".to_owned()),
+                            Some(ready) if *ready != info => Err("protocol violation: Started: not what Ready reported".to_owned()),
+                            Some(_) => self.check_gpu_info(pid, &info, "Started"),
+                        };
+                        if let Err(why) = checked {
+                            warm.child.proc.kill();
+                            return Ok(Err((pid, why)));
                         }
                         if let Some(reason) = &info.backend_reason {
                             self.tracing.instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false }));
+                        let WarmGpu { child, events, exit, .. } = warm;
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted }));
                     }
-                    Ok(Ok((GpuToLauncher::Failed(e), _))) => return Ok(Err((pid, crate::child_log::escape_str(&e)))),
-                    Ok(Ok((GpuToLauncher::FaultFired { fault, .. }, _))) if sent_faults.contains(&fault) => self.chaos.fired(fault),
-                    Ok(Ok((GpuToLauncher::Trace(t), _))) => {
-                        let _ = self.child_trace(Role::Gpu, t);
-                    }
-                    Ok(Ok((other, _))) => {
-                        child.proc.kill();
-                        return Ok(Err((pid, format!("protocol violation: {} before Started", ipc_protocol::channel::Wire::kind(&other)))));
-                    }
-                    Ok(Err(v)) => {
-                        child.proc.kill();
-                        return Ok(Err((pid, format!("protocol violation: {v}"))));
+                    Ok(d) => {
+                        if let Err(why) = self.warm_message(&mut warm, d, &sent_faults) {
+                            warm.child.proc.kill();
+                            return Ok(Err((pid, why)));
+                        }
                     }
                     Err(_) => {
-                        let st = child.proc.wait_exit(Duration::from_secs(1));
+                        let st = warm.child.proc.wait_exit(Duration::from_secs(1));
                         return Ok(Err((pid, format!("exited while starting ({})", describe(st)))));
                     }
                 },
                 default(deadline.saturating_duration_since(Instant::now())) => {
-                    child.proc.kill();
+                    warm.child.proc.kill();
                     return Ok(Err((pid, format!("did not start within {START_TIMEOUT:?}"))));
                 }
             }
@@ -175,6 +267,8 @@ impl Supervisor<'_> {
                         detection_us: None,
                         recovery_us: None,
                         injected: None,
+                        standby: false,
+                        replacement: None,
                     };
                     tracing::warn!(pid, %why, "the GPU process failed to start");
                     self.tracing.instant(

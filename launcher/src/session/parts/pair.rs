@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use ipc_protocol::messages::BackendRequest;
 use ipc_protocol::Role;
 
-use super::super::{request_name, Gpu, Renderer};
+use super::super::{request_name, Gpu, Renderer, WarmGpu};
 use crate::crash::{Decision, Ladder};
 use crate::present::Screen;
+use crate::summary::StandbySummary;
 
 /// A recovery in progress: a replacement has been started, its first frame is awaited.
 #[derive(Debug)]
@@ -48,6 +49,12 @@ pub struct Pair {
     old_screen: Option<Screen>,
     /// A replacement started, its first frame awaited.
     recovery: Option<Recovery>,
+    /// The standby GPU process, warm and confined, waiting to be promoted.
+    pub standby: Option<WarmGpu>,
+    /// How GPU processes started, and what the standby cost.
+    pub standby_stats: StandbySummary,
+    /// After a standby's death: no new standby before this instant; the back-off that set it.
+    pub standby_backoff: Option<(Instant, Duration)>,
 }
 
 impl Pair {
@@ -62,7 +69,24 @@ impl Pair {
             renderer: None,
             old_screen: None,
             recovery: None,
+            standby: None,
+            standby_stats: StandbySummary::default(),
+            standby_backoff: None,
         }
+    }
+
+    /// A GPU process is being started: the standby promoted, or a cold start.
+    pub fn started(&mut self, promoted: bool) {
+        if promoted {
+            self.standby_stats.promotions += 1;
+        } else {
+            self.standby_stats.cold_starts += 1;
+        }
+    }
+
+    /// Whether a recovery is under way (a replacement's first frame is awaited).
+    pub fn recovering_now(&self) -> bool {
+        self.recovery.is_some()
     }
 
     /// A GPU process is being started: its epoch, one more than the last one's.

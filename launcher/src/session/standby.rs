@@ -1,0 +1,149 @@
+//! The standby GPU process: one spare, spawned, sandboxed and with its GL context made, waiting
+//! for `Start`, so that a GPU process's death costs a promotion instead of a cold start (spawn,
+//! namespaces, exec, driver initialisation, sandbox).
+//!
+//! - It is spawned once the GPU process running has its first frame on screen (never during a
+//!   recovery, so that it does not compete with the replacement for the CPU) and is prepared for
+//!   the rung of the fallback ladder in force. It is not pinged: it runs nothing but a wait for
+//!   `Start`, and its death is seen through its pidfd.
+//! - Everything it sends before `Started` is held to the same rules as a cold start's
+//!   ([`Supervisor::warm_message`]): its listener is adopted at once (a refused call of a
+//!   standby is reported like any other), its `Ready` is checked, its fd table searched for a
+//!   kept listener; anything else kills it.
+//! - A standby that dies or breaks the protocol is recorded as a GPU process crash
+//!   (`standby: true`) and counts on the GPU process's ladder; the next one waits a back-off that
+//!   doubles with each such death (from [`BACKOFF_MIN`] to [`BACKOFF_MAX`]) and is reset by a
+//!   promotion that reaches the screen.
+//! - A standby of a rung no longer in force, and the standby at the end of the run, are shut
+//!   down unused (`retired`).
+//!
+//! The same `Prepare`/`Start` split serves a cold start, which sends `Start` right after
+//! `Prepare`: there is one start-up path, whichever way a GPU process is started.
+
+use super::*;
+
+/// The first back-off after a standby's death.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// The longest back-off between standbys.
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+impl Supervisor<'_> {
+    /// Spawns the standby when one is due: kept (`supervision.standby`), none warm, a GPU process
+    /// running with a frame on screen and no recovery under way, past the back-off.
+    pub(super) fn standby_due(&mut self) -> anyhow::Result<()> {
+        if !self.args.supervision.standby
+            || self.pair.standby.is_some()
+            || self.pair.recovering_now()
+            || !self.pair.gpu.as_ref().is_some_and(|g| g.presented > 0)
+            || self
+                .pair
+                .standby_backoff
+                .is_some_and(|(until, _)| Instant::now() < until)
+        {
+            return Ok(());
+        }
+        let w = self.prepare_gpu(true)?;
+        tracing::debug!(pid = w.child.proc.pid, "standby GPU process spawned");
+        self.pair.standby = Some(w);
+        Ok(())
+    }
+
+    /// What the standby sent.
+    pub(super) fn standby_message(&mut self, d: Delivery<GpuToLauncher>) -> anyhow::Result<()> {
+        let Some(mut w) = self.pair.standby.take() else {
+            return Ok(());
+        };
+        let was_ready = w.ready.is_some();
+        let result = self.warm_message(&mut w, d, &[]);
+        if result.is_ok() && !was_ready && w.ready.is_some() {
+            self.standby_ready(&w);
+        }
+        self.pair.standby = Some(w);
+        if let Err(why) = result {
+            return self.standby_down(Some(why));
+        }
+        Ok(())
+    }
+
+    /// The standby reported `Ready`: what it took to get there, and what it holds.
+    fn standby_ready(&mut self, w: &WarmGpu) {
+        let pid = w.child.proc.pid;
+        let ms = w.spawned.elapsed().as_secs_f64() * 1e3;
+        let (rss, pss) = triptych_sys::proc::memory_kib(pid).unwrap_or((None, None));
+        tracing::info!(pid, ready_ms = ms, rss_kib = ?rss, pss_kib = ?pss, "standby GPU process ready");
+        let s = &mut self.pair.standby_stats;
+        s.ready_ms = Some(ms);
+        s.rss_kib = rss;
+        s.pss_kib = pss;
+        self.embedding
+            .send(crate::embedding::Event::StandbyReady { pid });
+    }
+
+    /// The standby died (`why` is `None`: its exit tells why) or must die (`why`): it is killed,
+    /// reaped and recorded as a GPU process crash on the ladder; the next one backs off.
+    pub(super) fn standby_down(&mut self, why: Option<String>) -> anyhow::Result<()> {
+        let Some(mut w) = self.pair.standby.take() else {
+            return Ok(());
+        };
+        let detected = Instant::now();
+        let detected_ns = triptych_trace::now_ns();
+        if why.is_some() {
+            w.child.proc.kill();
+        }
+        let st = w
+            .child
+            .proc
+            .wait_exit(Duration::from_secs(2))
+            .or_else(|| w.child.proc.kill());
+        let cause = match why {
+            Some(what) => match what.strip_prefix("protocol violation: ") {
+                Some(what) => Cause::ProtocolViolation {
+                    kind: "standby".to_owned(),
+                    what: what.to_owned(),
+                },
+                None => Cause::ProtocolViolation {
+                    kind: "standby".to_owned(),
+                    what,
+                },
+            },
+            None => super::recovery::exit_cause(st),
+        };
+        let idx = self.record_crash(Role::Gpu, w.child.proc.pid, cause, None, detected_ns);
+        self.crashes[idx].standby = true;
+        self.pair.standby_stats.deaths += 1;
+        let backoff = self
+            .pair
+            .standby_backoff
+            .map_or(BACKOFF_MIN, |(_, b)| (b * 2).min(BACKOFF_MAX));
+        self.pair.standby_backoff = Some((detected + backoff, backoff));
+        let why = self.crashes[idx].cause.to_string();
+        self.gpu_decision(detected, &why)
+    }
+
+    /// Shuts `w` down unused (not a crash): the rung it was made for is no longer in force, or
+    /// the run is over.
+    pub(super) fn retire_standby(&mut self, mut w: WarmGpu, why: &str) {
+        tracing::info!(
+            pid = w.child.proc.pid,
+            why,
+            "standby GPU process shut down unused"
+        );
+        let _ = w.child.commands.send(&LauncherToGpu::Shutdown);
+        if w.child.proc.wait_exit(EXIT_GRACE).is_none() {
+            tracing::warn!(
+                pid = w.child.proc.pid,
+                "the standby GPU process did not exit in time; killing"
+            );
+            w.child.proc.kill();
+        }
+        while let Ok(Ok((GpuToLauncher::Trace(t), _))) = w.events.try_recv() {
+            let _ = self.child_trace(Role::Gpu, t);
+        }
+        self.pair.standby_stats.retired += 1;
+    }
+
+    /// A promoted GPU process's first frame is on screen: the standby's back-off starts over.
+    pub(super) fn standby_promotion_landed(&mut self) {
+        self.pair.standby_backoff = None;
+    }
+}
