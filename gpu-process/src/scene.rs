@@ -2,7 +2,8 @@
 //! with shaders every frame.
 //!
 //! The sequence, at every start of a GPU process (restarts included):
-//! 1. **Receive** ([`receive`]), right after `Start`, before the sandbox: the scene text is
+//! 1. **Receive** ([`receive`]), right after `Start`, already confined (the sandbox goes on at
+//!    `Prepare`, long before `Start` for a standby): the scene text is
 //!    parsed again with the scene crate's parser (the launcher parsed it already, so a failure
 //!    here means the launcher and this binary disagree), then exactly one `SceneImage` message
 //!    per image layer, in ascending layer order, each with one fd. Each fd's bytes are copied
@@ -32,7 +33,7 @@ use triptych_scene::file::{
 
 use crate::gl::{GlContext, Paint, SceneDrawer};
 
-/// A scene as received, before the sandbox: the model and each image layer's PNG bytes.
+/// A scene as received, not yet decoded: the model and each image layer's PNG bytes.
 #[derive(Debug)]
 pub struct Received {
     scene: Scene,

@@ -3,10 +3,12 @@
 //! Sequence: join the launcher's channels, receive `Prepare`, create the GL context and the
 //! exporter the launcher asked for (failing at once, with the missing piece named, when it
 //! cannot work), put the sandbox on and report `Ready`; a standby waits there. Then receive
-//! `Start` (the renderer, the size, the scene), report `Started`, then for each frame: take a free pool buffer per layer
-//! (waiting for releases when there is none), draw the layer, send the frame's descriptions to
-//! the renderer, and complete each layer's work, which signals its fence. With a scene file,
-//! its images follow `Start` and are read before the sandbox and decoded after it (`scene.rs`).
+//! `Start` (the renderer, the size, the scene), report `Started`, then for each frame: take a
+//! free pool buffer per layer (waiting for releases when there is none), draw the layer, send
+//! the frame's descriptions to the renderer, and complete each layer's work, which signals its
+//! fence. With a scene file,
+//! its images follow `Start` and are read (`pread` on the fds handed over) and decoded, confined
+//! (`scene.rs`).
 //! In a window (`GpuStart::overlay`) every frame has one more layer after the scene's, the
 //! overlay: its text comes in `Overlay` messages, is checked and rasterized here, inside the
 //! sandbox (`triptych_scene::overlay`), uploaded once per new text and copied into the layer's

@@ -33,12 +33,12 @@ pub use libc::{
     SYS_kill, SYS_lseek, SYS_madvise, SYS_memfd_create, SYS_mmap, SYS_mprotect, SYS_mremap,
     SYS_munmap, SYS_nanosleep, SYS_newfstatat, SYS_openat, SYS_openat2, SYS_perf_event_open,
     SYS_pidfd_getfd, SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pipe2, SYS_ppoll, SYS_prctl,
-    SYS_process_vm_readv, SYS_process_vm_writev, SYS_ptrace, SYS_read, SYS_readv, SYS_recvmsg,
-    SYS_restart_syscall, SYS_rseq, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn,
-    SYS_sched_getaffinity, SYS_sched_setaffinity, SYS_sched_setscheduler, SYS_sched_yield,
-    SYS_sendmsg, SYS_set_robust_list, SYS_setns, SYS_setpriority, SYS_sigaltstack, SYS_socket,
-    SYS_sysinfo, SYS_tgkill, SYS_tkill, SYS_uname, SYS_unshare, SYS_userfaultfd, SYS_write,
-    SYS_writev,
+    SYS_pread64, SYS_process_vm_readv, SYS_process_vm_writev, SYS_ptrace, SYS_read, SYS_readv,
+    SYS_recvmsg, SYS_restart_syscall, SYS_rseq, SYS_rt_sigaction, SYS_rt_sigprocmask,
+    SYS_rt_sigreturn, SYS_sched_getaffinity, SYS_sched_setaffinity, SYS_sched_setscheduler,
+    SYS_sched_yield, SYS_sendmsg, SYS_set_robust_list, SYS_setns, SYS_setpriority, SYS_sigaltstack,
+    SYS_socket, SYS_sysinfo, SYS_tgkill, SYS_tkill, SYS_uname, SYS_unshare, SYS_userfaultfd,
+    SYS_write, SYS_writev,
 };
 
 // The legacy calls that x86-64 keeps and newer architectures' tables leave out (there only

@@ -112,6 +112,14 @@ pub fn policy(p: &Params) -> Policy {
             "the GPU driver",
         ),
         // Creating buffers and fences while running.
+        // A scene's images arrive after the sandbox is on (a standby is confined long before its
+        // `Start`): files the launcher opened, read at fixed offsets so the offset shared with
+        // the launcher's copy never moves. The same as `read` on a held fd, at an offset.
+        Rule::any(
+            abi::SYS_pread64,
+            "pread64",
+            "reading a scene image the launcher handed over",
+        ),
         Rule::any(abi::SYS_memfd_create, "memfd_create", "shm buffers"),
         Rule::any(abi::SYS_ftruncate, "ftruncate", "sizing shm buffers"),
         Rule::any(abi::SYS_eventfd2, "eventfd2", "the driver's own eventfds"),
