@@ -107,10 +107,6 @@ pub struct LayerMsg {
 /// Launcher to GPU process.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LauncherToGpu {
-    /// The first message to every GPU process: make the GL context and the exporter for this
-    /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
-    /// A standby GPU process waits there, warm, until the launcher promotes it.
-    Prepare(GpuPrepare),
     /// Start producing frames. Sent once, after `Prepare`; its `backend` and `reports` are those
     /// of `Prepare`.
     Start(GpuStart),
@@ -149,6 +145,10 @@ pub enum LauncherToGpu {
     /// process checks it (`triptych_scene::overlay::check`: at most 8 lines of at most 80
     /// printable ASCII characters) and refuses anything else, keeping what it showed.
     Overlay(Option<OverlayText>),
+    /// The first message to every GPU process: make the GL context and the exporter for this
+    /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
+    /// A standby GPU process waits there, warm, until the launcher promotes it.
+    Prepare(GpuPrepare),
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -322,10 +322,6 @@ pub enum BackendRequest {
 /// GPU process to launcher.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum GpuToLauncher {
-    /// Prepared: the GL context and the exporter are made and the sandbox is on (after
-    /// `SandboxListener`, with user notification); waiting for `Start`. The same report as
-    /// `Started`, which repeats it.
-    Ready(GpuInfo),
     /// Started; the backend and fence kind in use, and the EGL facts.
     Started(GpuInfo),
     /// Rendered the last frame asked for.
@@ -371,6 +367,10 @@ pub enum GpuToLauncher {
         /// What it did.
         claim: RendererClaim,
     },
+    /// Prepared: the GL context and the exporter are made and the sandbox is on (after
+    /// `SandboxListener`, with user notification); waiting for `Start`. The same report as
+    /// `Started`, which repeats it.
+    Ready(GpuInfo),
 }
 
 /// What a GPU process may claim a renderer did.
