@@ -190,6 +190,12 @@ impl Frames {
         self.floor = first;
     }
 
+    /// Whether `frame` of `epoch` is superseded: of an earlier GPU process than the current one,
+    /// at or past the frame the current one resumes from, which it draws again.
+    pub fn superseded(&self, frame: u64, epoch: u64) -> bool {
+        epoch < self.epoch && frame >= self.floor
+    }
+
     /// The GPU process says it sent `frame` to the renderer. Frames come one after another: a
     /// GPU process may go back (it re-renders for a new renderer) but never skip ahead of what
     /// it has produced, start below where its epoch started, or pass the last frame.
@@ -301,6 +307,11 @@ mod tests {
         f.produced(3, 10).expect("old epoch");
         f.presented(3, 1).expect("old epoch, presented late");
         f.new_epoch(2, 2);
+        // The old epoch's frames still on their way from frame 2 on are superseded: the new one
+        // draws them again. Those below were on screen before it started.
+        assert!(f.superseded(2, 1) && f.superseded(3, 1));
+        assert!(!f.superseded(1, 1), "below where the new epoch resumes");
+        assert!(!f.superseded(2, 2), "the current epoch's own");
         assert!(f.presented(1, 2).is_err(), "below the new epoch's start");
         assert!(f.produced(1, 10).is_err());
         f.produced(2, 10).expect("resumed");

@@ -222,6 +222,10 @@ pub struct Frames {
     /// Frames a GPU process that broke the protocol sent without reporting them, composited
     /// and handed back unshown (never held against the renderer).
     pub unreported_dropped: u64,
+    /// Frames composited from a dead GPU process's work at or past the frame its replacement
+    /// resumes from, handed back unshown: the replacement draws them again, and showing them
+    /// first would put the screen back in time when its own arrive.
+    pub superseded: u64,
     /// Resizes of the window (or of an embedding shell's frames).
     pub resizes: u64,
     /// Scenes an embedding application switched to while the run went on.
@@ -835,6 +839,7 @@ mod tests {
                     "out",
                     "dropped_for_resize",
                     "unreported_dropped",
+                    "superseded",
                     "resizes",
                     "scene_changes",
                 ][..],
@@ -875,6 +880,7 @@ mod tests {
                     "faults_fired",
                     "external_kills",
                     "chaos_kills_planned",
+                    "standby",
                 ],
             ),
             ("trace", &["path", "events", "dropped"]),

@@ -377,6 +377,14 @@ impl Supervisor<'_> {
             }
             return Ok(());
         }
+        if self.policing.superseded(p.frame, p.epoch) {
+            // A dead GPU process's frame that was still on its way when its replacement was told
+            // to resume from it: the replacement draws it again, so this one is never shown (the
+            // screen would go back in time when the replacement's own arrived).
+            self.hand_back_unshown(p.slot)?;
+            self.summary.frames.superseded += 1;
+            return Ok(());
+        }
         self.catch_up_on_production(p.frame);
         // A GPU process found breaking the protocol may have sent frames it never reported: such
         // a frame is not held against the renderer, but handed back unshown and counted.

@@ -82,6 +82,12 @@ impl Policing {
         self.frames.produced
     }
 
+    /// Whether `frame` of `epoch` is of a GPU process since replaced, at or past where its
+    /// replacement resumes ([`rules::Frames::superseded`]).
+    pub fn superseded(&self, frame: u64, epoch: u64) -> bool {
+        self.frames.superseded(frame, epoch)
+    }
+
     /// The renderer says it composited `frame` of `epoch`.
     pub fn presented(&mut self, frame: u64, epoch: u64) -> Result<(), Breach> {
         self.frames.presented(frame, epoch)
