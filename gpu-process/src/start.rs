@@ -205,6 +205,25 @@ fn setup(prepare: GpuPrepare) -> anyhow::Result<(GlContext, Box<dyn Exporter>, O
     // Yama's scope is read while files can still be opened; the renderer is named at `Start`.
     crate::sandbox::read_yama_scope();
     let mut gl = GlContext::new(PlatformRequest::Auto).context("creating the GL context")?;
-    let (exporter, reason) = choose_exporter(prepare.backend, &mut gl)?;
+    let (mut exporter, reason) = choose_exporter(prepare.backend, &mut gl)?;
+    warm_up(&mut gl, exporter.as_mut()).context("warming the driver up")?;
     Ok((gl, exporter, reason))
+}
+
+/// Draws one small layer of the built-in scene through `exporter`, completes it and lets it go:
+/// the driver's first-use costs (compiling its clear and read-back paths, the first buffer's
+/// allocation and mapping) are paid at `Prepare`, so that a promoted standby's first frame costs
+/// what any frame costs.
+fn warm_up(gl: &mut GlContext, exporter: &mut dyn Exporter) -> anyhow::Result<()> {
+    let (w, h) = (64, 64);
+    let id = ipc_protocol::frame::BufferId {
+        slot: u32::MAX,
+        generation: 0,
+    };
+    let mut buf = exporter.allocate(gl, id, w, h)?;
+    let paint = crate::gl::Paint::Rects(triptych_scene::layer_content(0, 0, w, h));
+    let all = ipc_protocol::damage::Region::full(w, h);
+    let mut sub = exporter.render(gl, &mut buf, &paint, &all)?;
+    exporter.complete(gl, &mut buf, &mut sub)?;
+    Ok(())
 }

@@ -580,7 +580,7 @@ impl Pipeline {
         self.cancel.store(self.seq + 1, Ordering::Release);
         self.stats.stale_dropped += 1;
         for (_, shown, _) in p.layers {
-            self.release(shown.id);
+            self.release(shown.epoch, shown.id);
         }
     }
 
@@ -600,7 +600,7 @@ impl Pipeline {
             .collect();
         for l in &msg.layers {
             if !in_use.contains(&l.buffer.id) {
-                self.release(l.buffer.id);
+                self.release(msg.epoch, l.buffer.id);
             }
         }
     }
@@ -677,7 +677,7 @@ impl Pipeline {
                 "dropped a frame of another size"
             );
             for l in &msg.layers {
-                self.release(l.buffer.id);
+                self.release(msg.epoch, l.buffer.id);
             }
             return Ok(());
         }
@@ -884,7 +884,7 @@ impl Pipeline {
             let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
             for (_, s, _) in &p.layers {
                 if !shown.contains(&s.id) {
-                    self.release(s.id);
+                    self.release(s.epoch, s.id);
                 }
             }
             return Ok(());
@@ -903,7 +903,7 @@ impl Pipeline {
             let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
             for (_, s, _) in &p.layers {
                 if !shown.contains(&s.id) {
-                    self.release(s.id);
+                    self.release(s.epoch, s.id);
                 }
             }
             self.gpu_violation(format!(
@@ -958,11 +958,14 @@ impl Pipeline {
                 fence: named,
             });
         }
+        // Settled buffers belong to this GPU process; one that replaces it while the frame waits
+        // for a slot (in `present`) never lent them, and is never told to free its own.
+        let epoch = self.gpu.epoch;
         if settled.present {
             self.present(p.frame, p.sent_ns, ready_ns, commands)?;
         }
         for id in settled.release {
-            self.release(id);
+            self.release(epoch, id);
         }
         Ok(())
     }
@@ -1154,7 +1157,13 @@ impl Pipeline {
         Ok(())
     }
 
-    fn release(&mut self, buffer: BufferId) {
+    /// Gives `buffer` of the GPU process of `epoch` back to it. A buffer of a GPU process since
+    /// replaced is nobody's to free: its ids mean other buffers to the replacement, which a
+    /// release in its epoch would free while they are in use (a torn frame).
+    fn release(&mut self, epoch: u64, buffer: BufferId) {
+        if epoch != self.gpu.epoch {
+            return;
+        }
         if !self.hooks.releases(buffer) {
             return;
         }

@@ -13,6 +13,7 @@ const KILLS: u32 = 100;
 
 #[test]
 fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() {
+    triptych::shell::log_to_stderr("warn");
     let shell = ShellBuilder::new()
         .binaries(bin_dir())
         .size(96, 64)
@@ -33,6 +34,7 @@ fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() 
     let mut crashes: Vec<(Role, String)> = Vec::new();
     let mut last: Option<u64> = None;
     let mut frames = 0u64;
+    let mut since_crash = 0u64;
     loop {
         let e = match shell.receiver().recv_deadline(deadline) {
             Ok(e) => e,
@@ -50,9 +52,23 @@ fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() 
                 );
                 let px = f.pixels().expect("pixels were asked for");
                 let bad = check_pixels(f.frame, 3, f.width, f.height, px);
-                assert!(bad.is_empty(), "frame {}: {bad:?}", f.frame);
+                if !bad.is_empty() {
+                    // Which frame it shows, if a nearby one.
+                    let shows = (f.frame.saturating_sub(64)..f.frame + 8)
+                        .find(|n| check_pixels(*n, 3, f.width, f.height, px).is_empty());
+                    let what = format!(
+                        "frame {} after {gpu_kills} kills ({} crash events; {since_crash} frames since the last) shows frame {shows:?}: {:?}",
+                        f.frame,
+                        crashes.len(),
+                        &bad[..bad.len().min(4)]
+                    );
+                    shell.shutdown();
+                    let s = shell.wait();
+                    panic!("{what}; the run: {:?}", s.map(|s| (s.renderer, s.frames)));
+                }
                 last = Some(f.frame);
                 frames += 1;
+                since_crash += 1;
                 presented_since_crash = true;
             }
             Event::StandbyReady { pid } => {
@@ -65,6 +81,7 @@ fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() 
             }
             Event::Crashed { role, cause } => {
                 crashes.push((role, cause));
+                since_crash = 0;
                 presented_since_crash = false;
             }
             Event::Fallback(f) => panic!("no fallback expected: {f}"),
