@@ -288,12 +288,13 @@ pub fn standby(facts: &Facts) -> Check {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let memory = facts.memory.as_ref();
     let detail = match memory.map(|m| (m.rss_kib, m.pss_kib)) {
-        // The check's GPU process runs alone, so every page of its libraries counts whole in its
-        // proportional share; a standby shares them with the GPU process running beside it.
+        // A page's share is divided among the processes that map it at that moment: the
+        // check's GPU process shares its libraries with fewer than a standby does, which has
+        // the running GPU process beside it.
         Some((Some(rss), Some(pss))) => format!(
             "{ON}; a warm one holds about {:.0} MiB resident, {:.0} MiB proportional (measured \
-             with the EGL check); that share is of a process alone: beside the running GPU \
-             process, whose libraries it shares, a standby's is smaller (a run's summary gives it)",
+             with the EGL check); the proportional share depends on what else maps the same \
+             libraries: a run's summary gives a standby's own",
             mib(rss),
             mib(pss)
         ),
@@ -451,9 +452,8 @@ mod tests {
         assert_eq!(
             c.detail,
             "on by default (--standby off to turn off); a warm one holds about 60 MiB resident, \
-             20 MiB proportional (measured with the EGL check); that share is of a process \
-             alone: beside the running GPU process, whose libraries it shares, a standby's is \
-             smaller (a run's summary gives it)"
+             20 MiB proportional (measured with the EGL check); the proportional share depends \
+             on what else maps the same libraries: a run's summary gives a standby's own"
         );
         let j = standby_json(&f);
         assert_eq!(
