@@ -24,7 +24,8 @@
 //! 3. stop the peer; item 9, handing a 1080p slot to the X server (MIT-SHM) against `memcpy`
 //!    ([`present`]), on the producer's CPU;
 //! 4. unpin; item 7, clean runs at 1080p with K layers; item 6, a chaos run, against the frame
-//!    time of the clean 3-layer run; item 8, runs with and without `--trace`, alternating
+//!    time of the clean 3-layer run; item 6c, GPU process kills in runs with the standby and
+//!    without, alternating ([`runs::standby_recovery`]); item 8, runs with and without `--trace`, alternating
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
 //!    item 11, the CPU time of a frame across the three processes with damage tracking against
 //!    `--no-damage`, from the children's `getrusage` ([`cpu_runs`]); item 12, an idle window's
@@ -55,7 +56,7 @@ mod producer;
 mod recorder;
 mod report;
 mod run_items;
-use run_items::{chaos_items, cpu_item, idle_item, trace_items};
+use run_items::{chaos_items, cpu_item, idle_item, standby_item, trace_items};
 mod runs;
 mod stats;
 
@@ -90,6 +91,10 @@ struct Plans {
     chaos_layers: u32,
     chaos_frames: u64,
     chaos_kills: u32,
+    /// Item 6c's runs: how each is shaped, and how many of each kind (with the standby and
+    /// without; one iteration is one run of each).
+    standby_shape: runs::KillRuns,
+    standby_runs: Plan,
     /// Runs of item 8a, with and without `--trace` (one iteration is one run of each).
     trace_runs: Plan,
     /// Frames of each of those runs.
@@ -129,6 +134,20 @@ impl Plans {
             chaos_layers: 3,
             chaos_frames: 600,
             chaos_kills: 10,
+            // 8 runs of each kind with 5 kills each: 40 recoveries a side. 300 frames between
+            // kills (a tenth of a second or more at this size) leave the replacement time to
+            // present and the next standby, spawned then, time to get ready (tens of ms).
+            standby_shape: runs::KillRuns {
+                size: STANDBY_SIZE,
+                layers: STANDBY_LAYERS,
+                kills: 5,
+                spacing: 300,
+            },
+            standby_runs: Plan {
+                warmup: 1,
+                iterations: 8,
+                rounds: 8,
+            },
             trace_runs: Plan {
                 warmup: 1,
                 iterations: 8,
@@ -182,6 +201,20 @@ impl Plans {
             chaos_layers: 1,
             chaos_frames: 12,
             chaos_kills: 1,
+            // One run of each kind with one kill, late enough for an unoptimised build's
+            // standby to be ready (spawned after the first frame, ready some 50 ms later, while
+            // such a build presents some 500 frames a second at this size).
+            standby_shape: runs::KillRuns {
+                size: STANDBY_SIZE,
+                layers: STANDBY_LAYERS,
+                kills: 1,
+                spacing: 300,
+            },
+            standby_runs: Plan {
+                warmup: 0,
+                iterations: 1,
+                rounds: 1,
+            },
             trace_runs: Plan {
                 warmup: 0,
                 iterations: 1,
@@ -272,6 +305,13 @@ pub fn triptych_exe() -> anyhow::Result<std::path::PathBuf> {
 
 /// Seed of the chaos run, fixed so runs are comparable.
 const CHAOS_SEED: u64 = 1;
+
+/// Frame size of item 6c's runs: small, so that a recovery is mostly the process's start and
+/// little of it the replacement's first frame.
+const STANDBY_SIZE: &str = "96x64";
+
+/// Layers of item 6c's runs.
+const STANDBY_LAYERS: u32 = 3;
 
 /// Frame size of item 8's runs: the default of `triptych run`, where the per-frame work is
 /// smallest and a fixed cost per frame shows the most.
@@ -396,6 +436,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         baseline_frame,
         &unpinned,
     );
+    standby_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     trace_items(&mut items, &mut failures, &dir, &plans, &unpinned);
     cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     idle_item(&mut items, &mut failures, &dir, &plans);

@@ -2,8 +2,10 @@
 //!
 //! Every ratio is computed here, once, from the two figures stored next to it
 //! (`ratio_p50 = value_p50_ns / baseline_p50_ns`), so the JSON can be checked by recomputing it;
-//! `met` says whether `ratio_p50` is within `goal` (a speed goal is reported, never asserted). An
-//! item that could not be measured keeps its place with null figures and a `reason`.
+//! `met` says whether `ratio_p50` is within `goal` (a speed goal is reported, never asserted).
+//! Where the project's goal is a time rather than a ratio (item 6c: a GPU process recovery's p99
+//! with the standby), it is `goal_p99_ns`, and `met_p99` says whether `value_p99_ns` is within
+//! it. An item that could not be measured keeps its place with null figures and a `reason`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,6 +47,10 @@ pub struct Item {
     pub goal: Option<f64>,
     /// Whether `ratio_p50 <= goal`; null without a goal or without figures.
     pub met: Option<bool>,
+    /// A goal on the value itself: `value_p99_ns` at most this; null where the project sets none.
+    pub goal_p99_ns: Option<f64>,
+    /// Whether `value_p99_ns <= goal_p99_ns`; null without that goal or without figures.
+    pub met_p99: Option<bool>,
     /// Untimed iterations before the value's and the baseline's samples.
     pub warmup: u64,
     /// Samples behind the value.
@@ -93,6 +99,8 @@ impl Item {
             ratio_p99: None,
             goal: None,
             met: None,
+            goal_p99_ns: None,
+            met_p99: None,
             warmup: 0,
             iterations: 0,
             baseline_iterations: 0,
@@ -168,6 +176,13 @@ impl Item {
         self
     }
 
+    /// Sets the goal `value_p99_ns` is held to, and whether it is met.
+    pub fn with_goal_p99(mut self, ns: f64) -> Item {
+        self.goal_p99_ns = Some(ns);
+        self.compute();
+        self
+    }
+
     /// Adds a fact to `extra`.
     pub fn with(mut self, key: &str, v: impl Into<Value>) -> Item {
         self.extra.insert(key.to_owned(), v.into());
@@ -183,6 +198,10 @@ impl Item {
         self.ratio_p99 = div(self.value_p99_ns, self.baseline_p99_ns);
         self.met = match (self.ratio_p50, self.goal) {
             (Some(r), Some(g)) => Some(r <= g),
+            _ => None,
+        };
+        self.met_p99 = match (self.value_p99_ns, self.goal_p99_ns) {
+            (Some(v), Some(g)) => Some(v <= g),
             _ => None,
         };
     }
@@ -341,10 +360,13 @@ impl Report {
                 dur(it.value_p50_ns),
                 dur(it.value_p99_ns)
             );
-            let goal = it
-                .goal
-                .map_or("-".to_owned(), |g| format!("<= {}", ratio(Some(g))));
-            let met = match it.met {
+            // A goal on the ratio, or on the value's p99 itself.
+            let (goal, met) = match (it.goal, it.goal_p99_ns) {
+                (Some(g), _) => (format!("<= {}", ratio(Some(g))), it.met),
+                (None, Some(ns)) => (format!("p99 <= {}", dur(Some(ns))), it.met_p99),
+                (None, None) => ("-".to_owned(), None),
+            };
+            let met = match met {
                 Some(true) => "yes",
                 Some(false) => "NO",
                 None => "-",
@@ -423,6 +445,20 @@ mod tests {
         assert_eq!(it.met, Some(false));
         let it = Item::missing(&label(), Some(2.0), "later".into());
         assert_eq!((it.ratio_p50, it.met), (None, None));
+        // A goal on the value's p99 is held apart from the ratio's.
+        let it = Item::measured(&label(), f(20.0, 30.0), f(40.0, 80.0), None, plan, &[], "")
+            .with_goal_p99(33.0);
+        assert_eq!((it.met, it.met_p99), (None, Some(true)));
+        assert_eq!(it.ratio_p99, Some(30.0 / 80.0));
+        let it = Item::measured(&label(), f(20.0, 34.0), f(40.0, 80.0), None, plan, &[], "")
+            .with_goal_p99(33.0);
+        assert_eq!(it.met_p99, Some(false));
+        assert_eq!(
+            Item::missing(&label(), None, "later".into())
+                .with_goal_p99(33.0)
+                .met_p99,
+            None
+        );
     }
 
     #[test]

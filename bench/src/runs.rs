@@ -12,6 +12,14 @@
 //! machine's drift lands on both ([`stats::interleave`](super::stats::interleave)); each run's
 //! frame time is `1 / fps` over the frames it presented (start-up and the trace file's writing,
 //! which happen outside that span, are not counted).
+//!
+//! Item 6c ([`standby_recovery`]) alternates in the same way runs with the standby GPU process
+//! (`--standby on`) and without it (`--standby off`), each with the same GPU process kills
+//! (`--fault gpu-render:kill@N`). Its samples are the crash records' `recovery_us` of the GPU
+//! process, each taken on its side only if its `replacement` says so: `standby promoted` in the
+//! runs with the standby, `cold` in the others. A kill that came before a standby was ready is
+//! recovered by a cold start in a run with the standby; it is counted apart, in neither figure.
+//! A run in which a frame was presented twice is left out and run again ([`kill_run`] says why).
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -308,4 +316,205 @@ pub fn trace_overhead(
         untraced_ns,
         events_per_frame: events.get() as f64 / traced_frames.get().max(1) as f64,
     })
+}
+
+/// The shape of item 6c's runs: `kills` GPU process kills (`--fault gpu-render:kill@N`), one
+/// every `spacing` frames, in a run of `(kills + 1) * spacing` frames of `layers` layers at
+/// `size` (`WxH`).
+#[derive(Clone, Copy, Debug)]
+pub struct KillRuns {
+    /// Frame size.
+    pub size: &'static str,
+    /// Layers per frame.
+    pub layers: u32,
+    /// GPU process kills per run.
+    pub kills: u32,
+    /// Frames between two kills: long enough for the replacement to present, the next standby
+    /// to be spawned and to get ready before the next kill.
+    pub spacing: u64,
+}
+
+impl KillRuns {
+    /// Frames of one run: a last stretch after the last kill, for its recovery to be seen.
+    pub fn frames(&self) -> u64 {
+        (u64::from(self.kills) + 1) * self.spacing
+    }
+}
+
+/// What item 6c's runs measured.
+#[derive(Clone, Debug, Default)]
+pub struct StandbyRecovery {
+    /// GPU process recoveries that promoted the standby (runs with `--standby on`), from the
+    /// launcher noticing the death to the replacement's first frame, nanoseconds.
+    pub promoted_ns: Vec<u64>,
+    /// GPU process recoveries by a cold start (runs with `--standby off`), nanoseconds.
+    pub cold_ns: Vec<u64>,
+    /// Recoveries in runs with the standby that started cold all the same (no standby was
+    /// ready when the kill came): in neither figure.
+    pub standby_side_cold: u64,
+    /// Standbys that died before their promotion (crash records with `standby: true`).
+    pub standby_deaths: u64,
+    /// Each timed run's latest standby: spawn to `Ready`, milliseconds.
+    pub ready_ms: Vec<f64>,
+    /// Each timed run's latest standby once ready: resident memory, KiB.
+    pub rss_kib: Vec<u64>,
+    /// Each timed run's latest standby once ready: proportional memory, KiB.
+    pub pss_kib: Vec<u64>,
+    /// Runs left out and run again because a frame was presented twice (see [`kill_run`]).
+    pub runs_dropped: u64,
+}
+
+/// The crash records' replacement of a GPU process that promoted the standby.
+const PROMOTED: &str = "standby promoted";
+/// The crash records' replacement of a GPU process that started cold.
+const COLD: &str = "cold";
+
+/// One run of item 6c, with the standby or without, added to `into` unless `warm`; `false`
+/// where the run is left out.
+///
+/// A run is left out when it presented one more frame than it had: the frame the dead GPU
+/// process had sent was presented after the launcher noticed the death, and then again by the
+/// replacement (which resumes after the last frame presented when it was started). The
+/// launcher's recovery clock stops at the first frame presented after the death, so one of the
+/// run's recoveries ended on the dead process's frame, not the replacement's; which one, the
+/// summary does not say.
+fn kill_run(
+    dir: &Path,
+    tag: &str,
+    shape: KillRuns,
+    standby: bool,
+    warm: bool,
+    into: &mut StandbyRecovery,
+) -> anyhow::Result<bool> {
+    let frames = shape.frames();
+    let mut args: Vec<String> = vec![
+        "--frames".into(),
+        frames.to_string(),
+        "--size".into(),
+        shape.size.into(),
+        "--layers".into(),
+        shape.layers.to_string(),
+        "--standby".into(),
+        if standby { "on" } else { "off" }.into(),
+        // Every kill is recovered from on the same rung: the ladder is not what is measured.
+        "--max-crashes".into(),
+        (shape.kills + 1).to_string(),
+    ];
+    for k in 1..=u64::from(shape.kills) {
+        args.extend([
+            "--fault".into(),
+            format!("gpu-render:kill@{}", k * shape.spacing),
+        ]);
+    }
+    let (v, file) = run_child(dir, tag, &args)?;
+    let presented = number(&v, &["frames", "count"], &file)? as u64;
+    let last = number(&v, &["frames", "last"], &file)? as u64;
+    if presented < frames || last + 1 != frames {
+        bail!("the run presented {presented} of {frames} frames, the last {last}");
+    }
+    let s = field(&v, &["recovery", "standby"], &file)?;
+    if s.get("enabled").and_then(Value::as_bool) != Some(standby) {
+        bail!(
+            "{} says the standby was {}, for a run with --standby {}",
+            file.display(),
+            s.get("enabled").unwrap_or(&Value::Null),
+            if standby { "on" } else { "off" }
+        );
+    }
+    let crashes = field(&v, &["recovery", "crashes"], &file)?
+        .as_array()
+        .with_context(|| format!("`recovery.crashes` in {} is not a list", file.display()))?;
+    let (mut promoted, mut cold, mut deaths) = (Vec::new(), Vec::new(), 0u64);
+    for c in crashes {
+        if c.get("role").and_then(Value::as_str) != Some(ipc_protocol::Role::Gpu.as_str()) {
+            bail!("a crash of another process than the GPU process: {c}");
+        }
+        if c.get("standby").and_then(Value::as_bool) == Some(true) {
+            deaths += 1;
+            continue;
+        }
+        let us = c
+            .get("recovery_us")
+            .and_then(Value::as_f64)
+            .filter(|us| us.is_finite() && *us > 0.0)
+            .with_context(|| format!("a GPU process crash with no recovery time: {c}"))?;
+        let ns = (us * 1000.0).round() as u64;
+        match c.get("replacement").and_then(Value::as_str) {
+            Some(PROMOTED) if standby => promoted.push(ns),
+            Some(PROMOTED) => bail!("a run with --standby off promoted a standby: {c}"),
+            Some(COLD) => cold.push(ns),
+            _ => bail!("a GPU process crash with no known replacement: {c}"),
+        }
+    }
+    if (promoted.len() + cold.len()) as u64 != u64::from(shape.kills) {
+        bail!(
+            "the run recorded {} GPU process recoveries for its {} kills",
+            promoted.len() + cold.len(),
+            shape.kills
+        );
+    }
+    // The summary's count of promotions agrees with the records: no promotion is counted that
+    // did not happen.
+    let promotions = number(&v, &["recovery", "standby", "promotions"], &file)? as usize;
+    if promotions != promoted.len() {
+        bail!(
+            "{} counts {promotions} promotions, its crash records {}",
+            file.display(),
+            promoted.len()
+        );
+    }
+    if presented > frames {
+        into.runs_dropped += 1;
+        return Ok(false);
+    }
+    if warm {
+        return Ok(true);
+    }
+    into.standby_deaths += deaths;
+    if standby {
+        into.promoted_ns.extend(promoted);
+        into.standby_side_cold += cold.len() as u64;
+        if let Some(ms) = s.get("ready_ms").and_then(Value::as_f64) {
+            into.ready_ms.push(ms);
+        }
+        into.rss_kib
+            .extend(s.get("rss_kib").and_then(Value::as_u64));
+        into.pss_kib
+            .extend(s.get("pss_kib").and_then(Value::as_u64));
+    } else {
+        into.cold_ns.extend(cold);
+    }
+    Ok(true)
+}
+
+/// Item 6c: runs of `shape` with the standby and without it, alternating as `plan` says (one
+/// iteration is one run of each), so that the machine's drift lands on both figures.
+pub fn standby_recovery(
+    dir: &Path,
+    shape: KillRuns,
+    plan: Plan,
+) -> anyhow::Result<StandbyRecovery> {
+    let into = std::cell::RefCell::new(StandbyRecovery::default());
+    let side = |standby: bool, n: u64, warm: bool| -> anyhow::Result<Vec<u64>> {
+        let name = if standby { "standby" } else { "cold" };
+        let flag = if standby { "on" } else { "off" };
+        let (mut kept, mut tries) = (0, 0);
+        // A run left out is run again, up to as many times again as runs are asked for.
+        while kept < n {
+            anyhow::ensure!(
+                tries < 2 * n,
+                "{tries} runs with --standby {flag} for {n}: too many left out for a frame \
+                 presented twice"
+            );
+            let tag = format!("{name}-{}{tries}", if warm { "warm-" } else { "" });
+            tries += 1;
+            let ok = kill_run(dir, &tag, shape, standby, warm, &mut into.borrow_mut())
+                .with_context(|| format!("a run with --standby {flag}"))?;
+            kept += u64::from(ok);
+        }
+        // One entry per run, for the schedule's count; the samples are the recoveries above.
+        Ok(vec![0; n as usize])
+    };
+    interleave(plan, |n, w| side(true, n, w), |n, w| side(false, n, w))?;
+    Ok(into.into_inner())
 }

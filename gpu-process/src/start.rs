@@ -38,12 +38,15 @@ use crate::hooks::Hooks;
 /// The role name: process name, policy name, span prefix, crash records.
 pub const ROLE: &str = ipc_protocol::Role::Gpu.as_str();
 
-/// `--egl-facts`: print the EGL facts as JSON on stdout (used by `triptych doctor`).
+/// `--egl-facts`: print the EGL facts as JSON on stdout (used by `triptych doctor`), with the
+/// memory this process holds once its GL context and exporter are made (`memory`: `VmRSS` and
+/// `Pss` in KiB), which is what a warm standby GPU process holds.
 pub fn egl_facts() -> anyhow::Result<()> {
     let report = match GlContext::new(PlatformRequest::Auto) {
         Ok(mut gl) => {
             // The same selection a run makes, so doctor cannot disagree with it.
-            let auto = match choose_exporter(BackendRequest::Auto, &mut gl) {
+            let chosen = choose_exporter(BackendRequest::Auto, &mut gl);
+            let auto = match &chosen {
                 Ok((e, reason)) => serde_json::json!({
                     "backend": e.kind().as_str(),
                     "fence": e.fence_kind().as_str(),
@@ -52,7 +55,18 @@ pub fn egl_facts() -> anyhow::Result<()> {
                 }),
                 Err(e) => serde_json::json!({ "backend": null, "reason": format!("{e:#}") }),
             };
-            serde_json::json!({ "ok": true, "info": gl.info(), "auto": auto })
+            // What a warm standby holds: this process with its GL context and exporter made,
+            // nothing drawn yet (taken while both are alive, as they are in a standby).
+            let memory = match triptych_sys::proc::memory_kib(std::process::id()) {
+                Ok((rss, pss)) => serde_json::json!({ "rss_kib": rss, "pss_kib": pss }),
+                Err(e) => serde_json::json!({
+                    "rss_kib": null,
+                    "pss_kib": null,
+                    "error": e.to_string(),
+                }),
+            };
+            drop(chosen);
+            serde_json::json!({ "ok": true, "info": gl.info(), "auto": auto, "memory": memory })
         }
         Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),
     };

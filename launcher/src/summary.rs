@@ -330,6 +330,39 @@ pub struct StandbySummary {
     pub pss_kib: Option<u64>,
 }
 
+impl StandbySummary {
+    /// The summary's line; `pid` is the standby alive at the end of the run, 0 if none.
+    pub fn line(&self, pid: u32) -> String {
+        let starts = format!(
+            "GPU process starts: {} promoted, {} cold",
+            self.promotions, self.cold_starts
+        );
+        if !self.enabled {
+            return format!("  standby GPU process: off (--standby off); {starts}\n");
+        }
+        let mib =
+            |kib: Option<u64>| kib.map_or("?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+        let warm = match self.ready_ms {
+            Some(ms) => format!(
+                "the latest was ready in {ms:.1} ms and held {} MiB resident, {} MiB proportional",
+                mib(self.rss_kib),
+                mib(self.pss_kib)
+            ),
+            None => "none got ready".to_owned(),
+        };
+        format!(
+            "  standby GPU process: on{}; {starts}; standbys died {}, retired unused {}; {warm}\n",
+            if pid != 0 {
+                format!(" (pid {pid} at the end)")
+            } else {
+                String::new()
+            },
+            self.deaths,
+            self.retired
+        )
+    }
+}
+
 /// The trace `--trace` wrote; empty (no path, no events) when it wrote none.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TraceFile {
@@ -619,6 +652,7 @@ impl RunSummary {
                 );
             }
         }
+        s += &rec.standby.line(self.processes.pids.standby);
         for fallback in &rec.fallbacks {
             s += &format!("  fallback: {fallback}\n");
         }
@@ -774,6 +808,16 @@ mod tests {
             recovery: Recovery {
                 chaos_kills_planned: Some(1),
                 fallbacks: vec!["dmabuf -> shm: it crashed".into()],
+                standby: StandbySummary {
+                    enabled: true,
+                    promotions: 2,
+                    cold_starts: 1,
+                    deaths: 0,
+                    retired: 1,
+                    ready_ms: Some(41.3),
+                    rss_kib: Some(51_200),
+                    pss_kib: Some(12_288),
+                },
                 ..Recovery::default()
             },
             trace: TraceFile {
@@ -913,6 +957,7 @@ mod tests {
             "  buffers: shm (fallback: no DRM render node)\n  fences: pipe\n  fd transport: pidfd_getfd\n  gl: llvmpipe\n",
             "  pids: launcher 1, gpu 2, renderer 3\n  children: one executable: this process's own (/proc/self/exe), started in each role\n",
             "  crashes: 0 (chaos planned 1),",
+            "  standby GPU process: on (pid 4 at the end); GPU process starts: 2 promoted, 1 cold; standbys died 0, retired unused 1; the latest was ready in 41.3 ms and held 50.0 MiB resident, 12.0 MiB proportional\n",
             "  fallback: dmabuf -> shm: it crashed\n",
             "  trace: 5 events written to t.json\n",
             "dropped the oldest 4 GPU and 0 renderer events\n",

@@ -114,6 +114,19 @@ fn doctor_warns_of_fallbacks_and_exits_0_on_this_machine() {
         );
     }
 
+    // The standby GPU process: on by default, and what a warm one holds, from the GPU process
+    // that answered the EGL check.
+    let standby = lines
+        .iter()
+        .find(|l| l.starts_with("[ ok ] standby GPU process "));
+    let standby = standby.unwrap_or_else(|| panic!("no ok standby line:\n{text}"));
+    assert!(
+        standby.contains("on by default (--standby off to turn off)")
+            && standby.contains("MiB resident")
+            && standby.contains("(measured with the EGL check)"),
+        "{standby}"
+    );
+
     let o = doctor(true, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
@@ -127,6 +140,23 @@ fn doctor_warns_of_fallbacks_and_exits_0_on_this_machine() {
         assert_eq!(c["ok"], level == "ok", "{c}");
     }
     assert!(v["auto"]["backend"].is_string(), "{}", v["auto"]);
+    // The standby's memory, in KiB: resident always, proportional where smaps_rollup is readable.
+    let rss = v["standby"]["rss_kib"].as_u64();
+    assert!(rss.is_some_and(|k| k > 0), "{}", v["standby"]);
+    assert_eq!(
+        v["standby"]["rss_kib"], v["egl"]["memory"]["rss_kib"],
+        "{v}"
+    );
+    let pss = &v["standby"]["pss_kib"];
+    assert!(
+        pss.is_null() || pss.as_u64().is_some_and(|k| k > 0),
+        "{pss}"
+    );
+    let standby = v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "standby GPU process"))
+        .unwrap_or_else(|| panic!("no standby check: {v}"));
+    assert_eq!(standby["level"], "ok", "{standby}");
     // The fence is named as the run summary names it.
     assert!(
         ["pipe", "sync_file"].contains(&v["auto"]["fence"].as_str().unwrap_or("")),

@@ -1,10 +1,13 @@
 //! `doctor`'s GPU lines: the children's binaries, the DRM devices, EGL and the extensions the
-//! buffer and fence paths use, and what `--buffers auto` will choose.
+//! buffer and fence paths use, what `--buffers auto` will choose, and what the standby GPU
+//! process costs.
 //!
 //! The EGL facts come from the GPU process binary itself (`triptych-gpu --egl-facts`, in
 //! `gpu-process/src/start.rs`), which creates the context a run creates and runs the same
 //! exporter selection, so the report cannot disagree with a run. Its JSON is kept as it came
-//! (the report's `egl` and `auto` keys) and read here into [`Facts`] for the lines.
+//! (the report's `egl` and `auto` keys) and read here into [`Facts`] for the lines. It also
+//! gives the memory the GPU process holds at that point, which is where a standby stops and
+//! waits (the report's `standby` key, [`standby`]).
 //!
 //! The levels follow the engine: without a GL context the GPU process cannot start and the run
 //! fails; every DMA-BUF piece that is missing makes `--buffers auto` fall back to shm buffers
@@ -33,6 +36,20 @@ pub struct Facts {
     /// What `--buffers auto` chose on it.
     #[serde(default)]
     pub auto: Auto,
+    /// What the GPU process held with its context and exporter made, when there was a context.
+    pub memory: Option<Memory>,
+}
+
+/// The GPU process's memory once prepared (its GL context and exporter made, nothing drawn):
+/// what a warm standby GPU process holds.
+#[derive(Debug, Default, Deserialize)]
+pub struct Memory {
+    /// Resident set (`VmRSS`), KiB.
+    pub rss_kib: Option<u64>,
+    /// Proportional set (`Pss` of `smaps_rollup`: shared pages divided among their users), KiB.
+    pub pss_kib: Option<u64>,
+    /// Why they could not be read.
+    pub error: Option<String>,
 }
 
 /// The parts of the GPU process's `EglInfo` the report shows.
@@ -261,6 +278,53 @@ pub fn checks(facts: &Facts, asked: bool) -> Vec<Check> {
     v
 }
 
+/// The standby line: the standby GPU process is on by default, and what a warm one costs, from
+/// the memory the GPU process held when it answered `--egl-facts` (the same start-up a standby
+/// makes before it waits: the GL context and the exporter, nothing drawn). Always ok: a run
+/// with no standby, or whose standby dies, starts its GPU processes cold.
+pub fn standby(facts: &Facts) -> Check {
+    const NAME: &str = "standby GPU process";
+    const ON: &str = "on by default (--standby off to turn off)";
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let memory = facts.memory.as_ref();
+    let detail = match memory.map(|m| (m.rss_kib, m.pss_kib)) {
+        // A page's share is divided among the processes that map it at that moment: the
+        // check's GPU process shares its libraries with fewer than a standby does, which has
+        // the running GPU process beside it.
+        Some((Some(rss), Some(pss))) => format!(
+            "{ON}; a warm one holds about {:.0} MiB resident, {:.0} MiB proportional (measured \
+             with the EGL check); the proportional share depends on what else maps the same \
+             libraries: a run's summary gives a standby's own",
+            mib(rss),
+            mib(pss)
+        ),
+        Some((Some(rss), None)) => format!(
+            "{ON}; a warm one holds about {:.0} MiB resident (measured with the EGL check; its \
+             proportional share cannot be read here: no /proc/PID/smaps_rollup)",
+            mib(rss)
+        ),
+        _ => format!(
+            "{ON}; what a warm one holds was not measured: {}",
+            memory
+                .and_then(|m| m.error.as_deref())
+                .unwrap_or("the EGL check made no GL context")
+        ),
+    };
+    Check::ok(NAME, detail)
+}
+
+/// The standby's memory for the JSON report: whether it is on by default and what a warm one
+/// holds, KiB (null where not measured).
+pub fn standby_json(facts: &Facts) -> serde_json::Value {
+    let m = facts.memory.as_ref();
+    serde_json::json!({
+        "default": "on",
+        "rss_kib": m.and_then(|m| m.rss_kib),
+        "pss_kib": m.and_then(|m| m.pss_kib),
+        "measured_by": "triptych-gpu --egl-facts, with its GL context and exporter made",
+    })
+}
+
 /// The lines after the checks: what `--buffers auto` will use, and the fences.
 pub fn choice(facts: &Facts) -> Vec<String> {
     let auto = &facts.auto;
@@ -376,6 +440,37 @@ mod tests {
             choice(&f)[0],
             "--buffers auto will use: dmabuf: DMA-BUF export works here"
         );
+    }
+
+    #[test]
+    fn the_standby_line_gives_what_a_warm_one_holds() {
+        let mut raw = llvmpipe();
+        raw["memory"] = serde_json::json!({ "rss_kib": 61_440, "pss_kib": 20_480 });
+        let f = facts(&raw);
+        let c = standby(&f);
+        assert_eq!((c.name, c.level), ("standby GPU process", Level::Ok));
+        assert_eq!(
+            c.detail,
+            "on by default (--standby off to turn off); a warm one holds about 60 MiB resident, \
+             20 MiB proportional (measured with the EGL check); the proportional share depends \
+             on what else maps the same libraries: a run's summary gives a standby's own"
+        );
+        let j = standby_json(&f);
+        assert_eq!(
+            (j["rss_kib"].as_u64(), j["pss_kib"].as_u64()),
+            (Some(61_440), Some(20_480))
+        );
+        // Without a context there is nothing measured, and the line says so, still ok.
+        let f = facts(&serde_json::json!({ "ok": false, "error": "no EGL" }));
+        let c = standby(&f);
+        assert_eq!(c.level, Level::Ok);
+        assert!(
+            c.detail
+                .contains("not measured: the EGL check made no GL context"),
+            "{}",
+            c.detail
+        );
+        assert!(standby_json(&f)["rss_kib"].is_null());
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
         .push(egl::dri(&triptych_sys::proc::dri_nodes(), &facts));
     report.checks.push(children);
     report.checks.extend(egl::checks(&facts, dir.is_some()));
+    report.checks.push(egl::standby(&facts));
     let shown = display::ask();
     report
         .checks
@@ -61,6 +62,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             "checks": report.checks,
             "auto": raw["auto"],
             "egl": raw,
+            "standby": egl::standby_json(&facts),
             "display": shown,
         });
         let text = serde_json::to_string_pretty(&v).context("encoding the report")?;
