@@ -13,7 +13,6 @@ const KILLS: u32 = 100;
 
 #[test]
 fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() {
-    triptych::shell::log_to_stderr("warn");
     let shell = ShellBuilder::new()
         .binaries(bin_dir())
         .size(96, 64)
@@ -191,7 +190,7 @@ fn without_the_standby_every_gpu_process_starts_cold() {
             Event::Presented(_) => {
                 presented += 1;
                 // A kill every 50 frames, three in all.
-                if presented % 50 == 0 {
+                if presented.is_multiple_of(50) {
                     if kills < 3 {
                         shell.kill(Role::Gpu);
                         kills += 1;

@@ -508,7 +508,10 @@ impl Supervisor<'_> {
                 g.presented += 1;
             }
         }
-        if let Some(rc) = self.pair.recovered() {
+        // A GPU process's recovery ends with its replacement's frame, never a frame of the dead
+        // one still on its way.
+        let current = self.pair.gpu.as_ref().is_some_and(|g| g.epoch == p.epoch);
+        if let Some(rc) = self.pair.recovered(|role| role != Role::Gpu || current) {
             let us = self.metrics.recovered(rc.detected, Instant::now());
             if let Some(c) = self.crashes.get_mut(rc.record) {
                 c.recovery_us = Some(us as f64);

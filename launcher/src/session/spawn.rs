@@ -41,13 +41,16 @@ impl Supervisor<'_> {
         })
     }
 
-    /// What a GPU process sent before `Started`: its listener, `Ready`, trace batches and fault
-    /// notices. `Err` is why it must die: anything else, or a `Ready` that fails the checks.
+    /// What a GPU process sent before `Started`: its listener, `Ready`, and once it was sent
+    /// `Start` (`started`), trace batches and fault notices. `Err` is why it must die: anything
+    /// else, or a `Ready` that fails the checks. A standby has been told nothing, so it has
+    /// nothing to trace and no fault to fire: three messages at most, then silence.
     pub(super) fn warm_message(
         &mut self,
         w: &mut WarmGpu,
         d: Delivery<GpuToLauncher>,
         faults: &[Fault],
+        started: bool,
     ) -> Result<(), String> {
         let pid = w.child.proc.pid;
         match d {
@@ -69,10 +72,9 @@ impl Supervisor<'_> {
                 self.chaos.fired(fault);
                 Ok(())
             }
-            Ok((GpuToLauncher::Trace(t), _)) => {
-                let _ = self.child_trace(Role::Gpu, t);
-                Ok(())
-            }
+            Ok((GpuToLauncher::Trace(t), _)) if started => self
+                .child_trace(Role::Gpu, t)
+                .map_err(|b| format!("protocol violation: {}: {}", b.kind, b.what)),
             Ok((other, _)) => Err(format!(
                 "protocol violation: {} before Started",
                 ipc_protocol::channel::Wire::kind(&other)
@@ -206,7 +208,7 @@ impl Supervisor<'_> {
                         return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted }));
                     }
                     Ok(d) => {
-                        if let Err(why) = self.warm_message(&mut warm, d, &sent_faults) {
+                        if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {
                             warm.child.proc.kill();
                             return Ok(Err((pid, why)));
                         }

@@ -34,7 +34,7 @@ impl Supervisor<'_> {
         if !self.args.supervision.standby
             || self.pair.standby.is_some()
             || self.pair.recovering_now()
-            || !self.pair.gpu.as_ref().is_some_and(|g| g.presented > 0)
+            || self.pair.gpu.as_ref().is_none_or(|g| g.presented == 0)
             || self
                 .pair
                 .standby_backoff
@@ -54,7 +54,7 @@ impl Supervisor<'_> {
             return Ok(());
         };
         let was_ready = w.ready.is_some();
-        let result = self.warm_message(&mut w, d, &[]);
+        let result = self.warm_message(&mut w, d, &[], false);
         if result.is_ok() && !was_ready && w.ready.is_some() {
             self.standby_ready(&w);
         }

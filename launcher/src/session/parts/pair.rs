@@ -154,9 +154,10 @@ impl Pair {
         });
     }
 
-    /// A frame was presented: the recovery it ends, if one was under way.
-    pub fn recovered(&mut self) -> Option<Recovery> {
-        self.recovery.take()
+    /// A frame was presented: the recovery it ends, if one was under way and `ends(role)` says
+    /// the frame is the replacement's.
+    pub fn recovered(&mut self, ends: impl FnOnce(Role) -> bool) -> Option<Recovery> {
+        self.recovery.take_if(|r| ends(r.role))
     }
 }
 
@@ -243,15 +244,18 @@ mod tests {
     #[test]
     fn the_first_frame_ends_the_latest_recovery_once() {
         let mut p = pair(vec![BackendRequest::Shm]);
-        assert!(p.recovered().is_none(), "no crash yet");
+        let any = |_| true;
+        assert!(p.recovered(any).is_none(), "no crash yet");
         let t = Instant::now();
         p.recovering(Role::Gpu, t, 0);
+        // A frame of the dead GPU process still on its way ends nothing.
+        assert!(p.recovered(|role| role != Role::Gpu).is_none());
         // The renderer crashes too before any frame: the frame ends its recovery.
         p.recovering(Role::Renderer, t + Duration::from_millis(5), 1);
-        let r = p.recovered().expect("a recovery under way");
+        let r = p.recovered(any).expect("a recovery under way");
         assert_eq!((r.role, r.record), (Role::Renderer, 1));
         assert_eq!(r.detected, t + Duration::from_millis(5));
-        assert!(p.recovered().is_none(), "the next frame ends nothing");
+        assert!(p.recovered(any).is_none(), "the next frame ends nothing");
         assert!(p.old_screen().is_none());
     }
 }
