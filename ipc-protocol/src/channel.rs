@@ -487,24 +487,30 @@ where
     let (tx, out) = crossbeam_channel::bounded(FORWARD_QUEUE);
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || loop {
-            match recv(&mut rx) {
-                Ok(m) => {
-                    if tx.send(Ok(m)).is_err() {
-                        return;
+        .spawn(move || {
+            loop {
+                match recv(&mut rx) {
+                    Ok(m) => {
+                        if tx.send(Ok(m)).is_err() {
+                            break;
+                        }
                     }
-                }
-                Err(RecvError::Violation(v)) => {
-                    if tx.send(Err(v)).is_err() || !skip {
-                        return;
+                    Err(RecvError::Violation(v)) => {
+                        if tx.send(Err(v)).is_err() || !skip {
+                            break;
+                        }
                     }
-                }
-                Err(RecvError::Disconnected) => return,
-                Err(RecvError::Io(e)) => {
-                    tracing::debug!(error = %e, "channel receive failed");
-                    return;
+                    Err(RecvError::Disconnected) => break,
+                    Err(RecvError::Io(e)) => {
+                        tracing::debug!(error = %e, "channel receive failed");
+                        break;
+                    }
                 }
             }
+            // The socket closes before the channel disconnects: whoever sees the disconnect
+            // knows the fd is gone (an fd count taken then is exact).
+            drop(rx);
+            drop(tx);
         })
         .map_err(|source| ForwardError {
             name: name.to_owned(),

@@ -201,6 +201,9 @@ pub struct Process {
     pub pidfd: OwnedFd,
     child: Child,
     status: Option<ExitStatus>,
+    /// A word once the launcher's end of its stderr pipe is closed (the child and every copy of
+    /// its end gone, and what it wrote logged).
+    pub stderr_closed: crossbeam_channel::Receiver<()>,
 }
 
 impl Process {
@@ -293,14 +296,19 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
         // The child's end went with the command's confinement; dropping `cmd` closes ours.
         drop(cmd);
         let pid = child.id();
-        if let Some(stderr) = child.stderr.take() {
-            if let Err(e) = crate::child_log::spawn_reader(role, pid, stderr, stderr_tally) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e)
-                    .with_context(|| format!("reading the stderr of the {role} process {pid}"));
-            }
-        }
+        let stderr_closed = match child.stderr.take() {
+            None => crossbeam_channel::never(),
+            Some(stderr) => match crate::child_log::spawn_reader(role, pid, stderr, stderr_tally) {
+                Ok(closed) => closed,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e).with_context(|| {
+                        format!("reading the stderr of the {role} process {pid}")
+                    });
+                }
+            },
+        };
         let pidfd = match triptych_sys::pidfd::pidfd_open(pid as i32) {
             Ok(fd) => fd,
             Err(e) => {
@@ -316,6 +324,7 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
             pidfd,
             child,
             status: None,
+            stderr_closed,
         };
         let (commands, events) = duplex::<C, E>(control, true);
         Ok(ChildProc {

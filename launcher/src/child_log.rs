@@ -289,13 +289,15 @@ impl Quarantine {
 }
 
 /// Reads `stderr`, the pipe of child `pid` in `role`, on a thread of its own until the child and
-/// every copy of its end are gone, writing what it may to the launcher's log.
+/// every copy of its end are gone, writing what it may to the launcher's log. The receiver gets
+/// a word once the pipe is closed.
 pub fn spawn_reader(
     role: Role,
     pid: u32,
     mut stderr: impl Read + Send + 'static,
     tally: Arc<Tally>,
-) -> std::io::Result<()> {
+) -> std::io::Result<crossbeam_channel::Receiver<()>> {
+    let (done, closed) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
         .name(format!("{role}-{pid}-stderr"))
         .spawn(move || {
@@ -313,9 +315,11 @@ pub fn spawn_reader(
                     }
                 }
             }
+            drop(stderr);
             q.finish(Instant::now(), &mut out);
+            let _ = done.send(());
         })
-        .map(drop)
+        .map(|_| closed)
 }
 
 #[cfg(test)]

@@ -16,6 +16,12 @@ use ipc_protocol::Role;
 impl Supervisor<'_> {
     /// Shuts everything down and completes the summary.
     pub(super) fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
+        // The standby goes first, so that the end's fd count is the run's own, as the one after
+        // the tenth frame is (the standby is made only after it).
+        let standby_pid = self.pair.standby.as_ref().map_or(0, |w| w.child.proc.pid);
+        if let Some(w) = self.pair.standby.take() {
+            self.retire_standby(w, "the run is over");
+        }
         // What each child's sandbox really is, read from /proc while both still run.
         if let Some(g) = &self.pair.gpu {
             self.jail.observe(Role::Gpu, g.child.proc.pid);
@@ -60,10 +66,6 @@ impl Supervisor<'_> {
         }
         if let Some(g) = &self.pair.gpu {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
-        }
-        let standby_pid = self.pair.standby.as_ref().map_or(0, |w| w.child.proc.pid);
-        if let Some(w) = self.pair.standby.take() {
-            self.retire_standby(w, "the run is over");
         }
         let gpu_info = self.pair.gpu.as_ref().map(|g| g.info.clone());
         let pids = Pids {

@@ -80,6 +80,8 @@ fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
             loop {
                 match triptych_sys::poll::wait_readable(fd.as_fd(), Duration::from_secs(3600)) {
                     Ok(triptych_sys::poll::WaitOutcome::Ready) => {
+                        // Closed before the word goes out: once it is received, the fd is gone.
+                        drop(fd);
                         let _ = tx.send(());
                         return;
                     }

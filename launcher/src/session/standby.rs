@@ -2,9 +2,11 @@
 //! for `Start`, so that a GPU process's death costs a promotion instead of a cold start (spawn,
 //! namespaces, exec, driver initialisation, sandbox).
 //!
-//! - It is spawned once the GPU process running has its first frame on screen (never during a
-//!   recovery, so that it does not compete with the replacement for the CPU) and is prepared for
-//!   the rung of the fallback ladder in force. It is not pinged: it runs nothing but a wait for
+//! - It is spawned once the GPU process running has a frame on screen and the run its tenth
+//!   (never during a recovery, so that it does not compete with the replacement for the CPU;
+//!   after the launcher's fds are counted at the tenth frame, so that they are the run's own,
+//!   as at the end, where the standby is shut down first) and is prepared for the rung of the
+//!   fallback ladder in force. It is not pinged: it runs nothing but a wait for
 //!   `Start`, and its death is seen through its pidfd.
 //! - Everything it sends before `Started` is held to the same rules as a cold start's
 //!   ([`Supervisor::warm_message`]): its listener is adopted at once (a refused call of a
@@ -29,12 +31,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 impl Supervisor<'_> {
     /// Spawns the standby when one is due: kept (`supervision.standby`), none warm, a GPU process
-    /// running with a frame on screen and no recovery under way, past the back-off.
+    /// running with a frame on screen and no recovery under way, the run's tenth frame shown,
+    /// past the back-off.
     pub(super) fn standby_due(&mut self) -> anyhow::Result<()> {
         if !self.args.supervision.standby
             || self.pair.standby.is_some()
             || self.pair.recovering_now()
             || self.pair.gpu.as_ref().is_none_or(|g| g.presented == 0)
+            // After the tenth frame: the launcher's fds are counted then without it.
+            || self.summary.frames.count < 10
             || self
                 .pair
                 .standby_backoff
@@ -136,8 +141,20 @@ impl Supervisor<'_> {
             );
             w.child.proc.kill();
         }
-        while let Ok(Ok((GpuToLauncher::Trace(t), _))) = w.events.try_recv() {
-            let _ = self.child_trace(Role::Gpu, t);
+        // Its watcher and its readers let their fds go once it is gone; all are waited for, so
+        // that nothing of it is open when the run's fds are counted.
+        let _ = w.exit.recv_timeout(Duration::from_secs(1));
+        let until = Instant::now() + Duration::from_secs(1);
+        while w.events.recv_deadline(until).is_ok() {}
+        let _ = w.child.proc.stderr_closed.recv_deadline(until);
+        // What the jail holds for it (its listener, its report pipe) goes with it. A violation it
+        // made meanwhile is recorded as any other, though nothing is restarted for it.
+        if let Some(cause) = self.jail.reaped(
+            w.child.proc.pid,
+            self.tracing.rec(),
+            self.summary.frames.last,
+        ) {
+            tracing::warn!(pid = w.child.proc.pid, %cause, "the standby GPU process broke its sandbox before it was shut down");
         }
         self.pair.standby_stats.retired += 1;
     }
