@@ -72,7 +72,18 @@ pub fn create() -> Result<OwnedFd, UserNsError> {
         // The holder.
         // SAFETY: raw system calls on integers and on fds this process owns; see above.
         unsafe {
-            libc::close(release_w.as_raw_fd());
+            // Every other fd goes, first of all: a copy of another thread's fds taken by this
+            // fork (the release end of a holder being made at the same moment, say) would keep
+            // that holder waiting forever, and its creator with it.
+            let keep = {
+                let (a, b) = (ready_w.as_raw_fd() as u32, release_r.as_raw_fd() as u32);
+                (a.min(b), a.max(b))
+            };
+            for (first, last) in [(3, keep.0), (keep.0 + 1, keep.1), (keep.1 + 1, u32::MAX)] {
+                if first < last {
+                    libc::syscall(libc::SYS_close_range, first, last - 1, 0u32);
+                }
+            }
             // The launcher may already be non-dumpable, which would make our /proc files
             // root-owned and the maps unwritable for an unprivileged launcher.
             let _ =
