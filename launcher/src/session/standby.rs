@@ -84,32 +84,34 @@ impl Supervisor<'_> {
             .send(crate::embedding::Event::StandbyReady { pid });
     }
 
-    /// The standby died (`why` is `None`: its exit tells why) or must die (`why`): it is killed,
-    /// reaped and recorded as a GPU process crash on the ladder; the next one backs off.
+    /// The standby died (`why` is `None`: its exit tells why), failed (`why` is its report: it
+    /// exits on its own) or broke the protocol (`why` starts `protocol violation: `: it is
+    /// killed). It is reaped and recorded as a GPU process crash on the ladder; the next one
+    /// backs off.
     pub(super) fn standby_down(&mut self, why: Option<String>) -> anyhow::Result<()> {
         let Some(mut w) = self.pair.standby.take() else {
             return Ok(());
         };
         let detected = Instant::now();
         let detected_ns = triptych_trace::now_ns();
-        if why.is_some() {
+        let violation = why
+            .as_deref()
+            .and_then(|w| w.strip_prefix("protocol violation: "))
+            .map(str::to_owned);
+        if violation.is_some() {
             w.child.proc.kill();
+        } else if let Some(failure) = &why {
+            tracing::warn!(pid = w.child.proc.pid, %failure, "the standby GPU process failed");
         }
         let st = w
             .child
             .proc
             .wait_exit(Duration::from_secs(2))
             .or_else(|| w.child.proc.kill());
-        let cause = match why {
-            Some(what) => match what.strip_prefix("protocol violation: ") {
-                Some(what) => Cause::ProtocolViolation {
-                    kind: "standby".to_owned(),
-                    what: what.to_owned(),
-                },
-                None => Cause::ProtocolViolation {
-                    kind: "standby".to_owned(),
-                    what,
-                },
+        let cause = match violation {
+            Some(what) => Cause::ProtocolViolation {
+                kind: "standby".to_owned(),
+                what,
             },
             None => super::recovery::exit_cause(st),
         };
