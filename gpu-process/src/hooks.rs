@@ -54,6 +54,12 @@ pub trait Hooks {
     /// `Started` is not reported yet.
     fn confined(&mut self, _start: &GpuStart, _params: &Params) {}
 
+    /// `Ready` was reported (the GL context, the exporter and the sandbox are made) and `Start`
+    /// is not received yet: a standby waits here for its promotion, while a cold start finds its
+    /// `Start` already queued. `events` is the channel to the launcher, on which the launcher
+    /// accepts nothing more until `Start`.
+    fn prepared(&mut self, _events: &Sender<GpuToLauncher>) {}
+
     /// `Started` was reported; the frame loop runs next.
     fn running(&mut self, _run: Running<'_>) {}
 

@@ -161,6 +161,7 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     events
         .send(&GpuToLauncher::Ready(info.clone()))
         .context("reporting the sandbox on")?;
+    hooks.prepared(&events);
     // Warm and confined: a standby waits here until it is promoted (or told to shut down).
     let (start, mut fds) = commands
         .recv()

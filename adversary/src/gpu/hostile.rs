@@ -87,6 +87,9 @@ pub enum Attack {
     /// well-formed descriptions of about 30 KiB of an epoch long gone (which the renderer drops
     /// unread), while it goes on producing.
     StaleFlood,
+    /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
+    /// it out; every process of the run paces its frames.
+    Standby(super::standby::StandbyAttack),
 }
 
 /// Whether the hostile GPU process dies at start-up when asked for `backend`.
@@ -130,6 +133,9 @@ impl Attack {
                 "dmabuf" => BackendRequest::DmaBuf,
                 _ => return None,
             }));
+        }
+        if let Some(name) = v.strip_prefix("standby-") {
+            return super::standby::StandbyAttack::from_name(name).map(Attack::Standby);
         }
         Some(match v.as_str() {
             "huge" => Attack::Huge,
@@ -230,6 +236,7 @@ pub fn attack(
         | Attack::IgnoreReleases
         | Attack::StaleFlood
         | Attack::Unreported
+        | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");

@@ -3,15 +3,18 @@
 
 pub mod hostile;
 pub mod probe;
+pub mod standby;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use gpu_process::hooks::{Hooks, Running, Sent};
-use ipc_protocol::messages::{FrameMsg, GpuStart};
+use ipc_protocol::channel::Sender;
+use ipc_protocol::messages::{FrameMsg, GpuStart, GpuToLauncher};
 use triptych_sandbox::gpu::Params;
 use triptych_sys::fd::ExportWindow;
 
 use hostile::Attack;
+use standby::StandbyAttack;
 
 /// The hooks of the hostile GPU process and of the escape probes.
 #[derive(Debug, Default)]
@@ -20,6 +23,10 @@ pub struct GpuAdversary {
     probe: Option<String>,
     /// The launcher's pid, read before the filter (which refuses `getppid`).
     launcher: i32,
+    /// Whether it found no `Start` waiting once ready: a standby ([`standby::waits_as_standby`]).
+    standby: bool,
+    /// Its channel to the launcher, kept from `Ready` on for an attack once promoted.
+    events: Option<Sender<GpuToLauncher>>,
 }
 
 impl GpuAdversary {
@@ -29,14 +36,28 @@ impl GpuAdversary {
             attack: Attack::from_env(),
             probe: probe::from_env(),
             launcher: 0,
+            standby: false,
+            events: None,
         }
     }
 }
 
 impl Hooks for GpuAdversary {
     fn handed_over_listener(&mut self, listener: OwnedFd) {
-        if self.attack == Some(Attack::KeepListener) {
-            hostile::keep_listener(listener);
+        match self.attack {
+            Some(Attack::KeepListener) => hostile::keep_listener(listener),
+            Some(Attack::Standby(StandbyAttack::Hang)) => {
+                drop(listener);
+                // SAFETY: CONTROL_FD is this process's control socket, claimed at start-up by
+                // `bootstrap::join` and owned by the run's channels, which live on the stack of
+                // `gpu_process::start::run` below this call for the whole process: the fd is
+                // open for as long as the borrow, which ends with this call.
+                let control = unsafe {
+                    std::os::fd::BorrowedFd::borrow_raw(ipc_protocol::bootstrap::CONTROL_FD)
+                };
+                standby::hang_if_standby(control);
+            }
+            _ => {}
         }
     }
 
@@ -50,6 +71,22 @@ impl Hooks for GpuAdversary {
         }
         if let Some(name) = &self.probe {
             probe::run_probe(name, start, self.launcher, params);
+        }
+        if self.standby && self.attack == Some(Attack::Standby(StandbyAttack::OtherStarted)) {
+            if let Some(events) = &self.events {
+                standby::promoted(events);
+            }
+        }
+    }
+
+    fn prepared(&mut self, events: &Sender<GpuToLauncher>) {
+        let Some(Attack::Standby(a)) = self.attack else {
+            return;
+        };
+        self.standby = standby::waits_as_standby(events.as_fd());
+        self.events = Some(events.clone());
+        if self.standby {
+            standby::prepared(a, events, self.launcher);
         }
     }
 
@@ -78,6 +115,9 @@ impl Hooks for GpuAdversary {
     }
 
     fn sent(&mut self, sent: Sent<'_>) {
+        if let Some(Attack::Standby(a)) = self.attack {
+            std::thread::sleep(a.pace());
+        }
         if let Some(a) = self.attack {
             hostile::after_send(
                 a,

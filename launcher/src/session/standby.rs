@@ -11,7 +11,9 @@
 //! - Everything it sends before `Started` is held to the same rules as a cold start's
 //!   ([`Supervisor::warm_message`]): its listener is adopted at once (a refused call of a
 //!   standby is reported like any other), its `Ready` is checked, its fd table searched for a
-//!   kept listener; anything else kills it.
+//!   kept listener; anything else kills it. A standby not ready within a cold start's deadline
+//!   ([`START_TIMEOUT`]) is killed as hung, and one whose control socket closes while it lives
+//!   on is killed for that, as a running GPU process is.
 //! - A standby that dies or breaks the protocol is recorded as a GPU process crash
 //!   (`standby: true`) and counts on the GPU process's ladder; the next one waits a back-off that
 //!   doubles with each such death (from [`BACKOFF_MIN`] to [`BACKOFF_MAX`]) and is reset by a
@@ -34,6 +36,20 @@ impl Supervisor<'_> {
     /// running with a frame on screen and no recovery under way, the run's tenth frame shown,
     /// past the back-off.
     pub(super) fn standby_due(&mut self) -> anyhow::Result<()> {
+        // A standby not ready within a cold start's deadline is hung: it is named, like a cold
+        // start that does not start, rather than kept until a promotion waits on it.
+        if let Some(late) = self
+            .pair
+            .standby
+            .as_ref()
+            .filter(|w| w.ready.is_none())
+            .map(|w| w.spawned.elapsed())
+            .filter(|t| *t > START_TIMEOUT)
+        {
+            return self.standby_lost(Some(Cause::Hang {
+                silent_ms: late.as_millis() as u64,
+            }));
+        }
         if !self.args.supervision.standby
             || self.pair.standby.is_some()
             || self.pair.recovering_now()
@@ -84,37 +100,61 @@ impl Supervisor<'_> {
             .send(crate::embedding::Event::StandbyReady { pid });
     }
 
-    /// The standby died (`why` is `None`: its exit tells why), failed (`why` is its report: it
-    /// exits on its own) or broke the protocol (`why` starts `protocol violation: `: it is
-    /// killed). It is reaped and recorded as a GPU process crash on the ladder; the next one
-    /// backs off.
+    /// The standby died or closed its control socket (`why` is `None`: its exit tells why, or,
+    /// when it lives on, the closed socket is its violation), reported a failure (`why`: it exits
+    /// on its own, and its exit is recorded) or broke the protocol (`why` starts `protocol
+    /// violation: `: it is killed). It is reaped and recorded as a GPU process crash on the
+    /// ladder; the next one backs off.
     pub(super) fn standby_down(&mut self, why: Option<String>) -> anyhow::Result<()> {
+        let cause = match why {
+            None => None,
+            Some(what) => match what.strip_prefix("protocol violation: ") {
+                Some(what) => Some(Cause::ProtocolViolation {
+                    kind: "standby".to_owned(),
+                    what: what.to_owned(),
+                }),
+                None => {
+                    if let Some(w) = &mut self.pair.standby {
+                        tracing::warn!(pid = w.child.proc.pid, failure = %what, "the standby GPU process failed");
+                        let _ = w.child.proc.wait_exit(Duration::from_secs(2));
+                    }
+                    None
+                }
+            },
+        };
+        self.standby_lost(cause)
+    }
+
+    /// [`Self::standby_down`] with the cause, when the launcher has one.
+    fn standby_lost(&mut self, why: Option<Cause>) -> anyhow::Result<()> {
         let Some(mut w) = self.pair.standby.take() else {
             return Ok(());
         };
         let detected = Instant::now();
         let detected_ns = triptych_trace::now_ns();
-        let violation = why
-            .as_deref()
-            .and_then(|w| w.strip_prefix("protocol violation: "))
-            .map(str::to_owned);
-        if violation.is_some() {
+        // Called when its exit was seen, or when its control socket closed and its exit did not
+        // follow within the main loop's grace: a standby still alive now closed the socket and
+        // lives on, which is a violation of its own (as it is for a running GPU process), not a
+        // death to wait for.
+        let why = why.or_else(|| {
+            w.child
+                .proc
+                .wait_exit(Duration::ZERO)
+                .is_none()
+                .then(|| Cause::ProtocolViolation {
+                    kind: "control socket".to_owned(),
+                    what: "closed while the process lives on".to_owned(),
+                })
+        });
+        if why.is_some() {
             w.child.proc.kill();
-        } else if let Some(failure) = &why {
-            tracing::warn!(pid = w.child.proc.pid, %failure, "the standby GPU process failed");
         }
         let st = w
             .child
             .proc
             .wait_exit(Duration::from_secs(2))
             .or_else(|| w.child.proc.kill());
-        let cause = match violation {
-            Some(what) => Cause::ProtocolViolation {
-                kind: "standby".to_owned(),
-                what,
-            },
-            None => super::recovery::exit_cause(st),
-        };
+        let cause = why.unwrap_or_else(|| super::recovery::exit_cause(st));
         let idx = self.record_crash(Role::Gpu, w.child.proc.pid, cause, None, detected_ns);
         self.crashes[idx].standby = true;
         self.pair.standby_stats.deaths += 1;
