@@ -479,6 +479,63 @@ mod tests {
     }
 
     #[test]
+    fn the_multiplier_table_divides_by_255_exactly_for_every_factor() {
+        for (k, &m) in ROUND_DIV255_BY.iter().enumerate() {
+            assert!(m >= 0, "k {k}: multiplier {m}");
+            for x in 0..=255i32 {
+                let got = (x * i32::from(m) + (1 << 14)) >> 15;
+                let want = (x * k as i32 + 127) / 255;
+                assert_eq!(got, want, "k {k} x {x} multiplier {m}");
+            }
+        }
+    }
+
+    /// A uniform destination's term comes from its own bytes' multipliers: every destination
+    /// byte (in every channel) against every source alpha, at every opacity, for each layout.
+    #[test]
+    fn over_a_uniform_destination_matches_the_formula_for_every_byte_alpha_and_opacity() {
+        let Some(avx2) = Avx2::detect() else {
+            crate::machine::missing(REQUIRE_AVX2, "this CPU has no AVX2");
+            return;
+        };
+        // Each alpha twice: premultiplied (colours at most the alpha) and not (the sum clamps).
+        let src: Vec<u8> = (0..=255u8)
+            .flat_map(|a| [a, a / 2, a / 3, a, 255, a.saturating_add(40), 255 - a, a])
+            .collect();
+        let check = |opacity: u8, source: Source, under: [u8; 4]| {
+            let mut got = vec![0xa5; src.len()];
+            assert_eq!(
+                avx2.over(&mut got, &src, opacity, source, Some(under)),
+                src.len() / 4
+            );
+            let mut want = under.repeat(src.len() / 4);
+            reference(&mut want, &src, opacity, source);
+            if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
+                let p = i / 4 * 4;
+                panic!(
+                    "opacity {opacity} {source:?} under {under:?}: pixel {} src {:?}: got {:?}, \
+                     expected {:?}",
+                    i / 4,
+                    &src[p..p + 4],
+                    &got[p..p + 4],
+                    &want[p..p + 4]
+                );
+            }
+        };
+        for d in 0..=255u8 {
+            let under = [d, 255 - d, d / 3, d];
+            for opacity in 0..=255u8 {
+                check(opacity, SOURCES[0], under);
+            }
+            for opacity in [1, 100, 200, 254, 255] {
+                for source in &SOURCES[1..] {
+                    check(opacity, *source, under);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn over_leaves_partial_groups_and_takes_the_fast_paths_exactly() {
         let Some(avx2) = Avx2::detect() else {
             crate::machine::missing(REQUIRE_AVX2, "this CPU has no AVX2");
