@@ -65,9 +65,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
     __m256i, _mm256_add_epi16, _mm256_adds_epu8, _mm256_and_si256, _mm256_loadu_si256,
-    _mm256_mulhi_epu16, _mm256_mulhrs_epi16, _mm256_mullo_epi16, _mm256_or_si256, _mm256_packus_epi16,
-    _mm256_set1_epi16, _mm256_set1_epi32, _mm256_setr_epi8, _mm256_shuffle_epi8,
-    _mm256_slli_epi16, _mm256_srli_epi16, _mm256_storeu_si256,
+    _mm256_mulhi_epu16, _mm256_mulhrs_epi16, _mm256_mullo_epi16, _mm256_or_si256,
+    _mm256_packus_epi16, _mm256_set1_epi16, _mm256_set1_epi32, _mm256_setr_epi8,
+    _mm256_shuffle_epi8, _mm256_slli_epi16, _mm256_srli_epi16, _mm256_storeu_si256,
     _mm256_testc_si256, _mm256_testz_si256, _mm256_xor_si256,
 };
 
@@ -173,7 +173,10 @@ const ROUND_DIV255_BY: [i16; 256] = {
         let floor = k * 32768 / 255;
         let mut m = if floor < 32767 { floor } else { 32767 };
         let found = loop {
-            assert!(m <= floor + 1 && m <= 32767, "no vpmulhrsw multiplier for a k");
+            assert!(
+                m <= floor + 1 && m <= 32767,
+                "no vpmulhrsw multiplier for a k"
+            );
             let mut x = 0;
             while x < 256 && (x * m + 16384) >> 15 == (x * k + 127) / 255 {
                 x += 1;
