@@ -68,7 +68,7 @@ use std::arch::x86_64::{
     _mm256_mulhi_epu16, _mm256_mulhrs_epi16, _mm256_mullo_epi16, _mm256_or_si256,
     _mm256_packus_epi16, _mm256_set1_epi16, _mm256_set1_epi32, _mm256_setr_epi8,
     _mm256_shuffle_epi8, _mm256_slli_epi16, _mm256_srli_epi16, _mm256_storeu_si256,
-    _mm256_testc_si256, _mm256_testz_si256, _mm256_xor_si256,
+    _mm256_stream_si256, _mm256_testc_si256, _mm256_testz_si256, _mm256_xor_si256, _mm_sfence,
 };
 
 /// Pixels [`Avx2::over`] handles per step: two 32-byte vectors.
@@ -107,6 +107,12 @@ impl Avx2 {
     /// With `under` set, what `dst` holds is ignored and taken to be that pixel everywhere (a
     /// uniform backdrop): `dst` is only written, never read, so the caller need not fill it
     /// first.
+    ///
+    /// With `stream` set, the caller says nothing reads `dst` again soon (no other layer is
+    /// drawn over it): where `dst` is 32-byte aligned it is written past the caches
+    /// (`vmovntdq`), which spares reading each line in before writing it and evicting the
+    /// source with it, and the stores are fenced (`sfence`) before this returns. Where something
+    /// does read it back soon, leave it unset: that read would go to memory.
     pub fn over(
         self,
         dst: &mut [u8],
@@ -114,6 +120,7 @@ impl Avx2 {
         opacity: u8,
         source: Source,
         under: Option<[u8; 4]>,
+        stream: bool,
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
         {
@@ -131,7 +138,9 @@ impl Avx2 {
                     // (`detect` is the only constructor), so every instruction it uses is
                     // supported. Its other requirements are those of a safe function: it only
                     // touches memory through the two slices it is given.
-                    unsafe { over_avx2::<$bgr, $x, $scale, $uniform>(dst, src, opacity, $px) }
+                    unsafe {
+                        over_avx2::<$bgr, $x, $scale, $uniform>(dst, src, opacity, $px, stream)
+                    }
                 };
             }
             let _ = self;
@@ -149,7 +158,7 @@ impl Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             // No token exists off x86-64; nothing to do.
-            let _ = (self, dst, src, opacity, source, under);
+            let _ = (self, dst, src, opacity, source, under, stream);
             0
         }
     }
@@ -216,9 +225,27 @@ fn store(bytes: &mut [u8; VECTOR_BYTES], v: __m256i) {
     unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), v) }
 }
 
+/// Stores 32 bytes past the caches (`vmovntdq`) where they are 32-byte aligned, else as [`store`].
+/// The caller fences (`sfence`) before it returns: non-temporal stores are weakly ordered.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn store_past_caches(bytes: &mut [u8; VECTOR_BYTES], v: __m256i) {
+    let p = bytes.as_mut_ptr().cast::<__m256i>();
+    if p.is_aligned() {
+        // SAFETY: `bytes` is an exclusive reference to 32 writable bytes, exactly the 32 bytes
+        // `_mm256_stream_si256` writes, so nothing else observes the write; the address was
+        // just checked to be 32-byte aligned, as the instruction requires; AVX is part of this
+        // function's enabled features.
+        unsafe { _mm256_stream_si256(p, v) }
+    } else {
+        store(bytes, v);
+    }
+}
+
 /// The kernel. `BGR`: swap bytes 0 and 2 of each pixel; `X`: force byte 3 to 255; `SCALE`:
 /// `opacity` is below 255 (at 255 scaling is the identity and is skipped); `UNIFORM`: the
 /// destination is `under` (an RGBA pixel as a little-endian `u32`) everywhere and is not read.
+/// `stream`: write through [`store_past_caches`], and fence before returning.
 ///
 /// Per vector of 8 pixels the blend is, in 16-bit lanes (`even`: R and B, `odd`: G and A):
 ///
@@ -242,7 +269,15 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
     src: &[u8],
     opacity: u8,
     under: u32,
+    stream: bool,
 ) -> usize {
+    let put = |d: &mut [u8; VECTOR_BYTES], v: __m256i| {
+        if stream {
+            store_past_caches(d, v);
+        } else {
+            store(d, v);
+        }
+    };
     // 0x00ff in each 16-bit lane: the even-byte mask, and 255 for `255 - x`.
     let low = _mm256_set1_epi16(0x00ff);
     // Byte 3 of each pixel.
@@ -321,7 +356,7 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
             let even = _mm256_add_epi16(s_even, t_even);
             let odd = _mm256_add_epi16(s_odd, t_odd);
             let packed = _mm256_packus_epi16(even, odd);
-            store(d, _mm256_shuffle_epi8(packed, interleave));
+            put(d, _mm256_shuffle_epi8(packed, interleave));
         } else {
             let inv = if X {
                 x_inv
@@ -330,7 +365,7 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
             };
             let (t_even, t_odd) = term(inv, d);
             let t = _mm256_or_si256(t_even, _mm256_slli_epi16::<8>(t_odd));
-            store(d, _mm256_adds_epu8(s, t));
+            put(d, _mm256_adds_epu8(s, t));
         }
     };
     let mut done = 0;
@@ -353,19 +388,23 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
         if _mm256_testz_si256(any, any) == 1 {
             // Transparent black: the destination stays.
             if UNIFORM {
-                store(d0, uniform);
-                store(d1, uniform);
+                put(d0, uniform);
+                put(d1, uniform);
             }
             continue;
         }
         if !SCALE && _mm256_testc_si256(_mm256_and_si256(a, b), alpha) == 1 {
             // Every alpha is 255 at opacity 255: the source replaces the destination.
-            store(d0, a);
-            store(d1, b);
+            put(d0, a);
+            put(d1, b);
             continue;
         }
         blend(a, d0);
         blend(b, d1);
+    }
+    if stream {
+        // Orders the non-temporal stores before every later store (the frame's hand-off).
+        _mm_sfence();
     }
     done
 }
@@ -395,6 +434,28 @@ mod tests {
                 let v = round(u32::from(rgba[c]) * op) + round(u32::from(d[c]) * (255 - sa));
                 d[c] = v.min(255) as u8;
             }
+        }
+    }
+
+    /// A destination of `len` bytes of garbage (0xa5) that starts 32-byte aligned when
+    /// `aligned` is set, so that `stream` takes its non-temporal stores, and 4 bytes past such
+    /// an address otherwise.
+    struct Aligned {
+        buf: Vec<u8>,
+        start: usize,
+        len: usize,
+    }
+
+    impl Aligned {
+        fn new(len: usize, aligned: bool) -> Aligned {
+            let buf = vec![0xa5; len + 64];
+            let to_32 = buf.as_ptr().align_offset(32);
+            let start = if aligned { to_32 } else { to_32 + 4 };
+            Aligned { buf, start, len }
+        }
+
+        fn bytes(&mut self) -> &mut [u8] {
+            &mut self.buf[self.start..self.start + self.len]
         }
     }
 
@@ -439,18 +500,18 @@ mod tests {
                 dst0.extend_from_slice(&[d, 255 - d, d / 2, d]);
             }
         }
-        let check = |opacity: u8, source: Source, under: Option<[u8; 4]>| {
+        let check = |opacity: u8, source: Source, under: Option<[u8; 4]>, stream: bool| {
             let dst = match under {
                 Some(px) => px.repeat(dst0.len() / 4),
                 None => dst0.clone(),
             };
             // Garbage where the destination is not to be read.
-            let mut got = if under.is_some() {
-                vec![0xa5; dst.len()]
-            } else {
-                dst.clone()
-            };
-            let done = avx2.over(&mut got, &src, opacity, source, under);
+            let mut buf = Aligned::new(dst.len(), stream);
+            let got = buf.bytes();
+            if under.is_none() {
+                got.copy_from_slice(&dst);
+            }
+            let done = avx2.over(got, &src, opacity, source, under, stream);
             assert_eq!(done, 256 * 256, "opacity {opacity} {source:?}");
             let mut want = dst.clone();
             reference(&mut want, &src, opacity, source);
@@ -469,13 +530,15 @@ mod tests {
         };
         // Every opacity for one layout; the layouts differ only in how the source is read.
         for opacity in 0..=255u8 {
-            check(opacity, SOURCES[0], None);
+            check(opacity, SOURCES[0], None, false);
         }
         for opacity in [0, 1, 127, 128, 200, 254, 255] {
             for source in SOURCES {
-                check(opacity, source, None);
-                for under in [[16, 16, 24, 255], [0; 4], [255; 4], [200, 3, 90, 120]] {
-                    check(opacity, source, Some(under));
+                for stream in [false, true] {
+                    check(opacity, source, None, stream);
+                    for under in [[16, 16, 24, 255], [0; 4], [255; 4], [200, 3, 90, 120]] {
+                        check(opacity, source, Some(under), stream);
+                    }
                 }
             }
         }
@@ -505,10 +568,11 @@ mod tests {
         let src: Vec<u8> = (0..=255u8)
             .flat_map(|a| [a, a / 2, a / 3, a, 255, a.saturating_add(40), 255 - a, a])
             .collect();
-        let check = |opacity: u8, source: Source, under: [u8; 4]| {
-            let mut got = vec![0xa5; src.len()];
+        let check = |opacity: u8, source: Source, under: [u8; 4], stream: bool| {
+            let mut buf = Aligned::new(src.len(), stream);
+            let got = buf.bytes();
             assert_eq!(
-                avx2.over(&mut got, &src, opacity, source, Some(under)),
+                avx2.over(got, &src, opacity, source, Some(under), stream),
                 src.len() / 4
             );
             let mut want = under.repeat(src.len() / 4);
@@ -528,11 +592,11 @@ mod tests {
         for d in 0..=255u8 {
             let under = [d, 255 - d, d / 3, d];
             for opacity in 0..=255u8 {
-                check(opacity, SOURCES[0], under);
+                check(opacity, SOURCES[0], under, d % 2 == 1);
             }
             for opacity in [1, 100, 200, 254, 255] {
                 for source in &SOURCES[1..] {
-                    check(opacity, *source, under);
+                    check(opacity, *source, under, d % 2 == 0);
                 }
             }
         }
@@ -548,26 +612,32 @@ mod tests {
         // 20 pixels: one group done, 4 left untouched for the caller.
         let src = vec![255u8; 20 * 4];
         let mut dst = vec![7u8; 20 * 4];
-        assert_eq!(avx2.over(&mut dst, &src, 255, rgba, None), GROUP_PIXELS);
+        assert_eq!(
+            avx2.over(&mut dst, &src, 255, rgba, None, false),
+            GROUP_PIXELS
+        );
         assert!(dst[..64].iter().all(|&b| b == 255));
         assert!(dst[64..].iter().all(|&b| b == 7));
         // Transparent black leaves the destination; opaque at 255 replaces it, swizzled.
         let mut dst = vec![9u8; 64];
-        assert_eq!(avx2.over(&mut dst, &[0u8; 64], 128, rgba, None), 16);
+        assert_eq!(avx2.over(&mut dst, &[0u8; 64], 128, rgba, None, false), 16);
         assert!(dst.iter().all(|&b| b == 9));
         let src: Vec<u8> = (0..16).flat_map(|i| [i, 100, 200, 255]).collect();
         let bgr = Source {
             blue_first: true,
             alpha_ignored: false,
         };
-        avx2.over(&mut dst, &src, 255, bgr, None);
+        avx2.over(&mut dst, &src, 255, bgr, None, false);
         let want: Vec<u8> = (0..16).flat_map(|i| [200, 100, i, 255]).collect();
         assert_eq!(dst, want);
         // Over a uniform destination, transparent groups are that destination.
         let mut dst = vec![9u8; 64];
-        avx2.over(&mut dst, &[0u8; 64], 255, rgba, Some([1, 2, 3, 4]));
+        avx2.over(&mut dst, &[0u8; 64], 255, rgba, Some([1, 2, 3, 4]), false);
         assert_eq!(dst, [1, 2, 3, 4].repeat(16));
         // Rows shorter than a group are left alone.
-        assert_eq!(avx2.over(&mut dst[..60], &src[..60], 255, bgr, None), 0);
+        assert_eq!(
+            avx2.over(&mut dst[..60], &src[..60], 255, bgr, None, false),
+            0
+        );
     }
 }
