@@ -33,9 +33,11 @@
 //!
 //! Two kernels compute it, with the same results:
 //!
-//! - on a CPU with AVX2, `triptych_sys::simd`'s kernel, 16 pixels a step; it lives in the sys
-//!   crate because reaching AVX2 code from a program built for the baseline x86-64 is `unsafe`,
-//!   and this crate has none;
+//! - on a CPU with AVX2, `triptych_sys::simd`'s kernel, 16 pixels a step, which divides by 255
+//!   in one instruction where one factor is the same for the whole row (the opacity, the
+//!   backdrop) and writes a row's only layer past the caches; it lives in the sys crate because
+//!   reaching AVX2 code from a program built for the baseline x86-64 is `unsafe`, and this crate
+//!   has none;
 //! - everywhere, the portable kernel below, for whole rows without AVX2 and for the last pixels
 //!   of a row with it: fixed chunks of `CHUNK` (8) pixels with no branch inside a chunk, which the
 //!   compiler turns into vector code of the baseline target (SSE2 on x86-64, NEON on aarch64).
