@@ -56,7 +56,9 @@
 //!
 //! The destination is either read (a layer over what is already drawn) or given as one pixel
 //! (the bottom layer over the frame's uniform backdrop): then the row is only written, which
-//! spares the caller filling it first and the memory traffic of reading it back.
+//! spares the caller filling it first and the memory traffic of reading it back. Where the
+//! caller also says nothing reads the row again soon (no layer above it), the row is written with
+//! non-temporal stores, which do not read each cache line in before writing it.
 //!
 //! References: the Intel Intrinsics Guide
 //! (<https://www.intel.com/content/www/us/en/docs/intrinsics-guide/index.html>) for each
