@@ -43,7 +43,7 @@
 //!
 //! - where one factor is the same for the whole call (the opacity, or a byte of a uniform
 //!   destination), `round(x * k / 255)` is one `vpmulhrsw`, `(x * m + 2^14) >> 15`, by a
-//!   multiplier `m` for `k` from [`ROUND_DIV255_BY`], a table checked against the formula for
+//!   multiplier `m` for `k` from `ROUND_DIV255_BY`, a table checked against the formula for
 //!   every `k` and `x` when it is built;
 //! - where both vary (a destination that is read, times `255 - sa`), the product `v` is taken
 //!   (`vpmullw`) and `round(v / 255)` is `((v + 128) * 257) >> 16`, the high half of a 16-bit
