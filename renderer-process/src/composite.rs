@@ -33,9 +33,11 @@
 //!
 //! Two kernels compute it, with the same results:
 //!
-//! - on a CPU with AVX2, `triptych_sys::simd`'s kernel, 16 pixels a step; it lives in the sys
-//!   crate because reaching AVX2 code from a program built for the baseline x86-64 is `unsafe`,
-//!   and this crate has none;
+//! - on a CPU with AVX2, `triptych_sys::simd`'s kernel, 16 pixels a step, which divides by 255
+//!   in one instruction where one factor is the same for the whole row (the opacity, the
+//!   backdrop) and writes a row's only layer past the caches; it lives in the sys crate because
+//!   reaching AVX2 code from a program built for the baseline x86-64 is `unsafe`, and this crate
+//!   has none;
 //! - everywhere, the portable kernel below, for whole rows without AVX2 and for the last pixels
 //!   of a row with it: fixed chunks of `CHUNK` (8) pixels with no branch inside a chunk, which the
 //!   compiler turns into vector code of the baseline target (SSE2 on x86-64, NEON on aarch64).
@@ -233,20 +235,23 @@ fn fill(row: &mut [u8], backdrop: [u8; 4]) {
 /// Draws one row of a layer: `src` (pixels of the layer's format) OVER `dst` (RGBA), equally
 /// long, at opacity `op` (1..=255), with the AVX2 kernel where there is one and the portable
 /// one for the rest. `over_backdrop`: nothing is drawn under this part of the row yet, so what
-/// `dst` holds is ignored and the backdrop taken in its place (the row was not filled).
+/// `dst` holds is ignored and the backdrop taken in its place (the row was not filled). `last`:
+/// nothing is drawn over it either, so this frame does not read it back and the AVX2 kernel
+/// writes it past the caches ([`Avx2::over`]'s `stream`).
 fn draw_row<const SWAP: bool, const OPAQUE: bool>(
     dst: &mut [u8],
     src: &[u8],
     op: u8,
     avx2: Option<Avx2>,
     over_backdrop: Option<[u8; 4]>,
+    last: bool,
 ) {
     let source = Source {
         blue_first: SWAP,
         alpha_ignored: OPAQUE,
     };
     let under = over_backdrop;
-    let done = avx2.map_or(0, |v| v.over(dst, src, op, source, under) * 4);
+    let done = avx2.map_or(0, |v| v.over(dst, src, op, source, under, last) * 4);
     let (dst, src) = (&mut dst[done..], &src[done..]);
     if OPAQUE && op == 255 {
         // Every pixel is opaque: a copy, converted where the format needs it.
@@ -378,7 +383,7 @@ impl<'a> Span<'a> {
     }
 
     /// Draws the layer's part of frame row `y` into `row`, the whole output row; see
-    /// [`draw_row`] for `over_backdrop`. The source row is first copied out of the peer's
+    /// [`draw_row`] for `over_backdrop` and `last`. The source row is first copied out of the peer's
     /// memory into `scratch` (one `memcpy` of the covered part of the row), so every byte the
     /// blend reads is read once and cannot change under it.
     fn draw(
@@ -387,6 +392,7 @@ impl<'a> Span<'a> {
         y: usize,
         avx2: Option<Avx2>,
         over_backdrop: Option<[u8; 4]>,
+        last: bool,
         scratch: &mut Vec<u8>,
     ) {
         let start = (y as i64 - self.top) as usize * self.stride + self.src_x;
@@ -402,10 +408,18 @@ impl<'a> Span<'a> {
         let src = &scratch[..];
         let dst = &mut row[self.dst.clone()];
         match self.format {
-            Format::Rgba => draw_row::<false, false>(dst, src, self.opacity, avx2, over_backdrop),
-            Format::Rgbx => draw_row::<false, true>(dst, src, self.opacity, avx2, over_backdrop),
-            Format::Bgra => draw_row::<true, false>(dst, src, self.opacity, avx2, over_backdrop),
-            Format::Bgrx => draw_row::<true, true>(dst, src, self.opacity, avx2, over_backdrop),
+            Format::Rgba => {
+                draw_row::<false, false>(dst, src, self.opacity, avx2, over_backdrop, last)
+            }
+            Format::Rgbx => {
+                draw_row::<false, true>(dst, src, self.opacity, avx2, over_backdrop, last)
+            }
+            Format::Bgra => {
+                draw_row::<true, false>(dst, src, self.opacity, avx2, over_backdrop, last)
+            }
+            Format::Bgrx => {
+                draw_row::<true, true>(dst, src, self.opacity, avx2, over_backdrop, last)
+            }
         }
     }
 }
@@ -521,19 +535,22 @@ fn composite_area(
         .skip(rows.start)
         .take(rows.len())
     {
-        let mut covering = spans.iter().filter(|s| s.rows.contains(&y));
+        let mut covering = spans.iter().filter(|s| s.rows.contains(&y)).peekable();
         match covering.next() {
             Some(bottom) => {
                 // The row's bottom layer is drawn straight over the backdrop, which is written
-                // only where that layer leaves it uncovered.
+                // only where that layer leaves it uncovered; alone in the row, it is the row's
+                // last write in this frame.
                 fill(&mut row[cx0..bottom.dst.start], back);
                 fill(&mut row[bottom.dst.end..cx1], back);
-                bottom.draw(row, y, avx2, Some(back), &mut scratch);
+                let alone = covering.peek().is_none();
+                bottom.draw(row, y, avx2, Some(back), alone, &mut scratch);
             }
             None => fill(&mut row[cx0..cx1], back),
         }
+        // A layer above reads back what the one under it wrote: every write stays cached.
         for s in covering {
-            s.draw(row, y, avx2, None, &mut scratch);
+            s.draw(row, y, avx2, None, false, &mut scratch);
         }
     }
 }
