@@ -92,7 +92,7 @@ pub const FLOOD: usize = 60_000;
 const COLD_START_WITHIN: u16 = 200;
 
 /// Whether this process is a standby: no command came on its control socket `control` within
-/// [`COLD_START_WITHIN`] ms.
+/// `COLD_START_WITHIN` ms.
 pub fn waits_as_standby(control: BorrowedFd<'_>) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [PollFd::new(control, PollFlags::POLLIN)];
