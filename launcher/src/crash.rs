@@ -101,8 +101,8 @@ pub struct CrashRecord {
     pub recovery_us: Option<f64>,
     /// The injected fault that caused it, when chaos mode injected one.
     pub injected: Option<String>,
-    /// It was the standby GPU process, dead or failed before its promotion (it counts on the
-    /// GPU process's ladder all the same).
+    /// It was the standby GPU process, dead or failed before its promotion or in the start that
+    /// promoted it (it counts on the GPU process's ladder all the same).
     pub standby: bool,
     /// How a GPU process's replacement started: `standby promoted` or `cold`.
     pub replacement: Option<String>,

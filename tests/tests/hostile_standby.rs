@@ -223,6 +223,9 @@ fn a_promoted_standby_that_reports_another_gpu_is_replaced_cold() {
         cause.contains("Started: not what Ready reported"),
         "cause {cause}"
     );
+    // The one that failed is the promoted standby, and its record says so.
+    assert_eq!(crashes[1]["standby"], true, "{s}");
+    assert_eq!(crashes[0]["standby"], false, "{s}");
     let st = &s["recovery"]["standby"];
     assert_eq!(st["promotions"], 1, "{st}");
     assert_eq!(st["cold_starts"], 2, "{st}");

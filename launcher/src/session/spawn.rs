@@ -133,6 +133,9 @@ impl Supervisor<'_> {
         let request = warm.backend;
         let pid = warm.child.proc.pid;
         self.pair.started(promoted);
+        if promoted {
+            self.pair.last_promoted = Some(pid);
+        }
         tracing::info!(
             pid,
             epoch,
@@ -269,7 +272,8 @@ impl Supervisor<'_> {
                         detection_us: None,
                         recovery_us: None,
                         injected: None,
-                        standby: false,
+                        // A promoted standby that failed its start is a standby's failure.
+                        standby: self.pair.last_promoted == Some(pid),
                         replacement: None,
                     };
                     tracing::warn!(pid, %why, "the GPU process failed to start");

@@ -55,6 +55,8 @@ pub struct Pair {
     pub standby_stats: StandbySummary,
     /// After a standby's death: no new standby before this instant; the back-off that set it.
     pub standby_backoff: Option<(Instant, Duration)>,
+    /// The pid of the standby promoted last: a failed start of it is a standby's failure.
+    pub last_promoted: Option<u32>,
 }
 
 impl Pair {
@@ -72,6 +74,7 @@ impl Pair {
             standby: None,
             standby_stats: StandbySummary::default(),
             standby_backoff: None,
+            last_promoted: None,
         }
     }
 
