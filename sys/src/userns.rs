@@ -72,7 +72,9 @@ pub fn create() -> Result<OwnedFd, UserNsError> {
         // The holder.
         // SAFETY: raw system calls on integers and on fds this process owns; see above.
         unsafe {
-            // Every other fd goes, first of all: a copy of another thread's fds taken by this
+            libc::close(release_w.as_raw_fd());
+            // Every other fd goes too, first of all (where close_range is refused, the release
+            // end above is closed all the same): a copy of another thread's fds taken by this
             // fork (the release end of a holder being made at the same moment, say) would keep
             // that holder waiting forever, and its creator with it.
             let keep = {

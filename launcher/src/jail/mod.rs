@@ -262,6 +262,11 @@ impl Jail {
                     let _ = tx.send(Report::Violation(v));
                     let _ = triptych_sys::pidfd::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL);
                 }
+                // The fds close before the channel: once `reaped` sees it disconnect, nothing of
+                // the child is open here.
+                drop(fd);
+                drop(pidfd);
+                drop(tx);
             })
             .map_err(|e| format!("spawning the listener thread: {e}"))?;
         Ok(())

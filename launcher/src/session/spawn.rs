@@ -263,6 +263,10 @@ impl Supervisor<'_> {
                         .jail
                         .reaped(pid, self.tracing.rec(), self.summary.frames.last)
                         .unwrap_or(fallback);
+                    let promoted_failed = self.pair.last_promoted.take() == Some(pid);
+                    if promoted_failed {
+                        self.pair.standby_stats.deaths += 1;
+                    }
                     let record = CrashRecord {
                         role: Role::Gpu,
                         pid,
@@ -273,7 +277,7 @@ impl Supervisor<'_> {
                         recovery_us: None,
                         injected: None,
                         // A promoted standby that failed its start is a standby's failure.
-                        standby: self.pair.last_promoted == Some(pid),
+                        standby: promoted_failed,
                         replacement: None,
                     };
                     tracing::warn!(pid, %why, "the GPU process failed to start");

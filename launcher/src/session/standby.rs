@@ -63,9 +63,22 @@ impl Supervisor<'_> {
         {
             return Ok(());
         }
-        let w = self.prepare_gpu(true)?;
-        tracing::debug!(pid = w.child.proc.pid, "standby GPU process spawned");
-        self.pair.standby = Some(w);
+        match self.prepare_gpu(true) {
+            Ok(w) => {
+                tracing::debug!(pid = w.child.proc.pid, "standby GPU process spawned");
+                self.pair.standby = Some(w);
+            }
+            Err(e) => {
+                // A spare that cannot be made now costs the run nothing: the next GPU process
+                // starts cold, and another try waits the back-off.
+                tracing::warn!(error = %format!("{e:#}"), "could not spawn a standby GPU process");
+                let backoff = self
+                    .pair
+                    .standby_backoff
+                    .map_or(BACKOFF_MIN, |(_, b)| (b * 2).min(BACKOFF_MAX));
+                self.pair.standby_backoff = Some((Instant::now() + backoff, backoff));
+            }
+        }
         Ok(())
     }
 
@@ -114,11 +127,17 @@ impl Supervisor<'_> {
                     what: what.to_owned(),
                 }),
                 None => {
+                    // A failure it reported: it exits on its own at once, and its exit is the
+                    // cause. One that reports a failure and lives on is named for that.
+                    let mut lives_on = false;
                     if let Some(w) = &mut self.pair.standby {
                         tracing::warn!(pid = w.child.proc.pid, failure = %what, "the standby GPU process failed");
-                        let _ = w.child.proc.wait_exit(Duration::from_secs(2));
+                        lives_on = w.child.proc.wait_exit(Duration::from_millis(250)).is_none();
                     }
-                    None
+                    lives_on.then(|| Cause::ProtocolViolation {
+                        kind: "Failed".to_owned(),
+                        what: "reported a failure and lived on".to_owned(),
+                    })
                 }
             },
         };
@@ -176,7 +195,9 @@ impl Supervisor<'_> {
             "standby GPU process shut down unused"
         );
         let _ = w.child.commands.send(&LauncherToGpu::Shutdown);
-        if w.child.proc.wait_exit(EXIT_GRACE).is_none() {
+        // It does nothing but wait for a command, so it exits at once; the main loop is not kept
+        // waiting on one that does not.
+        if w.child.proc.wait_exit(Duration::from_millis(500)).is_none() {
             tracing::warn!(
                 pid = w.child.proc.pid,
                 "the standby GPU process did not exit in time; killing"
