@@ -72,11 +72,7 @@ impl Supervisor<'_> {
                 // A spare that cannot be made now costs the run nothing: the next GPU process
                 // starts cold, and another try waits the back-off.
                 tracing::warn!(error = %format!("{e:#}"), "could not spawn a standby GPU process");
-                let backoff = self
-                    .pair
-                    .standby_backoff
-                    .map_or(BACKOFF_MIN, |(_, b)| (b * 2).min(BACKOFF_MAX));
-                self.pair.standby_backoff = Some((Instant::now() + backoff, backoff));
+                self.back_off(Instant::now());
             }
         }
         Ok(())
@@ -177,11 +173,7 @@ impl Supervisor<'_> {
         let idx = self.record_crash(Role::Gpu, w.child.proc.pid, cause, None, detected_ns);
         self.crashes[idx].standby = true;
         self.pair.standby_stats.deaths += 1;
-        let backoff = self
-            .pair
-            .standby_backoff
-            .map_or(BACKOFF_MIN, |(_, b)| (b * 2).min(BACKOFF_MAX));
-        self.pair.standby_backoff = Some((detected + backoff, backoff));
+        self.back_off(detected);
         let why = self.crashes[idx].cause.to_string();
         self.gpu_decision(detected, &why)
     }
@@ -220,6 +212,16 @@ impl Supervisor<'_> {
             tracing::warn!(pid = w.child.proc.pid, %cause, "the standby GPU process broke its sandbox before it was shut down");
         }
         self.pair.standby_stats.retired += 1;
+    }
+
+    /// No standby before a back-off from `now`, twice the last one ([`BACKOFF_MIN`] at first, at
+    /// most [`BACKOFF_MAX`]).
+    fn back_off(&mut self, now: Instant) {
+        let backoff = self
+            .pair
+            .standby_backoff
+            .map_or(BACKOFF_MIN, |(_, b)| (b * 2).min(BACKOFF_MAX));
+        self.pair.standby_backoff = Some((now + backoff, backoff));
     }
 
     /// A promoted GPU process's first frame is on screen: the standby's back-off starts over.
