@@ -28,7 +28,7 @@ pub trait InputSource: Send {
 /// a resize from it is taken exactly as the display server's would be.
 #[derive(Debug, Clone)]
 pub struct InputFeed {
-    window: std::sync::Arc<Window>,
+    proxy: EventLoopProxy<UserEvent>,
     tx: Sender<DisplayEvent>,
 }
 
@@ -60,7 +60,9 @@ impl InputFeed {
         self.send(DisplayEvent::Pointer { x, y, pressed })
     }
 
-    /// Asks for the window's inner size to become `width`x`height`, as an application would.
+    /// Asks for the window's inner size to become `width`x`height`, as an application would:
+    /// on the event loop's thread, where the window's own requests are made, so that the
+    /// display server sees this one between them rather than in the middle of a redraw.
     /// Where winit applies it at once (Wayland: the client picks a floating window's size) no
     /// `Resized` event follows, so the size it returns is taken as one; on X11 the server's
     /// `ConfigureNotify` brings the event as for any resize.
@@ -68,13 +70,9 @@ impl InputFeed {
         if width == 0 || height == 0 {
             return Err(InputError::EmptySize(width, height));
         }
-        let applied = self
-            .window
-            .request_inner_size(winit::dpi::PhysicalSize::new(width, height));
-        match applied {
-            Some(s) => self.send(DisplayEvent::Resized(s.width, s.height)),
-            None => Ok(()),
-        }
+        self.proxy
+            .send_event(UserEvent::Resize(width, height))
+            .map_err(|_| InputError::Finished)
     }
 
     fn send(&self, e: DisplayEvent) -> Result<(), InputError> {
@@ -84,9 +82,11 @@ impl InputFeed {
 
 /// What the event loop is woken for.
 #[derive(Debug)]
-enum UserEvent {
+pub(crate) enum UserEvent {
     /// The run is over.
     Finished,
+    /// An [`InputFeed`] asks for this inner size.
+    Resize(u32, u32),
 }
 
 struct App {
@@ -132,7 +132,7 @@ impl App {
         );
         if let Some(input) = self.input.take() {
             input.start(InputFeed {
-                window: window.clone(),
+                proxy: self.proxy.clone(),
                 tx: self.tx.clone(),
             });
         }
@@ -155,6 +155,15 @@ impl ApplicationHandler<UserEvent> for App {
     fn user_event(&mut self, el: &ActiveEventLoop, event: UserEvent) {
         match event {
             UserEvent::Finished => el.exit(),
+            UserEvent::Resize(w, h) => {
+                let applied = self
+                    .window
+                    .as_ref()
+                    .and_then(|win| win.request_inner_size(winit::dpi::PhysicalSize::new(w, h)));
+                if let Some(s) = applied {
+                    let _ = self.tx.send(DisplayEvent::Resized(s.width, s.height));
+                }
+            }
         }
     }
 

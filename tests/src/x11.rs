@@ -256,6 +256,8 @@ pub struct Weston {
     pub runtime_dir: std::path::PathBuf,
     /// `WAYLAND_DISPLAY`.
     pub socket: String,
+    /// The server's log, shown when a test fails while the server runs.
+    log: std::path::PathBuf,
 }
 
 impl Weston {
@@ -276,9 +278,11 @@ impl Weston {
             "[shell]\nanimation=none\nstartup-animation=none\nclose-animation=none\n",
         )
         .expect("writing weston.ini");
+        let log = runtime_dir.with_extension("log");
         let child = Command::new("weston")
             .args(["--backend=headless-backend.so", "--use-pixman", "--debug", "--idle-time=0"])
             .arg(format!("--config={}", config.display()))
+            .arg(format!("--log={}", log.display()))
             .arg(format!("--socket={socket}"))
             .arg(format!("--width={width}"))
             .arg(format!("--height={height}"))
@@ -301,6 +305,7 @@ impl Weston {
             child,
             runtime_dir,
             socket,
+            log,
         }
     }
 
@@ -339,6 +344,20 @@ impl Weston {
 
 impl Drop for Weston {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A client the server cut off, or the server's own end, is told only here.
+            let exited = self.child.try_wait().ok().flatten();
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!(
+                "weston ({}), the last lines of its log:",
+                exited.map_or("still running".to_string(), |s| format!("exited: {s}"))
+            );
+            for l in tail.iter().rev() {
+                eprintln!("  {l}");
+            }
+        }
+        let _ = std::fs::remove_file(&self.log);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
