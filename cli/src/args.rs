@@ -184,6 +184,10 @@ pub struct RunArgs {
     /// when the GPU process dies, instead of starting one cold.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub standby: Switch,
+    /// Let the renderer send its steady messages (presented frames) to the launcher through a
+    /// shared-memory mailbox; off, each is a socket message.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub mailbox: Switch,
     /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,
     /// gpu-after-export, renderer-fence-wait, renderer-composite; ACTION one of kill, segv,
     /// abort, stop-fences (GPU points only). E.g. `gpu-after-export:stop-fences@20`.
@@ -223,6 +227,7 @@ impl RunArgs {
         c.verify = self.verify;
         c.no_damage = self.no_damage;
         c.trace = self.trace.clone();
+        c.mailbox = self.mailbox == Switch::On;
         c.supervision = config::Supervision {
             max_crashes: self.max_crashes,
             restart_window_s: self.restart_window_s,

@@ -95,6 +95,9 @@ pub enum Violation {
     /// A well-formed message the channel's own rule refuses (see [`Receiver::recv_checked`]).
     #[error("{0}")]
     Refused(String),
+    /// The mailbox beside the channel broke its rules ([`crate::mailbox`]).
+    #[error("mailbox: {0}")]
+    Mailbox(String),
 }
 
 /// Receiving failed.
@@ -139,6 +142,9 @@ pub enum SendError {
     /// The socket itself failed.
     #[error("sending failed: {0}")]
     Io(triptych_sys::scm::ScmError),
+    /// Waking the reader of the mailbox failed.
+    #[error("waking the mailbox's reader failed: {0}")]
+    Wake(Errno),
 }
 
 /// A seqpacket socket pair, both ends close-on-exec.
@@ -151,6 +157,10 @@ pub fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
 pub struct Sender<T> {
     sock: Arc<OwnedFd>,
     nonblocking: bool,
+    /// The mailbox beside the socket, once the receiver handed one over: every message goes
+    /// through it (a record, or an announcement before the socket carries it), under its lock so
+    /// that clones sending from several threads keep one order.
+    mailbox: Option<Arc<std::sync::Mutex<crate::mailbox::MailboxWriter>>>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -159,6 +169,7 @@ impl<T> Clone for Sender<T> {
         Self {
             sock: self.sock.clone(),
             nonblocking: self.nonblocking,
+            mailbox: self.mailbox.clone(),
             _t: PhantomData,
         }
     }
@@ -179,8 +190,34 @@ impl<T: Wire> Sender<T> {
         Self {
             sock,
             nonblocking,
+            mailbox: None,
             _t: PhantomData,
         }
+    }
+
+    /// This sender with `mailbox` beside its socket: from now on a message without fds that
+    /// fits a record goes into the ring, and any other is announced there before the socket
+    /// carries it. Clones made after this share the mailbox.
+    pub fn with_mailbox(mut self, mailbox: crate::mailbox::MailboxWriter) -> Self {
+        self.mailbox = Some(Arc::new(std::sync::Mutex::new(mailbox)));
+        self
+    }
+
+    /// The mailbox's records posted and, of them, announcements; `None` without a mailbox.
+    pub fn mailbox_counts(&self) -> Option<(u64, u64)> {
+        let m = self.mailbox.as_ref()?;
+        m.lock().ok().map(|w| w.counts())
+    }
+
+    /// Runs `f` on the mailbox's writer (a program that tests a reader against a writer that
+    /// breaks the rules); `None` without a mailbox.
+    pub fn with_mailbox_writer<R>(
+        &self,
+        f: impl FnOnce(&mut crate::mailbox::MailboxWriter) -> R,
+    ) -> Option<R> {
+        let m = self.mailbox.as_ref()?;
+        let mut w = m.lock().ok()?;
+        Some(f(&mut w))
     }
 
     /// Sends `msg` with no fds.
@@ -201,6 +238,16 @@ impl<T: Wire> Sender<T> {
             postcard::to_stdvec(msg).map_err(|_| SendError::TooLong { kind: msg.kind() })?;
         if bytes.len() > MAX_MESSAGE {
             return Err(SendError::TooLong { kind: msg.kind() });
+        }
+        let mut mailbox = match &self.mailbox {
+            Some(m) => Some(m.lock().map_err(|_| SendError::Disconnected)?),
+            None => None,
+        };
+        if let Some(w) = mailbox.as_mut() {
+            if fds.is_empty() && w.post(&bytes)? {
+                return Ok(());
+            }
+            w.announce()?;
         }
         match triptych_sys::scm::send_with_fds_flags(
             self.sock.as_fd(),
@@ -227,6 +274,12 @@ impl<T: Wire> Sender<T> {
     /// The raw socket number, for logs.
     pub fn raw(&self) -> i32 {
         self.sock.as_raw_fd()
+    }
+}
+
+impl<T> AsFd for Receiver<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }
 

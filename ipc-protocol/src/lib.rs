@@ -29,6 +29,7 @@ pub mod damage;
 pub mod fault;
 pub mod frame;
 pub mod logging;
+pub mod mailbox;
 pub mod messages;
 pub mod role;
 pub mod rules;

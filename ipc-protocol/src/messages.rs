@@ -544,6 +544,10 @@ pub enum LauncherToRenderer {
     /// numbered above it (a frame it was sent but the launcher never heard of is the GPU
     /// process's lie, and would be the renderer's if presented).
     Produced(u64),
+    /// The mailbox the renderer writes its messages to the launcher through
+    /// ([`crate::mailbox`]): its memfd and wake-up eventfd, the two fds attached. Sent before
+    /// `Start`, when the launcher keeps one.
+    Mailbox,
 }
 
 /// A (new) GPU process to take frames from. Its peer socket (frames in, releases out) travels
@@ -784,14 +788,16 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
             LauncherToRenderer::Produced(_) => "Produced",
+            LauncherToRenderer::Mailbox => "Mailbox",
         }
     }
     /// `Start` and `NewGpu` carry the renderer's end of the peer socket.
     fn fd_count(&self) -> usize {
-        usize::from(matches!(
-            self,
-            LauncherToRenderer::Start(_) | LauncherToRenderer::NewGpu(_)
-        ))
+        match self {
+            LauncherToRenderer::Start(_) | LauncherToRenderer::NewGpu(_) => 1,
+            LauncherToRenderer::Mailbox => 2,
+            _ => 0,
+        }
     }
 }
 

@@ -171,6 +171,9 @@ pub struct RunConfig {
     pub no_damage: bool,
     /// Record a trace of every frame across all processes and write it here.
     pub trace: Option<PathBuf>,
+    /// Let the renderer send its steady messages to the launcher through a shared-memory
+    /// mailbox ([`ipc_protocol::mailbox`]) instead of one socket message each.
+    pub mailbox: bool,
     /// How children are watched and how many crashes are forgiven.
     pub supervision: Supervision,
     /// Chaos mode and injected faults, for testing recovery.
@@ -197,6 +200,7 @@ impl Default for RunConfig {
             verify: false,
             no_damage: false,
             trace: None,
+            mailbox: true,
             supervision: Supervision::default(),
             chaos: Chaos::default(),
         }

@@ -269,6 +269,16 @@ pub struct Paths {
     pub present: String,
     /// Why presenting copies, where it does.
     pub present_reason: Option<String>,
+    /// How the renderer's messages reached the launcher: `mailbox` (a shared-memory ring, the
+    /// socket only for what a record cannot carry) or `socket`.
+    pub renderer_events: String,
+    /// Why the renderer's messages took the socket, where they did.
+    pub renderer_events_reason: Option<String>,
+    /// Messages the launcher took from the renderers' mailboxes.
+    pub mailbox_records: u64,
+    /// Messages the launcher took from the renderers' sockets (with a mailbox: those it
+    /// announced, and any sent before it was adopted).
+    pub mailbox_on_socket: u64,
 }
 
 /// What one child said that the launcher did not take on trust: descriptions the renderer
@@ -685,6 +695,16 @@ impl RunSummary {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         );
+        s += &format!(
+            "  renderer to launcher: {}{} ({} messages from the ring, {} from the socket)\n",
+            p.renderer_events,
+            p.renderer_events_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            p.mailbox_records,
+            p.mailbox_on_socket
+        );
         if let Some(out) = &f.out {
             s += &format!("  last frame ({}) written to {out}\n", f.last.unwrap_or(0));
         }
@@ -803,6 +823,10 @@ mod tests {
                 gl: "llvmpipe".into(),
                 present: "headless".into(),
                 present_reason: None,
+                renderer_events: "mailbox".into(),
+                renderer_events_reason: None,
+                mailbox_records: 117,
+                mailbox_on_socket: 3,
             },
             verified: Some(crate::verify::Verification::default()),
             recovery: Recovery {
@@ -908,6 +932,10 @@ mod tests {
                     "gl",
                     "present",
                     "present_reason",
+                    "renderer_events",
+                    "renderer_events_reason",
+                    "mailbox_records",
+                    "mailbox_on_socket",
                 ],
             ),
             (

@@ -509,6 +509,7 @@ impl Pipeline {
                 return Ok(false);
             }
             LauncherToRenderer::Start(_) => tracing::warn!("a second Start was ignored"),
+            LauncherToRenderer::Mailbox => tracing::warn!("a Mailbox after Start was ignored"),
             LauncherToRenderer::Resize(r) => {
                 if r.width == 0 || r.height == 0 || r.width > self.max.0 || r.height > self.max.1 {
                     anyhow::bail!(

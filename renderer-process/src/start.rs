@@ -23,13 +23,26 @@ pub fn run(hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let (mut commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(ROLE)
         .context("joining the launcher")?;
-    let (start, mut fds) = commands
-        .recv()
-        .context("waiting for Start from the launcher")?;
-    let start = match start {
-        LauncherToRenderer::Start(s) => s,
-        LauncherToRenderer::Shutdown => return Ok(()),
-        other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
+    // The mailbox first, where the launcher keeps one; then Start.
+    let mut events = events;
+    let (start, mut fds) = loop {
+        let (msg, mut fds) = commands
+            .recv()
+            .context("waiting for Start from the launcher")?;
+        match msg {
+            LauncherToRenderer::Mailbox => {
+                let (wake, memfd) = (fds.pop(), fds.pop());
+                let (Some(memfd), Some(wake)) = (memfd, wake) else {
+                    anyhow::bail!("the launcher's Mailbox came without its two fds");
+                };
+                let writer = ipc_protocol::mailbox::MailboxWriter::adopt(memfd, wake)
+                    .context("taking the mailbox to the launcher")?;
+                events = events.with_mailbox(writer);
+            }
+            LauncherToRenderer::Start(s) => break (s, fds),
+            LauncherToRenderer::Shutdown => return Ok(()),
+            other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
+        }
     };
     let mut pipeline = crate::pipeline::Pipeline::new(start, fds.pop(), events, claimed, hooks)
         .context("starting the pipeline")?;

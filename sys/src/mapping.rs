@@ -200,6 +200,48 @@ impl Mapping {
         }
     }
 
+    /// The 32-bit atomic at `offset`, in memory another process may change at any moment
+    /// (which an atomic allows). `None` unless `offset` is 4-aligned and inside the mapping.
+    pub fn atomic_u32(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU32> {
+        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len {
+            return None;
+        }
+        // SAFETY: the mapping is page-aligned and `offset` 4-aligned, so the address is aligned
+        // for an AtomicU32; the 4 bytes lie inside the mapping, which lives as long as the
+        // returned borrow; an atomic may be changed by anyone at any time, so another process
+        // writing the same bytes breaks no assumption the compiler makes.
+        Some(unsafe {
+            &*self
+                .ptr
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>()
+        })
+    }
+
+    /// Writes `bytes` at `offset` of a writable mapping that another process may read (and
+    /// write) at any moment; false, and nothing written, if they do not fit or the mapping is
+    /// read-only. No reference into the memory is formed.
+    pub fn write_shared(&self, offset: usize, bytes: &[u8]) -> bool {
+        let fits = offset
+            .checked_add(bytes.len())
+            .is_some_and(|end| end <= self.len);
+        if !fits || !self.writable {
+            return false;
+        }
+        // SAFETY: `[offset, offset + len)` lies inside the mapping, which is writable and lives
+        // for the call; `bytes` is this process's own memory and cannot overlap it (a slice of
+        // the mapping is never handed out while it may be written this way: see the module doc).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.ptr.as_ptr().add(offset),
+                bytes.len(),
+            );
+        }
+        true
+    }
+
     /// The mapped bytes, writable. Panics if the mapping was made read-only (a programming
     /// error, never a matter of peer input).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {

@@ -96,6 +96,41 @@ pub fn hung_up_now(sock: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// Waits until either of two fds is readable or hung up, or `timeout` has passed (`None`: no
+/// deadline); returns, for each, whether it reported anything (`POLLIN`, `POLLHUP`, `POLLERR`).
+/// Both false means the deadline passed.
+pub fn wait_either(
+    a: BorrowedFd<'_>,
+    b: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> Result<(bool, bool), PollError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ts = left.and_then(|l| Timespec::try_from(l).ok());
+        let mut pfd = [
+            PollFd::new(&a, PollFlags::IN),
+            PollFd::new(&b, PollFlags::IN),
+        ];
+        match poll(&mut pfd, ts.as_ref()) {
+            Ok(n) if n > 0 => {
+                return Ok((!pfd[0].revents().is_empty(), !pfd[1].revents().is_empty()))
+            }
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(errno) => {
+                return Err(PollError::Poll {
+                    fd: a.as_raw_fd(),
+                    errno,
+                })
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok((false, false));
+        }
+    }
+}
+
 /// Polls `fd` for `POLLIN` until something is reported or `timeout` has passed (`EINTR` retried
 /// with the time left); returns the events, or `None` at the deadline.
 fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> Result<Option<PollFlags>, PollError> {

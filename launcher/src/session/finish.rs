@@ -112,6 +112,21 @@ impl Supervisor<'_> {
             s.paths.gl = info.gl.clone();
         }
         s.paths.transport = self.jail.transport().as_str().to_owned();
+        s.paths.renderer_events = if self.mailbox_off.is_some() {
+            "socket"
+        } else {
+            "mailbox"
+        }
+        .to_owned();
+        s.paths.renderer_events_reason = self.mailbox_off.clone();
+        s.paths.mailbox_records = self
+            .mailbox_stats
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed);
+        s.paths.mailbox_on_socket = self
+            .mailbox_stats
+            .on_socket
+            .load(std::sync::atomic::Ordering::Relaxed);
         match &self.display {
             Some(d) => {
                 s.paths.present = d.d.presenter.describe().to_owned();

@@ -238,6 +238,10 @@ struct Supervisor<'a> {
     embedding: parts::Embedding,
     /// Whoever follows the run from outside the engine (a command line's progress line).
     observer: Option<Box<dyn RunObserver>>,
+    /// What the launcher took from the renderers' mailboxes and sockets.
+    mailbox_stats: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
+    /// Why a renderer's messages took the socket alone, where one's did.
+    mailbox_off: Option<String>,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -418,6 +422,8 @@ fn run_with(
         last_dropped: false,
         embedding: parts::Embedding::new(embed),
         observer,
+        mailbox_stats: Default::default(),
+        mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
     };
 
     sv.start_pair()?;

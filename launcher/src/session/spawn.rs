@@ -363,10 +363,33 @@ impl Supervisor<'_> {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
-        let events = ipc_protocol::channel::forward(
-            &format!("renderer-{}-events", child.proc.pid),
-            child.events.take().context("renderer events taken")?,
-        )?;
+        let name = format!("renderer-{}-events", child.proc.pid);
+        let rx = child.events.take().context("renderer events taken")?;
+        let mailbox = if self.args.mailbox {
+            match ipc_protocol::mailbox::create(c"triptych-renderer-mailbox") {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no mailbox for the renderer: its messages take the socket");
+                    self.mailbox_off = Some(e.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let events = match mailbox {
+            Some((reader, memfd, wake)) => {
+                if let Err(e) = child
+                    .commands
+                    .send_with(&LauncherToRenderer::Mailbox, &[memfd.as_fd(), wake.as_fd()])
+                {
+                    // Its death, if that is why, is seen through its pidfd and handled there.
+                    tracing::warn!(error = %e, "could not hand the renderer its mailbox");
+                }
+                ipc_protocol::mailbox::forward(&name, rx, reader, self.mailbox_stats.clone())?
+            }
+            None => ipc_protocol::channel::forward(&name, rx)?,
+        };
         let exit = watch_exit(&child.proc)?;
         let now = Instant::now();
         self.policing.renderer_started(now);

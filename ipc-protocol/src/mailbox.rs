@@ -1,0 +1,706 @@
+//! A shared-memory mailbox beside a channel: a ring of fixed-size records in a sealed memfd,
+//! one writer and one reader, and an eventfd the writer writes only when the reader sleeps. A
+//! steady message costs the writer a copy into the ring and the reader a copy out, and no system
+//! call on either side while the reader is busy.
+//!
+//! The channel's socket stays: for what the ring cannot carry (fds, a message larger than a
+//! record) and for the end of the peer (its hang-up). The ring alone orders the stream: before
+//! a message goes on the socket, the writer posts an *announcement* record, and the reader takes
+//! a socket message only where the ring announces one. Until its first record, the writer has
+//! not adopted the ring and the socket is read as a plain channel (what a child sends before it
+//! is handed its mailbox).
+//!
+//! # Layout
+//!
+//! | offset | what | written by |
+//! | --- | --- | --- |
+//! | 0 | write index (`u32`, records posted so far, wrapping) | writer |
+//! | 64 | read index (`u32`, records taken so far, wrapping) | reader |
+//! | 128 | the reader sleeps (`u32`, 0 or 1) | reader |
+//! | 4096 | [`RECORDS`] records of [`RECORD_BYTES`] | writer |
+//!
+//! A record is a 2-byte little-endian length, a 1-byte kind (1: a message of that many bytes,
+//! postcard-encoded as on the socket; 2: the next message is on the socket), 5 bytes reserved,
+//! then the payload. The indices sit on cache lines of their own, so the two sides do not share
+//! one line's traffic.
+//!
+//! # When the peer may be hostile
+//!
+//! The memfd is created by the launcher and sealed against growing, shrinking and further
+//! seals, so a mapping of it cannot fault. Both sides can write all of it: a hostile writer can
+//! rewrite the reader's index and flag, records already read, or records as they are read. The
+//! reader therefore keeps its own index and never reads back what it published; it copies each
+//! record out once ([`triptych_sys::mapping::PeerBytes`]) and decides on the copy only (no
+//! double fetch); and every record goes through the same decoder as a datagram
+//! ([`crate::channel::decode`]). What the protocol does not allow is the writer's
+//! [`Violation`]:
+//!
+//! - a write index more than [`RECORDS`] ahead of the reader's (records that were never there);
+//! - a record whose length runs past its payload, of an unknown kind, or with bytes that do not
+//!   decode, or decode with bytes left over;
+//! - a message on the socket the ring did not announce (once adopted), or an announced one that
+//!   does not come within [`ANNOUNCED_WITHIN`];
+//! - wake-ups without records: more than [`SPURIOUS_WAKES`] in a second, and more than twice
+//!   the records posted in it (a correct writer wakes at most once per record).
+//!
+//! A writer whose reader stops finds the ring full and waits, as a blocking socket's sender
+//! would, and gives up after [`FULL_WAIT`] with [`crate::channel::SendError::Full`].
+//!
+//! # Why not a crate
+//!
+//! The rings on crates.io (`ringbuf`, `rtrb`, `crossbeam`'s queues) are for threads of one
+//! process: their indices and slots are trusted and their memory is the process's own heap.
+//! Here the memory is a memfd shared with a process that may be compromised, every index read
+//! from it is a claim, and the wake-up is an eventfd a sandboxed process may write. What is
+//! kept is the textbook single-producer single-consumer ring with a sleeping flag (the pattern
+//! of PipeWire's and Chromium's shared-memory transports), written for that.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use triptych_sys::mapping::{Access, Mapping};
+
+use crate::channel::{Violation, Wire};
+
+/// Bytes in one record, its 8-byte head included.
+pub const RECORD_BYTES: usize = 256;
+/// The bytes of a message a record carries.
+pub const PAYLOAD_MAX: usize = RECORD_BYTES - RECORD_HEAD;
+/// Records in the ring.
+pub const RECORDS: u32 = 256;
+/// The memfd's size.
+pub const MAILBOX_BYTES: usize = HEADER_BYTES + RECORD_BYTES * RECORDS as usize;
+/// How long the reader waits for a socket message the ring announced.
+pub const ANNOUNCED_WITHIN: Duration = Duration::from_secs(2);
+/// Wake-ups without a record that a writer may cause in one second before it is judged.
+pub const SPURIOUS_WAKES: u32 = 1000;
+/// How long a writer waits for room in a full ring.
+pub const FULL_WAIT: Duration = Duration::from_secs(5);
+
+const HEADER_BYTES: usize = 4096;
+const RECORD_HEAD: usize = 8;
+const WRITE_AT: usize = 0;
+const READ_AT: usize = 64;
+const SLEEPING_AT: usize = 128;
+const KIND_MESSAGE: u8 = 1;
+const KIND_ON_SOCKET: u8 = 2;
+
+/// Why a mailbox could not be made or taken.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    /// Creating the memfd failed.
+    #[error("creating the mailbox memfd: {0}")]
+    Memfd(#[from] triptych_sys::memfd::MemfdError),
+    /// Creating the eventfd failed.
+    #[error("creating the mailbox's eventfd: {0}")]
+    EventFd(triptych_sys::Errno),
+    /// The memfd handed over is not the size of a mailbox.
+    #[error("a mailbox memfd of {found} bytes, where a mailbox is {MAILBOX_BYTES}")]
+    Size {
+        /// Its size.
+        found: u64,
+    },
+    /// Measuring the memfd failed.
+    #[error("measuring the mailbox memfd: {0}")]
+    Measure(#[from] triptych_sys::fd::FdError),
+    /// Mapping it failed.
+    #[error("mapping the mailbox: {0}")]
+    Map(#[from] triptych_sys::mapping::MapError),
+}
+
+/// Creates a mailbox: the sealed memfd and the wake-up eventfd, both to be handed to the
+/// writer, and the reader's side.
+pub fn create(name: &std::ffi::CStr) -> Result<(MailboxReader, OwnedFd, OwnedFd), MailboxError> {
+    let memfd = triptych_sys::memfd::create_sealed(name, MAILBOX_BYTES as u64)?;
+    let wake = triptych_sys::eventfd::new_nonblocking().map_err(MailboxError::EventFd)?;
+    let map = Mapping::new(memfd.as_fd(), MAILBOX_BYTES, Access::ReadWrite)?;
+    let reader = MailboxReader {
+        wake: wake.try_clone().map_err(|e| {
+            MailboxError::EventFd(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        })?,
+        map,
+        next: 0,
+        adopted: false,
+        wakes: WakeCount::default(),
+    };
+    Ok((reader, memfd, wake))
+}
+
+fn atomic(map: &Mapping, at: usize) -> &AtomicU32 {
+    // Every offset used is 4-aligned and inside a mapping of MAILBOX_BYTES (checked when the
+    // mapping was made), so this cannot fail; a static fallback keeps it panic-free regardless.
+    static SPARE: AtomicU32 = AtomicU32::new(0);
+    map.atomic_u32(at).unwrap_or(&SPARE)
+}
+
+fn record_at(index: u32) -> usize {
+    HEADER_BYTES + (index % RECORDS) as usize * RECORD_BYTES
+}
+
+/// The writer's side, in the process that sends.
+#[derive(Debug)]
+pub struct MailboxWriter {
+    map: Mapping,
+    wake: OwnedFd,
+    /// The next record's index: the writer's own, never read back from the memory.
+    next: u32,
+    /// Records posted, and of them announcements.
+    posted: u64,
+    announced: u64,
+}
+
+impl MailboxWriter {
+    /// Takes the mailbox the launcher handed over: `memfd` must be a mailbox's size and sealed
+    /// against shrinking (so its mapping cannot fault).
+    pub fn adopt(memfd: OwnedFd, wake: OwnedFd) -> Result<Self, MailboxError> {
+        triptych_sys::memfd::check_no_shrink(memfd.as_fd())?;
+        let found = triptych_sys::fd::seek_size(memfd.as_fd())?;
+        if found != MAILBOX_BYTES as u64 {
+            return Err(MailboxError::Size { found });
+        }
+        let map = Mapping::new(memfd.as_fd(), MAILBOX_BYTES, Access::ReadWrite)?;
+        let next = atomic(&map, WRITE_AT).load(Ordering::Acquire);
+        Ok(Self {
+            map,
+            wake,
+            next,
+            posted: 0,
+            announced: 0,
+        })
+    }
+
+    /// Posts `bytes` (an encoded message) as one record; false if they do not fit in one.
+    pub fn post(&mut self, bytes: &[u8]) -> Result<bool, crate::channel::SendError> {
+        if bytes.len() > PAYLOAD_MAX {
+            return Ok(false);
+        }
+        self.put(KIND_MESSAGE, bytes)?;
+        Ok(true)
+    }
+
+    /// Announces that the next message is on the socket; the caller sends it right after.
+    pub fn announce(&mut self) -> Result<(), crate::channel::SendError> {
+        self.announced += 1;
+        self.put(KIND_ON_SOCKET, &[])
+    }
+
+    /// Records posted so far, announcements included, and of them announcements.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.posted, self.announced)
+    }
+
+    /// The mailbox's memory, for a program that tests how a reader takes a writer that breaks
+    /// the rules (see `triptych-adversary`).
+    pub fn memory(&self) -> &Mapping {
+        &self.map
+    }
+
+    /// The wake-up eventfd.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    fn put(&mut self, kind: u8, payload: &[u8]) -> Result<(), crate::channel::SendError> {
+        self.wait_for_room()?;
+        let mut rec = [0u8; RECORD_HEAD];
+        // The caller checked the length against PAYLOAD_MAX, which fits in u16.
+        rec[..2].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+        rec[2] = kind;
+        let at = record_at(self.next);
+        self.map.write_shared(at, &rec);
+        self.map.write_shared(at + RECORD_HEAD, payload);
+        self.next = self.next.wrapping_add(1);
+        self.posted += 1;
+        // Publish the record, then look whether the reader sleeps: SeqCst on both sides (the
+        // reader raises its flag, then looks at this index) means one of the two sees the
+        // other's store, so a sleeping reader is always woken.
+        atomic(&self.map, WRITE_AT).store(self.next, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if atomic(&self.map, SLEEPING_AT).load(Ordering::SeqCst) != 0 {
+            triptych_sys::eventfd::wake(self.wake.as_fd())
+                .map_err(crate::channel::SendError::Wake)?;
+        }
+        Ok(())
+    }
+
+    /// Waits while the ring is full (the reader's published index is `RECORDS` behind), with
+    /// sleeps that grow to a millisecond, for at most [`FULL_WAIT`].
+    fn wait_for_room(&self) -> Result<(), crate::channel::SendError> {
+        let start = Instant::now();
+        let mut nap = Duration::from_micros(50);
+        loop {
+            let read = atomic(&self.map, READ_AT).load(Ordering::Acquire);
+            if self.next.wrapping_sub(read) < RECORDS {
+                return Ok(());
+            }
+            if start.elapsed() > FULL_WAIT {
+                return Err(crate::channel::SendError::Full);
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Wake-ups in the current one-second window.
+#[derive(Debug, Default)]
+struct WakeCount {
+    since: Option<Instant>,
+    spurious: u32,
+    records: u32,
+}
+
+/// One record, copied out of the ring.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A message's bytes.
+    Message(Vec<u8>),
+    /// The next message is on the socket.
+    OnSocket,
+}
+
+/// The reader's side, in the process that receives (the launcher).
+#[derive(Debug)]
+pub struct MailboxReader {
+    map: Mapping,
+    wake: OwnedFd,
+    /// The next record to take: the reader's own, published for the writer, never read back.
+    next: u32,
+    /// Whether the writer has posted its first record.
+    adopted: bool,
+    wakes: WakeCount,
+}
+
+impl MailboxReader {
+    /// Whether the writer has posted anything yet.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Records waiting, judged against the reader's own index: more than the ring holds is the
+    /// writer's violation.
+    pub fn waiting(&self) -> Result<u32, Violation> {
+        let written = atomic(&self.map, WRITE_AT).load(Ordering::SeqCst);
+        let ahead = written.wrapping_sub(self.next);
+        if ahead > RECORDS {
+            return Err(Violation::Mailbox(format!(
+                "the write index {written} is {ahead} records past the reader's {}, and the ring holds {RECORDS}",
+                self.next
+            )));
+        }
+        Ok(ahead)
+    }
+
+    /// Takes the next record, if there is one: copied out once, judged on the copy.
+    pub fn take(&mut self) -> Result<Option<Record>, Violation> {
+        if self.waiting()? == 0 {
+            return Ok(None);
+        }
+        let mut rec = [0u8; RECORD_BYTES];
+        let at = record_at(self.next);
+        let copied = self
+            .map
+            .peer_bytes()
+            .sub(at, RECORD_BYTES)
+            .is_some_and(|b| b.copy_to(&mut rec));
+        if !copied {
+            return Err(Violation::Mailbox("a record outside the ring".into()));
+        }
+        self.next = self.next.wrapping_add(1);
+        self.adopted = true;
+        self.wakes.records = self.wakes.records.saturating_add(1);
+        // The record is copied: the writer may have its slot back.
+        atomic(&self.map, READ_AT).store(self.next, Ordering::Release);
+        let len = usize::from(u16::from_le_bytes([rec[0], rec[1]]));
+        match rec[2] {
+            KIND_MESSAGE if len == 0 => Err(Violation::Mailbox("an empty message record".into())),
+            KIND_MESSAGE if len <= PAYLOAD_MAX => Ok(Some(Record::Message(
+                rec[RECORD_HEAD..RECORD_HEAD + len].to_vec(),
+            ))),
+            KIND_MESSAGE => Err(Violation::Mailbox(format!(
+                "a record of {len} bytes, where one holds at most {PAYLOAD_MAX}"
+            ))),
+            KIND_ON_SOCKET if len == 0 => Ok(Some(Record::OnSocket)),
+            KIND_ON_SOCKET => Err(Violation::Mailbox(format!(
+                "an announcement record with {len} bytes"
+            ))),
+            k => Err(Violation::Mailbox(format!("a record of unknown kind {k}"))),
+        }
+    }
+
+    /// Raises or lowers the sleeping flag (SeqCst: see [`MailboxWriter`]'s `put`).
+    fn sleeping(&self, on: bool) {
+        atomic(&self.map, SLEEPING_AT).store(u32::from(on), Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Counts a wake-up that brought no record; a violation past the limit.
+    fn spurious(&mut self) -> Result<(), Violation> {
+        let now = Instant::now();
+        let w = &mut self.wakes;
+        if w.since
+            .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))
+        {
+            *w = WakeCount {
+                since: Some(now),
+                spurious: 0,
+                records: 0,
+            };
+        }
+        w.spurious += 1;
+        if w.spurious > SPURIOUS_WAKES && w.spurious > 2 * w.records {
+            return Err(Violation::Mailbox(format!(
+                "{} wake-ups without a record within a second ({} records in it)",
+                w.spurious, w.records
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one reader (or all a process keeps) took: messages from records, and messages the
+/// ring announced on the socket (or that came there before the writer adopted it).
+#[derive(Debug, Default)]
+pub struct MailboxStats {
+    /// Messages taken from records.
+    pub records: std::sync::atomic::AtomicU64,
+    /// Messages taken from the socket.
+    pub on_socket: std::sync::atomic::AtomicU64,
+}
+
+/// What the reader delivers next: a message (with fds, from the socket), the end of the peer,
+/// or a violation.
+enum Next<T> {
+    Message(T, Vec<OwnedFd>),
+    End,
+}
+
+/// Reads the next message of the stream that `mailbox` orders and `rx` carries the rest of.
+fn next<T: Wire>(
+    mailbox: &mut MailboxReader,
+    rx: &mut crate::channel::Receiver<T>,
+    stats: &MailboxStats,
+) -> Result<Next<T>, Violation> {
+    use crate::channel::RecvError;
+    let socket_message = |rx: &mut crate::channel::Receiver<T>| match rx.recv() {
+        Ok((m, fds)) => {
+            stats.on_socket.fetch_add(1, Ordering::Relaxed);
+            Ok(Next::Message(m, fds))
+        }
+        Err(RecvError::Violation(v)) => Err(v),
+        Err(RecvError::Disconnected) => Ok(Next::End),
+        Err(RecvError::Io(e)) => {
+            tracing::debug!(error = %e, "channel receive failed");
+            Ok(Next::End)
+        }
+    };
+    loop {
+        match mailbox.take()? {
+            Some(Record::Message(bytes)) => {
+                let (m, _) = crate::channel::decode::<T>(&bytes, Vec::new())?;
+                if m.fd_count() != 0 {
+                    return Err(Violation::Mailbox(format!(
+                        "a {} message, which carries fds, in a record",
+                        m.kind()
+                    )));
+                }
+                stats.records.fetch_add(1, Ordering::Relaxed);
+                return Ok(Next::Message(m, Vec::new()));
+            }
+            Some(Record::OnSocket) => {
+                let ready = triptych_sys::poll::wait_readable(rx.as_fd(), ANNOUNCED_WITHIN)
+                    .map_err(|e| Violation::Mailbox(format!("waiting for the socket: {e}")))?;
+                if ready == triptych_sys::poll::WaitOutcome::TimedOut {
+                    return Err(Violation::Mailbox(format!(
+                        "a message announced on the socket did not come within {} s",
+                        ANNOUNCED_WITHIN.as_secs()
+                    )));
+                }
+                return socket_message(rx);
+            }
+            None => {}
+        }
+        // Nothing in the ring: sleep, unless a record came while the flag went up.
+        mailbox.sleeping(true);
+        if mailbox.waiting()? > 0 {
+            mailbox.sleeping(false);
+            continue;
+        }
+        let woke = triptych_sys::poll::wait_either(mailbox.wake.as_fd(), rx.as_fd(), None);
+        mailbox.sleeping(false);
+        let (woken, socket) = match woke {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting on the mailbox failed");
+                return Ok(Next::End);
+            }
+        };
+        if woken {
+            triptych_sys::eventfd::drain(mailbox.wake.as_fd());
+            if mailbox.waiting()? == 0 && !socket {
+                mailbox.spurious()?;
+            }
+        }
+        if socket && mailbox.waiting()? == 0 {
+            // The ring goes first: a record posted before the socket became readable is seen
+            // by now. With none, this is a message the writer sent before adopting the ring,
+            // the peer's end, or (once adopted) a message nobody announced.
+            if !mailbox.adopted() {
+                return socket_message(rx);
+            }
+            return match socket_message(rx)? {
+                Next::End => Ok(Next::End),
+                Next::Message(m, _) => Err(Violation::Mailbox(format!(
+                    "a {} message on the socket that the ring did not announce",
+                    m.kind()
+                ))),
+            };
+        }
+    }
+}
+
+/// Like [`crate::channel::forward`], for a channel with a mailbox: a thread named `name` takes
+/// the stream `mailbox` and `rx` carry together, in the writer's order, into a bounded
+/// crossbeam channel; it delivers one `Err` with the first violation and stops reading, and
+/// ends when the peer closes its socket (after taking every record it posted before). What it
+/// takes is counted in `stats`.
+pub fn forward<T>(
+    name: &str,
+    rx: crate::channel::Receiver<T>,
+    mailbox: MailboxReader,
+    stats: std::sync::Arc<MailboxStats>,
+) -> Result<crossbeam_channel::Receiver<crate::channel::Delivery<T>>, crate::channel::ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    let (tx, out) = crossbeam_channel::bounded(crate::channel::FORWARD_QUEUE);
+    let (mut rx, mut mailbox) = (rx, mailbox);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            loop {
+                match next(&mut mailbox, &mut rx, &stats) {
+                    Ok(Next::Message(m, fds)) => {
+                        if tx.send(Ok((m, fds))).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Next::End) => break,
+                    Err(v) => {
+                        let _ = tx.send(Err(v));
+                        break;
+                    }
+                }
+            }
+            // As the plain forwarder: the fds close before the channel disconnects.
+            drop(rx);
+            drop(mailbox);
+            drop(tx);
+        })
+        .map_err(|source| crate::channel::ForwardError {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{socket_pair, Receiver, Sender};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Msg {
+        Small(u64),
+        Big(Vec<u8>),
+    }
+
+    impl Wire for Msg {
+        fn kind(&self) -> &'static str {
+            match self {
+                Msg::Small(_) => "Small",
+                Msg::Big(_) => "Big",
+            }
+        }
+    }
+
+    fn pair() -> (
+        Sender<Msg>,
+        crossbeam_channel::Receiver<crate::channel::Delivery<Msg>>,
+        Sender<Msg>,
+    ) {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (a, b) = socket_pair().expect("socket pair");
+        let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let plain = Sender::<Msg>::new(a.try_clone().expect("dup"));
+        let tx = Sender::<Msg>::new(a).with_mailbox(writer);
+        let out = forward(
+            "test-mailbox-rx",
+            Receiver::new(b),
+            reader,
+            Default::default(),
+        )
+        .expect("forward");
+        (tx, out, plain)
+    }
+
+    fn got(
+        out: &crossbeam_channel::Receiver<crate::channel::Delivery<Msg>>,
+    ) -> Result<Msg, Violation> {
+        out.recv_timeout(Duration::from_secs(10))
+            .expect("a delivery")
+            .map(|(m, _)| m)
+    }
+
+    #[test]
+    fn records_and_socket_messages_arrive_in_the_writers_order() {
+        let (tx, out, plain) = pair();
+        // Before the ring is adopted, the socket is a plain channel.
+        plain.send(&Msg::Small(0)).expect("send");
+        assert_eq!(got(&out), Ok(Msg::Small(0)));
+        let sending = std::thread::spawn(move || {
+            for i in 1..2000u64 {
+                if i % 7 == 0 {
+                    tx.send(&Msg::Big(vec![i as u8; 1000])).expect("send big");
+                } else {
+                    tx.send(&Msg::Small(i)).expect("send");
+                }
+            }
+            tx
+        });
+        for i in 1..2000u64 {
+            let want = if i % 7 == 0 {
+                Msg::Big(vec![i as u8; 1000])
+            } else {
+                Msg::Small(i)
+            };
+            assert_eq!(got(&out), Ok(want), "message {i}");
+        }
+        let tx = sending.join().expect("the sender");
+        assert_eq!(tx.mailbox_counts(), Some((1999, 285)));
+        drop((tx, plain));
+        assert!(
+            out.recv_timeout(Duration::from_secs(10)).is_err(),
+            "the end"
+        );
+    }
+
+    #[test]
+    fn records_posted_before_the_writer_closed_are_all_delivered() {
+        let (tx, out, plain) = pair();
+        for i in 0..100 {
+            tx.send(&Msg::Small(i)).expect("send");
+        }
+        drop((tx, plain));
+        for i in 0..100 {
+            assert_eq!(got(&out), Ok(Msg::Small(i)));
+        }
+        assert!(
+            out.recv_timeout(Duration::from_secs(10)).is_err(),
+            "the end"
+        );
+    }
+
+    #[test]
+    fn a_message_on_the_socket_without_its_announcement_is_a_violation() {
+        let (tx, out, plain) = pair();
+        tx.send(&Msg::Small(1)).expect("send");
+        assert_eq!(got(&out), Ok(Msg::Small(1)));
+        plain.send(&Msg::Small(2)).expect("send");
+        let v = got(&out).expect_err("a violation");
+        assert!(v.to_string().contains("did not announce"), "{v}");
+    }
+
+    #[test]
+    fn a_wild_write_index_is_a_violation() {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (_a, b) = socket_pair().expect("pair");
+        writer
+            .memory()
+            .atomic_u32(WRITE_AT)
+            .expect("index")
+            .store(RECORDS + 5, Ordering::SeqCst);
+        let out =
+            forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+        let v = got(&out).expect_err("a violation");
+        assert!(v.to_string().contains("261 records past"), "{v}");
+    }
+
+    #[test]
+    fn a_record_longer_than_its_payload_or_of_an_unknown_kind_is_a_violation() {
+        for (len, kind, says) in [
+            (PAYLOAD_MAX as u16 + 1, KIND_MESSAGE, "at most"),
+            (4, 9, "unknown kind 9"),
+            (3, KIND_ON_SOCKET, "announcement record with 3 bytes"),
+            (0, KIND_MESSAGE, "empty message"),
+            (2, KIND_MESSAGE, "undecodable"),
+        ] {
+            let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+            let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+            let (_a, b) = socket_pair().expect("pair");
+            let mut rec = [0u8; RECORD_HEAD + 2];
+            rec[..2].copy_from_slice(&len.to_le_bytes());
+            rec[2] = kind;
+            rec[RECORD_HEAD..].copy_from_slice(&[0xff, 0xff]);
+            writer.memory().write_shared(HEADER_BYTES, &rec);
+            writer
+                .memory()
+                .atomic_u32(WRITE_AT)
+                .expect("index")
+                .store(1, Ordering::SeqCst);
+            let out =
+                forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+            let v = got(&out).expect_err("a violation");
+            assert!(v.to_string().contains(says), "{len} {kind}: {v}");
+        }
+    }
+
+    #[test]
+    fn an_announced_message_that_never_comes_is_a_violation() {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (_a, b) = socket_pair().expect("pair");
+        writer.announce().expect("announce");
+        let out =
+            forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+        let v = got(&out).expect_err("a violation");
+        assert!(v.to_string().contains("did not come"), "{v}");
+    }
+
+    #[test]
+    fn a_wake_flood_without_records_is_a_violation() {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (_a, b) = socket_pair().expect("pair");
+        let out =
+            forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+        let start = Instant::now();
+        let v = loop {
+            triptych_sys::eventfd::wake(writer.wake_fd()).expect("wake");
+            if let Ok(d) = out.try_recv() {
+                break d.expect_err("a violation");
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no verdict");
+            std::thread::yield_now();
+        };
+        assert!(v.to_string().contains("wake-ups without a record"), "{v}");
+    }
+
+    #[test]
+    fn a_writer_whose_reader_stops_waits_then_reports_the_ring_full() {
+        let (_reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (a, _b) = socket_pair().expect("pair");
+        let tx =
+            Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd, wake).expect("adopt"));
+        for i in 0..u64::from(RECORDS) {
+            tx.send(&Msg::Small(i)).expect("room");
+        }
+        assert!(matches!(
+            tx.send(&Msg::Small(0)),
+            Err(crate::channel::SendError::Full)
+        ));
+    }
+}
