@@ -307,8 +307,8 @@ impl Producer {
             LauncherToGpu::Render { up_to } => {
                 self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
             }
-            LauncherToGpu::Start(_) | LauncherToGpu::Prepare(_) => {
-                tracing::warn!("a second Start or Prepare was ignored")
+            LauncherToGpu::Start(_) | LauncherToGpu::Prepare(_) | LauncherToGpu::Mailbox => {
+                tracing::warn!("a second Start, Prepare or Mailbox was ignored")
             }
             LauncherToGpu::SceneImage { layer } => {
                 tracing::warn!(layer, "a scene image after the start was ignored");

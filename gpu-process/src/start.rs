@@ -124,13 +124,26 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     let (mut commands, events) =
         bootstrap::join::<LauncherToGpu, GpuToLauncher>(ROLE).context("joining the launcher")?;
-    let (first, _) = commands
-        .recv()
-        .context("waiting for Prepare from the launcher")?;
-    let prepare = match first {
-        LauncherToGpu::Prepare(p) => p,
-        LauncherToGpu::Shutdown => return Ok(()),
-        other => bail!("expected Prepare from the launcher, got {other:?}"),
+    // The mailbox first, where the launcher keeps one; then Prepare.
+    let mut events = events;
+    let prepare = loop {
+        let (msg, mut fds) = commands
+            .recv()
+            .context("waiting for Prepare from the launcher")?;
+        match msg {
+            LauncherToGpu::Mailbox => {
+                let (wake, memfd) = (fds.pop(), fds.pop());
+                let (Some(memfd), Some(wake)) = (memfd, wake) else {
+                    bail!("the launcher's Mailbox came without its two fds");
+                };
+                let writer = ipc_protocol::mailbox::MailboxWriter::adopt(memfd, wake)
+                    .context("taking the mailbox to the launcher")?;
+                events = events.with_mailbox(writer);
+            }
+            LauncherToGpu::Prepare(p) => break p,
+            LauncherToGpu::Shutdown => return Ok(()),
+            other => bail!("expected Prepare from the launcher, got {other:?}"),
+        }
     };
     let failed = |e: anyhow::Error| {
         let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));

@@ -149,6 +149,10 @@ pub enum LauncherToGpu {
     /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
     /// A standby GPU process waits there, warm, until the launcher promotes it.
     Prepare(GpuPrepare),
+    /// The mailbox the GPU process writes its messages to the launcher through
+    /// ([`crate::mailbox`]): its memfd and wake-up eventfd, the two fds attached. Sent before
+    /// `Prepare`, when the launcher keeps one.
+    Mailbox,
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -764,17 +768,19 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::SceneImage { .. } => "SceneImage",
             LauncherToGpu::Hover(_) => "Hover",
             LauncherToGpu::Overlay(_) => "Overlay",
+            LauncherToGpu::Mailbox => "Mailbox",
         }
     }
     /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
-    /// its image.
+    /// its image, `Mailbox` the mailbox's memfd and eventfd.
     fn fd_count(&self) -> usize {
-        usize::from(matches!(
-            self,
+        match self {
             LauncherToGpu::Start(_)
-                | LauncherToGpu::NewRenderer(_)
-                | LauncherToGpu::SceneImage { .. }
-        ))
+            | LauncherToGpu::NewRenderer(_)
+            | LauncherToGpu::SceneImage { .. } => 1,
+            LauncherToGpu::Mailbox => 2,
+            _ => 0,
+        }
     }
 }
 

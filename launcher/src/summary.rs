@@ -269,15 +269,16 @@ pub struct Paths {
     pub present: String,
     /// Why presenting copies, where it does.
     pub present_reason: Option<String>,
-    /// How the renderer's messages reached the launcher: `mailbox` (a shared-memory ring, the
+    /// How the children's messages reached the launcher: `mailbox` (a shared-memory ring, the
     /// socket only for what a record cannot carry) or `socket`.
-    pub renderer_events: String,
-    /// Why the renderer's messages took the socket, where they did.
-    pub renderer_events_reason: Option<String>,
-    /// Messages the launcher took from the renderers' mailboxes.
+    pub child_events: String,
+    /// Why the children's messages took the socket, where they did.
+    pub child_events_reason: Option<String>,
+    /// Messages the launcher took from the children's mailboxes (every GPU process and
+    /// renderer of the run).
     pub mailbox_records: u64,
-    /// Messages the launcher took from the renderers' sockets (with a mailbox: those it
-    /// announced, and any sent before it was adopted).
+    /// Messages the launcher took from the children's sockets (with a mailbox: those its ring
+    /// announced, and any sent before the child adopted it).
     pub mailbox_on_socket: u64,
 }
 
@@ -696,9 +697,9 @@ impl RunSummary {
                 .unwrap_or_default()
         );
         s += &format!(
-            "  renderer to launcher: {}{} ({} messages from the ring, {} from the socket)\n",
-            p.renderer_events,
-            p.renderer_events_reason
+            "  children to launcher: {}{} ({} messages from the ring, {} from the socket)\n",
+            p.child_events,
+            p.child_events_reason
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
@@ -823,8 +824,8 @@ mod tests {
                 gl: "llvmpipe".into(),
                 present: "headless".into(),
                 present_reason: None,
-                renderer_events: "mailbox".into(),
-                renderer_events_reason: None,
+                child_events: "mailbox".into(),
+                child_events_reason: None,
                 mailbox_records: 117,
                 mailbox_on_socket: 3,
             },
@@ -932,8 +933,8 @@ mod tests {
                     "gl",
                     "present",
                     "present_reason",
-                    "renderer_events",
-                    "renderer_events_reason",
+                    "child_events",
+                    "child_events_reason",
                     "mailbox_records",
                     "mailbox_on_socket",
                 ],

@@ -112,13 +112,13 @@ impl Supervisor<'_> {
             s.paths.gl = info.gl.clone();
         }
         s.paths.transport = self.jail.transport().as_str().to_owned();
-        s.paths.renderer_events = if self.mailbox_off.is_some() {
+        s.paths.child_events = if self.mailbox_off.is_some() {
             "socket"
         } else {
             "mailbox"
         }
         .to_owned();
-        s.paths.renderer_events_reason = self.mailbox_off.clone();
+        s.paths.child_events_reason = self.mailbox_off.clone();
         s.paths.mailbox_records = self
             .mailbox_stats
             .records

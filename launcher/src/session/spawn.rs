@@ -18,9 +18,10 @@ impl Supervisor<'_> {
         let pid = child.proc.pid;
         let what = if standby { " (standby)" } else { "" };
         self.tracing.started(pid, format!("{}{what}", Role::Gpu));
-        let events = ipc_protocol::channel::forward(
+        let events = self.forward_events(
             &format!("gpu-{pid}-events"),
             child.events.take().context("gpu events taken")?,
+            |m| child.commands.send_with(&LauncherToGpu::Mailbox, m),
         )?;
         let exit = watch_exit(&child.proc)?;
         let prepare = LauncherToGpu::Prepare(GpuPrepare {
@@ -341,6 +342,42 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Starts forwarding what a child sends on `rx`: through a mailbox beside the socket
+    /// ([`ipc_protocol::mailbox`]) handed over by `hand_over` (its memfd and eventfd), or, with
+    /// the mailbox off or not to be had, from the socket alone (the reason kept for the summary).
+    fn forward_events<T>(
+        &mut self,
+        name: &str,
+        rx: ipc_protocol::channel::Receiver<T>,
+        hand_over: impl FnOnce(&[std::os::fd::BorrowedFd<'_>]) -> Result<(), SendError>,
+    ) -> anyhow::Result<Receiver<Delivery<T>>>
+    where
+        T: ipc_protocol::channel::Wire + Send + 'static,
+    {
+        if !self.args.mailbox {
+            return Ok(ipc_protocol::channel::forward(name, rx)?);
+        }
+        match ipc_protocol::mailbox::create(c"triptych-mailbox") {
+            Ok((reader, memfd, wake)) => {
+                if let Err(e) = hand_over(&[memfd.as_fd(), wake.as_fd()]) {
+                    // Its death, if that is why, is seen through its pidfd and handled there.
+                    tracing::warn!(error = %e, child = name, "could not hand a child its mailbox");
+                }
+                Ok(ipc_protocol::mailbox::forward(
+                    name,
+                    rx,
+                    reader,
+                    self.mailbox_stats.clone(),
+                )?)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, child = name, "no mailbox: the child's messages take the socket");
+                self.mailbox_off = Some(e.to_string());
+                Ok(ipc_protocol::channel::forward(name, rx)?)
+            }
+        }
+    }
+
     pub(super) fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {
         let mut r: RendererChild = self
             .jail
@@ -363,33 +400,11 @@ impl Supervisor<'_> {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
-        let name = format!("renderer-{}-events", child.proc.pid);
-        let rx = child.events.take().context("renderer events taken")?;
-        let mailbox = if self.args.mailbox {
-            match ipc_protocol::mailbox::create(c"triptych-renderer-mailbox") {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no mailbox for the renderer: its messages take the socket");
-                    self.mailbox_off = Some(e.to_string());
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let events = match mailbox {
-            Some((reader, memfd, wake)) => {
-                if let Err(e) = child
-                    .commands
-                    .send_with(&LauncherToRenderer::Mailbox, &[memfd.as_fd(), wake.as_fd()])
-                {
-                    // Its death, if that is why, is seen through its pidfd and handled there.
-                    tracing::warn!(error = %e, "could not hand the renderer its mailbox");
-                }
-                ipc_protocol::mailbox::forward(&name, rx, reader, self.mailbox_stats.clone())?
-            }
-            None => ipc_protocol::channel::forward(&name, rx)?,
-        };
+        let events = self.forward_events(
+            &format!("renderer-{}-events", child.proc.pid),
+            child.events.take().context("renderer events taken")?,
+            |m| child.commands.send_with(&LauncherToRenderer::Mailbox, m),
+        )?;
         let exit = watch_exit(&child.proc)?;
         let now = Instant::now();
         self.policing.renderer_started(now);
