@@ -11,6 +11,12 @@ if ! command -v Xvfb >/dev/null || ! command -v weston-screenshooter >/dev/null;
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb weston
 fi
+# strace counts the socket calls of a steady run (tests/tests/mailbox.rs).
+if ! command -v strace >/dev/null; then
+  echo "setup: installing strace"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace
+fi
 echo "== cargo test (workspace)"
 # Tests whose subject depends on the machine skip, saying so, where it is missing; where this
 # machine has it, they must run, so a broken detection fails instead of skipping. (The variables
@@ -19,6 +25,7 @@ if grep -qw avx2 /proc/cpuinfo; then export TRIPTYCH_REQUIRE_AVX2=1; fi
 if unshare --user true 2>/dev/null; then export TRIPTYCH_REQUIRE_USERNS=1; fi
 # No DRM device (nothing under /dev/dri): the tests of how --buffers dmabuf fails without one.
 if [ -z "$(ls -A /dev/dri 2>/dev/null)" ]; then export TRIPTYCH_REQUIRE_NO_DRI=1; fi
+if strace -f -o /dev/null true 2>/dev/null; then export TRIPTYCH_REQUIRE_STRACE=1; fi
 cargo build --workspace --all-targets
 echo "== the product crates: no test code; the engine links no command line (clap), benchmarks or adversaries, and the children's code only for one executable"
 for crate in clap triptych-cli triptych-bench triptych-adversary; do

@@ -23,6 +23,7 @@
 //! | `TRIPTYCH_REQUIRE_VGEM` | the vgem DRM device | the VM | `sys/tests/vgem.rs`, `vm_dmabuf.rs` |
 //! | `TRIPTYCH_REQUIRE_DMABUF` | an EGL display that exports DMA-BUFs from a DRM render node, so that `--buffers auto` picks `dmabuf` | the VM | the GL export tests (`gpu-process/src/gl/dmabuf_export.rs`), `backends.rs`, `drift.rs` |
 //! | `TRIPTYCH_REQUIRE_KMS_SWRAST` | a first DRM render node that Mesa drives with `kms_swrast` (as it drives vgem's) | the VM | `gpu-process/src/gl/dmabuf_export.rs` |
+//! | `TRIPTYCH_REQUIRE_STRACE` | `strace`, allowed to trace a run and its sandboxed children | `scripts/test.sh` (`strace -f true`) | `mailbox.rs` |
 //! | `TRIPTYCH_REQUIRE_NO_DRI` | no DRM device at all (`/dev/dri` empty or absent), so that DMA-BUF export cannot work | `scripts/test.sh` (`/dev/dri`) | `backends.rs`, `doctor.rs`, `gpu-process/src/gl/dmabuf_export.rs` |
 //!
 //! `TRIPTYCH_REQUIRE_NO_DRI` is the one that asks for an absence: the tests that check how
@@ -85,6 +86,8 @@ pub const REQUIRE_VGEM: &str = "TRIPTYCH_REQUIRE_VGEM";
 pub const REQUIRE_DMABUF: &str = "TRIPTYCH_REQUIRE_DMABUF";
 /// `TRIPTYCH_REQUIRE_NO_DRI`: see [the table](crate#tests-that-depend-on-the-machine).
 pub const REQUIRE_NO_DRI: &str = "TRIPTYCH_REQUIRE_NO_DRI";
+/// `TRIPTYCH_REQUIRE_STRACE`: see [the table](crate#tests-that-depend-on-the-machine).
+pub const REQUIRE_STRACE: &str = "TRIPTYCH_REQUIRE_STRACE";
 
 /// Whether variable `var` (one of the `REQUIRE_*` variables) is `1`: this machine has what it
 /// names, and a test that needs it must run.

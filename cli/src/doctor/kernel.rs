@@ -257,6 +257,43 @@ fn from_memfd_noexec(offered: bool) -> Check {
     }
 }
 
+/// Whether the children's mailboxes can be had: one is made as a run makes it (a sealed memfd
+/// and an eventfd, [`ipc_protocol::mailbox`]), a record is posted through it and read back.
+pub fn mailbox() -> Check {
+    from_mailbox(mailbox_round_trip())
+}
+
+fn mailbox_round_trip() -> Result<(), String> {
+    use ipc_protocol::mailbox::{create, MailboxWriter, Record};
+    let (mut reader, memfd, wake) =
+        create(c"triptych-doctor-mailbox").map_err(|e| e.to_string())?;
+    let mut writer = MailboxWriter::adopt(memfd, wake).map_err(|e| e.to_string())?;
+    writer.post(b"doctor").map_err(|e| e.to_string())?;
+    match reader.take() {
+        Ok(Some(Record::Message(m))) if m == b"doctor" => Ok(()),
+        Ok(other) => Err(format!("a record posted came back as {other:?}")),
+        Err(v) => Err(v.to_string()),
+    }
+}
+
+fn from_mailbox(r: Result<(), String>) -> Check {
+    const NAME: &str = "children's mailbox";
+    match r {
+        Ok(()) => Check::ok(
+            NAME,
+            format!(
+                "the children's steady messages to the launcher go through a shared-memory ring ({} records of {} bytes, an eventfd wake only while the launcher sleeps); --mailbox off sends each on the socket",
+                ipc_protocol::mailbox::RECORDS,
+                ipc_protocol::mailbox::RECORD_BYTES
+            ),
+        ),
+        Err(e) => Check::warn(
+            NAME,
+            format!("no mailbox can be made ({e}): the children's messages fall back to one socket message each"),
+        ),
+    }
+}
+
 /// The sandbox layers a run would get and the transport `--transport auto` would take: the same
 /// checks and self-test a run makes ([`triptych::machine::sandbox`]).
 pub fn sandbox() -> Vec<Check> {
@@ -367,6 +404,15 @@ mod tests {
             "{}",
             c.detail
         );
+        let c = from_mailbox(Err("memfd_create: EMFILE".into()));
+        assert_eq!(c.level, Level::Warn);
+        assert!(
+            c.detail.contains("fall back") && c.detail.contains("EMFILE"),
+            "{}",
+            c.detail
+        );
+        let c = mailbox();
+        assert_eq!(c.level, Level::Ok, "{}", c.detail);
         let c = from_memfd_noexec(false);
         assert_eq!(c.level, Level::Warn);
         assert!(c.detail.contains("without F_SEAL_EXEC"), "{}", c.detail);

@@ -40,6 +40,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             kernel::user_namespaces(),
             kernel::landlock(),
             kernel::memfd_noexec(),
+            kernel::mailbox(),
         ],
     };
     report.checks.extend(kernel::sandbox());

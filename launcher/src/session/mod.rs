@@ -240,8 +240,10 @@ struct Supervisor<'a> {
     observer: Option<Box<dyn RunObserver>>,
     /// What the launcher took from the renderers' mailboxes and sockets.
     mailbox_stats: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
-    /// Why a renderer's messages took the socket alone, where one's did.
+    /// Why a child's messages took the socket alone, where one's did.
     mailbox_off: Option<String>,
+    /// Whether the trace was told so.
+    mailbox_marked: bool,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -424,6 +426,7 @@ fn run_with(
         observer,
         mailbox_stats: Default::default(),
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
+        mailbox_marked: false,
     };
 
     sv.start_pair()?;

@@ -355,6 +355,7 @@ impl Supervisor<'_> {
         T: ipc_protocol::channel::Wire + Send + 'static,
     {
         if !self.args.mailbox {
+            self.mark_socket_events();
             return Ok(ipc_protocol::channel::forward(name, rx)?);
         }
         match ipc_protocol::mailbox::create(c"triptych-mailbox") {
@@ -373,9 +374,27 @@ impl Supervisor<'_> {
             Err(e) => {
                 tracing::warn!(error = %e, child = name, "no mailbox: the child's messages take the socket");
                 self.mailbox_off = Some(e.to_string());
+                self.mark_socket_events();
                 Ok(ipc_protocol::channel::forward(name, rx)?)
             }
         }
+    }
+
+    /// Marks in the trace, once, that children's messages take the socket, and why.
+    fn mark_socket_events(&mut self) {
+        if std::mem::replace(&mut self.mailbox_marked, true) {
+            return;
+        }
+        let why = self.mailbox_off.clone().unwrap_or_default();
+        self.tracing.instant(
+            Marker::Fallback,
+            None,
+            &[
+                ("from", "mailbox".into()),
+                ("to", "socket".into()),
+                ("why", why),
+            ],
+        );
     }
 
     pub(super) fn spawn_renderer(&mut self) -> anyhow::Result<RendererChild> {

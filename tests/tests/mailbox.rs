@@ -1,0 +1,188 @@
+//! The children's mailboxes (`ipc_protocol::mailbox`): a steady run sends no socket message per
+//! frame from either child to the launcher, counted by the launcher and cross-checked with
+//! `strace` of the real processes; with `--mailbox off` every message takes the socket, and the
+//! run says so in its summary and its trace.
+
+use std::path::Path;
+use std::process::Command;
+
+use triptych_tests::{bin, output, scratch, show, skip_or_fail, summary, triptych, REQUIRE_STRACE};
+
+/// The fd number of a child's control socket (`ipc_protocol::bootstrap::CONTROL_FD`): in a
+/// child, every socket message to or from the launcher is a call on this fd.
+const CONTROL_FD: &str = "203";
+
+/// Runs `frames` frames headless with `extra` arguments; returns the summary.
+fn run(dir: &Path, frames: u64, extra: &[&str]) -> serde_json::Value {
+    let json = dir.join(format!("summary-{frames}.json"));
+    let mut cmd = triptych(&["run", "--size", "96x64", "--frames", &frames.to_string()]);
+    cmd.args(extra)
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json);
+    let o = output(cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    summary(&json)
+}
+
+#[test]
+fn steady_frames_reach_the_launcher_through_the_mailbox_not_the_socket() {
+    let dir = scratch("mailbox-steady");
+    // The standby off: its start-up is a few messages more, at a time that varies.
+    let short = run(&dir, 100, &["--standby", "off", "--verify"]);
+    let long = run(&dir, 400, &["--standby", "off", "--verify"]);
+    for (s, frames) in [(&short, 100u64), (&long, 400)] {
+        let p = &s["paths"];
+        assert_eq!(p["child_events"], "mailbox", "{p}");
+        assert!(p["child_events_reason"].is_null(), "{p}");
+        assert_eq!(s["verified"]["mismatches"], 0, "{s}");
+        assert_eq!(s["frames"]["last"], frames - 1, "{s}");
+        // Each frame: the GPU process's `Produced` and the renderer's `Presented`.
+        let records = p["mailbox_records"].as_u64().expect("records");
+        assert!(
+            records >= 2 * frames,
+            "{records} records for {frames} frames: {p}"
+        );
+    }
+    // What takes the socket (the sandbox listeners' fds, anything too large for a record) is
+    // the same for 100 frames as for 400: nothing of it is per frame.
+    assert_eq!(
+        short["paths"]["mailbox_on_socket"], long["paths"]["mailbox_on_socket"],
+        "socket messages grew with the frames: {} / {}",
+        short["paths"], long["paths"]
+    );
+    let on_socket = long["paths"]["mailbox_on_socket"].as_u64().expect("count");
+    assert!(
+        on_socket <= 8,
+        "{on_socket} socket messages: {}",
+        long["paths"]
+    );
+}
+
+#[test]
+fn with_the_mailbox_off_every_message_takes_the_socket_and_the_run_says_so() {
+    let dir = scratch("mailbox-off");
+    let trace = dir.join("trace.json");
+    let s = run(
+        &dir,
+        60,
+        &[
+            "--mailbox",
+            "off",
+            "--verify",
+            "--trace",
+            trace.to_str().expect("utf-8 path"),
+        ],
+    );
+    let p = &s["paths"];
+    assert_eq!(p["child_events"], "socket", "{p}");
+    assert!(
+        p["child_events_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--mailbox off")),
+        "{p}"
+    );
+    assert_eq!(p["mailbox_records"], 0, "{p}");
+    assert_eq!(s["verified"]["mismatches"], 0, "{s}");
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).expect("the trace")).expect("json");
+    let events = t["traceEvents"].as_array().expect("trace events");
+    let marked = events.iter().any(|e| {
+        e["name"] == "fallback" && e["args"]["from"] == "mailbox" && e["args"]["to"] == "socket"
+    });
+    assert!(
+        marked,
+        "no fallback marker from mailbox to socket in the trace"
+    );
+}
+
+/// Counts, over every `strace -ff` output file in `dir`, the successful `sendmsg` calls on the
+/// children's control socket, and the `recvmsg` calls on it.
+fn control_socket_calls(dir: &Path) -> (u64, u64) {
+    let (mut sent, mut received) = (0, 0);
+    for e in std::fs::read_dir(dir)
+        .expect("the strace directory")
+        .flatten()
+    {
+        if !e.file_name().to_string_lossy().starts_with("strace.") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        sent += text
+            .lines()
+            .filter(|l| l.starts_with(&format!("sendmsg({CONTROL_FD},")))
+            .count() as u64;
+        received += text
+            .lines()
+            .filter(|l| l.starts_with(&format!("recvmsg({CONTROL_FD},")))
+            .count() as u64;
+    }
+    (sent, received)
+}
+
+#[test]
+fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
+    let probe = Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        skip_or_fail(REQUIRE_STRACE, "strace is missing or may not trace here");
+        return;
+    }
+    for (mailbox, frames) in [("on", 300u64), ("off", 300)] {
+        let dir = scratch(&format!("mailbox-strace-{mailbox}"));
+        let json = dir.join("summary.json");
+        let mut cmd = Command::new("strace");
+        cmd.args([
+            "-f",
+            "-ff",
+            "-qq",
+            "-z",
+            "-e",
+            "trace=sendmsg,recvmsg",
+            "-o",
+        ])
+        .arg(dir.join("strace"))
+        .arg(bin("triptych"))
+        .args([
+            "run",
+            "--size",
+            "96x64",
+            "--standby",
+            "off",
+            "--mailbox",
+            mailbox,
+        ])
+        .args(["--frames", &frames.to_string()])
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json);
+        let o = output(cmd);
+        assert!(o.status.success(), "{}", show(&o));
+        let s = summary(&json);
+        let (sent, received) = control_socket_calls(&dir);
+        if mailbox == "on" {
+            // Every socket message a child sent is one the launcher counted as announced.
+            assert_eq!(
+                Some(sent),
+                s["paths"]["mailbox_on_socket"].as_u64(),
+                "strace counted {sent} sendmsg on the children's control sockets: {}",
+                s["paths"]
+            );
+            assert!(
+                sent <= 8,
+                "{sent} socket messages from the children in {frames} frames"
+            );
+        } else {
+            assert!(
+                sent >= 2 * frames,
+                "{sent} socket messages from the children in {frames} frames without a mailbox"
+            );
+        }
+        eprintln!(
+            "mailbox {mailbox}: {frames} frames, the children sent {sent} and received {received} messages on their control sockets"
+        );
+    }
+}
