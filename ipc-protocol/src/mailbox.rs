@@ -260,6 +260,29 @@ pub enum Record {
     OnSocket,
 }
 
+/// The record decoder: what one record, already copied out of the ring, says. It allows a
+/// message record (kind 1) of 1 to [`PAYLOAD_MAX`] bytes, whose payload it returns as it is
+/// (decoding it is [`crate::channel::decode`]'s), and an announcement record (kind 2) of
+/// length 0; the reserved bytes and whatever follows the payload are ignored. Anything else is
+/// the writer's [`Violation`].
+pub fn parse_record(rec: &[u8; RECORD_BYTES]) -> Result<Record, Violation> {
+    let len = usize::from(u16::from_le_bytes([rec[0], rec[1]]));
+    match rec[2] {
+        KIND_MESSAGE if len == 0 => Err(Violation::Mailbox("an empty message record".into())),
+        KIND_MESSAGE if len <= PAYLOAD_MAX => Ok(Record::Message(
+            rec[RECORD_HEAD..RECORD_HEAD + len].to_vec(),
+        )),
+        KIND_MESSAGE => Err(Violation::Mailbox(format!(
+            "a record of {len} bytes, where one holds at most {PAYLOAD_MAX}"
+        ))),
+        KIND_ON_SOCKET if len == 0 => Ok(Record::OnSocket),
+        KIND_ON_SOCKET => Err(Violation::Mailbox(format!(
+            "an announcement record with {len} bytes"
+        ))),
+        k => Err(Violation::Mailbox(format!("a record of unknown kind {k}"))),
+    }
+}
+
 /// The reader's side, in the process that receives (the launcher).
 #[derive(Debug)]
 pub struct MailboxReader {
@@ -312,21 +335,7 @@ impl MailboxReader {
         self.wakes.records = self.wakes.records.saturating_add(1);
         // The record is copied: the writer may have its slot back.
         atomic(&self.map, READ_AT).store(self.next, Ordering::Release);
-        let len = usize::from(u16::from_le_bytes([rec[0], rec[1]]));
-        match rec[2] {
-            KIND_MESSAGE if len == 0 => Err(Violation::Mailbox("an empty message record".into())),
-            KIND_MESSAGE if len <= PAYLOAD_MAX => Ok(Some(Record::Message(
-                rec[RECORD_HEAD..RECORD_HEAD + len].to_vec(),
-            ))),
-            KIND_MESSAGE => Err(Violation::Mailbox(format!(
-                "a record of {len} bytes, where one holds at most {PAYLOAD_MAX}"
-            ))),
-            KIND_ON_SOCKET if len == 0 => Ok(Some(Record::OnSocket)),
-            KIND_ON_SOCKET => Err(Violation::Mailbox(format!(
-                "an announcement record with {len} bytes"
-            ))),
-            k => Err(Violation::Mailbox(format!("a record of unknown kind {k}"))),
-        }
+        parse_record(&rec).map(Some)
     }
 
     /// Raises or lowers the sleeping flag (SeqCst: see [`MailboxWriter`]'s `put`).

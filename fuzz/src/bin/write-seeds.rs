@@ -1,11 +1,14 @@
 //! Writes the seed corpus of every fuzz target (`fuzz/corpus/<target>/`): one valid message of
-//! each kind a target decodes, encoded exactly as the channel carries it. Run from `fuzz/` with
+//! each kind a target decodes, encoded exactly as the channel carries it (for the mailbox,
+//! rings of such records, and records and indices that break each of its rules). Run from
+//! `fuzz/` with
 //! `cargo run --bin write-seeds` after a protocol change.
 
 use std::path::Path;
 
 use ipc_protocol::channel::{encode, Wire};
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
+use ipc_protocol::mailbox;
 use ipc_protocol::messages::*;
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 
@@ -23,9 +26,94 @@ fn remote(fd: i32) -> RemoteFd {
     }
 }
 
+fn presented() -> RendererToLauncher {
+    RendererToLauncher::Presented(Presented {
+        frame: 0,
+        generation: 0,
+        epoch: 1,
+        slot: 1,
+        sent_ns: 1,
+        ready_ns: 2,
+        composited_ns: 3,
+        damage: vec![ipc_protocol::damage::Rect {
+            x: 0,
+            y: 0,
+            w: 64,
+            h: 48,
+        }],
+        composited_px: 64 * 48,
+    })
+}
+
+/// One mailbox record: the 8-byte head (length, kind, reserved) and `payload`, padded to a
+/// record's size.
+fn record(len: u16, kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut r = vec![0u8; mailbox::RECORD_BYTES];
+    r[..2].copy_from_slice(&len.to_le_bytes());
+    r[2] = kind;
+    r[8..8 + payload.len()].copy_from_slice(payload);
+    r
+}
+
+fn message_record<T: Wire>(msg: &T) -> Vec<u8> {
+    let bytes = encode(msg).expect("a seed message fits");
+    record(bytes.len() as u16, 1, &bytes)
+}
+
+/// A mailbox target input: the write index `ahead` of the reader's, then `records`.
+fn write_ring(dir: &Path, name: &str, ahead: u32, records: &[Vec<u8>]) {
+    let mut bytes = ahead.to_le_bytes().to_vec();
+    for r in records {
+        bytes.extend(r);
+    }
+    std::fs::write(dir.join(name), bytes).expect("writing a seed");
+}
+
+fn mailbox_seeds(dir: &Path) {
+    let pong = message_record(&RendererToLauncher::Pong(7));
+    let presented = message_record(&presented());
+    let announce = record(0, 2, &[]);
+    write_ring(dir, "presented", 1, &[presented.clone()]);
+    write_ring(dir, "pong", 1, &[pong.clone()]);
+    write_ring(dir, "announcement", 1, std::slice::from_ref(&announce));
+    write_ring(
+        dir,
+        "pong-announcement-presented",
+        3,
+        &[pong.clone(), announce.clone(), presented.clone()],
+    );
+    let run: Vec<_> = (0..12u64)
+        .map(|i| match i % 3 {
+            0 => message_record(&RendererToLauncher::Pong(i)),
+            1 => announce.clone(),
+            _ => presented.clone(),
+        })
+        .collect();
+    write_ring(dir, "twelve", 12, &run);
+    // Broken: the write index, then each record rule.
+    write_ring(dir, "index-past-the-ring", mailbox::RECORDS + 1, &[pong.clone()]);
+    write_ring(dir, "index-behind", u32::MAX, &[pong.clone()]);
+    write_ring(dir, "index-past-the-records", 4, &[pong.clone()]);
+    let payload_max = mailbox::PAYLOAD_MAX as u16;
+    write_ring(dir, "too-long", 1, &[record(payload_max + 1, 1, &[0xff; 4])]);
+    write_ring(dir, "empty-message", 1, &[record(0, 1, &[])]);
+    write_ring(dir, "announcement-with-bytes", 1, &[record(3, 2, &[1, 2, 3])]);
+    write_ring(dir, "unknown-kind", 2, &[pong.clone(), record(4, 9, &[0; 4])]);
+    write_ring(dir, "undecodable", 1, &[record(2, 1, &[0xff, 0xff])]);
+    let mut trailing = encode(&RendererToLauncher::Pong(7)).expect("pong");
+    trailing.push(0);
+    write_ring(dir, "trailing", 1, &[record(trailing.len() as u16, 1, &trailing)]);
+}
+
 fn main() {
     let root = Path::new("corpus");
-    let dirs = ["child_to_launcher", "renderer_to_gpu", "gpu_to_renderer", "violation_report"];
+    let dirs = [
+        "child_to_launcher",
+        "renderer_to_gpu",
+        "gpu_to_renderer",
+        "violation_report",
+        "mailbox",
+    ];
     for d in dirs {
         std::fs::create_dir_all(root.join(d)).expect("corpus dir");
     }
@@ -47,27 +135,7 @@ fn main() {
             },
         },
     );
-    write(
-        &c2l,
-        "renderer-presented",
-        &[1],
-        &RendererToLauncher::Presented(Presented {
-            frame: 0,
-            generation: 0,
-            epoch: 1,
-            slot: 1,
-            sent_ns: 1,
-            ready_ns: 2,
-            composited_ns: 3,
-            damage: vec![ipc_protocol::damage::Rect {
-                x: 0,
-                y: 0,
-                w: 64,
-                h: 48,
-            }],
-            composited_px: 64 * 48,
-        }),
-    );
+    write(&c2l, "renderer-presented", &[1], &presented());
     write(
         &c2l,
         "renderer-output",
@@ -162,5 +230,6 @@ fn main() {
         args: [0xffff_ff9c, 0x7fff_0000, 0, 0, 0, 0],
     };
     std::fs::write(root.join("violation_report").join("openat"), rec.encode()).expect("seed");
+    mailbox_seeds(&root.join("mailbox"));
     println!("seeds written under {}", root.display());
 }
