@@ -132,13 +132,10 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
             .context("waiting for Prepare from the launcher")?;
         match msg {
             LauncherToGpu::Mailbox => {
-                let (wake, memfd) = (fds.pop(), fds.pop());
-                let (Some(memfd), Some(wake)) = (memfd, wake) else {
-                    bail!("the launcher's Mailbox came without its two fds");
-                };
-                let writer = ipc_protocol::mailbox::MailboxWriter::adopt(memfd, wake)
-                    .context("taking the mailbox to the launcher")?;
+                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(std::mem::take(&mut fds))
+                    .context("taking the mailboxes the launcher handed over")?;
                 events = events.with_mailbox(writer);
+                commands = commands.with_mailbox(reader, Default::default());
             }
             LauncherToGpu::Prepare(p) => break p,
             LauncherToGpu::Shutdown => return Ok(()),

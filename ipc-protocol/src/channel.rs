@@ -198,7 +198,9 @@ impl<T: Wire> Sender<T> {
     /// This sender with `mailbox` beside its socket: from now on a message without fds that
     /// fits a record goes into the ring, and any other is announced there before the socket
     /// carries it. Clones made after this share the mailbox.
-    pub fn with_mailbox(mut self, mailbox: crate::mailbox::MailboxWriter) -> Self {
+    /// A non-blocking sender reports a full ring at once, as it reports a full socket.
+    pub fn with_mailbox(mut self, mut mailbox: crate::mailbox::MailboxWriter) -> Self {
+        mailbox.wait_when_full(!self.nonblocking);
         self.mailbox = Some(Arc::new(std::sync::Mutex::new(mailbox)));
         self
     }
@@ -294,6 +296,8 @@ impl<T> AsFd for Sender<T> {
 pub struct Receiver<T> {
     sock: Arc<OwnedFd>,
     buf: Box<[u8]>,
+    /// The mailbox beside the socket, once one was handed over: it orders the stream.
+    mailbox: Option<Box<crate::mailbox::Inbox>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -309,13 +313,37 @@ impl<T: Wire> Receiver<T> {
             // One byte more than the largest message, so that a message of exactly the limit is
             // told apart from a longer one even where MSG_TRUNC is not reported.
             buf: vec![0u8; MAX_MESSAGE + 1].into_boxed_slice(),
+            mailbox: None,
             _t: PhantomData,
         }
     }
 
+    /// This receiver with `reader`'s mailbox beside its socket ([`crate::mailbox`]): from now
+    /// on the ring orders the stream, and what is taken is counted in `stats`.
+    pub fn with_mailbox(
+        mut self,
+        reader: crate::mailbox::MailboxReader,
+        stats: Arc<crate::mailbox::MailboxStats>,
+    ) -> Self {
+        self.mailbox = Some(Box::new(crate::mailbox::Inbox { reader, stats }));
+        self
+    }
+
     /// Waits for the next message and the fds that came with it (exactly
-    /// [`Wire::fd_count`] of them).
+    /// [`Wire::fd_count`] of them): from the mailbox, where there is one, or the socket.
     pub fn recv(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        match self.mailbox.take() {
+            Some(mut inbox) => {
+                let r = crate::mailbox::next(&mut inbox, self);
+                self.mailbox = Some(inbox);
+                r
+            }
+            None => self.recv_socket(),
+        }
+    }
+
+    /// The next message on the socket itself.
+    pub(crate) fn recv_socket(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
         let d = self.datagram(MsgFlags::empty())?;
         Ok(judge::<T>(&self.buf, d)?)
     }
@@ -352,15 +380,22 @@ impl<T: Wire> Receiver<T> {
     /// and `check` has accepted it: a message that breaks the protocol is returned as the
     /// violation and left at the head of the queue, where anyone holding a duplicate of this
     /// socket can read it for themselves ([`peek_waiting`]) instead of taking this side's word.
+    /// With a mailbox, the message is taken first and then checked (a record cannot be left
+    /// in place as evidence).
     pub fn recv_checked(
         &mut self,
         check: impl Fn(&T) -> Result<(), String>,
     ) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        if self.mailbox.is_some() {
+            let (msg, fds) = self.recv()?;
+            check(&msg).map_err(Violation::Refused)?;
+            return Ok((msg, fds));
+        }
         let d = self.datagram(MsgFlags::MSG_PEEK)?;
         let (msg, _) = judge::<T>(&self.buf, d)?;
         check(&msg).map_err(Violation::Refused)?;
         // The same datagram, now taken: this receiver is the socket's only reader.
-        self.recv()
+        self.recv_socket()
     }
 }
 

@@ -107,24 +107,70 @@ pub enum MailboxError {
     /// Mapping it failed.
     #[error("mapping the mailbox: {0}")]
     Map(#[from] triptych_sys::mapping::MapError),
+    /// Not the four fds two mailboxes are handed over with.
+    #[error("{0} fds where two mailboxes come with 4")]
+    Fds(usize),
 }
 
-/// Creates a mailbox: the sealed memfd and the wake-up eventfd, both to be handed to the
-/// writer, and the reader's side.
-pub fn create(name: &std::ffi::CStr) -> Result<(MailboxReader, OwnedFd, OwnedFd), MailboxError> {
+/// Creates a mailbox's two fds: the sealed memfd and the wake-up eventfd, for the writer and
+/// the reader to adopt ([`MailboxWriter::adopt`], [`MailboxReader::adopt`]).
+pub fn create_fds(name: &std::ffi::CStr) -> Result<(OwnedFd, OwnedFd), MailboxError> {
     let memfd = triptych_sys::memfd::create_sealed(name, MAILBOX_BYTES as u64)?;
     let wake = triptych_sys::eventfd::new_nonblocking().map_err(MailboxError::EventFd)?;
-    let map = Mapping::new(memfd.as_fd(), MAILBOX_BYTES, Access::ReadWrite)?;
-    let reader = MailboxReader {
-        wake: wake.try_clone().map_err(|e| {
-            MailboxError::EventFd(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        })?,
-        map,
-        next: 0,
-        adopted: false,
-        wakes: WakeCount::default(),
-    };
+    Ok((memfd, wake))
+}
+
+/// Creates a mailbox whose reader is this process: the reader's side, and the memfd and the
+/// wake-up eventfd to hand to the writer.
+pub fn create(name: &std::ffi::CStr) -> Result<(MailboxReader, OwnedFd, OwnedFd), MailboxError> {
+    let (memfd, wake) = create_fds(name)?;
+    let reader = MailboxReader::adopt(dup(&memfd)?, dup(&wake)?)?;
     Ok((reader, memfd, wake))
+}
+
+/// Creates a mailbox whose writer is this process: the writer's side, and the memfd and the
+/// wake-up eventfd to hand to the reader.
+pub fn create_outgoing(
+    name: &std::ffi::CStr,
+) -> Result<(MailboxWriter, OwnedFd, OwnedFd), MailboxError> {
+    let (memfd, wake) = create_fds(name)?;
+    let writer = MailboxWriter::adopt(dup(&memfd)?, dup(&wake)?)?;
+    Ok((writer, memfd, wake))
+}
+
+/// A child's two mailboxes, from the four fds of the launcher's `Mailbox` message (in its
+/// order: the memfd and eventfd of the mailbox the child writes, then of the one it reads).
+pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
+    if fds.len() != 4 {
+        return Err(MailboxError::Fds(fds.len()));
+    }
+    let (in_wake, in_memfd) = (fds.remove(3), fds.remove(2));
+    let (out_wake, out_memfd) = (fds.remove(1), fds.remove(0));
+    Ok((
+        MailboxWriter::adopt(out_memfd, out_wake)?,
+        MailboxReader::adopt(in_memfd, in_wake)?,
+    ))
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, MailboxError> {
+    fd.try_clone().map_err(|e| {
+        MailboxError::EventFd(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+    })
+}
+
+/// Maps a mailbox handed over: `memfd` must be a mailbox's size and sealed against shrinking
+/// (so that its mapping cannot fault).
+fn map_handed(memfd: &OwnedFd) -> Result<Mapping, MailboxError> {
+    triptych_sys::memfd::check_no_shrink(memfd.as_fd())?;
+    let found = triptych_sys::fd::seek_size(memfd.as_fd())?;
+    if found != MAILBOX_BYTES as u64 {
+        return Err(MailboxError::Size { found });
+    }
+    Ok(Mapping::new(
+        memfd.as_fd(),
+        MAILBOX_BYTES,
+        Access::ReadWrite,
+    )?)
 }
 
 fn atomic(map: &Mapping, at: usize) -> &AtomicU32 {
@@ -148,25 +194,24 @@ pub struct MailboxWriter {
     /// Records posted, and of them announcements.
     posted: u64,
     announced: u64,
+    /// Whether a full ring is waited on (up to [`FULL_WAIT`]) or reported at once: a sender
+    /// that must never wait on its peer (the launcher's) reports it at once.
+    wait_when_full: bool,
 }
 
 impl MailboxWriter {
     /// Takes the mailbox the launcher handed over: `memfd` must be a mailbox's size and sealed
     /// against shrinking (so its mapping cannot fault).
     pub fn adopt(memfd: OwnedFd, wake: OwnedFd) -> Result<Self, MailboxError> {
-        triptych_sys::memfd::check_no_shrink(memfd.as_fd())?;
-        let found = triptych_sys::fd::seek_size(memfd.as_fd())?;
-        if found != MAILBOX_BYTES as u64 {
-            return Err(MailboxError::Size { found });
-        }
-        let map = Mapping::new(memfd.as_fd(), MAILBOX_BYTES, Access::ReadWrite)?;
-        let next = atomic(&map, WRITE_AT).load(Ordering::Acquire);
+        let map = map_handed(&memfd)?;
         Ok(Self {
             map,
             wake,
-            next,
+            // A fresh mailbox: its first record is record 0.
+            next: 0,
             posted: 0,
             announced: 0,
+            wait_when_full: true,
         })
     }
 
@@ -183,6 +228,12 @@ impl MailboxWriter {
     pub fn announce(&mut self) -> Result<(), crate::channel::SendError> {
         self.announced += 1;
         self.put(KIND_ON_SOCKET, &[])
+    }
+
+    /// Whether a full ring is waited on (the default) or reported at once as
+    /// [`crate::channel::SendError::Full`].
+    pub fn wait_when_full(&mut self, wait: bool) {
+        self.wait_when_full = wait;
     }
 
     /// Records posted so far, announcements included, and of them announcements.
@@ -234,7 +285,7 @@ impl MailboxWriter {
             if self.next.wrapping_sub(read) < RECORDS {
                 return Ok(());
             }
-            if start.elapsed() > FULL_WAIT {
+            if !self.wait_when_full || start.elapsed() > FULL_WAIT {
                 return Err(crate::channel::SendError::Full);
             }
             std::thread::sleep(nap);
@@ -296,6 +347,20 @@ pub struct MailboxReader {
 }
 
 impl MailboxReader {
+    /// Takes the reading side of a fresh mailbox: `memfd` must be a mailbox's size and sealed
+    /// against shrinking. Reading starts at the first record, whatever the writer posted
+    /// before this side took it.
+    pub fn adopt(memfd: OwnedFd, wake: OwnedFd) -> Result<Self, MailboxError> {
+        let map = map_handed(&memfd)?;
+        Ok(MailboxReader {
+            map,
+            wake,
+            next: 0,
+            adopted: false,
+            wakes: WakeCount::default(),
+        })
+    }
+
     /// Whether the writer has posted anything yet.
     pub fn adopted(&self) -> bool {
         self.adopted
@@ -378,31 +443,27 @@ pub struct MailboxStats {
     pub on_socket: std::sync::atomic::AtomicU64,
 }
 
-/// What the reader delivers next: a message (with fds, from the socket), the end of the peer,
-/// or a violation.
-enum Next<T> {
-    Message(T, Vec<OwnedFd>),
-    End,
+/// A receiver's mailbox ([`crate::channel::Receiver::with_mailbox`]): the reader, and where
+/// what it takes is counted.
+#[derive(Debug)]
+pub struct Inbox {
+    /// The reader.
+    pub reader: MailboxReader,
+    /// The counts, shared with whoever reports them.
+    pub stats: std::sync::Arc<MailboxStats>,
 }
 
-/// Reads the next message of the stream that `mailbox` orders and `rx` carries the rest of.
-fn next<T: Wire>(
-    mailbox: &mut MailboxReader,
+/// Reads the next message of the stream that `inbox` orders and `rx`'s socket carries the rest
+/// of: [`crate::channel::Receiver::recv`] of a receiver with a mailbox.
+pub(crate) fn next<T: Wire>(
+    inbox: &mut Inbox,
     rx: &mut crate::channel::Receiver<T>,
-    stats: &MailboxStats,
-) -> Result<Next<T>, Violation> {
-    use crate::channel::RecvError;
-    let socket_message = |rx: &mut crate::channel::Receiver<T>| match rx.recv() {
-        Ok((m, fds)) => {
-            stats.on_socket.fetch_add(1, Ordering::Relaxed);
-            Ok(Next::Message(m, fds))
-        }
-        Err(RecvError::Violation(v)) => Err(v),
-        Err(RecvError::Disconnected) => Ok(Next::End),
-        Err(RecvError::Io(e)) => {
-            tracing::debug!(error = %e, "channel receive failed");
-            Ok(Next::End)
-        }
+) -> Result<(T, Vec<OwnedFd>), crate::channel::RecvError> {
+    let (mailbox, stats) = (&mut inbox.reader, &inbox.stats);
+    let socket_message = |rx: &mut crate::channel::Receiver<T>| {
+        let m = rx.recv_socket()?;
+        stats.on_socket.fetch_add(1, Ordering::Relaxed);
+        Ok(m)
     };
     loop {
         match mailbox.take()? {
@@ -412,10 +473,11 @@ fn next<T: Wire>(
                     return Err(Violation::Mailbox(format!(
                         "a {} message, which carries fds, in a record",
                         m.kind()
-                    )));
+                    ))
+                    .into());
                 }
                 stats.records.fetch_add(1, Ordering::Relaxed);
-                return Ok(Next::Message(m, Vec::new()));
+                return Ok((m, Vec::new()));
             }
             Some(Record::OnSocket) => {
                 let ready = triptych_sys::poll::wait_readable(rx.as_fd(), ANNOUNCED_WITHIN)
@@ -424,7 +486,8 @@ fn next<T: Wire>(
                     return Err(Violation::Mailbox(format!(
                         "a message announced on the socket did not come within {} s",
                         ANNOUNCED_WITHIN.as_secs()
-                    )));
+                    ))
+                    .into());
                 }
                 return socket_message(rx);
             }
@@ -442,7 +505,7 @@ fn next<T: Wire>(
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!(error = %e, "waiting on the mailbox failed");
-                return Ok(Next::End);
+                return Err(crate::channel::RecvError::Disconnected);
             }
         };
         if woken {
@@ -458,60 +521,14 @@ fn next<T: Wire>(
             if !mailbox.adopted() {
                 return socket_message(rx);
             }
-            return match socket_message(rx)? {
-                Next::End => Ok(Next::End),
-                Next::Message(m, _) => Err(Violation::Mailbox(format!(
-                    "a {} message on the socket that the ring did not announce",
-                    m.kind()
-                ))),
-            };
+            let (m, _) = socket_message(rx)?;
+            return Err(Violation::Mailbox(format!(
+                "a {} message on the socket that the ring did not announce",
+                m.kind()
+            ))
+            .into());
         }
     }
-}
-
-/// Like [`crate::channel::forward`], for a channel with a mailbox: a thread named `name` takes
-/// the stream `mailbox` and `rx` carry together, in the writer's order, into a bounded
-/// crossbeam channel; it delivers one `Err` with the first violation and stops reading, and
-/// ends when the peer closes its socket (after taking every record it posted before). What it
-/// takes is counted in `stats`.
-pub fn forward<T>(
-    name: &str,
-    rx: crate::channel::Receiver<T>,
-    mailbox: MailboxReader,
-    stats: std::sync::Arc<MailboxStats>,
-) -> Result<crossbeam_channel::Receiver<crate::channel::Delivery<T>>, crate::channel::ForwardError>
-where
-    T: Wire + Send + 'static,
-{
-    let (tx, out) = crossbeam_channel::bounded(crate::channel::FORWARD_QUEUE);
-    let (mut rx, mut mailbox) = (rx, mailbox);
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            loop {
-                match next(&mut mailbox, &mut rx, &stats) {
-                    Ok(Next::Message(m, fds)) => {
-                        if tx.send(Ok((m, fds))).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(Next::End) => break,
-                    Err(v) => {
-                        let _ = tx.send(Err(v));
-                        break;
-                    }
-                }
-            }
-            // As the plain forwarder: the fds close before the channel disconnects.
-            drop(rx);
-            drop(mailbox);
-            drop(tx);
-        })
-        .map_err(|source| crate::channel::ForwardError {
-            name: name.to_owned(),
-            source,
-        })?;
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -545,14 +562,18 @@ mod tests {
         let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
         let plain = Sender::<Msg>::new(a.try_clone().expect("dup"));
         let tx = Sender::<Msg>::new(a).with_mailbox(writer);
-        let out = forward(
+        (tx, forward(Receiver::new(b), reader), plain)
+    }
+
+    fn forward(
+        rx: Receiver<Msg>,
+        reader: MailboxReader,
+    ) -> crossbeam_channel::Receiver<crate::channel::Delivery<Msg>> {
+        crate::channel::forward(
             "test-mailbox-rx",
-            Receiver::new(b),
-            reader,
-            Default::default(),
+            rx.with_mailbox(reader, Default::default()),
         )
-        .expect("forward");
-        (tx, out, plain)
+        .expect("forward")
     }
 
     fn got(
@@ -632,8 +653,7 @@ mod tests {
             .atomic_u32(WRITE_AT)
             .expect("index")
             .store(RECORDS + 5, Ordering::SeqCst);
-        let out =
-            forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+        let out = forward(Receiver::<Msg>::new(b), reader);
         let v = got(&out).expect_err("a violation");
         assert!(v.to_string().contains("261 records past"), "{v}");
     }
@@ -660,8 +680,7 @@ mod tests {
                 .atomic_u32(WRITE_AT)
                 .expect("index")
                 .store(1, Ordering::SeqCst);
-            let out =
-                forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+            let out = forward(Receiver::<Msg>::new(b), reader);
             let v = got(&out).expect_err("a violation");
             assert!(v.to_string().contains(says), "{len} {kind}: {v}");
         }
@@ -673,8 +692,7 @@ mod tests {
         let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
         let (_a, b) = socket_pair().expect("pair");
         writer.announce().expect("announce");
-        let out =
-            forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+        let out = forward(Receiver::<Msg>::new(b), reader);
         let v = got(&out).expect_err("a violation");
         assert!(v.to_string().contains("did not come"), "{v}");
     }
@@ -684,8 +702,7 @@ mod tests {
         let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
         let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
         let (_a, b) = socket_pair().expect("pair");
-        let out =
-            forward("t", Receiver::<Msg>::new(b), reader, Default::default()).expect("forward");
+        let out = forward(Receiver::<Msg>::new(b), reader);
         let start = Instant::now();
         let v = loop {
             triptych_sys::eventfd::wake(writer.wake_fd()).expect("wake");

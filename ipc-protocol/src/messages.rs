@@ -149,9 +149,9 @@ pub enum LauncherToGpu {
     /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
     /// A standby GPU process waits there, warm, until the launcher promotes it.
     Prepare(GpuPrepare),
-    /// The mailbox the GPU process writes its messages to the launcher through
-    /// ([`crate::mailbox`]): its memfd and wake-up eventfd, the two fds attached. Sent before
-    /// `Prepare`, when the launcher keeps one.
+    /// The GPU process's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and
+    /// the wake-up eventfd of the one it writes its messages to the launcher through, then those
+    /// of the one it reads the launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
 }
 
@@ -548,9 +548,9 @@ pub enum LauncherToRenderer {
     /// numbered above it (a frame it was sent but the launcher never heard of is the GPU
     /// process's lie, and would be the renderer's if presented).
     Produced(u64),
-    /// The mailbox the renderer writes its messages to the launcher through
-    /// ([`crate::mailbox`]): its memfd and wake-up eventfd, the two fds attached. Sent before
-    /// `Start`, when the launcher keeps one.
+    /// The renderer's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and the
+    /// wake-up eventfd of the one it writes its messages to the launcher through, then those of
+    /// the one it reads the launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
 }
 
@@ -772,13 +772,13 @@ impl Wire for LauncherToGpu {
         }
     }
     /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
-    /// its image, `Mailbox` the mailbox's memfd and eventfd.
+    /// its image, `Mailbox` the two mailboxes' memfds and eventfds.
     fn fd_count(&self) -> usize {
         match self {
             LauncherToGpu::Start(_)
             | LauncherToGpu::NewRenderer(_)
             | LauncherToGpu::SceneImage { .. } => 1,
-            LauncherToGpu::Mailbox => 2,
+            LauncherToGpu::Mailbox => 4,
             _ => 0,
         }
     }
@@ -801,7 +801,7 @@ impl Wire for LauncherToRenderer {
     fn fd_count(&self) -> usize {
         match self {
             LauncherToRenderer::Start(_) | LauncherToRenderer::NewGpu(_) => 1,
-            LauncherToRenderer::Mailbox => 2,
+            LauncherToRenderer::Mailbox => 4,
             _ => 0,
         }
     }

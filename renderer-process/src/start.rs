@@ -31,13 +31,10 @@ pub fn run(hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
             .context("waiting for Start from the launcher")?;
         match msg {
             LauncherToRenderer::Mailbox => {
-                let (wake, memfd) = (fds.pop(), fds.pop());
-                let (Some(memfd), Some(wake)) = (memfd, wake) else {
-                    anyhow::bail!("the launcher's Mailbox came without its two fds");
-                };
-                let writer = ipc_protocol::mailbox::MailboxWriter::adopt(memfd, wake)
-                    .context("taking the mailbox to the launcher")?;
+                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(std::mem::take(&mut fds))
+                    .context("taking the mailboxes the launcher handed over")?;
                 events = events.with_mailbox(writer);
+                commands = commands.with_mailbox(reader, Default::default());
             }
             LauncherToRenderer::Start(s) => break (s, fds),
             LauncherToRenderer::Shutdown => return Ok(()),

@@ -1,6 +1,6 @@
-//! The children's mailboxes (`ipc_protocol::mailbox`): a steady run sends no socket message per
-//! frame from either child to the launcher, counted by the launcher and cross-checked with
-//! `strace` of the real processes; with `--mailbox off` every message takes the socket, and the
+//! The children's mailboxes (`ipc_protocol::mailbox`): in a steady run no socket message per
+//! frame passes between the launcher and either child, in either direction, counted by the
+//! launcher and cross-checked with `strace` of the real processes; with `--mailbox off` every message takes the socket, and the
 //! run says so in its summary and its trace.
 
 use std::path::Path;
@@ -179,6 +179,10 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
             assert!(
                 sent >= 2 * frames,
                 "{sent} socket messages from the children in {frames} frames without a mailbox"
+            );
+            assert!(
+                received >= frames,
+                "{received} socket messages to the children in {frames} frames without a mailbox"
             );
         }
         eprintln!(

@@ -18,10 +18,11 @@ impl Supervisor<'_> {
         let pid = child.proc.pid;
         let what = if standby { " (standby)" } else { "" };
         self.tracing.started(pid, format!("{}{what}", Role::Gpu));
-        let events = self.forward_events(
+        let events = self.mailboxes(
             &format!("gpu-{pid}-events"),
+            &mut child.commands,
+            LauncherToGpu::Mailbox,
             child.events.take().context("gpu events taken")?,
-            |m| child.commands.send_with(&LauncherToGpu::Mailbox, m),
         )?;
         let exit = watch_exit(&child.proc)?;
         let prepare = LauncherToGpu::Prepare(GpuPrepare {
@@ -342,33 +343,47 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Starts forwarding what a child sends on `rx`: through a mailbox beside the socket
-    /// ([`ipc_protocol::mailbox`]) handed over by `hand_over` (its memfd and eventfd), or, with
-    /// the mailbox off or not to be had, from the socket alone (the reason kept for the summary).
-    fn forward_events<T>(
+    /// Sets up a child's channels with the launcher: hands it its two mailboxes
+    /// ([`ipc_protocol::mailbox`]) in the `mailbox` message on `commands`, which from then on
+    /// writes through the outgoing one, and starts forwarding what it sends, read through the
+    /// incoming one. With the mailboxes off or not to be had, both directions take the socket
+    /// alone (the reason kept for the summary and marked in the trace).
+    fn mailboxes<C, T>(
         &mut self,
         name: &str,
+        commands: &mut ipc_protocol::channel::Sender<C>,
+        mailbox: C,
         rx: ipc_protocol::channel::Receiver<T>,
-        hand_over: impl FnOnce(&[std::os::fd::BorrowedFd<'_>]) -> Result<(), SendError>,
     ) -> anyhow::Result<Receiver<Delivery<T>>>
     where
+        C: ipc_protocol::channel::Wire,
         T: ipc_protocol::channel::Wire + Send + 'static,
     {
         if !self.args.mailbox {
             self.mark_socket_events();
             return Ok(ipc_protocol::channel::forward(name, rx)?);
         }
-        match ipc_protocol::mailbox::create(c"triptych-mailbox") {
-            Ok((reader, memfd, wake)) => {
-                if let Err(e) = hand_over(&[memfd.as_fd(), wake.as_fd()]) {
+        let made = ipc_protocol::mailbox::create(c"triptych-mailbox-in").and_then(|incoming| {
+            ipc_protocol::mailbox::create_outgoing(c"triptych-mailbox-out").map(|o| (incoming, o))
+        });
+        match made {
+            Ok(((reader, in_memfd, in_wake), (writer, out_memfd, out_wake))) => {
+                let fds = [
+                    in_memfd.as_fd(),
+                    in_wake.as_fd(),
+                    out_memfd.as_fd(),
+                    out_wake.as_fd(),
+                ];
+                if let Err(e) = commands.send_with(&mailbox, &fds) {
                     // Its death, if that is why, is seen through its pidfd and handled there.
-                    tracing::warn!(error = %e, child = name, "could not hand a child its mailbox");
+                    tracing::warn!(error = %e, child = name, "could not hand a child its mailboxes");
                 }
-                Ok(ipc_protocol::mailbox::forward(
+                // No other clone of the sender exists yet: every later message goes through
+                // the mailbox.
+                *commands = commands.clone().with_mailbox(writer);
+                Ok(ipc_protocol::channel::forward(
                     name,
-                    rx,
-                    reader,
-                    self.mailbox_stats.clone(),
+                    rx.with_mailbox(reader, self.mailbox_stats.clone()),
                 )?)
             }
             Err(e) => {
@@ -419,10 +434,11 @@ impl Supervisor<'_> {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
-        let events = self.forward_events(
+        let events = self.mailboxes(
             &format!("renderer-{}-events", child.proc.pid),
+            &mut child.commands,
+            LauncherToRenderer::Mailbox,
             child.events.take().context("renderer events taken")?,
-            |m| child.commands.send_with(&LauncherToRenderer::Mailbox, m),
         )?;
         let exit = watch_exit(&child.proc)?;
         let now = Instant::now();
