@@ -107,6 +107,9 @@ pub enum MailboxError {
     /// Mapping it failed.
     #[error("mapping the mailbox: {0}")]
     Map(#[from] triptych_sys::mapping::MapError),
+    /// Moving a wake-up eventfd to its number failed.
+    #[error("placing a mailbox's eventfd: {0}")]
+    Place(#[from] triptych_sys::fixed::FixedError),
     /// Not the four fds two mailboxes are handed over with.
     #[error("{0} fds where two mailboxes come with 4")]
     Fds(usize),
@@ -140,12 +143,19 @@ pub fn create_outgoing(
 
 /// A child's two mailboxes, from the four fds of the launcher's `Mailbox` message (in its
 /// order: the memfd and eventfd of the mailbox the child writes, then of the one it reads).
-pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
+/// The eventfds are moved to the numbers `wake_at` names (the one the child writes, the one it
+/// waits on), where the launcher's count of a child's fences knows them.
+pub fn adopt_pair(
+    mut fds: Vec<OwnedFd>,
+    wake_at: (i32, i32),
+) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
     if fds.len() != 4 {
         return Err(MailboxError::Fds(fds.len()));
     }
     let (in_wake, in_memfd) = (fds.remove(3), fds.remove(2));
     let (out_wake, out_memfd) = (fds.remove(1), fds.remove(0));
+    let out_wake = triptych_sys::fixed::place_at(out_wake, wake_at.0)?;
+    let in_wake = triptych_sys::fixed::place_at(in_wake, wake_at.1)?;
     Ok((
         MailboxWriter::adopt(out_memfd, out_wake)?,
         MailboxReader::adopt(in_memfd, in_wake)?,

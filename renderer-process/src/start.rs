@@ -31,8 +31,14 @@ pub fn run(hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
             .context("waiting for Start from the launcher")?;
         match msg {
             LauncherToRenderer::Mailbox => {
-                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(std::mem::take(&mut fds))
-                    .context("taking the mailboxes the launcher handed over")?;
+                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(
+                    std::mem::take(&mut fds),
+                    (
+                        triptych_sandbox::fds::MAILBOX_OUT_WAKE_FD,
+                        triptych_sandbox::fds::MAILBOX_IN_WAKE_FD,
+                    ),
+                )
+                .context("taking the mailboxes the launcher handed over")?;
                 events = events.with_mailbox(writer);
                 commands = commands.with_mailbox(reader, Default::default());
             }

@@ -30,7 +30,7 @@ fn ring_run(attack: &str, extra: &[&str]) -> (String, serde_json::Value) {
         "{attack}: every frame presented: {s}"
     );
     assert_eq!(
-        s["paths"]["renderer_events"], "mailbox",
+        s["paths"]["child_events"], "mailbox",
         "{attack}: the renderer's messages took the mailbox: {s}"
     );
     let crashes = s["recovery"]["crashes"].as_array().expect("crashes");

@@ -126,38 +126,42 @@ fn pool_buffers_reach_the_renderer_read_only_and_fences_wait_only() {
     let pidfd = triptych_sys::pidfd::pidfd_open(g as i32).expect("pidfd");
     let mut buffers = 0;
     let mut fences = 0;
-    for (n, link) in exported(g) {
-        let Ok(fd) = triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), n) else {
-            continue; // recycled meanwhile
-        };
-        if link.contains("triptych-shm") {
-            buffers += 1;
-            let writable = triptych_sys::mapping::Mapping::new(
-                fd.as_fd(),
-                4096,
-                triptych_sys::mapping::Access::ReadWrite,
-            );
-            assert!(writable.is_err(), "pool buffer {link} mapped writable");
-            assert!(
-                nix::unistd::write(&fd, b"x").is_err(),
-                "pool buffer {link} written"
-            );
-            triptych_sys::mapping::Mapping::new(
-                fd.as_fd(),
-                4096,
-                triptych_sys::mapping::Access::Read,
-            )
-            .expect("read-only mapping");
-        } else if link.starts_with("pipe:") {
-            fences += 1;
-            assert!(
-                triptych_sys::fd::is_pipe_read_end(fd.as_fd()).expect("fcntl"),
-                "fence {link} is not a pipe's read end"
-            );
-            assert!(
-                nix::unistd::write(&fd, b"x").is_err(),
-                "fence {link} written"
-            );
+    // A fence lives for a frame: look again until one was caught as well as a buffer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (buffers == 0 || fences == 0) && std::time::Instant::now() < deadline {
+        for (n, link) in exported(g) {
+            let Ok(fd) = triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), n) else {
+                continue; // recycled meanwhile
+            };
+            if link.contains("triptych-shm") {
+                buffers += 1;
+                let writable = triptych_sys::mapping::Mapping::new(
+                    fd.as_fd(),
+                    4096,
+                    triptych_sys::mapping::Access::ReadWrite,
+                );
+                assert!(writable.is_err(), "pool buffer {link} mapped writable");
+                assert!(
+                    nix::unistd::write(&fd, b"x").is_err(),
+                    "pool buffer {link} written"
+                );
+                triptych_sys::mapping::Mapping::new(
+                    fd.as_fd(),
+                    4096,
+                    triptych_sys::mapping::Access::Read,
+                )
+                .expect("read-only mapping");
+            } else if link.starts_with("pipe:") {
+                fences += 1;
+                assert!(
+                    triptych_sys::fd::is_pipe_read_end(fd.as_fd()).expect("fcntl"),
+                    "fence {link} is not a pipe's read end"
+                );
+                assert!(
+                    nix::unistd::write(&fd, b"x").is_err(),
+                    "fence {link} written"
+                );
+            }
         }
     }
     assert!(

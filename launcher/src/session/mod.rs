@@ -102,11 +102,12 @@ fn fd_count(pid: u32) -> Option<usize> {
     Some(links.iter().filter(|(n, l)| !is_fence(*n, l)).count())
 }
 
-/// Whether fd `n` with `/proc` link `link` is a fence: a sync_file, an eventfd, or a pipe other
-/// than stdio (which may be pipes to whoever started the launcher) and the sandbox's report
-/// pipe.
+/// Whether fd `n` with `/proc` link `link` is a fence: a sync_file, an eventfd other than the
+/// mailboxes' wake-ups, or a pipe other than stdio (which may be pipes to whoever started the
+/// launcher) and the sandbox's report pipe.
 fn is_fence(n: i32, link: &str) -> bool {
-    link == "anon_inode:[eventfd]"
+    use triptych_sandbox::fds::{MAILBOX_IN_WAKE_FD, MAILBOX_OUT_WAKE_FD};
+    (link == "anon_inode:[eventfd]" && n != MAILBOX_OUT_WAKE_FD && n != MAILBOX_IN_WAKE_FD)
         || link == "anon_inode:sync_file"
         || (link.starts_with("pipe:[") && n > 2 && n != triptych_sandbox::fds::REPORT_FD)
 }
