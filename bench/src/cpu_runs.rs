@@ -105,26 +105,38 @@ pub fn write_scene(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// One side of a CPU comparison: its name (for the runs' file names), the arguments its runs
+/// add, and what its summaries must say of damage tracking (`damage.on`), where that is the
+/// point of the comparison.
+#[derive(Clone, Debug)]
+pub struct Side {
+    /// The side's name.
+    pub name: &'static str,
+    /// The arguments its runs add.
+    pub args: Vec<String>,
+    /// The `damage.on` its runs' summaries must report, if checked.
+    pub damage: Option<bool>,
+}
+
 /// One run of `frames` frames: its CPU time (all three processes) and its mean damaged
 /// fraction.
 fn one(
     dir: &Path,
-    scene: &Path,
-    damage: bool,
+    (scene, (width, height)): (Option<&Path>, (u32, u32)),
+    side: &Side,
     frames: u64,
     tag: &str,
 ) -> anyhow::Result<(i64, f64)> {
     let mut args = vec![
-        "--scene".to_owned(),
-        scene.display().to_string(),
-        "--frames".into(),
+        "--frames".to_owned(),
         frames.to_string(),
         "--size".into(),
-        format!("{WIDTH}x{HEIGHT}"),
+        format!("{width}x{height}"),
     ];
-    if !damage {
-        args.push("--no-damage".into());
+    if let Some(scene) = scene {
+        args.extend(["--scene".to_owned(), scene.display().to_string()]);
     }
+    args.extend(side.args.iter().cloned());
     let before = children_cpu_ns()?;
     let (v, file) = run_child(dir, tag, &args)?;
     let cpu = children_cpu_ns()? - before;
@@ -132,31 +144,59 @@ fn one(
     if presented != frames {
         bail!("the run presented {presented} of {frames} frames");
     }
-    let on = field(&v, &["damage", "on"], &file)?.as_bool();
-    if on != Some(damage) {
-        bail!(
-            "{}: `damage.on` is {on:?}, the run was {} --no-damage",
-            file.display(),
-            if damage { "without" } else { "with" }
-        );
+    if let Some(damage) = side.damage {
+        let on = field(&v, &["damage", "on"], &file)?.as_bool();
+        if on != Some(damage) {
+            bail!(
+                "{}: `damage.on` is {on:?}, the run was {} --no-damage",
+                file.display(),
+                if damage { "without" } else { "with" }
+            );
+        }
     }
     let fraction = number(&v, &["damage", "mean_damaged_fraction"], &file)?;
     Ok((cpu, fraction))
 }
 
-/// Runs the pairs of both modes as `plan` says.
+/// Runs the pairs of both modes of item 11 as `plan` says.
 pub fn measure(dir: &Path, frames: Frames, plan: Plan) -> anyhow::Result<Measured> {
+    let scene = write_scene(dir)?;
+    let sides = [
+        Side {
+            name: "damage",
+            args: Vec::new(),
+            damage: Some(true),
+        },
+        Side {
+            name: "no-damage",
+            args: vec!["--no-damage".into()],
+            damage: Some(false),
+        },
+    ];
+    measure_sides(dir, (Some(&scene), (WIDTH, HEIGHT)), &sides, frames, plan)
+}
+
+/// Runs the pairs of `sides` (with `scene`, or the built-in scene, at that size) as `plan`
+/// says: the first side's figures are [`Measured`]'s `damage_*`, the second's its
+/// `no_damage_*`.
+pub fn measure_sides(
+    dir: &Path,
+    scene: (Option<&Path>, (u32, u32)),
+    sides: &[Side; 2],
+    frames: Frames,
+    plan: Plan,
+) -> anyhow::Result<Measured> {
     anyhow::ensure!(
         frames.long > frames.short,
-        "item 11's long runs ({} frames) must be longer than its short ones ({})",
+        "the long runs ({} frames) must be longer than the short ones ({})",
         frames.long,
         frames.short
     );
-    let scene = write_scene(dir)?;
     let fractions = RefCell::new((Vec::new(), Vec::new()));
-    // One pair of runs of one mode: CPU nanoseconds per frame.
-    let pair = |damage: bool, i: u64, warm: bool| -> anyhow::Result<u64> {
-        let mode = if damage { "damage" } else { "no-damage" };
+    // One pair of runs of one side: CPU nanoseconds per frame.
+    let pair = |k_side: usize, i: u64, warm: bool| -> anyhow::Result<u64> {
+        let side = &sides[k_side];
+        let mode = side.name;
         let mut cpu = [0i64; 2];
         let mut fr = [0f64; 2];
         // Alternate which of the two goes first.
@@ -165,7 +205,7 @@ pub fn measure(dir: &Path, frames: Frames, plan: Plan) -> anyhow::Result<Measure
         let diff = loop {
             for k in order {
                 let n = if k == 0 { frames.short } else { frames.long };
-                (cpu[k], fr[k]) = one(dir, &scene, damage, n, &format!("cpu-{mode}-{n}"))?;
+                (cpu[k], fr[k]) = one(dir, scene, side, n, &format!("cpu-{mode}-{n}"))?;
             }
             let diff = cpu[1] - cpu[0];
             if diff > 0 {
@@ -186,15 +226,15 @@ pub fn measure(dir: &Path, frames: Frames, plan: Plan) -> anyhow::Result<Measure
         };
         if !warm {
             let mut f = fractions.borrow_mut();
-            let list = if damage { &mut f.0 } else { &mut f.1 };
+            let list = if k_side == 0 { &mut f.0 } else { &mut f.1 };
             list.extend(order.map(|k| fr[k]));
         }
         Ok((diff as f64 / (frames.long - frames.short) as f64).round() as u64)
     };
     let (damage_ns, no_damage_ns) = interleave(
         plan,
-        |n, warm| (0..n).map(|i| pair(true, i, warm)).collect(),
-        |n, warm| (0..n).map(|i| pair(false, i, warm)).collect(),
+        |n, warm| (0..n).map(|i| pair(0, i, warm)).collect(),
+        |n, warm| (0..n).map(|i| pair(1, i, warm)).collect(),
     )?;
     let (damage_fractions, no_damage_fractions) = fractions.into_inner();
     Ok(Measured {

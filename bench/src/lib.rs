@@ -28,7 +28,8 @@
 //!    without, alternating ([`runs::standby_recovery`]); item 8, runs with and without `--trace`, alternating
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
 //!    item 11, the CPU time of a frame across the three processes with damage tracking against
-//!    `--no-damage`, from the children's `getrusage` ([`cpu_runs`]); item 12, an idle window's
+//!    `--no-damage`, from the children's `getrusage` ([`cpu_runs`]); item 11b, the same CPU
+//!    time at 320x240 with the children's mailboxes against `--mailbox off`; item 12, an idle window's
 //!    CPU use on `$DISPLAY` against its wall time ([`idle`]);
 //! 5. print the table, or the JSON with `--json` ([`report`]); exit 1 if any measurement failed.
 //!
@@ -56,7 +57,7 @@ mod producer;
 mod recorder;
 mod report;
 mod run_items;
-use run_items::{chaos_items, cpu_item, idle_item, standby_item, trace_items};
+use run_items::{chaos_items, cpu_item, idle_item, mailbox_item, standby_item, trace_items};
 mod runs;
 mod stats;
 
@@ -103,6 +104,8 @@ struct Plans {
     recorder: Plan,
     /// Frames of item 11's short and long runs.
     cpu_frames: cpu_runs::Frames,
+    /// Frames of item 11b's short and long runs.
+    mailbox_frames: cpu_runs::Frames,
     /// Pairs of item 11's runs, with damage tracking and without (one iteration is one pair).
     cpu_runs: Plan,
     /// How long item 12 watches the idle window.
@@ -164,6 +167,12 @@ impl Plans {
             cpu_frames: cpu_runs::Frames {
                 short: 60,
                 long: 240,
+            },
+            // A 320x240 frame costs well under a millisecond: a thousand frames between the
+            // two runs resolve a few microseconds of handoff.
+            mailbox_frames: cpu_runs::Frames {
+                short: 100,
+                long: 1100,
             },
             // Items 7 and 8 have run the pipeline already: no warm-up.
             cpu_runs: Plan {
@@ -229,6 +238,7 @@ impl Plans {
             // Past the first frames, which fill the layers' pool buffers and the output slots
             // whole (3 of each), in both runs.
             cpu_frames: cpu_runs::Frames { short: 4, long: 24 },
+            mailbox_frames: cpu_runs::Frames { short: 4, long: 24 },
             cpu_runs: Plan {
                 warmup: 0,
                 iterations: 1,
@@ -439,6 +449,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     standby_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     trace_items(&mut items, &mut failures, &dir, &plans, &unpinned);
     cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
+    mailbox_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     idle_item(&mut items, &mut failures, &dir, &plans);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the bench's scratch directory");

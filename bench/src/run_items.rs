@@ -336,6 +336,65 @@ pub(super) fn cpu_item(
     }
 }
 
+/// Item 11b: the CPU time of a 320x240 frame across the three processes with the children's
+/// mailboxes (no socket message per steady frame between the launcher and either child)
+/// against `--mailbox off` (several per frame), alternating: the handoff's share of a small
+/// frame's cost.
+pub(super) fn mailbox_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    note: &str,
+) {
+    let f = plans.mailbox_frames;
+    let (w, h) = (320, 240);
+    let label = Label {
+        item: "11b",
+        name: "end_to_end_cpu_mailbox_320x240",
+        value: "CPU per frame, 3 processes, 320x240, built-in scene: mailboxes".into(),
+        baseline: "the same runs with --mailbox off, alternating".into(),
+        unit: "ns of CPU per frame (runs of long minus short frames)",
+    };
+    // Fewer messages cannot cost more.
+    const GOAL: f64 = 1.0;
+    let sides = [
+        cpu_runs::Side {
+            name: "mailbox",
+            args: vec!["--mailbox".into(), "on".into()],
+            damage: None,
+        },
+        cpu_runs::Side {
+            name: "socket",
+            args: vec!["--mailbox".into(), "off".into()],
+            damage: None,
+        },
+    ];
+    match cpu_runs::measure_sides(dir, (None, (w, h)), &sides, f, plans.cpu_runs) {
+        Ok(m) => {
+            let mut it = Item::measured(
+                &label,
+                Figure::of(m.damage_ns, 1),
+                Figure::of(m.no_damage_ns, 1),
+                Some(GOAL),
+                plans.cpu_runs,
+                &[],
+                note,
+            );
+            it.extra
+                .insert("size".into(), Value::from(format!("{w}x{h}")));
+            it.extra.insert("frames_short".into(), Value::from(f.short));
+            it.extra.insert("frames_long".into(), Value::from(f.long));
+            items.push(it);
+        }
+        Err(e) => {
+            let why = format!("item 11b: {e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&label, Some(GOAL), why));
+        }
+    }
+}
+
 /// Item 12: an idle window's CPU use against its wall time; not measured, with the reason,
 /// where `$DISPLAY` names no reachable X server.
 pub(super) fn idle_item(
