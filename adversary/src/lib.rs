@@ -12,6 +12,8 @@
 //! - [`gpu`]: the hostile GPU process ([`gpu::hostile`]) and the GPU process's escape probes
 //!   ([`gpu::probe`]);
 //! - [`renderer`]: the same for the renderer;
+//! - [`ring`]: the attacks on a child's mailboxes with the launcher, which both hostile
+//!   children carry out;
 //! - [`attempts`]: the catalogue of escape attempts and the argument-checked rules' calls;
 //!   [`calls`]: the system calls they make; [`hook`]: the names of the probe's variable.
 //!
@@ -26,6 +28,7 @@ pub mod calls;
 pub mod gpu;
 pub mod hook;
 pub mod renderer;
+pub mod ring;
 
 /// The attack for every process of a role: the contents of `<argv[0]>.attack`, when that file
 /// exists (the tests write it beside the name the launcher starts the binary by). Read before

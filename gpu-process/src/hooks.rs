@@ -6,7 +6,7 @@
 //! A handful of calls, each at a place the run passes anyway: no hook can change what the run
 //! does except through the values it is handed, and the defaults hand everything back as it was.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use ipc_protocol::channel::Sender;
 use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer};
@@ -43,6 +43,12 @@ pub struct Sent<'a> {
 /// The points of the run (see the module documentation). Every method has a default that does
 /// nothing.
 pub trait Hooks {
+    /// The four fds of the launcher's `Mailbox` message, just before the run adopts them
+    /// ([`ipc_protocol::mailbox::adopt_pair`]): the memfd and eventfd of the mailbox this
+    /// process writes, then those of the one it reads. Borrowed: the run keeps them; a hook may
+    /// duplicate or map them, as code in control of the process could.
+    fn mailboxes(&mut self, _fds: &[BorrowedFd<'_>]) {}
+
     /// The seccomp listener, once a copy of it went to the launcher: dropped (closed) by
     /// default, as the launcher requires.
     fn handed_over_listener(&mut self, _listener: OwnedFd) {}

@@ -132,6 +132,8 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
             .context("waiting for Prepare from the launcher")?;
         match msg {
             LauncherToGpu::Mailbox => {
+                let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+                hooks.mailboxes(&borrowed);
                 let (writer, reader) = ipc_protocol::mailbox::adopt_pair(
                     std::mem::take(&mut fds),
                     (

@@ -71,6 +71,12 @@ pub struct Presented<'a> {
 /// The points of the run (see the module documentation). Every method has a default that does
 /// nothing.
 pub trait Hooks {
+    /// The four fds of the launcher's `Mailbox` message, just before the run adopts them
+    /// ([`ipc_protocol::mailbox::adopt_pair`]): the memfd and eventfd of the mailbox this
+    /// process writes, then those of the one it reads. Borrowed: the run keeps them; a hook may
+    /// duplicate or map them, as code in control of the process could.
+    fn mailboxes(&mut self, _fds: &[BorrowedFd<'_>]) {}
+
     /// The link is attached and the sandbox is about to go on.
     fn before_confine(&mut self, _link: &Link) -> anyhow::Result<()> {
         Ok(())

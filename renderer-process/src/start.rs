@@ -8,6 +8,8 @@
 //! release the buffers it no longer shows. The renderer needs no GL context and opens no file
 //! after bootstrap. Where a program built on the library acts is [`crate::hooks`].
 
+use std::os::fd::AsFd;
+
 use anyhow::Context;
 use ipc_protocol::bootstrap;
 use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
@@ -17,7 +19,7 @@ pub const ROLE: &str = ipc_protocol::Role::Renderer.as_str();
 
 /// Runs the renderer: start-up, then the frame loop until the launcher says `Shutdown`. The
 /// product passes [`crate::hooks::NoHooks`].
-pub fn run(hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
+pub fn run(mut hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter.
     let claimed = crate::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
@@ -31,6 +33,8 @@ pub fn run(hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
             .context("waiting for Start from the launcher")?;
         match msg {
             LauncherToRenderer::Mailbox => {
+                let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+                hooks.mailboxes(&borrowed);
                 let (writer, reader) = ipc_protocol::mailbox::adopt_pair(
                     std::mem::take(&mut fds),
                     (

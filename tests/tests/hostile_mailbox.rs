@@ -1,25 +1,82 @@
-//! The renderer's mailbox to the launcher (a shared-memory ring beside its socket), attacked
-//! from inside: a real, sandboxed renderer in its hostile mode (debug builds only) breaks the
-//! ring's rules with what it holds, its mapping of the ring and the wake-up eventfd. For each,
-//! the launcher must finish the run with exit 0 and every frame presented, leave the GPU process
-//! alone, and (where the rule broken is the launcher's to judge) kill the renderer with the
-//! violation named.
+//! The children's mailboxes with the launcher (shared-memory rings beside their sockets),
+//! attacked from inside: a real, sandboxed renderer or GPU process in its hostile mode (debug
+//! builds only) breaks the rings' rules with what it holds, its mappings of both rings and their
+//! wake-up eventfds.
+//!
+//! - As the **writer** of its mailbox to the launcher: for each attack the launcher must finish
+//!   the run with exit 0 and every frame presented, leave the other child alone, and (where the
+//!   rule broken is the launcher's to judge) kill the attacker with the violation named.
+//! - As the **reader** of the launcher's mailbox to it (`ring-inbox-*`): a reader whose
+//!   published index stays frozen, one that claims every record read while it stops taking
+//!   them, and one whose sleeping flag stays up. The launcher never waits on a child's ring:
+//!   the run finishes, the attacker alone pays (judged not reading, or dead of what it then
+//!   read), and a raised flag costs the launcher no more than a clean run.
+
+use std::time::{Duration, Instant};
 
 use triptych_tests::*;
 
 /// Frames of each hostile run.
 const FRAMES: u64 = 200;
 
+/// The child an attack comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Child {
+    Renderer,
+    Gpu,
+}
+
+impl Child {
+    /// The variable that names its attack.
+    fn variable(self) -> &'static str {
+        match self {
+            Child::Renderer => "TRIPTYCH_HOSTILE",
+            Child::Gpu => "TRIPTYCH_HOSTILE_GPU",
+        }
+    }
+
+    /// Its role, as crash records and the log name it.
+    fn role(self) -> &'static str {
+        match self {
+            Child::Renderer => "renderer",
+            Child::Gpu => "gpu",
+        }
+    }
+}
+
+/// Runs `attack` from `child` and returns the launcher's output and how long the run took.
+fn run(
+    child: Child,
+    attack: &str,
+    extra: &[&str],
+) -> (std::process::Output, Duration, std::path::PathBuf) {
+    let dir = scratch(&format!("hostile-{}-{attack}", child.role()));
+    let cmd = hostile_command(child.variable(), attack, FRAMES, extra, &dir);
+    let start = Instant::now();
+    let o = output(cmd);
+    (o, start.elapsed(), dir)
+}
+
 /// The launcher's log (children's lines quarantined in it) and the summary of a hostile run,
 /// after checking that the run succeeded with every frame presented, at the launcher's clean
-/// baseline, and that the GPU process was never replaced.
-fn ring_run(attack: &str, extra: &[&str]) -> (String, serde_json::Value) {
-    let dir = scratch(&format!("hostile-{attack}"));
-    let cmd = hostile_command("TRIPTYCH_HOSTILE", attack, FRAMES, extra, &dir);
-    let o = output(cmd);
+/// baseline, that only the attacker paid, and that the other child kept its pid: for an
+/// attacking renderer, no GPU process was promoted; for an attacking GPU process, no renderer
+/// crashed (a standby GPU process may take the attacker's place).
+fn ring_run(child: Child, attack: &str, extra: &[&str]) -> (String, serde_json::Value) {
+    let (log, s, _) = timed_ring_run(child, attack, extra);
+    (log, s)
+}
+
+/// [`ring_run`], with the run's wall time.
+fn timed_ring_run(
+    child: Child,
+    attack: &str,
+    extra: &[&str],
+) -> (String, serde_json::Value, Duration) {
+    let (o, took, dir) = run(child, attack, extra);
     assert!(
         o.status.success(),
-        "{attack}: the run must survive a hostile renderer: {}",
+        "{attack}: the run must survive a hostile {child:?}: {}",
         show(&o)
     );
     let s = summary(&dir.join("summary.json"));
@@ -31,76 +88,122 @@ fn ring_run(attack: &str, extra: &[&str]) -> (String, serde_json::Value) {
     );
     assert_eq!(
         s["paths"]["child_events"], "mailbox",
-        "{attack}: the renderer's messages took the mailbox: {s}"
+        "{attack}: the children's messages took the mailbox: {s}"
     );
     let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert!(
-        crashes.iter().all(|c| c["role"] == "renderer"),
-        "{attack}: only the renderer may pay: {s}"
+        crashes.iter().all(|c| c["role"] == child.role()),
+        "{attack}: only the {child:?} may pay: {s}"
     );
-    assert_eq!(
-        s["recovery"]["standby"]["promotions"], 0,
-        "{attack}: the GPU process keeps its pid: {s}"
-    );
-    (String::from_utf8_lossy(&o.stderr).into_owned(), s)
+    if child == Child::Renderer {
+        assert_eq!(
+            s["recovery"]["standby"]["promotions"], 0,
+            "{attack}: the GPU process keeps its pid: {s}"
+        );
+    }
+    (String::from_utf8_lossy(&o.stderr).into_owned(), s, took)
 }
 
-/// Runs `attack` and checks that the renderer, and only it, was killed once for a protocol
-/// violation whose text contains `want`, and that its pid is not the renderer's at the end.
-/// Returns the log and the summary.
-fn killed_for(attack: &str, want: &str, extra: &[&str]) -> (String, serde_json::Value) {
-    let (log, s) = ring_run(attack, extra);
+/// Checks that the attacker was killed exactly once, and replaced (its pid is not its role's at
+/// the end); returns the crash record's cause.
+fn killed_once(child: Child, attack: &str, s: &serde_json::Value) -> String {
     let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
-    assert_eq!(crashes.len(), 1, "{attack}: one crash, the renderer's: {s}");
+    assert_eq!(
+        crashes.len(),
+        1,
+        "{attack}: one crash, the {child:?}'s: {s}"
+    );
     let c = &crashes[0];
-    let cause = c["cause"].to_string();
+    assert_ne!(
+        c["pid"],
+        s["processes"]["pids"][child.role()],
+        "{attack}: the attacker was replaced: {s}"
+    );
+    c["cause"].to_string()
+}
+
+/// Runs `attack` from `child` and checks that it, and only it, was killed once for a protocol
+/// violation whose text contains `want`, and replaced. Returns the log and the summary.
+fn killed_for(
+    child: Child,
+    attack: &str,
+    want: &str,
+    extra: &[&str],
+) -> (String, serde_json::Value) {
+    let (log, s) = ring_run(child, attack, extra);
+    let cause = killed_once(child, attack, &s);
     assert!(
         cause.contains("protocol_violation") && cause.contains(want),
         "{attack}: cause {cause} does not name {want:?}"
     );
-    assert_ne!(
-        c["pid"], s["processes"]["pids"]["renderer"],
-        "{attack}: the attacker was replaced: {s}"
-    );
     (log, s)
 }
 
-/// Whether a line of the renderer's (any of its pids) in `log` contains `text`.
+/// Whether a line of `child`'s (any of its pids) in `log` contains `text`.
+fn said(log: &str, child: Child, text: &str) -> bool {
+    let prefix = format!("{}[", child.role());
+    log.lines().any(|l| l.contains(&prefix) && l.contains(text))
+}
+
 fn renderer_said(log: &str, text: &str) -> bool {
-    log.lines()
-        .any(|l| l.contains("renderer[") && l.contains(text))
+    said(log, Child::Renderer, text)
 }
 
 #[test]
 fn a_write_index_far_past_the_read_index() {
-    killed_for("ring-wild-index", "records past the reader's", &[]);
+    killed_for(
+        Child::Renderer,
+        "ring-wild-index",
+        "records past the reader's",
+        &[],
+    );
 }
 
 #[test]
 fn a_record_longer_than_its_payload() {
-    killed_for("ring-long-record", "where one holds at most", &[]);
+    killed_for(
+        Child::Renderer,
+        "ring-long-record",
+        "where one holds at most",
+        &[],
+    );
 }
 
 #[test]
 fn a_record_of_an_unknown_kind() {
-    killed_for("ring-unknown-kind", "a record of unknown kind 7", &[]);
+    killed_for(
+        Child::Renderer,
+        "ring-unknown-kind",
+        "a record of unknown kind 7",
+        &[],
+    );
 }
 
 #[test]
 fn an_empty_message_record() {
-    killed_for("ring-empty-record", "an empty message record", &[]);
+    killed_for(
+        Child::Renderer,
+        "ring-empty-record",
+        "an empty message record",
+        &[],
+    );
 }
 
 #[test]
 fn undecodable_bytes_in_a_record() {
-    killed_for("ring-undecodable", "an undecodable 8-byte message", &[]);
+    killed_for(
+        Child::Renderer,
+        "ring-undecodable",
+        "an undecodable 8-byte message",
+        &[],
+    );
 }
 
 #[test]
 fn records_rewritten_while_the_launcher_reads_them() {
     // Whether the launcher's copy of a record is the message or the garbage depends on timing:
     // garbage is judged (a named violation), never acted on, and a good copy stays good.
-    let (log, s) = ring_run("ring-rewrite", &[]);
+    let (log, s) = ring_run(Child::Renderer, "ring-rewrite", &[]);
     assert!(
         renderer_said(&log, "rewriting the newest record"),
         "the rewriting never started:\n{log}"
@@ -119,7 +222,7 @@ fn records_rewritten_while_the_launcher_reads_them() {
 fn records_rewritten_after_the_launcher_read_them_change_nothing() {
     // The launcher decides on its own copy of each record: garbage written over records it has
     // taken is never seen, so the renderer breaks no rule the launcher can see.
-    let (log, s) = ring_run("ring-rewrite-read", &[]);
+    let (log, s) = ring_run(Child::Renderer, "ring-rewrite-read", &[]);
     assert!(
         renderer_said(&log, "rewrote records already read"),
         "no read record was rewritten:\n{log}"
@@ -142,7 +245,11 @@ fn a_writer_that_rewrites_the_readers_index_and_flag_only_hurts_itself() {
     // The launcher keeps its own read index and never reads back its flag: whatever the
     // renderer does to them costs the renderer alone (a stall, a full ring, records overwritten
     // before they were read), and the run goes on.
-    let (log, _) = ring_run("ring-read-index", &["--hang-timeout-ms", "800"]);
+    let (log, _) = ring_run(
+        Child::Renderer,
+        "ring-read-index",
+        &["--hang-timeout-ms", "800"],
+    );
     assert!(
         renderer_said(&log, "rewrote the reader's index and flag"),
         "the rewriting never started:\n{log}"
@@ -151,7 +258,12 @@ fn a_writer_that_rewrites_the_readers_index_and_flag_only_hurts_itself() {
 
 #[test]
 fn wake_ups_without_records() {
-    killed_for("ring-wake-flood", "wake-ups without a record", &[]);
+    killed_for(
+        Child::Renderer,
+        "ring-wake-flood",
+        "wake-ups without a record",
+        &[],
+    );
 }
 
 #[test]
@@ -159,6 +271,7 @@ fn an_announced_socket_message_that_never_comes() {
     // The renderer holds its writer while the launcher waits for the socket: the hang timeout is
     // set beyond that wait, so that the violation, not the silence, is what kills it.
     killed_for(
+        Child::Renderer,
         "ring-announce-only",
         "did not come within",
         &["--hang-timeout-ms", "10000"],
@@ -168,6 +281,7 @@ fn an_announced_socket_message_that_never_comes() {
 #[test]
 fn a_socket_message_the_ring_did_not_announce() {
     killed_for(
+        Child::Renderer,
         "ring-unannounced",
         "a Pong message on the socket that the ring did not announce",
         &[],
@@ -177,9 +291,194 @@ fn a_socket_message_the_ring_did_not_announce() {
 #[test]
 fn a_writer_that_keeps_the_ring_full() {
     // The ring-full wait is the writer's; the launcher reads on and judges the rate.
-    let (log, _) = killed_for("ring-starve", "messages in one second", &[]);
+    let (log, _) = killed_for(
+        Child::Renderer,
+        "ring-starve",
+        "messages in one second",
+        &[],
+    );
     assert!(
         renderer_said(&log, "keeping the mailbox full"),
         "the flood never started:\n{log}"
     );
+}
+
+// The GPU process as the writer of its mailbox to the launcher: the same attacks, the same
+// verdicts. The GPU process is the one killed; a standby may take its place, and the renderer
+// is never blamed.
+
+#[test]
+fn gpu_a_write_index_far_past_the_read_index() {
+    killed_for(
+        Child::Gpu,
+        "ring-wild-index",
+        "records past the reader's",
+        &[],
+    );
+}
+
+#[test]
+fn gpu_a_record_of_an_unknown_kind() {
+    killed_for(
+        Child::Gpu,
+        "ring-unknown-kind",
+        "a record of unknown kind 7",
+        &[],
+    );
+}
+
+#[test]
+fn gpu_undecodable_bytes_in_a_record() {
+    killed_for(
+        Child::Gpu,
+        "ring-undecodable",
+        "an undecodable 8-byte message",
+        &[],
+    );
+}
+
+#[test]
+fn gpu_wake_ups_without_records() {
+    killed_for(
+        Child::Gpu,
+        "ring-wake-flood",
+        "wake-ups without a record",
+        &[],
+    );
+}
+
+#[test]
+fn gpu_an_announced_socket_message_that_never_comes() {
+    // As for the renderer: the hang timeout is beyond the launcher's wait for the socket.
+    killed_for(
+        Child::Gpu,
+        "ring-announce-only",
+        "did not come within",
+        &["--hang-timeout-ms", "10000"],
+    );
+}
+
+#[test]
+fn gpu_a_socket_message_the_ring_did_not_announce() {
+    killed_for(
+        Child::Gpu,
+        "ring-unannounced",
+        "a Pong message on the socket that the ring did not announce",
+        &[],
+    );
+}
+
+// Each child as the reader of the launcher's mailbox to it. Pings every 10 ms (the launcher's
+// shortest heartbeat) keep it writing to both children whatever the frames do.
+
+/// A reader whose published index stays where it was (its child paced at 25 ms a frame, so
+/// that the run outlasts the 256 pings that fill the ring): the launcher, which never waits on a
+/// child, finds the ring full and judges the child not reading. (The child reads on, unseen, so
+/// the verdict is the full ring's, not a missed ping's.)
+fn inbox_frozen(child: Child) {
+    let (log, _) = killed_for(
+        child,
+        "ring-inbox-frozen",
+        "stopped reading the launcher's commands",
+        &["--heartbeat-ms", "10"],
+    );
+    assert!(
+        said(&log, child, "froze the inbox's published read index"),
+        "the index was never frozen:\n{log}"
+    );
+}
+
+#[test]
+fn renderer_inbox_with_a_frozen_read_index() {
+    inbox_frozen(Child::Renderer);
+}
+
+#[test]
+fn gpu_inbox_with_a_frozen_read_index() {
+    inbox_frozen(Child::Gpu);
+}
+
+/// A reader that claims every record read while its loop stops for eight seconds: the launcher,
+/// told there is room, writes on over records the child has not read. The child alone pays: its
+/// own reader finds the launcher's write index more than a ring past its own and the child ends
+/// on that (the hang and fence timeouts are beyond the stop, and half the hang timeout, the
+/// launcher's wait before it blames a child for frames left unread, too: a missed ping, a late
+/// fence or an unread frame is not what kills it).
+fn inbox_lies(child: Child) {
+    let (log, s) = ring_run(
+        child,
+        "ring-inbox-lies",
+        &[
+            "--heartbeat-ms",
+            "10",
+            "--hang-timeout-ms",
+            "20000",
+            "--fence-timeout-ms",
+            "20000",
+        ],
+    );
+    assert!(
+        said(
+            &log,
+            child,
+            "the launcher wrote over inbox records this process had not read"
+        ),
+        "the launcher never wrote over an unread record:\n{log}"
+    );
+    assert!(
+        said(&log, child, "records past the reader's"),
+        "the child's reader never saw the write index run past it:\n{log}"
+    );
+    let cause = killed_once(child, "ring-inbox-lies", &s);
+    assert!(
+        !cause.contains("stopped reading the launcher's commands"),
+        "the launcher was told there was room, yet found its ring full: {cause}"
+    );
+}
+
+#[test]
+fn renderer_inbox_that_claims_records_it_never_read() {
+    inbox_lies(Child::Renderer);
+}
+
+#[test]
+fn gpu_inbox_that_claims_records_it_never_read() {
+    inbox_lies(Child::Gpu);
+}
+
+/// A reader whose sleeping flag stays up: the launcher writes the wake-up eventfd with every
+/// message, and that is all it costs. Against a clean run of the same settings, measured here:
+/// no crash, every frame, and a wall time within a generous factor (a launcher that blocked on
+/// the eventfd or spun on the flag would run far past it).
+fn inbox_sleeping(child: Child) {
+    let extra = ["--heartbeat-ms", "10"];
+    let (clean, _, clean_took) = timed_ring_run(child, "none", &extra);
+    let (log, s, took) = timed_ring_run(child, "ring-inbox-sleeping", &extra);
+    assert!(
+        said(&log, child, "raised the sleeping flag again"),
+        "the flag was never raised again after the reader lowered it:\n{log}"
+    );
+    assert!(
+        !said(&clean, child, "hostile child"),
+        "the clean run attacked:\n{clean}"
+    );
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+    assert!(
+        took <= clean_took * 3 + Duration::from_secs(5),
+        "the run took {took:?} with the flag raised, {clean_took:?} clean"
+    );
+}
+
+#[test]
+fn renderer_inbox_with_its_sleeping_flag_kept_raised() {
+    inbox_sleeping(Child::Renderer);
+}
+
+#[test]
+fn gpu_inbox_with_its_sleeping_flag_kept_raised() {
+    inbox_sleeping(Child::Gpu);
 }

@@ -87,6 +87,8 @@ pub enum Attack {
     /// well-formed descriptions of about 30 KiB of an epoch long gone (which the renderer drops
     /// unread), while it goes on producing.
     StaleFlood,
+    /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
+    Ring(crate::ring::RingAttack),
     /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
     /// it out; every process of the run paces its frames.
     Standby(super::standby::StandbyAttack),
@@ -105,6 +107,13 @@ pub fn omits_produced(attack: Option<Attack>, frame: u64) -> bool {
 /// Whether, after frame `frame`, the hostile GPU process stops taking releases.
 pub fn ignores_releases(attack: Option<Attack>, frame: u64) -> bool {
     attack == Some(Attack::IgnoreReleases) && frame == FRAMING_FROM
+}
+
+/// Whether the frame loop stops at frame `frame` for an attack that stops it once: at the first
+/// frame from [`FRAMING_FROM`] on.
+pub fn stall_once(frame: u64) -> bool {
+    static STALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    frame >= FRAMING_FROM && !STALLED.swap(true, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The first frame the framing attacks act at.
@@ -133,6 +142,9 @@ impl Attack {
                 "dmabuf" => BackendRequest::DmaBuf,
                 _ => return None,
             }));
+        }
+        if let Some(ring) = crate::ring::RingAttack::from_name(&v) {
+            return Some(Attack::Ring(ring));
         }
         if let Some(name) = v.strip_prefix("standby-") {
             return super::standby::StandbyAttack::from_name(name).map(Attack::Standby);
@@ -238,6 +250,7 @@ pub fn attack(
         | Attack::Unreported
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
+        Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
             let _ = events.send(&GpuToLauncher::Failed(forged));

@@ -5,7 +5,7 @@ pub mod hostile;
 pub mod probe;
 pub mod standby;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use gpu_process::hooks::{Hooks, Running, Sent};
 use ipc_protocol::channel::Sender;
@@ -13,6 +13,7 @@ use ipc_protocol::messages::{FrameMsg, GpuStart, GpuToLauncher};
 use triptych_sandbox::gpu::Params;
 use triptych_sys::fd::ExportWindow;
 
+use crate::ring::RingAttack;
 use hostile::Attack;
 use standby::StandbyAttack;
 
@@ -27,6 +28,8 @@ pub struct GpuAdversary {
     standby: bool,
     /// Its channel to the launcher, kept from `Ready` on for an attack once promoted.
     events: Option<Sender<GpuToLauncher>>,
+    /// Its own mapping of the launcher's mailbox to it, for an inbox attack.
+    inbox: Option<crate::ring::Inbox>,
 }
 
 impl GpuAdversary {
@@ -38,11 +41,18 @@ impl GpuAdversary {
             launcher: 0,
             standby: false,
             events: None,
+            inbox: None,
         }
     }
 }
 
 impl Hooks for GpuAdversary {
+    fn mailboxes(&mut self, fds: &[BorrowedFd<'_>]) {
+        if matches!(self.attack, Some(Attack::Ring(r)) if r.on_inbox()) {
+            self.inbox = crate::ring::Inbox::map(fds);
+        }
+    }
+
     fn handed_over_listener(&mut self, listener: OwnedFd) {
         match self.attack {
             Some(Attack::KeepListener) => hostile::keep_listener(listener),
@@ -91,6 +101,13 @@ impl Hooks for GpuAdversary {
     }
 
     fn running(&mut self, run: Running<'_>) {
+        if let Some(Attack::Ring(r)) = self
+            .attack
+            .filter(|a| matches!(a, Attack::Ring(r) if r.on_inbox()))
+        {
+            crate::ring::inbox_attack(r, self.inbox.take());
+            return;
+        }
         if let Some(a) = self.attack {
             hostile::attack(
                 a,
@@ -115,6 +132,14 @@ impl Hooks for GpuAdversary {
     }
 
     fn sent(&mut self, sent: Sent<'_>) {
+        if let Some(Attack::Ring(r)) = self.attack {
+            std::thread::sleep(r.pace());
+        }
+        if self.attack == Some(Attack::Ring(RingAttack::InboxLies))
+            && hostile::stall_once(sent.msg.frame)
+        {
+            std::thread::sleep(crate::ring::STALL);
+        }
         if let Some(Attack::Standby(a)) = self.attack {
             std::thread::sleep(a.pace());
         }

@@ -17,8 +17,6 @@ use ipc_protocol::channel::{Sender, Wire};
 use ipc_protocol::messages::{Presented, RendererToGpu, RendererToLauncher};
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 
-mod ring;
-
 /// The environment variable naming the attack.
 pub const HOSTILE_ENV: &str = "TRIPTYCH_HOSTILE";
 
@@ -89,37 +87,8 @@ pub enum Attack {
     DrainFence,
     /// Hands its seccomp listener over and keeps its own copy open.
     KeepListener,
-    /// Publishes a write index of the mailbox far past the launcher's read index: records that
-    /// were never there.
-    RingWildIndex,
-    /// A mailbox record whose length runs past the payload a record holds.
-    RingLongRecord,
-    /// A mailbox record of a kind that does not exist.
-    RingUnknownKind,
-    /// A mailbox message record of no bytes.
-    RingEmptyRecord,
-    /// A mailbox record whose bytes decode as no message.
-    RingUndecodable,
-    /// From a thread, rewrites the mailbox's newest record with garbage over and over, while the
-    /// launcher may be copying it: whether the launcher's copy is the message or the garbage is
-    /// a matter of timing, and garbage must be judged, never acted on.
-    RingRewrite,
-    /// From a thread, rewrites with garbage every mailbox record the launcher has taken (its
-    /// published read index is past it) and the writer has not reused: the launcher keeps its
-    /// own copy, so this changes nothing it acts on.
-    RingRewriteRead,
-    /// From a thread, rewrites the launcher's read index and sleeping flag in the mailbox: the
-    /// launcher keeps its own index, so the writer only misleads itself.
-    RingReadIndex,
-    /// Writes the mailbox's wake-up eventfd in a tight loop and posts no record.
-    RingWakeFlood,
-    /// Announces a socket message in the mailbox and never sends it.
-    RingAnnounceOnly,
-    /// Sends a valid message on the socket, bypassing the mailbox that must announce it.
-    RingUnannounced,
-    /// From a thread, sends messages without end: the mailbox is kept full, and the writer
-    /// waits for room (its own cost).
-    RingStarve,
+    /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
+    Ring(crate::ring::RingAttack),
 }
 
 /// Bytes per slot the [`Attack::HugeSlotBytes`] output claims: 1 TiB.
@@ -135,6 +104,15 @@ static DONE: AtomicBool = AtomicBool::new(false);
 /// one; 0 while none is kept.
 static KEPT: AtomicU64 = AtomicU64::new(0);
 
+/// Whether the loop stops at frame `frame` for an attack that stops it once: at the first
+/// frame from [`STALL_FROM`] on.
+pub fn stall_once(frame: u64) -> bool {
+    frame >= STALL_FROM && once()
+}
+
+/// The first frame at which an attack that stops the loop once stops it.
+pub const STALL_FROM: u64 = 3;
+
 fn once() -> bool {
     !DONE.swap(true, Ordering::AcqRel)
 }
@@ -143,6 +121,9 @@ impl Attack {
     /// The attack named by [`HOSTILE_ENV`], if any.
     pub fn from_env() -> Option<Attack> {
         let v = std::env::var(HOSTILE_ENV).ok().or_else(crate::every)?;
+        if let Some(ring) = crate::ring::RingAttack::from_name(&v) {
+            return Some(Attack::Ring(ring));
+        }
         Some(match v.as_str() {
             "huge" => Attack::Huge,
             "garbage" => Attack::Garbage,
@@ -173,18 +154,6 @@ impl Attack {
             "old-generation" => Attack::OldGeneration,
             "old-generation-bad-slot" => Attack::OldGenerationBadSlot,
             "drain-fence" => Attack::DrainFence,
-            "ring-wild-index" => Attack::RingWildIndex,
-            "ring-long-record" => Attack::RingLongRecord,
-            "ring-unknown-kind" => Attack::RingUnknownKind,
-            "ring-empty-record" => Attack::RingEmptyRecord,
-            "ring-undecodable" => Attack::RingUndecodable,
-            "ring-rewrite" => Attack::RingRewrite,
-            "ring-rewrite-read" => Attack::RingRewriteRead,
-            "ring-read-index" => Attack::RingReadIndex,
-            "ring-wake-flood" => Attack::RingWakeFlood,
-            "ring-announce-only" => Attack::RingAnnounceOnly,
-            "ring-unannounced" => Attack::RingUnannounced,
-            "ring-starve" => Attack::RingStarve,
             _ => return None,
         })
     }
@@ -388,18 +357,7 @@ pub fn attack(
         | Attack::OldGenerationBadSlot
         | Attack::DrainFence
         | Attack::KeepListener => {}
-        Attack::RingWildIndex
-        | Attack::RingLongRecord
-        | Attack::RingUnknownKind
-        | Attack::RingEmptyRecord
-        | Attack::RingUndecodable
-        | Attack::RingRewrite
-        | Attack::RingRewriteRead
-        | Attack::RingReadIndex
-        | Attack::RingWakeFlood
-        | Attack::RingAnnounceOnly
-        | Attack::RingUnannounced
-        | Attack::RingStarve => ring::attack(attack, events),
+        Attack::Ring(r) => crate::ring::attack(r, events, || RendererToLauncher::Pong(0)),
     }
 }
 

@@ -11,6 +11,7 @@ use ipc_protocol::BufferId;
 use renderer_process::hooks::{Fetched, Hooks, Presented, Running};
 use renderer_process::link::Link;
 
+use crate::ring::RingAttack;
 use hostile::Attack;
 use probe::{Prepared, Probe};
 
@@ -20,6 +21,8 @@ pub struct RendererAdversary {
     attack: Option<Attack>,
     probe: Option<Probe>,
     prepared: Option<Prepared>,
+    /// Its own mapping of the launcher's mailbox to it, for an inbox attack.
+    inbox: Option<crate::ring::Inbox>,
 }
 
 impl RendererAdversary {
@@ -29,11 +32,18 @@ impl RendererAdversary {
             attack: Attack::from_env(),
             probe: probe::from_env(),
             prepared: None,
+            inbox: None,
         }
     }
 }
 
 impl Hooks for RendererAdversary {
+    fn mailboxes(&mut self, fds: &[BorrowedFd<'_>]) {
+        if matches!(self.attack, Some(Attack::Ring(r)) if r.on_inbox()) {
+            self.inbox = crate::ring::Inbox::map(fds);
+        }
+    }
+
     fn before_confine(&mut self, link: &Link) -> anyhow::Result<()> {
         if let Some(p) = self.probe.take() {
             self.prepared = Some(p.prepare(link)?);
@@ -59,6 +69,13 @@ impl Hooks for RendererAdversary {
     }
 
     fn running(&mut self, run: Running<'_>) {
+        if let Some(Attack::Ring(r)) = self
+            .attack
+            .filter(|a| matches!(a, Attack::Ring(r) if r.on_inbox()))
+        {
+            crate::ring::inbox_attack(r, self.inbox.take());
+            return;
+        }
         if let Some(a) = self.attack {
             hostile::attack(
                 a,
@@ -81,6 +98,13 @@ impl Hooks for RendererAdversary {
     }
 
     fn presented(&mut self, p: Presented<'_>) {
+        if let Some(Attack::Ring(r)) = self.attack {
+            std::thread::sleep(r.pace());
+        }
+        if self.attack == Some(Attack::Ring(RingAttack::InboxLies)) && hostile::stall_once(p.frame)
+        {
+            std::thread::sleep(crate::ring::STALL);
+        }
         hostile::after_present(
             self.attack,
             p.events,
