@@ -1,6 +1,6 @@
 //! The attacks on a child's mailboxes with the launcher ([`ipc_protocol::mailbox`]), shared by
 //! the hostile GPU process and the hostile renderer: each is done with what the child
-//! legitimately holds, its mappings of the two rings and their wake-up eventfds, as code that
+//! legitimately holds, its mappings of the two rings and their wake-up sockets, as code that
 //! took over the child could.
 //!
 //! - As the **writer** of its mailbox to the launcher ([`attack`]): forged records and indices,
@@ -26,7 +26,7 @@ use ipc_protocol::channel::{SendError, Sender, Wire};
 use ipc_protocol::mailbox::{
     MailboxWriter, ANNOUNCED_WITHIN, MAILBOX_BYTES, PAYLOAD_MAX, RECORDS, RECORD_BYTES,
 };
-use triptych_sys::mapping::{Access, Mapping};
+use triptych_sys::mapping::SharedMemory;
 
 // The layout of the mailbox's module doc, as an attacker knows it.
 const WRITE_AT: usize = 0;
@@ -91,7 +91,7 @@ pub enum RingAttack {
     /// From a thread, rewrites the launcher's read index and sleeping flag: the launcher keeps
     /// its own index, so the writer only misleads itself.
     ReadIndex,
-    /// Writes the wake-up eventfd in a tight loop and posts no record.
+    /// Writes the wake-up socket in a tight loop and posts no record.
     WakeFlood,
     /// Announces a socket message and never sends it.
     AnnounceOnly,
@@ -110,7 +110,7 @@ pub enum RingAttack {
     /// read.
     InboxLies,
     /// As the reader of the launcher's mailbox: from a thread, keeps the sleeping flag raised,
-    /// so that the launcher writes the wake-up eventfd with every message.
+    /// so that the launcher writes the wake-up socket with every message.
     InboxSleeping,
 }
 
@@ -230,7 +230,7 @@ fn spawn<T: Wire + Send + 'static>(
 }
 
 /// The ring's 32-bit field at `at`; `None` only where the mapping is not a mailbox's.
-fn field(m: &Mapping, at: usize) -> Option<&AtomicU32> {
+fn field(m: &SharedMemory, at: usize) -> Option<&AtomicU32> {
     m.atomic_u32(at)
 }
 
@@ -261,7 +261,7 @@ fn publish(w: &MailboxWriter, write: u32) {
     }
     fence(Ordering::SeqCst);
     if field(m, SLEEPING_AT).is_some_and(|s| s.load(Ordering::SeqCst) != 0) {
-        let _ = triptych_sys::eventfd::wake(w.wake_fd());
+        let _ = triptych_sys::socket::wake(w.wake_fd());
     }
 }
 
@@ -301,13 +301,13 @@ fn wild_index(w: &mut MailboxWriter) {
     hold(HOLD, || false);
 }
 
-/// Writes the wake-up eventfd as fast as it can, holding the writer so that no record comes.
+/// Writes the wake-up socket as fast as it can, holding the writer so that no record comes.
 fn wake_flood(w: &mut MailboxWriter) {
     tracing::warn!("hostile child: flooding the mailbox's wake-ups");
     let start = Instant::now();
     let mut wakes = 0u64;
     while start.elapsed() < HOLD {
-        if triptych_sys::eventfd::wake(w.wake_fd()).is_ok() {
+        if triptych_sys::socket::wake(w.wake_fd()).is_ok() {
             wakes += 1;
         }
     }
@@ -454,7 +454,7 @@ fn starve<T: Wire>(events: Sender<T>, message: fn() -> T) {
 /// reader uses, which code in control of the child could make just as well.
 #[derive(Debug)]
 pub struct Inbox {
-    map: Mapping,
+    map: SharedMemory,
 }
 
 impl Inbox {
@@ -462,7 +462,7 @@ impl Inbox {
     /// (the third is its memfd); `None` (and a warning) where that fails.
     pub fn map(fds: &[BorrowedFd<'_>]) -> Option<Inbox> {
         let memfd = fds.get(2)?;
-        match Mapping::new(*memfd, MAILBOX_BYTES, Access::ReadWrite) {
+        match SharedMemory::new(*memfd, MAILBOX_BYTES) {
             Ok(map) => Some(Inbox { map }),
             Err(e) => {
                 tracing::warn!(error = %e, "hostile child: could not map its inbox");
@@ -480,7 +480,7 @@ pub fn inbox_attack(attack: RingAttack, inbox: Option<Inbox>) {
         tracing::warn!(?attack, "hostile child: no inbox to attack");
         return;
     };
-    let f: fn(&Mapping) = match attack {
+    let f: fn(&SharedMemory) = match attack {
         RingAttack::InboxFrozen => freeze_read_index,
         RingAttack::InboxLies => claim_all_read,
         RingAttack::InboxSleeping => keep_sleeping,
@@ -497,7 +497,7 @@ pub fn inbox_attack(attack: RingAttack, inbox: Option<Inbox>) {
 /// Publishes, over and over, the read index the child's reader had published when the attack
 /// began: the reader reads on and publishes its own, which this overwrites at once, so that
 /// the launcher finds a reader that took nothing more and a ring that fills.
-fn freeze_read_index(m: &Mapping) {
+fn freeze_read_index(m: &SharedMemory) {
     let Some(read) = field(m, READ_AT) else {
         return;
     };
@@ -516,7 +516,7 @@ fn freeze_read_index(m: &Mapping) {
 /// whatever the child's reader took. Says so once when the launcher has written more than a
 /// ring past the last index the reader itself published (records it has not read written
 /// over).
-fn claim_all_read(m: &Mapping) {
+fn claim_all_read(m: &SharedMemory) {
     let (Some(write), Some(read)) = (field(m, WRITE_AT), field(m, READ_AT)) else {
         return;
     };
@@ -546,8 +546,8 @@ fn claim_all_read(m: &Mapping) {
 }
 
 /// Raises the sleeping flag over and over: the reader lowers it whenever it wakes, and the
-/// launcher, which believes it, writes the wake-up eventfd with every message.
-fn keep_sleeping(m: &Mapping) {
+/// launcher, which believes it, writes the wake-up socket with every message.
+fn keep_sleeping(m: &SharedMemory) {
     let Some(sleeping) = field(m, SLEEPING_AT) else {
         return;
     };

@@ -184,8 +184,9 @@ pub struct RunArgs {
     /// when the GPU process dies, instead of starting one cold.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub standby: Switch,
-    /// Let the renderer send its steady messages (presented frames) to the launcher through a
-    /// shared-memory mailbox; off, each is a socket message.
+    /// Send the steady messages between the launcher and each child, both ways (frame requests,
+    /// produced and presented frames, slots handed back, pings), through shared-memory
+    /// mailboxes; off, each is a socket message.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub mailbox: Switch,
     /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,

@@ -15,11 +15,11 @@
 //!   yields must be what the decoder alone said of the same record, in order, and no more
 //!   records than the write index claims.
 //!
-//! One mailbox serves every input: making a sealed memfd, an eventfd and two mappings per
-//! input costs about as much as all the rest (it halved the executions per second). Its reader keeps its own index from input to
-//! input, so the records are written from the slot the reader takes next (its published read
-//! index, which nothing here writes) and the write index is set relative to it: an input reads
-//! the same whatever ran before it.
+//! One mailbox serves every input: making a sealed memfd, a socket pair and two mappings per
+//! input costs about as much as all the rest (it halved the executions per second). Its reader
+//! keeps its own index from input to input, so the records are written from the slot the reader
+//! takes next (its published read index, which nothing here writes) and the write index is set
+//! relative to it: an input reads the same whatever ran before it.
 //!
 //! Seeds (`fuzz/corpus/mailbox/`): message records holding an encoded `Presented` and `Pong`,
 //! an announcement, a wrapped run, and broken records and indices, written with the other
@@ -45,11 +45,14 @@ const READ_AT: usize = 64;
 const RING_AT: usize = MAILBOX_BYTES - RECORDS as usize * RECORD_BYTES;
 
 thread_local! {
-    static MAILBOX: RefCell<(MailboxReader, MailboxWriter)> = RefCell::new({
-        let (reader, memfd, wake) = mailbox::create(c"fuzz-mailbox").expect("a mailbox");
-        let writer = MailboxWriter::adopt(memfd, wake).expect("adopting the mailbox");
-        (reader, writer)
-    });
+    static MAILBOX: RefCell<(MailboxReader, MailboxWriter)> = RefCell::new(fresh());
+}
+
+/// A new mailbox: its reader and its writer.
+fn fresh() -> (MailboxReader, MailboxWriter) {
+    let (reader, memfd, wake) = mailbox::create(c"fuzz-mailbox").expect("a mailbox");
+    let writer = MailboxWriter::adopt(memfd, wake).expect("adopting the mailbox");
+    (reader, writer)
 }
 
 /// The launcher's side of what the renderer sends, as `child_to_launcher` runs it.
@@ -135,7 +138,9 @@ fuzz_target!(|data: &[u8]| {
     };
 
     // The reader, over the shared memory.
-    MAILBOX.with_borrow_mut(|(reader, writer)| {
+    // A reader that found a violation is done with (its writer's child is killed): the next
+    // input gets a fresh mailbox, as a replaced child does.
+    let judged = MAILBOX.with_borrow_mut(|(reader, writer)| {
         let memory = writer.memory();
         let read_index = memory.atomic_u32(READ_AT).expect("the read index");
         let start = read_index.load(Ordering::Acquire);
@@ -161,7 +166,7 @@ fuzz_target!(|data: &[u8]| {
                     "a write index {ahead} ahead was taken: {got:?}"
                 );
                 assert_eq!(now, start, "the reader moved on a wild write index");
-                break;
+                return true;
             }
             match got {
                 Ok(None) => {
@@ -182,9 +187,13 @@ fuzz_target!(|data: &[u8]| {
                     assert!(taken < ahead, "a violation past the write index: {v}");
                     check(taken, Err(&v));
                     assert_eq!(now, start.wrapping_add(taken + 1));
-                    break;
+                    return true;
                 }
             }
         }
+        false
     });
+    if judged {
+        MAILBOX.with_borrow_mut(|m| *m = fresh());
+    }
 });

@@ -1,7 +1,8 @@
 //! A shared-memory mailbox beside a channel: a ring of fixed-size records in a sealed memfd,
-//! one writer and one reader, and an eventfd the writer writes only when the reader sleeps. A
-//! steady message costs the writer a copy into the ring and the reader a copy out, and no system
-//! call on either side while the reader is busy.
+//! one writer and one reader, and a wake-up (one datagram on a socket pair of the mailbox's own)
+//! the writer sends only when the reader sleeps. A steady message costs the writer a copy into
+//! the ring and the reader a copy out, and no system call on either side while the reader is
+//! busy.
 //!
 //! The channel's socket stays: for what the ring cannot carry (fds, a message larger than a
 //! record) and for the end of the peer (its hang-up). The ring alone orders the stream: before
@@ -40,18 +41,26 @@
 //!   decode, or decode with bytes left over;
 //! - a message on the socket the ring did not announce (once adopted), or an announced one that
 //!   does not come within [`ANNOUNCED_WITHIN`];
+//! - a write index that goes back (a writer's index only grows);
 //! - wake-ups without records: more than [`SPURIOUS_WAKES`] in a second, and more than twice
-//!   the records posted in it (a correct writer wakes at most once per record).
+//!   the records posted in it (a correct writer wakes at most once per record);
+//! - closing its end of the wake-up pair while its socket stays open.
 //!
-//! A writer whose reader stops finds the ring full and waits, as a blocking socket's sender
-//! would, and gives up after [`FULL_WAIT`] with [`crate::channel::SendError::Full`].
+//! The wake-up is a socket pair rather than an eventfd: both processes would hold one open file
+//! of an eventfd, whose `O_NONBLOCK` either could clear, and a full counter would then make the
+//! other side's write wait for ever. Each end of a pair is a file of its own, and wake-ups are
+//! sent with `MSG_DONTWAIT` ([`triptych_sys::socket::wake`]).
+//!
+//! A writer whose reader stops finds the ring full: a blocking sender (a child's) waits, as on a
+//! full socket, and gives up after [`FULL_WAIT`] with [`crate::channel::SendError::Full`]; a
+//! non-blocking one (the launcher's) reports it at once.
 //!
 //! # Why not a crate
 //!
 //! The rings on crates.io (`ringbuf`, `rtrb`, `crossbeam`'s queues) are for threads of one
 //! process: their indices and slots are trusted and their memory is the process's own heap.
 //! Here the memory is a memfd shared with a process that may be compromised, every index read
-//! from it is a claim, and the wake-up is an eventfd a sandboxed process may write. What is
+//! from it is a claim, and the wake-up is a socket a sandboxed process may write to. What is
 //! kept is the textbook single-producer single-consumer ring with a sleeping flag (the pattern
 //! of PipeWire's and Chromium's shared-memory transports), written for that.
 
@@ -59,7 +68,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use triptych_sys::mapping::{Access, Mapping};
+use triptych_sys::mapping::SharedMemory;
+use triptych_sys::socket::Wake;
 
 use crate::channel::{Violation, Wire};
 
@@ -75,6 +85,9 @@ pub const MAILBOX_BYTES: usize = HEADER_BYTES + RECORD_BYTES * RECORDS as usize;
 pub const ANNOUNCED_WITHIN: Duration = Duration::from_secs(2);
 /// Wake-ups without a record that a writer may cause in one second before it is judged.
 pub const SPURIOUS_WAKES: u32 = 1000;
+/// The most wake-ups taken off the pair at one wake (a flood is judged by wakes, not drained
+/// without end).
+const WAKES_PER_DRAIN: u32 = 1024;
 /// How long a writer waits for room in a full ring.
 pub const FULL_WAIT: Duration = Duration::from_secs(5);
 
@@ -92,9 +105,9 @@ pub enum MailboxError {
     /// Creating the memfd failed.
     #[error("creating the mailbox memfd: {0}")]
     Memfd(#[from] triptych_sys::memfd::MemfdError),
-    /// Creating the eventfd failed.
-    #[error("creating the mailbox's eventfd: {0}")]
-    EventFd(triptych_sys::Errno),
+    /// Creating the wake-up pair failed.
+    #[error("creating the mailbox's wake-up socket pair: {0}")]
+    Wake(triptych_sys::Errno),
     /// The memfd handed over is not the size of a mailbox.
     #[error("a mailbox memfd of {found} bytes, where a mailbox is {MAILBOX_BYTES}")]
     Size {
@@ -107,55 +120,46 @@ pub enum MailboxError {
     /// Mapping it failed.
     #[error("mapping the mailbox: {0}")]
     Map(#[from] triptych_sys::mapping::MapError),
-    /// Moving a wake-up eventfd to its number failed.
-    #[error("placing a mailbox's eventfd: {0}")]
-    Place(#[from] triptych_sys::fixed::FixedError),
     /// Not the four fds two mailboxes are handed over with.
     #[error("{0} fds where two mailboxes come with 4")]
     Fds(usize),
 }
 
-/// Creates a mailbox's two fds: the sealed memfd and the wake-up eventfd, for the writer and
-/// the reader to adopt ([`MailboxWriter::adopt`], [`MailboxReader::adopt`]).
-pub fn create_fds(name: &std::ffi::CStr) -> Result<(OwnedFd, OwnedFd), MailboxError> {
+/// Creates a mailbox: the sealed memfd and the two ends of its wake-up pair (this process's
+/// end first), for the writer and the reader to adopt ([`MailboxWriter::adopt`],
+/// [`MailboxReader::adopt`]).
+fn create_fds(name: &std::ffi::CStr) -> Result<(OwnedFd, OwnedFd, OwnedFd), MailboxError> {
     let memfd = triptych_sys::memfd::create_sealed(name, MAILBOX_BYTES as u64)?;
-    let wake = triptych_sys::eventfd::new_nonblocking().map_err(MailboxError::EventFd)?;
-    Ok((memfd, wake))
+    let (mine, theirs) = triptych_sys::socket::wake_pair().map_err(MailboxError::Wake)?;
+    Ok((memfd, mine, theirs))
 }
 
 /// Creates a mailbox whose reader is this process: the reader's side, and the memfd and the
-/// wake-up eventfd to hand to the writer.
+/// wake-up end to hand to the writer.
 pub fn create(name: &std::ffi::CStr) -> Result<(MailboxReader, OwnedFd, OwnedFd), MailboxError> {
-    let (memfd, wake) = create_fds(name)?;
-    let reader = MailboxReader::adopt(dup(&memfd)?, dup(&wake)?)?;
-    Ok((reader, memfd, wake))
+    let (memfd, mine, theirs) = create_fds(name)?;
+    let reader = MailboxReader::adopt(dup(&memfd)?, mine)?;
+    Ok((reader, memfd, theirs))
 }
 
 /// Creates a mailbox whose writer is this process: the writer's side, and the memfd and the
-/// wake-up eventfd to hand to the reader.
+/// wake-up end to hand to the reader.
 pub fn create_outgoing(
     name: &std::ffi::CStr,
 ) -> Result<(MailboxWriter, OwnedFd, OwnedFd), MailboxError> {
-    let (memfd, wake) = create_fds(name)?;
-    let writer = MailboxWriter::adopt(dup(&memfd)?, dup(&wake)?)?;
-    Ok((writer, memfd, wake))
+    let (memfd, mine, theirs) = create_fds(name)?;
+    let writer = MailboxWriter::adopt(dup(&memfd)?, mine)?;
+    Ok((writer, memfd, theirs))
 }
 
 /// A child's two mailboxes, from the four fds of the launcher's `Mailbox` message (in its
-/// order: the memfd and eventfd of the mailbox the child writes, then of the one it reads).
-/// The eventfds are moved to the numbers `wake_at` names (the one the child writes, the one it
-/// waits on), where the launcher's count of a child's fences knows them.
-pub fn adopt_pair(
-    mut fds: Vec<OwnedFd>,
-    wake_at: (i32, i32),
-) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
+/// order: the memfd and wake-up end of the mailbox the child writes, then of the one it reads).
+pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
     if fds.len() != 4 {
         return Err(MailboxError::Fds(fds.len()));
     }
     let (in_wake, in_memfd) = (fds.remove(3), fds.remove(2));
     let (out_wake, out_memfd) = (fds.remove(1), fds.remove(0));
-    let out_wake = triptych_sys::fixed::place_at(out_wake, wake_at.0)?;
-    let in_wake = triptych_sys::fixed::place_at(in_wake, wake_at.1)?;
     Ok((
         MailboxWriter::adopt(out_memfd, out_wake)?,
         MailboxReader::adopt(in_memfd, in_wake)?,
@@ -164,26 +168,22 @@ pub fn adopt_pair(
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd, MailboxError> {
     fd.try_clone().map_err(|e| {
-        MailboxError::EventFd(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        MailboxError::Wake(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
     })
 }
 
 /// Maps a mailbox handed over: `memfd` must be a mailbox's size and sealed against shrinking
 /// (so that its mapping cannot fault).
-fn map_handed(memfd: &OwnedFd) -> Result<Mapping, MailboxError> {
+fn map_handed(memfd: &OwnedFd) -> Result<SharedMemory, MailboxError> {
     triptych_sys::memfd::check_no_shrink(memfd.as_fd())?;
     let found = triptych_sys::fd::seek_size(memfd.as_fd())?;
     if found != MAILBOX_BYTES as u64 {
         return Err(MailboxError::Size { found });
     }
-    Ok(Mapping::new(
-        memfd.as_fd(),
-        MAILBOX_BYTES,
-        Access::ReadWrite,
-    )?)
+    Ok(SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES)?)
 }
 
-fn atomic(map: &Mapping, at: usize) -> &AtomicU32 {
+fn atomic(map: &SharedMemory, at: usize) -> &AtomicU32 {
     // Every offset used is 4-aligned and inside a mapping of MAILBOX_BYTES (checked when the
     // mapping was made), so this cannot fail; a static fallback keeps it panic-free regardless.
     static SPARE: AtomicU32 = AtomicU32::new(0);
@@ -197,7 +197,7 @@ fn record_at(index: u32) -> usize {
 /// The writer's side, in the process that sends.
 #[derive(Debug)]
 pub struct MailboxWriter {
-    map: Mapping,
+    map: SharedMemory,
     wake: OwnedFd,
     /// The next record's index: the writer's own, never read back from the memory.
     next: u32,
@@ -236,8 +236,9 @@ impl MailboxWriter {
 
     /// Announces that the next message is on the socket; the caller sends it right after.
     pub fn announce(&mut self) -> Result<(), crate::channel::SendError> {
+        self.put(KIND_ON_SOCKET, &[])?;
         self.announced += 1;
-        self.put(KIND_ON_SOCKET, &[])
+        Ok(())
     }
 
     /// Whether a full ring is waited on (the default) or reported at once as
@@ -253,11 +254,11 @@ impl MailboxWriter {
 
     /// The mailbox's memory, for a program that tests how a reader takes a writer that breaks
     /// the rules (see `triptych-adversary`).
-    pub fn memory(&self) -> &Mapping {
+    pub fn memory(&self) -> &SharedMemory {
         &self.map
     }
 
-    /// The wake-up eventfd.
+    /// This side's end of the wake-up pair.
     pub fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
     }
@@ -279,8 +280,11 @@ impl MailboxWriter {
         atomic(&self.map, WRITE_AT).store(self.next, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if atomic(&self.map, SLEEPING_AT).load(Ordering::SeqCst) != 0 {
-            triptych_sys::eventfd::wake(self.wake.as_fd())
-                .map_err(crate::channel::SendError::Wake)?;
+            match triptych_sys::socket::wake(self.wake.as_fd()) {
+                Ok(Wake::Sent) => {}
+                Ok(Wake::Closed) => return Err(crate::channel::SendError::Disconnected),
+                Err(e) => return Err(crate::channel::SendError::Wake(e)),
+            }
         }
         Ok(())
     }
@@ -344,13 +348,15 @@ pub fn parse_record(rec: &[u8; RECORD_BYTES]) -> Result<Record, Violation> {
     }
 }
 
-/// The reader's side, in the process that receives (the launcher).
+/// The reader's side, in the process that receives.
 #[derive(Debug)]
 pub struct MailboxReader {
-    map: Mapping,
+    map: SharedMemory,
     wake: OwnedFd,
     /// The next record to take: the reader's own, published for the writer, never read back.
     next: u32,
+    /// The highest write index seen: a writer's index only grows.
+    high: u32,
     /// Whether the writer has posted its first record.
     adopted: bool,
     wakes: WakeCount,
@@ -366,6 +372,7 @@ impl MailboxReader {
             map,
             wake,
             next: 0,
+            high: 0,
             adopted: false,
             wakes: WakeCount::default(),
         })
@@ -376,9 +383,9 @@ impl MailboxReader {
         self.adopted
     }
 
-    /// Records waiting, judged against the reader's own index: more than the ring holds is the
-    /// writer's violation.
-    pub fn waiting(&self) -> Result<u32, Violation> {
+    /// Records waiting, judged against the reader's own index: more than the ring holds, or a
+    /// write index lower than one seen before, is the writer's violation.
+    pub fn waiting(&mut self) -> Result<u32, Violation> {
         let written = atomic(&self.map, WRITE_AT).load(Ordering::SeqCst);
         let ahead = written.wrapping_sub(self.next);
         if ahead > RECORDS {
@@ -387,6 +394,13 @@ impl MailboxReader {
                 self.next
             )));
         }
+        if ahead < self.high.wrapping_sub(self.next) {
+            return Err(Violation::Mailbox(format!(
+                "the write index went back from {} to {written}",
+                self.high
+            )));
+        }
+        self.high = written;
         Ok(ahead)
     }
 
@@ -463,6 +477,23 @@ pub struct Inbox {
     pub stats: std::sync::Arc<MailboxStats>,
 }
 
+/// How long a writer whose wake-up end closed has to close its socket too (it is dying).
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Whether `sock`'s peer hangs up within `grace`.
+fn wait_hung_up(sock: BorrowedFd<'_>, grace: Duration) -> bool {
+    let deadline = Instant::now() + grace;
+    loop {
+        if triptych_sys::poll::hung_up_now(sock) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Reads the next message of the stream that `inbox` orders and `rx`'s socket carries the rest
 /// of: [`crate::channel::Receiver::recv`] of a receiver with a mailbox.
 pub(crate) fn next<T: Wire>(
@@ -478,14 +509,9 @@ pub(crate) fn next<T: Wire>(
     loop {
         match mailbox.take()? {
             Some(Record::Message(bytes)) => {
+                // A kind that carries fds fails here: a record has none (`decode` checks the
+                // count).
                 let (m, _) = crate::channel::decode::<T>(&bytes, Vec::new())?;
-                if m.fd_count() != 0 {
-                    return Err(Violation::Mailbox(format!(
-                        "a {} message, which carries fds, in a record",
-                        m.kind()
-                    ))
-                    .into());
-                }
                 stats.records.fetch_add(1, Ordering::Relaxed);
                 return Ok((m, Vec::new()));
             }
@@ -519,9 +545,30 @@ pub(crate) fn next<T: Wire>(
             }
         };
         if woken {
-            triptych_sys::eventfd::drain(mailbox.wake.as_fd());
-            if mailbox.waiting()? == 0 && !socket {
-                mailbox.spurious()?;
+            match triptych_sys::socket::drain_wakes(mailbox.wake.as_fd(), WAKES_PER_DRAIN) {
+                Ok((_, Wake::Sent)) => {
+                    if mailbox.waiting()? == 0 && !socket {
+                        mailbox.spurious()?;
+                    }
+                }
+                // The writer's end is gone: with its socket (its death: a dying process closes
+                // its fds one by one, so the socket may follow a moment later), what it left in
+                // the ring and on the socket is taken, then the end; a writer that keeps its
+                // socket open without its wake-up end breaks the protocol.
+                Ok((_, Wake::Closed)) => {
+                    if !wait_hung_up(rx.as_fd(), CLOSE_GRACE) {
+                        return Err(Violation::Mailbox(format!(
+                            "closed its end of the mailbox's wake-up pair and kept its socket \
+                             open for {} ms",
+                            CLOSE_GRACE.as_millis()
+                        ))
+                        .into());
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "taking the mailbox's wake-ups failed");
+                    return Err(crate::channel::RecvError::Disconnected);
+                }
             }
         }
         if socket && mailbox.waiting()? == 0 {
@@ -708,6 +755,55 @@ mod tests {
     }
 
     #[test]
+    fn a_write_index_that_goes_back_is_a_violation() {
+        let (mut reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        for _ in 0..3 {
+            assert!(writer.post(&[1, 2]).expect("post"));
+        }
+        assert!(matches!(reader.take(), Ok(Some(Record::Message(_)))));
+        writer
+            .memory()
+            .atomic_u32(WRITE_AT)
+            .expect("index")
+            .store(2, Ordering::SeqCst);
+        let v = reader.waiting().expect_err("a violation");
+        assert!(v.to_string().contains("went back from 3 to 2"), "{v}");
+    }
+
+    #[test]
+    fn a_wake_up_end_closed_while_the_socket_stays_open_is_a_violation() {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (_a, b) = socket_pair().expect("pair");
+        drop((memfd, wake));
+        let out = forward(Receiver::<Msg>::new(b), reader);
+        let v = got(&out).expect_err("a violation");
+        assert!(v.to_string().contains("wake-up pair"), "{v}");
+    }
+
+    #[test]
+    fn a_writer_that_dies_leaves_its_records_and_then_the_end() {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (a, b) = socket_pair().expect("pair");
+        let tx =
+            Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd, wake).expect("adopt"));
+        let out = forward(Receiver::<Msg>::new(b), reader);
+        for i in 1..50 {
+            tx.send(&Msg::Small(i)).expect("send");
+        }
+        tx.send(&Msg::Big(vec![7; 1000])).expect("send big");
+        drop(tx);
+        for i in 1..50 {
+            assert_eq!(got(&out), Ok(Msg::Small(i)));
+        }
+        assert_eq!(got(&out), Ok(Msg::Big(vec![7; 1000])));
+        assert!(
+            out.recv_timeout(Duration::from_secs(10)).is_err(),
+            "the end"
+        );
+    }
+
+    #[test]
     fn a_wake_flood_without_records_is_a_violation() {
         let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
         let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
@@ -715,7 +811,7 @@ mod tests {
         let out = forward(Receiver::<Msg>::new(b), reader);
         let start = Instant::now();
         let v = loop {
-            triptych_sys::eventfd::wake(writer.wake_fd()).expect("wake");
+            triptych_sys::socket::wake(writer.wake_fd()).expect("wake");
             if let Ok(d) = out.try_recv() {
                 break d.expect_err("a violation");
             }

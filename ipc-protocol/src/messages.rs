@@ -150,7 +150,7 @@ pub enum LauncherToGpu {
     /// A standby GPU process waits there, warm, until the launcher promotes it.
     Prepare(GpuPrepare),
     /// The GPU process's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and
-    /// the wake-up eventfd of the one it writes its messages to the launcher through, then those
+    /// the wake-up socket of the one it writes its messages to the launcher through, then those
     /// of the one it reads the launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
 }
@@ -549,7 +549,7 @@ pub enum LauncherToRenderer {
     /// process's lie, and would be the renderer's if presented).
     Produced(u64),
     /// The renderer's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and the
-    /// wake-up eventfd of the one it writes its messages to the launcher through, then those of
+    /// wake-up socket of the one it writes its messages to the launcher through, then those of
     /// the one it reads the launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
 }
@@ -772,7 +772,7 @@ impl Wire for LauncherToGpu {
         }
     }
     /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
-    /// its image, `Mailbox` the two mailboxes' memfds and eventfds.
+    /// its image, `Mailbox` the two mailboxes' memfds and wake-up sockets.
     fn fd_count(&self) -> usize {
         match self {
             LauncherToGpu::Start(_)

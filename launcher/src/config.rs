@@ -171,8 +171,8 @@ pub struct RunConfig {
     pub no_damage: bool,
     /// Record a trace of every frame across all processes and write it here.
     pub trace: Option<PathBuf>,
-    /// Let the renderer send its steady messages to the launcher through a shared-memory
-    /// mailbox ([`ipc_protocol::mailbox`]) instead of one socket message each.
+    /// Send the steady messages between the launcher and each child, both ways, through
+    /// shared-memory mailboxes ([`ipc_protocol::mailbox`]) instead of one socket message each.
     pub mailbox: bool,
     /// How children are watched and how many crashes are forgiven.
     pub supervision: Supervision,

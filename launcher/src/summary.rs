@@ -269,8 +269,9 @@ pub struct Paths {
     pub present: String,
     /// Why presenting copies, where it does.
     pub present_reason: Option<String>,
-    /// How the children's messages reached the launcher: `mailbox` (a shared-memory ring, the
-    /// socket only for what a record cannot carry) or `socket`.
+    /// How the messages between the launcher and the children went: `mailbox` (shared-memory
+    /// rings, the socket only for what a record cannot carry), `socket`, or, where some
+    /// children's mailboxes could not be made, `mailbox, but the socket for N children`.
     pub child_events: String,
     /// Why the children's messages took the socket, where they did.
     pub child_events_reason: Option<String>,

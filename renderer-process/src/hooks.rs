@@ -72,7 +72,7 @@ pub struct Presented<'a> {
 /// nothing.
 pub trait Hooks {
     /// The four fds of the launcher's `Mailbox` message, just before the run adopts them
-    /// ([`ipc_protocol::mailbox::adopt_pair`]): the memfd and eventfd of the mailbox this
+    /// ([`ipc_protocol::mailbox::adopt_pair`]): the memfd and wake-up socket of the mailbox this
     /// process writes, then those of the one it reads. Borrowed: the run keeps them; a hook may
     /// duplicate or map them, as code in control of the process could.
     fn mailboxes(&mut self, _fds: &[BorrowedFd<'_>]) {}

@@ -35,14 +35,8 @@ pub fn run(mut hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
             LauncherToRenderer::Mailbox => {
                 let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
                 hooks.mailboxes(&borrowed);
-                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(
-                    std::mem::take(&mut fds),
-                    (
-                        triptych_sandbox::fds::MAILBOX_OUT_WAKE_FD,
-                        triptych_sandbox::fds::MAILBOX_IN_WAKE_FD,
-                    ),
-                )
-                .context("taking the mailboxes the launcher handed over")?;
+                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(std::mem::take(&mut fds))
+                    .context("taking the mailboxes the launcher handed over")?;
                 events = events.with_mailbox(writer);
                 commands = commands.with_mailbox(reader, Default::default());
             }

@@ -23,27 +23,13 @@ pub const HANDOVER_FD: i32 = 201;
 /// (`dup3`) when the GPU process is replaced, so rules never need another number.
 pub const GPU_LINK_FD: i32 = 202;
 
-/// The eventfd a child writes to wake the launcher, the wake-up of the mailbox the child writes
-/// (`ipc_protocol::mailbox`). At a number of its own so that a count of a child's fences (the
-/// launcher's leak check) can leave it out: an eventfd is otherwise a fence.
-pub const MAILBOX_OUT_WAKE_FD: i32 = 204;
-
-/// The eventfd the launcher writes to wake a child, the wake-up of the mailbox the child reads.
-pub const MAILBOX_IN_WAKE_FD: i32 = 205;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn numbers_are_distinct_and_below_the_renderer_limit() {
-        let all = [
-            REPORT_FD,
-            HANDOVER_FD,
-            GPU_LINK_FD,
-            MAILBOX_OUT_WAKE_FD,
-            MAILBOX_IN_WAKE_FD,
-        ];
+        let all = [REPORT_FD, HANDOVER_FD, GPU_LINK_FD];
         for (i, a) in all.iter().enumerate() {
             assert!(all[i + 1..].iter().all(|b| a != b));
             assert!((*a as u64) < crate::limits::RENDERER_NOFILE);

@@ -54,29 +54,6 @@ impl EventFence {
     }
 }
 
-/// Writes 1 to the eventfd `fd` (a wake-up); a counter at its limit (the reader stopped
-/// reading) is no error: the reader has a wake pending anyway.
-pub fn wake(fd: BorrowedFd<'_>) -> Result<(), nix::Error> {
-    match nix::unistd::write(fd, &1u64.to_ne_bytes()) {
-        Ok(_) | Err(nix::Error::EAGAIN) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Resets a non-blocking eventfd `fd` to zero; returns the count it held (0 if none).
-pub fn drain(fd: BorrowedFd<'_>) -> u64 {
-    let mut b = [0u8; 8];
-    match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut b) {
-        Ok(8) => u64::from_ne_bytes(b),
-        _ => 0,
-    }
-}
-
-/// A new non-blocking, close-on-exec eventfd holding zero.
-pub fn new_nonblocking() -> Result<OwnedFd, nix::Error> {
-    EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map(Into::into)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,14 +146,6 @@ impl FixedFd {
     }
 }
 
-/// Moves `fd` to `number`, which this process claims for the rest of its life (see
-/// [`FixedFd::claim`]), close-on-exec; returns the owner of `number`, now that file.
-pub fn place_at(fd: OwnedFd, number: i32) -> Result<OwnedFd, FixedError> {
-    let mut f = FixedFd::claim(number)?;
-    f.replace(fd)?;
-    Ok(f.fd)
-}
-
 /// `dup3(fd, number, O_CLOEXEC)`, then closes `fd`; returns the owner of `number`.
 fn dup3_cloexec(fd: OwnedFd, number: i32) -> Result<OwnedFd, FixedError> {
     // SAFETY: dup3 takes plain ints; `fd` is open (owned). It atomically closes what was at

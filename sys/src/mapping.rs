@@ -200,48 +200,6 @@ impl Mapping {
         }
     }
 
-    /// The 32-bit atomic at `offset`, in memory another process may change at any moment
-    /// (which an atomic allows). `None` unless `offset` is 4-aligned and inside the mapping.
-    pub fn atomic_u32(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU32> {
-        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len {
-            return None;
-        }
-        // SAFETY: the mapping is page-aligned and `offset` 4-aligned, so the address is aligned
-        // for an AtomicU32; the 4 bytes lie inside the mapping, which lives as long as the
-        // returned borrow; an atomic may be changed by anyone at any time, so another process
-        // writing the same bytes breaks no assumption the compiler makes.
-        Some(unsafe {
-            &*self
-                .ptr
-                .as_ptr()
-                .add(offset)
-                .cast::<std::sync::atomic::AtomicU32>()
-        })
-    }
-
-    /// Writes `bytes` at `offset` of a writable mapping that another process may read (and
-    /// write) at any moment; false, and nothing written, if they do not fit or the mapping is
-    /// read-only. No reference into the memory is formed.
-    pub fn write_shared(&self, offset: usize, bytes: &[u8]) -> bool {
-        let fits = offset
-            .checked_add(bytes.len())
-            .is_some_and(|end| end <= self.len);
-        if !fits || !self.writable {
-            return false;
-        }
-        // SAFETY: `[offset, offset + len)` lies inside the mapping, which is writable and lives
-        // for the call; `bytes` is this process's own memory and cannot overlap it (a slice of
-        // the mapping is never handed out while it may be written this way: see the module doc).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.ptr.as_ptr().add(offset),
-                bytes.len(),
-            );
-        }
-        true
-    }
-
     /// The mapped bytes, writable. Panics if the mapping was made read-only (a programming
     /// error, never a matter of peer input).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
@@ -249,6 +207,83 @@ impl Mapping {
         // SAFETY: as in `as_slice`, and `&mut self` guarantees no other view from this mapping
         // exists while the returned one does; PROT_WRITE was asked for.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+/// A writable shared mapping that another process may read and write at any moment (a
+/// mailbox's ring, `ipc_protocol::mailbox`). It hands out no slice of its memory, only atomics
+/// ([`SharedMemory::atomic_u32`]), copies in ([`SharedMemory::write_shared`]) and copies out
+/// ([`SharedMemory::peer_bytes`]): a `&[u8]` into memory that changes under it would be unsound.
+#[derive(Debug)]
+pub struct SharedMemory {
+    map: Mapping,
+}
+
+impl SharedMemory {
+    /// Maps `len` bytes of `fd` from offset 0, shared, readable and writable.
+    pub fn new(fd: BorrowedFd<'_>, len: usize) -> Result<Self, MapError> {
+        Ok(SharedMemory {
+            map: Mapping::new(fd, len, Access::ReadWrite)?,
+        })
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len
+    }
+
+    /// Whether the mapping is empty (never: zero-length mappings are refused).
+    pub fn is_empty(&self) -> bool {
+        self.map.len == 0
+    }
+
+    /// The bytes, readable only by copying.
+    pub fn peer_bytes(&self) -> PeerBytes<'_> {
+        self.map.peer_bytes()
+    }
+
+    /// The 32-bit atomic at `offset`, in memory another process may change at any moment
+    /// (which an atomic allows). `None` unless `offset` is 4-aligned and inside the mapping.
+    pub fn atomic_u32(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU32> {
+        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.map.len {
+            return None;
+        }
+        // SAFETY: the mapping is page-aligned and `offset` 4-aligned, so the address is aligned
+        // for an AtomicU32; the 4 bytes lie inside the mapping, which is writable (a
+        // SharedMemory is always mapped read-write, so a store cannot fault) and lives as long
+        // as the returned borrow; no slice of this memory exists (the type hands none out), and
+        // an atomic may be changed by anyone at any time, so another process writing the same
+        // bytes breaks no assumption the compiler makes.
+        Some(unsafe {
+            &*self
+                .map
+                .ptr
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>()
+        })
+    }
+
+    /// Writes `bytes` at `offset`, memory another process may read (and write) at any moment;
+    /// false, and nothing written, if they do not fit. No reference into the memory is formed.
+    pub fn write_shared(&self, offset: usize, bytes: &[u8]) -> bool {
+        let fits = offset
+            .checked_add(bytes.len())
+            .is_some_and(|end| end <= self.map.len);
+        if !fits || !self.map.writable {
+            return false;
+        }
+        // SAFETY: `[offset, offset + len)` lies inside the mapping, which is writable and lives
+        // for the call; `bytes` is this process's own memory and cannot overlap it, and no
+        // slice of the mapping exists for the write to change under (the type hands none out).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.ptr.as_ptr().add(offset),
+                bytes.len(),
+            );
+        }
+        true
     }
 }
 

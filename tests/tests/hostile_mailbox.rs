@@ -1,7 +1,7 @@
 //! The children's mailboxes with the launcher (shared-memory rings beside their sockets),
 //! attacked from inside: a real, sandboxed renderer or GPU process in its hostile mode (debug
 //! builds only) breaks the rings' rules with what it holds, its mappings of both rings and their
-//! wake-up eventfds.
+//! wake-up sockets.
 //!
 //! - As the **writer** of its mailbox to the launcher: for each attack the launcher must finish
 //!   the run with exit 0 and every frame presented, leave the other child alone, and (where the
@@ -446,10 +446,10 @@ fn gpu_inbox_that_claims_records_it_never_read() {
     inbox_lies(Child::Gpu);
 }
 
-/// A reader whose sleeping flag stays up: the launcher writes the wake-up eventfd with every
+/// A reader whose sleeping flag stays up: the launcher sends a wake-up with every
 /// message, and that is all it costs. Against a clean run of the same settings, measured here:
 /// no crash, every frame, and a wall time within a generous factor (a launcher that blocked on
-/// the eventfd or spun on the flag would run far past it).
+/// on the wake-up or spun on the flag would run far past it).
 fn inbox_sleeping(child: Child) {
     let extra = ["--heartbeat-ms", "10"];
     let (clean, _, clean_took) = timed_ring_run(child, "none", &extra);

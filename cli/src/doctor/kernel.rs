@@ -258,7 +258,7 @@ fn from_memfd_noexec(offered: bool) -> Check {
 }
 
 /// Whether the children's mailboxes can be had: one is made as a run makes it (a sealed memfd
-/// and an eventfd, [`ipc_protocol::mailbox`]), a record is posted through it and read back.
+/// and a wake-up socket pair, [`ipc_protocol::mailbox`]), a record is posted through it and read back.
 pub fn mailbox() -> Check {
     from_mailbox(mailbox_round_trip())
 }
@@ -282,7 +282,7 @@ fn from_mailbox(r: Result<(), String>) -> Check {
         Ok(()) => Check::ok(
             NAME,
             format!(
-                "the children's steady messages to the launcher go through a shared-memory ring ({} records of {} bytes, an eventfd wake only while the launcher sleeps); --mailbox off sends each on the socket",
+                "the steady messages between the launcher and each child go through shared-memory rings ({} records of {} bytes each way, a wake-up only for a sleeping reader); --mailbox off sends each on the socket",
                 ipc_protocol::mailbox::RECORDS,
                 ipc_protocol::mailbox::RECORD_BYTES
             ),

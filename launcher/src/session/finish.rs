@@ -112,12 +112,16 @@ impl Supervisor<'_> {
             s.paths.gl = info.gl.clone();
         }
         s.paths.transport = self.jail.transport().as_str().to_owned();
-        s.paths.child_events = if self.mailbox_off.is_some() {
-            "socket"
+        s.paths.child_events = if !self.args.mailbox {
+            "socket".to_owned()
+        } else if self.mailbox_fallbacks == 0 {
+            "mailbox".to_owned()
         } else {
-            "mailbox"
-        }
-        .to_owned();
+            format!(
+                "mailbox, but the socket for {} children",
+                self.mailbox_fallbacks
+            )
+        };
         s.paths.child_events_reason = self.mailbox_off.clone();
         s.paths.mailbox_records = self
             .mailbox_stats

@@ -102,12 +102,11 @@ fn fd_count(pid: u32) -> Option<usize> {
     Some(links.iter().filter(|(n, l)| !is_fence(*n, l)).count())
 }
 
-/// Whether fd `n` with `/proc` link `link` is a fence: a sync_file, an eventfd other than the
-/// mailboxes' wake-ups, or a pipe other than stdio (which may be pipes to whoever started the
-/// launcher) and the sandbox's report pipe.
+/// Whether fd `n` with `/proc` link `link` is a fence: a sync_file, an eventfd, or a pipe other
+/// than stdio (which may be pipes to whoever started the launcher) and the sandbox's report
+/// pipe.
 fn is_fence(n: i32, link: &str) -> bool {
-    use triptych_sandbox::fds::{MAILBOX_IN_WAKE_FD, MAILBOX_OUT_WAKE_FD};
-    (link == "anon_inode:[eventfd]" && n != MAILBOX_OUT_WAKE_FD && n != MAILBOX_IN_WAKE_FD)
+    link == "anon_inode:[eventfd]"
         || link == "anon_inode:sync_file"
         || (link.starts_with("pipe:[") && n > 2 && n != triptych_sandbox::fds::REPORT_FD)
 }
@@ -241,9 +240,11 @@ struct Supervisor<'a> {
     observer: Option<Box<dyn RunObserver>>,
     /// What the launcher took from the renderers' mailboxes and sockets.
     mailbox_stats: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
-    /// Why a child's messages took the socket alone, where one's did.
+    /// Why a child's messages took the socket alone, where one's did (the latest reason).
     mailbox_off: Option<String>,
-    /// Whether the trace was told so.
+    /// Children whose mailboxes could not be made (their messages took the socket).
+    mailbox_fallbacks: u32,
+    /// Whether the trace was told that the mailboxes are off.
     mailbox_marked: bool,
 }
 
@@ -427,6 +428,7 @@ fn run_with(
         observer,
         mailbox_stats: Default::default(),
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
+        mailbox_fallbacks: 0,
         mailbox_marked: false,
     };
 

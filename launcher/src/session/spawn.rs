@@ -360,7 +360,7 @@ impl Supervisor<'_> {
         T: ipc_protocol::channel::Wire + Send + 'static,
     {
         if !self.args.mailbox {
-            self.mark_socket_events();
+            self.mark_socket_events(true);
             return Ok(ipc_protocol::channel::forward(name, rx)?);
         }
         let made = ipc_protocol::mailbox::create(c"triptych-mailbox-in").and_then(|incoming| {
@@ -388,16 +388,18 @@ impl Supervisor<'_> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, child = name, "no mailbox: the child's messages take the socket");
-                self.mailbox_off = Some(e.to_string());
-                self.mark_socket_events();
+                self.mailbox_off = Some(format!("{name}: {e}"));
+                self.mailbox_fallbacks += 1;
+                self.mark_socket_events(false);
                 Ok(ipc_protocol::channel::forward(name, rx)?)
             }
         }
     }
 
-    /// Marks in the trace, once, that children's messages take the socket, and why.
-    fn mark_socket_events(&mut self) {
-        if std::mem::replace(&mut self.mailbox_marked, true) {
+    /// Marks in the trace that a child's messages take the socket, and why: each child whose
+    /// mailboxes could not be made, or once for a run with them turned off (`off`).
+    fn mark_socket_events(&mut self, off: bool) {
+        if off && std::mem::replace(&mut self.mailbox_marked, true) {
             return;
         }
         let why = self.mailbox_off.clone().unwrap_or_default();
