@@ -804,6 +804,41 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_that_makes_its_end_blocking_and_never_takes_a_wake_up_cannot_make_the_writer_wait()
+    {
+        let (mut writer, memfd, wake) = create_outgoing(c"test-mailbox").expect("mailbox");
+        writer.wait_when_full(false);
+        // What a hostile reader can do to its own end: make it blocking, and never read it.
+        let theirs = std::os::unix::net::UnixDatagram::from(wake);
+        theirs.set_nonblocking(false).expect("FIONBIO");
+        let map = SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES).expect("map");
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let sleeping = map.atomic_u32(SLEEPING_AT).expect("flag");
+            let (write, read) = (
+                map.atomic_u32(WRITE_AT).expect("write index"),
+                map.atomic_u32(READ_AT).expect("read index"),
+            );
+            let mut sent = 0u32;
+            for _ in 0..20_000 {
+                // Asleep, so every record is followed by a wake-up; every record claimed read at
+                // once, so the ring never fills and the wake-ups pile up on its end.
+                sleeping.store(1, Ordering::SeqCst);
+                read.store(write.load(Ordering::SeqCst), Ordering::SeqCst);
+                if writer.post(&[1]).is_ok() {
+                    sent += 1;
+                }
+            }
+            let _ = done_tx.send(sent);
+            drop(theirs);
+        });
+        let sent = done
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the writer waited on the reader");
+        assert_eq!(sent, 20_000);
+    }
+
+    #[test]
     fn a_wake_flood_without_records_is_a_violation() {
         let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
         let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
