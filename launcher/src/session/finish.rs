@@ -82,15 +82,22 @@ impl Supervisor<'_> {
                 );
                 g.child.proc.kill();
             }
-            while let Ok(Ok((m, _))) = g.events.try_recv() {
-                if let GpuToLauncher::Trace(t) = m {
-                    if self
-                        .policing
-                        .trace(Role::Gpu, &t, self.args.trace.is_some())
-                        .is_ok()
-                    {
-                        self.tracing.keep(Role::Gpu, t);
+            // What it sent before it exited (its last trace batches), up to the end of its
+            // channel: the forwarding thread may still be taking it off the ring and the socket.
+            let deadline = Instant::now() + EXIT_GRACE;
+            loop {
+                match g.events.recv_deadline(deadline) {
+                    Ok(Ok((GpuToLauncher::Trace(t), _))) => {
+                        if self
+                            .policing
+                            .trace(Role::Gpu, &t, self.args.trace.is_some())
+                            .is_ok()
+                        {
+                            self.tracing.keep(Role::Gpu, t);
+                        }
                     }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => break,
                 }
             }
         }
