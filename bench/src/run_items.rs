@@ -297,19 +297,7 @@ pub(super) fn cpu_item(
     match cpu_runs::measure(dir, f, plans.cpu_runs) {
         Ok(m) => {
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let mut it = Item::measured(
-                &label,
-                Figure::of(m.damage_ns, 1),
-                Figure::of(m.no_damage_ns, 1),
-                Some(GOAL),
-                plans.cpu_runs,
-                &[],
-                note,
-            );
-            it.extra
-                .insert("size".into(), Value::from(format!("{WIDTH}x{HEIGHT}")));
-            it.extra.insert("frames_short".into(), Value::from(f.short));
-            it.extra.insert("frames_long".into(), Value::from(f.long));
+            let mut it = cpu_figure(&label, &m, GOAL, plans, note, (WIDTH, HEIGHT), f);
             it.extra.insert(
                 "mean_damaged_fraction_damage".into(),
                 Value::from(mean(&m.damage_fractions)),
@@ -334,6 +322,33 @@ pub(super) fn cpu_item(
             items.push(Item::missing(&label, Some(GOAL), why));
         }
     }
+}
+
+/// The item of a CPU comparison ([`cpu_runs::measure_sides`]): its first side's figures against
+/// its second's, with the frame size and the runs' frame counts.
+fn cpu_figure(
+    label: &Label,
+    m: &cpu_runs::Measured,
+    goal: f64,
+    plans: &Plans,
+    note: &str,
+    (w, h): (u32, u32),
+    f: cpu_runs::Frames,
+) -> Item {
+    let mut it = Item::measured(
+        label,
+        Figure::of(m.damage_ns.clone(), 1),
+        Figure::of(m.no_damage_ns.clone(), 1),
+        Some(goal),
+        plans.cpu_runs,
+        &[],
+        note,
+    );
+    it.extra
+        .insert("size".into(), Value::from(format!("{w}x{h}")));
+    it.extra.insert("frames_short".into(), Value::from(f.short));
+    it.extra.insert("frames_long".into(), Value::from(f.long));
+    it
 }
 
 /// Item 11b: the CPU time of a 320x240 frame across the three processes with the children's
@@ -371,22 +386,7 @@ pub(super) fn mailbox_item(
         },
     ];
     match cpu_runs::measure_sides(dir, (None, (w, h)), &sides, f, plans.cpu_runs) {
-        Ok(m) => {
-            let mut it = Item::measured(
-                &label,
-                Figure::of(m.damage_ns, 1),
-                Figure::of(m.no_damage_ns, 1),
-                Some(GOAL),
-                plans.cpu_runs,
-                &[],
-                note,
-            );
-            it.extra
-                .insert("size".into(), Value::from(format!("{w}x{h}")));
-            it.extra.insert("frames_short".into(), Value::from(f.short));
-            it.extra.insert("frames_long".into(), Value::from(f.long));
-            items.push(it);
-        }
+        Ok(m) => items.push(cpu_figure(&label, &m, GOAL, plans, note, (w, h), f)),
         Err(e) => {
             let why = format!("item 11b: {e:#}");
             failures.push(why.clone());

@@ -134,10 +134,9 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
             LauncherToGpu::Mailbox => {
                 let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
                 hooks.mailboxes(&borrowed);
-                let (writer, reader) = ipc_protocol::mailbox::adopt_pair(std::mem::take(&mut fds))
-                    .context("taking the mailboxes the launcher handed over")?;
-                events = events.with_mailbox(writer);
-                commands = commands.with_mailbox(reader, Default::default());
+                (events, commands) =
+                    ipc_protocol::mailbox::attach(std::mem::take(&mut fds), events, commands)
+                        .context("taking the mailboxes the launcher handed over")?;
             }
             LauncherToGpu::Prepare(p) => break p,
             LauncherToGpu::Shutdown => return Ok(()),

@@ -166,6 +166,21 @@ pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader
     ))
 }
 
+/// A child's channels with the launcher with its two mailboxes attached, from the four fds of
+/// the launcher's `Mailbox` message ([`adopt_pair`]): from now on `events` writes through the
+/// one and `commands` reads through the other.
+pub fn attach<S: Wire, R: Wire>(
+    fds: Vec<OwnedFd>,
+    events: crate::channel::Sender<S>,
+    commands: crate::channel::Receiver<R>,
+) -> Result<(crate::channel::Sender<S>, crate::channel::Receiver<R>), MailboxError> {
+    let (writer, reader) = adopt_pair(fds)?;
+    Ok((
+        events.with_mailbox(writer),
+        commands.with_mailbox(reader, Default::default()),
+    ))
+}
+
 fn dup(fd: &OwnedFd) -> Result<OwnedFd, MailboxError> {
     fd.try_clone().map_err(|e| {
         MailboxError::Wake(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
