@@ -126,10 +126,13 @@ fn no_fd_leak_over_a_thousand_frames() {
         fc["launcher_at_10"], fc["launcher_at_end"],
         "launcher fds grew: {fc}"
     );
-    assert_eq!(
-        fc["renderer_at_10"], fc["renderer_at_end"],
-        "renderer fds grew: {fc}"
+    // A leak grows; the sample at frame 10 may catch an fd in passing (the renderer's count
+    // once came out one higher at frame 10 than at the end, under a loaded CI run).
+    let (at_10, at_end) = (
+        fc["renderer_at_10"].as_u64().unwrap_or(0),
+        fc["renderer_at_end"].as_u64().unwrap_or(u64::MAX),
     );
+    assert!(at_end <= at_10, "renderer fds grew: {fc}");
     assert_eq!(
         fc["renderer_fences_at_end"], 0,
         "fence fds left in the renderer: {fc}"
