@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use anyhow::Context;
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
 use ipc_protocol::messages::{FrameMsg, GpuToRenderer, LayerMsg, LayerPlacement, RendererToGpu};
+use ipc_protocol::seal::{SealKey, Sealer, SEAL_LEN};
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::eventfd::EventFence;
 use triptych_sys::fd::ExportWindow;
@@ -154,13 +155,19 @@ impl Fixture {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(GpuToRenderer::Frame(FrameMsg {
+        // Sealed as the GPU process seals every description (its cost is part of the handoff).
+        let msg = FrameMsg {
             epoch: EPOCH,
             generation: 0,
             frame,
             sent_ns: triptych_trace::now_ns(),
             layers,
-        }))
+        };
+        let mut sealer = Sealer::new(SealKey([0x5e; SEAL_LEN]));
+        sealer
+            .seal(&msg)
+            .map(GpuToRenderer::Frame)
+            .context("sealing a description")
     }
 
     /// The batch's fd numbers, as the consumer names them to `pidfd_getfd`.
@@ -200,7 +207,8 @@ mod tests {
     #[test]
     fn message_passes_the_renderers_checks() {
         let fx = Fixture::new().expect("fixture");
-        let GpuToRenderer::Frame(msg) = fx.message(5).expect("message");
+        let GpuToRenderer::Frame(sealed) = fx.message(5).expect("message");
+        let msg = sealed.open().expect("opens");
         assert_eq!(msg.layers.len(), LAYERS as usize);
         let w = ExportWindow::GPU;
         for l in &msg.layers {
@@ -219,7 +227,7 @@ mod tests {
         );
         assert_eq!(fx.batch_numbers().len(), FD_BATCH);
         assert!(fx.batch_numbers().iter().all(|&n| w.contains(n)));
-        let bytes = wire_bytes(&GpuToRenderer::Frame(msg)).expect("bytes");
+        let bytes = wire_bytes(&GpuToRenderer::Frame(sealed)).expect("bytes");
         assert!(bytes > 100, "{bytes}");
     }
 }

@@ -79,10 +79,11 @@ impl Consumer {
 
     /// One handoff; without a fence mode, only the transport (receive, decode, answer).
     fn handoff(&mut self, mode: Option<FenceMode>, c: &mut Counts) -> anyhow::Result<()> {
-        let (GpuToRenderer::Frame(msg), _) = self
+        let (GpuToRenderer::Frame(sealed), _) = self
             .frames
             .recv()
             .context("receiving a frame description")?;
+        let msg = sealed.open().context("opening a sealed description")?;
         ensure!(
             msg.epoch == EPOCH,
             "frame {} is of epoch {}, not {EPOCH}",

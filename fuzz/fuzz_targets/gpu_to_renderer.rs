@@ -1,6 +1,7 @@
-//! GPU process -> renderer: a frame message, decoded as the renderer decodes it, and every
-//! layer's description run through the renderer's validators (shape with checked arithmetic,
-//! then every fd confined to the exporter's window).
+//! GPU process -> renderer: a frame message, decoded as the renderer decodes it (the sealed
+//! envelope, then the description inside it), and every layer's description run through the
+//! renderer's validators (shape with checked arithmetic, then every fd confined to the exporter's
+//! window).
 #![no_main]
 
 use ipc_protocol::channel::decode;
@@ -8,7 +9,10 @@ use ipc_protocol::messages::GpuToRenderer;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((GpuToRenderer::Frame(f), _)) = decode::<GpuToRenderer>(data, Vec::new()) {
+    if let Ok((GpuToRenderer::Frame(sealed), _)) = decode::<GpuToRenderer>(data, Vec::new()) {
+        let Ok(f) = sealed.open() else {
+            return;
+        };
         for l in &f.layers {
             if let Ok(ends) = l.buffer.validate_shape() {
                 for (i, end) in ends.iter().enumerate() {

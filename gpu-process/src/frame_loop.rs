@@ -17,6 +17,7 @@ use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu, LayerMsg,
     LayerPlacement, OverlayText, RendererClaim, RendererLink, RendererToGpu,
 };
+use ipc_protocol::seal::{FrameSender, SealKey};
 use triptych_trace::{Args, Recorder, Stage};
 
 use crate::damage::{content_damage, History};
@@ -46,12 +47,13 @@ pub(crate) fn maybe_fire(
 fn peer_link(
     peer: Option<OwnedFd>,
     epoch: u64,
-) -> anyhow::Result<(Sender<GpuToRenderer>, Receiver<Delivery<RendererToGpu>>)> {
+    seal: &SealKey,
+) -> anyhow::Result<(FrameSender, Receiver<Delivery<RendererToGpu>>)> {
     let peer = peer.context("no peer socket came with the renderer link")?;
     let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(peer, true);
     let check = move |m: &RendererToGpu| ipc_protocol::rules::release(m, epoch);
     Ok((
-        frames,
+        FrameSender::new(frames, seal.clone()),
         channel::forward_checked("releases-rx", releases, check)?,
     ))
 }
@@ -84,7 +86,9 @@ pub(crate) struct Producer {
     pub(crate) events: Sender<GpuToLauncher>,
     /// Frames go out on the peer socket, never waiting: a renderer that stops reading cannot
     /// stall this process.
-    pub(crate) to_renderer: Option<Sender<GpuToRenderer>>,
+    pub(crate) to_renderer: Option<FrameSender>,
+    /// The key every description is sealed with (`ipc_protocol::seal`).
+    seal: SealKey,
     releases: Receiver<Delivery<RendererToGpu>>,
     /// Whether a starvation was reported since the last frame rendered.
     starved_sent: bool,
@@ -194,8 +198,9 @@ impl Producer {
         } else {
             Recorder::disabled()
         };
-        let (to_renderer, releases) = peer_link(peer, start.epoch)?;
+        let (to_renderer, releases) = peer_link(peer, start.epoch, &start.seal)?;
         Ok(Self {
+            seal: start.seal,
             hooks,
             renderer_pid: start.renderer.renderer_pid,
             epoch: start.epoch,
@@ -367,7 +372,7 @@ impl Producer {
         // what the old renderer may have written into them must not outlive it.
         self.sent.iter_mut().for_each(|s| *s = None);
         self.pool.forget_contents();
-        let (to_renderer, releases) = peer_link(peer, self.epoch)?;
+        let (to_renderer, releases) = peer_link(peer, self.epoch, &self.seal)?;
         self.renderer_pid = link.renderer_pid;
         self.releases = releases;
         self.to_renderer = Some(to_renderer);
@@ -638,15 +643,14 @@ impl Producer {
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }
-        let out = GpuToRenderer::Frame(msg);
-        let sent = self.to_renderer.as_ref().map(|t| t.send(&out));
+        let sent = self.to_renderer.as_ref().map(|t| t.send(&msg));
         if !self.hooks.takes_releases(frame) {
             tracing::warn!(frame, "no longer taking releases");
             self.releases = crossbeam_channel::never();
         }
-        if let (GpuToRenderer::Frame(msg), Some(t)) = (&out, self.to_renderer.as_ref()) {
+        if let Some(t) = self.to_renderer.as_ref() {
             self.hooks.sent(Sent {
-                msg,
+                msg: &msg,
                 to_renderer: t,
                 events: &self.events,
                 renderer_pid: self.renderer_pid,

@@ -9,7 +9,8 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use ipc_protocol::channel::Sender;
-use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher, GpuToRenderer};
+use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher};
+use ipc_protocol::seal::FrameSender;
 use triptych_sandbox::gpu::Params;
 
 /// What the run hands a hook once `Started` is reported, just before the frame loop.
@@ -18,7 +19,7 @@ pub struct Running<'a> {
     /// The channel to the launcher.
     pub events: &'a Sender<GpuToLauncher>,
     /// The channel to the renderer, if one is linked.
-    pub to_renderer: Option<&'a Sender<GpuToRenderer>>,
+    pub to_renderer: Option<&'a FrameSender>,
     /// This process's epoch.
     pub epoch: u64,
     /// The frames of the run.
@@ -33,7 +34,7 @@ pub struct Sent<'a> {
     /// The frame's description, as sent.
     pub msg: &'a FrameMsg,
     /// The channel it went through.
-    pub to_renderer: &'a Sender<GpuToRenderer>,
+    pub to_renderer: &'a FrameSender,
     /// The channel to the launcher.
     pub events: &'a Sender<GpuToLauncher>,
     /// The pid of the renderer served.

@@ -33,6 +33,7 @@ pub mod mailbox;
 pub mod messages;
 pub mod role;
 pub mod rules;
+pub mod seal;
 pub mod wire;
 
 pub use frame::{BufferId, DescError, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};

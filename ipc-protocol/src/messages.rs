@@ -239,6 +239,9 @@ pub struct GpuStart {
     /// Whether every frame has one more layer, the window's overlay, after the scene's: layer
     /// `layers`, above every other, hidden until [`LauncherToGpu::Overlay`] gives it text.
     pub overlay: bool,
+    /// The key this process seals its frame descriptions with ([`crate::seal`]), made for it
+    /// alone; the renderer never sees it.
+    pub seal: crate::seal::SealKey,
 }
 
 /// The most bytes of scene text a [`SceneStart`] carries, so that `Start` stays well inside
@@ -495,8 +498,9 @@ pub struct LandlockReport {
 /// GPU process to renderer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum GpuToRenderer {
-    /// A frame's layers, exported.
-    Frame(FrameMsg),
+    /// A frame's layers, exported: a [`FrameMsg`] sealed with the GPU process's key
+    /// ([`crate::seal`]).
+    Frame(crate::seal::SealedFrame),
 }
 
 /// One frame: every layer's buffer and placement.
@@ -680,6 +684,10 @@ pub enum RendererToLauncher {
     /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
     /// right after the sandbox goes on, before `Output` (with [`ViolationReports::Notify`]).
     SandboxListener,
+    /// The GPU process broke the protocol on the frame channel, shown by the sealed
+    /// descriptions it sent ([`crate::seal::Evidence`]): the launcher checks the seals and the
+    /// lie itself. Sent at most once per GPU process, in place of [`RendererToLauncher::GpuViolation`].
+    GpuEvidence(crate::seal::Evidence),
 }
 
 /// A composited frame.
@@ -843,6 +851,7 @@ impl Wire for RendererToLauncher {
             RendererToLauncher::FaultFired { .. } => "FaultFired",
             RendererToLauncher::Trace(_) => "Trace",
             RendererToLauncher::SandboxListener => "SandboxListener",
+            RendererToLauncher::GpuEvidence(_) => "GpuEvidence",
         }
     }
     /// `SandboxListener` carries the listener.
@@ -856,6 +865,12 @@ impl Wire for GpuToRenderer {
         match self {
             GpuToRenderer::Frame(_) => "Frame",
         }
+    }
+}
+
+impl Wire for FrameMsg {
+    fn kind(&self) -> &'static str {
+        "FrameMsg"
     }
 }
 
@@ -902,6 +917,7 @@ mod tests {
             reports: ViolationReports::Notify,
             scene,
             overlay: true,
+            seal: crate::seal::SealKey([0; crate::seal::SEAL_LEN]),
         }
     }
 

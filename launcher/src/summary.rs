@@ -295,6 +295,13 @@ pub struct Trust {
     pub uncorroborated: Vec<String>,
     /// Fence timeouts the renderer reported that the launcher's own check of the fence refuted.
     pub refuted_fence_timeouts: u64,
+    /// Lies of a GPU process that the renderer showed with its sealed descriptions and the
+    /// launcher's own check confirmed (each cost that process its life).
+    pub proven_gpu_lies: u64,
+    /// Sealed descriptions the renderer showed that the launcher's check found in order.
+    pub refuted_evidence: u64,
+    /// Showings not judged: a second one for the same GPU process, or one with none running.
+    pub evidence_unjudged: u64,
 }
 
 /// Every crash and hang of the run, how fast each was noticed and repaired, and the faults and
@@ -942,7 +949,14 @@ mod tests {
             ),
             (
                 "trust",
-                &["rejected", "uncorroborated", "refuted_fence_timeouts"],
+                &[
+                    "rejected",
+                    "uncorroborated",
+                    "refuted_fence_timeouts",
+                    "proven_gpu_lies",
+                    "refuted_evidence",
+                    "evidence_unjudged",
+                ],
             ),
             (
                 "recovery",

@@ -36,6 +36,8 @@ pub struct Fetched<'a> {
     pub events: &'a Sender<RendererToLauncher>,
     /// The frame's description.
     pub msg: &'a FrameMsg,
+    /// It, as the GPU process sealed it.
+    pub sealed: Option<&'a ipc_protocol::seal::SealedFrame>,
     /// Each layer's index, what it will show, and its fence.
     pub layers: &'a [(u32, Shown, OwnedFd)],
     /// The imported buffer of an id, if the import cache holds it.

@@ -33,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
-use ipc_protocol::channel::{self, Delivery, Sender};
+use ipc_protocol::channel::{self, Delivery, SendError, Sender};
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, Presented,
     RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
 };
+use ipc_protocol::seal::{Evidence, SealedFrame};
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
@@ -113,6 +114,9 @@ struct GpuSide {
     next_frame: u64,
     /// It sent a frame the launcher never heard reported produced.
     sent_unreported: bool,
+    /// The last description taken in order on this link, as sealed: with the next one it shows
+    /// the launcher a frame out of order ([`ipc_protocol::seal`]).
+    last: Option<SealedFrame>,
 }
 
 /// The renderer's state.
@@ -311,6 +315,7 @@ fn link(
             violation_reported: false,
             next_frame: gpu.first_frame,
             sent_unreported: false,
+            last: None,
         },
         frames,
     ))
@@ -440,7 +445,14 @@ impl Pipeline {
                     anyhow::bail!("a bad command from the launcher: {v}")
                 }
                 Wake::Command(None) => anyhow::bail!("the launcher disconnected"),
-                Wake::Frame(Some(Ok((GpuToRenderer::Frame(f), _)))) => self.frame(f, &commands)?,
+                Wake::Frame(Some(Ok((GpuToRenderer::Frame(sealed), _)))) => match sealed.open() {
+                    Ok(f) => self.frame(f, sealed, &commands)?,
+                    Err(v) => self.gpu_lie(
+                        format!("a sealed description that does not decode: {v}"),
+                        vec![sealed],
+                        None,
+                    ),
+                },
                 Wake::Frame(Some(Err(v))) => {
                     // The previous composite stays on screen and reading goes on.
                     self.gpu_violation(v.to_string());
@@ -619,26 +631,70 @@ impl Pipeline {
         let _ = self.events.send(&RendererToLauncher::GpuViolation(what));
     }
 
-    fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
+    /// The GPU process broke the protocol, and `frames`, the sealed descriptions it sent, show
+    /// it: the launcher is shown them once per GPU process ([`RendererToLauncher::GpuEvidence`]),
+    /// where it checks them itself. Counted and dropped as [`Pipeline::gpu_violation`].
+    fn gpu_lie(&mut self, what: String, frames: Vec<SealedFrame>, fence_of_layer: Option<u32>) {
+        if self.gpu.violation_reported || frames.is_empty() {
+            return self.gpu_violation(what);
+        }
+        self.stats.gpu_violations += 1;
+        self.gpu.violation_reported = true;
+        tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped, and shown to the launcher");
+        let evidence = RendererToLauncher::GpuEvidence(Evidence {
+            what: what.clone(),
+            frames,
+            fence_of_layer,
+        });
+        if let Err(SendError::TooLong { .. }) = self.events.send(&evidence) {
+            // Descriptions too large to show: the words alone.
+            let _ = self.events.send(&RendererToLauncher::GpuViolation(what));
+        }
+    }
+
+    fn frame(
+        &mut self,
+        msg: FrameMsg,
+        sealed: SealedFrame,
+        commands: &Commands,
+    ) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
+            // Every link is its own GPU process's: another epoch on it is a lie.
             self.stats.stale_dropped += 1;
-            tracing::debug!(
-                epoch = msg.epoch,
-                current = self.gpu.epoch,
-                "dropped a frame of another epoch"
+            self.give_back(&msg);
+            self.gpu_lie(
+                format!(
+                    "frame {} of epoch {} on the link of epoch {}",
+                    msg.frame, msg.epoch, self.gpu.epoch
+                ),
+                vec![sealed],
+                None,
             );
             return Ok(());
         }
         if msg.frame != self.gpu.next_frame {
             self.give_back(&msg);
-            self.gpu_violation(format!(
+            let what = format!(
                 "frame {} where frame {} was next",
                 msg.frame, self.gpu.next_frame
-            ));
+            );
+            // Shown only by the description before it with the sequence number just before:
+            // a gap in those proves nothing (this process could have left some out).
+            match self.gpu.last.take() {
+                Some(prev) if prev.seq.checked_add(1) == Some(sealed.seq) => {
+                    self.gpu_lie(what, vec![prev.clone(), sealed], None);
+                    self.gpu.last = Some(prev);
+                }
+                prev => {
+                    self.gpu.last = prev;
+                    self.gpu_violation(what);
+                }
+            }
             return Ok(());
         }
         self.gpu.next_frame += 1;
+        self.gpu.last = Some(sealed);
         if msg.generation > self.generation {
             // The GPU process heard of a resize first: the launcher's word is on its way (it
             // tells this process before the GPU process). Take it before judging the frame.
@@ -662,10 +718,15 @@ impl Pipeline {
             // The launcher starts every generation, and tells this process before the GPU
             // process: one it never told of is a lie.
             self.give_back(&msg);
-            self.gpu_violation(format!(
-                "frame {} of generation {}, which the launcher never started (it is at {})",
-                msg.frame, msg.generation, self.generation
-            ));
+            let shown = self.gpu.last.iter().cloned().collect();
+            self.gpu_lie(
+                format!(
+                    "frame {} of generation {}, which the launcher never started (it is at {})",
+                    msg.frame, msg.generation, self.generation
+                ),
+                shown,
+                None,
+            );
             return Ok(());
         }
         if msg.generation != self.generation {
@@ -695,10 +756,12 @@ impl Pipeline {
             Err(FrameError::NotAFence { layer, what }) => {
                 self.stats.rejected += 1;
                 self.give_back(&msg);
-                self.gpu_violation(format!(
-                    "frame {}: layers[{layer}].fence: {what}",
-                    msg.frame
-                ));
+                let shown = self.gpu.last.iter().cloned().collect();
+                self.gpu_lie(
+                    format!("frame {}: layers[{layer}].fence: {what}", msg.frame),
+                    shown,
+                    Some(layer),
+                );
                 return Ok(());
             }
             Err(e) => {
@@ -719,6 +782,7 @@ impl Pipeline {
         self.hooks.fetched(Fetched {
             events: &self.events,
             msg: &msg,
+            sealed: self.gpu.last.as_ref(),
             layers: &fetched,
             buffer: &|id| cache.get(id).map(|i| i.fd.as_fd()),
             link: &self.link,
@@ -749,10 +813,15 @@ impl Pipeline {
                     // file it exported), so its lie; nothing of the frame is composited.
                     self.stats.rejected += 1;
                     self.give_back(&msg);
-                    self.gpu_violation(format!(
-                        "frame {}: layers[{layer}].fence cannot be polled: {e}",
-                        msg.frame
-                    ));
+                    let shown = self.gpu.last.iter().cloned().collect();
+                    self.gpu_lie(
+                        format!(
+                            "frame {}: layers[{layer}].fence cannot be polled: {e}",
+                            msg.frame
+                        ),
+                        shown,
+                        Some(layer),
+                    );
                     return Ok(());
                 }
             };

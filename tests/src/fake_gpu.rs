@@ -26,8 +26,8 @@ pub struct FakeGpu {
     pub commands: Sender<LauncherToRenderer>,
     /// Events from the renderer (as the launcher).
     pub events: crossbeam_channel::Receiver<channel::Delivery<RendererToLauncher>>,
-    /// Frames to the renderer (as the GPU process).
-    pub frames: Sender<GpuToRenderer>,
+    /// Frames to the renderer (as the GPU process), sealed with a key of the test's.
+    pub frames: ipc_protocol::seal::FrameSender,
     /// Releases from the renderer (as the GPU process).
     pub releases: crossbeam_channel::Receiver<channel::Delivery<RendererToGpu>>,
     /// The export window this process uses.
@@ -131,7 +131,10 @@ impl FakeGpu {
             renderer,
             commands,
             events,
-            frames,
+            frames: ipc_protocol::seal::FrameSender::new(
+                frames,
+                ipc_protocol::seal::SealKey([0x7e; ipc_protocol::seal::SEAL_LEN]),
+            ),
             releases,
             window,
         }

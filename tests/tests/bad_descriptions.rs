@@ -94,9 +94,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
             generation: 1,
         };
         let msg = one_layer(i as u64, desc, Vec::new(), None);
-        g.frames
-            .send(&GpuToRenderer::Frame(msg))
-            .expect("send frame");
+        g.frames.send(&msg).expect("send frame");
         match g.next_event() {
             RendererToLauncher::Rejected { frame, reason } => {
                 assert_eq!(frame, i as u64);
@@ -131,9 +129,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         // The frames of a link are numbered one by one: these follow the 14 cases above.
         let frame = 14 + i as u64;
         let msg = one_layer(frame, desc, damage, since);
-        g.frames
-            .send(&GpuToRenderer::Frame(msg))
-            .expect("send frame");
+        g.frames.send(&msg).expect("send frame");
         match g.next_event() {
             RendererToLauncher::Rejected { frame: f, reason } => {
                 assert_eq!(f, frame);
@@ -147,9 +143,7 @@ fn each_class_of_bad_description_is_rejected_by_name() {
     }
     // Still alive and still compositing.
     let msg = one_layer(14 + damage_count, good, Vec::new(), None);
-    g.frames
-        .send(&GpuToRenderer::Frame(msg))
-        .expect("send frame");
+    g.frames.send(&msg).expect("send frame");
     match g.next_event() {
         RendererToLauncher::Presented(p) => assert_eq!(p.frame, 14 + damage_count),
         other => panic!("expected the good frame to be presented, got {other:?}"),
@@ -184,14 +178,7 @@ fn a_frame_above_what_was_reported_produced_is_not_presented() {
     let fence = triptych_sys::eventfd::EventFence::new().expect("eventfd");
     fence.signal().expect("signal");
     let fence_fd = window.place(fence.as_fd()).expect("place");
-    let frame = |n: u64| {
-        GpuToRenderer::Frame(one_layer(
-            n,
-            good_frame(n as u32, &buf, &fence_fd),
-            Vec::new(),
-            None,
-        ))
-    };
+    let frame = |n: u64| one_layer(n, good_frame(n as u32, &buf, &fence_fd), Vec::new(), None);
     let presented = |g: &FakeGpu| {
         g.event_matching(|e| match e {
             RendererToLauncher::Presented(p) => {

@@ -26,13 +26,8 @@ fn layer(window: ExportWindow, colour: [u8; 4]) -> std::os::fd::OwnedFd {
     window.place(fd.as_fd()).expect("place")
 }
 
-fn frame(
-    n: u64,
-    slot: u32,
-    buf: &std::os::fd::OwnedFd,
-    fence: &std::os::fd::OwnedFd,
-) -> GpuToRenderer {
-    GpuToRenderer::Frame(FrameMsg {
+fn frame(n: u64, slot: u32, buf: &std::os::fd::OwnedFd, fence: &std::os::fd::OwnedFd) -> FrameMsg {
+    FrameMsg {
         epoch: 1,
         generation: 0,
         frame: n,
@@ -70,7 +65,7 @@ fn frame(
             damage: Vec::new(),
             damage_since: None,
         }],
-    })
+    }
 }
 
 #[test]

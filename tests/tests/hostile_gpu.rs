@@ -1,8 +1,10 @@
 //! The trust boundary from the other side: a real, sandboxed GPU process built with its
-//! hostile mode (debug builds only) breaks the protocol once per case. Against the launcher it costs the GPU
-//! process its life (recorded, replaced); against the renderer it costs a dropped message. In
-//! every case the run finishes with exit 0 and every frame presented, and the renderer is never
-//! killed or blamed.
+//! hostile mode (debug builds only) breaks the protocol once per case. Against the launcher it
+//! costs the GPU process its life (recorded, replaced). Against the renderer, a lie its sealed
+//! descriptions prove costs it its life too (the renderer shows them, the launcher checks them);
+//! one they cannot prove (unsealed bytes, a description that fails validation) costs the
+//! message. In every case the run finishes with exit 0 and every frame presented, and the
+//! renderer is never killed or blamed.
 
 use triptych_tests::*;
 
@@ -213,61 +215,64 @@ fn a_flood_of_trace_events_is_kept_within_the_launchers_budget() {
     );
 }
 
-/// The GPU process lies to the renderer about frames: the renderer drops each lie, never
-/// composites it, keeps its pid, and tells the launcher, which counts the claim (it cannot see
-/// the frame channel to check it).
-fn lied_to(attack: &str, want: &str, at_least: u64) -> serde_json::Value {
+/// The GPU process lies to the renderer about frames: the renderer drops the lie, never
+/// composites it, keeps its pid, and shows the launcher the sealed descriptions that prove it;
+/// the launcher checks the seals and the lie itself, and kills the GPU process for it, named.
+fn proven_lie(attack: &str, want: &str) -> serde_json::Value {
     let s = hostile_run(attack);
-    // The attack happened, as often as it was meant to.
+    // The attack happened.
     let dropped = s["renderer"]["gpu_violations"].as_u64().unwrap_or(0);
-    assert!(dropped >= at_least, "{attack}: {dropped} lies dropped: {s}");
-    let claims = s["trust"]["uncorroborated"].to_string();
+    assert!(dropped >= 1, "{attack}: no lie dropped: {s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(
+        crashes.len(),
+        1,
+        "{attack}: one crash, the GPU process's: {s}"
+    );
+    assert_eq!(crashes[0]["role"], "gpu", "{attack}: {s}");
+    let cause = crashes[0]["cause"].to_string();
     assert!(
-        claims.contains(want),
-        "{attack}: no claim naming {want:?}: {s}"
+        cause.contains("frame channel") && cause.contains(want),
+        "{attack}: cause {cause} does not name {want:?}"
+    );
+    assert_eq!(s["trust"]["proven_gpu_lies"], 1, "{attack}: {s}");
+    assert_eq!(
+        s["renderer"]["gpu_switches"], 1,
+        "{attack}: one renderer all along: {s}"
     );
     s
 }
 
 #[test]
-fn every_frame_sent_twice_is_dropped_the_second_time() {
-    let s = lied_to("frame-twice", "was next", 30);
-    assert_eq!(
-        s["recovery"]["crashes"].as_array().map(Vec::len),
-        Some(0),
-        "{s}"
-    );
+fn a_frame_sent_twice_costs_the_gpu_process() {
+    proven_lie("frame-twice", "sealed frame 3 right after frame 3");
 }
 
 #[test]
-fn frames_numbered_ahead_of_what_was_produced_are_dropped() {
-    let s = lied_to("frame-ahead", "was next", 30);
-    assert_eq!(
-        s["recovery"]["crashes"].as_array().map(Vec::len),
-        Some(0),
-        "{s}"
-    );
+fn a_frame_numbered_ahead_costs_the_gpu_process() {
+    proven_lie("frame-ahead", "sealed frame 6 right after frame 3");
 }
 
 #[test]
-fn a_frame_of_a_generation_never_started_is_dropped() {
-    let s = lied_to("frame-future-generation", "never started", 1);
-    assert_eq!(
-        s["recovery"]["crashes"].as_array().map(Vec::len),
-        Some(0),
-        "{s}"
+fn a_frame_of_a_generation_never_started_costs_the_gpu_process() {
+    proven_lie(
+        "frame-future-generation",
+        "generation 3, which was never started",
     );
 }
 
 #[test]
 fn an_eventfd_where_a_fence_should_be_costs_the_gpu_process() {
-    // Every description from frame 3 on names an eventfd as its pipe fence: the renderer drops
-    // them all, and the GPU process, which then holds all the work, is the one that stalled.
-    let s = lied_to("eventfd-fence", "no pipe", 10);
-    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
-    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
-    assert_eq!(crashes[0]["role"], "gpu", "{s}");
-    assert!(crashes[0]["cause"].to_string().contains("stalled"), "{s}");
+    proven_lie("eventfd-fence", "eventfd");
+}
+
+#[test]
+fn descriptions_of_an_epoch_not_its_own_cost_the_gpu_process() {
+    // A second of 30 KiB descriptions of an epoch long gone, while frames go on: the first
+    // one the renderer takes shows the lie, and freeing what its reader allocated must not
+    // make its C library reach for a file its sandbox refuses.
+    let s = proven_lie("stale-flood", "gives epoch");
+    assert!(s["renderer"]["stale_dropped"].as_u64() >= Some(1), "{s}");
 }
 
 #[test]
@@ -340,7 +345,12 @@ fn a_gpu_process_that_forges_claims_in_every_process_costs_only_the_gpu_processe
 
 #[test]
 fn a_gpu_process_that_lies_about_fences_in_every_process_costs_only_the_gpu_processes() {
-    every_gpu_process("eventfd-fence", &["--hang-timeout-ms", "600"], "stalled");
+    every_gpu_process("eventfd-fence", &[], "frame channel");
+}
+
+#[test]
+fn a_gpu_process_that_sends_frames_twice_in_every_process_costs_only_the_gpu_processes() {
+    every_gpu_process("frame-twice", &[], "right after frame");
 }
 
 #[test]
@@ -389,22 +399,6 @@ fn a_gpu_process_that_stops_taking_releases_starves_itself() {
 }
 
 #[test]
-fn a_flood_of_stale_descriptions_costs_the_renderer_nothing() {
-    // A second of 30 KiB descriptions of an epoch long gone, while frames go on: the renderer
-    // drops them, and freeing what its reader allocated must not make its C library reach for
-    // a file its sandbox refuses.
-    // (Its own frames may then find the queue full: then it stops serving this renderer, is
-    // the one that stalled, and is replaced.)
-    let s = hostile_run("stale-flood");
-    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
-    assert!(
-        crashes.len() <= 1 && crashes.iter().all(|c| c["role"] == "gpu"),
-        "{s}"
-    );
-    assert!(s["renderer"]["stale_dropped"].as_u64() >= Some(100), "{s}");
-}
-
-#[test]
 fn a_frame_sent_but_never_reported_is_not_the_renderers() {
     // The renderer presents no frame above what the launcher heard reported produced: it waits
     // for the word and drops the frame as the GPU process's lie. The GPU process's next report
@@ -414,4 +408,9 @@ fn a_frame_sent_but_never_reported_is_not_the_renderers() {
     assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
     assert_eq!(crashes[0]["role"], "gpu", "{s}");
     assert!(crashes[0]["cause"].to_string().contains("Produced"), "{s}");
+}
+
+#[test]
+fn its_own_buffer_named_as_a_fence_costs_the_gpu_process() {
+    proven_lie("buffer-fence", "as a Pipe fence");
 }

@@ -101,6 +101,41 @@ fn forged_fence_timeout_blames_nobody() {
     assert_eq!(s["trust"]["refuted_fence_timeouts"], 1, "{s}");
 }
 
+/// The renderer shows the launcher evidence against the GPU process that proves nothing: no
+/// process is killed for it, the GPU process keeps its pid, and the summary counts it as `field`.
+fn evidence_against_the_gpu_process(attack: &str) -> serde_json::Value {
+    let (log, s) = hostile_run_logged(attack, &[]);
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{attack}: {s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{attack}: {s}"
+    );
+    assert_eq!(s["trust"]["proven_gpu_lies"], 0, "{attack}: {s}");
+    assert_eq!(s["renderer"]["gpu_switches"], 0, "{attack}: {s}");
+    // The attack happened.
+    assert!(log.contains("hostile renderer: showed"), "{attack}:\n{log}");
+    s
+}
+
+#[test]
+fn evidence_sealed_with_a_key_of_its_own_proves_nothing() {
+    let s = evidence_against_the_gpu_process("forged-evidence");
+    assert!(
+        s["trust"]["uncorroborated"]
+            .to_string()
+            .contains("does not hold"),
+        "{s}"
+    );
+}
+
+#[test]
+fn true_descriptions_shown_as_a_lie_are_refuted_once() {
+    let s = evidence_against_the_gpu_process("replayed-evidence");
+    assert_eq!(s["trust"]["refuted_evidence"], 1, "{s}");
+    assert_eq!(s["trust"]["evidence_unjudged"], 1, "{s}");
+}
+
 #[test]
 fn trace_batch_when_tracing_is_off() {
     check("trace-off", "tracing is off", &[]);

@@ -10,11 +10,9 @@
 use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_protocol::channel::{Sender, Wire};
-use ipc_protocol::frame::{BufferKind, FenceKind};
-use ipc_protocol::messages::{
-    BackendRequest, FrameMsg, GpuToLauncher, GpuToRenderer, LayerMsg, LayerPlacement,
-};
-use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, RemoteFd};
+use ipc_protocol::messages::{BackendRequest, FrameMsg, GpuToLauncher};
+use ipc_protocol::seal::FrameSender;
+use ipc_protocol::{FileId, RemoteFd};
 
 /// The environment variable naming the attack.
 pub const HOSTILE_ENV: &str = "TRIPTYCH_HOSTILE_GPU";
@@ -38,7 +36,7 @@ pub enum Attack {
     Flood,
     /// Garbage on the frame channel to the renderer (then it behaves).
     FrameGarbage,
-    /// A frame description that fails validation, to the renderer (then it behaves).
+    /// Frame [`FRAMING_FROM`]'s description, in its place, fails validation (then it behaves).
     BadFrame,
     /// Keeps a copy of its seccomp listener when it hands it over, with a thread of its own that
     /// waits on the copy to answer its refused calls.
@@ -79,6 +77,9 @@ pub enum Attack {
     IgnoreReleases,
     /// Sends frame [`FRAMING_FROM`] to the renderer without reporting it produced.
     Unreported,
+    /// From frame [`FRAMING_FROM`] on, names the first layer's own buffer where its fence
+    /// should be (a file that is no fence).
+    BufferFence,
     /// Aborts as soon as it is confined, before it reports `Started`, when the launcher asked it
     /// for this buffer backend (`crash-on-start-with:auto|shm|dmabuf`): a process that never
     /// comes up on one rung of the fallback ladder.
@@ -167,6 +168,7 @@ impl Attack {
             "frame-ahead" => Attack::FrameAhead,
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
+            "buffer-fence" => Attack::BufferFence,
             "forged-claim" => Attack::ForgedClaim,
             "flood-frames" => Attack::FloodFrames,
             "log-forge" => Attack::LogForge,
@@ -199,8 +201,7 @@ fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
 pub fn attack(
     attack: Attack,
     events: &Sender<GpuToLauncher>,
-    frames: Option<&Sender<GpuToRenderer>>,
-    epoch: u64,
+    frames: Option<&FrameSender>,
     total: u64,
     info: &ipc_protocol::messages::GpuInfo,
 ) {
@@ -232,8 +233,9 @@ pub fn attack(
         }
         Attack::FrameGarbage => {
             if let Some(f) = frames {
-                raw(f, &[0xff; 48], &[]);
-                raw(f, &vec![0u8; 100_000], &[]);
+                // Unsealed: bytes the renderer cannot show as this process's.
+                raw(f.channel(), &[0xff; 48], &[]);
+                raw(f.channel(), &vec![0u8; 100_000], &[]);
             }
         }
         // The copy and its thread were made at the handover; the framing attacks act on the
@@ -243,6 +245,8 @@ pub fn attack(
         | Attack::FrameAhead
         | Attack::FrameFutureGeneration
         | Attack::EventfdFence
+        | Attack::BadFrame
+        | Attack::BufferFence
         | Attack::ForgedClaim
         | Attack::FloodFrames
         | Attack::IgnoreReleases
@@ -265,51 +269,6 @@ pub fn attack(
         }
         Attack::StderrFlood => stderr_flood(),
         Attack::TraceFlood => trace_flood(events, info.pid),
-        Attack::BadFrame => {
-            if let Some(f) = frames {
-                // A layer with no planes and a fence outside the export window.
-                let nowhere = RemoteFd {
-                    pid: std::process::id(),
-                    fd: 3,
-                    identity: FileId { dev: 0, ino: 0 },
-                };
-                let _ = f.send(&GpuToRenderer::Frame(FrameMsg {
-                    epoch,
-                    generation: 0,
-                    frame: 0,
-                    sent_ns: 0,
-                    layers: vec![LayerMsg {
-                        layer: 0,
-                        placement: LayerPlacement {
-                            x: 0,
-                            y: 0,
-                            z: 0,
-                            opacity: 255,
-                        },
-                        buffer: Frame {
-                            id: BufferId {
-                                slot: 0,
-                                generation: 1,
-                            },
-                            kind: BufferKind::Shm,
-                            format: DrmFormat {
-                                fourcc: ipc_protocol::frame::DRM_FORMAT_ABGR8888,
-                                modifier: 0,
-                            },
-                            width: 1,
-                            height: 1,
-                            planes: Vec::new(),
-                            fence: Fence {
-                                kind: FenceKind::Pipe,
-                                fd: nowhere,
-                            },
-                        },
-                        damage: Vec::new(),
-                        damage_since: None,
-                    }],
-                }));
-            }
-        }
     }
 }
 
@@ -416,6 +375,27 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
         {
             msg.generation += 3
         }
+        Attack::BufferFence if msg.frame >= FRAMING_FROM => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            let Some(plane) = first.buffer.planes.first() else {
+                return;
+            };
+            first.buffer.fence.fd = plane.fd;
+        }
+        Attack::BadFrame if msg.frame == FRAMING_FROM => {
+            // In its place in the order, but with no planes and a fence outside the window.
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            first.buffer.planes.clear();
+            first.buffer.fence.fd = RemoteFd {
+                pid: std::process::id(),
+                fd: 3,
+                identity: FileId { dev: 0, ino: 0 },
+            };
+        }
         Attack::EventfdFence if msg.frame >= FRAMING_FROM => {
             let Some((fd, identity)) = *EVENTFD.get_or_init(|| eventfd_in(window)) else {
                 return;
@@ -445,7 +425,7 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
 pub fn after_send(
     attack: Attack,
     msg: &FrameMsg,
-    to_renderer: &Sender<GpuToRenderer>,
+    to_renderer: &FrameSender,
     events: &Sender<GpuToLauncher>,
     renderer: u32,
 ) {
@@ -494,7 +474,7 @@ pub fn after_send(
         }
         _ => return,
     }
-    if to_renderer.send(&GpuToRenderer::Frame(lie)).is_ok() {
+    if to_renderer.send(&lie).is_ok() {
         let n = FRAMED.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(
             ?attack,
@@ -509,14 +489,14 @@ pub fn after_send(
 /// then the claim.
 fn flood_frames(
     msg: &FrameMsg,
-    to_renderer: &Sender<GpuToRenderer>,
+    to_renderer: &FrameSender,
     events: &Sender<GpuToLauncher>,
     renderer: u32,
 ) {
     let start = std::time::Instant::now();
     let (mut sent, mut claimed) = (0u64, false);
     while start.elapsed() < std::time::Duration::from_millis(400) && !claimed {
-        match to_renderer.send(&GpuToRenderer::Frame(msg.clone())) {
+        match to_renderer.send(msg) {
             Ok(()) => sent += 1,
             Err(ipc_protocol::channel::SendError::Full) => {
                 claimed = true;
@@ -533,7 +513,7 @@ fn flood_frames(
 
 /// [`Attack::StaleFlood`]: copies of `msg` under an epoch long gone, padded with copies of its
 /// layers to about 30 KiB, sent from a thread for a second.
-fn stale_flood(msg: &FrameMsg, to_renderer: Sender<GpuToRenderer>) {
+fn stale_flood(msg: &FrameMsg, to_renderer: FrameSender) {
     let mut stale = msg.clone();
     stale.epoch += 1000;
     while stale.layers.len() < 300 {
@@ -544,7 +524,7 @@ fn stale_flood(msg: &FrameMsg, to_renderer: Sender<GpuToRenderer>) {
         .spawn(move || {
             let start = std::time::Instant::now();
             let mut sent = 0u64;
-            let m = GpuToRenderer::Frame(stale);
+            let m = stale;
             while start.elapsed() < std::time::Duration::from_secs(1) {
                 match to_renderer.send(&m) {
                     Ok(()) => sent += 1,

@@ -109,14 +109,7 @@ impl Hooks for GpuAdversary {
             return;
         }
         if let Some(a) = self.attack {
-            hostile::attack(
-                a,
-                run.events,
-                run.to_renderer,
-                run.epoch,
-                run.frames,
-                run.info,
-            );
+            hostile::attack(a, run.events, run.to_renderer, run.frames, run.info);
         }
     }
 

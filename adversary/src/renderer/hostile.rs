@@ -87,6 +87,12 @@ pub enum Attack {
     DrainFence,
     /// Hands its seccomp listener over and keeps its own copy open.
     KeepListener,
+    /// Shows the launcher, as proof that the GPU process sent frame 5 twice, two descriptions
+    /// it sealed itself with a key of its own.
+    ForgedEvidence,
+    /// Shows the launcher, as proof of a lie, two true descriptions in order (frames 4 and 5,
+    /// as sealed), then does it again.
+    ReplayedEvidence,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
 }
@@ -154,6 +160,8 @@ impl Attack {
             "old-generation" => Attack::OldGeneration,
             "old-generation-bad-slot" => Attack::OldGenerationBadSlot,
             "drain-fence" => Attack::DrainFence,
+            "forged-evidence" => Attack::ForgedEvidence,
+            "replayed-evidence" => Attack::ReplayedEvidence,
             _ => return None,
         })
     }
@@ -356,6 +364,8 @@ pub fn attack(
         | Attack::OldGeneration
         | Attack::OldGenerationBadSlot
         | Attack::DrainFence
+        | Attack::ForgedEvidence
+        | Attack::ReplayedEvidence
         | Attack::KeepListener => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || RendererToLauncher::Pong(0)),
     }
@@ -459,6 +469,70 @@ pub fn at_resize(
     }));
 }
 
+/// The frame whose description the evidence attacks show.
+const EVIDENCE_AT: u64 = 5;
+
+/// [`Attack::ForgedEvidence`]: at frame [`EVIDENCE_AT`], frame 5 twice, under seals of its own.
+fn forged_evidence(events: &Sender<RendererToLauncher>, msg: &ipc_protocol::messages::FrameMsg) {
+    use ipc_protocol::seal::{Evidence, SealKey, Sealer};
+    if msg.frame != EVIDENCE_AT || !once() {
+        return;
+    }
+    let mut forger = Sealer::new(SealKey([0x42; ipc_protocol::seal::SEAL_LEN]));
+    let frames = [forger.seal(msg), forger.seal(msg)];
+    let frames: Vec<_> = frames.into_iter().flatten().collect();
+    let sent = events.send(&RendererToLauncher::GpuEvidence(Evidence {
+        what: format!("frame {} where frame {} was next", msg.frame, msg.frame + 1),
+        frames,
+        fence_of_layer: None,
+    }));
+    tracing::warn!(
+        frame = msg.frame,
+        ok = sent.is_ok(),
+        "hostile renderer: showed forged evidence"
+    );
+}
+
+/// [`Attack::ReplayedEvidence`]: the description before frame [`EVIDENCE_AT`]'s and its own, both
+/// true and in order, shown as a lie, twice.
+fn replayed_evidence(
+    events: &Sender<RendererToLauncher>,
+    msg: &ipc_protocol::messages::FrameMsg,
+    sealed: Option<&ipc_protocol::seal::SealedFrame>,
+) {
+    use ipc_protocol::seal::Evidence;
+    static BEFORE: std::sync::Mutex<Option<ipc_protocol::seal::SealedFrame>> =
+        std::sync::Mutex::new(None);
+    let Some(sealed) = sealed else {
+        return;
+    };
+    let mut before = BEFORE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if msg.frame + 1 == EVIDENCE_AT {
+        *before = Some(sealed.clone());
+        return;
+    }
+    if msg.frame != EVIDENCE_AT {
+        return;
+    }
+    let Some(prev) = before.take() else {
+        return;
+    };
+    for _ in 0..2 {
+        let sent = events.send(&RendererToLauncher::GpuEvidence(Evidence {
+            what: format!("frame {} where frame {} was next", msg.frame, msg.frame - 1),
+            frames: vec![prev.clone(), sealed.clone()],
+            fence_of_layer: None,
+        }));
+        tracing::warn!(
+            frame = msg.frame,
+            ok = sent.is_ok(),
+            "hostile renderer: showed true descriptions as a lie"
+        );
+    }
+}
+
 /// Once a frame's fences are fetched: [`Attack::DrainFence`] waits for the first layer's pipe
 /// fence of its first frame to signal, reads the byte away (for this process and every holder
 /// of the fence, the launcher's check included, the fence now looks abandoned), keeps that
@@ -468,10 +542,14 @@ pub fn on_fetched(
     attack: Option<Attack>,
     events: &Sender<RendererToLauncher>,
     msg: &ipc_protocol::messages::FrameMsg,
+    sealed: Option<&ipc_protocol::seal::SealedFrame>,
     fetched: &[(u32, renderer_process::decide::Shown, OwnedFd)],
 ) {
-    if attack != Some(Attack::DrainFence) {
-        return;
+    match attack {
+        Some(Attack::ForgedEvidence) => return forged_evidence(events, msg),
+        Some(Attack::ReplayedEvidence) => return replayed_evidence(events, msg, sealed),
+        Some(Attack::DrainFence) => {}
+        _ => return,
     }
     let Some((layer, shown, fence)) = fetched.first() else {
         return;

@@ -93,7 +93,13 @@ impl Hooks for RendererAdversary {
     }
 
     fn fetched(&mut self, fetched: Fetched<'_>) {
-        hostile::on_fetched(self.attack, fetched.events, fetched.msg, fetched.layers);
+        hostile::on_fetched(
+            self.attack,
+            fetched.events,
+            fetched.msg,
+            fetched.sealed,
+            fetched.layers,
+        );
         probe::on_fetched(&fetched);
     }
 

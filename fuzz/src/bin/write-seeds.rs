@@ -214,13 +214,17 @@ fn main() {
         &root.join("gpu_to_renderer"),
         "frame-3-layers",
         &[],
-        &GpuToRenderer::Frame(FrameMsg {
-            epoch: 1,
-            generation: 0,
-            frame: 0,
-            sent_ns: 99,
-            layers: (0..3).map(layer).collect(),
-        }),
+        &GpuToRenderer::Frame(
+            ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([3; 32]))
+                .seal(&FrameMsg {
+                    epoch: 1,
+                    generation: 0,
+                    frame: 0,
+                    sent_ns: 99,
+                    layers: (0..3).map(layer).collect(),
+                })
+                .expect("sealed"),
+        ),
     );
     let rec = triptych_sys::seccomp::TrapRecord {
         arch: 0xc000_003e,

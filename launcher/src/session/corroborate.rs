@@ -85,6 +85,11 @@ fn link_prefix(kind: FenceKind) -> &'static str {
     }
 }
 
+/// Whether `link`, an fd's `/proc` link, names a fence of `kind`.
+pub fn is_kind(link: &str, kind: FenceKind) -> bool {
+    link.starts_with(link_prefix(kind))
+}
+
 /// Checks `claim` against the fd itself; `grace` is how long it still may take to signal.
 pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
     let n = claim.fence.fd;
@@ -104,7 +109,7 @@ pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
     ))
     .map(|l| l.to_string_lossy().into_owned())
     .unwrap_or_default();
-    if !link.starts_with(link_prefix(claim.kind)) {
+    if !is_kind(&link, claim.kind) {
         return Finding::Bogus(format!(
             "fd {n} of the GPU process is {link:?}, not a {:?} fence",
             claim.kind

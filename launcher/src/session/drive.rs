@@ -217,8 +217,11 @@ impl Supervisor<'_> {
                 &l.gpu_end,
                 r.child.proc.pid,
                 |m| {
+                    // The description's place on its link, and some of its seal.
                     let GpuToRenderer::Frame(f) = m;
-                    (f.epoch, f.frame)
+                    let mut tag = [0u8; 8];
+                    tag.copy_from_slice(&f.seal[..8]);
+                    (f.seq, u64::from_le_bytes(tag))
                 },
             )
         });

@@ -36,6 +36,13 @@ impl Supervisor<'_> {
         d: Delivery<RendererToLauncher>,
     ) -> anyhow::Result<()> {
         let verdict = match d {
+            Ok((RendererToLauncher::GpuEvidence(e), _)) => {
+                let now = Instant::now();
+                match self.policing.message(Role::Renderer, "GpuEvidence", now) {
+                    Ok(()) => return self.gpu_evidence(&e),
+                    Err(b) => Err(b),
+                }
+            }
             Ok((m, fds)) => self.renderer_event(m, fds),
             Err(v) => Err(Breach::new("message", v.to_string())),
         };
@@ -63,6 +70,55 @@ impl Supervisor<'_> {
             kind: b.kind.to_owned(),
             what: b.what,
         }))
+    }
+
+    /// The renderer shows sealed descriptions of the GPU process's: judged once per GPU process
+    /// ([`super::sealed`]); a lie they prove costs the GPU process its life, anything else is
+    /// counted.
+    fn gpu_evidence(&mut self, e: &ipc_protocol::seal::Evidence) -> anyhow::Result<()> {
+        let what = crate::child_log::escape_str(&e.what);
+        let generation = self.geometry.generation();
+        let Some(g) = self.pair.gpu.as_mut().filter(|g| !g.shown) else {
+            self.summary.trust.evidence_unjudged += 1;
+            return Ok(());
+        };
+        g.shown = true;
+        let verdict = super::sealed::judge(
+            e,
+            &super::sealed::Known {
+                key: &g.seal,
+                epoch: g.epoch,
+                generation,
+                window: g.info.window,
+                fence: g.info.fence,
+                pidfd: &g.child.proc.pidfd,
+            },
+        );
+        match verdict {
+            super::sealed::Verdict::Lied(why) => {
+                self.summary.trust.proven_gpu_lies += 1;
+                self.gpu_violation(Breach::new("frame channel", why))
+            }
+            super::sealed::Verdict::Refuted(why) => {
+                self.summary.trust.refuted_evidence += 1;
+                self.policing.note("refuted-evidence", || {
+                    tracing::warn!(%what, %why, "the renderer's evidence against the GPU process is refuted; nobody is blamed")
+                });
+                Ok(())
+            }
+            super::sealed::Verdict::Unsealed(why) => {
+                super::push_bounded(
+                    &mut self.summary.trust.uncorroborated,
+                    format!(
+                        "renderer says the GPU process broke the frame channel: {what} ({why})"
+                    ),
+                );
+                self.policing.note("unsealed-evidence", || {
+                    tracing::warn!(%what, %why, "the renderer reports a bad frame channel, with no seal that holds")
+                });
+                Ok(())
+            }
+        }
     }
 
     /// The renderer broke the protocol: it is taken to be compromised (but see
@@ -279,6 +335,8 @@ impl Supervisor<'_> {
                     tracing::warn!(%what, "the renderer reports a bad frame channel (not corroborated)")
                 });
             }
+            // Judged before (`renderer_events`): a verdict may cost the GPU process its life.
+            RendererToLauncher::GpuEvidence(_) => {}
             RendererToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
                 self.policing.note(

@@ -32,6 +32,7 @@ mod overlay;
 mod parts;
 mod quiet;
 mod recovery;
+mod sealed;
 mod slots;
 mod spawn;
 mod standby;
@@ -148,6 +149,11 @@ struct Gpu {
     finished: bool,
     /// It was the standby, promoted (not a cold start).
     promoted: bool,
+    /// The key it seals its frame descriptions with.
+    seal: ipc_protocol::seal::SealKey,
+    /// The renderer showed the launcher its sealed descriptions already (one showing is judged
+    /// per GPU process).
+    shown: bool,
 }
 
 impl Gpu {

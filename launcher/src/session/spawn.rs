@@ -155,7 +155,12 @@ impl Supervisor<'_> {
         let transport = self.jail.transport();
         let sent_faults = faults.clone();
         let (width, height) = self.geometry.size();
+        let mut key = [0u8; ipc_protocol::seal::SEAL_LEN];
+        getrandom::fill(&mut key)
+            .map_err(|e| anyhow::anyhow!("making the GPU process's seal key: {e}"))?;
+        let seal = ipc_protocol::seal::SealKey(key);
         let start = LauncherToGpu::Start(GpuStart {
+            seal: seal.clone(),
             epoch,
             width,
             height,
@@ -210,7 +215,7 @@ impl Supervisor<'_> {
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
                         let WarmGpu { child, events, exit, .. } = warm;
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted, seal, shown: false }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {

@@ -340,12 +340,10 @@ mod tests {
         let (_, to_renderer, ev) = link();
         let claim = RendererClaim::FramesUnread;
         assert!(matches!(judge(&ev, &claim, 1), Verdict::Unknown(_)));
-        let frame = GpuToRenderer::Frame(ipc_protocol::messages::FrameMsg {
-            epoch: 1,
-            generation: 0,
-            frame: 0,
-            sent_ns: 0,
-            layers: Vec::new(),
+        let frame = GpuToRenderer::Frame(ipc_protocol::seal::SealedFrame {
+            seq: 0,
+            body: vec![1; 40],
+            seal: [0; ipc_protocol::seal::SEAL_LEN],
         });
         // One frame waits, but there is room: a renderer a moment behind is not blamed.
         to_renderer.send(&frame).expect("send");

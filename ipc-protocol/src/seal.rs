@@ -1,0 +1,205 @@
+//! Sealed frame descriptions: what the GPU process tells the renderer, in a form the renderer can
+//! show the launcher and cannot forge.
+//!
+//! The launcher does not see the frame channel between the GPU process and the renderer, so when
+//! the renderer says the GPU process lied on it, the launcher has only the renderer's word, and a
+//! compromised renderer could make the same claim to frame the GPU process. Sealing turns the
+//! description itself into the evidence:
+//!
+//! - The launcher makes a fresh random [`SealKey`] for every GPU process and hands it over in
+//!   `Start`; the renderer never gets it.
+//! - The GPU process sends every description as a [`SealedFrame`]: its encoded bytes, a sequence
+//!   number counting the descriptions sent on this link from 0, and a keyed BLAKE3 hash of both
+//!   under its key (a MAC).
+//! - The renderer cannot check a seal (it has no key). It decodes the body, judges it, and, when it
+//!   finds a lie, forwards the sealed description as received ([`Evidence`]).
+//! - The launcher checks the seal with that GPU process's key. A valid seal proves the GPU process
+//!   sent exactly these bytes under this sequence number; a forged or altered one proves nothing
+//!   against anyone (an unsealed datagram could come from either side) and is only counted.
+//!
+//! What one sealed description proves against its sender, checked by the launcher from what it
+//! knows itself: a body that does not decode, another GPU process's epoch, a size generation the
+//! launcher never started, a fence of a kind the process does not export (the launcher takes the
+//! named fd itself and compares its identity). Two sealed descriptions with consecutive sequence
+//! numbers prove the frame numbers must be consecutive too, since an honest GPU process sends its
+//! frames in order, one description each, and its link ends at the first one it cannot send; so a
+//! frame sent twice or one numbered ahead is proven by the two descriptions around it. A gap in
+//! the sequence numbers proves nothing: a renderer could have left descriptions out.
+//!
+//! BLAKE3's keyed mode is the MAC (the `blake3` crate; its comparison of hashes is constant time).
+//! A MAC, not a signature: the launcher holds the key as well, and it is the one party trusted.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{SendError, Sender};
+use crate::messages::{FrameMsg, GpuToRenderer};
+
+/// Bytes in a [`SealKey`] and a seal.
+pub const SEAL_LEN: usize = 32;
+
+/// The key a GPU process seals its descriptions with, made by the launcher for that process
+/// alone. Its `Debug` output never shows the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealKey(pub [u8; SEAL_LEN]);
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(..)")
+    }
+}
+
+/// A frame description as the GPU process sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedFrame {
+    /// The description's place on its link, from 0.
+    pub seq: u64,
+    /// The encoded [`FrameMsg`].
+    pub body: Vec<u8>,
+    /// The keyed BLAKE3 hash of `seq` and `body`.
+    pub seal: [u8; SEAL_LEN],
+}
+
+impl SealedFrame {
+    /// Decodes the body, with the channel's own decoder (the seal is not checked: only the
+    /// launcher can).
+    pub fn open(&self) -> Result<FrameMsg, crate::channel::Violation> {
+        crate::channel::decode::<FrameMsg>(&self.body, Vec::new()).map(|(m, _)| m)
+    }
+
+    /// Whether the seal is `key`'s over this sequence number and body.
+    pub fn verify(&self, key: &SealKey) -> bool {
+        blake3::Hash::from_bytes(self.seal) == mac(key, self.seq, &self.body)
+    }
+}
+
+fn mac(key: &SealKey, seq: u64, body: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new_keyed(&key.0);
+    h.update(&seq.to_le_bytes());
+    h.update(body);
+    h.finalize()
+}
+
+/// Seals the descriptions of one link, numbering them from 0.
+#[derive(Debug)]
+pub struct Sealer {
+    key: SealKey,
+    next: u64,
+}
+
+impl Sealer {
+    /// A sealer for a new link.
+    pub fn new(key: SealKey) -> Self {
+        Self { key, next: 0 }
+    }
+
+    /// Seals `msg` as the link's next description. `None` if it cannot be encoded.
+    pub fn seal(&mut self, msg: &FrameMsg) -> Option<SealedFrame> {
+        crate::channel::encode(msg).map(|body| self.seal_body(body))
+    }
+
+    /// Seals `body`, whatever it holds, as the link's next description.
+    pub fn seal_body(&mut self, body: Vec<u8>) -> SealedFrame {
+        let seq = self.next;
+        self.next += 1;
+        SealedFrame {
+            seq,
+            seal: *mac(&self.key, seq, &body).as_bytes(),
+            body,
+        }
+    }
+}
+
+/// The GPU process's end of a frame link: every description sent is sealed, numbered in the
+/// order sent (clones share the numbering).
+#[derive(Clone, Debug)]
+pub struct FrameSender {
+    to: Sender<GpuToRenderer>,
+    sealer: Arc<Mutex<Sealer>>,
+}
+
+impl FrameSender {
+    /// Seals with `key` what goes through `to`, numbering from 0.
+    pub fn new(to: Sender<GpuToRenderer>, key: SealKey) -> Self {
+        Self {
+            to,
+            sealer: Arc::new(Mutex::new(Sealer::new(key))),
+        }
+    }
+
+    /// Seals `msg` and sends it; sealing and sending are one step, so the numbers go out in
+    /// order.
+    pub fn send(&self, msg: &FrameMsg) -> Result<(), SendError> {
+        let mut sealer = self.sealer.lock().unwrap_or_else(PoisonError::into_inner);
+        let sealed = sealer
+            .seal(msg)
+            .ok_or(SendError::TooLong { kind: "Frame" })?;
+        self.to.send(&GpuToRenderer::Frame(sealed))
+    }
+
+    /// The channel underneath.
+    pub fn channel(&self) -> &Sender<GpuToRenderer> {
+        &self.to
+    }
+}
+
+/// What the renderer found wrong in what the GPU process sent, with the sealed descriptions
+/// that show it: `frames` holds the offending description last, and before it the one accepted
+/// just before it on the link, where the lie is in the order of the two.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What the renderer found, in words.
+    pub what: String,
+    /// One or two sealed descriptions.
+    pub frames: Vec<SealedFrame>,
+    /// The layer whose fence is not a fence of the kind exported, where that is the lie.
+    pub fence_of_layer: Option<u32>,
+}
+
+/// The most descriptions an [`Evidence`] carries.
+pub const MAX_EVIDENCE_FRAMES: usize = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(frame: u64) -> FrameMsg {
+        FrameMsg {
+            epoch: 3,
+            generation: 0,
+            frame,
+            sent_ns: 9,
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_seal_holds_for_its_key_sequence_and_body_only() {
+        let key = SealKey([7; SEAL_LEN]);
+        let mut s = Sealer::new(key.clone());
+        let a = s.seal(&msg(10)).expect("sealed");
+        let b = s.seal(&msg(11)).expect("sealed");
+        assert_eq!((a.seq, b.seq), (0, 1));
+        assert!(a.verify(&key) && b.verify(&key));
+        assert_eq!(a.open().expect("opens"), msg(10));
+        assert!(!a.verify(&SealKey([8; SEAL_LEN])));
+        let mut renumbered = b.clone();
+        renumbered.seq = 0;
+        assert!(!renumbered.verify(&key));
+        let mut altered = a.clone();
+        if let Some(x) = altered.body.last_mut() {
+            *x ^= 1;
+        }
+        assert!(!altered.verify(&key));
+        let mut reseal = a;
+        reseal.seal[0] ^= 1;
+        assert!(!reseal.verify(&key));
+    }
+
+    #[test]
+    fn the_key_is_never_printed() {
+        let shown = format!("{:?}", Sealer::new(SealKey([0xab; SEAL_LEN])));
+        assert!(!shown.contains("171") && !shown.contains("ab"), "{shown}");
+    }
+}
