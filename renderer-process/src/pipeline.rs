@@ -108,6 +108,9 @@ struct GpuSide {
     releases: Sender<RendererToGpu>,
     /// Whether a violation of this GPU process was reported to the launcher already.
     violation_reported: bool,
+    /// Whether sealed evidence against it was shown to the launcher already (apart from the
+    /// words, so that a lie it cannot prove first does not use up the showing of one it can).
+    evidence_shown: bool,
     /// The frame it must send next: each frame of a link is numbered one more than the one
     /// before, from the link's first. A description out of that order (a repeat, a number
     /// skipped ahead) is a lie of the GPU process, never composited.
@@ -313,6 +316,7 @@ fn link(
             window: gpu.gpu_window,
             releases,
             violation_reported: false,
+            evidence_shown: false,
             next_frame: gpu.first_frame,
             sent_unreported: false,
             last: None,
@@ -632,14 +636,15 @@ impl Pipeline {
     }
 
     /// The GPU process broke the protocol, and `frames`, the sealed descriptions it sent, show
-    /// it: the launcher is shown them once per GPU process ([`RendererToLauncher::GpuEvidence`]),
+    /// it: the launcher is shown them once per GPU process (a lie that cannot be shown is
+    /// reported in words, also once) ([`RendererToLauncher::GpuEvidence`]),
     /// where it checks them itself. Counted and dropped as [`Pipeline::gpu_violation`].
     fn gpu_lie(&mut self, what: String, frames: Vec<SealedFrame>, fence_of_layer: Option<u32>) {
-        if self.gpu.violation_reported || frames.is_empty() {
+        if self.gpu.evidence_shown || frames.is_empty() {
             return self.gpu_violation(what);
         }
         self.stats.gpu_violations += 1;
-        self.gpu.violation_reported = true;
+        self.gpu.evidence_shown = true;
         tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped, and shown to the launcher");
         let evidence = RendererToLauncher::GpuEvidence(Evidence {
             what: what.clone(),

@@ -414,3 +414,15 @@ fn a_frame_sent_but_never_reported_is_not_the_renderers() {
 fn its_own_buffer_named_as_a_fence_costs_the_gpu_process() {
     proven_lie("buffer-fence", "as a Pipe fence");
 }
+
+#[test]
+fn a_lie_the_renderer_cannot_prove_first_does_not_hide_one_it_can() {
+    // Unsealed garbage (reported in words, counted) and then a frame sent twice (shown).
+    let s = proven_lie("garbage-then-twice", "right after frame");
+    assert!(
+        s["trust"]["uncorroborated"]
+            .to_string()
+            .contains("broke the frame channel"),
+        "{s}"
+    );
+}

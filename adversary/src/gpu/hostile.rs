@@ -52,6 +52,9 @@ pub enum Attack {
     TraceFlood,
     /// From frame [`FRAMING_FROM`] on, sends every frame's description to the renderer twice.
     FrameTwice,
+    /// Unsealed garbage on the frame channel first (a lie the renderer cannot prove, reported in
+    /// words), then [`Attack::FrameTwice`].
+    GarbageThenTwice,
     /// From frame [`FRAMING_FROM`] on, also sends each frame's description numbered three
     /// frames ahead (never reported as produced).
     FrameAhead,
@@ -165,6 +168,7 @@ impl Attack {
             "stderr-flood" => Attack::StderrFlood,
             "trace-flood" => Attack::TraceFlood,
             "frame-twice" => Attack::FrameTwice,
+            "garbage-then-twice" => Attack::GarbageThenTwice,
             "frame-ahead" => Attack::FrameAhead,
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
@@ -231,7 +235,7 @@ pub fn attack(
                 }
             }
         }
-        Attack::FrameGarbage => {
+        Attack::FrameGarbage | Attack::GarbageThenTwice => {
             if let Some(f) = frames {
                 // Unsealed: bytes the renderer cannot show as this process's.
                 raw(f.channel(), &[0xff; 48], &[]);
@@ -435,7 +439,7 @@ pub fn after_send(
     }
     let mut lie = msg.clone();
     match attack {
-        Attack::FrameTwice => {}
+        Attack::FrameTwice | Attack::GarbageThenTwice => {}
         Attack::FrameAhead => lie.frame += 3,
         Attack::StaleFlood => {
             static STARTED: std::sync::atomic::AtomicBool =
