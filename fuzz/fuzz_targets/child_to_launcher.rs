@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let mut budget = Budget::default();
     if which & 1 == 0 {
         if let Ok((m, _)) = decode::<GpuToLauncher>(bytes, Vec::new()) {
-            let _ = budget.message(ipc_protocol::channel::Wire::kind(&m), std::time::Instant::now());
+            let _ = budget.message(
+                ipc_protocol::channel::Wire::kind(&m),
+                std::time::Instant::now(),
+            );
             match m {
                 GpuToLauncher::Produced { frame } => {
                     let _ = frames.produced(frame, 1000);

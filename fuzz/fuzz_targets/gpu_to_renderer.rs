@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         for l in &f.layers {
             if let Ok(ends) = l.buffer.validate_shape() {
                 for (i, end) in ends.iter().enumerate() {
-                    let _ = ipc_protocol::Frame::<ipc_protocol::RemoteFd>::validate_extent(i, *end, 1 << 30);
+                    let _ = ipc_protocol::Frame::<ipc_protocol::RemoteFd>::validate_extent(
+                        i,
+                        *end,
+                        1 << 30,
+                    );
                 }
             }
             let _ = l.buffer.validate_remote(1234, 512, 768);

@@ -160,6 +160,87 @@ pub struct Evidence {
 /// The most descriptions an [`Evidence`] carries.
 pub const MAX_EVIDENCE_FRAMES: usize = 2;
 
+/// What sealed evidence shows, judged by the seals and what the judge knows itself.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The sealed bytes break the protocol: the sender lied, and this says how.
+    Lie(String),
+    /// Nothing here shows a lie, and why.
+    Holds(String),
+    /// A seal does not hold: nothing shows who made the bytes.
+    Unsealed(String),
+    /// The lie named is in a fence, which only the sender's own fd table can show: the fence as
+    /// the sealed description `seq` names it.
+    Fence {
+        /// The description's number.
+        seq: u64,
+        /// The fence it names.
+        fence: crate::Fence<crate::RemoteFd>,
+    },
+}
+
+impl Evidence {
+    /// Judges the evidence against the GPU process whose key is `key`, of epoch `epoch`, when
+    /// the newest size generation started is `generation`. Checked in order: the number of
+    /// descriptions, every seal, every body decodes, every epoch and generation, the order of
+    /// two consecutive descriptions' frames, then the fence named, if that is the lie.
+    pub fn judge(&self, key: &SealKey, epoch: u64, generation: u32) -> Finding {
+        if self.frames.is_empty() || self.frames.len() > MAX_EVIDENCE_FRAMES {
+            return Finding::Holds(format!("{} descriptions shown", self.frames.len()));
+        }
+        if let Some(f) = self.frames.iter().find(|f| !f.verify(key)) {
+            return Finding::Unsealed(format!("the seal of description {} does not hold", f.seq));
+        }
+        let mut opened = Vec::with_capacity(self.frames.len());
+        for f in &self.frames {
+            match f.open() {
+                Ok(m) => opened.push((f.seq, m)),
+                Err(v) => {
+                    return Finding::Lie(format!(
+                        "sealed description {} does not decode: {v}",
+                        f.seq
+                    ))
+                }
+            }
+        }
+        for (seq, m) in &opened {
+            if m.epoch != epoch {
+                return Finding::Lie(format!(
+                    "sealed description {seq} gives epoch {}, its own is {epoch}",
+                    m.epoch
+                ));
+            }
+            if m.generation > generation {
+                return Finding::Lie(format!(
+                    "sealed description {seq} is of size generation {}, which was never started (the newest is {generation})",
+                    m.generation
+                ));
+            }
+        }
+        if let [(sa, a), (sb, b)] = &opened[..] {
+            if sa.checked_add(1) == Some(*sb) && a.frame.checked_add(1) != Some(b.frame) {
+                return Finding::Lie(format!(
+                    "sealed frame {} right after frame {} (descriptions {sa} and {sb})",
+                    b.frame, a.frame
+                ));
+            }
+        }
+        let Some(layer) = self.fence_of_layer else {
+            return Finding::Holds("the sealed descriptions hold".to_owned());
+        };
+        let Some((seq, m)) = opened.last() else {
+            return Finding::Holds("no description".to_owned());
+        };
+        match m.layers.iter().find(|l| l.layer == layer) {
+            Some(l) => Finding::Fence {
+                seq: *seq,
+                fence: l.buffer.fence.clone(),
+            },
+            None => Finding::Holds(format!("description {seq} has no layer {layer}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +276,105 @@ mod tests {
         let mut reseal = a;
         reseal.seal[0] ^= 1;
         assert!(!reseal.verify(&key));
+    }
+
+    fn evidence(frames: Vec<SealedFrame>) -> Evidence {
+        Evidence {
+            what: "said".into(),
+            frames,
+            fence_of_layer: None,
+        }
+    }
+
+    fn judged(e: &Evidence, key: &SealKey) -> Finding {
+        e.judge(key, 3, 2)
+    }
+
+    #[test]
+    fn consecutive_descriptions_of_frames_out_of_order_are_a_lie() {
+        let key = SealKey([3; SEAL_LEN]);
+        let mut s = Sealer::new(key.clone());
+        let a = s.seal(&msg(10)).expect("sealed");
+        let twice = s.seal(&msg(10)).expect("sealed");
+        let ahead = s.seal(&msg(14)).expect("sealed");
+        let v = judged(&evidence(vec![a.clone(), twice.clone()]), &key);
+        assert!(
+            matches!(&v, Finding::Lie(w) if w.contains("frame 10 right after frame 10")),
+            "{v:?}"
+        );
+        let v = judged(&evidence(vec![twice, ahead.clone()]), &key);
+        assert!(matches!(v, Finding::Lie(_)), "{v:?}");
+        // A gap in the numbering shows nothing: the renderer could have left one out.
+        let v = judged(&evidence(vec![a, ahead]), &key);
+        assert!(matches!(v, Finding::Holds(_)), "{v:?}");
+    }
+
+    #[test]
+    fn in_order_descriptions_hold_and_forged_ones_show_nothing() {
+        let key = SealKey([3; SEAL_LEN]);
+        let mut s = Sealer::new(key.clone());
+        let a = s.seal(&msg(10)).expect("sealed");
+        let mut later = msg(11);
+        later.generation = 2;
+        let b = s.seal(&later).expect("sealed");
+        let v = judged(&evidence(vec![a.clone(), b.clone()]), &key);
+        assert!(matches!(v, Finding::Holds(_)), "{v:?}");
+        // Made by someone without the key: a renderer framing the GPU process.
+        let mut forger = Sealer::new(SealKey([9; SEAL_LEN]));
+        let mut forged = forger.seal(&msg(10)).expect("sealed");
+        forged.seq = 1;
+        let v = judged(&evidence(vec![a.clone(), forged]), &key);
+        assert!(matches!(v, Finding::Unsealed(_)), "{v:?}");
+        // A true seal moved onto other bytes.
+        let mut moved = b;
+        moved.body = a.body.clone();
+        assert!(matches!(
+            judged(&evidence(vec![a.clone(), moved]), &key),
+            Finding::Unsealed(_)
+        ));
+        assert!(matches!(
+            judged(&evidence(Vec::new()), &key),
+            Finding::Holds(_)
+        ));
+        assert!(matches!(
+            judged(&evidence(vec![a.clone(), a.clone(), a]), &key),
+            Finding::Holds(_)
+        ));
+    }
+
+    #[test]
+    fn one_description_shows_a_wrong_epoch_a_generation_never_started_or_bad_bytes() {
+        let key = SealKey([5; SEAL_LEN]);
+        let mut s = Sealer::new(key.clone());
+        let mut other = msg(3);
+        other.epoch = 1000;
+        let v = judged(&evidence(vec![s.seal(&other).expect("sealed")]), &key);
+        assert!(
+            matches!(&v, Finding::Lie(w) if w.contains("epoch 1000")),
+            "{v:?}"
+        );
+        let mut future = msg(4);
+        future.generation = 3;
+        let v = judged(&evidence(vec![s.seal(&future).expect("sealed")]), &key);
+        assert!(
+            matches!(&v, Finding::Lie(w) if w.contains("generation 3")),
+            "{v:?}"
+        );
+        let v = judged(&evidence(vec![s.seal_body(vec![0xff; 12])]), &key);
+        assert!(
+            matches!(&v, Finding::Lie(w) if w.contains("does not decode")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_fence_lie_names_the_fence_for_the_judge_to_take() {
+        let key = SealKey([6; SEAL_LEN]);
+        let mut s = Sealer::new(key.clone());
+        let mut e = evidence(vec![s.seal(&msg(1)).expect("sealed")]);
+        e.fence_of_layer = Some(0);
+        // No layer 0 in it.
+        assert!(matches!(judged(&e, &key), Finding::Holds(_)));
     }
 
     #[test]

@@ -91,18 +91,43 @@ fn mailbox_seeds(dir: &Path) {
         .collect();
     write_ring(dir, "twelve", 12, &run);
     // Broken: the write index, then each record rule.
-    write_ring(dir, "index-past-the-ring", mailbox::RECORDS + 1, &[pong.clone()]);
+    write_ring(
+        dir,
+        "index-past-the-ring",
+        mailbox::RECORDS + 1,
+        &[pong.clone()],
+    );
     write_ring(dir, "index-behind", u32::MAX, &[pong.clone()]);
     write_ring(dir, "index-past-the-records", 4, &[pong.clone()]);
     let payload_max = mailbox::PAYLOAD_MAX as u16;
-    write_ring(dir, "too-long", 1, &[record(payload_max + 1, 1, &[0xff; 4])]);
+    write_ring(
+        dir,
+        "too-long",
+        1,
+        &[record(payload_max + 1, 1, &[0xff; 4])],
+    );
     write_ring(dir, "empty-message", 1, &[record(0, 1, &[])]);
-    write_ring(dir, "announcement-with-bytes", 1, &[record(3, 2, &[1, 2, 3])]);
-    write_ring(dir, "unknown-kind", 2, &[pong.clone(), record(4, 9, &[0; 4])]);
+    write_ring(
+        dir,
+        "announcement-with-bytes",
+        1,
+        &[record(3, 2, &[1, 2, 3])],
+    );
+    write_ring(
+        dir,
+        "unknown-kind",
+        2,
+        &[pong.clone(), record(4, 9, &[0; 4])],
+    );
     write_ring(dir, "undecodable", 1, &[record(2, 1, &[0xff, 0xff])]);
     let mut trailing = encode(&RendererToLauncher::Pong(7)).expect("pong");
     trailing.push(0);
-    write_ring(dir, "trailing", 1, &[record(trailing.len() as u16, 1, &trailing)]);
+    write_ring(
+        dir,
+        "trailing",
+        1,
+        &[record(trailing.len() as u16, 1, &trailing)],
+    );
 }
 
 fn main() {
@@ -113,15 +138,31 @@ fn main() {
         "gpu_to_renderer",
         "violation_report",
         "mailbox",
+        "evidence",
     ];
     for d in dirs {
         std::fs::create_dir_all(root.join(d)).expect("corpus dir");
     }
     let c2l = root.join("child_to_launcher");
-    write(&c2l, "gpu-produced", &[0], &GpuToLauncher::Produced { frame: 3 });
+    write(
+        &c2l,
+        "gpu-produced",
+        &[0],
+        &GpuToLauncher::Produced { frame: 3 },
+    );
     write(&c2l, "gpu-pong", &[0], &GpuToLauncher::Pong(7));
-    write(&c2l, "gpu-starved", &[0], &GpuToLauncher::Starved { layer: 1, frame: 9 });
-    write(&c2l, "gpu-failed", &[0], &GpuToLauncher::Failed("no EGL".into()));
+    write(
+        &c2l,
+        "gpu-starved",
+        &[0],
+        &GpuToLauncher::Starved { layer: 1, frame: 9 },
+    );
+    write(
+        &c2l,
+        "gpu-failed",
+        &[0],
+        &GpuToLauncher::Failed("no EGL".into()),
+    );
     write(
         &c2l,
         "gpu-fault",
@@ -158,11 +199,56 @@ fn main() {
             fence: remote(530),
         },
     );
-    write(&c2l, "renderer-stats", &[1], &RendererToLauncher::Stats(RendererStats::default()));
+    write(
+        &c2l,
+        "renderer-stats",
+        &[1],
+        &RendererToLauncher::Stats(RendererStats::default()),
+    );
+    let mut sealer = ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([5; 32]));
+    let shown = |frame| ipc_protocol::messages::FrameMsg {
+        epoch: 1,
+        generation: 0,
+        frame,
+        sent_ns: 7,
+        layers: Vec::new(),
+    };
+    write(
+        &c2l,
+        "renderer-gpu-evidence",
+        &[1],
+        &RendererToLauncher::GpuEvidence(ipc_protocol::seal::Evidence {
+            what: "frame 4 where frame 5 was next".into(),
+            frames: vec![
+                sealer.seal(&shown(4)).expect("sealed"),
+                sealer.seal(&shown(4)).expect("sealed"),
+            ],
+            fence_of_layer: None,
+        }),
+    );
+    let ev = root.join("evidence");
+    let evidence = RendererToLauncher::GpuEvidence(ipc_protocol::seal::Evidence {
+        what: "frame 4 where frame 5 was next".into(),
+        frames: vec![
+            sealer.seal(&shown(4)).expect("sealed"),
+            sealer.seal(&shown(4)).expect("sealed"),
+        ],
+        fence_of_layer: None,
+    });
+    write(&ev, "forged-evidence", &[0], &evidence);
+    // Two bodies of the same length, sealed by the target with the judge's key.
+    let body = encode(&shown(4)).expect("body");
+    let mut two = vec![3u8];
+    two.extend(&body);
+    two.extend(&body);
+    std::fs::write(ev.join("sealed-twice"), two).expect("seed");
     let r2g = root.join("renderer_to_gpu");
     let release = |slot| RendererToGpu::Release {
         epoch: 1,
-        buffer: BufferId { slot, generation: 1 },
+        buffer: BufferId {
+            slot,
+            generation: 1,
+        },
     };
     let one = encode(&release(2)).expect("release");
     let mut stream = Vec::new();
@@ -184,7 +270,10 @@ fn main() {
             opacity: 200,
         },
         buffer: Frame {
-            id: BufferId { slot: l, generation: 1 },
+            id: BufferId {
+                slot: l,
+                generation: 1,
+            },
             kind: BufferKind::Shm,
             format: DrmFormat {
                 fourcc: DRM_FORMAT_ABGR8888,

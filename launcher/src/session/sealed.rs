@@ -16,7 +16,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use ipc_protocol::frame::FenceKind;
-use ipc_protocol::seal::{Evidence, SealKey, MAX_EVIDENCE_FRAMES};
+use ipc_protocol::seal::{Evidence, Finding, SealKey};
 
 /// What the launcher knows of the GPU process the evidence is against.
 #[derive(Debug)]
@@ -46,55 +46,15 @@ pub enum Verdict {
     Unsealed(String),
 }
 
-/// Judges `e` against what is `known`.
+/// Judges `e` against what is `known` ([`Evidence::judge`]), taking a fence it names from the
+/// GPU process to look at it.
 pub fn judge(e: &Evidence, known: &Known<'_>) -> Verdict {
-    if e.frames.is_empty() || e.frames.len() > MAX_EVIDENCE_FRAMES {
-        return Verdict::Refuted(format!("{} descriptions shown", e.frames.len()));
+    match e.judge(known.key, known.epoch, known.generation) {
+        Finding::Lie(w) => Verdict::Lied(w),
+        Finding::Holds(w) => Verdict::Refuted(w),
+        Finding::Unsealed(w) => Verdict::Unsealed(w),
+        Finding::Fence { seq, fence: f } => fence(&f, seq, known),
     }
-    if let Some(f) = e.frames.iter().find(|f| !f.verify(known.key)) {
-        return Verdict::Unsealed(format!("the seal of description {} does not hold", f.seq));
-    }
-    let mut opened = Vec::with_capacity(e.frames.len());
-    for f in &e.frames {
-        match f.open() {
-            Ok(m) => opened.push((f.seq, m)),
-            Err(v) => {
-                return Verdict::Lied(format!("sealed description {} does not decode: {v}", f.seq))
-            }
-        }
-    }
-    for (seq, m) in &opened {
-        if m.epoch != known.epoch {
-            return Verdict::Lied(format!(
-                "sealed description {seq} gives epoch {}, its own is {}",
-                m.epoch, known.epoch
-            ));
-        }
-        if m.generation > known.generation {
-            return Verdict::Lied(format!(
-                "sealed description {seq} is of size generation {}, which was never started (the newest is {})",
-                m.generation, known.generation
-            ));
-        }
-    }
-    if let [(sa, a), (sb, b)] = &opened[..] {
-        if sa.checked_add(1) == Some(*sb) && a.frame.checked_add(1) != Some(b.frame) {
-            return Verdict::Lied(format!(
-                "sealed frame {} right after frame {} (descriptions {sa} and {sb})",
-                b.frame, a.frame
-            ));
-        }
-    }
-    let Some(layer) = e.fence_of_layer else {
-        return Verdict::Refuted("the sealed descriptions hold".to_owned());
-    };
-    let Some((seq, m)) = opened.last() else {
-        return Verdict::Refuted("no description".to_owned());
-    };
-    let Some(l) = m.layers.iter().find(|l| l.layer == layer) else {
-        return Verdict::Refuted(format!("description {seq} has no layer {layer}"));
-    };
-    fence(&l.buffer.fence, *seq, known)
 }
 
 /// The fence a sealed description names: of the kind the process exports, in its window, and,
@@ -137,36 +97,76 @@ fn fence(f: &ipc_protocol::Fence<ipc_protocol::RemoteFd>, seq: u64, known: &Know
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_protocol::messages::FrameMsg;
+    use ipc_protocol::messages::{FrameMsg, LayerMsg, LayerPlacement};
     use ipc_protocol::seal::{Sealer, SEAL_LEN};
+    use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 
-    fn msg(frame: u64, generation: u32) -> FrameMsg {
+    /// A description whose only layer names `fence` of `kind` as its fence.
+    fn naming(fence: RemoteFd, kind: FenceKind) -> FrameMsg {
         FrameMsg {
             epoch: 4,
-            generation,
-            frame,
+            generation: 0,
+            frame: 1,
             sent_ns: 1,
-            layers: Vec::new(),
+            layers: vec![LayerMsg {
+                layer: 0,
+                placement: LayerPlacement {
+                    x: 0,
+                    y: 0,
+                    z: 0,
+                    opacity: 255,
+                },
+                buffer: Frame {
+                    id: BufferId {
+                        slot: 0,
+                        generation: 1,
+                    },
+                    kind: ipc_protocol::frame::BufferKind::Shm,
+                    format: DrmFormat {
+                        fourcc: ipc_protocol::frame::DRM_FORMAT_ABGR8888,
+                        modifier: 0,
+                    },
+                    width: 1,
+                    height: 1,
+                    planes: vec![Plane {
+                        fd: fence,
+                        offset: 0,
+                        stride: 4,
+                    }],
+                    fence: Fence { kind, fd: fence },
+                },
+                damage: Vec::new(),
+                damage_since: None,
+            }],
         }
     }
 
-    fn evidence(frames: Vec<ipc_protocol::seal::SealedFrame>) -> Evidence {
-        Evidence {
-            what: "said".into(),
-            frames,
-            fence_of_layer: None,
-        }
-    }
-
-    fn verdict(e: &Evidence, key: &SealKey) -> Verdict {
+    fn verdict_on(fd: &OwnedFd, kind: FenceKind) -> Verdict {
+        let key = SealKey([3; SEAL_LEN]);
+        let id = triptych_sys::fd::identity(fd.as_fd()).expect("identity");
+        let remote = RemoteFd {
+            pid: std::process::id(),
+            fd: fd.as_raw_fd(),
+            identity: FileId {
+                dev: id.dev,
+                ino: id.ino,
+            },
+        };
+        let e = Evidence {
+            what: "no fence".into(),
+            frames: vec![Sealer::new(key.clone())
+                .seal(&naming(remote, kind))
+                .expect("sealed")],
+            fence_of_layer: Some(0),
+        };
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("own pidfd");
         judge(
-            e,
+            &e,
             &Known {
-                key,
+                key: &key,
                 epoch: 4,
-                generation: 2,
-                window: (512, 768),
+                generation: 0,
+                window: (0, 1 << 20),
                 fence: FenceKind::Pipe,
                 pidfd: &pidfd,
             },
@@ -174,72 +174,20 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_descriptions_of_frames_out_of_order_are_a_lie() {
-        let key = SealKey([3; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
-        let a = s.seal(&msg(10, 0)).expect("sealed");
-        let twice = s.seal(&msg(10, 0)).expect("sealed");
-        let ahead = s.seal(&msg(14, 0)).expect("sealed");
-        let v = verdict(&evidence(vec![a.clone(), twice.clone()]), &key);
-        assert!(
-            matches!(&v, Verdict::Lied(w) if w.contains("frame 10 right after frame 10")),
-            "{v:?}"
-        );
-        let v = verdict(&evidence(vec![twice, ahead.clone()]), &key);
-        assert!(matches!(v, Verdict::Lied(_)), "{v:?}");
-        // A gap in the numbering shows nothing: the renderer could have left one out.
-        let v = verdict(&evidence(vec![a, ahead]), &key);
+    fn a_fence_named_is_taken_from_the_process_and_judged_by_what_it_is() {
+        let (read, _write) = triptych_sys::fd::pipe_cloexec().expect("pipe");
+        let v = verdict_on(&read, FenceKind::Pipe);
         assert!(matches!(v, Verdict::Refuted(_)), "{v:?}");
-    }
-
-    #[test]
-    fn in_order_descriptions_hold_and_forged_ones_show_nothing() {
-        let key = SealKey([3; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
-        let a = s.seal(&msg(10, 0)).expect("sealed");
-        let b = s.seal(&msg(11, 2)).expect("sealed");
-        let v = verdict(&evidence(vec![a.clone(), b.clone()]), &key);
-        assert!(matches!(v, Verdict::Refuted(_)), "{v:?}");
-        // Made by someone without the key: a renderer framing the GPU process.
-        let mut forger = Sealer::new(SealKey([9; SEAL_LEN]));
-        let forged = forger.seal(&msg(10, 0)).expect("sealed");
-        let mut renumbered = forged.clone();
-        renumbered.seq = 1;
-        let v = verdict(&evidence(vec![a.clone(), renumbered]), &key);
-        assert!(matches!(v, Verdict::Unsealed(_)), "{v:?}");
-        // A true seal moved onto other bytes.
-        let mut moved = b;
-        moved.body = a.body.clone();
-        assert!(matches!(
-            verdict(&evidence(vec![a, moved]), &key),
-            Verdict::Unsealed(_)
-        ));
-        assert!(matches!(
-            verdict(&evidence(Vec::new()), &key),
-            Verdict::Refuted(_)
-        ));
-    }
-
-    #[test]
-    fn one_description_shows_a_wrong_epoch_or_a_generation_never_started() {
-        let key = SealKey([5; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
-        let mut other = msg(3, 0);
-        other.epoch = 1000;
-        let v = verdict(&evidence(vec![s.seal(&other).expect("sealed")]), &key);
+        let memfd = triptych_sys::memfd::create_sealed(c"not-a-fence", 64).expect("memfd");
+        let v = verdict_on(&memfd, FenceKind::Pipe);
         assert!(
-            matches!(&v, Verdict::Lied(w) if w.contains("epoch 1000")),
+            matches!(&v, Verdict::Lied(w) if w.contains("memfd")),
             "{v:?}"
         );
-        let v = verdict(&evidence(vec![s.seal(&msg(4, 3)).expect("sealed")]), &key);
+        // A kind the process does not export.
+        let v = verdict_on(&read, FenceKind::SyncFile);
         assert!(
-            matches!(&v, Verdict::Lied(w) if w.contains("generation 3")),
-            "{v:?}"
-        );
-        let garbage = s.seal_body(vec![0xff; 12]);
-        let v = verdict(&evidence(vec![garbage]), &key);
-        assert!(
-            matches!(&v, Verdict::Lied(w) if w.contains("does not decode")),
+            matches!(&v, Verdict::Lied(w) if w.contains("exports Pipe")),
             "{v:?}"
         );
     }
