@@ -163,7 +163,7 @@ impl Fixture {
             sent_ns: triptych_trace::now_ns(),
             layers,
         };
-        let mut sealer = Sealer::new(SealKey([0x5e; SEAL_LEN]));
+        let mut sealer = Sealer::new(SealKey([0x5e; SEAL_LEN]), 1);
         sealer
             .seal(&msg)
             .map(GpuToRenderer::Frame)

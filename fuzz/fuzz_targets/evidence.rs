@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
             _ => return,
         }
     } else {
-        let mut sealer = Sealer::new(key.clone());
+        let mut sealer = Sealer::new(key.clone(), 9);
         let frames = if mode & 2 == 0 {
             vec![sealer.seal_body(rest.to_vec())]
         } else {
@@ -29,12 +29,13 @@ fuzz_target!(|data: &[u8]| {
             vec![sealer.seal_body(a.to_vec()), sealer.seal_body(b.to_vec())]
         };
         Evidence {
+            epoch: 1,
             what: String::new(),
             frames,
             fence_of_layer: (mode & 4 != 0).then_some(u32::from(mode >> 3)),
         }
     };
-    match evidence.judge(&key, 1, 0) {
+    match evidence.judge(&key, 9, 1, 0) {
         // A fence to look at names a layer the last description has.
         Finding::Fence { seq, .. } => assert!(evidence.frames.iter().any(|f| f.seq == seq)),
         Finding::Lie(w) | Finding::Holds(w) | Finding::Unsealed(w) => assert!(!w.is_empty()),

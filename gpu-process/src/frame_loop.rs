@@ -5,7 +5,7 @@
 //! renderer) and the renderer's releases. After the last frame it keeps serving releases until
 //! the launcher says `Shutdown`.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -50,10 +50,14 @@ fn peer_link(
     seal: &SealKey,
 ) -> anyhow::Result<(FrameSender, Receiver<Delivery<RendererToGpu>>)> {
     let peer = peer.context("no peer socket came with the renderer link")?;
+    // The link's identity in every seal: this end's inode, which the launcher knows too.
+    let link = triptych_sys::fd::identity(peer.as_fd())
+        .context("the identity of the peer socket")?
+        .ino;
     let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(peer, true);
     let check = move |m: &RendererToGpu| ipc_protocol::rules::release(m, epoch);
     Ok((
-        FrameSender::new(frames, seal.clone()),
+        FrameSender::new(frames, seal.clone(), link),
         channel::forward_checked("releases-rx", releases, check)?,
     ))
 }

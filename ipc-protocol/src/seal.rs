@@ -9,8 +9,11 @@
 //! - The launcher makes a fresh random [`SealKey`] for every GPU process and hands it over in
 //!   `Start`; the renderer never gets it.
 //! - The GPU process sends every description as a [`SealedFrame`]: its encoded bytes, a sequence
-//!   number counting the descriptions sent on this link from 0, and a keyed BLAKE3 hash of both
-//!   under its key (a MAC).
+//!   number counting the descriptions sent on this link from 0, and a keyed BLAKE3 hash under its
+//!   key (a MAC) of both and of the link: the inode number of the GPU process's end of the peer
+//!   socket, which the launcher made and holds a duplicate of. Descriptions of one link therefore
+//!   prove nothing about another link of the same process (a renderer that outlived a restart
+//!   through memory it shared cannot mix them).
 //! - The renderer cannot check a seal (it has no key). It decodes the body, judges it, and, when it
 //!   finds a lie, forwards the sealed description as received ([`Evidence`]).
 //! - The launcher checks the seal with that GPU process's key. A valid seal proves the GPU process
@@ -28,6 +31,12 @@
 //!
 //! BLAKE3's keyed mode is the MAC (the `blake3` crate; its comparison of hashes is constant time).
 //! A MAC, not a signature: the launcher holds the key as well, and it is the one party trusted.
+//!
+//! What seals do not do: the renderer cannot check a seal, so a GPU process that seals wrongly on
+//! purpose, or skips a sequence number before a lie, makes that lie unprovable. Such a lie still
+//! costs the GPU process what it sent (the renderer never composites it), and one whose every
+//! frame is a lie holds all the work and is blamed for the stall: the renderer protecting itself
+//! is the guarantee, proof is what lets the launcher act at once.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -68,14 +77,15 @@ impl SealedFrame {
         crate::channel::decode::<FrameMsg>(&self.body, Vec::new()).map(|(m, _)| m)
     }
 
-    /// Whether the seal is `key`'s over this sequence number and body.
-    pub fn verify(&self, key: &SealKey) -> bool {
-        blake3::Hash::from_bytes(self.seal) == mac(key, self.seq, &self.body)
+    /// Whether the seal is `key`'s over this sequence number and body on `link`.
+    pub fn verify(&self, key: &SealKey, link: u64) -> bool {
+        blake3::Hash::from_bytes(self.seal) == mac(key, link, self.seq, &self.body)
     }
 }
 
-fn mac(key: &SealKey, seq: u64, body: &[u8]) -> blake3::Hash {
+fn mac(key: &SealKey, link: u64, seq: u64, body: &[u8]) -> blake3::Hash {
     let mut h = blake3::Hasher::new_keyed(&key.0);
+    h.update(&link.to_le_bytes());
     h.update(&seq.to_le_bytes());
     h.update(body);
     h.finalize()
@@ -85,13 +95,14 @@ fn mac(key: &SealKey, seq: u64, body: &[u8]) -> blake3::Hash {
 #[derive(Debug)]
 pub struct Sealer {
     key: SealKey,
+    link: u64,
     next: u64,
 }
 
 impl Sealer {
-    /// A sealer for a new link.
-    pub fn new(key: SealKey) -> Self {
-        Self { key, next: 0 }
+    /// A sealer for a new link, `link` its identity (the inode number of the sender's end).
+    pub fn new(key: SealKey, link: u64) -> Self {
+        Self { key, link, next: 0 }
     }
 
     /// Seals `msg` as the link's next description. `None` if it cannot be encoded.
@@ -105,7 +116,7 @@ impl Sealer {
         self.next += 1;
         SealedFrame {
             seq,
-            seal: *mac(&self.key, seq, &body).as_bytes(),
+            seal: *mac(&self.key, self.link, seq, &body).as_bytes(),
             body,
         }
     }
@@ -120,11 +131,11 @@ pub struct FrameSender {
 }
 
 impl FrameSender {
-    /// Seals with `key` what goes through `to`, numbering from 0.
-    pub fn new(to: Sender<GpuToRenderer>, key: SealKey) -> Self {
+    /// Seals with `key` what goes through `to`, a link of identity `link`, numbering from 0.
+    pub fn new(to: Sender<GpuToRenderer>, key: SealKey, link: u64) -> Self {
         Self {
             to,
-            sealer: Arc::new(Mutex::new(Sealer::new(key))),
+            sealer: Arc::new(Mutex::new(Sealer::new(key, link))),
         }
     }
 
@@ -149,6 +160,8 @@ impl FrameSender {
 /// just before it on the link, where the lie is in the order of the two.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
+    /// The epoch of the GPU process it is against.
+    pub epoch: u64,
     /// What the renderer found, in words.
     pub what: String,
     /// One or two sealed descriptions.
@@ -159,6 +172,11 @@ pub struct Evidence {
 
 /// The most descriptions an [`Evidence`] carries.
 pub const MAX_EVIDENCE_FRAMES: usize = 2;
+
+/// The most showings of evidence the renderer makes on one link, and the launcher judges for one
+/// GPU process: a few, so that showings a GPU process made unprovable on purpose do not hide the
+/// next lie, and never so many that its lies make the renderer flood the launcher.
+pub const MAX_SHOWINGS: u32 = 4;
 
 /// What sealed evidence shows, judged by the seals and what the judge knows itself.
 #[derive(Debug, PartialEq, Eq)]
@@ -180,15 +198,16 @@ pub enum Finding {
 }
 
 impl Evidence {
-    /// Judges the evidence against the GPU process whose key is `key`, of epoch `epoch`, when
-    /// the newest size generation started is `generation`. Checked in order: the number of
-    /// descriptions, every seal, every body decodes, every epoch and generation, the order of
-    /// two consecutive descriptions' frames, then the fence named, if that is the lie.
-    pub fn judge(&self, key: &SealKey, epoch: u64, generation: u32) -> Finding {
+    /// Judges the evidence against the GPU process whose key is `key`, of epoch `epoch`, on the
+    /// link `link`, when the newest size generation started is `generation`. Checked in order:
+    /// the number of descriptions, every seal, every body decodes, every epoch and generation,
+    /// the order of two consecutive descriptions' frames, then the fence named, if that is the
+    /// lie.
+    pub fn judge(&self, key: &SealKey, link: u64, epoch: u64, generation: u32) -> Finding {
         if self.frames.is_empty() || self.frames.len() > MAX_EVIDENCE_FRAMES {
             return Finding::Holds(format!("{} descriptions shown", self.frames.len()));
         }
-        if let Some(f) = self.frames.iter().find(|f| !f.verify(key)) {
+        if let Some(f) = self.frames.iter().find(|f| !f.verify(key, link)) {
             return Finding::Unsealed(format!("the seal of description {} does not hold", f.seq));
         }
         let mut opened = Vec::with_capacity(self.frames.len());
@@ -258,28 +277,30 @@ mod tests {
     #[test]
     fn a_seal_holds_for_its_key_sequence_and_body_only() {
         let key = SealKey([7; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
+        let mut s = Sealer::new(key.clone(), 77);
         let a = s.seal(&msg(10)).expect("sealed");
         let b = s.seal(&msg(11)).expect("sealed");
         assert_eq!((a.seq, b.seq), (0, 1));
-        assert!(a.verify(&key) && b.verify(&key));
+        assert!(a.verify(&key, 77) && b.verify(&key, 77));
+        assert!(!a.verify(&key, 78), "another link");
         assert_eq!(a.open().expect("opens"), msg(10));
-        assert!(!a.verify(&SealKey([8; SEAL_LEN])));
+        assert!(!a.verify(&SealKey([8; SEAL_LEN]), 77));
         let mut renumbered = b.clone();
         renumbered.seq = 0;
-        assert!(!renumbered.verify(&key));
+        assert!(!renumbered.verify(&key, 77));
         let mut altered = a.clone();
         if let Some(x) = altered.body.last_mut() {
             *x ^= 1;
         }
-        assert!(!altered.verify(&key));
+        assert!(!altered.verify(&key, 77));
         let mut reseal = a;
         reseal.seal[0] ^= 1;
-        assert!(!reseal.verify(&key));
+        assert!(!reseal.verify(&key, 77));
     }
 
     fn evidence(frames: Vec<SealedFrame>) -> Evidence {
         Evidence {
+            epoch: 3,
             what: "said".into(),
             frames,
             fence_of_layer: None,
@@ -287,13 +308,13 @@ mod tests {
     }
 
     fn judged(e: &Evidence, key: &SealKey) -> Finding {
-        e.judge(key, 3, 2)
+        e.judge(key, 77, 3, 2)
     }
 
     #[test]
     fn consecutive_descriptions_of_frames_out_of_order_are_a_lie() {
         let key = SealKey([3; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
+        let mut s = Sealer::new(key.clone(), 77);
         let a = s.seal(&msg(10)).expect("sealed");
         let twice = s.seal(&msg(10)).expect("sealed");
         let ahead = s.seal(&msg(14)).expect("sealed");
@@ -312,7 +333,7 @@ mod tests {
     #[test]
     fn in_order_descriptions_hold_and_forged_ones_show_nothing() {
         let key = SealKey([3; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
+        let mut s = Sealer::new(key.clone(), 77);
         let a = s.seal(&msg(10)).expect("sealed");
         let mut later = msg(11);
         later.generation = 2;
@@ -320,7 +341,7 @@ mod tests {
         let v = judged(&evidence(vec![a.clone(), b.clone()]), &key);
         assert!(matches!(v, Finding::Holds(_)), "{v:?}");
         // Made by someone without the key: a renderer framing the GPU process.
-        let mut forger = Sealer::new(SealKey([9; SEAL_LEN]));
+        let mut forger = Sealer::new(SealKey([9; SEAL_LEN]), 77);
         let mut forged = forger.seal(&msg(10)).expect("sealed");
         forged.seq = 1;
         let v = judged(&evidence(vec![a.clone(), forged]), &key);
@@ -345,7 +366,7 @@ mod tests {
     #[test]
     fn one_description_shows_a_wrong_epoch_a_generation_never_started_or_bad_bytes() {
         let key = SealKey([5; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
+        let mut s = Sealer::new(key.clone(), 77);
         let mut other = msg(3);
         other.epoch = 1000;
         let v = judged(&evidence(vec![s.seal(&other).expect("sealed")]), &key);
@@ -370,7 +391,7 @@ mod tests {
     #[test]
     fn a_fence_lie_names_the_fence_for_the_judge_to_take() {
         let key = SealKey([6; SEAL_LEN]);
-        let mut s = Sealer::new(key.clone());
+        let mut s = Sealer::new(key.clone(), 77);
         let mut e = evidence(vec![s.seal(&msg(1)).expect("sealed")]);
         e.fence_of_layer = Some(0);
         // No layer 0 in it.
@@ -378,8 +399,21 @@ mod tests {
     }
 
     #[test]
+    fn descriptions_of_two_links_do_not_make_one_order() {
+        // A renderer that kept a description of its predecessor's link shows it beside one of
+        // its own, numbered 0 and 1.
+        let key = SealKey([4; SEAL_LEN]);
+        let old = Sealer::new(key.clone(), 1).seal(&msg(100)).expect("sealed");
+        let mut new = Sealer::new(key.clone(), 2);
+        let _ = new.seal(&msg(105));
+        let b = new.seal(&msg(106)).expect("sealed");
+        let v = evidence(vec![old, b]).judge(&key, 2, 3, 2);
+        assert!(matches!(v, Finding::Unsealed(_)), "{v:?}");
+    }
+
+    #[test]
     fn the_key_is_never_printed() {
-        let shown = format!("{:?}", Sealer::new(SealKey([0xab; SEAL_LEN])));
+        let shown = format!("{:?}", Sealer::new(SealKey([0xab; SEAL_LEN]), 77));
         assert!(!shown.contains("171") && !shown.contains("ab"), "{shown}");
     }
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
-use ipc_protocol::channel::{self, Delivery, SendError, Sender};
+use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, Presented,
@@ -108,9 +108,10 @@ struct GpuSide {
     releases: Sender<RendererToGpu>,
     /// Whether a violation of this GPU process was reported to the launcher already.
     violation_reported: bool,
-    /// Whether sealed evidence against it was shown to the launcher already (apart from the
-    /// words, so that a lie it cannot prove first does not use up the showing of one it can).
-    evidence_shown: bool,
+    /// Showings of sealed evidence against it made to the launcher, at most
+    /// [`ipc_protocol::seal::MAX_SHOWINGS`] (counted apart from the words, so that a lie it
+    /// cannot prove first does not use up the showing of one it can).
+    evidence_shown: u32,
     /// The frame it must send next: each frame of a link is numbered one more than the one
     /// before, from the link's first. A description out of that order (a repeat, a number
     /// skipped ahead) is a lie of the GPU process, never composited.
@@ -316,7 +317,7 @@ fn link(
             window: gpu.gpu_window,
             releases,
             violation_reported: false,
-            evidence_shown: false,
+            evidence_shown: 0,
             next_frame: gpu.first_frame,
             sent_unreported: false,
             last: None,
@@ -636,25 +637,27 @@ impl Pipeline {
     }
 
     /// The GPU process broke the protocol, and `frames`, the sealed descriptions it sent, show
-    /// it: the launcher is shown them once per GPU process (a lie that cannot be shown is
-    /// reported in words, also once) ([`RendererToLauncher::GpuEvidence`]),
+    /// it: the launcher is shown them, a few times per link at most (a lie that cannot be shown
+    /// is reported in words, once) ([`RendererToLauncher::GpuEvidence`]),
     /// where it checks them itself. Counted and dropped as [`Pipeline::gpu_violation`].
     fn gpu_lie(&mut self, what: String, frames: Vec<SealedFrame>, fence_of_layer: Option<u32>) {
-        if self.gpu.evidence_shown || frames.is_empty() {
+        if self.gpu.evidence_shown >= ipc_protocol::seal::MAX_SHOWINGS || frames.is_empty() {
             return self.gpu_violation(what);
         }
-        self.stats.gpu_violations += 1;
-        self.gpu.evidence_shown = true;
-        tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped, and shown to the launcher");
         let evidence = RendererToLauncher::GpuEvidence(Evidence {
+            epoch: self.gpu.epoch,
             what: what.clone(),
             frames,
             fence_of_layer,
         });
-        if let Err(SendError::TooLong { .. }) = self.events.send(&evidence) {
-            // Descriptions too large to show: the words alone.
-            let _ = self.events.send(&RendererToLauncher::GpuViolation(what));
+        if ipc_protocol::channel::encode(&evidence).is_none() {
+            // Descriptions too large to show: the words alone, and the showing is not used up.
+            return self.gpu_violation(what);
         }
+        self.stats.gpu_violations += 1;
+        self.gpu.evidence_shown += 1;
+        tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped, and shown to the launcher");
+        let _ = self.events.send(&evidence);
     }
 
     fn frame(
@@ -665,9 +668,9 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
-            // Every link is its own GPU process's: another epoch on it is a lie.
+            // Every link is its own GPU process's: another epoch on it is a lie (and its buffers,
+            // of another epoch, are never released).
             self.stats.stale_dropped += 1;
-            self.give_back(&msg);
             self.gpu_lie(
                 format!(
                     "frame {} of epoch {} on the link of epoch {}",

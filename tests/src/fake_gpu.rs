@@ -134,6 +134,7 @@ impl FakeGpu {
             frames: ipc_protocol::seal::FrameSender::new(
                 frames,
                 ipc_protocol::seal::SealKey([0x7e; ipc_protocol::seal::SEAL_LEN]),
+                1,
             ),
             releases,
             window,

@@ -426,3 +426,16 @@ fn a_lie_the_renderer_cannot_prove_first_does_not_hide_one_it_can() {
         "{s}"
     );
 }
+
+#[test]
+fn a_showing_it_made_unprovable_first_does_not_hide_a_lie_it_can_prove() {
+    // A description of another epoch under a seal that does not hold (counted), then a frame
+    // sent twice (shown, and proven).
+    let s = proven_lie("unsealed-then-twice", "right after frame");
+    assert!(
+        s["trust"]["uncorroborated"]
+            .to_string()
+            .contains("does not hold"),
+        "{s}"
+    );
+}

@@ -55,6 +55,9 @@ pub enum Attack {
     /// Unsealed garbage on the frame channel first (a lie the renderer cannot prove, reported in
     /// words), then [`Attack::FrameTwice`].
     GarbageThenTwice,
+    /// At frame [`FRAMING_FROM`], a description of another epoch under a seal that does not
+    /// hold (a showing the launcher cannot judge), then [`Attack::FrameTwice`].
+    UnsealedThenTwice,
     /// From frame [`FRAMING_FROM`] on, also sends each frame's description numbered three
     /// frames ahead (never reported as produced).
     FrameAhead,
@@ -169,6 +172,7 @@ impl Attack {
             "trace-flood" => Attack::TraceFlood,
             "frame-twice" => Attack::FrameTwice,
             "garbage-then-twice" => Attack::GarbageThenTwice,
+            "unsealed-then-twice" => Attack::UnsealedThenTwice,
             "frame-ahead" => Attack::FrameAhead,
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
@@ -250,6 +254,7 @@ pub fn attack(
         | Attack::FrameFutureGeneration
         | Attack::EventfdFence
         | Attack::BadFrame
+        | Attack::UnsealedThenTwice
         | Attack::BufferFence
         | Attack::ForgedClaim
         | Attack::FloodFrames
@@ -440,6 +445,20 @@ pub fn after_send(
     let mut lie = msg.clone();
     match attack {
         Attack::FrameTwice | Attack::GarbageThenTwice => {}
+        Attack::UnsealedThenTwice => {
+            if msg.frame == FRAMING_FROM {
+                let mut stale = msg.clone();
+                stale.epoch += 7;
+                let unsealed = ipc_protocol::seal::SealedFrame {
+                    seq: 0,
+                    body: ipc_protocol::channel::encode(&stale).unwrap_or_default(),
+                    seal: [0; ipc_protocol::seal::SEAL_LEN],
+                };
+                let _ = to_renderer
+                    .channel()
+                    .send(&ipc_protocol::messages::GpuToRenderer::Frame(unsealed));
+            }
+        }
         Attack::FrameAhead => lie.frame += 3,
         Attack::StaleFlood => {
             static STARTED: std::sync::atomic::AtomicBool =

@@ -91,7 +91,7 @@ pub enum Attack {
     /// it sealed itself with a key of its own.
     ForgedEvidence,
     /// Shows the launcher, as proof of a lie, two true descriptions in order (frames 4 and 5,
-    /// as sealed), then does it again.
+    /// as sealed), one time more than the launcher judges.
     ReplayedEvidence,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
@@ -478,10 +478,11 @@ fn forged_evidence(events: &Sender<RendererToLauncher>, msg: &ipc_protocol::mess
     if msg.frame != EVIDENCE_AT || !once() {
         return;
     }
-    let mut forger = Sealer::new(SealKey([0x42; ipc_protocol::seal::SEAL_LEN]));
+    let mut forger = Sealer::new(SealKey([0x42; ipc_protocol::seal::SEAL_LEN]), 0);
     let frames = [forger.seal(msg), forger.seal(msg)];
     let frames: Vec<_> = frames.into_iter().flatten().collect();
     let sent = events.send(&RendererToLauncher::GpuEvidence(Evidence {
+        epoch: msg.epoch,
         what: format!("frame {} where frame {} was next", msg.frame, msg.frame + 1),
         frames,
         fence_of_layer: None,
@@ -494,7 +495,7 @@ fn forged_evidence(events: &Sender<RendererToLauncher>, msg: &ipc_protocol::mess
 }
 
 /// [`Attack::ReplayedEvidence`]: the description before frame [`EVIDENCE_AT`]'s and its own, both
-/// true and in order, shown as a lie, twice.
+/// true and in order, shown as a lie, one time more than the launcher judges.
 fn replayed_evidence(
     events: &Sender<RendererToLauncher>,
     msg: &ipc_protocol::messages::FrameMsg,
@@ -519,8 +520,9 @@ fn replayed_evidence(
     let Some(prev) = before.take() else {
         return;
     };
-    for _ in 0..2 {
+    for _ in 0..=ipc_protocol::seal::MAX_SHOWINGS {
         let sent = events.send(&RendererToLauncher::GpuEvidence(Evidence {
+            epoch: msg.epoch,
             what: format!("frame {} where frame {} was next", msg.frame, msg.frame - 1),
             frames: vec![prev.clone(), sealed.clone()],
             fence_of_layer: None,

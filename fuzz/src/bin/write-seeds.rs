@@ -205,7 +205,7 @@ fn main() {
         &[1],
         &RendererToLauncher::Stats(RendererStats::default()),
     );
-    let mut sealer = ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([5; 32]));
+    let mut sealer = ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([5; 32]), 1);
     let shown = |frame| ipc_protocol::messages::FrameMsg {
         epoch: 1,
         generation: 0,
@@ -218,6 +218,7 @@ fn main() {
         "renderer-gpu-evidence",
         &[1],
         &RendererToLauncher::GpuEvidence(ipc_protocol::seal::Evidence {
+            epoch: 1,
             what: "frame 4 where frame 5 was next".into(),
             frames: vec![
                 sealer.seal(&shown(4)).expect("sealed"),
@@ -228,6 +229,7 @@ fn main() {
     );
     let ev = root.join("evidence");
     let evidence = RendererToLauncher::GpuEvidence(ipc_protocol::seal::Evidence {
+        epoch: 1,
         what: "frame 4 where frame 5 was next".into(),
         frames: vec![
             sealer.seal(&shown(4)).expect("sealed"),
@@ -304,7 +306,7 @@ fn main() {
         "frame-3-layers",
         &[],
         &GpuToRenderer::Frame(
-            ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([3; 32]))
+            ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([3; 32]), 1)
                 .seal(&FrameMsg {
                     epoch: 1,
                     generation: 0,

@@ -50,6 +50,7 @@ impl Supervisor<'_> {
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |w| w.exit.clone());
             let checked = self.policing.verdicts();
+            let looked = self.policing.evidence_verdicts();
             select! {
                 recv(r_events) -> m => match m {
                     Ok(d) => self.renderer_delivery(d)?,
@@ -73,6 +74,10 @@ impl Supervisor<'_> {
                 recv(checked) -> v => if let Ok((claim, finding)) = v {
                     self.policing.verdict_taken();
                     self.fence_verdict(claim, finding)?;
+                },
+                recv(looked) -> v => if let Ok((epoch, verdict)) = v {
+                    self.policing.evidence_taken();
+                    self.evidence_verdict(epoch, verdict, "a fence that is no fence")?;
                 },
                 recv(signals) -> s => {
                     tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");

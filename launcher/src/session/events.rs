@@ -72,41 +72,85 @@ impl Supervisor<'_> {
         }))
     }
 
-    /// The renderer shows sealed descriptions of the GPU process's: judged once per GPU process
-    /// ([`super::sealed`]); a lie they prove costs the GPU process its life, anything else is
-    /// counted.
+    /// The renderer shows sealed descriptions of the GPU process's: judged a few times per GPU
+    /// process at most ([`super::sealed`]); a lie they prove costs the GPU process its life,
+    /// anything else is counted. Evidence against a process no longer running is not judged.
     fn gpu_evidence(&mut self, e: &ipc_protocol::seal::Evidence) -> anyhow::Result<()> {
-        let what = crate::child_log::escape_str(&e.what);
+        use super::sealed::{FenceToCheck, Known, Verdict};
         let generation = self.geometry.generation();
-        let Some(g) = self.pair.gpu.as_mut().filter(|g| !g.shown) else {
+        let link = self
+            .pair
+            .renderer
+            .as_ref()
+            .and_then(|r| r.link.as_ref())
+            .and_then(|l| triptych_sys::fd::identity(std::os::fd::AsFd::as_fd(&l.gpu_end)).ok())
+            .map(|id| id.ino);
+        let (Some(g), Some(link)) = (
+            self.pair
+                .gpu
+                .as_mut()
+                .filter(|g| g.epoch == e.epoch && g.shown < ipc_protocol::seal::MAX_SHOWINGS),
+            link,
+        ) else {
             self.summary.trust.evidence_unjudged += 1;
             return Ok(());
         };
-        g.shown = true;
-        let verdict = super::sealed::judge(
+        g.shown += 1;
+        let judged = super::sealed::judge(
             e,
-            &super::sealed::Known {
+            &Known {
                 key: &g.seal,
+                link,
                 epoch: g.epoch,
                 generation,
-                window: g.info.window,
-                fence: g.info.fence,
-                pidfd: &g.child.proc.pidfd,
             },
         );
+        let verdict = match judged {
+            Ok(v) => v,
+            Err((seq, fence)) => {
+                let check = FenceToCheck {
+                    epoch: g.epoch,
+                    seq,
+                    fence,
+                    window: g.info.window,
+                    kind: g.info.fence,
+                };
+                if !self.policing.check_evidence(&g.child.proc.pidfd, check) {
+                    self.summary.trust.evidence_unjudged += 1;
+                }
+                Verdict::Checking
+            }
+        };
+        self.evidence_verdict(e.epoch, verdict, &e.what)
+    }
+
+    /// What the renderer's evidence against the GPU process of `epoch` showed.
+    pub(super) fn evidence_verdict(
+        &mut self,
+        epoch: u64,
+        verdict: super::sealed::Verdict,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        use super::sealed::Verdict;
+        if self.pair.gpu.as_ref().is_none_or(|g| g.epoch != epoch) {
+            // About a process replaced since: its death is recorded already.
+            return Ok(());
+        }
         match verdict {
-            super::sealed::Verdict::Lied(why) => {
+            Verdict::Lied(why) => {
                 self.summary.trust.proven_gpu_lies += 1;
                 self.gpu_violation(Breach::new("frame channel", why))
             }
-            super::sealed::Verdict::Refuted(why) => {
+            Verdict::Refuted(why) => {
                 self.summary.trust.refuted_evidence += 1;
                 self.policing.note("refuted-evidence", || {
+                    let what = crate::child_log::escape_str(what);
                     tracing::warn!(%what, %why, "the renderer's evidence against the GPU process is refuted; nobody is blamed")
                 });
                 Ok(())
             }
-            super::sealed::Verdict::Unsealed(why) => {
+            Verdict::Unsealed(why) => {
+                let what = crate::child_log::escape_str(what);
                 super::push_bounded(
                     &mut self.summary.trust.uncorroborated,
                     format!(
@@ -118,6 +162,7 @@ impl Supervisor<'_> {
                 });
                 Ok(())
             }
+            Verdict::Checking => Ok(()),
         }
     }
 

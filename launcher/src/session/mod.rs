@@ -151,9 +151,9 @@ struct Gpu {
     promoted: bool,
     /// The key it seals its frame descriptions with.
     seal: ipc_protocol::seal::SealKey,
-    /// The renderer showed the launcher its sealed descriptions already (one showing is judged
-    /// per GPU process).
-    shown: bool,
+    /// Showings of the renderer's sealed evidence against it judged so far (at most
+    /// [`ipc_protocol::seal::MAX_SHOWINGS`]).
+    shown: u32,
 }
 
 impl Gpu {

@@ -15,6 +15,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use crossbeam_channel::{Receiver, Sender};
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::seal::{Evidence, Finding, SealKey};
 
@@ -23,16 +24,12 @@ use ipc_protocol::seal::{Evidence, Finding, SealKey};
 pub struct Known<'a> {
     /// Its key.
     pub key: &'a SealKey,
+    /// The identity of the link the evidence came over (the inode of the GPU process's end).
+    pub link: u64,
     /// Its epoch.
     pub epoch: u64,
     /// The newest size generation the launcher started.
     pub generation: u32,
-    /// Its export window.
-    pub window: (i32, i32),
-    /// The fence kind it reported it exports.
-    pub fence: FenceKind,
-    /// Its pidfd, to take a named fence from it.
-    pub pidfd: &'a OwnedFd,
 }
 
 /// What the evidence shows.
@@ -44,39 +41,110 @@ pub enum Verdict {
     Refuted(String),
     /// A seal does not hold.
     Unsealed(String),
+    /// The lie is in a fence, which is being looked at ([`Checks`]).
+    Checking,
 }
 
-/// Judges `e` against what is `known` ([`Evidence::judge`]), taking a fence it names from the
-/// GPU process to look at it.
-pub fn judge(e: &Evidence, known: &Known<'_>) -> Verdict {
-    match e.judge(known.key, known.epoch, known.generation) {
-        Finding::Lie(w) => Verdict::Lied(w),
-        Finding::Holds(w) => Verdict::Refuted(w),
-        Finding::Unsealed(w) => Verdict::Unsealed(w),
-        Finding::Fence { seq, fence: f } => fence(&f, seq, known),
+/// A fence to look at: the one a sealed description named, in the GPU process's fd table.
+#[derive(Debug)]
+pub struct FenceToCheck {
+    /// The GPU process's epoch.
+    pub epoch: u64,
+    /// The description's number.
+    pub seq: u64,
+    /// The fence as named.
+    pub fence: ipc_protocol::Fence<ipc_protocol::RemoteFd>,
+    /// The GPU process's export window.
+    pub window: (i32, i32),
+    /// The fence kind it reported it exports.
+    pub kind: FenceKind,
+}
+
+/// Judges `e` against what is `known` ([`Evidence::judge`]). A fence it names is looked at on a
+/// thread of its own ([`Checks::start`]): taking, inspecting and closing a file of the GPU
+/// process's is never done on the supervisor's thread.
+pub fn judge(
+    e: &Evidence,
+    known: &Known<'_>,
+) -> Result<Verdict, (u64, ipc_protocol::Fence<ipc_protocol::RemoteFd>)> {
+    match e.judge(known.key, known.link, known.epoch, known.generation) {
+        Finding::Lie(w) => Ok(Verdict::Lied(w)),
+        Finding::Holds(w) => Ok(Verdict::Refuted(w)),
+        Finding::Unsealed(w) => Ok(Verdict::Unsealed(w)),
+        Finding::Fence { seq, fence } => Err((seq, fence)),
+    }
+}
+
+/// Fence checks in flight, one at a time.
+#[derive(Debug)]
+pub struct Checks {
+    busy: bool,
+    tx: Sender<(u64, Verdict)>,
+    /// Verdicts arrive here, with the epoch of the GPU process they are about.
+    pub done: Receiver<(u64, Verdict)>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        let (tx, done) = crossbeam_channel::bounded(2);
+        Self {
+            busy: false,
+            tx,
+            done,
+        }
+    }
+}
+
+impl Checks {
+    /// Starts looking at `check` in the process of `pidfd`; false if one is under way or no
+    /// thread could be made (the showing is then not judged).
+    pub fn start(&mut self, pidfd: &OwnedFd, check: FenceToCheck) -> bool {
+        if self.busy {
+            return false;
+        }
+        let Ok(pidfd) = triptych_sys::fd::dup_cloexec(pidfd.as_fd()) else {
+            return false;
+        };
+        let tx = self.tx.clone();
+        self.busy = std::thread::Builder::new()
+            .name("evidence-fence".into())
+            .spawn(move || {
+                let v = fence(&pidfd, &check);
+                let _ = tx.send((check.epoch, v));
+            })
+            .is_ok();
+        self.busy
+    }
+
+    /// A verdict was taken from [`Checks::done`].
+    pub fn finished(&mut self) {
+        self.busy = false;
     }
 }
 
 /// The fence a sealed description names: of the kind the process exports, in its window, and,
 /// where the file at that number is still the one named, a fence of that kind.
-fn fence(f: &ipc_protocol::Fence<ipc_protocol::RemoteFd>, seq: u64, known: &Known<'_>) -> Verdict {
+fn fence(pidfd: &OwnedFd, c: &FenceToCheck) -> Verdict {
+    let (f, seq) = (&c.fence, c.seq);
     let n = f.fd.fd;
-    if f.kind != known.fence {
+    if f.kind != c.kind {
         return Verdict::Lied(format!(
             "sealed description {seq} names a {:?} fence; it exports {:?} fences",
-            f.kind, known.fence
+            f.kind, c.kind
         ));
     }
-    if !(known.window.0..known.window.1).contains(&n) {
+    if !(c.window.0..c.window.1).contains(&n) {
         return Verdict::Lied(format!(
             "sealed description {seq} names fd {n}, outside its export window [{}, {}), as a fence",
-            known.window.0, known.window.1
+            c.window.0, c.window.1
         ));
     }
-    let fd = match triptych_sys::pidfd::pidfd_getfd(known.pidfd.as_fd(), n) {
+    let fd = match triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), n) {
         Ok(fd) => fd,
         Err(e) => return Verdict::Refuted(format!("fd {n} is no longer exported ({e})")),
     };
+    // The identity tells apart files of real filesystems (pipes, memfds, DMA-BUFs); every
+    // anonymous-inode file (a sync_file, an eventfd) shares one, so for those the kind decides.
     match triptych_sys::fd::identity(fd.as_fd()) {
         Ok(id) if id.dev == f.fd.identity.dev && id.ino == f.fd.identity.ino => {}
         _ => return Verdict::Refuted(format!("fd {n} is no longer the file described")),
@@ -153,24 +221,41 @@ mod tests {
             },
         };
         let e = Evidence {
+            epoch: 4,
             what: "no fence".into(),
-            frames: vec![Sealer::new(key.clone())
+            frames: vec![Sealer::new(key.clone(), 9)
                 .seal(&naming(remote, kind))
                 .expect("sealed")],
             fence_of_layer: Some(0),
         };
+        let known = Known {
+            key: &key,
+            link: 9,
+            epoch: 4,
+            generation: 0,
+        };
+        let Err((seq, fence)) = judge(&e, &known) else {
+            panic!("no fence to look at");
+        };
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("own pidfd");
-        judge(
-            &e,
-            &Known {
-                key: &key,
+        let mut checks = Checks::default();
+        assert!(checks.start(
+            &pidfd,
+            FenceToCheck {
                 epoch: 4,
-                generation: 0,
+                seq,
+                fence,
                 window: (0, 1 << 20),
-                fence: FenceKind::Pipe,
-                pidfd: &pidfd,
-            },
-        )
+                kind: FenceKind::Pipe,
+            }
+        ));
+        let (epoch, v) = checks
+            .done
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a verdict");
+        checks.finished();
+        assert_eq!(epoch, 4);
+        v
     }
 
     #[test]

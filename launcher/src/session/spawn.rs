@@ -215,7 +215,7 @@ impl Supervisor<'_> {
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
                         let WarmGpu { child, events, exit, .. } = warm;
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted, seal, shown: false }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted, seal, shown: 0 }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {

@@ -34,6 +34,8 @@ pub struct Policing {
     quiet: quiet::Quiet,
     /// Fence-timeout claims being checked.
     checks: corroborate::Checks,
+    /// Fences named by the renderer's evidence being looked at.
+    evidence: super::super::sealed::Checks,
 }
 
 impl Policing {
@@ -102,6 +104,26 @@ impl Policing {
     /// giving the fence `grace` more, unless a check is under way.
     pub fn check_fence(&mut self, gpu_pidfd: &OwnedFd, claim: corroborate::Claim, grace: Duration) {
         self.checks.fence_claim(gpu_pidfd, claim, grace);
+    }
+
+    /// Starts looking at a fence the renderer's evidence names in the GPU process `gpu_pidfd`;
+    /// false if a look is under way.
+    pub fn check_evidence(
+        &mut self,
+        gpu_pidfd: &OwnedFd,
+        check: super::super::sealed::FenceToCheck,
+    ) -> bool {
+        self.evidence.start(gpu_pidfd, check)
+    }
+
+    /// Where the looks at evidence's fences end, with the GPU process's epoch.
+    pub fn evidence_verdicts(&self) -> Receiver<(u64, super::super::sealed::Verdict)> {
+        self.evidence.done.clone()
+    }
+
+    /// A verdict was taken from [`Policing::evidence_verdicts`].
+    pub fn evidence_taken(&mut self) {
+        self.evidence.finished();
     }
 
     /// Where the checks' verdicts arrive.
