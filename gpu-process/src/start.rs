@@ -173,10 +173,19 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         .send(&GpuToLauncher::Ready(info.clone()))
         .context("reporting the sandbox on")?;
     hooks.prepared(&events);
-    // Warm and confined: a standby waits here until it is promoted (or told to shut down).
-    let (start, mut fds) = commands
-        .recv()
-        .context("waiting for Start from the launcher")?;
+    // Warm and confined: a standby waits here until it is promoted (or told to shut down),
+    // answering the launcher's pings meanwhile.
+    let (start, mut fds) = loop {
+        match commands
+            .recv()
+            .context("waiting for Start from the launcher")?
+        {
+            (LauncherToGpu::Ping(n), _) => events
+                .send(&GpuToLauncher::Pong(n))
+                .context("answering a ping")?,
+            other => break other,
+        }
+    };
     let peer = fds.pop();
     let start = match start {
         LauncherToGpu::Start(s) => s,

@@ -113,7 +113,8 @@ fn a_produced_report_from_the_standby_kills_it() {
 
 #[test]
 fn a_flood_from_the_standby_kills_it_at_its_first_message() {
-    standby_killed_for("standby-flood", FRAMES, "Pong before Started");
+    // Its flood is of `Pong(0)`, an answer to no ping.
+    standby_killed_for("standby-flood", FRAMES, "an answer to ping 0");
 }
 
 #[test]
@@ -165,6 +166,36 @@ fn a_standby_that_never_reports_ready_is_named_hung() {
         .as_u64()
         .expect("a hang");
     assert!(silent >= 30_000, "killed after {silent} ms");
+}
+
+#[test]
+fn a_ready_standby_that_stops_answering_is_named_hung() {
+    // Pinged with every heartbeat once ready, it answers none: it is killed as hung after the
+    // hang timeout (here 1 s), long before a promotion could wait on it, and not after the 30 s
+    // a standby has to report Ready.
+    let (o, s) = standby_run(
+        "standby-deaf",
+        FRAMES,
+        &["--max-crashes", "100", "--hang-timeout-ms", "1000"],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    let crashes = crashes(&s);
+    assert!(!crashes.is_empty(), "no standby was killed: {s}");
+    for c in crashes {
+        assert_eq!(c["role"], "gpu", "{c}");
+        assert_eq!(c["standby"], true, "{c}");
+        let silent = c["cause"]["hang"]["silent_ms"].as_u64().expect("a hang");
+        assert!(
+            (1000..10_000).contains(&silent),
+            "killed after {silent} ms: {c}"
+        );
+    }
+    assert_eq!(s["recovery"]["standby"]["promotions"], 0, "{s}");
+    assert!(
+        s["recovery"]["standby"]["ready_ms"].as_f64().is_some(),
+        "the standby was ready before it stopped: {s}"
+    );
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub enum StandbyAttack {
     Kill,
     /// Once promoted, reports `Started` with a `GpuInfo` other than its `Ready`'s.
     OtherStarted,
+    /// Once ready, stops: it reads nothing more, so it answers no ping.
+    Deaf,
 }
 
 impl StandbyAttack {
@@ -67,6 +69,7 @@ impl StandbyAttack {
             "abort" => StandbyAttack::Abort,
             "kill" => StandbyAttack::Kill,
             "other-started" => StandbyAttack::OtherStarted,
+            "deaf" => StandbyAttack::Deaf,
             _ => return None,
         })
     }
@@ -164,6 +167,10 @@ pub fn prepared(attack: StandbyAttack, events: &Sender<GpuToLauncher>, launcher:
             wait_forever();
         }
         StandbyAttack::Abort => std::process::abort(),
+        StandbyAttack::Deaf => {
+            tracing::warn!("hostile standby GPU process ready, and deaf from now on");
+            wait_forever();
+        }
         StandbyAttack::Kill => {
             use nix::sys::signal::{kill, Signal};
             use nix::unistd::Pid;

@@ -123,6 +123,18 @@ impl Supervisor<'_> {
                         r.send_failed(e);
                     }
                 }
+                if let Some(w) = self.pair.standby.as_mut().filter(|w| w.ready.is_some()) {
+                    match w.child.commands.send(&LauncherToGpu::Ping(seq)) {
+                        Ok(()) => w.pinged = seq,
+                        Err(SendError::Full) => {
+                            self.standby_down(Some(
+                                "protocol violation: control socket: stopped reading the launcher's commands (its queue is full)".to_owned(),
+                            ))?;
+                        }
+                        // Gone: its exit says how.
+                        Err(_) => {}
+                    }
+                }
             }
             let silent = self
                 .liveness

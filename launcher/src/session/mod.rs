@@ -179,6 +179,12 @@ pub(crate) struct WarmGpu {
     ready: Option<GpuInfo>,
     /// When it was spawned.
     spawned: Instant,
+    /// The last ping sent to it while it waits as a standby (0: none).
+    pinged: u64,
+    /// The last ping it answered.
+    answered_seq: u64,
+    /// When it last answered a ping, or became ready.
+    answered: Instant,
 }
 
 /// A running renderer and what the launcher knows of it.

@@ -40,13 +40,17 @@ impl Supervisor<'_> {
             backend,
             ready: None,
             spawned: Instant::now(),
+            pinged: 0,
+            answered_seq: 0,
+            answered: Instant::now(),
         })
     }
 
     /// What a GPU process sent before `Started`: its listener, `Ready`, and once it was sent
     /// `Start` (`started`), trace batches and fault notices. `Err` is why it must die: anything
     /// else, or a `Ready` that fails the checks. A standby has been told nothing, so it has
-    /// nothing to trace and no fault to fire: three messages at most, then silence.
+    /// nothing to trace and no fault to fire: three messages, then only the answers to the pings
+    /// it is sent once ready.
     pub(super) fn warm_message(
         &mut self,
         w: &mut WarmGpu,
@@ -67,6 +71,19 @@ impl Supervisor<'_> {
                 }
                 self.check_gpu_info(pid, &info, "Ready")?;
                 w.ready = Some(info);
+                Ok(())
+            }
+            // A ready standby answers the pings sent to it, each once, in order (the last may
+            // come after its promotion).
+            Ok((GpuToLauncher::Pong(n), _)) if w.ready.is_some() => {
+                if n == 0 || n > w.pinged || n <= w.answered_seq {
+                    return Err(format!(
+                        "protocol violation: Pong: an answer to ping {n}; it was sent up to {} and answered up to {}",
+                        w.pinged, w.answered_seq
+                    ));
+                }
+                w.answered_seq = n;
+                w.answered = Instant::now();
                 Ok(())
             }
             Ok((GpuToLauncher::Failed(e), _)) => Err(crate::child_log::escape_str(&e)),

@@ -6,8 +6,10 @@
 //!   (never during a recovery, so that it does not compete with the replacement for the CPU;
 //!   after the launcher's fds are counted at the tenth frame, so that they are the run's own,
 //!   as at the end, where the standby is shut down first) and is prepared for the rung of the
-//!   fallback ladder in force. It is not pinged: it runs nothing but a wait for
-//!   `Start`, and its death is seen through its pidfd.
+//!   fallback ladder in force. Once ready it is pinged with every heartbeat, as the running
+//!   children are, and answers from its wait for `Start`: a ready standby that has not answered
+//!   for the hang timeout is killed as hung, so that a promotion never waits on a process that
+//!   stopped. Its death is seen through its pidfd.
 //! - Everything it sends before `Started` is held to the same rules as a cold start's
 //!   ([`Supervisor::warm_message`]): its listener is adopted at once (a refused call of a
 //!   standby is reported like any other), its `Ready` is checked, its fd table searched for a
@@ -50,6 +52,20 @@ impl Supervisor<'_> {
                 silent_ms: late.as_millis() as u64,
             }));
         }
+        // A ready standby that stopped answering its pings is hung too.
+        let hang = Duration::from_millis(self.args.supervision.hang_timeout_ms.max(50));
+        if let Some(silent) = self
+            .pair
+            .standby
+            .as_ref()
+            .filter(|w| w.ready.is_some())
+            .map(|w| w.answered.elapsed())
+            .filter(|t| *t > hang)
+        {
+            return self.standby_lost(Some(Cause::Hang {
+                silent_ms: silent.as_millis() as u64,
+            }));
+        }
         if !self.args.supervision.standby
             || self.pair.standby.is_some()
             || self.pair.recovering_now()
@@ -86,6 +102,7 @@ impl Supervisor<'_> {
         let was_ready = w.ready.is_some();
         let result = self.warm_message(&mut w, d, &[], false);
         if result.is_ok() && !was_ready && w.ready.is_some() {
+            w.answered = Instant::now();
             self.standby_ready(&w);
         }
         self.pair.standby = Some(w);
