@@ -26,6 +26,7 @@
 
 pub mod file;
 pub mod overlay;
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 

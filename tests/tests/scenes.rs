@@ -72,6 +72,17 @@ path = "images/photo.png"
 rect = { x = -5, y = 50, w = 47, h = 29 }
 z = -1
 animation.scroll = { dx = 11, dy = 5, period = 0.4 }
+
+[[layers]]
+name = "caption"
+kind = "text"
+text = "Two lines,\ncentred and wrapped to fit"
+size = 13
+color = "#ffe0a0"
+align = "center"
+rect = { x = 8, y = 44, w = 70, h = 44 }
+opacity = 0.9
+animation.translate = { dx = 9, dy = 0, period = 0.5 }
 "##;
 
 /// Writes `scene` as `scene.toml` in `dir`, with `images/photo.png` beside it.
@@ -264,8 +275,9 @@ animation.rotate = { degrees = 360, period = 1.0 }
     let (left, right) = (at(0, 10), at(w - 1, 10));
     assert!(left[2] > 240 && left[0] < 15, "left {left:?}");
     assert!(right[0] > 240 && right[2] < 15, "right {right:?}");
-    // Green text in its row band, nothing green elsewhere.
-    let green = |p: [u8; 4]| p == [0, 255, 0, 255];
+    // Green text (anti-aliased: green scaled by coverage over the black backdrop) in its row
+    // band, nothing green elsewhere.
+    let green = |p: [u8; 4]| p[0] == 0 && p[2] == 0 && p[1] > 60 && p[3] == 255;
     let text_rows = 66..80;
     let texels: Vec<(u32, u32)> = (0..h)
         .flat_map(|y| (0..w).map(move |x| (x, y)))

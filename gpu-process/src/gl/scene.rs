@@ -191,47 +191,6 @@ fn unorm(c: [u8; 4]) -> [f32; 4] {
     c.map(|v| f32::from(v) / 255.0)
 }
 
-/// The text of a text layer, rasterized: premultiplied RGBA8 of `w` x `h`, rows top-down.
-///
-/// Glyphs are the 8x8 bitmap font of the `font8x8` crate (ASCII; anything else is drawn as
-/// `?`) scaled to `size` x `size` texels by nearest neighbour, laid out left to right from the
-/// left edge, vertically centred; what does not fit is clipped. A texel is the colour where a
-/// glyph's bit is set and transparent elsewhere.
-pub fn rasterize_text(text: &str, size: u32, color: [u8; 4], w: u32, h: u32) -> Vec<u8> {
-    let mut px = vec![0u8; w as usize * h as usize * 4];
-    let size = size.max(1);
-    let top = (i64::from(h) - i64::from(size)) / 2;
-    for (i, ch) in text.chars().enumerate() {
-        let glyph = font8x8::legacy::BASIC_LEGACY
-            .get(ch as usize)
-            .copied()
-            .unwrap_or(font8x8::legacy::BASIC_LEGACY[b'?' as usize]);
-        let left = i as u64 * u64::from(size);
-        if left >= u64::from(w) {
-            break;
-        }
-        for gy in 0..size {
-            let y = top + i64::from(gy);
-            if y < 0 || y >= i64::from(h) {
-                continue;
-            }
-            let row = glyph[(gy * 8 / size) as usize];
-            for gx in 0..size {
-                let x = left + u64::from(gx);
-                if x >= u64::from(w) {
-                    break;
-                }
-                // Bit 0 is the glyph's leftmost column.
-                if row >> (gx * 8 / size) & 1 == 1 {
-                    let at = (y as usize * w as usize + x as usize) * 4;
-                    px[at..at + 4].copy_from_slice(&color);
-                }
-            }
-        }
-    }
-    px
-}
-
 impl SceneDrawer {
     /// Compiles the program and uploads the textures of `scene` on `gl`; `images[i]` is layer
     /// `i`'s decoded image when it is an image layer.
@@ -296,10 +255,15 @@ impl SceneDrawer {
                     let linear = *sampling == Sampling::Linear;
                     Some(drawer.upload(img.width, img.height, &img.pixels, linear)?)
                 }
-                Content::Text { text, size, color } => {
+                Content::Text {
+                    text,
+                    size,
+                    color,
+                    align,
+                } => {
                     let s = layer.state_at(i, 0, out_w, out_h);
                     let (w, h) = (s.rect.w, s.rect.h);
-                    let px = rasterize_text(text, *size, *color, w, h);
+                    let px = triptych_scene::text::rasterize(text, *size, *color, *align, w, h);
                     Some(drawer.upload(w, h, &px, false)?)
                 }
                 _ => None,
@@ -937,41 +901,29 @@ mod tests {
     }
 
     #[test]
-    fn text_is_drawn_in_its_colour_and_nothing_else() {
-        let px = rasterize_text("Hi", 16, [10, 20, 30, 40], 40, 20);
-        assert_eq!(px.len(), 40 * 20 * 4);
-        let lit = px
-            .chunks_exact(4)
-            .filter(|p| *p == [10, 20, 30, 40])
-            .count();
-        assert!(lit > 30, "{lit} texels lit");
-        assert!(px
-            .chunks_exact(4)
-            .all(|p| p == [0; 4] || p == [10, 20, 30, 40]));
-        // Past the second glyph (x >= 32) nothing is drawn; above the centred line neither.
-        for y in 0..20 {
-            for x in 32..40 {
-                assert_eq!(px[(y * 40 + x) * 4 + 3], 0, "({x}, {y})");
-            }
-        }
-        assert!(
-            px[..40 * 4 * 2].iter().all(|&b| b == 0),
-            "rows 0-1 are above the text"
-        );
+    fn text_is_drawn_as_the_cpu_rasterizes_it() {
         let mut gl = context();
         let (drawer, state) = one_layer(
             &mut gl,
-            "kind = \"text\"\ntext = \"Hi\"\nsize = 16\ncolor = \"#0a141e28\"",
+            "kind = \"text\"\ntext = \"Hi there\\nsecond line\"\nsize = 14\ncolor = \"#0a141e28\"\nalign = \"center\"",
+            80,
             40,
-            20,
             None,
         );
         let got = draw_and_read(&mut gl, &drawer, &state);
-        let want = rasterize_text("Hi", 16, state_color(&state), 40, 20);
+        let want = triptych_scene::text::rasterize(
+            "Hi there\nsecond line",
+            14,
+            state_color(&state),
+            triptych_scene::text::Align::Center,
+            80,
+            40,
+        );
+        assert!(want.chunks_exact(4).any(|t| t[3] > 0), "no ink");
         assert!(
             got == want,
             "{}",
-            first_difference(&got, &want, 40).unwrap_or_default()
+            first_difference(&got, &want, 80).unwrap_or_default()
         );
     }
 

@@ -44,8 +44,10 @@
 //!   stored premultiplied.
 //! - **Kinds** and their fields: `solid`: `color`. `gradient`: `from`, `to`, `direction`.
 //!   `checker`: `cell` (pixels, default 16), `colors` (two). `image`: `path`, `sampling`.
-//!   `text`: `text` (one line, at most 256 characters), `size` (pixels, default 16), `color`
-//!   (default white). A field of another kind is an error.
+//!   `text`: `text` (at most 256 characters; `\n` breaks a line, other control characters are
+//!   refused), `size` (pixels, default 16), `color` (default white), `align` (`left`, default,
+//!   `center` or `right`); laid out and rasterized by [`crate::text`]. A field of another kind
+//!   is an error.
 //! - **Animations** combine; each has a `period` in seconds, evaluated at [`FPS`] frames per
 //!   second and rounded to whole frames. `translate` (`dx`, `dy`) and `fade` (`to`) go out over
 //!   the first half of the period and back over the second; `rotate` (`degrees`, default 360)

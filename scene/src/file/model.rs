@@ -73,15 +73,17 @@ pub enum Content {
         /// How the image is sampled when scaled.
         sampling: Sampling,
     },
-    /// A line of text, drawn by the GPU process with an 8x8 bitmap font scaled to `size`
-    /// (ASCII; other characters show as `?`); not predicted by the CPU reference.
+    /// Text in DejaVu Sans, anti-aliased, in lines split at `\n` and wrapped to the rectangle,
+    /// the block centred vertically ([`crate::text`]); predicted exactly by the CPU reference.
     Text {
-        /// The text, one line.
+        /// The text.
         text: String,
         /// The font size in pixels.
         size: u32,
         /// The colour of the glyphs, premultiplied RGBA8.
         color: [u8; 4],
+        /// Where each line sits between the left and right edges.
+        align: crate::text::Align,
     },
 }
 

@@ -72,6 +72,7 @@ struct RawLayer {
     sampling: Option<Spanned<String>>,
     text: Option<Spanned<String>>,
     size: Option<Spanned<i64>>,
+    align: Option<Spanned<String>>,
 }
 
 impl RawLayer {
@@ -88,6 +89,7 @@ impl RawLayer {
             ("sampling", self.sampling.as_ref().map(Spanned::span)),
             ("text", self.text.as_ref().map(Spanned::span)),
             ("size", self.size.as_ref().map(Spanned::span)),
+            ("align", self.align.as_ref().map(Spanned::span)),
         ];
         present
             .into_iter()
@@ -406,15 +408,15 @@ fn layer(index: usize, raw: Spanned<RawLayer>, origin: Origin<'_>) -> Result<Lay
                 .as_ref()
                 .ok_or_else(|| missing("text", "a text layer needs text = \"...\""))?;
             let chars = text.get_ref().chars().count();
-            if chars > MAX_TEXT_LEN || text.get_ref().contains(['\n', '\r']) {
+            if chars > MAX_TEXT_LEN || text.get_ref().chars().any(|c| c.is_control() && c != '\n') {
                 return Err(Problem::new(
                     ErrorKind::OutOfRange,
                     field(index, "text"),
                     text.span(),
-                    format!("a text of {chars} characters or of several lines is not supported"),
+                    format!("a text of {chars} characters, or with control characters other than a line break, is not supported"),
                 )
                 .hint(format!(
-                    "text is one line of at most {MAX_TEXT_LEN} characters"
+                    "text is at most {MAX_TEXT_LEN} characters; \\n breaks a line"
                 )));
             }
             Content::Text {
@@ -426,6 +428,18 @@ fn layer(index: usize, raw: Spanned<RawLayer>, origin: Origin<'_>) -> Result<Lay
                 color: match &raw.color {
                     None => [255, 255, 255, 255],
                     Some(v) => color(&field(index, "color"), v)?,
+                },
+                align: match &raw.align {
+                    None => crate::text::Align::Left,
+                    Some(v) => choice(
+                        &field(index, "align"),
+                        v,
+                        &[
+                            ("left", crate::text::Align::Left),
+                            ("center", crate::text::Align::Center),
+                            ("right", crate::text::Align::Right),
+                        ],
+                    )?,
                 },
             }
         }

@@ -1,8 +1,9 @@
 //! The CPU reference: the exact pixels of the layer kinds whose pixels are fully determined,
 //! and the composite of a whole frame from them, for tests to compare the pipeline against.
 //!
-//! Exactly predictable are solid and checker layers, and image layers sampled `nearest`;
-//! gradients, text and linear sampling depend on how the GPU interpolates and are refused with
+//! Exactly predictable are solid and checker layers, image layers sampled `nearest`, and text
+//! (rasterized on the CPU by [`crate::text::rasterize`], in the GPU process as here); gradients
+//! and linear sampling depend on how the GPU interpolates and are refused with
 //! [`Unpredictable`]. The composite is the same as [`expected_pixel`](crate::expected_pixel)'s:
 //! start from the backdrop, draw the layers in ascending `(z, index)` with
 //! [`blend_over`], each scaled by its opacity and clipped to the output.
@@ -49,7 +50,7 @@ impl LayerPixels {
 /// Why the reference cannot predict a layer or a frame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unpredictable {
-    /// The kind's pixels depend on the GPU (gradients, text).
+    /// The kind's pixels depend on the GPU (gradients).
     #[error("layer {index}: {kind} layers are drawn by the GPU and have no exact reference")]
     Kind {
         /// The layer's index.
@@ -125,6 +126,22 @@ pub fn rasterize(state: &LayerState, image: Option<&Image>) -> Result<LayerPixel
                 let ix = (2 * u64::from(x) + 1) * iw / (2 * u64::from(w));
                 let iy = (2 * u64::from(y) + 1) * ih / (2 * u64::from(h));
                 img.texel(ix as u32, iy as u32).unwrap_or([0; 4])
+            })
+        }
+        Content::Text {
+            text,
+            size,
+            color,
+            align,
+        } => {
+            let raster = crate::text::rasterize(text, *size, *color, *align, w, h);
+            Box::new(move |x, y| {
+                let (x, y) = wrap(x, y);
+                let at = (y as usize * w as usize + x as usize) * 4;
+                raster
+                    .get(at..at + 4)
+                    .and_then(|t| t.try_into().ok())
+                    .unwrap_or([0; 4])
             })
         }
         other => {

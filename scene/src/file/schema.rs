@@ -13,7 +13,7 @@ pub(crate) const KIND_FIELDS: &[(&str, &[&str])] = &[
     ("gradient", &["from", "to", "direction"]),
     ("checker", &["cell", "colors"]),
     ("image", &["path", "sampling"]),
-    ("text", &["text", "size", "color"]),
+    ("text", &["text", "size", "color", "align"]),
 ];
 /// Every field of a layer table.
 pub(crate) const LAYER_FIELDS: &[&str] = &[
@@ -33,6 +33,7 @@ pub(crate) const LAYER_FIELDS: &[&str] = &[
     "sampling",
     "text",
     "size",
+    "align",
 ];
 const RECT_FIELDS: &[&str] = &["x", "y", "w", "h"];
 const ANIMATION_FIELDS: &[&str] = &["translate", "fade", "rotate", "scroll"];
@@ -79,6 +80,7 @@ pub(crate) fn field_hint(key: &str) -> Option<&'static str> {
         "cell" => "cell is the side of a checker cell in whole pixels",
         "path" => "path is the PNG file, relative to the scene file",
         "sampling" => "sampling is \"nearest\" or \"linear\"",
+        "align" => "align is \"left\", \"center\" or \"right\"",
         "text" => "text is a string",
         "size" => "size is the font size in whole pixels",
         _ => return None,

@@ -183,7 +183,8 @@ text = "héllo"
         Content::Text {
             text: "héllo".into(),
             size: 16,
-            color: [255, 255, 255, 255]
+            color: [255, 255, 255, 255],
+            align: crate::text::Align::Left,
         }
     );
     assert_eq!(words.z, 2, "z defaults to the file index");
@@ -582,7 +583,7 @@ fn other_ranges() {
     );
     let text = GOOD
         .replace("kind = \"solid\"", "kind = \"text\"")
-        .replace("color = \"#ff0000\"", "text = \"a\\nb\"");
+        .replace("color = \"#ff0000\"", "text = \"a\\tb\"");
     fails(&text, ErrorKind::OutOfRange, "layers[0].text", 5, 8);
     fails(
         &format!("{GOOD}animation.rotate = {{ degrees = 1e9, period = 1 }}\n"),
@@ -638,9 +639,30 @@ fn every_default_layer_is_predictable_or_gpu_drawn() {
     for s in &states {
         let r = rasterize(s, None);
         match s.content.kind_name() {
-            "solid" | "checker" => assert!(r.is_ok(), "{r:?}"),
+            "solid" | "checker" | "text" => assert!(r.is_ok(), "{r:?}"),
             "image" => assert_eq!(r, Err(Unpredictable::MissingImage { index: s.index })),
             _ => assert!(matches!(r, Err(Unpredictable::Kind { .. })), "{r:?}"),
         }
     }
+}
+
+#[test]
+fn text_takes_several_lines_and_an_alignment() {
+    let text = GOOD
+        .replace("kind = \"solid\"", "kind = \"text\"")
+        .replace("color = \"#ff0000\"", "text = \"a\\nb\"\nalign = \"right\"");
+    let scene = parse(&text).expect("parses");
+    assert_eq!(
+        scene.layers[0].content,
+        Content::Text {
+            text: "a\nb".into(),
+            size: 16,
+            color: [255, 255, 255, 255],
+            align: crate::text::Align::Right,
+        }
+    );
+    let bad = GOOD
+        .replace("kind = \"solid\"", "kind = \"text\"")
+        .replace("color = \"#ff0000\"", "text = \"a\"\nalign = \"middle\"");
+    fails(&bad, ErrorKind::UnknownValue, "layers[0].align", 6, 9);
 }
