@@ -222,6 +222,9 @@ pub struct MailboxWriter {
     /// Whether a full ring is waited on (up to [`FULL_WAIT`]) or reported at once: a sender
     /// that must never wait on its peer (the launcher's) reports it at once.
     wait_when_full: bool,
+    /// Where what it sends is counted as well, for whoever reports it: messages posted as
+    /// records, and messages announced on the socket.
+    shared: Option<std::sync::Arc<MailboxStats>>,
 }
 
 impl MailboxWriter {
@@ -237,7 +240,14 @@ impl MailboxWriter {
             posted: 0,
             announced: 0,
             wait_when_full: true,
+            shared: None,
         })
+    }
+
+    /// Counts what it sends into `stats` too: `records` for the messages posted as records,
+    /// `on_socket` for those announced on the socket.
+    pub fn count_into(&mut self, stats: std::sync::Arc<MailboxStats>) {
+        self.shared = Some(stats);
     }
 
     /// Posts `bytes` (an encoded message) as one record; false if they do not fit in one.
@@ -246,6 +256,9 @@ impl MailboxWriter {
             return Ok(false);
         }
         self.put(KIND_MESSAGE, bytes)?;
+        if let Some(s) = &self.shared {
+            s.records.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(true)
     }
 
@@ -253,6 +266,9 @@ impl MailboxWriter {
     pub fn announce(&mut self) -> Result<(), crate::channel::SendError> {
         self.put(KIND_ON_SOCKET, &[])?;
         self.announced += 1;
+        if let Some(s) = &self.shared {
+            s.on_socket.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -473,7 +489,8 @@ impl MailboxReader {
 }
 
 /// What one reader (or all a process keeps) took: messages from records, and messages the
-/// ring announced on the socket (or that came there before the writer adopted it).
+/// ring announced on the socket (or that came there before the writer adopted it). A writer
+/// counts what it sent the same way ([`MailboxWriter::count_into`]).
 #[derive(Debug, Default)]
 pub struct MailboxStats {
     /// Messages taken from records.
@@ -687,6 +704,30 @@ mod tests {
             out.recv_timeout(Duration::from_secs(10)).is_err(),
             "the end"
         );
+    }
+
+    #[test]
+    fn a_writer_counts_what_it_sends_where_it_is_told_to() {
+        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (a, b) = socket_pair().expect("socket pair");
+        let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let shared = std::sync::Arc::new(MailboxStats::default());
+        writer.count_into(shared.clone());
+        let tx = Sender::<Msg>::new(a).with_mailbox(writer);
+        let out = forward(Receiver::new(b), reader);
+        for i in 0..10u64 {
+            let m = if i % 5 == 0 {
+                Msg::Big(vec![1; 1000])
+            } else {
+                Msg::Small(i)
+            };
+            tx.send(&m).expect("send");
+            assert_eq!(got(&out), Ok(m));
+        }
+        // Eight records of messages, two announcements of messages on the socket.
+        assert_eq!(shared.records.load(Ordering::Relaxed), 8);
+        assert_eq!(shared.on_socket.load(Ordering::Relaxed), 2);
+        assert_eq!(tx.mailbox_counts(), Some((10, 2)));
     }
 
     #[test]

@@ -281,6 +281,12 @@ pub struct Paths {
     /// Messages the launcher took from the children's sockets (with a mailbox: those its ring
     /// announced, and any sent before the child adopted it).
     pub mailbox_on_socket: u64,
+    /// Messages the launcher posted into the children's mailboxes (every GPU process and
+    /// renderer of the run).
+    pub mailbox_sent_records: u64,
+    /// Messages the launcher sent the children on their sockets after announcing them in their
+    /// mailboxes (those with fds, or too large for a record).
+    pub mailbox_sent_on_socket: u64,
 }
 
 /// What one child said that the launcher did not take on trust: descriptions the renderer
@@ -714,6 +720,12 @@ impl RunSummary {
             p.mailbox_records,
             p.mailbox_on_socket
         );
+        if p.mailbox_sent_records + p.mailbox_sent_on_socket > 0 {
+            s += &format!(
+                "  launcher to children: {} messages into the rings, {} on the socket after them\n",
+                p.mailbox_sent_records, p.mailbox_sent_on_socket
+            );
+        }
         if let Some(out) = &f.out {
             s += &format!("  last frame ({}) written to {out}\n", f.last.unwrap_or(0));
         }
@@ -836,6 +848,8 @@ mod tests {
                 child_events_reason: None,
                 mailbox_records: 117,
                 mailbox_on_socket: 3,
+                mailbox_sent_records: 240,
+                mailbox_sent_on_socket: 6,
             },
             verified: Some(crate::verify::Verification::default()),
             recovery: Recovery {
@@ -945,6 +959,8 @@ mod tests {
                     "child_events_reason",
                     "mailbox_records",
                     "mailbox_on_socket",
+                    "mailbox_sent_records",
+                    "mailbox_sent_on_socket",
                 ],
             ),
             (

@@ -44,12 +44,24 @@ fn steady_frames_reach_the_launcher_through_the_mailbox_not_the_socket() {
             records >= 2 * frames,
             "{records} records for {frames} frames: {p}"
         );
+        // And the other way, at least the launcher's word of each frame produced, to the
+        // renderer.
+        let sent = p["mailbox_sent_records"].as_u64().expect("sent records");
+        assert!(
+            sent >= frames,
+            "{sent} records sent for {frames} frames: {p}"
+        );
     }
     // What takes the socket (the sandbox listeners' fds, anything too large for a record) is
     // the same for 100 frames as for 400: nothing of it is per frame.
     assert_eq!(
         short["paths"]["mailbox_on_socket"], long["paths"]["mailbox_on_socket"],
         "socket messages grew with the frames: {} / {}",
+        short["paths"], long["paths"]
+    );
+    assert_eq!(
+        short["paths"]["mailbox_sent_on_socket"], long["paths"]["mailbox_sent_on_socket"],
+        "the launcher's socket messages grew with the frames: {} / {}",
         short["paths"], long["paths"]
     );
     let on_socket = long["paths"]["mailbox_on_socket"].as_u64().expect("count");

@@ -7,7 +7,7 @@
 //! scene and its decoded images ([`SceneDrawer::new`]). It owns one program (a vertex shader
 //! that covers the viewport with one triangle, and one fragment shader with a branch per kind),
 //! an empty vertex array, and one texture per image or text layer: the decoded PNG, or the text
-//! rasterized on the CPU with an 8x8 bitmap font. Like every GL object of this module it holds
+//! rasterized on the CPU by `triptych_scene::text`. Like every GL object of this module it holds
 //! the context's shared state, so the context outlives it, and it deletes its objects in `Drop`.
 //! Each frame, [`GlContext::paint`] draws a [`Paint::Scene`] (the drawer and the layer's
 //! [`LayerState`] at that frame) into the layer's target, replacing every texel.

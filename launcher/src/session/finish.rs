@@ -138,6 +138,14 @@ impl Supervisor<'_> {
             .mailbox_stats
             .on_socket
             .load(std::sync::atomic::Ordering::Relaxed);
+        s.paths.mailbox_sent_records = self
+            .mailbox_sent
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed);
+        s.paths.mailbox_sent_on_socket = self
+            .mailbox_sent
+            .on_socket
+            .load(std::sync::atomic::Ordering::Relaxed);
         match &self.display {
             Some(d) => {
                 s.paths.present = d.d.presenter.describe().to_owned();

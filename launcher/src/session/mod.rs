@@ -250,8 +250,10 @@ struct Supervisor<'a> {
     embedding: parts::Embedding,
     /// Whoever follows the run from outside the engine (a command line's progress line).
     observer: Option<Box<dyn RunObserver>>,
-    /// What the launcher took from the renderers' mailboxes and sockets.
+    /// What the launcher took from the children's mailboxes and sockets.
     mailbox_stats: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
+    /// What the launcher sent into the children's mailboxes, and announced on their sockets.
+    mailbox_sent: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
     /// Why a child's messages took the socket alone, where one's did (the latest reason).
     mailbox_off: Option<String>,
     /// Children whose mailboxes could not be made (their messages took the socket).
@@ -439,6 +441,7 @@ fn run_with(
         embedding: parts::Embedding::new(embed),
         observer,
         mailbox_stats: Default::default(),
+        mailbox_sent: Default::default(),
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
         mailbox_fallbacks: 0,
         mailbox_marked: false,

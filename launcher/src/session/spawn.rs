@@ -389,7 +389,8 @@ impl Supervisor<'_> {
             ipc_protocol::mailbox::create_outgoing(c"triptych-mailbox-out").map(|o| (incoming, o))
         });
         match made {
-            Ok(((reader, in_memfd, in_wake), (writer, out_memfd, out_wake))) => {
+            Ok(((reader, in_memfd, in_wake), (mut writer, out_memfd, out_wake))) => {
+                writer.count_into(self.mailbox_sent.clone());
                 let fds = [
                     in_memfd.as_fd(),
                     in_wake.as_fd(),
