@@ -20,7 +20,7 @@
 //! includes all three processes and all their threads.
 //!
 //! A run also pays for its start (three processes, the sandbox, EGL) and end, which are not a
-//! frame's cost: each mode runs `short` and `long` frames, and the figure is the CPU time of the
+//! frame's cost (and runs have no standby GPU process, whose start-up is none either): each mode runs `short` and `long` frames, and the figure is the CPU time of the
 //! long run minus that of the short one, divided by the frame difference. One iteration of a
 //! side is one such pair (the order of its two runs alternating); the sides alternate in rounds
 //! ([`interleave`]), so the machine's drift lands on both. The first frames of a run fill each
@@ -127,11 +127,16 @@ fn one(
     frames: u64,
     tag: &str,
 ) -> anyhow::Result<(i64, f64)> {
+    // No standby GPU process: it is spawned after a run's tenth frame, and its start-up (GL,
+    // sandbox, a warm-up draw: tens of milliseconds of CPU) would land whole in a long run and
+    // only in part in a short one, which is no frame's cost.
     let mut args = vec![
         "--frames".to_owned(),
         frames.to_string(),
         "--size".into(),
         format!("{width}x{height}"),
+        "--standby".into(),
+        "off".into(),
     ];
     if let Some(scene) = scene {
         args.extend(["--scene".to_owned(), scene.display().to_string()]);
