@@ -22,7 +22,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
-targets=(child_to_launcher renderer_to_gpu gpu_to_renderer violation_report mailbox evidence)
+targets=(child_to_launcher relay violation_report mailbox)
 work=$(mktemp -d /tmp/triptych-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd fuzz

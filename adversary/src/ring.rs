@@ -458,6 +458,32 @@ pub struct Inbox {
 }
 
 impl Inbox {
+    /// Whether a message `is` accepts waits unread in the inbox: a record between the published
+    /// read index and the launcher's write index that decodes as a `T` it accepts.
+    pub fn holds<T: ipc_protocol::channel::Wire>(&self, is: impl Fn(&T) -> bool) -> bool {
+        let (Some(write), Some(read)) = (field(&self.map, WRITE_AT), field(&self.map, READ_AT))
+        else {
+            return false;
+        };
+        let (write, mut at) = (write.load(Ordering::Acquire), read.load(Ordering::Acquire));
+        let bytes = self.map.peer_bytes();
+        while at != write && write.wrapping_sub(at) <= RECORDS {
+            let mut rec = [0u8; RECORD_BYTES];
+            let copied = bytes
+                .sub(slot(at), RECORD_BYTES)
+                .is_some_and(|b| b.copy_to(&mut rec));
+            if let (true, Ok(ipc_protocol::mailbox::Record::Message(m))) =
+                (copied, ipc_protocol::mailbox::parse_record(&rec))
+            {
+                if ipc_protocol::channel::decode::<T>(&m, Vec::new()).is_ok_and(|(t, _)| is(&t)) {
+                    return true;
+                }
+            }
+            at = at.wrapping_add(1);
+        }
+        false
+    }
+
     /// Maps the mailbox the child reads, from the four fds of the launcher's `Mailbox` message
     /// (the third is its memfd); `None` (and a warning) where that fails.
     pub fn map(fds: &[BorrowedFd<'_>]) -> Option<Inbox> {

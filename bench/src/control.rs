@@ -3,9 +3,9 @@
 //! The peer joins through the same bootstrap as the real children
 //! ([`ipc_protocol::bootstrap`]: its control socket at the fixed fd); the control channel then carries one [`ToPeer::Setup`] and a
 //! [`ToPeer::Run`] per measured block. The measured traffic never goes over the control channel:
-//! handoff messages use the real peer socket that `Setup` hands over (typed `GpuToRenderer` /
-//! `RendererToGpu` on [`ipc_protocol::channel`], exactly as the launcher wires the GPU process to
-//! the renderer), and baselines use the bare socket the peer has as its stdin. After each block the
+//! handoff messages use the real socket that `Setup` hands over (typed `LauncherToRenderer` /
+//! `RendererToLauncher` on [`ipc_protocol::channel`]: the last hop of a frame, from the launcher
+//! to the renderer, and its release back), and baselines use the bare socket the peer has as its stdin. After each block the
 //! peer reports what it did ([`Counts`]), and the bench checks that against what the block was
 //! meant to do, so a figure can never come from a peer that skipped the work.
 
@@ -55,13 +55,13 @@ pub enum FenceMode {
 /// What one iteration of a block is, on the peer's side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
-    /// Receive a `GpuToRenderer::Frame`, validate every layer, import what is not cached, get and
-    /// poll the fences, answer one `RendererToGpu::Release`.
+    /// Receive a `LauncherToRenderer::Frame`, validate every layer, import what is not cached, get and
+    /// poll the fences, answer one `RendererToLauncher::Release`.
     Handoff {
         /// How fences are obtained.
         fence: FenceMode,
     },
-    /// Receive a `GpuToRenderer::Frame` and answer one `RendererToGpu::Release`, nothing else:
+    /// Receive a `LauncherToRenderer::Frame` and answer one `RendererToLauncher::Release`, nothing else:
     /// what the channel alone costs, to split a handoff's time between transport and checks.
     Transport,
     /// On the bare socket: read exactly `request` bytes, write `reply` bytes.

@@ -18,8 +18,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::Context;
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
-use ipc_protocol::messages::{FrameMsg, GpuToRenderer, LayerMsg, LayerPlacement, RendererToGpu};
-use ipc_protocol::seal::{SealKey, Sealer, SEAL_LEN};
+use ipc_protocol::messages::{
+    FrameMsg, LauncherToRenderer, LayerMsg, LayerPlacement, RendererToLauncher,
+};
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::eventfd::EventFence;
 use triptych_sys::fd::ExportWindow;
@@ -113,7 +114,7 @@ impl Fixture {
     }
 
     /// The description of frame `frame`, sent now, with the current generation.
-    pub fn message(&self, frame: u64) -> anyhow::Result<GpuToRenderer> {
+    pub fn message(&self, frame: u64) -> anyhow::Result<LauncherToRenderer> {
         let layers = self
             .layers
             .iter()
@@ -155,19 +156,14 @@ impl Fixture {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        // Sealed as the GPU process seals every description (its cost is part of the handoff).
-        let msg = FrameMsg {
+        // As the launcher hands a GPU process's frame on to the renderer.
+        Ok(LauncherToRenderer::Frame(FrameMsg {
             epoch: EPOCH,
             generation: 0,
             frame,
             sent_ns: triptych_trace::now_ns(),
             layers,
-        };
-        let mut sealer = Sealer::new(SealKey([0x5e; SEAL_LEN]), 1);
-        sealer
-            .seal(&msg)
-            .map(GpuToRenderer::Frame)
-            .context("sealing a description")
+        }))
     }
 
     /// The batch's fd numbers, as the consumer names them to `pidfd_getfd`.
@@ -190,8 +186,8 @@ pub fn wire_bytes<T: serde::Serialize>(msg: &T) -> anyhow::Result<usize> {
 }
 
 /// A representative release message, for its byte count.
-pub fn release_message() -> RendererToGpu {
-    RendererToGpu::Release {
+pub fn release_message() -> RendererToLauncher {
+    RendererToLauncher::Release {
         epoch: EPOCH,
         buffer: BufferId {
             slot: 0,
@@ -207,8 +203,9 @@ mod tests {
     #[test]
     fn message_passes_the_renderers_checks() {
         let fx = Fixture::new().expect("fixture");
-        let GpuToRenderer::Frame(sealed) = fx.message(5).expect("message");
-        let msg = sealed.open().expect("opens");
+        let LauncherToRenderer::Frame(msg) = fx.message(5).expect("message") else {
+            panic!("not a frame");
+        };
         assert_eq!(msg.layers.len(), LAYERS as usize);
         let w = ExportWindow::GPU;
         for l in &msg.layers {
@@ -227,7 +224,7 @@ mod tests {
         );
         assert_eq!(fx.batch_numbers().len(), FD_BATCH);
         assert!(fx.batch_numbers().iter().all(|&n| w.contains(n)));
-        let bytes = wire_bytes(&GpuToRenderer::Frame(sealed)).expect("bytes");
+        let bytes = wire_bytes(&LauncherToRenderer::Frame(msg)).expect("bytes");
         assert!(bytes > 100, "{bytes}");
     }
 }

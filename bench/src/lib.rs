@@ -4,8 +4,8 @@
 //! # Who plays what
 //!
 //! This process plays the GPU process (the *producer*): it exports buffers and fences into its
-//! export window, sends `GpuToRenderer::Frame` descriptions and times every round trip with one
-//! clock. `triptych-bench peer` ([`peer`]), this binary re-executed as a child, plays the renderer
+//! export window, sends frame descriptions as the launcher hands them on to the renderer
+//! (`LauncherToRenderer::Frame`) and times every round trip with one clock. `triptych-bench peer` ([`peer`]), this binary re-executed as a child, plays the renderer
 //! (the *consumer*): it validates, imports, fetches and polls with the renderer's own calls (the
 //! `renderer_process` library's `validate`, `import` and `fetch`, the ones the renderer's frame
 //! loop makes). The

@@ -8,13 +8,13 @@
 //!
 //! A handoff iteration makes the renderer's own calls up to compositing, from the
 //! `renderer_process` library, `triptych_sys` and `ipc_protocol`: receive and decode the
-//! `GpuToRenderer::Frame`, fail the block if its epoch is not the bench's, check the frame's layers
+//! `LauncherToRenderer::Frame` (a GPU process's frame as the launcher hands it on), fail the block if its epoch is not the bench's, check the frame's layers
 //! and every description ([`validate::layers`]: shape, then pid and export window), look each
 //! buffer up in the renderer's import cache ([`ImportCache::get_or_import`], fetching through a
 //! [`FrameSource`] on this peer's pidfd of the producer: on a miss `pidfd_getfd`, `fstat`
 //! identity check, `lseek(SEEK_END)` size, extent check, seal check, read-only `mmap`, replacing
 //! and so unmapping the slot's previous buffer), get the fence, poll it with a zero timeout, and
-//! answer with a `RendererToGpu::Release` on the release channel.
+//! answer with a `RendererToLauncher::Release`, as the renderer gives a buffer back.
 //!
 //! Fences are where the peer differs from the frame loop on purpose. The renderer fetches every
 //! frame's fences ([`fetch`], item 1b: [`FenceMode::FetchEach`]); item 1 times the handoff with
@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context};
 use ipc_protocol::bootstrap;
 use ipc_protocol::channel::{self, Receiver, Sender};
-use ipc_protocol::messages::{FrameMsg, GpuToRenderer, RendererToGpu};
+use ipc_protocol::messages::{FrameMsg, LauncherToRenderer, RendererToLauncher};
 use ipc_protocol::BufferId;
 use renderer_process::fetch::{fetch, Counters as FetchCounters, FrameSource};
 use renderer_process::import::ImportCache;
@@ -48,8 +48,8 @@ struct Consumer {
     producer_pid: u32,
     window: (i32, i32),
     pidfd: OwnedFd,
-    frames: Receiver<GpuToRenderer>,
-    releases: Sender<RendererToGpu>,
+    frames: Receiver<LauncherToRenderer>,
+    releases: Sender<RendererToLauncher>,
     stream: UnixStream,
     /// The renderer's import cache, set to the bench's epoch.
     cache: ImportCache,
@@ -79,11 +79,13 @@ impl Consumer {
 
     /// One handoff; without a fence mode, only the transport (receive, decode, answer).
     fn handoff(&mut self, mode: Option<FenceMode>, c: &mut Counts) -> anyhow::Result<()> {
-        let (GpuToRenderer::Frame(sealed), _) = self
+        let (LauncherToRenderer::Frame(msg), _) = self
             .frames
             .recv()
-            .context("receiving a frame description")?;
-        let msg = sealed.open().context("opening a sealed description")?;
+            .context("receiving a frame description")?
+        else {
+            bail!("the bench sent the peer something other than a frame");
+        };
         ensure!(
             msg.epoch == EPOCH,
             "frame {} is of epoch {}, not {EPOCH}",
@@ -101,7 +103,7 @@ impl Consumer {
             }
         };
         self.releases
-            .send(&RendererToGpu::Release {
+            .send(&RendererToLauncher::Release {
                 epoch: msg.epoch,
                 buffer: answer,
             })
@@ -257,7 +259,8 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
             core: setup.core,
         })
         .context("telling the bench it is ready")?;
-    let (releases, frames) = channel::duplex::<RendererToGpu, GpuToRenderer>(peer_socket, false);
+    let (releases, frames) =
+        channel::duplex::<RendererToLauncher, LauncherToRenderer>(peer_socket, false);
     let mut cache = ImportCache::default();
     cache.set_epoch(EPOCH);
     let mut consumer = Consumer {

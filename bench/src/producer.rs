@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use ipc_protocol::bootstrap::CONTROL_FD;
 use ipc_protocol::channel::{self, Receiver, Sender};
-use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
+use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
 use triptych_sys::fd::ExportWindow;
 
 use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer};
@@ -33,8 +33,8 @@ pub struct Peer {
     child: Child,
     commands: Sender<ToPeer>,
     events: Receiver<FromPeer>,
-    frames: Sender<GpuToRenderer>,
-    releases: Receiver<RendererToGpu>,
+    frames: Sender<LauncherToRenderer>,
+    releases: Receiver<RendererToLauncher>,
     stream: UnixStream,
     frame: u64,
     buf: Vec<u8>,
@@ -79,7 +79,8 @@ impl Peer {
         }
         let (commands, events) = channel::duplex::<ToPeer, FromPeer>(control, false);
         let (mine, theirs) = channel::socket_pair().context("creating the peer socket")?;
-        let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(mine, false);
+        let (frames, releases) =
+            channel::duplex::<LauncherToRenderer, RendererToLauncher>(mine, false);
         let window = ExportWindow::GPU;
         let mut peer = Peer {
             child,
@@ -200,7 +201,9 @@ impl Peer {
                     |msg| {
                         frames.send(&msg).context("sending a frame description")?;
                         match releases.recv() {
-                            Ok((RendererToGpu::Release { epoch, .. }, _)) if epoch == EPOCH => {
+                            Ok((RendererToLauncher::Release { epoch, .. }, _))
+                                if epoch == EPOCH =>
+                            {
                                 Ok(())
                             }
                             Ok((other, _)) => bail!("the bench peer answered {other:?}"),

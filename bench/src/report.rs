@@ -256,9 +256,9 @@ pub fn loadavg() -> Option<f64> {
 /// Byte counts of the messages the figures move.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MessageBytes {
-    /// A 3-layer `GpuToRenderer::Frame` on the wire (one postcard datagram).
+    /// A 3-layer `LauncherToRenderer::Frame` on the wire (one postcard datagram).
     pub frame: usize,
-    /// A `RendererToGpu::Release` on the wire.
+    /// A `RendererToLauncher::Release` on the wire.
     pub release: usize,
     /// One 1920x1080 RGBA frame.
     pub pixels: usize,

@@ -22,9 +22,10 @@ fuzz_target!(|data: &[u8]| {
                 std::time::Instant::now(),
             );
             match m {
-                GpuToLauncher::Produced { frame } => {
-                    let _ = frames.produced(frame, 1000);
-                    let _ = frames.presented(frame, 1);
+                GpuToLauncher::Frame(f) => {
+                    let _ = ipc_protocol::layers::layers(&f, 8, 1234, (512, 768));
+                    let _ = frames.produced(f.frame, 1000);
+                    let _ = frames.presented(f.frame, 1);
                 }
                 GpuToLauncher::Pong(n) => {
                     let _ = rules::pong(n, 10);

@@ -1,11 +1,13 @@
 //! The GPU process's frame loop (`Producer`): for each frame, take a free pool buffer per
 //! layer (waiting for releases when there is none), draw the layer, send the frame's
-//! descriptions to the renderer, and complete each layer's work, which signals its fence.
-//! Between frames it serves the launcher's commands (resizes, moves, hover, overlay text, a new
-//! renderer) and the renderer's releases. After the last frame it keeps serving releases until
-//! the launcher says `Shutdown`.
+//! description to the launcher, which hands it on to the renderer, and complete each layer's
+//! work, which signals its fence. Between frames it serves the launcher's commands (resizes,
+//! moves, hover, overlay text, a new renderer, and the renderer's releases, which the launcher
+//! relays). After the last frame it keeps serving them until the launcher says `Shutdown`.
+//!
+//! This process sends the renderer nothing directly: the launcher sees every frame and every
+//! release ([`ipc_protocol::relay`]), so neither child can claim anything about the other.
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -14,10 +16,9 @@ use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::damage::{Rect, Region};
 use ipc_protocol::messages::{
-    Fault, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, GpuToRenderer, LauncherToGpu, LayerMsg,
-    LayerPlacement, OverlayText, RendererClaim, RendererLink, RendererToGpu,
+    Fault, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, LauncherToGpu, LayerMsg, LayerPlacement,
+    OverlayText, RendererLink,
 };
-use ipc_protocol::seal::{FrameSender, SealKey};
 use triptych_trace::{Args, Recorder, Stage};
 
 use crate::damage::{content_damage, History};
@@ -38,28 +39,6 @@ pub(crate) fn maybe_fire(
     ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
         let _ = events.send(&GpuToLauncher::FaultFired { at_ns, fault });
     })
-}
-
-/// This process's ends of a peer socket: frames out, releases in (forwarded).
-/// The two directions of the peer socket to a renderer. A release is taken off the socket only
-/// once it decodes and is of this process's `epoch`: the first that is not stays at the head of
-/// the queue, as the evidence the launcher reads when told of it.
-fn peer_link(
-    peer: Option<OwnedFd>,
-    epoch: u64,
-    seal: &SealKey,
-) -> anyhow::Result<(FrameSender, Receiver<Delivery<RendererToGpu>>)> {
-    let peer = peer.context("no peer socket came with the renderer link")?;
-    // The link's identity in every seal: this end's inode, which the launcher knows too.
-    let link = triptych_sys::fd::identity(peer.as_fd())
-        .context("the identity of the peer socket")?
-        .ino;
-    let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(peer, true);
-    let check = move |m: &RendererToGpu| ipc_protocol::rules::release(m, epoch);
-    Ok((
-        FrameSender::new(frames, seal.clone(), link),
-        channel::forward_checked("releases-rx", releases, check)?,
-    ))
 }
 
 /// The frame loop's state.
@@ -88,14 +67,8 @@ pub(crate) struct Producer {
     gl: GlContext,
     exporter: Box<dyn Exporter>,
     pub(crate) events: Sender<GpuToLauncher>,
-    /// Frames go out on the peer socket, never waiting: a renderer that stops reading cannot
-    /// stall this process.
-    pub(crate) to_renderer: Option<FrameSender>,
-    /// The key every description is sealed with (`ipc_protocol::seal`).
-    seal: SealKey,
-    releases: Receiver<Delivery<RendererToGpu>>,
-    /// Whether a starvation was reported since the last frame rendered.
-    starved_sent: bool,
+    /// Whether the launcher's releases are taken (a hook may stop it, as an attacker would).
+    takes_releases: bool,
     /// Releases of buffers that were not in flight (ignored).
     stray_releases: u64,
     pool: Pool,
@@ -167,7 +140,6 @@ pub(crate) struct Drawing {
 impl Producer {
     pub(crate) fn new(
         start: GpuStart,
-        peer: Option<OwnedFd>,
         drawing: Drawing,
         events: Sender<GpuToLauncher>,
         fds: crate::transport::FdSender,
@@ -202,9 +174,7 @@ impl Producer {
         } else {
             Recorder::disabled()
         };
-        let (to_renderer, releases) = peer_link(peer, start.epoch, &start.seal)?;
         Ok(Self {
-            seal: start.seal,
             hooks,
             renderer_pid: start.renderer.renderer_pid,
             epoch: start.epoch,
@@ -229,9 +199,7 @@ impl Producer {
             gl,
             exporter,
             events,
-            to_renderer: Some(to_renderer),
-            releases,
-            starved_sent: false,
+            takes_releases: true,
             stray_releases: 0,
             pool,
             rec,
@@ -251,47 +219,32 @@ impl Producer {
         self.pool.forget_contents();
     }
 
-    /// One delivery from the release channel. A message that does not decode, or a release of
-    /// another epoch than the one the launcher gave both children, breaks the protocol (the
-    /// reader left it on the socket, `peer_link`): this process stops reading the channel, tells
-    /// the launcher which renderer did it, and goes on serving the renderer that replaces it. A
-    /// release of a buffer that is not in flight frees nothing and is only counted: the renderer
-    /// releases the ids this process's own descriptions named, so such a release proves nothing
-    /// against it.
-    fn release(&mut self, d: Delivery<RendererToGpu>) {
-        match d {
-            Ok((RendererToGpu::Release { buffer, .. }, _)) => {
-                if let Err(e) = self.pool.release(buffer) {
-                    self.stray_releases += 1;
-                    if self.stray_releases == 1 {
-                        tracing::warn!(error = %e, "a release of a buffer not in flight (ignored; more are counted)");
-                    }
-                }
-            }
-            Err(v) => {
-                let what = v.to_string();
-                tracing::warn!(%what, "the renderer broke the release protocol; waiting for a new renderer");
-                self.releases = crossbeam_channel::never();
-                self.to_renderer = None;
-                let _ = self.events.send(&GpuToLauncher::RendererViolation {
-                    renderer: self.renderer_pid,
-                    claim: RendererClaim::BadRelease(what),
-                });
+    /// A release the launcher relays: the renderer gave the buffer back. The launcher relays
+    /// only releases of buffers the renderer held, so one of a buffer not in flight (which a
+    /// new renderer's `release_all` may have freed already) frees nothing and is only counted.
+    fn release(&mut self, buffer: ipc_protocol::BufferId) {
+        if !self.takes_releases {
+            return;
+        }
+        if let Err(e) = self.pool.release(buffer) {
+            self.stray_releases += 1;
+            if self.stray_releases == 1 {
+                tracing::warn!(error = %e, "a release of a buffer not in flight (ignored; more are counted)");
             }
         }
     }
 
     /// Handles a launcher command; false means stop.
     fn command(&mut self, c: Delivery<LauncherToGpu>) -> anyhow::Result<bool> {
-        let (c, mut fds) =
-            c.map_err(|v| anyhow::anyhow!("a bad command from the launcher: {v}"))?;
+        let (c, _) = c.map_err(|v| anyhow::anyhow!("a bad command from the launcher: {v}"))?;
         match c {
             LauncherToGpu::Shutdown => return Ok(false),
+            LauncherToGpu::Release(buffer) => self.release(buffer),
             LauncherToGpu::Ping(n) => self
                 .events
                 .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
-            LauncherToGpu::NewRenderer(link) => self.new_renderer(link, fds.pop())?,
+            LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
             LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
             LauncherToGpu::Hover(h) => self.hover = h,
             LauncherToGpu::Overlay(text) => self.set_overlay(text)?,
@@ -364,8 +317,10 @@ impl Producer {
         Ok(())
     }
 
-    /// The renderer was replaced: whatever the old one held is free again.
-    fn new_renderer(&mut self, link: RendererLink, peer: Option<OwnedFd>) -> anyhow::Result<()> {
+    /// The renderer was replaced: whatever the old one held is free again. The launcher is told
+    /// so before the first frame for the new one (`Serving`): what was sent before is for the
+    /// old one, and dropped.
+    fn new_renderer(&mut self, link: RendererLink) -> anyhow::Result<()> {
         name_ptracer(link.renderer_pid)?;
         self.fds
             .attach(link.renderer_pid)
@@ -376,13 +331,14 @@ impl Producer {
         // what the old renderer may have written into them must not outlive it.
         self.sent.iter_mut().for_each(|s| *s = None);
         self.pool.forget_contents();
-        let (to_renderer, releases) = peer_link(peer, self.epoch, &self.seal)?;
         self.renderer_pid = link.renderer_pid;
-        self.releases = releases;
-        self.to_renderer = Some(to_renderer);
-        self.starved_sent = false;
         self.next_frame = link.resume_from;
         self.finished_sent = false;
+        self.events
+            .send(&GpuToLauncher::Serving {
+                renderer: link.renderer_pid,
+            })
+            .context("telling the launcher the new renderer is served")?;
         tracing::info!(
             renderer = link.renderer_pid,
             resume_from = link.resume_from,
@@ -395,7 +351,6 @@ impl Producer {
     pub(crate) fn running(&mut self, info: &ipc_protocol::messages::GpuInfo) {
         self.hooks.running(Running {
             events: &self.events,
-            to_renderer: self.to_renderer.as_ref(),
             epoch: self.epoch,
             frames: self.frames,
             info,
@@ -414,19 +369,15 @@ impl Producer {
         }
     }
 
-    /// Runs until `Shutdown`: renders while there are frames to render and a renderer to send
-    /// them to; otherwise waits for commands and releases.
+    /// Runs until `Shutdown`: renders while there are frames to render and buffers free to
+    /// render them into; otherwise waits for the launcher's commands and relayed releases.
     pub(crate) fn run(
         &mut self,
         commands: &Receiver<Delivery<LauncherToGpu>>,
     ) -> anyhow::Result<()> {
         loop {
-            while let Ok(m) = self.releases.try_recv() {
-                self.release(m);
-            }
             // A GPU that stopped signalling is hung for good: it renders nothing more.
             let can_render = !self.stop_fences
-                && self.to_renderer.is_some()
                 && self.next_frame < self.frames
                 && self.allowed.is_some_and(|a| self.next_frame <= a)
                 && (0..self.layers).all(|l| self.pool.free_slot(l).is_some());
@@ -443,19 +394,6 @@ impl Producer {
                 }
                 continue;
             }
-            if !self.stop_fences
-                && !self.starved_sent
-                && self.to_renderer.is_some()
-                && self.next_frame < self.frames
-            {
-                if let Some(layer) = (0..self.layers).find(|l| self.pool.free_slot(*l).is_none()) {
-                    self.starved_sent = true;
-                    let _ = self.events.send(&GpuToLauncher::Starved {
-                        layer,
-                        frame: self.next_frame,
-                    });
-                }
-            }
             if self.next_frame >= self.frames && !self.finished_sent {
                 self.finished_sent = true;
                 self.ship_trace();
@@ -464,14 +402,6 @@ impl Producer {
                 });
             }
             select! {
-                recv(self.releases) -> m => match m {
-                    Ok(m) => self.release(m),
-                    Err(_) => {
-                        // The renderer is gone; the launcher will send a new one.
-                        self.releases = crossbeam_channel::never();
-                        self.to_renderer = None;
-                    }
-                },
                 recv(commands) -> c => match c {
                     Ok(c) => if !self.command(c)? { return Ok(()) },
                     Err(_) => return Ok(()),
@@ -640,45 +570,25 @@ impl Producer {
         self.hooks.sending(&mut msg);
         self.rec
             .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
-        // The launcher hears of the frame before the renderer can present it.
-        if self.hooks.reports_produced(frame) {
-            let _ = self.events.send(&GpuToLauncher::Produced { frame });
-        }
+        // With SCM_RIGHTS the fds go first, on their own socket to the renderer.
         if let Err(e) = self.fds.send_frame(self.epoch, frame, &self.pool, &used) {
             tracing::warn!(frame, error = %e, "could not send the frame's fds to the renderer");
         }
-        let sent = self.to_renderer.as_ref().map(|t| t.send(&msg));
-        if !self.hooks.takes_releases(frame) {
+        // The launcher checks the description and hands it on to the renderer. A launcher that
+        // does not take it within the channel's wait is gone or wedged: this process ends.
+        self.events
+            .send(&GpuToLauncher::Frame(msg.clone()))
+            .with_context(|| format!("sending frame {frame} to the launcher"))?;
+        if self.takes_releases && !self.hooks.takes_releases(frame) {
             tracing::warn!(frame, "no longer taking releases");
-            self.releases = crossbeam_channel::never();
+            self.takes_releases = false;
         }
-        if let Some(t) = self.to_renderer.as_ref() {
-            self.hooks.sent(Sent {
-                msg: &msg,
-                to_renderer: t,
-                events: &self.events,
-                renderer_pid: self.renderer_pid,
-            });
-        }
-        if let Some(Err(channel::SendError::Full)) = sent {
-            // Frames in flight are bounded by the pool, far below what the socket holds: a full
-            // queue means the renderer stopped reading.
-            let _ = self.events.send(&GpuToLauncher::RendererViolation {
-                renderer: self.renderer_pid,
-                claim: RendererClaim::FramesUnread,
-            });
-        }
-        if !matches!(sent, Some(Ok(()))) {
-            // The renderer died: its replacement resumes from the launcher's last presented
-            // frame, and every buffer is freed then. The frame's work is still completed, so no
-            // fence of this process is left unsignalled (a vgem carrier with an unsignalled
-            // fence would refuse the next one).
-            tracing::warn!(frame, "the renderer is gone; waiting for a new one");
-            self.to_renderer = None;
-            return self.complete_frame(&used);
-        }
+        self.hooks.sent(Sent {
+            msg: &msg,
+            events: &self.events,
+            renderer_pid: self.renderer_pid,
+        });
         self.next_frame += 1;
-        self.starved_sent = false;
         if self.rec.is_enabled() {
             let in_flight = self.pool.in_flight() as f64;
             self.rec.counter("buffers_in_flight", in_flight);

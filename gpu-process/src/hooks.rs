@@ -10,16 +10,13 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use ipc_protocol::channel::Sender;
 use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher};
-use ipc_protocol::seal::FrameSender;
 use triptych_sandbox::gpu::Params;
 
 /// What the run hands a hook once `Started` is reported, just before the frame loop.
 #[derive(Debug)]
 pub struct Running<'a> {
-    /// The channel to the launcher.
+    /// The channel to the launcher (which frames go through too).
     pub events: &'a Sender<GpuToLauncher>,
-    /// The channel to the renderer, if one is linked.
-    pub to_renderer: Option<&'a FrameSender>,
     /// This process's epoch.
     pub epoch: u64,
     /// The frames of the run.
@@ -28,14 +25,12 @@ pub struct Running<'a> {
     pub info: &'a GpuInfo,
 }
 
-/// What the run hands a hook after a frame went to the renderer.
+/// What the run hands a hook after a frame went to the launcher.
 #[derive(Debug)]
 pub struct Sent<'a> {
     /// The frame's description, as sent.
     pub msg: &'a FrameMsg,
-    /// The channel it went through.
-    pub to_renderer: &'a FrameSender,
-    /// The channel to the launcher.
+    /// The channel to the launcher, which it went through.
     pub events: &'a Sender<GpuToLauncher>,
     /// The pid of the renderer served.
     pub renderer_pid: u32,
@@ -70,18 +65,13 @@ pub trait Hooks {
     /// `Started` was reported; the frame loop runs next.
     fn running(&mut self, _run: Running<'_>) {}
 
-    /// Frame `msg` is described and about to be reported and sent.
+    /// Frame `msg` is described and about to be sent.
     fn sending(&mut self, _msg: &mut FrameMsg) {}
 
-    /// Whether frame `frame` is reported produced to the launcher before it is sent.
-    fn reports_produced(&mut self, _frame: u64) -> bool {
-        true
-    }
-
-    /// Frame `sent.msg` went to the renderer.
+    /// Frame `sent.msg` went to the launcher.
     fn sent(&mut self, _sent: Sent<'_>) {}
 
-    /// Whether the renderer's releases are still taken after frame `frame` was sent.
+    /// Whether the releases the launcher relays are still taken after frame `frame` was sent.
     fn takes_releases(&mut self, _frame: u64) -> bool {
         true
     }

@@ -175,7 +175,7 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     hooks.prepared(&events);
     // Warm and confined: a standby waits here until it is promoted (or told to shut down),
     // answering the launcher's pings meanwhile.
-    let (start, mut fds) = loop {
+    let (start, _) = loop {
         match commands
             .recv()
             .context("waiting for Start from the launcher")?
@@ -186,7 +186,6 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
             other => break other,
         }
     };
-    let peer = fds.pop();
     let start = match start {
         LauncherToGpu::Start(s) => s,
         LauncherToGpu::Shutdown => return Ok(()),
@@ -228,7 +227,7 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         exporter,
         scene,
     };
-    let mut producer = Producer::new(start, peer, drawing, events, fds, hooks)?;
+    let mut producer = Producer::new(start, drawing, events, fds, hooks)?;
     producer.running(&info);
     let result = producer.run(&commands);
     producer.ship_trace();

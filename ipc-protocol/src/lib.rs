@@ -14,12 +14,21 @@
 //! One frame's path, and the message that carries each step:
 //!
 //! 1. GPU process renders layer textures and exports them ([`frame::Frame`] with
-//!    [`frame::RemoteFd`]s in its export window) -> [`messages::GpuToRenderer::Frame`].
-//! 2. Renderer fetches the fds (`pidfd_getfd`), checks their identity and extent, waits on the
+//!    [`frame::RemoteFd`]s in its export window) -> [`messages::GpuToLauncher::Frame`].
+//! 2. Launcher checks the description ([`layers`], and what it knows: the epoch, the frame's
+//!    number, the size generation, the buffers the renderer holds) and hands it on ->
+//!    [`messages::LauncherToRenderer::Frame`].
+//! 3. Renderer fetches the fds (`pidfd_getfd`), checks their identity and extent, waits on the
 //!    fences, composites into an output slot -> [`messages::RendererToLauncher::Presented`].
-//! 3. Launcher presents the slot and hands back the one it showed before ->
+//! 4. Launcher presents the slot and hands back the one it showed before ->
 //!    [`messages::LauncherToRenderer::SlotFree`].
-//! 4. Renderer releases each buffer it no longer shows -> [`messages::RendererToGpu::Release`].
+//! 5. Renderer releases each buffer it no longer shows -> [`messages::RendererToLauncher::Release`],
+//!    which the launcher checks against what it handed over and relays ->
+//!    [`messages::LauncherToGpu::Release`].
+//!
+//! So every description and every release passes through the launcher: what one child says the
+//! other was sent or gave back is never a claim, and no message per frame goes between the two
+//! children directly.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -28,12 +37,13 @@ pub mod channel;
 pub mod damage;
 pub mod fault;
 pub mod frame;
+pub mod layers;
 pub mod logging;
 pub mod mailbox;
 pub mod messages;
+pub mod relay;
 pub mod role;
 pub mod rules;
-pub mod seal;
 pub mod wire;
 
 pub use frame::{BufferId, DescError, DrmFormat, Fence, FenceKind, FileId, Frame, Plane, RemoteFd};

@@ -73,8 +73,10 @@ use triptych_sys::socket::Wake;
 
 use crate::channel::{Violation, Wire};
 
-/// Bytes in one record, its 8-byte head included.
-pub const RECORD_BYTES: usize = 256;
+/// Bytes in one record, its 8-byte head included: a frame's description of a few layers (a few
+/// hundred bytes, [`crate::messages::FrameMsg`]) fits one; a larger one goes on the socket,
+/// announced.
+pub const RECORD_BYTES: usize = 1024;
 /// The bytes of a message a record carries.
 pub const PAYLOAD_MAX: usize = RECORD_BYTES - RECORD_HEAD;
 /// Records in the ring.
@@ -682,7 +684,7 @@ mod tests {
         let sending = std::thread::spawn(move || {
             for i in 1..2000u64 {
                 if i % 7 == 0 {
-                    tx.send(&Msg::Big(vec![i as u8; 1000])).expect("send big");
+                    tx.send(&Msg::Big(vec![i as u8; 3000])).expect("send big");
                 } else {
                     tx.send(&Msg::Small(i)).expect("send");
                 }
@@ -691,7 +693,7 @@ mod tests {
         });
         for i in 1..2000u64 {
             let want = if i % 7 == 0 {
-                Msg::Big(vec![i as u8; 1000])
+                Msg::Big(vec![i as u8; 3000])
             } else {
                 Msg::Small(i)
             };
@@ -717,7 +719,7 @@ mod tests {
         let out = forward(Receiver::new(b), reader);
         for i in 0..10u64 {
             let m = if i % 5 == 0 {
-                Msg::Big(vec![1; 1000])
+                Msg::Big(vec![1; 3000])
             } else {
                 Msg::Small(i)
             };
@@ -847,12 +849,12 @@ mod tests {
         for i in 1..50 {
             tx.send(&Msg::Small(i)).expect("send");
         }
-        tx.send(&Msg::Big(vec![7; 1000])).expect("send big");
+        tx.send(&Msg::Big(vec![7; 3000])).expect("send big");
         drop(tx);
         for i in 1..50 {
             assert_eq!(got(&out), Ok(Msg::Small(i)));
         }
-        assert_eq!(got(&out), Ok(Msg::Big(vec![7; 1000])));
+        assert_eq!(got(&out), Ok(Msg::Big(vec![7; 3000])));
         assert!(
             out.recv_timeout(Duration::from_secs(10)).is_err(),
             "the end"

@@ -110,8 +110,9 @@ pub enum LauncherToGpu {
     /// Start producing frames. Sent once, after `Prepare`; its `backend` and `reports` are those
     /// of `Prepare`.
     Start(GpuStart),
-    /// The renderer was replaced: every buffer the old one held is free, frames go to the new
-    /// one, starting again at `resume_from`.
+    /// The renderer was replaced: every buffer the old one held is free, and frames are for the
+    /// new one, starting again at `resume_from`. Answered with [`GpuToLauncher::Serving`]
+    /// before the first frame for it.
     NewRenderer(RendererLink),
     /// Liveness check; answer with `Pong` from the frame loop.
     Ping(u64),
@@ -153,6 +154,10 @@ pub enum LauncherToGpu {
     /// the wake-up socket of the one it writes its messages to the launcher through, then those
     /// of the one it reads the launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
+    /// The renderer no longer reads this buffer: the GPU process may draw into it again. The
+    /// launcher relays only the releases of buffers it handed the current renderer and that the
+    /// renderer still held.
+    Release(BufferId),
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -173,8 +178,7 @@ pub struct Resize {
     pub generation: u32,
 }
 
-/// A (new) renderer to produce for. Its peer socket (frames out, releases in) travels as the
-/// one fd attached to the message that carries this.
+/// A (new) renderer to produce for. Its frames go to the launcher, which hands them on.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RendererLink {
     /// The renderer's pid, for `PR_SET_PTRACER` where Yama is active.
@@ -239,9 +243,6 @@ pub struct GpuStart {
     /// Whether every frame has one more layer, the window's overlay, after the scene's: layer
     /// `layers`, above every other, hidden until [`LauncherToGpu::Overlay`] gives it text.
     pub overlay: bool,
-    /// The key this process seals its frame descriptions with ([`crate::seal`]), made for it
-    /// alone; the renderer never sees it.
-    pub seal: crate::seal::SealKey,
 }
 
 /// The most bytes of scene text a [`SceneStart`] carries, so that `Start` stays well inside
@@ -352,43 +353,20 @@ pub enum GpuToLauncher {
     /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
     /// right after the sandbox goes on, before `Started` (with [`ViolationReports::Notify`]).
     SandboxListener,
-    /// A frame's descriptions went to the renderer: the launcher's count of what was produced,
-    /// against which every `Presented` is checked.
-    Produced {
-        /// The frame.
-        frame: u64,
-    },
-    /// Every buffer of a layer has been with the renderer, unreleased, since the GPU process
-    /// last rendered: it cannot render the next frame. Sent once per such stretch.
-    Starved {
-        /// The layer.
-        layer: u32,
-        /// The frame it cannot render.
-        frame: u64,
-    },
-    /// A claim that the renderer the GPU process serves broke the protocol. The launcher acts
-    /// on it only as far as it can check it for itself (`launcher/src/session/witness.rs`).
-    RendererViolation {
-        /// The renderer meant: the pid of the link the GPU process was serving.
+    /// A frame, rendered and exported: its description, for the launcher to check and hand on
+    /// to the renderer ([`LauncherToRenderer::Frame`]). Frames of one renderer link are numbered
+    /// one after another from its first.
+    Frame(FrameMsg),
+    /// The answer to [`LauncherToGpu::NewRenderer`]: every frame after this is for the renderer
+    /// of this pid, from the frame the link resumes from; every buffer it held is free again.
+    Serving {
+        /// The new renderer's pid.
         renderer: u32,
-        /// What it did.
-        claim: RendererClaim,
     },
     /// Prepared: the GL context and the exporter are made and the sandbox is on (after
     /// `SandboxListener`, with user notification); waiting for `Start`. The same report as
     /// `Started`, which repeats it.
     Ready(GpuInfo),
-}
-
-/// What a GPU process may claim a renderer did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RendererClaim {
-    /// It sent a message on the release channel that breaks the protocol, named here. The GPU
-    /// process stopped reading the channel and left the message at the head of its queue
-    /// (`channel::Receiver::recv_checked`), where the launcher reads it itself.
-    BadRelease(String),
-    /// A frame could not be sent: its queue of frames was full (it stopped reading them).
-    FramesUnread,
 }
 
 /// What the GPU process runs on.
@@ -495,14 +473,6 @@ pub struct LandlockReport {
     pub devices: Vec<String>,
 }
 
-/// GPU process to renderer.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum GpuToRenderer {
-    /// A frame's layers, exported: a [`FrameMsg`] sealed with the GPU process's key
-    /// ([`crate::seal`]).
-    Frame(crate::seal::SealedFrame),
-}
-
 /// One frame: every layer's buffer and placement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameMsg {
@@ -517,18 +487,6 @@ pub struct FrameMsg {
     pub sent_ns: u64,
     /// The layers.
     pub layers: Vec<LayerMsg>,
-}
-
-/// Renderer to GPU process.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum RendererToGpu {
-    /// The renderer no longer reads this buffer; the GPU process may reuse it.
-    Release {
-        /// The epoch of the buffer.
-        epoch: u64,
-        /// The buffer.
-        buffer: BufferId,
-    },
 }
 
 /// Launcher to renderer.
@@ -548,18 +506,18 @@ pub enum LauncherToRenderer {
     Resize(Resize),
     /// Send final counters, then exit 0.
     Shutdown,
-    /// The newest frame any GPU process has reported produced: the renderer presents no frame
-    /// numbered above it (a frame it was sent but the launcher never heard of is the GPU
-    /// process's lie, and would be the renderer's if presented).
-    Produced(u64),
+    /// A frame of the current GPU process, as it described it, checked by the launcher: its
+    /// epoch, its number (one more than the frame before on this link), its generation, its
+    /// layers' shape and export window, and that none of its buffers is still held.
+    Frame(FrameMsg),
     /// The renderer's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and the
     /// wake-up socket of the one it writes its messages to the launcher through, then those of
     /// the one it reads the launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
 }
 
-/// A (new) GPU process to take frames from. Its peer socket (frames in, releases out) travels
-/// as the one fd attached to the message that carries this.
+/// A (new) GPU process to take frames from (its frames come from the launcher; its fds, from the
+/// link handed over beside this, [`crate::wire`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GpuLink {
     /// Epoch of the GPU process.
@@ -568,11 +526,6 @@ pub struct GpuLink {
     pub gpu_pid: u32,
     /// The GPU process's export window `[base, end)`.
     pub gpu_window: (i32, i32),
-    /// The first frame it sends on this link; each after it is numbered one more.
-    pub first_frame: u64,
-    /// The newest frame any GPU process has reported produced so far (see
-    /// [`LauncherToRenderer::Produced`]).
-    pub produced: Option<u64>,
 }
 
 /// What the renderer is asked to do.
@@ -667,11 +620,21 @@ pub enum RendererToLauncher {
         /// The fence, in the GPU process's export window, as its description named it.
         fence: RemoteFd,
     },
-    /// The GPU process broke the protocol on the frame channel (a message that does not decode,
-    /// a frame out of order or of a generation never started, a fence that is no fence); the
-    /// renderer dropped what it sent and keeps its last frame. A claim the launcher cannot check
-    /// (it does not see the frame channel): logged and counted only. Sent once per GPU process.
-    GpuViolation(String),
+    /// A frame's fds broke its description (a file that is not the one named, a buffer too
+    /// small, a fence that is no fence); the renderer dropped the frame, released its buffers,
+    /// and keeps its last frame. A claim against the GPU process: where it names a layer's
+    /// fence, the launcher looks at that fence itself and kills the GPU process if the claim
+    /// holds; anything else is counted only.
+    GpuViolation {
+        /// The GPU process's epoch.
+        epoch: u64,
+        /// The frame.
+        frame: u64,
+        /// The layer whose fence is not a fence of the kind named, when that is the claim.
+        fence_of_layer: Option<u32>,
+        /// What was wrong.
+        what: String,
+    },
     /// An injected fault is about to fire (sent just before it does).
     FaultFired {
         /// CLOCK_MONOTONIC nanoseconds.
@@ -684,10 +647,15 @@ pub enum RendererToLauncher {
     /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
     /// right after the sandbox goes on, before `Output` (with [`ViolationReports::Notify`]).
     SandboxListener,
-    /// The GPU process broke the protocol on the frame channel, shown by the sealed
-    /// descriptions it sent ([`crate::seal::Evidence`]): the launcher checks the seals and the
-    /// lie itself. Sent at most once per GPU process, in place of [`RendererToLauncher::GpuViolation`].
-    GpuEvidence(crate::seal::Evidence),
+    /// The renderer no longer reads this buffer of the GPU process of `epoch`. The launcher
+    /// relays it to the GPU process ([`LauncherToGpu::Release`]); a release of a buffer the
+    /// renderer was not handed, or has released already, is the renderer's violation.
+    Release {
+        /// The GPU process's epoch.
+        epoch: u64,
+        /// The buffer.
+        buffer: BufferId,
+    },
 }
 
 /// A composited frame.
@@ -777,15 +745,13 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Hover(_) => "Hover",
             LauncherToGpu::Overlay(_) => "Overlay",
             LauncherToGpu::Mailbox => "Mailbox",
+            LauncherToGpu::Release(_) => "Release",
         }
     }
-    /// `Start` and `NewRenderer` carry the GPU process's end of the peer socket, `SceneImage`
-    /// its image, `Mailbox` the two mailboxes' memfds and wake-up sockets.
+    /// `SceneImage` carries its image, `Mailbox` the two mailboxes' memfds and wake-up sockets.
     fn fd_count(&self) -> usize {
         match self {
-            LauncherToGpu::Start(_)
-            | LauncherToGpu::NewRenderer(_)
-            | LauncherToGpu::SceneImage { .. } => 1,
+            LauncherToGpu::SceneImage { .. } => 1,
             LauncherToGpu::Mailbox => 4,
             _ => 0,
         }
@@ -801,14 +767,13 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::SlotFree(_) => "SlotFree",
             LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
-            LauncherToRenderer::Produced(_) => "Produced",
+            LauncherToRenderer::Frame(_) => "Frame",
             LauncherToRenderer::Mailbox => "Mailbox",
         }
     }
-    /// `Start` and `NewGpu` carry the renderer's end of the peer socket.
+    /// `Mailbox` carries the two mailboxes' memfds and wake-up sockets.
     fn fd_count(&self) -> usize {
         match self {
-            LauncherToRenderer::Start(_) | LauncherToRenderer::NewGpu(_) => 1,
             LauncherToRenderer::Mailbox => 4,
             _ => 0,
         }
@@ -825,9 +790,8 @@ impl Wire for GpuToLauncher {
             GpuToLauncher::Pong(_) => "Pong",
             GpuToLauncher::FaultFired { .. } => "FaultFired",
             GpuToLauncher::Trace(_) => "Trace",
-            GpuToLauncher::Produced { .. } => "Produced",
-            GpuToLauncher::Starved { .. } => "Starved",
-            GpuToLauncher::RendererViolation { .. } => "RendererViolation",
+            GpuToLauncher::Frame(_) => "Frame",
+            GpuToLauncher::Serving { .. } => "Serving",
             GpuToLauncher::SandboxListener => "SandboxListener",
         }
     }
@@ -847,11 +811,11 @@ impl Wire for RendererToLauncher {
             RendererToLauncher::Failed(_) => "Failed",
             RendererToLauncher::Pong(_) => "Pong",
             RendererToLauncher::FenceTimeout { .. } => "FenceTimeout",
-            RendererToLauncher::GpuViolation(_) => "GpuViolation",
+            RendererToLauncher::GpuViolation { .. } => "GpuViolation",
             RendererToLauncher::FaultFired { .. } => "FaultFired",
             RendererToLauncher::Trace(_) => "Trace",
             RendererToLauncher::SandboxListener => "SandboxListener",
-            RendererToLauncher::GpuEvidence(_) => "GpuEvidence",
+            RendererToLauncher::Release { .. } => "Release",
         }
     }
     /// `SandboxListener` carries the listener.
@@ -860,25 +824,9 @@ impl Wire for RendererToLauncher {
     }
 }
 
-impl Wire for GpuToRenderer {
-    fn kind(&self) -> &'static str {
-        match self {
-            GpuToRenderer::Frame(_) => "Frame",
-        }
-    }
-}
-
 impl Wire for FrameMsg {
     fn kind(&self) -> &'static str {
         "FrameMsg"
-    }
-}
-
-impl Wire for RendererToGpu {
-    fn kind(&self) -> &'static str {
-        match self {
-            RendererToGpu::Release { .. } => "Release",
-        }
     }
 }
 
@@ -917,7 +865,6 @@ mod tests {
             reports: ViolationReports::Notify,
             scene,
             overlay: true,
-            seal: crate::seal::SealKey([0; crate::seal::SEAL_LEN]),
         }
     }
 
@@ -928,7 +875,7 @@ mod tests {
             resume_from: 0,
         };
         for (msg, fds) in [
-            (LauncherToGpu::Start(start(None)), 1),
+            (LauncherToGpu::Start(start(None)), 0),
             (
                 LauncherToGpu::Prepare(GpuPrepare {
                     backend: BackendRequest::Auto,
@@ -936,7 +883,7 @@ mod tests {
                 }),
                 0,
             ),
-            (LauncherToGpu::NewRenderer(link()), 1),
+            (LauncherToGpu::NewRenderer(link()), 0),
             (LauncherToGpu::SceneImage { layer: 3 }, 1),
             (LauncherToGpu::Ping(1), 0),
             (LauncherToGpu::Render { up_to: 5 }, 0),

@@ -9,9 +9,9 @@
 //! - **Budgets** ([`Budget`]): per child, at most [`MAX_MESSAGES_PER_S`] messages a second, and
 //!   trace batches only when tracing was asked for, at most [`MAX_TRACE_BYTES_PER_S`] a second
 //!   and [`MAX_TRACE_EVENTS`] in all. Nothing a child sends can grow the launcher without bound.
-//! - **Frames** ([`Frames`]): a `Presented` frame must have been produced (the GPU process said
-//!   `Produced`), come after the last one presented, and come from an epoch the launcher
-//!   started; `Produced` frames of one epoch rise one by one from where that epoch started.
+//! - **Frames** ([`Frames`]): a `Presented` frame must have been produced (the GPU process sent
+//!   it, and the launcher handed it on: [`crate::relay`]), come after the last one presented,
+//!   and come from an epoch the launcher started.
 //!   The end of the run is the last frame asked for, produced and presented in that order.
 //! - **Pongs** answer a ping the launcher sent; **faults** fired must be faults the launcher
 //!   planned for that role.
@@ -155,18 +155,6 @@ fn arg_len(v: &triptych_trace::ArgValue) -> usize {
     match v {
         triptych_trace::ArgValue::Str(s) => s.len(),
         _ => 8,
-    }
-}
-
-/// Whether a GPU process of `epoch` may take `m` off its release channel: a release of its own
-/// epoch. The GPU process applies it before it takes a message; the launcher applies it to the
-/// message the GPU process left waiting when it claims the renderer broke the channel.
-pub fn release(m: &crate::messages::RendererToGpu, epoch: u64) -> Result<(), String> {
-    match m {
-        crate::messages::RendererToGpu::Release { epoch: e, .. } if *e != epoch => Err(format!(
-            "Release of epoch {e}; this GPU process is epoch {epoch}"
-        )),
-        crate::messages::RendererToGpu::Release { .. } => Ok(()),
     }
 }
 

@@ -219,9 +219,6 @@ pub struct Frames {
     pub out: Option<String>,
     /// Frames composited at a size the window no longer had, handed back unshown.
     pub dropped_for_resize: u64,
-    /// Frames a GPU process that broke the protocol sent without reporting them, composited
-    /// and handed back unshown (never held against the renderer).
-    pub unreported_dropped: u64,
     /// Frames composited from a dead GPU process's work at or past the frame its replacement
     /// resumes from, handed back unshown: the replacement draws them again, and showing them
     /// first would put the screen back in time when its own arrive.
@@ -301,13 +298,15 @@ pub struct Trust {
     pub uncorroborated: Vec<String>,
     /// Fence timeouts the renderer reported that the launcher's own check of the fence refuted.
     pub refuted_fence_timeouts: u64,
-    /// Lies of a GPU process that the renderer showed with its sealed descriptions and the
-    /// launcher's own check confirmed (each cost that process its life).
+    /// Lies of a GPU process the launcher saw itself (each cost that process its life): a
+    /// frame it refused to hand on ([`ipc_protocol::relay`]), or a fence the renderer said was
+    /// no fence that the launcher's own look confirmed.
     pub proven_gpu_lies: u64,
-    /// Sealed descriptions the renderer showed that the launcher's check found in order.
-    pub refuted_evidence: u64,
-    /// Showings not judged: a second one for the same GPU process, or one with none running.
-    pub evidence_unjudged: u64,
+    /// The renderer's claims of a fence that is no fence that the launcher's look refuted.
+    pub refuted_fence_claims: u64,
+    /// Those it did not look at: more than a few for one GPU process, a frame no longer among
+    /// the last handed on, or a process no longer running.
+    pub fence_claims_unlooked: u64,
 }
 
 /// Every crash and hang of the run, how fast each was noticed and repaired, and the faults and
@@ -929,7 +928,6 @@ mod tests {
                     "fps",
                     "out",
                     "dropped_for_resize",
-                    "unreported_dropped",
                     "superseded",
                     "resizes",
                     "scene_changes",
@@ -970,8 +968,8 @@ mod tests {
                     "uncorroborated",
                     "refuted_fence_timeouts",
                     "proven_gpu_lies",
-                    "refuted_evidence",
-                    "evidence_unjudged",
+                    "refuted_fence_claims",
+                    "fence_claims_unlooked",
                 ],
             ),
             (

@@ -9,7 +9,7 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use ipc_protocol::channel::Sender;
-use ipc_protocol::messages::{FrameMsg, RendererStart, RendererToGpu, RendererToLauncher};
+use ipc_protocol::messages::{FrameMsg, RendererStart, RendererToLauncher};
 use ipc_protocol::BufferId;
 
 use crate::decide::Shown;
@@ -18,10 +18,8 @@ use crate::link::Link;
 /// What the run hands a hook once the output is shared, just before the frame loop.
 #[derive(Debug)]
 pub struct Running<'a> {
-    /// The channel to the launcher.
+    /// The channel to the launcher (which releases go through too).
     pub events: &'a Sender<RendererToLauncher>,
-    /// The channel of releases to the GPU process.
-    pub releases: &'a Sender<RendererToGpu>,
     /// The GPU process's epoch.
     pub epoch: u64,
     /// The output size's generation.
@@ -36,8 +34,6 @@ pub struct Fetched<'a> {
     pub events: &'a Sender<RendererToLauncher>,
     /// The frame's description.
     pub msg: &'a FrameMsg,
-    /// It, as the GPU process sealed it.
-    pub sealed: Option<&'a ipc_protocol::seal::SealedFrame>,
     /// Each layer's index, what it will show, and its fence.
     pub layers: &'a [(u32, Shown, OwnedFd)],
     /// The imported buffer of an id, if the import cache holds it.
@@ -109,7 +105,7 @@ pub trait Hooks {
     /// A frame was handed to the launcher.
     fn presented(&mut self, _presented: Presented<'_>) {}
 
-    /// Whether `buffer` is handed back to the GPU process now.
+    /// Whether `buffer` is handed back to the launcher (for the GPU process) now.
     fn releases(&mut self, _buffer: BufferId) -> bool {
         true
     }

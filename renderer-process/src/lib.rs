@@ -29,4 +29,4 @@ pub mod output;
 pub mod pipeline;
 pub mod sandbox;
 pub mod start;
-pub mod validate;
+pub use ipc_protocol::layers as validate;

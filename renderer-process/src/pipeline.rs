@@ -1,11 +1,16 @@
 //! The renderer's frame loop: receive, validate, import, wait, composite, present, release.
 //!
-//! Forwarding threads turn the channel receivers (commands from the launcher, frames from the
-//! GPU process, [`ipc_protocol::channel`]) into crossbeam channels, and a fence-waiter thread polls fences, so the loop
-//! waits on all of them at once and never blocks on a fence: while a frame's fences are pending
-//! it still answers the launcher (pings, slots, a new GPU process). For each frame:
+//! A forwarding thread turns the launcher's channel ([`ipc_protocol::channel`]) into a crossbeam
+//! channel, and a fence-waiter thread polls fences, so the loop waits on both at once and never
+//! blocks on a fence: while a frame's fences are pending it still answers the launcher (pings,
+//! slots, a new GPU process), and frames that come meanwhile wait their turn.
 //!
-//! 1. drop it if it comes from another GPU epoch than the current one;
+//! Frames come from the launcher, which took them from the GPU process and checked them
+//! ([`ipc_protocol::relay`]: epoch, order, generation, shape, buffers not held); releases go
+//! back to the launcher, which hands them on. Nothing goes between this process and the GPU
+//! process but the fds it takes. For each frame:
+//!
+//! 1. drop it if it comes from another GPU epoch or size generation than the current one;
 //! 2. validate every layer's description (shape, then fds confined to the GPU's export window;
 //!    [`crate::validate`]);
 //! 3. import each buffer (cached per id) and fetch its fence, checking identities;
@@ -23,9 +28,10 @@
 //! process is ever composited and no frame is shown half-made.
 //!
 //! A rejected description drops the frame (the previous composite stays on screen), releases
-//! its buffers and tells the launcher why; it never stops the loop.
+//! its buffers and tells the launcher why (a fence that is no fence, as a claim the launcher
+//! looks at itself); it never stops the loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,11 +41,11 @@ use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::frame::{BufferKind, FenceKind};
+use ipc_protocol::layers::{self as validate, LayersError};
 use ipc_protocol::messages::{
-    Fault, FaultPoint, FrameMsg, GpuLink, GpuToRenderer, LauncherToRenderer, Presented,
-    RendererStart, RendererStats, RendererToGpu, RendererToLauncher,
+    Fault, FaultPoint, FrameMsg, GpuLink, LauncherToRenderer, Presented, RendererStart,
+    RendererStats, RendererToLauncher,
 };
-use ipc_protocol::seal::{Evidence, SealedFrame};
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
@@ -48,7 +54,6 @@ use crate::composite::{composite_region, Layer};
 use crate::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
 use crate::fetch::fetch;
 use crate::import::{ImportCache, ImportError};
-use crate::validate::{self, LayersError};
 use ipc_protocol::damage::Region;
 
 use crate::output::{Output, SLOTS};
@@ -79,7 +84,6 @@ type Commands = Receiver<Delivery<LauncherToRenderer>>;
 /// What woke the loop.
 enum Wake {
     Command(Option<Delivery<LauncherToRenderer>>),
-    Frame(Option<Delivery<GpuToRenderer>>),
     Fences(Option<WaitDone>),
 }
 
@@ -103,25 +107,25 @@ struct GpuSide {
     epoch: u64,
     pid: u32,
     window: (i32, i32),
-    /// Releases go back on the peer socket, never waiting: a GPU process that stops reading
-    /// them cannot stall the renderer.
-    releases: Sender<RendererToGpu>,
-    /// Whether a violation of this GPU process was reported to the launcher already.
-    violation_reported: bool,
-    /// Showings of sealed evidence against it made to the launcher, at most
-    /// [`ipc_protocol::seal::MAX_SHOWINGS`] (counted apart from the words, so that a lie it
-    /// cannot prove first does not use up the showing of one it can).
-    evidence_shown: u32,
-    /// The frame it must send next: each frame of a link is numbered one more than the one
-    /// before, from the link's first. A description out of that order (a repeat, a number
-    /// skipped ahead) is a lie of the GPU process, never composited.
-    next_frame: u64,
-    /// It sent a frame the launcher never heard reported produced.
-    sent_unreported: bool,
-    /// The last description taken in order on this link, as sealed: with the next one it shows
-    /// the launcher a frame out of order ([`ipc_protocol::seal`]).
-    last: Option<SealedFrame>,
+    /// Violations of this GPU process reported to the launcher so far (at most
+    /// [`MAX_VIOLATION_REPORTS`]; more are only counted).
+    violations_reported: u32,
 }
+
+impl GpuSide {
+    fn of(gpu: &GpuLink) -> Self {
+        Self {
+            epoch: gpu.epoch,
+            pid: gpu.gpu_pid,
+            window: gpu.gpu_window,
+            violations_reported: 0,
+        }
+    }
+}
+
+/// Reports of a GPU process's broken fds sent to the launcher per GPU process: enough for the
+/// launcher to look at one it can check, never a flood of its own making.
+const MAX_VIOLATION_REPORTS: u32 = 4;
 
 /// The renderer's state.
 pub struct Pipeline {
@@ -148,8 +152,9 @@ pub struct Pipeline {
     faults: Vec<Fault>,
     rec: Recorder,
     pending: Option<Pending>,
+    /// Frames from the launcher that came while one waited on its fences, in order.
+    queued: VecDeque<FrameMsg>,
     seq: u64,
-    frames: Receiver<Delivery<GpuToRenderer>>,
     waiter: crossbeam_channel::Sender<WaitJob>,
     waited: Receiver<WaitDone>,
     /// Fence waits of a sequence number below this are abandoned.
@@ -164,8 +169,6 @@ pub struct Pipeline {
     slots: Slots,
     /// The launcher said `Shutdown` while the loop was waiting inside a frame.
     stopped: bool,
-    /// The newest frame the launcher heard reported produced: no frame above it is presented.
-    produced: Option<u64>,
     /// Where a program built on the library acts (`crate::hooks`); nothing in the product.
     hooks: Box<dyn Hooks>,
 }
@@ -210,10 +213,6 @@ fn fence_of_kind(fence: std::os::fd::BorrowedFd<'_>, kind: FenceKind) -> Result<
         FenceKind::SyncFile | FenceKind::EventFd => Ok(()),
     }
 }
-
-/// How long a frame whose production the launcher has not confirmed waits for its word before
-/// it is taken as the GPU process's lie: far longer than the launcher takes to pass it on.
-const PRODUCED_WAIT: Duration = Duration::from_secs(1);
 
 /// Starts the fence waiter. A job whose `seq` is below `cancel` is abandoned within a few
 /// milliseconds (its frame belongs to a GPU process that was replaced), so the fences of a dead
@@ -301,38 +300,12 @@ fn maybe_fire(
     });
 }
 
-/// Starts receiving from the GPU process of `gpu` over `peer`, the socket the launcher
-/// attached; its fd link must already be attached.
-fn link(
-    gpu: GpuLink,
-    peer: Option<OwnedFd>,
-) -> anyhow::Result<(GpuSide, Receiver<Delivery<GpuToRenderer>>)> {
-    let peer = peer.context("no peer socket came with the GPU link")?;
-    let (releases, frames) = channel::duplex::<RendererToGpu, GpuToRenderer>(peer, true);
-    let frames = channel::forward_skipping("gpu-rx", frames)?;
-    Ok((
-        GpuSide {
-            epoch: gpu.epoch,
-            pid: gpu.gpu_pid,
-            window: gpu.gpu_window,
-            releases,
-            violation_reported: false,
-            evidence_shown: 0,
-            next_frame: gpu.first_frame,
-            sent_unreported: false,
-            last: None,
-        },
-        frames,
-    ))
-}
-
 impl Pipeline {
     /// Sets the pipeline up: output buffer, link to the GPU process, the sandbox
     /// ([`crate::sandbox::confine`]), and tells the launcher where the output is. Nothing from the
     /// GPU process is received before the sandbox is on.
     pub fn new(
         start: RendererStart,
-        peer: Option<OwnedFd>,
         events: Sender<RendererToLauncher>,
         claimed: crate::sandbox::Claimed,
         mut hooks: Box<dyn Hooks>,
@@ -354,8 +327,7 @@ impl Pipeline {
             hooks.as_mut(),
             hand_over,
         )?;
-        let produced = start.gpu.produced;
-        let (gpu, frames) = link(start.gpu, peer)?;
+        let gpu = GpuSide::of(&start.gpu);
         let id = triptych_sys::fd::identity(output.fd.as_fd())?;
         let shared = RendererToLauncher::Output {
             generation: start.generation,
@@ -376,7 +348,6 @@ impl Pipeline {
             .context("telling the launcher where the output is")?;
         hooks.running(Running {
             events: &events,
-            releases: &gpu.releases,
             epoch: gpu.epoch,
             generation: start.generation,
             gpu_window: gpu.window,
@@ -407,8 +378,8 @@ impl Pipeline {
             faults: start.faults,
             rec,
             pending: None,
+            queued: VecDeque::new(),
             seq: 0,
-            frames,
             waiter,
             waited,
             cancel,
@@ -417,7 +388,6 @@ impl Pipeline {
             presented: None,
             slots: Slots::new(SLOTS as usize),
             stopped: false,
-            produced,
             hooks,
         })
     }
@@ -426,15 +396,18 @@ impl Pipeline {
     pub fn run(&mut self, commands: Commands) -> anyhow::Result<()> {
         loop {
             // While a frame waits on its fences, newer frames stay queued.
-            let frames = if self.pending.is_some() {
-                crossbeam_channel::never()
-            } else {
-                self.frames.clone()
-            };
+            while self.pending.is_none() && !self.stopped {
+                let Some(msg) = self.queued.pop_front() else {
+                    break;
+                };
+                self.frame(msg, &commands)?;
+            }
+            if self.stopped {
+                return Ok(());
+            }
             let waited = self.waited.clone();
             let wake = select! {
                 recv(commands) -> c => Wake::Command(c.ok()),
-                recv(frames) -> m => Wake::Frame(m.ok()),
                 recv(waited) -> d => Wake::Fences(d.ok()),
             };
             // How long the loop is busy before it can listen again: it never waits on a fence,
@@ -450,25 +423,6 @@ impl Pipeline {
                     anyhow::bail!("a bad command from the launcher: {v}")
                 }
                 Wake::Command(None) => anyhow::bail!("the launcher disconnected"),
-                Wake::Frame(Some(Ok((GpuToRenderer::Frame(sealed), _)))) => match sealed.open() {
-                    Ok(f) => self.frame(f, sealed, &commands)?,
-                    Err(v) => self.gpu_lie(
-                        format!("a sealed description that does not decode: {v}"),
-                        vec![sealed],
-                        None,
-                    ),
-                },
-                Wake::Frame(Some(Err(v))) => {
-                    // The previous composite stays on screen and reading goes on.
-                    self.gpu_violation(v.to_string());
-                }
-                Wake::Frame(None) => {
-                    tracing::warn!(
-                        gpu_pid = self.gpu.pid,
-                        "the GPU process disconnected; keeping the last frame"
-                    );
-                    self.frames = crossbeam_channel::never();
-                }
                 Wake::Fences(Some(d)) => self.fences_done(d, &commands)?,
                 Wake::Fences(None) => anyhow::bail!("the fence waiter stopped"),
             }
@@ -499,7 +453,7 @@ impl Pipeline {
     }
 
     /// Handles a command; false means stop.
-    fn command(&mut self, c: LauncherToRenderer, mut fds: Vec<OwnedFd>) -> anyhow::Result<bool> {
+    fn command(&mut self, c: LauncherToRenderer, _fds: Vec<OwnedFd>) -> anyhow::Result<bool> {
         match c {
             LauncherToRenderer::SlotFree(s) => {
                 if !self.output.release(s) {
@@ -511,11 +465,8 @@ impl Pipeline {
                     .send(&RendererToLauncher::Pong(n))
                     .context("answering a ping")?;
             }
-            LauncherToRenderer::NewGpu(g) => {
-                self.produced = self.produced.max(g.produced);
-                self.switch_gpu(g, fds.pop())?
-            }
-            LauncherToRenderer::Produced(p) => self.produced = self.produced.max(Some(p)),
+            LauncherToRenderer::NewGpu(g) => self.switch_gpu(g)?,
+            LauncherToRenderer::Frame(msg) => self.queued.push_back(msg),
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
@@ -561,7 +512,7 @@ impl Pipeline {
     }
 
     /// Drops everything of the old epoch and attaches to the new GPU process.
-    fn switch_gpu(&mut self, g: GpuLink, peer: Option<OwnedFd>) -> anyhow::Result<()> {
+    fn switch_gpu(&mut self, g: GpuLink) -> anyhow::Result<()> {
         if g.epoch <= self.gpu.epoch {
             anyhow::bail!(
                 "NewGpu with epoch {} after epoch {}",
@@ -572,7 +523,7 @@ impl Pipeline {
         self.link
             .attach(g.epoch, g.gpu_pid)
             .context("attaching to the new GPU process")?;
-        let (gpu, frames) = link(g, peer)?;
+        let gpu = GpuSide::of(&g);
         tracing::info!(
             old = self.gpu.epoch,
             new = gpu.epoch,
@@ -582,12 +533,15 @@ impl Pipeline {
         // The pending frame's wait is abandoned and its fences closed by the waiter.
         self.cancel.store(self.seq + 1, Ordering::Release);
         self.pending = None;
+        // Frames of the old process not yet taken: nothing of theirs is given back (their ids
+        // mean other buffers to the new process).
+        self.stats.stale_dropped += self.queued.len() as u64;
+        self.queued.clear();
         self.shown.clear();
         self.content_damage.clear();
         self.presented = None;
         self.cache.set_epoch(gpu.epoch);
         self.gpu = gpu;
-        self.frames = frames;
         self.stats.gpu_switches += 1;
         Ok(())
     }
@@ -623,117 +577,38 @@ impl Pipeline {
         }
     }
 
-    /// The GPU process broke the protocol: what it sent is dropped (the buffers it named that
-    /// are not in use are given back, [`Pipeline::give_back`]), counted, and reported to the
-    /// launcher once per GPU process.
-    fn gpu_violation(&mut self, what: String) {
+    /// The GPU process's fds broke frame `frame`'s description: the frame is dropped (the
+    /// buffers it named that are not in use are given back, [`Pipeline::give_back`]), counted,
+    /// and reported to the launcher a few times per GPU process ([`MAX_VIOLATION_REPORTS`]).
+    /// `fence_of_layer` names the layer whose fence is no fence, which the launcher can look
+    /// at itself.
+    fn gpu_violation(&mut self, frame: u64, fence_of_layer: Option<u32>, what: String) {
         self.stats.gpu_violations += 1;
-        if self.gpu.violation_reported {
+        self.stats.rejected += 1;
+        if self.gpu.violations_reported >= MAX_VIOLATION_REPORTS {
             return;
         }
-        self.gpu.violation_reported = true;
-        tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped");
-        let _ = self.events.send(&RendererToLauncher::GpuViolation(what));
-    }
-
-    /// The GPU process broke the protocol, and `frames`, the sealed descriptions it sent, show
-    /// it: the launcher is shown them, a few times per link at most (a lie that cannot be shown
-    /// is reported in words, once) ([`RendererToLauncher::GpuEvidence`]),
-    /// where it checks them itself. Counted and dropped as [`Pipeline::gpu_violation`].
-    fn gpu_lie(&mut self, what: String, frames: Vec<SealedFrame>, fence_of_layer: Option<u32>) {
-        if self.gpu.evidence_shown >= ipc_protocol::seal::MAX_SHOWINGS || frames.is_empty() {
-            return self.gpu_violation(what);
-        }
-        let evidence = RendererToLauncher::GpuEvidence(Evidence {
+        self.gpu.violations_reported += 1;
+        tracing::warn!(gpu_pid = self.gpu.pid, frame, %what, "the GPU process's fds break its description; dropped");
+        let _ = self.events.send(&RendererToLauncher::GpuViolation {
             epoch: self.gpu.epoch,
-            what: what.clone(),
-            frames,
+            frame,
             fence_of_layer,
+            what,
         });
-        if ipc_protocol::channel::encode(&evidence).is_none() {
-            // Descriptions too large to show: the words alone, and the showing is not used up.
-            return self.gpu_violation(what);
-        }
-        self.stats.gpu_violations += 1;
-        self.gpu.evidence_shown += 1;
-        tracing::warn!(gpu_pid = self.gpu.pid, %what, "the GPU process broke the protocol; dropped, and shown to the launcher");
-        let _ = self.events.send(&evidence);
     }
 
-    fn frame(
-        &mut self,
-        msg: FrameMsg,
-        sealed: SealedFrame,
-        commands: &Commands,
-    ) -> anyhow::Result<()> {
+    fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
-            // Every link is its own GPU process's: another epoch on it is a lie (and its buffers,
-            // of another epoch, are never released).
+            // The launcher hands on only the current process's frames, after `NewGpu`: one of
+            // another epoch is nobody's to composite or to give back.
             self.stats.stale_dropped += 1;
-            self.gpu_lie(
-                format!(
-                    "frame {} of epoch {} on the link of epoch {}",
-                    msg.frame, msg.epoch, self.gpu.epoch
-                ),
-                vec![sealed],
-                None,
-            );
-            return Ok(());
-        }
-        if msg.frame != self.gpu.next_frame {
-            self.give_back(&msg);
-            let what = format!(
-                "frame {} where frame {} was next",
-                msg.frame, self.gpu.next_frame
-            );
-            // Shown only by the description before it with the sequence number just before:
-            // a gap in those proves nothing (this process could have left some out).
-            match self.gpu.last.take() {
-                Some(prev) if prev.seq.checked_add(1) == Some(sealed.seq) => {
-                    self.gpu_lie(what, vec![prev.clone(), sealed], None);
-                    self.gpu.last = Some(prev);
-                }
-                prev => {
-                    self.gpu.last = prev;
-                    self.gpu_violation(what);
-                }
-            }
-            return Ok(());
-        }
-        self.gpu.next_frame += 1;
-        self.gpu.last = Some(sealed);
-        if msg.generation > self.generation {
-            // The GPU process heard of a resize first: the launcher's word is on its way (it
-            // tells this process before the GPU process). Take it before judging the frame.
-            let until = Instant::now() + Duration::from_millis(250);
-            while msg.generation > self.generation {
-                let left = until.saturating_duration_since(Instant::now());
-                match commands.recv_timeout(left) {
-                    Ok(Ok((c, fds))) => {
-                        if !self.command(c, fds)? {
-                            // Told to stop (counters sent already): a clean end.
-                            self.stopped = true;
-                            return Ok(());
-                        }
-                    }
-                    Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
-                    Err(_) => break,
-                }
-            }
-        }
-        if msg.generation > self.generation {
-            // The launcher starts every generation, and tells this process before the GPU
-            // process: one it never told of is a lie.
-            self.give_back(&msg);
-            let shown = self.gpu.last.iter().cloned().collect();
-            self.gpu_lie(
-                format!(
-                    "frame {} of generation {}, which the launcher never started (it is at {})",
-                    msg.frame, msg.generation, self.generation
-                ),
-                shown,
-                None,
+            tracing::warn!(
+                frame = msg.frame,
+                epoch = msg.epoch,
+                current = self.gpu.epoch,
+                "a frame of another GPU process than the current one was dropped"
             );
             return Ok(());
         }
@@ -762,13 +637,11 @@ impl Pipeline {
         let (fetched, damage) = match self.prepare(&msg) {
             Ok(f) => f,
             Err(FrameError::NotAFence { layer, what }) => {
-                self.stats.rejected += 1;
                 self.give_back(&msg);
-                let shown = self.gpu.last.iter().cloned().collect();
-                self.gpu_lie(
-                    format!("frame {}: layers[{layer}].fence: {what}", msg.frame),
-                    shown,
+                self.gpu_violation(
+                    msg.frame,
                     Some(layer),
+                    format!("frame {}: layers[{layer}].fence: {what}", msg.frame),
                 );
                 return Ok(());
             }
@@ -790,7 +663,6 @@ impl Pipeline {
         self.hooks.fetched(Fetched {
             events: &self.events,
             msg: &msg,
-            sealed: self.gpu.last.as_ref(),
             layers: &fetched,
             buffer: &|id| cache.get(id).map(|i| i.fd.as_fd()),
             link: &self.link,
@@ -819,16 +691,14 @@ impl Pipeline {
                 Err(e) => {
                     // A fence that cannot be polled: of the GPU process's making (it is the
                     // file it exported), so its lie; nothing of the frame is composited.
-                    self.stats.rejected += 1;
                     self.give_back(&msg);
-                    let shown = self.gpu.last.iter().cloned().collect();
-                    self.gpu_lie(
+                    self.gpu_violation(
+                        msg.frame,
+                        Some(layer),
                         format!(
                             "frame {}: layers[{layer}].fence cannot be polled: {e}",
                             msg.frame
                         ),
-                        shown,
-                        Some(layer),
                     );
                     return Ok(());
                 }
@@ -947,49 +817,6 @@ impl Pipeline {
 
     /// Steps 4 to 6 for a frame whose fence outcomes are known.
     fn finish(&mut self, p: Pending, ready: Vec<bool>, commands: &Commands) -> anyhow::Result<()> {
-        let generation = self.generation;
-        let reported = self.reported_produced(p.frame, commands)?;
-        if reported
-            && self.generation != generation
-            && p.layers
-                .first()
-                .is_none_or(|(_, s, _)| s.epoch == self.gpu.epoch)
-        {
-            // A resize came while waiting for the word: the frame was drawn for the old size
-            // and is never composited into one of the new size. Its buffers go back. (A frame
-            // whose word never came is the GPU process's lie whatever the size: below.)
-            self.stats.stale_dropped += 1;
-            let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
-            for (_, s, _) in &p.layers {
-                if !shown.contains(&s.id) {
-                    self.release(s.epoch, s.id);
-                }
-            }
-            return Ok(());
-        }
-        if !reported {
-            if self.stopped
-                || p.layers
-                    .first()
-                    .is_some_and(|(_, s, _)| s.epoch != self.gpu.epoch)
-            {
-                // Told to stop, or its GPU process was replaced meanwhile: nothing to present.
-                return Ok(());
-            }
-            // Sent, but never reported: its buffers go back, and it is never composited.
-            self.gpu.sent_unreported = true;
-            let shown: Vec<BufferId> = self.shown.values().map(|s| s.id).collect();
-            for (_, s, _) in &p.layers {
-                if !shown.contains(&s.id) {
-                    self.release(s.epoch, s.id);
-                }
-            }
-            self.gpu_violation(format!(
-                "frame {}, which it never reported as produced",
-                p.frame
-            ));
-            return Ok(());
-        }
         let ready_ns = triptych_trace::now_ns();
         self.rec.record_span(
             Stage::FenceWait,
@@ -1046,38 +873,6 @@ impl Pipeline {
             self.release(epoch, id);
         }
         Ok(())
-    }
-
-    /// Whether the launcher has heard `frame` reported produced, waiting for its word (and
-    /// handling the commands that come meanwhile) for at most [`PRODUCED_WAIT`]: the GPU process
-    /// reports a frame before it sends it, so the word is normally here first. A GPU process
-    /// caught sending a frame it never reported is not waited for again: its frames would hold
-    /// its buffers here a second each. False when the word does not come, or the wait ended for
-    /// a `Shutdown` or a new GPU process.
-    fn reported_produced(&mut self, frame: u64, commands: &Commands) -> anyhow::Result<bool> {
-        let epoch = self.gpu.epoch;
-        let wait = if self.gpu.sent_unreported {
-            Duration::ZERO
-        } else {
-            PRODUCED_WAIT
-        };
-        let until = Instant::now() + wait;
-        while self.produced.is_none_or(|w| frame > w) {
-            match commands.recv_deadline(until) {
-                Ok(Ok((c, fds))) => {
-                    if !self.command(c, fds)? {
-                        self.stopped = true;
-                        return Ok(false);
-                    }
-                    if self.gpu.epoch != epoch {
-                        return Ok(false);
-                    }
-                }
-                Ok(Err(v)) => anyhow::bail!("a bad command from the launcher: {v}"),
-                Err(_) => return Ok(false),
-            }
-        }
-        Ok(true)
     }
 
     /// Composites what is on screen into a free slot and hands it to the launcher.
@@ -1235,9 +1030,10 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Gives `buffer` of the GPU process of `epoch` back to it. A buffer of a GPU process since
-    /// replaced is nobody's to free: its ids mean other buffers to the replacement, which a
-    /// release in its epoch would free while they are in use (a torn frame).
+    /// Gives `buffer` of the GPU process of `epoch` back to it, through the launcher. A buffer
+    /// of a GPU process since replaced is nobody's to free: its ids mean other buffers to the
+    /// replacement, which a release in its epoch would free while they are in use (a torn
+    /// frame).
     fn release(&mut self, epoch: u64, buffer: BufferId) {
         if epoch != self.gpu.epoch {
             return;
@@ -1246,7 +1042,7 @@ impl Pipeline {
             return;
         }
         let start = Instant::now();
-        if let Err(e) = self.gpu.releases.send(&RendererToGpu::Release {
+        if let Err(e) = self.events.send(&RendererToLauncher::Release {
             epoch: self.gpu.epoch,
             buffer,
         }) {

@@ -27,7 +27,7 @@ pub fn run(mut hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
         .context("joining the launcher")?;
     // The mailbox first, where the launcher keeps one; then Start.
     let mut events = events;
-    let (start, mut fds) = loop {
+    let start = loop {
         let (msg, mut fds) = commands
             .recv()
             .context("waiting for Start from the launcher")?;
@@ -39,12 +39,12 @@ pub fn run(mut hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
                     ipc_protocol::mailbox::attach(std::mem::take(&mut fds), events, commands)
                         .context("taking the mailboxes the launcher handed over")?;
             }
-            LauncherToRenderer::Start(s) => break (s, fds),
+            LauncherToRenderer::Start(s) => break s,
             LauncherToRenderer::Shutdown => return Ok(()),
             other => anyhow::bail!("expected Start from the launcher, got {other:?}"),
         }
     };
-    let mut pipeline = crate::pipeline::Pipeline::new(start, fds.pop(), events, claimed, hooks)
+    let mut pipeline = crate::pipeline::Pipeline::new(start, events, claimed, hooks)
         .context("starting the pipeline")?;
     let commands = ipc_protocol::channel::forward("launcher-rx", commands)?;
     pipeline.run(commands)

@@ -1,7 +1,9 @@
 //! A stand-in GPU process for renderer tests: the test bootstraps the real renderer binary
 //! exactly as the launcher does, names itself as the GPU process, and exports real files (sealed
 //! memfds, eventfds) from its own export window for the renderer to take with `pidfd_getfd`.
-//! It lets a test send descriptions no honest GPU process would, and fences that never signal.
+//! It plays the launcher's relay too (frames go to the renderer as the launcher hands them on,
+//! releases come back to it), so a test can hand the renderer descriptions the launcher's checks
+//! would pass and the fds would not, and fences that never signal.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
@@ -26,10 +28,8 @@ pub struct FakeGpu {
     pub commands: Sender<LauncherToRenderer>,
     /// Events from the renderer (as the launcher).
     pub events: crossbeam_channel::Receiver<channel::Delivery<RendererToLauncher>>,
-    /// Frames to the renderer (as the GPU process), sealed with a key of the test's.
-    pub frames: ipc_protocol::seal::FrameSender,
-    /// Releases from the renderer (as the GPU process).
-    pub releases: crossbeam_channel::Receiver<channel::Delivery<RendererToGpu>>,
+    /// Releases the renderer sent, taken off the events while looking for others.
+    released: std::cell::RefCell<std::collections::VecDeque<(u64, ipc_protocol::BufferId)>>,
     /// The export window this process uses.
     pub window: ExportWindow,
 }
@@ -63,27 +63,6 @@ impl FakeGpu {
         layers: u32,
         fence_timeout_ms: u32,
     ) -> FakeGpu {
-        // This stand-in reports nothing: everything counts as produced.
-        Self::start_produced(
-            window,
-            width,
-            height,
-            layers,
-            fence_timeout_ms,
-            Some(u64::MAX),
-        )
-    }
-
-    /// As [`FakeGpu::start`], with the renderer told that frames up to `produced` were
-    /// reported produced (more with `LauncherToRenderer::Produced`).
-    pub fn start_produced(
-        window: ExportWindow,
-        width: u32,
-        height: u32,
-        layers: u32,
-        fence_timeout_ms: u32,
-        produced: Option<u64>,
-    ) -> FakeGpu {
         let (control, child_control) = channel::socket_pair().expect("control socket");
         let mut cmd = Command::new(crate::bin("triptych-renderer"));
         cmd.stdin(Stdio::null()).stderr(Stdio::null());
@@ -96,58 +75,75 @@ impl FakeGpu {
         let (commands, events) =
             channel::duplex::<LauncherToRenderer, RendererToLauncher>(control, false);
         let events = channel::forward("fake-gpu-events", events).expect("forward");
-        let (mine, theirs) = channel::socket_pair().expect("peer socket");
-        let (frames, releases) = channel::duplex::<GpuToRenderer, RendererToGpu>(mine, false);
-        let releases = channel::forward("fake-gpu-releases", releases).expect("forward");
         commands
-            .send_with(
-                &LauncherToRenderer::Start(RendererStart {
-                    gpu: GpuLink {
-                        epoch: 1,
-                        gpu_pid: std::process::id(),
-                        gpu_window: (window.base, window.end()),
-                        first_frame: 0,
-                        produced,
-                    },
-                    layers,
-                    faults: Vec::new(),
-                    trace: false,
-                    width,
-                    height,
-                    transport: Transport::Pidfd,
-                    fence_timeout_ms,
-                    reports: ViolationReports::Signal,
-                    output_order: Default::default(),
-                    backdrop: triptych_scene::BACKDROP,
-                    generation: 0,
-                    max_width: width,
-                    max_height: height,
-                    damage: true,
-                }),
-                &[theirs.as_fd()],
-            )
+            .send(&LauncherToRenderer::Start(RendererStart {
+                gpu: GpuLink {
+                    epoch: 1,
+                    gpu_pid: std::process::id(),
+                    gpu_window: (window.base, window.end()),
+                },
+                layers,
+                faults: Vec::new(),
+                trace: false,
+                width,
+                height,
+                transport: Transport::Pidfd,
+                fence_timeout_ms,
+                reports: ViolationReports::Signal,
+                output_order: Default::default(),
+                backdrop: triptych_scene::BACKDROP,
+                generation: 0,
+                max_width: width,
+                max_height: height,
+                damage: true,
+            }))
             .expect("start");
         FakeGpu {
             renderer,
             commands,
             events,
-            frames: ipc_protocol::seal::FrameSender::new(
-                frames,
-                ipc_protocol::seal::SealKey([0x7e; ipc_protocol::seal::SEAL_LEN]),
-                1,
-            ),
-            releases,
+            released: Default::default(),
             window,
         }
     }
 
-    /// The next event from the renderer, skipping pongs and trace batches; panics when none
-    /// comes within [`EVENT_DEADLINE`].
+    /// Hands the renderer frame `msg`, as the launcher hands on a GPU process's frame.
+    pub fn send_frame(&self, msg: &FrameMsg) {
+        self.commands
+            .send(&LauncherToRenderer::Frame(msg.clone()))
+            .expect("send frame");
+    }
+
+    /// The next release from the renderer (epoch and buffer); panics when none comes within
+    /// [`EVENT_DEADLINE`].
+    pub fn next_release(&self) -> (u64, ipc_protocol::BufferId) {
+        let deadline = Instant::now() + EVENT_DEADLINE;
+        loop {
+            if let Some(r) = self.released.borrow_mut().pop_front() {
+                return r;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Ok((RendererToLauncher::Release { epoch, buffer }, _))) => {
+                    return (epoch, buffer)
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(v)) => panic!("the renderer broke the protocol: {v}"),
+                Err(e) => panic!("no release from the renderer within {EVENT_DEADLINE:?}: {e:?}"),
+            }
+        }
+    }
+
+    /// The next event from the renderer, skipping pongs and trace batches, and keeping releases
+    /// for [`FakeGpu::next_release`]; panics when none comes within [`EVENT_DEADLINE`].
     pub fn next_event(&self) -> RendererToLauncher {
         let deadline = Instant::now() + EVENT_DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
+                Ok(Ok((RendererToLauncher::Release { epoch, buffer }, _))) => {
+                    self.released.borrow_mut().push_back((epoch, buffer));
+                }
                 Ok(Ok((RendererToLauncher::Pong(_), _)))
                 | Ok(Ok((RendererToLauncher::Trace(_), _))) => continue,
                 Ok(Ok((e, _))) => return e,

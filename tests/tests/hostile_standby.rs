@@ -107,8 +107,8 @@ fn a_fault_notice_from_the_standby_kills_it() {
 }
 
 #[test]
-fn a_produced_report_from_the_standby_kills_it() {
-    standby_killed_for("standby-produced", FRAMES, "Produced before Started");
+fn a_serving_report_from_the_standby_kills_it() {
+    standby_killed_for("standby-serving", FRAMES, "Serving before Started");
 }
 
 #[test]

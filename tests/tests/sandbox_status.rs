@@ -67,9 +67,10 @@ fn every_thread_of_both_children_is_filtered_and_unprivileged() {
     });
     let result = std::panic::catch_unwind(|| {
         assert!(up, "children did not start: {kids:?}");
-        // The renderer's receiving threads start only after its sandbox is on; the GPU
-        // process's driver threads start before it, and are filtered all the same (TSYNC).
-        check_process("renderer", kids.1[0], 4);
+        // The renderer's receiving thread and fence waiter start only after its sandbox is on;
+        // the GPU process's driver threads start before it, and are filtered all the same
+        // (TSYNC).
+        check_process("renderer", kids.1[0], 3);
         check_process("gpu", kids.0[0], 2);
         // Both share one user namespace: that is what lets the renderer take the GPU process's
         // fds while it cannot take the launcher's.

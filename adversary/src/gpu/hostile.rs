@@ -4,15 +4,15 @@
 //! The attack is named by [`HOSTILE_ENV`] (or, for every GPU process of a run, by the file
 //! [`crate::every`] reads), read once at start-up; once it is sandboxed and has reported `Started`,
 //! [`attack`] breaks the protocol with what the process legitimately holds: its control socket
-//! to the launcher and its peer socket to the renderer. Neither the launcher nor the renderer
-//! may die or be blamed for it; attacks on the launcher cost this process its life.
+//! and mailboxes to the launcher (which every frame goes through, on its way to the renderer)
+//! and the files in its export window (which the renderer takes). Neither the launcher nor the
+//! renderer may die or be blamed for it; every attack costs this process its life or its frame.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_protocol::channel::{Sender, Wire};
 use ipc_protocol::messages::{BackendRequest, FrameMsg, GpuToLauncher};
-use ipc_protocol::seal::FrameSender;
-use ipc_protocol::{FileId, RemoteFd};
+use ipc_protocol::{BufferId, FileId, RemoteFd};
 
 /// The environment variable naming the attack.
 pub const HOSTILE_ENV: &str = "TRIPTYCH_HOSTILE_GPU";
@@ -26,16 +26,12 @@ pub enum Attack {
     Garbage,
     /// A valid message with fds attached, to the launcher.
     Fds,
-    /// `Produced` of the last frame at once.
-    SkipAhead,
     /// A second `Started`.
     SecondStarted,
     /// A trace batch although tracing is off.
     TraceOff,
     /// Tens of thousands of messages.
     Flood,
-    /// Garbage on the frame channel to the renderer (then it behaves).
-    FrameGarbage,
     /// Frame [`FRAMING_FROM`]'s description, in its place, fails validation (then it behaves).
     BadFrame,
     /// Keeps a copy of its seccomp listener when it hands it over, with a thread of its own that
@@ -50,17 +46,15 @@ pub enum Attack {
     /// Sends trace batches at [`TRACE_FLOOD_RATE`] for [`TRACE_FLOOD`] (then it behaves); the
     /// launcher must be told `--trace`.
     TraceFlood,
-    /// From frame [`FRAMING_FROM`] on, sends every frame's description to the renderer twice.
+    /// From frame [`FRAMING_FROM`] on, sends every frame's description twice.
     FrameTwice,
-    /// Unsealed garbage on the frame channel first (a lie the renderer cannot prove, reported in
-    /// words), then [`Attack::FrameTwice`].
-    GarbageThenTwice,
-    /// At frame [`FRAMING_FROM`], a description of another epoch under a seal that does not
-    /// hold (a showing the launcher cannot judge), then [`Attack::FrameTwice`].
-    UnsealedThenTwice,
     /// From frame [`FRAMING_FROM`] on, also sends each frame's description numbered three
-    /// frames ahead (never reported as produced).
+    /// frames ahead.
     FrameAhead,
+    /// From frame [`FRAMING_FROM`] on, names in each description, as the first layer's buffer,
+    /// the one the frame before it named (which the renderer still holds and reads: drawing
+    /// into it would tear the frame on screen).
+    HeldBuffer,
     /// Sends its first description from frame [`FRAMING_FROM`] on under a generation the
     /// launcher never started, instead of its own.
     FrameFutureGeneration,
@@ -68,21 +62,12 @@ pub enum Attack {
     /// fence should be (in every description after it: the run can only finish in a
     /// replacement).
     EventfdFence,
-    /// At its first frame from [`FRAMING_FROM`] on, tells the launcher the renderer broke the
-    /// release channel and stopped reading frames, neither of which it did.
-    ForgedClaim,
-    /// At its first frame from [`FRAMING_FROM`] on, before that frame's fence signals (the
-    /// renderer waits on it and takes no frame meanwhile), sends copies of it until the
-    /// renderer's queue is full, then claims the renderer stopped reading frames.
-    FloodFrames,
     /// Reports a failure whose text holds a line forged to read as the launcher's, escape
     /// sequences and a line separator.
     LogForge,
-    /// From frame [`FRAMING_FROM`] on, stops taking releases off its socket: it runs out of
-    /// buffers and reports being starved, as if the renderer withheld them.
+    /// From frame [`FRAMING_FROM`] on, stops taking the releases the launcher relays: it runs
+    /// out of buffers and stops producing, as if the renderer withheld them.
     IgnoreReleases,
-    /// Sends frame [`FRAMING_FROM`] to the renderer without reporting it produced.
-    Unreported,
     /// From frame [`FRAMING_FROM`] on, names the first layer's own buffer where its fence
     /// should be (a file that is no fence).
     BufferFence,
@@ -90,9 +75,9 @@ pub enum Attack {
     /// for this buffer backend (`crash-on-start-with:auto|shm|dmabuf`): a process that never
     /// comes up on one rung of the fallback ladder.
     CrashOnStartWith(BackendRequest),
-    /// At frame [`FRAMING_FROM`], starts a thread that floods the renderer for a second with
-    /// well-formed descriptions of about 30 KiB of an epoch long gone (which the renderer drops
-    /// unread), while it goes on producing.
+    /// At frame [`FRAMING_FROM`], starts a thread that floods the launcher for a second with
+    /// well-formed descriptions of about 30 KiB of an epoch long gone, while it goes on
+    /// producing.
     StaleFlood,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
@@ -104,11 +89,6 @@ pub enum Attack {
 /// Whether the hostile GPU process dies at start-up when asked for `backend`.
 pub fn crashes_on_start(attack: Option<Attack>, backend: BackendRequest) -> bool {
     attack == Some(Attack::CrashOnStartWith(backend))
-}
-
-/// Whether the hostile GPU process leaves frame `frame` unreported to the launcher.
-pub fn omits_produced(attack: Option<Attack>, frame: u64) -> bool {
-    attack == Some(Attack::Unreported) && frame == FRAMING_FROM
 }
 
 /// Whether, after frame `frame`, the hostile GPU process stops taking releases.
@@ -160,29 +140,23 @@ impl Attack {
             "huge" => Attack::Huge,
             "garbage" => Attack::Garbage,
             "fds" => Attack::Fds,
-            "skip-ahead" => Attack::SkipAhead,
             "second-started" => Attack::SecondStarted,
             "trace-off" => Attack::TraceOff,
             "flood" => Attack::Flood,
-            "frame-garbage" => Attack::FrameGarbage,
             "bad-frame" => Attack::BadFrame,
             "keep-listener" => Attack::KeepListener,
             "notif-ioctl" => Attack::NotifIoctl,
             "stderr-flood" => Attack::StderrFlood,
             "trace-flood" => Attack::TraceFlood,
             "frame-twice" => Attack::FrameTwice,
-            "garbage-then-twice" => Attack::GarbageThenTwice,
-            "unsealed-then-twice" => Attack::UnsealedThenTwice,
             "frame-ahead" => Attack::FrameAhead,
+            "held-buffer" => Attack::HeldBuffer,
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
             "buffer-fence" => Attack::BufferFence,
-            "forged-claim" => Attack::ForgedClaim,
-            "flood-frames" => Attack::FloodFrames,
             "log-forge" => Attack::LogForge,
             "ignore-releases" => Attack::IgnoreReleases,
             "stale-flood" => Attack::StaleFlood,
-            "unreported" => Attack::Unreported,
             _ => return None,
         })
     }
@@ -205,12 +179,10 @@ fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
     let _ = triptych_sys::scm::send_with_fds(to.as_fd(), bytes, fds);
 }
 
-/// Carries out `attack` on the launcher (`events`) or the renderer (`frames`).
+/// Carries out `attack` on the launcher (`events`), once `Started` is reported.
 pub fn attack(
     attack: Attack,
     events: &Sender<GpuToLauncher>,
-    frames: Option<&FrameSender>,
-    total: u64,
     info: &ipc_protocol::messages::GpuInfo,
 ) {
     tracing::warn!(?attack, "hostile GPU process attacking");
@@ -220,11 +192,6 @@ pub fn attack(
         Attack::Fds => {
             let m = ipc_protocol::channel::encode(&GpuToLauncher::Pong(0)).unwrap_or_default();
             raw(events, &m, &[events.as_fd(), events.as_fd()]);
-        }
-        Attack::SkipAhead => {
-            let _ = events.send(&GpuToLauncher::Produced {
-                frame: total.saturating_sub(1),
-            });
         }
         Attack::SecondStarted => {
             let _ = events.send(&GpuToLauncher::Started(info.clone()));
@@ -239,28 +206,18 @@ pub fn attack(
                 }
             }
         }
-        Attack::FrameGarbage | Attack::GarbageThenTwice => {
-            if let Some(f) = frames {
-                // Unsealed: bytes the renderer cannot show as this process's.
-                raw(f.channel(), &[0xff; 48], &[]);
-                raw(f.channel(), &vec![0u8; 100_000], &[]);
-            }
-        }
         // The copy and its thread were made at the handover; the framing attacks act on the
         // frames as they are sent (`after_send`).
         Attack::KeepListener
         | Attack::FrameTwice
         | Attack::FrameAhead
+        | Attack::HeldBuffer
         | Attack::FrameFutureGeneration
         | Attack::EventfdFence
         | Attack::BadFrame
-        | Attack::UnsealedThenTwice
         | Attack::BufferFence
-        | Attack::ForgedClaim
-        | Attack::FloodFrames
         | Attack::IgnoreReleases
         | Attack::StaleFlood
-        | Attack::Unreported
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
@@ -375,10 +332,25 @@ static FRAMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
 /// Whether [`Attack::FrameFutureGeneration`] sent its one lie.
 static FUTURE_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Before frame `msg` goes to the renderer: the attacks that send a lie instead of it.
+/// The buffer the first layer of the frame before named ([`Attack::HeldBuffer`]).
+static LAST_FIRST: std::sync::Mutex<Option<BufferId>> = std::sync::Mutex::new(None);
+
+/// Before frame `msg` goes to the launcher: the attacks that send a lie instead of it.
 pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
     use std::sync::atomic::Ordering;
     match attack {
+        Attack::HeldBuffer => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            let mut last = LAST_FIRST.lock().unwrap_or_else(|e| e.into_inner());
+            let own = first.buffer.id;
+            let previous = last.replace(own);
+            match previous {
+                Some(held) if msg.frame >= FRAMING_FROM && held != own => first.buffer.id = held,
+                _ => return,
+            }
+        }
         Attack::FrameFutureGeneration
             if msg.frame >= FRAMING_FROM && !FUTURE_SENT.swap(true, Ordering::Relaxed) =>
         {
@@ -429,114 +401,41 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
     );
 }
 
-/// After frame `msg` went to the renderer: the framing attacks, which lie to the renderer about
-/// frames, or to the launcher about the renderer, using only what this process holds.
-pub fn after_send(
-    attack: Attack,
-    msg: &FrameMsg,
-    to_renderer: &FrameSender,
-    events: &Sender<GpuToLauncher>,
-    renderer: u32,
-) {
+/// After frame `msg` went to the launcher: the framing attacks, which send frames it never
+/// made, using only what this process holds.
+pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>) {
     use std::sync::atomic::Ordering;
     if msg.frame < FRAMING_FROM {
         return;
     }
     let mut lie = msg.clone();
     match attack {
-        Attack::FrameTwice | Attack::GarbageThenTwice => {}
-        Attack::UnsealedThenTwice => {
-            if msg.frame == FRAMING_FROM {
-                let mut stale = msg.clone();
-                stale.epoch += 7;
-                let unsealed = ipc_protocol::seal::SealedFrame {
-                    seq: 0,
-                    body: ipc_protocol::channel::encode(&stale).unwrap_or_default(),
-                    seal: [0; ipc_protocol::seal::SEAL_LEN],
-                };
-                let _ = to_renderer
-                    .channel()
-                    .send(&ipc_protocol::messages::GpuToRenderer::Frame(unsealed));
-            }
-        }
+        Attack::FrameTwice => {}
         Attack::FrameAhead => lie.frame += 3,
         Attack::StaleFlood => {
             static STARTED: std::sync::atomic::AtomicBool =
                 std::sync::atomic::AtomicBool::new(false);
             if !STARTED.swap(true, Ordering::Relaxed) {
-                stale_flood(msg, to_renderer.clone());
-            }
-            return;
-        }
-        Attack::FloodFrames => {
-            static FLOODED: std::sync::atomic::AtomicBool =
-                std::sync::atomic::AtomicBool::new(false);
-            if !FLOODED.swap(true, Ordering::Relaxed) {
-                flood_frames(msg, to_renderer, events, renderer);
-            }
-            return;
-        }
-        Attack::ForgedClaim => {
-            // Once, at the first frame from FRAMING_FROM on (a replacement resumes later).
-            static CLAIMED: std::sync::atomic::AtomicBool =
-                std::sync::atomic::AtomicBool::new(false);
-            if !CLAIMED.swap(true, Ordering::Relaxed) {
-                let _ = events.send(&GpuToLauncher::RendererViolation {
-                    renderer,
-                    claim: ipc_protocol::messages::RendererClaim::FramesUnread,
-                });
-                let _ = events.send(&GpuToLauncher::RendererViolation {
-                    renderer,
-                    claim: ipc_protocol::messages::RendererClaim::BadRelease(
-                        "an undecodable 40-byte message".into(),
-                    ),
-                });
-                FRAMED.fetch_add(1, Ordering::Relaxed);
+                stale_flood(msg, events.clone());
             }
             return;
         }
         _ => return,
     }
-    if to_renderer.send(&lie).is_ok() {
+    if events.send(&GpuToLauncher::Frame(lie)).is_ok() {
         let n = FRAMED.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(
             ?attack,
             frame = msg.frame,
             framed = n,
-            "sent the renderer a lie"
+            "sent the launcher a lie"
         );
     }
 }
 
-/// [`Attack::FloodFrames`]: copies of `msg` until the renderer's queue is full (or for 400 ms),
-/// then the claim.
-fn flood_frames(
-    msg: &FrameMsg,
-    to_renderer: &FrameSender,
-    events: &Sender<GpuToLauncher>,
-    renderer: u32,
-) {
-    let start = std::time::Instant::now();
-    let (mut sent, mut claimed) = (0u64, false);
-    while start.elapsed() < std::time::Duration::from_millis(400) && !claimed {
-        match to_renderer.send(msg) {
-            Ok(()) => sent += 1,
-            Err(ipc_protocol::channel::SendError::Full) => {
-                claimed = true;
-                let _ = events.send(&GpuToLauncher::RendererViolation {
-                    renderer,
-                    claim: ipc_protocol::messages::RendererClaim::FramesUnread,
-                });
-            }
-            Err(_) => break,
-        }
-    }
-    tracing::warn!(renderer, sent, claimed, "flooded the renderer with frames");
-}
-
 /// [`Attack::StaleFlood`]: copies of `msg` under an epoch long gone, padded with copies of its
 /// layers to about 30 KiB, sent from a thread for a second.
-fn stale_flood(msg: &FrameMsg, to_renderer: FrameSender) {
+fn stale_flood(msg: &FrameMsg, events: Sender<GpuToLauncher>) {
     let mut stale = msg.clone();
     stale.epoch += 1000;
     while stale.layers.len() < 300 {
@@ -547,9 +446,9 @@ fn stale_flood(msg: &FrameMsg, to_renderer: FrameSender) {
         .spawn(move || {
             let start = std::time::Instant::now();
             let mut sent = 0u64;
-            let m = stale;
+            let m = GpuToLauncher::Frame(stale);
             while start.elapsed() < std::time::Duration::from_secs(1) {
-                match to_renderer.send(&m) {
+                match events.send(&m) {
                     Ok(()) => sent += 1,
                     Err(_) => std::thread::yield_now(),
                 }

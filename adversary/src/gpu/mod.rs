@@ -48,7 +48,11 @@ impl GpuAdversary {
 
 impl Hooks for GpuAdversary {
     fn mailboxes(&mut self, fds: &[BorrowedFd<'_>]) {
-        if matches!(self.attack, Some(Attack::Ring(r)) if r.on_inbox()) {
+        // An inbox attack maps it to attack it; a standby attack, to see whether its `Start` is
+        // there.
+        if matches!(self.attack, Some(Attack::Ring(r)) if r.on_inbox())
+            || matches!(self.attack, Some(Attack::Standby(_)))
+        {
             self.inbox = crate::ring::Inbox::map(fds);
         }
     }
@@ -65,7 +69,7 @@ impl Hooks for GpuAdversary {
                 let control = unsafe {
                     std::os::fd::BorrowedFd::borrow_raw(ipc_protocol::bootstrap::CONTROL_FD)
                 };
-                standby::hang_if_standby(control);
+                standby::hang_if_standby(control, self.inbox.as_ref());
             }
             _ => {}
         }
@@ -93,7 +97,7 @@ impl Hooks for GpuAdversary {
         let Some(Attack::Standby(a)) = self.attack else {
             return;
         };
-        self.standby = standby::waits_as_standby(events.as_fd());
+        self.standby = standby::waits_as_standby(events.as_fd(), self.inbox.as_ref());
         self.events = Some(events.clone());
         if self.standby {
             standby::prepared(a, events, self.launcher);
@@ -109,7 +113,7 @@ impl Hooks for GpuAdversary {
             return;
         }
         if let Some(a) = self.attack {
-            hostile::attack(a, run.events, run.to_renderer, run.frames, run.info);
+            hostile::attack(a, run.events, run.info);
         }
     }
 
@@ -118,10 +122,6 @@ impl Hooks for GpuAdversary {
             let window = (ExportWindow::GPU.base, ExportWindow::GPU.end());
             hostile::before_send(a, msg, window);
         }
-    }
-
-    fn reports_produced(&mut self, frame: u64) -> bool {
-        !hostile::omits_produced(self.attack, frame)
     }
 
     fn sent(&mut self, sent: Sent<'_>) {
@@ -137,13 +137,7 @@ impl Hooks for GpuAdversary {
             std::thread::sleep(a.pace());
         }
         if let Some(a) = self.attack {
-            hostile::after_send(
-                a,
-                sent.msg,
-                sent.to_renderer,
-                sent.events,
-                sent.renderer_pid,
-            );
+            hostile::after_send(a, sent.msg, sent.events);
         }
     }
 

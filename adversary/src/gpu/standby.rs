@@ -18,7 +18,7 @@ use std::time::Duration;
 use ipc_protocol::channel::Sender;
 use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::messages::{
-    Fault, FaultAction, FaultPoint, GpuInfo, GpuToLauncher, LandlockReport,
+    Fault, FaultAction, FaultPoint, GpuInfo, GpuToLauncher, LandlockReport, LauncherToGpu,
 };
 use triptych_sys::fd::ExportWindow;
 
@@ -33,8 +33,8 @@ pub enum StandbyAttack {
     Trace,
     /// A fault notice, for a fault it was never handed.
     FaultFired,
-    /// `Produced` of frame 0.
-    Produced,
+    /// `Serving` of a renderer never announced.
+    Serving,
     /// [`FLOOD`] messages, as fast as it can.
     Flood,
     /// A second seccomp listener: its control socket, attached.
@@ -61,7 +61,7 @@ impl StandbyAttack {
             "started" => StandbyAttack::Started,
             "trace" => StandbyAttack::Trace,
             "fault-fired" => StandbyAttack::FaultFired,
-            "produced" => StandbyAttack::Produced,
+            "serving" => StandbyAttack::Serving,
             "flood" => StandbyAttack::Flood,
             "second-listener" => StandbyAttack::SecondListener,
             "hang" => StandbyAttack::Hang,
@@ -94,12 +94,28 @@ pub const FLOOD: usize = 60_000;
 /// standby: a cold start's `Start` was queued long before.
 const COLD_START_WITHIN: u16 = 200;
 
-/// Whether this process is a standby: no command came on its control socket `control` within
-/// `COLD_START_WITHIN` ms.
-pub fn waits_as_standby(control: BorrowedFd<'_>) -> bool {
+/// Whether this process is a standby: within `COLD_START_WITHIN` ms, no `Start` came in its
+/// inbox from the launcher (`inbox`, where it is mapped) and nothing came on its control socket
+/// `control` (where a message too large for a record goes, announced).
+pub fn waits_as_standby(control: BorrowedFd<'_>, inbox: Option<&crate::ring::Inbox>) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(control, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::from(COLD_START_WITHIN)), Ok(0))
+    let started =
+        || inbox.is_some_and(|i| i.holds(|m: &LauncherToGpu| matches!(m, LauncherToGpu::Start(_))));
+    let until = std::time::Instant::now() + Duration::from_millis(u64::from(COLD_START_WITHIN));
+    loop {
+        if started() {
+            return false;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        let mut fds = [PollFd::new(control, PollFlags::POLLIN)];
+        let slice = left.min(Duration::from_millis(5)).as_millis() as u16;
+        if !matches!(poll(&mut fds, PollTimeout::from(slice)), Ok(0)) {
+            return false;
+        }
+    }
 }
 
 /// A `GpuInfo` that passes every check but equality with this process's `Ready`.
@@ -146,8 +162,8 @@ pub fn prepared(attack: StandbyAttack, events: &Sender<GpuToLauncher>, launcher:
                 },
             });
         }
-        StandbyAttack::Produced => {
-            let _ = events.send(&GpuToLauncher::Produced { frame: 0 });
+        StandbyAttack::Serving => {
+            let _ = events.send(&GpuToLauncher::Serving { renderer: 1 });
         }
         StandbyAttack::Flood => {
             let mut sent = 0;
@@ -185,8 +201,8 @@ pub fn prepared(attack: StandbyAttack, events: &Sender<GpuToLauncher>, launcher:
 
 /// [`StandbyAttack::Hang`], once the listener is handed over: a standby waits for ever instead
 /// of reporting `Ready`.
-pub fn hang_if_standby(control: BorrowedFd<'_>) {
-    if waits_as_standby(control) {
+pub fn hang_if_standby(control: BorrowedFd<'_>, inbox: Option<&crate::ring::Inbox>) {
+    if waits_as_standby(control, inbox) {
         tracing::warn!("hostile standby GPU process hanging before Ready");
         wait_forever();
     }

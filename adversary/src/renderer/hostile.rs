@@ -5,7 +5,8 @@
 //! [`crate::every`] reads), read once at start-up, before the sandbox goes on (reading it later
 //! would be no different: code running inside the process could do anything this module does). Once the sandbox is on and the output is shared, [`attack`] does what an
 //! attacker in control of the renderer could do with what the renderer legitimately holds: its
-//! control socket to the launcher, its peer socket to the GPU process, its fds. Each class is one
+//! control socket and mailboxes to the launcher (which its releases go through, on their way to
+//! the GPU process), its link to the GPU process's fds. Each class is one
 //! way of breaking the protocol; the launcher must kill this process for it, record why, restart
 //! a clean renderer and finish the run.
 
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipc_protocol::channel::{Sender, Wire};
-use ipc_protocol::messages::{Presented, RendererToGpu, RendererToLauncher};
+use ipc_protocol::messages::{Presented, RendererToLauncher};
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 
 /// The environment variable naming the attack.
@@ -45,23 +46,20 @@ pub enum Attack {
     TraceOff,
     /// Tens of thousands of pongs.
     Flood,
-    /// Garbage on the release channel to the GPU process.
-    GarbageRelease,
-    /// Garbage on the release channel, then an exit at once: what it left there must not be
-    /// held against its replacement.
+    /// Garbage on its socket to the launcher, then an exit at once: what it left there must not
+    /// be held against its replacement.
     GarbageReleaseExit,
-    /// An empty datagram on the release channel.
+    /// An empty datagram on its socket to the launcher.
     EmptyRelease,
     /// Withholds every buffer, and from a thread sends the same release (of the current
-    /// epoch, of a buffer never held) over and over: the GPU process takes them as they come,
-    /// but its queue always shows the same release at its head.
+    /// epoch, of a buffer never held) over and over.
     ReleaseFlood,
     /// A claim against the GPU process, a rejection and a failure whose text holds a line forged
     /// to read as the launcher's, escape sequences and a line separator.
     LogForge,
     /// A release of a buffer it never held.
     BogusRelease,
-    /// A release of another epoch than the current one.
+    /// A release of an epoch the launcher never started.
     EpochRelease,
     /// Never release anything (keeps compositing).
     Withhold,
@@ -87,12 +85,9 @@ pub enum Attack {
     DrainFence,
     /// Hands its seccomp listener over and keeps its own copy open.
     KeepListener,
-    /// Shows the launcher, as proof that the GPU process sent frame 5 twice, two descriptions
-    /// it sealed itself with a key of its own.
-    ForgedEvidence,
-    /// Shows the launcher, as proof of a lie, two true descriptions in order (frames 4 and 5,
-    /// as sealed), one time more than the launcher judges.
-    ReplayedEvidence,
+    /// At frame [`CLAIM_AT`], claims [`CLAIMS`] times that its first layer's fence, a true
+    /// fence, is no fence: one time more than the launcher looks.
+    FenceClaim,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
 }
@@ -143,7 +138,6 @@ impl Attack {
             "trace-off" => Attack::TraceOff,
             "flood" => Attack::Flood,
             "keep-listener" => Attack::KeepListener,
-            "garbage-release" => Attack::GarbageRelease,
             "garbage-release-exit" => Attack::GarbageReleaseExit,
             "empty-release" => Attack::EmptyRelease,
             "release-flood" => Attack::ReleaseFlood,
@@ -160,8 +154,7 @@ impl Attack {
             "old-generation" => Attack::OldGeneration,
             "old-generation-bad-slot" => Attack::OldGenerationBadSlot,
             "drain-fence" => Attack::DrainFence,
-            "forged-evidence" => Attack::ForgedEvidence,
-            "replayed-evidence" => Attack::ReplayedEvidence,
+            "fence-claim" => Attack::FenceClaim,
             _ => return None,
         })
     }
@@ -177,7 +170,6 @@ fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>
 pub fn attack(
     attack: Attack,
     events: &Sender<RendererToLauncher>,
-    releases: &Sender<RendererToGpu>,
     epoch: u64,
     generation: u32,
     gpu_window: (i32, i32),
@@ -267,14 +259,13 @@ pub fn attack(
                 }
             }
         }
-        Attack::GarbageRelease => raw(releases, &[0xff; 64], &[]),
-        Attack::EmptyRelease => raw(releases, &[], &[]),
+        Attack::EmptyRelease => raw(events, &[], &[]),
         Attack::ReleaseFlood => {
-            let releases = releases.clone();
+            let releases = events.clone();
             let _ = std::thread::Builder::new()
                 .name("release-flood".into())
                 .spawn(move || {
-                    let bogus = RendererToGpu::Release {
+                    let bogus = RendererToLauncher::Release {
                         epoch,
                         buffer: BufferId {
                             slot: 9999,
@@ -296,7 +287,12 @@ pub fn attack(
         }
         Attack::LogForge => {
             let forged = "x\n2026-12-05T00:00:00.000000Z ERROR sandbox violation in gpu: ptrace(0x0, 0x0, 0x0, 0x0, 0x0, 0x0)\n\x1b[31mred\x1b[0m \u{2028}after";
-            let _ = events.send(&RendererToLauncher::GpuViolation(forged.into()));
+            let _ = events.send(&RendererToLauncher::GpuViolation {
+                epoch,
+                frame: 0,
+                fence_of_layer: None,
+                what: forged.into(),
+            });
             let _ = events.send(&RendererToLauncher::Rejected {
                 frame: 0,
                 reason: forged.into(),
@@ -304,12 +300,12 @@ pub fn attack(
             let _ = events.send(&RendererToLauncher::Failed(forged.into()));
         }
         Attack::GarbageReleaseExit => {
-            raw(releases, &[0xff; 64], &[]);
+            raw(events, &[0xff; 64], &[]);
             std::process::exit(3);
         }
         Attack::BogusRelease => {
             tracing::warn!("releasing buffer 9999.7, never held");
-            let _ = releases.send(&RendererToGpu::Release {
+            let _ = events.send(&RendererToLauncher::Release {
                 epoch,
                 buffer: BufferId {
                     slot: 9999,
@@ -318,7 +314,7 @@ pub fn attack(
             });
         }
         Attack::EpochRelease => {
-            let _ = releases.send(&RendererToGpu::Release {
+            let _ = events.send(&RendererToLauncher::Release {
                 epoch: epoch + 5,
                 buffer: BufferId {
                     slot: 0,
@@ -364,8 +360,7 @@ pub fn attack(
         | Attack::OldGeneration
         | Attack::OldGenerationBadSlot
         | Attack::DrainFence
-        | Attack::ForgedEvidence
-        | Attack::ReplayedEvidence
+        | Attack::FenceClaim
         | Attack::KeepListener => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || RendererToLauncher::Pong(0)),
     }
@@ -469,68 +464,27 @@ pub fn at_resize(
     }));
 }
 
-/// The frame whose description the evidence attacks show.
-const EVIDENCE_AT: u64 = 5;
+/// The frame whose fence [`Attack::FenceClaim`] claims is no fence.
+pub const CLAIM_AT: u64 = 5;
+/// Claims [`Attack::FenceClaim`] makes.
+pub const CLAIMS: u32 = 5;
 
-/// [`Attack::ForgedEvidence`]: at frame [`EVIDENCE_AT`], frame 5 twice, under seals of its own.
-fn forged_evidence(events: &Sender<RendererToLauncher>, msg: &ipc_protocol::messages::FrameMsg) {
-    use ipc_protocol::seal::{Evidence, SealKey, Sealer};
-    if msg.frame != EVIDENCE_AT || !once() {
+/// [`Attack::FenceClaim`]: at frame [`CLAIM_AT`], the claim, [`CLAIMS`] times.
+fn fence_claim(events: &Sender<RendererToLauncher>, msg: &ipc_protocol::messages::FrameMsg) {
+    if msg.frame != CLAIM_AT || !once() {
         return;
     }
-    let mut forger = Sealer::new(SealKey([0x42; ipc_protocol::seal::SEAL_LEN]), 0);
-    let frames = [forger.seal(msg), forger.seal(msg)];
-    let frames: Vec<_> = frames.into_iter().flatten().collect();
-    let sent = events.send(&RendererToLauncher::GpuEvidence(Evidence {
-        epoch: msg.epoch,
-        what: format!("frame {} where frame {} was next", msg.frame, msg.frame + 1),
-        frames,
-        fence_of_layer: None,
-    }));
-    tracing::warn!(
-        frame = msg.frame,
-        ok = sent.is_ok(),
-        "hostile renderer: showed forged evidence"
-    );
-}
-
-/// [`Attack::ReplayedEvidence`]: the description before frame [`EVIDENCE_AT`]'s and its own, both
-/// true and in order, shown as a lie, one time more than the launcher judges.
-fn replayed_evidence(
-    events: &Sender<RendererToLauncher>,
-    msg: &ipc_protocol::messages::FrameMsg,
-    sealed: Option<&ipc_protocol::seal::SealedFrame>,
-) {
-    use ipc_protocol::seal::Evidence;
-    static BEFORE: std::sync::Mutex<Option<ipc_protocol::seal::SealedFrame>> =
-        std::sync::Mutex::new(None);
-    let Some(sealed) = sealed else {
-        return;
-    };
-    let mut before = BEFORE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if msg.frame + 1 == EVIDENCE_AT {
-        *before = Some(sealed.clone());
-        return;
-    }
-    if msg.frame != EVIDENCE_AT {
-        return;
-    }
-    let Some(prev) = before.take() else {
-        return;
-    };
-    for _ in 0..=ipc_protocol::seal::MAX_SHOWINGS {
-        let sent = events.send(&RendererToLauncher::GpuEvidence(Evidence {
+    for _ in 0..CLAIMS {
+        let sent = events.send(&RendererToLauncher::GpuViolation {
             epoch: msg.epoch,
-            what: format!("frame {} where frame {} was next", msg.frame, msg.frame - 1),
-            frames: vec![prev.clone(), sealed.clone()],
-            fence_of_layer: None,
-        }));
+            frame: msg.frame,
+            fence_of_layer: msg.layers.first().map(|l| l.layer),
+            what: "a fence that is no fence".into(),
+        });
         tracing::warn!(
             frame = msg.frame,
             ok = sent.is_ok(),
-            "hostile renderer: showed true descriptions as a lie"
+            "hostile renderer: claimed a true fence is no fence"
         );
     }
 }
@@ -544,12 +498,10 @@ pub fn on_fetched(
     attack: Option<Attack>,
     events: &Sender<RendererToLauncher>,
     msg: &ipc_protocol::messages::FrameMsg,
-    sealed: Option<&ipc_protocol::seal::SealedFrame>,
     fetched: &[(u32, renderer_process::decide::Shown, OwnedFd)],
 ) {
     match attack {
-        Some(Attack::ForgedEvidence) => return forged_evidence(events, msg),
-        Some(Attack::ReplayedEvidence) => return replayed_evidence(events, msg, sealed),
+        Some(Attack::FenceClaim) => return fence_claim(events, msg),
         Some(Attack::DrainFence) => {}
         _ => return,
     }

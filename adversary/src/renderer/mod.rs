@@ -77,14 +77,7 @@ impl Hooks for RendererAdversary {
             return;
         }
         if let Some(a) = self.attack {
-            hostile::attack(
-                a,
-                run.events,
-                run.releases,
-                run.epoch,
-                run.generation,
-                run.gpu_window,
-            );
+            hostile::attack(a, run.events, run.epoch, run.generation, run.gpu_window);
         }
     }
 
@@ -93,13 +86,7 @@ impl Hooks for RendererAdversary {
     }
 
     fn fetched(&mut self, fetched: Fetched<'_>) {
-        hostile::on_fetched(
-            self.attack,
-            fetched.events,
-            fetched.msg,
-            fetched.sealed,
-            fetched.layers,
-        );
+        hostile::on_fetched(self.attack, fetched.events, fetched.msg, fetched.layers);
         probe::on_fetched(&fetched);
     }
 

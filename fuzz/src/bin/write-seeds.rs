@@ -132,30 +132,17 @@ fn mailbox_seeds(dir: &Path) {
 
 fn main() {
     let root = Path::new("corpus");
-    let dirs = [
-        "child_to_launcher",
-        "renderer_to_gpu",
-        "gpu_to_renderer",
-        "violation_report",
-        "mailbox",
-        "evidence",
-    ];
+    let dirs = ["child_to_launcher", "relay", "violation_report", "mailbox"];
     for d in dirs {
         std::fs::create_dir_all(root.join(d)).expect("corpus dir");
     }
     let c2l = root.join("child_to_launcher");
-    write(
-        &c2l,
-        "gpu-produced",
-        &[0],
-        &GpuToLauncher::Produced { frame: 3 },
-    );
     write(&c2l, "gpu-pong", &[0], &GpuToLauncher::Pong(7));
     write(
         &c2l,
-        "gpu-starved",
+        "gpu-serving",
         &[0],
-        &GpuToLauncher::Starved { layer: 1, frame: 9 },
+        &GpuToLauncher::Serving { renderer: 9 },
     );
     write(
         &c2l,
@@ -205,64 +192,25 @@ fn main() {
         &[1],
         &RendererToLauncher::Stats(RendererStats::default()),
     );
-    let mut sealer = ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([5; 32]), 1);
-    let shown = |frame| ipc_protocol::messages::FrameMsg {
-        epoch: 1,
-        generation: 0,
-        frame,
-        sent_ns: 7,
-        layers: Vec::new(),
-    };
-    write(
-        &c2l,
-        "renderer-gpu-evidence",
-        &[1],
-        &RendererToLauncher::GpuEvidence(ipc_protocol::seal::Evidence {
-            epoch: 1,
-            what: "frame 4 where frame 5 was next".into(),
-            frames: vec![
-                sealer.seal(&shown(4)).expect("sealed"),
-                sealer.seal(&shown(4)).expect("sealed"),
-            ],
-            fence_of_layer: None,
-        }),
-    );
-    let ev = root.join("evidence");
-    let evidence = RendererToLauncher::GpuEvidence(ipc_protocol::seal::Evidence {
-        epoch: 1,
-        what: "frame 4 where frame 5 was next".into(),
-        frames: vec![
-            sealer.seal(&shown(4)).expect("sealed"),
-            sealer.seal(&shown(4)).expect("sealed"),
-        ],
-        fence_of_layer: None,
-    });
-    write(&ev, "forged-evidence", &[0], &evidence);
-    // Two bodies of the same length, sealed by the target with the judge's key.
-    let body = encode(&shown(4)).expect("body");
-    let mut two = vec![3u8];
-    two.extend(&body);
-    two.extend(&body);
-    std::fs::write(ev.join("sealed-twice"), two).expect("seed");
-    let r2g = root.join("renderer_to_gpu");
-    let release = |slot| RendererToGpu::Release {
+    let release = |slot| RendererToLauncher::Release {
         epoch: 1,
         buffer: BufferId {
             slot,
             generation: 1,
         },
     };
-    let one = encode(&release(2)).expect("release");
-    let mut stream = Vec::new();
-    for s in [0, 1, 2, 1] {
-        let b = encode(&release(s)).expect("release");
-        stream.push(b.len() as u8);
-        stream.extend(b);
-    }
-    std::fs::write(r2g.join("releases"), stream).expect("seed");
-    let mut single = vec![one.len() as u8];
-    single.extend(one);
-    std::fs::write(r2g.join("release"), single).expect("seed");
+    write(&c2l, "renderer-release", &[1], &release(2));
+    write(
+        &c2l,
+        "renderer-gpu-violation",
+        &[1],
+        &RendererToLauncher::GpuViolation {
+            epoch: 1,
+            frame: 4,
+            fence_of_layer: Some(0),
+            what: "a pipe fence that is no pipe".into(),
+        },
+    );
     let layer = |l: u32| LayerMsg {
         layer: l,
         placement: LayerPlacement {
@@ -301,22 +249,44 @@ fn main() {
         }],
         damage_since: None,
     };
-    write(
-        &root.join("gpu_to_renderer"),
-        "frame-3-layers",
-        &[],
-        &GpuToRenderer::Frame(
-            ipc_protocol::seal::Sealer::new(ipc_protocol::seal::SealKey([3; 32]), 1)
-                .seal(&FrameMsg {
-                    epoch: 1,
-                    generation: 0,
-                    frame: 0,
-                    sent_ns: 99,
-                    layers: (0..3).map(layer).collect(),
-                })
-                .expect("sealed"),
-        ),
-    );
+    let frame = |frame: u64, slots: [u32; 3]| {
+        let mut layers: Vec<LayerMsg> = (0..3).map(layer).collect();
+        for (l, s) in layers.iter_mut().zip(slots) {
+            l.buffer.id.slot = s;
+        }
+        GpuToLauncher::Frame(FrameMsg {
+            epoch: 1,
+            generation: 0,
+            frame,
+            sent_ns: 99,
+            layers,
+        })
+    };
+    write(&c2l, "gpu-frame", &[0], &frame(0, [0, 1, 2]));
+    // The relay's steps: a tag, a length, the message.
+    let step = |tag: u8, bytes: Vec<u8>| {
+        let mut s = vec![tag, bytes.len() as u8];
+        s.extend(bytes);
+        s
+    };
+    let relay = root.join("relay");
+    let mut steady = Vec::new();
+    for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7]), (2, [2, 5, 8])] {
+        steady.extend(step(0, encode(&frame(n, slots)).expect("frame")));
+        steady.extend(step(1, encode(&release(slots[0])).expect("release")));
+    }
+    std::fs::write(relay.join("steady"), &steady).expect("seed");
+    let mut switch = steady.clone();
+    switch.extend(step(2, vec![9, 1]));
+    switch.extend(step(0, encode(&frame(3, [0, 3, 6])).expect("frame")));
+    switch.extend(step(0, encode(&GpuToLauncher::Serving { renderer: 9 }).expect("serving")));
+    switch.extend(step(0, encode(&frame(1, [0, 3, 6])).expect("frame")));
+    switch.extend(step(3, Vec::new()));
+    std::fs::write(relay.join("new-renderer"), &switch).expect("seed");
+    let mut twice = step(0, encode(&frame(0, [0, 3, 6])).expect("frame"));
+    twice.extend(step(0, encode(&frame(0, [1, 4, 7])).expect("frame")));
+    twice.extend(step(1, encode(&release(5)).expect("release")));
+    std::fs::write(relay.join("lies"), &twice).expect("seed");
     let rec = triptych_sys::seccomp::TrapRecord {
         arch: 0xc000_003e,
         nr: 257,

@@ -2,7 +2,6 @@
 //! frame is on screen; and who is to blame when nothing reaches the screen.
 
 use super::*;
-use ipc_protocol::messages::{GpuToRenderer, RendererToGpu};
 
 impl Supervisor<'_> {
     /// The main loop: until the last frame is on screen, or Ctrl-C.
@@ -50,7 +49,7 @@ impl Supervisor<'_> {
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |w| w.exit.clone());
             let checked = self.policing.verdicts();
-            let looked = self.policing.evidence_verdicts();
+            let looked = self.policing.look_verdicts();
             select! {
                 recv(r_events) -> m => match m {
                     Ok(d) => self.renderer_delivery(d)?,
@@ -76,8 +75,7 @@ impl Supervisor<'_> {
                     self.fence_verdict(claim, finding)?;
                 },
                 recv(looked) -> v => if let Ok((epoch, verdict)) = v {
-                    self.policing.evidence_taken();
-                    self.evidence_verdict(epoch, verdict, "a fence that is no fence")?;
+                    self.fence_look_verdict(epoch, verdict)?;
                 },
                 recv(signals) -> s => {
                     tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
@@ -91,13 +89,6 @@ impl Supervisor<'_> {
                     Err(_) => self.embedding.quit(),
                 },
                 default(wait) => {}
-            }
-            if let Some(b) = self.evidence.take_gpu_breach() {
-                self.gpu_violation(b)?;
-            }
-            let renderer_pid = self.pair.renderer.as_ref().map(|r| r.child.proc.pid);
-            if let Some(b) = self.evidence.take_renderer_breach(renderer_pid) {
-                self.renderer_violation(b)?;
             }
             if self.pair.renderer.as_ref().is_some_and(|r| r.unread) {
                 self.renderer_violation(rules::Breach::new(
@@ -156,10 +147,6 @@ impl Supervisor<'_> {
             }
             // Both answer, yet nothing reaches the screen: blame whoever holds things up.
             let stalled = self.liveness.stalled(Instant::now());
-            if stalled <= hang {
-                // What a stall's check saw waiting is not carried into the next stall.
-                self.evidence.forget_unread();
-            }
             if stalled > hang && self.pair.gpu.is_some() {
                 self.stalled(stalled, hang)?;
             }
@@ -198,21 +185,19 @@ impl Supervisor<'_> {
         }
     }
 
-    /// No frame reached the screen for `stalled` although both children answer. Blame goes by
-    /// what the kernel shows, then by what the GPU process says about its pool:
-    /// 1. the same frame queued unread at the head of the renderer's end of the peer socket for
-    ///    [`witness::UNREAD_FOR`] (or half the hang timeout, if longer): the renderer stopped
-    ///    taking frames;
-    /// 2. the same release queued unread at the head of the GPU process's end as long: the GPU
-    ///    process stopped taking releases (so it starves itself);
-    /// 3. the GPU process has waited for releases since before the stall began: the renderer is
-    ///    withholding its buffers;
-    /// 4. otherwise the GPU process stopped producing.
+    /// No frame reached the screen for `stalled` although both children answer. The launcher
+    /// handed every frame and every release on itself ([`ipc_protocol::relay`]), so it knows
+    /// who holds the work, without either child's word:
+    /// 1. the renderer has held every buffer of a layer since before the stall (half the hang
+    ///    timeout at least): it took frames and neither composited nor gave them back, and the
+    ///    GPU process cannot render;
+    /// 2. otherwise the GPU process had a buffer free for every layer, or never said it serves
+    ///    a new renderer: it stopped producing.
     pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
         let ms = stalled.as_millis() as u64;
         // Headless, nothing paces the GPU process: after a resize, the renderer drops the frames
-        // made at the old size (unseen by the launcher). Once every frame is made and none
-        // comes, the last ones were of those: the run is over, and nobody is to blame.
+        // made at the old size. Once every frame is made and none comes, the last ones were of
+        // those: the run is over, and nobody is to blame.
         if self.display.is_none()
             && self.summary.frames.resizes > 0
             && self.pair.gpu.as_ref().is_some_and(|g| g.finished)
@@ -224,76 +209,18 @@ impl Supervisor<'_> {
             self.last_dropped = true;
             return Ok(());
         }
-        // 1. The same frame at the head of the renderer's queue for a while: it stopped reading.
-        // Frames flowing through (the GPU process sends, the renderer takes and drops) show a
-        // head that changes, which blames nobody by itself.
-        let frames = self.pair.renderer.as_ref().and_then(|r| {
-            let l = r.link.as_ref()?;
-            witness::UnreadHead::at::<GpuToRenderer>(
-                &l.renderer_end,
-                &l.gpu_end,
-                r.child.proc.pid,
-                |m| {
-                    // The description's place on its link, and some of its seal.
-                    let GpuToRenderer::Frame(f) = m;
-                    let mut tag = [0u8; 8];
-                    tag.copy_from_slice(&f.seal[..8]);
-                    (f.seq, u64::from_le_bytes(tag))
-                },
-            )
+        let withheld = self.pair.gpu.as_ref().and_then(|g| {
+            let layer = g.relay.starved()?;
+            let since = g.starved_since?;
+            (since.elapsed() + Duration::from_millis(10) >= (hang / 2).min(stalled))
+                .then(|| (layer, since.elapsed().as_millis() as u64))
         });
-        let releases = self
-            .pair
-            .renderer
-            .as_ref()
-            .zip(self.pair.gpu.as_ref())
-            .and_then(|(r, g)| {
-                let l = r.link.as_ref()?;
-                witness::UnreadHead::at::<RendererToGpu>(
-                    &l.gpu_end,
-                    &l.renderer_end,
-                    g.child.proc.pid,
-                    |m| {
-                        let RendererToGpu::Release { epoch, buffer } = m;
-                        (
-                            *epoch,
-                            u64::from(buffer.slot) << 32 | u64::from(buffer.generation),
-                        )
-                    },
-                )
-            });
-        let (frames, releases) = self.evidence.unread(frames, releases, hang / 2);
-        if let witness::Unread::Stopped { bytes, ms } = frames {
-            return self.renderer_down(Some(Cause::ProtocolViolation {
-                kind: "peer socket".to_owned(),
-                what: format!(
-                    "left {bytes} bytes of frames unread, the same frame first, for {ms} ms"
-                ),
-            }));
-        }
-        // 2. The same release at the head of the GPU process's queue for a while: it stopped
-        // taking releases, and a starvation it reports is its own doing.
-        if let witness::Unread::Stopped { bytes, ms } = releases {
-            return self.gpu_down(Some(Cause::ProtocolViolation {
-                kind: "peer socket".to_owned(),
-                what: format!(
-                    "left {bytes} bytes of releases unread, the same release first, for {ms} ms"
-                ),
-            }));
-        }
-        if frames == witness::Unread::Watch || releases == witness::Unread::Watch {
-            return Ok(());
-        }
-        let starved = self
-            .pair
-            .gpu
-            .as_ref()
-            .and_then(|g| g.starved_since)
-            .is_some_and(|t| t.elapsed() + Duration::from_millis(10) >= hang.min(stalled));
-        if starved && self.pair.renderer.is_some() {
+        if let (Some((layer, held_ms)), Some(_)) = (withheld, self.pair.renderer.as_ref()) {
             return self.renderer_down(Some(Cause::ProtocolViolation {
                 kind: "Release".to_owned(),
-                what: format!("held every buffer of a layer for {ms} ms"),
+                what: format!(
+                    "held every buffer of layer {layer} for {held_ms} ms without presenting (no frame for {ms} ms)"
+                ),
             }));
         }
         self.gpu_down(Some(Cause::Stalled { ms }))

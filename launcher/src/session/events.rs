@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use ipc_protocol::channel::Delivery;
+use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
-    GpuToLauncher, LauncherToRenderer, RendererClaim, RendererToLauncher,
+    FrameMsg, GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
 };
 use triptych_trace::{Args, Stage};
 
@@ -36,13 +36,6 @@ impl Supervisor<'_> {
         d: Delivery<RendererToLauncher>,
     ) -> anyhow::Result<()> {
         let verdict = match d {
-            Ok((RendererToLauncher::GpuEvidence(e), _)) => {
-                let now = Instant::now();
-                match self.policing.message(Role::Renderer, "GpuEvidence", now) {
-                    Ok(()) => return self.gpu_evidence(&e),
-                    Err(b) => Err(b),
-                }
-            }
             Ok((m, fds)) => self.renderer_event(m, fds),
             Err(v) => Err(Breach::new("message", v.to_string())),
         };
@@ -72,66 +65,47 @@ impl Supervisor<'_> {
         }))
     }
 
-    /// The renderer shows sealed descriptions of the GPU process's: judged a few times per GPU
-    /// process at most ([`super::sealed`]); a lie they prove costs the GPU process its life,
-    /// anything else is counted. Evidence against a process no longer running is not judged.
-    fn gpu_evidence(&mut self, e: &ipc_protocol::seal::Evidence) -> anyhow::Result<()> {
-        use super::sealed::{FenceToCheck, Known, Verdict};
-        let generation = self.geometry.generation();
-        let link = self
+    /// The renderer says frame `frame` of the GPU process of `epoch` named, as `layer`'s fence,
+    /// a file that is no fence. The launcher knows which fd that frame named (it handed the
+    /// frame on), and looks at it itself a few times per GPU process ([`super::fence_look`]);
+    /// a claim it does not look at is counted.
+    fn fence_claim(&mut self, epoch: u64, frame: u64, layer: u32, what: &str) {
+        use super::fence_look::FenceToLook;
+        let started = self
             .pair
-            .renderer
-            .as_ref()
-            .and_then(|r| r.link.as_ref())
-            .and_then(|l| triptych_sys::fd::identity(std::os::fd::AsFd::as_fd(&l.gpu_end)).ok())
-            .map(|id| id.ino);
-        let (Some(g), Some(link)) = (
-            self.pair
-                .gpu
-                .as_mut()
-                .filter(|g| g.epoch == e.epoch && g.shown < ipc_protocol::seal::MAX_SHOWINGS),
-            link,
-        ) else {
-            self.summary.trust.evidence_unjudged += 1;
-            return Ok(());
-        };
-        g.shown += 1;
-        let judged = super::sealed::judge(
-            e,
-            &Known {
-                key: &g.seal,
-                link,
-                epoch: g.epoch,
-                generation,
-            },
-        );
-        let verdict = match judged {
-            Ok(v) => v,
-            Err((seq, fence)) => {
-                let check = FenceToCheck {
-                    epoch: g.epoch,
-                    seq,
+            .gpu
+            .as_mut()
+            .filter(|g| g.epoch == epoch && g.looks < super::MAX_FENCE_LOOKS)
+            .and_then(|g| {
+                let fence = g.relay.fence(frame, layer)?.clone();
+                g.looks += 1;
+                let look = FenceToLook {
+                    epoch,
+                    frame,
                     fence,
                     window: g.info.window,
                     kind: g.info.fence,
                 };
-                if !self.policing.check_evidence(&g.child.proc.pidfd, check) {
-                    self.summary.trust.evidence_unjudged += 1;
-                }
-                Verdict::Checking
-            }
-        };
-        self.evidence_verdict(e.epoch, verdict, &e.what)
+                Some(self.policing.look_at_fence(&g.child.proc.pidfd, look))
+            });
+        if started != Some(true) {
+            self.summary.trust.fence_claims_unlooked += 1;
+            super::push_bounded(
+                &mut self.summary.trust.uncorroborated,
+                format!(
+                    "renderer says the GPU process's frame {frame} broke its description: {what}"
+                ),
+            );
+        }
     }
 
-    /// What the renderer's evidence against the GPU process of `epoch` showed.
-    pub(super) fn evidence_verdict(
+    /// What the launcher's look at a fence of the GPU process of `epoch` showed.
+    pub(super) fn fence_look_verdict(
         &mut self,
         epoch: u64,
-        verdict: super::sealed::Verdict,
-        what: &str,
+        verdict: super::fence_look::Verdict,
     ) -> anyhow::Result<()> {
-        use super::sealed::Verdict;
+        use super::fence_look::Verdict;
         if self.pair.gpu.as_ref().is_none_or(|g| g.epoch != epoch) {
             // About a process replaced since: its death is recorded already.
             return Ok(());
@@ -139,30 +113,15 @@ impl Supervisor<'_> {
         match verdict {
             Verdict::Lied(why) => {
                 self.summary.trust.proven_gpu_lies += 1;
-                self.gpu_violation(Breach::new("frame channel", why))
+                self.gpu_violation(Breach::new("Frame", why))
             }
             Verdict::Refuted(why) => {
-                self.summary.trust.refuted_evidence += 1;
-                self.policing.note("refuted-evidence", || {
-                    let what = crate::child_log::escape_str(what);
-                    tracing::warn!(%what, %why, "the renderer's evidence against the GPU process is refuted; nobody is blamed")
+                self.summary.trust.refuted_fence_claims += 1;
+                self.policing.note("refuted-fence-claim", || {
+                    tracing::warn!(%why, "the renderer's claim of a fence that is no fence is refuted; nobody is blamed")
                 });
                 Ok(())
             }
-            Verdict::Unsealed(why) => {
-                let what = crate::child_log::escape_str(what);
-                super::push_bounded(
-                    &mut self.summary.trust.uncorroborated,
-                    format!(
-                        "renderer says the GPU process broke the frame channel: {what} ({why})"
-                    ),
-                );
-                self.policing.note("unsealed-evidence", || {
-                    tracing::warn!(%what, %why, "the renderer reports a bad frame channel, with no seal that holds")
-                });
-                Ok(())
-            }
-            Verdict::Checking => Ok(()),
         }
     }
 
@@ -185,27 +144,45 @@ impl Supervisor<'_> {
         }))
     }
 
-    /// The GPU process tells the launcher of a frame before it sends it to the renderer, but
-    /// the two arrive on different sockets: before a `Presented` of a frame not yet known to be
-    /// produced is judged, the GPU process's messages already on their way are read, for at
-    /// most [`PRODUCED_GRACE`].
-    fn catch_up_on_production(&mut self, frame: u64) {
-        let deadline = Instant::now() + PRODUCED_GRACE;
-        while self.policing.newest_produced().is_none_or(|p| p < frame) {
-            let Some(rx) = self.pair.gpu.as_ref().map(|g| g.events.clone()) else {
-                return;
-            };
-            match rx.recv_deadline(deadline) {
-                Ok(Ok((m, _))) => {
-                    // A breach is acted on in the main loop; what the GPU process sent after it
-                    // is read on, for the frames it reported.
-                    if let Err(b) = self.gpu_event(m) {
-                        self.evidence.gpu_breach(b);
-                    }
-                }
-                _ => return,
+    /// A frame of the GPU process's: checked ([`ipc_protocol::relay::Relay::frame`]), counted as
+    /// produced, and handed on to the renderer, which holds its buffers from now on. A lie in
+    /// it is seen here, by the launcher itself, and costs the GPU process its life.
+    fn relay_frame(&mut self, msg: FrameMsg) -> Result<(), Breach> {
+        use ipc_protocol::relay::Handed;
+        let generation = self.geometry.generation();
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return Ok(());
+        };
+        let handed = g.relay.frame(&msg, generation).inspect_err(|_| {
+            self.summary.trust.proven_gpu_lies += 1;
+        })?;
+        if handed == Handed::Dropped {
+            return Ok(());
+        }
+        g.held_changed();
+        self.policing.produced(msg.frame, self.args.frames)?;
+        if let Some(r) = self.pair.renderer.as_mut() {
+            if let Err(e) = r.child.commands.send(&LauncherToRenderer::Frame(msg)) {
+                r.send_failed(e);
             }
         }
+        Ok(())
+    }
+
+    /// The renderer gives a buffer back: checked against what it holds
+    /// ([`ipc_protocol::relay::Relay::release`]) and handed on to the GPU process.
+    fn relay_release(&mut self, epoch: u64, buffer: ipc_protocol::BufferId) -> Result<(), Breach> {
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return Ok(());
+        };
+        if !g.relay.release(epoch, buffer)? {
+            return Ok(());
+        }
+        g.held_changed();
+        if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Release(buffer)) {
+            g.unread = true;
+        }
+        Ok(())
     }
 
     fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
@@ -218,27 +195,11 @@ impl Supervisor<'_> {
                         self.summary.latency.gpu_ping_max_us.max(us);
                 }
             }
-            GpuToLauncher::Produced { frame } => {
-                self.policing.produced(frame, self.args.frames)?;
-                self.tell_renderer_produced();
+            GpuToLauncher::Frame(msg) => self.relay_frame(msg)?,
+            GpuToLauncher::Serving { renderer } => {
                 if let Some(g) = &mut self.pair.gpu {
-                    g.starved_since = None;
+                    g.relay.serving(renderer)?;
                 }
-            }
-            GpuToLauncher::Starved { layer, frame } => {
-                tracing::debug!(layer, frame, "the GPU process waits for releases");
-                if let Some(g) = &mut self.pair.gpu {
-                    g.starved_since.get_or_insert_with(Instant::now);
-                }
-            }
-            GpuToLauncher::RendererViolation { renderer, claim } => {
-                let claim = match claim {
-                    RendererClaim::BadRelease(what) => {
-                        RendererClaim::BadRelease(crate::child_log::escape_str(&what))
-                    }
-                    c => c,
-                };
-                self.gpu_claim(renderer, claim)?;
             }
             GpuToLauncher::Finished { frames } => {
                 tracing::debug!(frames, "GPU process rendered every frame");
@@ -369,19 +330,25 @@ impl Supervisor<'_> {
                         .push(format!("frame {frame}: {reason}"));
                 }
             }
-            RendererToLauncher::GpuViolation(what) => {
+            RendererToLauncher::GpuViolation {
+                epoch,
+                frame,
+                fence_of_layer,
+                what,
+            } => {
                 let what = crate::child_log::escape_str(&what);
-                // A claim the launcher cannot check: counted and logged, nobody is blamed.
-                super::push_bounded(
-                    &mut self.summary.trust.uncorroborated,
-                    format!("renderer says the GPU process broke the frame channel: {what}"),
-                );
                 self.policing.note("gpu-violation-claim", || {
-                    tracing::warn!(%what, "the renderer reports a bad frame channel (not corroborated)")
+                    tracing::warn!(frame, %what, "the renderer reports a frame whose fds break its description")
                 });
+                match fence_of_layer {
+                    Some(layer) => self.fence_claim(epoch, frame, layer, &what),
+                    None => super::push_bounded(
+                        &mut self.summary.trust.uncorroborated,
+                        format!("renderer says the GPU process's frame {frame} broke its description: {what}"),
+                    ),
+                }
             }
-            // Judged before (`renderer_events`): a verdict may cost the GPU process its life.
-            RendererToLauncher::GpuEvidence(_) => {}
+            RendererToLauncher::Release { epoch, buffer } => self.relay_release(epoch, buffer)?,
             RendererToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
                 self.policing.note(
@@ -435,19 +402,6 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// A composited frame: checked against what was produced and what is on screen, then shown.
-    /// Tells the renderer the newest frame produced, which it may present up to.
-    pub(super) fn tell_renderer_produced(&mut self) {
-        let Some(p) = self.policing.newest_produced() else {
-            return;
-        };
-        if let Some(r) = self.pair.renderer.as_mut() {
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::Produced(p)) {
-                r.send_failed(e);
-            }
-        }
-    }
-
     /// Hands output slot `slot` straight back to the renderer, its frame never shown (the slot
     /// must be one that exists).
     fn hand_back_unshown(&mut self, slot: u32) -> Result<(), Breach> {
@@ -486,15 +440,6 @@ impl Supervisor<'_> {
             // screen would go back in time when the replacement's own arrived).
             self.hand_back_unshown(p.slot)?;
             self.summary.frames.superseded += 1;
-            return Ok(());
-        }
-        self.catch_up_on_production(p.frame);
-        // A GPU process found breaking the protocol may have sent frames it never reported: such
-        // a frame is not held against the renderer, but handed back unshown and counted.
-        let unreported = self.policing.newest_produced().is_none_or(|f| p.frame > f);
-        if unreported && self.evidence.gpu_breached() {
-            self.hand_back_unshown(p.slot)?;
-            self.summary.frames.unreported_dropped += 1;
             return Ok(());
         }
         let now = triptych_trace::now_ns();
@@ -671,9 +616,6 @@ impl Supervisor<'_> {
 fn claim_grace(fence_timeout_ms: u32) -> Duration {
     Duration::from_millis(u64::from(fence_timeout_ms / 4).clamp(50, 1000))
 }
-
-/// How long a `Presented` waits for the `Produced` of its frame.
-const PRODUCED_GRACE: Duration = Duration::from_millis(250);
 
 /// Notes of one kind kept in the summary at most (the rest are counted in the log).
 const MAX_KEPT_NOTES: usize = 32;

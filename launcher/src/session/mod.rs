@@ -27,18 +27,15 @@ mod display;
 mod drive;
 mod embed;
 mod events;
+mod fence_look;
 mod finish;
 mod overlay;
 mod parts;
 mod quiet;
 mod recovery;
-mod sealed;
 mod slots;
 mod spawn;
 mod standby;
-mod witness;
-
-use spawn::new_link;
 
 use ipc_protocol::{rules, Role};
 
@@ -141,7 +138,11 @@ struct Gpu {
     /// The faults it was asked to fire: any other it reports is a violation.
     faults: Vec<Fault>,
     presented: u64,
-    /// Since when it says it waits for releases, if it does.
+    /// Its frames handed on to the renderer, and the buffers the renderer holds
+    /// ([`ipc_protocol::relay`]).
+    relay: ipc_protocol::relay::Relay,
+    /// Since when the renderer has held every buffer of a layer, if it does: the GPU process
+    /// cannot render meanwhile ([`ipc_protocol::relay::Relay::starved`]).
     starved_since: Option<Instant>,
     /// A send to it found its queue full: it stopped reading its commands.
     unread: bool,
@@ -149,14 +150,25 @@ struct Gpu {
     finished: bool,
     /// It was the standby, promoted (not a cold start).
     promoted: bool,
-    /// The key it seals its frame descriptions with.
-    seal: ipc_protocol::seal::SealKey,
-    /// Showings of the renderer's sealed evidence against it judged so far (at most
-    /// [`ipc_protocol::seal::MAX_SHOWINGS`]).
-    shown: u32,
+    /// Looks at fences the renderer said were no fences, judged so far (at most
+    /// [`MAX_FENCE_LOOKS`]).
+    looks: u32,
 }
 
+/// The renderer's claims of a fence that is no fence the launcher looks at, per GPU process: a
+/// lie the look proves costs the process its life at the first; the rest are counted.
+const MAX_FENCE_LOOKS: u32 = 4;
+
 impl Gpu {
+    /// The buffers the renderer holds changed: whether it holds a whole layer's pool, and since
+    /// when.
+    fn held_changed(&mut self) {
+        self.starved_since = match self.relay.starved() {
+            Some(_) => self.starved_since.or_else(|| Some(Instant::now())),
+            None => None,
+        };
+    }
+
     /// How it started, as the trace and the crash records name it.
     fn start_kind(&self) -> &'static str {
         if self.promoted {
@@ -199,10 +211,6 @@ struct Renderer {
     faults: Vec<Fault>,
     presented: u64,
     unread: bool,
-    /// Duplicates of both ends of its peer socket: frames queued unread at its end are the
-    /// kernel's evidence that it stopped taking frames; a message left at the GPU process's end,
-    /// the evidence of what it sent there.
-    link: Option<witness::LinkEvidence>,
 }
 
 impl Renderer {
@@ -232,8 +240,6 @@ struct Supervisor<'a> {
     jail: crate::jail::Jail,
     /// What children may send and claim, and what they have.
     policing: parts::Policing,
-    /// Breaches and stalls seen, waiting for the main loop.
-    evidence: parts::Evidence,
     /// Chaos mode's plan and what it did.
     chaos: parts::Chaos,
     /// The window, when the run has one.
@@ -297,14 +303,10 @@ impl Supervisor<'_> {
         let renderer_child = self.spawn_renderer()?;
         let renderer_pid = renderer_child.proc.pid;
         let first = self.resume_from();
-        let mut mk = || new_link(renderer_pid, first);
-        let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
+        let gpu = self.start_gpu_with_ladder(renderer_pid, first)?;
         tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
-        let renderer = self.start_renderer(
-            renderer_child,
-            (gpu.epoch, gpu.info.pid, gpu.info.window),
-            ends,
-        )?;
+        let renderer =
+            self.start_renderer(renderer_child, (gpu.epoch, gpu.info.pid, gpu.info.window))?;
         self.display_gpu_started(gpu.epoch, first);
         self.pair.gpu = Some(gpu);
         self.pair.renderer = Some(renderer);
@@ -431,7 +433,6 @@ fn run_with(
         liveness: parts::Liveness::default(),
         jail: crate::jail::Jail::new(args.transport, args.sandbox, children)?,
         policing: parts::Policing::default(),
-        evidence: parts::Evidence::default(),
         chaos: parts::Chaos::new(plan),
         display: display.map(|d| display::Shown::new(d, drawn.animates())),
         geometry: parts::Geometry::new((width, height), max_size),

@@ -85,12 +85,9 @@ impl Supervisor<'_> {
                 GpuToLauncher::Trace(t) => {
                     let _ = self.child_trace(Role::Gpu, t);
                 }
-                // Frames it sent before dying may still be presented by the renderer.
-                GpuToLauncher::Produced { frame }
-                    if self.policing.produced(frame, self.args.frames).is_ok() =>
-                {
-                    self.tell_renderer_produced();
-                }
+                // Frames it sent that were not handed on yet are never handed on: the renderer
+                // could not take their fds from a dead process, and the replacement draws them
+                // again.
                 _ => {}
             }
         }
@@ -101,8 +98,7 @@ impl Supervisor<'_> {
         drop(g);
         let renderer_pid = self.pair.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
         let resume = self.resume_from();
-        let mut mk = || new_link(renderer_pid, resume);
-        let (gpu, ends) = self.start_gpu_with_ladder(&mut mk)?;
+        let gpu = self.start_gpu_with_ladder(renderer_pid, resume)?;
         self.tracing.instant(
             Marker::Restart,
             self.summary.frames.last,
@@ -124,15 +120,12 @@ impl Supervisor<'_> {
                 epoch: gpu.epoch,
                 gpu_pid: gpu.info.pid,
                 gpu_window: gpu.info.window,
-                first_frame: ends.first_frame,
-                produced: self.policing.newest_produced(),
             });
-            if let Err(e) = r.child.commands.send_with(&m, &[ends.renderer.as_fd()]) {
+            if let Err(e) = r.child.commands.send(&m) {
                 // A renderer that died meanwhile is replaced through its own pidfd.
                 tracing::warn!(error = %e, "could not attach the renderer to the new GPU process");
                 r.send_failed(e);
             }
-            r.link = Some(ends.evidence);
         }
         let first = self.resume_from();
         self.display_gpu_started(gpu.epoch, first);
@@ -194,25 +187,26 @@ impl Supervisor<'_> {
         self.pair.keep_showing(r.screen.take());
         drop(r);
         let child = self.spawn_renderer()?;
-        let (link, mut ends) = new_link(child.proc.pid, self.resume_from())?;
-        let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
+        let link = RendererLink {
+            renderer_pid: child.proc.pid,
+            resume_from: self.resume_from(),
+        };
         let gpu = self
             .pair
             .gpu
             .as_ref()
             .context("no GPU process while replacing the renderer")?;
         let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
-        let renderer = self.start_renderer(child, gpu, ends)?;
+        let renderer = self.start_renderer(child, gpu)?;
         if let Some(g) = &mut self.pair.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
                 tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
             }
             g.starved_since = None;
-            match g
-                .child
-                .commands
-                .send_with(&LauncherToGpu::NewRenderer(link), &[gpu_end.as_fd()])
-            {
+            // It holds nothing yet, and the GPU process's frames are dropped until it says it
+            // serves the new renderer.
+            g.relay.new_renderer(link.renderer_pid, link.resume_from);
+            match g.child.commands.send(&LauncherToGpu::NewRenderer(link)) {
                 Ok(()) => {}
                 Err(SendError::Full) => g.unread = true,
                 Err(_) => tracing::warn!("the GPU process is gone too; it will be replaced"),

@@ -1,7 +1,7 @@
 //! Starting children: a GPU process for the current rung of the fallback ladder (stepping down
-//! while it keeps failing to start), a renderer, and the peer socket between them. A child is
-//! started, handed its end of the peer socket attached to its `Start`, and, with user
-//! notification, must hand over its sandbox listener before it reports anything else.
+//! while it keeps failing to start), and a renderer. The two share no socket: every frame and
+//! every release goes through the launcher ([`ipc_protocol::relay`]). With user notification, a
+//! child must hand over its sandbox listener before it reports anything else.
 
 use super::*;
 
@@ -145,7 +145,6 @@ impl Supervisor<'_> {
     pub(super) fn start_gpu(
         &mut self,
         link: RendererLink,
-        gpu_end: OwnedFd,
     ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
         let (mut warm, promoted) = self.gpu_to_start()?;
         let epoch = self.pair.next_epoch();
@@ -172,18 +171,16 @@ impl Supervisor<'_> {
         let transport = self.jail.transport();
         let sent_faults = faults.clone();
         let (width, height) = self.geometry.size();
-        let mut key = [0u8; ipc_protocol::seal::SEAL_LEN];
-        getrandom::fill(&mut key)
-            .map_err(|e| anyhow::anyhow!("making the GPU process's seal key: {e}"))?;
-        let seal = ipc_protocol::seal::SealKey(key);
+        let first_frame = self.resume_from();
+        // The overlay is one more layer, in a window.
+        let layers = self.drawn.layers() + u32::from(self.display.is_some());
         let start = LauncherToGpu::Start(GpuStart {
-            seal: seal.clone(),
             epoch,
             width,
             height,
             layers: self.drawn.layers(),
             frames: self.args.frames,
-            first_frame: self.resume_from(),
+            first_frame,
             paced: self.display.is_some(),
             generation: self.geometry.generation(),
             moves: self.input.moves().offsets,
@@ -199,7 +196,7 @@ impl Supervisor<'_> {
             // A window's frames have the overlay above the scene's layers.
             overlay: self.display.is_some(),
         });
-        if let Err(e) = warm.child.commands.send_with(&start, &[gpu_end.as_fd()]) {
+        if let Err(e) = warm.child.commands.send(&start) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
@@ -211,7 +208,6 @@ impl Supervisor<'_> {
                 tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
             }
         }
-        drop(gpu_end);
         let deadline = Instant::now() + START_TIMEOUT;
         let events = warm.events.clone();
         loop {
@@ -232,7 +228,8 @@ impl Supervisor<'_> {
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
                         let WarmGpu { child, events, exit, .. } = warm;
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, starved_since: None, unread: false, finished: false, promoted, seal, shown: 0 }));
+                        let relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, unread: false, finished: false, promoted, looks: 0 }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {
@@ -253,16 +250,20 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Starts a GPU process, stepping down the ladder while it keeps failing to start.
+    /// Starts a GPU process producing for renderer `renderer_pid` from frame `resume_from`,
+    /// stepping down the ladder while it keeps failing to start.
     pub(super) fn start_gpu_with_ladder(
         &mut self,
-        make_link: &mut dyn FnMut() -> anyhow::Result<(RendererLink, GpuLinkEnds)>,
-    ) -> anyhow::Result<(Gpu, GpuLinkEnds)> {
+        renderer_pid: u32,
+        resume_from: u64,
+    ) -> anyhow::Result<Gpu> {
         loop {
-            let (link, mut ends) = make_link()?;
-            let gpu_end = ends.gpu.take().context("link made without a GPU end")?;
-            match self.start_gpu(link, gpu_end)? {
-                Ok(g) => return Ok((g, ends)),
+            let link = RendererLink {
+                renderer_pid,
+                resume_from,
+            };
+            match self.start_gpu(link)? {
+                Ok(g) => return Ok(g),
                 Err((pid, why)) => {
                     let now = Instant::now();
                     if self.args.buffers == Buffers::Dmabuf
@@ -452,7 +453,6 @@ impl Supervisor<'_> {
         &mut self,
         mut child: RendererChild,
         gpu: (u64, u32, (i32, i32)),
-        ends: GpuLinkEnds,
     ) -> anyhow::Result<Renderer> {
         let (epoch, gpu_pid, gpu_window) = gpu;
         if let Err(e) = self.jail.link_renderer(child.proc.pid, epoch, gpu_pid) {
@@ -475,8 +475,6 @@ impl Supervisor<'_> {
                 epoch,
                 gpu_pid,
                 gpu_window,
-                first_frame: ends.first_frame,
-                produced: self.policing.newest_produced(),
             },
             // The overlay's layer too, in a window.
             layers: self.drawn.layers() + u32::from(self.display.is_some()),
@@ -498,7 +496,7 @@ impl Supervisor<'_> {
             },
             backdrop: self.drawn.backdrop(),
         });
-        if let Err(e) = child.commands.send_with(&start, &[ends.renderer.as_fd()]) {
+        if let Err(e) = child.commands.send(&start) {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not start the renderer");
         }
@@ -512,42 +510,6 @@ impl Supervisor<'_> {
             faults,
             presented: 0,
             unread: false,
-            link: Some(ends.evidence),
         })
     }
-}
-
-/// The two ends of a peer socket between a GPU process and a renderer, each kept until it is
-/// handed over, and a duplicate of each end the launcher keeps as evidence (what waits unread
-/// at either end, `super::witness`).
-pub(super) struct GpuLinkEnds {
-    /// The first frame the GPU process sends on it.
-    pub(super) first_frame: u64,
-    pub(super) gpu: Option<OwnedFd>,
-    pub(super) renderer: OwnedFd,
-    pub(super) evidence: super::witness::LinkEvidence,
-}
-
-pub(super) fn new_link(
-    renderer_pid: u32,
-    resume_from: u64,
-) -> anyhow::Result<(RendererLink, GpuLinkEnds)> {
-    let (gpu, renderer) =
-        ipc_protocol::channel::socket_pair().context("creating the peer socket")?;
-    let evidence = super::witness::LinkEvidence {
-        renderer_end: triptych_sys::fd::dup_cloexec(renderer.as_fd())?,
-        gpu_end: triptych_sys::fd::dup_cloexec(gpu.as_fd())?,
-    };
-    Ok((
-        RendererLink {
-            renderer_pid,
-            resume_from,
-        },
-        GpuLinkEnds {
-            gpu: Some(gpu),
-            first_frame: resume_from,
-            renderer,
-            evidence,
-        },
-    ))
 }

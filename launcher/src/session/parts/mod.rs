@@ -1,13 +1,12 @@
 //! The supervisor's state, in parts that each own one concern: the pair of children with their
 //! ladders ([`Pair`]), the timings ([`Metrics`]), the traces ([`Tracing`]), whether the children
-//! answer ([`Liveness`]), what they may send ([`Policing`]), the breaches and stalls waiting for
-//! the main loop ([`Evidence`]), chaos mode ([`Chaos`]), the frame size ([`Geometry`]), the
+//! answer ([`Liveness`]), what they may send ([`Policing`]), chaos mode ([`Chaos`]), the frame size ([`Geometry`]), the
 //! pointer ([`Input`]), the scene drawn ([`Drawn`]) and the embedding application
 //! ([`Embedding`]).
 //!
 //! Each part keeps its fields to itself and changes them only through its methods, which keep
 //! its invariants (epochs only rise, a generation changes only with the size, a kill is made
-//! once per process, a breach is acted on only against the process that made it, ...). The
+//! once per process, ...). The
 //! supervisor (the other files of this module) owns the processes, the sockets and the window,
 //! and calls these methods as events come; what a part decides is tested here, without a
 //! process, a socket or a display server.
@@ -15,7 +14,6 @@
 mod chaos;
 mod drawn;
 mod embedding;
-mod evidence;
 mod geometry;
 mod input;
 mod liveness;
@@ -27,7 +25,6 @@ mod trace;
 pub(super) use chaos::Chaos;
 pub(super) use drawn::Drawn;
 pub(super) use embedding::Embedding;
-pub(super) use evidence::Evidence;
 pub(super) use geometry::Geometry;
 pub(super) use input::Input;
 pub(super) use liveness::Liveness;

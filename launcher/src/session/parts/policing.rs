@@ -34,8 +34,8 @@ pub struct Policing {
     quiet: quiet::Quiet,
     /// Fence-timeout claims being checked.
     checks: corroborate::Checks,
-    /// Fences named by the renderer's evidence being looked at.
-    evidence: super::super::sealed::Checks,
+    /// Fences the renderer said are no fences, being looked at.
+    looks: super::super::fence_look::Looks,
 }
 
 impl Policing {
@@ -80,6 +80,7 @@ impl Policing {
     }
 
     /// The newest frame produced, by any GPU process of the run.
+    #[cfg(test)]
     pub fn newest_produced(&self) -> Option<u64> {
         self.frames.produced
     }
@@ -106,24 +107,19 @@ impl Policing {
         self.checks.fence_claim(gpu_pidfd, claim, grace);
     }
 
-    /// Starts looking at a fence the renderer's evidence names in the GPU process `gpu_pidfd`;
-    /// false if a look is under way.
-    pub fn check_evidence(
+    /// Starts looking at a fence the renderer says is no fence, in the GPU process
+    /// `gpu_pidfd`; false if it could not be started.
+    pub fn look_at_fence(
         &mut self,
         gpu_pidfd: &OwnedFd,
-        check: super::super::sealed::FenceToCheck,
+        look: super::super::fence_look::FenceToLook,
     ) -> bool {
-        self.evidence.start(gpu_pidfd, check)
+        self.looks.start(gpu_pidfd, look)
     }
 
-    /// Where the looks at evidence's fences end, with the GPU process's epoch.
-    pub fn evidence_verdicts(&self) -> Receiver<(u64, super::super::sealed::Verdict)> {
-        self.evidence.done.clone()
-    }
-
-    /// A verdict was taken from [`Policing::evidence_verdicts`].
-    pub fn evidence_taken(&mut self) {
-        self.evidence.finished();
+    /// Where the looks at fences end, with the GPU process's epoch.
+    pub fn look_verdicts(&self) -> Receiver<(u64, super::super::fence_look::Verdict)> {
+        self.looks.done.clone()
     }
 
     /// Where the checks' verdicts arrive.

@@ -1,7 +1,9 @@
 //! The first check of a frame description, before any fd is fetched: the frame's layer list and
 //! every layer's buffer description.
 //!
-//! [`layers`] is step 2 of the frame loop (see the binary's pipeline): a frame has at most
+//! The launcher applies [`layers`] to every frame a GPU process sends before it hands the frame
+//! on, and the renderer again before it fetches anything (step 2 of its frame loop): a frame
+//! has at most
 //! [`MAX_LAYERS`] layers, each named once and within the run's layer count; every buffer
 //! description passes [`Frame::validate_shape`] (plane count, offsets, strides, sizes, with
 //! checked arithmetic) and then [`Frame::validate_remote`] (the fds belong to the current GPU
@@ -10,12 +12,12 @@
 //! cache map a layout it did not check. Nothing here owns a resource; it is a pure function of
 //! the message, which the benchmark's consumer calls too.
 //!
-//! [`Frame::validate_shape`]: ipc_protocol::Frame::validate_shape
-//! [`Frame::validate_remote`]: ipc_protocol::Frame::validate_remote
+//! [`Frame::validate_shape`]: crate::Frame::validate_shape
+//! [`Frame::validate_remote`]: crate::Frame::validate_remote
 
-use ipc_protocol::frame::MAX_PLANES;
-use ipc_protocol::messages::FrameMsg;
-use ipc_protocol::DescError;
+use crate::frame::MAX_PLANES;
+use crate::messages::FrameMsg;
+use crate::DescError;
 
 /// The most layers a frame may have.
 pub const MAX_LAYERS: usize = 16;
@@ -46,7 +48,7 @@ pub enum LayersError {
         /// The layer.
         layer: u32,
         /// What is wrong with it.
-        source: ipc_protocol::damage::DamageError,
+        source: crate::damage::DamageError,
     },
     /// A layer's damage claims to be relative to a frame not before this one.
     #[error("layers[{layer}].damage_since: frame {since} is not before frame {frame}")]
@@ -90,7 +92,7 @@ pub fn layers(
             .validate_remote(gpu_pid, window.0, window.1)
             .map_err(|source| LayersError::Desc { layer, source })?;
         // The damage lies inside the buffer whose shape was just checked.
-        ipc_protocol::damage::check(&l.damage, l.buffer.width, l.buffer.height)
+        crate::damage::check(&l.damage, l.buffer.width, l.buffer.height)
             .map_err(|source| LayersError::Damage { layer, source })?;
         if let Some(since) = l.damage_since.filter(|s| *s >= msg.frame) {
             return Err(LayersError::DamageSince {

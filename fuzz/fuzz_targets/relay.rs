@@ -1,0 +1,64 @@
+//! The launcher's relay between a GPU process and the renderer (`ipc_protocol::relay`): a stream
+//! of what either child may send it, decoded as the launcher decodes it, in any order. Each
+//! step is a tag byte and a length byte, then that many bytes:
+//!
+//! - tag 0: a `GpuToLauncher` (a `Frame` is checked, layers and all, and handed on or refused;
+//!   `Serving` is checked against the renderer announced);
+//! - tag 1: a `RendererToLauncher` (a `Release` is checked against what the renderer holds);
+//! - tag 2: a new renderer announced (its pid and the frame it resumes from, from the bytes);
+//! - tag 3: a new size generation started.
+//!
+//! Whatever comes, the relay's state stays bounded: never more buffers held than the pools
+//! hold, and a layer is starved only when the renderer holds its whole pool.
+#![no_main]
+
+use ipc_protocol::channel::decode;
+use ipc_protocol::messages::{GpuToLauncher, RendererToLauncher};
+use ipc_protocol::relay::Relay;
+use libfuzzer_sys::fuzz_target;
+
+const LAYERS: u32 = 3;
+const POOL: u32 = 3;
+
+fuzz_target!(|data: &[u8]| {
+    let mut relay = Relay::new(1, 1234, (512, 768), LAYERS, POOL, 0);
+    let mut generation = 0u32;
+    let mut rest = data;
+    while let [tag, len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (msg, next) = tail.split_at(n);
+        rest = next;
+        match tag % 4 {
+            0 => match decode::<GpuToLauncher>(msg, Vec::new()) {
+                Ok((GpuToLauncher::Frame(f), _)) => {
+                    let _ = relay.frame(&f, generation);
+                }
+                Ok((GpuToLauncher::Serving { renderer }, _)) => {
+                    let _ = relay.serving(renderer);
+                }
+                _ => {}
+            },
+            1 => {
+                if let Ok((RendererToLauncher::Release { epoch, buffer }, _)) =
+                    decode::<RendererToLauncher>(msg, Vec::new())
+                {
+                    if relay.release(epoch, buffer) == Ok(true) {
+                        // Given back once: a second release of it is refused.
+                        assert!(relay.release(epoch, buffer).is_err());
+                    }
+                }
+            }
+            2 => {
+                let pid = msg.first().copied().map_or(0, u32::from);
+                let resume = msg.get(1).copied().map_or(0, u64::from);
+                relay.new_renderer(pid, resume);
+                assert_eq!(relay.held(), 0);
+            }
+            _ => generation = generation.saturating_add(1),
+        }
+        assert!(relay.held() <= (LAYERS * POOL) as usize);
+        if relay.starved().is_some() {
+            assert!(relay.held() >= POOL as usize);
+        }
+    }
+});

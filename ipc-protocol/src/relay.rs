@@ -1,0 +1,454 @@
+//! The launcher as the relay of every frame description and every release between a GPU
+//! process and the renderer ([`Relay`]).
+//!
+//! Neither child sends the other anything per frame. The GPU process sends each frame's
+//! description to the launcher ([`GpuToLauncher::Frame`]); the launcher checks it and hands it
+//! on ([`LauncherToRenderer::Frame`]). The renderer gives each buffer back to the launcher
+//! ([`RendererToLauncher::Release`]); the launcher checks it and hands it on
+//! ([`LauncherToGpu::Release`]). So the launcher knows, without taking either child's word:
+//!
+//! - every frame the renderer was handed, and that it came from the GPU process as it is: a
+//!   frame out of order, of another epoch, of a size generation never started, of a shape the
+//!   description rules refuse ([`crate::layers`]), or naming a buffer the renderer still holds
+//!   is the GPU process's violation, seen by the launcher itself;
+//! - every buffer the renderer holds: a release of a buffer it does not hold is its violation,
+//!   and a renderer that holds every buffer of a layer is the one that keeps the GPU process
+//!   from rendering ([`Relay::starved`]). The GPU process needs no word of its own about it.
+//!
+//! When a renderer is replaced, the GPU process may already have sent frames for the old one.
+//! It answers the launcher's `NewRenderer` with [`GpuToLauncher::Serving`]; what it sent before
+//! that answer is checked and dropped, and what it sends after is numbered from the frame the
+//! new link resumes from.
+//!
+//! The state is small and bounded whatever a child sends: at most a pool of buffers per layer
+//! held, and the fences of the last [`RECENT`] frames (for the launcher's own look at a fence
+//! the renderer says is no fence).
+//!
+//! [`GpuToLauncher::Frame`]: crate::messages::GpuToLauncher::Frame
+//! [`GpuToLauncher::Serving`]: crate::messages::GpuToLauncher::Serving
+//! [`LauncherToRenderer::Frame`]: crate::messages::LauncherToRenderer::Frame
+//! [`RendererToLauncher::Release`]: crate::messages::RendererToLauncher::Release
+//! [`LauncherToGpu::Release`]: crate::messages::LauncherToGpu::Release
+
+use std::collections::VecDeque;
+
+use crate::frame::{BufferId, Fence, RemoteFd};
+use crate::messages::FrameMsg;
+use crate::rules::Breach;
+
+/// Frames whose fences are kept for a look at the renderer's word about one.
+pub const RECENT: usize = 8;
+
+/// The fences one frame handed on named, each with its layer.
+type FrameFences = (u64, Vec<(u32, Fence<RemoteFd>)>);
+
+/// What to do with a frame that passed the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handed {
+    /// Hand it to the renderer.
+    On,
+    /// It was made for a renderer since replaced: drop it.
+    Dropped,
+}
+
+/// The relay between one GPU process and the renderer it serves.
+#[derive(Debug)]
+pub struct Relay {
+    epoch: u64,
+    gpu_pid: u32,
+    window: (i32, i32),
+    layers: u32,
+    pool_per_layer: u32,
+    /// The frame the GPU process must send next on the current link.
+    next: u64,
+    /// A new renderer was announced (its pid, and the frame it resumes from) and the GPU
+    /// process has not said it serves it yet.
+    switching: Option<(u32, u64)>,
+    /// Buffers handed to the current renderer and not released, with their layer.
+    held: Vec<(BufferId, u32)>,
+    /// The fences of the last frames handed on, by frame, each with its layer.
+    recent: VecDeque<FrameFences>,
+}
+
+impl Relay {
+    /// The relay of a GPU process of `epoch` (pid `gpu_pid`, export window `window`), drawing
+    /// `layers` layers from a pool of `pool_per_layer` buffers each, whose first frame is
+    /// `first`.
+    pub fn new(
+        epoch: u64,
+        gpu_pid: u32,
+        window: (i32, i32),
+        layers: u32,
+        pool_per_layer: u32,
+        first: u64,
+    ) -> Self {
+        Self {
+            epoch,
+            gpu_pid,
+            window,
+            layers,
+            pool_per_layer,
+            next: first,
+            switching: None,
+            held: Vec::new(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// The frame the GPU process must send next.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Whether the GPU process has yet to answer a `NewRenderer`.
+    pub fn switching(&self) -> bool {
+        self.switching.is_some()
+    }
+
+    /// Checks a frame the GPU process sent, `generation` being the newest size generation the
+    /// launcher started. On [`Handed::On`] the renderer is taken to hold its buffers from now.
+    pub fn frame(&mut self, msg: &FrameMsg, generation: u32) -> Result<Handed, Breach> {
+        let lie = |what: String| Err(Breach::new("Frame", what));
+        if msg.epoch != self.epoch {
+            return lie(format!(
+                "frame {} of epoch {}; this GPU process is epoch {}",
+                msg.frame, msg.epoch, self.epoch
+            ));
+        }
+        if msg.generation > generation {
+            return lie(format!(
+                "frame {} of size generation {}, which was never started (the newest is {generation})",
+                msg.frame, msg.generation
+            ));
+        }
+        if let Err(e) = crate::layers::layers(msg, self.layers, self.gpu_pid, self.window) {
+            return lie(format!("frame {}: {e}", msg.frame));
+        }
+        if self.switching.is_some() {
+            // Made for the renderer being replaced, before the GPU process heard of it.
+            return Ok(Handed::Dropped);
+        }
+        if msg.frame != self.next {
+            return lie(format!(
+                "frame {} where frame {} comes next",
+                msg.frame, self.next
+            ));
+        }
+        let before = self.held.len();
+        for l in &msg.layers {
+            let id = l.buffer.id;
+            if self.held.iter().any(|(h, _)| *h == id) {
+                self.held.truncate(before);
+                return lie(format!(
+                    "frame {}, layer {}: buffer {}/{}, which the renderer still holds",
+                    msg.frame, l.layer, id.slot, id.generation
+                ));
+            }
+            let of_layer = self.held.iter().filter(|(_, h)| *h == l.layer).count();
+            if of_layer >= self.pool_per_layer as usize {
+                self.held.truncate(before);
+                return lie(format!(
+                    "frame {}, layer {}: a buffer more than the {} of its pool",
+                    msg.frame, l.layer, self.pool_per_layer
+                ));
+            }
+            self.held.push((id, l.layer));
+        }
+        self.next += 1;
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((
+            msg.frame,
+            msg.layers
+                .iter()
+                .map(|l| (l.layer, l.buffer.fence.clone()))
+                .collect(),
+        ));
+        Ok(Handed::On)
+    }
+
+    /// Checks a release by the renderer of `buffer` of `epoch`. `Ok(true)`: hand it on to the
+    /// GPU process; `Ok(false)`: a buffer of a GPU process since replaced, nobody's to free.
+    pub fn release(&mut self, epoch: u64, buffer: BufferId) -> Result<bool, Breach> {
+        if epoch > self.epoch {
+            return Err(Breach::new(
+                "Release",
+                format!("a buffer of epoch {epoch}, after epoch {}", self.epoch),
+            ));
+        }
+        if epoch < self.epoch {
+            return Ok(false);
+        }
+        match self.held.iter().position(|(h, _)| *h == buffer) {
+            Some(i) => {
+                self.held.swap_remove(i);
+                Ok(true)
+            }
+            None => Err(Breach::new(
+                "Release",
+                format!(
+                    "buffer {}/{} of epoch {epoch}, which it does not hold",
+                    buffer.slot, buffer.generation
+                ),
+            )),
+        }
+    }
+
+    /// The renderer is replaced by the one of `renderer_pid`, which resumes from `resume_from`:
+    /// it holds nothing, and the GPU process's frames are dropped until it says it serves it.
+    pub fn new_renderer(&mut self, renderer_pid: u32, resume_from: u64) {
+        self.held.clear();
+        self.recent.clear();
+        self.switching = Some((renderer_pid, resume_from));
+    }
+
+    /// The GPU process says it serves the renderer of `renderer`.
+    pub fn serving(&mut self, renderer: u32) -> Result<(), Breach> {
+        match self.switching {
+            Some((pid, resume_from)) if pid == renderer => {
+                self.switching = None;
+                self.next = resume_from;
+                Ok(())
+            }
+            Some((pid, _)) => Err(Breach::new(
+                "Serving",
+                format!("renderer {renderer}, where renderer {pid} was announced"),
+            )),
+            None => Err(Breach::new(
+                "Serving",
+                format!("renderer {renderer}, with no new renderer announced"),
+            )),
+        }
+    }
+
+    /// A layer every buffer of whose pool the renderer holds: the GPU process cannot render
+    /// until the renderer gives one back.
+    pub fn starved(&self) -> Option<u32> {
+        (0..self.layers).find(|layer| {
+            self.held.iter().filter(|(_, l)| l == layer).count() >= self.pool_per_layer as usize
+        })
+    }
+
+    /// Buffers the renderer holds.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The fence that frame `frame` named for `layer`, if it is one of the last handed on.
+    pub fn fence(&self, frame: u64, layer: u32) -> Option<&Fence<RemoteFd>> {
+        self.recent
+            .iter()
+            .find(|(f, _)| *f == frame)
+            .and_then(|(_, ls)| ls.iter().find(|(l, _)| *l == layer))
+            .map(|(_, fence)| fence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{BufferKind, DrmFormat, FenceKind, FileId, Frame, Plane};
+    use crate::messages::{LayerMsg, LayerPlacement};
+
+    const PID: u32 = 40;
+    const WINDOW: (i32, i32) = (100, 200);
+
+    fn remote(fd: i32) -> RemoteFd {
+        RemoteFd {
+            pid: PID,
+            fd,
+            identity: FileId {
+                dev: 1,
+                ino: fd as u64,
+            },
+        }
+    }
+
+    fn layer(layer: u32, slot: u32, generation: u32) -> LayerMsg {
+        LayerMsg {
+            layer,
+            placement: LayerPlacement {
+                x: 0,
+                y: 0,
+                z: layer as i32,
+                opacity: 255,
+            },
+            buffer: Frame {
+                id: BufferId { slot, generation },
+                kind: BufferKind::Shm,
+                format: DrmFormat {
+                    fourcc: crate::frame::DRM_FORMAT_ABGR8888,
+                    modifier: crate::frame::DRM_FORMAT_MOD_LINEAR,
+                },
+                width: 4,
+                height: 4,
+                planes: vec![Plane {
+                    fd: remote(100 + slot as i32),
+                    offset: 0,
+                    stride: 16,
+                }],
+                fence: Fence {
+                    kind: FenceKind::Pipe,
+                    fd: remote(150 + slot as i32),
+                },
+            },
+            damage: Vec::new(),
+            damage_since: None,
+        }
+    }
+
+    fn frame(frame: u64, slots: &[u32]) -> FrameMsg {
+        FrameMsg {
+            epoch: 3,
+            generation: 0,
+            frame,
+            sent_ns: 0,
+            layers: slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| layer(i as u32, *s, 1))
+                .collect(),
+        }
+    }
+
+    fn relay() -> Relay {
+        Relay::new(3, PID, WINDOW, 2, 3, 10)
+    }
+
+    fn id(slot: u32) -> BufferId {
+        BufferId {
+            slot,
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn frames_come_one_after_another_from_the_first() {
+        let mut r = relay();
+        assert_eq!(r.frame(&frame(10, &[0, 3]), 0), Ok(Handed::On));
+        let twice = r.frame(&frame(10, &[1, 4]), 0).expect_err("sent twice");
+        assert!(twice.what.contains("frame 10 where frame 11"), "{twice:?}");
+        let ahead = r.frame(&frame(12, &[1, 4]), 0).expect_err("ahead");
+        assert!(ahead.what.contains("frame 12 where frame 11"), "{ahead:?}");
+        assert_eq!(r.frame(&frame(11, &[1, 4]), 0), Ok(Handed::On));
+        assert_eq!(r.next(), 12);
+    }
+
+    #[test]
+    fn another_epoch_a_future_generation_or_a_bad_shape_is_a_lie() {
+        let mut r = relay();
+        let mut f = frame(10, &[0, 3]);
+        f.epoch = 2;
+        assert!(r.frame(&f, 0).expect_err("epoch").what.contains("epoch 2"));
+        let mut f = frame(10, &[0, 3]);
+        f.generation = 2;
+        assert!(r
+            .frame(&f, 1)
+            .expect_err("generation")
+            .what
+            .contains("never started"));
+        // Generations up to the newest are fine: frames made before a resize was heard of.
+        let mut f = frame(10, &[0, 3]);
+        f.generation = 1;
+        assert_eq!(r.frame(&f, 1), Ok(Handed::On));
+        let mut f = frame(11, &[1, 4]);
+        f.layers[0].buffer.planes[0].fd.fd = 7;
+        assert!(r
+            .frame(&f, 1)
+            .expect_err("window")
+            .what
+            .contains("frame 11"));
+        // Nothing of a refused frame is taken as held, nor its number as used.
+        assert_eq!(r.held(), 2);
+        assert_eq!(r.next(), 11);
+    }
+
+    #[test]
+    fn a_buffer_still_held_cannot_be_handed_again() {
+        let mut r = relay();
+        r.frame(&frame(10, &[0, 3]), 0).expect("first");
+        let again = r.frame(&frame(11, &[0, 4]), 0).expect_err("held");
+        assert!(again.what.contains("still holds"), "{again:?}");
+        assert_eq!(r.held(), 2, "the refused frame left nothing held");
+        // Given back, it may come again.
+        assert_eq!(r.release(3, id(0)), Ok(true));
+        assert_eq!(r.frame(&frame(11, &[0, 4]), 0), Ok(Handed::On));
+        // The same buffer twice in one frame.
+        let mut f = frame(12, &[1, 5]);
+        f.layers[1].buffer.id = id(1);
+        assert!(r.frame(&f, 0).is_err());
+    }
+
+    #[test]
+    fn releases_are_of_buffers_held_and_only_once() {
+        let mut r = relay();
+        r.frame(&frame(10, &[0, 3]), 0).expect("first");
+        assert_eq!(r.release(3, id(3)), Ok(true));
+        assert!(r
+            .release(3, id(3))
+            .expect_err("twice")
+            .what
+            .contains("does not hold"));
+        assert!(r.release(3, id(7)).is_err(), "never handed");
+        // A release of a replaced GPU process's buffer frees nothing and blames nobody.
+        assert_eq!(r.release(2, id(9)), Ok(false));
+        assert!(r
+            .release(4, id(9))
+            .expect_err("future")
+            .what
+            .contains("epoch 4"));
+    }
+
+    #[test]
+    fn a_renderer_holding_a_whole_pool_starves_the_gpu_process() {
+        let mut r = relay();
+        r.frame(&frame(10, &[0, 3]), 0).expect("10");
+        r.frame(&frame(11, &[1, 4]), 0).expect("11");
+        assert_eq!(r.starved(), None);
+        r.frame(&frame(12, &[2, 5]), 0).expect("12");
+        assert_eq!(r.starved(), Some(0));
+        // A fourth buffer for a layer is more than its pool.
+        let f = frame(13, &[6, 7]);
+        assert!(r.frame(&f, 0).expect_err("pool").what.contains("pool"));
+        r.release(3, id(0)).expect("release");
+        assert_eq!(r.starved(), Some(1));
+        r.release(3, id(4)).expect("release");
+        assert_eq!(r.starved(), None);
+    }
+
+    #[test]
+    fn a_new_renderer_drops_frames_until_the_gpu_process_serves_it() {
+        let mut r = relay();
+        r.frame(&frame(10, &[0, 3]), 0).expect("10");
+        r.frame(&frame(11, &[1, 4]), 0).expect("11");
+        r.new_renderer(77, 11);
+        assert_eq!(r.held(), 0);
+        // Sent for the old renderer: checked, then dropped.
+        assert_eq!(r.frame(&frame(12, &[2, 5]), 0), Ok(Handed::Dropped));
+        let mut bad = frame(13, &[2, 5]);
+        bad.epoch = 9;
+        assert!(r.frame(&bad, 0).is_err(), "still checked");
+        assert!(r.serving(78).is_err(), "not the renderer announced");
+        r.serving(77).expect("serving");
+        assert!(r.serving(77).is_err(), "only once");
+        // Numbered again from where the new link resumes; the old buffers are free.
+        assert_eq!(r.frame(&frame(11, &[1, 4]), 0), Ok(Handed::On));
+    }
+
+    #[test]
+    fn the_fences_of_recent_frames_are_kept() {
+        let mut r = relay();
+        for n in 0..(RECENT as u64 + 2) {
+            let s = (n % 3) as u32;
+            r.frame(&frame(10 + n, &[s, 3 + s]), 0).expect("frame");
+            r.release(3, id(s)).expect("release");
+            r.release(3, id(3 + s)).expect("release");
+        }
+        assert!(r.fence(10, 0).is_none(), "forgotten");
+        let last = 10 + RECENT as u64 + 1;
+        let f = r.fence(last, 1).expect("kept");
+        assert_eq!(f.fd.fd, 150 + 3 + ((last - 10) % 3) as i32);
+        assert!(r.fence(last, 2).is_none());
+    }
+}
