@@ -13,7 +13,12 @@
 //!   is the GPU process's violation, seen by the launcher itself;
 //! - every buffer the renderer holds: a release of a buffer it does not hold is its violation,
 //!   and a renderer that holds every buffer of a layer is the one that keeps the GPU process
-//!   from rendering ([`Relay::starved`]). The GPU process needs no word of its own about it.
+//!   from rendering ([`Relay::starved`]). The GPU process needs no word of its own about it;
+//! - every frame the renderer has not answered yet: it answers each frame of the current size
+//!   with `Presented` or, naming why, `Rejected` or `GpuViolation` ([`Relay::answered`]).
+//!   Giving a frame's buffer back before answering it is dropping the frame unseen, which is
+//!   the renderer's violation: a renderer cannot take frames, throw them away and leave the
+//!   stall to the GPU process.
 //!
 //! When a renderer is replaced, the GPU process may already have sent frames for the old one.
 //! It answers the launcher's `NewRenderer` with [`GpuToLauncher::Serving`]; what it sent before
@@ -64,8 +69,11 @@ pub struct Relay {
     /// A new renderer was announced (its pid, and the frame it resumes from) and the GPU
     /// process has not said it serves it yet.
     switching: Option<(u32, u64)>,
-    /// Buffers handed to the current renderer and not released, with their layer.
-    held: Vec<(BufferId, u32)>,
+    /// Buffers handed to the current renderer and not released, with their layer and frame.
+    held: Vec<(BufferId, u32, u64)>,
+    /// Frames handed to the current renderer that it has not answered, with their size
+    /// generation (at most a pool's worth: each holds a buffer of every layer).
+    unanswered: VecDeque<(u64, u32)>,
     /// The fences of the last frames handed on, by frame, each with its layer.
     recent: VecDeque<FrameFences>,
 }
@@ -91,6 +99,7 @@ impl Relay {
             next: first,
             switching: None,
             held: Vec::new(),
+            unanswered: VecDeque::new(),
             recent: VecDeque::new(),
         }
     }
@@ -124,6 +133,14 @@ impl Relay {
         if let Err(e) = crate::layers::layers(msg, self.layers, self.gpu_pid, self.window) {
             return lie(format!("frame {}: {e}", msg.frame));
         }
+        if msg.layers.len() != self.layers as usize {
+            return lie(format!(
+                "frame {} has {} layers, where every frame has {}",
+                msg.frame,
+                msg.layers.len(),
+                self.layers
+            ));
+        }
         if self.switching.is_some() {
             // Made for the renderer being replaced, before the GPU process heard of it.
             return Ok(Handed::Dropped);
@@ -137,14 +154,14 @@ impl Relay {
         let before = self.held.len();
         for l in &msg.layers {
             let id = l.buffer.id;
-            if self.held.iter().any(|(h, _)| *h == id) {
+            if self.held.iter().any(|(h, _, _)| *h == id) {
                 self.held.truncate(before);
                 return lie(format!(
                     "frame {}, layer {}: buffer {}/{}, which the renderer still holds",
                     msg.frame, l.layer, id.slot, id.generation
                 ));
             }
-            let of_layer = self.held.iter().filter(|(_, h)| *h == l.layer).count();
+            let of_layer = self.held.iter().filter(|(_, h, _)| *h == l.layer).count();
             if of_layer >= self.pool_per_layer as usize {
                 self.held.truncate(before);
                 return lie(format!(
@@ -152,9 +169,10 @@ impl Relay {
                     msg.frame, l.layer, self.pool_per_layer
                 ));
             }
-            self.held.push((id, l.layer));
+            self.held.push((id, l.layer, msg.frame));
         }
         self.next += 1;
+        self.unanswered.push_back((msg.frame, msg.generation));
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
@@ -168,9 +186,20 @@ impl Relay {
         Ok(Handed::On)
     }
 
-    /// Checks a release by the renderer of `buffer` of `epoch`. `Ok(true)`: hand it on to the
-    /// GPU process; `Ok(false)`: a buffer of a GPU process since replaced, nobody's to free.
-    pub fn release(&mut self, epoch: u64, buffer: BufferId) -> Result<bool, Breach> {
+    /// The renderer answered frame `frame` (presented it, or said why it did not).
+    pub fn answered(&mut self, frame: u64) {
+        self.unanswered.retain(|(f, _)| *f != frame);
+    }
+
+    /// Checks a release by the renderer of `buffer` of `epoch`, `generation` being the current
+    /// size generation. `Ok(true)`: hand it on to the GPU process; `Ok(false)`: a buffer of a GPU
+    /// process since replaced, nobody's to free.
+    pub fn release(
+        &mut self,
+        epoch: u64,
+        buffer: BufferId,
+        generation: u32,
+    ) -> Result<bool, Breach> {
         if epoch > self.epoch {
             return Err(Breach::new(
                 "Release",
@@ -180,8 +209,24 @@ impl Relay {
         if epoch < self.epoch {
             return Ok(false);
         }
-        match self.held.iter().position(|(h, _)| *h == buffer) {
+        match self.held.iter().position(|(h, _, _)| *h == buffer) {
             Some(i) => {
+                let frame = self.held[i].2;
+                // A frame of an older size may be dropped unanswered: the renderer composites
+                // only frames of its output's size.
+                if self
+                    .unanswered
+                    .iter()
+                    .any(|(f, g)| *f == frame && *g >= generation)
+                {
+                    return Err(Breach::new(
+                        "Release",
+                        format!(
+                            "buffer {}/{} of frame {frame}, which it neither presented nor rejected",
+                            buffer.slot, buffer.generation
+                        ),
+                    ));
+                }
                 self.held.swap_remove(i);
                 Ok(true)
             }
@@ -199,6 +244,7 @@ impl Relay {
     /// it holds nothing, and the GPU process's frames are dropped until it says it serves it.
     pub fn new_renderer(&mut self, renderer_pid: u32, resume_from: u64) {
         self.held.clear();
+        self.unanswered.clear();
         self.recent.clear();
         self.switching = Some((renderer_pid, resume_from));
     }
@@ -226,7 +272,7 @@ impl Relay {
     /// until the renderer gives one back.
     pub fn starved(&self) -> Option<u32> {
         (0..self.layers).find(|layer| {
-            self.held.iter().filter(|(_, l)| l == layer).count() >= self.pool_per_layer as usize
+            self.held.iter().filter(|(_, l, _)| l == layer).count() >= self.pool_per_layer as usize
         })
     }
 
@@ -372,7 +418,8 @@ mod tests {
         assert!(again.what.contains("still holds"), "{again:?}");
         assert_eq!(r.held(), 2, "the refused frame left nothing held");
         // Given back, it may come again.
-        assert_eq!(r.release(3, id(0)), Ok(true));
+        r.answered(10);
+        assert_eq!(r.release(3, id(0), 0), Ok(true));
         assert_eq!(r.frame(&frame(11, &[0, 4]), 0), Ok(Handed::On));
         // The same buffer twice in one frame.
         let mut f = frame(12, &[1, 5]);
@@ -384,20 +431,44 @@ mod tests {
     fn releases_are_of_buffers_held_and_only_once() {
         let mut r = relay();
         r.frame(&frame(10, &[0, 3]), 0).expect("first");
-        assert_eq!(r.release(3, id(3)), Ok(true));
+        r.answered(10);
+        assert_eq!(r.release(3, id(3), 0), Ok(true));
         assert!(r
-            .release(3, id(3))
+            .release(3, id(3), 0)
             .expect_err("twice")
             .what
             .contains("does not hold"));
-        assert!(r.release(3, id(7)).is_err(), "never handed");
+        assert!(r.release(3, id(7), 0).is_err(), "never handed");
         // A release of a replaced GPU process's buffer frees nothing and blames nobody.
-        assert_eq!(r.release(2, id(9)), Ok(false));
+        assert_eq!(r.release(2, id(9), 0), Ok(false));
         assert!(r
-            .release(4, id(9))
+            .release(4, id(9), 0)
             .expect_err("future")
             .what
             .contains("epoch 4"));
+    }
+
+    #[test]
+    fn a_frame_given_back_before_it_is_answered_was_dropped_unseen() {
+        let mut r = relay();
+        r.frame(&frame(10, &[0, 3]), 0).expect("10");
+        let e = r.release(3, id(3), 0).expect_err("unanswered");
+        assert!(e.what.contains("neither presented nor rejected"), "{e:?}");
+        // Still held: the refused release gave nothing back.
+        assert_eq!(r.held(), 2);
+        // A frame of a size no longer current may be dropped unanswered.
+        assert_eq!(r.release(3, id(3), 1), Ok(true));
+        // Answered, its buffers may come back.
+        r.answered(10);
+        assert_eq!(r.release(3, id(0), 0), Ok(true));
+        // Every frame has every layer.
+        let mut short = frame(11, &[1, 4]);
+        short.layers.pop();
+        assert!(r
+            .frame(&short, 0)
+            .expect_err("short")
+            .what
+            .contains("every frame has 2"));
     }
 
     #[test]
@@ -411,9 +482,12 @@ mod tests {
         // A fourth buffer for a layer is more than its pool.
         let f = frame(13, &[6, 7]);
         assert!(r.frame(&f, 0).expect_err("pool").what.contains("pool"));
-        r.release(3, id(0)).expect("release");
+        for n in 10..=12 {
+            r.answered(n);
+        }
+        r.release(3, id(0), 0).expect("release");
         assert_eq!(r.starved(), Some(1));
-        r.release(3, id(4)).expect("release");
+        r.release(3, id(4), 0).expect("release");
         assert_eq!(r.starved(), None);
     }
 
@@ -442,8 +516,9 @@ mod tests {
         for n in 0..(RECENT as u64 + 2) {
             let s = (n % 3) as u32;
             r.frame(&frame(10 + n, &[s, 3 + s]), 0).expect("frame");
-            r.release(3, id(s)).expect("release");
-            r.release(3, id(3 + s)).expect("release");
+            r.answered(10 + n);
+            r.release(3, id(s), 0).expect("release");
+            r.release(3, id(3 + s), 0).expect("release");
         }
         assert!(r.fence(10, 0).is_none(), "forgotten");
         let last = 10 + RECENT as u64 + 1;

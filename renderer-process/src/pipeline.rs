@@ -577,25 +577,33 @@ impl Pipeline {
         }
     }
 
-    /// The GPU process's fds broke frame `frame`'s description: the frame is dropped (the
-    /// buffers it named that are not in use are given back, [`Pipeline::give_back`]), counted,
-    /// and reported to the launcher a few times per GPU process ([`MAX_VIOLATION_REPORTS`]).
-    /// `fence_of_layer` names the layer whose fence is no fence, which the launcher can look
-    /// at itself.
-    fn gpu_violation(&mut self, frame: u64, fence_of_layer: Option<u32>, what: String) {
+    /// The GPU process's fds broke `msg`'s description: the frame is dropped, counted and
+    /// reported to the launcher, as a claim it can look at a few times per GPU process
+    /// ([`MAX_VIOLATION_REPORTS`]; `fence_of_layer` names the layer whose fence is no fence),
+    /// then as a plain rejection. The report comes before the buffers it named that are not in
+    /// use go back ([`Pipeline::give_back`]): the launcher takes a buffer given back before its
+    /// frame is answered for a frame dropped unseen.
+    fn gpu_violation(&mut self, msg: &FrameMsg, fence_of_layer: Option<u32>, what: String) {
         self.stats.gpu_violations += 1;
         self.stats.rejected += 1;
-        if self.gpu.violations_reported >= MAX_VIOLATION_REPORTS {
-            return;
-        }
-        self.gpu.violations_reported += 1;
-        tracing::warn!(gpu_pid = self.gpu.pid, frame, %what, "the GPU process's fds break its description; dropped");
-        let _ = self.events.send(&RendererToLauncher::GpuViolation {
-            epoch: self.gpu.epoch,
-            frame,
-            fence_of_layer,
-            what,
-        });
+        let frame = msg.frame;
+        let report = if self.gpu.violations_reported < MAX_VIOLATION_REPORTS {
+            self.gpu.violations_reported += 1;
+            tracing::warn!(gpu_pid = self.gpu.pid, frame, %what, "the GPU process's fds break its description; dropped");
+            RendererToLauncher::GpuViolation {
+                epoch: self.gpu.epoch,
+                frame,
+                fence_of_layer,
+                what,
+            }
+        } else {
+            RendererToLauncher::Rejected {
+                frame,
+                reason: what,
+            }
+        };
+        let _ = self.events.send(&report);
+        self.give_back(msg);
     }
 
     fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
@@ -637,9 +645,8 @@ impl Pipeline {
         let (fetched, damage) = match self.prepare(&msg) {
             Ok(f) => f,
             Err(FrameError::NotAFence { layer, what }) => {
-                self.give_back(&msg);
                 self.gpu_violation(
-                    msg.frame,
+                    &msg,
                     Some(layer),
                     format!("frame {}: layers[{layer}].fence: {what}", msg.frame),
                 );
@@ -648,15 +655,15 @@ impl Pipeline {
             Err(e) => {
                 self.stats.rejected += 1;
                 tracing::warn!(frame = msg.frame, error = %e, "rejected a frame description");
-                // None of this frame's buffers will be shown: give them back.
-                self.give_back(&msg);
-                return self
-                    .events
+                // The answer first, then its buffers back: none of them will be shown.
+                self.events
                     .send(&RendererToLauncher::Rejected {
                         frame: msg.frame,
                         reason: e.to_string(),
                     })
-                    .context("reporting a rejected frame");
+                    .context("reporting a rejected frame")?;
+                self.give_back(&msg);
+                return Ok(());
             }
         };
         let cache = &self.cache;
@@ -691,9 +698,8 @@ impl Pipeline {
                 Err(e) => {
                     // A fence that cannot be polled: of the GPU process's making (it is the
                     // file it exported), so its lie; nothing of the frame is composited.
-                    self.give_back(&msg);
                     self.gpu_violation(
-                        msg.frame,
+                        &msg,
                         Some(layer),
                         format!(
                             "frame {}: layers[{layer}].fence cannot be polled: {e}",
@@ -753,6 +759,11 @@ impl Pipeline {
                 "a fence of the frame was abandoned (its GPU process died); the frame is dropped"
             );
             self.stats.abandoned_frames += 1;
+            // The answer first, then its buffers back.
+            let _ = self.events.send(&RendererToLauncher::Rejected {
+                frame: p.frame,
+                reason: "a fence was abandoned: its writer closed it unsignalled".into(),
+            });
             self.drop_pending(p);
             return Ok(());
         }

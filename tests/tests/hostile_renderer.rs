@@ -165,6 +165,14 @@ fn a_release_of_another_epoch() {
 }
 
 #[test]
+fn a_frame_given_back_unseen_costs_the_renderer() {
+    // Frames taken and thrown away before they are presented or rejected would leave the GPU
+    // process to be blamed for a screen that never changes: the launcher, which handed the
+    // frame on, sees its buffers come back unanswered.
+    check("drop-unseen", "neither presented nor rejected", &[]);
+}
+
+#[test]
 fn withheld_releases_blame_the_renderer_not_the_gpu_process() {
     check(
         "withhold",

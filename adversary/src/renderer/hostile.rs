@@ -63,6 +63,9 @@ pub enum Attack {
     EpochRelease,
     /// Never release anything (keeps compositing).
     Withhold,
+    /// At frame [`STALL_FROM`], gives the frame's buffers back as soon as it has them, before it
+    /// presents or rejects the frame: a frame taken and thrown away unseen.
+    DropUnseen,
     /// Writes a well-formed, forged violation record to the report pipe.
     ForgeReport,
     /// Ignores `SIGSYS`, then makes a call the sandbox refuses.
@@ -145,6 +148,7 @@ impl Attack {
             "bogus-release" => Attack::BogusRelease,
             "epoch-release" => Attack::EpochRelease,
             "withhold" => Attack::Withhold,
+            "drop-unseen" => Attack::DropUnseen,
             "forge-report" => Attack::ForgeReport,
             "silence-trap" => Attack::SilenceTrap,
             "future-generation" => Attack::FutureGeneration,
@@ -361,6 +365,7 @@ pub fn attack(
         | Attack::OldGenerationBadSlot
         | Attack::DrainFence
         | Attack::FenceClaim
+        | Attack::DropUnseen
         | Attack::KeepListener => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || RendererToLauncher::Pong(0)),
     }
@@ -464,6 +469,23 @@ pub fn at_resize(
     }));
 }
 
+/// [`Attack::DropUnseen`]: at frame [`STALL_FROM`], every buffer of the frame back at once.
+fn drop_unseen(events: &Sender<RendererToLauncher>, msg: &ipc_protocol::messages::FrameMsg) {
+    if msg.frame < STALL_FROM || !once() {
+        return;
+    }
+    for l in &msg.layers {
+        let _ = events.send(&RendererToLauncher::Release {
+            epoch: msg.epoch,
+            buffer: l.buffer.id,
+        });
+    }
+    tracing::warn!(
+        frame = msg.frame,
+        "hostile renderer: gave a frame's buffers back unseen"
+    );
+}
+
 /// The frame whose fence [`Attack::FenceClaim`] claims is no fence.
 pub const CLAIM_AT: u64 = 5;
 /// Claims [`Attack::FenceClaim`] makes.
@@ -502,6 +524,7 @@ pub fn on_fetched(
 ) {
     match attack {
         Some(Attack::FenceClaim) => return fence_claim(events, msg),
+        Some(Attack::DropUnseen) => return drop_unseen(events, msg),
         Some(Attack::DrainFence) => {}
         _ => return,
     }

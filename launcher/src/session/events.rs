@@ -169,13 +169,14 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// The renderer gives a buffer back: checked against what it holds
-    /// ([`ipc_protocol::relay::Relay::release`]) and handed on to the GPU process.
+    /// The renderer gives a buffer back: checked against what it holds and the frames it has
+    /// answered ([`ipc_protocol::relay::Relay::release`]) and handed on to the GPU process.
     fn relay_release(&mut self, epoch: u64, buffer: ipc_protocol::BufferId) -> Result<(), Breach> {
+        let generation = self.geometry.generation();
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
-        if !g.relay.release(epoch, buffer)? {
+        if !g.relay.release(epoch, buffer, generation)? {
             return Ok(());
         }
         g.held_changed();
@@ -317,6 +318,7 @@ impl Supervisor<'_> {
                     .map_err(|what| Breach::new("SandboxListener", what))?;
             }
             RendererToLauncher::Rejected { frame, reason } => {
+                self.answered(None, frame);
                 let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, not acted on.
                 self.policing.note(
@@ -336,6 +338,7 @@ impl Supervisor<'_> {
                 fence_of_layer,
                 what,
             } => {
+                self.answered(Some(epoch), frame);
                 let what = crate::child_log::escape_str(&what);
                 self.policing.note("gpu-violation-claim", || {
                     tracing::warn!(frame, %what, "the renderer reports a frame whose fds break its description")
@@ -369,6 +372,9 @@ impl Supervisor<'_> {
                 layer,
                 fence,
             } => {
+                // The frame is answered: it is presented with the layer's previous buffer, or
+                // not at all if the layer has none.
+                self.answered(Some(epoch), frame);
                 // A claim against the GPU process: checked against the fence itself.
                 if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
                     self.policing.check_fence(
@@ -419,7 +425,20 @@ impl Supervisor<'_> {
         Ok(())
     }
 
+    /// The renderer answered `frame` (of the GPU process of `epoch`, or of the current one).
+    fn answered(&mut self, epoch: Option<u64>, frame: u64) {
+        if let Some(g) = self
+            .pair
+            .gpu
+            .as_mut()
+            .filter(|g| epoch.is_none_or(|e| e == g.epoch))
+        {
+            g.relay.answered(frame);
+        }
+    }
+
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
+        self.answered(Some(p.epoch), p.frame);
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
         let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
