@@ -1,6 +1,6 @@
 //! The attacks on a child's mailboxes with the launcher ([`ipc_protocol::mailbox`]), shared by
 //! the hostile GPU process and the hostile renderer: each is done with what the child
-//! legitimately holds, its mappings of the two rings and their wake-up sockets, as code that
+//! legitimately holds, its mappings of the two rings and their futex words, as code that
 //! took over the child could.
 //!
 //! - As the **writer** of its mailbox to the launcher ([`attack`]): forged records and indices,
@@ -91,7 +91,7 @@ pub enum RingAttack {
     /// From a thread, rewrites the launcher's read index and sleeping flag: the launcher keeps
     /// its own index, so the writer only misleads itself.
     ReadIndex,
-    /// Writes the wake-up socket in a tight loop and posts no record.
+    /// Wakes the reader (`FUTEX_WAKE` on the write index) in a tight loop and posts no record.
     WakeFlood,
     /// Announces a socket message and never sends it.
     AnnounceOnly,
@@ -110,7 +110,7 @@ pub enum RingAttack {
     /// read.
     InboxLies,
     /// As the reader of the launcher's mailbox: from a thread, keeps the sleeping flag raised,
-    /// so that the launcher writes the wake-up socket with every message.
+    /// so that the launcher makes a wake-up with every message.
     InboxSleeping,
 }
 
@@ -261,7 +261,9 @@ fn publish(w: &MailboxWriter, write: u32) {
     }
     fence(Ordering::SeqCst);
     if field(m, SLEEPING_AT).is_some_and(|s| s.load(Ordering::SeqCst) != 0) {
-        let _ = triptych_sys::socket::wake(w.wake_fd());
+        if let Some(at) = field(m, WRITE_AT) {
+            let _ = triptych_sys::futex::wake(at, 1);
+        }
     }
 }
 
@@ -301,13 +303,17 @@ fn wild_index(w: &mut MailboxWriter) {
     hold(HOLD, || false);
 }
 
-/// Writes the wake-up socket as fast as it can, holding the writer so that no record comes.
+/// Wakes the launcher's reader (`FUTEX_WAKE` on the write index) as fast as it can, holding the
+/// writer so that no record comes.
 fn wake_flood(w: &mut MailboxWriter) {
     tracing::warn!("hostile child: flooding the mailbox's wake-ups");
     let start = Instant::now();
     let mut wakes = 0u64;
+    let Some(index) = field(w.memory(), WRITE_AT) else {
+        return;
+    };
     while start.elapsed() < HOLD {
-        if triptych_sys::socket::wake(w.wake_fd()).is_ok() {
+        if triptych_sys::futex::wake(index, 1).is_ok_and(|n| n > 0) {
             wakes += 1;
         }
     }
@@ -484,10 +490,10 @@ impl Inbox {
         false
     }
 
-    /// Maps the mailbox the child reads, from the four fds of the launcher's `Mailbox` message
-    /// (the third is its memfd); `None` (and a warning) where that fails.
+    /// Maps the mailbox the child reads, from the two fds of the launcher's `Mailbox` message
+    /// (the second is its memfd); `None` (and a warning) where that fails.
     pub fn map(fds: &[BorrowedFd<'_>]) -> Option<Inbox> {
-        let memfd = fds.get(2)?;
+        let memfd = fds.get(1)?;
         match SharedMemory::new(*memfd, MAILBOX_BYTES) {
             Ok(map) => Some(Inbox { map }),
             Err(e) => {
@@ -572,7 +578,7 @@ fn claim_all_read(m: &SharedMemory) {
 }
 
 /// Raises the sleeping flag over and over: the reader lowers it whenever it wakes, and the
-/// launcher, which believes it, writes the wake-up socket with every message.
+/// launcher, which believes it, makes a wake-up with every message.
 fn keep_sleeping(m: &SharedMemory) {
     let Some(sleeping) = field(m, SLEEPING_AT) else {
         return;

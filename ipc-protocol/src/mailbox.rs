@@ -1,8 +1,8 @@
 //! A shared-memory mailbox beside a channel: a ring of fixed-size records in a sealed memfd,
-//! one writer and one reader, and a wake-up (one datagram on a socket pair of the mailbox's own)
-//! the writer sends only when the reader sleeps. A steady message costs the writer a copy into
-//! the ring and the reader a copy out, and no system call on either side while the reader is
-//! busy.
+//! one writer and one reader, and a wake-up (`FUTEX_WAKE` on the ring's write index, a word both
+//! processes map) the writer makes only when the reader sleeps. A steady message costs the
+//! writer a copy into the ring and the reader a copy out, no socket call on either side, and no
+//! system call at all while the reader is busy.
 //!
 //! The channel's socket stays: for what the ring cannot carry (fds, a message larger than a
 //! record) and for the end of the peer (its hang-up). The ring alone orders the stream: before
@@ -43,13 +43,18 @@
 //!   does not come within [`ANNOUNCED_WITHIN`];
 //! - a write index that goes back (a writer's index only grows);
 //! - wake-ups without records: more than [`SPURIOUS_WAKES`] in a second, and more than twice
-//!   the records posted in it (a correct writer wakes at most once per record);
-//! - closing its end of the wake-up pair while its socket stays open.
+//!   the records posted in it (a correct writer wakes at most once per record).
 //!
-//! The wake-up is a socket pair rather than an eventfd: both processes would hold one open file
-//! of an eventfd, whose `O_NONBLOCK` either could clear, and a full counter would then make the
-//! other side's write wait for ever. Each end of a pair is a file of its own, and wake-ups are
-//! sent with `MSG_DONTWAIT` ([`triptych_sys::socket::wake`]).
+//! The wake-up is a shared futex on the write index ([`triptych_sys::futex`]): the sleeping
+//! reader waits while the index holds the value it last read, so a record posted between its
+//! last look and its wait ends the wait at once, and a `FUTEX_WAKE` never waits on anything.
+//! Not an eventfd: both processes would hold one open file of it, whose `O_NONBLOCK` either
+//! could clear, and a full counter would then make the other side's write wait for ever. A
+//! futex needs no file at all: a hostile writer can only wake the reader for nothing (counted,
+//! above) or change the index (judged, above). Nor does the reader wait on the socket: a
+//! message there comes announced by a record, so the socket is looked at only then, and between
+//! waits of at most [`SOCKET_LOOK`] for its end (or, before the writer adopts the ring, for its
+//! messages).
 //!
 //! A writer whose reader stops finds the ring full: a blocking sender (a child's) waits, as on a
 //! full socket, and gives up after [`FULL_WAIT`] with [`crate::channel::SendError::Full`]; a
@@ -64,12 +69,11 @@
 //! kept is the textbook single-producer single-consumer ring with a sleeping flag (the pattern
 //! of PipeWire's and Chromium's shared-memory transports), written for that.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use triptych_sys::mapping::SharedMemory;
-use triptych_sys::socket::Wake;
 
 use crate::channel::{Violation, Wire};
 
@@ -87,9 +91,12 @@ pub const MAILBOX_BYTES: usize = HEADER_BYTES + RECORD_BYTES * RECORDS as usize;
 pub const ANNOUNCED_WITHIN: Duration = Duration::from_secs(2);
 /// Wake-ups without a record that a writer may cause in one second before it is judged.
 pub const SPURIOUS_WAKES: u32 = 1000;
-/// The most wake-ups taken off the pair at one wake (a flood is judged by wakes, not drained
-/// without end).
-const WAKES_PER_DRAIN: u32 = 1024;
+/// How long a sleeping reader waits on the ring before it looks at the socket, for the writer's
+/// end; before the writer adopted the ring, every 5 ms.
+pub const SOCKET_LOOK: Duration = Duration::from_millis(100);
+/// How long a reader waits before it looks at the socket while the writer has yet to adopt
+/// the ring (its messages come on the socket until then).
+const SOCKET_LOOK_EARLY: Duration = Duration::from_millis(5);
 /// How long a writer waits for room in a full ring.
 pub const FULL_WAIT: Duration = Duration::from_secs(5);
 
@@ -107,9 +114,9 @@ pub enum MailboxError {
     /// Creating the memfd failed.
     #[error("creating the mailbox memfd: {0}")]
     Memfd(#[from] triptych_sys::memfd::MemfdError),
-    /// Creating the wake-up pair failed.
-    #[error("creating the mailbox's wake-up socket pair: {0}")]
-    Wake(triptych_sys::Errno),
+    /// Duplicating the memfd failed.
+    #[error("duplicating the mailbox memfd: {0}")]
+    Dup(triptych_sys::Errno),
     /// The memfd handed over is not the size of a mailbox.
     #[error("a mailbox memfd of {found} bytes, where a mailbox is {MAILBOX_BYTES}")]
     Size {
@@ -122,53 +129,51 @@ pub enum MailboxError {
     /// Mapping it failed.
     #[error("mapping the mailbox: {0}")]
     Map(#[from] triptych_sys::mapping::MapError),
-    /// Not the four fds two mailboxes are handed over with.
-    #[error("{0} fds where two mailboxes come with 4")]
+    /// Not the two fds two mailboxes are handed over with.
+    #[error("{0} fds where two mailboxes come with 2")]
     Fds(usize),
 }
 
-/// Creates a mailbox: the sealed memfd and the two ends of its wake-up pair (this process's
-/// end first), for the writer and the reader to adopt ([`MailboxWriter::adopt`],
-/// [`MailboxReader::adopt`]).
-fn create_fds(name: &std::ffi::CStr) -> Result<(OwnedFd, OwnedFd, OwnedFd), MailboxError> {
-    let memfd = triptych_sys::memfd::create_sealed(name, MAILBOX_BYTES as u64)?;
-    let (mine, theirs) = triptych_sys::socket::wake_pair().map_err(MailboxError::Wake)?;
-    Ok((memfd, mine, theirs))
+/// Creates a mailbox: its sealed memfd, for the writer and the reader to adopt
+/// ([`MailboxWriter::adopt`], [`MailboxReader::adopt`]).
+fn create_memfd(name: &std::ffi::CStr) -> Result<OwnedFd, MailboxError> {
+    Ok(triptych_sys::memfd::create_sealed(
+        name,
+        MAILBOX_BYTES as u64,
+    )?)
 }
 
-/// Creates a mailbox whose reader is this process: the reader's side, and the memfd and the
-/// wake-up end to hand to the writer.
-pub fn create(name: &std::ffi::CStr) -> Result<(MailboxReader, OwnedFd, OwnedFd), MailboxError> {
-    let (memfd, mine, theirs) = create_fds(name)?;
-    let reader = MailboxReader::adopt(dup(&memfd)?, mine)?;
-    Ok((reader, memfd, theirs))
+/// Creates a mailbox whose reader is this process: the reader's side, and the memfd to hand to
+/// the writer.
+pub fn create(name: &std::ffi::CStr) -> Result<(MailboxReader, OwnedFd), MailboxError> {
+    let memfd = create_memfd(name)?;
+    let reader = MailboxReader::adopt(dup(&memfd)?)?;
+    Ok((reader, memfd))
 }
 
-/// Creates a mailbox whose writer is this process: the writer's side, and the memfd and the
-/// wake-up end to hand to the reader.
-pub fn create_outgoing(
-    name: &std::ffi::CStr,
-) -> Result<(MailboxWriter, OwnedFd, OwnedFd), MailboxError> {
-    let (memfd, mine, theirs) = create_fds(name)?;
-    let writer = MailboxWriter::adopt(dup(&memfd)?, mine)?;
-    Ok((writer, memfd, theirs))
+/// Creates a mailbox whose writer is this process: the writer's side, and the memfd to hand to
+/// the reader.
+pub fn create_outgoing(name: &std::ffi::CStr) -> Result<(MailboxWriter, OwnedFd), MailboxError> {
+    let memfd = create_memfd(name)?;
+    let writer = MailboxWriter::adopt(dup(&memfd)?)?;
+    Ok((writer, memfd))
 }
 
-/// A child's two mailboxes, from the four fds of the launcher's `Mailbox` message (in its
-/// order: the memfd and wake-up end of the mailbox the child writes, then of the one it reads).
+/// A child's two mailboxes, from the two fds of the launcher's `Mailbox` message (in its
+/// order: the memfd of the mailbox the child writes, then of the one it reads).
 pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
-    if fds.len() != 4 {
+    if fds.len() != 2 {
         return Err(MailboxError::Fds(fds.len()));
     }
-    let (in_wake, in_memfd) = (fds.remove(3), fds.remove(2));
-    let (out_wake, out_memfd) = (fds.remove(1), fds.remove(0));
+    let in_memfd = fds.remove(1);
+    let out_memfd = fds.remove(0);
     Ok((
-        MailboxWriter::adopt(out_memfd, out_wake)?,
-        MailboxReader::adopt(in_memfd, in_wake)?,
+        MailboxWriter::adopt(out_memfd)?,
+        MailboxReader::adopt(in_memfd)?,
     ))
 }
 
-/// A child's channels with the launcher with its two mailboxes attached, from the four fds of
+/// A child's channels with the launcher with its two mailboxes attached, from the two fds of
 /// the launcher's `Mailbox` message ([`adopt_pair`]): from now on `events` writes through the
 /// one and `commands` reads through the other.
 pub fn attach<S: Wire, R: Wire>(
@@ -185,7 +190,7 @@ pub fn attach<S: Wire, R: Wire>(
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd, MailboxError> {
     fd.try_clone().map_err(|e| {
-        MailboxError::Wake(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        MailboxError::Dup(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
     })
 }
 
@@ -215,7 +220,6 @@ fn record_at(index: u32) -> usize {
 #[derive(Debug)]
 pub struct MailboxWriter {
     map: SharedMemory,
-    wake: OwnedFd,
     /// The next record's index: the writer's own, never read back from the memory.
     next: u32,
     /// Records posted, and of them announcements.
@@ -232,11 +236,10 @@ pub struct MailboxWriter {
 impl MailboxWriter {
     /// Takes the mailbox the launcher handed over: `memfd` must be a mailbox's size and sealed
     /// against shrinking (so its mapping cannot fault).
-    pub fn adopt(memfd: OwnedFd, wake: OwnedFd) -> Result<Self, MailboxError> {
+    pub fn adopt(memfd: OwnedFd) -> Result<Self, MailboxError> {
         let map = map_handed(&memfd)?;
         Ok(Self {
             map,
-            wake,
             // A fresh mailbox: its first record is record 0.
             next: 0,
             posted: 0,
@@ -291,11 +294,6 @@ impl MailboxWriter {
         &self.map
     }
 
-    /// This side's end of the wake-up pair.
-    pub fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.wake.as_fd()
-    }
-
     fn put(&mut self, kind: u8, payload: &[u8]) -> Result<(), crate::channel::SendError> {
         self.wait_for_room()?;
         let mut rec = [0u8; RECORD_HEAD];
@@ -313,11 +311,8 @@ impl MailboxWriter {
         atomic(&self.map, WRITE_AT).store(self.next, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if atomic(&self.map, SLEEPING_AT).load(Ordering::SeqCst) != 0 {
-            match triptych_sys::socket::wake(self.wake.as_fd()) {
-                Ok(Wake::Sent) => {}
-                Ok(Wake::Closed) => return Err(crate::channel::SendError::Disconnected),
-                Err(e) => return Err(crate::channel::SendError::Wake(e)),
-            }
+            triptych_sys::futex::wake(atomic(&self.map, WRITE_AT), 1)
+                .map_err(crate::channel::SendError::Wake)?;
         }
         Ok(())
     }
@@ -385,7 +380,6 @@ pub fn parse_record(rec: &[u8; RECORD_BYTES]) -> Result<Record, Violation> {
 #[derive(Debug)]
 pub struct MailboxReader {
     map: SharedMemory,
-    wake: OwnedFd,
     /// The next record to take: the reader's own, published for the writer, never read back.
     next: u32,
     /// The highest write index seen: a writer's index only grows.
@@ -399,11 +393,10 @@ impl MailboxReader {
     /// Takes the reading side of a fresh mailbox: `memfd` must be a mailbox's size and sealed
     /// against shrinking. Reading starts at the first record, whatever the writer posted
     /// before this side took it.
-    pub fn adopt(memfd: OwnedFd, wake: OwnedFd) -> Result<Self, MailboxError> {
+    pub fn adopt(memfd: OwnedFd) -> Result<Self, MailboxError> {
         let map = map_handed(&memfd)?;
         Ok(MailboxReader {
             map,
-            wake,
             next: 0,
             high: 0,
             adopted: false,
@@ -511,23 +504,6 @@ pub struct Inbox {
     pub stats: std::sync::Arc<MailboxStats>,
 }
 
-/// How long a writer whose wake-up end closed has to close its socket too (it is dying).
-const CLOSE_GRACE: Duration = Duration::from_millis(500);
-
-/// Whether `sock`'s peer hangs up within `grace`.
-fn wait_hung_up(sock: BorrowedFd<'_>, grace: Duration) -> bool {
-    let deadline = Instant::now() + grace;
-    loop {
-        if triptych_sys::poll::hung_up_now(sock) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Reads the next message of the stream that `inbox` orders and `rx`'s socket carries the rest
 /// of: [`crate::channel::Receiver::recv`] of a receiver with a mailbox.
 pub(crate) fn next<T: Wire>(
@@ -563,48 +539,42 @@ pub(crate) fn next<T: Wire>(
             }
             None => {}
         }
-        // Nothing in the ring: sleep, unless a record came while the flag went up.
+        // Nothing in the ring: sleep, unless a record came while the flag went up. The wait
+        // is on the write index as last read: a record posted since ends it at once.
         mailbox.sleeping(true);
         if mailbox.waiting()? > 0 {
             mailbox.sleeping(false);
             continue;
         }
-        let woke = triptych_sys::poll::wait_either(mailbox.wake.as_fd(), rx.as_fd(), None);
+        let look = if mailbox.adopted() {
+            SOCKET_LOOK
+        } else {
+            SOCKET_LOOK_EARLY
+        };
+        let waited = triptych_sys::futex::wait(atomic(&mailbox.map, WRITE_AT), mailbox.high, look);
         mailbox.sleeping(false);
-        let (woken, socket) = match woke {
-            Ok(w) => w,
+        match waited {
+            Ok(triptych_sys::futex::Waited::Woken) => {
+                if mailbox.waiting()? == 0 {
+                    mailbox.spurious()?;
+                }
+                continue;
+            }
+            Ok(triptych_sys::futex::Waited::Changed | triptych_sys::futex::Waited::Interrupted) => {
+                continue
+            }
+            Ok(triptych_sys::futex::Waited::TimedOut) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "waiting on the mailbox failed");
                 return Err(crate::channel::RecvError::Disconnected);
             }
-        };
-        if woken {
-            match triptych_sys::socket::drain_wakes(mailbox.wake.as_fd(), WAKES_PER_DRAIN) {
-                Ok((_, Wake::Sent)) => {
-                    if mailbox.waiting()? == 0 && !socket {
-                        mailbox.spurious()?;
-                    }
-                }
-                // The writer's end is gone: with its socket (its death: a dying process closes
-                // its fds one by one, so the socket may follow a moment later), what it left in
-                // the ring and on the socket is taken, then the end; a writer that keeps its
-                // socket open without its wake-up end breaks the protocol.
-                Ok((_, Wake::Closed)) => {
-                    if !wait_hung_up(rx.as_fd(), CLOSE_GRACE) {
-                        return Err(Violation::Mailbox(format!(
-                            "closed its end of the mailbox's wake-up pair and kept its socket \
-                             open for {} ms",
-                            CLOSE_GRACE.as_millis()
-                        ))
-                        .into());
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "taking the mailbox's wake-ups failed");
-                    return Err(crate::channel::RecvError::Disconnected);
-                }
-            }
         }
+        // A while without a record: a look at the socket, for the writer's end, or a message
+        // it sent there.
+        let socket = !matches!(
+            triptych_sys::poll::wait_readable(rx.as_fd(), Duration::ZERO),
+            Ok(triptych_sys::poll::WaitOutcome::TimedOut)
+        );
         if socket && mailbox.waiting()? == 0 {
             // The ring goes first: a record posted before the socket became readable is seen
             // by now. With none, this is a message the writer sent before adopting the ring,
@@ -648,9 +618,9 @@ mod tests {
         crossbeam_channel::Receiver<crate::channel::Delivery<Msg>>,
         Sender<Msg>,
     ) {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
         let (a, b) = socket_pair().expect("socket pair");
-        let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let writer = MailboxWriter::adopt(memfd).expect("adopt");
         let plain = Sender::<Msg>::new(a.try_clone().expect("dup"));
         let tx = Sender::<Msg>::new(a).with_mailbox(writer);
         (tx, forward(Receiver::new(b), reader), plain)
@@ -710,9 +680,9 @@ mod tests {
 
     #[test]
     fn a_writer_counts_what_it_sends_where_it_is_told_to() {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
         let (a, b) = socket_pair().expect("socket pair");
-        let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let mut writer = MailboxWriter::adopt(memfd).expect("adopt");
         let shared = std::sync::Arc::new(MailboxStats::default());
         writer.count_into(shared.clone());
         let tx = Sender::<Msg>::new(a).with_mailbox(writer);
@@ -760,8 +730,8 @@ mod tests {
 
     #[test]
     fn a_wild_write_index_is_a_violation() {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
-        let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let writer = MailboxWriter::adopt(memfd).expect("adopt");
         let (_a, b) = socket_pair().expect("pair");
         writer
             .memory()
@@ -782,8 +752,8 @@ mod tests {
             (0, KIND_MESSAGE, "empty message"),
             (2, KIND_MESSAGE, "undecodable"),
         ] {
-            let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
-            let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+            let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+            let writer = MailboxWriter::adopt(memfd).expect("adopt");
             let (_a, b) = socket_pair().expect("pair");
             let mut rec = [0u8; RECORD_HEAD + 2];
             rec[..2].copy_from_slice(&len.to_le_bytes());
@@ -803,8 +773,8 @@ mod tests {
 
     #[test]
     fn an_announced_message_that_never_comes_is_a_violation() {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
-        let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let mut writer = MailboxWriter::adopt(memfd).expect("adopt");
         let (_a, b) = socket_pair().expect("pair");
         writer.announce().expect("announce");
         let out = forward(Receiver::<Msg>::new(b), reader);
@@ -814,8 +784,8 @@ mod tests {
 
     #[test]
     fn a_write_index_that_goes_back_is_a_violation() {
-        let (mut reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
-        let mut writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (mut reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let mut writer = MailboxWriter::adopt(memfd).expect("adopt");
         for _ in 0..3 {
             assert!(writer.post(&[1, 2]).expect("post"));
         }
@@ -830,21 +800,26 @@ mod tests {
     }
 
     #[test]
-    fn a_wake_up_end_closed_while_the_socket_stays_open_is_a_violation() {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
-        let (_a, b) = socket_pair().expect("pair");
-        drop((memfd, wake));
+    fn a_writer_that_hangs_up_is_seen_within_a_look_at_the_socket() {
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let (a, b) = socket_pair().expect("pair");
         let out = forward(Receiver::<Msg>::new(b), reader);
-        let v = got(&out).expect_err("a violation");
-        assert!(v.to_string().contains("wake-up pair"), "{v}");
+        let tx = Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd).expect("adopt"));
+        tx.send(&Msg::Small(1)).expect("send");
+        assert_eq!(got(&out), Ok(Msg::Small(1)));
+        // The reader sleeps on the ring; the writer's end is seen at its next look.
+        drop(tx);
+        assert!(
+            out.recv_timeout(SOCKET_LOOK * 20).is_err(),
+            "the end was not seen"
+        );
     }
 
     #[test]
     fn a_writer_that_dies_leaves_its_records_and_then_the_end() {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
         let (a, b) = socket_pair().expect("pair");
-        let tx =
-            Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd, wake).expect("adopt"));
+        let tx = Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd).expect("adopt"));
         let out = forward(Receiver::<Msg>::new(b), reader);
         for i in 1..50 {
             tx.send(&Msg::Small(i)).expect("send");
@@ -862,13 +837,9 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_that_makes_its_end_blocking_and_never_takes_a_wake_up_cannot_make_the_writer_wait()
-    {
-        let (mut writer, memfd, wake) = create_outgoing(c"test-mailbox").expect("mailbox");
+    fn a_reader_that_keeps_its_flag_up_and_never_waits_cannot_make_the_writer_wait() {
+        let (mut writer, memfd) = create_outgoing(c"test-mailbox").expect("mailbox");
         writer.wait_when_full(false);
-        // What a hostile reader can do to its own end: make it blocking, and never read it.
-        let theirs = std::os::unix::net::UnixDatagram::from(wake);
-        theirs.set_nonblocking(false).expect("FIONBIO");
         let map = SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES).expect("map");
         let (done_tx, done) = crossbeam_channel::bounded(1);
         std::thread::spawn(move || {
@@ -879,8 +850,8 @@ mod tests {
             );
             let mut sent = 0u32;
             for _ in 0..20_000 {
-                // Asleep, so every record is followed by a wake-up; every record claimed read at
-                // once, so the ring never fills and the wake-ups pile up on its end.
+                // Asleep, so every record is followed by a wake-up, which nobody waits for;
+                // every record claimed read at once, so the ring never fills.
                 sleeping.store(1, Ordering::SeqCst);
                 read.store(write.load(Ordering::SeqCst), Ordering::SeqCst);
                 if writer.post(&[1]).is_ok() {
@@ -888,7 +859,6 @@ mod tests {
                 }
             }
             let _ = done_tx.send(sent);
-            drop(theirs);
         });
         let sent = done
             .recv_timeout(Duration::from_secs(60))
@@ -898,13 +868,14 @@ mod tests {
 
     #[test]
     fn a_wake_flood_without_records_is_a_violation() {
-        let (reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
-        let writer = MailboxWriter::adopt(memfd, wake).expect("adopt");
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let writer = MailboxWriter::adopt(memfd).expect("adopt");
         let (_a, b) = socket_pair().expect("pair");
         let out = forward(Receiver::<Msg>::new(b), reader);
         let start = Instant::now();
         let v = loop {
-            triptych_sys::socket::wake(writer.wake_fd()).expect("wake");
+            let index = writer.memory().atomic_u32(WRITE_AT).expect("index");
+            triptych_sys::futex::wake(index, 1).expect("wake");
             if let Ok(d) = out.try_recv() {
                 break d.expect_err("a violation");
             }
@@ -916,10 +887,9 @@ mod tests {
 
     #[test]
     fn a_writer_whose_reader_stops_waits_then_reports_the_ring_full() {
-        let (_reader, memfd, wake) = create(c"test-mailbox").expect("mailbox");
+        let (_reader, memfd) = create(c"test-mailbox").expect("mailbox");
         let (a, _b) = socket_pair().expect("pair");
-        let tx =
-            Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd, wake).expect("adopt"));
+        let tx = Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd).expect("adopt"));
         for i in 0..u64::from(RECORDS) {
             tx.send(&Msg::Small(i)).expect("room");
         }

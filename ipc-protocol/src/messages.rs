@@ -150,9 +150,9 @@ pub enum LauncherToGpu {
     /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
     /// A standby GPU process waits there, warm, until the launcher promotes it.
     Prepare(GpuPrepare),
-    /// The GPU process's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and
-    /// the wake-up socket of the one it writes its messages to the launcher through, then those
-    /// of the one it reads the launcher's through. Sent first, when the launcher keeps them.
+    /// The GPU process's two mailboxes ([`crate::mailbox`]), two fds attached: the memfd of the
+    /// one it writes its messages to the launcher through, then that of the one it reads the
+    /// launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
     /// The renderer no longer reads this buffer: the GPU process may draw into it again. The
     /// launcher relays only the releases of buffers it handed the current renderer and that the
@@ -510,9 +510,9 @@ pub enum LauncherToRenderer {
     /// epoch, its number (one more than the frame before on this link), its generation, its
     /// layers' shape and export window, and that none of its buffers is still held.
     Frame(FrameMsg),
-    /// The renderer's two mailboxes ([`crate::mailbox`]), four fds attached: the memfd and the
-    /// wake-up socket of the one it writes its messages to the launcher through, then those of
-    /// the one it reads the launcher's through. Sent first, when the launcher keeps them.
+    /// The renderer's two mailboxes ([`crate::mailbox`]), two fds attached: the memfd of the one
+    /// it writes its messages to the launcher through, then that of the one it reads the
+    /// launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
 }
 
@@ -748,11 +748,11 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Release(_) => "Release",
         }
     }
-    /// `SceneImage` carries its image, `Mailbox` the two mailboxes' memfds and wake-up sockets.
+    /// `SceneImage` carries its image, `Mailbox` the two mailboxes' memfds.
     fn fd_count(&self) -> usize {
         match self {
             LauncherToGpu::SceneImage { .. } => 1,
-            LauncherToGpu::Mailbox => 4,
+            LauncherToGpu::Mailbox => 2,
             _ => 0,
         }
     }
@@ -771,10 +771,10 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::Mailbox => "Mailbox",
         }
     }
-    /// `Mailbox` carries the two mailboxes' memfds and wake-up sockets.
+    /// `Mailbox` carries the two mailboxes' memfds.
     fn fd_count(&self) -> usize {
         match self {
-            LauncherToRenderer::Mailbox => 4,
+            LauncherToRenderer::Mailbox => 2,
             _ => 0,
         }
     }

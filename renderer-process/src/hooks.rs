@@ -69,9 +69,9 @@ pub struct Presented<'a> {
 /// The points of the run (see the module documentation). Every method has a default that does
 /// nothing.
 pub trait Hooks {
-    /// The four fds of the launcher's `Mailbox` message, just before the run adopts them
-    /// ([`ipc_protocol::mailbox::adopt_pair`]): the memfd and wake-up socket of the mailbox this
-    /// process writes, then those of the one it reads. Borrowed: the run keeps them; a hook may
+    /// The two fds of the launcher's `Mailbox` message, just before the run adopts them
+    /// ([`ipc_protocol::mailbox::adopt_pair`]): the memfd of the mailbox this process writes,
+    /// then that of the one it reads. Borrowed: the run keeps them; a hook may
     /// duplicate or map them, as code in control of the process could.
     fn mailboxes(&mut self, _fds: &[BorrowedFd<'_>]) {}
 

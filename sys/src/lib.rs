@@ -20,6 +20,7 @@
 //! - [`mapping`]: `mmap`-backed views of buffers.
 //! - [`prctl`]: process names, parent-death signals, dumpability, Yama ptracer.
 //! - [`poll`]: waiting on fds with a deadline, and seeing a hung-up peer.
+//! - [`futex`]: waiting on and waking a word of memory two processes map.
 //! - [`signal`]: signals by name, and termination signals taken by one thread (`sigwait`).
 //! - [`fault`]: dying by a chosen signal, for fault injection.
 //! - [`clock`]: `CLOCK_MONOTONIC`, the clock every trace event is stamped with.
@@ -51,6 +52,7 @@ pub mod eventfd;
 pub mod fault;
 pub mod fd;
 pub mod fixed;
+pub mod futex;
 pub mod ids;
 pub mod ioctl;
 pub mod jail;

@@ -1,7 +1,7 @@
 //! The children's mailboxes with the launcher (shared-memory rings beside their sockets),
 //! attacked from inside: a real, sandboxed renderer or GPU process in its hostile mode (debug
 //! builds only) breaks the rings' rules with what it holds, its mappings of both rings and their
-//! wake-up sockets.
+//! futex words.
 //!
 //! - As the **writer** of its mailbox to the launcher: for each attack the launcher must finish
 //!   the run with exit 0 and every frame presented, leave the other child alone, and (where the

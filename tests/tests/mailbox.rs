@@ -1,9 +1,9 @@
 //! The children's mailboxes (`ipc_protocol::mailbox`): in a steady run no socket message per
 //! frame passes between the launcher and either child, in either direction, counted by the
 //! launcher and cross-checked with `strace` of the real processes over 3000 frames; nor between
-//! the two children, which share no socket (the launcher relays frames and releases). What is
-//! left per frame are the one-byte wake-ups of a reader that sleeps. With `--mailbox off` every
-//! message takes the socket, and the run says so in its summary and its trace.
+//! the two children, which share no socket (the launcher relays frames and releases). A reader
+//! that sleeps is woken with a shared futex, no socket call. With `--mailbox off` every message
+//! takes the socket, and the run says so in its summary and its trace.
 
 use std::path::Path;
 use std::process::Command;
@@ -118,10 +118,9 @@ struct SocketCalls {
     sent: u64,
     /// Successful `recvmsg` calls on it.
     received: u64,
-    /// Successful `sendmsg` and `recvmsg` calls of any process on any socket that are not
-    /// one-byte wake-ups (a datagram of one byte and no fds, on a mailbox's wake-up pair).
+    /// Successful `sendmsg` and `recvmsg` calls of any process on any socket.
     messages: u64,
-    /// The wake-ups, sent and taken.
+    /// Shared (not process-private) futex calls: a mailbox's wake-ups and its reader's waits.
     wakes: u64,
 }
 
@@ -144,11 +143,10 @@ fn socket_calls(dir: &Path) -> SocketCalls {
                 c.received += 1;
             }
             if l.starts_with("sendmsg(") || l.starts_with("recvmsg(") {
-                if l.contains("iov_len=1}], msg_iovlen=1, msg_controllen=0") {
-                    c.wakes += 1;
-                } else {
-                    c.messages += 1;
-                }
+                c.messages += 1;
+            }
+            if l.starts_with("futex(") && (l.contains("FUTEX_WAKE,") || l.contains("FUTEX_WAIT,")) {
+                c.wakes += 1;
             }
         }
     }
@@ -174,7 +172,7 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
             "-qq",
             "-z",
             "-e",
-            "trace=sendmsg,recvmsg",
+            "trace=sendmsg,recvmsg,futex",
             "-o",
         ])
         .arg(dir.join("strace"))
@@ -211,7 +209,7 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
                 "{sent} socket messages from the children in {frames} frames"
             );
             // Nor anything else on any socket of any process but start-up's handovers and the
-            // end's: nothing per frame.
+            // end's: nothing per frame, wake-ups included (futexes).
             assert!(
                 calls.messages <= 32,
                 "{calls:?}: socket messages in {frames} frames"
@@ -227,7 +225,7 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
             );
         }
         eprintln!(
-            "mailbox {mailbox}: {frames} frames, the children sent {sent} and received {received} messages on their control sockets; every process made {} other socket message calls and {} wake-up calls ({:.1} a frame)",
+            "mailbox {mailbox}: {frames} frames, the children sent {sent} and received {received} messages on their control sockets; every process made {} socket message calls in all, and {} shared futex calls ({:.1} a frame)",
             calls.messages,
             calls.wakes,
             calls.wakes as f64 / frames as f64

@@ -257,17 +257,16 @@ fn from_memfd_noexec(offered: bool) -> Check {
     }
 }
 
-/// Whether the children's mailboxes can be had: one is made as a run makes it (a sealed memfd
-/// and a wake-up socket pair, [`ipc_protocol::mailbox`]), a record is posted through it and read back.
+/// Whether the children's mailboxes can be had: one is made as a run makes it (a sealed memfd,
+/// [`ipc_protocol::mailbox`]), a record is posted through it and read back.
 pub fn mailbox() -> Check {
     from_mailbox(mailbox_round_trip())
 }
 
 fn mailbox_round_trip() -> Result<(), String> {
     use ipc_protocol::mailbox::{create, MailboxWriter, Record};
-    let (mut reader, memfd, wake) =
-        create(c"triptych-doctor-mailbox").map_err(|e| e.to_string())?;
-    let mut writer = MailboxWriter::adopt(memfd, wake).map_err(|e| e.to_string())?;
+    let (mut reader, memfd) = create(c"triptych-doctor-mailbox").map_err(|e| e.to_string())?;
+    let mut writer = MailboxWriter::adopt(memfd).map_err(|e| e.to_string())?;
     writer.post(b"doctor").map_err(|e| e.to_string())?;
     match reader.take() {
         Ok(Some(Record::Message(m))) if m == b"doctor" => Ok(()),
@@ -282,7 +281,7 @@ fn from_mailbox(r: Result<(), String>) -> Check {
         Ok(()) => Check::ok(
             NAME,
             format!(
-                "the steady messages between the launcher and each child go through shared-memory rings ({} records of {} bytes each way, a wake-up only for a sleeping reader); --mailbox off sends each on the socket",
+                "the steady messages between the launcher and each child go through shared-memory rings ({} records of {} bytes each way, a futex wake-up only for a sleeping reader); --mailbox off sends each on the socket",
                 ipc_protocol::mailbox::RECORDS,
                 ipc_protocol::mailbox::RECORD_BYTES
             ),

@@ -390,14 +390,9 @@ impl Supervisor<'_> {
             ipc_protocol::mailbox::create_outgoing(c"triptych-mailbox-out").map(|o| (incoming, o))
         });
         match made {
-            Ok(((reader, in_memfd, in_wake), (mut writer, out_memfd, out_wake))) => {
+            Ok(((reader, in_memfd), (mut writer, out_memfd))) => {
                 writer.count_into(self.mailbox_sent.clone());
-                let fds = [
-                    in_memfd.as_fd(),
-                    in_wake.as_fd(),
-                    out_memfd.as_fd(),
-                    out_wake.as_fd(),
-                ];
+                let fds = [in_memfd.as_fd(), out_memfd.as_fd()];
                 if let Err(e) = commands.send_with(&mailbox, &fds) {
                     // Its death, if that is why, is seen through its pidfd and handled there.
                     tracing::warn!(error = %e, child = name, "could not hand a child its mailboxes");
