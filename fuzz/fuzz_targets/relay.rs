@@ -4,7 +4,8 @@
 //!
 //! - tag 0: a `GpuToLauncher` (a `Frame` is checked, layers and all, and handed on or refused;
 //!   `Serving` is checked against the renderer announced);
-//! - tag 1: a `RendererToLauncher` (a `Release` is checked against what the renderer holds);
+//! - tag 1: a `RendererToLauncher` (a `Release` is checked against what the renderer holds and
+//!   the frames it answered; `Presented`, `Rejected` and `GpuViolation` answer a frame);
 //! - tag 2: a new renderer announced (its pid and the frame it resumes from, from the bytes);
 //! - tag 3: a new size generation started.
 //!
@@ -31,23 +32,24 @@ fuzz_target!(|data: &[u8]| {
         match tag % 4 {
             0 => match decode::<GpuToLauncher>(msg, Vec::new()) {
                 Ok((GpuToLauncher::Frame(f), _)) => {
-                    let _ = relay.frame(&f, generation);
+                    let _ = relay.frame(&f, generation, std::time::Instant::now());
                 }
                 Ok((GpuToLauncher::Serving { renderer }, _)) => {
                     let _ = relay.serving(renderer);
                 }
                 _ => {}
             },
-            1 => {
-                if let Ok((RendererToLauncher::Release { epoch, buffer }, _)) =
-                    decode::<RendererToLauncher>(msg, Vec::new())
-                {
-                    if relay.release(epoch, buffer) == Ok(true) {
+            1 => match decode::<RendererToLauncher>(msg, Vec::new()) {
+                Ok((RendererToLauncher::Release { epoch, buffer }, _)) => {
+                    if relay.release(epoch, buffer, generation) == Ok(true) {
                         // Given back once: a second release of it is refused.
-                        assert!(relay.release(epoch, buffer).is_err());
+                        assert!(relay.release(epoch, buffer, generation).is_err());
                     }
                 }
-            }
+                Ok((RendererToLauncher::Presented(p), _)) => relay.answered(p.frame),
+                Ok((RendererToLauncher::Rejected { frame, .. }, _)) => relay.answered(frame),
+                _ => {}
+            },
             2 => {
                 let pid = msg.first().copied().map_or(0, u32::from);
                 let resume = msg.get(1).copied().map_or(0, u64::from);
@@ -57,6 +59,10 @@ fuzz_target!(|data: &[u8]| {
             _ => generation = generation.saturating_add(1),
         }
         assert!(relay.held() <= (LAYERS * POOL) as usize);
+        let _ = relay.holder(
+            std::time::Instant::now(),
+            std::time::Duration::from_millis(10),
+        );
         if relay.starved().is_some() {
             assert!(relay.held() >= POOL as usize);
         }

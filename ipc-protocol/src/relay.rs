@@ -21,9 +21,14 @@
 //!   stall to the GPU process.
 //!
 //! When a renderer is replaced, the GPU process may already have sent frames for the old one.
-//! It answers the launcher's `NewRenderer` with [`GpuToLauncher::Serving`]; what it sent before
-//! that answer is checked and dropped, and what it sends after is numbered from the frame the
-//! new link resumes from.
+//! It answers each of the launcher's `NewRenderer`s with [`GpuToLauncher::Serving`], in order;
+//! what it sent before its answer to the newest is checked and dropped, and what it sends after
+//! is numbered from the frame that link resumes from.
+//!
+//! Who holds up a stall ([`Relay::holder`]): a renderer that holds every buffer of a layer, each
+//! of a frame it answered or has had longer than it may wait on a fence, holds the work; one
+//! still within that wait on a frame it has not answered may be waiting on the GPU process's
+//! fences, and is not judged yet; with a buffer of every layer free, the GPU process holds it.
 //!
 //! The state is small and bounded whatever a child sends: at most a pool of buffers per layer
 //! held, and the fences of the last [`RECENT`] frames (for the launcher's own look at a fence
@@ -36,6 +41,7 @@
 //! [`LauncherToGpu::Release`]: crate::messages::LauncherToGpu::Release
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::frame::{BufferId, Fence, RemoteFd};
 use crate::messages::FrameMsg;
@@ -46,6 +52,23 @@ pub const RECENT: usize = 8;
 
 /// The fences one frame handed on named, each with its layer.
 type FrameFences = (u64, Vec<(u32, Fence<RemoteFd>)>);
+
+/// Renderers announced and not yet answered with `Serving` kept at most (more are a GPU process
+/// that stopped answering, which the stall check finds).
+const ANNOUNCED: usize = 16;
+
+/// Who holds up a stall ([`Relay::holder`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// The renderer holds every buffer of this layer, of frames it answered or has had longer
+    /// than its fence wait.
+    Renderer(u32),
+    /// The renderer holds every buffer of a layer, some of a frame it may still be waiting on
+    /// the GPU process's fences for: not judged yet.
+    Undecided,
+    /// A buffer of every layer is free: the GPU process could render.
+    Gpu,
+}
 
 /// What to do with a frame that passed the checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,14 +89,15 @@ pub struct Relay {
     pool_per_layer: u32,
     /// The frame the GPU process must send next on the current link.
     next: u64,
-    /// A new renderer was announced (its pid, and the frame it resumes from) and the GPU
-    /// process has not said it serves it yet.
-    switching: Option<(u32, u64)>,
+    /// New renderers announced (each pid, and the frame it resumes from), oldest first, that
+    /// the GPU process has not said it serves yet.
+    switching: VecDeque<(u32, u64)>,
     /// Buffers handed to the current renderer and not released, with their layer and frame.
     held: Vec<(BufferId, u32, u64)>,
     /// Frames handed to the current renderer that it has not answered, with their size
-    /// generation (at most a pool's worth: each holds a buffer of every layer).
-    unanswered: VecDeque<(u64, u32)>,
+    /// generation and when they were handed (at most a pool's worth: each holds a buffer of
+    /// every layer).
+    unanswered: VecDeque<(u64, u32, Instant)>,
     /// The fences of the last frames handed on, by frame, each with its layer.
     recent: VecDeque<FrameFences>,
 }
@@ -97,7 +121,7 @@ impl Relay {
             layers,
             pool_per_layer,
             next: first,
-            switching: None,
+            switching: VecDeque::new(),
             held: Vec::new(),
             unanswered: VecDeque::new(),
             recent: VecDeque::new(),
@@ -111,12 +135,17 @@ impl Relay {
 
     /// Whether the GPU process has yet to answer a `NewRenderer`.
     pub fn switching(&self) -> bool {
-        self.switching.is_some()
+        !self.switching.is_empty()
     }
 
     /// Checks a frame the GPU process sent, `generation` being the newest size generation the
-    /// launcher started. On [`Handed::On`] the renderer is taken to hold its buffers from now.
-    pub fn frame(&mut self, msg: &FrameMsg, generation: u32) -> Result<Handed, Breach> {
+    /// launcher started. On [`Handed::On`] the renderer is taken to hold its buffers from `now`.
+    pub fn frame(
+        &mut self,
+        msg: &FrameMsg,
+        generation: u32,
+        now: Instant,
+    ) -> Result<Handed, Breach> {
         let lie = |what: String| Err(Breach::new("Frame", what));
         if msg.epoch != self.epoch {
             return lie(format!(
@@ -141,7 +170,7 @@ impl Relay {
                 self.layers
             ));
         }
-        if self.switching.is_some() {
+        if self.switching() {
             // Made for the renderer being replaced, before the GPU process heard of it.
             return Ok(Handed::Dropped);
         }
@@ -172,7 +201,7 @@ impl Relay {
             self.held.push((id, l.layer, msg.frame));
         }
         self.next += 1;
-        self.unanswered.push_back((msg.frame, msg.generation));
+        self.unanswered.push_back((msg.frame, msg.generation, now));
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
@@ -188,7 +217,7 @@ impl Relay {
 
     /// The renderer answered frame `frame` (presented it, or said why it did not).
     pub fn answered(&mut self, frame: u64) {
-        self.unanswered.retain(|(f, _)| *f != frame);
+        self.unanswered.retain(|(f, _, _)| *f != frame);
     }
 
     /// Checks a release by the renderer of `buffer` of `epoch`, `generation` being the current
@@ -217,7 +246,7 @@ impl Relay {
                 if self
                     .unanswered
                     .iter()
-                    .any(|(f, g)| *f == frame && *g >= generation)
+                    .any(|(f, g, _)| *f == frame && *g >= generation)
                 {
                     return Err(Breach::new(
                         "Release",
@@ -246,15 +275,21 @@ impl Relay {
         self.held.clear();
         self.unanswered.clear();
         self.recent.clear();
-        self.switching = Some((renderer_pid, resume_from));
+        if self.switching.len() == ANNOUNCED {
+            self.switching.pop_front();
+        }
+        self.switching.push_back((renderer_pid, resume_from));
     }
 
-    /// The GPU process says it serves the renderer of `renderer`.
+    /// The GPU process says it serves the renderer of `renderer`: the oldest announced it has
+    /// not answered. Frames are for the renderer of its answer to the newest.
     pub fn serving(&mut self, renderer: u32) -> Result<(), Breach> {
-        match self.switching {
+        match self.switching.front().copied() {
             Some((pid, resume_from)) if pid == renderer => {
-                self.switching = None;
-                self.next = resume_from;
+                self.switching.pop_front();
+                if self.switching.is_empty() {
+                    self.next = resume_from;
+                }
                 Ok(())
             }
             Some((pid, _)) => Err(Breach::new(
@@ -265,6 +300,28 @@ impl Relay {
                 "Serving",
                 format!("renderer {renderer}, with no new renderer announced"),
             )),
+        }
+    }
+
+    /// Who holds up a stall at `now`, `patience` being how long the renderer may hold a frame
+    /// unanswered (its fence wait, and some).
+    pub fn holder(&self, now: Instant, patience: Duration) -> Holder {
+        let Some(layer) = self.starved() else {
+            return Holder::Gpu;
+        };
+        let waiting = self
+            .held
+            .iter()
+            .filter(|(_, l, _)| *l == layer)
+            .any(|(_, _, frame)| {
+                self.unanswered
+                    .iter()
+                    .any(|(f, _, at)| f == frame && now.saturating_duration_since(*at) <= patience)
+            });
+        if waiting {
+            Holder::Undecided
+        } else {
+            Holder::Renderer(layer)
         }
     }
 
@@ -358,6 +415,10 @@ mod tests {
         }
     }
 
+    fn t() -> Instant {
+        Instant::now()
+    }
+
     fn relay() -> Relay {
         Relay::new(3, PID, WINDOW, 2, 3, 10)
     }
@@ -372,12 +433,14 @@ mod tests {
     #[test]
     fn frames_come_one_after_another_from_the_first() {
         let mut r = relay();
-        assert_eq!(r.frame(&frame(10, &[0, 3]), 0), Ok(Handed::On));
-        let twice = r.frame(&frame(10, &[1, 4]), 0).expect_err("sent twice");
+        assert_eq!(r.frame(&frame(10, &[0, 3]), 0, t()), Ok(Handed::On));
+        let twice = r
+            .frame(&frame(10, &[1, 4]), 0, t())
+            .expect_err("sent twice");
         assert!(twice.what.contains("frame 10 where frame 11"), "{twice:?}");
-        let ahead = r.frame(&frame(12, &[1, 4]), 0).expect_err("ahead");
+        let ahead = r.frame(&frame(12, &[1, 4]), 0, t()).expect_err("ahead");
         assert!(ahead.what.contains("frame 12 where frame 11"), "{ahead:?}");
-        assert_eq!(r.frame(&frame(11, &[1, 4]), 0), Ok(Handed::On));
+        assert_eq!(r.frame(&frame(11, &[1, 4]), 0, t()), Ok(Handed::On));
         assert_eq!(r.next(), 12);
     }
 
@@ -386,22 +449,26 @@ mod tests {
         let mut r = relay();
         let mut f = frame(10, &[0, 3]);
         f.epoch = 2;
-        assert!(r.frame(&f, 0).expect_err("epoch").what.contains("epoch 2"));
+        assert!(r
+            .frame(&f, 0, t())
+            .expect_err("epoch")
+            .what
+            .contains("epoch 2"));
         let mut f = frame(10, &[0, 3]);
         f.generation = 2;
         assert!(r
-            .frame(&f, 1)
+            .frame(&f, 1, t())
             .expect_err("generation")
             .what
             .contains("never started"));
         // Generations up to the newest are fine: frames made before a resize was heard of.
         let mut f = frame(10, &[0, 3]);
         f.generation = 1;
-        assert_eq!(r.frame(&f, 1), Ok(Handed::On));
+        assert_eq!(r.frame(&f, 1, t()), Ok(Handed::On));
         let mut f = frame(11, &[1, 4]);
         f.layers[0].buffer.planes[0].fd.fd = 7;
         assert!(r
-            .frame(&f, 1)
+            .frame(&f, 1, t())
             .expect_err("window")
             .what
             .contains("frame 11"));
@@ -413,24 +480,24 @@ mod tests {
     #[test]
     fn a_buffer_still_held_cannot_be_handed_again() {
         let mut r = relay();
-        r.frame(&frame(10, &[0, 3]), 0).expect("first");
-        let again = r.frame(&frame(11, &[0, 4]), 0).expect_err("held");
+        r.frame(&frame(10, &[0, 3]), 0, t()).expect("first");
+        let again = r.frame(&frame(11, &[0, 4]), 0, t()).expect_err("held");
         assert!(again.what.contains("still holds"), "{again:?}");
         assert_eq!(r.held(), 2, "the refused frame left nothing held");
         // Given back, it may come again.
         r.answered(10);
         assert_eq!(r.release(3, id(0), 0), Ok(true));
-        assert_eq!(r.frame(&frame(11, &[0, 4]), 0), Ok(Handed::On));
+        assert_eq!(r.frame(&frame(11, &[0, 4]), 0, t()), Ok(Handed::On));
         // The same buffer twice in one frame.
         let mut f = frame(12, &[1, 5]);
         f.layers[1].buffer.id = id(1);
-        assert!(r.frame(&f, 0).is_err());
+        assert!(r.frame(&f, 0, t()).is_err());
     }
 
     #[test]
     fn releases_are_of_buffers_held_and_only_once() {
         let mut r = relay();
-        r.frame(&frame(10, &[0, 3]), 0).expect("first");
+        r.frame(&frame(10, &[0, 3]), 0, t()).expect("first");
         r.answered(10);
         assert_eq!(r.release(3, id(3), 0), Ok(true));
         assert!(r
@@ -451,7 +518,7 @@ mod tests {
     #[test]
     fn a_frame_given_back_before_it_is_answered_was_dropped_unseen() {
         let mut r = relay();
-        r.frame(&frame(10, &[0, 3]), 0).expect("10");
+        r.frame(&frame(10, &[0, 3]), 0, t()).expect("10");
         let e = r.release(3, id(3), 0).expect_err("unanswered");
         assert!(e.what.contains("neither presented nor rejected"), "{e:?}");
         // Still held: the refused release gave nothing back.
@@ -465,7 +532,7 @@ mod tests {
         let mut short = frame(11, &[1, 4]);
         short.layers.pop();
         assert!(r
-            .frame(&short, 0)
+            .frame(&short, 0, t())
             .expect_err("short")
             .what
             .contains("every frame has 2"));
@@ -474,14 +541,14 @@ mod tests {
     #[test]
     fn a_renderer_holding_a_whole_pool_starves_the_gpu_process() {
         let mut r = relay();
-        r.frame(&frame(10, &[0, 3]), 0).expect("10");
-        r.frame(&frame(11, &[1, 4]), 0).expect("11");
+        r.frame(&frame(10, &[0, 3]), 0, t()).expect("10");
+        r.frame(&frame(11, &[1, 4]), 0, t()).expect("11");
         assert_eq!(r.starved(), None);
-        r.frame(&frame(12, &[2, 5]), 0).expect("12");
+        r.frame(&frame(12, &[2, 5]), 0, t()).expect("12");
         assert_eq!(r.starved(), Some(0));
         // A fourth buffer for a layer is more than its pool.
         let f = frame(13, &[6, 7]);
-        assert!(r.frame(&f, 0).expect_err("pool").what.contains("pool"));
+        assert!(r.frame(&f, 0, t()).expect_err("pool").what.contains("pool"));
         for n in 10..=12 {
             r.answered(n);
         }
@@ -494,20 +561,59 @@ mod tests {
     #[test]
     fn a_new_renderer_drops_frames_until_the_gpu_process_serves_it() {
         let mut r = relay();
-        r.frame(&frame(10, &[0, 3]), 0).expect("10");
-        r.frame(&frame(11, &[1, 4]), 0).expect("11");
+        r.frame(&frame(10, &[0, 3]), 0, t()).expect("10");
+        r.frame(&frame(11, &[1, 4]), 0, t()).expect("11");
         r.new_renderer(77, 11);
         assert_eq!(r.held(), 0);
         // Sent for the old renderer: checked, then dropped.
-        assert_eq!(r.frame(&frame(12, &[2, 5]), 0), Ok(Handed::Dropped));
+        assert_eq!(r.frame(&frame(12, &[2, 5]), 0, t()), Ok(Handed::Dropped));
         let mut bad = frame(13, &[2, 5]);
         bad.epoch = 9;
-        assert!(r.frame(&bad, 0).is_err(), "still checked");
+        assert!(r.frame(&bad, 0, t()).is_err(), "still checked");
         assert!(r.serving(78).is_err(), "not the renderer announced");
         r.serving(77).expect("serving");
         assert!(r.serving(77).is_err(), "only once");
         // Numbered again from where the new link resumes; the old buffers are free.
-        assert_eq!(r.frame(&frame(11, &[1, 4]), 0), Ok(Handed::On));
+        assert_eq!(r.frame(&frame(11, &[1, 4]), 0, t()), Ok(Handed::On));
+        // Two renderers announced before the GPU process answered either: it answers both, in
+        // order, and frames are for the second from its answer to it.
+        r.new_renderer(80, 11);
+        r.new_renderer(81, 12);
+        assert!(r.serving(81).is_err(), "out of order");
+        r.serving(80).expect("the first");
+        assert_eq!(
+            r.frame(&frame(11, &[1, 4]), 0, t()),
+            Ok(Handed::Dropped),
+            "made for the first, replaced already"
+        );
+        r.serving(81).expect("the second");
+        assert_eq!(r.frame(&frame(12, &[1, 4]), 0, t()), Ok(Handed::On));
+    }
+
+    #[test]
+    fn a_stall_is_held_by_whoever_holds_the_work() {
+        let patience = Duration::from_millis(500);
+        let now = Instant::now();
+        let long_ago = now - Duration::from_secs(2);
+        let mut r = relay();
+        assert_eq!(r.holder(now, patience), Holder::Gpu);
+        r.frame(&frame(10, &[0, 3]), 0, long_ago).expect("10");
+        r.frame(&frame(11, &[1, 4]), 0, long_ago).expect("11");
+        r.answered(10);
+        r.answered(11);
+        // A buffer of every layer free: the GPU process could render.
+        assert_eq!(r.holder(now, patience), Holder::Gpu);
+        // The third, just handed and not answered: the renderer may be waiting on its fences.
+        r.frame(&frame(12, &[2, 5]), 0, now).expect("12");
+        assert_eq!(r.holder(now, patience), Holder::Undecided);
+        // Still unanswered after its fence wait: the renderer holds the work.
+        assert_eq!(
+            r.holder(now + Duration::from_secs(1), patience),
+            Holder::Renderer(0)
+        );
+        // Answered and kept: the renderer holds the work.
+        r.answered(12);
+        assert_eq!(r.holder(now, patience), Holder::Renderer(0));
     }
 
     #[test]
@@ -515,7 +621,7 @@ mod tests {
         let mut r = relay();
         for n in 0..(RECENT as u64 + 2) {
             let s = (n % 3) as u32;
-            r.frame(&frame(10 + n, &[s, 3 + s]), 0).expect("frame");
+            r.frame(&frame(10 + n, &[s, 3 + s]), 0, t()).expect("frame");
             r.answered(10 + n);
             r.release(3, id(s), 0).expect("release");
             r.release(3, id(3 + s), 0).expect("release");

@@ -879,6 +879,13 @@ impl Pipeline {
         let epoch = self.gpu.epoch;
         if settled.present {
             self.present(p.frame, p.sent_ns, ready_ns, commands)?;
+        } else {
+            // A layer has nothing to show yet (its first buffer's fence timed out): the frame
+            // is answered before its buffers go back.
+            let _ = self.events.send(&RendererToLauncher::Rejected {
+                frame: p.frame,
+                reason: "a layer has no buffer to show: its fence timed out".into(),
+            });
         }
         for id in settled.release {
             self.release(epoch, id);

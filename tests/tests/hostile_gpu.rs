@@ -234,6 +234,12 @@ fn an_invalid_description_costs_the_gpu_process() {
 }
 
 #[test]
+fn a_frame_of_no_layers_costs_the_gpu_process() {
+    // A frame that holds no buffer could be sent without end, filling the renderer's queue.
+    proven_lie("no-layers", "has 0 layers, where every frame has 3");
+}
+
+#[test]
 fn a_buffer_the_renderer_still_holds_named_again_costs_the_gpu_process() {
     // Drawing into a buffer the renderer reads would tear the frame on screen.
     proven_lie("held-buffer", "which the renderer still holds");

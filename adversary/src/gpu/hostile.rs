@@ -55,6 +55,9 @@ pub enum Attack {
     /// the one the frame before it named (which the renderer still holds and reads: drawing
     /// into it would tear the frame on screen).
     HeldBuffer,
+    /// Frame [`FRAMING_FROM`]'s description, in its place, names no layer at all (a frame that
+    /// would hold no buffer, and so could be sent without end).
+    NoLayers,
     /// Sends its first description from frame [`FRAMING_FROM`] on under a generation the
     /// launcher never started, instead of its own.
     FrameFutureGeneration,
@@ -151,6 +154,7 @@ impl Attack {
             "frame-twice" => Attack::FrameTwice,
             "frame-ahead" => Attack::FrameAhead,
             "held-buffer" => Attack::HeldBuffer,
+            "no-layers" => Attack::NoLayers,
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
             "buffer-fence" => Attack::BufferFence,
@@ -212,6 +216,7 @@ pub fn attack(
         | Attack::FrameTwice
         | Attack::FrameAhead
         | Attack::HeldBuffer
+        | Attack::NoLayers
         | Attack::FrameFutureGeneration
         | Attack::EventfdFence
         | Attack::BadFrame
@@ -356,6 +361,7 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
         {
             msg.generation += 3
         }
+        Attack::NoLayers if msg.frame == FRAMING_FROM => msg.layers.clear(),
         Attack::BufferFence if msg.frame >= FRAMING_FROM => {
             let Some(first) = msg.layers.first_mut() else {
                 return;

@@ -273,13 +273,21 @@ fn main() {
     let mut steady = Vec::new();
     for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7]), (2, [2, 5, 8])] {
         steady.extend(step(0, encode(&frame(n, slots)).expect("frame")));
+        let answer = RendererToLauncher::Rejected {
+            frame: n,
+            reason: "seed".into(),
+        };
+        steady.extend(step(1, encode(&answer).expect("answer")));
         steady.extend(step(1, encode(&release(slots[0])).expect("release")));
     }
     std::fs::write(relay.join("steady"), &steady).expect("seed");
     let mut switch = steady.clone();
     switch.extend(step(2, vec![9, 1]));
     switch.extend(step(0, encode(&frame(3, [0, 3, 6])).expect("frame")));
-    switch.extend(step(0, encode(&GpuToLauncher::Serving { renderer: 9 }).expect("serving")));
+    switch.extend(step(
+        0,
+        encode(&GpuToLauncher::Serving { renderer: 9 }).expect("serving"),
+    ));
     switch.extend(step(0, encode(&frame(1, [0, 3, 6])).expect("frame")));
     switch.extend(step(3, Vec::new()));
     std::fs::write(relay.join("new-renderer"), &switch).expect("seed");

@@ -189,9 +189,12 @@ impl Supervisor<'_> {
     /// handed every frame and every release on itself ([`ipc_protocol::relay`]), so it knows
     /// who holds the work, without either child's word:
     /// 1. the renderer has held every buffer of a layer since before the stall (half the hang
-    ///    timeout at least): it took frames and neither composited nor gave them back, and the
-    ///    GPU process cannot render;
-    /// 2. otherwise the GPU process had a buffer free for every layer, or never said it serves
+    ///    timeout at least), each of a frame it answered or has had for longer than its fence
+    ///    wait: it took frames and neither composited nor gave them back, and the GPU process
+    ///    cannot render;
+    /// 2. it holds every buffer of a layer, some of a frame it may still be waiting on the GPU
+    ///    process's fences for: nobody yet, until that wait is over;
+    /// 3. otherwise the GPU process had a buffer free for every layer, or never said it serves
     ///    a new renderer: it stopped producing.
     pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
         let ms = stalled.as_millis() as u64;
@@ -209,19 +212,42 @@ impl Supervisor<'_> {
             self.last_dropped = true;
             return Ok(());
         }
-        let withheld = self.pair.gpu.as_ref().and_then(|g| {
-            let layer = g.relay.starved()?;
-            let since = g.starved_since?;
-            (since.elapsed() + Duration::from_millis(10) >= (hang / 2).min(stalled))
-                .then(|| (layer, since.elapsed().as_millis() as u64))
+        // The renderer may hold a frame unanswered for its fence wait, and the launcher's own
+        // look at a timed-out fence after it.
+        let fence_wait = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
+        let patience = fence_wait + Duration::from_secs(1);
+        let holder = self.pair.gpu.as_ref().map(|g| {
+            let long = g.starved_since.is_some_and(|t| {
+                t.elapsed() + Duration::from_millis(10) >= (hang / 2).min(stalled)
+            });
+            (
+                g.relay.holder(Instant::now(), patience),
+                long,
+                g.starved_since,
+            )
         });
-        if let (Some((layer, held_ms)), Some(_)) = (withheld, self.pair.renderer.as_ref()) {
-            return self.renderer_down(Some(Cause::ProtocolViolation {
-                kind: "Release".to_owned(),
-                what: format!(
-                    "held every buffer of layer {layer} for {held_ms} ms without presenting (no frame for {ms} ms)"
-                ),
-            }));
+        match holder {
+            Some((ipc_protocol::relay::Holder::Renderer(layer), true, Some(since)))
+                if self.pair.renderer.is_some() =>
+            {
+                let held_ms = since.elapsed().as_millis() as u64;
+                return self.renderer_down(Some(Cause::ProtocolViolation {
+                    kind: "Release".to_owned(),
+                    what: format!(
+                        "held every buffer of layer {layer} for {held_ms} ms without presenting (no frame for {ms} ms)"
+                    ),
+                }));
+            }
+            // The renderer holds every buffer of a layer, some of a frame it may still be
+            // waiting on the GPU process's fences for: judged once that wait is over.
+            Some((
+                ipc_protocol::relay::Holder::Renderer(_) | ipc_protocol::relay::Holder::Undecided,
+                _,
+                _,
+            )) if self.pair.renderer.is_some() => {
+                return Ok(());
+            }
+            _ => {}
         }
         self.gpu_down(Some(Cause::Stalled { ms }))
     }

@@ -153,9 +153,12 @@ impl Supervisor<'_> {
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
-        let handed = g.relay.frame(&msg, generation).inspect_err(|_| {
-            self.summary.trust.proven_gpu_lies += 1;
-        })?;
+        let handed = g
+            .relay
+            .frame(&msg, generation, Instant::now())
+            .inspect_err(|_| {
+                self.summary.trust.proven_gpu_lies += 1;
+            })?;
         if handed == Handed::Dropped {
             return Ok(());
         }
@@ -372,11 +375,25 @@ impl Supervisor<'_> {
                 layer,
                 fence,
             } => {
-                // The frame is answered: it is presented with the layer's previous buffer, or
-                // not at all if the layer has none.
-                self.answered(Some(epoch), frame);
-                // A claim against the GPU process: checked against the fence itself.
+                // A claim against the GPU process, about a fence of a frame the launcher handed
+                // on: naming another fd than that frame did is the renderer's lie; otherwise it
+                // is checked against the fence itself.
                 if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
+                    if frame >= g.relay.next() {
+                        return Err(Breach::new(
+                            "FenceTimeout",
+                            format!("frame {frame}, which was never handed to it"),
+                        ));
+                    }
+                    if let Some(named) = g.relay.fence(frame, layer).filter(|f| f.fd != fence) {
+                        return Err(Breach::new(
+                            "FenceTimeout",
+                            format!(
+                                "frame {frame}, layer {layer}: names fd {}, where the frame named fd {}",
+                                fence.fd, named.fd.fd
+                            ),
+                        ));
+                    }
                     self.policing.check_fence(
                         &g.child.proc.pidfd,
                         super::corroborate::Claim {

@@ -206,6 +206,9 @@ impl Supervisor<'_> {
             // It holds nothing yet, and the GPU process's frames are dropped until it says it
             // serves the new renderer.
             g.relay.new_renderer(link.renderer_pid, link.resume_from);
+            // The new renderer's claims are looked at afresh: a replaced one cannot use up the
+            // looks an honest one may need.
+            g.looks = 0;
             match g.child.commands.send(&LauncherToGpu::NewRenderer(link)) {
                 Ok(()) => {}
                 Err(SendError::Full) => g.unread = true,
