@@ -42,8 +42,9 @@
 //! - a message on the socket the ring did not announce (once adopted), or an announced one that
 //!   does not come within [`ANNOUNCED_WITHIN`];
 //! - a write index that goes back (a writer's index only grows);
-//! - wake-ups without records: more than [`SPURIOUS_WAKES`] in a second, and more than twice
-//!   the records posted in it (a correct writer wakes at most once per record).
+//! - wake-ups without records (or changes of the write index the reader's wait saw that brought
+//!   none): more than [`SPURIOUS_WAKES`] in a second, and more than twice the records posted in
+//!   it (a correct writer wakes at most once per record, and moves the index only with one).
 //!
 //! The wake-up is a shared futex on the write index ([`triptych_sys::futex`]): the sleeping
 //! reader waits while the index holds the value it last read, so a record posted between its
@@ -554,15 +555,16 @@ pub(crate) fn next<T: Wire>(
         let waited = triptych_sys::futex::wait(atomic(&mailbox.map, WRITE_AT), mailbox.high, look);
         mailbox.sleeping(false);
         match waited {
-            Ok(triptych_sys::futex::Waited::Woken) => {
+            // A correct writer wakes the reader, or changes the index, only with a record: one
+            // without is counted, so a writer that flips the index to and fro to keep the reader
+            // from sleeping is judged as one that floods wake-ups.
+            Ok(triptych_sys::futex::Waited::Woken | triptych_sys::futex::Waited::Changed) => {
                 if mailbox.waiting()? == 0 {
                     mailbox.spurious()?;
                 }
                 continue;
             }
-            Ok(triptych_sys::futex::Waited::Changed | triptych_sys::futex::Waited::Interrupted) => {
-                continue
-            }
+            Ok(triptych_sys::futex::Waited::Interrupted) => continue,
             Ok(triptych_sys::futex::Waited::TimedOut) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "waiting on the mailbox failed");
@@ -883,6 +885,28 @@ mod tests {
             std::thread::yield_now();
         };
         assert!(v.to_string().contains("wake-ups without a record"), "{v}");
+    }
+
+    #[test]
+    fn a_write_index_flipped_to_and_fro_cannot_keep_the_reader_awake() {
+        // The index moves without a record and back, faster than the reader looks: its wait
+        // keeps ending at once. Either it sees the index moved (a record that was never there)
+        // or it counts the waits cut short: a verdict comes either way.
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let writer = MailboxWriter::adopt(memfd).expect("adopt");
+        let (_a, b) = socket_pair().expect("pair");
+        let out = forward(Receiver::<Msg>::new(b), reader);
+        let index = writer.memory().atomic_u32(WRITE_AT).expect("index");
+        let start = Instant::now();
+        let v = loop {
+            index.store(1, Ordering::SeqCst);
+            index.store(0, Ordering::SeqCst);
+            if let Ok(d) = out.try_recv() {
+                break d.expect_err("a violation");
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no verdict");
+        };
+        eprintln!("the flipping writer was judged: {v}");
     }
 
     #[test]
