@@ -37,7 +37,7 @@ impl Breach {
     }
 }
 
-/// Messages a child may send in one second: a frame's `Presented` (or `Produced`) at several
+/// Messages a child may send in one second: a frame's `Presented` (or `Frame`) at several
 /// thousand frames a second, plus pongs and trace batches, stays far below it.
 pub const MAX_MESSAGES_PER_S: u32 = 50_000;
 /// Trace bytes a child may send in one second while tracing (a 1080p run ships well under
@@ -184,16 +184,17 @@ impl Frames {
         epoch < self.epoch && frame >= self.floor
     }
 
-    /// The GPU process says it sent `frame` to the renderer. Frames come one after another: a
-    /// GPU process may go back (it re-renders for a new renderer) but never skip ahead of what
-    /// it has produced, start below where its epoch started, or pass the last frame.
+    /// The launcher handed `frame` of the GPU process on to the renderer. Frames come one after
+    /// another: a GPU process may go back (it re-renders for a new renderer) but never skip
+    /// ahead of what it has produced, start below where its epoch started, or pass the last
+    /// frame.
     pub fn produced(&mut self, frame: u64, total: u64) -> Result<(), Breach> {
         let next = self
             .produced
             .map_or(self.floor, |p| (p + 1).max(self.floor));
         if frame < self.floor || frame > next || frame >= total {
             return Err(Breach::new(
-                "Produced",
+                "Frame",
                 format!(
                     "frame {frame}, but this epoch produces frames {}..={} of {total}",
                     self.floor,

@@ -154,9 +154,9 @@ mod tests {
         p.gpu_started(1, 0, t);
         p.renderer_started(t);
         assert_eq!(flood(&mut p, Role::Gpu, t), rules::MAX_MESSAGES_PER_S);
-        let e = p.message(Role::Gpu, "Produced", t).expect_err("spent");
+        let e = p.message(Role::Gpu, "Frame", t).expect_err("spent");
         assert_eq!(
-            e.kind, "Produced",
+            e.kind, "Frame",
             "the breach names the message that broke it"
         );
         p.message(Role::Renderer, "Presented", t)
