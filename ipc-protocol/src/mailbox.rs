@@ -160,6 +160,32 @@ pub fn create_outgoing(name: &std::ffi::CStr) -> Result<(MailboxWriter, OwnedFd)
     Ok((writer, memfd))
 }
 
+/// A handle on a mailbox's reader for whoever knows its writer is gone: its wake-up ends the
+/// reader's wait at once, and the reader, finding no record, looks at the socket and sees the
+/// end, instead of at its next look ([`SOCKET_LOOK`]). It holds the memfd and maps it only to
+/// wake (a futex word is keyed by the file and offset, so any mapping of it wakes the reader's).
+#[derive(Debug)]
+pub struct MailboxWaker {
+    memfd: OwnedFd,
+}
+
+impl MailboxWaker {
+    /// A waker of the mailbox of `memfd` (a duplicate of it is kept).
+    pub fn new(memfd: &OwnedFd) -> Result<Self, MailboxError> {
+        Ok(Self { memfd: dup(memfd)? })
+    }
+
+    /// Wakes the reader, if it sleeps.
+    pub fn wake(&self) {
+        match map_handed(&self.memfd) {
+            Ok(map) => {
+                let _ = triptych_sys::futex::wake(atomic(&map, WRITE_AT), 1);
+            }
+            Err(e) => tracing::debug!(error = %e, "mapping a mailbox to wake its reader"),
+        }
+    }
+}
+
 /// A child's two mailboxes, from the two fds of the launcher's `Mailbox` message (in its
 /// order: the memfd of the mailbox the child writes, then of the one it reads).
 pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader), MailboxError> {
@@ -559,10 +585,12 @@ pub(crate) fn next<T: Wire>(
             // without is counted, so a writer that flips the index to and fro to keep the reader
             // from sleeping is judged as one that floods wake-ups.
             Ok(triptych_sys::futex::Waited::Woken | triptych_sys::futex::Waited::Changed) => {
-                if mailbox.waiting()? == 0 {
-                    mailbox.spurious()?;
+                if mailbox.waiting()? > 0 {
+                    continue;
                 }
-                continue;
+                mailbox.spurious()?;
+                // No record: maybe whoever knows the writer is gone woke it
+                // ([`MailboxWaker`]); the socket says.
             }
             Ok(triptych_sys::futex::Waited::Interrupted) => continue,
             Ok(triptych_sys::futex::Waited::TimedOut) => {}
@@ -571,8 +599,8 @@ pub(crate) fn next<T: Wire>(
                 return Err(crate::channel::RecvError::Disconnected);
             }
         }
-        // A while without a record: a look at the socket, for the writer's end, or a message
-        // it sent there.
+        // A while without a record, or a wake-up without one: a look at the socket, for the
+        // writer's end, or a message it sent there.
         let socket = !matches!(
             triptych_sys::poll::wait_readable(rx.as_fd(), Duration::ZERO),
             Ok(triptych_sys::poll::WaitOutcome::TimedOut)

@@ -262,6 +262,18 @@ pub struct ChildProc<C, E> {
     pub commands: Sender<C>,
     /// Events come from here (taken by the event loop).
     pub events: Option<Receiver<E>>,
+    /// The reader of its mailbox to the launcher, to wake once it is known dead, so that the
+    /// reader sees its end at once ([`ipc_protocol::mailbox::MailboxWaker`]).
+    pub waker: Option<ipc_protocol::mailbox::MailboxWaker>,
+}
+
+impl<C, E> ChildProc<C, E> {
+    /// Wakes the reader of its mailbox to the launcher: call once the child is dead.
+    pub fn wake_reader(&self) {
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+    }
 }
 
 impl<C: Wire, E: Wire> ChildProc<C, E> {
@@ -331,6 +343,7 @@ impl<C: Wire, E: Wire> ChildProc<C, E> {
             proc,
             commands,
             events: Some(events),
+            waker: None,
         })
     }
 }

@@ -82,6 +82,7 @@ impl Supervisor<'_> {
                 );
                 g.child.proc.kill();
             }
+            g.child.wake_reader();
             // What it sent before it exited (its last trace batches), up to the end of its
             // channel: the forwarding thread may still be taking it off the ring and the socket.
             let deadline = Instant::now() + EXIT_GRACE;

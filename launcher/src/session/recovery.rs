@@ -72,6 +72,7 @@ impl Supervisor<'_> {
             .proc
             .wait_exit(Duration::from_secs(2))
             .or_else(|| g.child.proc.kill());
+        g.child.wake_reader();
         // Everything it sent before dying (trace batches, the fault notice) is still readable:
         // the forwarding thread delivers it, then disconnects, once the socket reports the end.
         // It is dead, so this ends; at most FORWARD_QUEUE messages are waiting.
@@ -150,6 +151,7 @@ impl Supervisor<'_> {
             .proc
             .wait_exit(Duration::from_secs(2))
             .or_else(|| r.child.proc.kill());
+        r.child.wake_reader();
         while let Ok(Ok((m, _))) = r.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 RendererToLauncher::FaultFired { at_ns, fault } if r.faults.contains(&fault) => {

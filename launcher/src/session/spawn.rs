@@ -21,6 +21,7 @@ impl Supervisor<'_> {
         let events = self.mailboxes(
             &format!("gpu-{pid}-events"),
             &mut child.commands,
+            &mut child.waker,
             LauncherToGpu::Mailbox,
             child.events.take().context("gpu events taken")?,
         )?;
@@ -375,6 +376,7 @@ impl Supervisor<'_> {
         &mut self,
         name: &str,
         commands: &mut ipc_protocol::channel::Sender<C>,
+        waker: &mut Option<ipc_protocol::mailbox::MailboxWaker>,
         mailbox: C,
         rx: ipc_protocol::channel::Receiver<T>,
     ) -> anyhow::Result<Receiver<Delivery<T>>>
@@ -392,6 +394,10 @@ impl Supervisor<'_> {
         match made {
             Ok(((reader, in_memfd), (mut writer, out_memfd))) => {
                 writer.count_into(self.mailbox_sent.clone());
+                // Without it, a dead child's end would be seen only at the reader's next look.
+                *waker = ipc_protocol::mailbox::MailboxWaker::new(&in_memfd)
+                    .inspect_err(|e| tracing::debug!(error = %e, "no waker for a mailbox"))
+                    .ok();
                 let fds = [in_memfd.as_fd(), out_memfd.as_fd()];
                 if let Err(e) = commands.send_with(&mailbox, &fds) {
                     // Its death, if that is why, is seen through its pidfd and handled there.
@@ -457,6 +463,7 @@ impl Supervisor<'_> {
         let events = self.mailboxes(
             &format!("renderer-{}-events", child.proc.pid),
             &mut child.commands,
+            &mut child.waker,
             LauncherToRenderer::Mailbox,
             child.events.take().context("renderer events taken")?,
         )?;

@@ -216,6 +216,7 @@ impl Supervisor<'_> {
         // Its watcher and its readers let their fds go once it is gone; all are waited for, so
         // that nothing of it is open when the run's fds are counted.
         let _ = w.exit.recv_timeout(Duration::from_secs(1));
+        w.child.wake_reader();
         let until = Instant::now() + Duration::from_secs(1);
         while w.events.recv_deadline(until).is_ok() {}
         let _ = w.child.proc.stderr_closed.recv_deadline(until);
