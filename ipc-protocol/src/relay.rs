@@ -128,6 +128,11 @@ impl Relay {
         }
     }
 
+    /// Layers in every frame.
+    pub fn layers(&self) -> u32 {
+        self.layers
+    }
+
     /// The frame the GPU process must send next.
     pub fn next(&self) -> u64 {
         self.next

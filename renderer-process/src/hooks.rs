@@ -99,6 +99,12 @@ pub trait Hooks {
     /// A resize from the launcher is about to be taken; `generation` is the one before it.
     fn resizing(&mut self, _events: &Sender<RendererToLauncher>, _epoch: u64, _generation: u32) {}
 
+    /// A frame came from the launcher; a reason returned rejects it unfetched (as a renderer
+    /// that found its fds broken would, in its own words).
+    fn rejects(&mut self, _msg: &FrameMsg) -> Option<String> {
+        None
+    }
+
     /// A frame's fds were fetched and checked.
     fn fetched(&mut self, _fetched: Fetched<'_>) {}
 

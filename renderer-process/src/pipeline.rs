@@ -634,6 +634,17 @@ impl Pipeline {
             }
             return Ok(());
         }
+        if let Some(reason) = self.hooks.rejects(&msg) {
+            self.stats.rejected += 1;
+            self.events
+                .send(&RendererToLauncher::Rejected {
+                    frame: msg.frame,
+                    reason,
+                })
+                .context("reporting a rejected frame")?;
+            self.give_back(&msg);
+            return Ok(());
+        }
         self.cache.set_epoch(self.gpu.epoch);
         self.rec.record_span(
             Stage::Receive,

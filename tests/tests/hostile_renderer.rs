@@ -167,6 +167,27 @@ fn a_frame_given_back_unseen_costs_the_renderer() {
 }
 
 #[test]
+fn a_renderer_that_rejects_every_frame_is_replaced_before_the_gpu_process_is_blamed() {
+    // Its rejections are its word alone, which the launcher cannot check: a stall of them costs
+    // the renderer first (once per GPU process), and the fresh one presents. The GPU process
+    // keeps its pid.
+    let (log, s) = hostile_run_logged("reject-all", &["--hang-timeout-ms", "1000"]);
+    assert!(
+        log.contains("hostile renderer: rejecting a good frame"),
+        "the attack never happened:\n{log}"
+    );
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
+    assert_eq!(crashes[0]["role"], "renderer", "{s}");
+    assert!(crashes[0]["cause"].to_string().contains("stalled"), "{s}");
+    assert!(
+        log.contains("a fresh renderer is tried before the GPU process is blamed"),
+        "{log}"
+    );
+}
+
+#[test]
 fn withheld_releases_blame_the_renderer_not_the_gpu_process() {
     check(
         "withhold",

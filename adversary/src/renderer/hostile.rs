@@ -63,6 +63,9 @@ pub enum Attack {
     EpochRelease,
     /// Never release anything (keeps compositing).
     Withhold,
+    /// From frame [`STALL_FROM`] on, rejects every frame, naming fds that break their
+    /// description (its word alone), and gives the buffers back.
+    RejectAll,
     /// At frame [`STALL_FROM`], gives the frame's buffers back as soon as it has them, before it
     /// presents or rejects the frame: a frame taken and thrown away unseen.
     DropUnseen,
@@ -148,6 +151,7 @@ impl Attack {
             "bogus-release" => Attack::BogusRelease,
             "epoch-release" => Attack::EpochRelease,
             "withhold" => Attack::Withhold,
+            "reject-all" => Attack::RejectAll,
             "drop-unseen" => Attack::DropUnseen,
             "forge-report" => Attack::ForgeReport,
             "silence-trap" => Attack::SilenceTrap,
@@ -366,6 +370,7 @@ pub fn attack(
         | Attack::DrainFence
         | Attack::FenceClaim
         | Attack::DropUnseen
+        | Attack::RejectAll
         | Attack::KeepListener => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || RendererToLauncher::Pong(0)),
     }
@@ -562,6 +567,17 @@ pub fn on_fetched(
         layer,
         fence: named,
     });
+}
+
+/// The rejection [`Attack::RejectAll`] answers frame `msg` with, if any.
+pub fn rejects(attack: Option<Attack>, msg: &ipc_protocol::messages::FrameMsg) -> Option<String> {
+    (attack == Some(Attack::RejectAll) && msg.frame >= STALL_FROM).then(|| {
+        tracing::warn!(
+            frame = msg.frame,
+            "hostile renderer: rejecting a good frame"
+        );
+        "layers[0].buffer: the file at fd 512 is not the one described".to_owned()
+    })
 }
 
 /// Whether the attack keeps `buffer` instead of releasing it.

@@ -85,6 +85,10 @@ impl Hooks for RendererAdversary {
         hostile::at_resize(self.attack, events, epoch, generation);
     }
 
+    fn rejects(&mut self, msg: &ipc_protocol::messages::FrameMsg) -> Option<String> {
+        hostile::rejects(self.attack, msg)
+    }
+
     fn fetched(&mut self, fetched: Fetched<'_>) {
         hostile::on_fetched(self.attack, fetched.events, fetched.msg, fetched.layers);
         probe::on_fetched(&fetched);

@@ -194,8 +194,11 @@ impl Supervisor<'_> {
     ///    cannot render;
     /// 2. it holds every buffer of a layer, some of a frame it may still be waiting on the GPU
     ///    process's fences for: nobody yet, until that wait is over;
-    /// 3. otherwise the GPU process had a buffer free for every layer, or never said it serves
-    ///    a new renderer: it stopped producing.
+    /// 3. otherwise, once the GPU process has had a buffer of every layer free for half the hang
+    ///    timeout too: if the renderer answered every frame since its last present with a
+    ///    rejection (its word alone, which the launcher cannot check), a fresh renderer is tried
+    ///    first, once per GPU process; otherwise (or if the fresh one rejects as well) the GPU
+    ///    process stopped producing, or never said it serves a new renderer, and is stalled.
     pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
         let ms = stalled.as_millis() as u64;
         // Headless, nothing paces the GPU process: after a resize, the renderer drops the frames
@@ -248,6 +251,31 @@ impl Supervisor<'_> {
                 return Ok(());
             }
             _ => {}
+        }
+        // The GPU process could render: it must have been able to for a while, not since a
+        // release a moment ago.
+        let free_long = self.pair.gpu.as_ref().is_some_and(|g| {
+            g.free_since
+                .is_some_and(|t| t.elapsed() + Duration::from_millis(10) >= (hang / 2).min(stalled))
+        });
+        if !free_long && self.pair.renderer.is_some() {
+            return Ok(());
+        }
+        // Frames flowed, and the renderer answered every one of them with a rejection: its word
+        // alone, which the launcher cannot check. A fresh renderer is tried first, once per GPU
+        // process; if it rejects as well, the GPU process is the one stalled.
+        let rejected = self.pair.renderer.as_ref().map_or(0, |r| r.rejected);
+        let spared = self.pair.gpu.as_ref().is_some_and(|g| g.spared);
+        if rejected > 0 && !spared && self.pair.renderer.is_some() {
+            if let Some(g) = self.pair.gpu.as_mut() {
+                g.spared = true;
+            }
+            tracing::warn!(
+                rejected,
+                ms,
+                "the renderer rejected every frame of the stall by its word alone; a fresh renderer is tried before the GPU process is blamed"
+            );
+            return self.renderer_down(Some(Cause::Stalled { ms }));
         }
         self.gpu_down(Some(Cause::Stalled { ms }))
     }

@@ -321,7 +321,7 @@ impl Supervisor<'_> {
                     .map_err(|what| Breach::new("SandboxListener", what))?;
             }
             RendererToLauncher::Rejected { frame, reason } => {
-                self.answered(None, frame);
+                self.rejected(None, frame);
                 let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, not acted on.
                 self.policing.note(
@@ -341,7 +341,7 @@ impl Supervisor<'_> {
                 fence_of_layer,
                 what,
             } => {
-                self.answered(Some(epoch), frame);
+                self.rejected(Some(epoch), frame);
                 let what = crate::child_log::escape_str(&what);
                 self.policing.note("gpu-violation-claim", || {
                     tracing::warn!(frame, %what, "the renderer reports a frame whose fds break its description")
@@ -383,6 +383,12 @@ impl Supervisor<'_> {
                         return Err(Breach::new(
                             "FenceTimeout",
                             format!("frame {frame}, which was never handed to it"),
+                        ));
+                    }
+                    if layer >= g.relay.layers() {
+                        return Err(Breach::new(
+                            "FenceTimeout",
+                            format!("layer {layer}, which no frame has"),
                         ));
                     }
                     if let Some(named) = g.relay.fence(frame, layer).filter(|f| f.fd != fence) {
@@ -440,6 +446,14 @@ impl Supervisor<'_> {
             r.send_failed(e);
         }
         Ok(())
+    }
+
+    /// The renderer answered `frame` with a rejection, its word alone.
+    fn rejected(&mut self, epoch: Option<u64>, frame: u64) {
+        if let Some(r) = self.pair.renderer.as_mut() {
+            r.rejected += 1;
+        }
+        self.answered(epoch, frame);
     }
 
     /// The renderer answered `frame` (of the GPU process of `epoch`, or of the current one).
@@ -520,6 +534,7 @@ impl Supervisor<'_> {
             }
         }
         r.presented += 1;
+        r.rejected = 0;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
         // A frame event dropped (the application fell behind) leaves the next one's damage

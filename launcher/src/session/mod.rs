@@ -144,6 +144,11 @@ struct Gpu {
     /// Since when the renderer has held every buffer of a layer, if it does: the GPU process
     /// cannot render meanwhile ([`ipc_protocol::relay::Relay::starved`]).
     starved_since: Option<Instant>,
+    /// Since when it has had a buffer of every layer free, if it has.
+    free_since: Option<Instant>,
+    /// A renderer was replaced for rejecting every frame of a stall by its word alone: the next
+    /// such stall is this process's (see `drive.rs`, `stalled`).
+    spared: bool,
     /// A send to it found its queue full: it stopped reading its commands.
     unread: bool,
     /// It said it rendered every frame.
@@ -163,10 +168,14 @@ impl Gpu {
     /// The buffers the renderer holds changed: whether it holds a whole layer's pool, and since
     /// when.
     fn held_changed(&mut self) {
-        self.starved_since = match self.relay.starved() {
-            Some(_) => self.starved_since.or_else(|| Some(Instant::now())),
-            None => None,
-        };
+        let now = Instant::now();
+        if self.relay.starved().is_some() {
+            self.starved_since = self.starved_since.or(Some(now));
+            self.free_since = None;
+        } else {
+            self.starved_since = None;
+            self.free_since = self.free_since.or(Some(now));
+        }
     }
 
     /// How it started, as the trace and the crash records name it.
@@ -210,6 +219,9 @@ struct Renderer {
     fault: Option<(u64, Fault)>,
     faults: Vec<Fault>,
     presented: u64,
+    /// Frames it answered with a rejection (`Rejected`, `GpuViolation`) since it last presented
+    /// one: its word alone.
+    rejected: u64,
     unread: bool,
 }
 
