@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod bootstrap;
+pub mod buffer_file;
 pub mod channel;
 pub mod damage;
 pub mod fault;

@@ -510,6 +510,15 @@ pub enum LauncherToRenderer {
     /// epoch, its number (one more than the frame before on this link), its generation, its
     /// layers' shape and export window, and that none of its buffers is still held.
     Frame(FrameMsg),
+    /// A frame the launcher vouches for, checked like [`LauncherToRenderer::Frame`] and more,
+    /// with one fd per layer attached, in the order of its layers: that layer's buffer, which
+    /// the launcher took from the GPU process itself, found to be the file described and one
+    /// the renderer's import accepts ([`crate::buffer_file`]), while it saw every fence of the
+    /// frame signalled. The renderer takes the buffers from these fds, not from the GPU
+    /// process, and waits on no fence. Sent in place of `Frame` once the renderer has claimed
+    /// that the GPU process broke a frame: a rejection of a vouched frame is the renderer's
+    /// own choice, and costs it its life.
+    Vouched(FrameMsg),
     /// The renderer's two mailboxes ([`crate::mailbox`]), two fds attached: the memfd of the one
     /// it writes its messages to the launcher through, then that of the one it reads the
     /// launcher's through. Sent first, when the launcher keeps them.
@@ -599,6 +608,8 @@ pub enum RendererToLauncher {
     Stats(RendererStats),
     /// A description was rejected (the frame is dropped, the previous one stays).
     Rejected {
+        /// Epoch of the GPU process whose frame it was.
+        epoch: u64,
         /// The frame.
         frame: u64,
         /// Why.
@@ -695,6 +706,10 @@ pub struct RendererStats {
     pub fences_via_pidfd: u64,
     /// Buffer or fence fds that arrived any other way.
     pub fds_via_other: u64,
+    /// Frames the launcher vouched for (their buffers came from it, their fences seen
+    /// signalled by it): a slower path, taken once this renderer or an earlier one claimed the
+    /// GPU process broke a frame.
+    pub vouched_frames: u64,
     /// Buffers mapped (import cache misses).
     pub imports: u64,
     /// Layers served from the import cache.
@@ -768,13 +783,15 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
             LauncherToRenderer::Frame(_) => "Frame",
+            LauncherToRenderer::Vouched(_) => "Vouched",
             LauncherToRenderer::Mailbox => "Mailbox",
         }
     }
-    /// `Mailbox` carries the two mailboxes' memfds.
+    /// `Mailbox` carries the two mailboxes' memfds, `Vouched` a buffer per layer.
     fn fd_count(&self) -> usize {
         match self {
             LauncherToRenderer::Mailbox => 2,
+            LauncherToRenderer::Vouched(f) => f.layers.len(),
             _ => 0,
         }
     }

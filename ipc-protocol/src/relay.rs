@@ -43,6 +43,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::buffer_file::Shape;
 use crate::frame::{BufferId, Fence, RemoteFd};
 use crate::messages::FrameMsg;
 use crate::rules::Breach;
@@ -100,6 +101,12 @@ pub struct Relay {
     unanswered: VecDeque<(u64, u32, Instant)>,
     /// The fences of the last frames handed on, by frame, each with its layer.
     recent: VecDeque<FrameFences>,
+    /// Each pool slot's buffer as last described: its id and shape. A renderer imports a
+    /// buffer once per id, so an id that comes back with another shape would have it read one
+    /// layout through a mapping made for another.
+    shapes: Vec<Option<(BufferId, Shape)>>,
+    /// Renderers this relay has served: the link a frame was handed on belongs to.
+    link: u64,
 }
 
 impl Relay {
@@ -125,6 +132,22 @@ impl Relay {
             held: Vec::new(),
             unanswered: VecDeque::new(),
             recent: VecDeque::new(),
+            shapes: vec![None; (layers as usize).saturating_mul(pool_per_layer as usize)],
+            link: 0,
+        }
+    }
+
+    /// The renderer link frames are handed on to now: it changes at each
+    /// [`Relay::new_renderer`], so a frame handed on for an earlier link is known as such.
+    pub fn link(&self) -> u64 {
+        self.link
+    }
+
+    /// Frame `frame` reaches the renderer only at `now` (the launcher held it meanwhile, to
+    /// vouch for it): its time unanswered counts from then.
+    pub fn reached_renderer(&mut self, frame: u64, now: Instant) {
+        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _)| *f == frame) {
+            u.2 = now;
         }
     }
 
@@ -185,6 +208,29 @@ impl Relay {
                 msg.frame, self.next
             ));
         }
+        for l in &msg.layers {
+            let id = l.buffer.id;
+            let first = l.layer.saturating_mul(self.pool_per_layer);
+            if !(first..first.saturating_add(self.pool_per_layer)).contains(&id.slot) {
+                return lie(format!(
+                    "frame {}, layer {}: buffer {}/{}, not a slot of the layer's pool [{first}, {})",
+                    msg.frame,
+                    l.layer,
+                    id.slot,
+                    id.generation,
+                    first.saturating_add(self.pool_per_layer)
+                ));
+            }
+            let shape = Shape::of(&l.buffer);
+            if let Some(Some((known, was))) = self.shapes.get(id.slot as usize) {
+                if *known == id && Some(*was) != shape {
+                    return lie(format!(
+                        "frame {}, layer {}: buffer {}/{} described with another shape than before",
+                        msg.frame, l.layer, id.slot, id.generation
+                    ));
+                }
+            }
+        }
         let before = self.held.len();
         for l in &msg.layers {
             let id = l.buffer.id;
@@ -204,6 +250,14 @@ impl Relay {
                 ));
             }
             self.held.push((id, l.layer, msg.frame));
+        }
+        for l in &msg.layers {
+            if let (Some(slot), Some(shape)) = (
+                self.shapes.get_mut(l.buffer.id.slot as usize),
+                Shape::of(&l.buffer),
+            ) {
+                *slot = Some((l.buffer.id, shape));
+            }
         }
         self.next += 1;
         self.unanswered.push_back((msg.frame, msg.generation, now));
@@ -277,6 +331,7 @@ impl Relay {
     /// The renderer is replaced by the one of `renderer_pid`, which resumes from `resume_from`:
     /// it holds nothing, and the GPU process's frames are dropped until it says it serves it.
     pub fn new_renderer(&mut self, renderer_pid: u32, resume_from: u64) {
+        self.link += 1;
         self.held.clear();
         self.unanswered.clear();
         self.recent.clear();
@@ -553,7 +608,7 @@ mod tests {
         assert_eq!(r.starved(), Some(0));
         // A fourth buffer for a layer is more than its pool.
         let f = frame(13, &[6, 7]);
-        assert!(r.frame(&f, 0, t()).expect_err("pool").what.contains("pool"));
+        assert!(r.frame(&f, 0, t()).expect_err("pool").what.contains("pool [0, 3)"));
         for n in 10..=12 {
             r.answered(n);
         }
@@ -636,5 +691,28 @@ mod tests {
         let f = r.fence(last, 1).expect("kept");
         assert_eq!(f.fd.fd, 150 + 3 + ((last - 10) % 3) as i32);
         assert!(r.fence(last, 2).is_none());
+    }
+
+    #[test]
+    fn a_buffer_id_keeps_its_slot_range_and_its_shape() {
+        let mut r = relay();
+        // Slot 3 is layer 1's.
+        let e = r.frame(&frame(10, &[3, 4]), 0, t()).expect_err("slot");
+        assert!(e.what.contains("not a slot of the layer's pool [0, 3)"), "{e:?}");
+        r.frame(&frame(10, &[0, 3]), 0, t()).expect("10");
+        r.answered(10);
+        r.release(3, id(0), 0).expect("release");
+        // The same id, wider: refused, and nothing of it taken as held.
+        let mut f = frame(11, &[0, 4]);
+        f.layers[0].buffer.width = 2;
+        let e = r.frame(&f, 0, t()).expect_err("shape");
+        assert!(e.what.contains("another shape"), "{e:?}");
+        assert_eq!(r.held(), 1);
+        // A new generation of the slot may have a shape of its own.
+        f.layers[0].buffer.id.generation = 2;
+        assert_eq!(r.frame(&f, 0, t()), Ok(Handed::On));
+        assert_eq!(r.link(), 0);
+        r.new_renderer(5, 12);
+        assert_eq!(r.link(), 1);
     }
 }

@@ -307,6 +307,15 @@ pub struct Trust {
     /// Those it did not look at: more than a few for one GPU process, a frame no longer among
     /// the last handed on, or a process no longer running.
     pub fence_claims_unlooked: u64,
+    /// GPU processes whose frames the launcher vouched for, after a renderer's claim against
+    /// each ([`LauncherToRenderer::Vouched`]): a slower path.
+    ///
+    /// [`LauncherToRenderer::Vouched`]: ipc_protocol::messages::LauncherToRenderer::Vouched
+    pub vouched_gpus: u64,
+    /// Frames handed on vouched for.
+    pub vouched_frames: u64,
+    /// Renderer claims about vouched-for frames (each a lie that cost the renderer its life).
+    pub refuted_vouched_claims: u64,
 }
 
 /// Every crash and hang of the run, how fast each was noticed and repaired, and the faults and
@@ -970,6 +979,9 @@ mod tests {
                     "proven_gpu_lies",
                     "refuted_fence_claims",
                     "fence_claims_unlooked",
+                    "vouched_gpus",
+                    "vouched_frames",
+                    "refuted_vouched_claims",
                 ],
             ),
             (

@@ -34,8 +34,9 @@ pub struct Fetched<'a> {
     pub events: &'a Sender<RendererToLauncher>,
     /// The frame's description.
     pub msg: &'a FrameMsg,
-    /// Each layer's index, what it will show, and its fence.
-    pub layers: &'a [(u32, Shown, OwnedFd)],
+    /// Each layer's index, what it will show, and its fence (none in a frame the launcher
+    /// vouched for).
+    pub layers: &'a [(u32, Shown, Option<OwnedFd>)],
     /// The imported buffer of an id, if the import cache holds it.
     pub buffer: &'a dyn Fn(BufferId) -> Option<BorrowedFd<'a>>,
     /// The link to the GPU process the fds came through.

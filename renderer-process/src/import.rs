@@ -2,8 +2,9 @@
 //!
 //! The GPU process reuses a small pool of buffers; each description names its buffer by
 //! [`BufferId`] (pool slot and generation). On a miss the renderer fetches the buffer's fd, checks
-//! its identity, measures the file (`lseek(SEEK_END)`), checks every plane's extent against that
-//! size and maps it read-only. On a hit it checks that the description's shape is the one it
+//! its identity, then checks the file and maps its plane read-only
+//! ([`ipc_protocol::buffer_file`], the check the launcher applies too when it vouches for a
+//! frame). On a hit it checks that the description's shape is the one it
 //! imported (a peer cannot reuse an id to make the renderer read a mapping with another layout)
 //! and reuses the mapping. A new generation for a slot replaces the old entry; a new GPU process
 //! epoch empties the cache. Entries own their fd and mapping, so eviction frees both.
@@ -16,9 +17,10 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-use ipc_protocol::frame::{BufferKind, DescError};
-use ipc_protocol::{BufferId, DrmFormat, Frame, RemoteFd};
-use triptych_sys::mapping::{Access, MapError, Mapping};
+use ipc_protocol::frame::DescError;
+use ipc_protocol::{BufferId, Frame, RemoteFd};
+use ipc_protocol::buffer_file::{FileError, Shape};
+use triptych_sys::mapping::Mapping;
 
 use crate::fetch::{fetch, FetchError, FrameSource};
 
@@ -31,18 +33,9 @@ pub enum ImportError {
     /// Fetching the fd failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// The file's size could not be read.
-    #[error("measuring planes[0] failed: {0}")]
-    Size(#[from] triptych_sys::fd::FdError),
-    /// Mapping failed.
-    #[error("mapping planes[0] failed: {0}")]
-    Map(#[from] MapError),
-    /// A shm buffer is not sealed against shrinking.
-    #[error("planes[0]: shm buffer is not sealed against shrinking: {0}")]
-    Seals(#[from] triptych_sys::memfd::MemfdError),
-    /// A buffer described as a DMA-BUF is not one.
-    #[error("planes[0]: described as a DMA-BUF, but {0}")]
-    NotDmaBuf(String),
+    /// The file is not what a buffer's file must be ([`ipc_protocol::buffer_file`]).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A cached id came back with another shape.
     #[error("buffer {slot}.{generation}: description changed shape while its id stayed the same")]
     ShapeChanged {
@@ -51,37 +44,6 @@ pub enum ImportError {
         /// Generation.
         generation: u32,
     },
-}
-
-/// What a buffer looks like: everything a cached mapping depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    /// Memory kind.
-    pub kind: BufferKind,
-    /// Format.
-    pub format: DrmFormat,
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-    /// Offset of plane 0.
-    pub offset: u32,
-    /// Stride of plane 0.
-    pub stride: u32,
-}
-
-impl Shape {
-    fn of(f: &Frame<RemoteFd>) -> Option<Shape> {
-        let p = f.planes.first()?;
-        Some(Shape {
-            kind: f.kind,
-            format: f.format,
-            width: f.width,
-            height: f.height,
-            offset: p.offset,
-            stride: p.stride,
-        })
-    }
 }
 
 /// One imported buffer.
@@ -93,7 +55,7 @@ pub struct Imported {
     pub shape: Shape,
     /// The fetched fd (kept for DMA-BUF sync ioctls and so the file stays alive).
     pub fd: OwnedFd,
-    /// The read-only mapping of the whole file.
+    /// The read-only mapping of plane 0, from the file's start to the plane's end.
     pub map: Mapping,
 }
 
@@ -163,23 +125,7 @@ impl ImportCache {
             return Ok(&self.entries[&slot]);
         }
         let fd = fetch(src, "planes[0]", &desc.planes[0].fd)?;
-        let size = triptych_sys::fd::seek_size(fd.as_fd())?;
-        Frame::<RemoteFd>::validate_extent(0, plane_end, size)?;
-        match desc.kind {
-            // A memfd must be sealed so its owner cannot shrink it under our mapping.
-            BufferKind::Shm => triptych_sys::memfd::check_no_shrink(fd.as_fd())?,
-            // A DMA-BUF's size is fixed for its life; anything else claiming to be one is refused.
-            BufferKind::DmaBuf => {
-                if !triptych_sys::dma_buf::is_dma_buf(fd.as_fd())
-                    .map_err(|e| ImportError::NotDmaBuf(e.to_string()))?
-                {
-                    return Err(ImportError::NotDmaBuf(
-                        "the fetched file is not on the dmabuf file system".into(),
-                    ));
-                }
-            }
-        }
-        let map = Mapping::new(fd.as_fd(), size as usize, Access::Read)?;
+        let map = ipc_protocol::buffer_file::check(fd.as_fd(), desc.kind, plane_end)?;
         self.counters.imports += 1;
         let entry = Imported {
             id: desc.id,

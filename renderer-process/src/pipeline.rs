@@ -52,7 +52,7 @@ use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
 use crate::composite::{composite_region, Layer};
 use crate::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
-use crate::fetch::fetch;
+use crate::fetch::{fetch, Counters, FrameSource};
 use crate::import::{ImportCache, ImportError};
 use ipc_protocol::damage::Region;
 
@@ -153,7 +153,8 @@ pub struct Pipeline {
     rec: Recorder,
     pending: Option<Pending>,
     /// Frames from the launcher that came while one waited on its fences, in order.
-    queued: VecDeque<FrameMsg>,
+    /// Frames waiting their turn, each with its buffers when the launcher vouched for it.
+    queued: VecDeque<(FrameMsg, Option<Vec<OwnedFd>>)>,
     seq: u64,
     waiter: crossbeam_channel::Sender<WaitJob>,
     waited: Receiver<WaitDone>,
@@ -397,10 +398,10 @@ impl Pipeline {
         loop {
             // While a frame waits on its fences, newer frames stay queued.
             while self.pending.is_none() && !self.stopped {
-                let Some(msg) = self.queued.pop_front() else {
+                let Some((msg, vouched)) = self.queued.pop_front() else {
                     break;
                 };
-                self.frame(msg, &commands)?;
+                self.frame(msg, vouched, &commands)?;
             }
             if self.stopped {
                 return Ok(());
@@ -453,7 +454,7 @@ impl Pipeline {
     }
 
     /// Handles a command; false means stop.
-    fn command(&mut self, c: LauncherToRenderer, _fds: Vec<OwnedFd>) -> anyhow::Result<bool> {
+    fn command(&mut self, c: LauncherToRenderer, fds: Vec<OwnedFd>) -> anyhow::Result<bool> {
         match c {
             LauncherToRenderer::SlotFree(s) => {
                 if !self.output.release(s) {
@@ -466,7 +467,8 @@ impl Pipeline {
                     .context("answering a ping")?;
             }
             LauncherToRenderer::NewGpu(g) => self.switch_gpu(g)?,
-            LauncherToRenderer::Frame(msg) => self.queued.push_back(msg),
+            LauncherToRenderer::Frame(msg) => self.queued.push_back((msg, None)),
+            LauncherToRenderer::Vouched(msg) => self.queued.push_back((msg, Some(fds))),
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
@@ -598,6 +600,7 @@ impl Pipeline {
             }
         } else {
             RendererToLauncher::Rejected {
+                epoch: self.gpu.epoch,
                 frame,
                 reason: what,
             }
@@ -606,7 +609,13 @@ impl Pipeline {
         self.give_back(msg);
     }
 
-    fn frame(&mut self, msg: FrameMsg, commands: &Commands) -> anyhow::Result<()> {
+    /// Steps 1 to 4 for frame `msg`; `vouched`, its buffers when the launcher vouched for it.
+    fn frame(
+        &mut self,
+        msg: FrameMsg,
+        vouched: Option<Vec<OwnedFd>>,
+        commands: &Commands,
+    ) -> anyhow::Result<()> {
         let received_ns = triptych_trace::now_ns();
         if msg.epoch != self.gpu.epoch {
             // The launcher hands on only the current process's frames, after `NewGpu`: one of
@@ -638,6 +647,7 @@ impl Pipeline {
             self.stats.rejected += 1;
             self.events
                 .send(&RendererToLauncher::Rejected {
+                    epoch: msg.epoch,
                     frame: msg.frame,
                     reason,
                 })
@@ -653,7 +663,7 @@ impl Pipeline {
             received_ns,
             Args::new(),
         );
-        let (fetched, damage) = match self.prepare(&msg) {
+        let (fetched, damage) = match self.prepare(&msg, vouched) {
             Ok(f) => f,
             Err(FrameError::NotAFence { layer, what }) => {
                 self.gpu_violation(
@@ -669,6 +679,7 @@ impl Pipeline {
                 // The answer first, then its buffers back: none of them will be shown.
                 self.events
                     .send(&RendererToLauncher::Rejected {
+                        epoch: msg.epoch,
                         frame: msg.frame,
                         reason: e.to_string(),
                     })
@@ -704,6 +715,17 @@ impl Pipeline {
         let mut fences = Vec::with_capacity(fetched.len());
         let mut all_ready = true;
         for (layer, shown, fence) in fetched {
+            // A vouched frame's fences were seen signalled by the launcher.
+            let Some(fence) = fence else {
+                let named = msg
+                    .layers
+                    .iter()
+                    .find(|l| l.layer == layer)
+                    .map(|l| l.buffer.fence.fd)
+                    .context("a vouched layer that the description does not name")?;
+                layers.push((layer, shown, named));
+                continue;
+            };
             let first = match wait_signalled(fence.as_fd(), Duration::ZERO) {
                 Ok(w) => w,
                 Err(e) => {
@@ -772,6 +794,7 @@ impl Pipeline {
             self.stats.abandoned_frames += 1;
             // The answer first, then its buffers back.
             let _ = self.events.send(&RendererToLauncher::Rejected {
+                epoch: self.gpu.epoch,
                 frame: p.frame,
                 reason: "a fence was abandoned: its writer closed it unsignalled".into(),
             });
@@ -785,13 +808,15 @@ impl Pipeline {
         self.finish(p, ready, commands)
     }
 
-    /// Steps 2 and 3: returns each layer's new buffer with its fetched fence, and its content
+    /// Steps 2 and 3: returns each layer's new buffer with its fetched fence (none for a frame
+    /// the launcher vouched for, whose buffers are `vouched`, one per layer), and its content
     /// damage.
     #[allow(clippy::type_complexity)]
     fn prepare(
         &mut self,
         msg: &FrameMsg,
-    ) -> Result<(Vec<(u32, Shown, OwnedFd)>, Vec<(u32, ContentDamage)>), FrameError> {
+        vouched: Option<Vec<OwnedFd>>,
+    ) -> Result<(Vec<(u32, Shown, Option<OwnedFd>)>, Vec<(u32, ContentDamage)>), FrameError> {
         let ends = validate::layers(msg, self.layers, self.gpu.pid, self.gpu.window)?;
         // Checked by `validate::layers`: inside each buffer, relative to an earlier frame.
         let damage = msg
@@ -804,19 +829,56 @@ impl Pipeline {
             })
             .collect();
         let mut out = Vec::with_capacity(msg.layers.len());
-        let mut src = self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?;
+        if vouched.is_some() {
+            self.stats.vouched_frames += 1;
+        }
+        let mut vouched = vouched.map(Vec::into_iter);
+        let mut src = match vouched {
+            Some(_) => None,
+            None => Some(self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?),
+        };
+        let mut via_launcher = 0;
         for (l, end) in msg.layers.iter().zip(&ends) {
             let layer = l.layer;
-            self.cache
-                .get_or_import(&mut src, &l.buffer, *end)
-                .map_err(|source| FrameError::Import { layer, source })?;
-            let fence =
-                fetch(&mut src, "fence", &l.buffer.fence.fd).map_err(|e| FrameError::Fence {
-                    layer,
-                    source: e.into(),
-                })?;
-            fence_of_kind(fence.as_fd(), l.buffer.fence.kind)
-                .map_err(|what| FrameError::NotAFence { layer, what })?;
+            let fence = match (&mut vouched, &mut src) {
+                (Some(fds), _) => {
+                    // Each layer's buffer from its own fd (two layers may name one number).
+                    let fd = fds.next().ok_or_else(|| FrameError::Fence {
+                        layer,
+                        source: anyhow::anyhow!("a vouched frame came without this layer's buffer"),
+                    })?;
+                    let number = l.buffer.planes.first().map_or(-1, |p| p.fd.fd);
+                    let mut one = FrameSource::Received(
+                        std::iter::once((number, fd)).collect(),
+                        Counters::default(),
+                    );
+                    self.cache
+                        .get_or_import(&mut one, &l.buffer, *end)
+                        .map_err(|source| FrameError::Import { layer, source })?;
+                    via_launcher += one.counters().via_other;
+                    None
+                }
+                (None, Some(src)) => {
+                    self.cache
+                        .get_or_import(src, &l.buffer, *end)
+                        .map_err(|source| FrameError::Import { layer, source })?;
+                    let fence = fetch(src, "fence", &l.buffer.fence.fd).map_err(|e| {
+                        FrameError::Fence {
+                            layer,
+                            source: e.into(),
+                        }
+                    })?;
+                    fence_of_kind(fence.as_fd(), l.buffer.fence.kind)
+                        .map_err(|what| FrameError::NotAFence { layer, what })?;
+                    Some(fence)
+                }
+                (None, None) => {
+                    return Err(FrameError::Fence {
+                        layer,
+                        source: anyhow::anyhow!("no source for the frame's fds"),
+                    })
+                }
+            };
             match l.buffer.kind {
                 BufferKind::DmaBuf => self.stats.dmabuf_layers += 1,
                 BufferKind::Shm => self.stats.shm_layers += 1,
@@ -830,10 +892,10 @@ impl Pipeline {
             };
             out.push((layer, shown, fence));
         }
-        let c = src.counters();
+        let c = src.map(|s| s.counters()).unwrap_or_default();
         self.stats.buffers_via_pidfd += c.buffers_via_pidfd;
         self.stats.fences_via_pidfd += c.fences_via_pidfd;
-        self.stats.fds_via_other += c.via_other;
+        self.stats.fds_via_other += c.via_other + via_launcher;
         Ok((out, damage))
     }
 
@@ -894,6 +956,7 @@ impl Pipeline {
             // A layer has nothing to show yet (its first buffer's fence timed out): the frame
             // is answered before its buffers go back.
             let _ = self.events.send(&RendererToLauncher::Rejected {
+                epoch,
                 frame: p.frame,
                 reason: "a layer has no buffer to show: its fence timed out".into(),
             });

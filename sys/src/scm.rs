@@ -175,7 +175,10 @@ pub fn recv_with_fds(
 
 /// Fds one [`recv_datagram`] accepts at most; the control buffer is sized for exactly this many,
 /// so the kernel itself closes any beyond it (`MSG_CTRUNC`) and none ever reach this process.
-pub const DATAGRAM_MAX_FDS: usize = 4;
+///
+/// Sixteen: the most any message carries is a frame's buffers as the launcher hands them on
+/// when it vouches for them, one per layer of at most sixteen.
+pub const DATAGRAM_MAX_FDS: usize = 16;
 
 /// One datagram of a `SOCK_SEQPACKET` socket, as received.
 #[derive(Debug)]
@@ -211,7 +214,7 @@ pub fn recv_datagram_flags(
     flags: MsgFlags,
 ) -> Result<Datagram, ScmError> {
     // Room for one SCM_RIGHTS header with DATAGRAM_MAX_FDS ints, u64-aligned as cmsghdr needs.
-    const SPACE_WORDS: usize = 8;
+    const SPACE_WORDS: usize = 12;
     let mut space = [0u64; SPACE_WORDS];
     // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
     let need =

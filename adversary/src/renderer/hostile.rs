@@ -302,6 +302,7 @@ pub fn attack(
                 what: forged.into(),
             });
             let _ = events.send(&RendererToLauncher::Rejected {
+                epoch,
                 frame: 0,
                 reason: forged.into(),
             });
@@ -525,7 +526,7 @@ pub fn on_fetched(
     attack: Option<Attack>,
     events: &Sender<RendererToLauncher>,
     msg: &ipc_protocol::messages::FrameMsg,
-    fetched: &[(u32, renderer_process::decide::Shown, OwnedFd)],
+    fetched: &[(u32, renderer_process::decide::Shown, Option<OwnedFd>)],
 ) {
     match attack {
         Some(Attack::FenceClaim) => return fence_claim(events, msg),
@@ -533,7 +534,7 @@ pub fn on_fetched(
         Some(Attack::DrainFence) => {}
         _ => return,
     }
-    let Some((layer, shown, fence)) = fetched.first() else {
+    let Some((layer, shown, Some(fence))) = fetched.first() else {
         return;
     };
     let (layer, buffer, epoch, frame) = (*layer, shown.id, msg.epoch, msg.frame);

@@ -274,6 +274,7 @@ fn main() {
     for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7]), (2, [2, 5, 8])] {
         steady.extend(step(0, encode(&frame(n, slots)).expect("frame")));
         let answer = RendererToLauncher::Rejected {
+            epoch: 1,
             frame: n,
             reason: "seed".into(),
         };

@@ -50,6 +50,7 @@ impl Supervisor<'_> {
                 .map_or_else(crossbeam_channel::never, |w| w.exit.clone());
             let checked = self.policing.verdicts();
             let looked = self.policing.look_verdicts();
+            let vouched = self.policing.vouch_outcomes();
             select! {
                 recv(r_events) -> m => match m {
                     Ok(d) => self.renderer_delivery(d)?,
@@ -76,6 +77,9 @@ impl Supervisor<'_> {
                 },
                 recv(looked) -> v => if let Ok((epoch, verdict)) = v {
                     self.fence_look_verdict(epoch, verdict)?;
+                },
+                recv(vouched) -> v => if let Ok((epoch, outcome)) = v {
+                    self.vouch_outcome(epoch, outcome)?;
                 },
                 recv(signals) -> s => {
                     tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");

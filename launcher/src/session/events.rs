@@ -164,12 +164,103 @@ impl Supervisor<'_> {
         }
         g.held_changed();
         self.policing.produced(msg.frame, self.args.frames)?;
+        if let Some(v) = g.vouch.as_ref() {
+            let link = g.relay.link();
+            g.vouched_from = g.vouched_from.or(Some(msg.frame));
+            if v.submit(super::vouch::Job { msg, link }) {
+                return Ok(());
+            }
+            // The thread is gone (it cannot be, short of a panic): the frame is lost with it,
+            // and the stall check finds the process that no longer gets frames through.
+            tracing::error!("the thread vouching for the GPU process's frames is gone");
+            return Ok(());
+        }
         if let Some(r) = self.pair.renderer.as_mut() {
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::Frame(msg)) {
                 r.send_failed(e);
             }
         }
         Ok(())
+    }
+
+    /// The renderer claimed that the GPU process of `epoch` broke frame `frame`. A claim about
+    /// a frame the launcher vouches for is a lie, and costs the renderer; any other about the
+    /// current process starts the launcher vouching for its frames from now on
+    /// ([`super::vouch`]), once.
+    fn claim(&mut self, kind: &'static str, epoch: u64, frame: u64) -> Result<(), Breach> {
+        let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) else {
+            return Ok(());
+        };
+        if g.vouched_from.is_some_and(|first| frame >= first) {
+            self.summary.trust.refuted_vouched_claims += 1;
+            return Err(Breach::new(
+                kind,
+                format!(
+                    "frame {frame}, which the launcher vouched for: its buffers taken from the GPU process and checked by the launcher, its fences seen signalled"
+                ),
+            ));
+        }
+        if g.vouch.is_some() {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
+        let sender = self.policing.vouch_sender();
+        g.vouch = super::vouch::Vouch::start(&g.child.proc.pidfd, g.epoch, g.info.fence, timeout, sender);
+        let (pid, started) = (g.child.proc.pid, g.vouch.is_some());
+        if started {
+            self.summary.trust.vouched_gpus += 1;
+            tracing::warn!(gpu_pid = pid, frame, "the renderer claims the GPU process broke a frame: from now on the launcher takes and checks each of its frames' buffers and fences itself, and hands the buffers on (a slower path)");
+            self.tracing.instant(
+                triptych_trace::Marker::Fallback,
+                Some(frame),
+                &[("path", "vouched frames".to_owned()), ("gpu_pid", pid.to_string())],
+            );
+        } else {
+            tracing::error!(gpu_pid = pid, "could not start vouching for the GPU process's frames; claims stay counted only");
+        }
+        Ok(())
+    }
+
+    /// What the launcher's vouching for a frame of the GPU process of `epoch` found.
+    pub(super) fn vouch_outcome(
+        &mut self,
+        epoch: u64,
+        outcome: super::vouch::Outcome,
+    ) -> anyhow::Result<()> {
+        use super::vouch::Outcome;
+        let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) else {
+            // About a process replaced since: its death is recorded already.
+            return Ok(());
+        };
+        match outcome {
+            Outcome::Lied { why, .. } => {
+                self.summary.trust.proven_gpu_lies += 1;
+                self.gpu_violation(Breach::new("Frame", why))
+            }
+            Outcome::Hung { frame, layer } => {
+                self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))
+            }
+            Outcome::Vouched { msg, link, buffers } => {
+                if link != g.relay.link() {
+                    // Handed on to a renderer replaced since: nobody's to show.
+                    return Ok(());
+                }
+                g.relay.reached_renderer(msg.frame, Instant::now());
+                self.summary.trust.vouched_frames += 1;
+                if let Some(r) = self.pair.renderer.as_mut() {
+                    use std::os::fd::AsFd;
+                    let fds: Vec<_> = buffers.iter().map(|b| b.as_fd()).collect();
+                    if let Err(e) = r
+                        .child
+                        .commands
+                        .send_with(&LauncherToRenderer::Vouched(msg), &fds)
+                    {
+                        r.send_failed(e);
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The renderer gives a buffer back: checked against what it holds and the frames it has
@@ -320,8 +411,13 @@ impl Supervisor<'_> {
                     .adopt_listener(pid, fd)
                     .map_err(|what| Breach::new("SandboxListener", what))?;
             }
-            RendererToLauncher::Rejected { frame, reason } => {
-                self.rejected(None, frame);
+            RendererToLauncher::Rejected {
+                epoch,
+                frame,
+                reason,
+            } => {
+                self.claim("Rejected", epoch, frame)?;
+                self.rejected(Some(epoch), frame);
                 let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, not acted on.
                 self.policing.note(
@@ -341,6 +437,7 @@ impl Supervisor<'_> {
                 fence_of_layer,
                 what,
             } => {
+                self.claim("GpuViolation", epoch, frame)?;
                 self.rejected(Some(epoch), frame);
                 let what = crate::child_log::escape_str(&what);
                 self.policing.note("gpu-violation-claim", || {
@@ -378,6 +475,7 @@ impl Supervisor<'_> {
                 // A claim against the GPU process, about a fence of a frame the launcher handed
                 // on: naming another fd than that frame did is the renderer's lie; otherwise it
                 // is checked against the fence itself.
+                self.claim("FenceTimeout", epoch, frame)?;
                 if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
                     if frame >= g.relay.next() {
                         return Err(Breach::new(

@@ -36,6 +36,7 @@ mod recovery;
 mod slots;
 mod spawn;
 mod standby;
+mod vouch;
 
 use ipc_protocol::{rules, Role};
 
@@ -158,6 +159,13 @@ struct Gpu {
     /// Looks at fences the renderer said were no fences, judged so far (at most
     /// [`MAX_FENCE_LOOKS`]).
     looks: u32,
+    /// Its frames are vouched for by the launcher ([`vouch`]): some renderer claimed it broke
+    /// one.
+    vouch: Option<vouch::Vouch>,
+    /// The first frame on the current renderer link that went to be vouched for: every frame
+    /// from it on is (frames are numbered one after another on a link), so a claim about any
+    /// of them, handed on yet or not, is the renderer's lie.
+    vouched_from: Option<u64>,
 }
 
 /// The renderer's claims of a fence that is no fence the launcher looks at, per GPU process: a

@@ -211,6 +211,9 @@ impl Supervisor<'_> {
             // The new renderer's claims are looked at afresh: a replaced one cannot use up the
             // looks an honest one may need.
             g.looks = 0;
+            // Frames vouched for on the old link mean nothing on the new one; the vouching
+            // itself goes on, as it is about the GPU process.
+            g.vouched_from = None;
             match g.child.commands.send(&LauncherToGpu::NewRenderer(link)) {
                 Ok(()) => {}
                 Err(SendError::Full) => g.unread = true,

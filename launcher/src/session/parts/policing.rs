@@ -36,6 +36,22 @@ pub struct Policing {
     checks: corroborate::Checks,
     /// Fences the renderer said are no fences, being looked at.
     looks: super::super::fence_look::Looks,
+    /// Where the vouching threads' outcomes arrive, with the GPU process's epoch.
+    vouches: Vouches,
+}
+
+/// The channel of the vouching threads' outcomes.
+#[derive(Debug)]
+struct Vouches {
+    tx: crossbeam_channel::Sender<(u64, super::super::vouch::Outcome)>,
+    rx: Receiver<(u64, super::super::vouch::Outcome)>,
+}
+
+impl Default for Vouches {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Self { tx, rx }
+    }
 }
 
 impl Policing {
@@ -115,6 +131,16 @@ impl Policing {
         look: super::super::fence_look::FenceToLook,
     ) -> bool {
         self.looks.start(gpu_pidfd, look)
+    }
+
+    /// Where a vouching thread sends its outcomes.
+    pub fn vouch_sender(&self) -> crossbeam_channel::Sender<(u64, super::super::vouch::Outcome)> {
+        self.vouches.tx.clone()
+    }
+
+    /// Where the vouching threads' outcomes arrive, with the GPU process's epoch.
+    pub fn vouch_outcomes(&self) -> Receiver<(u64, super::super::vouch::Outcome)> {
+        self.vouches.rx.clone()
     }
 
     /// Where the looks at fences end, with the GPU process's epoch.
