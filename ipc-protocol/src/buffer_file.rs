@@ -70,11 +70,7 @@ impl Shape {
 
 /// Checks `fd` as the file of a `kind` buffer whose plane 0 ends at `plane_end` (from
 /// [`Frame::validate_shape`]), and maps its first `plane_end` bytes read-only.
-pub fn check(
-    fd: BorrowedFd<'_>,
-    kind: BufferKind,
-    plane_end: u64,
-) -> Result<Mapping, FileError> {
+pub fn check(fd: BorrowedFd<'_>, kind: BufferKind, plane_end: u64) -> Result<Mapping, FileError> {
     let size = triptych_sys::fd::seek_size(fd)?;
     Frame::<RemoteFd>::validate_extent(0, plane_end, size)?;
     match kind {

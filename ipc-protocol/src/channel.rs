@@ -718,7 +718,12 @@ mod tests {
                 ..
             }))
         ));
-        triptych_sys::scm::send_with_fds(raw.as_fd(), &ping, &[raw.as_fd(); triptych_sys::scm::DATAGRAM_MAX_FDS + 5]).expect("send");
+        triptych_sys::scm::send_with_fds(
+            raw.as_fd(),
+            &ping,
+            &[raw.as_fd(); triptych_sys::scm::DATAGRAM_MAX_FDS + 5],
+        )
+        .expect("send");
         assert!(matches!(
             rx.recv(),
             Err(RecvError::Violation(Violation::TooManyFds))

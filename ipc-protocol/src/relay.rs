@@ -608,7 +608,11 @@ mod tests {
         assert_eq!(r.starved(), Some(0));
         // A fourth buffer for a layer is more than its pool.
         let f = frame(13, &[6, 7]);
-        assert!(r.frame(&f, 0, t()).expect_err("pool").what.contains("pool [0, 3)"));
+        assert!(r
+            .frame(&f, 0, t())
+            .expect_err("pool")
+            .what
+            .contains("pool [0, 3)"));
         for n in 10..=12 {
             r.answered(n);
         }
@@ -698,7 +702,10 @@ mod tests {
         let mut r = relay();
         // Slot 3 is layer 1's.
         let e = r.frame(&frame(10, &[3, 4]), 0, t()).expect_err("slot");
-        assert!(e.what.contains("not a slot of the layer's pool [0, 3)"), "{e:?}");
+        assert!(
+            e.what.contains("not a slot of the layer's pool [0, 3)"),
+            "{e:?}"
+        );
         r.frame(&frame(10, &[0, 3]), 0, t()).expect("10");
         r.answered(10);
         r.release(3, id(0), 0).expect("release");

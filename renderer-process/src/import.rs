@@ -17,9 +17,9 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
+use ipc_protocol::buffer_file::{FileError, Shape};
 use ipc_protocol::frame::DescError;
 use ipc_protocol::{BufferId, Frame, RemoteFd};
-use ipc_protocol::buffer_file::{FileError, Shape};
 use triptych_sys::mapping::Mapping;
 
 use crate::fetch::{fetch, FetchError, FrameSource};

@@ -816,7 +816,13 @@ impl Pipeline {
         &mut self,
         msg: &FrameMsg,
         vouched: Option<Vec<OwnedFd>>,
-    ) -> Result<(Vec<(u32, Shown, Option<OwnedFd>)>, Vec<(u32, ContentDamage)>), FrameError> {
+    ) -> Result<
+        (
+            Vec<(u32, Shown, Option<OwnedFd>)>,
+            Vec<(u32, ContentDamage)>,
+        ),
+        FrameError,
+    > {
         let ends = validate::layers(msg, self.layers, self.gpu.pid, self.gpu.window)?;
         // Checked by `validate::layers`: inside each buffer, relative to an earlier frame.
         let damage = msg
@@ -862,12 +868,11 @@ impl Pipeline {
                     self.cache
                         .get_or_import(src, &l.buffer, *end)
                         .map_err(|source| FrameError::Import { layer, source })?;
-                    let fence = fetch(src, "fence", &l.buffer.fence.fd).map_err(|e| {
-                        FrameError::Fence {
+                    let fence =
+                        fetch(src, "fence", &l.buffer.fence.fd).map_err(|e| FrameError::Fence {
                             layer,
                             source: e.into(),
-                        }
-                    })?;
+                        })?;
                     fence_of_kind(fence.as_fd(), l.buffer.fence.kind)
                         .map_err(|what| FrameError::NotAFence { layer, what })?;
                     Some(fence)

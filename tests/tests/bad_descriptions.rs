@@ -130,7 +130,9 @@ fn each_class_of_bad_description_is_rejected_by_name() {
         let msg = one_layer(frame, desc, damage, since);
         g.send_frame(&msg);
         match g.next_event() {
-            RendererToLauncher::Rejected { frame: f, reason, .. } => {
+            RendererToLauncher::Rejected {
+                frame: f, reason, ..
+            } => {
                 assert_eq!(f, frame);
                 assert!(
                     reason.contains("damage") && reason.contains(needle),

@@ -252,6 +252,39 @@ fn an_eventfd_where_a_fence_should_be_costs_the_gpu_process() {
 }
 
 #[test]
+fn good_frames_an_honest_renderer_must_refuse_cost_the_gpu_process_once_the_launcher_vouches() {
+    // From frame 3 on, the GPU process reads each frame's first fence's signal away: the
+    // renderer sees an abandoned fence and must reject the frame, its word alone. At that
+    // first claim the launcher starts vouching for the process's frames itself, finds a fence
+    // with no signal, and kills the GPU process for it. The renderer keeps its pid.
+    let (o, s) = hostile_run_with("drain-fence", &[]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("hostile GPU: read a fence's byte away"),
+        "the attack never happened:\n{log}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(
+        cause.contains("vouched for by the launcher") && cause.contains("signal read away"),
+        "{cause}"
+    );
+    assert_eq!(s["trust"]["proven_gpu_lies"], 1, "{s}");
+    assert_eq!(s["trust"]["vouched_gpus"], 1, "{s}");
+    assert_eq!(s["trust"]["refuted_vouched_claims"], 0, "{s}");
+    assert_eq!(
+        s["renderer"]["gpu_switches"], 1,
+        "one renderer all along: {s}"
+    );
+    assert!(
+        log.contains("from now on the launcher takes and checks each of its frames"),
+        "the slower path is not logged:\n{log}"
+    );
+}
+
+#[test]
 fn descriptions_of_an_epoch_not_its_own_cost_the_gpu_process() {
     // A second of 30 KiB descriptions of an epoch long gone, while frames go on: the first one
     // costs it its life, and the rest are never read.
@@ -294,6 +327,11 @@ fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
         s["processes"]["pids"]["renderer"].as_u64().is_some(),
         "{attack}: no renderer at the end: {s}"
     );
+}
+
+#[test]
+fn a_gpu_process_that_reads_its_fences_signal_away_in_every_process_costs_only_the_gpu_processes() {
+    every_gpu_process("drain-fence", &[], "signal read away");
 }
 
 #[test]

@@ -167,11 +167,13 @@ fn a_frame_given_back_unseen_costs_the_renderer() {
 }
 
 #[test]
-fn a_renderer_that_rejects_every_frame_is_replaced_before_the_gpu_process_is_blamed() {
-    // Its rejections are its word alone, which the launcher cannot check: a stall of them costs
-    // the renderer first (once per GPU process), and the fresh one presents. The GPU process
+fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() {
+    // Its first rejection is its word alone. From it on the launcher vouches for the GPU
+    // process's frames: it takes and checks their buffers and fences itself and hands the
+    // buffers on, so the next rejection is a lie the launcher can prove, and costs the renderer
+    // its life. The fresh renderer gets vouched frames too, and presents them; the GPU process
     // keeps its pid.
-    let (log, s) = hostile_run_logged("reject-all", &["--hang-timeout-ms", "1000"]);
+    let (log, s) = hostile_run_logged("reject-all", &[]);
     assert!(
         log.contains("hostile renderer: rejecting a good frame"),
         "the attack never happened:\n{log}"
@@ -180,10 +182,45 @@ fn a_renderer_that_rejects_every_frame_is_replaced_before_the_gpu_process_is_bla
     let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
     assert_eq!(crashes[0]["role"], "renderer", "{s}");
-    assert!(crashes[0]["cause"].to_string().contains("stalled"), "{s}");
+    let cause = crashes[0]["cause"].to_string();
     assert!(
-        log.contains("a fresh renderer is tried before the GPU process is blamed"),
-        "{log}"
+        cause.contains("protocol_violation") && cause.contains("which the launcher vouched for"),
+        "{cause}"
+    );
+    assert_eq!(s["trust"]["vouched_gpus"], 1, "{s}");
+    assert_eq!(s["trust"]["refuted_vouched_claims"], 1, "{s}");
+    assert!(s["trust"]["vouched_frames"].as_u64() > Some(100), "{s}");
+    // The fresh renderer took its buffers from the launcher's fds.
+    assert!(s["renderer"]["vouched_frames"].as_u64() > Some(100), "{s}");
+    assert_eq!(s["renderer"]["fence_timeouts"], 0, "{s}");
+}
+
+#[test]
+fn a_renderer_that_rejects_good_frames_in_every_renderer_costs_only_the_renderers() {
+    // Every renderer started, replacements too, rejects good frames: each is killed for the
+    // first rejection the launcher can prove a lie, the GPU process keeps its pid throughout,
+    // and the run ends through the renderer's ladder.
+    let dir = scratch("hostile-every-reject-all");
+    let json = dir.join("summary.json");
+    let cmd = hostile_command("TRIPTYCH_HOSTILE", "reject-all", 2000, &[], &dir);
+    attack_every(&dir.join("bin"), "triptych-renderer", "reject-all");
+    let o = output(cmd);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let s = summary(&json);
+    let failure = s["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.starts_with("the renderer crashed more than"),
+        "the run did not end through the renderer's ladder: {failure:?}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert!(crashes.len() >= 4, "every renderer attacked: {s}");
+    for c in crashes {
+        assert_eq!(c["role"], "renderer", "{c}");
+        assert!(c["cause"].to_string().contains("vouched for"), "{c}");
+    }
+    assert_eq!(
+        s["trust"]["vouched_gpus"], 1,
+        "one GPU process all along: {s}"
     );
 }
 

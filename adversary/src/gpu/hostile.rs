@@ -82,6 +82,10 @@ pub enum Attack {
     /// well-formed descriptions of about 30 KiB of an epoch long gone, while it goes on
     /// producing.
     StaleFlood,
+    /// From frame [`FRAMING_FROM`] on, reads the byte of each frame's first pipe fence away
+    /// once it is signalled (the fence then looks abandoned to the renderer, which rejects the
+    /// frame): good frames that an honest renderer must refuse.
+    DrainFence,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
     /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
@@ -161,6 +165,7 @@ impl Attack {
             "log-forge" => Attack::LogForge,
             "ignore-releases" => Attack::IgnoreReleases,
             "stale-flood" => Attack::StaleFlood,
+            "drain-fence" => Attack::DrainFence,
             _ => return None,
         })
     }
@@ -223,6 +228,7 @@ pub fn attack(
         | Attack::BufferFence
         | Attack::IgnoreReleases
         | Attack::StaleFlood
+        | Attack::DrainFence
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
@@ -418,6 +424,7 @@ pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>
     match attack {
         Attack::FrameTwice => {}
         Attack::FrameAhead => lie.frame += 3,
+        Attack::DrainFence => return drain_fence(msg),
         Attack::StaleFlood => {
             static STARTED: std::sync::atomic::AtomicBool =
                 std::sync::atomic::AtomicBool::new(false);
@@ -436,6 +443,53 @@ pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>
             framed = n,
             "sent the launcher a lie"
         );
+    }
+}
+
+/// [`Attack::DrainFence`]: hands a copy of the first layer's fence (this process's own export)
+/// to a thread that waits for it to signal and reads its byte away. The frame loop signals the
+/// fence after this hook returns, so the wait cannot be made here.
+fn drain_fence(msg: &FrameMsg) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static DRAINER: OnceLock<
+        std::sync::Mutex<std::sync::mpsc::Sender<(u64, std::os::fd::OwnedFd)>>,
+    > = OnceLock::new();
+    static DRAINED: AtomicU64 = AtomicU64::new(0);
+    let Some(l) = msg.layers.first() else {
+        return;
+    };
+    // SAFETY: the number is this process's own export of the fence, open until the buffer comes
+    // back, which cannot happen before this hook returns (the frame loop runs it).
+    let fence = unsafe { BorrowedFd::borrow_raw(l.buffer.fence.fd.fd) };
+    let Ok(copy) = triptych_sys::fd::dup_cloexec(fence) else {
+        return;
+    };
+    let drainer = DRAINER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, std::os::fd::OwnedFd)>();
+        let _ = std::thread::Builder::new()
+            .name("drain-fence".into())
+            .spawn(move || {
+                for (frame, fence) in rx {
+                    let signalled = triptych_sys::poll::wait_signalled(
+                        fence.as_fd(),
+                        std::time::Duration::from_secs(2),
+                    );
+                    let read = crate::calls::attempt(crate::calls::Call::ReadFd(fence.as_fd()));
+                    let n = DRAINED.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(
+                        frame,
+                        ?signalled,
+                        ?read,
+                        drained = n,
+                        "hostile GPU: read a fence's byte away"
+                    );
+                }
+            });
+        std::sync::Mutex::new(tx)
+    });
+    if let Ok(tx) = drainer.lock() {
+        let _ = tx.send((msg.frame, copy));
     }
 }
 

@@ -167,12 +167,13 @@ impl Supervisor<'_> {
         if let Some(v) = g.vouch.as_ref() {
             let link = g.relay.link();
             g.vouched_from = g.vouched_from.or(Some(msg.frame));
-            if v.submit(super::vouch::Job { msg, link }) {
-                return Ok(());
+            let sent = triptych_sys::fd::dup_cloexec(std::os::fd::AsFd::as_fd(&g.child.proc.pidfd))
+                .is_ok_and(|pidfd| v.submit(super::vouch::Job { pidfd, msg, link }));
+            if !sent {
+                // No fd or no thread left (neither can be, short of exhaustion or a panic): the
+                // frame is lost, and the stall check finds the process whose frames stopped.
+                tracing::error!("a frame of the GPU process could not be vouched for; dropped");
             }
-            // The thread is gone (it cannot be, short of a panic): the frame is lost with it,
-            // and the stall check finds the process that no longer gets frames through.
-            tracing::error!("the thread vouching for the GPU process's frames is gone");
             return Ok(());
         }
         if let Some(r) = self.pair.renderer.as_mut() {
@@ -205,7 +206,7 @@ impl Supervisor<'_> {
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        g.vouch = super::vouch::Vouch::start(&g.child.proc.pidfd, g.epoch, g.info.fence, timeout, sender);
+        g.vouch = super::vouch::Vouch::start(g.epoch, g.info.fence, timeout, sender);
         let (pid, started) = (g.child.proc.pid, g.vouch.is_some());
         if started {
             self.summary.trust.vouched_gpus += 1;
@@ -213,10 +214,16 @@ impl Supervisor<'_> {
             self.tracing.instant(
                 triptych_trace::Marker::Fallback,
                 Some(frame),
-                &[("path", "vouched frames".to_owned()), ("gpu_pid", pid.to_string())],
+                &[
+                    ("path", "vouched frames".to_owned()),
+                    ("gpu_pid", pid.to_string()),
+                ],
             );
         } else {
-            tracing::error!(gpu_pid = pid, "could not start vouching for the GPU process's frames; claims stay counted only");
+            tracing::error!(
+                gpu_pid = pid,
+                "could not start vouching for the GPU process's frames; claims stay counted only"
+            );
         }
         Ok(())
     }

@@ -44,6 +44,8 @@ use triptych_sys::poll::{wait_signalled, FenceWait};
 /// A frame to vouch for, handed on while the renderer link `link` was current.
 #[derive(Debug)]
 pub struct Job {
+    /// The GPU process's pidfd, duplicated for this frame (so an idle thread holds no fd).
+    pub pidfd: OwnedFd,
     /// The frame, already checked by the relay.
     pub msg: FrameMsg,
     /// The renderer link it was handed on to ([`ipc_protocol::relay::Relay::link`]).
@@ -85,23 +87,21 @@ pub struct Vouch {
 }
 
 impl Vouch {
-    /// Starts vouching for the frames of the GPU process of `epoch` (reached through `pidfd`,
-    /// exporting fences of `kind`), waiting up to `fence_timeout` on each frame's fences; each
-    /// outcome goes to `done` with the epoch. `None` if no thread could be made.
+    /// Starts vouching for the frames of the GPU process of `epoch` (exporting fences of
+    /// `kind`), waiting up to `fence_timeout` on each frame's fences; each outcome goes to
+    /// `done` with the epoch. `None` if no thread could be made.
     pub fn start(
-        pidfd: &OwnedFd,
         epoch: u64,
         kind: FenceKind,
         fence_timeout: Duration,
         done: Sender<(u64, Outcome)>,
     ) -> Option<Vouch> {
-        let pidfd = triptych_sys::fd::dup_cloexec(pidfd.as_fd()).ok()?;
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         std::thread::Builder::new()
             .name("vouch".into())
             .spawn(move || {
                 for job in rx {
-                    let outcome = vouch(&pidfd, job, kind, fence_timeout);
+                    let outcome = vouch(job, kind, fence_timeout);
                     if done.send((epoch, outcome)).is_err() {
                         return;
                     }
@@ -139,8 +139,9 @@ fn take(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, Stri
 }
 
 /// Vouches for one frame, or says why not.
-fn vouch(pidfd: &OwnedFd, job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
+fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
     let frame = job.msg.frame;
+    let pidfd = &job.pidfd;
     let lied = |why: String| Outcome::Lied {
         why: format!("frame {frame}, vouched for by the launcher: {why}"),
     };
@@ -179,7 +180,10 @@ fn vouch(pidfd: &OwnedFd, job: Job, kind: FenceKind, fence_timeout: Duration) ->
             .map(|l| l.to_string_lossy().into_owned())
             .unwrap_or_default();
         if !super::corroborate::is_kind(&link, kind) {
-            return lied(format!("{field}: fd {} is {link:?}, not a {kind:?} fence", b.fence.fd.fd));
+            return lied(format!(
+                "{field}: fd {} is {link:?}, not a {kind:?} fence",
+                b.fence.fd.fd
+            ));
         }
         fences.push((layer, fence));
     }
@@ -191,11 +195,9 @@ fn vouch(pidfd: &OwnedFd, job: Job, kind: FenceKind, fence_timeout: Duration) ->
             Ok(FenceWait::TimedOut) => return Outcome::Hung { frame, layer },
             // Its writer closed it without a byte, or the process read the byte away: only the
             // GPU process holds it besides the launcher, which never reads it.
-            Ok(FenceWait::Abandoned) => {
-                return lied(format!(
-                    "layers[{layer}].fence: closed by its writer unsignalled, or its signal read away"
-                ))
-            }
+            Ok(FenceWait::Abandoned) => return lied(format!(
+                "layers[{layer}].fence: closed by its writer unsignalled, or its signal read away"
+            )),
             Err(e) => return lied(format!("layers[{layer}].fence: {e}")),
         }
     }
@@ -270,8 +272,12 @@ mod tests {
     fn outcome(msg: FrameMsg, timeout: Duration) -> Outcome {
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
         let (tx, rx) = crossbeam_channel::unbounded();
-        let v = Vouch::start(&pidfd, 1, FenceKind::Pipe, timeout, tx).expect("thread");
-        assert!(v.submit(Job { msg, link: 0 }));
+        let v = Vouch::start(1, FenceKind::Pipe, timeout, tx).expect("thread");
+        assert!(v.submit(Job {
+            pidfd,
+            msg,
+            link: 0
+        }));
         let (epoch, o) = rx.recv_timeout(Duration::from_secs(10)).expect("outcome");
         assert_eq!(epoch, 1);
         o
@@ -297,9 +303,15 @@ mod tests {
         }
         // A plane longer than the file.
         let o = outcome(frame(&buffer, &read, 512), Duration::from_secs(5));
-        assert!(matches!(&o, Outcome::Lied { why, .. } if why.contains("beyond")), "{o:?}");
+        assert!(
+            matches!(&o, Outcome::Lied { why, .. } if why.contains("beyond")),
+            "{o:?}"
+        );
         // The buffer's file at the fence's place.
         let o = outcome(frame(&buffer, &buffer, 16), Duration::from_secs(5));
-        assert!(matches!(&o, Outcome::Lied { why, .. } if why.contains("not a Pipe fence")), "{o:?}");
+        assert!(
+            matches!(&o, Outcome::Lied { why, .. } if why.contains("not a Pipe fence")),
+            "{o:?}"
+        );
     }
 }
