@@ -245,6 +245,13 @@ impl Producer {
                 .send(&GpuToLauncher::Pong(n))
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
+            LauncherToGpu::PrivateFences => {
+                if self.exporter.keep_fences_private() {
+                    self.events
+                        .send(&GpuToLauncher::PrivateFences)
+                        .context("answering PrivateFences")?;
+                }
+            }
             LauncherToGpu::Moves(m) => self.moves = triptych_scene::Moves { offsets: m },
             LauncherToGpu::Hover(h) => self.hover = h,
             LauncherToGpu::Overlay(text) => self.set_overlay(text)?,

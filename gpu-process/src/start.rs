@@ -96,7 +96,7 @@ fn choose_exporter(
     gl: &mut GlContext,
 ) -> anyhow::Result<(Box<dyn Exporter>, Option<String>)> {
     match request {
-        BackendRequest::Shm => Ok((Box::new(ShmExporter), None)),
+        BackendRequest::Shm => Ok((Box::new(ShmExporter::default()), None)),
         BackendRequest::DmaBuf => match export::dmabuf::DmabufExporter::new(gl) {
             Ok(e) => Ok((Box::new(e), None)),
             Err(e) => bail!("--buffers dmabuf cannot work here: {e}"),
@@ -106,7 +106,7 @@ fn choose_exporter(
             Err(e) => {
                 let reason = format!("DMA-BUF export unavailable: {e}");
                 tracing::warn!(%reason, "falling back to shm buffers");
-                Ok((Box::new(ShmExporter), Some(reason)))
+                Ok((Box::new(ShmExporter::default()), Some(reason)))
             }
         },
     }

@@ -277,6 +277,16 @@ pub enum DescError {
         /// One past the window's last number.
         end: i32,
     },
+    /// A fence kept private lies inside the export window, or is no fd number.
+    #[error("fence.fd: {fd} is not a private fence's number (outside the export window [{base}, {end}))")]
+    NotPrivate {
+        /// The fd number.
+        fd: i32,
+        /// The window's first number.
+        base: i32,
+        /// One past the window's last number.
+        end: i32,
+    },
     /// A fd named in the description belongs to another process than the sender.
     #[error("{field}.pid: {pid} is not the exporting process {expected}")]
     WrongProcess {
@@ -381,11 +391,46 @@ impl<Fd> Frame<Fd> {
     }
 }
 
+/// Where a description's fence must lie ([`Frame::validate_remote_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FencePlace {
+    /// In the export window, as every fd.
+    InWindow,
+    /// Outside it: a fence the exporter keeps private
+    /// ([`crate::messages::LauncherToGpu::PrivateFences`]).
+    Private,
+    /// Not checked: the reader takes no fence (a frame the launcher vouched for).
+    Unchecked,
+}
+
 impl Frame<RemoteFd> {
     /// Checks that every fd is named in process `exporter` and inside its export window
     /// `[base, end)`.
     pub fn validate_remote(&self, exporter: u32, base: i32, end: i32) -> Result<(), DescError> {
-        let fence = std::iter::once(("fence".to_owned(), &self.fence.fd));
+        self.validate_remote_with(exporter, (base, end), FencePlace::InWindow)
+    }
+
+    /// Checks that every fd is named in process `exporter`, each plane inside its export
+    /// window `window`, and the fence where `fence` says.
+    pub fn validate_remote_with(
+        &self,
+        exporter: u32,
+        window: (i32, i32),
+        fence: FencePlace,
+    ) -> Result<(), DescError> {
+        let (base, end) = window;
+        if fence != FencePlace::InWindow && self.fence.fd.pid != exporter {
+            return Err(DescError::WrongProcess {
+                field: "fence".to_owned(),
+                pid: self.fence.fd.pid,
+                expected: exporter,
+            });
+        }
+        let n = self.fence.fd.fd;
+        if fence == FencePlace::Private && (n < 0 || (base..end).contains(&n)) {
+            return Err(DescError::NotPrivate { fd: n, base, end });
+        }
+        let fence = (fence == FencePlace::InWindow).then(|| ("fence".to_owned(), &self.fence.fd));
         let planes = self
             .planes
             .iter()

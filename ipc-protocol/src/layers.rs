@@ -15,7 +15,7 @@
 //! [`Frame::validate_shape`]: crate::Frame::validate_shape
 //! [`Frame::validate_remote`]: crate::Frame::validate_remote
 
-use crate::frame::MAX_PLANES;
+use crate::frame::{FencePlace, MAX_PLANES};
 use crate::messages::FrameMsg;
 use crate::DescError;
 
@@ -71,6 +71,18 @@ pub fn layers(
     gpu_pid: u32,
     window: (i32, i32),
 ) -> Result<Vec<u64>, LayersError> {
+    layers_with(msg, layers, gpu_pid, window, FencePlace::InWindow)
+}
+
+/// As [`layers`], with each fence where `fence` says ([`FencePlace`]): in the window, kept
+/// private outside it, or not checked (by a reader that takes no fence).
+pub fn layers_with(
+    msg: &FrameMsg,
+    layers: u32,
+    gpu_pid: u32,
+    window: (i32, i32),
+    fence: FencePlace,
+) -> Result<Vec<u64>, LayersError> {
     if msg.layers.len() > MAX_LAYERS {
         return Err(LayersError::TooMany(msg.layers.len()));
     }
@@ -89,7 +101,7 @@ pub fn layers(
             .map_err(|source| LayersError::Desc { layer, source })?;
         debug_assert!(e.len() <= MAX_PLANES);
         l.buffer
-            .validate_remote(gpu_pid, window.0, window.1)
+            .validate_remote_with(gpu_pid, window, fence)
             .map_err(|source| LayersError::Desc { layer, source })?;
         // The damage lies inside the buffer whose shape was just checked.
         crate::damage::check(&l.damage, l.buffer.width, l.buffer.height)

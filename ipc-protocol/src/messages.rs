@@ -158,6 +158,13 @@ pub enum LauncherToGpu {
     /// launcher relays only the releases of buffers it handed the current renderer and that the
     /// renderer still held.
     Release(BufferId),
+    /// The launcher vouches for this process's frames from now on
+    /// ([`LauncherToRenderer::Vouched`]), and the process exports pipe fences: keep each
+    /// fence's read end outside the export window, where the launcher takes it and the
+    /// renderer cannot (its sandbox confines it to the window), so that nobody but this process
+    /// can read a fence's signal away. Answered with [`GpuToLauncher::PrivateFences`]; every
+    /// frame after the answer names its fences outside the window.
+    PrivateFences,
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -363,6 +370,9 @@ pub enum GpuToLauncher {
         /// The new renderer's pid.
         renderer: u32,
     },
+    /// The answer to [`LauncherToGpu::PrivateFences`]: every frame after this names its fences
+    /// outside the export window.
+    PrivateFences,
     /// Prepared: the GL context and the exporter are made and the sandbox is on (after
     /// `SandboxListener`, with user notification); waiting for `Start`. The same report as
     /// `Started`, which repeats it.
@@ -761,6 +771,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Overlay(_) => "Overlay",
             LauncherToGpu::Mailbox => "Mailbox",
             LauncherToGpu::Release(_) => "Release",
+            LauncherToGpu::PrivateFences => "PrivateFences",
         }
     }
     /// `SceneImage` carries its image, `Mailbox` the two mailboxes' memfds.
@@ -809,6 +820,7 @@ impl Wire for GpuToLauncher {
             GpuToLauncher::Trace(_) => "Trace",
             GpuToLauncher::Frame(_) => "Frame",
             GpuToLauncher::Serving { .. } => "Serving",
+            GpuToLauncher::PrivateFences => "PrivateFences",
             GpuToLauncher::SandboxListener => "SandboxListener",
         }
     }

@@ -44,7 +44,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::buffer_file::Shape;
-use crate::frame::{BufferId, Fence, RemoteFd};
+use crate::frame::{BufferId, Fence, FencePlace, RemoteFd};
 use crate::messages::FrameMsg;
 use crate::rules::Breach;
 
@@ -107,6 +107,9 @@ pub struct Relay {
     shapes: Vec<Option<(BufferId, Shape)>>,
     /// Renderers this relay has served: the link a frame was handed on belongs to.
     link: u64,
+    /// Where frames must name their fences: in the export window, until the GPU process
+    /// says it keeps them private ([`Relay::fences_private`]).
+    fences: FencePlace,
 }
 
 impl Relay {
@@ -134,7 +137,14 @@ impl Relay {
             recent: VecDeque::new(),
             shapes: vec![None; (layers as usize).saturating_mul(pool_per_layer as usize)],
             link: 0,
+            fences: FencePlace::InWindow,
         }
+    }
+
+    /// The GPU process says it keeps its fences outside the export window from now on
+    /// ([`crate::messages::GpuToLauncher::PrivateFences`]): every frame after this must.
+    pub fn fences_private(&mut self) {
+        self.fences = FencePlace::Private;
     }
 
     /// The renderer link frames are handed on to now: it changes at each
@@ -187,7 +197,9 @@ impl Relay {
                 msg.frame, msg.generation
             ));
         }
-        if let Err(e) = crate::layers::layers(msg, self.layers, self.gpu_pid, self.window) {
+        if let Err(e) =
+            crate::layers::layers_with(msg, self.layers, self.gpu_pid, self.window, self.fences)
+        {
             return lie(format!("frame {}: {e}", msg.frame));
         }
         if msg.layers.len() != self.layers as usize {
@@ -272,6 +284,20 @@ impl Relay {
                 .collect(),
         ));
         Ok(Handed::On)
+    }
+
+    /// Frame `frame` never reaches the renderer after all (the launcher, vouching for it, could
+    /// not decide it was good): nothing of it is held. Returns its buffers, for the GPU process.
+    pub fn withdraw(&mut self, frame: u64) -> Vec<BufferId> {
+        self.unanswered.retain(|(f, _, _)| *f != frame);
+        let ids = self
+            .held
+            .iter()
+            .filter(|(_, _, f)| *f == frame)
+            .map(|(id, _, _)| *id)
+            .collect();
+        self.held.retain(|(_, _, f)| *f != frame);
+        ids
     }
 
     /// The renderer answered frame `frame` (presented it, or said why it did not).

@@ -823,7 +823,13 @@ impl Pipeline {
         ),
         FrameError,
     > {
-        let ends = validate::layers(msg, self.layers, self.gpu.pid, self.gpu.window)?;
+        // A vouched frame's fences are not taken: the launcher saw them signalled (and keeps
+        // them outside the window, where this process cannot reach).
+        let fences = match vouched {
+            Some(_) => ipc_protocol::frame::FencePlace::Unchecked,
+            None => ipc_protocol::frame::FencePlace::InWindow,
+        };
+        let ends = validate::layers_with(msg, self.layers, self.gpu.pid, self.gpu.window, fences)?;
         // Checked by `validate::layers`: inside each buffer, relative to an earlier frame.
         let damage = msg
             .layers

@@ -133,6 +133,12 @@ pub trait Exporter {
         content: &Paint,
         region: &Region,
     ) -> Result<Submission, ExportError>;
+    /// From now on, keeps every fence it makes outside the export window
+    /// ([`ipc_protocol::messages::LauncherToGpu::PrivateFences`]); false if its fences cannot be
+    /// read away by a holder (a sync_file), so this changes nothing.
+    fn keep_fences_private(&mut self) -> bool {
+        false
+    }
     /// Finishes the work of `sub` and signals its fence.
     fn complete(
         &mut self,

@@ -28,11 +28,20 @@ use crate::gl::{GlContext, Paint};
 
 /// The shm backend.
 #[derive(Debug, Default)]
-pub struct ShmExporter;
+pub struct ShmExporter {
+    /// Fence read ends stay outside the export window, where the renderer cannot take them
+    /// ([`Exporter::keep_fences_private`]).
+    private_fences: bool,
+}
 
 impl Exporter for ShmExporter {
     fn kind(&self) -> BufferKind {
         BufferKind::Shm
+    }
+
+    fn keep_fences_private(&mut self) -> bool {
+        self.private_fences = true;
+        true
     }
 
     fn fence_kind(&self) -> FenceKind {
@@ -86,7 +95,12 @@ impl Exporter for ShmExporter {
     ) -> Result<Submission, ExportError> {
         gl.paint_in(&buf.target, content, region)?;
         let (read, write) = triptych_sys::fd::pipe_cloexec()?;
-        let exported = place(read)?;
+        // The read end is the fence; whoever holds it could read the signal away.
+        let exported = if self.private_fences {
+            read
+        } else {
+            place(read)?
+        };
         Ok(Submission {
             fence: exported,
             signal: Signaller::Pipe(Some(write)),

@@ -206,7 +206,16 @@ impl Supervisor<'_> {
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        g.vouch = super::vouch::Vouch::start(g.epoch, g.info.fence, timeout, sender);
+        g.vouch =
+            super::vouch::Vouch::start(g.epoch, g.info.fence, g.info.window, timeout, sender);
+        if g.vouch.is_some() && g.info.fence == ipc_protocol::frame::FenceKind::Pipe {
+            // A pipe fence's signal can be read away by whoever holds it: from now on only
+            // the GPU process and the launcher may.
+            g.private_asked = true;
+            if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::PrivateFences) {
+                g.unread = true;
+            }
+        }
         let (pid, started) = (g.child.proc.pid, g.vouch.is_some());
         if started {
             self.summary.trust.vouched_gpus += 1;
@@ -243,6 +252,19 @@ impl Supervisor<'_> {
             Outcome::Lied { why, .. } => {
                 self.summary.trust.proven_gpu_lies += 1;
                 self.gpu_violation(Breach::new("Frame", why))
+            }
+            Outcome::Undecided { frame, why } => {
+                self.summary.trust.undecided_fences += 1;
+                self.policing.note("undecided-fence", || {
+                    tracing::warn!(%why, "a frame the launcher could not vouch for is dropped; nobody is blamed")
+                });
+                for id in g.relay.withdraw(frame) {
+                    if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Release(id)) {
+                        g.unread = true;
+                    }
+                }
+                g.held_changed();
+                Ok(())
             }
             Outcome::Hung { frame, layer } => {
                 self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))
@@ -298,6 +320,18 @@ impl Supervisor<'_> {
                 }
             }
             GpuToLauncher::Frame(msg) => self.relay_frame(msg)?,
+            GpuToLauncher::PrivateFences => {
+                if let Some(g) = &mut self.pair.gpu {
+                    if !g.private_asked || g.private_fences {
+                        return Err(Breach::new(
+                            "PrivateFences",
+                            "an answer to no request to keep fences private",
+                        ));
+                    }
+                    g.private_fences = true;
+                    g.relay.fences_private();
+                }
+            }
             GpuToLauncher::Serving { renderer } => {
                 if let Some(g) = &mut self.pair.gpu {
                     g.relay.serving(renderer)?;

@@ -166,6 +166,11 @@ struct Gpu {
     /// from it on is (frames are numbered one after another on a link), so a claim about any
     /// of them, handed on yet or not, is the renderer's lie.
     vouched_from: Option<u64>,
+    /// It was asked to keep its pipe fences outside the export window
+    /// ([`LauncherToGpu::PrivateFences`]).
+    private_asked: bool,
+    /// It said it does.
+    private_fences: bool,
 }
 
 /// The renderer's claims of a fence that is no fence the launcher looks at, per GPU process: a

@@ -70,6 +70,15 @@ pub enum Outcome {
         /// What was wrong.
         why: String,
     },
+    /// A fence in the export window had no signal to read: its writer closed it unsignalled,
+    /// or a holder read the signal away, and the renderer may hold it too. Nobody is blamed;
+    /// the frame is not handed on.
+    Undecided {
+        /// The frame.
+        frame: u64,
+        /// What was seen.
+        why: String,
+    },
     /// A fence did not signal within the deadline.
     Hung {
         /// The frame.
@@ -88,11 +97,12 @@ pub struct Vouch {
 
 impl Vouch {
     /// Starts vouching for the frames of the GPU process of `epoch` (exporting fences of
-    /// `kind`), waiting up to `fence_timeout` on each frame's fences; each outcome goes to
+    /// `kind`, with the export window `window`), waiting up to `fence_timeout` on each frame's fences; each outcome goes to
     /// `done` with the epoch. `None` if no thread could be made.
     pub fn start(
         epoch: u64,
         kind: FenceKind,
+        window: (i32, i32),
         fence_timeout: Duration,
         done: Sender<(u64, Outcome)>,
     ) -> Option<Vouch> {
@@ -101,7 +111,7 @@ impl Vouch {
             .name("vouch".into())
             .spawn(move || {
                 for job in rx {
-                    let outcome = vouch(job, kind, fence_timeout);
+                    let outcome = vouch(job, kind, window, fence_timeout);
                     if done.send((epoch, outcome)).is_err() {
                         return;
                     }
@@ -139,7 +149,7 @@ fn take(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, Stri
 }
 
 /// Vouches for one frame, or says why not.
-fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
+fn vouch(job: Job, kind: FenceKind, window: (i32, i32), fence_timeout: Duration) -> Outcome {
     let frame = job.msg.frame;
     let pidfd = &job.pidfd;
     let lied = |why: String| Outcome::Lied {
@@ -185,19 +195,30 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
                 b.fence.fd.fd
             ));
         }
-        fences.push((layer, fence));
+        fences.push((layer, fence, (window.0..window.1).contains(&b.fence.fd.fd)));
     }
     let deadline = Instant::now() + fence_timeout;
-    for (layer, fence) in fences {
+    for (layer, fence, in_window) in fences {
         let left = deadline.saturating_duration_since(Instant::now());
         match wait_signalled(fence.as_fd(), left) {
             Ok(FenceWait::Signalled) => {}
             Ok(FenceWait::TimedOut) => return Outcome::Hung { frame, layer },
-            // Its writer closed it without a byte, or the process read the byte away: only the
-            // GPU process holds it besides the launcher, which never reads it.
-            Ok(FenceWait::Abandoned) => return lied(format!(
-                "layers[{layer}].fence: closed by its writer unsignalled, or its signal read away"
-            )),
+            // Its writer closed it without a byte, or a holder read the byte away. Outside the
+            // window only the GPU process holds it besides the launcher, which never reads it;
+            // inside it, the renderer may hold it too.
+            Ok(FenceWait::Abandoned) if in_window => {
+                return Outcome::Undecided {
+                    frame,
+                    why: format!(
+                        "frame {frame}, layers[{layer}].fence (in the export window): closed unsignalled, or its signal read away"
+                    ),
+                }
+            }
+            Ok(FenceWait::Abandoned) => {
+                return lied(format!(
+                    "layers[{layer}].fence, which it keeps private: closed by its writer unsignalled, or its signal read away"
+                ))
+            }
             Err(e) => return lied(format!("layers[{layer}].fence: {e}")),
         }
     }
@@ -272,7 +293,7 @@ mod tests {
     fn outcome(msg: FrameMsg, timeout: Duration) -> Outcome {
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
         let (tx, rx) = crossbeam_channel::unbounded();
-        let v = Vouch::start(1, FenceKind::Pipe, timeout, tx).expect("thread");
+        let v = Vouch::start(1, FenceKind::Pipe, (1 << 20, 1 << 21), timeout, tx).expect("thread");
         assert!(v.submit(Job {
             pidfd,
             msg,
