@@ -247,6 +247,7 @@ impl Producer {
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
             LauncherToGpu::PrivateFences => {
                 if self.exporter.keep_fences_private() {
+                    self.fds.keep_fences_private();
                     self.events
                         .send(&GpuToLauncher::PrivateFences)
                         .context("answering PrivateFences")?;

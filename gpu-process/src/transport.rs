@@ -49,6 +49,9 @@ pub struct FdSender {
     transport: Transport,
     handover: Option<FixedFd>,
     socket: Option<OwnedFd>,
+    /// Fences are kept private ([`ipc_protocol::messages::LauncherToGpu::PrivateFences`]):
+    /// only the planes go.
+    planes_only: bool,
 }
 
 impl FdSender {
@@ -58,7 +61,14 @@ impl FdSender {
             transport,
             handover,
             socket: None,
+            planes_only: false,
         }
+    }
+
+    /// From now on sends no fence: the launcher vouches for every frame, and fences stay with
+    /// this process.
+    pub fn keep_fences_private(&mut self) {
+        self.planes_only = true;
     }
 
     /// Takes the socket to renderer `renderer_pid` from the launcher (`SCM_RIGHTS` only).
@@ -85,7 +95,7 @@ impl FdSender {
     }
 
     /// Sends the fds of frame `frame` of `epoch`: the planes and fences of the buffers in pool
-    /// slots `used` (`SCM_RIGHTS` only).
+    /// slots `used`, or the planes only once fences are kept private (`SCM_RIGHTS` only).
     pub fn send_frame(
         &self,
         epoch: u64,
@@ -102,7 +112,7 @@ impl FdSender {
             if let Some(buf) = &s.buffer {
                 fds.extend(buf.planes.iter().map(|p| (p.fd.as_raw_fd(), p.fd.as_fd())));
             }
-            if let Some(sub) = &s.in_flight {
+            if let Some(sub) = s.in_flight.as_ref().filter(|_| !self.planes_only) {
                 fds.push((sub.fence.as_raw_fd(), sub.fence.as_fd()));
             }
         }

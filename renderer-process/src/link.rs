@@ -166,6 +166,33 @@ impl Link {
         Ok(())
     }
 
+    /// Drops, without waiting, the fd messages that have come for frames up to `frame` of
+    /// `epoch` (`SCM_RIGHTS` only): a frame the launcher vouched for brings its buffers itself,
+    /// and one whose message is late or missing costs nothing. Reads at most a few messages a
+    /// call, so a flood cannot hold the frame loop.
+    pub fn discard(&mut self, epoch: u64, frame: u64) {
+        const MOST: usize = 16;
+        if self.transport != Transport::ScmRights {
+            return;
+        }
+        if let Some(m) = &self.ahead {
+            if m.epoch == epoch && m.frame > frame {
+                return;
+            }
+            self.ahead = None;
+        }
+        for _ in 0..MOST {
+            match wire::recv_frame_fds(self.slot.get().as_fd(), Duration::ZERO) {
+                Ok(m) if m.epoch == epoch && m.frame > frame => {
+                    self.ahead = Some(m);
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     /// The source of frame `frame`'s fds; with `SCM_RIGHTS`, waits up to `timeout` for them.
     pub fn frame(
         &mut self,

@@ -846,7 +846,10 @@ impl Pipeline {
         }
         let mut vouched = vouched.map(Vec::into_iter);
         let mut src = match vouched {
-            Some(_) => None,
+            Some(_) => {
+                self.link.discard(msg.epoch, msg.frame);
+                None
+            }
             None => Some(self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?),
         };
         let mut via_launcher = 0;

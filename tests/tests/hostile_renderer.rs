@@ -196,6 +196,23 @@ fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() 
 }
 
 #[test]
+fn vouched_frames_need_no_fds_from_the_gpu_process_under_the_scm_rights_transport() {
+    // With SCM_RIGHTS the GPU process sends the renderer each frame's fds itself; a vouched
+    // frame brings its buffers from the launcher, so the renderer only drops those messages, and
+    // the GPU process, keeping its fences private, sends no fence.
+    let (log, s) = hostile_run_logged("reject-all", &["--transport", "scm-rights"]);
+    assert!(
+        log.contains("hostile renderer: rejecting a good frame"),
+        "the attack never happened:\n{log}"
+    );
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
+    assert!(crashes[0]["cause"].to_string().contains("vouched for"), "{s}");
+    assert!(s["renderer"]["vouched_frames"].as_u64() > Some(100), "{s}");
+}
+
+#[test]
 fn a_renderer_that_rejects_good_frames_in_every_renderer_costs_only_the_renderers() {
     // Every renderer started, replacements too, rejects good frames: each is killed for the
     // first rejection the launcher can prove a lie, the GPU process keeps its pid throughout,

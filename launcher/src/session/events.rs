@@ -192,6 +192,12 @@ impl Supervisor<'_> {
         let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) else {
             return Ok(());
         };
+        if frame >= g.relay.next() {
+            return Err(Breach::new(
+                kind,
+                format!("frame {frame}, which was never handed to it"),
+            ));
+        }
         if g.vouched_from.is_some_and(|first| frame >= first) {
             self.summary.trust.refuted_vouched_claims += 1;
             return Err(Breach::new(
@@ -206,8 +212,7 @@ impl Supervisor<'_> {
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        g.vouch =
-            super::vouch::Vouch::start(g.epoch, g.info.fence, g.info.window, timeout, sender);
+        g.vouch = super::vouch::Vouch::start(g.epoch, g.info.fence, g.info.window, timeout, sender);
         if g.vouch.is_some() && g.info.fence == ipc_protocol::frame::FenceKind::Pipe {
             // A pipe fence's signal can be read away by whoever holds it: from now on only
             // the GPU process and the launcher may.
@@ -259,7 +264,8 @@ impl Supervisor<'_> {
                     tracing::warn!(%why, "a frame the launcher could not vouch for is dropped; nobody is blamed")
                 });
                 for id in g.relay.withdraw(frame) {
-                    if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Release(id)) {
+                    if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Release(id))
+                    {
                         g.unread = true;
                     }
                 }
