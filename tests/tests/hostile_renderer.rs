@@ -193,6 +193,14 @@ fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() 
     // The fresh renderer took its buffers from the launcher's fds.
     assert!(s["renderer"]["vouched_frames"].as_u64() > Some(100), "{s}");
     assert_eq!(s["renderer"]["fence_timeouts"], 0, "{s}");
+    // The slower path is logged and marked in the trace.
+    assert!(
+        log.contains("from now on the launcher takes and checks each of its frames"),
+        "{log}"
+    );
+    let trace = s["trace"]["path"].as_str().expect("a traced run");
+    let t = std::fs::read_to_string(trace).expect("the trace");
+    assert!(t.contains("vouched frames"), "the trace does not mark the slower path");
 }
 
 #[test]
