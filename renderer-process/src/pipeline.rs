@@ -715,15 +715,15 @@ impl Pipeline {
         let mut fences = Vec::with_capacity(fetched.len());
         let mut all_ready = true;
         for (layer, shown, fence) in fetched {
+            let named = msg
+                .layers
+                .iter()
+                .find(|l| l.layer == layer)
+                .map(|l| l.buffer.fence.fd)
+                .context("a fetched layer that the description does not name")?;
+            layers.push((layer, shown, named));
             // A vouched frame's fences were seen signalled by the launcher.
             let Some(fence) = fence else {
-                let named = msg
-                    .layers
-                    .iter()
-                    .find(|l| l.layer == layer)
-                    .map(|l| l.buffer.fence.fd)
-                    .context("a vouched layer that the description does not name")?;
-                layers.push((layer, shown, named));
                 continue;
             };
             let first = match wait_signalled(fence.as_fd(), Duration::ZERO) {
@@ -747,13 +747,6 @@ impl Pipeline {
                 self.stats.fences_pending += 1;
                 all_ready = false;
             }
-            let named = msg
-                .layers
-                .iter()
-                .find(|l| l.layer == layer)
-                .map(|l| l.buffer.fence.fd)
-                .context("a fetched layer that the description does not name")?;
-            layers.push((layer, shown, named));
             fences.push(fence);
         }
         let pending = Pending {

@@ -466,7 +466,8 @@ impl Supervisor<'_> {
                 self.claim("Rejected", epoch, frame)?;
                 self.rejected(Some(epoch), frame);
                 let reason = crate::child_log::escape_str(&reason);
-                // The renderer's word about the GPU process's description: logged, not acted on.
+                // The renderer's word about the GPU process's description: logged, and from now
+                // on the launcher vouches for that process's frames (`claim`), nothing more.
                 self.policing.note(
                     "rejected",
                     || tracing::warn!(frame, %reason, "the renderer rejected a frame"),
