@@ -96,9 +96,9 @@ pub struct Relay {
     /// Buffers handed to the current renderer and not released, with their layer and frame.
     held: Vec<(BufferId, u32, u64)>,
     /// Frames handed to the current renderer that it has not answered, with their size
-    /// generation and when they were handed (at most a pool's worth: each holds a buffer of
-    /// every layer).
-    unanswered: VecDeque<(u64, u32, Instant)>,
+    /// generation and when they reached it (`None`: the launcher still holds it, vouching for
+    /// it) (at most a pool's worth: each holds a buffer of every layer).
+    unanswered: VecDeque<(u64, u32, Option<Instant>)>,
     /// The fences of the last frames handed on, by frame, each with its layer.
     recent: VecDeque<FrameFences>,
     /// Each pool slot's buffer as last described: its id and shape. A renderer imports a
@@ -153,11 +153,19 @@ impl Relay {
         self.link
     }
 
+    /// Frame `frame`, handed on, is held by the launcher, which vouches for it first: the
+    /// renderer cannot be waiting on it yet, let alone holding it up.
+    pub fn held_by_launcher(&mut self, frame: u64) {
+        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _)| *f == frame) {
+            u.2 = None;
+        }
+    }
+
     /// Frame `frame` reaches the renderer only at `now` (the launcher held it meanwhile, to
     /// vouch for it): its time unanswered counts from then.
     pub fn reached_renderer(&mut self, frame: u64, now: Instant) {
         if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _)| *f == frame) {
-            u.2 = now;
+            u.2 = Some(now);
         }
     }
 
@@ -272,7 +280,8 @@ impl Relay {
             }
         }
         self.next += 1;
-        self.unanswered.push_back((msg.frame, msg.generation, now));
+        self.unanswered
+            .push_back((msg.frame, msg.generation, Some(now)));
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
@@ -390,7 +399,8 @@ impl Relay {
     }
 
     /// Who holds up a stall at `now`, `patience` being how long the renderer may hold a frame
-    /// unanswered (its fence wait, and some).
+    /// unanswered (its fence wait, and some). A frame the launcher still holds to vouch for
+    /// is not the renderer's to answer yet.
     pub fn holder(&self, now: Instant, patience: Duration) -> Holder {
         let Some(layer) = self.starved() else {
             return Holder::Gpu;
@@ -400,9 +410,9 @@ impl Relay {
             .iter()
             .filter(|(_, l, _)| *l == layer)
             .any(|(_, _, frame)| {
-                self.unanswered
-                    .iter()
-                    .any(|(f, _, at)| f == frame && now.saturating_duration_since(*at) <= patience)
+                self.unanswered.iter().any(|(f, _, at)| {
+                    f == frame && at.is_none_or(|at| now.saturating_duration_since(at) <= patience)
+                })
             });
         if waiting {
             Holder::Undecided
@@ -704,6 +714,27 @@ mod tests {
         // Answered and kept: the renderer holds the work.
         r.answered(12);
         assert_eq!(r.holder(now, patience), Holder::Renderer(0));
+    }
+
+    #[test]
+    fn a_frame_the_launcher_holds_to_vouch_for_is_not_the_renderers_to_answer_yet() {
+        let patience = Duration::from_millis(500);
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        let mut r = relay();
+        for (n, s) in [(10, [0, 3]), (11, [1, 4]), (12, [2, 5])] {
+            r.frame(&frame(n, &s), 0, long_ago).expect("frame");
+        }
+        r.answered(10);
+        r.answered(11);
+        r.held_by_launcher(12);
+        let later = Instant::now();
+        assert_eq!(r.holder(later, patience), Holder::Undecided);
+        // Handed to the renderer long ago (as if): its wait is over.
+        r.reached_renderer(12, long_ago);
+        assert_eq!(r.holder(later, patience), Holder::Renderer(0));
+        // A frame withdrawn gives its buffers back and is no one's to answer.
+        assert_eq!(r.withdraw(12), vec![id(2), id(5)]);
+        assert_eq!(r.holder(later, patience), Holder::Gpu);
     }
 
     #[test]

@@ -200,7 +200,10 @@ fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() 
     );
     let trace = s["trace"]["path"].as_str().expect("a traced run");
     let t = std::fs::read_to_string(trace).expect("the trace");
-    assert!(t.contains("vouched frames"), "the trace does not mark the slower path");
+    assert!(
+        t.contains("vouched frames"),
+        "the trace does not mark the slower path"
+    );
 }
 
 #[test]
@@ -216,7 +219,10 @@ fn vouched_frames_need_no_fds_from_the_gpu_process_under_the_scm_rights_transpor
     assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
     let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
     assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
-    assert!(crashes[0]["cause"].to_string().contains("vouched for"), "{s}");
+    assert!(
+        crashes[0]["cause"].to_string().contains("vouched for"),
+        "{s}"
+    );
     assert!(s["renderer"]["vouched_frames"].as_u64() > Some(100), "{s}");
 }
 

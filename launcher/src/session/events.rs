@@ -167,6 +167,7 @@ impl Supervisor<'_> {
         if let Some(v) = g.vouch.as_ref() {
             let link = g.relay.link();
             g.vouched_from = g.vouched_from.or(Some(msg.frame));
+            g.relay.held_by_launcher(msg.frame);
             let sent = triptych_sys::fd::dup_cloexec(std::os::fd::AsFd::as_fd(&g.child.proc.pidfd))
                 .is_ok_and(|pidfd| v.submit(super::vouch::Job { pidfd, msg, link }));
             if !sent {
