@@ -246,7 +246,7 @@ impl Producer {
                 .context("answering a ping")?,
             LauncherToGpu::NewRenderer(link) => self.new_renderer(link)?,
             LauncherToGpu::PrivateFences => {
-                if self.exporter.keep_fences_private() {
+                if self.hooks.keeps_fences_private() && self.exporter.keep_fences_private() {
                     self.fds.keep_fences_private();
                     self.events
                         .send(&GpuToLauncher::PrivateFences)

@@ -71,6 +71,11 @@ pub trait Hooks {
     /// Frame `sent.msg` went to the launcher.
     fn sent(&mut self, _sent: Sent<'_>) {}
 
+    /// Whether it answers `PrivateFences` (and keeps its fences private).
+    fn keeps_fences_private(&mut self) -> bool {
+        true
+    }
+
     /// Whether the releases the launcher relays are still taken after frame `frame` was sent.
     fn takes_releases(&mut self, _frame: u64) -> bool {
         true

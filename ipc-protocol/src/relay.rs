@@ -51,6 +51,12 @@ use crate::rules::Breach;
 /// Frames whose fences are kept for a look at the renderer's word about one.
 pub const RECENT: usize = 8;
 
+/// The most of the GPU process's buffers the renderer may have to map at once, over all pool
+/// slots: half of its address space (`RLIMIT_AS`, 16 GiB), so that a GPU process cannot make it
+/// run out by describing buffers it may import but cannot map. Far above a real run (16 layers of
+/// 4096x4096 in pools of 3 map 3 GiB).
+pub const MAP_BUDGET: u64 = 8 << 30;
+
 /// The fences one frame handed on named, each with its layer.
 type FrameFences = (u64, Vec<(u32, Fence<RemoteFd>)>);
 
@@ -110,6 +116,9 @@ pub struct Relay {
     /// Where frames must name their fences: in the export window, until the GPU process
     /// says it keeps them private ([`Relay::fences_private`]).
     fences: FencePlace,
+    /// Per pool slot, the most of its buffers' files the renderer maps (plane 0's end), over
+    /// every frame handed on: the renderer keeps one mapping per slot.
+    mapped: Vec<u64>,
 }
 
 impl Relay {
@@ -138,6 +147,7 @@ impl Relay {
             shapes: vec![None; (layers as usize).saturating_mul(pool_per_layer as usize)],
             link: 0,
             fences: FencePlace::InWindow,
+            mapped: vec![0; (layers as usize).saturating_mul(pool_per_layer as usize)],
         }
     }
 
@@ -205,11 +215,16 @@ impl Relay {
                 msg.frame, msg.generation
             ));
         }
-        if let Err(e) =
-            crate::layers::layers_with(msg, self.layers, self.gpu_pid, self.window, self.fences)
-        {
-            return lie(format!("frame {}: {e}", msg.frame));
-        }
+        let ends = match crate::layers::layers_with(
+            msg,
+            self.layers,
+            self.gpu_pid,
+            self.window,
+            self.fences,
+        ) {
+            Ok(ends) => ends,
+            Err(e) => return lie(format!("frame {}: {e}", msg.frame)),
+        };
         if msg.layers.len() != self.layers as usize {
             return lie(format!(
                 "frame {} has {} layers, where every frame has {}",
@@ -243,6 +258,12 @@ impl Relay {
             }
             let shape = Shape::of(&l.buffer);
             if let Some(Some((known, was))) = self.shapes.get(id.slot as usize) {
+                if id.generation < known.generation {
+                    return lie(format!(
+                        "frame {}, layer {}: buffer {}/{}, a generation older than the slot's {}",
+                        msg.frame, l.layer, id.slot, id.generation, known.generation
+                    ));
+                }
                 if *known == id && Some(*was) != shape {
                     return lie(format!(
                         "frame {}, layer {}: buffer {}/{} described with another shape than before",
@@ -250,6 +271,28 @@ impl Relay {
                     ));
                 }
             }
+        }
+        // What the renderer maps of each slot's buffer, at the most, stays within its budget.
+        // Each layer names a slot of its own pool, so no slot comes twice.
+        let grows: u64 = msg
+            .layers
+            .iter()
+            .zip(&ends)
+            .map(|(l, end)| {
+                let was = self
+                    .mapped
+                    .get(l.buffer.id.slot as usize)
+                    .copied()
+                    .unwrap_or(0);
+                end.saturating_sub(was)
+            })
+            .sum();
+        let total = self.mapped.iter().sum::<u64>().saturating_add(grows);
+        if total > MAP_BUDGET {
+            return lie(format!(
+                "frame {}: its buffers would have the renderer map {total} bytes, more than the {MAP_BUDGET} it may",
+                msg.frame
+            ));
         }
         let before = self.held.len();
         for l in &msg.layers {
@@ -270,6 +313,11 @@ impl Relay {
                 ));
             }
             self.held.push((id, l.layer, msg.frame));
+        }
+        for (l, end) in msg.layers.iter().zip(&ends) {
+            if let Some(m) = self.mapped.get_mut(l.buffer.id.slot as usize) {
+                *m = (*m).max(*end);
+            }
         }
         for l in &msg.layers {
             if let (Some(slot), Some(shape)) = (
@@ -714,6 +762,48 @@ mod tests {
         // Answered and kept: the renderer holds the work.
         r.answered(12);
         assert_eq!(r.holder(now, patience), Holder::Renderer(0));
+    }
+
+    #[test]
+    fn generations_only_grow_and_the_renderer_is_never_asked_to_map_past_its_budget() {
+        let mut r = relay();
+        let mut f = frame(10, &[0, 3]);
+        f.layers[0].buffer.id.generation = 2;
+        r.frame(&f, 0, t()).expect("10");
+        r.answered(10);
+        r.release(
+            3,
+            BufferId {
+                slot: 0,
+                generation: 2,
+            },
+            0,
+        )
+        .expect("release");
+        // Generation 1 of slot 0, after 2: the renderer may still hold 1 with another shape.
+        let e = r.frame(&frame(11, &[0, 4]), 0, t()).expect_err("older");
+        assert!(
+            e.what.contains("a generation older than the slot's 2"),
+            "{e:?}"
+        );
+        // Planes that end near 4 GiB, in every slot: the third would pass the budget.
+        let mut r = relay();
+        let far = |mut f: FrameMsg| {
+            for l in &mut f.layers {
+                l.buffer.planes[0].offset = 4_000_000_000;
+            }
+            f
+        };
+        r.frame(&far(frame(10, &[0, 3])), 0, t())
+            .expect("two slots fit");
+        let e = r
+            .frame(&far(frame(11, &[1, 4])), 0, t())
+            .expect_err("budget");
+        assert!(e.what.contains("more than the 8589934592"), "{e:?}");
+        // Nothing of the refused frame counts.
+        assert_eq!(r.held(), 2);
+        r.frame(&frame(11, &[1, 4]), 0, t())
+            .expect("small buffers still fit");
     }
 
     #[test]

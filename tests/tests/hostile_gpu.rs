@@ -378,3 +378,65 @@ fn a_gpu_process_that_stops_taking_releases_starves_itself() {
 fn its_own_buffer_named_as_a_fence_costs_the_gpu_process() {
     proven_lie("buffer-fence", "as a Pipe fence");
 }
+
+#[test]
+fn buffers_the_renderer_could_not_map_cost_the_gpu_process() {
+    // Every slot's buffer a sealed, sparse memfd of about 4 GiB with the plane at its end: each
+    // file passes the import check, but together they would fill the renderer's address space,
+    // and it would reject frames the launcher vouched for. The relay refuses the first frame
+    // past the renderer's mapping budget.
+    let (o, s) = hostile_run_with("huge-planes", &[]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("hostile GPU: a huge sparse plane"),
+        "the attack never happened:\n{log}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(cause.contains("more than the 8589934592 it may"), "{cause}");
+    assert_eq!(s["trust"]["proven_gpu_lies"], 1, "{s}");
+}
+
+/// A GPU process asked to keep its fences private that never answers, and leaves in-window
+/// fences without their signal: it is killed at its first pong after the request, named, and the
+/// renderer keeps its pid.
+fn refuses_private_fences(attack: &str) {
+    let (o, s) = hostile_run_with(attack, &[]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("the launcher takes and checks each of its frames"),
+        "vouching never started:\n{log}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(
+        cause.contains("PrivateFences") && cause.contains("and not PrivateFences"),
+        "{cause}"
+    );
+    assert_eq!(
+        s["renderer"]["gpu_switches"], 1,
+        "one renderer all along: {s}"
+    );
+}
+
+#[test]
+fn a_gpu_process_that_will_not_keep_its_fences_private_costs_itself() {
+    refuses_private_fences("mute-abandon");
+}
+
+#[test]
+fn a_gpu_process_that_abandons_its_fences_slowly_and_will_not_keep_them_private_costs_itself() {
+    // Each fence closed unsignalled just inside the launcher's wait on it, one after another:
+    // without the answer's deadline the run would stall with nobody to blame.
+    refuses_private_fences("slow-abandon");
+}
+
+#[test]
+fn a_gpu_process_that_will_not_keep_its_fences_private_in_every_process_costs_only_the_gpu_processes(
+) {
+    every_gpu_process("mute-abandon", &[], "PrivateFences");
+}

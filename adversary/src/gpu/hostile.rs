@@ -86,6 +86,17 @@ pub enum Attack {
     /// once it is signalled (the fence then looks abandoned to the renderer, which rejects the
     /// frame): good frames that an honest renderer must refuse.
     DrainFence,
+    /// From frame 0 on, names for each buffer a sparse sealed memfd of its own (one per pool
+    /// slot, about 4 GiB long) with the plane at its end: every file passes the shared check,
+    /// but a reader that maps 0..plane_end of each slot runs out of address space.
+    HugePlanes,
+    /// Never answers `PrivateFences`, and from frame [`FRAMING_FROM`] on names as the first
+    /// layer's fence an in-window pipe whose writer is closed unsignalled.
+    MuteAbandon,
+    /// Never answers `PrivateFences`; from frame 3 on, each frame's first fence is an in-window
+    /// pipe closed unsignalled 900 ms after the one before it (just inside each fence wait of
+    /// the launcher, which waits on them one after another).
+    SlowAbandon,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
     /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
@@ -166,6 +177,9 @@ impl Attack {
             "ignore-releases" => Attack::IgnoreReleases,
             "stale-flood" => Attack::StaleFlood,
             "drain-fence" => Attack::DrainFence,
+            "huge-planes" => Attack::HugePlanes,
+            "mute-abandon" => Attack::MuteAbandon,
+            "slow-abandon" => Attack::SlowAbandon,
             _ => return None,
         })
     }
@@ -229,6 +243,9 @@ pub fn attack(
         | Attack::IgnoreReleases
         | Attack::StaleFlood
         | Attack::DrainFence
+        | Attack::HugePlanes
+        | Attack::MuteAbandon
+        | Attack::SlowAbandon
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
@@ -350,6 +367,17 @@ static LAST_FIRST: std::sync::Mutex<Option<BufferId>> = std::sync::Mutex::new(No
 pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
     use std::sync::atomic::Ordering;
     match attack {
+        Attack::HugePlanes => return huge_planes(msg),
+        Attack::SlowAbandon => return slow_abandon(msg),
+        Attack::MuteAbandon if msg.frame >= FRAMING_FROM => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            let Some(fd) = abandoned_pipe() else {
+                return;
+            };
+            first.buffer.fence.fd = fd;
+        }
         Attack::HeldBuffer => {
             let Some(first) = msg.layers.first_mut() else {
                 return;
@@ -443,6 +471,139 @@ pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>
             framed = n,
             "sent the launcher a lie"
         );
+    }
+}
+
+/// The read end of a pipe whose write end is already closed, placed in the export window, kept
+/// open (the last 32) so the launcher can still take it.
+fn abandoned_pipe() -> Option<RemoteFd> {
+    static KEPT: std::sync::Mutex<std::collections::VecDeque<std::os::fd::OwnedFd>> =
+        std::sync::Mutex::new(std::collections::VecDeque::new());
+    let (read, write) = triptych_sys::fd::pipe_cloexec().ok()?;
+    drop(write);
+    let placed = triptych_sys::fd::ExportWindow::GPU
+        .place(read.as_fd())
+        .ok()?;
+    drop(read);
+    let r = remote_of(&placed)?;
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() == 32 {
+        kept.pop_front();
+    }
+    kept.push_back(placed);
+    Some(r)
+}
+
+fn remote_of(fd: &std::os::fd::OwnedFd) -> Option<RemoteFd> {
+    use std::os::fd::AsRawFd;
+    let id = triptych_sys::fd::identity(fd.as_fd()).ok()?;
+    Some(RemoteFd {
+        pid: std::process::id(),
+        fd: fd.as_raw_fd(),
+        identity: FileId {
+            dev: id.dev,
+            ino: id.ino,
+        },
+    })
+}
+
+/// Pipe fences [`Attack::SlowAbandon`] keeps open in the window (the last 64), so the
+/// launcher can still take them.
+static KEPT_READ: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Set when the launcher asks for private fences.
+pub static ASKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn slow_abandon(msg: &mut FrameMsg) {
+    use std::sync::atomic::Ordering;
+    static CLOSER: std::sync::OnceLock<
+        std::sync::Mutex<std::sync::mpsc::Sender<std::os::fd::OwnedFd>>,
+    > = std::sync::OnceLock::new();
+    if msg.frame < FRAMING_FROM {
+        return;
+    }
+    let Some(first) = msg.layers.first_mut() else {
+        return;
+    };
+    if !ASKED.load(Ordering::Relaxed) {
+        if let Some(fd) = abandoned_pipe() {
+            first.buffer.fence.fd = fd;
+        }
+        return;
+    }
+    let Ok((read, write)) = triptych_sys::fd::pipe_cloexec() else {
+        return;
+    };
+    let Ok(placed) = triptych_sys::fd::ExportWindow::GPU.place(read.as_fd()) else {
+        return;
+    };
+    let Some(r) = remote_of(&placed) else {
+        return;
+    };
+    {
+        let mut kept = KEPT_READ.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() > 64 {
+            kept.remove(0);
+        }
+        kept.push(placed);
+    }
+    first.buffer.fence.fd = r;
+    let closer = CLOSER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<std::os::fd::OwnedFd>();
+        let _ = std::thread::Builder::new()
+            .name("slow-abandon".into())
+            .spawn(move || {
+                let mut n = 0u64;
+                for w in rx {
+                    std::thread::sleep(std::time::Duration::from_millis(900));
+                    drop(w);
+                    n += 1;
+                    if n % 10 == 1 {
+                        tracing::warn!(n, "hostile GPU: a fence abandoned after 900 ms");
+                    }
+                }
+            });
+        std::sync::Mutex::new(tx)
+    });
+    if let Ok(tx) = closer.lock() {
+        let _ = tx.send(write);
+    }
+}
+
+/// [`Attack::HugePlanes`].
+fn huge_planes(msg: &mut FrameMsg) {
+    static FILES: std::sync::Mutex<Vec<(u32, RemoteFd, std::os::fd::OwnedFd)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+    for l in &mut msg.layers {
+        let b = &mut l.buffer;
+        let height = b.height;
+        let slot = b.id.slot;
+        let Some(p) = b.planes.first_mut() else {
+            continue;
+        };
+        let len = u64::from(p.stride) * u64::from(height);
+        let offset = (u64::from(u32::MAX) - len) & !4095;
+        let end = offset + len;
+        if !files.iter().any(|(s, _, _)| *s == slot) {
+            let Ok(fd) = triptych_sys::memfd::create_sealed(c"huge", end) else {
+                tracing::warn!("hostile GPU: no huge memfd");
+                return;
+            };
+            let Ok(placed) = triptych_sys::fd::ExportWindow::GPU.place(fd.as_fd()) else {
+                return;
+            };
+            let Some(r) = remote_of(&placed) else {
+                return;
+            };
+            tracing::warn!(slot, end, "hostile GPU: a huge sparse plane");
+            files.push((slot, r, placed));
+        }
+        let Some((_, r, _)) = files.iter().find(|(s, _, _)| *s == slot) else {
+            return;
+        };
+        p.fd = *r;
+        p.offset = offset as u32;
     }
 }
 

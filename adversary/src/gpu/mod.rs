@@ -141,6 +141,11 @@ impl Hooks for GpuAdversary {
         }
     }
 
+    fn keeps_fences_private(&mut self) -> bool {
+        hostile::ASKED.store(true, std::sync::atomic::Ordering::Relaxed);
+        !matches!(self.attack, Some(Attack::MuteAbandon | Attack::SlowAbandon))
+    }
+
     fn takes_releases(&mut self, frame: u64) -> bool {
         !hostile::ignores_releases(self.attack, frame)
     }

@@ -213,11 +213,18 @@ impl Supervisor<'_> {
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        g.vouch = super::vouch::Vouch::start(g.epoch, g.info.fence, g.info.window, timeout, sender);
+        g.vouch = super::vouch::Vouch::start(
+            g.epoch,
+            g.relay.link(),
+            g.info.fence,
+            g.info.window,
+            timeout,
+            sender,
+        );
         if g.vouch.is_some() && g.info.fence == ipc_protocol::frame::FenceKind::Pipe {
             // A pipe fence's signal can be read away by whoever holds it: from now on only
             // the GPU process and the launcher may.
-            g.private_asked = true;
+            g.private_asked = Some(self.liveness.last_sent());
             if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::PrivateFences) {
                 g.unread = true;
             }
@@ -243,15 +250,24 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// What the launcher's vouching for a frame of the GPU process of `epoch` found.
+    /// What the launcher's vouching for a frame of the GPU process of `epoch`, handed on to
+    /// renderer link `link`, found.
     pub(super) fn vouch_outcome(
         &mut self,
         epoch: u64,
+        link: u64,
         outcome: super::vouch::Outcome,
     ) -> anyhow::Result<()> {
         use super::vouch::Outcome;
-        let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) else {
-            // About a process replaced since: its death is recorded already.
+        let Some(g) = self
+            .pair
+            .gpu
+            .as_mut()
+            .filter(|g| g.epoch == epoch && g.relay.link() == link)
+        else {
+            // About a process replaced since (its death is recorded already), or a frame for a
+            // renderer replaced since, whose fds the process may have closed and reused since
+            // (nobody's to show or to judge).
             return Ok(());
         };
         match outcome {
@@ -276,11 +292,7 @@ impl Supervisor<'_> {
             Outcome::Hung { frame, layer } => {
                 self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))
             }
-            Outcome::Vouched { msg, link, buffers } => {
-                if link != g.relay.link() {
-                    // Handed on to a renderer replaced since: nobody's to show.
-                    return Ok(());
-                }
+            Outcome::Vouched { msg, buffers } => {
                 g.relay.reached_renderer(msg.frame, Instant::now());
                 self.summary.trust.vouched_frames += 1;
                 if let Some(r) = self.pair.renderer.as_mut() {
@@ -321,6 +333,19 @@ impl Supervisor<'_> {
         self.policing.message(Role::Gpu, m.kind(), Instant::now())?;
         match m {
             GpuToLauncher::Pong(n) => {
+                if let Some(asked) = self
+                    .pair
+                    .gpu
+                    .as_ref()
+                    .filter(|g| !g.private_fences)
+                    .and_then(|g| g.private_asked)
+                    .filter(|asked| n > *asked)
+                {
+                    return Err(Breach::new(
+                        "PrivateFences",
+                        format!("answered ping {n}, sent after PrivateFences (after ping {asked}), and not PrivateFences"),
+                    ));
+                }
                 if let Some(us) = self.liveness.pong(Role::Gpu, n, Instant::now())? {
                     self.summary.latency.gpu_ping_max_us =
                         self.summary.latency.gpu_ping_max_us.max(us);
@@ -329,7 +354,7 @@ impl Supervisor<'_> {
             GpuToLauncher::Frame(msg) => self.relay_frame(msg)?,
             GpuToLauncher::PrivateFences => {
                 if let Some(g) = &mut self.pair.gpu {
-                    if !g.private_asked || g.private_fences {
+                    if g.private_asked.is_none() || g.private_fences {
                         return Err(Breach::new(
                             "PrivateFences",
                             "an answer to no request to keep fences private",

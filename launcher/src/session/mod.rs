@@ -167,8 +167,9 @@ struct Gpu {
     /// of them, handed on yet or not, is the renderer's lie.
     vouched_from: Option<u64>,
     /// It was asked to keep its pipe fences outside the export window
-    /// ([`LauncherToGpu::PrivateFences`]).
-    private_asked: bool,
+    /// ([`LauncherToGpu::PrivateFences`]) after the ping of this number: it answers commands
+    /// in order, so a pong to a later ping before its answer is a refusal.
+    private_asked: Option<u64>,
     /// It said it does.
     private_fences: bool,
 }

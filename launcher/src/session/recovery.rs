@@ -214,6 +214,9 @@ impl Supervisor<'_> {
             // Frames vouched for on the old link mean nothing on the new one; the vouching
             // itself goes on, as it is about the GPU process.
             g.vouched_from = None;
+            if let Some(v) = &g.vouch {
+                v.relinked(g.relay.link());
+            }
             match g.child.commands.send(&LauncherToGpu::NewRenderer(link)) {
                 Ok(()) => {}
                 Err(SendError::Full) => g.unread = true,

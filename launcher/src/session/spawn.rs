@@ -230,7 +230,7 @@ impl Supervisor<'_> {
                         self.liveness.started(Role::Gpu, Instant::now());
                         let WarmGpu { child, events, exit, .. } = warm;
                         let relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: false, private_fences: false }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {

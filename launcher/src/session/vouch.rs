@@ -33,6 +33,8 @@
 //! [`LauncherToRenderer::Vouched`]: ipc_protocol::messages::LauncherToRenderer::Vouched
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -60,8 +62,6 @@ pub enum Outcome {
     Vouched {
         /// The frame.
         msg: FrameMsg,
-        /// The link it was handed on to.
-        link: u64,
         /// Its buffers, as taken and checked.
         buffers: Vec<OwnedFd>,
     },
@@ -93,32 +93,52 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Vouch {
     jobs: Sender<Job>,
+    /// The renderer link frames are handed on to now: a job of an earlier one is skipped, as
+    /// the GPU process may already have closed and reused its fds.
+    link: Arc<AtomicU64>,
 }
+
+/// What the thread sends: the GPU process's epoch, the renderer link the frame was for, and
+/// what vouching for it found.
+pub type Done = (u64, u64, Outcome);
 
 impl Vouch {
     /// Starts vouching for the frames of the GPU process of `epoch` (exporting fences of
-    /// `kind`, with the export window `window`), waiting up to `fence_timeout` on each frame's fences; each outcome goes to
-    /// `done` with the epoch. `None` if no thread could be made.
+    /// `kind`, with the export window `window`) on renderer link `link`, waiting up to
+    /// `fence_timeout` on each frame's fences; each outcome goes to `done`. `None` if no thread
+    /// could be made.
     pub fn start(
         epoch: u64,
+        link: u64,
         kind: FenceKind,
         window: (i32, i32),
         fence_timeout: Duration,
-        done: Sender<(u64, Outcome)>,
+        done: Sender<Done>,
     ) -> Option<Vouch> {
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
+        let link = Arc::new(AtomicU64::new(link));
+        let current = link.clone();
         std::thread::Builder::new()
             .name("vouch".into())
             .spawn(move || {
                 for job in rx {
+                    if job.link != current.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    let link = job.link;
                     let outcome = vouch(job, kind, window, fence_timeout);
-                    if done.send((epoch, outcome)).is_err() {
+                    if done.send((epoch, link, outcome)).is_err() {
                         return;
                     }
                 }
             })
             .ok()?;
-        Some(Vouch { jobs })
+        Some(Vouch { jobs, link })
+    }
+
+    /// The renderer was replaced: frames are handed on to link `link` from now on.
+    pub fn relinked(&self, link: u64) {
+        self.link.store(link, Ordering::Release);
     }
 
     /// Queues `job`; false if the thread is gone. The relay lets the GPU process have at most a
@@ -224,7 +244,6 @@ fn vouch(job: Job, kind: FenceKind, window: (i32, i32), fence_timeout: Duration)
     }
     Outcome::Vouched {
         msg: job.msg,
-        link: job.link,
         buffers,
     }
 }
@@ -293,14 +312,22 @@ mod tests {
     fn outcome(msg: FrameMsg, timeout: Duration) -> Outcome {
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
         let (tx, rx) = crossbeam_channel::unbounded();
-        let v = Vouch::start(1, FenceKind::Pipe, (1 << 20, 1 << 21), timeout, tx).expect("thread");
+        let v =
+            Vouch::start(1, 3, FenceKind::Pipe, (1 << 20, 1 << 21), timeout, tx).expect("thread");
+        // A job of an earlier link is skipped: nothing comes of it.
+        let stale = triptych_sys::fd::dup_cloexec(pidfd.as_fd()).expect("dup");
+        assert!(v.submit(Job {
+            pidfd: stale,
+            msg: msg.clone(),
+            link: 2
+        }));
         assert!(v.submit(Job {
             pidfd,
             msg,
-            link: 0
+            link: 3
         }));
-        let (epoch, o) = rx.recv_timeout(Duration::from_secs(10)).expect("outcome");
-        assert_eq!(epoch, 1);
+        let (epoch, link, o) = rx.recv_timeout(Duration::from_secs(10)).expect("outcome");
+        assert_eq!((epoch, link), (1, 3));
         o
     }
 

@@ -59,6 +59,11 @@ impl Liveness {
         Some(self.ping_seq)
     }
 
+    /// The last ping sent: those sent after a command have higher numbers.
+    pub fn last_sent(&self) -> u64 {
+        self.ping_seq
+    }
+
     /// `role` answered ping `n` at `now`. Returns the round trip, in microseconds, when it
     /// answered the last ping sent; a pong of a ping never sent is a breach.
     pub fn pong(&mut self, role: Role, n: u64, now: Instant) -> Result<Option<f64>, Breach> {

@@ -43,8 +43,8 @@ pub struct Policing {
 /// The channel of the vouching threads' outcomes.
 #[derive(Debug)]
 struct Vouches {
-    tx: crossbeam_channel::Sender<(u64, super::super::vouch::Outcome)>,
-    rx: Receiver<(u64, super::super::vouch::Outcome)>,
+    tx: crossbeam_channel::Sender<super::super::vouch::Done>,
+    rx: Receiver<super::super::vouch::Done>,
 }
 
 impl Default for Vouches {
@@ -134,12 +134,12 @@ impl Policing {
     }
 
     /// Where a vouching thread sends its outcomes.
-    pub fn vouch_sender(&self) -> crossbeam_channel::Sender<(u64, super::super::vouch::Outcome)> {
+    pub fn vouch_sender(&self) -> crossbeam_channel::Sender<super::super::vouch::Done> {
         self.vouches.tx.clone()
     }
 
     /// Where the vouching threads' outcomes arrive, with the GPU process's epoch.
-    pub fn vouch_outcomes(&self) -> Receiver<(u64, super::super::vouch::Outcome)> {
+    pub fn vouch_outcomes(&self) -> Receiver<super::super::vouch::Done> {
         self.vouches.rx.clone()
     }
 
