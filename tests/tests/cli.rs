@@ -38,6 +38,29 @@ fn a_bad_command_line_exits_2() {
     }
 }
 
+#[test]
+fn a_run_whose_buffers_the_renderer_could_not_map_is_refused_at_start() {
+    // Three layers in pools of 16 at 8192x8192 could need 12 GiB of mappings in the renderer,
+    // more than the relay allows a GPU process: said at once, before any child starts.
+    let o = output(triptych(&[
+        "run",
+        "--headless",
+        "--frames",
+        "1",
+        "--size",
+        "8192x8192",
+        "--pool",
+        "16",
+    ]));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("could need the renderer to map 12884901888 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("starting a GPU process"), "{err}");
+}
+
 /// The `display` line of `doctor`'s text report, and the `display` object of its JSON; `code`
 /// is the exit status both must have (1 where the display makes a run fail).
 fn doctor(env: &[(&str, &str)], code: i32) -> (String, serde_json::Value) {

@@ -434,6 +434,22 @@ fn run_with(
         (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
         (None, None) => (width, height),
     };
+    // Every layer's pool at the largest size, as the renderer may have to map it: a run that
+    // could need more than the relay allows a GPU process is refused here, not blamed on the
+    // GPU process mid-run.
+    let worst = u64::from(args.layers)
+        .saturating_mul(u64::from(args.pool))
+        .saturating_mul(u64::from(max_size.0) * u64::from(max_size.1) * 4);
+    if worst > ipc_protocol::relay::MAP_BUDGET {
+        anyhow::bail!(
+            "{} layers in pools of {} at up to {}x{} could need the renderer to map {worst} bytes, more than the {} it may; use a smaller --pool or size",
+            args.layers,
+            args.pool,
+            max_size.0,
+            max_size.1,
+            ipc_protocol::relay::MAP_BUDGET
+        );
+    }
     let drawn = parts::Drawn::new(args.loaded_scene.clone(), args.layers);
     let mut sv = Supervisor {
         args,
