@@ -8,8 +8,7 @@
 //! - tag 1: a `RendererToLauncher` (a `Release` is checked against what the renderer holds and
 //!   the frames it answered; `Presented`, `Rejected` and `GpuViolation` answer a frame);
 //! - tag 2: a new renderer announced (its pid and the frame it resumes from, from the bytes);
-//! - tag 3: with no bytes, a new size generation started; else the frame of the first byte
-//!   withdrawn (the launcher, vouching for it, could not decide it was good).
+//! - tag 3: a new size generation started.
 //!
 //! Whatever comes, the relay's state stays bounded: never more buffers held than the pools
 //! hold, and a layer is starved only when the renderer holds its whole pool.
@@ -59,14 +58,7 @@ fuzz_target!(|data: &[u8]| {
                 relay.new_renderer(pid, resume);
                 assert_eq!(relay.held(), 0);
             }
-            _ => match msg.first() {
-                Some(frame) => {
-                    let held = relay.held();
-                    let back = relay.withdraw(u64::from(*frame));
-                    assert_eq!(relay.held() + back.len(), held);
-                }
-                None => generation = generation.saturating_add(1),
-            },
+            _ => generation = generation.saturating_add(1),
         }
         assert!(relay.held() <= (LAYERS * POOL) as usize);
         let _ = relay.holder(

@@ -343,20 +343,6 @@ impl Relay {
         Ok(Handed::On)
     }
 
-    /// Frame `frame` never reaches the renderer after all (the launcher, vouching for it, could
-    /// not decide it was good): nothing of it is held. Returns its buffers, for the GPU process.
-    pub fn withdraw(&mut self, frame: u64) -> Vec<BufferId> {
-        self.unanswered.retain(|(f, _, _)| *f != frame);
-        let ids = self
-            .held
-            .iter()
-            .filter(|(_, _, f)| *f == frame)
-            .map(|(id, _, _)| *id)
-            .collect();
-        self.held.retain(|(_, _, f)| *f != frame);
-        ids
-    }
-
     /// The renderer answered frame `frame` (presented it, or said why it did not).
     pub fn answered(&mut self, frame: u64) {
         self.unanswered.retain(|(f, _, _)| *f != frame);
@@ -822,9 +808,6 @@ mod tests {
         // Handed to the renderer long ago (as if): its wait is over.
         r.reached_renderer(12, long_ago);
         assert_eq!(r.holder(later, patience), Holder::Renderer(0));
-        // A frame withdrawn gives its buffers back and is no one's to answer.
-        assert_eq!(r.withdraw(12), vec![id(2), id(5)]);
-        assert_eq!(r.holder(later, patience), Holder::Gpu);
     }
 
     #[test]

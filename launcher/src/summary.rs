@@ -316,10 +316,6 @@ pub struct Trust {
     pub vouched_frames: u64,
     /// Renderer claims about vouched-for frames (each a lie that cost the renderer its life).
     pub refuted_vouched_claims: u64,
-    /// Frames the launcher could not vouch for nor blame anyone for: a pipe fence in the export
-    /// window found without its signal, before the GPU process kept its fences private (either
-    /// child could have read it away). Dropped, their buffers given back.
-    pub undecided_fences: u64,
 }
 
 /// Every crash and hang of the run, how fast each was noticed and repaired, and the faults and
@@ -986,7 +982,6 @@ mod tests {
                     "vouched_gpus",
                     "vouched_frames",
                     "refuted_vouched_claims",
-                    "undecided_fences",
                 ],
             ),
             (

@@ -539,3 +539,60 @@ fn a_flood_of_one_bogus_release_costs_the_renderer_at_the_first() {
         "{s}"
     );
 }
+
+#[test]
+fn a_renderer_that_drains_fences_exported_before_private_fences_cannot_get_the_gpu_process_killed()
+{
+    // The renderer claims (an old frame) the moment the GPU process starts exporting the last
+    // frames, and reads the signal of every new pipe fence in the export window away. Frames
+    // made before the GPU process keeps its fences private are not vouched for (their fences may
+    // have lost their signal to the renderer, which decides nothing): they go on as before, so
+    // the renderer's reading away costs only its own frames, never the GPU process.
+    // The claim must come while the GPU process exports the last frames, which depends on how
+    // far ahead of the renderer it runs: a run where no new fence appeared after the drainer
+    // was armed proves nothing and is made again, at most three times.
+    const N: u64 = 12;
+    let mut attempt = 0;
+    let json = loop {
+        attempt += 1;
+        let dir = scratch("hostile-drain-vouched");
+        let json = dir.join("summary.json");
+        let mut cmd = triptych(&["run"]);
+        cmd.args([
+            "--frames",
+            &N.to_string(),
+            "--size",
+            "3840x2160",
+            "--layers",
+            "8",
+            "--buffers",
+            "shm",
+        ])
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
+        .env("TRIPTYCH_HOSTILE", "drain-vouched")
+        .env("TRIPTYCH_DRAIN_AT", (N - 3).to_string());
+        let o = output(cmd);
+        assert!(o.status.success(), "{}", show(&o));
+        let log = String::from_utf8_lossy(&o.stderr);
+        if log.contains("hostile renderer: claimed as a new fence appeared") {
+            break json;
+        }
+        assert!(
+            attempt < 3,
+            "the attack never happened in three runs:\n{log}"
+        );
+    };
+    let s = summary(&json);
+    assert_eq!(s["frames"]["last"], N - 1, "{s}");
+    assert_eq!(s["trust"]["vouched_gpus"], 1, "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes.iter().all(|c| c["role"] != "gpu"),
+        "the renderer got an honest GPU process killed: {}\n{s}",
+        serde_json::to_string(crashes).unwrap_or_default()
+    );
+}

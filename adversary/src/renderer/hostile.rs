@@ -94,8 +94,100 @@ pub enum Attack {
     /// At frame [`CLAIM_AT`], claims [`CLAIMS`] times that its first layer's fence, a true
     /// fence, is no fence: one time more than the launcher looks.
     FenceClaim,
+    /// Once frame `TRIPTYCH_DRAIN_AT` is presented, a spinning thread started before
+    /// confinement takes every new pipe fence it can from the GPU process's export window,
+    /// rejects that frame the moment one appears (a first claim: the launcher starts vouching)
+    /// and reads the fences' signal away for a few seconds: the frames made before the GPU
+    /// process answers `PrivateFences` lose theirs.
+    DrainVouched,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
+}
+
+/// Set when [`Attack::DrainVouched`]'s drainer should start.
+pub static DRAIN_NOW: AtomicBool = AtomicBool::new(false);
+/// The frame [`Attack::DrainVouched`] rejects.
+pub static DRAIN_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The channel and epoch [`Attack::DrainVouched`]'s drainer claims with.
+pub static DRAIN_EVENTS: std::sync::Mutex<Option<(Sender<RendererToLauncher>, u64)>> =
+    std::sync::Mutex::new(None);
+
+/// Starts [`Attack::DrainVouched`]'s drainer (before confinement; the filter applies to it too).
+pub fn start_drainer() {
+    let at = std::env::var("TRIPTYCH_DRAIN_AT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    DRAIN_AT.store(at, Ordering::Release);
+    std::thread::spawn(|| {
+        while !DRAIN_NOW.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // SAFETY: the renderer's link to the GPU process sits at this fixed number for the
+        // process's whole life (`Link` never closes it, only replaces the file there).
+        let link =
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(triptych_sandbox::fds::GPU_LINK_FD) };
+        let window = triptych_sys::fd::ExportWindow::GPU;
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        let mut pipes: Vec<OwnedFd> = Vec::new();
+        let mut drained = 0u32;
+        let mut claimed = false;
+        let start = std::time::Instant::now();
+        let mut first = true;
+        while start.elapsed() < Duration::from_secs(4) {
+            for n in window.base..window.end() {
+                let Ok(fd) = triptych_sys::pidfd::pidfd_getfd(link, n) else {
+                    continue;
+                };
+                let Ok(id) = triptych_sys::fd::identity(fd.as_fd()) else {
+                    continue;
+                };
+                let key = (id.dev, id.ino);
+                if !triptych_sys::fd::is_fifo(fd.as_fd()).unwrap_or(false) || seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                // The fences already out when the drainer was armed are left alone.
+                if first {
+                    continue;
+                }
+                pipes.push(fd);
+                if !claimed {
+                    claimed = true;
+                    if let Some((events, epoch)) = DRAIN_EVENTS.lock().ok().and_then(|g| g.clone())
+                    {
+                        let frame = DRAIN_AT.load(Ordering::Acquire);
+                        let _ = events.send(&RendererToLauncher::Rejected {
+                            epoch,
+                            frame,
+                            reason: "a claim timed to the GPU's export".into(),
+                        });
+                        tracing::warn!(frame, "hostile renderer: claimed as a new fence appeared");
+                    }
+                }
+            }
+            first = false;
+            for _ in 0..200 {
+                for fd in &pipes {
+                    if triptych_sys::poll::wait_signalled(fd.as_fd(), Duration::ZERO)
+                        .is_ok_and(|w| w == triptych_sys::poll::FenceWait::Signalled)
+                        && matches!(
+                            crate::calls::attempt(crate::calls::Call::ReadFd(fd.as_fd())),
+                            crate::calls::Outcome::Returned(n) if n > 0
+                        )
+                    {
+                        drained += 1;
+                    }
+                }
+            }
+        }
+        tracing::warn!(
+            drained,
+            pipes = pipes.len(),
+            "hostile renderer: drainer done"
+        );
+    });
 }
 
 /// Bytes per slot the [`Attack::HugeSlotBytes`] output claims: 1 TiB.
@@ -163,6 +255,7 @@ impl Attack {
             "old-generation-bad-slot" => Attack::OldGenerationBadSlot,
             "drain-fence" => Attack::DrainFence,
             "fence-claim" => Attack::FenceClaim,
+            "drain-vouched" => Attack::DrainVouched,
             _ => return None,
         })
     }
@@ -372,6 +465,7 @@ pub fn attack(
         | Attack::FenceClaim
         | Attack::DropUnseen
         | Attack::RejectAll
+        | Attack::DrainVouched
         | Attack::KeepListener => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || RendererToLauncher::Pong(0)),
     }

@@ -45,6 +45,9 @@ impl Hooks for RendererAdversary {
     }
 
     fn before_confine(&mut self, link: &Link) -> anyhow::Result<()> {
+        if self.attack == Some(Attack::DrainVouched) {
+            hostile::start_drainer();
+        }
         if let Some(p) = self.probe.take() {
             self.prepared = Some(p.prepare(link)?);
         }
@@ -69,6 +72,11 @@ impl Hooks for RendererAdversary {
     }
 
     fn running(&mut self, run: Running<'_>) {
+        if self.attack == Some(Attack::DrainVouched) {
+            if let Ok(mut g) = hostile::DRAIN_EVENTS.lock() {
+                *g = Some((run.events.clone(), run.epoch));
+            }
+        }
         if let Some(Attack::Ring(r)) = self
             .attack
             .filter(|a| matches!(a, Attack::Ring(r) if r.on_inbox()))
@@ -95,6 +103,12 @@ impl Hooks for RendererAdversary {
     }
 
     fn presented(&mut self, p: Presented<'_>) {
+        if self.attack == Some(Attack::DrainVouched)
+            && p.frame == hostile::DRAIN_AT.load(std::sync::atomic::Ordering::Acquire)
+        {
+            hostile::DRAIN_NOW.store(true, std::sync::atomic::Ordering::Release);
+            tracing::warn!(frame = p.frame, "hostile renderer: drainer armed");
+        }
         if let Some(Attack::Ring(r)) = self.attack {
             std::thread::sleep(r.pace());
         }

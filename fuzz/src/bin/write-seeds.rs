@@ -297,7 +297,6 @@ fn main() {
     twice.extend(step(1, encode(&release(5)).expect("release")));
     std::fs::write(relay.join("lies"), &twice).expect("seed");
     let mut vouched = step(0, encode(&frame(0, [0, 3, 6])).expect("frame"));
-    vouched.extend(step(3, vec![0]));
     vouched.extend(step(0, encode(&GpuToLauncher::PrivateFences).expect("private")));
     vouched.extend(step(0, encode(&frame(1, [1, 4, 7])).expect("frame")));
     std::fs::write(relay.join("vouched"), &vouched).expect("seed");

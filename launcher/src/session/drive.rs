@@ -269,14 +269,7 @@ impl Supervisor<'_> {
         // alone, which the launcher cannot check. A fresh renderer is tried first, once per GPU
         // process; if it rejects as well, the GPU process is the one stalled.
         let rejected = self.pair.renderer.as_ref().map_or(0, |r| r.rejected);
-        // Once the launcher vouches for the GPU process's frames, a rejection is no longer the
-        // renderer's word alone (one about a vouched frame kills it at once), and frames that
-        // stall there were the launcher's to drop: nobody is spared.
-        let spared = self
-            .pair
-            .gpu
-            .as_ref()
-            .is_some_and(|g| g.spared || g.vouch.is_some());
+        let spared = self.pair.gpu.as_ref().is_some_and(|g| g.spared);
         if rejected > 0 && !spared && self.pair.renderer.is_some() {
             if let Some(g) = self.pair.gpu.as_mut() {
                 g.spared = true;

@@ -164,7 +164,11 @@ impl Supervisor<'_> {
         }
         g.held_changed();
         self.policing.produced(msg.frame, self.args.frames)?;
-        if let Some(v) = g.vouch.as_ref() {
+        // Pipe fences are vouched for only once the GPU process keeps them private: one in the
+        // window may have had its signal read away by the renderer, which would decide nothing.
+        // Until then frames go on as before, and a claim about one is counted only.
+        let fences_safe = g.info.fence != ipc_protocol::frame::FenceKind::Pipe || g.private_fences;
+        if let Some(v) = g.vouch.as_ref().filter(|_| fences_safe) {
             let link = g.relay.link();
             g.vouched_from = g.vouched_from.or(Some(msg.frame));
             g.relay.held_by_launcher(msg.frame);
@@ -213,14 +217,8 @@ impl Supervisor<'_> {
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        g.vouch = super::vouch::Vouch::start(
-            g.epoch,
-            g.relay.link(),
-            g.info.fence,
-            g.info.window,
-            timeout,
-            sender,
-        );
+        g.vouch =
+            super::vouch::Vouch::start(g.epoch, g.relay.link(), g.info.fence, timeout, sender);
         if g.vouch.is_some() && g.info.fence == ipc_protocol::frame::FenceKind::Pipe {
             // A pipe fence's signal can be read away by whoever holds it: from now on only
             // the GPU process and the launcher may.
@@ -274,20 +272,6 @@ impl Supervisor<'_> {
             Outcome::Lied { why, .. } => {
                 self.summary.trust.proven_gpu_lies += 1;
                 self.gpu_violation(Breach::new("Frame", why))
-            }
-            Outcome::Undecided { frame, why } => {
-                self.summary.trust.undecided_fences += 1;
-                self.policing.note("undecided-fence", || {
-                    tracing::warn!(%why, "a frame the launcher could not vouch for is dropped; nobody is blamed")
-                });
-                for id in g.relay.withdraw(frame) {
-                    if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Release(id))
-                    {
-                        g.unread = true;
-                    }
-                }
-                g.held_changed();
-                Ok(())
             }
             Outcome::Hung { frame, layer } => {
                 self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))

@@ -70,15 +70,6 @@ pub enum Outcome {
         /// What was wrong.
         why: String,
     },
-    /// A fence in the export window had no signal to read: its writer closed it unsignalled,
-    /// or a holder read the signal away, and the renderer may hold it too. Nobody is blamed;
-    /// the frame is not handed on.
-    Undecided {
-        /// The frame.
-        frame: u64,
-        /// What was seen.
-        why: String,
-    },
     /// A fence did not signal within the deadline.
     Hung {
         /// The frame.
@@ -104,14 +95,13 @@ pub type Done = (u64, u64, Outcome);
 
 impl Vouch {
     /// Starts vouching for the frames of the GPU process of `epoch` (exporting fences of
-    /// `kind`, with the export window `window`) on renderer link `link`, waiting up to
+    /// `kind`) on renderer link `link`, waiting up to
     /// `fence_timeout` on each frame's fences; each outcome goes to `done`. `None` if no thread
     /// could be made.
     pub fn start(
         epoch: u64,
         link: u64,
         kind: FenceKind,
-        window: (i32, i32),
         fence_timeout: Duration,
         done: Sender<Done>,
     ) -> Option<Vouch> {
@@ -126,7 +116,7 @@ impl Vouch {
                         continue;
                     }
                     let link = job.link;
-                    let outcome = vouch(job, kind, window, fence_timeout);
+                    let outcome = vouch(job, kind, fence_timeout);
                     if done.send((epoch, link, outcome)).is_err() {
                         return;
                     }
@@ -169,7 +159,7 @@ fn take(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, Stri
 }
 
 /// Vouches for one frame, or says why not.
-fn vouch(job: Job, kind: FenceKind, window: (i32, i32), fence_timeout: Duration) -> Outcome {
+fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
     let frame = job.msg.frame;
     let pidfd = &job.pidfd;
     let lied = |why: String| Outcome::Lied {
@@ -215,25 +205,18 @@ fn vouch(job: Job, kind: FenceKind, window: (i32, i32), fence_timeout: Duration)
                 b.fence.fd.fd
             ));
         }
-        fences.push((layer, fence, (window.0..window.1).contains(&b.fence.fd.fd)));
+        fences.push((layer, fence));
     }
     let deadline = Instant::now() + fence_timeout;
-    for (layer, fence, in_window) in fences {
+    for (layer, fence) in fences {
         let left = deadline.saturating_duration_since(Instant::now());
         match wait_signalled(fence.as_fd(), left) {
             Ok(FenceWait::Signalled) => {}
             Ok(FenceWait::TimedOut) => return Outcome::Hung { frame, layer },
-            // Its writer closed it without a byte, or a holder read the byte away. Outside the
-            // window only the GPU process holds it besides the launcher, which never reads it;
-            // inside it, the renderer may hold it too.
-            Ok(FenceWait::Abandoned) if in_window => {
-                return Outcome::Undecided {
-                    frame,
-                    why: format!(
-                        "frame {frame}, layers[{layer}].fence (in the export window): closed unsignalled, or its signal read away"
-                    ),
-                }
-            }
+            // A pipe fence closed without its byte, or whose byte was read away. It is here only
+            // kept private, outside the window (pipe fences are vouched for only once the process
+            // keeps them so, and the relay refuses any other): only the GPU process holds it
+            // besides the launcher, which never reads it.
             Ok(FenceWait::Abandoned) => {
                 return lied(format!(
                     "layers[{layer}].fence, which it keeps private: closed by its writer unsignalled, or its signal read away"
@@ -312,8 +295,7 @@ mod tests {
     fn outcome(msg: FrameMsg, timeout: Duration) -> Outcome {
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
         let (tx, rx) = crossbeam_channel::unbounded();
-        let v =
-            Vouch::start(1, 3, FenceKind::Pipe, (1 << 20, 1 << 21), timeout, tx).expect("thread");
+        let v = Vouch::start(1, 3, FenceKind::Pipe, timeout, tx).expect("thread");
         // A job of an earlier link is skipped: nothing comes of it.
         let stale = triptych_sys::fd::dup_cloexec(pidfd.as_fd()).expect("dup");
         assert!(v.submit(Job {
