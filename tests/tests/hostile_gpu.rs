@@ -47,6 +47,14 @@ fn hostile_run_with(attack: &str, extra: &[&str]) -> (std::process::Output, serd
     (o, s)
 }
 
+/// Whether `cause` names one of the `|`-separated `wants`. A fence lie is caught by whichever
+/// comes first: the launcher's look at the fence the renderer named, or, once the renderer's
+/// claim has the launcher vouching and the GPU process keeping its fences private, the relay
+/// refusing a fence in the export window.
+fn names(cause: &str, wants: &str) -> bool {
+    wants.split('|').any(|w| cause.contains(w))
+}
+
 fn killed_for(attack: &str, want: &str) {
     let s = hostile_run(attack);
     let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
@@ -198,7 +206,7 @@ fn proven_lie(attack: &str, want: &str) -> serde_json::Value {
     assert_eq!(crashes[0]["role"], "gpu", "{attack}: {s}");
     let cause = crashes[0]["cause"].to_string();
     assert!(
-        cause.contains("protocol_violation") && cause.contains("Frame") && cause.contains(want),
+        cause.contains("protocol_violation") && cause.contains("Frame") && names(&cause, want),
         "{attack}: cause {cause} does not name {want:?}"
     );
     // The attack happened, and was proven once.
@@ -247,7 +255,7 @@ fn a_buffer_the_renderer_still_holds_named_again_costs_the_gpu_process() {
 
 #[test]
 fn an_eventfd_where_a_fence_should_be_costs_the_gpu_process() {
-    let s = proven_lie("eventfd-fence", "eventfd");
+    let s = proven_lie("eventfd-fence", "eventfd|not a private fence's number");
     assert!(s["renderer"]["gpu_violations"].as_u64() >= Some(1), "{s}");
 }
 
@@ -315,7 +323,7 @@ fn every_gpu_process(attack: &str, extra: &[&str], cause: &str) {
     );
     for c in crashes {
         assert_eq!(c["role"], "gpu", "{attack}: {c}");
-        assert!(c["cause"].to_string().contains(cause), "{attack}: {c}");
+        assert!(names(&c["cause"].to_string(), cause), "{attack}: {c}");
     }
     // One renderer all along: it was never restarted.
     let log = String::from_utf8_lossy(&o.stderr);
@@ -336,7 +344,7 @@ fn a_gpu_process_that_reads_its_fences_signal_away_in_every_process_costs_only_t
 
 #[test]
 fn a_gpu_process_that_lies_about_fences_in_every_process_costs_only_the_gpu_processes() {
-    every_gpu_process("eventfd-fence", &[], "eventfd");
+    every_gpu_process("eventfd-fence", &[], "eventfd|not a private fence's number");
 }
 
 #[test]
@@ -376,7 +384,10 @@ fn a_gpu_process_that_stops_taking_releases_starves_itself() {
 
 #[test]
 fn its_own_buffer_named_as_a_fence_costs_the_gpu_process() {
-    proven_lie("buffer-fence", "as a Pipe fence");
+    proven_lie(
+        "buffer-fence",
+        "as a Pipe fence|not a private fence's number",
+    );
 }
 
 #[test]

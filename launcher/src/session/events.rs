@@ -273,6 +273,7 @@ impl Supervisor<'_> {
                 self.summary.trust.proven_gpu_lies += 1;
                 self.gpu_violation(Breach::new("Frame", why))
             }
+            Outcome::Gone => Ok(()),
             Outcome::Hung { frame, layer } => {
                 self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))
             }

@@ -43,6 +43,10 @@ use ipc_protocol::messages::FrameMsg;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 
+/// How long a fence found closed unsignalled waits for its process's exit to show, before it is
+/// taken for a lie.
+const DEATH_GRACE: Duration = Duration::from_millis(100);
+
 /// A frame to vouch for, handed on while the renderer link `link` was current.
 #[derive(Debug)]
 pub struct Job {
@@ -70,6 +74,8 @@ pub enum Outcome {
         /// What was wrong.
         why: String,
     },
+    /// The process exited before its fds could be taken: its exit is recorded as what it is.
+    Gone,
     /// A fence did not signal within the deadline.
     Hung {
         /// The frame.
@@ -138,22 +144,38 @@ impl Vouch {
     }
 }
 
+/// Why a described fd was not taken.
+enum NotTaken {
+    /// The process has exited: its death, not a lie, and its exit says how.
+    Gone,
+    /// The file at that number is not the one described, or none is there.
+    Lie(String),
+}
+
 /// Takes fd `remote` from the process of `pidfd` and checks it is the file described.
-fn take(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, String> {
+fn take(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, NotTaken> {
     let n = remote.fd;
-    let fd = triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), n)
-        .map_err(|e| format!("{field}: fd {n} could not be taken ({e})"))?;
+    let fd = match triptych_sys::pidfd::pidfd_getfd(pidfd.as_fd(), n) {
+        Ok(fd) => fd,
+        Err(triptych_sys::pidfd::PidfdError::NoProcess { .. }) => return Err(NotTaken::Gone),
+        Err(e) => {
+            return Err(NotTaken::Lie(format!(
+                "{field}: fd {n} could not be taken ({e})"
+            )))
+        }
+    };
+    let lie = |what: String| NotTaken::Lie(what);
     let id = triptych_sys::fd::identity(fd.as_fd())
-        .map_err(|e| format!("{field}: fd {n} cannot be examined ({e})"))?;
+        .map_err(|e| lie(format!("{field}: fd {n} cannot be examined ({e})")))?;
     let got = FileId {
         dev: id.dev,
         ino: id.ino,
     };
     if got != remote.identity {
-        return Err(format!(
+        return Err(lie(format!(
             "{field}: fd {n} is not the file described (identity {}:{}, described {}:{})",
             got.dev, got.ino, remote.identity.dev, remote.identity.ino
-        ));
+        )));
     }
     Ok(fd)
 }
@@ -179,7 +201,8 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
         let field = format!("layers[{layer}].planes[0]");
         let fd = match take(pidfd, &field, &plane.fd) {
             Ok(fd) => fd,
-            Err(why) => return lied(why),
+            Err(NotTaken::Gone) => return Outcome::Gone,
+            Err(NotTaken::Lie(why)) => return lied(why),
         };
         if let Err(e) = ipc_protocol::buffer_file::check(fd.as_fd(), b.kind, end) {
             return lied(format!("layers[{layer}]: {e}"));
@@ -194,7 +217,8 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
         }
         let fence = match take(pidfd, &field, &b.fence.fd) {
             Ok(fd) => fd,
-            Err(why) => return lied(why),
+            Err(NotTaken::Gone) => return Outcome::Gone,
+            Err(NotTaken::Lie(why)) => return lied(why),
         };
         let link = std::fs::read_link(format!("/proc/self/fd/{}", fence.as_raw_fd()))
             .map(|l| l.to_string_lossy().into_owned())
@@ -217,6 +241,16 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
             // kept private, outside the window (pipe fences are vouched for only once the process
             // keeps them so, and the relay refuses any other): only the GPU process holds it
             // besides the launcher, which never reads it.
+            // A process that dies mid-render closes its write ends before its pidfd says it
+            // exited: a moment's wait tells its death from a lie.
+            Ok(FenceWait::Abandoned)
+                if matches!(
+                    triptych_sys::poll::wait_readable(pidfd.as_fd(), DEATH_GRACE),
+                    Ok(triptych_sys::poll::WaitOutcome::Ready)
+                ) =>
+            {
+                return Outcome::Gone
+            }
             Ok(FenceWait::Abandoned) => {
                 return lied(format!(
                     "layers[{layer}].fence, which it keeps private: closed by its writer unsignalled, or its signal read away"
@@ -294,6 +328,10 @@ mod tests {
 
     fn outcome(msg: FrameMsg, timeout: Duration) -> Outcome {
         let pidfd = triptych_sys::pidfd::pidfd_open(std::process::id() as i32).expect("pidfd");
+        outcome_in(pidfd, msg, timeout)
+    }
+
+    fn outcome_in(pidfd: OwnedFd, msg: FrameMsg, timeout: Duration) -> Outcome {
         let (tx, rx) = crossbeam_channel::unbounded();
         let v = Vouch::start(1, 3, FenceKind::Pipe, timeout, tx).expect("thread");
         // A job of an earlier link is skipped: nothing comes of it.
@@ -337,6 +375,16 @@ mod tests {
             matches!(&o, Outcome::Lied { why, .. } if why.contains("beyond")),
             "{o:?}"
         );
+        // A process that has exited: its death, no lie.
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .expect("sleep");
+        let dead = triptych_sys::pidfd::pidfd_open(child.id() as i32).expect("pidfd");
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        let o = outcome_in(dead, frame(&buffer, &read, 16), Duration::from_secs(5));
+        assert!(matches!(o, Outcome::Gone), "{o:?}");
         // The buffer's file at the fence's place.
         let o = outcome(frame(&buffer, &buffer, 16), Duration::from_secs(5));
         assert!(
