@@ -166,14 +166,14 @@ fn a_frame_given_back_unseen_costs_the_renderer() {
     check("drop-unseen", "neither presented nor rejected", &[]);
 }
 
-#[test]
-fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() {
-    // Its first rejection is its word alone. From it on the launcher vouches for the GPU
-    // process's frames: it takes and checks their buffers and fences itself and hands the
-    // buffers on, so the next rejection is a lie the launcher can prove, and costs the renderer
-    // its life. The fresh renderer gets vouched frames too, and presents them; the GPU process
-    // keeps its pid.
-    let (log, s) = hostile_run_logged("reject-all", &[]);
+/// A renderer that rejects good frames (`reject-all`), run with `extra`. Its first rejection is
+/// its word alone. From it on the launcher vouches for the GPU process's frames: it takes and
+/// checks their buffers and fences itself and hands the buffers on, so the next rejection is a
+/// lie the launcher can prove, and costs the renderer its life. The fresh renderer gets vouched
+/// frames too, takes its buffers from the launcher's fds and presents them; the GPU process keeps
+/// its pid. Returns the log and the summary.
+fn rejects_good_frames(extra: &[&str]) -> (String, serde_json::Value) {
+    let (log, s) = hostile_run_logged("reject-all", extra);
     assert!(
         log.contains("hostile renderer: rejecting a good frame"),
         "the attack never happened:\n{log}"
@@ -190,9 +190,14 @@ fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() 
     assert_eq!(s["trust"]["vouched_gpus"], 1, "{s}");
     assert_eq!(s["trust"]["refuted_vouched_claims"], 1, "{s}");
     assert!(s["trust"]["vouched_frames"].as_u64() > Some(100), "{s}");
-    // The fresh renderer took its buffers from the launcher's fds.
     assert!(s["renderer"]["vouched_frames"].as_u64() > Some(100), "{s}");
     assert_eq!(s["renderer"]["fence_timeouts"], 0, "{s}");
+    (log, s)
+}
+
+#[test]
+fn a_renderer_that_rejects_good_frames_costs_itself_once_the_launcher_vouches() {
+    let (log, s) = rejects_good_frames(&[]);
     // The slower path is logged and marked in the trace.
     assert!(
         log.contains("from now on the launcher takes and checks each of its frames"),
@@ -211,19 +216,7 @@ fn vouched_frames_need_no_fds_from_the_gpu_process_under_the_scm_rights_transpor
     // With SCM_RIGHTS the GPU process sends the renderer each frame's fds itself; a vouched
     // frame brings its buffers from the launcher, so the renderer only drops those messages, and
     // the GPU process, keeping its fences private, sends no fence.
-    let (log, s) = hostile_run_logged("reject-all", &["--transport", "scm-rights"]);
-    assert!(
-        log.contains("hostile renderer: rejecting a good frame"),
-        "the attack never happened:\n{log}"
-    );
-    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
-    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
-    assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
-    assert!(
-        crashes[0]["cause"].to_string().contains("vouched for"),
-        "{s}"
-    );
-    assert!(s["renderer"]["vouched_frames"].as_u64() > Some(100), "{s}");
+    rejects_good_frames(&["--transport", "scm-rights"]);
 }
 
 #[test]
