@@ -162,6 +162,7 @@ impl Fixture {
             generation: 0,
             frame,
             sent_ns: triptych_trace::now_ns(),
+            scene_version: 0,
             layers,
         }))
     }

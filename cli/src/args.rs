@@ -50,7 +50,7 @@ pub enum Command {
         after_help = RUN_EXAMPLES,
         after_long_help = format!("{RUN_EXAMPLES}\n\n{}", crate::exit::HELP),
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print what this machine supports, how `run` will present (a window or a PNG) and what
     /// `--buffers auto` would choose, and why.
     Doctor(DoctorArgs),
@@ -128,6 +128,12 @@ pub struct RunArgs {
     /// Images it names are read relative to the file.
     #[arg(long, conflicts_with = "layers")]
     pub scene: Option<PathBuf>,
+    /// Edit the scene while it runs: read transactions from this file (`-`: standard input),
+    /// one JSON object per line, such as `{"set": {"title": {"text": "12:00:01"}}}`, and
+    /// answer each with one JSON line on standard output (the summary goes to standard error).
+    /// Headless only; without `--scene`, the built-in scene file (`--scene default`) is drawn.
+    #[arg(long, value_name = "PATH|-", conflicts_with_all = ["layers", "window"])]
+    pub control: Option<PathBuf>,
     /// Write the last composited frame to this PNG file.
     #[arg(long, default_value = "triptych-frame.png")]
     pub out: PathBuf,
@@ -219,6 +225,9 @@ impl RunArgs {
         c.size = self.size;
         c.layers = self.layers;
         c.scene = self.scene.clone();
+        if self.control.is_some() && c.scene.is_none() {
+            c.scene = Some(PathBuf::from("default"));
+        }
         c.out = self.out.clone();
         c.buffers = self.buffers.into();
         c.transport = self.transport.into();
@@ -247,7 +256,7 @@ impl RunArgs {
     /// Whether the run opens a window, and why (or why not): `--headless` never, `--window`
     /// always (an error without a display), else where `WAYLAND_DISPLAY` or `DISPLAY` is set.
     pub fn windowed(&self) -> Result<bool, String> {
-        if self.headless {
+        if self.headless || self.control.is_some() {
             return Ok(false);
         }
         let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());

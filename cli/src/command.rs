@@ -59,8 +59,14 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
     // No process of this uid may ptrace the launcher or take its fds (pidfd_getfd needs ptrace
     // access): with this off, only CAP_SYS_PTRACE in the initial user namespace could.
     triptych_sys::prctl::set_dumpable(false).context("making the launcher non-dumpable")?;
+    let mut answers = None;
     let result = if windowed {
         window::run(&config, &signals, input)
+    } else if let (Some(path), Some(editor)) = (&args.control, config.editor()) {
+        let (edits, applied, thread) = crate::control::start(path, editor);
+        answers = Some(thread);
+        let line = progress::Progress::new(config.frames);
+        session::run_edited(&config, &signals, Box::new(line), edits, applied)
     } else {
         let line = progress::Progress::new(config.frames);
         session::run_observed(&config, &signals, None, Box::new(line))
@@ -79,9 +85,21 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
             return Err(e);
         }
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(summary.text().as_bytes())
-        .context("printing the summary")?;
+    // Every edit is answered before the summary; with --control, standard output is the
+    // answers' alone and the summary goes to standard error.
+    if let Some(t) = answers.take() {
+        let _ = t.join();
+    }
+    if args.control.is_some() {
+        std::io::stderr()
+            .lock()
+            .write_all(summary.text().as_bytes())
+            .context("printing the summary")?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(summary.text().as_bytes())
+            .context("printing the summary")?;
+    }
     if let Some(path) = &args.summary_json {
         write_summary_json(&summary, path)?;
     }

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod command;
+pub mod control;
 pub mod doctor;
 pub mod exit;
 pub mod progress;

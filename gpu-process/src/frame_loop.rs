@@ -17,7 +17,7 @@ use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::damage::{Rect, Region};
 use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, LauncherToGpu, LayerMsg, LayerPlacement,
-    OverlayText, RendererLink,
+    OverlayText, RendererLink, SceneUpdate,
 };
 use triptych_trace::{Args, Recorder, Stage};
 
@@ -40,6 +40,9 @@ pub(crate) fn maybe_fire(
         let _ = events.send(&GpuToLauncher::FaultFired { at_ns, fault });
     })
 }
+
+/// The PNG bytes of one image layer, by slot.
+type ScenePng = (u32, Vec<u8>);
 
 /// The frame loop's state.
 pub(crate) struct Producer {
@@ -88,6 +91,10 @@ pub(crate) struct Producer {
     sent: Vec<Option<u64>>,
     /// The window's overlay, when the run has one (`GpuStart::overlay`).
     overlay: Option<Overlay>,
+    /// The version of the scene drawn (`LauncherToGpu::SceneUpdate`), which every frame names.
+    scene_version: u64,
+    /// A scene update waiting for its images, with those received so far.
+    scene_pending: Option<(SceneUpdate, Vec<ScenePng>)>,
 }
 
 /// The window's overlay: the last layer of every frame, above the scene's.
@@ -151,11 +158,10 @@ impl Producer {
             scene,
         } = drawing;
         if let Some(s) = &scene {
-            if s.len() != start.layers as usize {
+            if let Some(slot) = s.slots().find(|slot| *slot >= start.layers) {
                 bail!(
-                    "Start says {} layers, the scene has {}",
+                    "Start says {} layers, the scene has a layer in slot {slot}",
                     start.layers,
-                    s.len()
                 );
             }
         }
@@ -210,7 +216,21 @@ impl Producer {
             history: (0..layers).map(|_| History::default()).collect(),
             sent: vec![None; layers as usize],
             overlay,
+            scene_version: start.scene_version,
+            scene_pending: None,
         })
+    }
+
+    /// Forgets what layer `layer` showed: a layer that was removed, whose slot's next layer is
+    /// drawn and described whole.
+    fn forget_layer(&mut self, layer: u32) {
+        let l = layer as usize;
+        if let Some(p) = self.last_paint.get_mut(l) {
+            *p = None;
+        }
+        if let Some(s) = self.sent.get_mut(l) {
+            *s = None;
+        }
     }
 
     /// Forgets every layer's content: the next frame draws and describes every layer whole.
@@ -236,7 +256,8 @@ impl Producer {
 
     /// Handles a launcher command; false means stop.
     fn command(&mut self, c: Delivery<LauncherToGpu>) -> anyhow::Result<bool> {
-        let (c, _) = c.map_err(|v| anyhow::anyhow!("a bad command from the launcher: {v}"))?;
+        let (c, mut fds) =
+            c.map_err(|v| anyhow::anyhow!("a bad command from the launcher: {v}"))?;
         match c {
             LauncherToGpu::Shutdown => return Ok(false),
             LauncherToGpu::Release(buffer) => self.release(buffer),
@@ -280,11 +301,56 @@ impl Producer {
             LauncherToGpu::Start(_) | LauncherToGpu::Prepare(_) | LauncherToGpu::Mailbox => {
                 tracing::warn!("a second Start, Prepare or Mailbox was ignored")
             }
+            LauncherToGpu::SceneUpdate(update) => {
+                if self.scene.is_none() {
+                    bail!("a scene update for a run without a scene file");
+                }
+                if self.scene_pending.is_some() {
+                    bail!("a scene update before the images of the one before");
+                }
+                self.scene_pending = Some((update, Vec::new()));
+                self.scene_update_ready()?;
+            }
             LauncherToGpu::SceneImage { layer } => {
-                tracing::warn!(layer, "a scene image after the start was ignored");
+                let Some((update, pngs)) = self.scene_pending.as_mut() else {
+                    bail!("the image of layer {layer} without a scene update");
+                };
+                let want = update.images.get(pngs.len()).copied();
+                if want != Some(layer) {
+                    bail!("the image of layer {layer} where the update names {want:?}");
+                }
+                let fd = fds.pop().context("a scene image without its fd")?;
+                pngs.push((layer, crate::scene::read_png(fd, layer)?));
+                self.scene_update_ready()?;
             }
         }
         Ok(true)
+    }
+
+    /// Draws the pending scene update once all of its images are in.
+    fn scene_update_ready(&mut self) -> anyhow::Result<()> {
+        let complete = self
+            .scene_pending
+            .as_ref()
+            .is_some_and(|(u, pngs)| pngs.len() == u.images.len());
+        if !complete {
+            return Ok(());
+        }
+        let Some((update, pngs)) = self.scene_pending.take() else {
+            return Ok(());
+        };
+        let n = self.layers - u32::from(self.overlay.is_some());
+        if let Some(slot) = update.slots.iter().find(|s| **s >= n) {
+            bail!("a scene update with a layer in slot {slot}, outside the {n} of this run");
+        }
+        let Some(plan) = self.scene.as_mut() else {
+            bail!("a scene update for a run without a scene file");
+        };
+        plan.update(&mut self.gl, &update, pngs)
+            .with_context(|| format!("drawing scene version {}", update.version))?;
+        tracing::debug!(version = update.version, "scene updated");
+        self.scene_version = update.version;
+        Ok(())
     }
 
     /// The overlay's text from now on. Text out of bounds is refused (the overlay keeps what it
@@ -430,10 +496,7 @@ impl Producer {
         let mut used = Vec::with_capacity(n as usize);
         let mut export_ns = 0u64;
         let (mut redrawn_px, mut layer_px) = (0u64, 0u64);
-        let mut scene_layers = self
-            .scene
-            .as_ref()
-            .map(|s| s.layers(frame, w, h).into_iter());
+        let mut scene_layers = self.scene.as_ref().map(|s| s.layers(frame, w, h));
         for layer in 0..n {
             let overlay = self
                 .overlay
@@ -441,9 +504,16 @@ impl Producer {
                 .filter(|o| o.layer == layer)
                 .map(Overlay::layer);
             let is_overlay = overlay.is_some();
-            let scene_layer = match overlay {
-                Some(_) => None,
-                None => scene_layers.as_mut().and_then(Iterator::next),
+            let scene_layer = match (overlay.is_some(), scene_layers.as_mut()) {
+                (false, Some(sl)) => match sl.iter().position(|l| l.slot == layer) {
+                    Some(i) => Some(sl.swap_remove(i)),
+                    None => {
+                        // No layer in this slot now: the next one in it starts afresh.
+                        self.forget_layer(layer);
+                        continue;
+                    }
+                },
+                _ => None,
             };
             let drawn = match (overlay, scene_layer) {
                 (Some(o), _) => o,
@@ -573,6 +643,7 @@ impl Producer {
             generation: self.generation,
             frame,
             sent_ns: triptych_trace::now_ns(),
+            scene_version: self.scene_version,
             layers,
         };
         self.hooks.sending(&mut msg);

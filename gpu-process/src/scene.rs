@@ -16,8 +16,11 @@
 //!    program and uploads the image and text textures.
 //! 3. **Draw**: after a resize the textures are made anew for the new size
 //!    ([`ScenePlan::resize`]); each frame, [`ScenePlan::layers`] evaluates the scene at the frame number
-//!    ([`Scene::state_at`]), giving each layer's texture size (its rectangle's, constant over
-//!    the run), its placement and what to paint.
+//!    ([`Scene::state_at`]), giving each layer's texture size (its rectangle's), its placement
+//!    and what to paint.
+//! 4. **Edit** ([`ScenePlan::update`]): an edited scene's text and slots, and the images of its
+//!    new image layers, replace the scene from the next frame on; the images of the other
+//!    image layers are kept, by slot.
 
 use std::fs::File;
 use std::io::Read;
@@ -26,7 +29,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use anyhow::{bail, Context};
-use ipc_protocol::messages::{LauncherToGpu, LayerPlacement, SceneSource, SceneStart};
+use ipc_protocol::messages::{LauncherToGpu, LayerPlacement, SceneSource, SceneStart, SceneUpdate};
 use triptych_scene::file::{
     self as scene_file, Content, Image, ImageLimits, LayerState, PositionalReader, Scene,
 };
@@ -37,8 +40,52 @@ use crate::gl::{GlContext, Paint, SceneDrawer};
 #[derive(Debug)]
 pub struct Received {
     scene: Scene,
-    /// `(layer, bytes)` for each image layer.
-    pngs: Vec<(usize, Vec<u8>)>,
+    /// `(slot, bytes)` for each image layer.
+    pngs: Vec<(u32, Vec<u8>)>,
+}
+
+/// Gives each layer of `scene` its slot from `slots` (empty: their places in the text). Slots
+/// are unique and fewer than the most layers a scene has.
+fn place(scene: &mut Scene, slots: &[u32]) -> anyhow::Result<()> {
+    if slots.is_empty() {
+        return Ok(());
+    }
+    if slots.len() != scene.layers.len() {
+        bail!(
+            "{} slots for the {} layers of the scene",
+            slots.len(),
+            scene.layers.len()
+        );
+    }
+    for (i, (l, slot)) in scene.layers.iter_mut().zip(slots).enumerate() {
+        if *slot >= triptych_scene::MAX_LAYERS || slots[..i].contains(slot) {
+            bail!(
+                "layer {i} ({}) in slot {slot}, taken or out of range",
+                l.name
+            );
+        }
+        l.slot = *slot;
+    }
+    Ok(())
+}
+
+/// The PNG bytes of the image of layer `slot` from `fd`, read with positional reads, at most
+/// [`ImageLimits::max_bytes`] of them; the fd is closed.
+pub fn read_png(fd: OwnedFd, slot: u32) -> anyhow::Result<Vec<u8>> {
+    let limits = ImageLimits::default();
+    let file = File::from(fd);
+    let mut bytes = Vec::new();
+    PositionalReader::new(&file)
+        .take(limits.max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the image of layer {slot}"))?;
+    if bytes.len() > limits.max_bytes {
+        bail!(
+            "the image of layer {slot} is over {} bytes",
+            limits.max_bytes
+        );
+    }
+    Ok(bytes)
 }
 
 /// Parses the scene of `start` and takes its images from the messages `next` returns.
@@ -46,17 +93,17 @@ pub fn receive(
     start: &SceneStart,
     mut next: impl FnMut() -> anyhow::Result<(LauncherToGpu, Vec<OwnedFd>)>,
 ) -> anyhow::Result<Received> {
-    let scene = match &start.source {
+    let mut scene = match &start.source {
         SceneSource::Builtin => scene_file::default_scene(),
         SceneSource::File { name, text } => Scene::parse(text, Path::new(name))
             .map_err(|e| anyhow::anyhow!("the scene from the launcher does not parse: {e}"))?,
     };
-    let image_layers: Vec<usize> = scene
+    place(&mut scene, &start.slots)?;
+    let image_layers: Vec<u32> = scene
         .layers
         .iter()
-        .enumerate()
-        .filter(|(_, l)| matches!(l.content, Content::Image { .. }))
-        .map(|(i, _)| i)
+        .filter(|l| matches!(l.content, Content::Image { .. }))
+        .map(|l| l.slot)
         .collect();
     if image_layers.len() != start.images as usize {
         bail!(
@@ -65,30 +112,17 @@ pub fn receive(
             image_layers.len()
         );
     }
-    let limits = ImageLimits::default();
     let mut pngs = Vec::with_capacity(image_layers.len());
     for &want in &image_layers {
         let (msg, mut fds) = next().context("waiting for a scene image")?;
         let LauncherToGpu::SceneImage { layer } = msg else {
             bail!("expected the image of layer {want} from the launcher, got {msg:?}");
         };
-        if layer as usize != want {
+        if layer != want {
             bail!("expected the image of layer {want} from the launcher, got layer {layer}");
         }
         let fd = fds.pop().context("a scene image without its fd")?;
-        let file = File::from(fd);
-        let mut bytes = Vec::new();
-        PositionalReader::new(&file)
-            .take(limits.max_bytes as u64 + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("reading the image of layer {want}"))?;
-        if bytes.len() > limits.max_bytes {
-            bail!(
-                "the image of layer {want} is over {} bytes",
-                limits.max_bytes
-            );
-        }
-        pngs.push((want, bytes));
+        pngs.push((want, read_png(fd, want)?));
     }
     Ok(Received { scene, pngs })
 }
@@ -113,17 +147,8 @@ pub fn prepare(
     out_h: u32,
 ) -> anyhow::Result<ScenePlan> {
     let Received { scene, pngs } = received;
-    let limits = ImageLimits::default();
-    let mut images: Vec<Option<Image>> = vec![None; scene.layers.len()];
-    for (layer, bytes) in pngs {
-        let name = scene.layers.get(layer).map_or("?", |l| l.name.as_str());
-        let image = scene_file::decode_png_bytes(&bytes, &limits).map_err(|e| {
-            anyhow::anyhow!("layers[{layer}] ({name}): the image cannot be decoded: {e}")
-        })?;
-        if let Some(slot) = images.get_mut(layer) {
-            *slot = Some(image);
-        }
-    }
+    let mut images: Vec<Option<Image>> = vec![None; triptych_scene::MAX_LAYERS as usize];
+    decode(&scene, pngs, &mut images)?;
     let drawer = SceneDrawer::new(gl, &scene, &images, out_w, out_h)
         .context("preparing the scene's shaders and textures")?;
     Ok(ScenePlan {
@@ -134,9 +159,35 @@ pub fn prepare(
     })
 }
 
-/// One layer of one frame: its texture size, placement and what to paint.
+/// Decodes each `(slot, bytes)` of `pngs` into `images[slot]`.
+fn decode(
+    scene: &Scene,
+    pngs: Vec<(u32, Vec<u8>)>,
+    images: &mut [Option<Image>],
+) -> anyhow::Result<()> {
+    let limits = ImageLimits::default();
+    for (slot, bytes) in pngs {
+        let name = scene
+            .layers
+            .iter()
+            .find(|l| l.slot == slot)
+            .map_or("?", |l| l.name.as_str());
+        let image = scene_file::decode_png_bytes(&bytes, &limits).map_err(|e| {
+            anyhow::anyhow!("layer {slot} ({name}): the image cannot be decoded: {e}")
+        })?;
+        match images.get_mut(slot as usize) {
+            Some(i) => *i = Some(image),
+            None => bail!("an image for layer {slot}, outside the scene's slots"),
+        }
+    }
+    Ok(())
+}
+
+/// One layer of one frame: its slot, texture size, placement and what to paint.
 #[derive(Debug)]
 pub struct FrameLayer {
+    /// Its slot: the layer number frames give it.
+    pub slot: u32,
     /// Texture width (the layer rectangle's).
     pub width: u32,
     /// Texture height.
@@ -161,14 +212,42 @@ impl ScenePlan {
         Ok(())
     }
 
-    /// How many layers the scene has.
-    pub fn len(&self) -> usize {
-        self.scene.layers.len()
+    /// The slot of each layer of the scene.
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.scene.layers.iter().map(|l| l.slot)
     }
 
-    /// Whether the scene has no layers (never: the parser needs at least one).
-    pub fn is_empty(&self) -> bool {
-        self.scene.layers.is_empty()
+    /// Draws the edited scene of `update` from now on. `pngs` are the images of its new image
+    /// layers (`SceneUpdate::images`, in order); the other image layers keep theirs, by slot.
+    pub fn update(
+        &mut self,
+        gl: &mut GlContext,
+        update: &SceneUpdate,
+        pngs: Vec<(u32, Vec<u8>)>,
+    ) -> anyhow::Result<()> {
+        let mut scene = Scene::parse(&update.text, Path::new(&update.name)).map_err(|e| {
+            anyhow::anyhow!("the edited scene from the launcher does not parse: {e}")
+        })?;
+        place(&mut scene, &update.slots)?;
+        let mut images = self.images.clone();
+        // An image is kept only for a slot that is still an image layer.
+        for (slot, image) in images.iter_mut().enumerate() {
+            let still = scene
+                .layers
+                .iter()
+                .any(|l| l.slot as usize == slot && matches!(l.content, Content::Image { .. }));
+            if !still {
+                *image = None;
+            }
+        }
+        decode(&scene, pngs, &mut images)?;
+        let (w, h) = self.size;
+        let drawer = SceneDrawer::new(gl, &scene, &images, w, h)
+            .context("preparing the edited scene's shaders and textures")?;
+        self.scene = scene;
+        self.images = images;
+        self.drawer = Rc::new(drawer);
+        Ok(())
     }
 
     /// Every layer at `frame` of an output of `out_w` x `out_h`, in layer order.
@@ -183,6 +262,7 @@ impl ScenePlan {
     fn layer(&self, state: LayerState) -> FrameLayer {
         let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         FrameLayer {
+            slot: u32::try_from(state.index).unwrap_or(u32::MAX),
             width: state.rect.w,
             height: state.rect.h,
             placement: LayerPlacement {

@@ -133,9 +133,10 @@ pub enum LauncherToGpu {
     /// The PNG bytes of image layer `layer`, as the one attached fd: a read-only file the
     /// launcher opened, or a sealed memfd for an embedded image. Read with positional reads
     /// (`pread`), so the file offset, shared with the launcher's copy, never moves. Sent only
-    /// right after a `Start` whose scene has images, in ascending layer order.
+    /// right after a `Start` whose scene has images, in the text's layer order, or after a
+    /// [`LauncherToGpu::SceneUpdate`] naming new images, in its order.
     SceneImage {
-        /// The layer's index in the scene.
+        /// The layer's slot.
         layer: u32,
     },
     /// The pointer is over this layer (`None`: over none): every frame rendered from now on
@@ -165,6 +166,28 @@ pub enum LauncherToGpu {
     /// can read a fence's signal away. Answered with [`GpuToLauncher::PrivateFences`]; every
     /// frame after the answer names its fences outside the window.
     PrivateFences,
+    /// The application edited the scene ([`SceneUpdate`]): every frame rendered from now on
+    /// draws the new one and says so ([`FrameMsg::scene_version`]). Exactly one
+    /// [`LauncherToGpu::SceneImage`] follows for each slot in [`SceneUpdate::images`], in that
+    /// order; the images of other image layers are those the process has already.
+    SceneUpdate(SceneUpdate),
+}
+
+/// A scene edited while it is drawn: its whole text and each layer's slot. The launcher
+/// applied the edit and parsed the result already; the GPU process parses the same text again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SceneUpdate {
+    /// The edit's number: one more than the last one's. Frames drawn from it carry it.
+    pub version: u64,
+    /// The name errors in the text are reported under.
+    pub name: String,
+    /// The edited scene (at most [`MAX_SCENE_TEXT`] bytes).
+    pub text: String,
+    /// The slot of each layer of the text, in order: the layer number its frames use.
+    pub slots: Vec<u32>,
+    /// The slots of the image layers whose image is new (added, or its file changed): an image
+    /// message for each follows, in this order.
+    pub images: Vec<u32>,
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -250,6 +273,9 @@ pub struct GpuStart {
     /// Whether every frame has one more layer, the window's overlay, after the scene's: layer
     /// `layers`, above every other, hidden until [`LauncherToGpu::Overlay`] gives it text.
     pub overlay: bool,
+    /// The version of the scene ([`SceneUpdate::version`]; 0 before any edit): every frame
+    /// carries it, or a later one's.
+    pub scene_version: u64,
 }
 
 /// The most bytes of scene text a [`SceneStart`] carries, so that `Start` stays well inside
@@ -264,8 +290,11 @@ pub struct SceneStart {
     /// Where the text comes from.
     pub source: SceneSource,
     /// How many image layers the scene has: exactly this many [`LauncherToGpu::SceneImage`]
-    /// messages follow `Start`, one per image layer in ascending layer order.
+    /// messages follow `Start`, one per image layer in the text's order.
     pub images: u32,
+    /// The slot of each layer of the text, in order (the layer number its frames use); empty:
+    /// the layers' places in the text.
+    pub slots: Vec<u32>,
 }
 
 /// The text of a scene.
@@ -495,7 +524,10 @@ pub struct FrameMsg {
     pub frame: u64,
     /// CLOCK_MONOTONIC nanoseconds when the message was sent.
     pub sent_ns: u64,
-    /// The layers.
+    /// The version of the scene it draws ([`SceneUpdate::version`]): never less than an
+    /// earlier frame's, never more than the launcher has sent.
+    pub scene_version: u64,
+    /// The layers: those the scene has at this frame, at most the run's.
     pub layers: Vec<LayerMsg>,
 }
 
@@ -772,6 +804,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Mailbox => "Mailbox",
             LauncherToGpu::Release(_) => "Release",
             LauncherToGpu::PrivateFences => "PrivateFences",
+            LauncherToGpu::SceneUpdate(_) => "SceneUpdate",
         }
     }
     /// `SceneImage` carries its image, `Mailbox` the two mailboxes' memfds.
@@ -894,6 +927,7 @@ mod tests {
             reports: ViolationReports::Notify,
             scene,
             overlay: true,
+            scene_version: 0,
         }
     }
 
@@ -957,6 +991,7 @@ mod tests {
                 text: "x".repeat(MAX_SCENE_TEXT),
             },
             images: 8,
+            slots: (0..8).collect(),
         };
         let mut s = start(Some(scene));
         s.faults = vec![
@@ -968,6 +1003,16 @@ mod tests {
             1000
         ];
         let bytes = postcard::to_stdvec(&LauncherToGpu::Start(s)).expect("encode");
+        assert!(bytes.len() < MAX_MESSAGE, "{} bytes", bytes.len());
+        let update = LauncherToGpu::SceneUpdate(SceneUpdate {
+            version: u64::MAX,
+            name: "n".repeat(4096),
+            text: "x".repeat(MAX_SCENE_TEXT),
+            slots: (0..8).collect(),
+            images: (0..8).collect(),
+        });
+        assert_eq!(update.fd_count(), 0);
+        let bytes = postcard::to_stdvec(&update).expect("encode");
         assert!(bytes.len() < MAX_MESSAGE, "{} bytes", bytes.len());
     }
 }

@@ -102,9 +102,10 @@ pub struct Relay {
     /// Buffers handed to the current renderer and not released, with their layer and frame.
     held: Vec<(BufferId, u32, u64)>,
     /// Frames handed to the current renderer that it has not answered, with their size
-    /// generation and when they reached it (`None`: the launcher still holds it, vouching for
-    /// it) (at most a pool's worth: each holds a buffer of every layer).
-    unanswered: VecDeque<(u64, u32, Option<Instant>)>,
+    /// generation, when they reached it (`None`: the launcher still holds it, vouching for
+    /// it) and the scene version they draw (at most a pool's worth of each layer: each holds a
+    /// buffer of at least one layer).
+    unanswered: VecDeque<(u64, u32, Option<Instant>, u64)>,
     /// The fences of the last frames handed on, by frame, each with its layer.
     recent: VecDeque<FrameFences>,
     /// Each pool slot's buffer as last described: its id and shape. A renderer imports a
@@ -119,6 +120,9 @@ pub struct Relay {
     /// Per pool slot, the most of its buffers' files the renderer maps (plane 0's end), over
     /// every frame handed on: the renderer keeps one mapping per slot.
     mapped: Vec<u64>,
+    /// The newest scene version the launcher sent this GPU process, and the version of its
+    /// last frame: frames never go back, and never ahead of what was sent.
+    scene: (u64, u64),
 }
 
 impl Relay {
@@ -148,7 +152,19 @@ impl Relay {
             link: 0,
             fences: FencePlace::InWindow,
             mapped: vec![0; (layers as usize).saturating_mul(pool_per_layer as usize)],
+            scene: (0, 0),
         }
+    }
+
+    /// The GPU process was started on scene version `version`: its frames draw it or a later
+    /// one.
+    pub fn scene_started(&mut self, version: u64) {
+        self.scene = (version, version);
+    }
+
+    /// The launcher sent the GPU process scene version `version`.
+    pub fn scene_sent(&mut self, version: u64) {
+        self.scene.0 = self.scene.0.max(version);
     }
 
     /// The GPU process says it keeps its fences outside the export window from now on
@@ -166,7 +182,7 @@ impl Relay {
     /// Frame `frame`, handed on, is held by the launcher, which vouches for it first: the
     /// renderer cannot be waiting on it yet, let alone holding it up.
     pub fn held_by_launcher(&mut self, frame: u64) {
-        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _)| *f == frame) {
+        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _, _)| *f == frame) {
             u.2 = None;
         }
     }
@@ -174,7 +190,7 @@ impl Relay {
     /// Frame `frame` reaches the renderer only at `now` (the launcher held it meanwhile, to
     /// vouch for it): its time unanswered counts from then.
     pub fn reached_renderer(&mut self, frame: u64, now: Instant) {
-        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _)| *f == frame) {
+        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _, _)| *f == frame) {
             u.2 = Some(now);
         }
     }
@@ -225,12 +241,14 @@ impl Relay {
             Ok(ends) => ends,
             Err(e) => return lie(format!("frame {}: {e}", msg.frame)),
         };
-        if msg.layers.len() != self.layers as usize {
+        if msg.layers.is_empty() {
+            return lie(format!("frame {} has no layers", msg.frame));
+        }
+        let (sent, seen) = self.scene;
+        if msg.scene_version < seen || msg.scene_version > sent {
             return lie(format!(
-                "frame {} has {} layers, where every frame has {}",
-                msg.frame,
-                msg.layers.len(),
-                self.layers
+                "frame {} draws scene version {}, where {} came before and {sent} is the newest sent",
+                msg.frame, msg.scene_version, seen
             ));
         }
         if self.switching() {
@@ -328,8 +346,9 @@ impl Relay {
             }
         }
         self.next += 1;
+        self.scene.1 = msg.scene_version;
         self.unanswered
-            .push_back((msg.frame, msg.generation, Some(now)));
+            .push_back((msg.frame, msg.generation, Some(now), msg.scene_version));
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
@@ -343,9 +362,16 @@ impl Relay {
         Ok(Handed::On)
     }
 
-    /// The renderer answered frame `frame` (presented it, or said why it did not).
-    pub fn answered(&mut self, frame: u64) {
-        self.unanswered.retain(|(f, _, _)| *f != frame);
+    /// The renderer answered frame `frame` (presented it, or said why it did not): the scene
+    /// version it drew, when it was one handed on and unanswered.
+    pub fn answered(&mut self, frame: u64) -> Option<u64> {
+        let version = self
+            .unanswered
+            .iter()
+            .find(|(f, _, _, _)| *f == frame)
+            .map(|u| u.3);
+        self.unanswered.retain(|(f, _, _, _)| *f != frame);
+        version
     }
 
     /// Checks a release by the renderer of `buffer` of `epoch`, `generation` being the current
@@ -374,7 +400,7 @@ impl Relay {
                 if self
                     .unanswered
                     .iter()
-                    .any(|(f, g, _)| *f == frame && *g >= generation)
+                    .any(|(f, g, _, _)| *f == frame && *g >= generation)
                 {
                     return Err(Breach::new(
                         "Release",
@@ -444,7 +470,7 @@ impl Relay {
             .iter()
             .filter(|(_, l, _)| *l == layer)
             .any(|(_, _, frame)| {
-                self.unanswered.iter().any(|(f, _, at)| {
+                self.unanswered.iter().any(|(f, _, at, _)| {
                     f == frame && at.is_none_or(|at| now.saturating_duration_since(at) <= patience)
                 })
             });
@@ -537,6 +563,7 @@ mod tests {
             generation: 0,
             frame,
             sent_ns: 0,
+            scene_version: 0,
             layers: slots
                 .iter()
                 .enumerate()
@@ -658,14 +685,47 @@ mod tests {
         // Answered, its buffers may come back.
         r.answered(10);
         assert_eq!(r.release(3, id(0), 0), Ok(true));
-        // Every frame has every layer.
+        // A frame has at least one layer, not necessarily every one.
+        let mut empty = frame(11, &[1, 4]);
+        empty.layers.clear();
+        assert!(r
+            .frame(&empty, 0, t())
+            .expect_err("empty")
+            .what
+            .contains("has no layers"));
         let mut short = frame(11, &[1, 4]);
         short.layers.pop();
+        assert_eq!(r.frame(&short, 0, t()), Ok(Handed::On));
+    }
+
+    #[test]
+    fn scene_versions_never_go_back_nor_ahead_of_what_was_sent() {
+        let mut r = relay();
+        r.scene_started(2);
+        let mut f = frame(10, &[0, 3]);
+        f.scene_version = 1;
         assert!(r
-            .frame(&short, 0, t())
-            .expect_err("short")
+            .frame(&f, 0, t())
+            .expect_err("older")
             .what
-            .contains("every frame has 2"));
+            .contains("version 1"));
+        f.scene_version = 3;
+        assert!(r
+            .frame(&f, 0, t())
+            .expect_err("unsent")
+            .what
+            .contains("newest sent"));
+        r.scene_sent(3);
+        assert_eq!(r.frame(&f, 0, t()), Ok(Handed::On));
+        let mut g = frame(11, &[1, 4]);
+        g.scene_version = 2;
+        assert!(r
+            .frame(&g, 0, t())
+            .expect_err("back")
+            .what
+            .contains("3 came before"));
+        assert_eq!(r.answered(10), Some(3));
+        assert_eq!(r.answered(10), None);
     }
 
     #[test]

@@ -243,6 +243,12 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Edits of the scene file [`RunConfig::prepare`] loaded, starting from it (none without
+    /// one): what `triptych run --control` applies.
+    pub fn editor(&self) -> Option<crate::scene::Editor> {
+        self.loaded_scene.clone().map(crate::scene::Editor::new)
+    }
+
     /// Checks every value against what a run can take (the command line's ranges: the same
     /// limits hold for a configuration an application built or deserialized).
     pub fn check(&self) -> Result<(), ConfigError> {

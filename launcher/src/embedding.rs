@@ -29,6 +29,9 @@ pub struct PresentedFrame {
     /// ([`crate::shell::Shell::resize`], or the window's). The first frame of a generation is the
     /// first of its size on screen.
     pub generation: u32,
+    /// The edits of the scene it shows: every edit ([`crate::shell::Shell::edit`]) up to this
+    /// version, and none after (0: none yet).
+    pub edit: u64,
     /// The rectangles in which it differs from the frame presented before it (all of it for
     /// the first of its generation, or after a child was replaced): an application that keeps
     /// a copy of the frames needs to copy only these.
@@ -40,7 +43,7 @@ impl PresentedFrame {
     pub(crate) fn new(
         frame: u64,
         (width, height): (u32, u32),
-        (scene, generation): (u32, u32),
+        (scene, generation, edit): (u32, u32, u64),
         damage: Vec<ipc_protocol::damage::Rect>,
         pixels: Option<Vec<u8>>,
     ) -> Self {
@@ -50,6 +53,7 @@ impl PresentedFrame {
             height,
             scene,
             generation,
+            edit,
             damage,
             pixels: pixels.map(Arc::new),
         }
@@ -85,6 +89,14 @@ pub enum Event {
         /// The call, as `name(args)`.
         call: String,
     },
+    /// An edit of the scene ([`crate::shell::Shell::edit`]) is on screen: `frame` is the first
+    /// frame presented that shows it (and every edit before it).
+    Applied {
+        /// The edit's version, as `Shell::edit` returned it.
+        version: u64,
+        /// The first frame that shows it.
+        frame: u64,
+    },
     /// A fallback was taken (a slower buffer backend, a copying present path).
     Fallback(String),
     /// A standby GPU process is ready (spawned, sandboxed, its GL context made): the next GPU
@@ -104,6 +116,8 @@ pub(crate) enum Control {
     Shutdown,
     /// A scene the application's thread loaded already (parsed, images opened and decoded).
     SetScene(Arc<crate::scene::LoadedScene>),
+    /// An edit of the scene drawn, checked already.
+    Edit(crate::scene::Edit),
     Resize(u32, u32),
 }
 

@@ -23,7 +23,11 @@ use triptych_scene::file::PositionalReader;
 
 use anyhow::{bail, Context};
 use ipc_protocol::messages::{SceneSource, SceneStart, MAX_SCENE_TEXT};
-use triptych_scene::file::{self as scene_file, Content, Image, ImageLimits, ImageSource, Scene};
+use std::sync::Arc;
+use triptych_scene::file::{
+    self as scene_file, Content, Document, EditError, EditKind, Image, ImageLimits, ImageSource,
+    Scene, Transaction,
+};
 
 /// What `--scene` names that is not a file: the built-in scene.
 pub const BUILTIN_NAME: &str = "default";
@@ -35,32 +39,83 @@ pub struct LoadedScene {
     pub scene: Scene,
     /// What `Start` carries.
     pub start: SceneStart,
-    /// `(layer index, fd)` for every image layer, in ascending layer order: the PNG bytes, as
-    /// a read-only file or a sealed memfd.
+    /// `(slot, fd)` for every image layer, in the text's order: the PNG bytes, as a read-only
+    /// file or a sealed memfd.
     pub images: Vec<(u32, OwnedFd)>,
-    /// The decoded image of each layer (`None` for other kinds), for `--verify`.
+    /// The decoded image of each slot (`None` for other kinds and free slots), for `--verify`.
     pub decoded: Vec<Option<Image>>,
+    /// The scene as it can be edited.
+    pub doc: Document,
 }
 
 /// Loads `--scene ARG`: [`BUILTIN_NAME`] or a path.
 pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
-    let (scene, source) = if arg == Path::new(BUILTIN_NAME) {
-        (scene_file::default_scene(), SceneSource::Builtin)
+    let doc = if arg == Path::new(BUILTIN_NAME) {
+        Document::builtin()
     } else {
         let text = read_text(arg)?;
-        let scene = Scene::parse(&text, arg).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let name = arg.display().to_string();
-        (scene, SceneSource::File { name, text })
+        Document::parse(&text, arg).map_err(|e| anyhow::anyhow!("{e}"))?
     };
+    let source = if arg == Path::new(BUILTIN_NAME) {
+        SceneSource::Builtin
+    } else {
+        SceneSource::File {
+            name: arg.display().to_string(),
+            text: doc.text().to_owned(),
+        }
+    };
+    let (images, decoded, _) = open_images(doc.scene(), None)?;
+    let start = SceneStart {
+        source,
+        images: u32::try_from(images.len()).context("image count")?,
+        slots: Vec::new(),
+    };
+    Ok(LoadedScene {
+        scene: doc.scene().clone(),
+        start,
+        images,
+        decoded,
+        doc,
+    })
+}
+
+/// The image of every image layer of `scene`: its fd and decoded pixels, by slot, and the slots
+/// whose image is new. An image `before` had in the same slot from the same source is taken
+/// from it (its fd duplicated), not opened again.
+#[allow(clippy::type_complexity)]
+fn open_images(
+    scene: &Scene,
+    before: Option<&LoadedScene>,
+) -> anyhow::Result<(Vec<(u32, OwnedFd)>, Vec<Option<Image>>, Vec<u32>)> {
     let limits = ImageLimits::default();
     let mut images = Vec::new();
-    let mut decoded = Vec::with_capacity(scene.layers.len());
-    for (index, layer) in scene.layers.iter().enumerate() {
+    let mut fresh = Vec::new();
+    let mut decoded = vec![None; triptych_scene::MAX_LAYERS as usize];
+    for layer in &scene.layers {
         let Content::Image { source, .. } = &layer.content else {
-            decoded.push(None);
             continue;
         };
-        let what = || format!("layers[{index}] ({}): image", layer.name);
+        let slot = layer.slot;
+        let kept = before.and_then(|b| {
+            let same = b.scene.layers.iter().any(|l| {
+                l.slot == slot
+                    && matches!(&l.content, Content::Image { source: s, .. } if s == source)
+            });
+            let fd = b.images.iter().find(|(s, _)| *s == slot)?;
+            let image = b.decoded.get(slot as usize)?.clone()?;
+            same.then_some((fd, image))
+        });
+        if let Some(((_, fd), image)) = kept {
+            let fd = fd
+                .try_clone()
+                .with_context(|| format!("layer {}: duplicating its image's fd", layer.name))?;
+            images.push((slot, fd));
+            if let Some(d) = decoded.get_mut(slot as usize) {
+                *d = Some(image);
+            }
+            continue;
+        }
+        let what = || format!("{}: image", layer.name);
         let fd = match source {
             ImageSource::File(path) => open_image(path).with_context(what)?,
             ImageSource::Builtin { name, bytes } => {
@@ -74,20 +129,120 @@ pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
                 ImageSource::File(p) => format!("{}: decoding {}", what(), p.display()),
                 ImageSource::Builtin { name, .. } => format!("{}: decoding {name}", what()),
             })?;
-        decoded.push(Some(image));
-        let index = u32::try_from(index).context("layer index")?;
-        images.push((index, OwnedFd::from(file)));
+        if let Some(d) = decoded.get_mut(slot as usize) {
+            *d = Some(image);
+        }
+        images.push((slot, OwnedFd::from(file)));
+        fresh.push(slot);
     }
-    let start = SceneStart {
-        source,
-        images: u32::try_from(images.len()).context("image count")?,
-    };
-    Ok(LoadedScene {
-        scene,
-        start,
-        images,
-        decoded,
-    })
+    Ok((images, decoded, fresh))
+}
+
+/// A scene edit ready for the run: the edited scene, its version, and the slots whose image
+/// the GPU process has not seen.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// The scene after the edit.
+    pub scene: Arc<LoadedScene>,
+    /// Its version: one more than the edit before.
+    pub version: u64,
+    /// The image layers whose image is new, by slot.
+    pub images: Vec<u32>,
+}
+
+/// The first frame that shows an edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The edit's version.
+    pub version: u64,
+    /// The first frame presented with it.
+    pub frame: u64,
+}
+
+/// Why an edit was refused. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditRefused {
+    /// The transaction, or the scene it makes, breaks a rule.
+    #[error(transparent)]
+    Rule(#[from] EditError),
+    /// An image it names cannot be opened or decoded.
+    #[error("{0:#}")]
+    Image(anyhow::Error),
+}
+
+impl EditRefused {
+    /// Which rule: the transaction's, or [`EditKind::Limit`] for an image that cannot be
+    /// read.
+    pub fn kind(&self) -> EditKind {
+        match self {
+            EditRefused::Rule(e) => e.kind,
+            EditRefused::Image(_) => EditKind::Limit,
+        }
+    }
+}
+
+/// The scene of a run as the application edits it: the current scene and its version.
+#[derive(Debug)]
+pub struct Editor {
+    scene: Arc<LoadedScene>,
+    version: u64,
+}
+
+impl Editor {
+    /// Edits of `scene`, the run's first.
+    pub fn new(scene: Arc<LoadedScene>) -> Editor {
+        Editor { scene, version: 0 }
+    }
+
+    /// The scene now.
+    pub fn scene(&self) -> &Arc<LoadedScene> {
+        &self.scene
+    }
+
+    /// `scene` replaces the scene as a whole ([`crate::shell::Shell::set_scene`]).
+    pub fn replace(&mut self, scene: Arc<LoadedScene>) {
+        self.scene = scene;
+    }
+
+    /// Applies `tx`: the edit to send to the run, or why it was refused (and nothing changed).
+    pub fn edit(&mut self, tx: &Transaction) -> Result<Edit, EditRefused> {
+        let doc = self.scene.doc.apply(tx)?;
+        if doc.text().len() > MAX_SCENE_TEXT {
+            return Err(EditError::new(
+                EditKind::Limit,
+                "",
+                format!(
+                    "the edited scene is {} bytes of text, more than the {MAX_SCENE_TEXT} a scene may have",
+                    doc.text().len()
+                ),
+            )
+            .into());
+        }
+        let (images, decoded, fresh) =
+            open_images(doc.scene(), Some(&self.scene)).map_err(EditRefused::Image)?;
+        let start = SceneStart {
+            source: SceneSource::File {
+                name: doc.file().display().to_string(),
+                text: doc.text().to_owned(),
+            },
+            images: u32::try_from(images.len()).unwrap_or(u32::MAX),
+            slots: doc.slots(),
+        };
+        let scene = Arc::new(LoadedScene {
+            scene: doc.scene().clone(),
+            start,
+            images,
+            decoded,
+            doc,
+        });
+        self.scene = Arc::clone(&scene);
+        self.version += 1;
+        Ok(Edit {
+            scene,
+            version: self.version,
+            images: fresh,
+        })
+    }
 }
 
 /// The scene file's text, at most [`MAX_SCENE_TEXT`] bytes of UTF-8.

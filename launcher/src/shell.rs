@@ -83,7 +83,6 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-#[cfg(feature = "window")]
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -96,8 +95,10 @@ use winit::window::Window;
 pub use crate::config::{Buffers, RunConfig, SandboxMode, Size, Transport};
 use crate::embedding::{Control, Link};
 pub use crate::embedding::{Event, PresentedFrame, EVENT_QUEUE};
+pub use crate::scene::EditRefused;
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
+pub use triptych_scene::file::{EditError, EditKind, Transaction};
 
 /// Why a shell could not be started or steered, or why its run failed. Match on the variant;
 /// the text is for people.
@@ -120,6 +121,10 @@ pub enum Error {
     /// This process could not become a launcher (non-dumpable) or start the supervisor.
     #[error("starting the shell: {0}")]
     Start(String),
+    /// An edit of the scene ([`Shell::edit`]) was refused, with the scene file's rule it broke
+    /// (`FIELD: MESSAGE; hint: HINT`, the field named by layer). Nothing changed.
+    #[error("{0}")]
+    Edit(#[from] crate::scene::EditRefused),
     /// The shell has ended: nothing takes the request any more.
     #[error("the shell has ended")]
     Ended,
@@ -325,6 +330,7 @@ impl ShellBuilder {
             max_size,
             children,
         };
+        let editor = args.loaded_scene.clone().map(crate::scene::Editor::new);
         let thread = std::thread::Builder::new()
             .name("triptych-shell".into())
             .spawn(move || {
@@ -337,6 +343,7 @@ impl ShellBuilder {
             control,
             thread,
             dropped,
+            editor: Mutex::new(editor),
             #[cfg(feature = "window")]
             display: display_tx,
             #[cfg(feature = "window")]
@@ -352,6 +359,8 @@ pub struct Shell {
     control: Sender<Control>,
     thread: JoinHandle<anyhow::Result<RunSummary>>,
     dropped: Arc<AtomicU64>,
+    /// The scene file drawn, as edits and `set_scene` left it (none: the built-in panels).
+    editor: Mutex<Option<crate::scene::Editor>>,
     /// The window's events, when the shell presents into one.
     #[cfg(feature = "window")]
     display: Option<Sender<crate::window::DisplayEvent>>,
@@ -389,11 +398,53 @@ impl Shell {
     /// scene's frames come with a higher [`PresentedFrame::scene`]. Layers dragged or hovered
     /// in the old scene are forgotten. The replacement is no crash: no [`Event::Crashed`].
     pub fn set_scene(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
-        let loaded =
-            crate::scene::load(path.as_ref()).map_err(|e| Error::Scene(format!("{e:#}")))?;
+        let loaded = Arc::new(
+            crate::scene::load(path.as_ref()).map_err(|e| Error::Scene(format!("{e:#}")))?,
+        );
+        let mut editor = self.editor.lock().map_err(|_| Error::Panicked)?;
+        match editor.as_mut() {
+            Some(e) => e.replace(Arc::clone(&loaded)),
+            None => *editor = Some(crate::scene::Editor::new(Arc::clone(&loaded))),
+        }
         self.control
-            .send(Control::SetScene(Arc::new(loaded)))
+            .send(Control::SetScene(loaded))
             .map_err(|_| Error::Ended)
+    }
+
+    /// Edits the scene drawn, without new children: the layers `tx` adds, removes and changes
+    /// appear together, all in one frame, from the GPU process's next frame on. Returns the
+    /// edit's version; [`Event::Applied`] names it with the first frame presented that shows
+    /// it, and [`PresentedFrame::edit`] says which edits every frame shows.
+    ///
+    /// The edit is checked here, on the caller's thread, as the scene file is: a transaction
+    /// that names an unknown layer, breaks a rule of the file or a limit, or names an image
+    /// that cannot be opened is refused whole ([`Error::Edit`]) and nothing changes. A change
+    /// costs its damage: the frame that shows a new text damages that layer's rectangle, a move
+    /// the old and new rectangles. A GPU process started later (after a crash) starts on the
+    /// edited scene.
+    ///
+    /// ```no_run
+    /// use serde_json::json;
+    /// use triptych::shell::{ShellBuilder, Transaction};
+    ///
+    /// let shell = ShellBuilder::new().scene("clock.toml").frames(600).spawn()?;
+    /// let version = shell.edit(&Transaction::new().set("time", json!({"text": "12:00:01"})))?;
+    /// # let _ = version;
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn edit(&self, tx: &Transaction) -> Result<u64, Error> {
+        let mut editor = self.editor.lock().map_err(|_| Error::Panicked)?;
+        let Some(editor) = editor.as_mut() else {
+            return Err(Error::Scene(
+                "the shell draws the built-in panels, which have no scene file to edit; hint: build it with ShellBuilder::scene (\"default\" is the built-in scene file)".into(),
+            ));
+        };
+        let edit = editor.edit(tx)?;
+        let version = edit.version;
+        self.control
+            .send(Control::Edit(edit))
+            .map_err(|_| Error::Ended)?;
+        Ok(version)
     }
 
     /// Makes frames `width` x `height` from now on, the way a window's resize does: a new

@@ -227,6 +227,8 @@ pub struct Frames {
     pub resizes: u64,
     /// Scenes an embedding application switched to while the run went on.
     pub scene_changes: u64,
+    /// Edits of the scene drawn, without new children (`Shell::edit`, `--control`).
+    pub scene_edits: u64,
 }
 
 /// How long a frame took from one process to the next, and how long each child's loop could
@@ -940,6 +942,7 @@ mod tests {
                     "superseded",
                     "resizes",
                     "scene_changes",
+                    "scene_edits",
                 ][..],
             ),
             (

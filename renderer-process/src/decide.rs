@@ -8,6 +8,8 @@
 //!   (unless it is the same buffer);
 //! - a layer whose fence timed out keeps its previous buffer; the new one is released unused, and
 //!   the caller reports the timeout;
+//! - a frame names every layer it has: a layer on screen that the frame does not name is gone
+//!   (the scene removed it), and its buffer is released;
 //! - a frame is presented only when every layer shows a buffer of the current epoch whose fence
 //!   was seen signalled, so nothing of a dead GPU process, and nothing half-made, is shown.
 
@@ -43,16 +45,17 @@ pub struct Settled<T> {
 }
 
 /// Applies a frame's layers (`layer`, new buffer, payload, fence signalled in time) to `shown`,
-/// for a frame of `layers` layers from the GPU process of `epoch`.
+/// for a frame from the GPU process of `epoch` that has exactly these layers.
 pub fn settle<T>(
     shown: &mut BTreeMap<u32, Shown>,
     frame_layers: impl IntoIterator<Item = (u32, Shown, T, bool)>,
-    layers: u32,
     epoch: u64,
 ) -> Settled<T> {
     let mut timed_out = Vec::new();
     let mut release = Vec::new();
+    let mut named = Vec::new();
     for (layer, mut s, payload, ok) in frame_layers {
+        named.push(layer);
         if !ok {
             release.push(s.id);
             timed_out.push((layer, s, payload));
@@ -65,11 +68,20 @@ pub fn settle<T>(
             }
         }
     }
-    let present = (0..layers).all(|l| {
-        shown
-            .get(&l)
-            .is_some_and(|s| s.epoch == epoch && s.signalled)
+    // A layer the frame does not have is gone from the scene.
+    shown.retain(|l, s| {
+        let kept = named.contains(l);
+        if !kept {
+            release.push(s.id);
+        }
+        kept
     });
+    let present = !named.is_empty()
+        && named.iter().all(|l| {
+            shown
+                .get(l)
+                .is_some_and(|s| s.epoch == epoch && s.signalled)
+        });
     Settled {
         timed_out,
         release,
@@ -102,7 +114,6 @@ mod tests {
         let s = settle(
             &mut shown,
             [(0, buf(0, 1, 1), (), true), (1, buf(3, 1, 1), (), true)],
-            2,
             1,
         );
         assert_eq!(
@@ -112,7 +123,6 @@ mod tests {
         let s = settle(
             &mut shown,
             [(0, buf(1, 1, 1), (), true), (1, buf(3, 1, 1), (), true)],
-            2,
             1,
         );
         assert!(s.present);
@@ -129,8 +139,8 @@ mod tests {
     #[test]
     fn a_timed_out_fence_keeps_the_previous_buffer_and_releases_the_new_one() {
         let mut shown = BTreeMap::new();
-        settle(&mut shown, [(0, buf(0, 1, 1), 'a', true)], 1, 1);
-        let s = settle(&mut shown, [(0, buf(1, 1, 1), 'b', false)], 1, 1);
+        settle(&mut shown, [(0, buf(0, 1, 1), 'a', true)], 1);
+        let s = settle(&mut shown, [(0, buf(1, 1, 1), 'b', false)], 1);
         assert_eq!(s.timed_out.len(), 1);
         assert_eq!(s.timed_out[0].2, 'b');
         assert_eq!(
@@ -154,8 +164,6 @@ mod tests {
     #[test]
     fn nothing_is_presented_until_every_layer_has_a_signalled_buffer_of_this_epoch() {
         let mut shown = BTreeMap::new();
-        // One of two layers only.
-        assert!(!settle(&mut shown, [(0, buf(0, 1, 2), (), true)], 2, 2).present);
         // A buffer of an old epoch left on screen does not count.
         shown.insert(
             1,
@@ -164,10 +172,35 @@ mod tests {
                 ..buf(5, 1, 1)
             },
         );
-        assert!(!settle(&mut shown, [(0, buf(1, 1, 2), (), true)], 2, 2).present);
+        let s = settle(
+            &mut shown,
+            [(0, buf(1, 1, 2), (), true), (1, buf(6, 1, 2), (), false)],
+            2,
+        );
+        assert!(!s.present);
         // The first fence of layer 1 timing out: still nothing to show.
         shown.remove(&1);
-        assert!(!settle(&mut shown, [(1, buf(6, 1, 2), (), false)], 2, 2).present);
-        assert!(settle(&mut shown, [(1, buf(7, 1, 2), (), true)], 2, 2).present);
+        let both = |b| [(0, buf(1, 1, 2), (), true), (1, buf(b, 1, 2), (), false)];
+        assert!(!settle(&mut shown, both(6), 2).present);
+        let s = settle(
+            &mut shown,
+            [(0, buf(1, 1, 2), (), true), (1, buf(7, 1, 2), (), true)],
+            2,
+        );
+        assert!(s.present);
+        // No layers: nothing to present.
+        assert!(!settle::<()>(&mut shown, [], 2).present);
+    }
+
+    #[test]
+    fn a_layer_the_frame_does_not_have_is_gone_and_its_buffer_released() {
+        let mut shown = BTreeMap::new();
+        let two = [(0, buf(0, 1, 2), (), true), (1, buf(3, 1, 2), (), true)];
+        assert!(settle(&mut shown, two, 2).present);
+        let s = settle(&mut shown, [(0, buf(1, 1, 2), (), true)], 2);
+        assert!(s.present);
+        assert!(!shown.contains_key(&1));
+        assert!(s.release.contains(&buf(3, 1, 2).id), "{:?}", s.release);
+        assert!(s.release.contains(&buf(0, 1, 2).id));
     }
 }

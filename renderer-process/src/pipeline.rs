@@ -929,8 +929,7 @@ impl Pipeline {
             .into_iter()
             .zip(ready)
             .map(|((layer, s, named), ok)| (layer, s, named, ok));
-        let settled =
-            crate::decide::settle(&mut self.shown, frame_layers, self.layers, self.gpu.epoch);
+        let settled = crate::decide::settle(&mut self.shown, frame_layers, self.gpu.epoch);
         for (layer, s, named) in settled.timed_out {
             self.stats.fence_timeouts += 1;
             tracing::warn!(

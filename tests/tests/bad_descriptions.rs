@@ -203,6 +203,7 @@ fn one_layer(
         generation: 0,
         frame,
         sent_ns: 0,
+        scene_version: 0,
         layers: vec![LayerMsg {
             layer: 0,
             placement: LayerPlacement {

@@ -43,6 +43,9 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
             }
             Event::Crashed { role, cause } => crashes.push((role, cause)),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
+            Event::Applied { version, frame } => {
+                panic!("edit {version} shown at frame {frame}, none made")
+            }
             Event::Finished => break,
         }
     }
@@ -239,6 +242,9 @@ opacity = 0.75
             }
             Event::Crashed { role, cause } => crashes.push(format!("{role}: {cause}")),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
+            Event::Applied { version, frame } => {
+                panic!("edit {version} shown at frame {frame}, none made")
+            }
             Event::Finished => break,
         }
     }
@@ -305,6 +311,9 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
             }
             Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
+            Event::Applied { version, frame } => {
+                panic!("edit {version} shown at frame {frame}, none made")
+            }
             Event::Finished => break,
         }
     }

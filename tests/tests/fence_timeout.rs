@@ -32,6 +32,7 @@ fn frame(n: u64, slot: u32, buf: &std::os::fd::OwnedFd, fence: &std::os::fd::Own
         generation: 0,
         frame: n,
         sent_ns: triptych_trace::now_ns(),
+        scene_version: 0,
         layers: vec![LayerMsg {
             layer: 0,
             placement: LayerPlacement {

@@ -259,6 +259,7 @@ fn main() {
             generation: 0,
             frame,
             sent_ns: 99,
+            scene_version: 0,
             layers,
         })
     };

@@ -154,7 +154,7 @@ pub struct SceneDrawer {
     program: glow::NativeProgram,
     vao: glow::NativeVertexArray,
     uniforms: Uniforms,
-    /// Per layer: the texture an image or text layer samples.
+    /// Per layer slot: the texture an image or text layer samples.
     textures: Vec<Option<glow::NativeTexture>>,
 }
 
@@ -192,8 +192,8 @@ fn unorm(c: [u8; 4]) -> [f32; 4] {
 }
 
 impl SceneDrawer {
-    /// Compiles the program and uploads the textures of `scene` on `gl`; `images[i]` is layer
-    /// `i`'s decoded image when it is an image layer.
+    /// Compiles the program and uploads the textures of `scene` on `gl`; `images[i]` is the
+    /// decoded image of the layer in slot `i` when it is an image layer.
     pub fn new(
         gl: &mut GlContext,
         scene: &Scene,
@@ -241,9 +241,12 @@ impl SceneDrawer {
             program,
             vao,
             uniforms,
-            textures: Vec::with_capacity(scene.layers.len()),
+            textures: Vec::new(),
         };
-        for (i, layer) in scene.layers.iter().enumerate() {
+        let slots = scene.layers.iter().map(|l| l.slot as usize + 1).max();
+        drawer.textures.resize(slots.unwrap_or(0), None);
+        for layer in &scene.layers {
+            let i = layer.slot as usize;
             let tex = match &layer.content {
                 Content::Image { sampling, .. } => {
                     let Some(Some(img)) = images.get(i) else {
@@ -268,7 +271,9 @@ impl SceneDrawer {
                 }
                 _ => None,
             };
-            drawer.textures.push(tex);
+            if let Some(t) = drawer.textures.get_mut(i) {
+                *t = tex;
+            }
         }
         Ok(drawer)
     }

@@ -18,6 +18,7 @@ impl Supervisor<'_> {
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |s| s.d.events.clone());
             let embed_control = self.embedding.control();
+            let edits = self.edits.from.clone();
             let gpu_events = self
                 .pair
                 .gpu
@@ -87,6 +88,10 @@ impl Supervisor<'_> {
                 }
                 recv(display_events) -> e => if let Ok(e) = e {
                     self.display_event(e)?;
+                },
+                recv(edits) -> e => match e {
+                    Ok(e) => self.apply_edit(e)?,
+                    Err(_) => self.edits.from = crossbeam_channel::never(),
                 },
                 recv(embed_control) -> c => match c {
                     Ok(c) => self.embed_control(c)?,

@@ -21,6 +21,7 @@ impl Supervisor<'_> {
             Control::Kill(role) => self.kill_role(role),
             Control::Shutdown => self.embedding.quit(),
             Control::SetScene(scene) => self.switch_scene(scene)?,
+            Control::Edit(edit) => self.apply_edit(edit)?,
             Control::Resize(w, h) => match self.display.as_mut() {
                 // The path a window's own resize takes, without waiting for it to settle.
                 Some(s) => s.resize_now((w, h)),
@@ -41,7 +42,7 @@ impl Supervisor<'_> {
             "switching to a new scene"
         );
         self.stop_pair();
-        self.drawn.switch(scene, layers);
+        self.drawn.switch(scene);
         if let Some(s) = self.display.as_mut() {
             s.animates = self.drawn.animates();
         }

@@ -609,19 +609,17 @@ impl Supervisor<'_> {
     }
 
     /// The renderer answered `frame` (of the GPU process of `epoch`, or of the current one).
-    fn answered(&mut self, epoch: Option<u64>, frame: u64) {
-        if let Some(g) = self
-            .pair
+    /// Returns the scene version the frame drew, when the launcher handed it on.
+    fn answered(&mut self, epoch: Option<u64>, frame: u64) -> Option<u64> {
+        self.pair
             .gpu
             .as_mut()
             .filter(|g| epoch.is_none_or(|e| e == g.epoch))
-        {
-            g.relay.answered(frame);
-        }
+            .and_then(|g| g.relay.answered(frame))
     }
 
     fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
-        self.answered(Some(p.epoch), p.frame);
+        let version = self.answered(Some(p.epoch), p.frame);
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
         let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
@@ -689,6 +687,7 @@ impl Supervisor<'_> {
         r.rejected = 0;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
+        self.edit_presented(version, p.frame);
         // A frame event dropped (the application fell behind) leaves the next one's damage
         // relative to a frame the application never saw: that one is damaged whole.
         if let Some(event) = self.embedding.frame_event() {
@@ -711,7 +710,11 @@ impl Supervisor<'_> {
                 crate::embedding::PresentedFrame::new(
                     p.frame,
                     self.geometry.size(),
-                    (self.drawn.scene_id(), self.geometry.generation()),
+                    (
+                        self.drawn.scene_id(),
+                        self.geometry.generation(),
+                        version.unwrap_or(self.edits.shown()),
+                    ),
                     frame_damage,
                     pixels,
                 ),

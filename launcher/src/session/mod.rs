@@ -25,6 +25,7 @@
 mod corroborate;
 mod display;
 mod drive;
+mod edit;
 mod embed;
 mod events;
 mod fence_look;
@@ -280,6 +281,8 @@ struct Supervisor<'a> {
     last_dropped: bool,
     /// The application embedding this run, if one does (`crate::shell`).
     embedding: parts::Embedding,
+    /// The application's edits of the scene, sent and not yet on screen.
+    edits: edit::Edits,
     /// Whoever follows the run from outside the engine (a command line's progress line).
     observer: Option<Box<dyn RunObserver>>,
     /// What the launcher took from the children's mailboxes and sockets.
@@ -346,7 +349,7 @@ pub fn run(
     signals: &Receiver<Signal>,
     display: Option<crate::window::Display>,
 ) -> anyhow::Result<RunSummary> {
-    run_with(args, signals, display, None, None)
+    run_with(args, signals, display, None, None, None)
 }
 
 /// Follows a run from outside the engine, on the supervisor's thread: a command line's progress
@@ -367,7 +370,27 @@ pub fn run_observed(
     display: Option<crate::window::Display>,
     observer: Box<dyn RunObserver>,
 ) -> anyhow::Result<RunSummary> {
-    run_with(args, signals, display, None, Some(observer))
+    run_with(args, signals, display, None, Some(observer), None)
+}
+
+/// [`run_observed`], drawing the edits of the scene that arrive on `edits` as they come
+/// (`triptych run --control`), each answered on `applied` once a frame that shows it is
+/// presented.
+pub fn run_edited(
+    args: &RunConfig,
+    signals: &Receiver<Signal>,
+    observer: Box<dyn RunObserver>,
+    edits: Receiver<crate::scene::Edit>,
+    applied: crossbeam_channel::Sender<crate::scene::Applied>,
+) -> anyhow::Result<RunSummary> {
+    run_with(
+        args,
+        signals,
+        None,
+        None,
+        Some(observer),
+        Some((edits, applied)),
+    )
 }
 
 /// Runs the pipeline for an application that embeds it (`crate::shell`): its events go to
@@ -379,7 +402,7 @@ pub(crate) fn run_embedded(
     link: crate::embedding::Link,
 ) -> anyhow::Result<RunSummary> {
     let events = link.events.clone();
-    let r = run_with(args, signals, display, Some(link), None);
+    let r = run_with(args, signals, display, Some(link), None, None);
     let _ = events.try_send(crate::embedding::Event::Finished);
     r
 }
@@ -390,6 +413,10 @@ fn run_with(
     display: Option<crate::window::Display>,
     embed: Option<crate::embedding::Link>,
     observer: Option<Box<dyn RunObserver>>,
+    edits: Option<(
+        Receiver<crate::scene::Edit>,
+        crossbeam_channel::Sender<crate::scene::Applied>,
+    )>,
 ) -> anyhow::Result<RunSummary> {
     // Whoever called, the configuration is checked and its scene file loaded before anything
     // starts (a caller that did so already has it loaded).
@@ -482,6 +509,7 @@ fn run_with(
         drawn,
         last_dropped: false,
         embedding: parts::Embedding::new(embed),
+        edits: edit::Edits::new(edits),
         observer,
         mailbox_stats: Default::default(),
         mailbox_sent: Default::default(),

@@ -196,6 +196,7 @@ impl Supervisor<'_> {
             scene: self.drawn.start(),
             // A window's frames have the overlay above the scene's layers.
             overlay: self.display.is_some(),
+            scene_version: self.drawn.version(),
         });
         if let Err(e) = warm.child.commands.send(&start) {
             // It died already: the loop below sees it disconnect and reports that.
@@ -229,7 +230,8 @@ impl Supervisor<'_> {
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
                         let WarmGpu { child, events, exit, .. } = warm;
-                        let relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
+                        let mut relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
+                        relay.scene_started(self.drawn.version());
                         return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false }));
                     }
                     Ok(d) => {

@@ -290,6 +290,7 @@ mod tests {
             generation: 0,
             frame: 7,
             sent_ns: 0,
+            scene_version: 0,
             layers: vec![LayerMsg {
                 layer: 0,
                 placement: LayerPlacement {

@@ -72,7 +72,7 @@ impl Angle {
 /// One layer at one frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerState {
-    /// The layer's index in [`Scene::layers`].
+    /// The layer's [`slot`](super::Layer::slot): its identity, the same in every frame.
     pub index: usize,
     /// Where the layer is drawn, after translation; its size is the layer texture's size.
     pub rect: OutputRect,
@@ -165,8 +165,7 @@ impl Scene {
     pub fn state_at(&self, frame: u64, out_w: u32, out_h: u32) -> Vec<LayerState> {
         self.layers
             .iter()
-            .enumerate()
-            .map(|(i, l)| l.state_at(i, frame, out_w, out_h))
+            .map(|l| l.state_at(l.slot as usize, frame, out_w, out_h))
             .collect()
     }
 }
@@ -179,6 +178,7 @@ mod tests {
     fn layer(animation: Animation) -> Layer {
         Layer {
             name: "l".into(),
+            slot: 0,
             content: Content::Checker {
                 cell: 4,
                 colors: [[0, 0, 0, 255], [255, 255, 255, 255]],

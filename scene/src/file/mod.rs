@@ -68,6 +68,7 @@
 //! Its [`ErrorKind`] names the rule that was broken.
 
 pub mod damage;
+pub mod edit;
 pub mod error;
 pub mod eval;
 pub mod image;
@@ -80,6 +81,7 @@ mod schema;
 use std::path::Path;
 
 pub use damage::{damage, Damage};
+pub use edit::{Document, EditError, EditKind, Transaction};
 pub use error::{ErrorKind, SceneError};
 pub use eval::{Angle, LayerState, OutputRect};
 pub use image::{

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 pub struct Scene {
     /// The opaque colour under every layer, premultiplied RGBA8.
     pub backdrop: [u8; 4],
-    /// The layers in file order; a layer's index here is its identity in states and damage.
+    /// The layers in file order; each one's identity in states and damage is its
+    /// [`Layer::slot`] (its index here, for a scene parsed from a file).
     pub layers: Vec<Layer>,
 }
 
@@ -30,6 +31,10 @@ impl Scene {
 pub struct Layer {
     /// The layer's name, unique within the scene.
     pub name: String,
+    /// The layer's slot: its identity in frames, states and damage, kept for the layer's life.
+    /// A parsed file's layers take slots in file order; a layer added by an
+    /// [`edit`](super::edit) takes the lowest free one, and a removed layer frees its slot.
+    pub slot: u32,
     /// What the layer shows.
     pub content: Content,
     /// Where the layer sits before any animation, in output pixels or relative to the output.

@@ -452,6 +452,7 @@ fn layer(index: usize, raw: Spanned<RawLayer>, origin: Origin<'_>) -> Result<Lay
 
     Ok(Layer {
         name: name.get_ref().clone(),
+        slot: u32::try_from(index).unwrap_or(u32::MAX),
         content,
         rect,
         opacity,

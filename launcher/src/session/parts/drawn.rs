@@ -18,20 +18,39 @@ use crate::scene::LoadedScene;
 pub struct Drawn {
     /// The scene file drawn (the configuration's at first, then what `Shell::set_scene` gave).
     scene: Option<Arc<LoadedScene>>,
-    /// The layers of the scene drawn.
+    /// The layers of the scene drawn: a scene file's slots, which edits may fill, or the
+    /// built-in scene's panels.
     layers: u32,
     /// Which scene: 0 at first, one more at every change.
     scene_id: u32,
+    /// The version of the scene file's edits drawn (0 before the first).
+    version: u64,
 }
+
+/// How many layers a run of a scene file has: every slot a scene may fill, so that an edit
+/// can add layers without new children.
+const SCENE_SLOTS: u32 = triptych_scene::MAX_LAYERS;
 
 impl Drawn {
     /// The run's first scene: `scene`, or without one the built-in scene of `layers` layers.
     pub fn new(scene: Option<Arc<LoadedScene>>, layers: u32) -> Drawn {
         Drawn {
+            layers: if scene.is_some() { SCENE_SLOTS } else { layers },
             scene,
-            layers,
             scene_id: 0,
+            version: 0,
         }
+    }
+
+    /// Draws the edited scene of `edit` from now on.
+    pub fn edit(&mut self, edit: &crate::scene::Edit) {
+        self.scene = Some(Arc::clone(&edit.scene));
+        self.version = edit.version;
+    }
+
+    /// The version of the edits drawn.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The scene file drawn, if one is.
@@ -66,10 +85,10 @@ impl Drawn {
         self.scene.as_ref().is_none_or(|s| s.scene.animates())
     }
 
-    /// Draws `scene`, of `layers` layers, from now on: returns its number.
-    pub fn switch(&mut self, scene: Arc<LoadedScene>, layers: u32) -> u32 {
+    /// Draws `scene` from now on: returns its number.
+    pub fn switch(&mut self, scene: Arc<LoadedScene>) -> u32 {
         self.scene = Some(scene);
-        self.layers = layers;
+        self.layers = SCENE_SLOTS;
         self.scene_id += 1;
         self.scene_id
     }
@@ -133,9 +152,11 @@ z = 2
                     text: SCENE.into(),
                 },
                 images: 0,
+                slots: Vec::new(),
             },
             images: Vec::new(),
             decoded,
+            doc: triptych_scene::file::Document::parse(SCENE, path).expect("a valid scene"),
         })
     }
 
@@ -164,7 +185,7 @@ z = 2
     fn a_new_scene_is_numbered_and_picked_by_its_own_layout() {
         let mut d = Drawn::new(None, 5);
         assert_eq!(d.scene_id(), 0);
-        assert_eq!(d.switch(still(), 3), 1);
+        assert_eq!(d.switch(still()), 1);
         assert_eq!((d.layers(), d.scene_id()), (3, 1));
         let none = Moves::default();
         // Where the two overlap the panel wins by z, although it comes first in the file.
@@ -178,6 +199,6 @@ z = 2
         assert!(!d.animates(), "a still scene");
         assert_eq!(d.backdrop(), [0x10, 0x10, 0x18, 0xff]);
         assert!(d.start().is_some());
-        assert_eq!(d.switch(still(), 3), 2, "every switch counts");
+        assert_eq!(d.switch(still()), 2, "every switch counts");
     }
 }
