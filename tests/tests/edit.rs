@@ -1,0 +1,404 @@
+//! The scene edited while it runs, with real processes: an embedding application's
+//! `Shell::edit`, and `triptych run --control` driven by a script. Every presented frame is
+//! compared, pixel for pixel, with the CPU reference of the edit it names.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use triptych::shell::{EditKind, Error, Event, Role, Shell, ShellBuilder, Transaction};
+use triptych_scene::file::{reference_frame, Document, ErrorKind, Scene};
+use triptych_tests::{scratch, PROCESS_DEADLINE};
+
+const W: u32 = 160;
+const H: u32 = 64;
+
+/// A backdrop, a panel and a label, still: only edits change a frame.
+const SCENE: &str = r##"backdrop = "#101018"
+
+[[layers]]
+name = "back"
+kind = "solid"
+color = "#203040"
+rect = { x = 0, y = 0, w = "100%", h = "100%" }
+
+[[layers]]
+name = "panel"
+kind = "solid"
+color = "#c04040"
+rect = { x = 100, y = 30, w = 40, h = 20 }
+
+[[layers]]
+name = "label"
+kind = "text"
+text = "0"
+size = 16
+rect = { x = 8, y = 8, w = 80, h = 24 }
+"##;
+
+/// The label's rectangle.
+const LABEL: (u32, u32, u32, u32) = (8, 8, 80, 24);
+
+fn scene_file(test: &str) -> std::path::PathBuf {
+    let path = scratch(test).join("scene.toml");
+    std::fs::write(&path, SCENE).expect("writing the scene");
+    path
+}
+
+fn next(shell: &Shell, deadline: Instant) -> Option<Event> {
+    match shell.receiver().recv_deadline(deadline) {
+        Ok(e) => Some(e),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
+    }
+}
+
+/// The scenes of the edits made, by version, as the test's own document says.
+struct Replica {
+    doc: Document,
+    scenes: BTreeMap<u64, Scene>,
+}
+
+impl Replica {
+    fn new(path: &std::path::Path) -> Self {
+        let doc = Document::parse(SCENE, path).expect("the scene parses");
+        let scenes = BTreeMap::from([(0, doc.scene().clone())]);
+        Replica { doc, scenes }
+    }
+
+    fn edit(&mut self, shell: &Shell, tx: &Transaction) -> u64 {
+        let version = shell.edit(tx).expect("the edit is taken");
+        self.doc = self.doc.apply(tx).expect("the same edit applies here");
+        self.scenes.insert(version, self.doc.scene().clone());
+        version
+    }
+
+    /// Checks `px`, frame `frame` of edit `version`, against its reference.
+    fn check(&self, frame: u64, version: u64, px: &[u8]) {
+        let scene = self.scenes.get(&version).expect("a version the test made");
+        let want = reference_frame(scene, frame, W, H, &[]).expect("exactly predictable");
+        let bad = px
+            .chunks_exact(4)
+            .zip(want.chunks_exact(4))
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            bad, 0,
+            "frame {frame} (edit {version}): {bad} pixels differ"
+        );
+    }
+}
+
+#[test]
+fn a_label_changed_every_frame_for_600_frames_costs_its_rectangle_and_no_restart() {
+    let path = scene_file("edit-label");
+    let mut replica = Replica::new(&path);
+    let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
+        .scene(&path)
+        .size(W, H)
+        .frames(100_000)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut sent, mut shown) = (0u64, 0u64);
+    let mut prev: Option<u64> = None;
+    let mut applied = BTreeMap::new();
+    while let Some(e) = next(&shell, deadline) {
+        match e {
+            Event::Presented(f) => {
+                let px = f.pixels().expect("pixels were asked for");
+                replica.check(f.frame, f.edit, px);
+                assert!(
+                    f.edit >= shown,
+                    "frame {}: edit {} after {shown}",
+                    f.frame,
+                    f.edit
+                );
+                // A new label damages its rectangle and nothing else; no edit, nothing.
+                let rects: Vec<_> = f.damage.iter().map(|r| (r.x, r.y, r.w, r.h)).collect();
+                match prev {
+                    None => {}
+                    Some(p) if p == f.edit => {
+                        assert!(rects.is_empty(), "frame {}: {rects:?}", f.frame)
+                    }
+                    Some(_) => assert_eq!(rects, vec![LABEL], "frame {}", f.frame),
+                }
+                prev = Some(f.edit);
+                shown = f.edit;
+                if sent < 600 {
+                    sent += 1;
+                    let tx = Transaction::new().set("label", json!({"text": sent.to_string()}));
+                    assert_eq!(replica.edit(&shell, &tx), sent);
+                } else if shown == 600 {
+                    shell.shutdown();
+                }
+            }
+            Event::Applied { version, frame } => {
+                assert!(
+                    applied.insert(version, frame).is_none(),
+                    "edit {version} twice"
+                );
+            }
+            Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
+            Event::Violation { role, call } => panic!("{role}: {call}"),
+            Event::Fallback(_) | Event::StandbyReady { .. } => {}
+            Event::Finished => break,
+        }
+    }
+    assert_eq!(shown, 600, "the last edit reached the screen");
+    assert_eq!(applied.len(), 600, "every edit was answered");
+    let s = shell.wait().expect("the run's summary");
+    assert_eq!(s.frames.scene_edits, 600);
+    assert_eq!(s.frames.scene_changes, 0);
+    assert!(s.recovery.crashes.is_empty(), "{:?}", s.recovery.crashes);
+}
+
+#[test]
+fn a_50_change_transaction_shows_in_one_frame_and_refused_ones_change_nothing() {
+    let path = scene_file("edit-transaction");
+    let dir = path.parent().expect("scratch dir").to_path_buf();
+    let mut replica = Replica::new(&path);
+    let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
+        .scene(&path)
+        .size(W, H)
+        .frames(100_000)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    // Every way to be refused, each checked and none changing anything.
+    let solid = |name: &str| json!({"name": name, "kind": "solid", "color": "#fff", "rect": {"x": 0, "y": 0, "w": 4, "h": 4}});
+    let mut too_many = Transaction::new();
+    for i in 0..6 {
+        too_many = too_many.add_layer(solid(&format!("x{i}")));
+    }
+    let mut too_big = Transaction::new();
+    for i in 0..300 {
+        too_big = too_big.set("panel", json!({"z": i}));
+    }
+    let refused: Vec<(Transaction, EditKind)> = vec![
+        (Transaction::new().set("nope", json!({"text": "x"})), EditKind::UnknownLayer),
+        (Transaction::new().remove("nope"), EditKind::UnknownLayer),
+        (
+            Transaction::new().set("label", json!({"text": "ok"})).set("panel", json!({"opacity": 1.5})),
+            EditKind::Scene(ErrorKind::OutOfRange),
+        ),
+        (Transaction::new().set("panel", json!({"color": "red"})), EditKind::Scene(ErrorKind::BadColor)),
+        (Transaction::new().set("panel", json!({"cell": 3})), EditKind::Scene(ErrorKind::FieldNotForKind)),
+        (Transaction::new().set("panel", json!({"kind": "blob"})), EditKind::Scene(ErrorKind::UnknownKind)),
+        (Transaction::new().set("panel", json!({"rect": {"w": "50"}})), EditKind::Scene(ErrorKind::BadLength)),
+        (Transaction::new().set("panel", json!({"name": "label"})), EditKind::Scene(ErrorKind::DuplicateName)),
+        (Transaction::new().set("panel", json!({"color": null})), EditKind::Scene(ErrorKind::MissingField)),
+        (Transaction::new().remove("back").remove("panel").remove("label"), EditKind::Scene(ErrorKind::NoLayers)),
+        (too_many, EditKind::Scene(ErrorKind::TooManyLayers)),
+        (Transaction::new().add_layer(json!({"name": "n", "kind": null})), EditKind::Malformed),
+        (too_big, EditKind::TooBig),
+        (
+            Transaction::new().add_layer(json!({"name": "pic", "kind": "image", "path": dir.join("missing.png").display().to_string(), "rect": {"x": 0, "y": 0, "w": 4, "h": 4}})),
+            EditKind::Limit,
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut big = None;
+    let mut first_big = None;
+    let mut frames_seen = 0u64;
+    while let Some(e) = next(&shell, deadline) {
+        match e {
+            Event::Presented(f) => {
+                frames_seen += 1;
+                replica.check(f.frame, f.edit, f.pixels().expect("pixels"));
+                match big {
+                    Some(v) if f.edit == v => {
+                        first_big.get_or_insert(f.frame);
+                        if f.frame >= first_big.unwrap_or(0) + 5 {
+                            shell.shutdown();
+                        }
+                    }
+                    _ => assert_eq!(f.edit, 0, "frame {}: only refused edits so far", f.frame),
+                }
+                if frames_seen == 5 {
+                    for (tx, kind) in &refused {
+                        match shell.edit(tx) {
+                            Err(Error::Edit(e)) => assert_eq!(e.kind(), *kind, "{e}"),
+                            other => panic!("{kind:?}: not refused: {other:?}"),
+                        }
+                    }
+                }
+                if frames_seen == 10 {
+                    // Fifty changes: moves and recolours of every layer, one added, one
+                    // removed, ending where the last of each says.
+                    let mut tx = Transaction::new().remove("back").add_layer(solid("dot"));
+                    for i in 0..16u32 {
+                        tx = tx
+                            .set("panel", json!({"rect": {"x": 60 + i, "y": 20 + i}}))
+                            .set(
+                                "label",
+                                json!({"text": format!("step {i}"), "color": "#ffcc00"}),
+                            )
+                            .set(
+                                "dot",
+                                json!({"color": format!("#00{:02x}00", 100 + i * 8), "z": 9}),
+                            );
+                    }
+                    assert_eq!(tx.len(), 50);
+                    big = Some(replica.edit(&shell, &tx));
+                }
+            }
+            Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    assert!(first_big.is_some(), "the 50-change edit reached the screen");
+    shell.wait().expect("the run's summary");
+}
+
+#[test]
+fn edits_survive_a_killed_gpu_process() {
+    let path = scene_file("edit-gpu-kill");
+    let mut replica = Replica::new(&path);
+    let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
+        .scene(&path)
+        .size(W, H)
+        .frames(100_000)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (mut sent, mut killed, mut crashes) = (0u64, 0, 0);
+    while let Some(e) = next(&shell, deadline) {
+        match e {
+            Event::Presented(f) => {
+                replica.check(f.frame, f.edit, f.pixels().expect("pixels"));
+                if sent < 120 {
+                    sent += 1;
+                    // Layers come and go, so the replacement must take slots and all.
+                    let tx = if sent % 2 == 1 {
+                        Transaction::new().remove("panel")
+                    } else {
+                        Transaction::new().add_layer(json!({"name": "panel", "kind": "solid", "color": "#40c040", "rect": {"x": (sent % 100) as i64, "y": 30, "w": 40, "h": 20}}))
+                    };
+                    let tx = tx.set("label", json!({"text": sent.to_string()}));
+                    replica.edit(&shell, &tx);
+                    if sent % 40 == 20 {
+                        shell.kill(Role::Gpu);
+                        killed += 1;
+                    }
+                } else if f.edit == sent {
+                    shell.shutdown();
+                }
+            }
+            Event::Crashed { role, .. } => {
+                assert_eq!(role, Role::Gpu);
+                crashes += 1;
+            }
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    assert_eq!(killed, 3);
+    assert!(crashes >= 1, "the kills were recovered as crashes");
+    shell.wait().expect("the run's summary");
+}
+
+#[test]
+fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
+    let path = scene_file("edit-control");
+    let out = path.with_file_name("out.png");
+    let mut child = triptych_tests::triptych(&[
+        "run",
+        "--headless",
+        "--control",
+        "-",
+        "--scene",
+        &path.display().to_string(),
+        "--size",
+        &format!("{W}x{H}"),
+        "--frames",
+        "300",
+        "--verify",
+        "--out",
+        &out.display().to_string(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawning triptych");
+    let lines = [
+        r#"{"set": {"label": {"text": "12:00:01"}}, "id": "a"}"#,
+        "not json",
+        r#"{"set": {"label": {"opacity": 1.7}}}"#,
+        r##"{"add": [{"name": "dot", "kind": "solid", "color": "#f00", "rect": {"x": 120, "y": 4, "w": 10, "h": 10}}], "view": 0}"##,
+        r#"{"remove": ["nope"], "id": 7}"#,
+        r#"{"frobnicate": 1}"#,
+        "",
+        r#"{"remove": ["panel"], "set": {"dot": {"rect": {"x": 130}}}}"#,
+    ];
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for l in lines {
+            writeln!(stdin, "{l}").expect("writing a line");
+        }
+    }
+    let o = triptych_tests::finish_within(child, PROCESS_DEADLINE, "triptych run --control -");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{:?}\n{stdout}\n{stderr}", o.status);
+    let answers: BTreeMap<u64, Value> = stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+            (v["line"].as_u64().expect("a line number"), v)
+        })
+        .collect();
+    assert_eq!(
+        answers.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6, 8],
+        "one answer per line, none for the blank one:\n{stdout}"
+    );
+    for (line, ok) in [
+        (1, true),
+        (2, false),
+        (3, false),
+        (4, true),
+        (5, false),
+        (6, false),
+        (8, true),
+    ] {
+        let a = &answers[&line];
+        assert_eq!(a["ok"], json!(ok), "line {line}: {a}");
+        if ok {
+            assert!(a["frame"].as_u64().is_some(), "line {line}: {a}");
+        }
+    }
+    assert_eq!(answers[&1]["id"], json!("a"));
+    assert_eq!(answers[&5]["id"], json!(7));
+    assert_eq!(answers[&2]["kind"], json!("malformed"));
+    assert_eq!(answers[&3]["kind"], json!("out of range"));
+    assert!(answers[&3]["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("label.opacity: ")));
+    assert_eq!(answers[&5]["kind"], json!("unknown layer"));
+    // Edits are shown in order.
+    let frame = |l: u64| answers[&l]["frame"].as_u64().unwrap_or(0);
+    assert!(frame(1) <= frame(4) && frame(4) <= frame(8));
+    // --verify compared the last frame with the edited scene's reference; the file is that
+    // frame, which the test's own replica of the edits predicts too.
+    assert!(stderr.contains("verified"), "{stderr}");
+    let doc = Document::parse(SCENE, &path).expect("parses");
+    let doc = doc
+        .apply(&Transaction::new().set("label", json!({"text": "12:00:01"})))
+        .and_then(|d| d.apply(&Transaction::new().add_layer(json!({"name": "dot", "kind": "solid", "color": "#f00", "rect": {"x": 120, "y": 4, "w": 10, "h": 10}}))))
+        .and_then(|d| d.apply(&Transaction::new().remove("panel").set("dot", json!({"rect": {"x": 130}}))))
+        .expect("the replica applies");
+    let (w, h, px) = triptych_tests::read_png(&out);
+    assert_eq!((w, h), (W, H));
+    let want = reference_frame(doc.scene(), 299, W, H, &[]).expect("predictable");
+    assert!(px == want, "the PNG is not the edited scene");
+}
