@@ -91,7 +91,7 @@ fn open_images(
     let mut images = Vec::new();
     let mut fresh = Vec::new();
     let mut decoded = vec![None; triptych_scene::MAX_LAYERS as usize];
-    for layer in &scene.layers {
+    for (index, layer) in scene.layers.iter().enumerate() {
         let Content::Image { source, .. } = &layer.content else {
             continue;
         };
@@ -108,14 +108,14 @@ fn open_images(
         if let Some(((_, fd), image)) = kept {
             let fd = fd
                 .try_clone()
-                .with_context(|| format!("layer {}: duplicating its image's fd", layer.name))?;
+                .with_context(|| format!("layers[{index}] ({}): duplicating its image's fd", layer.name))?;
             images.push((slot, fd));
             if let Some(d) = decoded.get_mut(slot as usize) {
                 *d = Some(image);
             }
             continue;
         }
-        let what = || format!("{}: image", layer.name);
+        let what = || format!("layers[{index}] ({}): image", layer.name);
         let fd = match source {
             ImageSource::File(path) => open_image(path).with_context(what)?,
             ImageSource::Builtin { name, bytes } => {

@@ -186,7 +186,8 @@ z = 2
         let mut d = Drawn::new(None, 5);
         assert_eq!(d.scene_id(), 0);
         assert_eq!(d.switch(still()), 1);
-        assert_eq!((d.layers(), d.scene_id()), (3, 1));
+        // A scene file's run has every slot, for the layers edits add.
+        assert_eq!((d.layers(), d.scene_id()), (triptych_scene::MAX_LAYERS, 1));
         let none = Moves::default();
         // Where the two overlap the panel wins by z, although it comes first in the file.
         assert_eq!(d.layer_at(0, (320, 240), &none, (120, 90)), Some(1));
