@@ -41,12 +41,17 @@ pub fn content_damage(before: &Paint, after: &Paint) -> Region {
             }
         }
         (Paint::Scene { state: a, .. }, Paint::Scene { state: b, .. }) => {
-            // What the layer's texture holds: the kind and its parameters, the scroll, and the
-            // rotation (drawn into the texture). Position, opacity and z are placement.
+            // What the layer's texture holds: the kind and its parameters, the size it is laid
+            // out at, the scroll, and the turn and scale (drawn into the texture, the layer's
+            // quad inside its bounds). Position, opacity and z are placement.
             let same = a.index == b.index
                 && a.content == b.content
                 && a.scroll == b.scroll
-                && a.rotation == b.rotation;
+                && a.rotation == b.rotation
+                && a.scale == b.scale
+                && (a.rect.w, a.rect.h) == (b.rect.w, b.rect.h)
+                && (a.rect.x - a.bounds.x, a.rect.y - a.bounds.y)
+                    == (b.rect.x - b.bounds.x, b.rect.y - b.bounds.y);
             if same {
                 Region::new()
             } else {

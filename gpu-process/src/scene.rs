@@ -263,11 +263,12 @@ impl ScenePlan {
         let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         FrameLayer {
             slot: u32::try_from(state.index).unwrap_or(u32::MAX),
-            width: state.rect.w,
-            height: state.rect.h,
+            // A turned or scaled layer's texture is its quad's bounds.
+            width: state.bounds.w,
+            height: state.bounds.h,
             placement: LayerPlacement {
-                x: clamp(state.rect.x),
-                y: clamp(state.rect.y),
+                x: clamp(state.bounds.x),
+                y: clamp(state.bounds.y),
                 z: state.z,
                 opacity: state.opacity,
             },

@@ -106,9 +106,12 @@ fn open_images(
             same.then_some((fd, image))
         });
         if let Some(((_, fd), image)) = kept {
-            let fd = fd
-                .try_clone()
-                .with_context(|| format!("layers[{index}] ({}): duplicating its image's fd", layer.name))?;
+            let fd = fd.try_clone().with_context(|| {
+                format!(
+                    "layers[{index}] ({}): duplicating its image's fd",
+                    layer.name
+                )
+            })?;
             images.push((slot, fd));
             if let Some(d) = decoded.get_mut(slot as usize) {
                 *d = Some(image);

@@ -257,6 +257,20 @@ kind = "solid"
 color = "#ffffff"
 rect = { x = 20, y = 80, w = 20, h = 20 }
 animation.rotate = { degrees = 360, period = 1.0 }
+
+[[layers]]
+name = "card"
+kind = "solid"
+color = "#ff00ff"
+rect = { x = 60, y = 98, w = 14, h = 14 }
+transform = { rotate = 45 }
+
+[[layers]]
+name = "badge"
+kind = "solid"
+color = "#00ffff"
+rect = { x = 150, y = 108, w = 6, h = 6 }
+transform = { scale = 2 }
 "##,
     );
     let (w, h) = (160, 120);
@@ -288,9 +302,24 @@ animation.rotate = { degrees = 360, period = 1.0 }
         texels.iter().all(|(_, y)| text_rows.contains(y)),
         "green outside the text band"
     );
-    // The spinner's centre is white; a turned square leaves its texture's corners empty.
+    // The spinner's centre is white; a turned square leaves its rectangle's corners empty.
     assert_eq!(at(30, 90), [255, 255, 255, 255]);
     assert_eq!(at(20, 80), [0, 0, 0, 255], "corner of a turned square");
+    // The whole quad turns: the card's top corner, turned 45 degrees, reaches above its
+    // rectangle (top row 98) and is drawn there; the rectangle's own corner is empty.
+    let magenta = [255, 0, 255, 255];
+    assert_eq!(at(67, 105), magenta, "the card's centre");
+    assert_eq!(
+        at(67, 96),
+        magenta,
+        "the card's corner, above its rectangle"
+    );
+    assert_eq!(at(60, 98), [0, 0, 0, 255], "the card's rectangle's corner");
+    // The badge, scaled twice about its centre, covers 147..159 x 105..117.
+    let cyan = [0, 255, 255, 255];
+    assert_eq!(at(147, 105), cyan, "the badge's scaled corner");
+    assert_eq!(at(158, 116), cyan, "the badge's other scaled corner");
+    assert_eq!(at(146, 104), [0, 0, 0, 255], "outside the scaled badge");
     // The photo is drawn around its centre.
     assert_ne!(at(120, 82), [0, 0, 0, 255]);
     let _ = std::fs::remove_dir_all(&dir);

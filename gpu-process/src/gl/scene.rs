@@ -1,5 +1,5 @@
 //! Scene-file layers drawn with GLSL ES 3.00 shaders: solid, gradient, checker, image and text,
-//! scrolled and rotated inside the layer's texture.
+//! scrolled inside the layer, turned and scaled as whole quads (the texture is the quad's bounds).
 //!
 //! # Ownership and lifetimes
 //!
@@ -64,7 +64,7 @@ impl Paint {
     pub fn size(&self) -> (u32, u32) {
         match self {
             Paint::Rects(c) => (c.width, c.height),
-            Paint::Scene { state, .. } => (state.rect.w, state.rect.h),
+            Paint::Scene { state, .. } => (state.bounds.w, state.bounds.h),
             Paint::Outlined(inner) => inner.size(),
             Paint::Copied(source) => (source.width(), source.height()),
         }
@@ -90,8 +90,10 @@ uniform int u_cell;        // checker cell side
 uniform ivec2 u_scroll;    // in 0..w, 0..h
 uniform int u_vertical;    // gradient direction
 uniform int u_linear;      // image sampling
-uniform int u_rotated;
+uniform int u_rotated;     // turned or scaled: the texture is the turned quad's bounds
 uniform vec2 u_cos_sin;    // of the clockwise rotation
+uniform vec2 u_centre;     // the layer's centre, in the texture's coordinates
+uniform float u_scale;
 uniform highp sampler2D u_tex;
 out vec4 o;
 
@@ -124,10 +126,11 @@ vec4 at_point(vec2 f) {
 void main() {
     vec2 f = gl_FragCoord.xy;
     if (u_rotated == 1) {
-        // The layer turns clockwise (y down) about its centre: sample where this texel was.
-        vec2 c = vec2(u_size) * 0.5;
-        vec2 d = f - c;
-        f = c + vec2(u_cos_sin.x * d.x + u_cos_sin.y * d.y, -u_cos_sin.y * d.x + u_cos_sin.x * d.y);
+        // The layer's quad turns clockwise (y down) and scales about its centre, inside a
+        // texture as large as its bounds: sample where this texel was.
+        vec2 d = (f - u_centre) / u_scale;
+        f = vec2(u_size) * 0.5
+            + vec2(u_cos_sin.x * d.x + u_cos_sin.y * d.y, -u_cos_sin.y * d.x + u_cos_sin.x * d.y);
     }
     o = at_point(f);
 }
@@ -145,6 +148,8 @@ struct Uniforms {
     linear: Option<glow::NativeUniformLocation>,
     rotated: Option<glow::NativeUniformLocation>,
     cos_sin: Option<glow::NativeUniformLocation>,
+    centre: Option<glow::NativeUniformLocation>,
+    scale: Option<glow::NativeUniformLocation>,
     tex: Option<glow::NativeUniformLocation>,
 }
 
@@ -233,6 +238,8 @@ impl SceneDrawer {
                 linear: at("u_linear"),
                 rotated: at("u_rotated"),
                 cos_sin: at("u_cos_sin"),
+                centre: at("u_centre"),
+                scale: at("u_scale"),
                 tex: at("u_tex"),
             }
         };
@@ -462,10 +469,10 @@ impl GlContext {
             });
         }
         let (w, h) = (target.width(), target.height());
-        if (state.rect.w, state.rect.h) != (w, h) {
+        if (state.bounds.w, state.bounds.h) != (w, h) {
             return Err(GlError::SizeMismatch {
-                content_width: state.rect.w,
-                content_height: state.rect.h,
+                content_width: state.bounds.w,
+                content_height: state.bounds.h,
                 width: w,
                 height: h,
             });
@@ -500,9 +507,20 @@ impl GlContext {
         let (c0, c1) = (unorm(c0), unorm(c1));
         let radians = state.rotation.radians();
         let (sin, cos) = (radians.sin() as f32, radians.cos() as f32);
+        let transformed = !state.rotation.is_zero() || state.scale != 1000;
+        // The rectangle's centre in the texture, which is the turned quad's bounds.
+        let centre = (
+            (state.rect.x - state.bounds.x) as f32 + state.rect.w as f32 / 2.0,
+            (state.rect.y - state.bounds.y) as f32 + state.rect.h as f32 / 2.0,
+        );
         // The sizes fit in i32 (the target was made with them, checked against
         // GL_MAX_TEXTURE_SIZE); the cell is at most a layer side; the scroll is below the size.
         let (wi, hi) = (w as i32, h as i32);
+        // The content's own size: at most a layer's side, as the parser checked.
+        let (cw, ch) = (
+            i32::try_from(state.rect.w).unwrap_or(i32::MAX),
+            i32::try_from(state.rect.h).unwrap_or(i32::MAX),
+        );
         let cell = i32::try_from(cell.max(1)).unwrap_or(i32::MAX);
         let (sx, sy) = (state.scroll.0 as i32, state.scroll.1 as i32);
         // SAFETY: context current; the framebuffer, program, vertex array and texture are live
@@ -529,15 +547,17 @@ impl GlContext {
             g.bind_texture(glow::TEXTURE_2D, texture);
             g.uniform_1_i32(u.tex.as_ref(), 0);
             g.uniform_1_i32(u.kind.as_ref(), kind);
-            g.uniform_2_i32(u.size.as_ref(), wi, hi);
+            g.uniform_2_i32(u.size.as_ref(), cw, ch);
             g.uniform_4_f32(u.c0.as_ref(), c0[0], c0[1], c0[2], c0[3]);
             g.uniform_4_f32(u.c1.as_ref(), c1[0], c1[1], c1[2], c1[3]);
             g.uniform_1_i32(u.cell.as_ref(), cell);
             g.uniform_2_i32(u.scroll.as_ref(), sx, sy);
             g.uniform_1_i32(u.vertical.as_ref(), i32::from(vertical));
             g.uniform_1_i32(u.linear.as_ref(), i32::from(linear));
-            g.uniform_1_i32(u.rotated.as_ref(), i32::from(!state.rotation.is_zero()));
+            g.uniform_1_i32(u.rotated.as_ref(), i32::from(transformed));
             g.uniform_2_f32(u.cos_sin.as_ref(), cos, sin);
+            g.uniform_2_f32(u.centre.as_ref(), centre.0, centre.1);
+            g.uniform_1_f32(u.scale.as_ref(), state.scale as f32 / 1000.0);
             for r in region.placed(0, 0, w, h).rects() {
                 g.scissor(r.x as i32, r.y as i32, r.w as i32, r.h as i32);
                 g.draw_arrays(glow::TRIANGLES, 0, 3);

@@ -1,9 +1,9 @@
 //! Which layers differ between two evaluated frames, for damage tracking.
 //!
-//! A layer's *content* is what its texture holds: the kind's parameters, the texture's size
-//! and the scroll offset. Its *placement* is how that texture is composited: the rectangle
-//! (position and size), opacity, z and rotation. A size change is both: the texture is redrawn
-//! and covers a different area. The comparison is of the two states only, so a layer that moved
+//! A layer's *content* is what its texture holds: the kind's parameters, the size it is laid
+//! out at, the scroll offset, and its turn and scale (the turned, scaled quad is drawn into the
+//! texture). Its *placement* is how that texture is composited: its bounds (position and size),
+//! opacity and z. A size change is both: the texture is redrawn and covers a different area. The comparison is of the two states only, so a layer that moved
 //! and came back between the frames has not changed; that is what a compositor that keeps the
 //! earlier frame needs to know.
 
@@ -47,11 +47,10 @@ pub fn damage(before: &[LayerState], after: &[LayerState]) -> Damage {
             (Some(a), Some(b)) => (
                 a.content != b.content
                     || a.scroll != b.scroll
-                    || (a.rect.w, a.rect.h) != (b.rect.w, b.rect.h),
-                a.rect != b.rect
-                    || a.opacity != b.opacity
-                    || a.z != b.z
-                    || a.rotation != b.rotation,
+                    || (a.rect.w, a.rect.h) != (b.rect.w, b.rect.h)
+                    || a.rotation != b.rotation
+                    || a.scale != b.scale,
+                a.rect != b.rect || a.bounds != b.bounds || a.opacity != b.opacity || a.z != b.z,
             ),
             _ => (true, true),
         };
@@ -80,6 +79,13 @@ mod tests {
                 w: 10,
                 h: 10,
             },
+            bounds: OutputRect {
+                x: 0,
+                y: 0,
+                w: 10,
+                h: 10,
+            },
+            scale: 1000,
             opacity: 255,
             z: 0,
             rotation: Angle::default(),
@@ -104,14 +110,14 @@ mod tests {
         after[0].rect.x = 5; // moved
         after[1].opacity = 10; // faded
         after[2].z = 9; // restacked
-        after[3].rotation = Angle::from_millidegrees(1); // turned
+        after[3].rotation = Angle::from_millidegrees(1); // turned: drawn into the texture
         after[4].content = Content::Solid {
             color: [0, 0, 0, 255],
         }; // recoloured
         after[5].scroll = (1, 0); // scrolled
         let d = damage(&before, &after);
-        assert_eq!(d.placement, [0, 1, 2, 3]);
-        assert_eq!(d.content, [4, 5]);
+        assert_eq!(d.placement, [0, 1, 2]);
+        assert_eq!(d.content, [3, 4, 5]);
     }
 
     #[test]
@@ -140,14 +146,15 @@ mod tests {
         let d = damage(&a, &b);
         for (i, layer) in scene.layers.iter().enumerate() {
             let anim = &layer.animation;
-            let moves = anim.translate.is_some() || anim.fade.is_some() || anim.rotate.is_some();
-            assert_eq!(d.placement.contains(&i), moves, "{}", layer.name);
-            assert_eq!(
-                d.content.contains(&i),
-                anim.scroll.is_some(),
+            let moves = anim.translate.is_some() || anim.fade.is_some();
+            let redrawn = anim.scroll.is_some() || anim.rotate.is_some();
+            // A turn changes the bounds too, unless their size happens to stay the same.
+            assert!(
+                d.placement.contains(&i) == moves || anim.rotate.is_some(),
                 "{}",
                 layer.name
             );
+            assert_eq!(d.content.contains(&i), redrawn, "{}", layer.name);
         }
         // A whole common period later, everything is back where it was.
         let period: u64 = 60 * 60;

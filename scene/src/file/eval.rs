@@ -74,8 +74,15 @@ impl Angle {
 pub struct LayerState {
     /// The layer's [`slot`](super::Layer::slot): its identity, the same in every frame.
     pub index: usize,
-    /// Where the layer is drawn, after translation; its size is the layer texture's size.
+    /// Where the layer's rectangle lies, after translation, before it is turned or scaled: the
+    /// size its content is laid out at.
     pub rect: OutputRect,
+    /// The rectangle its turned and scaled quad covers, centred on `rect`'s centre (at most
+    /// [`MAX_LAYER_SIDE`](super::MAX_LAYER_SIDE) each way): where its texture goes, and the
+    /// texture's size. `rect` itself when it is neither turned nor scaled.
+    pub bounds: OutputRect,
+    /// Thousandths of the content's size it is drawn at (1000: as laid out).
+    pub scale: u32,
     /// Opacity after fading, 0 to 255.
     pub opacity: u8,
     /// Stacking order: lower first, ties by `index`.
@@ -88,6 +95,30 @@ pub struct LayerState {
     /// `0..w` and `0..h`: texel (x, y) of the layer shows the pattern at `(x + sx, y + sy)`,
     /// wrapping around the rectangle.
     pub scroll: (u32, u32),
+}
+
+/// The rectangle that `rect`, turned by `rotation` and scaled by `scale` thousandths about its
+/// centre, covers: whole pixels, centred as nearly as whole pixels allow (the offset of its left
+/// edge from `rect`'s is `(w - bw) / 2` rounded down), at most
+/// [`MAX_LAYER_SIDE`](super::MAX_LAYER_SIDE) each way (a larger quad is clipped to it).
+pub fn bounds(rect: OutputRect, rotation: Angle, scale: u32) -> OutputRect {
+    if rotation.is_zero() && scale == 1000 {
+        return rect;
+    }
+    let s = f64::from(scale) / 1000.0;
+    let (sin, cos) = rotation.radians().sin_cos();
+    let (w, h) = (f64::from(rect.w) * s, f64::from(rect.h) * s);
+    let max = f64::from(super::MAX_LAYER_SIDE);
+    // A hair under a whole pixel is that pixel: sin and cos of right angles are not exact.
+    let side = |v: f64| (v - 1e-9).ceil().clamp(1.0, max) as u32;
+    let bw = side(w * cos.abs() + h * sin.abs());
+    let bh = side(w * sin.abs() + h * cos.abs());
+    OutputRect {
+        x: rect.x + (i64::from(rect.w) - i64::from(bw)).div_euclid(2),
+        y: rect.y + (i64::from(rect.h) - i64::from(bh)).div_euclid(2),
+        w: bw,
+        h: bh,
+    }
 }
 
 /// The triangle wave of the module docs as a numerator over `period`: 0 at phase 0, `period`
@@ -129,13 +160,14 @@ impl Layer {
             let o = i64::from(self.opacity) + div_round(delta * num, i64::from(fade.period));
             opacity = o.clamp(0, 255) as u8;
         }
-        let rotation = match anim.rotate {
-            None => Angle::default(),
-            Some(r) => Angle::from_millidegrees(div_round(
+        let turned = match anim.rotate {
+            None => 0,
+            Some(r) => div_round(
                 r.millidegrees * steady(frame, r.period),
                 i64::from(r.period),
-            )),
+            ),
         };
+        let rotation = Angle::from_millidegrees(turned + self.transform.millidegrees);
         let scroll = match anim.scroll {
             None => (0, 0),
             Some(s) => {
@@ -147,9 +179,12 @@ impl Layer {
                 )
             }
         };
+        let rect = OutputRect { x, y, w, h };
         LayerState {
             index,
-            rect: OutputRect { x, y, w, h },
+            rect,
+            bounds: bounds(rect, rotation, self.transform.scale),
+            scale: self.transform.scale,
             opacity,
             z: self.z,
             rotation,
@@ -192,6 +227,7 @@ mod tests {
             opacity: 200,
             z: 3,
             animation,
+            transform: super::super::Transform::default(),
         }
     }
 

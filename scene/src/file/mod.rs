@@ -33,6 +33,7 @@
 //! animation.translate = { dx = "50%", dy = 0, period = 4.0 }
 //! animation.fade = { to = 0.2, period = 2.0 }
 //! animation.rotate = { degrees = 360, period = 6.0 }
+//! transform = { rotate = 15, scale = 1.5 }  # the whole quad, about the rect's centre
 //! ```
 //!
 //! - **Lengths** (`rect`, `translate.dx`/`dy`) are whole pixels (`120`, `"120px"`) or a
@@ -51,7 +52,9 @@
 //! - **Animations** combine; each has a `period` in seconds, evaluated at [`FPS`] frames per
 //!   second and rounded to whole frames. `translate` (`dx`, `dy`) and `fade` (`to`) go out over
 //!   the first half of the period and back over the second; `rotate` (`degrees`, default 360)
-//!   turns steadily about the layer's centre; `scroll` (`dx`, `dy` in pixels, checker and
+//!   turns steadily about the layer's centre, on top of the layer's own `transform` (`rotate` in
+//!   degrees, `scale` from 0.05 to 8): the whole quad turns and scales, its texture the quad's
+//!   bounds; `scroll` (`dx`, `dy` in pixels, checker and
 //!   image only) moves the content steadily inside the rectangle, wrapping. The exact
 //!   arithmetic is in [`eval`].
 //!
@@ -90,9 +93,12 @@ pub use image::{
 };
 pub use model::{
     Animation, Content, Direction, Fade, ImageSource, Layer, Length, RectSpec, Rotate, Sampling,
-    Scene, Scroll, Translate,
+    Scene, Scroll, Transform, Translate,
 };
-pub use parse::{MAX_LAYER_SIDE, MAX_NAME_LEN, MAX_OFFSET, MAX_PERIOD_SECONDS, MAX_TEXT_LEN};
+pub use parse::{
+    MAX_LAYER_SIDE, MAX_NAME_LEN, MAX_OFFSET, MAX_PERIOD_SECONDS, MAX_SCALE, MAX_TEXT_LEN,
+    MIN_SCALE,
+};
 pub use reference::{
     composite, outline, rasterize, reference_frame, reference_frame_shown, LayerPixels,
     Unpredictable,

@@ -45,6 +45,27 @@ pub struct Layer {
     pub z: i32,
     /// How the layer moves, fades, turns and scrolls over time.
     pub animation: Animation,
+    /// The layer's own turn and scale, about its rectangle's centre, under any animation.
+    pub transform: Transform,
+}
+
+/// A layer's turn and scale about its rectangle's centre: the whole quad turns and grows, and
+/// the layer covers the pixels the turned quad covers, inside or outside its rectangle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Transform {
+    /// Thousandths of a degree, clockwise in the top-down output; added to `animation.rotate`.
+    pub millidegrees: i64,
+    /// Thousandths of the layer's size: 1000 draws it at its rectangle's size.
+    pub scale: u32,
+}
+
+impl Default for Transform {
+    fn default() -> Self {
+        Transform {
+            millidegrees: 0,
+            scale: 1000,
+        }
+    }
 }
 
 /// What a layer shows, by kind, with the kind's parameters.

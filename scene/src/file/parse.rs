@@ -17,7 +17,7 @@ use super::error::{list, suggest, ErrorKind, Problem, Source};
 use super::image::{premul, resolve_image_path};
 use super::model::{
     Animation, Content, Direction, Fade, ImageSource, Layer, Length, RectSpec, Rotate, Sampling,
-    Scene, Scroll, Translate,
+    Scene, Scroll, Transform, Translate,
 };
 use super::schema::{KINDS, KIND_FIELDS};
 use super::FPS;
@@ -62,6 +62,7 @@ struct RawLayer {
     opacity: Option<Spanned<f64>>,
     z: Option<Spanned<i64>>,
     animation: Option<Spanned<RawAnimation>>,
+    transform: Option<Spanned<RawTransform>>,
     color: Option<Spanned<String>>,
     from: Option<Spanned<String>>,
     to: Option<Spanned<String>>,
@@ -105,6 +106,13 @@ struct RawRect {
     y: Option<Spanned<toml::Value>>,
     w: Option<Spanned<toml::Value>>,
     h: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransform {
+    rotate: Option<Spanned<f64>>,
+    scale: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -450,7 +458,13 @@ fn layer(index: usize, raw: Spanned<RawLayer>, origin: Origin<'_>) -> Result<Lay
         Some(a) => animation(index, a.get_ref(), &content)?,
     };
 
+    let transform = match &raw.transform {
+        None => Transform::default(),
+        Some(t) => transform(index, t.get_ref())?,
+    };
+
     Ok(Layer {
+        transform,
         name: name.get_ref().clone(),
         slot: u32::try_from(index).unwrap_or(u32::MAX),
         content,
@@ -624,6 +638,40 @@ fn animation(index: usize, raw: &RawAnimation, content: &Content) -> Result<Anim
         rotate,
         scroll,
     })
+}
+
+/// The largest scale a layer may be given: its texture grows with it.
+pub const MAX_SCALE: f64 = 8.0;
+/// The smallest scale a layer may be given.
+pub const MIN_SCALE: f64 = 0.05;
+
+fn transform(index: usize, raw: &RawTransform) -> Result<Transform, Problem> {
+    let mut t = Transform::default();
+    if let Some(d) = &raw.rotate {
+        let v = *d.get_ref();
+        if !(-36_000.0..=36_000.0).contains(&v) {
+            return Err(out_of_range(
+                field(index, "transform.rotate"),
+                d.span(),
+                v,
+                "rotate is degrees, a number from -36000 to 36000",
+            ));
+        }
+        t.millidegrees = (v * 1000.0).round() as i64;
+    }
+    if let Some(s) = &raw.scale {
+        let v = *s.get_ref();
+        if !(MIN_SCALE..=MAX_SCALE).contains(&v) {
+            return Err(out_of_range(
+                field(index, "transform.scale"),
+                s.span(),
+                v,
+                &format!("scale is a number from {MIN_SCALE} to {MAX_SCALE}"),
+            ));
+        }
+        t.scale = (v * 1000.0).round() as u32;
+    }
+    Ok(t)
 }
 
 fn out_of_range(
@@ -899,7 +947,15 @@ mod tests {
     }
 
     /// The fields every layer takes, whatever its kind.
-    const COMMON_FIELDS: &[&str] = &["name", "kind", "rect", "opacity", "z", "animation"];
+    const COMMON_FIELDS: &[&str] = &[
+        "name",
+        "kind",
+        "rect",
+        "opacity",
+        "z",
+        "animation",
+        "transform",
+    ];
 
     #[test]
     fn every_listed_field_is_accepted() {
@@ -915,6 +971,7 @@ mod tests {
                                 scroll = { dx = 1, dy = 1, period = 1 } }"
                     .to_string(),
                 "opacity" => "opacity = 1.0".to_string(),
+                "transform" => "transform = { rotate = 1, scale = 1 }".to_string(),
                 "z" | "cell" | "size" => format!("{f} = 1"),
                 "colors" => "colors = [\"#000\", \"#fff\"]".to_string(),
                 _ => format!("{f} = \"x\""),

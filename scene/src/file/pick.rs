@@ -3,10 +3,10 @@
 //!
 //! The answer is for the frame on screen, with the layers the user dragged moved
 //! ([`Moves`]): the topmost layer by `(z, index)`, as the compositor stacks them,
-//! whose drawn pixels hold the point. An upright layer draws its whole rectangle; a rotated one
-//! only the part of its rectangle that its turned content covers (its texture is the
-//! rectangle, so the corners the turn leaves are empty). A layer of opacity 0 shows nothing and
-//! is not picked; layer 0, which [`Moves::add`](crate::Moves::add) never moves, is not either.
+//! whose drawn pixels hold the point. An upright layer draws its whole rectangle; a turned or
+//! scaled one the quad its rectangle makes turned and scaled about its centre, inside its
+//! bounds, which may reach outside the rectangle. A layer of opacity 0 shows nothing and is not
+//! picked; layer 0, which [`Moves::add`](crate::Moves::add) never moves, is not either.
 
 use super::eval::LayerState;
 use super::Scene;
@@ -14,22 +14,25 @@ use crate::Moves;
 
 /// Whether output pixel (`x`, `y`) shows layer `state`, moved by `(dx, dy)`.
 fn covers(state: &LayerState, (dx, dy): (i32, i32), (x, y): (i64, i64)) -> bool {
-    let mut r = state.rect;
-    r.x += i64::from(dx);
-    r.y += i64::from(dy);
-    if state.opacity == 0 || !r.contains(x, y) {
+    let (mut r, mut b) = (state.rect, state.bounds);
+    for o in [&mut r, &mut b] {
+        o.x += i64::from(dx);
+        o.y += i64::from(dy);
+    }
+    if state.opacity == 0 || !b.contains(x, y) {
         return false;
     }
-    if state.rotation.is_zero() {
+    if state.rotation.is_zero() && state.scale == 1000 {
         return true;
     }
-    // The content turns clockwise (top-down output) about the rectangle's centre: the pixel
-    // shows the content at its centre turned back by the angle, which must lie inside.
+    // The quad turns clockwise (top-down output) and scales about the rectangle's centre: the
+    // pixel shows the content at its centre turned back and scaled back, which must lie inside.
     let (cx, cy) = (
         r.x as f64 + f64::from(r.w) / 2.0,
         r.y as f64 + f64::from(r.h) / 2.0,
     );
-    let (px, py) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+    let s = f64::from(state.scale) / 1000.0;
+    let (px, py) = ((x as f64 + 0.5 - cx) / s, (y as f64 + 0.5 - cy) / s);
     let (sin, cos) = state.rotation.radians().sin_cos();
     let (ux, uy) = (px * cos + py * sin, -px * sin + py * cos);
     ux.abs() <= f64::from(r.w) / 2.0 && uy.abs() <= f64::from(r.h) / 2.0
@@ -151,5 +154,44 @@ animation.rotate = { degrees = 360, period = 1.0 }
         assert_eq!(s.layer_at(7, 64, 64, &none, (1, 1)), None);
         assert_eq!(s.layer_at(7, 64, 64, &none, (20, 20)), Some(1));
         assert_eq!(s.layer_at(15, 64, 64, &none, (1, 1)), Some(1));
+    }
+
+    #[test]
+    fn a_turned_or_scaled_quad_is_picked_where_it_reaches_past_its_rectangle() {
+        let text = r##"
+[[layers]]
+name = "back"
+kind = "solid"
+color = "#000000"
+rect = { x = 0, y = 0, w = "100%", h = "100%" }
+
+[[layers]]
+name = "card"
+kind = "solid"
+color = "#ffffff"
+rect = { x = 20, y = 20, w = 20, h = 20 }
+transform = { rotate = 45 }
+
+[[layers]]
+name = "badge"
+kind = "solid"
+color = "#ffffff"
+rect = { x = 50, y = 50, w = 4, h = 4 }
+transform = { scale = 3 }
+"##;
+        let s = Scene::parse(text, Path::new("quad.toml")).expect("parses");
+        let none = Moves::default();
+        // The card's top corner reaches 14 pixels above its centre (30, 30), past its rectangle.
+        assert_eq!(s.layer_at(0, 64, 64, &none, (29, 17)), Some(1));
+        assert_eq!(
+            s.layer_at(0, 64, 64, &none, (20, 20)),
+            None,
+            "the rectangle's corner"
+        );
+        // The badge, three times its size about (52, 52), covers 46..58.
+        assert_eq!(s.layer_at(0, 64, 64, &none, (46, 46)), Some(2));
+        assert_eq!(s.layer_at(0, 64, 64, &none, (45, 45)), None);
+        let b = s.state_at(0, 64, 64)[2].bounds;
+        assert_eq!((b.x, b.y, b.w, b.h), (46, 46, 12, 12));
     }
 }

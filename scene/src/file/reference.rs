@@ -71,7 +71,7 @@ pub enum Unpredictable {
         index: usize,
     },
     /// The layer is rotated in this frame.
-    #[error("layer {index}: a rotated layer has no exact reference")]
+    #[error("layer {index}: a turned or scaled layer has no exact reference")]
     Rotated {
         /// The layer's index.
         index: usize,
@@ -179,7 +179,10 @@ pub fn composite(
             textures: textures.len(),
         });
     }
-    if let Some(s) = states.iter().find(|s| !s.rotation.is_zero()) {
+    if let Some(s) = states
+        .iter()
+        .find(|s| !s.rotation.is_zero() || s.scale != 1000)
+    {
         return Err(Unpredictable::Rotated { index: s.index });
     }
     let mut order: Vec<usize> = (0..states.len()).collect();
@@ -280,6 +283,8 @@ mod tests {
         LayerState {
             index,
             rect,
+            bounds: rect,
+            scale: 1000,
             opacity: 255,
             z: 0,
             rotation: Angle::default(),

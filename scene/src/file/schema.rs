@@ -23,6 +23,7 @@ pub(crate) const LAYER_FIELDS: &[&str] = &[
     "opacity",
     "z",
     "animation",
+    "transform",
     "color",
     "from",
     "to",
@@ -36,6 +37,7 @@ pub(crate) const LAYER_FIELDS: &[&str] = &[
     "align",
 ];
 const RECT_FIELDS: &[&str] = &["x", "y", "w", "h"];
+const TRANSFORM_FIELDS: &[&str] = &["rotate", "scale"];
 const ANIMATION_FIELDS: &[&str] = &["translate", "fade", "rotate", "scroll"];
 const TRANSLATE_FIELDS: &[&str] = &["dx", "dy", "period"];
 const FADE_FIELDS: &[&str] = &["to", "period"];
@@ -49,6 +51,7 @@ pub(crate) fn known_fields(keys: &[&str]) -> &'static [&'static str] {
         [] => TOP_FIELDS,
         ["layers"] => LAYER_FIELDS,
         ["layers", "rect"] => RECT_FIELDS,
+        ["layers", "transform"] => TRANSFORM_FIELDS,
         ["layers", "animation"] => ANIMATION_FIELDS,
         ["layers", "animation", "translate"] => TRANSLATE_FIELDS,
         ["layers", "animation", "fade"] => FADE_FIELDS,

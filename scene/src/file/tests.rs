@@ -592,6 +592,20 @@ fn other_ranges() {
         6,
         32,
     );
+    fails(
+        &format!("{GOOD}transform = {{ scale = 9 }}\n"),
+        ErrorKind::OutOfRange,
+        "layers[0].transform.scale",
+        6,
+        23,
+    );
+    fails(
+        &format!("{GOOD}transform = {{ rotate = 1e9 }}\n"),
+        ErrorKind::OutOfRange,
+        "layers[0].transform.rotate",
+        6,
+        24,
+    );
 }
 
 #[test]
