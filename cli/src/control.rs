@@ -2,7 +2,10 @@
 //!
 //! Each line of the input is one transaction (`triptych_scene::file::edit`), with the scene
 //! file's field names: `{"set": {"title": {"text": "12:00:01"}}}`, `{"add": [LAYER, ...]}`,
-//! `{"remove": ["dot"]}`. Two more keys are understood: `"id"`, any JSON value, echoed in the
+//! `{"remove": ["dot"]}`; a line of its own may instead upload the application's pixels to a
+//! pixels layer: `{"pixels": {"layer": "canvas", "x": 0, "y": 0, "width": 2, "height": 1,
+//! "rgba": [255, 0, 0, 255, 0, 0, 255, 255]}}` (premultiplied RGBA8). Two more keys are
+//! understood: `"id"`, any JSON value, echoed in the
 //! answer, and `"view"`, which must be 0 (the run has one view). Every line gets exactly one
 //! answer on standard output, as one JSON object on one line, with the line's number and its
 //! `id` when it had one:
@@ -22,11 +25,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use triptych::scene::{Applied, Edit, Editor};
+use triptych::scene::{Applied, Edit, Editor, Pixels};
 use triptych_scene::file::{EditKind, Transaction};
 
 /// The longest line read, in bytes; a longer one is refused and skipped.
 const MAX_LINE: usize = triptych_scene::file::edit::MAX_TRANSACTION_BYTES;
+
+/// Edits read and not yet taken by the run.
+const EDITS_QUEUE: usize = 16;
 
 /// The answers of edits sent and not yet on screen, by version: the line and its id.
 type Waiting = Arc<Mutex<BTreeMap<u64, (u64, Option<Value>)>>>;
@@ -87,16 +93,80 @@ fn edit_of(editor: &mut Editor, text: &str) -> Result<(Edit, Option<Value>), Ref
             ));
         }
     }
+    if let Some(p) = rest.remove("pixels") {
+        if !tx.is_empty() || !rest.is_empty() {
+            return Err(fail(
+                "malformed",
+                "pixels: an upload is a line of its own; hint: send set, add and remove on another line".into(),
+            ));
+        }
+        let (layer, x, y, w, h, rgba) = pixels_of(&p).map_err(|e| fail("malformed", e))?;
+        let pixels = Pixels {
+            x,
+            y,
+            width: w,
+            height: h,
+            rgba: &rgba,
+        };
+        let edit = editor
+            .upload(&layer, &pixels)
+            .map_err(|e| fail(&kind_name(e.kind()), e.to_string()))?;
+        return Ok((edit, id));
+    }
     if let Some(key) = rest.keys().next() {
         return Err(fail(
             "malformed",
-            format!("{key}: not a part of a transaction; hint: use set, add, remove, id or view"),
+            format!(
+                "{key}: not a part of a transaction; hint: use set, add, remove, pixels, id or view"
+            ),
         ));
     }
     let edit = editor
         .edit(&tx)
         .map_err(|e| fail(&kind_name(e.kind()), e.to_string()))?;
     Ok((edit, id))
+}
+
+/// An upload's parts: `{"layer": NAME, "x": X, "y": Y, "width": W, "height": H, "rgba": [BYTE,
+/// ...]}`, `x` and `y` 0 when left out.
+#[allow(clippy::type_complexity)]
+fn pixels_of(v: &Value) -> Result<(String, u32, u32, u32, u32, Vec<u8>), String> {
+    let Value::Object(o) = v else {
+        return Err("pixels: expected an object with layer, width, height and rgba".into());
+    };
+    if let Some(k) = o
+        .keys()
+        .find(|k| !["layer", "x", "y", "width", "height", "rgba"].contains(&k.as_str()))
+    {
+        return Err(format!("pixels.{k}: not a part of an upload"));
+    }
+    let layer = o
+        .get("layer")
+        .and_then(Value::as_str)
+        .ok_or("pixels.layer: expected the pixels layer's name")?
+        .to_owned();
+    let num = |k: &str, default: Option<u32>| match o.get(k) {
+        None => default.ok_or(format!("pixels.{k}: missing")),
+        Some(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(format!("pixels.{k}: expected a whole number, found {n}")),
+    };
+    let (x, y) = (num("x", Some(0))?, num("y", Some(0))?);
+    let (w, h) = (num("width", None)?, num("height", None)?);
+    let Some(Value::Array(a)) = o.get("rgba") else {
+        return Err("pixels.rgba: expected an array of bytes, 4 a pixel".into());
+    };
+    let rgba = a
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            b.as_u64()
+                .and_then(|b| u8::try_from(b).ok())
+                .ok_or(format!("pixels.rgba[{i}]: expected a byte, found {b}"))
+        })
+        .collect::<Result<Vec<u8>, String>>()?;
+    Ok((layer, x, y, w, h, rgba))
 }
 
 /// Reads `path` (`-`: standard input) line by line, sending each good edit on `edits` and
@@ -162,10 +232,16 @@ fn read(
         }
         match edit_of(&mut editor, text) {
             Ok((edit, id)) => {
+                let version = edit.version;
                 if let Ok(mut w) = waiting.lock() {
-                    w.insert(edit.version, (line, id));
+                    w.insert(version, (line, id.clone()));
                 }
                 if edits.send(edit).is_err() {
+                    // The run has ended; its answers are out already.
+                    if let Ok(mut w) = waiting.lock() {
+                        w.remove(&version);
+                    }
+                    answer(refused(line, id, "not shown", "the run has ended".into()));
                     return Ok(());
                 }
             }
@@ -185,7 +261,9 @@ pub fn start(
     crossbeam_channel::Sender<Applied>,
     std::thread::JoinHandle<()>,
 ) {
-    let (edits_tx, edits_rx) = crossbeam_channel::unbounded();
+    // A run busy starting a child takes no edits meanwhile: the reader waits, and so does
+    // whoever writes the lines, instead of the edits piling up.
+    let (edits_tx, edits_rx) = crossbeam_channel::bounded(EDITS_QUEUE);
     let (applied_tx, applied_rx) = crossbeam_channel::unbounded::<Applied>();
     let waiting: Waiting = Arc::default();
     let path = path.to_path_buf();
@@ -201,7 +279,20 @@ pub fn start(
         for a in applied_rx {
             let entry = waiting.lock().ok().and_then(|mut w| w.remove(&a.version));
             let (line, id) = entry.unwrap_or((0, None));
-            let mut v = json!({"ok": true, "line": line, "version": a.version, "frame": a.frame});
+            let mut v = match a.frame {
+                Some(frame) => {
+                    json!({"ok": true, "line": line, "version": a.version, "frame": frame})
+                }
+                None => refused(
+                    line,
+                    None,
+                    "superseded",
+                    format!(
+                        "edit {} was replaced by a new scene before it was shown",
+                        a.version
+                    ),
+                ),
+            };
             if let Some(id) = id {
                 v["id"] = id;
             }

@@ -44,6 +44,14 @@ pub(crate) fn maybe_fire(
 /// The PNG bytes of one image layer, by slot.
 type ScenePng = (u32, Vec<u8>);
 
+/// A scene update waiting for its images and pixels, with those received so far.
+struct PendingUpdate {
+    update: SceneUpdate,
+    pngs: Vec<ScenePng>,
+    /// The whole pixels of each pixels layer the update names, by slot.
+    pixels: Vec<(u32, Vec<u8>)>,
+}
+
 /// The frame loop's state.
 pub(crate) struct Producer {
     pub(crate) epoch: u64,
@@ -94,7 +102,7 @@ pub(crate) struct Producer {
     /// The version of the scene drawn (`LauncherToGpu::SceneUpdate`), which every frame names.
     scene_version: u64,
     /// A scene update waiting for its images, with those received so far.
-    scene_pending: Option<(SceneUpdate, Vec<ScenePng>)>,
+    scene_pending: Option<PendingUpdate>,
 }
 
 /// The window's overlay: the last layer of every frame, above the scene's.
@@ -308,35 +316,65 @@ impl Producer {
                 if self.scene_pending.is_some() {
                     bail!("a scene update before the images of the one before");
                 }
-                self.scene_pending = Some((update, Vec::new()));
+                self.scene_pending = Some(PendingUpdate {
+                    update,
+                    pngs: Vec::new(),
+                    pixels: Vec::new(),
+                });
+                self.scene_update_ready()?;
+            }
+            LauncherToGpu::Pixels(p) => {
+                let Some(pending) = self.scene_pending.as_mut() else {
+                    bail!("the pixels of layer {} without a scene update", p.slot);
+                };
+                if pending.pngs.len() < pending.update.images.len() {
+                    bail!("the pixels of layer {} before the update's images", p.slot);
+                }
+                let want = pending.update.pixels.get(pending.pixels.len()).copied();
+                if want != Some(p.slot) {
+                    bail!(
+                        "the pixels of layer {} where the update names {want:?}",
+                        p.slot
+                    );
+                }
+                let fd = fds.pop().context("pixels without their fd")?;
+                pending
+                    .pixels
+                    .push((p.slot, crate::scene::read_whole(fd, &p)?));
                 self.scene_update_ready()?;
             }
             LauncherToGpu::SceneImage { layer } => {
-                let Some((update, pngs)) = self.scene_pending.as_mut() else {
+                let Some(pending) = self.scene_pending.as_mut() else {
                     bail!("the image of layer {layer} without a scene update");
                 };
-                let want = update.images.get(pngs.len()).copied();
+                let want = pending.update.images.get(pending.pngs.len()).copied();
                 if want != Some(layer) {
                     bail!("the image of layer {layer} where the update names {want:?}");
                 }
                 let fd = fds.pop().context("a scene image without its fd")?;
-                pngs.push((layer, crate::scene::read_png(fd, layer)?));
+                pending
+                    .pngs
+                    .push((layer, crate::scene::read_png(fd, layer)?));
                 self.scene_update_ready()?;
             }
         }
         Ok(true)
     }
 
-    /// Draws the pending scene update once all of its images are in.
+    /// Draws the pending scene update once all of its images and pixels are in.
     fn scene_update_ready(&mut self) -> anyhow::Result<()> {
-        let complete = self
-            .scene_pending
-            .as_ref()
-            .is_some_and(|(u, pngs)| pngs.len() == u.images.len());
+        let complete = self.scene_pending.as_ref().is_some_and(|p| {
+            p.pngs.len() == p.update.images.len() && p.pixels.len() == p.update.pixels.len()
+        });
         if !complete {
             return Ok(());
         }
-        let Some((update, pngs)) = self.scene_pending.take() else {
+        let Some(PendingUpdate {
+            update,
+            pngs,
+            pixels,
+        }) = self.scene_pending.take()
+        else {
             return Ok(());
         };
         let n = self.layers - u32::from(self.overlay.is_some());
@@ -346,7 +384,7 @@ impl Producer {
         let Some(plan) = self.scene.as_mut() else {
             bail!("a scene update for a run without a scene file");
         };
-        plan.update(&mut self.gl, &update, pngs)
+        plan.update(&mut self.gl, &update, pngs, pixels)
             .with_context(|| format!("drawing scene version {}", update.version))?;
         tracing::debug!(version = update.version, "scene updated");
         self.scene_version = update.version;

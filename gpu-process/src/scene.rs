@@ -29,7 +29,9 @@ use std::path::Path;
 use std::rc::Rc;
 
 use anyhow::{bail, Context};
-use ipc_protocol::messages::{LauncherToGpu, LayerPlacement, SceneSource, SceneStart, SceneUpdate};
+use ipc_protocol::messages::{
+    LauncherToGpu, LayerPlacement, PixelsUpdate, SceneSource, SceneStart, SceneUpdate,
+};
 use triptych_scene::file::{
     self as scene_file, Content, Image, ImageLimits, LayerState, PositionalReader, Scene,
 };
@@ -42,6 +44,8 @@ pub struct Received {
     scene: Scene,
     /// `(slot, bytes)` for each image layer.
     pngs: Vec<(u32, Vec<u8>)>,
+    /// `(slot, pixels)` for each pixels layer the application has uploaded to.
+    pixels: Vec<(u32, Image)>,
 }
 
 /// Gives each layer of `scene` its slot from `slots` (empty: their places in the text). Slots
@@ -124,7 +128,79 @@ pub fn receive(
         let fd = fds.pop().context("a scene image without its fd")?;
         pngs.push((want, read_png(fd, want)?));
     }
-    Ok(Received { scene, pngs })
+    let mut pixels = Vec::with_capacity(start.pixels as usize);
+    for _ in 0..start.pixels {
+        let (msg, mut fds) = next().context("waiting for a pixels layer's pixels")?;
+        let LauncherToGpu::Pixels(p) = msg else {
+            bail!("expected a pixels layer's pixels from the launcher, got {msg:?}");
+        };
+        let (w, h) = pixels_size(&scene, p.slot)?;
+        if (p.x, p.y, p.width, p.height) != (0, 0, w, h) {
+            bail!(
+                "the pixels of layer {} at start are not the whole layer",
+                p.slot
+            );
+        }
+        let fd = fds.pop().context("pixels without their fd")?;
+        let image = Image {
+            width: w,
+            height: h,
+            pixels: read_rows(fd, &p)?,
+        };
+        pixels.push((p.slot, image));
+    }
+    Ok(Received {
+        scene,
+        pngs,
+        pixels,
+    })
+}
+
+/// The size of the application's pixels of the pixels layer in `slot`.
+fn pixels_size(scene: &Scene, slot: u32) -> anyhow::Result<(u32, u32)> {
+    match scene
+        .layers
+        .iter()
+        .find(|l| l.slot == slot)
+        .map(|l| &l.content)
+    {
+        Some(Content::Pixels { width, height, .. }) => Ok((*width, *height)),
+        _ => bail!("pixels for layer {slot}, which is no pixels layer"),
+    }
+}
+
+/// The whole pixels of a pixels layer, from `fd`, as a scene update sends them: `p` must cover
+/// all of them, which [`ScenePlan::update`] checks against the edited scene.
+pub fn read_whole(fd: OwnedFd, p: &PixelsUpdate) -> anyhow::Result<Vec<u8>> {
+    if (p.x, p.y) != (0, 0) {
+        bail!(
+            "the pixels of layer {} in an update are not the whole layer",
+            p.slot
+        );
+    }
+    read_rows(fd, p)
+}
+
+/// The rows of `p`'s rectangle from `fd`: exactly `width * height * 4` bytes, read with
+/// positional reads; the fd is closed.
+fn read_rows(fd: OwnedFd, p: &PixelsUpdate) -> anyhow::Result<Vec<u8>> {
+    let len = u64::from(p.width) * u64::from(p.height) * 4;
+    let file = File::from(fd);
+    let mut bytes = Vec::new();
+    PositionalReader::new(&file)
+        .take(len)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the pixels of layer {}", p.slot))?;
+    if bytes.len() as u64 != len {
+        bail!(
+            "the pixels of layer {} are {} bytes, not the {len} of a {}x{} rectangle",
+            p.slot,
+            bytes.len(),
+            p.width,
+            p.height
+        );
+    }
+    Ok(bytes)
 }
 
 /// A scene ready to draw.
@@ -146,9 +222,19 @@ pub fn prepare(
     out_w: u32,
     out_h: u32,
 ) -> anyhow::Result<ScenePlan> {
-    let Received { scene, pngs } = received;
+    let Received {
+        mut scene,
+        pngs,
+        pixels,
+    } = received;
     let mut images: Vec<Option<Image>> = vec![None; triptych_scene::MAX_LAYERS as usize];
     decode(&scene, pngs, &mut images)?;
+    for (slot, image) in pixels {
+        bump_serial(&mut scene, slot);
+        if let Some(i) = images.get_mut(slot as usize) {
+            *i = Some(image);
+        }
+    }
     let drawer = SceneDrawer::new(gl, &scene, &images, out_w, out_h)
         .context("preparing the scene's shaders and textures")?;
     Ok(ScenePlan {
@@ -181,6 +267,18 @@ fn decode(
         }
     }
     Ok(())
+}
+
+/// The pixels layer in `slot` has new pixels: its state changes with them.
+fn bump_serial(scene: &mut Scene, slot: u32) {
+    if let Some(Content::Pixels { serial, .. }) = scene
+        .layers
+        .iter_mut()
+        .find(|l| l.slot == slot)
+        .map(|l| &mut l.content)
+    {
+        *serial += 1;
+    }
 }
 
 /// One layer of one frame: its slot, texture size, placement and what to paint.
@@ -218,29 +316,68 @@ impl ScenePlan {
     }
 
     /// Draws the edited scene of `update` from now on. `pngs` are the images of its new image
-    /// layers (`SceneUpdate::images`, in order); the other image layers keep theirs, by slot.
+    /// layers (`SceneUpdate::images`, in order) and `pixels` the whole pixels of its changed
+    /// pixels layers; the other image and pixels layers keep theirs, by slot.
     pub fn update(
         &mut self,
         gl: &mut GlContext,
         update: &SceneUpdate,
         pngs: Vec<(u32, Vec<u8>)>,
+        pixels: Vec<(u32, Vec<u8>)>,
     ) -> anyhow::Result<()> {
         let mut scene = Scene::parse(&update.text, Path::new(&update.name)).map_err(|e| {
             anyhow::anyhow!("the edited scene from the launcher does not parse: {e}")
         })?;
         place(&mut scene, &update.slots)?;
         let mut images = self.images.clone();
-        // An image is kept only for a slot that is still an image layer.
+        // An image is kept only for a slot that is still an image layer, and the application's
+        // pixels (and their serial) for one that is still a pixels layer of the same size.
         for (slot, image) in images.iter_mut().enumerate() {
-            let still = scene
-                .layers
-                .iter()
-                .any(|l| l.slot as usize == slot && matches!(l.content, Content::Image { .. }));
+            let old = self.scene.layers.iter().find(|l| l.slot as usize == slot);
+            let new = scene.layers.iter_mut().find(|l| l.slot as usize == slot);
+            let still = match (old.map(|l| &l.content), new.map(|l| &mut l.content)) {
+                (Some(Content::Image { .. }), Some(Content::Image { .. })) => true,
+                (
+                    Some(Content::Pixels {
+                        width,
+                        height,
+                        serial,
+                        ..
+                    }),
+                    Some(Content::Pixels {
+                        width: w,
+                        height: h,
+                        serial: s,
+                        ..
+                    }),
+                ) if (width, height) == (w, h) => {
+                    *s = *serial;
+                    true
+                }
+                _ => false,
+            };
             if !still {
                 *image = None;
             }
         }
         decode(&scene, pngs, &mut images)?;
+        for (slot, bytes) in pixels {
+            let (w, h) = pixels_size(&scene, slot)?;
+            if bytes.len() as u64 != u64::from(w) * u64::from(h) * 4 {
+                bail!("the pixels of layer {slot} are not its {w}x{h}");
+            }
+            bump_serial(&mut scene, slot);
+            match images.get_mut(slot as usize) {
+                Some(i) => {
+                    *i = Some(Image {
+                        width: w,
+                        height: h,
+                        pixels: bytes,
+                    })
+                }
+                None => bail!("pixels for layer {slot}, outside the scene's slots"),
+            }
+        }
         let (w, h) = self.size;
         let drawer = SceneDrawer::new(gl, &scene, &images, w, h)
             .context("preparing the edited scene's shaders and textures")?;

@@ -171,6 +171,28 @@ pub enum LauncherToGpu {
     /// [`LauncherToGpu::SceneImage`] follows for each slot in [`SceneUpdate::images`], in that
     /// order; the images of other image layers are those the process has already.
     SceneUpdate(SceneUpdate),
+    /// The application's pixels of a pixels layer, as the one attached fd: a sealed memfd
+    /// holding the rectangle's rows, premultiplied RGBA8, `width * 4` bytes a row, read with
+    /// `pread`. Sent only as part of a `Start` (after its images, as many as
+    /// [`SceneStart::pixels`]) or of a [`LauncherToGpu::SceneUpdate`] (as its `pixels` say).
+    Pixels(PixelsUpdate),
+}
+
+/// Where the pixels of a [`LauncherToGpu::Pixels`] go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixelsUpdate {
+    /// The edit's number ([`SceneUpdate::version`]).
+    pub version: u64,
+    /// The pixels layer's slot.
+    pub slot: u32,
+    /// The rectangle's left column in the layer's pixels.
+    pub x: u32,
+    /// Its top row.
+    pub y: u32,
+    /// Its width.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
 }
 
 /// A scene edited while it is drawn: its whole text and each layer's slot. The launcher
@@ -188,6 +210,10 @@ pub struct SceneUpdate {
     /// The slots of the image layers whose image is new (added, or its file changed): an image
     /// message for each follows, in this order.
     pub images: Vec<u32>,
+    /// The slots of the pixels layers whose pixels changed: after the images, a
+    /// [`LauncherToGpu::Pixels`] with each one's whole pixels follows, in this order. The
+    /// update is drawn once all have arrived, so no frame shows part of it.
+    pub pixels: Vec<u32>,
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -295,6 +321,9 @@ pub struct SceneStart {
     /// The slot of each layer of the text, in order (the layer number its frames use); empty:
     /// the layers' places in the text.
     pub slots: Vec<u32>,
+    /// How many [`LauncherToGpu::Pixels`] follow the images: the application's pixels of each
+    /// pixels layer it has uploaded to, whole.
+    pub pixels: u32,
 }
 
 /// The text of a scene.
@@ -805,12 +834,13 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Release(_) => "Release",
             LauncherToGpu::PrivateFences => "PrivateFences",
             LauncherToGpu::SceneUpdate(_) => "SceneUpdate",
+            LauncherToGpu::Pixels(_) => "Pixels",
         }
     }
-    /// `SceneImage` carries its image, `Mailbox` the two mailboxes' memfds.
+    /// `SceneImage` carries its image, `Pixels` its rows, `Mailbox` the two mailboxes' memfds.
     fn fd_count(&self) -> usize {
         match self {
-            LauncherToGpu::SceneImage { .. } => 1,
+            LauncherToGpu::SceneImage { .. } | LauncherToGpu::Pixels(_) => 1,
             LauncherToGpu::Mailbox => 2,
             _ => 0,
         }
@@ -948,6 +978,17 @@ mod tests {
             ),
             (LauncherToGpu::NewRenderer(link()), 0),
             (LauncherToGpu::SceneImage { layer: 3 }, 1),
+            (
+                LauncherToGpu::Pixels(PixelsUpdate {
+                    version: 1,
+                    slot: 2,
+                    x: 0,
+                    y: 0,
+                    width: 1,
+                    height: 1,
+                }),
+                1,
+            ),
             (LauncherToGpu::Ping(1), 0),
             (LauncherToGpu::Render { up_to: 5 }, 0),
             (LauncherToGpu::Moves([(1, 2); 8]), 0),
@@ -992,6 +1033,7 @@ mod tests {
             },
             images: 8,
             slots: (0..8).collect(),
+            pixels: 8,
         };
         let mut s = start(Some(scene));
         s.faults = vec![
@@ -1010,6 +1052,7 @@ mod tests {
             text: "x".repeat(MAX_SCENE_TEXT),
             slots: (0..8).collect(),
             images: (0..8).collect(),
+            pixels: (0..8).collect(),
         });
         assert_eq!(update.fd_count(), 0);
         let bytes = postcard::to_stdvec(&update).expect("encode");

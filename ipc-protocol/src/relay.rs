@@ -105,7 +105,7 @@ pub struct Relay {
     /// generation, when they reached it (`None`: the launcher still holds it, vouching for
     /// it) and the scene version they draw (at most a pool's worth of each layer: each holds a
     /// buffer of at least one layer).
-    unanswered: VecDeque<(u64, u32, Option<Instant>, u64)>,
+    unanswered: VecDeque<(u64, u32, Option<Instant>, Option<u64>)>,
     /// The fences of the last frames handed on, by frame, each with its layer.
     recent: VecDeque<FrameFences>,
     /// Each pool slot's buffer as last described: its id and shape. A renderer imports a
@@ -123,6 +123,9 @@ pub struct Relay {
     /// The newest scene version the launcher sent this GPU process, and the version of its
     /// last frame: frames never go back, and never ahead of what was sent.
     scene: (u64, u64),
+    /// The version every frame from now on must draw at least: the process answered a ping
+    /// sent after it, and it handles its commands in order.
+    scene_due: u64,
 }
 
 impl Relay {
@@ -153,6 +156,7 @@ impl Relay {
             fences: FencePlace::InWindow,
             mapped: vec![0; (layers as usize).saturating_mul(pool_per_layer as usize)],
             scene: (0, 0),
+            scene_due: 0,
         }
     }
 
@@ -160,6 +164,26 @@ impl Relay {
     /// one.
     pub fn scene_started(&mut self, version: u64) {
         self.scene = (version, version);
+        self.scene_due = version;
+    }
+
+    /// The GPU process has had scene version `version` for a while (it answered a ping sent
+    /// after it): every frame it sends from now on draws it or a later one.
+    pub fn scene_due(&mut self, version: u64) {
+        self.scene_due = self.scene_due.max(version.min(self.scene.0));
+    }
+
+    /// The newest scene version sent.
+    pub fn scene_sent_version(&self) -> u64 {
+        self.scene.0
+    }
+
+    /// The renderer said frame `frame` kept an old buffer for a layer whose fence did not
+    /// signal in time: whatever edit the frame drew, it did not show all of it.
+    pub fn kept_old(&mut self, frame: u64) {
+        if let Some(u) = self.unanswered.iter_mut().find(|(f, _, _, _)| *f == frame) {
+            u.3 = None;
+        }
     }
 
     /// The launcher sent the GPU process scene version `version`.
@@ -249,6 +273,12 @@ impl Relay {
             return lie(format!(
                 "frame {} draws scene version {}, where {} came before and {sent} is the newest sent",
                 msg.frame, msg.scene_version, seen
+            ));
+        }
+        if msg.scene_version < self.scene_due {
+            return lie(format!(
+                "frame {} draws scene version {}, after answering a ping sent after version {}",
+                msg.frame, msg.scene_version, self.scene_due
             ));
         }
         if self.switching() {
@@ -347,8 +377,12 @@ impl Relay {
         }
         self.next += 1;
         self.scene.1 = msg.scene_version;
-        self.unanswered
-            .push_back((msg.frame, msg.generation, Some(now), msg.scene_version));
+        self.unanswered.push_back((
+            msg.frame,
+            msg.generation,
+            Some(now),
+            Some(msg.scene_version),
+        ));
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
@@ -369,7 +403,7 @@ impl Relay {
             .unanswered
             .iter()
             .find(|(f, _, _, _)| *f == frame)
-            .map(|u| u.3);
+            .and_then(|u| u.3);
         self.unanswered.retain(|(f, _, _, _)| *f != frame);
         version
     }
@@ -726,6 +760,21 @@ mod tests {
             .contains("3 came before"));
         assert_eq!(r.answered(10), Some(3));
         assert_eq!(r.answered(10), None);
+        // Once the process has answered a ping sent after version 4, no frame may draw less.
+        r.scene_sent(4);
+        r.scene_due(4);
+        let mut h = frame(11, &[1, 4]);
+        h.scene_version = 3;
+        assert!(r
+            .frame(&h, 0, t())
+            .expect_err("stuck")
+            .what
+            .contains("after answering a ping"));
+        h.scene_version = 4;
+        assert_eq!(r.frame(&h, 0, t()), Ok(Handed::On));
+        // A frame that kept an old buffer answers no edit.
+        r.kept_old(11);
+        assert_eq!(r.answered(11), None);
     }
 
     #[test]

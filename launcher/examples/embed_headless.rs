@@ -62,6 +62,9 @@ fn main() -> anyhow::Result<()> {
             Event::Violation { role, call } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
             Event::StandbyReady { pid } => println!("standby GPU process {pid} ready"),
+            Event::EditSuperseded { version } => {
+                println!("edit {version} superseded by a new scene")
+            }
             Event::Applied { version, frame } => {
                 println!("edit {version} on screen at frame {frame}")
             }

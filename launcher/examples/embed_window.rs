@@ -93,6 +93,9 @@ impl ApplicationHandler<Event> for App {
             Event::Violation { role, call } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
             Event::StandbyReady { pid } => println!("standby GPU process {pid} ready"),
+            Event::EditSuperseded { version } => {
+                println!("edit {version} superseded by a new scene")
+            }
             Event::Applied { version, frame } => {
                 println!("edit {version} on screen at frame {frame}")
             }

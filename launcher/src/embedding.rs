@@ -97,6 +97,12 @@ pub enum Event {
         /// The first frame that shows it.
         frame: u64,
     },
+    /// An edit ([`crate::shell::Shell::edit`]) will never be shown: a new scene
+    /// ([`crate::shell::Shell::set_scene`]) replaced the one it edited first.
+    EditSuperseded {
+        /// The edit's version.
+        version: u64,
+    },
     /// A fallback was taken (a slower buffer backend, a copying present path).
     Fallback(String),
     /// A standby GPU process is ready (spawned, sandboxed, its GL context made): the next GPU

@@ -42,10 +42,26 @@ pub struct LoadedScene {
     /// `(slot, fd)` for every image layer, in the text's order: the PNG bytes, as a read-only
     /// file or a sealed memfd.
     pub images: Vec<(u32, OwnedFd)>,
-    /// The decoded image of each slot (`None` for other kinds and free slots), for `--verify`.
-    pub decoded: Vec<Option<Image>>,
+    /// The decoded image of each image layer's slot, and the application's pixels of each
+    /// pixels layer's (`None` for other kinds, free slots and pixels never uploaded), for
+    /// `--verify` and for every GPU process start.
+    pub decoded: Vec<Option<Arc<Image>>>,
     /// The scene as it can be edited.
     pub doc: Document,
+}
+
+impl LoadedScene {
+    /// The application's pixels of each pixels layer that has any, by slot, in the scene's
+    /// layer order: what a GPU process's `Start` is followed by.
+    pub fn pixels(&self) -> impl Iterator<Item = (u32, &Arc<Image>)> + '_ {
+        self.scene.layers.iter().filter_map(|l| {
+            if !matches!(l.content, Content::Pixels { .. }) {
+                return None;
+            }
+            let image = self.decoded.get(l.slot as usize)?.as_ref()?;
+            Some((l.slot, image))
+        })
+    }
 }
 
 /// Loads `--scene ARG`: [`BUILTIN_NAME`] or a path.
@@ -64,11 +80,12 @@ pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
             text: doc.text().to_owned(),
         }
     };
-    let (images, decoded, _) = open_images(doc.scene(), None)?;
+    let (images, decoded) = open_images(doc.scene(), None)?;
     let start = SceneStart {
         source,
         images: u32::try_from(images.len()).context("image count")?,
         slots: Vec::new(),
+        pixels: 0,
     };
     Ok(LoadedScene {
         scene: doc.scene().clone(),
@@ -79,32 +96,43 @@ pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
     })
 }
 
-/// The image of every image layer of `scene`: its fd and decoded pixels, by slot, and the slots
-/// whose image is new. An image `before` had in the same slot from the same source is taken
-/// from it (its fd duplicated), not opened again.
-#[allow(clippy::type_complexity)]
+/// The image of every image layer of `scene` (its fd and decoded pixels, by slot) and the
+/// application's pixels of every pixels layer that has any. An image `before` had in the same
+/// slot from the same source is taken from it (its fd duplicated), not opened again; a pixels
+/// layer keeps its pixels while it keeps its slot and its size.
 fn open_images(
     scene: &Scene,
     before: Option<&LoadedScene>,
-) -> anyhow::Result<(Vec<(u32, OwnedFd)>, Vec<Option<Image>>, Vec<u32>)> {
+) -> anyhow::Result<(Vec<(u32, OwnedFd)>, Decoded)> {
     let limits = ImageLimits::default();
     let mut images = Vec::new();
-    let mut fresh = Vec::new();
     let mut decoded = vec![None; triptych_scene::MAX_LAYERS as usize];
     for (index, layer) in scene.layers.iter().enumerate() {
-        let Content::Image { source, .. } = &layer.content else {
-            continue;
-        };
         let slot = layer.slot;
-        let kept = before.and_then(|b| {
-            let same = b.scene.layers.iter().any(|l| {
-                l.slot == slot
-                    && matches!(&l.content, Content::Image { source: s, .. } if s == source)
-            });
-            let fd = b.images.iter().find(|(s, _)| *s == slot)?;
-            let image = b.decoded.get(slot as usize)?.clone()?;
-            same.then_some((fd, image))
-        });
+        let was = before.and_then(|b| b.scene.layers.iter().find(|l| l.slot == slot));
+        let was_decoded = before.and_then(|b| b.decoded.get(slot as usize).cloned().flatten());
+        let source = match &layer.content {
+            Content::Image { source, .. } => source,
+            Content::Pixels { width, height, .. } => {
+                let same = matches!(
+                    was.map(|l| &l.content),
+                    Some(Content::Pixels { width: w, height: h, .. }) if (w, h) == (width, height)
+                );
+                if let (true, Some(d)) = (same, decoded.get_mut(slot as usize)) {
+                    *d = was_decoded;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let same = matches!(
+            was.map(|l| &l.content),
+            Some(Content::Image { source: s, .. }) if s == source
+        );
+        let kept = before
+            .and_then(|b| b.images.iter().find(|(s, _)| *s == slot))
+            .zip(was_decoded)
+            .filter(|_| same);
         if let Some(((_, fd), image)) = kept {
             let fd = fd.try_clone().with_context(|| {
                 format!(
@@ -121,9 +149,7 @@ fn open_images(
         let what = || format!("layers[{index}] ({}): image", layer.name);
         let fd = match source {
             ImageSource::File(path) => open_image(path).with_context(what)?,
-            ImageSource::Builtin { name, bytes } => {
-                embedded_memfd(name, bytes).with_context(what)?
-            }
+            ImageSource::Builtin { name, bytes } => sealed_memfd(name, bytes).with_context(what)?,
         };
         let file = File::from(fd);
         let image = scene_file::decode_png(PositionalReader::new(&file), &limits)
@@ -133,33 +159,50 @@ fn open_images(
                 ImageSource::Builtin { name, .. } => format!("{}: decoding {name}", what()),
             })?;
         if let Some(d) = decoded.get_mut(slot as usize) {
-            *d = Some(image);
+            *d = Some(Arc::new(image));
         }
         images.push((slot, OwnedFd::from(file)));
-        fresh.push(slot);
     }
-    Ok((images, decoded, fresh))
+    Ok((images, decoded))
 }
 
-/// A scene edit ready for the run: the edited scene, its version, and the slots whose image
-/// the GPU process has not seen.
+/// Each slot's decoded image or application's pixels.
+type Decoded = Vec<Option<Arc<Image>>>;
+
+/// Pixels an application supplies for a pixels layer ([`Editor::upload`]): a rectangle of
+/// premultiplied RGBA8 rows, `width * 4` bytes a row, tightly packed.
+#[derive(Clone, Copy, Debug)]
+pub struct Pixels<'a> {
+    /// The rectangle's left column in the layer's pixels.
+    pub x: u32,
+    /// Its top row.
+    pub y: u32,
+    /// Its width.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// The rows, `width * height * 4` bytes.
+    pub rgba: &'a [u8],
+}
+
+/// A scene edit ready for the run: the edited scene and its version. The run works out what
+/// the GPU process lacks of it (`session/edit.rs`).
 #[derive(Debug, Clone)]
 pub struct Edit {
     /// The scene after the edit.
     pub scene: Arc<LoadedScene>,
     /// Its version: one more than the edit before.
     pub version: u64,
-    /// The image layers whose image is new, by slot.
-    pub images: Vec<u32>,
 }
 
-/// The first frame that shows an edit.
+/// What became of an edit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Applied {
     /// The edit's version.
     pub version: u64,
-    /// The first frame presented with it.
-    pub frame: u64,
+    /// The first frame presented that shows it; `None`: it never will, a new scene replaced
+    /// the one it edited first.
+    pub frame: Option<u64>,
 }
 
 /// Why an edit was refused. Nothing changed.
@@ -221,7 +264,7 @@ impl Editor {
             )
             .into());
         }
-        let (images, decoded, fresh) =
+        let (images, decoded) =
             open_images(doc.scene(), Some(&self.scene)).map_err(EditRefused::Image)?;
         let start = SceneStart {
             source: SceneSource::File {
@@ -230,6 +273,7 @@ impl Editor {
             },
             images: u32::try_from(images.len()).unwrap_or(u32::MAX),
             slots: doc.slots(),
+            pixels: 0,
         };
         let scene = Arc::new(LoadedScene {
             scene: doc.scene().clone(),
@@ -238,13 +282,122 @@ impl Editor {
             decoded,
             doc,
         });
+        Ok(self.next(scene))
+    }
+
+    fn next(&mut self, scene: Arc<LoadedScene>) -> Edit {
         self.scene = Arc::clone(&scene);
         self.version += 1;
-        Ok(Edit {
+        Edit {
             scene,
             version: self.version,
-            images: fresh,
-        })
+        }
+    }
+
+    /// Shows `pixels` in the pixels layer named `layer` from the next frame on: its rectangle
+    /// of the layer's pixels is replaced, the rest kept. Refused, and nothing changed, when the
+    /// layer is no pixels layer, the rectangle is not inside its pixels, the rows are not
+    /// `width * height * 4` bytes, or a colour exceeds its alpha (not premultiplied).
+    pub fn upload(&mut self, layer: &str, pixels: &Pixels<'_>) -> Result<Edit, EditRefused> {
+        let refuse = |kind: EditKind, msg: String| {
+            EditRefused::Rule(EditError::new(kind, format!("{layer}.pixels"), msg))
+        };
+        let Some(l) = self.scene.scene.layers.iter().find(|l| l.name == layer) else {
+            let names: Vec<&str> = self
+                .scene
+                .scene
+                .layers
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect();
+            return Err(EditRefused::Rule(
+                EditError::new(
+                    EditKind::UnknownLayer,
+                    layer,
+                    format!("the scene has no layer named {layer:?}"),
+                )
+                .hint(format!("its layers are {}", names.join(", "))),
+            ));
+        };
+        let Content::Pixels { width, height, .. } = l.content else {
+            return Err(refuse(
+                EditKind::Malformed,
+                format!(
+                    "a {} layer takes no pixels; only a layer of kind \"pixels\" does",
+                    l.content.kind_name()
+                ),
+            ));
+        };
+        let (x, y, w, h) = (pixels.x, pixels.y, pixels.width, pixels.height);
+        let inside = |at: u32, len: u32, side: u32| {
+            len >= 1 && at.checked_add(len).is_some_and(|e| e <= side)
+        };
+        if !inside(x, w, width) || !inside(y, h, height) {
+            return Err(refuse(
+                EditKind::Limit,
+                format!("{w}x{h} at ({x}, {y}) is not inside the layer's {width}x{height} pixels"),
+            ));
+        }
+        let len = w as usize * h as usize * 4;
+        if pixels.rgba.len() != len {
+            return Err(refuse(
+                EditKind::Limit,
+                format!(
+                    "{} bytes for {w}x{h} pixels, which are {len} bytes (RGBA8, {} a row)",
+                    pixels.rgba.len(),
+                    w * 4
+                ),
+            ));
+        }
+        if let Some(i) = pixels
+            .rgba
+            .chunks_exact(4)
+            .position(|p| p[..3].iter().any(|c| *c > p[3]))
+        {
+            return Err(refuse(
+                EditKind::Malformed,
+                format!(
+                    "pixel ({}, {}) has a colour above its alpha: the pixels are premultiplied RGBA8",
+                    i as u32 % w,
+                    i as u32 / w
+                ),
+            ));
+        }
+        let slot = l.slot;
+        let mut image = match self.scene.decoded.get(slot as usize).cloned().flatten() {
+            Some(i) => Image::clone(&i),
+            None => Image {
+                width,
+                height,
+                pixels: vec![0; width as usize * height as usize * 4],
+            },
+        };
+        let row = w as usize * 4;
+        for (i, src) in pixels.rgba.chunks_exact(row).enumerate() {
+            let at = ((y as usize + i) * width as usize + x as usize) * 4;
+            if let Some(dst) = image.pixels.get_mut(at..at + row) {
+                dst.copy_from_slice(src);
+            }
+        }
+        let mut decoded = self.scene.decoded.clone();
+        if let Some(d) = decoded.get_mut(slot as usize) {
+            *d = Some(Arc::new(image));
+        }
+        let images = self
+            .scene
+            .images
+            .iter()
+            .map(|(s, fd)| Ok((*s, fd.try_clone()?)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| EditRefused::Image(anyhow::anyhow!("duplicating an image's fd: {e}")))?;
+        let scene = Arc::new(LoadedScene {
+            scene: self.scene.scene.clone(),
+            start: self.scene.start.clone(),
+            images,
+            decoded,
+            doc: self.scene.doc.clone(),
+        });
+        Ok(self.next(scene))
     }
 }
 
@@ -299,7 +452,7 @@ fn open_image(path: &PathBuf) -> anyhow::Result<OwnedFd> {
 }
 
 /// A sealed memfd holding `bytes`, read-only for whoever receives it.
-fn embedded_memfd(name: &str, bytes: &[u8]) -> anyhow::Result<OwnedFd> {
+pub(crate) fn sealed_memfd(name: &str, bytes: &[u8]) -> anyhow::Result<OwnedFd> {
     let fd = triptych_sys::memfd::create_for_export(c"triptych-scene-image", bytes.len() as u64)
         .with_context(|| format!("creating a memfd for {name}"))?;
     let file = File::from(fd);

@@ -95,7 +95,7 @@ use winit::window::Window;
 pub use crate::config::{Buffers, RunConfig, SandboxMode, Size, Transport};
 use crate::embedding::{Control, Link};
 pub use crate::embedding::{Event, PresentedFrame, EVENT_QUEUE};
-pub use crate::scene::EditRefused;
+pub use crate::scene::{EditRefused, Pixels};
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
 pub use triptych_scene::file::{EditError, EditKind, Transaction};
@@ -433,13 +433,34 @@ impl Shell {
     /// # Ok::<(), anyhow::Error>(())
     /// ```
     pub fn edit(&self, tx: &Transaction) -> Result<u64, Error> {
+        self.with_editor(|e| e.edit(tx))
+    }
+
+    /// Shows the application's own pixels in the pixels layer named `layer` (a layer of kind
+    /// `pixels`, `width` x `height` of them, transparent until the first upload): the rectangle
+    /// `pixels` names is replaced, the rest kept, from the GPU process's next frame on, as an
+    /// edit ([`Shell::edit`]) is, with its version returned and answered by
+    /// [`Event::Applied`]. The pixels are premultiplied RGBA8; they reach the GPU process in a
+    /// sealed memfd it can only read, and every GPU process started later gets them whole.
+    ///
+    /// Refused ([`Error::Edit`]), and nothing changed, when the layer is no pixels layer, the
+    /// rectangle is not inside its pixels, the rows are not `width * height * 4` bytes, or a
+    /// colour exceeds its alpha.
+    pub fn upload(&self, layer: &str, pixels: &Pixels<'_>) -> Result<u64, Error> {
+        self.with_editor(|e| e.upload(layer, pixels))
+    }
+
+    fn with_editor(
+        &self,
+        f: impl FnOnce(&mut crate::scene::Editor) -> Result<crate::scene::Edit, EditRefused>,
+    ) -> Result<u64, Error> {
         let mut editor = self.editor.lock().map_err(|_| Error::Panicked)?;
         let Some(editor) = editor.as_mut() else {
             return Err(Error::Scene(
                 "the shell draws the built-in panels, which have no scene file to edit; hint: build it with ShellBuilder::scene (\"default\" is the built-in scene file)".into(),
             ));
         };
-        let edit = editor.edit(tx)?;
+        let edit = f(editor)?;
         let version = edit.version;
         self.control
             .send(Control::Edit(edit))

@@ -30,7 +30,7 @@ pub fn scene_reference(
     width: u32,
     height: u32,
 ) -> Result<Vec<u8>, triptych_scene::file::Unpredictable> {
-    let images: Vec<_> = loaded.decoded.iter().map(Option::as_ref).collect();
+    let images: Vec<_> = loaded.decoded.iter().map(|d| d.as_deref()).collect();
     triptych_scene::file::reference_frame(&loaded.scene, frame, width, height, &images)
 }
 

@@ -137,6 +137,7 @@ fn a_label_changed_every_frame_for_600_frames_costs_its_rectangle_and_no_restart
                     shell.shutdown();
                 }
             }
+            Event::EditSuperseded { version } => panic!("edit {version} superseded, no new scene"),
             Event::Applied { version, frame } => {
                 assert!(
                     applied.insert(version, frame).is_none(),

@@ -43,6 +43,7 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
             }
             Event::Crashed { role, cause } => crashes.push((role, cause)),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
+            Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, frame } => {
                 panic!("edit {version} shown at frame {frame}, none made")
             }
@@ -182,7 +183,7 @@ opacity = 0.75
     )
     .expect("writing the good scene");
     let loaded = triptych::scene::load(&good).expect("the good scene loads");
-    let images: Vec<_> = loaded.decoded.iter().map(Option::as_ref).collect();
+    let images: Vec<_> = loaded.decoded.iter().map(|d| d.as_deref()).collect();
     let (w, h) = (96, 64);
     let shell = ShellBuilder::new()
         .binaries(triptych_tests::bin_dir())
@@ -242,6 +243,7 @@ opacity = 0.75
             }
             Event::Crashed { role, cause } => crashes.push(format!("{role}: {cause}")),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
+            Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, frame } => {
                 panic!("edit {version} shown at frame {frame}, none made")
             }
@@ -311,6 +313,7 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
             }
             Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
+            Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, frame } => {
                 panic!("edit {version} shown at frame {frame}, none made")
             }

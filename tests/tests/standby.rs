@@ -85,6 +85,7 @@ fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() 
             }
             Event::Fallback(f) => panic!("no fallback expected: {f}"),
             Event::Violation { role, call } => panic!("{role} violated its sandbox: {call}"),
+            Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, .. } => panic!("edit {version} shown, none made"),
             Event::Finished => break,
         }

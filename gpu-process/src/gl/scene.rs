@@ -265,6 +265,24 @@ impl SceneDrawer {
                     let linear = *sampling == Sampling::Linear;
                     Some(drawer.upload(img.width, img.height, &img.pixels, linear)?)
                 }
+                Content::Pixels {
+                    width,
+                    height,
+                    sampling,
+                    ..
+                } => {
+                    // Transparent until the application's first upload.
+                    let linear = *sampling == Sampling::Linear;
+                    match images.get(i) {
+                        Some(Some(img)) if (img.width, img.height) == (*width, *height) => {
+                            Some(drawer.upload(img.width, img.height, &img.pixels, linear)?)
+                        }
+                        _ => {
+                            let clear = vec![0u8; *width as usize * *height as usize * 4];
+                            Some(drawer.upload(*width, *height, &clear, linear)?)
+                        }
+                    }
+                }
                 Content::Text {
                     text,
                     size,
@@ -492,7 +510,7 @@ impl GlContext {
                 direction,
             } => (1, *from, *to, 1, *direction == Direction::Vertical, false),
             Content::Checker { cell, colors } => (2, colors[0], colors[1], *cell, false, false),
-            Content::Image { sampling, .. } => {
+            Content::Image { sampling, .. } | Content::Pixels { sampling, .. } => {
                 (3, [0; 4], [0; 4], 1, false, *sampling == Sampling::Linear)
             }
             Content::Text { .. } => (4, [0; 4], [0; 4], 1, false, false),

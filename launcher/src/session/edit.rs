@@ -1,18 +1,31 @@
 //! The application's edits of the scene drawn (`crate::scene::Editor`), carried out without a
 //! new pair of children: the GPU process is sent the edited scene and draws it from its next
 //! frame, naming the edit's version in every frame; the first frame presented that names a
-//! version answers every edit up to it ([`Applied`]).
+//! version, and kept no layer's old buffer, answers every edit up to it ([`Applied`]).
 //!
-//! A GPU process started later (a restart, a promoted standby) is started on the edited scene,
-//! its images included, and its frames name its version from the first, so an edit is never
-//! lost to a crash: it is answered by the replacement's first frame if not before.
+//! - **One update on its way at a time.** An edit that comes while the GPU process has not yet
+//!   drawn the last update sent only changes the scene drawn; when a frame names that update
+//!   (or the process answers a ping sent after it), the newest scene goes out as one update: its
+//!   text, the images the process lacks and the whole pixels of each pixels layer that changed.
+//!   So any number of edits costs the GPU process at most one update per frame, and its command
+//!   queue never fills with them.
+//! - **Proved, not believed.** The process handles its commands in order: once it answers a
+//!   ping sent after an update, every frame it sends must name that update or a later one
+//!   (`Relay::scene_due`); one that names less is its lie. That it draws what it names is its
+//!   word: the pixels are its own.
+//! - **Nothing lost to a crash.** A GPU process started later (a restart, a promoted standby)
+//!   is started on the scene drawn, images and pixels included, and its frames name its version.
+//! - **Superseded.** A new scene (`Shell::set_scene`) answers the edits of the old one still
+//!   waiting as never shown.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use ipc_protocol::messages::{SceneSource, SceneUpdate};
+use ipc_protocol::messages::{PixelsUpdate, SceneSource, SceneUpdate};
+use triptych_scene::file::Content;
 
 use super::*;
-use crate::scene::{Applied, Edit};
+use crate::scene::{Applied, Edit, LoadedScene};
 
 /// Edits sent and not yet answered, and where the answers go.
 #[derive(Debug)]
@@ -21,19 +34,18 @@ pub(super) struct Edits {
     pub(super) from: Receiver<Edit>,
     /// Where a command line's answers go (none: to the embedding application, as events).
     to: Option<crossbeam_channel::Sender<Applied>>,
-    /// Versions sent and not presented yet, oldest first.
-    pending: VecDeque<u64>,
-    /// The version of the last frame presented.
-    shown: u64,
+    /// Versions made and not presented yet, oldest first, each with its scene.
+    pending: VecDeque<(u64, Arc<LoadedScene>)>,
+    /// The version of the last frame presented, and its scene (the run's first scene before
+    /// any edit is shown).
+    shown: (u64, Option<Arc<LoadedScene>>),
 }
 
 impl Edits {
-    /// The version of the last frame presented that the launcher knows the version of.
-    pub(super) fn shown(&self) -> u64 {
-        self.shown
-    }
-
-    pub(super) fn new(link: Option<(Receiver<Edit>, crossbeam_channel::Sender<Applied>)>) -> Self {
+    pub(super) fn new(
+        link: Option<(Receiver<Edit>, crossbeam_channel::Sender<Applied>)>,
+        first: Option<Arc<LoadedScene>>,
+    ) -> Self {
         let (from, to) = match link {
             Some((from, to)) => (from, Some(to)),
             None => (crossbeam_channel::never(), None),
@@ -42,8 +54,18 @@ impl Edits {
             from,
             to,
             pending: VecDeque::new(),
-            shown: 0,
+            shown: (0, first),
         }
+    }
+
+    /// The version of the last frame presented that the launcher knows the version of.
+    pub(super) fn shown(&self) -> u64 {
+        self.shown.0
+    }
+
+    /// The scene file the last frame presented shows: what `--verify` compares it with.
+    pub(super) fn shown_scene(&self) -> Option<&Arc<LoadedScene>> {
+        self.shown.1.as_ref()
     }
 }
 
@@ -54,38 +76,89 @@ impl Supervisor<'_> {
             bail!("an edit of a run without a scene file");
         }
         self.drawn.edit(&edit);
-        self.edits.pending.push_back(edit.version);
-        self.summary.frames.layers = u32::try_from(edit.scene.scene.layers.len()).unwrap_or(0);
+        self.edits
+            .pending
+            .push_back((edit.version, Arc::clone(&edit.scene)));
         self.summary.frames.scene_edits += 1;
         if let Some(s) = self.display.as_mut() {
             s.animates = self.drawn.animates();
             s.changed();
         }
+        self.send_edits()
+    }
+
+    /// Sends the GPU process the scene drawn, unless it has it, or has not yet drawn the last
+    /// update sent.
+    pub(super) fn send_edits(&mut self) -> anyhow::Result<()> {
+        let version = self.drawn.version();
+        let Some(newest) = self.drawn.scene().cloned() else {
+            return Ok(());
+        };
+        let ping = self.liveness.last_sent();
         let Some(g) = self.pair.gpu.as_mut() else {
             // The next GPU process starts on it.
             return Ok(());
         };
-        let SceneSource::File { name, text } = &edit.scene.start.source else {
-            bail!("an edited scene without its text");
-        };
-        let update = LauncherToGpu::SceneUpdate(SceneUpdate {
-            version: edit.version,
-            name: name.clone(),
-            text: text.clone(),
-            slots: edit.scene.start.slots.clone(),
-            images: edit.images.clone(),
-        });
-        g.relay.scene_sent(edit.version);
-        if let Err(e) = g.child.commands.send(&update) {
-            // Not reading its commands: the stall check replaces it, and its successor starts on
-            // the edited scene.
-            tracing::warn!(error = %e, version = edit.version, "could not send a scene edit to the GPU process");
-            g.unread = true;
+        if g.edit_on_its_way.is_some() || g.relay.scene_sent_version() >= version {
             return Ok(());
         }
-        for slot in &edit.images {
-            let Some((_, fd)) = edit.scene.images.iter().find(|(s, _)| s == slot) else {
-                bail!("the edit names the image of slot {slot}, which it does not have");
+        let Some(had) = g.scene_had.clone() else {
+            return Ok(());
+        };
+        let SceneSource::File { name, text } = &newest.start.source else {
+            bail!("an edited scene without its text");
+        };
+        // What the process lacks: images it has not had in their slot, and pixels changed.
+        let lacks = |slot: u32| match (
+            had.decoded.get(slot as usize).and_then(Option::as_ref),
+            newest.decoded.get(slot as usize).and_then(Option::as_ref),
+        ) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let images: Vec<u32> = newest
+            .images
+            .iter()
+            .map(|(slot, _)| *slot)
+            .filter(|slot| lacks(*slot))
+            .collect();
+        let pixels: Vec<(u32, Arc<triptych_scene::file::Image>)> = newest
+            .scene
+            .layers
+            .iter()
+            .filter(|l| matches!(l.content, Content::Pixels { .. }) && lacks(l.slot))
+            .filter_map(|l| {
+                let image = newest.decoded.get(l.slot as usize)?.clone()?;
+                Some((l.slot, image))
+            })
+            .collect();
+        let update = LauncherToGpu::SceneUpdate(SceneUpdate {
+            version,
+            name: name.clone(),
+            text: text.clone(),
+            slots: newest.start.slots.clone(),
+            images: images.clone(),
+            pixels: pixels.iter().map(|(slot, _)| *slot).collect(),
+        });
+        match g.child.commands.send(&update) {
+            Ok(()) => {}
+            // Its queue is full of other commands: tried again at its next frame.
+            Err(SendError::Full) => return Ok(()),
+            // Dying: its exit is seen and handled, and its successor starts on the scene.
+            Err(e) => {
+                tracing::warn!(error = %e, version, "could not send a scene edit to the GPU process");
+                return Ok(());
+            }
+        }
+        g.relay.scene_sent(version);
+        g.edit_on_its_way = Some((version, ping));
+        g.scene_had = Some(Arc::clone(&newest));
+        // The rest of the update: a process that stops reading now waits for it forever, and
+        // is replaced as one that stopped reading its commands.
+        for slot in &images {
+            let Some((_, fd)) = newest.images.iter().find(|(s, _)| s == slot) else {
+                continue;
             };
             let msg = LauncherToGpu::SceneImage { layer: *slot };
             if let Err(e) = g.child.commands.send_with(&msg, &[fd.as_fd()]) {
@@ -93,7 +166,44 @@ impl Supervisor<'_> {
                 g.unread = true;
             }
         }
+        for (slot, image) in &pixels {
+            let fd = crate::scene::sealed_memfd("pixels", &image.pixels)
+                .context("a memfd for a pixels layer's pixels")?;
+            let msg = LauncherToGpu::Pixels(PixelsUpdate {
+                version,
+                slot: *slot,
+                x: 0,
+                y: 0,
+                width: image.width,
+                height: image.height,
+            });
+            if let Err(e) = g.child.commands.send_with(&msg, &[fd.as_fd()]) {
+                tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
+                g.unread = true;
+            }
+        }
         Ok(())
+    }
+
+    /// The GPU process drew version `version` (a frame named it), or answered ping `pong`: the
+    /// update on its way has arrived once either reaches it, and the next may go.
+    pub(super) fn edit_arrived(&mut self, version: Option<u64>, pong: Option<u64>) {
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return;
+        };
+        let Some((v, ping)) = g.edit_on_its_way else {
+            return;
+        };
+        if pong.is_some_and(|n| n > ping) {
+            // It handled the update before the ping: every frame from now on draws it.
+            g.relay.scene_due(v);
+        } else if version.is_none_or(|drawn| drawn < v) {
+            return;
+        }
+        g.edit_on_its_way = None;
+        if let Err(e) = self.send_edits() {
+            tracing::error!(error = %format!("{e:#}"), "sending the scene's edits to the GPU process");
+        }
     }
 
     /// Frame `frame`, presented, drew edit `version`: every edit up to it is on screen.
@@ -101,21 +211,48 @@ impl Supervisor<'_> {
         let Some(v) = version else {
             return;
         };
-        self.edits.shown = v;
-        while let Some(&p) = self.edits.pending.front() {
-            if p > v {
+        self.edits.shown.0 = v;
+        while let Some((p, _)) = self.edits.pending.front() {
+            if *p > v {
                 break;
             }
-            self.edits.pending.pop_front();
-            let applied = Applied { version: p, frame };
-            match &self.edits.to {
-                Some(tx) => {
-                    let _ = tx.send(applied);
-                }
-                None => self
-                    .embedding
-                    .send(crate::embedding::Event::Applied { version: p, frame }),
+            let Some((p, scene)) = self.edits.pending.pop_front() else {
+                break;
+            };
+            self.edits.shown.1 = Some(scene);
+            self.answer(Applied {
+                version: p,
+                frame: Some(frame),
+            });
+        }
+        if let Some(s) = &self.edits.shown.1 {
+            self.summary.frames.layers = u32::try_from(s.scene.layers.len()).unwrap_or(0);
+        }
+    }
+
+    /// A new scene replaces the one the waiting edits edited: they will never be shown.
+    pub(super) fn edits_superseded(&mut self, scene: Arc<LoadedScene>) {
+        while let Some((version, _)) = self.edits.pending.pop_front() {
+            self.answer(Applied {
+                version,
+                frame: None,
+            });
+        }
+        self.edits.shown.1 = Some(scene);
+    }
+
+    fn answer(&self, a: Applied) {
+        match (&self.edits.to, a.frame) {
+            (Some(tx), _) => {
+                let _ = tx.send(a);
             }
+            (None, Some(frame)) => self.embedding.send(crate::embedding::Event::Applied {
+                version: a.version,
+                frame,
+            }),
+            (None, None) => self
+                .embedding
+                .send(crate::embedding::Event::EditSuperseded { version: a.version }),
         }
     }
 }

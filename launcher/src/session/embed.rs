@@ -42,6 +42,7 @@ impl Supervisor<'_> {
             "switching to a new scene"
         );
         self.stop_pair();
+        self.edits_superseded(Arc::clone(&scene));
         self.drawn.switch(scene);
         if let Some(s) = self.display.as_mut() {
             s.animates = self.drawn.animates();

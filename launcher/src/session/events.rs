@@ -164,6 +164,11 @@ impl Supervisor<'_> {
         }
         g.held_changed();
         self.policing.produced(msg.frame, self.args.frames)?;
+        // The update on its way has arrived once a frame draws it: the next may go.
+        self.edit_arrived(Some(msg.scene_version), None);
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return Ok(());
+        };
         // Pipe fences are vouched for only once the GPU process keeps them private: one in the
         // window may have had its signal read away by the renderer, which would decide nothing.
         // Until then frames go on as before, and a claim about one is counted only.
@@ -335,6 +340,7 @@ impl Supervisor<'_> {
                     self.summary.latency.gpu_ping_max_us =
                         self.summary.latency.gpu_ping_max_us.max(us);
                 }
+                self.edit_arrived(None, Some(n));
             }
             GpuToLauncher::Frame(msg) => self.relay_frame(msg)?,
             GpuToLauncher::PrivateFences => {
@@ -536,6 +542,11 @@ impl Supervisor<'_> {
                 // that frame did is the renderer's lie; otherwise it is checked against the fence
                 // itself.
                 self.claim("FenceTimeout", epoch, frame)?;
+                // Whatever edit that frame drew, a layer of it keeps an older buffer: it does
+                // not show the edit whole, and answers none.
+                if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) {
+                    g.relay.kept_old(frame);
+                }
                 if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
                     if layer >= g.relay.layers() {
                         return Err(Breach::new(

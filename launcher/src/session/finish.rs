@@ -197,8 +197,9 @@ impl Supervisor<'_> {
         if ok && self.args.verify {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.frames.last) {
                 let (w, h) = screen.map_or(self.geometry.size(), |sc| sc.shown_size());
+                // The scene the last frame presented shows: an edit sent after it is not in it.
                 self.summary.verified = Some(crate::verify::check_run(
-                    self.drawn.scene().map(|s| &**s),
+                    self.edits.shown_scene().map(|s| &**s),
                     frame,
                     self.drawn.layers(),
                     w,

@@ -173,6 +173,10 @@ struct Gpu {
     private_asked: Option<u64>,
     /// It said it does.
     private_fences: bool,
+    /// The scene file it has (what it was started on, then the last edit sent).
+    scene_had: Option<std::sync::Arc<crate::scene::LoadedScene>>,
+    /// The edit sent to it that it has not drawn yet, and the last ping sent before it.
+    edit_on_its_way: Option<(u64, u64)>,
 }
 
 /// The renderer's claims of a fence that is no fence the launcher looks at, per GPU process: a
@@ -509,7 +513,7 @@ fn run_with(
         drawn,
         last_dropped: false,
         embedding: parts::Embedding::new(embed),
-        edits: edit::Edits::new(edits),
+        edits: edit::Edits::new(edits, args.loaded_scene.clone()),
         observer,
         mailbox_stats: Default::default(),
         mailbox_sent: Default::default(),

@@ -202,12 +202,28 @@ impl Supervisor<'_> {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
-        // The scene's images follow, one fd each, on every start (restarts too).
+        // The scene's images follow, one fd each, on every start (restarts too), then the
+        // application's pixels.
         let scene = self.drawn.scene().cloned();
         for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
             let msg = LauncherToGpu::SceneImage { layer: *layer };
             if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
+            }
+        }
+        for (slot, image) in scene.iter().flat_map(|s| s.pixels()) {
+            let fd = crate::scene::sealed_memfd("pixels", &image.pixels)
+                .context("a memfd for a pixels layer's pixels")?;
+            let msg = LauncherToGpu::Pixels(ipc_protocol::messages::PixelsUpdate {
+                version: self.drawn.version(),
+                slot,
+                x: 0,
+                y: 0,
+                width: image.width,
+                height: image.height,
+            });
+            if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
+                tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
             }
         }
         let deadline = Instant::now() + START_TIMEOUT;
@@ -232,7 +248,7 @@ impl Supervisor<'_> {
                         let WarmGpu { child, events, exit, .. } = warm;
                         let mut relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
                         relay.scene_started(self.drawn.version());
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false }));
+                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false, scene_had: self.drawn.scene().cloned(), edit_on_its_way: None }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {

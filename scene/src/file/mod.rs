@@ -96,8 +96,8 @@ pub use model::{
     Scene, Scroll, Transform, Translate,
 };
 pub use parse::{
-    MAX_LAYER_SIDE, MAX_NAME_LEN, MAX_OFFSET, MAX_PERIOD_SECONDS, MAX_SCALE, MAX_TEXT_LEN,
-    MIN_SCALE,
+    MAX_LAYER_SIDE, MAX_NAME_LEN, MAX_OFFSET, MAX_PERIOD_SECONDS, MAX_PIXELS_SIDE, MAX_SCALE,
+    MAX_TEXT_LEN, MIN_SCALE,
 };
 pub use reference::{
     composite, outline, rasterize, reference_frame, reference_frame_shown, LayerPixels,

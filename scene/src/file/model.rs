@@ -99,6 +99,21 @@ pub enum Content {
         /// How the image is sampled when scaled.
         sampling: Sampling,
     },
+    /// Pixels the application supplies while the scene runs (premultiplied RGBA8 rows of
+    /// `width` x `height`, uploaded whole or in rectangles), scaled to the rectangle as an image
+    /// is; transparent until the first upload.
+    Pixels {
+        /// The width of the application's pixels.
+        width: u32,
+        /// Their height.
+        height: u32,
+        /// How they are sampled when scaled.
+        sampling: Sampling,
+        /// How many uploads the layer has had in the process that holds it: not in the file,
+        /// 0 when parsed; the pixels' identity in a frame's state, so that an upload changes
+        /// the state as a new colour does.
+        serial: u64,
+    },
     /// Text in DejaVu Sans, anti-aliased, in lines split at `\n` and wrapped to the rectangle,
     /// the block centred vertically ([`crate::text`]); predicted exactly by the CPU reference.
     Text {
@@ -121,6 +136,7 @@ impl Content {
             Content::Gradient { .. } => "gradient",
             Content::Checker { .. } => "checker",
             Content::Image { .. } => "image",
+            Content::Pixels { .. } => "pixels",
             Content::Text { .. } => "text",
         }
     }

@@ -31,6 +31,8 @@ pub const MAX_OFFSET: u32 = 16384;
 pub const MAX_PERIOD_SECONDS: f64 = 3600.0;
 /// The longest layer name, in characters.
 pub const MAX_NAME_LEN: usize = 32;
+/// The longest side of a pixels layer's pixels.
+pub const MAX_PIXELS_SIDE: u32 = 4096;
 /// The longest text of a text layer, in characters.
 pub const MAX_TEXT_LEN: usize = 256;
 
@@ -74,6 +76,8 @@ struct RawLayer {
     text: Option<Spanned<String>>,
     size: Option<Spanned<i64>>,
     align: Option<Spanned<String>>,
+    width: Option<Spanned<i64>>,
+    height: Option<Spanned<i64>>,
 }
 
 impl RawLayer {
@@ -91,6 +95,8 @@ impl RawLayer {
             ("text", self.text.as_ref().map(Spanned::span)),
             ("size", self.size.as_ref().map(Spanned::span)),
             ("align", self.align.as_ref().map(Spanned::span)),
+            ("width", self.width.as_ref().map(Spanned::span)),
+            ("height", self.height.as_ref().map(Spanned::span)),
         ];
         present
             .into_iter()
@@ -408,6 +414,30 @@ fn layer(index: usize, raw: Spanned<RawLayer>, origin: Origin<'_>) -> Result<Lay
                         &[("nearest", Sampling::Nearest), ("linear", Sampling::Linear)],
                     )?,
                 },
+            }
+        }
+        "pixels" => {
+            let side = |key: &str, v: &Option<Spanned<i64>>| {
+                match v {
+                None => Err(missing(
+                    key,
+                    "a pixels layer needs the size of the application's pixels: width = 64, height = 64",
+                )),
+                Some(v) => Ok(whole(&field(index, key), v, 1, i64::from(MAX_PIXELS_SIDE), key)? as u32),
+            }
+            };
+            Content::Pixels {
+                width: side("width", &raw.width)?,
+                height: side("height", &raw.height)?,
+                sampling: match &raw.sampling {
+                    None => Sampling::Nearest,
+                    Some(v) => choice(
+                        &field(index, "sampling"),
+                        v,
+                        &[("nearest", Sampling::Nearest), ("linear", Sampling::Linear)],
+                    )?,
+                },
+                serial: 0,
             }
         }
         _ => {
@@ -972,7 +1002,7 @@ mod tests {
                     .to_string(),
                 "opacity" => "opacity = 1.0".to_string(),
                 "transform" => "transform = { rotate = 1, scale = 1 }".to_string(),
-                "z" | "cell" | "size" => format!("{f} = 1"),
+                "z" | "cell" | "size" | "width" | "height" => format!("{f} = 1"),
                 "colors" => "colors = [\"#000\", \"#fff\"]".to_string(),
                 _ => format!("{f} = \"x\""),
             })
@@ -990,8 +1020,8 @@ mod tests {
         }
         assert_eq!(
             LAYER_FIELDS.len(),
-            COMMON_FIELDS.len() + KIND_FIELDS.iter().map(|(_, f)| f.len()).sum::<usize>() - 1,
-            "only `color` is shared by two kinds"
+            COMMON_FIELDS.len() + KIND_FIELDS.iter().map(|(_, f)| f.len()).sum::<usize>() - 2,
+            "only `color` and `sampling` are shared by two kinds"
         );
     }
 

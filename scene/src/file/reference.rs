@@ -86,7 +86,8 @@ pub enum Unpredictable {
     },
 }
 
-/// The texture of the layer in `state`, with `image` the decoded image of an image layer.
+/// The texture of the layer in `state`, with `image` the decoded image of an image layer, or
+/// the application's pixels of a pixels layer.
 ///
 /// Nearest sampling is defined exactly: texel `(x, y)` of a `w` x `h` layer shows image texel
 /// `((2x' + 1) * iw / 2w, (2y' + 1) * ih / 2h)`, where `(x', y')` is `(x, y)` moved by the
@@ -115,7 +116,7 @@ pub fn rasterize(state: &LayerState, image: Option<&Image>) -> Result<LayerPixel
                 colors[((x / cell + y / cell) % 2) as usize]
             })
         }
-        Content::Image { sampling, .. } => {
+        Content::Image { sampling, .. } | Content::Pixels { sampling, .. } => {
             if *sampling != Sampling::Nearest {
                 return Err(Unpredictable::LinearSampling { index: state.index });
             }

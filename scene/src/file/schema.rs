@@ -3,7 +3,7 @@
 //! depends on neither.
 
 /// The layer kinds, as the file spells them.
-pub(crate) const KINDS: &[&str] = &["solid", "gradient", "checker", "image", "text"];
+pub(crate) const KINDS: &[&str] = &["solid", "gradient", "checker", "image", "text", "pixels"];
 
 /// The fields of the top-level table.
 const TOP_FIELDS: &[&str] = &["backdrop", "layers"];
@@ -14,6 +14,7 @@ pub(crate) const KIND_FIELDS: &[(&str, &[&str])] = &[
     ("checker", &["cell", "colors"]),
     ("image", &["path", "sampling"]),
     ("text", &["text", "size", "color", "align"]),
+    ("pixels", &["width", "height", "sampling"]),
 ];
 /// Every field of a layer table.
 pub(crate) const LAYER_FIELDS: &[&str] = &[
@@ -35,6 +36,8 @@ pub(crate) const LAYER_FIELDS: &[&str] = &[
     "text",
     "size",
     "align",
+    "width",
+    "height",
 ];
 const RECT_FIELDS: &[&str] = &["x", "y", "w", "h"];
 const TRANSFORM_FIELDS: &[&str] = &["rotate", "scale"];

@@ -70,7 +70,11 @@ impl Drawn {
 
     /// What a GPU process's `Start` says of the scene file.
     pub fn start(&self) -> Option<SceneStart> {
-        self.scene.as_ref().map(|s| s.start.clone())
+        self.scene.as_ref().map(|s| {
+            let mut start = s.start.clone();
+            start.pixels = u32::try_from(s.pixels().count()).unwrap_or(u32::MAX);
+            start
+        })
     }
 
     /// The colour behind every layer.
@@ -153,6 +157,7 @@ z = 2
                 },
                 images: 0,
                 slots: Vec::new(),
+                pixels: 0,
             },
             images: Vec::new(),
             decoded,
