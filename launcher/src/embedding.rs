@@ -89,8 +89,9 @@ pub enum Event {
         /// The call, as `name(args)`.
         call: String,
     },
-    /// An edit of the scene ([`crate::shell::Shell::edit`]) is on screen: `frame` is the first
-    /// frame presented that shows it (and every edit before it).
+    /// Edits of the scene ([`crate::shell::Shell::edit`], [`crate::shell::Shell::upload`]) are
+    /// on screen: `frame` is the first frame presented that shows the edit `version` and every
+    /// edit before it (one event for all the edits a frame brings).
     Applied {
         /// The edit's version, as `Shell::edit` returned it.
         version: u64,

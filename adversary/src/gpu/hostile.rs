@@ -102,7 +102,31 @@ pub enum Attack {
     /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
     /// it out; every process of the run paces its frames.
     Standby(super::standby::StandbyAttack),
+    /// The first frame of each new scene version (`FrameMsg::scene_version` above the frame
+    /// before's) has its fences signalled [`EDIT_SLOW_FENCE`] late, just past the renderer's
+    /// fence wait: the renderer keeps every layer's previous buffer, so the frame shows the
+    /// scene before the edit, while naming the edit. Nothing else is changed or lied about.
+    EditSlowFence,
+    /// Draws every edit it is sent, but names in every frame the scene version it started on:
+    /// the launcher never hears that an edit is on screen.
+    EditVersionStuck,
+    /// For [`ROTATE_FRAMES`] frames from [`FRAMING_FROM`] on, each frame names one of its
+    /// layers only (frame number modulo the layer count): the renderer takes every other layer
+    /// as removed and gives its buffer back, the frame after takes another one.
+    LayersRotate,
+    /// The last frame of the run has its fences signalled [`SLOW_LAST`] late (a slow GPU, within
+    /// the fence wait the test gives): an edit sent meanwhile is never drawn.
+    SlowLastFrame,
 }
+
+/// How late [`Attack::EditSlowFence`] signals the fences of a new version's first frame.
+pub const EDIT_SLOW_FENCE: std::time::Duration = std::time::Duration::from_millis(340);
+/// Frames [`Attack::LayersRotate`] names one layer in.
+pub const ROTATE_FRAMES: u64 = 12;
+/// How late [`Attack::SlowLastFrame`] signals the last frame's fences.
+pub const SLOW_LAST: std::time::Duration = std::time::Duration::from_millis(2500);
+/// The frames of the run, once it runs ([`Attack::SlowLastFrame`]).
+pub static FRAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
 
 /// Whether the hostile GPU process dies at start-up when asked for `backend`.
 pub fn crashes_on_start(attack: Option<Attack>, backend: BackendRequest) -> bool {
@@ -180,6 +204,10 @@ impl Attack {
             "huge-planes" => Attack::HugePlanes,
             "mute-abandon" => Attack::MuteAbandon,
             "slow-abandon" => Attack::SlowAbandon,
+            "edit-slow-fence" => Attack::EditSlowFence,
+            "edit-version-stuck" => Attack::EditVersionStuck,
+            "layers-rotate" => Attack::LayersRotate,
+            "slow-last-frame" => Attack::SlowLastFrame,
             _ => return None,
         })
     }
@@ -246,6 +274,10 @@ pub fn attack(
         | Attack::HugePlanes
         | Attack::MuteAbandon
         | Attack::SlowAbandon
+        | Attack::EditSlowFence
+        | Attack::EditVersionStuck
+        | Attack::LayersRotate
+        | Attack::SlowLastFrame
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
@@ -396,6 +428,22 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
             msg.generation += 3
         }
         Attack::NoLayers if msg.frame == FRAMING_FROM => msg.layers.clear(),
+        Attack::EditVersionStuck => {
+            static FIRST: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+            let first = *FIRST.get_or_init(|| msg.scene_version);
+            if msg.scene_version == first {
+                return;
+            }
+            msg.scene_version = first;
+        }
+        Attack::LayersRotate
+            if (FRAMING_FROM..FRAMING_FROM + ROTATE_FRAMES).contains(&msg.frame)
+                && msg.layers.len() > 1 =>
+        {
+            let keep = (msg.frame % msg.layers.len() as u64) as usize;
+            let one = msg.layers.swap_remove(keep);
+            msg.layers = vec![one];
+        }
         Attack::BufferFence if msg.frame >= FRAMING_FROM => {
             let Some(first) = msg.layers.first_mut() else {
                 return;
@@ -445,6 +493,33 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
 /// made, using only what this process holds.
 pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>) {
     use std::sync::atomic::Ordering;
+    match attack {
+        Attack::EditSlowFence => {
+            static LAST: std::sync::OnceLock<std::sync::atomic::AtomicU64> =
+                std::sync::OnceLock::new();
+            let last = LAST.get_or_init(|| std::sync::atomic::AtomicU64::new(msg.scene_version));
+            if msg.scene_version > last.swap(msg.scene_version, Ordering::Relaxed) {
+                tracing::warn!(
+                    frame = msg.frame,
+                    version = msg.scene_version,
+                    "hostile GPU: the first frame of a new scene version, its fences late"
+                );
+                std::thread::sleep(EDIT_SLOW_FENCE);
+            }
+            return;
+        }
+        Attack::SlowLastFrame => {
+            if msg.frame.checked_add(1) == Some(FRAMES.load(Ordering::Relaxed)) {
+                tracing::warn!(
+                    frame = msg.frame,
+                    "hostile GPU: the last frame, its fences late"
+                );
+                std::thread::sleep(SLOW_LAST);
+            }
+            return;
+        }
+        _ => {}
+    }
     if msg.frame < FRAMING_FROM {
         return;
     }

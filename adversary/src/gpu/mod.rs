@@ -112,6 +112,7 @@ impl Hooks for GpuAdversary {
             crate::ring::inbox_attack(r, self.inbox.take());
             return;
         }
+        hostile::FRAMES.store(run.frames, std::sync::atomic::Ordering::Relaxed);
         if let Some(a) = self.attack {
             hostile::attack(a, run.events, run.info);
         }

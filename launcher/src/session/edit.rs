@@ -212,6 +212,7 @@ impl Supervisor<'_> {
             return;
         };
         self.edits.shown.0 = v;
+        let mut newest = None;
         while let Some((p, _)) = self.edits.pending.front() {
             if *p > v {
                 break;
@@ -220,6 +221,17 @@ impl Supervisor<'_> {
                 break;
             };
             self.edits.shown.1 = Some(scene);
+            // A command line answers every line; an application hears of the newest, which
+            // answers every edit before it (so a burst of edits is one event, never dropped).
+            if self.edits.to.is_some() {
+                self.answer(Applied {
+                    version: p,
+                    frame: Some(frame),
+                });
+            }
+            newest = Some(p);
+        }
+        if let (None, Some(p)) = (&self.edits.to, newest) {
             self.answer(Applied {
                 version: p,
                 frame: Some(frame),
