@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use triptych::shell::{EditKind, Error, Event, Role, Shell, ShellBuilder, Transaction};
+use triptych::shell::{EditKind, Error, Event, Pixels, Role, Shell, ShellBuilder, Transaction};
 use triptych_scene::file::{reference_frame, Document, ErrorKind, Scene};
 use triptych_tests::{scratch, PROCESS_DEADLINE};
 
@@ -343,6 +343,7 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
         r#"{"frobnicate": 1}"#,
         "",
         r#"{"remove": ["panel"], "set": {"dot": {"rect": {"x": 130}}}}"#,
+        r#"{"pixels": {"layer": "label", "width": 1, "height": 1, "rgba": [0, 0, 0, 0]}}"#,
     ];
     {
         let mut stdin = child.stdin.take().expect("stdin");
@@ -363,7 +364,7 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
         .collect();
     assert_eq!(
         answers.keys().copied().collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6, 8],
+        vec![1, 2, 3, 4, 5, 6, 8, 9],
         "one answer per line, none for the blank one:\n{stdout}"
     );
     for (line, ok) in [
@@ -374,6 +375,7 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
         (5, false),
         (6, false),
         (8, true),
+        (9, false),
     ] {
         let a = &answers[&line];
         assert_eq!(a["ok"], json!(ok), "line {line}: {a}");
@@ -389,6 +391,13 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
         .as_str()
         .is_some_and(|e| e.starts_with("label.opacity: ")));
     assert_eq!(answers[&5]["kind"], json!("unknown layer"));
+    assert!(
+        answers[&9]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("takes no pixels")),
+        "{}",
+        answers[&9]
+    );
     // Edits are shown in order.
     let frame = |l: u64| answers[&l]["frame"].as_u64().unwrap_or(0);
     assert!(frame(1) <= frame(4) && frame(4) <= frame(8));
@@ -405,4 +414,189 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
     assert_eq!((w, h), (W, H));
     let want = reference_frame(doc.scene(), 299, W, H, &[]).expect("predictable");
     assert!(px == want, "the PNG is not the edited scene");
+}
+
+/// A scene with a pixels layer: 16x8 of the application's pixels, shown 1:1 at (40, 20).
+const PIXELS_SCENE: &str = r##"backdrop = "#101018"
+
+[[layers]]
+name = "back"
+kind = "solid"
+color = "#203040"
+rect = { x = 0, y = 0, w = "100%", h = "100%" }
+
+[[layers]]
+name = "canvas"
+kind = "pixels"
+width = 16
+height = 8
+rect = { x = 40, y = 20, w = 16, h = 8 }
+"##;
+
+/// Premultiplied RGBA8 for pixel (`x`, `y`) of upload `n`: every byte depends on all three, and
+/// the colour never exceeds the alpha.
+fn texel(n: u32, x: u32, y: u32) -> [u8; 4] {
+    let a = 128 + ((n * 7 + x * 3 + y * 5) % 128) as u8;
+    let c = |k: u32| ((n * 13 + x * 11 + y * 17 + k * 29) % (u32::from(a) + 1)) as u8;
+    [c(0), c(1), c(2), a]
+}
+
+/// The rows of upload `n` of the `w` x `h` rectangle at (`x0`, `y0`).
+fn rows(n: u32, (x0, y0, w, h): (u32, u32, u32, u32)) -> Vec<u8> {
+    (0..h)
+        .flat_map(|y| (0..w).flat_map(move |x| texel(n, x0 + x, y0 + y)))
+        .collect()
+}
+
+/// The application's pixels round-trip exactly (nearest sampling, no transform): whole, then
+/// in damaged rectangles, also across GPU process kills in the middle of the stream; every frame
+/// shows exactly the pixels of the upload it names.
+#[test]
+fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
+    let path = scratch("edit-pixels").join("scene.toml");
+    std::fs::write(&path, PIXELS_SCENE).expect("writing the scene");
+    let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
+        .scene(&path)
+        .size(W, H)
+        .frames(100_000)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    // The canvas as the test uploaded it, by edit version.
+    let mut canvas = vec![0u8; 16 * 8 * 4];
+    let mut canvases = BTreeMap::from([(0u64, canvas.clone())]);
+    let scene = Scene::parse(PIXELS_SCENE, &path).expect("parses");
+    let check = |frame: u64, version: u64, px: &[u8], canvases: &BTreeMap<u64, Vec<u8>>| {
+        let c = &canvases[&version];
+        let image = triptych_scene::file::Image {
+            width: 16,
+            height: 8,
+            pixels: c.clone(),
+        };
+        let mut images: Vec<Option<&triptych_scene::file::Image>> = vec![None; 8];
+        images[1] = Some(&image);
+        let want = reference_frame(&scene, frame, W, H, &images).expect("exact");
+        let bad = px
+            .chunks_exact(4)
+            .zip(want.chunks_exact(4))
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            bad, 0,
+            "frame {frame} (upload {version}): {bad} pixels differ"
+        );
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (mut n, mut crashes) = (0u32, 0);
+    while let Some(e) = next(&shell, deadline) {
+        match e {
+            Event::Presented(f) => {
+                check(f.frame, f.edit, f.pixels().expect("pixels"), &canvases);
+                if n < 90 {
+                    n += 1;
+                    // Whole at first, then a moving rectangle of it.
+                    let r = if n == 1 {
+                        (0, 0, 16, 8)
+                    } else {
+                        (n % 12, n % 5, 1 + n % 4, 1 + n % 3)
+                    };
+                    let data = rows(n, r);
+                    let v = shell
+                        .upload(
+                            "canvas",
+                            &Pixels {
+                                x: r.0,
+                                y: r.1,
+                                width: r.2,
+                                height: r.3,
+                                rgba: &data,
+                            },
+                        )
+                        .expect("the upload is taken");
+                    for y in 0..r.3 {
+                        for x in 0..r.2 {
+                            let at = (((r.1 + y) * 16 + r.0 + x) * 4) as usize;
+                            canvas[at..at + 4].copy_from_slice(&texel(n, r.0 + x, r.1 + y));
+                        }
+                    }
+                    canvases.insert(v, canvas.clone());
+                    if n % 30 == 15 {
+                        shell.kill(Role::Gpu);
+                    }
+                } else if f.edit == u64::from(n) {
+                    shell.shutdown();
+                }
+            }
+            Event::Crashed { role, .. } => {
+                assert_eq!(role, Role::Gpu);
+                crashes += 1;
+            }
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    assert!(crashes >= 1, "the kills were recovered");
+    shell.wait().expect("the run's summary");
+    // Refused uploads, each changing nothing.
+    let shell = ShellBuilder::new()
+        .binaries(triptych_tests::bin_dir())
+        .scene(&path)
+        .size(W, H)
+        .frames(3)
+        .spawn()
+        .expect("spawning a shell");
+    let px = |x, y, width, height, rgba: &[u8]| -> Result<u64, Error> {
+        shell.upload(
+            "canvas",
+            &Pixels {
+                x,
+                y,
+                width,
+                height,
+                rgba,
+            },
+        )
+    };
+    let kind = |r: Result<u64, Error>| match r {
+        Err(Error::Edit(e)) => e.kind(),
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(
+        kind(px(15, 0, 2, 1, &[0; 8])),
+        EditKind::Limit,
+        "past the right edge"
+    );
+    assert_eq!(
+        kind(px(0, 0, 2, 2, &[0; 8])),
+        EditKind::Limit,
+        "too few bytes"
+    );
+    assert_eq!(
+        kind(px(0, 0, 0, 1, &[])),
+        EditKind::Limit,
+        "an empty rectangle"
+    );
+    assert_eq!(
+        kind(px(0, 0, 1, 1, &[200, 0, 0, 100])),
+        EditKind::Malformed,
+        "a colour above its alpha"
+    );
+    let r = shell.upload(
+        "back",
+        &Pixels {
+            x: 0,
+            y: 0,
+            width: 1,
+            height: 1,
+            rgba: &[0; 4],
+        },
+    );
+    assert_eq!(
+        kind(r),
+        EditKind::Malformed,
+        "a solid layer takes no pixels"
+    );
+    shell.shutdown();
+    shell.wait().expect("the run's summary");
 }
