@@ -302,7 +302,9 @@ impl ScenePlan {
     /// keeps the old textures alive until it is done.
     pub fn resize(&mut self, gl: &mut GlContext, out_w: u32, out_h: u32) -> anyhow::Result<()> {
         if self.size != (out_w, out_h) {
-            let drawer = SceneDrawer::new(gl, &self.scene, &self.images, out_w, out_h)
+            let drawer = self
+                .drawer
+                .edited(gl, &self.scene, &self.images, out_w, out_h)
                 .context("preparing the scene's shaders and textures")?;
             self.drawer = Rc::new(drawer);
             self.size = (out_w, out_h);
@@ -379,7 +381,10 @@ impl ScenePlan {
             }
         }
         let (w, h) = self.size;
-        let drawer = SceneDrawer::new(gl, &scene, &images, w, h)
+        // The same program: an edit uploads its textures, never compiles.
+        let drawer = self
+            .drawer
+            .edited(gl, &scene, &images, w, h)
             .context("preparing the edited scene's shaders and textures")?;
         self.scene = scene;
         self.images = images;

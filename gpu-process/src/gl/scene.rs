@@ -3,11 +3,13 @@
 //!
 //! # Ownership and lifetimes
 //!
-//! A [`SceneDrawer`] is made once per GPU process start, after the sandbox is on, from the
-//! scene and its decoded images ([`SceneDrawer::new`]). It owns one program (a vertex shader
-//! that covers the viewport with one triangle, and one fragment shader with a branch per kind),
-//! an empty vertex array, and one texture per image or text layer: the decoded PNG, or the text
-//! rasterized on the CPU by `triptych_scene::text`. Like every GL object of this module it holds
+//! A [`SceneDrawer`] is made at each GPU process start, after the sandbox is on, from the
+//! scene and its decoded images ([`SceneDrawer::new`]), and again for each edit of the scene
+//! and each new output size ([`SceneDrawer::edited`]), sharing the first one's program. The
+//! program (a vertex shader that covers the viewport with one triangle, and one fragment shader
+//! with a branch per kind) and an empty vertex array are compiled once; each drawer owns one
+//! texture per image, pixels or text layer: the decoded PNG, the application's pixels, or the
+//! text rasterized on the CPU by `triptych_scene::text`. Like every GL object of this module it holds
 //! the context's shared state, so the context outlives it, and it deletes its objects in `Drop`.
 //! Each frame, [`GlContext::paint`] draws a [`Paint::Scene`] (the drawer and the layer's
 //! [`LayerState`] at that frame) into the layer's target, replacing every texel.
@@ -153,12 +155,36 @@ struct Uniforms {
     tex: Option<glow::NativeUniformLocation>,
 }
 
-/// The GL resources of one scene: the program and the image and text textures.
-pub struct SceneDrawer {
+/// The program every scene layer is drawn with, its vertex array and its uniforms: compiled
+/// once per GPU process start, shared by the drawers of every edit of the scene.
+struct Program {
     shared: Rc<Shared>,
     program: glow::NativeProgram,
     vao: glow::NativeVertexArray,
     uniforms: Uniforms,
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Err(error) = self.shared.make_current() {
+            tracing::warn!(%error, "the scene program leaked: context not current");
+            return;
+        }
+        let gl = &self.shared.gl;
+        // SAFETY: this context is current; both names were created by it in
+        // `SceneDrawer::new` and are deleted only here.
+        unsafe {
+            gl.delete_vertex_array(self.vao);
+            gl.delete_program(self.program);
+        }
+    }
+}
+
+/// The GL resources of one scene: the program (shared with the drawers of its edits) and the
+/// image and text textures.
+pub struct SceneDrawer {
+    shared: Rc<Shared>,
+    program: Rc<Program>,
     /// Per layer slot: the texture an image or text layer samples.
     textures: Vec<Option<glow::NativeTexture>>,
 }
@@ -166,7 +192,7 @@ pub struct SceneDrawer {
 impl fmt::Debug for SceneDrawer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SceneDrawer")
-            .field("program", &self.program.0)
+            .field("program", &self.program.program.0)
             .field("textures", &self.textures.len())
             .finish_non_exhaustive()
     }
@@ -179,14 +205,12 @@ impl Drop for SceneDrawer {
             return;
         }
         let gl = &self.shared.gl;
-        // SAFETY: this context is current; every name was created by it in `new` and is
-        // deleted only here.
+        // SAFETY: this context is current; every texture was created by it in `textures` and
+        // is deleted only here.
         unsafe {
             for t in self.textures.iter().flatten() {
                 gl.delete_texture(*t);
             }
-            gl.delete_vertex_array(self.vao);
-            gl.delete_program(self.program);
         }
     }
 }
@@ -243,11 +267,47 @@ impl SceneDrawer {
                 tex: at("u_tex"),
             }
         };
-        let mut drawer = SceneDrawer {
+        let program = Rc::new(Program {
             shared: Rc::clone(&shared),
             program,
             vao,
             uniforms,
+        });
+        Self::textures(gl, program, scene, images, out_w, out_h)
+    }
+
+    /// A drawer of `scene`, an edit of the scene this one draws: the same program, with the
+    /// textures of `scene`'s image, pixels and text layers.
+    pub fn edited(
+        &self,
+        gl: &mut GlContext,
+        scene: &Scene,
+        images: &[Option<Image>],
+        out_w: u32,
+        out_h: u32,
+    ) -> Result<SceneDrawer, GlError> {
+        Self::textures(gl, Rc::clone(&self.program), scene, images, out_w, out_h)
+    }
+
+    /// Uploads the textures of `scene` for a drawer with `program`.
+    fn textures(
+        gl: &mut GlContext,
+        program: Rc<Program>,
+        scene: &Scene,
+        images: &[Option<Image>],
+        out_w: u32,
+        out_h: u32,
+    ) -> Result<SceneDrawer, GlError> {
+        let shared = Rc::clone(gl.shared());
+        if !Rc::ptr_eq(&shared, &program.shared) {
+            return Err(GlError::ForeignObject {
+                what: "scene program",
+            });
+        }
+        shared.make_current()?;
+        let mut drawer = SceneDrawer {
+            shared: Rc::clone(&shared),
+            program,
             textures: Vec::new(),
         };
         let slots = scene.layers.iter().map(|l| l.slot as usize + 1).max();
@@ -501,7 +561,7 @@ impl GlContext {
         let shared = Rc::clone(self.shared());
         shared.make_current()?;
         let g = &shared.gl;
-        let u = &drawer.uniforms;
+        let u = &drawer.program.uniforms;
         let (kind, c0, c1, cell, vertical, linear) = match &state.content {
             Content::Solid { color } => (0, *color, *color, 1, false, false),
             Content::Gradient {
@@ -559,8 +619,8 @@ impl GlContext {
             g.disable(glow::DITHER);
             g.disable(glow::RASTERIZER_DISCARD);
             g.color_mask(true, true, true, true);
-            g.use_program(Some(drawer.program));
-            g.bind_vertex_array(Some(drawer.vao));
+            g.use_program(Some(drawer.program.program));
+            g.bind_vertex_array(Some(drawer.program.vao));
             g.active_texture(glow::TEXTURE0);
             g.bind_texture(glow::TEXTURE_2D, texture);
             g.uniform_1_i32(u.tex.as_ref(), 0);
