@@ -48,6 +48,7 @@ mod control;
 mod cores;
 mod cpu_runs;
 mod cross_process;
+mod edit_latency;
 use cross_process::cross_process;
 mod fixture;
 mod idle;
@@ -57,7 +58,9 @@ mod producer;
 mod recorder;
 mod report;
 mod run_items;
-use run_items::{chaos_items, cpu_item, idle_item, mailbox_item, standby_item, trace_items};
+use run_items::{
+    chaos_items, cpu_item, edit_item, idle_item, mailbox_item, standby_item, trace_items,
+};
 mod runs;
 mod stats;
 
@@ -83,6 +86,8 @@ struct Plans {
     pixels: Plan,
     /// Presents of item 9.
     present: Plan,
+    /// Property changes of item 13 (warm-up and timed, in one run).
+    edits: Plan,
     /// Frames of each clean pipeline run (item 7).
     frames: u64,
     /// Layer counts of the clean runs.
@@ -131,6 +136,11 @@ impl Plans {
                 warmup: 20,
                 iterations: 2000,
                 rounds: 10,
+            },
+            edits: Plan {
+                warmup: 20,
+                iterations: 500,
+                rounds: 1,
             },
             frames: 300,
             layers: vec![1, 3, 8],
@@ -202,6 +212,11 @@ impl Plans {
                 warmup: 1,
                 iterations: 10,
                 rounds: 2,
+            },
+            edits: Plan {
+                warmup: 5,
+                iterations: 50,
+                rounds: 1,
             },
             // One opaque layer: the cheapest 1080p pipeline, which an unoptimised build still
             // runs at a few frames per second.
@@ -451,6 +466,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     mailbox_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     idle_item(&mut items, &mut failures, &dir, &plans);
+    edit_item(&mut items, &mut failures, &dir, &plans);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the bench's scratch directory");
     }

@@ -461,3 +461,51 @@ pub(super) fn idle_item(
         }
     }
 }
+
+/// Item 13: a property change, the call to the first presented frame that shows it, against the
+/// same run's frame time; goal: one frame plus the handoff.
+pub(super) fn edit_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+) {
+    let label = Label {
+        item: "13",
+        name: "edit_to_screen",
+        value: format!(
+            "property change: a `--control` line to its answer, the first frame showing it presented ({}, a text label)",
+            crate::edit_latency::SIZE
+        ),
+        baseline: "the same run's frame time (1 / fps)".into(),
+        unit: "ns per change",
+    };
+    const GOAL: f64 = 2.0;
+    let note = "not pinned: the run's three processes, wherever the scheduler puts them";
+    match crate::edit_latency::measure(dir, plans.edits.warmup, plans.edits.iterations) {
+        Ok(m) => {
+            let mut extra = BTreeMap::new();
+            extra.insert("size".into(), Value::from(crate::edit_latency::SIZE));
+            extra.insert("frames".into(), Value::from(m.frames));
+            extra.insert("max_ns".into(), Value::from(m.latency.max_ns));
+            items.push(
+                Item::reported(
+                    &label,
+                    m.latency.p50_ns,
+                    m.latency.p99_ns,
+                    m.latency.iterations,
+                    m.frame_ns,
+                    m.frames,
+                    note,
+                    extra,
+                )
+                .with_goal(GOAL),
+            );
+        }
+        Err(e) => {
+            let why = format!("item 13: {e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&label, Some(GOAL), why));
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Item 13: a property change, from the call that makes it to the first presented frame that
+//! shows it, against the frame time of the same run.
+//!
+//! The run is a real `triptych run --headless --control - --scene FILE` child (a backdrop and a
+//! text label at 640x480, still, so a frame costs what the label's change costs): the bench
+//! writes one transaction (`{"set": {"label": {"text": ...}}}`) to its standard input and times
+//! until its answer, `{"ok": true, "frame": N}`, is read from its standard output. The launcher
+//! answers when the renderer's `Presented` for the first frame naming the edit reaches it, so
+//! the figure is the call to the frame on the output, plus one line each way through a pipe.
+//! Each change waits for the answer of the one before and a few milliseconds more, so no two are
+//! coalesced. Then `SIGINT` ends the run, which must exit 0; the baseline is its frame time,
+//! 1 / fps from its summary, the frames of which run unpaced the whole time.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::stats::Figure;
+
+/// The output size.
+pub const SIZE: &str = "640x480";
+
+/// The scene: a still backdrop and the label the changes edit.
+const SCENE: &str = r##"backdrop = "#101018"
+
+[[layers]]
+name = "back"
+kind = "solid"
+color = "#203040"
+rect = { x = 0, y = 0, w = "100%", h = "100%" }
+
+[[layers]]
+name = "label"
+kind = "text"
+text = "0"
+size = 24
+rect = { x = 20, y = 20, w = 240, h = 40 }
+"##;
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Measured {
+    /// The latency of each change.
+    pub latency: Figure,
+    /// The run's frame time, 1 / fps.
+    pub frame_ns: f64,
+    /// The frames it presented.
+    pub frames: u64,
+}
+
+/// A child killed if it is still running when dropped.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Runs `changes` timed changes (after `warmup` untimed ones) in one run.
+pub fn measure(dir: &Path, warmup: u64, changes: u64) -> anyhow::Result<Measured> {
+    let exe = crate::triptych_exe()?;
+    let scene = dir.join("edit-latency.toml");
+    std::fs::write(&scene, SCENE).with_context(|| format!("writing {}", scene.display()))?;
+    let json = dir.join("edit-latency.json");
+    let mut run = Run(Command::new(&exe)
+        .args(["run", "--headless", "--control", "-", "--size", SIZE])
+        .args(["--frames", "100000000", "--standby", "off"])
+        .arg("--scene")
+        .arg(&scene)
+        .arg("--summary-json")
+        .arg(&json)
+        .arg("--out")
+        .arg(dir.join("edit-latency.png"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} run --control -", exe.display()))?);
+    let mut stdin = run.0.stdin.take().context("the run's standard input")?;
+    let mut stdout = BufReader::new(run.0.stdout.take().context("the run's standard output")?);
+    let mut samples = Vec::with_capacity(changes as usize);
+    let mut line = String::new();
+    for i in 0..warmup + changes {
+        std::thread::sleep(Duration::from_millis(5));
+        let t0 = Instant::now();
+        writeln!(stdin, r#"{{"set": {{"label": {{"text": "change {i}"}}}}}}"#)
+            .and_then(|()| stdin.flush())
+            .context("writing a change to the run")?;
+        line.clear();
+        stdout
+            .read_line(&mut line)
+            .context("reading the run's answer")?;
+        let elapsed = t0.elapsed();
+        let answer: Value = serde_json::from_str(&line)
+            .with_context(|| format!("the run's answer {line:?} is not JSON"))?;
+        if answer["ok"] != Value::Bool(true) {
+            bail!("change {i} was refused: {line}");
+        }
+        if i >= warmup {
+            samples.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+    drop(stdin);
+    let pid = nix::unistd::Pid::from_raw(
+        i32::try_from(run.0.id()).context("the run's pid does not fit a pid_t")?,
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)
+        .context("interrupting the run")?;
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = run.0.try_wait().context("waiting for the run")? {
+            break s;
+        }
+        if Instant::now() >= end {
+            bail!("the run did not exit within 30 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !status.success() {
+        bail!("the run exited with {status} after SIGINT");
+    }
+    let text = std::fs::read_to_string(&json)
+        .with_context(|| format!("reading the run summary {}", json.display()))?;
+    let v: Value = serde_json::from_str(&text).context("parsing the run summary")?;
+    let fps = v["frames"]["fps"]
+        .as_f64()
+        .context("the summary's frames.fps")?;
+    let frames = v["frames"]["count"]
+        .as_u64()
+        .context("the summary's frames.count")?;
+    if fps <= 0.0 {
+        bail!("the run presented no frames per second");
+    }
+    Ok(Measured {
+        latency: Figure::of(samples, 1),
+        frame_ns: 1e9 / fps,
+        frames,
+    })
+}
