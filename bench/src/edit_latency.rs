@@ -1,15 +1,17 @@
 //! Item 13: a property change, from the call that makes it to the first presented frame that
 //! shows it, against the frame time of the same run.
 //!
-//! The run is a real `triptych run --headless --control - --scene FILE` child (a backdrop and a
-//! text label at 640x480, still, so a frame costs what the label's change costs): the bench
+//! The run is a real `triptych run --headless --control - --scene FILE` child (a backdrop, a
+//! text label and a strip as large scrolling one pixel a frame, at 640x480, so every frame
+//! redraws what a change of the label redraws): the bench
 //! writes one transaction (`{"set": {"label": {"text": ...}}}`) to its standard input and times
 //! until its answer, `{"ok": true, "frame": N}`, is read from its standard output. The launcher
 //! answers when the renderer's `Presented` for the first frame naming the edit reaches it, so
 //! the figure is the call to the frame on the output, plus one line each way through a pipe.
 //! Each change waits for the answer of the one before and a few milliseconds more, so no two are
-//! coalesced. Then `SIGINT` ends the run, which must exit 0; the baseline is its frame time,
-//! 1 / fps from its summary, the frames of which run unpaced the whole time.
+//! coalesced. Then `SIGINT` ends the run, which must exit 0; the baseline is one frame plus the
+//! handoff of the same run: its frame time (1 / fps, its frames unpaced throughout) plus its
+//! handoff latency at p50, both from its summary.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -24,7 +26,9 @@ use crate::stats::Figure;
 /// The output size.
 pub const SIZE: &str = "640x480";
 
-/// The scene: a still backdrop and the label the changes edit.
+/// The scene: a still backdrop, the label the changes edit, and a strip of the label's size
+/// that scrolls, so that every frame redraws as much as a change does and the run's frame time
+/// is that of a frame with work in it.
 const SCENE: &str = r##"backdrop = "#101018"
 
 [[layers]]
@@ -39,6 +43,14 @@ kind = "text"
 text = "0"
 size = 24
 rect = { x = 20, y = 20, w = 240, h = 40 }
+
+[[layers]]
+name = "ticker"
+kind = "checker"
+cell = 8
+colors = ["#ffffff", "#000000"]
+rect = { x = 20, y = 100, w = 240, h = 40 }
+animation.scroll = { dx = 240, dy = 0, period = 4.0 }
 "##;
 
 /// What a run measured.
@@ -48,6 +60,8 @@ pub struct Measured {
     pub latency: Figure,
     /// The run's frame time, 1 / fps.
     pub frame_ns: f64,
+    /// The run's handoff latency at p50 (the summary's `latency.handoff`).
+    pub handoff_ns: f64,
     /// The frames it presented.
     pub frames: u64,
 }
@@ -139,9 +153,13 @@ pub fn measure(dir: &Path, warmup: u64, changes: u64) -> anyhow::Result<Measured
     if fps <= 0.0 {
         bail!("the run presented no frames per second");
     }
+    let handoff_us = v["latency"]["handoff"]["p50_us"]
+        .as_f64()
+        .context("the summary's latency.handoff.p50_us")?;
     Ok(Measured {
         latency: Figure::of(samples, 1),
         frame_ns: 1e9 / fps,
+        handoff_ns: handoff_us * 1e3,
         frames,
     })
 }

@@ -27,7 +27,7 @@ const ITEMS: [(&str, &str, Option<f64>); 15] = [
     ("11", "end_to_end_cpu_damage_64_1080p", Some(0.05)),
     ("11b", "end_to_end_cpu_mailbox_320x240", Some(1.0)),
     ("12", "idle_window_cpu", Some(0.01)),
-    ("13", "edit_to_screen", Some(2.0)),
+    ("13", "edit_to_screen", Some(1.0)),
 ];
 
 /// Every field an item carries, null or not.

@@ -195,6 +195,25 @@ fn every_call_each_role_makes_is_named_by_its_policy() {
     // A scene file: PNG decoding (after the sandbox is on), shader compilation and drawing,
     // on every start of the GPU process.
     delta.extend(drift("scene", &["--scene", "default"]));
+    // The scene edited while it runs: parsing an update, new textures from the same program,
+    // a turned and scaled quad, a pixels layer and the application's pixels from a memfd.
+    let control = scratch("drift-edits-control").join("edits.jsonl");
+    std::fs::write(
+        &control,
+        concat!(
+            r##"{"set": {"card": {"transform": {"rotate": 30, "scale": 1.5}}}}"##,
+            "\n",
+            r##"{"add": [{"name": "canvas", "kind": "pixels", "width": 4, "height": 2, "rect": {"x": 4, "y": 4, "w": 8, "h": 4}}]}"##,
+            "\n",
+            r##"{"pixels": {"layer": "canvas", "x": 1, "y": 0, "width": 2, "height": 1, "rgba": [255, 0, 0, 255, 0, 0, 255, 255]}}"##,
+            "\n",
+            r##"{"remove": ["canvas"]}"##,
+            "\n",
+        ),
+    )
+    .expect("writing the control lines");
+    let control = control.display().to_string();
+    delta.extend(drift("edits", &["--control", &control]));
     // Where DMA-BUF export works (the VM), the DMA-BUF path runs as well.
     match dmabuf_unavailable() {
         None => delta.extend(drift("dmabuf", &["--buffers", "dmabuf"])),

@@ -600,3 +600,53 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
     shell.shutdown();
     shell.wait().expect("the run's summary");
 }
+
+/// The clock example, an application that edits its scene while it runs: every tick is answered
+/// with the frame that shows it, and the last frame shows the strip of its own pixels filled and
+/// the hand turned past its rectangle.
+#[test]
+fn the_clock_example_edits_its_scene_while_it_runs() {
+    let exe = triptych_tests::bin_dir().join("examples").join("clock");
+    assert!(
+        exe.is_file(),
+        "{} is not built: cargo build --workspace --all-targets",
+        exe.display()
+    );
+    let out = scratch("edit-clock").join("clock.png");
+    let child = std::process::Command::new(&exe)
+        .arg(&out)
+        .arg("0.5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the example");
+    let o = triptych_tests::finish_within(child, PROCESS_DEADLINE, "the clock example");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", triptych_tests::show(&o));
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("tick ")).count(),
+        10,
+        "{stdout}"
+    );
+    assert!(stdout.contains("20 edits, 0 crashes"), "{stdout}");
+    let (w, h, px) = triptych_tests::read_png(&out);
+    assert_eq!((w, h), (320, 160));
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 4) as usize;
+        [px[i], px[i + 1], px[i + 2], px[i + 3]]
+    };
+    // Ten columns of the strip are yellow (4 pixels each at 240/60), the eleventh still the
+    // face's colour through the transparent pixels.
+    let yellow = [255, 204, 0, 255];
+    for column in 0..10 {
+        assert_eq!(at(40 + column * 4 + 1, 133), yellow, "column {column}");
+    }
+    assert_eq!(
+        at(40 + 10 * 4 + 1, 133),
+        [0x20, 0x30, 0x40, 255],
+        "column 10"
+    );
+    // The hand, turned 54 degrees, reaches left of its rectangle (x 150..170).
+    let hand = (140..150).any(|x| (70..110).any(|y| at(x, y) == yellow));
+    assert!(hand, "the turned hand reaches past its rectangle");
+}

@@ -16,7 +16,7 @@
 //!
 //! [[layers]]                     # 1 to 8 layers, drawn in ascending z
 //! name = "sky"                   # required, unique: letters, digits, `_`, `-`
-//! kind = "gradient"              # solid | gradient | checker | image | text
+//! kind = "gradient"              # solid | gradient | checker | image | text | pixels
 //! rect = { x = 0, y = 0, w = "100%", h = "100%" }
 //! from = "#203060"
 //! to = "#6080c0"
@@ -47,8 +47,9 @@
 //!   `checker`: `cell` (pixels, default 16), `colors` (two). `image`: `path`, `sampling`.
 //!   `text`: `text` (at most 256 characters; `\n` breaks a line, other control characters are
 //!   refused), `size` (pixels, default 16), `color` (default white), `align` (`left`, default,
-//!   `center` or `right`); laid out and rasterized by [`crate::text`]. A field of another kind
-//!   is an error.
+//!   `center` or `right`); laid out and rasterized by [`crate::text`]. `pixels`: `width` and
+//!   `height` (1 to 4096) of premultiplied RGBA8 the application uploads while the scene runs
+//!   (transparent until then), `sampling` as an image's. A field of another kind is an error.
 //! - **Animations** combine; each has a `period` in seconds, evaluated at [`FPS`] frames per
 //!   second and rounded to whole frames. `translate` (`dx`, `dy`) and `fade` (`to`) go out over
 //!   the first half of the period and back over the second; `rotate` (`degrees`, default 360)
