@@ -246,7 +246,14 @@ impl RunConfig {
     /// Edits of the scene file [`RunConfig::prepare`] loaded, starting from it (none without
     /// one): what `triptych run --control` applies.
     pub fn editor(&self) -> Option<crate::scene::Editor> {
-        self.loaded_scene.clone().map(crate::scene::Editor::new)
+        let budget = crate::scene::Budget {
+            pool: self.pool,
+            max: (self.size.width, self.size.height),
+            extra: 0,
+        };
+        self.loaded_scene
+            .clone()
+            .map(|s| crate::scene::Editor::new(s).with_budget(budget))
     }
 
     /// Checks every value against what a run can take (the command line's ranges: the same

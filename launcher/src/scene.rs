@@ -50,6 +50,22 @@ pub struct LoadedScene {
     pub doc: Document,
 }
 
+/// The most bytes the renderer may have to map for a run of `scene`'s layers, each in a pool of
+/// `pool` buffers, in an output of at most `max` (plus `extra` more layers of the whole output,
+/// the overlay in a window): each layer at the largest texture it can need, its rows padded to
+/// 64 pixels and its height to 16 rows, as a driver may lay a buffer out.
+pub fn mapping_need(scene: &Scene, pool: u32, max: (u32, u32), extra: u32) -> u64 {
+    let pad = |v: u32, to: u32| u64::from(v.div_ceil(to) * to);
+    let layer = |(w, h): (u32, u32)| pad(w, 64) * 4 * pad(h, 16);
+    let layers: u64 = scene
+        .layers
+        .iter()
+        .map(|l| layer(l.largest_texture(max.0, max.1)))
+        .sum::<u64>()
+        + u64::from(extra) * layer(max);
+    layers.saturating_mul(u64::from(pool))
+}
+
 impl LoadedScene {
     /// The application's pixels of each pixels layer that has any, by slot, in the scene's
     /// layer order: what a GPU process's `Start` is followed by.
@@ -227,17 +243,62 @@ impl EditRefused {
     }
 }
 
+/// What the renderer may map of a run's layers: the pool, the largest output and the layers
+/// beyond the scene's (the overlay in a window). An edit that could need more than
+/// [`MAP_BUDGET`](ipc_protocol::relay::MAP_BUDGET) is refused, so that an honest GPU process
+/// drawing it is never taken for one that describes buffers the renderer cannot map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Buffers per layer.
+    pub pool: u32,
+    /// The largest output.
+    pub max: (u32, u32),
+    /// Layers beyond the scene's, each as large as the output.
+    pub extra: u32,
+}
+
+impl Budget {
+    /// Why `scene` is refused, if it is.
+    pub fn check(&self, scene: &Scene) -> Result<(), EditError> {
+        let need = mapping_need(scene, self.pool, self.max, self.extra);
+        let may = ipc_protocol::relay::MAP_BUDGET;
+        if need > may {
+            return Err(EditError::new(
+                EditKind::Limit,
+                "",
+                format!(
+                    "the scene's layers, in pools of {}, could need the renderer to map {need} bytes, more than the {may} it may",
+                    self.pool
+                ),
+            )
+            .hint("make layers smaller, scale or turn fewer of them, or use a smaller --pool"));
+        }
+        Ok(())
+    }
+}
+
 /// The scene of a run as the application edits it: the current scene and its version.
 #[derive(Debug)]
 pub struct Editor {
     scene: Arc<LoadedScene>,
     version: u64,
+    budget: Option<Budget>,
 }
 
 impl Editor {
     /// Edits of `scene`, the run's first.
     pub fn new(scene: Arc<LoadedScene>) -> Editor {
-        Editor { scene, version: 0 }
+        Editor {
+            scene,
+            version: 0,
+            budget: None,
+        }
+    }
+
+    /// Refuses every edit whose layers could need more mapping than `budget` allows.
+    pub fn with_budget(mut self, budget: Budget) -> Editor {
+        self.budget = Some(budget);
+        self
     }
 
     /// The scene now.
@@ -253,6 +314,9 @@ impl Editor {
     /// Applies `tx`: the edit to send to the run, or why it was refused (and nothing changed).
     pub fn edit(&mut self, tx: &Transaction) -> Result<Edit, EditRefused> {
         let doc = self.scene.doc.apply(tx)?;
+        if let Some(b) = &self.budget {
+            b.check(doc.scene())?;
+        }
         if doc.text().len() > MAX_SCENE_TEXT {
             return Err(EditError::new(
                 EditKind::Limit,

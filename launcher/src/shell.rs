@@ -330,7 +330,15 @@ impl ShellBuilder {
             max_size,
             children,
         };
-        let editor = args.loaded_scene.clone().map(crate::scene::Editor::new);
+        let budget = crate::scene::Budget {
+            pool: args.pool,
+            max: max_size,
+            extra: u32::from(display.is_some()),
+        };
+        let editor = args
+            .loaded_scene
+            .clone()
+            .map(|s| crate::scene::Editor::new(s).with_budget(budget));
         let thread = std::thread::Builder::new()
             .name("triptych-shell".into())
             .spawn(move || {
@@ -344,6 +352,7 @@ impl ShellBuilder {
             thread,
             dropped,
             editor: Mutex::new(editor),
+            budget,
             #[cfg(feature = "window")]
             display: display_tx,
             #[cfg(feature = "window")]
@@ -361,6 +370,8 @@ pub struct Shell {
     dropped: Arc<AtomicU64>,
     /// The scene file drawn, as edits and `set_scene` left it (none: the built-in panels).
     editor: Mutex<Option<crate::scene::Editor>>,
+    /// What the renderer may map of the layers of any scene drawn.
+    budget: crate::scene::Budget,
     /// The window's events, when the shell presents into one.
     #[cfg(feature = "window")]
     display: Option<Sender<crate::window::DisplayEvent>>,
@@ -402,9 +413,16 @@ impl Shell {
             crate::scene::load(path.as_ref()).map_err(|e| Error::Scene(format!("{e:#}")))?,
         );
         let mut editor = self.editor.lock().map_err(|_| Error::Panicked)?;
+        // A scene whose layers the renderer could not map is refused here, as an edit is.
+        self.budget
+            .check(&loaded.scene)
+            .map_err(|e| Error::Scene(format!("{}: {e}", path.as_ref().display())))?;
         match editor.as_mut() {
             Some(e) => e.replace(Arc::clone(&loaded)),
-            None => *editor = Some(crate::scene::Editor::new(Arc::clone(&loaded))),
+            None => {
+                *editor =
+                    Some(crate::scene::Editor::new(Arc::clone(&loaded)).with_budget(self.budget))
+            }
         }
         self.control
             .send(Control::SetScene(loaded))

@@ -468,9 +468,16 @@ fn run_with(
     // Every layer's pool at the largest size, as the renderer may have to map it: a run that
     // could need more than the relay allows a GPU process is refused here, not blamed on the
     // GPU process mid-run.
-    let worst = u64::from(args.layers)
-        .saturating_mul(u64::from(args.pool))
-        .saturating_mul(u64::from(max_size.0) * u64::from(max_size.1) * 4);
+    // A scene file's layers are as large as its rectangles (turned: their diagonal), whatever
+    // the output's size.
+    let worst = match &args.loaded_scene {
+        Some(s) => {
+            crate::scene::mapping_need(&s.scene, args.pool, max_size, u32::from(display.is_some()))
+        }
+        None => u64::from(args.layers)
+            .saturating_mul(u64::from(args.pool))
+            .saturating_mul(u64::from(max_size.0) * u64::from(max_size.1) * 4),
+    };
     if worst > ipc_protocol::relay::MAP_BUDGET {
         anyhow::bail!(
             "{} layers in pools of {} at up to {}x{} could need the renderer to map {worst} bytes, more than the {} it may; use a smaller --pool or size",

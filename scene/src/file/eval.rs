@@ -194,6 +194,27 @@ impl Layer {
     }
 }
 
+impl Layer {
+    /// The largest texture this layer can need, at any frame, in an output of at most
+    /// `max_w` x `max_h`: its rectangle scaled, or, when it turns, a square as wide as the
+    /// scaled rectangle's diagonal (the bounds of any turn), at most
+    /// [`MAX_LAYER_SIDE`](super::MAX_LAYER_SIDE) each way.
+    pub fn largest_texture(&self, max_w: u32, max_h: u32) -> (u32, u32) {
+        let (w, h) = (side(self.rect.w, max_w), side(self.rect.h, max_h));
+        let s = f64::from(self.transform.scale) / 1000.0;
+        let max = f64::from(super::MAX_LAYER_SIDE);
+        let fit = |v: f64| v.ceil().clamp(1.0, max) as u32;
+        let turns =
+            self.transform.millidegrees.rem_euclid(360_000) != 0 || self.animation.rotate.is_some();
+        if turns {
+            let d = fit(s * f64::from(w).hypot(f64::from(h)));
+            (d, d)
+        } else {
+            (fit(s * f64::from(w)), fit(s * f64::from(h)))
+        }
+    }
+}
+
 impl Scene {
     /// Every layer at frame `frame` of an output of `out_w` x `out_h` pixels, in file order
     /// (the order of [`Scene::layers`], not of z).
