@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         let n = usize::from(*len).min(tail.len());
         let (msg, next) = tail.split_at(n);
         rest = next;
-        match tag % 4 {
+        match tag % 6 {
             0 => match decode::<GpuToLauncher>(msg, Vec::new()) {
                 Ok((GpuToLauncher::Frame(f), _)) => {
                     let _ = relay.frame(&f, generation, std::time::Instant::now());
@@ -48,10 +48,29 @@ fuzz_target!(|data: &[u8]| {
                         assert!(relay.release(epoch, buffer, generation).is_err());
                     }
                 }
-                Ok((RendererToLauncher::Presented(p), _)) => relay.answered(p.frame),
-                Ok((RendererToLauncher::Rejected { frame, .. }, _)) => relay.answered(frame),
+                Ok((RendererToLauncher::Presented(p), _)) => {
+                    // A frame answers only a scene version the launcher sent.
+                    if let Some(v) = relay.answered(p.frame) {
+                        assert!(v <= relay.scene_sent_version());
+                    }
+                }
+                Ok((RendererToLauncher::Rejected { frame, .. }, _)) => {
+                    let _ = relay.answered(frame);
+                }
                 _ => {}
             },
+            // The launcher sends a scene edit, and the GPU process answers a ping after it.
+            4 => {
+                let v = relay
+                    .scene_sent_version()
+                    .saturating_add(msg.first().copied().map_or(0, u64::from) % 3);
+                relay.scene_sent(v);
+                if msg.get(1).is_some_and(|b| b % 2 == 1) {
+                    relay.scene_due(v);
+                }
+            }
+            // The renderer says a frame kept an old buffer.
+            5 => relay.kept_old(msg.first().copied().map_or(0, u64::from)),
             2 => {
                 let pid = msg.first().copied().map_or(0, u32::from);
                 let resume = msg.get(1).copied().map_or(0, u64::from);

@@ -271,6 +271,11 @@ fn main() {
         s
     };
     let relay = root.join("relay");
+    let answer_of = |frame: u64| RendererToLauncher::Rejected {
+        epoch: 1,
+        frame,
+        reason: "seed".into(),
+    };
     let mut steady = Vec::new();
     for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7]), (2, [2, 5, 8])] {
         steady.extend(step(0, encode(&frame(n, slots)).expect("frame")));
@@ -301,6 +306,26 @@ fn main() {
     vouched.extend(step(0, encode(&GpuToLauncher::PrivateFences).expect("private")));
     vouched.extend(step(0, encode(&frame(1, [1, 4, 7])).expect("frame")));
     std::fs::write(relay.join("vouched"), &vouched).expect("seed");
+    // Scene edits: one sent and due, then a frame of it, one that names less, one with a layer
+    // left out, a frame that kept an old buffer.
+    let edited = |n: u64, slots: &[u32], version: u64| {
+        let GpuToLauncher::Frame(mut f) = frame(n, [0, 3, 6]) else {
+            unreachable!("frame() makes frames")
+        };
+        f.layers.truncate(slots.len());
+        for (l, s) in f.layers.iter_mut().zip(slots) {
+            l.buffer.id.slot = *s;
+        }
+        f.scene_version = version;
+        GpuToLauncher::Frame(f)
+    };
+    let mut edits = step(4, vec![1, 1]);
+    edits.extend(step(0, encode(&edited(0, &[0, 3, 6], 1)).expect("frame")));
+    edits.extend(step(5, vec![0]));
+    edits.extend(step(1, encode(&answer_of(0)).expect("answer")));
+    edits.extend(step(0, encode(&edited(1, &[1, 4], 1)).expect("frame")));
+    edits.extend(step(0, encode(&edited(2, &[2], 0)).expect("frame")));
+    std::fs::write(relay.join("edits"), &edits).expect("seed");
     let rec = triptych_sys::seccomp::TrapRecord {
         arch: 0xc000_003e,
         nr: 257,
