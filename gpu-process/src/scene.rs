@@ -302,9 +302,19 @@ impl ScenePlan {
     /// keeps the old textures alive until it is done.
     pub fn resize(&mut self, gl: &mut GlContext, out_w: u32, out_h: u32) -> anyhow::Result<()> {
         if self.size != (out_w, out_h) {
+            // Image and pixels textures do not depend on the output's size; text does (its
+            // rectangle may be relative to the output).
+            let scene = &self.scene;
+            let keep = |slot: u32| {
+                scene
+                    .layers
+                    .iter()
+                    .find(|l| l.slot == slot)
+                    .is_some_and(|l| !matches!(l.content, Content::Text { .. }))
+            };
             let drawer = self
                 .drawer
-                .edited(gl, &self.scene, &self.images, out_w, out_h)
+                .edited(gl, &self.scene, &self.images, (out_w, out_h), &keep)
                 .context("preparing the scene's shaders and textures")?;
             self.drawer = Rc::new(drawer);
             self.size = (out_w, out_h);
@@ -362,6 +372,7 @@ impl ScenePlan {
                 *image = None;
             }
         }
+        let fresh: Vec<u32> = pngs.iter().map(|(slot, _)| *slot).collect();
         decode(&scene, pngs, &mut images)?;
         for (slot, bytes) in pixels {
             let (w, h) = pixels_size(&scene, slot)?;
@@ -381,10 +392,28 @@ impl ScenePlan {
             }
         }
         let (w, h) = self.size;
-        // The same program: an edit uploads its textures, never compiles.
+        // A layer whose content (its text, image source and pixels' serial included) and size
+        // did not change, and that got no new image, keeps its texture; the others are uploaded
+        // anew. The same program draws them all: an edit never compiles.
+        let old = &self.scene;
+        let new = &scene;
+        let keep = |slot: u32| {
+            let a = old.layers.iter().find(|l| l.slot == slot);
+            let b = new.layers.iter().find(|l| l.slot == slot);
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    let size = |l: &triptych_scene::file::Layer| {
+                        let r = l.state_at(slot as usize, 0, w, h).rect;
+                        (r.w, r.h)
+                    };
+                    a.content == b.content && size(a) == size(b) && !fresh.contains(&slot)
+                }
+                _ => false,
+            }
+        };
         let drawer = self
             .drawer
-            .edited(gl, &scene, &images, w, h)
+            .edited(gl, &scene, &images, (w, h), &keep)
             .context("preparing the edited scene's shaders and textures")?;
         self.scene = scene;
         self.images = images;

@@ -476,37 +476,46 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
         .pixels(true)
         .spawn()
         .expect("spawning a shell");
-    // The canvas as the test uploaded it, by edit version.
+    // The scene and the canvas as the test edited and uploaded them, by edit version.
     let mut canvas = vec![0u8; 16 * 8 * 4];
-    let mut canvases = BTreeMap::from([(0u64, canvas.clone())]);
-    let scene = Scene::parse(PIXELS_SCENE, &path).expect("parses");
-    let check = |frame: u64, version: u64, px: &[u8], canvases: &BTreeMap<u64, Vec<u8>>| {
-        let c = &canvases[&version];
-        let image = triptych_scene::file::Image {
-            width: 16,
-            height: 8,
-            pixels: c.clone(),
+    let mut doc = Document::parse(PIXELS_SCENE, &path).expect("parses");
+    let mut canvases = BTreeMap::from([(0u64, (doc.scene().clone(), canvas.clone()))]);
+    let check =
+        |frame: u64, version: u64, px: &[u8], canvases: &BTreeMap<u64, (Scene, Vec<u8>)>| {
+            let (scene, c) = &canvases[&version];
+            let image = triptych_scene::file::Image {
+                width: 16,
+                height: 8,
+                pixels: c.clone(),
+            };
+            let mut images: Vec<Option<&triptych_scene::file::Image>> = vec![None; 8];
+            images[1] = Some(&image);
+            let want = reference_frame(scene, frame, W, H, &images).expect("exact");
+            let bad = px
+                .chunks_exact(4)
+                .zip(want.chunks_exact(4))
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                bad, 0,
+                "frame {frame} (upload {version}): {bad} pixels differ"
+            );
         };
-        let mut images: Vec<Option<&triptych_scene::file::Image>> = vec![None; 8];
-        images[1] = Some(&image);
-        let want = reference_frame(&scene, frame, W, H, &images).expect("exact");
-        let bad = px
-            .chunks_exact(4)
-            .zip(want.chunks_exact(4))
-            .filter(|(a, b)| a != b)
-            .count();
-        assert_eq!(
-            bad, 0,
-            "frame {frame} (upload {version}): {bad} pixels differ"
-        );
-    };
     let deadline = Instant::now() + Duration::from_secs(180);
-    let (mut n, mut crashes) = (0u32, 0);
+    let (mut n, mut crashes, mut last) = (0u32, 0, 0u64);
     while let Some(e) = next(&shell, deadline) {
         match e {
             Event::Presented(f) => {
                 check(f.frame, f.edit, f.pixels().expect("pixels"), &canvases);
-                if n < 90 {
+                if n < 90 && n % 7 == 6 {
+                    // An edit of another layer: the canvas keeps its pixels.
+                    n += 1;
+                    let color = format!("#20{:02x}40", n * 2);
+                    let tx = Transaction::new().set("back", json!({ "color": color }));
+                    last = shell.edit(&tx).expect("the edit is taken");
+                    doc = doc.apply(&tx).expect("applies here too");
+                    canvases.insert(last, (doc.scene().clone(), canvas.clone()));
+                } else if n < 90 {
                     n += 1;
                     // Whole at first, then a moving rectangle of it.
                     let r = if n == 1 {
@@ -533,11 +542,12 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
                             canvas[at..at + 4].copy_from_slice(&texel(n, r.0 + x, r.1 + y));
                         }
                     }
-                    canvases.insert(v, canvas.clone());
+                    canvases.insert(v, (doc.scene().clone(), canvas.clone()));
+                    last = v;
                     if n % 30 == 15 {
                         shell.kill(Role::Gpu);
                     }
-                } else if f.edit == u64::from(n) {
+                } else if f.edit == last {
                     shell.shutdown();
                 }
             }

@@ -180,13 +180,31 @@ impl Drop for Program {
     }
 }
 
+/// One texture of the scene's layers, deleted when the last drawer that holds it is gone.
+struct Texture {
+    shared: Rc<Shared>,
+    name: glow::NativeTexture,
+}
+
+impl Drop for Texture {
+    fn drop(&mut self) {
+        if let Err(error) = self.shared.make_current() {
+            tracing::warn!(%error, "a scene texture leaked: context not current");
+            return;
+        }
+        // SAFETY: this context is current; the name was created by it in `SceneDrawer::upload`
+        // and is deleted only here, when no drawer holds it any more.
+        unsafe { self.shared.gl.delete_texture(self.name) };
+    }
+}
+
 /// The GL resources of one scene: the program (shared with the drawers of its edits) and the
-/// image and text textures.
+/// image, pixels and text textures (shared with them where a layer did not change).
 pub struct SceneDrawer {
     shared: Rc<Shared>,
     program: Rc<Program>,
-    /// Per layer slot: the texture an image or text layer samples.
-    textures: Vec<Option<glow::NativeTexture>>,
+    /// Per layer slot: the texture an image, pixels or text layer samples.
+    textures: Vec<Option<Rc<Texture>>>,
 }
 
 impl fmt::Debug for SceneDrawer {
@@ -195,23 +213,6 @@ impl fmt::Debug for SceneDrawer {
             .field("program", &self.program.program.0)
             .field("textures", &self.textures.len())
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SceneDrawer {
-    fn drop(&mut self) {
-        if let Err(error) = self.shared.make_current() {
-            tracing::warn!(%error, "scene GL objects leaked: context not current");
-            return;
-        }
-        let gl = &self.shared.gl;
-        // SAFETY: this context is current; every texture was created by it in `textures` and
-        // is deleted only here.
-        unsafe {
-            for t in self.textures.iter().flatten() {
-                gl.delete_texture(*t);
-            }
-        }
     }
 }
 
@@ -273,26 +274,38 @@ impl SceneDrawer {
             vao,
             uniforms,
         });
-        Self::textures(gl, program, scene, images, out_w, out_h)
+        Self::textures(gl, program, None, scene, images, out_w, out_h)
     }
 
-    /// A drawer of `scene`, an edit of the scene this one draws: the same program, with the
-    /// textures of `scene`'s image, pixels and text layers.
+    /// A drawer of `scene`, an edit of the scene this one draws: the same program, this one's
+    /// texture for each slot `keep` says is unchanged, and new textures for the other image,
+    /// pixels and text layers.
     pub fn edited(
         &self,
         gl: &mut GlContext,
         scene: &Scene,
         images: &[Option<Image>],
-        out_w: u32,
-        out_h: u32,
+        (out_w, out_h): (u32, u32),
+        keep: &dyn Fn(u32) -> bool,
     ) -> Result<SceneDrawer, GlError> {
-        Self::textures(gl, Rc::clone(&self.program), scene, images, out_w, out_h)
+        let kept = Some((self, keep));
+        Self::textures(
+            gl,
+            Rc::clone(&self.program),
+            kept,
+            scene,
+            images,
+            out_w,
+            out_h,
+        )
     }
 
     /// Uploads the textures of `scene` for a drawer with `program`.
+    #[allow(clippy::too_many_arguments)]
     fn textures(
         gl: &mut GlContext,
         program: Rc<Program>,
+        kept: Option<(&SceneDrawer, &dyn Fn(u32) -> bool)>,
         scene: &Scene,
         images: &[Option<Image>],
         out_w: u32,
@@ -314,6 +327,15 @@ impl SceneDrawer {
         drawer.textures.resize(slots.unwrap_or(0), None);
         for layer in &scene.layers {
             let i = layer.slot as usize;
+            let reused = kept
+                .filter(|(_, keep)| keep(layer.slot))
+                .and_then(|(d, _)| d.textures.get(i).cloned().flatten());
+            if let Some(t) = reused {
+                if let Some(slot) = drawer.textures.get_mut(i) {
+                    *slot = Some(t);
+                }
+                continue;
+            }
             let tex = match &layer.content {
                 Content::Image { sampling, .. } => {
                     let Some(Some(img)) = images.get(i) else {
@@ -357,7 +379,12 @@ impl SceneDrawer {
                 _ => None,
             };
             if let Some(t) = drawer.textures.get_mut(i) {
-                *t = tex;
+                *t = tex.map(|name| {
+                    Rc::new(Texture {
+                        shared: Rc::clone(&shared),
+                        name,
+                    })
+                });
             }
         }
         Ok(drawer)
@@ -575,7 +602,11 @@ impl GlContext {
             }
             Content::Text { .. } => (4, [0; 4], [0; 4], 1, false, false),
         };
-        let texture = drawer.textures.get(state.index).copied().flatten();
+        let texture = drawer
+            .textures
+            .get(state.index)
+            .and_then(Option::as_ref)
+            .map(|t| t.name);
         if matches!(kind, 3 | 4) && texture.is_none() {
             return Err(GlError::Scene(format!(
                 "layer {} has no texture",
