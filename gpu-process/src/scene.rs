@@ -342,11 +342,14 @@ impl ScenePlan {
         })?;
         place(&mut scene, &update.slots)?;
         let mut images = self.images.clone();
-        // An image is kept only for a slot that is still an image layer, and the application's
-        // pixels (and their serial) for one that is still a pixels layer of the same size.
+        // An image is kept only for a slot that is still an image layer. A pixels layer keeps
+        // its pixels (and their serial) only where the launcher says so (`pixels_kept`), of the
+        // same size; any other shows what the update sends, or nothing: whatever this process
+        // held, the launcher alone decides what a layer shows.
         for (slot, image) in images.iter_mut().enumerate() {
             let old = self.scene.layers.iter().find(|l| l.slot as usize == slot);
             let new = scene.layers.iter_mut().find(|l| l.slot as usize == slot);
+            let kept = update.pixels_kept.iter().any(|k| *k as usize == slot);
             let still = match (old.map(|l| &l.content), new.map(|l| &mut l.content)) {
                 (Some(Content::Image { .. }), Some(Content::Image { .. })) => true,
                 (
@@ -362,9 +365,12 @@ impl ScenePlan {
                         serial: s,
                         ..
                     }),
-                ) if (width, height) == (w, h) => {
-                    *s = *serial;
-                    true
+                ) => {
+                    // Its state changes whenever what it shows may have: kept, the same serial;
+                    // cleared, a new one.
+                    let same = kept && (width, height) == (w, h);
+                    *s = if same { *serial } else { serial + 1 };
+                    same
                 }
                 _ => false,
             };

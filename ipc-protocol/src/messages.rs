@@ -214,6 +214,10 @@ pub struct SceneUpdate {
     /// [`LauncherToGpu::Pixels`] with each one's whole pixels follows, in this order. The
     /// update is drawn once all have arrived, so no frame shows part of it.
     pub pixels: Vec<u32>,
+    /// The slots of the pixels layers whose pixels the process keeps as it has them. Every
+    /// other pixels layer not in `pixels` is transparent: the launcher alone says which
+    /// pixels a layer shows.
+    pub pixels_kept: Vec<u32>,
 }
 
 /// The lines of the window's overlay, as the launcher wrote them.
@@ -1053,6 +1057,7 @@ mod tests {
             slots: (0..8).collect(),
             images: (0..8).collect(),
             pixels: (0..8).collect(),
+            pixels_kept: (0..8).collect(),
         });
         assert_eq!(update.fd_count(), 0);
         let bytes = postcard::to_stdvec(&update).expect("encode");

@@ -251,9 +251,19 @@ impl RunConfig {
             max: (self.size.width, self.size.height),
             extra: 0,
         };
-        self.loaded_scene
-            .clone()
-            .map(|s| crate::scene::Editor::new(s).with_budget(budget))
+        let (frame, size) = (
+            self.frames.saturating_sub(1),
+            (self.size.width, self.size.height),
+        );
+        let verify = self.verify;
+        self.loaded_scene.clone().map(|s| {
+            let e = crate::scene::Editor::new(s).with_budget(budget);
+            if verify {
+                e.with_verify(frame, size)
+            } else {
+                e
+            }
+        })
     }
 
     /// Checks every value against what a run can take (the command line's ranges: the same

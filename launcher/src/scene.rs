@@ -40,8 +40,8 @@ pub struct LoadedScene {
     /// What `Start` carries.
     pub start: SceneStart,
     /// `(slot, fd)` for every image layer, in the text's order: the PNG bytes, as a read-only
-    /// file or a sealed memfd.
-    pub images: Vec<(u32, OwnedFd)>,
+    /// file or a sealed memfd, shared by the scenes of the edits that keep the layer.
+    pub images: ImageFds,
     /// The decoded image of each image layer's slot, and the application's pixels of each
     /// pixels layer's (`None` for other kinds, free slots and pixels never uploaded), for
     /// `--verify` and for every GPU process start.
@@ -114,12 +114,9 @@ pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
 
 /// The image of every image layer of `scene` (its fd and decoded pixels, by slot) and the
 /// application's pixels of every pixels layer that has any. An image `before` had in the same
-/// slot from the same source is taken from it (its fd duplicated), not opened again; a pixels
-/// layer keeps its pixels while it keeps its slot and its size.
-fn open_images(
-    scene: &Scene,
-    before: Option<&LoadedScene>,
-) -> anyhow::Result<(Vec<(u32, OwnedFd)>, Decoded)> {
+/// slot from the same source is taken from it (its fd shared), not opened again; a pixels
+/// layer keeps its pixels while it keeps its slot, its name and its size.
+fn open_images(scene: &Scene, before: Option<&LoadedScene>) -> anyhow::Result<(ImageFds, Decoded)> {
     let limits = ImageLimits::default();
     let mut images = Vec::new();
     let mut decoded = vec![None; triptych_scene::MAX_LAYERS as usize];
@@ -130,10 +127,13 @@ fn open_images(
         let source = match &layer.content {
             Content::Image { source, .. } => source,
             Content::Pixels { width, height, .. } => {
-                let same = matches!(
-                    was.map(|l| &l.content),
-                    Some(Content::Pixels { width: w, height: h, .. }) if (w, h) == (width, height)
-                );
+                // The same layer (its slot and its name), still of that size: a layer added in
+                // a freed slot starts transparent, whatever was there.
+                let same = was.is_some_and(|l| l.name == layer.name)
+                    && matches!(
+                        was.map(|l| &l.content),
+                        Some(Content::Pixels { width: w, height: h, .. }) if (w, h) == (width, height)
+                    );
                 if let (true, Some(d)) = (same, decoded.get_mut(slot as usize)) {
                     *d = was_decoded;
                 }
@@ -150,13 +150,7 @@ fn open_images(
             .zip(was_decoded)
             .filter(|_| same);
         if let Some(((_, fd), image)) = kept {
-            let fd = fd.try_clone().with_context(|| {
-                format!(
-                    "layers[{index}] ({}): duplicating its image's fd",
-                    layer.name
-                )
-            })?;
-            images.push((slot, fd));
+            images.push((slot, Arc::clone(fd)));
             if let Some(d) = decoded.get_mut(slot as usize) {
                 *d = Some(image);
             }
@@ -177,10 +171,13 @@ fn open_images(
         if let Some(d) = decoded.get_mut(slot as usize) {
             *d = Some(Arc::new(image));
         }
-        images.push((slot, OwnedFd::from(file)));
+        images.push((slot, Arc::new(OwnedFd::from(file))));
     }
     Ok((images, decoded))
 }
+
+/// Each image layer's PNG file, by slot.
+type ImageFds = Vec<(u32, Arc<OwnedFd>)>;
 
 /// Each slot's decoded image or application's pixels.
 type Decoded = Vec<Option<Arc<Image>>>;
@@ -283,6 +280,9 @@ pub struct Editor {
     scene: Arc<LoadedScene>,
     version: u64,
     budget: Option<Budget>,
+    /// With `--verify`: the frame checked at the end and the output's size; every edit must
+    /// leave a scene whose CPU reference of that frame exists.
+    verify: Option<(u64, (u32, u32))>,
 }
 
 impl Editor {
@@ -292,7 +292,15 @@ impl Editor {
             scene,
             version: 0,
             budget: None,
+            verify: None,
         }
+    }
+
+    /// Refuses every edit that leaves frame `frame` of a `size` output without a CPU
+    /// reference (`--verify`'s check of the last frame).
+    pub fn with_verify(mut self, frame: u64, size: (u32, u32)) -> Editor {
+        self.verify = Some((frame, size));
+        self
     }
 
     /// Refuses every edit whose layers could need more mapping than `budget` allows.
@@ -346,6 +354,17 @@ impl Editor {
             decoded,
             doc,
         });
+        if let Some((frame, (w, h))) = self.verify {
+            if let Err(e) = crate::verify::scene_reference(&scene, frame, w, h) {
+                return Err(EditError::new(
+                    EditKind::Limit,
+                    "",
+                    format!("--verify checks frame {frame} against the scene's CPU reference, and the edited scene has none: {e}"),
+                )
+                .hint("a run under --verify keeps to the exactly predictable kinds: no turn, scale, gradient or linear sampling")
+                .into());
+            }
+        }
         Ok(self.next(scene))
     }
 
@@ -447,13 +466,7 @@ impl Editor {
         if let Some(d) = decoded.get_mut(slot as usize) {
             *d = Some(Arc::new(image));
         }
-        let images = self
-            .scene
-            .images
-            .iter()
-            .map(|(s, fd)| Ok((*s, fd.try_clone()?)))
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| EditRefused::Image(anyhow::anyhow!("duplicating an image's fd: {e}")))?;
+        let images = self.scene.images.clone();
         let scene = Arc::new(LoadedScene {
             scene: self.scene.scene.clone(),
             start: self.scene.start.clone(),

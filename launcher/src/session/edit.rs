@@ -34,8 +34,9 @@ pub(super) struct Edits {
     pub(super) from: Receiver<Edit>,
     /// Where a command line's answers go (none: to the embedding application, as events).
     to: Option<crossbeam_channel::Sender<Applied>>,
-    /// Versions made and not presented yet, oldest first, each with its scene.
-    pending: VecDeque<(u64, Arc<LoadedScene>)>,
+    /// Versions made and not presented yet, oldest first, each with its scene while it may
+    /// still be named by a frame (the newest, and those sent to a GPU process).
+    pending: VecDeque<(u64, Option<Arc<LoadedScene>>)>,
     /// The version of the last frame presented, and its scene (the run's first scene before
     /// any edit is shown).
     shown: (u64, Option<Arc<LoadedScene>>),
@@ -76,9 +77,20 @@ impl Supervisor<'_> {
             bail!("an edit of a run without a scene file");
         }
         self.drawn.edit(&edit);
+        // Only a version sent to a GPU process can be named by a frame: the one before this,
+        // if it never went (this one overtook it), keeps its number only, so that edits that
+        // come while no frame does cost no memory but their numbers.
+        let sent = self
+            .pair
+            .gpu
+            .as_ref()
+            .map_or(0, |g| g.relay.scene_sent_version());
+        if let Some(last) = self.edits.pending.back_mut().filter(|l| l.0 > sent) {
+            last.1 = None;
+        }
         self.edits
             .pending
-            .push_back((edit.version, Arc::clone(&edit.scene)));
+            .push_back((edit.version, Some(Arc::clone(&edit.scene))));
         self.summary.frames.scene_edits += 1;
         if let Some(s) = self.display.as_mut() {
             s.animates = self.drawn.animates();
@@ -133,6 +145,35 @@ impl Supervisor<'_> {
                 Some((l.slot, image))
             })
             .collect();
+        // The pixels layers whose pixels are the very ones it has: it keeps those, and shows
+        // every other pixels layer not sent transparent, as the launcher's scene does.
+        let pixels_kept: Vec<u32> = newest
+            .scene
+            .layers
+            .iter()
+            .filter(|l| matches!(l.content, Content::Pixels { .. }))
+            .map(|l| l.slot)
+            .filter(|slot| {
+                match (
+                    had.decoded.get(*slot as usize).and_then(Option::as_ref),
+                    newest.decoded.get(*slot as usize).and_then(Option::as_ref),
+                ) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                }
+            })
+            .collect();
+        // Every memfd first: an update goes out whole or not at all.
+        let mut memfds = Vec::with_capacity(pixels.len());
+        for (slot, image) in &pixels {
+            match crate::scene::sealed_memfd("pixels", &image.pixels) {
+                Ok(fd) => memfds.push((*slot, Arc::clone(image), fd)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), slot, "no memfd for a pixels layer's pixels; the edit goes at the next frame");
+                    return Ok(());
+                }
+            }
+        }
         let update = LauncherToGpu::SceneUpdate(SceneUpdate {
             version,
             name: name.clone(),
@@ -140,6 +181,7 @@ impl Supervisor<'_> {
             slots: newest.start.slots.clone(),
             images: images.clone(),
             pixels: pixels.iter().map(|(slot, _)| *slot).collect(),
+            pixels_kept,
         });
         match g.child.commands.send(&update) {
             Ok(()) => {}
@@ -166,9 +208,7 @@ impl Supervisor<'_> {
                 g.unread = true;
             }
         }
-        for (slot, image) in &pixels {
-            let fd = crate::scene::sealed_memfd("pixels", &image.pixels)
-                .context("a memfd for a pixels layer's pixels")?;
+        for (slot, image, fd) in &memfds {
             let msg = LauncherToGpu::Pixels(PixelsUpdate {
                 version,
                 slot: *slot,
@@ -220,7 +260,9 @@ impl Supervisor<'_> {
             let Some((p, scene)) = self.edits.pending.pop_front() else {
                 break;
             };
-            self.edits.shown.1 = Some(scene);
+            if scene.is_some() {
+                self.edits.shown.1 = scene;
+            }
             // A command line answers every line; an application hears of the newest, which
             // answers every edit before it (so a burst of edits is one event, never dropped).
             if self.edits.to.is_some() {

@@ -116,6 +116,8 @@ pub fn rasterize(state: &LayerState, image: Option<&Image>) -> Result<LayerPixel
                 colors[((x / cell + y / cell) % 2) as usize]
             })
         }
+        // Pixels never uploaded are transparent, as the GPU process draws them.
+        Content::Pixels { .. } if image.is_none() => Box::new(|_, _| [0; 4]),
         Content::Image { sampling, .. } | Content::Pixels { sampling, .. } => {
             if *sampling != Sampling::Nearest {
                 return Err(Unpredictable::LinearSampling { index: state.index });
