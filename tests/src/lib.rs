@@ -31,6 +31,7 @@
 //! missing) cannot run where one exists, and on every build machine, which has none, they must.
 #![forbid(unsafe_code)]
 
+pub mod edit;
 pub mod fake_gpu;
 pub mod sandbox;
 pub mod x11;

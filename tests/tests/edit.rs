@@ -10,49 +10,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use triptych::shell::{EditKind, Error, Event, Pixels, Role, Shell, ShellBuilder, Transaction};
 use triptych_scene::file::{reference_frame, Document, ErrorKind, Scene};
+use triptych_tests::edit::{differing, next, H, LABEL_SCENE, PIXELS_SCENE, W};
 use triptych_tests::{scratch, PROCESS_DEADLINE};
-
-const W: u32 = 160;
-const H: u32 = 64;
-
-/// A backdrop, a panel and a label, still: only edits change a frame.
-const SCENE: &str = r##"backdrop = "#101018"
-
-[[layers]]
-name = "back"
-kind = "solid"
-color = "#203040"
-rect = { x = 0, y = 0, w = "100%", h = "100%" }
-
-[[layers]]
-name = "panel"
-kind = "solid"
-color = "#c04040"
-rect = { x = 100, y = 30, w = 40, h = 20 }
-
-[[layers]]
-name = "label"
-kind = "text"
-text = "0"
-size = 16
-rect = { x = 8, y = 8, w = 80, h = 24 }
-"##;
 
 /// The label's rectangle.
 const LABEL: (u32, u32, u32, u32) = (8, 8, 80, 24);
 
 fn scene_file(test: &str) -> std::path::PathBuf {
     let path = scratch(test).join("scene.toml");
-    std::fs::write(&path, SCENE).expect("writing the scene");
+    std::fs::write(&path, LABEL_SCENE).expect("writing the scene");
     path
-}
-
-fn next(shell: &Shell, deadline: Instant) -> Option<Event> {
-    match shell.receiver().recv_deadline(deadline) {
-        Ok(e) => Some(e),
-        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
-        Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
-    }
 }
 
 /// The scenes of the edits made, by version, as the test's own document says.
@@ -63,7 +30,7 @@ struct Replica {
 
 impl Replica {
     fn new(path: &std::path::Path) -> Self {
-        let doc = Document::parse(SCENE, path).expect("the scene parses");
+        let doc = Document::parse(LABEL_SCENE, path).expect("the scene parses");
         let scenes = BTreeMap::from([(0, doc.scene().clone())]);
         Replica { doc, scenes }
     }
@@ -78,12 +45,7 @@ impl Replica {
     /// Checks `px`, frame `frame` of edit `version`, against its reference.
     fn check(&self, frame: u64, version: u64, px: &[u8]) {
         let scene = self.scenes.get(&version).expect("a version the test made");
-        let want = reference_frame(scene, frame, W, H, &[]).expect("exactly predictable");
-        let bad = px
-            .chunks_exact(4)
-            .zip(want.chunks_exact(4))
-            .filter(|(a, b)| a != b)
-            .count();
+        let bad = differing(scene, frame, px, &[]);
         assert_eq!(
             bad, 0,
             "frame {frame} (edit {version}): {bad} pixels differ"
@@ -417,7 +379,7 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
     // --verify compared the last frame with the edited scene's reference; the file is that
     // frame, which the test's own replica of the edits predicts too.
     assert!(stderr.contains("verified"), "{stderr}");
-    let doc = Document::parse(SCENE, &path).expect("parses");
+    let doc = Document::parse(LABEL_SCENE, &path).expect("parses");
     let doc = doc
         .apply(&Transaction::new().set("label", json!({"text": "12:00:01"})))
         .and_then(|d| d.apply(&Transaction::new().add_layer(json!({"name": "dot", "kind": "solid", "color": "#f00", "rect": {"x": 120, "y": 4, "w": 10, "h": 10}}))))
@@ -428,23 +390,6 @@ fn control_lines_are_answered_and_the_last_frame_is_the_edited_scenes() {
     let want = reference_frame(doc.scene(), 299, W, H, &[]).expect("predictable");
     assert!(px == want, "the PNG is not the edited scene");
 }
-
-/// A scene with a pixels layer: 16x8 of the application's pixels, shown 1:1 at (40, 20).
-const PIXELS_SCENE: &str = r##"backdrop = "#101018"
-
-[[layers]]
-name = "back"
-kind = "solid"
-color = "#203040"
-rect = { x = 0, y = 0, w = "100%", h = "100%" }
-
-[[layers]]
-name = "canvas"
-kind = "pixels"
-width = 16
-height = 8
-rect = { x = 40, y = 20, w = 16, h = 8 }
-"##;
 
 /// Premultiplied RGBA8 for pixel (`x`, `y`) of upload `n`: every byte depends on all three, and
 /// the colour never exceeds the alpha.
@@ -490,12 +435,7 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
             };
             let mut images: Vec<Option<&triptych_scene::file::Image>> = vec![None; 8];
             images[1] = Some(&image);
-            let want = reference_frame(scene, frame, W, H, &images).expect("exact");
-            let bad = px
-                .chunks_exact(4)
-                .zip(want.chunks_exact(4))
-                .filter(|(a, b)| a != b)
-                .count();
+            let bad = differing(scene, frame, px, &images);
             assert_eq!(
                 bad, 0,
                 "frame {frame} (upload {version}): {bad} pixels differ"

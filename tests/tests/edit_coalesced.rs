@@ -6,53 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use triptych::shell::{Event, Pixels, Shell, ShellBuilder, Transaction};
-use triptych_scene::file::{reference_frame, Document, Image, Scene};
+use triptych::shell::{Event, Pixels, ShellBuilder, Transaction};
+use triptych_scene::file::{Document, Scene};
+use triptych_tests::edit::{differing, next, H, PIXELS_SCENE, W};
 use triptych_tests::scratch;
-
-const W: u32 = 160;
-const H: u32 = 64;
-
-/// A backdrop and a 16x8 pixels layer shown 1:1 at (40, 20).
-const PIXELS_SCENE: &str = r##"backdrop = "#101018"
-
-[[layers]]
-name = "back"
-kind = "solid"
-color = "#203040"
-rect = { x = 0, y = 0, w = "100%", h = "100%" }
-
-[[layers]]
-name = "canvas"
-kind = "pixels"
-width = 16
-height = 8
-rect = { x = 40, y = 20, w = 16, h = 8 }
-"##;
-
-fn next(shell: &Shell, deadline: Instant) -> Option<Event> {
-    match shell.receiver().recv_deadline(deadline) {
-        Ok(e) => Some(e),
-        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
-        Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
-    }
-}
-
-/// Frame `frame` of `scene` against `px`, its pixels layer (slot 1) transparent, as the GPU
-/// process draws one never uploaded to.
-fn differing(scene: &Scene, frame: u64, px: &[u8]) -> usize {
-    let clear = Image {
-        width: 16,
-        height: 8,
-        pixels: vec![0; 16 * 8 * 4],
-    };
-    let images = [None, Some(&clear)];
-    let want = reference_frame(scene, frame, W, H, &images).expect("exact");
-    px.chunks_exact(4)
-        .zip(want.chunks_exact(4))
-        .filter(|(a, b)| a != b)
-        .count()
-}
 
 /// Runs `second` (a list of transactions) right after an edit that goes out at once, so that
 /// they are coalesced into one update, once the GPU process shows the canvas's pixels. Returns
@@ -134,7 +91,7 @@ fn a_new_pixels_layer_after_coalesced_edits_is_transparent() {
             Transaction::new().add_layer(fresh),
         ],
     );
-    let bad = differing(&scene, frame, &px);
+    let bad = differing(&scene, frame, &px, &[]);
     let red = px
         .chunks_exact(4)
         .filter(|p| *p == [200, 0, 0, 255])
@@ -156,7 +113,7 @@ fn a_pixels_layer_resized_and_back_in_coalesced_edits_is_transparent() {
             Transaction::new().set("canvas", json!({"width": 16})),
         ],
     );
-    let bad = differing(&scene, frame, &px);
+    let bad = differing(&scene, frame, &px, &[]);
     let red = px
         .chunks_exact(4)
         .filter(|p| *p == [200, 0, 0, 255])

@@ -8,58 +8,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use triptych::shell::{Event, RunConfig, Shell, ShellBuilder, Transaction};
-use triptych_scene::file::{reference_frame, Document, Scene};
+use triptych::shell::{Event, RunConfig, ShellBuilder, Transaction};
+use triptych_scene::file::{reference_frame, Document};
+use triptych_tests::edit::{differing, next, H, LABEL_SCENE, W};
 use triptych_tests::*;
-
-const W: u32 = 160;
-const H: u32 = 64;
-
-const SCENE: &str = r##"backdrop = "#101018"
-
-[[layers]]
-name = "back"
-kind = "solid"
-color = "#203040"
-rect = { x = 0, y = 0, w = "100%", h = "100%" }
-
-[[layers]]
-name = "panel"
-kind = "solid"
-color = "#c04040"
-rect = { x = 100, y = 30, w = 40, h = 20 }
-
-[[layers]]
-name = "label"
-kind = "text"
-text = "0"
-size = 16
-rect = { x = 8, y = 8, w = 80, h = 24 }
-"##;
 
 fn setup(test: &str, attack: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = scratch(test);
     let path = dir.join("scene.toml");
-    std::fs::write(&path, SCENE).expect("writing the scene");
+    std::fs::write(&path, LABEL_SCENE).expect("writing the scene");
     let bin = adversary_bin(&dir);
     attack_every(&bin, "triptych-gpu", attack);
     (path, bin)
-}
-
-fn next(shell: &Shell, deadline: Instant) -> Option<Event> {
-    match shell.receiver().recv_deadline(deadline) {
-        Ok(e) => Some(e),
-        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
-        Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
-    }
-}
-
-fn differs(scene: &Scene, frame: u64, px: &[u8]) -> usize {
-    let want = reference_frame(scene, frame, W, H, &[]).expect("predictable");
-    px.chunks_exact(4)
-        .zip(want.chunks_exact(4))
-        .filter(|(a, b)| a != b)
-        .count()
 }
 
 /// A GPU process whose first frame of each edit has its fences signalled just past the
@@ -79,7 +39,7 @@ fn a_frame_that_kept_old_buffers_answers_no_edit() {
         .pixels(true)
         .spawn()
         .expect("spawning a shell");
-    let mut doc = Document::parse(SCENE, &path).expect("parses");
+    let mut doc = Document::parse(LABEL_SCENE, &path).expect("parses");
     let mut scenes = BTreeMap::from([(0u64, doc.scene().clone())]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut seen, mut sent) = (0u64, 0u64);
@@ -91,12 +51,12 @@ fn a_frame_that_kept_old_buffers_answers_no_edit() {
             Event::Presented(f) => {
                 seen += 1;
                 let px = f.pixels().expect("pixels");
-                let bad = differs(&scenes[&f.edit], f.frame, px);
+                let bad = differing(&scenes[&f.edit], f.frame, px, &[]);
                 if bad > 0 {
                     let before = f
                         .edit
                         .checked_sub(1)
-                        .map(|v| differs(&scenes[&v], f.frame, px));
+                        .map(|v| differing(&scenes[&v], f.frame, px, &[]));
                     wrong.push((f.frame, f.edit, bad, before));
                 }
                 if seen % 5 == 0 && sent < 4 {
@@ -148,7 +108,7 @@ fn a_gpu_process_that_never_names_the_edit_is_killed_for_it() {
         .pixels(true)
         .spawn()
         .expect("spawning a shell");
-    let mut doc = Document::parse(SCENE, &path).expect("parses");
+    let mut doc = Document::parse(LABEL_SCENE, &path).expect("parses");
     let mut scenes = BTreeMap::from([(0u64, doc.scene().clone())]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut seen, mut sent) = (0u64, 0u64);
@@ -157,7 +117,7 @@ fn a_gpu_process_that_never_names_the_edit_is_killed_for_it() {
         match e {
             Event::Presented(f) => {
                 seen += 1;
-                if differs(&scenes[&f.edit], f.frame, f.pixels().expect("pixels")) > 0 {
+                if differing(&scenes[&f.edit], f.frame, f.pixels().expect("pixels"), &[]) > 0 {
                     mislabelled += 1;
                 }
                 if seen % 10 == 0 && sent < 5 {
@@ -272,7 +232,7 @@ fn verify_compares_the_last_frame_with_the_scene_it_shows() {
     assert_eq!(answers[0]["ok"], json!(true));
     if answers.get(1).is_some_and(|a| a["ok"] == json!(false)) {
         // Edit 2 was never on screen (the answer says so): the last frame is edit 1's.
-        let doc = Document::parse(SCENE, &path).expect("parses");
+        let doc = Document::parse(LABEL_SCENE, &path).expect("parses");
         let one = doc
             .apply(&Transaction::new().set("label", json!({"text": "one"})))
             .expect("applies");
@@ -293,7 +253,7 @@ fn verify_compares_the_last_frame_with_the_scene_it_shows() {
 fn a_burst_of_edits_costs_an_honest_gpu_process_nothing() {
     let dir = scratch("edit-burst");
     let path = dir.join("scene.toml");
-    std::fs::write(&path, SCENE).expect("writing the scene");
+    std::fs::write(&path, LABEL_SCENE).expect("writing the scene");
     let shell = ShellBuilder::new()
         .binaries(bin_dir())
         .scene(&path)
@@ -351,7 +311,7 @@ fn a_burst_of_edits_costs_an_honest_gpu_process_nothing() {
 fn an_edit_overtaken_by_a_new_scene_is_answered_as_superseded() {
     let dir = scratch("edit-then-set-scene");
     let path = dir.join("scene.toml");
-    std::fs::write(&path, SCENE).expect("writing the scene");
+    std::fs::write(&path, LABEL_SCENE).expect("writing the scene");
     let other = dir.join("other.toml");
     std::fs::write(
         &other,
