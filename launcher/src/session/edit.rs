@@ -185,7 +185,7 @@ impl Supervisor<'_> {
         });
         match g.child.commands.send(&update) {
             Ok(()) => {}
-            // Its queue is full of other commands: tried again at its next frame.
+            // Its queue is full of other commands: tried again at its next frame or pong.
             Err(SendError::Full) => return Ok(()),
             // Dying: its exit is seen and handled, and its successor starts on the scene.
             Err(e) => {
@@ -226,21 +226,21 @@ impl Supervisor<'_> {
     }
 
     /// The GPU process drew version `version` (a frame named it), or answered ping `pong`: the
-    /// update on its way has arrived once either reaches it, and the next may go.
+    /// update on its way has arrived once either reaches it, and the next may go. With none on
+    /// its way, an edit that could not be sent before (its queue was full) goes now.
     pub(super) fn edit_arrived(&mut self, version: Option<u64>, pong: Option<u64>) {
         let Some(g) = self.pair.gpu.as_mut() else {
             return;
         };
-        let Some((v, ping)) = g.edit_on_its_way else {
-            return;
-        };
-        if pong.is_some_and(|n| n > ping) {
-            // It handled the update before the ping: every frame from now on draws it.
-            g.relay.scene_due(v);
-        } else if version.is_none_or(|drawn| drawn < v) {
-            return;
+        if let Some((v, ping)) = g.edit_on_its_way {
+            if pong.is_some_and(|n| n > ping) {
+                // It handled the update before the ping: every frame from now on draws it.
+                g.relay.scene_due(v);
+            } else if version.is_none_or(|drawn| drawn < v) {
+                return;
+            }
+            g.edit_on_its_way = None;
         }
-        g.edit_on_its_way = None;
         if let Err(e) = self.send_edits() {
             tracing::error!(error = %format!("{e:#}"), "sending the scene's edits to the GPU process");
         }
