@@ -355,7 +355,8 @@ impl Editor {
             doc,
         });
         if let Some((frame, (w, h))) = self.verify {
-            if let Err(e) = crate::verify::scene_reference(&scene, frame, w, h) {
+            let images: Vec<_> = scene.decoded.iter().map(|d| d.as_deref()).collect();
+            if let Err(e) = scene_file::reference_frame(&scene.scene, frame, w, h, &images) {
                 return Err(EditError::new(
                     EditKind::Limit,
                     "",
