@@ -197,7 +197,8 @@ pub struct RunArgs {
     pub mailbox: Switch,
     /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,
     /// gpu-after-export, renderer-fence-wait, renderer-composite; ACTION one of kill, segv,
-    /// abort, stop-fences (GPU points only). E.g. `gpu-after-export:stop-fences@20`.
+    /// abort, stop-fences or late-fences (GPU points only; late-fences signals one frame's
+    /// fences 400 ms late). E.g. `gpu-after-export:stop-fences@20`.
     #[arg(long = "fault", value_parser = triptych::config::parse_fault)]
     pub faults: Vec<ipc_protocol::messages::Fault>,
 }

@@ -16,8 +16,8 @@ use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::damage::{Rect, Region};
 use ipc_protocol::messages::{
-    Fault, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, LauncherToGpu, LayerMsg, LayerPlacement,
-    OverlayText, RendererLink, SceneUpdate,
+    Fault, FaultAction, FaultPoint, FrameMsg, GpuStart, GpuToLauncher, LauncherToGpu, LayerMsg,
+    LayerPlacement, OverlayText, RendererLink, SceneUpdate, LATE_FENCES_MS,
 };
 use triptych_trace::{Args, Recorder, Stage};
 
@@ -35,7 +35,7 @@ pub(crate) fn maybe_fire(
     point: FaultPoint,
     frame: u64,
     events: &Sender<GpuToLauncher>,
-) -> bool {
+) -> Option<FaultAction> {
     ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
         let _ = events.send(&GpuToLauncher::FaultFired { at_ns, fault });
     })
@@ -663,7 +663,7 @@ impl Producer {
             });
             used.push(slot);
         }
-        maybe_fire(&mut self.faults, FaultPoint::GpuRender, frame, &self.events);
+        let mut fired = maybe_fire(&mut self.faults, FaultPoint::GpuRender, frame, &self.events);
         let t1 = triptych_trace::now_ns();
         // Describing is interleaved with drawing; the trace shows the two as consecutive spans
         // of their summed durations so the stages of a frame tile its time.
@@ -714,13 +714,23 @@ impl Producer {
                 in_flight / f64::from(self.pool.len().max(1) as u32),
             );
         }
-        if maybe_fire(
+        fired = fired.or(maybe_fire(
             &mut self.faults,
             FaultPoint::GpuAfterExport,
             frame,
             &self.events,
-        ) {
-            self.stop_fences = true;
+        ));
+        match fired {
+            Some(FaultAction::StopFences) => self.stop_fences = true,
+            Some(FaultAction::LateFences) => {
+                tracing::warn!(
+                    frame,
+                    late_ms = LATE_FENCES_MS,
+                    "injected fault: completing this frame late"
+                );
+                std::thread::sleep(Duration::from_millis(LATE_FENCES_MS));
+            }
+            _ => {}
         }
         if self.stop_fences {
             tracing::warn!(

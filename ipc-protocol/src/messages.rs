@@ -372,7 +372,14 @@ pub enum FaultAction {
     Abort,
     /// Stop signalling fences from this frame on (a hung GPU); GPU points only.
     StopFences,
+    /// Signal this one frame's fences [`LATE_FENCES_MS`] late (a slow GPU that still finishes:
+    /// the renderer finds them unsignalled and waits); GPU points only.
+    LateFences,
 }
+
+/// How late [`FaultAction::LateFences`] signals a frame's fences, in milliseconds: well past
+/// the hop from GPU process to renderer, well inside any fence deadline a run uses.
+pub const LATE_FENCES_MS: u64 = 400;
 
 /// One fault to inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

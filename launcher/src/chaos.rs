@@ -166,6 +166,9 @@ pub fn parse_fault(s: &str) -> Result<Fault, String> {
         "stop-fences" if matches!(point, FaultPoint::GpuRender | FaultPoint::GpuAfterExport) => {
             FaultAction::StopFences
         }
+        "late-fences" if matches!(point, FaultPoint::GpuRender | FaultPoint::GpuAfterExport) => {
+            FaultAction::LateFences
+        }
         other => {
             return Err(format!(
                 "unknown or misplaced fault action {other:?} in {s:?}"

@@ -282,6 +282,42 @@ fn an_exhausted_ladder_fails_with_the_crash_history() {
 }
 
 #[test]
+fn a_slow_gpu_is_waited_for_and_nobody_is_blamed() {
+    // One frame's fences signal 400 ms late: the renderer finds them unsignalled, waits, and
+    // shows the frame; nothing is replaced, and the frame is not a crash of anyone's.
+    let (s, png, _) = run_json(
+        "late-fences",
+        &[
+            "--frames",
+            "20",
+            "--size",
+            "96x64",
+            "--fault",
+            "gpu-after-export:late-fences@8",
+        ],
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert!(crashes.is_empty(), "{crashes:?}");
+    assert_eq!(
+        s["recovery"]["faults_fired"][0], "LateFences at frame 8 (GpuAfterExport)",
+        "{}",
+        s["recovery"]
+    );
+    // The late frame reached the screen the 400 ms later, not sooner and not never.
+    let handoff = s["latency"]["handoff"]["max_us"].as_f64().unwrap_or(0.0);
+    assert!(handoff >= 390_000.0, "{}", s["latency"]);
+    let r = &s["renderer"];
+    assert!(
+        r["fences_pending"].as_u64().unwrap_or(0) >= 1,
+        "the late frame's fences were never found unsignalled: {r}"
+    );
+    assert_eq!(r["fence_timeouts"], 0, "{r}");
+    assert_eq!(s["frames"]["count"], 20, "{}", s["frames"]);
+    let (w, h, px) = read_png(&png);
+    assert!(check_pixels(19, 3, w, h, &px).is_empty());
+}
+
+#[test]
 fn a_gpu_that_answers_pings_but_produces_nothing_is_replaced() {
     // The fence deadline is far away, so only the stall watchdog can notice.
     let (s, png, _) = run_json(

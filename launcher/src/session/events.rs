@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
-    FrameMsg, GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
+    FaultAction, FrameMsg, GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
 };
 use triptych_trace::{Args, Stage};
 
@@ -386,7 +386,13 @@ impl Supervisor<'_> {
                 let planned = self.pair.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
                 rules::fault(&fault, planned)?;
                 self.chaos.fired(fault);
-                if let Some(g) = &mut self.pair.gpu {
+                // Late fences are a slow frame, not a crash: nothing to attribute one to.
+                if let Some(g) = self
+                    .pair
+                    .gpu
+                    .as_mut()
+                    .filter(|_| fault.action != FaultAction::LateFences)
+                {
                     g.fault = Some((at_ns, fault));
                 }
             }

@@ -2,6 +2,7 @@
 //! the crash with its cause, apply the restart policy, and start its replacement.
 
 use super::*;
+use ipc_protocol::messages::FaultAction;
 
 impl Supervisor<'_> {
     /// Records a crash of `role`; the child is already reaped.
@@ -80,7 +81,9 @@ impl Supervisor<'_> {
             match m {
                 GpuToLauncher::FaultFired { at_ns, fault } if g.faults.contains(&fault) => {
                     self.chaos.fired(fault);
-                    g.fault = Some((at_ns, fault));
+                    if fault.action != FaultAction::LateFences {
+                        g.fault = Some((at_ns, fault));
+                    }
                 }
                 // A breach by a process already dead changes nothing.
                 GpuToLauncher::Trace(t) => {
