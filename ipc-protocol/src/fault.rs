@@ -20,12 +20,9 @@ pub fn fire_due(
     frame: u64,
     notify: impl FnOnce(u64, Fault),
 ) -> Option<FaultAction> {
-    let Some(i) = faults
+    let i = faults
         .iter()
-        .position(|f| f.point == point && (f.frame <= frame || point == FaultPoint::GpuStartup))
-    else {
-        return None;
-    };
+        .position(|f| f.point == point && (f.frame <= frame || point == FaultPoint::GpuStartup))?;
     let f = faults.remove(i);
     notify(triptych_trace::now_ns(), f);
     match f.action {
