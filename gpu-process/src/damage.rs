@@ -40,26 +40,92 @@ pub fn content_damage(before: &Paint, after: &Paint) -> Region {
                 Region::full(w, h)
             }
         }
-        (Paint::Scene { state: a, .. }, Paint::Scene { state: b, .. }) => {
+        (Paint::Scene { state: a, .. }, Paint::Scene { state: b, drawer }) => {
             // What the layer's texture holds: the kind and its parameters, the size it is laid
             // out at, the scroll, and the turn and scale (drawn into the texture, the layer's
             // quad inside its bounds). Position, opacity and z are placement.
-            let same = a.index == b.index
-                && a.content == b.content
+            let laid_out_alike = a.index == b.index
                 && a.scroll == b.scroll
                 && a.rotation == b.rotation
                 && a.scale == b.scale
                 && (a.rect.w, a.rect.h) == (b.rect.w, b.rect.h)
                 && (a.rect.x - a.bounds.x, a.rect.y - a.bounds.y)
                     == (b.rect.x - b.bounds.x, b.rect.y - b.bounds.y);
-            if same {
-                Region::new()
-            } else {
-                Region::full(w, h)
+            if !laid_out_alike {
+                return Region::full(w, h);
             }
+            if a.content == b.content {
+                return Region::new();
+            }
+            patched_damage(a, b, drawer).unwrap_or_else(|| Region::full(w, h))
         }
         _ => Region::full(w, h),
     }
+}
+
+/// The damage of a pixels layer, laid out alike in `a` and `b`, whose pixels changed only by
+/// the rectangles `drawer` patched in between: each rectangle where it is drawn, one texel
+/// wider each way where the pixels are scaled (a scaled texel, and linear sampling, reach
+/// their neighbours). `None` (damaged whole) for anything else: other changes, a turned,
+/// scaled or scrolled layer, serials no longer remembered.
+fn patched_damage(
+    a: &triptych_scene::file::LayerState,
+    b: &triptych_scene::file::LayerState,
+    drawer: &crate::gl::SceneDrawer,
+) -> Option<Region> {
+    use triptych_scene::file::{Content, Sampling};
+    let (
+        Content::Pixels {
+            width,
+            height,
+            sampling,
+            serial: from,
+        },
+        Content::Pixels {
+            width: w1,
+            height: h1,
+            sampling: s1,
+            serial: to,
+        },
+    ) = (&a.content, &b.content)
+    else {
+        return None;
+    };
+    if (width, height, sampling) != (w1, h1, s1)
+        || !b.rotation.is_zero()
+        || b.scale != 1000
+        || b.scroll != (0, 0)
+        || (b.rect.w, b.rect.h) != (b.bounds.w, b.bounds.h)
+    {
+        return None;
+    }
+    let slot = u32::try_from(b.index).ok()?;
+    let rects = drawer.patched(slot, *from, *to)?;
+    let (lw, lh) = (b.rect.w, b.rect.h);
+    let exact = (*width, *height) == (lw, lh) && *sampling == Sampling::Nearest;
+    let margin = i64::from(!exact);
+    // A pixel column `c` of `width` is drawn over layer columns `c * lw / width` onwards.
+    let scale =
+        |v: u32, from: u32, to: u32| (u64::from(v) * u64::from(to)) / u64::from(from.max(1));
+    let scale_up = |v: u32, from: u32, to: u32| {
+        (u64::from(v) * u64::from(to)).div_ceil(u64::from(from.max(1)))
+    };
+    let mut region = Region::new();
+    for (x, y, rw, rh) in rects {
+        let x0 = scale(x, *width, lw) as i64 - margin;
+        let y0 = scale(y, *height, lh) as i64 - margin;
+        let x1 = scale_up(x + rw, *width, lw) as i64 + margin;
+        let y1 = scale_up(y + rh, *height, lh) as i64 + margin;
+        let (x0, y0) = (x0.max(0), y0.max(0));
+        let (cw, ch) = (
+            u32::try_from((x1 - x0).max(0)).ok()?,
+            u32::try_from((y1 - y0).max(0)).ok()?,
+        );
+        if let Some(r) = Rect::clipped(x0, y0, cw, ch, lw, lh) {
+            region.add(r);
+        }
+    }
+    Some(region)
 }
 
 /// The built-in scene's layers are a fill and rectangles written over it in order: a texel can

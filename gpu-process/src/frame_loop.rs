@@ -48,8 +48,8 @@ type ScenePng = (u32, Vec<u8>);
 struct PendingUpdate {
     update: SceneUpdate,
     pngs: Vec<ScenePng>,
-    /// The whole pixels of each pixels layer the update names, by slot.
-    pixels: Vec<(u32, Vec<u8>)>,
+    /// The rows of each pixels layer the update names: the whole layer, or a rectangle.
+    pixels: Vec<(ipc_protocol::messages::PixelsUpdate, Vec<u8>)>,
 }
 
 /// The frame loop's state.
@@ -338,9 +338,8 @@ impl Producer {
                     );
                 }
                 let fd = fds.pop().context("pixels without their fd")?;
-                pending
-                    .pixels
-                    .push((p.slot, crate::scene::read_whole(fd, &p)?));
+                let rows = crate::scene::read_rect(fd, &p)?;
+                pending.pixels.push((p, rows));
                 self.scene_update_ready()?;
             }
             LauncherToGpu::SceneImage { layer } => {

@@ -20,7 +20,9 @@
 //!    and what to paint.
 //! 4. **Edit** ([`ScenePlan::update`]): an edited scene's text and slots, and the images of its
 //!    new image layers, replace the scene from the next frame on; the images of the other
-//!    image layers are kept, by slot.
+//!    image layers are kept, by slot. A pixels layer gets its pixels whole, or a rectangle of
+//!    them patched into the pixels it keeps; a frame after a patch alone is damaged only where
+//!    the rectangle is drawn ([`crate::damage`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -36,7 +38,7 @@ use triptych_scene::file::{
     self as scene_file, Content, Image, ImageLimits, LayerState, PositionalReader, Scene,
 };
 
-use crate::gl::{GlContext, Paint, SceneDrawer};
+use crate::gl::{GlContext, Paint, Patch, SceneDrawer};
 
 /// A scene as received, not yet decoded: the model and each image layer's PNG bytes.
 #[derive(Debug)]
@@ -169,15 +171,10 @@ fn pixels_size(scene: &Scene, slot: u32) -> anyhow::Result<(u32, u32)> {
     }
 }
 
-/// The whole pixels of a pixels layer, from `fd`, as a scene update sends them: `p` must cover
-/// all of them, which [`ScenePlan::update`] checks against the edited scene.
-pub fn read_whole(fd: OwnedFd, p: &PixelsUpdate) -> anyhow::Result<Vec<u8>> {
-    if (p.x, p.y) != (0, 0) {
-        bail!(
-            "the pixels of layer {} in an update are not the whole layer",
-            p.slot
-        );
-    }
+/// The rows of a pixels layer's rectangle, from `fd`, as a scene update sends them: the whole
+/// layer, or a rectangle patched into the pixels the process keeps. [`ScenePlan::update`]
+/// checks the rectangle against the edited scene.
+pub fn read_rect(fd: OwnedFd, p: &PixelsUpdate) -> anyhow::Result<Vec<u8>> {
     read_rows(fd, p)
 }
 
@@ -269,16 +266,58 @@ fn decode(
     Ok(())
 }
 
-/// The pixels layer in `slot` has new pixels: its state changes with them.
-fn bump_serial(scene: &mut Scene, slot: u32) {
-    if let Some(Content::Pixels { serial, .. }) = scene
+/// The pixels layer in `slot` has new pixels: its state changes with them. Returns its new
+/// serial.
+fn bump_serial(scene: &mut Scene, slot: u32) -> u64 {
+    match scene
         .layers
         .iter_mut()
         .find(|l| l.slot == slot)
         .map(|l| &mut l.content)
     {
-        *serial += 1;
+        Some(Content::Pixels { serial, .. }) => {
+            *serial += 1;
+            *serial
+        }
+        _ => 0,
     }
+}
+
+/// Copies `bytes`, the rows of `p`'s rectangle, into `image`: the rectangle must lie inside it
+/// and the rows be exactly its size.
+fn patch_rows(image: &mut Image, p: &PixelsUpdate, bytes: &[u8]) -> anyhow::Result<()> {
+    let inside = |at: u32, len: u32, side: u32| at.checked_add(len).is_some_and(|e| e <= side);
+    if p.width == 0
+        || p.height == 0
+        || !inside(p.x, p.width, image.width)
+        || !inside(p.y, p.height, image.height)
+    {
+        bail!(
+            "a {}x{} rectangle at ({}, {}) outside layer {}'s {}x{} pixels",
+            p.width,
+            p.height,
+            p.x,
+            p.y,
+            p.slot,
+            image.width,
+            image.height
+        );
+    }
+    let row = p.width as usize * 4;
+    if bytes.len() != row * p.height as usize {
+        bail!(
+            "the rows of layer {}'s rectangle are the wrong size",
+            p.slot
+        );
+    }
+    for (i, src) in bytes.chunks_exact(row).enumerate() {
+        let at = ((p.y as usize + i) * image.width as usize + p.x as usize) * 4;
+        let Some(dst) = image.pixels.get_mut(at..at + row) else {
+            bail!("layer {}'s pixels are shorter than their size", p.slot);
+        };
+        dst.copy_from_slice(src);
+    }
+    Ok(())
 }
 
 /// One layer of one frame: its slot, texture size, placement and what to paint.
@@ -328,14 +367,15 @@ impl ScenePlan {
     }
 
     /// Draws the edited scene of `update` from now on. `pngs` are the images of its new image
-    /// layers (`SceneUpdate::images`, in order) and `pixels` the whole pixels of its changed
-    /// pixels layers; the other image and pixels layers keep theirs, by slot.
+    /// layers (`SceneUpdate::images`, in order) and `pixels` the rows of its changed pixels
+    /// layers, each the whole layer or a rectangle of a layer it keeps
+    /// (`SceneUpdate::pixels_kept`); the other image and pixels layers keep theirs, by slot.
     pub fn update(
         &mut self,
         gl: &mut GlContext,
         update: &SceneUpdate,
         pngs: Vec<(u32, Vec<u8>)>,
-        pixels: Vec<(u32, Vec<u8>)>,
+        pixels: Vec<(PixelsUpdate, Vec<u8>)>,
     ) -> anyhow::Result<()> {
         let mut scene = Scene::parse(&update.text, Path::new(&update.name)).map_err(|e| {
             anyhow::anyhow!("the edited scene from the launcher does not parse: {e}")
@@ -380,21 +420,33 @@ impl ScenePlan {
         }
         let fresh: Vec<u32> = pngs.iter().map(|(slot, _)| *slot).collect();
         decode(&scene, pngs, &mut images)?;
-        for (slot, bytes) in pixels {
+        let mut patches = Vec::new();
+        for (p, bytes) in pixels {
+            let slot = p.slot;
             let (w, h) = pixels_size(&scene, slot)?;
-            if bytes.len() as u64 != u64::from(w) * u64::from(h) * 4 {
-                bail!("the pixels of layer {slot} are not its {w}x{h}");
+            let Some(image) = images.get_mut(slot as usize) else {
+                bail!("pixels for layer {slot}, outside the scene's slots");
+            };
+            let rect = (p.x, p.y, p.width, p.height);
+            if rect == (0, 0, w, h) {
+                *image = Some(Image {
+                    width: w,
+                    height: h,
+                    pixels: bytes,
+                });
+            } else {
+                let Some(held) = image.as_mut() else {
+                    bail!(
+                        "a {}x{} rectangle of layer {slot}'s pixels, which this process does not keep",
+                        p.width,
+                        p.height
+                    );
+                };
+                patch_rows(held, &p, &bytes)?;
             }
-            bump_serial(&mut scene, slot);
-            match images.get_mut(slot as usize) {
-                Some(i) => {
-                    *i = Some(Image {
-                        width: w,
-                        height: h,
-                        pixels: bytes,
-                    })
-                }
-                None => bail!("pixels for layer {slot}, outside the scene's slots"),
+            let serial = bump_serial(&mut scene, slot);
+            if rect != (0, 0, w, h) {
+                patches.push(Patch { slot, serial, rect });
             }
         }
         let (w, h) = self.size;
@@ -417,10 +469,13 @@ impl ScenePlan {
                 _ => false,
             }
         };
-        let drawer = self
+        let mut drawer = self
             .drawer
             .edited(gl, &scene, &images, (w, h), &keep)
             .context("preparing the edited scene's shaders and textures")?;
+        for p in patches {
+            drawer.patch(p);
+        }
         self.scene = scene;
         self.images = images;
         self.drawer = Rc::new(drawer);

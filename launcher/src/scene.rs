@@ -46,9 +46,30 @@ pub struct LoadedScene {
     /// pixels layer's (`None` for other kinds, free slots and pixels never uploaded), for
     /// `--verify` and for every GPU process start.
     pub decoded: Vec<Option<Arc<Image>>>,
+    /// The latest uploads into pixels layers, oldest first, at most [`UPLOADS`]: what a GPU
+    /// process that has older pixels of a layer lacks ([`LoadedScene::uploaded_since`]).
+    pub uploads: Vec<Upload>,
     /// The scene as it can be edited.
     pub doc: Document,
 }
+
+/// One upload into a pixels layer: which pixels it made, of which, and where.
+///
+/// The pixels are named by weak handles: they keep the handles' addresses from being reused
+/// while the upload is remembered, and not the pixels themselves.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    slot: u32,
+    /// The layer's pixels before (none while it was transparent).
+    before: Option<std::sync::Weak<Image>>,
+    /// Its pixels after.
+    after: std::sync::Weak<Image>,
+    /// The rectangle replaced: left, top, width, height.
+    rect: (u32, u32, u32, u32),
+}
+
+/// How many uploads a scene remembers: a GPU process further behind gets a layer's pixels whole.
+pub const UPLOADS: usize = 64;
 
 /// The most bytes the renderer may have to map for a run of `scene`'s layers, each in a pool of
 /// `pool` buffers, in an output of at most `max` (plus `extra` more layers of the whole output,
@@ -67,6 +88,30 @@ pub fn mapping_need(scene: &Scene, pool: u32, max: (u32, u32), extra: u32) -> u6
 }
 
 impl LoadedScene {
+    /// The rectangles of `slot`'s pixels uploaded since `had`, whose pixels of the layer this
+    /// scene's descend from by remembered uploads alone (newest first); `None` when they do
+    /// not (no pixels in either, another layer since, or uploads forgotten).
+    pub fn uploaded_since(
+        &self,
+        had: &LoadedScene,
+        slot: u32,
+    ) -> Option<Vec<(u32, u32, u32, u32)>> {
+        let target = Arc::as_ptr(had.decoded.get(slot as usize)?.as_ref()?);
+        let mut at = Arc::as_ptr(self.decoded.get(slot as usize)?.as_ref()?);
+        let mut rects = Vec::new();
+        for u in self.uploads.iter().rev() {
+            if at == target {
+                break;
+            }
+            if u.slot != slot || std::sync::Weak::as_ptr(&u.after) != at {
+                continue;
+            }
+            rects.push(u.rect);
+            at = std::sync::Weak::as_ptr(u.before.as_ref()?);
+        }
+        (at == target).then_some(rects)
+    }
+
     /// The application's pixels of each pixels layer that has any, by slot, in the scene's
     /// layer order: what a GPU process's `Start` is followed by.
     pub fn pixels(&self) -> impl Iterator<Item = (u32, &Arc<Image>)> + '_ {
@@ -108,6 +153,7 @@ pub fn load(arg: &Path) -> anyhow::Result<LoadedScene> {
         start,
         images,
         decoded,
+        uploads: Vec::new(),
         doc,
     })
 }
@@ -352,6 +398,7 @@ impl Editor {
             start,
             images,
             decoded,
+            uploads: self.scene.uploads.clone(),
             doc,
         });
         if let Some((frame, (w, h))) = self.verify {
@@ -464,15 +511,27 @@ impl Editor {
             }
         }
         let mut decoded = self.scene.decoded.clone();
-        if let Some(d) = decoded.get_mut(slot as usize) {
-            *d = Some(Arc::new(image));
+        let image = Arc::new(image);
+        let before = decoded
+            .get_mut(slot as usize)
+            .and_then(|d| d.replace(Arc::clone(&image)));
+        let mut uploads = self.scene.uploads.clone();
+        if uploads.len() == UPLOADS {
+            uploads.remove(0);
         }
+        uploads.push(Upload {
+            slot,
+            before: before.as_ref().map(Arc::downgrade),
+            after: Arc::downgrade(&image),
+            rect: (x, y, w, h),
+        });
         let images = self.scene.images.clone();
         let scene = Arc::new(LoadedScene {
             scene: self.scene.scene.clone(),
             start: self.scene.start.clone(),
             images,
             decoded,
+            uploads,
             doc: self.scene.doc.clone(),
         });
         Ok(self.next(scene))

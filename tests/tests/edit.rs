@@ -408,11 +408,27 @@ fn rows(n: u32, (x0, y0, w, h): (u32, u32, u32, u32)) -> Vec<u8> {
 
 /// The application's pixels round-trip exactly (nearest sampling, no transform): whole, then
 /// in damaged rectangles, also across GPU process kills in the middle of the stream; every frame
-/// shows exactly the pixels of the upload it names.
+/// shows exactly the pixels of the upload it names, and a frame that shows new uploads alone is
+/// damaged where they are and nowhere else.
 #[test]
 fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
-    let path = scratch("edit-pixels").join("scene.toml");
-    std::fs::write(&path, PIXELS_SCENE).expect("writing the scene");
+    round_trip("edit-pixels", PIXELS_SCENE, (16, 8));
+}
+
+/// The same with the canvas drawn half as large again (nearest sampling): a frame of uploads
+/// alone is damaged around them, a texel wider each way, and still exact.
+#[test]
+fn scaled_pixels_are_damaged_around_their_uploads_and_stay_exact() {
+    let scene = PIXELS_SCENE.replace("w = 16, h = 8", "w = 24, h = 12");
+    assert_ne!(scene, PIXELS_SCENE);
+    round_trip("edit-pixels-scaled", &scene, (24, 12));
+}
+
+/// Uploads into the 16 x 8 canvas of `scene`, drawn `lw` x `lh` at (40, 20), checked frame by
+/// frame; refused uploads after.
+fn round_trip(tag: &str, scene: &str, (lw, lh): (u32, u32)) {
+    let path = scratch(tag).join("scene.toml");
+    std::fs::write(&path, scene).expect("writing the scene");
     let shell = ShellBuilder::new()
         .binaries(triptych_tests::bin_dir())
         .scene(&path)
@@ -423,7 +439,7 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
         .expect("spawning a shell");
     // The scene and the canvas as the test edited and uploaded them, by edit version.
     let mut canvas = vec![0u8; 16 * 8 * 4];
-    let mut doc = Document::parse(PIXELS_SCENE, &path).expect("parses");
+    let mut doc = Document::parse(scene, &path).expect("parses");
     let mut canvases = BTreeMap::from([(0u64, (doc.scene().clone(), canvas.clone()))]);
     let check =
         |frame: u64, version: u64, px: &[u8], canvases: &BTreeMap<u64, (Scene, Vec<u8>)>| {
@@ -443,16 +459,84 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
         };
     let deadline = Instant::now() + Duration::from_secs(180);
     let (mut n, mut crashes, mut last) = (0u32, 0, 0u64);
+    // Each version's upload, in the output (`None`: an edit of the scene).
+    let mut uploads: BTreeMap<u64, Option<(u32, u32, u32, u32)>> = BTreeMap::new();
+    // The frame and version presented last, unless a crash came since.
+    let mut before: Option<(u64, u64)> = None;
+    let mut damage_checked = 0;
     while let Some(e) = next(&shell, deadline) {
         match e {
             Event::Presented(f) => {
                 check(f.frame, f.edit, f.pixels().expect("pixels"), &canvases);
+                if let Some((frame, edit)) = before.filter(|(fr, _)| fr + 1 == f.frame) {
+                    let new: Option<Vec<_>> = uploads
+                        .range(edit + 1..f.edit + 1)
+                        .map(|(_, r)| *r)
+                        .collect();
+                    let damage: Vec<_> = f.damage.iter().map(|r| (r.x, r.y, r.w, r.h)).collect();
+                    match new {
+                        // Nothing new: nothing damaged.
+                        Some(new) if new.is_empty() => {
+                            assert!(damage.is_empty(), "frame {}: {damage:?}", f.frame)
+                        }
+                        // Uploads alone: damaged inside their bounds, and over each of them.
+                        Some(new) => {
+                            // Scaled, a texel more each way, inside the canvas.
+                            let m = u32::from((lw, lh) != (16, 8));
+                            let (x0, y0) = (
+                                new.iter()
+                                    .map(|r| r.0)
+                                    .min()
+                                    .unwrap_or(0)
+                                    .saturating_sub(m)
+                                    .max(40),
+                                new.iter()
+                                    .map(|r| r.1)
+                                    .min()
+                                    .unwrap_or(0)
+                                    .saturating_sub(m)
+                                    .max(20),
+                            );
+                            let x1 =
+                                (new.iter().map(|r| r.0 + r.2).max().unwrap_or(0) + m).min(40 + lw);
+                            let y1 =
+                                (new.iter().map(|r| r.1 + r.3).max().unwrap_or(0) + m).min(20 + lh);
+                            for d in &damage {
+                                assert!(
+                                    d.0 >= x0 && d.1 >= y0 && d.0 + d.2 <= x1 && d.1 + d.3 <= y1,
+                                    "frame {} (after {frame}): damage {d:?} outside the uploads {new:?}",
+                                    f.frame
+                                );
+                            }
+                            let covered = |x: u32, y: u32| {
+                                damage
+                                    .iter()
+                                    .any(|d| x >= d.0 && y >= d.1 && x < d.0 + d.2 && y < d.1 + d.3)
+                            };
+                            for r in &new {
+                                for (x, y) in (r.0..r.0 + r.2)
+                                    .flat_map(|x| (r.1..r.1 + r.3).map(move |y| (x, y)))
+                                {
+                                    assert!(
+                                        covered(x, y),
+                                        "frame {}: ({x}, {y}) of upload {r:?} undamaged: {damage:?}",
+                                        f.frame
+                                    );
+                                }
+                            }
+                            damage_checked += 1;
+                        }
+                        None => {}
+                    }
+                }
+                before = Some((f.frame, f.edit));
                 if n < 90 && n % 7 == 6 {
                     // An edit of another layer: the canvas keeps its pixels.
                     n += 1;
                     let color = format!("#20{:02x}40", n * 2);
                     let tx = Transaction::new().set("back", json!({ "color": color }));
                     last = shell.edit(&tx).expect("the edit is taken");
+                    uploads.insert(last, None);
                     doc = doc.apply(&tx).expect("applies here too");
                     canvases.insert(last, (doc.scene().clone(), canvas.clone()));
                 } else if n < 90 {
@@ -483,6 +567,13 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
                         }
                     }
                     canvases.insert(v, (doc.scene().clone(), canvas.clone()));
+                    // Where the canvas at (40, 20) draws the rectangle.
+                    let (sx0, sy0) = (r.0 * lw / 16, r.1 * lh / 8);
+                    let (sx1, sy1) = (
+                        ((r.0 + r.2) * lw).div_ceil(16),
+                        ((r.1 + r.3) * lh).div_ceil(8),
+                    );
+                    uploads.insert(v, Some((40 + sx0, 20 + sy0, sx1 - sx0, sy1 - sy0)));
                     last = v;
                     if n % 30 == 15 {
                         shell.kill(Role::Gpu);
@@ -494,12 +585,17 @@ fn the_applications_pixels_round_trip_exactly_across_gpu_kills() {
             Event::Crashed { role, .. } => {
                 assert_eq!(role, Role::Gpu);
                 crashes += 1;
+                before = None;
             }
             Event::Finished => break,
             _ => {}
         }
     }
     assert!(crashes >= 1, "the kills were recovered");
+    assert!(
+        damage_checked >= 20,
+        "only {damage_checked} frames showed uploads alone after the frame before"
+    );
     shell.wait().expect("the run's summary");
     // Refused uploads, each changing nothing.
     let shell = ShellBuilder::new()

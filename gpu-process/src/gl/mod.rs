@@ -121,5 +121,5 @@ pub use dmabuf_export::{
 pub use error::GlError;
 pub use fence::{GlFence, NativeFence, WaitOutcome};
 pub use info::{EglInfo, Platform, PlatformAttempt, PlatformRequest};
-pub use scene::{Paint, SceneDrawer};
+pub use scene::{Paint, Patch, SceneDrawer};
 pub use targets::LayerTarget;

@@ -205,7 +205,24 @@ pub struct SceneDrawer {
     program: Rc<Program>,
     /// Per layer slot: the texture an image, pixels or text layer samples.
     textures: Vec<Option<Rc<Texture>>>,
+    /// The latest uploads of rectangles into pixels layers, oldest first: what a frame's damage
+    /// is made of when only a layer's pixels changed ([`SceneDrawer::patched`]).
+    patches: Vec<Patch>,
 }
+
+/// One upload of a rectangle into a pixels layer's pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Patch {
+    /// The pixels layer's slot.
+    pub slot: u32,
+    /// The layer's serial the upload made ([`Content::Pixels`]'s `serial`).
+    pub serial: u64,
+    /// The rectangle of its pixels: left, top, width, height.
+    pub rect: (u32, u32, u32, u32),
+}
+
+/// How many patches a drawer remembers: older serials damage a layer whole.
+pub const PATCHES: usize = 64;
 
 impl fmt::Debug for SceneDrawer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,6 +317,31 @@ impl SceneDrawer {
         )
     }
 
+    /// Remembers `patch`, the upload that made its layer's newest serial.
+    pub fn patch(&mut self, patch: Patch) {
+        if self.patches.len() == PATCHES {
+            self.patches.remove(0);
+        }
+        self.patches.push(patch);
+    }
+
+    /// The rectangles of `slot`'s pixels uploaded from serial `from` to serial `to`: `None`
+    /// unless every serial in between was made by a remembered patch.
+    pub fn patched(&self, slot: u32, from: u64, to: u64) -> Option<Vec<(u32, u32, u32, u32)>> {
+        if to <= from {
+            return None;
+        }
+        (from + 1..=to)
+            .map(|serial| {
+                self.patches
+                    .iter()
+                    .rev()
+                    .find(|p| p.slot == slot && p.serial == serial)
+                    .map(|p| p.rect)
+            })
+            .collect()
+    }
+
     /// Uploads the textures of `scene` for a drawer with `program`.
     #[allow(clippy::too_many_arguments)]
     fn textures(
@@ -322,6 +364,7 @@ impl SceneDrawer {
             shared: Rc::clone(&shared),
             program,
             textures: Vec::new(),
+            patches: kept.map(|(d, _)| d.patches.clone()).unwrap_or_default(),
         };
         let slots = scene.layers.iter().map(|l| l.slot as usize + 1).max();
         drawer.textures.resize(slots.unwrap_or(0), None);

@@ -6,7 +6,9 @@
 //! - **One update on its way at a time.** An edit that comes while the GPU process has not yet
 //!   drawn the last update sent only changes the scene drawn; when a frame names that update
 //!   (or the process answers a ping sent after it), the newest scene goes out as one update: its
-//!   text, the images the process lacks and the whole pixels of each pixels layer that changed.
+//!   text, the images the process lacks and, of each pixels layer that changed, the rectangle
+//!   bounding what was uploaded since the pixels the process has (the whole layer when it has
+//!   none of them, or is too far behind).
 //!   So any number of edits costs the GPU process at most one update per frame, and its command
 //!   queue never fills with them.
 //! - **Proved, not believed.** The process handles its commands in order: once it answers a
@@ -135,18 +137,29 @@ impl Supervisor<'_> {
             .map(|(slot, _)| *slot)
             .filter(|slot| lacks(*slot))
             .collect();
-        let pixels: Vec<(u32, Arc<triptych_scene::file::Image>)> = newest
+        let pixels: Vec<(u32, Arc<triptych_scene::file::Image>, Rows)> = newest
             .scene
             .layers
             .iter()
             .filter(|l| matches!(l.content, Content::Pixels { .. }) && lacks(l.slot))
             .filter_map(|l| {
                 let image = newest.decoded.get(l.slot as usize)?.clone()?;
-                Some((l.slot, image))
+                let whole = (0, 0, image.width, image.height);
+                let rows = match newest.uploaded_since(&had, l.slot) {
+                    Some(rects) => Rows::Patch(bounding(&rects).unwrap_or(whole)),
+                    None => Rows::Whole,
+                };
+                Some((l.slot, image, rows))
             })
             .collect();
-        // The pixels layers whose pixels are the very ones it has: it keeps those, and shows
-        // every other pixels layer not sent transparent, as the launcher's scene does.
+        // The pixels layers whose pixels are the very ones it has, or that it patches: it keeps
+        // those, and shows every other pixels layer not sent transparent, as the launcher's
+        // scene does.
+        let patched = |slot: u32| {
+            pixels
+                .iter()
+                .any(|(s, _, rows)| *s == slot && matches!(rows, Rows::Patch(_)))
+        };
         let pixels_kept: Vec<u32> = newest
             .scene
             .layers
@@ -158,16 +171,21 @@ impl Supervisor<'_> {
                     had.decoded.get(*slot as usize).and_then(Option::as_ref),
                     newest.decoded.get(*slot as usize).and_then(Option::as_ref),
                 ) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || patched(*slot),
                     _ => false,
                 }
             })
             .collect();
         // Every memfd first: an update goes out whole or not at all.
         let mut memfds = Vec::with_capacity(pixels.len());
-        for (slot, image) in &pixels {
-            match crate::scene::sealed_memfd("pixels", &image.pixels) {
-                Ok(fd) => memfds.push((*slot, Arc::clone(image), fd)),
+        for (slot, image, rows) in &pixels {
+            let rect = match rows {
+                Rows::Whole => (0, 0, image.width, image.height),
+                Rows::Patch(r) => *r,
+            };
+            let bytes = rows_of(image, rect);
+            match crate::scene::sealed_memfd("pixels", &bytes) {
+                Ok(fd) => memfds.push((*slot, rect, fd)),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), slot, "no memfd for a pixels layer's pixels; the edit goes at the next frame");
                     return Ok(());
@@ -180,7 +198,7 @@ impl Supervisor<'_> {
             text: text.clone(),
             slots: newest.start.slots.clone(),
             images: images.clone(),
-            pixels: pixels.iter().map(|(slot, _)| *slot).collect(),
+            pixels: pixels.iter().map(|(slot, _, _)| *slot).collect(),
             pixels_kept,
         });
         match g.child.commands.send(&update) {
@@ -208,14 +226,14 @@ impl Supervisor<'_> {
                 g.unread = true;
             }
         }
-        for (slot, image, fd) in &memfds {
+        for (slot, (x, y, width, height), fd) in &memfds {
             let msg = LauncherToGpu::Pixels(PixelsUpdate {
                 version,
                 slot: *slot,
-                x: 0,
-                y: 0,
-                width: image.width,
-                height: image.height,
+                x: *x,
+                y: *y,
+                width: *width,
+                height: *height,
             });
             if let Err(e) = g.child.commands.send_with(&msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
@@ -309,4 +327,33 @@ impl Supervisor<'_> {
                 .send(crate::embedding::Event::EditSuperseded { version: a.version }),
         }
     }
+}
+
+/// What of a pixels layer's pixels an update sends.
+#[derive(Clone, Copy, Debug)]
+enum Rows {
+    /// All of them: the process has none of the ones they descend from.
+    Whole,
+    /// This rectangle (left, top, width, height), patched into the pixels the process keeps.
+    Patch((u32, u32, u32, u32)),
+}
+
+/// The smallest rectangle holding all of `rects`; `None` for none.
+fn bounding(rects: &[(u32, u32, u32, u32)]) -> Option<(u32, u32, u32, u32)> {
+    let x0 = rects.iter().map(|r| r.0).min()?;
+    let y0 = rects.iter().map(|r| r.1).min()?;
+    let x1 = rects.iter().map(|r| r.0 + r.2).max()?;
+    let y1 = rects.iter().map(|r| r.1 + r.3).max()?;
+    Some((x0, y0, x1 - x0, y1 - y0))
+}
+
+/// The rows of `image`'s rectangle `(x, y, w, h)`, which lies inside it.
+fn rows_of(image: &triptych_scene::file::Image, (x, y, w, h): (u32, u32, u32, u32)) -> Vec<u8> {
+    let (stride, row) = (image.width as usize * 4, w as usize * 4);
+    let mut out = Vec::with_capacity(row * h as usize);
+    for r in y as usize..(y + h) as usize {
+        let at = r * stride + x as usize * 4;
+        out.extend_from_slice(image.pixels.get(at..at + row).unwrap_or_default());
+    }
+    out
 }

@@ -161,6 +161,7 @@ z = 2
             },
             images: Vec::new(),
             decoded,
+            uploads: Vec::new(),
             doc: triptych_scene::file::Document::parse(SCENE, path).expect("a valid scene"),
         })
     }
