@@ -306,8 +306,11 @@ impl Producer {
             LauncherToGpu::Render { up_to } => {
                 self.allowed = Some(self.allowed.map_or(up_to, |a| a.max(up_to)));
             }
-            LauncherToGpu::Start(_) | LauncherToGpu::Prepare(_) | LauncherToGpu::Mailbox => {
-                tracing::warn!("a second Start, Prepare or Mailbox was ignored")
+            LauncherToGpu::Start(_)
+            | LauncherToGpu::Prepare(_)
+            | LauncherToGpu::Mailbox
+            | LauncherToGpu::Commands(_) => {
+                tracing::warn!("a second Start, Prepare, Mailbox or Commands was ignored")
             }
             LauncherToGpu::SceneUpdate(update) => {
                 if self.scene.is_none() {

@@ -1,6 +1,7 @@
 //! The GPU process's start: from joining the launcher to the frame loop.
 //!
-//! Sequence: join the launcher's channels, receive `Prepare`, create the GL context and the
+//! Sequence: join the launcher's channels and take its command stream
+//! (`ipc_protocol::commands`), receive `Prepare`, create the GL context and the
 //! exporter the launcher asked for (failing at once, with the missing piece named, when it
 //! cannot work), put the sandbox on and report `Ready`; a standby waits there. Then receive
 //! `Start` (the renderer, the size, the scene), report `Started`, then for each frame: take a
@@ -119,11 +120,15 @@ fn choose_exporter(
 /// exporter, the sandbox, then `Ready`) needs nothing of the run; `Start` (the renderer, the
 /// size, the scene) may come much later, and everything it brings is handled confined.
 pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
-    // Before anything else: the fixed fds, the SIGSYS reporter.
+    // Before anything else: the launcher's command stream, which comes over ipc-channel and is
+    // met at a socket in the file system (`ipc_protocol::commands`), so before Landlock.
+    let (commands, events) =
+        bootstrap::join::<LauncherToGpu, GpuToLauncher>(ROLE).context("joining the launcher")?;
+    let mut commands = bootstrap::take_stream(commands, &events, GpuToLauncher::CommandsAt)
+        .context("taking the launcher's command stream")?;
+    // Then the fixed fds, Landlock, the SIGSYS reporter.
     let claimed = crate::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
-    let (mut commands, events) =
-        bootstrap::join::<LauncherToGpu, GpuToLauncher>(ROLE).context("joining the launcher")?;
     // The mailbox first, where the launcher keeps one; then Prepare.
     let mut events = events;
     let prepare = loop {

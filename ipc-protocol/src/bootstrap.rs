@@ -3,9 +3,11 @@
 //! The launcher creates a `SOCK_SEQPACKET` socket pair per child before spawning it and places
 //! the child's end at [`CONTROL_FD`] between fork and exec; every other fd the child could have
 //! inherited is closed by then (`triptych_sys::jail`). The child adopts that fd once, at start,
-//! and speaks through it for the rest of its life: commands in, events out, on one socket
-//! ([`crate::channel::duplex`]). Nothing is named in the file system and nothing connects, so a
-//! sandboxed child needs no socket calls beyond `sendmsg` and `recvmsg` on what it holds.
+//! and speaks through it for the rest of its life: events out, and the commands with files in
+//! ([`crate::channel::duplex`]). The other commands come over ipc-channel, on a stream the child
+//! takes at its start, before its sandbox is on ([`take_stream`], [`crate::commands`]): the one
+//! moment a child names something in the file system and is connected to. Once sandboxed, it
+//! needs no socket calls beyond `sendmsg`, `recvmsg` and `poll` on what it holds.
 
 use crate::channel::{duplex, Receiver, Sender, Wire};
 
@@ -47,4 +49,22 @@ pub fn join<C: Wire, E: Wire>(role: &str) -> Result<(Receiver<C>, Sender<E>), Bo
     }
     let (events, commands) = duplex::<E, C>(sock, false);
     Ok((commands, events))
+}
+
+/// Takes the launcher's command stream ([`crate::commands`]), at a child's start: the first
+/// message on `commands` is the token, the server's name goes back as the event `named` makes. Returns `commands` with the stream beside its socket.
+pub fn take_stream<C: crate::commands::Stream, E: Wire>(
+    mut commands: Receiver<C>,
+    events: &Sender<E>,
+    named: impl FnOnce(String) -> E,
+) -> Result<Receiver<C>, crate::commands::CommandsError> {
+    use crate::commands::CommandsError;
+    let (first, _) = commands
+        .recv()
+        .map_err(|e| CommandsError::Meeting(format!("waiting for the token: {e}")))?;
+    let token = first
+        .token()
+        .ok_or_else(|| CommandsError::NoToken(first.kind().to_owned()))?;
+    let stream = crate::commands::take(token, |name| events.send(&named(name)))?;
+    Ok(commands.with_stream(stream))
 }

@@ -161,6 +161,9 @@ pub struct Sender<T> {
     /// through it (a record, or an announcement before the socket carries it), under its lock so
     /// that clones sending from several threads keep one order.
     mailbox: Option<Arc<std::sync::Mutex<crate::mailbox::MailboxWriter>>>,
+    /// The command stream beside the socket, for the launcher's commands to a child
+    /// ([`crate::commands`]): every message goes through it, the socket keeping those with fds.
+    link: Option<Arc<crate::commands::CommandLink>>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -170,6 +173,7 @@ impl<T> Clone for Sender<T> {
             sock: self.sock.clone(),
             nonblocking: self.nonblocking,
             mailbox: self.mailbox.clone(),
+            link: self.link.clone(),
             _t: PhantomData,
         }
     }
@@ -191,8 +195,22 @@ impl<T: Wire> Sender<T> {
             sock,
             nonblocking,
             mailbox: None,
+            link: None,
             _t: PhantomData,
         }
+    }
+
+    /// This sender with `link`'s command stream beside its socket: from now on a message without
+    /// fds goes on the stream (or into the mailbox's ring), and one with fds on the socket, its
+    /// place marked in the stream. Clones made after this share the link.
+    pub fn with_link(mut self, link: Arc<crate::commands::CommandLink>) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    /// The command stream beside the socket, if any.
+    pub fn link(&self) -> Option<&Arc<crate::commands::CommandLink>> {
+        self.link.as_ref()
     }
 
     /// This sender with `mailbox` beside its socket: from now on a message without fds that
@@ -251,9 +269,23 @@ impl<T: Wire> Sender<T> {
             }
             w.announce()?;
         }
+        let Some(link) = &self.link else {
+            return self.on_socket(&bytes, fds);
+        };
+        link.in_order(|| {
+            if fds.is_empty() {
+                return link.push(crate::commands::Command::Message(bytes));
+            }
+            self.on_socket(&bytes, fds)?;
+            link.push(crate::commands::Command::OnSocket)
+        })
+    }
+
+    /// Sends the datagram `bytes` with `fds` on the socket.
+    fn on_socket(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
         match triptych_sys::scm::send_with_fds_flags(
             self.sock.as_fd(),
-            &bytes,
+            bytes,
             fds,
             self.nonblocking,
         ) {
@@ -298,6 +330,9 @@ pub struct Receiver<T> {
     buf: Box<[u8]>,
     /// The mailbox beside the socket, once one was handed over: it orders the stream.
     mailbox: Option<Box<crate::mailbox::Inbox>>,
+    /// The launcher's command stream, in a child ([`crate::commands`]): where messages come
+    /// from, the socket carrying those with fds where the stream says.
+    stream: Option<ipc_channel::ipc::IpcReceiver<crate::commands::Command>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -314,7 +349,52 @@ impl<T: Wire> Receiver<T> {
             // told apart from a longer one even where MSG_TRUNC is not reported.
             buf: vec![0u8; MAX_MESSAGE + 1].into_boxed_slice(),
             mailbox: None,
+            stream: None,
             _t: PhantomData,
+        }
+    }
+
+    /// This receiver with the launcher's command stream `stream` beside its socket.
+    pub fn with_stream(
+        mut self,
+        stream: ipc_channel::ipc::IpcReceiver<crate::commands::Command>,
+    ) -> Self {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// Whether messages come from a command stream.
+    pub(crate) fn has_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// The next item of the command stream within `wait` (`None`: wait as long as it takes):
+    /// `Ok(None)` when nothing came in time.
+    pub(crate) fn stream_item(
+        &mut self,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+        let Some(stream) = self.stream.as_ref() else {
+            return Ok(None);
+        };
+        let item = match wait {
+            None => stream.recv().map_err(ipc_channel::TryRecvError::IpcError),
+            Some(d) => stream.try_recv_timeout(d),
+        };
+        match item {
+            Ok(crate::commands::Command::Message(bytes)) => {
+                Ok(Some(decode::<T>(&bytes, Vec::new())?))
+            }
+            // Its files were sent before the stream said so: they are queued already.
+            Ok(crate::commands::Command::OnSocket) => self.recv_socket().map(Some),
+            Err(ipc_channel::TryRecvError::Empty) => Ok(None),
+            Err(ipc_channel::TryRecvError::IpcError(ipc_channel::IpcError::Disconnected)) => {
+                Err(RecvError::Disconnected)
+            }
+            Err(ipc_channel::TryRecvError::IpcError(e)) => {
+                tracing::warn!(error = ?e, "the command stream failed");
+                Err(RecvError::Disconnected)
+            }
         }
     }
 
@@ -338,6 +418,11 @@ impl<T: Wire> Receiver<T> {
                 self.mailbox = Some(inbox);
                 r
             }
+            None if self.stream.is_some() => loop {
+                if let Some(m) = self.stream_item(None)? {
+                    break Ok(m);
+                }
+            },
             None => self.recv_socket(),
         }
     }

@@ -555,6 +555,21 @@ pub(crate) fn next<T: Wire>(
                 stats.records.fetch_add(1, Ordering::Relaxed);
                 return Ok((m, Vec::new()));
             }
+            // With a command stream, an announced message comes from the stream (which may
+            // send it on to the socket, with its fds).
+            Some(Record::OnSocket) if rx.has_stream() => {
+                return match rx.stream_item(Some(ANNOUNCED_WITHIN))? {
+                    Some(m) => {
+                        stats.on_socket.fetch_add(1, Ordering::Relaxed);
+                        Ok(m)
+                    }
+                    None => Err(Violation::Mailbox(format!(
+                        "a message announced on the command stream did not come within {} s",
+                        ANNOUNCED_WITHIN.as_secs()
+                    ))
+                    .into()),
+                };
+            }
             Some(Record::OnSocket) => {
                 let ready = triptych_sys::poll::wait_readable(rx.as_fd(), ANNOUNCED_WITHIN)
                     .map_err(|e| Violation::Mailbox(format!("waiting for the socket: {e}")))?;
@@ -601,6 +616,29 @@ pub(crate) fn next<T: Wire>(
                 tracing::debug!(error = %e, "waiting on the mailbox failed");
                 return Err(crate::channel::RecvError::Disconnected);
             }
+        }
+        // With a command stream, the writer's messages come from the stream (before it adopted
+        // the ring) and the socket holds only messages with fds the stream says are there: a
+        // look at the stream, and at the socket only for the writer's end.
+        if rx.has_stream() {
+            if mailbox.waiting()? > 0 {
+                continue;
+            }
+            if let Some(m) = rx.stream_item(Some(Duration::ZERO))? {
+                if mailbox.adopted() {
+                    return Err(Violation::Mailbox(format!(
+                        "a {} message on the command stream that the ring did not announce",
+                        m.0.kind()
+                    ))
+                    .into());
+                }
+                stats.on_socket.fetch_add(1, Ordering::Relaxed);
+                return Ok(m);
+            }
+            if triptych_sys::poll::hung_up_now(rx.as_fd()) {
+                return Err(crate::channel::RecvError::Disconnected);
+            }
+            continue;
         }
         // A while without a record, or a wake-up without one: a look at the socket, for the
         // writer's end, or a message it sent there.

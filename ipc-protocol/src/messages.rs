@@ -155,6 +155,9 @@ pub enum LauncherToGpu {
     /// one it writes its messages to the launcher through, then that of the one it reads the
     /// launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
+    /// The very first message, on the control socket: the token of the command stream the
+    /// launcher hands over ([`crate::commands`]).
+    Commands(crate::commands::Token),
     /// The renderer no longer reads this buffer: the GPU process may draw into it again. The
     /// launcher relays only the releases of buffers it handed the current renderer and that the
     /// renderer still held.
@@ -429,6 +432,9 @@ pub enum GpuToLauncher {
     /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
     /// right after the sandbox goes on, before `Started` (with [`ViolationReports::Notify`]).
     SandboxListener,
+    /// The first message: where the one-shot server waits for the launcher's command stream
+    /// ([`crate::commands`]), sent before the sandbox is on.
+    CommandsAt(String),
     /// A frame, rendered and exported: its description, for the launcher to check and hand on
     /// to the renderer ([`LauncherToRenderer::Frame`]). Frames of one renderer link are numbered
     /// one after another from its first.
@@ -605,6 +611,9 @@ pub enum LauncherToRenderer {
     /// it writes its messages to the launcher through, then that of the one it reads the
     /// launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
+    /// The very first message, on the control socket: the token of the command stream the
+    /// launcher hands over ([`crate::commands`]).
+    Commands(crate::commands::Token),
 }
 
 /// A (new) GPU process to take frames from (its frames come from the launcher; its fds, from the
@@ -740,6 +749,9 @@ pub enum RendererToLauncher {
     /// The listener of the sandbox's user notifications, attached as the one fd: sent once,
     /// right after the sandbox goes on, before `Output` (with [`ViolationReports::Notify`]).
     SandboxListener,
+    /// The first message: where the one-shot server waits for the launcher's command stream
+    /// ([`crate::commands`]), sent before the sandbox is on.
+    CommandsAt(String),
     /// The renderer no longer reads this buffer of the GPU process of `epoch`. The launcher
     /// relays it to the GPU process ([`LauncherToGpu::Release`]); a release of a buffer the
     /// renderer was not handed, or has released already, is the renderer's violation.
@@ -846,6 +858,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::PrivateFences => "PrivateFences",
             LauncherToGpu::SceneUpdate(_) => "SceneUpdate",
             LauncherToGpu::Pixels(_) => "Pixels",
+            LauncherToGpu::Commands(_) => "Commands",
         }
     }
     /// `SceneImage` carries its image, `Pixels` its rows, `Mailbox` the two mailboxes' memfds.
@@ -870,6 +883,7 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::Frame(_) => "Frame",
             LauncherToRenderer::Vouched(_) => "Vouched",
             LauncherToRenderer::Mailbox => "Mailbox",
+            LauncherToRenderer::Commands(_) => "Commands",
         }
     }
     /// `Mailbox` carries the two mailboxes' memfds, `Vouched` a buffer per layer.
@@ -896,6 +910,7 @@ impl Wire for GpuToLauncher {
             GpuToLauncher::Serving { .. } => "Serving",
             GpuToLauncher::PrivateFences => "PrivateFences",
             GpuToLauncher::SandboxListener => "SandboxListener",
+            GpuToLauncher::CommandsAt(_) => "CommandsAt",
         }
     }
     /// `SandboxListener` carries the listener.
@@ -918,6 +933,7 @@ impl Wire for RendererToLauncher {
             RendererToLauncher::FaultFired { .. } => "FaultFired",
             RendererToLauncher::Trace(_) => "Trace",
             RendererToLauncher::SandboxListener => "SandboxListener",
+            RendererToLauncher::CommandsAt(_) => "CommandsAt",
             RendererToLauncher::Release { .. } => "Release",
         }
     }
@@ -930,6 +946,30 @@ impl Wire for RendererToLauncher {
 impl Wire for FrameMsg {
     fn kind(&self) -> &'static str {
         "FrameMsg"
+    }
+}
+
+impl crate::commands::Stream for LauncherToGpu {
+    fn with_token(token: crate::commands::Token) -> Self {
+        LauncherToGpu::Commands(token)
+    }
+    fn token(&self) -> Option<crate::commands::Token> {
+        match self {
+            LauncherToGpu::Commands(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+impl crate::commands::Stream for LauncherToRenderer {
+    fn with_token(token: crate::commands::Token) -> Self {
+        LauncherToRenderer::Commands(token)
+    }
+    fn token(&self) -> Option<crate::commands::Token> {
+        match self {
+            LauncherToRenderer::Commands(t) => Some(*t),
+            _ => None,
+        }
     }
 }
 

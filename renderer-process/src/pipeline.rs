@@ -479,7 +479,9 @@ impl Pipeline {
                 return Ok(false);
             }
             LauncherToRenderer::Start(_) => tracing::warn!("a second Start was ignored"),
-            LauncherToRenderer::Mailbox => tracing::warn!("a Mailbox after Start was ignored"),
+            LauncherToRenderer::Mailbox | LauncherToRenderer::Commands(_) => {
+                tracing::warn!("a Mailbox or Commands after Start was ignored")
+            }
             LauncherToRenderer::Resize(r) => {
                 if r.width == 0 || r.height == 0 || r.width > self.max.0 || r.height > self.max.1 {
                     anyhow::bail!(

@@ -1,7 +1,7 @@
 //! The renderer's start: from claiming its fds to the frame loop ([`crate::pipeline`]).
 //!
 //! Sequence: claim the fixed fds the sandbox names ([`crate::sandbox`]), join the launcher's
-//! channels (bootstrap), receive `Start`, take the one pidfd of the GPU process it will use from
+//! channels (bootstrap) and take its command stream (`ipc_protocol::commands`), receive `Start`, take the one pidfd of the GPU process it will use from
 //! the launcher ([`crate::link`]), create the output, put the sandbox on, then loop: receive a
 //! frame description, validate it, import each layer's buffer (cached per buffer id), fetch and
 //! wait on each fence with a deadline, composite into a free output slot, tell the launcher, and
@@ -23,8 +23,11 @@ pub fn run(mut hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
     // Before anything else: the fixed fds, the SIGSYS reporter.
     let claimed = crate::sandbox::startup().context("sandbox start-up")?;
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
-    let (mut commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(ROLE)
+    let (commands, events) = bootstrap::join::<LauncherToRenderer, RendererToLauncher>(ROLE)
         .context("joining the launcher")?;
+    // The launcher's commands come over ipc-channel, taken before the sandbox goes on.
+    let mut commands = bootstrap::take_stream(commands, &events, RendererToLauncher::CommandsAt)
+        .context("taking the launcher's command stream")?;
     // The mailbox first, where the launcher keeps one; then Start.
     let mut events = events;
     let start = loop {

@@ -75,6 +75,16 @@ impl FakeGpu {
         let (commands, events) =
             channel::duplex::<LauncherToRenderer, RendererToLauncher>(control, false);
         let events = channel::forward("fake-gpu-events", events).expect("forward");
+        // Its commands come over ipc-channel, as from the launcher: the token, then its server.
+        let commands = ipc_protocol::commands::open(commands, "renderer").expect("the stream");
+        match events.recv_timeout(EVENT_DEADLINE) {
+            Ok(Ok((RendererToLauncher::CommandsAt(name), _))) => commands
+                .link()
+                .expect("a link")
+                .connect(name)
+                .expect("connecting"),
+            other => panic!("the renderer's first message: {other:?}"),
+        }
         commands
             .send(&LauncherToRenderer::Start(RendererStart {
                 gpu: GpuLink {

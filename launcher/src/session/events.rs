@@ -382,6 +382,9 @@ impl Supervisor<'_> {
             GpuToLauncher::SandboxListener => {
                 return Err(Breach::new("SandboxListener", "after Started"));
             }
+            GpuToLauncher::CommandsAt(_) => {
+                return Err(Breach::new("CommandsAt", "after Started"));
+            }
             GpuToLauncher::FaultFired { at_ns, fault } => {
                 let planned = self.pair.gpu.as_ref().map_or(&[][..], |g| &g.faults[..]);
                 rules::fault(&fault, planned)?;
@@ -410,7 +413,33 @@ impl Supervisor<'_> {
         self.policing
             .message(Role::Renderer, m.kind(), Instant::now())?;
         let (width, height) = self.geometry.max_size();
+        // Before anything else, it names the server of its command stream; once.
+        let link = self
+            .pair
+            .renderer
+            .as_ref()
+            .and_then(|r| r.child.commands.link().cloned());
+        let named = link.as_ref().is_none_or(|l| l.connected());
+        match (&m, named) {
+            (RendererToLauncher::CommandsAt(_), true) => {
+                return Err(Breach::new("CommandsAt", "sent a second time"));
+            }
+            (RendererToLauncher::CommandsAt(name), false) => {
+                ipc_protocol::commands::check_name(name)
+                    .map_err(|what| Breach::new("CommandsAt", what))?;
+                if let Some(l) = &link {
+                    l.connect(name.clone())
+                        .map_err(|e| Breach::new("CommandsAt", e.to_string()))?;
+                }
+                return Ok(());
+            }
+            (other, false) => {
+                return Err(Breach::new(other.kind(), "before CommandsAt"));
+            }
+            _ => {}
+        }
         match m {
+            RendererToLauncher::CommandsAt(_) => {}
             RendererToLauncher::Output {
                 generation,
                 fd,

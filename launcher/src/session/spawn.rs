@@ -60,7 +60,25 @@ impl Supervisor<'_> {
         started: bool,
     ) -> Result<(), String> {
         let pid = w.child.proc.pid;
+        let named = w.child.commands.link().is_none_or(|l| l.connected());
         match d {
+            Ok((GpuToLauncher::CommandsAt(name), _)) => {
+                if named {
+                    return Err("protocol violation: CommandsAt: sent a second time".to_owned());
+                }
+                ipc_protocol::commands::check_name(&name)
+                    .map_err(|what| format!("protocol violation: CommandsAt: {what}"))?;
+                if let Some(l) = w.child.commands.link() {
+                    l.connect(name)
+                        .map_err(|e| format!("protocol violation: CommandsAt: {e}"))?;
+                }
+                Ok(())
+            }
+            // Before anything else, it names the server of its command stream.
+            Ok((other, _)) if !named => Err(format!(
+                "protocol violation: {} before CommandsAt",
+                ipc_protocol::channel::Wire::kind(&other)
+            )),
             Ok((GpuToLauncher::SandboxListener, mut fds)) => fds
                 .pop()
                 .ok_or_else(|| "no fd".to_owned())
