@@ -269,3 +269,160 @@ pub(crate) fn take(
     }
     Ok(stream)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{duplex, socket_pair, Receiver, Sender, Wire};
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Cmd {
+        Token(Token),
+        Text(String),
+        File,
+    }
+
+    impl Wire for Cmd {
+        fn kind(&self) -> &'static str {
+            match self {
+                Cmd::Token(_) => "Token",
+                Cmd::Text(_) => "Text",
+                Cmd::File => "File",
+            }
+        }
+        fn fd_count(&self) -> usize {
+            usize::from(*self == Cmd::File)
+        }
+    }
+
+    impl Stream for Cmd {
+        fn with_token(token: Token) -> Self {
+            Cmd::Token(token)
+        }
+        fn token(&self) -> Option<Token> {
+            match self {
+                Cmd::Token(t) => Some(*t),
+                _ => None,
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Ev {
+        At(String),
+    }
+
+    impl Wire for Ev {
+        fn kind(&self) -> &'static str {
+            "At"
+        }
+    }
+
+    /// A launcher's end and a child's end of a control socket.
+    fn pair() -> ((Sender<Cmd>, Receiver<Ev>), (Sender<Ev>, Receiver<Cmd>)) {
+        let (a, b) = socket_pair().expect("socket pair");
+        (duplex::<Cmd, Ev>(a, true), duplex::<Ev, Cmd>(b, false))
+    }
+
+    #[test]
+    fn commands_come_over_the_stream_in_order_with_their_files_on_the_socket() {
+        let ((commands, mut events), (child_events, child_commands)) = pair();
+        let child = std::thread::spawn(move || {
+            let mut rx = crate::bootstrap::take_stream(child_commands, &child_events, Ev::At)
+                .expect("the stream");
+            let mut got = Vec::new();
+            for _ in 0..4 {
+                let (m, fds) = rx.recv().expect("a command");
+                got.push((m, fds.len()));
+            }
+            got
+        });
+        let commands = open(commands, "test").expect("open");
+        // Queued before the child named its server: they wait for the stream.
+        commands.send(&Cmd::Text("one".into())).expect("send");
+        let Ev::At(name) = events.recv().expect("the server's name").0;
+        assert!(check_name(&name).is_ok(), "{name}");
+        commands
+            .link()
+            .expect("a link")
+            .connect(name)
+            .expect("connect");
+        let file = commands.as_fd().try_clone_to_owned().expect("dup");
+        commands
+            .send_with(&Cmd::File, &[file.as_fd()])
+            .expect("send a file");
+        commands.send(&Cmd::Text("two".into())).expect("send");
+        commands
+            .send_with(&Cmd::File, &[file.as_fd()])
+            .expect("send a file");
+        assert_eq!(
+            child.join().expect("the child"),
+            vec![
+                (Cmd::Text("one".into()), 0),
+                (Cmd::File, 1),
+                (Cmd::Text("two".into()), 0),
+                (Cmd::File, 1)
+            ]
+        );
+        assert!(matches!(
+            commands.link().expect("a link").connect("/again".into()),
+            Err(CommandsError::NamedTwice)
+        ));
+    }
+
+    #[test]
+    fn a_stream_handed_over_without_the_token_is_refused() {
+        let ((commands, mut events), (child_events, child_commands)) = pair();
+        let child = std::thread::spawn(move || {
+            crate::bootstrap::take_stream(child_commands, &child_events, Ev::At).map(|_| ())
+        });
+        commands.send(&Cmd::Token([7; 16])).expect("the token");
+        let Ev::At(name) = events.recv().expect("the server's name").0;
+        // Somebody else reaches the server first, with a token of its own.
+        let boot = IpcSender::<Handover>::connect(name).expect("connect");
+        let (_tx, rx) = ipc::channel::<Command>().expect("a channel");
+        boot.send((rx, [8; 16])).expect("hand over");
+        assert!(matches!(
+            child.join().expect("the child"),
+            Err(CommandsError::Impostor)
+        ));
+    }
+
+    #[test]
+    fn a_first_message_that_is_not_the_token_is_refused() {
+        let ((commands, _events), (child_events, child_commands)) = pair();
+        commands.send(&Cmd::Text("hello".into())).expect("send");
+        let r = crate::bootstrap::take_stream(child_commands, &child_events, Ev::At);
+        assert!(matches!(r, Err(CommandsError::NoToken(k)) if k == "Text"));
+    }
+
+    #[test]
+    fn a_dropped_link_ends_its_thread_and_closes_the_stream() {
+        let ((commands, mut events), (child_events, child_commands)) = pair();
+        let child = std::thread::spawn(move || {
+            let mut rx = crate::bootstrap::take_stream(child_commands, &child_events, Ev::At)
+                .expect("the stream");
+            let first = rx.recv().map(|(m, _)| m).ok();
+            let after = rx.recv().map(|(m, _)| m).err().map(|e| e.to_string());
+            (first, after)
+        });
+        let commands = open(commands, "test").expect("open");
+        let Ev::At(name) = events.recv().expect("the server's name").0;
+        commands
+            .link()
+            .expect("a link")
+            .connect(name)
+            .expect("connect");
+        commands.send(&Cmd::Text("last".into())).expect("send");
+        // The launcher's end of the control socket stays open (its receiver holds it): only
+        // the stream's end tells the child that the link is gone.
+        let started = std::time::Instant::now();
+        drop(commands);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let (first, after) = child.join().expect("the child");
+        assert_eq!(first, Some(Cmd::Text("last".into())));
+        assert_eq!(after.as_deref(), Some("the peer closed the channel"));
+    }
+}

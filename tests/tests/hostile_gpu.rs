@@ -72,6 +72,13 @@ fn killed_for(attack: &str, want: &str) {
 }
 
 #[test]
+fn a_second_command_server_once_sandboxed_costs_the_gpu_process() {
+    // The launcher meets a child's command stream once, before its sandbox is on; a name sent
+    // after that is never connected to.
+    killed_for("commands-at", r#"CommandsAt","what":"after Started"#);
+}
+
+#[test]
 fn oversized_message_to_the_launcher() {
     killed_for("huge", "longer than");
 }

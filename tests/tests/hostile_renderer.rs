@@ -83,6 +83,15 @@ fn presented_last_frame_that_was_never_produced() {
 }
 
 #[test]
+fn a_second_command_server_once_sandboxed_costs_the_renderer() {
+    check(
+        "commands-at",
+        r#"CommandsAt","what":"sent a second time"#,
+        &[],
+    );
+}
+
+#[test]
 fn second_output() {
     check("second-output", "second time", &[]);
 }

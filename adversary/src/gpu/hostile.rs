@@ -28,6 +28,9 @@ pub enum Attack {
     Fds,
     /// A second `Started`.
     SecondStarted,
+    /// Names a server for a command stream again, once sandboxed (`CommandsAt`): the launcher
+    /// would connect to it and hand over a second stream.
+    CommandsAt,
     /// A trace batch although tracing is off.
     TraceOff,
     /// Tens of thousands of messages.
@@ -183,6 +186,7 @@ impl Attack {
             "garbage" => Attack::Garbage,
             "fds" => Attack::Fds,
             "second-started" => Attack::SecondStarted,
+            "commands-at" => Attack::CommandsAt,
             "trace-off" => Attack::TraceOff,
             "flood" => Attack::Flood,
             "bad-frame" => Attack::BadFrame,
@@ -246,6 +250,9 @@ pub fn attack(
         }
         Attack::SecondStarted => {
             let _ = events.send(&GpuToLauncher::Started(info.clone()));
+        }
+        Attack::CommandsAt => {
+            let _ = events.send(&GpuToLauncher::CommandsAt("/tmp/elsewhere/socket".into()));
         }
         Attack::TraceOff => {
             let _ = events.send(&GpuToLauncher::Trace(Vec::new()));

@@ -40,6 +40,8 @@ pub enum Attack {
     LastFrame,
     /// A second `Output`.
     SecondOutput,
+    /// Names a server for a command stream again, once sandboxed (`CommandsAt`).
+    CommandsAt,
     /// A fence timeout naming an fd that is no fence.
     ForgedTimeout,
     /// A trace batch although tracing is off.
@@ -232,6 +234,7 @@ impl Attack {
             "over-composited" => Attack::OverComposited,
             "last-frame" => Attack::LastFrame,
             "second-output" => Attack::SecondOutput,
+            "commands-at" => Attack::CommandsAt,
             "forged-timeout" => Attack::ForgedTimeout,
             "trace-off" => Attack::TraceOff,
             "flood" => Attack::Flood,
@@ -322,6 +325,11 @@ pub fn attack(
         }
         Attack::LastFrame => {
             let _ = events.send(&presented(u64::MAX / 2, 0));
+        }
+        Attack::CommandsAt => {
+            let _ = events.send(&RendererToLauncher::CommandsAt(
+                "/tmp/elsewhere/socket".into(),
+            ));
         }
         Attack::SecondOutput => {
             let _ = events.send(&RendererToLauncher::Output {
