@@ -1,16 +1,20 @@
 //! Typed channels over `SOCK_SEQPACKET` unix sockets, with receive paths that never trust the
 //! sender.
 //!
-//! Every socket between two of triptych's processes is one of these: the control socket of each
-//! child (launcher <-> child, both directions on one socket), and the frame and release sockets
-//! between the GPU process and the renderer. The launcher creates every pair and hands the ends
-//! out; nothing here ever connects to a name.
+//! Every socket between two of triptych's processes whose sender may be compromised is one of
+//! these: the control socket of each child (launcher <-> child, both directions on one socket),
+//! and the frame and release sockets between the GPU process and the renderer. The launcher
+//! creates every pair and hands the ends out; nothing here ever connects to a name. Beside a
+//! child's control socket, the launcher's commands come over an ipc-channel stream
+//! ([`crate::commands`]; [`Sender::with_link`], [`Receiver::with_stream`]), the socket keeping
+//! the commands with files.
 //!
-//! # Why not ipc-channel
+//! # Why not ipc-channel here
 //!
 //! ipc-channel is built for peers that trust each other: its unix receiver reserves memory for a
 //! size the sender declares, panics on some malformed framing, and leaves fds that arrive on a
-//! message but are not used open in the receiver. Every direction here has a sender that may be
+//! message but are not used open in the receiver. It serves the launcher's commands, whose
+//! sender is trusted, and nothing else: every other direction has a sender that may be
 //! compromised, so the receive path is this module's own, with these rules:
 //!
 //! - **One message is one datagram** of at most [`MAX_MESSAGE`] bytes, received into a buffer of
