@@ -276,12 +276,18 @@ impl<T: Wire> Sender<T> {
         let Some(link) = &self.link else {
             return self.on_socket(&bytes, fds);
         };
+        let queued = |r: Result<(), crate::commands::NotQueued>| {
+            r.map_err(|e| match e {
+                crate::commands::NotQueued::Full => SendError::Full,
+                crate::commands::NotQueued::Gone => SendError::Disconnected,
+            })
+        };
         link.in_order(|| {
             if fds.is_empty() {
-                return link.push(crate::commands::Command::Message(bytes));
+                return queued(link.push(crate::commands::Command::Message(bytes)));
             }
             self.on_socket(&bytes, fds)?;
-            link.push(crate::commands::Command::OnSocket)
+            queued(link.push(crate::commands::Command::OnSocket))
         })
     }
 

@@ -1,7 +1,7 @@
 //! The launcher's commands to a child, over ipc-channel: the one direction whose sender is
 //! trusted.
 //!
-//! Everything a child sends travels on the project's hardened channel ([`crate::channel`]),
+//! Everything a child sends travels on the project's hardened channel (`channel.rs`),
 //! whose receive path believes nothing. What the launcher sends a child travels over
 //! [ipc-channel](https://github.com/servo/ipc-channel), as Servo sends its content processes
 //! their commands: a typed stream whose receiver trusts its sender, which is exactly the case
@@ -11,7 +11,7 @@
 //! # What travels where
 //!
 //! - A command without files: a [`Command::Message`] on the stream, its bytes encoded as on a
-//!   channel ([`crate::channel::encode`]), so the child decodes every command one way.
+//!   channel (`channel::encode`), so the child decodes every command one way.
 //! - A command with files (a DMA-BUF, a sync_file, a sealed memfd, a mailbox): ipc-channel
 //!   carries only its own channels and shared memory, so the command goes on the control
 //!   socket with its files, and the stream says [`Command::OnSocket`] where it belongs.
@@ -36,15 +36,12 @@
 //! An ipc-channel send waits while the receiver's socket is full. The launcher must never wait
 //! on a child, so each child's stream has a thread of its own ([`CommandLink`]) that does the
 //! sending from a bounded queue: a child that stops reading fills the queue, and the launcher's
-//! next command finds it full ([`crate::channel::SendError::Full`]), as it would find a full
-//! socket. The thread ends when the child's end closes or the link is dropped.
+//! next command finds it full (`SendError::Full`), as it would find a full socket. The thread ends when the child's end closes or the link is dropped.
 
 use std::sync::Mutex;
 
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use serde::{Deserialize, Serialize};
-
-use crate::channel::SendError;
 
 /// The random secret the launcher gives a child on its control socket, to recognise the stream
 /// the launcher hands over.
@@ -57,15 +54,6 @@ pub enum Command {
     Message(Vec<u8>),
     /// The next command is on the control socket, with its files.
     OnSocket,
-}
-
-/// A command type with a stream beside it: its first message on the control socket carries
-/// the stream's token.
-pub trait Stream: crate::channel::Wire {
-    /// The first message, with `token`.
-    fn with_token(token: Token) -> Self;
-    /// The token, if this is the first message.
-    fn token(&self) -> Option<Token>;
 }
 
 /// The longest name of a one-shot server: a unix socket's path (`sun_path` holds 108 bytes
@@ -94,8 +82,17 @@ pub fn check_name(name: &str) -> Result<(), String> {
 type Handover = (IpcReceiver<Command>, Token);
 
 /// How many commands wait for the sending thread before the launcher's next one finds the queue
-/// full: as many as [`crate::channel::FORWARD_QUEUE`], the bound on the other direction.
-pub const QUEUE: usize = crate::channel::FORWARD_QUEUE;
+/// full: as many as a forwarding thread queues the other way (`channel::FORWARD_QUEUE`).
+pub const QUEUE: usize = 256;
+
+/// Why a command was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotQueued {
+    /// The queue is full: the child stopped reading.
+    Full,
+    /// The link is gone.
+    Gone,
+}
 
 /// Setting up or using a command stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -199,11 +196,11 @@ impl CommandLink {
     }
 
     /// Queues `command` for the child, never waiting.
-    pub(crate) fn push(&self, command: Command) -> Result<(), SendError> {
-        let queue = self.queue.as_ref().ok_or(SendError::Disconnected)?;
+    pub(crate) fn push(&self, command: Command) -> Result<(), NotQueued> {
+        let queue = self.queue.as_ref().ok_or(NotQueued::Gone)?;
         queue.try_send(command).map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(_) => SendError::Full,
-            crossbeam_channel::TrySendError::Disconnected(_) => SendError::Disconnected,
+            crossbeam_channel::TrySendError::Full(_) => NotQueued::Full,
+            crossbeam_channel::TrySendError::Disconnected(_) => NotQueued::Gone,
         })
     }
 
@@ -226,20 +223,6 @@ impl Drop for CommandLink {
     }
 }
 
-/// Opens the command stream of the child `role` beside `commands`, the launcher's end of its
-/// control socket: starts the link, sends the token first on the socket, and returns the sender
-/// with the link beside it. The child's `CommandsAt` goes to [`CommandLink::connect`].
-pub fn open<C: Stream>(
-    commands: crate::channel::Sender<C>,
-    role: &str,
-) -> Result<crate::channel::Sender<C>, CommandsError> {
-    let link = CommandLink::start(role)?;
-    commands
-        .send(&C::with_token(link.token()))
-        .map_err(|e| CommandsError::Meeting(format!("sending the token: {e}")))?;
-    Ok(commands.with_link(std::sync::Arc::new(link)))
-}
-
 /// The launcher's side of the meeting: connects to the child's server `name` and hands over
 /// the receiving end of a new stream with `token`; returns the sending end.
 fn hand_over(name: &str, token: Token) -> Result<IpcSender<Command>, std::io::Error> {
@@ -255,7 +238,7 @@ fn hand_over(name: &str, token: Token) -> Result<IpcSender<Command>, std::io::Er
 /// stream; the stream is taken only with `token`, the launcher's.
 pub(crate) fn take(
     token: Token,
-    announce: impl FnOnce(String) -> Result<(), SendError>,
+    announce: impl FnOnce(String) -> Result<(), String>,
 ) -> Result<IpcReceiver<Command>, CommandsError> {
     let (server, name) = IpcOneShotServer::<Handover>::new()
         .map_err(|e| CommandsError::Meeting(format!("making the one-shot server: {e}")))?;
@@ -268,161 +251,4 @@ pub(crate) fn take(
         return Err(CommandsError::Impostor);
     }
     Ok(stream)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::channel::{duplex, socket_pair, Receiver, Sender, Wire};
-    use std::os::fd::AsFd;
-    use std::time::Duration;
-
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
-    enum Cmd {
-        Token(Token),
-        Text(String),
-        File,
-    }
-
-    impl Wire for Cmd {
-        fn kind(&self) -> &'static str {
-            match self {
-                Cmd::Token(_) => "Token",
-                Cmd::Text(_) => "Text",
-                Cmd::File => "File",
-            }
-        }
-        fn fd_count(&self) -> usize {
-            usize::from(*self == Cmd::File)
-        }
-    }
-
-    impl Stream for Cmd {
-        fn with_token(token: Token) -> Self {
-            Cmd::Token(token)
-        }
-        fn token(&self) -> Option<Token> {
-            match self {
-                Cmd::Token(t) => Some(*t),
-                _ => None,
-            }
-        }
-    }
-
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
-    enum Ev {
-        At(String),
-    }
-
-    impl Wire for Ev {
-        fn kind(&self) -> &'static str {
-            "At"
-        }
-    }
-
-    /// A launcher's end and a child's end of a control socket.
-    fn pair() -> ((Sender<Cmd>, Receiver<Ev>), (Sender<Ev>, Receiver<Cmd>)) {
-        let (a, b) = socket_pair().expect("socket pair");
-        (duplex::<Cmd, Ev>(a, true), duplex::<Ev, Cmd>(b, false))
-    }
-
-    #[test]
-    fn commands_come_over_the_stream_in_order_with_their_files_on_the_socket() {
-        let ((commands, mut events), (child_events, child_commands)) = pair();
-        let child = std::thread::spawn(move || {
-            let mut rx = crate::bootstrap::take_stream(child_commands, &child_events, Ev::At)
-                .expect("the stream");
-            let mut got = Vec::new();
-            for _ in 0..4 {
-                let (m, fds) = rx.recv().expect("a command");
-                got.push((m, fds.len()));
-            }
-            got
-        });
-        let commands = open(commands, "test").expect("open");
-        // Queued before the child named its server: they wait for the stream.
-        commands.send(&Cmd::Text("one".into())).expect("send");
-        let Ev::At(name) = events.recv().expect("the server's name").0;
-        assert!(check_name(&name).is_ok(), "{name}");
-        commands
-            .link()
-            .expect("a link")
-            .connect(name)
-            .expect("connect");
-        let file = commands.as_fd().try_clone_to_owned().expect("dup");
-        commands
-            .send_with(&Cmd::File, &[file.as_fd()])
-            .expect("send a file");
-        commands.send(&Cmd::Text("two".into())).expect("send");
-        commands
-            .send_with(&Cmd::File, &[file.as_fd()])
-            .expect("send a file");
-        assert_eq!(
-            child.join().expect("the child"),
-            vec![
-                (Cmd::Text("one".into()), 0),
-                (Cmd::File, 1),
-                (Cmd::Text("two".into()), 0),
-                (Cmd::File, 1)
-            ]
-        );
-        assert!(matches!(
-            commands.link().expect("a link").connect("/again".into()),
-            Err(CommandsError::NamedTwice)
-        ));
-    }
-
-    #[test]
-    fn a_stream_handed_over_without_the_token_is_refused() {
-        let ((commands, mut events), (child_events, child_commands)) = pair();
-        let child = std::thread::spawn(move || {
-            crate::bootstrap::take_stream(child_commands, &child_events, Ev::At).map(|_| ())
-        });
-        commands.send(&Cmd::Token([7; 16])).expect("the token");
-        let Ev::At(name) = events.recv().expect("the server's name").0;
-        // Somebody else reaches the server first, with a token of its own.
-        let boot = IpcSender::<Handover>::connect(name).expect("connect");
-        let (_tx, rx) = ipc::channel::<Command>().expect("a channel");
-        boot.send((rx, [8; 16])).expect("hand over");
-        assert!(matches!(
-            child.join().expect("the child"),
-            Err(CommandsError::Impostor)
-        ));
-    }
-
-    #[test]
-    fn a_first_message_that_is_not_the_token_is_refused() {
-        let ((commands, _events), (child_events, child_commands)) = pair();
-        commands.send(&Cmd::Text("hello".into())).expect("send");
-        let r = crate::bootstrap::take_stream(child_commands, &child_events, Ev::At);
-        assert!(matches!(r, Err(CommandsError::NoToken(k)) if k == "Text"));
-    }
-
-    #[test]
-    fn a_dropped_link_ends_its_thread_and_closes_the_stream() {
-        let ((commands, mut events), (child_events, child_commands)) = pair();
-        let child = std::thread::spawn(move || {
-            let mut rx = crate::bootstrap::take_stream(child_commands, &child_events, Ev::At)
-                .expect("the stream");
-            let first = rx.recv().map(|(m, _)| m).ok();
-            let after = rx.recv().map(|(m, _)| m).err().map(|e| e.to_string());
-            (first, after)
-        });
-        let commands = open(commands, "test").expect("open");
-        let Ev::At(name) = events.recv().expect("the server's name").0;
-        commands
-            .link()
-            .expect("a link")
-            .connect(name)
-            .expect("connect");
-        commands.send(&Cmd::Text("last".into())).expect("send");
-        // The launcher's end of the control socket stays open (its receiver holds it): only
-        // the stream's end tells the child that the link is gone.
-        let started = std::time::Instant::now();
-        drop(commands);
-        assert!(started.elapsed() < Duration::from_secs(1));
-        let (first, after) = child.join().expect("the child");
-        assert_eq!(first, Some(Cmd::Text("last".into())));
-        assert_eq!(after.as_deref(), Some("the peer closed the channel"));
-    }
 }

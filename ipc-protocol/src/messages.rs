@@ -949,7 +949,7 @@ impl Wire for FrameMsg {
     }
 }
 
-impl crate::commands::Stream for LauncherToGpu {
+impl crate::bootstrap::Stream for LauncherToGpu {
     fn with_token(token: crate::commands::Token) -> Self {
         LauncherToGpu::Commands(token)
     }
@@ -961,7 +961,7 @@ impl crate::commands::Stream for LauncherToGpu {
     }
 }
 
-impl crate::commands::Stream for LauncherToRenderer {
+impl crate::bootstrap::Stream for LauncherToRenderer {
     fn with_token(token: crate::commands::Token) -> Self {
         LauncherToRenderer::Commands(token)
     }

@@ -276,7 +276,7 @@ impl<C, E> ChildProc<C, E> {
     }
 }
 
-impl<C: ipc_protocol::commands::Stream, E: Wire> ChildProc<C, E> {
+impl<C: ipc_protocol::bootstrap::Stream, E: Wire> ChildProc<C, E> {
     /// Starts `role` as `children` says, talking over `control` (the launcher's end of the pair
     /// whose other end `setup` places at `CONTROL_FD`), with `setup` applied to the command
     /// first: its `pre_exec` hooks (the sandbox's confinement, `crate::jail`) run before the
@@ -340,7 +340,7 @@ impl<C: ipc_protocol::commands::Stream, E: Wire> ChildProc<C, E> {
         };
         let (commands, events) = duplex::<C, E>(control, true);
         // Its commands go over ipc-channel from now on: the token first, on the socket.
-        let commands = match ipc_protocol::commands::open(commands, role.as_str()) {
+        let commands = match ipc_protocol::bootstrap::open_stream(commands, role.as_str()) {
             Ok(c) => c,
             Err(e) => {
                 let mut proc = proc;

@@ -76,7 +76,8 @@ impl FakeGpu {
             channel::duplex::<LauncherToRenderer, RendererToLauncher>(control, false);
         let events = channel::forward("fake-gpu-events", events).expect("forward");
         // Its commands come over ipc-channel, as from the launcher: the token, then its server.
-        let commands = ipc_protocol::commands::open(commands, "renderer").expect("the stream");
+        let commands =
+            ipc_protocol::bootstrap::open_stream(commands, "renderer").expect("the stream");
         match events.recv_timeout(EVENT_DEADLINE) {
             Ok(Ok((RendererToLauncher::CommandsAt(name), _))) => commands
                 .link()

@@ -303,7 +303,7 @@ impl Jail {
     /// Spawns `binary` as `role`, confined, with its report pipe and handover socket.
     pub fn spawn<C, E>(&mut self, role: Role) -> anyhow::Result<ChildProc<C, E>>
     where
-        C: ipc_protocol::commands::Stream,
+        C: ipc_protocol::bootstrap::Stream,
         E: Wire,
     {
         let (report_r, report_w) = pipe()?;
