@@ -104,6 +104,7 @@ mod tests {
     use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
     use serde::{Deserialize, Serialize};
     use std::os::fd::AsFd;
+    use std::sync::Arc;
     use std::time::Duration;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -175,6 +176,7 @@ mod tests {
         commands.send(&Cmd::Text("one".into())).expect("send");
         let Ev::At(name) = events.recv().expect("the server's name").0;
         assert!(check_name(&name).is_ok(), "{name}");
+        let server = std::path::PathBuf::from(&name);
         commands
             .link()
             .expect("a link")
@@ -188,8 +190,11 @@ mod tests {
         commands
             .send_with(&Cmd::File, &[file.as_fd()])
             .expect("send a file");
+        let got = child.join().expect("the child");
+        // Once met (the commands came), the server's socket and directory are gone.
+        assert!(!server.exists() && server.parent().is_some_and(|d| !d.exists()));
         assert_eq!(
-            child.join().expect("the child"),
+            got,
             vec![
                 (Cmd::Text("one".into()), 0),
                 (Cmd::File, 1),
@@ -254,5 +259,33 @@ mod tests {
         let (first, after) = child.join().expect("the child");
         assert_eq!(first, Some(Cmd::Text("last".into())));
         assert_eq!(after.as_deref(), Some("the peer closed the channel"));
+    }
+
+    #[test]
+    fn a_stream_its_child_closed_ends_at_the_next_command() {
+        let ((commands, mut events), (child_events, child_commands)) = pair();
+        let (taken, closed) = crossbeam_channel::bounded::<()>(0);
+        let child = std::thread::spawn(move || {
+            let rx = take_stream(child_commands, &child_events, Ev::At).expect("the stream");
+            // The child drops the stream and keeps its control socket (`child_events`).
+            drop(rx);
+            let _ = taken.send(());
+            child_events
+        });
+        let commands = open_stream(commands, "test").expect("open");
+        let Ev::At(name) = events.recv().expect("the server's name").0;
+        let link = Arc::clone(commands.link().expect("a link"));
+        link.connect(name).expect("connect");
+        closed.recv().expect("the child dropped its stream");
+        let ended = link.ended();
+        assert!(ended
+            .recv_timeout(Duration::from_millis(100))
+            .is_err_and(|e| e.is_timeout()));
+        // The next command finds the child's end closed: the thread ends, and says so.
+        let _ = commands.send(&Cmd::Text("anyone?".into()));
+        assert!(ended
+            .recv_timeout(Duration::from_secs(5))
+            .is_err_and(|e| e.is_disconnected()));
+        drop(child.join().expect("the child"));
     }
 }

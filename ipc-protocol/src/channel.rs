@@ -284,6 +284,9 @@ impl<T: Wire> Sender<T> {
         };
         link.in_order(|| {
             if fds.is_empty() {
+                if !crate::commands::fits(bytes.len()) {
+                    return Err(SendError::TooLong { kind: msg.kind() });
+                }
                 return queued(link.push(crate::commands::Command::Message(bytes)));
             }
             self.on_socket(&bytes, fds)?;

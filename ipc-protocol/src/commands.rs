@@ -150,7 +150,11 @@ impl CommandLink {
                 let Ok(name) = named.recv() else {
                     return;
                 };
-                let stream = match hand_over(&name, token) {
+                let stream = hand_over(&name, token);
+                // Connected or not, the server is done with: its socket and directory go, so a
+                // child killed before it could remove them leaves nothing behind.
+                remove_server(&name);
+                let stream = match stream {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(role = %who, error = %e, "could not hand the command stream over");
@@ -190,6 +194,12 @@ impl CommandLink {
         Ok(())
     }
 
+    /// Disconnects once the sending thread has ended: the child's end closed (it died, or closed
+    /// its stream), the meeting failed, or the link was dropped.
+    pub fn ended(&self) -> crossbeam_channel::Receiver<()> {
+        self.ended.clone()
+    }
+
     /// Whether the child named its server already.
     pub fn connected(&self) -> bool {
         self.server.lock().map_or(true, |s| s.is_none())
@@ -221,6 +231,33 @@ impl Drop for CommandLink {
         }
         let _ = self.ended.recv_timeout(std::time::Duration::from_secs(1));
     }
+}
+
+/// Removes the one-shot server `name` and its directory, when it is what ipc-channel makes (a
+/// `socket` in a fresh `.tmp*` directory); anything else named is left alone.
+fn remove_server(name: &str) {
+    let path = std::path::Path::new(name);
+    let ours = path.file_name().is_some_and(|f| f == "socket")
+        && path
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|d| d.to_string_lossy().starts_with(".tmp"));
+    if !ours {
+        return;
+    }
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Whether a command of `len` encoded bytes goes out in one piece: ipc-channel sends anything
+/// larger than a socket's send buffer allows in fragments over a channel of their own, which a
+/// child reads with calls its sandbox does not allow, and which would keep the sending thread
+/// waiting for a child that died in the middle.
+pub fn fits(len: usize) -> bool {
+    // The encoded `Command::Message`: a tag and a length before the bytes.
+    len.saturating_add(16) <= ipc_channel::platform::OsIpcSender::get_max_fragment_size()
 }
 
 /// The launcher's side of the meeting: connects to the child's server `name` and hands over

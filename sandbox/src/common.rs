@@ -98,7 +98,7 @@ pub fn rules(pid: u32) -> Vec<Rule> {
         Rule::any(
             abi::SYS_poll,
             "poll",
-            "fence waits with deadlines, channel hang-up checks",
+            "fence waits with deadlines, channel hang-up checks, the command stream's waits",
         ),
         Rule::any(abi::SYS_ppoll, "ppoll", "fence waits with deadlines"),
         Rule::any(
@@ -109,7 +109,7 @@ pub fn rules(pid: u32) -> Vec<Rule> {
         Rule::any(
             abi::SYS_recvmsg,
             "recvmsg",
-            "channel messages, handovers, SCM_RIGHTS",
+            "channel messages, the launcher's command stream (ipc-channel), handovers, SCM_RIGHTS",
         ),
         Rule::any(abi::SYS_futex, "futex", "locks and channels"),
         Rule::any(abi::SYS_brk, "brk", "the heap"),

@@ -78,6 +78,39 @@ fn a_second_command_server_once_sandboxed_costs_the_gpu_process() {
     killed_for("commands-at", r#"CommandsAt","what":"after Started"#);
 }
 
+/// A GPU process that closes the launcher's command stream costs itself, and nothing of the
+/// launcher's: no wait, no thread or fd left behind.
+#[test]
+fn a_gpu_process_that_closes_its_command_stream_costs_itself() {
+    // Without a mailbox every command goes over the stream, so the next one finds it closed.
+    // (Not held to the clean run's fd count: that run keeps two mailboxes.)
+    let dir = scratch("hostile-gpu-close-stream");
+    let cmd = hostile_command(
+        "TRIPTYCH_HOSTILE_GPU",
+        "close-stream",
+        FRAMES,
+        &["--mailbox", "off"],
+        &dir,
+    );
+    let o = output(cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir.join("summary.json"));
+    assert_eq!(
+        s["frames"]["last"],
+        FRAMES - 1,
+        "every frame presented: {s}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu");
+    // Its own reader of the stream fails on the closed fd and ends the process (ipc-channel's
+    // receiver panics when its fd was closed under it, and the panic's report trips the
+    // sandbox or aborts); a process that lived on would be named for the stream it closed
+    // (`command stream: closed while the process lives on`). Either way it alone pays.
+    eprintln!("cause: {}", crashes[0]["cause"]);
+    assert!(crashes[0]["cause"].is_object(), "{}", crashes[0]);
+}
+
 #[test]
 fn oversized_message_to_the_launcher() {
     killed_for("huge", "longer than");

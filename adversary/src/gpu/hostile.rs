@@ -31,6 +31,9 @@ pub enum Attack {
     /// Names a server for a command stream again, once sandboxed (`CommandsAt`): the launcher
     /// would connect to it and hand over a second stream.
     CommandsAt,
+    /// Closes its end of the launcher's command stream (every socket below the fixed fds),
+    /// and lives on.
+    CloseStream,
     /// A trace batch although tracing is off.
     TraceOff,
     /// Tens of thousands of messages.
@@ -187,6 +190,7 @@ impl Attack {
             "fds" => Attack::Fds,
             "second-started" => Attack::SecondStarted,
             "commands-at" => Attack::CommandsAt,
+            "close-stream" => Attack::CloseStream,
             "trace-off" => Attack::TraceOff,
             "flood" => Attack::Flood,
             "bad-frame" => Attack::BadFrame,
@@ -253,6 +257,19 @@ pub fn attack(
         }
         Attack::CommandsAt => {
             let _ = events.send(&GpuToLauncher::CommandsAt("/tmp/elsewhere/socket".into()));
+        }
+        Attack::CloseStream => {
+            // The stream's socket is the one socket with a number of the kernel's choosing
+            // (the control socket and the handed-over ones sit at fixed numbers, 200 and up).
+            for fd in 3..200 {
+                // `fstat` of a number that is not open fails harmlessly.
+                let socket = nix::sys::stat::fstat(fd)
+                    .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFSOCK);
+                if socket {
+                    let r = nix::unistd::close(fd);
+                    tracing::warn!(fd, ?r, "closed the launcher's command stream");
+                }
+            }
         }
         Attack::TraceOff => {
             let _ = events.send(&GpuToLauncher::Trace(Vec::new()));

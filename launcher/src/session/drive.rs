@@ -49,6 +49,25 @@ impl Supervisor<'_> {
                 .standby
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |w| w.exit.clone());
+            // Each child's command stream: its sending thread ends when the child's end closes.
+            let stream_end =
+                |link: Option<&std::sync::Arc<ipc_protocol::commands::CommandLink>>| {
+                    link.map_or_else(crossbeam_channel::never, |l| l.ended())
+                };
+            let gpu_stream =
+                stream_end(self.pair.gpu.as_ref().and_then(|g| g.child.commands.link()));
+            let r_stream = stream_end(
+                self.pair
+                    .renderer
+                    .as_ref()
+                    .and_then(|r| r.child.commands.link()),
+            );
+            let standby_stream = stream_end(
+                self.pair
+                    .standby
+                    .as_ref()
+                    .and_then(|w| w.child.commands.link()),
+            );
             let checked = self.policing.verdicts();
             let looked = self.policing.look_verdicts();
             let vouched = self.policing.vouch_outcomes();
@@ -62,6 +81,15 @@ impl Supervisor<'_> {
                     Err(_) => self.channel_closed(Role::Gpu, &gpu_exit)?,
                 },
                 recv(gpu_exit) -> _ => self.gpu_down(None)?,
+                recv(gpu_stream) -> _ => self.stream_closed(Role::Gpu, &gpu_exit)?,
+                recv(r_stream) -> _ => self.stream_closed(Role::Renderer, &r_exit)?,
+                recv(standby_stream) -> _ => {
+                    let died = standby_exit.recv_timeout(Duration::from_millis(250)).is_ok();
+                    self.standby_down((!died).then(|| {
+                        "protocol violation: command stream: closed while the process lives on"
+                            .to_owned()
+                    }))?;
+                }
                 recv(standby_events) -> m => match m {
                     Ok(d) => self.standby_message(d)?,
                     // Its control socket closed: it is dying; its pidfd says how.
@@ -182,9 +210,19 @@ impl Supervisor<'_> {
     /// A child's control socket closed. A dying child closes it a moment before its pidfd
     /// reports the exit; a child that closes it and lives on has broken the protocol.
     pub(super) fn channel_closed(&mut self, role: Role, exit: &Receiver<()>) -> anyhow::Result<()> {
+        self.closed(role, exit, "control socket")
+    }
+
+    /// The launcher's command stream to `role` ended ([`ipc_protocol::commands`]): it closed
+    /// its end, and is dying, or is to blame for closing it while it lives on.
+    pub(super) fn stream_closed(&mut self, role: Role, exit: &Receiver<()>) -> anyhow::Result<()> {
+        self.closed(role, exit, "command stream")
+    }
+
+    fn closed(&mut self, role: Role, exit: &Receiver<()>, what: &str) -> anyhow::Result<()> {
         let died = exit.recv_timeout(Duration::from_millis(250)).is_ok();
         let cause = (!died).then(|| Cause::ProtocolViolation {
-            kind: "control socket".to_owned(),
+            kind: what.to_owned(),
             what: "closed while the process lives on".to_owned(),
         });
         if role == Role::Gpu {
