@@ -252,6 +252,37 @@ pub struct Edit {
     pub scene: Arc<LoadedScene>,
     /// Its version: one more than the edit before.
     pub version: u64,
+    /// An upload's share of the [`Backlog`], given back when the run has taken the edit.
+    held: Option<Arc<Held>>,
+}
+
+/// Bytes of the application's pixels in uploads made and not yet taken by the run: what a
+/// burst of uploads holds while the run is busy (starting a child, say), each upload a copy of
+/// its layer's pixels. Beyond [`MAX_BACKLOG`] an upload is refused until the run has taken the
+/// ones before: the rate limit on uploads, which the run itself turns into at most one update
+/// of the GPU process a frame.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+/// The most bytes of pixels that wait for the run ([`Backlog`]); one upload of a layer larger
+/// than this waits alone.
+pub const MAX_BACKLOG: u64 = 256 << 20;
+
+/// A share of the [`Backlog`], given back when dropped.
+#[derive(Debug)]
+struct Held {
+    backlog: Arc<Backlog>,
+    bytes: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.backlog
+            .bytes
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What became of an edit.
@@ -325,6 +356,8 @@ impl Budget {
 pub struct Editor {
     scene: Arc<LoadedScene>,
     version: u64,
+    /// Uploads made and not yet taken by the run.
+    backlog: Arc<Backlog>,
     budget: Option<Budget>,
     /// With `--verify`: the frame checked at the end and the output's size; every edit must
     /// leave a scene whose CPU reference of that frame exists.
@@ -337,6 +370,7 @@ impl Editor {
         Editor {
             scene,
             version: 0,
+            backlog: Arc::default(),
             budget: None,
             verify: None,
         }
@@ -422,6 +456,7 @@ impl Editor {
         Edit {
             scene,
             version: self.version,
+            held: None,
         }
     }
 
@@ -494,6 +529,26 @@ impl Editor {
                 ),
             ));
         }
+        // The rate limit: this upload holds a copy of the layer's pixels until the run takes it.
+        let bytes = u64::from(width) * u64::from(height) * 4;
+        let waiting = self
+            .backlog
+            .bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if waiting > 0 && waiting + bytes > MAX_BACKLOG {
+            return Err(EditRefused::Rule(
+                EditError::new(
+                    EditKind::Limit,
+                    format!("{layer}.pixels"),
+                    format!(
+                        "{} MiB of uploads wait for the run, and this one would take them past the {} MiB that may",
+                        waiting >> 20,
+                        MAX_BACKLOG >> 20
+                    ),
+                )
+                .hint("upload again once an Event::Applied says the ones before are on screen; the run draws at most one update a frame"),
+            ));
+        }
         let slot = l.slot;
         let mut image = match self.scene.decoded.get(slot as usize).cloned().flatten() {
             Some(i) => Image::clone(&i),
@@ -534,7 +589,15 @@ impl Editor {
             uploads,
             doc: self.scene.doc.clone(),
         });
-        Ok(self.next(scene))
+        self.backlog
+            .bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        let mut edit = self.next(scene);
+        edit.held = Some(Arc::new(Held {
+            backlog: Arc::clone(&self.backlog),
+            bytes,
+        }));
+        Ok(edit)
     }
 }
 
@@ -599,4 +662,45 @@ pub(crate) fn sealed_memfd(name: &str, bytes: &[u8]) -> anyhow::Result<OwnedFd> 
     triptych_sys::memfd::seal_future_write(std::os::fd::AsFd::as_fd(&fd))
         .with_context(|| format!("sealing the memfd of {name}"))?;
     Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_that_wait_for_the_run_past_the_backlog_are_refused_until_it_takes_them() {
+        let dir = std::env::temp_dir().join(format!("triptych-backlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let path = dir.join("big.toml");
+        std::fs::write(
+            &path,
+            "[[layers]]\nname = \"canvas\"\nkind = \"pixels\"\nwidth = 4096\nheight = 4096\nrect = { x = 0, y = 0, w = 64, h = 64 }\n",
+        )
+        .expect("writing the scene");
+        let mut editor = Editor::new(Arc::new(load(&path).expect("the scene loads")));
+        let px = Pixels {
+            x: 0,
+            y: 0,
+            width: 1,
+            height: 1,
+            rgba: &[1, 2, 3, 4],
+        };
+        // Each upload holds a copy of the 64 MiB layer until the run takes it: four fit.
+        let waiting: Vec<Edit> = (0..4)
+            .map(|_| editor.upload("canvas", &px).expect("taken"))
+            .collect();
+        let refused = editor.upload("canvas", &px);
+        match refused {
+            Err(EditRefused::Rule(e)) => assert_eq!(e.kind, EditKind::Limit, "{e}"),
+            other => panic!("not refused: {other:?}"),
+        }
+        // The run takes them (and drops them): uploads go again.
+        drop(waiting);
+        let again = editor
+            .upload("canvas", &px)
+            .expect("taken once the run took the rest");
+        assert_eq!(again.version, 5, "the refused upload took no version");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -463,7 +463,8 @@ impl Shell {
     ///
     /// Refused ([`Error::Edit`]), and nothing changed, when the layer is no pixels layer, the
     /// rectangle is not inside its pixels, the rows are not `width * height * 4` bytes, or a
-    /// colour exceeds its alpha.
+    /// colour exceeds its alpha; and, the rate limit, while uploads holding more than
+    /// [`crate::scene::MAX_BACKLOG`] bytes of pixels wait for the run to take them.
     pub fn upload(&self, layer: &str, pixels: &Pixels<'_>) -> Result<u64, Error> {
         self.with_editor(|e| e.upload(layer, pixels))
     }
