@@ -27,16 +27,20 @@
 //! server back on the control socket; the launcher connects and hands over the stream's
 //! receiving end with the token; the child takes the stream only if the token matches, so a
 //! process that reaches the socket first cannot hand it a stream of its own. The server's
-//! directory is a fresh one, removed once the stream is taken. Only the user's own processes can connect to it (the socket is writable by its owner
-//! alone), and a sandboxed process makes no socket and connects nowhere (seccomp), so no child
-//! can reach another's server.
+//! directory is a fresh one, which the launcher removes once it has connected. Only the user's
+//! own processes can connect to it (the socket is writable by its owner alone), and a
+//! sandboxed process makes no socket and connects nowhere (seccomp), so no child can reach
+//! another's server.
 //!
 //! # Never waiting on a child
 //!
 //! An ipc-channel send waits while the receiver's socket is full. The launcher must never wait
 //! on a child, so each child's stream has a thread of its own ([`CommandLink`]) that does the
 //! sending from a bounded queue: a child that stops reading fills the queue, and the launcher's
-//! next command finds it full (`SendError::Full`), as it would find a full socket. The thread ends when the child's end closes or the link is dropped.
+//! next command finds it full (`SendError::Full`), as it would find a full socket. The thread
+//! ends when the child's end closes or the link is dropped; the launcher watches for its end
+//! ([`CommandLink::ended`]), and a stream that ends while its child lives on is that child's
+//! violation.
 
 use std::sync::Mutex;
 
@@ -71,7 +75,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     if !name.starts_with('/') || name.contains('\0') {
         return Err(format!(
-            "server name {:?} is not an absolute path",
+            "server name {:?} is not an absolute path without NUL",
             name.escape_debug().to_string()
         ));
     }
