@@ -8,10 +8,17 @@
 //! until its answer, `{"ok": true, "frame": N}`, is read from its standard output. The launcher
 //! answers when the renderer's `Presented` for the first frame naming the edit reaches it, so
 //! the figure is the call to the frame on the output, plus one line each way through a pipe.
-//! Each change waits for the answer of the one before and a few milliseconds more, so no two are
-//! coalesced. Then `SIGINT` ends the run, which must exit 0; the baseline is one frame plus the
-//! handoff of the same run: its frame time (1 / fps, its frames unpaced throughout) plus its
-//! handoff latency at p50, both from its summary.
+//! Each change waits for the answer of the one before and 5 ms more, plus a part of a 60 Hz
+//! period that differs from change to change (so paced changes fall at every moment of a frame),
+//! so no two are coalesced. Then `SIGINT` ends the run, which must exit 0; the baseline is one frame plus the
+//! handoff of the same run: its frame time (1 / fps) plus its handoff latency at p50, both from
+//! its summary.
+//!
+//! Item 13 runs its frames unpaced: the GPU process is nearly always drawing a frame when a
+//! change comes, and the change waits for that frame before the one that shows it. Item 13b
+//! paces them to 60 a second (`--fps 60`), as a display paces a window's, which is where an
+//! application's changes are seen: the GPU process waits for its next frame, and a change made
+//! meanwhile is in it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -78,8 +85,14 @@ impl Drop for Run {
     }
 }
 
-/// Runs `changes` timed changes (after `warmup` untimed ones) in one run.
-pub fn measure(dir: &Path, warmup: u64, changes: u64) -> anyhow::Result<Measured> {
+/// Runs `changes` timed changes (after `warmup` untimed ones) in one run, its frames unpaced
+/// or paced to `fps` a second (`--fps`, as a display paces a window's).
+pub fn measure(
+    dir: &Path,
+    warmup: u64,
+    changes: u64,
+    fps: Option<u32>,
+) -> anyhow::Result<Measured> {
     let exe = crate::triptych_exe()?;
     let scene = dir.join("edit-latency.toml");
     std::fs::write(&scene, SCENE).with_context(|| format!("writing {}", scene.display()))?;
@@ -87,6 +100,7 @@ pub fn measure(dir: &Path, warmup: u64, changes: u64) -> anyhow::Result<Measured
     let mut run = Run(Command::new(&exe)
         .args(["run", "--headless", "--control", "-", "--size", SIZE])
         .args(["--frames", "100000000", "--standby", "off"])
+        .args(fps.map(|f| format!("--fps={f}")))
         .arg("--scene")
         .arg(&scene)
         .arg("--summary-json")
@@ -103,7 +117,10 @@ pub fn measure(dir: &Path, warmup: u64, changes: u64) -> anyhow::Result<Measured
     let mut samples = Vec::with_capacity(changes as usize);
     let mut line = String::new();
     for i in 0..warmup + changes {
-        std::thread::sleep(Duration::from_millis(5));
+        // 5 ms, and a part of a 60 Hz period that differs from one change to the next, so that
+        // paced changes come at every moment of a frame, not always as long after the last.
+        let spread = Duration::from_micros((i * 6043) % 16_667);
+        std::thread::sleep(Duration::from_millis(5) + spread);
         let t0 = Instant::now();
         writeln!(stdin, r#"{{"set": {{"label": {{"text": "change {i}"}}}}}}"#)
             .and_then(|()| stdin.flush())

@@ -59,7 +59,7 @@ mod recorder;
 mod report;
 mod run_items;
 use run_items::{
-    chaos_items, cpu_item, edit_item, idle_item, mailbox_item, standby_item, trace_items,
+    chaos_items, cpu_item, edit_items, idle_item, mailbox_item, standby_item, trace_items,
 };
 mod runs;
 mod stats;
@@ -86,7 +86,7 @@ struct Plans {
     pixels: Plan,
     /// Presents of item 9.
     present: Plan,
-    /// Property changes of item 13 (warm-up and timed, in one run).
+    /// Property changes of items 13 and 13b (warm-up and timed, in one run each).
     edits: Plan,
     /// Frames of each clean pipeline run (item 7).
     frames: u64,
@@ -466,7 +466,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     mailbox_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     idle_item(&mut items, &mut failures, &dir, &plans);
-    edit_item(&mut items, &mut failures, &dir, &plans);
+    edit_items(&mut items, &mut failures, &dir, &plans);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the bench's scratch directory");
     }

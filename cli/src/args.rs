@@ -195,6 +195,10 @@ pub struct RunArgs {
     /// mailboxes; off, each is a socket message.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub mailbox: Switch,
+    /// Without a window: pace frames to this many a second (1 to 1000), as a display's refresh
+    /// paces a window's; by default they are made as fast as they can be.
+    #[arg(long)]
+    pub fps: Option<u32>,
     /// Inject one fault (repeatable): `POINT:ACTION@FRAME`, POINT one of gpu-render,
     /// gpu-after-export, renderer-fence-wait, renderer-composite; ACTION one of kill, segv,
     /// abort, stop-fences or late-fences (GPU points only; late-fences signals one frame's
@@ -239,6 +243,7 @@ impl RunArgs {
         c.no_damage = self.no_damage;
         c.trace = self.trace.clone();
         c.mailbox = self.mailbox == Switch::On;
+        c.fps = self.fps;
         c.supervision = config::Supervision {
             max_crashes: self.max_crashes,
             restart_window_s: self.restart_window_s,

@@ -174,6 +174,10 @@ pub struct RunConfig {
     /// Send the steady messages between the launcher and each child, both ways, through
     /// shared-memory mailboxes ([`ipc_protocol::mailbox`]) instead of one socket message each.
     pub mailbox: bool,
+    /// Without a window: frames paced to this many a second, as a display's refresh paces a
+    /// window's (the GPU process draws a frame only when asked for it); `None`, as fast as
+    /// they are made.
+    pub fps: Option<u32>,
     /// How children are watched and how many crashes are forgiven.
     pub supervision: Supervision,
     /// Chaos mode and injected faults, for testing recovery.
@@ -201,6 +205,7 @@ impl Default for RunConfig {
             no_damage: false,
             trace: None,
             mailbox: true,
+            fps: None,
             supervision: Supervision::default(),
             chaos: Chaos::default(),
         }
@@ -292,6 +297,9 @@ impl RunConfig {
             within("layers", self.layers, 1, 8, "1 to 8 (the built-in scene's)")?;
         }
         within("pool", self.pool, 3, 16, "3 to 16")?;
+        if let Some(fps) = self.fps {
+            within("fps", fps, 1, 1000, "1 to 1000")?;
+        }
         within(
             "fence_timeout_ms",
             self.fence_timeout_ms,

@@ -229,6 +229,9 @@ pub struct Frames {
     pub scene_changes: u64,
     /// Edits of the scene drawn, without new children (`Shell::edit`, `--control`).
     pub scene_edits: u64,
+    /// Without a window, the rate frames were paced to (`--fps`); `None`, unpaced (or paced by
+    /// the window).
+    pub paced_fps: Option<u32>,
 }
 
 /// How long a frame took from one process to the next, and how long each child's loop could
@@ -943,6 +946,7 @@ mod tests {
                     "resizes",
                     "scene_changes",
                     "scene_edits",
+                    "paced_fps",
                 ][..],
             ),
             (

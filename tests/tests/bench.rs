@@ -12,7 +12,7 @@ use triptych_tests::*;
 /// Items that must be present, with the goal each carries (`None`: no goal). Items 5a, 5b and
 /// 10 time one function in one process: they are criterion benches of the renderer's
 /// (`renderer-process/benches/compositor`), run by the test command in its test mode.
-const ITEMS: [(&str, &str, Option<f64>); 15] = [
+const ITEMS: [(&str, &str, Option<f64>); 16] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
     ("1c", "handoff_transport_only", None),
@@ -27,7 +27,8 @@ const ITEMS: [(&str, &str, Option<f64>); 15] = [
     ("11", "end_to_end_cpu_damage_64_1080p", Some(0.05)),
     ("11b", "end_to_end_cpu_mailbox_320x240", Some(1.0)),
     ("12", "idle_window_cpu", Some(0.01)),
-    ("13", "edit_to_screen", Some(1.0)),
+    ("13", "edit_to_screen", None),
+    ("13b", "edit_to_screen_paced_60", Some(1.0)),
 ];
 
 /// Every field an item carries, null or not.
@@ -323,14 +324,21 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
         "{idle}"
     );
 
-    // Item 13: every change was answered, in a run that went on presenting frames.
-    let edit = find(items, "edit_to_screen");
-    assert!(edit["reason"].is_null(), "{edit}");
-    assert_eq!(edit["iterations"], 50, "{edit}");
-    assert!(
-        edit["extra"]["frames"].as_u64().is_some_and(|n| n >= 50),
-        "{edit}"
-    );
+    // Items 13 and 13b: every change was answered, in a run that went on presenting frames,
+    // unpaced or paced to 60 a second.
+    for (name, paced) in [
+        ("edit_to_screen", Value::Null),
+        ("edit_to_screen_paced_60", Value::from(60)),
+    ] {
+        let edit = find(items, name);
+        assert!(edit["reason"].is_null(), "{edit}");
+        assert_eq!(edit["iterations"], 50, "{edit}");
+        assert!(
+            edit["extra"]["frames"].as_u64().is_some_and(|n| n >= 50),
+            "{edit}"
+        );
+        assert_eq!(edit["extra"]["paced_fps"], paced, "{edit}");
+    }
 
     // Item 6, when measured, is against the frame time of a clean run of as many layers.
     let detection = find(items, "crash_detection");

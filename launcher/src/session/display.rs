@@ -438,6 +438,11 @@ impl Supervisor<'_> {
 
     /// A (new) GPU process of `epoch` starts at `first`: requests start again from there.
     pub(super) fn display_gpu_started(&mut self, epoch: u64, first: u64) {
+        if let Some(p) = self.pacer.as_mut() {
+            p.epoch = epoch;
+            p.next_request = first;
+            p.next_tick = Instant::now();
+        }
         if let Some(s) = self.display.as_mut() {
             s.pacing.epoch = epoch;
             s.pacing.next_request = first;
@@ -579,5 +584,69 @@ impl Supervisor<'_> {
             return Some(IDLE_TICK);
         }
         Some(s.d.refresh)
+    }
+}
+
+/// Frames paced to a rate without a window ([`crate::config::RunConfig::fps`]): the launcher
+/// asks the GPU process for one frame a period, at most [`IN_FLIGHT`] beyond the last presented,
+/// as a display's refresh asks a window's. What a change costs to reach the screen is then
+/// measured as it is on a display: the GPU process waits for its next frame, and a change made
+/// meanwhile is in it.
+#[derive(Debug)]
+pub(super) struct Pacer {
+    period: Duration,
+    next_tick: Instant,
+    next_request: u64,
+    /// The GPU process the requests are for.
+    epoch: u64,
+}
+
+impl Pacer {
+    /// Frames at `fps` a second (at least one).
+    pub(super) fn new(fps: u32) -> Pacer {
+        Pacer {
+            period: Duration::from_secs(1) / fps.max(1),
+            next_tick: Instant::now(),
+            next_request: 0,
+            epoch: 0,
+        }
+    }
+}
+
+impl Supervisor<'_> {
+    /// Without a window, with a rate: asks the GPU process for the next frame when its moment
+    /// has come and fewer than [`IN_FLIGHT`] frames wait to be presented. Returns how long until
+    /// the next moment; `None` when frames are not paced.
+    pub(super) fn pacer_tick(&mut self) -> Option<Duration> {
+        let presented = self.resume_from();
+        let frames = self.args.frames;
+        let p = self.pacer.as_mut()?;
+        let now = Instant::now();
+        if now < p.next_tick {
+            return Some(p.next_tick - now);
+        }
+        p.next_tick = (p.next_tick + p.period).max(now);
+        if p.next_request < frames && p.next_request < presented + IN_FLIGHT {
+            let up_to = p.next_request;
+            p.next_request += 1;
+            if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == p.epoch) {
+                if let Err(SendError::Full) =
+                    g.child.commands.send(&LauncherToGpu::Render { up_to })
+                {
+                    g.unread = true;
+                }
+            }
+            self.tracing.rec().instant(
+                triptych_trace::Marker::FrameRequest,
+                triptych_trace::InstantScope::Process,
+                Some(up_to),
+                triptych_trace::Args::new(),
+            );
+        }
+        // Nothing asked for and not shown yet: nothing is late, whatever the time.
+        if p.next_request <= presented {
+            self.liveness.progress(now);
+        }
+        Some(p.next_tick.saturating_duration_since(now))
     }
 }

@@ -12,6 +12,7 @@ impl Supervisor<'_> {
         while !self.run_over() {
             let wait = self
                 .display_tick()
+                .or_else(|| self.pacer_tick())
                 .map_or(heartbeat, |tick| tick.min(heartbeat));
             let display_events = self
                 .display

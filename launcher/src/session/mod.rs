@@ -275,6 +275,8 @@ struct Supervisor<'a> {
     chaos: parts::Chaos,
     /// The window, when the run has one.
     display: Option<display::Shown>,
+    /// Without a window, frames paced to a rate (`RunConfig::fps`).
+    pacer: Option<display::Pacer>,
     /// The frame size, its generation, and the largest the output slots hold.
     geometry: parts::Geometry,
     /// What the user did to the layers with the pointer.
@@ -500,6 +502,7 @@ fn run_with(
                 width,
                 height,
                 layers: args.layers,
+                paced_fps: args.fps.filter(|_| display.is_none()),
                 ..Default::default()
             },
             damage: crate::summary::DamageSummary {
@@ -514,6 +517,10 @@ fn run_with(
         jail: crate::jail::Jail::new(args.transport, args.sandbox, children)?,
         policing: parts::Policing::default(),
         chaos: parts::Chaos::new(plan),
+        pacer: args
+            .fps
+            .filter(|_| display.is_none())
+            .map(display::Pacer::new),
         display: display.map(|d| display::Shown::new(d, drawn.animates())),
         geometry: parts::Geometry::new((width, height), max_size),
         input: parts::Input::default(),

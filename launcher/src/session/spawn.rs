@@ -200,7 +200,7 @@ impl Supervisor<'_> {
             layers: self.drawn.layers(),
             frames: self.args.frames,
             first_frame,
-            paced: self.display.is_some(),
+            paced: self.display.is_some() || self.pacer.is_some(),
             generation: self.geometry.generation(),
             moves: self.input.moves().offsets,
             pool_per_layer: self.args.pool,
