@@ -491,6 +491,16 @@ fn run_with(
         );
     }
     let drawn = parts::Drawn::new(args.loaded_scene.clone(), args.layers);
+    match (args.fps, display.is_some()) {
+        (Some(fps), true) => {
+            tracing::warn!(
+                fps,
+                "--fps paces runs without a window; the display paces this one"
+            )
+        }
+        (Some(fps), false) => tracing::info!(fps, "frames paced without a window"),
+        (None, _) => {}
+    }
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
