@@ -553,20 +553,7 @@ impl Supervisor<'_> {
                 s.pacing.stepped = Some(up_to);
             }
             s.pacing.next_request += 1;
-            if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == s.pacing.epoch) {
-                if let Err(SendError::Full) =
-                    g.child.commands.send(&LauncherToGpu::Render { up_to })
-                {
-                    g.unread = true;
-                }
-            }
-            // The frame's first moment in the trace: the display asked for it.
-            self.tracing.rec().instant(
-                triptych_trace::Marker::FrameRequest,
-                triptych_trace::InstantScope::Process,
-                Some(up_to),
-                triptych_trace::Args::new(),
-            );
+            ask_for_frame(&mut self.pair, &self.tracing, s.pacing.epoch, up_to);
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if s.pacing.next_request <= presented {
@@ -629,19 +616,7 @@ impl Supervisor<'_> {
         if p.next_request < frames && p.next_request < presented + IN_FLIGHT {
             let up_to = p.next_request;
             p.next_request += 1;
-            if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == p.epoch) {
-                if let Err(SendError::Full) =
-                    g.child.commands.send(&LauncherToGpu::Render { up_to })
-                {
-                    g.unread = true;
-                }
-            }
-            self.tracing.rec().instant(
-                triptych_trace::Marker::FrameRequest,
-                triptych_trace::InstantScope::Process,
-                Some(up_to),
-                triptych_trace::Args::new(),
-            );
+            ask_for_frame(&mut self.pair, &self.tracing, p.epoch, up_to);
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if p.next_request <= presented {
@@ -649,4 +624,21 @@ impl Supervisor<'_> {
         }
         Some(p.next_tick.saturating_duration_since(now))
     }
+}
+
+/// Asks the GPU process of `epoch`, if it is the one running, to draw up to frame `up_to` (a
+/// full queue is its not reading), and marks the frame's first moment in the trace: the
+/// display, or the pacer, asked for it.
+fn ask_for_frame(pair: &mut parts::Pair, tracing: &parts::Tracing, epoch: u64, up_to: u64) {
+    if let Some(g) = pair.gpu.as_mut().filter(|g| g.epoch == epoch) {
+        if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Render { up_to }) {
+            g.unread = true;
+        }
+    }
+    tracing.rec().instant(
+        triptych_trace::Marker::FrameRequest,
+        triptych_trace::InstantScope::Process,
+        Some(up_to),
+        triptych_trace::Args::new(),
+    );
 }
