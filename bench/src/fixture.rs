@@ -149,6 +149,7 @@ impl Fixture {
                         fence: Fence {
                             kind: FenceKind::EventFd,
                             fd: remote(self.pid, &files.fence)?,
+                            point: 0,
                         },
                     },
                     damage: Vec::new(),

@@ -195,6 +195,11 @@ pub struct RunArgs {
     /// mailboxes; off, each is a socket message.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub mailbox: Switch,
+    /// With shm buffers, make each layer's fence a number in a page of shared memory the GPU
+    /// process writes and the renderer can only read (no file per layer per frame); off, a pipe
+    /// per layer per frame, taken by the renderer as a file.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub progress_fences: Switch,
     /// Without a window: pace frames to this many a second (1 to 1000), as a display's refresh
     /// paces a window's; by default they are made as fast as they can be.
     #[arg(long)]
@@ -243,6 +248,7 @@ impl RunArgs {
         c.no_damage = self.no_damage;
         c.trace = self.trace.clone();
         c.mailbox = self.mailbox == Switch::On;
+        c.progress_fences = self.progress_fences == Switch::On;
         c.fps = self.fps;
         c.supervision = config::Supervision {
             max_crashes: self.max_crashes,

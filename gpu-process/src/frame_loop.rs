@@ -309,8 +309,9 @@ impl Producer {
             LauncherToGpu::Start(_)
             | LauncherToGpu::Prepare(_)
             | LauncherToGpu::Mailbox
+            | LauncherToGpu::Progress
             | LauncherToGpu::Commands(_) => {
-                tracing::warn!("a second Start, Prepare, Mailbox or Commands was ignored")
+                tracing::warn!("a second Start, Prepare, Mailbox, Progress or Commands was ignored")
             }
             LauncherToGpu::SceneUpdate(update) => {
                 if self.scene.is_none() {
@@ -755,6 +756,7 @@ impl Producer {
             }
             self.pool.completed(slot);
         }
+        self.exporter.frame_completed();
         Ok(())
     }
 }

@@ -76,6 +76,12 @@ pub trait Hooks {
         true
     }
 
+    /// Whether its fences become points of the progress page the launcher handed over (where
+    /// the backend's fences are CPU fences); otherwise they stay pipes.
+    fn progress_fences(&mut self) -> bool {
+        true
+    }
+
     /// Whether the releases the launcher relays are still taken after frame `frame` was sent.
     fn takes_releases(&mut self, _frame: u64) -> bool {
         true

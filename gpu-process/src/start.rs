@@ -131,6 +131,7 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     triptych_sys::prctl::set_name(ROLE).context("naming the process")?;
     // The mailbox first, where the launcher keeps one; then Prepare.
     let mut events = events;
+    let mut progress = None;
     let prepare = loop {
         let (msg, mut fds) = commands
             .recv()
@@ -143,6 +144,15 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
                     ipc_protocol::mailbox::attach(std::mem::take(&mut fds), events, commands)
                         .context("taking the mailboxes the launcher handed over")?;
             }
+            LauncherToGpu::Progress => {
+                let page = fds
+                    .pop()
+                    .context("the progress page came without its file")?;
+                progress = Some(
+                    ipc_protocol::progress::ProgressWriter::attach(page)
+                        .context("mapping the progress page the launcher handed over")?,
+                );
+            }
             LauncherToGpu::Prepare(p) => break p,
             LauncherToGpu::Shutdown => return Ok(()),
             other => bail!("expected Prepare from the launcher, got {other:?}"),
@@ -152,7 +162,13 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
         e
     };
-    let (mut gl, exporter, reason) = setup(prepare).map_err(failed)?;
+    let (mut gl, mut exporter, reason) = setup(prepare).map_err(failed)?;
+    // Fences as points of the progress page, where the backend's fences are CPU fences.
+    if let Some(page) = progress.filter(|_| hooks.progress_fences()) {
+        if exporter.use_progress(page) {
+            tracing::debug!("fences are points of the progress page");
+        }
+    }
     let gl_line = {
         let i = gl.info();
         format!("{} on {} ({})", i.gl_renderer, i.platform, i.egl_vendor)

@@ -112,8 +112,9 @@ impl FdSender {
             if let Some(buf) = &s.buffer {
                 fds.extend(buf.planes.iter().map(|p| (p.fd.as_raw_fd(), p.fd.as_fd())));
             }
-            if let Some(sub) = s.in_flight.as_ref().filter(|_| !self.planes_only) {
-                fds.push((sub.fence.as_raw_fd(), sub.fence.as_fd()));
+            let fence = s.in_flight.as_ref().filter(|_| !self.planes_only);
+            if let Some(f) = fence.and_then(|sub| sub.fence.file()) {
+                fds.push((f.as_raw_fd(), f.as_fd()));
             }
         }
         wire::send_frame_fds(sock.as_fd(), epoch, frame, &fds)?;

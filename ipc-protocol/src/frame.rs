@@ -122,6 +122,10 @@ pub enum FenceKind {
     /// neither signal it nor consume the signal, so a fence handed to a peer cannot be forged
     /// or jammed by that peer.
     Pipe,
+    /// A number in the GPU process's progress page ([`crate::progress`]): signalled once the
+    /// number stored there reaches the fence's [`Fence::point`]. No file travels: the fence's
+    /// `fd` names no number (-1), only the page's identity.
+    Progress,
 }
 
 impl FenceKind {
@@ -131,6 +135,7 @@ impl FenceKind {
             FenceKind::EventFd => "eventfd",
             FenceKind::SyncFile => "sync_file",
             FenceKind::Pipe => "pipe",
+            FenceKind::Progress => "progress",
         }
     }
 }
@@ -147,8 +152,11 @@ impl std::fmt::Display for FenceKind {
 pub struct Fence<Fd> {
     /// What kind of file it is.
     pub kind: FenceKind,
-    /// The file.
+    /// The file; for a [`FenceKind::Progress`] fence, number -1 of the exporter and the
+    /// progress page's identity.
     pub fd: Fd,
+    /// For a [`FenceKind::Progress`] fence, the number the page must reach; 0 for the others.
+    pub point: u64,
 }
 
 /// How the buffer's memory is provided.
@@ -276,6 +284,14 @@ pub enum DescError {
         base: i32,
         /// One past the window's last number.
         end: i32,
+    },
+    /// A progress fence that names a file number or no point, or another fence with a point.
+    #[error("fence: fd {fd} with point {point}; a progress fence names fd -1 and a point above 0, any other fence no point")]
+    BadProgress {
+        /// The fd number given.
+        fd: i32,
+        /// The point given.
+        point: u64,
     },
     /// A fence kept private lies inside the export window, or is no fd number.
     #[error("fence.fd: {fd} is not a private fence's number (outside the export window [{base}, {end}))")]
@@ -419,6 +435,32 @@ impl Frame<RemoteFd> {
         fence: FencePlace,
     ) -> Result<(), DescError> {
         let (base, end) = window;
+        let progress = self.fence.kind == FenceKind::Progress;
+        if progress && self.fence.fd.pid != exporter {
+            return Err(DescError::WrongProcess {
+                field: "fence".to_owned(),
+                pid: self.fence.fd.pid,
+                expected: exporter,
+            });
+        }
+        if progress && (self.fence.fd.fd != -1 || self.fence.point == 0) {
+            return Err(DescError::BadProgress {
+                fd: self.fence.fd.fd,
+                point: self.fence.point,
+            });
+        }
+        if !progress && self.fence.point != 0 {
+            return Err(DescError::BadProgress {
+                fd: self.fence.fd.fd,
+                point: self.fence.point,
+            });
+        }
+        // A progress fence names no file: nothing of it lies in any window.
+        let fence = if progress {
+            FencePlace::Unchecked
+        } else {
+            fence
+        };
         if fence != FencePlace::InWindow && self.fence.fd.pid != exporter {
             return Err(DescError::WrongProcess {
                 field: "fence".to_owned(),
@@ -518,6 +560,7 @@ mod tests {
             fence: Fence {
                 kind: FenceKind::EventFd,
                 fd: rfd(513),
+                point: 0,
             },
         }
     }

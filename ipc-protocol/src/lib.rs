@@ -43,6 +43,7 @@ pub mod layers;
 pub mod logging;
 pub mod mailbox;
 pub mod messages;
+pub mod progress;
 pub mod relay;
 pub mod role;
 pub mod rules;

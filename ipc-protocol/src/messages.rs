@@ -155,6 +155,10 @@ pub enum LauncherToGpu {
     /// one it writes its messages to the launcher through, then that of the one it reads the
     /// launcher's through. Sent first, when the launcher keeps them.
     Mailbox,
+    /// The GPU process's fence progress page ([`crate::progress`]), one fd attached, open
+    /// read-write: sent before `Prepare`. A shm exporter makes its fences points of it
+    /// ([`crate::frame::FenceKind::Progress`]).
+    Progress,
     /// The very first message, on the control socket: the token of the command stream the
     /// launcher hands over ([`crate::commands`]).
     Commands(crate::commands::Token),
@@ -798,6 +802,8 @@ pub struct RendererStats {
     pub buffers_via_pidfd: u64,
     /// Fence fds taken with `pidfd_getfd`.
     pub fences_via_pidfd: u64,
+    /// Fences that were points of the GPU process's progress page: no file taken.
+    pub fences_progress: u64,
     /// Buffer or fence fds that arrived any other way.
     pub fds_via_other: u64,
     /// Frames the launcher vouched for (their buffers came from it, their fences seen
@@ -854,6 +860,7 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Hover(_) => "Hover",
             LauncherToGpu::Overlay(_) => "Overlay",
             LauncherToGpu::Mailbox => "Mailbox",
+            LauncherToGpu::Progress => "Progress",
             LauncherToGpu::Release(_) => "Release",
             LauncherToGpu::PrivateFences => "PrivateFences",
             LauncherToGpu::SceneUpdate(_) => "SceneUpdate",
@@ -861,10 +868,13 @@ impl Wire for LauncherToGpu {
             LauncherToGpu::Commands(_) => "Commands",
         }
     }
-    /// `SceneImage` carries its image, `Pixels` its rows, `Mailbox` the two mailboxes' memfds.
+    /// `SceneImage` carries its image, `Pixels` its rows, `Mailbox` the two mailboxes' memfds,
+    /// `Progress` the progress page.
     fn fd_count(&self) -> usize {
         match self {
-            LauncherToGpu::SceneImage { .. } | LauncherToGpu::Pixels(_) => 1,
+            LauncherToGpu::SceneImage { .. }
+            | LauncherToGpu::Pixels(_)
+            | LauncherToGpu::Progress => 1,
             LauncherToGpu::Mailbox => 2,
             _ => 0,
         }

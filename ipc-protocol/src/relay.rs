@@ -44,7 +44,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::buffer_file::Shape;
-use crate::frame::{BufferId, Fence, FencePlace, RemoteFd};
+use crate::frame::{BufferId, Fence, FenceKind, FencePlace, FileId, RemoteFd};
 use crate::messages::FrameMsg;
 use crate::rules::Breach;
 
@@ -117,6 +117,12 @@ pub struct Relay {
     /// Where frames must name their fences: in the export window, until the GPU process
     /// says it keeps them private ([`Relay::fences_private`]).
     fences: FencePlace,
+    /// Where the process announced progress fences: its page's identity (`None` inside: it
+    /// announced them without a page). Every fence must then be a point of that page, each
+    /// above the one before ([`Relay::progress_page`]).
+    progress: Option<Option<FileId>>,
+    /// The last progress point handed on.
+    last_point: u64,
     /// Per pool slot, the most of its buffers' files the renderer maps (plane 0's end), over
     /// every frame handed on: the renderer keeps one mapping per slot.
     mapped: Vec<u64>,
@@ -154,6 +160,8 @@ impl Relay {
             shapes: vec![None; (layers as usize).saturating_mul(pool_per_layer as usize)],
             link: 0,
             fences: FencePlace::InWindow,
+            progress: None,
+            last_point: 0,
             mapped: vec![0; (layers as usize).saturating_mul(pool_per_layer as usize)],
             scene: (0, 0),
             scene_due: 0,
@@ -195,6 +203,54 @@ impl Relay {
     /// ([`crate::messages::GpuToLauncher::PrivateFences`]): every frame after this must.
     pub fn fences_private(&mut self) {
         self.fences = FencePlace::Private;
+    }
+
+    /// The GPU process announced progress fences ([`crate::frame::FenceKind::Progress`]) on the
+    /// page of identity `page` (`None`: it was given none, and every frame is a lie).
+    pub fn progress_page(&mut self, page: Option<FileId>) {
+        self.progress = Some(page);
+    }
+
+    /// Checks each fence's kind against what the process announced: with progress fences,
+    /// each a point of its page above the one before; otherwise no progress fence at all.
+    fn check_progress(&mut self, msg: &FrameMsg) -> Result<(), String> {
+        let mut last = self.last_point;
+        for l in &msg.layers {
+            let f = &l.buffer.fence;
+            let progress = f.kind == FenceKind::Progress;
+            match self.progress {
+                None if progress => {
+                    return Err(format!(
+                        "layer {}: a progress fence from a process that announced file fences",
+                        l.layer
+                    ))
+                }
+                None => {}
+                Some(_) if !progress => {
+                    return Err(format!(
+                        "layer {}: a {} fence from a process that announced progress fences",
+                        l.layer, f.kind
+                    ))
+                }
+                Some(page) => {
+                    if page != Some(f.fd.identity) {
+                        return Err(format!(
+                            "layer {}: a progress fence on file {}:{}, not its progress page",
+                            l.layer, f.fd.identity.dev, f.fd.identity.ino
+                        ));
+                    }
+                    if f.point <= last {
+                        return Err(format!(
+                            "layer {}: progress point {}, not above the point {last} before it",
+                            l.layer, f.point
+                        ));
+                    }
+                    last = f.point;
+                }
+            }
+        }
+        self.last_point = last;
+        Ok(())
     }
 
     /// The renderer link frames are handed on to now: it changes at each
@@ -267,6 +323,9 @@ impl Relay {
         };
         if msg.layers.is_empty() {
             return lie(format!("frame {} has no layers", msg.frame));
+        }
+        if let Err(what) = self.check_progress(msg) {
+            return lie(format!("frame {}, {what}", msg.frame));
         }
         let (sent, seen) = self.scene;
         if msg.scene_version < seen || msg.scene_version > sent {
@@ -584,6 +643,7 @@ mod tests {
                 fence: Fence {
                     kind: FenceKind::Pipe,
                     fd: remote(150 + slot as i32),
+                    point: 0,
                 },
             },
             damage: Vec::new(),

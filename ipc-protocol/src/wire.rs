@@ -108,22 +108,29 @@ pub struct Handover {
     pub tag: u64,
     /// The fd.
     pub fd: OwnedFd,
+    /// For a renderer, the GPU process's fence progress page, read-only ([`crate::progress`]),
+    /// when that process was given one.
+    pub progress: Option<OwnedFd>,
 }
 
 const HANDOVER_LEN: usize = 16;
 
-/// Sends a handover.
+/// Sends a handover: the link `fd`, and the GPU process's progress page where it has one.
 pub fn send_handover(
     sock: BorrowedFd<'_>,
     kind: LinkKind,
     tag: u64,
     fd: BorrowedFd<'_>,
+    progress: Option<BorrowedFd<'_>>,
 ) -> Result<(), WireError> {
     let mut b = [0u8; HANDOVER_LEN];
     b[0..4].copy_from_slice(&HANDOVER_MAGIC.to_le_bytes());
     b[4..8].copy_from_slice(&kind.code().to_le_bytes());
     b[8..16].copy_from_slice(&tag.to_le_bytes());
-    send_with_fds(sock, &b, &[fd])?;
+    match progress {
+        Some(p) => send_with_fds(sock, &b, &[fd, p])?,
+        None => send_with_fds(sock, &b, &[fd])?,
+    };
     Ok(())
 }
 
@@ -143,7 +150,7 @@ pub fn recv_handover(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Handover
     const WHAT: &str = "handover";
     wait(sock, WHAT, timeout)?;
     let mut b = [0u8; HANDOVER_LEN + 1];
-    let (n, mut fds) = recv_with_fds(sock, &mut b, 1)?;
+    let (n, fds) = recv_with_fds(sock, &mut b, 2)?;
     if n == 0 && fds.is_empty() {
         return Err(WireError::Closed { what: WHAT });
     }
@@ -161,11 +168,13 @@ pub fn recv_handover(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Handover
     let kind = LinkKind::from_code(word(4)).ok_or_else(|| bad(format!("kind {}", word(4))))?;
     let mut t = [0u8; 8];
     t.copy_from_slice(&b[8..16]);
-    let fd = fds.pop().ok_or_else(|| bad("no fd attached".to_owned()))?;
+    let mut fds = fds.into_iter();
+    let fd = fds.next().ok_or_else(|| bad("no fd attached".to_owned()))?;
     Ok(Handover {
         kind,
         tag: u64::from_le_bytes(t),
         fd,
+        progress: fds.next(),
     })
 }
 
@@ -265,9 +274,10 @@ mod tests {
     fn handover_round_trips() {
         let (a, b) = pair();
         let m = triptych_sys::memfd::create_sealed(c"h", 64).expect("memfd");
-        send_handover(a.as_fd(), LinkKind::GpuPidfd, 7, m.as_fd()).expect("send");
+        send_handover(a.as_fd(), LinkKind::GpuPidfd, 7, m.as_fd(), None).expect("send");
         let h = recv_handover(b.as_fd(), Duration::from_secs(1)).expect("recv");
         assert_eq!((h.kind, h.tag), (LinkKind::GpuPidfd, 7));
+        assert!(h.progress.is_none());
         assert_eq!(
             triptych_sys::fd::identity(h.fd.as_fd()).expect("id"),
             triptych_sys::fd::identity(m.as_fd()).expect("id")

@@ -174,6 +174,10 @@ pub struct RunConfig {
     /// Send the steady messages between the launcher and each child, both ways, through
     /// shared-memory mailboxes ([`ipc_protocol::mailbox`]) instead of one socket message each.
     pub mailbox: bool,
+    /// With shm buffers, each layer's fence is a point of the GPU process's progress page
+    /// ([`ipc_protocol::progress`]), read from shared memory; off, a pipe per layer per frame,
+    /// taken by the renderer as a file (the path kept for comparison).
+    pub progress_fences: bool,
     /// Without a window: frames paced to this many a second, as a display's refresh paces a
     /// window's (the GPU process draws a frame only when asked for it); `None`, as fast as
     /// they are made.
@@ -205,6 +209,7 @@ impl Default for RunConfig {
             no_damage: false,
             trace: None,
             mailbox: true,
+            progress_fences: true,
             fps: None,
             supervision: Supervision::default(),
             chaos: Chaos::default(),

@@ -22,10 +22,12 @@
 //! the library, next to the fetch, so that the benchmark's consumer fetches through the same call.
 
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fetch::{Counters, FrameSource};
 use ipc_protocol::messages::Transport;
+use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::wire::{self, FrameFds, LinkKind, WireError};
 use triptych_sandbox::fds::GPU_LINK_FD;
 use triptych_sys::fixed::{FixedError, FixedFd};
@@ -67,6 +69,16 @@ pub enum LinkError {
     /// Placing the link at its number failed.
     #[error("placing the link at fd {GPU_LINK_FD}: {0}")]
     Place(#[from] FixedError),
+    /// The GPU process's progress page, handed over with the link, could not be mapped.
+    #[error("the progress page of GPU process {gpu_pid} (epoch {epoch}): {source}")]
+    Progress {
+        /// The GPU process.
+        gpu_pid: u32,
+        /// Its epoch.
+        epoch: u64,
+        /// The error.
+        source: ipc_protocol::progress::ProgressError,
+    },
     /// The frame's fds did not arrive.
     #[error("the fds of frame {frame} (epoch {epoch}): {source}")]
     FrameFds {
@@ -88,6 +100,8 @@ pub struct Link {
     /// A frame's fds that arrived ahead of their frame.
     ahead: Option<FrameFds>,
     attached: bool,
+    /// The attached GPU process's fence progress page, read-only, if it was given one.
+    progress: Option<Arc<ProgressReader>>,
 }
 
 impl Link {
@@ -100,7 +114,13 @@ impl Link {
             slot,
             ahead: None,
             attached: false,
+            progress: None,
         }
+    }
+
+    /// The attached GPU process's fence progress page, if the launcher handed one over.
+    pub fn progress(&self) -> Option<&Arc<ProgressReader>> {
+        self.progress.as_ref()
     }
 
     /// How the GPU process's fds come: the link is a pidfd, or a socket.
@@ -125,7 +145,8 @@ impl Link {
     }
 
     /// Attaches to GPU process `gpu_pid` of `epoch`: takes the link the launcher hands over and
-    /// puts it at [`GPU_LINK_FD`].
+    /// puts it at [`GPU_LINK_FD`], and maps the process's fence progress page (read-only) if the
+    /// launcher handed one over with the link.
     pub fn attach(&mut self, epoch: u64, gpu_pid: u32) -> Result<(), LinkError> {
         let want = match self.transport {
             Transport::Pidfd => LinkKind::GpuPidfd,
@@ -141,7 +162,7 @@ impl Link {
                 match got.tag.cmp(&epoch) {
                     // A handover for a GPU process this renderer never attached to.
                     std::cmp::Ordering::Less => continue,
-                    std::cmp::Ordering::Equal => break got.fd,
+                    std::cmp::Ordering::Equal => break (got.fd, got.progress),
                     std::cmp::Ordering::Greater => {
                         return Err(LinkError::Unexpected { got: got.kind, tag: got.tag, want, epoch })
                     }
@@ -153,16 +174,26 @@ impl Link {
                 )))
             }
             None => match self.transport {
-                Transport::Pidfd => triptych_sys::pidfd::pidfd_open(gpu_pid as i32)
-                    .map_err(|e| LinkError::NoHandover(format!("pidfd_open({gpu_pid}): {e}")))?,
+                Transport::Pidfd => (triptych_sys::pidfd::pidfd_open(gpu_pid as i32)
+                    .map_err(|e| LinkError::NoHandover(format!("pidfd_open({gpu_pid}): {e}")))?, None),
                 Transport::ScmRights => {
                     return Err(LinkError::NoHandover("the SCM_RIGHTS transport needs the launcher's socket".into()))
                 }
             },
         };
+        let (fd, progress) = fd;
+        let progress = progress
+            .map(|p| ProgressReader::attach(p.as_fd()))
+            .transpose()
+            .map_err(|source| LinkError::Progress {
+                gpu_pid,
+                epoch,
+                source,
+            })?;
         self.slot.replace(fd)?;
         self.ahead = None;
         self.attached = true;
+        self.progress = progress.map(Arc::new);
         Ok(())
     }
 

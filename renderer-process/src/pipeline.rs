@@ -46,6 +46,7 @@ use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, LauncherToRenderer, Presented, RendererStart,
     RendererStats, RendererToLauncher,
 };
+use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::{BufferId, FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
@@ -90,8 +91,45 @@ enum Wake {
 /// A fence wait handed to the waiter thread.
 struct WaitJob {
     seq: u64,
-    fences: Vec<OwnedFd>,
+    fences: Vec<Waitable>,
     timeout: Duration,
+}
+
+/// One layer's fence, as the renderer waits on it: a file taken from the GPU process, or a
+/// point of its progress page ([`ipc_protocol::progress`]).
+#[derive(Debug)]
+pub enum Waitable {
+    /// A sync_file, pipe or eventfd fence.
+    Fd(OwnedFd),
+    /// Signalled once the page reaches the point.
+    Point(Arc<ProgressReader>, u64),
+}
+
+impl Waitable {
+    /// The fence's file, if it is one.
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            Waitable::Fd(fd) => Some(fd.as_fd()),
+            Waitable::Point(..) => None,
+        }
+    }
+
+    /// Waits up to `slice` for the fence (not at all for `Duration::ZERO`).
+    fn wait(&self, slice: Duration) -> Result<FenceWait, String> {
+        match self {
+            Waitable::Fd(fd) => wait_signalled(fd.as_fd(), slice).map_err(|e| e.to_string()),
+            Waitable::Point(page, point) if slice.is_zero() => Ok(if page.signalled(*point) {
+                FenceWait::Signalled
+            } else {
+                FenceWait::TimedOut
+            }),
+            Waitable::Point(page, point) => match page.wait(*point, slice, Some(slice), || false) {
+                Ok(true) => Ok(FenceWait::Signalled),
+                Ok(false) => Ok(FenceWait::TimedOut),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
 }
 
 /// The waiter's answer: which fences signalled in time.
@@ -212,6 +250,7 @@ fn fence_of_kind(fence: std::os::fd::BorrowedFd<'_>, kind: FenceKind) -> Result<
             Err(e) => Err(format!("a pipe fence that cannot be examined: {e}")),
         },
         FenceKind::SyncFile | FenceKind::EventFd => Ok(()),
+        FenceKind::Progress => Err("a progress fence is no file".to_owned()),
     }
 }
 
@@ -241,7 +280,7 @@ fn spawn_waiter(
                         }
                         let left = deadline.saturating_duration_since(Instant::now());
                         let slice = left.min(SLICE);
-                        match wait_signalled(fence.as_fd(), slice) {
+                        match fence.wait(slice) {
                             Ok(FenceWait::Signalled) => {
                                 if let Ok(r) = &mut ready {
                                     r.push(true);
@@ -261,7 +300,7 @@ fn spawn_waiter(
                             }
                             Ok(FenceWait::TimedOut) => {}
                             Err(e) => {
-                                ready = Err(e.to_string());
+                                ready = Err(e);
                                 break 'fences;
                             }
                         }
@@ -728,7 +767,7 @@ impl Pipeline {
             let Some(fence) = fence else {
                 continue;
             };
-            let first = match wait_signalled(fence.as_fd(), Duration::ZERO) {
+            let first = match fence.wait(Duration::ZERO) {
                 Ok(w) => w,
                 Err(e) => {
                     // A fence that cannot be polled: of the GPU process's making (it is the
@@ -813,7 +852,7 @@ impl Pipeline {
         vouched: Option<Vec<OwnedFd>>,
     ) -> Result<
         (
-            Vec<(u32, Shown, Option<OwnedFd>)>,
+            Vec<(u32, Shown, Option<Waitable>)>,
             Vec<(u32, ContentDamage)>,
         ),
         FrameError,
@@ -840,6 +879,7 @@ impl Pipeline {
             self.stats.vouched_frames += 1;
         }
         let mut vouched = vouched.map(Vec::into_iter);
+        let page = self.link.progress().cloned();
         let mut src = match vouched {
             Some(_) => {
                 self.link.discard(msg.epoch, msg.frame);
@@ -848,6 +888,7 @@ impl Pipeline {
             None => Some(self.link.frame(msg.epoch, msg.frame, self.fence_timeout)?),
         };
         let mut via_launcher = 0;
+        let mut progress_fences = 0;
         for (l, end) in msg.layers.iter().zip(&ends) {
             let layer = l.layer;
             let fence = match (&mut vouched, &mut src) {
@@ -872,14 +913,35 @@ impl Pipeline {
                     self.cache
                         .get_or_import(src, &l.buffer, *end)
                         .map_err(|source| FrameError::Import { layer, source })?;
-                    let fence =
-                        fetch(src, "fence", &l.buffer.fence.fd).map_err(|e| FrameError::Fence {
+                    if l.buffer.fence.kind == FenceKind::Progress {
+                        // No file to take: a number in the page the launcher handed over.
+                        let page = page.as_ref().ok_or_else(|| FrameError::NotAFence {
                             layer,
-                            source: e.into(),
+                            what: "a progress fence from a GPU process that was given no progress page".into(),
                         })?;
-                    fence_of_kind(fence.as_fd(), l.buffer.fence.kind)
-                        .map_err(|what| FrameError::NotAFence { layer, what })?;
-                    Some(fence)
+                        let id = l.buffer.fence.fd.identity;
+                        if id != page.identity() {
+                            return Err(FrameError::NotAFence {
+                                layer,
+                                what: format!(
+                                    "a progress fence naming file {}:{}, not its progress page",
+                                    id.dev, id.ino
+                                ),
+                            });
+                        }
+                        progress_fences += 1;
+                        Some(Waitable::Point(page.clone(), l.buffer.fence.point))
+                    } else {
+                        let fence = fetch(src, "fence", &l.buffer.fence.fd).map_err(|e| {
+                            FrameError::Fence {
+                                layer,
+                                source: e.into(),
+                            }
+                        })?;
+                        fence_of_kind(fence.as_fd(), l.buffer.fence.kind)
+                            .map_err(|what| FrameError::NotAFence { layer, what })?;
+                        Some(Waitable::Fd(fence))
+                    }
                 }
                 (None, None) => {
                     return Err(FrameError::Fence {
@@ -904,6 +966,7 @@ impl Pipeline {
         let c = src.map(|s| s.counters()).unwrap_or_default();
         self.stats.buffers_via_pidfd += c.buffers_via_pidfd;
         self.stats.fences_via_pidfd += c.fences_via_pidfd;
+        self.stats.fences_progress += progress_fences;
         self.stats.fds_via_other += c.via_other + via_launcher;
         Ok((out, damage))
     }

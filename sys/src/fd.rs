@@ -124,6 +124,35 @@ pub fn is_pipe_read_end(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
     Ok(fifo && fl & libc::O_ACCMODE == libc::O_RDONLY)
 }
 
+/// Whether `fd` was opened read-only (`O_RDONLY`): a file its holder can map and read, never
+/// write.
+pub fn is_read_only(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
+    let raw = fd.as_raw_fd();
+    let fl =
+        nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFL).map_err(|errno| FdError::Fcntl {
+            op: "F_GETFL",
+            fd: raw,
+            errno,
+        })?;
+    Ok(fl & libc::O_ACCMODE == libc::O_RDONLY)
+}
+
+/// A new, read-only, close-on-exec open file of the same file as `fd` (opening its
+/// `/proc/self/fd` link `O_RDONLY`): what the launcher hands a process that may read a memfd
+/// another one writes. The new file shares the inode, so both see the same memory.
+pub fn reopen_read_only(fd: BorrowedFd<'_>) -> Result<OwnedFd, FdError> {
+    let raw = fd.as_raw_fd();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .open(format!("/proc/self/fd/{raw}"))
+        .map(OwnedFd::from)
+        .map_err(|e| FdError::Fcntl {
+            op: "open(/proc/self/fd, O_RDONLY)",
+            fd: raw,
+            errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+}
+
 /// The `(st_dev, st_ino)` of a file: what the receiver of a fd checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileIdentity {

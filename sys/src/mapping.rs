@@ -264,6 +264,24 @@ impl SharedMemory {
         })
     }
 
+    /// The 64-bit atomic at `offset`, as [`SharedMemory::atomic_u32`]; `None` unless `offset` is
+    /// 8-aligned and inside the mapping.
+    pub fn atomic_u64(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU64> {
+        if !offset.is_multiple_of(8) || offset.checked_add(8)? > self.map.len {
+            return None;
+        }
+        // SAFETY: as in `atomic_u32`, with 8-byte alignment (the mapping is page-aligned and
+        // `offset` 8-aligned) and 8 bytes inside the writable mapping.
+        Some(unsafe {
+            &*self
+                .map
+                .ptr
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU64>()
+        })
+    }
+
     /// Writes `bytes` at `offset`, memory another process may read (and write) at any moment;
     /// false, and nothing written, if they do not fit. No reference into the memory is formed.
     pub fn write_shared(&self, offset: usize, bytes: &[u8]) -> bool {
@@ -284,6 +302,68 @@ impl SharedMemory {
             );
         }
         true
+    }
+}
+
+/// A read-only shared mapping of memory another process writes (a GPU process's fence progress
+/// page, `ipc_protocol::progress`). This process cannot write it: the file was opened read-only,
+/// so the kernel refuses a writable mapping and `mprotect` to one. It hands out no reference
+/// into the memory, only values loaded atomically ([`ReadOnlyShared::load_u64`]) and a futex wait
+/// on a word ([`ReadOnlyShared::wait_u32`]), neither of which stores.
+#[derive(Debug)]
+pub struct ReadOnlyShared {
+    map: Mapping,
+}
+
+// SAFETY: through `&self` the type only loads atomically and waits on a futex word; it forms no
+// reference into the memory that outlives a call, so sharing it between threads is as safe as
+// sharing an atomic.
+unsafe impl Sync for ReadOnlyShared {}
+
+impl ReadOnlyShared {
+    /// Maps `len` bytes of `fd` from offset 0, shared and read-only.
+    pub fn new(fd: BorrowedFd<'_>, len: usize) -> Result<Self, MapError> {
+        Ok(ReadOnlyShared {
+            map: Mapping::new(fd, len, Access::Read)?,
+        })
+    }
+
+    fn word<T>(&self, offset: usize) -> Option<*const T> {
+        let size = std::mem::size_of::<T>();
+        if !offset.is_multiple_of(size) || offset.checked_add(size)? > self.map.len {
+            return None;
+        }
+        // SAFETY: `offset + size` lies inside the mapping (checked above), so the pointer stays
+        // in bounds of one allocation.
+        Some(unsafe { self.map.ptr.as_ptr().add(offset).cast::<T>() })
+    }
+
+    /// The 64-bit value at `offset`, loaded with acquire ordering; `None` unless `offset` is
+    /// 8-aligned and inside the mapping.
+    pub fn load_u64(&self, offset: usize) -> Option<u64> {
+        let p = self.word::<std::sync::atomic::AtomicU64>(offset)?;
+        // SAFETY: the address is 8-aligned (page-aligned mapping, 8-aligned offset) and inside
+        // a mapping that lives for the call. An acquire load of a lock-free 64-bit atomic on
+        // x86-64 and aarch64 is a plain load, which read-only memory allows; the reference is
+        // used for this one load and never for a store, and the memory changing under it (the
+        // writer is another process) is what an atomic allows.
+        Some(unsafe { (*p).load(std::sync::atomic::Ordering::Acquire) })
+    }
+
+    /// Waits while the 32-bit word at `offset` holds `expected`, for at most `timeout`
+    /// (`FUTEX_WAIT` on a shared mapping, which needs read access only); `None` unless `offset`
+    /// is 4-aligned and inside the mapping.
+    pub fn wait_u32(
+        &self,
+        offset: usize,
+        expected: u32,
+        timeout: std::time::Duration,
+    ) -> Option<Result<crate::futex::Waited, crate::Errno>> {
+        let p = self.word::<std::sync::atomic::AtomicU32>(offset)?;
+        // SAFETY: as in `load_u64`; the futex call only reads the word (and the kernel compares
+        // it itself), so a read-only mapping serves.
+        let word = unsafe { &*p };
+        Some(crate::futex::wait(word, expected, timeout))
     }
 }
 

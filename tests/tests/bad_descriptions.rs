@@ -187,6 +187,7 @@ fn good_frame(
         fence: Fence {
             kind: FenceKind::EventFd,
             fd: remote(fence),
+            point: 0,
         },
     }
 }

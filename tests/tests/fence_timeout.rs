@@ -61,6 +61,7 @@ fn frame(n: u64, slot: u32, buf: &std::os::fd::OwnedFd, fence: &std::os::fd::Own
                 fence: Fence {
                     kind: FenceKind::EventFd,
                     fd: remote(fence),
+                    point: 0,
                 },
             },
             damage: Vec::new(),

@@ -147,6 +147,21 @@ impl Hooks for GpuAdversary {
         !matches!(self.attack, Some(Attack::MuteAbandon | Attack::SlowAbandon))
     }
 
+    /// The attacks that put a file of their choosing where a fence should be keep pipe fences
+    /// (the launcher takes either kind, as the process announced it).
+    fn progress_fences(&mut self) -> bool {
+        !matches!(
+            self.attack,
+            Some(
+                Attack::EventfdFence
+                    | Attack::BufferFence
+                    | Attack::DrainFence
+                    | Attack::MuteAbandon
+                    | Attack::SlowAbandon
+            )
+        )
+    }
+
     fn takes_releases(&mut self, frame: u64) -> bool {
         !hostile::ignores_releases(self.attack, frame)
     }

@@ -628,7 +628,11 @@ pub fn on_fetched(
     attack: Option<Attack>,
     events: &Sender<RendererToLauncher>,
     msg: &ipc_protocol::messages::FrameMsg,
-    fetched: &[(u32, renderer_process::decide::Shown, Option<OwnedFd>)],
+    fetched: &[(
+        u32,
+        renderer_process::decide::Shown,
+        Option<renderer_process::pipeline::Waitable>,
+    )],
 ) {
     match attack {
         Some(Attack::FenceClaim) => return fence_claim(events, msg),
@@ -636,7 +640,10 @@ pub fn on_fetched(
         Some(Attack::DrainFence) => {}
         _ => return,
     }
-    let Some((layer, shown, Some(fence))) = fetched.first() else {
+    let Some((layer, shown, Some(fence))) = fetched
+        .first()
+        .map(|(l, s, f)| (l, s, f.as_ref().and_then(|f| f.fd())))
+    else {
         return;
     };
     let (layer, buffer, epoch, frame) = (*layer, shown.id, msg.epoch, msg.frame);

@@ -239,6 +239,7 @@ fn main() {
             fence: Fence {
                 kind: FenceKind::Pipe,
                 fd: remote(600 + l as i32),
+                point: 0,
             },
         },
         damage: vec![ipc_protocol::damage::Rect {

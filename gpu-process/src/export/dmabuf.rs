@@ -33,7 +33,7 @@ use triptych_sys::dma_buf::{export_sync_file, SyncAccess};
 use triptych_sys::drm::{DrmDevice, FenceId, GemHandle};
 use triptych_sys::mapping::{Access, Mapping};
 
-use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
+use super::{place, Backing, Buffer, ExportError, ExportedFence, Exporter, Signaller, Submission};
 use crate::gl::{GlContext, Paint};
 
 /// How the backend fences each frame.
@@ -228,7 +228,7 @@ impl Exporter for DmabufExporter {
                 gl.paint_in(&buf.target, content, region)?;
                 let fence = gl.native_fence()?;
                 Ok(Submission {
-                    fence: place(fence.into_fd())?,
+                    fence: ExportedFence::File(place(fence.into_fd())?),
                     signal: Signaller::Driver,
                     deferred: None,
                     region: region.clone(),
@@ -258,7 +258,7 @@ impl Exporter for DmabufExporter {
                 // The drawing itself happens in `complete`, after the description went out:
                 // the sync_file is unsignalled for the whole of the rendering.
                 Ok(Submission {
-                    fence: place(sync)?,
+                    fence: ExportedFence::File(place(sync)?),
                     signal: Signaller::Vgem(VgemFence { id }),
                     deferred: Some(content.clone()),
                     region: region.clone(),
@@ -271,7 +271,7 @@ impl Exporter for DmabufExporter {
                     ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
                 })?;
                 Ok(Submission {
-                    fence: place(sync)?,
+                    fence: ExportedFence::File(place(sync)?),
                     signal: Signaller::Driver,
                     deferred: None,
                     region: region.clone(),
@@ -304,8 +304,8 @@ impl Exporter for DmabufExporter {
                 Ok(())
             }
             Signaller::Driver => Ok(gl.flush()?),
-            Signaller::Pipe(_) => Err(ExportError::Kernel(
-                "DMA-BUF backend given a pipe fence".into(),
+            Signaller::Pipe(_) | Signaller::Progress(_) => Err(ExportError::Kernel(
+                "DMA-BUF backend given a CPU fence".into(),
             )),
         }
     }

@@ -81,12 +81,37 @@ pub enum Backing {
     DmaBuf(dmabuf::DmabufBacking),
 }
 
+/// A submission's fence as exported.
+#[derive(Debug)]
+pub enum ExportedFence {
+    /// A file: in the export window, or outside it where fences are kept private; kept until
+    /// the renderer releases the buffer.
+    File(OwnedFd),
+    /// A point of the progress page whose identity is `page` ([`ipc_protocol::progress`]).
+    Point {
+        /// The point.
+        point: u64,
+        /// The page's identity.
+        page: FileId,
+    },
+}
+
+impl ExportedFence {
+    /// The file, if the fence is one.
+    pub fn file(&self) -> Option<&OwnedFd> {
+        match self {
+            ExportedFence::File(fd) => Some(fd),
+            ExportedFence::Point { .. } => None,
+        }
+    }
+}
+
 /// One submitted render: its fence, exported, and what signals it.
 #[derive(Debug)]
 #[must_use = "a submission must be completed, or its fence never signals"]
 pub struct Submission {
-    /// The fence fd in the export window; kept until the renderer releases the buffer.
-    pub fence: OwnedFd,
+    /// The fence.
+    pub fence: ExportedFence,
     /// What signals the fence.
     pub signal: Signaller,
     /// Drawing left for [`Exporter::complete`], after the description went out, so that the
@@ -106,6 +131,8 @@ pub enum Signaller {
     Vgem(dmabuf::VgemFence),
     /// The driver signals the fence itself (a native sync_file).
     Driver,
+    /// The process publishes this point of its progress page once the work is done.
+    Progress(u64),
 }
 
 /// A buffer backend.
@@ -139,6 +166,16 @@ pub trait Exporter {
     fn keep_fences_private(&mut self) -> bool {
         false
     }
+    /// From now on, fences are points of `page` ([`FenceKind::Progress`]): no file per
+    /// submission. False, and the page unused, where this backend's fences stay files (a
+    /// DMA-BUF's sync_file, signalled by the driver).
+    fn use_progress(&mut self, page: ipc_protocol::progress::ProgressWriter) -> bool {
+        let _ = page;
+        false
+    }
+    /// The work of every submission completed so far is done: wakes whoever waits on it
+    /// (the progress page's readers). Called once per frame, after its last `complete`.
+    fn frame_completed(&mut self) {}
     /// Finishes the work of `sub` and signals its fence.
     fn complete(
         &mut self,
@@ -171,7 +208,7 @@ pub fn describe(
     buf: &Buffer,
     kind: BufferKind,
     fence_kind: FenceKind,
-    fence: &OwnedFd,
+    fence: &ExportedFence,
 ) -> Result<Frame<RemoteFd>, ExportError> {
     let planes = buf
         .planes
@@ -191,9 +228,21 @@ pub fn describe(
         width: buf.width,
         height: buf.height,
         planes,
-        fence: Fence {
-            kind: fence_kind,
-            fd: remote(fence)?,
+        fence: match fence {
+            ExportedFence::File(fd) => Fence {
+                kind: fence_kind,
+                fd: remote(fd)?,
+                point: 0,
+            },
+            ExportedFence::Point { point, page } => Fence {
+                kind: FenceKind::Progress,
+                fd: RemoteFd {
+                    pid: std::process::id(),
+                    fd: -1,
+                    identity: *page,
+                },
+                point: *point,
+            },
         },
     })
 }

@@ -23,8 +23,9 @@ use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT
 use ipc_protocol::{BufferId, DrmFormat, Plane};
 use triptych_sys::mapping::{Access, Mapping};
 
-use super::{place, Backing, Buffer, ExportError, Exporter, Signaller, Submission};
+use super::{place, Backing, Buffer, ExportError, ExportedFence, Exporter, Signaller, Submission};
 use crate::gl::{GlContext, Paint};
+use ipc_protocol::progress::ProgressWriter;
 
 /// The shm backend.
 #[derive(Debug, Default)]
@@ -32,6 +33,8 @@ pub struct ShmExporter {
     /// Fence read ends stay outside the export window, where the renderer cannot take them
     /// ([`Exporter::keep_fences_private`]).
     private_fences: bool,
+    /// The progress page, once the launcher handed one over: fences are its points.
+    progress: Option<ProgressWriter>,
 }
 
 impl Exporter for ShmExporter {
@@ -45,11 +48,30 @@ impl Exporter for ShmExporter {
     }
 
     fn fence_kind(&self) -> FenceKind {
-        FenceKind::Pipe
+        if self.progress.is_some() {
+            FenceKind::Progress
+        } else {
+            FenceKind::Pipe
+        }
     }
 
     fn fence_detail(&self) -> &'static str {
-        "pipe (write end closed after glReadPixels returned)"
+        if self.progress.is_some() {
+            "progress page (a point stored once glReadPixels returned, futex wake)"
+        } else {
+            "pipe (write end closed after glReadPixels returned)"
+        }
+    }
+
+    fn use_progress(&mut self, page: ProgressWriter) -> bool {
+        self.progress = Some(page);
+        true
+    }
+
+    fn frame_completed(&mut self) {
+        if let Some(p) = &mut self.progress {
+            p.wake();
+        }
     }
 
     fn allocate(
@@ -94,6 +116,18 @@ impl Exporter for ShmExporter {
         region: &Region,
     ) -> Result<Submission, ExportError> {
         gl.paint_in(&buf.target, content, region)?;
+        if let Some(p) = &mut self.progress {
+            let point = p.next_point();
+            return Ok(Submission {
+                fence: ExportedFence::Point {
+                    point,
+                    page: p.identity(),
+                },
+                signal: Signaller::Progress(point),
+                deferred: None,
+                region: region.clone(),
+            });
+        }
         let (read, write) = triptych_sys::fd::pipe_cloexec()?;
         // The read end is the fence; whoever holds it could read the signal away.
         let exported = if self.private_fences {
@@ -102,7 +136,7 @@ impl Exporter for ShmExporter {
             place(read)?
         };
         Ok(Submission {
-            fence: exported,
+            fence: ExportedFence::File(exported),
             signal: Signaller::Pipe(Some(write)),
             deferred: None,
             region: region.clone(),
@@ -122,6 +156,10 @@ impl Exporter for ShmExporter {
         };
         // Only what was drawn: the rest of the memfd holds the same texels already.
         gl.read_pixels_in(&buf.target, map.as_mut_slice(), &sub.region)?;
+        if let (Signaller::Progress(point), Some(p)) = (&sub.signal, &mut self.progress) {
+            // The pixels are in memory: the point is reached (the wake comes once per frame).
+            p.publish(*point);
+        }
         if let Signaller::Pipe(write) = &mut sub.signal {
             // The signal is a byte, then the only write end closed: a reader tells a finished
             // read-back (data, then end of file) from a process that died mid-render (end of

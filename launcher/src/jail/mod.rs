@@ -39,7 +39,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -390,6 +390,7 @@ impl Jail {
             LinkKind::FdSocket,
             u64::from(renderer_pid),
             end.as_fd(),
+            None,
         )
         .with_context(|| {
             format!("handing the GPU process {gpu_pid} its socket to renderer {renderer_pid}")
@@ -403,6 +404,7 @@ impl Jail {
         renderer_pid: u32,
         epoch: u64,
         gpu_pid: u32,
+        progress: Option<BorrowedFd<'_>>,
     ) -> anyhow::Result<()> {
         let (kind, fd) = match self.transport {
             Transport::Pidfd => {
@@ -428,6 +430,7 @@ impl Jail {
             kind,
             epoch,
             fd.as_fd(),
+            progress,
         )
         .with_context(|| {
             format!("handing renderer {renderer_pid} its link to GPU process {gpu_pid}")

@@ -25,6 +25,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use ipc_protocol::frame::FenceKind;
+use std::sync::Arc;
+
+use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::RemoteFd;
 use triptych_sys::poll::{wait_signalled, FenceWait};
 
@@ -43,6 +46,9 @@ pub struct Claim {
     pub window: (i32, i32),
     /// The fence kind the GPU process exports.
     pub kind: FenceKind,
+    /// With progress fences: the process's page, and the point the frame named for the layer
+    /// (`None` if the frame is no longer among those the relay keeps).
+    pub progress: Option<(Arc<ProgressReader>, Option<u64>)>,
 }
 
 /// What the check found.
@@ -76,22 +82,54 @@ impl Default for Checks {
     }
 }
 
-/// The `/proc/self/fd` link prefix of a fence of `kind`.
-fn link_prefix(kind: FenceKind) -> &'static str {
+/// The `/proc/self/fd` link prefix of a fence of `kind`; none for a progress fence, which is
+/// no file.
+fn link_prefix(kind: FenceKind) -> Option<&'static str> {
     match kind {
-        FenceKind::SyncFile => "anon_inode:sync_file",
-        FenceKind::EventFd => "anon_inode:[eventfd]",
-        FenceKind::Pipe => "pipe:[",
+        FenceKind::SyncFile => Some("anon_inode:sync_file"),
+        FenceKind::EventFd => Some("anon_inode:[eventfd]"),
+        FenceKind::Pipe => Some("pipe:["),
+        FenceKind::Progress => None,
     }
 }
 
 /// Whether `link`, an fd's `/proc` link, names a fence of `kind`.
 pub fn is_kind(link: &str, kind: FenceKind) -> bool {
-    link.starts_with(link_prefix(kind))
+    link_prefix(kind).is_some_and(|p| link.starts_with(p))
+}
+
+/// Checks a claim about a progress fence against the page itself: read-only memory only the
+/// GPU process writes, so what it holds is that process's own word.
+fn check_progress(claim: &Claim, grace: Duration) -> Finding {
+    let Some((page, point)) = &claim.progress else {
+        return Finding::Bogus(
+            "a progress fence, where the GPU process has no progress page".into(),
+        );
+    };
+    if claim.fence.fd != -1 {
+        return Finding::Bogus(format!(
+            "fd {} named for a progress fence, which names none",
+            claim.fence.fd
+        ));
+    }
+    let Some(point) = *point else {
+        return Finding::Refuted("the frame is no longer among those kept".into());
+    };
+    match page.wait(point, grace, None, || false) {
+        Ok(true) => Finding::Refuted(format!(
+            "progress point {point} is reached (the page holds {})",
+            page.reached()
+        )),
+        Ok(false) => Finding::Hung,
+        Err(e) => Finding::Refuted(format!("the progress page: {e}")),
+    }
 }
 
 /// Checks `claim` against the fd itself; `grace` is how long it still may take to signal.
 pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
+    if claim.kind == FenceKind::Progress {
+        return check_progress(claim, grace);
+    }
     let n = claim.fence.fd;
     if !(claim.window.0..claim.window.1).contains(&n) {
         return Finding::Bogus(format!(

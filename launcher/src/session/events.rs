@@ -222,8 +222,15 @@ impl Supervisor<'_> {
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        g.vouch =
-            super::vouch::Vouch::start(g.epoch, g.relay.link(), g.info.fence, timeout, sender);
+        let page = g.progress.as_ref().map(|p| p.reader.clone());
+        g.vouch = super::vouch::Vouch::start(
+            g.epoch,
+            g.relay.link(),
+            g.info.fence,
+            page,
+            timeout,
+            sender,
+        );
         if g.vouch.is_some() && g.info.fence == ipc_protocol::frame::FenceKind::Pipe {
             // A pipe fence's signal can be read away by whoever holds it: from now on only
             // the GPU process and the launcher may.
@@ -607,6 +614,10 @@ impl Supervisor<'_> {
                             fence,
                             window: g.info.window,
                             kind: g.info.fence,
+                            progress: g.progress.as_ref().map(|p| {
+                                let point = g.relay.fence(frame, layer).map(|f| f.point);
+                                (p.reader.clone(), point)
+                            }),
                         },
                         claim_grace(self.args.fence_timeout_ms),
                     );

@@ -85,6 +85,13 @@ fn fence(pidfd: &OwnedFd, c: &FenceToLook) -> Verdict {
             f.kind, c.kind
         ));
     }
+    if f.kind == FenceKind::Progress {
+        // The relay checked the page and the point before it handed the frame on.
+        return Verdict::Refuted(format!(
+            "frame {frame} names progress point {} of its page, a number, not a file",
+            f.point
+        ));
+    }
     if !(c.window.0..c.window.1).contains(&n) {
         return Verdict::Lied(format!(
             "frame {frame} names fd {n}, outside its export window [{}, {}), as a fence",
@@ -136,7 +143,11 @@ mod tests {
             FenceToLook {
                 epoch: 4,
                 frame: 1,
-                fence: Fence { kind, fd: remote },
+                fence: Fence {
+                    kind,
+                    fd: remote,
+                    point: 0,
+                },
                 window: (0, 1 << 20),
                 kind: FenceKind::Pipe,
             }

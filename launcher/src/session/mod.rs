@@ -39,6 +39,7 @@ mod spawn;
 mod standby;
 mod vouch;
 
+use ipc_protocol::frame::FenceKind;
 use ipc_protocol::{rules, Role};
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -132,6 +133,8 @@ fn request_name(r: BackendRequest) -> &'static str {
 /// A running GPU process and what the launcher knows of it.
 struct Gpu {
     child: GpuChild,
+    /// Its progress page, if it was given one.
+    progress: Option<Page>,
     events: Receiver<Delivery<GpuToLauncher>>,
     exit: Receiver<()>,
     info: GpuInfo,
@@ -184,6 +187,18 @@ struct Gpu {
 const MAX_FENCE_LOOKS: u32 = 4;
 
 impl Gpu {
+    /// A copy of its progress page's read-only file, for a renderer's handover.
+    fn page_for_renderer(&self) -> Option<OwnedFd> {
+        let p = self.progress.as_ref()?;
+        match triptych_sys::fd::dup_cloexec(p.ro.as_fd()) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not copy the progress page for the renderer");
+                None
+            }
+        }
+    }
+
     /// The buffers the renderer holds changed: whether it holds a whole layer's pool, and since
     /// when.
     fn held_changed(&mut self) {
@@ -209,8 +224,19 @@ impl Gpu {
 
 /// A GPU process spawned and sent `Prepare`, not yet started: the standby, warm and confined,
 /// waiting for its promotion, or a cold start about to be sent `Start`.
+/// A GPU process's fence progress page ([`ipc_protocol::progress`]): the read-only file the
+/// launcher hands each renderer with its link, and the launcher's own read-only mapping, with
+/// which it checks a renderer's fence claims and vouches for frames without taking a file.
+#[derive(Debug)]
+pub(crate) struct Page {
+    ro: OwnedFd,
+    reader: std::sync::Arc<ipc_protocol::progress::ProgressReader>,
+}
+
 pub(crate) struct WarmGpu {
     child: GpuChild,
+    /// Its progress page, if it was given one.
+    progress: Option<Page>,
     events: Receiver<Delivery<GpuToLauncher>>,
     exit: Receiver<()>,
     /// The rung it was prepared for.
@@ -340,8 +366,11 @@ impl Supervisor<'_> {
         let first = self.resume_from();
         let gpu = self.start_gpu_with_ladder(renderer_pid, first)?;
         tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
-        let renderer =
-            self.start_renderer(renderer_child, (gpu.epoch, gpu.info.pid, gpu.info.window))?;
+        let renderer = self.start_renderer(
+            renderer_child,
+            (gpu.epoch, gpu.info.pid, gpu.info.window),
+            gpu.page_for_renderer(),
+        )?;
         self.display_gpu_started(gpu.epoch, first);
         self.pair.gpu = Some(gpu);
         self.pair.renderer = Some(renderer);

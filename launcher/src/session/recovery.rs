@@ -114,10 +114,12 @@ impl Supervisor<'_> {
         );
         self.crashes[idx].replacement = Some(gpu.start_kind().to_owned());
         if let Some(r) = &mut self.pair.renderer {
-            if let Err(e) = self
-                .jail
-                .link_renderer(r.child.proc.pid, gpu.epoch, gpu.info.pid)
-            {
+            if let Err(e) = self.jail.link_renderer(
+                r.child.proc.pid,
+                gpu.epoch,
+                gpu.info.pid,
+                gpu.progress.as_ref().map(|p| p.ro.as_fd()),
+            ) {
                 tracing::warn!(error = %e, "could not hand the renderer its link to the new GPU process");
             }
             let m = LauncherToRenderer::NewGpu(GpuLink {
@@ -201,8 +203,9 @@ impl Supervisor<'_> {
             .gpu
             .as_ref()
             .context("no GPU process while replacing the renderer")?;
+        let page = gpu.page_for_renderer();
         let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
-        let renderer = self.start_renderer(child, gpu)?;
+        let renderer = self.start_renderer(child, gpu, page)?;
         if let Some(g) = &mut self.pair.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
                 tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");

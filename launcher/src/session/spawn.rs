@@ -25,6 +25,7 @@ impl Supervisor<'_> {
             LauncherToGpu::Mailbox,
             child.events.take().context("gpu events taken")?,
         )?;
+        let progress = self.progress_page(pid, &mut child.commands);
         let exit = watch_exit(&child.proc)?;
         let prepare = LauncherToGpu::Prepare(GpuPrepare {
             backend,
@@ -36,6 +37,7 @@ impl Supervisor<'_> {
         }
         Ok(WarmGpu {
             child,
+            progress,
             events,
             exit,
             backend,
@@ -89,6 +91,12 @@ impl Supervisor<'_> {
                     return Err("protocol violation: Ready: sent a second time".to_owned());
                 }
                 self.check_gpu_info(pid, &info, "Ready")?;
+                if info.fence == FenceKind::Progress && w.progress.is_none() {
+                    return Err(
+                        "protocol violation: Ready: progress fences, without a progress page"
+                            .to_owned(),
+                    );
+                }
                 w.ready = Some(info);
                 Ok(())
             }
@@ -139,6 +147,39 @@ impl Supervisor<'_> {
             return Err(format!("protocol violation: SandboxListener: {what}"));
         }
         Ok(())
+    }
+
+    /// Makes GPU process `pid`'s fence progress page and hands it over, read-write, where shm
+    /// fences are points of one (`RunConfig::progress_fences`). `None` (and pipe fences) if
+    /// the page cannot be made, which is logged and shown in the summary's fence kind.
+    fn progress_page(
+        &mut self,
+        pid: u32,
+        commands: &mut ipc_protocol::channel::Sender<LauncherToGpu>,
+    ) -> Option<Page> {
+        if !self.args.progress_fences {
+            return None;
+        }
+        let made = ipc_protocol::progress::create(&format!("triptych-gpu-{pid}-progress"))
+            .and_then(|(rw, ro)| {
+                let reader = ipc_protocol::progress::ProgressReader::attach(ro.as_fd())?;
+                Ok((rw, ro, reader))
+            });
+        let (rw, ro, reader) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "no progress page: this GPU process's shm fences are pipes");
+                return None;
+            }
+        };
+        if let Err(e) = commands.send_with(&LauncherToGpu::Progress, &[rw.as_fd()]) {
+            // It died already: whoever waits on it sees it disconnect and reports that.
+            tracing::warn!(error = %e, "could not hand the GPU process its progress page");
+        }
+        Some(Page {
+            ro,
+            reader: std::sync::Arc::new(reader),
+        })
     }
 
     /// The GPU process to start now: the standby, promoted, when one of the current rung is
@@ -263,10 +304,13 @@ impl Supervisor<'_> {
                             self.tracing.instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
-                        let WarmGpu { child, events, exit, .. } = warm;
+                        let WarmGpu { child, progress, events, exit, .. } = warm;
                         let mut relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
                         relay.scene_started(self.drawn.version());
-                        return Ok(Ok(Gpu { child, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false, scene_had: self.drawn.scene().cloned(), edit_on_its_way: None }));
+                        if info.fence == FenceKind::Progress {
+                            relay.progress_page(progress.as_ref().map(|p| p.reader.identity()));
+                        }
+                        return Ok(Ok(Gpu { child, progress, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false, scene_had: self.drawn.scene().cloned(), edit_on_its_way: None }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {
@@ -490,9 +534,14 @@ impl Supervisor<'_> {
         &mut self,
         mut child: RendererChild,
         gpu: (u64, u32, (i32, i32)),
+        page: Option<OwnedFd>,
     ) -> anyhow::Result<Renderer> {
         let (epoch, gpu_pid, gpu_window) = gpu;
-        if let Err(e) = self.jail.link_renderer(child.proc.pid, epoch, gpu_pid) {
+        let page = page.as_ref().map(AsFd::as_fd);
+        if let Err(e) = self
+            .jail
+            .link_renderer(child.proc.pid, epoch, gpu_pid, page)
+        {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use ipc_protocol::frame::FenceKind;
 use ipc_protocol::messages::FrameMsg;
+use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
 
@@ -108,6 +109,7 @@ impl Vouch {
         epoch: u64,
         link: u64,
         kind: FenceKind,
+        progress: Option<Arc<ProgressReader>>,
         fence_timeout: Duration,
         done: Sender<Done>,
     ) -> Option<Vouch> {
@@ -122,7 +124,7 @@ impl Vouch {
                         continue;
                     }
                     let link = job.link;
-                    let outcome = vouch(job, kind, fence_timeout);
+                    let outcome = vouch(job, kind, progress.clone(), fence_timeout);
                     if done.send((epoch, link, outcome)).is_err() {
                         return;
                     }
@@ -181,7 +183,12 @@ fn take(pidfd: &OwnedFd, field: &str, remote: &RemoteFd) -> Result<OwnedFd, NotT
 }
 
 /// Vouches for one frame, or says why not.
-fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
+fn vouch(
+    job: Job,
+    kind: FenceKind,
+    progress: Option<Arc<ProgressReader>>,
+    fence_timeout: Duration,
+) -> Outcome {
     let frame = job.msg.frame;
     let pidfd = &job.pidfd;
     let lied = |why: String| Outcome::Lied {
@@ -189,6 +196,7 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
     };
     let mut buffers = Vec::with_capacity(job.msg.layers.len());
     let mut fences = Vec::with_capacity(job.msg.layers.len());
+    let mut points = Vec::new();
     for l in &job.msg.layers {
         let layer = l.layer;
         let b = &l.buffer;
@@ -215,6 +223,11 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
                 b.fence.kind
             ));
         }
+        if kind == FenceKind::Progress {
+            // A point of the page (checked by the relay): nothing to take.
+            points.push((layer, b.fence.point));
+            continue;
+        }
         let fence = match take(pidfd, &field, &b.fence.fd) {
             Ok(fd) => fd,
             Err(NotTaken::Gone) => return Outcome::Gone,
@@ -232,6 +245,28 @@ fn vouch(job: Job, kind: FenceKind, fence_timeout: Duration) -> Outcome {
         fences.push((layer, fence));
     }
     let deadline = Instant::now() + fence_timeout;
+    for (layer, point) in points {
+        let Some(page) = &progress else {
+            return lied(format!(
+                "layers[{layer}].fence: a progress fence, and it was given no progress page"
+            ));
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match page.wait(point, left, None, || false) {
+            Ok(true) => {}
+            // A process that dies mid-render never reaches its point: its death, not a hang.
+            Ok(false)
+                if matches!(
+                    triptych_sys::poll::wait_readable(pidfd.as_fd(), DEATH_GRACE),
+                    Ok(triptych_sys::poll::WaitOutcome::Ready)
+                ) =>
+            {
+                return Outcome::Gone
+            }
+            Ok(false) => return Outcome::Hung { frame, layer },
+            Err(e) => return lied(format!("layers[{layer}].fence: {e}")),
+        }
+    }
     for (layer, fence) in fences {
         let left = deadline.saturating_duration_since(Instant::now());
         match wait_signalled(fence.as_fd(), left) {
@@ -319,6 +354,7 @@ mod tests {
                     fence: Fence {
                         kind: FenceKind::Pipe,
                         fd: remote(fence),
+                        point: 0,
                     },
                 },
                 damage: Vec::new(),
@@ -334,7 +370,7 @@ mod tests {
 
     fn outcome_in(pidfd: OwnedFd, msg: FrameMsg, timeout: Duration) -> Outcome {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let v = Vouch::start(1, 3, FenceKind::Pipe, timeout, tx).expect("thread");
+        let v = Vouch::start(1, 3, FenceKind::Pipe, None, timeout, tx).expect("thread");
         // A job of an earlier link is skipped: nothing comes of it.
         let stale = triptych_sys::fd::dup_cloexec(pidfd.as_fd()).expect("dup");
         assert!(v.submit(Job {
