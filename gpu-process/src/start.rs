@@ -46,7 +46,16 @@ pub fn egl_facts() -> anyhow::Result<()> {
     let report = match GlContext::new(PlatformRequest::Auto) {
         Ok(mut gl) => {
             // The same selection a run makes, so doctor cannot disagree with it.
-            let chosen = choose_exporter(BackendRequest::Auto, &mut gl);
+            let mut chosen = choose_exporter(BackendRequest::Auto, &mut gl);
+            if let Ok((e, _)) = &mut chosen {
+                // As a run does by default (`--progress-fences on`): a page made here as the
+                // launcher makes one, so a machine where none can be made shows pipe fences.
+                let page = ipc_protocol::progress::create("triptych-doctor-progress")
+                    .and_then(|(rw, _ro)| ipc_protocol::progress::ProgressWriter::attach(rw));
+                if let Ok(w) = page {
+                    e.use_progress(w);
+                }
+            }
             let auto = match &chosen {
                 Ok((e, reason)) => serde_json::json!({
                     "backend": e.kind().as_str(),

@@ -793,19 +793,27 @@ pub struct Presented {
     pub composited_px: u64,
 }
 
+/// How the renderer took the buffers and fences of the frames it was handed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchCounts {
+    /// Buffer fds taken with `pidfd_getfd`.
+    pub buffers_via_pidfd: u64,
+    /// Fence fds taken with `pidfd_getfd`.
+    pub fences_via_pidfd: u64,
+    /// Fences that were points of the GPU process's progress page ([`crate::progress`]): no
+    /// file taken.
+    pub fences_progress: u64,
+    /// Buffer or fence fds that arrived any other way.
+    pub fds_via_other: u64,
+}
+
 /// The renderer's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RendererStats {
     /// Frames composited.
     pub frames: u64,
-    /// Buffer fds taken with `pidfd_getfd`.
-    pub buffers_via_pidfd: u64,
-    /// Fence fds taken with `pidfd_getfd`.
-    pub fences_via_pidfd: u64,
-    /// Fences that were points of the GPU process's progress page: no file taken.
-    pub fences_progress: u64,
-    /// Buffer or fence fds that arrived any other way.
-    pub fds_via_other: u64,
+    /// How each buffer and fence was taken.
+    pub fetched: FetchCounts,
     /// Frames the launcher vouched for (their buffers came from it, their fences seen
     /// signalled by it): a slower path, taken once this renderer or an earlier one claimed the
     /// GPU process broke a frame.

@@ -180,6 +180,12 @@ impl ProgressReader {
         self.identity
     }
 
+    /// Where the page is mapped in this process and its length (see
+    /// `triptych_sys::mapping::ReadOnlyShared::span`).
+    pub fn span(&self) -> (usize, usize) {
+        self.mem.span()
+    }
+
     /// The number the writer stored last.
     pub fn reached(&self) -> u64 {
         self.mem.load_u64(0).unwrap_or(0)

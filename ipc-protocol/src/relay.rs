@@ -324,9 +324,6 @@ impl Relay {
         if msg.layers.is_empty() {
             return lie(format!("frame {} has no layers", msg.frame));
         }
-        if let Err(what) = self.check_progress(msg) {
-            return lie(format!("frame {}, {what}", msg.frame));
-        }
         let (sent, seen) = self.scene;
         if msg.scene_version < seen || msg.scene_version > sent {
             return lie(format!(
@@ -349,6 +346,9 @@ impl Relay {
                 "frame {} where frame {} comes next",
                 msg.frame, self.next
             ));
+        }
+        if let Err(what) = self.check_progress(msg) {
+            return lie(format!("frame {}, {what}", msg.frame));
         }
         for l in &msg.layers {
             let id = l.buffer.id;

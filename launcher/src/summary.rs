@@ -575,7 +575,7 @@ impl RunSummary {
         );
         s += &format!(
             "  renderer: {} buffers and {} fences via pidfd_getfd, {} fences read from the progress page, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
-            r.buffers_via_pidfd, r.fences_via_pidfd, r.fences_progress, r.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
+            r.fetched.buffers_via_pidfd, r.fetched.fences_via_pidfd, r.fetched.fences_progress, r.fetched.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
         );
         s += &format!(
             "  present latency (GPU done to the display server): p50 {:.1} us, p99 {:.1} us\n",

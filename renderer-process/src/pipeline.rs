@@ -964,10 +964,10 @@ impl Pipeline {
             out.push((layer, shown, fence));
         }
         let c = src.map(|s| s.counters()).unwrap_or_default();
-        self.stats.buffers_via_pidfd += c.buffers_via_pidfd;
-        self.stats.fences_via_pidfd += c.fences_via_pidfd;
-        self.stats.fences_progress += progress_fences;
-        self.stats.fds_via_other += c.via_other + via_launcher;
+        self.stats.fetched.buffers_via_pidfd += c.buffers_via_pidfd;
+        self.stats.fetched.fences_via_pidfd += c.fences_via_pidfd;
+        self.stats.fetched.fences_progress += progress_fences;
+        self.stats.fetched.fds_via_other += c.via_other + via_launcher;
         Ok((out, damage))
     }
 

@@ -328,6 +328,13 @@ impl ReadOnlyShared {
         })
     }
 
+    /// Where the mapping starts in this process, and its length: for a probe that asks the
+    /// kernel to make it writable (`mprotect`), which it must refuse. Nothing here reads or
+    /// writes through it.
+    pub fn span(&self) -> (usize, usize) {
+        (self.map.ptr.as_ptr() as usize, self.map.len)
+    }
+
     fn word<T>(&self, offset: usize) -> Option<*const T> {
         let size = std::mem::size_of::<T>();
         if !offset.is_multiple_of(size) || offset.checked_add(size)? > self.map.len {

@@ -344,13 +344,27 @@ pub fn children_named(pid: u32, comm: &str) -> Vec<u32> {
 
 /// The launcher's fd count at the end and peak memory of a clean run of the same shape.
 pub fn clean_baseline() -> (u64, u64) {
-    static BASE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| {
-        let dir = scratch("hostile-baseline");
+    clean_baseline_with(false)
+}
+
+/// As [`clean_baseline`], with pipe fences where `pipes` (`--progress-fences off`: the launcher
+/// keeps no progress page, one fd fewer).
+pub fn clean_baseline_with(pipes: bool) -> (u64, u64) {
+    static BASE: [std::sync::OnceLock<(u64, u64)>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    *BASE[usize::from(pipes)].get_or_init(|| {
+        let dir = scratch(if pipes {
+            "hostile-baseline-pipes"
+        } else {
+            "hostile-baseline"
+        });
         let json = dir.join("summary.json");
         let mut cmd = triptych(&["run"]);
-        cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"])
-            .arg("--out")
+        cmd.args(["--frames", "40", "--size", "96x64", "--buffers", "shm"]);
+        if pipes {
+            cmd.args(["--progress-fences", "off"]);
+        }
+        cmd.arg("--out")
             .arg(dir.join("f.png"))
             .arg("--summary-json")
             .arg(&json);
@@ -368,7 +382,12 @@ pub fn clean_baseline() -> (u64, u64) {
 /// The launcher ends the attacked run with the fds of a clean one and no more than 32 MiB
 /// more memory at its peak.
 pub fn at_baseline(attack: &str, s: &serde_json::Value) {
-    let (fds, rss) = clean_baseline();
+    at_baseline_with(attack, s, false)
+}
+
+/// As [`at_baseline`], against a clean run with pipe fences where `pipes`.
+pub fn at_baseline_with(attack: &str, s: &serde_json::Value, pipes: bool) {
+    let (fds, rss) = clean_baseline_with(pipes);
     let fc = &s["processes"]["fd_counts"];
     assert_eq!(
         fc["launcher_at_end"].as_u64(),

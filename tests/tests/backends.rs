@@ -44,7 +44,8 @@ fn auto_reports_its_choice_and_why() {
         assert!(s["paths"]["backend_reason"].is_null());
     } else {
         assert_eq!(s["paths"]["backend"], "shm", "{s}");
-        assert_eq!(s["paths"]["fence"], "pipe");
+        // Shm fences are points of the GPU process's progress page by default.
+        assert_eq!(s["paths"]["fence"], "progress");
         let reason = s["paths"]["backend_reason"]
             .as_str()
             .expect("a reason for the fallback");

@@ -159,7 +159,7 @@ fn doctor_warns_of_fallbacks_and_exits_0_on_this_machine() {
     assert_eq!(standby["level"], "ok", "{standby}");
     // The fence is named as the run summary names it.
     assert!(
-        ["pipe", "sync_file"].contains(&v["auto"]["fence"].as_str().unwrap_or("")),
+        ["progress", "sync_file"].contains(&v["auto"]["fence"].as_str().unwrap_or("")),
         "{}",
         v["auto"]
     );

@@ -264,6 +264,40 @@ fn a_frame_sent_twice_costs_the_gpu_process() {
 }
 
 #[test]
+fn a_progress_point_its_page_passed_already_costs_the_gpu_process() {
+    // Point 1 named again: a fence that would let the renderer read the buffer before the work
+    // the frame describes is done. The relay sees it is not above the point before it.
+    let s = proven_lie("progress-repeat", "progress point 1, not above the point");
+    assert_eq!(s["paths"]["fence"], "progress", "{s}");
+}
+
+#[test]
+fn a_progress_fence_on_another_file_costs_the_gpu_process() {
+    proven_lie("progress-foreign", "not its progress page");
+}
+
+#[test]
+fn progress_points_never_reached_are_the_gpu_process_s_hang() {
+    // Well-formed, ever-rising points that its page never reaches: the renderer's wait times
+    // out, and the launcher, reading its own read-only mapping of the page, finds the point
+    // unreached and blames the GPU process; the renderer keeps its pid.
+    let (_, s) = hostile_run_with("progress-unreached", &["--fence-timeout-ms", "300"]);
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    assert!(
+        crashes[0]["cause"]["fence_timeout"]["frame"] == 3,
+        "a fence timeout at frame 3: {s}"
+    );
+    assert_eq!(s["trust"]["refuted_fence_timeouts"], 0, "{s}");
+    assert_eq!(
+        s["renderer"]["gpu_switches"], 1,
+        "one renderer all along: {s}"
+    );
+    assert_eq!(s["renderer"]["fetched"]["fences_via_pidfd"], 0, "{s}");
+}
+
+#[test]
 fn a_frame_numbered_ahead_costs_the_gpu_process() {
     proven_lie("frame-ahead", "frame 6 where frame 4 comes next");
 }

@@ -25,7 +25,8 @@ fn hostile_run_logged(attack: &str, extra: &[&str]) -> (String, serde_json::Valu
         show(&o)
     );
     let s = summary(&json);
-    at_baseline(attack, &s);
+    let pipes = extra.windows(2).any(|w| w == ["--progress-fences", "off"]);
+    at_baseline_with(attack, &s, pipes);
     (String::from_utf8_lossy(&o.stderr).into_owned(), s)
 }
 
@@ -336,7 +337,8 @@ fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
     // to every holder, keeps that buffer (its fence stays exported: one more pool buffer per
     // layer leaves the GPU process room) and claims the fence timed out. The launcher's own
     // check finds the fence closed by its writer: signalled, the claim refuted, nobody killed.
-    let s = hostile_run("drain-fence", &["--pool", "4"]);
+    // Pipe fences, whose signal a holder can read away (a progress point cannot be).
+    let s = hostile_run("drain-fence", &["--pool", "4", "--progress-fences", "off"]);
     assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
     assert_eq!(
         s["recovery"]["crashes"].as_array().map(Vec::len),
@@ -352,6 +354,32 @@ fn a_fence_byte_read_away_costs_the_renderer_that_frame_and_blames_nobody() {
         s["frames"]["count"],
         FRAMES - 1,
         "every other frame is presented: {s}"
+    );
+}
+
+#[test]
+fn a_renderer_cannot_write_its_gpu_process_s_progress_page() {
+    // From inside a real sandboxed renderer: it asks the kernel to make its mapping of the
+    // progress page writable, then writes to it. The page was handed over as a read-only file:
+    // the `mprotect` is refused and the write faults. The renderer dies by its own hand, the GPU
+    // process keeps its pid and every frame is presented.
+    let (log, s) = hostile_run_logged("progress-write", &[]);
+    assert!(
+        log.contains("asked to make the progress page writable errno=Some(EACCES)"),
+        "the attack never happened, or the kernel allowed it:\n{log}"
+    );
+    assert!(
+        !log.contains("wrote the GPU process's progress page"),
+        "the renderer wrote the page:\n{log}"
+    );
+    assert_eq!(s["frames"]["last"], FRAMES - 1, "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the renderer's: {s}");
+    assert_eq!(crashes[0]["role"], "renderer", "{s}");
+    assert_eq!(crashes[0]["cause"]["exited"]["signal"], "SIGSEGV", "{s}");
+    assert_eq!(
+        s["renderer"]["gpu_switches"], 0,
+        "the GPU process kept its pid: {s}"
     );
 }
 
@@ -569,6 +597,9 @@ fn a_renderer_that_drains_fences_exported_before_private_fences_cannot_get_the_g
             "8",
             "--buffers",
             "shm",
+            // Pipe fences, whose signal a holder can read away (a progress point cannot be).
+            "--progress-fences",
+            "off",
         ])
         .arg("--out")
         .arg(dir.join("f.png"))

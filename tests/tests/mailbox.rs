@@ -3,7 +3,9 @@
 //! launcher and cross-checked with `strace` of the real processes over 3000 frames; nor between
 //! the two children, which share no socket (the launcher relays frames and releases). A reader
 //! that sleeps is woken with a shared futex, no socket call. With `--mailbox off` every message
-//! takes the socket, and the run says so in its summary and its trace.
+//! takes the socket, and the run says so in its summary and its trace. With progress fences (the
+//! default) no fd is taken from another process per frame either, also cross-checked with
+//! `strace`.
 
 use std::path::Path;
 use std::process::Command;
@@ -122,6 +124,8 @@ struct SocketCalls {
     messages: u64,
     /// Shared (not process-private) futex calls: a mailbox's wake-ups and its reader's waits.
     wakes: u64,
+    /// Successful `pidfd_getfd` calls of any process: fds taken from another process.
+    taken: u64,
 }
 
 /// Counts, over every `strace -ff` output file in `dir`, the socket calls ([`SocketCalls`]).
@@ -148,6 +152,9 @@ fn socket_calls(dir: &Path) -> SocketCalls {
             if l.starts_with("futex(") && (l.contains("FUTEX_WAKE,") || l.contains("FUTEX_WAIT,")) {
                 c.wakes += 1;
             }
+            if l.starts_with("pidfd_getfd(") {
+                c.taken += 1;
+            }
         }
     }
     c
@@ -162,8 +169,13 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
         skip_or_fail(REQUIRE_STRACE, "strace is missing or may not trace here");
         return;
     }
-    for (mailbox, frames) in [("on", 3000u64), ("off", 300)] {
-        let dir = scratch(&format!("mailbox-strace-{mailbox}"));
+    // The third run keeps pipe fences: one file per layer per frame, taken by the renderer.
+    for (mailbox, progress, frames) in [
+        ("on", "on", 3000u64),
+        ("off", "on", 300),
+        ("on", "off", 300),
+    ] {
+        let dir = scratch(&format!("mailbox-strace-{mailbox}-{progress}"));
         let json = dir.join("summary.json");
         let mut cmd = Command::new("strace");
         cmd.args([
@@ -172,7 +184,7 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
             "-qq",
             "-z",
             "-e",
-            "trace=sendmsg,recvmsg,futex",
+            "trace=sendmsg,recvmsg,futex,pidfd_getfd",
             "-o",
         ])
         .arg(dir.join("strace"))
@@ -185,6 +197,8 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
             "off",
             "--mailbox",
             mailbox,
+            "--progress-fences",
+            progress,
         ])
         .args(["--frames", &frames.to_string()])
         .arg("--out")
@@ -215,6 +229,7 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
                 "{calls:?}: socket messages in {frames} frames"
             );
         } else {
+            assert_eq!(progress, "on");
             assert!(
                 sent >= 2 * frames,
                 "{sent} socket messages from the children in {frames} frames without a mailbox"
@@ -228,6 +243,29 @@ fn strace_of_the_real_processes_agrees_with_the_launchers_count() {
                 "{others} other socket messages in {frames} frames without a mailbox"
             );
         }
+        // No fd transfer per steady frame with progress fences: each pool buffer is taken once
+        // (3 layers of 3 buffers), and the launcher takes the renderer's output once; with pipe
+        // fences, a fence per layer per frame besides.
+        if progress == "on" {
+            assert!(
+                calls.taken <= 16,
+                "{calls:?}: fds taken from another process in {frames} frames"
+            );
+            assert_eq!(
+                s["renderer"]["fetched"]["fences_progress"],
+                3 * frames,
+                "{s}"
+            );
+        } else {
+            assert!(
+                calls.taken >= 3 * frames,
+                "{calls:?}: fewer fds taken than pipe fences in {frames} frames"
+            );
+        }
+        eprintln!(
+            "mailbox {mailbox}, progress fences {progress}: {frames} frames, {} fds taken with pidfd_getfd,",
+            calls.taken
+        );
         eprintln!(
             "mailbox {mailbox}: {frames} frames, the children sent {sent} and received {received} messages on their control sockets; every process made {} socket message calls in all, and {} shared futex calls ({:.1} a frame)",
             calls.messages,

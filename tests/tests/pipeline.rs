@@ -64,16 +64,19 @@ fn sixty_frames(transport: &str) {
     // Fences are points of the GPU process's progress page: no file travels for them.
     let (via_pidfd, via_other) = if pidfd { (imports, 0) } else { (0, imports) };
     assert_eq!(
-        rs["buffers_via_pidfd"], via_pidfd,
+        rs["fetched"]["buffers_via_pidfd"], via_pidfd,
         "every imported buffer must come through the transport asked for: {rs}"
     );
-    assert_eq!(rs["fences_via_pidfd"], 0, "no fence file is taken: {rs}");
     assert_eq!(
-        rs["fences_progress"],
+        rs["fetched"]["fences_via_pidfd"], 0,
+        "no fence file is taken: {rs}"
+    );
+    assert_eq!(
+        rs["fetched"]["fences_progress"],
         60 * 3,
         "one progress point per layer per frame: {rs}"
     );
-    assert_eq!(rs["fds_via_other"], via_other, "{rs}");
+    assert_eq!(rs["fetched"]["fds_via_other"], via_other, "{rs}");
     assert_eq!(rs["frames"], 60, "{rs}");
     // The import cache works: 3 layers x 3 pool buffers at most, the rest are hits.
     assert!(imports <= 9, "more imports than pool buffers: {rs}");

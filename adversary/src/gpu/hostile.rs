@@ -123,6 +123,16 @@ pub enum Attack {
     /// The last frame of the run has its fences signalled [`SLOW_LAST`] late (a slow GPU, within
     /// the fence wait the test gives): an edit sent meanwhile is never drawn.
     SlowLastFrame,
+    /// At frame [`FRAMING_FROM`], names progress point 1 again as the first layer's fence: a
+    /// point its page passed long ago, which would let the renderer read the buffer at once.
+    ProgressRepeat,
+    /// At frame [`FRAMING_FROM`], names a progress fence on the first layer's own buffer file
+    /// instead of its progress page.
+    ProgressForeign,
+    /// From frame [`FRAMING_FROM`] on, names every progress point [`PROGRESS_AHEAD`] beyond the
+    /// one it will store: well-formed, ever rising, and never reached (a GPU process that says
+    /// its work will finish and never stores that it did).
+    ProgressUnreached,
 }
 
 /// How late [`Attack::EditSlowFence`] signals the fences of a new version's first frame.
@@ -153,6 +163,9 @@ pub fn stall_once(frame: u64) -> bool {
 
 /// The first frame the framing attacks act at.
 pub const FRAMING_FROM: u64 = 3;
+
+/// How far beyond its true points [`Attack::ProgressUnreached`] names them.
+pub const PROGRESS_AHEAD: u64 = 1 << 40;
 
 /// The line [`Attack::StderrFlood`] forges: the launcher's own violation line, word for word.
 pub const FORGED_LINE: &str =
@@ -216,6 +229,9 @@ impl Attack {
             "edit-version-stuck" => Attack::EditVersionStuck,
             "layers-rotate" => Attack::LayersRotate,
             "slow-last-frame" => Attack::SlowLastFrame,
+            "progress-repeat" => Attack::ProgressRepeat,
+            "progress-foreign" => Attack::ProgressForeign,
+            "progress-unreached" => Attack::ProgressUnreached,
             _ => return None,
         })
     }
@@ -302,6 +318,9 @@ pub fn attack(
         | Attack::EditVersionStuck
         | Attack::LayersRotate
         | Attack::SlowLastFrame
+        | Attack::ProgressRepeat
+        | Attack::ProgressForeign
+        | Attack::ProgressUnreached
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
@@ -488,6 +507,26 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
                 fd: 3,
                 identity: FileId { dev: 0, ino: 0 },
             };
+        }
+        Attack::ProgressRepeat if msg.frame == FRAMING_FROM => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            first.buffer.fence.point = 1;
+        }
+        Attack::ProgressForeign if msg.frame == FRAMING_FROM => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            let Some(plane) = first.buffer.planes.first() else {
+                return;
+            };
+            first.buffer.fence.fd.identity = plane.fd.identity;
+        }
+        Attack::ProgressUnreached if msg.frame >= FRAMING_FROM => {
+            for l in &mut msg.layers {
+                l.buffer.fence.point = l.buffer.fence.point.saturating_add(PROGRESS_AHEAD);
+            }
         }
         Attack::EventfdFence if msg.frame >= FRAMING_FROM => {
             let Some((fd, identity)) = *EVENTFD.get_or_init(|| eventfd_in(window)) else {

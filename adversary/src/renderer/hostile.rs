@@ -102,6 +102,11 @@ pub enum Attack {
     /// and reads the fences' signal away for a few seconds: the frames made before the GPU
     /// process answers `PrivateFences` lose theirs.
     DrainVouched,
+    /// On its first frame whose fences are progress points, asks the kernel to make its
+    /// mapping of the GPU process's progress page writable (`mprotect`), then writes to it
+    /// anyway: the page is mapped from a read-only file, so the first is refused and the write
+    /// costs the renderer its life (`SIGSEGV`), never the GPU process's number.
+    ProgressWrite,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
 }
@@ -259,6 +264,7 @@ impl Attack {
             "drain-fence" => Attack::DrainFence,
             "fence-claim" => Attack::FenceClaim,
             "drain-vouched" => Attack::DrainVouched,
+            "progress-write" => Attack::ProgressWrite,
             _ => return None,
         })
     }
@@ -381,6 +387,9 @@ pub fn attack(
                             generation: 7,
                         },
                     };
+                    // Said before the first send, which may already cost this process its
+                    // life.
+                    tracing::warn!("flooding releases");
                     let mut sent = 0u64;
                     loop {
                         match releases.send(&bogus) {
@@ -388,8 +397,8 @@ pub fn attack(
                             Err(ipc_protocol::channel::SendError::Full) => std::thread::yield_now(),
                             Err(_) => break,
                         }
-                        if sent % 100_000 == 1 {
-                            tracing::warn!(sent, "flooding releases");
+                        if sent % 100_000 == 0 {
+                            tracing::warn!(sent, "still flooding releases");
                         }
                     }
                 });
@@ -432,7 +441,8 @@ pub fn attack(
                 },
             });
         }
-        Attack::Withhold => {}
+        // Carried out on a frame (`progress_write`).
+        Attack::Withhold | Attack::ProgressWrite => {}
         Attack::ForgeReport => {
             let forged = triptych_sys::seccomp::TrapRecord {
                 arch: 0xc000_003e,
@@ -700,4 +710,33 @@ pub fn withholds(attack: Option<Attack>, buffer: BufferId) -> bool {
         }
         _ => false,
     }
+}
+
+/// [`Attack::ProgressWrite`]: makes the progress page writable, or tries to, and writes to it.
+pub fn progress_write(link: &renderer_process::link::Link) {
+    let Some(page) = link.progress() else {
+        return;
+    };
+    let (addr, len) = page.span();
+    let before = page.reached();
+    // SAFETY: `addr..addr + len` is this process's own mapping of the page, which lives as long
+    // as `link`; asking to change its protection touches no memory.
+    let rc = unsafe {
+        libc::mprotect(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
+    let errno = (rc != 0).then(nix::Error::last);
+    tracing::warn!(
+        ?errno,
+        reached = before,
+        "hostile renderer: asked to make the progress page writable"
+    );
+    // SAFETY: deliberately not: a write to a mapping the kernel keeps read-only faults, and the
+    // fault (SIGSEGV) ends this process, which is the attack's expected end. Were the page
+    // writable, this would store a number the GPU process never reached.
+    unsafe { std::ptr::write_volatile(addr as *mut u64, u64::MAX) };
+    tracing::warn!("hostile renderer: wrote the GPU process's progress page");
 }

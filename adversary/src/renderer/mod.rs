@@ -98,6 +98,13 @@ impl Hooks for RendererAdversary {
     }
 
     fn fetched(&mut self, fetched: Fetched<'_>) {
+        let points = fetched
+            .layers
+            .iter()
+            .any(|(_, _, f)| matches!(f, Some(renderer_process::pipeline::Waitable::Point(..))));
+        if self.attack == Some(Attack::ProgressWrite) && points {
+            hostile::progress_write(fetched.link);
+        }
         hostile::on_fetched(self.attack, fetched.events, fetched.msg, fetched.layers);
         probe::on_fetched(&fetched);
     }

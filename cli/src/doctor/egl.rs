@@ -11,8 +11,8 @@
 //!
 //! The levels follow the engine: without a GL context the GPU process cannot start and the run
 //! fails; every DMA-BUF piece that is missing makes `--buffers auto` fall back to shm buffers
-//! (sealed memfds filled by read-back, fenced with a pipe), and a missing native fence makes the
-//! DMA-BUF path fence another way (`gpu-process/src/export/dmabuf.rs`).
+//! (sealed memfds filled by read-back, fenced with points of a progress page), and a missing
+//! native fence makes the DMA-BUF path fence another way (`gpu-process/src/export/dmabuf.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,7 +82,7 @@ pub struct Auto {
     pub backend: Option<String>,
     /// Why not `dmabuf`.
     pub reason: Option<String>,
-    /// The fence's kind (`FenceKind::as_str`: `sync_file`, `pipe`).
+    /// The fence's kind (`FenceKind::as_str`: `sync_file`, `progress`, `pipe`).
     pub fence: Option<String>,
     /// How the fence is made.
     pub fence_detail: Option<String>,
@@ -367,8 +367,8 @@ mod tests {
             },
             "auto": {
                 "backend": "shm",
-                "fence": "pipe",
-                "fence_detail": "pipe (write end closed after glReadPixels returned)",
+                "fence": "progress",
+                "fence_detail": "progress page (a point stored once glReadPixels returned, futex wake)",
                 "reason": "DMA-BUF export unavailable: no EGL_MESA_image_dma_buf_export",
             },
         })
@@ -402,7 +402,7 @@ mod tests {
         let fence = c.iter().find(|c| c.name == "EGL_ANDROID_native_fence_sync");
         let fence = fence.expect("a fence line");
         assert!(
-            fence.detail.contains("fences fall back to pipe"),
+            fence.detail.contains("fences fall back to progress"),
             "{}",
             fence.detail
         );
@@ -410,7 +410,7 @@ mod tests {
         assert!(lines[0].starts_with("--buffers auto will use: shm, because "));
         assert_eq!(
             lines[1],
-            "fences: pipe (write end closed after glReadPixels returned)"
+            "fences: progress page (a point stored once glReadPixels returned, futex wake)"
         );
     }
 
