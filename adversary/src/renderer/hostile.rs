@@ -397,7 +397,7 @@ pub fn attack(
                             Err(ipc_protocol::channel::SendError::Full) => std::thread::yield_now(),
                             Err(_) => break,
                         }
-                        if sent % 100_000 == 0 {
+                        if sent.is_multiple_of(100_000) {
                             tracing::warn!(sent, "still flooding releases");
                         }
                     }
