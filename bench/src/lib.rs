@@ -29,7 +29,8 @@
 //!    ([`runs::trace_overhead`]), and a disabled recorder's cost per call ([`recorder`]);
 //!    item 11, the CPU time of a frame across the three processes with damage tracking against
 //!    `--no-damage`, from the children's `getrusage` ([`cpu_runs`]); item 11b, the same CPU
-//!    time at 320x240 with the children's mailboxes against `--mailbox off`; item 12, an idle window's
+//!    time at 320x240 with the children's mailboxes against `--mailbox off`; item 11c, the same
+//!    with progress fences against pipe fences (`--progress-fences off`); item 12, an idle window's
 //!    CPU use on `$DISPLAY` against its wall time ([`idle`]);
 //! 5. print the table, or the JSON with `--json` ([`report`]); exit 1 if any measurement failed.
 //!
@@ -59,7 +60,8 @@ mod recorder;
 mod report;
 mod run_items;
 use run_items::{
-    chaos_items, cpu_item, edit_items, idle_item, mailbox_item, standby_item, trace_items,
+    chaos_items, cpu_item, edit_items, idle_item, mailbox_item, progress_item, standby_item,
+    trace_items,
 };
 mod runs;
 mod stats;
@@ -109,7 +111,7 @@ struct Plans {
     recorder: Plan,
     /// Frames of item 11's short and long runs.
     cpu_frames: cpu_runs::Frames,
-    /// Frames of item 11b's short and long runs.
+    /// Frames of the short and long runs of items 11b and 11c.
     mailbox_frames: cpu_runs::Frames,
     /// Pairs of item 11's runs, with damage tracking and without (one iteration is one pair).
     cpu_runs: Plan,
@@ -465,6 +467,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     trace_items(&mut items, &mut failures, &dir, &plans, &unpinned);
     cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     mailbox_item(&mut items, &mut failures, &dir, &plans, &unpinned);
+    progress_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     idle_item(&mut items, &mut failures, &dir, &plans);
     edit_items(&mut items, &mut failures, &dir, &plans);
     if let Err(e) = std::fs::remove_dir_all(&dir) {

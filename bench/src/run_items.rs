@@ -395,6 +395,48 @@ pub(super) fn mailbox_item(
     }
 }
 
+/// Item 11c: the CPU time of a 320x240 shm frame across the three processes with progress
+/// fences (no fence file per layer per frame) against `--progress-fences off` (a pipe per layer
+/// per frame, taken by the renderer with `pidfd_getfd`), alternating.
+pub(super) fn progress_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    note: &str,
+) {
+    let f = plans.mailbox_frames;
+    let (w, h) = (320, 240);
+    let label = Label {
+        item: "11c",
+        name: "end_to_end_cpu_progress_fences_320x240",
+        value: "CPU per frame, 3 processes, 320x240 shm, built-in scene: progress fences".into(),
+        baseline: "the same runs with --progress-fences off (pipe fences), alternating".into(),
+        unit: "ns of CPU per frame (runs of long minus short frames)",
+    };
+    // No file per layer per frame cannot cost more.
+    const GOAL: f64 = 1.0;
+    let side = |name, on: &str| cpu_runs::Side {
+        name,
+        args: vec![
+            "--buffers".into(),
+            "shm".into(),
+            "--progress-fences".into(),
+            on.into(),
+        ],
+        damage: None,
+    };
+    let sides = [side("progress", "on"), side("pipe", "off")];
+    match cpu_runs::measure_sides(dir, (None, (w, h)), &sides, f, plans.cpu_runs) {
+        Ok(m) => items.push(cpu_figure(&label, &m, GOAL, plans, note, (w, h), f)),
+        Err(e) => {
+            let why = format!("item 11c: {e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&label, Some(GOAL), why));
+        }
+    }
+}
+
 /// Item 12: an idle window's CPU use against its wall time; not measured, with the reason,
 /// where `$DISPLAY` names no reachable X server.
 pub(super) fn idle_item(

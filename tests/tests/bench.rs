@@ -12,7 +12,7 @@ use triptych_tests::*;
 /// Items that must be present, with the goal each carries (`None`: no goal). Items 5a, 5b and
 /// 10 time one function in one process: they are criterion benches of the renderer's
 /// (`renderer-process/benches/compositor`), run by the test command in its test mode.
-const ITEMS: [(&str, &str, Option<f64>); 16] = [
+const ITEMS: [(&str, &str, Option<f64>); 17] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
     ("1c", "handoff_transport_only", None),
@@ -26,6 +26,7 @@ const ITEMS: [(&str, &str, Option<f64>); 16] = [
     ("9", "present_shm_1080p", Some(0.05)),
     ("11", "end_to_end_cpu_damage_64_1080p", Some(0.05)),
     ("11b", "end_to_end_cpu_mailbox_320x240", Some(1.0)),
+    ("11c", "end_to_end_cpu_progress_fences_320x240", Some(1.0)),
     ("12", "idle_window_cpu", Some(0.01)),
     ("13", "edit_to_screen", None),
     ("13b", "edit_to_screen_paced_60", Some(1.0)),

@@ -95,7 +95,7 @@ fn doctor_warns_of_fallbacks_and_exits_0_on_this_machine() {
     let fence = lines.iter().find(|l| l.starts_with("fences: "));
     let fence = fence.unwrap_or_else(|| panic!("no fences line:\n{text}"));
     assert!(
-        ["fences: pipe", "fences: sync_file"]
+        ["fences: progress page", "fences: sync_file"]
             .iter()
             .any(|f| fence.starts_with(f)),
         "{fence}"
