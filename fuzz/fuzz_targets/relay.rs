@@ -10,22 +10,35 @@
 //! - tag 2: a new renderer announced (its pid and the frame it resumes from, from the bytes);
 //! - tag 3: a new size generation started.
 //!
+//! The first byte says whether the GPU process announced progress fences: then every fence
+//! handed on is a point of its page, each above the one before; otherwise none is.
+//!
 //! Whatever comes, the relay's state stays bounded: never more buffers held than the pools
 //! hold, and a layer is starved only when the renderer holds its whole pool.
 #![no_main]
 
 use ipc_protocol::channel::decode;
 use ipc_protocol::messages::{GpuToLauncher, RendererToLauncher};
-use ipc_protocol::relay::Relay;
+use ipc_protocol::frame::{FenceKind, FileId};
+use ipc_protocol::relay::{Handed, Relay};
 use libfuzzer_sys::fuzz_target;
 
 const LAYERS: u32 = 3;
 const POOL: u32 = 3;
 
+/// The progress page of the runs whose first byte is odd.
+const PAGE: FileId = FileId { dev: 7, ino: 4242 };
+
 fuzz_target!(|data: &[u8]| {
     let mut relay = Relay::new(1, 1234, (512, 768), LAYERS, POOL, 0);
+    // An odd first byte: the GPU process announced progress fences on `PAGE`.
+    let progress = data.first().is_some_and(|b| b % 2 == 1);
+    if progress {
+        relay.progress_page(Some(PAGE));
+    }
+    let mut last_point = 0u64;
     let mut generation = 0u32;
-    let mut rest = data;
+    let mut rest = data.get(1..).unwrap_or_default();
     while let [tag, len, tail @ ..] = rest {
         let n = usize::from(*len).min(tail.len());
         let (msg, next) = tail.split_at(n);
@@ -33,7 +46,20 @@ fuzz_target!(|data: &[u8]| {
         match tag % 6 {
             0 => match decode::<GpuToLauncher>(msg, Vec::new()) {
                 Ok((GpuToLauncher::Frame(f), _)) => {
-                    let _ = relay.frame(&f, generation, std::time::Instant::now());
+                    let handed = relay.frame(&f, generation, std::time::Instant::now());
+                    if matches!(handed, Ok(Handed::On)) {
+                        // Every fence handed on is of the kind announced; progress points only
+                        // rise, and only on the page.
+                        for l in &f.layers {
+                            let fence = &l.buffer.fence;
+                            assert_eq!(fence.kind == FenceKind::Progress, progress);
+                            if progress {
+                                assert_eq!(fence.fd.identity, PAGE);
+                                assert!(fence.point > last_point);
+                                last_point = fence.point;
+                            }
+                        }
+                    }
                 }
                 Ok((GpuToLauncher::Serving { renderer }, _)) => {
                     let _ = relay.serving(renderer);

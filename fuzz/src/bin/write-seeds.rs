@@ -272,6 +272,8 @@ fn main() {
         s
     };
     let relay = root.join("relay");
+    // The relay target's first byte: odd when the GPU process announced progress fences.
+    let flagged = |flag: u8, steps: &[u8]| [&[flag][..], steps].concat();
     let answer_of = |frame: u64| RendererToLauncher::Rejected {
         epoch: 1,
         frame,
@@ -288,7 +290,7 @@ fn main() {
         steady.extend(step(1, encode(&answer).expect("answer")));
         steady.extend(step(1, encode(&release(slots[0])).expect("release")));
     }
-    std::fs::write(relay.join("steady"), &steady).expect("seed");
+    std::fs::write(relay.join("steady"), flagged(0, &steady)).expect("seed");
     let mut switch = steady.clone();
     switch.extend(step(2, vec![9, 1]));
     switch.extend(step(0, encode(&frame(3, [0, 3, 6])).expect("frame")));
@@ -298,15 +300,15 @@ fn main() {
     ));
     switch.extend(step(0, encode(&frame(1, [0, 3, 6])).expect("frame")));
     switch.extend(step(3, Vec::new()));
-    std::fs::write(relay.join("new-renderer"), &switch).expect("seed");
+    std::fs::write(relay.join("new-renderer"), flagged(0, &switch)).expect("seed");
     let mut twice = step(0, encode(&frame(0, [0, 3, 6])).expect("frame"));
     twice.extend(step(0, encode(&frame(0, [1, 4, 7])).expect("frame")));
     twice.extend(step(1, encode(&release(5)).expect("release")));
-    std::fs::write(relay.join("lies"), &twice).expect("seed");
+    std::fs::write(relay.join("lies"), flagged(0, &twice)).expect("seed");
     let mut vouched = step(0, encode(&frame(0, [0, 3, 6])).expect("frame"));
     vouched.extend(step(0, encode(&GpuToLauncher::PrivateFences).expect("private")));
     vouched.extend(step(0, encode(&frame(1, [1, 4, 7])).expect("frame")));
-    std::fs::write(relay.join("vouched"), &vouched).expect("seed");
+    std::fs::write(relay.join("vouched"), flagged(0, &vouched)).expect("seed");
     // Scene edits: one sent and due, then a frame of it, one that names less, one with a layer
     // left out, a frame that kept an old buffer.
     let edited = |n: u64, slots: &[u32], version: u64| {
@@ -326,7 +328,32 @@ fn main() {
     edits.extend(step(1, encode(&answer_of(0)).expect("answer")));
     edits.extend(step(0, encode(&edited(1, &[1, 4], 1)).expect("frame")));
     edits.extend(step(0, encode(&edited(2, &[2], 0)).expect("frame")));
-    std::fs::write(relay.join("edits"), &edits).expect("seed");
+    std::fs::write(relay.join("edits"), flagged(0, &edits)).expect("seed");
+    // Progress fences on the target's page (dev 7, ino 4242): rising points, then one repeated.
+    let pointed = |n: u64, slots: [u32; 3], first_point: u64| {
+        let GpuToLauncher::Frame(mut f) = frame(n, slots) else {
+            unreachable!("frame() makes frames")
+        };
+        for (i, l) in f.layers.iter_mut().enumerate() {
+            l.buffer.fence = Fence {
+                kind: FenceKind::Progress,
+                fd: RemoteFd {
+                    pid: 1234,
+                    fd: -1,
+                    identity: FileId { dev: 7, ino: 4242 },
+                },
+                point: first_point + i as u64,
+            };
+        }
+        GpuToLauncher::Frame(f)
+    };
+    let mut progress = Vec::new();
+    for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7])] {
+        progress.extend(step(0, encode(&pointed(n, slots, 1 + 3 * n)).expect("frame")));
+        progress.extend(step(1, encode(&answer_of(n)).expect("answer")));
+    }
+    progress.extend(step(0, encode(&pointed(2, [2, 5, 8], 2)).expect("frame")));
+    std::fs::write(relay.join("progress"), flagged(1, &progress)).expect("seed");
     let rec = triptych_sys::seccomp::TrapRecord {
         arch: 0xc000_003e,
         nr: 257,
