@@ -18,8 +18,8 @@
 #![no_main]
 
 use ipc_protocol::channel::decode;
-use ipc_protocol::messages::{GpuToLauncher, RendererToLauncher};
 use ipc_protocol::frame::{FenceKind, FileId};
+use ipc_protocol::messages::{GpuToLauncher, RendererToLauncher};
 use ipc_protocol::relay::{Handed, Relay};
 use libfuzzer_sys::fuzz_target;
 

@@ -306,7 +306,10 @@ fn main() {
     twice.extend(step(1, encode(&release(5)).expect("release")));
     std::fs::write(relay.join("lies"), flagged(0, &twice)).expect("seed");
     let mut vouched = step(0, encode(&frame(0, [0, 3, 6])).expect("frame"));
-    vouched.extend(step(0, encode(&GpuToLauncher::PrivateFences).expect("private")));
+    vouched.extend(step(
+        0,
+        encode(&GpuToLauncher::PrivateFences).expect("private"),
+    ));
     vouched.extend(step(0, encode(&frame(1, [1, 4, 7])).expect("frame")));
     std::fs::write(relay.join("vouched"), flagged(0, &vouched)).expect("seed");
     // Scene edits: one sent and due, then a frame of it, one that names less, one with a layer
@@ -349,7 +352,10 @@ fn main() {
     };
     let mut progress = Vec::new();
     for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7])] {
-        progress.extend(step(0, encode(&pointed(n, slots, 1 + 3 * n)).expect("frame")));
+        progress.extend(step(
+            0,
+            encode(&pointed(n, slots, 1 + 3 * n)).expect("frame"),
+        ));
         progress.extend(step(1, encode(&answer_of(n)).expect("answer")));
     }
     progress.extend(step(0, encode(&pointed(2, [2, 5, 8], 2)).expect("frame")));
