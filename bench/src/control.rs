@@ -31,7 +31,8 @@ pub enum ToPeer {
     Exit,
 }
 
-/// The peer's set-up; the peer socket (frames in, releases out) is the one fd attached.
+/// The peer's set-up; the peer socket (frames in, releases out) and the producer's progress
+/// page, read-only, are attached, in that order.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerSetup {
     /// The CPU to pin to, if any.
@@ -45,8 +46,9 @@ pub struct PeerSetup {
 /// How the consumer gets a frame's fences.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FenceMode {
-    /// Fetched once with the buffer at import, then only polled.
-    Held,
+    /// Points of the producer's progress page, which the peer maps read-only at `Setup`, as the
+    /// pipeline's shm fences are: no file per frame, one atomic load per layer.
+    Progress,
     /// Fetched (`pidfd_getfd` + identity check) for every message, then polled, as the pipeline
     /// does with its per-submission fences.
     FetchEach,
@@ -129,7 +131,12 @@ impl Wire for ToPeer {
         }
     }
     fn fd_count(&self) -> usize {
-        usize::from(matches!(self, ToPeer::Setup(_)))
+        // The peer socket, then the progress page (read-only).
+        if matches!(self, ToPeer::Setup(_)) {
+            2
+        } else {
+            0
+        }
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) fn cross_process(
     );
 
     // Import the current generation once, untimed, so the steady blocks find it cached.
-    peer.handoff(fx, 1, Some(FenceMode::Held), true, true)?;
+    peer.handoff(fx, 1, Some(FenceMode::Progress), true, true)?;
     let steady = |peer: &mut Peer, fx: &mut Fixture, fence: Option<FenceMode>| {
         let peer = std::cell::RefCell::new(peer);
         interleave(
@@ -30,13 +30,16 @@ pub(super) fn cross_process(
             |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
         )
     };
-    let (v1, b1) = steady(peer, fx, Some(FenceMode::Held)).context("measuring item 1")?;
+    // The pipeline's shm path: each fence a point of the progress page.
+    let (v1, b1) = steady(peer, fx, Some(FenceMode::Progress)).context("measuring item 1")?;
     let item1 = Figure::of(v1, 1);
     items.push(Item::measured(
         &Label {
             item: "1",
             name: "handoff_steady",
-            value: format!("handoff, imported buffers: {LAYERS}-layer FrameMsg + fence polls"),
+            value: format!(
+                "handoff, imported buffers: {LAYERS}-layer FrameMsg + progress-page fences"
+            ),
             baseline: bare.clone(),
             unit: "ns per round trip",
         },
@@ -52,7 +55,7 @@ pub(super) fn cross_process(
         &Label {
             item: "1b",
             name: "handoff_steady_fence_fetch",
-            value: "as 1, each fence also fetched (pidfd_getfd + fstat)".into(),
+            value: "as 1, each fence a file fetched (pidfd_getfd + fstat) and polled".into(),
             baseline: bare.clone(),
             unit: "ns per round trip",
         },
@@ -86,7 +89,7 @@ pub(super) fn cross_process(
             ipc,
             |n, warm| {
                 peer.borrow_mut()
-                    .handoff(fx, n, Some(FenceMode::Held), true, warm)
+                    .handoff(fx, n, Some(FenceMode::Progress), true, warm)
             },
             |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
         )

@@ -4,7 +4,10 @@
 //! - Three layer buffers of a 1920x1080 frame, sized as the scene sizes them (layer 0 the whole
 //!   frame, the panels a quarter each): sealed memfds (`DRM_FORMAT_ABGR8888`, linear, rows tightly
 //!   packed), exactly what the shm backend allocates.
-//! - One eventfd fence per layer, signalled once, so every poll finds it ready (level-triggered).
+//! - One eventfd fence per layer, signalled once, so every poll finds it ready (level-triggered),
+//!   and a progress page whose points stand for fences where the measurement asks for them
+//!   ([`FenceMode::Progress`](super::control::FenceMode::Progress)), stored as each message is
+//!   made.
 //! - A batch of [`FD_BATCH`] more eventfds for the per-fd comparison of `pidfd_getfd` and
 //!   `SCM_RIGHTS`.
 //!
@@ -21,6 +24,7 @@ use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT
 use ipc_protocol::messages::{
     FrameMsg, LauncherToRenderer, LayerMsg, LayerPlacement, RendererToLauncher,
 };
+use ipc_protocol::progress::ProgressWriter;
 use ipc_protocol::{BufferId, DrmFormat, Fence, FileId, Frame, Plane, RemoteFd};
 use triptych_sys::eventfd::EventFence;
 use triptych_sys::fd::ExportWindow;
@@ -51,6 +55,10 @@ struct LayerFiles {
 #[derive(Debug)]
 pub struct Fixture {
     layers: Vec<LayerFiles>,
+    /// The progress page, as the launcher makes one for a GPU process: this process writes it.
+    progress: ProgressWriter,
+    /// The same page, read-only, for the peer.
+    progress_ro: OwnedFd,
     batch: Vec<OwnedFd>,
     generation: u32,
     pid: u32,
@@ -100,8 +108,13 @@ impl Fixture {
         let batch = (0..FD_BATCH)
             .map(|_| signalled_fence())
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let (rw, progress_ro) =
+            ipc_protocol::progress::create("triptych-bench-progress").context("progress page")?;
+        let progress = ProgressWriter::attach(rw).context("mapping the progress page")?;
         Ok(Fixture {
             layers,
+            progress,
+            progress_ro,
             batch,
             generation: 1,
             pid: std::process::id(),
@@ -113,13 +126,33 @@ impl Fixture {
         self.generation = self.generation.wrapping_add(1).max(1);
     }
 
-    /// The description of frame `frame`, sent now, with the current generation.
-    pub fn message(&self, frame: u64) -> anyhow::Result<LauncherToRenderer> {
+    /// The progress page, read-only, as the peer is handed it.
+    pub fn progress_page(&self) -> BorrowedFd<'_> {
+        self.progress_ro.as_fd()
+    }
+
+    /// The description of frame `frame`, sent now, with the current generation; with
+    /// `progress`, each layer's fence is the next point of the progress page, stored at once
+    /// (the work is done, as the eventfds are signalled once).
+    pub fn message(&mut self, frame: u64, progress: bool) -> anyhow::Result<LauncherToRenderer> {
+        let page = self.progress.identity();
+        let mut points = Vec::with_capacity(self.layers.len());
+        for _ in &self.layers {
+            points.push(if progress {
+                self.progress.next_point()
+            } else {
+                0
+            });
+        }
+        if let Some(last) = points.last().filter(|p| **p > 0) {
+            self.progress.publish(*last);
+        }
         let layers = self
             .layers
             .iter()
             .zip(0u32..)
-            .map(|(files, l)| {
+            .zip(points)
+            .map(|((files, l), point)| {
                 let p = triptych_scene::placement(frame, l, LAYERS, WIDTH, HEIGHT);
                 Ok(LayerMsg {
                     layer: l,
@@ -146,10 +179,22 @@ impl Fixture {
                             offset: 0,
                             stride: files.width * 4,
                         }],
-                        fence: Fence {
-                            kind: FenceKind::EventFd,
-                            fd: remote(self.pid, &files.fence)?,
-                            point: 0,
+                        fence: if point > 0 {
+                            Fence {
+                                kind: FenceKind::Progress,
+                                fd: RemoteFd {
+                                    pid: self.pid,
+                                    fd: -1,
+                                    identity: page,
+                                },
+                                point,
+                            }
+                        } else {
+                            Fence {
+                                kind: FenceKind::EventFd,
+                                fd: remote(self.pid, &files.fence)?,
+                                point: 0,
+                            }
                         },
                     },
                     damage: Vec::new(),
@@ -204,10 +249,27 @@ mod tests {
 
     #[test]
     fn message_passes_the_renderers_checks() {
-        let fx = Fixture::new().expect("fixture");
-        let LauncherToRenderer::Frame(msg) = fx.message(5).expect("message") else {
+        let mut fx = Fixture::new().expect("fixture");
+        let LauncherToRenderer::Frame(msg) = fx.message(5, false).expect("message") else {
             panic!("not a frame");
         };
+        // With progress fences: points of the page, above each other, reached already.
+        let LauncherToRenderer::Frame(pointed) = fx.message(6, true).expect("message") else {
+            panic!("not a frame");
+        };
+        let page =
+            ipc_protocol::progress::ProgressReader::attach(fx.progress_page()).expect("page");
+        let points: Vec<u64> = pointed
+            .layers
+            .iter()
+            .map(|l| l.buffer.fence.point)
+            .collect();
+        assert_eq!(points, [1, 2, 3]);
+        assert!(points.iter().all(|p| page.signalled(*p)));
+        for l in &pointed.layers {
+            assert_eq!(l.buffer.fence.kind, FenceKind::Progress);
+            assert_eq!(l.buffer.fence.fd.identity, page.identity());
+        }
         assert_eq!(msg.layers.len(), LAYERS as usize);
         let w = ExportWindow::GPU;
         for l in &msg.layers {

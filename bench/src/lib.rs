@@ -374,11 +374,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // 1. Exports, peer, pinning.
     let mut fx = Fixture::new().context("creating the exported buffers and fences")?;
     let bytes = MessageBytes {
-        frame: fixture::wire_bytes(&fx.message(5000)?)?,
+        frame: fixture::wire_bytes(&fx.message(5000, true)?)?,
         release: fixture::wire_bytes(&fixture::release_message())?,
         pixels: fixture::FRAME_BYTES,
     };
-    let mut peer = Peer::spawn(Some(cores.consumer)).context("starting the bench peer")?;
+    let mut peer =
+        Peer::spawn(Some(cores.consumer), fx.progress_page()).context("starting the bench peer")?;
     cores::pin(cores.producer)?;
     let pair = [cores.producer, cores.consumer];
     let pair_note = cores.describe();

@@ -13,16 +13,15 @@
 //! buffer up in the renderer's import cache ([`ImportCache::get_or_import`], fetching through a
 //! [`FrameSource`] on this peer's pidfd of the producer: on a miss `pidfd_getfd`, `fstat`
 //! identity check, `lseek(SEEK_END)` size, extent check, seal check, read-only `mmap`, replacing
-//! and so unmapping the slot's previous buffer), get the fence, poll it with a zero timeout, and
+//! and so unmapping the slot's previous buffer), look at the fence (below) without waiting, and
 //! answer with a `RendererToLauncher::Release`, as the renderer gives a buffer back.
 //!
-//! Fences are where the peer differs from the frame loop on purpose. The renderer fetches every
-//! frame's fences ([`fetch`], item 1b: [`FenceMode::FetchEach`]); item 1 times the handoff with
-//! the fences a buffer was imported with ([`FenceMode::Held`]), so the peer keeps the fence it
-//! fetched at each import next to the cache, by pool slot, replaced when the slot's buffer is.
-//! The counts it reports come from the cache's own counters and the frame source's.
+//! Fences come as the renderer takes them: a point of the producer's progress page, which the
+//! peer maps read-only at `Setup`, checked by the page's identity and one load (items 1 and 2:
+//! [`FenceMode::Progress`], the pipeline's shm path), or a file fetched for every frame and polled
+//! (item 1b: [`FenceMode::FetchEach`], the pipe path and the DMA-BUF path's sync_files). The
+//! counts it reports come from the cache's own counters and the frame source's.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -32,6 +31,7 @@ use anyhow::{bail, ensure, Context};
 use ipc_protocol::bootstrap;
 use ipc_protocol::channel::{self, Receiver, Sender};
 use ipc_protocol::messages::{FrameMsg, LauncherToRenderer, RendererToLauncher};
+use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::BufferId;
 use renderer_process::fetch::{fetch, Counters as FetchCounters, FrameSource};
 use renderer_process::import::ImportCache;
@@ -53,8 +53,8 @@ struct Consumer {
     stream: UnixStream,
     /// The renderer's import cache, set to the bench's epoch.
     cache: ImportCache,
-    /// The fence fetched with each slot's imported buffer, for [`FenceMode::Held`].
-    held: HashMap<u32, (BufferId, OwnedFd)>,
+    /// The producer's progress page, read-only, for [`FenceMode::Progress`].
+    progress: ProgressReader,
     buf: Vec<u8>,
 }
 
@@ -121,35 +121,29 @@ impl Consumer {
         let ends = validate::layers(msg, LAYERS, self.producer_pid, self.window)?;
         let mut src = FrameSource::Pidfd(self.pidfd.as_fd(), FetchCounters::default());
         for (l, end) in msg.layers.iter().zip(ends) {
-            let (layer, id) = (l.layer, l.buffer.id);
-            let imports = self.cache.counters.imports;
+            let layer = l.layer;
             self.cache
                 .get_or_import(&mut src, &l.buffer, end)
                 .with_context(|| format!("layers[{layer}]"))?;
-            let fence_of = |src: &mut FrameSource<'_>| {
-                fetch(src, "fence", &l.buffer.fence.fd)
-                    .with_context(|| format!("layers[{layer}].fence"))
-            };
-            let imported = self.cache.counters.imports != imports;
-            if imported {
-                // Replacing the slot's held fence closes the one of the buffer it replaces.
-                self.held.insert(id.slot, (id, fence_of(&mut src)?));
+            if mode == FenceMode::Progress {
+                // As the renderer takes a progress fence: the page's identity, then one load.
+                let f = &l.buffer.fence;
+                ensure!(
+                    f.kind == ipc_protocol::FenceKind::Progress
+                        && f.fd.identity == self.progress.identity(),
+                    "layer {layer}: not a point of the progress page"
+                );
+                ensure!(
+                    self.progress.signalled(f.point),
+                    "layer {layer}'s point {} is not reached",
+                    f.point
+                );
+                c.fences_ready += 1;
+                continue;
             }
-            let fetched;
-            let fence = if mode == FenceMode::FetchEach && !imported {
-                fetched = fence_of(&mut src)?;
-                fetched.as_fd()
-            } else {
-                match self.held.get(&id.slot) {
-                    Some((held, f)) if *held == id => f.as_fd(),
-                    _ => bail!(
-                        "layer {layer}: no fence held since buffer {}.{} was imported",
-                        id.slot,
-                        id.generation
-                    ),
-                }
-            };
-            match wait_readable(fence, Duration::ZERO)
+            let fence = fetch(&mut src, "fence", &l.buffer.fence.fd)
+                .with_context(|| format!("layers[{layer}].fence"))?;
+            match wait_readable(fence.as_fd(), Duration::ZERO)
                 .with_context(|| format!("polling layer {layer}'s fence"))?
             {
                 WaitOutcome::Ready => c.fences_ready += 1,
@@ -241,8 +235,11 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     let stream = stdin_socket()?;
     let (mut commands, events) =
         bootstrap::join::<ToPeer, FromPeer>(PEER_ROLE).context("joining the bench")?;
-    let (first, mut fds) = commands.recv().context("waiting for Setup")?;
-    let peer_socket = fds.pop().context("Setup came without the peer socket")?;
+    let (first, fds) = commands.recv().context("waiting for Setup")?;
+    let mut fds = fds.into_iter();
+    let peer_socket = fds.next().context("Setup came without the peer socket")?;
+    let page = fds.next().context("Setup came without the progress page")?;
+    let progress = ProgressReader::attach(page.as_fd()).context("mapping the progress page")?;
     let setup: PeerSetup = match first {
         ToPeer::Setup(s) => s,
         ToPeer::Exit => return Ok(()),
@@ -271,7 +268,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         releases,
         stream,
         cache,
-        held: HashMap::new(),
+        progress,
         buf: Vec::new(),
     };
     loop {

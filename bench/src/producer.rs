@@ -51,7 +51,7 @@ impl Drop for Peer {
 
 impl Peer {
     /// Starts `triptych-bench peer`, pinned to `core`, and waits until it is ready.
-    pub fn spawn(core: Option<usize>) -> anyhow::Result<Peer> {
+    pub fn spawn(core: Option<usize>, progress: BorrowedFd<'_>) -> anyhow::Result<Peer> {
         let exe = std::env::current_exe().context("finding this executable")?;
         let (stream, theirs) = UnixStream::pair().context("creating the bare socket pair")?;
         let (control, child_control) =
@@ -99,7 +99,7 @@ impl Peer {
                     producer_pid: std::process::id(),
                     window: (window.base, window.end()),
                 }),
-                &[theirs.as_fd()],
+                &[theirs.as_fd(), progress],
             )
             .context("setting the peer up")?;
         drop(theirs);
@@ -196,7 +196,7 @@ impl Peer {
                             fx.next_generation();
                         }
                         frame += 1;
-                        fx.message(frame)
+                        fx.message(frame, fence == Some(FenceMode::Progress))
                     },
                     |msg| {
                         frames.send(&msg).context("sending a frame description")?;
@@ -234,8 +234,8 @@ impl Peer {
                     (0, n * layers)
                 };
                 let fetched = match (first_import, fence) {
-                    (true, _) | (false, FenceMode::FetchEach) => n * layers,
-                    (false, FenceMode::Held) => 0,
+                    (_, FenceMode::Progress) => 0,
+                    (_, FenceMode::FetchEach) => n * layers,
                 };
                 ensure!(c.imports == imports, "expected {imports} imports");
                 ensure!(c.hits == hits, "expected {hits} cache hits");
