@@ -97,7 +97,7 @@ pub enum SandboxMode {
 pub enum Buffers {
     /// DMA-BUF where the GPU process can export it and the renderer can map it, else shm.
     Auto,
-    /// Sealed memfds filled by GL read-back, with pipe fences.
+    /// Sealed memfds filled by GL read-back, fenced with points of a progress page (or pipes).
     Shm,
     /// DMA-BUFs exported from GL with sync_file fences; fails rather than falling back.
     Dmabuf,

@@ -76,6 +76,9 @@ pub trait Hooks {
         true
     }
 
+    /// The progress page the launcher handed over, read-write, before this process maps it.
+    fn progress_page(&mut self, _page: BorrowedFd<'_>) {}
+
     /// Whether its fences become points of the progress page the launcher handed over (where
     /// the backend's fences are CPU fences); otherwise they stay pipes.
     fn progress_fences(&mut self) -> bool {

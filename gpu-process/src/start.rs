@@ -157,6 +157,7 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
                 let page = fds
                     .pop()
                     .context("the progress page came without its file")?;
+                hooks.progress_page(page.as_fd());
                 progress = Some(
                     ipc_protocol::progress::ProgressWriter::attach(page)
                         .context("mapping the progress page the launcher handed over")?,

@@ -46,6 +46,11 @@ pub const PAGE_LEN: usize = 4096;
 /// keeps its low half delays a look by at most this).
 const SLICE: Duration = Duration::from_millis(20);
 
+/// Early ends of one wait (a wake-up or a changed number, the point still unreached) after
+/// which the reader only looks once a slice ([`ProgressReader::wait`]). An honest writer stores
+/// once a frame, so a wait sees one or two.
+const SPURIOUS: u32 = 8;
+
 /// Errors making, taking or waiting on a progress page.
 #[derive(Debug, thiserror::Error)]
 pub enum ProgressError {
@@ -199,6 +204,11 @@ impl ProgressReader {
     /// Waits until `point` is reached or `timeout` passes, in slices of at most `slice` (each
     /// ends early on a wake-up or a changed number); `stop` is asked between slices and ends the
     /// wait early when it says so. Ok(true): reached.
+    ///
+    /// A writer that wakes the word without end, or changes it without reaching the point,
+    /// would keep the reader looping. After [`SPURIOUS`] such early ends in one wait, the reader
+    /// stops listening for wake-ups and only looks once a slice: a storm costs the reader a look
+    /// a slice, and delays the point's discovery by a slice at most.
     pub fn wait(
         &self,
         point: u64,
@@ -208,6 +218,7 @@ impl ProgressReader {
     ) -> Result<bool, ProgressError> {
         let deadline = Instant::now() + timeout;
         let slice = slice.unwrap_or(SLICE);
+        let mut spurious = 0u32;
         loop {
             let now = self.reached();
             if now >= point {
@@ -217,9 +228,13 @@ impl ProgressReader {
             if left.is_zero() || stop() {
                 return Ok(false);
             }
+            if spurious >= SPURIOUS {
+                std::thread::sleep(left.min(slice));
+                continue;
+            }
             match self.mem.wait_u32(0, now as u32, left.min(slice)) {
-                Some(Ok(Waited::Woken | Waited::Changed | Waited::TimedOut))
-                | Some(Ok(Waited::Interrupted)) => {}
+                Some(Ok(Waited::Woken | Waited::Changed | Waited::Interrupted)) => spurious += 1,
+                Some(Ok(Waited::TimedOut)) => {}
                 Some(Err(e)) => return Err(ProgressError::Wait(e)),
                 None => return Ok(false),
             }
@@ -270,6 +285,47 @@ mod tests {
         // Never backwards by the writer's own hand.
         writer.publish(a);
         assert_eq!(reader.reached(), b);
+    }
+
+    #[test]
+    fn a_storm_of_wake_ups_costs_the_reader_a_look_a_slice() {
+        let (rw, ro) = create("test-progress-storm").expect("page");
+        let reader = ProgressReader::attach(ro.as_fd()).expect("reader");
+        let writer = SharedMemory::new(rw.as_fd(), PAGE_LEN).expect("map");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let storm = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(w) = writer.atomic_u32(0) {
+                        // Changes the word without reaching the point, and wakes.
+                        w.store((n % 1000) as u32, std::sync::atomic::Ordering::Release);
+                        let _ = triptych_sys::futex::wake(w, u32::MAX);
+                    }
+                    n += 1;
+                }
+                n
+            })
+        };
+        let mut looks = 0u32;
+        let ok = reader
+            .wait(
+                1 << 40,
+                Duration::from_millis(300),
+                Some(Duration::from_millis(20)),
+                || {
+                    looks += 1;
+                    false
+                },
+            )
+            .expect("wait");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let wakes = storm.join().expect("storm");
+        assert!(!ok);
+        assert!(wakes > 1000, "the storm never raged: {wakes}");
+        // At most the early ends allowed, then one look a 20 ms slice over 300 ms.
+        assert!(looks <= SPURIOUS + 20, "{looks} looks");
     }
 
     #[test]

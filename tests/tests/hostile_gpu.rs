@@ -297,6 +297,66 @@ fn progress_points_never_reached_are_the_gpu_process_s_hang() {
     assert_eq!(s["renderer"]["fetched"]["fences_via_pidfd"], 0, "{s}");
 }
 
+/// User plus system CPU time of process `pid` so far, in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    // After the name: state is field 3, utime field 14 and stime field 15.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+#[test]
+fn a_storm_of_wake_ups_on_the_progress_page_costs_the_renderer_no_cpu() {
+    // From frame 3 the GPU process completes each frame 200 ms late, while a thread of its own
+    // wakes every waiter on its progress page without end. The renderer, waiting on the page
+    // for those frames, stops listening after a few early wake-ups and looks once a slice: over
+    // two seconds of the storm it uses a few ticks of CPU, where the storm's thread uses a core.
+    let dir = scratch("hostile-gpu-progress-storm");
+    let json = dir.join("summary.json");
+    let mut cmd = hostile_command("TRIPTYCH_HOSTILE_GPU", "progress-storm", 40, &[], &dir);
+    let mut launcher = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the launcher");
+    let pid = launcher.id();
+    let mut kids = (Vec::new(), Vec::new());
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            kids = (children_named(pid, "renderer"), children_named(pid, "gpu"));
+            !kids.0.is_empty() && !kids.1.is_empty()
+        }),
+        "no renderer and GPU process came up"
+    );
+    let (renderer, gpu) = (kids.0[0], kids.1[0]);
+    // The storm starts at frame 3, a few milliseconds into the run.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let before = (cpu_ticks(renderer), cpu_ticks(gpu));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = (cpu_ticks(renderer), cpu_ticks(gpu));
+    let st = wait_within(&mut launcher, PROCESS_DEADLINE, "the launcher");
+    assert!(st.success(), "{st}");
+    let s = summary(&json);
+    let spent = |a: Option<u64>, b: Option<u64>| {
+        b.zip(a)
+            .map(|(b, a)| b - a)
+            .expect("the process ran through the sampling")
+    };
+    let (r, g) = (spent(before.0, after.0), spent(before.1, after.1));
+    assert!(
+        g >= 100,
+        "the storm never raged: the GPU process used {g} ticks"
+    );
+    assert!(r <= 30, "the renderer used {r} ticks of 200 in the storm");
+    assert_eq!(s["frames"]["last"], 39, "{s}");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "slow frames are no hang: {s}"
+    );
+}
+
 #[test]
 fn a_frame_numbered_ahead_costs_the_gpu_process() {
     proven_lie("frame-ahead", "frame 6 where frame 4 comes next");

@@ -133,6 +133,11 @@ pub enum Attack {
     /// one it will store: well-formed, ever rising, and never reached (a GPU process that says
     /// its work will finish and never stores that it did).
     ProgressUnreached,
+    /// From frame [`FRAMING_FROM`] on, completes each frame [`STORM_DELAY`] late while a
+    /// thread of its own wakes the progress page's futex without end: every reader waiting on
+    /// the page would loop. (Changing the word as well would also undo its own points, and cost
+    /// it its life as a hang.)
+    ProgressStorm,
 }
 
 /// How late [`Attack::EditSlowFence`] signals the fences of a new version's first frame.
@@ -166,6 +171,31 @@ pub const FRAMING_FROM: u64 = 3;
 
 /// How far beyond its true points [`Attack::ProgressUnreached`] names them.
 pub const PROGRESS_AHEAD: u64 = 1 << 40;
+
+/// How late [`Attack::ProgressStorm`] completes each frame.
+pub const STORM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// [`Attack::ProgressStorm`]: a thread that wakes every waiter on its page's word, without end.
+pub fn progress_storm(page: &'static triptych_sys::mapping::SharedMemory) {
+    use std::sync::atomic::Ordering;
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let Some(word) = page.atomic_u32(0) else {
+        return;
+    };
+    let started = std::thread::Builder::new()
+        .name("progress-storm".into())
+        .spawn(move || loop {
+            let _ = triptych_sys::futex::wake(word, u32::MAX);
+        })
+        .is_ok();
+    tracing::warn!(
+        started,
+        "hostile GPU: a storm of wake-ups on the progress page"
+    );
+}
 
 /// The line [`Attack::StderrFlood`] forges: the launcher's own violation line, word for word.
 pub const FORGED_LINE: &str =
@@ -232,6 +262,7 @@ impl Attack {
             "progress-repeat" => Attack::ProgressRepeat,
             "progress-foreign" => Attack::ProgressForeign,
             "progress-unreached" => Attack::ProgressUnreached,
+            "progress-storm" => Attack::ProgressStorm,
             _ => return None,
         })
     }
@@ -321,6 +352,7 @@ pub fn attack(
         | Attack::ProgressRepeat
         | Attack::ProgressForeign
         | Attack::ProgressUnreached
+        | Attack::ProgressStorm
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),

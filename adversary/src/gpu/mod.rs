@@ -30,6 +30,8 @@ pub struct GpuAdversary {
     events: Option<Sender<GpuToLauncher>>,
     /// Its own mapping of the launcher's mailbox to it, for an inbox attack.
     inbox: Option<crate::ring::Inbox>,
+    /// Its own read-write mapping of its progress page, for a storm on it.
+    page: Option<&'static triptych_sys::mapping::SharedMemory>,
 }
 
 impl GpuAdversary {
@@ -42,6 +44,7 @@ impl GpuAdversary {
             standby: false,
             events: None,
             inbox: None,
+            page: None,
         }
     }
 }
@@ -139,6 +142,21 @@ impl Hooks for GpuAdversary {
         }
         if let Some(a) = self.attack {
             hostile::after_send(a, sent.msg, sent.events);
+        }
+        if self.attack == Some(Attack::ProgressStorm) && sent.msg.frame >= hostile::FRAMING_FROM {
+            if let Some(page) = self.page {
+                hostile::progress_storm(page);
+            }
+            std::thread::sleep(hostile::STORM_DELAY);
+        }
+    }
+
+    fn progress_page(&mut self, page: BorrowedFd<'_>) {
+        if self.attack == Some(Attack::ProgressStorm) {
+            // Kept for the life of the process, as the storm's thread is.
+            self.page = triptych_sys::mapping::SharedMemory::new(page, 4096)
+                .ok()
+                .map(|m| &*Box::leak(Box::new(m)));
         }
     }
 

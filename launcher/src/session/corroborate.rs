@@ -99,8 +99,10 @@ pub fn is_kind(link: &str, kind: FenceKind) -> bool {
 }
 
 /// Checks a claim about a progress fence against the page itself: read-only memory only the
-/// GPU process writes, so what it holds is that process's own word.
-fn check_progress(claim: &Claim, grace: Duration) -> Finding {
+/// GPU process writes, so what it holds is that process's own word. A point unreached because
+/// the process died is its death, recorded as such, not a hang: a page, unlike a pipe, does not
+/// show its writer's end, so the process's pidfd is asked.
+fn check_progress(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
     let Some((page, point)) = &claim.progress else {
         return Finding::Bogus(
             "a progress fence, where the GPU process has no progress page".into(),
@@ -120,15 +122,29 @@ fn check_progress(claim: &Claim, grace: Duration) -> Finding {
             "progress point {point} is reached (the page holds {})",
             page.reached()
         )),
+        Ok(false)
+            if matches!(
+                triptych_sys::poll::wait_readable(gpu.as_fd(), DEATH_GRACE),
+                Ok(triptych_sys::poll::WaitOutcome::Ready)
+            ) =>
+        {
+            Finding::Refuted(format!(
+                "progress point {point} is unreached, and the GPU process has exited"
+            ))
+        }
         Ok(false) => Finding::Hung,
         Err(e) => Finding::Refuted(format!("the progress page: {e}")),
     }
 }
 
+/// How long an unreached point's GPU process is given for its exit to show, before it is
+/// taken for hung.
+const DEATH_GRACE: Duration = Duration::from_millis(100);
+
 /// Checks `claim` against the fd itself; `grace` is how long it still may take to signal.
 pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
     if claim.kind == FenceKind::Progress {
-        return check_progress(claim, grace);
+        return check_progress(gpu, claim, grace);
     }
     let n = claim.fence.fd;
     if !(claim.window.0..claim.window.1).contains(&n) {
