@@ -206,7 +206,7 @@ impl ProgressReader {
     /// wait early when it says so. Ok(true): reached.
     ///
     /// A writer that wakes the word without end, or changes it without reaching the point,
-    /// would keep the reader looping. After [`SPURIOUS`] such early ends in one wait, the reader
+    /// would keep the reader looping. After eight such early ends in one wait, the reader
     /// stops listening for wake-ups and only looks once a slice: a storm costs the reader a look
     /// a slice, and delays the point's discovery by a slice at most.
     pub fn wait(

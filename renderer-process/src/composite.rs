@@ -232,27 +232,19 @@ fn fill(row: &mut [u8], backdrop: [u8; 4]) {
     }
 }
 
-/// Draws one row of a layer: `src` (pixels of the layer's format) OVER `dst` (RGBA), equally
-/// long, at opacity `op` (1..=255), with the AVX2 kernel where there is one and the portable
-/// one for the rest. `over_backdrop`: nothing is drawn under this part of the row yet, so what
-/// `dst` holds is ignored and the backdrop taken in its place (the row was not filled). `last`:
-/// nothing is drawn over it either, so this frame does not read it back and the AVX2 kernel
-/// writes it past the caches ([`Avx2::over`]'s `stream`).
+/// Draws one row of a layer with the portable kernel: `src` (pixels of the layer's format, a
+/// copy of this process's own) OVER `dst` (RGBA), equally long, at opacity `op` (1..=255).
+/// `over_backdrop`: nothing is drawn under this part of the row yet, so what `dst` holds is
+/// ignored and the backdrop taken in its place (the row was not filled). The AVX2 kernel, where
+/// there is one, has drawn the row's start already ([`Layer::draw`]); with `last` (nothing is
+/// drawn over the row either, so this frame does not read it back) it writes past the caches
+/// ([`Avx2::over`]'s `stream`).
 fn draw_row<const SWAP: bool, const OPAQUE: bool>(
     dst: &mut [u8],
     src: &[u8],
     op: u8,
-    avx2: Option<Avx2>,
     over_backdrop: Option<[u8; 4]>,
-    last: bool,
 ) {
-    let source = Source {
-        blue_first: SWAP,
-        alpha_ignored: OPAQUE,
-    };
-    let under = over_backdrop;
-    let done = avx2.map_or(0, |v| v.over(dst, src, op, source, under, last) * 4);
-    let (dst, src) = (&mut dst[done..], &src[done..]);
     if OPAQUE && op == 255 {
         // Every pixel is opaque: a copy, converted where the format needs it.
         let mut d_chunks = dst.chunks_exact_mut(CHUNK_BYTES);
@@ -383,9 +375,11 @@ impl<'a> Span<'a> {
     }
 
     /// Draws the layer's part of frame row `y` into `row`, the whole output row; see
-    /// [`draw_row`] for `over_backdrop` and `last`. The source row is first copied out of the peer's
-    /// memory into `scratch` (one `memcpy` of the covered part of the row), so every byte the
-    /// blend reads is read once and cannot change under it.
+    /// [`draw_row`] for `over_backdrop` and `last`. Every byte the blend reads of the peer's
+    /// memory is read once and cannot change under it: the AVX2 kernel loads each group of
+    /// the source row once, into registers, straight from the peer's mapping (no copy first);
+    /// what it leaves (the row's last pixels, or all of it without AVX2) is first copied out into
+    /// `scratch` (one `memcpy`).
     fn draw(
         &self,
         row: &mut [u8],
@@ -396,30 +390,36 @@ impl<'a> Span<'a> {
         scratch: &mut Vec<u8>,
     ) {
         let start = (y as i64 - self.top) as usize * self.stride + self.src_x;
-        scratch.resize(self.dst.len(), 0);
+        let len = self.dst.len();
         // In range: clip() checked the last row's end against the buffer.
-        let copied = self
-            .pixels
-            .sub(start, self.dst.len())
-            .is_some_and(|p| p.copy_to(scratch));
-        if !copied {
+        let Some(peer) = self.pixels.sub(start, len) else {
+            return;
+        };
+        let dst = &mut row[self.dst.clone()];
+        let source = Source {
+            blue_first: matches!(self.format, Format::Bgra | Format::Bgrx),
+            alpha_ignored: matches!(self.format, Format::Rgbx | Format::Bgrx),
+        };
+        let op = self.opacity;
+        let done = avx2.map_or(0, |v| {
+            v.over(dst, peer, op, source, over_backdrop, last) * 4
+        });
+        if done >= len {
             return;
         }
-        let src = &scratch[..];
-        let dst = &mut row[self.dst.clone()];
+        scratch.resize(len - done, 0);
+        if !peer
+            .sub(done, len - done)
+            .is_some_and(|p| p.copy_to(scratch))
+        {
+            return;
+        }
+        let (dst, src) = (&mut dst[done..], &scratch[..]);
         match self.format {
-            Format::Rgba => {
-                draw_row::<false, false>(dst, src, self.opacity, avx2, over_backdrop, last)
-            }
-            Format::Rgbx => {
-                draw_row::<false, true>(dst, src, self.opacity, avx2, over_backdrop, last)
-            }
-            Format::Bgra => {
-                draw_row::<true, false>(dst, src, self.opacity, avx2, over_backdrop, last)
-            }
-            Format::Bgrx => {
-                draw_row::<true, true>(dst, src, self.opacity, avx2, over_backdrop, last)
-            }
+            Format::Rgba => draw_row::<false, false>(dst, src, op, over_backdrop),
+            Format::Rgbx => draw_row::<false, true>(dst, src, op, over_backdrop),
+            Format::Bgra => draw_row::<true, false>(dst, src, op, over_backdrop),
+            Format::Bgrx => draw_row::<true, true>(dst, src, op, over_backdrop),
         }
     }
 }

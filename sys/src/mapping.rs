@@ -21,11 +21,13 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 
-/// A view of bytes another process may write at any time: it can only be copied out of.
+/// A view of bytes another process may write at any time: it can only be copied out of, or
+/// loaded once into registers by the compositor's kernel (`crate::simd`), which reads each
+/// byte once and decides only on what it loaded.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerBytes<'a> {
-    ptr: *const u8,
-    len: usize,
+    pub(crate) ptr: *const u8,
+    pub(crate) len: usize,
     _borrow: PhantomData<&'a [u8]>,
 }
 

@@ -64,6 +64,8 @@
 //! (<https://www.intel.com/content/www/us/en/docs/intrinsics-guide/index.html>) for each
 //! intrinsic, and the AMD64 Architecture Programmer's Manual, volume 3, for CPUID.
 
+use crate::mapping::PeerBytes;
+
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
     __m256i, _mm256_add_epi16, _mm256_adds_epu8, _mm256_and_si256, _mm256_loadu_si256,
@@ -115,10 +117,14 @@ impl Avx2 {
     /// (`vmovntdq`), which spares reading each line in before writing it and evicting the
     /// source with it, and the stores are fenced (`sfence`) before this returns. Where something
     /// does read it back soon, leave it unset: that read would go to memory.
+    ///
+    /// `src` may be memory another process writes (a GPU process's buffer): each of its bytes is
+    /// loaded once, into a register, and every decision is made on what was loaded, so nothing
+    /// is read twice and the row needs no copy first.
     pub fn over(
         self,
         dst: &mut [u8],
-        src: &[u8],
+        src: PeerBytes<'_>,
         opacity: u8,
         source: Source,
         under: Option<[u8; 4]>,
@@ -207,6 +213,20 @@ const ROUND_DIV255_BY: [i16; 256] = {
 #[cfg(target_arch = "x86_64")]
 const VECTOR_BYTES: usize = 32;
 
+/// Loads the 32 bytes at `p`, memory another process may write (each load is one copy).
+///
+/// # Safety
+///
+/// `p..p + 32` must lie inside memory that stays mapped for the call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn load_peer(p: *const u8) -> __m256i {
+    // SAFETY: the caller keeps `p..p + 32` mapped; the unaligned load has no alignment
+    // requirement and forms no reference, so a concurrent write by the peer changes only which
+    // bytes are loaded; AVX is part of this function's enabled features.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
 /// Loads 32 bytes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -268,7 +288,7 @@ fn store_past_caches(bytes: &mut [u8; VECTOR_BYTES], v: __m256i) {
 #[target_feature(enable = "avx2")]
 fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: bool>(
     dst: &mut [u8],
-    src: &[u8],
+    src: PeerBytes<'_>,
     opacity: u8,
     under: u32,
     stream: bool,
@@ -317,8 +337,11 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
     // With `X` every source alpha is 255, so the scaled one is `round(255 * op / 255) = op`.
     let x_inv = _mm256_set1_epi16(i16::from(255 - opacity));
     let div255 = |v: __m256i| _mm256_mulhi_epu16(_mm256_add_epi16(v, half), by257);
-    let read = |bytes: &[u8; VECTOR_BYTES]| {
-        let mut v = load(bytes);
+    // The 32 bytes at `off` of `src`: the caller keeps `off + 32 <= src.len`.
+    let read = |off: usize| {
+        // SAFETY: `off + 32 <= src.len` (the loop below), and `src` borrows memory that stays
+        // mapped for `'_`, which outlives this call.
+        let mut v = unsafe { load_peer(src.ptr.add(off)) };
         if BGR {
             v = _mm256_shuffle_epi8(v, swap_rb);
         }
@@ -372,19 +395,19 @@ fn over_avx2<const BGR: bool, const X: bool, const SCALE: bool, const UNIFORM: b
     };
     let mut done = 0;
     let step = GROUP_PIXELS * 4;
-    for (d, s) in dst.chunks_exact_mut(step).zip(src.chunks_exact(step)) {
+    let groups = src.len / step;
+    for (g, d) in dst.chunks_exact_mut(step).take(groups).enumerate() {
         let (d0, d1) = d.split_at_mut(VECTOR_BYTES);
-        let (s0, s1) = s.split_at(VECTOR_BYTES);
-        let (Ok(d0), Ok(d1), Ok(s0), Ok(s1)) = (
+        let (Ok(d0), Ok(d1)) = (
             <&mut [u8; VECTOR_BYTES]>::try_from(d0),
             <&mut [u8; VECTOR_BYTES]>::try_from(d1),
-            <&[u8; VECTOR_BYTES]>::try_from(s0),
-            <&[u8; VECTOR_BYTES]>::try_from(s1),
         ) else {
             // `step` is two vectors, so the halves are always whole vectors.
             break;
         };
-        let (a, b) = (read(s0), read(s1));
+        // Group `g` of `groups`: its 64 bytes lie inside `src`.
+        let off = g * step;
+        let (a, b) = (read(off), read(off + VECTOR_BYTES));
         done += GROUP_PIXELS;
         let any = _mm256_or_si256(a, b);
         if _mm256_testz_si256(any, any) == 1 {
@@ -513,7 +536,14 @@ mod tests {
             if under.is_none() {
                 got.copy_from_slice(&dst);
             }
-            let done = avx2.over(got, &src, opacity, source, under, stream);
+            let done = avx2.over(
+                got,
+                PeerBytes::from_local(&src),
+                opacity,
+                source,
+                under,
+                stream,
+            );
             assert_eq!(done, 256 * 256, "opacity {opacity} {source:?}");
             let mut want = dst.clone();
             reference(&mut want, &src, opacity, source);
@@ -574,7 +604,14 @@ mod tests {
             let mut buf = Aligned::new(src.len(), stream);
             let got = buf.bytes();
             assert_eq!(
-                avx2.over(got, &src, opacity, source, Some(under), stream),
+                avx2.over(
+                    got,
+                    PeerBytes::from_local(&src),
+                    opacity,
+                    source,
+                    Some(under),
+                    stream
+                ),
                 src.len() / 4
             );
             let mut want = under.repeat(src.len() / 4);
@@ -615,30 +652,61 @@ mod tests {
         let src = vec![255u8; 20 * 4];
         let mut dst = vec![7u8; 20 * 4];
         assert_eq!(
-            avx2.over(&mut dst, &src, 255, rgba, None, false),
+            avx2.over(
+                &mut dst,
+                PeerBytes::from_local(&src),
+                255,
+                rgba,
+                None,
+                false
+            ),
             GROUP_PIXELS
         );
         assert!(dst[..64].iter().all(|&b| b == 255));
         assert!(dst[64..].iter().all(|&b| b == 7));
         // Transparent black leaves the destination; opaque at 255 replaces it, swizzled.
         let mut dst = vec![9u8; 64];
-        assert_eq!(avx2.over(&mut dst, &[0u8; 64], 128, rgba, None, false), 16);
+        assert_eq!(
+            avx2.over(
+                &mut dst,
+                PeerBytes::from_local(&[0u8; 64]),
+                128,
+                rgba,
+                None,
+                false
+            ),
+            16
+        );
         assert!(dst.iter().all(|&b| b == 9));
         let src: Vec<u8> = (0..16).flat_map(|i| [i, 100, 200, 255]).collect();
         let bgr = Source {
             blue_first: true,
             alpha_ignored: false,
         };
-        avx2.over(&mut dst, &src, 255, bgr, None, false);
+        avx2.over(&mut dst, PeerBytes::from_local(&src), 255, bgr, None, false);
         let want: Vec<u8> = (0..16).flat_map(|i| [200, 100, i, 255]).collect();
         assert_eq!(dst, want);
         // Over a uniform destination, transparent groups are that destination.
         let mut dst = vec![9u8; 64];
-        avx2.over(&mut dst, &[0u8; 64], 255, rgba, Some([1, 2, 3, 4]), false);
+        avx2.over(
+            &mut dst,
+            PeerBytes::from_local(&[0u8; 64]),
+            255,
+            rgba,
+            Some([1, 2, 3, 4]),
+            false,
+        );
         assert_eq!(dst, [1, 2, 3, 4].repeat(16));
         // Rows shorter than a group are left alone.
         assert_eq!(
-            avx2.over(&mut dst[..60], &src[..60], 255, bgr, None, false),
+            avx2.over(
+                &mut dst[..60],
+                PeerBytes::from_local(&src[..60]),
+                255,
+                bgr,
+                None,
+                false
+            ),
             0
         );
     }
