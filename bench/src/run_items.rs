@@ -362,8 +362,6 @@ pub(super) fn mailbox_item(
     plans: &Plans,
     note: &str,
 ) {
-    let f = plans.mailbox_frames;
-    let (w, h) = (320, 240);
     let label = Label {
         item: "11b",
         name: "end_to_end_cpu_mailbox_320x240",
@@ -371,28 +369,14 @@ pub(super) fn mailbox_item(
         baseline: "the same runs with --mailbox off, alternating".into(),
         unit: "ns of CPU per frame (runs of long minus short frames)",
     };
+    let side = |name, on: &str| cpu_runs::Side {
+        name,
+        args: vec!["--mailbox".into(), on.into()],
+        damage: None,
+    };
     // Fewer messages cannot cost more.
-    const GOAL: f64 = 1.0;
-    let sides = [
-        cpu_runs::Side {
-            name: "mailbox",
-            args: vec!["--mailbox".into(), "on".into()],
-            damage: None,
-        },
-        cpu_runs::Side {
-            name: "socket",
-            args: vec!["--mailbox".into(), "off".into()],
-            damage: None,
-        },
-    ];
-    match cpu_runs::measure_sides(dir, (None, (w, h)), &sides, f, plans.cpu_runs) {
-        Ok(m) => items.push(cpu_figure(&label, &m, GOAL, plans, note, (w, h), f)),
-        Err(e) => {
-            let why = format!("item 11b: {e:#}");
-            failures.push(why.clone());
-            items.push(Item::missing(&label, Some(GOAL), why));
-        }
-    }
+    let sides = [side("mailbox", "on"), side("socket", "off")];
+    small_cpu_item(items, failures, dir, plans, note, &label, &sides);
 }
 
 /// Item 11c: the CPU time of a 320x240 shm frame across the three processes with progress
@@ -405,8 +389,6 @@ pub(super) fn progress_item(
     plans: &Plans,
     note: &str,
 ) {
-    let f = plans.mailbox_frames;
-    let (w, h) = (320, 240);
     let label = Label {
         item: "11c",
         name: "end_to_end_cpu_progress_fences_320x240",
@@ -414,8 +396,6 @@ pub(super) fn progress_item(
         baseline: "the same runs with --progress-fences off (pipe fences), alternating".into(),
         unit: "ns of CPU per frame (runs of long minus short frames)",
     };
-    // No file per layer per frame cannot cost more.
-    const GOAL: f64 = 1.0;
     let side = |name, on: &str| cpu_runs::Side {
         name,
         args: vec![
@@ -426,13 +406,31 @@ pub(super) fn progress_item(
         ],
         damage: None,
     };
+    // No file per layer per frame cannot cost more.
     let sides = [side("progress", "on"), side("pipe", "off")];
-    match cpu_runs::measure_sides(dir, (None, (w, h)), &sides, f, plans.cpu_runs) {
-        Ok(m) => items.push(cpu_figure(&label, &m, GOAL, plans, note, (w, h), f)),
+    small_cpu_item(items, failures, dir, plans, note, &label, &sides);
+}
+
+/// Items 11b and 11c: the CPU time of a 320x240 frame across the three processes, the first of
+/// `sides` against the second, alternating; the goal is that the first costs no more.
+fn small_cpu_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    note: &str,
+    label: &Label,
+    sides: &[cpu_runs::Side; 2],
+) {
+    const GOAL: f64 = 1.0;
+    let f = plans.mailbox_frames;
+    let (w, h) = (320, 240);
+    match cpu_runs::measure_sides(dir, (None, (w, h)), sides, f, plans.cpu_runs) {
+        Ok(m) => items.push(cpu_figure(label, &m, GOAL, plans, note, (w, h), f)),
         Err(e) => {
-            let why = format!("item 11c: {e:#}");
+            let why = format!("item {}: {e:#}", label.item);
             failures.push(why.clone());
-            items.push(Item::missing(&label, Some(GOAL), why));
+            items.push(Item::missing(label, Some(GOAL), why));
         }
     }
 }

@@ -111,17 +111,7 @@ pub fn is_socket(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
 
 /// Whether `fd` is the read end of a pipe (a FIFO opened read-only): a wait-only fence.
 pub fn is_pipe_read_end(fd: BorrowedFd<'_>) -> Result<bool, FdError> {
-    use nix::sys::stat::SFlag;
-    let raw = fd.as_raw_fd();
-    let st = nix::sys::stat::fstat(raw).map_err(|errno| FdError::Fstat { fd: raw, errno })?;
-    let fifo = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO;
-    let fl =
-        nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFL).map_err(|errno| FdError::Fcntl {
-            op: "F_GETFL",
-            fd: raw,
-            errno,
-        })?;
-    Ok(fifo && fl & libc::O_ACCMODE == libc::O_RDONLY)
+    Ok(is_fifo(fd)? && is_read_only(fd)?)
 }
 
 /// Whether `fd` was opened read-only (`O_RDONLY`): a file its holder can map and read, never

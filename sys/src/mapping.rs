@@ -247,41 +247,29 @@ impl SharedMemory {
     /// The 32-bit atomic at `offset`, in memory another process may change at any moment
     /// (which an atomic allows). `None` unless `offset` is 4-aligned and inside the mapping.
     pub fn atomic_u32(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU32> {
-        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.map.len {
-            return None;
-        }
-        // SAFETY: the mapping is page-aligned and `offset` 4-aligned, so the address is aligned
-        // for an AtomicU32; the 4 bytes lie inside the mapping, which is writable (a
-        // SharedMemory is always mapped read-write, so a store cannot fault) and lives as long
-        // as the returned borrow; no slice of this memory exists (the type hands none out), and
-        // an atomic may be changed by anyone at any time, so another process writing the same
-        // bytes breaks no assumption the compiler makes.
-        Some(unsafe {
-            &*self
-                .map
-                .ptr
-                .as_ptr()
-                .add(offset)
-                .cast::<std::sync::atomic::AtomicU32>()
-        })
+        self.atomic(offset)
     }
 
     /// The 64-bit atomic at `offset`, as [`SharedMemory::atomic_u32`]; `None` unless `offset` is
     /// 8-aligned and inside the mapping.
     pub fn atomic_u64(&self, offset: usize) -> Option<&std::sync::atomic::AtomicU64> {
-        if !offset.is_multiple_of(8) || offset.checked_add(8)? > self.map.len {
+        self.atomic(offset)
+    }
+
+    /// The atomic `A` (an `AtomicU32` or `AtomicU64`: as large as it is aligned) at `offset`.
+    fn atomic<A>(&self, offset: usize) -> Option<&A> {
+        let size = std::mem::size_of::<A>();
+        if !offset.is_multiple_of(size) || offset.checked_add(size)? > self.map.len {
             return None;
         }
-        // SAFETY: as in `atomic_u32`, with 8-byte alignment (the mapping is page-aligned and
-        // `offset` 8-aligned) and 8 bytes inside the writable mapping.
-        Some(unsafe {
-            &*self
-                .map
-                .ptr
-                .as_ptr()
-                .add(offset)
-                .cast::<std::sync::atomic::AtomicU64>()
-        })
+        // SAFETY: the mapping is page-aligned and `offset` a multiple of the atomic's size,
+        // which for the two callers is its alignment, so the address is aligned for `A`; its
+        // bytes lie inside the mapping, which is writable (a SharedMemory is always mapped
+        // read-write, so a store cannot fault) and lives as long as the returned borrow; no
+        // slice of this memory exists (the type hands none out), and an atomic may be changed by
+        // anyone at any time, so another process writing the same bytes breaks no assumption
+        // the compiler makes.
+        Some(unsafe { &*self.map.ptr.as_ptr().add(offset).cast::<A>() })
     }
 
     /// Writes `bytes` at `offset`, memory another process may read (and write) at any moment;
