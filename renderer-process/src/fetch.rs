@@ -10,15 +10,22 @@
 //! identity the description carries. A mismatch closes the fetched fd and rejects the
 //! description: a compromised GPU process cannot make the renderer composite some other file.
 //!
+//! A layer's fence, once taken, is a [`Waitable`]: that file, or a point of the GPU process's
+//! progress page, which is no file and is never fetched.
+//!
 //! A [`FrameSource`] lives for one frame and counts what was taken from it ([`Counters`]), which
 //! the frame loop adds to the run's statistics. Every fetched fd is the caller's to own.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ipc_protocol::frame::{check_identity, DescError};
+use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::pidfd::{pidfd_getfd, PidfdError};
+use triptych_sys::poll::{wait_signalled, FenceWait};
 
 /// Fds fetched per path, for the run's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,4 +140,41 @@ pub fn fetch(
     )?;
     src.count(field);
     Ok(fd)
+}
+
+/// One layer's fence, as the renderer waits on it: a file taken from the GPU process, or a
+/// point of its progress page ([`ipc_protocol::progress`]).
+#[derive(Debug)]
+pub enum Waitable {
+    /// A sync_file, pipe or eventfd fence.
+    Fd(OwnedFd),
+    /// Signalled once the page reaches the point.
+    Point(Arc<ProgressReader>, u64),
+}
+
+impl Waitable {
+    /// The fence's file, if it is one.
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            Waitable::Fd(fd) => Some(fd.as_fd()),
+            Waitable::Point(..) => None,
+        }
+    }
+
+    /// Waits up to `slice` for the fence (not at all for `Duration::ZERO`).
+    pub(crate) fn wait(&self, slice: Duration) -> Result<FenceWait, String> {
+        match self {
+            Waitable::Fd(fd) => wait_signalled(fd.as_fd(), slice).map_err(|e| e.to_string()),
+            Waitable::Point(page, point) if slice.is_zero() => Ok(if page.signalled(*point) {
+                FenceWait::Signalled
+            } else {
+                FenceWait::TimedOut
+            }),
+            Waitable::Point(page, point) => match page.wait(*point, slice, Some(slice), || false) {
+                Ok(true) => Ok(FenceWait::Signalled),
+                Ok(false) => Ok(FenceWait::TimedOut),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
 }

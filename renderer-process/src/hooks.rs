@@ -36,7 +36,7 @@ pub struct Fetched<'a> {
     pub msg: &'a FrameMsg,
     /// Each layer's index, what it will show, and its fence (none in a frame the launcher
     /// vouched for).
-    pub layers: &'a [(u32, Shown, Option<crate::pipeline::Waitable>)],
+    pub layers: &'a [(u32, Shown, Option<crate::fetch::Waitable>)],
     /// The imported buffer of an id, if the import cache holds it.
     pub buffer: &'a dyn Fn(BufferId) -> Option<BorrowedFd<'a>>,
     /// The link to the GPU process the fds came through.

@@ -46,14 +46,13 @@ use ipc_protocol::messages::{
     Fault, FaultPoint, FrameMsg, GpuLink, LauncherToRenderer, Presented, RendererStart,
     RendererStats, RendererToLauncher,
 };
-use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::{BufferId, FileId, RemoteFd};
-use triptych_sys::poll::{wait_signalled, FenceWait};
+use triptych_sys::poll::FenceWait;
 use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 
 use crate::composite::{composite_region, Layer};
 use crate::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
-use crate::fetch::{fetch, Counters, FrameSource};
+use crate::fetch::{fetch, Counters, FrameSource, Waitable};
 use crate::import::{ImportCache, ImportError};
 use ipc_protocol::damage::Region;
 
@@ -93,43 +92,6 @@ struct WaitJob {
     seq: u64,
     fences: Vec<Waitable>,
     timeout: Duration,
-}
-
-/// One layer's fence, as the renderer waits on it: a file taken from the GPU process, or a
-/// point of its progress page ([`ipc_protocol::progress`]).
-#[derive(Debug)]
-pub enum Waitable {
-    /// A sync_file, pipe or eventfd fence.
-    Fd(OwnedFd),
-    /// Signalled once the page reaches the point.
-    Point(Arc<ProgressReader>, u64),
-}
-
-impl Waitable {
-    /// The fence's file, if it is one.
-    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        match self {
-            Waitable::Fd(fd) => Some(fd.as_fd()),
-            Waitable::Point(..) => None,
-        }
-    }
-
-    /// Waits up to `slice` for the fence (not at all for `Duration::ZERO`).
-    fn wait(&self, slice: Duration) -> Result<FenceWait, String> {
-        match self {
-            Waitable::Fd(fd) => wait_signalled(fd.as_fd(), slice).map_err(|e| e.to_string()),
-            Waitable::Point(page, point) if slice.is_zero() => Ok(if page.signalled(*point) {
-                FenceWait::Signalled
-            } else {
-                FenceWait::TimedOut
-            }),
-            Waitable::Point(page, point) => match page.wait(*point, slice, Some(slice), || false) {
-                Ok(true) => Ok(FenceWait::Signalled),
-                Ok(false) => Ok(FenceWait::TimedOut),
-                Err(e) => Err(e.to_string()),
-            },
-        }
-    }
 }
 
 /// The waiter's answer: which fences signalled in time.

@@ -641,7 +641,7 @@ pub fn on_fetched(
     fetched: &[(
         u32,
         renderer_process::decide::Shown,
-        Option<renderer_process::pipeline::Waitable>,
+        Option<renderer_process::fetch::Waitable>,
     )],
 ) {
     match attack {

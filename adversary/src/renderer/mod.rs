@@ -101,7 +101,7 @@ impl Hooks for RendererAdversary {
         let points = fetched
             .layers
             .iter()
-            .any(|(_, _, f)| matches!(f, Some(renderer_process::pipeline::Waitable::Point(..))));
+            .any(|(_, _, f)| matches!(f, Some(renderer_process::fetch::Waitable::Point(..))));
         if self.attack == Some(Attack::ProgressWrite) && points {
             hostile::progress_write(fetched.link);
         }
