@@ -31,8 +31,10 @@ pub enum ToPeer {
     Exit,
 }
 
-/// The peer's set-up; the peer socket (frames in, releases out) and the producer's progress
-/// page, read-only, are attached, in that order.
+/// The peer's set-up. Attached, in this order: the peer socket (frames in, releases out), the
+/// producer's progress page (read-only), the mailbox socket, the memfd of the ring the peer
+/// reads frames from, and that of the ring it writes releases to
+/// ([`ipc_protocol::mailbox`]: the channel the launcher and a renderer share by default).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerSetup {
     /// The CPU to pin to, if any.
@@ -54,6 +56,16 @@ pub enum FenceMode {
     FetchEach,
 }
 
+/// Which channel a handoff takes, as the launcher and the renderer talk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Via {
+    /// The channel with its two mailboxes: each message a record of a shared-memory ring, a
+    /// futex wake only where the reader sleeps (the pipeline's default).
+    Mailbox,
+    /// The socket alone: each message a `sendmsg` and a `recvmsg` (`--mailbox off`).
+    Socket,
+}
+
 /// What one iteration of a block is, on the peer's side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
@@ -62,10 +74,15 @@ pub enum Phase {
     Handoff {
         /// How fences are obtained.
         fence: FenceMode,
+        /// The channel the frame and the release take.
+        via: Via,
     },
     /// Receive a `LauncherToRenderer::Frame` and answer one `RendererToLauncher::Release`, nothing else:
     /// what the channel alone costs, to split a handoff's time between transport and checks.
-    Transport,
+    Transport {
+        /// The channel the frame and the release take.
+        via: Via,
+    },
     /// On the bare socket: read exactly `request` bytes, write `reply` bytes.
     Echo {
         /// Bytes in.
@@ -120,6 +137,8 @@ pub struct Counts {
     pub fds: u64,
     /// Payload bytes read from the bare socket.
     pub bytes: u64,
+    /// The peer's CPU time (its thread's, user and system) over the block, in nanoseconds.
+    pub cpu_ns: u64,
 }
 
 impl Wire for ToPeer {
@@ -131,9 +150,10 @@ impl Wire for ToPeer {
         }
     }
     fn fd_count(&self) -> usize {
-        // The peer socket, then the progress page (read-only).
+        // The peer socket, the progress page (read-only), the mailbox socket and its two
+        // rings.
         if matches!(self, ToPeer::Setup(_)) {
-            2
+            5
         } else {
             0
         }

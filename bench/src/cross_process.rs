@@ -3,7 +3,44 @@
 
 use super::*;
 
-/// Items 1, 1b, 2, 3 and 4.
+/// The mean CPU time per round trip, both sides together, over the timed blocks of a figure
+/// and of its baseline: `(sum of ns, iterations)` each.
+#[derive(Clone, Copy, Default)]
+struct CpuSums {
+    value: (f64, u64),
+    baseline: (f64, u64),
+}
+
+impl CpuSums {
+    fn add(to: &mut (f64, u64), per_iteration: Option<f64>, n: u64) {
+        if let Some(ns) = per_iteration {
+            to.0 += ns * n as f64;
+            to.1 += n;
+        }
+    }
+
+    fn mean(of: (f64, u64)) -> Option<f64> {
+        (of.1 > 0).then(|| of.0 / of.1 as f64)
+    }
+
+    /// `item` with the two means and their ratio in its extras.
+    fn onto(self, item: Item) -> Item {
+        let (v, b) = (Self::mean(self.value), Self::mean(self.baseline));
+        let mut item = item;
+        if let Some(v) = v {
+            item = item.with("value_cpu_ns_per_round_trip", v.round());
+        }
+        if let Some(b) = b {
+            item = item.with("baseline_cpu_ns_per_round_trip", b.round());
+        }
+        if let (Some(v), Some(b)) = (v, b.filter(|b| *b > 0.0)) {
+            item = item.with("cpu_ratio", (v / b * 1000.0).round() / 1000.0);
+        }
+        item
+    }
+}
+
+/// Items 1, 1b, 1c, 1d, 2, 3 and 4.
 pub(super) fn cross_process(
     items: &mut Vec<Item>,
     peer: &mut Peer,
@@ -21,24 +58,46 @@ pub(super) fn cross_process(
     );
 
     // Import the current generation once, untimed, so the steady blocks find it cached.
-    peer.handoff(fx, 1, Some(FenceMode::Progress), true, true)?;
-    let steady = |peer: &mut Peer, fx: &mut Fixture, fence: Option<FenceMode>| {
+    peer.handoff(fx, 1, Some(FenceMode::Progress), Via::Mailbox, true, true)?;
+    let steady = |peer: &mut Peer, fx: &mut Fixture, fence: Option<FenceMode>, via: Via| {
         let peer = std::cell::RefCell::new(peer);
-        interleave(
+        let cpu = std::cell::Cell::new(CpuSums::default());
+        let (v, b) = interleave(
             ipc,
-            |n, warm| peer.borrow_mut().handoff(fx, n, fence, false, warm),
-            |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
-        )
+            |n, warm| {
+                let mut p = peer.borrow_mut();
+                let s = p.handoff(fx, n, fence, via, false, warm)?;
+                if !warm {
+                    let mut c = cpu.get();
+                    CpuSums::add(&mut c.value, p.last_cpu(), n);
+                    cpu.set(c);
+                }
+                Ok(s)
+            },
+            |n, warm| {
+                let mut p = peer.borrow_mut();
+                let s = p.echo(n, &request, bytes.release)?;
+                if !warm {
+                    let mut c = cpu.get();
+                    CpuSums::add(&mut c.baseline, p.last_cpu(), n);
+                    cpu.set(c);
+                }
+                Ok(s)
+            },
+        )?;
+        anyhow::Ok((v, b, cpu.get()))
     };
-    // The pipeline's shm path: each fence a point of the progress page.
-    let (v1, b1) = steady(peer, fx, Some(FenceMode::Progress)).context("measuring item 1")?;
+    // The pipeline's path: the launcher's channel to the renderer with its mailboxes, each
+    // fence a point of the progress page.
+    let (v1, b1, cpu1) =
+        steady(peer, fx, Some(FenceMode::Progress), Via::Mailbox).context("measuring item 1")?;
     let item1 = Figure::of(v1, 1);
-    items.push(Item::measured(
+    items.push(cpu1.onto(Item::measured(
         &Label {
             item: "1",
             name: "handoff_steady",
             value: format!(
-                "handoff, imported buffers: {LAYERS}-layer FrameMsg + progress-page fences"
+                "handoff, imported buffers: {LAYERS}-layer FrameMsg in a mailbox + progress-page fences"
             ),
             baseline: bare.clone(),
             unit: "ns per round trip",
@@ -49,8 +108,9 @@ pub(super) fn cross_process(
         ipc,
         cores,
         note,
-    ));
-    let (v, b) = steady(peer, fx, Some(FenceMode::FetchEach)).context("measuring item 1b")?;
+    )));
+    let (v, b, _) =
+        steady(peer, fx, Some(FenceMode::FetchEach), Via::Mailbox).context("measuring item 1b")?;
     items.push(Item::measured(
         &Label {
             item: "1b",
@@ -66,12 +126,12 @@ pub(super) fn cross_process(
         cores,
         note,
     ));
-    let (v, b) = steady(peer, fx, None).context("measuring item 1c")?;
+    let (v, b, _) = steady(peer, fx, None, Via::Mailbox).context("measuring item 1c")?;
     items.push(Item::measured(
         &Label {
             item: "1c",
             name: "handoff_transport_only",
-            value: "the channel alone: same FrameMsg and Release, no checks".into(),
+            value: "the channel alone: same FrameMsg and Release in mailboxes, no checks".into(),
             baseline: bare.clone(),
             unit: "ns per round trip",
         },
@@ -82,14 +142,38 @@ pub(super) fn cross_process(
         cores,
         note,
     ));
+    // Item 1 on the socket alone, as a run with `--mailbox off` hands frames on.
+    let (v, b, cpu) =
+        steady(peer, fx, Some(FenceMode::Progress), Via::Socket).context("measuring item 1d")?;
+    items.push(cpu.onto(Item::measured(
+        &Label {
+            item: "1d",
+            name: "handoff_steady_socket",
+            value: "as 1, on the socket alone (--mailbox off)".into(),
+            baseline: bare.clone(),
+            unit: "ns per round trip",
+        },
+        Figure::of(v, 1),
+        Figure::of(b, 1),
+        None,
+        ipc,
+        cores,
+        note,
+    )));
 
     let (v, b) = {
         let peer = std::cell::RefCell::new(&mut *peer);
         interleave(
             ipc,
             |n, warm| {
-                peer.borrow_mut()
-                    .handoff(fx, n, Some(FenceMode::Progress), true, warm)
+                peer.borrow_mut().handoff(
+                    fx,
+                    n,
+                    Some(FenceMode::Progress),
+                    Via::Mailbox,
+                    true,
+                    warm,
+                )
             },
             |n, _| peer.borrow_mut().echo(n, &request, bytes.release),
         )

@@ -73,7 +73,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use control::FenceMode;
+use control::{FenceMode, Via};
 use fixture::{Fixture, FD_BATCH, HEIGHT, LAYERS, WIDTH};
 use producer::Peer;
 use report::{Item, Label, MessageBytes, Report};

@@ -21,6 +21,10 @@
 //! [`FenceMode::Progress`], the pipeline's shm path), or a file fetched for every frame and polled
 //! (item 1b: [`FenceMode::FetchEach`], the pipe path and the DMA-BUF path's sync_files). The
 //! counts it reports come from the cache's own counters and the frame source's.
+//!
+//! A handoff takes the channel the block names: the peer socket alone, or the mailbox socket with
+//! its two rings ([`Via`]), which the peer attaches as a renderer attaches its mailboxes
+//! ([`ipc_protocol::mailbox::attach`]).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -38,7 +42,7 @@ use renderer_process::import::ImportCache;
 use renderer_process::validate;
 use triptych_sys::poll::{wait_readable, WaitOutcome};
 
-use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, PEER_ROLE};
+use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, Via, PEER_ROLE};
 use super::fixture::{EPOCH, LAYERS};
 use crate::PeerArgs;
 
@@ -50,6 +54,9 @@ struct Consumer {
     pidfd: OwnedFd,
     frames: Receiver<LauncherToRenderer>,
     releases: Sender<RendererToLauncher>,
+    /// The same channel with a mailbox each way.
+    frames_mb: Receiver<LauncherToRenderer>,
+    releases_mb: Sender<RendererToLauncher>,
     stream: UnixStream,
     /// The renderer's import cache, set to the bench's epoch.
     cache: ImportCache,
@@ -62,10 +69,11 @@ impl Consumer {
     fn run(&mut self, phase: &Phase, count: u64) -> anyhow::Result<Counts> {
         let mut c = Counts::default();
         let start = self.cache.counters;
+        let cpu0 = triptych_sys::clock::thread_cpu_ns().unwrap_or(0);
         for _ in 0..count {
             match phase {
-                Phase::Handoff { fence } => self.handoff(Some(*fence), &mut c)?,
-                Phase::Transport => self.handoff(None, &mut c)?,
+                Phase::Handoff { fence, via } => self.handoff(Some(*fence), *via, &mut c)?,
+                Phase::Transport { via } => self.handoff(None, *via, &mut c)?,
                 Phase::Echo { request, reply } => self.echo(*request, *reply, &mut c)?,
                 Phase::Getfd { fds } => self.getfd(fds, &mut c)?,
                 Phase::ScmRights { fds } => self.scm(*fds, &mut c)?,
@@ -74,15 +82,21 @@ impl Consumer {
         }
         c.imports = self.cache.counters.imports - start.imports;
         c.hits = self.cache.counters.hits - start.hits;
+        c.cpu_ns = triptych_sys::clock::thread_cpu_ns()
+            .unwrap_or(0)
+            .saturating_sub(cpu0);
         Ok(c)
     }
 
-    /// One handoff; without a fence mode, only the transport (receive, decode, answer).
-    fn handoff(&mut self, mode: Option<FenceMode>, c: &mut Counts) -> anyhow::Result<()> {
-        let (LauncherToRenderer::Frame(msg), _) = self
-            .frames
-            .recv()
-            .context("receiving a frame description")?
+    /// One handoff on the channel `via` names; without a fence mode, only the transport
+    /// (receive, decode, answer).
+    fn handoff(&mut self, mode: Option<FenceMode>, via: Via, c: &mut Counts) -> anyhow::Result<()> {
+        let frames = match via {
+            Via::Socket => &mut self.frames,
+            Via::Mailbox => &mut self.frames_mb,
+        };
+        let (LauncherToRenderer::Frame(msg), _) =
+            frames.recv().context("receiving a frame description")?
         else {
             bail!("the bench sent the peer something other than a frame");
         };
@@ -102,7 +116,11 @@ impl Consumer {
                     .id
             }
         };
-        self.releases
+        let releases = match via {
+            Via::Socket => &self.releases,
+            Via::Mailbox => &self.releases_mb,
+        };
+        releases
             .send(&RendererToLauncher::Release {
                 epoch: msg.epoch,
                 buffer: answer,
@@ -240,6 +258,10 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     let peer_socket = fds.next().context("Setup came without the peer socket")?;
     let page = fds.next().context("Setup came without the progress page")?;
     let progress = ProgressReader::attach(page.as_fd()).context("mapping the progress page")?;
+    let mailbox_socket = fds
+        .next()
+        .context("Setup came without the mailbox socket")?;
+    let rings: Vec<OwnedFd> = fds.collect();
     let setup: PeerSetup = match first {
         ToPeer::Setup(s) => s,
         ToPeer::Exit => return Ok(()),
@@ -258,6 +280,16 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         .context("telling the bench it is ready")?;
     let (releases, frames) =
         channel::duplex::<RendererToLauncher, LauncherToRenderer>(peer_socket, false);
+    // Attached as a renderer attaches its mailboxes: the memfds of the ring it writes, then of
+    // the one it reads.
+    let (releases_mb, frames_mb) =
+        channel::duplex::<RendererToLauncher, LauncherToRenderer>(mailbox_socket, false);
+    let rings = match <[OwnedFd; 2]>::try_from(rings) {
+        Ok([frame_ring, release_ring]) => vec![release_ring, frame_ring],
+        Err(v) => bail!("Setup came with {} ring memfds, not 2", v.len()),
+    };
+    let (releases_mb, frames_mb) = ipc_protocol::mailbox::attach(rings, releases_mb, frames_mb)
+        .context("attaching the mailboxes")?;
     let mut cache = ImportCache::default();
     cache.set_epoch(EPOCH);
     let mut consumer = Consumer {
@@ -266,6 +298,8 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         pidfd,
         frames,
         releases,
+        frames_mb,
+        releases_mb,
         stream,
         cache,
         progress,

@@ -4,12 +4,14 @@
 //! The peer is `triptych-bench peer`, this same binary re-executed, joined through the real
 //! bootstrap ([`ipc_protocol::bootstrap`]). Its stdin is one end of a `socketpair` (the bare
 //! socket the baselines use and the `SCM_RIGHTS` path needs); the frame and release channels are
-//! real peer socket handed over in [`PeerSetup`], as the launcher hands them to the
-//! renderer. A [`Peer`] that is dropped kills and reaps its process.
+//! real peer sockets handed over in [`PeerSetup`], as the launcher hands them to the renderer:
+//! one alone ([`Via::Socket`]) and one with a mailbox each way ([`Via::Mailbox`], the
+//! pipeline's default). A [`Peer`] that is dropped kills and reaps its process.
 //!
 //! Every timed iteration is a round trip measured here, with one clock: the request goes out,
 //! the peer does its part, the answer comes back. After each block the peer's [`Counts`] are
-//! compared with what the block must have done.
+//! compared with what the block must have done. Each block also reads both sides' CPU time
+//! (this thread's and the peer's), which [`Peer::last_cpu`] gives per iteration.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,7 +25,7 @@ use ipc_protocol::channel::{self, Receiver, Sender};
 use ipc_protocol::messages::{LauncherToRenderer, RendererToLauncher};
 use triptych_sys::fd::ExportWindow;
 
-use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer};
+use super::control::{Counts, FenceMode, FromPeer, PeerSetup, Phase, ToPeer, Via};
 use super::fixture::{Fixture, EPOCH, LAYERS};
 use super::stats::time_each;
 
@@ -35,9 +37,16 @@ pub struct Peer {
     events: Receiver<FromPeer>,
     frames: Sender<LauncherToRenderer>,
     releases: Receiver<RendererToLauncher>,
+    /// The same channel with a mailbox each way.
+    frames_mb: Sender<LauncherToRenderer>,
+    releases_mb: Receiver<RendererToLauncher>,
+    /// What `releases_mb` took from its ring and from its socket.
+    releases_mb_stats: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
     stream: UnixStream,
     frame: u64,
     buf: Vec<u8>,
+    /// The last block's CPU time, this thread's and the peer's, and its iterations.
+    cpu: (u64, u64),
 }
 
 impl Drop for Peer {
@@ -81,6 +90,21 @@ impl Peer {
         let (mine, theirs) = channel::socket_pair().context("creating the peer socket")?;
         let (frames, releases) =
             channel::duplex::<LauncherToRenderer, RendererToLauncher>(mine, false);
+        // The mailbox channel, made as the launcher makes a renderer's: the launcher writes the
+        // frames' ring and reads the releases'.
+        let (mine_mb, theirs_mb) =
+            channel::socket_pair().context("creating the peer's mailbox socket")?;
+        let (frame_ring, frame_memfd) =
+            ipc_protocol::mailbox::create_outgoing(c"triptych-bench-frames")
+                .context("creating the frames' mailbox")?;
+        let (release_ring, release_memfd) =
+            ipc_protocol::mailbox::create(c"triptych-bench-releases")
+                .context("creating the releases' mailbox")?;
+        let (frames_mb, releases_mb) =
+            channel::duplex::<LauncherToRenderer, RendererToLauncher>(mine_mb, false);
+        let frames_mb = frames_mb.with_mailbox(frame_ring);
+        let releases_mb_stats = std::sync::Arc::<ipc_protocol::mailbox::MailboxStats>::default();
+        let releases_mb = releases_mb.with_mailbox(release_ring, releases_mb_stats.clone());
         let window = ExportWindow::GPU;
         let mut peer = Peer {
             child,
@@ -88,9 +112,13 @@ impl Peer {
             events,
             frames,
             releases,
+            frames_mb,
+            releases_mb,
+            releases_mb_stats,
             stream,
             frame: 0,
             buf: Vec::new(),
+            cpu: (0, 0),
         };
         peer.commands
             .send_with(
@@ -99,10 +127,16 @@ impl Peer {
                     producer_pid: std::process::id(),
                     window: (window.base, window.end()),
                 }),
-                &[theirs.as_fd(), progress],
+                &[
+                    theirs.as_fd(),
+                    progress,
+                    theirs_mb.as_fd(),
+                    frame_memfd.as_fd(),
+                    release_memfd.as_fd(),
+                ],
             )
             .context("setting the peer up")?;
-        drop(theirs);
+        drop((theirs, theirs_mb, frame_memfd, release_memfd));
         match peer.event()? {
             FromPeer::Ready { pid: p, .. } if p == pid => {}
             other => bail!("the bench peer answered {other:?} to Setup"),
@@ -148,10 +182,14 @@ impl Peer {
                 count,
             })
             .context("starting a block on the peer")?;
+        let cpu0 = triptych_sys::clock::thread_cpu_ns().unwrap_or(0);
         let samples = match body(self) {
             Ok(s) => s,
             Err(e) => return Err(self.explain(e)),
         };
+        let own = triptych_sys::clock::thread_cpu_ns()
+            .unwrap_or(0)
+            .saturating_sub(cpu0);
         let counts = match self.event()? {
             FromPeer::Done(c) => c,
             other => bail!("the bench peer answered {other:?} at the end of a block"),
@@ -163,32 +201,59 @@ impl Peer {
         );
         check(&counts)
             .with_context(|| format!("the bench peer's counts after {phase:?}: {counts:?}"))?;
+        self.cpu = (own.saturating_add(counts.cpu_ns), count);
         Ok(samples)
     }
 
-    /// `n` handoff round trips. With `first_import`, every message names new buffer ids, so the
-    /// peer imports every layer; otherwise the ids stay those it has cached. Without a fence mode
-    /// the peer only receives and answers (the transport alone). Warm-up blocks (`warmup`) are
-    /// not checked against the steady-state counts.
+    /// The mailbox channel's counts: frames posted to the ring, of them announcements (the
+    /// message itself on the socket), releases taken from the ring, and taken from the socket.
+    fn ring_counts(&self) -> (u64, u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (posted, announced) = self.frames_mb.mailbox_counts().unwrap_or((0, 0));
+        let s = &self.releases_mb_stats;
+        (
+            posted,
+            announced,
+            s.records.load(Relaxed),
+            s.on_socket.load(Relaxed),
+        )
+    }
+
+    /// The CPU time of the last block per iteration, both sides together (this thread's and
+    /// the peer's), in nanoseconds; `None` before any block.
+    pub fn last_cpu(&self) -> Option<f64> {
+        let (ns, n) = self.cpu;
+        (n > 0).then(|| ns as f64 / n as f64)
+    }
+
+    /// `n` handoff round trips on the channel `via` names. With `first_import`, every message
+    /// names new buffer ids, so the peer imports every layer; otherwise the ids stay those it
+    /// has cached. Without a fence mode the peer only receives and answers (the transport
+    /// alone). Warm-up blocks (`warmup`) are not checked against the steady-state counts.
     pub fn handoff(
         &mut self,
         fx: &mut Fixture,
         n: u64,
         fence: Option<FenceMode>,
+        via: Via,
         first_import: bool,
         warmup: bool,
     ) -> anyhow::Result<Vec<u64>> {
         let layers = u64::from(LAYERS);
         let phase = match fence {
-            Some(fence) => Phase::Handoff { fence },
-            None => Phase::Transport,
+            Some(fence) => Phase::Handoff { fence, via },
+            None => Phase::Transport { via },
         };
         self.block(
             phase,
             n,
             |p| {
+                let rings_before = p.ring_counts();
                 let mut frame = p.frame;
-                let (frames, releases) = (&p.frames, &mut p.releases);
+                let (frames, releases) = match via {
+                    Via::Socket => (&p.frames, &mut p.releases),
+                    Via::Mailbox => (&p.frames_mb, &mut p.releases_mb),
+                };
                 let samples = time_each_prepared(
                     n,
                     |_| {
@@ -212,7 +277,25 @@ impl Peer {
                     },
                 );
                 p.frame = frame;
-                samples
+                let samples = samples?;
+                // Each frame and each release took the channel named, as a record where the
+                // mailbox is on, never the socket.
+                let (posted, announced, taken, on_socket) = p.ring_counts();
+                let records = match via {
+                    Via::Mailbox => n,
+                    Via::Socket => 0,
+                };
+                ensure!(
+                    (posted - rings_before.0, taken - rings_before.2) == (records, records)
+                        && announced == rings_before.1
+                        && on_socket == rings_before.3,
+                    "{n} round trips via {via:?} posted {} frames and took {} releases as records ({} and {} on the socket)",
+                    posted - rings_before.0,
+                    taken - rings_before.2,
+                    announced - rings_before.1,
+                    on_socket - rings_before.3
+                );
+                Ok(samples)
             },
             |c| {
                 if warmup {
@@ -222,6 +305,7 @@ impl Peer {
                     ensure!(
                         *c == Counts {
                             iterations: n,
+                            cpu_ns: c.cpu_ns,
                             ..Counts::default()
                         },
                         "expected no work but receiving"

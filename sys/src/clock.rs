@@ -1,4 +1,5 @@
-//! The monotonic clock: `clock_gettime(CLOCK_MONOTONIC)`.
+//! The monotonic clock: `clock_gettime(CLOCK_MONOTONIC)`; and a thread's CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`), which the benchmarks read.
 //!
 //! One system-wide clock that never jumps with wall-clock changes, so a reading taken in one
 //! process and one taken in another can be subtracted directly; `triptych-trace` stamps every
@@ -32,6 +33,15 @@ pub fn monotonic_ns() -> u64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
+/// Nanoseconds of CPU time, user and system, the calling thread has used
+/// (`CLOCK_THREAD_CPUTIME_ID`); `None` if the kernel refuses the clock.
+pub fn thread_cpu_ns() -> Option<u64> {
+    let ts = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    let secs = u64::try_from(ts.tv_sec()).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec()).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +57,25 @@ mod tests {
         assert!(
             b - a >= 1_000_000 && b - a <= std_elapsed,
             "{a} -> {b}, std {std_elapsed}"
+        );
+    }
+
+    #[test]
+    fn thread_cpu_time_counts_work_and_not_sleep() {
+        let a = thread_cpu_ns().expect("the thread's CPU clock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = thread_cpu_ns().expect("the thread's CPU clock");
+        // Sleeping costs next to no CPU time.
+        assert!(b - a < 10_000_000, "{a} -> {b} over a 20 ms sleep");
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(20);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let c = thread_cpu_ns().expect("the thread's CPU clock");
+        assert!(
+            c - b >= 5_000_000,
+            "{b} -> {c} over 20 ms of spinning ({x})"
         );
     }
 }

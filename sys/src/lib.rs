@@ -23,7 +23,8 @@
 //! - [`futex`]: waiting on and waking a word of memory two processes map.
 //! - [`signal`]: signals by name, and termination signals taken by one thread (`sigwait`).
 //! - [`fault`]: dying by a chosen signal, for fault injection.
-//! - [`clock`]: `CLOCK_MONOTONIC`, the clock every trace event is stamped with.
+//! - [`clock`]: `CLOCK_MONOTONIC`, the clock every trace event is stamped with, and a thread's
+//!   CPU time.
 //! - [`ids`]: the calling thread's id and whether the process runs as root.
 //! - [`rlimit`]: the process's resource limits.
 //! - [`proc`]: reading `/proc` for counters and tests.

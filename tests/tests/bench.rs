@@ -12,10 +12,11 @@ use triptych_tests::*;
 /// Items that must be present, with the goal each carries (`None`: no goal). Items 5a, 5b and
 /// 10 time one function in one process: they are criterion benches of the renderer's
 /// (`renderer-process/benches/compositor`), run by the test command in its test mode.
-const ITEMS: [(&str, &str, Option<f64>); 17] = [
+const ITEMS: [(&str, &str, Option<f64>); 18] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
     ("1c", "handoff_transport_only", None),
+    ("1d", "handoff_steady_socket", None),
     ("2", "handoff_first_import", Some(1.6)),
     ("3", "handoff_vs_pixel_push", Some(0.01)),
     ("4", "fd_pidfd_getfd_vs_scm_rights", Some(1.0)),
@@ -222,6 +223,19 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
         find(items, "fd_pidfd_getfd_vs_scm_rights")["extra"]["fds_per_round_trip"],
         32
     );
+    // Items 1 (the mailbox) and 1d (the socket alone) carry the CPU time of both sides per
+    // round trip, for the value and the baseline, and their quotient.
+    for name in ["handoff_steady", "handoff_steady_socket"] {
+        let it = find(items, name);
+        let v = num(&it["extra"]["value_cpu_ns_per_round_trip"], "value CPU");
+        let b = num(
+            &it["extra"]["baseline_cpu_ns_per_round_trip"],
+            "baseline CPU",
+        );
+        assert!(v > 0.0 && b > 0.0, "{it}");
+        let ratio = num(&it["extra"]["cpu_ratio"], "CPU ratio");
+        assert!((ratio - v / b).abs() <= 0.001 + 0.01 * ratio, "{it}");
+    }
 
     // Item 7: at least one 1080p pipeline run; its baseline is 1/fps of that run, and the
     // handoff share of a frame is the ratio.
