@@ -207,6 +207,16 @@ pub fn renderer(transport: Transport) -> Vec<Attempt> {
             "process_madvise",
             "advise the GPU process's memory",
         ),
+        trap(
+            "futex-wait-requeue-pi",
+            "futex",
+            "FUTEX_WAIT_REQUEUE_PI, the operation of the requeue-PI escape (CVE-2014-3153)",
+        ),
+        trap(
+            "futex-unlock-pi",
+            "futex",
+            "a priority-inheritance futex operation",
+        ),
         trap("reboot", "reboot", "reboot"),
         trap("init-module", "init_module", "load a kernel module"),
         trap("kexec-load", "kexec_load", "load a kernel"),
@@ -261,7 +271,32 @@ pub fn gpu() -> Vec<Attempt> {
             "open a pidfd of the launcher",
         ),
         trap("unshare-net", "unshare", "a new network namespace"),
+        trap(
+            "futex-wait-requeue-pi",
+            "futex",
+            "FUTEX_WAIT_REQUEUE_PI, the operation of the requeue-PI escape (CVE-2014-3153)",
+        ),
     ]
+}
+
+/// The `futex` call of escape attempt `name`, if it is one: each a priority-inheritance
+/// operation that returns at once where it is allowed (a wait on a word that does not hold the
+/// value, an unlock of a lock not held).
+pub fn futex_attempt(name: &str) -> Option<Call<'static>> {
+    let private = libc::FUTEX_PRIVATE_FLAG;
+    Some(match name {
+        "futex-wait-requeue-pi" => Call::Futex {
+            op: libc::FUTEX_WAIT_REQUEUE_PI | private,
+            val: 1,
+            val3: 0,
+        },
+        "futex-unlock-pi" => Call::Futex {
+            op: libc::FUTEX_UNLOCK_PI | private,
+            val: 0,
+            val3: 0,
+        },
+        _ => return None,
+    })
 }
 
 /// A rule's calls with allowed arguments, then with altered ones.
@@ -283,6 +318,9 @@ pub struct RuleCtx<'a> {
 /// real thread, which the caller starts.
 pub fn common_rule_calls<'a>(id: &str, pid: i32, c: &RuleCtx<'a>) -> Option<RuleCalls<'a>> {
     let tid = nix::unistd::gettid().as_raw();
+    let futex = |op, val, val3| Call::Futex { op, val, val3 };
+    // Each futex rule's altered call: an unlock of a priority-inheritance lock not held.
+    let pi = futex(libc::FUTEX_UNLOCK_PI | libc::FUTEX_PRIVATE_FLAG, 0, 0);
     let dupfd = |fd| Call::Fcntl {
         fd,
         cmd: libc::F_DUPFD,
@@ -326,6 +364,58 @@ pub fn common_rule_calls<'a>(id: &str, pid: i32, c: &RuleCtx<'a>) -> Option<Rule
         "tgkill:self" => (
             vec![Call::Tgkill(pid, tid)],
             vec![Call::Tgkill(c.launcher, c.launcher)],
+        ),
+        "futex:wait" | "futex:wait-bitset" => {
+            let cmd = if id == "futex:wait" {
+                libc::FUTEX_WAIT
+            } else {
+                libc::FUTEX_WAIT_BITSET
+            };
+            (
+                // The word holds 0, not 1: the wait returns EAGAIN at once.
+                vec![
+                    futex(cmd, 1, u32::MAX),
+                    futex(cmd | libc::FUTEX_PRIVATE_FLAG, 1, u32::MAX),
+                    futex(
+                        cmd | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME,
+                        1,
+                        u32::MAX,
+                    ),
+                ],
+                vec![pi],
+            )
+        }
+        "futex:wake" | "futex:wake-bitset" => {
+            let cmd = if id == "futex:wake" {
+                libc::FUTEX_WAKE
+            } else {
+                libc::FUTEX_WAKE_BITSET
+            };
+            (
+                vec![
+                    futex(cmd, 1, u32::MAX),
+                    futex(cmd | libc::FUTEX_PRIVATE_FLAG, 1, u32::MAX),
+                ],
+                vec![pi],
+            )
+        }
+        // Wakes none, sets the second word to 0 (what it holds) and compares nothing.
+        "futex:wake-op" => (
+            vec![futex(libc::FUTEX_WAKE_OP | libc::FUTEX_PRIVATE_FLAG, 0, 0)],
+            vec![pi],
+        ),
+        "futex:requeue" => (
+            vec![futex(libc::FUTEX_REQUEUE | libc::FUTEX_PRIVATE_FLAG, 0, 0)],
+            vec![pi],
+        ),
+        // The word holds 0, not 1: EAGAIN at once.
+        "futex:cmp-requeue" => (
+            vec![futex(
+                libc::FUTEX_CMP_REQUEUE | libc::FUTEX_PRIVATE_FLAG,
+                0,
+                1,
+            )],
+            vec![pi],
         ),
         "prctl:set-name" => (
             vec![Call::Prctl(PrctlOption::SetNameSame)],

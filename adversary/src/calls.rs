@@ -141,6 +141,18 @@ pub enum Call<'a> {
     Kill(i32),
     /// `tgkill(tgid, tid, 0)`.
     Tgkill(i32, i32),
+    /// `futex(&a, op, val, NULL, &b, val3)` on two words of this call's stack frame, both 0:
+    /// every operation the rule checks make either returns at once (a wait on a word that does
+    /// not hold `val`, a wake that finds no waiter, an unlock of a lock not held) or only
+    /// rewrites those words.
+    Futex {
+        /// The operation, with its flags.
+        op: i32,
+        /// The value argument.
+        val: u32,
+        /// The third value argument (a bitset, a compared value, a wake-op's encoding).
+        val3: u32,
+    },
     /// `tkill(tid, 0)`.
     Tkill(i32),
     /// `pidfd_send_signal(pidfd, 0, NULL, 0)`.
@@ -553,6 +565,19 @@ pub fn attempt(call: Call<'_>) -> Outcome {
             Call::Kill(pid) => ret(libc::kill(pid, 0).into()),
             Call::Tgkill(tgid, tid) => ret(libc::syscall(libc::SYS_tgkill, tgid, tid, 0)),
             Call::Tkill(tid) => ret(libc::syscall(libc::SYS_tkill, tid, 0)),
+            Call::Futex { op, val, val3 } => {
+                let a = std::sync::atomic::AtomicU32::new(0);
+                let b = std::sync::atomic::AtomicU32::new(0);
+                ret(libc::syscall(
+                    libc::SYS_futex,
+                    a.as_ptr(),
+                    op,
+                    val,
+                    std::ptr::null::<libc::timespec>(),
+                    b.as_ptr(),
+                    val3,
+                ))
+            }
             Call::PidfdSendSignal(fd) => ret(libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 fd.as_raw_fd(),

@@ -5,7 +5,7 @@
 //! a path, `exec*`), no socket but an unconnected `AF_UNIX` pair, no process creation (`clone`
 //! only with `CLONE_THREAD`), no signal to another process, no namespace or credential change,
 //! no `ptrace`, `process_vm_*`, `bpf`, `perf_event_open`, `io_uring_*`, `userfaultfd`, `keyctl`,
-//! `mount`, module or reboot calls. Memory, `ioctl` and fd duplication differ between the roles
+//! `mount`, module or reboot calls, and no priority-inheritance `futex` operation ([`futex_rules`]). Memory, `ioctl` and fd duplication differ between the roles
 //! and are in their own files.
 //!
 //! Numbers: system call numbers are `abi::SYS_*` (`triptych_sys::abi`: the kernel's table for
@@ -31,6 +31,75 @@ pub const CLONE_NAMESPACE_FLAGS: u64 = (abi::CLONE_NEWNS
 
 /// The bits of `clone`'s flags a rule looks at: thread-ness and namespaces.
 pub const CLONE_CHECKED_FLAGS: u64 = CLONE_THREAD_FLAGS | CLONE_NAMESPACE_FLAGS;
+
+/// The bits of `futex`'s operation a rule looks at: all but the two flags any operation may
+/// carry (`FUTEX_PRIVATE_FLAG`, `FUTEX_CLOCK_REALTIME`), so an unknown bit refuses the call too.
+pub const FUTEX_OP_CHECKED: u64 =
+    0xffff_ffff & !((abi::FUTEX_PRIVATE_FLAG | abi::FUTEX_CLOCK_REALTIME) as u64);
+
+/// The `futex` operations the processes may make: waits and wakes (the standard library's and
+/// glibc's locks, channels' parking, the mailboxes' and the progress page's shared words) and the
+/// requeue and wake-op operations older C libraries' condition variables use. Every
+/// priority-inheritance operation (`FUTEX_LOCK_PI`, `FUTEX_LOCK_PI2`, `FUTEX_TRYLOCK_PI`,
+/// `FUTEX_UNLOCK_PI`, `FUTEX_WAIT_REQUEUE_PI`, `FUTEX_CMP_REQUEUE_PI`) traps: neither process
+/// uses one, and they are the futex code with the kernel's worst record (CVE-2014-3153, the
+/// requeue-PI use-after-free a renderer sandbox could be escaped through, and the PI state's
+/// later fixes). Chromium's baseline policy refuses the same set.
+pub fn futex_rules() -> Vec<Rule> {
+    let op = |id, cmd: i32, what, why| {
+        Rule::with(
+            id,
+            abi::SYS_futex,
+            "futex",
+            vec![Arg::masked32(1, FUTEX_OP_CHECKED, cmd as u64, what)],
+            why,
+        )
+    };
+    vec![
+        op(
+            "futex:wait",
+            abi::FUTEX_WAIT,
+            "FUTEX_WAIT",
+            "glibc's locks, the mailboxes' and the progress page's shared words",
+        ),
+        op(
+            "futex:wake",
+            abi::FUTEX_WAKE,
+            "FUTEX_WAKE",
+            "every lock's and shared word's wake-up",
+        ),
+        op(
+            "futex:wait-bitset",
+            abi::FUTEX_WAIT_BITSET,
+            "FUTEX_WAIT_BITSET",
+            "the standard library's and glibc's timed waits",
+        ),
+        op(
+            "futex:wake-bitset",
+            abi::FUTEX_WAKE_BITSET,
+            "FUTEX_WAKE_BITSET",
+            "wake-ups paired with bitset waits",
+        ),
+        op(
+            "futex:wake-op",
+            abi::FUTEX_WAKE_OP,
+            "FUTEX_WAKE_OP",
+            "condition variables of older C libraries (a driver's own)",
+        ),
+        op(
+            "futex:requeue",
+            abi::FUTEX_REQUEUE,
+            "FUTEX_REQUEUE",
+            "condition variables of older C libraries (a driver's own)",
+        ),
+        op(
+            "futex:cmp-requeue",
+            abi::FUTEX_CMP_REQUEUE,
+            "FUTEX_CMP_REQUEUE",
+            "condition variables of older C libraries (a driver's own)",
+        ),
+    ]
+}
 
 /// The rules both roles share. `pid` is the process's own pid (for `tgkill`).
 pub fn rules(pid: u32) -> Vec<Rule> {
@@ -111,7 +180,6 @@ pub fn rules(pid: u32) -> Vec<Rule> {
             "recvmsg",
             "channel messages, the launcher's command stream (ipc-channel), handovers, SCM_RIGHTS",
         ),
-        Rule::any(abi::SYS_futex, "futex", "locks and channels"),
         Rule::any(abi::SYS_brk, "brk", "the heap"),
         Rule::any(
             abi::SYS_munmap,
@@ -216,6 +284,7 @@ pub fn rules(pid: u32) -> Vec<Rule> {
     ];
     #[cfg(target_arch = "x86_64")]
     r.push(Rule::any(abi::SYS_fstat, "fstat", "fstat of held fds"));
+    r.extend(futex_rules());
     r
 }
 
@@ -275,6 +344,77 @@ mod tests {
         assert_eq!(abi::TIOCSTI, 0x5412);
         assert_eq!(abi::FIONREAD, 0x541B);
         assert_eq!(abi::TIOCLINUX, 0x541C);
+        assert_eq!(
+            (abi::FUTEX_WAIT, abi::FUTEX_WAKE, abi::FUTEX_REQUEUE),
+            (0, 1, 3)
+        );
+        assert_eq!(
+            (
+                abi::FUTEX_CMP_REQUEUE,
+                abi::FUTEX_WAKE_OP,
+                abi::FUTEX_LOCK_PI
+            ),
+            (4, 5, 6)
+        );
+        assert_eq!((abi::FUTEX_UNLOCK_PI, abi::FUTEX_TRYLOCK_PI), (7, 8));
+        assert_eq!((abi::FUTEX_WAIT_BITSET, abi::FUTEX_WAKE_BITSET), (9, 10));
+        assert_eq!(
+            (abi::FUTEX_WAIT_REQUEUE_PI, abi::FUTEX_CMP_REQUEUE_PI),
+            (11, 12)
+        );
+        assert_eq!(abi::FUTEX_LOCK_PI2, 13);
+        assert_eq!(
+            (abi::FUTEX_PRIVATE_FLAG, abi::FUTEX_CLOCK_REALTIME),
+            (128, 256)
+        );
+    }
+
+    #[test]
+    fn futex_allows_waits_and_wakes_with_their_flags_and_no_priority_inheritance() {
+        let rules = futex_rules();
+        let allowed = |op: i32| {
+            let args = [0x1000, op as u32 as u64, 0, 0, 0, 0];
+            rules.iter().any(|r| r.allows(&args))
+        };
+        let flags = [
+            0,
+            abi::FUTEX_PRIVATE_FLAG,
+            abi::FUTEX_CLOCK_REALTIME,
+            abi::FUTEX_PRIVATE_FLAG | abi::FUTEX_CLOCK_REALTIME,
+        ];
+        for cmd in [
+            abi::FUTEX_WAIT,
+            abi::FUTEX_WAKE,
+            abi::FUTEX_WAIT_BITSET,
+            abi::FUTEX_WAKE_BITSET,
+            abi::FUTEX_WAKE_OP,
+            abi::FUTEX_REQUEUE,
+            abi::FUTEX_CMP_REQUEUE,
+        ] {
+            for f in flags {
+                assert!(allowed(cmd | f), "{cmd} | {f} refused");
+            }
+        }
+        for cmd in [
+            2, // FUTEX_FD, gone since Linux 2.6.26
+            abi::FUTEX_LOCK_PI,
+            abi::FUTEX_UNLOCK_PI,
+            abi::FUTEX_TRYLOCK_PI,
+            abi::FUTEX_WAIT_REQUEUE_PI,
+            abi::FUTEX_CMP_REQUEUE_PI,
+            abi::FUTEX_LOCK_PI2,
+            14,
+            127,
+        ] {
+            for f in flags {
+                assert!(!allowed(cmd | f), "{cmd} | {f} allowed");
+            }
+        }
+        // A bit outside the operation and its two flags refuses the call; the upper half of
+        // the register, which the kernel ignores for an `int`, does not matter.
+        assert!(!allowed(abi::FUTEX_WAKE | 0x1000));
+        let args = [0x1000, (1u64 << 32) | abi::FUTEX_WAKE as u64, 0, 0, 0, 0];
+        assert!(rules.iter().any(|r| r.allows(&args)));
     }
 
     #[test]

@@ -178,6 +178,17 @@ impl Arg {
         }
     }
 
+    /// `arg[index] & mask == value` on the low 32 bits (`int` arguments, whose upper half the
+    /// kernel ignores).
+    pub fn masked32(index: u8, mask: u64, value: u64, what: &'static str) -> Arg {
+        Arg {
+            index,
+            width: Width::Dword,
+            cmp: Cmp::Masked { mask, value },
+            what,
+        }
+    }
+
     /// `lo <= arg[index] < hi` on the low 32 bits (two conditions).
     pub fn range32(index: u8, lo: u64, hi: u64, what: &'static str) -> [Arg; 2] {
         [

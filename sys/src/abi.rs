@@ -68,6 +68,13 @@ pub use libc::{MADV_DONTNEED, MREMAP_MAYMOVE, PROT_EXEC, PROT_READ};
 // [`crate::prctl::PR_SET_PTRACER`].
 pub use libc::{PR_GET_NAME, PR_SET_NAME};
 
+// `futex(2)` operations and the flags that may come with them (`include/uapi/linux/futex.h`).
+pub use libc::{
+    FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI, FUTEX_LOCK_PI2,
+    FUTEX_PRIVATE_FLAG, FUTEX_REQUEUE, FUTEX_TRYLOCK_PI, FUTEX_UNLOCK_PI, FUTEX_WAIT,
+    FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI, FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP,
+};
+
 // Scheduling policies of `sched_setscheduler(2)` (`include/uapi/linux/sched.h`).
 pub use libc::{SCHED_BATCH, SCHED_IDLE, SCHED_OTHER};
 

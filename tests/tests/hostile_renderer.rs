@@ -600,6 +600,10 @@ fn a_renderer_that_drains_fences_exported_before_private_fences_cannot_get_the_g
             // Pipe fences, whose signal a holder can read away (a progress point cannot be).
             "--progress-fences",
             "off",
+            // A frame this large takes a debug build's renderer seconds to composite, during
+            // which it answers no ping: the attack is about fences, not about hangs.
+            "--hang-timeout-ms",
+            "30000",
         ])
         .arg("--out")
         .arg(dir.join("f.png"))

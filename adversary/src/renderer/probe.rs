@@ -225,7 +225,7 @@ fn escape<'a>(name: &str, c: &Ctx<'a>) -> Option<Call<'a>> {
             target: c.window.0,
             flags: 0,
         },
-        _ => return None,
+        _ => return crate::attempts::futex_attempt(name),
     })
 }
 
