@@ -89,76 +89,64 @@ pub(super) fn cross_process(
     };
     // The pipeline's path: the launcher's channel to the renderer with its mailboxes, each
     // fence a point of the progress page.
+    // Each handoff item: its figures against the bare round trip beside them.
+    let item = |id: &'static str, name: &'static str, value: String, v: Figure, b, goal| {
+        Item::measured(
+            &Label {
+                item: id,
+                name,
+                value,
+                baseline: bare.clone(),
+                unit: "ns per round trip",
+            },
+            v,
+            Figure::of(b, 1),
+            goal,
+            ipc,
+            cores,
+            note,
+        )
+    };
     let (v1, b1, cpu1) =
         steady(peer, fx, Some(FenceMode::Progress), Via::Mailbox).context("measuring item 1")?;
     let item1 = Figure::of(v1, 1);
-    items.push(cpu1.onto(Item::measured(
-        &Label {
-            item: "1",
-            name: "handoff_steady",
-            value: format!(
-                "handoff, imported buffers: {LAYERS}-layer FrameMsg in a mailbox + progress-page fences"
-            ),
-            baseline: bare.clone(),
-            unit: "ns per round trip",
-        },
+    items.push(cpu1.onto(item(
+        "1",
+        "handoff_steady",
+        format!("handoff, imported buffers: {LAYERS}-layer FrameMsg in a mailbox + progress-page fences"),
         item1,
-        Figure::of(b1, 1),
+        b1,
         Some(1.10),
-        ipc,
-        cores,
-        note,
     )));
     let (v, b, _) =
         steady(peer, fx, Some(FenceMode::FetchEach), Via::Mailbox).context("measuring item 1b")?;
-    items.push(Item::measured(
-        &Label {
-            item: "1b",
-            name: "handoff_steady_fence_fetch",
-            value: "as 1, each fence a file fetched (pidfd_getfd + fstat) and polled".into(),
-            baseline: bare.clone(),
-            unit: "ns per round trip",
-        },
+    items.push(item(
+        "1b",
+        "handoff_steady_fence_fetch",
+        "as 1, each fence a file fetched (pidfd_getfd + fstat) and polled".into(),
         Figure::of(v, 1),
-        Figure::of(b, 1),
+        b,
         None,
-        ipc,
-        cores,
-        note,
     ));
     let (v, b, _) = steady(peer, fx, None, Via::Mailbox).context("measuring item 1c")?;
-    items.push(Item::measured(
-        &Label {
-            item: "1c",
-            name: "handoff_transport_only",
-            value: "the channel alone: same FrameMsg and Release in mailboxes, no checks".into(),
-            baseline: bare.clone(),
-            unit: "ns per round trip",
-        },
+    items.push(item(
+        "1c",
+        "handoff_transport_only",
+        "the channel alone: same FrameMsg and Release in mailboxes, no checks".into(),
         Figure::of(v, 1),
-        Figure::of(b, 1),
+        b,
         None,
-        ipc,
-        cores,
-        note,
     ));
     // Item 1 on the socket alone, as a run with `--mailbox off` hands frames on.
     let (v, b, cpu) =
         steady(peer, fx, Some(FenceMode::Progress), Via::Socket).context("measuring item 1d")?;
-    items.push(cpu.onto(Item::measured(
-        &Label {
-            item: "1d",
-            name: "handoff_steady_socket",
-            value: "as 1, on the socket alone (--mailbox off)".into(),
-            baseline: bare.clone(),
-            unit: "ns per round trip",
-        },
+    items.push(cpu.onto(item(
+        "1d",
+        "handoff_steady_socket",
+        "as 1, on the socket alone (--mailbox off)".into(),
         Figure::of(v, 1),
-        Figure::of(b, 1),
+        b,
         None,
-        ipc,
-        cores,
-        note,
     )));
 
     let (v, b) = {
@@ -179,20 +167,13 @@ pub(super) fn cross_process(
         )
         .context("measuring item 2")?
     };
-    items.push(Item::measured(
-        &Label {
-            item: "2",
-            name: "handoff_first_import",
-            value: format!("handoff, first import of all {LAYERS} layers (fetch, map)"),
-            baseline: bare,
-            unit: "ns per round trip",
-        },
+    items.push(item(
+        "2",
+        "handoff_first_import",
+        format!("handoff, first import of all {LAYERS} layers (fetch, map)"),
         Figure::of(v, 1),
-        Figure::of(b, 1),
+        b,
         Some(1.6),
-        ipc,
-        cores,
-        note,
     ));
 
     // Item 3: the pixels of one frame through the same kind of socket. The value is item 1's
