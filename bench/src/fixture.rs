@@ -203,14 +203,18 @@ impl Fixture {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         // As the launcher hands a GPU process's frame on to the renderer.
-        Ok(LauncherToRenderer::Frame(FrameMsg {
-            epoch: EPOCH,
-            generation: 0,
-            frame,
-            sent_ns: triptych_trace::now_ns(),
-            scene_version: 0,
-            layers,
-        }))
+        let now = triptych_trace::now_ns();
+        Ok(LauncherToRenderer::Frame {
+            msg: FrameMsg {
+                epoch: EPOCH,
+                generation: 0,
+                frame,
+                sent_ns: now,
+                scene_version: 0,
+                layers,
+            },
+            relayed_ns: now,
+        })
     }
 
     /// The batch's fd numbers, as the consumer names them to `pidfd_getfd`.
@@ -250,11 +254,12 @@ mod tests {
     #[test]
     fn message_passes_the_renderers_checks() {
         let mut fx = Fixture::new().expect("fixture");
-        let LauncherToRenderer::Frame(msg) = fx.message(5, false).expect("message") else {
+        let LauncherToRenderer::Frame { msg, .. } = fx.message(5, false).expect("message") else {
             panic!("not a frame");
         };
         // With progress fences: points of the page, above each other, reached already.
-        let LauncherToRenderer::Frame(pointed) = fx.message(6, true).expect("message") else {
+        let LauncherToRenderer::Frame { msg: pointed, .. } = fx.message(6, true).expect("message")
+        else {
             panic!("not a frame");
         };
         let page =
@@ -288,7 +293,7 @@ mod tests {
         );
         assert_eq!(fx.batch_numbers().len(), FD_BATCH);
         assert!(fx.batch_numbers().iter().all(|&n| w.contains(n)));
-        let bytes = wire_bytes(&LauncherToRenderer::Frame(msg)).expect("bytes");
+        let bytes = wire_bytes(&LauncherToRenderer::Frame { msg, relayed_ns: 1 }).expect("bytes");
         assert!(bytes > 100, "{bytes}");
     }
 }

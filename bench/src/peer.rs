@@ -95,7 +95,7 @@ impl Consumer {
             Via::Socket => &mut self.frames,
             Via::Mailbox => &mut self.frames_mb,
         };
-        let (LauncherToRenderer::Frame(msg), _) =
+        let (LauncherToRenderer::Frame { msg, .. }, _) =
             frames.recv().context("receiving a frame description")?
         else {
             bail!("the bench sent the peer something other than a frame");

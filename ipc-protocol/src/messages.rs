@@ -601,7 +601,13 @@ pub enum LauncherToRenderer {
     /// A frame of the current GPU process, as it described it, checked by the launcher: its
     /// epoch, its number (one more than the frame before on this link), its generation, its
     /// layers' shape and export window, and that none of its buffers is still held.
-    Frame(FrameMsg),
+    Frame {
+        /// The frame, as the GPU process described it.
+        msg: FrameMsg,
+        /// CLOCK_MONOTONIC nanoseconds when the launcher handed it on: where the renderer's
+        /// `receive` span starts, after the launcher's `relay` span.
+        relayed_ns: u64,
+    },
     /// A frame the launcher vouches for, checked like [`LauncherToRenderer::Frame`] and more,
     /// with one fd per layer attached, in the order of its layers: that layer's buffer, which
     /// the launcher took from the GPU process itself, found to be the file described and one
@@ -610,7 +616,12 @@ pub enum LauncherToRenderer {
     /// process, and waits on no fence. Sent in place of `Frame` once the renderer has claimed
     /// that the GPU process broke a frame: a rejection of a vouched frame is the renderer's
     /// own choice, and costs it its life.
-    Vouched(FrameMsg),
+    Vouched {
+        /// The frame, as the GPU process described it.
+        msg: FrameMsg,
+        /// When the launcher handed it on, as for [`LauncherToRenderer::Frame`].
+        relayed_ns: u64,
+    },
     /// The renderer's two mailboxes ([`crate::mailbox`]), two fds attached: the memfd of the one
     /// it writes its messages to the launcher through, then that of the one it reads the
     /// launcher's through. Sent first, when the launcher keeps them.
@@ -898,8 +909,8 @@ impl Wire for LauncherToRenderer {
             LauncherToRenderer::SlotFree(_) => "SlotFree",
             LauncherToRenderer::Resize(_) => "Resize",
             LauncherToRenderer::Shutdown => "Shutdown",
-            LauncherToRenderer::Frame(_) => "Frame",
-            LauncherToRenderer::Vouched(_) => "Vouched",
+            LauncherToRenderer::Frame { .. } => "Frame",
+            LauncherToRenderer::Vouched { .. } => "Vouched",
             LauncherToRenderer::Mailbox => "Mailbox",
             LauncherToRenderer::Commands(_) => "Commands",
         }
@@ -908,7 +919,7 @@ impl Wire for LauncherToRenderer {
     fn fd_count(&self) -> usize {
         match self {
             LauncherToRenderer::Mailbox => 2,
-            LauncherToRenderer::Vouched(f) => f.layers.len(),
+            LauncherToRenderer::Vouched { msg, .. } => msg.layers.len(),
             _ => 0,
         }
     }

@@ -154,7 +154,9 @@ pub struct Pipeline {
     pending: Option<Pending>,
     /// Frames from the launcher that came while one waited on its fences, in order.
     /// Frames waiting their turn, each with its buffers when the launcher vouched for it.
-    queued: VecDeque<(FrameMsg, Option<Vec<OwnedFd>>)>,
+    /// Frames handed on, each with when the launcher handed it on, and its buffers where the
+    /// launcher vouched for it.
+    queued: VecDeque<(FrameMsg, u64, Option<Vec<OwnedFd>>)>,
     seq: u64,
     waiter: crossbeam_channel::Sender<WaitJob>,
     waited: Receiver<WaitDone>,
@@ -399,10 +401,10 @@ impl Pipeline {
         loop {
             // While a frame waits on its fences, newer frames stay queued.
             while self.pending.is_none() && !self.stopped {
-                let Some((msg, vouched)) = self.queued.pop_front() else {
+                let Some((msg, relayed_ns, vouched)) = self.queued.pop_front() else {
                     break;
                 };
-                self.frame(msg, vouched, &commands)?;
+                self.frame(msg, relayed_ns, vouched, &commands)?;
             }
             if self.stopped {
                 return Ok(());
@@ -468,8 +470,12 @@ impl Pipeline {
                     .context("answering a ping")?;
             }
             LauncherToRenderer::NewGpu(g) => self.switch_gpu(g)?,
-            LauncherToRenderer::Frame(msg) => self.queued.push_back((msg, None)),
-            LauncherToRenderer::Vouched(msg) => self.queued.push_back((msg, Some(fds))),
+            LauncherToRenderer::Frame { msg, relayed_ns } => {
+                self.queued.push_back((msg, relayed_ns, None))
+            }
+            LauncherToRenderer::Vouched { msg, relayed_ns } => {
+                self.queued.push_back((msg, relayed_ns, Some(fds)))
+            }
             LauncherToRenderer::Shutdown => {
                 self.stats.imports = self.cache.counters.imports;
                 self.stats.import_hits = self.cache.counters.hits;
@@ -612,10 +618,12 @@ impl Pipeline {
         self.give_back(msg);
     }
 
-    /// Steps 1 to 4 for frame `msg`; `vouched`, its buffers when the launcher vouched for it.
+    /// Steps 1 to 4 for frame `msg`, handed on at `relayed_ns`; `vouched`, its buffers when the
+    /// launcher vouched for it.
     fn frame(
         &mut self,
         msg: FrameMsg,
+        relayed_ns: u64,
         vouched: Option<Vec<OwnedFd>>,
         commands: &Commands,
     ) -> anyhow::Result<()> {
@@ -659,10 +667,11 @@ impl Pipeline {
             return Ok(());
         }
         self.cache.set_epoch(self.gpu.epoch);
+        // From the launcher's hand-on (its `relay` span ends there) to here.
         self.rec.record_span(
             Stage::Receive,
             Some(msg.frame),
-            msg.sent_ns,
+            relayed_ns.min(received_ns),
             received_ns,
             Args::new(),
         );

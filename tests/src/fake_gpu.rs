@@ -121,7 +121,10 @@ impl FakeGpu {
     /// Hands the renderer frame `msg`, as the launcher hands on a GPU process's frame.
     pub fn send_frame(&self, msg: &FrameMsg) {
         self.commands
-            .send(&LauncherToRenderer::Frame(msg.clone()))
+            .send(&LauncherToRenderer::Frame {
+                msg: msg.clone(),
+                relayed_ns: triptych_trace::now_ns(),
+            })
             .expect("send frame");
     }
 

@@ -35,6 +35,7 @@ fn a_real_run_traces_every_frame_across_all_processes() {
     for (role, stage) in [
         ("gpu", "gpu_render"),
         ("renderer", "composite"),
+        ("launcher", "relay"),
         ("launcher", "present"),
     ] {
         let pid = pids[role].as_u64().expect("pid") as u32;

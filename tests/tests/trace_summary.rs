@@ -27,7 +27,7 @@ fn write_trace(path: &Path) {
         for (i, stage) in Stage::HANDOFF.iter().enumerate() {
             let pid = match stage {
                 Stage::GpuRender | Stage::Export | Stage::Send => 100,
-                Stage::Present => 300,
+                Stage::Relay | Stage::Present => 300,
                 _ => 200,
             };
             let dur = (i as u64 + 1) * f * 1000;
@@ -68,17 +68,17 @@ fn prints_stage_percentiles_and_end_to_end_latency() {
                 == ["gpu_render", "3", "2.000", "3.000", "3.000"]),
         "{text}"
     );
-    // present is stage 8: 8, 16, 24 us.
+    // present is stage 9: 9, 18, 27 us.
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                == ["present", "3", "16.000", "24.000", "24.000"]),
+                == ["present", "3", "18.000", "27.000", "27.000"]),
         "{text}"
     );
-    // A frame's end to end is the sum of its stages: (1 + ... + 8) * f = 36 f us.
+    // A frame's end to end is the sum of its stages: (1 + ... + 9) * f = 45 f us.
     assert!(
         text.contains(
-            "end-to-end handoff latency (gpu_render start to present end): p50 72.000 us, p99 108.000 us, max 108.000 us over 3 frames"
+            "end-to-end handoff latency (gpu_render start to present end): p50 90.000 us, p99 135.000 us, max 135.000 us over 3 frames"
         ),
         "{text}"
     );

@@ -27,15 +27,16 @@
 //! | 1 | `GpuRender`  | gpu      | GL draws of the frame's layer textures, up to the fence     |
 //! | 2 | `Export`     | gpu      | export of each texture as a buffer (memfd or DMA-BUF) plus its fence fd |
 //! | 3 | `Send`       | gpu      | the buffer description going onto the IPC channel           |
-//! | 4 | `Receive`    | renderer | the description coming off the channel and being validated  |
-//! | 5 | `FdFetch`    | renderer | `pidfd_getfd(2)` of the buffer and fence fds                |
-//! | 6 | `FenceWait`  | renderer | waiting for the producer's fence to signal                  |
-//! | 7 | `Composite`  | renderer | CPU compositing of the layers                               |
-//! | 8 | `Present`    | launcher | the composited image shown (written as PNG when headless)   |
-//! | 9 | `Release`    | any      | the buffer handed back to the producer's pool               |
+//! | 4 | `Relay`      | launcher | from that send to the description handed on to the renderer: its way to the launcher, the launcher's check (or its vouching for the frame) |
+//! | 5 | `Receive`    | renderer | from the hand-on to the description taken off the channel and validated |
+//! | 6 | `FdFetch`    | renderer | `pidfd_getfd(2)` of the buffer and fence fds                |
+//! | 7 | `FenceWait`  | renderer | waiting for the producer's fence to signal                  |
+//! | 8 | `Composite`  | renderer | CPU compositing of the layers                               |
+//! | 9 | `Present`    | launcher | the composited image shown (written as PNG when headless)   |
+//! | 10 | `Release`   | any      | the buffer handed back to the producer's pool               |
 //!
 //! A step may not *start* before its predecessor started (it can end later:
-//! a producer may keep working while the consumer already runs). Stages 1 to 8
+//! a producer may keep working while the consumer already runs). Stages 1 to 9
 //! make up the handoff whose end-to-end latency the summary reports, from the
 //! start of `GpuRender` to the end of `Present`; `Release` comes after the
 //! frame is on screen and is not required for a frame to count as complete.
@@ -57,6 +58,10 @@ pub enum Stage {
     Export,
     /// GPU process: sending the buffer description over IPC.
     Send,
+    /// Launcher: from the GPU process's send to the description handed on to the renderer:
+    /// its way to the launcher, the launcher's check of it (or its vouching for the frame: its
+    /// buffers taken and its fences waited on) and the hand-on.
+    Relay,
     /// Renderer: receiving and validating the buffer description.
     Receive,
     /// Renderer: fetching the buffer and fence fds with `pidfd_getfd(2)`.
@@ -73,10 +78,11 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in causal order.
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::GpuRender,
         Stage::Export,
         Stage::Send,
+        Stage::Relay,
         Stage::Receive,
         Stage::FdFetch,
         Stage::FenceWait,
@@ -87,10 +93,11 @@ impl Stage {
 
     /// The stages a frame must pass for its handoff to be complete, in causal
     /// order: `GpuRender` through `Present`.
-    pub const HANDOFF: [Stage; 8] = [
+    pub const HANDOFF: [Stage; 9] = [
         Stage::GpuRender,
         Stage::Export,
         Stage::Send,
+        Stage::Relay,
         Stage::Receive,
         Stage::FdFetch,
         Stage::FenceWait,
@@ -104,6 +111,7 @@ impl Stage {
             Stage::GpuRender => "gpu_render",
             Stage::Export => "export",
             Stage::Send => "send",
+            Stage::Relay => "relay",
             Stage::Receive => "receive",
             Stage::FdFetch => "fd_fetch",
             Stage::FenceWait => "fence_wait",
@@ -124,7 +132,8 @@ impl Stage {
             Stage::GpuRender => None,
             Stage::Export => Some(Stage::GpuRender),
             Stage::Send => Some(Stage::Export),
-            Stage::Receive => Some(Stage::Send),
+            Stage::Relay => Some(Stage::Send),
+            Stage::Receive => Some(Stage::Relay),
             Stage::FdFetch => Some(Stage::Receive),
             Stage::FenceWait => Some(Stage::FdFetch),
             Stage::Composite => Some(Stage::FenceWait),
@@ -371,7 +380,7 @@ mod tests {
             assert_eq!(pair[1].predecessor(), Some(pair[0]));
         }
         assert_eq!(Stage::GpuRender.predecessor(), None);
-        assert_eq!(&Stage::ALL[..8], &Stage::HANDOFF[..]);
+        assert_eq!(&Stage::ALL[..9], &Stage::HANDOFF[..]);
     }
 
     #[test]

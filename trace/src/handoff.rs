@@ -278,7 +278,7 @@ mod tests {
         }
     }
 
-    /// A complete frame: eight back-to-back 10 ns stages from `t0`.
+    /// A complete frame: nine back-to-back 10 ns stages from `t0`.
     fn whole_frame(frame: u64, t0: u64) -> Vec<Event> {
         Stage::HANDOFF
             .into_iter()
@@ -296,8 +296,8 @@ mod tests {
         assert_eq!(check_flows_with(&events, 0.0), []);
         let spans = spans_by_frame(&events);
         let timing = FrameTiming::of(1, &spans[&1]).expect("complete frame");
-        assert_eq!(timing.end_to_end_ns(), 80);
-        assert_eq!(timing.covered_ns, 80);
+        assert_eq!(timing.end_to_end_ns(), 90);
+        assert_eq!(timing.covered_ns, 90);
         assert_eq!(timing.gap_fraction(), 0.0);
     }
 
@@ -317,23 +317,23 @@ mod tests {
     #[test]
     fn a_step_starting_before_its_predecessor_is_reported() {
         let mut events = whole_frame(2, 1000);
-        // FenceWait (predecessor FdFetch starts at 1040) now starts at 1035.
-        events[5].ts_ns = 1035;
+        // FenceWait (predecessor FdFetch starts at 1050) now starts at 1045.
+        events[6].ts_ns = 1045;
         let problems = check_flows_with(&events, 1.0);
         assert_eq!(
             problems,
             [FlowProblem::StartsBeforePredecessor {
                 frame: 2,
                 stage: Stage::FenceWait,
-                pid: 2,
-                start_ns: 1035,
+                pid: 3,
+                start_ns: 1045,
                 predecessor: Stage::FdFetch,
-                predecessor_start_ns: 1040,
+                predecessor_start_ns: 1050,
             }]
         );
         assert_eq!(
             problems[0].to_string(),
-            "frame 2: fence_wait in pid 2 starts at 1035 ns, 5 ns before fd_fetch started at 1040 ns"
+            "frame 2: fence_wait in pid 3 starts at 1045 ns, 5 ns before fd_fetch started at 1050 ns"
         );
     }
 
@@ -357,11 +357,13 @@ mod tests {
 
     #[test]
     fn gap_fraction_counts_overlaps_once() {
-        // Window 0..100; covered: 0..30 and 20..40 overlap -> 0..40, plus 90..100.
+        // Window 0..100; covered: 0..30 and 20..40 overlap -> 0..40, plus 90..100; the relay
+        // 40..60 is the launcher's.
         let events = vec![
             span(Stage::GpuRender, 5, 1, 0, 30),
             span(Stage::Export, 5, 1, 20, 40),
             span(Stage::Send, 5, 1, 40, 40),
+            span(Stage::Relay, 5, 3, 40, 60),
             span(Stage::Receive, 5, 2, 60, 60),
             span(Stage::FdFetch, 5, 2, 60, 60),
             span(Stage::FenceWait, 5, 2, 60, 60),
@@ -374,18 +376,18 @@ mod tests {
         let timing = FrameTiming::of(5, &spans[&5]).expect("complete frame");
         assert_eq!(
             (timing.start_ns, timing.end_ns, timing.covered_ns),
-            (0, 100, 50)
+            (0, 100, 70)
         );
-        assert_eq!(timing.gap_fraction(), 0.5);
+        assert!((timing.gap_fraction() - 0.3).abs() < 1e-12);
         assert_eq!(
             check_flows_with(&events, 0.25),
             [FlowProblem::Gap {
                 frame: 5,
                 end_to_end_ns: 100,
-                covered_ns: 50,
-                gap_fraction: 0.5
+                covered_ns: 70,
+                gap_fraction: timing.gap_fraction()
             }]
         );
-        assert_eq!(check_flows_with(&events, 0.5), []);
+        assert_eq!(check_flows_with(&events, 0.3), []);
     }
 }

@@ -48,7 +48,8 @@
 //! for stage in &Stage::HANDOFF[..3] {
 //!     let _span = gpu.span(*stage, Some(1));
 //! }
-//! for stage in &Stage::HANDOFF[3..7] {
+//! launcher.span(Stage::Relay, Some(1)).finish();
+//! for stage in &Stage::HANDOFF[4..8] {
 //!     let _span = renderer.span(*stage, Some(1));
 //! }
 //! launcher.span(Stage::Present, Some(1)).finish();

@@ -298,8 +298,8 @@ mod tests {
             (3, 3_000_000, 6_000, 30_000, 5_000),
         ] {
             events.push(span(Stage::GpuRender, Some(frame), 1, t0, render));
-            for (i, stage) in Stage::HANDOFF[1..7].iter().enumerate() {
-                // Six middle stages of 500 ns each, 1 us apart after render.
+            for (i, stage) in Stage::HANDOFF[1..8].iter().enumerate() {
+                // Seven middle stages of 500 ns each, 1 us apart after render.
                 let start = t0 + render + 1_000 * i as u64;
                 events.push(span(*stage, Some(frame), 2, start, 500));
             }
@@ -364,8 +364,8 @@ mod tests {
                 max_us: 8.0
             }
         );
-        // Six middle stages, three 500 ns spans each.
-        for (i, (stage, stats)) in summary.stages[1..7].iter().enumerate() {
+        // Seven middle stages, three 500 ns spans each.
+        for (i, (stage, stats)) in summary.stages[1..8].iter().enumerate() {
             assert_eq!(*stage, Stage::HANDOFF[i + 1]);
             assert_eq!(
                 *stats,
@@ -379,7 +379,7 @@ mod tests {
         }
         // present: 1000 3000 5000 -> p50 rank 2 = 3000, p99 rank 3 = 5000.
         assert_eq!(
-            summary.stages[7],
+            summary.stages[8],
             (
                 Stage::Present,
                 Stats {
@@ -390,7 +390,7 @@ mod tests {
                 }
             )
         );
-        assert_eq!(summary.stages.len(), 8);
+        assert_eq!(summary.stages.len(), 9);
 
         // End to end: present_at + present = 11000, 23000, 35000 ns.
         assert_eq!(
@@ -402,9 +402,9 @@ mod tests {
                 max_us: 35.0
             }
         );
-        // Covered in frame 1: render 2000 + six x 500 + present 1000 = 6000 of
-        // 11000 -> gap 5000/11000. Frame 2: 4000+3000+3000 = 10000 of 23000.
-        // Frame 3: 6000+3000+5000 = 14000 of 35000 -> gap 0.6.
+        // Covered in frame 1: render 2000 + seven x 500 + present 1000 = 6500 of
+        // 11000 -> gap 4500/11000. Frame 2: 4000+3500+3000 = 10500 of 23000.
+        // Frame 3: 6000+3500+5000 = 14500 of 35000 -> gap 20500/35000.
         let covered: Vec<(u64, u64, u64)> = summary
             .frames
             .iter()
@@ -412,10 +412,10 @@ mod tests {
             .collect();
         assert_eq!(
             covered,
-            [(1, 11_000, 6_000), (2, 23_000, 10_000), (3, 35_000, 14_000)]
+            [(1, 11_000, 6_500), (2, 23_000, 10_500), (3, 35_000, 14_500)]
         );
-        // Gaps 0.4545.., 0.5652.., 0.6: median (rank 2) = 13000/23000.
-        assert_eq!(summary.median_gap_fraction(), 13_000.0 / 23_000.0);
+        // Gaps 0.4090.., 0.5434.., 0.5857..: median (rank 2) = 12500/23000.
+        assert_eq!(summary.median_gap_fraction(), 12_500.0 / 23_000.0);
         assert_eq!(summary.incomplete_frames, 1);
         assert_eq!(summary.instants, [(Marker::FenceTimeout, 1)]);
         // Latest per pid: pid 1 -> 5, pid 2 -> 2.
@@ -432,16 +432,16 @@ mod tests {
             "gpu_render         5        4.000        8.000        8.000"
         );
         assert_eq!(
-            lines[9],
+            lines[10],
             "end_to_end         3       23.000       35.000       35.000"
         );
         assert_eq!(
-            lines[10],
-            "frames: 3 complete, 1 incomplete; median gap 56.5%"
+            lines[11],
+            "frames: 3 complete, 1 incomplete; median gap 54.3%"
         );
-        assert_eq!(lines[11], "markers: fence_timeout 1");
-        assert_eq!(lines[12], "dropped events: 7");
-        assert_eq!(lines.len(), 13);
+        assert_eq!(lines[12], "markers: fence_timeout 1");
+        assert_eq!(lines[13], "dropped events: 7");
+        assert_eq!(lines.len(), 14);
     }
 
     #[test]

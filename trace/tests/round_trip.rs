@@ -3,8 +3,9 @@
 //!
 //! Three threads stand in for the three processes, each with its own
 //! `Recorder` and pid, handing frames along as the real processes do: the
-//! "gpu" thread renders, exports and sends; the "renderer" receives, fetches,
-//! waits and composites; the "launcher" presents. Every timestamp is a real
+//! "gpu" thread renders, exports and sends; a "launcher" thread relays each
+//! frame on; the "renderer" receives, fetches, waits and composites; the
+//! launcher's main thread presents. Every timestamp is a real
 //! `CLOCK_MONOTONIC` reading around real sleeps, and every batch is encoded
 //! as the processes' channels carry it (postcard) and decoded before it is
 //! merged.
@@ -43,6 +44,7 @@ struct Recorded {
 fn record_three_processes() -> Recorded {
     // Batches travel as the bytes a channel datagram carries.
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<u8>>();
+    let (to_relay, relay_inbox) = mpsc::channel::<u64>();
     let (to_renderer, renderer_inbox) = mpsc::channel::<u64>();
     let (to_launcher, launcher_inbox) = mpsc::channel::<u64>();
 
@@ -63,7 +65,7 @@ fn record_three_processes() -> Recorded {
             // holds both timestamps would.
             let start = now_ns();
             sleep_us(200);
-            to_renderer.send(frame).expect("renderer alive");
+            to_relay.send(frame).expect("launcher alive");
             let mut args = Args::new();
             args.insert("bytes".into(), ArgValue::Int(4096));
             rec.record_span(Stage::Send, Some(frame), start, now_ns(), args);
@@ -71,6 +73,21 @@ fn record_three_processes() -> Recorded {
         rec.counter("buffers_in_flight", 0.0);
         let b: Batch = (GPU_PID, current_tid(), rec.drain());
         gpu_batches
+            .send(postcard::to_stdvec(&b).expect("encode"))
+            .expect("launcher alive");
+    });
+
+    // The launcher's relay: its span runs from the GPU's send to the hand-on.
+    let relay_batches = batch_tx.clone();
+    let relay = thread::spawn(move || {
+        let rec = Recorder::new(LAUNCHER_PID);
+        for frame in relay_inbox.iter() {
+            let _span = rec.span(Stage::Relay, Some(frame));
+            sleep_us(250);
+            to_renderer.send(frame).expect("renderer alive");
+        }
+        let b: Batch = (LAUNCHER_PID, current_tid(), rec.drain());
+        relay_batches
             .send(postcard::to_stdvec(&b).expect("encode"))
             .expect("launcher alive");
     });
@@ -125,6 +142,7 @@ fn record_three_processes() -> Recorded {
         Args::from([("role".to_owned(), ArgValue::from("renderer"))]),
     );
     gpu.join().expect("gpu thread");
+    relay.join().expect("relay thread");
     renderer.join().expect("renderer thread");
 
     let mut events = Vec::new();
@@ -133,16 +151,20 @@ fn record_three_processes() -> Recorded {
         name: "launcher".into(),
         threads: vec![(current_tid(), "main".into())],
     }];
-    for _ in 0..2 {
+    for _ in 0..3 {
         let bytes = batch_rx.recv().expect("a batch");
         let (pid, tid, batch): Batch = postcard::from_bytes(&bytes).expect("decode");
         assert!(batch.iter().all(|e| e.pid == pid && e.tid == tid));
-        let name = if pid == GPU_PID { "gpu" } else { "renderer" };
-        processes.push(ProcessInfo {
-            pid,
-            name: name.into(),
-            threads: vec![(tid, format!("{name}-main"))],
-        });
+        if pid == LAUNCHER_PID {
+            processes[0].threads.push((tid, "relay".into()));
+        } else {
+            let name = if pid == GPU_PID { "gpu" } else { "renderer" };
+            processes.push(ProcessInfo {
+                pid,
+                name: name.into(),
+                threads: vec![(tid, format!("{name}-main"))],
+            });
+        }
         events.extend(batch);
     }
     events.extend(launcher.drain());
@@ -153,6 +175,7 @@ fn record_three_processes() -> Recorded {
         (Stage::GpuRender, 1_000_000),
         (Stage::Export, 300_000),
         (Stage::Send, 200_000),
+        (Stage::Relay, 250_000),
         (Stage::Receive, 100_000),
         (Stage::FdFetch, 150_000),
         (Stage::FenceWait, 400_000),
@@ -171,9 +194,9 @@ fn three_process_trace_round_trips_and_links_frames() {
     let recorded = record_three_processes();
     let events = &recorded.events;
 
-    // What the recorders produced: 8 spans per frame, one fallback, one
+    // What the recorders produced: 9 spans per frame, one fallback, one
     // restart, one counter, no drops.
-    assert_eq!(events.len(), 8 * 3 + 3);
+    assert_eq!(events.len(), 9 * 3 + 3);
     assert!(!events.iter().any(|e| matches!(
         &e.kind,
         EventKind::Counter { name, .. } if name == DROPPED_EVENTS_COUNTER
@@ -205,8 +228,9 @@ fn three_process_trace_round_trips_and_links_frames() {
     assert_eq!(json["otherData"]["clock_origin_ns"], origin);
     let rows = json["traceEvents"].as_array().expect("array");
     let of_phase = |ph: &'static str| rows.iter().filter(move |r| r["ph"] == ph);
-    assert_eq!(of_phase("M").count(), 3 * 3);
-    assert_eq!(of_phase("X").count(), 24);
+    // A name and a sort index per process, a name per thread (the launcher has two).
+    assert_eq!(of_phase("M").count(), 3 * 2 + 4);
+    assert_eq!(of_phase("X").count(), 27);
     assert_eq!(of_phase("i").count(), 2);
     assert_eq!(of_phase("C").count(), 1);
     for (sort_index, process) in recorded.processes.iter().enumerate() {
@@ -250,13 +274,13 @@ fn three_process_trace_round_trips_and_links_frames() {
     assert_eq!(counter["name"], "buffers_in_flight");
     assert_eq!(counter["args"], serde_json::json!({"value": 0.0}));
 
-    // Flows: one chain per frame, s -> t x6 -> f, gpu -> renderer -> launcher,
-    // each link on its span's thread at the span's start.
+    // Flows: one chain per frame, s -> t x7 -> f, gpu -> launcher -> renderer ->
+    // launcher, each link on its span's thread at the span's start.
     for frame in 0..FRAMES {
         let chain: Vec<_> = trace.flows.iter().filter(|f| f.frame == frame).collect();
         let phases: Vec<FlowPhase> = chain.iter().map(|f| f.phase).collect();
         let mut expected = vec![FlowPhase::Start];
-        expected.extend([FlowPhase::Step; 6]);
+        expected.extend([FlowPhase::Step; 7]);
         expected.push(FlowPhase::End);
         assert_eq!(phases, expected, "frame {frame}");
         let pids: Vec<u32> = chain.iter().map(|f| f.pid).collect();
@@ -266,6 +290,7 @@ fn three_process_trace_round_trips_and_links_frames() {
                 GPU_PID,
                 GPU_PID,
                 GPU_PID,
+                LAUNCHER_PID,
                 RENDERER_PID,
                 RENDERER_PID,
                 RENDERER_PID,
@@ -310,7 +335,7 @@ fn three_process_trace_round_trips_and_links_frames() {
     let summary = summarize(&trace);
     assert_eq!(summary.frames.len(), 3);
     assert_eq!(summary.incomplete_frames, 0);
-    assert_eq!(summary.stages.len(), 8);
+    assert_eq!(summary.stages.len(), 9);
     for (stage, stats) in &summary.stages {
         assert_eq!(stats.count, 3, "{stage}");
         assert!(stats.p50_us <= stats.p99_us && stats.p99_us <= stats.max_us);

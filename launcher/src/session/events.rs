@@ -187,11 +187,37 @@ impl Supervisor<'_> {
             return Ok(());
         }
         if let Some(r) = self.pair.renderer.as_mut() {
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::Frame(msg)) {
+            let (frame, sent_ns) = (msg.frame, msg.sent_ns);
+            let relayed_ns = triptych_trace::now_ns();
+            if let Err(e) = r
+                .child
+                .commands
+                .send(&LauncherToRenderer::Frame { msg, relayed_ns })
+            {
                 r.send_failed(e);
             }
+            self.relayed(frame, sent_ns, relayed_ns, false);
         }
         Ok(())
+    }
+
+    /// The `relay` span of frame `frame`: from the GPU process's send (as it says; no later than
+    /// the hand-on) to the launcher's hand-on at `relayed_ns`.
+    fn relayed(&mut self, frame: u64, sent_ns: u64, relayed_ns: u64, vouched: bool) {
+        let rec = self.tracing.rec();
+        if rec.is_enabled() {
+            let mut args = Args::new();
+            if vouched {
+                args.insert("vouched".into(), true.into());
+            }
+            rec.record_span(
+                Stage::Relay,
+                Some(frame),
+                sent_ns.min(relayed_ns),
+                relayed_ns,
+                args,
+            );
+        }
     }
 
     /// The renderer claimed that the GPU process of `epoch` broke frame `frame`. A claim about
@@ -295,13 +321,16 @@ impl Supervisor<'_> {
                 if let Some(r) = self.pair.renderer.as_mut() {
                     use std::os::fd::AsFd;
                     let fds: Vec<_> = buffers.iter().map(|b| b.as_fd()).collect();
+                    let (frame, sent_ns) = (msg.frame, msg.sent_ns);
+                    let relayed_ns = triptych_trace::now_ns();
                     if let Err(e) = r
                         .child
                         .commands
-                        .send_with(&LauncherToRenderer::Vouched(msg), &fds)
+                        .send_with(&LauncherToRenderer::Vouched { msg, relayed_ns }, &fds)
                     {
                         r.send_failed(e);
                     }
+                    self.relayed(frame, sent_ns, relayed_ns, true);
                 }
                 Ok(())
             }
