@@ -69,6 +69,8 @@ fn main() -> anyhow::Result<()> {
                 println!("edit {version} on screen at frame {frame}")
             }
             Event::Finished => break,
+            // Kinds of event a later version adds.
+            _ => {}
         }
     }
     let summary = shell.wait()?;

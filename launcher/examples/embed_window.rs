@@ -100,6 +100,8 @@ impl ApplicationHandler<Event> for App {
                 println!("edit {version} on screen at frame {frame}")
             }
             Event::Finished => el.exit(),
+            // Kinds of event a later version adds.
+            _ => {}
         }
     }
 

@@ -67,8 +67,10 @@ impl PresentedFrame {
     }
 }
 
-/// What a shell tells the application.
+/// What a shell tells the application. More kinds of event may come in later versions: match
+/// with a wildcard arm.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// A frame reached the screen (or, headless, the output).
     Presented(PresentedFrame),

@@ -295,8 +295,9 @@ pub struct Applied {
     pub frame: Option<u64>,
 }
 
-/// Why an edit was refused. Nothing changed.
+/// Why an edit was refused. Nothing changed. More reasons may come in later versions.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EditRefused {
     /// The transaction, or the scene it makes, breaks a rule.
     #[error(transparent)]

@@ -118,6 +118,7 @@ fn a_label_changed_every_frame_for_600_frames_costs_its_rectangle_and_no_restart
             Event::Violation { role, call } => panic!("{role}: {call}"),
             Event::Fallback(_) | Event::StandbyReady { .. } => {}
             Event::Finished => break,
+            other => panic!("an event this test does not know: {other:?}"),
         }
     }
     assert_eq!(shown, 600, "the last edit reached the screen");

@@ -48,6 +48,7 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
                 panic!("edit {version} shown at frame {frame}, none made")
             }
             Event::Finished => break,
+            other => panic!("an event this test does not know: {other:?}"),
         }
     }
     assert_eq!(
@@ -248,6 +249,7 @@ opacity = 0.75
                 panic!("edit {version} shown at frame {frame}, none made")
             }
             Event::Finished => break,
+            other => panic!("an event this test does not know: {other:?}"),
         }
     }
     let summary = shell.wait().expect("the run's summary");
@@ -318,6 +320,7 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
                 panic!("edit {version} shown at frame {frame}, none made")
             }
             Event::Finished => break,
+            other => panic!("an event this test does not know: {other:?}"),
         }
     }
     let summary = shell.wait().expect("the run's summary");

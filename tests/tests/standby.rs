@@ -88,6 +88,7 @@ fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() 
             Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, .. } => panic!("edit {version} shown, none made"),
             Event::Finished => break,
+            other => panic!("an event this test does not know: {other:?}"),
         }
         let Some(pid) = standby else { continue };
         if !presented_since_crash {
