@@ -399,7 +399,8 @@ pub fn common_rule_calls<'a>(id: &str, pid: i32, c: &RuleCtx<'a>) -> Option<Rule
                 vec![pi],
             )
         }
-        // Wakes none, sets the second word to 0 (what it holds) and compares nothing.
+        // Sets the second word to 0 (what it holds), compares its old value with 0 (true) and
+        // wakes none on either word.
         "futex:wake-op" => (
             vec![futex(libc::FUTEX_WAKE_OP | libc::FUTEX_PRIVATE_FLAG, 0, 0)],
             vec![pi],

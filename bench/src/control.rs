@@ -137,8 +137,9 @@ pub struct Counts {
     pub fds: u64,
     /// Payload bytes read from the bare socket.
     pub bytes: u64,
-    /// The peer's CPU time (its thread's, user and system) over the block, in nanoseconds.
-    pub cpu_ns: u64,
+    /// The peer's CPU time (its thread's, user and system) over the block, in nanoseconds;
+    /// `None` where the kernel refused the thread's CPU clock.
+    pub cpu_ns: Option<u64>,
 }
 
 impl Wire for ToPeer {

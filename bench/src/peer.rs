@@ -69,7 +69,7 @@ impl Consumer {
     fn run(&mut self, phase: &Phase, count: u64) -> anyhow::Result<Counts> {
         let mut c = Counts::default();
         let start = self.cache.counters;
-        let cpu0 = triptych_sys::clock::thread_cpu_ns().unwrap_or(0);
+        let cpu0 = triptych_sys::clock::thread_cpu_ns();
         for _ in 0..count {
             match phase {
                 Phase::Handoff { fence, via } => self.handoff(Some(*fence), *via, &mut c)?,
@@ -82,9 +82,9 @@ impl Consumer {
         }
         c.imports = self.cache.counters.imports - start.imports;
         c.hits = self.cache.counters.hits - start.hits;
-        c.cpu_ns = triptych_sys::clock::thread_cpu_ns()
-            .unwrap_or(0)
-            .saturating_sub(cpu0);
+        c.cpu_ns = cpu0
+            .zip(triptych_sys::clock::thread_cpu_ns())
+            .map(|(a, b)| b.saturating_sub(a));
         Ok(c)
     }
 

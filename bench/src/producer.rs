@@ -45,8 +45,12 @@ pub struct Peer {
     stream: UnixStream,
     frame: u64,
     buf: Vec<u8>,
-    /// The last block's CPU time, this thread's and the peer's, and its iterations.
-    cpu: (u64, u64),
+    /// The last block's CPU time, this thread's and the peer's, and its iterations; `None`
+    /// where a CPU clock was refused.
+    cpu: (Option<u64>, u64),
+    /// This thread's CPU time in the current block's untimed preparation of messages, which
+    /// the block's CPU time leaves out (the baseline prepares nothing).
+    prep_cpu: u64,
 }
 
 impl Drop for Peer {
@@ -118,7 +122,8 @@ impl Peer {
             stream,
             frame: 0,
             buf: Vec::new(),
-            cpu: (0, 0),
+            cpu: (None, 0),
+            prep_cpu: 0,
         };
         peer.commands
             .send_with(
@@ -182,14 +187,15 @@ impl Peer {
                 count,
             })
             .context("starting a block on the peer")?;
-        let cpu0 = triptych_sys::clock::thread_cpu_ns().unwrap_or(0);
+        self.prep_cpu = 0;
+        let cpu0 = triptych_sys::clock::thread_cpu_ns();
         let samples = match body(self) {
             Ok(s) => s,
             Err(e) => return Err(self.explain(e)),
         };
-        let own = triptych_sys::clock::thread_cpu_ns()
-            .unwrap_or(0)
-            .saturating_sub(cpu0);
+        let own = cpu0
+            .zip(triptych_sys::clock::thread_cpu_ns())
+            .map(|(a, b)| b.saturating_sub(a).saturating_sub(self.prep_cpu));
         let counts = match self.event()? {
             FromPeer::Done(c) => c,
             other => bail!("the bench peer answered {other:?} at the end of a block"),
@@ -201,7 +207,10 @@ impl Peer {
         );
         check(&counts)
             .with_context(|| format!("the bench peer's counts after {phase:?}: {counts:?}"))?;
-        self.cpu = (own.saturating_add(counts.cpu_ns), count);
+        self.cpu = (
+            own.zip(counts.cpu_ns).map(|(a, b)| a.saturating_add(b)),
+            count,
+        );
         Ok(samples)
     }
 
@@ -223,7 +232,7 @@ impl Peer {
     /// the peer's), in nanoseconds; `None` before any block.
     pub fn last_cpu(&self) -> Option<f64> {
         let (ns, n) = self.cpu;
-        (n > 0).then(|| ns as f64 / n as f64)
+        ns.filter(|_| n > 0).map(|ns| ns as f64 / n as f64)
     }
 
     /// `n` handoff round trips on the channel `via` names. With `first_import`, every message
@@ -250,6 +259,7 @@ impl Peer {
             |p| {
                 let rings_before = p.ring_counts();
                 let mut frame = p.frame;
+                let mut prep_cpu = 0u64;
                 let (frames, releases) = match via {
                     Via::Socket => (&p.frames, &mut p.releases),
                     Via::Mailbox => (&p.frames_mb, &mut p.releases_mb),
@@ -257,11 +267,17 @@ impl Peer {
                 let samples = time_each_prepared(
                     n,
                     |_| {
+                        // Untimed, and left out of the block's CPU time too.
+                        let c0 = triptych_sys::clock::thread_cpu_ns();
                         if first_import {
                             fx.next_generation();
                         }
                         frame += 1;
-                        fx.message(frame, fence == Some(FenceMode::Progress))
+                        let msg = fx.message(frame, fence == Some(FenceMode::Progress));
+                        if let Some((a, b)) = c0.zip(triptych_sys::clock::thread_cpu_ns()) {
+                            prep_cpu += b.saturating_sub(a);
+                        }
+                        msg
                     },
                     |msg| {
                         frames.send(&msg).context("sending a frame description")?;
@@ -277,6 +293,7 @@ impl Peer {
                     },
                 );
                 p.frame = frame;
+                p.prep_cpu = prep_cpu;
                 let samples = samples?;
                 // Each frame and each release took the channel named, as a record where the
                 // mailbox is on, never the socket.

@@ -152,10 +152,9 @@ pub struct Pipeline {
     faults: Vec<Fault>,
     rec: Recorder,
     pending: Option<Pending>,
-    /// Frames from the launcher that came while one waited on its fences, in order.
-    /// Frames waiting their turn, each with its buffers when the launcher vouched for it.
-    /// Frames handed on, each with when the launcher handed it on, and its buffers where the
-    /// launcher vouched for it.
+    /// Frames from the launcher waiting their turn (while one waits on its fences), in order,
+    /// each with when the launcher handed it on, and its buffers where the launcher vouched for
+    /// it.
     queued: VecDeque<(FrameMsg, u64, Option<Vec<OwnedFd>>)>,
     seq: u64,
     waiter: crossbeam_channel::Sender<WaitJob>,
