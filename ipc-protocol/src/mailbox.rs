@@ -673,6 +673,7 @@ mod tests {
     enum Msg {
         Small(u64),
         Big(Vec<u8>),
+        Tagged { from: u8, seq: u64, bytes: Vec<u8> },
     }
 
     impl Wire for Msg {
@@ -680,8 +681,18 @@ mod tests {
             match self {
                 Msg::Small(_) => "Small",
                 Msg::Big(_) => "Big",
+                Msg::Tagged { .. } => "Tagged",
             }
         }
+    }
+
+    /// The bytes writer `from` sends as its message `seq`: a length that sweeps both sides of
+    /// the record's payload limit, and contents that differ from message to message.
+    fn tagged_bytes(from: u8, seq: u64) -> Vec<u8> {
+        let len = (seq.wrapping_mul(7919) + u64::from(from) * 13) % (PAYLOAD_MAX as u64 + 64);
+        (0..len)
+            .map(|i| (seq.wrapping_add(i) as u8) ^ from.wrapping_mul(31))
+            .collect()
     }
 
     fn pair() -> (
@@ -771,6 +782,56 @@ mod tests {
         assert_eq!(shared.records.load(Ordering::Relaxed), 8);
         assert_eq!(shared.on_socket.load(Ordering::Relaxed), 2);
         assert_eq!(tx.mailbox_counts(), Some((10, 2)));
+    }
+
+    #[test]
+    fn two_writers_and_a_reader_that_falls_behind_lose_and_garble_nothing() {
+        // Two threads share the writer (as a child's frame loop and its trace shipping do),
+        // their messages on both sides of the record's payload limit (records, and socket
+        // messages the ring announces), the ring wrapping hundreds of times, and the reader now
+        // and then asleep long enough for the ring to fill and the writers to wait: every
+        // message arrives once, in its writer's order, byte for byte.
+        const EACH: u64 = 20_000;
+        let (tx, out, plain) = pair();
+        drop(plain);
+        let writers: Vec<_> = (0..2u8)
+            .map(|from| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for seq in 0..EACH {
+                        let bytes = tagged_bytes(from, seq);
+                        tx.send(&Msg::Tagged { from, seq, bytes }).expect("send");
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut next = [0u64; 2];
+        for n in 0..2 * EACH {
+            if n % 4000 == 3999 {
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            match got(&out) {
+                Ok(Msg::Tagged { from, seq, bytes }) => {
+                    let at = next.get_mut(usize::from(from)).expect("a writer's tag");
+                    assert_eq!(seq, *at, "writer {from}'s next message");
+                    assert!(
+                        bytes == tagged_bytes(from, seq),
+                        "writer {from}, message {seq}"
+                    );
+                    *at += 1;
+                }
+                other => panic!("message {n}: {other:?}"),
+            }
+        }
+        for w in writers {
+            w.join().expect("a writer");
+        }
+        assert_eq!(next, [EACH, EACH]);
+        assert!(
+            out.recv_timeout(Duration::from_secs(10)).is_err(),
+            "the end"
+        );
     }
 
     #[test]
