@@ -132,9 +132,15 @@ fn killed_for(
 ) -> (String, serde_json::Value) {
     let (log, s) = ring_run(child, attack, extra);
     let cause = killed_once(child, attack, &s);
+    // The run's own account, where the cause is another: its last lines say what came before.
+    let tail = || {
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
     assert!(
         cause.contains("protocol_violation") && cause.contains(want),
-        "{attack}: cause {cause} does not name {want:?}"
+        "{attack}: cause {cause} does not name {want:?}; the run's log ends:\n{}",
+        tail()
     );
     (log, s)
 }
