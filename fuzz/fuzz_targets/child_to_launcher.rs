@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
                 std::time::Instant::now(),
             );
             match m {
-                GpuToLauncher::Frame(f) => {
+                GpuToLauncher::Frame { msg: f, .. } => {
                     let _ = ipc_protocol::layers::layers(&f, 8, 1234, (512, 768));
                     let _ = frames.produced(f.frame, 1000);
                     let _ = frames.presented(f.frame, 1);

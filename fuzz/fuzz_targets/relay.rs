@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         match tag % 6 {
             0 => match decode::<GpuToLauncher>(msg, Vec::new()) {
-                Ok((GpuToLauncher::Frame(f), _)) => {
+                Ok((GpuToLauncher::Frame { msg: f, .. }, _)) => {
                     let handed = relay.frame(&f, generation, std::time::Instant::now());
                     if matches!(handed, Ok(Handed::On)) {
                         // Every fence handed on is of the kind announced; progress points only
@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                 }
-                Ok((GpuToLauncher::Serving { renderer }, _)) => {
+                Ok((GpuToLauncher::Serving { renderer, .. }, _)) => {
                     let _ = relay.serving(renderer);
                 }
                 Ok((GpuToLauncher::PrivateFences, _)) => relay.fences_private(),

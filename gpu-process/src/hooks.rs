@@ -9,7 +9,7 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use ipc_protocol::channel::Sender;
-use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher};
+use ipc_protocol::messages::{FrameMsg, GpuInfo, GpuStart, GpuToLauncher, ViewId};
 use triptych_sandbox::gpu::Params;
 
 /// What the run hands a hook once `Started` is reported, just before the frame loop.
@@ -34,6 +34,8 @@ pub struct Sent<'a> {
     pub events: &'a Sender<GpuToLauncher>,
     /// The pid of the renderer served.
     pub renderer_pid: u32,
+    /// The view it is a frame of.
+    pub view: ViewId,
 }
 
 /// The points of the run (see the module documentation). Every method has a default that does

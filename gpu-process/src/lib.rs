@@ -18,3 +18,4 @@ pub mod sandbox;
 pub mod scene;
 pub mod start;
 pub mod transport;
+pub mod view;

@@ -12,21 +12,22 @@
 //! 3. **confine** ([`confine`]), before `Ready` is reported and before `Start` is read: resource
 //!    limits, `PR_SET_NO_NEW_PRIVS`, the GPU policy on every thread (the driver's included,
 //!    TSYNC). A standby GPU process waits here, confined, until it is promoted.
-//! 4. **attach** ([`attach`]), at `Start`: name the renderer for Yama, take the `SCM_RIGHTS`
-//!    socket to the renderer if that transport runs; then [`Hooks::confined`].
+//! 4. **attach** ([`attach`]), at `Start`: name the first view's renderer for Yama, keep the
+//!    handover its `SCM_RIGHTS` socket (and every later renderer's) arrives on, if that
+//!    transport runs; then [`Hooks::confined`].
 //!
 //! The policy ([`triptych_sandbox::gpu`]) is looser than the renderer's: the driver keeps its
 //! ioctls and its executable (JIT) memory; files, programs, the network and other processes are
 //! out of reach.
 
 use anyhow::Context;
-use ipc_protocol::messages::{GpuPrepare, GpuStart, Transport, ViolationReports};
+use ipc_protocol::messages::{GpuPrepare, GpuStart, ViolationReports};
 use triptych_sandbox::fds::{HANDOVER_FD, REPORT_FD};
 use triptych_sandbox::gpu::Params;
 use triptych_sys::fixed::FixedFd;
 
 use crate::hooks::Hooks;
-use crate::transport::FdSender;
+use crate::transport::Handover;
 
 /// What start-up claimed.
 #[derive(Debug)]
@@ -91,22 +92,17 @@ pub fn confine(
     })
 }
 
-/// Step 4, at `Start` (confined): names the renderer for Yama, returns the fd sender for
-/// `start.transport`, then [`Hooks::confined`].
+/// Step 4, at `Start` (confined): names the first view's renderer for Yama, returns the
+/// handover the renderers' `SCM_RIGHTS` sockets arrive on, then [`Hooks::confined`].
 pub fn attach(
     confined: Confined,
     start: &GpuStart,
     hooks: &mut dyn Hooks,
-) -> anyhow::Result<FdSender> {
-    name_ptracer(start.renderer.renderer_pid)?;
-    let mut sender = FdSender::new(start.transport, confined.handover);
-    if start.transport == Transport::ScmRights {
-        sender
-            .attach(start.renderer.renderer_pid)
-            .context("taking the socket to the renderer")?;
-    }
+) -> anyhow::Result<Handover> {
+    name_ptracer(start.view.renderer.renderer_pid)?;
+    let handover = Handover::new(start.transport, confined.handover);
     hooks.confined(start, &confined.params);
-    Ok(sender)
+    Ok(handover)
 }
 
 /// Yama's `ptrace_scope`, read once, at the first start-up call, before the seccomp policy is

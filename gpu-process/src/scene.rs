@@ -32,7 +32,7 @@ use std::rc::Rc;
 
 use anyhow::{bail, Context};
 use ipc_protocol::messages::{
-    LauncherToGpu, LayerPlacement, PixelsUpdate, SceneSource, SceneStart, SceneUpdate,
+    LayerPlacement, PixelsUpdate, SceneSource, SceneStart, SceneUpdate, ViewCommand,
 };
 use triptych_scene::file::{
     self as scene_file, Content, Image, ImageLimits, LayerState, PositionalReader, Scene,
@@ -94,10 +94,10 @@ pub fn read_png(fd: OwnedFd, slot: u32) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Parses the scene of `start` and takes its images from the messages `next` returns.
+/// Parses the scene of `start` and takes its images from the view's messages `next` returns.
 pub fn receive(
     start: &SceneStart,
-    mut next: impl FnMut() -> anyhow::Result<(LauncherToGpu, Vec<OwnedFd>)>,
+    mut next: impl FnMut() -> anyhow::Result<(ViewCommand, Vec<OwnedFd>)>,
 ) -> anyhow::Result<Received> {
     let mut scene = match &start.source {
         SceneSource::Builtin => scene_file::default_scene(),
@@ -121,7 +121,7 @@ pub fn receive(
     let mut pngs = Vec::with_capacity(image_layers.len());
     for &want in &image_layers {
         let (msg, mut fds) = next().context("waiting for a scene image")?;
-        let LauncherToGpu::SceneImage { layer } = msg else {
+        let ViewCommand::SceneImage { layer } = msg else {
             bail!("expected the image of layer {want} from the launcher, got {msg:?}");
         };
         if layer != want {
@@ -133,7 +133,7 @@ pub fn receive(
     let mut pixels = Vec::with_capacity(start.pixels as usize);
     for _ in 0..start.pixels {
         let (msg, mut fds) = next().context("waiting for a pixels layer's pixels")?;
-        let LauncherToGpu::Pixels(p) = msg else {
+        let ViewCommand::Pixels(p) = msg else {
             bail!("expected a pixels layer's pixels from the launcher, got {msg:?}");
         };
         let (w, h) = pixels_size(&scene, p.slot)?;

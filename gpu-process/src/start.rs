@@ -86,18 +86,37 @@ pub fn egl_facts() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Raises the soft fd limit so the export window's numbers can be used.
-fn raise_fd_limit() -> anyhow::Result<()> {
+/// Fd numbers kept free above the last export window, for the process's other files.
+const SPARE_FDS: u64 = 64;
+
+/// Raises the soft fd limit so the export windows' numbers can be used: as many views' windows
+/// as the hard limit allows, up to [`ExportWindow::MAX_VIEWS`]. Returns how many fit (at least
+/// the first view's, or an error naming the limit).
+fn raise_fd_limit() -> anyhow::Result<u32> {
     use triptych_sys::rlimit::{self, Resource};
-    let need = ExportWindow::GPU.end() as u64 + 64;
+    let last = ExportWindow::of_view(ExportWindow::MAX_VIEWS - 1).unwrap_or(ExportWindow::GPU);
+    let want = last.end() as u64 + SPARE_FDS;
+    let least = ExportWindow::GPU.end() as u64 + SPARE_FDS;
     let (soft, hard) = rlimit::get(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
-    if soft < need {
-        if hard < need {
-            bail!("RLIMIT_NOFILE hard limit {hard} is below the {need} the export window needs");
-        }
-        rlimit::set(Resource::RLIMIT_NOFILE, need, hard).context("raising RLIMIT_NOFILE")?;
+    if hard < least {
+        bail!("RLIMIT_NOFILE hard limit {hard} is below the {least} the export window needs");
     }
-    Ok(())
+    let soft = if soft < want {
+        let raised = want.min(hard);
+        rlimit::set(Resource::RLIMIT_NOFILE, raised, hard).context("raising RLIMIT_NOFILE")?;
+        raised
+    } else {
+        soft
+    };
+    let views = ExportWindow::views_below(soft, SPARE_FDS);
+    if views < ExportWindow::MAX_VIEWS {
+        tracing::info!(
+            views,
+            hard,
+            "RLIMIT_NOFILE leaves room for fewer views than the most a GPU process serves"
+        );
+    }
+    Ok(views)
 }
 
 /// Picks the exporter for `request`, with the reason when it is not the fast path.
@@ -172,7 +191,7 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         let _ = events.send(&GpuToLauncher::Failed(format!("{e:#}")));
         e
     };
-    let (mut gl, mut exporter, reason) = setup(prepare).map_err(failed)?;
+    let (mut gl, mut exporter, reason, windows) = setup(prepare).map_err(failed)?;
     // Fences as points of the progress page, where the backend's fences are CPU fences.
     if let Some(page) = progress.filter(|_| hooks.progress_fences()) {
         if exporter.use_progress(page) {
@@ -189,7 +208,13 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         backend_reason: reason,
         fence: exporter.fence_kind(),
         gl: gl_line,
-        window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
+        window: (
+            ExportWindow::GPU.base,
+            ExportWindow::of_view(windows - 1)
+                .unwrap_or(ExportWindow::GPU)
+                .end(),
+        ),
+        views: windows,
         landlock: claimed.landlock.clone(),
     };
     // The driver is up: the sandbox goes on before anything is reported, received or rendered.
@@ -234,19 +259,25 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
     maybe_fire(
         &mut start.faults.clone(),
         FaultPoint::GpuStartup,
-        start.first_frame,
+        start.view.first_frame,
         &events,
     );
     // A scene file's images follow `Start`: their bytes are read, then decoded (confined).
-    let received = match &start.scene {
+    let view = start.view.view;
+    let received = match &start.view.scene {
         None => None,
         Some(s) => {
-            let next = || commands.recv().context("receiving a scene image");
+            let next = || match commands.recv().context("receiving a scene image")? {
+                (LauncherToGpu::View { view: v, command }, fds) if v == view => Ok((command, fds)),
+                (other, _) => {
+                    bail!("expected the images of {view} from the launcher, got {other:?}")
+                }
+            };
             Some(crate::scene::receive(s, next).map_err(failed)?)
         }
     };
-    let fds = crate::sandbox::attach(confined, &start, hooks.as_mut()).map_err(failed)?;
-    let (w, h) = (start.width, start.height);
+    let handover = crate::sandbox::attach(confined, &start, hooks.as_mut()).map_err(failed)?;
+    let (w, h) = (start.view.width, start.view.height);
     let scene = received.map(|r| crate::scene::prepare(r, &mut gl, w, h));
     let scene = scene.transpose().map_err(failed)?;
     events
@@ -258,21 +289,25 @@ pub fn run(mut hooks: Box<dyn Hooks>) -> anyhow::Result<()> {
         exporter,
         scene,
     };
-    let mut producer = Producer::new(start, drawing, events, fds, hooks)?;
+    let mut producer = Producer::new(start, drawing, events, handover, hooks, windows)?;
     producer.running(&info);
     let result = producer.run(&commands);
     producer.ship_trace();
     result
 }
 
-fn setup(prepare: GpuPrepare) -> anyhow::Result<(GlContext, Box<dyn Exporter>, Option<String>)> {
-    raise_fd_limit()?;
+/// The GL context and the exporter `prepare` asks for, why the exporter is not the fast path
+/// (when it is not), and how many views' export windows the fd limit leaves room for.
+type Setup = (GlContext, Box<dyn Exporter>, Option<String>, u32);
+
+fn setup(prepare: GpuPrepare) -> anyhow::Result<Setup> {
+    let windows = raise_fd_limit()?;
     // Yama's scope is read while files can still be opened; the renderer is named at `Start`.
     crate::sandbox::read_yama_scope();
     let mut gl = GlContext::new(PlatformRequest::Auto).context("creating the GL context")?;
     let (mut exporter, reason) = choose_exporter(prepare.backend, &mut gl)?;
     warm_up(&mut gl, exporter.as_mut()).context("warming the driver up")?;
-    Ok((gl, exporter, reason))
+    Ok((gl, exporter, reason, windows))
 }
 
 /// Draws one small layer of the built-in scene through `exporter`, completes it and lets it go:
@@ -285,7 +320,7 @@ fn warm_up(gl: &mut GlContext, exporter: &mut dyn Exporter) -> anyhow::Result<()
         slot: u32::MAX,
         generation: 0,
     };
-    let mut buf = exporter.allocate(gl, id, w, h)?;
+    let mut buf = exporter.allocate(gl, id, ExportWindow::GPU, w, h)?;
     let paint = crate::gl::Paint::Rects(triptych_scene::layer_content(0, 0, w, h));
     let all = ipc_protocol::damage::Region::full(w, h);
     let mut sub = exporter.render(gl, &mut buf, &paint, &all)?;

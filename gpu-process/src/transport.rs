@@ -1,9 +1,9 @@
 //! Sending each frame's fds to the renderer with `SCM_RIGHTS` (`--transport scm-rights`).
 //!
 //! With the pidfd transport the renderer takes the fds itself and this does nothing. With
-//! `SCM_RIGHTS`, the GPU process holds one end of a unix socket to the current renderer, handed
-//! over by the launcher on the handover socket at `Start` and again at every `NewRenderer`
-//! ([`ipc_protocol::wire`]); for every frame, right before the description goes out on the
+//! `SCM_RIGHTS`, the GPU process holds one end of a unix socket to each view's current renderer,
+//! handed over by the launcher on the handover socket ([`Handover`]) at `Start`, at `AddView` and
+//! again at every `NewRenderer` ([`ipc_protocol::wire`]); for every frame, right before the description goes out on the
 //! ipc channel, it sends one message with every fd the description names (each buffer's planes
 //! and its fence) and their export-window numbers. The kernel holds a reference to each file
 //! while the message is queued, so the renderer gets the same files the description names.
@@ -43,38 +43,29 @@ pub enum SendError {
     Wire(#[from] WireError),
 }
 
-/// Sends frames' fds to the renderer, when the transport says so.
+/// The launcher's handover socket, where each renderer's `SCM_RIGHTS` socket arrives: one for
+/// the process, shared by its views.
 #[derive(Debug)]
-pub struct FdSender {
+pub struct Handover {
     transport: Transport,
     handover: Option<FixedFd>,
-    socket: Option<OwnedFd>,
-    /// Fences are kept private ([`ipc_protocol::messages::LauncherToGpu::PrivateFences`]):
-    /// only the planes go.
-    planes_only: bool,
 }
 
-impl FdSender {
-    /// A sender for `transport`.
+impl Handover {
+    /// The handover for `transport`.
     pub fn new(transport: Transport, handover: Option<FixedFd>) -> Self {
         Self {
             transport,
             handover,
-            socket: None,
-            planes_only: false,
         }
     }
 
-    /// From now on sends no fence: the launcher vouches for every frame, and fences stay with
-    /// this process.
-    pub fn keep_fences_private(&mut self) {
-        self.planes_only = true;
-    }
-
-    /// Takes the socket to renderer `renderer_pid` from the launcher (`SCM_RIGHTS` only).
-    pub fn attach(&mut self, renderer_pid: u32) -> Result<(), SendError> {
+    /// A sender to renderer `renderer_pid`: with `SCM_RIGHTS`, its socket, taken from the
+    /// launcher (sockets for renderers that are gone already are skipped); otherwise one that
+    /// sends nothing.
+    pub fn sender_for(&self, renderer_pid: u32) -> Result<FdSender, SendError> {
         if self.transport != Transport::ScmRights {
-            return Ok(());
+            return Ok(FdSender::default());
         }
         let h = self.handover.as_ref().ok_or(SendError::NoHandover)?;
         loop {
@@ -87,11 +78,30 @@ impl FdSender {
                 });
             }
             if got.tag == u64::from(renderer_pid) {
-                self.socket = Some(got.fd);
-                return Ok(());
+                return Ok(FdSender {
+                    socket: Some(got.fd),
+                    planes_only: false,
+                });
             }
             // A socket for a renderer that is already gone.
         }
+    }
+}
+
+/// Sends one view's frames' fds to its renderer, when the transport says so.
+#[derive(Debug, Default)]
+pub struct FdSender {
+    socket: Option<OwnedFd>,
+    /// Fences are kept private ([`ipc_protocol::messages::LauncherToGpu::PrivateFences`]):
+    /// only the planes go.
+    planes_only: bool,
+}
+
+impl FdSender {
+    /// From now on sends no fence: the launcher vouches for every frame, and fences stay with
+    /// this process.
+    pub fn keep_fences_private(&mut self) {
+        self.planes_only = true;
     }
 
     /// Sends the fds of frame `frame` of `epoch`: the planes and fences of the buffers in pool

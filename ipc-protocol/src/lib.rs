@@ -24,7 +24,7 @@
 //!    [`messages::LauncherToRenderer::SlotFree`].
 //! 5. Renderer releases each buffer it no longer shows -> [`messages::RendererToLauncher::Release`],
 //!    which the launcher checks against what it handed over and relays ->
-//!    [`messages::LauncherToGpu::Release`].
+//!    [`messages::ViewCommand::Release`].
 //!
 //! So every description and every release passes through the launcher: what one child says the
 //! other was sent or gave back is never a claim, and no message per frame goes between the two

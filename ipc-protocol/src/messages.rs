@@ -107,46 +107,27 @@ pub struct LayerMsg {
 /// Launcher to GPU process.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LauncherToGpu {
-    /// Start producing frames. Sent once, after `Prepare`; its `backend` and `reports` are those
-    /// of `Prepare`.
+    /// Start producing frames for the first view ([`GpuStart::view`]). Sent once, after
+    /// `Prepare`; its `backend` and `reports` are those of `Prepare`.
     Start(GpuStart),
-    /// The renderer was replaced: every buffer the old one held is free, and frames are for the
-    /// new one, starting again at `resume_from`. Answered with [`GpuToLauncher::Serving`]
-    /// before the first frame for it.
-    NewRenderer(RendererLink),
+    /// Serve one more view: its renderer, size and scene, its images and pixels following as
+    /// for `Start`. Answered with [`GpuToLauncher::Serving`] before its first frame.
+    AddView(ViewStart),
+    /// Stop serving this view: its buffers are freed and its export window closed, and
+    /// nothing more is rendered for it. Answered with [`GpuToLauncher::Removed`]; frames of it
+    /// sent before the answer are dropped by the launcher.
+    RemoveView(ViewId),
+    /// A command for one view's frames.
+    View {
+        /// The view.
+        view: ViewId,
+        /// What to do.
+        command: ViewCommand,
+    },
     /// Liveness check; answer with `Pong` from the frame loop.
     Ping(u64),
-    /// The user moved layers (dragging them in the window): `(dx, dy)` per layer, added to the
-    /// scene's placement of every frame rendered from now on.
-    Moves([(i32, i32); 8]),
-    /// The window was resized: frames from now on are `width` x `height`, of `generation`;
-    /// every buffer of another size is retired as it comes back, as a swapchain's are.
-    Resize(Resize),
-    /// With [`GpuStart::paced`]: frames up to and including this one may be rendered (the
-    /// display asked for them). Never lowers what an earlier request allowed.
-    Render {
-        /// The last frame that may be rendered.
-        up_to: u64,
-    },
     /// Stop, release everything, exit 0.
     Shutdown,
-    /// The PNG bytes of image layer `layer`, as the one attached fd: a read-only file the
-    /// launcher opened, or a sealed memfd for an embedded image. Read with positional reads
-    /// (`pread`), so the file offset, shared with the launcher's copy, never moves. Sent only
-    /// right after a `Start` whose scene has images, in the text's layer order, or after a
-    /// [`LauncherToGpu::SceneUpdate`] naming new images, in its order.
-    SceneImage {
-        /// The layer's slot.
-        layer: u32,
-    },
-    /// The pointer is over this layer (`None`: over none): every frame rendered from now on
-    /// draws it with the hover outline (`triptych_scene::highlight_rects`). A layer the scene
-    /// does not have outlines nothing.
-    Hover(Option<u32>),
-    /// With [`GpuStart::overlay`]: the overlay's text from now on (`None`: hidden). The GPU
-    /// process checks it (`triptych_scene::overlay::check`: at most 8 lines of at most 80
-    /// printable ASCII characters) and refuses anything else, keeping what it showed.
-    Overlay(Option<OverlayText>),
     /// The first message to every GPU process: make the GL context and the exporter for this
     /// backend, put the sandbox on, and report [`GpuToLauncher::Ready`]; then wait for `Start`.
     /// A standby GPU process waits there, warm, until the launcher promotes it.
@@ -162,30 +143,105 @@ pub enum LauncherToGpu {
     /// The very first message, on the control socket: the token of the command stream the
     /// launcher hands over ([`crate::commands`]).
     Commands(crate::commands::Token),
-    /// The renderer no longer reads this buffer: the GPU process may draw into it again. The
-    /// launcher relays only the releases of buffers it handed the current renderer and that the
-    /// renderer still held.
-    Release(BufferId),
     /// The launcher vouches for this process's frames from now on
     /// ([`LauncherToRenderer::Vouched`]), and the process exports pipe fences: keep each
-    /// fence's read end outside the export window, where the launcher takes it and the
-    /// renderer cannot (its sandbox confines it to the window), so that nobody but this process
-    /// can read a fence's signal away. Answered with [`GpuToLauncher::PrivateFences`]; every
-    /// frame after the answer names its fences outside the window.
+    /// fence's read end outside the export windows, where the launcher takes it and no
+    /// renderer can (its sandbox confines it to its view's window), so that nobody but this
+    /// process can read a fence's signal away. Answered with [`GpuToLauncher::PrivateFences`];
+    /// every frame after the answer names its fences outside the windows.
     PrivateFences,
-    /// The application edited the scene ([`SceneUpdate`]): every frame rendered from now on
-    /// draws the new one and says so ([`FrameMsg::scene_version`]). Exactly one
-    /// [`LauncherToGpu::SceneImage`] follows for each slot in [`SceneUpdate::images`], in that
+}
+
+/// A view's number: the launcher gives one to each view when it is added, and never gives it
+/// to another view of the run. Every message about a view's frames names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ViewId(pub u32);
+
+impl std::fmt::Display for ViewId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "view {}", self.0)
+    }
+}
+
+/// What the launcher asks of one view's frames ([`LauncherToGpu::View`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ViewCommand {
+    /// The view's renderer was replaced: every buffer the old one held is free, and frames are
+    /// for the new one, starting again at `resume_from`. Answered with
+    /// [`GpuToLauncher::Serving`] before the first frame for it.
+    NewRenderer(RendererLink),
+    /// The user moved layers (dragging them in the window): `(dx, dy)` per layer, added to the
+    /// scene's placement of every frame rendered from now on.
+    Moves([(i32, i32); 8]),
+    /// The view was resized: frames from now on are `width` x `height`, of `generation`;
+    /// every buffer of another size is retired as it comes back, as a swapchain's are.
+    Resize(Resize),
+    /// With [`ViewStart::paced`]: frames up to and including this one may be rendered (the
+    /// display asked for them). Never lowers what an earlier request allowed.
+    Render {
+        /// The last frame that may be rendered.
+        up_to: u64,
+    },
+    /// The PNG bytes of image layer `layer`, as the one attached fd: a read-only file the
+    /// launcher opened, or a sealed memfd for an embedded image. Read with positional reads
+    /// (`pread`), so the file offset, shared with the launcher's copy, never moves. Sent only
+    /// right after a `Start` or `AddView` whose scene has images, in the text's layer order, or
+    /// after a [`ViewCommand::SceneUpdate`] naming new images, in its order.
+    SceneImage {
+        /// The layer's slot.
+        layer: u32,
+    },
+    /// The pointer is over this layer (`None`: over none): every frame rendered from now on
+    /// draws it with the hover outline (`triptych_scene::highlight_rects`). A layer the scene
+    /// does not have outlines nothing.
+    Hover(Option<u32>),
+    /// With [`ViewStart::overlay`]: the overlay's text from now on (`None`: hidden). The GPU
+    /// process checks it (`triptych_scene::overlay::check`: at most 8 lines of at most 80
+    /// printable ASCII characters) and refuses anything else, keeping what it showed.
+    Overlay(Option<OverlayText>),
+    /// The view's renderer no longer reads this buffer: the GPU process may draw into it
+    /// again. The launcher relays only the releases of buffers it handed the view's current
+    /// renderer and that the renderer still held.
+    Release(BufferId),
+    /// The application edited the view's scene ([`SceneUpdate`]): every frame rendered from
+    /// now on draws the new one and says so ([`FrameMsg::scene_version`]). Exactly one
+    /// [`ViewCommand::SceneImage`] follows for each slot in [`SceneUpdate::images`], in that
     /// order; the images of other image layers are those the process has already.
     SceneUpdate(SceneUpdate),
     /// The application's pixels of a pixels layer, as the one attached fd: a sealed memfd
     /// holding the rectangle's rows, premultiplied RGBA8, `width * 4` bytes a row, read with
-    /// `pread`. Sent only as part of a `Start` (after its images, as many as
-    /// [`SceneStart::pixels`]) or of a [`LauncherToGpu::SceneUpdate`] (as its `pixels` say).
+    /// `pread`. Sent only as part of a `Start` or `AddView` (after its images, as many as
+    /// [`SceneStart::pixels`]) or of a [`ViewCommand::SceneUpdate`] (as its `pixels` say).
     Pixels(PixelsUpdate),
 }
 
-/// Where the pixels of a [`LauncherToGpu::Pixels`] go.
+impl ViewCommand {
+    /// The command's kind, for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ViewCommand::NewRenderer(_) => "NewRenderer",
+            ViewCommand::Moves(_) => "Moves",
+            ViewCommand::Resize(_) => "Resize",
+            ViewCommand::Render { .. } => "Render",
+            ViewCommand::SceneImage { .. } => "SceneImage",
+            ViewCommand::Hover(_) => "Hover",
+            ViewCommand::Overlay(_) => "Overlay",
+            ViewCommand::Release(_) => "Release",
+            ViewCommand::SceneUpdate(_) => "SceneUpdate",
+            ViewCommand::Pixels(_) => "Pixels",
+        }
+    }
+
+    /// `SceneImage` carries its image, `Pixels` its rows.
+    pub fn fd_count(&self) -> usize {
+        usize::from(matches!(
+            self,
+            ViewCommand::SceneImage { .. } | ViewCommand::Pixels(_)
+        ))
+    }
+}
+
+/// Where the pixels of a [`ViewCommand::Pixels`] go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PixelsUpdate {
     /// The edit's number ([`SceneUpdate::version`]).
@@ -218,7 +274,7 @@ pub struct SceneUpdate {
     /// message for each follows, in this order.
     pub images: Vec<u32>,
     /// The slots of the pixels layers whose pixels changed: after the images, a
-    /// [`LauncherToGpu::Pixels`] with each one's whole pixels follows, in this order. The
+    /// [`ViewCommand::Pixels`] with each one's whole pixels follows, in this order. The
     /// update is drawn once all have arrived, so no frame shows part of it.
     pub pixels: Vec<u32>,
     /// The slots of the pixels layers whose pixels the process keeps as it has them. Every
@@ -264,51 +320,66 @@ pub struct GpuPrepare {
     pub reports: ViolationReports,
 }
 
-/// What the GPU process is asked to do.
+/// What the GPU process is asked to do: the run's settings, and its first view.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GpuStart {
     /// This GPU process's epoch.
     pub epoch: u64,
+    /// The buffer backend asked for.
+    pub backend: BackendRequest,
+    /// How fds travel to the renderers (with `ScmRights` the GPU process sends them).
+    pub transport: Transport,
+    /// Faults to inject (chaos testing); empty in normal runs. Frame numbers are any view's.
+    pub faults: Vec<Fault>,
+    /// Whether to record trace events and ship them to the launcher.
+    pub trace: bool,
+    /// How sandbox violations are reported.
+    pub reports: ViolationReports,
+    /// The first view. Its images and pixels follow `Start`, as [`ViewCommand::SceneImage`]
+    /// and [`ViewCommand::Pixels`] messages for it.
+    pub view: ViewStart,
+}
+
+/// One view the GPU process renders frames for: its renderer, its size, its scene
+/// ([`GpuStart::view`], [`LauncherToGpu::AddView`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ViewStart {
+    /// The view.
+    pub view: ViewId,
+    /// Its export window's index ([`triptych_sys::fd::ExportWindow::of_view`]): every fd of
+    /// its frames lies there, the only numbers its renderer's sandbox lets it take. Below
+    /// [`GpuInfo::views`], and no other view's.
+    pub window: u32,
     /// Frame width.
     pub width: u32,
     /// Frame height.
     pub height: u32,
     /// Number of layers.
     pub layers: u32,
-    /// Frames to render in all, numbered from 0; the GPU process stops after frame `frames - 1`.
+    /// Frames to render in all, numbered from 0; the view stops after frame `frames - 1`.
     pub frames: u64,
-    /// The first frame this GPU process renders (a restarted one resumes where its
-    /// predecessor's last presented frame left off).
+    /// The first frame rendered for it (a restarted GPU process resumes where its
+    /// predecessor's last presented frame of the view left off).
     pub first_frame: u64,
     /// The frame size's generation (see [`Resize`]).
     pub generation: u32,
-    /// Layers the user moved so far (see [`LauncherToGpu::Moves`]).
+    /// Layers the user moved so far (see [`ViewCommand::Moves`]).
     pub moves: [(i32, i32); 8],
     /// Whether frames are rendered only as the launcher asks for them
-    /// ([`LauncherToGpu::Render`]: a window's display pace) instead of as fast as buffers free.
+    /// ([`ViewCommand::Render`]: a window's display pace) instead of as fast as buffers free.
     pub paced: bool,
-    /// Buffers per layer in the pool (at least 3).
+    /// Buffers per layer in the view's pool (at least 3).
     pub pool_per_layer: u32,
-    /// The buffer backend asked for.
-    pub backend: BackendRequest,
     /// The renderer to produce for.
     pub renderer: RendererLink,
-    /// How fds travel to the renderer (with `ScmRights` the GPU process sends them).
-    pub transport: Transport,
-    /// Faults to inject (chaos testing); empty in normal runs.
-    pub faults: Vec<Fault>,
-    /// Whether to record trace events and ship them to the launcher.
-    pub trace: bool,
     /// Whether to redraw only what changed (damage tracking); off, every layer is redrawn and
     /// read back whole every frame (`--no-damage`, for comparison).
     pub damage: bool,
-    /// How sandbox violations are reported.
-    pub reports: ViolationReports,
     /// The scene file to draw instead of the built-in deterministic scene; `None` draws the
-    /// built-in one. Its images follow `Start` as [`LauncherToGpu::SceneImage`] messages.
+    /// built-in one. Its images follow as [`ViewCommand::SceneImage`] messages.
     pub scene: Option<SceneStart>,
     /// Whether every frame has one more layer, the window's overlay, after the scene's: layer
-    /// `layers`, above every other, hidden until [`LauncherToGpu::Overlay`] gives it text.
+    /// `layers`, above every other, hidden until [`ViewCommand::Overlay`] gives it text.
     pub overlay: bool,
     /// The version of the scene ([`SceneUpdate::version`]; 0 before any edit): every frame
     /// carries it, or a later one's.
@@ -326,13 +397,13 @@ pub const MAX_SCENE_TEXT: usize = 32 * 1024;
 pub struct SceneStart {
     /// Where the text comes from.
     pub source: SceneSource,
-    /// How many image layers the scene has: exactly this many [`LauncherToGpu::SceneImage`]
+    /// How many image layers the scene has: exactly this many [`ViewCommand::SceneImage`]
     /// messages follow `Start`, one per image layer in the text's order.
     pub images: u32,
     /// The slot of each layer of the text, in order (the layer number its frames use); empty:
     /// the layers' places in the text.
     pub slots: Vec<u32>,
-    /// How many [`LauncherToGpu::Pixels`] follow the images: the application's pixels of each
+    /// How many [`ViewCommand::Pixels`] follow the images: the application's pixels of each
     /// pixels layer it has uploaded to, whole.
     pub pixels: u32,
 }
@@ -415,8 +486,10 @@ pub enum BackendRequest {
 pub enum GpuToLauncher {
     /// Started; the backend and fence kind in use, and the EGL facts.
     Started(GpuInfo),
-    /// Rendered the last frame asked for.
+    /// Rendered the last frame asked for of a view.
     Finished {
+        /// The view.
+        view: ViewId,
         /// Frames rendered.
         frames: u64,
     },
@@ -439,16 +512,27 @@ pub enum GpuToLauncher {
     /// The first message: where the one-shot server waits for the launcher's command stream
     /// ([`crate::commands`]), sent before the sandbox is on.
     CommandsAt(String),
-    /// A frame, rendered and exported: its description, for the launcher to check and hand on
-    /// to the renderer ([`LauncherToRenderer::Frame`]). Frames of one renderer link are numbered
-    /// one after another from its first.
-    Frame(FrameMsg),
-    /// The answer to [`LauncherToGpu::NewRenderer`]: every frame after this is for the renderer
-    /// of this pid, from the frame the link resumes from; every buffer it held is free again.
+    /// A frame of a view, rendered and exported: its description, for the launcher to check
+    /// and hand on to the view's renderer ([`LauncherToRenderer::Frame`]). Frames of one
+    /// renderer link are numbered one after another from its first.
+    Frame {
+        /// The view.
+        view: ViewId,
+        /// The frame.
+        msg: FrameMsg,
+    },
+    /// The answer to a view's [`ViewCommand::NewRenderer`], and to
+    /// [`LauncherToGpu::AddView`] (and `Start`, for its view): every frame of the view after
+    /// this is for the renderer of this pid, from the frame the link resumes from; every
+    /// buffer it held is free again.
     Serving {
+        /// The view.
+        view: ViewId,
         /// The new renderer's pid.
         renderer: u32,
     },
+    /// The answer to [`LauncherToGpu::RemoveView`]: no frame of the view follows.
+    Removed(ViewId),
     /// The answer to [`LauncherToGpu::PrivateFences`]: every frame after this names its fences
     /// outside the export window.
     PrivateFences,
@@ -471,8 +555,11 @@ pub struct GpuInfo {
     pub fence: FenceKind,
     /// EGL vendor, GL renderer, platform: one line for summaries.
     pub gl: String,
-    /// The export window `[base, end)`.
+    /// Where its export windows lie, `[base, end)`: one after another, as many as `views`
+    /// ([`triptych_sys::fd::ExportWindow::of_view`]).
     pub window: (i32, i32),
+    /// How many views it can serve: the export windows its fd limit leaves room for.
+    pub views: u32,
     /// What the GPU process says its Landlock confinement is. The launcher cannot read another
     /// process's Landlock domain, so this is a claim, and is shown as one.
     pub landlock: LandlockReport,
@@ -520,8 +607,14 @@ impl GpuInfo {
             }
             Ok(())
         };
-        if self.window.0 >= self.window.1 {
-            return Err(format!("window {:?}", self.window));
+        let windows = triptych_sys::fd::ExportWindow::of_view(self.views.saturating_sub(1))
+            .filter(|_| self.views > 0)
+            .map(|last| (triptych_sys::fd::ExportWindow::GPU.base, last.end()));
+        if windows != Some(self.window) {
+            return Err(format!(
+                "window {:?}, which is not where {} views' windows lie",
+                self.window, self.views
+            ));
         }
         text("gl", &self.gl)?;
         if let Some(r) = &self.backend_reason {
@@ -768,7 +861,7 @@ pub enum RendererToLauncher {
     /// ([`crate::commands`]), sent before the sandbox is on.
     CommandsAt(String),
     /// The renderer no longer reads this buffer of the GPU process of `epoch`. The launcher
-    /// relays it to the GPU process ([`LauncherToGpu::Release`]); a release of a buffer the
+    /// relays it to the GPU process ([`ViewCommand::Release`]); a release of a buffer the
     /// renderer was not handed, or has released already, is the renderer's violation.
     Release {
         /// The GPU process's epoch.
@@ -869,31 +962,23 @@ impl Wire for LauncherToGpu {
         match self {
             LauncherToGpu::Prepare(_) => "Prepare",
             LauncherToGpu::Start(_) => "Start",
-            LauncherToGpu::NewRenderer(_) => "NewRenderer",
+            LauncherToGpu::AddView(_) => "AddView",
+            LauncherToGpu::RemoveView(_) => "RemoveView",
+            LauncherToGpu::View { command, .. } => command.kind(),
             LauncherToGpu::Ping(_) => "Ping",
-            LauncherToGpu::Render { .. } => "Render",
-            LauncherToGpu::Resize(_) => "Resize",
-            LauncherToGpu::Moves(_) => "Moves",
             LauncherToGpu::Shutdown => "Shutdown",
-            LauncherToGpu::SceneImage { .. } => "SceneImage",
-            LauncherToGpu::Hover(_) => "Hover",
-            LauncherToGpu::Overlay(_) => "Overlay",
             LauncherToGpu::Mailbox => "Mailbox",
             LauncherToGpu::Progress => "Progress",
-            LauncherToGpu::Release(_) => "Release",
             LauncherToGpu::PrivateFences => "PrivateFences",
-            LauncherToGpu::SceneUpdate(_) => "SceneUpdate",
-            LauncherToGpu::Pixels(_) => "Pixels",
             LauncherToGpu::Commands(_) => "Commands",
         }
     }
-    /// `SceneImage` carries its image, `Pixels` its rows, `Mailbox` the two mailboxes' memfds,
-    /// `Progress` the progress page.
+    /// A view's `SceneImage` carries its image, `Pixels` its rows, `Mailbox` the two
+    /// mailboxes' memfds, `Progress` the progress page.
     fn fd_count(&self) -> usize {
         match self {
-            LauncherToGpu::SceneImage { .. }
-            | LauncherToGpu::Pixels(_)
-            | LauncherToGpu::Progress => 1,
+            LauncherToGpu::View { command, .. } => command.fd_count(),
+            LauncherToGpu::Progress => 1,
             LauncherToGpu::Mailbox => 2,
             _ => 0,
         }
@@ -935,8 +1020,9 @@ impl Wire for GpuToLauncher {
             GpuToLauncher::Pong(_) => "Pong",
             GpuToLauncher::FaultFired { .. } => "FaultFired",
             GpuToLauncher::Trace(_) => "Trace",
-            GpuToLauncher::Frame(_) => "Frame",
+            GpuToLauncher::Frame { .. } => "Frame",
             GpuToLauncher::Serving { .. } => "Serving",
+            GpuToLauncher::Removed(_) => "Removed",
             GpuToLauncher::PrivateFences => "PrivateFences",
             GpuToLauncher::SandboxListener => "SandboxListener",
             GpuToLauncher::CommandsAt(_) => "CommandsAt",
@@ -1013,9 +1099,10 @@ mod tests {
         assert_eq!(Transport::ScmRights.to_string(), "scm_rights");
     }
 
-    fn start(scene: Option<SceneStart>) -> GpuStart {
-        GpuStart {
-            epoch: 1,
+    fn view_start(scene: Option<SceneStart>) -> ViewStart {
+        ViewStart {
+            view: ViewId(3),
+            window: 2,
             width: 640,
             height: 480,
             layers: 8,
@@ -1025,19 +1112,33 @@ mod tests {
             moves: [(0, 0); 8],
             paced: false,
             pool_per_layer: 3,
-            backend: BackendRequest::Auto,
             renderer: RendererLink {
                 renderer_pid: 2,
                 resume_from: 0,
             },
-            transport: Transport::Pidfd,
-            faults: Vec::new(),
-            trace: false,
             damage: true,
-            reports: ViolationReports::Notify,
             scene,
             overlay: true,
             scene_version: 0,
+        }
+    }
+
+    fn start(scene: Option<SceneStart>) -> GpuStart {
+        GpuStart {
+            epoch: 1,
+            backend: BackendRequest::Auto,
+            transport: Transport::Pidfd,
+            faults: Vec::new(),
+            trace: false,
+            reports: ViolationReports::Notify,
+            view: view_start(scene),
+        }
+    }
+
+    fn to_view(command: ViewCommand) -> LauncherToGpu {
+        LauncherToGpu::View {
+            view: ViewId(1),
+            command,
         }
     }
 
@@ -1056,35 +1157,44 @@ mod tests {
                 }),
                 0,
             ),
-            (LauncherToGpu::NewRenderer(link()), 0),
-            (LauncherToGpu::SceneImage { layer: 3 }, 1),
+            (LauncherToGpu::AddView(view_start(None)), 0),
+            (LauncherToGpu::RemoveView(ViewId(2)), 0),
+            (to_view(ViewCommand::NewRenderer(link())), 0),
+            (to_view(ViewCommand::SceneImage { layer: 3 }), 1),
             (
-                LauncherToGpu::Pixels(PixelsUpdate {
+                to_view(ViewCommand::Pixels(PixelsUpdate {
                     version: 1,
                     slot: 2,
                     x: 0,
                     y: 0,
                     width: 1,
                     height: 1,
-                }),
+                })),
                 1,
             ),
             (LauncherToGpu::Ping(1), 0),
-            (LauncherToGpu::Render { up_to: 5 }, 0),
-            (LauncherToGpu::Moves([(1, 2); 8]), 0),
-            (LauncherToGpu::Hover(Some(2)), 0),
+            (to_view(ViewCommand::Render { up_to: 5 }), 0),
+            (to_view(ViewCommand::Moves([(1, 2); 8])), 0),
+            (to_view(ViewCommand::Hover(Some(2))), 0),
             (
-                LauncherToGpu::Overlay(Some(OverlayText {
+                to_view(ViewCommand::Overlay(Some(OverlayText {
                     lines: vec!["fps 60".into()],
+                }))),
+                0,
+            ),
+            (
+                to_view(ViewCommand::Resize(Resize {
+                    width: 4,
+                    height: 4,
+                    generation: 1,
                 })),
                 0,
             ),
             (
-                LauncherToGpu::Resize(Resize {
-                    width: 4,
-                    height: 4,
+                to_view(ViewCommand::Release(BufferId {
+                    slot: 1,
                     generation: 1,
-                }),
+                })),
                 0,
             ),
             (LauncherToGpu::Shutdown, 0),
@@ -1098,7 +1208,8 @@ mod tests {
         let text = OverlayText {
             lines: vec!["~".repeat(80); 8],
         };
-        let bytes = postcard::to_stdvec(&LauncherToGpu::Overlay(Some(text))).expect("encode");
+        let bytes =
+            postcard::to_stdvec(&to_view(ViewCommand::Overlay(Some(text)))).expect("encode");
         assert!(bytes.len() < 1024, "{} bytes", bytes.len());
     }
 
@@ -1115,7 +1226,7 @@ mod tests {
             slots: (0..8).collect(),
             pixels: 8,
         };
-        let mut s = start(Some(scene));
+        let mut s = start(Some(scene.clone()));
         s.faults = vec![
             Fault {
                 frame: u64::MAX,
@@ -1126,7 +1237,10 @@ mod tests {
         ];
         let bytes = postcard::to_stdvec(&LauncherToGpu::Start(s)).expect("encode");
         assert!(bytes.len() < MAX_MESSAGE, "{} bytes", bytes.len());
-        let update = LauncherToGpu::SceneUpdate(SceneUpdate {
+        let bytes =
+            postcard::to_stdvec(&LauncherToGpu::AddView(view_start(Some(scene)))).expect("encode");
+        assert!(bytes.len() < MAX_MESSAGE, "{} bytes", bytes.len());
+        let update = to_view(ViewCommand::SceneUpdate(SceneUpdate {
             version: u64::MAX,
             name: "n".repeat(4096),
             text: "x".repeat(MAX_SCENE_TEXT),
@@ -1134,7 +1248,7 @@ mod tests {
             images: (0..8).collect(),
             pixels: (0..8).collect(),
             pixels_kept: (0..8).collect(),
-        });
+        }));
         assert_eq!(update.fd_count(), 0);
         let bytes = postcard::to_stdvec(&update).expect("encode");
         assert!(bytes.len() < MAX_MESSAGE, "{} bytes", bytes.len());

@@ -5,7 +5,7 @@
 //! description to the launcher ([`GpuToLauncher::Frame`]); the launcher checks it and hands it
 //! on ([`LauncherToRenderer::Frame`]). The renderer gives each buffer back to the launcher
 //! ([`RendererToLauncher::Release`]); the launcher checks it and hands it on
-//! ([`LauncherToGpu::Release`]). So the launcher knows, without taking either child's word:
+//! ([`ViewCommand::Release`]). So the launcher knows, without taking either child's word:
 //!
 //! - every frame the renderer was handed, and that it came from the GPU process as it is: a
 //!   frame out of order, of another epoch, of a size generation never started, of a shape the
@@ -38,7 +38,7 @@
 //! [`GpuToLauncher::Serving`]: crate::messages::GpuToLauncher::Serving
 //! [`LauncherToRenderer::Frame`]: crate::messages::LauncherToRenderer::Frame
 //! [`RendererToLauncher::Release`]: crate::messages::RendererToLauncher::Release
-//! [`LauncherToGpu::Release`]: crate::messages::LauncherToGpu::Release
+//! [`ViewCommand::Release`]: crate::messages::ViewCommand::Release
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

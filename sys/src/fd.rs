@@ -193,6 +193,35 @@ impl ExportWindow {
         len: 256,
     };
 
+    /// The most views one GPU process may serve, each with a window of its own
+    /// ([`ExportWindow::of_view`]): what the fd numbers of every window need stays well inside
+    /// the usual hard `RLIMIT_NOFILE`.
+    pub const MAX_VIEWS: u32 = 64;
+
+    /// The export window of a GPU process's view window `k` (below [`Self::MAX_VIEWS`]): the
+    /// windows lie one after another from [`Self::GPU`], each as long as it, so window 0 is
+    /// `GPU`. A view's renderer may take fds from its view's window only, so no view's
+    /// renderer can reach another's buffers or fences.
+    pub const fn of_view(k: u32) -> Option<ExportWindow> {
+        if k >= Self::MAX_VIEWS {
+            return None;
+        }
+        Some(ExportWindow {
+            base: Self::GPU.base + k as i32 * Self::GPU.len,
+            len: Self::GPU.len,
+        })
+    }
+
+    /// How many view windows fit below fd number `limit` (a soft `RLIMIT_NOFILE`), leaving
+    /// `spare` numbers above the last for the process's other files; at most
+    /// [`Self::MAX_VIEWS`].
+    pub fn views_below(limit: u64, spare: u64) -> u32 {
+        let room = limit
+            .saturating_sub(spare)
+            .saturating_sub(Self::GPU.base as u64);
+        (room / Self::GPU.len as u64).min(u64::from(Self::MAX_VIEWS)) as u32
+    }
+
     /// One past the last number.
     pub fn end(&self) -> i32 {
         self.base + self.len
@@ -272,6 +301,30 @@ pub fn clear_cloexec(fd: BorrowedFd<'_>) -> Result<(), FdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_windows_lie_one_after_another_from_the_gpu_window() {
+        assert_eq!(ExportWindow::of_view(0), Some(ExportWindow::GPU));
+        let last = ExportWindow::of_view(ExportWindow::MAX_VIEWS - 1).expect("the last window");
+        assert_eq!(ExportWindow::of_view(ExportWindow::MAX_VIEWS), None);
+        for k in 1..ExportWindow::MAX_VIEWS {
+            let (a, b) = (
+                ExportWindow::of_view(k - 1).expect("window"),
+                ExportWindow::of_view(k).expect("window"),
+            );
+            assert_eq!(a.end(), b.base, "window {k} starts where {} ends", k - 1);
+        }
+        assert_eq!(
+            ExportWindow::views_below(last.end() as u64 + 64, 64),
+            ExportWindow::MAX_VIEWS
+        );
+        assert_eq!(ExportWindow::views_below(1024, 64), 1);
+        assert_eq!(ExportWindow::views_below(512, 64), 0);
+        assert_eq!(
+            ExportWindow::views_below(u64::MAX, 64),
+            ExportWindow::MAX_VIEWS
+        );
+    }
 
     #[test]
     fn file_kinds_by_fstat() {

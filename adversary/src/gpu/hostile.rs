@@ -633,7 +633,13 @@ pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>
         }
         _ => return,
     }
-    if events.send(&GpuToLauncher::Frame(lie)).is_ok() {
+    if events
+        .send(&GpuToLauncher::Frame {
+            view: ipc_protocol::messages::ViewId(0),
+            msg: lie,
+        })
+        .is_ok()
+    {
         let n = FRAMED.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(
             ?attack,
@@ -837,7 +843,10 @@ fn stale_flood(msg: &FrameMsg, events: Sender<GpuToLauncher>) {
         .spawn(move || {
             let start = std::time::Instant::now();
             let mut sent = 0u64;
-            let m = GpuToLauncher::Frame(stale);
+            let m = GpuToLauncher::Frame {
+                view: ipc_protocol::messages::ViewId(0),
+                msg: stale,
+            };
             while start.elapsed() < std::time::Duration::from_secs(1) {
                 match events.send(&m) {
                     Ok(()) => sent += 1,

@@ -131,7 +131,7 @@ fn rule_calls<'a>(id: &str, c: &RuleCtx<'a>, renderer: i32) -> Option<RuleCalls<
 /// call does not return.
 pub fn run_probe(name: &str, start: &GpuStart, launcher: i32, params: &Params) {
     let stderr = std::io::stderr();
-    let renderer = start.renderer.renderer_pid as i32;
+    let renderer = start.view.renderer.renderer_pid as i32;
     match triptych_sys::memfd::create_sealed(c"probe", 4096) {
         Ok(memfd) => {
             let c = RuleCtx {
@@ -154,7 +154,7 @@ pub fn run_probe(name: &str, start: &GpuStart, launcher: i32, params: &Params) {
     let call = call_for(
         name,
         launcher,
-        start.renderer.renderer_pid as i32,
+        start.view.renderer.renderer_pid as i32,
         std::os::fd::AsFd::as_fd(&stderr),
     );
     let outcome = match call {

@@ -127,6 +127,7 @@ fn forged_info() -> GpuInfo {
         fence: FenceKind::Pipe,
         gl: "a GPU this process never reported".to_owned(),
         window: (ExportWindow::GPU.base, ExportWindow::GPU.end()),
+        views: 1,
         landlock: LandlockReport::default(),
     }
 }
@@ -163,7 +164,10 @@ pub fn prepared(attack: StandbyAttack, events: &Sender<GpuToLauncher>, launcher:
             });
         }
         StandbyAttack::Serving => {
-            let _ = events.send(&GpuToLauncher::Serving { renderer: 1 });
+            let _ = events.send(&GpuToLauncher::Serving {
+                view: ipc_protocol::messages::ViewId(0),
+                renderer: 1,
+            });
         }
         StandbyAttack::Flood => {
             let mut sent = 0;

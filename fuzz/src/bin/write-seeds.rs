@@ -142,7 +142,10 @@ fn main() {
         &c2l,
         "gpu-serving",
         &[0],
-        &GpuToLauncher::Serving { renderer: 9 },
+        &GpuToLauncher::Serving {
+            view: ViewId(0),
+            renderer: 9,
+        },
     );
     write(
         &c2l,
@@ -255,14 +258,17 @@ fn main() {
         for (l, s) in layers.iter_mut().zip(slots) {
             l.buffer.id.slot = s;
         }
-        GpuToLauncher::Frame(FrameMsg {
-            epoch: 1,
-            generation: 0,
-            frame,
-            sent_ns: 99,
-            scene_version: 0,
-            layers,
-        })
+        GpuToLauncher::Frame {
+            view: ViewId(0),
+            msg: FrameMsg {
+                epoch: 1,
+                generation: 0,
+                frame,
+                sent_ns: 99,
+                scene_version: 0,
+                layers,
+            },
+        }
     };
     write(&c2l, "gpu-frame", &[0], &frame(0, [0, 1, 2]));
     // The relay's steps: a tag, a length, the message.
@@ -296,7 +302,11 @@ fn main() {
     switch.extend(step(0, encode(&frame(3, [0, 3, 6])).expect("frame")));
     switch.extend(step(
         0,
-        encode(&GpuToLauncher::Serving { renderer: 9 }).expect("serving"),
+        encode(&GpuToLauncher::Serving {
+            view: ViewId(0),
+            renderer: 9,
+        })
+        .expect("serving"),
     ));
     switch.extend(step(0, encode(&frame(1, [0, 3, 6])).expect("frame")));
     switch.extend(step(3, Vec::new()));
@@ -315,7 +325,7 @@ fn main() {
     // Scene edits: one sent and due, then a frame of it, one that names less, one with a layer
     // left out, a frame that kept an old buffer.
     let edited = |n: u64, slots: &[u32], version: u64| {
-        let GpuToLauncher::Frame(mut f) = frame(n, [0, 3, 6]) else {
+        let GpuToLauncher::Frame { msg: mut f, .. } = frame(n, [0, 3, 6]) else {
             unreachable!("frame() makes frames")
         };
         f.layers.truncate(slots.len());
@@ -323,7 +333,10 @@ fn main() {
             l.buffer.id.slot = *s;
         }
         f.scene_version = version;
-        GpuToLauncher::Frame(f)
+        GpuToLauncher::Frame {
+            view: ViewId(0),
+            msg: f,
+        }
     };
     let mut edits = step(4, vec![1, 1]);
     edits.extend(step(0, encode(&edited(0, &[0, 3, 6], 1)).expect("frame")));
@@ -334,7 +347,7 @@ fn main() {
     std::fs::write(relay.join("edits"), flagged(0, &edits)).expect("seed");
     // Progress fences on the target's page (dev 7, ino 4242): rising points, then one repeated.
     let pointed = |n: u64, slots: [u32; 3], first_point: u64| {
-        let GpuToLauncher::Frame(mut f) = frame(n, slots) else {
+        let GpuToLauncher::Frame { msg: mut f, .. } = frame(n, slots) else {
             unreachable!("frame() makes frames")
         };
         for (i, l) in f.layers.iter_mut().enumerate() {
@@ -348,7 +361,10 @@ fn main() {
                 point: first_point + i as u64,
             };
         }
-        GpuToLauncher::Frame(f)
+        GpuToLauncher::Frame {
+            view: ViewId(0),
+            msg: f,
+        }
     };
     let mut progress = Vec::new();
     for (n, slots) in [(0, [0, 3, 6]), (1, [1, 4, 7])] {

@@ -31,6 +31,7 @@ use ipc_protocol::frame::{BufferKind, FenceKind};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
 use triptych_sys::dma_buf::{export_sync_file, SyncAccess};
 use triptych_sys::drm::{DrmDevice, FenceId, GemHandle};
+use triptych_sys::fd::ExportWindow;
 use triptych_sys::mapping::{Access, Mapping};
 
 use super::{place, Backing, Buffer, ExportError, ExportedFence, Exporter, Signaller, Submission};
@@ -177,6 +178,7 @@ impl Exporter for DmabufExporter {
         &mut self,
         gl: &mut GlContext,
         id: BufferId,
+        window: ExportWindow,
         width: u32,
         height: u32,
     ) -> Result<Buffer, ExportError> {
@@ -186,7 +188,7 @@ impl Exporter for DmabufExporter {
         let mut planes = Vec::with_capacity(export.planes.len());
         for p in export.planes {
             planes.push(Plane {
-                fd: place(p.fd)?,
+                fd: place(p.fd, window)?,
                 offset: p.offset,
                 stride: p.stride,
             });
@@ -199,6 +201,7 @@ impl Exporter for DmabufExporter {
         };
         Ok(Buffer {
             id,
+            window,
             width,
             height,
             format: DrmFormat {
@@ -228,7 +231,7 @@ impl Exporter for DmabufExporter {
                 gl.paint_in(&buf.target, content, region)?;
                 let fence = gl.native_fence()?;
                 Ok(Submission {
-                    fence: ExportedFence::File(place(fence.into_fd())?),
+                    fence: ExportedFence::File(place(fence.into_fd(), buf.window)?),
                     signal: Signaller::Driver,
                     deferred: None,
                     region: region.clone(),
@@ -258,7 +261,7 @@ impl Exporter for DmabufExporter {
                 // The drawing itself happens in `complete`, after the description went out:
                 // the sync_file is unsignalled for the whole of the rendering.
                 Ok(Submission {
-                    fence: ExportedFence::File(place(sync)?),
+                    fence: ExportedFence::File(place(sync, buf.window)?),
                     signal: Signaller::Vgem(VgemFence { id }),
                     deferred: Some(content.clone()),
                     region: region.clone(),
@@ -271,7 +274,7 @@ impl Exporter for DmabufExporter {
                     ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
                 })?;
                 Ok(Submission {
-                    fence: ExportedFence::File(place(sync)?),
+                    fence: ExportedFence::File(place(sync, buf.window)?),
                     signal: Signaller::Driver,
                     deferred: None,
                     region: region.clone(),

@@ -11,9 +11,10 @@
 //!   the read-back has completed. Works wherever GL does.
 //! - `dmabuf::DmabufExporter`: the texture itself, exported as a DMA-BUF; a sync_file fence.
 //!
-//! Every exported fd (buffer planes and fences) is moved into the export window
-//! ([`triptych_sys::fd::ExportWindow::GPU`]) before it is described, because the renderer's sandbox
-//! lets it take fds from nowhere else.
+//! Every exported fd (buffer planes and fences) is moved into the export window of the view the
+//! buffer belongs to ([`triptych_sys::fd::ExportWindow::of_view`]) before it is described,
+//! because the view's renderer's sandbox lets it take fds from nowhere else: no renderer can
+//! take another view's.
 
 pub mod dmabuf;
 pub mod shm;
@@ -64,7 +65,9 @@ pub struct Buffer {
     pub height: u32,
     /// Format and layout of the exported memory.
     pub format: DrmFormat,
-    /// Exported planes; every fd lies in the export window.
+    /// The export window of its view, where its planes and fences lie.
+    pub window: ExportWindow,
+    /// Exported planes; every fd lies in `window`.
     pub planes: Vec<Plane<OwnedFd>>,
     /// What GL draws into.
     pub target: LayerTarget,
@@ -143,11 +146,12 @@ pub trait Exporter {
     fn fence_kind(&self) -> FenceKind;
     /// How the fence is made, for summaries and traces.
     fn fence_detail(&self) -> &'static str;
-    /// Creates pool buffer `id` of `width` x `height`.
+    /// Creates pool buffer `id` of `width` x `height`, its fds in `window`.
     fn allocate(
         &mut self,
         gl: &mut GlContext,
         id: BufferId,
+        window: ExportWindow,
         width: u32,
         height: u32,
     ) -> Result<Buffer, ExportError>;
@@ -185,9 +189,9 @@ pub trait Exporter {
     ) -> Result<(), ExportError>;
 }
 
-/// Moves `fd` into the export window, closing the original.
-pub fn place(fd: OwnedFd) -> Result<OwnedFd, ExportError> {
-    Ok(ExportWindow::GPU.place(fd.as_fd())?)
+/// Moves `fd` into `window`, closing the original.
+pub fn place(fd: OwnedFd, window: ExportWindow) -> Result<OwnedFd, ExportError> {
+    Ok(window.place(fd.as_fd())?)
 }
 
 /// Describes `fd` as a [`RemoteFd`] of this process.

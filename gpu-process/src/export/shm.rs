@@ -21,6 +21,7 @@ use std::os::fd::AsFd;
 use ipc_protocol::damage::Region;
 use ipc_protocol::frame::{BufferKind, FenceKind, DRM_FORMAT_ABGR8888, DRM_FORMAT_MOD_LINEAR};
 use ipc_protocol::{BufferId, DrmFormat, Plane};
+use triptych_sys::fd::ExportWindow;
 use triptych_sys::mapping::{Access, Mapping};
 
 use super::{place, Backing, Buffer, ExportError, ExportedFence, Exporter, Signaller, Submission};
@@ -78,6 +79,7 @@ impl Exporter for ShmExporter {
         &mut self,
         gl: &mut GlContext,
         id: BufferId,
+        window: ExportWindow,
         width: u32,
         height: u32,
     ) -> Result<Buffer, ExportError> {
@@ -88,10 +90,11 @@ impl Exporter for ShmExporter {
         let memfd = triptych_sys::memfd::create_for_export(&name, size)?;
         let map = Mapping::new(memfd.as_fd(), size as usize, Access::ReadWrite)?;
         triptych_sys::memfd::seal_future_write(memfd.as_fd())?;
-        let fd = place(memfd)?;
+        let fd = place(memfd, window)?;
         let target = gl.create_target(width, height)?;
         Ok(Buffer {
             id,
+            window,
             width,
             height,
             format: DrmFormat {
@@ -133,7 +136,7 @@ impl Exporter for ShmExporter {
         let exported = if self.private_fences {
             read
         } else {
-            place(read)?
+            place(read, buf.window)?
         };
         Ok(Submission {
             fence: ExportedFence::File(exported),

@@ -504,7 +504,7 @@ impl Supervisor<'_> {
             }
         }
         if let Some(g) = self.pair.gpu.as_mut() {
-            if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Resize(r)) {
+            if let Err(SendError::Full) = g.send_view(ViewCommand::Resize(r)) {
                 g.unread = true;
             }
         }
@@ -517,8 +517,7 @@ impl Supervisor<'_> {
         self.apply_resize();
         if let Some(offsets) = self.input.take_moves() {
             if let Some(g) = self.pair.gpu.as_mut() {
-                if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Moves(offsets))
-                {
+                if let Err(SendError::Full) = g.send_view(ViewCommand::Moves(offsets)) {
                     g.unread = true;
                 }
             }
@@ -631,7 +630,7 @@ impl Supervisor<'_> {
 /// display, or the pacer, asked for it.
 fn ask_for_frame(pair: &mut parts::Pair, tracing: &parts::Tracing, epoch: u64, up_to: u64) {
     if let Some(g) = pair.gpu.as_mut().filter(|g| g.epoch == epoch) {
-        if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Render { up_to }) {
+        if let Err(SendError::Full) = g.send_view(ViewCommand::Render { up_to }) {
             g.unread = true;
         }
     }

@@ -192,7 +192,7 @@ impl Supervisor<'_> {
                 }
             }
         }
-        let update = LauncherToGpu::SceneUpdate(SceneUpdate {
+        let update = ViewCommand::SceneUpdate(SceneUpdate {
             version,
             name: name.clone(),
             text: text.clone(),
@@ -201,7 +201,7 @@ impl Supervisor<'_> {
             pixels: pixels.iter().map(|(slot, _, _)| *slot).collect(),
             pixels_kept,
         });
-        match g.child.commands.send(&update) {
+        match g.send_view(update) {
             Ok(()) => {}
             // Its queue is full of other commands: tried again at its next frame or pong.
             Err(SendError::Full) => return Ok(()),
@@ -220,14 +220,14 @@ impl Supervisor<'_> {
             let Some((_, fd)) = newest.images.iter().find(|(s, _)| s == slot) else {
                 continue;
             };
-            let msg = LauncherToGpu::SceneImage { layer: *slot };
-            if let Err(e) = g.child.commands.send_with(&msg, &[fd.as_fd()]) {
+            let msg = ViewCommand::SceneImage { layer: *slot };
+            if let Err(e) = g.send_view_with(msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, slot, "could not send a scene image to the GPU process");
                 g.unread = true;
             }
         }
         for (slot, (x, y, width, height), fd) in &memfds {
-            let msg = LauncherToGpu::Pixels(PixelsUpdate {
+            let msg = ViewCommand::Pixels(PixelsUpdate {
                 version,
                 slot: *slot,
                 x: *x,
@@ -235,7 +235,7 @@ impl Supervisor<'_> {
                 width: *width,
                 height: *height,
             });
-            if let Err(e) = g.child.commands.send_with(&msg, &[fd.as_fd()]) {
+            if let Err(e) = g.send_view_with(msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
                 g.unread = true;
             }

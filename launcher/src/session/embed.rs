@@ -106,7 +106,7 @@ impl Supervisor<'_> {
             return;
         };
         if let Some(g) = self.pair.gpu.as_mut() {
-            match g.child.commands.send(&LauncherToGpu::Hover(hover)) {
+            match g.send_view(ViewCommand::Hover(hover)) {
                 Err(SendError::Full) => g.unread = true,
                 Ok(()) | Err(_) => self.input.hover_sent(),
             }

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
     FaultAction, FrameMsg, GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
+    ViewCommand, ViewId,
 };
 use triptych_trace::{Args, Stage};
 
-use super::{fd_count, Supervisor};
+use super::{fd_count, Supervisor, VIEW};
 use crate::chaos::Target;
 use crate::crash::Cause;
 use crate::present::Screen;
@@ -348,7 +349,7 @@ impl Supervisor<'_> {
             return Ok(());
         }
         g.held_changed();
-        if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::Release(buffer)) {
+        if let Err(SendError::Full) = g.send_view(ViewCommand::Release(buffer)) {
             g.unread = true;
         }
         Ok(())
@@ -357,6 +358,18 @@ impl Supervisor<'_> {
     fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
         self.policing.message(Role::Gpu, m.kind(), Instant::now())?;
+        let kind = m.kind();
+        // The run has one view: a message about any other is a lie.
+        let served = |view: ViewId| {
+            if view == VIEW {
+                Ok(())
+            } else {
+                Err(Breach::new(
+                    kind,
+                    format!("{view}, which it was never given"),
+                ))
+            }
+        };
         match m {
             GpuToLauncher::Pong(n) => {
                 if let Some(asked) = self
@@ -378,7 +391,10 @@ impl Supervisor<'_> {
                 }
                 self.edit_arrived(None, Some(n));
             }
-            GpuToLauncher::Frame(msg) => self.relay_frame(msg)?,
+            GpuToLauncher::Frame { view, msg } => {
+                served(view)?;
+                self.relay_frame(msg)?
+            }
             GpuToLauncher::PrivateFences => {
                 if let Some(g) = &mut self.pair.gpu {
                     if g.private_asked.is_none() || g.private_fences {
@@ -391,12 +407,14 @@ impl Supervisor<'_> {
                     g.relay.fences_private();
                 }
             }
-            GpuToLauncher::Serving { renderer } => {
+            GpuToLauncher::Serving { view, renderer } => {
+                served(view)?;
                 if let Some(g) = &mut self.pair.gpu {
                     g.relay.serving(renderer)?;
                 }
             }
-            GpuToLauncher::Finished { frames } => {
+            GpuToLauncher::Finished { view, frames } => {
+                served(view)?;
                 tracing::debug!(frames, "GPU process rendered every frame");
                 if let Some(g) = &mut self.pair.gpu {
                     g.finished = true;
@@ -408,6 +426,13 @@ impl Supervisor<'_> {
                     "gpu-failed",
                     || tracing::error!(error = %e, "the GPU process failed"),
                 );
+            }
+            GpuToLauncher::Removed(view) => {
+                served(view)?;
+                return Err(Breach::new(
+                    "Removed",
+                    "the run's view, which was never removed",
+                ));
             }
             GpuToLauncher::Started(_) => {
                 return Err(Breach::new("Started", "sent a second time"));

@@ -50,7 +50,8 @@ use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{Delivery, SendError};
 use ipc_protocol::messages::{
     BackendRequest, Fault, GpuInfo, GpuLink, GpuPrepare, GpuStart, GpuToLauncher, LauncherToGpu,
-    LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher,
+    LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher, ViewCommand,
+    ViewId, ViewStart,
 };
 use triptych_sys::signal::Signal;
 use triptych_trace::{Marker, Recorder};
@@ -64,6 +65,18 @@ use crate::summary::RunSummary;
 
 type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
 type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
+
+/// The run's view: the GPU process's first, in export window 0.
+const VIEW: ViewId = ViewId(0);
+/// The export window of [`VIEW`] ([`triptych_sys::fd::ExportWindow::of_view`]).
+const VIEW_WINDOW: u32 = 0;
+
+/// Export window `index`'s `[base, end)`.
+fn window_of(index: u32) -> (i32, i32) {
+    let w = triptych_sys::fd::ExportWindow::of_view(index)
+        .unwrap_or(triptych_sys::fd::ExportWindow::GPU);
+    (w.base, w.end())
+}
 
 /// How long children get to exit after `Shutdown`.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -187,6 +200,26 @@ struct Gpu {
 const MAX_FENCE_LOOKS: u32 = 4;
 
 impl Gpu {
+    /// Sends `command` for the run's view.
+    fn send_view(&self, command: ViewCommand) -> Result<(), SendError> {
+        self.send_view_with(command, &[])
+    }
+
+    /// Sends `command` for the run's view, with `fds`.
+    fn send_view_with(
+        &self,
+        command: ViewCommand,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(), SendError> {
+        self.child.commands.send_with(
+            &LauncherToGpu::View {
+                view: VIEW,
+                command,
+            },
+            fds,
+        )
+    }
+
     /// A copy of its progress page's read-only file, for a renderer's handover.
     fn page_for_renderer(&self) -> Option<OwnedFd> {
         let p = self.progress.as_ref()?;
@@ -368,7 +401,7 @@ impl Supervisor<'_> {
         tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
         let renderer = self.start_renderer(
             renderer_child,
-            (gpu.epoch, gpu.info.pid, gpu.info.window),
+            (gpu.epoch, gpu.info.pid, window_of(VIEW_WINDOW)),
             gpu.page_for_renderer(),
         )?;
         self.display_gpu_started(gpu.epoch, first);

@@ -171,8 +171,8 @@ impl Supervisor<'_> {
         let Some(g) = self.pair.gpu.as_mut() else {
             return;
         };
-        let msg = LauncherToGpu::Overlay(lines.clone().map(|lines| OverlayText { lines }));
-        if let Err(SendError::Full) = g.child.commands.send(&msg) {
+        let msg = ViewCommand::Overlay(lines.clone().map(|lines| OverlayText { lines }));
+        if let Err(SendError::Full) = g.send_view(msg) {
             // Sent again at the next update.
             g.unread = true;
             return;

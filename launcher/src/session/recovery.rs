@@ -125,7 +125,7 @@ impl Supervisor<'_> {
             let m = LauncherToRenderer::NewGpu(GpuLink {
                 epoch: gpu.epoch,
                 gpu_pid: gpu.info.pid,
-                gpu_window: gpu.info.window,
+                gpu_window: window_of(VIEW_WINDOW),
             });
             if let Err(e) = r.child.commands.send(&m) {
                 // A renderer that died meanwhile is replaced through its own pidfd.
@@ -204,7 +204,7 @@ impl Supervisor<'_> {
             .as_ref()
             .context("no GPU process while replacing the renderer")?;
         let page = gpu.page_for_renderer();
-        let gpu = (gpu.epoch, gpu.info.pid, gpu.info.window);
+        let gpu = (gpu.epoch, gpu.info.pid, window_of(VIEW_WINDOW));
         let renderer = self.start_renderer(child, gpu, page)?;
         if let Some(g) = &mut self.pair.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
@@ -223,7 +223,7 @@ impl Supervisor<'_> {
             if let Some(v) = &g.vouch {
                 v.relinked(g.relay.link());
             }
-            match g.child.commands.send(&LauncherToGpu::NewRenderer(link)) {
+            match g.send_view(ViewCommand::NewRenderer(link)) {
                 Ok(()) => {}
                 Err(SendError::Full) => g.unread = true,
                 Err(_) => tracing::warn!("the GPU process is gone too; it will be replaced"),

@@ -234,28 +234,33 @@ impl Supervisor<'_> {
         let first_frame = self.resume_from();
         // The overlay is one more layer, in a window.
         let layers = self.drawn.layers() + u32::from(self.display.is_some());
+        let renderer_pid = link.renderer_pid;
         let start = LauncherToGpu::Start(GpuStart {
             epoch,
-            width,
-            height,
-            layers: self.drawn.layers(),
-            frames: self.args.frames,
-            first_frame,
-            paced: self.display.is_some() || self.pacer.is_some(),
-            generation: self.geometry.generation(),
-            moves: self.input.moves().offsets,
-            pool_per_layer: self.args.pool,
             backend: request,
-            renderer: link,
             transport,
             faults,
             trace: self.args.trace.is_some(),
-            damage: !self.args.no_damage,
             reports: self.jail.reports(),
-            scene: self.drawn.start(),
-            // A window's frames have the overlay above the scene's layers.
-            overlay: self.display.is_some(),
-            scene_version: self.drawn.version(),
+            view: ViewStart {
+                view: VIEW,
+                window: VIEW_WINDOW,
+                width,
+                height,
+                layers: self.drawn.layers(),
+                frames: self.args.frames,
+                first_frame,
+                paced: self.display.is_some() || self.pacer.is_some(),
+                generation: self.geometry.generation(),
+                moves: self.input.moves().offsets,
+                pool_per_layer: self.args.pool,
+                renderer: link,
+                damage: !self.args.no_damage,
+                scene: self.drawn.start(),
+                // A window's frames have the overlay above the scene's layers.
+                overlay: self.display.is_some(),
+                scene_version: self.drawn.version(),
+            },
         });
         if let Err(e) = warm.child.commands.send(&start) {
             // It died already: the loop below sees it disconnect and reports that.
@@ -265,7 +270,10 @@ impl Supervisor<'_> {
         // application's pixels.
         let scene = self.drawn.scene().cloned();
         for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
-            let msg = LauncherToGpu::SceneImage { layer: *layer };
+            let msg = LauncherToGpu::View {
+                view: VIEW,
+                command: ViewCommand::SceneImage { layer: *layer },
+            };
             if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
             }
@@ -273,14 +281,17 @@ impl Supervisor<'_> {
         for (slot, image) in scene.iter().flat_map(|s| s.pixels()) {
             let fd = crate::scene::sealed_memfd("pixels", &image.pixels)
                 .context("a memfd for a pixels layer's pixels")?;
-            let msg = LauncherToGpu::Pixels(ipc_protocol::messages::PixelsUpdate {
-                version: self.drawn.version(),
-                slot,
-                x: 0,
-                y: 0,
-                width: image.width,
-                height: image.height,
-            });
+            let msg = LauncherToGpu::View {
+                view: VIEW,
+                command: ViewCommand::Pixels(ipc_protocol::messages::PixelsUpdate {
+                    version: self.drawn.version(),
+                    slot,
+                    x: 0,
+                    y: 0,
+                    width: image.width,
+                    height: image.height,
+                }),
+            };
             if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
             }
@@ -305,7 +316,9 @@ impl Supervisor<'_> {
                         }
                         self.liveness.started(Role::Gpu, Instant::now());
                         let WarmGpu { child, progress, events, exit, .. } = warm;
-                        let mut relay = ipc_protocol::relay::Relay::new(epoch, info.pid, info.window, layers, self.args.pool, first_frame);
+                        let mut relay = ipc_protocol::relay::Relay::new(epoch, info.pid, window_of(VIEW_WINDOW), layers, self.args.pool, first_frame);
+                        // Its first answer is `Serving`, for the view `Start` gave it.
+                        relay.new_renderer(renderer_pid, first_frame);
                         relay.scene_started(self.drawn.version());
                         if info.fence == FenceKind::Progress {
                             relay.progress_page(progress.as_ref().map(|p| p.reader.identity()));

@@ -187,6 +187,7 @@ impl Supervisor<'_> {
             .wait_exit(Duration::from_secs(2))
             .or_else(|| w.child.proc.kill());
         let cause = why.unwrap_or_else(|| super::recovery::exit_cause(st));
+        let_go(&mut w);
         let idx = self.record_crash(Role::Gpu, w.child.proc.pid, cause, None, detected_ns);
         self.crashes[idx].standby = true;
         self.pair.standby_stats.deaths += 1;
@@ -213,13 +214,7 @@ impl Supervisor<'_> {
             );
             w.child.proc.kill();
         }
-        // Its watcher and its readers let their fds go once it is gone; all are waited for, so
-        // that nothing of it is open when the run's fds are counted.
-        let _ = w.exit.recv_timeout(Duration::from_secs(1));
-        w.child.wake_reader();
-        let until = Instant::now() + Duration::from_secs(1);
-        while w.events.recv_deadline(until).is_ok() {}
-        let _ = w.child.proc.stderr_closed.recv_deadline(until);
+        let_go(&mut w);
         // What the jail holds for it (its listener, its report pipe) goes with it. A violation it
         // made meanwhile is recorded as any other, though nothing is restarted for it.
         if let Some(cause) = self.jail.reaped(
@@ -246,4 +241,14 @@ impl Supervisor<'_> {
     pub(super) fn standby_promotion_landed(&mut self) {
         self.pair.standby_backoff = None;
     }
+}
+
+/// Waits for the threads that watch and read standby `w`, which is gone, to let their fds go,
+/// so that nothing of it is open when the run's fds are counted.
+fn let_go(w: &mut WarmGpu) {
+    let _ = w.exit.recv_timeout(Duration::from_secs(1));
+    w.child.wake_reader();
+    let until = Instant::now() + Duration::from_secs(1);
+    while w.events.recv_deadline(until).is_ok() {}
+    let _ = w.child.proc.stderr_closed.recv_deadline(until);
 }
