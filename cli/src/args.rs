@@ -128,6 +128,15 @@ pub struct RunArgs {
     /// Images it names are read relative to the file.
     #[arg(long, conflicts_with = "layers")]
     pub scene: Option<PathBuf>,
+    /// A view (repeatable): a sandboxed renderer of its own drawing this scene file
+    /// (`default`: the built-in example scene file), all views served by one GPU process. The
+    /// first `--view` takes the place of `--scene`; each further one adds a view, whose last
+    /// frame is written beside `--out` as `NAME-viewN.png`. Headless only for now.
+    #[arg(long = "view", value_name = "SCENE", conflicts_with_all = ["scene", "layers", "control", "window"])]
+    pub views: Vec<PathBuf>,
+    /// The most views a run may have (1 to 64); by default sized from the machine's memory.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_views: Option<u32>,
     /// Edit the scene while it runs: read transactions from this file (`-`: standard input),
     /// one JSON object per line, such as `{"set": {"title": {"text": "12:00:01"}}}`, and
     /// answer each with one JSON line on standard output (the summary goes to standard error).
@@ -235,6 +244,11 @@ impl RunArgs {
         c.size = self.size;
         c.layers = self.layers;
         c.scene = self.scene.clone();
+        if let Some((first, more)) = self.views.split_first() {
+            c.scene = Some(first.clone());
+            c.views = more.to_vec();
+        }
+        c.max_views = self.max_views;
         if self.control.is_some() && c.scene.is_none() {
             c.scene = Some(PathBuf::from("default"));
         }
@@ -268,7 +282,8 @@ impl RunArgs {
     /// Whether the run opens a window, and why (or why not): `--headless` never, `--window`
     /// always (an error without a display), else where `WAYLAND_DISPLAY` or `DISPLAY` is set.
     pub fn windowed(&self) -> Result<bool, String> {
-        if self.headless || self.control.is_some() {
+        // Several views are shown headless only, for now.
+        if self.headless || self.control.is_some() || self.views.len() > 1 {
             return Ok(false);
         }
         let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());

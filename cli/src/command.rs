@@ -115,6 +115,25 @@ pub fn run(args: &cli::RunArgs, input: Option<Box<dyn InputSource>>) -> anyhow::
             }
             None => return Err(exit::VerifyFailed("no frame was presented to check".into()).into()),
         }
+        for view in summary.views.iter().skip(1) {
+            match &view.verified {
+                Some(v) if v.mismatches == 0 => {}
+                Some(v) => {
+                    return Err(exit::VerifyFailed(format!(
+                        "view {}: frame {} differs from the reference composite in {} pixels",
+                        view.view, v.frame, v.mismatches
+                    ))
+                    .into())
+                }
+                None => {
+                    return Err(exit::VerifyFailed(format!(
+                        "view {}: no frame was presented to check",
+                        view.view
+                    ))
+                    .into())
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -153,7 +153,20 @@ pub struct RunConfig {
     /// engine's, never the caller's to set.
     #[serde(skip)]
     pub(crate) loaded_scene: Option<std::sync::Arc<crate::scene::LoadedScene>>,
-    /// Where a run without a window writes its last composited frame (PNG).
+    /// More views beside the first, each drawing this scene file (`default`: the built-in
+    /// example scene file): each is a sandboxed renderer of its own, with its own restart
+    /// ladder, served by the run's one GPU process. Without a window, each view's last frame is
+    /// written to a PNG of its own ([`view_out`]). For now without a window, an embedding
+    /// application or edits only.
+    pub views: Vec<PathBuf>,
+    /// The loaded scenes of `views`, filled in before the run starts.
+    #[serde(skip)]
+    pub(crate) loaded_views: Vec<std::sync::Arc<crate::scene::LoadedScene>>,
+    /// The most views a run may have; `None`: sized from the machine's memory
+    /// ([`default_max_views`]).
+    pub max_views: Option<u32>,
+    /// Where a run without a window writes its last composited frame (PNG): the first view's;
+    /// another view's goes beside it ([`view_out`]).
     pub out: PathBuf,
     /// Buffer backend.
     pub buffers: Buffers,
@@ -199,6 +212,9 @@ impl Default for RunConfig {
             layers: 3,
             scene: None,
             loaded_scene: None,
+            views: Vec::new(),
+            loaded_views: Vec::new(),
+            max_views: None,
             out: PathBuf::from("triptych-frame.png"),
             buffers: Buffers::Auto,
             transport: Transport::Auto,
@@ -236,6 +252,17 @@ impl RunConfig {
     /// error with the parser's located message, before any child starts.
     pub fn prepare(&mut self) -> anyhow::Result<()> {
         self.check()?;
+        self.loaded_views = Vec::with_capacity(self.views.len());
+        for path in &self.views {
+            let loaded = crate::scene::load(path)?;
+            if self.verify {
+                let (w, h) = (self.size.width, self.size.height);
+                if let Err(e) = crate::verify::scene_reference(&loaded, self.frames - 1, w, h) {
+                    anyhow::bail!("--verify cannot check the view of {}: {e}", path.display());
+                }
+            }
+            self.loaded_views.push(std::sync::Arc::new(loaded));
+        }
         let Some(path) = &self.scene else {
             return Ok(());
         };
@@ -326,8 +353,75 @@ impl RunConfig {
             u64::MAX,
             "at least 1",
         )?;
+        let most = triptych_sys::fd::ExportWindow::MAX_VIEWS;
+        if let Some(max) = self.max_views {
+            within(
+                "max_views",
+                max,
+                1,
+                most,
+                "1 to 64 (a GPU process's export windows)",
+            )?;
+        }
+        let max = self.max_views.unwrap_or_else(default_max_views);
+        let views = self.views.len().saturating_add(1);
+        if views > max as usize {
+            return Err(ConfigError {
+                field: "views",
+                value: format!("{views} views"),
+                allowed: if self.max_views.is_some() {
+                    "at most max_views views"
+                } else {
+                    "at most the views this machine's memory allows (default_max_views)"
+                },
+            });
+        }
         Ok(())
     }
+}
+
+/// The memory one view is budgeted, for the default maximum number of views: its renderer
+/// (about 20 MiB resident in a run of the default size), its share of the GPU process's pools
+/// and the launcher's mapping of its output, with room to spare.
+pub const VIEW_MEMORY: u64 = 128 << 20;
+
+/// The most views a run may have by default: as many as the machine's memory holds at
+/// [`VIEW_MEMORY`] each, a quarter of it kept for everything else, at least 1 and at most a
+/// GPU process's export windows ([`triptych_sys::fd::ExportWindow::MAX_VIEWS`]). As a browser
+/// sizes its renderer process limit from the memory it has.
+pub fn default_max_views() -> u32 {
+    let most = triptych_sys::fd::ExportWindow::MAX_VIEWS;
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    match total {
+        Some(kib) => {
+            let usable = kib.saturating_mul(1024) / 4 * 3;
+            u32::try_from(usable / VIEW_MEMORY)
+                .unwrap_or(most)
+                .clamp(1, most)
+        }
+        // Unknown: the views of a small machine.
+        None => 4,
+    }
+}
+
+/// Where view `n`'s last frame is written, for a run whose first view's goes to `out`: `out`
+/// itself for view 0, `NAME-viewN.EXT` beside it for the others.
+pub fn view_out(out: &std::path::Path, n: u32) -> PathBuf {
+    if n == 0 {
+        return out.to_path_buf();
+    }
+    let stem = out
+        .file_stem()
+        .map_or_else(|| "frame".into(), |s| s.to_string_lossy().into_owned());
+    let name = match out.extension() {
+        Some(ext) => format!("{stem}-view{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-view{n}"),
+    };
+    out.with_file_name(name)
 }
 
 /// Reads a fault, `POINT:ACTION@FRAME` (`gpu-after-export:stop-fences@20`).
@@ -363,6 +457,39 @@ mod tests {
             ..RunConfig::default()
         };
         assert_eq!(c.check(), Ok(()));
+    }
+
+    #[test]
+    fn views_beyond_the_maximum_are_refused_and_each_has_its_own_file() {
+        let c = RunConfig {
+            views: vec!["default".into(); 3],
+            max_views: Some(3),
+            ..RunConfig::default()
+        };
+        let e = c.check().expect_err("four views, three allowed");
+        assert_eq!((e.field, e.value.as_str()), ("views", "4 views"));
+        let c = RunConfig {
+            views: vec!["default".into(); 2],
+            max_views: Some(3),
+            ..RunConfig::default()
+        };
+        assert_eq!(c.check(), Ok(()));
+        let bad = RunConfig {
+            max_views: Some(65),
+            ..RunConfig::default()
+        };
+        assert_eq!(bad.check().expect_err("over 64").field, "max_views");
+        assert!((1..=64).contains(&default_max_views()));
+        let out = std::path::Path::new("/tmp/run/frame.png");
+        assert_eq!(view_out(out, 0), out);
+        assert_eq!(
+            view_out(out, 3),
+            std::path::Path::new("/tmp/run/frame-view3.png")
+        );
+        assert_eq!(
+            view_out(std::path::Path::new("shot"), 1),
+            std::path::Path::new("shot-view1")
+        );
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub struct CrashRecord {
     pub standby: bool,
     /// How a GPU process's replacement started: `standby promoted` or `cold`.
     pub replacement: Option<String>,
+    /// For a renderer: the view it rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<u32>,
 }
 
 /// Crashes per role within a window, with forgiveness.

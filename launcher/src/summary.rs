@@ -195,6 +195,36 @@ pub struct RunSummary {
     /// What ended the run before its last frame, when something did (a child that could not
     /// be kept running names its role and its ladder here).
     pub failure: Option<String>,
+    /// Every view of the run, the first first (its frames are also `frames`'s).
+    pub views: Vec<ViewSummary>,
+}
+
+/// One view of a run: its renderer's frames, restarts and budgets' use.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ViewSummary {
+    /// The view's number.
+    pub view: u32,
+    /// The scene file it drew, if one (the built-in panels otherwise).
+    pub scene: Option<String>,
+    /// Frames of it presented.
+    pub frames: u64,
+    /// Number of the last frame of it presented.
+    pub last: Option<u64>,
+    /// Its renderer's crashes (each restarted it alone).
+    pub restarts: u32,
+    /// Its renderer's pid at the end.
+    pub renderer_pid: u32,
+    /// Its renderer's resident memory at the end, in KiB.
+    pub renderer_rss_kib: Option<u64>,
+    /// The most of its buffers its renderer held at once, of the pool it may hold
+    /// (`pool_buffers`).
+    pub held_max: u64,
+    /// Its pool: buffers per layer times layers.
+    pub pool_buffers: u64,
+    /// Where its last frame was written.
+    pub out: Option<String>,
+    /// With `--verify`: its last frame compared with its scene's reference composite.
+    pub verified: Option<crate::verify::Verification>,
 }
 
 /// The frames of a run: how many were presented, at which size and pace, where the last one
@@ -742,6 +772,31 @@ impl RunSummary {
         if let Some(out) = &f.out {
             s += &format!("  last frame ({}) written to {out}\n", f.last.unwrap_or(0));
         }
+        if self.views.len() > 1 {
+            for v in &self.views {
+                s += &format!(
+                    "  view {}: {} frames (last {}), {} renderer restarts, renderer pid {} ({} KiB), at most {} of {} buffers held, {}{}{}\n",
+                    v.view,
+                    v.frames,
+                    v.last.map_or("none".to_owned(), |l| l.to_string()),
+                    v.restarts,
+                    v.renderer_pid,
+                    v.renderer_rss_kib.map_or("?".to_owned(), |k| k.to_string()),
+                    v.held_max,
+                    v.pool_buffers,
+                    v.scene.as_deref().unwrap_or("the built-in scene"),
+                    v.out
+                        .as_deref()
+                        .map(|o| format!(", written to {o}"))
+                        .unwrap_or_default(),
+                    match &v.verified {
+                        Some(c) if c.mismatches == 0 => ", verified".to_owned(),
+                        Some(c) => format!(", VERIFY FAILED in {} of {} pixels", c.mismatches, c.pixels),
+                        None => String::new(),
+                    }
+                );
+            }
+        }
         if let Some(v) = &self.verified {
             if v.mismatches == 0 {
                 s += &format!(
@@ -926,7 +981,8 @@ mod tests {
                 "trace",
                 "processes",
                 "sandbox",
-                "failure"
+                "failure",
+                "views"
             ])
         );
         for (part, want) in [

@@ -109,6 +109,10 @@ pub enum Attack {
     ProgressWrite,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
+    /// Takes every fd of another view's export window from the GPU process (`pidfd_getfd` on
+    /// the numbers where that view's buffers and fences lie): its sandbox lets it reach its own
+    /// view's window only, so the first call is refused and costs it its life.
+    NeighbourFds,
 }
 
 /// Set when [`Attack::DrainVouched`]'s drainer should start.
@@ -265,6 +269,7 @@ impl Attack {
             "fence-claim" => Attack::FenceClaim,
             "drain-vouched" => Attack::DrainVouched,
             "progress-write" => Attack::ProgressWrite,
+            "neighbour-fds" => Attack::NeighbourFds,
             _ => return None,
         })
     }
@@ -460,6 +465,28 @@ pub fn attack(
             let ignored = crate::calls::attempt(crate::calls::Call::IgnoreSigsys);
             tracing::warn!(?ignored, "SIGSYS set to be ignored");
             let _ = crate::calls::attempt(crate::calls::Call::OpenPath);
+        }
+        Attack::NeighbourFds => {
+            // Another view's window: the one after its own.
+            let own = (gpu_window.0 - triptych_sys::fd::ExportWindow::GPU.base)
+                / triptych_sys::fd::ExportWindow::GPU.len;
+            let other = u32::try_from(own + 1)
+                .ok()
+                .and_then(triptych_sys::fd::ExportWindow::of_view);
+            // SAFETY: the renderer's link to the GPU process sits at this fixed number for the
+            // process's whole life (`Link` never closes it, only replaces the file there).
+            let link =
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(triptych_sandbox::fds::GPU_LINK_FD) };
+            if let Some(w) = other {
+                tracing::warn!(base = w.base, end = w.end(), "taking another view's fds");
+                let mut taken = 0u32;
+                for n in w.base..w.end() {
+                    if triptych_sys::pidfd::pidfd_getfd(link, n).is_ok() {
+                        taken += 1;
+                    }
+                }
+                tracing::warn!(taken, "another view's fds taken");
+            }
         }
         Attack::FutureGeneration => {
             let _ = events.send(&RendererToLauncher::Presented(Presented {

@@ -138,11 +138,26 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Chooses the transport for `arg`, with the reason.
-pub fn choose_transport(arg: TransportChoice, layers: &Layers) -> (Transport, String) {
-    match arg {
+/// Chooses the transport for `arg` in a run of `views` views, with the reason. Under Yama's
+/// ptrace scope 1 a GPU process names one process at a time as its ptracer
+/// (`PR_SET_PTRACER`): with several views only the last renderer named could take fds, so
+/// `auto` takes `SCM_RIGHTS` there, and `pidfd` is refused.
+pub fn choose_transport(
+    arg: TransportChoice,
+    layers: &Layers,
+    views: usize,
+) -> anyhow::Result<(Transport, String)> {
+    let one_ptracer = views > 1 && triptych_sys::proc::yama_ptrace_scope() == Some(1);
+    Ok(match arg {
+        TransportChoice::Pidfd if one_ptracer => anyhow::bail!(
+            "--transport pidfd cannot serve {views} views under Yama ptrace_scope 1 (a GPU process names one renderer at a time as its ptracer); use --transport scm-rights or auto"
+        ),
         TransportChoice::Pidfd => (Transport::Pidfd, "--transport pidfd".to_owned()),
         TransportChoice::ScmRights => (Transport::ScmRights, "--transport scm-rights".to_owned()),
+        TransportChoice::Auto if one_ptracer => (
+            Transport::ScmRights,
+            format!("auto: {views} views under Yama ptrace_scope 1, where a GPU process names one renderer at a time as its ptracer"),
+        ),
         TransportChoice::Auto => match pidfd_self_test(layers) {
             Ok(why) => (Transport::Pidfd, format!("auto: {why}")),
             Err(why) => (
@@ -150,7 +165,7 @@ pub fn choose_transport(arg: TransportChoice, layers: &Layers) -> (Transport, St
                 format!("auto: pidfd_getfd does not work here ({why})"),
             ),
         },
-    }
+    })
 }
 
 /// `triptych doctor`'s lines about the sandbox: `(name, ok, detail)`.
@@ -206,11 +221,11 @@ pub fn doctor_lines() -> Vec<(&'static str, bool, String)> {
             Err(e) => e.to_string(),
         },
     ));
-    let (t, why) = choose_transport(TransportChoice::Auto, &layers);
-    v.push((
-        "transport",
-        true,
-        format!("--transport auto will use {}: {why}", t.as_str()),
-    ));
+    // A run of one view; several views under Yama's scope 1 take SCM_RIGHTS.
+    let line = match choose_transport(TransportChoice::Auto, &layers, 1) {
+        Ok((t, why)) => format!("--transport auto will use {}: {why}", t.as_str()),
+        Err(e) => format!("{e:#}"),
+    };
+    v.push(("transport", true, line));
     v
 }

@@ -142,10 +142,12 @@ pub struct Jail {
 impl Jail {
     /// Finds out what the kernel allows and picks the transport. Learning mode needs seccomp
     /// user notification; without it, `Err` says so.
+    /// `views`: how many renderers one GPU process serves.
     pub fn new(
         arg: TransportChoice,
         mode: SandboxMode,
         children: Children,
+        views: usize,
     ) -> anyhow::Result<Jail> {
         let layers = Layers::find();
         if let Some(why) = &layers.userns_reason {
@@ -154,7 +156,7 @@ impl Jail {
         if let Some(why) = &layers.namespaces_reason {
             tracing::warn!(%why, "children share the launcher's network and IPC namespaces");
         }
-        let (transport, transport_reason) = choose_transport(arg, &layers);
+        let (transport, transport_reason) = choose_transport(arg, &layers, views)?;
         tracing::info!(transport = transport.as_str(), reason = %transport_reason, "fd transport");
         let (reports, reports_reason) = match triptych_sys::notify::available() {
             Ok(()) => (ViolationReports::Notify, None),

@@ -34,6 +34,8 @@ use triptych_sys::poll::{wait_signalled, FenceWait};
 /// A claim to check.
 #[derive(Clone, Debug)]
 pub struct Claim {
+    /// The view whose renderer claimed it.
+    pub view: ipc_protocol::messages::ViewId,
     /// GPU epoch.
     pub epoch: u64,
     /// Frame.
@@ -42,7 +44,7 @@ pub struct Claim {
     pub layer: u32,
     /// The fence as the renderer named it.
     pub fence: RemoteFd,
-    /// The GPU process's export window.
+    /// The view's export window in the GPU process.
     pub window: (i32, i32),
     /// The fence kind the GPU process exports.
     pub kind: FenceKind,

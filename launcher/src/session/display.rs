@@ -179,7 +179,7 @@ impl Supervisor<'_> {
             .is_some_and(|s| !s.d.presenter.completes() && !s.d.presenter.releases());
         let pixels = copies
             .then(|| {
-                self.pair
+                self.views[0]
                     .renderer
                     .as_ref()
                     .and_then(|r| r.screen.as_ref())
@@ -215,8 +215,7 @@ impl Supervisor<'_> {
         }
         // The slot replaced goes back now (copying X11; Wayland when its buffer was released
         // already) or at the completion or release that frees it.
-        let freed = self
-            .pair
+        let freed = self.views[0]
             .renderer
             .as_mut()
             .and_then(|r| r.slots.as_mut())
@@ -266,7 +265,7 @@ impl Supervisor<'_> {
     }
 
     fn free_slot(&mut self, slot: u32) {
-        if let Some(r) = self.pair.renderer.as_mut() {
+        if let Some(r) = self.views[0].renderer.as_mut() {
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
                 r.send_failed(e);
             }
@@ -302,7 +301,12 @@ impl Supervisor<'_> {
                         .geometry
                         .slot_of(c.offset)
                         .and_then(|slot| {
-                            self.pair.renderer.as_mut()?.slots.as_mut()?.completed(slot)
+                            self.views[0]
+                                .renderer
+                                .as_mut()?
+                                .slots
+                                .as_mut()?
+                                .completed(slot)
                         })
                         .and_then(|(_, back)| back);
                     if let Some(back) = freed {
@@ -319,7 +323,14 @@ impl Supervisor<'_> {
                     .geometry
                     .slot_of(c.offset)
                     .filter(|_| current)
-                    .and_then(|slot| self.pair.renderer.as_mut()?.slots.as_mut()?.released(slot));
+                    .and_then(|slot| {
+                        self.views[0]
+                            .renderer
+                            .as_mut()?
+                            .slots
+                            .as_mut()?
+                            .released(slot)
+                    });
                 if let Some(slot) = freed {
                     self.free_slot(slot);
                 }
@@ -408,7 +419,7 @@ impl Supervisor<'_> {
                 }
             }
             Action::KillRenderer => {
-                if let Some(r) = self.pair.renderer.as_mut() {
+                if let Some(r) = self.views[0].renderer.as_mut() {
                     tracing::warn!(pid = r.child.proc.pid, "kill key: SIGKILL to the renderer");
                     r.child.proc.kill();
                 }
@@ -428,7 +439,7 @@ impl Supervisor<'_> {
                 }
             }
             Role::Renderer => {
-                if let Some(r) = self.pair.renderer.as_mut() {
+                if let Some(r) = self.views[0].renderer.as_mut() {
                     tracing::warn!(pid = r.child.proc.pid, "SIGKILL to the renderer");
                     r.child.proc.kill();
                 }
@@ -440,7 +451,7 @@ impl Supervisor<'_> {
     pub(super) fn display_gpu_started(&mut self, epoch: u64, first: u64) {
         if let Some(p) = self.pacer.as_mut() {
             p.epoch = epoch;
-            p.next_request = first;
+            p.next_requests = self.views.iter().map(|v| v.resume_from()).collect();
             p.next_tick = Instant::now();
         }
         if let Some(s) = self.display.as_mut() {
@@ -498,13 +509,13 @@ impl Supervisor<'_> {
         } else {
             tracing::info!(width = w, height = h, generation = r.generation, "resized");
         }
-        if let Some(rd) = self.pair.renderer.as_mut() {
+        if let Some(rd) = self.views[0].renderer.as_mut() {
             if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
                 rd.send_failed(e);
             }
         }
         if let Some(g) = self.pair.gpu.as_mut() {
-            if let Err(SendError::Full) = g.send_view(ViewCommand::Resize(r)) {
+            if let Err(SendError::Full) = g.send_view(FIRST_VIEW, ViewCommand::Resize(r)) {
                 g.unread = true;
             }
         }
@@ -517,7 +528,7 @@ impl Supervisor<'_> {
         self.apply_resize();
         if let Some(offsets) = self.input.take_moves() {
             if let Some(g) = self.pair.gpu.as_mut() {
-                if let Err(SendError::Full) = g.send_view(ViewCommand::Moves(offsets)) {
+                if let Err(SendError::Full) = g.send_view(FIRST_VIEW, ViewCommand::Moves(offsets)) {
                     g.unread = true;
                 }
             }
@@ -552,11 +563,17 @@ impl Supervisor<'_> {
                 s.pacing.stepped = Some(up_to);
             }
             s.pacing.next_request += 1;
-            ask_for_frame(&mut self.pair, &self.tracing, s.pacing.epoch, up_to);
+            ask_for_frame(
+                &mut self.pair,
+                &self.tracing,
+                s.pacing.epoch,
+                FIRST_VIEW,
+                up_to,
+            );
         }
         // Nothing asked for and not shown yet: nothing is late, whatever the time.
         if s.pacing.next_request <= presented {
-            self.liveness.progress(now);
+            self.liveness.progress(FIRST_VIEW, now);
         }
         if !s.animates
             && s.pacing.next_request >= s.pacing.wanted
@@ -582,7 +599,8 @@ impl Supervisor<'_> {
 pub(super) struct Pacer {
     period: Duration,
     next_tick: Instant,
-    next_request: u64,
+    /// The next frame to ask for of each view, in the order of the run's views.
+    next_requests: Vec<u64>,
     /// The GPU process the requests are for.
     epoch: u64,
 }
@@ -593,7 +611,7 @@ impl Pacer {
         Pacer {
             period: Duration::from_secs(1) / fps.max(1),
             next_tick: Instant::now(),
-            next_request: 0,
+            next_requests: Vec::new(),
             epoch: 0,
         }
     }
@@ -604,7 +622,6 @@ impl Supervisor<'_> {
     /// has come and fewer than [`IN_FLIGHT`] frames wait to be presented. Returns how long until
     /// the next moment; `None` when frames are not paced.
     pub(super) fn pacer_tick(&mut self) -> Option<Duration> {
-        let presented = self.resume_from();
         let frames = self.args.frames;
         let p = self.pacer.as_mut()?;
         let now = Instant::now();
@@ -612,32 +629,46 @@ impl Supervisor<'_> {
             return Some(p.next_tick - now);
         }
         p.next_tick = (p.next_tick + p.period).max(now);
-        if p.next_request < frames && p.next_request < presented + IN_FLIGHT {
-            let up_to = p.next_request;
-            p.next_request += 1;
-            ask_for_frame(&mut self.pair, &self.tracing, p.epoch, up_to);
-        }
-        // Nothing asked for and not shown yet: nothing is late, whatever the time.
-        if p.next_request <= presented {
-            self.liveness.progress(now);
+        // Each view is asked for its own next frame, at the same pace.
+        for (v, next) in self.views.iter().zip(p.next_requests.iter_mut()) {
+            let presented = v.resume_from();
+            if *next < frames && *next < presented + IN_FLIGHT {
+                let up_to = *next;
+                *next += 1;
+                ask_for_frame(&mut self.pair, &self.tracing, p.epoch, v.id, up_to);
+            }
+            // Nothing asked for and not shown yet: nothing is late, whatever the time.
+            if *next <= presented {
+                self.liveness.progress(v.id, now);
+            }
         }
         Some(p.next_tick.saturating_duration_since(now))
     }
 }
 
-/// Asks the GPU process of `epoch`, if it is the one running, to draw up to frame `up_to` (a
-/// full queue is its not reading), and marks the frame's first moment in the trace: the
-/// display, or the pacer, asked for it.
-fn ask_for_frame(pair: &mut parts::Pair, tracing: &parts::Tracing, epoch: u64, up_to: u64) {
+/// Asks the GPU process of `epoch`, if it is the one running, to draw up to frame `up_to` of
+/// `view` (a full queue is its not reading), and marks the frame's first moment in the trace:
+/// the display, or the pacer, asked for it.
+fn ask_for_frame(
+    pair: &mut parts::Pair,
+    tracing: &parts::Tracing,
+    epoch: u64,
+    view: ViewId,
+    up_to: u64,
+) {
     if let Some(g) = pair.gpu.as_mut().filter(|g| g.epoch == epoch) {
-        if let Err(SendError::Full) = g.send_view(ViewCommand::Render { up_to }) {
+        if let Err(SendError::Full) = g.send_view(view, ViewCommand::Render { up_to }) {
             g.unread = true;
         }
+    }
+    let mut args = triptych_trace::Args::new();
+    if view != FIRST_VIEW {
+        args.insert("view".into(), view.0.into());
     }
     tracing.rec().instant(
         triptych_trace::Marker::FrameRequest,
         triptych_trace::InstantScope::Process,
         Some(up_to),
-        triptych_trace::Args::new(),
+        args,
     );
 }

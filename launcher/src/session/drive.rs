@@ -1,14 +1,34 @@
 //! The main loop: every child message, exit, corroboration verdict and heartbeat, until the last
-//! frame is on screen; and who is to blame when nothing reaches the screen.
+//! frame of every view is on screen; and who is to blame when nothing of a view reaches the
+//! screen.
+
+use crossbeam_channel::Select;
+use ipc_protocol::messages::ViewId;
 
 use super::*;
 
+/// What the loop waits on for one view's renderer: its events, its exit, the end of its
+/// command stream.
+struct RendererWatch {
+    view: ViewId,
+    events: Receiver<Delivery<RendererToLauncher>>,
+    exit: Receiver<()>,
+    stream: Receiver<()>,
+}
+
 impl Supervisor<'_> {
-    /// The main loop: until the last frame is on screen, or Ctrl-C.
+    /// The main loop: until the last frame of every view is on screen, or Ctrl-C.
     pub(super) fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
         let heartbeat = Duration::from_millis(self.args.supervision.heartbeat_ms.max(10));
         let hang = Duration::from_millis(self.args.supervision.hang_timeout_ms.max(50));
-        self.liveness.progress(Instant::now());
+        let now = Instant::now();
+        for v in &self.views {
+            self.liveness.progress(v.id, now);
+        }
+        // Each child's command stream: its sending thread ends when the child's end closes.
+        let stream_end = |link: Option<&std::sync::Arc<ipc_protocol::commands::CommandLink>>| {
+            link.map_or_else(crossbeam_channel::never, |l| l.ended())
+        };
         while !self.run_over() {
             let wait = self
                 .display_tick()
@@ -30,16 +50,6 @@ impl Supervisor<'_> {
                 .gpu
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |g| g.exit.clone());
-            let r_events = self
-                .pair
-                .renderer
-                .as_ref()
-                .map_or_else(crossbeam_channel::never, |r| r.events.clone());
-            let r_exit = self
-                .pair
-                .renderer
-                .as_ref()
-                .map_or_else(crossbeam_channel::never, |r| r.exit.clone());
             let standby_events = self
                 .pair
                 .standby
@@ -50,89 +60,151 @@ impl Supervisor<'_> {
                 .standby
                 .as_ref()
                 .map_or_else(crossbeam_channel::never, |w| w.exit.clone());
-            // Each child's command stream: its sending thread ends when the child's end closes.
-            let stream_end =
-                |link: Option<&std::sync::Arc<ipc_protocol::commands::CommandLink>>| {
-                    link.map_or_else(crossbeam_channel::never, |l| l.ended())
-                };
             let gpu_stream =
                 stream_end(self.pair.gpu.as_ref().and_then(|g| g.child.commands.link()));
-            let r_stream = stream_end(
-                self.pair
-                    .renderer
-                    .as_ref()
-                    .and_then(|r| r.child.commands.link()),
-            );
             let standby_stream = stream_end(
                 self.pair
                     .standby
                     .as_ref()
                     .and_then(|w| w.child.commands.link()),
             );
+            let renderers: Vec<RendererWatch> = self
+                .views
+                .iter()
+                .filter_map(|v| {
+                    let r = v.renderer.as_ref()?;
+                    Some(RendererWatch {
+                        view: v.id,
+                        events: r.events.clone(),
+                        exit: r.exit.clone(),
+                        stream: stream_end(r.child.commands.link()),
+                    })
+                })
+                .collect();
             let checked = self.policing.verdicts();
             let looked = self.policing.look_verdicts();
             let vouched = self.policing.vouch_outcomes();
-            select! {
-                recv(r_events) -> m => match m {
-                    Ok(d) => self.renderer_delivery(d)?,
-                    Err(_) => self.channel_closed(Role::Renderer, &r_exit)?,
-                },
-                recv(gpu_events) -> m => match m {
-                    Ok(d) => self.gpu_delivery(d)?,
-                    Err(_) => self.channel_closed(Role::Gpu, &gpu_exit)?,
-                },
-                recv(gpu_exit) -> _ => self.gpu_down(None)?,
-                recv(gpu_stream) -> _ => self.stream_closed(Role::Gpu, &gpu_exit)?,
-                recv(r_stream) -> _ => self.stream_closed(Role::Renderer, &r_exit)?,
-                recv(standby_stream) -> _ => {
-                    let died = standby_exit.recv_timeout(Duration::from_millis(250)).is_ok();
+            let mut sel = Select::new();
+            let op_gpu_events = sel.recv(&gpu_events);
+            let op_gpu_exit = sel.recv(&gpu_exit);
+            let op_gpu_stream = sel.recv(&gpu_stream);
+            let op_standby_stream = sel.recv(&standby_stream);
+            let op_standby_events = sel.recv(&standby_events);
+            let op_standby_exit = sel.recv(&standby_exit);
+            let op_checked = sel.recv(&checked);
+            let op_looked = sel.recv(&looked);
+            let op_vouched = sel.recv(&vouched);
+            let op_signals = sel.recv(signals);
+            let op_display = sel.recv(&display_events);
+            let op_edits = sel.recv(&edits);
+            let op_embed = sel.recv(&embed_control);
+            let op_renderers: Vec<(usize, usize, usize)> = renderers
+                .iter()
+                .map(|r| (sel.recv(&r.events), sel.recv(&r.exit), sel.recv(&r.stream)))
+                .collect();
+            if let Ok(op) = sel.select_timeout(wait) {
+                let k = op.index();
+                if k == op_gpu_events {
+                    match op.recv(&gpu_events) {
+                        Ok(d) => self.gpu_delivery(d)?,
+                        Err(_) => self.channel_closed(Who::Gpu, &gpu_exit)?,
+                    }
+                } else if k == op_gpu_exit {
+                    let _ = op.recv(&gpu_exit);
+                    self.gpu_down(None)?;
+                } else if k == op_gpu_stream {
+                    let _ = op.recv(&gpu_stream);
+                    self.stream_closed(Who::Gpu, &gpu_exit)?;
+                } else if k == op_standby_stream {
+                    let _ = op.recv(&standby_stream);
+                    let died = standby_exit
+                        .recv_timeout(Duration::from_millis(250))
+                        .is_ok();
                     self.standby_down((!died).then(|| {
                         "protocol violation: command stream: closed while the process lives on"
                             .to_owned()
                     }))?;
-                }
-                recv(standby_events) -> m => match m {
-                    Ok(d) => self.standby_message(d)?,
-                    // Its control socket closed: it is dying; its pidfd says how.
-                    Err(_) => {
-                        let _ = standby_exit.recv_timeout(Duration::from_millis(250));
-                        self.standby_down(None)?;
+                } else if k == op_standby_events {
+                    match op.recv(&standby_events) {
+                        Ok(d) => self.standby_message(d)?,
+                        // Its control socket closed: it is dying; its pidfd says how.
+                        Err(_) => {
+                            let _ = standby_exit.recv_timeout(Duration::from_millis(250));
+                            self.standby_down(None)?;
+                        }
                     }
-                },
-                recv(standby_exit) -> _ => self.standby_down(None)?,
-                recv(r_exit) -> _ => self.renderer_down(None)?,
-                recv(checked) -> v => if let Ok((claim, finding)) = v {
-                    self.policing.verdict_taken();
-                    self.fence_verdict(claim, finding)?;
-                },
-                recv(looked) -> v => if let Ok((epoch, verdict)) = v {
-                    self.fence_look_verdict(epoch, verdict)?;
-                },
-                recv(vouched) -> v => if let Ok((epoch, link, outcome)) = v {
-                    self.vouch_outcome(epoch, link, outcome)?;
-                },
-                recv(signals) -> s => {
+                } else if k == op_standby_exit {
+                    let _ = op.recv(&standby_exit);
+                    self.standby_down(None)?;
+                } else if k == op_checked {
+                    if let Ok((claim, finding)) = op.recv(&checked) {
+                        self.policing.verdict_taken();
+                        self.fence_verdict(claim, finding)?;
+                    }
+                } else if k == op_looked {
+                    if let Ok((epoch, verdict)) = op.recv(&looked) {
+                        self.fence_look_verdict(epoch, verdict)?;
+                    }
+                } else if k == op_vouched {
+                    if let Ok((epoch, view, link, outcome)) = op.recv(&vouched) {
+                        self.vouch_outcome(epoch, view, link, outcome)?;
+                    }
+                } else if k == op_signals {
+                    let s = op.recv(signals);
                     tracing::warn!(signal = ?s.ok(), "interrupted: shutting down");
                     return Ok(());
+                } else if k == op_display {
+                    if let Ok(e) = op.recv(&display_events) {
+                        self.display_event(e)?;
+                    }
+                } else if k == op_edits {
+                    match op.recv(&edits) {
+                        Ok(e) => self.apply_edit(e)?,
+                        Err(_) => self.edits.from = crossbeam_channel::never(),
+                    }
+                } else if k == op_embed {
+                    match op.recv(&embed_control) {
+                        Ok(c) => self.embed_control(c)?,
+                        Err(_) => self.embedding.quit(),
+                    }
+                } else if let Some(j) = op_renderers
+                    .iter()
+                    .position(|(e, x, s)| k == *e || k == *x || k == *s)
+                {
+                    let r = &renderers[j];
+                    let (e, x, _) = op_renderers[j];
+                    let who = Who::Renderer(r.view);
+                    if k == e {
+                        match op.recv(&r.events) {
+                            Ok(d) => self.renderer_delivery(r.view, d)?,
+                            Err(_) => self.channel_closed(who, &r.exit)?,
+                        }
+                    } else if k == x {
+                        let _ = op.recv(&r.exit);
+                        self.renderer_down(r.view, None)?;
+                    } else {
+                        let _ = op.recv(&r.stream);
+                        self.stream_closed(who, &r.exit)?;
+                    }
+                } else {
+                    // Every operation added is matched above.
+                    tracing::error!(index = k, "a select operation with no handler");
                 }
-                recv(display_events) -> e => if let Ok(e) = e {
-                    self.display_event(e)?;
-                },
-                recv(edits) -> e => match e {
-                    Ok(e) => self.apply_edit(e)?,
-                    Err(_) => self.edits.from = crossbeam_channel::never(),
-                },
-                recv(embed_control) -> c => match c {
-                    Ok(c) => self.embed_control(c)?,
-                    Err(_) => self.embedding.quit(),
-                },
-                default(wait) => {}
             }
-            if self.pair.renderer.as_ref().is_some_and(|r| r.unread) {
-                self.renderer_violation(rules::Breach::new(
-                    "control socket",
-                    "stopped reading the launcher's commands (its queue is full)",
-                ))?;
+            let unread: Vec<ViewId> = self
+                .views
+                .iter()
+                .filter(|v| v.renderer.as_ref().is_some_and(|r| r.unread))
+                .map(|v| v.id)
+                .collect();
+            for view in unread {
+                self.renderer_violation(
+                    view,
+                    rules::Breach::new(
+                        "control socket",
+                        "stopped reading the launcher's commands (its queue is full)",
+                    ),
+                )?;
             }
             if self.pair.gpu.as_ref().is_some_and(|g| g.unread) {
                 self.gpu_violation(rules::Breach::new(
@@ -147,7 +219,7 @@ impl Supervisor<'_> {
                         g.unread = true;
                     }
                 }
-                if let Some(r) = &mut self.pair.renderer {
+                for r in self.views.iter_mut().filter_map(|v| v.renderer.as_mut()) {
                     if let Err(e) = r.child.commands.send(&LauncherToRenderer::Ping(seq)) {
                         r.send_failed(e);
                     }
@@ -167,26 +239,36 @@ impl Supervisor<'_> {
             }
             let silent = self
                 .liveness
-                .silent(Role::Gpu, Instant::now(), hang)
+                .silent(Who::Gpu, Instant::now(), hang)
                 .filter(|_| self.pair.gpu.is_some());
             if let Some(silent) = silent {
                 self.gpu_down(Some(Cause::Hang {
                     silent_ms: silent.as_millis() as u64,
                 }))?;
             }
-            let silent = self
-                .liveness
-                .silent(Role::Renderer, Instant::now(), hang)
-                .filter(|_| self.pair.renderer.is_some());
-            if let Some(silent) = silent {
-                self.renderer_down(Some(Cause::Hang {
-                    silent_ms: silent.as_millis() as u64,
-                }))?;
-            }
-            // Both answer, yet nothing reaches the screen: blame whoever holds things up.
-            let stalled = self.liveness.stalled(Instant::now());
-            if stalled > hang && self.pair.gpu.is_some() {
-                self.stalled(stalled, hang)?;
+            let ids: Vec<ViewId> = self.views.iter().map(|v| v.id).collect();
+            for view in ids {
+                let running = self
+                    .view_index(view)
+                    .is_some_and(|i| self.views[i].renderer.is_some());
+                let silent = self
+                    .liveness
+                    .silent(Who::Renderer(view), Instant::now(), hang)
+                    .filter(|_| running);
+                if let Some(silent) = silent {
+                    self.renderer_down(
+                        view,
+                        Some(Cause::Hang {
+                            silent_ms: silent.as_millis() as u64,
+                        }),
+                    )?;
+                }
+                // Its children answer, yet nothing of it reaches the screen: blame whoever
+                // holds it up.
+                let stalled = self.liveness.stalled(view, Instant::now());
+                if stalled > hang && self.pair.gpu.is_some() && !self.view_done(view) {
+                    self.stalled(view, stalled, hang)?;
+                }
             }
             self.standby_due()?;
             if let Some(o) = &mut self.observer {
@@ -196,65 +278,90 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Whether the run is over: headless, once the last frame is on screen; in a window, once
-    /// the window is closed or `q` pressed (the last frame stays on screen until then).
+    /// Whether `view`'s last frame is on screen (a headless run's view has nothing more to
+    /// show).
+    fn view_done(&self, view: ViewId) -> bool {
+        self.display.is_none()
+            && self
+                .view_index(view)
+                .is_some_and(|i| self.views[i].last == Some(self.args.frames - 1))
+    }
+
+    /// Whether the run is over: headless, once the last frame of every view is on screen; in a
+    /// window, once the window is closed or `q` pressed (the last frame stays on screen until
+    /// then).
     fn run_over(&self) -> bool {
         if self.embedding.quitting() {
             return true;
         }
         match &self.display {
             Some(s) => s.quit,
-            None => self.summary.frames.last == Some(self.args.frames - 1) || self.last_dropped,
+            None => {
+                self.last_dropped
+                    || self
+                        .views
+                        .iter()
+                        .all(|v| v.last == Some(self.args.frames - 1))
+            }
         }
     }
 
     /// A child's control socket closed. A dying child closes it a moment before its pidfd
     /// reports the exit; a child that closes it and lives on has broken the protocol.
-    pub(super) fn channel_closed(&mut self, role: Role, exit: &Receiver<()>) -> anyhow::Result<()> {
-        self.closed(role, exit, "control socket")
+    pub(super) fn channel_closed(&mut self, who: Who, exit: &Receiver<()>) -> anyhow::Result<()> {
+        self.closed(who, exit, "control socket")
     }
 
-    /// The launcher's command stream to `role` ended ([`ipc_protocol::commands`]): it closed
-    /// its end, and is dying, or is to blame for closing it while it lives on.
-    pub(super) fn stream_closed(&mut self, role: Role, exit: &Receiver<()>) -> anyhow::Result<()> {
-        self.closed(role, exit, "command stream")
+    /// The launcher's command stream to `who` ended ([`ipc_protocol::commands`]): it closed its
+    /// end, and is dying, or is to blame for closing it while it lives on.
+    pub(super) fn stream_closed(&mut self, who: Who, exit: &Receiver<()>) -> anyhow::Result<()> {
+        self.closed(who, exit, "command stream")
     }
 
-    fn closed(&mut self, role: Role, exit: &Receiver<()>, what: &str) -> anyhow::Result<()> {
+    fn closed(&mut self, who: Who, exit: &Receiver<()>, what: &str) -> anyhow::Result<()> {
         let died = exit.recv_timeout(Duration::from_millis(250)).is_ok();
         let cause = (!died).then(|| Cause::ProtocolViolation {
             kind: what.to_owned(),
             what: "closed while the process lives on".to_owned(),
         });
-        if role == Role::Gpu {
-            self.gpu_down(cause)
-        } else {
-            self.renderer_down(cause)
+        match who {
+            Who::Gpu => self.gpu_down(cause),
+            Who::Renderer(view) => self.renderer_down(view, cause),
         }
     }
 
-    /// No frame reached the screen for `stalled` although both children answer. The launcher
-    /// handed every frame and every release on itself ([`ipc_protocol::relay`]), so it knows
-    /// who holds the work, without either child's word:
-    /// 1. the renderer has held every buffer of a layer since before the stall (half the hang
-    ///    timeout at least), each of a frame it answered or has had for longer than its fence
-    ///    wait: it took frames and neither composited nor gave them back, and the GPU process
-    ///    cannot render;
+    /// No frame of `view` reached the screen for `stalled` although its children answer. The
+    /// launcher handed every frame and every release on itself ([`ipc_protocol::relay`]), so it
+    /// knows who holds the work, without either child's word:
+    /// 1. the view's renderer has held every buffer of a layer since before the stall (half the
+    ///    hang timeout at least), each of a frame it answered or has had for longer than its
+    ///    fence wait: it took frames and neither composited nor gave them back, and the GPU
+    ///    process cannot render for the view;
     /// 2. it holds every buffer of a layer, some of a frame it may still be waiting on the GPU
     ///    process's fences for: nobody yet, until that wait is over;
-    /// 3. otherwise, once the GPU process has had a buffer of every layer free for half the hang
-    ///    timeout too: if the renderer answered every frame since its last present with a
-    ///    rejection (its word alone, which the launcher cannot check), a fresh renderer is tried
-    ///    first, once per GPU process; otherwise (or if the fresh one rejects as well) the GPU
-    ///    process stopped producing, or never said it serves a new renderer, and is stalled.
-    pub(super) fn stalled(&mut self, stalled: Duration, hang: Duration) -> anyhow::Result<()> {
+    /// 3. otherwise, once the GPU process has had a buffer of every layer of the view free for
+    ///    half the hang timeout too: if the renderer answered every frame since its last present
+    ///    with a rejection (its word alone, which the launcher cannot check), a fresh renderer is
+    ///    tried first, once per view and GPU process; otherwise (or if the fresh one rejects as
+    ///    well) the GPU process stopped producing, or never said it serves a new renderer, and
+    ///    is stalled.
+    pub(super) fn stalled(
+        &mut self,
+        view: ViewId,
+        stalled: Duration,
+        hang: Duration,
+    ) -> anyhow::Result<()> {
         let ms = stalled.as_millis() as u64;
+        let Some(i) = self.view_index(view) else {
+            return Ok(());
+        };
+        let link = self.pair.gpu.as_ref().and_then(|g| g.link(view));
         // Headless, nothing paces the GPU process: after a resize, the renderer drops the frames
         // made at the old size. Once every frame is made and none comes, the last ones were of
         // those: the run is over, and nobody is to blame.
         if self.display.is_none()
             && self.summary.frames.resizes > 0
-            && self.pair.gpu.as_ref().is_some_and(|g| g.finished)
+            && link.is_some_and(|l| l.finished)
         {
             tracing::info!(
                 last_frame = ?self.summary.frames.last,
@@ -267,27 +374,31 @@ impl Supervisor<'_> {
         // look at a timed-out fence after it.
         let fence_wait = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let patience = fence_wait + Duration::from_secs(1);
-        let holder = self.pair.gpu.as_ref().map(|g| {
-            let long = g.starved_since.is_some_and(|t| {
+        let holder = link.map(|l| {
+            let long = l.starved_since.is_some_and(|t| {
                 t.elapsed() + Duration::from_millis(10) >= (hang / 2).min(stalled)
             });
             (
-                g.relay.holder(Instant::now(), patience),
+                l.relay.holder(Instant::now(), patience),
                 long,
-                g.starved_since,
+                l.starved_since,
             )
         });
+        let has_renderer = self.views[i].renderer.is_some();
         match holder {
             Some((ipc_protocol::relay::Holder::Renderer(layer), true, Some(since)))
-                if self.pair.renderer.is_some() =>
+                if has_renderer =>
             {
                 let held_ms = since.elapsed().as_millis() as u64;
-                return self.renderer_down(Some(Cause::ProtocolViolation {
-                    kind: "Release".to_owned(),
-                    what: format!(
-                        "held every buffer of layer {layer} for {held_ms} ms without presenting (no frame for {ms} ms)"
-                    ),
-                }));
+                return self.renderer_down(
+                    view,
+                    Some(Cause::ProtocolViolation {
+                        kind: "Release".to_owned(),
+                        what: format!(
+                            "held every buffer of layer {layer} for {held_ms} ms without presenting (no frame for {ms} ms)"
+                        ),
+                    }),
+                );
             }
             // The renderer holds every buffer of a layer, some of a frame it may still be
             // waiting on the GPU process's fences for: judged once that wait is over.
@@ -295,35 +406,36 @@ impl Supervisor<'_> {
                 ipc_protocol::relay::Holder::Renderer(_) | ipc_protocol::relay::Holder::Undecided,
                 _,
                 _,
-            )) if self.pair.renderer.is_some() => {
+            )) if has_renderer => {
                 return Ok(());
             }
             _ => {}
         }
-        // The GPU process could render: it must have been able to for a while, not since a
-        // release a moment ago.
-        let free_long = self.pair.gpu.as_ref().is_some_and(|g| {
-            g.free_since
+        // The GPU process could render for the view: it must have been able to for a while, not
+        // since a release a moment ago.
+        let free_long = link.is_some_and(|l| {
+            l.free_since
                 .is_some_and(|t| t.elapsed() + Duration::from_millis(10) >= (hang / 2).min(stalled))
         });
-        if !free_long && self.pair.renderer.is_some() {
+        if !free_long && has_renderer {
             return Ok(());
         }
         // Frames flowed, and the renderer answered every one of them with a rejection: its word
-        // alone, which the launcher cannot check. A fresh renderer is tried first, once per GPU
-        // process; if it rejects as well, the GPU process is the one stalled.
-        let rejected = self.pair.renderer.as_ref().map_or(0, |r| r.rejected);
-        let spared = self.pair.gpu.as_ref().is_some_and(|g| g.spared);
-        if rejected > 0 && !spared && self.pair.renderer.is_some() {
-            if let Some(g) = self.pair.gpu.as_mut() {
-                g.spared = true;
+        // alone, which the launcher cannot check. A fresh renderer is tried first, once per
+        // view and GPU process; if it rejects as well, the GPU process is the one stalled.
+        let rejected = self.views[i].renderer.as_ref().map_or(0, |r| r.rejected);
+        let spared = link.is_some_and(|l| l.spared);
+        if rejected > 0 && !spared && has_renderer {
+            if let Some(l) = self.pair.gpu.as_mut().and_then(|g| g.link_mut(view)) {
+                l.spared = true;
             }
             tracing::warn!(
+                view = view.0,
                 rejected,
                 ms,
                 "the renderer rejected every frame of the stall by its word alone; a fresh renderer is tried before the GPU process is blamed"
             );
-            return self.renderer_down(Some(Cause::Stalled { ms }));
+            return self.renderer_down(view, Some(Cause::Stalled { ms }));
         }
         self.gpu_down(Some(Cause::Stalled { ms }))
     }
@@ -356,7 +468,7 @@ impl Supervisor<'_> {
                 self.summary.trust.refuted_fence_timeouts += 1;
             }
             Finding::Bogus(why) => {
-                self.renderer_violation(rules::Breach::new("FenceTimeout", why))?;
+                self.renderer_violation(claim.view, rules::Breach::new("FenceTimeout", why))?;
             }
         }
         Ok(())

@@ -75,10 +75,10 @@ impl Edits {
 impl Supervisor<'_> {
     /// Draws `edit` from the GPU process's next frame on.
     pub(super) fn apply_edit(&mut self, edit: Edit) -> anyhow::Result<()> {
-        if self.drawn.scene().is_none() {
+        if self.views[0].drawn.scene().is_none() {
             bail!("an edit of a run without a scene file");
         }
-        self.drawn.edit(&edit);
+        self.views[0].drawn.edit(&edit);
         // Only a version sent to a GPU process can be named by a frame: the one before this,
         // if it never went (this one overtook it), keeps its number only, so that edits that
         // come while no frame does cost no memory but their numbers.
@@ -86,7 +86,8 @@ impl Supervisor<'_> {
             .pair
             .gpu
             .as_ref()
-            .map_or(0, |g| g.relay.scene_sent_version());
+            .and_then(|g| g.link(FIRST_VIEW))
+            .map_or(0, |l| l.relay.scene_sent_version());
         if let Some(last) = self.edits.pending.back_mut().filter(|l| l.0 > sent) {
             last.1 = None;
         }
@@ -95,7 +96,7 @@ impl Supervisor<'_> {
             .push_back((edit.version, Some(Arc::clone(&edit.scene))));
         self.summary.frames.scene_edits += 1;
         if let Some(s) = self.display.as_mut() {
-            s.animates = self.drawn.animates();
+            s.animates = self.views[0].drawn.animates();
             s.changed();
         }
         self.send_edits()
@@ -104,8 +105,8 @@ impl Supervisor<'_> {
     /// Sends the GPU process the scene drawn, unless it has it, or has not yet drawn the last
     /// update sent.
     pub(super) fn send_edits(&mut self) -> anyhow::Result<()> {
-        let version = self.drawn.version();
-        let Some(newest) = self.drawn.scene().cloned() else {
+        let version = self.views[0].drawn.version();
+        let Some(newest) = self.views[0].drawn.scene().cloned() else {
             return Ok(());
         };
         let ping = self.liveness.last_sent();
@@ -113,10 +114,13 @@ impl Supervisor<'_> {
             // The next GPU process starts on it.
             return Ok(());
         };
-        if g.edit_on_its_way.is_some() || g.relay.scene_sent_version() >= version {
+        let Some(link) = g.link(FIRST_VIEW) else {
+            return Ok(());
+        };
+        if link.edit_on_its_way.is_some() || link.relay.scene_sent_version() >= version {
             return Ok(());
         }
-        let Some(had) = g.scene_had.clone() else {
+        let Some(had) = link.scene_had.clone() else {
             return Ok(());
         };
         let SceneSource::File { name, text } = &newest.start.source else {
@@ -201,7 +205,7 @@ impl Supervisor<'_> {
             pixels: pixels.iter().map(|(slot, _, _)| *slot).collect(),
             pixels_kept,
         });
-        match g.send_view(update) {
+        match g.send_view(FIRST_VIEW, update) {
             Ok(()) => {}
             // Its queue is full of other commands: tried again at its next frame or pong.
             Err(SendError::Full) => return Ok(()),
@@ -211,9 +215,11 @@ impl Supervisor<'_> {
                 return Ok(());
             }
         }
-        g.relay.scene_sent(version);
-        g.edit_on_its_way = Some((version, ping));
-        g.scene_had = Some(Arc::clone(&newest));
+        if let Some(link) = g.link_mut(FIRST_VIEW) {
+            link.relay.scene_sent(version);
+            link.edit_on_its_way = Some((version, ping));
+            link.scene_had = Some(Arc::clone(&newest));
+        }
         // The rest of the update: a process that stops reading now waits for it forever, and
         // is replaced as one that stopped reading its commands.
         for slot in &images {
@@ -221,7 +227,7 @@ impl Supervisor<'_> {
                 continue;
             };
             let msg = ViewCommand::SceneImage { layer: *slot };
-            if let Err(e) = g.send_view_with(msg, &[fd.as_fd()]) {
+            if let Err(e) = g.send_view_with(FIRST_VIEW, msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, slot, "could not send a scene image to the GPU process");
                 g.unread = true;
             }
@@ -235,7 +241,7 @@ impl Supervisor<'_> {
                 width: *width,
                 height: *height,
             });
-            if let Err(e) = g.send_view_with(msg, &[fd.as_fd()]) {
+            if let Err(e) = g.send_view_with(FIRST_VIEW, msg, &[fd.as_fd()]) {
                 tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
                 g.unread = true;
             }
@@ -247,17 +253,17 @@ impl Supervisor<'_> {
     /// update on its way has arrived once either reaches it, and the next may go. With none on
     /// its way, an edit that could not be sent before (its queue was full) goes now.
     pub(super) fn edit_arrived(&mut self, version: Option<u64>, pong: Option<u64>) {
-        let Some(g) = self.pair.gpu.as_mut() else {
+        let Some(link) = self.pair.gpu.as_mut().and_then(|g| g.link_mut(FIRST_VIEW)) else {
             return;
         };
-        if let Some((v, ping)) = g.edit_on_its_way {
+        if let Some((v, ping)) = link.edit_on_its_way {
             if pong.is_some_and(|n| n > ping) {
                 // It handled the update before the ping: every frame from now on draws it.
-                g.relay.scene_due(v);
+                link.relay.scene_due(v);
             } else if version.is_none_or(|drawn| drawn < v) {
                 return;
             }
-            g.edit_on_its_way = None;
+            link.edit_on_its_way = None;
         }
         if let Err(e) = self.send_edits() {
             tracing::error!(error = %format!("{e:#}"), "sending the scene's edits to the GPU process");

@@ -37,31 +37,31 @@ impl Supervisor<'_> {
         let layers = u32::try_from(scene.scene.layers.len()).context("layer count")?;
         tracing::info!(
             layers,
-            scene = self.drawn.scene_id() + 1,
+            scene = self.views[0].drawn.scene_id() + 1,
             resume_from = self.resume_from(),
             "switching to a new scene"
         );
         self.stop_pair();
         self.edits_superseded(Arc::clone(&scene));
-        self.drawn.switch(scene);
+        self.views[0].drawn.switch(scene);
         if let Some(s) = self.display.as_mut() {
-            s.animates = self.drawn.animates();
+            s.animates = self.views[0].drawn.animates();
         }
         self.summary.frames.layers = layers;
         self.summary.frames.scene_changes += 1;
         self.input.new_scene();
         self.last_dropped = false;
         self.start_pair()?;
-        self.liveness.progress(Instant::now());
+        self.liveness.progress(FIRST_VIEW, Instant::now());
         Ok(())
     }
 
     /// Shuts both children down, killing what does not exit in time; the renderer's last frame
     /// is kept to show until the next renderer presents.
     fn stop_pair(&mut self) {
-        if let Some(mut r) = self.pair.renderer.take() {
+        if let Some(mut r) = self.views[0].renderer.take() {
             let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
-            self.pair.keep_showing(r.screen.take());
+            self.views[0].pair.keep_showing(r.screen.take());
             if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
@@ -96,7 +96,8 @@ impl Supervisor<'_> {
     /// its layers out (a scene file's, or the built-in scene's), with the user's moves.
     pub(super) fn layer_under(&self, p: (i32, i32)) -> Option<u32> {
         let frame = self.summary.frames.last.unwrap_or(0);
-        self.drawn
+        self.views[0]
+            .drawn
             .layer_at(frame, self.geometry.size(), self.input.moves(), p)
     }
 
@@ -106,7 +107,7 @@ impl Supervisor<'_> {
             return;
         };
         if let Some(g) = self.pair.gpu.as_mut() {
-            match g.send_view(ViewCommand::Hover(hover)) {
+            match g.send_view(FIRST_VIEW, ViewCommand::Hover(hover)) {
                 Err(SendError::Full) => g.unread = true,
                 Ok(()) | Err(_) => self.input.hover_sent(),
             }

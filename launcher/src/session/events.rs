@@ -1,6 +1,8 @@
 //! What the launcher does with each message a child sends: every one is checked
 //! ([`super::rules`]) before it changes anything, and a message that breaks the rules costs the
-//! sender its life (`protocol violation`), never the run.
+//! sender its life (`protocol violation`), never the run. A view's renderer speaks only of its
+//! own view: whatever it names (a buffer, a frame, a fence, a slot) is looked up in that view's
+//! relay and output, so naming another view's is naming nothing it was given.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,8 @@ use ipc_protocol::messages::{
 };
 use triptych_trace::{Args, Stage};
 
-use super::{fd_count, Supervisor, VIEW};
+use super::parts::Who;
+use super::{fd_count, window_of, Supervisor, FIRST_VIEW};
 use crate::chaos::Target;
 use crate::crash::Cause;
 use crate::present::Screen;
@@ -31,18 +34,19 @@ impl Supervisor<'_> {
         }
     }
 
-    /// One delivery from the renderer's control socket.
+    /// One delivery from `view`'s renderer's control socket.
     pub(super) fn renderer_delivery(
         &mut self,
+        view: ViewId,
         d: Delivery<RendererToLauncher>,
     ) -> anyhow::Result<()> {
         let verdict = match d {
-            Ok((m, fds)) => self.renderer_event(m, fds),
+            Ok((m, fds)) => self.renderer_event(view, m, fds),
             Err(v) => Err(Breach::new("message", v.to_string())),
         };
         match verdict {
             Ok(()) => Ok(()),
-            Err(b) => self.renderer_violation(b),
+            Err(b) => self.renderer_violation(view, b),
         }
     }
 
@@ -66,26 +70,33 @@ impl Supervisor<'_> {
         }))
     }
 
-    /// The renderer says frame `frame` of the GPU process of `epoch` named, as `layer`'s fence,
-    /// a file that is no fence. The launcher knows which fd that frame named (it handed the
-    /// frame on), and looks at it itself a few times per GPU process ([`super::fence_look`]);
-    /// a claim it does not look at is counted.
-    fn fence_claim(&mut self, epoch: u64, frame: u64, layer: u32, what: &str) {
+    /// `view`'s renderer says frame `frame` of the GPU process of `epoch` named, as `layer`'s
+    /// fence, a file that is no fence. The launcher knows which fd that frame named (it handed
+    /// the frame on), and looks at it itself a few times per view and GPU process
+    /// ([`super::fence_look`]); a claim it does not look at is counted.
+    fn fence_claim(&mut self, view: ViewId, epoch: u64, frame: u64, layer: u32, what: &str) {
         use super::fence_look::FenceToLook;
+        let window = self
+            .view_index(view)
+            .map(|i| window_of(self.views[i].window));
         let started = self
             .pair
             .gpu
             .as_mut()
-            .filter(|g| g.epoch == epoch && g.looks < super::MAX_FENCE_LOOKS)
+            .filter(|g| g.epoch == epoch)
             .and_then(|g| {
-                let fence = g.relay.fence(frame, layer)?.clone();
-                g.looks += 1;
+                let kind = g.info.fence;
+                let link = g
+                    .link_mut(view)
+                    .filter(|l| l.looks < super::MAX_FENCE_LOOKS)?;
+                let fence = link.relay.fence(frame, layer)?.clone();
+                link.looks += 1;
                 let look = FenceToLook {
                     epoch,
                     frame,
                     fence,
-                    window: g.info.window,
-                    kind: g.info.fence,
+                    window: window?,
+                    kind,
                 };
                 Some(self.policing.look_at_fence(&g.child.proc.pidfd, look))
             });
@@ -126,35 +137,47 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The renderer broke the protocol: it is taken to be compromised (but see
+    /// `view`'s renderer broke the protocol: it is taken to be compromised (but see
     /// [`Supervisor::gpu_violation`] for a renderer already dead).
-    pub(super) fn renderer_violation(&mut self, b: Breach) -> anyhow::Result<()> {
-        if self
-            .pair
-            .renderer
-            .as_ref()
-            .is_some_and(|r| r.child.proc.exited())
-        {
+    pub(super) fn renderer_violation(&mut self, view: ViewId, b: Breach) -> anyhow::Result<()> {
+        let dead = self
+            .view_index(view)
+            .and_then(|i| self.views[i].renderer.as_ref())
+            .is_some_and(|r| r.child.proc.exited());
+        if dead {
             tracing::debug!(kind = b.kind, what = %b.what, "breach by a renderer that is already dead");
-            return self.renderer_down(None);
+            return self.renderer_down(view, None);
         }
-        tracing::warn!(kind = b.kind, what = %b.what, "protocol violation by the renderer");
-        self.renderer_down(Some(Cause::ProtocolViolation {
-            kind: b.kind.to_owned(),
-            what: b.what,
-        }))
+        tracing::warn!(view = view.0, kind = b.kind, what = %b.what, "protocol violation by the renderer");
+        self.renderer_down(
+            view,
+            Some(Cause::ProtocolViolation {
+                kind: b.kind.to_owned(),
+                what: b.what,
+            }),
+        )
     }
 
-    /// A frame of the GPU process's: checked ([`ipc_protocol::relay::Relay::frame`]), counted as
-    /// produced, and handed on to the renderer, which holds its buffers from now on. A lie in
-    /// it is seen here, by the launcher itself, and costs the GPU process its life.
-    fn relay_frame(&mut self, msg: FrameMsg) -> Result<(), Breach> {
+    /// A frame of `view` from the GPU process: checked against the view's relay
+    /// ([`ipc_protocol::relay::Relay::frame`]), counted as produced, and handed on to the
+    /// view's renderer, which holds its buffers from now on. A lie in it is seen here, by the
+    /// launcher itself, and costs the GPU process its life.
+    fn relay_frame(&mut self, view: ViewId, msg: FrameMsg) -> Result<(), Breach> {
         use ipc_protocol::relay::Handed;
         let generation = self.geometry.generation();
+        let Some(i) = self.view_index(view) else {
+            return Err(Breach::new(
+                "Frame",
+                format!("a frame of {view}, which it was never given"),
+            ));
+        };
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
-        let handed = g
+        let Some(link) = g.link_mut(view) else {
+            return Ok(());
+        };
+        let handed = link
             .relay
             .frame(&msg, generation, Instant::now())
             .inspect_err(|_| {
@@ -163,10 +186,14 @@ impl Supervisor<'_> {
         if handed == Handed::Dropped {
             return Ok(());
         }
-        g.held_changed();
-        self.policing.produced(msg.frame, self.args.frames)?;
-        // The update on its way has arrived once a frame draws it: the next may go.
-        self.edit_arrived(Some(msg.scene_version), None);
+        link.held_changed();
+        let held = link.relay.held() as u64;
+        self.views[i].held_max = self.views[i].held_max.max(held);
+        self.policing.produced(view, msg.frame, self.args.frames)?;
+        if view == FIRST_VIEW {
+            // The update on its way has arrived once a frame draws it: the next may go.
+            self.edit_arrived(Some(msg.scene_version), None);
+        }
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
@@ -174,12 +201,22 @@ impl Supervisor<'_> {
         // window may have had its signal read away by the renderer, which would decide nothing.
         // Until then frames go on as before, and a claim about one is counted only.
         let fences_safe = g.info.fence != ipc_protocol::frame::FenceKind::Pipe || g.private_fences;
-        if let Some(v) = g.vouch.as_ref().filter(|_| fences_safe) {
-            let link = g.relay.link();
-            g.vouched_from = g.vouched_from.or(Some(msg.frame));
-            g.relay.held_by_launcher(msg.frame);
-            let sent = triptych_sys::fd::dup_cloexec(std::os::fd::AsFd::as_fd(&g.child.proc.pidfd))
-                .is_ok_and(|pidfd| v.submit(super::vouch::Job { pidfd, msg, link }));
+        let pidfd = &g.child.proc.pidfd;
+        let Some(link) = g.links.iter_mut().find(|l| l.view == view) else {
+            return Ok(());
+        };
+        if let Some(v) = link.vouch.as_ref().filter(|_| fences_safe) {
+            let link_no = link.relay.link();
+            link.vouched_from = link.vouched_from.or(Some(msg.frame));
+            link.relay.held_by_launcher(msg.frame);
+            let sent =
+                triptych_sys::fd::dup_cloexec(std::os::fd::AsFd::as_fd(pidfd)).is_ok_and(|pidfd| {
+                    v.submit(super::vouch::Job {
+                        pidfd,
+                        msg,
+                        link: link_no,
+                    })
+                });
             if !sent {
                 // No fd or no thread left (neither can be, short of exhaustion or a panic): the
                 // frame is lost, and the stall check finds the process whose frames stopped.
@@ -187,7 +224,7 @@ impl Supervisor<'_> {
             }
             return Ok(());
         }
-        if let Some(r) = self.pair.renderer.as_mut() {
+        if let Some(r) = self.views[i].renderer.as_mut() {
             let (frame, sent_ns) = (msg.frame, msg.sent_ns);
             let relayed_ns = triptych_trace::now_ns();
             if let Err(e) = r
@@ -197,19 +234,22 @@ impl Supervisor<'_> {
             {
                 r.send_failed(e);
             }
-            self.relayed(frame, sent_ns, relayed_ns, false);
+            self.relayed(view, frame, sent_ns, relayed_ns, false);
         }
         Ok(())
     }
 
-    /// The `relay` span of frame `frame`: from the GPU process's send (as it says; no later than
-    /// the hand-on) to the launcher's hand-on at `relayed_ns`.
-    fn relayed(&mut self, frame: u64, sent_ns: u64, relayed_ns: u64, vouched: bool) {
+    /// The `relay` span of frame `frame` of `view`: from the GPU process's send (as it says; no
+    /// later than the hand-on) to the launcher's hand-on at `relayed_ns`.
+    fn relayed(&mut self, view: ViewId, frame: u64, sent_ns: u64, relayed_ns: u64, vouched: bool) {
         let rec = self.tracing.rec();
         if rec.is_enabled() {
             let mut args = Args::new();
             if vouched {
                 args.insert("vouched".into(), true.into());
+            }
+            if view != FIRST_VIEW {
+                args.insert("view".into(), view.0.into());
             }
             rec.record_span(
                 Stage::Relay,
@@ -221,21 +261,34 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The renderer claimed that the GPU process of `epoch` broke frame `frame`. A claim about
-    /// a frame the launcher vouches for is a lie, and costs the renderer; any other about the
-    /// current process starts the launcher vouching for its frames from now on
+    /// `view`'s renderer claimed that the GPU process of `epoch` broke frame `frame`. A claim
+    /// about a frame the launcher vouches for is a lie, and costs the renderer; any other about
+    /// the current process starts the launcher vouching for the view's frames from now on
     /// ([`super::vouch`]), once.
-    fn claim(&mut self, kind: &'static str, epoch: u64, frame: u64) -> Result<(), Breach> {
+    fn claim(
+        &mut self,
+        view: ViewId,
+        kind: &'static str,
+        epoch: u64,
+        frame: u64,
+    ) -> Result<(), Breach> {
+        let last_sent = self.liveness.last_sent();
         let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) else {
             return Ok(());
         };
-        if frame >= g.relay.next() {
+        let fence_kind = g.info.fence;
+        let gpu_epoch = g.epoch;
+        let page = g.progress.as_ref().map(|p| p.reader.clone());
+        let Some(link) = g.links.iter_mut().find(|l| l.view == view) else {
+            return Ok(());
+        };
+        if frame >= link.relay.next() {
             return Err(Breach::new(
                 kind,
                 format!("frame {frame}, which was never handed to it"),
             ));
         }
-        if g.vouched_from.is_some_and(|first| frame >= first) {
+        if link.vouched_from.is_some_and(|first| frame >= first) {
             self.summary.trust.refuted_vouched_claims += 1;
             return Err(Breach::new(
                 kind,
@@ -244,38 +297,43 @@ impl Supervisor<'_> {
                 ),
             ));
         }
-        if g.vouch.is_some() {
+        if link.vouch.is_some() {
             return Ok(());
         }
         let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
         let sender = self.policing.vouch_sender();
-        let page = g.progress.as_ref().map(|p| p.reader.clone());
-        g.vouch = super::vouch::Vouch::start(
-            g.epoch,
-            g.relay.link(),
-            g.info.fence,
+        link.vouch = super::vouch::Vouch::start(
+            gpu_epoch,
+            view,
+            link.relay.link(),
+            fence_kind,
             page,
             timeout,
             sender,
         );
-        if g.vouch.is_some() && g.info.fence == ipc_protocol::frame::FenceKind::Pipe {
+        let started = link.vouch.is_some();
+        if started
+            && fence_kind == ipc_protocol::frame::FenceKind::Pipe
+            && g.private_asked.is_none()
+        {
             // A pipe fence's signal can be read away by whoever holds it: from now on only
             // the GPU process and the launcher may.
-            g.private_asked = Some(self.liveness.last_sent());
+            g.private_asked = Some(last_sent);
             if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::PrivateFences) {
                 g.unread = true;
             }
         }
-        let (pid, started) = (g.child.proc.pid, g.vouch.is_some());
+        let pid = g.child.proc.pid;
         if started {
             self.summary.trust.vouched_gpus += 1;
-            tracing::warn!(gpu_pid = pid, frame, "the renderer claims the GPU process broke a frame: from now on the launcher takes and checks each of its frames' buffers and fences itself, and hands the buffers on (a slower path)");
+            tracing::warn!(gpu_pid = pid, view = view.0, frame, "the renderer claims the GPU process broke a frame: from now on the launcher takes and checks each of its frames' buffers and fences itself, for the renderer's view, and hands the buffers on (a slower path)");
             self.tracing.instant(
                 triptych_trace::Marker::Fallback,
                 Some(frame),
                 &[
                     ("path", "vouched frames".to_owned()),
                     ("gpu_pid", pid.to_string()),
+                    ("view", view.0.to_string()),
                 ],
             );
         } else {
@@ -287,26 +345,29 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// What the launcher's vouching for a frame of the GPU process of `epoch`, handed on to
-    /// renderer link `link`, found.
+    /// What the launcher's vouching for a frame of `view` from the GPU process of `epoch`,
+    /// handed on to renderer link `link`, found.
     pub(super) fn vouch_outcome(
         &mut self,
         epoch: u64,
+        view: ViewId,
         link: u64,
         outcome: super::vouch::Outcome,
     ) -> anyhow::Result<()> {
         use super::vouch::Outcome;
-        let Some(g) = self
+        let current = self
             .pair
             .gpu
-            .as_mut()
-            .filter(|g| g.epoch == epoch && g.relay.link() == link)
-        else {
+            .as_ref()
+            .filter(|g| g.epoch == epoch)
+            .and_then(|g| g.link(view))
+            .is_some_and(|l| l.relay.link() == link);
+        if !current {
             // About a process replaced since (its death is recorded already), or a frame for a
             // renderer replaced since, whose fds the process may have closed and reused since
             // (nobody's to show or to judge).
             return Ok(());
-        };
+        }
         match outcome {
             Outcome::Lied { why } => {
                 self.summary.trust.proven_gpu_lies += 1;
@@ -317,9 +378,14 @@ impl Supervisor<'_> {
                 self.gpu_down(Some(Cause::FenceTimeout { frame, layer }))
             }
             Outcome::Vouched { msg, buffers } => {
-                g.relay.reached_renderer(msg.frame, Instant::now());
+                if let Some(l) = self.pair.gpu.as_mut().and_then(|g| g.link_mut(view)) {
+                    l.relay.reached_renderer(msg.frame, Instant::now());
+                }
                 self.summary.trust.vouched_frames += 1;
-                if let Some(r) = self.pair.renderer.as_mut() {
+                let r = self
+                    .view_index(view)
+                    .and_then(|i| self.views[i].renderer.as_mut());
+                if let Some(r) = r {
                     use std::os::fd::AsFd;
                     let fds: Vec<_> = buffers.iter().map(|b| b.as_fd()).collect();
                     let (frame, sent_ns) = (msg.frame, msg.sent_ns);
@@ -331,25 +397,34 @@ impl Supervisor<'_> {
                     {
                         r.send_failed(e);
                     }
-                    self.relayed(frame, sent_ns, relayed_ns, true);
+                    self.relayed(view, frame, sent_ns, relayed_ns, true);
                 }
                 Ok(())
             }
         }
     }
 
-    /// The renderer gives a buffer back: checked against what it holds and the frames it has
-    /// answered ([`ipc_protocol::relay::Relay::release`]) and handed on to the GPU process.
-    fn relay_release(&mut self, epoch: u64, buffer: ipc_protocol::BufferId) -> Result<(), Breach> {
+    /// `view`'s renderer gives a buffer back: checked against what it holds and the frames it
+    /// has answered ([`ipc_protocol::relay::Relay::release`]) and handed on to the GPU process
+    /// for that view. A buffer of another view is one it was never handed.
+    fn relay_release(
+        &mut self,
+        view: ViewId,
+        epoch: u64,
+        buffer: ipc_protocol::BufferId,
+    ) -> Result<(), Breach> {
         let generation = self.geometry.generation();
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
-        if !g.relay.release(epoch, buffer, generation)? {
+        let Some(link) = g.links.iter_mut().find(|l| l.view == view) else {
+            return Ok(());
+        };
+        if !link.relay.release(epoch, buffer, generation)? {
             return Ok(());
         }
-        g.held_changed();
-        if let Err(SendError::Full) = g.send_view(ViewCommand::Release(buffer)) {
+        link.held_changed();
+        if let Err(SendError::Full) = g.send_view(view, ViewCommand::Release(buffer)) {
             g.unread = true;
         }
         Ok(())
@@ -357,11 +432,12 @@ impl Supervisor<'_> {
 
     fn gpu_event(&mut self, m: GpuToLauncher) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
-        self.policing.message(Role::Gpu, m.kind(), Instant::now())?;
+        self.policing.message(Who::Gpu, m.kind(), Instant::now())?;
         let kind = m.kind();
-        // The run has one view: a message about any other is a lie.
-        let served = |view: ViewId| {
-            if view == VIEW {
+        // A message about a view the process was never given is a lie.
+        let served = |sv: &Self, view: ViewId| {
+            let given = sv.pair.gpu.as_ref().is_some_and(|g| g.link(view).is_some());
+            if given {
                 Ok(())
             } else {
                 Err(Breach::new(
@@ -385,15 +461,15 @@ impl Supervisor<'_> {
                         format!("answered ping {n}, sent after PrivateFences (after ping {asked}), and not PrivateFences"),
                     ));
                 }
-                if let Some(us) = self.liveness.pong(Role::Gpu, n, Instant::now())? {
+                if let Some(us) = self.liveness.pong(Who::Gpu, n, Instant::now())? {
                     self.summary.latency.gpu_ping_max_us =
                         self.summary.latency.gpu_ping_max_us.max(us);
                 }
                 self.edit_arrived(None, Some(n));
             }
             GpuToLauncher::Frame { view, msg } => {
-                served(view)?;
-                self.relay_frame(msg)?
+                served(self, view)?;
+                self.relay_frame(view, msg)?
             }
             GpuToLauncher::PrivateFences => {
                 if let Some(g) = &mut self.pair.gpu {
@@ -404,21 +480,34 @@ impl Supervisor<'_> {
                         ));
                     }
                     g.private_fences = true;
-                    g.relay.fences_private();
+                    for l in &mut g.links {
+                        l.relay.fences_private();
+                    }
                 }
             }
             GpuToLauncher::Serving { view, renderer } => {
-                served(view)?;
-                if let Some(g) = &mut self.pair.gpu {
-                    g.relay.serving(renderer)?;
+                served(self, view)?;
+                if let Some(l) = self.pair.gpu.as_mut().and_then(|g| g.link_mut(view)) {
+                    l.relay.serving(renderer)?;
                 }
             }
             GpuToLauncher::Finished { view, frames } => {
-                served(view)?;
-                tracing::debug!(frames, "GPU process rendered every frame");
-                if let Some(g) = &mut self.pair.gpu {
-                    g.finished = true;
+                served(self, view)?;
+                tracing::debug!(
+                    view = view.0,
+                    frames,
+                    "GPU process rendered every frame of a view"
+                );
+                if let Some(l) = self.pair.gpu.as_mut().and_then(|g| g.link_mut(view)) {
+                    l.finished = true;
                 }
+            }
+            GpuToLauncher::Removed(view) => {
+                served(self, view)?;
+                return Err(Breach::new(
+                    "Removed",
+                    format!("{view}, which was never removed"),
+                ));
             }
             GpuToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
@@ -426,13 +515,6 @@ impl Supervisor<'_> {
                     "gpu-failed",
                     || tracing::error!(error = %e, "the GPU process failed"),
                 );
-            }
-            GpuToLauncher::Removed(view) => {
-                served(view)?;
-                return Err(Breach::new(
-                    "Removed",
-                    "the run's view, which was never removed",
-                ));
             }
             GpuToLauncher::Started(_) => {
                 return Err(Breach::new("Started", "sent a second time"));
@@ -460,23 +542,26 @@ impl Supervisor<'_> {
                     g.fault = Some((at_ns, fault));
                 }
             }
-            GpuToLauncher::Trace(t) => self.child_trace(Role::Gpu, t)?,
+            GpuToLauncher::Trace(t) => self.child_trace(Who::Gpu, t)?,
         }
         Ok(())
     }
 
     fn renderer_event(
         &mut self,
+        view: ViewId,
         m: RendererToLauncher,
         mut fds: Vec<std::os::fd::OwnedFd>,
     ) -> Result<(), Breach> {
         use ipc_protocol::channel::Wire;
-        self.policing
-            .message(Role::Renderer, m.kind(), Instant::now())?;
+        let who = Who::Renderer(view);
+        self.policing.message(who, m.kind(), Instant::now())?;
+        let Some(i) = self.view_index(view) else {
+            return Ok(());
+        };
         let (width, height) = self.geometry.max_size();
         // Before anything else, it names the server of its command stream; once.
-        let link = self
-            .pair
+        let link = self.views[i]
             .renderer
             .as_ref()
             .and_then(|r| r.child.commands.link().cloned());
@@ -507,7 +592,7 @@ impl Supervisor<'_> {
                 slots,
                 slot_bytes,
             } => {
-                let Some(r) = self.pair.renderer.as_mut() else {
+                let Some(r) = self.views[i].renderer.as_mut() else {
                     return Ok(());
                 };
                 if r.screen.is_some() {
@@ -547,7 +632,7 @@ impl Supervisor<'_> {
                     _ => super::slots::Mode::Immediate,
                 };
                 r.slots = Some(super::slots::Slots::new(n_slots, mode));
-                if self.display.is_some() {
+                if self.display.is_some() && view == FIRST_VIEW {
                     let attached = dup
                         .map_err(anyhow::Error::from)
                         .and_then(|fd| self.display_attach(pid, fd, n_slots));
@@ -559,9 +644,9 @@ impl Supervisor<'_> {
                     }
                 }
             }
-            RendererToLauncher::Presented(p) => self.present(p)?,
+            RendererToLauncher::Presented(p) => self.present(i, p)?,
             RendererToLauncher::SandboxListener => {
-                let Some(pid) = self.pair.renderer.as_ref().map(|r| r.child.proc.pid) else {
+                let Some(pid) = self.views[i].renderer.as_ref().map(|r| r.child.proc.pid) else {
                     return Ok(());
                 };
                 let fd = fds
@@ -576,14 +661,15 @@ impl Supervisor<'_> {
                 frame,
                 reason,
             } => {
-                self.claim("Rejected", epoch, frame)?;
-                self.rejected(Some(epoch), frame);
+                self.claim(view, "Rejected", epoch, frame)?;
+                self.rejected(i, Some(epoch), frame);
                 let reason = crate::child_log::escape_str(&reason);
                 // The renderer's word about the GPU process's description: logged, and from now
-                // on the launcher vouches for that process's frames (`claim`), nothing more.
+                // on the launcher vouches for that process's frames of the view (`claim`),
+                // nothing more.
                 self.policing.note(
                     "rejected",
-                    || tracing::warn!(frame, %reason, "the renderer rejected a frame"),
+                    || tracing::warn!(view = view.0, frame, %reason, "the renderer rejected a frame"),
                 );
                 if self.summary.trust.rejected.len() < MAX_KEPT_NOTES {
                     self.summary
@@ -598,31 +684,37 @@ impl Supervisor<'_> {
                 fence_of_layer,
                 what,
             } => {
-                self.claim("GpuViolation", epoch, frame)?;
-                self.rejected(Some(epoch), frame);
+                self.claim(view, "GpuViolation", epoch, frame)?;
+                self.rejected(i, Some(epoch), frame);
                 let what = crate::child_log::escape_str(&what);
                 self.policing.note("gpu-violation-claim", || {
-                    tracing::warn!(frame, %what, "the renderer reports a frame whose fds break its description")
+                    tracing::warn!(view = view.0, frame, %what, "the renderer reports a frame whose fds break its description")
                 });
                 match fence_of_layer {
-                    Some(layer) => self.fence_claim(epoch, frame, layer, &what),
+                    Some(layer) => self.fence_claim(view, epoch, frame, layer, &what),
                     None => super::push_bounded(
                         &mut self.summary.trust.uncorroborated,
                         format!("renderer says the GPU process's frame {frame} broke its description: {what}"),
                     ),
                 }
             }
-            RendererToLauncher::Release { epoch, buffer } => self.relay_release(epoch, buffer)?,
+            RendererToLauncher::Release { epoch, buffer } => {
+                self.relay_release(view, epoch, buffer)?
+            }
             RendererToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
                 self.policing.note(
                     "renderer-failed",
-                    || tracing::error!(error = %e, "the renderer failed"),
+                    || tracing::error!(view = view.0, error = %e, "the renderer failed"),
                 )
             }
-            RendererToLauncher::Stats(s) => self.summary.renderer = s,
+            RendererToLauncher::Stats(s) => {
+                if view == FIRST_VIEW {
+                    self.summary.renderer = s;
+                }
+            }
             RendererToLauncher::Pong(n) => {
-                if let Some(us) = self.liveness.pong(Role::Renderer, n, Instant::now())? {
+                if let Some(us) = self.liveness.pong(who, n, Instant::now())? {
                     self.summary.latency.renderer_ping_max_us =
                         self.summary.latency.renderer_ping_max_us.max(us);
                 }
@@ -637,67 +729,70 @@ impl Supervisor<'_> {
                 // on (`claim` refuses one never handed on or vouched for): naming another fd than
                 // that frame did is the renderer's lie; otherwise it is checked against the fence
                 // itself.
-                self.claim("FenceTimeout", epoch, frame)?;
+                self.claim(view, "FenceTimeout", epoch, frame)?;
+                let window = window_of(self.views[i].window);
+                let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) else {
+                    return Ok(());
+                };
+                let (kind, progress) =
+                    (g.info.fence, g.progress.as_ref().map(|p| p.reader.clone()));
+                let Some(link) = g.links.iter_mut().find(|l| l.view == view) else {
+                    return Ok(());
+                };
                 // Whatever edit that frame drew, a layer of it keeps an older buffer: it does
                 // not show the edit whole, and answers none.
-                if let Some(g) = self.pair.gpu.as_mut().filter(|g| g.epoch == epoch) {
-                    g.relay.kept_old(frame);
+                link.relay.kept_old(frame);
+                if layer >= link.relay.layers() {
+                    return Err(Breach::new(
+                        "FenceTimeout",
+                        format!("layer {layer}, which no frame has"),
+                    ));
                 }
-                if let Some(g) = self.pair.gpu.as_ref().filter(|g| g.epoch == epoch) {
-                    if layer >= g.relay.layers() {
-                        return Err(Breach::new(
-                            "FenceTimeout",
-                            format!("layer {layer}, which no frame has"),
-                        ));
-                    }
-                    if let Some(named) = g.relay.fence(frame, layer).filter(|f| f.fd != fence) {
-                        return Err(Breach::new(
-                            "FenceTimeout",
-                            format!(
-                                "frame {frame}, layer {layer}: names fd {}, where the frame named fd {}",
-                                fence.fd, named.fd.fd
-                            ),
-                        ));
-                    }
-                    self.policing.check_fence(
-                        &g.child.proc.pidfd,
-                        super::corroborate::Claim {
-                            epoch,
-                            frame,
-                            layer,
-                            fence,
-                            window: g.info.window,
-                            kind: g.info.fence,
-                            progress: g.progress.as_ref().map(|p| {
-                                let point = g.relay.fence(frame, layer).map(|f| f.point);
-                                (p.reader.clone(), point)
-                            }),
-                        },
-                        claim_grace(self.args.fence_timeout_ms),
-                    );
+                if let Some(named) = link.relay.fence(frame, layer).filter(|f| f.fd != fence) {
+                    return Err(Breach::new(
+                        "FenceTimeout",
+                        format!(
+                            "frame {frame}, layer {layer}: names fd {}, where the frame named fd {}",
+                            fence.fd, named.fd.fd
+                        ),
+                    ));
                 }
+                let point = link.relay.fence(frame, layer).map(|f| f.point);
+                self.policing.check_fence(
+                    &g.child.proc.pidfd,
+                    super::corroborate::Claim {
+                        view,
+                        epoch,
+                        frame,
+                        layer,
+                        fence,
+                        window,
+                        kind,
+                        progress: progress.map(|p| (p, point)),
+                    },
+                    claim_grace(self.args.fence_timeout_ms),
+                );
             }
             RendererToLauncher::FaultFired { at_ns, fault } => {
-                let planned = self
-                    .pair
+                let planned = self.views[i]
                     .renderer
                     .as_ref()
                     .map_or(&[][..], |r| &r.faults[..]);
                 rules::fault(&fault, planned)?;
                 self.chaos.fired(fault);
-                if let Some(r) = &mut self.pair.renderer {
+                if let Some(r) = &mut self.views[i].renderer {
                     r.fault = Some((at_ns, fault));
                 }
             }
-            RendererToLauncher::Trace(t) => self.child_trace(Role::Renderer, t)?,
+            RendererToLauncher::Trace(t) => self.child_trace(who, t)?,
         }
         Ok(())
     }
 
-    /// Hands output slot `slot` straight back to the renderer, its frame never shown (the slot
-    /// must be one that exists).
-    fn hand_back_unshown(&mut self, slot: u32) -> Result<(), Breach> {
-        let Some(r) = self.pair.renderer.as_mut() else {
+    /// Hands output slot `slot` straight back to view `i`'s renderer, its frame never shown
+    /// (the slot must be one that exists).
+    fn hand_back_unshown(&mut self, i: usize, slot: u32) -> Result<(), Breach> {
+        let Some(r) = self.views.get_mut(i).and_then(|v| v.renderer.as_mut()) else {
             return Ok(());
         };
         r.slots
@@ -711,26 +806,31 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// The renderer answered `frame` with a rejection, its word alone.
-    fn rejected(&mut self, epoch: Option<u64>, frame: u64) {
-        if let Some(r) = self.pair.renderer.as_mut() {
+    /// View `i`'s renderer answered `frame` with a rejection, its word alone.
+    fn rejected(&mut self, i: usize, epoch: Option<u64>, frame: u64) {
+        if let Some(r) = self.views.get_mut(i).and_then(|v| v.renderer.as_mut()) {
             r.rejected += 1;
         }
-        self.answered(epoch, frame);
+        self.answered(i, epoch, frame);
     }
 
-    /// The renderer answered `frame` (of the GPU process of `epoch`, or of the current one).
-    /// Returns the scene version the frame drew, when the launcher handed it on.
-    fn answered(&mut self, epoch: Option<u64>, frame: u64) -> Option<u64> {
+    /// View `i`'s renderer answered `frame` (of the GPU process of `epoch`, or of the current
+    /// one). Returns the scene version the frame drew, when the launcher handed it on.
+    fn answered(&mut self, i: usize, epoch: Option<u64>, frame: u64) -> Option<u64> {
+        let view = self.views.get(i)?.id;
         self.pair
             .gpu
             .as_mut()
             .filter(|g| epoch.is_none_or(|e| e == g.epoch))
-            .and_then(|g| g.relay.answered(frame))
+            .and_then(|g| g.link_mut(view))
+            .and_then(|l| l.relay.answered(frame))
     }
 
-    fn present(&mut self, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
-        let version = self.answered(Some(p.epoch), p.frame);
+    /// View `i`'s renderer presented frame `p`.
+    fn present(&mut self, i: usize, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
+        let view = self.views[i].id;
+        let first = view == FIRST_VIEW;
+        let version = self.answered(i, Some(p.epoch), p.frame);
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
         let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
@@ -738,23 +838,23 @@ impl Supervisor<'_> {
         if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
-            self.hand_back_unshown(p.slot)?;
+            self.hand_back_unshown(i, p.slot)?;
             self.summary.frames.dropped_for_resize += 1;
-            if self.display.is_none() && p.frame.checked_add(1) == Some(self.args.frames) {
+            if first && self.display.is_none() && p.frame.checked_add(1) == Some(self.args.frames) {
                 self.last_dropped = true;
             }
             return Ok(());
         }
-        if self.policing.superseded(p.frame, p.epoch) {
+        if self.policing.superseded(view, p.frame, p.epoch) {
             // A dead GPU process's frame that was still on its way when its replacement was told
             // to resume from it: the replacement draws it again, so this one is never shown (the
             // screen would go back in time when the replacement's own arrived).
-            self.hand_back_unshown(p.slot)?;
+            self.hand_back_unshown(i, p.slot)?;
             self.summary.frames.superseded += 1;
             return Ok(());
         }
         let now = triptych_trace::now_ns();
-        let Some(r) = self.pair.renderer.as_mut() else {
+        let Some(r) = self.views[i].renderer.as_mut() else {
             return Ok(());
         };
         let Some(screen) = r.screen.as_mut() else {
@@ -777,7 +877,7 @@ impl Supervisor<'_> {
         // The damage lies inside the frame; a display server is shown only what it names, so
         // a lying renderer garbles only its own output.
         let (damage, output_px) = self.geometry.check_presented(&p.damage, p.composited_px)?;
-        self.policing.presented(p.frame, p.epoch)?;
+        self.policing.presented(view, p.frame, p.epoch)?;
         self.summary
             .damage
             .add(damage.area(), p.composited_px, output_px);
@@ -798,51 +898,60 @@ impl Supervisor<'_> {
         r.rejected = 0;
         let renderer_pid = r.child.proc.pid;
         let renderer_presented = r.presented;
-        self.edit_presented(version, p.frame);
-        // A frame event dropped (the application fell behind) leaves the next one's damage
-        // relative to a frame the application never saw: that one is damaged whole.
-        if let Some(event) = self.embedding.frame_event() {
-            let (width, height) = self.geometry.size();
-            let frame_damage = if event.whole {
-                vec![ipc_protocol::damage::Rect::full(width, height)]
-            } else {
-                damage.rects().to_vec()
-            };
-            let pixels = if event.pixels {
-                self.pair
-                    .renderer
-                    .as_ref()
-                    .and_then(|r| r.screen.as_ref())
-                    .and_then(|sc| sc.pixels())
-            } else {
-                None
-            };
-            self.embedding.send(crate::embedding::Event::Presented(
-                crate::embedding::PresentedFrame::new(
-                    p.frame,
-                    self.geometry.size(),
-                    (
-                        self.drawn.scene_id(),
-                        self.geometry.generation(),
-                        version.unwrap_or(self.edits.shown()),
+        let v = &mut self.views[i];
+        v.presented += 1;
+        v.last = Some(p.frame);
+        v.pair.forget_old_screen();
+        let view_recovered = v.pair.recovered();
+        if first {
+            self.edit_presented(version, p.frame);
+            // A frame event dropped (the application fell behind) leaves the next one's damage
+            // relative to a frame the application never saw: that one is damaged whole.
+            if let Some(event) = self.embedding.frame_event() {
+                let (width, height) = self.geometry.size();
+                let frame_damage = if event.whole {
+                    vec![ipc_protocol::damage::Rect::full(width, height)]
+                } else {
+                    damage.rects().to_vec()
+                };
+                let pixels = if event.pixels {
+                    self.first()
+                        .renderer
+                        .as_ref()
+                        .and_then(|r| r.screen.as_ref())
+                        .and_then(|sc| sc.pixels())
+                } else {
+                    None
+                };
+                self.embedding.send(crate::embedding::Event::Presented(
+                    crate::embedding::PresentedFrame::new(
+                        p.frame,
+                        self.geometry.size(),
+                        (
+                            self.first().drawn.scene_id(),
+                            self.geometry.generation(),
+                            version.unwrap_or(self.edits.shown()),
+                        ),
+                        frame_damage,
+                        pixels,
                     ),
-                    frame_damage,
-                    pixels,
-                ),
-            ));
-        }
-        self.pair.forget_old_screen();
-        if self.display.is_some() {
-            if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
-                tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
-                if let Some(s) = self.display.as_mut() {
-                    s.quit = true;
+                ));
+            }
+            if self.display.is_some() {
+                if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
+                    tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
+                    if let Some(s) = self.display.as_mut() {
+                        s.quit = true;
+                    }
                 }
             }
         }
         let mut args = Args::new();
         args.insert("damaged_px".into(), damage.area().into());
         args.insert("output_px".into(), output_px.into());
+        if !first {
+            args.insert("view".into(), view.0.into());
+        }
         self.tracing.rec().record_span(
             Stage::Present,
             Some(p.frame),
@@ -859,30 +968,42 @@ impl Supervisor<'_> {
         if let Some(s) = self.display.as_mut() {
             s.overlay.presented(present_ns);
         }
-        self.summary.frames.count += 1;
-        self.summary.frames.last = Some(p.frame);
-        self.liveness.progress(at);
-        if renderer_presented == 10 {
-            self.summary.processes.fd_counts.renderer_at_10 = fd_count(renderer_pid);
+        if first {
+            self.summary.frames.count += 1;
+            self.summary.frames.last = Some(p.frame);
+            if renderer_presented == 10 {
+                self.summary.processes.fd_counts.renderer_at_10 = fd_count(renderer_pid);
+            }
         }
-        if self.summary.frames.count == 10 {
+        self.presented_all += 1;
+        self.liveness.progress(view, at);
+        if self.presented_all == 10 {
             self.summary.processes.fd_counts.launcher_at_10 = fd_count(std::process::id());
         }
         if let Some(g) = &mut self.pair.gpu {
             if g.epoch == p.epoch {
                 g.presented += 1;
+                if let Some(l) = g.link_mut(view) {
+                    l.presented += 1;
+                }
             }
         }
         // A GPU process's recovery ends with its replacement's frame, never a frame of the dead
-        // one still on its way.
+        // one still on its way; a renderer's with its replacement's first frame.
         let current = self.pair.gpu.as_ref().is_some_and(|g| g.epoch == p.epoch);
-        if let Some(rc) = self.pair.recovered(|role| role != Role::Gpu || current) {
+        for rc in self
+            .pair
+            .recovered(current)
+            .into_iter()
+            .chain(view_recovered)
+        {
             let us = self.metrics.recovered(rc.detected, Instant::now());
             if let Some(c) = self.crashes.get_mut(rc.record) {
                 c.recovery_us = Some(us as f64);
             }
             tracing::info!(
                 role = %rc.role,
+                view = view.0,
                 recovery_us = us,
                 frame = p.frame,
                 "recovered: first frame from the replacement"
@@ -891,7 +1012,10 @@ impl Supervisor<'_> {
                 self.standby_promotion_landed();
             }
         }
-        // Chaos: kills from outside, once their frame is on screen.
+        if !first {
+            return Ok(());
+        }
+        // Chaos: kills from outside, once their frame is on screen (the first view's).
         // One at a time, and only into a process that is running normally (not already hit by
         // an injected fault or a kill), so that every kill is one crash.
         let gpu = self
@@ -900,8 +1024,7 @@ impl Supervisor<'_> {
             .as_ref()
             .filter(|g| g.fault.is_none() && g.presented > 0)
             .map(|g| &g.child.proc);
-        let renderer = self
-            .pair
+        let renderer = self.views[i]
             .renderer
             .as_ref()
             .filter(|r| r.fault.is_none() && r.presented > 0)

@@ -1,5 +1,6 @@
-//! The end of a run: ask the renderer for its counters, shut both children down (killing what
-//! does not exit in time), write the last frame and the trace, and complete the summary.
+//! The end of a run: ask each view's renderer for its counters, shut every child down (killing
+//! what does not exit in time), write each view's last frame and the trace, and complete the
+//! summary.
 
 use std::time::Instant;
 
@@ -8,9 +9,10 @@ use ipc_protocol::messages::{
     GpuToLauncher, LauncherToGpu, LauncherToRenderer, RendererToLauncher,
 };
 
-use super::{fd_count, fence_count, Supervisor, EXIT_GRACE};
+use super::parts::Who;
+use super::{fd_count, fence_count, Supervisor, EXIT_GRACE, FIRST_VIEW};
 use crate::chaos::Plan;
-use crate::summary::{Pids, RunSummary};
+use crate::summary::{Pids, RunSummary, ViewSummary};
 use ipc_protocol::Role;
 
 impl Supervisor<'_> {
@@ -26,43 +28,20 @@ impl Supervisor<'_> {
         if let Some(g) = &self.pair.gpu {
             self.jail.observe(Role::Gpu, g.child.proc.pid);
         }
-        if let Some(r) = &self.pair.renderer {
+        if let Some(r) = &self.views[0].renderer {
             self.jail.observe(Role::Renderer, r.child.proc.pid);
         }
         self.summary.processes.fd_counts.launcher_at_end = fd_count(std::process::id());
         self.summary.processes.fd_counts.launcher_peak_rss_kib = peak_rss_kib();
-        if let Some(r) = &self.pair.renderer {
+        if let Some(r) = &self.views[0].renderer {
             self.summary.processes.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
             self.summary.processes.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
-            // Counters first, then exits.
-            let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
-            let deadline = Instant::now() + EXIT_GRACE;
-            loop {
-                match r.events.recv_deadline(deadline) {
-                    Ok(Ok((RendererToLauncher::Stats(s), _))) => {
-                        self.summary.renderer = s;
-                        break;
-                    }
-                    Ok(Ok((RendererToLauncher::Presented(p), _))) => {
-                        // A frame composited after the last one asked for: hand it straight back.
-                        let _ = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot));
-                    }
-                    Ok(Ok((RendererToLauncher::Trace(t), _))) => {
-                        if self
-                            .policing
-                            .trace(Role::Renderer, &t, self.args.trace.is_some())
-                            .is_ok()
-                        {
-                            self.tracing.keep(Role::Renderer, t);
-                        }
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) | Err(_) => {
-                        tracing::warn!("the renderer sent no counters before exiting");
-                        break;
-                    }
-                }
-            }
+        }
+        let mut rss = Vec::with_capacity(self.views.len());
+        for i in 0..self.views.len() {
+            let pid = self.views[i].renderer.as_ref().map(|r| r.child.proc.pid);
+            rss.push(pid.and_then(|p| triptych_sys::proc::memory_kib(p).ok().and_then(|m| m.0)));
+            self.renderer_counters(i);
         }
         if let Some(g) = &self.pair.gpu {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
@@ -71,7 +50,10 @@ impl Supervisor<'_> {
         let pids = Pids {
             launcher: std::process::id(),
             gpu: self.pair.gpu.as_ref().map_or(0, |g| g.info.pid),
-            renderer: self.pair.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
+            renderer: self.views[0]
+                .renderer
+                .as_ref()
+                .map_or(0, |r| r.child.proc.pid),
             standby: standby_pid,
         };
         if let Some(g) = &mut self.pair.gpu {
@@ -91,7 +73,7 @@ impl Supervisor<'_> {
                     Ok(Ok((GpuToLauncher::Trace(t), _))) => {
                         if self
                             .policing
-                            .trace(Role::Gpu, &t, self.args.trace.is_some())
+                            .trace(Who::Gpu, &t, self.args.trace.is_some())
                             .is_ok()
                         {
                             self.tracing.keep(Role::Gpu, t);
@@ -102,7 +84,7 @@ impl Supervisor<'_> {
                 }
             }
         }
-        if let Some(r) = &mut self.pair.renderer {
+        for r in self.views.iter_mut().filter_map(|v| v.renderer.as_mut()) {
             if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
@@ -184,13 +166,12 @@ impl Supervisor<'_> {
                 .with_faults(&self.args.chaos.faults)
                 .len()
         });
-        let screen = self
-            .pair
+        let screen = self.views[0]
             .renderer
             .as_ref()
             .and_then(|r| r.screen.as_ref())
             .filter(|sc| sc.shown.is_some())
-            .or(self.pair.old_screen());
+            .or(self.views[0].pair.old_screen());
         // One copy of the slot on screen (memory the renderer can still write) is both checked
         // and written, so the file is the frame that was verified.
         let pixels = screen.and_then(|sc| sc.pixels());
@@ -201,7 +182,7 @@ impl Supervisor<'_> {
                 self.summary.verified = Some(crate::verify::check_run(
                     self.edits.shown_scene().map(|s| &**s),
                     frame,
-                    self.drawn.layers(),
+                    self.views[0].drawn.layers(),
                     w,
                     h,
                     pixels,
@@ -214,10 +195,123 @@ impl Supervisor<'_> {
                 self.summary.frames.out = Some(self.args.out.display().to_string());
             }
         }
+        self.summary.views = Vec::with_capacity(self.views.len());
+        for (i, rss) in rss.into_iter().enumerate() {
+            let view = self.view_summary(i, ok, rss)?;
+            self.summary.views.push(view);
+        }
         if let Some(path) = &self.args.trace {
             self.write_trace(path)?;
         }
         Ok(self.summary.clone())
+    }
+
+    /// Asks view `i`'s renderer for its final counters (the first view's are the summary's
+    /// `renderer`) and to exit, taking what it sends meanwhile.
+    fn renderer_counters(&mut self, i: usize) {
+        let view = self.views[i].id;
+        let Some(r) = self.views[i].renderer.as_ref() else {
+            return;
+        };
+        // Counters first, then exits.
+        let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
+        let deadline = Instant::now() + EXIT_GRACE;
+        loop {
+            match r.events.recv_deadline(deadline) {
+                Ok(Ok((RendererToLauncher::Stats(s), _))) => {
+                    if view == FIRST_VIEW {
+                        self.summary.renderer = s;
+                    }
+                    break;
+                }
+                Ok(Ok((RendererToLauncher::Presented(p), _))) => {
+                    // A frame composited after the last one asked for: hand it straight back.
+                    let _ = r.child.commands.send(&LauncherToRenderer::SlotFree(p.slot));
+                }
+                Ok(Ok((RendererToLauncher::Trace(t), _))) => {
+                    if self
+                        .policing
+                        .trace(Who::Renderer(view), &t, self.args.trace.is_some())
+                        .is_ok()
+                    {
+                        self.tracing.keep(Role::Renderer, t);
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!(
+                        view = view.0,
+                        "the renderer sent no counters before exiting"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+
+    /// View `i`'s part of the summary (its renderer's resident memory at the end `rss`);
+    /// without a window, and for a run that reached its end (`ok`), another view than the
+    /// first writes its last frame to its own file and, with `--verify`, has it checked.
+    fn view_summary(
+        &mut self,
+        i: usize,
+        ok: bool,
+        rss: Option<u64>,
+    ) -> anyhow::Result<ViewSummary> {
+        let v = &self.views[i];
+        let layers = v.drawn.layers() + u32::from(self.display.is_some());
+        let mut s = ViewSummary {
+            view: v.id.0,
+            scene: v.drawn.scene().map(|sc| match &sc.start.source {
+                ipc_protocol::messages::SceneSource::File { name, .. } => name.clone(),
+                ipc_protocol::messages::SceneSource::Builtin => {
+                    "the built-in scene file".to_owned()
+                }
+            }),
+            frames: v.presented,
+            last: v.last,
+            restarts: v.restarts,
+            renderer_pid: v.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
+            renderer_rss_kib: rss,
+            held_max: v.held_max,
+            pool_buffers: u64::from(layers) * u64::from(self.args.pool),
+            out: None,
+            verified: None,
+        };
+        if v.id == FIRST_VIEW {
+            s.out = self.summary.frames.out.clone();
+            s.verified = self.summary.verified.clone();
+            return Ok(s);
+        }
+        if !ok || self.display.is_some() {
+            return Ok(s);
+        }
+        let screen = v
+            .renderer
+            .as_ref()
+            .and_then(|r| r.screen.as_ref())
+            .filter(|sc| sc.shown.is_some())
+            .or(v.pair.old_screen());
+        let Some(screen) = screen else {
+            return Ok(s);
+        };
+        let Some(pixels) = screen.pixels() else {
+            return Ok(s);
+        };
+        if let (true, Some(frame)) = (self.args.verify, v.last) {
+            let (w, h) = screen.shown_size();
+            s.verified = Some(crate::verify::check_run(
+                v.drawn.scene().map(|sc| &**sc),
+                frame,
+                v.drawn.layers(),
+                w,
+                h,
+                &pixels,
+            ));
+        }
+        screen.write_png_of(&pixels, &v.out)?;
+        s.out = Some(v.out.display().to_string());
+        Ok(s)
     }
 
     fn write_trace(&mut self, path: &std::path::Path) -> anyhow::Result<()> {

@@ -62,14 +62,13 @@ use crate::config::{Buffers, RunConfig};
 use crate::crash::{Cause, CrashRecord, Decision};
 use crate::present::Screen;
 use crate::summary::RunSummary;
+use parts::Who;
 
 type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
 type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
 
-/// The run's view: the GPU process's first, in export window 0.
-const VIEW: ViewId = ViewId(0);
-/// The export window of [`VIEW`] ([`triptych_sys::fd::ExportWindow::of_view`]).
-const VIEW_WINDOW: u32 = 0;
+/// The first view's number (and its export window's index): every run has it.
+const FIRST_VIEW: ViewId = ViewId(0);
 
 /// Export window `index`'s `[base, end)`.
 fn window_of(index: u32) -> (i32, i32) {
@@ -156,79 +155,75 @@ struct Gpu {
     /// The faults it was asked to fire: any other it reports is a violation.
     faults: Vec<Fault>,
     presented: u64,
-    /// Its frames handed on to the renderer, and the buffers the renderer holds
-    /// ([`ipc_protocol::relay`]).
-    relay: ipc_protocol::relay::Relay,
-    /// Since when the renderer has held every buffer of a layer, if it does: the GPU process
-    /// cannot render meanwhile ([`ipc_protocol::relay::Relay::starved`]).
-    starved_since: Option<Instant>,
-    /// Since when it has had a buffer of every layer free, if it has.
-    free_since: Option<Instant>,
-    /// A renderer was replaced for rejecting every frame of a stall by its word alone: the next
-    /// such stall is this process's (see `drive.rs`, `stalled`).
-    spared: bool,
     /// A send to it found its queue full: it stopped reading its commands.
     unread: bool,
-    /// It said it rendered every frame.
-    finished: bool,
     /// It was the standby, promoted (not a cold start).
     promoted: bool,
-    /// Looks at fences the renderer said were no fences, judged so far (at most
-    /// [`MAX_FENCE_LOOKS`]).
-    looks: u32,
-    /// Its frames are vouched for by the launcher ([`vouch`]): some renderer claimed it broke
-    /// one.
-    vouch: Option<vouch::Vouch>,
-    /// The first frame on the current renderer link that went to be vouched for: every frame
-    /// from it on is (frames are numbered one after another on a link), so a claim about any
-    /// of them, handed on yet or not, is the renderer's lie.
-    vouched_from: Option<u64>,
-    /// It was asked to keep its pipe fences outside the export window
+    /// It was asked to keep its pipe fences outside the export windows
     /// ([`LauncherToGpu::PrivateFences`]) after the ping of this number: it answers commands
     /// in order, so a pong to a later ping before its answer is a refusal.
     private_asked: Option<u64>,
     /// It said it does.
     private_fences: bool,
-    /// The scene file it has (what it was started on, then the last edit sent).
+    /// What the launcher knows of each view's frames from it, in the order of the run's views.
+    links: Vec<Link>,
+}
+
+/// What the launcher knows of one view's frames from the current GPU process: its relay and
+/// what was found of the renderer and the process through it.
+struct Link {
+    view: ViewId,
+    /// Its frames handed on to the view's renderer, and the buffers the renderer holds
+    /// ([`ipc_protocol::relay`]).
+    relay: ipc_protocol::relay::Relay,
+    /// Since when the renderer has held every buffer of a layer, if it does: the GPU process
+    /// cannot render for the view meanwhile ([`ipc_protocol::relay::Relay::starved`]).
+    starved_since: Option<Instant>,
+    /// Since when it has had a buffer of every layer free, if it has.
+    free_since: Option<Instant>,
+    /// A renderer was replaced for rejecting every frame of a stall by its word alone: the next
+    /// such stall of the view is the GPU process's (see `drive.rs`, `stalled`).
+    spared: bool,
+    /// It said it rendered every frame of the view.
+    finished: bool,
+    /// Looks at fences the view's renderer said were no fences, judged so far (at most
+    /// [`MAX_FENCE_LOOKS`]).
+    looks: u32,
+    /// The view's frames are vouched for by the launcher ([`vouch`]): its renderer claimed the
+    /// process broke one. One view's claims slow only that view's frames.
+    vouch: Option<vouch::Vouch>,
+    /// The first frame on the current renderer link that went to be vouched for: every frame
+    /// from it on is (frames are numbered one after another on a link), so a claim about any
+    /// of them, handed on yet or not, is the renderer's lie.
+    vouched_from: Option<u64>,
+    /// The scene file it has for the view (what it was started on, then the last edit sent).
     scene_had: Option<std::sync::Arc<crate::scene::LoadedScene>>,
     /// The edit sent to it that it has not drawn yet, and the last ping sent before it.
     edit_on_its_way: Option<(u64, u64)>,
+    /// Frames of the view from it presented.
+    presented: u64,
 }
 
-/// The renderer's claims of a fence that is no fence the launcher looks at, per GPU process: a
-/// lie the look proves costs the process its life at the first; the rest are counted.
-const MAX_FENCE_LOOKS: u32 = 4;
-
-impl Gpu {
-    /// Sends `command` for the run's view.
-    fn send_view(&self, command: ViewCommand) -> Result<(), SendError> {
-        self.send_view_with(command, &[])
-    }
-
-    /// Sends `command` for the run's view, with `fds`.
-    fn send_view_with(
-        &self,
-        command: ViewCommand,
-        fds: &[std::os::fd::BorrowedFd<'_>],
-    ) -> Result<(), SendError> {
-        self.child.commands.send_with(
-            &LauncherToGpu::View {
-                view: VIEW,
-                command,
-            },
-            fds,
-        )
-    }
-
-    /// A copy of its progress page's read-only file, for a renderer's handover.
-    fn page_for_renderer(&self) -> Option<OwnedFd> {
-        let p = self.progress.as_ref()?;
-        match triptych_sys::fd::dup_cloexec(p.ro.as_fd()) {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not copy the progress page for the renderer");
-                None
-            }
+impl Link {
+    /// A fresh link of `view` over `relay`, the process having the scene `scene_had`.
+    fn new(
+        view: ViewId,
+        relay: ipc_protocol::relay::Relay,
+        scene_had: Option<std::sync::Arc<crate::scene::LoadedScene>>,
+    ) -> Link {
+        Link {
+            view,
+            relay,
+            starved_since: None,
+            free_since: Some(Instant::now()),
+            spared: false,
+            finished: false,
+            looks: 0,
+            vouch: None,
+            vouched_from: None,
+            scene_had,
+            edit_on_its_way: None,
+            presented: 0,
         }
     }
 
@@ -242,6 +237,52 @@ impl Gpu {
         } else {
             self.starved_since = None;
             self.free_since = self.free_since.or(Some(now));
+        }
+    }
+}
+
+/// The renderer's claims of a fence that is no fence the launcher looks at, per view and GPU
+/// process: a lie the look proves costs the process its life at the first; the rest are
+/// counted.
+const MAX_FENCE_LOOKS: u32 = 4;
+
+impl Gpu {
+    /// Sends `command` for `view`.
+    fn send_view(&self, view: ViewId, command: ViewCommand) -> Result<(), SendError> {
+        self.send_view_with(view, command, &[])
+    }
+
+    /// Sends `command` for `view`, with `fds`.
+    fn send_view_with(
+        &self,
+        view: ViewId,
+        command: ViewCommand,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(), SendError> {
+        self.child
+            .commands
+            .send_with(&LauncherToGpu::View { view, command }, fds)
+    }
+
+    /// What is known of `view`'s frames from it.
+    fn link(&self, view: ViewId) -> Option<&Link> {
+        self.links.iter().find(|l| l.view == view)
+    }
+
+    /// [`Gpu::link`], to change.
+    fn link_mut(&mut self, view: ViewId) -> Option<&mut Link> {
+        self.links.iter_mut().find(|l| l.view == view)
+    }
+
+    /// A copy of its progress page's read-only file, for a renderer's handover.
+    fn page_for_renderer(&self) -> Option<OwnedFd> {
+        let p = self.progress.as_ref()?;
+        match triptych_sys::fd::dup_cloexec(p.ro.as_fd()) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not copy the progress page for the renderer");
+                None
+            }
         }
     }
 
@@ -286,6 +327,38 @@ pub(crate) struct WarmGpu {
     answered: Instant,
 }
 
+/// One view: its own sandboxed renderer, drawing its own scene, with its own restart ladder;
+/// every view's frames come from the one GPU process ([`Gpu::links`]).
+struct View {
+    id: ViewId,
+    /// Its export window's index in the GPU process
+    /// ([`triptych_sys::fd::ExportWindow::of_view`]).
+    window: u32,
+    /// The scene it draws.
+    drawn: parts::Drawn,
+    /// Its renderer, while one runs.
+    renderer: Option<Renderer>,
+    /// Its renderer's restart policy, the old output shown meanwhile, the recovery under way.
+    pair: parts::ViewPair,
+    /// Frames of it presented.
+    presented: u64,
+    /// The last one.
+    last: Option<u64>,
+    /// Its renderers' crashes.
+    restarts: u32,
+    /// The most of its buffers a renderer of it held at once.
+    held_max: u64,
+    /// Where its last frame is written, without a window.
+    out: std::path::PathBuf,
+}
+
+impl View {
+    /// The frame after its last one presented: where a new GPU process resumes it.
+    fn resume_from(&self) -> u64 {
+        self.last.map_or(0, |f| f + 1)
+    }
+}
+
 /// A running renderer and what the launcher knows of it.
 struct Renderer {
     child: RendererChild,
@@ -315,8 +388,10 @@ impl Renderer {
 struct Supervisor<'a> {
     args: &'a RunConfig,
     started: Instant,
-    /// The GPU process and the renderer, their restart ladders and the epoch.
+    /// The GPU process, its restart ladder and the epoch.
     pair: parts::Pair,
+    /// The views, the first first: each a renderer of its own, all served by the GPU process.
+    views: Vec<View>,
     crashes: Vec<CrashRecord>,
     fallbacks: Vec<String>,
     summary: RunSummary,
@@ -340,8 +415,6 @@ struct Supervisor<'a> {
     geometry: parts::Geometry,
     /// What the user did to the layers with the pointer.
     input: parts::Input,
-    /// The scene drawn.
-    drawn: parts::Drawn,
     /// Headless: the last frame was composited at a size no longer current, and dropped.
     last_dropped: bool,
     /// The application embedding this run, if one does (`crate::shell`).
@@ -360,6 +433,8 @@ struct Supervisor<'a> {
     mailbox_fallbacks: u32,
     /// Whether the trace was told that the mailboxes are off.
     mailbox_marked: bool,
+    /// Frames presented, of every view.
+    presented_all: u64,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -370,43 +445,57 @@ fn push_bounded(v: &mut Vec<String>, note: String) {
 }
 
 impl Supervisor<'_> {
-    fn resume_from(&self) -> u64 {
-        self.summary.frames.last.map_or(0, |f| f + 1)
+    /// The first view, which every run has: the one a window, the pointer and the
+    /// application's edits act on.
+    fn first(&self) -> &View {
+        &self.views[0]
     }
 
-    /// A trace batch from `role`: kept as far as the child's budget allows
+    /// Where the first view resumes.
+    fn resume_from(&self) -> u64 {
+        self.first().resume_from()
+    }
+
+    /// The index of view `id`, if the run has it.
+    fn view_index(&self, id: ViewId) -> Option<usize> {
+        self.views.iter().position(|v| v.id == id)
+    }
+
+    /// A trace batch from `who`: kept as far as the child's budget allows
     /// ([`parts::Policing::trace`]); a batch over the budget's rate, or sent while no trace was
     /// asked for, is the child's breach.
     fn child_trace(
         &mut self,
-        role: Role,
+        who: Who,
         events: Vec<triptych_trace::Event>,
     ) -> Result<(), rules::Breach> {
         if self
             .policing
-            .trace(role, &events, self.args.trace.is_some())?
+            .trace(who, &events, self.args.trace.is_some())?
         {
-            self.tracing.keep(role, events);
+            self.tracing.keep(who.role(), events);
         }
         Ok(())
     }
 
-    /// Starts a renderer and a GPU process producing for it, from the frame after the last one
-    /// presented: at the start of the run, and for a new scene.
+    /// Starts every view's renderer and a GPU process producing for them, each from the frame
+    /// after its last one presented: at the start of the run, and for a new scene.
     fn start_pair(&mut self) -> anyhow::Result<()> {
-        let renderer_child = self.spawn_renderer()?;
-        let renderer_pid = renderer_child.proc.pid;
-        let first = self.resume_from();
-        let gpu = self.start_gpu_with_ladder(renderer_pid, first)?;
+        let mut children = Vec::with_capacity(self.views.len());
+        for _ in 0..self.views.len() {
+            children.push(self.spawn_renderer()?);
+        }
+        let pids: Vec<u32> = children.iter().map(|c| c.proc.pid).collect();
+        let gpu = self.start_gpu_with_ladder(&pids)?;
         tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
-        let renderer = self.start_renderer(
-            renderer_child,
-            (gpu.epoch, gpu.info.pid, window_of(VIEW_WINDOW)),
-            gpu.page_for_renderer(),
-        )?;
+        for (i, child) in children.into_iter().enumerate() {
+            let renderer =
+                self.start_renderer(i, child, (gpu.epoch, gpu.info.pid), gpu.page_for_renderer())?;
+            self.views[i].renderer = Some(renderer);
+        }
+        let first = self.resume_from();
         self.display_gpu_started(gpu.epoch, first);
         self.pair.gpu = Some(gpu);
-        self.pair.renderer = Some(renderer);
         Ok(())
     }
 }
@@ -489,7 +578,9 @@ fn run_with(
     // Whoever called, the configuration is checked and its scene file loaded before anything
     // starts (a caller that did so already has it loaded).
     let mut prepared;
-    let args = if args.scene.is_some() && args.loaded_scene.is_none() {
+    let unloaded = (args.scene.is_some() && args.loaded_scene.is_none())
+        || args.loaded_views.len() != args.views.len();
+    let args = if unloaded {
         prepared = args.clone();
         prepared.prepare()?;
         &prepared
@@ -534,7 +625,8 @@ fn run_with(
     // GPU process mid-run.
     // A scene file's layers are as large as its rectangles (turned: their diagonal), whatever
     // the output's size.
-    let worst = match &args.loaded_scene {
+    // Each view's renderer maps its own view's pools.
+    let need = |scene: Option<&std::sync::Arc<crate::scene::LoadedScene>>| match scene {
         Some(s) => {
             crate::scene::mapping_need(&s.scene, args.pool, max_size, u32::from(display.is_some()))
         }
@@ -542,6 +634,11 @@ fn run_with(
             .saturating_mul(u64::from(args.pool))
             .saturating_mul(u64::from(max_size.0) * u64::from(max_size.1) * 4),
     };
+    let worst = args
+        .loaded_views
+        .iter()
+        .map(|s| need(Some(s)))
+        .fold(need(args.loaded_scene.as_ref()), u64::max);
     if worst > ipc_protocol::relay::MAP_BUDGET {
         anyhow::bail!(
             "{} layers in pools of {} at up to {}x{} could need the renderer to map {worst} bytes, more than the {} it may; use a smaller --pool or size",
@@ -552,7 +649,30 @@ fn run_with(
             ipc_protocol::relay::MAP_BUDGET
         );
     }
-    let drawn = parts::Drawn::new(args.loaded_scene.clone(), args.layers);
+    if !args.views.is_empty() && (display.is_some() || embed.is_some() || edits.is_some()) {
+        anyhow::bail!(
+            "several views are shown only without a window, an embedding application or edits for now; run with --headless and without --control"
+        );
+    }
+    let view = |n: u32, scene: Option<std::sync::Arc<crate::scene::LoadedScene>>| View {
+        id: ViewId(n),
+        window: n,
+        drawn: parts::Drawn::new(scene, args.layers),
+        renderer: None,
+        pair: parts::ViewPair::new(args.supervision.max_crashes, window),
+        presented: 0,
+        last: None,
+        restarts: 0,
+        held_max: 0,
+        out: crate::config::view_out(&args.out, n),
+    };
+    let mut views = vec![view(FIRST_VIEW.0, args.loaded_scene.clone())];
+    for (k, scene) in args.loaded_views.iter().enumerate() {
+        let n = u32::try_from(k + 1).context("too many views")?;
+        views.push(view(n, Some(std::sync::Arc::clone(scene))));
+    }
+    let animates = views[0].drawn.animates();
+    let views_n = views.len();
     match (args.fps, display.is_some()) {
         (Some(fps), true) => {
             tracing::warn!(
@@ -567,6 +687,7 @@ fn run_with(
         args,
         started: Instant::now(),
         pair: parts::Pair::new(ladder, args.supervision.max_crashes, window),
+        views,
         crashes: Vec::new(),
         fallbacks: Vec::new(),
         summary: RunSummary {
@@ -586,17 +707,16 @@ fn run_with(
         metrics: parts::Metrics::default(),
         tracing: parts::Tracing::new(rec),
         liveness: parts::Liveness::default(),
-        jail: crate::jail::Jail::new(args.transport, args.sandbox, children)?,
+        jail: crate::jail::Jail::new(args.transport, args.sandbox, children, views_n)?,
         policing: parts::Policing::default(),
         chaos: parts::Chaos::new(plan),
         pacer: args
             .fps
             .filter(|_| display.is_none())
             .map(display::Pacer::new),
-        display: display.map(|d| display::Shown::new(d, drawn.animates())),
+        display: display.map(|d| display::Shown::new(d, animates)),
         geometry: parts::Geometry::new((width, height), max_size),
         input: parts::Input::default(),
-        drawn,
         last_dropped: false,
         embedding: parts::Embedding::new(embed),
         edits: edit::Edits::new(edits, args.loaded_scene.clone()),
@@ -606,6 +726,7 @@ fn run_with(
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
         mailbox_fallbacks: 0,
         mailbox_marked: false,
+        presented_all: 0,
     };
 
     sv.start_pair()?;

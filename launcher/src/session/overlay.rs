@@ -172,7 +172,7 @@ impl Supervisor<'_> {
             return;
         };
         let msg = ViewCommand::Overlay(lines.clone().map(|lines| OverlayText { lines }));
-        if let Err(SendError::Full) = g.send_view(msg) {
+        if let Err(SendError::Full) = g.send_view(FIRST_VIEW, msg) {
             // Sent again at the next update.
             g.unread = true;
             return;

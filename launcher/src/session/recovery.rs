@@ -5,7 +5,7 @@ use super::*;
 use ipc_protocol::messages::FaultAction;
 
 impl Supervisor<'_> {
-    /// Records a crash of `role`; the child is already reaped.
+    /// Records a crash of `role` (of `view`, for a renderer); the child is already reaped.
     pub(super) fn record_crash(
         &mut self,
         role: Role,
@@ -14,9 +14,26 @@ impl Supervisor<'_> {
         fault: Option<(u64, Fault)>,
         detected_ns: u64,
     ) -> usize {
+        self.record_crash_of(role, None, pid, cause, fault, detected_ns)
+    }
+
+    /// [`Supervisor::record_crash`], naming `view` for a renderer's.
+    pub(super) fn record_crash_of(
+        &mut self,
+        role: Role,
+        view: Option<ViewId>,
+        pid: u32,
+        cause: Cause,
+        fault: Option<(u64, Fault)>,
+        detected_ns: u64,
+    ) -> usize {
+        let last_frame = match view.and_then(|v| self.view_index(v)) {
+            Some(i) => self.views[i].last,
+            None => self.summary.frames.last,
+        };
         let cause = self
             .jail
-            .reaped(pid, self.tracing.rec(), self.summary.frames.last)
+            .reaped(pid, self.tracing.rec(), last_frame)
             .unwrap_or(cause);
         let kill = self.chaos.kill_time(pid);
         let since = fault.map(|(t, _)| t).or(kill);
@@ -25,7 +42,7 @@ impl Supervisor<'_> {
             pid,
             cause: cause.clone(),
             at_s: self.started.elapsed().as_secs_f64(),
-            last_frame: self.summary.frames.last,
+            last_frame,
             detection_us: self.metrics.detected(since, detected_ns),
             recovery_us: None,
             injected: fault
@@ -33,17 +50,18 @@ impl Supervisor<'_> {
                 .or(kill.map(|_| "external SIGKILL".to_owned())),
             standby: false,
             replacement: None,
+            view: view.map(|v| v.0),
         };
-        tracing::warn!(role = %role, pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
-        self.tracing.instant(
-            Marker::Crash,
-            self.summary.frames.last,
-            &[
-                ("role", role.as_str().into()),
-                ("pid", pid.to_string()),
-                ("cause", cause.to_string()),
-            ],
-        );
+        tracing::warn!(role = %role, view = ?view.map(|v| v.0), pid, %cause, last_frame = ?record.last_frame, injected = ?record.injected, "child crashed; restarting it");
+        let mut marks = vec![
+            ("role", role.as_str().into()),
+            ("pid", pid.to_string()),
+            ("cause", cause.to_string()),
+        ];
+        if let Some(v) = view.filter(|v| *v != FIRST_VIEW) {
+            marks.push(("view", v.0.to_string()));
+        }
+        self.tracing.instant(Marker::Crash, last_frame, &marks);
         if let Cause::SandboxViolation { syscall } = &cause {
             self.embedding.send(crate::embedding::Event::Violation {
                 role,
@@ -87,7 +105,7 @@ impl Supervisor<'_> {
                 }
                 // A breach by a process already dead changes nothing.
                 GpuToLauncher::Trace(t) => {
-                    let _ = self.child_trace(Role::Gpu, t);
+                    let _ = self.child_trace(Who::Gpu, t);
                 }
                 // Frames it sent that were not handed on yet are never handed on: the renderer
                 // could not take their fds from a dead process, and the replacement draws them
@@ -100,9 +118,12 @@ impl Supervisor<'_> {
         let why = self.crashes[idx].cause.to_string();
         self.gpu_decision(detected, &why)?;
         drop(g);
-        let renderer_pid = self.pair.renderer.as_ref().map_or(0, |r| r.child.proc.pid);
-        let resume = self.resume_from();
-        let gpu = self.start_gpu_with_ladder(renderer_pid, resume)?;
+        let renderers: Vec<u32> = self
+            .views
+            .iter()
+            .map(|v| v.renderer.as_ref().map_or(0, |r| r.child.proc.pid))
+            .collect();
+        let gpu = self.start_gpu_with_ladder(&renderers)?;
         self.tracing.instant(
             Marker::Restart,
             self.summary.frames.last,
@@ -113,7 +134,10 @@ impl Supervisor<'_> {
             ],
         );
         self.crashes[idx].replacement = Some(gpu.start_kind().to_owned());
-        if let Some(r) = &mut self.pair.renderer {
+        for v in &mut self.views {
+            let Some(r) = v.renderer.as_mut() else {
+                continue;
+            };
             if let Err(e) = self.jail.link_renderer(
                 r.child.proc.pid,
                 gpu.epoch,
@@ -125,7 +149,7 @@ impl Supervisor<'_> {
             let m = LauncherToRenderer::NewGpu(GpuLink {
                 epoch: gpu.epoch,
                 gpu_pid: gpu.info.pid,
-                gpu_window: window_of(VIEW_WINDOW),
+                gpu_window: window_of(v.window),
             });
             if let Err(e) = r.child.commands.send(&m) {
                 // A renderer that died meanwhile is replaced through its own pidfd.
@@ -136,16 +160,27 @@ impl Supervisor<'_> {
         let first = self.resume_from();
         self.display_gpu_started(gpu.epoch, first);
         self.pair.gpu = Some(gpu);
-        self.pair.recovering(Role::Gpu, detected, idx);
-        self.liveness.progress(Instant::now());
+        self.pair.recovering(detected, idx);
+        let now = Instant::now();
+        for v in &self.views {
+            self.liveness.progress(v.id, now);
+        }
         Ok(())
     }
 
-    /// The renderer died or hung: reap it, record it, replace it.
-    pub(super) fn renderer_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
+    /// `view`'s renderer died or hung: reap it, record it, replace it. Only the view is
+    /// touched: every other view's renderer goes on presenting meanwhile.
+    pub(super) fn renderer_down(
+        &mut self,
+        view: ViewId,
+        hung: Option<Cause>,
+    ) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
-        let Some(mut r) = self.pair.renderer.take() else {
+        let Some(i) = self.view_index(view) else {
+            return Ok(());
+        };
+        let Some(mut r) = self.views[i].renderer.take() else {
             return Ok(());
         };
         if hung.is_some() {
@@ -164,39 +199,46 @@ impl Supervisor<'_> {
                     r.fault = Some((at_ns, fault));
                 }
                 RendererToLauncher::Trace(t) => {
-                    let _ = self.child_trace(Role::Renderer, t);
+                    let _ = self.child_trace(Who::Renderer(view), t);
                 }
                 _ => {}
             }
         }
         let cause = hung.unwrap_or_else(|| exit_cause(st));
-        let idx = self.record_crash(
+        let idx = self.record_crash_of(
             Role::Renderer,
+            Some(view),
             r.child.proc.pid,
             cause,
             r.fault,
             detected_ns,
         );
-        if self.pair.renderer_gives_up(detected) {
+        self.views[i].restarts += 1;
+        if self.views[i].pair.gives_up(detected) {
             let history: Vec<String> = self
                 .crashes
                 .iter()
                 .map(|c| format!("{:.3}s {} {} {}", c.at_s, c.role, c.pid, c.cause))
                 .collect();
+            let whose = if view == FIRST_VIEW {
+                "the renderer".to_owned()
+            } else {
+                format!("the renderer of {view}")
+            };
             bail!(
-                "the renderer crashed more than {} times within {} s; crash history:\n  {}",
+                "{whose} crashed more than {} times within {} s; crash history:\n  {}",
                 self.args.supervision.max_crashes,
                 self.args.supervision.restart_window_s,
                 history.join("\n  ")
             );
         }
         // Keep showing its last frame until the replacement presents.
-        self.pair.keep_showing(r.screen.take());
+        self.views[i].pair.keep_showing(r.screen.take());
         drop(r);
         let child = self.spawn_renderer()?;
         let link = RendererLink {
             renderer_pid: child.proc.pid,
-            resume_from: self.resume_from(),
+            resume_from: self.views[i].resume_from(),
         };
         let gpu = self
             .pair
@@ -204,43 +246,48 @@ impl Supervisor<'_> {
             .as_ref()
             .context("no GPU process while replacing the renderer")?;
         let page = gpu.page_for_renderer();
-        let gpu = (gpu.epoch, gpu.info.pid, window_of(VIEW_WINDOW));
-        let renderer = self.start_renderer(child, gpu, page)?;
+        let gpu = (gpu.epoch, gpu.info.pid);
+        let renderer = self.start_renderer(i, child, gpu, page)?;
         if let Some(g) = &mut self.pair.gpu {
             if let Err(e) = self.jail.link_gpu(g.child.proc.pid, link.renderer_pid) {
                 tracing::warn!(error = %e, "could not hand the GPU process its link to the new renderer");
             }
-            g.starved_since = None;
-            // It holds nothing yet, and the GPU process's frames are dropped until it says it
-            // serves the new renderer.
-            g.relay.new_renderer(link.renderer_pid, link.resume_from);
-            // The new renderer's claims are looked at afresh: a replaced one cannot use up the
-            // looks an honest one may need.
-            g.looks = 0;
-            // Frames vouched for on the old link mean nothing on the new one; the vouching
-            // itself goes on, as it is about the GPU process.
-            g.vouched_from = None;
-            if let Some(v) = &g.vouch {
-                v.relinked(g.relay.link());
+            if let Some(l) = g.links.iter_mut().find(|l| l.view == view) {
+                l.starved_since = None;
+                // It holds nothing yet, and the GPU process's frames are dropped until it says
+                // it serves the new renderer.
+                l.relay.new_renderer(link.renderer_pid, link.resume_from);
+                // The new renderer's claims are looked at afresh: a replaced one cannot use up
+                // the looks an honest one may need.
+                l.looks = 0;
+                // Frames vouched for on the old link mean nothing on the new one; the vouching
+                // itself goes on, as it is about the GPU process.
+                l.vouched_from = None;
+                if let Some(v) = &l.vouch {
+                    v.relinked(l.relay.link());
+                }
             }
-            match g.send_view(ViewCommand::NewRenderer(link)) {
+            match g.send_view(view, ViewCommand::NewRenderer(link)) {
                 Ok(()) => {}
                 Err(SendError::Full) => g.unread = true,
                 Err(_) => tracing::warn!("the GPU process is gone too; it will be replaced"),
             }
         }
-        self.tracing.instant(
-            Marker::Restart,
-            self.summary.frames.last,
-            &[
-                ("role", Role::Renderer.as_str().into()),
-                ("pid", renderer.child.proc.pid.to_string()),
-            ],
-        );
-        self.pair.renderer = Some(renderer);
-        self.summary.processes.fd_counts.renderer_at_10 = None;
-        self.pair.recovering(Role::Renderer, detected, idx);
-        self.liveness.progress(Instant::now());
+        let mut marks = vec![
+            ("role", Role::Renderer.as_str().into()),
+            ("pid", renderer.child.proc.pid.to_string()),
+        ];
+        if view != FIRST_VIEW {
+            marks.push(("view", view.0.to_string()));
+        }
+        self.tracing
+            .instant(Marker::Restart, self.views[i].last, &marks);
+        self.views[i].renderer = Some(renderer);
+        if view == FIRST_VIEW {
+            self.summary.processes.fd_counts.renderer_at_10 = None;
+        }
+        self.views[i].pair.recovering(detected, idx);
+        self.liveness.progress(view, Instant::now());
         Ok(())
     }
 }

@@ -119,7 +119,7 @@ impl Supervisor<'_> {
                 Ok(())
             }
             Ok((GpuToLauncher::Trace(t), _)) if started => self
-                .child_trace(Role::Gpu, t)
+                .child_trace(Who::Gpu, t)
                 .map_err(|b| format!("protocol violation: {}: {}", b.kind, b.what)),
             Ok((other, _)) => Err(format!(
                 "protocol violation: {} before Started",
@@ -200,11 +200,115 @@ impl Supervisor<'_> {
         Ok((self.prepare_gpu(false)?, false))
     }
 
-    /// Spawns a GPU process for the current rung (or promotes the standby), producing for
-    /// `link`, and waits for it to start. Returns the error text when it failed to start.
+    /// What a GPU process is told of view `i` (at index `i` of the run's views), whose renderer
+    /// is `renderer_pid`: its size, scene and pool, from the frame after its last one presented.
+    fn view_start(&self, i: usize, renderer_pid: u32) -> Option<ViewStart> {
+        let v = self.views.get(i)?;
+        let (width, height) = self.geometry.size();
+        let first_frame = v.resume_from();
+        Some(ViewStart {
+            view: v.id,
+            window: v.window,
+            width,
+            height,
+            layers: v.drawn.layers(),
+            frames: self.args.frames,
+            first_frame,
+            paced: self.display.is_some() || self.pacer.is_some(),
+            generation: self.geometry.generation(),
+            moves: self.input.moves().offsets,
+            pool_per_layer: self.args.pool,
+            renderer: RendererLink {
+                renderer_pid,
+                resume_from: first_frame,
+            },
+            damage: !self.args.no_damage,
+            scene: v.drawn.start(),
+            // A window's frames have the overlay above the scene's layers.
+            overlay: self.display.is_some(),
+            scene_version: v.drawn.version(),
+        })
+    }
+
+    /// Sends view `i`'s scene images, then the application's pixels, on `commands`: they follow
+    /// its `Start` or `AddView`, on every start (restarts too).
+    fn send_view_scene(
+        &self,
+        i: usize,
+        commands: &ipc_protocol::channel::Sender<LauncherToGpu>,
+    ) -> anyhow::Result<()> {
+        let Some(v) = self.views.get(i) else {
+            return Ok(());
+        };
+        let scene = v.drawn.scene().cloned();
+        for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
+            let msg = LauncherToGpu::View {
+                view: v.id,
+                command: ViewCommand::SceneImage { layer: *layer },
+            };
+            if let Err(e) = commands.send_with(&msg, &[fd.as_fd()]) {
+                tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
+            }
+        }
+        for (slot, image) in scene.iter().flat_map(|s| s.pixels()) {
+            let fd = crate::scene::sealed_memfd("pixels", &image.pixels)
+                .context("a memfd for a pixels layer's pixels")?;
+            let msg = LauncherToGpu::View {
+                view: v.id,
+                command: ViewCommand::Pixels(ipc_protocol::messages::PixelsUpdate {
+                    version: v.drawn.version(),
+                    slot,
+                    x: 0,
+                    y: 0,
+                    width: image.width,
+                    height: image.height,
+                }),
+            };
+            if let Err(e) = commands.send_with(&msg, &[fd.as_fd()]) {
+                tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
+            }
+        }
+        Ok(())
+    }
+
+    /// The launcher's link to view `i`'s frames from GPU process `pid` of `epoch`, served to
+    /// `renderer_pid`: its relay, expecting `Serving` first.
+    fn new_link(
+        &self,
+        i: usize,
+        epoch: u64,
+        pid: u32,
+        info: &GpuInfo,
+        progress: Option<&Page>,
+        renderer_pid: u32,
+    ) -> Option<Link> {
+        let v = self.views.get(i)?;
+        // The overlay is one more layer, in a window.
+        let layers = v.drawn.layers() + u32::from(self.display.is_some());
+        let first = v.resume_from();
+        let mut relay = ipc_protocol::relay::Relay::new(
+            epoch,
+            pid,
+            window_of(v.window),
+            layers,
+            self.args.pool,
+            first,
+        );
+        // Its first answer is `Serving`, for the view `Start` or `AddView` gave it.
+        relay.new_renderer(renderer_pid, first);
+        relay.scene_started(v.drawn.version());
+        if info.fence == FenceKind::Progress {
+            relay.progress_page(progress.map(|p| p.reader.identity()));
+        }
+        Some(Link::new(v.id, relay, v.drawn.scene().cloned()))
+    }
+
+    /// Spawns a GPU process for the current rung (or promotes the standby), producing for the
+    /// run's views, whose renderers are `renderers` (in the order of the views), and waits for
+    /// it to start. Returns the error text when it failed to start.
     pub(super) fn start_gpu(
         &mut self,
-        link: RendererLink,
+        renderers: &[u32],
     ) -> anyhow::Result<Result<Gpu, (u32, String)>> {
         let (mut warm, promoted) = self.gpu_to_start()?;
         let epoch = self.pair.next_epoch();
@@ -219,22 +323,24 @@ impl Supervisor<'_> {
             epoch,
             promoted,
             ready = warm.ready.is_some(),
+            views = self.views.len(),
             "starting a GPU process"
         );
-        self.policing
-            .gpu_started(epoch, self.resume_from(), Instant::now());
+        self.policing.gpu_started(Instant::now());
+        for v in &self.views {
+            self.policing.view_epoch(v.id, epoch, v.resume_from());
+        }
         let faults = self.chaos.gpu_faults();
-        if let Err(e) = self.jail.link_gpu(pid, link.renderer_pid) {
+        let first_renderer = renderers.first().copied().unwrap_or(0);
+        if let Err(e) = self.jail.link_gpu(pid, first_renderer) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not hand the GPU process its link to the renderer");
         }
         let transport = self.jail.transport();
         let sent_faults = faults.clone();
-        let (width, height) = self.geometry.size();
-        let first_frame = self.resume_from();
-        // The overlay is one more layer, in a window.
-        let layers = self.drawn.layers() + u32::from(self.display.is_some());
-        let renderer_pid = link.renderer_pid;
+        let Some(view) = self.view_start(0, first_renderer) else {
+            bail!("a run without a view");
+        };
         let start = LauncherToGpu::Start(GpuStart {
             epoch,
             backend: request,
@@ -242,60 +348,13 @@ impl Supervisor<'_> {
             faults,
             trace: self.args.trace.is_some(),
             reports: self.jail.reports(),
-            view: ViewStart {
-                view: VIEW,
-                window: VIEW_WINDOW,
-                width,
-                height,
-                layers: self.drawn.layers(),
-                frames: self.args.frames,
-                first_frame,
-                paced: self.display.is_some() || self.pacer.is_some(),
-                generation: self.geometry.generation(),
-                moves: self.input.moves().offsets,
-                pool_per_layer: self.args.pool,
-                renderer: link,
-                damage: !self.args.no_damage,
-                scene: self.drawn.start(),
-                // A window's frames have the overlay above the scene's layers.
-                overlay: self.display.is_some(),
-                scene_version: self.drawn.version(),
-            },
+            view,
         });
         if let Err(e) = warm.child.commands.send(&start) {
             // It died already: the loop below sees it disconnect and reports that.
             tracing::warn!(error = %e, "could not send Start to the GPU process");
         }
-        // The scene's images follow, one fd each, on every start (restarts too), then the
-        // application's pixels.
-        let scene = self.drawn.scene().cloned();
-        for (layer, fd) in scene.iter().flat_map(|s| &s.images) {
-            let msg = LauncherToGpu::View {
-                view: VIEW,
-                command: ViewCommand::SceneImage { layer: *layer },
-            };
-            if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
-                tracing::warn!(error = %e, layer, "could not send a scene image to the GPU process");
-            }
-        }
-        for (slot, image) in scene.iter().flat_map(|s| s.pixels()) {
-            let fd = crate::scene::sealed_memfd("pixels", &image.pixels)
-                .context("a memfd for a pixels layer's pixels")?;
-            let msg = LauncherToGpu::View {
-                view: VIEW,
-                command: ViewCommand::Pixels(ipc_protocol::messages::PixelsUpdate {
-                    version: self.drawn.version(),
-                    slot,
-                    x: 0,
-                    y: 0,
-                    width: image.width,
-                    height: image.height,
-                }),
-            };
-            if let Err(e) = warm.child.commands.send_with(&msg, &[fd.as_fd()]) {
-                tracing::warn!(error = %e, slot, "could not send a pixels layer's pixels to the GPU process");
-            }
-        }
+        self.send_view_scene(0, &warm.child.commands)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let events = warm.events.clone();
         loop {
@@ -314,16 +373,37 @@ impl Supervisor<'_> {
                         if let Some(reason) = &info.backend_reason {
                             self.tracing.instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
-                        self.liveness.started(Role::Gpu, Instant::now());
-                        let WarmGpu { child, progress, events, exit, .. } = warm;
-                        let mut relay = ipc_protocol::relay::Relay::new(epoch, info.pid, window_of(VIEW_WINDOW), layers, self.args.pool, first_frame);
-                        // Its first answer is `Serving`, for the view `Start` gave it.
-                        relay.new_renderer(renderer_pid, first_frame);
-                        relay.scene_started(self.drawn.version());
-                        if info.fence == FenceKind::Progress {
-                            relay.progress_page(progress.as_ref().map(|p| p.reader.identity()));
+                        if let Some(v) = self.views.iter().find(|v| v.window >= info.views) {
+                            warm.child.proc.kill();
+                            bail!(
+                                "the GPU process has room for {} views' export windows (its RLIMIT_NOFILE), and {} needs window {}",
+                                info.views,
+                                v.id,
+                                v.window
+                            );
                         }
-                        return Ok(Ok(Gpu { child, progress, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, relay, starved_since: None, free_since: Some(Instant::now()), spared: false, unread: false, finished: false, promoted, looks: 0, vouch: None, vouched_from: None, private_asked: None, private_fences: false, scene_had: self.drawn.scene().cloned(), edit_on_its_way: None }));
+                        self.liveness.started(Who::Gpu, Instant::now());
+                        let WarmGpu { child, progress, events, exit, .. } = warm;
+                        let mut links = Vec::with_capacity(self.views.len());
+                        for (i, renderer_pid) in renderers.iter().copied().enumerate() {
+                            if let Some(link) = self.new_link(i, epoch, info.pid, &info, progress.as_ref(), renderer_pid) {
+                                links.push(link);
+                            }
+                            if i == 0 {
+                                continue;
+                            }
+                            // The other views, each added with its scene.
+                            if let Err(e) = self.jail.link_gpu(pid, renderer_pid) {
+                                tracing::warn!(error = %e, "could not hand the GPU process its link to a renderer");
+                            }
+                            if let Some(view) = self.view_start(i, renderer_pid) {
+                                if let Err(e) = child.commands.send(&LauncherToGpu::AddView(view)) {
+                                    tracing::warn!(error = %e, "could not add a view to the GPU process");
+                                }
+                                self.send_view_scene(i, &child.commands)?;
+                            }
+                        }
+                        return Ok(Ok(Gpu { child, progress, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, unread: false, promoted, private_asked: None, private_fences: false, links }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {
@@ -344,19 +424,12 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Starts a GPU process producing for renderer `renderer_pid` from frame `resume_from`,
-    /// stepping down the ladder while it keeps failing to start.
-    pub(super) fn start_gpu_with_ladder(
-        &mut self,
-        renderer_pid: u32,
-        resume_from: u64,
-    ) -> anyhow::Result<Gpu> {
+    /// Starts a GPU process producing for the run's views, whose renderers are `renderers`,
+    /// each from the frame after its last one presented, stepping down the ladder while it
+    /// keeps failing to start.
+    pub(super) fn start_gpu_with_ladder(&mut self, renderers: &[u32]) -> anyhow::Result<Gpu> {
         loop {
-            let link = RendererLink {
-                renderer_pid,
-                resume_from,
-            };
-            match self.start_gpu(link)? {
+            match self.start_gpu(renderers)? {
                 Ok(g) => return Ok(g),
                 Err((pid, why)) => {
                     let now = Instant::now();
@@ -398,6 +471,7 @@ impl Supervisor<'_> {
                         // A promoted standby that failed its start is a standby's failure.
                         standby: promoted_failed,
                         replacement: None,
+                        view: None,
                     };
                     tracing::warn!(pid, %why, "the GPU process failed to start");
                     self.tracing.instant(
@@ -543,13 +617,25 @@ impl Supervisor<'_> {
         Ok(r)
     }
 
+    /// Starts `child` as the renderer of view `i`, taking frames from the GPU process of
+    /// `gpu` (epoch, pid) through `page`.
     pub(super) fn start_renderer(
         &mut self,
+        i: usize,
         mut child: RendererChild,
-        gpu: (u64, u32, (i32, i32)),
+        gpu: (u64, u32),
         page: Option<OwnedFd>,
     ) -> anyhow::Result<Renderer> {
-        let (epoch, gpu_pid, gpu_window) = gpu;
+        let (epoch, gpu_pid) = gpu;
+        let (view, gpu_window, layers, backdrop) = match self.views.get(i) {
+            Some(v) => (
+                v.id,
+                window_of(v.window),
+                v.drawn.layers(),
+                v.drawn.backdrop(),
+            ),
+            None => bail!("no view {i} to start a renderer for"),
+        };
         let page = page.as_ref().map(AsFd::as_fd);
         if let Err(e) = self
             .jail
@@ -567,9 +653,14 @@ impl Supervisor<'_> {
         )?;
         let exit = watch_exit(&child.proc)?;
         let now = Instant::now();
-        self.policing.renderer_started(now);
-        self.liveness.started(Role::Renderer, now);
-        let faults = self.chaos.renderer_faults();
+        self.policing.renderer_started(view, now);
+        self.liveness.started(Who::Renderer(view), now);
+        // Injected faults are the first view's renderer's.
+        let faults = if view == FIRST_VIEW {
+            self.chaos.renderer_faults()
+        } else {
+            Vec::new()
+        };
         let start = LauncherToRenderer::Start(RendererStart {
             gpu: GpuLink {
                 epoch,
@@ -577,7 +668,7 @@ impl Supervisor<'_> {
                 gpu_window,
             },
             // The overlay's layer too, in a window.
-            layers: self.drawn.layers() + u32::from(self.display.is_some()),
+            layers: layers + u32::from(self.display.is_some()),
             faults: faults.clone(),
             trace: self.args.trace.is_some(),
             width: self.geometry.size().0,
@@ -594,7 +685,7 @@ impl Supervisor<'_> {
             } else {
                 OutputOrder::Rgba
             },
-            backdrop: self.drawn.backdrop(),
+            backdrop,
         });
         if let Err(e) = child.commands.send(&start) {
             // Its death, if that is why, is seen through its pidfd and handled there.

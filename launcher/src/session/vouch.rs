@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use ipc_protocol::frame::FenceKind;
-use ipc_protocol::messages::FrameMsg;
+use ipc_protocol::messages::{FrameMsg, ViewId};
 use ipc_protocol::progress::ProgressReader;
 use ipc_protocol::{FileId, RemoteFd};
 use triptych_sys::poll::{wait_signalled, FenceWait};
@@ -96,17 +96,18 @@ pub struct Vouch {
     link: Arc<AtomicU64>,
 }
 
-/// What the thread sends: the GPU process's epoch, the renderer link the frame was for, and
-/// what vouching for it found.
-pub type Done = (u64, u64, Outcome);
+/// What the thread sends: the GPU process's epoch, the view and its renderer link the frame was
+/// for, and what vouching for it found.
+pub type Done = (u64, ViewId, u64, Outcome);
 
 impl Vouch {
-    /// Starts vouching for the frames of the GPU process of `epoch` (exporting fences of
-    /// `kind`) on renderer link `link`, waiting up to
+    /// Starts vouching for `view`'s frames from the GPU process of `epoch` (exporting fences
+    /// of `kind`) on renderer link `link`, waiting up to
     /// `fence_timeout` on each frame's fences; each outcome goes to `done`. `None` if no thread
     /// could be made.
     pub fn start(
         epoch: u64,
+        view: ViewId,
         link: u64,
         kind: FenceKind,
         progress: Option<Arc<ProgressReader>>,
@@ -125,7 +126,7 @@ impl Vouch {
                     }
                     let link = job.link;
                     let outcome = vouch(job, kind, progress.clone(), fence_timeout);
-                    if done.send((epoch, link, outcome)).is_err() {
+                    if done.send((epoch, view, link, outcome)).is_err() {
                         return;
                     }
                 }
@@ -370,7 +371,7 @@ mod tests {
 
     fn outcome_in(pidfd: OwnedFd, msg: FrameMsg, timeout: Duration) -> Outcome {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let v = Vouch::start(1, 3, FenceKind::Pipe, None, timeout, tx).expect("thread");
+        let v = Vouch::start(1, ViewId(2), 3, FenceKind::Pipe, None, timeout, tx).expect("thread");
         // A job of an earlier link is skipped: nothing comes of it.
         let stale = triptych_sys::fd::dup_cloexec(pidfd.as_fd()).expect("dup");
         assert!(v.submit(Job {
@@ -383,8 +384,8 @@ mod tests {
             msg,
             link: 3
         }));
-        let (epoch, link, o) = rx.recv_timeout(Duration::from_secs(10)).expect("outcome");
-        assert_eq!((epoch, link), (1, 3));
+        let (epoch, view, link, o) = rx.recv_timeout(Duration::from_secs(10)).expect("outcome");
+        assert_eq!((epoch, view, link), (1, ViewId(2), 3));
         o
     }
 

@@ -29,6 +29,6 @@ pub(super) use geometry::Geometry;
 pub(super) use input::Input;
 pub(super) use liveness::Liveness;
 pub(super) use metrics::Metrics;
-pub(super) use pair::Pair;
-pub(super) use policing::Policing;
+pub(super) use pair::{Pair, ViewPair};
+pub(super) use policing::{Policing, Who};
 pub(super) use trace::Tracing;

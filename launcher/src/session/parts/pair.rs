@@ -1,14 +1,15 @@
-//! The GPU process and the renderer: the processes running, their restart ladders, the GPU
-//! process's epoch, the output shown while a renderer is replaced, and the recovery under way.
+//! The GPU process: the process running, its standby, its restart ladder, its epoch, and the
+//! recovery from its crash under way; and each view's renderer's restart policy, the output
+//! shown while a renderer is replaced, and that recovery ([`ViewPair`]).
 //!
 //! The processes are the supervisor's to drive (it sends them commands and reads their
 //! events); what this part decides on its own is the restart policy and the epochs:
 //!
 //! - every GPU process start, failed or not, takes the next epoch: epochs only rise, and the
 //!   first is 1 (a frame of epoch 0 is never valid, [`ipc_protocol::rules::Frames`]);
-//! - each role counts its crashes on its own ladder ([`crate::crash::Ladder`]): the GPU process
-//!   steps down the fallback ladder (`dmabuf -> shm`) when one rung crashes too often, the
-//!   renderer (one rung) gives up;
+//! - each child counts its crashes on its own ladder ([`crate::crash::Ladder`]): the GPU
+//!   process steps down the fallback ladder (`dmabuf -> shm`) when one rung crashes too often,
+//!   a view's renderer (one rung) gives up;
 //! - a recovery lasts from a crash's detection to the replacement's first frame; a second
 //!   crash before that frame replaces it (the frame ends the recovery of the latest crash).
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use ipc_protocol::messages::BackendRequest;
 use ipc_protocol::Role;
 
-use super::super::{request_name, Gpu, Renderer, WarmGpu};
+use super::super::{request_name, Gpu, WarmGpu};
 use crate::crash::{Decision, Ladder};
 use crate::present::Screen;
 use crate::summary::StandbySummary;
@@ -33,21 +34,15 @@ pub struct Recovery {
     pub record: usize,
 }
 
-/// The GPU process and the renderer, their ladders and the epoch.
+/// The GPU process, its ladder and the epoch.
 pub struct Pair {
     /// The GPU process's fallback ladder and restart policy.
     gpu_ladder: Ladder<BackendRequest>,
-    /// The renderer's restart policy (one rung).
-    renderer_ladder: Ladder<()>,
     /// The latest GPU process's epoch: one more at every start.
     epoch: u64,
     /// The GPU process running, if one is.
     pub gpu: Option<Gpu>,
-    /// The renderer running, if one is.
-    pub renderer: Option<Renderer>,
-    /// The previous renderer's output, shown until the new renderer presents.
-    old_screen: Option<Screen>,
-    /// A replacement started, its first frame awaited.
+    /// A replacement GPU process started, its first frame awaited.
     recovery: Option<Recovery>,
     /// The standby GPU process, warm and confined, waiting to be promoted.
     pub standby: Option<WarmGpu>,
@@ -65,11 +60,8 @@ impl Pair {
     pub fn new(gpu_rungs: Vec<BackendRequest>, max_crashes: u32, window: Duration) -> Pair {
         Pair {
             gpu_ladder: Ladder::new(gpu_rungs, max_crashes, window),
-            renderer_ladder: Ladder::new(vec![()], max_crashes, window),
             epoch: 0,
             gpu: None,
-            renderer: None,
-            old_screen: None,
             recovery: None,
             standby: None,
             standby_stats: StandbySummary::default(),
@@ -124,13 +116,51 @@ impl Pair {
         self.gpu_ladder.crashed(now)
     }
 
-    /// A renderer crashed at `now`: whether it crashed too often to be restarted.
-    pub fn renderer_gives_up(&mut self, now: Instant) -> bool {
-        self.renderer_ladder.crashed(now) == Decision::GiveUp
+    /// A replacement for the GPU process's crash (crash record `record`, detected at
+    /// `detected`) has started; its first frame ends the recovery.
+    pub fn recovering(&mut self, detected: Instant, record: usize) {
+        self.recovery = Some(Recovery {
+            role: Role::Gpu,
+            detected,
+            record,
+        });
     }
 
-    /// A renderer is gone: its output, if a frame of it is on screen, is shown until the next
-    /// renderer presents.
+    /// A frame was presented: the recovery it ends, if one was under way and the frame is
+    /// the replacement's (`current`).
+    pub fn recovered(&mut self, current: bool) -> Option<Recovery> {
+        self.recovery.take_if(|_| current)
+    }
+}
+
+/// One view's renderer: its restart policy, the previous renderer's output shown until the
+/// new one presents, and the recovery from its crash under way.
+pub struct ViewPair {
+    /// The renderer's restart policy (one rung).
+    ladder: Ladder<()>,
+    /// The previous renderer's output, shown until the new renderer presents.
+    old_screen: Option<Screen>,
+    /// A replacement renderer started, its first frame awaited.
+    recovery: Option<Recovery>,
+}
+
+impl ViewPair {
+    /// A view's renderer allowed `max_crashes` crashes within `window`.
+    pub fn new(max_crashes: u32, window: Duration) -> ViewPair {
+        ViewPair {
+            ladder: Ladder::new(vec![()], max_crashes, window),
+            old_screen: None,
+            recovery: None,
+        }
+    }
+
+    /// The renderer crashed at `now`: whether it crashed too often to be restarted.
+    pub fn gives_up(&mut self, now: Instant) -> bool {
+        self.ladder.crashed(now) == Decision::GiveUp
+    }
+
+    /// The renderer is gone: its output, if a frame of it is on screen, is shown until the
+    /// next renderer presents.
     pub fn keep_showing(&mut self, screen: Option<Screen>) {
         if let Some(s) = screen.filter(|s| s.shown.is_some()) {
             self.old_screen = Some(s);
@@ -147,20 +177,19 @@ impl Pair {
         self.old_screen = None;
     }
 
-    /// A replacement for `role`'s crash (crash record `record`, detected at `detected`) has
+    /// A replacement renderer for the crash of record `record`, detected at `detected`, has
     /// started; its first frame ends the recovery.
-    pub fn recovering(&mut self, role: Role, detected: Instant, record: usize) {
+    pub fn recovering(&mut self, detected: Instant, record: usize) {
         self.recovery = Some(Recovery {
-            role,
+            role: Role::Renderer,
             detected,
             record,
         });
     }
 
-    /// A frame was presented: the recovery it ends, if one was under way and `ends(role)` says
-    /// the frame is the replacement's.
-    pub fn recovered(&mut self, ends: impl FnOnce(Role) -> bool) -> Option<Recovery> {
-        self.recovery.take_if(|r| ends(r.role))
+    /// A frame of the view was presented: the recovery it ends, if one was under way.
+    pub fn recovered(&mut self) -> Option<Recovery> {
+        self.recovery.take()
     }
 }
 
@@ -213,52 +242,65 @@ mod tests {
         assert_eq!(p.ladder(), "auto -> shm");
     }
 
+    fn view() -> ViewPair {
+        ViewPair::new(2, Duration::from_secs(10))
+    }
+
     #[test]
-    fn each_role_counts_its_own_crashes() {
+    fn each_child_counts_its_own_crashes() {
         let mut p = pair(vec![BackendRequest::DmaBuf, BackendRequest::Shm]);
+        let (mut a, mut b) = (view(), view());
         let t = Instant::now();
-        // The renderer's crashes never cost the GPU process its rung.
-        assert!(!p.renderer_gives_up(t));
-        assert!(!p.renderer_gives_up(t));
+        // A renderer's crashes never cost the GPU process its rung, nor another view's
+        // renderer its restarts.
+        assert!(!a.gives_up(t));
+        assert!(!a.gives_up(t));
         assert_eq!(p.gpu_crashed(t), Decision::Restart);
         assert_eq!(p.backend(), BackendRequest::DmaBuf);
         // The renderer's third crash in the window is one too many; it has no rung to step to.
-        assert!(p.renderer_gives_up(t));
+        assert!(a.gives_up(t));
+        assert!(!b.gives_up(t), "another view's renderer");
         assert_eq!(p.gpu_crashed(t), Decision::Restart);
         assert!(p.on_first_rung());
     }
 
     #[test]
     fn a_renderer_crashing_slower_than_the_window_is_forgiven() {
-        let mut p = pair(vec![BackendRequest::Shm]);
+        let mut v = view();
         let t = Instant::now();
         // Two crashes a window apart, forever: never more than two within 10 s.
         for i in 0..20u64 {
             let at = t + Duration::from_secs(6 * i);
-            assert!(!p.renderer_gives_up(at), "crash {i}");
+            assert!(!v.gives_up(at), "crash {i}");
         }
         // Three within the window are one too many.
         let late = t + Duration::from_secs(1000);
-        assert!(!p.renderer_gives_up(late));
-        assert!(!p.renderer_gives_up(late + Duration::from_secs(1)));
-        assert!(p.renderer_gives_up(late + Duration::from_secs(2)));
+        assert!(!v.gives_up(late));
+        assert!(!v.gives_up(late + Duration::from_secs(1)));
+        assert!(v.gives_up(late + Duration::from_secs(2)));
     }
 
     #[test]
     fn the_first_frame_ends_the_latest_recovery_once() {
         let mut p = pair(vec![BackendRequest::Shm]);
-        let any = |_| true;
-        assert!(p.recovered(any).is_none(), "no crash yet");
+        assert!(p.recovered(true).is_none(), "no crash yet");
         let t = Instant::now();
-        p.recovering(Role::Gpu, t, 0);
+        p.recovering(t, 0);
         // A frame of the dead GPU process still on its way ends nothing.
-        assert!(p.recovered(|role| role != Role::Gpu).is_none());
-        // The renderer crashes too before any frame: the frame ends its recovery.
-        p.recovering(Role::Renderer, t + Duration::from_millis(5), 1);
-        let r = p.recovered(any).expect("a recovery under way");
-        assert_eq!((r.role, r.record), (Role::Renderer, 1));
+        assert!(p.recovered(false).is_none());
+        p.recovering(t + Duration::from_millis(5), 1);
+        let r = p.recovered(true).expect("a recovery under way");
+        assert_eq!((r.role, r.record), (Role::Gpu, 1));
         assert_eq!(r.detected, t + Duration::from_millis(5));
-        assert!(p.recovered(any).is_none(), "the next frame ends nothing");
-        assert!(p.old_screen().is_none());
+        assert!(p.recovered(true).is_none(), "the next frame ends nothing");
+        let mut v = view();
+        assert!(v.recovered().is_none());
+        v.recovering(t, 2);
+        assert_eq!(
+            v.recovered().map(|r| (r.role, r.record)),
+            Some((Role::Renderer, 2))
+        );
+        assert!(v.recovered().is_none());
+        assert!(v.old_screen().is_none());
     }
 }

@@ -1,35 +1,56 @@
-//! What the children may send and claim: the frames produced and presented
+//! What the children may send and claim: each view's frames produced and presented
 //! ([`rules::Frames`]), each child's message and trace budget ([`rules::Budget`]), the
 //! rate-limited logging of their noise ([`super::super::quiet`]), and the renderer's
 //! fence-timeout claims being checked ([`super::super::corroborate`]).
 //!
 //! Budgets belong to a process, not a role: a replacement starts with a fresh one, so a child
-//! that flooded and was killed for it costs its replacement nothing, and one role's flood never
-//! spends the other's budget. The frames' order is the run's, across processes: a new GPU
-//! process starts a new epoch at the frame after the last one presented, and what was produced
-//! before it still counts (the renderer may present it).
+//! that flooded and was killed for it costs its replacement nothing, and one child's flood never
+//! spends another's budget (each view's renderer has its own). The frames' order is the view's,
+//! across processes: a new GPU process starts a new epoch at the frame after the view's last
+//! one presented, and what was produced before it still counts (the renderer may present it).
 
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use ipc_protocol::messages::ViewId;
 use ipc_protocol::rules::{self, Breach};
 use ipc_protocol::Role;
 
 use super::super::{corroborate, quiet};
 
+/// Which child: the GPU process, or a view's renderer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// The GPU process.
+    Gpu,
+    /// The renderer of this view.
+    Renderer(ViewId),
+}
+
+impl Who {
+    /// Its role.
+    pub fn role(self) -> Role {
+        match self {
+            Who::Gpu => Role::Gpu,
+            Who::Renderer(_) => Role::Renderer,
+        }
+    }
+}
+
 /// The budgets of the current children.
 #[derive(Debug, Default)]
 struct Budgets {
     gpu: rules::Budget,
-    renderer: rules::Budget,
+    renderers: BTreeMap<ViewId, rules::Budget>,
 }
 
 /// The rules the children are held to, and what they have spent.
 #[derive(Debug, Default)]
 pub struct Policing {
-    /// What was produced and presented, in order.
-    frames: rules::Frames,
+    /// What was produced and presented of each view, in order.
+    frames: BTreeMap<ViewId, rules::Frames>,
     budgets: Budgets,
     quiet: quiet::Quiet,
     /// Fence-timeout claims being checked.
@@ -55,61 +76,67 @@ impl Default for Vouches {
 }
 
 impl Policing {
-    /// A GPU process of `epoch` started at `now`, producing from frame `first`: a fresh budget,
-    /// and its frames checked from `first` on.
-    pub fn gpu_started(&mut self, epoch: u64, first: u64, now: Instant) {
+    /// A GPU process of `epoch` started at `now`: a fresh budget.
+    pub fn gpu_started(&mut self, now: Instant) {
         self.budgets.gpu = rules::Budget::new(now);
-        self.frames.new_epoch(epoch, first);
     }
 
-    /// A renderer started at `now`: a fresh budget.
-    pub fn renderer_started(&mut self, now: Instant) {
-        self.budgets.renderer = rules::Budget::new(now);
+    /// The GPU process of `epoch` produces `view`'s frames from frame `first`: they are checked
+    /// from `first` on.
+    pub fn view_epoch(&mut self, view: ViewId, epoch: u64, first: u64) {
+        self.frames.entry(view).or_default().new_epoch(epoch, first);
     }
 
-    fn budget(&mut self, role: Role) -> &mut rules::Budget {
-        match role {
-            Role::Gpu => &mut self.budgets.gpu,
-            Role::Renderer => &mut self.budgets.renderer,
+    /// `view`'s renderer started at `now`: a fresh budget.
+    pub fn renderer_started(&mut self, view: ViewId, now: Instant) {
+        self.budgets.renderers.insert(view, rules::Budget::new(now));
+    }
+
+    fn budget(&mut self, who: Who) -> &mut rules::Budget {
+        match who {
+            Who::Gpu => &mut self.budgets.gpu,
+            Who::Renderer(v) => self.budgets.renderers.entry(v).or_default(),
         }
     }
 
-    /// Counts one message of `kind` from `role` at `now`, against its rate.
-    pub fn message(&mut self, role: Role, kind: &'static str, now: Instant) -> Result<(), Breach> {
-        self.budget(role).message(kind, now)
+    /// Counts one message of `kind` from `who` at `now`, against its rate.
+    pub fn message(&mut self, who: Who, kind: &'static str, now: Instant) -> Result<(), Breach> {
+        self.budget(who).message(kind, now)
     }
 
-    /// Checks a trace batch from `role` (`tracing`: whether a trace was asked for). `Ok(false)`:
+    /// Checks a trace batch from `who` (`tracing`: whether a trace was asked for). `Ok(false)`:
     /// keep the message, drop the events (the run-long cap is reached).
     pub fn trace(
         &mut self,
-        role: Role,
+        who: Who,
         events: &[triptych_trace::Event],
         tracing: bool,
     ) -> Result<bool, Breach> {
-        self.budget(role).trace(events, tracing)
+        self.budget(who).trace(events, tracing)
     }
 
-    /// The GPU process says it sent `frame` of a run of `total`.
-    pub fn produced(&mut self, frame: u64, total: u64) -> Result<(), Breach> {
-        self.frames.produced(frame, total)
+    /// The GPU process says it sent `frame` of `view`, of a run of `total`.
+    pub fn produced(&mut self, view: ViewId, frame: u64, total: u64) -> Result<(), Breach> {
+        self.frames.entry(view).or_default().produced(frame, total)
     }
 
-    /// The newest frame produced, by any GPU process of the run.
+    /// The newest frame of `view` produced, by any GPU process of the run.
     #[cfg(test)]
-    pub fn newest_produced(&self) -> Option<u64> {
-        self.frames.produced
+    pub fn newest_produced(&self, view: ViewId) -> Option<u64> {
+        self.frames.get(&view).and_then(|f| f.produced)
     }
 
-    /// Whether `frame` of `epoch` is of a GPU process since replaced, at or past where its
-    /// replacement resumes ([`rules::Frames::superseded`]).
-    pub fn superseded(&self, frame: u64, epoch: u64) -> bool {
-        self.frames.superseded(frame, epoch)
+    /// Whether `frame` of `view` of `epoch` is of a GPU process since replaced, at or past
+    /// where its replacement resumes ([`rules::Frames::superseded`]).
+    pub fn superseded(&self, view: ViewId, frame: u64, epoch: u64) -> bool {
+        self.frames
+            .get(&view)
+            .is_some_and(|f| f.superseded(frame, epoch))
     }
 
-    /// The renderer says it composited `frame` of `epoch`.
-    pub fn presented(&mut self, frame: u64, epoch: u64) -> Result<(), Breach> {
-        self.frames.presented(frame, epoch)
+    /// `view`'s renderer says it composited `frame` of `epoch`.
+    pub fn presented(&mut self, view: ViewId, frame: u64, epoch: u64) -> Result<(), Breach> {
+        self.frames.entry(view).or_default().presented(frame, epoch)
     }
 
     /// Logs with `log` a note of `kind` a child caused, at most once a second.
@@ -163,10 +190,13 @@ impl Policing {
 mod tests {
     use super::*;
 
-    /// Floods `role` until its budget refuses; returns how many messages it took.
-    fn flood(p: &mut Policing, role: Role, now: Instant) -> u32 {
+    const V: ViewId = ViewId(0);
+    const R: Who = Who::Renderer(V);
+
+    /// Floods `who` until its budget refuses; returns how many messages it took.
+    fn flood(p: &mut Policing, who: Who, now: Instant) -> u32 {
         let mut n = 0;
-        while p.message(role, "Pong", now).is_ok() {
+        while p.message(who, "Pong", now).is_ok() {
             n += 1;
             assert!(n <= rules::MAX_MESSAGES_PER_S, "never refused");
         }
@@ -177,15 +207,15 @@ mod tests {
     fn one_roles_flood_never_spends_the_others_budget() {
         let t = Instant::now();
         let mut p = Policing::default();
-        p.gpu_started(1, 0, t);
-        p.renderer_started(t);
-        assert_eq!(flood(&mut p, Role::Gpu, t), rules::MAX_MESSAGES_PER_S);
-        let e = p.message(Role::Gpu, "Frame", t).expect_err("spent");
+        p.gpu_started(t);
+        p.renderer_started(V, t);
+        assert_eq!(flood(&mut p, Who::Gpu, t), rules::MAX_MESSAGES_PER_S);
+        let e = p.message(Who::Gpu, "Frame", t).expect_err("spent");
         assert_eq!(
             e.kind, "Frame",
             "the breach names the message that broke it"
         );
-        p.message(Role::Renderer, "Presented", t)
+        p.message(R, "Presented", t)
             .expect("the renderer's budget is its own");
     }
 
@@ -193,26 +223,26 @@ mod tests {
     fn a_replacement_starts_with_a_fresh_budget() {
         let t = Instant::now();
         let mut p = Policing::default();
-        p.gpu_started(1, 0, t);
-        p.renderer_started(t);
-        flood(&mut p, Role::Gpu, t);
-        flood(&mut p, Role::Renderer, t);
+        p.gpu_started(t);
+        p.renderer_started(V, t);
+        flood(&mut p, Who::Gpu, t);
+        flood(&mut p, R, t);
         // A new renderer: its budget is whole, the GPU process's (the same process) is not.
-        p.renderer_started(t);
-        p.message(Role::Renderer, "Pong", t).expect("fresh");
-        assert!(p.message(Role::Gpu, "Pong", t).is_err());
+        p.renderer_started(V, t);
+        p.message(R, "Pong", t).expect("fresh");
+        assert!(p.message(Who::Gpu, "Pong", t).is_err());
         // A new GPU process: whole again.
-        p.gpu_started(2, 0, t);
-        p.message(Role::Gpu, "Pong", t).expect("fresh");
+        p.gpu_started(t);
+        p.message(Who::Gpu, "Pong", t).expect("fresh");
     }
 
     #[test]
     fn traces_are_refused_from_either_role_when_none_was_asked_for() {
         let mut p = Policing::default();
-        for role in [Role::Gpu, Role::Renderer] {
-            let e = p.trace(role, &[], false).expect_err("tracing is off");
+        for who in [Who::Gpu, R] {
+            let e = p.trace(who, &[], false).expect_err("tracing is off");
             assert_eq!(e.kind, "Trace");
-            assert_eq!(p.trace(role, &[], true), Ok(true));
+            assert_eq!(p.trace(who, &[], true), Ok(true));
         }
     }
 
@@ -220,29 +250,50 @@ mod tests {
     fn a_new_gpu_process_is_held_to_its_own_start_and_keeps_what_was_produced() {
         let t = Instant::now();
         let mut p = Policing::default();
-        assert_eq!(p.newest_produced(), None);
-        p.gpu_started(1, 0, t);
+        assert_eq!(p.newest_produced(V), None);
+        p.gpu_started(t);
+        p.view_epoch(V, 1, 0);
         for f in 0..5 {
-            p.produced(f, 100).expect("in order");
+            p.produced(V, f, 100).expect("in order");
         }
-        p.presented(3, 1).expect("produced");
+        p.presented(V, 3, 1).expect("produced");
         // The GPU process dies; its replacement resumes after the last frame presented.
-        p.gpu_started(2, 4, t);
+        p.gpu_started(t);
+        p.view_epoch(V, 2, 4);
         assert_eq!(
-            p.newest_produced(),
+            p.newest_produced(V),
             Some(4),
             "frame 4 may still be presented"
         );
-        assert!(p.produced(3, 100).is_err(), "below where epoch 2 starts");
-        p.produced(4, 100).expect("where it starts");
-        p.presented(4, 1).expect("the old epoch's frame 4, late");
-        p.presented(4, 2)
+        assert!(p.produced(V, 3, 100).is_err(), "below where epoch 2 starts");
+        p.produced(V, 4, 100).expect("where it starts");
+        p.presented(V, 4, 1).expect("the old epoch's frame 4, late");
+        p.presented(V, 4, 2)
             .expect("the new epoch may show frame 4 again");
-        assert!(p.presented(4, 2).is_err(), "but only once");
-        p.produced(5, 100).expect("next");
-        assert!(p.presented(5, 1).is_err(), "epochs never go back");
-        p.presented(5, 2).expect("the new epoch's");
-        assert!(p.presented(6, 2).is_err(), "never produced");
-        assert!(p.presented(5, 3).is_err(), "an epoch never started");
+        assert!(p.presented(V, 4, 2).is_err(), "but only once");
+        p.produced(V, 5, 100).expect("next");
+        assert!(p.presented(V, 5, 1).is_err(), "epochs never go back");
+        p.presented(V, 5, 2).expect("the new epoch's");
+        assert!(p.presented(V, 6, 2).is_err(), "never produced");
+        assert!(p.presented(V, 5, 3).is_err(), "an epoch never started");
+    }
+
+    #[test]
+    fn each_views_frames_and_renderer_budget_are_its_own() {
+        let t = Instant::now();
+        let mut p = Policing::default();
+        let (a, b) = (ViewId(1), ViewId(2));
+        p.gpu_started(t);
+        p.view_epoch(a, 1, 0);
+        p.view_epoch(b, 1, 10);
+        p.renderer_started(a, t);
+        p.renderer_started(b, t);
+        p.produced(a, 0, 100).expect("a's first");
+        assert!(p.produced(b, 0, 100).is_err(), "b starts at 10");
+        p.produced(b, 10, 100).expect("b's first");
+        assert!(p.presented(a, 10, 1).is_err(), "a never produced 10");
+        flood(&mut p, Who::Renderer(a), t);
+        p.message(Who::Renderer(b), "Pong", t)
+            .expect("one renderer's flood spends nothing of another's");
     }
 }
