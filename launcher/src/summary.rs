@@ -225,6 +225,9 @@ pub struct ViewSummary {
     pub out: Option<String>,
     /// With `--verify`: its last frame compared with its scene's reference composite.
     pub verified: Option<crate::verify::Verification>,
+    /// Why it was given up before the end, if it was (its renderer crashed too often): the
+    /// other views went on.
+    pub failed: Option<String>,
 }
 
 /// The frames of a run: how many were presented, at which size and pace, where the last one
@@ -789,10 +792,11 @@ impl RunSummary {
                         .as_deref()
                         .map(|o| format!(", written to {o}"))
                         .unwrap_or_default(),
-                    match &v.verified {
-                        Some(c) if c.mismatches == 0 => ", verified".to_owned(),
-                        Some(c) => format!(", VERIFY FAILED in {} of {} pixels", c.mismatches, c.pixels),
-                        None => String::new(),
+                    match (&v.failed, &v.verified) {
+                        (Some(why), _) => format!(", GIVEN UP: {}", why.lines().next().unwrap_or_default()),
+                        (None, Some(c)) if c.mismatches == 0 => ", verified".to_owned(),
+                        (None, Some(c)) => format!(", VERIFY FAILED in {} of {} pixels", c.mismatches, c.pixels),
+                        (None, None) => String::new(),
                     }
                 );
             }

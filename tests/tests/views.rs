@@ -340,3 +340,93 @@ fn a_renderer_flooding_costs_only_itself() {
 fn a_renderer_claiming_a_forged_fence_timeout_costs_only_itself() {
     one_view_attacks("forged-timeout", "FenceTimeout");
 }
+
+/// A hostile GPU process (the adversary, sandboxed as the product's) carries out `attack`
+/// about its views in a run of two: it alone is replaced, named for `want`; both views present
+/// every frame and no renderer is blamed.
+fn gpu_lies_about_views(attack: &str, want: &str) {
+    let frames = 60;
+    let dir = scratch(&format!("views-gpu-{attack}"));
+    let scenes = scenes(&dir, 2);
+    let mut cmd = views_command(&dir, &scenes, frames, &[]);
+    cmd.env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
+        .env("TRIPTYCH_HOSTILE_GPU", attack);
+    let o = output(cmd);
+    assert!(o.status.success(), "{attack}: {}", show(&o));
+    let s = summary(&dir.join("summary.json"));
+    let views = s["views"].as_array().expect("views");
+    assert_eq!(views.len(), 2, "{s}");
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(
+            v["frames"], frames,
+            "{attack}: view {i} presented every frame: {v}"
+        );
+        assert_eq!(v["restarts"], 0, "{attack}: no renderer blamed: {v}");
+    }
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(
+        crashes.len(),
+        1,
+        "{attack}: the GPU process's crash alone: {s}"
+    );
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(
+        cause.contains("protocol_violation") && cause.contains(want),
+        "{attack}: cause {cause} does not name {want:?}"
+    );
+}
+
+#[test]
+fn a_gpu_process_sending_frames_of_a_view_it_was_never_given_costs_itself() {
+    gpu_lies_about_views("unknown-view", "view 9, which it was never given");
+}
+
+#[test]
+fn a_gpu_process_sending_one_views_frame_as_anothers_costs_itself() {
+    // Its fds lie in view 0's window: the launcher checks each view's frames against its own.
+    gpu_lies_about_views("cross-view", "outside the export window [768, 1024)");
+}
+
+#[test]
+fn a_gpu_process_saying_a_view_it_serves_is_removed_costs_itself() {
+    gpu_lies_about_views("removed-lie", "which was never removed");
+}
+
+#[test]
+fn a_view_whose_renderer_crashes_too_often_is_given_up_and_the_others_go_on() {
+    // Every renderer of view 1 (and only of view 1) breaks the protocol at once: past its
+    // restart ladder the view is given up, while views 0 and 2 present every frame and the
+    // GPU process serves them throughout.
+    let frames = 120;
+    let dir = scratch("views-given-up");
+    let scenes = scenes(&dir, 3);
+    let mut cmd = views_command(&dir, &scenes, frames, &["--fps", "60"]);
+    let bin = adversary_bin(&dir);
+    attack_every(&bin, "triptych-renderer", "bogus-release@1");
+    cmd.env("TRIPTYCH_BIN_DIR", bin);
+    let o = output(cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir.join("summary.json"));
+    let views = s["views"].as_array().expect("views");
+    for i in [0, 2] {
+        assert_eq!(views[i]["frames"], frames, "view {i}: {}", views[i]);
+        assert_eq!(views[i]["restarts"], 0, "view {i}: {}", views[i]);
+        assert!(views[i]["failed"].is_null(), "{}", views[i]);
+    }
+    let v = &views[1];
+    assert!(
+        v["failed"]
+            .as_str()
+            .is_some_and(|f| f.contains("crashed more than 3 times")),
+        "view 1 given up: {v}"
+    );
+    assert_eq!(v["restarts"], 4, "{v}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes
+            .iter()
+            .all(|c| c["role"] == "renderer" && c["view"] == 1),
+        "only view 1's renderers crashed: {s}"
+    );
+}

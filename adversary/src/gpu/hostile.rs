@@ -138,6 +138,15 @@ pub enum Attack {
     /// the page would loop. (Changing the word as well would also undo its own points, and cost
     /// it its life as a hang.)
     ProgressStorm,
+    /// From frame [`FRAMING_FROM`] on, also sends each frame as a frame of a view it was never
+    /// given.
+    UnknownView,
+    /// From frame [`FRAMING_FROM`] on, also sends each frame of its first view as a frame of its
+    /// second view: its fds lie in the first view's export window, where the second view's
+    /// renderer could never take them (and must not be told to).
+    CrossView,
+    /// At frame [`FRAMING_FROM`], says its first view is removed, which it was never asked.
+    RemovedLie,
 }
 
 /// How late [`Attack::EditSlowFence`] signals the fences of a new version's first frame.
@@ -258,6 +267,9 @@ impl Attack {
             "edit-slow-fence" => Attack::EditSlowFence,
             "edit-version-stuck" => Attack::EditVersionStuck,
             "layers-rotate" => Attack::LayersRotate,
+            "unknown-view" => Attack::UnknownView,
+            "cross-view" => Attack::CrossView,
+            "removed-lie" => Attack::RemovedLie,
             "slow-last-frame" => Attack::SlowLastFrame,
             "progress-repeat" => Attack::ProgressRepeat,
             "progress-foreign" => Attack::ProgressForeign,
@@ -353,6 +365,9 @@ pub fn attack(
         | Attack::ProgressForeign
         | Attack::ProgressUnreached
         | Attack::ProgressStorm
+        | Attack::UnknownView
+        | Attack::CrossView
+        | Attack::RemovedLie
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
@@ -586,7 +601,13 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
 
 /// After frame `msg` went to the launcher: the framing attacks, which send frames it never
 /// made, using only what this process holds.
-pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>) {
+pub fn after_send(
+    attack: Attack,
+    msg: &FrameMsg,
+    view: ipc_protocol::messages::ViewId,
+    events: &Sender<GpuToLauncher>,
+) {
+    use ipc_protocol::messages::ViewId;
     use std::sync::atomic::Ordering;
     match attack {
         Attack::EditSlowFence => {
@@ -619,9 +640,23 @@ pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>
         return;
     }
     let mut lie = msg.clone();
+    let mut lie_view = view;
     match attack {
         Attack::FrameTwice => {}
         Attack::FrameAhead => lie.frame += 3,
+        Attack::UnknownView => lie_view = ViewId(9),
+        Attack::CrossView if view == ViewId(0) => lie_view = ViewId(1),
+        Attack::RemovedLie => {
+            if stall_once(msg.frame) {
+                let sent = events.send(&GpuToLauncher::Removed(view)).is_ok();
+                tracing::warn!(
+                    sent,
+                    frame = msg.frame,
+                    "hostile GPU: said its view is removed"
+                );
+            }
+            return;
+        }
         Attack::DrainFence => return drain_fence(msg),
         Attack::StaleFlood => {
             static STARTED: std::sync::atomic::AtomicBool =
@@ -635,7 +670,7 @@ pub fn after_send(attack: Attack, msg: &FrameMsg, events: &Sender<GpuToLauncher>
     }
     if events
         .send(&GpuToLauncher::Frame {
-            view: ipc_protocol::messages::ViewId(0),
+            view: lie_view,
             msg: lie,
         })
         .is_ok()

@@ -141,7 +141,7 @@ impl Hooks for GpuAdversary {
             std::thread::sleep(a.pace());
         }
         if let Some(a) = self.attack {
-            hostile::after_send(a, sent.msg, sent.events);
+            hostile::after_send(a, sent.msg, sent.view, sent.events);
         }
         if self.attack == Some(Attack::ProgressStorm) && sent.msg.frame >= hostile::FRAMING_FROM {
             if let Some(page) = self.page {

@@ -201,6 +201,19 @@ pub fn start_drainer() {
     });
 }
 
+/// The view whose renderers alone carry the attack out, when it is named `NAME@VIEW` (the
+/// renderer knows its view by its export window, [`own_view`]); `None`: every renderer named.
+pub fn view_filter() -> Option<u32> {
+    let v = std::env::var(HOSTILE_ENV).ok().or_else(crate::every)?;
+    v.split_once('@').and_then(|(_, view)| view.parse().ok())
+}
+
+/// The view a renderer serves, from its export window `window`.
+pub fn own_view(window: (i32, i32)) -> Option<u32> {
+    let base = window.0 - triptych_sys::fd::ExportWindow::GPU.base;
+    u32::try_from(base / triptych_sys::fd::ExportWindow::GPU.len).ok()
+}
+
 /// Bytes per slot the [`Attack::HugeSlotBytes`] output claims: 1 TiB.
 pub const HUGE_SLOT_BYTES: u64 = 1 << 40;
 
@@ -228,9 +241,13 @@ fn once() -> bool {
 }
 
 impl Attack {
-    /// The attack named by [`HOSTILE_ENV`], if any.
+    /// The attack named by [`HOSTILE_ENV`], if any (without its view, [`view_filter`]).
     pub fn from_env() -> Option<Attack> {
         let v = std::env::var(HOSTILE_ENV).ok().or_else(crate::every)?;
+        let v = v
+            .split_once('@')
+            .map_or(v.as_str(), |(name, _)| name)
+            .to_owned();
         if let Some(ring) = crate::ring::RingAttack::from_name(&v) {
             return Some(Attack::Ring(ring));
         }

@@ -23,6 +23,9 @@ pub struct RendererAdversary {
     prepared: Option<Prepared>,
     /// Its own mapping of the launcher's mailbox to it, for an inbox attack.
     inbox: Option<crate::ring::Inbox>,
+    /// The one view whose renderers carry the attack out, if it names one (read at start-up,
+    /// before the sandbox refuses the file it may come from).
+    only_view: Option<u32>,
 }
 
 impl RendererAdversary {
@@ -33,6 +36,7 @@ impl RendererAdversary {
             probe: probe::from_env(),
             prepared: None,
             inbox: None,
+            only_view: hostile::view_filter(),
         }
     }
 }
@@ -62,6 +66,12 @@ impl Hooks for RendererAdversary {
     }
 
     fn confined(&mut self, link: &mut Link, start: &RendererStart, output: BorrowedFd<'_>) {
+        // An attack named for one view: the renderers of the others run clean.
+        if let Some(view) = self.only_view {
+            if hostile::own_view(start.gpu.gpu_window) != Some(view) {
+                self.attack = None;
+            }
+        }
         if let Some(p) = self.prepared.take() {
             p.run(link, start, output);
         }

@@ -36,6 +36,9 @@ use triptych_sys::poll::{wait_signalled, FenceWait};
 pub struct Claim {
     /// The view whose renderer claimed it.
     pub view: ipc_protocol::messages::ViewId,
+    /// The renderer link of the view it was claimed on ([`ipc_protocol::relay::Relay::link`]):
+    /// a verdict about a renderer replaced since judges nobody.
+    pub link: u64,
     /// GPU epoch.
     pub epoch: u64,
     /// Frame.
@@ -67,7 +70,7 @@ pub enum Finding {
 /// The claims in flight.
 #[derive(Debug)]
 pub struct Checks {
-    busy: bool,
+    busy: Vec<ipc_protocol::messages::ViewId>,
     tx: Sender<(Claim, Finding)>,
     /// Verdicts arrive here.
     pub done: Receiver<(Claim, Finding)>,
@@ -77,7 +80,7 @@ impl Default for Checks {
     fn default() -> Self {
         let (tx, done) = crossbeam_channel::bounded(4);
         Self {
-            busy: false,
+            busy: Vec::new(),
             tx,
             done,
         }
@@ -184,26 +187,30 @@ pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
 }
 
 impl Checks {
-    /// Starts checking `claim` unless a check is already running.
+    /// Starts checking `claim` unless a check of its view's is already running: one view's
+    /// claims never keep another's from being checked.
     pub fn fence_claim(&mut self, gpu_pidfd: &OwnedFd, claim: Claim, grace: Duration) {
-        if self.busy {
+        if self.busy.contains(&claim.view) {
             return;
         }
         let Ok(pidfd) = triptych_sys::fd::dup_cloexec(gpu_pidfd.as_fd()) else {
             return;
         };
         let tx = self.tx.clone();
+        let view = claim.view;
         let spawned = std::thread::Builder::new()
             .name("fence-check".into())
             .spawn(move || {
                 let finding = check(&pidfd, &claim, grace);
                 let _ = tx.send((claim, finding));
             });
-        self.busy = spawned.is_ok();
+        if spawned.is_ok() {
+            self.busy.push(view);
+        }
     }
 
-    /// A verdict was taken from [`Checks::done`].
-    pub fn finished(&mut self) {
-        self.busy = false;
+    /// A verdict about a claim of `view`'s was taken from [`Checks::done`].
+    pub fn finished(&mut self, view: ipc_protocol::messages::ViewId) {
+        self.busy.retain(|v| *v != view);
     }
 }

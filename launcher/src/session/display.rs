@@ -631,6 +631,9 @@ impl Supervisor<'_> {
         p.next_tick = (p.next_tick + p.period).max(now);
         // Each view is asked for its own next frame, at the same pace.
         for (v, next) in self.views.iter().zip(p.next_requests.iter_mut()) {
+            if v.failed.is_some() {
+                continue;
+            }
             let presented = v.resume_from();
             if *next < frames && *next < presented + IN_FLIGHT {
                 let up_to = *next;

@@ -138,7 +138,7 @@ impl Supervisor<'_> {
                     self.standby_down(None)?;
                 } else if k == op_checked {
                     if let Ok((claim, finding)) = op.recv(&checked) {
-                        self.policing.verdict_taken();
+                        self.policing.verdict_taken(claim.view);
                         self.fence_verdict(claim, finding)?;
                     }
                 } else if k == op_looked {
@@ -281,10 +281,10 @@ impl Supervisor<'_> {
     /// Whether `view`'s last frame is on screen (a headless run's view has nothing more to
     /// show).
     fn view_done(&self, view: ViewId) -> bool {
-        self.display.is_none()
-            && self
-                .view_index(view)
-                .is_some_and(|i| self.views[i].last == Some(self.args.frames - 1))
+        self.view_index(view).is_none_or(|i| {
+            let v = &self.views[i];
+            v.failed.is_some() || (self.display.is_none() && v.last == Some(self.args.frames - 1))
+        })
     }
 
     /// Whether the run is over: headless, once the last frame of every view is on screen; in a
@@ -301,7 +301,7 @@ impl Supervisor<'_> {
                     || self
                         .views
                         .iter()
-                        .all(|v| v.last == Some(self.args.frames - 1))
+                        .all(|v| v.failed.is_some() || v.last == Some(self.args.frames - 1))
             }
         }
     }
@@ -468,7 +468,17 @@ impl Supervisor<'_> {
                 self.summary.trust.refuted_fence_timeouts += 1;
             }
             Finding::Bogus(why) => {
-                self.renderer_violation(claim.view, rules::Breach::new("FenceTimeout", why))?;
+                // Only the renderer that claimed it: one replaced since is gone already.
+                let same = self
+                    .pair
+                    .gpu
+                    .as_ref()
+                    .filter(|g| g.epoch == claim.epoch)
+                    .and_then(|g| g.link(claim.view))
+                    .is_some_and(|l| l.relay.link() == claim.link);
+                if same {
+                    self.renderer_violation(claim.view, rules::Breach::new("FenceTimeout", why))?;
+                }
             }
         }
         Ok(())

@@ -174,7 +174,8 @@ impl Supervisor<'_> {
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
-        let Some(link) = g.link_mut(view) else {
+        let Some(link) = g.link_mut(view).filter(|l| !l.removing) else {
+            // A view being removed: what the process sent before it heard is dropped.
             return Ok(());
         };
         let handed = link
@@ -277,8 +278,6 @@ impl Supervisor<'_> {
             return Ok(());
         };
         let fence_kind = g.info.fence;
-        let gpu_epoch = g.epoch;
-        let page = g.progress.as_ref().map(|p| p.reader.clone());
         let Some(link) = g.links.iter_mut().find(|l| l.view == view) else {
             return Ok(());
         };
@@ -300,18 +299,10 @@ impl Supervisor<'_> {
         if link.vouch.is_some() {
             return Ok(());
         }
-        let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
-        let sender = self.policing.vouch_sender();
-        link.vouch = super::vouch::Vouch::start(
-            gpu_epoch,
-            view,
-            link.relay.link(),
-            fence_kind,
-            page,
-            timeout,
-            sender,
-        );
-        let started = link.vouch.is_some();
+        let started = self.vouch_for(view);
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return Ok(());
+        };
         if started
             && fence_kind == ipc_protocol::frame::FenceKind::Pipe
             && g.private_asked.is_none()
@@ -343,6 +334,33 @@ impl Supervisor<'_> {
             );
         }
         Ok(())
+    }
+
+    /// Starts vouching for `view`'s frames from the current GPU process ([`super::vouch`]),
+    /// unless it does already; whether it does now.
+    fn vouch_for(&mut self, view: ViewId) -> bool {
+        let timeout = Duration::from_millis(u64::from(self.args.fence_timeout_ms));
+        let sender = self.policing.vouch_sender();
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return false;
+        };
+        let (epoch, kind) = (g.epoch, g.info.fence);
+        let page = g.progress.as_ref().map(|p| p.reader.clone());
+        let Some(link) = g.links.iter_mut().find(|l| l.view == view) else {
+            return false;
+        };
+        if link.vouch.is_none() {
+            link.vouch = super::vouch::Vouch::start(
+                epoch,
+                view,
+                link.relay.link(),
+                kind,
+                page,
+                timeout,
+                sender,
+            );
+        }
+        link.vouch.is_some()
     }
 
     /// What the launcher's vouching for a frame of `view` from the GPU process of `epoch`,
@@ -483,11 +501,35 @@ impl Supervisor<'_> {
                     for l in &mut g.links {
                         l.relay.fences_private();
                     }
+                    // Every view's fences leave the export windows, where no renderer can
+                    // take them any more: each view's frames are vouched for from now on (the
+                    // launcher sees their fences signalled and hands the buffers on), whichever
+                    // view's claim asked for it.
+                    let views: Vec<ViewId> = g
+                        .links
+                        .iter()
+                        .filter(|l| l.vouch.is_none())
+                        .map(|l| l.view)
+                        .collect();
+                    for view in views {
+                        if !self.vouch_for(view) {
+                            tracing::error!(
+                                view = view.0,
+                                "could not start vouching for a view's frames"
+                            );
+                        }
+                    }
                 }
             }
             GpuToLauncher::Serving { view, renderer } => {
                 served(self, view)?;
-                if let Some(l) = self.pair.gpu.as_mut().and_then(|g| g.link_mut(view)) {
+                if let Some(l) = self
+                    .pair
+                    .gpu
+                    .as_mut()
+                    .and_then(|g| g.link_mut(view))
+                    .filter(|l| !l.removing)
+                {
                     l.relay.serving(renderer)?;
                 }
             }
@@ -504,10 +546,17 @@ impl Supervisor<'_> {
             }
             GpuToLauncher::Removed(view) => {
                 served(self, view)?;
-                return Err(Breach::new(
-                    "Removed",
-                    format!("{view}, which was never removed"),
-                ));
+                let Some(g) = self.pair.gpu.as_mut() else {
+                    return Ok(());
+                };
+                if !g.link(view).is_some_and(|l| l.removing) {
+                    return Err(Breach::new(
+                        "Removed",
+                        format!("{view}, which was never removed"),
+                    ));
+                }
+                g.links.retain(|l| l.view != view);
+                tracing::info!(view = view.0, "the GPU process no longer serves the view");
             }
             GpuToLauncher::Failed(e) => {
                 let e = crate::child_log::escape_str(&e);
@@ -758,10 +807,12 @@ impl Supervisor<'_> {
                     ));
                 }
                 let point = link.relay.fence(frame, layer).map(|f| f.point);
+                let link = link.relay.link();
                 self.policing.check_fence(
                     &g.child.proc.pidfd,
                     super::corroborate::Claim {
                         view,
+                        link,
                         epoch,
                         frame,
                         layer,

@@ -277,6 +277,7 @@ impl Supervisor<'_> {
             pool_buffers: u64::from(layers) * u64::from(self.args.pool),
             out: None,
             verified: None,
+            failed: v.failed.clone(),
         };
         if v.id == FIRST_VIEW {
             s.out = self.summary.frames.out.clone();

@@ -202,6 +202,9 @@ struct Link {
     edit_on_its_way: Option<(u64, u64)>,
     /// Frames of the view from it presented.
     presented: u64,
+    /// It was told to stop serving the view, and has not said it stopped: the view's frames
+    /// meanwhile are dropped.
+    removing: bool,
 }
 
 impl Link {
@@ -224,6 +227,7 @@ impl Link {
             scene_had,
             edit_on_its_way: None,
             presented: 0,
+            removing: false,
         }
     }
 
@@ -350,6 +354,8 @@ struct View {
     held_max: u64,
     /// Where its last frame is written, without a window.
     out: std::path::PathBuf,
+    /// Why it was given up, if it was (its renderer crashed too often).
+    failed: Option<String>,
 }
 
 impl View {
@@ -665,6 +671,7 @@ fn run_with(
         restarts: 0,
         held_max: 0,
         out: crate::config::view_out(&args.out, n),
+        failed: None,
     };
     let mut views = vec![view(FIRST_VIEW.0, args.loaded_scene.clone())];
     for (k, scene) in args.loaded_views.iter().enumerate() {

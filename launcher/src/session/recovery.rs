@@ -214,27 +214,28 @@ impl Supervisor<'_> {
             detected_ns,
         );
         self.views[i].restarts += 1;
+        // Keep showing its last frame until the replacement presents.
+        self.views[i].pair.keep_showing(r.screen.take());
+        drop(r);
         if self.views[i].pair.gives_up(detected) {
             let history: Vec<String> = self
                 .crashes
                 .iter()
                 .map(|c| format!("{:.3}s {} {} {}", c.at_s, c.role, c.pid, c.cause))
                 .collect();
-            let whose = if view == FIRST_VIEW {
-                "the renderer".to_owned()
-            } else {
-                format!("the renderer of {view}")
-            };
-            bail!(
-                "{whose} crashed more than {} times within {} s; crash history:\n  {}",
+            let why = format!(
+                "crashed more than {} times within {} s; crash history:\n  {}",
                 self.args.supervision.max_crashes,
                 self.args.supervision.restart_window_s,
                 history.join("\n  ")
             );
+            if view == FIRST_VIEW {
+                bail!("the renderer {why}");
+            }
+            // Another view's renderer given up costs that view alone.
+            self.retire_view(i, format!("its renderer {why}"));
+            return Ok(());
         }
-        // Keep showing its last frame until the replacement presents.
-        self.views[i].pair.keep_showing(r.screen.take());
-        drop(r);
         let child = self.spawn_renderer()?;
         let link = RendererLink {
             renderer_pid: child.proc.pid,
@@ -289,6 +290,34 @@ impl Supervisor<'_> {
         self.views[i].pair.recovering(detected, idx);
         self.liveness.progress(view, Instant::now());
         Ok(())
+    }
+}
+
+impl Supervisor<'_> {
+    /// Gives view `i` up (its renderer crashed too often): the GPU process stops serving it,
+    /// its last frame stays what the summary and its file show, and the run goes on with the
+    /// others. The first view is never given up alone: the run ends with it.
+    pub(super) fn retire_view(&mut self, i: usize, why: String) {
+        let view = self.views[i].id;
+        tracing::error!(view = view.0, %why, "a view is given up; the others go on");
+        self.views[i].failed = Some(why);
+        self.views[i].renderer = None;
+        if let Some(g) = self.pair.gpu.as_mut() {
+            if let Some(l) = g.link_mut(view) {
+                l.removing = true;
+            }
+            if let Err(SendError::Full) = g.child.commands.send(&LauncherToGpu::RemoveView(view)) {
+                g.unread = true;
+            }
+        }
+        self.tracing.instant(
+            Marker::Fallback,
+            self.views[i].last,
+            &[
+                ("view", view.0.to_string()),
+                ("given up", "renderer".into()),
+            ],
+        );
     }
 }
 

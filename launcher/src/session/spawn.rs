@@ -373,19 +373,24 @@ impl Supervisor<'_> {
                         if let Some(reason) = &info.backend_reason {
                             self.tracing.instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
+                        // Its claim of how many windows it has: too few is a failed start of
+                        // this process (on the ladder), never the run's end.
                         if let Some(v) = self.views.iter().find(|v| v.window >= info.views) {
                             warm.child.proc.kill();
-                            bail!(
-                                "the GPU process has room for {} views' export windows (its RLIMIT_NOFILE), and {} needs window {}",
-                                info.views,
-                                v.id,
-                                v.window
+                            let why = format!(
+                                "has room for {} views' export windows (its RLIMIT_NOFILE), and {} needs window {}",
+                                info.views, v.id, v.window
                             );
+                            return Ok(Err((pid, why)));
                         }
                         self.liveness.started(Who::Gpu, Instant::now());
                         let WarmGpu { child, progress, events, exit, .. } = warm;
                         let mut links = Vec::with_capacity(self.views.len());
                         for (i, renderer_pid) in renderers.iter().copied().enumerate() {
+                            // A view given up is served no more.
+                            if self.views[i].failed.is_some() {
+                                continue;
+                            }
                             if let Some(link) = self.new_link(i, epoch, info.pid, &info, progress.as_ref(), renderer_pid) {
                                 links.push(link);
                             }

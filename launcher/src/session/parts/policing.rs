@@ -180,9 +180,10 @@ impl Policing {
         self.checks.done.clone()
     }
 
-    /// A verdict was taken from [`Policing::verdicts`]: the next claim may be checked.
-    pub fn verdict_taken(&mut self) {
-        self.checks.finished();
+    /// A verdict about a claim of `view`'s renderer was taken from [`Policing::verdicts`]: its
+    /// next claim may be checked.
+    pub fn verdict_taken(&mut self, view: ViewId) {
+        self.checks.finished(view);
     }
 }
 
