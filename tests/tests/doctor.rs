@@ -157,6 +157,20 @@ fn doctor_warns_of_fallbacks_and_exits_0_on_this_machine() {
         .and_then(|c| c.iter().find(|c| c["name"] == "standby GPU process"))
         .unwrap_or_else(|| panic!("no standby check: {v}"));
     assert_eq!(standby["level"], "ok", "{standby}");
+    // How many views a run may have here, and what bounds it.
+    let views = v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "views"))
+        .unwrap_or_else(|| panic!("no views check: {v}"));
+    assert_eq!(views["level"], "ok", "{views}");
+    let most = triptych::config::default_max_views().min(64);
+    assert!(
+        views["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("views a run by default")
+                && d.contains(&format!("{most} by this machine's memory"))),
+        "{views}"
+    );
     // The fence is named as the run summary names it.
     assert!(
         ["progress", "sync_file"].contains(&v["auto"]["fence"].as_str().unwrap_or("")),

@@ -255,7 +255,8 @@ const HOSTILE_FRAMES: u64 = 200;
 fn hostile_views(attack: &str) -> (String, serde_json::Value) {
     let dir = scratch(&format!("views-{attack}"));
     let scenes = scenes(&dir, 3);
-    let mut cmd = views_command(&dir, &scenes, HOSTILE_FRAMES, &[]);
+    // Paced, so that an attack repeated all along (a flood) has seconds to be seen in.
+    let mut cmd = views_command(&dir, &scenes, HOSTILE_FRAMES, &["--fps", "60"]);
     cmd.env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
         .env("TRIPTYCH_HOSTILE", attack);
     let o = output(cmd);
@@ -429,4 +430,34 @@ fn a_view_whose_renderer_crashes_too_often_is_given_up_and_the_others_go_on() {
             .all(|c| c["role"] == "renderer" && c["view"] == 1),
         "only view 1's renderers crashed: {s}"
     );
+}
+
+#[test]
+fn one_views_claims_with_pipe_fences_leave_every_view_presenting() {
+    // Pipe fences: view 0's renderer rejects good frames (a claim against the GPU process), the
+    // launcher asks the GPU process to keep its fences private, which it does for every view's;
+    // every view's frames are vouched for from then on, so view 1 presents every frame, and view
+    // 0's renderer, rejecting frames the launcher vouched for, alone pays.
+    let frames = 200;
+    let dir = scratch("views-private-fences");
+    let scenes = scenes(&dir, 2);
+    let mut cmd = views_command(&dir, &scenes, frames, &["--progress-fences", "off"]);
+    cmd.env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
+        .env("TRIPTYCH_HOSTILE", "reject-all");
+    let o = output(cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir.join("summary.json"));
+    let views = s["views"].as_array().expect("views");
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(v["frames"], frames, "view {i}: {v}");
+    }
+    assert_eq!(views[1]["restarts"], 0, "{s}");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes
+            .iter()
+            .all(|c| c["role"] == "renderer" && c["view"] == 0),
+        "only view 0's renderer pays: {s}"
+    );
+    assert!(s["trust"]["vouched_frames"].as_u64() > Some(100), "{s}");
 }

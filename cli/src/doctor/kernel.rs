@@ -73,6 +73,35 @@ fn from_pidfd(result: Result<(), String>) -> Check {
 }
 
 /// Whether Yama lets the renderer take the GPU process's fds.
+/// How many views a run may have here: the default maximum from this machine's memory, and
+/// the export windows a GPU process's fd limit leaves room for (it raises its soft limit to
+/// the hard one at most).
+pub fn views() -> Check {
+    const NAME: &str = "views";
+    let memory = triptych::config::default_max_views();
+    let hard = triptych_sys::rlimit::get(triptych_sys::rlimit::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard);
+    match hard {
+        Ok(hard) => {
+            let windows = triptych_sys::fd::ExportWindow::views_below(hard, 64);
+            let most = memory.min(windows);
+            let line = format!(
+                "up to {most} views a run by default (--max-views): {memory} by this machine's memory at {} MiB a view, {windows} export windows below RLIMIT_NOFILE's hard limit {hard}",
+                triptych::config::VIEW_MEMORY >> 20
+            );
+            if windows == 0 {
+                Check::fail(NAME, format!("{line}: not even the first view's"))
+            } else {
+                Check::ok(NAME, line)
+            }
+        }
+        Err(e) => Check::warn(
+            NAME,
+            format!("RLIMIT_NOFILE cannot be read ({e}); {memory} views by this machine's memory"),
+        ),
+    }
+}
+
 pub fn yama() -> Check {
     from_yama(triptych_sys::proc::yama_ptrace_scope())
 }
@@ -87,7 +116,7 @@ fn from_yama(scope: Option<u8>) -> Check {
         ),
         Some(1) => Check::ok(
             NAME,
-            "Yama ptrace_scope 1: the GPU process names the renderer with PR_SET_PTRACER",
+            "Yama ptrace_scope 1: the GPU process names the renderer with PR_SET_PTRACER (one at a time: a run of several views takes scm_rights)",
         ),
         Some(2) => Check::warn(
             NAME,

@@ -38,10 +38,18 @@ impl Supervisor<'_> {
             self.summary.processes.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
         }
         let mut rss = Vec::with_capacity(self.views.len());
-        for i in 0..self.views.len() {
-            let pid = self.views[i].renderer.as_ref().map(|r| r.child.proc.pid);
+        for v in &self.views {
+            let pid = v.renderer.as_ref().map(|r| r.child.proc.pid);
             rss.push(pid.and_then(|p| triptych_sys::proc::memory_kib(p).ok().and_then(|m| m.0)));
-            self.renderer_counters(i);
+            // Counters first, then exits: every renderer is asked at once, and all are waited
+            // for against one deadline.
+            if let Some(r) = &v.renderer {
+                let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
+            }
+        }
+        let deadline = Instant::now() + EXIT_GRACE;
+        for i in 0..self.views.len() {
+            self.renderer_counters(i, deadline);
         }
         if let Some(g) = &self.pair.gpu {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);
@@ -84,8 +92,11 @@ impl Supervisor<'_> {
                 }
             }
         }
+        // One deadline for every renderer, which were all asked to exit at once.
+        let exits = Instant::now() + EXIT_GRACE;
         for r in self.views.iter_mut().filter_map(|v| v.renderer.as_mut()) {
-            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+            let left = exits.saturating_duration_since(Instant::now());
+            if r.child.proc.wait_exit(left).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
                     "the renderer did not exit in time; killing"
@@ -206,16 +217,13 @@ impl Supervisor<'_> {
         Ok(self.summary.clone())
     }
 
-    /// Asks view `i`'s renderer for its final counters (the first view's are the summary's
-    /// `renderer`) and to exit, taking what it sends meanwhile.
-    fn renderer_counters(&mut self, i: usize) {
+    /// Takes view `i`'s renderer's final counters (the first view's are the summary's
+    /// `renderer`), asked for with `Shutdown`, until `deadline`, and what it sends meanwhile.
+    fn renderer_counters(&mut self, i: usize, deadline: Instant) {
         let view = self.views[i].id;
         let Some(r) = self.views[i].renderer.as_ref() else {
             return;
         };
-        // Counters first, then exits.
-        let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
-        let deadline = Instant::now() + EXIT_GRACE;
         loop {
             match r.events.recv_deadline(deadline) {
                 Ok(Ok((RendererToLauncher::Stats(s), _))) => {
