@@ -61,10 +61,11 @@ mod report;
 mod run_items;
 use run_items::{
     chaos_items, cpu_item, edit_items, idle_item, mailbox_item, progress_item, standby_item,
-    trace_items,
+    trace_items, views_item,
 };
 mod runs;
 mod stats;
+mod views;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -115,6 +116,10 @@ struct Plans {
     mailbox_frames: cpu_runs::Frames,
     /// Pairs of item 11's runs, with damage tracking and without (one iteration is one pair).
     cpu_runs: Plan,
+    /// Frames of item 14's short and long runs (of 16 views, and of one).
+    views_frames: cpu_runs::Frames,
+    /// Frames of item 14's paced run.
+    views_paced: u64,
     /// How long item 12 watches the idle window.
     idle: Duration,
     /// How long item 12's window may take to open.
@@ -192,6 +197,14 @@ impl Plans {
                 iterations: 3,
                 rounds: 3,
             },
+            // Sixteen views start sixteen renderers: 120 frames between the two runs (1920
+            // view-frames) resolve a view-frame's cost well past the start-up's spread.
+            views_frames: cpu_runs::Frames {
+                short: 30,
+                long: 150,
+            },
+            // Five seconds at 60 frames a second.
+            views_paced: 300,
             idle: Duration::from_secs(5),
             idle_start: Duration::from_secs(30),
         }
@@ -261,6 +274,8 @@ impl Plans {
                 iterations: 1,
                 rounds: 1,
             },
+            views_frames: cpu_runs::Frames { short: 4, long: 16 },
+            views_paced: 12,
             idle: Duration::from_secs(2),
             // An unoptimised build starts slowly.
             idle_start: Duration::from_secs(60),
@@ -469,6 +484,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     cpu_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     mailbox_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     progress_item(&mut items, &mut failures, &dir, &plans, &unpinned);
+    views_item(&mut items, &mut failures, &dir, &plans, &unpinned);
     idle_item(&mut items, &mut failures, &dir, &plans);
     edit_items(&mut items, &mut failures, &dir, &plans);
     if let Err(e) = std::fs::remove_dir_all(&dir) {

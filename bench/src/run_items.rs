@@ -411,6 +411,62 @@ pub(super) fn progress_item(
     small_cpu_item(items, failures, dir, plans, note, &label, &sides);
 }
 
+/// Item 14: a view's frame in a run of 16 views of 320x240 against a frame of one view, CPU
+/// across every process, alternating; and a run of the 16 paced at 60 frames a second: frames
+/// missed per view, the launcher's and the GPU process's CPU as a share of a core, each
+/// renderer's memory ([`views`]).
+pub(super) fn views_item(
+    items: &mut Vec<Item>,
+    failures: &mut Vec<String>,
+    dir: &std::path::Path,
+    plans: &Plans,
+    note: &str,
+) {
+    let label = Label {
+        item: "14",
+        name: "views_16_320x240",
+        value: format!(
+            "CPU per view-frame, {} views of 320x240 on one GPU process, example scene",
+            views::VIEWS
+        ),
+        baseline: "CPU per frame of one view of the same scene, alternating".into(),
+        unit: "ns of CPU per view-frame, every process (runs of long minus short frames)",
+    };
+    // Sharing one GPU process among the views costs no more per view than a view alone.
+    const GOAL: f64 = 1.0;
+    let f = plans.views_frames;
+    let measured = views::measure(dir, f, plans.cpu_runs)
+        .and_then(|m| views::paced(dir, plans.views_paced).map(|p| (m, p)));
+    match measured {
+        Ok((m, paced)) => {
+            let mut it = Item::measured(
+                &label,
+                Figure::of(m.damage_ns.clone(), views::VIEWS as u64),
+                Figure::of(m.no_damage_ns.clone(), 1),
+                Some(GOAL),
+                plans.cpu_runs,
+                &[],
+                note,
+            );
+            it.extra.insert(
+                "size".into(),
+                Value::from(format!("{}x{}", views::SIZE.0, views::SIZE.1)),
+            );
+            it.extra.insert("frames_short".into(), Value::from(f.short));
+            it.extra.insert("frames_long".into(), Value::from(f.long));
+            for (k, v) in paced.extra() {
+                it.extra.insert(k.into(), v);
+            }
+            items.push(it);
+        }
+        Err(e) => {
+            let why = format!("item 14: {e:#}");
+            failures.push(why.clone());
+            items.push(Item::missing(&label, Some(GOAL), why));
+        }
+    }
+}
+
 /// Items 11b and 11c: the CPU time of a 320x240 frame across the three processes, the first of
 /// `sides` against the second, alternating; the goal is that the first costs no more.
 fn small_cpu_item(

@@ -282,15 +282,18 @@ impl Producer {
 
     /// The next view that can render, from the one whose turn it is: each view renders one
     /// frame in turn, so one with frames to spare never delays another's.
-    fn next_to_render(&self) -> Option<usize> {
+    fn next_to_render(&mut self) -> Option<usize> {
         if self.dev.stop_fences {
             // A GPU that stopped signalling is hung for good: it renders nothing more.
             return None;
         }
         let n = self.views.len();
-        (0..n)
-            .map(|k| (self.turn + k) % n)
-            .find(|&i| self.views.get(i).is_some_and(View::can_render))
+        let (views, hooks) = (&self.views, &mut self.dev.hooks);
+        (0..n).map(|k| (self.turn + k) % n).find(|&i| {
+            views
+                .get(i)
+                .is_some_and(|v| v.can_render() && hooks.serves(v.id))
+        })
     }
 
     /// Runs until `Shutdown`: renders while a view has a frame to render and buffers free to

@@ -91,6 +91,12 @@ pub trait Hooks {
     fn takes_releases(&mut self, _frame: u64) -> bool {
         true
     }
+
+    /// Whether `view` gets its turn to render (asked each time the frame loop picks the next
+    /// view).
+    fn serves(&mut self, _view: ViewId) -> bool {
+        true
+    }
 }
 
 /// The product's hooks: none.

@@ -216,6 +216,11 @@ pub struct ViewSummary {
     pub renderer_pid: u32,
     /// Its renderer's resident memory at the end, in KiB.
     pub renderer_rss_kib: Option<u64>,
+    /// Its renderer's CPU time, user and system, in milliseconds, over its life (the one
+    /// running at the end).
+    pub renderer_cpu_ms: Option<f64>,
+    /// Wall time from its first frame presented to its last, in seconds.
+    pub seconds: f64,
     /// The most of its buffers its renderer held at once, of the pool it may hold
     /// (`pool_buffers`).
     pub held_max: u64,
@@ -456,6 +461,18 @@ pub struct Processes {
     pub fd_counts: FdCounts,
     /// What the children wrote to stderr: logged (quarantined), dropped over the rate, cut.
     pub child_stderr: ChildStderr,
+    /// CPU time, user and system, in milliseconds, read at the end before the children exit:
+    /// the launcher's whole run, and the GPU process's running then (its whole life).
+    pub cpu_ms: CpuTimes,
+}
+
+/// CPU time used by a process, in milliseconds (`None`: not read).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct CpuTimes {
+    /// The launcher.
+    pub launcher: Option<f64>,
+    /// The GPU process running at the end.
+    pub gpu: Option<f64>,
 }
 
 /// What each role's processes wrote to stderr, all of them over the run.
@@ -1067,7 +1084,7 @@ mod tests {
             ("trace", &["path", "events", "dropped"]),
             (
                 "processes",
-                &["children", "pids", "fd_counts", "child_stderr"],
+                &["children", "pids", "fd_counts", "child_stderr", "cpu_ms"],
             ),
         ] {
             assert_eq!(keys(&v, &[part]), sorted(want), "{part}");

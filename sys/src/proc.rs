@@ -85,6 +85,32 @@ pub fn memory_kib(pid: u32) -> Result<(Option<u64>, Option<u64>), ProcError> {
     Ok((rss, pss))
 }
 
+/// The CPU time process `pid` has used, user and system, over all its threads, in nanoseconds
+/// (`utime` and `stime` of `/proc/<pid>/stat`, counted in clock ticks); `None` where the
+/// file's fields are not what the kernel writes.
+pub fn cpu_ns(pid: u32) -> Result<Option<u64>, ProcError> {
+    let text = read(&format!("/proc/{pid}/stat"))?;
+    // The command name is in parentheses and may hold anything: the fields follow the last `)`.
+    let Some((_, rest)) = text.rsplit_once(')') else {
+        return Ok(None);
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state (field 3), ..., utime (14), stime (15).
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+        return Ok(None);
+    };
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|hz| u64::try_from(hz).ok())
+        .filter(|hz| *hz > 0);
+    let Some(hz) = hz else {
+        return Ok(None);
+    };
+    Ok(Some((user + system).saturating_mul(1_000_000_000) / hz))
+}
+
 /// The thread ids of process `pid`.
 pub fn threads(pid: u32) -> Result<Vec<u32>, ProcError> {
     let dir = format!("/proc/{pid}/task");
@@ -163,6 +189,20 @@ pub fn children(pid: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_cpu_time_rises_with_work() {
+        let me = std::process::id();
+        let before = cpu_ns(me).expect("stat").expect("fields");
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = cpu_ns(me).expect("stat").expect("fields");
+        // A tenth of a second of spinning, counted in ticks (of 10 ms or less).
+        assert!(after >= before + 50_000_000, "{before} -> {after}");
+    }
 
     #[test]
     fn counts_own_fds() {

@@ -12,7 +12,7 @@ use triptych_tests::*;
 /// Items that must be present, with the goal each carries (`None`: no goal). Items 5a, 5b and
 /// 10 time one function in one process: they are criterion benches of the renderer's
 /// (`renderer-process/benches/compositor`), run by the test command in its test mode.
-const ITEMS: [(&str, &str, Option<f64>); 18] = [
+const ITEMS: [(&str, &str, Option<f64>); 19] = [
     ("1", "handoff_steady", Some(1.10)),
     ("1b", "handoff_steady_fence_fetch", None),
     ("1c", "handoff_transport_only", None),
@@ -31,6 +31,7 @@ const ITEMS: [(&str, &str, Option<f64>); 18] = [
     ("12", "idle_window_cpu", Some(0.01)),
     ("13", "edit_to_screen", None),
     ("13b", "edit_to_screen_paced_60", Some(1.0)),
+    ("14", "views_16_320x240", Some(1.0)),
 ];
 
 /// Every field an item carries, null or not.
@@ -236,6 +237,27 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
         let ratio = num(&it["extra"]["cpu_ratio"], "CPU ratio");
         assert!((ratio - v / b).abs() <= 0.001 + 0.01 * ratio, "{it}");
     }
+
+    // Item 14: sixteen views, each presenting every frame of the paced run, each renderer's
+    // memory and the processes' CPU shares read from that run.
+    let it = find(items, "views_16_320x240");
+    assert_eq!(it["extra"]["views"], 16, "{it}");
+    let missed = it["extra"]["missed_per_view"]
+        .as_array()
+        .expect("missed per view");
+    assert_eq!(missed.len(), 16, "{it}");
+    let rss = it["extra"]["renderer_rss_kib"]
+        .as_array()
+        .expect("renderer memory");
+    assert_eq!(rss.len(), 16, "{it}");
+    for k in rss {
+        num(k, "a renderer's resident memory");
+    }
+    num(
+        &it["extra"]["launcher_cpu_share_of_a_core"],
+        "launcher CPU share",
+    );
+    num(&it["extra"]["gpu_cpu_share_of_a_core"], "GPU CPU share");
 
     // Item 7: at least one 1080p pipeline run; its baseline is 1/fps of that run, and the
     // handoff share of a frame is the ratio.

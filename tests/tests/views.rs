@@ -461,3 +461,32 @@ fn one_views_claims_with_pipe_fences_leave_every_view_presenting() {
     );
     assert!(s["trust"]["vouched_frames"].as_u64() > Some(100), "{s}");
 }
+
+#[test]
+fn a_gpu_process_starving_one_view_is_blamed() {
+    // It serves view 0 and never renders for view 1: once it has drawn two rounds of the other
+    // views' frames with view 1's buffers free and none of view 1's, past the hang timeout,
+    // it is stalled; its replacement (clean) serves both.
+    let frames = 120;
+    let dir = scratch("views-gpu-starve");
+    let scenes = scenes(&dir, 2);
+    let mut cmd = views_command(
+        &dir,
+        &scenes,
+        frames,
+        &["--fps", "60", "--hang-timeout-ms", "1000"],
+    );
+    cmd.env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
+        .env("TRIPTYCH_HOSTILE_GPU", "starve-view");
+    let o = output(cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir.join("summary.json"));
+    for (i, v) in s["views"].as_array().expect("views").iter().enumerate() {
+        assert_eq!(v["frames"], frames, "view {i}: {v}");
+        assert_eq!(v["restarts"], 0, "no renderer blamed: {v}");
+    }
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "the GPU process's crash alone: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    assert!(crashes[0]["cause"]["stalled"].is_object(), "{s}");
+}

@@ -147,6 +147,8 @@ pub enum Attack {
     CrossView,
     /// At frame [`FRAMING_FROM`], says its first view is removed, which it was never asked.
     RemovedLie,
+    /// Never renders for its second view, while it serves the first: a view starved.
+    StarveView,
 }
 
 /// How late [`Attack::EditSlowFence`] signals the fences of a new version's first frame.
@@ -270,6 +272,7 @@ impl Attack {
             "unknown-view" => Attack::UnknownView,
             "cross-view" => Attack::CrossView,
             "removed-lie" => Attack::RemovedLie,
+            "starve-view" => Attack::StarveView,
             "slow-last-frame" => Attack::SlowLastFrame,
             "progress-repeat" => Attack::ProgressRepeat,
             "progress-foreign" => Attack::ProgressForeign,
@@ -368,6 +371,7 @@ pub fn attack(
         | Attack::UnknownView
         | Attack::CrossView
         | Attack::RemovedLie
+        | Attack::StarveView
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
         Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),

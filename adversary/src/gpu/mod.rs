@@ -160,6 +160,10 @@ impl Hooks for GpuAdversary {
         }
     }
 
+    fn serves(&mut self, view: ipc_protocol::messages::ViewId) -> bool {
+        !(self.attack == Some(Attack::StarveView) && view.0 == 1)
+    }
+
     fn keeps_fences_private(&mut self) -> bool {
         hostile::ASKED.store(true, std::sync::atomic::Ordering::Relaxed);
         !matches!(self.attack, Some(Attack::MuteAbandon | Attack::SlowAbandon))

@@ -420,6 +420,24 @@ impl Supervisor<'_> {
         if !free_long && has_renderer {
             return Ok(());
         }
+        // Several views share the process: one that made frames of other views since this one's
+        // buffers were free is busy, not stalled, until a fair turn (a frame of each view) has
+        // come round twice without this one; one that made none at all is stalled.
+        let busy = self.pair.gpu.as_ref().and_then(|g| {
+            let l = g.link(view)?;
+            let round = g.links.len() as u64;
+            let others = l.others_since_free(g.produced);
+            (round > 1 && others > 0 && others < 2 * round).then_some(others)
+        });
+        if let Some(others) = busy {
+            tracing::debug!(
+                view = view.0,
+                others,
+                ms,
+                "no frame of the view, while the GPU process draws the others' in turn: busy, not stalled"
+            );
+            return Ok(());
+        }
         // Frames flowed, and the renderer answered every one of them with a rejection: its word
         // alone, which the launcher cannot check. A fresh renderer is tried first, once per
         // view and GPU process; if it rejects as well, the GPU process is the one stalled.

@@ -174,6 +174,7 @@ impl Supervisor<'_> {
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
+        let produced = g.produced;
         let Some(link) = g.link_mut(view).filter(|l| !l.removing) else {
             // A view being removed: what the process sent before it heard is dropped.
             return Ok(());
@@ -187,8 +188,10 @@ impl Supervisor<'_> {
         if handed == Handed::Dropped {
             return Ok(());
         }
-        link.held_changed();
+        link.produced += 1;
+        link.held_changed(produced + 1);
         let held = link.relay.held() as u64;
+        g.produced += 1;
         self.views[i].held_max = self.views[i].held_max.max(held);
         self.policing.produced(view, msg.frame, self.args.frames)?;
         if view == FIRST_VIEW {
@@ -441,7 +444,7 @@ impl Supervisor<'_> {
         if !link.relay.release(epoch, buffer, generation)? {
             return Ok(());
         }
-        link.held_changed();
+        link.held_changed(g.produced);
         if let Err(SendError::Full) = g.send_view(view, ViewCommand::Release(buffer)) {
             g.unread = true;
         }
@@ -531,6 +534,9 @@ impl Supervisor<'_> {
                     .filter(|l| !l.removing)
                 {
                     l.relay.serving(renderer)?;
+                    // Served from now on: the view's wait for its first frame starts here (a
+                    // process adds many views one after another).
+                    self.liveness.progress(view, Instant::now());
                 }
             }
             GpuToLauncher::Finished { view, frames } => {
@@ -952,6 +958,8 @@ impl Supervisor<'_> {
         let v = &mut self.views[i];
         v.presented += 1;
         v.last = Some(p.frame);
+        let at = Instant::now();
+        v.shown = Some(v.shown.map_or((at, at), |(first, _)| (first, at)));
         v.pair.forget_old_screen();
         let view_recovered = v.pair.recovered();
         if first {

@@ -37,10 +37,19 @@ impl Supervisor<'_> {
             self.summary.processes.fd_counts.renderer_at_end = fd_count(r.child.proc.pid);
             self.summary.processes.fd_counts.renderer_fences_at_end = fence_count(r.child.proc.pid);
         }
+        // Read while every child still runs.
+        let ms = |pid: u32| {
+            triptych_sys::proc::cpu_ns(pid)
+                .ok()
+                .flatten()
+                .map(|ns| ns as f64 / 1e6)
+        };
+        self.summary.processes.cpu_ms.gpu = self.pair.gpu.as_ref().and_then(|g| ms(g.info.pid));
         let mut rss = Vec::with_capacity(self.views.len());
         for v in &self.views {
             let pid = v.renderer.as_ref().map(|r| r.child.proc.pid);
-            rss.push(pid.and_then(|p| triptych_sys::proc::memory_kib(p).ok().and_then(|m| m.0)));
+            let mem = pid.and_then(|p| triptych_sys::proc::memory_kib(p).ok().and_then(|m| m.0));
+            rss.push((mem, pid.and_then(ms)));
             // Counters first, then exits: every renderer is asked at once, and all are waited
             // for against one deadline.
             if let Some(r) = &v.renderer {
@@ -214,6 +223,10 @@ impl Supervisor<'_> {
         if let Some(path) = &self.args.trace {
             self.write_trace(path)?;
         }
+        self.summary.processes.cpu_ms.launcher = triptych_sys::proc::cpu_ns(std::process::id())
+            .ok()
+            .flatten()
+            .map(|ns| ns as f64 / 1e6);
         Ok(self.summary.clone())
     }
 
@@ -264,7 +277,7 @@ impl Supervisor<'_> {
         &mut self,
         i: usize,
         ok: bool,
-        rss: Option<u64>,
+        (rss, cpu_ms): (Option<u64>, Option<f64>),
     ) -> anyhow::Result<ViewSummary> {
         let v = &self.views[i];
         let layers = v.drawn.layers() + u32::from(self.display.is_some());
@@ -281,6 +294,10 @@ impl Supervisor<'_> {
             restarts: v.restarts,
             renderer_pid: v.renderer.as_ref().map_or(0, |r| r.child.proc.pid),
             renderer_rss_kib: rss,
+            renderer_cpu_ms: cpu_ms,
+            seconds: v
+                .shown
+                .map_or(0.0, |(first, last)| (last - first).as_secs_f64()),
             held_max: v.held_max,
             pool_buffers: u64::from(layers) * u64::from(self.args.pool),
             out: None,

@@ -167,6 +167,8 @@ struct Gpu {
     private_fences: bool,
     /// What the launcher knows of each view's frames from it, in the order of the run's views.
     links: Vec<Link>,
+    /// Frames it produced, of every view, handed on.
+    produced: u64,
 }
 
 /// What the launcher knows of one view's frames from the current GPU process: its relay and
@@ -205,6 +207,11 @@ struct Link {
     /// It was told to stop serving the view, and has not said it stopped: the view's frames
     /// meanwhile are dropped.
     removing: bool,
+    /// Frames of the view it produced, handed on.
+    produced: u64,
+    /// When a buffer of every layer of the view last became free: the process's frames of every
+    /// view and of this one then (`Gpu::produced`, `Link::produced`).
+    free_mark: (u64, u64),
 }
 
 impl Link {
@@ -228,20 +235,34 @@ impl Link {
             edit_on_its_way: None,
             presented: 0,
             removing: false,
+            produced: 0,
+            free_mark: (0, 0),
         }
     }
 
     /// The buffers the renderer holds changed: whether it holds a whole layer's pool, and since
-    /// when.
-    fn held_changed(&mut self) {
+    /// when (`produced`: the process's frames of every view so far).
+    fn held_changed(&mut self, produced: u64) {
         let now = Instant::now();
         if self.relay.starved().is_some() {
             self.starved_since = self.starved_since.or(Some(now));
             self.free_since = None;
         } else {
             self.starved_since = None;
-            self.free_since = self.free_since.or(Some(now));
+            if self.free_since.is_none() {
+                self.free_since = Some(now);
+                self.free_mark = (produced, self.produced);
+            }
         }
+    }
+
+    /// Frames of other views the process produced since a buffer of every layer of this one was
+    /// free.
+    fn others_since_free(&self, produced: u64) -> u64 {
+        let (all, own) = self.free_mark;
+        produced
+            .saturating_sub(all)
+            .saturating_sub(self.produced.saturating_sub(own))
     }
 }
 
@@ -352,6 +373,8 @@ struct View {
     restarts: u32,
     /// The most of its buffers a renderer of it held at once.
     held_max: u64,
+    /// When its first frame and its last were presented.
+    shown: Option<(Instant, Instant)>,
     /// Where its last frame is written, without a window.
     out: std::path::PathBuf,
     /// Why it was given up, if it was (its renderer crashed too often).
@@ -670,6 +693,7 @@ fn run_with(
         last: None,
         restarts: 0,
         held_max: 0,
+        shown: None,
         out: crate::config::view_out(&args.out, n),
         failed: None,
     };

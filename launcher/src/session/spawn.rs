@@ -408,7 +408,7 @@ impl Supervisor<'_> {
                                 self.send_view_scene(i, &child.commands)?;
                             }
                         }
-                        return Ok(Ok(Gpu { child, progress, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, unread: false, promoted, private_asked: None, private_fences: false, links }));
+                        return Ok(Ok(Gpu { child, progress, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, unread: false, promoted, private_asked: None, private_fences: false, links, produced: 0 }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {
