@@ -266,8 +266,9 @@ impl Plans {
                 rounds: 1,
             },
             // Past the first frames, which fill the layers' pool buffers and the output slots
-            // whole (3 of each), in both runs.
-            cpu_frames: cpu_runs::Frames { short: 4, long: 24 },
+            // whole (3 of each), in both runs; 40 frames apart, so that a damaged 1080p frame's
+            // few milliseconds add up past the spread of an unoptimised build's start-up.
+            cpu_frames: cpu_runs::Frames { short: 4, long: 44 },
             mailbox_frames: cpu_runs::Frames { short: 4, long: 24 },
             cpu_runs: Plan {
                 warmup: 0,
