@@ -18,53 +18,16 @@ use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
 use ipc_protocol::channel::{self, Delivery, Sender};
 use ipc_protocol::messages::{
-    Fault, FaultAction, FaultPoint, GpuStart, GpuToLauncher, LauncherToGpu, ViewCommand, ViewId,
-    ViewStart,
+    GpuStart, GpuToLauncher, LauncherToGpu, ViewCommand, ViewId, ViewStart,
 };
 use triptych_trace::Recorder;
 
+use crate::device::Device;
 use crate::export::Exporter;
 use crate::gl::GlContext;
 use crate::hooks::{Hooks, Running};
 use crate::transport::Handover;
 use crate::view::View;
-
-/// Fires the fault due at `point` for `frame`, if any, telling the launcher first. Returns true
-/// when the fault is to stop signalling fences.
-pub(crate) fn maybe_fire(
-    faults: &mut Vec<Fault>,
-    point: FaultPoint,
-    frame: u64,
-    events: &Sender<GpuToLauncher>,
-) -> Option<FaultAction> {
-    ipc_protocol::fault::fire_due(faults, point, frame, |at_ns, fault| {
-        let _ = events.send(&GpuToLauncher::FaultFired { at_ns, fault });
-    })
-}
-
-/// What every view draws with: the GL context, the exporter, the channel to the launcher, and
-/// the process's own state (its epoch, trace, faults).
-pub(crate) struct Device {
-    pub(crate) epoch: u64,
-    /// Where a program built on the library acts (`crate::hooks`); nothing in the product.
-    pub(crate) hooks: Box<dyn Hooks>,
-    pub(crate) gl: GlContext,
-    pub(crate) exporter: Box<dyn Exporter>,
-    pub(crate) events: Sender<GpuToLauncher>,
-    pub(crate) rec: Recorder,
-    /// Faults to fire (chaos testing), at any view's frame of their number.
-    pub(crate) faults: Vec<Fault>,
-    /// An injected fault stopped the fences: the process is hung for good.
-    pub(crate) stop_fences: bool,
-    /// Whether the launcher's releases are taken (a hook may stop it, as an attacker would).
-    pub(crate) takes_releases: bool,
-    /// Where each renderer's `SCM_RIGHTS` socket arrives.
-    pub(crate) handover: Handover,
-    /// Fences are kept outside the export windows (`LauncherToGpu::PrivateFences` answered).
-    pub(crate) private_fences: bool,
-    /// How many export windows it has room for (`GpuInfo::views`).
-    windows: u32,
-}
 
 /// What draws the frames: the GL context, the exporter it draws into, and the first view's
 /// scene, if a scene file was given.

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod damage;
+pub mod device;
 pub mod export;
 pub mod frame_loop;
 // The GL and EGL calls: the one module of this crate allowed unsafe code (every block with its

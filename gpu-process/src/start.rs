@@ -31,8 +31,9 @@ use ipc_protocol::messages::{
 };
 use triptych_sys::fd::ExportWindow;
 
+use crate::device::maybe_fire;
 use crate::export::{self, shm::ShmExporter, Exporter};
-use crate::frame_loop::{maybe_fire, Drawing, Producer};
+use crate::frame_loop::{Drawing, Producer};
 use crate::gl::{GlContext, PlatformRequest};
 use crate::hooks::Hooks;
 

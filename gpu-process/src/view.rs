@@ -22,8 +22,8 @@ use triptych_sys::fd::ExportWindow;
 use triptych_trace::{Args, Stage};
 
 use crate::damage::{content_damage, History};
+use crate::device::{maybe_fire, Device};
 use crate::export;
-use crate::frame_loop::{maybe_fire, Device};
 use crate::gl::Paint;
 use crate::hooks::Sent;
 use crate::pool::Pool;
