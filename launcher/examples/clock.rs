@@ -105,7 +105,9 @@ fn main() -> anyhow::Result<()> {
                     break;
                 }
                 Event::Presented(f) => last = Some(f),
-                Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
+                Event::Crashed { role, cause, .. } => {
+                    println!("{role} crashed ({cause}); recovering")
+                }
                 Event::Finished => anyhow::bail!("the shell ended"),
                 _ => {}
             }

@@ -58,8 +58,8 @@ fn main() -> anyhow::Result<()> {
                 println!("wrote {}", path.display());
             }
             Event::Presented(_) => {}
-            Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
-            Event::Violation { role, call } => println!("violation: {role}: {call}"),
+            Event::Crashed { role, cause, .. } => println!("{role} crashed ({cause}); recovering"),
+            Event::Violation { role, call, .. } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
             Event::StandbyReady { pid } => println!("standby GPU process {pid} ready"),
             Event::EditSuperseded { version } => {

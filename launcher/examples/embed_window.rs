@@ -89,8 +89,8 @@ impl ApplicationHandler<Event> for App {
                 f.frame, f.width, f.height, f.scene
             ),
             Event::Presented(_) => {}
-            Event::Crashed { role, cause } => println!("{role} crashed ({cause}); recovering"),
-            Event::Violation { role, call } => println!("violation: {role}: {call}"),
+            Event::Crashed { role, cause, .. } => println!("{role} crashed ({cause}); recovering"),
+            Event::Violation { role, call, .. } => println!("violation: {role}: {call}"),
             Event::Fallback(what) => println!("fallback: {what}"),
             Event::StandbyReady { pid } => println!("standby GPU process {pid} ready"),
             Event::EditSuperseded { version } => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+pub use ipc_protocol::messages::ViewId;
 pub use ipc_protocol::Role;
 
 /// Events a frame channel of this size holds before frame events are dropped.
@@ -16,21 +17,26 @@ pub const EVENT_QUEUE: usize = 64;
 /// A frame on screen.
 #[derive(Clone, Debug)]
 pub struct PresentedFrame {
-    /// Its number.
+    /// The view it is a frame of (the first view, the one every shell has, is
+    /// [`FIRST_VIEW`]).
+    pub view: ViewId,
+    /// Its number, counted per view.
     pub frame: u64,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// The scene it shows: 0 for the one the shell was built with, one more for each
-    /// [`crate::shell::Shell::set_scene`] that took effect. Every frame is all of one scene.
+    /// The scene it shows: 0 for the one the view was started with, one more for each
+    /// [`crate::shell::Shell::set_scene`] that took effect (the first view's). Every frame is
+    /// all of one scene.
     pub scene: u32,
     /// The size's generation: 0 at first, one more at every resize that changed the size
     /// ([`crate::shell::Shell::resize`], or the window's). The first frame of a generation is the
     /// first of its size on screen.
     pub generation: u32,
     /// The edits of the scene it shows: every edit ([`crate::shell::Shell::edit`]) up to this
-    /// version, and none after (0: none yet).
+    /// version, and none after (0: none yet; always 0 for views other than the first, which
+    /// edits do not touch).
     pub edit: u64,
     /// The rectangles in which it differs from the frame presented before it (all of it for
     /// the first of its generation, or after a child was replaced): an application that keeps
@@ -41,13 +47,14 @@ pub struct PresentedFrame {
 
 impl PresentedFrame {
     pub(crate) fn new(
-        frame: u64,
+        (view, frame): (ViewId, u64),
         (width, height): (u32, u32),
         (scene, generation, edit): (u32, u32, u64),
         damage: Vec<ipc_protocol::damage::Rect>,
         pixels: Option<Vec<u8>>,
     ) -> Self {
         Self {
+            view,
             frame,
             width,
             height,
@@ -78,6 +85,8 @@ pub enum Event {
     Crashed {
         /// Which.
         role: Role,
+        /// The view whose renderer it was (none for the GPU process, which serves every view).
+        view: Option<ViewId>,
         /// Why, as the crash record says it (a signal, a hang, a sandbox violation naming the
         /// system call, a protocol violation naming the message).
         cause: String,
@@ -88,6 +97,8 @@ pub enum Event {
     Violation {
         /// Which child.
         role: Role,
+        /// The view whose renderer it was (none for the GPU process).
+        view: Option<ViewId>,
         /// The call, as `name(args)`.
         call: String,
     },
@@ -114,14 +125,68 @@ pub enum Event {
         /// Its pid.
         pid: u32,
     },
+    /// A view is gone: removed by the application ([`crate::shell::Shell::remove_view`]), or
+    /// given up because its renderer crashed more often than the restart policy forgives (the
+    /// other views go on). Its frames stop; the summary keeps its counts.
+    ViewGone {
+        /// Which.
+        view: ViewId,
+        /// Why it was given up; none when the application removed it.
+        failed: Option<String>,
+    },
     /// The run is over; [`crate::shell::Shell::wait`] returns its summary.
     Finished,
+}
+
+/// The first view: every shell has it from its start to its end, and the window, the pointer,
+/// edits and [`crate::shell::Shell::set_scene`] act on it.
+pub const FIRST_VIEW: ViewId = ViewId(0);
+
+/// What a child to kill is ([`crate::shell::Shell::kill`]): the GPU process, which serves every
+/// view, or one view's renderer. A [`Role`] names the first view's renderer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The GPU process.
+    Gpu,
+    /// The renderer of this view.
+    Renderer(ViewId),
+}
+
+impl From<Role> for Target {
+    fn from(role: Role) -> Target {
+        match role {
+            Role::Gpu => Target::Gpu,
+            Role::Renderer => Target::Renderer(FIRST_VIEW),
+        }
+    }
+}
+
+/// Why the run refused to add or remove a view.
+#[derive(Debug)]
+pub(crate) enum ViewRefused {
+    /// It has as many views as it may.
+    TooMany { max: u32 },
+    /// No view of the run has this number (any more).
+    NoSuch(ViewId),
+    /// The first view stays as long as the run.
+    First,
+    /// Its renderer could not be started.
+    Start(String),
 }
 
 /// What the application tells its shell.
 #[derive(Debug)]
 pub(crate) enum Control {
-    Kill(Role),
+    Kill(Target),
+    /// A view of this scene (loaded and checked on the application's thread).
+    AddView {
+        scene: Arc<crate::scene::LoadedScene>,
+        reply: Sender<Result<ViewId, ViewRefused>>,
+    },
+    RemoveView {
+        view: ViewId,
+        reply: Sender<Result<(), ViewRefused>>,
+    },
     Shutdown,
     /// A scene the application's thread loaded already (parsed, images opened and decoded).
     SetScene(Arc<crate::scene::LoadedScene>),

@@ -13,7 +13,7 @@
 //! for event in shell.events() {
 //!     match event {
 //!         Event::Presented(f) => println!("frame {} is {}x{}", f.frame, f.width, f.height),
-//!         Event::Crashed { role, cause } => println!("{role} crashed: {cause}"),
+//!         Event::Crashed { role, cause, .. } => println!("{role} crashed: {cause}"),
 //!         Event::Finished => break,
 //!         _ => {}
 //!     }

@@ -60,6 +60,35 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
+//! # Several views
+//!
+//! A view is one sandboxed renderer process of its own drawing one scene; the one GPU process
+//! renders every view's layers. A shell starts with its first view ([`FIRST_VIEW`], the one
+//! [`ShellBuilder::scene`] draws, which lasts as long as the shell), and the application adds
+//! more with [`ShellBuilder::view`] before the start or [`Shell::add_view`] while it runs, and
+//! takes them away with [`Shell::remove_view`]. Each view's renderer is restarted on its own
+//! when it crashes ([`Shell::kill`] with [`Target::Renderer`] kills one); every frame event
+//! names its view ([`PresentedFrame::view`]). A renderer can take only its own view's buffers:
+//! each has an export window of its own in the GPU process, and its sandbox reaches no other.
+//! Several views are presented headless for now (each view's frames are its own events, with
+//! their pixels when asked for); a shell with a window has one view.
+//!
+//! ```no_run
+//! use triptych::shell::{Event, ShellBuilder, ViewConfig};
+//!
+//! let shell = ShellBuilder::new().frames(600).pixels(true).spawn()?;
+//! let pane = shell.add_view(ViewConfig::new("default"))?;
+//! for event in shell.events() {
+//!     match event {
+//!         Event::Presented(f) if f.view == pane => { /* draw the pane's pixels */ }
+//!         Event::Presented(f) if f.frame == 300 => shell.remove_view(pane)?,
+//!         Event::Finished => break,
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
 //! # In the application's own window
 //!
 //! [`ShellBuilder::present_into`] hands the shell a winit window the application created; the
@@ -94,7 +123,7 @@ use winit::window::Window;
 
 pub use crate::config::{Buffers, RunConfig, SandboxMode, Size, Transport};
 use crate::embedding::{Control, Link};
-pub use crate::embedding::{Event, PresentedFrame, EVENT_QUEUE};
+pub use crate::embedding::{Event, PresentedFrame, Target, ViewId, EVENT_QUEUE, FIRST_VIEW};
 pub use crate::scene::{EditRefused, Pixels};
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
@@ -128,6 +157,23 @@ pub enum Error {
     /// The shell has ended: nothing takes the request any more.
     #[error("the shell has ended")]
     Ended,
+    /// A view was not added: the shell has as many as it may ([`ShellBuilder::max_views`], or
+    /// the export windows its GPU process has room for). Nothing was started.
+    #[error("the shell has {max} views, as many as it may; remove one first, or build it with a larger max_views")]
+    TooManyViews {
+        /// The most views it may have.
+        max: u32,
+    },
+    /// No view of the shell has this number: it was never added, or it was removed or given
+    /// up already.
+    #[error("{0} is no view of the shell (never added, or removed or given up already)")]
+    NoSuchView(ViewId),
+    /// The first view ([`FIRST_VIEW`]) cannot be removed: it lasts as long as the shell.
+    #[error("the first view cannot be removed: it lasts as long as the shell (shut the shell down instead)")]
+    FirstView,
+    /// A view's renderer could not be started; nothing of the view is left.
+    #[error("starting the view's renderer: {0}")]
+    ViewStart(String),
     /// The run failed: what ended it, and its summary up to then when there is one.
     #[error("{message}")]
     Run {
@@ -146,6 +192,40 @@ pub enum Error {
 /// subscriber of its own. Call it once, before anything logs.
 pub fn log_to_stderr(default: &str) {
     ipc_protocol::logging::init(default);
+}
+
+/// A view to add ([`ShellBuilder::view`], [`Shell::add_view`]): one more sandboxed renderer,
+/// drawing a scene file of its own.
+#[derive(Clone, Debug)]
+pub struct ViewConfig {
+    scene: PathBuf,
+}
+
+impl ViewConfig {
+    /// A view drawing the scene file at `scene` (`"default"`: the built-in example scene
+    /// file), at the shell's frame size.
+    pub fn new(scene: impl Into<PathBuf>) -> Self {
+        Self {
+            scene: scene.into(),
+        }
+    }
+
+    /// The scene file it draws.
+    pub fn scene(&self) -> &std::path::Path {
+        &self.scene
+    }
+}
+
+impl From<crate::embedding::ViewRefused> for Error {
+    fn from(r: crate::embedding::ViewRefused) -> Error {
+        use crate::embedding::ViewRefused;
+        match r {
+            ViewRefused::TooMany { max } => Error::TooManyViews { max },
+            ViewRefused::NoSuch(view) => Error::NoSuchView(view),
+            ViewRefused::First => Error::FirstView,
+            ViewRefused::Start(why) => Error::ViewStart(why),
+        }
+    }
 }
 
 /// How to build a shell; every setting has the command line's default.
@@ -233,7 +313,21 @@ impl ShellBuilder {
         self
     }
 
-    /// Frames to present (at least 1).
+    /// One more view from the start, beside the first (views 1, 2, ... in the order given).
+    pub fn view(mut self, view: ViewConfig) -> Self {
+        self.args.views.push(view.scene);
+        self
+    }
+
+    /// The most views the shell may have at once, the first included (1 to 64; by default
+    /// sized from the machine's memory, [`crate::config::default_max_views`]): more are refused,
+    /// at the start ([`Error::Config`]) and by [`Shell::add_view`] ([`Error::TooManyViews`]).
+    pub fn max_views(mut self, max: u32) -> Self {
+        self.args.max_views = Some(max);
+        self
+    }
+
+    /// Frames to present (at least 1); each view presents this many, counted from its start.
     pub fn frames(mut self, frames: u64) -> Self {
         self.args.frames = frames.max(1);
         self
@@ -391,9 +485,49 @@ impl Shell {
         &self.events
     }
 
-    /// Kills `role` with `SIGKILL`; it is recovered like any crash.
-    pub fn kill(&self, role: Role) {
-        let _ = self.control.send(Control::Kill(role));
+    /// Kills `target` with `SIGKILL`: the GPU process ([`Role::Gpu`], [`Target::Gpu`]) or a
+    /// view's renderer ([`Target::Renderer`]; [`Role::Renderer`] is the first view's). It is
+    /// recovered like any crash.
+    pub fn kill(&self, target: impl Into<Target>) {
+        let _ = self.control.send(Control::Kill(target.into()));
+    }
+
+    /// Adds a view drawing `view`'s scene, at the shell's frame size, and returns its number:
+    /// a renderer of its own is started and sandboxed, the GPU process starts rendering for it,
+    /// and its frames come as [`Event::Presented`] naming it, from its frame 0.
+    ///
+    /// The scene file is read here, on the caller's thread, as [`Shell::set_scene`] reads one
+    /// ([`Error::Scene`]); a shell with as many views as it may refuses it
+    /// ([`Error::TooManyViews`]). Either way nothing was started. Returns once the run has
+    /// taken the view (its renderer spawned, the GPU process told), not once it presents.
+    pub fn add_view(&self, view: ViewConfig) -> Result<ViewId, Error> {
+        let loaded =
+            Arc::new(crate::scene::load(&view.scene).map_err(|e| Error::Scene(format!("{e:#}")))?);
+        self.budget
+            .check(&loaded.scene)
+            .map_err(|e| Error::Scene(format!("{}: {e}", view.scene.display())))?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.control
+            .send(Control::AddView {
+                scene: loaded,
+                reply,
+            })
+            .map_err(|_| Error::Ended)?;
+        // The run answers every request it takes; one that ends first drops the request, and
+        // with it the reply's sender.
+        Ok(answer.recv().map_err(|_| Error::Ended)??)
+    }
+
+    /// Removes view `view`: its renderer is shut down, the GPU process stops rendering for it
+    /// and frees its buffers, and [`Event::ViewGone`] follows; the run's summary keeps its
+    /// counts ([`crate::summary::ViewSummary::removed`]). The first view cannot be removed
+    /// ([`Error::FirstView`]).
+    pub fn remove_view(&self, view: ViewId) -> Result<(), Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.control
+            .send(Control::RemoveView { view, reply })
+            .map_err(|_| Error::Ended)?;
+        Ok(answer.recv().map_err(|_| Error::Ended)??)
     }
 
     /// Draws the scene file at `path` (`"default"`: the built-in example scene file) from the

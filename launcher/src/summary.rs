@@ -233,6 +233,9 @@ pub struct ViewSummary {
     /// Why it was given up before the end, if it was (its renderer crashed too often): the
     /// other views went on.
     pub failed: Option<String>,
+    /// The application removed it before the end ([`crate::shell::Shell::remove_view`]); its
+    /// counts are those at its removal.
+    pub removed: bool,
 }
 
 /// The frames of a run: how many were presented, at which size and pace, where the last one

@@ -34,6 +34,7 @@
 pub mod edit;
 pub mod fake_gpu;
 pub mod sandbox;
+pub mod views;
 pub mod x11;
 
 use std::io::Read;

@@ -114,8 +114,8 @@ fn a_label_changed_every_frame_for_600_frames_costs_its_rectangle_and_no_restart
                 assert!(applied.last_key_value().is_none_or(|(v, _)| *v < version));
                 applied.insert(version, frame);
             }
-            Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
-            Event::Violation { role, call } => panic!("{role}: {call}"),
+            Event::Crashed { role, cause, .. } => panic!("{role} crashed: {cause}"),
+            Event::Violation { role, call, .. } => panic!("{role}: {call}"),
             Event::Fallback(_) | Event::StandbyReady { .. } => {}
             Event::Finished => break,
             other => panic!("an event this test does not know: {other:?}"),
@@ -228,7 +228,7 @@ fn a_50_change_transaction_shows_in_one_frame_and_refused_ones_change_nothing() 
                     big = Some(replica.edit(&shell, &tx));
                 }
             }
-            Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
+            Event::Crashed { role, cause, .. } => panic!("{role} crashed: {cause}"),
             Event::Finished => break,
             _ => {}
         }

@@ -41,7 +41,7 @@ fn the_shell_presents_every_frame_with_its_pixels_and_recovers_a_killed_child() 
                 }
                 last = Some(f.frame);
             }
-            Event::Crashed { role, cause } => crashes.push((role, cause)),
+            Event::Crashed { role, cause, .. } => crashes.push((role, cause)),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
             Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, frame } => {
@@ -242,7 +242,7 @@ opacity = 0.75
                 }
                 last = Some(f.frame);
             }
-            Event::Crashed { role, cause } => crashes.push(format!("{role}: {cause}")),
+            Event::Crashed { role, cause, .. } => crashes.push(format!("{role}: {cause}")),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
             Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, frame } => {
@@ -313,7 +313,7 @@ fn a_resize_brings_frames_of_the_new_size_and_never_one_of_the_old_after_it() {
                 }
                 last = Some(f.frame);
             }
-            Event::Crashed { role, cause } => panic!("{role} crashed: {cause}"),
+            Event::Crashed { role, cause, .. } => panic!("{role} crashed: {cause}"),
             Event::Fallback(_) | Event::Violation { .. } | Event::StandbyReady { .. } => {}
             Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, frame } => {

@@ -73,7 +73,7 @@ fn a_frame_that_kept_old_buffers_answers_no_edit() {
             Event::Applied { version, frame } => {
                 applied.insert(version, frame);
             }
-            Event::Crashed { role, cause } => crashes.push(format!("{role}: {cause}")),
+            Event::Crashed { role, cause, .. } => crashes.push(format!("{role}: {cause}")),
             Event::Finished => break,
             _ => {}
         }
@@ -288,7 +288,7 @@ fn a_burst_of_edits_costs_an_honest_gpu_process_nothing() {
                 applied += 1;
                 last = Some(version);
             }
-            Event::Crashed { role, cause } => crashes.push(format!("{role}: {cause}")),
+            Event::Crashed { role, cause, .. } => crashes.push(format!("{role}: {cause}")),
             Event::Finished => break,
             _ => {}
         }

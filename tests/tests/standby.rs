@@ -78,13 +78,13 @@ fn a_gpu_process_killed_a_hundred_times_is_replaced_by_its_standby_every_time() 
                 standbys_seen.push(pid);
                 standby = Some(pid);
             }
-            Event::Crashed { role, cause } => {
+            Event::Crashed { role, cause, .. } => {
                 crashes.push((role, cause));
                 since_crash = 0;
                 presented_since_crash = false;
             }
             Event::Fallback(f) => panic!("no fallback expected: {f}"),
-            Event::Violation { role, call } => panic!("{role} violated its sandbox: {call}"),
+            Event::Violation { role, call, .. } => panic!("{role} violated its sandbox: {call}"),
             Event::EditSuperseded { version } => panic!("edit {version} superseded, none made"),
             Event::Applied { version, .. } => panic!("edit {version} shown, none made"),
             Event::Finished => break,

@@ -438,12 +438,22 @@ impl Supervisor<'_> {
                     g.child.proc.kill();
                 }
             }
-            Role::Renderer => {
-                if let Some(r) = self.views[0].renderer.as_mut() {
-                    tracing::warn!(pid = r.child.proc.pid, "SIGKILL to the renderer");
-                    r.child.proc.kill();
-                }
-            }
+            Role::Renderer => self.kill_renderer(FIRST_VIEW),
+        }
+    }
+
+    /// Kills view `view`'s renderer, if it has one running.
+    pub(super) fn kill_renderer(&mut self, view: ViewId) {
+        let r = self
+            .view_index(view)
+            .and_then(|i| self.views[i].renderer.as_mut());
+        if let Some(r) = r {
+            tracing::warn!(
+                view = view.0,
+                pid = r.child.proc.pid,
+                "SIGKILL to the renderer"
+            );
+            r.child.proc.kill();
         }
     }
 
@@ -451,7 +461,7 @@ impl Supervisor<'_> {
     pub(super) fn display_gpu_started(&mut self, epoch: u64, first: u64) {
         if let Some(p) = self.pacer.as_mut() {
             p.epoch = epoch;
-            p.next_requests = self.views.iter().map(|v| v.resume_from()).collect();
+            p.next_requests = self.views.iter().map(|v| (v.id, v.resume_from())).collect();
             p.next_tick = Instant::now();
         }
         if let Some(s) = self.display.as_mut() {
@@ -599,8 +609,8 @@ impl Supervisor<'_> {
 pub(super) struct Pacer {
     period: Duration,
     next_tick: Instant,
-    /// The next frame to ask for of each view, in the order of the run's views.
-    next_requests: Vec<u64>,
+    /// The next frame to ask for of each view (a view not in it: from where it resumes).
+    next_requests: std::collections::BTreeMap<ViewId, u64>,
     /// The GPU process the requests are for.
     epoch: u64,
 }
@@ -611,9 +621,14 @@ impl Pacer {
         Pacer {
             period: Duration::from_secs(1) / fps.max(1),
             next_tick: Instant::now(),
-            next_requests: Vec::new(),
+            next_requests: Default::default(),
             epoch: 0,
         }
+    }
+
+    /// `view` is gone: nothing more is asked for it.
+    pub(super) fn forget(&mut self, view: ViewId) {
+        self.next_requests.remove(&view);
     }
 }
 
@@ -630,11 +645,12 @@ impl Supervisor<'_> {
         }
         p.next_tick = (p.next_tick + p.period).max(now);
         // Each view is asked for its own next frame, at the same pace.
-        for (v, next) in self.views.iter().zip(p.next_requests.iter_mut()) {
+        for v in &self.views {
             if v.failed.is_some() {
                 continue;
             }
             let presented = v.resume_from();
+            let next = p.next_requests.entry(v.id).or_insert(presented);
             if *next < frames && *next < presented + IN_FLIGHT {
                 let up_to = *next;
                 *next += 1;

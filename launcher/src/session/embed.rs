@@ -11,14 +11,22 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::embedding::Control;
+use crate::embedding::{Control, Target};
 use crate::scene::LoadedScene;
 
 impl Supervisor<'_> {
     /// One command from the embedding application.
     pub(super) fn embed_control(&mut self, c: Control) -> anyhow::Result<()> {
         match c {
-            Control::Kill(role) => self.kill_role(role),
+            Control::Kill(Target::Gpu) => self.kill_role(Role::Gpu),
+            Control::Kill(Target::Renderer(view)) => self.kill_renderer(view),
+            // The application waits for the answer; one that stopped waiting drops it.
+            Control::AddView { scene, reply } => {
+                let _ = reply.send(self.add_view(scene));
+            }
+            Control::RemoveView { view, reply } => {
+                let _ = reply.send(self.remove_view(view));
+            }
             Control::Shutdown => self.embedding.quit(),
             Control::SetScene(scene) => self.switch_scene(scene)?,
             Control::Edit(edit) => self.apply_edit(edit)?,
@@ -56,24 +64,30 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Shuts both children down, killing what does not exit in time; the renderer's last frame
-    /// is kept to show until the next renderer presents.
+    /// Shuts the GPU process and every view's renderer down, killing what does not exit in
+    /// time; each renderer's last frame is kept to show until the view's next renderer
+    /// presents.
     fn stop_pair(&mut self) {
-        if let Some(mut r) = self.views[0].renderer.take() {
-            let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
-            self.views[0].pair.keep_showing(r.screen.take());
-            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+        let mut stopping = Vec::new();
+        for v in &mut self.views {
+            if let Some(mut r) = v.renderer.take() {
+                let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
+                v.pair.keep_showing(r.screen.take());
+                stopping.push((r, v.last));
+            }
+        }
+        // Asked all at once, waited for against one deadline.
+        let deadline = Instant::now() + EXIT_GRACE;
+        for (mut r, last) in stopping {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if r.child.proc.wait_exit(left).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
                     "the renderer did not exit in time; killing"
                 );
                 r.child.proc.kill();
             }
-            let _ = self.jail.reaped(
-                r.child.proc.pid,
-                self.tracing.rec(),
-                self.summary.frames.last,
-            );
+            let _ = self.jail.reaped(r.child.proc.pid, self.tracing.rec(), last);
         }
         if let Some(mut g) = self.pair.gpu.take() {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);

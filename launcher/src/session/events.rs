@@ -165,12 +165,6 @@ impl Supervisor<'_> {
     fn relay_frame(&mut self, view: ViewId, msg: FrameMsg) -> Result<(), Breach> {
         use ipc_protocol::relay::Handed;
         let generation = self.geometry.generation();
-        let Some(i) = self.view_index(view) else {
-            return Err(Breach::new(
-                "Frame",
-                format!("a frame of {view}, which it was never given"),
-            ));
-        };
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
@@ -178,6 +172,12 @@ impl Supervisor<'_> {
         let Some(link) = g.link_mut(view).filter(|l| !l.removing) else {
             // A view being removed: what the process sent before it heard is dropped.
             return Ok(());
+        };
+        let Some(i) = self.views.iter().position(|v| v.id == view) else {
+            return Err(Breach::new(
+                "Frame",
+                format!("a frame of {view}, which it was never given"),
+            ));
         };
         let handed = link
             .relay
@@ -964,44 +964,46 @@ impl Supervisor<'_> {
         let view_recovered = v.pair.recovered();
         if first {
             self.edit_presented(version, p.frame);
-            // A frame event dropped (the application fell behind) leaves the next one's damage
-            // relative to a frame the application never saw: that one is damaged whole.
-            if let Some(event) = self.embedding.frame_event() {
-                let (width, height) = self.geometry.size();
-                let frame_damage = if event.whole {
-                    vec![ipc_protocol::damage::Rect::full(width, height)]
-                } else {
-                    damage.rects().to_vec()
-                };
-                let pixels = if event.pixels {
-                    self.first()
-                        .renderer
-                        .as_ref()
-                        .and_then(|r| r.screen.as_ref())
-                        .and_then(|sc| sc.pixels())
-                } else {
-                    None
-                };
-                self.embedding.send(crate::embedding::Event::Presented(
-                    crate::embedding::PresentedFrame::new(
-                        p.frame,
-                        self.geometry.size(),
-                        (
-                            self.first().drawn.scene_id(),
-                            self.geometry.generation(),
-                            version.unwrap_or(self.edits.shown()),
-                        ),
-                        frame_damage,
-                        pixels,
-                    ),
-                ));
-            }
-            if self.display.is_some() {
-                if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
-                    tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
-                    if let Some(s) = self.display.as_mut() {
-                        s.quit = true;
-                    }
+        }
+        // A frame event dropped (the application fell behind) leaves the view's next one's
+        // damage relative to a frame the application never saw: that one is damaged whole.
+        if let Some(event) = self.embedding.frame_event(view) {
+            let (width, height) = self.geometry.size();
+            let frame_damage = if event.whole {
+                vec![ipc_protocol::damage::Rect::full(width, height)]
+            } else {
+                damage.rects().to_vec()
+            };
+            let v = &self.views[i];
+            let pixels = if event.pixels {
+                v.renderer
+                    .as_ref()
+                    .and_then(|r| r.screen.as_ref())
+                    .and_then(|sc| sc.pixels())
+            } else {
+                None
+            };
+            // Edits are the first view's.
+            let edit = if first {
+                version.unwrap_or(self.edits.shown())
+            } else {
+                0
+            };
+            self.embedding.send(crate::embedding::Event::Presented(
+                crate::embedding::PresentedFrame::new(
+                    (view, p.frame),
+                    self.geometry.size(),
+                    (v.drawn.scene_id(), self.geometry.generation(), edit),
+                    frame_damage,
+                    pixels,
+                ),
+            ));
+        }
+        if first && self.display.is_some() {
+            if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
+                tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
+                if let Some(s) = self.display.as_mut() {
+                    s.quit = true;
                 }
             }
         }

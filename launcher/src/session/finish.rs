@@ -215,11 +215,12 @@ impl Supervisor<'_> {
                 self.summary.frames.out = Some(self.args.out.display().to_string());
             }
         }
-        self.summary.views = Vec::with_capacity(self.views.len());
+        self.summary.views = std::mem::take(&mut self.gone);
         for (i, rss) in rss.into_iter().enumerate() {
             let view = self.view_summary(i, ok, rss)?;
             self.summary.views.push(view);
         }
+        self.summary.views.sort_by_key(|v| v.view);
         if let Some(path) = &self.args.trace {
             self.write_trace(path)?;
         }
@@ -232,7 +233,7 @@ impl Supervisor<'_> {
 
     /// Takes view `i`'s renderer's final counters (the first view's are the summary's
     /// `renderer`), asked for with `Shutdown`, until `deadline`, and what it sends meanwhile.
-    fn renderer_counters(&mut self, i: usize, deadline: Instant) {
+    pub(super) fn renderer_counters(&mut self, i: usize, deadline: Instant) {
         let view = self.views[i].id;
         let Some(r) = self.views[i].renderer.as_ref() else {
             return;
@@ -273,7 +274,7 @@ impl Supervisor<'_> {
     /// View `i`'s part of the summary (its renderer's resident memory at the end `rss`);
     /// without a window, and for a run that reached its end (`ok`), another view than the
     /// first writes its last frame to its own file and, with `--verify`, has it checked.
-    fn view_summary(
+    pub(super) fn view_summary(
         &mut self,
         i: usize,
         ok: bool,
@@ -303,6 +304,7 @@ impl Supervisor<'_> {
             out: None,
             verified: None,
             failed: v.failed.clone(),
+            removed: false,
         };
         if v.id == FIRST_VIEW {
             s.out = self.summary.frames.out.clone();

@@ -37,6 +37,7 @@ mod recovery;
 mod slots;
 mod spawn;
 mod standby;
+mod views;
 mod vouch;
 
 use ipc_protocol::frame::FenceKind;
@@ -67,8 +68,7 @@ use parts::Who;
 type GpuChild = ChildProc<LauncherToGpu, GpuToLauncher>;
 type RendererChild = ChildProc<LauncherToRenderer, RendererToLauncher>;
 
-/// The first view's number (and its export window's index): every run has it.
-const FIRST_VIEW: ViewId = ViewId(0);
+use crate::embedding::FIRST_VIEW;
 
 /// Export window `index`'s `[base, end)`.
 fn window_of(index: u32) -> (i32, i32) {
@@ -175,6 +175,9 @@ struct Gpu {
 /// what was found of the renderer and the process through it.
 struct Link {
     view: ViewId,
+    /// The view's export window's index in the process: no other view gets it until the
+    /// process says it stopped serving the view (`Removed`).
+    window: u32,
     /// Its frames handed on to the view's renderer, and the buffers the renderer holds
     /// ([`ipc_protocol::relay`]).
     relay: ipc_protocol::relay::Relay,
@@ -215,14 +218,16 @@ struct Link {
 }
 
 impl Link {
-    /// A fresh link of `view` over `relay`, the process having the scene `scene_had`.
+    /// A fresh link of `view` (in export window `window`) over `relay`, the process having the
+    /// scene `scene_had`.
     fn new(
-        view: ViewId,
+        (view, window): (ViewId, u32),
         relay: ipc_protocol::relay::Relay,
         scene_had: Option<std::sync::Arc<crate::scene::LoadedScene>>,
     ) -> Link {
         Link {
             view,
+            window,
             relay,
             starved_since: None,
             free_since: Some(Instant::now()),
@@ -464,6 +469,10 @@ struct Supervisor<'a> {
     mailbox_marked: bool,
     /// Frames presented, of every view.
     presented_all: u64,
+    /// The number the next view added gets.
+    next_view: u32,
+    /// The summaries of views removed before the end (the first [`views::MAX_GONE`]).
+    gone: Vec<crate::summary::ViewSummary>,
 }
 
 /// Keeps at most 32 notes of one kind.
@@ -678,32 +687,21 @@ fn run_with(
             ipc_protocol::relay::MAP_BUDGET
         );
     }
-    if !args.views.is_empty() && (display.is_some() || embed.is_some() || edits.is_some()) {
+    if !args.views.is_empty() && (display.is_some() || edits.is_some()) {
         anyhow::bail!(
-            "several views are shown only without a window, an embedding application or edits for now; run with --headless and without --control"
+            "several views are shown only without a window or edits for now; run with --headless and without --control"
         );
     }
-    let view = |n: u32, scene: Option<std::sync::Arc<crate::scene::LoadedScene>>| View {
-        id: ViewId(n),
-        window: n,
-        drawn: parts::Drawn::new(scene, args.layers),
-        renderer: None,
-        pair: parts::ViewPair::new(args.supervision.max_crashes, window),
-        presented: 0,
-        last: None,
-        restarts: 0,
-        held_max: 0,
-        shown: None,
-        out: crate::config::view_out(&args.out, n),
-        failed: None,
+    let animates = parts::Drawn::new(args.loaded_scene.clone(), args.layers).animates();
+    // An embedding application may add views up to the maximum while the run goes on: the
+    // transport is chosen for as many.
+    let views_n = match &embed {
+        Some(_) if display.is_none() => {
+            args.max_views
+                .unwrap_or_else(crate::config::default_max_views) as usize
+        }
+        _ => args.views.len() + 1,
     };
-    let mut views = vec![view(FIRST_VIEW.0, args.loaded_scene.clone())];
-    for (k, scene) in args.loaded_views.iter().enumerate() {
-        let n = u32::try_from(k + 1).context("too many views")?;
-        views.push(view(n, Some(std::sync::Arc::clone(scene))));
-    }
-    let animates = views[0].drawn.animates();
-    let views_n = views.len();
     match (args.fps, display.is_some()) {
         (Some(fps), true) => {
             tracing::warn!(
@@ -718,7 +716,7 @@ fn run_with(
         args,
         started: Instant::now(),
         pair: parts::Pair::new(ladder, args.supervision.max_crashes, window),
-        views,
+        views: Vec::new(),
         crashes: Vec::new(),
         fallbacks: Vec::new(),
         summary: RunSummary {
@@ -758,7 +756,17 @@ fn run_with(
         mailbox_fallbacks: 0,
         mailbox_marked: false,
         presented_all: 0,
+        next_view: 0,
+        gone: Vec::new(),
     };
+    let scenes = std::iter::once(args.loaded_scene.clone())
+        .chain(args.loaded_views.iter().cloned().map(Some))
+        .collect::<Vec<_>>();
+    for scene in scenes {
+        let n = sv.next_view;
+        sv.views.push(sv.new_view(ViewId(n), n, scene));
+        sv.next_view += 1;
+    }
 
     sv.start_pair()?;
     let result = sv.drive(signals);

@@ -65,11 +65,13 @@ impl Supervisor<'_> {
         if let Cause::SandboxViolation { syscall } = &cause {
             self.embedding.send(crate::embedding::Event::Violation {
                 role,
+                view,
                 call: syscall.clone(),
             });
         }
         self.embedding.send(crate::embedding::Event::Crashed {
             role,
+            view,
             cause: cause.to_string(),
         });
         self.crashes.push(record);
@@ -300,6 +302,11 @@ impl Supervisor<'_> {
     pub(super) fn retire_view(&mut self, i: usize, why: String) {
         let view = self.views[i].id;
         tracing::error!(view = view.0, %why, "a view is given up; the others go on");
+        self.embedding.send(crate::embedding::Event::ViewGone {
+            view,
+            failed: Some(why.clone()),
+        });
+        self.embedding.forget(view);
         self.views[i].failed = Some(why);
         self.views[i].renderer = None;
         if let Some(g) = self.pair.gpu.as_mut() {

@@ -202,7 +202,7 @@ impl Supervisor<'_> {
 
     /// What a GPU process is told of view `i` (at index `i` of the run's views), whose renderer
     /// is `renderer_pid`: its size, scene and pool, from the frame after its last one presented.
-    fn view_start(&self, i: usize, renderer_pid: u32) -> Option<ViewStart> {
+    pub(super) fn view_start(&self, i: usize, renderer_pid: u32) -> Option<ViewStart> {
         let v = self.views.get(i)?;
         let (width, height) = self.geometry.size();
         let first_frame = v.resume_from();
@@ -232,7 +232,7 @@ impl Supervisor<'_> {
 
     /// Sends view `i`'s scene images, then the application's pixels, on `commands`: they follow
     /// its `Start` or `AddView`, on every start (restarts too).
-    fn send_view_scene(
+    pub(super) fn send_view_scene(
         &self,
         i: usize,
         commands: &ipc_protocol::channel::Sender<LauncherToGpu>,
@@ -273,7 +273,7 @@ impl Supervisor<'_> {
 
     /// The launcher's link to view `i`'s frames from GPU process `pid` of `epoch`, served to
     /// `renderer_pid`: its relay, expecting `Serving` first.
-    fn new_link(
+    pub(super) fn new_link(
         &self,
         i: usize,
         epoch: u64,
@@ -300,7 +300,7 @@ impl Supervisor<'_> {
         if info.fence == FenceKind::Progress {
             relay.progress_page(progress.map(|p| p.reader.identity()));
         }
-        Some(Link::new(v.id, relay, v.drawn.scene().cloned()))
+        Some(Link::new((v.id, v.window), relay, v.drawn.scene().cloned()))
     }
 
     /// Spawns a GPU process for the current rung (or promotes the standby), producing for the
@@ -486,6 +486,7 @@ impl Supervisor<'_> {
                     );
                     self.embedding.send(crate::embedding::Event::Crashed {
                         role: Role::Gpu,
+                        view: None,
                         cause: why.clone(),
                     });
                     self.crashes.push(record);

@@ -9,6 +9,7 @@
 use crossbeam_channel::Receiver;
 
 use crate::embedding::{Control, Event, Link};
+use ipc_protocol::messages::ViewId;
 
 /// The embedding application's link, if any.
 #[derive(Debug)]
@@ -16,8 +17,9 @@ pub struct Embedding {
     link: Option<Link>,
     /// The application asked the run to end.
     quit: bool,
-    /// A frame event was dropped for the application since the last one it got.
-    owed: bool,
+    /// The views a frame event was dropped of for the application since the last one it got
+    /// of them.
+    owed: std::collections::BTreeSet<ViewId>,
 }
 
 /// How a frame is to be told to the application.
@@ -35,7 +37,7 @@ impl Embedding {
         Embedding {
             link,
             quit: false,
-            owed: false,
+            owed: Default::default(),
         }
     }
 
@@ -63,18 +65,24 @@ impl Embedding {
         self.quit
     }
 
-    /// A frame was presented: how to tell the application, if there is one and its channel
-    /// has room for a frame event (otherwise the frame is owed, and the next one is whole).
-    pub fn frame_event(&mut self) -> Option<FrameEvent> {
+    /// A frame of `view` was presented: how to tell the application, if there is one and its
+    /// channel has room for a frame event (otherwise the frame is owed, and the view's next one
+    /// is whole).
+    pub fn frame_event(&mut self, view: ViewId) -> Option<FrameEvent> {
         let l = self.link.as_ref()?;
         if !l.frame_fits() {
-            self.owed = true;
+            self.owed.insert(view);
             return None;
         }
         Some(FrameEvent {
-            whole: std::mem::take(&mut self.owed),
+            whole: self.owed.remove(&view),
             pixels: l.pixels,
         })
+    }
+
+    /// `view` is gone: no frame of it is owed.
+    pub fn forget(&mut self, view: ViewId) {
+        self.owed.remove(&view);
     }
 }
 
@@ -102,7 +110,7 @@ mod tests {
     #[test]
     fn a_run_of_its_own_tells_nobody_and_hears_nothing() {
         let mut e = Embedding::new(None);
-        assert_eq!(e.frame_event(), None);
+        assert_eq!(e.frame_event(ViewId(0)), None);
         e.send(Event::Finished);
         assert!(e.control().try_recv().is_err());
         assert!(!e.quitting());
@@ -111,12 +119,12 @@ mod tests {
     }
 
     #[test]
-    fn after_a_frame_event_is_dropped_the_next_one_is_whole() {
+    fn after_a_frame_event_is_dropped_the_views_next_one_is_whole() {
         let (l, app, _control) = link(true);
         let dropped = l.dropped.clone();
         let mut e = Embedding::new(Some(l));
         assert_eq!(
-            e.frame_event(),
+            e.frame_event(ViewId(0)),
             Some(FrameEvent {
                 whole: false,
                 pixels: true
@@ -125,7 +133,7 @@ mod tests {
         // The application falls behind: frames stop fitting before the channel is full, so
         // there is room left for a crash or the final event.
         let mut sent = 0;
-        while e.frame_event().is_some() {
+        while e.frame_event(ViewId(0)).is_some() {
             e.send(Event::Finished);
             sent += 1;
             assert!(sent < EVENT_QUEUE, "frames never stopped fitting");
@@ -137,11 +145,13 @@ mod tests {
         );
         e.send(Event::Fallback("shm".into()));
         assert_eq!(dropped.load(Ordering::Relaxed), 1, "other events still fit");
-        assert_eq!(e.frame_event(), None, "still no room");
+        assert_eq!(e.frame_event(ViewId(0)), None, "still no room");
         // It catches up: the next frame is whole, and the one after it is not.
         while app.try_recv().is_ok() {}
-        assert_eq!(e.frame_event().map(|f| f.whole), Some(true));
-        assert_eq!(e.frame_event().map(|f| f.whole), Some(false));
+        // Only the view whose frame was dropped owes a whole one.
+        assert_eq!(e.frame_event(ViewId(1)).map(|f| f.whole), Some(false));
+        assert_eq!(e.frame_event(ViewId(0)).map(|f| f.whole), Some(true));
+        assert_eq!(e.frame_event(ViewId(0)).map(|f| f.whole), Some(false));
     }
 
     #[test]
@@ -150,6 +160,6 @@ mod tests {
         let mut e = Embedding::new(Some(l));
         control.send(Control::Shutdown).expect("the run listens");
         assert!(matches!(e.control().try_recv(), Ok(Control::Shutdown)));
-        assert_eq!(e.frame_event().map(|f| f.pixels), Some(false));
+        assert_eq!(e.frame_event(ViewId(0)).map(|f| f.pixels), Some(false));
     }
 }

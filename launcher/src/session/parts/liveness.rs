@@ -100,6 +100,12 @@ impl Liveness {
         self.progress.insert(view, now);
     }
 
+    /// `view` is gone: nothing of it is waited for any more.
+    pub fn forget(&mut self, view: ViewId) {
+        self.renderers.remove(&view);
+        self.progress.remove(&view);
+    }
+
     /// How long `view` has not got anywhere, as of `now`.
     pub fn stalled(&self, view: ViewId, now: Instant) -> Duration {
         let at = self.progress.get(&view).copied().unwrap_or(self.born);

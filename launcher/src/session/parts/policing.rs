@@ -87,6 +87,12 @@ impl Policing {
         self.frames.entry(view).or_default().new_epoch(epoch, first);
     }
 
+    /// `view` is gone: its budget and frame order with it.
+    pub fn forget(&mut self, view: ViewId) {
+        self.budgets.renderers.remove(&view);
+        self.frames.remove(&view);
+    }
+
     /// `view`'s renderer started at `now`: a fresh budget.
     pub fn renderer_started(&mut self, view: ViewId, now: Instant) {
         self.budgets.renderers.insert(view, rules::Budget::new(now));

@@ -1,0 +1,236 @@
+//! Views added and removed while the run goes on, at the embedding application's request
+//! ([`crate::shell::Shell::add_view`], [`crate::shell::Shell::remove_view`]).
+//!
+//! Adding a view is what a start does for every view after the first, on the running GPU
+//! process: a renderer spawned and confined, the process told with `AddView` and the view's
+//! scene, a relay for the view's frames, the renderer started on its own export window. The
+//! window is the lowest one no view of the run and no view the process still serves holds, so
+//! a renderer never gets a window whose buffers another view's frames may still occupy.
+//!
+//! Removing one shuts its renderer down (its last counters taken, as at the end of a run), has
+//! the process stop serving it (`RemoveView`, answered with `Removed`; frames of it arriving
+//! meanwhile are dropped), and keeps its summary; the run forgets the rest of it, so that
+//! adding and removing views for as long as an application runs costs nothing that grows.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::embedding::ViewRefused;
+use crate::scene::LoadedScene;
+
+/// Summaries of views removed before the end that the run keeps (the first ones): an
+/// application adding and removing views all day keeps its launcher's memory bounded.
+pub(super) const MAX_GONE: usize = 256;
+
+impl Supervisor<'_> {
+    /// The most views the run may have at once: its configuration's, and no more than the
+    /// GPU process's export windows.
+    fn view_limit(&self) -> u32 {
+        let max = self
+            .args
+            .max_views
+            .unwrap_or_else(crate::config::default_max_views);
+        match &self.pair.gpu {
+            Some(g) => max.min(g.info.views),
+            None => max,
+        }
+    }
+
+    /// A new view `id` in export window `window`, drawing `scene` (none: the built-in panels).
+    pub(super) fn new_view(
+        &self,
+        id: ViewId,
+        window: u32,
+        scene: Option<Arc<LoadedScene>>,
+    ) -> View {
+        View {
+            id,
+            window,
+            drawn: parts::Drawn::new(scene, self.args.layers),
+            renderer: None,
+            pair: parts::ViewPair::new(
+                self.args.supervision.max_crashes,
+                Duration::from_secs(self.args.supervision.restart_window_s),
+            ),
+            presented: 0,
+            last: None,
+            restarts: 0,
+            held_max: 0,
+            shown: None,
+            out: crate::config::view_out(&self.args.out, id.0),
+            failed: None,
+        }
+    }
+
+    /// Adds a view drawing `scene`, served by the running GPU process; returns its number.
+    pub(super) fn add_view(&mut self, scene: Arc<LoadedScene>) -> Result<ViewId, ViewRefused> {
+        if self.display.is_some() {
+            return Err(ViewRefused::Start(
+                "a shell presenting into a window shows one view".to_owned(),
+            ));
+        }
+        let max = self.view_limit();
+        let live = self.views.iter().filter(|v| v.failed.is_none()).count();
+        if live >= max as usize {
+            return Err(ViewRefused::TooMany { max });
+        }
+        let Some(g) = self.pair.gpu.as_ref() else {
+            return Err(ViewRefused::Start("no GPU process runs".to_owned()));
+        };
+        let taken = |w: u32| {
+            self.views
+                .iter()
+                .any(|v| v.failed.is_none() && v.window == w)
+                || g.links.iter().any(|l| l.window == w)
+        };
+        let Some(window) = (0..max).find(|w| !taken(*w)) else {
+            return Err(ViewRefused::TooMany { max });
+        };
+        let id = ViewId(self.next_view);
+        let child = self
+            .spawn_renderer()
+            .map_err(|e| ViewRefused::Start(format!("{e:#}")))?;
+        self.next_view += 1;
+        let view = self.new_view(id, window, Some(scene));
+        self.views.push(view);
+        let i = self.views.len() - 1;
+        let renderer_pid = child.proc.pid;
+        let Some(g) = self.pair.gpu.as_ref() else {
+            return Err(ViewRefused::Start("no GPU process runs".to_owned()));
+        };
+        let (epoch, gpu_pid) = (g.epoch, g.info.pid);
+        let page = g.page_for_renderer();
+        self.policing.view_epoch(id, epoch, 0);
+        if let Err(e) = self.jail.link_gpu(gpu_pid, renderer_pid) {
+            // Its death, if that is why, is seen through its pidfd and handled there.
+            tracing::warn!(error = %e, "could not hand the GPU process its link to a renderer");
+        }
+        let link = self.new_link(
+            i,
+            epoch,
+            gpu_pid,
+            &g.info,
+            g.progress.as_ref(),
+            renderer_pid,
+        );
+        if let Some(start) = self.view_start(i, renderer_pid) {
+            match g.child.commands.send(&LauncherToGpu::AddView(start)) {
+                Ok(()) => {
+                    if let Err(e) = self.send_view_scene(i, &g.child.commands) {
+                        tracing::warn!(error = %format!("{e:#}"), "could not send a view's scene to the GPU process");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not add a view to the GPU process"),
+            }
+        }
+        if let (Some(g), Some(link)) = (self.pair.gpu.as_mut(), link) {
+            g.links.push(link);
+        }
+        let renderer = match self.start_renderer(i, child, (epoch, gpu_pid), page) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing of it is left: the process is told to forget it too.
+                let why = format!("{e:#}");
+                self.drop_view(i);
+                return Err(ViewRefused::Start(why));
+            }
+        };
+        self.views[i].renderer = Some(renderer);
+        self.liveness.progress(id, Instant::now());
+        tracing::info!(view = id.0, window, renderer = renderer_pid, "view added");
+        self.tracing.instant(
+            Marker::Restart,
+            None,
+            &[
+                ("view", id.0.to_string()),
+                ("added", "renderer".into()),
+                ("pid", renderer_pid.to_string()),
+            ],
+        );
+        Ok(id)
+    }
+
+    /// Removes view `id`: its renderer shut down, the GPU process told to stop serving it, its
+    /// summary kept.
+    pub(super) fn remove_view(&mut self, id: ViewId) -> Result<(), ViewRefused> {
+        if id == FIRST_VIEW {
+            return Err(ViewRefused::First);
+        }
+        let Some(i) = self
+            .view_index(id)
+            .filter(|&i| self.views[i].failed.is_none())
+        else {
+            return Err(ViewRefused::NoSuch(id));
+        };
+        let pid = self.views[i].renderer.as_ref().map(|r| r.child.proc.pid);
+        let ms = |pid: u32| {
+            triptych_sys::proc::cpu_ns(pid)
+                .ok()
+                .flatten()
+                .map(|ns| ns as f64 / 1e6)
+        };
+        let rss = pid.and_then(|p| triptych_sys::proc::memory_kib(p).ok().and_then(|m| m.0));
+        let cpu = pid.and_then(ms);
+        if let Some(r) = &self.views[i].renderer {
+            let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
+        }
+        self.renderer_counters(i, Instant::now() + EXIT_GRACE);
+        let mut summary = match self.view_summary(i, false, (rss, cpu)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "a removed view's summary");
+                return Err(ViewRefused::NoSuch(id));
+            }
+        };
+        summary.removed = true;
+        if let Some(mut r) = self.views[i].renderer.take() {
+            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+                tracing::warn!(
+                    pid = r.child.proc.pid,
+                    "the renderer did not exit in time; killing"
+                );
+                r.child.proc.kill();
+            }
+            let _ = self
+                .jail
+                .reaped(r.child.proc.pid, self.tracing.rec(), self.views[i].last);
+        }
+        if self.gone.len() < MAX_GONE {
+            self.gone.push(summary);
+        }
+        let last = self.views[i].last;
+        self.drop_view(i);
+        tracing::info!(view = id.0, "view removed");
+        self.tracing.instant(
+            Marker::Fallback,
+            last,
+            &[("view", id.0.to_string()), ("removed", "renderer".into())],
+        );
+        self.embedding.send(crate::embedding::Event::ViewGone {
+            view: id,
+            failed: None,
+        });
+        Ok(())
+    }
+
+    /// Forgets view `i`, whose renderer is gone: the GPU process is told to stop serving it.
+    fn drop_view(&mut self, i: usize) {
+        let v = self.views.remove(i);
+        if let Some(g) = self.pair.gpu.as_mut() {
+            if let Some(l) = g.link_mut(v.id) {
+                l.removing = true;
+                if let Err(SendError::Full) =
+                    g.child.commands.send(&LauncherToGpu::RemoveView(v.id))
+                {
+                    g.unread = true;
+                }
+            }
+        }
+        self.policing.forget(v.id);
+        self.liveness.forget(v.id);
+        self.embedding.forget(v.id);
+        if let Some(p) = self.pacer.as_mut() {
+            p.forget(v.id);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! What the tests of several views share (`tests/tests/views.rs`, `shell_views.rs`): one scene
+//! file per view, each a solid fill of its own colour under a moving checker, at one size.
+
+use std::path::{Path, PathBuf};
+
+/// The views' fill colours: each view's scene is a solid fill of one, under a moving checker.
+pub const COLOURS: [[u8; 3]; 4] = [
+    [0xc0, 0xc0, 0x20],
+    [0xff, 0x20, 0x20],
+    [0x20, 0xc0, 0x40],
+    [0x20, 0x40, 0xff],
+];
+
+/// The frame size of the views' runs.
+pub const SIZE: (u32, u32) = (160, 120);
+
+/// Writes one scene file per colour of `COLOURS` (the first `n`) into `dir`.
+pub fn scenes(dir: &Path, n: usize) -> Vec<PathBuf> {
+    COLOURS
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, [r, g, b])| {
+            let path = dir.join(format!("view{i}.toml"));
+            let text = format!(
+                r##"backdrop = "#000000"
+
+[[layers]]
+name = "fill"
+kind = "solid"
+rect = {{ x = 0, y = 0, w = "100%", h = "100%" }}
+color = "#{r:02x}{g:02x}{b:02x}"
+
+[[layers]]
+name = "box"
+kind = "checker"
+rect = {{ x = "10%", y = "10%", w = 48, h = 32 }}
+cell = 8
+colors = ["#ffffff", "#000000"]
+animation.translate = {{ dx = "40%", dy = 0, period = 2.0 }}
+"##
+            );
+            std::fs::write(&path, text).expect("a view's scene");
+            path
+        })
+        .collect()
+}

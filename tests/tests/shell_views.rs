@@ -1,0 +1,242 @@
+//! Views added and removed while a shell runs, through the library's API, with real sandboxed
+//! renderers: each view's every frame is its own scene's reference, pixel for pixel; adding
+//! one past the maximum is refused; a killed view's renderer restarts that view alone; a view
+//! removed stops, and a view added after it takes its place.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use triptych::shell::{Buffers, FIRST_VIEW};
+use triptych::shell::{Error, Event, RunConfig, ShellBuilder, Target, ViewConfig, ViewId};
+use triptych_scene::file::{reference_frame, Document, Scene};
+use triptych_tests::views::{scenes, SIZE};
+
+/// What the test saw of one view.
+#[derive(Default, Debug)]
+struct Seen {
+    frames: u64,
+    last: Option<u64>,
+    crashes: Vec<String>,
+    gone: Option<Option<String>>,
+}
+
+/// The pixels of `px`, frame `frame`, that differ from `scene`'s reference.
+fn differing(scene: &Scene, frame: u64, px: &[u8]) -> usize {
+    let want = reference_frame(scene, frame, SIZE.0, SIZE.1, &[]).expect("predictable");
+    px.chunks_exact(4)
+        .zip(want.chunks_exact(4))
+        .filter(|(a, b)| a != b)
+        .count()
+}
+
+fn parse(path: &PathBuf) -> Scene {
+    let text = std::fs::read_to_string(path).expect("the scene file");
+    Document::parse(&text, path)
+        .expect("the scene parses")
+        .scene()
+        .clone()
+}
+
+#[test]
+fn views_added_and_removed_while_running_each_present_their_own_scene() {
+    let dir = triptych_tests::scratch("shell-views");
+    let files = scenes(&dir, 4);
+    const FRAMES: u64 = 60;
+    let mut config = RunConfig::default();
+    config.fps = Some(30);
+    config.buffers = Buffers::Shm;
+    let shell = ShellBuilder::with_config(config)
+        .binaries(triptych_tests::bin_dir())
+        .size(SIZE.0, SIZE.1)
+        .scene(&files[0])
+        .frames(FRAMES)
+        .max_views(3)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    // Which scene each view draws, by its number.
+    let mut drawn: BTreeMap<ViewId, Scene> = BTreeMap::from([(FIRST_VIEW, parse(&files[0]))]);
+    let mut seen: BTreeMap<ViewId, Seen> = BTreeMap::new();
+    let mut refused = None;
+    let (mut killed, mut removed, mut replaced) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let e = match shell.receiver().recv_deadline(deadline) {
+            Ok(e) => e,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
+        };
+        match e {
+            Event::Presented(f) => {
+                let scene = drawn.get(&f.view).expect("a frame of a view the shell has");
+                let bad = differing(scene, f.frame, f.pixels().expect("pixels asked for"));
+                assert_eq!(
+                    bad, 0,
+                    "{} frame {}: its own scene's reference",
+                    f.view, f.frame
+                );
+                let s = seen.entry(f.view).or_default();
+                assert!(s.gone.is_none(), "a frame of {} after it was gone", f.view);
+                assert!(s.last < Some(f.frame), "{}: frames in order", f.view);
+                s.frames += 1;
+                s.last = Some(f.frame);
+                if f.view == FIRST_VIEW && f.frame == 2 {
+                    // Two more views: the maximum is three.
+                    for file in &files[1..3] {
+                        let id = shell
+                            .add_view(ViewConfig::new(file))
+                            .expect("a view under the maximum");
+                        drawn.insert(id, parse(file));
+                    }
+                    refused = Some(shell.add_view(ViewConfig::new(&files[3])));
+                }
+                let views: Vec<ViewId> = drawn.keys().copied().collect();
+                if killed.is_none() && views.get(1) == Some(&f.view) && f.frame == 10 {
+                    shell.kill(Target::Renderer(f.view));
+                    killed = Some(f.view);
+                }
+                if removed.is_none() && views.get(2) == Some(&f.view) && f.frame == 15 {
+                    shell.remove_view(f.view).expect("removing a view");
+                    assert!(
+                        matches!(shell.remove_view(f.view), Err(Error::NoSuchView(v)) if v == f.view)
+                    );
+                    assert!(matches!(
+                        shell.remove_view(FIRST_VIEW),
+                        Err(Error::FirstView)
+                    ));
+                    removed = Some(f.view);
+                    // Its place is free again.
+                    let id = shell
+                        .add_view(ViewConfig::new(&files[3]))
+                        .expect("a view in the removed one's place");
+                    drawn.insert(id, parse(&files[3]));
+                    replaced = Some(id);
+                }
+            }
+            Event::Crashed { role, view, cause } => {
+                let view = view.unwrap_or_else(|| panic!("{role} crashed: {cause}"));
+                seen.entry(view).or_default().crashes.push(cause);
+            }
+            Event::Violation { role, call, .. } => panic!("{role}: {call}"),
+            Event::ViewGone { view, failed } => seen.entry(view).or_default().gone = Some(failed),
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    let summary = shell.wait().expect("the run's summary");
+    assert!(
+        matches!(refused, Some(Err(Error::TooManyViews { max: 3 }))),
+        "a fourth view is refused: {refused:?}"
+    );
+    let (killed, removed, replaced) = (
+        killed.expect("a view's renderer was killed"),
+        removed.expect("a view was removed"),
+        replaced.expect("a view was added in its place"),
+    );
+    assert_eq!(drawn.len(), 4, "{drawn:?}");
+    // Every view but the removed one presented every frame; only the killed one crashed.
+    for (view, s) in &seen {
+        if *view == removed {
+            assert_eq!(s.gone, Some(None), "removed, not given up: {s:?}");
+            assert!(s.last >= Some(15), "{s:?}");
+            continue;
+        }
+        assert_eq!(
+            (s.frames, s.last),
+            (FRAMES, Some(FRAMES - 1)),
+            "{view}: {s:?}"
+        );
+        assert_eq!(s.gone, None, "{view}");
+        let want = usize::from(*view == killed);
+        assert_eq!(s.crashes.len(), want, "{view}: {:?}", s.crashes);
+    }
+    assert_eq!(seen.len(), 4);
+    // The summary names all four, the removed one as removed.
+    let views: Vec<_> = summary.views.iter().map(|v| (v.view, v.removed)).collect();
+    assert_eq!(
+        views,
+        vec![
+            (0, false),
+            (killed.0, false),
+            (removed.0, true),
+            (replaced.0, false)
+        ]
+    );
+    let restarts: Vec<u32> = summary.views.iter().map(|v| v.restarts).collect();
+    assert_eq!(restarts, vec![0, 1, 0, 0], "{:?}", summary.views);
+    assert!(summary
+        .recovery
+        .crashes
+        .iter()
+        .all(|c| c.view == Some(killed.0)));
+}
+
+#[test]
+fn a_shell_built_with_views_recovers_every_one_from_a_gpu_process_crash() {
+    let dir = triptych_tests::scratch("shell-views-gpu");
+    let files = scenes(&dir, 3);
+    const FRAMES: u64 = 40;
+    let mut config = RunConfig::default();
+    config.fps = Some(30);
+    config.buffers = Buffers::Shm;
+    let shell = ShellBuilder::with_config(config)
+        .binaries(triptych_tests::bin_dir())
+        .size(SIZE.0, SIZE.1)
+        .scene(&files[0])
+        .view(ViewConfig::new(&files[1]))
+        .view(ViewConfig::new(&files[2]))
+        .frames(FRAMES)
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    let drawn: Vec<Scene> = files.iter().map(parse).collect();
+    let mut seen: BTreeMap<ViewId, Seen> = BTreeMap::new();
+    let mut gpu_crashes = Vec::new();
+    let mut killed = false;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let e = match shell.receiver().recv_deadline(deadline) {
+            Ok(e) => e,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
+        };
+        match e {
+            Event::Presented(f) => {
+                let scene = &drawn[f.view.0 as usize];
+                let bad = differing(scene, f.frame, f.pixels().expect("pixels asked for"));
+                assert_eq!(
+                    bad, 0,
+                    "{} frame {}: its own scene's reference",
+                    f.view, f.frame
+                );
+                let s = seen.entry(f.view).or_default();
+                assert!(s.last < Some(f.frame), "{}: frames in order", f.view);
+                s.frames += 1;
+                s.last = Some(f.frame);
+                if !killed && f.view == ViewId(2) && f.frame == 12 {
+                    shell.kill(Target::Gpu);
+                    killed = true;
+                }
+            }
+            Event::Crashed {
+                view: None, cause, ..
+            } => gpu_crashes.push(cause),
+            Event::Crashed { role, view, cause } => panic!("{role} of {view:?}: {cause}"),
+            Event::ViewGone { view, failed } => panic!("{view} gone: {failed:?}"),
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    let summary = shell.wait().expect("the run's summary");
+    assert_eq!(gpu_crashes.len(), 1, "{gpu_crashes:?}");
+    assert_eq!(seen.len(), 3);
+    for (view, s) in &seen {
+        assert_eq!(
+            (s.frames, s.last),
+            (FRAMES, Some(FRAMES - 1)),
+            "{view}: {s:?}"
+        );
+    }
+    assert_eq!(summary.views.len(), 3);
+}
