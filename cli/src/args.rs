@@ -130,9 +130,10 @@ pub struct RunArgs {
     pub scene: Option<PathBuf>,
     /// A view (repeatable): a sandboxed renderer of its own drawing this scene file
     /// (`default`: the built-in example scene file), all views served by one GPU process. The
-    /// first `--view` takes the place of `--scene`; each further one adds a view, whose last
-    /// frame is written beside `--out` as `NAME-viewN.png`. Headless only for now.
-    #[arg(long = "view", value_name = "SCENE", conflicts_with_all = ["scene", "layers", "control", "window"])]
+    /// first `--view` takes the place of `--scene`; each further one adds a view. In a window
+    /// the views are tiled, each `--size` large; headless, each view's last frame is written
+    /// beside `--out` as `NAME-viewN.png`.
+    #[arg(long = "view", value_name = "SCENE", conflicts_with_all = ["scene", "layers", "control"])]
     pub views: Vec<PathBuf>,
     /// The most views a run may have (1 to 64); by default sized from the machine's memory.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -282,8 +283,7 @@ impl RunArgs {
     /// Whether the run opens a window, and why (or why not): `--headless` never, `--window`
     /// always (an error without a display), else where `WAYLAND_DISPLAY` or `DISPLAY` is set.
     pub fn windowed(&self) -> Result<bool, String> {
-        // Several views are shown headless only, for now.
-        if self.headless || self.control.is_some() || self.views.len() > 1 {
+        if self.headless || self.control.is_some() {
             return Ok(false);
         }
         let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());

@@ -104,7 +104,10 @@ struct App {
 
 impl App {
     fn start(&mut self, el: &ActiveEventLoop) -> anyhow::Result<()> {
-        let (w, h) = (self.args.size.width, self.args.size.height);
+        // Every view is a tile of the window, `--size` large.
+        let views = u32::try_from(self.args.views.len().saturating_add(1)).unwrap_or(u32::MAX);
+        let (w, h) = triptych::window::Grid::for_views(views)
+            .window((self.args.size.width, self.args.size.height));
         let window = el
             .create_window(
                 Window::default_attributes()

@@ -383,10 +383,15 @@ impl ShellBuilder {
                 let (tx, rx) = crossbeam_channel::unbounded();
                 let d = crate::window::adopt(window.clone(), rx, tx.clone())
                     .map_err(|e| Error::Window(format!("{e:#}")))?;
+                // Every view is a tile of the window.
+                let views = u32::try_from(args.views.len().saturating_add(1)).unwrap_or(u32::MAX);
+                let grid = crate::window::Grid::for_views(views);
                 let size = window.inner_size();
+                let (w, h) =
+                    grid.tile((size.width.clamp(1, d.max.0), size.height.clamp(1, d.max.1)));
                 args.size = Size {
-                    width: size.width.clamp(1, d.max.0),
-                    height: size.height.clamp(1, d.max.1),
+                    width: w,
+                    height: h,
                 };
                 (Some(d), Some(tx))
             }

@@ -45,3 +45,29 @@ animation.translate = {{ dx = "40%", dy = 0, period = 2.0 }}
         })
         .collect()
 }
+
+/// The renderer of view `view` of the run of `launcher`, while its first renderers run: they
+/// start one after another, in the order of the views.
+pub fn renderer_of(launcher: u32, view: usize) -> Option<u32> {
+    let mut r = crate::children_named(launcher, "renderer");
+    r.sort_unstable();
+    r.get(view).copied()
+}
+
+/// The GPU process of the run of `launcher` that started first (a standby starts later).
+pub fn first_gpu(launcher: u32) -> Option<u32> {
+    let mut g = crate::children_named(launcher, "gpu");
+    g.sort_unstable();
+    g.first().copied()
+}
+
+/// Kills `pid` through a pidfd: the pid was just read as the launcher's child, and a pidfd
+/// names that process even if it died and its number were reused meanwhile.
+pub fn kill(pid: u32) {
+    let pidfd = triptych_sys::pidfd::pidfd_open(pid as i32).expect("a pidfd of the victim");
+    triptych_sys::pidfd::pidfd_send_signal(
+        std::os::fd::AsFd::as_fd(&pidfd),
+        triptych_sys::signal::Signal::SIGKILL,
+    )
+    .expect("killing it");
+}

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use triptych_tests::views::{scenes, COLOURS, SIZE};
+use triptych_tests::views::{renderer_of, scenes, COLOURS, SIZE};
 use triptych_tests::*;
 
 /// `triptych run` of `frames` frames of the views of `scenes`, into `dir`, with `extra`.
@@ -141,13 +141,6 @@ fn run_and_kill(
         "{test}: recovered: {s}"
     );
     s
-}
-
-/// The renderer of view `view`: renderers start one after another, in the order of the views.
-fn renderer_of(launcher: u32, view: usize) -> Option<u32> {
-    let mut r = children_named(launcher, "renderer");
-    r.sort_unstable();
-    r.get(view).copied()
 }
 
 #[test]

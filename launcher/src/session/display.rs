@@ -6,12 +6,16 @@
 //! released its buffer and another slot is on screen, in whichever order the two happen. The
 //! slot on screen is always kept (a redraw and the PNG at exit read it). That bookkeeping is the
 //! renderer's [`super::slots::Slots`]; this module feeds it the display server's events.
+//!
+//! A window of several views keeps all of that per view, in the view's [`Tile`]: its output
+//! attached, its puts, the frames asked of it. The views share the frame size (a tile of the
+//! window's [`Grid`]), the pause and the refresh tick.
 
 use ipc_protocol::damage::Region;
 use std::collections::VecDeque;
 
 use super::*;
-use crate::window::{Action, Display, DisplayEvent};
+use crate::window::{Action, Display, DisplayEvent, Grid};
 
 /// Frames asked of the GPU process and not yet presented, at most.
 const IN_FLIGHT: u64 = 2;
@@ -27,27 +31,44 @@ const RESIZE_SETTLE: Duration = Duration::from_millis(60);
 #[derive(Debug)]
 pub(super) struct Shown {
     pub(super) d: Display,
-    /// What was put into the window and what the server still reads.
-    puts: Puts,
-    /// Which frames are asked for, and when.
+    /// How the views are tiled.
+    grid: Grid,
+    /// Each view's place in the window, in the order of the run's views.
+    tiles: Vec<Tile>,
+    /// Pause, step and the refresh tick.
     pacing: Pacing,
-    /// Frames below this one were asked for before the last resize and will not be shown.
-    floor: u64,
-    /// The generation of the last frame known to be on screen.
-    announced: u32,
     /// A resize waiting to be applied (the last size the window reported), and when.
     resize: Option<((u32, u32), Instant)>,
     /// The window was closed or `q` pressed.
     pub(super) quit: bool,
-    /// Whether the scene animates; a still scene gets frames only on change.
-    pub(super) animates: bool,
     /// The overlay (the `o` key).
     pub(super) overlay: super::overlay::Overlay,
+    /// The view last pressed on: the one the `r` key kills.
+    focus: ViewId,
+}
+
+/// One view's place in the window: what was put there and which of its frames are asked for.
+#[derive(Debug)]
+struct Tile {
+    view: ViewId,
+    puts: Puts,
+    /// The next frame to ask for.
+    next_request: u64,
+    /// With a still scene, frames below this one are wanted (a change asks for one more).
+    wanted: u64,
+    /// Frames below this one were asked for before the last resize and will not be shown.
+    floor: u64,
+    /// The generation of the last frame known to be on screen.
+    announced: u32,
+    /// The frame a step asked for, announced once it is on screen.
+    stepped: Option<u64>,
+    /// Whether its scene animates; a still scene gets frames only on change.
+    animates: bool,
 }
 
 /// What was put into the window: the outputs attached, the puts the server has not finished,
 /// and what is on screen.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Puts {
     /// The segment of the current renderer's output, with that renderer's pid.
     seg: Option<(u32, u32)>,
@@ -65,77 +86,109 @@ struct Puts {
     awaiting_frame: bool,
 }
 
-/// Which frames are asked for of the GPU process, and when: at the display's rate, paused,
-/// stepped, or only on change for a still scene.
+/// When frames are asked for: at the display's rate, paused, or stepped.
 #[derive(Debug)]
 struct Pacing {
     paused: bool,
     step: bool,
-    /// The next frame to ask for.
-    next_request: u64,
     /// The GPU process's epoch the requests went to.
     epoch: u64,
     next_tick: Instant,
-    /// The frame a step asked for, announced once it is on screen.
-    stepped: Option<u64>,
-    /// With a still scene, frames below this one are wanted (a change asks for one more).
-    wanted: u64,
+}
+
+impl Tile {
+    /// Something changed it: a still scene needs one more frame.
+    fn changed(&mut self) {
+        self.wanted = self.wanted.max(self.next_request + 1);
+    }
 }
 
 impl Shown {
-    /// Frames of `size` from the next tick on, without waiting for the size to settle.
+    /// Frames of `size` (the window's) from the next tick on, without waiting for the size to
+    /// settle.
     pub(super) fn resize_now(&mut self, size: (u32, u32)) {
         let settled = Instant::now().checked_sub(RESIZE_SETTLE);
         self.resize = Some((size, settled.unwrap_or_else(Instant::now)));
     }
 
-    /// Frames below this one were asked for before the last resize.
-    pub(super) fn floor(&self) -> u64 {
-        self.floor
+    /// Frames of `view` below this one were asked for before the last resize.
+    pub(super) fn floor(&self, view: ViewId) -> u64 {
+        self.tile(view).map_or(0, |t| t.floor)
     }
 
-    /// The window's state before any frame, for a scene that animates or not.
-    pub(super) fn new(d: Display, animates: bool) -> Shown {
+    /// The window's state before any frame, for `views` (each with whether its scene
+    /// animates), tiled in `grid`.
+    pub(super) fn new(d: Display, views: &[(ViewId, bool)]) -> Shown {
+        let grid = Grid::for_views(u32::try_from(views.len()).unwrap_or(u32::MAX));
         Shown {
             d,
-            puts: Puts {
-                seg: None,
-                retire: None,
-                pending: VecDeque::new(),
-                on_screen: None,
-                put_sizes: VecDeque::new(),
-                new_seg_shown: false,
-                awaiting_frame: false,
-            },
+            grid,
+            tiles: views
+                .iter()
+                .map(|&(view, animates)| Tile {
+                    view,
+                    puts: Puts::default(),
+                    next_request: 0,
+                    wanted: 1,
+                    floor: 0,
+                    announced: 0,
+                    stepped: None,
+                    animates,
+                })
+                .collect(),
             pacing: Pacing {
                 paused: false,
                 step: false,
-                next_request: 0,
                 epoch: 0,
                 next_tick: Instant::now(),
-                stepped: None,
-                wanted: 1,
             },
-            floor: 0,
-            announced: 0,
             resize: None,
             quit: false,
-            animates,
             overlay: super::overlay::Overlay::default(),
+            focus: FIRST_VIEW,
         }
     }
 
-    /// Something changed (a move, a resize, a new process, a step, the overlay): a still scene
-    /// needs one more frame.
+    /// Something changed every view (a resize, a new process, a step, the overlay): still
+    /// scenes need one more frame.
     pub(super) fn changed(&mut self) {
-        self.pacing.wanted = self.pacing.wanted.max(self.pacing.next_request + 1);
+        self.tiles.iter_mut().for_each(Tile::changed);
+    }
+
+    /// Something changed `view` (a move, a hover): if still, it needs one more frame.
+    pub(super) fn changed_view(&mut self, view: ViewId) {
+        if let Some(t) = self.tile_mut(view) {
+            t.changed();
+        }
+    }
+
+    /// Whether `view`'s scene animates.
+    pub(super) fn set_animates(&mut self, view: ViewId, animates: bool) {
+        if let Some(t) = self.tile_mut(view) {
+            t.animates = animates;
+        }
+    }
+
+    fn place(&self, view: ViewId) -> Option<u32> {
+        let i = self.tiles.iter().position(|t| t.view == view)?;
+        u32::try_from(i).ok()
+    }
+
+    fn tile(&self, view: ViewId) -> Option<&Tile> {
+        self.tiles.iter().find(|t| t.view == view)
+    }
+
+    fn tile_mut(&mut self, view: ViewId) -> Option<&mut Tile> {
+        self.tiles.iter_mut().find(|t| t.view == view)
     }
 }
 
 impl Supervisor<'_> {
-    /// A renderer's output was mapped: the X server attaches it too.
+    /// View `view`'s renderer's output was mapped: the display server attaches it too, and
+    /// the view's surface is placed at its tile.
     pub(super) fn display_attach(
         &mut self,
+        view: ViewId,
         renderer_pid: u32,
         fd: OwnedFd,
         slots: u32,
@@ -146,29 +199,39 @@ impl Supervisor<'_> {
         let slot_bytes =
             u32::try_from(self.geometry.slot_bytes()).context("a frame beyond 4 GiB")?;
         let (w, h) = self.geometry.size();
-        let seg =
-            s.d.presenter
-                .attach(fd, slots, slot_bytes, (w as u16, h as u16))?;
-        s.puts.new_seg_shown = false;
+        let size = (w as u16, h as u16);
+        let place = s
+            .place(view)
+            .context("a view with no place in the window")?;
+        s.d.presenter
+            .place(place, s.grid.origin(place, (w, h)), size)?;
+        let seg = s.d.presenter.attach(fd, slots, slot_bytes, size)?;
+        let Some(t) = s.tile_mut(view) else {
+            return Ok(());
+        };
+        t.puts.new_seg_shown = false;
         // A new renderer's output shows nothing yet.
-        s.changed();
-        if let Some((_, old)) = s.puts.seg.replace((renderer_pid, seg)) {
-            if let Some(earlier) = s.puts.retire.replace(old) {
+        t.changed();
+        if let Some((_, old)) = t.puts.seg.replace((renderer_pid, seg)) {
+            if let Some(earlier) = t.puts.retire.replace(old) {
                 s.d.presenter.detach(earlier);
             }
         }
         Ok(())
     }
 
-    /// Puts `slot` of the current renderer, holding `frame` of `generation`, on screen; the slot
-    /// it replaces goes back to the renderer once the server has read the new one.
+    /// Puts `slot` of view `view`'s current renderer, holding `frame` of `generation`, on screen
+    /// at the view's place; the slot it replaces goes back to the renderer once the server has
+    /// read the new one.
     pub(super) fn display_put(
         &mut self,
+        view: ViewId,
         slot: u32,
         frame: u64,
         generation: u32,
         damage: &Region,
     ) -> anyhow::Result<()> {
+        let i = self.view_index(view).context("a put of no view")?;
         let slot_bytes = self.geometry.slot_bytes();
         let (w, h) = self.geometry.size();
         let size = (w as u16, h as u16);
@@ -179,7 +242,7 @@ impl Supervisor<'_> {
             .is_some_and(|s| !s.d.presenter.completes() && !s.d.presenter.releases());
         let pixels = copies
             .then(|| {
-                self.views[0]
+                self.views[i]
                     .renderer
                     .as_ref()
                     .and_then(|r| r.screen.as_ref())
@@ -189,64 +252,71 @@ impl Supervisor<'_> {
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let Some((_, seg)) = s.puts.seg else {
+        let Some(place) = s.place(view) else {
+            return Ok(());
+        };
+        let (releases, completes) = (s.d.presenter.releases(), s.d.presenter.completes());
+        let Some(t) = s.tiles.get_mut(place as usize) else {
+            return Ok(());
+        };
+        let Some((_, seg)) = t.puts.seg else {
             return Ok(());
         };
         let offset = u32::try_from(u64::from(slot) * slot_bytes).context("a slot beyond 4 GiB")?;
-        // The window shows the frame put before this one, of this segment and size: only what
+        // The place shows the frame put before this one, of this segment and size: only what
         // changed since is put again. A new segment or size is put whole.
         let whole = Region::full(u32::from(size.0), u32::from(size.1));
         let fresh =
-            !s.puts.new_seg_shown || s.puts.put_sizes.back().is_none_or(|(_, sz, _)| *sz != size);
+            !t.puts.new_seg_shown || t.puts.put_sizes.back().is_none_or(|(_, sz, _)| *sz != size);
         let damage = if fresh { &whole } else { damage };
         s.d.presenter
-            .put(seg, offset, frame, size, damage, || pixels)?;
-        s.puts.on_screen = Some((seg, offset, size));
-        s.puts.new_seg_shown = true;
-        if s.puts.put_sizes.len() >= 8 {
-            s.puts.put_sizes.pop_front();
+            .put(place, seg, offset, frame, size, damage, || pixels)?;
+        t.puts.on_screen = Some((seg, offset, size));
+        t.puts.new_seg_shown = true;
+        if t.puts.put_sizes.len() >= 8 {
+            t.puts.put_sizes.pop_front();
         }
-        s.puts.put_sizes.push_back((frame, size, generation));
-        let (releases, completes) = (s.d.presenter.releases(), s.d.presenter.completes());
+        t.puts.put_sizes.push_back((frame, size, generation));
         if releases {
-            s.puts.awaiting_frame = true;
+            t.puts.awaiting_frame = true;
         } else if completes {
-            s.puts.pending.push_back((seg, offset, frame));
+            t.puts.pending.push_back((seg, offset, frame));
         }
         // The slot replaced goes back now (copying X11; Wayland when its buffer was released
         // already) or at the completion or release that frees it.
-        let freed = self.views[0]
+        let freed = self.views[i]
             .renderer
             .as_mut()
             .and_then(|r| r.slots.as_mut())
             .context("a put without an output")?
             .put(slot, frame)?;
         if !releases && !completes {
-            self.on_screen(frame);
+            self.on_screen(view, frame);
         }
         for back in freed {
-            self.free_slot(back);
+            self.free_slot(i, back);
         }
         Ok(())
     }
 
-    /// The server has `frame`'s pixels.
-    fn on_screen(&mut self, frame: u64) {
+    /// The server has `view`'s `frame`'s pixels.
+    fn on_screen(&mut self, view: ViewId, frame: u64) {
         // The redraw's callback names no frame.
         if frame == u64::MAX {
             return;
         }
-        if let Some(s) = self.display.as_mut() {
-            if s.pacing.stepped == Some(frame) {
-                s.pacing.stepped = None;
-                tracing::info!(frame, "the stepped frame is on screen");
+        if let Some(t) = self.display.as_mut().and_then(|s| s.tile_mut(view)) {
+            if t.stepped == Some(frame) {
+                t.stepped = None;
+                tracing::info!(view = view.0, frame, "the stepped frame is on screen");
             }
             if let Some(&(_, size, generation)) =
-                s.puts.put_sizes.iter().find(|(f, ..)| *f == frame)
+                t.puts.put_sizes.iter().find(|(f, ..)| *f == frame)
             {
-                if generation != s.announced {
-                    s.announced = generation;
+                if generation != t.announced {
+                    t.announced = generation;
                     tracing::info!(
+                        view = view.0,
                         frame,
                         width = size.0,
                         height = size.1,
@@ -258,14 +328,16 @@ impl Supervisor<'_> {
         }
         if frame.checked_add(1) == Some(self.args.frames) {
             tracing::info!(
+                view = view.0,
                 frame,
                 "the last frame is on screen; it stays until the window is closed"
             );
         }
     }
 
-    fn free_slot(&mut self, slot: u32) {
-        if let Some(r) = self.views[0].renderer.as_mut() {
+    /// Hands `slot` back to view `i`'s renderer.
+    fn free_slot(&mut self, i: usize, slot: u32) {
+        if let Some(r) = self.views.get_mut(i).and_then(|v| v.renderer.as_mut()) {
             if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
                 r.send_failed(e);
             }
@@ -279,82 +351,96 @@ impl Supervisor<'_> {
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
                 };
-                let Some(i) = s
-                    .puts
-                    .pending
-                    .iter()
-                    .position(|(seg, off, _)| *seg == c.seg && *off == c.offset)
-                else {
+                let found = s.tiles.iter_mut().find_map(|t| {
+                    let at = t
+                        .puts
+                        .pending
+                        .iter()
+                        .position(|(seg, off, _)| *seg == c.seg && *off == c.offset)?;
+                    let (seg, _, frame) = t.puts.pending.remove(at)?;
+                    let current = t.puts.seg.is_some_and(|(_, cur)| cur == seg);
+                    let retire = if current { t.puts.retire.take() } else { None };
+                    Some((t.view, frame, current, retire))
+                });
+                let Some((view, frame, current, retire)) = found else {
                     return Ok(());
                 };
-                let (seg, _, frame) = s.puts.pending.remove(i).unwrap_or((0, 0, 0));
-                self.on_screen(frame);
-                let Some(s) = self.display.as_mut() else {
-                    return Ok(());
-                };
-                let current = s.puts.seg.is_some_and(|(_, cur)| cur == seg);
-                if current {
-                    if let Some(old) = s.puts.retire.take() {
-                        s.d.presenter.detach(old);
-                    }
-                    let freed = self
-                        .geometry
-                        .slot_of(c.offset)
-                        .and_then(|slot| {
-                            self.views[0]
-                                .renderer
-                                .as_mut()?
-                                .slots
-                                .as_mut()?
-                                .completed(slot)
-                        })
-                        .and_then(|(_, back)| back);
-                    if let Some(back) = freed {
-                        self.free_slot(back);
-                    }
+                if let Some(old) = retire {
+                    s.d.presenter.detach(old);
                 }
-            }
-            DisplayEvent::Released(c) => {
-                let current = self
-                    .display
-                    .as_ref()
-                    .is_some_and(|s| s.puts.seg.is_some_and(|(_, cur)| cur == c.seg));
+                self.on_screen(view, frame);
+                let Some(i) = self.view_index(view).filter(|_| current) else {
+                    return Ok(());
+                };
                 let freed = self
                     .geometry
                     .slot_of(c.offset)
-                    .filter(|_| current)
                     .and_then(|slot| {
-                        self.views[0]
+                        self.views[i]
                             .renderer
                             .as_mut()?
                             .slots
                             .as_mut()?
-                            .released(slot)
-                    });
-                if let Some(slot) = freed {
-                    self.free_slot(slot);
+                            .completed(slot)
+                    })
+                    .and_then(|(_, back)| back);
+                if let Some(back) = freed {
+                    self.free_slot(i, back);
                 }
             }
-            DisplayEvent::FrameDone(frame) => {
+            DisplayEvent::Released(c) => {
+                let view = self.display.as_ref().and_then(|s| {
+                    s.tiles
+                        .iter()
+                        .find(|t| t.puts.seg.is_some_and(|(_, cur)| cur == c.seg))
+                        .map(|t| t.view)
+                });
+                let Some(i) = view.and_then(|v| self.view_index(v)) else {
+                    return Ok(());
+                };
+                let freed = self.geometry.slot_of(c.offset).and_then(|slot| {
+                    self.views[i]
+                        .renderer
+                        .as_mut()?
+                        .slots
+                        .as_mut()?
+                        .released(slot)
+                });
+                if let Some(slot) = freed {
+                    self.free_slot(i, slot);
+                }
+            }
+            DisplayEvent::FrameDone { place, frame } => {
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
                 };
-                s.puts.awaiting_frame = false;
+                let Some(t) = s.tiles.get_mut(place as usize) else {
+                    return Ok(());
+                };
+                t.puts.awaiting_frame = false;
+                let view = t.view;
                 // A previous renderer's pool goes once a frame of the current one is up.
-                if s.puts.new_seg_shown {
-                    if let Some(old) = s.puts.retire.take() {
-                        s.d.presenter.detach(old);
-                    }
+                let retire = if t.puts.new_seg_shown {
+                    t.puts.retire.take()
+                } else {
+                    None
+                };
+                if let Some(old) = retire {
+                    s.d.presenter.detach(old);
                 }
-                self.on_screen(frame);
+                self.on_screen(view, frame);
             }
             DisplayEvent::Exposed => {
-                // A Wayland compositor keeps the surface's content (and after a resize the
-                // slot buffers are of the new size): only X11 needs the frame again.
+                // A Wayland compositor keeps the surfaces' content (and after a resize the
+                // slot buffers are of the new size): only X11 needs the frames again.
                 if let Some(s) = self.display.as_ref().filter(|s| !s.d.presenter.releases()) {
-                    if let Some((seg, off, size)) = s.puts.on_screen {
-                        let whole = Region::full(u32::from(size.0), u32::from(size.1));
-                        let _ = s.d.presenter.put(seg, off, u64::MAX, size, &whole, || None);
+                    for (place, t) in (0u32..).zip(&s.tiles) {
+                        if let Some((seg, off, size)) = t.puts.on_screen {
+                            let whole = Region::full(u32::from(size.0), u32::from(size.1));
+                            let _ =
+                                s.d.presenter
+                                    .put(place, seg, off, u64::MAX, size, &whole, || None);
+                        }
                     }
                 }
             }
@@ -365,7 +451,9 @@ impl Supervisor<'_> {
             }
             DisplayEvent::Pointer { x, y, pressed } => self.pointer(x, y, pressed),
             DisplayEvent::PointerLeft => {
-                self.input.hover(None);
+                for v in &mut self.views {
+                    v.input.hover(None);
+                }
             }
             DisplayEvent::Closed => self.quit("the window was closed"),
             DisplayEvent::Key(a) => self.key(a)?,
@@ -373,18 +461,51 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// A press picks up the topmost layer under the pointer in the frame on screen; moving
-    /// with the button down moves it; letting go puts it down.
+    /// The pointer acts on the view under it (or on the one dragging a layer, wherever the
+    /// pointer is), in that view's own coordinates: a press picks up the topmost layer under
+    /// the pointer in the frame on screen; moving with the button down moves it; letting go
+    /// puts it down.
     fn pointer(&mut self, x: i32, y: i32, pressed: bool) {
-        if self.display.is_none() {
+        let Some(s) = self.display.as_ref() else {
             return;
+        };
+        let (grid, tile) = (s.grid, self.geometry.size());
+        let places: Vec<ViewId> = s.tiles.iter().map(|t| t.view).collect();
+        let n = u32::try_from(places.len()).unwrap_or(u32::MAX);
+        let dragging = self.views.iter().position(|v| v.input.dragging());
+        let target = match dragging {
+            Some(i) => {
+                let view = self.views[i].id;
+                let place = places.iter().position(|v| *v == view).unwrap_or(0);
+                let (ox, oy) = grid.origin(u32::try_from(place).unwrap_or(0), tile);
+                Some((i, (x - ox, y - oy)))
+            }
+            None => grid.at((x, y), tile, n).and_then(|(place, p)| {
+                let view = places.get(place as usize)?;
+                Some((self.view_index(*view)?, p))
+            }),
+        };
+        // The pointer is over no other view.
+        for (k, v) in self.views.iter_mut().enumerate() {
+            if target.is_none_or(|(i, _)| i != k) {
+                v.input.hover(None);
+            }
         }
-        let under = self.layer_under((x, y));
-        let frame = self.summary.frames.last.unwrap_or(0);
-        let carried = self.input.pointer((x, y), pressed, under, frame);
+        let Some((i, p)) = target else {
+            return;
+        };
+        if pressed {
+            let view = self.views[i].id;
+            if let Some(s) = self.display.as_mut() {
+                s.focus = view;
+            }
+        }
+        let under = self.layer_under(i, p);
+        let frame = self.views[i].last.unwrap_or(0);
+        let carried = self.views[i].input.pointer(p, pressed, under, frame);
         // The layer carried is the one hovered; else the one under the pointer now.
-        let hover = carried.or_else(|| self.layer_under((x, y)));
-        self.input.hover(hover);
+        let hover = carried.or_else(|| self.layer_under(i, p));
+        self.views[i].input.hover(hover);
     }
 
     fn quit(&mut self, why: &str) {
@@ -419,8 +540,16 @@ impl Supervisor<'_> {
                 }
             }
             Action::KillRenderer => {
-                if let Some(r) = self.views[0].renderer.as_mut() {
-                    tracing::warn!(pid = r.child.proc.pid, "kill key: SIGKILL to the renderer");
+                let focus = self.display.as_ref().map_or(FIRST_VIEW, |s| s.focus);
+                let r = self
+                    .view_index(focus)
+                    .and_then(|i| self.views[i].renderer.as_mut());
+                if let Some(r) = r {
+                    tracing::warn!(
+                        view = focus.0,
+                        pid = r.child.proc.pid,
+                        "kill key: SIGKILL to the renderer"
+                    );
                     r.child.proc.kill();
                 }
             }
@@ -457,8 +586,9 @@ impl Supervisor<'_> {
         }
     }
 
-    /// A (new) GPU process of `epoch` starts at `first`: requests start again from there.
-    pub(super) fn display_gpu_started(&mut self, epoch: u64, first: u64) {
+    /// A (new) GPU process of `epoch` starts: each view's requests start again from where it
+    /// resumes.
+    pub(super) fn display_gpu_started(&mut self, epoch: u64) {
         if let Some(p) = self.pacer.as_mut() {
             p.epoch = epoch;
             p.next_requests = self.views.iter().map(|v| (v.id, v.resume_from())).collect();
@@ -466,19 +596,28 @@ impl Supervisor<'_> {
         }
         if let Some(s) = self.display.as_mut() {
             s.pacing.epoch = epoch;
-            s.pacing.next_request = first;
             s.pacing.next_tick = Instant::now();
-            s.pacing.wanted = first + 1;
+            for t in &mut s.tiles {
+                let first = self
+                    .views
+                    .iter()
+                    .find(|v| v.id == t.view)
+                    .map_or(0, View::resume_from);
+                t.next_request = first;
+                t.wanted = first + 1;
+            }
             s.overlay.new_gpu();
         }
         // A new GPU process starts with nothing outlined.
-        self.input.new_gpu();
+        for v in &mut self.views {
+            v.input.new_gpu();
+        }
     }
 
     /// Applies the window's last reported size once it has held for [`RESIZE_SETTLE`]: a new
-    /// generation, told to the renderer first and then to the GPU process, so that every frame
-    /// the renderer composites from then on is of the new size. Frames asked for before it are
-    /// dropped where they are (their slots and buffers handed back), never shown.
+    /// generation, told to the renderers first and then to the GPU process, so that every frame
+    /// they composite from then on is of the new size. Frames asked for before it are dropped
+    /// where they are (their slots and buffers handed back), never shown.
     fn apply_resize(&mut self) {
         let Some(s) = self.display.as_mut() else {
             return;
@@ -490,11 +629,13 @@ impl Supervisor<'_> {
             return;
         }
         s.resize = None;
-        self.new_generation((w, h));
+        // Every view is a tile of the window.
+        let tile = s.grid.tile((w, h));
+        self.new_generation(tile);
     }
 
     /// Frames of `size` (clamped to the output slots' size) from now on, if that is another
-    /// size: a new generation, told to the renderer first and then to the GPU process.
+    /// size: a new generation, told to every view's renderer first and then to the GPU process.
     pub(super) fn new_generation(&mut self, (w, h): (u32, u32)) {
         let Some(r) = self.geometry.resize((w, h)) else {
             return;
@@ -504,94 +645,125 @@ impl Supervisor<'_> {
         self.summary.frames.height = h;
         self.summary.frames.resizes += 1;
         if let Some(s) = self.display.as_mut() {
-            s.floor = s.pacing.next_request;
             s.changed();
+            for t in &mut s.tiles {
+                t.floor = t.next_request;
+            }
             tracing::info!(
                 width = w,
                 height = h,
                 generation = r.generation,
-                first_frame = s.floor,
+                first_frame = s.tiles.first().map_or(0, |t| t.floor),
                 "window resized"
             );
-            if let Some((_, seg)) = s.puts.seg {
-                s.d.presenter.resize(seg, (w as u16, h as u16));
+            for (place, t) in (0u32..).zip(&s.tiles) {
+                let at = s.grid.origin(place, (w, h));
+                if let Err(e) = s.d.presenter.place(place, at, (w as u16, h as u16)) {
+                    tracing::warn!(error = %format!("{e:#}"), view = t.view.0, "could not place a view");
+                }
+                if let Some((_, seg)) = t.puts.seg {
+                    s.d.presenter.resize(seg, (w as u16, h as u16));
+                }
             }
         } else {
             tracing::info!(width = w, height = h, generation = r.generation, "resized");
         }
-        if let Some(rd) = self.views[0].renderer.as_mut() {
-            if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
-                rd.send_failed(e);
+        for v in &mut self.views {
+            if let Some(rd) = v.renderer.as_mut() {
+                if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
+                    rd.send_failed(e);
+                }
             }
         }
         if let Some(g) = self.pair.gpu.as_mut() {
-            if let Err(SendError::Full) = g.send_view(FIRST_VIEW, ViewCommand::Resize(r)) {
-                g.unread = true;
+            for v in &self.views {
+                if v.failed.is_some() {
+                    continue;
+                }
+                if let Err(SendError::Full) = g.send_view(v.id, ViewCommand::Resize(r)) {
+                    g.unread = true;
+                }
             }
         }
     }
 
-    /// At a refresh tick, asks the GPU process for the next frame, unless paused, at the last
-    /// frame, or [`IN_FLIGHT`] frames are asked for already. Returns how long until the next
-    /// tick.
+    /// At a refresh tick, asks the GPU process for each view's next frame, unless paused, at
+    /// the view's last frame, or [`IN_FLIGHT`] frames of it are asked for already. Returns how
+    /// long until the next tick.
     pub(super) fn display_tick(&mut self) -> Option<Duration> {
+        self.display.as_ref()?;
         self.apply_resize();
-        if let Some(offsets) = self.input.take_moves() {
+        for i in 0..self.views.len() {
+            let Some(offsets) = self.views[i].input.take_moves() else {
+                continue;
+            };
+            let view = self.views[i].id;
             if let Some(g) = self.pair.gpu.as_mut() {
-                if let Err(SendError::Full) = g.send_view(FIRST_VIEW, ViewCommand::Moves(offsets)) {
+                if let Err(SendError::Full) = g.send_view(view, ViewCommand::Moves(offsets)) {
                     g.unread = true;
                 }
             }
             if let Some(s) = self.display.as_mut() {
-                s.changed();
+                s.changed_view(view);
             }
         }
         self.send_hover();
         self.update_overlay();
         let frames = self.args.frames;
-        let floor = self.display.as_ref().map_or(0, |s| s.floor);
-        let presented = self.resume_from().max(floor);
         // A hover not yet sent (its queue was full) is a change still to show.
-        let hover_dirty = self.input.hover_dirty();
-        let moves_dirty = self.input.moves_dirty();
+        let dirty = self
+            .views
+            .iter()
+            .any(|v| v.input.hover_dirty() || v.input.moves_dirty());
+        let presented: Vec<(ViewId, u64, bool)> = self
+            .views
+            .iter()
+            .map(|v| (v.id, v.resume_from(), v.failed.is_some()))
+            .collect();
         let s = self.display.as_mut()?;
         let now = Instant::now();
         if now < s.pacing.next_tick {
             return Some(s.pacing.next_tick - now);
         }
         s.pacing.next_tick = (s.pacing.next_tick + s.d.refresh).max(now);
-        // On Wayland the compositor's frame callback paces; the timer only bounds the rate.
-        let asked = !s.puts.awaiting_frame;
-        let room = asked && s.pacing.next_request < presented + IN_FLIGHT;
-        // A still scene looks the same at every frame: only a change asks for one, so an idle
-        // window renders, composites and presents nothing.
-        let more = s.pacing.next_request < frames
-            && (s.animates || s.pacing.next_request < s.pacing.wanted || s.pacing.step);
-        if room && more && (!s.pacing.paused || s.pacing.step) {
-            let up_to = s.pacing.next_request;
-            if std::mem::take(&mut s.pacing.step) {
-                s.pacing.stepped = Some(up_to);
+        let step = s.pacing.step;
+        let mut idle = !step && s.resize.is_none() && !dirty;
+        let mut stepped = false;
+        for t in &mut s.tiles {
+            let Some(&(view, resumes, failed)) = presented.iter().find(|(v, ..)| *v == t.view)
+            else {
+                continue;
+            };
+            if failed {
+                continue;
             }
-            s.pacing.next_request += 1;
-            ask_for_frame(
-                &mut self.pair,
-                &self.tracing,
-                s.pacing.epoch,
-                FIRST_VIEW,
-                up_to,
-            );
+            let presented = resumes.max(t.floor);
+            // On Wayland the compositor's frame callback paces; the timer only bounds the rate.
+            let asked = !t.puts.awaiting_frame;
+            let room = asked && t.next_request < presented + IN_FLIGHT;
+            // A still scene looks the same at every frame: only a change asks for one, so an
+            // idle window renders, composites and presents nothing.
+            let more = t.next_request < frames && (t.animates || t.next_request < t.wanted || step);
+            if room && more && (!s.pacing.paused || step) {
+                let up_to = t.next_request;
+                if step {
+                    t.stepped = Some(up_to);
+                    stepped = true;
+                }
+                t.next_request += 1;
+                ask_for_frame(&mut self.pair, &self.tracing, s.pacing.epoch, view, up_to);
+            }
+            // Nothing asked for and not shown yet: nothing is late, whatever the time.
+            if t.next_request <= presented {
+                self.liveness.progress(view, now);
+            }
+            idle &= !t.animates && t.next_request >= t.wanted;
         }
-        // Nothing asked for and not shown yet: nothing is late, whatever the time.
-        if s.pacing.next_request <= presented {
-            self.liveness.progress(FIRST_VIEW, now);
+        // A step waits for room to ask for a frame.
+        if stepped {
+            s.pacing.step = false;
         }
-        if !s.animates
-            && s.pacing.next_request >= s.pacing.wanted
-            && !s.pacing.step
-            && s.resize.is_none()
-            && !moves_dirty
-            && !hover_dirty
-        {
+        if idle {
             // Idle: nothing to ask for until an event changes something, and events wake the
             // loop themselves; the tick only keeps the progress clock honest.
             return Some(IDLE_TICK);

@@ -96,7 +96,7 @@ impl Supervisor<'_> {
             .push_back((edit.version, Some(Arc::clone(&edit.scene))));
         self.summary.frames.scene_edits += 1;
         if let Some(s) = self.display.as_mut() {
-            s.animates = self.views[0].drawn.animates();
+            s.set_animates(FIRST_VIEW, self.views[0].drawn.animates());
             s.changed();
         }
         self.send_edits()

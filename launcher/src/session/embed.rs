@@ -53,11 +53,11 @@ impl Supervisor<'_> {
         self.edits_superseded(Arc::clone(&scene));
         self.views[0].drawn.switch(scene);
         if let Some(s) = self.display.as_mut() {
-            s.animates = self.views[0].drawn.animates();
+            s.set_animates(FIRST_VIEW, self.views[0].drawn.animates());
         }
         self.summary.frames.layers = layers;
         self.summary.frames.scene_changes += 1;
-        self.input.new_scene();
+        self.views[0].input.new_scene();
         self.last_dropped = false;
         self.start_pair()?;
         self.liveness.progress(FIRST_VIEW, Instant::now());
@@ -106,29 +106,32 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The topmost layer the pixel at `p` shows in the frame on screen, as the scene drawn lays
-    /// its layers out (a scene file's, or the built-in scene's), with the user's moves.
-    pub(super) fn layer_under(&self, p: (i32, i32)) -> Option<u32> {
-        let frame = self.summary.frames.last.unwrap_or(0);
-        self.views[0]
-            .drawn
-            .layer_at(frame, self.geometry.size(), self.input.moves(), p)
+    /// The topmost layer the pixel at `p` of view `i` shows in its frame on screen, as the
+    /// scene it draws lays its layers out (a scene file's, or the built-in scene's), with the
+    /// user's moves.
+    pub(super) fn layer_under(&self, i: usize, p: (i32, i32)) -> Option<u32> {
+        let v = self.views.get(i)?;
+        let frame = v.last.unwrap_or(0);
+        v.drawn
+            .layer_at(frame, self.geometry.size(), v.input.moves(), p)
     }
 
-    /// Tells the GPU process which layer to outline, once per change.
+    /// Tells the GPU process which layer of each view to outline, once per change.
     pub(super) fn send_hover(&mut self) {
-        let Some(hover) = self.input.hover_to_send() else {
-            return;
-        };
-        if let Some(g) = self.pair.gpu.as_mut() {
-            match g.send_view(FIRST_VIEW, ViewCommand::Hover(hover)) {
-                Err(SendError::Full) => g.unread = true,
-                Ok(()) | Err(_) => self.input.hover_sent(),
+        for v in &mut self.views {
+            let Some(hover) = v.input.hover_to_send() else {
+                continue;
+            };
+            if let Some(g) = self.pair.gpu.as_mut() {
+                match g.send_view(v.id, ViewCommand::Hover(hover)) {
+                    Err(SendError::Full) => g.unread = true,
+                    Ok(()) | Err(_) => v.input.hover_sent(),
+                }
             }
-        }
-        // A still scene needs a frame to show the outline.
-        if let Some(s) = self.display.as_mut() {
-            s.changed();
+            // A still scene needs a frame to show the outline.
+            if let Some(s) = self.display.as_mut() {
+                s.changed_view(v.id);
+            }
         }
     }
 }

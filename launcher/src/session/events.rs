@@ -687,10 +687,10 @@ impl Supervisor<'_> {
                     _ => super::slots::Mode::Immediate,
                 };
                 r.slots = Some(super::slots::Slots::new(n_slots, mode));
-                if self.display.is_some() && view == FIRST_VIEW {
+                if self.display.is_some() {
                     let attached = dup
                         .map_err(anyhow::Error::from)
-                        .and_then(|fd| self.display_attach(pid, fd, n_slots));
+                        .and_then(|fd| self.display_attach(view, pid, fd, n_slots));
                     if let Err(e) = attached {
                         tracing::error!(error = %format!("{e:#}"), "the X server could not attach the output");
                         if let Some(s) = self.display.as_mut() {
@@ -890,7 +890,7 @@ impl Supervisor<'_> {
         let version = self.answered(i, Some(p.epoch), p.frame);
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
-        let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor());
+        let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor(view));
         let judged = self.geometry.judge(p.generation, p.frame, floor)?;
         if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
@@ -999,8 +999,8 @@ impl Supervisor<'_> {
                 ),
             ));
         }
-        if first && self.display.is_some() {
-            if let Err(e) = self.display_put(p.slot, p.frame, p.generation, &damage) {
+        if self.display.is_some() {
+            if let Err(e) = self.display_put(view, p.slot, p.frame, p.generation, &damage) {
                 tracing::error!(error = %format!("{e:#}"), "presenting into the window failed");
                 if let Some(s) = self.display.as_mut() {
                     s.quit = true;

@@ -384,6 +384,8 @@ struct View {
     out: std::path::PathBuf,
     /// Why it was given up, if it was (its renderer crashed too often).
     failed: Option<String>,
+    /// What the user did to its layers with the pointer, in a window.
+    input: parts::Input,
 }
 
 impl View {
@@ -447,8 +449,6 @@ struct Supervisor<'a> {
     pacer: Option<display::Pacer>,
     /// The frame size, its generation, and the largest the output slots hold.
     geometry: parts::Geometry,
-    /// What the user did to the layers with the pointer.
-    input: parts::Input,
     /// Headless: the last frame was composited at a size no longer current, and dropped.
     last_dropped: bool,
     /// The application embedding this run, if one does (`crate::shell`).
@@ -531,8 +531,7 @@ impl Supervisor<'_> {
                 self.start_renderer(i, child, (gpu.epoch, gpu.info.pid), gpu.page_for_renderer())?;
             self.views[i].renderer = Some(renderer);
         }
-        let first = self.resume_from();
-        self.display_gpu_started(gpu.epoch, first);
+        self.display_gpu_started(gpu.epoch);
         self.pair.gpu = Some(gpu);
         Ok(())
     }
@@ -653,8 +652,16 @@ fn run_with(
     } else {
         Recorder::disabled()
     };
+    // In a window, every view is a tile of it, as large as the grid leaves of the largest
+    // window.
+    let grid = crate::window::Grid::for_views(
+        u32::try_from(args.views.len().saturating_add(1)).unwrap_or(u32::MAX),
+    );
     let max_size = match (&display, &embed) {
-        (Some(d), _) => (d.max.0.max(width), d.max.1.max(height)),
+        (Some(d), _) => {
+            let (mw, mh) = grid.tile(d.max);
+            (mw.max(width), mh.max(height))
+        }
         (None, Some(e)) => (e.max_size.0.max(width), e.max_size.1.max(height)),
         (None, None) => (width, height),
     };
@@ -687,12 +694,18 @@ fn run_with(
             ipc_protocol::relay::MAP_BUDGET
         );
     }
-    if !args.views.is_empty() && (display.is_some() || edits.is_some()) {
-        anyhow::bail!(
-            "several views are shown only without a window or edits for now; run with --headless and without --control"
-        );
-    }
-    let animates = parts::Drawn::new(args.loaded_scene.clone(), args.layers).animates();
+    let scenes = std::iter::once(args.loaded_scene.clone())
+        .chain(args.loaded_views.iter().cloned().map(Some))
+        .collect::<Vec<_>>();
+    let tiles: Vec<(ViewId, bool)> = (0u32..)
+        .zip(&scenes)
+        .map(|(n, s)| {
+            (
+                ViewId(n),
+                parts::Drawn::new(s.clone(), args.layers).animates(),
+            )
+        })
+        .collect();
     // An embedding application may add views up to the maximum while the run goes on: the
     // transport is chosen for as many.
     let views_n = match &embed {
@@ -743,9 +756,8 @@ fn run_with(
             .fps
             .filter(|_| display.is_none())
             .map(display::Pacer::new),
-        display: display.map(|d| display::Shown::new(d, animates)),
+        display: display.map(|d| display::Shown::new(d, &tiles)),
         geometry: parts::Geometry::new((width, height), max_size),
-        input: parts::Input::default(),
         last_dropped: false,
         embedding: parts::Embedding::new(embed),
         edits: edit::Edits::new(edits, args.loaded_scene.clone()),
@@ -759,9 +771,6 @@ fn run_with(
         next_view: 0,
         gone: Vec::new(),
     };
-    let scenes = std::iter::once(args.loaded_scene.clone())
-        .chain(args.loaded_views.iter().cloned().map(Some))
-        .collect::<Vec<_>>();
     for scene in scenes {
         let n = sv.next_view;
         sv.views.push(sv.new_view(ViewId(n), n, scene));

@@ -159,8 +159,7 @@ impl Supervisor<'_> {
                 r.send_failed(e);
             }
         }
-        let first = self.resume_from();
-        self.display_gpu_started(gpu.epoch, first);
+        self.display_gpu_started(gpu.epoch);
         self.pair.gpu = Some(gpu);
         self.pair.recovering(detected, idx);
         let now = Instant::now();

@@ -216,7 +216,7 @@ impl Supervisor<'_> {
             first_frame,
             paced: self.display.is_some() || self.pacer.is_some(),
             generation: self.geometry.generation(),
-            moves: self.input.moves().offsets,
+            moves: v.input.moves().offsets,
             pool_per_layer: self.args.pool,
             renderer: RendererLink {
                 renderer_pid,

@@ -59,6 +59,7 @@ impl Supervisor<'_> {
             shown: None,
             out: crate::config::view_out(&self.args.out, id.0),
             failed: None,
+            input: parts::Input::default(),
         }
     }
 

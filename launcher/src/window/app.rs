@@ -92,7 +92,9 @@ pub fn adopt(
             move |n| {
                 let _ = tx.send(match n {
                     wayland::Note::Released(c) => DisplayEvent::Released(c),
-                    wayland::Note::FrameDone(f) => DisplayEvent::FrameDone(f),
+                    wayland::Note::FrameDone { place, frame } => {
+                        DisplayEvent::FrameDone { place, frame }
+                    }
                 });
             },
         )?)),

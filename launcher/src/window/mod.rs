@@ -39,6 +39,17 @@
 //!
 //! On Wayland (`WAYLAND_DISPLAY`, preferred where both are set) the output memfd is a `wl_shm`
 //! pool with a buffer per slot ([`wayland`]); on X11 it is attached with MIT-SHM ([`x11`]).
+//!
+//! # Several views
+//!
+//! A run of several views tiles them in one window ([`Grid`]: as many columns as the square
+//! root of their number, rounded up, and as many rows as that leaves), every tile the size of
+//! a frame. The first view is drawn into the window itself at the top left; each other view
+//! has a surface of its own placed at its tile: an X11 child window, or a Wayland
+//! `wl_subsurface` (desynchronised, so that each view's commits show at once), each showing
+//! its frames straight from its own renderer's output memfd. The display server composes the
+//! tiles; no pixel passes through the launcher. The pointer acts on the view under it (in
+//! that view's own coordinates), and `r` kills the renderer of the view last clicked.
 
 #[cfg(feature = "window")]
 mod app;
@@ -60,8 +71,14 @@ pub enum DisplayEvent {
     Completed(x11::Completion),
     /// The Wayland compositor no longer reads a slot.
     Released(x11::Completion),
-    /// The Wayland compositor showed this frame and asks for the next one.
-    FrameDone(u64),
+    /// The Wayland compositor showed this frame of the view at this place of the [`Grid`] and
+    /// asks for its next one.
+    FrameDone {
+        /// The view's place in the grid (0: the window's own surface).
+        place: u32,
+        /// The frame.
+        frame: u64,
+    },
     /// A key that means something.
     Key(Action),
     /// The window was closed.
@@ -160,6 +177,18 @@ impl Presenter {
         }
     }
 
+    /// Puts the surface of the view at `place` of the grid (0: the window itself, which needs
+    /// none) at `at` in the window, `size` large, making it the first time.
+    pub fn place(&self, place: u32, at: (i32, i32), size: (u16, u16)) -> anyhow::Result<()> {
+        if place == 0 {
+            return Ok(());
+        }
+        match self {
+            Presenter::X11(p) => p.place(place, at, size),
+            Presenter::Wayland(p) => p.place(place, at),
+        }
+    }
+
     /// Forgets output `seg`.
     pub fn detach(&self, seg: u32) {
         match self {
@@ -168,10 +197,12 @@ impl Presenter {
         }
     }
 
-    /// Shows the slot at `offset` of `seg`, holding `frame`, which differs from the frame on
-    /// screen only inside `damage`.
+    /// Shows the slot at `offset` of `seg`, holding `frame`, on the surface at `place` of the
+    /// grid; it differs from the frame shown there before only inside `damage`.
+    #[allow(clippy::too_many_arguments)]
     pub fn put(
         &self,
+        place: u32,
         seg: u32,
         offset: u32,
         frame: u64,
@@ -180,8 +211,8 @@ impl Presenter {
         pixels: impl FnOnce() -> Option<Vec<u8>>,
     ) -> anyhow::Result<()> {
         match self {
-            Presenter::X11(p) => p.put(seg, offset, size, damage, pixels),
-            Presenter::Wayland(p) => p.put(seg, offset, frame, size, damage),
+            Presenter::X11(p) => p.put(place, seg, offset, size, damage, pixels),
+            Presenter::Wayland(p) => p.put(place, seg, offset, frame, size, damage),
         }
     }
 }
@@ -197,4 +228,101 @@ pub struct Display {
     pub refresh: Duration,
     /// The largest frame a resize may ask for (the monitor's size, at most 4096x4096).
     pub max: (u32, u32),
+}
+
+/// How the views of a window are tiled: `cols` x `rows` tiles of one frame's size each, the
+/// views in order row by row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    /// Tiles across.
+    pub cols: u32,
+    /// Tiles down.
+    pub rows: u32,
+}
+
+impl Grid {
+    /// The grid of `views` views (at least one): the smallest square's side across, and as few
+    /// rows as hold them.
+    pub fn for_views(views: u32) -> Grid {
+        let n = views.max(1);
+        let cols = (1..=n).find(|c| c * c >= n).unwrap_or(n);
+        Grid {
+            cols,
+            rows: n.div_ceil(cols),
+        }
+    }
+
+    /// The window's size for tiles of `tile`.
+    pub fn window(&self, (w, h): (u32, u32)) -> (u32, u32) {
+        (w.saturating_mul(self.cols), h.saturating_mul(self.rows))
+    }
+
+    /// The tiles' size in a window of `window` (at least 1x1).
+    pub fn tile(&self, (w, h): (u32, u32)) -> (u32, u32) {
+        ((w / self.cols).max(1), (h / self.rows).max(1))
+    }
+
+    /// Where the tile at `place` starts, for tiles of `tile`.
+    pub fn origin(&self, place: u32, (w, h): (u32, u32)) -> (i32, i32) {
+        let (col, row) = (place % self.cols, place / self.cols);
+        let at = |n: u32, side: u32| i32::try_from(n.saturating_mul(side)).unwrap_or(i32::MAX);
+        (at(col, w), at(row, h))
+    }
+
+    /// The place of the tile under window point `p`, for `views` tiles of `tile`, and `p` in
+    /// that tile's own coordinates; none between or beyond the tiles.
+    pub fn at(&self, p: (i32, i32), tile: (u32, u32), views: u32) -> Option<(u32, (i32, i32))> {
+        let x = u32::try_from(p.0).ok()?;
+        let y = u32::try_from(p.1).ok()?;
+        let (col, row) = (x / tile.0.max(1), y / tile.1.max(1));
+        if col >= self.cols || row >= self.rows {
+            return None;
+        }
+        let place = row * self.cols + col;
+        if place >= views {
+            return None;
+        }
+        let (ox, oy) = self.origin(place, tile);
+        Some((place, (p.0 - ox, p.1 - oy)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grid;
+
+    #[test]
+    fn views_are_tiled_row_by_row_in_the_smallest_square_that_holds_them() {
+        let shapes: Vec<_> = (1..=10)
+            .map(|n| {
+                let g = Grid::for_views(n);
+                (g.cols, g.rows)
+            })
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                (1, 1),
+                (2, 1),
+                (2, 2),
+                (2, 2),
+                (3, 2),
+                (3, 2),
+                (3, 3),
+                (3, 3),
+                (3, 3),
+                (4, 3)
+            ]
+        );
+        let g = Grid::for_views(4);
+        assert_eq!(g.window((160, 120)), (320, 240));
+        assert_eq!(g.tile((321, 241)), (160, 120));
+        assert_eq!(g.origin(3, (160, 120)), (160, 120));
+        assert_eq!(g.at((170, 5), (160, 120), 4), Some((1, (10, 5))));
+        assert_eq!(g.at((5, 130), (160, 120), 4), Some((2, (5, 10))));
+        assert_eq!(g.at((320, 5), (160, 120), 4), None, "right of the tiles");
+        assert_eq!(g.at((-1, 5), (160, 120), 4), None);
+        // Three views in a 2x2 grid: the fourth place is empty.
+        assert_eq!(Grid::for_views(3).at((170, 130), (160, 120), 3), None);
+    }
 }

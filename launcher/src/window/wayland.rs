@@ -8,6 +8,10 @@
 //!
 //! winit owns the connection and the surface; the launcher adopts both through
 //! `triptych_sys::wayland` and dispatches its own event queue on a thread of its own.
+//!
+//! With several views, each view but the first has a surface of its own, a `wl_subsurface` of
+//! the window's placed at its tile and desynchronised from it, so that a commit of one view's
+//! frame shows at once, whatever the others do; each asks for its own frame callbacks.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -18,9 +22,12 @@ use ipc_protocol::damage::Region;
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::wl_buffer::{self, WlBuffer};
 use wayland_client::protocol::wl_callback::{self, WlCallback};
+use wayland_client::protocol::wl_compositor::WlCompositor;
 use wayland_client::protocol::wl_registry::WlRegistry;
 use wayland_client::protocol::wl_shm::{self, WlShm};
 use wayland_client::protocol::wl_shm_pool::WlShmPool;
+use wayland_client::protocol::wl_subcompositor::WlSubcompositor;
+use wayland_client::protocol::wl_subsurface::WlSubsurface;
 use wayland_client::protocol::wl_surface::WlSurface;
 use wayland_client::{Connection, Dispatch, QueueHandle};
 
@@ -31,8 +38,13 @@ use super::x11::Completion;
 pub enum Note {
     /// The compositor no longer reads a slot.
     Released(Completion),
-    /// The compositor showed this frame and asks for the next one.
-    FrameDone(u64),
+    /// The compositor showed this frame of the view at this place and asks for its next one.
+    FrameDone {
+        /// The view's place in the window's grid.
+        place: u32,
+        /// The frame.
+        frame: u64,
+    },
 }
 
 struct State {
@@ -90,20 +102,39 @@ impl Dispatch<WlBuffer, Completion> for State {
     }
 }
 
-impl Dispatch<WlCallback, u64> for State {
+impl Dispatch<WlCallback, (u32, u64)> for State {
     fn event(
         state: &mut Self,
         _: &WlCallback,
         event: wl_callback::Event,
-        frame: &u64,
+        &(place, frame): &(u32, u64),
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
         if let wl_callback::Event::Done { .. } = event {
-            (state.notify)(Note::FrameDone(*frame));
+            (state.notify)(Note::FrameDone { place, frame });
         }
     }
 }
+
+/// The globals and objects of the views' surfaces send nothing the presenter needs.
+macro_rules! ignore_events {
+    ($($object:ty),*) => {$(
+        impl Dispatch<$object, ()> for State {
+            fn event(
+                _: &mut Self,
+                _: &$object,
+                _: <$object as wayland_client::Proxy>::Event,
+                _: &(),
+                _: &Connection,
+                _: &QueueHandle<Self>,
+            ) {
+            }
+        }
+    )*};
+}
+
+ignore_events!(WlCompositor, WlSubcompositor, WlSubsurface, WlSurface);
 
 /// One renderer output as a pool and its buffers, by slot offset.
 struct Pool {
@@ -122,6 +153,11 @@ pub struct Presenter {
     qh: QueueHandle<State>,
     shm: WlShm,
     surface: WlSurface,
+    /// Where views' surfaces come from: none where the compositor offers no subsurfaces (a
+    /// window of one view needs none).
+    surfaces: Option<(WlCompositor, WlSubcompositor)>,
+    /// The surface of each view's place but the first, and its subsurface role.
+    places: Mutex<HashMap<u32, (WlSurface, WlSubsurface)>>,
     pools: Mutex<HashMap<u32, Pool>>,
     next_seg: Mutex<u32>,
     /// The window and the adopted objects: kept for as long as the buffers are used, and
@@ -158,6 +194,10 @@ impl Presenter {
         let shm: WlShm = globals
             .bind(&qh, 1..=1, ())
             .context("the compositor offers no wl_shm")?;
+        let surfaces = match (globals.bind(&qh, 1..=4, ()), globals.bind(&qh, 1..=1, ())) {
+            (Ok(c), Ok(s)) => Some((c, s)),
+            _ => None,
+        };
         let mut state = State {
             notify: Box::new(notify),
         };
@@ -174,6 +214,8 @@ impl Presenter {
             qh,
             shm,
             surface,
+            surfaces,
+            places: Mutex::new(HashMap::new()),
             pools: Mutex::new(HashMap::new()),
             next_seg: Mutex::new(1),
         })
@@ -263,6 +305,30 @@ impl Presenter {
         }
     }
 
+    /// Puts the surface of `place` at `at` in the window, making it a desynchronised subsurface
+    /// of the window's the first time. The position takes effect with the window's next
+    /// commit.
+    pub fn place(&self, place: u32, (x, y): (i32, i32)) -> anyhow::Result<()> {
+        let mut places = self
+            .places
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if let Some((_, sub)) = places.get(&place) {
+            sub.set_position(x, y);
+        } else {
+            let Some((compositor, subcompositor)) = &self.surfaces else {
+                bail!("the compositor offers no wl_subcompositor, which a window of several views needs");
+            };
+            let surface = compositor.create_surface(&self.qh, ());
+            let sub = subcompositor.get_subsurface(&surface, &self.surface, &self.qh, ());
+            sub.set_desync();
+            sub.set_position(x, y);
+            places.insert(place, (surface, sub));
+        }
+        self.conn.flush().context("flushing to the compositor")?;
+        Ok(())
+    }
+
     /// Destroys pool `seg` and its buffers.
     pub fn detach(&self, seg: u32) {
         if let Ok(mut pools) = self.pools.lock() {
@@ -276,9 +342,11 @@ impl Presenter {
         }
     }
 
-    /// Shows the slot at `offset` of pool `seg`, holding `frame`, and asks for a frame callback.
+    /// Shows the slot at `offset` of pool `seg`, holding `frame`, on the surface of `place`, and
+    /// asks for a frame callback.
     pub fn put(
         &self,
+        place: u32,
         seg: u32,
         offset: u32,
         frame: u64,
@@ -289,18 +357,28 @@ impl Presenter {
         let Some(b) = pools.get(&seg).and_then(|p| p.buffers.get(&offset)) else {
             bail!("no buffer for offset {offset} of pool {seg}");
         };
-        self.surface.attach(Some(b), 0, 0);
+        let places = self
+            .places
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let surface = match place {
+            0 => &self.surface,
+            _ => match places.get(&place) {
+                Some((surface, _)) => surface,
+                None => bail!("no surface for the view at place {place}"),
+            },
+        };
+        surface.attach(Some(b), 0, 0);
         // Only what changed since the buffer attached before (none: the same picture; the
         // commit still swaps buffers, so the one before is released).
         for r in damage.rects() {
             if r.fits(u32::from(width), u32::from(height)) {
                 // Inside a frame of u16 sides.
-                self.surface
-                    .damage_buffer(r.x as i32, r.y as i32, r.w as i32, r.h as i32);
+                surface.damage_buffer(r.x as i32, r.y as i32, r.w as i32, r.h as i32);
             }
         }
-        self.surface.frame(&self.qh, frame);
-        self.surface.commit();
+        surface.frame(&self.qh, (place, frame));
+        surface.commit();
         self.conn.flush().context("flushing to the compositor")?;
         Ok(())
     }

@@ -9,18 +9,23 @@
 //! `doctor` and named in the summary as the copying path.
 //!
 //! The launcher opens a connection of its own to the display the window lives on and draws into
-//! the window by its XID (winit creates and owns the window). The pixels are B, G, R, X words
+//! the window by its XID (winit creates and owns the window). With several views, each view but
+//! the first gets a child window of its own at its tile, made on that connection (so it goes
+//! with it), into which its frames are put the same way; the server composes the tiles. The pixels are B, G, R, X words
 //! (`ZPixmap`, 32 bits per pixel, depth 24), which is what the renderer composites when a window
 //! is open.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use ipc_protocol::damage::Region;
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::shm::{self, ConnectionExt as _};
-use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
+use x11rb::protocol::xproto::{
+    ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, ImageFormat, WindowClass,
+};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
@@ -57,6 +62,8 @@ pub struct Completion {
 pub struct Presenter {
     conn: Arc<RustConnection>,
     window: u32,
+    /// The child window of each view's place but the first.
+    children: Mutex<HashMap<u32, u32>>,
     gc: u32,
     depth: u8,
     /// The path frames take.
@@ -115,6 +122,7 @@ impl Presenter {
         Ok(Presenter {
             conn,
             window,
+            children: Mutex::new(HashMap::new()),
             gc,
             depth: geometry.depth,
             path,
@@ -133,6 +141,68 @@ impl Presenter {
         Ok(seg)
     }
 
+    /// Puts the child window of `place` at `at`, `size` large, making and mapping it the first
+    /// time.
+    pub fn place(&self, place: u32, (x, y): (i32, i32), (w, h): (u16, u16)) -> anyhow::Result<()> {
+        let mut children = self
+            .children
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        match children.get(&place) {
+            Some(&child) => {
+                let aux = ConfigureWindowAux::new()
+                    .x(x)
+                    .y(y)
+                    .width(u32::from(w.max(1)))
+                    .height(u32::from(h.max(1)));
+                self.conn
+                    .configure_window(child, &aux)
+                    .context("moving a view's child window")?;
+            }
+            None => {
+                let child = self.conn.generate_id().context("allocating a window id")?;
+                self.conn
+                    .create_window(
+                        x11rb::COPY_DEPTH_FROM_PARENT,
+                        child,
+                        self.window,
+                        x.clamp(i16::MIN.into(), i16::MAX.into()) as i16,
+                        y.clamp(i16::MIN.into(), i16::MAX.into()) as i16,
+                        w.max(1),
+                        h.max(1),
+                        0,
+                        WindowClass::INPUT_OUTPUT,
+                        x11rb::COPY_FROM_PARENT,
+                        &CreateWindowAux::new(),
+                    )
+                    .context("creating a view's child window")?
+                    .check()
+                    .context("the X server refused a view's child window")?;
+                self.conn
+                    .map_window(child)
+                    .context("mapping a view's child window")?;
+                children.insert(place, child);
+            }
+        }
+        self.conn.flush().context("flushing to the X server")?;
+        Ok(())
+    }
+
+    /// The window the view at `place` is drawn into.
+    fn drawable(&self, place: u32) -> anyhow::Result<u32> {
+        if place == 0 {
+            return Ok(self.window);
+        }
+        let children = self
+            .children
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        children
+            .get(&place)
+            .copied()
+            .with_context(|| format!("no window for the view at place {place}"))
+    }
+
     /// Detaches segment `seg` (a renderer's output that is no longer shown).
     pub fn detach(&self, seg: u32) {
         if let Ok(c) = self.conn.shm_detach(seg) {
@@ -144,12 +214,14 @@ impl Presenter {
     /// follows. With the copying path, `pixels` supplies the frame instead.
     pub fn put(
         &self,
+        place: u32,
         seg: u32,
         offset: u32,
         (width, height): (u16, u16),
         damage: &Region,
         pixels: impl FnOnce() -> Option<Vec<u8>>,
     ) -> anyhow::Result<()> {
+        let window = self.drawable(place)?;
         match self.path {
             Path::Shm => {
                 // One ShmPutImage per changed rectangle, the last one asking for the completion
@@ -164,7 +236,7 @@ impl Presenter {
                     let (x, y, w, h) = (r.x as u16, r.y as u16, r.w as u16, r.h as u16);
                     self.conn
                         .shm_put_image(
-                            self.window,
+                            window,
                             self.gc,
                             width,
                             height,
@@ -188,7 +260,7 @@ impl Presenter {
                 self.conn
                     .put_image(
                         ImageFormat::Z_PIXMAP,
-                        self.window,
+                        window,
                         self.gc,
                         width,
                         height,

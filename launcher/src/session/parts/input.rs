@@ -73,6 +73,11 @@ impl Input {
         self.drag.map(|(l, _, _)| l)
     }
 
+    /// Whether a layer is being dragged.
+    pub fn dragging(&self) -> bool {
+        self.drag.is_some()
+    }
+
     /// The moves to send the GPU process, once after every change.
     pub fn take_moves(&mut self) -> Option<[(i32, i32); triptych_scene::MAX_LAYERS as usize]> {
         std::mem::take(&mut self.moves_dirty).then_some(self.moves.offsets)
