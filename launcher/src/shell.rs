@@ -70,8 +70,9 @@
 //! when it crashes ([`Shell::kill`] with [`Target::Renderer`] kills one); every frame event
 //! names its view ([`PresentedFrame::view`]). A renderer can take only its own view's buffers:
 //! each has an export window of its own in the GPU process, and its sandbox reaches no other.
-//! Several views are presented headless for now (each view's frames are its own events, with
-//! their pixels when asked for); a shell with a window has one view.
+//! Headless, each view's frames are its own events (with their pixels when asked for);
+//! presenting into a window, the views it starts with are tiled in it, each in a surface of its
+//! own, and views are not added later.
 //!
 //! ```no_run
 //! use triptych::shell::{Event, ShellBuilder, ViewConfig};
@@ -503,7 +504,8 @@ impl Shell {
     ///
     /// The scene file is read here, on the caller's thread, as [`Shell::set_scene`] reads one
     /// ([`Error::Scene`]); a shell with as many views as it may refuses it
-    /// ([`Error::TooManyViews`]). Either way nothing was started. Returns once the run has
+    /// ([`Error::TooManyViews`]), and so does one presenting into a window, whose tiles are
+    /// fixed ([`Error::ViewStart`]). Either way nothing was started. Returns once the run has
     /// taken the view (its renderer spawned, the GPU process told), not once it presents.
     pub fn add_view(&self, view: ViewConfig) -> Result<ViewId, Error> {
         let loaded =

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use triptych::window::Grid;
-use triptych_scene::file::{reference_frame, Document, Scene};
+use triptych_scene::file::{reference_frame, reference_frame_shown, Document, Scene};
 use triptych_tests::views::{first_gpu, kill, renderer_of, scenes, SIZE};
 use triptych_tests::x11::{find, screenshot, window_id, Lines, Weston, Xvfb};
 use triptych_tests::{children_named, scratch, summary, triptych, wait_until, wait_within};
@@ -26,12 +26,12 @@ fn parse(path: &PathBuf) -> Scene {
         .clone()
 }
 
-/// `triptych run` of the four views in a window, with the display's environment set by the
-/// caller.
-fn command(dir: &Path, files: &[PathBuf]) -> Command {
+/// `triptych run` of `frames` frames of the four views in a window, with the display's
+/// environment set by the caller.
+fn command(dir: &Path, files: &[PathBuf], frames: u64) -> Command {
     let mut cmd = triptych(&["run", "--window", "--buffers", "shm"]);
     cmd.args(["--size", &format!("{}x{}", SIZE.0, SIZE.1)])
-        .args(["--frames", &FRAMES.to_string()])
+        .args(["--frames", &frames.to_string()])
         .arg("--out")
         .arg(dir.join("f.png"))
         .arg("--summary-json")
@@ -153,7 +153,7 @@ fn four_views_tile_one_x11_window_in_child_windows_and_survive_kills() {
     let conn = x.connect();
     let dir = scratch("window-views-x11");
     let files = scenes(&dir, VIEWS);
-    let mut cmd = command(&dir, &files);
+    let mut cmd = command(&dir, &files, FRAMES);
     cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY");
     let mut child = cmd.spawn().expect("starting triptych");
     let mut lines = Lines::new(child.stderr.take().expect("stderr"));
@@ -175,7 +175,7 @@ fn four_views_tile_one_wayland_window_in_subsurfaces_and_survive_kills() {
     let weston = Weston::start(640, 480);
     let dir = scratch("window-views-wayland");
     let files = scenes(&dir, VIEWS);
-    let mut cmd = command(&dir, &files);
+    let mut cmd = command(&dir, &files, FRAMES);
     cmd.env_remove("DISPLAY")
         .env("XDG_RUNTIME_DIR", &weston.runtime_dir)
         .env("WAYLAND_DISPLAY", &weston.socket);
@@ -191,4 +191,92 @@ fn four_views_tile_one_wayland_window_in_subsurfaces_and_survive_kills() {
     assert_tiles(&shot, sw, origin, &scenes);
     stop(&mut child, &lines);
     assert_summary(&summary(&dir.join("s.json")), "Wayland wl_shm");
+}
+
+#[test]
+fn the_pointer_moves_a_layer_of_the_view_under_it_and_the_kill_key_hits_that_view() {
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let dir = scratch("window-views-input");
+    let files = scenes(&dir, VIEWS);
+    let mut cmd = command(&dir, &files, 100_000);
+    cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY");
+    let mut child = cmd.spawn().expect("starting triptych");
+    let mut lines = Lines::new(child.stderr.take().expect("stderr"));
+    let open = lines.wait_for("window open", Duration::from_secs(30));
+    let xid = window_id(&open);
+    lines.wait_for("GPU process started", Duration::from_secs(60));
+    triptych_tests::x11::press(&conn, xid, 0x20);
+    let paused = lines.wait_for("paused=true", Duration::from_secs(20));
+    // A step once paused: every view's frames are on screen, and stay.
+    triptych_tests::x11::press(&conn, xid, u32::from(b'.'));
+    lines.wait_for_after(
+        "the stepped frame is on screen view=3 ",
+        &paused,
+        Duration::from_secs(20),
+    );
+    // View 3's tile is the bottom right one: its checker (its top layer, the one a pointer
+    // picks) is under (30, 20) in the view's own coordinates.
+    let grid = Grid::for_views(VIEWS as u32);
+    let (ox, oy) = grid.origin(3, SIZE);
+    let (px, py) = (ox as i16 + 30, oy as i16 + 20);
+    triptych_tests::x11::drag(&conn, (px, py), (px + 50, py + 60));
+    let picked = lines.wait_for("dragging a layer", Duration::from_secs(20));
+    assert!(
+        picked.contains("layer=1 x=30 y=20"),
+        "the view's own layer, at its own coordinates: {picked}"
+    );
+    let put = lines.wait_for("put a layer down", Duration::from_secs(20));
+    // The pointer stays over the layer: it is outlined.
+    triptych_tests::x11::type_key(&conn, xid, u32::from(b'.'));
+    let shown: Vec<u64> = (0..VIEWS)
+        .map(|view| {
+            let l = lines.wait_for_after(
+                &format!("the stepped frame is on screen view={view} "),
+                &put,
+                Duration::from_secs(20),
+            );
+            l.split("frame=")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next()?.parse().ok())
+                .expect("a frame number")
+        })
+        .collect();
+    // Only view 3's checker moved, outlined under the pointer; the other views are as their
+    // scenes draw them.
+    let (w, _, shot) = screenshot(&conn, xid);
+    let scenes: Vec<Scene> = files.iter().map(parse).collect();
+    for (place, scene) in (0u32..).zip(&scenes) {
+        let mut moves = triptych_scene::Moves::default();
+        let hover = (place == 3).then(|| {
+            moves.add(1, 50, 60);
+            1
+        });
+        let want = reference_frame_shown(scene, shown[place as usize], SIZE, &[], &moves, hover)
+            .expect("predictable");
+        let (tx, ty) = grid.origin(place, SIZE);
+        let bad = (0..SIZE.1)
+            .flat_map(|y| (0..SIZE.0).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let s = (((ty as u32 + y) * w + tx as u32 + x) * 4) as usize;
+                let r = ((y * SIZE.0 + x) * 4) as usize;
+                shot[s..s + 3] != want[r..r + 3]
+            })
+            .count();
+        assert_eq!(
+            bad, 0,
+            "view {place}: pixels off its reference, moves {moves:?}"
+        );
+    }
+    // The view last pressed on has the keys: `r` kills its renderer.
+    triptych_tests::x11::press(&conn, xid, u32::from(b'r'));
+    lines.wait_for(
+        "kill key: SIGKILL to the renderer view=3",
+        Duration::from_secs(20),
+    );
+    lines.wait_for(
+        "child crashed; restarting it role=renderer view=Some(3)",
+        Duration::from_secs(30),
+    );
+    stop(&mut child, &lines);
 }

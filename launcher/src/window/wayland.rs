@@ -23,6 +23,7 @@ use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::wl_buffer::{self, WlBuffer};
 use wayland_client::protocol::wl_callback::{self, WlCallback};
 use wayland_client::protocol::wl_compositor::WlCompositor;
+use wayland_client::protocol::wl_region::WlRegion;
 use wayland_client::protocol::wl_registry::WlRegistry;
 use wayland_client::protocol::wl_shm::{self, WlShm};
 use wayland_client::protocol::wl_shm_pool::WlShmPool;
@@ -134,7 +135,13 @@ macro_rules! ignore_events {
     )*};
 }
 
-ignore_events!(WlCompositor, WlSubcompositor, WlSubsurface, WlSurface);
+ignore_events!(
+    WlCompositor,
+    WlRegion,
+    WlSubcompositor,
+    WlSubsurface,
+    WlSurface
+);
 
 /// One renderer output as a pool and its buffers, by slot offset.
 struct Pool {
@@ -320,6 +327,11 @@ impl Presenter {
                 bail!("the compositor offers no wl_subcompositor, which a window of several views needs");
             };
             let surface = compositor.create_surface(&self.qh, ());
+            // An empty input region: the pointer passes through to the window's surface, which
+            // gets its events, in its own coordinates.
+            let empty = compositor.create_region(&self.qh, ());
+            surface.set_input_region(Some(&empty));
+            empty.destroy();
             let sub = subcompositor.get_subsurface(&surface, &self.surface, &self.qh, ());
             sub.set_desync();
             sub.set_position(x, y);

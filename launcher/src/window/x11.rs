@@ -22,9 +22,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use ipc_protocol::damage::Region;
 use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::shape::{self, ConnectionExt as _};
 use x11rb::protocol::shm::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
-    ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, ImageFormat, WindowClass,
+    ClipOrdering, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux,
+    ImageFormat, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -178,6 +180,24 @@ impl Presenter {
                     .context("creating a view's child window")?
                     .check()
                     .context("the X server refused a view's child window")?;
+                // No input shape: the pointer passes through it to the window, which gets the
+                // pointer's events (in its own coordinates) and no crossing events for it.
+                let transparent = self
+                    .conn
+                    .shape_rectangles(
+                        shape::SO::SET,
+                        shape::SK::INPUT,
+                        ClipOrdering::UNSORTED,
+                        child,
+                        0,
+                        0,
+                        &[],
+                    )
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| c.check().map_err(anyhow::Error::from));
+                if let Err(e) = transparent {
+                    tracing::warn!(error = %format!("{e:#}"), "a view's child window takes the pointer (no SHAPE input region): hovering crosses views");
+                }
                 self.conn
                     .map_window(child)
                     .context("mapping a view's child window")?;
