@@ -601,13 +601,19 @@ impl View {
         args.insert("layers".into(), n.into());
         args.insert("redrawn_px".into(), redrawn_px.into());
         args.insert("layer_px".into(), layer_px.into());
-        if self.id.0 != 0 {
-            args.insert("view".into(), self.id.0.into());
-        }
+        // A frame of a view other than the first is that view's in every span (its track).
+        let of_view = || {
+            let mut a = Args::new();
+            if self.id.0 != 0 {
+                a.insert(triptych_trace::VIEW_ARG.into(), self.id.0.into());
+            }
+            a
+        };
+        args.extend(of_view());
         dev.rec
             .record_span(Stage::GpuRender, Some(frame), t0, render_end, args);
         dev.rec
-            .record_span(Stage::Export, Some(frame), render_end, t1, Args::new());
+            .record_span(Stage::Export, Some(frame), render_end, t1, of_view());
         let mut msg = FrameMsg {
             epoch: dev.epoch,
             generation: self.generation,
@@ -618,7 +624,7 @@ impl View {
         };
         dev.hooks.sending(&mut msg);
         dev.rec
-            .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, Args::new());
+            .record_span(Stage::Send, Some(frame), t1, msg.sent_ns, of_view());
         // With SCM_RIGHTS the fds go first, on their own socket to the renderer.
         if let Err(e) = self.fds.send_frame(dev.epoch, frame, &self.pool, &used) {
             tracing::warn!(view = self.id.0, frame, error = %e, "could not send the frame's fds to the renderer");

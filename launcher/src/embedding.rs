@@ -172,6 +172,8 @@ pub(crate) enum ViewRefused {
     First,
     /// Its renderer could not be started.
     Start(String),
+    /// A window's views are those it started with.
+    Window,
 }
 
 /// What the application tells its shell.

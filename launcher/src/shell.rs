@@ -175,6 +175,10 @@ pub enum Error {
     /// A view's renderer could not be started; nothing of the view is left.
     #[error("starting the view's renderer: {0}")]
     ViewStart(String),
+    /// A shell presenting into a window has the views it started with, tiled in it: none is
+    /// added or removed while it runs.
+    #[error("a shell presenting into a window has the views it started with; none is added or removed while it runs")]
+    WindowViews,
     /// The run failed: what ended it, and its summary up to then when there is one.
     #[error("{message}")]
     Run {
@@ -225,6 +229,7 @@ impl From<crate::embedding::ViewRefused> for Error {
             ViewRefused::NoSuch(view) => Error::NoSuchView(view),
             ViewRefused::First => Error::FirstView,
             ViewRefused::Start(why) => Error::ViewStart(why),
+            ViewRefused::Window => Error::WindowViews,
         }
     }
 }
@@ -505,7 +510,7 @@ impl Shell {
     /// The scene file is read here, on the caller's thread, as [`Shell::set_scene`] reads one
     /// ([`Error::Scene`]); a shell with as many views as it may refuses it
     /// ([`Error::TooManyViews`]), and so does one presenting into a window, whose tiles are
-    /// fixed ([`Error::ViewStart`]). Either way nothing was started. Returns once the run has
+    /// fixed ([`Error::WindowViews`]). Either way nothing was started. Returns once the run has
     /// taken the view (its renderer spawned, the GPU process told), not once it presents.
     pub fn add_view(&self, view: ViewConfig) -> Result<ViewId, Error> {
         let loaded =
@@ -527,8 +532,11 @@ impl Shell {
 
     /// Removes view `view`: its renderer is shut down, the GPU process stops rendering for it
     /// and frees its buffers, and [`Event::ViewGone`] follows; the run's summary keeps its
-    /// counts ([`crate::summary::ViewSummary::removed`]). The first view cannot be removed
-    /// ([`Error::FirstView`]).
+    /// counts ([`crate::summary::ViewSummary::removed`]). A view given up (its renderer crashed
+    /// too often, [`Event::ViewGone`]) is removed the same way, freeing what the run kept of
+    /// it. The first view cannot be removed ([`Error::FirstView`]), nor a view of a shell
+    /// presenting into a window ([`Error::WindowViews`]). A renderer that does not exit at once
+    /// is killed: a removal holds the run up for a quarter of a second at most.
     pub fn remove_view(&self, view: ViewId) -> Result<(), Error> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.control

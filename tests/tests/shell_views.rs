@@ -240,3 +240,68 @@ fn a_shell_built_with_views_recovers_every_one_from_a_gpu_process_crash() {
     }
     assert_eq!(summary.views.len(), 3);
 }
+
+#[test]
+fn a_view_given_up_frees_its_place_and_is_removed_once() {
+    // Every renderer of view 1 (the adversary's, from inside its sandbox) breaks the protocol
+    // at once: past its restart ladder the view is given up.
+    let dir = triptych_tests::scratch("shell-views-given-up");
+    let files = scenes(&dir, 3);
+    let bin = triptych_tests::adversary_bin(&dir);
+    triptych_tests::attack_every(&bin, "triptych-renderer", "bogus-release@1");
+    let mut config = RunConfig::default();
+    config.fps = Some(30);
+    config.buffers = Buffers::Shm;
+    let shell = ShellBuilder::with_config(config)
+        .binaries(&bin)
+        .size(SIZE.0, SIZE.1)
+        .scene(&files[0])
+        .view(ViewConfig::new(&files[1]))
+        .frames(90)
+        .max_views(2)
+        .spawn()
+        .expect("spawning a shell");
+    let mut gone = Vec::new();
+    let mut replaced = None;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let e = match shell.receiver().recv_deadline(deadline) {
+            Ok(e) => e,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
+        };
+        match e {
+            Event::ViewGone { view, failed } => {
+                gone.push((view, failed.is_some()));
+                // Its place is free: a view in it (the maximum is two), then the given-up one
+                // removed, which frees what the run kept of it and says nothing more.
+                let id = shell
+                    .add_view(ViewConfig::new(&files[2]))
+                    .expect("the given-up view's place is free");
+                shell.remove_view(view).expect("a view given up is removed");
+                assert!(matches!(shell.remove_view(view), Err(Error::NoSuchView(_))));
+                replaced = Some(id);
+            }
+            Event::Crashed { view, .. } => {
+                assert_eq!(view, Some(ViewId(1)), "only view 1's renderers crash")
+            }
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    let summary = shell.wait().expect("the run's summary");
+    assert_eq!(gone, [(ViewId(1), true)], "one ViewGone, for the failure");
+    let replaced = replaced.expect("a view replaced the given-up one");
+    let views: Vec<_> = summary
+        .views
+        .iter()
+        .map(|v| (v.view, v.failed.is_some(), v.removed, v.frames))
+        .collect();
+    assert_eq!(views[0], (0, false, false, 90), "{views:?}");
+    assert_eq!(
+        (views[1].0, views[1].1, views[1].2),
+        (1, true, true),
+        "{views:?}"
+    );
+    assert_eq!(views[2], (replaced.0, false, false, 90), "{views:?}");
+}

@@ -306,6 +306,19 @@ pub type Args = BTreeMap<String, ArgValue>;
 /// The argument key under which the Chrome writer stores an event's frame id.
 pub const FRAME_ARG: &str = "frame";
 
+/// The view `args` name ([`Event::view`]).
+pub(crate) fn view_in(args: &Args) -> u32 {
+    match args.get(VIEW_ARG) {
+        Some(ArgValue::Int(v)) => u32::try_from(*v).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The argument naming the view an event of a frame belongs to, in a run of several views:
+/// frame numbers are counted per view, so a frame is a view and a number ([`Event::view`]).
+/// Events of the first view (view 0) carry none.
+pub const VIEW_ARG: &str = "view";
+
 /// What an event measures.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum EventKind {
@@ -358,6 +371,12 @@ impl Event {
             EventKind::Span { dur_ns, .. } => self.ts_ns.saturating_add(dur_ns),
             EventKind::Instant { .. } | EventKind::Counter { .. } => self.ts_ns,
         }
+    }
+
+    /// The view it belongs to ([`VIEW_ARG`]; 0, the first view, without one or with a value
+    /// that is no view number).
+    pub fn view(&self) -> u32 {
+        view_in(&self.args)
     }
 
     /// The stage, when this is a span.

@@ -2,10 +2,11 @@
 //!
 //! # What this module owns
 //!
-//! The per-frame view of a trace: grouping spans by frame id in causal order
+//! The per-frame view of a trace: grouping spans by frame in causal order
 //! ([`spans_by_frame`], which also orders the writer's flow arrows), the
 //! frame's end-to-end timing ([`FrameTiming`]), and the checks a healthy
-//! handoff passes ([`check_flows`]).
+//! handoff passes ([`check_flows`]). A frame is a view and a frame id
+//! ([`FlowKey`]): each view of a run numbers its frames from 0.
 //!
 //! # The checks
 //!
@@ -32,13 +33,36 @@ use crate::event::{Event, EventKind, Stage};
 /// its end-to-end time unaccounted for.
 pub const MAX_GAP_FRACTION: f64 = 0.25;
 
-/// The spans that carry a frame id, grouped by frame, each group sorted by
-/// stage (causal order), then start, pid and tid. Frames in ascending order.
-pub fn spans_by_frame(events: &[Event]) -> BTreeMap<u64, Vec<&Event>> {
-    let mut frames: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
+/// One frame of one view: what a frame's spans share across the processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowKey {
+    /// The view ([`Event::view`]; 0 in a run of one view).
+    pub view: u32,
+    /// The frame id, counted per view.
+    pub frame: u64,
+}
+
+impl fmt::Display for FlowKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.view {
+            0 => write!(f, "frame {}", self.frame),
+            v => write!(f, "view {v} frame {}", self.frame),
+        }
+    }
+}
+
+/// The spans that carry a frame id, grouped by frame (view and id), each group
+/// sorted by stage (causal order), then start, pid and tid. Frames in ascending
+/// order, view by view.
+pub fn spans_by_frame(events: &[Event]) -> BTreeMap<FlowKey, Vec<&Event>> {
+    let mut frames: BTreeMap<FlowKey, Vec<&Event>> = BTreeMap::new();
     for event in events {
         if let (EventKind::Span { .. }, Some(frame)) = (&event.kind, event.frame) {
-            frames.entry(frame).or_default().push(event);
+            let key = FlowKey {
+                view: event.view(),
+                frame,
+            };
+            frames.entry(key).or_default().push(event);
         }
     }
     for chain in frames.values_mut() {
@@ -50,8 +74,8 @@ pub fn spans_by_frame(events: &[Event]) -> BTreeMap<u64, Vec<&Event>> {
 /// A frame's handoff window and how much of it the stages account for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameTiming {
-    /// The frame id.
-    pub frame: u64,
+    /// The frame.
+    pub frame: FlowKey,
     /// Start of its earliest `GpuRender` span.
     pub start_ns: u64,
     /// End of its latest `Present` span.
@@ -65,7 +89,7 @@ impl FrameTiming {
     /// The handoff window of one frame's spans (as [`spans_by_frame`] gives
     /// them); `None` unless it has both a `GpuRender` and a `Present` span and
     /// the last present ends no earlier than the first render starts.
-    pub fn of(frame: u64, spans: &[&Event]) -> Option<FrameTiming> {
+    pub fn of(frame: FlowKey, spans: &[&Event]) -> Option<FrameTiming> {
         let start_ns = spans
             .iter()
             .filter(|e| e.stage() == Some(Stage::GpuRender))
@@ -125,15 +149,15 @@ impl FrameTiming {
 pub enum FlowProblem {
     /// Stages between `GpuRender` and `Present` without a span.
     Incomplete {
-        /// The frame id.
-        frame: u64,
+        /// The frame.
+        frame: FlowKey,
         /// The missing stages, in causal order.
         missing: Vec<Stage>,
     },
     /// A span starts before its causal predecessor started.
     StartsBeforePredecessor {
-        /// The frame id.
-        frame: u64,
+        /// The frame.
+        frame: FlowKey,
         /// The early span's stage.
         stage: Stage,
         /// The early span's process.
@@ -147,8 +171,8 @@ pub enum FlowProblem {
     },
     /// Too much of the frame's time is inside no stage span.
     Gap {
-        /// The frame id.
-        frame: u64,
+        /// The frame.
+        frame: FlowKey,
         /// `GpuRender` start to `Present` end.
         end_to_end_ns: u64,
         /// The part of it inside some stage span.
@@ -162,7 +186,7 @@ impl fmt::Display for FlowProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FlowProblem::Incomplete { frame, missing } => {
-                write!(f, "frame {frame}: no span for")?;
+                write!(f, "{frame}: no span for")?;
                 for stage in missing {
                     write!(f, " {stage}")?;
                 }
@@ -177,7 +201,7 @@ impl fmt::Display for FlowProblem {
                 predecessor_start_ns,
             } => write!(
                 f,
-                "frame {frame}: {stage} in pid {pid} starts at {start_ns} ns, \
+                "{frame}: {stage} in pid {pid} starts at {start_ns} ns, \
                  {} ns before {predecessor} started at {predecessor_start_ns} ns",
                 predecessor_start_ns - start_ns
             ),
@@ -188,7 +212,7 @@ impl fmt::Display for FlowProblem {
                 gap_fraction,
             } => write!(
                 f,
-                "frame {frame}: {:.1}% of its {end_to_end_ns} ns handoff is in no stage \
+                "{frame}: {:.1}% of its {end_to_end_ns} ns handoff is in no stage \
                  ({covered_ns} ns covered)",
                 gap_fraction * 100.0
             ),
@@ -278,6 +302,11 @@ mod tests {
         }
     }
 
+    /// Frame `frame` of the first view.
+    fn key(frame: u64) -> FlowKey {
+        FlowKey { view: 0, frame }
+    }
+
     /// A complete frame: nine back-to-back 10 ns stages from `t0`.
     fn whole_frame(frame: u64, t0: u64) -> Vec<Event> {
         Stage::HANDOFF
@@ -295,7 +324,7 @@ mod tests {
         let events = whole_frame(1, 1000);
         assert_eq!(check_flows_with(&events, 0.0), []);
         let spans = spans_by_frame(&events);
-        let timing = FrameTiming::of(1, &spans[&1]).expect("complete frame");
+        let timing = FrameTiming::of(key(1), &spans[&key(1)]).expect("complete frame");
         assert_eq!(timing.end_to_end_ns(), 90);
         assert_eq!(timing.covered_ns, 90);
         assert_eq!(timing.gap_fraction(), 0.0);
@@ -308,7 +337,7 @@ mod tests {
         assert_eq!(
             check_flows_with(&events, 1.0),
             [FlowProblem::Incomplete {
-                frame: 4,
+                frame: key(4),
                 missing: vec![Stage::Send, Stage::FdFetch]
             }]
         );
@@ -323,7 +352,7 @@ mod tests {
         assert_eq!(
             problems,
             [FlowProblem::StartsBeforePredecessor {
-                frame: 2,
+                frame: key(2),
                 stage: Stage::FenceWait,
                 pid: 3,
                 start_ns: 1045,
@@ -346,7 +375,7 @@ mod tests {
         ];
         let problems = check_flows_with(&events, 1.0);
         assert!(problems.contains(&FlowProblem::StartsBeforePredecessor {
-            frame: 3,
+            frame: key(3),
             stage: Stage::Present,
             pid: 3,
             start_ns: 90,
@@ -373,7 +402,7 @@ mod tests {
             span(Stage::Release, 5, 1, 100, 500),
         ];
         let spans = spans_by_frame(&events);
-        let timing = FrameTiming::of(5, &spans[&5]).expect("complete frame");
+        let timing = FrameTiming::of(key(5), &spans[&key(5)]).expect("complete frame");
         assert_eq!(
             (timing.start_ns, timing.end_ns, timing.covered_ns),
             (0, 100, 70)
@@ -382,12 +411,29 @@ mod tests {
         assert_eq!(
             check_flows_with(&events, 0.25),
             [FlowProblem::Gap {
-                frame: 5,
+                frame: key(5),
                 end_to_end_ns: 100,
                 covered_ns: 70,
                 gap_fraction: timing.gap_fraction()
             }]
         );
         assert_eq!(check_flows_with(&events, 0.3), []);
+    }
+
+    #[test]
+    fn frames_of_two_views_with_one_number_are_two_frames() {
+        let mut events = whole_frame(7, 0);
+        for mut e in whole_frame(7, 1000) {
+            e.args.insert(crate::event::VIEW_ARG.into(), 2.into());
+            events.push(e);
+        }
+        let frames = spans_by_frame(&events);
+        let keys: Vec<FlowKey> = frames.keys().copied().collect();
+        assert_eq!(keys, [key(7), FlowKey { view: 2, frame: 7 }]);
+        assert!(frames
+            .values()
+            .all(|spans| spans.len() == Stage::HANDOFF.len()));
+        assert_eq!(check_flows_with(&events, 0.0), []);
+        assert_eq!(FlowKey { view: 2, frame: 7 }.to_string(), "view 2 frame 7");
     }
 }

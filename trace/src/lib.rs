@@ -85,12 +85,17 @@ pub mod ring;
 pub mod summary;
 
 pub use chrome::{
-    parse_chrome_json, write_chrome_json, FlowPhase, FlowRecord, ParsedTrace, ProcessInfo,
+    flow_id, parse_chrome_json, write_chrome_json, FlowPhase, FlowRecord, ParsedTrace, ProcessInfo,
+    VIEW_TRACK_BASE,
 };
 pub use clock::{current_tid, now_ns};
 pub use error::TraceError;
-pub use event::{ArgValue, Args, Event, EventKind, InstantScope, Marker, Stage, FRAME_ARG};
-pub use handoff::{check_flows, check_flows_with, FlowProblem, FrameTiming, MAX_GAP_FRACTION};
+pub use event::{
+    ArgValue, Args, Event, EventKind, InstantScope, Marker, Stage, FRAME_ARG, VIEW_ARG,
+};
+pub use handoff::{
+    check_flows, check_flows_with, FlowKey, FlowProblem, FrameTiming, MAX_GAP_FRACTION,
+};
 pub use recorder::{Recorder, SpanGuard, DEFAULT_CAPACITY, DROPPED_EVENTS_COUNTER};
 pub use ring::Ring;
 pub use summary::{percentile, summarize, Stats, Summary};

@@ -84,6 +84,9 @@ pub struct Summary {
     pub stages: Vec<(Stage, Stats)>,
     /// End-to-end latency over the frames in [`Summary::frames`].
     pub end_to_end: Stats,
+    /// End-to-end latency of each view's frames, by view, in a trace of several views (empty
+    /// for one view).
+    pub views: Vec<(u32, Stats)>,
     /// Every frame with a handoff window, ascending by id.
     pub frames: Vec<FrameTiming>,
     /// Frame ids seen on spans that lack a `GpuRender` or `Present` span.
@@ -165,7 +168,23 @@ impl Summary {
             }
         }
 
+        let mut by_view: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for f in &frames {
+            by_view
+                .entry(f.frame.view)
+                .or_default()
+                .push(f.end_to_end_ns());
+        }
+        let views = if by_view.len() > 1 {
+            by_view
+                .into_iter()
+                .map(|(view, ns)| (view, Stats::from_ns(ns)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Summary {
+            views,
             stages: by_stage
                 .into_iter()
                 .map(|(stage, durations)| (stage, Stats::from_ns(durations)))
@@ -212,6 +231,9 @@ impl Summary {
             row(&mut out, stage.name(), stats);
         }
         row(&mut out, "end_to_end", &self.end_to_end);
+        for (view, stats) in &self.views {
+            row(&mut out, &format!("  view {view}"), stats);
+        }
         let _ = writeln!(
             out,
             "frames: {} complete, {} incomplete; median gap {:.1}%",
@@ -408,7 +430,7 @@ mod tests {
         let covered: Vec<(u64, u64, u64)> = summary
             .frames
             .iter()
-            .map(|t| (t.frame, t.end_to_end_ns(), t.covered_ns))
+            .map(|t| (t.frame.frame, t.end_to_end_ns(), t.covered_ns))
             .collect();
         assert_eq!(
             covered,

@@ -511,3 +511,83 @@ fn events_survive_the_wire_encoding_unchanged() {
     let back: Vec<Event> = postcard::from_bytes(&bytes).expect("decode");
     assert_eq!(back, batch);
 }
+
+/// A frame's nine stages for `view` (none: the first view), 10 us each, across the three
+/// processes, from `t0`.
+fn frame_of_view(view: Option<u32>, frame: u64, t0: u64) -> Vec<Event> {
+    let pids = [GPU_PID, GPU_PID, GPU_PID, LAUNCHER_PID];
+    Stage::HANDOFF
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let pid = *pids
+                .get(i)
+                .unwrap_or(if i == 8 { &LAUNCHER_PID } else { &RENDERER_PID });
+            let mut args = Args::new();
+            if let Some(v) = view {
+                args.insert(triptych_trace::VIEW_ARG.into(), v.into());
+            }
+            Event {
+                kind: EventKind::Span {
+                    stage,
+                    dur_ns: 10_000,
+                },
+                ts_ns: t0 + 10_000 * i as u64,
+                pid,
+                tid: pid + 1,
+                frame: Some(frame),
+                args,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn frames_of_several_views_are_each_on_their_views_track_and_flow() {
+    // Frame 4 of the first view and frame 4 of view 3: one number, two frames.
+    let mut events = frame_of_view(None, 4, 1_000_000);
+    events.extend(frame_of_view(Some(3), 4, 1_005_000));
+    let processes = [LAUNCHER_PID, GPU_PID, RENDERER_PID].map(|pid| ProcessInfo {
+        pid,
+        name: format!("p{pid}"),
+        threads: vec![(pid + 1, "main".into())],
+    });
+    let mut out = Vec::new();
+    write_chrome_json(&events, &processes, &mut out).expect("writes");
+    let json: Value = serde_json::from_slice(&out).expect("json");
+    let rows = json["traceEvents"].as_array().expect("rows");
+    // View 3's spans are on its track in each process, which is named; the thread that
+    // recorded each is kept.
+    let track = u64::from(triptych_trace::VIEW_TRACK_BASE + 3);
+    let on_track: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["ph"] == "X" && r["tid"] == track)
+        .collect();
+    assert_eq!(on_track.len(), Stage::HANDOFF.len());
+    assert!(on_track
+        .iter()
+        .all(|r| r["args"]["tid"].as_u64() == r["pid"].as_u64().map(|p| p + 1)));
+    let named: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["name"] == "thread_name" && r["args"]["name"] == "view 3")
+        .filter_map(|r| r["pid"].as_u64())
+        .collect();
+    assert_eq!(named.len(), 3, "a view 3 track in each process: {named:?}");
+    // Two flows, one per view, of nine links each.
+    let trace = parse_chrome_json(&out[..]).expect("reads back");
+    let ids: std::collections::BTreeSet<u64> = trace.flows.iter().map(|f| f.frame).collect();
+    assert_eq!(
+        ids,
+        [4, triptych_trace::flow_id(3, 4)].into_iter().collect()
+    );
+    assert_eq!(trace.flows.len(), 2 * Stage::HANDOFF.len());
+    // Read back exactly: the threads restored, the tracks' names not taken for threads.
+    assert_eq!(trace.events, events);
+    assert_eq!(trace.processes, processes);
+    assert_eq!(check_flows_with(&trace.events, 0.0), []);
+    let summary = summarize(&trace);
+    assert_eq!(summary.frames.len(), 2);
+    let views: Vec<(u32, usize)> = summary.views.iter().map(|(v, s)| (*v, s.count)).collect();
+    assert_eq!(views, [(0, 1), (3, 1)]);
+    assert!(summary.table().contains("  view 3"), "{}", summary.table());
+}

@@ -46,6 +46,11 @@ pub enum Attack {
     ForgedTimeout,
     /// A trace batch although tracing is off.
     TraceOff,
+    /// A trace batch of events the trace file cannot hold or that name someone else: keys the
+    /// file reserves, a NaN, a counter with a frame and arguments, another process's pid, a
+    /// thread number in the views' tracks, another view. Tracing is on: what it costs is
+    /// nothing, and the trace is still written, its events its own.
+    PoisonTrace,
     /// Tens of thousands of pongs.
     Flood,
     /// Garbage on its socket to the launcher, then an exit at once: what it left there must not
@@ -263,6 +268,7 @@ impl Attack {
             "commands-at" => Attack::CommandsAt,
             "forged-timeout" => Attack::ForgedTimeout,
             "trace-off" => Attack::TraceOff,
+            "poison-trace" => Attack::PoisonTrace,
             "flood" => Attack::Flood,
             "keep-listener" => Attack::KeepListener,
             "garbage-release-exit" => Attack::GarbageReleaseExit,
@@ -388,6 +394,39 @@ pub fn attack(
         }
         Attack::TraceOff => {
             let _ = events.send(&RendererToLauncher::Trace(Vec::new()));
+        }
+        Attack::PoisonTrace => {
+            use triptych_trace::{ArgValue, Args, Event, EventKind, Stage};
+            let mut args = Args::new();
+            args.insert(triptych_trace::FRAME_ARG.into(), ArgValue::Int(99));
+            args.insert("tid".into(), ArgValue::Int(5));
+            args.insert(triptych_trace::VIEW_ARG.into(), ArgValue::Int(0));
+            args.insert("nan".into(), ArgValue::Float(f64::NAN));
+            args.insert("poisoned".into(), ArgValue::Bool(true));
+            let now = triptych_trace::now_ns();
+            let span = Event {
+                kind: EventKind::Span {
+                    stage: Stage::Composite,
+                    dur_ns: 1,
+                },
+                ts_ns: now,
+                pid: 1,
+                tid: triptych_trace::VIEW_TRACK_BASE + 7,
+                frame: Some(0),
+                args: args.clone(),
+            };
+            let counter = Event {
+                kind: EventKind::Counter {
+                    name: "poisoned".into(),
+                    value: f64::INFINITY,
+                },
+                ts_ns: now,
+                pid: 1,
+                tid: 1,
+                frame: Some(3),
+                args,
+            };
+            let _ = events.send(&RendererToLauncher::Trace(vec![span, counter]));
         }
         Attack::Flood => {
             for _ in 0..60_000 {

@@ -60,6 +60,9 @@ struct Tile {
     floor: u64,
     /// The generation of the last frame known to be on screen.
     announced: u32,
+    /// A step (the `.` key) asked for one more frame of it, not yet asked of the GPU process
+    /// (it waits for room).
+    step: bool,
     /// The frame a step asked for, announced once it is on screen.
     stepped: Option<u64>,
     /// Whether its scene animates; a still scene gets frames only on change.
@@ -90,7 +93,6 @@ struct Puts {
 #[derive(Debug)]
 struct Pacing {
     paused: bool,
-    step: bool,
     /// The GPU process's epoch the requests went to.
     epoch: u64,
     next_tick: Instant,
@@ -132,13 +134,13 @@ impl Shown {
                     wanted: 1,
                     floor: 0,
                     announced: 0,
+                    step: false,
                     stepped: None,
                     animates,
                 })
                 .collect(),
             pacing: Pacing {
                 paused: false,
-                step: false,
                 epoch: 0,
                 next_tick: Instant::now(),
             },
@@ -205,6 +207,11 @@ impl Supervisor<'_> {
             .context("a view with no place in the window")?;
         s.d.presenter
             .place(place, s.grid.origin(place, (w, h)), size)?;
+        if place != 0 {
+            // A Wayland subsurface and its place take effect with the window's next commit:
+            // the first view's next frame, which a still scene would not otherwise make.
+            s.changed_view(FIRST_VIEW);
+        }
         let seg = s.d.presenter.attach(fd, slots, slot_bytes, size)?;
         let Some(t) = s.tile_mut(view) else {
             return Ok(());
@@ -480,9 +487,11 @@ impl Supervisor<'_> {
                 let (ox, oy) = grid.origin(u32::try_from(place).unwrap_or(0), tile);
                 Some((i, (x - ox, y - oy)))
             }
+            // A view given up takes no input: its process no longer serves it.
             None => grid.at((x, y), tile, n).and_then(|(place, p)| {
                 let view = places.get(place as usize)?;
-                Some((self.view_index(*view)?, p))
+                let i = self.view_index(*view)?;
+                self.views[i].failed.is_none().then_some((i, p))
             }),
         };
         // The pointer is over no other view.
@@ -526,7 +535,7 @@ impl Supervisor<'_> {
             }
             Action::Step => {
                 if let Some(s) = self.display.as_mut() {
-                    s.pacing.step = true;
+                    s.tiles.iter_mut().for_each(|t| t.step = true);
                 }
             }
             Action::ToggleOverlay => self.toggle_overlay(),
@@ -694,6 +703,9 @@ impl Supervisor<'_> {
         self.display.as_ref()?;
         self.apply_resize();
         for i in 0..self.views.len() {
+            if self.views[i].failed.is_some() {
+                continue;
+            }
             let Some(offsets) = self.views[i].input.take_moves() else {
                 continue;
             };
@@ -726,9 +738,7 @@ impl Supervisor<'_> {
             return Some(s.pacing.next_tick - now);
         }
         s.pacing.next_tick = (s.pacing.next_tick + s.d.refresh).max(now);
-        let step = s.pacing.step;
-        let mut idle = !step && s.resize.is_none() && !dirty;
-        let mut stepped = false;
+        let mut idle = s.resize.is_none() && !dirty;
         for t in &mut s.tiles {
             let Some(&(view, resumes, failed)) = presented.iter().find(|(v, ..)| *v == t.view)
             else {
@@ -737,6 +747,8 @@ impl Supervisor<'_> {
             if failed {
                 continue;
             }
+            let step = t.step;
+            idle &= !step;
             let presented = resumes.max(t.floor);
             // On Wayland the compositor's frame callback paces; the timer only bounds the rate.
             let asked = !t.puts.awaiting_frame;
@@ -746,9 +758,10 @@ impl Supervisor<'_> {
             let more = t.next_request < frames && (t.animates || t.next_request < t.wanted || step);
             if room && more && (!s.pacing.paused || step) {
                 let up_to = t.next_request;
+                // A step waits for room to ask for a frame.
                 if step {
                     t.stepped = Some(up_to);
-                    stepped = true;
+                    t.step = false;
                 }
                 t.next_request += 1;
                 ask_for_frame(&mut self.pair, &self.tracing, s.pacing.epoch, view, up_to);
@@ -758,10 +771,6 @@ impl Supervisor<'_> {
                 self.liveness.progress(view, now);
             }
             idle &= !t.animates && t.next_request >= t.wanted;
-        }
-        // A step waits for room to ask for a frame.
-        if stepped {
-            s.pacing.step = false;
         }
         if idle {
             // Idle: nothing to ask for until an event changes something, and events wake the
@@ -854,7 +863,7 @@ fn ask_for_frame(
     }
     let mut args = triptych_trace::Args::new();
     if view != FIRST_VIEW {
-        args.insert("view".into(), view.0.into());
+        args.insert(triptych_trace::VIEW_ARG.into(), view.0.into());
     }
     tracing.rec().instant(
         triptych_trace::Marker::FrameRequest,

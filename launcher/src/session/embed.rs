@@ -119,6 +119,10 @@ impl Supervisor<'_> {
     /// Tells the GPU process which layer of each view to outline, once per change.
     pub(super) fn send_hover(&mut self) {
         for v in &mut self.views {
+            // A view given up is served no more: nothing of it goes to the process.
+            if v.failed.is_some() {
+                continue;
+            }
             let Some(hover) = v.input.hover_to_send() else {
                 continue;
             };

@@ -253,7 +253,7 @@ impl Supervisor<'_> {
                 args.insert("vouched".into(), true.into());
             }
             if view != FIRST_VIEW {
-                args.insert("view".into(), view.0.into());
+                args.insert(triptych_trace::VIEW_ARG.into(), view.0.into());
             }
             rec.record_span(
                 Stage::Relay,
@@ -597,7 +597,10 @@ impl Supervisor<'_> {
                     g.fault = Some((at_ns, fault));
                 }
             }
-            GpuToLauncher::Trace(t) => self.child_trace(Who::Gpu, t)?,
+            GpuToLauncher::Trace(t) => {
+                let pid = self.pair.gpu.as_ref().map_or(0, |g| g.child.proc.pid);
+                self.child_trace(Who::Gpu, pid, t)?
+            }
         }
         Ok(())
     }
@@ -841,7 +844,13 @@ impl Supervisor<'_> {
                     r.fault = Some((at_ns, fault));
                 }
             }
-            RendererToLauncher::Trace(t) => self.child_trace(who, t)?,
+            RendererToLauncher::Trace(t) => {
+                let pid = self.views[i]
+                    .renderer
+                    .as_ref()
+                    .map_or(0, |r| r.child.proc.pid);
+                self.child_trace(who, pid, t)?
+            }
         }
         Ok(())
     }
@@ -1011,7 +1020,7 @@ impl Supervisor<'_> {
         args.insert("damaged_px".into(), damage.area().into());
         args.insert("output_px".into(), output_px.into());
         if !first {
-            args.insert("view".into(), view.0.into());
+            args.insert(triptych_trace::VIEW_ARG.into(), view.0.into());
         }
         self.tracing.rec().record_span(
             Stage::Present,

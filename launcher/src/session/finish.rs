@@ -93,7 +93,7 @@ impl Supervisor<'_> {
                             .trace(Who::Gpu, &t, self.args.trace.is_some())
                             .is_ok()
                         {
-                            self.tracing.keep(Role::Gpu, t);
+                            self.tracing.keep(Role::Gpu, g.child.proc.pid, None, t);
                         }
                     }
                     Ok(Ok(_)) => {}
@@ -256,7 +256,8 @@ impl Supervisor<'_> {
                         .trace(Who::Renderer(view), &t, self.args.trace.is_some())
                         .is_ok()
                     {
-                        self.tracing.keep(Role::Renderer, t);
+                        self.tracing
+                            .keep(Role::Renderer, r.child.proc.pid, Some(view), t);
                     }
                 }
                 Ok(Ok(_)) => {}

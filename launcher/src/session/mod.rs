@@ -499,19 +499,20 @@ impl Supervisor<'_> {
         self.views.iter().position(|v| v.id == id)
     }
 
-    /// A trace batch from `who`: kept as far as the child's budget allows
+    /// A trace batch from `who`, process `pid`: kept as far as the child's budget allows
     /// ([`parts::Policing::trace`]); a batch over the budget's rate, or sent while no trace was
     /// asked for, is the child's breach.
     fn child_trace(
         &mut self,
         who: Who,
+        pid: u32,
         events: Vec<triptych_trace::Event>,
     ) -> Result<(), rules::Breach> {
         if self
             .policing
             .trace(who, &events, self.args.trace.is_some())?
         {
-            self.tracing.keep(who.role(), events);
+            self.tracing.keep(who.role(), pid, who.view(), events);
         }
         Ok(())
     }
@@ -519,14 +520,25 @@ impl Supervisor<'_> {
     /// Starts every view's renderer and a GPU process producing for them, each from the frame
     /// after its last one presented: at the start of the run, and for a new scene.
     fn start_pair(&mut self) -> anyhow::Result<()> {
+        // A view given up stays given up: no renderer, not served.
         let mut children = Vec::with_capacity(self.views.len());
-        for _ in 0..self.views.len() {
-            children.push(self.spawn_renderer()?);
+        for i in 0..self.views.len() {
+            let child = match self.views[i].failed {
+                None => Some(self.spawn_renderer()?),
+                Some(_) => None,
+            };
+            children.push(child);
         }
-        let pids: Vec<u32> = children.iter().map(|c| c.proc.pid).collect();
+        let pids: Vec<u32> = children
+            .iter()
+            .map(|c| c.as_ref().map_or(0, |c| c.proc.pid))
+            .collect();
         let gpu = self.start_gpu_with_ladder(&pids)?;
         tracing::info!(backend = gpu.info.backend.as_str(), fence = ?gpu.info.fence, gl = %gpu.info.gl, reason = ?gpu.info.backend_reason, "GPU process started");
         for (i, child) in children.into_iter().enumerate() {
+            let Some(child) = child else {
+                continue;
+            };
             let renderer =
                 self.start_renderer(i, child, (gpu.epoch, gpu.info.pid), gpu.page_for_renderer())?;
             self.views[i].renderer = Some(renderer);

@@ -107,7 +107,7 @@ impl Supervisor<'_> {
                 }
                 // A breach by a process already dead changes nothing.
                 GpuToLauncher::Trace(t) => {
-                    let _ = self.child_trace(Who::Gpu, t);
+                    let _ = self.child_trace(Who::Gpu, g.child.proc.pid, t);
                 }
                 // Frames it sent that were not handed on yet are never handed on: the renderer
                 // could not take their fds from a dead process, and the replacement draws them
@@ -200,7 +200,7 @@ impl Supervisor<'_> {
                     r.fault = Some((at_ns, fault));
                 }
                 RendererToLauncher::Trace(t) => {
-                    let _ = self.child_trace(Who::Renderer(view), t);
+                    let _ = self.child_trace(Who::Renderer(view), r.child.proc.pid, t);
                 }
                 _ => {}
             }

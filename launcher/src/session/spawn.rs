@@ -119,7 +119,7 @@ impl Supervisor<'_> {
                 Ok(())
             }
             Ok((GpuToLauncher::Trace(t), _)) if started => self
-                .child_trace(Who::Gpu, t)
+                .child_trace(Who::Gpu, pid, t)
                 .map_err(|b| format!("protocol violation: {}: {}", b.kind, b.what)),
             Ok((other, _)) => Err(format!(
                 "protocol violation: {} before Started",
@@ -375,7 +375,11 @@ impl Supervisor<'_> {
                         }
                         // Its claim of how many windows it has: too few is a failed start of
                         // this process (on the ladder), never the run's end.
-                        if let Some(v) = self.views.iter().find(|v| v.window >= info.views) {
+                        if let Some(v) = self
+                            .views
+                            .iter()
+                            .find(|v| v.failed.is_none() && v.window >= info.views)
+                        {
                             warm.child.proc.kill();
                             let why = format!(
                                 "has room for {} views' export windows (its RLIMIT_NOFILE), and {} needs window {}",

@@ -22,6 +22,10 @@ use crate::scene::LoadedScene;
 /// application adding and removing views all day keeps its launcher's memory bounded.
 pub(super) const MAX_GONE: usize = 256;
 
+/// The longest a removal holds the run up for the renderer's last counters and its exit:
+/// well inside every other child's hang timeout.
+const REMOVE_GRACE: Duration = Duration::from_millis(250);
+
 impl Supervisor<'_> {
     /// The most views the run may have at once: its configuration's, and no more than the
     /// GPU process's export windows.
@@ -66,9 +70,7 @@ impl Supervisor<'_> {
     /// Adds a view drawing `scene`, served by the running GPU process; returns its number.
     pub(super) fn add_view(&mut self, scene: Arc<LoadedScene>) -> Result<ViewId, ViewRefused> {
         if self.display.is_some() {
-            return Err(ViewRefused::Start(
-                "a shell presenting into a window shows one view".to_owned(),
-            ));
+            return Err(ViewRefused::Window);
         }
         let max = self.view_limit();
         let live = self.views.iter().filter(|v| v.failed.is_none()).count();
@@ -84,7 +86,9 @@ impl Supervisor<'_> {
                 .any(|v| v.failed.is_none() && v.window == w)
                 || g.links.iter().any(|l| l.window == w)
         };
-        let Some(window) = (0..max).find(|w| !taken(*w)) else {
+        // Any window the process has: one a removed view held may not be free yet (the process
+        // has not said `Removed`), while the views are fewer than the maximum.
+        let Some(window) = (0..g.info.views).find(|w| !taken(*w)) else {
             return Err(ViewRefused::TooMany { max });
         };
         let id = ViewId(self.next_view);
@@ -114,17 +118,22 @@ impl Supervisor<'_> {
             g.progress.as_ref(),
             renderer_pid,
         );
+        let mut added = false;
         if let Some(start) = self.view_start(i, renderer_pid) {
             match g.child.commands.send(&LauncherToGpu::AddView(start)) {
                 Ok(()) => {
+                    added = true;
                     if let Err(e) = self.send_view_scene(i, &g.child.commands) {
                         tracing::warn!(error = %format!("{e:#}"), "could not send a view's scene to the GPU process");
                     }
                 }
+                // A process that stopped reading, or died: its end is seen and handled as such,
+                // and its replacement is given every view.
                 Err(e) => tracing::warn!(error = %e, "could not add a view to the GPU process"),
             }
         }
-        if let (Some(g), Some(link)) = (self.pair.gpu.as_mut(), link) {
+        // The process knows of the view only if it was told.
+        if let (Some(g), Some(link), true) = (self.pair.gpu.as_mut(), link, added) {
             g.links.push(link);
         }
         let renderer = match self.start_renderer(i, child, (epoch, gpu_pid), page) {
@@ -151,18 +160,20 @@ impl Supervisor<'_> {
         Ok(id)
     }
 
-    /// Removes view `id`: its renderer shut down, the GPU process told to stop serving it, its
-    /// summary kept.
+    /// Removes view `id` (running, or given up): its renderer shut down, the GPU process told
+    /// to stop serving it, its summary kept. The run is held up by at most [`REMOVE_GRACE`]:
+    /// a renderer that does not answer and exit in that time is killed.
     pub(super) fn remove_view(&mut self, id: ViewId) -> Result<(), ViewRefused> {
         if id == FIRST_VIEW {
             return Err(ViewRefused::First);
         }
-        let Some(i) = self
-            .view_index(id)
-            .filter(|&i| self.views[i].failed.is_none())
-        else {
+        if self.display.is_some() {
+            return Err(ViewRefused::Window);
+        }
+        let Some(i) = self.view_index(id) else {
             return Err(ViewRefused::NoSuch(id));
         };
+        let given_up = self.views[i].failed.is_some();
         let pid = self.views[i].renderer.as_ref().map(|r| r.child.proc.pid);
         let ms = |pid: u32| {
             triptych_sys::proc::cpu_ns(pid)
@@ -175,7 +186,8 @@ impl Supervisor<'_> {
         if let Some(r) = &self.views[i].renderer {
             let _ = r.child.commands.send(&LauncherToRenderer::Shutdown);
         }
-        self.renderer_counters(i, Instant::now() + EXIT_GRACE);
+        let deadline = Instant::now() + REMOVE_GRACE;
+        self.renderer_counters(i, deadline);
         let mut summary = match self.view_summary(i, false, (rss, cpu)) {
             Ok(s) => s,
             Err(e) => {
@@ -185,7 +197,8 @@ impl Supervisor<'_> {
         };
         summary.removed = true;
         if let Some(mut r) = self.views[i].renderer.take() {
-            if r.child.proc.wait_exit(EXIT_GRACE).is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if r.child.proc.wait_exit(left).is_none() {
                 tracing::warn!(
                     pid = r.child.proc.pid,
                     "the renderer did not exit in time; killing"
@@ -207,10 +220,13 @@ impl Supervisor<'_> {
             last,
             &[("view", id.0.to_string()), ("removed", "renderer".into())],
         );
-        self.embedding.send(crate::embedding::Event::ViewGone {
-            view: id,
-            failed: None,
-        });
+        // A view given up was announced gone already.
+        if !given_up {
+            self.embedding.send(crate::embedding::Event::ViewGone {
+                view: id,
+                failed: None,
+            });
+        }
         Ok(())
     }
 
@@ -218,7 +234,8 @@ impl Supervisor<'_> {
     fn drop_view(&mut self, i: usize) {
         let v = self.views.remove(i);
         if let Some(g) = self.pair.gpu.as_mut() {
-            if let Some(l) = g.link_mut(v.id) {
+            // Once: a view given up was removed from the process already.
+            if let Some(l) = g.link_mut(v.id).filter(|l| !l.removing) {
                 l.removing = true;
                 if let Err(SendError::Full) =
                     g.child.commands.send(&LauncherToGpu::RemoveView(v.id))

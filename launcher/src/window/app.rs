@@ -84,8 +84,11 @@ pub fn adopt(
             Duration::from_nanos(1_000_000_000_000 / u64::from(mhz))
         });
     let presenter = match xid {
-        Some(xid) => Presenter::X11(x11::Presenter::connect(xid, move |c| {
-            let _ = tx.send(DisplayEvent::Completed(c));
+        Some(xid) => Presenter::X11(x11::Presenter::connect(xid, move |n| {
+            let _ = tx.send(match n {
+                x11::Note::Completed(c) => DisplayEvent::Completed(c),
+                x11::Note::Exposed => DisplayEvent::Exposed,
+            });
         })?),
         None => Presenter::Wayland(Box::new(wayland::Presenter::connect(
             window.clone(),

@@ -25,7 +25,7 @@ use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::shape::{self, ConnectionExt as _};
 use x11rb::protocol::shm::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
-    ClipOrdering, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux,
+    ClipOrdering, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask,
     ImageFormat, WindowClass,
 };
 use x11rb::protocol::Event;
@@ -59,6 +59,16 @@ pub struct Completion {
     pub offset: u32,
 }
 
+/// What the server tells the presenter's event thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A put finished.
+    Completed(Completion),
+    /// A view's child window needs its content again (the window's own exposures reach the
+    /// application's connection instead).
+    Exposed,
+}
+
 /// The launcher's connection to the window's X server.
 #[derive(Debug)]
 pub struct Presenter {
@@ -76,10 +86,11 @@ pub struct Presenter {
 
 impl Presenter {
     /// Connects to `display` (or `$DISPLAY`) and prepares to draw into `window`; starts a thread
-    /// that turns the server's `ShmCompletion` events into `completed` calls.
+    /// that turns the server's `ShmCompletion` events, and the views' child windows' exposures,
+    /// into `notify` calls.
     pub fn connect(
         window: u32,
-        completed: impl Fn(Completion) + Send + 'static,
+        notify: impl Fn(Note) + Send + 'static,
     ) -> anyhow::Result<Presenter> {
         let (conn, _) = x11rb::connect(None).context("connecting to the X server ($DISPLAY)")?;
         let conn = Arc::new(conn);
@@ -112,11 +123,14 @@ impl Presenter {
             .name("x11-events".into())
             .spawn(move || {
                 while let Ok(e) = events.wait_for_event() {
-                    if let Event::ShmCompletion(c) = e {
-                        completed(Completion {
+                    match e {
+                        Event::ShmCompletion(c) => notify(Note::Completed(Completion {
                             seg: c.shmseg,
                             offset: c.offset,
-                        });
+                        })),
+                        // The last of a series of exposures.
+                        Event::Expose(x) if x.count == 0 => notify(Note::Exposed),
+                        _ => {}
                     }
                 }
             })
@@ -175,7 +189,7 @@ impl Presenter {
                         0,
                         WindowClass::INPUT_OUTPUT,
                         x11rb::COPY_FROM_PARENT,
-                        &CreateWindowAux::new(),
+                        &CreateWindowAux::new().event_mask(EventMask::EXPOSURE),
                     )
                     .context("creating a view's child window")?
                     .check()

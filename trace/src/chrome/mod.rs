@@ -55,13 +55,36 @@
 //!   open before flow events bind, and catapult finds the enclosing slice
 //!   with an inclusive start.
 //! * The chain of one frame visits its spans in causal order (stage order,
-//!   then start time), one flow id per frame: the frame number.
+//!   then start time), one flow id per frame: the frame number, with the view
+//!   above bit 48 for views other than the first ([`flow_id`]).
+//! * One track per view: in a run of several views, every event of a view
+//!   other than the first (its [`VIEW_ARG`](crate::VIEW_ARG)) is written on
+//!   that view's track in its process, a `tid` of [`VIEW_TRACK_BASE`] plus the
+//!   view, named `view N`, which no thread has (Linux thread ids stay below
+//!   2^22); the thread that recorded it is kept in its `tid` argument, and the
+//!   reader puts it back.
 //! * Perfetto's reader stops at the first top-level key it does not know and
 //!   reads `displayTimeUnit` only near the start of the file, so those keys
 //!   come first and `otherData` (which it skips) holds the clock origin.
 
 mod read;
 mod write;
+
+/// The `tid` of view 1's track; view N's is this plus N.
+pub const VIEW_TRACK_BASE: u32 = 0x4000_0000;
+
+/// The argument that keeps, on a view's track, the thread that recorded an
+/// event.
+pub(crate) const THREAD_ARG: &str = "tid";
+
+/// The flow id of frame `frame` of view `view`: the frame number for the first
+/// view, the view above bit 48 for the others (no run reaches 2^48 frames).
+pub fn flow_id(view: u32, frame: u64) -> u64 {
+    match view {
+        0 => frame,
+        v => (u64::from(v) << 48) | (frame & ((1 << 48) - 1)),
+    }
+}
 
 pub use read::{parse_chrome_json, FlowPhase, FlowRecord, ParsedTrace};
 pub use write::{write_chrome_json, ProcessInfo};

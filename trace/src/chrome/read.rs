@@ -12,7 +12,9 @@ use std::io::{BufReader, Read};
 
 use serde_json::{Map, Value};
 
-use super::{us_to_ns, CLOCK_NAME, COUNTER_VALUE_ARG, FLOW_CAT, FLOW_NAME};
+use super::{
+    us_to_ns, CLOCK_NAME, COUNTER_VALUE_ARG, FLOW_CAT, FLOW_NAME, THREAD_ARG, VIEW_TRACK_BASE,
+};
 use crate::chrome::write::ProcessInfo;
 use crate::error::TraceError;
 use crate::event::{ArgValue, Args, Event, EventKind, InstantScope, Marker, Stage, FRAME_ARG};
@@ -47,11 +49,13 @@ pub enum FlowPhase {
 pub struct FlowRecord {
     /// Its place in the chain.
     pub phase: FlowPhase,
-    /// The flow id, which is the frame id.
+    /// The flow id: the frame id, with its view above bit 48 for views other than the first
+    /// ([`flow_id`](super::flow_id)).
     pub frame: u64,
     /// The process of the span it binds to.
     pub pid: u32,
-    /// The thread of the span it binds to.
+    /// The track of the span it binds to: its thread, or its view's
+    /// ([`VIEW_TRACK_BASE`](super::VIEW_TRACK_BASE)).
     pub tid: u32,
     /// Its timestamp, the start of that span.
     pub ts_ns: u64,
@@ -258,6 +262,35 @@ impl Entry<'_> {
         }
     }
 
+    /// The thread that recorded a span or instant drawn on track `tid`, and its arguments
+    /// without the one that says so: on a view's track, its `tid` argument (which must be
+    /// there, and the event's view the track's); elsewhere the track's own.
+    fn thread(&self, tid: u32, mut args: Args) -> Result<(u32, Args), TraceError> {
+        if tid < VIEW_TRACK_BASE {
+            return Ok((tid, args));
+        }
+        let thread = match args.remove(THREAD_ARG) {
+            Some(ArgValue::Int(t)) => u32::try_from(t).ok().filter(|t| *t < VIEW_TRACK_BASE),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            self.err(
+                format!("args.{THREAD_ARG}"),
+                format!(
+                    "an event on a view's track (tid {tid}) must name the thread that recorded it"
+                ),
+            )
+        })?;
+        let view = tid - VIEW_TRACK_BASE;
+        if crate::event::view_in(&args) != view {
+            return Err(self.err(
+                format!("args.{}", crate::event::VIEW_ARG),
+                format!("an event on view {view}'s track must be of view {view}"),
+            ));
+        }
+        Ok((thread, args))
+    }
+
     /// The `args` of a span or instant: the frame id and the free arguments.
     fn event_args(&self) -> Result<(Option<u64>, Args), TraceError> {
         let mut frame = None;
@@ -340,6 +373,7 @@ impl Reader {
                 let ts_ns = e.ts(self.origin)?;
                 let dur_ns = e.micros("dur")?;
                 let (frame, args) = e.event_args()?;
+                let (tid, args) = e.thread(tid, args)?;
                 self.events.push(Event {
                     kind: EventKind::Span { stage, dur_ns },
                     ts_ns,
@@ -366,6 +400,7 @@ impl Reader {
                 };
                 let ts_ns = e.ts(self.origin)?;
                 let (frame, args) = e.event_args()?;
+                let (tid, args) = e.thread(tid, args)?;
                 self.events.push(Event {
                     kind: EventKind::Instant { marker, scope },
                     ts_ns,
@@ -487,6 +522,8 @@ impl Reader {
                     )
                 })?);
             }
+            // The views' tracks are named by the writer from the events on them.
+            "thread_name" if tid >= VIEW_TRACK_BASE => {}
             "thread_name" => {
                 if draft.threads.iter().any(|(known, _)| *known == tid) {
                     return Err(e.err("tid", format!("thread {tid} of pid {pid} is already named")));

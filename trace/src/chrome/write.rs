@@ -12,8 +12,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ns_to_us, CLOCK_NAME, COUNTER_CAT, COUNTER_VALUE_ARG, FLOW_CAT, FLOW_NAME, INSTANT_CAT,
-    SPAN_CAT,
+    flow_id, ns_to_us, CLOCK_NAME, COUNTER_CAT, COUNTER_VALUE_ARG, FLOW_CAT, FLOW_NAME,
+    INSTANT_CAT, SPAN_CAT, THREAD_ARG, VIEW_TRACK_BASE,
 };
 use crate::event::{ArgValue, Args, Event, EventKind, FRAME_ARG};
 
@@ -86,8 +86,25 @@ pub fn write_chrome_json<W: Write>(
             ))?;
         }
     }
+    // The views' tracks, in each process that recorded something of them.
+    let tracks: BTreeSet<(u32, u32)> = events
+        .iter()
+        .map(|e| (e.pid, e.view()))
+        .filter(|(_, view)| *view != 0)
+        .collect();
+    let names: Vec<String> = tracks.iter().map(|(_, v)| format!("view {v}")).collect();
+    for ((pid, view), name) in tracks.iter().zip(&names) {
+        rows.write(&Row::metadata(
+            "thread_name",
+            *pid,
+            track(*view, 0),
+            RowArgs::Name(name),
+        ))?;
+    }
 
     for event in events {
+        let view = event.view();
+        let thread = (view != 0).then_some(event.tid);
         let mut row = Row {
             name: "",
             cat: None,
@@ -95,7 +112,7 @@ pub fn write_chrome_json<W: Write>(
             ts: Some(rel(event.ts_ns)),
             dur: None,
             pid: event.pid,
-            tid: event.tid,
+            tid: track(view, event.tid),
             s: None,
             id: None,
             bp: None,
@@ -109,6 +126,7 @@ pub fn write_chrome_json<W: Write>(
                 row.dur = Some(ns_to_us(*dur_ns));
                 row.args = Some(RowArgs::Event {
                     frame: event.frame,
+                    thread,
                     args: &event.args,
                 });
             }
@@ -119,6 +137,7 @@ pub fn write_chrome_json<W: Write>(
                 row.s = Some(scope.code());
                 row.args = Some(RowArgs::Event {
                     frame: event.frame,
+                    thread,
                     args: &event.args,
                 });
             }
@@ -151,9 +170,9 @@ pub fn write_chrome_json<W: Write>(
                 ts: Some(rel(span.ts_ns)),
                 dur: None,
                 pid: span.pid,
-                tid: span.tid,
+                tid: track(frame.view, span.tid),
                 s: None,
-                id: Some(frame),
+                id: Some(flow_id(frame.view, frame.frame)),
                 bp,
                 args: None,
             })?;
@@ -162,6 +181,15 @@ pub fn write_chrome_json<W: Write>(
 
     out.write_all(b"]}\n")?;
     out.flush()
+}
+
+/// The track an event of `view` recorded by thread `tid` is drawn on: the thread's own for
+/// the first view, the view's for the others.
+fn track(view: u32, tid: u32) -> u32 {
+    match view {
+        0 => tid,
+        v => VIEW_TRACK_BASE.saturating_add(v),
+    }
 }
 
 fn invalid(message: String) -> io::Error {
@@ -195,6 +223,18 @@ fn check_writable(events: &[Event], processes: &[ProcessInfo]) -> io::Result<()>
                 }
             }
             EventKind::Span { .. } | EventKind::Instant { .. } => {
+                if event.args.contains_key(THREAD_ARG) && event.view() != 0 {
+                    return Err(invalid(format!(
+                        "event #{index}: argument key {THREAD_ARG:?} is reserved, on a view's \
+                         track, for the thread that recorded the event; rename the argument"
+                    )));
+                }
+                if event.tid >= VIEW_TRACK_BASE {
+                    return Err(invalid(format!(
+                        "event #{index}: tid {} is in the views' tracks (from {VIEW_TRACK_BASE})",
+                        event.tid
+                    )));
+                }
                 if event.args.contains_key(FRAME_ARG) {
                     return Err(invalid(format!(
                         "event #{index}: argument key {FRAME_ARG:?} is reserved for the frame id; \
@@ -267,8 +307,13 @@ impl<'a> Row<'a> {
 
 /// The `args` object of one entry.
 enum RowArgs<'a> {
-    /// Spans and instants: the frame id first, then the free-form arguments.
-    Event { frame: Option<u64>, args: &'a Args },
+    /// Spans and instants: the frame id first, the thread that recorded it (on a view's
+    /// track), then the free-form arguments.
+    Event {
+        frame: Option<u64>,
+        thread: Option<u32>,
+        args: &'a Args,
+    },
     /// Counters: the single series.
     Counter(f64),
     /// `process_name`, `thread_name`.
@@ -280,11 +325,18 @@ enum RowArgs<'a> {
 impl Serialize for RowArgs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            RowArgs::Event { frame, args } => {
-                let len = args.len() + usize::from(frame.is_some());
+            RowArgs::Event {
+                frame,
+                thread,
+                args,
+            } => {
+                let len = args.len() + usize::from(frame.is_some()) + usize::from(thread.is_some());
                 let mut map = serializer.serialize_map(Some(len))?;
                 if let Some(frame) = frame {
                     map.serialize_entry(FRAME_ARG, frame)?;
+                }
+                if let Some(thread) = thread {
+                    map.serialize_entry(THREAD_ARG, thread)?;
                 }
                 for (key, value) in *args {
                     map.serialize_entry(key, &JsonArg(value))?;

@@ -37,6 +37,14 @@ impl Who {
             Who::Renderer(_) => Role::Renderer,
         }
     }
+
+    /// The view, for a renderer.
+    pub fn view(self) -> Option<ViewId> {
+        match self {
+            Who::Gpu => None,
+            Who::Renderer(v) => Some(v),
+        }
+    }
 }
 
 /// The budgets of the current children.

@@ -8,8 +8,11 @@
 //! ([`Tracing::take`]) the three sources are merged in time order, with what each ring dropped
 //! recorded as counters on the launcher's track, and each process named once.
 
+use ipc_protocol::messages::ViewId;
 use ipc_protocol::Role;
-use triptych_trace::{Args, Event, InstantScope, Marker, ProcessInfo, Recorder, Ring};
+use triptych_trace::{
+    ArgValue, Args, Event, EventKind, InstantScope, Marker, ProcessInfo, Recorder, Ring,
+};
 
 /// The launcher's trace and what the children sent.
 #[derive(Debug)]
@@ -67,8 +70,13 @@ impl Tracing {
         });
     }
 
-    /// Keeps a batch `role` sent (its budget allowed it).
-    pub fn keep(&mut self, role: Role, events: Vec<Event>) {
+    /// Keeps a batch `role`'s process `pid` sent (its budget allowed it), the renderer of
+    /// `view` for a renderer's, made into what the trace file can hold and what the launcher
+    /// knows ([`launder`]).
+    pub fn keep(&mut self, role: Role, pid: u32, view: Option<ViewId>, mut events: Vec<Event>) {
+        for e in &mut events {
+            launder(e, pid, view);
+        }
         self.ring(role).extend(events);
     }
 
@@ -109,6 +117,48 @@ impl Tracing {
     }
 }
 
+/// A child's event as the trace file can hold it and as the launcher knows its sender, whatever
+/// the child put in it: its process is `pid`; a thread number in the views' tracks is the
+/// process's main thread; a counter has no frame or arguments and a finite value; no argument
+/// takes a key the file reserves (the frame id, a view's track's thread) or a float JSON cannot
+/// hold; and its view is the renderer's, `view`, for a renderer's event, or a view number that
+/// can be (below [`triptych_sys::fd::ExportWindow::MAX_VIEWS`]) for a GPU process's. Without
+/// this a child could make the whole trace unwritable, or draw its events on another process's
+/// or another view's track.
+fn launder(e: &mut Event, pid: u32, view: Option<ViewId>) {
+    e.pid = pid;
+    if e.tid >= triptych_trace::VIEW_TRACK_BASE {
+        e.tid = pid;
+    }
+    if let EventKind::Counter { value, .. } = &mut e.kind {
+        if !value.is_finite() {
+            *value = 0.0;
+        }
+        e.frame = None;
+        e.args.clear();
+        return;
+    }
+    e.args.remove(triptych_trace::FRAME_ARG);
+    e.args.remove("tid");
+    e.args
+        .retain(|_, v| !matches!(v, ArgValue::Float(f) if !f.is_finite()));
+    let claimed = e.args.remove(triptych_trace::VIEW_ARG);
+    let view = match view {
+        Some(v) => v.0,
+        None => match claimed {
+            Some(ArgValue::Int(v)) => u32::try_from(v)
+                .ok()
+                .filter(|v| *v < triptych_sys::fd::ExportWindow::MAX_VIEWS)
+                .unwrap_or(0),
+            _ => 0,
+        },
+    };
+    if view != 0 {
+        e.args
+            .insert(triptych_trace::VIEW_ARG.into(), i64::from(view).into());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,9 +192,16 @@ mod tests {
         let mut t = Tracing::new(Recorder::new(1));
         t.instant(Marker::Restart, Some(3), &[("role", "gpu".into())]);
         let now = triptych_trace::now_ns();
-        t.keep(Role::Renderer, vec![event(30, now + 2_000, "r")]);
+        t.keep(
+            Role::Renderer,
+            30,
+            Some(ViewId(0)),
+            vec![event(30, now + 2_000, "r")],
+        );
         t.keep(
             Role::Gpu,
+            20,
+            None,
             vec![event(20, now + 3_000, "g"), event(20, 5, "early")],
         );
         let (events, _) = t.take();
@@ -177,9 +234,14 @@ mod tests {
     fn what_a_role_sends_past_its_budget_is_dropped_and_counted() {
         let mut t = Tracing::with_budget(Recorder::new(1), 4096);
         // One event larger than the whole budget, then more than the budget holds.
-        t.keep(Role::Gpu, vec![event(20, 1, &"x".repeat(8192))]);
+        t.keep(Role::Gpu, 20, None, vec![event(20, 1, &"x".repeat(8192))]);
         assert_eq!(t.dropped(Role::Gpu), 1);
-        t.keep(Role::Gpu, (0..100).map(|i| event(20, i, "y")).collect());
+        t.keep(
+            Role::Gpu,
+            20,
+            None,
+            (0..100).map(|i| event(20, i, "y")).collect(),
+        );
         let dropped = t.dropped(Role::Gpu);
         assert!(dropped > 1, "the oldest go: {dropped}");
         assert_eq!(
