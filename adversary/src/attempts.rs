@@ -235,17 +235,24 @@ pub fn renderer(transport: Transport) -> Vec<Attempt> {
         trap("creat", "creat", "create a file"),
         trap("x32-open", "x32:open", "open through the x32 ABI"),
     ]);
+    // With pidfd_getfd allowed: a number outside every export window is refused, anything
+    // else off the one allowed shape (another view's window, another pidfd, flags) traps.
     let getfd = |name, what| match transport {
         Transport::Pidfd => errno(name, libc::EPERM, what),
         Transport::ScmRights => trap(name, "pidfd_getfd", what),
     };
+    let getfd_trap = |name, what| trap(name, "pidfd_getfd", what);
     v.extend([
         getfd("pidfd-getfd-below-window", "take fd 2 of the GPU process"),
-        getfd("pidfd-getfd-above-window", "take the fd just past the export window"),
+        getfd("pidfd-getfd-above-windows", "take the fd just past every export window"),
         getfd("pidfd-getfd-negative", "take fd -1"),
-        getfd("pidfd-getfd-flags", "pidfd_getfd with flags 1"),
-        getfd("pidfd-getfd-through-other-fd", "pidfd_getfd through an fd other than the link"),
-        getfd("pidfd-getfd-launcher", "take an fd of the launcher through a pidfd opened before the sandbox"),
+        getfd_trap(
+            "pidfd-getfd-next-window",
+            "take the first fd of the next view's export window",
+        ),
+        getfd_trap("pidfd-getfd-flags", "pidfd_getfd with flags 1"),
+        getfd_trap("pidfd-getfd-through-other-fd", "pidfd_getfd through an fd other than the link"),
+        getfd_trap("pidfd-getfd-launcher", "take an fd of the launcher through a pidfd opened before the sandbox"),
         getfd(
             "pidfd-getfd-launcher-at-link",
             "take an fd of the launcher through a launcher pidfd at the link's number (refused by the kernel)",

@@ -293,12 +293,7 @@ pub fn refusals() -> Vec<Refusal> {
     vec![
         // clone3 passes its flags in memory, which a filter cannot read; answering ENOSYS makes
         // glibc's pthread_create fall back to clone, whose flags the rule above checks.
-        Refusal {
-            nr: abi::SYS_clone3,
-            name: "clone3",
-            errno: abi::ENOSYS,
-            why: "fall back to clone",
-        },
+        Refusal::always(abi::SYS_clone3, "clone3", abi::ENOSYS, "fall back to clone"),
     ]
 }
 

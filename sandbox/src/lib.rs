@@ -19,19 +19,22 @@
 //!
 //! - by default it **traps**: the kernel skips it and sends `SIGSYS`, whose handler
 //!   (`triptych_sys::seccomp`) reports the call to the launcher and ends the process;
-//! - a call whose rule says [`Otherwise::Errno`] instead **fails with that errno** (the renderer's
-//!   `pidfd_getfd` outside the export window: a hostile description must cost a rejected frame,
-//!   not a crash, and a scan of every fd number must be able to run to the end);
-//! - a [`Refusal`] always fails with its errno (`clone3`, answered `ENOSYS` so the C library
-//!   falls back to `clone`, whose flags a filter can inspect).
+//! - a call whose rule says [`Otherwise::Errno`] instead **fails with that errno**;
+//! - a [`Refusal`] fails with its errno, always (`clone3`, answered `ENOSYS` so the C library
+//!   falls back to `clone`, whose flags a filter can inspect) or when its conditions hold (the
+//!   renderer's `pidfd_getfd` of a number outside every export window: a hostile description
+//!   must cost a rejected frame, not a crash, and a scan of every fd number must be able to run;
+//!   a number in another view's window traps, as every call no rule allows does).
 //!
 //! seccompiler builds filters with one match action and one mismatch action, so a policy
 //! compiles to several programs, installed together (`SECCOMP_FILTER_FLAG_TSYNC`, every thread):
 //!
 //! 1. one *errno filter* per errno value: mismatch `ALLOW`, match `ERRNO(e)`, matching exactly
-//!    the calls to refuse (for a guarded rule, the negation of its conditions);
+//!    the calls to refuse (for a guarded rule, the negation of its conditions; for a conditional
+//!    refusal, its conditions);
 //! 2. the *allowlist*: mismatch `TRAP`, match `ALLOW`; errno-guarded calls and refusals appear
-//!    in it unconditionally, because their conditions are enforced by filter 1.
+//!    in it unconditionally, because their conditions are enforced by filter 1, and a
+//!    conditional refusal with its conditions, so that what it refuses gets its errno.
 //!
 //! The kernel runs every installed filter and applies the most severe answer (`KILL` > `TRAP` >
 //! `ERRNO` > ... > `ALLOW`, `seccomp_run_filters` in `kernel/seccomp.c`): an unlisted call traps
@@ -309,7 +312,8 @@ impl Rule {
     }
 }
 
-/// A call that always fails with an errno.
+/// A call that fails with an errno: always, or only when all its conditions hold (the call is
+/// otherwise up to the rules, and traps where none allows it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     /// The system call number.
@@ -320,6 +324,28 @@ pub struct Refusal {
     pub errno: i32,
     /// Why.
     pub why: &'static str,
+    /// When it is refused (none: always).
+    pub when: Vec<Arg>,
+}
+
+impl Refusal {
+    /// Call `nr` always fails with `errno`.
+    pub fn always(nr: i64, name: &'static str, errno: i32, why: &'static str) -> Refusal {
+        Refusal {
+            nr,
+            name,
+            errno,
+            why,
+            when: Vec::new(),
+        }
+    }
+
+    /// Whether it refuses a call with these arguments.
+    pub fn holds(&self, args: &[u64; 6]) -> bool {
+        self.when
+            .iter()
+            .all(|a| a.cmp.holds(a.width, args[a.index as usize]))
+    }
 }
 
 /// The policy of one role.
@@ -396,7 +422,7 @@ impl Policy {
     /// Whether the policy lets call `nr` with `args` run (`Ok`), or how it refuses it.
     /// This is the policy's meaning; the compiled filters must agree with it.
     pub fn decide(&self, nr: i64, args: &[u64; 6]) -> Result<(), Otherwise> {
-        if let Some(r) = self.refusals.iter().find(|r| r.nr == nr) {
+        if let Some(r) = self.refusals.iter().find(|r| r.nr == nr && r.holds(args)) {
             return Err(Otherwise::Errno(r.errno));
         }
         let mut any = false;
@@ -454,8 +480,30 @@ impl Policy {
             }
         }
         for f in &self.refusals {
-            if self.rules_of(f.nr).next().is_some() {
+            let always = |o: &&Refusal| o.nr == f.nr && o.when.is_empty();
+            if f.when.is_empty() && self.rules_of(f.nr).next().is_some() {
                 return Err(bad(format!("{} is both allowed and refused", f.name)));
+            }
+            if !f.when.is_empty() && self.refusals.iter().find(always).is_some() {
+                return Err(bad(format!(
+                    "{}: a conditional refusal of a call refused always",
+                    f.name
+                )));
+            }
+            if self
+                .rules_of(f.nr)
+                .any(|r| matches!(r.otherwise, Otherwise::Errno(_)))
+            {
+                return Err(bad(format!(
+                    "{}: a refusal of an errno-guarded call",
+                    f.name
+                )));
+            }
+            if f.when.iter().any(|a| a.index > 5) {
+                return Err(bad(format!(
+                    "refusal of {}: argument index above 5",
+                    f.name
+                )));
             }
         }
         Ok(())
@@ -485,10 +533,20 @@ impl Policy {
             }
         }
         for f in &self.refusals {
-            by_errno
+            let chain = by_errno
                 .entry(f.errno)
                 .or_default()
-                .insert(f.nr, Vec::new());
+                .entry(f.nr)
+                .or_default();
+            // An empty chain refuses every call of the number.
+            if !f.when.is_empty() {
+                let conds = f
+                    .when
+                    .iter()
+                    .map(|a| a.condition(a.cmp))
+                    .collect::<Result<Vec<_>, _>>()?;
+                chain.push(SeccompRule::new(conds).map_err(compile_err)?);
+            }
         }
         let mut programs = Vec::new();
         for (errno, rules) in by_errno {
@@ -518,7 +576,20 @@ impl Policy {
             chain.push(SeccompRule::new(conds).map_err(compile_err)?);
         }
         for f in &self.refusals {
-            allow.insert(f.nr, Vec::new());
+            if f.when.is_empty() {
+                allow.insert(f.nr, Vec::new());
+                continue;
+            }
+            // What it refuses must reach filter 1's errno, not trap here.
+            let conds = f
+                .when
+                .iter()
+                .map(|a| a.condition(a.cmp))
+                .collect::<Result<Vec<_>, _>>()?;
+            allow
+                .entry(f.nr)
+                .or_default()
+                .push(SeccompRule::new(conds).map_err(compile_err)?);
         }
         let filter = SeccompFilter::new(allow, SeccompAction::Trap, SeccompAction::Allow, arch)
             .map_err(compile_err)?;
@@ -658,12 +729,12 @@ mod tests {
                     "window",
                 ),
             ],
-            refusals: vec![Refusal {
-                nr: abi::SYS_clone3,
-                name: "clone3",
-                errno: abi::ENOSYS,
-                why: "fallback",
-            }],
+            refusals: vec![Refusal::always(
+                abi::SYS_clone3,
+                "clone3",
+                abi::ENOSYS,
+                "fallback",
+            )],
         }
     }
 

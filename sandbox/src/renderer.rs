@@ -4,8 +4,11 @@
 //! the process an attacker would take over first. After its sandbox is on it may only:
 //!
 //! - take fds from the GPU process with `pidfd_getfd`, and only through the one pidfd at
-//!   [`GPU_LINK_FD`], only numbers inside the GPU process's export window, only with flags 0
-//!   (anything else fails with `EPERM`, see the crate docs for why not a trap); with the
+//!   [`GPU_LINK_FD`], only numbers inside its own view's export window, only with flags 0. A
+//!   number outside every export window fails with `EPERM` (see the crate docs for why not a
+//!   trap); a number in another view's window, another pidfd or other flags trap: no honest
+//!   renderer asks for those (it checks every description against its own window first), so
+//!   one that does is reaching for another view's buffers, and dies for it, named. With the
 //!   `SCM_RIGHTS` transport not even that: fds only arrive on its sockets;
 //! - replace that pidfd in place (`dup3` onto [`GPU_LINK_FD`]) when the launcher hands over a
 //!   new one after a GPU process restart, since `pidfd_open` is refused;
@@ -26,7 +29,7 @@ use triptych_sys::fd::ExportWindow;
 use triptych_sys::pidfd::SYS_PIDFD_GETFD;
 
 use crate::fds::GPU_LINK_FD;
-use crate::{common, Arg, Policy, Rule};
+use crate::{common, Arg, Cmp, Policy, Refusal, Rule, Width};
 
 /// The role name.
 pub const ROLE: &str = ipc_protocol::Role::Renderer.as_str();
@@ -116,27 +119,57 @@ pub fn policy(p: &Params) -> Policy {
             "replacing the GPU link after a restart",
         ),
     ]);
+    let mut refusals = common::refusals();
     if p.transport == Transport::Pidfd {
         let (base, end) = p.window;
-        rules.push(Rule::guarded(
+        rules.push(Rule::with(
             "pidfd_getfd:window",
             SYS_PIDFD_GETFD,
             "pidfd_getfd",
             [
                 vec![Arg::eq32(0, GPU_LINK_FD as u64, "GPU_LINK_FD")],
-                Arg::range32(1, base as u64, end as u64, "the GPU export window").to_vec(),
+                Arg::range32(1, base as u64, end as u64, "the view's export window").to_vec(),
                 vec![Arg::eq32(2, 0, "flags 0")],
             ]
             .concat(),
-            abi::EPERM,
             "taking exported buffers and fences from the GPU process",
         ));
+        // Below or above every view's window: refused, the renderer lives (a scan runs on).
+        let (all_base, all_end) = all_windows();
+        for (cmp, what) in [
+            (Cmp::Lt(all_base), "below every export window"),
+            (Cmp::Ge(all_end), "above every export window"),
+        ] {
+            refusals.push(Refusal {
+                nr: SYS_PIDFD_GETFD,
+                name: "pidfd_getfd",
+                errno: abi::EPERM,
+                why: "a number outside every export window: a bad description, refused",
+                when: vec![
+                    Arg::eq32(0, GPU_LINK_FD as u64, "GPU_LINK_FD"),
+                    Arg {
+                        index: 1,
+                        width: Width::Dword,
+                        cmp,
+                        what,
+                    },
+                    Arg::eq32(2, 0, "flags 0"),
+                ],
+            });
+        }
     }
     Policy {
         role: ROLE,
         rules,
-        refusals: common::refusals(),
+        refusals,
     }
+}
+
+/// `[base, end)` of every view's export window together.
+pub fn all_windows() -> (u64, u64) {
+    let first = ExportWindow::GPU;
+    let last = ExportWindow::of_view(ExportWindow::MAX_VIEWS - 1).unwrap_or(first);
+    (first.base as u64, last.end() as u64)
 }
 
 #[cfg(test)]
@@ -159,12 +192,13 @@ mod tests {
         let nr = SYS_PIDFD_GETFD;
         assert_eq!(p.decide(nr, &args([link, base, 0, 0, 0, 0])), Ok(()));
         assert_eq!(p.decide(nr, &args([link, end - 1, 0, 0, 0, 0])), Ok(()));
+        // Outside every window: refused.
+        let (_, all_end) = all_windows();
         for bad in [
             [link, base - 1, 0, 0, 0, 0],
-            [link, end, 0, 0, 0, 0],
+            [link, 0, 0, 0, 0, 0],
+            [link, all_end, 0, 0, 0, 0],
             [link, u64::from(u32::MAX), 0, 0, 0, 0],
-            [link + 1, base, 0, 0, 0, 0],
-            [link, base, 1, 0, 0, 0],
         ] {
             assert_eq!(
                 p.decide(nr, &bad),
@@ -172,6 +206,31 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // Another view's window, another pidfd, other flags: the renderer dies for it.
+        for bad in [
+            [link, end, 0, 0, 0, 0],
+            [link, all_end - 1, 0, 0, 0, 0],
+            [link + 1, base, 0, 0, 0, 0],
+            [link, base, 1, 0, 0, 0],
+            [link + 1, 0, 0, 0, 0, 0],
+        ] {
+            assert_eq!(p.decide(nr, &bad), Err(Otherwise::Trap), "{bad:?}");
+        }
+        // View 2's renderer: view 0's window is another view's.
+        let w2 = ExportWindow::of_view(2).expect("a window");
+        let v2 = policy(&Params {
+            window: (w2.base, w2.end()),
+            ..Params::example()
+        });
+        assert_eq!(
+            v2.decide(nr, &args([link, w2.base as u64, 0, 0, 0, 0])),
+            Ok(())
+        );
+        assert_eq!(
+            v2.decide(nr, &args([link, base, 0, 0, 0, 0])),
+            Err(Otherwise::Trap)
+        );
+        v2.compile().expect("compiles");
         let scm = policy(&Params {
             transport: Transport::ScmRights,
             ..Params::example()

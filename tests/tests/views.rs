@@ -253,24 +253,15 @@ fn one_view_attacks(attack: &str, want: &str) {
 }
 
 #[test]
-fn a_renderer_cannot_take_another_views_fds() {
-    // Its filter lets `pidfd_getfd` reach its own view's window only: every number of the next
-    // view's window is refused by the kernel (`EPERM`, as for any number outside its window),
-    // while that view's buffers and fences sit there.
-    let (log, s) = hostile_views("neighbour-fds");
+fn a_renderer_reaching_for_another_views_fds_is_killed_and_named() {
+    // Its filter lets `pidfd_getfd` reach its own view's window only: the first number of the
+    // next view's window, while that view's buffers and fences sit there, traps; the kernel
+    // reports the call and the renderer dies for it, having taken nothing.
+    one_view_attacks("neighbour-fds", "pidfd_getfd");
+    let (log, _) = hostile_views("neighbour-fds");
     assert!(
-        log.lines()
-            .any(|l| l.contains("renderer[") && l.contains("another view's fds taken taken=0")),
-        "the attack took something, or never happened:\n{log}"
-    );
-    let views = s["views"].as_array().expect("views");
-    for (i, v) in views.iter().enumerate() {
-        assert_eq!(v["frames"], HOSTILE_FRAMES, "view {i}: {v}");
-    }
-    assert_eq!(
-        s["recovery"]["crashes"].as_array().map(Vec::len),
-        Some(0),
-        "{s}"
+        !log.lines().any(|l| l.contains("another view's fds taken")),
+        "the attack went on past its first call:\n{log}"
     );
 }
 

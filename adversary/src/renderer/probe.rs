@@ -205,9 +205,14 @@ fn escape<'a>(name: &str, c: &Ctx<'a>) -> Option<Call<'a>> {
             target: 2,
             flags: 0,
         },
-        "pidfd-getfd-above-window" => Call::PidfdGetfd {
+        "pidfd-getfd-next-window" => Call::PidfdGetfd {
             pidfd: c.link,
             target: c.window.1,
+            flags: 0,
+        },
+        "pidfd-getfd-above-windows" => Call::PidfdGetfd {
+            pidfd: c.link,
+            target: triptych_sandbox::renderer::all_windows().1 as i32,
             flags: 0,
         },
         "pidfd-getfd-negative" => Call::PidfdGetfd {
@@ -290,20 +295,16 @@ fn rule_calls<'a>(id: &str, c: &Ctx<'a>) -> Option<RuleCalls<'a>> {
                 target: c.window.0,
                 flags: 0,
             }],
+            // (A number outside every view's window is refused with EPERM instead: the scan.)
             vec![
-                Call::PidfdGetfd {
-                    pidfd: c.socket,
-                    target: c.window.0,
-                    flags: 0,
-                },
-                Call::PidfdGetfd {
-                    pidfd: c.link,
-                    target: c.window.0 - 1,
-                    flags: 0,
-                },
                 Call::PidfdGetfd {
                     pidfd: c.link,
                     target: c.window.1,
+                    flags: 0,
+                },
+                Call::PidfdGetfd {
+                    pidfd: c.socket,
+                    target: c.window.0,
                     flags: 0,
                 },
                 Call::PidfdGetfd {
@@ -407,12 +408,24 @@ impl Prepared {
     }
 }
 
-/// `pidfd_getfd` through `link` on every fd number of the GPU process; only the export window
-/// may yield fds. Runs once the first frame's buffers and fences are in the window.
-fn scan(link: BorrowedFd<'_>) -> String {
+/// `pidfd_getfd` through `link` on every fd number of the GPU process but those of the other
+/// views' export windows (each of which would cost the renderer its life: `tests/tests/views.rs`
+/// makes that call on its own); only its own window, `window`, may yield fds. Runs once the
+/// first frame's buffers and fences are in the window.
+fn scan(link: BorrowedFd<'_>, window: (i32, i32)) -> String {
     let mut fetched = Vec::new();
     let (mut eperm, mut ebadf, mut other) = (0u32, 0u32, Vec::new());
+    let (all_base, all_end) = triptych_sandbox::renderer::all_windows();
+    let others = |n: i32| {
+        let n = n as u64;
+        (all_base..all_end).contains(&n) && !(window.0..window.1).contains(&(n as i32))
+    };
+    let mut skipped = 0u32;
     for n in 0..=SCAN_LAST {
+        if others(n) {
+            skipped += 1;
+            continue;
+        }
         match attempt(Call::PidfdGetfd {
             pidfd: link,
             target: n,
@@ -426,7 +439,7 @@ fn scan(link: BorrowedFd<'_>) -> String {
     }
     let list: Vec<String> = fetched.iter().map(|n| n.to_string()).collect();
     format!(
-        "scanned 0..={SCAN_LAST} fetched={} EPERM={eperm} EBADF={ebadf} other={}",
+        "scanned 0..={SCAN_LAST} fetched={} EPERM={eperm} EBADF={ebadf} skipped={skipped} other={}",
         list.join(","),
         other.join(",")
     )
@@ -443,7 +456,12 @@ pub fn on_fetched(f: &Fetched<'_>) {
     if name == SCAN {
         let outcome = match f.link.transport() {
             Transport::Pidfd => {
-                format!("{} window=[{}, {})", scan(f.link.fd()), window.0, window.1)
+                format!(
+                    "{} window=[{}, {})",
+                    scan(f.link.fd(), window),
+                    window.0,
+                    window.1
+                )
             }
             Transport::ScmRights => "failed no pidfd (the SCM_RIGHTS transport runs)".to_owned(),
         };

@@ -194,11 +194,13 @@ pub fn policy(p: &Params) -> Policy {
         ),
     ]);
     let mut refusals = common::refusals();
-    let eacces = |nr: i64, name: &'static str| Refusal {
-        nr,
-        name,
-        errno: abi::EACCES,
-        why: "no file may be opened; drivers cope with the refusal",
+    let eacces = |nr: i64, name: &'static str| {
+        Refusal::always(
+            nr,
+            name,
+            abi::EACCES,
+            "no file may be opened; drivers cope with the refusal",
+        )
     };
     if p.landlocked {
         rules.push(Rule::with(
