@@ -142,11 +142,15 @@ fn approx_bytes(events: &[triptych_trace::Event]) -> usize {
     events
         .iter()
         .map(|e| {
-            48 + e
-                .args
-                .iter()
-                .map(|(k, v)| k.len() + arg_len(v))
-                .sum::<usize>()
+            let name = match &e.kind {
+                triptych_trace::EventKind::Counter { name, .. } => name.len(),
+                _ => 0,
+            };
+            48 + name
+                + e.args
+                    .iter()
+                    .map(|(k, v)| k.len() + arg_len(v))
+                    .sum::<usize>()
         })
         .sum()
 }

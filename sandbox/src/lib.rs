@@ -484,6 +484,12 @@ impl Policy {
             if f.when.is_empty() && self.rules_of(f.nr).next().is_some() {
                 return Err(bad(format!("{} is both allowed and refused", f.name)));
             }
+            if !f.when.is_empty() && self.rules_of(f.nr).any(|r| r.when.is_empty()) {
+                return Err(bad(format!(
+                    "{}: a conditional refusal of a call a rule allows always",
+                    f.name
+                )));
+            }
             if !f.when.is_empty() && self.refusals.iter().find(always).is_some() {
                 return Err(bad(format!(
                     "{}: a conditional refusal of a call refused always",
@@ -795,5 +801,31 @@ mod tests {
             "two guarded",
         ));
         assert!(p.validate().is_err());
+        // A refusal under conditions of a call a rule allows always would make the rule allow
+        // only what the refusal refuses.
+        let mut p = toy();
+        p.refusals.push(Refusal {
+            when: vec![Arg::eq32(0, 5, "FIVE")],
+            ..Refusal::always(abi::SYS_read, "read", abi::EPERM, "conditional")
+        });
+        assert!(p.validate().is_err());
+        // Under conditions, beside a rule with conditions: refused where they hold, allowed
+        // where the rule allows, trapped elsewhere.
+        let mut p = toy();
+        p.refusals.push(Refusal {
+            when: vec![Arg::eq32(1, 9, "NINE")],
+            ..Refusal::always(abi::SYS_ioctl, "ioctl", abi::EPERM, "conditional")
+        });
+        p.validate().expect("valid");
+        assert_eq!(
+            p.decide(abi::SYS_ioctl, &[0, 9, 0, 0, 0, 0]),
+            Err(Otherwise::Errno(abi::EPERM))
+        );
+        assert_eq!(p.decide(abi::SYS_ioctl, &[0, 7, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            p.decide(abi::SYS_ioctl, &[0, 8, 0, 0, 0, 0]),
+            Err(Otherwise::Trap)
+        );
+        p.compile().expect("compiles");
     }
 }

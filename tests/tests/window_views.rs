@@ -210,11 +210,13 @@ fn the_pointer_moves_a_layer_of_the_view_under_it_and_the_kill_key_hits_that_vie
     let paused = lines.wait_for("paused=true", Duration::from_secs(20));
     // A step once paused: every view's frames are on screen, and stay.
     triptych_tests::x11::press(&conn, xid, u32::from(b'.'));
-    lines.wait_for_after(
-        "the stepped frame is on screen view=3 ",
-        &paused,
-        Duration::from_secs(20),
-    );
+    for view in 0..VIEWS {
+        lines.wait_for_after(
+            &format!("the stepped frame is on screen view={view} "),
+            &paused,
+            Duration::from_secs(20),
+        );
+    }
     // View 3's tile is the bottom right one: its checker (its top layer, the one a pointer
     // picks) is under (30, 20) in the view's own coordinates.
     let grid = Grid::for_views(VIEWS as u32);

@@ -194,7 +194,9 @@ impl Summary {
             incomplete_frames,
             instants: instants.into_iter().collect(),
             // Counter values are whole counts; `as` saturates anything odd.
-            dropped_events: dropped.values().map(|(_, v)| *v as u64).sum(),
+            dropped_events: dropped
+                .values()
+                .fold(0u64, |sum, (_, v)| sum.saturating_add(*v as u64)),
             damage,
         }
     }

@@ -24,6 +24,8 @@ pub struct Tracing {
     renderer: Ring,
     /// The processes the trace names, in the order they started.
     processes: Vec<ProcessInfo>,
+    /// When the run's trace began: no child's event is earlier.
+    started_ns: u64,
 }
 
 impl Tracing {
@@ -44,6 +46,7 @@ impl Tracing {
                 name: "launcher".into(),
                 threads: vec![],
             }],
+            started_ns: triptych_trace::now_ns(),
         }
     }
 
@@ -74,8 +77,9 @@ impl Tracing {
     /// `view` for a renderer's, made into what the trace file can hold and what the launcher
     /// knows ([`launder`]).
     pub fn keep(&mut self, role: Role, pid: u32, view: Option<ViewId>, mut events: Vec<Event>) {
+        let span = (self.started_ns, triptych_trace::now_ns());
         for e in &mut events {
-            launder(e, pid, view);
+            launder(e, pid, view, span);
         }
         self.ring(role).extend(events);
     }
@@ -118,15 +122,22 @@ impl Tracing {
 }
 
 /// A child's event as the trace file can hold it and as the launcher knows its sender, whatever
-/// the child put in it: its process is `pid`; a thread number in the views' tracks is the
+/// the child put in it: it lies within `(start, now)`, the run's trace so far (a time or a
+/// length far out would make the file unreadable); its frame number is one a run can reach
+/// (below 2^48, where the views' flow ids begin); its process is `pid`; a thread number in the views' tracks is the
 /// process's main thread; a counter has no frame or arguments and a finite value; no argument
 /// takes a key the file reserves (the frame id, a view's track's thread) or a float JSON cannot
 /// hold; and its view is the renderer's, `view`, for a renderer's event, or a view number that
 /// can be (below [`triptych_sys::fd::ExportWindow::MAX_VIEWS`]) for a GPU process's. Without
 /// this a child could make the whole trace unwritable, or draw its events on another process's
 /// or another view's track.
-fn launder(e: &mut Event, pid: u32, view: Option<ViewId>) {
+fn launder(e: &mut Event, pid: u32, view: Option<ViewId>, (start, now): (u64, u64)) {
     e.pid = pid;
+    e.ts_ns = e.ts_ns.clamp(start, now.max(start));
+    if let EventKind::Span { dur_ns, .. } = &mut e.kind {
+        *dur_ns = (*dur_ns).min(now.saturating_sub(e.ts_ns));
+    }
+    e.frame = e.frame.filter(|f| *f < 1 << 48);
     if e.tid >= triptych_trace::VIEW_TRACK_BASE {
         e.tid = pid;
     }
@@ -233,14 +244,16 @@ mod tests {
     #[test]
     fn what_a_role_sends_past_its_budget_is_dropped_and_counted() {
         let mut t = Tracing::with_budget(Recorder::new(1), 4096);
+        // Times within the trace, as a child's events are kept.
+        let t0 = t.started_ns;
         // One event larger than the whole budget, then more than the budget holds.
-        t.keep(Role::Gpu, 20, None, vec![event(20, 1, &"x".repeat(8192))]);
+        t.keep(Role::Gpu, 20, None, vec![event(20, t0, &"x".repeat(8192))]);
         assert_eq!(t.dropped(Role::Gpu), 1);
         t.keep(
             Role::Gpu,
             20,
             None,
-            (0..100).map(|i| event(20, i, "y")).collect(),
+            (0..100).map(|i| event(20, t0 + i, "y")).collect(),
         );
         let dropped = t.dropped(Role::Gpu);
         assert!(dropped > 1, "the oldest go: {dropped}");
@@ -253,7 +266,7 @@ mod tests {
         let kept = events.iter().filter(|e| e.pid == 20).count() as u64;
         assert_eq!(kept + dropped, 101);
         // The newest are the ones kept.
-        assert!(events.iter().any(|e| e.pid == 20 && e.ts_ns == 99));
+        assert!(events.iter().any(|e| e.pid == 20 && e.ts_ns == t0 + 99));
         assert_eq!(
             counter(&events, "trace.gpu_events_dropped_by_launcher"),
             Some(dropped as f64)
@@ -284,5 +297,67 @@ mod tests {
                 (gpu, "gpu (epoch 2)")
             ]
         );
+    }
+
+    #[test]
+    fn whatever_a_child_puts_in_its_events_the_trace_is_written_and_read_back() {
+        let mut t = Tracing::new(Recorder::new(1));
+        let now = triptych_trace::now_ns();
+        let mut args = Args::new();
+        args.insert(triptych_trace::FRAME_ARG.into(), 7.into());
+        args.insert("tid".into(), 5.into());
+        args.insert(triptych_trace::VIEW_ARG.into(), 9_999.into());
+        args.insert("nan".into(), ArgValue::Float(f64::NAN));
+        let span = Event {
+            kind: EventKind::Span {
+                stage: triptych_trace::Stage::Composite,
+                dur_ns: u64::MAX,
+            },
+            ts_ns: u64::MAX,
+            pid: 1,
+            tid: u32::MAX,
+            frame: Some(u64::MAX),
+            args: args.clone(),
+        };
+        let counter = Event {
+            kind: EventKind::Counter {
+                name: triptych_trace::DROPPED_EVENTS_COUNTER.into(),
+                value: 1e30,
+            },
+            ts_ns: 0,
+            pid: 1,
+            tid: 1,
+            frame: Some(3),
+            args,
+        };
+        t.started(20, "gpu".into());
+        t.started(30, "renderer".into());
+        t.keep(
+            Role::Renderer,
+            30,
+            Some(ViewId(2)),
+            vec![span.clone(), counter],
+        );
+        t.keep(Role::Gpu, 20, None, vec![span, event(20, now, "g")]);
+        let (events, processes) = t.take();
+        let mut file = Vec::new();
+        triptych_trace::write_chrome_json(&events, &processes, &mut file).expect("written");
+        let back = triptych_trace::parse_chrome_json(&file[..]).expect("read back");
+        let _ = triptych_trace::summarize(&back).table();
+        let of = |pid: u32| back.events.iter().filter(move |e| e.pid == pid);
+        // (Counters carry no arguments: they are the process's, not a view's.)
+        let framed = |e: &&Event| !matches!(e.kind, EventKind::Counter { .. });
+        assert!(
+            of(30).filter(framed).all(|e| e.view() == 2),
+            "the renderer's events are its view's"
+        );
+        assert!(
+            of(20).all(|e| e.view() == 0),
+            "a view no process has is no view"
+        );
+        assert!(back
+            .events
+            .iter()
+            .all(|e| e.frame.is_none_or(|f| f < 1 << 48) && e.end_ns() <= now + 60_000_000_000));
     }
 }
