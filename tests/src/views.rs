@@ -71,3 +71,12 @@ pub fn kill(pid: u32) {
     )
     .expect("killing it");
 }
+
+/// The scene of the scene file at `path`.
+pub fn parse(path: &Path) -> triptych_scene::file::Scene {
+    let text = std::fs::read_to_string(path).expect("the scene file");
+    triptych_scene::file::Document::parse(&text, path)
+        .expect("the scene parses")
+        .scene()
+        .clone()
+}

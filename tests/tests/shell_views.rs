@@ -4,13 +4,16 @@
 //! removed stops, and a view added after it takes its place.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use triptych::shell::{Buffers, FIRST_VIEW};
-use triptych::shell::{Error, Event, RunConfig, ShellBuilder, Target, ViewConfig, ViewId};
-use triptych_scene::file::{reference_frame, Document, Scene};
-use triptych_tests::views::{scenes, SIZE};
+use triptych::shell::{
+    Error, Event, PresentedFrame, RunConfig, ShellBuilder, Target, ViewConfig, ViewId,
+};
+use triptych_scene::file::{reference_frame, Scene};
+use triptych_tests::edit::next;
+use triptych_tests::views::{parse, scenes, SIZE};
 
 /// What the test saw of one view.
 #[derive(Default, Debug)]
@@ -30,12 +33,33 @@ fn differing(scene: &Scene, frame: u64, px: &[u8]) -> usize {
         .count()
 }
 
-fn parse(path: &PathBuf) -> Scene {
-    let text = std::fs::read_to_string(path).expect("the scene file");
-    Document::parse(&text, path)
-        .expect("the scene parses")
-        .scene()
-        .clone()
+/// Checks presented frame `f` against `scene`, the scene of its view, pixel for pixel, and
+/// against what was seen of the view, and counts it.
+fn saw(seen: &mut BTreeMap<ViewId, Seen>, scene: &Scene, f: &PresentedFrame) {
+    let bad = differing(scene, f.frame, f.pixels().expect("pixels asked for"));
+    assert_eq!(
+        bad, 0,
+        "{} frame {}: its own scene's reference",
+        f.view, f.frame
+    );
+    let s = seen.entry(f.view).or_default();
+    assert!(s.gone.is_none(), "a frame of {} after it was gone", f.view);
+    assert!(s.last < Some(f.frame), "{}: frames in order", f.view);
+    s.frames += 1;
+    s.last = Some(f.frame);
+}
+
+/// A shell of `frames` frames paced at 30 a second, on shm, at [`SIZE`], its first view
+/// drawing `scene`, its children from `bin`.
+fn builder(bin: &Path, scene: &Path, frames: u64) -> ShellBuilder {
+    let mut config = RunConfig::default();
+    config.fps = Some(30);
+    config.buffers = Buffers::Shm;
+    ShellBuilder::with_config(config)
+        .binaries(bin)
+        .size(SIZE.0, SIZE.1)
+        .scene(scene)
+        .frames(frames)
 }
 
 #[test]
@@ -43,14 +67,7 @@ fn views_added_and_removed_while_running_each_present_their_own_scene() {
     let dir = triptych_tests::scratch("shell-views");
     let files = scenes(&dir, 4);
     const FRAMES: u64 = 60;
-    let mut config = RunConfig::default();
-    config.fps = Some(30);
-    config.buffers = Buffers::Shm;
-    let shell = ShellBuilder::with_config(config)
-        .binaries(triptych_tests::bin_dir())
-        .size(SIZE.0, SIZE.1)
-        .scene(&files[0])
-        .frames(FRAMES)
+    let shell = builder(&triptych_tests::bin_dir(), &files[0], FRAMES)
         .max_views(3)
         .pixels(true)
         .spawn()
@@ -61,26 +78,11 @@ fn views_added_and_removed_while_running_each_present_their_own_scene() {
     let mut refused = None;
     let (mut killed, mut removed, mut replaced) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let e = match shell.receiver().recv_deadline(deadline) {
-            Ok(e) => e,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
-        };
+    while let Some(e) = next(&shell, deadline) {
         match e {
             Event::Presented(f) => {
                 let scene = drawn.get(&f.view).expect("a frame of a view the shell has");
-                let bad = differing(scene, f.frame, f.pixels().expect("pixels asked for"));
-                assert_eq!(
-                    bad, 0,
-                    "{} frame {}: its own scene's reference",
-                    f.view, f.frame
-                );
-                let s = seen.entry(f.view).or_default();
-                assert!(s.gone.is_none(), "a frame of {} after it was gone", f.view);
-                assert!(s.last < Some(f.frame), "{}: frames in order", f.view);
-                s.frames += 1;
-                s.last = Some(f.frame);
+                saw(&mut seen, scene, &f);
                 if f.view == FIRST_VIEW && f.frame == 2 {
                     // Two more views: the maximum is three.
                     for file in &files[1..3] {
@@ -177,43 +179,21 @@ fn a_shell_built_with_views_recovers_every_one_from_a_gpu_process_crash() {
     let dir = triptych_tests::scratch("shell-views-gpu");
     let files = scenes(&dir, 3);
     const FRAMES: u64 = 40;
-    let mut config = RunConfig::default();
-    config.fps = Some(30);
-    config.buffers = Buffers::Shm;
-    let shell = ShellBuilder::with_config(config)
-        .binaries(triptych_tests::bin_dir())
-        .size(SIZE.0, SIZE.1)
-        .scene(&files[0])
+    let shell = builder(&triptych_tests::bin_dir(), &files[0], FRAMES)
         .view(ViewConfig::new(&files[1]))
         .view(ViewConfig::new(&files[2]))
-        .frames(FRAMES)
         .pixels(true)
         .spawn()
         .expect("spawning a shell");
-    let drawn: Vec<Scene> = files.iter().map(parse).collect();
+    let drawn: Vec<Scene> = files.iter().map(|f| parse(f)).collect();
     let mut seen: BTreeMap<ViewId, Seen> = BTreeMap::new();
     let mut gpu_crashes = Vec::new();
     let mut killed = false;
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let e = match shell.receiver().recv_deadline(deadline) {
-            Ok(e) => e,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
-        };
+    while let Some(e) = next(&shell, deadline) {
         match e {
             Event::Presented(f) => {
-                let scene = &drawn[f.view.0 as usize];
-                let bad = differing(scene, f.frame, f.pixels().expect("pixels asked for"));
-                assert_eq!(
-                    bad, 0,
-                    "{} frame {}: its own scene's reference",
-                    f.view, f.frame
-                );
-                let s = seen.entry(f.view).or_default();
-                assert!(s.last < Some(f.frame), "{}: frames in order", f.view);
-                s.frames += 1;
-                s.last = Some(f.frame);
+                saw(&mut seen, &drawn[f.view.0 as usize], &f);
                 if !killed && f.view == ViewId(2) && f.frame == 12 {
                     shell.kill(Target::Gpu);
                     killed = true;
@@ -249,27 +229,15 @@ fn a_view_given_up_frees_its_place_and_is_removed_once() {
     let files = scenes(&dir, 3);
     let bin = triptych_tests::adversary_bin(&dir);
     triptych_tests::attack_every(&bin, "triptych-renderer", "bogus-release@1");
-    let mut config = RunConfig::default();
-    config.fps = Some(30);
-    config.buffers = Buffers::Shm;
-    let shell = ShellBuilder::with_config(config)
-        .binaries(&bin)
-        .size(SIZE.0, SIZE.1)
-        .scene(&files[0])
+    let shell = builder(&bin, &files[0], 90)
         .view(ViewConfig::new(&files[1]))
-        .frames(90)
         .max_views(2)
         .spawn()
         .expect("spawning a shell");
     let mut gone = Vec::new();
     let mut replaced = None;
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let e = match shell.receiver().recv_deadline(deadline) {
-            Ok(e) => e,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => panic!("no event in time"),
-        };
+    while let Some(e) = next(&shell, deadline) {
         match e {
             Event::ViewGone { view, failed } => {
                 gone.push((view, failed.is_some()));

@@ -10,21 +10,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use triptych::window::Grid;
-use triptych_scene::file::{reference_frame, reference_frame_shown, Document, Scene};
-use triptych_tests::views::{first_gpu, kill, renderer_of, scenes, SIZE};
+use triptych_scene::file::{reference_frame, reference_frame_shown, Scene};
+use triptych_tests::views::{first_gpu, kill, parse, renderer_of, scenes, SIZE};
 use triptych_tests::x11::{find, screenshot, window_id, Lines, Weston, Xvfb};
 use triptych_tests::{children_named, scratch, summary, triptych, wait_until, wait_within};
 
 const VIEWS: usize = 4;
 const FRAMES: u64 = 180;
-
-fn parse(path: &PathBuf) -> Scene {
-    let text = std::fs::read_to_string(path).expect("the scene file");
-    Document::parse(&text, path)
-        .expect("the scene parses")
-        .scene()
-        .clone()
-}
 
 /// `triptych run` of `frames` frames of the four views in a window, with the display's
 /// environment set by the caller.
@@ -164,7 +156,7 @@ fn four_views_tile_one_x11_window_in_child_windows_and_survive_kills() {
     let (w, h, px) = screenshot(&conn, xid);
     let grid = Grid::for_views(VIEWS as u32);
     assert_eq!((w, h), grid.window(SIZE), "the window holds the grid");
-    let scenes: Vec<Scene> = files.iter().map(parse).collect();
+    let scenes: Vec<Scene> = files.iter().map(|f| parse(f)).collect();
     assert_tiles(&px, w, (0, 0), &scenes);
     stop(&mut child, &lines);
     assert_summary(&summary(&dir.join("s.json")), "X11 MIT-SHM");
@@ -183,7 +175,7 @@ fn four_views_tile_one_wayland_window_in_subsurfaces_and_survive_kills() {
     let mut lines = Lines::new(child.stderr.take().expect("stderr"));
     lines.wait_for("window open", Duration::from_secs(30));
     kill_and_recover(&child, &mut lines);
-    let scenes: Vec<Scene> = files.iter().map(parse).collect();
+    let scenes: Vec<Scene> = files.iter().map(|f| parse(f)).collect();
     let (w, h) = SIZE;
     let first = reference_frame(&scenes[0], FRAMES - 1, w, h, &[]).expect("predictable");
     let (sw, sh, shot) = weston.screenshot(&dir);
@@ -247,7 +239,7 @@ fn the_pointer_moves_a_layer_of_the_view_under_it_and_the_kill_key_hits_that_vie
     // Only view 3's checker moved, outlined under the pointer; the other views are as their
     // scenes draw them.
     let (w, _, shot) = screenshot(&conn, xid);
-    let scenes: Vec<Scene> = files.iter().map(parse).collect();
+    let scenes: Vec<Scene> = files.iter().map(|f| parse(f)).collect();
     for (place, scene) in (0u32..).zip(&scenes) {
         let mut moves = triptych_scene::Moves::default();
         let hover = (place == 3).then(|| {

@@ -78,16 +78,8 @@ impl Supervisor<'_> {
         }
         // Asked all at once, waited for against one deadline.
         let deadline = Instant::now() + EXIT_GRACE;
-        for (mut r, last) in stopping {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if r.child.proc.wait_exit(left).is_none() {
-                tracing::warn!(
-                    pid = r.child.proc.pid,
-                    "the renderer did not exit in time; killing"
-                );
-                r.child.proc.kill();
-            }
-            let _ = self.jail.reaped(r.child.proc.pid, self.tracing.rec(), last);
+        for (r, last) in stopping {
+            self.end_renderer(r, deadline, last);
         }
         if let Some(mut g) = self.pair.gpu.take() {
             let _ = g.child.commands.send(&LauncherToGpu::Shutdown);

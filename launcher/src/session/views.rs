@@ -196,18 +196,9 @@ impl Supervisor<'_> {
             }
         };
         summary.removed = true;
-        if let Some(mut r) = self.views[i].renderer.take() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if r.child.proc.wait_exit(left).is_none() {
-                tracing::warn!(
-                    pid = r.child.proc.pid,
-                    "the renderer did not exit in time; killing"
-                );
-                r.child.proc.kill();
-            }
-            let _ = self
-                .jail
-                .reaped(r.child.proc.pid, self.tracing.rec(), self.views[i].last);
+        if let Some(r) = self.views[i].renderer.take() {
+            let last = self.views[i].last;
+            self.end_renderer(r, deadline, last);
         }
         if self.gone.len() < MAX_GONE {
             self.gone.push(summary);
@@ -228,6 +219,20 @@ impl Supervisor<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Waits until `deadline` for renderer `r`, told to shut down, to exit, kills it if it has
+    /// not, and reaps it (its view's last frame `last`).
+    pub(super) fn end_renderer(&mut self, mut r: Renderer, deadline: Instant, last: Option<u64>) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if r.child.proc.wait_exit(left).is_none() {
+            tracing::warn!(
+                pid = r.child.proc.pid,
+                "the renderer did not exit in time; killing"
+            );
+            r.child.proc.kill();
+        }
+        let _ = self.jail.reaped(r.child.proc.pid, self.tracing.rec(), last);
     }
 
     /// Forgets view `i`, whose renderer is gone: the GPU process is told to stop serving it.
