@@ -1,10 +1,7 @@
 //! The GPU process's frame loop (`Producer`): the device (the GL context and the exporter,
-//! shared by every view) and the views it renders for ([`crate::view`]). Of the views that can
-//! render (a frame the launcher allows, a free buffer for every layer) it renders next the one
-//! that has had the least of its time ([`crate::fair`]): every view gets an equal share of the
-//! process's rendering time when there is not enough for all, so a view whose frames are costly
-//! gets fewer of them and never slows the others' (fair queueing by render time, as a CPU
-//! scheduler shares a core; equal costs make it take the views in turn). For each frame it takes a free pool buffer per layer, draws the layer, sends the
+//! shared by every view) and the views it renders for ([`crate::view`]). It takes the views in
+//! turn, one frame of each that can render (a frame the launcher allows, a free buffer for every
+//! layer); for each frame it takes a free pool buffer per layer, draws the layer, sends the
 //! frame's description to the launcher, which hands it on to the view's renderer, and completes
 //! each layer's work, which signals its fence. Between frames it serves the launcher's commands
 //! (views added and removed; for a view: resizes, moves, hover, overlay text, a new renderer, and
@@ -45,10 +42,8 @@ pub(crate) struct Producer {
     dev: Device,
     /// The views, in the order they were added.
     views: Vec<View>,
-    /// The view whose turn it is next to render among equals (an index into `views`).
+    /// The view whose turn it is next to render (an index into `views`).
     turn: usize,
-    /// Each view's share of the rendering time.
-    shares: crate::fair::Shares,
     /// The frames of the run's first view, for the hooks.
     frames: u64,
 }
@@ -92,7 +87,6 @@ impl Producer {
             dev,
             views: Vec::new(),
             turn: 0,
-            shares: crate::fair::Shares::default(),
             frames,
         };
         producer.add(start.view, scene)?;
@@ -133,11 +127,9 @@ impl Producer {
         if self.dev.private_fences {
             fds.keep_fences_private();
         }
-        let mut view = View::new(start, scene, fds)?;
+        let view = View::new(start, scene, fds)?;
         view.serving(&self.dev)?;
         tracing::info!(view = view.id.0, window = view.window_index, "view added");
-        // A new view starts level with the others, not owed all the time they had.
-        view.render_ns = self.shares.start();
         self.views.push(view);
         Ok(())
     }
@@ -251,22 +243,20 @@ impl Producer {
         }
     }
 
-    /// The next view to render: of those that can, the one that has had the least render time
-    /// ([`crate::fair`]), so one with frames to spare, or costly ones, never delays another's.
+    /// The next view that can render, from the one whose turn it is: each view renders one
+    /// frame in turn, so one with frames to spare never delays another's.
     fn next_to_render(&mut self) -> Option<usize> {
         if self.dev.stop_fences {
             // A GPU that stopped signalling is hung for good: it renders nothing more.
             return None;
         }
-        let (views, hooks) = (&mut self.views, &mut self.dev.hooks);
-        let n = views.len();
-        let mut ready: Vec<(usize, &mut u64)> = views
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, v)| v.can_render() && hooks.serves(v.id))
-            .map(|(i, v)| (i, &mut v.render_ns))
-            .collect();
-        self.shares.pick(&mut ready, self.turn, n)
+        let n = self.views.len();
+        let (views, hooks) = (&self.views, &mut self.dev.hooks);
+        (0..n).map(|k| (self.turn + k) % n).find(|&i| {
+            views
+                .get(i)
+                .is_some_and(|v| v.can_render() && hooks.serves(v.id))
+        })
     }
 
     /// Runs until `Shutdown`: renders while a view has a frame to render and buffers free to
@@ -285,10 +275,7 @@ impl Producer {
                 }
                 self.turn = (i + 1) % self.views.len().max(1);
                 if let Some(v) = self.views.get_mut(i) {
-                    let t0 = std::time::Instant::now();
                     v.render_frame(&mut self.dev)?;
-                    let spent = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    self.shares.rendered(&mut v.render_ns, spent);
                 }
                 if self.dev.rec.len() >= 512 {
                     self.ship_trace();

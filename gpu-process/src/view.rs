@@ -83,8 +83,6 @@ impl Overlay {
 /// One view's frames: what the launcher asked for it and what was sent of it.
 pub(crate) struct View {
     pub(crate) id: ViewId,
-    /// The rendering time it has had, as [`crate::fair::Shares`] counts it.
-    pub(crate) render_ns: u64,
     /// Its export window's index, and the window.
     pub(crate) window_index: u32,
     window: ExportWindow,
@@ -158,7 +156,6 @@ impl View {
         });
         Ok(Self {
             id: start.view,
-            render_ns: 0,
             window_index: start.window,
             window,
             renderer_pid: start.renderer.renderer_pid,

@@ -404,6 +404,11 @@ pub struct Installed {
     pub instructions: usize,
 }
 
+/// Every condition of `when`, as seccompiler takes them (all must hold).
+fn conditions(when: &[Arg]) -> Result<Vec<SeccompCondition>, PolicyError> {
+    when.iter().map(|a| a.condition(a.cmp)).collect()
+}
+
 fn target_arch() -> Result<TargetArch, PolicyError> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|e| PolicyError::Compile(format!("{e}")))
 }
@@ -546,11 +551,7 @@ impl Policy {
                 .or_default();
             // An empty chain refuses every call of the number.
             if !f.when.is_empty() {
-                let conds = f
-                    .when
-                    .iter()
-                    .map(|a| a.condition(a.cmp))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let conds = conditions(&f.when)?;
                 chain.push(SeccompRule::new(conds).map_err(compile_err)?);
             }
         }
@@ -574,11 +575,7 @@ impl Policy {
                 chain.clear();
                 continue;
             }
-            let conds = r
-                .when
-                .iter()
-                .map(|a| a.condition(a.cmp))
-                .collect::<Result<Vec<_>, _>>()?;
+            let conds = conditions(&r.when)?;
             chain.push(SeccompRule::new(conds).map_err(compile_err)?);
         }
         for f in &self.refusals {
@@ -587,11 +584,7 @@ impl Policy {
                 continue;
             }
             // What it refuses must reach filter 1's errno, not trap here.
-            let conds = f
-                .when
-                .iter()
-                .map(|a| a.condition(a.cmp))
-                .collect::<Result<Vec<_>, _>>()?;
+            let conds = conditions(&f.when)?;
             allow
                 .entry(f.nr)
                 .or_default()

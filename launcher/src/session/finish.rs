@@ -104,14 +104,7 @@ impl Supervisor<'_> {
         // One deadline for every renderer, which were all asked to exit at once.
         let exits = Instant::now() + EXIT_GRACE;
         for r in self.views.iter_mut().filter_map(|v| v.renderer.as_mut()) {
-            let left = exits.saturating_duration_since(Instant::now());
-            if r.child.proc.wait_exit(left).is_none() {
-                tracing::warn!(
-                    pid = r.child.proc.pid,
-                    "the renderer did not exit in time; killing"
-                );
-                r.child.proc.kill();
-            }
+            super::views::exit_or_kill(r, exits);
         }
         let s = &mut self.summary;
         s.processes.pids = pids;

@@ -224,14 +224,7 @@ impl Supervisor<'_> {
     /// Waits until `deadline` for renderer `r`, told to shut down, to exit, kills it if it has
     /// not, and reaps it (its view's last frame `last`).
     pub(super) fn end_renderer(&mut self, mut r: Renderer, deadline: Instant, last: Option<u64>) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if r.child.proc.wait_exit(left).is_none() {
-            tracing::warn!(
-                pid = r.child.proc.pid,
-                "the renderer did not exit in time; killing"
-            );
-            r.child.proc.kill();
-        }
+        exit_or_kill(&mut r, deadline);
         let _ = self.jail.reaped(r.child.proc.pid, self.tracing.rec(), last);
     }
 
@@ -255,5 +248,17 @@ impl Supervisor<'_> {
         if let Some(p) = self.pacer.as_mut() {
             p.forget(v.id);
         }
+    }
+}
+
+/// Waits until `deadline` for renderer `r`, told to shut down, to exit; kills it if it has not.
+pub(super) fn exit_or_kill(r: &mut Renderer, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if r.child.proc.wait_exit(left).is_none() {
+        tracing::warn!(
+            pid = r.child.proc.pid,
+            "the renderer did not exit in time; killing"
+        );
+        r.child.proc.kill();
     }
 }
