@@ -156,12 +156,16 @@ pub struct RunConfig {
     /// More views beside the first, each drawing this scene file (`default`: the built-in
     /// example scene file): each is a sandboxed renderer of its own, with its own restart
     /// ladder, served by the run's one GPU process. Without a window, each view's last frame is
-    /// written to a PNG of its own ([`view_out`]). For now without a window, an embedding
-    /// application or edits only.
+    /// written to a PNG of its own ([`view_out`]); in a window, the views are tiled in it, each
+    /// a surface of its own. Edits of the scene act on the first view only.
     pub views: Vec<PathBuf>,
     /// The loaded scenes of `views`, filled in before the run starts.
     #[serde(skip)]
     pub(crate) loaded_views: Vec<std::sync::Arc<crate::scene::LoadedScene>>,
+    /// Where an embedding application placed each of `views` (by index; none past its end:
+    /// tiled), from `crate::shell::ViewConfig::rect`.
+    #[serde(skip)]
+    pub(crate) view_rects: Vec<Option<crate::embedding::ViewRect>>,
     /// The most views a run may have; `None`: sized from the machine's memory
     /// ([`default_max_views`]).
     pub max_views: Option<u32>,
@@ -214,6 +218,7 @@ impl Default for RunConfig {
             loaded_scene: None,
             views: Vec::new(),
             loaded_views: Vec::new(),
+            view_rects: Vec::new(),
             max_views: None,
             out: PathBuf::from("triptych-frame.png"),
             buffers: Buffers::Auto,

@@ -161,7 +161,48 @@ impl From<Role> for Target {
     }
 }
 
-/// Why the run refused to add or remove a view.
+/// Where a view is placed in a window and how large its frames are
+/// ([`crate::shell::ViewConfig::rect`], [`crate::shell::Shell::set_view_rect`]): `x` and `y` in
+/// the window's pixels from its top-left corner (a view may lie partly or wholly outside the
+/// window; the display server shows what is inside), `width` x `height` the view's frame size.
+/// Without a window only the size counts: each view's frames are its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewRect {
+    /// Left edge, in the window.
+    pub x: i32,
+    /// Top edge, in the window.
+    pub y: i32,
+    /// Frame width (at least 1).
+    pub width: u32,
+    /// Frame height (at least 1).
+    pub height: u32,
+}
+
+impl ViewRect {
+    /// A `width` x `height` view at `(x, y)`.
+    pub fn new(x: i32, y: i32, width: u32, height: u32) -> ViewRect {
+        ViewRect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    /// Whether window point `p` lies in it, and where in its frame.
+    pub(crate) fn local(&self, (px, py): (i32, i32)) -> Option<(i32, i32)> {
+        let (x, y) = (
+            i64::from(px) - i64::from(self.x),
+            i64::from(py) - i64::from(self.y),
+        );
+        let inside =
+            (0..i64::from(self.width)).contains(&x) && (0..i64::from(self.height)).contains(&y);
+        // Inside a frame of at most 8192 pixels a side.
+        inside.then_some((x as i32, y as i32))
+    }
+}
+
+/// Why the run refused to add, remove or place a view.
 #[derive(Debug)]
 pub(crate) enum ViewRefused {
     /// It has as many views as it may.
@@ -172,8 +213,8 @@ pub(crate) enum ViewRefused {
     First,
     /// Its renderer could not be started.
     Start(String),
-    /// A window's views are those it started with.
-    Window,
+    /// In a window, the first view is drawn into the window itself: it stays at its corner.
+    Corner,
 }
 
 /// What the application tells its shell.
@@ -183,6 +224,8 @@ pub(crate) enum Control {
     /// A view of this scene (loaded and checked on the application's thread).
     AddView {
         scene: Arc<crate::scene::LoadedScene>,
+        /// Where the application placed it, if it did.
+        rect: Option<ViewRect>,
         reply: Sender<Result<ViewId, ViewRefused>>,
     },
     RemoveView {
@@ -195,6 +238,12 @@ pub(crate) enum Control {
     /// An edit of the scene drawn, checked already.
     Edit(crate::scene::Edit),
     Resize(u32, u32),
+    /// Place view `view` at `rect` (its frames of `rect`'s size from then on).
+    SetViewRect {
+        view: ViewId,
+        rect: ViewRect,
+        reply: Sender<Result<(), ViewRefused>>,
+    },
 }
 
 /// The supervisor's side of an embedding.
@@ -229,5 +278,24 @@ impl Link {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         fits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ViewRect;
+
+    #[test]
+    fn a_point_is_in_a_view_rectangle_in_the_view_own_coordinates() {
+        let r = ViewRect::new(160, -20, 100, 50);
+        assert_eq!(r.local((160, -20)), Some((0, 0)));
+        assert_eq!(r.local((259, 29)), Some((99, 49)));
+        assert_eq!(r.local((260, 0)), None, "right of it");
+        assert_eq!(r.local((200, 30)), None, "below it");
+        assert_eq!(r.local((159, 0)), None, "left of it");
+        assert_eq!(
+            ViewRect::new(i32::MAX, 0, 8192, 1).local((i32::MIN, 0)),
+            None
+        );
     }
 }

@@ -124,7 +124,9 @@ use winit::window::Window;
 
 pub use crate::config::{Buffers, RunConfig, SandboxMode, Size, Transport};
 use crate::embedding::{Control, Link};
-pub use crate::embedding::{Event, PresentedFrame, Target, ViewId, EVENT_QUEUE, FIRST_VIEW};
+pub use crate::embedding::{
+    Event, PresentedFrame, Target, ViewId, ViewRect, EVENT_QUEUE, FIRST_VIEW,
+};
 pub use crate::scene::{EditRefused, Pixels};
 pub use crate::summary::RunSummary;
 pub use ipc_protocol::Role;
@@ -175,10 +177,10 @@ pub enum Error {
     /// A view's renderer could not be started; nothing of the view is left.
     #[error("starting the view's renderer: {0}")]
     ViewStart(String),
-    /// A shell presenting into a window has the views it started with, tiled in it: none is
-    /// added or removed while it runs.
-    #[error("a shell presenting into a window has the views it started with; none is added or removed while it runs")]
-    WindowViews,
+    /// In a window, the first view is drawn into the window itself: [`Shell::set_view_rect`]
+    /// may change its size but not move it from the window's top-left corner.
+    #[error("the first view is drawn into the window itself: it stays at the window's top-left corner (x and y 0); place another view instead")]
+    FirstViewCorner,
     /// The run failed: what ended it, and its summary up to then when there is one.
     #[error("{message}")]
     Run {
@@ -204,15 +206,25 @@ pub fn log_to_stderr(default: &str) {
 #[derive(Clone, Debug)]
 pub struct ViewConfig {
     scene: PathBuf,
+    rect: Option<ViewRect>,
 }
 
 impl ViewConfig {
     /// A view drawing the scene file at `scene` (`"default"`: the built-in example scene
-    /// file), at the shell's frame size.
+    /// file), at the shell's frame size; in a window, tiled with the other views not placed by
+    /// the application.
     pub fn new(scene: impl Into<PathBuf>) -> Self {
         Self {
             scene: scene.into(),
+            rect: None,
         }
+    }
+
+    /// Placed at `rect` from its start, its frames `rect`'s size (clamped as
+    /// [`Shell::set_view_rect`] clamps), instead of tiled at the shell's frame size.
+    pub fn rect(mut self, rect: ViewRect) -> Self {
+        self.rect = Some(rect);
+        self
     }
 
     /// The scene file it draws.
@@ -229,7 +241,7 @@ impl From<crate::embedding::ViewRefused> for Error {
             ViewRefused::NoSuch(view) => Error::NoSuchView(view),
             ViewRefused::First => Error::FirstView,
             ViewRefused::Start(why) => Error::ViewStart(why),
-            ViewRefused::Window => Error::WindowViews,
+            ViewRefused::Corner => Error::FirstViewCorner,
         }
     }
 }
@@ -322,6 +334,7 @@ impl ShellBuilder {
     /// One more view from the start, beside the first (views 1, 2, ... in the order given).
     pub fn view(mut self, view: ViewConfig) -> Self {
         self.args.views.push(view.scene);
+        self.args.view_rects.push(view.rect);
         self
     }
 
@@ -503,15 +516,17 @@ impl Shell {
         let _ = self.control.send(Control::Kill(target.into()));
     }
 
-    /// Adds a view drawing `view`'s scene, at the shell's frame size, and returns its number:
-    /// a renderer of its own is started and sandboxed, the GPU process starts rendering for it,
-    /// and its frames come as [`Event::Presented`] naming it, from its frame 0.
+    /// Adds a view drawing `view`'s scene and returns its number: a renderer of its own is
+    /// started and sandboxed, the GPU process starts rendering for it, and its frames come as
+    /// [`Event::Presented`] naming it, from its frame 0. It is as large as
+    /// [`ViewConfig::rect`] says, or else the shell's frame size; in a window it gets a surface
+    /// of its own at that rectangle, or else the views not placed by the application are
+    /// tiled again with it (each a cell of the window's grid, which may change their size).
     ///
     /// The scene file is read here, on the caller's thread, as [`Shell::set_scene`] reads one
     /// ([`Error::Scene`]); a shell with as many views as it may refuses it
-    /// ([`Error::TooManyViews`]), and so does one presenting into a window, whose tiles are
-    /// fixed ([`Error::WindowViews`]). Either way nothing was started. Returns once the run has
-    /// taken the view (its renderer spawned, the GPU process told), not once it presents.
+    /// ([`Error::TooManyViews`]), and nothing is started. Returns once the run has taken the
+    /// view (its renderer spawned, the GPU process told), not once it presents.
     pub fn add_view(&self, view: ViewConfig) -> Result<ViewId, Error> {
         let loaded =
             Arc::new(crate::scene::load(&view.scene).map_err(|e| Error::Scene(format!("{e:#}")))?);
@@ -522,6 +537,7 @@ impl Shell {
         self.control
             .send(Control::AddView {
                 scene: loaded,
+                rect: view.rect,
                 reply,
             })
             .map_err(|_| Error::Ended)?;
@@ -534,13 +550,33 @@ impl Shell {
     /// and frees its buffers, and [`Event::ViewGone`] follows; the run's summary keeps its
     /// counts ([`crate::summary::ViewSummary::removed`]). A view given up (its renderer crashed
     /// too often, [`Event::ViewGone`]) is removed the same way, freeing what the run kept of
-    /// it. The first view cannot be removed ([`Error::FirstView`]), nor a view of a shell
-    /// presenting into a window ([`Error::WindowViews`]). A renderer that does not exit at once
-    /// is killed: a removal holds the run up for a quarter of a second at most.
+    /// it. The first view cannot be removed ([`Error::FirstView`]). In a window its surface
+    /// goes, and the views not placed by the application are tiled again without it. A
+    /// renderer that does not exit at once is killed: a removal holds the run up for a quarter
+    /// of a second at most.
     pub fn remove_view(&self, view: ViewId) -> Result<(), Error> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.control
             .send(Control::RemoveView { view, reply })
+            .map_err(|_| Error::Ended)?;
+        Ok(answer.recv().map_err(|_| Error::Ended)??)
+    }
+
+    /// Places view `view` at `rect` from now on: in a window its surface moves there at once,
+    /// and its frames are `rect.width` x `rect.height` from its next one on, as a resize makes
+    /// them (a new size generation for that view alone, [`PresentedFrame::generation`];
+    /// frames already on their way at the old size are dropped unshown). The size is clamped
+    /// to 1 pixel and to the largest frame the shell's output slots hold
+    /// ([`ShellBuilder::max_size`]; in a window the largest tile of its monitor). A placed view
+    /// keeps its rectangle: [`Shell::resize`] and the window's resizes no longer change it.
+    ///
+    /// Without a window only the size counts. In a window the first view is the window's own
+    /// surface: moved from the corner it is refused ([`Error::FirstViewCorner`]). A view the
+    /// shell does not have is [`Error::NoSuchView`].
+    pub fn set_view_rect(&self, view: ViewId, rect: ViewRect) -> Result<(), Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.control
+            .send(Control::SetViewRect { view, rect, reply })
             .map_err(|_| Error::Ended)?;
         Ok(answer.recv().map_err(|_| Error::Ended)??)
     }
@@ -636,7 +672,8 @@ impl Shell {
         Ok(version)
     }
 
-    /// Makes frames `width` x `height` from now on, the way a window's resize does: a new
+    /// Makes frames of every view the application has not placed ([`Shell::set_view_rect`])
+    /// `width` x `height` from now on, the way a window's resize does: a new
     /// size generation, told to the renderer and then to the GPU process, so that no frame of
     /// the old size is presented after the first of the new one ([`PresentedFrame::generation`]
     /// goes up with it); frames already on their way at the old size are dropped unshown.

@@ -236,6 +236,13 @@ pub struct ViewSummary {
     /// The application removed it before the end ([`crate::shell::Shell::remove_view`]); its
     /// counts are those at its removal.
     pub removed: bool,
+    /// Its frame width at the end (each view has a size of its own).
+    pub width: u32,
+    /// Its frame height at the end.
+    pub height: u32,
+    /// Where the application placed it (`x`, `y`; [`crate::shell::Shell::set_view_rect`]);
+    /// none: tiled.
+    pub placed: Option<[i32; 2]>,
 }
 
 /// The frames of a run: how many were presented, at which size and pace, where the last one
@@ -798,9 +805,11 @@ impl RunSummary {
         if self.views.len() > 1 {
             for v in &self.views {
                 s += &format!(
-                    "  view {}: {} frames (last {}), {} renderer restarts, renderer pid {} ({} KiB), at most {} of {} buffers held, {}{}{}\n",
+                    "  view {}: {} frames of {}x{} (last {}), {} renderer restarts, renderer pid {} ({} KiB), at most {} of {} buffers held, {}{}{}\n",
                     v.view,
                     v.frames,
+                    v.width,
+                    v.height,
                     v.last.map_or("none".to_owned(), |l| l.to_string()),
                     v.restarts,
                     v.renderer_pid,

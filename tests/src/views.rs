@@ -16,6 +16,17 @@ pub const SIZE: (u32, u32) = (160, 120);
 
 /// Writes one scene file per colour of `COLOURS` (the first `n`) into `dir`.
 pub fn scenes(dir: &Path, n: usize) -> Vec<PathBuf> {
+    scene_files(dir, n, true)
+}
+
+/// Writes one scene file per colour of `COLOURS` (the first `n`) into `dir`, its checker
+/// moving if `animated` (else every frame is the same).
+pub fn scene_files(dir: &Path, n: usize, animated: bool) -> Vec<PathBuf> {
+    let animation = if animated {
+        "animation.translate = { dx = \"40%\", dy = 0, period = 2.0 }\n"
+    } else {
+        ""
+    };
     COLOURS
         .iter()
         .take(n)
@@ -37,8 +48,7 @@ kind = "checker"
 rect = {{ x = "10%", y = "10%", w = 48, h = 32 }}
 cell = 8
 colors = ["#ffffff", "#000000"]
-animation.translate = {{ dx = "40%", dy = 0, period = 2.0 }}
-"##
+{animation}"##
             );
             std::fs::write(&path, text).expect("a view's scene");
             path

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use triptych::shell::{Buffers, FIRST_VIEW};
 use triptych::shell::{
-    Error, Event, PresentedFrame, RunConfig, ShellBuilder, Target, ViewConfig, ViewId,
+    Error, Event, PresentedFrame, RunConfig, ShellBuilder, Target, ViewConfig, ViewId, ViewRect,
 };
 use triptych_scene::file::{reference_frame, Scene};
 use triptych_tests::edit::next;
@@ -25,8 +25,8 @@ struct Seen {
 }
 
 /// The pixels of `px`, frame `frame`, that differ from `scene`'s reference.
-fn differing(scene: &Scene, frame: u64, px: &[u8]) -> usize {
-    let want = reference_frame(scene, frame, SIZE.0, SIZE.1, &[]).expect("predictable");
+fn differing(scene: &Scene, frame: u64, (w, h): (u32, u32), px: &[u8]) -> usize {
+    let want = reference_frame(scene, frame, w, h, &[]).expect("predictable");
     px.chunks_exact(4)
         .zip(want.chunks_exact(4))
         .filter(|(a, b)| a != b)
@@ -36,7 +36,12 @@ fn differing(scene: &Scene, frame: u64, px: &[u8]) -> usize {
 /// Checks presented frame `f` against `scene`, the scene of its view, pixel for pixel, and
 /// against what was seen of the view, and counts it.
 fn saw(seen: &mut BTreeMap<ViewId, Seen>, scene: &Scene, f: &PresentedFrame) {
-    let bad = differing(scene, f.frame, f.pixels().expect("pixels asked for"));
+    let px = f.pixels().expect("pixels asked for");
+    assert_eq!(
+        px.len() as u64,
+        u64::from(f.width) * u64::from(f.height) * 4
+    );
+    let bad = differing(scene, f.frame, (f.width, f.height), px);
     assert_eq!(
         bad, 0,
         "{} frame {}: its own scene's reference",
@@ -272,4 +277,92 @@ fn a_view_given_up_frees_its_place_and_is_removed_once() {
         "{views:?}"
     );
     assert_eq!(views[2], (replaced.0, false, false, 90), "{views:?}");
+}
+
+/// A frame's size and its generation.
+type Shape = ((u32, u32), u32);
+
+#[test]
+fn each_view_has_a_size_of_its_own_and_a_placed_view_keeps_it() {
+    let dir = triptych_tests::scratch("shell-views-sizes");
+    let files = scenes(&dir, 3);
+    const FRAMES: u64 = 45;
+    let shell = builder(&triptych_tests::bin_dir(), &files[0], FRAMES)
+        .max_size(320, 240)
+        .view(ViewConfig::new(&files[1]).rect(ViewRect::new(0, 0, 64, 200)))
+        .view(ViewConfig::new(&files[2]))
+        .pixels(true)
+        .spawn()
+        .expect("spawning a shell");
+    let drawn: Vec<Scene> = files.iter().map(|f| parse(f)).collect();
+    let mut seen: BTreeMap<ViewId, Seen> = BTreeMap::new();
+    // Each view's (size, generation) in the order they came.
+    let mut sizes: BTreeMap<ViewId, Vec<Shape>> = BTreeMap::new();
+    let (mut placed, mut resized) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while let Some(e) = next(&shell, deadline) {
+        match e {
+            Event::Presented(f) => {
+                saw(&mut seen, &drawn[f.view.0 as usize], &f);
+                let s = sizes.entry(f.view).or_default();
+                let now = ((f.width, f.height), f.generation);
+                if s.last() != Some(&now) {
+                    s.push(now);
+                }
+                if !placed && f.view == ViewId(2) && f.frame == 10 {
+                    // View 2, tiled so far, placed at a size of its own; far too large is
+                    // clamped to the largest frame.
+                    shell
+                        .set_view_rect(ViewId(2), ViewRect::new(5, 5, 100, 5000))
+                        .expect("placing a view");
+                    assert!(matches!(
+                        shell.set_view_rect(ViewId(7), ViewRect::new(0, 0, 1, 1)),
+                        Err(Error::NoSuchView(ViewId(7)))
+                    ));
+                    placed = true;
+                }
+                if placed && !resized && f.view == FIRST_VIEW && f.frame == 25 {
+                    // Only the views not placed follow the shell's size.
+                    shell.resize(200, 100);
+                    resized = true;
+                }
+            }
+            Event::Crashed { role, view, cause } => panic!("{role} of {view:?}: {cause}"),
+            Event::ViewGone { view, failed } => panic!("{view} gone: {failed:?}"),
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    let summary = shell.wait().expect("the run's summary");
+    for (view, s) in &seen {
+        assert_eq!(
+            (s.frames, s.last),
+            (FRAMES, Some(FRAMES - 1)),
+            "{view}: {s:?}"
+        );
+    }
+    assert_eq!(
+        sizes[&FIRST_VIEW],
+        [(SIZE, 0), ((200, 100), 1)],
+        "the first view follows the shell's size"
+    );
+    assert_eq!(sizes[&ViewId(1)], [((64, 200), 0)], "placed from its start");
+    assert_eq!(
+        sizes[&ViewId(2)],
+        [(SIZE, 0), ((100, 240), 1)],
+        "placed while running, clamped, then left alone by the resize"
+    );
+    let ends: Vec<_> = summary
+        .views
+        .iter()
+        .map(|v| (v.view, v.width, v.height, v.placed))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            (0, 200, 100, None),
+            (1, 64, 200, Some([0, 0])),
+            (2, 100, 240, Some([5, 5]))
+        ]
+    );
 }

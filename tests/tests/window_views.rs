@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use triptych::window::Grid;
 use triptych_scene::file::{reference_frame, reference_frame_shown, Scene};
-use triptych_tests::views::{first_gpu, kill, parse, renderer_of, scenes, SIZE};
+use triptych_tests::views::{first_gpu, kill, parse, renderer_of, scene_files, scenes, SIZE};
 use triptych_tests::x11::{find, screenshot, window_id, Lines, Weston, Xvfb};
 use triptych_tests::{children_named, scratch, summary, triptych, wait_until, wait_within};
 
@@ -273,4 +273,321 @@ fn the_pointer_moves_a_layer_of_the_view_under_it_and_the_kill_key_hits_that_vie
         Duration::from_secs(30),
     );
     stop(&mut child, &lines);
+}
+
+/// An application's window of [`APP_WINDOW`] with views added, placed and removed while it
+/// runs (`triptych-views-app`), its commands answered on its stdout.
+struct App {
+    child: std::process::Child,
+    lines: Lines,
+    answers: std::sync::mpsc::Receiver<String>,
+    stdin: std::process::ChildStdin,
+    /// Every answer and note read so far.
+    seen: Vec<String>,
+}
+
+/// The application's window size: each check composes what the window should show.
+const APP_WINDOW: (u32, u32) = (480, 240);
+
+impl App {
+    fn start(scene: &Path, env: &[(&str, &std::ffi::OsStr)], remove: &str) -> App {
+        let bin = triptych_tests::bin_dir();
+        let mut child = Command::new(triptych_tests::bin("triptych-views-app"))
+            .arg(&bin)
+            .args([APP_WINDOW.0.to_string(), APP_WINDOW.1.to_string()])
+            .arg(scene)
+            .envs(env.iter().copied())
+            .env_remove(remove)
+            .env("TRIPTYCH_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting triptych-views-app");
+        let lines = Lines::new(child.stderr.take().expect("stderr"));
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut app = App {
+            child,
+            lines,
+            answers,
+            stdin,
+            seen: Vec::new(),
+        };
+        app.expect("ready");
+        app
+    }
+
+    /// Waits for a line of the application's starting with `start`.
+    fn expect(&mut self, start: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(start) {
+                        return line;
+                    }
+                    assert!(
+                        !line.starts_with("crashed"),
+                        "{line}\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+                Err(_) => panic!(
+                    "no {start:?} from the application: {}\n{}",
+                    self.seen.join("\n"),
+                    self.lines.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends `command` and returns the application's answer.
+    fn ask(&mut self, command: &str) -> String {
+        use std::io::Write;
+        writeln!(self.stdin, "{command}").expect("a command to the application");
+        self.expect_any(&["added", "placed", "removed", "refused", "quitting"])
+    }
+
+    fn expect_any(&mut self, starts: &[&str]) -> String {
+        loop {
+            let line = self.expect("");
+            if starts.iter().any(|s| line.starts_with(s)) {
+                return line;
+            }
+        }
+    }
+}
+
+/// A view's scene at its rectangle in the window (x, y, width, height).
+type Placed<'a> = (&'a Scene, (i32, i32, u32, u32));
+
+/// What the window should show: each view's scene's reference at its rectangle, the later
+/// views above the earlier ones.
+fn composed(views: &[Placed<'_>]) -> Vec<u8> {
+    let (ww, wh) = APP_WINDOW;
+    let mut out = vec![0u8; (ww * wh * 4) as usize];
+    for (scene, (vx, vy, w, h)) in views {
+        let px = reference_frame(scene, 0, *w, *h, &[]).expect("predictable");
+        for y in 0..*h {
+            for x in 0..*w {
+                let (wx, wy) = (vx + x as i32, vy + y as i32);
+                if wx < 0 || wy < 0 || wx as u32 >= ww || wy as u32 >= wh {
+                    continue;
+                }
+                let o = ((wy as u32 * ww + wx as u32) * 4) as usize;
+                let i = ((y * w + x) * 4) as usize;
+                out[o..o + 4].copy_from_slice(&px[i..i + 4]);
+            }
+        }
+    }
+    out
+}
+
+/// The pixels of the window in `shot` (`sw` wide, the window at `origin`) that differ from
+/// `want`, and the first of them.
+fn off(shot: &[u8], sw: u32, origin: (u32, u32), want: &[u8]) -> (usize, Option<(u32, u32)>) {
+    let (ww, wh) = APP_WINDOW;
+    let mut bad = (0, None);
+    for y in 0..wh {
+        for x in 0..ww {
+            let s = (((origin.1 + y) * sw + origin.0 + x) * 4) as usize;
+            let r = ((y * ww + x) * 4) as usize;
+            if shot.get(s..s + 3) != want.get(r..r + 3) {
+                bad.0 += 1;
+                bad.1.get_or_insert((x, y));
+            }
+        }
+    }
+    bad
+}
+
+/// Once the first view's first frame is shown, adds, places and removes views in the
+/// application's window, checking after each step that
+/// the window shows every view's scene at its own rectangle and size (`shoot` takes the window's
+/// screenshot: width, and RGBA pixels from its top-left corner on).
+fn placed_views_script(
+    app: &mut App,
+    files: &[PathBuf],
+    shoot: &dyn Fn() -> (u32, (u32, u32), Vec<u8>),
+) {
+    let scenes: Vec<Scene> = files.iter().map(|f| parse(f)).collect();
+    let check = |app: &App, what: &str, views: &[Placed<'_>]| {
+        let want = composed(views);
+        let mut last = (0, None);
+        let ok =
+            triptych_tests::poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+                let (sw, origin, shot) = shoot();
+                last = off(&shot, sw, origin, &want);
+                last.0 == 0
+            });
+        assert!(
+            ok,
+            "{what}: {} pixels off, first at {:?}\n{}",
+            last.0,
+            last.1,
+            app.seen.join("\n")
+        );
+    };
+    let (ww, wh) = APP_WINDOW;
+    let (half, i32w) = (ww / 2, |n: u32| n as i32);
+    check(
+        app,
+        "the first view fills the window",
+        &[(&scenes[0], (0, 0, ww, wh))],
+    );
+    // A view added, tiled: the two take half the window each, the first resized.
+    assert_eq!(app.ask(&format!("add {}", files[1].display())), "added 1");
+    app.expect(&format!("shown 1 {half}x{wh}"));
+    check(
+        app,
+        "two tiled views",
+        &[
+            (&scenes[0], (0, 0, half, wh)),
+            (&scenes[1], (i32w(half), 0, half, wh)),
+        ],
+    );
+    // Placed by the application, smaller: the first view is tiled alone again, under it.
+    let r1 = (300, 130, 120, 90);
+    assert_eq!(app.ask("place 1 300 130 120 90"), "placed 1");
+    check(
+        app,
+        "view 1 placed",
+        &[(&scenes[0], (0, 0, ww, wh)), (&scenes[1], r1)],
+    );
+    // One more, placed from its start.
+    let r2 = (10, 10, 160, 120);
+    assert_eq!(
+        app.ask(&format!("add {} 10 10 160 120", files[2].display())),
+        "added 2"
+    );
+    app.expect("shown 2 160x120");
+    check(
+        app,
+        "view 2 placed from its start",
+        &[
+            (&scenes[0], (0, 0, ww, wh)),
+            (&scenes[1], r1),
+            (&scenes[2], r2),
+        ],
+    );
+    // The first view is the window itself: it is not moved from the corner.
+    let refused = app.ask("place 0 5 5 100 100");
+    assert!(refused.starts_with("refused the first view"), "{refused}");
+    // Removed: its surface goes, and the first view shows where it was.
+    assert_eq!(app.ask("remove 1"), "removed 1");
+    check(
+        app,
+        "view 1 removed",
+        &[(&scenes[0], (0, 0, ww, wh)), (&scenes[2], r2)],
+    );
+    assert_eq!(app.ask("quit"), "quitting");
+    let summary = app.expect("summary ");
+    let s: serde_json::Value =
+        serde_json::from_str(&summary["summary ".len()..]).expect("the summary's JSON");
+    let views = s["views"].as_array().expect("views");
+    let shape: Vec<_> = views
+        .iter()
+        .map(|v| {
+            (
+                v["view"].as_u64().unwrap_or(99),
+                v["width"].as_u64().unwrap_or(0),
+                v["height"].as_u64().unwrap_or(0),
+                v["removed"].as_bool().unwrap_or(false),
+                v["placed"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        shape.contains(&(
+            0,
+            u64::from(ww),
+            u64::from(wh),
+            false,
+            serde_json::Value::Null
+        )),
+        "{shape:?}"
+    );
+    assert!(
+        shape.contains(&(1, 120, 90, true, serde_json::json!([300, 130]))),
+        "{shape:?}"
+    );
+    assert!(
+        shape.contains(&(2, 160, 120, false, serde_json::json!([10, 10]))),
+        "{shape:?}"
+    );
+    let status = wait_within(
+        &mut app.child,
+        Duration::from_secs(30),
+        "triptych-views-app",
+    );
+    assert!(
+        status.success(),
+        "{status:?}\n{}",
+        app.lines.seen.join("\n")
+    );
+}
+
+#[test]
+fn an_application_adds_places_and_removes_views_in_its_x11_window() {
+    let x = Xvfb::start(640, 480);
+    let conn = x.connect();
+    let dir = scratch("window-views-placed-x11");
+    let files = scene_files(&dir, 3, false);
+    let mut app = App::start(
+        &files[0],
+        &[("DISPLAY", x.display.as_ref())],
+        "WAYLAND_DISPLAY",
+    );
+    let open = app.lines.wait_for("window open", Duration::from_secs(30));
+    let xid = window_id(&open);
+    app.expect(&format!("shown 0 {}x{}", APP_WINDOW.0, APP_WINDOW.1));
+    placed_views_script(&mut app, &files, &|| {
+        let (w, _, px) = screenshot(&conn, xid);
+        (w, (0, 0), px)
+    });
+}
+
+#[test]
+fn an_application_adds_places_and_removes_views_in_its_wayland_window() {
+    let weston = Weston::start(640, 480);
+    let dir = scratch("window-views-placed-wayland");
+    let files = scene_files(&dir, 3, false);
+    let mut app = App::start(
+        &files[0],
+        &[
+            ("XDG_RUNTIME_DIR", weston.runtime_dir.as_os_str()),
+            ("WAYLAND_DISPLAY", weston.socket.as_ref()),
+        ],
+        "DISPLAY",
+    );
+    // Where the window lies on the output: where the first view's frame is, alone in it.
+    app.expect(&format!("shown 0 {}x{}", APP_WINDOW.0, APP_WINDOW.1));
+    let first = composed(&[(&parse(&files[0]), (0, 0, APP_WINDOW.0, APP_WINDOW.1))]);
+    let mut origin = None;
+    triptych_tests::poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let (sw, sh, shot) = weston.screenshot(&dir);
+        origin = find(&shot, sw, sh, &first, APP_WINDOW.0, APP_WINDOW.1);
+        origin.is_some()
+    });
+    let origin = origin.expect("the window on the output");
+    let shots = dir.clone();
+    placed_views_script(&mut app, &files, &move || {
+        let (sw, _, shot) = weston.screenshot(&shots);
+        (sw, origin, shot)
+    });
 }

@@ -7,14 +7,19 @@
 //! slot on screen is always kept (a redraw and the PNG at exit read it). That bookkeeping is the
 //! renderer's [`super::slots::Slots`]; this module feeds it the display server's events.
 //!
-//! A window of several views keeps all of that per view, in the view's [`Tile`]: its output
-//! attached, its puts, the frames asked of it. The views share the frame size (a tile of the
-//! window's [`Grid`]), the pause and the refresh tick.
+//! A window of several views keeps all of that per view, in the view's [`Tile`]: its place, its
+//! output attached, its puts, the frames asked of it. Each view has a frame size of its own: the
+//! views the application placed keep their rectangle, and the others are tiled (each a cell of
+//! the window's [`Grid`], laid out again when the window's size or the tiled views change). The
+//! views share the pause and the refresh tick. A view's place is its number: the window's own
+//! surface is the first view's, and each other view's surface is made when its first renderer's
+//! output is attached and destroyed when it is removed.
 
 use ipc_protocol::damage::Region;
 use std::collections::VecDeque;
 
 use super::*;
+use crate::embedding::ViewRect;
 use crate::window::{Action, Display, DisplayEvent, Grid};
 
 /// Frames asked of the GPU process and not yet presented, at most.
@@ -31,8 +36,8 @@ const RESIZE_SETTLE: Duration = Duration::from_millis(60);
 #[derive(Debug)]
 pub(super) struct Shown {
     pub(super) d: Display,
-    /// How the views are tiled.
-    grid: Grid,
+    /// The window's size now (the last reported; the tiles are cells of it).
+    window: (u32, u32),
     /// Each view's place in the window, in the order of the run's views.
     tiles: Vec<Tile>,
     /// Pause, step and the refresh tick.
@@ -51,6 +56,8 @@ pub(super) struct Shown {
 #[derive(Debug)]
 struct Tile {
     view: ViewId,
+    /// Where in the window its surface lies (the first view's: the corner).
+    at: (i32, i32),
     puts: Puts,
     /// The next frame to ask for.
     next_request: u64,
@@ -99,6 +106,22 @@ struct Pacing {
 }
 
 impl Tile {
+    /// View `view`'s place, before any frame; `animates`: whether its scene does.
+    fn new(view: ViewId, animates: bool) -> Tile {
+        Tile {
+            view,
+            at: (0, 0),
+            puts: Puts::default(),
+            next_request: 0,
+            wanted: 1,
+            floor: 0,
+            announced: 0,
+            step: false,
+            stepped: None,
+            animates,
+        }
+    }
+
     /// Something changed it: a still scene needs one more frame.
     fn changed(&mut self) {
         self.wanted = self.wanted.max(self.next_request + 1);
@@ -119,25 +142,14 @@ impl Shown {
     }
 
     /// The window's state before any frame, for `views` (each with whether its scene
-    /// animates), tiled in `grid`.
-    pub(super) fn new(d: Display, views: &[(ViewId, bool)]) -> Shown {
-        let grid = Grid::for_views(u32::try_from(views.len()).unwrap_or(u32::MAX));
+    /// animates), in a window of `window`.
+    pub(super) fn new(d: Display, views: &[(ViewId, bool)], window: (u32, u32)) -> Shown {
         Shown {
             d,
-            grid,
+            window,
             tiles: views
                 .iter()
-                .map(|&(view, animates)| Tile {
-                    view,
-                    puts: Puts::default(),
-                    next_request: 0,
-                    wanted: 1,
-                    floor: 0,
-                    announced: 0,
-                    step: false,
-                    stepped: None,
-                    animates,
-                })
+                .map(|&(view, animates)| Tile::new(view, animates))
                 .collect(),
             pacing: Pacing {
                 paused: false,
@@ -171,9 +183,77 @@ impl Shown {
         }
     }
 
-    fn place(&self, view: ViewId) -> Option<u32> {
-        let i = self.tiles.iter().position(|t| t.view == view)?;
-        u32::try_from(i).ok()
+    /// A place for view `view` (its scene animating or not), made by the application while
+    /// the run goes on: its surface comes with its renderer's output.
+    pub(super) fn add_tile(&mut self, view: ViewId, animates: bool) {
+        self.tiles.push(Tile::new(view, animates));
+    }
+
+    /// Puts view `view`'s surface at its place, `size` large (the window's own surface, the
+    /// first view's, stays where it is).
+    fn place_surface(&mut self, view: ViewId, size: (u16, u16)) -> anyhow::Result<()> {
+        let Some(at) = self.tile(view).map(|t| t.at) else {
+            return Ok(());
+        };
+        self.d.presenter.place(view.0, at, size)?;
+        if view != FIRST_VIEW {
+            // A Wayland subsurface and its place take effect with the window's next commit:
+            // the first view's next frame, which a still scene would not otherwise make.
+            self.changed_view(FIRST_VIEW);
+        }
+        Ok(())
+    }
+
+    /// View `view` is gone: its surface and the outputs attached for it go too.
+    pub(super) fn remove_tile(&mut self, view: ViewId) {
+        let Some(k) = self.tiles.iter().position(|t| t.view == view) else {
+            return;
+        };
+        let t = self.tiles.remove(k);
+        for seg in t
+            .puts
+            .seg
+            .map(|(_, seg)| seg)
+            .into_iter()
+            .chain(t.puts.retire)
+        {
+            self.d.presenter.detach(seg);
+        }
+        self.d.presenter.unplace(view.0);
+        if self.focus == view {
+            self.focus = FIRST_VIEW;
+        }
+    }
+
+    /// Where each view goes, given where the application placed some (`placed`, for every
+    /// view of the run, in order): a placed view at its rectangle, and the others tiled in
+    /// the window's grid, row by row, each as large as a cell. Returns the tiled views' place
+    /// and cell size (the placed ones keep theirs).
+    pub(super) fn lay_out(
+        &mut self,
+        placed: &[(ViewId, Option<ViewRect>)],
+    ) -> Vec<(ViewId, (u32, u32))> {
+        let tiled: Vec<ViewId> = self
+            .tiles
+            .iter()
+            .map(|t| t.view)
+            .filter(|v| placed.iter().any(|(p, r)| p == v && r.is_none()))
+            .collect();
+        let grid = Grid::for_views(u32::try_from(tiled.len()).unwrap_or(u32::MAX));
+        let cell = grid.tile(self.window);
+        let mut cells = Vec::with_capacity(tiled.len());
+        for t in &mut self.tiles {
+            match placed.iter().find(|(v, _)| *v == t.view) {
+                Some((_, Some(r))) => t.at = (r.x, r.y),
+                Some((_, None)) => {
+                    let k = tiled.iter().position(|v| *v == t.view).unwrap_or(0);
+                    t.at = grid.origin(u32::try_from(k).unwrap_or(0), cell);
+                    cells.push((t.view, cell));
+                }
+                None => {}
+            }
+        }
+        cells
     }
 
     fn tile(&self, view: ViewId) -> Option<&Tile> {
@@ -195,23 +275,18 @@ impl Supervisor<'_> {
         fd: OwnedFd,
         slots: u32,
     ) -> anyhow::Result<()> {
+        let geometry = &self
+            .views
+            .get(self.view_index(view).context("an output of no view")?)
+            .context("an output of no view")?
+            .geometry;
+        let slot_bytes = u32::try_from(geometry.slot_bytes()).context("a frame beyond 4 GiB")?;
+        let (w, h) = geometry.size();
+        let size = (w as u16, h as u16);
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let slot_bytes =
-            u32::try_from(self.geometry.slot_bytes()).context("a frame beyond 4 GiB")?;
-        let (w, h) = self.geometry.size();
-        let size = (w as u16, h as u16);
-        let place = s
-            .place(view)
-            .context("a view with no place in the window")?;
-        s.d.presenter
-            .place(place, s.grid.origin(place, (w, h)), size)?;
-        if place != 0 {
-            // A Wayland subsurface and its place take effect with the window's next commit:
-            // the first view's next frame, which a still scene would not otherwise make.
-            s.changed_view(FIRST_VIEW);
-        }
+        s.place_surface(view, size)?;
         let seg = s.d.presenter.attach(fd, slots, slot_bytes, size)?;
         let Some(t) = s.tile_mut(view) else {
             return Ok(());
@@ -239,8 +314,8 @@ impl Supervisor<'_> {
         damage: &Region,
     ) -> anyhow::Result<()> {
         let i = self.view_index(view).context("a put of no view")?;
-        let slot_bytes = self.geometry.slot_bytes();
-        let (w, h) = self.geometry.size();
+        let slot_bytes = self.views[i].geometry.slot_bytes();
+        let (w, h) = self.views[i].geometry.size();
         let size = (w as u16, h as u16);
         // A copy only for the copying path (an X server without MIT-SHM 1.2).
         let copies = self
@@ -253,17 +328,15 @@ impl Supervisor<'_> {
                     .renderer
                     .as_ref()
                     .and_then(|r| r.screen.as_ref())
-                    .and_then(|sc| sc.raw_slot(slot, self.geometry.size()))
+                    .and_then(|sc| sc.raw_slot(slot, self.views[i].geometry.size()))
             })
             .flatten();
         let Some(s) = self.display.as_mut() else {
             return Ok(());
         };
-        let Some(place) = s.place(view) else {
-            return Ok(());
-        };
         let (releases, completes) = (s.d.presenter.releases(), s.d.presenter.completes());
-        let Some(t) = s.tiles.get_mut(place as usize) else {
+        let place = view.0;
+        let Some(t) = s.tiles.iter_mut().find(|t| t.view == view) else {
             return Ok(());
         };
         let Some((_, seg)) = t.puts.seg else {
@@ -379,7 +452,7 @@ impl Supervisor<'_> {
                 let Some(i) = self.view_index(view).filter(|_| current) else {
                     return Ok(());
                 };
-                let freed = self
+                let freed = self.views[i]
                     .geometry
                     .slot_of(c.offset)
                     .and_then(|slot| {
@@ -405,7 +478,7 @@ impl Supervisor<'_> {
                 let Some(i) = view.and_then(|v| self.view_index(v)) else {
                     return Ok(());
                 };
-                let freed = self.geometry.slot_of(c.offset).and_then(|slot| {
+                let freed = self.views[i].geometry.slot_of(c.offset).and_then(|slot| {
                     self.views[i]
                         .renderer
                         .as_mut()?
@@ -421,7 +494,7 @@ impl Supervisor<'_> {
                 let Some(s) = self.display.as_mut() else {
                     return Ok(());
                 };
-                let Some(t) = s.tiles.get_mut(place as usize) else {
+                let Some(t) = s.tiles.iter_mut().find(|t| t.view.0 == place) else {
                     return Ok(());
                 };
                 t.puts.awaiting_frame = false;
@@ -441,7 +514,8 @@ impl Supervisor<'_> {
                 // A Wayland compositor keeps the surfaces' content (and after a resize the
                 // slot buffers are of the new size): only X11 needs the frames again.
                 if let Some(s) = self.display.as_ref().filter(|s| !s.d.presenter.releases()) {
-                    for (place, t) in (0u32..).zip(&s.tiles) {
+                    for t in &s.tiles {
+                        let place = t.view.0;
                         if let Some((seg, off, size)) = t.puts.on_screen {
                             let whole = Region::full(u32::from(size.0), u32::from(size.1));
                             let _ =
@@ -476,23 +550,29 @@ impl Supervisor<'_> {
         let Some(s) = self.display.as_ref() else {
             return;
         };
-        let (grid, tile) = (s.grid, self.geometry.size());
-        let places: Vec<ViewId> = s.tiles.iter().map(|t| t.view).collect();
-        let n = u32::try_from(places.len()).unwrap_or(u32::MAX);
+        // Each view's rectangle in the window, bottom first: a surface made later lies above.
+        let rects: Vec<(usize, ViewRect)> = s
+            .tiles
+            .iter()
+            .filter_map(|t| {
+                let i = self.view_index(t.view)?;
+                let (w, h) = self.views[i].geometry.size();
+                Some((i, ViewRect::new(t.at.0, t.at.1, w, h)))
+            })
+            .collect();
         let dragging = self.views.iter().position(|v| v.input.dragging());
         let target = match dragging {
-            Some(i) => {
-                let view = self.views[i].id;
-                let place = places.iter().position(|v| *v == view).unwrap_or(0);
-                let (ox, oy) = grid.origin(u32::try_from(place).unwrap_or(0), tile);
-                Some((i, (x - ox, y - oy)))
-            }
-            // A view given up takes no input: its process no longer serves it.
-            None => grid.at((x, y), tile, n).and_then(|(place, p)| {
-                let view = places.get(place as usize)?;
-                let i = self.view_index(*view)?;
-                self.views[i].failed.is_none().then_some((i, p))
-            }),
+            Some(i) => rects
+                .iter()
+                .find(|(k, _)| *k == i)
+                .map(|(_, r)| (i, (x.saturating_sub(r.x), y.saturating_sub(r.y)))),
+            // The topmost view under the pointer; one given up takes no input (its process no
+            // longer serves it), nor passes it to the views below.
+            None => rects
+                .iter()
+                .rev()
+                .find_map(|(i, r)| Some((*i, r.local((x, y))?)))
+                .filter(|(i, _)| self.views[*i].failed.is_none()),
         };
         // The pointer is over no other view.
         for (k, v) in self.views.iter_mut().enumerate() {
@@ -638,60 +718,127 @@ impl Supervisor<'_> {
             return;
         }
         s.resize = None;
-        // Every view is a tile of the window.
-        let tile = s.grid.tile((w, h));
-        self.new_generation(tile);
+        s.window = (w, h);
+        self.retile(&[]);
     }
 
-    /// Frames of `size` (clamped to the output slots' size) from now on, if that is another
-    /// size: a new generation, told to every view's renderer first and then to the GPU process.
-    pub(super) fn new_generation(&mut self, (w, h): (u32, u32)) {
-        let Some(r) = self.geometry.resize((w, h)) else {
+    /// Lays the window's views out again ([`Shown::lay_out`]): each tiled view resized to its
+    /// cell, and every view's surface put at its place. The views in `fresh` were just made:
+    /// neither a renderer nor the GPU process knows their size yet, so they start at their
+    /// cell (generation 0) rather than being resized.
+    pub(super) fn retile(&mut self, fresh: &[ViewId]) {
+        let placed: Vec<_> = self.views.iter().map(|v| (v.id, v.placed)).collect();
+        let Some(s) = self.display.as_mut() else {
             return;
         };
+        let cells = s.lay_out(&placed);
+        let max = self.max_size;
+        for (view, (w, h)) in cells {
+            let Some(i) = self.view_index(view) else {
+                continue;
+            };
+            if fresh.contains(&view) {
+                let size = (w.clamp(1, max.0), h.clamp(1, max.1));
+                self.views[i].geometry = parts::Geometry::new(size, max);
+                if view == FIRST_VIEW {
+                    (self.summary.frames.width, self.summary.frames.height) = size;
+                }
+            } else {
+                self.resize_view(i, (w, h));
+            }
+        }
+        // A view whose size did not change may still have moved.
+        let shown: Vec<(ViewId, (u32, u32))> = self
+            .views
+            .iter()
+            .filter(|v| !fresh.contains(&v.id))
+            .map(|v| (v.id, v.geometry.size()))
+            .collect();
+        let Some(s) = self.display.as_mut() else {
+            return;
+        };
+        for (view, (w, h)) in shown {
+            if s.tile(view).is_some_and(|t| t.puts.seg.is_some()) {
+                if let Err(e) = s.place_surface(view, (w as u16, h as u16)) {
+                    tracing::warn!(error = %format!("{e:#}"), view = view.0, "could not place a view");
+                }
+            }
+        }
+    }
+
+    /// Headless: frames of `size` (clamped to the output slots' size) for every view the
+    /// application has not placed, and for views added later, from now on.
+    pub(super) fn resize_tiled(&mut self, (w, h): (u32, u32)) {
+        let max = self.max_size;
+        self.size = (w.clamp(1, max.0), h.clamp(1, max.1));
+        for i in 0..self.views.len() {
+            if self.views[i].placed.is_none() {
+                self.resize_view(i, (w, h));
+            }
+        }
+    }
+
+    /// View `i`'s frames of `size` (clamped to its output slots' size) from now on, if that is
+    /// another size: a new generation of that view's, told to its renderer first and then to
+    /// the GPU process, so that every frame they composite of it from then on is of the new
+    /// size. Its frames asked for before are dropped where they are (their slots and buffers
+    /// handed back), never shown; the other views are not touched.
+    pub(super) fn resize_view(&mut self, i: usize, (w, h): (u32, u32)) {
+        let Some(v) = self.views.get_mut(i) else {
+            return;
+        };
+        let Some(r) = v.geometry.resize((w, h)) else {
+            return;
+        };
+        let (view, failed) = (v.id, v.failed.is_some());
         let (w, h) = (r.width, r.height);
-        self.summary.frames.width = w;
-        self.summary.frames.height = h;
+        if let Some(rd) = v.renderer.as_mut() {
+            if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
+                rd.send_failed(e);
+            }
+        }
+        if view == FIRST_VIEW {
+            self.summary.frames.width = w;
+            self.summary.frames.height = h;
+        }
         self.summary.frames.resizes += 1;
         if let Some(s) = self.display.as_mut() {
-            s.changed();
-            for t in &mut s.tiles {
+            let size = (w as u16, h as u16);
+            let mut first_frame = 0;
+            if let Some(t) = s.tile_mut(view) {
+                t.changed();
                 t.floor = t.next_request;
+                first_frame = t.floor;
+                if let Some((_, seg)) = t.puts.seg {
+                    s.d.presenter.resize(seg, size);
+                }
+            }
+            if let Err(e) = s.place_surface(view, size) {
+                tracing::warn!(error = %format!("{e:#}"), view = view.0, "could not place a view");
             }
             tracing::info!(
                 width = w,
                 height = h,
                 generation = r.generation,
-                first_frame = s.tiles.first().map_or(0, |t| t.floor),
+                first_frame,
+                view = view.0,
                 "window resized"
             );
-            for (place, t) in (0u32..).zip(&s.tiles) {
-                let at = s.grid.origin(place, (w, h));
-                if let Err(e) = s.d.presenter.place(place, at, (w as u16, h as u16)) {
-                    tracing::warn!(error = %format!("{e:#}"), view = t.view.0, "could not place a view");
-                }
-                if let Some((_, seg)) = t.puts.seg {
-                    s.d.presenter.resize(seg, (w as u16, h as u16));
-                }
-            }
         } else {
-            tracing::info!(width = w, height = h, generation = r.generation, "resized");
+            tracing::info!(
+                width = w,
+                height = h,
+                generation = r.generation,
+                view = view.0,
+                "resized"
+            );
         }
-        for v in &mut self.views {
-            if let Some(rd) = v.renderer.as_mut() {
-                if let Err(e) = rd.child.commands.send(&LauncherToRenderer::Resize(r)) {
-                    rd.send_failed(e);
-                }
-            }
+        if failed {
+            return;
         }
         if let Some(g) = self.pair.gpu.as_mut() {
-            for v in &self.views {
-                if v.failed.is_some() {
-                    continue;
-                }
-                if let Err(SendError::Full) = g.send_view(v.id, ViewCommand::Resize(r)) {
-                    g.unread = true;
-                }
+            if let Err(SendError::Full) = g.send_view(view, ViewCommand::Resize(r)) {
+                g.unread = true;
             }
         }
     }

@@ -21,8 +21,11 @@ impl Supervisor<'_> {
             Control::Kill(Target::Gpu) => self.kill_role(Role::Gpu),
             Control::Kill(Target::Renderer(view)) => self.kill_renderer(view),
             // The application waits for the answer; one that stopped waiting drops it.
-            Control::AddView { scene, reply } => {
-                let _ = reply.send(self.add_view(scene));
+            Control::AddView { scene, rect, reply } => {
+                let _ = reply.send(self.add_view(scene, rect));
+            }
+            Control::SetViewRect { view, rect, reply } => {
+                let _ = reply.send(self.set_view_rect(view, rect));
             }
             Control::RemoveView { view, reply } => {
                 let _ = reply.send(self.remove_view(view));
@@ -33,7 +36,7 @@ impl Supervisor<'_> {
             Control::Resize(w, h) => match self.display.as_mut() {
                 // The path a window's own resize takes, without waiting for it to settle.
                 Some(s) => s.resize_now((w, h)),
-                None => self.new_generation((w, h)),
+                None => self.resize_tiled((w, h)),
             },
         }
         Ok(())
@@ -105,7 +108,7 @@ impl Supervisor<'_> {
         let v = self.views.get(i)?;
         let frame = v.last.unwrap_or(0);
         v.drawn
-            .layer_at(frame, self.geometry.size(), v.input.moves(), p)
+            .layer_at(frame, v.geometry.size(), v.input.moves(), p)
     }
 
     /// Tells the GPU process which layer of each view to outline, once per change.

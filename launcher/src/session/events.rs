@@ -164,7 +164,7 @@ impl Supervisor<'_> {
     /// launcher itself, and costs the GPU process its life.
     fn relay_frame(&mut self, view: ViewId, msg: FrameMsg) -> Result<(), Breach> {
         use ipc_protocol::relay::Handed;
-        let generation = self.geometry.generation();
+        let generation = self.generation_of(view);
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
@@ -434,7 +434,7 @@ impl Supervisor<'_> {
         epoch: u64,
         buffer: ipc_protocol::BufferId,
     ) -> Result<(), Breach> {
-        let generation = self.geometry.generation();
+        let generation = self.generation_of(view);
         let Some(g) = self.pair.gpu.as_mut() else {
             return Ok(());
         };
@@ -617,7 +617,8 @@ impl Supervisor<'_> {
         let Some(i) = self.view_index(view) else {
             return Ok(());
         };
-        let (width, height) = self.geometry.max_size();
+        let (width, height) = self.max_size;
+        let geometry = self.views[i].geometry.clone();
         // Before anything else, it names the server of its command stream; once.
         let link = self.views[i]
             .renderer
@@ -658,7 +659,7 @@ impl Supervisor<'_> {
                 }
                 // The generation the renderer was started with: a resize may have come since,
                 // and reaches it as a command after this.
-                self.geometry.check_output(generation)?;
+                geometry.check_output(generation)?;
                 if self.jail.awaits_listener(r.child.proc.pid) {
                     return Err(Breach::new("Output", "before the sandbox listener"));
                 }
@@ -896,11 +897,12 @@ impl Supervisor<'_> {
     fn present(&mut self, i: usize, p: ipc_protocol::messages::Presented) -> Result<(), Breach> {
         let view = self.views[i].id;
         let first = view == FIRST_VIEW;
+        let geometry = self.views[i].geometry.clone();
         let version = self.answered(i, Some(p.epoch), p.frame);
         // Headless, nothing paces the GPU process: any frame it made before it heard of a
         // resize may come, and is dropped.
         let floor = self.display.as_ref().map_or(u64::MAX, |s| s.floor(view));
-        let judged = self.geometry.judge(p.generation, p.frame, floor)?;
+        let judged = geometry.judge(p.generation, p.frame, floor)?;
         if judged == super::slots::Judged::Drop {
             // Composited before the renderer heard of the resize: of the old size, never shown,
             // and only for frames asked for before the resize.
@@ -942,13 +944,13 @@ impl Supervisor<'_> {
             .map_err(|e| Breach::new("Presented", e.to_string()))?;
         // The damage lies inside the frame; a display server is shown only what it names, so
         // a lying renderer garbles only its own output.
-        let (damage, output_px) = self.geometry.check_presented(&p.damage, p.composited_px)?;
+        let (damage, output_px) = geometry.check_presented(&p.damage, p.composited_px)?;
         self.policing.presented(view, p.frame, p.epoch)?;
         self.summary
             .damage
             .add(damage.area(), p.composited_px, output_px);
         screen
-            .show(p.slot, p.frame, self.geometry.size())
+            .show(p.slot, p.frame, geometry.size())
             .map_err(|e| Breach::new("Presented", format!("{e:#}")))?;
         if self.display.is_none() {
             let freed = slots
@@ -977,7 +979,7 @@ impl Supervisor<'_> {
         // A frame event dropped (the application fell behind) leaves the view's next one's
         // damage relative to a frame the application never saw: that one is damaged whole.
         if let Some(event) = self.embedding.frame_event(view) {
-            let (width, height) = self.geometry.size();
+            let (width, height) = geometry.size();
             let frame_damage = if event.whole {
                 vec![ipc_protocol::damage::Rect::full(width, height)]
             } else {
@@ -1001,8 +1003,8 @@ impl Supervisor<'_> {
             self.embedding.send(crate::embedding::Event::Presented(
                 crate::embedding::PresentedFrame::new(
                     (view, p.frame),
-                    self.geometry.size(),
-                    (v.drawn.scene_id(), self.geometry.generation(), edit),
+                    geometry.size(),
+                    (v.drawn.scene_id(), geometry.generation(), edit),
                     frame_damage,
                     pixels,
                 ),

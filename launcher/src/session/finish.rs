@@ -190,7 +190,7 @@ impl Supervisor<'_> {
         let pixels = screen.and_then(|sc| sc.pixels());
         if ok && self.args.verify {
             if let (Some(pixels), Some(frame)) = (&pixels, self.summary.frames.last) {
-                let (w, h) = screen.map_or(self.geometry.size(), |sc| sc.shown_size());
+                let (w, h) = screen.map_or(self.views[0].geometry.size(), |sc| sc.shown_size());
                 // The scene the last frame presented shows: an edit sent after it is not in it.
                 self.summary.verified = Some(crate::verify::check_run(
                     self.edits.shown_scene().map(|s| &**s),
@@ -299,6 +299,9 @@ impl Supervisor<'_> {
             verified: None,
             failed: v.failed.clone(),
             removed: false,
+            width: v.geometry.size().0,
+            height: v.geometry.size().1,
+            placed: v.placed.map(|r| [r.x, r.y]),
         };
         if v.id == FIRST_VIEW {
             s.out = self.summary.frames.out.clone();

@@ -386,6 +386,11 @@ struct View {
     failed: Option<String>,
     /// What the user did to its layers with the pointer, in a window.
     input: parts::Input,
+    /// Its frame size now, its generation, and the largest its output slots hold.
+    geometry: parts::Geometry,
+    /// Where the application placed it (`crate::shell::Shell::set_view_rect`); none: tiled,
+    /// at the run's frame size.
+    placed: Option<crate::embedding::ViewRect>,
 }
 
 impl View {
@@ -447,8 +452,11 @@ struct Supervisor<'a> {
     display: Option<display::Shown>,
     /// Without a window, frames paced to a rate (`RunConfig::fps`).
     pacer: Option<display::Pacer>,
-    /// The frame size, its generation, and the largest the output slots hold.
-    geometry: parts::Geometry,
+    /// The frame size of the views the application has not placed (headless; a window's
+    /// tiles are cells of its grid).
+    size: (u32, u32),
+    /// The largest frame any view's output slots hold.
+    max_size: (u32, u32),
     /// Headless: the last frame was composited at a size no longer current, and dropped.
     last_dropped: bool,
     /// The application embedding this run, if one does (`crate::shell`).
@@ -497,6 +505,13 @@ impl Supervisor<'_> {
     /// The index of view `id`, if the run has it.
     fn view_index(&self, id: ViewId) -> Option<usize> {
         self.views.iter().position(|v| v.id == id)
+    }
+
+    /// View `id`'s frame size generation now (0 for a view the run no longer has: nothing of
+    /// it is shown).
+    fn generation_of(&self, id: ViewId) -> u32 {
+        self.view_index(id)
+            .map_or(0, |i| self.views[i].geometry.generation())
     }
 
     /// A trace batch from `who`, process `pid`: kept as far as the child's budget allows
@@ -768,8 +783,9 @@ fn run_with(
             .fps
             .filter(|_| display.is_none())
             .map(display::Pacer::new),
-        display: display.map(|d| display::Shown::new(d, &tiles)),
-        geometry: parts::Geometry::new((width, height), max_size),
+        display: display.map(|d| display::Shown::new(d, &tiles, grid.window((width, height)))),
+        size: (width, height),
+        max_size,
         last_dropped: false,
         embedding: parts::Embedding::new(embed),
         edits: edit::Edits::new(edits, args.loaded_scene.clone()),
@@ -785,9 +801,17 @@ fn run_with(
     };
     for scene in scenes {
         let n = sv.next_view;
-        sv.views.push(sv.new_view(ViewId(n), n, scene));
+        // The first view is the run's own; the others are the ones listed, each maybe placed.
+        let rect = n
+            .checked_sub(1)
+            .and_then(|k| args.view_rects.get(k as usize).copied().flatten());
+        sv.views.push(sv.new_view(ViewId(n), n, scene, rect));
         sv.next_view += 1;
     }
+    // In a window, the views the application placed lie where it said, and the others are
+    // tiled; nothing of them has started yet.
+    let all: Vec<ViewId> = sv.views.iter().map(|v| v.id).collect();
+    sv.retile(&all);
 
     sv.start_pair()?;
     let result = sv.drive(signals);

@@ -204,7 +204,7 @@ impl Supervisor<'_> {
     /// is `renderer_pid`: its size, scene and pool, from the frame after its last one presented.
     pub(super) fn view_start(&self, i: usize, renderer_pid: u32) -> Option<ViewStart> {
         let v = self.views.get(i)?;
-        let (width, height) = self.geometry.size();
+        let (width, height) = v.geometry.size();
         let first_frame = v.resume_from();
         Some(ViewStart {
             view: v.id,
@@ -215,7 +215,7 @@ impl Supervisor<'_> {
             frames: self.args.frames,
             first_frame,
             paced: self.display.is_some() || self.pacer.is_some(),
-            generation: self.geometry.generation(),
+            generation: v.geometry.generation(),
             moves: v.input.moves().offsets,
             pool_per_layer: self.args.pool,
             renderer: RendererLink {
@@ -637,12 +637,13 @@ impl Supervisor<'_> {
         page: Option<OwnedFd>,
     ) -> anyhow::Result<Renderer> {
         let (epoch, gpu_pid) = gpu;
-        let (view, gpu_window, layers, backdrop) = match self.views.get(i) {
+        let (view, gpu_window, layers, backdrop, geometry) = match self.views.get(i) {
             Some(v) => (
                 v.id,
                 window_of(v.window),
                 v.drawn.layers(),
                 v.drawn.backdrop(),
+                v.geometry.clone(),
             ),
             None => bail!("no view {i} to start a renderer for"),
         };
@@ -681,12 +682,12 @@ impl Supervisor<'_> {
             layers: layers + u32::from(self.display.is_some()),
             faults: faults.clone(),
             trace: self.args.trace.is_some(),
-            width: self.geometry.size().0,
-            height: self.geometry.size().1,
-            max_width: self.geometry.max_size().0,
-            max_height: self.geometry.max_size().1,
+            width: geometry.size().0,
+            height: geometry.size().1,
+            max_width: geometry.max_size().0,
+            max_height: geometry.max_size().1,
             damage: !self.args.no_damage,
-            generation: self.geometry.generation(),
+            generation: geometry.generation(),
             transport: self.jail.transport(),
             fence_timeout_ms: self.args.fence_timeout_ms,
             reports: self.jail.reports(),

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::embedding::ViewRefused;
+use crate::embedding::{ViewRect, ViewRefused};
 use crate::scene::LoadedScene;
 
 /// Summaries of views removed before the end that the run keeps (the first ones): an
@@ -40,13 +40,18 @@ impl Supervisor<'_> {
         }
     }
 
-    /// A new view `id` in export window `window`, drawing `scene` (none: the built-in panels).
+    /// A new view `id` in export window `window`, drawing `scene` (none: the built-in panels),
+    /// placed at `rect` (none: tiled, at the run's frame size).
     pub(super) fn new_view(
         &self,
         id: ViewId,
         window: u32,
         scene: Option<Arc<LoadedScene>>,
+        rect: Option<ViewRect>,
     ) -> View {
+        let size = rect.map_or(self.size, |r| (r.width, r.height));
+        let max = self.max_size;
+        let size = (size.0.clamp(1, max.0), size.1.clamp(1, max.1));
         View {
             id,
             window,
@@ -64,14 +69,18 @@ impl Supervisor<'_> {
             out: crate::config::view_out(&self.args.out, id.0),
             failed: None,
             input: parts::Input::default(),
+            geometry: parts::Geometry::new(size, max),
+            placed: rect,
         }
     }
 
-    /// Adds a view drawing `scene`, served by the running GPU process; returns its number.
-    pub(super) fn add_view(&mut self, scene: Arc<LoadedScene>) -> Result<ViewId, ViewRefused> {
-        if self.display.is_some() {
-            return Err(ViewRefused::Window);
-        }
+    /// Adds a view drawing `scene`, served by the running GPU process, placed at `rect` (none:
+    /// tiled); returns its number.
+    pub(super) fn add_view(
+        &mut self,
+        scene: Arc<LoadedScene>,
+        rect: Option<ViewRect>,
+    ) -> Result<ViewId, ViewRefused> {
         let max = self.view_limit();
         let live = self.views.iter().filter(|v| v.failed.is_none()).count();
         if live >= max as usize {
@@ -96,9 +105,15 @@ impl Supervisor<'_> {
             .spawn_renderer()
             .map_err(|e| ViewRefused::Start(format!("{e:#}")))?;
         self.next_view += 1;
-        let view = self.new_view(id, window, Some(scene));
+        let view = self.new_view(id, window, Some(scene), rect);
+        let animates = view.drawn.animates();
         self.views.push(view);
         let i = self.views.len() - 1;
+        // In a window, it gets a place, and the tiled views make room for it.
+        if let Some(s) = self.display.as_mut() {
+            s.add_tile(id, animates);
+            self.retile(&[id]);
+        }
         let renderer_pid = child.proc.pid;
         let Some(g) = self.pair.gpu.as_ref() else {
             return Err(ViewRefused::Start("no GPU process runs".to_owned()));
@@ -167,9 +182,6 @@ impl Supervisor<'_> {
         if id == FIRST_VIEW {
             return Err(ViewRefused::First);
         }
-        if self.display.is_some() {
-            return Err(ViewRefused::Window);
-        }
         let Some(i) = self.view_index(id) else {
             return Err(ViewRefused::NoSuch(id));
         };
@@ -221,6 +233,34 @@ impl Supervisor<'_> {
         Ok(())
     }
 
+    /// Places view `id` at `rect` (`crate::shell::Shell::set_view_rect`): its frames of the
+    /// rectangle's size from now on, and in a window its surface there. Placed, it is no longer
+    /// tiled: the views still tiled are laid out again without it.
+    pub(super) fn set_view_rect(&mut self, id: ViewId, rect: ViewRect) -> Result<(), ViewRefused> {
+        let Some(i) = self
+            .view_index(id)
+            .filter(|&i| self.views[i].failed.is_none())
+        else {
+            return Err(ViewRefused::NoSuch(id));
+        };
+        if self.display.is_some() && id == FIRST_VIEW && (rect.x, rect.y) != (0, 0) {
+            return Err(ViewRefused::Corner);
+        }
+        self.views[i].placed = Some(rect);
+        tracing::info!(
+            view = id.0,
+            x = rect.x,
+            y = rect.y,
+            width = rect.width,
+            height = rect.height,
+            "view placed"
+        );
+        self.resize_view(i, (rect.width, rect.height));
+        // Its surface moves even where its size stays, and the views still tiled close up.
+        self.retile(&[]);
+        Ok(())
+    }
+
     /// Waits until `deadline` for renderer `r`, told to shut down, to exit, kills it if it has
     /// not, and reaps it (its view's last frame `last`).
     pub(super) fn end_renderer(&mut self, mut r: Renderer, deadline: Instant, last: Option<u64>) {
@@ -228,9 +268,14 @@ impl Supervisor<'_> {
         let _ = self.jail.reaped(r.child.proc.pid, self.tracing.rec(), last);
     }
 
-    /// Forgets view `i`, whose renderer is gone: the GPU process is told to stop serving it.
+    /// Forgets view `i`, whose renderer is gone: the GPU process is told to stop serving it;
+    /// in a window, its surface goes, and the tiled views take the room it leaves.
     fn drop_view(&mut self, i: usize) {
         let v = self.views.remove(i);
+        if let Some(s) = self.display.as_mut() {
+            s.remove_tile(v.id);
+            self.retile(&[]);
+        }
         if let Some(g) = self.pair.gpu.as_mut() {
             // Once: a view given up was removed from the process already.
             if let Some(l) = g.link_mut(v.id).filter(|l| !l.removing) {

@@ -71,10 +71,10 @@ pub enum DisplayEvent {
     Completed(x11::Completion),
     /// The Wayland compositor no longer reads a slot.
     Released(x11::Completion),
-    /// The Wayland compositor showed this frame of the view at this place of the [`Grid`] and
-    /// asks for its next one.
+    /// The Wayland compositor showed this frame of the view at this place and asks for its
+    /// next one.
     FrameDone {
-        /// The view's place in the grid (0: the window's own surface).
+        /// The view's place: its number (0: the window's own surface).
         place: u32,
         /// The frame.
         frame: u64,
@@ -177,8 +177,9 @@ impl Presenter {
         }
     }
 
-    /// Puts the surface of the view at `place` of the grid (0: the window itself, which needs
-    /// none) at `at` in the window, `size` large, making it the first time.
+    /// Puts the surface of the view at `place` (its number; 0: the window itself, which needs
+    /// none) at `at` in the window, `size` large, making it the first time. A surface made
+    /// later lies above those made before it.
     pub fn place(&self, place: u32, at: (i32, i32), size: (u16, u16)) -> anyhow::Result<()> {
         if place == 0 {
             return Ok(());
@@ -186,6 +187,17 @@ impl Presenter {
         match self {
             Presenter::X11(p) => p.place(place, at, size),
             Presenter::Wayland(p) => p.place(place, at),
+        }
+    }
+
+    /// Destroys the surface of the view at `place` (not the window's own): the view is gone.
+    pub fn unplace(&self, place: u32) {
+        if place == 0 {
+            return;
+        }
+        match self {
+            Presenter::X11(p) => p.unplace(place),
+            Presenter::Wayland(p) => p.unplace(place),
         }
     }
 
@@ -197,8 +209,8 @@ impl Presenter {
         }
     }
 
-    /// Shows the slot at `offset` of `seg`, holding `frame`, on the surface at `place` of the
-    /// grid; it differs from the frame shown there before only inside `damage`.
+    /// Shows the slot at `offset` of `seg`, holding `frame`, on the surface of the view at
+    /// `place`; it differs from the frame shown there before only inside `damage`.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &self,
@@ -268,23 +280,6 @@ impl Grid {
         let at = |n: u32, side: u32| i32::try_from(n.saturating_mul(side)).unwrap_or(i32::MAX);
         (at(col, w), at(row, h))
     }
-
-    /// The place of the tile under window point `p`, for `views` tiles of `tile`, and `p` in
-    /// that tile's own coordinates; none between or beyond the tiles.
-    pub fn at(&self, p: (i32, i32), tile: (u32, u32), views: u32) -> Option<(u32, (i32, i32))> {
-        let x = u32::try_from(p.0).ok()?;
-        let y = u32::try_from(p.1).ok()?;
-        let (col, row) = (x / tile.0.max(1), y / tile.1.max(1));
-        if col >= self.cols || row >= self.rows {
-            return None;
-        }
-        let place = row * self.cols + col;
-        if place >= views {
-            return None;
-        }
-        let (ox, oy) = self.origin(place, tile);
-        Some((place, (p.0 - ox, p.1 - oy)))
-    }
 }
 
 #[cfg(test)]
@@ -318,11 +313,5 @@ mod tests {
         assert_eq!(g.window((160, 120)), (320, 240));
         assert_eq!(g.tile((321, 241)), (160, 120));
         assert_eq!(g.origin(3, (160, 120)), (160, 120));
-        assert_eq!(g.at((170, 5), (160, 120), 4), Some((1, (10, 5))));
-        assert_eq!(g.at((5, 130), (160, 120), 4), Some((2, (5, 10))));
-        assert_eq!(g.at((320, 5), (160, 120), 4), None, "right of the tiles");
-        assert_eq!(g.at((-1, 5), (160, 120), 4), None);
-        // Three views in a 2x2 grid: the fourth place is empty.
-        assert_eq!(Grid::for_views(3).at((170, 130), (160, 120), 3), None);
     }
 }

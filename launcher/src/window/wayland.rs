@@ -41,7 +41,7 @@ pub enum Note {
     Released(Completion),
     /// The compositor showed this frame of the view at this place and asks for its next one.
     FrameDone {
-        /// The view's place in the window's grid.
+        /// The view's place: its number.
         place: u32,
         /// The frame.
         frame: u64,
@@ -339,6 +339,19 @@ impl Presenter {
         }
         self.conn.flush().context("flushing to the compositor")?;
         Ok(())
+    }
+
+    /// Destroys the surface of `place` and its subsurface role, if it has them.
+    pub fn unplace(&self, place: u32) {
+        let gone = match self.places.lock() {
+            Ok(mut places) => places.remove(&place),
+            Err(_) => None,
+        };
+        if let Some((surface, sub)) = gone {
+            sub.destroy();
+            surface.destroy();
+            let _ = self.conn.flush();
+        }
     }
 
     /// Destroys pool `seg` and its buffers.

@@ -237,6 +237,19 @@ impl Presenter {
             .with_context(|| format!("no window for the view at place {place}"))
     }
 
+    /// Destroys the child window of `place`, if it has one.
+    pub fn unplace(&self, place: u32) {
+        let child = match self.children.lock() {
+            Ok(mut children) => children.remove(&place),
+            Err(_) => None,
+        };
+        if let Some(child) = child {
+            if let Ok(c) = self.conn.destroy_window(child) {
+                let _ = c.check();
+            }
+        }
+    }
+
     /// Detaches segment `seg` (a renderer's output that is no longer shown).
     pub fn detach(&self, seg: u32) {
         if let Ok(c) = self.conn.shm_detach(seg) {

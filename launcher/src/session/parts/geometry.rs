@@ -16,7 +16,7 @@ use ipc_protocol::rules::Breach;
 use super::super::slots::{self, Judged};
 
 /// The frame size and its generation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Geometry {
     /// The frame size now (the window's, once resized).
     size: (u32, u32),
