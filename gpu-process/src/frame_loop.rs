@@ -1,7 +1,9 @@
 //! The GPU process's frame loop (`Producer`): the device (the GL context and the exporter,
-//! shared by every view) and the views it renders for ([`crate::view`]). It takes the views in
-//! turn, one frame of each that can render (a frame the launcher allows, a free buffer for every
-//! layer); for each frame it takes a free pool buffer per layer, draws the layer, sends the
+//! shared by every view) and the views it renders for ([`crate::view`]). Of the views that can
+//! render (a frame the launcher allows, a free buffer for every layer) it renders next the one
+//! that has had the least of its time, within bounds ([`crate::fair`]): views of equal cost take
+//! turns, and a view whose frames are costly gets fewer of them rather than slowing every other
+//! view's. For each frame it takes a free pool buffer per layer, draws the layer, sends the
 //! frame's description to the launcher, which hands it on to the view's renderer, and completes
 //! each layer's work, which signals its fence. Between frames it serves the launcher's commands
 //! (views added and removed; for a view: resizes, moves, hover, overlay text, a new renderer, and
@@ -42,8 +44,10 @@ pub(crate) struct Producer {
     dev: Device,
     /// The views, in the order they were added.
     views: Vec<View>,
-    /// The view whose turn it is next to render (an index into `views`).
+    /// The view whose turn it is next to render among equals (an index into `views`).
     turn: usize,
+    /// How the views share the rendering time.
+    shares: crate::fair::Shares,
     /// The frames of the run's first view, for the hooks.
     frames: u64,
 }
@@ -87,6 +91,7 @@ impl Producer {
             dev,
             views: Vec::new(),
             turn: 0,
+            shares: crate::fair::Shares::default(),
             frames,
         };
         producer.add(start.view, scene)?;
@@ -127,8 +132,10 @@ impl Producer {
         if self.dev.private_fences {
             fds.keep_fences_private();
         }
-        let view = View::new(start, scene, fds)?;
+        let mut view = View::new(start, scene, fds)?;
         view.serving(&self.dev)?;
+        // A new view starts level with the others, not owed all the time they had.
+        view.share = self.shares.start();
         tracing::info!(view = view.id.0, window = view.window_index, "view added");
         self.views.push(view);
         Ok(())
@@ -243,20 +250,34 @@ impl Producer {
         }
     }
 
-    /// The next view that can render, from the one whose turn it is: each view renders one
-    /// frame in turn, so one with frames to spare never delays another's.
+    /// The next view to render ([`crate::fair`]): of those that can, the one that has had the
+    /// least render time, unless one has waited as long as it may.
     fn next_to_render(&mut self) -> Option<usize> {
-        if self.dev.stop_fences {
-            // A GPU that stopped signalling is hung for good: it renders nothing more.
-            return None;
-        }
         let n = self.views.len();
-        let (views, hooks) = (&self.views, &mut self.dev.hooks);
-        (0..n).map(|k| (self.turn + k) % n).find(|&i| {
-            views
-                .get(i)
-                .is_some_and(|v| v.can_render() && hooks.serves(v.id))
-        })
+        let mut ready = ready(&mut self.views, &mut self.dev);
+        self.shares.pick(&mut ready, self.turn, n)
+    }
+
+    /// Renders a frame of view `i`; every other view that could render waited through it.
+    fn render(&mut self, i: usize) -> anyhow::Result<()> {
+        let waiting: Vec<usize> = ready(&mut self.views, &mut self.dev)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let t0 = std::time::Instant::now();
+        if let Some(v) = self.views.get_mut(i) {
+            v.render_frame(&mut self.dev)?;
+        }
+        let took = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let mut were: Vec<(usize, &mut crate::fair::Share)> = self
+            .views
+            .iter_mut()
+            .enumerate()
+            .filter(|(k, _)| *k == i || waiting.contains(k))
+            .map(|(k, v)| (k, &mut v.share))
+            .collect();
+        self.shares.rendered(&mut were, i, took);
+        Ok(())
     }
 
     /// Runs until `Shutdown`: renders while a view has a frame to render and buffers free to
@@ -274,9 +295,7 @@ impl Producer {
                     continue;
                 }
                 self.turn = (i + 1) % self.views.len().max(1);
-                if let Some(v) = self.views.get_mut(i) {
-                    v.render_frame(&mut self.dev)?;
-                }
+                self.render(i)?;
                 if self.dev.rec.len() >= 512 {
                     self.ship_trace();
                 }
@@ -313,4 +332,19 @@ fn next_for(
         LauncherToGpu::View { view: v, command } if v == view => Ok((command, fds)),
         other => bail!("expected the images of {view} from the launcher, got {other:?}"),
     }
+}
+
+/// The views of `views` that can render now, each with its share of the rendering time.
+fn ready<'a>(views: &'a mut [View], dev: &mut Device) -> Vec<(usize, &'a mut crate::fair::Share)> {
+    if dev.stop_fences {
+        // A GPU that stopped signalling is hung for good: it renders nothing more.
+        return Vec::new();
+    }
+    let hooks = &mut dev.hooks;
+    views
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, v)| v.can_render() && hooks.serves(v.id))
+        .map(|(i, v)| (i, &mut v.share))
+        .collect()
 }

@@ -8,6 +8,7 @@
 pub mod damage;
 pub mod device;
 pub mod export;
+pub mod fair;
 pub mod frame_loop;
 // The GL and EGL calls: the one module of this crate allowed unsafe code (every block with its
 // proof); kernel fds are adopted only through triptych-sys.

@@ -83,6 +83,8 @@ impl Overlay {
 /// One view's frames: what the launcher asked for it and what was sent of it.
 pub(crate) struct View {
     pub(crate) id: ViewId,
+    /// Its share of the rendering time ([`crate::fair`]).
+    pub(crate) share: crate::fair::Share,
     /// Its export window's index, and the window.
     pub(crate) window_index: u32,
     window: ExportWindow,
@@ -156,6 +158,7 @@ impl View {
         });
         Ok(Self {
             id: start.view,
+            share: crate::fair::Share::default(),
             window_index: start.window,
             window,
             renderer_pid: start.renderer.renderer_pid,

@@ -46,6 +46,13 @@ pub const MAX_TRACE_BYTES_PER_S: usize = 16 << 20;
 /// Trace events kept from one child over a whole run; past it, batches are dropped and counted.
 pub const MAX_TRACE_EVENTS: usize = 4_000_000;
 
+/// How many frames of each other view the GPU process may render, at most, while one view can
+/// render and waits (`gpu-process/src/fair.rs`): it shares its time between views by their
+/// frames' cost, so a view of costly frames gets fewer of them, but never fewer than one for
+/// every `FAIR_TURNS` of each other view's. The launcher blames a view's stall on the process
+/// only past that many (and one more round for the frames on their way).
+pub const FAIR_TURNS: u64 = 8;
+
 /// One child's budget.
 #[derive(Debug)]
 pub struct Budget {

@@ -421,13 +421,15 @@ impl Supervisor<'_> {
             return Ok(());
         }
         // Several views share the process: one that made frames of other views since this one's
-        // buffers were free is busy, not stalled, until a fair turn (a frame of each view) has
-        // come round twice without this one; one that made none at all is stalled.
+        // buffers were free is busy, not stalled, while it may still be giving costlier views
+        // their share (it may pass a view over for `FAIR_TURNS` frames of each other view; one
+        // round more for the frames on their way); one that made none at all is stalled.
         let busy = self.pair.gpu.as_ref().and_then(|g| {
             let l = g.link(view)?;
             let round = g.links.len() as u64;
             let others = l.others_since_free(g.produced);
-            (round > 1 && others > 0 && others < 2 * round).then_some(others)
+            let most = (rules::FAIR_TURNS + 1).saturating_mul(round);
+            (round > 1 && others > 0 && others < most).then_some(others)
         });
         if let Some(others) = busy {
             tracing::debug!(
