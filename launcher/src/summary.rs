@@ -271,7 +271,8 @@ pub struct Frames {
     /// resumes from, handed back unshown: the replacement draws them again, and showing them
     /// first would put the screen back in time when its own arrive.
     pub superseded: u64,
-    /// Resizes of the window (or of an embedding shell's frames).
+    /// Resizes of views' frames, each view's counted: a window's resize (or an embedding
+    /// shell's `resize`) of four tiled views is four, a view placed at a new size one.
     pub resizes: u64,
     /// Scenes an embedding application switched to while the run went on.
     pub scene_changes: u64,

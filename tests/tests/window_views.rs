@@ -485,6 +485,18 @@ fn placed_views_script(
             (&scenes[2], r2),
         ],
     );
+    // Moved over view 1: a view added later lies above.
+    let r2 = (250, 100, 160, 120);
+    assert_eq!(app.ask("place 2 250 100 160 120"), "placed 2");
+    check(
+        app,
+        "view 2 over view 1",
+        &[
+            (&scenes[0], (0, 0, ww, wh)),
+            (&scenes[1], r1),
+            (&scenes[2], r2),
+        ],
+    );
     // The first view is the window itself: it is not moved from the corner.
     let refused = app.ask("place 0 5 5 100 100");
     assert!(refused.starts_with("refused the first view"), "{refused}");
@@ -527,7 +539,7 @@ fn placed_views_script(
         "{shape:?}"
     );
     assert!(
-        shape.contains(&(2, 160, 120, false, serde_json::json!([10, 10]))),
+        shape.contains(&(2, 160, 120, false, serde_json::json!([250, 100]))),
         "{shape:?}"
     );
     let status = wait_within(

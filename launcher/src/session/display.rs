@@ -196,11 +196,10 @@ impl Shown {
             return Ok(());
         };
         self.d.presenter.place(view.0, at, size)?;
-        if view != FIRST_VIEW {
-            // A Wayland subsurface and its place take effect with the window's next commit:
-            // the first view's next frame, which a still scene would not otherwise make.
-            self.changed_view(FIRST_VIEW);
-        }
+        // A surface is made when its view's first output comes, in no set order: the views are
+        // stacked in their order again, so that the pointer's view is the one on top.
+        let order: Vec<u32> = self.tiles.iter().map(|t| t.view.0).collect();
+        self.d.presenter.stack(&order);
         Ok(())
     }
 
@@ -805,16 +804,21 @@ impl Supervisor<'_> {
         if let Some(s) = self.display.as_mut() {
             let size = (w as u16, h as u16);
             let mut first_frame = 0;
+            let mut shown = false;
             if let Some(t) = s.tile_mut(view) {
                 t.changed();
                 t.floor = t.next_request;
                 first_frame = t.floor;
                 if let Some((_, seg)) = t.puts.seg {
                     s.d.presenter.resize(seg, size);
+                    shown = true;
                 }
             }
-            if let Err(e) = s.place_surface(view, size) {
-                tracing::warn!(error = %format!("{e:#}"), view = view.0, "could not place a view");
+            // A view without an output yet gets its surface with it.
+            if shown {
+                if let Err(e) = s.place_surface(view, size) {
+                    tracing::warn!(error = %format!("{e:#}"), view = view.0, "could not place a view");
+                }
             }
             tracing::info!(
                 width = w,

@@ -360,7 +360,7 @@ impl Supervisor<'_> {
         // made at the old size. Once every frame is made and none comes, the last ones were of
         // those: the run is over, and nobody is to blame.
         if self.display.is_none()
-            && self.summary.frames.resizes > 0
+            && self.views[i].geometry.generation() > 0
             && link.is_some_and(|l| l.finished)
         {
             tracing::info!(
@@ -422,13 +422,15 @@ impl Supervisor<'_> {
         }
         // Several views share the process: one that made frames of other views since this one's
         // buffers were free is busy, not stalled, while it may still be giving costlier views
-        // their share (it may pass a view over for `FAIR_TURNS` frames of each other view; one
-        // round more for the frames on their way); one that made none at all is stalled.
+        // their share (it may pass a view over for `FAIR_TURNS` frames of each other view, and
+        // one round more while several are overdue); one that made none at all is stalled.
         let busy = self.pair.gpu.as_ref().and_then(|g| {
             let l = g.link(view)?;
             let round = g.links.len() as u64;
             let others = l.others_since_free(g.produced);
-            let most = (rules::FAIR_TURNS + 1).saturating_mul(round);
+            // And the frames of the others the process made before it heard of the release:
+            // at most a pool's worth of each.
+            let most = (rules::FAIR_TURNS + 2 + u64::from(self.args.pool)).saturating_mul(round);
             (round > 1 && others > 0 && others < most).then_some(others)
         });
         if let Some(others) = busy {

@@ -695,10 +695,23 @@ impl Supervisor<'_> {
                     let attached = dup
                         .map_err(anyhow::Error::from)
                         .and_then(|fd| self.display_attach(view, pid, fd, n_slots));
-                    if let Err(e) = attached {
-                        tracing::error!(error = %format!("{e:#}"), "the X server could not attach the output");
-                        if let Some(s) = self.display.as_mut() {
-                            s.quit = true;
+                    match attached {
+                        Ok(()) => {}
+                        Err(e) if view == FIRST_VIEW => {
+                            tracing::error!(error = %format!("{e:#}"), "the display server could not attach the output");
+                            if let Some(s) = self.display.as_mut() {
+                                s.quit = true;
+                            }
+                        }
+                        // Another view's surface could not be made (no subsurfaces, a child
+                        // window refused): that view alone is given up, the others go on.
+                        Err(e) => {
+                            let why = format!("the display server could not show it: {e:#}");
+                            if let Some(r) = self.views[i].renderer.take() {
+                                let last = self.views[i].last;
+                                self.end_renderer(r, Instant::now(), last);
+                            }
+                            self.retire_view(i, why);
                         }
                     }
                 }

@@ -733,13 +733,12 @@ fn run_with(
             )
         })
         .collect();
-    // An embedding application may add views up to the maximum while the run goes on: the
-    // transport is chosen for as many.
+    // An embedding application may add views up to the maximum while the run goes on, in a
+    // window or not: the transport is chosen for as many.
     let views_n = match &embed {
-        Some(_) if display.is_none() => {
-            args.max_views
-                .unwrap_or_else(crate::config::default_max_views) as usize
-        }
+        Some(_) => args
+            .max_views
+            .unwrap_or_else(crate::config::default_max_views) as usize,
         _ => args.views.len() + 1,
     };
     match (args.fps, display.is_some()) {

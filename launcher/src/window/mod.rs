@@ -178,8 +178,8 @@ impl Presenter {
     }
 
     /// Puts the surface of the view at `place` (its number; 0: the window itself, which needs
-    /// none) at `at` in the window, `size` large, making it the first time. A surface made
-    /// later lies above those made before it.
+    /// none) at `at` in the window, `size` large, making it the first time (on top of the
+    /// others: [`Presenter::stack`] puts it in its place).
     pub fn place(&self, place: u32, at: (i32, i32), size: (u16, u16)) -> anyhow::Result<()> {
         if place == 0 {
             return Ok(());
@@ -187,6 +187,15 @@ impl Presenter {
         match self {
             Presenter::X11(p) => p.place(place, at, size),
             Presenter::Wayland(p) => p.place(place, at),
+        }
+    }
+
+    /// Stacks the views' surfaces in the order of `places`, the first lowest (the window's own
+    /// surface, place 0, is always below them all).
+    pub fn stack(&self, places: &[u32]) {
+        match self {
+            Presenter::X11(p) => p.stack(places),
+            Presenter::Wayland(p) => p.stack(places),
         }
     }
 

@@ -314,7 +314,7 @@ impl Presenter {
 
     /// Puts the surface of `place` at `at` in the window, making it a desynchronised subsurface
     /// of the window's the first time. The position takes effect with the window's next
-    /// commit.
+    /// commit, which this makes (the window's buffer stays).
     pub fn place(&self, place: u32, (x, y): (i32, i32)) -> anyhow::Result<()> {
         let mut places = self
             .places
@@ -337,8 +337,24 @@ impl Presenter {
             sub.set_position(x, y);
             places.insert(place, (surface, sub));
         }
+        self.surface.commit();
         self.conn.flush().context("flushing to the compositor")?;
         Ok(())
+    }
+
+    /// Stacks the subsurfaces of `places` in that order above the window's surface, the last on
+    /// top; it takes effect with the window's commit, which this makes.
+    pub fn stack(&self, places: &[u32]) {
+        let Ok(all) = self.places.lock() else {
+            return;
+        };
+        let mut below = &self.surface;
+        for (surface, sub) in places.iter().filter_map(|p| all.get(p)) {
+            sub.place_above(below);
+            below = surface;
+        }
+        self.surface.commit();
+        let _ = self.conn.flush();
     }
 
     /// Destroys the surface of `place` and its subsurface role, if it has them.
@@ -350,6 +366,7 @@ impl Presenter {
         if let Some((surface, sub)) = gone {
             sub.destroy();
             surface.destroy();
+            self.surface.commit();
             let _ = self.conn.flush();
         }
     }

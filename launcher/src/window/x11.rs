@@ -26,7 +26,7 @@ use x11rb::protocol::shape::{self, ConnectionExt as _};
 use x11rb::protocol::shm::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
     ClipOrdering, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask,
-    ImageFormat, WindowClass,
+    ImageFormat, StackMode, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -235,6 +235,18 @@ impl Presenter {
             .get(&place)
             .copied()
             .with_context(|| format!("no window for the view at place {place}"))
+    }
+
+    /// Raises the child windows of `places`, in that order, so they lie in it, the last on top.
+    pub fn stack(&self, places: &[u32]) {
+        let Ok(children) = self.children.lock() else {
+            return;
+        };
+        for child in places.iter().filter_map(|p| children.get(p)) {
+            let aux = ConfigureWindowAux::new().stack_mode(StackMode::ABOVE);
+            let _ = self.conn.configure_window(*child, &aux);
+        }
+        let _ = self.conn.flush();
     }
 
     /// Destroys the child window of `place`, if it has one.
