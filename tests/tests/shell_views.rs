@@ -334,13 +334,24 @@ fn each_view_has_a_size_of_its_own_and_a_placed_view_keeps_it() {
         }
     }
     let summary = shell.wait().expect("the run's summary");
+    // Every view presents its last frame. A resized view's frames asked for at its old size and
+    // made after the resize are dropped, never shown (by the launcher, which counts them, or by
+    // the renderer, which never composites them; at most those in flight at its one resize);
+    // the view never resized presents every frame.
+    let mut dropped = 0;
     for (view, s) in &seen {
-        assert_eq!(
-            (s.frames, s.last),
-            (FRAMES, Some(FRAMES - 1)),
-            "{view}: {s:?}"
-        );
+        assert_eq!(s.last, Some(FRAMES - 1), "{view}: {s:?}");
+        if *view == ViewId(1) {
+            assert_eq!(s.frames, FRAMES, "{view}: {s:?}");
+        }
+        assert!(s.frames + 2 >= FRAMES, "{view}: {s:?}");
+        dropped += FRAMES - s.frames;
     }
+    assert!(
+        summary.frames.dropped_for_resize <= dropped,
+        "{} dropped by the launcher, {dropped} missing: {seen:?}",
+        summary.frames.dropped_for_resize
+    );
     assert_eq!(
         sizes[&FIRST_VIEW],
         [(SIZE, 0), ((200, 100), 1)],
