@@ -119,7 +119,7 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
-cargo test --workspace -- --test-threads 2
+cargo test --workspace --no-fail-fast -- --test-threads 2
 echo "== the in-process benches, once each in criterion's test mode (their checks run, nothing is timed)"
 cargo test -p triptych-renderer-process -p triptych-trace --bench compositor --bench recorder
 echo "== release binaries carry no test hook"

@@ -207,15 +207,6 @@ pub struct Process {
 }
 
 impl Process {
-    /// Whether the child has exited (without reaping it).
-    pub fn exited(&self) -> bool {
-        self.status.is_some()
-            || matches!(
-                wait_readable(self.pidfd.as_fd(), Duration::ZERO),
-                Ok(WaitOutcome::Ready)
-            )
-    }
-
     /// Waits up to `timeout` for the child to exit and reaps it.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if let Some(s) = self.status {
@@ -242,6 +233,17 @@ impl Process {
     pub fn kill(&mut self) -> Option<ExitStatus> {
         self.signal(Signal::SIGKILL);
         self.wait_exit(Duration::from_secs(5))
+    }
+
+    /// Kills the child for a breach found in what it sent, and reaps it. Returns whether it had
+    /// ended on its own before the kill reached it (by an exit, or a signal other than
+    /// `SIGKILL`): a child that crashes while the launcher takes an fd from it, say, makes the
+    /// take fail, and its death explains the breach. Its pidfd reports the exit a moment after
+    /// the kernel stops lending its fds, so a look at the pidfd alone can come too early.
+    pub fn kill_for_breach(&mut self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.kill()
+            .is_some_and(|s| s.signal() != Some(Signal::SIGKILL as i32))
     }
 }
 

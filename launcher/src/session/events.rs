@@ -50,17 +50,18 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The GPU process broke the protocol: it is taken to be compromised. A breach found while
-    /// the process is already dead (its output fd could not be taken, say) is its death's
-    /// consequence, not a violation: it is recorded by how it died.
+    /// The GPU process broke the protocol: it is taken to be compromised, and killed. A breach
+    /// by a process that had ended on its own before the kill reached it (its output fd could
+    /// not be taken as it crashed, say) is its death's consequence, not a violation: it is
+    /// recorded by how it died ([`crate::child::Process::kill_for_breach`]).
     pub(super) fn gpu_violation(&mut self, b: Breach) -> anyhow::Result<()> {
         if self
             .pair
             .gpu
-            .as_ref()
-            .is_some_and(|g| g.child.proc.exited())
+            .as_mut()
+            .is_some_and(|g| g.child.proc.kill_for_breach())
         {
-            tracing::debug!(kind = b.kind, what = %b.what, "breach by a GPU process that is already dead");
+            tracing::debug!(kind = b.kind, what = %b.what, "breach by a GPU process that had died on its own");
             return self.gpu_down(None);
         }
         tracing::warn!(kind = b.kind, what = %b.what, "protocol violation by the GPU process");
@@ -137,15 +138,15 @@ impl Supervisor<'_> {
         }
     }
 
-    /// `view`'s renderer broke the protocol: it is taken to be compromised (but see
-    /// [`Supervisor::gpu_violation`] for a renderer already dead).
+    /// `view`'s renderer broke the protocol: it is taken to be compromised, and killed (but see
+    /// [`Supervisor::gpu_violation`] for a renderer that had died on its own).
     pub(super) fn renderer_violation(&mut self, view: ViewId, b: Breach) -> anyhow::Result<()> {
         let dead = self
             .view_index(view)
-            .and_then(|i| self.views[i].renderer.as_ref())
-            .is_some_and(|r| r.child.proc.exited());
+            .and_then(|i| self.views[i].renderer.as_mut())
+            .is_some_and(|r| r.child.proc.kill_for_breach());
         if dead {
-            tracing::debug!(kind = b.kind, what = %b.what, "breach by a renderer that is already dead");
+            tracing::debug!(kind = b.kind, what = %b.what, "breach by a renderer that had died on its own");
             return self.renderer_down(view, None);
         }
         tracing::warn!(view = view.0, kind = b.kind, what = %b.what, "protocol violation by the renderer");
