@@ -249,8 +249,26 @@ impl<T: Wire> Sender<T> {
         self.send_with(msg, &[])
     }
 
+    /// Sends `msg` with no fds; if it goes into the mailbox's ring, the reader's wake-up is put
+    /// off until [`Sender::wake_owed`] ([`crate::mailbox::MailboxWriter::post_deferred`]). For
+    /// a sender that sends in bursts and wakes its peer once a burst is over.
+    pub fn send_deferred(&self, msg: &T) -> Result<(), SendError> {
+        self.send_as(msg, &[], true)
+    }
+
+    /// Makes the mailbox wake-up [`Sender::send_deferred`] put off, if any.
+    pub fn wake_owed(&self) {
+        if let Some(Ok(mut w)) = self.mailbox.as_ref().map(|m| m.lock()) {
+            w.wake_owed();
+        }
+    }
+
     /// Sends `msg` with exactly the fds its kind carries.
     pub fn send_with(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        self.send_as(msg, fds, false)
+    }
+
+    fn send_as(&self, msg: &T, fds: &[BorrowedFd<'_>], defer: bool) -> Result<(), SendError> {
         if fds.len() != msg.fd_count() {
             return Err(SendError::FdCount {
                 kind: msg.kind(),
@@ -268,7 +286,12 @@ impl<T: Wire> Sender<T> {
             None => None,
         };
         if let Some(w) = mailbox.as_mut() {
-            if fds.is_empty() && w.post(&bytes)? {
+            let posted = match (fds.is_empty(), defer) {
+                (false, _) => false,
+                (true, false) => w.post(&bytes)?,
+                (true, true) => w.post_deferred(&bytes)?,
+            };
+            if posted {
                 return Ok(());
             }
             w.announce()?;

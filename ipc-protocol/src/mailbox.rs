@@ -1,6 +1,6 @@
 //! A shared-memory mailbox beside a channel: a ring of fixed-size records in a sealed memfd,
 //! one writer and one reader, and a wake-up (`FUTEX_WAKE` on the ring's write index, a word both
-//! processes map) the writer makes only when the reader sleeps. A steady message costs the
+//! processes map) the writer makes only when the reader sleeps, once per sleep. A steady message costs the
 //! writer a copy into the ring and the reader a copy out, no socket call on either side, and no
 //! system call at all while the reader is busy.
 //!
@@ -17,7 +17,7 @@
 //! | --- | --- | --- |
 //! | 0 | write index (`u32`, records posted so far, wrapping) | writer |
 //! | 64 | read index (`u32`, records taken so far, wrapping) | reader |
-//! | 128 | the reader sleeps (`u32`, 0 or 1) | reader |
+//! | 128 | the reader sleeps (`u32`, 0 or 1) | reader; the writer lowers it as it wakes the reader |
 //! | 4096 | [`RECORDS`] records of [`RECORD_BYTES`] | writer |
 //!
 //! A record is a 2-byte little-endian length, a 1-byte kind (1: a message of that many bytes,
@@ -258,6 +258,11 @@ pub struct MailboxWriter {
     /// Where what it sends is counted as well, for whoever reports it: messages posted as
     /// records, and messages announced on the socket.
     shared: Option<std::sync::Arc<MailboxStats>>,
+    /// A record was posted while the reader slept and its wake-up was put off
+    /// ([`MailboxWriter::post_deferred`]): [`MailboxWriter::wake_owed`] makes it.
+    owed: bool,
+    /// Wake-ups made.
+    wakes: u64,
 }
 
 impl MailboxWriter {
@@ -273,6 +278,8 @@ impl MailboxWriter {
             announced: 0,
             wait_when_full: true,
             shared: None,
+            owed: false,
+            wakes: 0,
         })
     }
 
@@ -287,16 +294,45 @@ impl MailboxWriter {
         if bytes.len() > PAYLOAD_MAX {
             return Ok(false);
         }
-        self.put(KIND_MESSAGE, bytes)?;
+        self.put(KIND_MESSAGE, bytes, false)?;
         if let Some(s) = &self.shared {
             s.records.fetch_add(1, Ordering::Relaxed);
         }
         Ok(true)
     }
 
+    /// [`MailboxWriter::post`], putting off the reader's wake-up until
+    /// [`MailboxWriter::wake_owed`] (or the next post that is not put off): a writer that posts
+    /// several records in a burst (the launcher, handling what its children sent, several
+    /// releases and frame requests for one process) wakes the reader once for all of them. The
+    /// caller owes the wake-up: until it is made, the reader finds the record only at its next
+    /// look ([`SOCKET_LOOK`]).
+    pub fn post_deferred(&mut self, bytes: &[u8]) -> Result<bool, crate::channel::SendError> {
+        if bytes.len() > PAYLOAD_MAX {
+            return Ok(false);
+        }
+        self.put(KIND_MESSAGE, bytes, true)?;
+        if let Some(s) = &self.shared {
+            s.records.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    /// Makes the wake-up put off by [`MailboxWriter::post_deferred`], if the reader slept.
+    pub fn wake_owed(&mut self) {
+        if std::mem::take(&mut self.owed) {
+            self.wake();
+        }
+    }
+
+    /// Wake-ups of the reader made so far.
+    pub fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
     /// Announces that the next message is on the socket; the caller sends it right after.
     pub fn announce(&mut self) -> Result<(), crate::channel::SendError> {
-        self.put(KIND_ON_SOCKET, &[])?;
+        self.put(KIND_ON_SOCKET, &[], false)?;
         self.announced += 1;
         if let Some(s) = &self.shared {
             s.on_socket.fetch_add(1, Ordering::Relaxed);
@@ -321,7 +357,12 @@ impl MailboxWriter {
         &self.map
     }
 
-    fn put(&mut self, kind: u8, payload: &[u8]) -> Result<(), crate::channel::SendError> {
+    fn put(
+        &mut self,
+        kind: u8,
+        payload: &[u8],
+        defer: bool,
+    ) -> Result<(), crate::channel::SendError> {
         self.wait_for_room()?;
         let mut rec = [0u8; RECORD_HEAD];
         // The caller checked the length against PAYLOAD_MAX, which fits in u16.
@@ -334,17 +375,29 @@ impl MailboxWriter {
         self.posted += 1;
         // Publish the record, then look whether the reader sleeps: SeqCst on both sides (the
         // reader raises its flag, then looks at this index) means one of the two sees the
-        // other's store, so a sleeping reader is always woken.
+        // other's store, so a sleeping reader is always woken. The writer lowers the flag as it
+        // looks: the reader takes every record there is once woken, so the records posted
+        // before it runs again need no wake-up of their own (on a busy machine a woken reader
+        // may wait its turn for a while, and a wake-up each would be wasted).
         atomic(&self.map, WRITE_AT).store(self.next, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if atomic(&self.map, SLEEPING_AT).load(Ordering::SeqCst) != 0 {
-            // The record is posted whatever the wake-up does: a reader that misses it (a peer
-            // can make `FUTEX_WAKE` fail on the word) finds it at its next look.
-            if let Err(e) = triptych_sys::futex::wake(atomic(&self.map, WRITE_AT), 1) {
-                tracing::debug!(error = %e, "waking the mailbox's reader failed");
-            }
+        self.owed |= atomic(&self.map, SLEEPING_AT).swap(0, Ordering::SeqCst) != 0;
+        if !defer {
+            self.wake_owed();
         }
         Ok(())
+    }
+
+    fn wake(&mut self) {
+        self.wakes += 1;
+        if let Some(s) = &self.shared {
+            s.wakes.fetch_add(1, Ordering::Relaxed);
+        }
+        // The record is posted whatever the wake-up does: a reader that misses it (a peer can
+        // make `FUTEX_WAKE` fail on the word) finds it at its next look.
+        if let Err(e) = triptych_sys::futex::wake(atomic(&self.map, WRITE_AT), 1) {
+            tracing::debug!(error = %e, "waking the mailbox's reader failed");
+        }
     }
 
     /// Waits while the ring is full (the reader's published index is `RECORDS` behind), with
@@ -522,6 +575,8 @@ pub struct MailboxStats {
     pub records: std::sync::atomic::AtomicU64,
     /// Messages taken from the socket.
     pub on_socket: std::sync::atomic::AtomicU64,
+    /// A writer's wake-ups of its reader (the reader counts none).
+    pub wakes: std::sync::atomic::AtomicU64,
 }
 
 /// A receiver's mailbox ([`crate::channel::Receiver::with_mailbox`]): the reader, and where
@@ -966,6 +1021,71 @@ mod tests {
             out.recv_timeout(Duration::from_secs(10)).is_err(),
             "the end"
         );
+    }
+
+    #[test]
+    fn a_burst_of_records_wakes_a_sleeping_reader_once() {
+        let (mut writer, memfd) = create_outgoing(c"test-mailbox").expect("mailbox");
+        let map = SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES).expect("map");
+        let sleeping = map.atomic_u32(SLEEPING_AT).expect("flag");
+        // Nobody asleep: no wake-up.
+        writer.post(&[1]).expect("post");
+        assert_eq!(writer.wakes(), 0);
+        // The reader went to sleep: the first record wakes it and lowers the flag, the rest of
+        // the burst finds it lowered.
+        sleeping.store(1, Ordering::SeqCst);
+        for _ in 0..10 {
+            writer.post(&[1]).expect("post");
+        }
+        assert_eq!(writer.wakes(), 1);
+        assert_eq!(sleeping.load(Ordering::SeqCst), 0);
+        // Put off: no wake-up until it is made, and then one for the burst.
+        sleeping.store(1, Ordering::SeqCst);
+        for _ in 0..10 {
+            writer.post_deferred(&[1]).expect("post");
+        }
+        assert_eq!(writer.wakes(), 1);
+        writer.wake_owed();
+        writer.wake_owed();
+        assert_eq!(writer.wakes(), 2);
+        // A post not put off makes the wake-up owed by an earlier one.
+        sleeping.store(1, Ordering::SeqCst);
+        writer.post_deferred(&[1]).expect("post");
+        writer.post(&[1]).expect("post");
+        assert_eq!(writer.wakes(), 3);
+        writer.wake_owed();
+        assert_eq!(writer.wakes(), 3);
+    }
+
+    #[test]
+    fn records_whose_wake_up_was_put_off_reach_a_sleeping_reader_once_it_is_made() {
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let watch = SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES).expect("map");
+        let (a, b) = socket_pair().expect("pair");
+        let tx = Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd).expect("adopt"));
+        let out = forward(Receiver::<Msg>::new(b), reader);
+        tx.send(&Msg::Small(0)).expect("send");
+        assert_eq!(got(&out), Ok(Msg::Small(0)));
+        let sleeping = watch.atomic_u32(SLEEPING_AT).expect("flag");
+        let start = Instant::now();
+        while sleeping.load(Ordering::SeqCst) == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the reader never slept"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for i in 1..=20 {
+            tx.send_deferred(&Msg::Small(i)).expect("send");
+        }
+        tx.wake_owed();
+        for i in 1..=20 {
+            assert_eq!(got(&out), Ok(Msg::Small(i)));
+        }
+        // One wake-up for the twenty (none if the reader's look at the socket came between).
+        assert!(tx
+            .with_mailbox_writer(|w| w.wakes())
+            .is_some_and(|n| n <= 1));
     }
 
     #[test]

@@ -338,6 +338,9 @@ pub struct Paths {
     /// Messages the launcher sent the children on their sockets after announcing them in their
     /// mailboxes (those with fds, or too large for a record).
     pub mailbox_sent_on_socket: u64,
+    /// The launcher's wake-ups of the children's mailbox readers: at most one per burst of
+    /// messages to a sleeping reader.
+    pub mailbox_sent_wakes: u64,
 }
 
 /// What one child said that the launcher did not take on trust: descriptions the renderer
@@ -796,8 +799,8 @@ impl RunSummary {
         );
         if p.mailbox_sent_records + p.mailbox_sent_on_socket > 0 {
             s += &format!(
-                "  launcher to children: {} messages into the rings, {} on the socket after them\n",
-                p.mailbox_sent_records, p.mailbox_sent_on_socket
+                "  launcher to children: {} messages into the rings, {} on the socket after them, {} wake-ups\n",
+                p.mailbox_sent_records, p.mailbox_sent_on_socket, p.mailbox_sent_wakes
             );
         }
         if let Some(out) = &f.out {
@@ -951,6 +954,7 @@ mod tests {
                 mailbox_records: 117,
                 mailbox_on_socket: 3,
                 mailbox_sent_records: 240,
+                mailbox_sent_wakes: 200,
                 mailbox_sent_on_socket: 6,
             },
             verified: Some(crate::verify::Verification::default()),

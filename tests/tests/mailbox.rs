@@ -55,6 +55,13 @@ fn steady_frames_reach_the_launcher_through_the_mailbox_not_the_socket() {
             sent >= 2 * frames,
             "{sent} records sent for {frames} frames: {p}"
         );
+        // A child's reader is woken once for a burst (a frame's releases, say), never twice
+        // for one record.
+        let wakes = p["mailbox_sent_wakes"].as_u64().expect("wake-ups");
+        assert!(
+            (1..sent).contains(&wakes),
+            "{wakes} wake-ups for {sent} records: {p}"
+        );
     }
     // What takes the socket (the sandbox listeners' fds, anything too large for a record) is
     // the same for 100 frames as for 400: nothing of it is per frame.

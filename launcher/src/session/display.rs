@@ -417,7 +417,11 @@ impl Supervisor<'_> {
     /// Hands `slot` back to view `i`'s renderer.
     fn free_slot(&mut self, i: usize, slot: u32) {
         if let Some(r) = self.views.get_mut(i).and_then(|v| v.renderer.as_mut()) {
-            if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
+            if let Err(e) = r
+                .child
+                .commands
+                .send_deferred(&LauncherToRenderer::SlotFree(slot))
+            {
                 r.send_failed(e);
             }
         }
@@ -1008,7 +1012,7 @@ fn ask_for_frame(
     up_to: u64,
 ) {
     if let Some(g) = pair.gpu.as_mut().filter(|g| g.epoch == epoch) {
-        if let Err(SendError::Full) = g.send_view(view, ViewCommand::Render { up_to }) {
+        if let Err(SendError::Full) = g.send_view_deferred(view, ViewCommand::Render { up_to }) {
             g.unread = true;
         }
     }

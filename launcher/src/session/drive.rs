@@ -16,7 +16,23 @@ struct RendererWatch {
     stream: Receiver<()>,
 }
 
+/// Turns of the main loop, each with a message ready, after which the children are woken for
+/// what was sent to them even though more messages wait ([`Supervisor::wake_children`]).
+const WAKE_EVERY: u32 = 16;
+
 impl Supervisor<'_> {
+    /// Wakes every child the loop sent a message to without waking it (the steady path's
+    /// frames, releases, slots and frame requests, [`ipc_protocol::channel::Sender::send_deferred`]):
+    /// one wake-up for a burst of messages to one process instead of one each.
+    pub(super) fn wake_children(&self) {
+        if let Some(g) = &self.pair.gpu {
+            g.child.commands.wake_owed();
+        }
+        for r in self.views.iter().filter_map(|v| v.renderer.as_ref()) {
+            r.child.commands.wake_owed();
+        }
+    }
+
     /// The main loop: until the last frame of every view is on screen, or Ctrl-C.
     pub(super) fn drive(&mut self, signals: &Receiver<Signal>) -> anyhow::Result<()> {
         let heartbeat = Duration::from_millis(self.args.supervision.heartbeat_ms.max(10));
@@ -29,6 +45,7 @@ impl Supervisor<'_> {
         let stream_end = |link: Option<&std::sync::Arc<ipc_protocol::commands::CommandLink>>| {
             link.map_or_else(crossbeam_channel::never, |l| l.ended())
         };
+        let mut busy_turns = 0;
         while !self.run_over() {
             let wait = self
                 .display_tick()
@@ -102,7 +119,20 @@ impl Supervisor<'_> {
                 .iter()
                 .map(|r| (sel.recv(&r.events), sel.recv(&r.exit), sel.recv(&r.stream)))
                 .collect();
-            if let Ok(op) = sel.select_timeout(wait) {
+            // What the loop sends on the steady path wakes its child once the loop has nothing
+            // more to do, or after `WAKE_EVERY` turns in a row.
+            let ready = match sel.try_select() {
+                Ok(op) if busy_turns < WAKE_EVERY => {
+                    busy_turns += 1;
+                    Some(op)
+                }
+                ready => {
+                    busy_turns = 0;
+                    self.wake_children();
+                    ready.ok().or_else(|| sel.select_timeout(wait).ok())
+                }
+            };
+            if let Some(op) = ready {
                 let k = op.index();
                 if k == op_gpu_events {
                     match op.recv(&gpu_events) {

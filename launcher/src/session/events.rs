@@ -235,7 +235,7 @@ impl Supervisor<'_> {
             if let Err(e) = r
                 .child
                 .commands
-                .send(&LauncherToRenderer::Frame { msg, relayed_ns })
+                .send_deferred(&LauncherToRenderer::Frame { msg, relayed_ns })
             {
                 r.send_failed(e);
             }
@@ -446,7 +446,7 @@ impl Supervisor<'_> {
             return Ok(());
         }
         link.held_changed(g.produced);
-        if let Err(SendError::Full) = g.send_view(view, ViewCommand::Release(buffer)) {
+        if let Err(SendError::Full) = g.send_view_deferred(view, ViewCommand::Release(buffer)) {
             g.unread = true;
         }
         Ok(())
@@ -881,7 +881,11 @@ impl Supervisor<'_> {
             .ok_or_else(|| Breach::new("Presented", "a frame before the output was shared"))?
             .check(slot)
             .map_err(|e| Breach::new("Presented", e.to_string()))?;
-        if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(slot)) {
+        if let Err(e) = r
+            .child
+            .commands
+            .send_deferred(&LauncherToRenderer::SlotFree(slot))
+        {
             r.send_failed(e);
         }
         Ok(())
@@ -971,7 +975,11 @@ impl Supervisor<'_> {
                 .put(p.slot, p.frame)
                 .map_err(|e| Breach::new("Presented", e.to_string()))?;
             for back in freed {
-                if let Err(e) = r.child.commands.send(&LauncherToRenderer::SlotFree(back)) {
+                if let Err(e) = r
+                    .child
+                    .commands
+                    .send_deferred(&LauncherToRenderer::SlotFree(back))
+                {
                     r.send_failed(e);
                 }
             }

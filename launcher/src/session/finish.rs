@@ -142,6 +142,10 @@ impl Supervisor<'_> {
             .mailbox_sent
             .on_socket
             .load(std::sync::atomic::Ordering::Relaxed);
+        s.paths.mailbox_sent_wakes = self
+            .mailbox_sent
+            .wakes
+            .load(std::sync::atomic::Ordering::Relaxed);
         match &self.display {
             Some(d) => {
                 s.paths.present = d.d.presenter.describe().to_owned();

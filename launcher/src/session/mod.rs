@@ -282,6 +282,14 @@ impl Gpu {
         self.send_view_with(view, command, &[])
     }
 
+    /// [`Gpu::send_view`], its wake-up of the process put off until the main loop's turn ends
+    /// ([`Supervisor::wake_children`]).
+    fn send_view_deferred(&self, view: ViewId, command: ViewCommand) -> Result<(), SendError> {
+        self.child
+            .commands
+            .send_deferred(&LauncherToGpu::View { view, command })
+    }
+
     /// Sends `command` for `view`, with `fds`.
     fn send_view_with(
         &self,

@@ -82,6 +82,8 @@ impl Supervisor<'_> {
     pub(super) fn gpu_down(&mut self, hung: Option<Cause>) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
+        // What the loop sent the other children goes out before the waits below.
+        self.wake_children();
         let Some(mut g) = self.pair.gpu.take() else {
             return Ok(());
         };
@@ -178,6 +180,8 @@ impl Supervisor<'_> {
     ) -> anyhow::Result<()> {
         let detected_ns = triptych_trace::now_ns();
         let detected = Instant::now();
+        // What the loop sent the other children goes out before the waits below.
+        self.wake_children();
         let Some(i) = self.view_index(view) else {
             return Ok(());
         };
