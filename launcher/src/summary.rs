@@ -1069,6 +1069,7 @@ mod tests {
                     "mailbox_on_socket",
                     "mailbox_sent_records",
                     "mailbox_sent_on_socket",
+                    "mailbox_sent_wakes",
                 ],
             ),
             (

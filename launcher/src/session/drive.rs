@@ -16,6 +16,11 @@ struct RendererWatch {
     stream: Receiver<()>,
 }
 
+/// Messages of one child already waiting that the loop handles in the turn of the first, before
+/// it looks at anything else (a burst: a frame's releases and its `Presented`, or the frames of
+/// several views).
+const DRAIN: u32 = 16;
+
 /// Turns of the main loop, each with a message ready, after which the children are woken for
 /// what was sent to them even though more messages wait ([`Supervisor::wake_children`]).
 const WAKE_EVERY: u32 = 16;
@@ -31,6 +36,43 @@ impl Supervisor<'_> {
         for r in self.views.iter().filter_map(|v| v.renderer.as_ref()) {
             r.child.commands.wake_owed();
         }
+    }
+
+    /// Handles up to [`DRAIN`] messages waiting in `events`, the GPU process's, while that
+    /// process is still the one serving the run.
+    fn drain_gpu(&mut self, events: &Receiver<Delivery<GpuToLauncher>>) -> anyhow::Result<()> {
+        let epoch = self.pair.gpu.as_ref().map(|g| g.epoch);
+        for _ in 0..DRAIN {
+            if epoch.is_none() || self.pair.gpu.as_ref().map(|g| g.epoch) != epoch {
+                break;
+            }
+            match events.try_recv() {
+                Ok(d) => self.gpu_delivery(d)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles up to [`DRAIN`] messages waiting from `r`'s renderer, while it is still its
+    /// view's renderer.
+    fn drain_renderer(&mut self, r: &RendererWatch) -> anyhow::Result<()> {
+        let pid_of = |s: &Self| {
+            s.view_index(r.view)
+                .and_then(|i| s.views[i].renderer.as_ref())
+                .map(|x| x.child.proc.pid)
+        };
+        let pid = pid_of(self);
+        for _ in 0..DRAIN {
+            if pid.is_none() || pid_of(self) != pid {
+                break;
+            }
+            match r.events.try_recv() {
+                Ok(d) => self.renderer_delivery(r.view, d)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     /// The main loop: until the last frame of every view is on screen, or Ctrl-C.
@@ -136,7 +178,10 @@ impl Supervisor<'_> {
                 let k = op.index();
                 if k == op_gpu_events {
                     match op.recv(&gpu_events) {
-                        Ok(d) => self.gpu_delivery(d)?,
+                        Ok(d) => {
+                            self.gpu_delivery(d)?;
+                            self.drain_gpu(&gpu_events)?;
+                        }
                         Err(_) => self.channel_closed(Who::Gpu, &gpu_exit)?,
                     }
                 } else if k == op_gpu_exit {
@@ -206,7 +251,10 @@ impl Supervisor<'_> {
                     let who = Who::Renderer(r.view);
                     if k == e {
                         match op.recv(&r.events) {
-                            Ok(d) => self.renderer_delivery(r.view, d)?,
+                            Ok(d) => {
+                                self.renderer_delivery(r.view, d)?;
+                                self.drain_renderer(r)?;
+                            }
                             Err(_) => self.channel_closed(who, &r.exit)?,
                         }
                     } else if k == x {
@@ -267,9 +315,10 @@ impl Supervisor<'_> {
                     }
                 }
             }
+            let now = Instant::now();
             let silent = self
                 .liveness
-                .silent(Who::Gpu, Instant::now(), hang)
+                .silent(Who::Gpu, now, hang)
                 .filter(|_| self.pair.gpu.is_some());
             if let Some(silent) = silent {
                 self.gpu_down(Some(Cause::Hang {
@@ -283,7 +332,7 @@ impl Supervisor<'_> {
                     .is_some_and(|i| self.views[i].renderer.is_some());
                 let silent = self
                     .liveness
-                    .silent(Who::Renderer(view), Instant::now(), hang)
+                    .silent(Who::Renderer(view), now, hang)
                     .filter(|_| running);
                 if let Some(silent) = silent {
                     self.renderer_down(
@@ -295,7 +344,7 @@ impl Supervisor<'_> {
                 }
                 // Its children answer, yet nothing of it reaches the screen: blame whoever
                 // holds it up.
-                let stalled = self.liveness.stalled(view, Instant::now());
+                let stalled = self.liveness.stalled(view, now);
                 if stalled > hang && self.pair.gpu.is_some() && !self.view_done(view) {
                     self.stalled(view, stalled, hang)?;
                 }
