@@ -24,7 +24,7 @@
 //!
 //! A handoff takes the channel the block names: the peer socket alone, or the mailbox socket with
 //! its two rings ([`Via`]), which the peer attaches as a renderer attaches its mailboxes
-//! ([`ipc_protocol::mailbox::attach`]).
+//! ([`ipc_protocol::channel::attach_mailboxes`]).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -288,8 +288,9 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         Ok([frame_ring, release_ring]) => vec![release_ring, frame_ring],
         Err(v) => bail!("Setup came with {} ring memfds, not 2", v.len()),
     };
-    let (releases_mb, frames_mb) = ipc_protocol::mailbox::attach(rings, releases_mb, frames_mb)
-        .context("attaching the mailboxes")?;
+    let (releases_mb, frames_mb) =
+        ipc_protocol::channel::attach_mailboxes(rings, releases_mb, frames_mb)
+            .context("attaching the mailboxes")?;
     let mut cache = ImportCache::default();
     cache.set_epoch(EPOCH);
     let mut consumer = Consumer {

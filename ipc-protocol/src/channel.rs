@@ -39,117 +39,10 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use serde::{de::DeserializeOwned, Serialize};
 use triptych_sys::scm::MsgFlags;
 use triptych_sys::Errno;
 
-/// The largest message, in bytes, on any channel. Trace batches are split to fit
-/// ([`split_to_fit`]); everything else is far smaller.
-pub const MAX_MESSAGE: usize = 64 * 1024;
-
-/// A message that may travel on a channel.
-pub trait Wire: Serialize + DeserializeOwned {
-    /// The message's kind, for reports (`"Presented"`, `"Release"`).
-    fn kind(&self) -> &'static str;
-    /// How many fds travel with a message of this kind, in order. Zero unless said.
-    fn fd_count(&self) -> usize {
-        0
-    }
-}
-
-/// What a peer sent that the protocol does not allow. The text names what was wrong, with the
-/// value: it goes into crash records as `protocol violation: <this>`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
-    /// The datagram was longer than [`MAX_MESSAGE`].
-    #[error("a message longer than {MAX_MESSAGE} bytes")]
-    TooLong,
-    /// An empty datagram.
-    #[error("an empty message")]
-    Empty,
-    /// More fds than any message may carry (the kernel closed those beyond the limit).
-    #[error("a message with more than {} fds", triptych_sys::scm::DATAGRAM_MAX_FDS)]
-    TooManyFds,
-    /// The bytes do not decode as a message of this channel.
-    #[error("an undecodable {len}-byte message: {error}")]
-    Undecodable {
-        /// The message's length.
-        len: usize,
-        /// The decoder's complaint.
-        error: String,
-    },
-    /// Bytes left over after a complete message.
-    #[error("{extra} stray bytes after a {kind} message")]
-    Trailing {
-        /// The message kind.
-        kind: &'static str,
-        /// How many bytes were left.
-        extra: usize,
-    },
-    /// The wrong number of fds for the message kind (all of them were closed).
-    #[error("{got} fds on a {kind} message, which carries {want}")]
-    FdCount {
-        /// The message kind.
-        kind: &'static str,
-        /// Fds that came.
-        got: usize,
-        /// Fds the kind carries.
-        want: usize,
-    },
-    /// A well-formed message the channel's own rule refuses (see [`Receiver::recv_checked`]).
-    #[error("{0}")]
-    Refused(String),
-    /// The mailbox beside the channel broke its rules ([`crate::mailbox`]).
-    #[error("mailbox: {0}")]
-    Mailbox(String),
-}
-
-/// Receiving failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RecvError {
-    /// The peer closed its end.
-    #[error("the peer closed the channel")]
-    Disconnected,
-    /// The peer sent something the protocol does not allow.
-    #[error("protocol violation: {0}")]
-    Violation(#[from] Violation),
-    /// The socket itself failed.
-    #[error("receiving failed: {0}")]
-    Io(triptych_sys::scm::ScmError),
-}
-
-/// Sending failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The peer closed its end.
-    #[error("the peer closed the channel")]
-    Disconnected,
-    /// The peer's queue is full: it stopped reading (only for non-blocking senders).
-    #[error("the peer's queue is full: it is not reading")]
-    Full,
-    /// The message does not fit in [`MAX_MESSAGE`] bytes.
-    #[error("a {kind} message does not fit in {MAX_MESSAGE} bytes")]
-    TooLong {
-        /// The message kind.
-        kind: &'static str,
-    },
-    /// The caller gave the wrong number of fds for the kind.
-    #[error("{got} fds given for a {kind} message, which carries {want}")]
-    FdCount {
-        /// The message kind.
-        kind: &'static str,
-        /// Fds given.
-        got: usize,
-        /// Fds the kind carries.
-        want: usize,
-    },
-    /// The socket itself failed.
-    #[error("sending failed: {0}")]
-    Io(triptych_sys::scm::ScmError),
-    /// Waking the reader of the mailbox failed.
-    #[error("waking the mailbox's reader failed: {0}")]
-    Wake(Errno),
-}
+pub use crate::codec::{decode, encode, RecvError, SendError, Violation, Wire, MAX_MESSAGE};
 
 /// A seqpacket socket pair, both ends close-on-exec.
 pub fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -400,13 +293,13 @@ impl<T: Wire> Receiver<T> {
     }
 
     /// Whether messages come from a command stream.
-    pub(crate) fn has_stream(&self) -> bool {
+    fn has_stream(&self) -> bool {
         self.stream.is_some()
     }
 
     /// The next item of the command stream within `wait` (`None`: wait as long as it takes):
     /// `Ok(None)` when nothing came in time.
-    pub(crate) fn stream_item(
+    fn stream_item(
         &mut self,
         wait: Option<std::time::Duration>,
     ) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
@@ -464,7 +357,7 @@ impl<T: Wire> Receiver<T> {
     }
 
     /// The next message on the socket itself.
-    pub(crate) fn recv_socket(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
+    fn recv_socket(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
         let d = self.datagram(MsgFlags::empty())?;
         Ok(judge::<T>(&self.buf, d)?)
     }
@@ -566,42 +459,36 @@ fn hung_up(sock: BorrowedFd<'_>) -> bool {
     triptych_sys::poll::hung_up_now(sock)
 }
 
-/// The bytes of `msg` as one datagram carries them (for fuzz seeds and tests).
-pub fn encode<T: Wire>(msg: &T) -> Option<Vec<u8>> {
-    postcard::to_stdvec(msg)
-        .ok()
-        .filter(|b| b.len() <= MAX_MESSAGE)
+impl<T: Wire> crate::mailbox::Beside<T> for Receiver<T> {
+    fn has_stream(&self) -> bool {
+        Receiver::has_stream(self)
+    }
+
+    fn stream_item(
+        &mut self,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+        Receiver::stream_item(self, wait)
+    }
+
+    fn recv_socket(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        Receiver::recv_socket(self)
+    }
 }
 
-/// Decodes one message from `bytes`, checking that `fds` are exactly what its kind carries.
-/// On any failure every fd in `fds` is closed. This is the whole untrusted decoder: the fuzz
-/// targets call it directly.
-pub fn decode<T: Wire>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(T, Vec<OwnedFd>), Violation> {
-    if bytes.is_empty() {
-        return Err(Violation::Empty);
-    }
-    if bytes.len() > MAX_MESSAGE {
-        return Err(Violation::TooLong);
-    }
-    let (msg, rest) =
-        postcard::take_from_bytes::<T>(bytes).map_err(|e| Violation::Undecodable {
-            len: bytes.len(),
-            error: e.to_string(),
-        })?;
-    if !rest.is_empty() {
-        return Err(Violation::Trailing {
-            kind: msg.kind(),
-            extra: rest.len(),
-        });
-    }
-    if fds.len() != msg.fd_count() {
-        return Err(Violation::FdCount {
-            kind: msg.kind(),
-            got: fds.len(),
-            want: msg.fd_count(),
-        });
-    }
-    Ok((msg, fds))
+/// A child's channels with the launcher with its two mailboxes attached, from the two fds of
+/// the launcher's `Mailbox` message ([`crate::mailbox::adopt_pair`]): from now on `events`
+/// writes through the one and `commands` reads through the other.
+pub fn attach_mailboxes<S: Wire, R: Wire>(
+    fds: Vec<OwnedFd>,
+    events: Sender<S>,
+    commands: Receiver<R>,
+) -> Result<(Sender<S>, Receiver<R>), crate::mailbox::MailboxError> {
+    let (writer, reader) = crate::mailbox::adopt_pair(fds)?;
+    Ok((
+        events.with_mailbox(writer),
+        commands.with_mailbox(reader, Default::default()),
+    ))
 }
 
 /// Both directions on one socket: what this side sends (`S`) and receives (`R`).
@@ -763,7 +650,7 @@ pub fn split_to_fit<I: Clone, T: Wire>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
+    use serde::{Deserialize, Serialize};
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     enum Msg {

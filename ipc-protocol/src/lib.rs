@@ -35,6 +35,7 @@
 pub mod bootstrap;
 pub mod buffer_file;
 pub mod channel;
+pub mod codec;
 pub mod commands;
 pub mod damage;
 pub mod fault;

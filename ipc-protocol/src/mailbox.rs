@@ -33,7 +33,7 @@
 //! reader therefore keeps its own index and never reads back what it published; it copies each
 //! record out once ([`triptych_sys::mapping::PeerBytes`]) and decides on the copy only (no
 //! double fetch); and every record goes through the same decoder as a datagram
-//! ([`crate::channel::decode`]). What the protocol does not allow is the writer's
+//! ([`crate::codec::decode`]). What the protocol does not allow is the writer's
 //! [`Violation`]:
 //!
 //! - a write index more than [`RECORDS`] ahead of the reader's (records that were never there);
@@ -58,7 +58,7 @@
 //! messages).
 //!
 //! A writer whose reader stops finds the ring full: a blocking sender (a child's) waits, as on a
-//! full socket, and gives up after [`FULL_WAIT`] with [`crate::channel::SendError::Full`]; a
+//! full socket, and gives up after [`FULL_WAIT`] with [`SendError::Full`]; a
 //! non-blocking one (the launcher's) reports it at once.
 //!
 //! # Why not a crate
@@ -76,7 +76,7 @@ use std::time::{Duration, Instant};
 
 use triptych_sys::mapping::SharedMemory;
 
-use crate::channel::{Violation, Wire};
+use crate::codec::{RecvError, SendError, Violation, Wire};
 
 /// Bytes in one record, its 8-byte head included: a frame's description of a few layers (a few
 /// hundred bytes, [`crate::messages::FrameMsg`]) fits one; a larger one goes on the socket,
@@ -200,21 +200,6 @@ pub fn adopt_pair(mut fds: Vec<OwnedFd>) -> Result<(MailboxWriter, MailboxReader
     ))
 }
 
-/// A child's channels with the launcher with its two mailboxes attached, from the two fds of
-/// the launcher's `Mailbox` message ([`adopt_pair`]): from now on `events` writes through the
-/// one and `commands` reads through the other.
-pub fn attach<S: Wire, R: Wire>(
-    fds: Vec<OwnedFd>,
-    events: crate::channel::Sender<S>,
-    commands: crate::channel::Receiver<R>,
-) -> Result<(crate::channel::Sender<S>, crate::channel::Receiver<R>), MailboxError> {
-    let (writer, reader) = adopt_pair(fds)?;
-    Ok((
-        events.with_mailbox(writer),
-        commands.with_mailbox(reader, Default::default()),
-    ))
-}
-
 fn dup(fd: &OwnedFd) -> Result<OwnedFd, MailboxError> {
     fd.try_clone().map_err(|e| {
         MailboxError::Dup(triptych_sys::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
@@ -290,7 +275,7 @@ impl MailboxWriter {
     }
 
     /// Posts `bytes` (an encoded message) as one record; false if they do not fit in one.
-    pub fn post(&mut self, bytes: &[u8]) -> Result<bool, crate::channel::SendError> {
+    pub fn post(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
         if bytes.len() > PAYLOAD_MAX {
             return Ok(false);
         }
@@ -307,7 +292,7 @@ impl MailboxWriter {
     /// releases and frame requests for one process) wakes the reader once for all of them. The
     /// caller owes the wake-up: until it is made, the reader finds the record only at its next
     /// look ([`SOCKET_LOOK`]).
-    pub fn post_deferred(&mut self, bytes: &[u8]) -> Result<bool, crate::channel::SendError> {
+    pub fn post_deferred(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
         if bytes.len() > PAYLOAD_MAX {
             return Ok(false);
         }
@@ -331,7 +316,7 @@ impl MailboxWriter {
     }
 
     /// Announces that the next message is on the socket; the caller sends it right after.
-    pub fn announce(&mut self) -> Result<(), crate::channel::SendError> {
+    pub fn announce(&mut self) -> Result<(), SendError> {
         self.put(KIND_ON_SOCKET, &[], false)?;
         self.announced += 1;
         if let Some(s) = &self.shared {
@@ -341,7 +326,7 @@ impl MailboxWriter {
     }
 
     /// Whether a full ring is waited on (the default) or reported at once as
-    /// [`crate::channel::SendError::Full`].
+    /// [`SendError::Full`].
     pub fn wait_when_full(&mut self, wait: bool) {
         self.wait_when_full = wait;
     }
@@ -357,12 +342,7 @@ impl MailboxWriter {
         &self.map
     }
 
-    fn put(
-        &mut self,
-        kind: u8,
-        payload: &[u8],
-        defer: bool,
-    ) -> Result<(), crate::channel::SendError> {
+    fn put(&mut self, kind: u8, payload: &[u8], defer: bool) -> Result<(), SendError> {
         self.wait_for_room()?;
         let mut rec = [0u8; RECORD_HEAD];
         // The caller checked the length against PAYLOAD_MAX, which fits in u16.
@@ -402,7 +382,7 @@ impl MailboxWriter {
 
     /// Waits while the ring is full (the reader's published index is `RECORDS` behind), with
     /// sleeps that grow to a millisecond, for at most [`FULL_WAIT`].
-    fn wait_for_room(&self) -> Result<(), crate::channel::SendError> {
+    fn wait_for_room(&self) -> Result<(), SendError> {
         let start = Instant::now();
         let mut nap = Duration::from_micros(50);
         loop {
@@ -411,7 +391,7 @@ impl MailboxWriter {
                 return Ok(());
             }
             if !self.wait_when_full || start.elapsed() > FULL_WAIT {
-                return Err(crate::channel::SendError::Full);
+                return Err(SendError::Full);
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(1));
@@ -438,7 +418,7 @@ pub enum Record {
 
 /// The record decoder: what one record, already copied out of the ring, says. It allows a
 /// message record (kind 1) of 1 to [`PAYLOAD_MAX`] bytes, whose payload it returns as it is
-/// (decoding it is [`crate::channel::decode`]'s), and an announcement record (kind 2) of
+/// (decoding it is [`crate::codec::decode`]'s), and an announcement record (kind 2) of
 /// length 0; the reserved bytes and whatever follows the payload are ignored. Anything else is
 /// the writer's [`Violation`].
 pub fn parse_record(rec: &[u8; RECORD_BYTES]) -> Result<Record, Violation> {
@@ -579,7 +559,7 @@ pub struct MailboxStats {
     pub wakes: std::sync::atomic::AtomicU64,
 }
 
-/// A receiver's mailbox ([`crate::channel::Receiver::with_mailbox`]): the reader, and where
+/// A channel receiver's mailbox (`channel::Receiver::with_mailbox`): the reader, and where
 /// what it takes is counted.
 #[derive(Debug)]
 pub struct Inbox {
@@ -589,14 +569,30 @@ pub struct Inbox {
     pub stats: std::sync::Arc<MailboxStats>,
 }
 
+/// The socket side of a channel whose stream a mailbox orders ([`next`]): the messages the ring
+/// announces come from here, and so does the writer's end. A channel's receiver is one.
+pub(crate) trait Beside<T>: AsFd {
+    /// Whether the writer's messages without fds come on a command stream
+    /// ([`crate::commands`]) rather than on the socket.
+    fn has_stream(&self) -> bool;
+    /// The command stream's next message (one it says is on the socket is taken from there),
+    /// waiting up to `wait`; `None` if none came.
+    fn stream_item(
+        &mut self,
+        wait: Option<Duration>,
+    ) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError>;
+    /// The socket's next message, waiting for it.
+    fn recv_socket(&mut self) -> Result<(T, Vec<OwnedFd>), RecvError>;
+}
+
 /// Reads the next message of the stream that `inbox` orders and `rx`'s socket carries the rest
-/// of: [`crate::channel::Receiver::recv`] of a receiver with a mailbox.
-pub(crate) fn next<T: Wire>(
+/// of: a channel receiver's `recv` when it has a mailbox.
+pub(crate) fn next<T: Wire, B: Beside<T>>(
     inbox: &mut Inbox,
-    rx: &mut crate::channel::Receiver<T>,
-) -> Result<(T, Vec<OwnedFd>), crate::channel::RecvError> {
+    rx: &mut B,
+) -> Result<(T, Vec<OwnedFd>), RecvError> {
     let (mailbox, stats) = (&mut inbox.reader, &inbox.stats);
-    let socket_message = |rx: &mut crate::channel::Receiver<T>| {
+    let socket_message = |rx: &mut B| {
         let m = rx.recv_socket()?;
         stats.on_socket.fetch_add(1, Ordering::Relaxed);
         Ok(m)
@@ -606,7 +602,7 @@ pub(crate) fn next<T: Wire>(
             Some(Record::Message(bytes)) => {
                 // A kind that carries fds fails here: a record has none (`decode` checks the
                 // count).
-                let (m, _) = crate::channel::decode::<T>(&bytes, Vec::new())?;
+                let (m, _) = crate::codec::decode::<T>(&bytes, Vec::new())?;
                 stats.records.fetch_add(1, Ordering::Relaxed);
                 return Ok((m, Vec::new()));
             }
@@ -669,7 +665,7 @@ pub(crate) fn next<T: Wire>(
             Ok(triptych_sys::futex::Waited::TimedOut) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "waiting on the mailbox failed");
-                return Err(crate::channel::RecvError::Disconnected);
+                return Err(RecvError::Disconnected);
             }
         }
         // With a command stream, the writer's messages come from the stream (before it adopted
@@ -691,7 +687,7 @@ pub(crate) fn next<T: Wire>(
                 return Ok(m);
             }
             if triptych_sys::poll::hung_up_now(rx.as_fd()) {
-                return Err(crate::channel::RecvError::Disconnected);
+                return Err(RecvError::Disconnected);
             }
             continue;
         }

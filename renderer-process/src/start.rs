@@ -38,9 +38,12 @@ pub fn run(mut hooks: Box<dyn crate::hooks::Hooks>) -> anyhow::Result<()> {
             LauncherToRenderer::Mailbox => {
                 let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
                 hooks.mailboxes(&borrowed);
-                (events, commands) =
-                    ipc_protocol::mailbox::attach(std::mem::take(&mut fds), events, commands)
-                        .context("taking the mailboxes the launcher handed over")?;
+                (events, commands) = ipc_protocol::channel::attach_mailboxes(
+                    std::mem::take(&mut fds),
+                    events,
+                    commands,
+                )
+                .context("taking the mailboxes the launcher handed over")?;
             }
             LauncherToRenderer::Start(s) => break s,
             LauncherToRenderer::Shutdown => return Ok(()),
