@@ -382,7 +382,8 @@ impl MailboxWriter {
 
     /// Waits while the ring is full (the reader's published index is `RECORDS` behind), with
     /// sleeps that grow to a millisecond, for at most [`FULL_WAIT`].
-    fn wait_for_room(&self) -> Result<(), SendError> {
+    /// A wake-up put off is made first: the reader may be asleep over a full ring.
+    fn wait_for_room(&mut self) -> Result<(), SendError> {
         let start = Instant::now();
         let mut nap = Duration::from_micros(50);
         loop {
@@ -390,6 +391,7 @@ impl MailboxWriter {
             if self.next.wrapping_sub(read) < RECORDS {
                 return Ok(());
             }
+            self.wake_owed();
             if !self.wait_when_full || start.elapsed() > FULL_WAIT {
                 return Err(SendError::Full);
             }

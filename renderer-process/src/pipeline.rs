@@ -406,8 +406,12 @@ impl Pipeline {
                 self.frame(msg, relayed_ns, vouched, &commands)?;
             }
             if self.stopped {
+                self.events.wake_owed();
                 return Ok(());
             }
+            // What this turn handed the launcher (a frame's `Presented` and its releases) wakes
+            // its reader once, now that the turn is over.
+            self.events.wake_owed();
             let waited = self.waited.clone();
             let wake = select! {
                 recv(commands) -> c => Wake::Command(c.ok()),
@@ -419,6 +423,7 @@ impl Pipeline {
             match wake {
                 Wake::Command(Some(Ok((c, fds)))) => {
                     if !self.command(c, fds)? {
+                        self.events.wake_owed();
                         return Ok(());
                     }
                 }
@@ -430,6 +435,7 @@ impl Pipeline {
                 Wake::Fences(None) => anyhow::bail!("the fence waiter stopped"),
             }
             if self.stopped {
+                self.events.wake_owed();
                 return Ok(());
             }
             let us = busy.elapsed().as_micros() as u64;
@@ -1141,7 +1147,7 @@ impl Pipeline {
         self.stats.composited_px += region.area();
         self.stats.output_px += output_px;
         self.events
-            .send(&RendererToLauncher::Presented(Presented {
+            .send_deferred(&RendererToLauncher::Presented(Presented {
                 frame,
                 generation: self.generation,
                 epoch,
@@ -1175,7 +1181,7 @@ impl Pipeline {
             return;
         }
         let start = Instant::now();
-        if let Err(e) = self.events.send(&RendererToLauncher::Release {
+        if let Err(e) = self.events.send_deferred(&RendererToLauncher::Release {
             epoch: self.gpu.epoch,
             buffer,
         }) {
