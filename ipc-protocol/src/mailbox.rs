@@ -276,14 +276,7 @@ impl MailboxWriter {
 
     /// Posts `bytes` (an encoded message) as one record; false if they do not fit in one.
     pub fn post(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
-        if bytes.len() > PAYLOAD_MAX {
-            return Ok(false);
-        }
-        self.put(KIND_MESSAGE, bytes, false)?;
-        if let Some(s) = &self.shared {
-            s.records.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(true)
+        self.post_as(bytes, false)
     }
 
     /// [`MailboxWriter::post`], putting off the reader's wake-up until
@@ -293,10 +286,14 @@ impl MailboxWriter {
     /// caller owes the wake-up: until it is made, the reader finds the record only at its next
     /// look ([`SOCKET_LOOK`]).
     pub fn post_deferred(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
+        self.post_as(bytes, true)
+    }
+
+    fn post_as(&mut self, bytes: &[u8], defer: bool) -> Result<bool, SendError> {
         if bytes.len() > PAYLOAD_MAX {
             return Ok(false);
         }
-        self.put(KIND_MESSAGE, bytes, true)?;
+        self.put(KIND_MESSAGE, bytes, defer)?;
         if let Some(s) = &self.shared {
             s.records.fetch_add(1, Ordering::Relaxed);
         }
