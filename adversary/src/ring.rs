@@ -5,14 +5,15 @@
 //!
 //! - As the **writer** of its mailbox to the launcher ([`attack`]): forged records and indices,
 //!   wake-up floods, announcements without socket messages and socket messages without
-//!   announcements, records rewritten during and after the launcher's read, a misled writer and
-//!   a ring kept full. The launcher reads the ring as an untrusted peer's memory; these check
-//!   that it does, and kill the child for what breaks the rules.
+//!   announcements, records rewritten during and after the launcher's read, a misled writer,
+//!   a ring kept full, and the launcher's sleeping flag kept lowered (it is never woken). The
+//!   launcher reads the ring as an untrusted peer's memory; these check that it does, and kill
+//!   the child for what breaks the rules.
 //! - As the **reader** of the launcher's mailbox to it ([`Inbox`], [`inbox_attack`]): a published
 //!   read index kept frozen, a read index that claims every record read while the child stops
-//!   taking them, and a sleeping flag kept raised. The launcher writes without ever waiting and
-//!   reads nothing back but the reader's index; these check that a lying or idle reader costs
-//!   the child alone.
+//!   taking them, and a sleeping flag kept raised or kept lowered. The launcher writes without
+//!   ever waiting and reads nothing back but the reader's index; these check that a lying or
+//!   idle reader costs the child alone.
 //!
 //! An attack that forges a record or an index holds the writer while the launcher judges it:
 //! otherwise the child's own next message, posted at the index the writer keeps for itself,
@@ -100,6 +101,9 @@ pub enum RingAttack {
     /// From a thread, sends messages without end: the mailbox is kept full, and the writer
     /// waits for room (its own cost).
     Starve,
+    /// From a thread, lowers the launcher's sleeping flag over and over: the child's records
+    /// find it lowered and wake nobody, so the launcher finds them only at its own looks.
+    FlagLowered,
     /// As the reader of the launcher's mailbox: from a thread, keeps the published read index
     /// where it was when the attack began, so that to the launcher the child has stopped
     /// reading (it reads on, unseen).
@@ -112,6 +116,10 @@ pub enum RingAttack {
     /// As the reader of the launcher's mailbox: from a thread, keeps the sleeping flag raised,
     /// so that the launcher makes a wake-up with every message.
     InboxSleeping,
+    /// As the reader of the launcher's mailbox: from a thread, lowers the sleeping flag over and
+    /// over as soon as the reader raises it, so that the launcher never wakes the child (which
+    /// still finds its records at its own looks).
+    InboxFlagLowered,
 }
 
 impl RingAttack {
@@ -130,9 +138,11 @@ impl RingAttack {
             "announce-only" => RingAttack::AnnounceOnly,
             "unannounced" => RingAttack::Unannounced,
             "starve" => RingAttack::Starve,
+            "flag-lowered" => RingAttack::FlagLowered,
             "inbox-frozen" => RingAttack::InboxFrozen,
             "inbox-lies" => RingAttack::InboxLies,
             "inbox-sleeping" => RingAttack::InboxSleeping,
+            "inbox-flag-lowered" => RingAttack::InboxFlagLowered,
             _ => return None,
         })
     }
@@ -152,7 +162,10 @@ impl RingAttack {
     pub fn on_inbox(self) -> bool {
         matches!(
             self,
-            RingAttack::InboxFrozen | RingAttack::InboxLies | RingAttack::InboxSleeping
+            RingAttack::InboxFrozen
+                | RingAttack::InboxLies
+                | RingAttack::InboxSleeping
+                | RingAttack::InboxFlagLowered
         )
     }
 }
@@ -205,7 +218,11 @@ pub fn attack<T: Wire + Send + 'static>(
         RingAttack::RewriteRead => spawn("ring-rewrite-read", events, move |e| rewrite_read(e)),
         RingAttack::ReadIndex => spawn("ring-read-index", events, move |e| mislead_writer(e)),
         RingAttack::Starve => spawn("ring-starve", events, move |e| starve(e, message)),
-        RingAttack::InboxFrozen | RingAttack::InboxLies | RingAttack::InboxSleeping => Some(()),
+        RingAttack::FlagLowered => spawn("ring-flag-lowered", events, move |e| lower_flag(e)),
+        RingAttack::InboxFrozen
+        | RingAttack::InboxLies
+        | RingAttack::InboxSleeping
+        | RingAttack::InboxFlagLowered => Some(()),
     };
     if done.is_none() {
         tracing::warn!(?attack, "hostile child: no mailbox to attack");
@@ -439,6 +456,34 @@ fn mislead_writer<T: Wire>(events: Sender<T>) {
     }
 }
 
+/// Lowers the launcher's sleeping flag over and over, so that the child's own records find it
+/// lowered and wake nobody: the launcher's reader, which raised it before it slept, sleeps on
+/// until its next look.
+fn lower_flag<T: Wire>(events: Sender<T>) {
+    let mut lowered = 0u64;
+    // Logged at the first lowering, then each time the count has grown fourfold.
+    let mut told = 1u64;
+    tracing::warn!("hostile child: keeps the launcher's sleeping flag lowered");
+    loop {
+        let alive = events.with_mailbox_writer(|w| {
+            if field(w.memory(), SLEEPING_AT).is_some_and(|s| s.swap(0, Ordering::SeqCst) != 0) {
+                lowered += 1;
+            }
+        });
+        if alive.is_none() {
+            return;
+        }
+        if lowered >= told {
+            tracing::warn!(
+                lowered,
+                "hostile child: lowered the launcher's sleeping flag"
+            );
+            told = lowered.saturating_mul(4);
+        }
+        std::thread::sleep(REWRITE_EVERY);
+    }
+}
+
 /// Sends messages without end, so that the ring stays full and the writer waits for room.
 fn starve<T: Wire>(events: Sender<T>, message: fn() -> T) {
     let mut sent = 0u64;
@@ -516,6 +561,7 @@ pub fn inbox_attack(attack: RingAttack, inbox: Option<Inbox>) {
         RingAttack::InboxFrozen => freeze_read_index,
         RingAttack::InboxLies => claim_all_read,
         RingAttack::InboxSleeping => keep_sleeping,
+        RingAttack::InboxFlagLowered => keep_awake,
         _ => return,
     };
     let spawned = std::thread::Builder::new()
@@ -593,6 +639,29 @@ fn keep_sleeping(m: &SharedMemory) {
             if raised >= told {
                 tracing::warn!(raised, "hostile child: raised the sleeping flag again");
                 told = raised.saturating_mul(4);
+            }
+        }
+        std::thread::sleep(REWRITE_EVERY);
+    }
+}
+
+/// Lowers the sleeping flag over and over, as soon as the reader raises it: the launcher, which
+/// believes it, finds a reader awake and never wakes it, and the reader finds the launcher's
+/// records only when its wait runs out.
+fn keep_awake(m: &SharedMemory) {
+    let Some(sleeping) = field(m, SLEEPING_AT) else {
+        return;
+    };
+    tracing::warn!("hostile child: keeps its inbox's sleeping flag lowered");
+    let mut lowered = 0u64;
+    // Logged at the first lowering, then each time the count has grown fourfold.
+    let mut told = 1u64;
+    loop {
+        if sleeping.swap(0, Ordering::SeqCst) != 0 {
+            lowered += 1;
+            if lowered >= told {
+                tracing::warn!(lowered, "hostile child: lowered the sleeping flag again");
+                told = lowered.saturating_mul(4);
             }
         }
         std::thread::sleep(REWRITE_EVERY);

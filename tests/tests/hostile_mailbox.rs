@@ -5,12 +5,19 @@
 //!
 //! - As the **writer** of its mailbox to the launcher: for each attack the launcher must finish
 //!   the run with exit 0 and every frame presented, leave the other child alone, and (where the
-//!   rule broken is the launcher's to judge) kill the attacker with the violation named.
+//!   rule broken is the launcher's to judge) kill the attacker with the violation named. A
+//!   writer that keeps the launcher's sleeping flag lowered is never judged: it wakes nobody,
+//!   and its messages wait for the launcher's own looks.
 //! - As the **reader** of the launcher's mailbox to it (`ring-inbox-*`): a reader whose
 //!   published index stays frozen, one that claims every record read while it stops taking
-//!   them, and one whose sleeping flag stays up. The launcher never waits on a child's ring:
-//!   the run finishes, the attacker alone pays (judged not reading, or dead of what it then
-//!   read), and a raised flag costs the launcher no more than a clean run.
+//!   them, and one whose sleeping flag stays up or stays down. The launcher never waits on a
+//!   child's ring: the run finishes, the attacker alone pays (judged not reading, or dead of
+//!   what it then read, or slowed to its own looks), and a raised flag costs the launcher no
+//!   more than a clean run.
+//! - In a run of three views, one view's renderer keeping the launcher's loop busy (a flood of
+//!   legal messages, within the launcher's budget or past it) or slowing itself (a flag kept
+//!   lowered): the other views keep their pace, every frame presented, and only that renderer
+//!   pays.
 
 use std::time::{Duration, Instant};
 
@@ -487,4 +494,222 @@ fn renderer_inbox_with_its_sleeping_flag_kept_raised() {
 #[test]
 fn gpu_inbox_with_its_sleeping_flag_kept_raised() {
     inbox_sleeping(Child::Gpu);
+}
+
+/// Whether the run of `s` went at the pace of a child's own looks at its ring (100 ms) rather
+/// than at its wake-ups: a clean run of these frames takes a fraction of a second, and no more
+/// than 100 frames a second come when each waits for a look.
+fn at_the_pace_of_looks(s: &serde_json::Value) -> bool {
+    s["frames"]["fps"].as_f64().is_some_and(|fps| fps < 100.0)
+}
+
+/// A reader whose sleeping flag is lowered as soon as it raises it: the launcher, which lowers
+/// it itself when it wakes the reader, finds it lowered and never wakes the child, which finds
+/// the launcher's records only when its wait runs out (every 100 ms, pings every 10 ms or not).
+/// That is all it costs: the launcher blames nobody, and the run goes at the pace of the
+/// child's looks, every frame presented.
+fn inbox_flag_lowered(child: Child) {
+    let attack = "ring-inbox-flag-lowered";
+    let (log, s) = ring_run(child, attack, &["--heartbeat-ms", "10"]);
+    assert!(
+        said(&log, child, "lowered the sleeping flag again"),
+        "the flag was never lowered after the reader raised it:\n{log}"
+    );
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{attack}: nobody is blamed for a reader the launcher does not wake: {s}"
+    );
+    assert!(
+        at_the_pace_of_looks(&s),
+        "{attack}: the launcher woke the child after all: {s}"
+    );
+}
+
+#[test]
+fn renderer_inbox_with_its_sleeping_flag_kept_lowered() {
+    inbox_flag_lowered(Child::Renderer);
+}
+
+#[test]
+fn gpu_inbox_with_its_sleeping_flag_kept_lowered() {
+    inbox_flag_lowered(Child::Gpu);
+}
+
+/// A writer that lowers the launcher's sleeping flag over and over (held down, where
+/// `ring-read-index` only flips it): its records wake nobody, and the launcher finds them at
+/// its own looks (every 100 ms). The child is the one slowed, and nobody is blamed.
+fn writer_flag_lowered(child: Child) {
+    let attack = "ring-flag-lowered";
+    let (log, s) = ring_run(child, attack, &["--heartbeat-ms", "10"]);
+    assert!(
+        said(&log, child, "lowered the launcher's sleeping flag"),
+        "the launcher's flag was never lowered:\n{log}"
+    );
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{attack}: nobody is blamed for a writer that wakes nobody: {s}"
+    );
+    assert!(
+        at_the_pace_of_looks(&s),
+        "{attack}: the child's records woke the launcher after all: {s}"
+    );
+}
+
+#[test]
+fn a_writer_that_keeps_the_readers_flag_lowered_only_slows_itself() {
+    writer_flag_lowered(Child::Renderer);
+}
+
+#[test]
+fn gpu_a_writer_that_keeps_the_readers_flag_lowered_only_slows_itself() {
+    writer_flag_lowered(Child::Gpu);
+}
+
+// One view's renderer keeping the launcher's loop busy in a run of three views: the loop
+// handles up to 16 of one child's waiting messages in a turn and puts off its wake-ups of the
+// children while messages keep coming, and neither may starve the other views.
+
+/// Frames of each view in the runs of three views, paced at 60 a second: a view the flood held
+/// up would show in its time.
+const VIEW_FRAMES: u64 = 180;
+
+/// The pace of the runs of three views, frames a second.
+const VIEW_FPS: u64 = 60;
+
+/// The most time from the first frame of an honest view to its last: twice what the pace takes
+/// (three seconds). A view whose frames waited for its renderer's own looks at its ring (100
+/// ms), not woken, would take three times that.
+const HONEST_SECONDS: f64 = 2.0 * VIEW_FRAMES as f64 / VIEW_FPS as f64;
+
+/// Runs three views of the built-in scene, paced, with `attack` in the first renderer (view
+/// 0's: the launcher passes the variable to the first process of a role only); returns the
+/// launcher's log and the summary, after checking that the run succeeded with every frame of
+/// every view presented, that only view 0's renderer paid, that the GPU process kept its pid,
+/// and that the other views kept their pace.
+fn views_run(attack: &str) -> (String, serde_json::Value) {
+    let dir = scratch(&format!("hostile-views-{attack}"));
+    let fps = VIEW_FPS.to_string();
+    let mut extra = vec!["--headless", "--fps", &fps];
+    for _ in 0..3 {
+        extra.extend(["--view", "default"]);
+    }
+    let o = output(hostile_command(
+        "TRIPTYCH_HOSTILE",
+        attack,
+        VIEW_FRAMES,
+        &extra,
+        &dir,
+    ));
+    assert!(
+        o.status.success(),
+        "{attack}: the run must survive a hostile renderer: {}",
+        show(&o)
+    );
+    let s = summary(&dir.join("summary.json"));
+    let views = s["views"].as_array().expect("views");
+    assert_eq!(views.len(), 3, "{s}");
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(
+            v["frames"], VIEW_FRAMES,
+            "{attack}: view {i} presented every frame: {v}"
+        );
+        assert_eq!(v["last"], VIEW_FRAMES - 1, "{attack}: {v}");
+        assert!(v["failed"].is_null(), "{attack}: view {i} given up: {v}");
+    }
+    for v in &views[1..] {
+        assert_eq!(v["restarts"], 0, "{attack}: an honest renderer blamed: {v}");
+        assert!(
+            v["seconds"].as_f64().is_some_and(|t| t <= HONEST_SECONDS),
+            "{attack}: an honest view held up: {v}"
+        );
+    }
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert!(
+        crashes
+            .iter()
+            .all(|c| c["role"] == "renderer" && c["view"] == 0),
+        "{attack}: only view 0's renderer may pay: {s}"
+    );
+    assert_eq!(
+        s["recovery"]["standby"]["promotions"], 0,
+        "{attack}: the GPU process keeps its pid: {s}"
+    );
+    (String::from_utf8_lossy(&o.stderr).into_owned(), s)
+}
+
+#[test]
+fn one_views_flood_costs_its_renderer_alone() {
+    // As fast as it can: past the launcher's budget, view 0's renderer is killed for it.
+    let (log, s) = views_run("flood");
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, view 0's renderer's: {s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(
+        cause.contains("protocol_violation") && cause.contains("messages in one second"),
+        "{cause}; the run's log:\n{log}"
+    );
+    assert_eq!(s["views"][0]["restarts"], 1, "{s}");
+}
+
+#[test]
+fn one_views_steady_flood_within_its_budget_starves_no_other_view() {
+    // Short of the budget, for the whole run: legal, so nobody is killed, and the launcher
+    // reads and handles every pong; the other views keep their pace all the same.
+    let (clean, clean_s) = views_run("none");
+    let (log, s) = views_run("steady-flood");
+    assert!(
+        !renderer_said(&clean, "hostile renderer"),
+        "the clean run attacked:\n{clean}"
+    );
+    assert!(
+        renderer_said(&log, "still flooding pongs"),
+        "the flood never got going:\n{log}"
+    );
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "a flood within the budget is no violation: {s}"
+    );
+    // Half its rate over the run's three seconds, at least: the launcher took them all.
+    let records = |s: &serde_json::Value| s["paths"]["mailbox_records"].as_u64().unwrap_or(0);
+    assert!(
+        records(&s) >= records(&clean_s) + 45_000,
+        "the flood never reached the launcher: {} records, {} in a clean run",
+        records(&s),
+        records(&clean_s)
+    );
+}
+
+#[test]
+fn a_renderer_whose_sleeping_flag_is_kept_lowered_slows_its_own_view_alone() {
+    // Never woken by the launcher, view 0's renderer takes its frames at its own looks: its
+    // view falls behind its pace, the others keep theirs, and nobody is blamed.
+    let (_, s) = views_run("ring-inbox-flag-lowered");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+    assert!(
+        s["views"][0]["seconds"].as_f64() > Some(HONEST_SECONDS),
+        "view 0 kept its pace: the launcher woke its renderer after all: {s}"
+    );
+}
+
+#[test]
+fn a_renderer_that_keeps_the_launchers_flag_lowered_slows_its_own_view_alone() {
+    // Its frames wake nobody and reach the launcher at its own looks: its view falls behind
+    // its pace, the others keep theirs, and nobody is blamed.
+    let (_, s) = views_run("ring-flag-lowered");
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+    assert!(
+        s["views"][0]["seconds"].as_f64() > Some(HONEST_SECONDS),
+        "view 0 kept its pace: its records woke the launcher after all: {s}"
+    );
 }

@@ -53,6 +53,10 @@ pub enum Attack {
     PoisonTrace,
     /// Tens of thousands of pongs.
     Flood,
+    /// From a thread, pongs for the life of the process at [`STEADY_RATE`] a second, short of
+    /// the launcher's budget: legal messages, each of which the launcher reads and handles,
+    /// kept coming so that the launcher always has one of this renderer's waiting.
+    SteadyFlood,
     /// Garbage on its socket to the launcher, then an exit at once: what it left there must not
     /// be held against its replacement.
     GarbageReleaseExit,
@@ -219,6 +223,14 @@ pub fn own_view(window: (i32, i32)) -> Option<u32> {
     u32::try_from(base / triptych_sys::fd::ExportWindow::GPU.len).ok()
 }
 
+/// Pongs a second [`Attack::SteadyFlood`] sends: three fifths of the launcher's budget
+/// ([`ipc_protocol::rules::MAX_MESSAGES_PER_S`]), so that a batch late by a few milliseconds
+/// never takes it over.
+pub const STEADY_RATE: u32 = ipc_protocol::rules::MAX_MESSAGES_PER_S / 5 * 3;
+
+/// How often [`Attack::SteadyFlood`] sends its next batch.
+const STEADY_EVERY: Duration = Duration::from_millis(5);
+
 /// Bytes per slot the [`Attack::HugeSlotBytes`] output claims: 1 TiB.
 pub const HUGE_SLOT_BYTES: u64 = 1 << 40;
 
@@ -270,6 +282,7 @@ impl Attack {
             "trace-off" => Attack::TraceOff,
             "poison-trace" => Attack::PoisonTrace,
             "flood" => Attack::Flood,
+            "steady-flood" => Attack::SteadyFlood,
             "keep-listener" => Attack::KeepListener,
             "garbage-release-exit" => Attack::GarbageReleaseExit,
             "empty-release" => Attack::EmptyRelease,
@@ -435,6 +448,7 @@ pub fn attack(
                 }
             }
         }
+        Attack::SteadyFlood => steady_flood(events.clone()),
         Attack::EmptyRelease => raw(events, &[], &[]),
         Attack::ReleaseFlood => {
             let releases = events.clone();
@@ -822,4 +836,36 @@ pub fn progress_write(link: &renderer_process::link::Link) {
     // writable, this would store a number the GPU process never reached.
     unsafe { std::ptr::write_volatile(addr as *mut u64, u64::MAX) };
     tracing::warn!("hostile renderer: wrote the GPU process's progress page");
+}
+
+/// [`Attack::SteadyFlood`]: from a thread, a batch of pongs every [`STEADY_EVERY`] (a late
+/// batch is not made up for), [`STEADY_RATE`] a second in all.
+fn steady_flood(events: Sender<RendererToLauncher>) {
+    let batch = u64::from(STEADY_RATE) * STEADY_EVERY.as_millis() as u64 / 1000;
+    let spawned = std::thread::Builder::new()
+        .name("steady-flood".into())
+        .spawn(move || {
+            tracing::warn!(batch, "hostile renderer: a steady flood of pongs");
+            let mut sent = 0u64;
+            // Logged each time the count has grown fourfold.
+            let mut told = batch;
+            loop {
+                let start = std::time::Instant::now();
+                for _ in 0..batch {
+                    match events.send(&RendererToLauncher::Pong(0)) {
+                        Ok(()) => sent += 1,
+                        Err(ipc_protocol::channel::SendError::Full) => {}
+                        Err(_) => return,
+                    }
+                }
+                if sent >= told {
+                    tracing::warn!(sent, "hostile renderer: still flooding pongs");
+                    told = sent.saturating_mul(4);
+                }
+                std::thread::sleep(STEADY_EVERY.saturating_sub(start.elapsed()));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "hostile renderer: could not start the flood's thread");
+    }
 }
