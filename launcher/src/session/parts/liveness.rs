@@ -73,9 +73,13 @@ impl Liveness {
     }
 
     /// `who` answered ping `n` at `now`. Returns the round trip, in microseconds, when it
-    /// answered the last ping sent; a pong of a ping never sent is a breach.
+    /// answered the last ping sent; a pong of a ping never sent is a breach. Pings are numbered
+    /// from 1: a pong of 0 answers none, and counts neither as an answer nor as a round trip.
     pub fn pong(&mut self, who: Who, n: u64, now: Instant) -> Result<Option<f64>, Breach> {
         rules::pong(n, self.ping_seq)?;
+        if n == 0 {
+            return Ok(None);
+        }
         self.answered(who, now);
         Ok((n == self.ping_seq)
             .then(|| now.saturating_duration_since(self.last_ping).as_secs_f64() * 1e6))
@@ -166,6 +170,18 @@ mod tests {
             l.pong(Who::Gpu, 2, t + 150 * MS).is_err(),
             "ahead of the last"
         );
+    }
+
+    #[test]
+    fn a_pong_of_no_ping_times_nothing_and_refreshes_nothing() {
+        let t = Instant::now();
+        let mut l = Liveness::new(t);
+        let hang = 500 * MS;
+        // Before any ping, and after one: 0 numbers no ping.
+        assert_eq!(l.pong(R, 0, t + 400 * MS), Ok(None));
+        l.ping_due(t + 450 * MS, 100 * MS);
+        assert_eq!(l.pong(R, 0, t + 590 * MS), Ok(None));
+        assert!(l.silent(R, t + 600 * MS, hang).is_some(), "still hung");
     }
 
     #[test]
