@@ -503,26 +503,36 @@ fn at_the_pace_of_looks(s: &serde_json::Value) -> bool {
     s["frames"]["fps"].as_f64().is_some_and(|fps| fps < 100.0)
 }
 
+/// Runs `attack`, one that keeps a sleeping flag lowered, from `child`, and checks that the
+/// child said it did (`done`), that nobody was blamed, and that the run went at the pace of a
+/// reader's own looks: the flag's owner was never woken, and every frame was presented.
+fn flag_lowered(child: Child, attack: &str, done: &str) {
+    let (log, s) = ring_run(child, attack, &["--heartbeat-ms", "10"]);
+    assert!(
+        said(&log, child, done),
+        "{attack}: the flag was never lowered:\n{log}"
+    );
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{attack}: nobody is blamed for a reader nobody wakes: {s}"
+    );
+    assert!(
+        at_the_pace_of_looks(&s),
+        "{attack}: the flag's owner was woken after all: {s}"
+    );
+}
+
 /// A reader whose sleeping flag is lowered as soon as it raises it: the launcher, which lowers
 /// it itself when it wakes the reader, finds it lowered and never wakes the child, which finds
 /// the launcher's records only when its wait runs out (every 100 ms, pings every 10 ms or not).
 /// That is all it costs: the launcher blames nobody, and the run goes at the pace of the
 /// child's looks, every frame presented.
 fn inbox_flag_lowered(child: Child) {
-    let attack = "ring-inbox-flag-lowered";
-    let (log, s) = ring_run(child, attack, &["--heartbeat-ms", "10"]);
-    assert!(
-        said(&log, child, "lowered the sleeping flag again"),
-        "the flag was never lowered after the reader raised it:\n{log}"
-    );
-    assert_eq!(
-        s["recovery"]["crashes"].as_array().map(Vec::len),
-        Some(0),
-        "{attack}: nobody is blamed for a reader the launcher does not wake: {s}"
-    );
-    assert!(
-        at_the_pace_of_looks(&s),
-        "{attack}: the launcher woke the child after all: {s}"
+    flag_lowered(
+        child,
+        "ring-inbox-flag-lowered",
+        "lowered the sleeping flag again",
     );
 }
 
@@ -540,20 +550,10 @@ fn gpu_inbox_with_its_sleeping_flag_kept_lowered() {
 /// `ring-read-index` only flips it): its records wake nobody, and the launcher finds them at
 /// its own looks (every 100 ms). The child is the one slowed, and nobody is blamed.
 fn writer_flag_lowered(child: Child) {
-    let attack = "ring-flag-lowered";
-    let (log, s) = ring_run(child, attack, &["--heartbeat-ms", "10"]);
-    assert!(
-        said(&log, child, "lowered the launcher's sleeping flag"),
-        "the launcher's flag was never lowered:\n{log}"
-    );
-    assert_eq!(
-        s["recovery"]["crashes"].as_array().map(Vec::len),
-        Some(0),
-        "{attack}: nobody is blamed for a writer that wakes nobody: {s}"
-    );
-    assert!(
-        at_the_pace_of_looks(&s),
-        "{attack}: the child's records woke the launcher after all: {s}"
+    flag_lowered(
+        child,
+        "ring-flag-lowered",
+        "lowered the launcher's sleeping flag",
     );
 }
 
