@@ -626,42 +626,31 @@ fn claim_all_read(m: &SharedMemory) {
 /// Raises the sleeping flag over and over: the reader lowers it whenever it wakes, and the
 /// launcher, which believes it, makes a wake-up with every message.
 fn keep_sleeping(m: &SharedMemory) {
-    let Some(sleeping) = field(m, SLEEPING_AT) else {
-        return;
-    };
-    tracing::warn!("hostile child: keeps its inbox's sleeping flag raised");
-    let mut raised = 0u64;
-    // Logged at the first raise, then each time the count has grown fourfold.
-    let mut told = 1u64;
-    loop {
-        if sleeping.swap(1, Ordering::SeqCst) == 0 {
-            raised += 1;
-            if raised >= told {
-                tracing::warn!(raised, "hostile child: raised the sleeping flag again");
-                told = raised.saturating_mul(4);
-            }
-        }
-        std::thread::sleep(REWRITE_EVERY);
-    }
+    hold_flag(m, 1);
 }
 
 /// Lowers the sleeping flag over and over, as soon as the reader raises it: the launcher, which
 /// believes it, finds a reader awake and never wakes it, and the reader finds the launcher's
 /// records only when its wait runs out.
 fn keep_awake(m: &SharedMemory) {
+    hold_flag(m, 0);
+}
+
+/// Holds the inbox's sleeping flag at `value` (1: raised, 0: lowered) against the reader, saying
+/// so at the first change back, then each time the count has grown fourfold.
+fn hold_flag(m: &SharedMemory, value: u32) {
     let Some(sleeping) = field(m, SLEEPING_AT) else {
         return;
     };
-    tracing::warn!("hostile child: keeps its inbox's sleeping flag lowered");
-    let mut lowered = 0u64;
-    // Logged at the first lowering, then each time the count has grown fourfold.
-    let mut told = 1u64;
+    let done = if value == 0 { "lowered" } else { "raised" };
+    tracing::warn!("hostile child: keeps its inbox's sleeping flag {done}");
+    let (mut times, mut told) = (0u64, 1u64);
     loop {
-        if sleeping.swap(0, Ordering::SeqCst) != 0 {
-            lowered += 1;
-            if lowered >= told {
-                tracing::warn!(lowered, "hostile child: lowered the sleeping flag again");
-                told = lowered.saturating_mul(4);
+        if sleeping.swap(value, Ordering::SeqCst) != value {
+            times += 1;
+            if times >= told {
+                tracing::warn!(times, "hostile child: {done} the sleeping flag again");
+                told = times.saturating_mul(4);
             }
         }
         std::thread::sleep(REWRITE_EVERY);
