@@ -2,6 +2,8 @@
 //! the channel to the launcher, and the process's own state (its epoch, trace, faults), shared
 //! by the frame loop ([`crate::frame_loop`]) and the views it takes in turn ([`crate::view`]).
 
+use std::time::{Duration, Instant};
+
 use ipc_protocol::channel::Sender;
 use ipc_protocol::messages::{Fault, FaultAction, FaultPoint, GpuToLauncher};
 use triptych_trace::Recorder;
@@ -46,4 +48,44 @@ pub(crate) struct Device {
     pub(crate) private_fences: bool,
     /// How many export windows it has room for (`GpuInfo::views`).
     pub(crate) windows: u32,
+    /// Since when the launcher has been owed a wake-up for a paced view's frame
+    /// ([`Device::send_frame`]).
+    pub(crate) owed_since: Option<Instant>,
+}
+
+/// How long a paced view's frame may wait in the launcher's mailbox for its wake-up while this
+/// process renders other views' frames: a burst of frames wakes the launcher once, within a
+/// quarter of a 60 Hz period.
+pub(crate) const WAKE_WITHIN: Duration = Duration::from_millis(4);
+
+impl Device {
+    /// Sends a frame's description to the launcher. For a paced view (`defer`) its wake-up is
+    /// put off: made once this process has nothing more to render, or once the oldest frame
+    /// owed one has waited [`WAKE_WITHIN`] ([`Device::wake_launcher`]), so that the frames of
+    /// many views rendered back to back wake the launcher once. Any other message, or a full
+    /// mailbox, makes it at once.
+    pub(crate) fn send_frame(
+        &mut self,
+        msg: &GpuToLauncher,
+        defer: bool,
+    ) -> Result<(), ipc_protocol::channel::SendError> {
+        if !defer {
+            return self.events.send(msg);
+        }
+        self.events.send_deferred(msg)?;
+        self.owed_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Makes the launcher's wake-up owed for frames: at once with `now`, else if the oldest of
+    /// them has waited [`WAKE_WITHIN`].
+    pub(crate) fn wake_launcher(&mut self, now: bool) {
+        let Some(since) = self.owed_since else {
+            return;
+        };
+        if now || since.elapsed() >= WAKE_WITHIN {
+            self.owed_since = None;
+            self.events.wake_owed();
+        }
+    }
 }

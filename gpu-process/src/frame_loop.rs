@@ -85,6 +85,7 @@ impl Producer {
             handover,
             private_fences: false,
             windows,
+            owed_since: None,
         };
         let frames = start.view.frames;
         let mut producer = Self {
@@ -148,6 +149,8 @@ impl Producer {
         commands: &Receiver<Delivery<LauncherToGpu>>,
     ) -> anyhow::Result<()> {
         let view = start.view;
+        // The images may be waited for: the launcher is not kept waiting for frames meanwhile.
+        self.dev.wake_launcher(true);
         let received = match &start.scene {
             None => None,
             Some(s) => {
@@ -296,6 +299,7 @@ impl Producer {
                 }
                 self.turn = (i + 1) % self.views.len().max(1);
                 self.render(i)?;
+                self.dev.wake_launcher(false);
                 if self.dev.rec.len() >= 512 {
                     self.ship_trace();
                 }
@@ -307,6 +311,7 @@ impl Producer {
                     v.report_finished(&self.dev);
                 }
             }
+            self.dev.wake_launcher(true);
             select! {
                 recv(commands) -> c => match c {
                     Ok(c) => if !self.command(c, commands)? { return Ok(()) },

@@ -113,6 +113,9 @@ pub(crate) struct View {
     scene: Option<crate::scene::ScenePlan>,
     /// Whether to draw only what changed (`ViewStart::damage`).
     damage: bool,
+    /// Whether the launcher asks for each frame (`ViewStart::paced`): then a frame's wake-up of
+    /// the launcher may be put off a moment, for the next view's ([`Device::send_frame`]).
+    paced: bool,
     /// Each layer's last paint (its previous submission), for its content damage.
     last_paint: Vec<Option<Paint>>,
     /// Each layer's recent submissions, for buffer age.
@@ -183,6 +186,7 @@ impl View {
             pool: Pool::new(layers, start.pool_per_layer),
             scene,
             damage: start.damage,
+            paced: start.paced,
             last_paint: vec![None; layers as usize],
             history: (0..layers).map(|_| History::default()).collect(),
             sent: vec![None; layers as usize],
@@ -634,12 +638,14 @@ impl View {
         }
         // The launcher checks the description and hands it on to the renderer. A launcher that
         // does not take it within the channel's wait is gone or wedged: this process ends.
-        dev.events
-            .send(&GpuToLauncher::Frame {
+        dev.send_frame(
+            &GpuToLauncher::Frame {
                 view: self.id,
                 msg: msg.clone(),
-            })
-            .with_context(|| format!("sending frame {frame} of {} to the launcher", self.id))?;
+            },
+            self.paced,
+        )
+        .with_context(|| format!("sending frame {frame} of {} to the launcher", self.id))?;
         if dev.takes_releases && !dev.hooks.takes_releases(frame) {
             tracing::warn!(frame, "no longer taking releases");
             dev.takes_releases = false;

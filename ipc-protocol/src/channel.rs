@@ -40,6 +40,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use triptych_sys::scm::MsgFlags;
+
+use crate::mailbox::Wake;
 use triptych_sys::Errno;
 
 pub use crate::codec::{decode, encode, RecvError, SendError, Violation, Wire, MAX_MESSAGE};
@@ -146,7 +148,15 @@ impl<T: Wire> Sender<T> {
     /// off until [`Sender::wake_owed`] ([`crate::mailbox::MailboxWriter::post_deferred`]). For
     /// a sender that sends in bursts and wakes its peer once a burst is over.
     pub fn send_deferred(&self, msg: &T) -> Result<(), SendError> {
-        self.send_as(msg, &[], true)
+        self.send_as(msg, &[], Wake::Deferred)
+    }
+
+    /// Sends `msg` with no fds; if it goes into the mailbox's ring, the reader is woken for it
+    /// only with a later message ([`crate::mailbox::MailboxWriter::post_lazy`]), or by
+    /// [`Sender::wake_lazy_before`]. For what the peer needs only with the next message it
+    /// is woken for.
+    pub fn send_lazy(&self, msg: &T) -> Result<(), SendError> {
+        self.send_as(msg, &[], Wake::Lazy)
     }
 
     /// Makes the mailbox wake-up [`Sender::send_deferred`] put off, if any.
@@ -156,12 +166,20 @@ impl<T: Wire> Sender<T> {
         }
     }
 
-    /// Sends `msg` with exactly the fds its kind carries.
-    pub fn send_with(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
-        self.send_as(msg, fds, false)
+    /// Makes the mailbox wake-up of messages sent with [`Sender::send_lazy`], if the first of
+    /// them still waiting for it was sent before `t`.
+    pub fn wake_lazy_before(&self, t: std::time::Instant) {
+        if let Some(Ok(mut w)) = self.mailbox.as_ref().map(|m| m.lock()) {
+            w.wake_lazy_before(t);
+        }
     }
 
-    fn send_as(&self, msg: &T, fds: &[BorrowedFd<'_>], defer: bool) -> Result<(), SendError> {
+    /// Sends `msg` with exactly the fds its kind carries.
+    pub fn send_with(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        self.send_as(msg, fds, Wake::Now)
+    }
+
+    fn send_as(&self, msg: &T, fds: &[BorrowedFd<'_>], wake: Wake) -> Result<(), SendError> {
         if fds.len() != msg.fd_count() {
             return Err(SendError::FdCount {
                 kind: msg.kind(),
@@ -179,11 +197,7 @@ impl<T: Wire> Sender<T> {
             None => None,
         };
         if let Some(w) = mailbox.as_mut() {
-            let posted = match (fds.is_empty(), defer) {
-                (false, _) => false,
-                (true, false) => w.post(&bytes)?,
-                (true, true) => w.post_deferred(&bytes)?,
-            };
+            let posted = fds.is_empty() && w.post_as(&bytes, wake)?;
             if posted {
                 return Ok(());
             }
@@ -334,7 +348,11 @@ impl<T: Wire> Receiver<T> {
         reader: crate::mailbox::MailboxReader,
         stats: Arc<crate::mailbox::MailboxStats>,
     ) -> Self {
-        self.mailbox = Some(Box::new(crate::mailbox::Inbox { reader, stats }));
+        self.mailbox = Some(Box::new(crate::mailbox::Inbox {
+            reader,
+            stats,
+            announced: None,
+        }));
         self
     }
 
@@ -386,6 +404,40 @@ impl<T: Wire> Receiver<T> {
             return Err(Violation::Empty.into());
         }
         Ok(d)
+    }
+}
+
+impl<T: Wire> Receiver<T> {
+    /// The next message if one waits, with its fds, without waiting: `None` if nothing does
+    /// yet. With a mailbox, `look` adds the look at the socket a sleeping reader makes between
+    /// its waits (for the peer's end, or a message it sent before it adopted the ring), which
+    /// the caller makes every [`Receiver::look_every`]; without one, the socket itself is read.
+    /// A message the ring announced that is not on the socket yet is looked for at the next
+    /// call, and is the peer's violation once [`crate::mailbox::ANNOUNCED_WITHIN`] has passed.
+    pub fn try_recv_now(&mut self, look: bool) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+        match self.mailbox.take() {
+            Some(mut inbox) => {
+                let r = crate::mailbox::next_now(&mut inbox, self, look);
+                self.mailbox = Some(inbox);
+                r
+            }
+            None if self.stream.is_some() => self.stream_item(Some(std::time::Duration::ZERO)),
+            None => match self.datagram(MsgFlags::MSG_DONTWAIT) {
+                Ok(d) => Ok(Some(judge::<T>(&self.buf, d)?)),
+                Err(RecvError::Io(triptych_sys::scm::ScmError::Recv {
+                    errno: Errno::EAGAIN,
+                    ..
+                })) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// How often a caller of [`Receiver::try_recv_now`] should look beside the mailbox: every
+    /// [`crate::mailbox::SOCKET_LOOK`], more often before the peer adopted it; `None` without
+    /// a mailbox (every call reads the socket).
+    pub fn look_every(&self) -> Option<std::time::Duration> {
+        self.mailbox.as_deref().map(crate::mailbox::look_every)
     }
 }
 
@@ -573,14 +625,29 @@ where
 
 fn spawn_forward_with<T>(
     name: &str,
-    mut rx: Receiver<T>,
+    rx: Receiver<T>,
     skip: bool,
-    mut recv: impl FnMut(&mut Receiver<T>) -> Result<(T, Vec<OwnedFd>), RecvError> + Send + 'static,
+    recv: impl FnMut(&mut Receiver<T>) -> Result<(T, Vec<OwnedFd>), RecvError> + Send + 'static,
 ) -> Result<crossbeam_channel::Receiver<Delivery<T>>, ForwardError>
 where
     T: Wire + Send + 'static,
 {
     let (tx, out) = crossbeam_channel::bounded(FORWARD_QUEUE);
+    spawn_forward_into(name, rx, skip, recv, tx)?;
+    Ok(out)
+}
+
+/// Starts the forwarding thread that moves what `rx` receives into `tx`.
+fn spawn_forward_into<T>(
+    name: &str,
+    mut rx: Receiver<T>,
+    skip: bool,
+    mut recv: impl FnMut(&mut Receiver<T>) -> Result<(T, Vec<OwnedFd>), RecvError> + Send + 'static,
+    tx: crossbeam_channel::Sender<Delivery<T>>,
+) -> Result<(), ForwardError>
+where
+    T: Wire + Send + 'static,
+{
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
@@ -612,7 +679,91 @@ where
             name: name.to_owned(),
             source,
         })?;
-    Ok(out)
+    Ok(())
+}
+
+/// A channel that its owner's loop reads itself, between its other work, instead of a
+/// forwarding thread ([`polled`]). The loop calls [`Polled::poll`] when it is awake anyway (a
+/// paced loop: at least once a period), so the peer's messages cost no wake-up of the receiving
+/// process at all: the mailbox's reader never says it sleeps, and the writer never wakes it.
+/// What arrives goes into the same bounded crossbeam channel a forwarding thread fills, with the
+/// same rules, so the rest of the receiver is the same either way; [`Polled::forward`] hands
+/// the rest of the channel to such a thread, for a caller about to block on it.
+#[derive(Debug)]
+pub struct Polled<T> {
+    name: String,
+    /// The receiver and the channel's sending side; both dropped (the receiver first, as a
+    /// forwarding thread does) at the peer's end, a failed socket, or the first violation.
+    open: Option<(Receiver<T>, crossbeam_channel::Sender<Delivery<T>>)>,
+    /// When the next look beside the mailbox is due.
+    look_at: Option<std::time::Instant>,
+}
+
+/// Makes `rx` a [`Polled`] channel named `name`, and the crossbeam receiver it fills.
+pub fn polled<T: Wire>(
+    name: &str,
+    rx: Receiver<T>,
+) -> (Polled<T>, crossbeam_channel::Receiver<Delivery<T>>) {
+    let (tx, out) = crossbeam_channel::bounded(FORWARD_QUEUE);
+    let p = Polled {
+        name: name.to_owned(),
+        open: Some((rx, tx)),
+        look_at: None,
+    };
+    (p, out)
+}
+
+impl<T: Wire + Send + 'static> Polled<T> {
+    /// Moves what waits into the channel, as much as the channel has room for, without waiting:
+    /// each message, or one `Err` with the violation and nothing after it. The peer's end, a
+    /// failed socket or a violation disconnects the channel (once what it holds is taken).
+    /// `now` is the caller's clock, for the looks beside the mailbox.
+    pub fn poll(&mut self, now: std::time::Instant) {
+        let Some((rx, tx)) = self.open.as_mut() else {
+            return;
+        };
+        let mut look = self.look_at.is_none_or(|at| now >= at);
+        if look {
+            self.look_at = rx.look_every().map(|every| now + every);
+        }
+        let end = loop {
+            if tx.is_full() {
+                return;
+            }
+            match rx.try_recv_now(std::mem::take(&mut look)) {
+                Ok(Some(m)) => {
+                    if tx.send(Ok(m)).is_err() {
+                        break true;
+                    }
+                }
+                Ok(None) => break false,
+                Err(RecvError::Violation(v)) => {
+                    let _ = tx.send(Err(v));
+                    break true;
+                }
+                Err(RecvError::Disconnected) => break true,
+                Err(RecvError::Io(e)) => {
+                    tracing::debug!(error = %e, channel = %self.name, "channel receive failed");
+                    break true;
+                }
+            }
+        };
+        if end {
+            if let Some((rx, tx)) = self.open.take() {
+                drop(rx);
+                drop(tx);
+            }
+        }
+    }
+
+    /// Hands the rest of the channel to a forwarding thread ([`forward`]), for a caller about
+    /// to wait on it.
+    pub fn forward(mut self) -> Result<(), ForwardError> {
+        match self.open.take() {
+            Some((rx, tx)) => spawn_forward_into(&self.name, rx, false, Receiver::recv, tx),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Splits `items` into consecutive batches whose messages (made by `wrap`) each encode within

@@ -243,9 +243,16 @@ pub struct MailboxWriter {
     /// Where what it sends is counted as well, for whoever reports it: messages posted as
     /// records, and messages announced on the socket.
     shared: Option<std::sync::Arc<MailboxStats>>,
-    /// A record was posted while the reader slept and its wake-up was put off
-    /// ([`MailboxWriter::post_deferred`]): [`MailboxWriter::wake_owed`] makes it.
+    /// The reader said it slept, and this writer lowered its flag without waking it yet: a
+    /// record's wake-up was put off ([`MailboxWriter::post_deferred`],
+    /// [`MailboxWriter::post_lazy`]).
+    asleep: bool,
+    /// A wake-up put off is owed at the end of the writer's burst
+    /// ([`MailboxWriter::wake_owed`]).
     owed: bool,
+    /// Since when a record posted lazily has waited for its wake-up
+    /// ([`MailboxWriter::wake_lazy_before`]).
+    lazy_since: Option<Instant>,
     /// Wake-ups made.
     wakes: u64,
 }
@@ -263,7 +270,9 @@ impl MailboxWriter {
             announced: 0,
             wait_when_full: true,
             shared: None,
+            asleep: false,
             owed: false,
+            lazy_since: None,
             wakes: 0,
         })
     }
@@ -276,7 +285,7 @@ impl MailboxWriter {
 
     /// Posts `bytes` (an encoded message) as one record; false if they do not fit in one.
     pub fn post(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
-        self.post_as(bytes, false)
+        self.post_as(bytes, Wake::Now)
     }
 
     /// [`MailboxWriter::post`], putting off the reader's wake-up until
@@ -286,14 +295,23 @@ impl MailboxWriter {
     /// caller owes the wake-up: until it is made, the reader finds the record only at its next
     /// look ([`SOCKET_LOOK`]).
     pub fn post_deferred(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
-        self.post_as(bytes, true)
+        self.post_as(bytes, Wake::Deferred)
     }
 
-    fn post_as(&mut self, bytes: &[u8], defer: bool) -> Result<bool, SendError> {
+    /// [`MailboxWriter::post`] for a record the reader needs only with a later one: its
+    /// wake-up waits for the next that is made (by a post, [`MailboxWriter::wake_owed`] after
+    /// a deferred post, or a full ring), or for [`MailboxWriter::wake_lazy_before`]. For what a
+    /// paced peer needs only to act on the next frame it is asked for (a slot or a buffer
+    /// handed back), which comes, woken, after it.
+    pub fn post_lazy(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
+        self.post_as(bytes, Wake::Lazy)
+    }
+
+    pub(crate) fn post_as(&mut self, bytes: &[u8], wake: Wake) -> Result<bool, SendError> {
         if bytes.len() > PAYLOAD_MAX {
             return Ok(false);
         }
-        self.put(KIND_MESSAGE, bytes, defer)?;
+        self.put(KIND_MESSAGE, bytes, wake)?;
         if let Some(s) = &self.shared {
             s.records.fetch_add(1, Ordering::Relaxed);
         }
@@ -303,6 +321,23 @@ impl MailboxWriter {
     /// Makes the wake-up put off by [`MailboxWriter::post_deferred`], if the reader slept.
     pub fn wake_owed(&mut self) {
         if std::mem::take(&mut self.owed) {
+            self.wake_asleep();
+        }
+    }
+
+    /// Makes the wake-up of records posted lazily ([`MailboxWriter::post_lazy`]) if the first
+    /// of them waiting for it was posted before `t`.
+    pub fn wake_lazy_before(&mut self, t: Instant) {
+        if self.lazy_since.is_some_and(|since| since < t) {
+            self.wake_asleep();
+        }
+    }
+
+    /// Wakes the reader if it slept and was not woken since.
+    fn wake_asleep(&mut self) {
+        self.owed = false;
+        self.lazy_since = None;
+        if std::mem::take(&mut self.asleep) {
             self.wake();
         }
     }
@@ -314,7 +349,7 @@ impl MailboxWriter {
 
     /// Announces that the next message is on the socket; the caller sends it right after.
     pub fn announce(&mut self) -> Result<(), SendError> {
-        self.put(KIND_ON_SOCKET, &[], false)?;
+        self.put(KIND_ON_SOCKET, &[], Wake::Now)?;
         self.announced += 1;
         if let Some(s) = &self.shared {
             s.on_socket.fetch_add(1, Ordering::Relaxed);
@@ -339,7 +374,7 @@ impl MailboxWriter {
         &self.map
     }
 
-    fn put(&mut self, kind: u8, payload: &[u8], defer: bool) -> Result<(), SendError> {
+    fn put(&mut self, kind: u8, payload: &[u8], wake: Wake) -> Result<(), SendError> {
         self.wait_for_room()?;
         let mut rec = [0u8; RECORD_HEAD];
         // The caller checked the length against PAYLOAD_MAX, which fits in u16.
@@ -358,9 +393,14 @@ impl MailboxWriter {
         // may wait its turn for a while, and a wake-up each would be wasted).
         atomic(&self.map, WRITE_AT).store(self.next, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        self.owed |= atomic(&self.map, SLEEPING_AT).swap(0, Ordering::SeqCst) != 0;
-        if !defer {
-            self.wake_owed();
+        self.asleep |= atomic(&self.map, SLEEPING_AT).swap(0, Ordering::SeqCst) != 0;
+        match wake {
+            Wake::Now => self.wake_asleep(),
+            Wake::Deferred => self.owed |= self.asleep,
+            Wake::Lazy if self.asleep => {
+                self.lazy_since.get_or_insert_with(Instant::now);
+            }
+            Wake::Lazy => {}
         }
         Ok(())
     }
@@ -388,7 +428,7 @@ impl MailboxWriter {
             if self.next.wrapping_sub(read) < RECORDS {
                 return Ok(());
             }
-            self.wake_owed();
+            self.wake_asleep();
             if !self.wait_when_full || start.elapsed() > FULL_WAIT {
                 return Err(SendError::Full);
             }
@@ -396,6 +436,17 @@ impl MailboxWriter {
             nap = (nap * 2).min(Duration::from_millis(1));
         }
     }
+}
+
+/// When a record's wake-up of a sleeping reader is made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wake {
+    /// At once.
+    Now,
+    /// At the end of the writer's burst ([`MailboxWriter::wake_owed`]).
+    Deferred,
+    /// With the next wake-up made ([`MailboxWriter::post_lazy`]).
+    Lazy,
 }
 
 /// Wake-ups in the current one-second window.
@@ -566,6 +617,8 @@ pub struct Inbox {
     pub reader: MailboxReader,
     /// The counts, shared with whoever reports them.
     pub stats: std::sync::Arc<MailboxStats>,
+    /// Since when a message the ring announced has been awaited on the socket.
+    pub(crate) announced: Option<Instant>,
 }
 
 /// The socket side of a channel whose stream a mailbox orders ([`next`]): the messages the ring
@@ -590,52 +643,23 @@ pub(crate) fn next<T: Wire, B: Beside<T>>(
     inbox: &mut Inbox,
     rx: &mut B,
 ) -> Result<(T, Vec<OwnedFd>), RecvError> {
-    let (mailbox, stats) = (&mut inbox.reader, &inbox.stats);
-    let socket_message = |rx: &mut B| {
-        let m = rx.recv_socket()?;
-        stats.on_socket.fetch_add(1, Ordering::Relaxed);
-        Ok(m)
-    };
     loop {
-        match mailbox.take()? {
-            Some(Record::Message(bytes)) => {
-                // A kind that carries fds fails here: a record has none (`decode` checks the
-                // count).
-                let (m, _) = crate::codec::decode::<T>(&bytes, Vec::new())?;
-                stats.records.fetch_add(1, Ordering::Relaxed);
-                return Ok((m, Vec::new()));
+        if inbox.announced.is_some() {
+            // Waiting, this gives the message or the writer's violation.
+            if let Some(m) = announced(inbox, rx, true)? {
+                return Ok(m);
             }
-            // With a command stream, an announced message comes from the stream (which may
-            // send it on to the socket, with its fds).
-            Some(Record::OnSocket) if rx.has_stream() => {
-                return match rx.stream_item(Some(ANNOUNCED_WITHIN))? {
-                    Some(m) => {
-                        stats.on_socket.fetch_add(1, Ordering::Relaxed);
-                        Ok(m)
-                    }
-                    None => Err(Violation::Mailbox(format!(
-                        "a message announced on the command stream did not come within {} s",
-                        ANNOUNCED_WITHIN.as_secs()
-                    ))
-                    .into()),
-                };
-            }
-            Some(Record::OnSocket) => {
-                let ready = triptych_sys::poll::wait_readable(rx.as_fd(), ANNOUNCED_WITHIN)
-                    .map_err(|e| Violation::Mailbox(format!("waiting for the socket: {e}")))?;
-                if ready == triptych_sys::poll::WaitOutcome::TimedOut {
-                    return Err(Violation::Mailbox(format!(
-                        "a message announced on the socket did not come within {} s",
-                        ANNOUNCED_WITHIN.as_secs()
-                    ))
-                    .into());
-                }
-                return socket_message(rx);
-            }
-            None => {}
+            continue;
+        }
+        if let Some(m) = take_record(inbox)? {
+            return Ok(m);
+        }
+        if inbox.announced.is_some() {
+            continue;
         }
         // Nothing in the ring: sleep, unless a record came while the flag went up. The wait
         // is on the write index as last read: a record posted since ends it at once.
+        let mailbox = &mut inbox.reader;
         mailbox.sleeping(true);
         if mailbox.waiting()? > 0 {
             mailbox.sleeping(false);
@@ -667,50 +691,166 @@ pub(crate) fn next<T: Wire, B: Beside<T>>(
                 return Err(RecvError::Disconnected);
             }
         }
-        // With a command stream, the writer's messages come from the stream (before it adopted
-        // the ring) and the socket holds only messages with fds the stream says are there: a
-        // look at the stream, and at the socket only for the writer's end.
-        if rx.has_stream() {
-            if mailbox.waiting()? > 0 {
-                continue;
-            }
-            if let Some(m) = rx.stream_item(Some(Duration::ZERO))? {
-                if mailbox.adopted() {
-                    return Err(Violation::Mailbox(format!(
-                        "a {} message on the command stream that the ring did not announce",
-                        m.0.kind()
-                    ))
-                    .into());
-                }
-                stats.on_socket.fetch_add(1, Ordering::Relaxed);
-                return Ok(m);
-            }
-            if triptych_sys::poll::hung_up_now(rx.as_fd()) {
-                return Err(RecvError::Disconnected);
-            }
-            continue;
-        }
-        // A while without a record, or a wake-up without one: a look at the socket, for the
-        // writer's end, or a message it sent there.
-        let socket = !matches!(
-            triptych_sys::poll::wait_readable(rx.as_fd(), Duration::ZERO),
-            Ok(triptych_sys::poll::WaitOutcome::TimedOut)
-        );
-        if socket && mailbox.waiting()? == 0 {
-            // The ring goes first: a record posted before the socket became readable is seen
-            // by now. With none, this is a message the writer sent before adopting the ring,
-            // the peer's end, or (once adopted) a message nobody announced.
-            if !mailbox.adopted() {
-                return socket_message(rx);
-            }
-            let (m, _) = socket_message(rx)?;
-            return Err(Violation::Mailbox(format!(
-                "a {} message on the socket that the ring did not announce",
-                m.kind()
-            ))
-            .into());
+        if let Some(m) = look_beside(inbox, rx)? {
+            return Ok(m);
         }
     }
+}
+
+/// Takes what already waits of the stream that `inbox` orders, without waiting: the next
+/// message, or `None`. `look` adds the look a sleeping reader makes between its waits (for the
+/// writer's end, or a message it sent before it adopted the ring), a system call the caller
+/// makes every [`SOCKET_LOOK`] ([`look_every`]). An announced message that is not on the socket
+/// yet is looked for again at the next call, until [`ANNOUNCED_WITHIN`] has passed. For a
+/// reader its owner's own loop polls instead of a thread that sleeps on the ring: it never
+/// raises the sleeping flag, so the writer never wakes it.
+pub(crate) fn next_now<T: Wire, B: Beside<T>>(
+    inbox: &mut Inbox,
+    rx: &mut B,
+    look: bool,
+) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+    if inbox.announced.is_some() {
+        return announced(inbox, rx, false);
+    }
+    if let Some(m) = take_record(inbox)? {
+        return Ok(Some(m));
+    }
+    if inbox.announced.is_some() {
+        return announced(inbox, rx, false);
+    }
+    if look {
+        return look_beside(inbox, rx);
+    }
+    Ok(None)
+}
+
+/// How long a polled reader ([`next_now`]) goes between its looks beside the ring.
+pub(crate) fn look_every(inbox: &Inbox) -> Duration {
+    if inbox.reader.adopted() {
+        SOCKET_LOOK
+    } else {
+        SOCKET_LOOK_EARLY
+    }
+}
+
+/// Takes the next record of `inbox`: its message, decoded, or `None` for an empty ring or an
+/// announcement (which starts `inbox.announced`).
+fn take_record<T: Wire>(inbox: &mut Inbox) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+    match inbox.reader.take()? {
+        Some(Record::Message(bytes)) => {
+            // A kind that carries fds fails here: a record has none (`decode` checks the
+            // count).
+            let (m, _) = crate::codec::decode::<T>(&bytes, Vec::new())?;
+            inbox.stats.records.fetch_add(1, Ordering::Relaxed);
+            Ok(Some((m, Vec::new())))
+        }
+        Some(Record::OnSocket) => {
+            inbox.announced = Some(Instant::now());
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The message the ring announced: from the command stream (which may send it on to the
+/// socket, with its fds) where there is one, else from the socket. `wait`: waits for it until
+/// [`ANNOUNCED_WITHIN`] after the announcement, and it is the writer's violation if it does not
+/// come; else only looks, and it is a violation only once that time has passed.
+fn announced<T: Wire, B: Beside<T>>(
+    inbox: &mut Inbox,
+    rx: &mut B,
+    wait: bool,
+) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+    let since = *inbox.announced.get_or_insert_with(Instant::now);
+    let left = ANNOUNCED_WITHIN.saturating_sub(since.elapsed());
+    let within = if wait { left } else { Duration::ZERO };
+    let got = if rx.has_stream() {
+        rx.stream_item(Some(within))?
+    } else {
+        let ready = triptych_sys::poll::wait_readable(rx.as_fd(), within)
+            .map_err(|e| Violation::Mailbox(format!("waiting for the socket: {e}")))?;
+        match ready {
+            triptych_sys::poll::WaitOutcome::TimedOut => None,
+            _ => Some(rx.recv_socket()?),
+        }
+    };
+    match got {
+        Some(m) => {
+            inbox.announced = None;
+            inbox.stats.on_socket.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(m))
+        }
+        None if wait || left.is_zero() => {
+            inbox.announced = None;
+            let on = if rx.has_stream() {
+                "command stream"
+            } else {
+                "socket"
+            };
+            Err(Violation::Mailbox(format!(
+                "a message announced on the {on} did not come within {} s",
+                ANNOUNCED_WITHIN.as_secs()
+            ))
+            .into())
+        }
+        None => Ok(None),
+    }
+}
+
+/// The look beside an empty ring: a message the writer sent before it adopted the ring, its
+/// end, or (once adopted) a message it did not announce, which is its violation. `None`:
+/// nothing there, or records came meanwhile (the ring goes first).
+fn look_beside<T: Wire, B: Beside<T>>(
+    inbox: &mut Inbox,
+    rx: &mut B,
+) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+    let mailbox = &mut inbox.reader;
+    let on_socket = |m: (T, Vec<OwnedFd>)| {
+        inbox.stats.on_socket.fetch_add(1, Ordering::Relaxed);
+        m
+    };
+    if mailbox.waiting()? > 0 {
+        return Ok(None);
+    }
+    // With a command stream, the writer's messages come from the stream (before it adopted the
+    // ring) and the socket holds only messages with fds the stream says are there: a look at
+    // the stream, and at the socket only for the writer's end.
+    if rx.has_stream() {
+        if let Some(m) = rx.stream_item(Some(Duration::ZERO))? {
+            if mailbox.adopted() {
+                return Err(Violation::Mailbox(format!(
+                    "a {} message on the command stream that the ring did not announce",
+                    m.0.kind()
+                ))
+                .into());
+            }
+            return Ok(Some(on_socket(m)));
+        }
+        if triptych_sys::poll::hung_up_now(rx.as_fd()) {
+            return Err(RecvError::Disconnected);
+        }
+        return Ok(None);
+    }
+    let socket = !matches!(
+        triptych_sys::poll::wait_readable(rx.as_fd(), Duration::ZERO),
+        Ok(triptych_sys::poll::WaitOutcome::TimedOut)
+    );
+    if !socket || mailbox.waiting()? > 0 {
+        return Ok(None);
+    }
+    // The ring goes first: a record posted before the socket became readable is seen by now.
+    // With none, this is a message the writer sent before adopting the ring, the peer's end,
+    // or (once adopted) a message nobody announced.
+    let m = rx.recv_socket()?;
+    if !mailbox.adopted() {
+        return Ok(Some(on_socket(m)));
+    }
+    inbox.stats.on_socket.fetch_add(1, Ordering::Relaxed);
+    Err(Violation::Mailbox(format!(
+        "a {} message on the socket that the ring did not announce",
+        m.0.kind()
+    ))
+    .into())
 }
 
 #[cfg(test)]
@@ -1166,5 +1306,185 @@ mod tests {
             tx.send(&Msg::Small(0)),
             Err(crate::channel::SendError::Full)
         ));
+    }
+
+    #[test]
+    fn records_posted_lazily_wake_a_sleeping_reader_only_with_the_next_wake_up() {
+        let (mut writer, memfd) = create_outgoing(c"test-mailbox").expect("mailbox");
+        let map = SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES).expect("map");
+        let sleeping = map.atomic_u32(SLEEPING_AT).expect("flag");
+        let before = Instant::now();
+        // Lazy posts to a sleeping reader: no wake-up, not even at the end of a burst.
+        sleeping.store(1, Ordering::SeqCst);
+        writer.post_lazy(&[1]).expect("post");
+        writer.post_lazy(&[1]).expect("post");
+        writer.wake_owed();
+        assert_eq!(writer.wakes(), 0);
+        assert_eq!(sleeping.load(Ordering::SeqCst), 0, "the flag is lowered");
+        // Not past the time given: still none.
+        writer.wake_lazy_before(before);
+        assert_eq!(writer.wakes(), 0);
+        // A deferred post after them owes the wake-up, which takes them along.
+        writer.post_deferred(&[1]).expect("post");
+        assert_eq!(writer.wakes(), 0);
+        writer.wake_owed();
+        assert_eq!(writer.wakes(), 1);
+        writer.wake_lazy_before(Instant::now() + Duration::from_secs(1));
+        assert_eq!(writer.wakes(), 1, "nothing is owed after the wake-up");
+        // Past the time given, they are woken for on their own.
+        sleeping.store(1, Ordering::SeqCst);
+        writer.post_lazy(&[1]).expect("post");
+        writer.wake_lazy_before(Instant::now() + Duration::from_millis(1));
+        assert_eq!(writer.wakes(), 2);
+        // A post not put off wakes for them at once.
+        sleeping.store(1, Ordering::SeqCst);
+        writer.post_lazy(&[1]).expect("post");
+        writer.post(&[1]).expect("post");
+        assert_eq!(writer.wakes(), 3);
+        // A reader that is awake needs no wake-up, whatever the time.
+        writer.post_lazy(&[1]).expect("post");
+        writer.wake_lazy_before(Instant::now() + Duration::from_secs(1));
+        assert_eq!(writer.wakes(), 3);
+    }
+
+    /// A writer and a polled reader of one mailbox beside one socket, the channel it fills, a
+    /// plain sender on the same socket, and the mailbox's memory.
+    type PolledPair = (
+        Sender<Msg>,
+        crate::channel::Polled<Msg>,
+        crossbeam_channel::Receiver<crate::channel::Delivery<Msg>>,
+        Sender<Msg>,
+        SharedMemory,
+    );
+
+    fn polled_pair() -> PolledPair {
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let watch = SharedMemory::new(memfd.as_fd(), MAILBOX_BYTES).expect("map");
+        let (a, b) = socket_pair().expect("socket pair");
+        let plain = Sender::<Msg>::new(a.try_clone().expect("dup"));
+        let tx = Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd).expect("adopt"));
+        let rx = Receiver::<Msg>::new(b).with_mailbox(reader, Default::default());
+        let (polled, out) = crate::channel::polled("test-polled", rx);
+        (tx, polled, out, plain, watch)
+    }
+
+    #[test]
+    fn a_polled_reader_takes_what_waits_in_order_and_is_never_woken() {
+        let (tx, mut polled, out, _plain, watch) = polled_pair();
+        polled.poll(Instant::now());
+        assert!(out.try_recv().is_err(), "nothing sent, nothing taken");
+        for i in 0..5 {
+            tx.send(&Msg::Small(i)).expect("send");
+        }
+        // Too large for a record: announced, on the socket.
+        tx.send(&Msg::Big(vec![7; PAYLOAD_MAX + 10])).expect("send");
+        tx.send(&Msg::Small(5)).expect("send");
+        polled.poll(Instant::now());
+        for i in 0..5 {
+            assert_eq!(
+                out.try_recv().expect("taken").expect("a message").0,
+                Msg::Small(i)
+            );
+        }
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Big(vec![7; PAYLOAD_MAX + 10])
+        );
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(5)
+        );
+        let sleeping = watch.atomic_u32(SLEEPING_AT).expect("flag");
+        assert_eq!(sleeping.load(Ordering::SeqCst), 0, "it never said it slept");
+        assert_eq!(tx.with_mailbox_writer(|w| w.wakes()), Some(0));
+    }
+
+    #[test]
+    fn a_polled_reader_waits_for_an_announced_message_without_blocking() {
+        let (tx, mut polled, out, plain, _watch) = polled_pair();
+        tx.send(&Msg::Small(1)).expect("send");
+        tx.with_mailbox_writer(|w| w.announce())
+            .expect("writer")
+            .expect("announce");
+        let start = Instant::now();
+        polled.poll(Instant::now());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the poll did not wait"
+        );
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(1)
+        );
+        assert!(
+            out.try_recv().is_err(),
+            "the announced message is not there yet"
+        );
+        plain.send(&Msg::Small(2)).expect("send");
+        tx.send(&Msg::Small(3)).expect("send");
+        polled.poll(Instant::now());
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(2)
+        );
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(3)
+        );
+    }
+
+    #[test]
+    fn an_announced_message_that_never_comes_is_the_writers_violation_when_polled() {
+        let (tx, mut polled, out, _plain, _watch) = polled_pair();
+        tx.with_mailbox_writer(|w| w.announce())
+            .expect("writer")
+            .expect("announce");
+        let start = Instant::now();
+        let v = loop {
+            polled.poll(Instant::now());
+            match out.try_recv() {
+                Ok(d) => break d.expect_err("a violation"),
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+                Err(e) => panic!("the channel ended without a verdict: {e}"),
+            }
+            assert!(start.elapsed() < ANNOUNCED_WITHIN * 3, "no verdict");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(start.elapsed() >= ANNOUNCED_WITHIN - Duration::from_millis(50));
+        assert!(v.to_string().contains("did not come within"), "{v}");
+        // Nothing after the violation: the channel ends.
+        polled.poll(Instant::now());
+        assert!(matches!(
+            out.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn a_polled_reader_sees_the_writers_end_and_hands_over_to_a_thread() {
+        // The end: once the writer's socket closes, the next look disconnects the channel,
+        // after what was sent.
+        let (tx, mut polled, out, plain, _watch) = polled_pair();
+        tx.send(&Msg::Small(1)).expect("send");
+        drop(tx);
+        drop(plain);
+        polled.poll(Instant::now());
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(1)
+        );
+        polled.poll(Instant::now() + SOCKET_LOOK);
+        assert!(matches!(
+            out.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ));
+        // The hand-over: a thread reads on, into the same channel, and is woken as usual.
+        let (tx, mut polled, out, _plain, _watch) = polled_pair();
+        tx.send(&Msg::Small(1)).expect("send");
+        polled.poll(Instant::now());
+        polled.forward().expect("forward");
+        tx.send(&Msg::Small(2)).expect("send");
+        assert_eq!(got(&out), Ok(Msg::Small(1)));
+        assert_eq!(got(&out), Ok(Msg::Small(2)));
     }
 }

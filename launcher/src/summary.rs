@@ -341,6 +341,10 @@ pub struct Paths {
     /// The launcher's wake-ups of the children's mailbox readers: at most one per burst of
     /// messages to a sleeping reader.
     pub mailbox_sent_wakes: u64,
+    /// How the launcher read its renderers' messages: `polled` (its own loop looks at each
+    /// renderer's mailbox once a turn, with no thread asleep on it: a paced run), `thread` (a
+    /// thread per renderer waits on its mailbox or socket), or `mixed`.
+    pub renderer_intake: String,
 }
 
 /// What one child said that the launcher did not take on trust: descriptions the renderer
@@ -802,6 +806,7 @@ impl RunSummary {
                 "  launcher to children: {} messages into the rings, {} on the socket after them, {} wake-ups\n",
                 p.mailbox_sent_records, p.mailbox_sent_on_socket, p.mailbox_sent_wakes
             );
+            s += &format!("  renderers' messages read: {}\n", p.renderer_intake);
         }
         if let Some(out) = &f.out {
             s += &format!("  last frame ({}) written to {out}\n", f.last.unwrap_or(0));
@@ -956,6 +961,7 @@ mod tests {
                 mailbox_sent_records: 240,
                 mailbox_sent_wakes: 200,
                 mailbox_sent_on_socket: 6,
+                renderer_intake: "polled".into(),
             },
             verified: Some(crate::verify::Verification::default()),
             recovery: Recovery {
@@ -1070,6 +1076,7 @@ mod tests {
                     "mailbox_sent_records",
                     "mailbox_sent_on_socket",
                     "mailbox_sent_wakes",
+                    "renderer_intake",
                 ],
             ),
             (

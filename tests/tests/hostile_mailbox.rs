@@ -316,6 +316,98 @@ fn a_writer_that_keeps_the_ring_full() {
     );
 }
 
+// A paced run's launcher reads the renderers' mailboxes from its own loop, with no thread
+// asleep on them: the same attacks, the same verdicts, found without a wait.
+
+/// A paced run: the launcher polls each renderer's mailbox once a turn of its loop.
+const PACED: &[&str] = &["--fps", "100"];
+
+#[test]
+fn paced_a_write_index_far_past_the_read_index() {
+    killed_for(
+        Child::Renderer,
+        "ring-wild-index",
+        "records past the reader's",
+        PACED,
+    );
+}
+
+#[test]
+fn paced_undecodable_bytes_in_a_record() {
+    killed_for(
+        Child::Renderer,
+        "ring-undecodable",
+        "an undecodable 8-byte message",
+        PACED,
+    );
+}
+
+#[test]
+fn paced_an_announced_socket_message_that_never_comes() {
+    // The launcher's loop looks for the message at each turn and never waits for it; the
+    // violation comes once its time is up.
+    killed_for(
+        Child::Renderer,
+        "ring-announce-only",
+        "did not come within",
+        &["--fps", "100", "--hang-timeout-ms", "10000"],
+    );
+}
+
+#[test]
+fn paced_a_socket_message_the_ring_did_not_announce() {
+    killed_for(
+        Child::Renderer,
+        "ring-unannounced",
+        "a Pong message on the socket that the ring did not announce",
+        PACED,
+    );
+}
+
+#[test]
+fn paced_a_writer_that_keeps_the_ring_full() {
+    // Polled, the launcher takes at most a queue's worth of a mailbox a turn of its loop: a
+    // writer that keeps its ring full is slowed to that pace (its own wait on the full ring),
+    // and judged by the budget only if it passes it all the same.
+    let (log, s) = ring_run(Child::Renderer, "ring-starve", PACED);
+    assert!(
+        renderer_said(&log, "keeping the mailbox full"),
+        "the flood never started:\n{log}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    let judged = crashes.iter().all(|c| {
+        c["cause"]["protocol_violation"]["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("messages in one second"))
+    });
+    assert!(
+        crashes.len() <= 1 && judged,
+        "only the budget may cost it: {s}"
+    );
+    let records = s["paths"]["mailbox_records"].as_f64().expect("records");
+    let seconds = s["frames"]["seconds"].as_f64().expect("seconds");
+    assert!(
+        !crashes.is_empty() || records <= 50_000.0 * (seconds + 1.0),
+        "unjudged, it kept within the budget: {records} records in {seconds} s"
+    );
+}
+
+#[test]
+fn paced_wake_ups_without_records_wake_nobody() {
+    // Nothing of the launcher sleeps on a polled mailbox: the flood wakes no one, costs the
+    // renderer its own time, and is no violation.
+    let (log, s) = ring_run(Child::Renderer, "ring-wake-flood", PACED);
+    assert!(
+        renderer_said(&log, "the wake-up flood went unpunished wakes=0"),
+        "the flood woke someone, or never ran:\n{log}"
+    );
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+}
+
 // The GPU process as the writer of its mailbox to the launcher: the same attacks, the same
 // verdicts. The GPU process is the one killed; a standby may take its place, and the renderer
 // is never blamed.

@@ -81,6 +81,46 @@ fn steady_frames_reach_the_launcher_through_the_mailbox_not_the_socket() {
         "{on_socket} socket messages: {}",
         long["paths"]
     );
+    // Unpaced, a thread per renderer waits on its mailbox.
+    assert_eq!(
+        long["paths"]["renderer_intake"], "thread",
+        "{}",
+        long["paths"]
+    );
+}
+
+#[test]
+fn a_paced_run_reads_its_renderers_from_the_loop_and_wakes_a_child_about_once_a_frame() {
+    // Paced, the launcher's loop reads each renderer's mailbox itself (no thread of it sleeps
+    // there, so no renderer ever wakes it), the GPU process wakes it once for frames rendered
+    // back to back, and what a child needs only with its next frame (a slot or a buffer handed
+    // back) rides with that frame's wake-up: about one wake-up of a child per view's frame
+    // (the frame handed on to the renderer), where each of them once cost two or three.
+    let dir = scratch("mailbox-paced");
+    let mut args = vec!["--standby", "off", "--fps", "60"];
+    for _ in 0..4 {
+        args.extend(["--view", "default"]);
+    }
+    let s = run(&dir, 120, &args);
+    let p = &s["paths"];
+    assert_eq!(p["renderer_intake"], "polled", "{p}");
+    let views = s["views"].as_array().expect("views");
+    assert_eq!(views.len(), 4, "{s}");
+    for v in views {
+        assert_eq!(v["frames"], 120, "every frame of every view: {v}");
+        assert_eq!(v["restarts"], 0, "{v}");
+    }
+    assert_eq!(
+        s["recovery"]["crashes"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
+    );
+    let view_frames = 4.0 * 120.0;
+    let wakes = p["mailbox_sent_wakes"].as_f64().expect("wake-ups");
+    assert!(
+        wakes < 2.0 * view_frames,
+        "{wakes} wake-ups of the children for {view_frames} view-frames: {p}"
+    );
 }
 
 #[test]

@@ -980,6 +980,12 @@ impl Supervisor<'_> {
             return Some(p.next_tick - now);
         }
         p.next_tick = (p.next_tick + p.period).max(now);
+        // What was sent lazily rides with the next frame's request or relay; a child asleep
+        // over it for two periods is woken for it all the same.
+        if let Some(before) = now.checked_sub(p.period * 2) {
+            self.wake_lazy_before(before);
+        }
+        let p = self.pacer.as_mut()?;
         // Each view is asked for its own next frame, at the same pace.
         for v in &self.views {
             if v.failed.is_some() {

@@ -38,6 +38,17 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Wakes every child asleep over a message sent to it lazily before `t`
+    /// ([`ipc_protocol::channel::Sender::send_lazy`]).
+    pub(super) fn wake_lazy_before(&self, t: Instant) {
+        if let Some(g) = &self.pair.gpu {
+            g.child.commands.wake_lazy_before(t);
+        }
+        for r in self.views.iter().filter_map(|v| v.renderer.as_ref()) {
+            r.child.commands.wake_lazy_before(t);
+        }
+    }
+
     /// Handles up to [`DRAIN`] messages waiting in `events`, the GPU process's, while that
     /// process is still the one serving the run.
     fn drain_gpu(&mut self, events: &Receiver<Delivery<GpuToLauncher>>) -> anyhow::Result<()> {
@@ -54,22 +65,58 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Handles up to [`DRAIN`] messages waiting from `r`'s renderer, while it is still its
-    /// view's renderer.
-    fn drain_renderer(&mut self, r: &RendererWatch) -> anyhow::Result<()> {
+    /// Handles up to `most` messages waiting from `r`'s renderer, while it is still its view's
+    /// renderer. Returns whether its channel was found disconnected (the renderer still its
+    /// view's).
+    fn drain_renderer(&mut self, r: &RendererWatch, most: usize) -> anyhow::Result<bool> {
         let pid_of = |s: &Self| {
             s.view_index(r.view)
                 .and_then(|i| s.views[i].renderer.as_ref())
                 .map(|x| x.child.proc.pid)
         };
         let pid = pid_of(self);
-        for _ in 0..DRAIN {
+        for _ in 0..most {
             if pid.is_none() || pid_of(self) != pid {
                 break;
             }
             match r.events.try_recv() {
                 Ok(d) => self.renderer_delivery(r.view, d)?,
-                Err(_) => break,
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads and handles what the renderers the loop reads itself
+    /// ([`ipc_protocol::channel::Polled`]) have sent since it last looked: all of it, up to what
+    /// one forwarding queue holds each.
+    fn poll_renderers(&mut self, now: Instant) -> anyhow::Result<()> {
+        let polled: Vec<ViewId> = self
+            .views
+            .iter()
+            .filter(|v| v.renderer.as_ref().is_some_and(|r| r.intake.is_some()))
+            .map(|v| v.id)
+            .collect();
+        for view in polled {
+            let Some(r) = self
+                .view_index(view)
+                .and_then(|i| self.views[i].renderer.as_mut())
+            else {
+                continue;
+            };
+            let Some(intake) = r.intake.as_mut() else {
+                continue;
+            };
+            intake.poll(now);
+            let watch = RendererWatch {
+                view,
+                events: r.events.clone(),
+                exit: r.exit.clone(),
+                stream: crossbeam_channel::never(),
+            };
+            if self.drain_renderer(&watch, ipc_protocol::channel::FORWARD_QUEUE)? {
+                self.channel_closed(Who::Renderer(view), &watch.exit)?;
             }
         }
         Ok(())
@@ -89,6 +136,10 @@ impl Supervisor<'_> {
         };
         let mut busy_turns = 0;
         while !self.run_over() {
+            self.poll_renderers(Instant::now())?;
+            if self.run_over() {
+                break;
+            }
             let wait = self
                 .display_tick()
                 .or_else(|| self.pacer_tick())
@@ -134,7 +185,12 @@ impl Supervisor<'_> {
                     let r = v.renderer.as_ref()?;
                     Some(RendererWatch {
                         view: v.id,
-                        events: r.events.clone(),
+                        // What the loop reads itself, it does not wait for.
+                        events: if r.intake.is_some() {
+                            crossbeam_channel::never()
+                        } else {
+                            r.events.clone()
+                        },
                         exit: r.exit.clone(),
                         stream: stream_end(r.child.commands.link()),
                     })
@@ -253,7 +309,7 @@ impl Supervisor<'_> {
                         match op.recv(&r.events) {
                             Ok(d) => {
                                 self.renderer_delivery(r.view, d)?;
-                                self.drain_renderer(r)?;
+                                self.drain_renderer(r, DRAIN as usize)?;
                             }
                             Err(_) => self.channel_closed(who, &r.exit)?,
                         }

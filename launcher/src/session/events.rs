@@ -446,7 +446,14 @@ impl Supervisor<'_> {
             return Ok(());
         }
         link.held_changed(g.produced);
-        if let Err(SendError::Full) = g.send_view_deferred(view, ViewCommand::Release(buffer)) {
+        // Paced, a buffer back is needed only for a frame asked for later, whose request wakes
+        // the process.
+        let sent = if self.pacer.is_some() {
+            g.send_view_lazy(view, ViewCommand::Release(buffer))
+        } else {
+            g.send_view_deferred(view, ViewCommand::Release(buffer))
+        };
+        if let Err(SendError::Full) = sent {
             g.unread = true;
         }
         Ok(())
@@ -974,12 +981,17 @@ impl Supervisor<'_> {
             let freed = slots
                 .put(p.slot, p.frame)
                 .map_err(|e| Breach::new("Presented", e.to_string()))?;
+            // Paced, a slot back is needed only for a frame asked for after this one was
+            // shown, whose relay wakes the renderer.
+            let paced = self.pacer.is_some();
             for back in freed {
-                if let Err(e) = r
-                    .child
-                    .commands
-                    .send_deferred(&LauncherToRenderer::SlotFree(back))
-                {
+                let msg = LauncherToRenderer::SlotFree(back);
+                let sent = if paced {
+                    r.child.commands.send_lazy(&msg)
+                } else {
+                    r.child.commands.send_deferred(&msg)
+                };
+                if let Err(e) = sent {
                     r.send_failed(e);
                 }
             }

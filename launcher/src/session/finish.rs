@@ -146,6 +146,12 @@ impl Supervisor<'_> {
             .mailbox_sent
             .wakes
             .load(std::sync::atomic::Ordering::Relaxed);
+        s.paths.renderer_intake = match self.intakes {
+            (0, _) => "thread",
+            (_, 0) => "polled",
+            _ => "mixed",
+        }
+        .to_owned();
         match &self.display {
             Some(d) => {
                 s.paths.present = d.d.presenter.describe().to_owned();
@@ -232,9 +238,11 @@ impl Supervisor<'_> {
     /// `renderer`), asked for with `Shutdown`, until `deadline`, and what it sends meanwhile.
     pub(super) fn renderer_counters(&mut self, i: usize, deadline: Instant) {
         let view = self.views[i].id;
-        let Some(r) = self.views[i].renderer.as_ref() else {
+        let Some(r) = self.views[i].renderer.as_mut() else {
             return;
         };
+        r.forward_rest();
+        let r = &*r;
         loop {
             match r.events.recv_deadline(deadline) {
                 Ok(Ok((RendererToLauncher::Stats(s), _))) => {

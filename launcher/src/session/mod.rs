@@ -290,6 +290,15 @@ impl Gpu {
             .send_deferred(&LauncherToGpu::View { view, command })
     }
 
+    /// [`Gpu::send_view`], its wake-up of the process left to the next one made: for what a
+    /// paced process needs only with the next frame it is asked for
+    /// ([`ipc_protocol::channel::Sender::send_lazy`]).
+    fn send_view_lazy(&self, view: ViewId, command: ViewCommand) -> Result<(), SendError> {
+        self.child
+            .commands
+            .send_lazy(&LauncherToGpu::View { view, command })
+    }
+
     /// Sends `command` for `view`, with `fds`.
     fn send_view_with(
         &self,
@@ -412,6 +421,9 @@ impl View {
 struct Renderer {
     child: RendererChild,
     events: Receiver<Delivery<RendererToLauncher>>,
+    /// What fills `events` when the main loop reads the renderer's messages itself (a paced
+    /// run); `None` when a thread forwards them.
+    intake: Option<ipc_protocol::channel::Polled<RendererToLauncher>>,
     exit: Receiver<()>,
     screen: Option<Screen>,
     /// Which of its output's slots the launcher holds (made with `screen`).
@@ -426,6 +438,17 @@ struct Renderer {
 }
 
 impl Renderer {
+    /// Hands what is left of its messages to a forwarding thread, where the main loop read them
+    /// itself, for a caller about to wait on `events`.
+    fn forward_rest(&mut self) {
+        if let Some(intake) = self.intake.take() {
+            if let Err(e) = intake.forward() {
+                // `events` disconnects: the waits on it end at once.
+                tracing::warn!(error = %e, "could not forward a renderer's last messages");
+            }
+        }
+    }
+
     fn send_failed(&mut self, e: SendError) {
         if matches!(e, SendError::Full) {
             self.unread = true;
@@ -477,6 +500,9 @@ struct Supervisor<'a> {
     mailbox_stats: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
     /// What the launcher sent into the children's mailboxes, and announced on their sockets.
     mailbox_sent: std::sync::Arc<ipc_protocol::mailbox::MailboxStats>,
+    /// Renderers whose messages the main loop read itself, and those a thread read
+    /// (`paths.renderer_intake`).
+    intakes: (u64, u64),
     /// Why a child's messages took the socket alone, where one's did (the latest reason).
     mailbox_off: Option<String>,
     /// Children whose mailboxes could not be made (their messages took the socket).
@@ -799,6 +825,7 @@ fn run_with(
         observer,
         mailbox_stats: Default::default(),
         mailbox_sent: Default::default(),
+        intakes: (0, 0),
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
         mailbox_fallbacks: 0,
         mailbox_marked: false,

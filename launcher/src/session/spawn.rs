@@ -5,6 +5,13 @@
 
 use super::*;
 
+/// What a child sends, as the main loop takes it: the channel, and what fills it when the loop
+/// reads the child itself (`None`: a forwarding thread does).
+type Intake<T> = (
+    Receiver<Delivery<T>>,
+    Option<ipc_protocol::channel::Polled<T>>,
+);
+
 impl Supervisor<'_> {
     /// Spawns a GPU process for the current rung and sends it `Prepare`: it makes its GL context
     /// and exporter, puts its sandbox on and reports `Ready`, then waits for `Start`. Used for a
@@ -18,12 +25,13 @@ impl Supervisor<'_> {
         let pid = child.proc.pid;
         let what = if standby { " (standby)" } else { "" };
         self.tracing.started(pid, format!("{}{what}", Role::Gpu));
-        let events = self.mailboxes(
+        let (events, _) = self.mailboxes(
             &format!("gpu-{pid}-events"),
             &mut child.commands,
             &mut child.waker,
             LauncherToGpu::Mailbox,
             child.events.take().context("gpu events taken")?,
+            false,
         )?;
         let progress = self.progress_page(pid, &mut child.commands);
         let exit = watch_exit(&child.proc)?;
@@ -547,8 +555,10 @@ impl Supervisor<'_> {
     /// Sets up a child's channels with the launcher: hands it its two mailboxes
     /// ([`ipc_protocol::mailbox`]) in the `mailbox` message on `commands`, which from then on
     /// writes through the outgoing one, and starts forwarding what it sends, read through the
-    /// incoming one. With the mailboxes off or not to be had, both directions take the socket
-    /// alone (the reason kept for the summary and marked in the trace).
+    /// incoming one. With `polled`, no thread forwards it: the main loop reads it itself
+    /// ([`ipc_protocol::channel::Polled`], returned beside the channel it fills). With the
+    /// mailboxes off or not to be had, both directions take the socket alone (the reason kept
+    /// for the summary and marked in the trace), forwarded.
     fn mailboxes<C, T>(
         &mut self,
         name: &str,
@@ -556,14 +566,15 @@ impl Supervisor<'_> {
         waker: &mut Option<ipc_protocol::mailbox::MailboxWaker>,
         mailbox: C,
         rx: ipc_protocol::channel::Receiver<T>,
-    ) -> anyhow::Result<Receiver<Delivery<T>>>
+        polled: bool,
+    ) -> anyhow::Result<Intake<T>>
     where
         C: ipc_protocol::channel::Wire,
         T: ipc_protocol::channel::Wire + Send + 'static,
     {
         if !self.args.mailbox {
             self.mark_socket_events(true);
-            return Ok(ipc_protocol::channel::forward(name, rx)?);
+            return Ok((ipc_protocol::channel::forward(name, rx)?, None));
         }
         let made = ipc_protocol::mailbox::create(c"triptych-mailbox-in").and_then(|incoming| {
             ipc_protocol::mailbox::create_outgoing(c"triptych-mailbox-out").map(|o| (incoming, o))
@@ -583,17 +594,19 @@ impl Supervisor<'_> {
                 // No other clone of the sender exists yet: every later message goes through
                 // the mailbox.
                 *commands = commands.clone().with_mailbox(writer);
-                Ok(ipc_protocol::channel::forward(
-                    name,
-                    rx.with_mailbox(reader, self.mailbox_stats.clone()),
-                )?)
+                let rx = rx.with_mailbox(reader, self.mailbox_stats.clone());
+                if polled {
+                    let (intake, events) = ipc_protocol::channel::polled(name, rx);
+                    return Ok((events, Some(intake)));
+                }
+                Ok((ipc_protocol::channel::forward(name, rx)?, None))
             }
             Err(e) => {
                 tracing::warn!(error = %e, child = name, "no mailbox: the child's messages take the socket");
                 self.mailbox_off = Some(format!("{name}: {e}"));
                 self.mailbox_fallbacks += 1;
                 self.mark_socket_events(false);
-                Ok(ipc_protocol::channel::forward(name, rx)?)
+                Ok((ipc_protocol::channel::forward(name, rx)?, None))
             }
         }
     }
@@ -655,13 +668,21 @@ impl Supervisor<'_> {
             // Its death, if that is why, is seen through its pidfd and handled there.
             tracing::warn!(error = %e, "could not hand the renderer its link to the GPU process");
         }
-        let events = self.mailboxes(
+        // A paced run's loop wakes at least once a period: it reads the renderers' messages
+        // itself, so that a renderer's frame costs the launcher no wake-up of its own.
+        let (events, intake) = self.mailboxes(
             &format!("renderer-{}-events", child.proc.pid),
             &mut child.commands,
             &mut child.waker,
             LauncherToRenderer::Mailbox,
             child.events.take().context("renderer events taken")?,
+            self.pacer.is_some(),
         )?;
+        if intake.is_some() {
+            self.intakes.0 += 1;
+        } else {
+            self.intakes.1 += 1;
+        }
         let exit = watch_exit(&child.proc)?;
         let now = Instant::now();
         self.policing.renderer_started(view, now);
@@ -705,6 +726,7 @@ impl Supervisor<'_> {
         Ok(Renderer {
             child,
             events,
+            intake,
             exit,
             screen: None,
             slots: None,
