@@ -714,22 +714,25 @@ pub fn polled<T: Wire>(
 }
 
 impl<T: Wire + Send + 'static> Polled<T> {
-    /// Moves what waits into the channel, as much as the channel has room for, without waiting:
-    /// each message, or one `Err` with the violation and nothing after it. The peer's end, a
-    /// failed socket or a violation disconnects the channel (once what it holds is taken).
-    /// `now` is the caller's clock, for the looks beside the mailbox.
-    pub fn poll(&mut self, now: std::time::Instant) {
+    /// Moves what waits into the channel, at most `most` messages and as many as the channel
+    /// has room for, without waiting: each message, or one `Err` with the violation and nothing
+    /// after it. The peer's end, a failed socket or a violation disconnects the channel (once
+    /// what it holds is taken). `now` is the caller's clock, for the looks beside the mailbox.
+    /// Returns whether more may wait (it stopped at `most`, or at a full channel).
+    pub fn poll(&mut self, now: std::time::Instant, most: usize) -> bool {
         let Some((rx, tx)) = self.open.as_mut() else {
-            return;
+            return false;
         };
         let mut look = self.look_at.is_none_or(|at| now >= at);
         if look {
             self.look_at = rx.look_every().map(|every| now + every);
         }
+        let mut moved = 0;
         let end = loop {
-            if tx.is_full() {
-                return;
+            if tx.is_full() || moved == most {
+                return true;
             }
+            moved += 1;
             match rx.try_recv_now(std::mem::take(&mut look)) {
                 Ok(Some(m)) => {
                     if tx.send(Ok(m)).is_err() {
@@ -753,6 +756,35 @@ impl<T: Wire + Send + 'static> Polled<T> {
                 drop(rx);
                 drop(tx);
             }
+        }
+        false
+    }
+
+    /// Takes what a peer that is gone left behind (its ring, then its socket, looked at at
+    /// once), as much as the channel has room for, and ends the channel: for a caller about to
+    /// read a dead peer's last words, with no wait for a look that is not due yet.
+    pub fn drain_gone(mut self) {
+        let Some((rx, tx)) = self.open.as_mut() else {
+            return;
+        };
+        while !tx.is_full() {
+            match rx.try_recv_now(true) {
+                Ok(Some(m)) => {
+                    if tx.send(Ok(m)).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(RecvError::Violation(v)) => {
+                    let _ = tx.send(Err(v));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some((rx, tx)) = self.open.take() {
+            drop(rx);
+            drop(tx);
         }
     }
 

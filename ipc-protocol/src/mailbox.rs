@@ -761,7 +761,8 @@ fn announced<T: Wire, B: Beside<T>>(
     rx: &mut B,
     wait: bool,
 ) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
-    let since = *inbox.announced.get_or_insert_with(Instant::now);
+    // Taken out while the message is looked for: whatever fails below ends the wait for it.
+    let since = inbox.announced.take().unwrap_or_else(Instant::now);
     let left = ANNOUNCED_WITHIN.saturating_sub(since.elapsed());
     let within = if wait { left } else { Duration::ZERO };
     let got = if rx.has_stream() {
@@ -776,12 +777,10 @@ fn announced<T: Wire, B: Beside<T>>(
     };
     match got {
         Some(m) => {
-            inbox.announced = None;
             inbox.stats.on_socket.fetch_add(1, Ordering::Relaxed);
             Ok(Some(m))
         }
         None if wait || left.is_zero() => {
-            inbox.announced = None;
             let on = if rx.has_stream() {
                 "command stream"
             } else {
@@ -793,7 +792,10 @@ fn announced<T: Wire, B: Beside<T>>(
             ))
             .into())
         }
-        None => Ok(None),
+        None => {
+            inbox.announced = Some(since);
+            Ok(None)
+        }
     }
 }
 
@@ -1371,7 +1373,7 @@ mod tests {
     #[test]
     fn a_polled_reader_takes_what_waits_in_order_and_is_never_woken() {
         let (tx, mut polled, out, _plain, watch) = polled_pair();
-        polled.poll(Instant::now());
+        polled.poll(Instant::now(), 64);
         assert!(out.try_recv().is_err(), "nothing sent, nothing taken");
         for i in 0..5 {
             tx.send(&Msg::Small(i)).expect("send");
@@ -1379,7 +1381,10 @@ mod tests {
         // Too large for a record: announced, on the socket.
         tx.send(&Msg::Big(vec![7; PAYLOAD_MAX + 10])).expect("send");
         tx.send(&Msg::Small(5)).expect("send");
-        polled.poll(Instant::now());
+        // At most as many as asked for a call, and it says more may wait.
+        assert!(polled.poll(Instant::now(), 2));
+        assert_eq!(out.len(), 2);
+        assert!(!polled.poll(Instant::now(), 64));
         for i in 0..5 {
             assert_eq!(
                 out.try_recv().expect("taken").expect("a message").0,
@@ -1407,7 +1412,7 @@ mod tests {
             .expect("writer")
             .expect("announce");
         let start = Instant::now();
-        polled.poll(Instant::now());
+        polled.poll(Instant::now(), 64);
         assert!(
             start.elapsed() < Duration::from_secs(1),
             "the poll did not wait"
@@ -1422,7 +1427,7 @@ mod tests {
         );
         plain.send(&Msg::Small(2)).expect("send");
         tx.send(&Msg::Small(3)).expect("send");
-        polled.poll(Instant::now());
+        polled.poll(Instant::now(), 64);
         assert_eq!(
             out.try_recv().expect("taken").expect("a message").0,
             Msg::Small(2)
@@ -1441,7 +1446,7 @@ mod tests {
             .expect("announce");
         let start = Instant::now();
         let v = loop {
-            polled.poll(Instant::now());
+            polled.poll(Instant::now(), 64);
             match out.try_recv() {
                 Ok(d) => break d.expect_err("a violation"),
                 Err(crossbeam_channel::TryRecvError::Empty) => {}
@@ -1453,7 +1458,7 @@ mod tests {
         assert!(start.elapsed() >= ANNOUNCED_WITHIN - Duration::from_millis(50));
         assert!(v.to_string().contains("did not come within"), "{v}");
         // Nothing after the violation: the channel ends.
-        polled.poll(Instant::now());
+        polled.poll(Instant::now(), 64);
         assert!(matches!(
             out.try_recv(),
             Err(crossbeam_channel::TryRecvError::Disconnected)
@@ -1468,12 +1473,31 @@ mod tests {
         tx.send(&Msg::Small(1)).expect("send");
         drop(tx);
         drop(plain);
-        polled.poll(Instant::now());
+        polled.poll(Instant::now(), 64);
         assert_eq!(
             out.try_recv().expect("taken").expect("a message").0,
             Msg::Small(1)
         );
-        polled.poll(Instant::now() + SOCKET_LOOK);
+        polled.poll(Instant::now() + SOCKET_LOOK, 64);
+        assert!(matches!(
+            out.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ));
+        // A dead writer's last words, taken at once: no look waits for its time.
+        let (tx, polled, out, plain, _watch) = polled_pair();
+        tx.send(&Msg::Small(1)).expect("send");
+        tx.send(&Msg::Big(vec![1; PAYLOAD_MAX + 1])).expect("send");
+        drop(tx);
+        drop(plain);
+        polled.drain_gone();
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(1)
+        );
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Big(vec![1; PAYLOAD_MAX + 1])
+        );
         assert!(matches!(
             out.try_recv(),
             Err(crossbeam_channel::TryRecvError::Disconnected)
@@ -1481,7 +1505,7 @@ mod tests {
         // The hand-over: a thread reads on, into the same channel, and is woken as usual.
         let (tx, mut polled, out, _plain, _watch) = polled_pair();
         tx.send(&Msg::Small(1)).expect("send");
-        polled.poll(Instant::now());
+        polled.poll(Instant::now(), 64);
         polled.forward().expect("forward");
         tx.send(&Msg::Small(2)).expect("send");
         assert_eq!(got(&out), Ok(Msg::Small(1)));

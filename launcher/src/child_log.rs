@@ -148,7 +148,9 @@ pub fn escape_str(text: &str) -> String {
         if c == '\\' {
             out.push_str("\\\\");
         } else if c.is_control() || invisible(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            // Into the string itself: a child's text of control characters costs no allocation
+            // per character.
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
         }

@@ -791,17 +791,30 @@ fn a_renderer_whose_sleeping_flag_is_kept_lowered_slows_its_own_view_alone() {
 }
 
 #[test]
-fn a_renderer_that_keeps_the_launchers_flag_lowered_slows_its_own_view_alone() {
-    // Its frames wake nobody and reach the launcher at its own looks: its view falls behind
-    // its pace, the others keep theirs, and nobody is blamed.
-    let (_, s) = views_run("ring-flag-lowered");
+fn a_renderer_that_keeps_the_launchers_flag_lowered_changes_nothing_in_a_paced_run() {
+    // A paced run's launcher reads every renderer's ring from its own loop and never raises its
+    // sleeping flag there: the renderer finds nothing to lower, its view keeps its pace with
+    // the others, and nobody is blamed. (Unpaced, where a thread of the launcher sleeps on the
+    // ring, the same attack slows the attacker alone: `a_writer_that_keeps_the_readers_flag_
+    // lowered_only_slows_itself`.)
+    let (log, s) = views_run("ring-flag-lowered");
+    assert!(
+        renderer_said(&log, "keeps the launcher's sleeping flag lowered"),
+        "the attack never started:\n{log}"
+    );
+    assert!(
+        !renderer_said(&log, "lowered the launcher's sleeping flag"),
+        "the launcher raised its flag on a polled ring:\n{log}"
+    );
     assert_eq!(
         s["recovery"]["crashes"].as_array().map(Vec::len),
         Some(0),
         "{s}"
     );
     assert!(
-        s["views"][0]["seconds"].as_f64() > Some(HONEST_SECONDS),
-        "view 0 kept its pace: its records woke the launcher after all: {s}"
+        s["views"][0]["seconds"]
+            .as_f64()
+            .is_some_and(|t| t <= HONEST_SECONDS),
+        "view 0 fell behind: {s}"
     );
 }

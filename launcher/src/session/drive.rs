@@ -89,15 +89,22 @@ impl Supervisor<'_> {
     }
 
     /// Reads and handles what the renderers the loop reads itself
-    /// ([`ipc_protocol::channel::Polled`]) have sent since it last looked: all of it, up to what
-    /// one forwarding queue holds each.
-    fn poll_renderers(&mut self, now: Instant) -> anyhow::Result<()> {
-        let polled: Vec<ViewId> = self
+    /// ([`ipc_protocol::channel::Polled`]) have sent since it last looked: up to [`DRAIN`]
+    /// messages of each, the first renderer looked at another each turn, so that one that keeps
+    /// its ring full delays the others and the loop's other work by a few messages at most.
+    /// Returns whether any may have more waiting (the loop then does not sleep).
+    fn poll_renderers(&mut self, now: Instant, turn: usize) -> anyhow::Result<bool> {
+        let mut polled: Vec<ViewId> = self
             .views
             .iter()
             .filter(|v| v.renderer.as_ref().is_some_and(|r| r.intake.is_some()))
             .map(|v| v.id)
             .collect();
+        if !polled.is_empty() {
+            let first = turn % polled.len();
+            polled.rotate_left(first);
+        }
+        let mut more = false;
         for view in polled {
             let Some(r) = self
                 .view_index(view)
@@ -108,18 +115,18 @@ impl Supervisor<'_> {
             let Some(intake) = r.intake.as_mut() else {
                 continue;
             };
-            intake.poll(now);
+            more |= intake.poll(now, DRAIN as usize);
             let watch = RendererWatch {
                 view,
                 events: r.events.clone(),
                 exit: r.exit.clone(),
                 stream: crossbeam_channel::never(),
             };
-            if self.drain_renderer(&watch, ipc_protocol::channel::FORWARD_QUEUE)? {
+            if self.drain_renderer(&watch, DRAIN as usize)? {
                 self.channel_closed(Who::Renderer(view), &watch.exit)?;
             }
         }
-        Ok(())
+        Ok(more)
     }
 
     /// The main loop: until the last frame of every view is on screen, or Ctrl-C.
@@ -135,8 +142,10 @@ impl Supervisor<'_> {
             link.map_or_else(crossbeam_channel::never, |l| l.ended())
         };
         let mut busy_turns = 0;
+        let mut turn = 0usize;
         while !self.run_over() {
-            self.poll_renderers(Instant::now())?;
+            turn = turn.wrapping_add(1);
+            let backlog = self.poll_renderers(Instant::now(), turn)?;
             if self.run_over() {
                 break;
             }
@@ -227,7 +236,10 @@ impl Supervisor<'_> {
                 ready => {
                     busy_turns = 0;
                     self.wake_children();
-                    ready.ok().or_else(|| sel.select_timeout(wait).ok())
+                    // A renderer with messages still waiting: another turn at once.
+                    ready
+                        .ok()
+                        .or_else(|| (!backlog).then(|| sel.select_timeout(wait).ok()).flatten())
                 }
             };
             if let Some(op) = ready {

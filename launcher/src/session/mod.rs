@@ -449,6 +449,14 @@ impl Renderer {
         }
     }
 
+    /// Takes what is left of its messages at once where the main loop read them itself, the
+    /// renderer being dead: a caller's wait on `events` then ends with what it left.
+    fn drain_gone(&mut self) {
+        if let Some(intake) = self.intake.take() {
+            intake.drain_gone();
+        }
+    }
+
     fn send_failed(&mut self, e: SendError) {
         if matches!(e, SendError::Full) {
             self.unread = true;

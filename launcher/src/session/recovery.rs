@@ -197,7 +197,7 @@ impl Supervisor<'_> {
             .wait_exit(Duration::from_secs(2))
             .or_else(|| r.child.proc.kill());
         r.child.wake_reader();
-        r.forward_rest();
+        r.drain_gone();
         while let Ok(Ok((m, _))) = r.events.recv_timeout(Duration::from_millis(500)) {
             match m {
                 RendererToLauncher::FaultFired { at_ns, fault } if r.faults.contains(&fault) => {
