@@ -366,9 +366,10 @@ fn paced_a_socket_message_the_ring_did_not_announce() {
 
 #[test]
 fn paced_a_writer_that_keeps_the_ring_full() {
-    // Polled, the launcher takes at most a queue's worth of a mailbox a turn of its loop: a
-    // writer that keeps its ring full is slowed to that pace (its own wait on the full ring),
-    // and judged by the budget only if it passes it all the same.
+    // Polled, the launcher takes 16 records of a mailbox a turn of its loop, in turn with the
+    // other renderers, and turns again at once while any has more: a writer that keeps its
+    // ring full is judged by the budget if it passes it, and is otherwise slowed to that pace
+    // (its own wait on the full ring).
     let (log, s) = ring_run(Child::Renderer, "ring-starve", PACED);
     assert!(
         renderer_said(&log, "keeping the mailbox full"),
