@@ -697,6 +697,8 @@ pub struct Polled<T> {
     open: Option<(Receiver<T>, crossbeam_channel::Sender<Delivery<T>>)>,
     /// When the next look beside the mailbox is due.
     look_at: Option<std::time::Instant>,
+    /// Whether the last [`Polled::poll`] left messages waiting.
+    behind: bool,
 }
 
 /// Makes `rx` a [`Polled`] channel named `name`, and the crossbeam receiver it fills.
@@ -709,6 +711,7 @@ pub fn polled<T: Wire>(
         name: name.to_owned(),
         open: Some((rx, tx)),
         look_at: None,
+        behind: false,
     };
     (p, out)
 }
@@ -720,6 +723,16 @@ impl<T: Wire + Send + 'static> Polled<T> {
     /// what it holds is taken). `now` is the caller's clock, for the looks beside the mailbox.
     /// Returns whether more may wait (it stopped at `most`, or at a full channel).
     pub fn poll(&mut self, now: std::time::Instant, most: usize) -> bool {
+        self.behind = self.poll_some(now, most);
+        self.behind
+    }
+
+    /// Whether the last [`Polled::poll`] left messages waiting.
+    pub fn behind(&self) -> bool {
+        self.behind
+    }
+
+    fn poll_some(&mut self, now: std::time::Instant, most: usize) -> bool {
         let Some((rx, tx)) = self.open.as_mut() else {
             return false;
         };

@@ -158,6 +158,23 @@ pub fn escape_str(text: &str) -> String {
     out
 }
 
+/// [`escape_str`] of at most the first [`CLIPPED_CHARS`] characters of `text`, with how many
+/// bytes were left out: for a child's word kept or logged whole (a failure, a rejection), whose
+/// length only the message's limit bounds.
+pub fn escape_clipped(text: &str) -> String {
+    match text.char_indices().nth(CLIPPED_CHARS) {
+        None => escape_str(text),
+        Some((at, _)) => format!(
+            "{} [{} more bytes]",
+            escape_str(&text[..at]),
+            text.len() - at
+        ),
+    }
+}
+
+/// How much of a child's text [`escape_clipped`] keeps, in characters.
+pub const CLIPPED_CHARS: usize = 512;
+
 /// A token bucket: [`BURST_LINES`] at once, [`LINES_PER_S`] a second after.
 #[derive(Debug)]
 struct Bucket {
@@ -363,6 +380,18 @@ mod tests {
         }
         assert_eq!(s.line.len(), 8);
         assert_eq!(s.finish(), Some(line(b"aaaaaaaa", 4096 * 1000 - 8)));
+    }
+
+    #[test]
+    fn a_long_text_is_clipped_before_it_is_escaped() {
+        assert_eq!(escape_clipped("a\u{7}b"), "a\\u{7}b");
+        let long = "\u{1b}".repeat(70_000);
+        let clipped = escape_clipped(&long);
+        assert!(clipped.starts_with(&"\\u{1b}".repeat(CLIPPED_CHARS)));
+        assert!(clipped.ends_with(&format!(" [{} more bytes]", 70_000 - CLIPPED_CHARS)));
+        // A character of several bytes is never cut.
+        let wide = "é".repeat(CLIPPED_CHARS + 3);
+        assert!(escape_clipped(&wide).ends_with(" [6 more bytes]"));
     }
 
     #[test]

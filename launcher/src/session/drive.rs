@@ -21,6 +21,11 @@ struct RendererWatch {
 /// several views).
 const DRAIN: u32 = 16;
 
+/// Rounds of [`Supervisor::poll_renderers`] more in a turn of the main loop while a renderer has
+/// more waiting: at most `(1 + POLL_ROUNDS) * DRAIN` messages of one renderer before the loop
+/// looks at anything else.
+const POLL_ROUNDS: u32 = 7;
+
 /// Turns of the main loop, each with a message ready, after which the children are woken for
 /// what was sent to them even though more messages wait ([`Supervisor::wake_children`]).
 const WAKE_EVERY: u32 = 16;
@@ -88,6 +93,29 @@ impl Supervisor<'_> {
         Ok(false)
     }
 
+    /// Hands each renderer whose messages the loop reads itself and that still has more waiting
+    /// after a turn's rounds to a forwarding thread of its own, as in a run that is not paced:
+    /// it sends more than the loop takes in a turn, and is read as fast as it sends (and judged
+    /// by its budget) without holding up the loop.
+    fn forward_floods(&mut self) {
+        for v in &mut self.views {
+            let Some(r) = v.renderer.as_mut() else {
+                continue;
+            };
+            if !r.intake.as_ref().is_some_and(|i| i.behind()) {
+                continue;
+            }
+            tracing::info!(
+                view = v.id.0,
+                renderer = r.child.proc.pid,
+                "the renderer sends more than a turn of the loop takes: a thread reads it from now on"
+            );
+            r.forward_rest();
+            self.intakes.0 = self.intakes.0.saturating_sub(1);
+            self.intakes.1 += 1;
+        }
+    }
+
     /// Reads and handles what the renderers the loop reads itself
     /// ([`ipc_protocol::channel::Polled`]) have sent since it last looked: up to [`DRAIN`]
     /// messages of each, the first renderer looked at another each turn, so that one that keeps
@@ -145,7 +173,19 @@ impl Supervisor<'_> {
         let mut turn = 0usize;
         while !self.run_over() {
             turn = turn.wrapping_add(1);
-            let backlog = self.poll_renderers(Instant::now(), turn)?;
+            let mut backlog = self.poll_renderers(Instant::now(), turn)?;
+            // A renderer that has more waiting is read on, a few rounds (every renderer's turn
+            // in each), before the loop looks at anything else: it is read as fast as a thread
+            // would read it, and judged by its budget if it sends past it.
+            for _ in 0..POLL_ROUNDS {
+                if !backlog || self.run_over() {
+                    break;
+                }
+                backlog = self.poll_renderers(Instant::now(), turn)?;
+            }
+            if backlog {
+                self.forward_floods();
+            }
             if self.run_over() {
                 break;
             }

@@ -573,7 +573,7 @@ impl Supervisor<'_> {
                 tracing::info!(view = view.0, "the GPU process no longer serves the view");
             }
             GpuToLauncher::Failed(e) => {
-                let e = crate::child_log::escape_str(&e);
+                let e = crate::child_log::escape_clipped(&e);
                 self.policing.note(
                     "gpu-failed",
                     || tracing::error!(error = %e, "the GPU process failed"),
@@ -743,7 +743,7 @@ impl Supervisor<'_> {
             } => {
                 self.claim(view, "Rejected", epoch, frame)?;
                 self.rejected(i, Some(epoch), frame);
-                let reason = crate::child_log::escape_str(&reason);
+                let reason = crate::child_log::escape_clipped(&reason);
                 // The renderer's word about the GPU process's description: logged, and from now
                 // on the launcher vouches for that process's frames of the view (`claim`),
                 // nothing more.
@@ -766,7 +766,7 @@ impl Supervisor<'_> {
             } => {
                 self.claim(view, "GpuViolation", epoch, frame)?;
                 self.rejected(i, Some(epoch), frame);
-                let what = crate::child_log::escape_str(&what);
+                let what = crate::child_log::escape_clipped(&what);
                 self.policing.note("gpu-violation-claim", || {
                     tracing::warn!(view = view.0, frame, %what, "the renderer reports a frame whose fds break its description")
                 });
@@ -782,7 +782,7 @@ impl Supervisor<'_> {
                 self.relay_release(view, epoch, buffer)?
             }
             RendererToLauncher::Failed(e) => {
-                let e = crate::child_log::escape_str(&e);
+                let e = crate::child_log::escape_clipped(&e);
                 self.policing.note(
                     "renderer-failed",
                     || tracing::error!(view = view.0, error = %e, "the renderer failed"),
