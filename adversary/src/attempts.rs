@@ -149,9 +149,9 @@ pub fn renderer(transport: Transport) -> Vec<Attempt> {
             "FIONREAD on a fetched buffer",
         ),
         trap(
-            "ioctl-export-sync-file-on-buffer",
+            "ioctl-import-sync-file-on-buffer",
             "ioctl",
-            "DMA_BUF_IOCTL_EXPORT_SYNC_FILE on a fetched buffer",
+            "DMA_BUF_IOCTL_IMPORT_SYNC_FILE on a fetched buffer (a fence that would hold up its writer)",
         ),
         trap(
             "ioctl-tiocgwinsz-stderr",

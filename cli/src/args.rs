@@ -205,9 +205,11 @@ pub struct RunArgs {
     /// mailboxes; off, each is a socket message.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub mailbox: Switch,
-    /// With shm buffers, make each layer's fence a number in a page of shared memory the GPU
-    /// process writes and the renderer can only read (no file per layer per frame); off, a pipe
-    /// per layer per frame, taken by the renderer as a file.
+    /// Fences with no file per layer per frame: with shm buffers, a number in a page of shared
+    /// memory the GPU process writes and the renderer can only read; with DMA-BUFs whose fences
+    /// lie on the buffer (vgem, or a driver's implicit fences), the fences of a buffer the
+    /// renderer already holds. Off: a pipe or a sync_file per layer per frame, taken by the
+    /// renderer as a file.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub progress_fences: Switch,
     /// Without a window: pace frames to this many a second (1 to 1000), as a display's refresh

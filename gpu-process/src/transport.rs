@@ -15,6 +15,7 @@ use ipc_protocol::messages::Transport;
 use ipc_protocol::wire::{self, LinkKind, WireError};
 use triptych_sys::fixed::FixedFd;
 
+use crate::export::ExportedFence;
 use crate::pool::Pool;
 
 /// How long a handover may take to arrive after the message that announces it.
@@ -123,8 +124,15 @@ impl FdSender {
                 fds.extend(buf.planes.iter().map(|p| (p.fd.as_raw_fd(), p.fd.as_fd())));
             }
             let fence = s.in_flight.as_ref().filter(|_| !self.planes_only);
-            if let Some(f) = fence.and_then(|sub| sub.fence.file()) {
-                fds.push((f.as_raw_fd(), f.as_fd()));
+            match fence.map(|sub| &sub.fence) {
+                Some(ExportedFence::File(f)) => fds.push((f.as_raw_fd(), f.as_fd())),
+                // Implicit fences: their holder, where it is no plane (sent above).
+                Some(ExportedFence::InBuffer(_)) => {
+                    if let Some(c) = s.buffer.as_ref().and_then(|b| b.fence_carrier()) {
+                        fds.push((c.as_raw_fd(), c.as_fd()));
+                    }
+                }
+                Some(ExportedFence::Point { .. }) | None => {}
             }
         }
         wire::send_frame_fds(sock.as_fd(), epoch, frame, &fds)?;

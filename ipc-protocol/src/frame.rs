@@ -126,6 +126,12 @@ pub enum FenceKind {
     /// number stored there reaches the fence's [`Fence::point`]. No file travels: the fence's
     /// `fd` names no number (-1), only the page's identity.
     Progress,
+    /// The implicit fences of a DMA-BUF the reader holds: the layer's buffer itself, or a small
+    /// DMA-BUF that carries the pool buffer's fences (`fd`, in the export window, taken once per
+    /// pool buffer like the buffer). For each frame the reader snapshots them as a sync_file
+    /// (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`) and waits on that: no file travels per frame.
+    /// Only a [`BufferKind::DmaBuf`] buffer's fence may be one.
+    Implicit,
 }
 
 impl FenceKind {
@@ -136,6 +142,7 @@ impl FenceKind {
             FenceKind::SyncFile => "sync_file",
             FenceKind::Pipe => "pipe",
             FenceKind::Progress => "progress",
+            FenceKind::Implicit => "implicit",
         }
     }
 }
@@ -293,6 +300,12 @@ pub enum DescError {
         /// The point given.
         point: u64,
     },
+    /// Implicit fences named for a buffer that is no DMA-BUF.
+    #[error("fence: implicit fences on a {kind} buffer; only a DMA-BUF carries them")]
+    ImplicitNotDmaBuf {
+        /// The buffer's kind.
+        kind: BufferKind,
+    },
     /// A fence kept private lies inside the export window, or is no fd number.
     #[error("fence.fd: {fd} is not a private fence's number (outside the export window [{base}, {end}))")]
     NotPrivate {
@@ -436,6 +449,9 @@ impl Frame<RemoteFd> {
     ) -> Result<(), DescError> {
         let (base, end) = window;
         let progress = self.fence.kind == FenceKind::Progress;
+        if self.fence.kind == FenceKind::Implicit && self.kind != BufferKind::DmaBuf {
+            return Err(DescError::ImplicitNotDmaBuf { kind: self.kind });
+        }
         if progress && self.fence.fd.pid != exporter {
             return Err(DescError::WrongProcess {
                 field: "fence".to_owned(),
@@ -524,6 +540,8 @@ mod tests {
             (FenceKind::EventFd, "eventfd"),
             (FenceKind::SyncFile, "sync_file"),
             (FenceKind::Pipe, "pipe"),
+            (FenceKind::Progress, "progress"),
+            (FenceKind::Implicit, "implicit"),
         ] {
             assert_eq!(kind.to_string(), name);
         }
@@ -563,6 +581,34 @@ mod tests {
                 point: 0,
             },
         }
+    }
+
+    #[test]
+    fn implicit_fences_belong_to_dma_bufs_only_and_lie_in_the_window() {
+        let mut f = good();
+        f.fence.kind = FenceKind::Implicit;
+        assert_eq!(
+            f.validate_remote(10, 512, 768),
+            Err(DescError::ImplicitNotDmaBuf {
+                kind: BufferKind::Shm
+            })
+        );
+        f.kind = BufferKind::DmaBuf;
+        assert_eq!(f.validate_remote(10, 512, 768), Ok(()));
+        // The buffer itself may carry them: the same number as its plane.
+        f.fence.fd = f.planes[0].fd;
+        assert_eq!(f.validate_remote(10, 512, 768), Ok(()));
+        f.fence.fd.fd = 800;
+        assert!(matches!(
+            f.validate_remote(10, 512, 768),
+            Err(DescError::OutsideWindow { .. })
+        ));
+        f.fence.fd.fd = 513;
+        f.fence.point = 4;
+        assert!(matches!(
+            f.validate_remote(10, 512, 768),
+            Err(DescError::BadProgress { .. })
+        ));
     }
 
     #[test]

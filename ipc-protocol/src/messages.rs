@@ -907,6 +907,9 @@ pub struct FetchCounts {
     /// Fences that were points of the GPU process's progress page ([`crate::progress`]): no
     /// file taken.
     pub fences_progress: u64,
+    /// Fences that were the implicit fences of a DMA-BUF already held
+    /// ([`crate::frame::FenceKind::Implicit`]): snapshotted in place, no file taken.
+    pub fences_implicit: u64,
     /// Buffer or fence fds that arrived any other way.
     pub fds_via_other: u64,
 }

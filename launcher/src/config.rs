@@ -191,9 +191,12 @@ pub struct RunConfig {
     /// Send the steady messages between the launcher and each child, both ways, through
     /// shared-memory mailboxes ([`ipc_protocol::mailbox`]) instead of one socket message each.
     pub mailbox: bool,
-    /// With shm buffers, each layer's fence is a point of the GPU process's progress page
-    /// ([`ipc_protocol::progress`]), read from shared memory; off, a pipe per layer per frame,
-    /// taken by the renderer as a file (the path kept for comparison).
+    /// Fences with no file per frame. With shm buffers, each layer's fence is a point of the GPU
+    /// process's progress page ([`ipc_protocol::progress`]), read from shared memory; with
+    /// DMA-BUFs whose fences lie on the buffer, the implicit fences of a DMA-BUF the renderer
+    /// took once with the buffer ([`ipc_protocol::frame::FenceKind::Implicit`]). Off, a pipe or
+    /// a sync_file per layer per frame, taken by the renderer as a file (the paths kept for
+    /// comparison).
     pub progress_fences: bool,
     /// Without a window: frames paced to this many a second, as a display's refresh paces a
     /// window's (the GPU process draws a frame only when asked for it); `None`, as fast as

@@ -642,8 +642,8 @@ impl RunSummary {
             lat.handoff.p50_us, lat.handoff.p99_us, lat.handoff.max_us, lat.end_to_end.p50_us, lat.end_to_end.p99_us
         );
         s += &format!(
-            "  renderer: {} buffers and {} fences via pidfd_getfd, {} fences read from the progress page, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
-            r.fetched.buffers_via_pidfd, r.fetched.fences_via_pidfd, r.fetched.fences_progress, r.fetched.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
+            "  renderer: {} buffers and {} fences via pidfd_getfd, {} fences read from the progress page, {} from buffers held, {} other, {} imports, {} cache hits, {} fences pending at first poll, {} fence timeouts, {} rejected\n",
+            r.fetched.buffers_via_pidfd, r.fetched.fences_via_pidfd, r.fetched.fences_progress, r.fetched.fences_implicit, r.fetched.fds_via_other, r.imports, r.import_hits, r.fences_pending, r.fence_timeouts, r.rejected
         );
         s += &format!(
             "  present latency (GPU done to the display server): p50 {:.1} us, p99 {:.1} us\n",

@@ -9,17 +9,20 @@
 //! and reuses the mapping. A new generation for a slot replaces the old entry; a new GPU process
 //! epoch empties the cache. Entries own their fd and mapping, so eviction frees both.
 //!
-//! The cache holds buffers only: fences are per submission, so the frame loop fetches each
-//! frame's fences itself ([`crate::fetch::fetch`]). [`ImportCounters`] count misses and hits for
+//! Fences are per submission, so the frame loop fetches each frame's fences itself
+//! ([`crate::fetch::fetch`]), with one exception: implicit fences
+//! ([`ipc_protocol::frame::FenceKind::Implicit`]) lie on a DMA-BUF that lives as long as the
+//! buffer (the buffer itself, or its fence carrier). The cache keeps that file with the buffer,
+//! taken once like it, and [`ImportCache::implicit_fence`] snapshots its fences for each frame. [`ImportCounters`] count misses and hits for
 //! the run's statistics and for the benchmark, which checks from them that every block did the
 //! imports it was meant to time.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ipc_protocol::buffer_file::{FileError, Shape};
 use ipc_protocol::frame::DescError;
-use ipc_protocol::{BufferId, Frame, RemoteFd};
+use ipc_protocol::{BufferId, FileId, Frame, RemoteFd};
 use triptych_sys::mapping::Mapping;
 
 use crate::fetch::{fetch, FetchError, FrameSource};
@@ -57,6 +60,28 @@ pub struct Imported {
     pub fd: OwnedFd,
     /// The read-only mapping of plane 0, from the file's start to the plane's end.
     pub map: Mapping,
+    /// The DMA-BUF carrying the buffer's implicit fences, where it is not the buffer itself:
+    /// its identity and the fetched fd.
+    pub carrier: Option<(FileId, OwnedFd)>,
+}
+
+/// Why a frame's implicit fence could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ImplicitError {
+    /// The buffer was not imported first.
+    #[error("buffer {slot}.{generation} is not imported")]
+    NotImported {
+        /// Pool slot.
+        slot: u32,
+        /// Generation.
+        generation: u32,
+    },
+    /// Fetching the fences' holder failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The holder is no DMA-BUF, or gives no fences: the exporter's lie.
+    #[error("{0}")]
+    NotAFence(String),
 }
 
 impl Imported {
@@ -132,9 +157,62 @@ impl ImportCache {
             shape,
             fd,
             map,
+            carrier: None,
         };
         self.entries.insert(slot, entry);
         Ok(&self.entries[&slot])
+    }
+
+    /// The implicit fences of `desc`'s buffer, imported already, snapshotted now as a sync_file
+    /// (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`, the fences a reader waits for). They lie on the buffer
+    /// itself where the fence names the buffer's own file, and otherwise on the fence's file,
+    /// taken from `src` the first time and kept with the buffer (a new identity is taken anew).
+    pub fn implicit_fence(
+        &mut self,
+        src: &mut FrameSource<'_>,
+        desc: &Frame<RemoteFd>,
+    ) -> Result<OwnedFd, ImplicitError> {
+        let entry = self
+            .entries
+            .get_mut(&desc.id.slot)
+            .filter(|e| e.id == desc.id)
+            .ok_or(ImplicitError::NotImported {
+                slot: desc.id.slot,
+                generation: desc.id.generation,
+            })?;
+        let named = desc.fence.fd.identity;
+        let own = desc.planes.first().map(|p| p.fd.identity) == Some(named);
+        let snapshot = |holder: BorrowedFd<'_>| {
+            triptych_sys::dma_buf::export_sync_file(holder, triptych_sys::dma_buf::SyncAccess::Read)
+                .map_err(|e| ImplicitError::NotAFence(format!("its implicit fences: {e}")))
+        };
+        if own {
+            return snapshot(entry.fd.as_fd());
+        }
+        let carrier = match entry.carrier.take() {
+            Some((id, fd)) if id == named => fd,
+            replaced => {
+                // Closed before its successor is taken.
+                drop(replaced);
+                let fd = fetch(src, "fence", &desc.fence.fd)?;
+                match triptych_sys::dma_buf::is_dma_buf(fd.as_fd()) {
+                    Ok(true) => fd,
+                    Ok(false) => {
+                        return Err(ImplicitError::NotAFence(
+                            "implicit fences on a file that is no DMA-BUF".into(),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(ImplicitError::NotAFence(format!(
+                            "implicit fences on a file that cannot be examined: {e}"
+                        )))
+                    }
+                }
+            }
+        };
+        let sync = snapshot(carrier.as_fd());
+        entry.carrier = Some((named, carrier));
+        sync
     }
 
     /// The imported buffer with id `id`, if it is still cached.

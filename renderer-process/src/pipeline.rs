@@ -53,7 +53,7 @@ use triptych_trace::{Args, InstantScope, Marker, Recorder, Stage};
 use crate::composite::{composite_region, Layer};
 use crate::damage::{output_damage, ContentDamage, Slots, Snapshot, View};
 use crate::fetch::{fetch, Counters, FrameSource, Waitable};
-use crate::import::{ImportCache, ImportError};
+use crate::import::{ImplicitError, ImportCache, ImportError};
 use ipc_protocol::damage::Region;
 
 use crate::output::{Output, SLOTS};
@@ -214,6 +214,7 @@ fn fence_of_kind(fence: std::os::fd::BorrowedFd<'_>, kind: FenceKind) -> Result<
         },
         FenceKind::SyncFile | FenceKind::EventFd => Ok(()),
         FenceKind::Progress => Err("a progress fence is no file".to_owned()),
+        FenceKind::Implicit => Err("implicit fences are no file of their own".to_owned()),
     }
 }
 
@@ -865,6 +866,7 @@ impl Pipeline {
         };
         let mut via_launcher = 0;
         let mut progress_fences = 0;
+        let mut implicit_fences = 0;
         for (l, end) in msg.layers.iter().zip(&ends) {
             let layer = l.layer;
             let fence = match (&mut vouched, &mut src) {
@@ -907,6 +909,22 @@ impl Pipeline {
                         }
                         progress_fences += 1;
                         Some(Waitable::Point(page.clone(), l.buffer.fence.point))
+                    } else if l.buffer.fence.kind == FenceKind::Implicit {
+                        // No file per frame: the fences of a DMA-BUF held since the import.
+                        let sync =
+                            self.cache
+                                .implicit_fence(src, &l.buffer)
+                                .map_err(|e| match e {
+                                    ImplicitError::NotAFence(what) => {
+                                        FrameError::NotAFence { layer, what }
+                                    }
+                                    other => FrameError::Fence {
+                                        layer,
+                                        source: other.into(),
+                                    },
+                                })?;
+                        implicit_fences += 1;
+                        Some(Waitable::Fd(sync))
                     } else {
                         let fence = fetch(src, "fence", &l.buffer.fence.fd).map_err(|e| {
                             FrameError::Fence {
@@ -943,6 +961,7 @@ impl Pipeline {
         self.stats.fetched.buffers_via_pidfd += c.buffers_via_pidfd;
         self.stats.fetched.fences_via_pidfd += c.fences_via_pidfd;
         self.stats.fetched.fences_progress += progress_fences;
+        self.stats.fetched.fences_implicit += implicit_fences;
         self.stats.fetched.fds_via_other += c.via_other + via_launcher;
         Ok((out, damage))
     }

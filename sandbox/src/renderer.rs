@@ -14,7 +14,10 @@
 //!   new one after a GPU process restart, since `pidfd_open` is refused;
 //! - map memory readable and writable, never executable (no `PROT_EXEC` in `mmap` or
 //!   `mprotect`);
-//! - issue one ioctl: `DMA_BUF_IOCTL_SYNC`, which brackets CPU reads of a DMA-BUF;
+//! - issue two ioctls: `DMA_BUF_IOCTL_SYNC`, which brackets CPU reads of a DMA-BUF, and
+//!   `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`, which snapshots a held DMA-BUF's implicit fences as a
+//!   sync_file to wait on (it reads the fences; `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`, which would add
+//!   one that holds up the buffer's writer, traps like every other ioctl);
 //! - and what [`crate::common`] allows every role.
 //!
 //! Everything else traps. In particular `open`/`openat`, `execve`, `socket`/`connect`, `clone`
@@ -24,7 +27,7 @@
 
 use ipc_protocol::messages::Transport;
 use triptych_sys::abi;
-use triptych_sys::dma_buf::DMA_BUF_IOCTL_SYNC;
+use triptych_sys::dma_buf::{DMA_BUF_IOCTL_EXPORT_SYNC_FILE, DMA_BUF_IOCTL_SYNC};
 use triptych_sys::fd::ExportWindow;
 use triptych_sys::pidfd::SYS_PIDFD_GETFD;
 
@@ -105,6 +108,19 @@ pub fn policy(p: &Params) -> Policy {
                 "DMA_BUF_IOCTL_SYNC",
             )],
             "CPU access to DMA-BUFs",
+        ),
+        // Snapshotting a held DMA-BUF's implicit fences, a frame's fence where fences are
+        // implicit (`_IOWR('b', 2, struct dma_buf_export_sync_file)`).
+        Rule::with(
+            "ioctl:dma-buf-export-sync-file",
+            abi::SYS_ioctl,
+            "ioctl",
+            vec![Arg::eq32(
+                1,
+                u64::from(DMA_BUF_IOCTL_EXPORT_SYNC_FILE),
+                "DMA_BUF_IOCTL_EXPORT_SYNC_FILE",
+            )],
+            "implicit fences of DMA-BUFs",
         ),
         // Putting a handed-over link (a pidfd of a restarted GPU process, or a new SCM_RIGHTS
         // socket) at the one number the rules name, close-on-exec.
@@ -289,6 +305,27 @@ mod tests {
                 &[0, u64::from(DMA_BUF_IOCTL_SYNC), 0, 0, 0, 0]
             ),
             Ok(())
+        );
+        assert_eq!(
+            p.decide(
+                abi::SYS_ioctl,
+                &[0, u64::from(DMA_BUF_IOCTL_EXPORT_SYNC_FILE), 0, 0, 0, 0]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            p.decide(
+                abi::SYS_ioctl,
+                &[
+                    0,
+                    u64::from(triptych_sys::dma_buf::DMA_BUF_IOCTL_IMPORT_SYNC_FILE),
+                    0,
+                    0,
+                    0,
+                    0
+                ]
+            ),
+            Err(Otherwise::Trap)
         );
         assert_eq!(
             p.decide(abi::SYS_ioctl, &[0, abi::FIONREAD, 0, 0, 0, 0]),

@@ -72,6 +72,11 @@ pub const DMA_BUF_IOCTL_SYNC: u32 = iow::<DmaBufSync>(DMA_BUF_BASE, 0);
 /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE = _IOWR(DMA_BUF_BASE, 2, struct dma_buf_export_sync_file)`:
 /// get the buffer's current implicit fences as one `sync_file` fd.
 pub const DMA_BUF_IOCTL_EXPORT_SYNC_FILE: u32 = iowr::<DmaBufExportSyncFile>(DMA_BUF_BASE, 2);
+/// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE = _IOW(DMA_BUF_BASE, 3, struct dma_buf_import_sync_file)`:
+/// add a sync_file's fence to the buffer's implicit fences, which every later user of the buffer
+/// then waits for. Not called by triptych: named so that the renderer's sandbox can be shown to
+/// refuse it (a reader that could add fences could stall the buffer's writer).
+pub const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u32 = iow::<DmaBufExportSyncFile>(DMA_BUF_BASE, 3);
 
 /// `f_type` that `fstatfs` reports for a DMA-BUF fd (`DMA_BUF_MAGIC`, "DMAB", from
 /// [`include/uapi/linux/magic.h`](https://github.com/torvalds/linux/blob/master/include/uapi/linux/magic.h)).
@@ -314,6 +319,8 @@ mod tests {
         // _IOWR('b', 2, struct dma_buf_export_sync_file): dir 3, size 8, type 0x62, nr 2
         //   = 3 << 30 | 8 << 16 | 0x62 << 8 | 2 = 0xC000_0000 | 0x0008_0000 | 0x6202 = 0xC008_6202.
         assert_eq!(DMA_BUF_IOCTL_EXPORT_SYNC_FILE, 0xC008_6202);
+        // _IOW('b', 3, struct dma_buf_import_sync_file): dir 1, size 8, type 0x62, nr 3.
+        assert_eq!(DMA_BUF_IOCTL_IMPORT_SYNC_FILE, 0x4008_6203);
         assert_eq!(DMA_BUF_BASE, 0x62);
     }
 

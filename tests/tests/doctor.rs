@@ -173,7 +173,7 @@ fn doctor_warns_of_fallbacks_and_exits_0_on_this_machine() {
     );
     // The fence is named as the run summary names it.
     assert!(
-        ["progress", "sync_file"].contains(&v["auto"]["fence"].as_str().unwrap_or("")),
+        ["progress", "sync_file", "implicit"].contains(&v["auto"]["fence"].as_str().unwrap_or("")),
         "{}",
         v["auto"]
     );

@@ -525,6 +525,13 @@ fn its_own_buffer_named_as_a_fence_costs_the_gpu_process() {
 }
 
 #[test]
+fn implicit_fences_named_on_a_memfd_cost_the_gpu_process() {
+    // Only a DMA-BUF carries implicit fences: a frame that says its shm buffer does would have
+    // the renderer snapshot fences of a file that has none, and read the buffer at once.
+    proven_lie("implicit-on-shm", "only a DMA-BUF carries them");
+}
+
+#[test]
 fn buffers_the_renderer_could_not_map_cost_the_gpu_process() {
     // Every slot's buffer a sealed, sparse memfd of about 4 GiB with the plane at its end: each
     // file passes the import check, but together they would fill the renderer's address space,

@@ -100,11 +100,27 @@ fn dmabuf_frames_arrive_as_real_dma_bufs_with_real_fences() {
     eprintln!("dma-buf exporters seen in the renderer: {exporters:?}");
     let s = summary(&json);
     assert_eq!(s["paths"]["backend"], "dmabuf", "{s}");
-    assert_eq!(s["paths"]["fence"], "sync_file");
+    // Each layer's fence is the implicit fences of the buffer's carrier, which the renderer
+    // took once with the buffer: no fence file travels per frame.
+    assert_eq!(s["paths"]["fence"], "implicit");
     let r = &s["renderer"];
     assert!(
         r["dmabuf_layers"].as_u64().unwrap_or(0) >= frames * 3,
         "{r}"
+    );
+    let fetched = &r["fetched"];
+    assert!(
+        fetched["fences_implicit"].as_u64().unwrap_or(0) >= frames * 3,
+        "{fetched}"
+    );
+    // One carrier per pool buffer, taken with it: as many as the buffers, never one a frame.
+    assert_eq!(
+        fetched["fences_via_pidfd"], fetched["buffers_via_pidfd"],
+        "{fetched}"
+    );
+    assert!(
+        fetched["buffers_via_pidfd"].as_u64().unwrap_or(u64::MAX) <= 3 * 8,
+        "{fetched}"
     );
     assert_eq!(r["shm_layers"], 0);
     assert!(
@@ -250,8 +266,20 @@ animation.scroll = { dx = 60, dy = 0, period = 1.0 }
         "{}",
         on["damage"]
     );
-    let (off, px_off) = run("off", &["--no-damage"]);
+    assert_eq!(on["paths"]["fence"], "implicit", "{}", on["paths"]);
+    // The whole-frame run takes a sync_file per layer per frame, as a native fence is taken.
+    let (off, px_off) = run("off", &["--no-damage", "--progress-fences", "off"]);
     assert_eq!(off["damage"]["on"], false);
+    assert_eq!(off["paths"]["fence"], "sync_file", "{}", off["paths"]);
+    assert!(
+        off["renderer"]["fetched"]["fences_via_pidfd"]
+            .as_u64()
+            .unwrap_or(0)
+            >= frames * 2,
+        "{}",
+        off["renderer"]
+    );
+    assert_eq!(off["renderer"]["fetched"]["fences_implicit"], 0);
     assert!(
         px_on == px_off,
         "the damage-driven frame differs from the whole one"

@@ -80,6 +80,9 @@ pub enum Attack {
     /// From frame [`FRAMING_FROM`] on, names the first layer's own buffer where its fence
     /// should be (a file that is no fence).
     BufferFence,
+    /// From frame [`FRAMING_FROM`] on, says the first layer's fence is the implicit fences of
+    /// its own buffer, a sealed memfd: implicit fences lie only on a DMA-BUF.
+    ImplicitShm,
     /// Aborts as soon as it is confined, before it reports `Started`, when the launcher asked it
     /// for this buffer backend (`crash-on-start-with:auto|shm|dmabuf`): a process that never
     /// comes up on one rung of the fallback ladder.
@@ -259,6 +262,7 @@ impl Attack {
             "frame-future-generation" => Attack::FrameFutureGeneration,
             "eventfd-fence" => Attack::EventfdFence,
             "buffer-fence" => Attack::BufferFence,
+            "implicit-on-shm" => Attack::ImplicitShm,
             "log-forge" => Attack::LogForge,
             "ignore-releases" => Attack::IgnoreReleases,
             "stale-flood" => Attack::StaleFlood,
@@ -354,6 +358,7 @@ pub fn attack(
         | Attack::EventfdFence
         | Attack::BadFrame
         | Attack::BufferFence
+        | Attack::ImplicitShm
         | Attack::IgnoreReleases
         | Attack::StaleFlood
         | Attack::DrainFence
@@ -546,6 +551,19 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
                 return;
             };
             first.buffer.fence.fd = plane.fd;
+        }
+        Attack::ImplicitShm if msg.frame >= FRAMING_FROM => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            let Some(plane) = first.buffer.planes.first() else {
+                return;
+            };
+            first.buffer.fence = ipc_protocol::Fence {
+                kind: ipc_protocol::frame::FenceKind::Implicit,
+                fd: plane.fd,
+                point: 0,
+            };
         }
         Attack::BadFrame if msg.frame == FRAMING_FROM => {
             // In its place in the order, but with no planes and a fence outside the window.

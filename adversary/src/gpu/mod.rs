@@ -177,6 +177,7 @@ impl Hooks for GpuAdversary {
             Some(
                 Attack::EventfdFence
                     | Attack::BufferFence
+                    | Attack::ImplicitShm
                     | Attack::DrainFence
                     | Attack::MuteAbandon
                     | Attack::SlowAbandon

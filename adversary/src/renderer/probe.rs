@@ -470,7 +470,7 @@ pub fn on_fetched(f: &Fetched<'_>) {
     }
     let request = match name.as_str() {
         "ioctl-fionread-on-buffer" => IoctlRequest::Fionread,
-        "ioctl-export-sync-file-on-buffer" => IoctlRequest::DmaBufExportSyncFile,
+        "ioctl-import-sync-file-on-buffer" => IoctlRequest::DmaBufImportSyncFile,
         _ => {
             say(&name, "unknown probe");
             return;

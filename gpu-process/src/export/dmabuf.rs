@@ -22,6 +22,13 @@
 //! 3. **implicit**: after `glFlush`, the buffer's implicit fences snapshotted as a sync_file,
 //!    for drivers that attach their work to the buffer's reservation object.
 //!
+//! Where the fences lie on a buffer (the vgem carrier, or the buffer's own implicit fences) and
+//! the run wants fences without a file per frame ([`Exporter::use_progress`]), no sync_file is
+//! made here at all: the frame names the buffer or its carrier ([`FenceKind::Implicit`]), which
+//! stays in the export window for the buffer's life. The renderer takes it once with the buffer
+//! and snapshots its fences itself for each frame, so no fd travels per frame. A native fence
+//! stays a sync_file per frame: a driver need not attach its work to the buffer.
+//!
 //! See <https://docs.kernel.org/driver-api/dma-buf.html> and `include/uapi/linux/dma-buf.h`.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -34,7 +41,9 @@ use triptych_sys::drm::{DrmDevice, FenceId, GemHandle};
 use triptych_sys::fd::ExportWindow;
 use triptych_sys::mapping::{Access, Mapping};
 
-use super::{place, Backing, Buffer, ExportError, ExportedFence, Exporter, Signaller, Submission};
+use super::{
+    place, remote, Backing, Buffer, ExportError, ExportedFence, Exporter, Signaller, Submission,
+};
 use crate::gl::{GlContext, Paint};
 
 /// How the backend fences each frame.
@@ -65,8 +74,15 @@ impl FenceSource {
 #[derive(Debug)]
 pub struct DmabufBacking {
     /// The fence carrier on the vgem device (a 1x1 dumb buffer and its DMA-BUF), when fences
-    /// come from vgem.
+    /// come from vgem; its fd lies in the export window where fences are implicit.
     carrier: Option<(GemHandle, OwnedFd)>,
+}
+
+impl DmabufBacking {
+    /// The fence carrier's DMA-BUF, if the buffer has one.
+    pub fn carrier_file(&self) -> Option<&OwnedFd> {
+        self.carrier.as_ref().map(|(_, fd)| fd)
+    }
 }
 
 /// A vgem fence to signal once GL has finished.
@@ -80,6 +96,9 @@ pub struct VgemFence {
 pub struct DmabufExporter {
     fences: FenceSource,
     vgem: Option<DrmDevice>,
+    /// Frames name the buffer (or its carrier) whose implicit fences are theirs, instead of a
+    /// sync_file each ([`FenceKind::Implicit`]).
+    implicit: bool,
 }
 
 /// A 1x1 dumb buffer on `dev` and its DMA-BUF, to carry vgem fences.
@@ -152,6 +171,7 @@ impl DmabufExporter {
             } else {
                 None
             },
+            implicit: false,
         })
     }
 
@@ -167,11 +187,28 @@ impl Exporter for DmabufExporter {
     }
 
     fn fence_kind(&self) -> FenceKind {
-        FenceKind::SyncFile
+        if self.implicit {
+            FenceKind::Implicit
+        } else {
+            FenceKind::SyncFile
+        }
     }
 
     fn fence_detail(&self) -> &'static str {
-        self.fences.as_str()
+        match (self.implicit, self.fences) {
+            (true, FenceSource::Vgem) => {
+                "implicit fences of the buffer's carrier (vgem fence, signalled after glFinish)"
+            }
+            (true, _) => "implicit fences of the buffer itself",
+            (false, s) => s.as_str(),
+        }
+    }
+
+    fn use_progress(&mut self, page: ipc_protocol::progress::ProgressWriter) -> bool {
+        // The page is for CPU fences; a DMA-BUF's fences lie on the buffer already.
+        drop(page);
+        self.implicit = matches!(self.fences, FenceSource::Vgem | FenceSource::Implicit);
+        self.implicit
     }
 
     fn allocate(
@@ -194,9 +231,18 @@ impl Exporter for DmabufExporter {
             });
         }
         let carrier = match &self.vgem {
-            Some(v) => Some(carrier(v).map_err(|e| {
-                ExportError::Kernel(format!("fence carrier for buffer {}: {e}", id.slot))
-            })?),
+            Some(v) => {
+                let (handle, fd) = carrier(v).map_err(|e| {
+                    ExportError::Kernel(format!("fence carrier for buffer {}: {e}", id.slot))
+                })?;
+                // Named by every frame of this buffer where fences are implicit.
+                let fd = if self.implicit {
+                    place(fd, window)?
+                } else {
+                    fd
+                };
+                Some((handle, fd))
+            }
             None => None,
         };
         Ok(Buffer {
@@ -255,13 +301,19 @@ impl Exporter for DmabufExporter {
                         buf.id.slot
                     ))
                 })?;
-                let sync = export_sync_file(carrier_fd.as_fd(), SyncAccess::Read).map_err(|e| {
-                    ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
-                })?;
+                let fence = if self.implicit {
+                    ExportedFence::InBuffer(remote(carrier_fd)?)
+                } else {
+                    let sync =
+                        export_sync_file(carrier_fd.as_fd(), SyncAccess::Read).map_err(|e| {
+                            ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
+                        })?;
+                    ExportedFence::File(place(sync, buf.window)?)
+                };
                 // The drawing itself happens in `complete`, after the description went out:
-                // the sync_file is unsignalled for the whole of the rendering.
+                // the fence is unsignalled for the whole of the rendering.
                 Ok(Submission {
-                    fence: ExportedFence::File(place(sync, buf.window)?),
+                    fence,
                     signal: Signaller::Vgem(VgemFence { id }),
                     deferred: Some(content.clone()),
                     region: region.clone(),
@@ -270,11 +322,17 @@ impl Exporter for DmabufExporter {
             FenceSource::Implicit => {
                 gl.paint_in(&buf.target, content, region)?;
                 gl.flush()?;
-                let sync = export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
-                    ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
-                })?;
+                let fence = if self.implicit {
+                    ExportedFence::InBuffer(remote(plane_fd)?)
+                } else {
+                    let sync =
+                        export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
+                            ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
+                        })?;
+                    ExportedFence::File(place(sync, buf.window)?)
+                };
                 Ok(Submission {
-                    fence: ExportedFence::File(place(sync, buf.window)?),
+                    fence,
                     signal: Signaller::Driver,
                     deferred: None,
                     region: region.clone(),

@@ -84,12 +84,27 @@ pub enum Backing {
     DmaBuf(dmabuf::DmabufBacking),
 }
 
+impl Buffer {
+    /// The file whose implicit fences are this buffer's, where it is not one of its planes (the
+    /// DMA-BUF backend's fence carrier): sent with the planes where fds travel by `SCM_RIGHTS`.
+    pub fn fence_carrier(&self) -> Option<&OwnedFd> {
+        match &self.backing {
+            Backing::DmaBuf(b) => b.carrier_file(),
+            Backing::Shm(_) => None,
+        }
+    }
+}
+
 /// A submission's fence as exported.
 #[derive(Debug)]
 pub enum ExportedFence {
     /// A file: in the export window, or outside it where fences are kept private; kept until
     /// the renderer releases the buffer.
     File(OwnedFd),
+    /// The implicit fences of a DMA-BUF the buffer keeps in the export window for good (itself,
+    /// or its fence carrier), named here ([`FenceKind::Implicit`]): the renderer takes that
+    /// file once per pool buffer and snapshots its fences for each frame.
+    InBuffer(RemoteFd),
     /// A point of the progress page whose identity is `page` ([`ipc_protocol::progress`]).
     Point {
         /// The point.
@@ -104,7 +119,7 @@ impl ExportedFence {
     pub fn file(&self) -> Option<&OwnedFd> {
         match self {
             ExportedFence::File(fd) => Some(fd),
-            ExportedFence::Point { .. } => None,
+            ExportedFence::InBuffer(_) | ExportedFence::Point { .. } => None,
         }
     }
 }
@@ -170,9 +185,10 @@ pub trait Exporter {
     fn keep_fences_private(&mut self) -> bool {
         false
     }
-    /// From now on, fences are points of `page` ([`FenceKind::Progress`]): no file per
-    /// submission. False, and the page unused, where this backend's fences stay files (a
-    /// DMA-BUF's sync_file, signalled by the driver).
+    /// From now on, fences need no file per submission: points of `page`
+    /// ([`FenceKind::Progress`]) for a CPU fence, or a DMA-BUF's implicit fences
+    /// ([`FenceKind::Implicit`], the page unused). False where this backend's fences stay files
+    /// (a driver's native sync_file, which it need not attach to the buffer).
     fn use_progress(&mut self, page: ipc_protocol::progress::ProgressWriter) -> bool {
         let _ = page;
         false
@@ -236,6 +252,11 @@ pub fn describe(
             ExportedFence::File(fd) => Fence {
                 kind: fence_kind,
                 fd: remote(fd)?,
+                point: 0,
+            },
+            ExportedFence::InBuffer(fd) => Fence {
+                kind: FenceKind::Implicit,
+                fd: *fd,
                 point: 0,
             },
             ExportedFence::Point { point, page } => Fence {

@@ -20,7 +20,7 @@
 //!
 //! One claim is checked at a time; claims that arrive meanwhile are dropped.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -88,14 +88,26 @@ impl Default for Checks {
 }
 
 /// The `/proc/self/fd` link prefix of a fence of `kind`; none for a progress fence, which is
-/// no file.
+/// no file, and for implicit fences, which lie on a DMA-BUF ([`implicit_snapshot`]).
 fn link_prefix(kind: FenceKind) -> Option<&'static str> {
     match kind {
         FenceKind::SyncFile => Some("anon_inode:sync_file"),
         FenceKind::EventFd => Some("anon_inode:[eventfd]"),
         FenceKind::Pipe => Some("pipe:["),
-        FenceKind::Progress => None,
+        FenceKind::Progress | FenceKind::Implicit => None,
     }
+}
+
+/// The implicit fences of `holder`, the file a frame named for them
+/// ([`FenceKind::Implicit`]), snapshotted now as a sync_file; or why that file carries none.
+pub fn implicit_snapshot(holder: BorrowedFd<'_>) -> Result<OwnedFd, String> {
+    match triptych_sys::dma_buf::is_dma_buf(holder) {
+        Ok(true) => {}
+        Ok(false) => return Err("no DMA-BUF, so it carries no implicit fences".into()),
+        Err(e) => return Err(format!("cannot be examined: {e}")),
+    }
+    triptych_sys::dma_buf::export_sync_file(holder, triptych_sys::dma_buf::SyncAccess::Read)
+        .map_err(|e| format!("gives no fences: {e}"))
 }
 
 /// Whether `link`, an fd's `/proc` link, names a fence of `kind`.
@@ -162,13 +174,21 @@ pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
         Ok(fd) => fd,
         Err(e) => return Finding::Refuted(format!("fence fd {n} is no longer exported ({e})")),
     };
+    let fd = if claim.kind == FenceKind::Implicit {
+        match implicit_snapshot(fd.as_fd()) {
+            Ok(sync) => sync,
+            Err(why) => return Finding::Bogus(format!("fd {n} of the GPU process: {why}")),
+        }
+    } else {
+        fd
+    };
     let link = std::fs::read_link(format!(
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&fd)
     ))
     .map(|l| l.to_string_lossy().into_owned())
     .unwrap_or_default();
-    if !is_kind(&link, claim.kind) {
+    if claim.kind != FenceKind::Implicit && !is_kind(&link, claim.kind) {
         return Finding::Bogus(format!(
             "fd {n} of the GPU process is {link:?}, not a {:?} fence",
             claim.kind

@@ -108,6 +108,14 @@ fn fence(pidfd: &OwnedFd, c: &FenceToLook) -> Verdict {
         Ok(id) if id.dev == f.fd.identity.dev && id.ino == f.fd.identity.ino => {}
         _ => return Verdict::Refuted(format!("fd {n} is no longer the file described")),
     }
+    if f.kind == FenceKind::Implicit {
+        return match super::corroborate::implicit_snapshot(fd.as_fd()) {
+            Ok(_) => Verdict::Refuted(format!("fd {n} is a DMA-BUF that gives its fences")),
+            Err(why) => Verdict::Lied(format!(
+                "frame {frame} names fd {n} for implicit fences: {why}"
+            )),
+        };
+    }
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map(|l| l.to_string_lossy().into_owned())
         .unwrap_or_default();

@@ -234,6 +234,14 @@ fn vouch(
             Err(NotTaken::Gone) => return Outcome::Gone,
             Err(NotTaken::Lie(why)) => return lied(why),
         };
+        if kind == FenceKind::Implicit {
+            // The fences of a DMA-BUF (the buffer, or its carrier), as they are now.
+            match super::corroborate::implicit_snapshot(fence.as_fd()) {
+                Ok(sync) => fences.push((layer, sync)),
+                Err(why) => return lied(format!("{field}: fd {}: {why}", b.fence.fd.fd)),
+            }
+            continue;
+        }
         let link = std::fs::read_link(format!("/proc/self/fd/{}", fence.as_raw_fd()))
             .map(|l| l.to_string_lossy().into_owned())
             .unwrap_or_default();
