@@ -31,6 +31,8 @@ pub enum IoctlRequest {
     Tiocgwinsz,
     /// `DMA_BUF_IOCTL_SYNC` with `SYNC_START | SYNC_READ` (8 bytes in).
     DmaBufSyncStartRead,
+    /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` (8 bytes in and out).
+    DmaBufExportSyncFile,
     /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` (8 bytes in): adding a fence to a buffer.
     DmaBufImportSyncFile,
     /// `TIOCLINUX` with subcode `TIOCL_GETSHIFTSTATE` (6): reads one byte, on a virtual console
@@ -653,6 +655,10 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                             | triptych_sys::dma_buf::DMA_BUF_SYNC_READ;
                         libc::c_ulong::from(triptych_sys::dma_buf::DMA_BUF_IOCTL_SYNC)
                     }
+                    IoctlRequest::DmaBufExportSyncFile => {
+                        buf[0] = triptych_sys::dma_buf::DMA_BUF_SYNC_READ;
+                        libc::c_ulong::from(triptych_sys::dma_buf::DMA_BUF_IOCTL_EXPORT_SYNC_FILE)
+                    }
                     IoctlRequest::DmaBufImportSyncFile => {
                         // struct dma_buf_import_sync_file { u32 flags; s32 fd; }: no file (-1),
                         // so a filter that let it through shows as EBADF, not as a new fence.
@@ -669,6 +675,13 @@ pub fn attempt(call: Call<'_>) -> Outcome {
                     }
                 };
                 let rc = libc::ioctl(fd.as_raw_fd(), req as _, buf.as_mut_ptr());
+                if rc == 0 && request == IoctlRequest::DmaBufExportSyncFile {
+                    // struct dma_buf_export_sync_file { u32 flags; s32 fd; }: close the new fd.
+                    let new_fd = (buf[0] >> 32) as i32;
+                    if new_fd >= 0 {
+                        drop(OwnedFd::from_raw_fd(new_fd));
+                    }
+                }
                 ret(rc.into())
             }
             Call::Fcntl { fd, cmd, arg } => {

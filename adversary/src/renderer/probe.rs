@@ -277,6 +277,18 @@ fn rule_calls<'a>(id: &str, c: &Ctx<'a>) -> Option<RuleCalls<'a>> {
                 request: IoctlRequest::Fionread,
             }],
         ),
+        // On the output memfd the call fails (ENOTTY) once let through; a buffer held is where
+        // it snapshots fences.
+        "ioctl:dma-buf-export-sync-file" => (
+            vec![Call::Ioctl {
+                fd: c.output,
+                request: IoctlRequest::DmaBufExportSyncFile,
+            }],
+            vec![Call::Ioctl {
+                fd: c.output,
+                request: IoctlRequest::DmaBufImportSyncFile,
+            }],
+        ),
         "dup3:gpu-link" => (
             vec![Call::Dup3 {
                 from: c.link,
