@@ -605,7 +605,8 @@ pub struct MailboxStats {
     pub records: std::sync::atomic::AtomicU64,
     /// Messages taken from the socket.
     pub on_socket: std::sync::atomic::AtomicU64,
-    /// A writer's wake-ups of its reader (the reader counts none).
+    /// A writer's wake-ups of its reader; a reader's sleeps on the ring that ended with a
+    /// record (the wake-ups it got).
     pub wakes: std::sync::atomic::AtomicU64,
 }
 
@@ -676,8 +677,12 @@ pub(crate) fn next<T: Wire, B: Beside<T>>(
             // A correct writer wakes the reader, or changes the index, only with a record: one
             // without is counted, so a writer that flips the index to and fro to keep the reader
             // from sleeping is judged as one that floods wake-ups.
-            Ok(triptych_sys::futex::Waited::Woken | triptych_sys::futex::Waited::Changed) => {
+            Ok(w @ (triptych_sys::futex::Waited::Woken | triptych_sys::futex::Waited::Changed)) => {
                 if mailbox.waiting()? > 0 {
+                    // Slept, and woken for a record (not one that came before the sleep).
+                    if w == triptych_sys::futex::Waited::Woken {
+                        inbox.stats.wakes.fetch_add(1, Ordering::Relaxed);
+                    }
                     continue;
                 }
                 mailbox.spurious()?;

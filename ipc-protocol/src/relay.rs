@@ -121,6 +121,8 @@ pub struct Relay {
     /// announced them without a page). Every fence must then be a point of that page, each
     /// above the one before ([`Relay::progress_page`]).
     progress: Option<Option<FileId>>,
+    /// The fence kind the process announced (`GpuInfo::fence`): every frame's fences are of it.
+    kind: Option<FenceKind>,
     /// The last progress point handed on.
     last_point: u64,
     /// Per pool slot, the most of its buffers' files the renderer maps (plane 0's end), over
@@ -161,6 +163,7 @@ impl Relay {
             link: 0,
             fences: FencePlace::InWindow,
             progress: None,
+            kind: None,
             last_point: 0,
             mapped: vec![0; (layers as usize).saturating_mul(pool_per_layer as usize)],
             scene: (0, 0),
@@ -211,12 +214,26 @@ impl Relay {
         self.progress = Some(page);
     }
 
-    /// Checks each fence's kind against what the process announced: with progress fences,
-    /// each a point of its page above the one before; otherwise no progress fence at all.
+    /// The GPU process announced fences of `kind` (`GpuInfo::fence`): a frame with a fence of
+    /// another kind is a lie, which would have the renderer wait on one kind of file and the
+    /// launcher judge its claims as about another.
+    pub fn fence_kind(&mut self, kind: FenceKind) {
+        self.kind = Some(kind);
+    }
+
+    /// Checks each fence's kind against what the process announced: the kind itself; with
+    /// progress fences, each a point of its page above the one before; otherwise no progress
+    /// fence at all.
     fn check_progress(&mut self, msg: &FrameMsg) -> Result<(), String> {
         let mut last = self.last_point;
         for l in &msg.layers {
             let f = &l.buffer.fence;
+            if let Some(kind) = self.kind.filter(|k| *k != f.kind) {
+                return Err(format!(
+                    "layer {}: a {} fence from a process that announced {kind} fences",
+                    l.layer, f.kind
+                ));
+            }
             let progress = f.kind == FenceKind::Progress;
             match self.progress {
                 None if progress => {
@@ -693,6 +710,21 @@ mod tests {
         assert!(ahead.what.contains("frame 12 where frame 11"), "{ahead:?}");
         assert_eq!(r.frame(&frame(11, &[1, 4]), 0, t()), Ok(Handed::On));
         assert_eq!(r.next(), 12);
+    }
+
+    #[test]
+    fn every_fence_is_of_the_kind_the_process_announced() {
+        let mut r = relay();
+        r.fence_kind(FenceKind::Pipe);
+        assert_eq!(r.frame(&frame(10, &[0, 3]), 0, t()), Ok(Handed::On));
+        let mut other = frame(11, &[1, 4]);
+        other.layers[1].buffer.fence.kind = FenceKind::SyncFile;
+        let lie = r.frame(&other, 0, t()).expect_err("another kind");
+        assert!(
+            lie.what
+                .contains("layer 1: a sync_file fence from a process that announced pipe fences"),
+            "{lie:?}"
+        );
     }
 
     #[test]

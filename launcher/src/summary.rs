@@ -341,6 +341,9 @@ pub struct Paths {
     /// The launcher's wake-ups of the children's mailbox readers: at most one per burst of
     /// messages to a sleeping reader.
     pub mailbox_sent_wakes: u64,
+    /// The children's wake-ups of the launcher: its readers' sleeps on their mailboxes that
+    /// ended with a record (a GPU process wakes it once for frames rendered back to back).
+    pub mailbox_woken: u64,
     /// How the launcher read its renderers' messages: `polled` (its own loop looks at each
     /// renderer's mailbox once a turn, with no thread asleep on it: a paced run), `thread` (a
     /// thread per renderer waits on its mailbox or socket), or `mixed`.
@@ -792,14 +795,15 @@ impl RunSummary {
                 .unwrap_or_default()
         );
         s += &format!(
-            "  children to launcher: {}{} ({} messages from the ring, {} from the socket)\n",
+            "  children to launcher: {}{} ({} messages from the ring, {} from the socket, {} wake-ups)\n",
             p.child_events,
             p.child_events_reason
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
             p.mailbox_records,
-            p.mailbox_on_socket
+            p.mailbox_on_socket,
+            p.mailbox_woken
         );
         if p.mailbox_sent_records + p.mailbox_sent_on_socket > 0 {
             s += &format!(
@@ -960,6 +964,7 @@ mod tests {
                 mailbox_on_socket: 3,
                 mailbox_sent_records: 240,
                 mailbox_sent_wakes: 200,
+                mailbox_woken: 90,
                 mailbox_sent_on_socket: 6,
                 renderer_intake: "polled".into(),
             },
@@ -1076,6 +1081,7 @@ mod tests {
                     "mailbox_sent_records",
                     "mailbox_sent_on_socket",
                     "mailbox_sent_wakes",
+                    "mailbox_woken",
                     "renderer_intake",
                 ],
             ),

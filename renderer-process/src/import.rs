@@ -61,8 +61,8 @@ pub struct Imported {
     /// The read-only mapping of plane 0, from the file's start to the plane's end.
     pub map: Mapping,
     /// The DMA-BUF carrying the buffer's implicit fences, where it is not the buffer itself:
-    /// its identity and the fetched fd.
-    pub carrier: Option<(FileId, OwnedFd)>,
+    /// the number and identity it was named by, and the fetched fd.
+    pub carrier: Option<((i32, FileId), OwnedFd)>,
 }
 
 /// Why a frame's implicit fence could not be taken.
@@ -165,8 +165,10 @@ impl ImportCache {
 
     /// The implicit fences of `desc`'s buffer, imported already, snapshotted now as a sync_file
     /// (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`, the fences a reader waits for). They lie on the buffer
-    /// itself where the fence names the buffer's own file, and otherwise on the fence's file,
-    /// taken from `src` the first time and kept with the buffer (a new identity is taken anew).
+    /// itself where the fence names the buffer's own file (its number and identity), and
+    /// otherwise on the fence's file, taken from `src` the first time and kept with the buffer
+    /// (named by another number or identity, it is taken anew). The file waited on is always the
+    /// one at the number the frame names, as the launcher looks at it when it checks a claim.
     pub fn implicit_fence(
         &mut self,
         src: &mut FrameSource<'_>,
@@ -180,8 +182,8 @@ impl ImportCache {
                 slot: desc.id.slot,
                 generation: desc.id.generation,
             })?;
-        let named = desc.fence.fd.identity;
-        let own = desc.planes.first().map(|p| p.fd.identity) == Some(named);
+        let named = (desc.fence.fd.fd, desc.fence.fd.identity);
+        let own = desc.planes.first().map(|p| (p.fd.fd, p.fd.identity)) == Some(named);
         let snapshot = |holder: BorrowedFd<'_>| {
             triptych_sys::dma_buf::export_sync_file(holder, triptych_sys::dma_buf::SyncAccess::Read)
                 .map_err(|e| ImplicitError::NotAFence(format!("its implicit fences: {e}")))

@@ -98,16 +98,30 @@ fn link_prefix(kind: FenceKind) -> Option<&'static str> {
     }
 }
 
+/// Why the implicit fences of a file could not be snapshotted ([`implicit_snapshot`]).
+#[derive(Debug)]
+pub enum NoSnapshot {
+    /// The file is no DMA-BUF: it carries no implicit fences, and naming it for them is a lie.
+    NotDmaBuf(String),
+    /// This process could not examine it or take its fences (out of fds or memory, say):
+    /// nobody's lie.
+    Failed(String),
+}
+
 /// The implicit fences of `holder`, the file a frame named for them
-/// ([`FenceKind::Implicit`]), snapshotted now as a sync_file; or why that file carries none.
-pub fn implicit_snapshot(holder: BorrowedFd<'_>) -> Result<OwnedFd, String> {
+/// ([`FenceKind::Implicit`]), snapshotted now as a sync_file; or why not.
+pub fn implicit_snapshot(holder: BorrowedFd<'_>) -> Result<OwnedFd, NoSnapshot> {
     match triptych_sys::dma_buf::is_dma_buf(holder) {
         Ok(true) => {}
-        Ok(false) => return Err("no DMA-BUF, so it carries no implicit fences".into()),
-        Err(e) => return Err(format!("cannot be examined: {e}")),
+        Ok(false) => {
+            return Err(NoSnapshot::NotDmaBuf(
+                "no DMA-BUF, so it carries no implicit fences".into(),
+            ))
+        }
+        Err(e) => return Err(NoSnapshot::Failed(format!("cannot be examined: {e}"))),
     }
     triptych_sys::dma_buf::export_sync_file(holder, triptych_sys::dma_buf::SyncAccess::Read)
-        .map_err(|e| format!("gives no fences: {e}"))
+        .map_err(|e| NoSnapshot::Failed(format!("its fences cannot be taken: {e}")))
 }
 
 /// Whether `link`, an fd's `/proc` link, names a fence of `kind`.
@@ -175,9 +189,22 @@ pub fn check(gpu: &OwnedFd, claim: &Claim, grace: Duration) -> Finding {
         Err(e) => return Finding::Refuted(format!("fence fd {n} is no longer exported ({e})")),
     };
     let fd = if claim.kind == FenceKind::Implicit {
+        // The file the frame named, by number and identity, is the one the renderer waits on;
+        // another at that number now says nothing about the frame.
+        match triptych_sys::fd::identity(fd.as_fd()) {
+            Ok(id) if id.dev == claim.fence.identity.dev && id.ino == claim.fence.identity.ino => {}
+            _ => return Finding::Refuted(format!("fd {n} is no longer the file described")),
+        }
         match implicit_snapshot(fd.as_fd()) {
             Ok(sync) => sync,
-            Err(why) => return Finding::Bogus(format!("fd {n} of the GPU process: {why}")),
+            // The very file, and no DMA-BUF: an honest renderer refuses such a frame
+            // outright, it never waits on it.
+            Err(NoSnapshot::NotDmaBuf(why)) => {
+                return Finding::Bogus(format!("fd {n} of the GPU process: {why}"))
+            }
+            Err(NoSnapshot::Failed(why)) => {
+                return Finding::Refuted(format!("fd {n} of the GPU process: {why}"))
+            }
         }
     } else {
         fd

@@ -111,9 +111,12 @@ fn fence(pidfd: &OwnedFd, c: &FenceToLook) -> Verdict {
     if f.kind == FenceKind::Implicit {
         return match super::corroborate::implicit_snapshot(fd.as_fd()) {
             Ok(_) => Verdict::Refuted(format!("fd {n} is a DMA-BUF that gives its fences")),
-            Err(why) => Verdict::Lied(format!(
+            Err(super::corroborate::NoSnapshot::NotDmaBuf(why)) => Verdict::Lied(format!(
                 "frame {frame} names fd {n} for implicit fences: {why}"
             )),
+            Err(super::corroborate::NoSnapshot::Failed(why)) => {
+                Verdict::Refuted(format!("fd {n}: {why}"))
+            }
         };
     }
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))

@@ -146,6 +146,10 @@ impl Supervisor<'_> {
             .mailbox_sent
             .wakes
             .load(std::sync::atomic::Ordering::Relaxed);
+        s.paths.mailbox_woken = self
+            .mailbox_stats
+            .wakes
+            .load(std::sync::atomic::Ordering::Relaxed);
         s.paths.renderer_intake = match self.intakes {
             (0, _) => "thread",
             (_, 0) => "polled",

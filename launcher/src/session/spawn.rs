@@ -305,6 +305,7 @@ impl Supervisor<'_> {
         // Its first answer is `Serving`, for the view `Start` or `AddView` gave it.
         relay.new_renderer(renderer_pid, first);
         relay.scene_started(v.drawn.version());
+        relay.fence_kind(info.fence);
         if info.fence == FenceKind::Progress {
             relay.progress_page(progress.map(|p| p.reader.identity()));
         }

@@ -236,9 +236,14 @@ fn vouch(
         };
         if kind == FenceKind::Implicit {
             // The fences of a DMA-BUF (the buffer, or its carrier), as they are now.
+            // As a fence that cannot be polled below, one whose fences cannot be taken is
+            // counted against the process that named it.
             match super::corroborate::implicit_snapshot(fence.as_fd()) {
                 Ok(sync) => fences.push((layer, sync)),
-                Err(why) => return lied(format!("{field}: fd {}: {why}", b.fence.fd.fd)),
+                Err(
+                    super::corroborate::NoSnapshot::NotDmaBuf(why)
+                    | super::corroborate::NoSnapshot::Failed(why),
+                ) => return lied(format!("{field}: fd {}: {why}", b.fence.fd.fd)),
             }
             continue;
         }
