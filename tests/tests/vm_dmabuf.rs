@@ -286,3 +286,54 @@ animation.scroll = { dx = 60, dy = 0, period = 1.0 }
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A hostile GPU process (the adversary binary, sandboxed as the real one) that names, from its
+/// third frame on, an eventfd of its export window as the fence carrier of a DMA-BUF layer: the
+/// renderer takes it, finds no DMA-BUF and says so; the launcher looks at the very file, finds
+/// the same, and kills the GPU process as a proven liar. The renderer keeps its pid, and every
+/// frame is presented by the GPU process that replaces it.
+#[test]
+fn a_fence_carrier_that_is_no_dma_buf_costs_the_gpu_process() {
+    if !vgem_present() {
+        return;
+    }
+    let dir = scratch("vm-implicit-eventfd");
+    let json = dir.join("summary.json");
+    let frames = 12u64;
+    let mut cmd = triptych(&["run", "--buffers", "dmabuf", "--size", "64x48"]);
+    cmd.args(["--frames", &frames.to_string()])
+        .args(emulated_vm_args())
+        .arg("--out")
+        .arg(dir.join("f.png"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("TRIPTYCH_BIN_DIR", adversary_bin(&dir))
+        .env("TRIPTYCH_HOSTILE_GPU", "implicit-eventfd");
+    let o = output(cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("ImplicitEventfd"),
+        "the attack never happened:\n{log}"
+    );
+    let s = summary(&json);
+    assert_eq!(s["paths"]["fence"], "implicit", "{s}");
+    assert_eq!(
+        s["frames"]["last"],
+        frames - 1,
+        "every frame presented: {s}"
+    );
+    let crashes = s["recovery"]["crashes"].as_array().expect("crashes");
+    assert_eq!(crashes.len(), 1, "one crash, the GPU process's: {s}");
+    assert_eq!(crashes[0]["role"], "gpu", "{s}");
+    let cause = crashes[0]["cause"].to_string();
+    assert!(
+        cause.contains("implicit fences") && cause.contains("no DMA-BUF"),
+        "{cause}"
+    );
+    assert_eq!(s["trust"]["proven_gpu_lies"], 1, "{s}");
+    assert_eq!(
+        s["renderer"]["gpu_switches"], 1,
+        "one renderer all along: {s}"
+    );
+}

@@ -83,6 +83,10 @@ pub enum Attack {
     /// From frame [`FRAMING_FROM`] on, says the first layer's fence is the implicit fences of
     /// its own buffer, a sealed memfd: implicit fences lie only on a DMA-BUF.
     ImplicitShm,
+    /// From frame [`FRAMING_FROM`] on, where its fences are implicit (DMA-BUFs), names an
+    /// eventfd of its export window as the first layer's fence carrier: a file in the window,
+    /// described truly, that carries no fences.
+    ImplicitEventfd,
     /// Aborts as soon as it is confined, before it reports `Started`, when the launcher asked it
     /// for this buffer backend (`crash-on-start-with:auto|shm|dmabuf`): a process that never
     /// comes up on one rung of the fallback ladder.
@@ -263,6 +267,7 @@ impl Attack {
             "eventfd-fence" => Attack::EventfdFence,
             "buffer-fence" => Attack::BufferFence,
             "implicit-on-shm" => Attack::ImplicitShm,
+            "implicit-eventfd" => Attack::ImplicitEventfd,
             "log-forge" => Attack::LogForge,
             "ignore-releases" => Attack::IgnoreReleases,
             "stale-flood" => Attack::StaleFlood,
@@ -359,6 +364,7 @@ pub fn attack(
         | Attack::BadFrame
         | Attack::BufferFence
         | Attack::ImplicitShm
+        | Attack::ImplicitEventfd
         | Attack::IgnoreReleases
         | Attack::StaleFlood
         | Attack::DrainFence
@@ -563,6 +569,22 @@ pub fn before_send(attack: Attack, msg: &mut FrameMsg, window: (i32, i32)) {
                 kind: ipc_protocol::frame::FenceKind::Implicit,
                 fd: plane.fd,
                 point: 0,
+            };
+        }
+        Attack::ImplicitEventfd if msg.frame >= FRAMING_FROM => {
+            let Some(first) = msg.layers.first_mut() else {
+                return;
+            };
+            if first.buffer.fence.kind != ipc_protocol::frame::FenceKind::Implicit {
+                return;
+            }
+            let Some((fd, identity)) = *EVENTFD.get_or_init(|| eventfd_in(window)) else {
+                return;
+            };
+            first.buffer.fence.fd = RemoteFd {
+                pid: first.buffer.fence.fd.pid,
+                fd,
+                identity,
             };
         }
         Attack::BadFrame if msg.frame == FRAMING_FROM => {
