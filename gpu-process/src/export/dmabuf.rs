@@ -179,6 +179,22 @@ impl DmabufExporter {
     pub fn fence_source(&self) -> FenceSource {
         self.fences
     }
+
+    /// The fence of a submission whose fences lie on `holder` (the buffer, or its carrier):
+    /// `holder` itself where fences are implicit, otherwise a snapshot of them as a sync_file
+    /// placed in `window`.
+    fn fence_on(
+        &self,
+        holder: &OwnedFd,
+        window: ExportWindow,
+    ) -> Result<ExportedFence, ExportError> {
+        if self.implicit {
+            return Ok(ExportedFence::InBuffer(remote(holder)?));
+        }
+        let sync = export_sync_file(holder.as_fd(), SyncAccess::Read)
+            .map_err(|e| ExportError::Kernel(format!("exporting the buffer's sync_file: {e}")))?;
+        Ok(ExportedFence::File(place(sync, window)?))
+    }
 }
 
 impl Exporter for DmabufExporter {
@@ -301,15 +317,7 @@ impl Exporter for DmabufExporter {
                         buf.id.slot
                     ))
                 })?;
-                let fence = if self.implicit {
-                    ExportedFence::InBuffer(remote(carrier_fd)?)
-                } else {
-                    let sync =
-                        export_sync_file(carrier_fd.as_fd(), SyncAccess::Read).map_err(|e| {
-                            ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
-                        })?;
-                    ExportedFence::File(place(sync, buf.window)?)
-                };
+                let fence = self.fence_on(carrier_fd, buf.window)?;
                 // The drawing itself happens in `complete`, after the description went out:
                 // the fence is unsignalled for the whole of the rendering.
                 Ok(Submission {
@@ -322,15 +330,7 @@ impl Exporter for DmabufExporter {
             FenceSource::Implicit => {
                 gl.paint_in(&buf.target, content, region)?;
                 gl.flush()?;
-                let fence = if self.implicit {
-                    ExportedFence::InBuffer(remote(plane_fd)?)
-                } else {
-                    let sync =
-                        export_sync_file(plane_fd.as_fd(), SyncAccess::Read).map_err(|e| {
-                            ExportError::Kernel(format!("exporting the buffer's sync_file: {e}"))
-                        })?;
-                    ExportedFence::File(place(sync, buf.window)?)
-                };
+                let fence = self.fence_on(plane_fd, buf.window)?;
                 Ok(Submission {
                     fence,
                     signal: Signaller::Driver,
