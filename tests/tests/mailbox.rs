@@ -142,6 +142,8 @@ fn with_the_mailbox_off_every_message_takes_the_socket_and_the_run_says_so() {
         &[
             "--mailbox",
             "off",
+            "--progress-fences",
+            "off",
             "--verify",
             "--trace",
             trace.to_str().expect("utf-8 path"),
@@ -166,6 +168,18 @@ fn with_the_mailbox_off_every_message_takes_the_socket_and_the_run_says_so() {
     assert!(
         marked,
         "no fallback marker from mailbox to socket in the trace"
+    );
+    // A fence file per layer per frame is marked too, with why.
+    assert_eq!(p["fence"], "pipe", "{p}");
+    let fences = events.iter().any(|e| {
+        e["name"] == "fallback"
+            && e["args"]["from"] == "fences without a file per frame"
+            && e["args"]["to"] == "pipe"
+            && e["args"]["why"] == "--progress-fences off"
+    });
+    assert!(
+        fences,
+        "no fallback marker for the fence files in the trace"
     );
 }
 

@@ -382,6 +382,10 @@ impl Supervisor<'_> {
                         if let Some(reason) = &info.backend_reason {
                             self.tracing.instant(Marker::Fallback, None, &[("from", "dmabuf".into()), ("to", info.backend.as_str().into()), ("why", reason.clone())]);
                         }
+                        if let Some(why) = file_fence_reason(&info, self.args.progress_fences) {
+                            tracing::info!(fence = info.fence.as_str(), why, "each layer's fence is a file taken per frame");
+                            self.tracing.instant(Marker::Fallback, None, &[("from", "fences without a file per frame".into()), ("to", info.fence.as_str().into()), ("why", why.into())]);
+                        }
                         // Its claim of how many windows it has: too few is a failed start of
                         // this process (on the ladder), never the run's end.
                         if let Some(v) = self
@@ -737,5 +741,50 @@ impl Supervisor<'_> {
             rejected: 0,
             unread: false,
         })
+    }
+}
+
+/// Why GPU process `info`'s fences are each a file taken per frame (a sync_file or a pipe),
+/// where the run would have them without one; `None` where they need no file.
+fn file_fence_reason(info: &GpuInfo, progress_fences: bool) -> Option<&'static str> {
+    match info.fence {
+        FenceKind::Progress | FenceKind::Implicit => None,
+        _ if !progress_fences => Some("--progress-fences off"),
+        FenceKind::SyncFile => Some(
+            "the driver's native fence, which it need not attach to the buffer's implicit fences",
+        ),
+        FenceKind::Pipe | FenceKind::EventFd => {
+            Some("no progress page could be made for the GPU process")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_file_per_frame_says_why() {
+        let mut info = GpuInfo {
+            pid: 1,
+            backend: ipc_protocol::frame::BufferKind::DmaBuf,
+            backend_reason: None,
+            fence: FenceKind::Implicit,
+            gl: String::new(),
+            window: (512, 768),
+            views: 1,
+            landlock: Default::default(),
+        };
+        assert_eq!(file_fence_reason(&info, true), None);
+        info.fence = FenceKind::SyncFile;
+        assert!(file_fence_reason(&info, true).is_some_and(|w| w.contains("native fence")));
+        assert_eq!(
+            file_fence_reason(&info, false),
+            Some("--progress-fences off")
+        );
+        info.fence = FenceKind::Progress;
+        assert_eq!(file_fence_reason(&info, false), None);
+        info.fence = FenceKind::Pipe;
+        assert!(file_fence_reason(&info, true).is_some_and(|w| w.contains("progress page")));
     }
 }
