@@ -13,9 +13,9 @@
 //! ([`crate::fetch::fetch`]), with one exception: implicit fences
 //! ([`ipc_protocol::frame::FenceKind::Implicit`]) lie on a DMA-BUF that lives as long as the
 //! buffer (the buffer itself, or its fence carrier). The cache keeps that file with the buffer,
-//! taken once like it, and [`ImportCache::implicit_fence`] snapshots its fences for each frame. [`ImportCounters`] count misses and hits for
-//! the run's statistics and for the benchmark, which checks from them that every block did the
-//! imports it was meant to time.
+//! taken once like it, and [`ImportCache::implicit_fence`] snapshots its fences for each frame.
+//! [`ImportCounters`] count misses and hits for the run's statistics and for the benchmark, which
+//! checks from them that every block did the imports it was meant to time.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
