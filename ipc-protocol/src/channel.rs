@@ -433,6 +433,37 @@ impl<T: Wire> Receiver<T> {
         }
     }
 
+    /// Like [`Receiver::recv`], but `None` once `stop` is raised, at the first moment the reader
+    /// would sleep on its mailbox: nothing is half taken then, and the receiver can be read by
+    /// another. Without a mailbox, `stop` is never looked at.
+    pub fn recv_unless(
+        &mut self,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+        match self.mailbox.take() {
+            Some(mut inbox) => {
+                let r = crate::mailbox::next_unless(&mut inbox, self, Some(stop));
+                self.mailbox = Some(inbox);
+                r
+            }
+            None => self.recv().map(Some),
+        }
+    }
+
+    /// Sleeps on the mailbox, for a receiver its owner's loop reads ([`Polled::sleep`]):
+    /// `false` without a mailbox, or where the kernel cannot wait on two words at once.
+    fn sleep_polled(
+        &mut self,
+        bell: &Bell,
+        rung: u32,
+        timeout: std::time::Duration,
+    ) -> Result<bool, RecvError> {
+        match self.mailbox.as_deref_mut() {
+            Some(inbox) => crate::mailbox::sleep(inbox, &bell.word, rung, timeout),
+            None => Ok(false),
+        }
+    }
+
     /// How often a caller of [`Receiver::try_recv_now`] should look beside the mailbox: every
     /// [`crate::mailbox::SOCKET_LOOK`], more often before the peer adopted it; `None` without
     /// a mailbox (every call reads the socket).
@@ -637,6 +668,141 @@ where
     Ok(out)
 }
 
+/// A forwarding thread that hands its receiver back when asked ([`forward_handing_back`]), for
+/// a loop that reads the channel itself once it no longer needs to block on it.
+#[derive(Debug)]
+pub struct Handback<T> {
+    name: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    back: crossbeam_channel::Receiver<(Receiver<T>, crossbeam_channel::Sender<Delivery<T>>)>,
+}
+
+impl<T: Wire + Send + 'static> Handback<T> {
+    /// Asks the thread to stop at the next moment its reader would sleep; `waker` (its
+    /// mailbox's) cuts a sleep already begun short.
+    pub fn ask(&self, waker: Option<&crate::mailbox::MailboxWaker>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The channel, to be read by the caller's loop from now on, once the thread has stopped:
+    /// filling the crossbeam channel the thread filled, after what it put there. `None` while
+    /// it has not stopped yet, and for good if it ended otherwise (the peer's end, a
+    /// violation: the channel says so).
+    pub fn take(&self) -> Option<Polled<T>> {
+        self.take_within(std::time::Duration::ZERO)
+    }
+
+    /// Like [`Handback::take`], waiting up to `wait` for the thread to stop (it was asked, and
+    /// stops at once unless a message is on its way): for a caller about to wait on the
+    /// channel, or to drain a dead peer's last words.
+    pub fn take_within(&self, wait: std::time::Duration) -> Option<Polled<T>> {
+        let (rx, tx) = self.back.recv_timeout(wait).ok()?;
+        Some(Polled {
+            name: self.name.clone(),
+            open: Some((rx, tx)),
+            look_at: None,
+            behind: false,
+        })
+    }
+}
+
+/// Like [`forward`], with a [`Handback`]: the thread reads until asked to stop, then hands its
+/// receiver back. Asked, it stops only with its mailbox empty and no announced message awaited;
+/// without a mailbox it never stops.
+pub fn forward_handing_back<T>(
+    name: &str,
+    mut rx: Receiver<T>,
+) -> Result<(crossbeam_channel::Receiver<Delivery<T>>, Handback<T>), ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    let (tx, out) = crossbeam_channel::bounded(FORWARD_QUEUE);
+    let (back_tx, back) = crossbeam_channel::bounded(1);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked = stop.clone();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            loop {
+                match rx.recv_unless(&asked) {
+                    Ok(Some(m)) => {
+                        if tx.send(Ok(m)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = back_tx.send((rx, tx));
+                        return;
+                    }
+                    Err(RecvError::Violation(v)) => {
+                        let _ = tx.send(Err(v));
+                        break;
+                    }
+                    Err(RecvError::Disconnected) => break,
+                    Err(RecvError::Io(e)) => {
+                        tracing::debug!(error = %e, "channel receive failed");
+                        break;
+                    }
+                }
+            }
+            drop(rx);
+            drop(tx);
+        })
+        .map_err(|source| ForwardError {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok((
+        out,
+        Handback {
+            name: name.to_owned(),
+            stop,
+            back,
+        },
+    ))
+}
+
+/// Whether this kernel lets a loop sleep on a peer's ring and a [`Bell`] at once
+/// ([`Polled::sleep`]: `futex_waitv`, Linux 5.16 and later).
+pub fn sleep_supported() -> bool {
+    let word = std::sync::atomic::AtomicU32::new(0);
+    let probe = triptych_sys::futex::WaitOn {
+        word: &word,
+        expected: 1,
+        private: true,
+    };
+    // The word does not hold what is expected: a kernel that knows the call says so at once.
+    matches!(
+        triptych_sys::futex::wait_any(&[probe], std::time::Duration::ZERO),
+        Ok(triptych_sys::futex::WaitedAny::Changed)
+    )
+}
+
+/// A word of the process's own that its threads ring to end a [`Polled::sleep`] of its loop:
+/// what else the loop waits for (a child's exit, an application's edit) rings it as it is sent,
+/// so the loop can sleep on a peer's ring and still hear of those at once.
+#[derive(Debug, Default)]
+pub struct Bell {
+    word: std::sync::atomic::AtomicU32,
+}
+
+impl Bell {
+    /// How often it has been rung: what a [`Polled::sleep`] is given, read before the loop
+    /// last looked at what it waits for.
+    pub fn rung(&self) -> u32 {
+        self.word.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Rings it: a sleep given an older [`Bell::rung`] ends, or does not begin.
+    pub fn ring(&self) {
+        self.word.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = triptych_sys::futex::wake_private(&self.word, 1);
+    }
+}
+
 /// Starts the forwarding thread that moves what `rx` receives into `tx`.
 fn spawn_forward_into<T>(
     name: &str,
@@ -730,6 +896,33 @@ impl<T: Wire + Send + 'static> Polled<T> {
     /// Whether the last [`Polled::poll`] left messages waiting.
     pub fn behind(&self) -> bool {
         self.behind
+    }
+
+    /// Sleeps until the peer posts to the mailbox, `bell` is rung after it was read as `rung`,
+    /// or `timeout` passes, taking nothing: for the loop that polls this channel, with nothing
+    /// else to do. The mailbox's rules hold as for a forwarding thread's sleep (a wake-up with
+    /// no record counts against the peer, and past the limit is its violation, delivered as
+    /// [`Polled::poll`] delivers one). An announced message awaited on the socket, which no
+    /// wake-up brings, cuts the sleep to a millisecond. Returns `false` where this cannot sleep
+    /// so (no mailbox, a closed channel, a kernel without `futex_waitv`): the caller waits
+    /// otherwise.
+    pub fn sleep(&mut self, bell: &Bell, rung: u32, timeout: std::time::Duration) -> bool {
+        let Some((rx, tx)) = self.open.as_mut() else {
+            return false;
+        };
+        match rx.sleep_polled(bell, rung, timeout) {
+            Ok(slept) => slept,
+            Err(e) => {
+                if let RecvError::Violation(v) = e {
+                    let _ = tx.send(Err(v));
+                }
+                if let Some((rx, tx)) = self.open.take() {
+                    drop(rx);
+                    drop(tx);
+                }
+                true
+            }
+        }
     }
 
     fn poll_some(&mut self, now: std::time::Instant, most: usize) -> bool {

@@ -645,18 +645,36 @@ pub(crate) fn next<T: Wire, B: Beside<T>>(
     rx: &mut B,
 ) -> Result<(T, Vec<OwnedFd>), RecvError> {
     loop {
+        if let Some(m) = next_unless(inbox, rx, None)? {
+            return Ok(m);
+        }
+    }
+}
+
+/// Like [`next`], but `None` once `stop` is raised, at the first moment the reader would sleep
+/// (the ring empty and no announced message awaited): a point where the stream can be handed to
+/// another reader with nothing half taken. A [`MailboxWaker`]'s wake-up cuts a sleep short.
+pub(crate) fn next_unless<T: Wire, B: Beside<T>>(
+    inbox: &mut Inbox,
+    rx: &mut B,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError> {
+    loop {
         if inbox.announced.is_some() {
             // Waiting, this gives the message or the writer's violation.
             if let Some(m) = announced(inbox, rx, true)? {
-                return Ok(m);
+                return Ok(Some(m));
             }
             continue;
         }
         if let Some(m) = take_record(inbox)? {
-            return Ok(m);
+            return Ok(Some(m));
         }
         if inbox.announced.is_some() {
             continue;
+        }
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok(None);
         }
         // Nothing in the ring: sleep, unless a record came while the flag went up. The wait
         // is on the write index as last read: a record posted since ends it at once.
@@ -697,9 +715,72 @@ pub(crate) fn next<T: Wire, B: Beside<T>>(
             }
         }
         if let Some(m) = look_beside(inbox, rx)? {
-            return Ok(m);
+            return Ok(Some(m));
         }
     }
+}
+
+/// How long [`sleep`] naps while a message the ring announced is awaited on the socket, which
+/// no futex wakes for: the caller's next poll looks for it.
+const ANNOUNCED_NAP: Duration = Duration::from_millis(1);
+
+/// Sleeps on `inbox`'s ring for a reader its owner's loop polls ([`next_now`]), until a record
+/// comes, `bell` (a word of the owner's own process, [`crate::channel::Bell`]) no longer holds
+/// `rung` or is woken, or `timeout` passes; nothing is taken. The sleeping flag is up for the
+/// wait, so the writer wakes it as a thread's reader is woken, and a wake-up with no record is
+/// counted against the writer the same way. Returns `false`, with nothing done, where the
+/// kernel cannot wait on two words at once (`futex_waitv`, Linux 5.16): the caller waits
+/// otherwise.
+pub(crate) fn sleep(
+    inbox: &mut Inbox,
+    bell: &std::sync::atomic::AtomicU32,
+    rung: u32,
+    timeout: Duration,
+) -> Result<bool, RecvError> {
+    let timeout = if inbox.announced.is_some() {
+        timeout.min(ANNOUNCED_NAP)
+    } else {
+        timeout
+    };
+    let mailbox = &mut inbox.reader;
+    mailbox.sleeping(true);
+    if mailbox.waiting()? > 0 {
+        mailbox.sleeping(false);
+        return Ok(true);
+    }
+    let on = [
+        triptych_sys::futex::WaitOn {
+            word: atomic(&mailbox.map, WRITE_AT),
+            expected: mailbox.high,
+            private: false,
+        },
+        triptych_sys::futex::WaitOn {
+            word: bell,
+            expected: rung,
+            private: true,
+        },
+    ];
+    let waited = triptych_sys::futex::wait_any(&on, timeout);
+    mailbox.sleeping(false);
+    use triptych_sys::futex::WaitedAny;
+    match waited {
+        Ok(w @ (WaitedAny::Woken(0) | WaitedAny::Changed)) => {
+            if mailbox.waiting()? > 0 {
+                if w == WaitedAny::Woken(0) {
+                    inbox.stats.wakes.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if w == WaitedAny::Woken(0) || bell.load(Ordering::SeqCst) == rung {
+                // Woken, or the index changed, with no record: as in `next`.
+                mailbox.spurious()?;
+            }
+        }
+        Ok(WaitedAny::Woken(_) | WaitedAny::TimedOut | WaitedAny::Interrupted) => {}
+        Err(e) => {
+            tracing::debug!(error = %e, "waiting on a mailbox and a bell failed");
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Takes what already waits of the stream that `inbox` orders, without waiting: the next
@@ -1373,6 +1454,130 @@ mod tests {
         let rx = Receiver::<Msg>::new(b).with_mailbox(reader, Default::default());
         let (polled, out) = crate::channel::polled("test-polled", rx);
         (tx, polled, out, plain, watch)
+    }
+
+    #[test]
+    fn a_polled_reader_sleeps_until_a_record_its_bell_or_its_deadline() {
+        if !crate::channel::sleep_supported() {
+            eprintln!("futex_waitv is missing from this kernel");
+            return;
+        }
+        let (tx, mut polled, out, _plain, watch) = polled_pair();
+        let bell = std::sync::Arc::new(crate::channel::Bell::default());
+        // Nothing comes: the deadline ends it, and the flag is down again.
+        let start = Instant::now();
+        assert!(polled.sleep(&bell, bell.rung(), Duration::from_millis(30)));
+        assert!(start.elapsed() >= Duration::from_millis(25));
+        let sleeping = watch.atomic_u32(SLEEPING_AT).expect("flag");
+        assert_eq!(sleeping.load(Ordering::SeqCst), 0);
+        // A bell rung since it was read: no sleep at all.
+        let rung = bell.rung();
+        bell.ring();
+        let start = Instant::now();
+        assert!(polled.sleep(&bell, rung, Duration::from_secs(10)));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // Rung from another thread while it sleeps, and a record from the writer while it
+        // sleeps: each ends the sleep, which takes nothing.
+        std::thread::scope(|s| {
+            let rung = bell.rung();
+            let ringer = s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                bell.ring();
+            });
+            let start = Instant::now();
+            assert!(polled.sleep(&bell, rung, Duration::from_secs(10)));
+            assert!(start.elapsed() < Duration::from_secs(5));
+            ringer.join().expect("ringer");
+        });
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send(&Msg::Small(9)).expect("send");
+            tx
+        });
+        let start = Instant::now();
+        assert!(polled.sleep(&bell, bell.rung(), Duration::from_secs(10)));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let tx = writer.join().expect("writer");
+        assert!(out.try_recv().is_err(), "a sleep takes nothing");
+        assert!(!polled.poll(Instant::now(), 64));
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(9)
+        );
+        // The writer saw the reader asleep and woke it once.
+        assert_eq!(tx.with_mailbox_writer(|w| w.wakes()), Some(1));
+    }
+
+    #[test]
+    fn a_polled_reader_asleep_judges_a_wake_flood_as_a_thread_does() {
+        if !crate::channel::sleep_supported() {
+            eprintln!("futex_waitv is missing from this kernel");
+            return;
+        }
+        let (tx, mut polled, out, _plain, watch) = polled_pair();
+        let bell = crate::channel::Bell::default();
+        tx.send(&Msg::Small(1)).expect("send");
+        polled.poll(Instant::now(), 64);
+        assert_eq!(
+            out.try_recv().expect("taken").expect("a message").0,
+            Msg::Small(1)
+        );
+        let index = watch.atomic_u32(WRITE_AT).expect("index");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let _ = triptych_sys::futex::wake(index, 1);
+                    std::thread::yield_now();
+                }
+            });
+            let start = Instant::now();
+            let v = loop {
+                polled.sleep(&bell, bell.rung(), Duration::from_millis(100));
+                if let Ok(d) = out.try_recv() {
+                    break d.expect_err("a violation");
+                }
+                assert!(start.elapsed() < Duration::from_secs(20), "no verdict");
+            };
+            stop.store(true, Ordering::SeqCst);
+            assert!(v.to_string().contains("wake-ups without a record"), "{v}");
+        });
+        // Judged, the channel is closed: no more sleeps on it.
+        assert!(!polled.sleep(&bell, bell.rung(), Duration::from_secs(1)));
+        drop(tx);
+    }
+
+    #[test]
+    fn a_forwarding_thread_hands_its_receiver_back_with_nothing_lost() {
+        let (reader, memfd) = create(c"test-mailbox").expect("mailbox");
+        let (a, b) = socket_pair().expect("socket pair");
+        let waker = MailboxWaker::new(&memfd).expect("waker");
+        let tx = Sender::<Msg>::new(a).with_mailbox(MailboxWriter::adopt(memfd).expect("adopt"));
+        let rx = Receiver::<Msg>::new(b).with_mailbox(reader, Default::default());
+        let (out, back) =
+            crate::channel::forward_handing_back("test-handback", rx).expect("thread");
+        for i in 0..100u64 {
+            tx.send(&Msg::Small(i)).expect("send");
+        }
+        tx.send(&Msg::Big(vec![3; PAYLOAD_MAX + 1])).expect("send");
+        // Not asked: it keeps the channel.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(back.take().is_none());
+        // Asked while asleep on an empty ring: the waker ends its sleep, and it hands back.
+        back.ask(Some(&waker));
+        let mut polled = back
+            .take_within(Duration::from_secs(10))
+            .expect("handed back");
+        for i in 100..110u64 {
+            tx.send(&Msg::Small(i)).expect("send");
+        }
+        assert!(!polled.poll(Instant::now(), 64));
+        // Everything, in order: what the thread moved, then what the loop took.
+        let mut want: Vec<Msg> = (0..100u64).map(Msg::Small).collect();
+        want.push(Msg::Big(vec![3; PAYLOAD_MAX + 1]));
+        want.extend((100..110u64).map(Msg::Small));
+        let got: Vec<Msg> = out.try_iter().map(|d| d.expect("a message").0).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

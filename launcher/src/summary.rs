@@ -348,6 +348,13 @@ pub struct Paths {
     /// renderer's mailbox once a turn, with no thread asleep on it: a paced run), `thread` (a
     /// thread per renderer waits on its mailbox or socket), or `mixed`.
     pub renderer_intake: String,
+    /// How the launcher read the GPU process's messages once it had started: `polled` (its own
+    /// loop reads the process's mailbox each turn and sleeps on it, waking for the process's
+    /// frames with no thread between: a paced run without a window, on Linux 5.16 or later),
+    /// `thread` (a thread waits on the mailbox or socket and hands each message on), or
+    /// `mixed` (one way, then the other: after a replacement, or for a process that sent more
+    /// than a turn takes).
+    pub gpu_intake: String,
 }
 
 /// What one child said that the launcher did not take on trust: descriptions the renderer
@@ -810,7 +817,10 @@ impl RunSummary {
                 "  launcher to children: {} messages into the rings, {} on the socket after them, {} wake-ups\n",
                 p.mailbox_sent_records, p.mailbox_sent_on_socket, p.mailbox_sent_wakes
             );
-            s += &format!("  renderers' messages read: {}\n", p.renderer_intake);
+            s += &format!(
+                "  renderers' messages read: {}; the GPU process's: {}\n",
+                p.renderer_intake, p.gpu_intake
+            );
         }
         if let Some(out) = &f.out {
             s += &format!("  last frame ({}) written to {out}\n", f.last.unwrap_or(0));
@@ -967,6 +977,7 @@ mod tests {
                 mailbox_woken: 90,
                 mailbox_sent_on_socket: 6,
                 renderer_intake: "polled".into(),
+                gpu_intake: "polled".into(),
             },
             verified: Some(crate::verify::Verification::default()),
             recovery: Recovery {
@@ -1083,6 +1094,7 @@ mod tests {
                     "mailbox_sent_wakes",
                     "mailbox_woken",
                     "renderer_intake",
+                    "gpu_intake",
                 ],
             ),
             (

@@ -455,12 +455,14 @@ fn gpu_wake_ups_without_records() {
 
 #[test]
 fn gpu_an_announced_socket_message_that_never_comes() {
-    // As for the renderer: the hang timeout is beyond the launcher's wait for the socket.
+    // As for the renderer: the hang timeout is beyond the launcher's wait for the socket, and
+    // so is the fence timeout (the attack holds the process's frame loop, the fences of the
+    // frame it has just sent with it).
     killed_for(
         Child::Gpu,
         "ring-announce-only",
         "did not come within",
-        &["--hang-timeout-ms", "10000"],
+        &["--hang-timeout-ms", "10000", "--fence-timeout-ms", "10000"],
     );
 }
 
@@ -471,6 +473,102 @@ fn gpu_a_socket_message_the_ring_did_not_announce() {
         "ring-unannounced",
         "a Pong message on the socket that the ring did not announce",
         &[],
+    );
+}
+
+// A paced run's launcher takes the GPU process's mailbox over from its thread once the process
+// has started, and sleeps on it: the GPU process attacks its ring once its frames are being read,
+// and the launcher's loop judges what it finds as the thread did.
+
+/// Checks that the launcher's loop read the killed GPU process's ring before it was judged: the
+/// takeover is logged for its pid, and the run's GPU processes were read by the loop.
+fn loop_read_the_attacker(attack: &str, log: &str, s: &serde_json::Value) {
+    let first = s["recovery"]["crashes"][0]["pid"]
+        .as_u64()
+        .expect("the attacker's pid");
+    let names = |l: &str| {
+        l.split(|c: char| !c.is_ascii_alphanumeric() && c != '=')
+            .any(|w| w == format!("gpu={first}") || w == format!("pid={first}"))
+    };
+    let taken = log
+        .lines()
+        .position(|l| l.contains("the loop reads the GPU process's messages itself") && names(l));
+    let judged = log
+        .lines()
+        .position(|l| l.contains("protocol violation") && names(l));
+    assert!(
+        matches!((taken, judged), (Some(t), Some(j)) if t < j),
+        "{attack}: the loop did not read the attacker's ring before it was judged ({taken:?}, {judged:?}):\n{log}"
+    );
+    assert_ne!(
+        s["paths"]["gpu_intake"], "thread",
+        "{attack}: {}",
+        s["paths"]
+    );
+}
+
+#[test]
+fn paced_gpu_a_write_index_far_past_the_read_index() {
+    let (log, s) = killed_for(
+        Child::Gpu,
+        "ring-wild-index",
+        "records past the reader's",
+        PACED,
+    );
+    loop_read_the_attacker("ring-wild-index", &log, &s);
+}
+
+#[test]
+fn paced_gpu_wake_ups_without_records() {
+    // The loop itself sleeps on this ring: the flood wakes it, and is counted and judged.
+    let (log, s) = killed_for(
+        Child::Gpu,
+        "ring-wake-flood",
+        "wake-ups without a record",
+        PACED,
+    );
+    loop_read_the_attacker("ring-wake-flood", &log, &s);
+}
+
+#[test]
+fn paced_gpu_an_announced_socket_message_that_never_comes() {
+    let (log, s) = killed_for(
+        Child::Gpu,
+        "ring-announce-only",
+        "did not come within",
+        &[
+            "--fps",
+            "100",
+            "--hang-timeout-ms",
+            "10000",
+            "--fence-timeout-ms",
+            "10000",
+        ],
+    );
+    loop_read_the_attacker("ring-announce-only", &log, &s);
+}
+
+#[test]
+fn paced_gpu_a_socket_message_the_ring_did_not_announce() {
+    let (log, s) = killed_for(
+        Child::Gpu,
+        "ring-unannounced",
+        "a Pong message on the socket that the ring did not announce",
+        PACED,
+    );
+    loop_read_the_attacker("ring-unannounced", &log, &s);
+}
+
+#[test]
+fn paced_gpu_a_flood_goes_to_a_thread_and_is_judged_by_the_budget() {
+    // The loop takes 16 of the process's messages a round, a few rounds a turn; one that still
+    // has more is read by a forwarding thread from then on, as fast as it sends, and judged by
+    // its budget as an unpaced run's thread judges it.
+    let (log, s) = killed_for(Child::Gpu, "flood", "messages in one second", PACED);
+    loop_read_the_attacker("flood", &log, &s);
+    assert!(
+        log.contains("the GPU process sends more than a turn of the loop takes"),
+        "the flood never went to a thread:\n{log}"
     );
 }
 

@@ -81,12 +81,13 @@ fn steady_frames_reach_the_launcher_through_the_mailbox_not_the_socket() {
         "{on_socket} socket messages: {}",
         long["paths"]
     );
-    // Unpaced, a thread per renderer waits on its mailbox.
+    // Unpaced, a thread per child waits on its mailbox.
     assert_eq!(
         long["paths"]["renderer_intake"], "thread",
         "{}",
         long["paths"]
     );
+    assert_eq!(long["paths"]["gpu_intake"], "thread", "{}", long["paths"]);
 }
 
 #[test]
@@ -104,6 +105,8 @@ fn a_paced_run_reads_its_renderers_from_the_loop_and_wakes_a_child_about_once_a_
     let s = run(&dir, 120, &args);
     let p = &s["paths"];
     assert_eq!(p["renderer_intake"], "polled", "{p}");
+    // And the GPU process's, once it has started: the loop sleeps on its ring.
+    assert_eq!(p["gpu_intake"], "polled", "{p}");
     let views = s["views"].as_array().expect("views");
     assert_eq!(views.len(), 4, "{s}");
     for v in views {

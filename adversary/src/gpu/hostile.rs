@@ -305,6 +305,16 @@ pub fn keep_listener(copy: std::os::fd::OwnedFd) {
         });
 }
 
+/// Sends the launcher 60 000 messages as fast as it can.
+pub fn flood(events: &Sender<GpuToLauncher>) {
+    tracing::warn!("hostile GPU process: a flood of messages");
+    for _ in 0..60_000 {
+        if events.send(&GpuToLauncher::Pong(0)).is_err() {
+            break;
+        }
+    }
+}
+
 fn raw<T: Wire>(to: &Sender<T>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
     let _ = triptych_sys::scm::send_with_fds(to.as_fd(), bytes, fds);
 }
@@ -345,13 +355,7 @@ pub fn attack(
         Attack::TraceOff => {
             let _ = events.send(&GpuToLauncher::Trace(Vec::new()));
         }
-        Attack::Flood => {
-            for _ in 0..60_000 {
-                if events.send(&GpuToLauncher::Pong(0)).is_err() {
-                    break;
-                }
-            }
-        }
+        Attack::Flood => flood(events),
         // The copy and its thread were made at the handover; the framing attacks act on the
         // frames as they are sent (`after_send`).
         Attack::KeepListener

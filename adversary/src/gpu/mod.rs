@@ -116,8 +116,11 @@ impl Hooks for GpuAdversary {
             return;
         }
         hostile::FRAMES.store(run.frames, std::sync::atomic::Ordering::Relaxed);
-        if let Some(a) = self.attack {
-            hostile::attack(a, run.events, run.info);
+        match self.attack {
+            // On its ring to the launcher, once the launcher reads its frames (a paced run's
+            // loop takes the ring over from a thread once the process has started).
+            Some(Attack::Ring(_) | Attack::Flood) | None => {}
+            Some(a) => hostile::attack(a, run.events, run.info),
         }
     }
 
@@ -131,6 +134,20 @@ impl Hooks for GpuAdversary {
     fn sent(&mut self, sent: Sent<'_>) {
         if let Some(Attack::Ring(r)) = self.attack {
             std::thread::sleep(r.pace());
+        }
+        static ATTACKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let Some(a @ (Attack::Ring(_) | Attack::Flood)) = self.attack {
+            if sent.msg.frame >= hostile::FRAMING_FROM
+                && !ATTACKED.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                match a {
+                    Attack::Ring(r) => {
+                        tracing::warn!(attack = ?r, frame = sent.msg.frame, "hostile GPU process attacking its ring");
+                        crate::ring::attack(r, sent.events, || GpuToLauncher::Pong(0));
+                    }
+                    _ => hostile::flood(sent.events),
+                }
+            }
         }
         if self.attack == Some(Attack::Ring(RingAttack::InboxLies))
             && hostile::stall_once(sent.msg.frame)

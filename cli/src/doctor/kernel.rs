@@ -286,6 +286,27 @@ fn from_memfd_noexec(offered: bool) -> Check {
     }
 }
 
+/// Whether the launcher's loop can sleep on the GPU process's ring and a bell of its own at
+/// once (`futex_waitv`), as a paced run's does ([`ipc_protocol::channel::sleep_supported`]).
+pub fn ring_sleep() -> Check {
+    from_ring_sleep(ipc_protocol::channel::sleep_supported())
+}
+
+fn from_ring_sleep(supported: bool) -> Check {
+    const NAME: &str = "futex_waitv";
+    if supported {
+        Check::ok(
+            NAME,
+            "in a paced run, the launcher's loop reads the GPU process's mailbox itself and sleeps on it (paths.gpu_intake: polled)",
+        )
+    } else {
+        Check::warn(
+            NAME,
+            "not offered (Linux 5.16 or later): a thread reads the GPU process's mailbox and wakes the loop for each burst (paths.gpu_intake: thread)",
+        )
+    }
+}
+
 /// Whether the children's mailboxes can be had: one is made as a run makes it (a sealed memfd,
 /// [`ipc_protocol::mailbox`]), a record is posted through it and read back.
 pub fn mailbox() -> Check {
@@ -441,6 +462,9 @@ mod tests {
         );
         let c = mailbox();
         assert_eq!(c.level, Level::Ok, "{}", c.detail);
+        let c = from_ring_sleep(false);
+        assert!(c.detail.contains("a thread reads"), "{}", c.detail);
+        assert!(from_ring_sleep(true).detail.contains("polled"));
         let c = from_memfd_noexec(false);
         assert_eq!(c.level, Level::Warn);
         assert!(c.detail.contains("without F_SEAL_EXEC"), "{}", c.detail);

@@ -41,6 +41,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             kernel::landlock(),
             kernel::memfd_noexec(),
             kernel::mailbox(),
+            kernel::ring_sleep(),
             kernel::views(),
         ],
     };

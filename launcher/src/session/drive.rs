@@ -19,7 +19,7 @@ struct RendererWatch {
 /// Messages of one child already waiting that the loop handles in the turn of the first, before
 /// it looks at anything else (a burst: a frame's releases and its `Presented`, or the frames of
 /// several views).
-const DRAIN: u32 = 16;
+pub(super) const DRAIN: u32 = 16;
 
 /// Rounds of [`Supervisor::poll_renderers`] more in a turn of the main loop while a renderer has
 /// more waiting: at most `(1 + POLL_ROUNDS) * DRAIN` messages of one renderer before the loop
@@ -56,7 +56,10 @@ impl Supervisor<'_> {
 
     /// Handles up to [`DRAIN`] messages waiting in `events`, the GPU process's, while that
     /// process is still the one serving the run.
-    fn drain_gpu(&mut self, events: &Receiver<Delivery<GpuToLauncher>>) -> anyhow::Result<()> {
+    pub(super) fn drain_gpu(
+        &mut self,
+        events: &Receiver<Delivery<GpuToLauncher>>,
+    ) -> anyhow::Result<()> {
         let epoch = self.pair.gpu.as_ref().map(|g| g.epoch);
         for _ in 0..DRAIN {
             if epoch.is_none() || self.pair.gpu.as_ref().map(|g| g.epoch) != epoch {
@@ -173,15 +176,27 @@ impl Supervisor<'_> {
         let mut turn = 0usize;
         while !self.run_over() {
             turn = turn.wrapping_add(1);
+            // Read before anything is looked at: whatever rings the bell after this ends the
+            // turn's sleep on the GPU process's ring, or keeps it from beginning.
+            let rung = self.bell.rung();
+            let mut gpu_more = self.poll_gpu(Instant::now())?;
             let mut backlog = self.poll_renderers(Instant::now(), turn)?;
-            // A renderer that has more waiting is read on, a few rounds (every renderer's turn
+            // A child that has more waiting is read on, a few rounds (every renderer's turn
             // in each), before the loop looks at anything else: it is read as fast as a thread
             // would read it, and judged by its budget if it sends past it.
             for _ in 0..POLL_ROUNDS {
-                if !backlog || self.run_over() {
+                if !(backlog || gpu_more) || self.run_over() {
                     break;
                 }
-                backlog = self.poll_renderers(Instant::now(), turn)?;
+                if gpu_more {
+                    gpu_more = self.poll_gpu(Instant::now())?;
+                }
+                if backlog {
+                    backlog = self.poll_renderers(Instant::now(), turn)?;
+                }
+            }
+            if gpu_more {
+                self.forward_gpu_flood();
             }
             if backlog {
                 self.forward_floods();
@@ -276,10 +291,15 @@ impl Supervisor<'_> {
                 ready => {
                     busy_turns = 0;
                     self.wake_children();
-                    // A renderer with messages still waiting: another turn at once.
-                    ready
-                        .ok()
-                        .or_else(|| (!backlog).then(|| sel.select_timeout(wait).ok()).flatten())
+                    match ready {
+                        Ok(op) => Some(op),
+                        // A renderer with messages still waiting: another turn at once.
+                        Err(_) if backlog => None,
+                        // Where the loop reads the GPU process's ring, it sleeps there (and on
+                        // its bell); the next turn looks at whatever woke it.
+                        Err(_) if self.sleep_on_gpu(rung, wait) => None,
+                        Err(_) => sel.select_timeout(wait).ok(),
+                    }
                 }
             };
             if let Some(op) = ready {

@@ -82,6 +82,7 @@ impl Supervisor<'_> {
                 g.child.proc.kill();
             }
             g.child.wake_reader();
+            g.forward_rest();
             // What it sent before it exited (its last trace batches), up to the end of its
             // channel: the forwarding thread may still be taking it off the ring and the socket.
             let deadline = Instant::now() + EXIT_GRACE;
@@ -150,12 +151,16 @@ impl Supervisor<'_> {
             .mailbox_stats
             .wakes
             .load(std::sync::atomic::Ordering::Relaxed);
-        s.paths.renderer_intake = match self.intakes {
-            (0, _) => "thread",
-            (_, 0) => "polled",
-            _ => "mixed",
-        }
-        .to_owned();
+        let intake = |(loop_read, thread_read): (u64, u64)| {
+            match (loop_read, thread_read) {
+                (0, _) => "thread",
+                (_, 0) => "polled",
+                _ => "mixed",
+            }
+            .to_owned()
+        };
+        s.paths.renderer_intake = intake(self.intakes);
+        s.paths.gpu_intake = intake(self.gpu_intakes);
         match &self.display {
             Some(d) => {
                 s.paths.present = d.d.presenter.describe().to_owned();

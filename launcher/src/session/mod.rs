@@ -30,6 +30,7 @@ mod embed;
 mod events;
 mod fence_look;
 mod finish;
+mod gpu_intake;
 mod overlay;
 mod parts;
 mod quiet;
@@ -44,11 +45,12 @@ use ipc_protocol::frame::FenceKind;
 use ipc_protocol::{rules, Role};
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::{select, Receiver};
-use ipc_protocol::channel::{Delivery, SendError};
+use ipc_protocol::channel::{Bell, Delivery, SendError};
 use ipc_protocol::messages::{
     BackendRequest, Fault, GpuInfo, GpuLink, GpuPrepare, GpuStart, GpuToLauncher, LauncherToGpu,
     LauncherToRenderer, OutputOrder, RendererLink, RendererStart, RendererToLauncher, ViewCommand,
@@ -82,10 +84,12 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// How long the GPU process gets to report that it started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A message that arrives when a child exits.
-fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
+/// A message that arrives when a child exits; `bell` is rung as it is sent, for a main loop
+/// asleep on the GPU process's ring ([`gpu_intake`]).
+fn watch_exit(p: &Process, bell: &Arc<Bell>) -> anyhow::Result<Receiver<()>> {
     let fd = triptych_sys::fd::dup_cloexec(p.pidfd.as_fd())?;
     let (tx, rx) = crossbeam_channel::bounded(1);
+    let bell = bell.clone();
     std::thread::Builder::new()
         .name(format!("{}-exit", p.role))
         .spawn(move || {
@@ -96,6 +100,7 @@ fn watch_exit(p: &Process) -> anyhow::Result<Receiver<()>> {
                         // Closed before the word goes out: once it is received, the fd is gone.
                         drop(fd);
                         let _ = tx.send(());
+                        bell.ring();
                         return;
                     }
                     Ok(triptych_sys::poll::WaitOutcome::TimedOut) => continue,
@@ -148,6 +153,8 @@ struct Gpu {
     /// Its progress page, if it was given one.
     progress: Option<Page>,
     events: Receiver<Delivery<GpuToLauncher>>,
+    /// Who fills `events`.
+    intake: gpu_intake::GpuIntake,
     exit: Receiver<()>,
     info: GpuInfo,
     epoch: u64,
@@ -359,6 +366,9 @@ pub(crate) struct WarmGpu {
     /// Its progress page, if it was given one.
     progress: Option<Page>,
     events: Receiver<Delivery<GpuToLauncher>>,
+    /// The thread that fills `events`, to be asked for the channel once the process has
+    /// started, in a run whose loop reads it itself ([`Supervisor::ring_sleep`]).
+    handback: Option<ipc_protocol::channel::Handback<GpuToLauncher>>,
     exit: Receiver<()>,
     /// The rung it was prepared for.
     backend: BackendRequest,
@@ -511,6 +521,15 @@ struct Supervisor<'a> {
     /// Renderers whose messages the main loop read itself, and those a thread read
     /// (`paths.renderer_intake`).
     intakes: (u64, u64),
+    /// GPU processes whose messages the main loop took over from their thread, and those a
+    /// thread read to the end (`paths.gpu_intake`).
+    gpu_intakes: (u64, u64),
+    /// Whether the main loop reads the GPU process's ring itself once it has started, and
+    /// sleeps on it ([`gpu_intake`]): a paced run without a window, with mailboxes, on a kernel
+    /// that can wait on two futexes at once.
+    ring_sleep: bool,
+    /// Rung by what the loop must hear of at once while it sleeps on the GPU process's ring.
+    bell: Arc<Bell>,
     /// Why a child's messages took the socket alone, where one's did (the latest reason).
     mailbox_off: Option<String>,
     /// Children whose mailboxes could not be made (their messages took the socket).
@@ -793,6 +812,37 @@ fn run_with(
         (Some(fps), false) => tracing::info!(fps, "frames paced without a window"),
         (None, _) => {}
     }
+    // Paced without a window, the loop sleeps on the GPU process's ring, and what else it must
+    // hear of at once rings its bell as it comes: children's exits (their watchers), the
+    // application's edits and control, signals.
+    let bell = Arc::new(Bell::default());
+    let ring_sleep = args.fps.is_some()
+        && display.is_none()
+        && args.mailbox
+        && ipc_protocol::channel::sleep_supported();
+    if args.fps.is_some() && display.is_none() && args.mailbox && !ring_sleep {
+        tracing::info!(
+            "this kernel cannot wait on two futexes at once (futex_waitv, Linux 5.16): a thread reads the GPU process's messages"
+        );
+    }
+    let belled_signals;
+    let signals = if ring_sleep {
+        belled_signals = gpu_intake::belled("signals-bell", signals.clone(), &bell)?;
+        &belled_signals
+    } else {
+        signals
+    };
+    let mut embed = embed;
+    let mut edits = edits;
+    if ring_sleep {
+        if let Some(e) = embed.as_mut() {
+            let control = std::mem::replace(&mut e.control, crossbeam_channel::never());
+            e.control = gpu_intake::belled("control-bell", control, &bell)?;
+        }
+        if let Some((from, to)) = edits.take() {
+            edits = Some((gpu_intake::belled("edits-bell", from, &bell)?, to));
+        }
+    }
     let mut sv = Supervisor {
         args,
         started: Instant::now(),
@@ -834,6 +884,9 @@ fn run_with(
         mailbox_stats: Default::default(),
         mailbox_sent: Default::default(),
         intakes: (0, 0),
+        gpu_intakes: (0, 0),
+        ring_sleep,
+        bell: bell.clone(),
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
         mailbox_fallbacks: 0,
         mailbox_marked: false,
@@ -841,6 +894,9 @@ fn run_with(
         next_view: 0,
         gone: Vec::new(),
     };
+    if ring_sleep {
+        sv.policing.ring_on_verdicts(&bell)?;
+    }
     for scene in scenes {
         let n = sv.next_view;
         // The first view is the run's own; the others are the ones listed, each maybe placed.

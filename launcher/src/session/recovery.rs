@@ -96,6 +96,7 @@ impl Supervisor<'_> {
             .wait_exit(Duration::from_secs(2))
             .or_else(|| g.child.proc.kill());
         g.child.wake_reader();
+        g.drain_gone();
         // Everything it sent before dying (trace batches, the fault notice) is still readable:
         // the forwarding thread delivers it, then disconnects, once the socket reports the end.
         // It is dead, so this ends; at most FORWARD_QUEUE messages are waiting.

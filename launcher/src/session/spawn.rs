@@ -5,12 +5,30 @@
 
 use super::*;
 
+/// Who reads what a child sends ([`Supervisor::mailboxes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// A forwarding thread.
+    Thread,
+    /// The main loop itself.
+    Loop,
+    /// A forwarding thread, until the main loop asks for it back.
+    ThreadUntilAsked,
+}
+
 /// What a child sends, as the main loop takes it: the channel, and what fills it when the loop
-/// reads the child itself (`None`: a forwarding thread does).
-type Intake<T> = (
-    Receiver<Delivery<T>>,
-    Option<ipc_protocol::channel::Polled<T>>,
-);
+/// reads the child itself, or will.
+type Intake<T> = (Receiver<Delivery<T>>, ReadBy<T>);
+
+/// What fills a child's channel, where it is not a thread for good.
+pub(super) enum ReadBy<T> {
+    /// A forwarding thread.
+    Thread,
+    /// The main loop ([`ipc_protocol::channel::Polled`]).
+    Loop(ipc_protocol::channel::Polled<T>),
+    /// A forwarding thread that hands the channel back when asked.
+    ThreadUntilAsked(ipc_protocol::channel::Handback<T>),
+}
 
 impl Supervisor<'_> {
     /// Spawns a GPU process for the current rung and sends it `Prepare`: it makes its GL context
@@ -25,16 +43,27 @@ impl Supervisor<'_> {
         let pid = child.proc.pid;
         let what = if standby { " (standby)" } else { "" };
         self.tracing.started(pid, format!("{}{what}", Role::Gpu));
-        let (events, _) = self.mailboxes(
+        // The start-up waits block on its channel, so a thread reads it; in a paced run the main
+        // loop takes it over once the process has started ([`gpu_intake`]).
+        let reading = if self.ring_sleep {
+            Reading::ThreadUntilAsked
+        } else {
+            Reading::Thread
+        };
+        let (events, read_by) = self.mailboxes(
             &format!("gpu-{pid}-events"),
             &mut child.commands,
             &mut child.waker,
             LauncherToGpu::Mailbox,
             child.events.take().context("gpu events taken")?,
-            false,
+            reading,
         )?;
+        let handback = match read_by {
+            ReadBy::ThreadUntilAsked(h) => Some(h),
+            ReadBy::Thread | ReadBy::Loop(_) => None,
+        };
         let progress = self.progress_page(pid, &mut child.commands);
-        let exit = watch_exit(&child.proc)?;
+        let exit = watch_exit(&child.proc, &self.bell)?;
         let prepare = LauncherToGpu::Prepare(GpuPrepare {
             backend,
             reports: self.jail.reports(),
@@ -47,6 +76,7 @@ impl Supervisor<'_> {
             child,
             progress,
             events,
+            handback,
             exit,
             backend,
             ready: None,
@@ -401,7 +431,14 @@ impl Supervisor<'_> {
                             return Ok(Err((pid, why)));
                         }
                         self.liveness.started(Who::Gpu, Instant::now());
-                        let WarmGpu { child, progress, events, exit, .. } = warm;
+                        let WarmGpu { child, progress, events, handback, exit, .. } = warm;
+                        let intake = match handback {
+                            Some(back) => gpu_intake::GpuIntake::Handing { back, asked: false },
+                            None => {
+                                self.gpu_intakes.1 += 1;
+                                gpu_intake::GpuIntake::Thread
+                            }
+                        };
                         let mut links = Vec::with_capacity(self.views.len());
                         for (i, renderer_pid) in renderers.iter().copied().enumerate() {
                             // A view given up is served no more.
@@ -425,7 +462,7 @@ impl Supervisor<'_> {
                                 self.send_view_scene(i, &child.commands)?;
                             }
                         }
-                        return Ok(Ok(Gpu { child, progress, events, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, unread: false, promoted, private_asked: None, private_fences: false, links, produced: 0 }));
+                        return Ok(Ok(Gpu { child, progress, events, intake, exit, info, epoch, fault: None, faults: sent_faults, presented: 0, unread: false, promoted, private_asked: None, private_fences: false, links, produced: 0 }));
                     }
                     Ok(d) => {
                         if let Err(why) = self.warm_message(&mut warm, d, &sent_faults, true) {
@@ -560,10 +597,10 @@ impl Supervisor<'_> {
     /// Sets up a child's channels with the launcher: hands it its two mailboxes
     /// ([`ipc_protocol::mailbox`]) in the `mailbox` message on `commands`, which from then on
     /// writes through the outgoing one, and starts forwarding what it sends, read through the
-    /// incoming one. With `polled`, no thread forwards it: the main loop reads it itself
-    /// ([`ipc_protocol::channel::Polled`], returned beside the channel it fills). With the
-    /// mailboxes off or not to be had, both directions take the socket alone (the reason kept
-    /// for the summary and marked in the trace), forwarded.
+    /// incoming one, by whom `reading` says: with [`Reading::Loop`], no thread forwards it and
+    /// the main loop reads it itself ([`ipc_protocol::channel::Polled`], returned beside the
+    /// channel it fills). With the mailboxes off or not to be had, both directions take the
+    /// socket alone (the reason kept for the summary and marked in the trace), forwarded.
     fn mailboxes<C, T>(
         &mut self,
         name: &str,
@@ -571,7 +608,7 @@ impl Supervisor<'_> {
         waker: &mut Option<ipc_protocol::mailbox::MailboxWaker>,
         mailbox: C,
         rx: ipc_protocol::channel::Receiver<T>,
-        polled: bool,
+        reading: Reading,
     ) -> anyhow::Result<Intake<T>>
     where
         C: ipc_protocol::channel::Wire,
@@ -579,7 +616,7 @@ impl Supervisor<'_> {
     {
         if !self.args.mailbox {
             self.mark_socket_events(true);
-            return Ok((ipc_protocol::channel::forward(name, rx)?, None));
+            return Ok((ipc_protocol::channel::forward(name, rx)?, ReadBy::Thread));
         }
         let made = ipc_protocol::mailbox::create(c"triptych-mailbox-in").and_then(|incoming| {
             ipc_protocol::mailbox::create_outgoing(c"triptych-mailbox-out").map(|o| (incoming, o))
@@ -600,18 +637,26 @@ impl Supervisor<'_> {
                 // the mailbox.
                 *commands = commands.clone().with_mailbox(writer);
                 let rx = rx.with_mailbox(reader, self.mailbox_stats.clone());
-                if polled {
-                    let (intake, events) = ipc_protocol::channel::polled(name, rx);
-                    return Ok((events, Some(intake)));
+                match reading {
+                    Reading::Loop => {
+                        let (intake, events) = ipc_protocol::channel::polled(name, rx);
+                        Ok((events, ReadBy::Loop(intake)))
+                    }
+                    Reading::ThreadUntilAsked => {
+                        let (events, back) = ipc_protocol::channel::forward_handing_back(name, rx)?;
+                        Ok((events, ReadBy::ThreadUntilAsked(back)))
+                    }
+                    Reading::Thread => {
+                        Ok((ipc_protocol::channel::forward(name, rx)?, ReadBy::Thread))
+                    }
                 }
-                Ok((ipc_protocol::channel::forward(name, rx)?, None))
             }
             Err(e) => {
                 tracing::warn!(error = %e, child = name, "no mailbox: the child's messages take the socket");
                 self.mailbox_off = Some(format!("{name}: {e}"));
                 self.mailbox_fallbacks += 1;
                 self.mark_socket_events(false);
-                Ok((ipc_protocol::channel::forward(name, rx)?, None))
+                Ok((ipc_protocol::channel::forward(name, rx)?, ReadBy::Thread))
             }
         }
     }
@@ -681,14 +726,22 @@ impl Supervisor<'_> {
             &mut child.waker,
             LauncherToRenderer::Mailbox,
             child.events.take().context("renderer events taken")?,
-            self.pacer.is_some(),
+            if self.pacer.is_some() {
+                Reading::Loop
+            } else {
+                Reading::Thread
+            },
         )?;
+        let intake = match intake {
+            ReadBy::Loop(p) => Some(p),
+            ReadBy::Thread | ReadBy::ThreadUntilAsked(_) => None,
+        };
         if intake.is_some() {
             self.intakes.0 += 1;
         } else {
             self.intakes.1 += 1;
         }
-        let exit = watch_exit(&child.proc)?;
+        let exit = watch_exit(&child.proc, &self.bell)?;
         let now = Instant::now();
         self.policing.renderer_started(view, now);
         self.liveness.started(Who::Renderer(view), now);

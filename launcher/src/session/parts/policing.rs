@@ -84,6 +84,23 @@ impl Default for Vouches {
 }
 
 impl Policing {
+    /// Has every verdict ring `bell` as it comes ([`super::super::gpu_intake::belled`]): for a
+    /// main loop that sleeps on the GPU process's ring.
+    pub fn ring_on_verdicts(
+        &mut self,
+        bell: &std::sync::Arc<ipc_protocol::channel::Bell>,
+    ) -> anyhow::Result<()> {
+        use super::super::gpu_intake::belled;
+        use crossbeam_channel::never;
+        let checks = std::mem::replace(&mut self.checks.done, never());
+        self.checks.done = belled("checks-bell", checks, bell)?;
+        let looks = std::mem::replace(&mut self.looks.done, never());
+        self.looks.done = belled("looks-bell", looks, bell)?;
+        let vouches = std::mem::replace(&mut self.vouches.rx, never());
+        self.vouches.rx = belled("vouches-bell", vouches, bell)?;
+        Ok(())
+    }
+
     /// A GPU process of `epoch` started at `now`: a fresh budget.
     pub fn gpu_started(&mut self, now: Instant) {
         self.budgets.gpu = rules::Budget::new(now);

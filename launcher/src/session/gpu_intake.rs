@@ -1,0 +1,183 @@
+//! The GPU process's messages read by the main loop itself, and the loop's sleep on its ring:
+//! in a paced run without a window ([`Supervisor::ring_sleep`]).
+//!
+//! A GPU process starts with a forwarding thread reading what it sends, since the start-up
+//! waits block on its channel. Once it has started, the loop asks the thread for the channel
+//! back ([`ipc_protocol::channel::Handback`]) and from then on reads the process's mailbox
+//! itself each turn, as it reads its renderers'. With nothing to do, it sleeps on that ring
+//! and on a [`Bell`] of its own at once (`futex_waitv`): the GPU process's wake-up for a burst
+//! of frames wakes the thread that relays them, with no thread in between to wake it in turn.
+//! The mailbox's rules are the same as for a thread: the same decoder, the same judgement of
+//! indices and of wake-ups with no record.
+//!
+//! What the loop must hear of at once rings the bell as it comes: a child's exit (its watcher),
+//! the application's edits and control, signals, and the verdicts of the checks of children's
+//! claims ([`belled`]). What does not (a command stream's end, the standby's messages, a
+//! renderer read by a thread) is seen within [`RING_SLEEP_MOST`] of its coming, the longest
+//! sleep on the ring.
+//!
+//! A GPU process that sends more than a turn of the loop takes goes back to a forwarding thread
+//! of its own, which reads it as fast as it sends; so does one the loop is about to wait on.
+
+use super::*;
+use ipc_protocol::channel::{Handback, Polled};
+
+/// The longest the loop sleeps on the GPU process's ring: what rings no bell waits at most
+/// this long (a frame at 60 Hz).
+pub(super) const RING_SLEEP_MOST: Duration = Duration::from_millis(16);
+
+/// Who fills a GPU process's channel.
+pub(super) enum GpuIntake {
+    /// A forwarding thread, to the end.
+    Thread,
+    /// A forwarding thread, until it hands the channel back: asked once, taken at a later turn.
+    Handing {
+        back: Handback<GpuToLauncher>,
+        asked: bool,
+    },
+    /// The main loop.
+    Loop(Polled<GpuToLauncher>),
+}
+
+impl Gpu {
+    /// Leaves what is left of its messages to a forwarding thread, for a caller about to wait
+    /// on `events`: one that read them already, or a new one.
+    pub(super) fn forward_rest(&mut self) {
+        let intake = std::mem::replace(&mut self.intake, GpuIntake::Thread);
+        let polled = match intake {
+            GpuIntake::Thread => return,
+            // Asked, the thread stops at once unless a message is on its way.
+            GpuIntake::Handing { back, asked } => {
+                if !asked {
+                    return;
+                }
+                match back.take_within(Duration::from_secs(1)) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+            GpuIntake::Loop(p) => p,
+        };
+        if let Err(e) = polled.forward() {
+            // `events` disconnects: the waits on it end at once.
+            tracing::warn!(error = %e, "could not forward the GPU process's last messages");
+        }
+    }
+
+    /// Takes what is left of its messages at once, the process being dead: a caller's wait on
+    /// `events` then ends with what it left.
+    pub(super) fn drain_gone(&mut self) {
+        let intake = std::mem::replace(&mut self.intake, GpuIntake::Thread);
+        let polled = match intake {
+            GpuIntake::Thread => return,
+            GpuIntake::Handing { back, asked } => {
+                if !asked {
+                    return;
+                }
+                match back.take_within(Duration::from_millis(500)) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+            GpuIntake::Loop(p) => p,
+        };
+        polled.drain_gone();
+    }
+}
+
+impl Supervisor<'_> {
+    /// A turn's look at the GPU process's messages: asks its thread for the channel once it
+    /// has started, takes the channel when the thread has stopped, and where the loop reads it,
+    /// moves up to [`drive::DRAIN`] waiting messages into `events` and handles as many. Returns
+    /// whether more may wait.
+    pub(super) fn poll_gpu(&mut self, now: Instant) -> anyhow::Result<bool> {
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return Ok(false);
+        };
+        if let GpuIntake::Handing { back, asked } = &mut g.intake {
+            if !*asked {
+                back.ask(g.child.waker.as_ref());
+                *asked = true;
+            }
+            match back.take() {
+                Some(p) => {
+                    tracing::info!(
+                        gpu = g.child.proc.pid,
+                        "the loop reads the GPU process's messages itself from now on"
+                    );
+                    g.intake = GpuIntake::Loop(p);
+                    self.gpu_intakes.0 += 1;
+                }
+                None => return Ok(false),
+            }
+        }
+        let GpuIntake::Loop(p) = &mut g.intake else {
+            return Ok(false);
+        };
+        let more = p.poll(now, drive::DRAIN as usize);
+        let events = g.events.clone();
+        self.drain_gpu(&events)?;
+        Ok(more)
+    }
+
+    /// Hands a GPU process that still has more waiting after a turn's rounds to a forwarding
+    /// thread: it sends more than the loop takes in a turn, and is read as fast as it sends
+    /// without holding up the loop.
+    pub(super) fn forward_gpu_flood(&mut self) {
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return;
+        };
+        if !matches!(&g.intake, GpuIntake::Loop(p) if p.behind()) {
+            return;
+        }
+        tracing::info!(
+            gpu = g.child.proc.pid,
+            "the GPU process sends more than a turn of the loop takes: a thread reads it from now on"
+        );
+        g.forward_rest();
+        self.gpu_intakes.0 = self.gpu_intakes.0.saturating_sub(1);
+        self.gpu_intakes.1 += 1;
+    }
+
+    /// Sleeps on the GPU process's ring and the loop's bell, read as `rung` before the turn
+    /// looked at what it waits for, for at most `wait` (and [`RING_SLEEP_MOST`]). Returns
+    /// `false`, having not slept, where the loop does not read that ring: the caller waits on
+    /// its channels instead.
+    pub(super) fn sleep_on_gpu(&mut self, rung: u32, wait: Duration) -> bool {
+        let Some(g) = self.pair.gpu.as_mut() else {
+            return false;
+        };
+        let GpuIntake::Loop(p) = &mut g.intake else {
+            return false;
+        };
+        p.sleep(&self.bell, rung, wait.min(RING_SLEEP_MOST))
+    }
+}
+
+/// A channel that gives what `rx` gives and rings `bell` as each message is put in it: for
+/// what the loop must hear of at once while it sleeps on the GPU process's ring. A thread named
+/// `name` moves the messages; the channel holds one, so a sender that outruns the loop waits
+/// as it would on `rx`, and it disconnects when `rx` does.
+pub(super) fn belled<T: Send + 'static>(
+    name: &str,
+    rx: Receiver<T>,
+    bell: &Arc<Bell>,
+) -> anyhow::Result<Receiver<T>> {
+    let (tx, out) = crossbeam_channel::bounded(1);
+    let bell = bell.clone();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            for m in rx.iter() {
+                if tx.send(m).is_err() {
+                    return;
+                }
+                bell.ring();
+            }
+            drop(tx);
+            // The end is something to hear of too.
+            bell.ring();
+        })
+        .with_context(|| format!("spawning the {name} thread"))?;
+    Ok(out)
+}
