@@ -902,8 +902,9 @@ impl<T: Wire + Send + 'static> Polled<T> {
     /// or `timeout` passes, taking nothing: for the loop that polls this channel, with nothing
     /// else to do. The mailbox's rules hold as for a forwarding thread's sleep (a wake-up with
     /// no record counts against the peer, and past the limit is its violation, delivered as
-    /// [`Polled::poll`] delivers one). An announced message awaited on the socket, which no
-    /// wake-up brings, cuts the sleep to a millisecond. Returns `false` where this cannot sleep
+    /// [`Polled::poll`] delivers one). While an announced message is awaited on the socket,
+    /// which no wake-up brings, it naps on the bell alone, a millisecond at first and longer as
+    /// the wait goes on (the records behind the announcement wait for it). Returns `false` where this cannot sleep
     /// so (no mailbox, a closed channel, a kernel without `futex_waitv`): the caller waits
     /// otherwise.
     pub fn sleep(&mut self, bell: &Bell, rung: u32, timeout: std::time::Duration) -> bool {

@@ -472,16 +472,34 @@ pub enum Record {
 /// length 0; the reserved bytes and whatever follows the payload are ignored. Anything else is
 /// the writer's [`Violation`].
 pub fn parse_record(rec: &[u8; RECORD_BYTES]) -> Result<Record, Violation> {
-    let len = usize::from(u16::from_le_bytes([rec[0], rec[1]]));
-    match rec[2] {
-        KIND_MESSAGE if len == 0 => Err(Violation::Mailbox("an empty message record".into())),
-        KIND_MESSAGE if len <= PAYLOAD_MAX => Ok(Record::Message(
+    let mut head = [0u8; RECORD_HEAD];
+    head.copy_from_slice(&rec[..RECORD_HEAD]);
+    match parse_head(&head)? {
+        Head::Message(len) => Ok(Record::Message(
             rec[RECORD_HEAD..RECORD_HEAD + len].to_vec(),
         )),
+        Head::OnSocket => Ok(Record::OnSocket),
+    }
+}
+
+/// What a record's head allows ([`parse_record`]'s rules).
+enum Head {
+    /// A message of this many bytes, at most [`PAYLOAD_MAX`].
+    Message(usize),
+    /// An announcement.
+    OnSocket,
+}
+
+/// Judges a record's head, copied out of the ring: [`parse_record`]'s rules.
+fn parse_head(head: &[u8; RECORD_HEAD]) -> Result<Head, Violation> {
+    let len = usize::from(u16::from_le_bytes([head[0], head[1]]));
+    match head[2] {
+        KIND_MESSAGE if len == 0 => Err(Violation::Mailbox("an empty message record".into())),
+        KIND_MESSAGE if len <= PAYLOAD_MAX => Ok(Head::Message(len)),
         KIND_MESSAGE => Err(Violation::Mailbox(format!(
             "a record of {len} bytes, where one holds at most {PAYLOAD_MAX}"
         ))),
-        KIND_ON_SOCKET if len == 0 => Ok(Record::OnSocket),
+        KIND_ON_SOCKET if len == 0 => Ok(Head::OnSocket),
         KIND_ON_SOCKET => Err(Violation::Mailbox(format!(
             "an announcement record with {len} bytes"
         ))),
@@ -543,27 +561,43 @@ impl MailboxReader {
         Ok(ahead)
     }
 
-    /// Takes the next record, if there is one: copied out once, judged on the copy.
+    /// Takes the next record, if there is one: copied out once, judged on the copy. The head
+    /// is copied first, and the payload it allows after it (as many bytes as the copied head
+    /// says, never read again), so a short message costs a short copy.
     pub fn take(&mut self) -> Result<Option<Record>, Violation> {
         if self.waiting()? == 0 {
             return Ok(None);
         }
-        let mut rec = [0u8; RECORD_BYTES];
         let at = record_at(self.next);
-        let copied = self
-            .map
-            .peer_bytes()
-            .sub(at, RECORD_BYTES)
-            .is_some_and(|b| b.copy_to(&mut rec));
-        if !copied {
-            return Err(Violation::Mailbox("a record outside the ring".into()));
+        let outside = || Violation::Mailbox("a record outside the ring".into());
+        let bytes = self.map.peer_bytes();
+        let mut head = [0u8; RECORD_HEAD];
+        if !bytes
+            .sub(at, RECORD_HEAD)
+            .is_some_and(|b| b.copy_to(&mut head))
+        {
+            return Err(outside());
         }
+        let record = match parse_head(&head) {
+            Ok(Head::Message(len)) => {
+                let mut payload = vec![0u8; len];
+                if !bytes
+                    .sub(at + RECORD_HEAD, len)
+                    .is_some_and(|b| b.copy_to(&mut payload))
+                {
+                    return Err(outside());
+                }
+                Ok(Record::Message(payload))
+            }
+            Ok(Head::OnSocket) => Ok(Record::OnSocket),
+            Err(v) => Err(v),
+        };
         self.next = self.next.wrapping_add(1);
         self.adopted = true;
         self.wakes.records = self.wakes.records.saturating_add(1);
         // The record is copied: the writer may have its slot back.
         atomic(&self.map, READ_AT).store(self.next, Ordering::Release);
-        parse_record(&rec).map(Some)
+        record.map(Some)
     }
 
     /// Raises or lowers the sleeping flag (SeqCst: see [`MailboxWriter`]'s `put`).
@@ -720,15 +754,19 @@ pub(crate) fn next_unless<T: Wire, B: Beside<T>>(
     }
 }
 
-/// How long [`sleep`] naps while a message the ring announced is awaited on the socket, which
-/// no futex wakes for: the caller's next poll looks for it.
+/// How long [`sleep`] naps at first while a message the ring announced is awaited on the
+/// socket, which no futex wakes for: the caller's next poll looks for it. A correct writer's
+/// message is there at once; for one that is late, the naps grow with the wait, to a quarter of
+/// it, so a message that never comes costs the reader a hundred-odd wake-ups before it is the
+/// writer's violation ([`ANNOUNCED_WITHIN`]).
 const ANNOUNCED_NAP: Duration = Duration::from_millis(1);
 
 /// Sleeps on `inbox`'s ring for a reader its owner's loop polls ([`next_now`]), until a record
 /// comes, `bell` (a word of the owner's own process, [`crate::channel::Bell`]) no longer holds
 /// `rung` or is woken, or `timeout` passes; nothing is taken. The sleeping flag is up for the
 /// wait, so the writer wakes it as a thread's reader is woken, and a wake-up with no record is
-/// counted against the writer the same way. Returns `false`, with nothing done, where the
+/// counted against the writer the same way. While a message the ring announced is awaited on
+/// the socket, it naps instead ([`ANNOUNCED_NAP`]). Returns `false`, with nothing done, where the
 /// kernel cannot wait on two words at once (`futex_waitv`, Linux 5.16): the caller waits
 /// otherwise.
 pub(crate) fn sleep(
@@ -737,11 +775,23 @@ pub(crate) fn sleep(
     rung: u32,
     timeout: Duration,
 ) -> Result<bool, RecvError> {
-    let timeout = if inbox.announced.is_some() {
-        timeout.min(ANNOUNCED_NAP)
-    } else {
-        timeout
-    };
+    if let Some(since) = inbox.announced {
+        // The records behind the announcement wait for its message: only the bell, or the
+        // nap's end, ends this sleep.
+        let nap = (since.elapsed() / 4).clamp(ANNOUNCED_NAP, timeout.max(ANNOUNCED_NAP));
+        let bell = triptych_sys::futex::WaitOn {
+            word: bell,
+            expected: rung,
+            private: true,
+        };
+        return match triptych_sys::futex::wait_any(&[bell], nap.min(timeout)) {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting on a bell failed");
+                Ok(false)
+            }
+        };
+    }
     let mailbox = &mut inbox.reader;
     mailbox.sleeping(true);
     if mailbox.waiting()? > 0 {

@@ -204,10 +204,13 @@ impl Supervisor<'_> {
             if self.run_over() {
                 break;
             }
-            let wait = self
+            let mut wait = self
                 .display_tick()
                 .or_else(|| self.pacer_tick())
                 .map_or(heartbeat, |tick| tick.min(heartbeat));
+            if self.pair.gpu.as_ref().is_some_and(|g| g.handing_back()) {
+                wait = wait.min(gpu_intake::HANDBACK_LOOK);
+            }
             let display_events = self
                 .display
                 .as_ref()

@@ -18,6 +18,11 @@ use ipc_protocol::Role;
 impl Supervisor<'_> {
     /// Shuts everything down and completes the summary.
     pub(super) fn finish(&mut self, ok: bool) -> anyhow::Result<RunSummary> {
+        // Nothing of the loop reads the GPU process any more: a thread does, so that what it
+        // sends while the end's waits go on is taken and its ring never fills.
+        if let Some(g) = &mut self.pair.gpu {
+            g.forward_rest();
+        }
         // The standby goes first, so that the end's fd count is the run's own, as the one after
         // the tenth frame is (the standby is made only after it).
         let standby_pid = self.pair.standby.as_ref().map_or(0, |w| w.child.proc.pid);

@@ -12,9 +12,10 @@
 //!
 //! What the loop must hear of at once rings the bell as it comes: a child's exit (its watcher),
 //! the application's edits and control, signals, and the verdicts of the checks of children's
-//! claims ([`belled`]). What does not (a command stream's end, the standby's messages, a
-//! renderer read by a thread) is seen within [`RING_SLEEP_MOST`] of its coming, the longest
-//! sleep on the ring.
+//! claims ([`belled`]); those threads end with the run ([`Ringers`]). What does not (a command
+//! stream's end, the standby's messages) is seen within [`RING_SLEEP_MOST`] of its coming, the
+//! longest sleep on the ring. While a renderer is read by a thread (one that sent more than a
+//! turn takes), the loop waits on its channels instead, as an unpaced run's does.
 //!
 //! A GPU process that sends more than a turn of the loop takes goes back to a forwarding thread
 //! of its own, which reads it as fast as it sends; so does one the loop is about to wait on.
@@ -25,6 +26,15 @@ use ipc_protocol::channel::{Handback, Polled};
 /// The longest the loop sleeps on the GPU process's ring: what rings no bell waits at most
 /// this long (a frame at 60 Hz).
 pub(super) const RING_SLEEP_MOST: Duration = Duration::from_millis(16);
+
+/// How long the loop waits for the GPU process's thread to hand its channel back when it asks
+/// for it; past that, it looks again at each turn, and its waits meanwhile are at most
+/// [`HANDBACK_LOOK`].
+const HANDBACK_WAIT: Duration = Duration::from_millis(5);
+
+/// The longest wait of the loop while the GPU process's thread has been asked for its channel
+/// and has not handed it back.
+pub(super) const HANDBACK_LOOK: Duration = Duration::from_millis(1);
 
 /// Who fills a GPU process's channel.
 pub(super) enum GpuIntake {
@@ -40,6 +50,11 @@ pub(super) enum GpuIntake {
 }
 
 impl Gpu {
+    /// Whether its thread was asked for its channel and has not handed it back yet.
+    pub(super) fn handing_back(&self) -> bool {
+        matches!(self.intake, GpuIntake::Handing { asked: true, .. })
+    }
+
     /// Leaves what is left of its messages to a forwarding thread, for a caller about to wait
     /// on `events`: one that read them already, or a new one.
     pub(super) fn forward_rest(&mut self) {
@@ -95,11 +110,17 @@ impl Supervisor<'_> {
             return Ok(false);
         };
         if let GpuIntake::Handing { back, asked } = &mut g.intake {
-            if !*asked {
+            // Asked, the thread stops at once unless a message is on its way: waited for a
+            // moment, so that the process's next frames, which wake no thread once it has
+            // stopped, are not left to the loop's next tick.
+            let wait = if *asked {
+                Duration::ZERO
+            } else {
                 back.ask(g.child.waker.as_ref());
                 *asked = true;
-            }
-            match back.take() {
+                HANDBACK_WAIT
+            };
+            match back.take_within(wait) {
                 Some(p) => {
                     tracing::info!(
                         gpu = g.child.proc.pid,
@@ -135,7 +156,7 @@ impl Supervisor<'_> {
             "the GPU process sends more than a turn of the loop takes: a thread reads it from now on"
         );
         g.forward_rest();
-        self.gpu_intakes.0 = self.gpu_intakes.0.saturating_sub(1);
+        // Read by the loop, then by a thread: `mixed`.
         self.gpu_intakes.1 += 1;
     }
 
@@ -144,6 +165,16 @@ impl Supervisor<'_> {
     /// `false`, having not slept, where the loop does not read that ring: the caller waits on
     /// its channels instead.
     pub(super) fn sleep_on_gpu(&mut self, rung: u32, wait: Duration) -> bool {
+        // A renderer a thread reads (one that sent more than a turn takes) rings no bell: its
+        // messages would wait for the GPU process's next frame.
+        let threaded = self
+            .views
+            .iter()
+            .filter_map(|v| v.renderer.as_ref())
+            .any(|r| r.intake.is_none());
+        if threaded {
+            return false;
+        }
         let Some(g) = self.pair.gpu.as_mut() else {
             return false;
         };
@@ -154,29 +185,51 @@ impl Supervisor<'_> {
     }
 }
 
-/// A channel that gives what `rx` gives and rings `bell` as each message is put in it: for
-/// what the loop must hear of at once while it sleeps on the GPU process's ring. A thread named
-/// `name` moves the messages; the channel holds one, so a sender that outruns the loop waits
-/// as it would on `rx`, and it disconnects when `rx` does.
+/// The bell of a loop that sleeps on the GPU process's ring, and the end of the threads that
+/// ring it ([`belled`]): they stop when the run's [`Supervisor`] (which holds the
+/// [`Ringers::stop`] sender) is dropped, whatever their sources do.
+#[derive(Clone)]
+pub(super) struct Ringers {
+    pub(super) bell: Arc<Bell>,
+    /// Never sent on: disconnected when its sender is dropped.
+    pub(super) stop: Receiver<()>,
+}
+
+/// A channel that gives what `rx` gives and rings `ringers`' bell as each message is put in
+/// it: for what the loop must hear of at once while it sleeps on the GPU process's ring. A
+/// thread named `name` moves the messages; the channel holds one, so a sender that outruns the
+/// loop waits as it would on `rx`. It disconnects when `rx` does, and the thread ends then, or
+/// when the run ends ([`Ringers::stop`]).
 pub(super) fn belled<T: Send + 'static>(
     name: &str,
     rx: Receiver<T>,
-    bell: &Arc<Bell>,
+    ringers: &Ringers,
 ) -> anyhow::Result<Receiver<T>> {
     let (tx, out) = crossbeam_channel::bounded(1);
-    let bell = bell.clone();
+    let Ringers { bell, stop } = ringers.clone();
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || {
-            for m in rx.iter() {
-                if tx.send(m).is_err() {
-                    return;
+        .spawn(move || loop {
+            crossbeam_channel::select! {
+                recv(rx) -> m => {
+                    let Ok(m) = m else {
+                        drop(tx);
+                        // The end is something to hear of too.
+                        bell.ring();
+                        return;
+                    };
+                    crossbeam_channel::select! {
+                        send(tx, m) -> sent => {
+                            if sent.is_err() {
+                                return;
+                            }
+                        }
+                        recv(stop) -> _ => return,
+                    }
+                    bell.ring();
                 }
-                bell.ring();
+                recv(stop) -> _ => return,
             }
-            drop(tx);
-            // The end is something to hear of too.
-            bell.ring();
         })
         .with_context(|| format!("spawning the {name} thread"))?;
     Ok(out)

@@ -530,6 +530,8 @@ struct Supervisor<'a> {
     ring_sleep: bool,
     /// Rung by what the loop must hear of at once while it sleeps on the GPU process's ring.
     bell: Arc<Bell>,
+    /// Dropped with the run: the threads that ring the bell end ([`gpu_intake::Ringers`]).
+    _ringers_stop: crossbeam_channel::Sender<()>,
     /// Why a child's messages took the socket alone, where one's did (the latest reason).
     mailbox_off: Option<String>,
     /// Children whose mailboxes could not be made (their messages took the socket).
@@ -816,6 +818,11 @@ fn run_with(
     // hear of at once rings its bell as it comes: children's exits (their watchers), the
     // application's edits and control, signals.
     let bell = Arc::new(Bell::default());
+    let (ringers_stop, stop) = crossbeam_channel::bounded::<()>(0);
+    let ringers = gpu_intake::Ringers {
+        bell: bell.clone(),
+        stop,
+    };
     let ring_sleep = args.fps.is_some()
         && display.is_none()
         && args.mailbox
@@ -827,7 +834,7 @@ fn run_with(
     }
     let belled_signals;
     let signals = if ring_sleep {
-        belled_signals = gpu_intake::belled("signals-bell", signals.clone(), &bell)?;
+        belled_signals = gpu_intake::belled("signals-bell", signals.clone(), &ringers)?;
         &belled_signals
     } else {
         signals
@@ -837,10 +844,10 @@ fn run_with(
     if ring_sleep {
         if let Some(e) = embed.as_mut() {
             let control = std::mem::replace(&mut e.control, crossbeam_channel::never());
-            e.control = gpu_intake::belled("control-bell", control, &bell)?;
+            e.control = gpu_intake::belled("control-bell", control, &ringers)?;
         }
         if let Some((from, to)) = edits.take() {
-            edits = Some((gpu_intake::belled("edits-bell", from, &bell)?, to));
+            edits = Some((gpu_intake::belled("edits-bell", from, &ringers)?, to));
         }
     }
     let mut sv = Supervisor {
@@ -887,6 +894,7 @@ fn run_with(
         gpu_intakes: (0, 0),
         ring_sleep,
         bell: bell.clone(),
+        _ringers_stop: ringers_stop,
         mailbox_off: (!args.mailbox).then(|| "turned off (--mailbox off)".to_owned()),
         mailbox_fallbacks: 0,
         mailbox_marked: false,
@@ -895,7 +903,7 @@ fn run_with(
         gone: Vec::new(),
     };
     if ring_sleep {
-        sv.policing.ring_on_verdicts(&bell)?;
+        sv.policing.ring_on_verdicts(&ringers)?;
     }
     for scene in scenes {
         let n = sv.next_view;

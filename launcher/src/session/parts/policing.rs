@@ -88,7 +88,7 @@ impl Policing {
     /// main loop that sleeps on the GPU process's ring.
     pub fn ring_on_verdicts(
         &mut self,
-        bell: &std::sync::Arc<ipc_protocol::channel::Bell>,
+        bell: &super::super::gpu_intake::Ringers,
     ) -> anyhow::Result<()> {
         use super::super::gpu_intake::belled;
         use crossbeam_channel::never;
