@@ -674,7 +674,7 @@ where
 pub struct Handback<T> {
     name: String,
     stop: Arc<std::sync::atomic::AtomicBool>,
-    back: crossbeam_channel::Receiver<(Receiver<T>, crossbeam_channel::Sender<Delivery<T>>)>,
+    back: crossbeam_channel::Receiver<HandedBack<T>>,
 }
 
 impl<T: Wire + Send + 'static> Handback<T> {
@@ -714,7 +714,7 @@ impl<T: Wire + Send + 'static> Handback<T> {
 /// without a mailbox it never stops.
 pub fn forward_handing_back<T>(
     name: &str,
-    mut rx: Receiver<T>,
+    rx: Receiver<T>,
 ) -> Result<(crossbeam_channel::Receiver<Delivery<T>>, Handback<T>), ForwardError>
 where
     T: Wire + Send + 'static,
@@ -723,38 +723,14 @@ where
     let (back_tx, back) = crossbeam_channel::bounded(1);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let asked = stop.clone();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            loop {
-                match rx.recv_unless(&asked) {
-                    Ok(Some(m)) => {
-                        if tx.send(Ok(m)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => {
-                        let _ = back_tx.send((rx, tx));
-                        return;
-                    }
-                    Err(RecvError::Violation(v)) => {
-                        let _ = tx.send(Err(v));
-                        break;
-                    }
-                    Err(RecvError::Disconnected) => break,
-                    Err(RecvError::Io(e)) => {
-                        tracing::debug!(error = %e, "channel receive failed");
-                        break;
-                    }
-                }
-            }
-            drop(rx);
-            drop(tx);
-        })
-        .map_err(|source| ForwardError {
-            name: name.to_owned(),
-            source,
-        })?;
+    spawn_forward_until(
+        name,
+        rx,
+        false,
+        move |rx| rx.recv_unless(&asked),
+        tx,
+        Some(back_tx),
+    )?;
     Ok((
         out,
         Handback {
@@ -806,10 +782,31 @@ impl Bell {
 /// Starts the forwarding thread that moves what `rx` receives into `tx`.
 fn spawn_forward_into<T>(
     name: &str,
-    mut rx: Receiver<T>,
+    rx: Receiver<T>,
     skip: bool,
     mut recv: impl FnMut(&mut Receiver<T>) -> Result<(T, Vec<OwnedFd>), RecvError> + Send + 'static,
     tx: crossbeam_channel::Sender<Delivery<T>>,
+) -> Result<(), ForwardError>
+where
+    T: Wire + Send + 'static,
+{
+    spawn_forward_until(name, rx, skip, move |rx| recv(rx).map(Some), tx, None)
+}
+
+/// What a thread that stopped forwarding hands back: its receiver and where it forwarded to.
+type HandedBack<T> = (Receiver<T>, crossbeam_channel::Sender<Delivery<T>>);
+
+/// Starts the forwarding thread that moves what `rx` receives into `tx`, until `recv` says to
+/// stop (`None`): then it hands both to `back`.
+fn spawn_forward_until<T>(
+    name: &str,
+    mut rx: Receiver<T>,
+    skip: bool,
+    mut recv: impl FnMut(&mut Receiver<T>) -> Result<Option<(T, Vec<OwnedFd>)>, RecvError>
+        + Send
+        + 'static,
+    tx: crossbeam_channel::Sender<Delivery<T>>,
+    back: Option<crossbeam_channel::Sender<HandedBack<T>>>,
 ) -> Result<(), ForwardError>
 where
     T: Wire + Send + 'static,
@@ -819,10 +816,17 @@ where
         .spawn(move || {
             loop {
                 match recv(&mut rx) {
-                    Ok(m) => {
+                    Ok(Some(m)) => {
                         if tx.send(Ok(m)).is_err() {
                             break;
                         }
+                    }
+                    Ok(None) => {
+                        if let Some(back) = back {
+                            let _ = back.send((rx, tx));
+                            return;
+                        }
+                        break;
                     }
                     Err(RecvError::Violation(v)) => {
                         if tx.send(Err(v)).is_err() || !skip {

@@ -55,48 +55,34 @@ impl Gpu {
         matches!(self.intake, GpuIntake::Handing { asked: true, .. })
     }
 
+    /// Takes its channel out of the loop's hands, or out of its thread's where the thread was
+    /// asked for it (waiting up to `wait` for it to stop: it stops at once unless a message is
+    /// on its way), leaving it read by a thread: `None` where a thread reads it to the end.
+    fn take_polled(&mut self, wait: Duration) -> Option<Polled<GpuToLauncher>> {
+        match std::mem::replace(&mut self.intake, GpuIntake::Thread) {
+            GpuIntake::Thread | GpuIntake::Handing { asked: false, .. } => None,
+            GpuIntake::Handing { back, asked: true } => back.take_within(wait),
+            GpuIntake::Loop(p) => Some(p),
+        }
+    }
+
     /// Leaves what is left of its messages to a forwarding thread, for a caller about to wait
     /// on `events`: one that read them already, or a new one.
     pub(super) fn forward_rest(&mut self) {
-        let intake = std::mem::replace(&mut self.intake, GpuIntake::Thread);
-        let polled = match intake {
-            GpuIntake::Thread => return,
-            // Asked, the thread stops at once unless a message is on its way.
-            GpuIntake::Handing { back, asked } => {
-                if !asked {
-                    return;
-                }
-                match back.take_within(Duration::from_secs(1)) {
-                    Some(p) => p,
-                    None => return,
-                }
+        if let Some(polled) = self.take_polled(Duration::from_secs(1)) {
+            if let Err(e) = polled.forward() {
+                // `events` disconnects: the waits on it end at once.
+                tracing::warn!(error = %e, "could not forward the GPU process's last messages");
             }
-            GpuIntake::Loop(p) => p,
-        };
-        if let Err(e) = polled.forward() {
-            // `events` disconnects: the waits on it end at once.
-            tracing::warn!(error = %e, "could not forward the GPU process's last messages");
         }
     }
 
     /// Takes what is left of its messages at once, the process being dead: a caller's wait on
     /// `events` then ends with what it left.
     pub(super) fn drain_gone(&mut self) {
-        let intake = std::mem::replace(&mut self.intake, GpuIntake::Thread);
-        let polled = match intake {
-            GpuIntake::Thread => return,
-            GpuIntake::Handing { back, asked } => {
-                if !asked {
-                    return;
-                }
-                match back.take_within(Duration::from_millis(500)) {
-                    Some(p) => p,
-                    None => return,
-                }
-            }
-            GpuIntake::Loop(p) => p,
-        };
-        polled.drain_gone();
+        if let Some(polled) = self.take_polled(Duration::from_millis(500)) {
+            polled.drain_gone();
+        }
     }
 }
 
