@@ -793,44 +793,58 @@ pub(crate) fn sleep(
         };
     }
     let mailbox = &mut inbox.reader;
-    mailbox.sleeping(true);
-    if mailbox.waiting()? > 0 {
+    let deadline = Instant::now() + timeout;
+    // A wake-up with no record is counted and slept over here, as a thread's reader does, not
+    // handed to the caller: a writer that floods them costs the reader a system call each, not
+    // a turn of its owner's loop, and is judged as fast as a thread would judge it.
+    loop {
+        mailbox.sleeping(true);
+        if mailbox.waiting()? > 0 {
+            mailbox.sleeping(false);
+            return Ok(true);
+        }
+        let on = [
+            triptych_sys::futex::WaitOn {
+                word: atomic(&mailbox.map, WRITE_AT),
+                expected: mailbox.high,
+                private: false,
+            },
+            triptych_sys::futex::WaitOn {
+                word: bell,
+                expected: rung,
+                private: true,
+            },
+        ];
+        let waited =
+            triptych_sys::futex::wait_any(&on, deadline.saturating_duration_since(Instant::now()));
         mailbox.sleeping(false);
-        return Ok(true);
-    }
-    let on = [
-        triptych_sys::futex::WaitOn {
-            word: atomic(&mailbox.map, WRITE_AT),
-            expected: mailbox.high,
-            private: false,
-        },
-        triptych_sys::futex::WaitOn {
-            word: bell,
-            expected: rung,
-            private: true,
-        },
-    ];
-    let waited = triptych_sys::futex::wait_any(&on, timeout);
-    mailbox.sleeping(false);
-    use triptych_sys::futex::WaitedAny;
-    match waited {
-        Ok(w @ (WaitedAny::Woken(0) | WaitedAny::Changed)) => {
-            if mailbox.waiting()? > 0 {
-                if w == WaitedAny::Woken(0) {
-                    inbox.stats.wakes.fetch_add(1, Ordering::Relaxed);
+        use triptych_sys::futex::WaitedAny;
+        match waited {
+            Ok(w @ (WaitedAny::Woken(0) | WaitedAny::Changed)) => {
+                if mailbox.waiting()? > 0 {
+                    if w == WaitedAny::Woken(0) {
+                        inbox.stats.wakes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(true);
                 }
-            } else if w == WaitedAny::Woken(0) || bell.load(Ordering::SeqCst) == rung {
+                if w == WaitedAny::Changed && bell.load(Ordering::SeqCst) != rung {
+                    return Ok(true);
+                }
                 // Woken, or the index changed, with no record: as in `next`.
                 mailbox.spurious()?;
+                if Instant::now() >= deadline {
+                    return Ok(true);
+                }
+            }
+            Ok(WaitedAny::Woken(_) | WaitedAny::TimedOut | WaitedAny::Interrupted) => {
+                return Ok(true)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting on a mailbox and a bell failed");
+                return Ok(false);
             }
         }
-        Ok(WaitedAny::Woken(_) | WaitedAny::TimedOut | WaitedAny::Interrupted) => {}
-        Err(e) => {
-            tracing::debug!(error = %e, "waiting on a mailbox and a bell failed");
-            return Ok(false);
-        }
     }
-    Ok(true)
 }
 
 /// Takes what already waits of the stream that `inbox` orders, without waiting: the next

@@ -12,7 +12,7 @@
 //!
 //! What the loop must hear of at once rings the bell as it comes: a child's exit (its watcher),
 //! the application's edits and control, signals, and the verdicts of the checks of children's
-//! claims ([`belled`]); those threads end with the run ([`Ringers`]). What does not (a command
+//! claims ([`super::ringers::belled`]); those threads end with the run. What does not (a command
 //! stream's end, the standby's messages) is seen within [`RING_SLEEP_MOST`] of its coming, the
 //! longest sleep on the ring. While a renderer is read by a thread (one that sent more than a
 //! turn takes), the loop waits on its channels instead, as an unpaced run's does.
@@ -169,54 +169,4 @@ impl Supervisor<'_> {
         };
         p.sleep(&self.bell, rung, wait.min(RING_SLEEP_MOST))
     }
-}
-
-/// The bell of a loop that sleeps on the GPU process's ring, and the end of the threads that
-/// ring it ([`belled`]): they stop when the run's [`Supervisor`] (which holds the
-/// [`Ringers::stop`] sender) is dropped, whatever their sources do.
-#[derive(Clone)]
-pub(super) struct Ringers {
-    pub(super) bell: Arc<Bell>,
-    /// Never sent on: disconnected when its sender is dropped.
-    pub(super) stop: Receiver<()>,
-}
-
-/// A channel that gives what `rx` gives and rings `ringers`' bell as each message is put in
-/// it: for what the loop must hear of at once while it sleeps on the GPU process's ring. A
-/// thread named `name` moves the messages; the channel holds one, so a sender that outruns the
-/// loop waits as it would on `rx`. It disconnects when `rx` does, and the thread ends then, or
-/// when the run ends ([`Ringers::stop`]).
-pub(super) fn belled<T: Send + 'static>(
-    name: &str,
-    rx: Receiver<T>,
-    ringers: &Ringers,
-) -> anyhow::Result<Receiver<T>> {
-    let (tx, out) = crossbeam_channel::bounded(1);
-    let Ringers { bell, stop } = ringers.clone();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || loop {
-            crossbeam_channel::select! {
-                recv(rx) -> m => {
-                    let Ok(m) = m else {
-                        drop(tx);
-                        // The end is something to hear of too.
-                        bell.ring();
-                        return;
-                    };
-                    crossbeam_channel::select! {
-                        send(tx, m) -> sent => {
-                            if sent.is_err() {
-                                return;
-                            }
-                        }
-                        recv(stop) -> _ => return,
-                    }
-                    bell.ring();
-                }
-                recv(stop) -> _ => return,
-            }
-        })
-        .with_context(|| format!("spawning the {name} thread"))?;
-    Ok(out)
 }

@@ -35,6 +35,7 @@ mod overlay;
 mod parts;
 mod quiet;
 mod recovery;
+mod ringers;
 mod slots;
 mod spawn;
 mod standby;
@@ -530,7 +531,7 @@ struct Supervisor<'a> {
     ring_sleep: bool,
     /// Rung by what the loop must hear of at once while it sleeps on the GPU process's ring.
     bell: Arc<Bell>,
-    /// Dropped with the run: the threads that ring the bell end ([`gpu_intake::Ringers`]).
+    /// Dropped with the run: the threads that ring the bell end ([`ringers::Ringers`]).
     _ringers_stop: crossbeam_channel::Sender<()>,
     /// Why a child's messages took the socket alone, where one's did (the latest reason).
     mailbox_off: Option<String>,
@@ -819,7 +820,7 @@ fn run_with(
     // application's edits and control, signals.
     let bell = Arc::new(Bell::default());
     let (ringers_stop, stop) = crossbeam_channel::bounded::<()>(0);
-    let ringers = gpu_intake::Ringers {
+    let ringers = ringers::Ringers {
         bell: bell.clone(),
         stop,
     };
@@ -834,7 +835,7 @@ fn run_with(
     }
     let belled_signals;
     let signals = if ring_sleep {
-        belled_signals = gpu_intake::belled("signals-bell", signals.clone(), &ringers)?;
+        belled_signals = ringers::belled("signals-bell", signals.clone(), &ringers)?;
         &belled_signals
     } else {
         signals
@@ -844,10 +845,10 @@ fn run_with(
     if ring_sleep {
         if let Some(e) = embed.as_mut() {
             let control = std::mem::replace(&mut e.control, crossbeam_channel::never());
-            e.control = gpu_intake::belled("control-bell", control, &ringers)?;
+            e.control = ringers::belled("control-bell", control, &ringers)?;
         }
         if let Some((from, to)) = edits.take() {
-            edits = Some((gpu_intake::belled("edits-bell", from, &ringers)?, to));
+            edits = Some((ringers::belled("edits-bell", from, &ringers)?, to));
         }
     }
     let mut sv = Supervisor {

@@ -84,13 +84,13 @@ impl Default for Vouches {
 }
 
 impl Policing {
-    /// Has every verdict ring `bell` as it comes ([`super::super::gpu_intake::belled`]): for a
+    /// Has every verdict ring `bell` as it comes ([`super::super::ringers::belled`]): for a
     /// main loop that sleeps on the GPU process's ring.
     pub fn ring_on_verdicts(
         &mut self,
-        bell: &super::super::gpu_intake::Ringers,
+        bell: &super::super::ringers::Ringers,
     ) -> anyhow::Result<()> {
-        use super::super::gpu_intake::belled;
+        use super::super::ringers::belled;
         use crossbeam_channel::never;
         let checks = std::mem::replace(&mut self.checks.done, never());
         self.checks.done = belled("checks-bell", checks, bell)?;
