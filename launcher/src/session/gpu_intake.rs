@@ -21,7 +21,7 @@
 //! of its own, which reads it as fast as it sends; so does one the loop is about to wait on.
 
 use super::*;
-use ipc_protocol::channel::{Handback, Polled};
+use ipc_protocol::channel::Polled;
 
 /// The longest the loop sleeps on the GPU process's ring: what rings no bell waits at most
 /// this long (a frame at 60 Hz).
@@ -35,19 +35,6 @@ const HANDBACK_WAIT: Duration = Duration::from_millis(5);
 /// The longest wait of the loop while the GPU process's thread has been asked for its channel
 /// and has not handed it back.
 pub(super) const HANDBACK_LOOK: Duration = Duration::from_millis(1);
-
-/// Who fills a GPU process's channel.
-pub(super) enum GpuIntake {
-    /// A forwarding thread, to the end.
-    Thread,
-    /// A forwarding thread, until it hands the channel back: asked once, taken at a later turn.
-    Handing {
-        back: Handback<GpuToLauncher>,
-        asked: bool,
-    },
-    /// The main loop.
-    Loop(Polled<GpuToLauncher>),
-}
 
 impl Gpu {
     /// Whether its thread was asked for its channel and has not handed it back yet.

@@ -86,7 +86,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A message that arrives when a child exits; `bell` is rung as it is sent, for a main loop
-/// asleep on the GPU process's ring ([`gpu_intake`]).
+/// asleep on the GPU process's ring (`session/gpu_intake.rs`).
 fn watch_exit(p: &Process, bell: &Arc<Bell>) -> anyhow::Result<Receiver<()>> {
     let fd = triptych_sys::fd::dup_cloexec(p.pidfd.as_fd())?;
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -148,6 +148,19 @@ fn request_name(r: BackendRequest) -> &'static str {
     }
 }
 
+/// Who fills a GPU process's channel.
+pub(super) enum GpuIntake {
+    /// A forwarding thread, to the end.
+    Thread,
+    /// A forwarding thread, until it hands the channel back: asked once, taken at a later turn.
+    Handing {
+        back: ipc_protocol::channel::Handback<GpuToLauncher>,
+        asked: bool,
+    },
+    /// The main loop.
+    Loop(ipc_protocol::channel::Polled<GpuToLauncher>),
+}
+
 /// A running GPU process and what the launcher knows of it.
 struct Gpu {
     child: GpuChild,
@@ -155,7 +168,7 @@ struct Gpu {
     progress: Option<Page>,
     events: Receiver<Delivery<GpuToLauncher>>,
     /// Who fills `events`.
-    intake: gpu_intake::GpuIntake,
+    intake: GpuIntake,
     exit: Receiver<()>,
     info: GpuInfo,
     epoch: u64,
@@ -526,7 +539,7 @@ struct Supervisor<'a> {
     /// thread read to the end (`paths.gpu_intake`).
     gpu_intakes: (u64, u64),
     /// Whether the main loop reads the GPU process's ring itself once it has started, and
-    /// sleeps on it ([`gpu_intake`]): a paced run without a window, with mailboxes, on a kernel
+    /// sleeps on it (`session/gpu_intake.rs`): a paced run without a window, with mailboxes, on a kernel
     /// that can wait on two futexes at once.
     ring_sleep: bool,
     /// Rung by what the loop must hear of at once while it sleeps on the GPU process's ring.

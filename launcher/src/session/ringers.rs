@@ -1,5 +1,5 @@
 //! The threads that ring the main loop's bell ([`Bell`]): what the loop must hear of at once
-//! while it sleeps on the GPU process's ring ([`super::gpu_intake`]) comes through them, each
+//! while it sleeps on the GPU process's ring (`session/gpu_intake.rs`) comes through them, each
 //! message ringing the bell as it is handed on.
 
 use std::sync::Arc;

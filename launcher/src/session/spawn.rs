@@ -433,10 +433,10 @@ impl Supervisor<'_> {
                         self.liveness.started(Who::Gpu, Instant::now());
                         let WarmGpu { child, progress, events, handback, exit, .. } = warm;
                         let intake = match handback {
-                            Some(back) => gpu_intake::GpuIntake::Handing { back, asked: false },
+                            Some(back) => GpuIntake::Handing { back, asked: false },
                             None => {
                                 self.gpu_intakes.1 += 1;
-                                gpu_intake::GpuIntake::Thread
+                                GpuIntake::Thread
                             }
                         };
                         let mut links = Vec::with_capacity(self.views.len());
