@@ -457,6 +457,9 @@ pub(super) fn views_item(
             for (k, v) in paced.extra() {
                 it.extra.insert(k.into(), v);
             }
+            for (k, v) in hop_floor(items) {
+                it.extra.insert(k.into(), v);
+            }
             items.push(it);
         }
         Err(e) => {
@@ -634,4 +637,33 @@ fn edit_item(
             items.push(Item::missing(&label, goal, why));
         }
     }
+}
+
+/// The share of a core that the paced run of item 14 would spend if each of its view-frames
+/// crossed one hop between two processes and did nothing else: half of item 1c's CPU time per
+/// round trip (a record copied into a mailbox, the futex wake-up of the reader asleep on it, its
+/// wait ending, the record copied out and decoded; both sides), times the view-frames the pace
+/// asks for each second. Every view-frame needs at least that one hop with a wake-up, to the
+/// renderer that composites it, whichever process sends it; the goal for the handoff across the
+/// processes (2% of a core) is set beside it. Empty where item 1c has no CPU figure.
+fn hop_floor(items: &[Item]) -> Vec<(&'static str, Value)> {
+    const HANDOFF_GOAL_SHARE: f64 = 0.02;
+    let Some(round_trip) = items
+        .iter()
+        .find(|i| i.item == "1c")
+        .and_then(|i| i.extra.get("value_cpu_ns_per_round_trip"))
+        .and_then(Value::as_f64)
+    else {
+        return Vec::new();
+    };
+    let hop = round_trip / 2.0;
+    let per_second = (views::VIEWS as f64) * f64::from(views::FPS);
+    vec![
+        ("hop_cpu_ns", Value::from(hop.round())),
+        (
+            "hop_floor_share_at_pace",
+            Value::from(hop * per_second / 1e9),
+        ),
+        ("handoff_goal_share", Value::from(HANDOFF_GOAL_SHARE)),
+    ]
 }

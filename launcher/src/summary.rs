@@ -355,6 +355,10 @@ pub struct Paths {
     /// `mixed` (one way, then the other: after a replacement, or for a process that sent more
     /// than a turn takes).
     pub gpu_intake: String,
+    /// The renderers' scheduling policy: `batch` (`SCHED_BATCH`: a renderer woken for a frame
+    /// waits for the launcher to sleep instead of taking its core at once), or `default: ` and
+    /// why the kernel left one under its default policy.
+    pub renderer_scheduling: String,
 }
 
 /// What one child said that the launcher did not take on trust: descriptions the renderer
@@ -818,8 +822,8 @@ impl RunSummary {
                 p.mailbox_sent_records, p.mailbox_sent_on_socket, p.mailbox_sent_wakes
             );
             s += &format!(
-                "  renderers' messages read: {}; the GPU process's: {}\n",
-                p.renderer_intake, p.gpu_intake
+                "  renderers' messages read: {}; the GPU process's: {}; renderers scheduled: {}\n",
+                p.renderer_intake, p.gpu_intake, p.renderer_scheduling
             );
         }
         if let Some(out) = &f.out {
@@ -978,6 +982,7 @@ mod tests {
                 mailbox_sent_on_socket: 6,
                 renderer_intake: "polled".into(),
                 gpu_intake: "polled".into(),
+                renderer_scheduling: "batch".into(),
             },
             verified: Some(crate::verify::Verification::default()),
             recovery: Recovery {
@@ -1095,6 +1100,7 @@ mod tests {
                     "mailbox_woken",
                     "renderer_intake",
                     "gpu_intake",
+                    "renderer_scheduling",
                 ],
             ),
             (

@@ -16,6 +16,7 @@
 //!    capability dropped from the bounding set and the ambient set, so that the `execve` that
 //!    follows grants no capability even to uid 0: the child starts with empty capability sets.
 //!    A root launcher's children therefore hold no `CAP_SYS_PTRACE` anywhere.
+//! 5. **scheduling**: where asked, `SCHED_BATCH` ([`crate::sched`]), best effort.
 //!
 //! Everything in the hook is a raw system call on values prepared before the fork: no
 //! allocation, no lock, as required between `fork` and `exec` in a threaded parent. The prctl
@@ -109,6 +110,7 @@ pub struct Confinement {
     parent: Option<u32>,
     new_user_namespace: bool,
     close_others: bool,
+    batch: bool,
 }
 
 impl Confinement {
@@ -161,6 +163,14 @@ impl Confinement {
     /// prctl, and the child would otherwise run orphaned.
     pub fn die_with_parent(mut self, parent: u32) -> Self {
         self.parent = Some(parent);
+        self
+    }
+
+    /// The child runs under `SCHED_BATCH` ([`crate::sched`]), if the kernel lets it: a refusal
+    /// leaves it under the policy it had, which the caller can read with
+    /// [`crate::sched::policy_of`].
+    pub fn batch_scheduling(mut self) -> Self {
+        self.batch = true;
         self
     }
 
@@ -279,6 +289,10 @@ impl Confinement {
                 return Err(std::io::Error::last_os_error());
             }
         }
+        if self.batch {
+            // Refused, the child keeps its policy; the launcher reads it back.
+            let _ = crate::sched::set_batch();
+        }
         if let Some(parent) = self.parent {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
@@ -333,6 +347,29 @@ mod tests {
     #[test]
     fn close_range_flag_matches_the_uapi_header() {
         assert_eq!(CLOSE_RANGE_CLOEXEC, 4);
+    }
+
+    #[test]
+    fn a_child_asked_to_run_as_a_batch_task_does() {
+        // Field 41 of /proc/PID/stat is the policy (`proc(5)`); SCHED_BATCH is 3.
+        let policy = |batch: bool| {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c").arg("cut -d' ' -f41 /proc/$$/stat");
+            cmd.stdout(std::process::Stdio::piped());
+            let c = Confinement::new();
+            if batch { c.batch_scheduling() } else { c }.install(&mut cmd);
+            let out = cmd.output().expect("spawn");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(policy(true), libc::SCHED_BATCH.to_string());
+        // Not asked, it keeps this thread's (fields after the command name's closing bracket
+        // start at field 3).
+        let own = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+        let own = own
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(41 - 3));
+        assert_eq!(Some(policy(false).as_str()), own);
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub mod poll;
 pub mod prctl;
 pub mod proc;
 pub mod rlimit;
+pub mod sched;
 pub mod scm;
 pub mod seccomp;
 pub mod signal;

@@ -224,9 +224,13 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
         find(items, "fd_pidfd_getfd_vs_scm_rights")["extra"]["fds_per_round_trip"],
         32
     );
-    // Items 1 (the mailbox) and 1d (the socket alone) carry the CPU time of both sides per
-    // round trip, for the value and the baseline, and their quotient.
-    for name in ["handoff_steady", "handoff_steady_socket"] {
+    // Items 1 (the mailbox), 1c (the channel alone) and 1d (the socket alone) carry the CPU
+    // time of both sides per round trip, for the value and the baseline, and their quotient.
+    for name in [
+        "handoff_steady",
+        "handoff_transport_only",
+        "handoff_steady_socket",
+    ] {
         let it = find(items, name);
         let v = num(&it["extra"]["value_cpu_ns_per_round_trip"], "value CPU");
         let b = num(
@@ -258,6 +262,21 @@ fn quick_bench_reports_every_figure_with_ratios_from_the_same_run() {
         "launcher CPU share",
     );
     num(&it["extra"]["gpu_cpu_share_of_a_core"], "GPU CPU share");
+    // Its floor: one hop of item 1c (half its CPU per round trip) per view-frame at the pace.
+    let round_trip = num(
+        &find(items, "handoff_transport_only")["extra"]["value_cpu_ns_per_round_trip"],
+        "item 1c's CPU per round trip",
+    );
+    let hop = num(&it["extra"]["hop_cpu_ns"], "one hop's CPU");
+    assert!(close(hop, (round_trip / 2.0).round()), "{it}");
+    assert!(
+        close(
+            num(&it["extra"]["hop_floor_share_at_pace"], "the hop floor"),
+            round_trip / 2.0 * 16.0 * 60.0 / 1e9
+        ),
+        "{it}"
+    );
+    assert_eq!(it["extra"]["handoff_goal_share"], 0.02, "{it}");
 
     // Item 7: at least one 1080p pipeline run; its baseline is 1/fps of that run, and the
     // handoff share of a frame is the ratio.

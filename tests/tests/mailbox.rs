@@ -107,6 +107,9 @@ fn a_paced_run_reads_its_renderers_from_the_loop_and_wakes_a_child_about_once_a_
     assert_eq!(p["renderer_intake"], "polled", "{p}");
     // And the GPU process's, once it has started: the loop sleeps on its ring.
     assert_eq!(p["gpu_intake"], "polled", "{p}");
+    // Each of the four renderers, read back from the kernel after its spawn, runs as a batch
+    // task: a frame's wake-up of it does not switch the launcher out.
+    assert_eq!(p["renderer_scheduling"], "batch", "{p}");
     let views = s["views"].as_array().expect("views");
     assert_eq!(views.len(), 4, "{s}");
     for v in views {

@@ -317,6 +317,13 @@ impl Jail {
             .inherit(report_w, REPORT_FD)?
             .inherit(child_end, HANDOVER_FD)?
             .inherit(child_control, CONTROL_FD)?;
+        // A renderer is woken for each frame handed on to it: under SCHED_BATCH it waits for
+        // the launcher to finish its turn instead of switching it out (`triptych_sys::sched`).
+        let confinement = if role == Role::Renderer {
+            confinement.batch_scheduling()
+        } else {
+            confinement
+        };
         let count = self.spawned.entry(role).or_insert(0);
         let first = *count == 0;
         *count += 1;

@@ -538,6 +538,9 @@ struct Supervisor<'a> {
     /// GPU processes whose messages the main loop took over from their thread, and those a
     /// thread read to the end (`paths.gpu_intake`).
     gpu_intakes: (u64, u64),
+    /// Why a renderer was left under the default scheduling policy, the first time one was
+    /// (`paths.renderer_scheduling`).
+    unbatched: Option<String>,
     /// Whether the main loop reads the GPU process's ring itself once it has started, and
     /// sleeps on it (`session/gpu_intake.rs`): a paced run without a window, with mailboxes, on a kernel
     /// that can wait on two futexes at once.
@@ -906,6 +909,7 @@ fn run_with(
         mailbox_sent: Default::default(),
         intakes: (0, 0),
         gpu_intakes: (0, 0),
+        unbatched: None,
         ring_sleep,
         bell: bell.clone(),
         _ringers_stop: ringers_stop,
