@@ -421,11 +421,18 @@ impl MailboxWriter {
     /// sleeps that grow to a millisecond, for at most [`FULL_WAIT`].
     /// A wake-up put off is made first: the reader may be asleep over a full ring.
     fn wait_for_room(&mut self) -> Result<(), SendError> {
+        let room = |w: &Self| {
+            let read = atomic(&w.map, READ_AT).load(Ordering::Acquire);
+            w.next.wrapping_sub(read) < RECORDS
+        };
+        // The steady case, without reading the clock.
+        if room(self) {
+            return Ok(());
+        }
         let start = Instant::now();
         let mut nap = Duration::from_micros(50);
         loop {
-            let read = atomic(&self.map, READ_AT).load(Ordering::Acquire);
-            if self.next.wrapping_sub(read) < RECORDS {
+            if room(self) {
                 return Ok(());
             }
             self.wake_asleep();
