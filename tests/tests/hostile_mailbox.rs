@@ -559,6 +559,29 @@ fn paced_gpu_a_socket_message_the_ring_did_not_announce() {
     loop_read_the_attacker("ring-unannounced", &log, &s);
 }
 
+// The same attacks made the moment the GPU process has started, before its first frame: the
+// launcher is asking the thread that read its start-up for the ring back, and whichever of the
+// two finds the attack judges it, with nothing lost between them.
+#[test]
+fn paced_gpu_at_start_a_write_index_far_past_the_read_index() {
+    killed_for(
+        Child::Gpu,
+        "ring-wild-index@start",
+        "records past the reader's",
+        PACED,
+    );
+}
+
+#[test]
+fn paced_gpu_at_start_wake_ups_without_records() {
+    killed_for(
+        Child::Gpu,
+        "ring-wake-flood@start",
+        "wake-ups without a record",
+        PACED,
+    );
+}
+
 #[test]
 fn paced_gpu_a_flood_goes_to_a_thread_and_is_judged_by_the_budget() {
     // The loop takes 16 of the process's messages a round, a few rounds a turn; one that still

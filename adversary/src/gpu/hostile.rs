@@ -112,6 +112,10 @@ pub enum Attack {
     SlowAbandon,
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
+    /// The same attack on its ring to the launcher, made as soon as it has started, before its
+    /// first frame (`ring-<name>@start`): a paced run's launcher is taking the ring over from
+    /// the thread that read the start-up then.
+    RingAtStart(crate::ring::RingAttack),
     /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
     /// it out; every process of the run paces its frames.
     Standby(super::standby::StandbyAttack),
@@ -238,6 +242,13 @@ impl Attack {
                 "dmabuf" => BackendRequest::DmaBuf,
                 _ => return None,
             }));
+        }
+        if let Some(ring) = v
+            .strip_suffix("@start")
+            .and_then(crate::ring::RingAttack::from_name)
+            .filter(|r| !r.on_inbox())
+        {
+            return Some(Attack::RingAtStart(ring));
         }
         if let Some(ring) = crate::ring::RingAttack::from_name(&v) {
             return Some(Attack::Ring(ring));
@@ -389,7 +400,9 @@ pub fn attack(
         | Attack::StarveView
         | Attack::Standby(_)
         | Attack::CrashOnStartWith(_) => {}
-        Attack::Ring(r) => crate::ring::attack(r, events, || GpuToLauncher::Pong(0)),
+        Attack::Ring(r) | Attack::RingAtStart(r) => {
+            crate::ring::attack(r, events, || GpuToLauncher::Pong(0))
+        }
         Attack::LogForge => {
             let forged = format!("x\n{FORGED_LINE}\n\x1b[31mred\x1b[0m \u{2028}after");
             let _ = events.send(&GpuToLauncher::Failed(forged));

@@ -120,6 +120,7 @@ impl Hooks for GpuAdversary {
             // On its ring to the launcher, once the launcher reads its frames (a paced run's
             // loop takes the ring over from a thread once the process has started).
             Some(Attack::Ring(_) | Attack::Flood) | None => {}
+            // Or at once, while the launcher takes it over.
             Some(a) => hostile::attack(a, run.events, run.info),
         }
     }
