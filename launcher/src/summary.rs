@@ -356,8 +356,8 @@ pub struct Paths {
     /// than a turn takes).
     pub gpu_intake: String,
     /// The renderers' scheduling policy: `batch` (`SCHED_BATCH`: a renderer woken for a frame
-    /// waits for the launcher to sleep instead of taking its core at once), or `default: ` and
-    /// why the kernel left one under its default policy.
+    /// does not preempt the task running on its CPU, the launcher among them), `not batch: `
+    /// and why, for the first renderer that was not, or `none` (no renderer was started).
     pub renderer_scheduling: String,
 }
 

@@ -1,13 +1,13 @@
 //! Scheduling policies (`sched_setscheduler(2)`, `sched_getscheduler(2)`).
 //!
 //! The launcher starts every renderer under `SCHED_BATCH`. A renderer is woken by the launcher
-//! once per frame handed on to it, and under the default policy a woken task preempts the one
-//! that woke it where the scheduler finds it more deserving: the launcher, which hands on a
-//! burst of views' frames and then sleeps, is switched out after a wake-up and back in to finish
-//! its turn. A batch task is never run ahead of the task running on its CPU on waking; it runs
-//! when the launcher sleeps, moments later. The policy takes nothing else from the renderer: it
-//! keeps its nice value and its share of the CPU (`sched(7)`: "the scheduler will apply a small
-//! scheduling penalty with respect to wakeup behavior").
+//! once per frame handed on to it, and under the default policy a woken task may preempt the
+//! task running on the CPU it is woken on: where that is the launcher, which hands on a burst of
+//! views' frames and then sleeps, it is switched out after a wake-up and back in to finish its
+//! turn. A batch task never preempts on waking: it waits for the running task to sleep or for
+//! the scheduler's tick, or runs at once on an idle CPU. The policy takes nothing else from the
+//! renderer: it keeps its nice value and its share of the CPU (`sched(7)`: "the scheduler will
+//! apply a small scheduling penalty with respect to wakeup behavior").
 //!
 //! Neither call has a wrapper in rustix; both take integers only.
 

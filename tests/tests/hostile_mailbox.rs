@@ -564,21 +564,31 @@ fn paced_gpu_a_socket_message_the_ring_did_not_announce() {
 // two finds the attack judges it, with nothing lost between them.
 #[test]
 fn paced_gpu_at_start_a_write_index_far_past_the_read_index() {
-    killed_for(
+    let (log, _) = killed_for(
         Child::Gpu,
         "ring-wild-index@start",
         "records past the reader's",
         PACED,
     );
+    attacked_at_start(&log);
 }
 
 #[test]
 fn paced_gpu_at_start_wake_ups_without_records() {
-    killed_for(
+    let (log, _) = killed_for(
         Child::Gpu,
         "ring-wake-flood@start",
         "wake-ups without a record",
         PACED,
+    );
+    attacked_at_start(&log);
+}
+
+/// Checks that the GPU process attacked when it had started, and not at a frame.
+fn attacked_at_start(log: &str) {
+    assert!(
+        said(log, Child::Gpu, "RingAtStart") && !said(log, Child::Gpu, "attacking its ring"),
+        "the GPU process did not attack its ring at start:\n{log}"
     );
 }
 

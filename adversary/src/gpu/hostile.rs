@@ -113,8 +113,9 @@ pub enum Attack {
     /// An attack on its mailboxes with the launcher (`ring-<name>`, [`crate::ring`]).
     Ring(crate::ring::RingAttack),
     /// The same attack on its ring to the launcher, made as soon as it has started, before its
-    /// first frame (`ring-<name>@start`): a paced run's launcher is taking the ring over from
-    /// the thread that read the start-up then.
+    /// first frame (`ring-<name>@start`, any attack but those on its inbox): a paced run's
+    /// launcher is taking the ring over from the thread that read the start-up then. Its log
+    /// names it (`RingAtStart`) where a frame's attack logs "attacking its ring".
     RingAtStart(crate::ring::RingAttack),
     /// An attack of the standby (`standby-<name>`, [`super::standby`]): only a standby carries
     /// it out; every process of the run paces its frames.

@@ -166,10 +166,11 @@ impl Supervisor<'_> {
         };
         s.paths.renderer_intake = intake(self.intakes);
         s.paths.gpu_intake = intake(self.gpu_intakes);
-        s.paths.renderer_scheduling = self
-            .unbatched
-            .as_ref()
-            .map_or_else(|| "batch".to_owned(), |why| format!("default: {why}"));
+        s.paths.renderer_scheduling = match &self.renderer_policy {
+            None => "none".to_owned(),
+            Some(Ok(())) => "batch".to_owned(),
+            Some(Err(why)) => format!("not batch: {why}"),
+        };
         match &self.display {
             Some(d) => {
                 s.paths.present = d.d.presenter.describe().to_owned();

@@ -538,9 +538,10 @@ struct Supervisor<'a> {
     /// GPU processes whose messages the main loop took over from their thread, and those a
     /// thread read to the end (`paths.gpu_intake`).
     gpu_intakes: (u64, u64),
-    /// Why a renderer was left under the default scheduling policy, the first time one was
-    /// (`paths.renderer_scheduling`).
-    unbatched: Option<String>,
+    /// The renderers' scheduling policy (`paths.renderer_scheduling`): `None` before the first
+    /// renderer is spawned, then `Ok` while every one runs as a batch task, or why the first
+    /// that does not was left so.
+    renderer_policy: Option<Result<(), String>>,
     /// Whether the main loop reads the GPU process's ring itself once it has started, and
     /// sleeps on it (`session/gpu_intake.rs`): a paced run without a window, with mailboxes, on a kernel
     /// that can wait on two futexes at once.
@@ -909,7 +910,7 @@ fn run_with(
         mailbox_sent: Default::default(),
         intakes: (0, 0),
         gpu_intakes: (0, 0),
-        unbatched: None,
+        renderer_policy: None,
         ring_sleep,
         bell: bell.clone(),
         _ringers_stop: ringers_stop,

@@ -686,20 +686,25 @@ impl Supervisor<'_> {
             .context("starting the renderer")?;
         self.tracing.started(r.proc.pid, Role::Renderer.to_string());
         // Its confinement asked for SCHED_BATCH (`triptych_sys::sched`); a kernel that refused
-        // it leaves the renderer as fast, and the launcher's wake-ups of it dearer.
+        // it leaves the renderer as fast, and the launcher's wake-ups of it dearer. The pid is
+        // the child's until the launcher reaps it.
         use triptych_sys::sched::{policy_of, Policy};
-        let unbatched = match policy_of(r.proc.pid) {
-            Ok(Policy::Batch) => None,
-            Ok(p) => Some(format!("the kernel left it under {p}")),
-            Err(e) => Some(format!("its policy could not be read: {e}")),
+        let policy = match policy_of(r.proc.pid) {
+            Ok(Policy::Batch) => Ok(()),
+            Ok(p) => Err(format!("it runs under {p}")),
+            Err(e) => Err(format!("its policy could not be read: {e}")),
         };
-        if let Some(why) = unbatched.filter(|_| self.unbatched.is_none()) {
-            tracing::warn!(
-                pid = r.proc.pid,
-                why,
-                "a renderer runs under the default scheduling policy, not SCHED_BATCH: a frame's wake-up of it may switch the launcher out"
-            );
-            self.unbatched = Some(why);
+        match (&self.renderer_policy, policy) {
+            (None | Some(Ok(())), Err(why)) => {
+                tracing::warn!(
+                    pid = r.proc.pid,
+                    why,
+                    "a renderer does not run as a batch task (SCHED_BATCH): a frame's wake-up of it may switch the launcher out"
+                );
+                self.renderer_policy = Some(Err(why));
+            }
+            (None, Ok(())) => self.renderer_policy = Some(Ok(())),
+            _ => {}
         }
         // Events are forwarded by the caller.
         let _ = &mut r;
