@@ -355,9 +355,10 @@ pub struct Paths {
     /// `mixed` (one way, then the other: after a replacement, or for a process that sent more
     /// than a turn takes).
     pub gpu_intake: String,
-    /// The renderers' scheduling policy: `batch` (`SCHED_BATCH`: a renderer woken for a frame
-    /// does not preempt the task running on its CPU, the launcher among them), `not batch: `
-    /// and why, for the first renderer that was not, or `none` (no renderer was started).
+    /// The renderers' scheduling policy: `batch` (`SCHED_BATCH`, in a paced run: a renderer
+    /// woken for a frame does not preempt the task running on its CPU, the launcher among
+    /// them), `not batch: ` and why, for the first renderer that was not (`the run is not
+    /// paced`, or what the kernel did), or `none` (no renderer was started).
     pub renderer_scheduling: String,
 }
 

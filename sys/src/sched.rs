@@ -1,6 +1,6 @@
 //! Scheduling policies (`sched_setscheduler(2)`, `sched_getscheduler(2)`).
 //!
-//! The launcher starts every renderer under `SCHED_BATCH`. A renderer is woken by the launcher
+//! In a run it paces, the launcher starts every renderer under `SCHED_BATCH`. A renderer is woken by the launcher
 //! once per frame handed on to it, and under the default policy a woken task may preempt the
 //! task running on the CPU it is woken on: where that is the launcher, which hands on a burst of
 //! views' frames and then sleeps, it is switched out after a wake-up and back in to finish its

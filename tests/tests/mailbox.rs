@@ -88,6 +88,12 @@ fn steady_frames_reach_the_launcher_through_the_mailbox_not_the_socket() {
         long["paths"]
     );
     assert_eq!(long["paths"]["gpu_intake"], "thread", "{}", long["paths"]);
+    // Unpaced, the renderers keep the default scheduling policy.
+    assert_eq!(
+        long["paths"]["renderer_scheduling"], "not batch: the run is not paced",
+        "{}",
+        long["paths"]
+    );
 }
 
 #[test]

@@ -137,6 +137,8 @@ pub struct Jail {
     stderr: HashMap<Role, std::sync::Arc<crate::child_log::Tally>>,
     /// How the children are started (their binaries checked when the run started).
     starts: Children,
+    /// Whether renderers start as batch tasks ([`Jail::batch_renderers`]).
+    batch_renderers: bool,
 }
 
 impl Jail {
@@ -191,7 +193,17 @@ impl Jail {
             waiting_renderer_end: HashMap::new(),
             violations: Vec::new(),
             observed: HashMap::new(),
+            batch_renderers: false,
         })
+    }
+
+    /// Renderers spawned from now on start as batch tasks (`SCHED_BATCH`,
+    /// [`triptych_sys::sched`]) where `on`: in a run paced by the launcher, where a renderer
+    /// woken for a frame has the rest of the period to composite it. Without a pace the GPU
+    /// process makes frames as fast as it can, and a renderer that waited for the scheduler's
+    /// tick behind it would hold up every frame.
+    pub fn batch_renderers(&mut self, on: bool) {
+        self.batch_renderers = on;
     }
 
     /// How this run starts its children.
@@ -317,9 +329,9 @@ impl Jail {
             .inherit(report_w, REPORT_FD)?
             .inherit(child_end, HANDOVER_FD)?
             .inherit(child_control, CONTROL_FD)?;
-        // A renderer is woken for each frame handed on to it: under SCHED_BATCH it waits for
-        // the launcher to finish its turn instead of switching it out (`triptych_sys::sched`).
-        let confinement = if role == Role::Renderer {
+        // A renderer is woken for each frame handed on to it: under SCHED_BATCH it does not
+        // preempt the launcher's turn (`triptych_sys::sched`), in a paced run.
+        let confinement = if role == Role::Renderer && self.batch_renderers {
             confinement.batch_scheduling()
         } else {
             confinement

@@ -924,6 +924,7 @@ fn run_with(
     if ring_sleep {
         sv.policing.ring_on_verdicts(&ringers)?;
     }
+    sv.jail.batch_renderers(args.fps.is_some());
     for scene in scenes {
         let n = sv.next_view;
         // The first view is the run's own; the others are the ones listed, each maybe placed.

@@ -685,16 +685,23 @@ impl Supervisor<'_> {
             .spawn(Role::Renderer)
             .context("starting the renderer")?;
         self.tracing.started(r.proc.pid, Role::Renderer.to_string());
-        // Its confinement asked for SCHED_BATCH (`triptych_sys::sched`); a kernel that refused
-        // it leaves the renderer as fast, and the launcher's wake-ups of it dearer. The pid is
-        // the child's until the launcher reaps it.
+        // In a paced run its confinement asked for SCHED_BATCH (`triptych_sys::sched`,
+        // `Jail::batch_renderers`); a kernel that refused it leaves the renderer as fast, and
+        // the launcher's wake-ups of it dearer. The pid is the child's until the launcher reaps
+        // it.
         use triptych_sys::sched::{policy_of, Policy};
-        let policy = match policy_of(r.proc.pid) {
-            Ok(Policy::Batch) => Ok(()),
-            Ok(p) => Err(format!("it runs under {p}")),
-            Err(e) => Err(format!("its policy could not be read: {e}")),
+        let asked = self.args.fps.is_some();
+        let policy = if asked {
+            match policy_of(r.proc.pid) {
+                Ok(Policy::Batch) => Ok(()),
+                Ok(p) => Err(format!("it runs under {p}")),
+                Err(e) => Err(format!("its policy could not be read: {e}")),
+            }
+        } else {
+            Err("the run is not paced".to_owned())
         };
         match (&self.renderer_policy, policy) {
+            (None, Err(why)) if !asked => self.renderer_policy = Some(Err(why)),
             (None | Some(Ok(())), Err(why)) => {
                 tracing::warn!(
                     pid = r.proc.pid,
